@@ -1,0 +1,36 @@
+//! licensd's licensing engine: the group-based licensing rules of Microsoft Entra ID as a pure,
+//! incremental library. It knows nothing of tokio, SQL, HTTP or JSON, and has no clock: callers
+//! pass the time in.
+//!
+//! - Change the tenant only through [`Command`]s with [`Engine::apply`]; each is validated at
+//!   once and either refused with a typed [`CommandError`] (nothing changed) or accepted.
+//! - Accepted commands queue the users they affect; [`Engine::process_batch`] evaluates them
+//!   in the background order of the semantics and returns the [`StateChange`]s to persist.
+//! - Queries ([`Engine::user_license_states`], [`Engine::sku_usage`], ...) answer what an
+//!   administrator needs to see, with structured [`LicenseErrorDetail`]s.
+
+pub mod catalog;
+mod command;
+mod engine;
+mod error;
+mod evaluate;
+pub mod generator;
+mod model;
+mod plan_set;
+mod query;
+pub mod seed_world;
+pub mod setup;
+
+pub use command::Command;
+pub use engine::{
+    Cause, CauseId, CommandOutcome, Engine, GroupRef, ProcessReport, SkuRef, Source, StateChange,
+    StateRecord, UserRef,
+};
+pub use error::{CommandError, LicenseErrorDetail, PlanName};
+pub use model::{
+    AppliesTo, AssignedLicense, AssignmentSource, AssignmentStatus, CapabilityStatus, CountryCode,
+    LicenseErrorKind, LicenseProcessingState, NewUser, ProxyAddress, ServicePlanDefinition, ServicePlanRules,
+    SkuDefinition, TenantSettings, Timestamp, UserChanges, Uuid,
+};
+pub use plan_set::{PlanRef, PlanSet, PlanSetId, PlanSetInterner, MAX_SERVICE_PLANS};
+pub use query::{GroupView, LicenseAssignmentState, LicensedUser, SkuUsage, TenantOverview, UserView};

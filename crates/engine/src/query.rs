@@ -1,0 +1,559 @@
+//! Read-only views of the engine for administrators and for the layers above: a user's
+//! license assignment states with their error details, effective licenses and plans, seats per
+//! product, who holds a product, groups and users in error, processing state, tenant overview.
+
+use std::collections::BTreeMap;
+
+use crate::engine::{Cause, Engine, GroupRef, SkuRef, Source, StateRecord, UserRef};
+use crate::error::{CommandError, LicenseErrorDetail};
+use crate::model::{
+    AssignedLicense, AssignmentSource, AssignmentStatus, CapabilityStatus, CountryCode, LicenseErrorKind,
+    LicenseProcessingState, ProxyAddress, ServicePlanRules, Timestamp, Uuid,
+};
+use crate::plan_set::PlanSet;
+
+/// Graph `licenseAssignmentState`, with the structured error detail licensd adds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LicenseAssignmentState {
+    pub sku_id: Uuid,
+    pub assigned_by_group: Option<Uuid>,
+    pub disabled_plans: Vec<Uuid>,
+    pub state: AssignmentStatus,
+    pub error: Option<LicenseErrorKind>,
+    pub error_detail: Option<LicenseErrorDetail>,
+    /// Plans in effect through this assignment (empty when it grants nothing).
+    pub granted_plans: Vec<Uuid>,
+    pub last_updated: Timestamp,
+}
+
+/// A user's directory properties and licensing intent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserView {
+    pub id: Uuid,
+    pub user_principal_name: String,
+    pub display_name: String,
+    pub usage_location: Option<CountryCode>,
+    pub proxy_addresses: Vec<ProxyAddress>,
+    pub account_enabled: bool,
+    /// Direct assignments (intent).
+    pub direct_licenses: Vec<AssignedLicense>,
+    /// Groups the user is a direct member of.
+    pub member_of: Vec<Uuid>,
+}
+
+/// A group's properties and licensing intent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupView {
+    pub id: Uuid,
+    pub display_name: String,
+    pub assigned_licenses: Vec<AssignedLicense>,
+    pub member_count: usize,
+    pub members_with_license_errors: usize,
+    pub license_processing_state: LicenseProcessingState,
+}
+
+/// Seats of one product.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SkuUsage {
+    pub sku_id: Uuid,
+    pub sku_part_number: String,
+    pub display_name: String,
+    pub capability_status: CapabilityStatus,
+    pub prepaid_units: u32,
+    pub consumed_units: u32,
+    /// Purchased minus consumed, never below zero.
+    pub available_units: u32,
+    /// Consumed above purchased (after seats were lowered): nothing is taken away.
+    pub over_allocated_units: u32,
+    /// Users whose own error on this product is `CountViolation`.
+    pub waiting_users: usize,
+    pub service_plans: Vec<(Uuid, String, String)>,
+}
+
+/// A user holding (or wanting) a product, and through which assignments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LicensedUser {
+    pub user_id: Uuid,
+    pub user_principal_name: String,
+    /// Whether a direct assignment of the product is in effect.
+    pub direct: bool,
+    /// Groups through which the product is in effect.
+    pub via_groups: Vec<Uuid>,
+    /// Assignments of the product in error.
+    pub errors: Vec<(AssignmentSource, LicenseErrorKind)>,
+}
+
+/// Counts for a tenant overview.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TenantOverview {
+    pub users: usize,
+    pub groups: usize,
+    pub licensed_groups: usize,
+    pub groups_with_errors: usize,
+    pub users_with_errors: usize,
+    pub queued_users: usize,
+    pub errors_by_kind: BTreeMap<LicenseErrorKind, usize>,
+    pub products: Vec<SkuUsage>,
+}
+
+impl Engine {
+    /// Resolves a compact state record into Graph terms, with the current error detail.
+    pub fn resolve_state(&self, record: &StateRecord) -> LicenseAssignmentState {
+        let sku = self.sku(record.sku);
+        let error_detail = record
+            .cause
+            .map(|cause| self.error_detail(record, &self.causes.causes[cause.0 as usize]));
+        LicenseAssignmentState {
+            sku_id: sku.id,
+            assigned_by_group: self.source_of(record.source).assigned_by_group(),
+            disabled_plans: self.plan_ids(self.plan_sets.get(record.disabled_plans)),
+            state: record.status,
+            error: record
+                .cause
+                .map(|cause| self.causes.causes[cause.0 as usize].kind()),
+            error_detail,
+            granted_plans: record
+                .granted_plans
+                .map(|id| self.plan_ids(self.plan_sets.get(id)))
+                .unwrap_or_default(),
+            last_updated: record.last_updated,
+        }
+    }
+
+    fn plan_ids(&self, plans: &PlanSet) -> Vec<Uuid> {
+        plans.iter().map(|plan| self.plan(plan).id).collect()
+    }
+
+    /// The GUID-level source of a compact one.
+    pub fn source_of(&self, source: Source) -> AssignmentSource {
+        match source {
+            Source::Direct => AssignmentSource::Direct,
+            Source::Group(group) => AssignmentSource::Group(self.group_id_of(group)),
+        }
+    }
+
+    fn group_id_of(&self, group: GroupRef) -> Uuid {
+        match &self.groups[group.0 as usize] {
+            Some(group) => group.id,
+            None => Uuid::nil(),
+        }
+    }
+
+    pub fn sku_id_of(&self, sku: SkuRef) -> Uuid {
+        self.sku(sku).id
+    }
+
+    fn error_detail(&self, record: &StateRecord, cause: &Cause) -> LicenseErrorDetail {
+        match cause {
+            Cause::Count { sku } => {
+                let definition = self.sku(*sku);
+                LicenseErrorDetail::CountViolation {
+                    sku_id: definition.id,
+                    sku_part_number: definition.part_number.clone(),
+                    prepaid_units: definition.prepaid_units,
+                    consumed_units: definition.consumed_units,
+                    waiting_users: definition.waiting.len(),
+                }
+            }
+            Cause::MutuallyExclusive {
+                plan,
+                conflicting_plan,
+                conflicting_sku,
+                conflicting_source,
+            } => LicenseErrorDetail::MutuallyExclusiveViolation {
+                service_plan: self.plan_name(*plan),
+                conflicting_service_plan: self.plan_name(*conflicting_plan),
+                conflicting_sku_id: self.sku(*conflicting_sku).id,
+                conflicting_assignment: self.source_of(*conflicting_source),
+            },
+            Cause::MissingPrerequisite { plan } => LicenseErrorDetail::DependencyViolation {
+                dependent_service_plan: self.plan_name(*plan),
+                dependent_sku_id: self.sku(record.sku).id,
+                dependent_assignment: Some(self.source_of(record.source)),
+                required_service_plans: self.plan_names(&self.plan(*plan).requires_any_of),
+                removal_blocked: false,
+            },
+            Cause::RemovalBlocked {
+                dependent_plan,
+                dependent_sku,
+                dependent_source,
+            } => LicenseErrorDetail::DependencyViolation {
+                dependent_service_plan: self.plan_name(*dependent_plan),
+                dependent_sku_id: self.sku(*dependent_sku).id,
+                dependent_assignment: dependent_source.map(|source| self.source_of(source)),
+                required_service_plans: self.plan_names(&self.plan(*dependent_plan).requires_any_of),
+                removal_blocked: true,
+            },
+            Cause::UsageLocation {
+                plan,
+                location,
+                inherited_from_tenant,
+            } => LicenseErrorDetail::ProhibitedInUsageLocationViolation {
+                service_plan: plan.map(|plan| self.plan_name(plan)),
+                usage_location: *location,
+                inherited_from_tenant: *inherited_from_tenant,
+            },
+            Cause::Uniqueness { proxy_address } => {
+                let other_user_ids = self
+                    .users
+                    .iter()
+                    .flatten()
+                    .filter(|user| {
+                        user.proxy_addresses
+                            .iter()
+                            .any(|a| a.normalized() == **proxy_address)
+                    })
+                    .map(|user| user.id)
+                    .filter(|id| {
+                        self.user_index.get(id).is_some_and(|user| {
+                            self.user(*user).states.iter().all(|s| !std::ptr::eq(s, record))
+                        })
+                    })
+                    .collect::<Vec<_>>();
+                LicenseErrorDetail::UniquenessViolation {
+                    proxy_address: proxy_address.to_string(),
+                    other_user_ids,
+                }
+            }
+            Cause::BlockedBySibling { sku, kind } => LicenseErrorDetail::BlockedBySibling {
+                sibling_sku_id: self.sku(*sku).id,
+                sibling_error: *kind,
+            },
+        }
+    }
+
+    /// A user's license assignment states, direct first, then by group, then by product.
+    pub fn user_license_states(&self, user_id: Uuid) -> Result<Vec<LicenseAssignmentState>, CommandError> {
+        let user = self.user_ref(user_id)?;
+        let mut states: Vec<LicenseAssignmentState> = self
+            .user(user)
+            .states
+            .iter()
+            .map(|record| {
+                let mut state = self.resolve_state(record);
+                if let Some(LicenseErrorDetail::UniquenessViolation { other_user_ids, .. }) =
+                    &mut state.error_detail
+                {
+                    other_user_ids.retain(|other| *other != user_id);
+                }
+                state
+            })
+            .collect();
+        states.sort_by_key(|state| (state.assigned_by_group, state.sku_id));
+        Ok(states)
+    }
+
+    /// The compact records of a user (for stores persisting deltas).
+    pub fn user_state_records(&self, user_id: Uuid) -> Result<&[StateRecord], CommandError> {
+        let user = self.user_ref(user_id)?;
+        Ok(&self.user(user).states)
+    }
+
+    fn effective_plans_of(&self, user: UserRef) -> BTreeMap<SkuRef, PlanSet> {
+        let mut by_sku: BTreeMap<SkuRef, PlanSet> = BTreeMap::new();
+        for record in &self.user(user).states {
+            if record.status.is_in_effect() {
+                let granted = record
+                    .granted_plans
+                    .map(|id| *self.plan_sets.get(id))
+                    .unwrap_or(PlanSet::EMPTY);
+                by_sku.entry(record.sku).or_default().union_with(&granted);
+            }
+        }
+        by_sku
+    }
+
+    /// Graph `assignedLicenses`: one entry per product in effect; its disabled plans are the
+    /// intersection of the disabled plans of its assignments in effect.
+    pub fn user_assigned_licenses(&self, user_id: Uuid) -> Result<Vec<AssignedLicense>, CommandError> {
+        let user = self.user_ref(user_id)?;
+        Ok(self
+            .effective_plans_of(user)
+            .into_iter()
+            .map(|(sku, enabled)| AssignedLicense {
+                sku_id: self.sku(sku).id,
+                disabled_plans: self.plan_ids(&self.sku(sku).plans.difference(&enabled)),
+            })
+            .collect())
+    }
+
+    /// The union of the plans in effect for a user.
+    pub fn user_effective_plans(&self, user_id: Uuid) -> Result<Vec<Uuid>, CommandError> {
+        let user = self.user_ref(user_id)?;
+        let all = self
+            .effective_plans_of(user)
+            .values()
+            .fold(PlanSet::EMPTY, |acc, plans| acc.union(plans));
+        Ok(self.plan_ids(&all))
+    }
+
+    pub fn user_view(&self, user_id: Uuid) -> Result<UserView, CommandError> {
+        let user = self.user(self.user_ref(user_id)?);
+        Ok(UserView {
+            id: user.id,
+            user_principal_name: user.user_principal_name.to_string(),
+            display_name: user.display_name.to_string(),
+            usage_location: user.usage_location,
+            proxy_addresses: user.proxy_addresses.to_vec(),
+            account_enabled: user.account_enabled,
+            direct_licenses: user
+                .direct
+                .iter()
+                .map(|direct| AssignedLicense {
+                    sku_id: self.sku(direct.sku).id,
+                    disabled_plans: self.plan_ids(self.plan_sets.get(direct.disabled_plans)),
+                })
+                .collect(),
+            member_of: user.memberships.iter().map(|m| self.group(m.group).id).collect(),
+        })
+    }
+
+    /// Looks a user up by `userPrincipalName`, ignoring case.
+    pub fn user_by_principal_name(&self, user_principal_name: &str) -> Option<Uuid> {
+        self.upn_index
+            .get(user_principal_name.to_lowercase().as_str())
+            .map(|user| self.user(*user).id)
+    }
+
+    /// Every user id, in creation order.
+    pub fn user_ids(&self) -> Vec<Uuid> {
+        self.users.iter().flatten().map(|user| user.id).collect()
+    }
+
+    /// Every group id, in creation order.
+    pub fn group_ids(&self) -> Vec<Uuid> {
+        self.groups.iter().flatten().map(|group| group.id).collect()
+    }
+
+    pub fn user_count(&self) -> usize {
+        self.user_index.len()
+    }
+
+    pub fn group_count(&self) -> usize {
+        self.group_index.len()
+    }
+
+    pub fn group_view(&self, group_id: Uuid) -> Result<GroupView, CommandError> {
+        let group_ref = self.group_ref(group_id)?;
+        let group = self.group(group_ref);
+        Ok(GroupView {
+            id: group.id,
+            display_name: group.display_name.clone(),
+            assigned_licenses: group
+                .licenses
+                .iter()
+                .map(|license| AssignedLicense {
+                    sku_id: self.sku(license.sku).id,
+                    disabled_plans: self.plan_ids(self.plan_sets.get(license.disabled_plans)),
+                })
+                .collect(),
+            member_count: group.members.len(),
+            members_with_license_errors: group.error_users.len(),
+            license_processing_state: self.processing_state_of(group_ref),
+        })
+    }
+
+    /// Members of a group, oldest membership first.
+    pub fn group_members(&self, group_id: Uuid) -> Result<Vec<Uuid>, CommandError> {
+        let group = self.group_ref(group_id)?;
+        let mut members: Vec<(u64, Uuid)> = self
+            .group(group)
+            .members
+            .iter()
+            .map(|member| {
+                let user = self.user(*member);
+                let since = user
+                    .memberships
+                    .iter()
+                    .find(|m| m.group == group)
+                    .map_or(0, |m| m.since);
+                (since, user.id)
+            })
+            .collect();
+        members.sort_unstable();
+        Ok(members.into_iter().map(|(_, id)| id).collect())
+    }
+
+    fn processing_state_of(&self, group: GroupRef) -> LicenseProcessingState {
+        let group = self.group(group);
+        if group.pending_users == 0 {
+            LicenseProcessingState::ProcessingComplete
+        } else if group.processing_started {
+            LicenseProcessingState::ProcessingInProgress
+        } else {
+            LicenseProcessingState::QueuedForProcessing
+        }
+    }
+
+    /// Graph `licenseProcessingState` of a group, derived from the queue.
+    pub fn group_processing_state(&self, group_id: Uuid) -> Result<LicenseProcessingState, CommandError> {
+        Ok(self.processing_state_of(self.group_ref(group_id)?))
+    }
+
+    /// Graph `membersWithLicenseErrors`: users with an error on an assignment from the group.
+    pub fn members_with_license_errors(&self, group_id: Uuid) -> Result<Vec<Uuid>, CommandError> {
+        let group = self.group_ref(group_id)?;
+        Ok(self
+            .group(group)
+            .error_users
+            .iter()
+            .map(|user| self.user(*user).id)
+            .collect())
+    }
+
+    /// Graph `hasMembersWithLicenseErrors`.
+    pub fn has_members_with_license_errors(&self, group_id: Uuid) -> Result<bool, CommandError> {
+        let group = self.group_ref(group_id)?;
+        Ok(!self.group(group).error_users.is_empty())
+    }
+
+    /// Groups that need attention (at least one user in error), in creation order.
+    pub fn groups_with_errors(&self) -> Vec<Uuid> {
+        self.groups
+            .iter()
+            .flatten()
+            .filter(|group| !group.error_users.is_empty())
+            .map(|group| group.id)
+            .collect()
+    }
+
+    /// Users with at least one license assignment state in error.
+    pub fn users_with_errors(&self) -> Vec<Uuid> {
+        self.users_with_errors
+            .iter()
+            .map(|user| self.user(*user).id)
+            .collect()
+    }
+
+    fn usage_of(&self, sku: SkuRef) -> SkuUsage {
+        let definition = self.sku(sku);
+        SkuUsage {
+            sku_id: definition.id,
+            sku_part_number: definition.part_number.clone(),
+            display_name: definition.display_name.clone(),
+            capability_status: definition.capability_status,
+            prepaid_units: definition.prepaid_units,
+            consumed_units: definition.consumed_units,
+            available_units: definition.prepaid_units.saturating_sub(definition.consumed_units),
+            over_allocated_units: definition.consumed_units.saturating_sub(definition.prepaid_units),
+            waiting_users: definition.waiting.len(),
+            service_plans: definition
+                .plan_order
+                .iter()
+                .map(|plan| {
+                    let plan = self.plan(*plan);
+                    (plan.id, plan.name.clone(), plan.display_name.clone())
+                })
+                .collect(),
+        }
+    }
+
+    /// Seats of every product, in subscription order.
+    pub fn sku_usages(&self) -> Vec<SkuUsage> {
+        (0..self.skus.len())
+            .map(|index| self.usage_of(SkuRef(index as u16)))
+            .collect()
+    }
+
+    pub fn sku_usage(&self, sku_id: Uuid) -> Result<SkuUsage, CommandError> {
+        Ok(self.usage_of(self.sku_ref(sku_id)?))
+    }
+
+    /// The portal's "Licensed users" of a product: everyone with an assignment of it, and
+    /// whether it is in effect directly or through which groups.
+    pub fn licensed_users(&self, sku_id: Uuid) -> Result<Vec<LicensedUser>, CommandError> {
+        let sku = self.sku_ref(sku_id)?;
+        let mut result = Vec::new();
+        for user in self.users.iter().flatten() {
+            let mut entry = LicensedUser {
+                user_id: user.id,
+                user_principal_name: user.user_principal_name.to_string(),
+                direct: false,
+                via_groups: Vec::new(),
+                errors: Vec::new(),
+            };
+            let mut any = false;
+            for record in user.states.iter().filter(|record| record.sku == sku) {
+                any = true;
+                if record.status.is_in_effect() {
+                    match record.source {
+                        Source::Direct => entry.direct = true,
+                        Source::Group(group) => entry.via_groups.push(self.group_id_of(group)),
+                    }
+                }
+                if let Some(cause) = record.cause {
+                    entry.errors.push((
+                        self.source_of(record.source),
+                        self.causes.causes[cause.0 as usize].kind(),
+                    ));
+                }
+            }
+            if any {
+                result.push(entry);
+            }
+        }
+        Ok(result)
+    }
+
+    /// The portal's "Licensed groups" of a product.
+    pub fn licensed_groups(&self, sku_id: Uuid) -> Result<Vec<Uuid>, CommandError> {
+        let sku = self.sku_ref(sku_id)?;
+        Ok(self
+            .groups_with_sku(sku)
+            .into_iter()
+            .map(|group| self.group_id_of(group))
+            .collect())
+    }
+
+    /// The rules of a service plan.
+    pub fn service_plan_rules(&self, service_plan_id: Uuid) -> Result<ServicePlanRules, CommandError> {
+        Ok(self.plan(self.plan_ref(service_plan_id)?).rules.clone())
+    }
+
+    /// Counts for the tenant overview page.
+    pub fn tenant_overview(&self) -> TenantOverview {
+        let mut errors_by_kind = BTreeMap::new();
+        for user in &self.users_with_errors {
+            for record in &self.user(*user).states {
+                if let Some(cause) = record.cause {
+                    *errors_by_kind
+                        .entry(self.causes.causes[cause.0 as usize].kind())
+                        .or_insert(0) += 1;
+                }
+            }
+        }
+        TenantOverview {
+            users: self.user_count(),
+            groups: self.group_count(),
+            licensed_groups: self
+                .groups
+                .iter()
+                .flatten()
+                .filter(|g| !g.licenses.is_empty())
+                .count(),
+            groups_with_errors: self
+                .groups
+                .iter()
+                .flatten()
+                .filter(|g| !g.error_users.is_empty())
+                .count(),
+            users_with_errors: self.users_with_errors.len(),
+            queued_users: self.queued_users(),
+            errors_by_kind,
+            products: self.sku_usages(),
+        }
+    }
+
+    /// Every user's states, keyed by user id: a canonical picture of the tenant's licensing
+    /// outcome, independent of engine-local handles (used to compare engines).
+    pub fn license_snapshot(&self) -> BTreeMap<Uuid, Vec<LicenseAssignmentState>> {
+        self.users
+            .iter()
+            .flatten()
+            .map(|user| {
+                let states = self.user_license_states(user.id).unwrap_or_default();
+                (user.id, states)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,269 @@
+//! The seed document's world, ready to use: a tenant subscribed to Office 365 E1 and E3,
+//! Enterprise Mobility + Security E3 and Microsoft Workplace Analytics (real GUIDs and plans from
+//! the bundled catalog), with the seed's rules, plus a small harness that creates users and
+//! groups with deterministic ids and advances time. Used by tests, benchmarks and the demo.
+
+use crate::catalog::{well_known, Catalog, CatalogError};
+use crate::command::Command;
+use crate::engine::{CommandOutcome, Engine, ProcessReport};
+use crate::error::CommandError;
+use crate::model::{
+    AssignedLicense, CountryCode, LicenseErrorKind, NewUser, ProxyAddress, ServicePlanRules, TenantSettings,
+    Timestamp, Uuid,
+};
+use crate::query::LicenseAssignmentState;
+use crate::setup::default_rule_commands;
+
+pub use crate::catalog::well_known::{
+    EMS_E3, EXCHANGE_ONLINE_PLAN_1, EXCHANGE_ONLINE_PLAN_2, OFFICE_365_E1, OFFICE_365_E3, SHAREPOINT_PLAN_1,
+    SHAREPOINT_PLAN_2, WORKPLACE_ANALYTICS_PLAN, WORKPLACE_ANALYTICS_SKU,
+};
+
+/// Microsoft Teams (`TEAMS1`): the plan the seed world makes unavailable in a few locations.
+pub const MICROSOFT_TEAMS_PLAN: Uuid = Uuid::from_u128(0x57ff2da0_773e_42df_b2af_ffb7a2317929);
+/// Usage locations where Microsoft Teams is unavailable in the seed world.
+pub const TEAMS_UNAVAILABLE_IN: [&str; 4] = ["CU", "IR", "KP", "SY"];
+/// The seed world's tenant id.
+pub const SEED_TENANT_ID: Uuid = Uuid::from_u128(0x11ce_45d0_0000_4000_8000_000000000001);
+
+/// Why the seed world could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SeedWorldError {
+    #[error("the bundled catalog does not load: {0}")]
+    Catalog(#[from] &'static CatalogError),
+    #[error("the bundled catalog lacks product {0}")]
+    MissingProduct(Uuid),
+    #[error("setting up the seed world failed: {0}")]
+    Command(#[from] CommandError),
+}
+
+/// Purchased seats of the seed world's four products.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeedSeats {
+    pub office_365_e1: u32,
+    pub office_365_e3: u32,
+    pub ems_e3: u32,
+    pub workplace_analytics: u32,
+}
+
+impl Default for SeedSeats {
+    fn default() -> Self {
+        SeedSeats {
+            office_365_e1: 100,
+            office_365_e3: 100,
+            ems_e3: 100,
+            workplace_analytics: 100,
+        }
+    }
+}
+
+/// A tenant plus a clock and id generator, for scenarios.
+#[derive(Clone, Debug)]
+pub struct SeedWorld {
+    pub engine: Engine,
+    pub now: Timestamp,
+    next_id: u128,
+}
+
+impl SeedWorld {
+    /// The seed world: default usage location `US`, the four products, the catalog's exclusions
+    /// (SharePoint Plan 1/2 and Exchange Plan 1/2 among them), Workplace Analytics requiring
+    /// Exchange Online Plan 1 or 2, Exchange plans as mailbox plans, and Microsoft Teams
+    /// unavailable in [`TEAMS_UNAVAILABLE_IN`].
+    pub fn new(seats: SeedSeats) -> Result<SeedWorld, SeedWorldError> {
+        let catalog = Catalog::bundled()?;
+        let mut settings = TenantSettings::new(SEED_TENANT_ID, "Contoso (seed world)");
+        settings.default_usage_location = Some(CountryCode::parse("US")?);
+        let mut world = SeedWorld {
+            engine: Engine::new(settings),
+            now: Timestamp(1_700_000_000_000),
+            next_id: 1,
+        };
+        for (sku_id, prepaid) in [
+            (well_known::OFFICE_365_E1, seats.office_365_e1),
+            (well_known::OFFICE_365_E3, seats.office_365_e3),
+            (well_known::EMS_E3, seats.ems_e3),
+            (well_known::WORKPLACE_ANALYTICS_SKU, seats.workplace_analytics),
+        ] {
+            let product = catalog
+                .product_by_sku_id(sku_id)
+                .ok_or(SeedWorldError::MissingProduct(sku_id))?;
+            world.apply(Command::AddSku(product.to_sku_definition(prepaid)))?;
+        }
+        for command in default_rule_commands(catalog, &world.engine) {
+            world.apply(command)?;
+        }
+        for mailbox_plan in [EXCHANGE_ONLINE_PLAN_1, EXCHANGE_ONLINE_PLAN_2] {
+            let mut rules = world.engine.service_plan_rules(mailbox_plan)?;
+            rules.needs_unique_proxy_address = true;
+            world.apply(Command::SetServicePlanRules {
+                service_plan_id: mailbox_plan,
+                rules,
+            })?;
+        }
+        let mut teams_rules: ServicePlanRules = world.engine.service_plan_rules(MICROSOFT_TEAMS_PLAN)?;
+        for location in TEAMS_UNAVAILABLE_IN {
+            teams_rules.unavailable_in.push(CountryCode::parse(location)?);
+        }
+        world.apply(Command::SetServicePlanRules {
+            service_plan_id: MICROSOFT_TEAMS_PLAN,
+            rules: teams_rules,
+        })?;
+        Ok(world)
+    }
+
+    /// A fresh deterministic id.
+    pub fn next_id(&mut self) -> Uuid {
+        let id = Uuid::from_u128(0x5eed_0000_0000_4000_8000_000000000000 | self.next_id);
+        self.next_id += 1;
+        id
+    }
+
+    /// Applies a command one second after the previous one.
+    pub fn apply(&mut self, command: Command) -> Result<CommandOutcome, CommandError> {
+        self.now = Timestamp(self.now.0 + 1000);
+        self.engine.apply(command, self.now)
+    }
+
+    /// Creates a user `name@contoso.com` with an optional usage location and the primary
+    /// address `SMTP:name@contoso.com`.
+    pub fn add_user(&mut self, name: &str, usage_location: Option<&str>) -> Result<Uuid, CommandError> {
+        let id = self.next_id();
+        let mut user = NewUser::new(id, &format!("{name}@contoso.com"));
+        user.usage_location = usage_location.map(CountryCode::parse).transpose()?;
+        user.proxy_addresses = vec![ProxyAddress::parse(&format!("SMTP:{name}@contoso.com"))?];
+        self.apply(Command::CreateUser(user))?;
+        Ok(id)
+    }
+
+    pub fn add_group(&mut self, display_name: &str) -> Result<Uuid, CommandError> {
+        let id = self.next_id();
+        self.apply(Command::CreateGroup {
+            group_id: id,
+            display_name: display_name.to_string(),
+        })?;
+        Ok(id)
+    }
+
+    pub fn add_member(&mut self, group_id: Uuid, user_id: Uuid) -> Result<CommandOutcome, CommandError> {
+        self.apply(Command::AddGroupMember { group_id, user_id })
+    }
+
+    pub fn remove_member(&mut self, group_id: Uuid, user_id: Uuid) -> Result<CommandOutcome, CommandError> {
+        self.apply(Command::RemoveGroupMember { group_id, user_id })
+    }
+
+    pub fn assign_to_group(
+        &mut self,
+        group_id: Uuid,
+        add_licenses: Vec<AssignedLicense>,
+        remove_licenses: Vec<Uuid>,
+    ) -> Result<CommandOutcome, CommandError> {
+        self.apply(Command::AssignGroupLicenses {
+            group_id,
+            add_licenses,
+            remove_licenses,
+        })
+    }
+
+    pub fn assign_to_user(
+        &mut self,
+        user_id: Uuid,
+        add_licenses: Vec<AssignedLicense>,
+        remove_licenses: Vec<Uuid>,
+    ) -> Result<CommandOutcome, CommandError> {
+        self.apply(Command::AssignUserLicenses {
+            user_id,
+            add_licenses,
+            remove_licenses,
+        })
+    }
+
+    /// Runs the background processing until the queue is empty.
+    pub fn process(&mut self) -> ProcessReport {
+        self.now = Timestamp(self.now.0 + 1000);
+        self.engine.process_all(self.now)
+    }
+
+    /// The state of one assignment of a user (`group_id` `None` for direct).
+    pub fn state(
+        &self,
+        user_id: Uuid,
+        sku_id: Uuid,
+        group_id: Option<Uuid>,
+    ) -> Option<LicenseAssignmentState> {
+        self.engine
+            .user_license_states(user_id)
+            .ok()?
+            .into_iter()
+            .find(|state| state.sku_id == sku_id && state.assigned_by_group == group_id)
+    }
+
+    /// The error of one assignment of a user, if any.
+    pub fn error(&self, user_id: Uuid, sku_id: Uuid, group_id: Option<Uuid>) -> Option<LicenseErrorKind> {
+        self.state(user_id, sku_id, group_id)
+            .and_then(|state| state.error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::AssignmentStatus;
+
+    #[test]
+    fn seed_world_builds_with_the_seed_rules() {
+        let world = SeedWorld::new(SeedSeats::default()).expect("seed world");
+        let exchange_1 = world
+            .engine
+            .service_plan_rules(EXCHANGE_ONLINE_PLAN_1)
+            .expect("plan");
+        assert!(exchange_1
+            .mutually_exclusive_with
+            .contains(&EXCHANGE_ONLINE_PLAN_2));
+        assert!(exchange_1.needs_unique_proxy_address);
+        let sharepoint_2 = world.engine.service_plan_rules(SHAREPOINT_PLAN_2).expect("plan");
+        assert!(sharepoint_2.mutually_exclusive_with.contains(&SHAREPOINT_PLAN_1));
+        let analytics = world
+            .engine
+            .service_plan_rules(WORKPLACE_ANALYTICS_PLAN)
+            .expect("plan");
+        assert_eq!(analytics.requires_any_of.len(), 2);
+        assert_eq!(world.engine.sku_usages().len(), 4);
+    }
+
+    #[test]
+    fn direct_e1_conflicts_with_group_e3_until_removed() {
+        let mut world = SeedWorld::new(SeedSeats::default()).expect("seed world");
+        let alice = world.add_user("alice", Some("US")).expect("user");
+        let group = world.add_group("E3 users").expect("group");
+        world
+            .assign_to_user(alice, vec![AssignedLicense::new(OFFICE_365_E1)], vec![])
+            .expect("direct E1");
+        world.add_member(group, alice).expect("member");
+        world
+            .assign_to_group(group, vec![AssignedLicense::new(OFFICE_365_E3)], vec![])
+            .expect("group E3");
+        world.process();
+        assert_eq!(
+            world.error(alice, OFFICE_365_E3, Some(group)),
+            Some(LicenseErrorKind::MutuallyExclusiveViolation)
+        );
+        assert_eq!(world.engine.groups_with_errors(), vec![group]);
+        world
+            .assign_to_user(alice, vec![], vec![OFFICE_365_E1])
+            .expect("remove E1");
+        world.process();
+        let state = world.state(alice, OFFICE_365_E3, Some(group)).expect("state");
+        assert_eq!(state.state, AssignmentStatus::Active);
+        assert!(world.engine.groups_with_errors().is_empty());
+        assert_eq!(
+            world.engine.sku_usage(OFFICE_365_E3).expect("sku").consumed_units,
+            1
+        );
+        assert_eq!(
+            world.engine.sku_usage(OFFICE_365_E1).expect("sku").consumed_units,
+            0
+        );
+    }
+}

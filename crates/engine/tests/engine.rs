@@ -1,0 +1,8 @@
+//! Integration tests of the engine, one binary with a module per concern (link time).
+
+#[path = "engine/commands.rs"]
+mod commands;
+#[path = "engine/properties.rs"]
+mod properties;
+#[path = "engine/scenarios.rs"]
+mod scenarios;
