@@ -557,3 +557,133 @@ impl Engine {
             .collect()
     }
 }
+
+impl Engine {
+    fn sku_label(&self, sku_id: Uuid) -> String {
+        match self.sku_index.get(&sku_id) {
+            Some(sku) => {
+                let sku = self.sku(*sku);
+                format!("{} ({})", sku.display_name, sku.part_number)
+            }
+            None => sku_id.to_string(),
+        }
+    }
+
+    fn source_label(&self, source: &AssignmentSource) -> String {
+        match source {
+            AssignmentSource::Direct => "a direct assignment".to_string(),
+            AssignmentSource::Group(group_id) => match self.group_index.get(group_id) {
+                Some(group) => format!("group \"{}\"", self.group(*group).display_name),
+                None => format!("group {group_id}"),
+            },
+        }
+    }
+
+    fn user_label(&self, user_id: &Uuid) -> String {
+        match self.user_index.get(user_id) {
+            Some(user) => self.user(*user).user_principal_name.to_string(),
+            None => user_id.to_string(),
+        }
+    }
+
+    /// The plain-language reason of a state's error and the ways to resolve it the seed lists.
+    pub fn explain(&self, state: &LicenseAssignmentState) -> Option<String> {
+        let detail = state.error_detail.as_ref()?;
+        let product = self.sku_label(state.sku_id);
+        let text = match detail {
+            LicenseErrorDetail::CountViolation {
+                prepaid_units,
+                consumed_units,
+                waiting_users,
+                ..
+            } => format!(
+                "Not enough licenses: {product} has {prepaid_units} purchased and {consumed_units} assigned; \
+                 {waiting_users} user(s) are waiting. Buy more licenses or free some (remove direct \
+                 assignments that a group also gives, or users who no longer need it), then reprocess."
+            ),
+            LicenseErrorDetail::MutuallyExclusiveViolation {
+                service_plan,
+                conflicting_service_plan,
+                conflicting_sku_id,
+                conflicting_assignment,
+            } => format!(
+                "Conflicting service plans: {service_plan} in {product} cannot be enabled together with \
+                 {conflicting_service_plan}, which the user has from {} through {}. Remove that license if it \
+                 is redundant, or disable one of the two plans (in the group's assignment or in the other \
+                 one), then reprocess.",
+                self.sku_label(*conflicting_sku_id),
+                self.source_label(conflicting_assignment)
+            ),
+            LicenseErrorDetail::DependencyViolation {
+                dependent_service_plan,
+                dependent_sku_id,
+                dependent_assignment,
+                required_service_plans,
+                removal_blocked,
+            } => {
+                let required = required_service_plans
+                    .iter()
+                    .map(|plan| plan.display_name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" or ");
+                if *removal_blocked {
+                    format!(
+                        "Other products depend on this license: removing it would take away the last of \
+                         {required}, which {dependent_service_plan} in {} (from {}) needs. Keep the prerequisite through \
+                         another assignment or disable the dependent plan first, then reprocess.",
+                        self.sku_label(*dependent_sku_id),
+                        dependent_assignment
+                            .as_ref()
+                            .map(|source| self.source_label(source))
+                            .unwrap_or_else(|| "this user".to_string())
+                    )
+                } else {
+                    format!(
+                        "Missing prerequisite: {dependent_service_plan} in {product} requires {required} to be \
+                         enabled as well. Assign a product with it in the same group, then reprocess."
+                    )
+                }
+            }
+            LicenseErrorDetail::ProhibitedInUsageLocationViolation {
+                service_plan,
+                usage_location,
+                inherited_from_tenant,
+            } => match (service_plan, usage_location) {
+                (Some(plan), Some(location)) => format!(
+                    "Usage location isn't allowed: {plan} in {product} is not available in {location}{}. \
+                     Correct the user's usage location if it is wrong, or remove the user from the group.",
+                    if *inherited_from_tenant {
+                        " (the tenant's default, as the user has none)"
+                    } else {
+                        ""
+                    }
+                ),
+                _ => "No usage location: neither the user nor the tenant has one. Set the user's usage \
+                      location (or the tenant's default), then reprocess."
+                    .to_string(),
+            },
+            LicenseErrorDetail::UniquenessViolation {
+                proxy_address,
+                other_user_ids,
+            } => format!(
+                "Duplicate proxy address: {proxy_address} is also used by {}, and {product} contains a \
+                 mailbox plan. Fix the duplicate address, then reprocess.",
+                other_user_ids
+                    .iter()
+                    .map(|id| self.user_label(id))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            LicenseErrorDetail::BlockedBySibling {
+                sibling_sku_id,
+                sibling_error,
+            } => format!(
+                "Not assigned because {} of the same group failed ({}): a group's products are assigned all \
+                 together or not at all. Resolve that error, then reprocess.",
+                self.sku_label(*sibling_sku_id),
+                sibling_error.as_str()
+            ),
+        };
+        Some(text)
+    }
+}

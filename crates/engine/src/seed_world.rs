@@ -206,6 +206,122 @@ impl SeedWorld {
     }
 }
 
+/// Who is who in the demo tenant, for tests and documentation.
+#[derive(Clone, Debug, Default)]
+pub struct DemoDirectory {
+    pub users: Vec<Uuid>,
+    pub sales_e3: Uuid,
+    pub mobility_ems: Uuid,
+    pub frontline_e1: Uuid,
+    pub analytics_pilot: Uuid,
+    pub engineering_e3_ems: Uuid,
+}
+
+/// The demo tenant's figures (documented in the user guide and checked by tests).
+pub const DEMO_USERS: usize = 300;
+
+impl SeedWorld {
+    /// The demo tenant: the seed world with 300 users and five groups, placed so that every error
+    /// of the seed occurs at least once, among many healthy users:
+    /// - "Sales - Office 365 E3" (users 1-121; users 1-5 also hold E1 directly:
+    ///   `MutuallyExclusiveViolation`; users 61 and 62 share a proxy address, so neither gets the
+    ///   Exchange mailbox: `UniquenessViolation` for both);
+    /// - "Mobility - EMS E3" (users 1-130; 140 EMS seats, 20 of them taken first by Engineering:
+    ///   `CountViolation` for the last 10);
+    /// - "Frontline - Office 365 E1" (users 151-300; users 291-295 are in Cuba, where Teams is
+    ///   unavailable: `ProhibitedInUsageLocationViolation`; users 296-300 have no usage location
+    ///   and inherit the tenant's, US);
+    /// - "Analytics pilot" (E3 with only Exchange Online Plan 2, plus Workplace Analytics; users
+    ///   101-115, who also hold full E3 through Sales and consume one E3 seat);
+    /// - "Engineering - E3 + EMS" (users 131-150, healthy);
+    /// - user 121 held Workplace Analytics directly with Exchange from Sales and then left Sales:
+    ///   the removal is blocked (`DependencyViolation`, ActiveWithError).
+    pub fn demo() -> Result<(SeedWorld, DemoDirectory), SeedWorldError> {
+        let mut world = SeedWorld::new(SeedSeats {
+            office_365_e1: 170,
+            office_365_e3: 160,
+            ems_e3: 140,
+            workplace_analytics: 20,
+        })?;
+        let mut directory = DemoDirectory::default();
+        for number in 1..=DEMO_USERS {
+            let location = match number {
+                291..=295 => Some("CU"),
+                296..=300 => None,
+                _ if number % 7 == 0 => Some("NL"),
+                _ => Some("US"),
+            };
+            let id = world.add_user(&format!("user{number:03}"), location)?;
+            directory.users.push(id);
+        }
+        let user = |number: usize| directory.users[number - 1];
+        // Two users share a proxy address (an Exchange misconfiguration).
+        world.apply(Command::UpdateUser {
+            user_id: user(62),
+            changes: crate::model::UserChanges {
+                proxy_addresses: Some(vec![
+                    ProxyAddress::parse("SMTP:user062@contoso.com")?,
+                    ProxyAddress::parse("smtp:user061@contoso.com")?,
+                ]),
+                ..Default::default()
+            },
+        })?;
+        for number in 1..=5 {
+            world.assign_to_user(user(number), vec![AssignedLicense::new(OFFICE_365_E1)], vec![])?;
+        }
+        directory.sales_e3 = world.add_group("Sales - Office 365 E3")?;
+        directory.mobility_ems = world.add_group("Mobility - EMS E3")?;
+        directory.frontline_e1 = world.add_group("Frontline - Office 365 E1")?;
+        directory.analytics_pilot = world.add_group("Analytics pilot")?;
+        directory.engineering_e3_ems = world.add_group("Engineering - E3 + EMS")?;
+        world.assign_to_group(directory.sales_e3, vec![AssignedLicense::new(OFFICE_365_E3)], vec![])?;
+        world.assign_to_group(directory.mobility_ems, vec![AssignedLicense::new(EMS_E3)], vec![])?;
+        world.assign_to_group(directory.frontline_e1, vec![AssignedLicense::new(OFFICE_365_E1)], vec![])?;
+        world.assign_to_group(
+            directory.engineering_e3_ems,
+            vec![AssignedLicense::new(OFFICE_365_E3), AssignedLicense::new(EMS_E3)],
+            vec![],
+        )?;
+        let e3_plans: Vec<Uuid> = world
+            .engine
+            .sku_usage(OFFICE_365_E3)?
+            .service_plans
+            .iter()
+            .map(|(id, _, _)| *id)
+            .filter(|id| *id != EXCHANGE_ONLINE_PLAN_2)
+            .collect();
+        world.assign_to_group(
+            directory.analytics_pilot,
+            vec![
+                AssignedLicense::with_disabled_plans(OFFICE_365_E3, e3_plans),
+                AssignedLicense::new(WORKPLACE_ANALYTICS_SKU),
+            ],
+            vec![],
+        )?;
+        for number in 131..=150 {
+            world.add_member(directory.engineering_e3_ems, user(number))?;
+        }
+        for number in 1..=121 {
+            world.add_member(directory.sales_e3, user(number))?;
+        }
+        for number in 1..=130 {
+            world.add_member(directory.mobility_ems, user(number))?;
+        }
+        for number in 151..=300 {
+            world.add_member(directory.frontline_e1, user(number))?;
+        }
+        for number in 101..=115 {
+            world.add_member(directory.analytics_pilot, user(number))?;
+        }
+        world.process();
+        // User 121 gets Workplace Analytics directly (Exchange comes from Sales), then leaves Sales.
+        world.assign_to_user(user(121), vec![AssignedLicense::new(WORKPLACE_ANALYTICS_SKU)], vec![])?;
+        world.remove_member(directory.sales_e3, user(121))?;
+        world.process();
+        Ok((world, directory))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,5 +381,39 @@ mod tests {
             world.engine.sku_usage(OFFICE_365_E1).expect("sku").consumed_units,
             0
         );
+    }
+
+    #[test]
+    fn demo_tenant_shows_every_error_of_the_seed() {
+        let (world, directory) = SeedWorld::demo().expect("demo");
+        let overview = world.engine.tenant_overview();
+        for kind in [
+            LicenseErrorKind::CountViolation,
+            LicenseErrorKind::MutuallyExclusiveViolation,
+            LicenseErrorKind::DependencyViolation,
+            LicenseErrorKind::ProhibitedInUsageLocationViolation,
+            LicenseErrorKind::UniquenessViolation,
+        ] {
+            assert!(overview.errors_by_kind.get(&kind).copied().unwrap_or(0) > 0, "{kind:?} missing");
+        }
+        assert_eq!(overview.users, DEMO_USERS);
+        assert_eq!(overview.errors_by_kind[&LicenseErrorKind::CountViolation], 10);
+        assert_eq!(overview.errors_by_kind[&LicenseErrorKind::MutuallyExclusiveViolation], 5);
+        assert_eq!(overview.errors_by_kind[&LicenseErrorKind::ProhibitedInUsageLocationViolation], 5);
+        assert_eq!(overview.errors_by_kind[&LicenseErrorKind::UniquenessViolation], 2);
+        assert_eq!(overview.errors_by_kind[&LicenseErrorKind::DependencyViolation], 1);
+        assert!(overview.users - overview.users_with_errors >= 250);
+        let mut attention = world.engine.groups_with_errors();
+        attention.sort();
+        let mut expected = vec![directory.sales_e3, directory.mobility_ems, directory.frontline_e1];
+        expected.sort();
+        assert_eq!(attention, expected);
+        // Engineering (20) + Sales (121 members minus 5 conflicts and 2 duplicate addresses, user 121
+        // keeping its blocked E3): the analytics pilot's users are all in Sales and consume no
+        // second E3 seat.
+        let e3 = world.engine.sku_usage(OFFICE_365_E3).expect("E3");
+        assert_eq!(e3.consumed_units, 20 + 121 - 5 - 2);
+        let ems = world.engine.sku_usage(EMS_E3).expect("EMS");
+        assert_eq!((ems.consumed_units, ems.prepaid_units, ems.waiting_users), (140, 140, 10));
     }
 }
