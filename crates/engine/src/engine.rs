@@ -139,8 +139,28 @@ pub struct StateChange {
 pub struct CommandOutcome {
     /// State changes applied at once (direct assignments, deleted users).
     pub changes: Vec<StateChange>,
-    /// Users newly queued for background evaluation.
+    /// Number of users newly queued for background evaluation.
     pub queued_users: usize,
+    /// The users newly queued, in queue order (a store persists them as queue entries).
+    pub newly_queued: Vec<Uuid>,
+    /// The entities whose stored intent the command changed.
+    pub touched: Touched,
+}
+
+/// Which stored entities a command changed, so a store rewrites exactly those.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Touched {
+    pub settings: bool,
+    /// Products whose definition, seats or status changed.
+    pub skus: Vec<Uuid>,
+    /// Whether service plans or their rules changed.
+    pub service_plans: bool,
+    /// Users whose properties, direct licenses or memberships changed.
+    pub users: Vec<Uuid>,
+    pub deleted_users: Vec<Uuid>,
+    /// Groups whose properties or licenses changed.
+    pub groups: Vec<Uuid>,
+    pub deleted_groups: Vec<Uuid>,
 }
 
 /// What one processing step did.
@@ -150,6 +170,10 @@ pub struct ProcessReport {
     pub changes: Vec<StateChange>,
     /// Users still queued after this step.
     pub remaining_users: usize,
+    /// The users evaluated, in order.
+    pub evaluated: Vec<Uuid>,
+    /// Users queued during this step (self-healing hand-offs, ...) and still queued at its end.
+    pub requeued: Vec<Uuid>,
 }
 
 #[derive(Clone, Debug)]
@@ -279,6 +303,8 @@ pub struct Engine {
     pub(crate) queue: VecDeque<UserRef>,
     pub(crate) queued: Vec<bool>,
     pub(crate) queued_count: usize,
+    /// Users queued since the last command or processing step returned.
+    pub(crate) newly_queued: Vec<UserRef>,
     /// Logical clock: advanced by every accepted command and every evaluation.
     pub(crate) clock: u64,
     pub(crate) users_with_errors: BTreeSet<UserRef>,
@@ -335,6 +361,7 @@ impl Engine {
             queue: VecDeque::new(),
             queued: Vec::new(),
             queued_count: 0,
+            newly_queued: Vec::new(),
             clock: 0,
             users_with_errors: BTreeSet::new(),
             scratch: Default::default(),
@@ -349,7 +376,8 @@ impl Engine {
     /// synchronous (direct assignments, deletions) and queues the users whose licenses it affects.
     /// On error nothing has changed.
     pub fn apply(&mut self, command: Command, at: Timestamp) -> Result<CommandOutcome, CommandError> {
-        let queued_before = self.queued_count;
+        self.newly_queued.clear();
+        let touched = self.touched_by(&command);
         let mut changes = Vec::new();
         match command {
             Command::SetDefaultUsageLocation { usage_location } => {
@@ -423,10 +451,50 @@ impl Engine {
             }
         }
         self.hand_off_free_units();
+        let newly_queued: Vec<Uuid> = std::mem::take(&mut self.newly_queued)
+            .into_iter()
+            .filter_map(|user| self.users[user.0 as usize].as_ref().map(|user| user.id))
+            .collect();
         Ok(CommandOutcome {
             changes,
-            queued_users: self.queued_count.saturating_sub(queued_before),
+            queued_users: newly_queued.len(),
+            newly_queued,
+            touched,
         })
+    }
+
+    /// The entities a command will change if it is accepted.
+    fn touched_by(&self, command: &Command) -> Touched {
+        let mut touched = Touched::default();
+        match command {
+            Command::SetDefaultUsageLocation { .. } | Command::SetSelfHealing { .. } => {
+                touched.settings = true
+            }
+            Command::AddSku(definition) => {
+                touched.skus.push(definition.sku_id);
+                touched.service_plans = true;
+            }
+            Command::AddServicePlanToSku { sku_id, .. } => {
+                touched.skus.push(*sku_id);
+                touched.service_plans = true;
+            }
+            Command::SetPrepaidUnits { sku_id, .. } | Command::SetCapabilityStatus { sku_id, .. } => {
+                touched.skus.push(*sku_id)
+            }
+            Command::SetServicePlanRules { .. } => touched.service_plans = true,
+            Command::CreateUser(new_user) => touched.users.push(new_user.id),
+            Command::UpdateUser { user_id, .. }
+            | Command::AddGroupMember { user_id, .. }
+            | Command::RemoveGroupMember { user_id, .. }
+            | Command::AssignUserLicenses { user_id, .. } => touched.users.push(*user_id),
+            Command::DeleteUser { user_id } => touched.deleted_users.push(*user_id),
+            Command::CreateGroup { group_id, .. } | Command::AssignGroupLicenses { group_id, .. } => {
+                touched.groups.push(*group_id)
+            }
+            Command::DeleteGroup { group_id } => touched.deleted_groups.push(*group_id),
+            Command::ReprocessUser { .. } | Command::ReprocessGroup { .. } => {}
+        }
+        touched
     }
 
     fn tick(&mut self) -> u64 {
@@ -730,7 +798,7 @@ impl Engine {
         Ok(())
     }
 
-    fn rebuild_derived_rules(&mut self) {
+    pub(crate) fn rebuild_derived_rules(&mut self) {
         self.prohibited_by_location.clear();
         self.mailbox_plans = PlanSet::EMPTY;
         self.plans_with_exclusions = PlanSet::EMPTY;
@@ -882,7 +950,7 @@ impl Engine {
         Ok(())
     }
 
-    fn index_proxy_addresses(&mut self, user: UserRef) {
+    pub(crate) fn index_proxy_addresses(&mut self, user: UserRef) {
         let hashes: Vec<u64> = self
             .user(user)
             .proxy_addresses
@@ -1441,6 +1509,7 @@ impl Engine {
         self.queued[user.0 as usize] = true;
         self.queued_count += 1;
         self.queue.push_back(user);
+        self.newly_queued.push(user);
         let memberships = std::mem::take(&mut self.user_mut(user).memberships);
         for membership in &memberships {
             self.group_mut(membership.group).pending_users += 1;
@@ -1554,6 +1623,7 @@ impl Engine {
 
     /// Evaluates up to `max_users` queued users, in queue order, and returns the state changes.
     pub fn process_batch(&mut self, max_users: usize, at: Timestamp) -> ProcessReport {
+        self.newly_queued.clear();
         let mut report = ProcessReport::default();
         while report.evaluated_users < max_users {
             let Some(user) = self.queue.pop_front() else { break };
@@ -1563,12 +1633,19 @@ impl Engine {
             self.dequeue_bookkeeping(user);
             self.evaluate_user(user, at, &mut report.changes);
             report.evaluated_users += 1;
+            report.evaluated.push(self.user(user).id);
             if self.queue.is_empty() {
                 self.hand_off_free_units();
             }
         }
         self.hand_off_free_units();
         report.remaining_users = self.queued_users();
+        let mut requeued: Vec<UserRef> = std::mem::take(&mut self.newly_queued)
+            .into_iter()
+            .filter(|user| self.queued[user.0 as usize])
+            .collect();
+        requeued.dedup();
+        report.requeued = requeued.into_iter().map(|user| self.user(user).id).collect();
         report
     }
 
@@ -1579,6 +1656,7 @@ impl Engine {
             let mut report = self.process_batch(usize::MAX, at);
             total.evaluated_users += report.evaluated_users;
             total.changes.append(&mut report.changes);
+            total.evaluated.append(&mut report.evaluated);
             if report.remaining_users == 0 {
                 break;
             }

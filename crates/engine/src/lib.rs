@@ -15,6 +15,7 @@ mod engine;
 mod error;
 mod evaluate;
 pub mod generator;
+pub mod image;
 mod model;
 mod plan_set;
 mod query;
@@ -24,7 +25,7 @@ pub mod setup;
 pub use command::Command;
 pub use engine::{
     Cause, CauseId, CommandOutcome, Engine, GroupRef, ProcessReport, SkuRef, Source, StateChange,
-    StateRecord, UserRef,
+    StateRecord, Touched, UserRef,
 };
 pub use error::{CommandError, LicenseErrorDetail, PlanName};
 pub use model::{

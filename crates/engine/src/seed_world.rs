@@ -274,9 +274,17 @@ impl SeedWorld {
         directory.frontline_e1 = world.add_group("Frontline - Office 365 E1")?;
         directory.analytics_pilot = world.add_group("Analytics pilot")?;
         directory.engineering_e3_ems = world.add_group("Engineering - E3 + EMS")?;
-        world.assign_to_group(directory.sales_e3, vec![AssignedLicense::new(OFFICE_365_E3)], vec![])?;
+        world.assign_to_group(
+            directory.sales_e3,
+            vec![AssignedLicense::new(OFFICE_365_E3)],
+            vec![],
+        )?;
         world.assign_to_group(directory.mobility_ems, vec![AssignedLicense::new(EMS_E3)], vec![])?;
-        world.assign_to_group(directory.frontline_e1, vec![AssignedLicense::new(OFFICE_365_E1)], vec![])?;
+        world.assign_to_group(
+            directory.frontline_e1,
+            vec![AssignedLicense::new(OFFICE_365_E1)],
+            vec![],
+        )?;
         world.assign_to_group(
             directory.engineering_e3_ems,
             vec![AssignedLicense::new(OFFICE_365_E3), AssignedLicense::new(EMS_E3)],
@@ -315,7 +323,11 @@ impl SeedWorld {
         }
         world.process();
         // User 121 gets Workplace Analytics directly (Exchange comes from Sales), then leaves Sales.
-        world.assign_to_user(user(121), vec![AssignedLicense::new(WORKPLACE_ANALYTICS_SKU)], vec![])?;
+        world.assign_to_user(
+            user(121),
+            vec![AssignedLicense::new(WORKPLACE_ANALYTICS_SKU)],
+            vec![],
+        )?;
         world.remove_member(directory.sales_e3, user(121))?;
         world.process();
         Ok((world, directory))
@@ -394,12 +406,21 @@ mod tests {
             LicenseErrorKind::ProhibitedInUsageLocationViolation,
             LicenseErrorKind::UniquenessViolation,
         ] {
-            assert!(overview.errors_by_kind.get(&kind).copied().unwrap_or(0) > 0, "{kind:?} missing");
+            assert!(
+                overview.errors_by_kind.get(&kind).copied().unwrap_or(0) > 0,
+                "{kind:?} missing"
+            );
         }
         assert_eq!(overview.users, DEMO_USERS);
         assert_eq!(overview.errors_by_kind[&LicenseErrorKind::CountViolation], 10);
-        assert_eq!(overview.errors_by_kind[&LicenseErrorKind::MutuallyExclusiveViolation], 5);
-        assert_eq!(overview.errors_by_kind[&LicenseErrorKind::ProhibitedInUsageLocationViolation], 5);
+        assert_eq!(
+            overview.errors_by_kind[&LicenseErrorKind::MutuallyExclusiveViolation],
+            5
+        );
+        assert_eq!(
+            overview.errors_by_kind[&LicenseErrorKind::ProhibitedInUsageLocationViolation],
+            5
+        );
         assert_eq!(overview.errors_by_kind[&LicenseErrorKind::UniquenessViolation], 2);
         assert_eq!(overview.errors_by_kind[&LicenseErrorKind::DependencyViolation], 1);
         assert!(overview.users - overview.users_with_errors >= 250);
@@ -414,6 +435,9 @@ mod tests {
         let e3 = world.engine.sku_usage(OFFICE_365_E3).expect("E3");
         assert_eq!(e3.consumed_units, 20 + 121 - 5 - 2);
         let ems = world.engine.sku_usage(EMS_E3).expect("EMS");
-        assert_eq!((ems.consumed_units, ems.prepaid_units, ems.waiting_users), (140, 140, 10));
+        assert_eq!(
+            (ems.consumed_units, ems.prepaid_units, ems.waiting_users),
+            (140, 140, 10)
+        );
     }
 }

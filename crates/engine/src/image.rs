@@ -1,0 +1,747 @@
+//! Images: the whole licensing state of a tenant as plain data with GUIDs — intent (products,
+//! rules, users, groups, memberships, assignments with the logical times that order them),
+//! outcome (license assignment states with their error causes) and the queue. A store persists
+//! images entity by entity and rebuilds an engine from them with [`Engine::from_image`]; the
+//! round trip is lossless (an engine rebuilt from `to_image()` behaves exactly like the original).
+
+use std::collections::BTreeSet;
+
+use rustc_hash::FxHashSet;
+
+use crate::engine::{
+    Cause, Engine, Group, GroupLicense, GroupRef, Membership, ServicePlan, Sku, SkuRef, Source, StateRecord,
+    User, UserRef,
+};
+use crate::model::{
+    AssignedLicense, AssignmentSource, AssignmentStatus, CountryCode, LicenseErrorKind, ProxyAddress,
+    ServicePlanDefinition, ServicePlanRules, SkuDefinition, TenantSettings, Timestamp, Uuid,
+};
+use crate::plan_set::{PlanRef, PlanSet, MAX_SERVICE_PLANS};
+
+/// A service plan with its rules.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServicePlanImage {
+    pub definition: ServicePlanDefinition,
+    pub rules: ServicePlanRules,
+}
+
+/// A group: properties, licenses (in the order they were added) and the logical time at which it
+/// last went from no products to some.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupImage {
+    pub id: Uuid,
+    pub display_name: String,
+    pub licenses: Vec<AssignedLicense>,
+    pub licensed_since: u64,
+}
+
+/// A direct license with the logical time it was assigned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectLicenseImage {
+    pub license: AssignedLicense,
+    pub since: u64,
+}
+
+/// A membership with the logical time it began.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MembershipImage {
+    pub group_id: Uuid,
+    pub since: u64,
+}
+
+/// A user: properties, intent and license assignment states.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserImage {
+    pub id: Uuid,
+    pub user_principal_name: String,
+    pub display_name: String,
+    pub usage_location: Option<CountryCode>,
+    pub proxy_addresses: Vec<ProxyAddress>,
+    pub account_enabled: bool,
+    pub direct_licenses: Vec<DirectLicenseImage>,
+    pub memberships: Vec<MembershipImage>,
+    pub states: Vec<StateImage>,
+}
+
+/// Why an assignment failed, with GUIDs (the persisted form of [`Cause`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum CauseImage {
+    Count {
+        sku_id: Uuid,
+    },
+    MutuallyExclusive {
+        plan_id: Uuid,
+        conflicting_plan_id: Uuid,
+        conflicting_sku_id: Uuid,
+        conflicting_source: AssignmentSource,
+    },
+    MissingPrerequisite {
+        plan_id: Uuid,
+    },
+    RemovalBlocked {
+        dependent_plan_id: Uuid,
+        dependent_sku_id: Uuid,
+        dependent_source: Option<AssignmentSource>,
+    },
+    UsageLocation {
+        plan_id: Option<Uuid>,
+        location: Option<CountryCode>,
+        inherited_from_tenant: bool,
+    },
+    Uniqueness {
+        proxy_address: String,
+    },
+    BlockedBySibling {
+        sku_id: Uuid,
+        kind: LicenseErrorKind,
+    },
+}
+
+impl CauseImage {
+    pub fn kind(&self) -> LicenseErrorKind {
+        match self {
+            CauseImage::Count { .. } => LicenseErrorKind::CountViolation,
+            CauseImage::MutuallyExclusive { .. } => LicenseErrorKind::MutuallyExclusiveViolation,
+            CauseImage::MissingPrerequisite { .. } | CauseImage::RemovalBlocked { .. } => {
+                LicenseErrorKind::DependencyViolation
+            }
+            CauseImage::UsageLocation { .. } => LicenseErrorKind::ProhibitedInUsageLocationViolation,
+            CauseImage::Uniqueness { .. } => LicenseErrorKind::UniquenessViolation,
+            CauseImage::BlockedBySibling { kind, .. } => *kind,
+        }
+    }
+}
+
+/// A license assignment state with GUIDs (the persisted form of [`StateRecord`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateImage {
+    pub sku_id: Uuid,
+    pub assigned_by_group: Option<Uuid>,
+    pub status: AssignmentStatus,
+    pub cause: Option<CauseImage>,
+    pub disabled_plans: Vec<Uuid>,
+    /// `None` when the assignment grants nothing.
+    pub granted_plans: Option<Vec<Uuid>>,
+    pub since: u64,
+    pub last_updated: Timestamp,
+}
+
+/// A whole tenant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TenantImage {
+    pub settings: TenantSettings,
+    /// The engine's logical clock.
+    pub clock: u64,
+    pub service_plans: Vec<ServicePlanImage>,
+    /// Products with their current seats and status (`prepaid_units`, `capability_status`).
+    pub skus: Vec<SkuDefinition>,
+    pub groups: Vec<GroupImage>,
+    pub users: Vec<UserImage>,
+    /// Queued users, in queue order.
+    pub queue: Vec<Uuid>,
+}
+
+/// Why an image cannot be turned into an engine.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreError {
+    #[error("{what} {id} is referenced by {referenced_by} but does not exist")]
+    UnknownReference {
+        what: &'static str,
+        id: Uuid,
+        referenced_by: String,
+    },
+    #[error("{what} {id} appears twice")]
+    Duplicate { what: &'static str, id: Uuid },
+    #[error("invalid image: {0}")]
+    Invalid(String),
+}
+
+impl Engine {
+    /// The engine's logical clock (persist it with the tenant).
+    pub fn clock(&self) -> u64 {
+        self.clock
+    }
+
+    /// Queued users in queue order.
+    pub fn queued_user_ids(&self) -> Vec<Uuid> {
+        let mut seen = FxHashSet::default();
+        self.queue
+            .iter()
+            .filter(|user| self.queued[user.0 as usize] && seen.insert(**user))
+            .filter_map(|user| self.users[user.0 as usize].as_ref().map(|user| user.id))
+            .collect()
+    }
+
+    fn plan_id_list(&self, plans: &PlanSet) -> Vec<Uuid> {
+        plans.iter().map(|plan| self.plan(plan).id).collect()
+    }
+
+    fn cause_image(&self, cause: &Cause) -> CauseImage {
+        match cause {
+            Cause::Count { sku } => CauseImage::Count {
+                sku_id: self.sku(*sku).id,
+            },
+            Cause::MutuallyExclusive {
+                plan,
+                conflicting_plan,
+                conflicting_sku,
+                conflicting_source,
+            } => CauseImage::MutuallyExclusive {
+                plan_id: self.plan(*plan).id,
+                conflicting_plan_id: self.plan(*conflicting_plan).id,
+                conflicting_sku_id: self.sku(*conflicting_sku).id,
+                conflicting_source: self.source_of(*conflicting_source),
+            },
+            Cause::MissingPrerequisite { plan } => CauseImage::MissingPrerequisite {
+                plan_id: self.plan(*plan).id,
+            },
+            Cause::RemovalBlocked {
+                dependent_plan,
+                dependent_sku,
+                dependent_source,
+            } => CauseImage::RemovalBlocked {
+                dependent_plan_id: self.plan(*dependent_plan).id,
+                dependent_sku_id: self.sku(*dependent_sku).id,
+                dependent_source: dependent_source.map(|source| self.source_of(source)),
+            },
+            Cause::UsageLocation {
+                plan,
+                location,
+                inherited_from_tenant,
+            } => CauseImage::UsageLocation {
+                plan_id: plan.map(|plan| self.plan(plan).id),
+                location: *location,
+                inherited_from_tenant: *inherited_from_tenant,
+            },
+            Cause::Uniqueness { proxy_address } => CauseImage::Uniqueness {
+                proxy_address: proxy_address.to_string(),
+            },
+            Cause::BlockedBySibling { sku, kind } => CauseImage::BlockedBySibling {
+                sku_id: self.sku(*sku).id,
+                kind: *kind,
+            },
+        }
+    }
+
+    /// The persisted form of a state record.
+    pub fn state_image(&self, record: &StateRecord) -> StateImage {
+        StateImage {
+            sku_id: self.sku(record.sku).id,
+            assigned_by_group: self.source_of(record.source).assigned_by_group(),
+            status: record.status,
+            cause: record
+                .cause
+                .map(|cause| self.cause_image(&self.causes.causes[cause.0 as usize])),
+            disabled_plans: self.plan_id_list(self.plan_sets.get(record.disabled_plans)),
+            granted_plans: record
+                .granted_plans
+                .map(|granted| self.plan_id_list(self.plan_sets.get(granted))),
+            since: record.since,
+            last_updated: record.last_updated,
+        }
+    }
+
+    fn user_image_of(&self, user: &User) -> UserImage {
+        UserImage {
+            id: user.id,
+            user_principal_name: user.user_principal_name.to_string(),
+            display_name: user.display_name.to_string(),
+            usage_location: user.usage_location,
+            proxy_addresses: user.proxy_addresses.to_vec(),
+            account_enabled: user.account_enabled,
+            direct_licenses: user
+                .direct
+                .iter()
+                .map(|direct| DirectLicenseImage {
+                    license: AssignedLicense {
+                        sku_id: self.sku(direct.sku).id,
+                        disabled_plans: self.plan_id_list(self.plan_sets.get(direct.disabled_plans)),
+                    },
+                    since: direct.since,
+                })
+                .collect(),
+            memberships: user
+                .memberships
+                .iter()
+                .map(|membership| MembershipImage {
+                    group_id: self.group(membership.group).id,
+                    since: membership.since,
+                })
+                .collect(),
+            states: user
+                .states
+                .iter()
+                .map(|record| self.state_image(record))
+                .collect(),
+        }
+    }
+
+    /// One user's image.
+    pub fn user_image(&self, user_id: Uuid) -> Result<UserImage, crate::CommandError> {
+        Ok(self.user_image_of(self.user(self.user_ref(user_id)?)))
+    }
+
+    fn group_image_of(&self, group: &Group) -> GroupImage {
+        GroupImage {
+            id: group.id,
+            display_name: group.display_name.clone(),
+            licenses: group
+                .licenses
+                .iter()
+                .map(|license| AssignedLicense {
+                    sku_id: self.sku(license.sku).id,
+                    disabled_plans: self.plan_id_list(self.plan_sets.get(license.disabled_plans)),
+                })
+                .collect(),
+            licensed_since: group.licensed_since,
+        }
+    }
+
+    /// One group's image.
+    pub fn group_image(&self, group_id: Uuid) -> Result<GroupImage, crate::CommandError> {
+        Ok(self.group_image_of(self.group(self.group_ref(group_id)?)))
+    }
+
+    /// One product's definition with its current seats and status.
+    pub fn sku_definition(&self, sku_id: Uuid) -> Result<SkuDefinition, crate::CommandError> {
+        let sku = self.sku(self.sku_ref(sku_id)?);
+        Ok(self.sku_definition_of(sku))
+    }
+
+    fn sku_definition_of(&self, sku: &Sku) -> SkuDefinition {
+        SkuDefinition {
+            sku_id: sku.id,
+            sku_part_number: sku.part_number.clone(),
+            display_name: sku.display_name.clone(),
+            applies_to: sku.applies_to,
+            service_plans: sku
+                .plan_order
+                .iter()
+                .map(|plan| {
+                    let plan = self.plan(*plan);
+                    ServicePlanDefinition {
+                        service_plan_id: plan.id,
+                        service_plan_name: plan.name.clone(),
+                        display_name: plan.display_name.clone(),
+                    }
+                })
+                .collect(),
+            prepaid_units: sku.prepaid_units,
+            capability_status: sku.capability_status,
+        }
+    }
+
+    /// Every service plan with its rules, in registration order.
+    pub fn service_plan_images(&self) -> Vec<ServicePlanImage> {
+        self.plans
+            .iter()
+            .map(|plan| ServicePlanImage {
+                definition: ServicePlanDefinition {
+                    service_plan_id: plan.id,
+                    service_plan_name: plan.name.clone(),
+                    display_name: plan.display_name.clone(),
+                },
+                rules: plan.rules.clone(),
+            })
+            .collect()
+    }
+
+    /// The whole tenant.
+    pub fn to_image(&self) -> TenantImage {
+        TenantImage {
+            settings: self.settings.clone(),
+            clock: self.clock,
+            service_plans: self.service_plan_images(),
+            skus: self.skus.iter().map(|sku| self.sku_definition_of(sku)).collect(),
+            groups: self
+                .groups
+                .iter()
+                .flatten()
+                .map(|group| self.group_image_of(group))
+                .collect(),
+            users: self
+                .users
+                .iter()
+                .flatten()
+                .map(|user| self.user_image_of(user))
+                .collect(),
+            queue: self.queued_user_ids(),
+        }
+    }
+
+    /// Rebuilds an engine from an image. Nothing is re-validated against the licensing rules
+    /// (the image is what was accepted before), but every reference must resolve.
+    pub fn from_image(image: TenantImage) -> Result<Engine, RestoreError> {
+        let mut engine = Engine::new(image.settings);
+        if image.service_plans.len() > MAX_SERVICE_PLANS {
+            return Err(RestoreError::Invalid(format!(
+                "{} service plans, more than the {MAX_SERVICE_PLANS} a tenant can have",
+                image.service_plans.len()
+            )));
+        }
+        for plan in &image.service_plans {
+            let id = plan.definition.service_plan_id;
+            if engine.plan_index.contains_key(&id) {
+                return Err(RestoreError::Duplicate {
+                    what: "service plan",
+                    id,
+                });
+            }
+            engine.plan_index.insert(id, PlanRef(engine.plans.len() as u16));
+            engine.plans.push(ServicePlan {
+                id,
+                name: plan.definition.service_plan_name.clone(),
+                display_name: plan.definition.display_name.clone(),
+                rules: plan.rules.clone(),
+                excludes: PlanSet::EMPTY,
+                requires_any_of: PlanSet::EMPTY,
+            });
+        }
+        for index in 0..engine.plans.len() {
+            let rules = engine.plans[index].rules.clone();
+            let referenced_by = format!("the rules of service plan {}", engine.plans[index].id);
+            let excludes = engine.resolve_plans(&rules.mutually_exclusive_with, &referenced_by)?;
+            let requires = engine.resolve_plans(&rules.requires_any_of, &referenced_by)?;
+            engine.plans[index].excludes.union_with(&excludes);
+            engine.plans[index].requires_any_of = requires;
+            // Exclusions are symmetric even if an image lists only one side.
+            for partner in excludes.iter() {
+                engine.plans[partner.0 as usize]
+                    .excludes
+                    .insert(PlanRef(index as u16));
+            }
+        }
+        engine.rebuild_derived_rules();
+        for definition in image.skus {
+            if engine.sku_index.contains_key(&definition.sku_id) {
+                return Err(RestoreError::Duplicate {
+                    what: "product",
+                    id: definition.sku_id,
+                });
+            }
+            let referenced_by = format!("product {}", definition.sku_part_number);
+            let ids: Vec<Uuid> = definition
+                .service_plans
+                .iter()
+                .map(|plan| plan.service_plan_id)
+                .collect();
+            let plan_order: Vec<PlanRef> = ids
+                .iter()
+                .map(|id| engine.resolve_plan(*id, &referenced_by))
+                .collect::<Result<_, _>>()?;
+            let sku = SkuRef(engine.skus.len() as u16);
+            engine.skus.push(Sku {
+                id: definition.sku_id,
+                part_number: definition.sku_part_number,
+                display_name: definition.display_name,
+                applies_to: definition.applies_to,
+                plans: PlanSet::from_plans(plan_order.iter().copied()),
+                plan_order,
+                prepaid_units: definition.prepaid_units,
+                consumed_units: 0,
+                capability_status: definition.capability_status,
+                waiting: BTreeSet::new(),
+            });
+            engine.sku_index.insert(definition.sku_id, sku);
+        }
+        for group in &image.groups {
+            if engine.group_index.contains_key(&group.id) {
+                return Err(RestoreError::Duplicate {
+                    what: "group",
+                    id: group.id,
+                });
+            }
+            let referenced_by = format!("group {}", group.id);
+            let mut licenses = Vec::with_capacity(group.licenses.len());
+            for license in &group.licenses {
+                let sku = engine.resolve_sku(license.sku_id, &referenced_by)?;
+                let disabled = engine.resolve_plans(&license.disabled_plans, &referenced_by)?;
+                licenses.push(GroupLicense {
+                    sku,
+                    disabled_plans: engine.plan_sets.intern(disabled),
+                });
+            }
+            let group_ref = GroupRef(engine.groups.len() as u32);
+            engine.groups.push(Some(Group {
+                id: group.id,
+                display_name: group.display_name.clone(),
+                licenses,
+                licensed_since: group.licensed_since,
+                members: FxHashSet::default(),
+                error_users: BTreeSet::new(),
+                state_records: 0,
+                pending_users: 0,
+                processing_started: false,
+            }));
+            engine.group_index.insert(group.id, group_ref);
+        }
+        let mut discarded = Vec::new();
+        for user in image.users {
+            engine.restore_user(user, &mut discarded)?;
+        }
+        engine.clock = image.clock;
+        for user_id in image.queue {
+            let user = *engine
+                .user_index
+                .get(&user_id)
+                .ok_or(RestoreError::UnknownReference {
+                    what: "user",
+                    id: user_id,
+                    referenced_by: "the queue".to_string(),
+                })?;
+            engine.enqueue(user);
+        }
+        engine.newly_queued.clear();
+        Ok(engine)
+    }
+
+    fn restore_user(
+        &mut self,
+        image: UserImage,
+        discarded: &mut Vec<crate::StateChange>,
+    ) -> Result<(), RestoreError> {
+        if self.user_index.contains_key(&image.id) {
+            return Err(RestoreError::Duplicate {
+                what: "user",
+                id: image.id,
+            });
+        }
+        let upn_key: Box<str> = image.user_principal_name.to_lowercase().into();
+        if self.upn_index.contains_key(&upn_key) {
+            return Err(RestoreError::Invalid(format!(
+                "userPrincipalName {} is used by two users",
+                image.user_principal_name
+            )));
+        }
+        let referenced_by = format!("user {}", image.id);
+        let mut direct = Vec::with_capacity(image.direct_licenses.len());
+        for license in &image.direct_licenses {
+            let sku = self.resolve_sku(license.license.sku_id, &referenced_by)?;
+            let disabled = self.resolve_plans(&license.license.disabled_plans, &referenced_by)?;
+            direct.push(crate::engine::DirectLicense {
+                sku,
+                disabled_plans: self.plan_sets.intern(disabled),
+                since: license.since,
+            });
+        }
+        let mut memberships = Vec::with_capacity(image.memberships.len());
+        for membership in &image.memberships {
+            memberships.push(Membership {
+                group: self.resolve_group(membership.group_id, &referenced_by)?,
+                since: membership.since,
+            });
+        }
+        let mut states = Vec::with_capacity(image.states.len());
+        for state in &image.states {
+            states.push(self.restore_state(state, &referenced_by)?);
+        }
+        crate::evaluate::sort_records(&mut states);
+        let user = UserRef(self.users.len() as u32);
+        for membership in &memberships {
+            self.group_mut(membership.group).members.insert(user);
+        }
+        self.users.push(Some(User {
+            id: image.id,
+            user_principal_name: image.user_principal_name.into(),
+            display_name: image.display_name.into(),
+            usage_location: image.usage_location,
+            proxy_addresses: image.proxy_addresses.into(),
+            account_enabled: image.account_enabled,
+            direct,
+            memberships,
+            states: Vec::new(),
+        }));
+        self.queued.push(false);
+        self.user_index.insert(image.id, user);
+        self.upn_index.insert(upn_key, user);
+        self.index_proxy_addresses(user);
+        self.commit_user_states(user, states, discarded);
+        discarded.clear();
+        Ok(())
+    }
+
+    fn restore_state(
+        &mut self,
+        state: &StateImage,
+        referenced_by: &str,
+    ) -> Result<StateRecord, RestoreError> {
+        let sku = self.resolve_sku(state.sku_id, referenced_by)?;
+        let source = match state.assigned_by_group {
+            None => Source::Direct,
+            Some(group_id) => Source::Group(self.resolve_group(group_id, referenced_by)?),
+        };
+        let disabled = self.resolve_plans(&state.disabled_plans, referenced_by)?;
+        let granted = match &state.granted_plans {
+            Some(plans) => Some(self.resolve_plans(plans, referenced_by)?),
+            None => None,
+        };
+        let cause = match &state.cause {
+            Some(cause) => {
+                let cause = self.restore_cause(cause, referenced_by)?;
+                Some(self.causes.intern(cause))
+            }
+            None => None,
+        };
+        Ok(StateRecord {
+            sku,
+            source,
+            status: state.status,
+            cause,
+            disabled_plans: self.plan_sets.intern(disabled),
+            granted_plans: granted.map(|plans| self.plan_sets.intern(plans)),
+            since: state.since,
+            last_updated: state.last_updated,
+        })
+    }
+
+    fn restore_source(&self, source: &AssignmentSource, referenced_by: &str) -> Result<Source, RestoreError> {
+        Ok(match source {
+            AssignmentSource::Direct => Source::Direct,
+            AssignmentSource::Group(group_id) => Source::Group(self.resolve_group(*group_id, referenced_by)?),
+        })
+    }
+
+    fn restore_cause(&self, cause: &CauseImage, referenced_by: &str) -> Result<Cause, RestoreError> {
+        Ok(match cause {
+            CauseImage::Count { sku_id } => Cause::Count {
+                sku: self.resolve_sku(*sku_id, referenced_by)?,
+            },
+            CauseImage::MutuallyExclusive {
+                plan_id,
+                conflicting_plan_id,
+                conflicting_sku_id,
+                conflicting_source,
+            } => Cause::MutuallyExclusive {
+                plan: self.resolve_plan(*plan_id, referenced_by)?,
+                conflicting_plan: self.resolve_plan(*conflicting_plan_id, referenced_by)?,
+                conflicting_sku: self.resolve_sku(*conflicting_sku_id, referenced_by)?,
+                conflicting_source: self.restore_source(conflicting_source, referenced_by)?,
+            },
+            CauseImage::MissingPrerequisite { plan_id } => Cause::MissingPrerequisite {
+                plan: self.resolve_plan(*plan_id, referenced_by)?,
+            },
+            CauseImage::RemovalBlocked {
+                dependent_plan_id,
+                dependent_sku_id,
+                dependent_source,
+            } => Cause::RemovalBlocked {
+                dependent_plan: self.resolve_plan(*dependent_plan_id, referenced_by)?,
+                dependent_sku: self.resolve_sku(*dependent_sku_id, referenced_by)?,
+                dependent_source: match dependent_source {
+                    Some(source) => Some(self.restore_source(source, referenced_by)?),
+                    None => None,
+                },
+            },
+            CauseImage::UsageLocation {
+                plan_id,
+                location,
+                inherited_from_tenant,
+            } => Cause::UsageLocation {
+                plan: match plan_id {
+                    Some(plan_id) => Some(self.resolve_plan(*plan_id, referenced_by)?),
+                    None => None,
+                },
+                location: *location,
+                inherited_from_tenant: *inherited_from_tenant,
+            },
+            CauseImage::Uniqueness { proxy_address } => Cause::Uniqueness {
+                proxy_address: proxy_address.as_str().into(),
+            },
+            CauseImage::BlockedBySibling { sku_id, kind } => Cause::BlockedBySibling {
+                sku: self.resolve_sku(*sku_id, referenced_by)?,
+                kind: *kind,
+            },
+        })
+    }
+
+    fn resolve_plan(&self, id: Uuid, referenced_by: &str) -> Result<PlanRef, RestoreError> {
+        self.plan_index
+            .get(&id)
+            .copied()
+            .ok_or_else(|| RestoreError::UnknownReference {
+                what: "service plan",
+                id,
+                referenced_by: referenced_by.to_string(),
+            })
+    }
+
+    fn resolve_plans(&self, ids: &[Uuid], referenced_by: &str) -> Result<PlanSet, RestoreError> {
+        let mut set = PlanSet::EMPTY;
+        for id in ids {
+            set.insert(self.resolve_plan(*id, referenced_by)?);
+        }
+        Ok(set)
+    }
+
+    fn resolve_sku(&self, id: Uuid, referenced_by: &str) -> Result<SkuRef, RestoreError> {
+        self.sku_index
+            .get(&id)
+            .copied()
+            .ok_or_else(|| RestoreError::UnknownReference {
+                what: "product",
+                id,
+                referenced_by: referenced_by.to_string(),
+            })
+    }
+
+    fn resolve_group(&self, id: Uuid, referenced_by: &str) -> Result<GroupRef, RestoreError> {
+        self.group_index
+            .get(&id)
+            .copied()
+            .ok_or_else(|| RestoreError::UnknownReference {
+                what: "group",
+                id,
+                referenced_by: referenced_by.to_string(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seed_world::SeedWorld;
+
+    #[test]
+    fn an_image_round_trips_and_the_rebuilt_engine_behaves_the_same() {
+        let (mut world, directory) = SeedWorld::demo().expect("demo");
+        let image = world.engine.to_image();
+        let mut rebuilt = Engine::from_image(image.clone()).expect("rebuild");
+        assert_eq!(rebuilt.to_image(), image);
+        assert_eq!(rebuilt.license_snapshot(), world.engine.license_snapshot());
+        assert_eq!(rebuilt.sku_usages(), world.engine.sku_usages());
+        assert_eq!(rebuilt.tenant_overview(), world.engine.tenant_overview());
+        // Both behave the same on the same next command: free an EMS seat.
+        let command = crate::Command::RemoveGroupMember {
+            group_id: directory.mobility_ems,
+            user_id: directory.users[0],
+        };
+        let at = Timestamp(world.now.0 + 5000);
+        world.engine.apply(command.clone(), at).expect("original");
+        rebuilt.apply(command, at).expect("rebuilt");
+        world.engine.process_all(at);
+        rebuilt.process_all(at);
+        assert_eq!(rebuilt.license_snapshot(), world.engine.license_snapshot());
+        assert_eq!(
+            rebuilt
+                .sku_usage(crate::seed_world::EMS_E3)
+                .expect("EMS")
+                .waiting_users,
+            9
+        );
+    }
+
+    #[test]
+    fn an_image_with_a_dangling_reference_is_refused() {
+        let (world, _) = SeedWorld::demo().expect("demo");
+        let mut image = world.engine.to_image();
+        image.users[0].memberships.push(MembershipImage {
+            group_id: Uuid::from_u128(42),
+            since: 1,
+        });
+        let error = Engine::from_image(image).expect_err("dangling group");
+        assert!(
+            matches!(error, RestoreError::UnknownReference { what: "group", .. }),
+            "{error}"
+        );
+    }
+}
