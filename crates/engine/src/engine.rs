@@ -252,6 +252,9 @@ pub(crate) struct Group {
     pub(crate) processing_started: bool,
 }
 
+/// An assignLicense request resolved to products: (product, disabled plans) to add, products to remove.
+type ResolvedLicenseRequest = (Vec<(SkuRef, PlanSet)>, Vec<SkuRef>);
+
 /// Owners of one proxy address hash.
 #[derive(Clone, Debug)]
 pub(crate) enum ProxyOwners {
@@ -671,8 +674,8 @@ impl Engine {
                 });
             }
         }
-        self.tick();
         let plan_order = self.register_plans(&definition.service_plans)?;
+        self.tick();
         let sku = SkuRef(self.skus.len() as u16);
         self.skus.push(Sku {
             id: definition.sku_id,
@@ -867,6 +870,11 @@ impl Engine {
         self.user_index.insert(new_user.id, user);
         self.upn_index.insert(upn_key, user);
         self.index_proxy_addresses(user);
+        // Users who already had one of these addresses now share it: their mailbox plans are
+        // flagged when they are evaluated again.
+        for other in self.users_sharing_addresses(user) {
+            self.enqueue(other);
+        }
         Ok(())
     }
 
@@ -910,6 +918,9 @@ impl Engine {
             self.user_mut(user).proxy_addresses = addresses.into();
             self.index_proxy_addresses(user);
             self.enqueue(user);
+            for other in self.users_sharing_addresses(user) {
+                self.enqueue(other);
+            }
             if self.settings.self_healing {
                 for other in formerly_sharing {
                     self.enqueue(other);
@@ -1161,7 +1172,7 @@ impl Engine {
         &self,
         add_licenses: &[AssignedLicense],
         remove_licenses: &[Uuid],
-    ) -> Result<(Vec<(SkuRef, PlanSet)>, Vec<SkuRef>), CommandError> {
+    ) -> Result<ResolvedLicenseRequest, CommandError> {
         if add_licenses.is_empty() && remove_licenses.is_empty() {
             return Err(CommandError::NoLicenseChanges);
         }
@@ -1582,11 +1593,7 @@ impl Engine {
     fn release_pending(&mut self, group: GroupRef) {
         let record = self.group_mut(group);
         record.pending_users = record.pending_users.saturating_sub(1);
-        if record.pending_users == 0 {
-            record.processing_started = false;
-        } else {
-            record.processing_started = true;
-        }
+        record.processing_started = record.pending_users > 0;
     }
 
     /// Takes a user out of the queue's bookkeeping (it is evaluated now, or deleted).

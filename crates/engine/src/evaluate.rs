@@ -462,8 +462,10 @@ impl Engine {
         unit_index: usize,
     ) -> Result<bool, Cause> {
         let slot = &scratch.slots[slot_index];
-        let previous = slot.previous.unwrap_or(PlanSet::EMPTY);
-        let added = slot.wanted.difference(&previous);
+        // Every plan the assignment wants is checked, also those it already grants: a unit that
+        // worked and now breaks a rule (a new exclusion, a new location, a shared address) keeps
+        // what it grants but is flagged ActiveWithError, so the administrator sees it.
+        let added = slot.wanted;
         if !added.is_empty() {
             // 1. Uniqueness of proxy addresses for mailbox plans.
             if added.intersects(&self.mailbox_plans) {

@@ -24,7 +24,7 @@ pub const MICROSOFT_TEAMS_PLAN: Uuid = Uuid::from_u128(0x57ff2da0_773e_42df_b2af
 /// Usage locations where Microsoft Teams is unavailable in the seed world.
 pub const TEAMS_UNAVAILABLE_IN: [&str; 4] = ["CU", "IR", "KP", "SY"];
 /// The seed world's tenant id.
-pub const SEED_TENANT_ID: Uuid = Uuid::from_u128(0x11ce_45d0_0000_4000_8000_000000000001);
+pub const SEED_TENANT_ID: Uuid = Uuid::from_u128(0x11ce45d0_0000_4000_8000_000000000001);
 
 /// Why the seed world could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +114,7 @@ impl SeedWorld {
 
     /// A fresh deterministic id.
     pub fn next_id(&mut self) -> Uuid {
-        let id = Uuid::from_u128(0x5eed_0000_0000_4000_8000_000000000000 | self.next_id);
+        let id = Uuid::from_u128(0x5eed0000_0000_4000_8000_000000000000 | self.next_id);
         self.next_id += 1;
         id
     }

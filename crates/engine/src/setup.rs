@@ -48,10 +48,9 @@ pub fn default_rule_commands(catalog: &Catalog, engine: &Engine) -> Vec<Command>
     let mut rules: FxHashMap<Uuid, ServicePlanRules> = FxHashMap::default();
     let mut order: Vec<Uuid> = Vec::new();
     let mut entry = |plan: Uuid, rules: &mut FxHashMap<Uuid, ServicePlanRules>| {
-        if !rules.contains_key(&plan) {
+        if let std::collections::hash_map::Entry::Vacant(vacant) = rules.entry(plan) {
             order.push(plan);
-            let existing = engine.service_plan_rules(plan).unwrap_or_default();
-            rules.insert(plan, existing);
+            vacant.insert(engine.service_plan_rules(plan).unwrap_or_default());
         }
     };
     for (a, b) in catalog.default_mutually_exclusive_pairs() {
