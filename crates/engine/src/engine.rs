@@ -222,6 +222,9 @@ pub(crate) struct User {
     pub(crate) display_name: Box<str>,
     pub(crate) usage_location: Option<CountryCode>,
     pub(crate) proxy_addresses: Box<[ProxyAddress]>,
+    /// How many of the user's address hashes other users also have (kept by the proxy index),
+    /// so the uniqueness check costs nothing for the many users who share no address.
+    pub(crate) shared_addresses: u32,
     pub(crate) account_enabled: bool,
     pub(crate) direct: Vec<DirectLicense>,
     pub(crate) memberships: Vec<Membership>,
@@ -861,6 +864,7 @@ impl Engine {
             display_name: new_user.display_name.into(),
             usage_location: new_user.usage_location,
             proxy_addresses: new_user.proxy_addresses.into(),
+            shared_addresses: 0,
             account_enabled: new_user.account_enabled,
             direct: Vec::new(),
             memberships: Vec::new(),
@@ -975,10 +979,14 @@ impl Engine {
                 }
                 Some(ProxyOwners::One(other)) => {
                     let other = *other;
-                    self.proxy_owners
-                        .insert(hash, ProxyOwners::Many(vec![other, user]));
+                    self.proxy_owners.insert(hash, ProxyOwners::Many(vec![other, user]));
+                    self.user_mut(other).shared_addresses += 1;
+                    self.user_mut(user).shared_addresses += 1;
                 }
-                Some(ProxyOwners::Many(owners)) => owners.push(user),
+                Some(ProxyOwners::Many(owners)) => {
+                    owners.push(user);
+                    self.user_mut(user).shared_addresses += 1;
+                }
             }
         }
     }
@@ -991,20 +999,29 @@ impl Engine {
             .map(|address| proxy_hash(&address.normalized()))
             .collect();
         for hash in hashes {
+            let mut no_longer_shared = None;
+            let mut removed_from_many = false;
             let remove_entry = match self.proxy_owners.get_mut(&hash) {
                 Some(ProxyOwners::One(owner)) => *owner == user,
                 Some(ProxyOwners::Many(owners)) => {
                     if let Some(position) = owners.iter().position(|owner| *owner == user) {
                         owners.remove(position);
+                        removed_from_many = true;
                     }
                     if owners.len() == 1 {
-                        let last = owners[0];
-                        self.proxy_owners.insert(hash, ProxyOwners::One(last));
+                        no_longer_shared = Some(owners[0]);
                     }
                     false
                 }
                 None => false,
             };
+            if removed_from_many {
+                self.user_mut(user).shared_addresses -= 1;
+            }
+            if let Some(last) = no_longer_shared {
+                self.proxy_owners.insert(hash, ProxyOwners::One(last));
+                self.user_mut(last).shared_addresses -= 1;
+            }
             if remove_entry {
                 self.proxy_owners.remove(&hash);
             }
@@ -1014,6 +1031,9 @@ impl Engine {
     /// The first of the user's proxy addresses that another user also has (compared exactly,
     /// not only by hash), with those other users.
     pub(crate) fn shared_proxy_address(&self, user: UserRef) -> Option<(String, Vec<UserRef>)> {
+        if self.user(user).shared_addresses == 0 {
+            return None;
+        }
         for address in self.user(user).proxy_addresses.iter() {
             let normalized = address.normalized();
             if let Some(ProxyOwners::Many(owners)) = self.proxy_owners.get(&proxy_hash(&normalized)) {
@@ -1603,8 +1623,8 @@ impl Engine {
         }
         self.queued[user.0 as usize] = false;
         self.queued_count -= 1;
-        let groups: Vec<GroupRef> = self.user(user).memberships.iter().map(|m| m.group).collect();
-        for group in groups {
+        for index in 0..self.user(user).memberships.len() {
+            let group = self.user(user).memberships[index].group;
             self.release_pending(group);
         }
     }
@@ -1632,6 +1652,10 @@ impl Engine {
     pub fn process_batch(&mut self, max_users: usize, at: Timestamp) -> ProcessReport {
         self.newly_queued.clear();
         let mut report = ProcessReport::default();
+        let expected_users = max_users.min(self.queued_count);
+        report.evaluated.reserve(expected_users);
+        // Most users have a few assignments; reserving avoids regrowing a large change list.
+        report.changes.reserve(expected_users.saturating_mul(3));
         while report.evaluated_users < max_users {
             let Some(user) = self.queue.pop_front() else { break };
             if !self.queued[user.0 as usize] || self.users[user.0 as usize].is_none() {
@@ -1658,15 +1682,14 @@ impl Engine {
 
     /// Processes until the queue is empty.
     pub fn process_all(&mut self, at: Timestamp) -> ProcessReport {
-        let mut total = ProcessReport::default();
-        loop {
+        let mut total = self.process_batch(usize::MAX, at);
+        while total.remaining_users > 0 {
             let mut report = self.process_batch(usize::MAX, at);
             total.evaluated_users += report.evaluated_users;
             total.changes.append(&mut report.changes);
             total.evaluated.append(&mut report.evaluated);
-            if report.remaining_users == 0 {
-                break;
-            }
+            total.requeued = report.requeued;
+            total.remaining_users = report.remaining_users;
         }
         total
     }
@@ -1684,9 +1707,19 @@ impl Engine {
         new_states: Vec<StateRecord>,
         changes: &mut Vec<StateChange>,
     ) {
-        let old_states = std::mem::replace(&mut self.user_mut(user).states, new_states);
+        self.commit_user_states_inner(user, new_states, Some(changes));
+    }
+
+    /// As [`Engine::commit_user_states`]; without a change list when the caller reports the delta
+    /// itself (evaluation reports the net change of several passes).
+    pub(crate) fn commit_user_states_inner(
+        &mut self,
+        user: UserRef,
+        new_states: Vec<StateRecord>,
+        changes: Option<&mut Vec<StateChange>>,
+    ) {
+        let old_states = std::mem::take(&mut self.user_mut(user).states);
         let user_id = self.user(user).id;
-        let new_states = self.user(user).states.clone();
         // Consumed units: one per product with at least one assignment in effect.
         let mut held_before: Vec<SkuRef> = old_states
             .iter()
@@ -1743,6 +1776,10 @@ impl Engine {
         } else {
             self.users_with_errors.remove(&user);
         }
+        let Some(changes) = changes else {
+            self.user_mut(user).states = new_states;
+            return;
+        };
         // The delta, keyed by (source, product).
         for old in &old_states {
             let after = new_states
@@ -1775,6 +1812,7 @@ impl Engine {
                 });
             }
         }
+        self.user_mut(user).states = new_states;
     }
 
     pub(crate) fn advance_clock(&mut self) -> u64 {

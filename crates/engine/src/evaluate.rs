@@ -74,7 +74,6 @@ impl Engine {
     pub(crate) fn evaluate_user(&mut self, user: UserRef, at: Timestamp, changes: &mut Vec<StateChange>) {
         let original = self.user(user).states.clone();
         let mut scratch = std::mem::take(&mut self.scratch);
-        let mut discarded = Vec::new();
         // Each pass either settles the user or lets a previously failed unit succeed; succeeded
         // units never fail again, so the number of passes is bounded by the number of units.
         for _ in 0..16 {
@@ -88,8 +87,7 @@ impl Engine {
             if unchanged {
                 break;
             }
-            discarded.clear();
-            self.commit_user_states(user, records, &mut discarded);
+            self.commit_user_states_inner(user, records, None);
             if !any_failure {
                 break;
             }

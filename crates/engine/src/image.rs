@@ -546,6 +546,7 @@ impl Engine {
             display_name: image.display_name.into(),
             usage_location: image.usage_location,
             proxy_addresses: image.proxy_addresses.into(),
+            shared_addresses: 0,
             account_enabled: image.account_enabled,
             direct,
             memberships,
