@@ -200,6 +200,10 @@ pub(crate) struct Sku {
     pub(crate) capability_status: CapabilityStatus,
     /// Users whose own error on this product is `CountViolation`, first come first.
     pub(crate) waiting: BTreeSet<(u64, UserRef)>,
+    /// Users whose assignment of this product is blocked by a sibling product of the same group
+    /// and who hold no unit of it: once no unit is free, their own error is `CountViolation`,
+    /// so they are evaluated again then.
+    pub(crate) blocked_without_unit: BTreeSet<UserRef>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -691,6 +695,7 @@ impl Engine {
             consumed_units: 0,
             capability_status: definition.capability_status,
             waiting: BTreeSet::new(),
+            blocked_without_unit: BTreeSet::new(),
         });
         self.sku_index.insert(definition.sku_id, sku);
         Ok(())
@@ -979,7 +984,8 @@ impl Engine {
                 }
                 Some(ProxyOwners::One(other)) => {
                     let other = *other;
-                    self.proxy_owners.insert(hash, ProxyOwners::Many(vec![other, user]));
+                    self.proxy_owners
+                        .insert(hash, ProxyOwners::Many(vec![other, user]));
                     self.user_mut(other).shared_addresses += 1;
                     self.user_mut(user).shared_addresses += 1;
                 }
@@ -1632,10 +1638,20 @@ impl Engine {
     /// Hands freed or bought units to users waiting for them, first come first served: queues
     /// as many waiting users as there are free units (self-healing; off means wait for reprocess).
     fn hand_off_free_units(&mut self) {
+        // Products without a free unit: users blocked only by a sibling now fail on this
+        // product themselves; evaluate them again so their error says so.
+        let mut to_queue: Vec<UserRef> = Vec::new();
+        for sku in &self.skus {
+            if sku.consumed_units >= sku.prepaid_units && !sku.blocked_without_unit.is_empty() {
+                to_queue.extend(sku.blocked_without_unit.iter().copied());
+            }
+        }
+        for user in to_queue.drain(..) {
+            self.enqueue(user);
+        }
         if !self.settings.self_healing {
             return;
         }
-        let mut to_queue = Vec::new();
         for sku in &self.skus {
             if sku.waiting.is_empty() || sku.consumed_units >= sku.prepaid_units {
                 continue;
@@ -1654,8 +1670,6 @@ impl Engine {
         let mut report = ProcessReport::default();
         let expected_users = max_users.min(self.queued_count);
         report.evaluated.reserve(expected_users);
-        // Most users have a few assignments; reserving avoids regrowing a large change list.
-        report.changes.reserve(expected_users.saturating_mul(3));
         while report.evaluated_users < max_users {
             let Some(user) = self.queue.pop_front() else { break };
             if !self.queued[user.0 as usize] || self.users[user.0 as usize].is_none() {
@@ -1748,8 +1762,14 @@ impl Engine {
         // Waiting users and per-group bookkeeping.
         for state in &old_states {
             if let Some(cause) = state.cause {
-                if let Cause::Count { sku } = self.causes.causes[cause.0 as usize] {
-                    self.skus[sku.0 as usize].waiting.remove(&(state.since, user));
+                match self.causes.causes[cause.0 as usize] {
+                    Cause::Count { sku } => {
+                        self.skus[sku.0 as usize].waiting.remove(&(state.since, user));
+                    }
+                    Cause::BlockedBySibling { .. } => {
+                        self.skus[state.sku.0 as usize].blocked_without_unit.remove(&user);
+                    }
+                    _ => {}
                 }
             }
             if let Source::Group(group) = state.source {
@@ -1759,8 +1779,14 @@ impl Engine {
         }
         for state in &new_states {
             if let Some(cause) = state.cause {
-                if let Cause::Count { sku } = self.causes.causes[cause.0 as usize] {
-                    self.skus[sku.0 as usize].waiting.insert((state.since, user));
+                match self.causes.causes[cause.0 as usize] {
+                    Cause::Count { sku } => {
+                        self.skus[sku.0 as usize].waiting.insert((state.since, user));
+                    }
+                    Cause::BlockedBySibling { .. } if !held_after.contains(&state.sku) => {
+                        self.skus[state.sku.0 as usize].blocked_without_unit.insert(user);
+                    }
+                    _ => {}
                 }
             }
             if let Source::Group(group) = state.source {

@@ -314,6 +314,8 @@ impl Engine {
     /// (a unit that is not applied keeps what it had), or nothing for a pending removal.
     fn fallback(slot: &Slot, pinned: Option<Cause2>) -> Option<PlanSet> {
         match slot.unit {
+            // A suspended subscription grants nothing, whatever it granted before.
+            Some(_) if !slot.grants => None,
             Some(_) => slot.previous,
             None if pinned.is_some() => slot.previous,
             None => None,
@@ -579,6 +581,10 @@ impl Engine {
                     continue;
                 }
                 let slot = scratch.slots[index];
+                // A suspension is not a removal an administrator can hold back.
+                if !slot.grants {
+                    continue;
+                }
                 let Some(previous) = slot.previous else { continue };
                 let kept = scratch.decided[index].unwrap_or(PlanSet::EMPTY);
                 if previous.difference(&kept).intersects(&requires) {

@@ -441,6 +441,7 @@ impl Engine {
                 consumed_units: 0,
                 capability_status: definition.capability_status,
                 waiting: BTreeSet::new(),
+                blocked_without_unit: BTreeSet::new(),
             });
             engine.sku_index.insert(definition.sku_id, sku);
         }

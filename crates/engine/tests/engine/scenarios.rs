@@ -525,7 +525,10 @@ fn users_without_usage_location_inherit_the_tenants() -> TestResult {
     // What already works is not taken away, but the administrator sees the location problem.
     let kept = state_of(&world, nomad, OFFICE_365_E3, Some(group));
     assert_eq!(kept.state, AssignmentStatus::ActiveWithError);
-    assert_eq!(kept.error, Some(LicenseErrorKind::ProhibitedInUsageLocationViolation));
+    assert_eq!(
+        kept.error,
+        Some(LicenseErrorKind::ProhibitedInUsageLocationViolation)
+    );
     assert!(kept.granted_plans.contains(&MICROSOFT_TEAMS_PLAN));
     assert_eq!(consumed(&world, OFFICE_365_E3)?, 1);
 
