@@ -1,12 +1,20 @@
 //! The `licensd` command: parses arguments and hands over to the library crates.
 
+mod demo;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use licensd_engine::seed_world::SeedWorld;
-use licensd_engine::{Engine, LicenseAssignmentState, Uuid};
+use licensd_server::{ConfigFile, ServerConfig};
 
 #[derive(Parser)]
-#[command(name = "licensd", version, about = "A self-hosted group-based licensing engine")]
+#[command(
+    name = "licensd",
+    version,
+    about = "A self-hosted group-based licensing engine"
+)]
 struct Arguments {
     #[command(subcommand)]
     command: Commands,
@@ -17,66 +25,149 @@ enum Commands {
     /// Builds the demo tenant (the seed document's world, every licensing error present) in
     /// memory, evaluates it, and prints what an administrator would see.
     Demo,
+    /// Runs the server: storage, background processing and HTTP. With no flags it uses
+    /// ./licensd.db (SQLite) and listens on 127.0.0.1:8080.
+    Serve(ServeArguments),
+    /// Writes a synthetic tenant of the given size into a database (everything queued for
+    /// evaluation, which `licensd serve` then carries out).
+    Gen(GenArguments),
+}
+
+#[derive(clap::Args)]
+struct ServeArguments {
+    /// Database: a SQLite path (`sqlite://path`) or `postgres://user@host/db`.
+    #[arg(long, env = "LICENSD_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Address to listen on.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Directory of the default SQLite database.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// A TOML configuration file (keys: database-url, listen, data-dir, processing-batch-size,
+    /// processing-idle-interval-ms, processing-lease-ms, instance-id).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct GenArguments {
+    /// Database to write the tenant into.
+    #[arg(long, env = "LICENSD_DATABASE_URL", default_value = "sqlite://licensd.db")]
+    database_url: String,
+    #[arg(long, default_value_t = 10_000)]
+    users: usize,
+    #[arg(long, default_value_t = 100)]
+    groups: usize,
+    #[arg(long, default_value_t = 20)]
+    skus: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 fn main() -> anyhow::Result<()> {
     let arguments = Arguments::parse();
     match arguments.command {
-        Commands::Demo => demo(),
+        Commands::Demo => demo::print_demo(),
+        Commands::Serve(serve_arguments) => serve(serve_arguments),
+        Commands::Gen(gen_arguments) => generate(gen_arguments),
     }
 }
 
-fn demo() -> anyhow::Result<()> {
-    let (world, _) = SeedWorld::demo().context("building the demo tenant")?;
-    let engine = &world.engine;
-    let overview = engine.tenant_overview();
-    println!(
-        "licensd demo tenant: {} users, {} groups ({} licensed)\n",
-        overview.users, overview.groups, overview.licensed_groups
-    );
-    println!("All products");
-    println!("  {:<42} {:>9} {:>9} {:>9} {:>8}", "Product", "Purchased", "Assigned", "Available", "Waiting");
-    for product in &overview.products {
-        println!(
-            "  {:<42} {:>9} {:>9} {:>9} {:>8}",
-            format!("{} ({})", product.display_name, product.sku_part_number),
-            product.prepaid_units,
-            product.consumed_units,
-            product.available_units,
-            product.waiting_users
-        );
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LICENSD_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let colours = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(colours)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn serve(arguments: ServeArguments) -> anyhow::Result<()> {
+    init_logging();
+    let data_dir = arguments.data_dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let mut config = ServerConfig::defaults(&data_dir);
+    if let Some(path) = &arguments.config {
+        let file = ConfigFile::read(path)?;
+        config = config.with_file(&file)?;
     }
-    println!("\n{} groups need your attention", overview.groups_with_errors);
-    for group_id in engine.groups_with_errors() {
-        let group = engine.group_view(group_id)?;
-        println!("\n  {} - {} users have license errors", group.display_name, group.members_with_license_errors);
-        for user_id in engine.members_with_license_errors(group_id)? {
-            print_user_errors(engine, user_id, Some(group_id))?;
+    if let Some(data_dir) = &arguments.data_dir {
+        config = config.with_file(&ConfigFile {
+            data_dir: Some(data_dir.clone()),
+            ..Default::default()
+        })?;
+    }
+    if let Some(url) = arguments.database_url {
+        config.database_url = url;
+    }
+    if let Some(listen) = arguments.listen {
+        config.listen = listen;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        licensd_server::run(listener, config, shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
         }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
     }
-    println!("\nErrors by kind");
-    for (kind, count) in &overview.errors_by_kind {
-        println!("  {:<36} {count}", kind.as_str());
-    }
-    Ok(())
+    tracing::info!("shutting down: finishing the batch in flight");
 }
 
-fn print_user_errors(engine: &Engine, user_id: Uuid, group_id: Option<Uuid>) -> anyhow::Result<()> {
-    let user = engine.user_view(user_id)?;
-    let states: Vec<LicenseAssignmentState> = engine
-        .user_license_states(user_id)?
-        .into_iter()
-        .filter(|state| state.error.is_some() && state.assigned_by_group == group_id)
-        .collect();
-    for state in states {
-        let reason = engine.explain(&state).unwrap_or_default();
-        println!(
-            "    {:<22} {:<16} {}\n      {}",
-            user.user_principal_name,
-            state.state.as_str(),
-            state.error.map(|kind| kind.as_str()).unwrap_or("None"),
-            reason
-        );
-    }
+fn generate(arguments: GenArguments) -> anyhow::Result<()> {
+    use licensd_engine::generator::{build_engine, GeneratorConfig};
+    let config = GeneratorConfig::new(arguments.users, arguments.groups, arguments.skus, arguments.seed);
+    let started = std::time::Instant::now();
+    let (engine, summary) =
+        build_engine(&config).map_err(|error| anyhow::anyhow!("generating the tenant failed: {error}"))?;
+    let image = engine.to_image();
+    let tenant_id = image.settings.tenant_id;
+    let mut store = licensd_store::Store::open(&arguments.database_url)
+        .with_context(|| format!("cannot open {}", arguments.database_url))?;
+    store
+        .create_tenant(&image.settings)
+        .with_context(|| format!("cannot create tenant {tenant_id}"))?;
+    let batch = licensd_store::WriteBatch::from_image(image);
+    store.write(tenant_id, &batch).context("writing the tenant")?;
+    println!(
+        "tenant {tenant_id}: {} users, {} groups, {} products, {} memberships, {} users queued ({:.1} s)",
+        summary.users,
+        summary.groups,
+        summary.skus.len(),
+        summary.memberships,
+        engine.queued_users(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }

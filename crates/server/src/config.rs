@@ -1,0 +1,144 @@
+//! Server configuration: defaults that need no setup, an optional TOML file, and the
+//! `LICENSD_DATABASE_URL` variable; command-line flags override both (the binary merges them).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Everything `licensd serve` needs to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// `sqlite://path`, a plain path, or `postgres://...`.
+    pub database_url: String,
+    pub listen: SocketAddr,
+    /// Users evaluated per processing transaction.
+    pub processing_batch_size: usize,
+    /// How long the processor sleeps when no tenant has queued users.
+    pub processing_idle_interval: Duration,
+    /// How long a processing lease lasts without renewal (another instance takes over after).
+    pub processing_lease: Duration,
+    /// Identifies this process among several instances on one database.
+    pub instance_id: String,
+}
+
+/// The configuration file's shape; every key is optional.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ConfigFile {
+    pub database_url: Option<String>,
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub processing_batch_size: Option<usize>,
+    pub processing_idle_interval_ms: Option<u64>,
+    pub processing_lease_ms: Option<u64>,
+    pub instance_id: Option<String>,
+}
+
+/// Why the configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid configuration file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl ConfigFile {
+    pub fn read(path: &Path) -> Result<ConfigFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|error| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: error.to_string(),
+        })
+    }
+}
+
+impl ServerConfig {
+    /// The zero-configuration defaults: `./licensd.db` (SQLite) in `data_dir`, `127.0.0.1:8080`.
+    pub fn defaults(data_dir: &Path) -> ServerConfig {
+        ServerConfig {
+            database_url: format!("sqlite://{}", data_dir.join("licensd.db").display()),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            processing_batch_size: 2_000,
+            processing_idle_interval: Duration::from_millis(50),
+            processing_lease: Duration::from_secs(10),
+            instance_id: format!("licensd-{}", std::process::id()),
+        }
+    }
+
+    /// Applies a configuration file over the defaults.
+    pub fn with_file(mut self, file: &ConfigFile) -> Result<ServerConfig, ConfigError> {
+        if let Some(data_dir) = &file.data_dir {
+            self.database_url = format!("sqlite://{}", data_dir.join("licensd.db").display());
+        }
+        if let Some(url) = &file.database_url {
+            self.database_url = url.clone();
+        }
+        if let Some(listen) = file.listen {
+            self.listen = listen;
+        }
+        if let Some(size) = file.processing_batch_size {
+            if size == 0 {
+                return Err(ConfigError::Invalid(
+                    "processing-batch-size must be at least 1".into(),
+                ));
+            }
+            self.processing_batch_size = size;
+        }
+        if let Some(ms) = file.processing_idle_interval_ms {
+            self.processing_idle_interval = Duration::from_millis(ms);
+        }
+        if let Some(ms) = file.processing_lease_ms {
+            self.processing_lease = Duration::from_millis(ms.max(100));
+        }
+        if let Some(instance_id) = &file.instance_id {
+            self.instance_id = instance_id.clone();
+        }
+        Ok(self)
+    }
+
+    /// Whether the database is PostgreSQL (several instances may share it).
+    pub fn is_postgres(&self) -> bool {
+        self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_setup_and_a_file_overrides_them() {
+        let defaults = ServerConfig::defaults(Path::new("/srv/licensd"));
+        assert_eq!(defaults.database_url, "sqlite:///srv/licensd/licensd.db");
+        assert_eq!(defaults.listen.to_string(), "127.0.0.1:8080");
+        let file: ConfigFile = toml::from_str(
+            "database-url = \"postgres://postgres@127.0.0.1/test\"\nlisten = \"0.0.0.0:9000\"\nprocessing-batch-size = 10\n",
+        )
+        .expect("valid file");
+        let config = defaults.with_file(&file).expect("valid config");
+        assert!(config.is_postgres());
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.processing_batch_size, 10);
+    }
+
+    #[test]
+    fn unknown_keys_and_zero_batches_are_refused() {
+        assert!(toml::from_str::<ConfigFile>("databse-url = \"x\"").is_err());
+        let file = ConfigFile {
+            processing_batch_size: Some(0),
+            ..Default::default()
+        };
+        let error = ServerConfig::defaults(Path::new("."))
+            .with_file(&file)
+            .expect_err("zero");
+        assert!(error.to_string().contains("processing-batch-size"));
+    }
+}

@@ -1,0 +1,103 @@
+//! The background processor: a thread that drains every tenant's queue in batches through the
+//! engine, persisting each batch's states and queue update in one transaction. On PostgreSQL a
+//! lease per tenant makes sure one instance at a time processes it; another takes over when the
+//! lease expires. Shutdown finishes the batch in flight, then stops.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::config::ServerConfig;
+use crate::tenants::{lock_store, SharedStore, Tenants};
+
+/// A running processor; dropping it does not stop it, [`Processor::stop`] does.
+pub struct Processor {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Processor {
+    pub fn start(
+        config: ServerConfig,
+        store: SharedStore,
+        tenants: Arc<Tenants>,
+    ) -> std::io::Result<Processor> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread_stop = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("licensd-processor".to_string())
+            .spawn(move || run(config, store, tenants, thread_stop))?;
+        Ok(Processor {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Asks the processor to stop after the batch in flight and waits for it.
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("the processor thread panicked");
+            }
+        }
+    }
+}
+
+fn run(config: ServerConfig, store: SharedStore, tenants: Arc<Tenants>, stop: Arc<AtomicBool>) {
+    tracing::info!(instance = %config.instance_id, "processor started");
+    let mut rounds: u64 = 0;
+    while !stop.load(Ordering::SeqCst) {
+        rounds += 1;
+        if rounds % 100 == 0 {
+            if let Err(error) = tenants.discover(&store) {
+                tracing::warn!(%error, "looking for new tenants failed");
+            }
+        }
+        let mut evaluated = 0;
+        let runtimes = match tenants.all() {
+            Ok(runtimes) => runtimes,
+            Err(error) => {
+                tracing::error!(%error, "cannot list tenants");
+                break;
+            }
+        };
+        for runtime in runtimes {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let leased = lock_store(&store).and_then(|mut store| {
+                store
+                    .try_acquire_processing_lease(runtime.id, &config.instance_id, config.processing_lease)
+                    .map_err(Into::into)
+            });
+            match leased {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(error) => {
+                    tracing::warn!(tenant = %runtime.id, %error, "processing lease failed");
+                    continue;
+                }
+            }
+            match runtime.process_step(&store, config.processing_batch_size) {
+                Ok(step) => {
+                    if step.evaluated_users > 0 {
+                        tracing::debug!(
+                            tenant = %runtime.id,
+                            evaluated = step.evaluated_users,
+                            changed = step.changed_states,
+                            remaining = step.remaining_users,
+                            "processed a batch"
+                        );
+                    }
+                    evaluated += step.evaluated_users;
+                }
+                Err(error) => tracing::warn!(tenant = %runtime.id, %error, "processing step failed"),
+            }
+        }
+        if evaluated == 0 {
+            std::thread::sleep(config.processing_idle_interval);
+        }
+    }
+    tracing::info!("processor stopped");
+}

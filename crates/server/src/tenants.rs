@@ -1,0 +1,250 @@
+//! Tenant runtimes: each tenant's engine lives in memory as a cache of what the store holds.
+//! Every write applies a command to the engine and persists exactly what it changed in one store
+//! transaction; processing steps do the same for evaluated users. If the store refuses a write
+//! (an error, or another instance wrote first), the engine is rebuilt from the store, so memory
+//! never runs ahead of what is durable.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use licensd_engine::{Command, CommandError, CommandOutcome, Engine, TenantSettings, Timestamp, Uuid};
+use licensd_store::{Store, StoreError, WriteBatch};
+
+/// The current time for the engine.
+pub fn now() -> Timestamp {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as i64)
+        .unwrap_or(0);
+    Timestamp(millis)
+}
+
+/// Why a command could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecuteError {
+    /// The engine refused the command: nothing changed.
+    #[error(transparent)]
+    Refused(#[from] CommandError),
+    /// The store failed: nothing changed (the engine was rebuilt from the store).
+    #[error("storage failed: {0}")]
+    Store(#[from] StoreError),
+    #[error("the tenant's stored state cannot be loaded: {0}")]
+    Load(String),
+    #[error("tenant {0} does not exist")]
+    UnknownTenant(Uuid),
+    #[error("a lock was poisoned by a panic in another thread")]
+    Poisoned,
+}
+
+/// The shared store. SQLite connections are not shared between threads, so access is serialized.
+pub type SharedStore = Arc<Mutex<Store>>;
+
+pub(crate) fn lock_store(store: &SharedStore) -> Result<MutexGuard<'_, Store>, ExecuteError> {
+    store.lock().map_err(|_| ExecuteError::Poisoned)
+}
+
+struct TenantState {
+    engine: Engine,
+    /// The store version the engine reflects.
+    version: u64,
+}
+
+/// One tenant's in-memory engine and the version of the store it reflects.
+pub struct TenantRuntime {
+    pub id: Uuid,
+    state: Mutex<TenantState>,
+}
+
+/// What one processing step did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StepReport {
+    pub evaluated_users: usize,
+    pub changed_states: usize,
+    pub remaining_users: usize,
+}
+
+fn load_engine(store: &SharedStore, tenant_id: Uuid) -> Result<(Engine, u64), ExecuteError> {
+    let (image, version) = lock_store(store)?.load_tenant(tenant_id)?;
+    let engine = Engine::from_image(image).map_err(|error| ExecuteError::Load(error.to_string()))?;
+    Ok((engine, version))
+}
+
+impl TenantRuntime {
+    /// Loads a tenant from the store.
+    pub fn load(store: &SharedStore, tenant_id: Uuid) -> Result<TenantRuntime, ExecuteError> {
+        let (engine, version) = load_engine(store, tenant_id)?;
+        Ok(TenantRuntime {
+            id: tenant_id,
+            state: Mutex::new(TenantState { engine, version }),
+        })
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, TenantState>, ExecuteError> {
+        self.state.lock().map_err(|_| ExecuteError::Poisoned)
+    }
+
+    /// Rebuilds the engine from the store if another instance (or an earlier failure) left it
+    /// behind the stored version.
+    fn catch_up(&self, state: &mut TenantState, store: &SharedStore) -> Result<(), ExecuteError> {
+        let stored = lock_store(store)?.tenant_version(self.id)?;
+        if stored != state.version {
+            self.reload(state, store)?;
+        }
+        Ok(())
+    }
+
+    fn reload(&self, state: &mut TenantState, store: &SharedStore) -> Result<(), ExecuteError> {
+        let (engine, version) = load_engine(store, self.id)?;
+        tracing::info!(tenant = %self.id, version, "tenant reloaded from the store");
+        state.engine = engine;
+        state.version = version;
+        Ok(())
+    }
+
+    /// Applies a command and persists what it changed, in one transaction. Retries once when
+    /// another instance wrote in between.
+    pub fn execute(&self, store: &SharedStore, command: Command) -> Result<CommandOutcome, ExecuteError> {
+        let mut state = self.lock()?;
+        for attempt in 0..2 {
+            self.catch_up(&mut state, store)?;
+            let outcome = state.engine.apply(command.clone(), now())?;
+            let mut batch = WriteBatch::from_command_outcome(&state.engine, &outcome)?;
+            batch.expected_version = Some(state.version);
+            let written = lock_store(store)?.write(self.id, &batch);
+            match written {
+                Ok(version) => {
+                    state.version = version;
+                    return Ok(outcome);
+                }
+                Err(StoreError::Conflict { .. }) if attempt == 0 => self.reload(&mut state, store)?,
+                Err(error) => {
+                    self.reload(&mut state, store)?;
+                    return Err(error.into());
+                }
+            }
+        }
+        Err(ExecuteError::Load(
+            "the tenant kept changing under this instance".to_string(),
+        ))
+    }
+
+    /// Evaluates up to `max_users` queued users and persists the result with the queue update in
+    /// one transaction.
+    pub fn process_step(&self, store: &SharedStore, max_users: usize) -> Result<StepReport, ExecuteError> {
+        let mut state = self.lock()?;
+        self.catch_up(&mut state, store)?;
+        if state.engine.queued_users() == 0 {
+            return Ok(StepReport::default());
+        }
+        let report = state.engine.process_batch(max_users, now());
+        let mut batch = WriteBatch::from_process_report(&state.engine, &report);
+        batch.expected_version = Some(state.version);
+        let written = lock_store(store)?.write(self.id, &batch);
+        match written {
+            Ok(version) => {
+                state.version = version;
+                Ok(StepReport {
+                    evaluated_users: report.evaluated_users,
+                    changed_states: report.changes.len(),
+                    remaining_users: report.remaining_users,
+                })
+            }
+            Err(error) => {
+                self.reload(&mut state, store)?;
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Runs a read-only query against the tenant's engine.
+    pub fn read<T>(&self, query: impl FnOnce(&Engine) -> T) -> Result<T, ExecuteError> {
+        let state = self.lock()?;
+        Ok(query(&state.engine))
+    }
+
+    /// The store version the engine reflects.
+    pub fn version(&self) -> Result<u64, ExecuteError> {
+        Ok(self.lock()?.version)
+    }
+}
+
+/// Every tenant of the store, loaded at start.
+pub struct Tenants {
+    runtimes: RwLock<HashMap<Uuid, Arc<TenantRuntime>>>,
+    default_tenant: Uuid,
+}
+
+/// The tenant created on first start when the store has none.
+pub const DEFAULT_TENANT_NAME: &str = "Default tenant";
+
+impl Tenants {
+    /// Loads every tenant, creating a default one in an empty store.
+    pub fn load_all(store: &SharedStore) -> Result<Tenants, ExecuteError> {
+        let mut ids = lock_store(store)?.tenant_ids()?;
+        if ids.is_empty() {
+            let settings = TenantSettings::new(Uuid::new_v4(), DEFAULT_TENANT_NAME);
+            lock_store(store)?.create_tenant(&settings)?;
+            tracing::info!(tenant = %settings.tenant_id, "created the default tenant");
+            ids.push(settings.tenant_id);
+        }
+        let default_tenant = ids[0];
+        let mut runtimes = HashMap::new();
+        for id in ids {
+            let started = std::time::Instant::now();
+            let runtime = TenantRuntime::load(store, id)?;
+            let (users, queued) = runtime.read(|engine| (engine.user_count(), engine.queued_users()))?;
+            tracing::info!(tenant = %id, users, queued, elapsed_ms = started.elapsed().as_millis() as u64, "tenant loaded");
+            runtimes.insert(id, Arc::new(runtime));
+        }
+        Ok(Tenants {
+            runtimes: RwLock::new(runtimes),
+            default_tenant,
+        })
+    }
+
+    pub fn get(&self, tenant_id: Uuid) -> Result<Arc<TenantRuntime>, ExecuteError> {
+        self.runtimes
+            .read()
+            .map_err(|_| ExecuteError::Poisoned)?
+            .get(&tenant_id)
+            .cloned()
+            .ok_or(ExecuteError::UnknownTenant(tenant_id))
+    }
+
+    pub fn default_tenant(&self) -> Uuid {
+        self.default_tenant
+    }
+
+    pub fn all(&self) -> Result<Vec<Arc<TenantRuntime>>, ExecuteError> {
+        let mut all: Vec<Arc<TenantRuntime>> = self
+            .runtimes
+            .read()
+            .map_err(|_| ExecuteError::Poisoned)?
+            .values()
+            .cloned()
+            .collect();
+        all.sort_by_key(|runtime| runtime.id);
+        Ok(all)
+    }
+
+    /// Loads tenants created by other instances since start.
+    pub fn discover(&self, store: &SharedStore) -> Result<(), ExecuteError> {
+        let ids = lock_store(store)?.tenant_ids()?;
+        for id in ids {
+            let known = self
+                .runtimes
+                .read()
+                .map_err(|_| ExecuteError::Poisoned)?
+                .contains_key(&id);
+            if !known {
+                let runtime = Arc::new(TenantRuntime::load(store, id)?);
+                self.runtimes
+                    .write()
+                    .map_err(|_| ExecuteError::Poisoned)?
+                    .insert(id, runtime);
+            }
+        }
+        Ok(())
+    }
+}
