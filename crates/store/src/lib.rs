@@ -1,0 +1,226 @@
+//! licensd's storage layer: tenants, their catalog and directory, license assignment states and
+//! the durable work queue, in SQLite (embedded, the default) or PostgreSQL (several instances on
+//! one database). **Only this crate writes SQL.**
+//!
+//! - [`Store::open`] connects and applies the missing migrations; it refuses a database whose
+//!   schema is newer than this binary ([`StoreError::SchemaTooNew`]).
+//! - [`Store::write`] applies a [`WriteBatch`] — what one accepted command or one processing step
+//!   changed, built with [`WriteBatch::from_command_outcome`] or
+//!   [`WriteBatch::from_process_report`] — in one transaction that also stores the queue entries,
+//!   the logical clock, the tenant's new version and a [`TenantChange`] record. On PostgreSQL the
+//!   writers of one tenant are serialized by an advisory lock; `expected_version` makes a write
+//!   fail with [`StoreError::Conflict`] if another instance wrote first.
+//! - [`Store::load_tenant`] reads a consistent snapshot of a tenant back as the engine's
+//!   [`TenantImage`], ready for `Engine::from_image`.
+//! - Processing leases ([`Store::try_acquire_processing_lease`]) let one instance at a time
+//!   process a tenant's queue, and another take over when the lease expires.
+//!
+//! The API is synchronous: call it from blocking threads. A `Store` is one connection; open one
+//! per thread that needs the database.
+
+mod batch;
+mod codec;
+mod error;
+mod load;
+mod migration;
+mod postgres;
+mod sqlite;
+
+use std::time::Duration;
+
+use licensd_engine::image::TenantImage;
+use licensd_engine::{TenantSettings, Uuid};
+
+pub use crate::batch::{StateKey, TenantChange, WriteBatch};
+pub use crate::error::StoreError;
+pub use crate::migration::SCHEMA_VERSION;
+pub use crate::postgres::PostgresStore;
+pub use crate::sqlite::SqliteStore;
+
+/// Which database a store runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A connection to licensd's database, SQLite or PostgreSQL, with one set of operations.
+pub enum Store {
+    Sqlite(SqliteStore),
+    /// Boxed: a PostgreSQL client is several times larger than a SQLite connection.
+    Postgres(Box<PostgresStore>),
+}
+
+/// Dispatches one method call to the backend.
+macro_rules! dispatch {
+    ($store:expr, $backend:ident => $call:expr) => {
+        match $store {
+            Store::Sqlite($backend) => $call,
+            Store::Postgres($backend) => $call,
+        }
+    };
+}
+
+/// Where `open` finds the database: a SQLite path or a PostgreSQL URL.
+#[derive(Debug, PartialEq, Eq)]
+enum Location<'a> {
+    Sqlite(&'a str),
+    Postgres(&'a str),
+}
+
+fn locate(url: &str) -> Result<Location<'_>, StoreError> {
+    let invalid = |reason: &str| StoreError::InvalidUrl {
+        url: url.to_string(),
+        reason: reason.to_string(),
+    };
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Location::Postgres(url));
+    }
+    let path = if let Some(path) = url.strip_prefix("sqlite://") {
+        path
+    } else if let Some(path) = url.strip_prefix("sqlite:") {
+        path
+    } else if url.contains("://") {
+        return Err(invalid(
+            "expected a SQLite path, sqlite://path or postgres://user@host/database",
+        ));
+    } else {
+        url
+    };
+    if path.is_empty() {
+        return Err(invalid("the SQLite path is empty"));
+    }
+    Ok(Location::Sqlite(path))
+}
+
+impl Store {
+    /// Opens the database at `url` — a SQLite path (`licensd.db`, `sqlite://data/licensd.db`,
+    /// `sqlite:///var/lib/licensd.db`; created if missing) or a PostgreSQL URL
+    /// (`postgres://user@host:5432/database`, parameters such as `options=-csearch_path%3Dx`
+    /// allowed) — and applies the missing migrations.
+    pub fn open(url: &str) -> Result<Store, StoreError> {
+        match locate(url)? {
+            Location::Sqlite(path) => Ok(Store::Sqlite(SqliteStore::open(path)?)),
+            Location::Postgres(url) => Ok(Store::Postgres(Box::new(PostgresStore::open(url)?))),
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Store::Sqlite(_) => Backend::Sqlite,
+            Store::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The schema version the database is at (after `open`, [`SCHEMA_VERSION`]).
+    pub fn schema_version(&mut self) -> Result<u64, StoreError> {
+        dispatch!(self, store => store.schema_version())
+    }
+
+    /// Stores a new, empty tenant at version 0 with logical clock 0.
+    pub fn create_tenant(&mut self, settings: &TenantSettings) -> Result<(), StoreError> {
+        dispatch!(self, store => store.create_tenant(settings))
+    }
+
+    /// Every stored tenant, oldest first.
+    pub fn tenant_ids(&mut self) -> Result<Vec<Uuid>, StoreError> {
+        dispatch!(self, store => store.tenant_ids())
+    }
+
+    /// The tenant's version: the number of writes applied to it.
+    pub fn tenant_version(&mut self, tenant_id: Uuid) -> Result<u64, StoreError> {
+        dispatch!(self, store => store.tenant_version(tenant_id))
+    }
+
+    /// A consistent snapshot of the whole tenant and the version it reflects. Users, groups,
+    /// products and plans come in the engine's order, with every logical time as written.
+    pub fn load_tenant(&mut self, tenant_id: Uuid) -> Result<(TenantImage, u64), StoreError> {
+        dispatch!(self, store => store.load_tenant(tenant_id))
+    }
+
+    /// Applies `batch` to the tenant in one transaction and returns the tenant's new version.
+    /// Nothing is written when it fails.
+    pub fn write(&mut self, tenant_id: Uuid, batch: &WriteBatch) -> Result<u64, StoreError> {
+        dispatch!(self, store => store.write(tenant_id, batch))
+    }
+
+    /// The work queue, first in first out.
+    pub fn queue(&mut self, tenant_id: Uuid) -> Result<Vec<Uuid>, StoreError> {
+        dispatch!(self, store => store.queue(tenant_id))
+    }
+
+    /// The number of queued users.
+    pub fn queue_len(&mut self, tenant_id: Uuid) -> Result<u64, StoreError> {
+        dispatch!(self, store => store.queue_len(tenant_id))
+    }
+
+    /// The change records of the writes after `after_version`, oldest first, so an instance
+    /// holding the tenant at `after_version` can catch up.
+    pub fn changes_since(
+        &mut self,
+        tenant_id: Uuid,
+        after_version: u64,
+    ) -> Result<Vec<TenantChange>, StoreError> {
+        dispatch!(self, store => store.changes_since(tenant_id, after_version))
+    }
+
+    /// Takes the right to process the tenant's queue for `ttl`, by the database's clock. Returns
+    /// `true` when `instance_id` holds the lease now: it was free, expired, or already this
+    /// instance's (then it is extended).
+    pub fn try_acquire_processing_lease(
+        &mut self,
+        tenant_id: Uuid,
+        instance_id: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, store => store.try_acquire_processing_lease(tenant_id, instance_id, ttl))
+    }
+
+    /// Extends the lease by `ttl` from now. Returns `false` when `instance_id` no longer holds it
+    /// (another instance took it over after it expired): stop processing then.
+    pub fn renew_processing_lease(
+        &mut self,
+        tenant_id: Uuid,
+        instance_id: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, store => store.renew_processing_lease(tenant_id, instance_id, ttl))
+    }
+
+    /// Gives the lease up, if `instance_id` holds it.
+    pub fn release_processing_lease(&mut self, tenant_id: Uuid, instance_id: &str) -> Result<(), StoreError> {
+        dispatch!(self, store => store.release_processing_lease(tenant_id, instance_id))
+    }
+
+    /// The instance holding an unexpired lease on the tenant, if any.
+    pub fn processing_lease_holder(&mut self, tenant_id: Uuid) -> Result<Option<String>, StoreError> {
+        dispatch!(self, store => store.processing_lease_holder(tenant_id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_choose_the_backend() {
+        assert_eq!(
+            locate("licensd.db").expect("path"),
+            Location::Sqlite("licensd.db")
+        );
+        assert_eq!(
+            locate("sqlite://data/licensd.db").expect("sqlite url"),
+            Location::Sqlite("data/licensd.db")
+        );
+        assert_eq!(
+            locate("sqlite:///var/lib/licensd.db").expect("absolute sqlite url"),
+            Location::Sqlite("/var/lib/licensd.db")
+        );
+        assert_eq!(
+            locate("postgres://postgres@127.0.0.1/test").expect("postgres"),
+            Location::Postgres("postgres://postgres@127.0.0.1/test")
+        );
+        assert!(matches!(locate("mysql://x"), Err(StoreError::InvalidUrl { .. })));
+        assert!(matches!(locate("sqlite://"), Err(StoreError::InvalidUrl { .. })));
+    }
+}

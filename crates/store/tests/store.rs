@@ -1,0 +1,1056 @@
+//! The storage test suite, written once and run against both backends: SQLite on a temporary
+//! file, and PostgreSQL at `LICENSD_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`), each test in a schema of its own so tests run in
+//! parallel. When PostgreSQL is unreachable its tests print why and pass.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use licensd_engine::image::{TenantImage, UserImage};
+use licensd_engine::seed_world::{SeedSeats, SeedWorld, EMS_E3, OFFICE_365_E1, OFFICE_365_E3};
+use licensd_engine::{
+    AssignedLicense, CapabilityStatus, Command, CommandOutcome, CountryCode, Engine, NewUser, ProxyAddress,
+    TenantSettings, Timestamp, UserChanges, Uuid,
+};
+use licensd_store::{Backend, StateKey, Store, StoreError, WriteBatch, SCHEMA_VERSION};
+
+// ----- fixture --------------------------------------------------------------------------------
+
+/// A database for one test; a PostgreSQL schema is dropped when the test ends.
+struct TestDatabase {
+    url: String,
+    _directory: Option<tempfile::TempDir>,
+    postgres_schema: Option<(String, String)>,
+}
+
+static SCHEMA_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl TestDatabase {
+    fn sqlite() -> TestDatabase {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let path = directory.path().join("licensd.db");
+        TestDatabase {
+            url: format!("sqlite://{}", path.display()),
+            _directory: Some(directory),
+            postgres_schema: None,
+        }
+    }
+
+    fn postgres(test: &str) -> Option<TestDatabase> {
+        let base = std::env::var("LICENSD_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
+        let mut client = match ::postgres::Client::connect(&base, ::postgres::NoTls) {
+            Ok(client) => client,
+            Err(error) => {
+                println!("skipping PostgreSQL tests: cannot connect to {base}: {error}");
+                return None;
+            }
+        };
+        let schema = format!(
+            "licensd_test_{test}_{}_{}",
+            std::process::id(),
+            SCHEMA_COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        client
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+            ))
+            .expect("create the test schema");
+        let separator = if base.contains('?') { '&' } else { '?' };
+        Some(TestDatabase {
+            url: format!("{base}{separator}options=-csearch_path%3D{schema}"),
+            _directory: None,
+            postgres_schema: Some((base, schema)),
+        })
+    }
+
+    fn open(&self) -> Store {
+        Store::open(&self.url).expect("open the store")
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some((base, schema)) = &self.postgres_schema {
+            if let Ok(mut client) = ::postgres::Client::connect(base, ::postgres::NoTls) {
+                let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+            }
+        }
+    }
+}
+
+/// Runs each test case on SQLite and on PostgreSQL.
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $case() {
+                    super::$case(super::TestDatabase::sqlite());
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $case() {
+                    if let Some(database) = super::TestDatabase::postgres(stringify!($case)) {
+                        super::$case(database);
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    migrations_are_applied_once_and_a_newer_schema_is_refused,
+    the_demo_tenant_round_trips_through_the_store,
+    incremental_writes_keep_the_store_equal_to_the_engine,
+    the_queue_is_first_in_first_out,
+    deleting_users_and_groups_leaves_no_rows_behind,
+    a_write_with_a_stale_version_writes_nothing,
+    an_invalid_batch_writes_nothing,
+    processing_leases_are_exclusive_and_expire,
+    tenants_are_isolated,
+    change_records_say_what_each_write_changed,
+    bulk_state_writes_round_trip,
+);
+
+// ----- helpers --------------------------------------------------------------------------------
+
+/// Runs a statement directly on the backend, for tests that inspect or tamper with rows.
+fn execute(store: &mut Store, sql: &str) {
+    match store {
+        Store::Sqlite(sqlite) => {
+            sqlite.connection().execute_batch(sql).expect("SQLite statement");
+        }
+        Store::Postgres(postgres) => {
+            postgres
+                .client()
+                .batch_execute(sql)
+                .expect("PostgreSQL statement");
+        }
+    }
+}
+
+/// `SELECT count(*) ...` directly on the backend.
+fn count(store: &mut Store, sql: &str) -> i64 {
+    match store {
+        Store::Sqlite(sqlite) => sqlite
+            .connection()
+            .query_row(sql, [], |row| row.get(0))
+            .expect("SQLite count"),
+        Store::Postgres(postgres) => postgres
+            .client()
+            .query_one(sql, &[])
+            .expect("PostgreSQL count")
+            .get(0),
+    }
+}
+
+fn tenant_settings(tenant_id: Uuid, name: &str) -> TenantSettings {
+    let mut settings = TenantSettings::new(tenant_id, name);
+    settings.default_usage_location = Some(CountryCode::parse("US").expect("US"));
+    settings
+}
+
+fn plain_user(id: Uuid, name: &str) -> UserImage {
+    UserImage {
+        id,
+        user_principal_name: format!("{name}@contoso.com"),
+        display_name: name.to_string(),
+        usage_location: None,
+        proxy_addresses: vec![ProxyAddress::parse(&format!("SMTP:{name}@contoso.com")).expect("address")],
+        account_enabled: true,
+        direct_licenses: Vec::new(),
+        memberships: Vec::new(),
+        states: Vec::new(),
+    }
+}
+
+/// Compares two images part by part, so a failure names the part that differs.
+fn assert_images_equal(actual: &TenantImage, expected: &TenantImage) {
+    assert_eq!(actual.settings, expected.settings, "settings");
+    assert_eq!(actual.clock, expected.clock, "clock");
+    assert_eq!(actual.service_plans, expected.service_plans, "service plans");
+    assert_eq!(actual.skus, expected.skus, "products");
+    assert_eq!(actual.groups, expected.groups, "groups");
+    assert_eq!(
+        actual.users.iter().map(|user| user.id).collect::<Vec<_>>(),
+        expected.users.iter().map(|user| user.id).collect::<Vec<_>>(),
+        "user order"
+    );
+    for (actual_user, expected_user) in actual.users.iter().zip(&expected.users) {
+        assert_eq!(
+            actual_user, expected_user,
+            "user {}",
+            expected_user.user_principal_name
+        );
+    }
+    assert_eq!(actual.queue, expected.queue, "queue");
+    assert_eq!(actual, expected);
+}
+
+/// Loads the tenant, rebuilds an engine from it and checks that it is the engine's tenant.
+fn assert_store_holds(store: &mut Store, engine: &Engine, version: u64) {
+    let tenant_id = engine.settings().tenant_id;
+    let (image, loaded_version) = store.load_tenant(tenant_id).expect("load the tenant");
+    assert_eq!(loaded_version, version, "version");
+    let expected = engine.to_image();
+    assert_eq!(image.queue, expected.queue, "queue in the loaded image");
+    let rebuilt = Engine::from_image(image).expect("the loaded image rebuilds an engine");
+    assert_images_equal(&rebuilt.to_image(), &expected);
+    assert_eq!(rebuilt.license_snapshot(), engine.license_snapshot());
+    assert_eq!(store.queue(tenant_id).expect("queue"), engine.queued_user_ids());
+    assert_eq!(
+        store.queue_len(tenant_id).expect("queue length"),
+        engine.queued_user_ids().len() as u64
+    );
+}
+
+/// Stores a tenant's whole engine as it is now and returns the version.
+fn store_engine(store: &mut Store, engine: &Engine) -> u64 {
+    let image = engine.to_image();
+    store.create_tenant(&image.settings).expect("create the tenant");
+    store
+        .write(image.settings.tenant_id, &WriteBatch::from_image(image))
+        .expect("store the image")
+}
+
+// ----- cases ----------------------------------------------------------------------------------
+
+fn migrations_are_applied_once_and_a_newer_schema_is_refused(database: TestDatabase) {
+    let mut store = database.open();
+    assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+    drop(store);
+    let mut store = database.open();
+    assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+    assert_eq!(
+        count(&mut store, "SELECT count(*) FROM schema_migrations"),
+        SCHEMA_VERSION as i64
+    );
+    if store.backend() == Backend::Sqlite {
+        let Store::Sqlite(sqlite) = &mut store else {
+            unreachable!("checked above")
+        };
+        let mode: String = sqlite
+            .connection()
+            .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+            .expect("journal mode");
+        assert_eq!(mode.to_lowercase(), "wal");
+        let foreign_keys: i64 = sqlite
+            .connection()
+            .query_row("PRAGMA foreign_keys", [], |row| row.get(0))
+            .expect("foreign keys");
+        assert_eq!(foreign_keys, 1);
+    }
+    let newer = SCHEMA_VERSION + 5;
+    execute(
+        &mut store,
+        &format!("INSERT INTO schema_migrations (version, name) VALUES ({newer}, 'from the future')"),
+    );
+    drop(store);
+    match Store::open(&database.url) {
+        Err(StoreError::SchemaTooNew { found, supported }) => {
+            assert_eq!((found, supported), (newer, SCHEMA_VERSION));
+        }
+        Err(other) => panic!("expected SchemaTooNew, got {other}"),
+        Ok(_) => panic!("a newer schema was accepted"),
+    }
+}
+
+fn the_demo_tenant_round_trips_through_the_store(database: TestDatabase) {
+    let (mut world, directory) = SeedWorld::demo().expect("demo");
+    // Leave users queued, so the queue is part of the round trip.
+    world
+        .apply(Command::ReprocessGroup {
+            group_id: directory.mobility_ems,
+        })
+        .expect("reprocess");
+    world.engine.process_batch(17, world.now);
+    assert!(!world.engine.queued_user_ids().is_empty());
+    let mut store = database.open();
+    let version = store_engine(&mut store, &world.engine);
+    assert_eq!(version, 1);
+    let expected = world.engine.to_image();
+    let (loaded, loaded_version) = store.load_tenant(expected.settings.tenant_id).expect("load");
+    assert_eq!(loaded_version, 1);
+    // Everything but the order of each user's states comes back exactly as written.
+    let mut sorted_loaded = loaded.clone();
+    let mut sorted_expected = expected.clone();
+    for image in [&mut sorted_loaded, &mut sorted_expected] {
+        for user in &mut image.users {
+            user.states
+                .sort_by_key(|state| (state.sku_id, state.assigned_by_group));
+        }
+    }
+    assert_images_equal(&sorted_loaded, &sorted_expected);
+    let rebuilt = Engine::from_image(loaded).expect("rebuild");
+    assert_images_equal(&rebuilt.to_image(), &expected);
+    assert_eq!(rebuilt.license_snapshot(), world.engine.license_snapshot());
+    assert_eq!(rebuilt.tenant_overview(), world.engine.tenant_overview());
+    assert_eq!(
+        store.tenant_ids().expect("tenants"),
+        vec![expected.settings.tenant_id]
+    );
+}
+
+/// Applies one command to the world and writes what it changed.
+fn apply_and_write(
+    world: &mut SeedWorld,
+    store: &mut Store,
+    version: &mut u64,
+    command: Command,
+) -> CommandOutcome {
+    let outcome = world.apply(command.clone()).expect("the command is accepted");
+    let mut batch = WriteBatch::from_command_outcome(&world.engine, &outcome).expect("batch");
+    batch.expected_version = Some(*version);
+    *version = store
+        .write(world.engine.settings().tenant_id, &batch)
+        .unwrap_or_else(|error| panic!("writing {} failed: {error}", command.name()));
+    assert_store_holds(store, &world.engine, *version);
+    outcome
+}
+
+/// Processes in batches of `batch_size` users, writing each step, until the queue is empty or
+/// `max_steps` steps ran. Returns how many users the steps queued again.
+fn process_and_write(
+    world: &mut SeedWorld,
+    store: &mut Store,
+    version: &mut u64,
+    batch_size: usize,
+    max_steps: usize,
+) -> usize {
+    let mut requeued = 0;
+    for _ in 0..max_steps {
+        if world.engine.queued_users() == 0 {
+            break;
+        }
+        world.now = Timestamp(world.now.0 + 1000);
+        let report = world.engine.process_batch(batch_size, world.now);
+        requeued += report.requeued.len();
+        let mut batch = WriteBatch::from_process_report(&world.engine, &report);
+        batch.expected_version = Some(*version);
+        *version = store
+            .write(world.engine.settings().tenant_id, &batch)
+            .expect("write a processing step");
+        assert_store_holds(store, &world.engine, *version);
+    }
+    requeued
+}
+
+fn incremental_writes_keep_the_store_equal_to_the_engine(database: TestDatabase) {
+    let mut world = SeedWorld::new(SeedSeats {
+        ems_e3: 3,
+        ..SeedSeats::default()
+    })
+    .expect("seed world");
+    let mut store = database.open();
+    let mut version = store_engine(&mut store, &world.engine);
+    assert_store_holds(&mut store, &world.engine, version);
+
+    let mut users = Vec::new();
+    for number in 1..=8 {
+        let id = world.next_id();
+        let mut user = NewUser::new(id, &format!("person{number}@contoso.com"));
+        user.usage_location = match number {
+            1 => None,
+            8 => Some(CountryCode::parse("CU").expect("CU")),
+            _ => Some(CountryCode::parse("US").expect("US")),
+        };
+        user.proxy_addresses =
+            vec![ProxyAddress::parse(&format!("SMTP:person{number}@contoso.com")).expect("address")];
+        apply_and_write(&mut world, &mut store, &mut version, Command::CreateUser(user));
+        users.push(id);
+    }
+    let sales = world.next_id();
+    let mobility = world.next_id();
+    for (group_id, name) in [(sales, "Sales"), (mobility, "Mobility")] {
+        apply_and_write(
+            &mut world,
+            &mut store,
+            &mut version,
+            Command::CreateGroup {
+                group_id,
+                display_name: name.to_string(),
+            },
+        );
+    }
+    apply_and_write(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::AssignGroupLicenses {
+            group_id: sales,
+            add_licenses: vec![AssignedLicense::new(OFFICE_365_E3)],
+            remove_licenses: vec![],
+        },
+    );
+    apply_and_write(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::AssignGroupLicenses {
+            group_id: mobility,
+            add_licenses: vec![AssignedLicense::new(EMS_E3)],
+            remove_licenses: vec![],
+        },
+    );
+    for user_id in &users[..6] {
+        for group_id in [sales, mobility] {
+            apply_and_write(
+                &mut world,
+                &mut store,
+                &mut version,
+                Command::AddGroupMember {
+                    group_id,
+                    user_id: *user_id,
+                },
+            );
+        }
+    }
+    process_and_write(&mut world, &mut store, &mut version, 2, 100);
+    // A direct license is applied at once.
+    apply_and_write(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::AssignUserLicenses {
+            user_id: users[6],
+            add_licenses: vec![AssignedLicense::new(OFFICE_365_E1)],
+            remove_licenses: vec![],
+        },
+    );
+    apply_and_write(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::UpdateUser {
+            user_id: users[2],
+            changes: UserChanges {
+                usage_location: Some(Some(CountryCode::parse("CU").expect("CU"))),
+                proxy_addresses: Some(vec![
+                    ProxyAddress::parse("SMTP:person3@contoso.com").expect("address"),
+                    ProxyAddress::parse("smtp:third@contoso.com").expect("address"),
+                ]),
+                ..UserChanges::default()
+            },
+        },
+    );
+    // More seats: waiting users are handed a unit (self-healing queues them).
+    let outcome = apply_and_write(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::SetPrepaidUnits {
+            sku_id: EMS_E3,
+            prepaid_units: 5,
+        },
+    );
+    assert!(
+        !outcome.newly_queued.is_empty(),
+        "freed seats queue waiting users"
+    );
+    process_and_write(&mut world, &mut store, &mut version, 1, 100);
+    apply_and_write(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::SetDefaultUsageLocation {
+            usage_location: Some(CountryCode::parse("NL").expect("NL")),
+        },
+    );
+    let teams = licensd_engine::seed_world::MICROSOFT_TEAMS_PLAN;
+    let mut rules = world.engine.service_plan_rules(teams).expect("rules");
+    rules.unavailable_in.push(CountryCode::parse("NL").expect("NL"));
+    apply_and_write(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::SetServicePlanRules {
+            service_plan_id: teams,
+            rules,
+        },
+    );
+    apply_and_write(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::SetCapabilityStatus {
+            sku_id: OFFICE_365_E1,
+            capability_status: CapabilityStatus::Warning,
+        },
+    );
+    process_and_write(&mut world, &mut store, &mut version, 3, 100);
+    // Two holders leave Mobility: processing frees their units and hands them to the users
+    // still waiting, who are queued again within the same step.
+    for user_id in [users[0], users[1]] {
+        apply_and_write(
+            &mut world,
+            &mut store,
+            &mut version,
+            Command::RemoveGroupMember {
+                group_id: mobility,
+                user_id,
+            },
+        );
+    }
+    let requeued = process_and_write(&mut world, &mut store, &mut version, 1, 100);
+    assert!(requeued > 0, "processing handed freed units to waiting users");
+    apply_and_write(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::RemoveGroupMember {
+            group_id: sales,
+            user_id: users[0],
+        },
+    );
+    let temporary = world.next_id();
+    apply_and_write(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::CreateGroup {
+            group_id: temporary,
+            display_name: "Temporary".to_string(),
+        },
+    );
+    apply_and_write(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::AddGroupMember {
+            group_id: temporary,
+            user_id: users[3],
+        },
+    );
+    apply_and_write(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::DeleteGroup { group_id: temporary },
+    );
+    apply_and_write(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::DeleteUser { user_id: users[4] },
+    );
+    process_and_write(&mut world, &mut store, &mut version, 2, 100);
+    apply_and_write(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::SetSelfHealing { enabled: false },
+    );
+    apply_and_write(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::ReprocessGroup { group_id: mobility },
+    );
+    // Stop half way: the rest of the queue must survive as it is.
+    process_and_write(&mut world, &mut store, &mut version, 2, 1);
+    assert!(world.engine.queued_users() > 0);
+    let changes = store
+        .changes_since(world.engine.settings().tenant_id, 0)
+        .expect("changes");
+    assert_eq!(changes.len() as u64, version);
+}
+
+fn the_queue_is_first_in_first_out(database: TestDatabase) {
+    let mut store = database.open();
+    let tenant_id = Uuid::from_u128(0x7e57_0001);
+    store
+        .create_tenant(&tenant_settings(tenant_id, "Queue"))
+        .expect("tenant");
+    let ids: Vec<Uuid> = (1..=5).map(|number| Uuid::from_u128(0x5000 + number)).collect();
+    let users = ids
+        .iter()
+        .enumerate()
+        .map(|(index, id)| plain_user(*id, &format!("queued{index}")))
+        .collect();
+    store
+        .write(
+            tenant_id,
+            &WriteBatch {
+                users,
+                enqueue: vec![ids[2], ids[0], ids[1]],
+                ..WriteBatch::default()
+            },
+        )
+        .expect("first enqueue");
+    assert_eq!(
+        store.queue(tenant_id).expect("queue"),
+        vec![ids[2], ids[0], ids[1]]
+    );
+    // A queued user keeps its place; duplicates in one batch make one entry.
+    store
+        .write(
+            tenant_id,
+            &WriteBatch {
+                enqueue: vec![ids[0], ids[3], ids[3]],
+                ..WriteBatch::default()
+            },
+        )
+        .expect("second enqueue");
+    assert_eq!(
+        store.queue(tenant_id).expect("queue"),
+        vec![ids[2], ids[0], ids[1], ids[3]]
+    );
+    // Dequeue happens before enqueue: a dequeued and re-enqueued user goes to the back.
+    store
+        .write(
+            tenant_id,
+            &WriteBatch {
+                dequeue: vec![ids[0], ids[4]],
+                enqueue: vec![ids[0]],
+                ..WriteBatch::default()
+            },
+        )
+        .expect("dequeue");
+    assert_eq!(
+        store.queue(tenant_id).expect("queue"),
+        vec![ids[2], ids[1], ids[3], ids[0]]
+    );
+    assert_eq!(store.queue_len(tenant_id).expect("length"), 4);
+    let (image, _) = store.load_tenant(tenant_id).expect("load");
+    assert_eq!(image.queue, vec![ids[2], ids[1], ids[3], ids[0]]);
+    // A queue entry needs a user.
+    let error = store
+        .write(
+            tenant_id,
+            &WriteBatch {
+                enqueue: vec![Uuid::from_u128(0xdead)],
+                ..WriteBatch::default()
+            },
+        )
+        .expect_err("unknown user");
+    assert!(
+        matches!(error, StoreError::Sqlite { .. } | StoreError::Postgres { .. }),
+        "{error}"
+    );
+    assert_eq!(store.queue_len(tenant_id).expect("length"), 4);
+}
+
+fn deleting_users_and_groups_leaves_no_rows_behind(database: TestDatabase) {
+    let (mut world, directory) = SeedWorld::demo().expect("demo");
+    let mut store = database.open();
+    let mut version = store_engine(&mut store, &world.engine);
+    // User 1 has direct licenses, memberships and states; queue them so the queue entry goes too.
+    let user = directory.users[0];
+    apply_and_write(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::ReprocessUser { user_id: user },
+    );
+    let user_hex = user.simple().to_string();
+    let user_literal = match store.backend() {
+        Backend::Sqlite => format!("X'{user_hex}'"),
+        Backend::Postgres => format!("'{user}'::uuid"),
+    };
+    for table in ["memberships", "direct_licenses", "license_states", "work_queue"] {
+        let rows = count(
+            &mut store,
+            &format!("SELECT count(*) FROM {table} WHERE user_id = {user_literal}"),
+        );
+        assert!(rows > 0, "user 1 has rows in {table}");
+    }
+    apply_and_write(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::DeleteUser { user_id: user },
+    );
+    for table in [
+        "users",
+        "memberships",
+        "direct_licenses",
+        "license_states",
+        "work_queue",
+    ] {
+        let rows = count(
+            &mut store,
+            &format!("SELECT count(*) FROM {table} WHERE user_id = {user_literal}"),
+        );
+        assert_eq!(rows, 0, "{table} still holds rows of the deleted user");
+    }
+    // A group without licenses and with members can be deleted; its memberships go with it.
+    let group = world.next_id();
+    apply_and_write(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::CreateGroup {
+            group_id: group,
+            display_name: "Book club".to_string(),
+        },
+    );
+    for member in &directory.users[1..4] {
+        apply_and_write(
+            &mut world,
+            &mut store,
+            &mut version,
+            Command::AddGroupMember {
+                group_id: group,
+                user_id: *member,
+            },
+        );
+    }
+    let group_literal = match store.backend() {
+        Backend::Sqlite => format!("X'{}'", group.simple()),
+        Backend::Postgres => format!("'{group}'::uuid"),
+    };
+    assert_eq!(
+        count(
+            &mut store,
+            &format!("SELECT count(*) FROM memberships WHERE group_id = {group_literal}")
+        ),
+        3
+    );
+    apply_and_write(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::DeleteGroup { group_id: group },
+    );
+    for table in ["groups", "memberships", "group_licenses"] {
+        let rows = count(
+            &mut store,
+            &format!("SELECT count(*) FROM {table} WHERE group_id = {group_literal}"),
+        );
+        assert_eq!(rows, 0, "{table} still holds rows of the deleted group");
+    }
+    process_and_write(&mut world, &mut store, &mut version, 50, 100);
+}
+
+fn a_write_with_a_stale_version_writes_nothing(database: TestDatabase) {
+    let mut store = database.open();
+    let tenant_id = Uuid::from_u128(0x7e57_0002);
+    store
+        .create_tenant(&tenant_settings(tenant_id, "Conflicts"))
+        .expect("tenant");
+    let first = Uuid::from_u128(0x6001);
+    let second = Uuid::from_u128(0x6002);
+    let version = store
+        .write(
+            tenant_id,
+            &WriteBatch {
+                expected_version: Some(0),
+                users: vec![plain_user(first, "first")],
+                clock: Some(7),
+                ..WriteBatch::default()
+            },
+        )
+        .expect("first write");
+    assert_eq!(version, 1);
+    // Another instance still believes the tenant is at version 0.
+    let error = store
+        .write(
+            tenant_id,
+            &WriteBatch {
+                expected_version: Some(0),
+                users: vec![plain_user(second, "second")],
+                enqueue: vec![second],
+                clock: Some(8),
+                ..WriteBatch::default()
+            },
+        )
+        .expect_err("stale version");
+    assert!(
+        matches!(
+            error,
+            StoreError::Conflict {
+                expected: 0,
+                found: 1
+            }
+        ),
+        "{error}"
+    );
+    let (image, loaded_version) = store.load_tenant(tenant_id).expect("load");
+    assert_eq!(loaded_version, 1);
+    assert_eq!(image.clock, 7);
+    assert_eq!(
+        image.users.iter().map(|user| user.id).collect::<Vec<_>>(),
+        vec![first]
+    );
+    assert!(image.queue.is_empty());
+    assert_eq!(store.changes_since(tenant_id, 0).expect("changes").len(), 1);
+    // Without an expected version the write goes through.
+    assert_eq!(
+        store
+            .write(
+                tenant_id,
+                &WriteBatch {
+                    users: vec![plain_user(second, "second")],
+                    ..WriteBatch::default()
+                },
+            )
+            .expect("unconditional write"),
+        2
+    );
+}
+
+fn an_invalid_batch_writes_nothing(database: TestDatabase) {
+    let (world, directory) = SeedWorld::demo().expect("demo");
+    let mut store = database.open();
+    let version = store_engine(&mut store, &world.engine);
+    let tenant_id = world.engine.settings().tenant_id;
+    let mut with_states = world.engine.user_image(directory.users[0]).expect("user");
+    assert!(!with_states.states.is_empty());
+    with_states.display_name = "Changed".to_string();
+    let error = store
+        .write(
+            tenant_id,
+            &WriteBatch {
+                users: vec![with_states],
+                ..WriteBatch::default()
+            },
+        )
+        .expect_err("states inside a user image");
+    assert!(matches!(error, StoreError::InvalidBatch { .. }), "{error}");
+    // A state naming a plan the tenant does not have fails the whole write, after other rows of
+    // the same batch were already written inside the transaction.
+    let mut state = world.engine.user_image(directory.users[1]).expect("user").states[0].clone();
+    state.disabled_plans.push(Uuid::from_u128(0xbad));
+    let mut renamed = world.engine.user_image(directory.users[1]).expect("user");
+    renamed.states.clear();
+    renamed.display_name = "Renamed".to_string();
+    let error = store
+        .write(
+            tenant_id,
+            &WriteBatch {
+                users: vec![renamed],
+                state_upserts: vec![(directory.users[1], state)],
+                ..WriteBatch::default()
+            },
+        )
+        .expect_err("unknown plan");
+    assert!(matches!(error, StoreError::InvalidBatch { .. }), "{error}");
+    assert_store_holds(&mut store, &world.engine, version);
+    let unknown = Uuid::from_u128(0x0bad_7e57);
+    assert!(matches!(
+        store.load_tenant(unknown),
+        Err(StoreError::UnknownTenant { tenant_id }) if tenant_id == unknown
+    ));
+    assert!(matches!(
+        store.create_tenant(world.engine.settings()),
+        Err(StoreError::TenantExists { .. })
+    ));
+}
+
+fn processing_leases_are_exclusive_and_expire(database: TestDatabase) {
+    let mut first = database.open();
+    let mut second = database.open();
+    let tenant_id = Uuid::from_u128(0x7e57_0003);
+    first
+        .create_tenant(&tenant_settings(tenant_id, "Leases"))
+        .expect("tenant");
+    let long = Duration::from_secs(60);
+    assert_eq!(first.processing_lease_holder(tenant_id).expect("holder"), None);
+    assert!(first
+        .try_acquire_processing_lease(tenant_id, "instance-a", long)
+        .expect("acquire"));
+    assert!(!second
+        .try_acquire_processing_lease(tenant_id, "instance-b", long)
+        .expect("acquire"));
+    assert!(first
+        .try_acquire_processing_lease(tenant_id, "instance-a", long)
+        .expect("re-acquire extends"));
+    assert!(first
+        .renew_processing_lease(tenant_id, "instance-a", long)
+        .expect("renew"));
+    assert!(!second
+        .renew_processing_lease(tenant_id, "instance-b", long)
+        .expect("renew by a non-holder"));
+    assert_eq!(
+        second.processing_lease_holder(tenant_id).expect("holder"),
+        Some("instance-a".to_string())
+    );
+    // Releasing lets the other instance in at once.
+    second
+        .release_processing_lease(tenant_id, "instance-b")
+        .expect("release by a non-holder does nothing");
+    assert!(!second
+        .try_acquire_processing_lease(tenant_id, "instance-b", long)
+        .expect("still held"));
+    first
+        .release_processing_lease(tenant_id, "instance-a")
+        .expect("release");
+    assert!(second
+        .try_acquire_processing_lease(tenant_id, "instance-b", Duration::from_millis(200))
+        .expect("acquire after release"));
+    // Instance b dies: its short lease expires and instance a takes over.
+    assert!(!first
+        .try_acquire_processing_lease(tenant_id, "instance-a", long)
+        .expect("not expired yet"));
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(first.processing_lease_holder(tenant_id).expect("holder"), None);
+    assert!(first
+        .try_acquire_processing_lease(tenant_id, "instance-a", long)
+        .expect("take over"));
+    assert!(!second
+        .renew_processing_lease(tenant_id, "instance-b", long)
+        .expect("the old holder learns it lost the lease"));
+}
+
+fn tenants_are_isolated(database: TestDatabase) {
+    let (world, directory) = SeedWorld::demo().expect("demo");
+    let mut store = database.open();
+    // Two tenants with the same users, groups and products (the same GUIDs).
+    let first_id = Uuid::from_u128(0x7e57_00a1);
+    let second_id = Uuid::from_u128(0x7e57_00b2);
+    let mut engines = Vec::new();
+    for (tenant_id, name) in [(first_id, "First"), (second_id, "Second")] {
+        let mut image = world.engine.to_image();
+        image.settings.tenant_id = tenant_id;
+        image.settings.display_name = name.to_string();
+        let engine = Engine::from_image(image).expect("engine");
+        store_engine(&mut store, &engine);
+        engines.push(engine);
+    }
+    let mut second = engines.pop().expect("second");
+    let first = engines.pop().expect("first");
+    // Change only the second tenant: delete a user, change seats, queue a group.
+    let at = Timestamp(world.now.0 + 1000);
+    let mut version = 1;
+    for command in [
+        Command::DeleteUser {
+            user_id: directory.users[5],
+        },
+        Command::SetPrepaidUnits {
+            sku_id: EMS_E3,
+            prepaid_units: 10,
+        },
+        Command::ReprocessGroup {
+            group_id: directory.frontline_e1,
+        },
+    ] {
+        let outcome = second.apply(command, at).expect("command");
+        let mut batch = WriteBatch::from_command_outcome(&second, &outcome).expect("batch");
+        batch.expected_version = Some(version);
+        version = store.write(second_id, &batch).expect("write");
+    }
+    let report = second.process_batch(40, at);
+    version = store
+        .write(second_id, &WriteBatch::from_process_report(&second, &report))
+        .expect("process");
+    assert!(store
+        .try_acquire_processing_lease(second_id, "instance", Duration::from_secs(60))
+        .expect("lease"));
+    assert_store_holds(&mut store, &second, version);
+    assert_store_holds(&mut store, &first, 1);
+    assert!(store.queue(first_id).expect("queue").is_empty());
+    assert_eq!(store.processing_lease_holder(first_id).expect("holder"), None);
+    assert_eq!(store.changes_since(first_id, 0).expect("changes").len(), 1);
+    assert_eq!(store.tenant_ids().expect("tenants"), vec![first_id, second_id]);
+    // A state delete aimed at the second tenant leaves the first one's row alone.
+    let state = &first.user_image(directory.users[0]).expect("user").states[0];
+    store
+        .write(
+            second_id,
+            &WriteBatch {
+                state_deletes: vec![StateKey {
+                    user_id: directory.users[0],
+                    sku_id: state.sku_id,
+                    assigned_by_group: state.assigned_by_group,
+                }],
+                ..WriteBatch::default()
+            },
+        )
+        .expect("delete");
+    assert_store_holds(&mut store, &first, 1);
+}
+
+fn change_records_say_what_each_write_changed(database: TestDatabase) {
+    let (mut world, directory) = SeedWorld::demo().expect("demo");
+    let mut store = database.open();
+    let mut version = store_engine(&mut store, &world.engine);
+    let tenant_id = world.engine.settings().tenant_id;
+    let first = store.changes_since(tenant_id, 0).expect("changes");
+    assert_eq!(first.len(), 1);
+    assert!(first[0].settings && first[0].service_plans && !first[0].everything);
+    assert_eq!(first[0].users.len(), world.engine.to_image().users.len());
+    apply_and_write(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::AddGroupMember {
+            group_id: directory.mobility_ems,
+            user_id: directory.users[200],
+        },
+    );
+    let changes = store.changes_since(tenant_id, 1).expect("changes");
+    assert_eq!(changes.len(), 1);
+    let change = &changes[0];
+    assert_eq!(change.version, 2);
+    assert_eq!(change.users, vec![directory.users[200]]);
+    assert!(change.queue && !change.settings && !change.service_plans);
+    assert!(change.groups.is_empty() && change.skus.is_empty());
+    apply_and_write(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::SetPrepaidUnits {
+            sku_id: OFFICE_365_E3,
+            prepaid_units: 500,
+        },
+    );
+    let change = &store.changes_since(tenant_id, 2).expect("changes")[0];
+    assert_eq!(change.skus, vec![OFFICE_365_E3]);
+    assert!(store
+        .changes_since(tenant_id, version)
+        .expect("changes")
+        .is_empty());
+}
+
+fn bulk_state_writes_round_trip(database: TestDatabase) {
+    use licensd_engine::generator::{build_engine, GeneratorConfig};
+    let (mut engine, summary) =
+        build_engine(&GeneratorConfig::new(2_500, 40, 8, 11)).expect("generated tenant");
+    let mut at = Timestamp(summary.last_timestamp.0 + 1);
+    engine.process_all(at);
+    let tenant_id = engine.settings().tenant_id;
+    let mut store = database.open();
+    // A first write of thousands of states into an empty tenant.
+    let version = store_engine(&mut store, &engine);
+    let image = engine.to_image();
+    let state_count: usize = image.users.iter().map(|user| user.states.len()).sum();
+    assert!(state_count > 5_000, "{state_count} states");
+    assert_store_holds(&mut store, &engine, version);
+    // Thousands of changes over stored states: suspend the most held product.
+    let most_held = image
+        .skus
+        .iter()
+        .max_by_key(|sku| {
+            image
+                .users
+                .iter()
+                .filter(|user| user.states.iter().any(|state| state.sku_id == sku.sku_id))
+                .count()
+        })
+        .map(|sku| sku.sku_id)
+        .expect("a product");
+    let outcome = engine
+        .apply(
+            Command::SetCapabilityStatus {
+                sku_id: most_held,
+                capability_status: CapabilityStatus::Suspended,
+            },
+            at,
+        )
+        .expect("suspend");
+    let mut batch = WriteBatch::from_command_outcome(&engine, &outcome).expect("batch");
+    batch.expected_version = Some(version);
+    let version = store.write(tenant_id, &batch).expect("write the command");
+    at = Timestamp(at.0 + 1000);
+    let report = engine.process_all(at);
+    assert!(report.changes.len() > 2_000, "{} changes", report.changes.len());
+    let mut batch = WriteBatch::from_process_report(&engine, &report);
+    batch.expected_version = Some(version);
+    let version = store.write(tenant_id, &batch).expect("write the processing");
+    assert_store_holds(&mut store, &engine, version);
+}
