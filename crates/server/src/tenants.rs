@@ -37,6 +37,9 @@ pub enum ExecuteError {
     Poisoned,
 }
 
+/// How many times a write is tried when other instances keep writing the same tenant.
+const WRITE_ATTEMPTS: usize = 32;
+
 /// The shared store. SQLite connections are not shared between threads, so access is serialized.
 pub type SharedStore = Arc<Mutex<Store>>;
 
@@ -102,11 +105,16 @@ impl TenantRuntime {
         Ok(())
     }
 
-    /// Applies a command and persists what it changed, in one transaction. Retries once when
-    /// another instance wrote in between.
+    /// Applies a command and persists what it changed, in one transaction. When another instance
+    /// wrote in between (optimistic concurrency on the tenant's version), the engine catches up
+    /// and the command is applied again, a bounded number of times.
     pub fn execute(&self, store: &SharedStore, command: Command) -> Result<CommandOutcome, ExecuteError> {
         let mut state = self.lock()?;
-        for attempt in 0..2 {
+        for attempt in 0..WRITE_ATTEMPTS {
+            if attempt > 0 {
+                // Let the other instance's writers through before trying again.
+                std::thread::sleep(std::time::Duration::from_millis(1 + (attempt as u64 % 8) * 3));
+            }
             self.catch_up(&mut state, store)?;
             let outcome = state.engine.apply(command.clone(), now())?;
             let mut batch = WriteBatch::from_command_outcome(&state.engine, &outcome)?;
@@ -117,7 +125,9 @@ impl TenantRuntime {
                     state.version = version;
                     return Ok(outcome);
                 }
-                Err(StoreError::Conflict { .. }) if attempt == 0 => self.reload(&mut state, store)?,
+                Err(StoreError::Conflict { .. }) if attempt + 1 < WRITE_ATTEMPTS => {
+                    self.reload(&mut state, store)?
+                }
                 Err(error) => {
                     self.reload(&mut state, store)?;
                     return Err(error.into());
