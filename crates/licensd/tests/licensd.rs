@@ -5,3 +5,5 @@
 mod durability;
 #[path = "licensd/support.rs"]
 mod support;
+#[path = "licensd/tidy.rs"]
+mod tidy;
