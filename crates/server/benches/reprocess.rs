@@ -32,7 +32,9 @@ enum Database {
 impl Database {
     fn url(&self) -> String {
         match self {
-            Database::Sqlite { directory } => format!("sqlite://{}", directory.path().join("bench.db").display()),
+            Database::Sqlite { directory } => {
+                format!("sqlite://{}", directory.path().join("bench.db").display())
+            }
             Database::Postgres { base, schema } => {
                 let separator = if base.contains('?') { '&' } else { '?' };
                 format!("{base}{separator}options=-csearch_path%3D{schema}")
@@ -129,7 +131,9 @@ fn main() -> BenchResult<()> {
                 .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
             let schema = format!("licensd_bench_{}", std::process::id());
             let mut client = postgres::Client::connect(&base, postgres::NoTls)?;
-            client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"))?;
+            client.batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+            ))?;
             Database::Postgres { base, schema }
         }
         _ => Database::Sqlite {
@@ -142,7 +146,11 @@ fn main() -> BenchResult<()> {
 
     let started = Instant::now();
     let (engine, summary) = build_engine(&config).map_err(|error| error.to_string())?;
-    println!("  generated {} commands in {:.1} s", summary.commands, started.elapsed().as_secs_f64());
+    println!(
+        "  generated {} commands in {:.1} s",
+        summary.commands,
+        started.elapsed().as_secs_f64()
+    );
     let image = engine.to_image();
     drop(engine);
     let tenant_id = image.settings.tenant_id;
@@ -150,19 +158,27 @@ fn main() -> BenchResult<()> {
     store.create_tenant(&image.settings)?;
     let started = Instant::now();
     store.write(tenant_id, &WriteBatch::from_image(image))?;
-    println!("  stored the tenant (intent, all users queued) in {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "  stored the tenant (intent, all users queued) in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let store: SharedStore = std::sync::Arc::new(std::sync::Mutex::new(store));
 
     let started = Instant::now();
     let runtime = TenantRuntime::load(&store, tenant_id).map_err(|error| error.to_string())?;
     let load_time = started.elapsed();
-    println!("  start-up load (store -> engine): {:.2} s", load_time.as_secs_f64());
+    println!(
+        "  start-up load (store -> engine): {:.2} s",
+        load_time.as_secs_f64()
+    );
 
     let started = Instant::now();
     let mut evaluated = 0;
     let mut rows = 0;
     loop {
-        let step = runtime.process_step(&store, batch).map_err(|error| error.to_string())?;
+        let step = runtime
+            .process_step(&store, batch)
+            .map_err(|error| error.to_string())?;
         evaluated += step.evaluated_users;
         rows += step.changed_states;
         if step.remaining_users == 0 {
@@ -181,7 +197,10 @@ fn main() -> BenchResult<()> {
     let runtime = TenantRuntime::load(&store, tenant_id).map_err(|error| error.to_string())?;
     let reload = started.elapsed();
     let states: usize = runtime.read(|engine| engine.tenant_overview().users)?;
-    println!("  start-up load with every state ({states} users): {:.2} s", reload.as_secs_f64());
+    println!(
+        "  start-up load with every state ({states} users): {:.2} s",
+        reload.as_secs_f64()
+    );
 
     let raw = database.raw_insert(rows)?;
     let raw_rate = rows as f64 / raw.as_secs_f64();

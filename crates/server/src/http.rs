@@ -1,19 +1,47 @@
-//! The HTTP surface: health checks today; the Graph-shaped API and the console build on this
-//! router.
+//! The HTTP surface: health checks, the Graph-compatible API under `/v1.0`, licensd's admin API
+//! under `/licensd/v1`, and the OpenAPI document describing both at `/openapi.json`. Every
+//! response carries `request-id`; errors use Graph's envelope; bodies over 1 MiB are refused.
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
+use axum::{middleware, Router};
 
+use crate::api::error::{method_not_allowed, route_not_found};
+use crate::api::{request_context, ApiError, MAX_BODY_BYTES};
 use crate::tenants::lock_store;
 use crate::AppState;
 
 pub fn router(state: AppState) -> Router {
+    let (api_routes, document) = crate::openapi::api_router();
+    let document: Arc<Result<String, String>> =
+        Arc::new(document.to_pretty_json().map_err(|error| error.to_string()));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route(
+            "/openapi.json",
+            get(move || openapi_document(Arc::clone(&document))),
+        )
+        .merge(api_routes)
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(request_context))
         .with_state(state)
+}
+
+/// The OpenAPI 3 document, generated once at start from the handlers.
+async fn openapi_document(document: Arc<Result<String, String>>) -> Response {
+    match document.as_ref() {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json.clone()).into_response(),
+        Err(error) => {
+            ApiError::internal(format!("the OpenAPI document does not serialize: {error}")).into_response()
+        }
+    }
 }
 
 /// Liveness: the process serves requests.

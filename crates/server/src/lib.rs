@@ -1,8 +1,17 @@
 //! `licensd serve`: opens the store (SQLite by default, PostgreSQL for several instances), loads
 //! every tenant's engine, runs the background processor and serves HTTP until shut down.
 
+// `ExecuteError::Refused` carries the engine's `CommandError`, which names plans and products so
+// every refusal explains itself; it is built only when a command is refused.
+#![allow(clippy::result_large_err)]
+
+pub mod admin;
+pub mod api;
 pub mod config;
+pub mod graph;
 mod http;
+pub mod odata;
+pub mod openapi;
 pub mod processor;
 pub mod tenants;
 

@@ -12,11 +12,16 @@ fn workspace_root() -> PathBuf {
 }
 
 fn rust_files(directory: &Path, found: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(directory) else { return };
+    let Ok(entries) = std::fs::read_dir(directory) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
-            if path.file_name().is_some_and(|name| name == "target" || name == "node_modules") {
+            if path
+                .file_name()
+                .is_some_and(|name| name == "target" || name == "node_modules")
+            {
                 continue;
             }
             rust_files(&path, found);
@@ -39,12 +44,16 @@ fn every_rust_file_starts_with_a_module_comment() {
         })
         .map(|file| file.display().to_string())
         .collect();
-    assert!(missing.is_empty(), "files without a leading //! line: {missing:#?}");
+    assert!(
+        missing.is_empty(),
+        "files without a leading //! line: {missing:#?}"
+    );
 }
 
 #[test]
 fn the_engine_depends_on_no_runtime_database_http_or_json_crate() {
-    let manifest = std::fs::read_to_string(workspace_root().join("crates/engine/Cargo.toml")).unwrap_or_default();
+    let manifest =
+        std::fs::read_to_string(workspace_root().join("crates/engine/Cargo.toml")).unwrap_or_default();
     let dependencies = manifest
         .split("[dependencies]")
         .nth(1)
@@ -53,15 +62,32 @@ fn the_engine_depends_on_no_runtime_database_http_or_json_crate() {
         .to_string();
     assert!(!dependencies.is_empty(), "no [dependencies] section found");
     for forbidden in [
-        "tokio", "async-std", "sqlx", "rusqlite", "postgres", "axum", "hyper", "reqwest", "serde_json",
-        "getrandom", "libc",
+        "tokio",
+        "async-std",
+        "sqlx",
+        "rusqlite",
+        "postgres",
+        "axum",
+        "hyper",
+        "reqwest",
+        "serde_json",
+        "getrandom",
+        "libc",
     ] {
         assert!(
-            !dependencies.lines().any(|line| line.trim_start().starts_with(forbidden)),
+            !dependencies
+                .lines()
+                .any(|line| line.trim_start().starts_with(forbidden)),
             "the engine must not depend on {forbidden}"
         );
     }
     let workspace = std::fs::read_to_string(workspace_root().join("Cargo.toml")).unwrap_or_default();
-    let rand_line = workspace.lines().find(|line| line.starts_with("rand ")).unwrap_or_default();
-    assert!(rand_line.contains("default-features = false"), "rand must not bring in OS randomness: {rand_line}");
+    let rand_line = workspace
+        .lines()
+        .find(|line| line.starts_with("rand "))
+        .unwrap_or_default();
+    assert!(
+        rand_line.contains("default-features = false"),
+        "rand must not bring in OS randomness: {rand_line}"
+    );
 }

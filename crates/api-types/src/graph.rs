@@ -1,0 +1,389 @@
+//! Microsoft Graph v1.0 shapes licensd answers with and accepts: `subscribedSku`, `user`, `group`,
+//! `assignedLicense`, `assignedPlan`, `licenseAssignmentState`, `licenseDetails`, collections, and
+//! the request bodies of `POST`/`PATCH` and the licensing actions. Property names are Graph's.
+//! Request bodies refuse properties Graph does not know (or licensd does not model), so a typo
+//! never silently does nothing.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Lets a `PATCH` body tell "absent" (`None`) from "set to null" (`Some(None)`).
+fn present_or_null<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// Graph `servicePlanInfo`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicePlanInfo {
+    pub service_plan_id: Uuid,
+    #[schema(example = "EXCHANGE_S_ENTERPRISE")]
+    pub service_plan_name: String,
+    /// `Success` when enabled, `Disabled` when switched off in the assignment.
+    #[schema(example = "Success")]
+    pub provisioning_status: String,
+    #[schema(example = "User")]
+    pub applies_to: String,
+}
+
+/// Graph `licenseUnitsDetail`: purchased units by the subscription's status.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LicenseUnitsDetail {
+    pub enabled: i64,
+    pub suspended: i64,
+    pub warning: i64,
+    pub locked_out: i64,
+}
+
+/// Graph `subscribedSku`: a product the tenant subscribes to, with its seats.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscribedSku {
+    /// `{tenantId}_{skuId}`, as Graph builds it.
+    pub id: String,
+    pub account_id: Uuid,
+    pub account_name: String,
+    /// `User` (assignable to users and groups) or `Company`.
+    #[schema(example = "User")]
+    pub applies_to: String,
+    /// `Enabled`, `Warning`, `Suspended`, `LockedOut` or `Deleted`.
+    #[schema(example = "Enabled")]
+    pub capability_status: String,
+    pub consumed_units: i64,
+    pub prepaid_units: LicenseUnitsDetail,
+    pub service_plans: Vec<ServicePlanInfo>,
+    pub sku_id: Uuid,
+    #[schema(example = "ENTERPRISEPACK")]
+    pub sku_part_number: String,
+    pub subscription_ids: Vec<String>,
+}
+
+/// Graph `assignedLicense`: a product and the plans of it that are switched off. Also the item
+/// of `addLicenses` in `assignLicense`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AssignedLicense {
+    /// Plans of the product that are switched off (a deny-list: plans added later are on).
+    #[serde(default)]
+    pub disabled_plans: Vec<Uuid>,
+    pub sku_id: Uuid,
+    /// Sent by Microsoft's SDKs; ignored.
+    #[serde(rename = "@odata.type", default, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
+    pub odata_type: Option<String>,
+}
+
+/// Graph `assignedPlan`: a service plan in effect for a user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignedPlan {
+    pub assigned_date_time: String,
+    #[schema(example = "Enabled")]
+    pub capability_status: String,
+    /// The service the plan belongs to, such as `exchange` or `SharePoint`.
+    #[schema(example = "exchange")]
+    pub service: String,
+    pub service_plan_id: Uuid,
+}
+
+/// Graph `licenseAssignmentState`: one entry per product and source (direct or a group).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LicenseAssignmentState {
+    /// The group the assignment comes from; `null` for a direct assignment.
+    pub assigned_by_group: Option<Uuid>,
+    pub disabled_plans: Vec<Uuid>,
+    /// `None`, `CountViolation`, `MutuallyExclusiveViolation`, `DependencyViolation`,
+    /// `ProhibitedInUsageLocationViolation`, `UniquenessViolation` or `Other`.
+    #[schema(example = "None")]
+    pub error: String,
+    pub last_updated_date_time: Option<String>,
+    pub sku_id: Uuid,
+    /// `Active`, `ActiveWithError`, `Disabled` or `Error`.
+    #[schema(example = "Active")]
+    pub state: String,
+}
+
+/// Graph `licenseDetails`: a product in effect for a user, with the status of each plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LicenseDetails {
+    pub id: String,
+    pub service_plans: Vec<ServicePlanInfo>,
+    pub sku_id: Uuid,
+    pub sku_part_number: String,
+}
+
+/// Graph `user`, with the properties licensd models. `assignedPlans` and
+/// `licenseAssignmentStates` are returned only when named in `$select`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    /// `#microsoft.graph.user` in collections of directory objects (`members`, ...).
+    #[serde(rename = "@odata.type", default, skip_serializing_if = "Option::is_none")]
+    pub odata_type: Option<String>,
+    pub id: Uuid,
+    pub display_name: String,
+    #[schema(example = "adele@contoso.com")]
+    pub user_principal_name: String,
+    /// The primary SMTP address (`SMTP:` proxy address), if any.
+    pub mail: Option<String>,
+    pub account_enabled: bool,
+    /// ISO 3166-1 alpha-2 code; required for direct assignments.
+    #[schema(example = "US")]
+    pub usage_location: Option<String>,
+    #[schema(example = json!(["SMTP:adele@contoso.com"]))]
+    pub proxy_addresses: Vec<String>,
+    pub assigned_licenses: Vec<AssignedLicense>,
+    pub assigned_plans: Vec<AssignedPlan>,
+    pub license_assignment_states: Vec<LicenseAssignmentState>,
+}
+
+/// Graph `licenseProcessingState` of a group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LicenseProcessingState {
+    /// `QueuedForProcessing`, `ProcessingInProgress` or `ProcessingComplete`.
+    #[schema(example = "ProcessingComplete")]
+    pub state: String,
+}
+
+/// Graph `group`, with the properties licensd models. licensd models security groups only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Group {
+    /// `#microsoft.graph.group` in collections of directory objects (`memberOf`).
+    #[serde(rename = "@odata.type", default, skip_serializing_if = "Option::is_none")]
+    pub odata_type: Option<String>,
+    pub id: Uuid,
+    pub display_name: String,
+    /// Always `false`: licensd models security groups.
+    pub mail_enabled: bool,
+    /// Always `true`: licensd models security groups.
+    pub security_enabled: bool,
+    /// Always empty (a static security group).
+    pub group_types: Vec<String>,
+    pub assigned_licenses: Vec<AssignedLicense>,
+    pub license_processing_state: LicenseProcessingState,
+}
+
+/// Graph `passwordProfile`: accepted on user creation for compatibility and not stored
+/// (licensd does not sign users in).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PasswordProfile {
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub force_change_password_next_sign_in: Option<bool>,
+    #[serde(default)]
+    pub force_change_password_next_sign_in_with_mfa: Option<bool>,
+    #[serde(rename = "@odata.type", default, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
+    pub odata_type: Option<String>,
+}
+
+/// `POST /users`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateUserRequest {
+    /// Defaults to `true`.
+    #[serde(default)]
+    pub account_enabled: Option<bool>,
+    pub display_name: String,
+    pub user_principal_name: String,
+    /// Accepted for compatibility; not stored.
+    #[serde(default)]
+    pub mail_nickname: Option<String>,
+    /// Accepted for compatibility; not stored.
+    #[serde(default)]
+    pub password_profile: Option<PasswordProfile>,
+    #[serde(default)]
+    pub usage_location: Option<String>,
+    /// licensd extension: Graph treats `proxyAddresses` as read-only, licensd lets you set them.
+    #[serde(default)]
+    pub proxy_addresses: Option<Vec<String>>,
+    #[serde(rename = "@odata.type", default, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
+    pub odata_type: Option<String>,
+}
+
+/// `PATCH /users/{id}`: only the properties present change; `usageLocation: null` clears it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateUserRequest {
+    #[serde(default)]
+    pub account_enabled: Option<bool>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub user_principal_name: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>)]
+    pub usage_location: Option<Option<String>>,
+    /// licensd extension (read-only in Graph).
+    #[serde(default)]
+    pub proxy_addresses: Option<Vec<String>>,
+    /// Accepted for compatibility; not stored.
+    #[serde(default)]
+    pub mail_nickname: Option<String>,
+    /// Accepted for compatibility; not stored.
+    #[serde(default)]
+    pub password_profile: Option<PasswordProfile>,
+    #[serde(rename = "@odata.type", default, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
+    pub odata_type: Option<String>,
+}
+
+/// `POST /groups`. Graph requires `mailEnabled`, `mailNickname` and `securityEnabled`; licensd
+/// accepts them and models security groups only (`securityEnabled: false` or `mailEnabled: true`
+/// is refused).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateGroupRequest {
+    pub display_name: String,
+    #[serde(default)]
+    pub mail_enabled: Option<bool>,
+    /// Accepted for compatibility; not stored.
+    #[serde(default)]
+    pub mail_nickname: Option<String>,
+    #[serde(default)]
+    pub security_enabled: Option<bool>,
+    /// Must be empty when present (no Microsoft 365 or dynamic groups).
+    #[serde(default)]
+    pub group_types: Option<Vec<String>>,
+    #[serde(rename = "@odata.type", default, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
+    pub odata_type: Option<String>,
+}
+
+/// `PATCH /groups/{id}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateGroupRequest {
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Accepted for compatibility; not stored.
+    #[serde(default)]
+    pub mail_nickname: Option<String>,
+    #[serde(rename = "@odata.type", default, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
+    pub odata_type: Option<String>,
+}
+
+/// `POST /users/{id}/assignLicense` and `POST /groups/{id}/assignLicense`. Both arrays are
+/// required by Graph and may be empty; the server reports which one is missing.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AssignLicenseRequest {
+    #[serde(default)]
+    #[schema(required = true)]
+    pub add_licenses: Option<Vec<AssignedLicense>>,
+    #[serde(default)]
+    #[schema(required = true)]
+    pub remove_licenses: Option<Vec<Uuid>>,
+}
+
+/// `POST /groups/{id}/members/$ref`: `{"@odata.id": "https://graph.microsoft.com/v1.0/directoryObjects/{id}"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceRequest {
+    #[serde(rename = "@odata.id")]
+    #[schema(
+        example = "https://graph.microsoft.com/v1.0/directoryObjects/6e7b768e-07e2-4810-8459-485f84f8f204"
+    )]
+    pub odata_id: String,
+}
+
+/// Declares an OData collection response type for one item type.
+macro_rules! collection_response {
+    ($(#[$documentation:meta])* $name:ident, $item:ty) => {
+        $(#[$documentation])*
+        #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+        pub struct $name {
+            #[serde(rename = "@odata.context")]
+            pub odata_context: String,
+            /// With `$count=true` (and `ConsistencyLevel: eventual`): the number of matching items.
+            #[serde(rename = "@odata.count", default, skip_serializing_if = "Option::is_none")]
+            pub odata_count: Option<u64>,
+            /// The absolute address of the next page (with `$skiptoken`), when there is one.
+            #[serde(rename = "@odata.nextLink", default, skip_serializing_if = "Option::is_none")]
+            pub odata_next_link: Option<String>,
+            pub value: Vec<$item>,
+        }
+    };
+}
+
+collection_response!(
+    /// A page of users.
+    UserCollectionResponse,
+    User
+);
+collection_response!(
+    /// A page of groups.
+    GroupCollectionResponse,
+    Group
+);
+collection_response!(
+    /// Products the tenant subscribes to.
+    SubscribedSkuCollectionResponse,
+    SubscribedSku
+);
+collection_response!(
+    /// A user's products in effect.
+    LicenseDetailsCollectionResponse,
+    LicenseDetails
+);
+collection_response!(
+    /// A page of directory objects: users (with `@odata.type` `#microsoft.graph.user`) or groups
+    /// (`#microsoft.graph.group`).
+    DirectoryObjectCollectionResponse,
+    serde_json::Value
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patch_bodies_tell_absent_from_null() {
+        let absent: UpdateUserRequest = serde_json::from_str("{}").expect("valid");
+        assert_eq!(absent.usage_location, None);
+        let null: UpdateUserRequest = serde_json::from_str(r#"{"usageLocation": null}"#).expect("valid");
+        assert_eq!(null.usage_location, Some(None));
+        let set: UpdateUserRequest = serde_json::from_str(r#"{"usageLocation": "NL"}"#).expect("valid");
+        assert_eq!(set.usage_location, Some(Some("NL".to_string())));
+    }
+
+    #[test]
+    fn unknown_properties_are_refused_and_sdk_type_annotations_accepted() {
+        let error = serde_json::from_str::<CreateUserRequest>(
+            r#"{"displayName": "A", "userPrincipalName": "a@x", "favouriteColour": "red"}"#,
+        )
+        .expect_err("unknown field");
+        assert!(error.to_string().contains("favouriteColour"));
+        let accepted: CreateUserRequest = serde_json::from_str(
+            r##"{"@odata.type": "#microsoft.graph.user", "displayName": "A", "userPrincipalName": "a@x",
+                "passwordProfile": {"password": "x", "forceChangePasswordNextSignIn": true}}"##,
+        )
+        .expect("the SDK's body");
+        assert_eq!(accepted.display_name, "A");
+    }
+
+    #[test]
+    fn assign_license_arrays_are_optional_in_the_shape_so_the_server_can_name_the_missing_one() {
+        let body: AssignLicenseRequest =
+            serde_json::from_str(r#"{"removeLicenses": []}"#).expect("valid shape");
+        assert_eq!(body.add_licenses, None);
+        assert_eq!(body.remove_licenses, Some(Vec::new()));
+    }
+}

@@ -1,0 +1,81 @@
+//! licensd's own administration API under `/licensd/v1`, for what Graph has no endpoint for:
+//! the bundled Microsoft catalog, products and their seats, service plan rules, tenant settings,
+//! the tenant overview and explained license states. It uses Graph's error envelope but does not
+//! pretend to be Graph.
+
+pub mod catalog;
+pub mod products;
+pub mod service_plans;
+pub mod tenant;
+
+use licensd_api_types::admin as wire;
+use licensd_engine::{CapabilityStatus, SkuUsage};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::api::ApiError;
+use crate::AppState;
+
+/// Every `/licensd/v1` route with its OpenAPI description.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(catalog::list_catalog_products))
+        .routes(routes!(catalog::import_catalog_products))
+        .routes(routes!(products::list_products, products::create_product))
+        .routes(routes!(products::get_product, products::update_product))
+        .routes(routes!(products::add_service_plan))
+        .routes(routes!(service_plans::list_service_plans))
+        .routes(routes!(service_plans::get_service_plan))
+        .routes(routes!(service_plans::set_service_plan_rules))
+        .routes(routes!(service_plans::apply_default_rules))
+        .routes(routes!(tenant::get_settings, tenant::update_settings))
+        .routes(routes!(tenant::get_overview))
+        .routes(routes!(tenant::explain_user_license_states))
+}
+
+/// A product's seats in licensd's admin shape.
+pub fn wire_product(usage: SkuUsage) -> wire::Product {
+    wire::Product {
+        sku_id: usage.sku_id,
+        sku_part_number: usage.sku_part_number,
+        display_name: usage.display_name,
+        capability_status: usage.capability_status.as_str().to_string(),
+        prepaid_units: usage.prepaid_units,
+        consumed_units: usage.consumed_units,
+        available_units: usage.available_units,
+        over_allocated_units: usage.over_allocated_units,
+        waiting_users: usage.waiting_users as u64,
+        service_plans: usage
+            .service_plans
+            .into_iter()
+            .map(
+                |(service_plan_id, service_plan_name, display_name)| wire::ServicePlan {
+                    service_plan_id,
+                    service_plan_name,
+                    display_name,
+                },
+            )
+            .collect(),
+    }
+}
+
+/// Parses Graph's `capabilityStatus` text.
+pub fn parse_capability_status(text: &str) -> Result<CapabilityStatus, ApiError> {
+    [
+        CapabilityStatus::Enabled,
+        CapabilityStatus::Warning,
+        CapabilityStatus::Suspended,
+        CapabilityStatus::LockedOut,
+        CapabilityStatus::Deleted,
+    ]
+    .into_iter()
+    .find(|status| status.as_str().eq_ignore_ascii_case(text))
+    .ok_or_else(|| {
+        ApiError::new(
+            licensd_api_types::ErrorCode::InvalidValue,
+            format!(
+                "Invalid capabilityStatus '{text}': use Enabled, Warning, Suspended, LockedOut or Deleted."
+            ),
+        )
+    })
+}

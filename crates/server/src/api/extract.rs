@@ -1,0 +1,260 @@
+//! Extractors shared by both APIs: [`JsonBody`] (JSON bodies with clear 400/413/415 answers),
+//! [`Tenant`] (the tenant a request acts on, with blocking engine work moved off the async
+//! threads) and [`RequestOrigin`] (the absolute address for `@odata.nextLink` and `Location`).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+use licensd_api_types::ErrorCode;
+use licensd_engine::{Command, CommandOutcome, Engine, Uuid};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::tenants::{SharedStore, TenantRuntime};
+use crate::AppState;
+
+/// The largest request body accepted (a bigger one is answered 413 and changes nothing).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// A JSON request body. Malformed JSON, unknown properties, wrong types and malformed GUIDs are
+/// answered 400 with serde's precise description; a body over [`MAX_BODY_BYTES`] 413; a
+/// non-JSON content type 415.
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(content_type) = request.headers().get(header::CONTENT_TYPE) {
+            let content_type = content_type.to_str().unwrap_or("").to_ascii_lowercase();
+            let essence = content_type.split(';').next().unwrap_or("").trim();
+            let is_json = essence == "application/json" || essence.ends_with("+json");
+            if !is_json {
+                return Err(ApiError::new(
+                    ErrorCode::UnsupportedMediaType,
+                    format!(
+                        "The request body must be JSON (Content-Type: application/json), not '{essence}'."
+                    ),
+                ));
+            }
+        }
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::of(ErrorCode::PayloadTooLarge)
+            } else {
+                ApiError::new(
+                    ErrorCode::InvalidRequestBody,
+                    format!("The request body could not be read: {}", rejection.body_text()),
+                )
+            }
+        })?;
+        parse_json_body(&bytes).map(JsonBody)
+    }
+}
+
+/// Parses a JSON body, telling syntax errors from shape errors.
+pub fn parse_json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequestBody,
+            "The request body is empty; a JSON object is expected.",
+        ));
+    }
+    serde_json::from_slice(bytes).map_err(|error| match error.classify() {
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => ApiError::new(
+            ErrorCode::MalformedJson,
+            format!("The request body is not valid JSON: {error}."),
+        ),
+        serde_json::error::Category::Data | serde_json::error::Category::Io => ApiError::new(
+            ErrorCode::InvalidRequestBody,
+            format!("Invalid request body: {error}."),
+        ),
+    })
+}
+
+/// Path parameters, with Graph's envelope when the address cannot be decoded (invalid
+/// percent-encoding, for instance).
+pub struct PathParameters<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for PathParameters<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(parameters)| PathParameters(parameters))
+            .map_err(|rejection| {
+                ApiError::new(
+                    ErrorCode::InvalidObjectIdentifier,
+                    format!("The address cannot be read: {}.", rejection.body_text()),
+                )
+            })
+    }
+}
+
+/// Chooses the tenant of a request. Authentication (a later step) inserts this into the request's
+/// extensions; without it, requests act on the default tenant.
+#[derive(Clone, Copy, Debug)]
+pub struct SelectedTenant(pub Uuid);
+
+/// The tenant a request acts on. Engine work is blocking (locks and database writes), so both
+/// [`Tenant::read`] and [`Tenant::execute`] run it on tokio's blocking threads.
+#[derive(Clone)]
+pub struct Tenant {
+    pub runtime: Arc<TenantRuntime>,
+    store: SharedStore,
+}
+
+impl FromRequestParts<AppState> for Tenant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let tenant_id = parts
+            .extensions
+            .get::<SelectedTenant>()
+            .map(|selected| selected.0)
+            .unwrap_or_else(|| state.tenants.default_tenant());
+        let runtime = state.tenants.get(tenant_id)?;
+        Ok(Tenant {
+            runtime,
+            store: state.store.clone(),
+        })
+    }
+}
+
+impl Tenant {
+    /// The tenant's id (Graph's `accountId`).
+    pub fn id(&self) -> Uuid {
+        self.runtime.id
+    }
+
+    /// Runs a query against the engine.
+    pub async fn read<T, F>(&self, query: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Engine) -> Result<T, ApiError> + Send + 'static,
+    {
+        let runtime = Arc::clone(&self.runtime);
+        tokio::task::spawn_blocking(move || {
+            runtime
+                .read(query)
+                .map_err(ApiError::from)
+                .and_then(|answer| answer)
+        })
+        .await
+        .map_err(|error| ApiError::internal(format!("a query task failed: {error}")))?
+    }
+
+    /// Applies a command and persists it; a refusal changes nothing.
+    pub async fn execute(&self, command: Command) -> Result<CommandOutcome, ApiError> {
+        let runtime = Arc::clone(&self.runtime);
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || runtime.execute(&store, command).map_err(ApiError::from))
+            .await
+            .map_err(|error| ApiError::internal(format!("a command task failed: {error}")))?
+    }
+}
+
+/// `scheme://host[:port]` of the request, as the client addressed the server (honouring
+/// `X-Forwarded-Proto` and `X-Forwarded-Host` from a reverse proxy).
+#[derive(Clone, Debug)]
+pub struct RequestOrigin(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestOrigin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(RequestOrigin(origin_of(&parts.headers, &parts.uri)))
+    }
+}
+
+fn origin_of(headers: &HeaderMap, uri: &axum::http::Uri) -> String {
+    let forwarded = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(',').next())
+            .map(|value| value.trim().to_string())
+            .filter(|value| !value.is_empty())
+    };
+    let scheme = forwarded("x-forwarded-proto")
+        .filter(|scheme| scheme == "http" || scheme == "https")
+        .or_else(|| uri.scheme_str().map(str::to_string))
+        .unwrap_or_else(|| "http".to_string());
+    let host = forwarded("x-forwarded-host")
+        .or_else(|| uri.authority().map(|authority| authority.to_string()))
+        .or_else(|| {
+            headers
+                .get(header::HOST)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_string)
+        })
+        .filter(|host| {
+            host.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_'))
+        })
+        .unwrap_or_else(|| "localhost".to_string());
+    format!("{scheme}://{host}")
+}
+
+/// Parses a GUID from the address or a body, with Graph's message when it is not one.
+pub fn parse_object_id(text: &str) -> Result<Uuid, ApiError> {
+    Uuid::try_parse(text.trim()).map_err(|_| ApiError::invalid_object_identifier(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_judged_precisely() {
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        struct Body {
+            #[allow(dead_code)]
+            id: Uuid,
+        }
+        assert_eq!(
+            parse_json_body::<Body>(b"{").unwrap_err().code,
+            ErrorCode::MalformedJson
+        );
+        assert_eq!(
+            parse_json_body::<Body>(b"").unwrap_err().code,
+            ErrorCode::InvalidRequestBody
+        );
+        let unknown = parse_json_body::<Body>(br#"{"id": "00000000-0000-0000-0000-000000000000", "x": 1}"#)
+            .unwrap_err();
+        assert_eq!(unknown.code, ErrorCode::InvalidRequestBody);
+        assert!(
+            unknown.message.contains("unknown field `x`"),
+            "{}",
+            unknown.message
+        );
+        let bad_guid = parse_json_body::<Body>(br#"{"id": "nope"}"#).unwrap_err();
+        assert_eq!(bad_guid.code, ErrorCode::InvalidRequestBody);
+    }
+
+    #[test]
+    fn the_origin_follows_the_host_and_proxies() {
+        let uri: axum::http::Uri = "/v1.0/users".parse().expect("uri");
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, "127.0.0.1:8080".parse().expect("header"));
+        assert_eq!(origin_of(&headers, &uri), "http://127.0.0.1:8080");
+        headers.insert("x-forwarded-proto", "https".parse().expect("header"));
+        headers.insert("x-forwarded-host", "licensd.example.com".parse().expect("header"));
+        assert_eq!(origin_of(&headers, &uri), "https://licensd.example.com");
+        headers.insert("x-forwarded-host", "evil\"host".parse().expect("header"));
+        assert_eq!(origin_of(&headers, &uri), "https://localhost");
+    }
+}

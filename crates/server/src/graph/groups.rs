@@ -1,0 +1,474 @@
+//! Graph `/v1.0/groups`: create, read, update and delete security groups; `assignLicense` (the
+//! same-group prerequisite check at once, the rest in the background: 202 + `Location`),
+//! `members` with `$ref`, `membersWithLicenseErrors`, and licensd's group reprocess extension.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use licensd_api_types::graph::{
+    AssignLicenseRequest, CreateGroupRequest, DirectoryObjectCollectionResponse, Group,
+    GroupCollectionResponse, ReferenceRequest, UpdateGroupRequest,
+};
+use licensd_api_types::{ErrorCode, ErrorResponse};
+use licensd_engine::{Command, CommandError, Engine, Uuid};
+use serde_json::Value;
+
+use super::convert::{self, GroupSubject, UserSubject};
+use super::users::{require_eventual_consistency, require_license_arrays};
+use super::{CollectionQuery, ConsistencyLevelHeader, SelectQuery};
+use crate::api::{parse_object_id, ApiError, JsonBody, PathParameters, Tenant};
+use crate::odata::{with_context, ODataRequest, Selection, Supported, GROUP_SCHEMA, USER_SCHEMA};
+
+/// Parses a group id from the address and checks that the group exists.
+fn existing_group(engine: &Engine, group_id: Uuid) -> Result<Uuid, ApiError> {
+    engine.group_view(group_id)?;
+    Ok(group_id)
+}
+
+/// The group in the default shape, with `@odata.context`.
+fn group_entity(engine: &Engine, request: &ODataRequest, group_id: Uuid) -> Result<Value, ApiError> {
+    let group = convert::group_json(engine, group_id, &Selection::default_for(&GROUP_SCHEMA), false)?;
+    Ok(with_context(request.context("groups/$entity"), group))
+}
+
+/// A 202 answer with the group and its address, for changes processed in the background.
+async fn accepted_with_group(
+    tenant: &Tenant,
+    request: ODataRequest,
+    group_id: Uuid,
+) -> Result<Response, ApiError> {
+    let location = format!("{}/v1.0/groups/{group_id}", request.origin);
+    let group = tenant
+        .read(move |engine| group_entity(engine, &request, group_id))
+        .await?;
+    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(group)).into_response())
+}
+
+fn matching_groups(
+    engine: &Engine,
+    candidates: Vec<Uuid>,
+    filter: Option<&crate::odata::Filter>,
+) -> Result<Vec<Uuid>, ApiError> {
+    let Some(filter) = filter else {
+        return Ok(candidates);
+    };
+    let mut kept = Vec::new();
+    for group_id in candidates {
+        if filter.matches(&GroupSubject {
+            view: engine.group_view(group_id)?,
+        }) {
+            kept.push(group_id);
+        }
+    }
+    Ok(kept)
+}
+
+fn matching_users(
+    engine: &Engine,
+    candidates: Vec<Uuid>,
+    filter: Option<&crate::odata::Filter>,
+) -> Result<Vec<Uuid>, ApiError> {
+    let Some(filter) = filter else {
+        return Ok(candidates);
+    };
+    let mut kept = Vec::new();
+    for user_id in candidates {
+        let subject = UserSubject {
+            engine,
+            view: engine.user_view(user_id)?,
+        };
+        if filter.matches(&subject) {
+            kept.push(user_id);
+        }
+    }
+    Ok(kept)
+}
+
+/// List groups.
+///
+/// Graph-compatible. `$filter=hasMembersWithLicenseErrors eq true` lists the groups that need attention.
+#[utoipa::path(get, path = "/v1.0/groups", tag = "Graph: groups", params(CollectionQuery, ConsistencyLevelHeader),
+    responses(
+        (status = 200, description = "A page of groups", body = GroupCollectionResponse),
+        (status = 400, description = "An invalid or unsupported query", body = ErrorResponse),
+    ))]
+pub async fn list_groups(tenant: Tenant, request: ODataRequest) -> Result<Json<Value>, ApiError> {
+    let options = request.options(&GROUP_SCHEMA, Supported::COLLECTION)?;
+    let response = tenant
+        .read(move |engine| {
+            let matching = matching_groups(engine, engine.group_ids(), options.filter.as_ref())?;
+            let page = options
+                .page(matching, |group_id| *group_id)
+                .try_map(|group_id| convert::group_json(engine, group_id, &options.selection, false))?;
+            let fragment = format!("groups{}", options.selection.context_suffix());
+            Ok(request.collection(&options, &fragment, page))
+        })
+        .await?;
+    Ok(Json(response))
+}
+
+/// Count groups.
+///
+/// Graph-compatible: `text/plain` count of groups matching `$filter`; needs `ConsistencyLevel: eventual`.
+#[utoipa::path(get, path = "/v1.0/groups/$count", tag = "Graph: groups",
+    params(("$filter" = Option<String>, Query, description = "As for the list of groups"),
+           ("ConsistencyLevel" = String, Header, description = "Must be `eventual`")),
+    responses(
+        (status = 200, description = "The number of groups", body = String, content_type = "text/plain"),
+        (status = 400, description = "Missing ConsistencyLevel or an invalid filter", body = ErrorResponse),
+    ))]
+pub async fn count_groups(tenant: Tenant, request: ODataRequest) -> Result<Response, ApiError> {
+    require_eventual_consistency(&request)?;
+    let options = request.options(&GROUP_SCHEMA, Supported::COLLECTION)?;
+    let count = tenant
+        .read(move |engine| Ok(matching_groups(engine, engine.group_ids(), options.filter.as_ref())?.len()))
+        .await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain")], count.to_string()).into_response())
+}
+
+/// Create a group.
+///
+/// Graph-compatible. licensd models security groups: `securityEnabled: false`, `mailEnabled: true`
+/// or `groupTypes` other than `[]` are refused. `mailNickname` is accepted and not stored.
+#[utoipa::path(post, path = "/v1.0/groups", tag = "Graph: groups", request_body = CreateGroupRequest,
+    responses(
+        (status = 201, description = "The new group", body = Group, headers(("Location" = String, description = "The group's address"))),
+        (status = 400, description = "Invalid body", body = ErrorResponse),
+    ))]
+pub async fn create_group(
+    tenant: Tenant,
+    request: ODataRequest,
+    JsonBody(body): JsonBody<CreateGroupRequest>,
+) -> Result<Response, ApiError> {
+    if body.security_enabled == Some(false) || body.mail_enabled == Some(true) {
+        return Err(ApiError::new(
+            ErrorCode::NotSupported,
+            "licensd models security groups only (securityEnabled true, mailEnabled false), the groups Entra ID licenses.",
+        ));
+    }
+    if let Some(group_type) = body.group_types.as_ref().and_then(|types| types.first()) {
+        return Err(ApiError::new(
+            ErrorCode::NotSupported,
+            format!("Group type '{group_type}' is not supported: licensd models static security groups (groupTypes [])."),
+        ));
+    }
+    let group_id = Uuid::new_v4();
+    tenant
+        .execute(Command::CreateGroup {
+            group_id,
+            display_name: body.display_name,
+        })
+        .await?;
+    let location = format!("{}/v1.0/groups/{group_id}", request.origin);
+    let group = tenant
+        .read(move |engine| group_entity(engine, &request, group_id))
+        .await?;
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(group)).into_response())
+}
+
+/// Get a group.
+///
+/// Graph-compatible, with `assignedLicenses` and `licenseProcessingState`.
+#[utoipa::path(get, path = "/v1.0/groups/{id}", tag = "Graph: groups",
+    params(("id" = Uuid, Path, description = "The group's id"), SelectQuery),
+    responses(
+        (status = 200, description = "The group", body = Group),
+        (status = 400, description = "The id is not a GUID", body = ErrorResponse),
+        (status = 404, description = "No such group", body = ErrorResponse),
+    ))]
+pub async fn get_group(
+    tenant: Tenant,
+    request: ODataRequest,
+    PathParameters(id): PathParameters<String>,
+) -> Result<Json<Value>, ApiError> {
+    let group_id = parse_object_id(&id)?;
+    let options = request.options(&GROUP_SCHEMA, Supported::SELECT_ONLY)?;
+    let group = tenant
+        .read(move |engine| {
+            let group = convert::group_json(engine, group_id, &options.selection, false)?;
+            let fragment = format!("groups{}/$entity", options.selection.context_suffix());
+            Ok(with_context(request.context(&fragment), group))
+        })
+        .await?;
+    Ok(Json(group))
+}
+
+/// Update a group.
+///
+/// Graph-compatible (204). Renaming a group is not supported yet (the engine has no rename);
+/// a `displayName` equal to the current one and `mailNickname` are accepted.
+#[utoipa::path(patch, path = "/v1.0/groups/{id}", tag = "Graph: groups",
+    params(("id" = Uuid, Path, description = "The group's id")),
+    request_body = UpdateGroupRequest,
+    responses(
+        (status = 204, description = "Updated"),
+        (status = 400, description = "Invalid body or an unsupported change", body = ErrorResponse),
+        (status = 404, description = "No such group", body = ErrorResponse),
+    ))]
+pub async fn update_group(
+    tenant: Tenant,
+    PathParameters(id): PathParameters<String>,
+    JsonBody(body): JsonBody<UpdateGroupRequest>,
+) -> Result<StatusCode, ApiError> {
+    let group_id = parse_object_id(&id)?;
+    let current = tenant
+        .read(move |engine| Ok(engine.group_view(group_id)?.display_name))
+        .await?;
+    if let Some(display_name) = body.display_name {
+        if display_name.trim().is_empty() {
+            return Err(ApiError::from(CommandError::InvalidValue {
+                field: "displayName",
+                reason: "a group needs a display name".to_string(),
+            }));
+        }
+        if display_name != current {
+            return Err(ApiError::new(
+                ErrorCode::NotSupported,
+                "Renaming a group is not supported by licensd yet.",
+            ));
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Delete a group.
+///
+/// Graph-compatible (204). Refused while the group has licenses, as in Entra ID.
+#[utoipa::path(delete, path = "/v1.0/groups/{id}", tag = "Graph: groups",
+    params(("id" = Uuid, Path, description = "The group's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "The group still has licenses", body = ErrorResponse),
+        (status = 404, description = "No such group", body = ErrorResponse),
+    ))]
+pub async fn delete_group(
+    tenant: Tenant,
+    PathParameters(id): PathParameters<String>,
+) -> Result<StatusCode, ApiError> {
+    let group_id = parse_object_id(&id)?;
+    tenant.execute(Command::DeleteGroup { group_id }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Assign or remove a group's licenses.
+///
+/// Graph-compatible: 202 with the group and a `Location`. Every enabled plan needing a
+/// prerequisite must have one in the group's own products (checked at once); seats, conflicts and
+/// locations are checked per member in the background (watch `licenseProcessingState`).
+#[utoipa::path(post, path = "/v1.0/groups/{id}/assignLicense", tag = "Graph: groups",
+    params(("id" = Uuid, Path, description = "The group's id")),
+    request_body = AssignLicenseRequest,
+    responses(
+        (status = 202, description = "Accepted; members are processed in the background", body = Group,
+            headers(("Location" = String, description = "The group's address"))),
+        (status = 400, description = "A missing parameter or a missing prerequisite", body = ErrorResponse),
+        (status = 404, description = "No such group", body = ErrorResponse),
+    ))]
+pub async fn assign_group_license(
+    tenant: Tenant,
+    request: ODataRequest,
+    PathParameters(id): PathParameters<String>,
+    JsonBody(body): JsonBody<AssignLicenseRequest>,
+) -> Result<Response, ApiError> {
+    let group_id = parse_object_id(&id)?;
+    let (add_licenses, remove_licenses) = require_license_arrays(body)?;
+    tenant
+        .execute(Command::AssignGroupLicenses {
+            group_id,
+            add_licenses,
+            remove_licenses,
+        })
+        .await?;
+    accepted_with_group(&tenant, request, group_id).await
+}
+
+/// List a group's members.
+///
+/// Graph-compatible: users with `@odata.type` `#microsoft.graph.user`, oldest membership first.
+#[utoipa::path(get, path = "/v1.0/groups/{id}/members", tag = "Graph: groups",
+    params(("id" = Uuid, Path, description = "The group's id"), CollectionQuery, ConsistencyLevelHeader),
+    responses(
+        (status = 200, description = "A page of members", body = DirectoryObjectCollectionResponse),
+        (status = 404, description = "No such group", body = ErrorResponse),
+    ))]
+pub async fn list_members(
+    tenant: Tenant,
+    request: ODataRequest,
+    PathParameters(id): PathParameters<String>,
+) -> Result<Json<Value>, ApiError> {
+    let group_id = parse_object_id(&id)?;
+    let options = request.options(&USER_SCHEMA, Supported::COLLECTION)?;
+    let response = tenant
+        .read(move |engine| {
+            let matching = matching_users(engine, engine.group_members(group_id)?, options.filter.as_ref())?;
+            let mut products = None;
+            let page = options.page(matching, |user_id| *user_id).try_map(|user_id| {
+                convert::user_json(engine, user_id, &options.selection, true, &mut products)
+            })?;
+            Ok(request.collection(&options, "directoryObjects", page))
+        })
+        .await?;
+    Ok(Json(response))
+}
+
+/// The directory object id at the end of an `@odata.id` (`…/directoryObjects/{id}`,
+/// `…/users/{id}`, `…/directoryObjects('{id}')` or a bare id).
+fn referenced_id(odata_id: &str) -> Result<Uuid, ApiError> {
+    let last = odata_id
+        .trim()
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or("");
+    let inner = match (last.find("('"), last.strip_suffix("')")) {
+        (Some(open), Some(without_close)) => &without_close[open + 2..],
+        _ => last,
+    };
+    Uuid::try_parse(inner).map_err(|_| {
+        ApiError::new(
+            ErrorCode::InvalidObjectIdentifier,
+            format!(
+                "Invalid object identifier in @odata.id '{odata_id}': expected …/directoryObjects/{{id}}."
+            ),
+        )
+    })
+}
+
+/// Add a member.
+///
+/// Graph-compatible (204). Body `{"@odata.id": "https://graph.microsoft.com/v1.0/directoryObjects/{id}"}`.
+/// Members are users: Entra ID does not license through nested groups, so licensd does not model them.
+#[utoipa::path(post, path = "/v1.0/groups/{id}/members/$ref", tag = "Graph: groups",
+    params(("id" = Uuid, Path, description = "The group's id")),
+    request_body = ReferenceRequest,
+    responses(
+        (status = 204, description = "Added; the user's licenses are processed in the background"),
+        (status = 400, description = "Already a member, or not a user", body = ErrorResponse),
+        (status = 404, description = "No such group or user", body = ErrorResponse),
+    ))]
+pub async fn add_member(
+    tenant: Tenant,
+    PathParameters(id): PathParameters<String>,
+    JsonBody(body): JsonBody<ReferenceRequest>,
+) -> Result<StatusCode, ApiError> {
+    let group_id = parse_object_id(&id)?;
+    let member_id = referenced_id(&body.odata_id)?;
+    tenant
+        .read(move |engine| {
+            existing_group(engine, group_id)?;
+            if engine.user_view(member_id).is_ok() {
+                return Ok(());
+            }
+            if engine.group_view(member_id).is_ok() {
+                return Err(ApiError::new(
+                    ErrorCode::NotSupported,
+                    "Groups cannot be members of groups in licensd: Entra ID licenses only direct user members.",
+                ));
+            }
+            Err(ApiError::not_found(member_id))
+        })
+        .await?;
+    tenant
+        .execute(Command::AddGroupMember {
+            group_id,
+            user_id: member_id,
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Remove a member.
+///
+/// Graph-compatible (204). The user's licenses from the group are removed in the background
+/// (unless another plan depends on them).
+#[utoipa::path(delete, path = "/v1.0/groups/{id}/members/{member_id}/$ref", tag = "Graph: groups",
+    params(("id" = Uuid, Path, description = "The group's id"), ("member_id" = Uuid, Path, description = "The member's id")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "No such group, user or membership", body = ErrorResponse),
+    ))]
+pub async fn remove_member(
+    tenant: Tenant,
+    PathParameters((id, member_id)): PathParameters<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let group_id = parse_object_id(&id)?;
+    let user_id = parse_object_id(&member_id)?;
+    tenant
+        .execute(Command::RemoveGroupMember { group_id, user_id })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// List members with license errors.
+///
+/// Graph-compatible: users with an error on an assignment from this group (including former
+/// members whose removal is blocked by a dependency).
+#[utoipa::path(get, path = "/v1.0/groups/{id}/membersWithLicenseErrors", tag = "Graph: groups",
+    params(("id" = Uuid, Path, description = "The group's id"), CollectionQuery, ConsistencyLevelHeader),
+    responses(
+        (status = 200, description = "A page of users in error", body = DirectoryObjectCollectionResponse),
+        (status = 404, description = "No such group", body = ErrorResponse),
+    ))]
+pub async fn list_members_with_license_errors(
+    tenant: Tenant,
+    request: ODataRequest,
+    PathParameters(id): PathParameters<String>,
+) -> Result<Json<Value>, ApiError> {
+    let group_id = parse_object_id(&id)?;
+    let options = request.options(&USER_SCHEMA, Supported::COLLECTION)?;
+    let response = tenant
+        .read(move |engine| {
+            let matching = matching_users(
+                engine,
+                engine.members_with_license_errors(group_id)?,
+                options.filter.as_ref(),
+            )?;
+            let mut products = None;
+            let page = options.page(matching, |user_id| *user_id).try_map(|user_id| {
+                convert::user_json(engine, user_id, &options.selection, true, &mut products)
+            })?;
+            Ok(request.collection(&options, "directoryObjects", page))
+        })
+        .await?;
+    Ok(Json(response))
+}
+
+/// Reprocess a group (licensd extension).
+///
+/// Not in Graph (the portal has a button): queues every member of the group, and every user it
+/// still grants licenses to; 202 with the group.
+#[utoipa::path(post, path = "/v1.0/groups/{id}/reprocessLicenseAssignment", tag = "licensd extensions to Graph",
+    params(("id" = Uuid, Path, description = "The group's id")),
+    responses(
+        (status = 202, description = "Queued", body = Group, headers(("Location" = String, description = "The group's address"))),
+        (status = 404, description = "No such group", body = ErrorResponse),
+    ))]
+pub async fn reprocess_group(
+    tenant: Tenant,
+    request: ODataRequest,
+    PathParameters(id): PathParameters<String>,
+) -> Result<Response, ApiError> {
+    let group_id = parse_object_id(&id)?;
+    tenant.execute(Command::ReprocessGroup { group_id }).await?;
+    accepted_with_group(&tenant, request, group_id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::referenced_id;
+    use licensd_engine::Uuid;
+
+    #[test]
+    fn references_name_the_object_in_any_of_graphs_forms() {
+        let id = Uuid::from_u128(7);
+        for reference in [
+            format!("https://graph.microsoft.com/v1.0/directoryObjects/{id}"),
+            format!("http://127.0.0.1:8080/v1.0/users/{id}/"),
+            format!("https://graph.microsoft.com/v1.0/directoryObjects('{id}')"),
+            id.to_string(),
+        ] {
+            assert_eq!(referenced_id(&reference).expect("an id"), id, "{reference}");
+        }
+        assert!(referenced_id("https://graph.microsoft.com/v1.0/directoryObjects/nope").is_err());
+    }
+}

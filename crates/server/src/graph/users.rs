@@ -1,0 +1,445 @@
+//! Graph `/v1.0/users`: create, read (by id or `userPrincipalName`), update and delete users;
+//! `assignLicense` (checked at once, 200 with the user), `licenseDetails`,
+//! `reprocessLicenseAssignment` and `memberOf`.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use licensd_api_types::graph::{
+    AssignLicenseRequest, CreateUserRequest, DirectoryObjectCollectionResponse,
+    LicenseDetailsCollectionResponse, UpdateUserRequest, User, UserCollectionResponse,
+};
+use licensd_api_types::{ErrorCode, ErrorResponse};
+use licensd_engine::{
+    AssignedLicense, Command, CommandError, CountryCode, Engine, NewUser, ProxyAddress, UserChanges, Uuid,
+};
+use serde_json::Value;
+
+use super::convert::{self, GroupSubject, UserSubject};
+use super::{CollectionQuery, ConsistencyLevelHeader, SelectQuery};
+use crate::api::{ApiError, JsonBody, PathParameters, Tenant};
+use crate::odata::{
+    with_context, ODataRequest, Selection, Supported, GROUP_SCHEMA, LICENSE_DETAILS_SCHEMA, USER_SCHEMA,
+};
+
+/// Finds a user by id or by `userPrincipalName` (ignoring case), as Graph's `/users/{id | userPrincipalName}`.
+pub fn resolve_user(engine: &Engine, id_or_principal_name: &str) -> Result<Uuid, ApiError> {
+    match Uuid::try_parse(id_or_principal_name) {
+        Ok(user_id) => {
+            engine.user_view(user_id)?;
+            Ok(user_id)
+        }
+        Err(_) => engine
+            .user_by_principal_name(id_or_principal_name)
+            .ok_or_else(|| ApiError::not_found(id_or_principal_name)),
+    }
+}
+
+/// The user in the default shape, with `@odata.context`, for answers to actions.
+fn user_entity(engine: &Engine, request: &ODataRequest, user_id: Uuid) -> Result<Value, ApiError> {
+    let selection = Selection::default_for(&USER_SCHEMA);
+    let user = convert::user_json(engine, user_id, &selection, false, &mut None)?;
+    Ok(with_context(request.context("users/$entity"), user))
+}
+
+fn parse_usage_location(text: &str) -> Result<CountryCode, ApiError> {
+    Ok(CountryCode::parse(text)?)
+}
+
+fn parse_proxy_addresses(addresses: &[String]) -> Result<Vec<ProxyAddress>, ApiError> {
+    addresses
+        .iter()
+        .map(|address| ProxyAddress::parse(address).map_err(ApiError::from))
+        .collect()
+}
+
+fn require_display_name(display_name: &str) -> Result<(), ApiError> {
+    if display_name.trim().is_empty() {
+        return Err(ApiError::from(CommandError::InvalidValue {
+            field: "displayName",
+            reason: "must not be empty".to_string(),
+        }));
+    }
+    Ok(())
+}
+
+/// List users.
+///
+/// Graph-compatible. Pages of 100 by default, with `$select`, `$filter`, `$top`, `$count`.
+#[utoipa::path(get, path = "/v1.0/users", tag = "Graph: users", params(CollectionQuery, ConsistencyLevelHeader),
+    responses(
+        (status = 200, description = "A page of users", body = UserCollectionResponse),
+        (status = 400, description = "An invalid or unsupported query", body = ErrorResponse),
+    ))]
+pub async fn list_users(tenant: Tenant, request: ODataRequest) -> Result<Json<Value>, ApiError> {
+    let options = request.options(&USER_SCHEMA, Supported::COLLECTION)?;
+    let response = tenant
+        .read(move |engine| {
+            let mut matching = engine.user_ids();
+            if let Some(filter) = &options.filter {
+                let mut kept = Vec::new();
+                for user_id in matching {
+                    let subject = UserSubject {
+                        engine,
+                        view: engine.user_view(user_id)?,
+                    };
+                    if filter.matches(&subject) {
+                        kept.push(user_id);
+                    }
+                }
+                matching = kept;
+            }
+            let mut products = None;
+            let page = options.page(matching, |user_id| *user_id).try_map(|user_id| {
+                convert::user_json(engine, user_id, &options.selection, false, &mut products)
+            })?;
+            let fragment = format!("users{}", options.selection.context_suffix());
+            Ok(request.collection(&options, &fragment, page))
+        })
+        .await?;
+    Ok(Json(response))
+}
+
+/// Count users.
+///
+/// Graph-compatible: `text/plain` count of users matching `$filter`; needs `ConsistencyLevel: eventual`.
+#[utoipa::path(get, path = "/v1.0/users/$count", tag = "Graph: users",
+    params(("$filter" = Option<String>, Query, description = "As for the list of users"),
+           ("ConsistencyLevel" = String, Header, description = "Must be `eventual`")),
+    responses(
+        (status = 200, description = "The number of users", body = String, content_type = "text/plain"),
+        (status = 400, description = "Missing ConsistencyLevel or an invalid filter", body = ErrorResponse),
+    ))]
+pub async fn count_users(tenant: Tenant, request: ODataRequest) -> Result<Response, ApiError> {
+    require_eventual_consistency(&request)?;
+    let options = request.options(&USER_SCHEMA, Supported::COLLECTION)?;
+    let count = tenant
+        .read(move |engine| {
+            let Some(filter) = &options.filter else {
+                return Ok(engine.user_count());
+            };
+            let mut count = 0;
+            for user_id in engine.user_ids() {
+                let subject = UserSubject {
+                    engine,
+                    view: engine.user_view(user_id)?,
+                };
+                if filter.matches(&subject) {
+                    count += 1;
+                }
+            }
+            Ok(count)
+        })
+        .await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain")], count.to_string()).into_response())
+}
+
+/// `/$count` segments need `ConsistencyLevel: eventual`, as in Graph.
+pub fn require_eventual_consistency(request: &ODataRequest) -> Result<(), ApiError> {
+    let eventual = request
+        .headers
+        .get("consistencylevel")
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.trim().eq_ignore_ascii_case("eventual"));
+    if eventual {
+        Ok(())
+    } else {
+        Err(ApiError::unsupported_query(
+            "Counting requires the ConsistencyLevel header set to eventual (an advanced query).",
+        ))
+    }
+}
+
+/// Create a user.
+///
+/// Graph-compatible. `mailNickname` and `passwordProfile` are accepted and not stored;
+/// `proxyAddresses` can be set (a licensd extension: read-only in Graph).
+#[utoipa::path(post, path = "/v1.0/users", tag = "Graph: users", request_body = CreateUserRequest,
+    responses(
+        (status = 201, description = "The new user", body = User, headers(("Location" = String, description = "The user's address"))),
+        (status = 400, description = "Invalid body or a duplicate userPrincipalName", body = ErrorResponse),
+        (status = 413, description = "Body over 1 MiB", body = ErrorResponse),
+    ))]
+pub async fn create_user(
+    tenant: Tenant,
+    request: ODataRequest,
+    JsonBody(body): JsonBody<CreateUserRequest>,
+) -> Result<Response, ApiError> {
+    require_display_name(&body.display_name)?;
+    let usage_location = body
+        .usage_location
+        .as_deref()
+        .map(parse_usage_location)
+        .transpose()?;
+    let proxy_addresses = parse_proxy_addresses(body.proxy_addresses.as_deref().unwrap_or_default())?;
+    let user_id = Uuid::new_v4();
+    tenant
+        .execute(Command::CreateUser(NewUser {
+            id: user_id,
+            user_principal_name: body.user_principal_name,
+            display_name: body.display_name,
+            usage_location,
+            proxy_addresses,
+            account_enabled: body.account_enabled.unwrap_or(true),
+        }))
+        .await?;
+    let location = format!("{}/v1.0/users/{user_id}", request.origin);
+    let user = tenant
+        .read(move |engine| user_entity(engine, &request, user_id))
+        .await?;
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(user)).into_response())
+}
+
+/// Get a user.
+///
+/// Graph-compatible. By id or `userPrincipalName`. `licenseAssignmentStates` and `assignedPlans`
+/// only with `$select`.
+#[utoipa::path(get, path = "/v1.0/users/{id}", tag = "Graph: users",
+    params(("id" = String, Path, description = "The user's id or userPrincipalName"), SelectQuery),
+    responses(
+        (status = 200, description = "The user", body = User),
+        (status = 404, description = "No such user", body = ErrorResponse),
+    ))]
+pub async fn get_user(
+    tenant: Tenant,
+    request: ODataRequest,
+    PathParameters(id): PathParameters<String>,
+) -> Result<Json<Value>, ApiError> {
+    let options = request.options(&USER_SCHEMA, Supported::SELECT_ONLY)?;
+    let user = tenant
+        .read(move |engine| {
+            let user_id = resolve_user(engine, &id)?;
+            let user = convert::user_json(engine, user_id, &options.selection, false, &mut None)?;
+            let fragment = format!("users{}/$entity", options.selection.context_suffix());
+            Ok(with_context(request.context(&fragment), user))
+        })
+        .await?;
+    Ok(Json(user))
+}
+
+/// Update a user.
+///
+/// Graph-compatible (204). Only the properties present change; `usageLocation: null` clears it.
+#[utoipa::path(patch, path = "/v1.0/users/{id}", tag = "Graph: users",
+    params(("id" = String, Path, description = "The user's id or userPrincipalName")),
+    request_body = UpdateUserRequest,
+    responses(
+        (status = 204, description = "Updated"),
+        (status = 400, description = "Invalid body", body = ErrorResponse),
+        (status = 404, description = "No such user", body = ErrorResponse),
+    ))]
+pub async fn update_user(
+    tenant: Tenant,
+    PathParameters(id): PathParameters<String>,
+    JsonBody(body): JsonBody<UpdateUserRequest>,
+) -> Result<StatusCode, ApiError> {
+    if let Some(display_name) = &body.display_name {
+        require_display_name(display_name)?;
+    }
+    let usage_location = match &body.usage_location {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(text)) => Some(Some(parse_usage_location(text)?)),
+    };
+    let proxy_addresses = body
+        .proxy_addresses
+        .as_deref()
+        .map(parse_proxy_addresses)
+        .transpose()?;
+    let user_id = tenant.read(move |engine| resolve_user(engine, &id)).await?;
+    tenant
+        .execute(Command::UpdateUser {
+            user_id,
+            changes: UserChanges {
+                user_principal_name: body.user_principal_name,
+                display_name: body.display_name,
+                usage_location,
+                proxy_addresses,
+                account_enabled: body.account_enabled,
+            },
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Delete a user.
+///
+/// Graph-compatible (204). The user's seats are freed.
+#[utoipa::path(delete, path = "/v1.0/users/{id}", tag = "Graph: users",
+    params(("id" = String, Path, description = "The user's id or userPrincipalName")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such user", body = ErrorResponse),
+    ))]
+pub async fn delete_user(
+    tenant: Tenant,
+    PathParameters(id): PathParameters<String>,
+) -> Result<StatusCode, ApiError> {
+    let user_id = tenant.read(move |engine| resolve_user(engine, &id)).await?;
+    tenant.execute(Command::DeleteUser { user_id }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The message Graph gives when `addLicenses` or `removeLicenses` is missing.
+pub fn require_license_arrays(
+    body: AssignLicenseRequest,
+) -> Result<(Vec<AssignedLicense>, Vec<Uuid>), ApiError> {
+    let mut missing = Vec::new();
+    if body.add_licenses.is_none() {
+        missing.push("addLicenses");
+    }
+    if body.remove_licenses.is_none() {
+        missing.push("removeLicenses");
+    }
+    match (body.add_licenses, body.remove_licenses) {
+        (Some(add), Some(remove)) => Ok((
+            add.into_iter()
+                .map(|license| AssignedLicense::with_disabled_plans(license.sku_id, license.disabled_plans))
+                .collect(),
+            remove,
+        )),
+        _ => Err(ApiError::new(
+            ErrorCode::MissingParameters,
+            format!(
+                "One or more parameters of the operation 'assignLicense' are missing from the request payload. The missing parameters are: {}.",
+                missing.join(", ")
+            ),
+        )),
+    }
+}
+
+/// Assign or remove a user's direct licenses.
+///
+/// Graph-compatible. Both arrays are required (may be empty). Checked at once: seats, exclusive
+/// plans, prerequisites, usage location and unique proxy addresses; 200 with the user.
+#[utoipa::path(post, path = "/v1.0/users/{id}/assignLicense", tag = "Graph: users",
+    params(("id" = String, Path, description = "The user's id or userPrincipalName")),
+    request_body = AssignLicenseRequest,
+    responses(
+        (status = 200, description = "The user with its licenses", body = User),
+        (status = 400, description = "A missing parameter or a licensing rule violated", body = ErrorResponse),
+        (status = 404, description = "No such user", body = ErrorResponse),
+    ))]
+pub async fn assign_user_license(
+    tenant: Tenant,
+    request: ODataRequest,
+    PathParameters(id): PathParameters<String>,
+    JsonBody(body): JsonBody<AssignLicenseRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let (add_licenses, remove_licenses) = require_license_arrays(body)?;
+    let user_id = tenant.read(move |engine| resolve_user(engine, &id)).await?;
+    tenant
+        .execute(Command::AssignUserLicenses {
+            user_id,
+            add_licenses,
+            remove_licenses,
+        })
+        .await?;
+    let user = tenant
+        .read(move |engine| user_entity(engine, &request, user_id))
+        .await?;
+    Ok(Json(user))
+}
+
+/// List a user's license details.
+///
+/// Graph-compatible: one entry per product in effect, each plan `Success` or `Disabled`.
+#[utoipa::path(get, path = "/v1.0/users/{id}/licenseDetails", tag = "Graph: users",
+    params(("id" = String, Path, description = "The user's id or userPrincipalName"), SelectQuery),
+    responses(
+        (status = 200, description = "The user's products", body = LicenseDetailsCollectionResponse),
+        (status = 404, description = "No such user", body = ErrorResponse),
+    ))]
+pub async fn list_license_details(
+    tenant: Tenant,
+    request: ODataRequest,
+    PathParameters(id): PathParameters<String>,
+) -> Result<Json<Value>, ApiError> {
+    let options = request.options(&LICENSE_DETAILS_SCHEMA, Supported::SELECT_ONLY)?;
+    let response = tenant
+        .read(move |engine| {
+            let user_id = resolve_user(engine, &id)?;
+            let details = convert::license_details(engine, user_id)?;
+            let values = details
+                .into_iter()
+                .map(|detail| {
+                    serde_json::to_value(detail)
+                        .map(|value| options.selection.apply(value))
+                        .map_err(|error| ApiError::internal(error.to_string()))
+                })
+                .collect::<Result<Vec<Value>, ApiError>>()?;
+            let page = crate::odata::Page {
+                total: values.len(),
+                items: values,
+                next_skip_token: None,
+            };
+            let fragment = format!(
+                "users('{user_id}')/licenseDetails{}",
+                options.selection.context_suffix()
+            );
+            Ok(request.collection(&options, &fragment, page))
+        })
+        .await?;
+    Ok(Json(response))
+}
+
+/// Reprocess a user's licenses.
+///
+/// Graph-compatible: queues the user for evaluation (errors whose cause is gone clear); 200 with the user.
+#[utoipa::path(post, path = "/v1.0/users/{id}/reprocessLicenseAssignment", tag = "Graph: users",
+    params(("id" = String, Path, description = "The user's id or userPrincipalName")),
+    responses(
+        (status = 200, description = "The user", body = User),
+        (status = 404, description = "No such user", body = ErrorResponse),
+    ))]
+pub async fn reprocess_user(
+    tenant: Tenant,
+    request: ODataRequest,
+    PathParameters(id): PathParameters<String>,
+) -> Result<Json<Value>, ApiError> {
+    let user_id = tenant.read(move |engine| resolve_user(engine, &id)).await?;
+    tenant.execute(Command::ReprocessUser { user_id }).await?;
+    let user = tenant
+        .read(move |engine| user_entity(engine, &request, user_id))
+        .await?;
+    Ok(Json(user))
+}
+
+/// List the groups a user is a direct member of.
+///
+/// Graph-compatible: directory objects with `@odata.type` `#microsoft.graph.group`.
+#[utoipa::path(get, path = "/v1.0/users/{id}/memberOf", tag = "Graph: users",
+    params(("id" = String, Path, description = "The user's id or userPrincipalName"), CollectionQuery, ConsistencyLevelHeader),
+    responses(
+        (status = 200, description = "The user's groups", body = DirectoryObjectCollectionResponse),
+        (status = 404, description = "No such user", body = ErrorResponse),
+    ))]
+pub async fn list_member_of(
+    tenant: Tenant,
+    request: ODataRequest,
+    PathParameters(id): PathParameters<String>,
+) -> Result<Json<Value>, ApiError> {
+    let options = request.options(&GROUP_SCHEMA, Supported::COLLECTION)?;
+    let response = tenant
+        .read(move |engine| {
+            let user_id = resolve_user(engine, &id)?;
+            let mut matching = engine.user_view(user_id)?.member_of;
+            if let Some(filter) = &options.filter {
+                let mut kept = Vec::new();
+                for group_id in matching {
+                    if filter.matches(&GroupSubject {
+                        view: engine.group_view(group_id)?,
+                    }) {
+                        kept.push(group_id);
+                    }
+                }
+                matching = kept;
+            }
+            let page = options
+                .page(matching, |group_id| *group_id)
+                .try_map(|group_id| convert::group_json(engine, group_id, &options.selection, true))?;
+            Ok(request.collection(&options, "directoryObjects", page))
+        })
+        .await?;
+    Ok(Json(response))
+}

@@ -1,0 +1,733 @@
+//! `$filter`: a lexer, a parser that binds property names to an entity's schema (so a typo or a
+//! type mismatch is a 400, never an empty result), and evaluation against one entity at a time.
+//!
+//! Supported: `eq`, `ne`, `and`, `or`, `not`, parentheses, `startswith(property, 'text')`,
+//! `property in ('a', 'b')`, and `any` on collections: `proxyAddresses/any(p:p eq 'smtp:…')`,
+//! `proxyAddresses/any(p:startswith(p, 'smtp:'))`, `assignedLicenses/any(x:x/skuId eq {guid})`,
+//! `assignedLicenses/any()`. Text comparisons ignore case, as Graph's do. Anything else (`gt`,
+//! `endswith`, `all`, navigation) is answered `Request_UnsupportedQuery`.
+
+use licensd_engine::Uuid;
+
+use super::{EntitySchema, Property, PropertyKind};
+use crate::api::ApiError;
+
+/// A filter bound to a schema.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Filter {
+    And(Box<Filter>, Box<Filter>),
+    Or(Box<Filter>, Box<Filter>),
+    Not(Box<Filter>),
+    /// `property eq value` (or `ne` when `negated`).
+    Equals {
+        property: &'static str,
+        value: BoundValue,
+        negated: bool,
+    },
+    /// `property in (values)`.
+    In {
+        property: &'static str,
+        values: Vec<BoundValue>,
+    },
+    /// `startswith(property, 'prefix')`; the prefix is lower case.
+    StartsWith {
+        property: &'static str,
+        prefix: String,
+    },
+    /// `collection/any(variable: predicate)`, or `collection/any()` for "not empty".
+    Any {
+        property: &'static str,
+        predicate: Option<Box<Filter>>,
+    },
+}
+
+/// A literal checked against the type of the property it is compared with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BoundValue {
+    /// Lower case, for comparisons that ignore case.
+    Text(String),
+    Boolean(bool),
+    Guid(Uuid),
+    Null,
+}
+
+/// The value of a property of one entity, for evaluation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PropertyValue {
+    Text(Option<String>),
+    Boolean(bool),
+    Guid(Uuid),
+    Texts(Vec<String>),
+    Licenses(Vec<Uuid>),
+}
+
+/// What a filter is evaluated against: one user, one group, or an element inside `any`.
+pub trait FilterSubject {
+    fn value(&self, property: &'static str) -> PropertyValue;
+}
+
+/// The range variable's element in `proxyAddresses/any(p: …)`: a text.
+struct TextElement<'a>(&'a str);
+
+impl FilterSubject for TextElement<'_> {
+    fn value(&self, _property: &'static str) -> PropertyValue {
+        PropertyValue::Text(Some(self.0.to_string()))
+    }
+}
+
+/// The range variable's element in `assignedLicenses/any(x: x/skuId …)`.
+struct LicenseElement(Uuid);
+
+impl FilterSubject for LicenseElement {
+    fn value(&self, _property: &'static str) -> PropertyValue {
+        PropertyValue::Guid(self.0)
+    }
+}
+
+impl Filter {
+    pub fn matches(&self, subject: &dyn FilterSubject) -> bool {
+        match self {
+            Filter::And(left, right) => left.matches(subject) && right.matches(subject),
+            Filter::Or(left, right) => left.matches(subject) || right.matches(subject),
+            Filter::Not(inner) => !inner.matches(subject),
+            Filter::Equals {
+                property,
+                value,
+                negated,
+            } => equals(&subject.value(property), value) != *negated,
+            Filter::In { property, values } => {
+                let actual = subject.value(property);
+                values.iter().any(|value| equals(&actual, value))
+            }
+            Filter::StartsWith { property, prefix } => match subject.value(property) {
+                PropertyValue::Text(Some(text)) => text.to_lowercase().starts_with(prefix.as_str()),
+                _ => false,
+            },
+            Filter::Any { property, predicate } => match subject.value(property) {
+                PropertyValue::Texts(texts) => texts.iter().any(|text| {
+                    predicate
+                        .as_ref()
+                        .map_or(true, |predicate| predicate.matches(&TextElement(text)))
+                }),
+                PropertyValue::Licenses(sku_ids) => sku_ids.iter().any(|sku_id| {
+                    predicate
+                        .as_ref()
+                        .map_or(true, |predicate| predicate.matches(&LicenseElement(*sku_id)))
+                }),
+                _ => false,
+            },
+        }
+    }
+}
+
+fn equals(actual: &PropertyValue, expected: &BoundValue) -> bool {
+    match (actual, expected) {
+        (PropertyValue::Text(Some(text)), BoundValue::Text(expected)) => text.to_lowercase() == *expected,
+        (PropertyValue::Text(None), BoundValue::Null) => true,
+        (PropertyValue::Boolean(actual), BoundValue::Boolean(expected)) => actual == expected,
+        (PropertyValue::Guid(actual), BoundValue::Guid(expected)) => actual == expected,
+        _ => false,
+    }
+}
+
+// ----- lexing ---------------------------------------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Token {
+    Identifier(String),
+    Text(String),
+    Guid(Uuid),
+    Number(i64),
+    OpenParenthesis,
+    CloseParenthesis,
+    Comma,
+    Colon,
+}
+
+impl Token {
+    fn describe(&self) -> String {
+        match self {
+            Token::Identifier(name) => format!("'{name}'"),
+            Token::Text(text) => format!("'{}'", text.replace('\'', "''")),
+            Token::Guid(guid) => guid.to_string(),
+            Token::Number(number) => number.to_string(),
+            Token::OpenParenthesis => "'('".to_string(),
+            Token::CloseParenthesis => "')'".to_string(),
+            Token::Comma => "','".to_string(),
+            Token::Colon => "':'".to_string(),
+        }
+    }
+}
+
+fn syntax_error(message: impl std::fmt::Display) -> ApiError {
+    ApiError::invalid_query(format!("Invalid filter clause: {message}"))
+}
+
+fn lex(text: &str) -> Result<Vec<(Token, usize)>, ApiError> {
+    let characters: Vec<char> = text.chars().collect();
+    let mut tokens = Vec::new();
+    let mut index = 0;
+    while index < characters.len() {
+        let character = characters[index];
+        let start = index;
+        match character {
+            c if c.is_whitespace() => {
+                index += 1;
+            }
+            '(' | ')' | ',' | ':' => {
+                tokens.push((
+                    match character {
+                        '(' => Token::OpenParenthesis,
+                        ')' => Token::CloseParenthesis,
+                        ',' => Token::Comma,
+                        _ => Token::Colon,
+                    },
+                    start,
+                ));
+                index += 1;
+            }
+            '\'' => {
+                let mut value = String::new();
+                index += 1;
+                loop {
+                    match characters.get(index) {
+                        None => {
+                            return Err(syntax_error(format!(
+                                "the text starting at position {start} has no closing quote."
+                            )))
+                        }
+                        Some('\'') if characters.get(index + 1) == Some(&'\'') => {
+                            value.push('\'');
+                            index += 2;
+                        }
+                        Some('\'') => {
+                            index += 1;
+                            break;
+                        }
+                        Some(other) => {
+                            value.push(*other);
+                            index += 1;
+                        }
+                    }
+                }
+                tokens.push((Token::Text(value), start));
+            }
+            c if c.is_ascii_alphanumeric() || matches!(c, '_' | '$' | '-' | '@') => {
+                while index < characters.len()
+                    && (characters[index].is_ascii_alphanumeric()
+                        || matches!(characters[index], '_' | '$' | '-' | '@' | '/' | '.'))
+                {
+                    index += 1;
+                }
+                let word: String = characters[start..index].iter().collect();
+                let token = if word.len() == 36 && word.matches('-').count() == 4 {
+                    match Uuid::try_parse(&word) {
+                        Ok(guid) => Token::Guid(guid),
+                        Err(_) => return Err(syntax_error(format!("'{word}' is not a valid GUID."))),
+                    }
+                } else if let Ok(number) = word.parse::<i64>() {
+                    Token::Number(number)
+                } else if word.contains('-') || word.contains('@') {
+                    return Err(syntax_error(format!(
+                        "'{word}' at position {start} is not a property, a keyword or a literal (text needs single quotes)."
+                    )));
+                } else {
+                    Token::Identifier(word)
+                };
+                tokens.push((token, start));
+            }
+            other => {
+                return Err(syntax_error(format!(
+                    "the character '{other}' at position {start} is not valid here."
+                )))
+            }
+        }
+    }
+    Ok(tokens)
+}
+
+// ----- parsing --------------------------------------------------------------------------------
+
+/// The schema of the elements of a text collection inside `any`.
+static TEXT_ELEMENT: EntitySchema = EntitySchema {
+    type_name: "Edm.String",
+    entity_set: "",
+    properties: &[Property::filter_only("$this", PropertyKind::Text)],
+};
+
+/// The schema of `assignedLicense` inside `assignedLicenses/any`.
+static LICENSE_ELEMENT: EntitySchema = EntitySchema {
+    type_name: "microsoft.graph.assignedLicense",
+    entity_set: "",
+    properties: &[Property::filter_only("skuId", PropertyKind::Guid)],
+};
+
+struct Parser {
+    tokens: Vec<(Token, usize)>,
+    position: usize,
+    schema: &'static EntitySchema,
+    /// Inside `any`: the range variable and the element schema.
+    lambda: Option<(String, &'static EntitySchema)>,
+}
+
+/// Parses and binds a `$filter` against an entity's schema.
+pub fn parse(text: &str, schema: &'static EntitySchema) -> Result<Filter, ApiError> {
+    let tokens = lex(text)?;
+    if tokens.is_empty() {
+        return Err(syntax_error("the filter is empty."));
+    }
+    let mut parser = Parser {
+        tokens,
+        position: 0,
+        schema,
+        lambda: None,
+    };
+    let filter = parser.parse_or()?;
+    if let Some((token, at)) = parser.tokens.get(parser.position) {
+        return Err(syntax_error(format!(
+            "unexpected {} at position {at}; expected 'and', 'or' or the end of the filter.",
+            token.describe()
+        )));
+    }
+    Ok(filter)
+}
+
+fn is_keyword(token: Option<&Token>, keyword: &str) -> bool {
+    matches!(token, Some(Token::Identifier(word)) if word.eq_ignore_ascii_case(keyword))
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.position).map(|(token, _)| token)
+    }
+
+    fn next(&mut self) -> Result<(Token, usize), ApiError> {
+        let token = self
+            .tokens
+            .get(self.position)
+            .cloned()
+            .ok_or_else(|| syntax_error("the filter ends too early."))?;
+        self.position += 1;
+        Ok(token)
+    }
+
+    fn expect(&mut self, expected: Token) -> Result<(), ApiError> {
+        let (token, at) = self.next()?;
+        if token == expected {
+            Ok(())
+        } else {
+            Err(syntax_error(format!(
+                "expected {} at position {at}, found {}.",
+                expected.describe(),
+                token.describe()
+            )))
+        }
+    }
+
+    fn parse_or(&mut self) -> Result<Filter, ApiError> {
+        let mut left = self.parse_and()?;
+        while is_keyword(self.peek(), "or") {
+            self.position += 1;
+            let right = self.parse_and()?;
+            left = Filter::Or(Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    fn parse_and(&mut self) -> Result<Filter, ApiError> {
+        let mut left = self.parse_unary()?;
+        while is_keyword(self.peek(), "and") {
+            self.position += 1;
+            let right = self.parse_unary()?;
+            left = Filter::And(Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    fn parse_unary(&mut self) -> Result<Filter, ApiError> {
+        if is_keyword(self.peek(), "not") {
+            self.position += 1;
+            return Ok(Filter::Not(Box::new(self.parse_unary()?)));
+        }
+        self.parse_primary()
+    }
+
+    fn parse_primary(&mut self) -> Result<Filter, ApiError> {
+        let (token, at) = self.next()?;
+        match token {
+            Token::OpenParenthesis => {
+                let inner = self.parse_or()?;
+                self.expect(Token::CloseParenthesis)?;
+                Ok(inner)
+            }
+            Token::Identifier(name) if self.peek() == Some(&Token::OpenParenthesis) => {
+                self.position += 1;
+                self.parse_call(&name, at)
+            }
+            Token::Identifier(name) => {
+                let property = self.resolve(&name)?;
+                self.parse_comparison(property)
+            }
+            other => Err(syntax_error(format!(
+                "expected a property or a function at position {at}, found {}.",
+                other.describe()
+            ))),
+        }
+    }
+
+    /// `name(` was read.
+    fn parse_call(&mut self, name: &str, at: usize) -> Result<Filter, ApiError> {
+        if let Some(collection) = name.strip_suffix("/any") {
+            return self.parse_any(collection);
+        }
+        if name.ends_with("/all") {
+            return Err(ApiError::unsupported_query(
+                "The lambda operator 'all' is not supported; use 'any' (with 'not' where needed).",
+            ));
+        }
+        match name.to_ascii_lowercase().as_str() {
+            "startswith" => {
+                let (path, _) = self.next()?;
+                let Token::Identifier(path) = path else {
+                    return Err(syntax_error(
+                        "the first argument of startswith must be a property.",
+                    ));
+                };
+                let property = self.resolve(&path)?;
+                if property.kind != PropertyKind::Text {
+                    return Err(type_mismatch(property, "startswith"));
+                }
+                self.expect(Token::Comma)?;
+                let (literal, literal_at) = self.next()?;
+                let Token::Text(prefix) = literal else {
+                    return Err(syntax_error(format!(
+                        "the second argument of startswith (position {literal_at}) must be a quoted text."
+                    )));
+                };
+                self.expect(Token::CloseParenthesis)?;
+                Ok(Filter::StartsWith {
+                    property: property.name,
+                    prefix: prefix.to_lowercase(),
+                })
+            }
+            "endswith" | "contains" | "substringof" | "tolower" | "toupper" | "length" | "indexof" => {
+                Err(ApiError::unsupported_query(format!(
+                    "The function '{name}' is not supported; licensd supports startswith."
+                )))
+            }
+            _ => Err(syntax_error(format!(
+                "unknown function '{name}' at position {at}."
+            ))),
+        }
+    }
+
+    /// `collection/any(` was read.
+    fn parse_any(&mut self, collection: &str) -> Result<Filter, ApiError> {
+        if self.lambda.is_some() {
+            return Err(ApiError::unsupported_query(
+                "Nested lambda operators are not supported.",
+            ));
+        }
+        let property = self.resolve(collection)?;
+        let element_schema: &'static EntitySchema = match property.kind {
+            PropertyKind::TextCollection => &TEXT_ELEMENT,
+            PropertyKind::LicenseCollection => &LICENSE_ELEMENT,
+            _ => {
+                return Err(syntax_error(format!(
+                    "'any' needs a collection, and '{}' is not one.",
+                    property.name
+                )))
+            }
+        };
+        if self.peek() == Some(&Token::CloseParenthesis) {
+            self.position += 1;
+            return Ok(Filter::Any {
+                property: property.name,
+                predicate: None,
+            });
+        }
+        let (variable, at) = self.next()?;
+        let Token::Identifier(variable) = variable else {
+            return Err(syntax_error(format!(
+                "expected a range variable (such as x) at position {at}."
+            )));
+        };
+        if variable.contains('/') {
+            return Err(syntax_error(format!(
+                "'{variable}' is not a valid range variable."
+            )));
+        }
+        self.expect(Token::Colon)?;
+        self.lambda = Some((variable, element_schema));
+        let predicate = self.parse_or();
+        self.lambda = None;
+        let predicate = predicate?;
+        self.expect(Token::CloseParenthesis)?;
+        Ok(Filter::Any {
+            property: property.name,
+            predicate: Some(Box::new(predicate)),
+        })
+    }
+
+    fn parse_comparison(&mut self, property: &'static Property) -> Result<Filter, ApiError> {
+        let (operator, at) = self.next()?;
+        let Token::Identifier(operator) = operator else {
+            return Err(syntax_error(format!(
+                "expected an operator (eq, ne, in) after '{}' at position {at}, found {}.",
+                property.name,
+                operator.describe()
+            )));
+        };
+        match operator.to_ascii_lowercase().as_str() {
+            "eq" | "ne" => {
+                let value = self.parse_literal(property)?;
+                Ok(Filter::Equals {
+                    property: property.name,
+                    value,
+                    negated: operator.eq_ignore_ascii_case("ne"),
+                })
+            }
+            "in" => {
+                self.expect(Token::OpenParenthesis)?;
+                let mut values = vec![self.parse_literal(property)?];
+                while self.peek() == Some(&Token::Comma) {
+                    self.position += 1;
+                    values.push(self.parse_literal(property)?);
+                }
+                self.expect(Token::CloseParenthesis)?;
+                Ok(Filter::In {
+                    property: property.name,
+                    values,
+                })
+            }
+            "gt" | "ge" | "lt" | "le" | "has" => Err(ApiError::unsupported_query(format!(
+                "The operator '{operator}' is not supported; licensd supports eq, ne, in, startswith and any."
+            ))),
+            _ => Err(syntax_error(format!(
+                "'{operator}' at position {at} is not an operator (eq, ne, in)."
+            ))),
+        }
+    }
+
+    fn parse_literal(&mut self, property: &'static Property) -> Result<BoundValue, ApiError> {
+        let (token, at) = self.next()?;
+        let mismatch = |found: &str| {
+            ApiError::invalid_query(format!(
+                "Invalid filter clause: a binary operator with incompatible types was detected. Found operand types '{}' and '{found}' (position {at}).",
+                property.kind.edm_name()
+            ))
+        };
+        match property.kind {
+            PropertyKind::Text => match token {
+                Token::Text(text) => Ok(BoundValue::Text(text.to_lowercase())),
+                Token::Identifier(word) if word == "null" => Ok(BoundValue::Null),
+                Token::Identifier(word) if word == "true" || word == "false" => Err(mismatch("Edm.Boolean")),
+                Token::Guid(_) => Err(mismatch("Edm.Guid")),
+                Token::Number(_) => Err(mismatch("Edm.Int64")),
+                other => Err(syntax_error(format!(
+                    "expected a quoted text at position {at}, found {}.",
+                    other.describe()
+                ))),
+            },
+            PropertyKind::Guid => match token {
+                Token::Guid(guid) => Ok(BoundValue::Guid(guid)),
+                Token::Text(text) => Uuid::try_parse(&text)
+                    .map(BoundValue::Guid)
+                    .map_err(|_| ApiError::invalid_query(format!("Invalid filter clause: '{text}' is not a valid GUID."))),
+                Token::Identifier(word) if word == "null" => Ok(BoundValue::Null),
+                Token::Identifier(word) if word == "true" || word == "false" => Err(mismatch("Edm.Boolean")),
+                Token::Number(_) => Err(mismatch("Edm.Int64")),
+                other => Err(syntax_error(format!(
+                    "expected a GUID at position {at}, found {}.",
+                    other.describe()
+                ))),
+            },
+            PropertyKind::Boolean => match token {
+                Token::Identifier(word) if word == "true" => Ok(BoundValue::Boolean(true)),
+                Token::Identifier(word) if word == "false" => Ok(BoundValue::Boolean(false)),
+                Token::Text(_) => Err(mismatch("Edm.String")),
+                Token::Guid(_) => Err(mismatch("Edm.Guid")),
+                Token::Number(_) => Err(mismatch("Edm.Int64")),
+                other => Err(syntax_error(format!(
+                    "expected true or false at position {at}, found {}.",
+                    other.describe()
+                ))),
+            },
+            PropertyKind::TextCollection | PropertyKind::LicenseCollection => {
+                Err(ApiError::invalid_query(format!(
+                    "Invalid filter clause: '{}' is a collection; compare its elements with {}/any(x:x eq …).",
+                    property.name, property.name
+                )))
+            }
+            PropertyKind::Complex => Err(ApiError::unsupported_query(format!(
+                "The property '{}' cannot be compared.",
+                property.name
+            ))),
+        }
+    }
+
+    /// Resolves a property path in the current scope.
+    fn resolve(&self, path: &str) -> Result<&'static Property, ApiError> {
+        if let Some((variable, element_schema)) = &self.lambda {
+            let element_schema: &'static EntitySchema = element_schema;
+            if path == variable.as_str() {
+                return element_schema.property("$this").ok_or_else(|| {
+                    ApiError::invalid_query(format!(
+                        "Invalid filter clause: the elements of this collection are objects; name a property, such as {variable}/skuId."
+                    ))
+                });
+            }
+            let Some(member) = path.strip_prefix(&format!("{variable}/")) else {
+                return Err(ApiError::invalid_query(format!(
+                    "Invalid filter clause: inside 'any', properties must start with the range variable '{variable}' (found '{path}')."
+                )));
+            };
+            return match element_schema.property(member) {
+                Some(property) if property.filterable => Ok(property),
+                _ => Err(ApiError::unsupported_query(format!(
+                    "Filtering on '{member}' of {} is not supported.",
+                    element_schema.type_name
+                ))),
+            };
+        }
+        if path.contains('/') {
+            return Err(ApiError::unsupported_query(format!(
+                "The property path '{path}' is not supported in $filter."
+            )));
+        }
+        match self.schema.property(path) {
+            None => Err(ApiError::invalid_query(format!(
+                "Invalid filter clause: could not find a property named '{path}' on type '{}'.",
+                self.schema.type_name
+            ))),
+            Some(property) if !property.filterable => Err(ApiError::unsupported_query(format!(
+                "Filtering on the property '{}' is not supported.",
+                property.name
+            ))),
+            Some(property) => Ok(property),
+        }
+    }
+}
+
+fn type_mismatch(property: &Property, function: &str) -> ApiError {
+    ApiError::invalid_query(format!(
+        "Invalid filter clause: {function} needs a text property, and '{}' is {}.",
+        property.name,
+        property.kind.edm_name()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::odata::{GROUP_SCHEMA, USER_SCHEMA};
+    use licensd_api_types::ErrorCode;
+
+    struct Person {
+        display_name: &'static str,
+        usage_location: Option<&'static str>,
+        enabled: bool,
+        proxy_addresses: Vec<&'static str>,
+        licenses: Vec<Uuid>,
+    }
+
+    impl FilterSubject for Person {
+        fn value(&self, property: &'static str) -> PropertyValue {
+            match property {
+                "displayName" => PropertyValue::Text(Some(self.display_name.to_string())),
+                "usageLocation" => PropertyValue::Text(self.usage_location.map(str::to_string)),
+                "accountEnabled" => PropertyValue::Boolean(self.enabled),
+                "proxyAddresses" => {
+                    PropertyValue::Texts(self.proxy_addresses.iter().map(|a| a.to_string()).collect())
+                }
+                "assignedLicenses" => PropertyValue::Licenses(self.licenses.clone()),
+                _ => PropertyValue::Text(None),
+            }
+        }
+    }
+
+    const E3: Uuid = Uuid::from_u128(0x6fd2c87f_b296_42f0_b197_1e91e994b900);
+
+    fn adele() -> Person {
+        Person {
+            display_name: "Adele Vance",
+            usage_location: Some("US"),
+            enabled: true,
+            proxy_addresses: vec!["SMTP:adele@contoso.com", "smtp:av@contoso.com"],
+            licenses: vec![E3],
+        }
+    }
+
+    fn check(filter: &str, expected: bool) {
+        let bound = parse(filter, &USER_SCHEMA).unwrap_or_else(|error| panic!("{filter}: {}", error.message));
+        assert_eq!(bound.matches(&adele()), expected, "{filter}");
+    }
+
+    fn refused(filter: &str, code: ErrorCode) {
+        match parse(filter, &USER_SCHEMA) {
+            Ok(bound) => panic!("{filter} was accepted as {bound:?}"),
+            Err(error) => assert_eq!(error.code, code, "{filter}: {}", error.message),
+        }
+    }
+
+    #[test]
+    fn supported_filters_evaluate_as_graph_does() {
+        check("displayName eq 'adele vance'", true);
+        check("displayName ne 'Adele Vance'", false);
+        check("startswith(displayName,'ad')", true);
+        check("startswith(displayName, 'Vance')", false);
+        check("usageLocation in ('NL', 'us')", true);
+        check("usageLocation eq null", false);
+        check("accountEnabled eq true and not (usageLocation eq 'NL')", true);
+        check("accountEnabled eq false or displayName eq 'x'", false);
+        check("proxyAddresses/any(p:p eq 'SMTP:ADELE@contoso.com')", true);
+        check("proxyAddresses/any(p:startswith(p, 'smtp:av'))", true);
+        check(
+            "assignedLicenses/any(x:x/skuId eq 6fd2c87f-b296-42f0-b197-1e91e994b900)",
+            true,
+        );
+        check(
+            "assignedLicenses/any(x:x/skuId eq '6fd2c87f-b296-42f0-b197-1e91e994b900')",
+            true,
+        );
+        check(
+            "assignedLicenses/any(x:x/skuId eq 00000000-b296-42f0-b197-1e91e994b900)",
+            false,
+        );
+        check("assignedLicenses/any()", true);
+        check("displayName eq 'O''Neil' or startswith(displayName, 'A')", true);
+    }
+
+    #[test]
+    fn unsupported_or_malformed_filters_are_refused() {
+        refused("displayName eq", ErrorCode::InvalidQuery);
+        refused("displayName eq 'unterminated", ErrorCode::InvalidQuery);
+        refused("favouriteColour eq 'red'", ErrorCode::InvalidQuery);
+        refused("accountEnabled eq 'yes'", ErrorCode::InvalidQuery);
+        refused("displayName gt 'A'", ErrorCode::UnsupportedQuery);
+        refused("endswith(displayName, 'x')", ErrorCode::UnsupportedQuery);
+        refused("proxyAddresses/all(p:p eq 'x')", ErrorCode::UnsupportedQuery);
+        refused("proxyAddresses eq 'x'", ErrorCode::InvalidQuery);
+        refused("assignedLicenses/any(x:y/skuId eq 'x')", ErrorCode::InvalidQuery);
+        refused(
+            "assignedLicenses/any(x:x/disabledPlans eq 'x')",
+            ErrorCode::UnsupportedQuery,
+        );
+        refused("manager/displayName eq 'x'", ErrorCode::UnsupportedQuery);
+        refused("licenseAssignmentStates eq 'x'", ErrorCode::UnsupportedQuery);
+        refused("displayName eq 'a' extra", ErrorCode::InvalidQuery);
+        refused("", ErrorCode::InvalidQuery);
+    }
+
+    #[test]
+    fn groups_filter_on_members_with_license_errors() {
+        let bound = parse("hasMembersWithLicenseErrors eq true", &GROUP_SCHEMA).expect("supported");
+        assert!(matches!(
+            bound,
+            Filter::Equals {
+                property: "hasMembersWithLicenseErrors",
+                ..
+            }
+        ));
+    }
+}

@@ -1,0 +1,714 @@
+//! The OData subset licensd supports, done properly: `$select`, `$filter` ([`filter`]), `$top`,
+//! `$count` (with `ConsistencyLevel: eventual`), server-side paging with an absolute
+//! `@odata.nextLink` carrying `$skiptoken` (100 items per page by default). Query options are
+//! bound to an entity's schema, so a query licensd cannot answer exactly is a Graph-style 400
+//! rather than a silently wrong result. Percent-encoded and partially encoded queries are both
+//! accepted (Microsoft's Python SDK encodes everything, its JavaScript client leaves `/():` as is).
+
+pub mod filter;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::HeaderMap;
+use licensd_engine::Uuid;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde_json::{Map, Value};
+
+use crate::api::{ApiError, RequestOrigin};
+pub use filter::{Filter, FilterSubject, PropertyValue};
+
+/// Items per page when the client gives no `$top`.
+pub const DEFAULT_PAGE_SIZE: usize = 100;
+/// The largest `$top` Graph accepts for directory objects.
+pub const MAX_PAGE_SIZE: usize = 999;
+
+/// The type of a property, for `$filter`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PropertyKind {
+    Text,
+    Boolean,
+    Guid,
+    TextCollection,
+    /// `assignedLicenses`: filtered on `skuId` through `any`.
+    LicenseCollection,
+    /// Objects and collections that can be selected but not filtered.
+    Complex,
+}
+
+impl PropertyKind {
+    /// The OData type name, for error messages.
+    pub fn edm_name(&self) -> &'static str {
+        match self {
+            PropertyKind::Text => "Edm.String",
+            PropertyKind::Boolean => "Edm.Boolean",
+            PropertyKind::Guid => "Edm.Guid",
+            PropertyKind::TextCollection => "Collection(Edm.String)",
+            PropertyKind::LicenseCollection => "Collection(microsoft.graph.assignedLicense)",
+            PropertyKind::Complex => "a complex value",
+        }
+    }
+}
+
+/// One property of an entity and what the query options may do with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Property {
+    pub name: &'static str,
+    pub kind: PropertyKind,
+    pub filterable: bool,
+    pub selectable: bool,
+    /// Returned without `$select`.
+    pub default: bool,
+}
+
+impl Property {
+    /// Selectable, returned by default, filterable unless complex.
+    pub const fn standard(name: &'static str, kind: PropertyKind) -> Property {
+        Property {
+            name,
+            kind,
+            filterable: !matches!(kind, PropertyKind::Complex),
+            selectable: true,
+            default: true,
+        }
+    }
+
+    /// Returned only when named in `$select`; never filterable.
+    pub const fn select_only(name: &'static str) -> Property {
+        Property {
+            name,
+            kind: PropertyKind::Complex,
+            filterable: false,
+            selectable: true,
+            default: false,
+        }
+    }
+
+    /// Usable in `$filter` only (Graph's `hasMembersWithLicenseErrors`).
+    pub const fn filter_only(name: &'static str, kind: PropertyKind) -> Property {
+        Property {
+            name,
+            kind,
+            filterable: true,
+            selectable: false,
+            default: false,
+        }
+    }
+}
+
+/// An entity type: its OData name, the entity set it lives in, and its properties.
+#[derive(Debug)]
+pub struct EntitySchema {
+    pub type_name: &'static str,
+    pub entity_set: &'static str,
+    pub properties: &'static [Property],
+}
+
+impl EntitySchema {
+    /// A property by name, ignoring case as Graph does.
+    pub fn property(&self, name: &str) -> Option<&'static Property> {
+        self.properties
+            .iter()
+            .find(|property| property.name.eq_ignore_ascii_case(name))
+    }
+}
+
+/// Graph `user` as licensd serves it.
+pub static USER_SCHEMA: EntitySchema = EntitySchema {
+    type_name: "microsoft.graph.user",
+    entity_set: "users",
+    properties: &[
+        Property::standard("id", PropertyKind::Guid),
+        Property::standard("displayName", PropertyKind::Text),
+        Property::standard("userPrincipalName", PropertyKind::Text),
+        Property::standard("mail", PropertyKind::Text),
+        Property::standard("accountEnabled", PropertyKind::Boolean),
+        Property::standard("usageLocation", PropertyKind::Text),
+        Property::standard("proxyAddresses", PropertyKind::TextCollection),
+        Property::standard("assignedLicenses", PropertyKind::LicenseCollection),
+        Property::select_only("assignedPlans"),
+        Property::select_only("licenseAssignmentStates"),
+    ],
+};
+
+/// Graph `group` as licensd serves it.
+pub static GROUP_SCHEMA: EntitySchema = EntitySchema {
+    type_name: "microsoft.graph.group",
+    entity_set: "groups",
+    properties: &[
+        Property::standard("id", PropertyKind::Guid),
+        Property::standard("displayName", PropertyKind::Text),
+        Property::standard("mailEnabled", PropertyKind::Boolean),
+        Property::standard("securityEnabled", PropertyKind::Boolean),
+        Property::standard("groupTypes", PropertyKind::TextCollection),
+        Property::standard("assignedLicenses", PropertyKind::LicenseCollection),
+        Property::standard("licenseProcessingState", PropertyKind::Complex),
+        Property::filter_only("hasMembersWithLicenseErrors", PropertyKind::Boolean),
+    ],
+};
+
+/// Graph `subscribedSku` (`$select` only, as in Graph).
+pub static SUBSCRIBED_SKU_SCHEMA: EntitySchema = EntitySchema {
+    type_name: "microsoft.graph.subscribedSku",
+    entity_set: "subscribedSkus",
+    properties: &[
+        Property::standard("id", PropertyKind::Complex),
+        Property::standard("accountId", PropertyKind::Complex),
+        Property::standard("accountName", PropertyKind::Complex),
+        Property::standard("appliesTo", PropertyKind::Complex),
+        Property::standard("capabilityStatus", PropertyKind::Complex),
+        Property::standard("consumedUnits", PropertyKind::Complex),
+        Property::standard("prepaidUnits", PropertyKind::Complex),
+        Property::standard("servicePlans", PropertyKind::Complex),
+        Property::standard("skuId", PropertyKind::Complex),
+        Property::standard("skuPartNumber", PropertyKind::Complex),
+        Property::standard("subscriptionIds", PropertyKind::Complex),
+    ],
+};
+
+/// Graph `licenseDetails` (`$select` only).
+pub static LICENSE_DETAILS_SCHEMA: EntitySchema = EntitySchema {
+    type_name: "microsoft.graph.licenseDetails",
+    entity_set: "licenseDetails",
+    properties: &[
+        Property::standard("id", PropertyKind::Complex),
+        Property::standard("servicePlans", PropertyKind::Complex),
+        Property::standard("skuId", PropertyKind::Complex),
+        Property::standard("skuPartNumber", PropertyKind::Complex),
+    ],
+};
+
+/// Which query options an endpoint accepts; the others are answered 400.
+#[derive(Clone, Copy, Debug)]
+pub struct Supported {
+    pub filter: bool,
+    /// `$top`, `$skiptoken` and `$count`.
+    pub paging: bool,
+}
+
+impl Supported {
+    /// Collections of users and groups: everything.
+    pub const COLLECTION: Supported = Supported {
+        filter: true,
+        paging: true,
+    };
+    /// Single entities and small fixed collections: `$select` only.
+    pub const SELECT_ONLY: Supported = Supported {
+        filter: false,
+        paging: false,
+    };
+}
+
+/// Which properties a response carries.
+#[derive(Clone, Debug)]
+pub struct Selection {
+    pub schema: &'static EntitySchema,
+    /// `None` without `$select`: the schema's default properties.
+    pub explicit: Option<Vec<&'static str>>,
+}
+
+impl Selection {
+    pub fn default_for(schema: &'static EntitySchema) -> Selection {
+        Selection {
+            schema,
+            explicit: None,
+        }
+    }
+
+    /// Whether the response carries a property (compute expensive ones only then).
+    pub fn includes(&self, name: &str) -> bool {
+        match &self.explicit {
+            Some(names) => names.contains(&name),
+            None => self
+                .schema
+                .property(name)
+                .is_some_and(|property| property.default),
+        }
+    }
+
+    /// Keeps the selected properties of a serialized entity (and its `@odata.type`).
+    pub fn apply(&self, value: Value) -> Value {
+        match value {
+            Value::Object(object) => Value::Object(
+                object
+                    .into_iter()
+                    .filter(|(key, _)| key.starts_with("@odata.") || self.includes(key))
+                    .collect::<Map<String, Value>>(),
+            ),
+            other => other,
+        }
+    }
+
+    /// `(a,b)` after the entity set in `@odata.context` when `$select` was given.
+    pub fn context_suffix(&self) -> String {
+        match &self.explicit {
+            Some(names) => format!("({})", names.join(",")),
+            None => String::new(),
+        }
+    }
+}
+
+/// The query options of one request, bound to an entity's schema.
+#[derive(Clone, Debug)]
+pub struct QueryOptions {
+    pub selection: Selection,
+    pub filter: Option<Filter>,
+    pub top: Option<usize>,
+    pub count: bool,
+    skip_token: Option<SkipToken>,
+    /// The options as given (canonical names, decoded values), to rebuild `@odata.nextLink`.
+    given: Vec<(&'static str, String)>,
+}
+
+/// Where the next page starts: after `last_id` (or at `offset` if that item is gone).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SkipToken {
+    offset: usize,
+    last_id: Uuid,
+}
+
+impl SkipToken {
+    fn encode(&self) -> String {
+        format!("L1.{}.{}", self.offset, self.last_id.simple())
+    }
+
+    fn decode(text: &str) -> Option<SkipToken> {
+        let mut parts = text.split('.');
+        let (Some("L1"), Some(offset), Some(last_id), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        Some(SkipToken {
+            offset: offset.parse().ok()?,
+            last_id: Uuid::try_parse(last_id).ok()?,
+        })
+    }
+}
+
+/// The query options Graph defines, by their canonical name.
+const KNOWN_OPTIONS: &[&str] = &[
+    "$select",
+    "$filter",
+    "$top",
+    "$count",
+    "$skiptoken",
+    "$orderby",
+    "$search",
+    "$expand",
+    "$skip",
+    "$format",
+    "$apply",
+    "$compute",
+    "$levels",
+    "$deltatoken",
+];
+
+/// The canonical name of a query option (`$select` for `$select`, `$SELECT` or `select`), or
+/// `None` for a parameter that is not an OData option.
+fn canonical_option(key: &str) -> Result<Option<&'static str>, ApiError> {
+    let bare = key.strip_prefix('$').unwrap_or(key);
+    let known = KNOWN_OPTIONS
+        .iter()
+        .find(|option| option[1..].eq_ignore_ascii_case(bare))
+        .copied();
+    match known {
+        Some(option) => Ok(Some(option)),
+        None if key.starts_with('$') => Err(ApiError::invalid_query(format!(
+            "The query parameter '{key}' is not supported."
+        ))),
+        None => Ok(None),
+    }
+}
+
+/// Whether the request carries `ConsistencyLevel: eventual`.
+fn consistency_is_eventual(headers: &HeaderMap) -> bool {
+    headers
+        .get("consistencylevel")
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.trim().eq_ignore_ascii_case("eventual"))
+}
+
+impl QueryOptions {
+    /// Parses the raw query string of a request for an endpoint serving `schema`.
+    pub fn parse(
+        raw_query: Option<&str>,
+        headers: &HeaderMap,
+        schema: &'static EntitySchema,
+        supported: Supported,
+    ) -> Result<QueryOptions, ApiError> {
+        let mut options = QueryOptions {
+            selection: Selection::default_for(schema),
+            filter: None,
+            top: None,
+            count: false,
+            skip_token: None,
+            given: Vec::new(),
+        };
+        // `+` means a space in query strings (form encoding); a literal plus arrives as %2B.
+        for (key, value) in form_urlencoded::parse(raw_query.unwrap_or("").as_bytes()) {
+            let Some(option) = canonical_option(&key)? else {
+                continue;
+            };
+            if options.given.iter().any(|(given, _)| *given == option) {
+                return Err(ApiError::invalid_query(format!(
+                    "The query option '{option}' was specified more than once."
+                )));
+            }
+            let value = value.into_owned();
+            match option {
+                "$select" => options.selection = parse_select(&value, schema)?,
+                "$filter" if supported.filter => options.filter = Some(filter::parse(&value, schema)?),
+                "$top" if supported.paging => options.top = Some(parse_top(&value)?),
+                "$count" if supported.paging => {
+                    options.count = match value.as_str() {
+                        "true" => true,
+                        "false" => false,
+                        _ => {
+                            return Err(ApiError::invalid_query(format!(
+                                "The value '{value}' of $count is not valid; use true or false."
+                            )))
+                        }
+                    };
+                }
+                "$skiptoken" if supported.paging => {
+                    options.skip_token = Some(SkipToken::decode(&value).ok_or_else(|| {
+                        ApiError::invalid_query(
+                            "The $skiptoken is not valid; follow the @odata.nextLink of the previous page.",
+                        )
+                    })?);
+                }
+                other => {
+                    return Err(ApiError::unsupported_query(format!(
+                        "The query option '{other}' is not supported on this resource."
+                    )))
+                }
+            }
+            options.given.push((option, value));
+        }
+        // A next page continues a query that was accepted with the header, so its link is enough
+        // (Microsoft's PageIterator does not repeat request headers).
+        if options.count && options.skip_token.is_none() && !consistency_is_eventual(headers) {
+            return Err(ApiError::unsupported_query(
+                "$count requires the ConsistencyLevel header set to eventual (an advanced query).",
+            ));
+        }
+        Ok(options)
+    }
+
+    /// Picks the page the request asks for out of all matching items (in a stable order).
+    pub fn page<T>(&self, mut matching: Vec<T>, id_of: impl Fn(&T) -> Uuid) -> Page<T> {
+        let total = matching.len();
+        let start = match self.skip_token {
+            None => 0,
+            Some(token) => matching
+                .iter()
+                .position(|item| id_of(item) == token.last_id)
+                .map(|position| position + 1)
+                .unwrap_or(token.offset)
+                .min(total),
+        };
+        let page_size = self.top.unwrap_or(DEFAULT_PAGE_SIZE);
+        let end = start.saturating_add(page_size).min(total);
+        let next = if end < total && end > start {
+            Some(SkipToken {
+                offset: end,
+                last_id: id_of(&matching[end - 1]),
+            })
+        } else {
+            None
+        };
+        matching.truncate(end);
+        let items: Vec<T> = matching.drain(start..).collect();
+        Page {
+            items,
+            total,
+            next_skip_token: next.map(|token| token.encode()),
+        }
+    }
+
+    /// The absolute address of the next page: this request's options plus `$skiptoken`.
+    pub fn next_link(&self, origin: &str, path: &str, skip_token: &str) -> String {
+        let mut query: Vec<String> = self
+            .given
+            .iter()
+            .filter(|(option, _)| *option != "$skiptoken")
+            .map(|(option, value)| format!("{option}={}", encode_value(value)))
+            .collect();
+        query.push(format!("$skiptoken={}", encode_value(skip_token)));
+        format!("{origin}{path}?{}", query.join("&"))
+    }
+}
+
+/// Characters left as they are in query values: RFC 3986's unreserved set.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+fn encode_value(value: &str) -> String {
+    utf8_percent_encode(value, QUERY_VALUE).to_string()
+}
+
+fn parse_top(value: &str) -> Result<usize, ApiError> {
+    match value.trim().parse::<usize>() {
+        Ok(top) if (1..=MAX_PAGE_SIZE).contains(&top) => Ok(top),
+        _ => Err(ApiError::invalid_query(format!(
+            "Invalid page size specified: '{value}'. Must be between 1 and {MAX_PAGE_SIZE} inclusive."
+        ))),
+    }
+}
+
+fn parse_select(value: &str, schema: &'static EntitySchema) -> Result<Selection, ApiError> {
+    let mut names: Vec<&'static str> = Vec::new();
+    for requested in value.split(',').map(str::trim) {
+        if requested.is_empty() {
+            return Err(ApiError::invalid_query(format!(
+                "The $select value '{value}' has an empty property name."
+            )));
+        }
+        if requested == "*" {
+            for property in schema.properties.iter().filter(|property| property.selectable) {
+                if !names.contains(&property.name) {
+                    names.push(property.name);
+                }
+            }
+            continue;
+        }
+        if requested.contains('/') {
+            return Err(ApiError::unsupported_query(format!(
+                "Selecting '{requested}' (a property path) is not supported."
+            )));
+        }
+        let property = schema.property(requested).ok_or_else(|| {
+            ApiError::invalid_query(format!(
+                "Could not find a property named '{requested}' on type '{}'.",
+                schema.type_name
+            ))
+        })?;
+        if !property.selectable {
+            return Err(ApiError::unsupported_query(format!(
+                "The property '{}' can be used in $filter but not in $select.",
+                property.name
+            )));
+        }
+        if !names.contains(&property.name) {
+            names.push(property.name);
+        }
+    }
+    Ok(Selection {
+        schema,
+        explicit: Some(names),
+    })
+}
+
+/// One page of a collection.
+#[derive(Clone, Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Matching items over all pages (for `@odata.count`).
+    pub total: usize,
+    pub next_skip_token: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// Converts the items of the page, keeping its position and total.
+    pub fn try_map<U>(self, convert: impl FnMut(T) -> Result<U, ApiError>) -> Result<Page<U>, ApiError> {
+        Ok(Page {
+            items: self
+                .items
+                .into_iter()
+                .map(convert)
+                .collect::<Result<Vec<U>, ApiError>>()?,
+            total: self.total,
+            next_skip_token: self.next_skip_token,
+        })
+    }
+}
+
+/// What a collection endpoint needs from its request: the raw query, the headers (for
+/// `ConsistencyLevel`) and the absolute origin and path (for `@odata.nextLink`).
+#[derive(Clone, Debug)]
+pub struct ODataRequest {
+    pub raw_query: Option<String>,
+    pub headers: HeaderMap,
+    pub origin: String,
+    pub path: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ODataRequest {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let RequestOrigin(origin) = RequestOrigin::from_request_parts(parts, state).await?;
+        Ok(ODataRequest {
+            raw_query: parts.uri.query().map(str::to_string),
+            headers: parts.headers.clone(),
+            origin,
+            path: parts.uri.path().to_string(),
+        })
+    }
+}
+
+impl ODataRequest {
+    pub fn options(
+        &self,
+        schema: &'static EntitySchema,
+        supported: Supported,
+    ) -> Result<QueryOptions, ApiError> {
+        QueryOptions::parse(self.raw_query.as_deref(), &self.headers, schema, supported)
+    }
+
+    /// `{origin}/v1.0/$metadata#{fragment}`.
+    pub fn context(&self, fragment: &str) -> String {
+        format!("{}/v1.0/$metadata#{fragment}", self.origin)
+    }
+
+    /// A collection response: `@odata.context`, `@odata.count` (with `$count=true`),
+    /// `@odata.nextLink` when more pages follow, and `value`.
+    pub fn collection(&self, options: &QueryOptions, fragment: &str, page: Page<Value>) -> Value {
+        let mut response = Map::new();
+        response.insert(
+            "@odata.context".to_string(),
+            Value::String(self.context(fragment)),
+        );
+        if options.count {
+            response.insert("@odata.count".to_string(), Value::from(page.total as u64));
+        }
+        if let Some(token) = &page.next_skip_token {
+            response.insert(
+                "@odata.nextLink".to_string(),
+                Value::String(options.next_link(&self.origin, &self.path, token)),
+            );
+        }
+        response.insert("value".to_string(), Value::Array(page.items));
+        Value::Object(response)
+    }
+}
+
+/// Adds `@odata.context` to a single entity.
+pub fn with_context(context: String, entity: Value) -> Value {
+    match entity {
+        Value::Object(mut object) => {
+            object.insert("@odata.context".to_string(), Value::String(context));
+            Value::Object(object)
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use licensd_api_types::ErrorCode;
+
+    fn parse(query: &str) -> Result<QueryOptions, ApiError> {
+        QueryOptions::parse(
+            Some(query),
+            &HeaderMap::new(),
+            &USER_SCHEMA,
+            Supported::COLLECTION,
+        )
+    }
+
+    #[test]
+    fn fully_and_partially_encoded_filters_mean_the_same() {
+        let encoded = parse(
+            "%24filter=assignedLicenses%2Fany%28x%3Ax%2FskuId%20eq%206fd2c87f-b296-42f0-b197-1e91e994b900%29",
+        )
+        .expect("encoded");
+        let partial =
+            parse("$filter=assignedLicenses/any(x:x/skuId%20eq%206fd2c87f-b296-42f0-b197-1e91e994b900)")
+                .expect("partial");
+        assert_eq!(encoded.filter, partial.filter);
+        assert!(encoded.filter.is_some());
+    }
+
+    #[test]
+    fn select_is_validated_and_applied() {
+        let options = parse("$select=displayName,licenseAssignmentStates").expect("valid");
+        assert!(options.selection.includes("licenseAssignmentStates"));
+        assert!(!options.selection.includes("id"));
+        assert_eq!(
+            options.selection.context_suffix(),
+            "(displayName,licenseAssignmentStates)"
+        );
+        assert!(!Selection::default_for(&USER_SCHEMA).includes("licenseAssignmentStates"));
+        assert_eq!(
+            parse("$select=shoeSize").unwrap_err().code,
+            ErrorCode::InvalidQuery
+        );
+        let group_error = QueryOptions::parse(
+            Some("$select=hasMembersWithLicenseErrors"),
+            &HeaderMap::new(),
+            &GROUP_SCHEMA,
+            Supported::COLLECTION,
+        )
+        .unwrap_err();
+        assert_eq!(group_error.code, ErrorCode::UnsupportedQuery);
+    }
+
+    #[test]
+    fn unsupported_options_are_refused() {
+        assert_eq!(
+            parse("$orderby=displayName").unwrap_err().code,
+            ErrorCode::UnsupportedQuery
+        );
+        assert_eq!(
+            parse("$search=\"x\"").unwrap_err().code,
+            ErrorCode::UnsupportedQuery
+        );
+        assert_eq!(parse("$bogus=1").unwrap_err().code, ErrorCode::InvalidQuery);
+        assert_eq!(parse("$top=0").unwrap_err().code, ErrorCode::InvalidQuery);
+        assert_eq!(parse("$top=1000").unwrap_err().code, ErrorCode::InvalidQuery);
+        assert_eq!(
+            parse("$count=true").unwrap_err().code,
+            ErrorCode::UnsupportedQuery
+        );
+        assert_eq!(parse("$skiptoken=abc").unwrap_err().code, ErrorCode::InvalidQuery);
+        assert_eq!(parse("$top=5&$top=6").unwrap_err().code, ErrorCode::InvalidQuery);
+        let single = QueryOptions::parse(
+            Some("$filter=displayName eq 'x'"),
+            &HeaderMap::new(),
+            &USER_SCHEMA,
+            Supported::SELECT_ONLY,
+        )
+        .unwrap_err();
+        assert_eq!(single.code, ErrorCode::UnsupportedQuery);
+        assert!(parse("unrelated=1&select=id").is_ok());
+    }
+
+    #[test]
+    fn count_needs_eventual_consistency() {
+        let mut headers = HeaderMap::new();
+        headers.insert("ConsistencyLevel", "eventual".parse().expect("header"));
+        let options = QueryOptions::parse(Some("$count=true"), &headers, &USER_SCHEMA, Supported::COLLECTION)
+            .expect("valid");
+        assert!(options.count);
+    }
+
+    #[test]
+    fn pages_follow_each_other_and_survive_deletions() {
+        let ids: Vec<Uuid> = (1..=250u128).map(Uuid::from_u128).collect();
+        let first = parse("$top=100&$filter=startswith(displayName,'a')").expect("valid");
+        let page = first.page(ids.clone(), |id| *id);
+        assert_eq!(page.items.len(), 100);
+        let token = page.next_skip_token.clone().expect("more pages");
+        let link = first.next_link("http://127.0.0.1:1", "/v1.0/users", &token);
+        assert!(link.starts_with("http://127.0.0.1:1/v1.0/users?$top=100&$filter=startswith%28displayName%2C%27a%27%29&$skiptoken=L1.100."), "{link}");
+        let second = parse(&format!("$top=100&$skiptoken={token}")).expect("valid");
+        // An item of the first page was deleted in between: nothing is skipped or repeated.
+        let mut remaining = ids.clone();
+        remaining.remove(3);
+        let page = second.page(remaining, |id| *id);
+        assert_eq!(page.items.first(), Some(&Uuid::from_u128(101)));
+        let third = parse(&format!(
+            "$top=100&$skiptoken={}",
+            page.next_skip_token.expect("a third page")
+        ))
+        .expect("valid");
+        let page = third.page(ids, |id| *id);
+        assert_eq!(page.items.len(), 50);
+        assert_eq!(page.next_skip_token, None);
+    }
+}

@@ -1,0 +1,23 @@
+//! Integration tests of the HTTP API over real HTTP: a real server (`licensd_server::run`) on a
+//! free port over SQLite and, when reachable, PostgreSQL; every endpoint of the Graph-compatible
+//! surface and the admin surface, success and error paths, and the OpenAPI document. One binary
+//! with a module per concern (link time).
+
+#[path = "api/admin.rs"]
+mod admin;
+#[path = "api/errors.rs"]
+mod errors;
+#[path = "api/groups.rs"]
+mod groups;
+#[path = "api/odata.rs"]
+mod odata;
+#[path = "api/openapi.rs"]
+mod openapi;
+#[path = "api/scenarios.rs"]
+mod scenarios;
+#[path = "api/subscribed_skus.rs"]
+mod subscribed_skus;
+#[path = "api/support.rs"]
+mod support;
+#[path = "api/users.rs"]
+mod users;

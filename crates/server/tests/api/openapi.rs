@@ -1,0 +1,114 @@
+//! The OpenAPI document: served at `/openapi.json`, OpenAPI 3, and naming every route of both
+//! surfaces with its methods, so the document cannot silently drift from the server.
+
+use serde_json::Value;
+
+use crate::support::{on_both_backends, TestServer};
+
+on_both_backends!(the_openapi_document_covers_every_route);
+
+/// Every route and method the server answers, besides the health checks and the document.
+const ROUTES: &[(&str, &[&str])] = &[
+    ("/v1.0/subscribedSkus", &["get"]),
+    ("/v1.0/subscribedSkus/{id}", &["get"]),
+    ("/v1.0/users", &["get", "post"]),
+    ("/v1.0/users/$count", &["get"]),
+    ("/v1.0/users/{id}", &["get", "patch", "delete"]),
+    ("/v1.0/users/{id}/assignLicense", &["post"]),
+    ("/v1.0/users/{id}/licenseDetails", &["get"]),
+    ("/v1.0/users/{id}/reprocessLicenseAssignment", &["post"]),
+    ("/v1.0/users/{id}/memberOf", &["get"]),
+    ("/v1.0/groups", &["get", "post"]),
+    ("/v1.0/groups/$count", &["get"]),
+    ("/v1.0/groups/{id}", &["get", "patch", "delete"]),
+    ("/v1.0/groups/{id}/assignLicense", &["post"]),
+    ("/v1.0/groups/{id}/members", &["get"]),
+    ("/v1.0/groups/{id}/members/$ref", &["post"]),
+    ("/v1.0/groups/{id}/members/{member_id}/$ref", &["delete"]),
+    ("/v1.0/groups/{id}/membersWithLicenseErrors", &["get"]),
+    ("/v1.0/groups/{id}/reprocessLicenseAssignment", &["post"]),
+    ("/licensd/v1/catalog/products", &["get"]),
+    ("/licensd/v1/catalog/import", &["post"]),
+    ("/licensd/v1/skus", &["get", "post"]),
+    ("/licensd/v1/skus/{sku_id}", &["get", "patch"]),
+    ("/licensd/v1/skus/{sku_id}/servicePlans", &["post"]),
+    ("/licensd/v1/servicePlans", &["get"]),
+    ("/licensd/v1/servicePlans/{service_plan_id}", &["get"]),
+    ("/licensd/v1/servicePlans/{service_plan_id}/rules", &["put"]),
+    ("/licensd/v1/servicePlans/defaultRules", &["post"]),
+    ("/licensd/v1/settings", &["get", "patch"]),
+    ("/licensd/v1/overview", &["get"]),
+    ("/licensd/v1/users/{id}/licenseAssignmentStates", &["get"]),
+];
+
+async fn the_openapi_document_covers_every_route(server: &TestServer) {
+    let reply = server.get("/openapi.json").await.expect(200);
+    let document = reply.body;
+    assert!(
+        document["openapi"].as_str().unwrap_or_default().starts_with("3."),
+        "OpenAPI 3"
+    );
+    assert_eq!(document["info"]["title"], "licensd");
+    let paths = document["paths"].as_object().expect("paths");
+    assert_eq!(
+        paths.len(),
+        ROUTES.len(),
+        "documented: {:?}",
+        paths.keys().collect::<Vec<_>>()
+    );
+    for (path, methods) in ROUTES {
+        let item = paths
+            .get(*path)
+            .unwrap_or_else(|| panic!("{path} is not documented"));
+        for method in *methods {
+            let operation = &item[*method];
+            assert!(operation.is_object(), "{method} {path} is not documented");
+            assert!(
+                operation["responses"].as_object().is_some_and(|r| !r.is_empty()),
+                "{method} {path}"
+            );
+            let tags = operation["tags"].as_array().expect("tags");
+            let tag = tags[0].as_str().unwrap_or_default();
+            let extension =
+                path.starts_with("/licensd/") || path.ends_with("/groups/{id}/reprocessLicenseAssignment");
+            assert_eq!(
+                tag.starts_with("licensd"),
+                extension,
+                "{method} {path} is marked {tag}"
+            );
+        }
+        // Every documented path answers (not 404 for an unknown route).
+        let concrete = path
+            .replace("{id}", "00000000-0000-0000-0000-000000000000")
+            .replace("{member_id}", "00000000-0000-0000-0000-000000000000")
+            .replace("{sku_id}", "00000000-0000-0000-0000-000000000000")
+            .replace("{service_plan_id}", "00000000-0000-0000-0000-000000000000");
+        let answer = server
+            .send(
+                server
+                    .client
+                    .request(reqwest::Method::OPTIONS, server.url(&concrete)),
+            )
+            .await;
+        assert_eq!(answer.status, 405, "{path} is routed: {}", answer.body);
+    }
+    let schemas = document["components"]["schemas"].as_object().expect("schemas");
+    for schema in [
+        "User",
+        "Group",
+        "SubscribedSku",
+        "LicenseAssignmentState",
+        "AssignLicenseRequest",
+        "ErrorResponse",
+        "TenantOverview",
+    ] {
+        assert!(schemas.contains_key(schema), "schema {schema}");
+    }
+    // Every reference resolves.
+    let text = document.to_string();
+    for reference in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+        let name = reference.split('"').next().unwrap_or_default();
+        assert!(schemas.contains_key(name), "dangling reference to {name}");
+    }
+    assert!(matches!(document["paths"], Value::Object(_)));
+}

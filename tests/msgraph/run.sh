@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Client compatibility suite: Microsoft's msgraph-sdk (from PyPI, unmodified) against a fresh
+# `licensd serve` on a temporary SQLite database and a free port. Creates (or reuses) a virtualenv
+# with the pinned requirements, starts the built binary (target/debug/licensd, built if missing),
+# seeds the seed's products through /licensd/v1, runs pytest, and stops the server.
+#
+# Environment: MSGRAPH_VENV (default target/msgraph-venv), LICENSD_BINARY (default
+# target/debug/licensd), PYTHON (default python3). Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root="$(pwd)"
+python="${PYTHON:-python3}"
+venv="${MSGRAPH_VENV:-$root/target/msgraph-venv}"
+binary="${LICENSD_BINARY:-$root/target/debug/licensd}"
+
+if [ ! -x "$binary" ]; then
+  cargo build -p licensd
+fi
+
+if [ ! -x "$venv/bin/python" ]; then
+  "$python" -m venv "$venv"
+fi
+"$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/msgraph/requirements.txt
+
+work="$(mktemp -d)"
+log="$work/licensd.log"
+"$binary" serve --database-url "sqlite://$work/licensd.db" --listen 127.0.0.1:0 >"$log" 2>&1 &
+server=$!
+stop_server() {
+  kill -TERM "$server" 2>/dev/null || true
+  wait "$server" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap stop_server EXIT
+
+# The server logs the address it bound ("licensd is serving address=127.0.0.1:PORT").
+address=""
+for _ in $(seq 1 300); do
+  address="$(sed -n 's/.*licensd is serving address=\([0-9.:]*\).*/\1/p' "$log" | head -n 1)"
+  [ -n "$address" ] && break
+  if ! kill -0 "$server" 2>/dev/null; then
+    echo "licensd serve exited:" >&2
+    cat "$log" >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+if [ -z "$address" ]; then
+  echo "licensd serve did not start:" >&2
+  cat "$log" >&2
+  exit 1
+fi
+export LICENSD_URL="http://$address"
+echo "== msgraph-sdk suite against $LICENSD_URL"
+
+cd tests/msgraph
+export PYTHONDONTWRITEBYTECODE=1
+"$venv/bin/python" seed.py
+if ! "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"; then
+  echo "== licensd log" >&2
+  tail -n 200 "$log" >&2
+  exit 1
+fi
