@@ -52,6 +52,11 @@ pub enum Command {
         group_id: Uuid,
         display_name: String,
     },
+    /// Renames a group (no licensing effect).
+    UpdateGroup {
+        group_id: Uuid,
+        display_name: String,
+    },
     /// Deletes a group; refused while the group carries licenses.
     DeleteGroup {
         group_id: Uuid,
@@ -102,6 +107,7 @@ impl Command {
             Command::UpdateUser { .. } => "UpdateUser",
             Command::DeleteUser { .. } => "DeleteUser",
             Command::CreateGroup { .. } => "CreateGroup",
+            Command::UpdateGroup { .. } => "UpdateGroup",
             Command::DeleteGroup { .. } => "DeleteGroup",
             Command::AddGroupMember { .. } => "AddGroupMember",
             Command::RemoveGroupMember { .. } => "RemoveGroupMember",

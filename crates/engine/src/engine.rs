@@ -434,6 +434,10 @@ impl Engine {
                 group_id,
                 display_name,
             } => self.create_group(group_id, display_name)?,
+            Command::UpdateGroup {
+                group_id,
+                display_name,
+            } => self.rename_group(group_id, display_name)?,
             Command::DeleteGroup { group_id } => self.delete_group(group_id)?,
             Command::AddGroupMember { group_id, user_id } => self.add_group_member(group_id, user_id)?,
             Command::RemoveGroupMember { group_id, user_id } => {
@@ -498,9 +502,9 @@ impl Engine {
             | Command::RemoveGroupMember { user_id, .. }
             | Command::AssignUserLicenses { user_id, .. } => touched.users.push(*user_id),
             Command::DeleteUser { user_id } => touched.deleted_users.push(*user_id),
-            Command::CreateGroup { group_id, .. } | Command::AssignGroupLicenses { group_id, .. } => {
-                touched.groups.push(*group_id)
-            }
+            Command::CreateGroup { group_id, .. }
+            | Command::UpdateGroup { group_id, .. }
+            | Command::AssignGroupLicenses { group_id, .. } => touched.groups.push(*group_id),
             Command::DeleteGroup { group_id } => touched.deleted_groups.push(*group_id),
             Command::ReprocessUser { .. } | Command::ReprocessGroup { .. } => {}
         }
@@ -1101,6 +1105,19 @@ impl Engine {
             processing_started: false,
         }));
         self.group_index.insert(group_id, group);
+        Ok(())
+    }
+
+    fn rename_group(&mut self, group_id: Uuid, display_name: String) -> Result<(), CommandError> {
+        let group = self.group_ref(group_id)?;
+        if display_name.trim().is_empty() {
+            return Err(CommandError::InvalidValue {
+                field: "displayName",
+                reason: "a group needs a display name".to_string(),
+            });
+        }
+        self.tick();
+        self.group_mut(group).display_name = display_name;
         Ok(())
     }
 

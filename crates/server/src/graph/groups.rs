@@ -10,7 +10,7 @@ use licensd_api_types::graph::{
     GroupCollectionResponse, ReferenceRequest, UpdateGroupRequest,
 };
 use licensd_api_types::{ErrorCode, ErrorResponse};
-use licensd_engine::{Command, CommandError, Engine, Uuid};
+use licensd_engine::{Command, Engine, Uuid};
 use serde_json::Value;
 
 use super::convert::{self, GroupSubject, UserSubject};
@@ -195,14 +195,14 @@ pub async fn get_group(
 
 /// Update a group.
 ///
-/// Graph-compatible (204). Renaming a group is not supported yet (the engine has no rename);
-/// a `displayName` equal to the current one and `mailNickname` are accepted.
+/// Graph-compatible (204). `displayName` renames the group; `mailNickname` is accepted and not
+/// stored.
 #[utoipa::path(patch, path = "/v1.0/groups/{id}", tag = "Graph: groups",
     params(("id" = Uuid, Path, description = "The group's id")),
     request_body = UpdateGroupRequest,
     responses(
         (status = 204, description = "Updated"),
-        (status = 400, description = "Invalid body or an unsupported change", body = ErrorResponse),
+        (status = 400, description = "Invalid body", body = ErrorResponse),
         (status = 404, description = "No such group", body = ErrorResponse),
     ))]
 pub async fn update_group(
@@ -211,21 +211,20 @@ pub async fn update_group(
     JsonBody(body): JsonBody<UpdateGroupRequest>,
 ) -> Result<StatusCode, ApiError> {
     let group_id = parse_object_id(&id)?;
-    let current = tenant
-        .read(move |engine| Ok(engine.group_view(group_id)?.display_name))
-        .await?;
-    if let Some(display_name) = body.display_name {
-        if display_name.trim().is_empty() {
-            return Err(ApiError::from(CommandError::InvalidValue {
-                field: "displayName",
-                reason: "a group needs a display name".to_string(),
-            }));
+    match body.display_name {
+        Some(display_name) => {
+            tenant
+                .execute(Command::UpdateGroup {
+                    group_id,
+                    display_name,
+                })
+                .await?;
         }
-        if display_name != current {
-            return Err(ApiError::new(
-                ErrorCode::NotSupported,
-                "Renaming a group is not supported by licensd yet.",
-            ));
+        None => {
+            // Nothing licensd stores changes; the group must still exist.
+            tenant
+                .read(move |engine| Ok(engine.group_view(group_id)?.id))
+                .await?;
         }
     }
     Ok(StatusCode::NO_CONTENT)

@@ -63,7 +63,13 @@ async fn groups_are_created_read_updated_and_deleted(server: &TestServer) {
     server
         .patch(&format!("/v1.0/groups/{id}"), json!({"displayName": "Renamed"}))
         .await
-        .expect_error(400, "Request_NotSupported");
+        .expect(204);
+    let renamed = server.get(&format!("/v1.0/groups/{id}")).await.expect(200);
+    assert_eq!(renamed.body["displayName"], "Renamed");
+    server
+        .patch(&format!("/v1.0/groups/{id}"), json!({"displayName": "  "}))
+        .await
+        .expect_error(400, "Request_BadRequest");
     server
         .patch(&format!("/v1.0/groups/{id}"), json!({"description": "x"}))
         .await
