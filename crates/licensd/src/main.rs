@@ -1,6 +1,7 @@
 //! The `licensd` command: parses arguments and hands over to the library crates.
 
 mod demo;
+mod import;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,6 +32,12 @@ enum Commands {
     /// Writes a synthetic tenant of the given size into a database (everything queued for
     /// evaluation, which `licensd serve` then carries out).
     Gen(GenArguments),
+    /// Loads a Microsoft Graph JSON export (subscribedSkus, users, groups, members) into a new
+    /// tenant, reports what was loaded and skipped, and with --compare lists where licensd's
+    /// evaluation differs from the states Microsoft recorded.
+    Import(import::ImportArguments),
+    /// Writes a stored tenant as a Microsoft Graph JSON export (the shapes `import` reads).
+    Export(import::ExportArguments),
 }
 
 #[derive(clap::Args)]
@@ -71,6 +78,8 @@ fn main() -> anyhow::Result<()> {
         Commands::Demo => demo::print_demo(),
         Commands::Serve(serve_arguments) => serve(serve_arguments),
         Commands::Gen(gen_arguments) => generate(gen_arguments),
+        Commands::Import(import_arguments) => import::run_import(import_arguments),
+        Commands::Export(export_arguments) => import::run_export(export_arguments),
     }
 }
 
