@@ -1,12 +1,71 @@
-//! `licensd demo`: the demo tenant evaluated in memory and printed as an administrator sees it.
+//! `licensd demo`: the demo tenant, printed as an administrator sees it, then served by
+//! `licensd serve` on an embedded SQLite database in a temporary or given directory.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use anyhow::Context;
 use licensd_engine::seed_world::SeedWorld;
 use licensd_engine::{Engine, LicenseAssignmentState, Uuid};
 
-pub fn print_demo() -> anyhow::Result<()> {
+#[derive(clap::Args)]
+pub struct DemoArguments {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Directory of the demo's SQLite database (default: a new temporary directory, removed on
+    /// exit). An existing demo database there is served as it is.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Print the demo tenant and exit without serving it.
+    #[arg(long)]
+    no_serve: bool,
+}
+
+/// Prints the demo tenant, stores it and serves it until Ctrl-C.
+pub fn run(arguments: DemoArguments) -> anyhow::Result<()> {
     let (world, _) = SeedWorld::demo().context("building the demo tenant")?;
-    let engine = &world.engine;
+    print_demo(&world.engine)?;
+    if arguments.no_serve {
+        return Ok(());
+    }
+    crate::init_logging();
+    let temporary = match &arguments.data_dir {
+        Some(_) => None,
+        None => Some(tempfile::tempdir().context("creating a temporary directory")?),
+    };
+    let data_dir = match (&arguments.data_dir, &temporary) {
+        (Some(directory), _) => directory.clone(),
+        (None, Some(temporary)) => temporary.path().to_path_buf(),
+        (None, None) => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let mut config = licensd_server::ServerConfig::defaults(&data_dir);
+    config.listen = arguments.listen;
+    let mut store = licensd_store::Store::open(&config.database_url)
+        .with_context(|| format!("opening {}", config.database_url))?;
+    if store.tenant_ids()?.is_empty() {
+        let image = world.engine.to_image();
+        let tenant_id = image.settings.tenant_id;
+        store.create_tenant(&image.settings)?;
+        store
+            .write(tenant_id, &licensd_store::WriteBatch::from_image(image))
+            .context("storing the demo tenant")?;
+    }
+    drop(store);
+    println!(
+        "\nServing the demo tenant from {}\n  console: http://{}/\n  API:     http://{}/v1.0/users  (Graph-shaped; \
+         OpenAPI at /openapi.json)\nNo credential is needed yet: authentication arrives with licensd's security \
+         release. Press Ctrl-C to stop.",
+        data_dir.display(),
+        arguments.listen,
+        arguments.listen
+    );
+    crate::run_server(config)
+}
+
+/// The demo tenant as an administrator would see it.
+fn print_demo(engine: &Engine) -> anyhow::Result<()> {
     let overview = engine.tenant_overview();
     println!(
         "licensd demo tenant: {} users, {} groups ({} licensed)\n",

@@ -23,9 +23,10 @@ struct Arguments {
 
 #[derive(Subcommand)]
 enum Commands {
-    /// Builds the demo tenant (the seed document's world, every licensing error present) in
-    /// memory, evaluates it, and prints what an administrator would see.
-    Demo,
+    /// Runs licensd preloaded with the demo tenant (the seed document's world, every licensing
+    /// error present): prints what an administrator would see, then serves the API (and console)
+    /// on an embedded SQLite database in a temporary (or the given) directory.
+    Demo(demo::DemoArguments),
     /// Runs the server: storage, background processing and HTTP. With no flags it uses
     /// ./licensd.db (SQLite) and listens on 127.0.0.1:8080.
     Serve(ServeArguments),
@@ -75,7 +76,7 @@ struct GenArguments {
 fn main() -> anyhow::Result<()> {
     let arguments = Arguments::parse();
     match arguments.command {
-        Commands::Demo => demo::print_demo(),
+        Commands::Demo(demo_arguments) => demo::run(demo_arguments),
         Commands::Serve(serve_arguments) => serve(serve_arguments),
         Commands::Gen(gen_arguments) => generate(gen_arguments),
         Commands::Import(import_arguments) => import::run_import(import_arguments),
@@ -83,7 +84,7 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-fn init_logging() {
+pub(crate) fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LICENSD_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -98,6 +99,11 @@ fn init_logging() {
 
 fn serve(arguments: ServeArguments) -> anyhow::Result<()> {
     init_logging();
+    let config = server_config(arguments)?;
+    run_server(config)
+}
+
+fn server_config(arguments: ServeArguments) -> anyhow::Result<ServerConfig> {
     let data_dir = arguments.data_dir.clone().unwrap_or_else(|| PathBuf::from("."));
     let mut config = ServerConfig::defaults(&data_dir);
     if let Some(path) = &arguments.config {
@@ -116,6 +122,11 @@ fn serve(arguments: ServeArguments) -> anyhow::Result<()> {
     if let Some(listen) = arguments.listen {
         config.listen = listen;
     }
+    Ok(config)
+}
+
+/// Runs `licensd serve` with a configuration until Ctrl-C or SIGTERM.
+pub(crate) fn run_server(config: ServerConfig) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

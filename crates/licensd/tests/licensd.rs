@@ -5,6 +5,8 @@
 // `CommandError`.
 #![allow(clippy::result_large_err)]
 
+#[path = "licensd/cli.rs"]
+mod cli;
 #[path = "licensd/durability.rs"]
 mod durability;
 #[path = "licensd/support.rs"]
