@@ -1,5 +1,6 @@
 //! The `licensd` command: parses arguments and hands over to the library crates.
 
+mod admin;
 mod demo;
 mod import;
 
@@ -39,6 +40,23 @@ enum Commands {
     Import(import::ImportArguments),
     /// Writes a stored tenant as a Microsoft Graph JSON export (the shapes `import` reads).
     Export(import::ExportArguments),
+    /// Lists the tenant's products and seats (admin CLI: these commands talk to a running server
+    /// over its HTTP API; see docs/cli.md).
+    Sku(admin::SkuArguments),
+    /// Shows a user's properties and license assignments, with each error explained.
+    User(admin::UserArguments),
+    /// Shows a group's licenses, processing state, members and members with errors.
+    Group(admin::GroupArguments),
+    /// Lists every user with a license error, grouped by group and error kind.
+    Errors(admin::ErrorsArguments),
+    /// Assigns a product to a user (directly) or to a group.
+    Assign(admin::AssignArguments),
+    /// Removes a product from a user (a direct assignment) or from a group.
+    Unassign(admin::UnassignArguments),
+    /// Queues a user, or a group's members, for license processing.
+    Reprocess(admin::ReprocessArguments),
+    /// Sets the number of purchased seats of a product.
+    Seats(admin::SeatsArguments),
 }
 
 #[derive(clap::Args)]
@@ -81,6 +99,14 @@ fn main() -> anyhow::Result<()> {
         Commands::Gen(gen_arguments) => generate(gen_arguments),
         Commands::Import(import_arguments) => import::run_import(import_arguments),
         Commands::Export(export_arguments) => import::run_export(export_arguments),
+        Commands::Sku(arguments) => admin::run(admin::AdminCommand::Sku(arguments)),
+        Commands::User(arguments) => admin::run(admin::AdminCommand::User(arguments)),
+        Commands::Group(arguments) => admin::run(admin::AdminCommand::Group(arguments)),
+        Commands::Errors(arguments) => admin::run(admin::AdminCommand::Errors(arguments)),
+        Commands::Assign(arguments) => admin::run(admin::AdminCommand::Assign(arguments)),
+        Commands::Unassign(arguments) => admin::run(admin::AdminCommand::Unassign(arguments)),
+        Commands::Reprocess(arguments) => admin::run(admin::AdminCommand::Reprocess(arguments)),
+        Commands::Seats(arguments) => admin::run(admin::AdminCommand::Seats(arguments)),
     }
 }
 

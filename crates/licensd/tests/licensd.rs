@@ -5,6 +5,8 @@
 // `CommandError`.
 #![allow(clippy::result_large_err)]
 
+#[path = "licensd/admin_cli.rs"]
+mod admin_cli;
 #[path = "licensd/cli.rs"]
 mod cli;
 #[path = "licensd/durability.rs"]

@@ -99,5 +99,19 @@ fn run(config: ServerConfig, store: SharedStore, tenants: Arc<Tenants>, stop: Ar
             std::thread::sleep(config.processing_idle_interval);
         }
     }
+    // Hand the tenants over at once instead of letting another instance wait for the leases to
+    // expire.
+    if let Ok(runtimes) = tenants.all() {
+        for runtime in runtimes {
+            let released = lock_store(&store).and_then(|mut store| {
+                store
+                    .release_processing_lease(runtime.id, &config.instance_id)
+                    .map_err(Into::into)
+            });
+            if let Err(error) = released {
+                tracing::warn!(tenant = %runtime.id, %error, "releasing the processing lease failed");
+            }
+        }
+    }
     tracing::info!("processor stopped");
 }

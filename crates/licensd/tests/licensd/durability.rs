@@ -79,12 +79,19 @@ fn crash_and_restart(database: TestDatabase) {
     // A clean restart changes nothing: the stored tenant is the same, time stamps included.
     let (before, version_before) = database.open().load_tenant(tenant_id).expect("load");
     let mut server = Server::start(&database, "third", 500);
+    server.wait_until_serving(Duration::from_secs(300));
     crate::support::wait_for(
         &database,
         &mut server,
         Duration::from_secs(60),
         "the lease",
-        |store| store.processing_lease_holder(tenant_id).expect("lease").is_some(),
+        |store| {
+            store
+                .processing_lease_holder(tenant_id)
+                .expect("lease")
+                .as_deref()
+                == Some("third")
+        },
     );
     server.stop();
     let (after, version_after) = database.open().load_tenant(tenant_id).expect("load");

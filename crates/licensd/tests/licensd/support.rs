@@ -178,6 +178,20 @@ impl Server {
         Server { child, log }
     }
 
+    /// Waits until the server has loaded its tenants and serves (its log says so).
+    pub fn wait_until_serving(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.log_text().contains("licensd is serving") {
+            self.assert_running();
+            assert!(
+                Instant::now() < deadline,
+                "licensd serve did not start: {}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Kills the process at once (SIGKILL): nothing is flushed, nothing is finished.
     pub fn kill_hard(mut self) {
         self.child.kill().expect("kill -9");
