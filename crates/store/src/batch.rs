@@ -4,7 +4,7 @@
 
 use licensd_engine::image::{GroupImage, ServicePlanImage, StateImage, TenantImage, UserImage};
 use licensd_engine::{
-    CommandOutcome, Engine, ProcessReport, SkuDefinition, StateChange, TenantSettings, Uuid,
+    CommandOutcome, Engine, ProcessReport, SkuDefinition, SkuRef, Source, StateChange, TenantSettings, Uuid,
 };
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -25,8 +25,12 @@ pub struct StateKey {
 /// Entities are upserted whole: a user in `users` replaces the stored user row, its proxy
 /// addresses, direct licenses and memberships; a group in `groups` replaces its row and licenses;
 /// a product in `skus` replaces its row and plan list. License assignment states are not part
-/// of `users` (their `states` must be empty): they are written through `state_upserts` and
-/// `state_deletes`, so a processing step rewrites only the states that changed.
+/// of `users` (their `states` must be empty): they are written through `state_inserts`,
+/// `state_upserts` and `state_deletes`, so a processing step rewrites only the states that changed.
+///
+/// Every product, group and user a batch refers to (in licenses, memberships, states and queue
+/// entries) must be stored or written by the same batch; otherwise the write fails with
+/// [`StoreError::InvalidBatch`]. Deleting or dequeuing something that is not stored does nothing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WriteBatch {
     /// When set, the write fails with [`StoreError::Conflict`] unless the stored version is this
@@ -50,9 +54,14 @@ pub struct WriteBatch {
     pub groups: Vec<GroupImage>,
     /// Groups to delete with their memberships and licenses.
     pub deleted_groups: Vec<Uuid>,
-    /// States to create or replace, per user. When a key appears twice the last one wins.
+    /// States the change created: nothing was stored under their keys before. Written like
+    /// `state_upserts` (a state that exists after all is replaced), but PostgreSQL streams a
+    /// large batch of them straight into the table instead of merging them.
+    pub state_inserts: Vec<(Uuid, StateImage)>,
+    /// States to create or replace, per user. When a key appears twice (in either list) the last
+    /// one wins, `state_upserts` coming after `state_inserts`.
     pub state_upserts: Vec<(Uuid, StateImage)>,
-    /// States to delete. Applied before `state_upserts`.
+    /// States to delete. Applied before `state_inserts` and `state_upserts`.
     pub state_deletes: Vec<StateKey>,
     /// Users to append to the work queue, in order; users already queued keep their place.
     pub enqueue: Vec<Uuid>,
@@ -71,6 +80,7 @@ impl WriteBatch {
             && self.deleted_users.is_empty()
             && self.groups.is_empty()
             && self.deleted_groups.is_empty()
+            && self.state_inserts.is_empty()
             && self.state_upserts.is_empty()
             && self.state_deletes.is_empty()
             && self.enqueue.is_empty()
@@ -78,7 +88,7 @@ impl WriteBatch {
     }
 
     /// The whole tenant of an image, for storing a tenant that has nothing stored yet (an
-    /// import or a benchmark). Users' states move into `state_upserts`.
+    /// import or a benchmark). Users' states move into `state_inserts`.
     pub fn from_image(image: TenantImage) -> WriteBatch {
         let mut batch = WriteBatch {
             settings: Some(image.settings),
@@ -90,11 +100,11 @@ impl WriteBatch {
             ..WriteBatch::default()
         };
         let state_count = image.users.iter().map(|user| user.states.len()).sum();
-        batch.state_upserts.reserve(state_count);
+        batch.state_inserts.reserve(state_count);
         batch.users.reserve(image.users.len());
         for mut user in image.users {
             for state in std::mem::take(&mut user.states) {
-                batch.state_upserts.push((user.id, state));
+                batch.state_inserts.push((user.id, state));
             }
             batch.users.push(user);
         }
@@ -170,26 +180,55 @@ impl WriteBatch {
         batch
     }
 
-    /// Adds state changes as upserts and deletes, keeping only the last change of each state.
+    /// Adds state changes as inserts, upserts and deletes, keeping only the last change of each
+    /// state. A state is an insert when it did not exist before the first of its changes.
     fn add_state_changes(&mut self, engine: &Engine, changes: &[StateChange]) {
-        let mut last_change: FxHashMap<StateKey, usize> = FxHashMap::default();
-        last_change.reserve(changes.len());
+        // Per state: the index of its first and of its last change.
+        let mut span: FxHashMap<(Uuid, SkuRef, Source), (usize, usize)> = FxHashMap::default();
+        span.reserve(changes.len());
         for (index, change) in changes.iter().enumerate() {
-            let key = StateKey {
-                user_id: change.user_id,
-                sku_id: engine.sku_id_of(change.sku),
-                assigned_by_group: engine.source_of(change.source).assigned_by_group(),
-            };
-            last_change.insert(key, index);
+            span.entry((change.user_id, change.sku, change.source))
+                .and_modify(|(_, last)| *last = index)
+                .or_insert((index, index));
         }
-        let mut latest: Vec<(StateKey, usize)> = last_change.into_iter().collect();
-        latest.sort_unstable_by_key(|(_, index)| *index);
-        for (key, index) in latest {
-            match &changes[index].after {
-                Some(record) => self.state_upserts.push((key.user_id, engine.state_image(record))),
-                None => self.state_deletes.push(key),
+        // Usually every state changes once and the changes are taken as they come.
+        let kept: Vec<(usize, usize)> = if span.len() == changes.len() {
+            (0..changes.len()).map(|index| (index, index)).collect()
+        } else {
+            let mut kept: Vec<(usize, usize)> = span.into_values().collect();
+            kept.sort_unstable_by_key(|(_, last)| *last);
+            kept
+        };
+        for (first, last) in kept {
+            let change = &changes[last];
+            match &change.after {
+                Some(record) => {
+                    let upsert = (change.user_id, engine.state_image(record));
+                    if changes[first].before.is_none() {
+                        self.state_inserts.push(upsert);
+                    } else {
+                        self.state_upserts.push(upsert);
+                    }
+                }
+                None => self.state_deletes.push(StateKey {
+                    user_id: change.user_id,
+                    sku_id: engine.sku_id_of(change.sku),
+                    assigned_by_group: engine.source_of(change.source).assigned_by_group(),
+                }),
             }
         }
+    }
+
+    /// The states to write, inserts first, each with whether it is an insert.
+    pub(crate) fn state_writes(&self) -> impl Iterator<Item = (&(Uuid, StateImage), bool)> {
+        self.state_inserts
+            .iter()
+            .map(|write| (write, true))
+            .chain(self.state_upserts.iter().map(|write| (write, false)))
+    }
+
+    pub(crate) fn has_state_writes(&self) -> bool {
+        !self.state_inserts.is_empty() || !self.state_upserts.is_empty()
     }
 }
 
@@ -217,9 +256,11 @@ pub(crate) const MAX_LISTED_CHANGES: usize = 100_000;
 
 /// A batch checked and put in write order, shared by both backends.
 pub(crate) struct PreparedBatch<'a> {
-    /// Upserts sorted by key (so both backends write their index in order), the last of each
-    /// key only.
-    pub(crate) state_upserts: Vec<&'a (Uuid, StateImage)>,
+    /// Entities to upsert, the last occurrence of each id at the place of its first.
+    pub(crate) skus: Vec<&'a SkuDefinition>,
+    pub(crate) groups: Vec<&'a GroupImage>,
+    pub(crate) users: Vec<&'a UserImage>,
+    /// Users to queue, each once, in order.
     pub(crate) enqueue: Vec<Uuid>,
     pub(crate) change: TenantChange,
 }
@@ -241,28 +282,13 @@ impl<'a> PreparedBatch<'a> {
                 user.id
             )));
         }
-        let nil_group = batch
-            .groups
-            .iter()
-            .map(|group| group.id)
-            .chain(
-                batch
-                    .state_upserts
-                    .iter()
-                    .filter_map(|(_, state)| state.assigned_by_group),
-            )
-            .chain(batch.state_deletes.iter().filter_map(|key| key.assigned_by_group))
-            .any(|group_id| group_id.is_nil());
-        if nil_group {
-            return Err(invalid("the nil GUID cannot be a group id".to_string()));
-        }
         let deleted_users: FxHashSet<Uuid> = batch.deleted_users.iter().copied().collect();
         if !deleted_users.is_empty() {
             let revived = batch
                 .users
                 .iter()
                 .map(|user| user.id)
-                .chain(batch.state_upserts.iter().map(|(user_id, _)| *user_id))
+                .chain(batch.state_writes().map(|((user_id, _), _)| *user_id))
                 .chain(batch.enqueue.iter().copied())
                 .find(|user_id| deleted_users.contains(user_id));
             if let Some(user_id) = revived {
@@ -271,25 +297,6 @@ impl<'a> PreparedBatch<'a> {
                 )));
             }
         }
-
-        // Sort by key with the batch index as the tie-breaker, keys copied next to the index so
-        // the sort never chases pointers into the states; the last upsert of each key wins.
-        let mut keyed: Vec<((Uuid, Uuid, Uuid), usize)> = batch
-            .state_upserts
-            .iter()
-            .enumerate()
-            .map(|(index, upsert)| (upsert_key(upsert), index))
-            .collect();
-        keyed.sort_unstable();
-        let mut deduplicated: Vec<&(Uuid, StateImage)> = Vec::with_capacity(keyed.len());
-        for (position, (key, index)) in keyed.iter().enumerate() {
-            let superseded = keyed.get(position + 1).is_some_and(|(next, _)| next == key);
-            if !superseded {
-                deduplicated.push(&batch.state_upserts[*index]);
-            }
-        }
-        drop(keyed);
-
         let mut queued = FxHashSet::default();
         let enqueue: Vec<Uuid> = batch
             .enqueue
@@ -297,22 +304,22 @@ impl<'a> PreparedBatch<'a> {
             .filter(|user_id| queued.insert(**user_id))
             .copied()
             .collect();
-
-        let change = Self::change_record(batch, &deduplicated);
         Ok(PreparedBatch {
-            state_upserts: deduplicated,
+            skus: last_of_each(&batch.skus, |sku| sku.sku_id),
+            groups: last_of_each(&batch.groups, |group| group.id),
+            users: last_of_each(&batch.users, |user| user.id),
             enqueue,
-            change,
+            change: Self::change_record(batch),
         })
     }
 
-    fn change_record(batch: &WriteBatch, state_upserts: &[&(Uuid, StateImage)]) -> TenantChange {
+    fn change_record(batch: &WriteBatch) -> TenantChange {
         let mut seen = FxHashSet::default();
         let users: Vec<Uuid> = batch
             .users
             .iter()
             .map(|user| user.id)
-            .chain(state_upserts.iter().map(|(user_id, _)| *user_id))
+            .chain(batch.state_writes().map(|((user_id, _), _)| *user_id))
             .chain(batch.state_deletes.iter().map(|key| key.user_id))
             .filter(|user_id| seen.insert(*user_id))
             .collect();
@@ -345,11 +352,252 @@ impl<'a> PreparedBatch<'a> {
     }
 }
 
-fn upsert_key(upsert: &(Uuid, StateImage)) -> (Uuid, Uuid, Uuid) {
-    let (user_id, state) = upsert;
-    (
-        *user_id,
-        state.sku_id,
-        crate::codec::source_column(state.assigned_by_group),
-    )
+/// Keeps the last occurrence of each id at the place of its first occurrence, so an upsert of
+/// many rows never touches one twice.
+pub(crate) fn last_of_each<T>(items: &[T], id: impl Fn(&T) -> Uuid) -> Vec<&T> {
+    let mut places: FxHashMap<Uuid, usize> = FxHashMap::default();
+    let mut kept: Vec<&T> = Vec::with_capacity(items.len());
+    for item in items {
+        match places.get(&id(item)) {
+            Some(place) => kept[*place] = item,
+            None => {
+                places.insert(id(item), kept.len());
+                kept.push(item);
+            }
+        }
+    }
+    kept
+}
+
+/// The store's integer keys of the products, groups and users a write refers to.
+#[derive(Debug, Default)]
+pub(crate) struct Keys {
+    pub(crate) skus: FxHashMap<Uuid, i64>,
+    pub(crate) groups: FxHashMap<Uuid, i64>,
+    pub(crate) users: FxHashMap<Uuid, i64>,
+}
+
+/// The `source_key` of a direct assignment (group keys start at 1).
+pub(crate) const DIRECT_SOURCE_KEY: i64 = 0;
+
+impl Keys {
+    fn unknown(tenant_id: Uuid, what: &str, id: Uuid) -> StoreError {
+        StoreError::InvalidBatch {
+            tenant_id,
+            reason: format!("{what} {id} is not stored"),
+        }
+    }
+
+    pub(crate) fn sku(&self, tenant_id: Uuid, sku_id: Uuid) -> Result<i64, StoreError> {
+        self.skus
+            .get(&sku_id)
+            .copied()
+            .ok_or_else(|| Self::unknown(tenant_id, "product", sku_id))
+    }
+
+    pub(crate) fn group(&self, tenant_id: Uuid, group_id: Uuid) -> Result<i64, StoreError> {
+        self.groups
+            .get(&group_id)
+            .copied()
+            .ok_or_else(|| Self::unknown(tenant_id, "group", group_id))
+    }
+
+    pub(crate) fn user(&self, tenant_id: Uuid, user_id: Uuid) -> Result<i64, StoreError> {
+        self.users
+            .get(&user_id)
+            .copied()
+            .ok_or_else(|| Self::unknown(tenant_id, "user", user_id))
+    }
+
+    pub(crate) fn source(&self, tenant_id: Uuid, assigned_by_group: Option<Uuid>) -> Result<i64, StoreError> {
+        match assigned_by_group {
+            None => Ok(DIRECT_SOURCE_KEY),
+            Some(group_id) => self.group(tenant_id, group_id),
+        }
+    }
+
+    /// The keys of a state, or `None` when its user, product or group is not stored (a delete
+    /// of such a state has nothing to delete).
+    pub(crate) fn state_key(&self, key: &StateKey) -> Option<(i64, i64, i64)> {
+        let source = match key.assigned_by_group {
+            None => DIRECT_SOURCE_KEY,
+            Some(group_id) => *self.groups.get(&group_id)?,
+        };
+        Some((
+            *self.users.get(&key.user_id)?,
+            *self.skus.get(&key.sku_id)?,
+            source,
+        ))
+    }
+}
+
+/// The group ids a write must resolve to keys: memberships of the users it writes, sources of
+/// the states it writes or deletes, and the groups it deletes.
+pub(crate) fn referenced_groups(batch: &WriteBatch, prepared: &PreparedBatch<'_>) -> Vec<Uuid> {
+    let mut seen = FxHashSet::default();
+    prepared
+        .users
+        .iter()
+        .flat_map(|user| user.memberships.iter().map(|membership| membership.group_id))
+        .chain(
+            batch
+                .state_writes()
+                .filter_map(|((_, state), _)| state.assigned_by_group),
+        )
+        .chain(batch.state_deletes.iter().filter_map(|key| key.assigned_by_group))
+        .chain(batch.deleted_groups.iter().copied())
+        .filter(|group_id| seen.insert(*group_id))
+        .collect()
+}
+
+/// The user ids a write must resolve to keys, beyond the users it upserts: users of the states
+/// it writes or deletes, users it deletes, queues or dequeues.
+pub(crate) fn referenced_users(batch: &WriteBatch, keys: &Keys) -> Vec<Uuid> {
+    let mut seen = FxHashSet::default();
+    let mut users: Vec<Uuid> = batch
+        .state_writes()
+        .map(|((user_id, _), _)| *user_id)
+        .chain(batch.state_deletes.iter().map(|key| key.user_id))
+        .chain(batch.deleted_users.iter().copied())
+        .chain(batch.enqueue.iter().copied())
+        .chain(batch.dequeue.iter().copied())
+        .filter(|user_id| !keys.users.contains_key(user_id) && seen.insert(*user_id))
+        .collect();
+    // Looked up in key order, the lookups walk the index front to back.
+    users.sort_unstable();
+    users
+}
+
+/// A state to write with its keys.
+pub(crate) struct KeyedState<'a> {
+    pub(crate) user_key: i64,
+    pub(crate) sku_key: i64,
+    pub(crate) source_key: i64,
+    pub(crate) user_id: Uuid,
+    pub(crate) state: &'a StateImage,
+    /// Whether the batch says nothing is stored under this key yet.
+    pub(crate) new: bool,
+}
+
+/// The states a batch writes with their keys, sorted in the table's key order (users in
+/// creation order), the last write of each key only.
+pub(crate) fn keyed_states<'a>(
+    tenant_id: Uuid,
+    batch: &'a WriteBatch,
+    keys: &Keys,
+) -> Result<Vec<KeyedState<'a>>, StoreError> {
+    let writes: Vec<(&(Uuid, StateImage), bool)> = batch.state_writes().collect();
+    let mut keyed: Vec<((i64, i64, i64), usize)> = Vec::with_capacity(writes.len());
+    for (index, ((user_id, state), _)) in writes.iter().enumerate() {
+        let key = (
+            keys.user(tenant_id, *user_id)?,
+            keys.sku(tenant_id, state.sku_id)?,
+            keys.source(tenant_id, state.assigned_by_group)?,
+        );
+        keyed.push((key, index));
+    }
+    // The batch index breaks ties, so the last of equal keys comes last.
+    keyed.sort_unstable();
+    let mut states = Vec::with_capacity(keyed.len());
+    for (position, ((user_key, sku_key, source_key), index)) in keyed.iter().enumerate() {
+        let superseded = keyed
+            .get(position + 1)
+            .is_some_and(|(next, _)| *next == (*user_key, *sku_key, *source_key));
+        if !superseded {
+            let ((user_id, state), new) = writes[*index];
+            states.push(KeyedState {
+                user_key: *user_key,
+                sku_key: *sku_key,
+                source_key: *source_key,
+                user_id: *user_id,
+                state,
+                new,
+            });
+        }
+    }
+    Ok(states)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use licensd_engine::{AssignmentStatus, Timestamp};
+
+    fn id(value: u128) -> Uuid {
+        Uuid::from_u128(value)
+    }
+
+    fn state(sku_id: Uuid, assigned_by_group: Option<Uuid>, since: u64) -> StateImage {
+        StateImage {
+            sku_id,
+            assigned_by_group,
+            status: AssignmentStatus::Active,
+            cause: None,
+            disabled_plans: Vec::new(),
+            granted_plans: Some(Vec::new()),
+            since,
+            last_updated: Timestamp(0),
+        }
+    }
+
+    #[test]
+    fn a_user_queued_twice_in_one_step_is_appended_where_the_engine_holds_it() {
+        let engine = Engine::new(TenantSettings::new(id(1), "Tenant"));
+        let report = ProcessReport {
+            evaluated: vec![id(10), id(11)],
+            requeued: vec![id(10), id(12), id(10), id(13)],
+            ..ProcessReport::default()
+        };
+        let batch = WriteBatch::from_process_report(&engine, &report);
+        assert_eq!(batch.dequeue, vec![id(10), id(11)]);
+        assert_eq!(batch.enqueue, vec![id(12), id(10), id(13)]);
+        assert_eq!(batch.clock, Some(0));
+    }
+
+    #[test]
+    fn keyed_states_come_in_key_order_and_the_last_upsert_of_a_key_wins() {
+        let tenant_id = id(1);
+        let (first, second, sku, group) = (id(20), id(21), id(30), id(40));
+        let mut keys = Keys::default();
+        keys.users.insert(first, 7);
+        keys.users.insert(second, 3);
+        keys.skus.insert(sku, 1);
+        keys.groups.insert(group, 5);
+        let upserts = [
+            (first, state(sku, Some(group), 1)),
+            (second, state(sku, None, 2)),
+            (first, state(sku, Some(group), 3)),
+            (first, state(sku, None, 4)),
+        ];
+        let batch = WriteBatch {
+            state_inserts: upserts[..1].to_vec(),
+            state_upserts: upserts[1..].to_vec(),
+            ..WriteBatch::default()
+        };
+        let keyed = keyed_states(tenant_id, &batch, &keys).expect("keys");
+        let summary: Vec<(i64, i64, i64, u64)> = keyed
+            .iter()
+            .map(|state| (state.user_key, state.sku_key, state.source_key, state.state.since))
+            .collect();
+        assert_eq!(summary, vec![(3, 1, 0, 2), (7, 1, 0, 4), (7, 1, 5, 3)]);
+        assert!(
+            keyed.iter().all(|state| !state.new),
+            "the upsert replaced the insert"
+        );
+        let unknown = WriteBatch {
+            state_upserts: vec![(id(99), state(sku, None, 1))],
+            ..WriteBatch::default()
+        };
+        assert!(matches!(
+            keyed_states(tenant_id, &unknown, &keys),
+            Err(StoreError::InvalidBatch { .. })
+        ));
+    }
+
+    #[test]
+    fn last_of_each_keeps_the_first_place_and_the_last_value() {
+        let items = [(1, 'a'), (2, 'b'), (1, 'c')];
+        let kept = last_of_each(&items, |(key, _)| id(*key));
+        assert_eq!(kept, vec![&(1, 'c'), &(2, 'b')]);
+    }
 }

@@ -12,19 +12,6 @@ use rustc_hash::FxHashMap;
 
 use crate::error::StoreError;
 
-/// The `source` column of a direct assignment: the nil GUID, which no group can have.
-pub(crate) const DIRECT_SOURCE: Uuid = Uuid::nil();
-
-/// The `source` column value of an assignment (`None` for direct).
-pub(crate) fn source_column(assigned_by_group: Option<Uuid>) -> Uuid {
-    assigned_by_group.unwrap_or(DIRECT_SOURCE)
-}
-
-/// The group of a `source` column value (`None` for direct).
-pub(crate) fn group_of_source(source: Uuid) -> Option<Uuid> {
-    (source != DIRECT_SOURCE).then_some(source)
-}
-
 pub(crate) fn parse_status(text: &str) -> Result<AssignmentStatus, StoreError> {
     Ok(match text {
         "Active" => AssignmentStatus::Active,
@@ -483,7 +470,6 @@ impl PlanDecoder {
 
 /// One license assignment state in column form, borrowing the encoder's buffers.
 pub(crate) struct EncodedState<'a> {
-    pub(crate) source: Uuid,
     pub(crate) status: &'static str,
     pub(crate) error_kind: Option<&'static str>,
     pub(crate) cause: Option<&'a [u8]>,
@@ -590,7 +576,6 @@ impl<'a> StateRowEncoder<'a> {
             ),
         })?;
         Ok(EncodedState {
-            source: source_column(state.assigned_by_group),
             status: state.status.as_str(),
             error_kind: state.cause.as_ref().map(|cause| cause.kind().as_str()),
             cause: state.cause.as_ref().map(|_| self.cause.as_slice()),

@@ -15,6 +15,12 @@
 //! - Processing leases ([`Store::try_acquire_processing_lease`]) let one instance at a time
 //!   process a tenant's queue, and another take over when the lease expires.
 //!
+//! The schema (`src/migrations/<backend>/*.sql`) gives every row a `tenant_key`. Products,
+//! groups and users are GUIDs at the API and per-tenant integer keys in the tables, handed out
+//! in creation order and never reused: the key order is the engine's order, state rows stay a
+//! few dozen bytes, and a processing step writes neighbouring rows. Plan sets are bitsets over
+//! per-tenant plan numbers and error causes a tagged binary encoding (`codec.rs`).
+//!
 //! The API is synchronous: call it from blocking threads. A `Store` is one connection; open one
 //! per thread that needs the database.
 

@@ -9,14 +9,15 @@ use licensd_engine::{
 };
 use rustc_hash::FxHashMap;
 
-use crate::codec::{decode_cause, group_of_source, parse_status, PlanDecoder};
+use crate::batch::DIRECT_SOURCE_KEY;
+use crate::codec::{decode_cause, parse_status, PlanDecoder};
 use crate::error::StoreError;
 
 /// One stored license assignment state as read from a row, before decoding.
 pub(crate) struct StateRow<'a> {
-    pub(crate) user_id: Uuid,
-    pub(crate) sku_id: Uuid,
-    pub(crate) source: Uuid,
+    pub(crate) user_key: i64,
+    pub(crate) sku_key: i64,
+    pub(crate) source_key: i64,
     pub(crate) status: &'a str,
     pub(crate) cause: Option<&'a [u8]>,
     pub(crate) disabled_plans: &'a [u8],
@@ -25,10 +26,9 @@ pub(crate) struct StateRow<'a> {
     pub(crate) last_updated: i64,
 }
 
-/// Collects a tenant's rows table by table: plans (by position), products (by position) and
-/// their plans (by product, position), groups (by position) and their licenses, users (by
-/// position), then their direct licenses and memberships (by user, position), states and the
-/// queue (by position).
+/// Collects a tenant's rows table by table: plans (by position), products (by key) and their
+/// plans, groups (by key) and their licenses, users (by key), then their direct licenses and
+/// memberships (by user, position), states and the queue (by position).
 #[derive(Default)]
 pub(crate) struct ImageBuilder {
     service_plans: Vec<ServicePlanImage>,
@@ -36,13 +36,14 @@ pub(crate) struct ImageBuilder {
     plan_definitions: FxHashMap<Uuid, ServicePlanDefinition>,
     decoder: PlanDecoder,
     skus: Vec<SkuDefinition>,
-    sku_index: FxHashMap<Uuid, usize>,
+    sku_index: FxHashMap<i64, usize>,
     groups: Vec<GroupImage>,
-    group_index: FxHashMap<Uuid, usize>,
+    group_index: FxHashMap<i64, usize>,
     users: Vec<UserImage>,
-    user_index: FxHashMap<Uuid, usize>,
+    user_keys: Vec<i64>,
+    user_index: FxHashMap<i64, usize>,
     /// The user of the previous row: rows come grouped by user, so most lookups hit it.
-    last_user: Option<(Uuid, usize)>,
+    last_user: Option<(i64, usize)>,
     queue: Vec<Uuid>,
 }
 
@@ -60,97 +61,151 @@ impl ImageBuilder {
     }
 
     /// Adds a product whose `service_plans` are filled by [`ImageBuilder::add_sku_plan`].
-    pub(crate) fn add_sku(&mut self, sku: SkuDefinition) {
-        self.sku_index.insert(sku.sku_id, self.skus.len());
+    pub(crate) fn add_sku(&mut self, sku_key: i64, sku: SkuDefinition) {
+        self.sku_index.insert(sku_key, self.skus.len());
         self.skus.push(sku);
     }
 
-    pub(crate) fn add_sku_plan(&mut self, sku_id: Uuid, plan_id: Uuid) -> Result<(), StoreError> {
-        let index = *self.sku_index.get(&sku_id).ok_or_else(|| {
-            StoreError::corrupt(format!(
-                "a plan of product {sku_id} is stored without the product"
-            ))
-        })?;
+    fn sku_index(&self, sku_key: i64, what: &str) -> Result<usize, StoreError> {
+        self.sku_index.get(&sku_key).copied().ok_or_else(|| {
+            StoreError::corrupt(format!("{what} names product key {sku_key}, which is not stored"))
+        })
+    }
+
+    fn sku_id(&self, sku_key: i64, what: &str) -> Result<Uuid, StoreError> {
+        Ok(self.skus[self.sku_index(sku_key, what)?].sku_id)
+    }
+
+    pub(crate) fn add_sku_plan(&mut self, sku_key: i64, plan_id: Uuid) -> Result<(), StoreError> {
+        let index = self.sku_index(sku_key, "a product's plan")?;
         let definition = self.plan_definitions.get(&plan_id).cloned().ok_or_else(|| {
-            StoreError::corrupt(format!(
-                "product {sku_id} lists plan {plan_id}, which is not stored"
-            ))
+            StoreError::corrupt(format!("a product lists plan {plan_id}, which is not stored"))
         })?;
         self.skus[index].service_plans.push(definition);
         Ok(())
     }
 
     /// Adds a group whose `licenses` are filled by [`ImageBuilder::add_group_license`].
-    pub(crate) fn add_group(&mut self, group: GroupImage) {
-        self.group_index.insert(group.id, self.groups.len());
+    pub(crate) fn add_group(&mut self, group_key: i64, group: GroupImage) {
+        self.group_index.insert(group_key, self.groups.len());
         self.groups.push(group);
+    }
+
+    fn group_id(&self, group_key: i64, what: &str) -> Result<Uuid, StoreError> {
+        let index = self.group_index.get(&group_key).copied().ok_or_else(|| {
+            StoreError::corrupt(format!("{what} names group key {group_key}, which is not stored"))
+        })?;
+        Ok(self.groups[index].id)
     }
 
     pub(crate) fn add_group_license(
         &mut self,
-        group_id: Uuid,
-        license: AssignedLicense,
+        group_key: i64,
+        sku_key: i64,
+        disabled_plans: Vec<Uuid>,
     ) -> Result<(), StoreError> {
-        let index = *self.group_index.get(&group_id).ok_or_else(|| {
+        let license = AssignedLicense {
+            sku_id: self.sku_id(sku_key, "a group license")?,
+            disabled_plans,
+        };
+        let index = self.group_index.get(&group_key).copied().ok_or_else(|| {
             StoreError::corrupt(format!(
-                "a license of group {group_id} is stored without the group"
+                "a license of group key {group_key} is stored without the group"
             ))
         })?;
         self.groups[index].licenses.push(license);
         Ok(())
     }
 
-    /// Adds a user without direct licenses, memberships or states.
-    pub(crate) fn add_user(&mut self, user: UserImage) {
-        self.user_index.insert(user.id, self.users.len());
+    /// Adds a user without direct licenses, memberships or states, in any order.
+    pub(crate) fn add_user(&mut self, user_key: i64, user: UserImage) {
+        self.user_keys.push(user_key);
         self.users.push(user);
     }
 
     pub(crate) fn reserve_users(&mut self, count: usize) {
         self.users.reserve(count);
+        self.user_keys.reserve(count);
         self.user_index.reserve(count);
     }
 
-    fn user_mut(&mut self, user_id: Uuid, what: &str) -> Result<&mut UserImage, StoreError> {
-        let index = match self.last_user {
-            Some((last_id, index)) if last_id == user_id => index,
+    /// Puts the users in key order (the engine's order) and indexes them; call after the last
+    /// user, before anything that belongs to a user.
+    pub(crate) fn finish_users(&mut self) {
+        if !self.user_keys.windows(2).all(|pair| pair[0] < pair[1]) {
+            let mut order: Vec<usize> = (0..self.users.len()).collect();
+            order.sort_unstable_by_key(|index| self.user_keys[*index]);
+            let mut users: Vec<Option<UserImage>> =
+                std::mem::take(&mut self.users).into_iter().map(Some).collect();
+            self.users = order.iter().filter_map(|index| users[*index].take()).collect();
+            self.user_keys = order.iter().map(|index| self.user_keys[*index]).collect();
+        }
+        self.user_index = self
+            .user_keys
+            .iter()
+            .enumerate()
+            .map(|(index, key)| (*key, index))
+            .collect();
+    }
+
+    fn user_index(&mut self, user_key: i64, what: &str) -> Result<usize, StoreError> {
+        match self.last_user {
+            Some((last_key, index)) if last_key == user_key => Ok(index),
             _ => {
-                let index = *self.user_index.get(&user_id).ok_or_else(|| {
-                    StoreError::corrupt(format!("{what} of user {user_id} is stored without the user"))
+                let index = *self.user_index.get(&user_key).ok_or_else(|| {
+                    StoreError::corrupt(format!(
+                        "{what} of user key {user_key} is stored without the user"
+                    ))
                 })?;
-                self.last_user = Some((user_id, index));
-                index
+                self.last_user = Some((user_key, index));
+                Ok(index)
             }
-        };
-        Ok(&mut self.users[index])
+        }
     }
 
     pub(crate) fn add_direct_license(
         &mut self,
-        user_id: Uuid,
-        license: DirectLicenseImage,
+        user_key: i64,
+        sku_key: i64,
+        disabled_plans: Vec<Uuid>,
+        since: u64,
     ) -> Result<(), StoreError> {
-        self.user_mut(user_id, "a direct license")?
-            .direct_licenses
-            .push(license);
+        let license = DirectLicenseImage {
+            license: AssignedLicense {
+                sku_id: self.sku_id(sku_key, "a direct license")?,
+                disabled_plans,
+            },
+            since,
+        };
+        let index = self.user_index(user_key, "a direct license")?;
+        self.users[index].direct_licenses.push(license);
         Ok(())
     }
 
     pub(crate) fn add_membership(
         &mut self,
-        user_id: Uuid,
-        membership: MembershipImage,
+        user_key: i64,
+        group_key: i64,
+        since: u64,
     ) -> Result<(), StoreError> {
-        self.user_mut(user_id, "a membership")?
-            .memberships
-            .push(membership);
+        let membership = MembershipImage {
+            group_id: self.group_id(group_key, "a membership")?,
+            since,
+        };
+        let index = self.user_index(user_key, "a membership")?;
+        self.users[index].memberships.push(membership);
         Ok(())
     }
 
     pub(crate) fn add_state(&mut self, row: StateRow<'_>) -> Result<(), StoreError> {
+        let what = "a license assignment state";
         let state = StateImage {
-            sku_id: row.sku_id,
-            assigned_by_group: group_of_source(row.source),
+            sku_id: self.sku_id(row.sku_key, what)?,
+            assigned_by_group: if row.source_key == DIRECT_SOURCE_KEY {
+                None
+            } else {
+                Some(self.group_id(row.source_key, what)?)
+            },
             status: parse_status(row.status)?,
             cause: row.cause.map(decode_cause).transpose()?,
             disabled_plans: self.decoder.decode(row.disabled_plans)?,
@@ -161,14 +216,15 @@ impl ImageBuilder {
             since: logical_time(row.since, "the since of a license assignment state")?,
             last_updated: Timestamp(row.last_updated),
         };
-        self.user_mut(row.user_id, "a license assignment state")?
-            .states
-            .push(state);
+        let index = self.user_index(row.user_key, what)?;
+        self.users[index].states.push(state);
         Ok(())
     }
 
-    pub(crate) fn add_queued(&mut self, user_id: Uuid) {
-        self.queue.push(user_id);
+    pub(crate) fn add_queued(&mut self, user_key: i64) -> Result<(), StoreError> {
+        let index = self.user_index(user_key, "a queue entry")?;
+        self.queue.push(self.users[index].id);
+        Ok(())
     }
 
     pub(crate) fn finish(self, settings: TenantSettings, clock: u64) -> TenantImage {

@@ -4,18 +4,17 @@
 
 use std::time::Duration;
 
-use licensd_engine::image::{
-    DirectLicenseImage, GroupImage, MembershipImage, ServicePlanImage, TenantImage, UserImage,
-};
-use licensd_engine::{
-    AssignedLicense, ServicePlanDefinition, ServicePlanRules, SkuDefinition, TenantSettings, Uuid,
-};
+use licensd_engine::image::{GroupImage, ServicePlanImage, TenantImage, UserImage};
+use licensd_engine::{ServicePlanDefinition, ServicePlanRules, SkuDefinition, TenantSettings, Uuid};
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::batch::{PreparedBatch, StateKey, TenantChange, WriteBatch};
-use crate::codec::{self, EncodedState, PlanNumbers, StateRowEncoder};
+use crate::batch::{
+    keyed_states, referenced_groups, referenced_users, KeyedState, Keys, PreparedBatch, StateKey,
+    TenantChange, WriteBatch,
+};
+use crate::codec::{self, PlanNumbers, StateRowEncoder};
 use crate::error::StoreError;
 use crate::load::{logical_time, logical_time_column, ImageBuilder, StateRow};
 use crate::migration::Migration;
@@ -316,58 +315,61 @@ impl SqliteStore {
         load_rows(
             &transaction,
             "reading products",
-            "SELECT sku_id, sku_part_number, display_name, applies_to, prepaid_units, capability_status
-             FROM skus WHERE tenant_key = ?1 ORDER BY position",
+            "SELECT sku_key, sku_id, sku_part_number, display_name, applies_to, prepaid_units,
+                    capability_status
+             FROM skus WHERE tenant_key = ?1 ORDER BY sku_key",
             tenant_key,
             |row| {
-                builder.add_sku(SkuDefinition {
-                    sku_id: uuid_at(row, 0)?,
-                    sku_part_number: text_at(row, 1)?.to_string(),
-                    display_name: text_at(row, 2)?.to_string(),
-                    applies_to: codec::parse_applies_to(text_at(row, 3)?)?,
+                let sku = SkuDefinition {
+                    sku_id: uuid_at(row, 1)?,
+                    sku_part_number: text_at(row, 2)?.to_string(),
+                    display_name: text_at(row, 3)?.to_string(),
+                    applies_to: codec::parse_applies_to(text_at(row, 4)?)?,
                     service_plans: Vec::new(),
-                    prepaid_units: u32::try_from(integer_at(row, 4)?)
+                    prepaid_units: u32::try_from(integer_at(row, 5)?)
                         .map_err(|_| StoreError::corrupt("prepaid units out of range"))?,
-                    capability_status: codec::parse_capability_status(text_at(row, 5)?)?,
-                });
+                    capability_status: codec::parse_capability_status(text_at(row, 6)?)?,
+                };
+                builder.add_sku(integer_at(row, 0)?, sku);
                 Ok(())
             },
         )?;
         load_rows(
             &transaction,
             "reading the plans of products",
-            "SELECT sku_id, plan_id FROM sku_plans WHERE tenant_key = ?1 ORDER BY sku_id, position",
+            "SELECT sku_key, plan_id FROM sku_plans WHERE tenant_key = ?1 ORDER BY sku_key, position",
             tenant_key,
-            |row| builder.add_sku_plan(uuid_at(row, 0)?, uuid_at(row, 1)?),
+            |row| builder.add_sku_plan(integer_at(row, 0)?, uuid_at(row, 1)?),
         )?;
         load_rows(
             &transaction,
             "reading groups",
-            "SELECT group_id, display_name, licensed_since FROM groups
-             WHERE tenant_key = ?1 ORDER BY position",
+            "SELECT group_key, group_id, display_name, licensed_since FROM groups
+             WHERE tenant_key = ?1 ORDER BY group_key",
             tenant_key,
             |row| {
-                builder.add_group(GroupImage {
-                    id: uuid_at(row, 0)?,
-                    display_name: text_at(row, 1)?.to_string(),
+                let group = GroupImage {
+                    id: uuid_at(row, 1)?,
+                    display_name: text_at(row, 2)?.to_string(),
                     licenses: Vec::new(),
-                    licensed_since: logical_time(integer_at(row, 2)?, "a group's licensed_since")?,
-                });
+                    licensed_since: logical_time(integer_at(row, 3)?, "a group's licensed_since")?,
+                };
+                builder.add_group(integer_at(row, 0)?, group);
                 Ok(())
             },
         )?;
         load_rows(
             &transaction,
             "reading group licenses",
-            "SELECT group_id, sku_id, disabled_plans FROM group_licenses
-             WHERE tenant_key = ?1 ORDER BY group_id, position",
+            "SELECT group_key, sku_key, disabled_plans FROM group_licenses
+             WHERE tenant_key = ?1 ORDER BY group_key, position",
             tenant_key,
             |row| {
-                let license = AssignedLicense {
-                    sku_id: uuid_at(row, 1)?,
-                    disabled_plans: codec::split_uuids(text_at(row, 2)?)?,
-                };
-                builder.add_group_license(uuid_at(row, 0)?, license)
+                builder.add_group_license(
+                    integer_at(row, 0)?,
+                    integer_at(row, 1)?,
+                    codec::split_uuids(text_at(row, 2)?)?,
+                )
             },
         )?;
         let user_count: i64 = transaction
@@ -381,68 +383,69 @@ impl SqliteStore {
         load_rows(
             &transaction,
             "reading users",
-            "SELECT user_id, user_principal_name, display_name, usage_location, proxy_addresses,
-                    account_enabled
-             FROM users WHERE tenant_key = ?1 ORDER BY position",
+            "SELECT user_key, user_id, user_principal_name, display_name, usage_location,
+                    proxy_addresses, account_enabled
+             FROM users WHERE tenant_key = ?1",
             tenant_key,
             |row| {
-                builder.add_user(UserImage {
-                    id: uuid_at(row, 0)?,
-                    user_principal_name: text_at(row, 1)?.to_string(),
-                    display_name: text_at(row, 2)?.to_string(),
-                    usage_location: codec::parse_optional_country(optional_text_at(row, 3)?)?,
-                    proxy_addresses: codec::split_proxy_addresses(text_at(row, 4)?)?,
-                    account_enabled: integer_at(row, 5)? != 0,
+                let user = UserImage {
+                    id: uuid_at(row, 1)?,
+                    user_principal_name: text_at(row, 2)?.to_string(),
+                    display_name: text_at(row, 3)?.to_string(),
+                    usage_location: codec::parse_optional_country(optional_text_at(row, 4)?)?,
+                    proxy_addresses: codec::split_proxy_addresses(text_at(row, 5)?)?,
+                    account_enabled: integer_at(row, 6)? != 0,
                     direct_licenses: Vec::new(),
                     memberships: Vec::new(),
                     states: Vec::new(),
-                });
+                };
+                builder.add_user(integer_at(row, 0)?, user);
                 Ok(())
             },
         )?;
+        // Users are stored by GUID; the engine's order is the order of their keys.
+        builder.finish_users();
         load_rows(
             &transaction,
             "reading direct licenses",
-            "SELECT user_id, sku_id, disabled_plans, since FROM direct_licenses
-             WHERE tenant_key = ?1 ORDER BY user_id, position",
+            "SELECT user_key, sku_key, disabled_plans, since FROM direct_licenses
+             WHERE tenant_key = ?1 ORDER BY user_key, position",
             tenant_key,
             |row| {
-                let license = DirectLicenseImage {
-                    license: AssignedLicense {
-                        sku_id: uuid_at(row, 1)?,
-                        disabled_plans: codec::split_uuids(text_at(row, 2)?)?,
-                    },
-                    since: logical_time(integer_at(row, 3)?, "a direct license's since")?,
-                };
-                builder.add_direct_license(uuid_at(row, 0)?, license)
+                builder.add_direct_license(
+                    integer_at(row, 0)?,
+                    integer_at(row, 1)?,
+                    codec::split_uuids(text_at(row, 2)?)?,
+                    logical_time(integer_at(row, 3)?, "a direct license's since")?,
+                )
             },
         )?;
         load_rows(
             &transaction,
             "reading memberships",
-            "SELECT user_id, group_id, since FROM memberships
-             WHERE tenant_key = ?1 ORDER BY user_id, position",
+            "SELECT user_key, group_key, since FROM memberships
+             WHERE tenant_key = ?1 ORDER BY user_key, position",
             tenant_key,
             |row| {
-                let membership = MembershipImage {
-                    group_id: uuid_at(row, 1)?,
-                    since: logical_time(integer_at(row, 2)?, "a membership's since")?,
-                };
-                builder.add_membership(uuid_at(row, 0)?, membership)
+                builder.add_membership(
+                    integer_at(row, 0)?,
+                    integer_at(row, 1)?,
+                    logical_time(integer_at(row, 2)?, "a membership's since")?,
+                )
             },
         )?;
         load_rows(
             &transaction,
             "reading license assignment states",
-            "SELECT user_id, sku_id, source, status, cause, disabled_plans, granted_plans, since,
+            "SELECT user_key, sku_key, source_key, status, cause, disabled_plans, granted_plans, since,
                     last_updated
              FROM license_states WHERE tenant_key = ?1",
             tenant_key,
             |row| {
                 builder.add_state(StateRow {
-                    user_id: uuid_at(row, 0)?,
-                    sku_id: uuid_at(row, 1)?,
-                    source: uuid_at(row, 2)?,
+                    user_key: integer_at(row, 0)?,
+                    sku_key: integer_at(row, 1)?,
+                    source_key: integer_at(row, 2)?,
                     status: text_at(row, 3)?,
                     cause: optional_blob_at(row, 4)?,
                     disabled_plans: blob_at(row, 5)?,
@@ -455,12 +458,9 @@ impl SqliteStore {
         load_rows(
             &transaction,
             "reading the work queue",
-            "SELECT user_id FROM work_queue WHERE tenant_key = ?1 ORDER BY position",
+            "SELECT user_key FROM work_queue WHERE tenant_key = ?1 ORDER BY position",
             tenant_key,
-            |row| {
-                builder.add_queued(uuid_at(row, 0)?);
-                Ok(())
-            },
+            |row| builder.add_queued(integer_at(row, 0)?),
         )?;
         transaction
             .commit()
@@ -474,7 +474,10 @@ impl SqliteStore {
         load_rows(
             &self.connection,
             "reading the work queue",
-            "SELECT user_id FROM work_queue WHERE tenant_key = ?1 ORDER BY position",
+            "SELECT users.user_id FROM work_queue
+             JOIN users ON users.tenant_key = work_queue.tenant_key
+                       AND users.user_key = work_queue.user_key
+             WHERE work_queue.tenant_key = ?1 ORDER BY work_queue.position",
             tenant_key,
             |row| {
                 queue.push(uuid_at(row, 0)?);
@@ -544,7 +547,31 @@ impl SqliteStore {
             .connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(StoreError::sqlite("starting a write transaction"))?;
-        let (tenant_key, version) = Self::tenant_key(&transaction, tenant_id)?;
+        let tenant = transaction
+            .prepare_cached(
+                "SELECT tenant_key, version, next_sku_key, next_group_key, next_user_key,
+                        next_queue_position
+                 FROM tenants WHERE tenant_id = ?1",
+            )
+            .and_then(|mut statement| {
+                statement
+                    .query_row([blob_of(&tenant_id)], |row| {
+                        Ok((
+                            row.get::<_, i64>(0)?,
+                            row.get::<_, i64>(1)?,
+                            Counters {
+                                next_sku_key: row.get(2)?,
+                                next_group_key: row.get(3)?,
+                                next_user_key: row.get(4)?,
+                                next_queue_position: row.get(5)?,
+                            },
+                        ))
+                    })
+                    .optional()
+            })
+            .map_err(StoreError::sqlite("looking up the tenant"))?;
+        let (tenant_key, version, counters) = tenant.ok_or(StoreError::UnknownTenant { tenant_id })?;
+        let version = logical_time(version, "the tenant version")?;
         if let Some(expected) = batch.expected_version {
             if expected != version {
                 return Err(StoreError::Conflict {
@@ -553,20 +580,32 @@ impl SqliteStore {
                 });
             }
         }
-        let writer = Writer {
+        let mut writer = Writer {
             transaction: &transaction,
             tenant_key,
             tenant_id,
+            counters,
+            keys: Keys::default(),
         };
         if let Some(plans) = &batch.service_plans {
             writer.replace_service_plans(plans)?;
         }
-        writer.upsert_skus(&batch.skus)?;
-        writer.upsert_groups(&batch.groups)?;
-        writer.upsert_users(&batch.users)?;
+        writer.upsert_skus(&prepared.skus)?;
+        let needs_sku_keys = !prepared.groups.is_empty()
+            || !prepared.users.is_empty()
+            || batch.has_state_writes()
+            || !batch.state_deletes.is_empty();
+        if needs_sku_keys {
+            writer.load_sku_keys()?;
+        }
+        writer.upsert_groups(&prepared.groups)?;
+        writer.resolve_groups(&referenced_groups(batch, &prepared))?;
+        writer.upsert_users(&prepared.users)?;
+        writer.resolve_users(&referenced_users(batch, &writer.keys))?;
         writer.delete_states(&batch.state_deletes)?;
-        if !prepared.state_upserts.is_empty() {
-            writer.upsert_states(&prepared)?;
+        if batch.has_state_writes() {
+            let states = keyed_states(tenant_id, batch, &writer.keys)?;
+            writer.upsert_states(&states)?;
         }
         writer.delete_users(&batch.deleted_users)?;
         writer.delete_groups(&batch.deleted_groups)?;
@@ -681,63 +720,12 @@ fn load_rows(
     Ok(())
 }
 
-/// States written per multi-row statement: fewer statement executions, the same B-tree work.
-const STATES_PER_STATEMENT: usize = 32;
-/// Columns of a `license_states` row.
-const STATE_COLUMNS: usize = 11;
-
-/// The upsert of `rows` license assignment states in one statement.
-fn state_upsert_sql(rows: usize) -> String {
-    let mut sql = String::from(
-        "INSERT INTO license_states (tenant_key, user_id, sku_id, source, status, error_kind, cause,
-             disabled_plans, granted_plans, since, last_updated) VALUES ",
-    );
-    for row in 0..rows {
-        if row > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for column in 0..STATE_COLUMNS {
-            if column > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!("?{}", row * STATE_COLUMNS + column + 1));
-        }
-        sql.push(')');
-    }
-    sql.push_str(
-        " ON CONFLICT (tenant_key, user_id, sku_id, source) DO UPDATE SET
-             status = excluded.status, error_kind = excluded.error_kind, cause = excluded.cause,
-             disabled_plans = excluded.disabled_plans, granted_plans = excluded.granted_plans,
-             since = excluded.since, last_updated = excluded.last_updated",
-    );
-    sql
-}
-
-/// Binds one state's columns at `offset` (zero-based) of a state upsert.
-fn bind_state(
-    statement: &mut rusqlite::CachedStatement<'_>,
-    offset: usize,
-    tenant_key: i64,
-    user_id: &Uuid,
-    state: &licensd_engine::image::StateImage,
-    row: &EncodedState<'_>,
-) -> Result<(), StoreError> {
-    let bind = |result: rusqlite::Result<()>| {
-        result.map_err(StoreError::sqlite("binding a license assignment state"))
-    };
-    bind(statement.raw_bind_parameter(offset + 1, tenant_key))?;
-    bind(statement.raw_bind_parameter(offset + 2, blob_of(user_id)))?;
-    bind(statement.raw_bind_parameter(offset + 3, blob_of(&state.sku_id)))?;
-    bind(statement.raw_bind_parameter(offset + 4, blob_of(&row.source)))?;
-    bind(statement.raw_bind_parameter(offset + 5, row.status))?;
-    bind(statement.raw_bind_parameter(offset + 6, row.error_kind))?;
-    bind(statement.raw_bind_parameter(offset + 7, row.cause))?;
-    bind(statement.raw_bind_parameter(offset + 8, row.disabled_plans))?;
-    bind(statement.raw_bind_parameter(offset + 9, row.granted_plans))?;
-    bind(statement.raw_bind_parameter(offset + 10, row.since))?;
-    bind(statement.raw_bind_parameter(offset + 11, row.last_updated))?;
-    Ok(())
+/// The tenant's next keys, advanced as a write hands keys out and stored with it.
+struct Counters {
+    next_sku_key: i64,
+    next_group_key: i64,
+    next_user_key: i64,
+    next_queue_position: i64,
 }
 
 /// The statements of one write transaction.
@@ -745,24 +733,18 @@ struct Writer<'a> {
     transaction: &'a Transaction<'a>,
     tenant_key: i64,
     tenant_id: Uuid,
+    counters: Counters,
+    keys: Keys,
 }
 
-impl Writer<'_> {
-    fn statement(&self, action: &str, sql: &str) -> Result<rusqlite::CachedStatement<'_>, StoreError> {
+impl<'a> Writer<'a> {
+    fn statement(&self, action: &str, sql: &str) -> Result<rusqlite::CachedStatement<'a>, StoreError> {
         self.transaction
             .prepare_cached(sql)
             .map_err(StoreError::sqlite(action))
     }
 
-    /// The largest position used in `table`, or -1.
-    fn last_position(&self, table: &str) -> Result<i64, StoreError> {
-        let sql = format!("SELECT coalesce(max(position), -1) FROM {table} WHERE tenant_key = ?1");
-        self.statement("finding the last position", &sql)?
-            .query_row([self.tenant_key], |row| row.get(0))
-            .map_err(StoreError::sqlite("finding the last position"))
-    }
-
-    fn replace_service_plans(&self, plans: &[ServicePlanImage]) -> Result<(), StoreError> {
+    fn replace_service_plans(&mut self, plans: &[ServicePlanImage]) -> Result<(), StoreError> {
         const ACTION: &str = "replacing service plans";
         let mut existing: FxHashMap<Uuid, i64> = FxHashMap::default();
         {
@@ -791,7 +773,7 @@ impl Writer<'_> {
                  unavailable_in = excluded.unavailable_in,
                  needs_unique_proxy_address = excluded.needs_unique_proxy_address",
         )?;
-        let mut kept = rustc_hash::FxHashSet::default();
+        let mut kept = FxHashSet::default();
         for (position, plan) in plans.iter().enumerate() {
             let id = plan.definition.service_plan_id;
             kept.insert(id);
@@ -829,53 +811,60 @@ impl Writer<'_> {
         Ok(())
     }
 
-    fn upsert_skus(&self, skus: &[SkuDefinition]) -> Result<(), StoreError> {
+    fn upsert_skus(&mut self, skus: &[&SkuDefinition]) -> Result<(), StoreError> {
         const ACTION: &str = "upserting products";
         if skus.is_empty() {
             return Ok(());
         }
-        let mut position = self.last_position("skus")?;
         let mut upsert = self.statement(
             ACTION,
-            "INSERT INTO skus (tenant_key, sku_id, position, sku_part_number, display_name, applies_to,
+            "INSERT INTO skus (tenant_key, sku_key, sku_id, sku_part_number, display_name, applies_to,
                  prepaid_units, capability_status)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (tenant_key, sku_id) DO UPDATE SET
                  sku_part_number = excluded.sku_part_number, display_name = excluded.display_name,
                  applies_to = excluded.applies_to, prepaid_units = excluded.prepaid_units,
-                 capability_status = excluded.capability_status",
+                 capability_status = excluded.capability_status
+             RETURNING sku_key",
         )?;
         let mut delete_plans = self.statement(
             ACTION,
-            "DELETE FROM sku_plans WHERE tenant_key = ?1 AND sku_id = ?2",
+            "DELETE FROM sku_plans WHERE tenant_key = ?1 AND sku_key = ?2",
         )?;
         let mut insert_plan = self.statement(
             ACTION,
-            "INSERT INTO sku_plans (tenant_key, sku_id, position, plan_id) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO sku_plans (tenant_key, sku_key, position, plan_id) VALUES (?1, ?2, ?3, ?4)",
         )?;
         for sku in skus {
-            position += 1;
             let action = format!("upserting product {}", sku.sku_id);
-            upsert
-                .execute(params![
-                    self.tenant_key,
-                    blob_of(&sku.sku_id),
-                    position,
-                    sku.sku_part_number,
-                    sku.display_name,
-                    codec::applies_to_text(sku.applies_to),
-                    i64::from(sku.prepaid_units),
-                    sku.capability_status.as_str(),
-                ])
+            let proposed = self.counters.next_sku_key;
+            let sku_key: i64 = upsert
+                .query_row(
+                    params![
+                        self.tenant_key,
+                        proposed,
+                        blob_of(&sku.sku_id),
+                        sku.sku_part_number,
+                        sku.display_name,
+                        codec::applies_to_text(sku.applies_to),
+                        i64::from(sku.prepaid_units),
+                        sku.capability_status.as_str(),
+                    ],
+                    |row| row.get(0),
+                )
                 .map_err(StoreError::sqlite(&action))?;
+            if sku_key == proposed {
+                self.counters.next_sku_key += 1;
+            }
+            self.keys.skus.insert(sku.sku_id, sku_key);
             delete_plans
-                .execute(params![self.tenant_key, blob_of(&sku.sku_id)])
+                .execute(params![self.tenant_key, sku_key])
                 .map_err(StoreError::sqlite(&action))?;
             for (plan_position, plan) in sku.service_plans.iter().enumerate() {
                 insert_plan
                     .execute(params![
                         self.tenant_key,
-                        blob_of(&sku.sku_id),
+                        sku_key,
                         plan_position as i64,
                         blob_of(&plan.service_plan_id),
                     ])
@@ -885,50 +874,70 @@ impl Writer<'_> {
         Ok(())
     }
 
-    fn upsert_groups(&self, groups: &[GroupImage]) -> Result<(), StoreError> {
+    fn load_sku_keys(&mut self) -> Result<(), StoreError> {
+        const ACTION: &str = "reading product keys";
+        let mut statement =
+            self.statement(ACTION, "SELECT sku_id, sku_key FROM skus WHERE tenant_key = ?1")?;
+        let mut rows = statement
+            .query([self.tenant_key])
+            .map_err(StoreError::sqlite(ACTION))?;
+        while let Some(row) = rows.next().map_err(StoreError::sqlite(ACTION))? {
+            self.keys.skus.insert(uuid_at(row, 0)?, integer_at(row, 1)?);
+        }
+        Ok(())
+    }
+
+    fn upsert_groups(&mut self, groups: &[&GroupImage]) -> Result<(), StoreError> {
         const ACTION: &str = "upserting groups";
         if groups.is_empty() {
             return Ok(());
         }
-        let mut position = self.last_position("groups")?;
         let mut upsert = self.statement(
             ACTION,
-            "INSERT INTO groups (tenant_key, group_id, position, display_name, licensed_since)
+            "INSERT INTO groups (tenant_key, group_key, group_id, display_name, licensed_since)
              VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (tenant_key, group_id) DO UPDATE SET
-                 display_name = excluded.display_name, licensed_since = excluded.licensed_since",
+                 display_name = excluded.display_name, licensed_since = excluded.licensed_since
+             RETURNING group_key",
         )?;
         let mut delete_licenses = self.statement(
             ACTION,
-            "DELETE FROM group_licenses WHERE tenant_key = ?1 AND group_id = ?2",
+            "DELETE FROM group_licenses WHERE tenant_key = ?1 AND group_key = ?2",
         )?;
         let mut insert_license = self.statement(
             ACTION,
-            "INSERT INTO group_licenses (tenant_key, group_id, position, sku_id, disabled_plans)
+            "INSERT INTO group_licenses (tenant_key, group_key, position, sku_key, disabled_plans)
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
         for group in groups {
-            position += 1;
             let action = format!("upserting group {}", group.id);
-            upsert
-                .execute(params![
-                    self.tenant_key,
-                    blob_of(&group.id),
-                    position,
-                    group.display_name,
-                    logical_time_column(group.licensed_since, "a group's licensed_since")?,
-                ])
+            let proposed = self.counters.next_group_key;
+            let group_key: i64 = upsert
+                .query_row(
+                    params![
+                        self.tenant_key,
+                        proposed,
+                        blob_of(&group.id),
+                        group.display_name,
+                        logical_time_column(group.licensed_since, "a group's licensed_since")?,
+                    ],
+                    |row| row.get(0),
+                )
                 .map_err(StoreError::sqlite(&action))?;
+            if group_key == proposed {
+                self.counters.next_group_key += 1;
+            }
+            self.keys.groups.insert(group.id, group_key);
             delete_licenses
-                .execute(params![self.tenant_key, blob_of(&group.id)])
+                .execute(params![self.tenant_key, group_key])
                 .map_err(StoreError::sqlite(&action))?;
             for (license_position, license) in group.licenses.iter().enumerate() {
                 insert_license
                     .execute(params![
                         self.tenant_key,
-                        blob_of(&group.id),
+                        group_key,
                         license_position as i64,
-                        blob_of(&license.sku_id),
+                        self.keys.sku(self.tenant_id, license.sku_id)?,
                         codec::join_uuids(&license.disabled_plans),
                     ])
                     .map_err(StoreError::sqlite(&action))?;
@@ -937,73 +946,103 @@ impl Writer<'_> {
         Ok(())
     }
 
-    fn upsert_users(&self, users: &[UserImage]) -> Result<(), StoreError> {
+    /// Looks up the keys of groups not known yet; unknown groups stay unknown.
+    fn resolve_groups(&mut self, group_ids: &[Uuid]) -> Result<(), StoreError> {
+        const ACTION: &str = "looking up group keys";
+        let mut lookup = self.statement(
+            ACTION,
+            "SELECT group_key FROM groups WHERE tenant_key = ?1 AND group_id = ?2",
+        )?;
+        for group_id in group_ids {
+            if self.keys.groups.contains_key(group_id) {
+                continue;
+            }
+            let key: Option<i64> = lookup
+                .query_row(params![self.tenant_key, blob_of(group_id)], |row| row.get(0))
+                .optional()
+                .map_err(StoreError::sqlite(ACTION))?;
+            if let Some(key) = key {
+                self.keys.groups.insert(*group_id, key);
+            }
+        }
+        Ok(())
+    }
+
+    fn upsert_users(&mut self, users: &[&UserImage]) -> Result<(), StoreError> {
         const ACTION: &str = "upserting users";
         if users.is_empty() {
             return Ok(());
         }
-        let mut position = self.last_position("users")?;
         let mut upsert = self.statement(
             ACTION,
-            "INSERT INTO users (tenant_key, user_id, position, user_principal_name, display_name,
+            "INSERT INTO users (tenant_key, user_key, user_id, user_principal_name, display_name,
                  usage_location, proxy_addresses, account_enabled)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (tenant_key, user_id) DO UPDATE SET
                  user_principal_name = excluded.user_principal_name,
                  display_name = excluded.display_name, usage_location = excluded.usage_location,
                  proxy_addresses = excluded.proxy_addresses,
-                 account_enabled = excluded.account_enabled",
+                 account_enabled = excluded.account_enabled
+             RETURNING user_key",
         )?;
         let mut delete_direct = self.statement(
             ACTION,
-            "DELETE FROM direct_licenses WHERE tenant_key = ?1 AND user_id = ?2",
+            "DELETE FROM direct_licenses WHERE tenant_key = ?1 AND user_key = ?2",
         )?;
         let mut delete_memberships = self.statement(
             ACTION,
-            "DELETE FROM memberships WHERE tenant_key = ?1 AND user_id = ?2",
+            "DELETE FROM memberships WHERE tenant_key = ?1 AND user_key = ?2",
         )?;
         let mut insert_direct = self.statement(
             ACTION,
-            "INSERT INTO direct_licenses (tenant_key, user_id, position, sku_id, disabled_plans, since)
+            "INSERT INTO direct_licenses (tenant_key, user_key, position, sku_key, disabled_plans, since)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
         let mut insert_membership = self.statement(
             ACTION,
-            "INSERT INTO memberships (tenant_key, user_id, position, group_id, since)
+            "INSERT INTO memberships (tenant_key, user_key, position, group_key, since)
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
         for user in users {
-            position += 1;
-            let id = blob_of(&user.id);
             let failed = |source| StoreError::Sqlite {
                 action: format!("upserting user {}", user.id),
                 source,
             };
-            upsert
-                .execute(params![
-                    self.tenant_key,
-                    id,
-                    position,
-                    user.user_principal_name,
-                    user.display_name,
-                    user.usage_location.as_ref().map(|code| code.as_str()),
-                    codec::join_proxy_addresses(&user.proxy_addresses),
-                    user.account_enabled,
-                ])
+            let proposed = self.counters.next_user_key;
+            let user_key: i64 = upsert
+                .query_row(
+                    params![
+                        self.tenant_key,
+                        proposed,
+                        blob_of(&user.id),
+                        user.user_principal_name,
+                        user.display_name,
+                        user.usage_location.as_ref().map(|code| code.as_str()),
+                        codec::join_proxy_addresses(&user.proxy_addresses),
+                        user.account_enabled,
+                    ],
+                    |row| row.get(0),
+                )
                 .map_err(failed)?;
-            delete_direct
-                .execute(params![self.tenant_key, id])
-                .map_err(failed)?;
-            delete_memberships
-                .execute(params![self.tenant_key, id])
-                .map_err(failed)?;
+            let is_new = user_key == proposed;
+            if is_new {
+                self.counters.next_user_key += 1;
+            } else {
+                delete_direct
+                    .execute(params![self.tenant_key, user_key])
+                    .map_err(failed)?;
+                delete_memberships
+                    .execute(params![self.tenant_key, user_key])
+                    .map_err(failed)?;
+            }
+            self.keys.users.insert(user.id, user_key);
             for (license_position, direct) in user.direct_licenses.iter().enumerate() {
                 insert_direct
                     .execute(params![
                         self.tenant_key,
-                        id,
+                        user_key,
                         license_position as i64,
-                        blob_of(&direct.license.sku_id),
+                        self.keys.sku(self.tenant_id, direct.license.sku_id)?,
                         codec::join_uuids(&direct.license.disabled_plans),
                         logical_time_column(direct.since, "a direct license's since")?,
                     ])
@@ -1013,12 +1052,53 @@ impl Writer<'_> {
                 insert_membership
                     .execute(params![
                         self.tenant_key,
-                        id,
+                        user_key,
                         membership_position as i64,
-                        blob_of(&membership.group_id),
+                        self.keys.group(self.tenant_id, membership.group_id)?,
                         logical_time_column(membership.since, "a membership's since")?,
                     ])
                     .map_err(failed)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Looks up the keys of users not known yet (`user_ids` sorted); unknown users stay
+    /// unknown.
+    fn resolve_users(&mut self, user_ids: &[Uuid]) -> Result<(), StoreError> {
+        const ACTION: &str = "looking up user keys";
+        if user_ids.is_empty() {
+            return Ok(());
+        }
+        // Many users: one pass over the tenant's users beats a lookup each.
+        if user_ids.len() as i64 * 4 > self.counters.next_user_key {
+            let wanted: FxHashSet<Uuid> = user_ids.iter().copied().collect();
+            let mut scan = self.statement(
+                ACTION,
+                "SELECT user_id, user_key FROM users WHERE tenant_key = ?1",
+            )?;
+            let mut rows = scan
+                .query([self.tenant_key])
+                .map_err(StoreError::sqlite(ACTION))?;
+            while let Some(row) = rows.next().map_err(StoreError::sqlite(ACTION))? {
+                let user_id = uuid_at(row, 0)?;
+                if wanted.contains(&user_id) {
+                    self.keys.users.insert(user_id, integer_at(row, 1)?);
+                }
+            }
+            return Ok(());
+        }
+        let mut lookup = self.statement(
+            ACTION,
+            "SELECT user_key FROM users WHERE tenant_key = ?1 AND user_id = ?2",
+        )?;
+        for user_id in user_ids {
+            let key: Option<i64> = lookup
+                .query_row(params![self.tenant_key, blob_of(user_id)], |row| row.get(0))
+                .optional()
+                .map_err(StoreError::sqlite(ACTION))?;
+            if let Some(key) = key {
+                self.keys.users.insert(*user_id, key);
             }
         }
         Ok(())
@@ -1032,17 +1112,15 @@ impl Writer<'_> {
         let mut delete = self.statement(
             ACTION,
             "DELETE FROM license_states
-             WHERE tenant_key = ?1 AND user_id = ?2 AND sku_id = ?3 AND source = ?4",
+             WHERE tenant_key = ?1 AND user_key = ?2 AND sku_key = ?3 AND source_key = ?4",
         )?;
         for key in keys {
-            delete
-                .execute(params![
-                    self.tenant_key,
-                    blob_of(&key.user_id),
-                    blob_of(&key.sku_id),
-                    blob_of(&codec::source_column(key.assigned_by_group)),
-                ])
-                .map_err(StoreError::sqlite(ACTION))?;
+            // A state of an entity that is not stored is not stored either.
+            if let Some((user_key, sku_key, source_key)) = self.keys.state_key(key) {
+                delete
+                    .execute(params![self.tenant_key, user_key, sku_key, source_key])
+                    .map_err(StoreError::sqlite(ACTION))?;
+            }
         }
         Ok(())
     }
@@ -1063,72 +1141,82 @@ impl Writer<'_> {
         Ok(numbers)
     }
 
-    fn upsert_states(&self, prepared: &PreparedBatch<'_>) -> Result<(), StoreError> {
+    fn upsert_states(&self, states: &[KeyedState<'_>]) -> Result<(), StoreError> {
         const ACTION: &str = "upserting license assignment states";
         let numbers = self.plan_numbers()?;
         let mut encoder = StateRowEncoder::new(self.tenant_id, &numbers);
-        let mut many = self.statement(ACTION, &state_upsert_sql(STATES_PER_STATEMENT))?;
-        let mut one = self.statement(ACTION, &state_upsert_sql(1))?;
-        for chunk in prepared.state_upserts.chunks(STATES_PER_STATEMENT) {
-            if chunk.len() == STATES_PER_STATEMENT {
-                for (index, (user_id, state)) in chunk.iter().copied().enumerate() {
-                    let row = encoder.encode(*user_id, state)?;
-                    bind_state(
-                        &mut many,
-                        index * STATE_COLUMNS,
-                        self.tenant_key,
-                        user_id,
-                        state,
-                        &row,
-                    )?;
-                }
-                many.raw_execute().map_err(StoreError::sqlite(ACTION))?;
-            } else {
-                for (user_id, state) in chunk.iter().copied() {
-                    let row = encoder.encode(*user_id, state)?;
-                    bind_state(&mut one, 0, self.tenant_key, user_id, state, &row)?;
-                    one.raw_execute().map_err(StoreError::sqlite(ACTION))?;
-                }
+        // One row per statement: measured faster than multi-row VALUES with an upsert clause.
+        let mut upsert = self.statement(
+            ACTION,
+            "INSERT INTO license_states (tenant_key, user_key, sku_key, source_key, status, error_kind,
+                 cause, disabled_plans, granted_plans, since, last_updated)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT (tenant_key, user_key, sku_key, source_key) DO UPDATE SET
+                 status = excluded.status, error_kind = excluded.error_kind, cause = excluded.cause,
+                 disabled_plans = excluded.disabled_plans, granted_plans = excluded.granted_plans,
+                 since = excluded.since, last_updated = excluded.last_updated",
+        )?;
+        for keyed in states {
+            let row = encoder.encode(keyed.user_id, keyed.state)?;
+            upsert
+                .execute(params![
+                    self.tenant_key,
+                    keyed.user_key,
+                    keyed.sku_key,
+                    keyed.source_key,
+                    row.status,
+                    row.error_kind,
+                    row.cause,
+                    row.disabled_plans,
+                    row.granted_plans,
+                    row.since,
+                    row.last_updated,
+                ])
+                .map_err(StoreError::sqlite(ACTION))?;
+        }
+        Ok(())
+    }
+
+    fn delete_users(&mut self, user_ids: &[Uuid]) -> Result<(), StoreError> {
+        const ACTION: &str = "deleting users";
+        // Everything of a user, the user last (these tables have no foreign keys to cascade).
+        const DELETES: [&str; 5] = [
+            "DELETE FROM license_states WHERE tenant_key = ?1 AND user_key = ?2",
+            "DELETE FROM memberships WHERE tenant_key = ?1 AND user_key = ?2",
+            "DELETE FROM direct_licenses WHERE tenant_key = ?1 AND user_key = ?2",
+            "DELETE FROM work_queue WHERE tenant_key = ?1 AND user_key = ?2",
+            "DELETE FROM users WHERE tenant_key = ?1 AND user_key = ?2",
+        ];
+        for user_id in user_ids {
+            let Some(user_key) = self.keys.users.remove(user_id) else {
+                continue;
+            };
+            for sql in DELETES {
+                self.statement(ACTION, sql)?
+                    .execute(params![self.tenant_key, user_key])
+                    .map_err(StoreError::sqlite(ACTION))?;
             }
         }
         Ok(())
     }
 
-    fn delete_users(&self, user_ids: &[Uuid]) -> Result<(), StoreError> {
-        const ACTION: &str = "deleting users";
-        if user_ids.is_empty() {
-            return Ok(());
-        }
-        let mut delete_states = self.statement(
-            ACTION,
-            "DELETE FROM license_states WHERE tenant_key = ?1 AND user_id = ?2",
-        )?;
-        // Memberships, direct licenses and queue entries follow by cascade.
-        let mut delete_user =
-            self.statement(ACTION, "DELETE FROM users WHERE tenant_key = ?1 AND user_id = ?2")?;
-        for user_id in user_ids {
-            delete_states
-                .execute(params![self.tenant_key, blob_of(user_id)])
-                .map_err(StoreError::sqlite(ACTION))?;
-            delete_user
-                .execute(params![self.tenant_key, blob_of(user_id)])
-                .map_err(StoreError::sqlite(ACTION))?;
-        }
-        Ok(())
-    }
-
-    fn delete_groups(&self, group_ids: &[Uuid]) -> Result<(), StoreError> {
+    fn delete_groups(&mut self, group_ids: &[Uuid]) -> Result<(), StoreError> {
         const ACTION: &str = "deleting groups";
-        // Memberships and licenses follow by cascade. The engine deletes a group only once no
-        // state comes from it, so there are no states to delete.
-        let mut delete = self.statement(
-            ACTION,
-            "DELETE FROM groups WHERE tenant_key = ?1 AND group_id = ?2",
-        )?;
+        // Memberships go explicitly, licenses by cascade. The engine deletes a group only once
+        // no state comes from it, so there are no states to delete.
+        const DELETES: [&str; 2] = [
+            "DELETE FROM memberships WHERE tenant_key = ?1 AND group_key = ?2",
+            "DELETE FROM groups WHERE tenant_key = ?1 AND group_key = ?2",
+        ];
         for group_id in group_ids {
-            delete
-                .execute(params![self.tenant_key, blob_of(group_id)])
-                .map_err(StoreError::sqlite(ACTION))?;
+            let Some(group_key) = self.keys.groups.remove(group_id) else {
+                continue;
+            };
+            for sql in DELETES {
+                self.statement(ACTION, sql)?
+                    .execute(params![self.tenant_key, group_key])
+                    .map_err(StoreError::sqlite(ACTION))?;
+            }
         }
         Ok(())
     }
@@ -1140,35 +1228,40 @@ impl Writer<'_> {
         }
         let mut delete = self.statement(
             ACTION,
-            "DELETE FROM work_queue WHERE tenant_key = ?1 AND user_id = ?2",
+            "DELETE FROM work_queue WHERE tenant_key = ?1 AND user_key = ?2",
         )?;
         for user_id in user_ids {
-            delete
-                .execute(params![self.tenant_key, blob_of(user_id)])
-                .map_err(StoreError::sqlite(ACTION))?;
+            if let Some(user_key) = self.keys.users.get(user_id) {
+                delete
+                    .execute(params![self.tenant_key, user_key])
+                    .map_err(StoreError::sqlite(ACTION))?;
+            }
         }
         Ok(())
     }
 
-    fn enqueue(&self, user_ids: &[Uuid]) -> Result<(), StoreError> {
+    fn enqueue(&mut self, user_ids: &[Uuid]) -> Result<(), StoreError> {
         const ACTION: &str = "appending users to the work queue";
         if user_ids.is_empty() {
             return Ok(());
         }
-        let mut position = self.last_position("work_queue")?;
         let mut insert = self.statement(
             ACTION,
-            "INSERT INTO work_queue (tenant_key, position, user_id) VALUES (?1, ?2, ?3)
-             ON CONFLICT (tenant_key, user_id) DO NOTHING",
+            "INSERT INTO work_queue (tenant_key, position, user_key) VALUES (?1, ?2, ?3)
+             ON CONFLICT (tenant_key, user_key) DO NOTHING",
         )?;
         for user_id in user_ids {
-            position += 1;
-            insert
-                .execute(params![self.tenant_key, position, blob_of(user_id)])
-                .map_err(|source| StoreError::Sqlite {
-                    action: format!("appending user {user_id} to the work queue"),
-                    source,
-                })?;
+            let user_key = self.keys.user(self.tenant_id, *user_id)?;
+            let inserted = insert
+                .execute(params![
+                    self.tenant_key,
+                    self.counters.next_queue_position,
+                    user_key
+                ])
+                .map_err(StoreError::sqlite(ACTION))?;
+            if inserted == 1 {
+                self.counters.next_queue_position += 1;
+            }
         }
         Ok(())
     }
@@ -1195,12 +1288,18 @@ impl Writer<'_> {
             .transpose()?;
         self.statement(
             ACTION,
-            "UPDATE tenants SET version = ?2, clock = coalesce(?3, clock) WHERE tenant_key = ?1",
+            "UPDATE tenants SET version = ?2, clock = coalesce(?3, clock), next_sku_key = ?4,
+                 next_group_key = ?5, next_user_key = ?6, next_queue_position = ?7
+             WHERE tenant_key = ?1",
         )?
         .execute(params![
             self.tenant_key,
             logical_time_column(new_version, "the version")?,
-            clock
+            clock,
+            self.counters.next_sku_key,
+            self.counters.next_group_key,
+            self.counters.next_user_key,
+            self.counters.next_queue_position,
         ])
         .map_err(StoreError::sqlite(ACTION))?;
         Ok(())

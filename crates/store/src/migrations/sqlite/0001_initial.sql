@@ -1,11 +1,17 @@
 -- Schema version 1 for SQLite: tenants, their catalog, directory, license assignment states,
 -- work queue, change log and processing leases.
 --
--- Every row belongs to a tenant through `tenant_key`, the compact integer key of `tenants`
--- (GUIDs are 16-byte blobs; `tenant_id` is the tenant's GUID). Ordered collections keep the
--- engine's order in a `position` column. Intent tables reference their parents with foreign keys
--- that cascade on delete; the two high-volume tables, `license_states` and `tenant_changes`, do
--- not, and the store deletes their rows itself.
+-- Every row belongs to a tenant through `tenant_key`, the compact integer key of `tenants`.
+-- Products, groups and users are known outside by their GUIDs (16-byte blobs here) and inside
+-- by per-tenant integer keys handed out in creation order and never reused, so that the order
+-- of the keys is the engine's order, rows of the high-volume tables stay small, and a batch of
+-- users processed in queue order writes neighbouring rows.
+--
+-- The small tables reference their parents with foreign keys. The high-volume tables (users,
+-- their memberships, direct licenses, license assignment states, queue entries and the change
+-- log) carry none: checking a key per row made bulk writes several times slower. The store
+-- keeps them consistent itself: it resolves every GUID of a write to a stored key (refusing the
+-- write otherwise) and deletes a user's or a group's rows together with it.
 
 CREATE TABLE tenants (
     tenant_key INTEGER PRIMARY KEY,
@@ -17,7 +23,12 @@ CREATE TABLE tenants (
     -- The engine's logical clock.
     clock INTEGER NOT NULL,
     -- Bumped by every write; the version of the latest `tenant_changes` row.
-    version INTEGER NOT NULL
+    version INTEGER NOT NULL,
+    -- The next keys to hand out.
+    next_sku_key INTEGER NOT NULL DEFAULT 1,
+    next_group_key INTEGER NOT NULL DEFAULT 1,
+    next_user_key INTEGER NOT NULL DEFAULT 1,
+    next_queue_position INTEGER NOT NULL DEFAULT 1
 );
 
 CREATE TABLE service_plans (
@@ -42,8 +53,8 @@ CREATE TABLE service_plans (
 
 CREATE TABLE skus (
     tenant_key INTEGER NOT NULL REFERENCES tenants (tenant_key) ON DELETE CASCADE,
+    sku_key INTEGER NOT NULL,
     sku_id BLOB NOT NULL,
-    position INTEGER NOT NULL,
     sku_part_number TEXT NOT NULL,
     display_name TEXT NOT NULL,
     -- `User` or `Company`.
@@ -51,16 +62,17 @@ CREATE TABLE skus (
     prepaid_units INTEGER NOT NULL,
     -- `Enabled`, `Warning`, `Suspended`, `LockedOut` or `Deleted`.
     capability_status TEXT NOT NULL,
-    PRIMARY KEY (tenant_key, sku_id)
+    PRIMARY KEY (tenant_key, sku_key),
+    UNIQUE (tenant_key, sku_id)
 ) WITHOUT ROWID;
 
 CREATE TABLE sku_plans (
     tenant_key INTEGER NOT NULL,
-    sku_id BLOB NOT NULL,
+    sku_key INTEGER NOT NULL,
     position INTEGER NOT NULL,
     plan_id BLOB NOT NULL,
-    PRIMARY KEY (tenant_key, sku_id, position),
-    FOREIGN KEY (tenant_key, sku_id) REFERENCES skus (tenant_key, sku_id) ON DELETE CASCADE,
+    PRIMARY KEY (tenant_key, sku_key, position),
+    FOREIGN KEY (tenant_key, sku_key) REFERENCES skus (tenant_key, sku_key) ON DELETE CASCADE,
     FOREIGN KEY (tenant_key, plan_id) REFERENCES service_plans (tenant_key, plan_id)
 ) WITHOUT ROWID;
 
@@ -68,78 +80,74 @@ CREATE INDEX sku_plans_by_plan ON sku_plans (tenant_key, plan_id);
 
 CREATE TABLE groups (
     tenant_key INTEGER NOT NULL REFERENCES tenants (tenant_key) ON DELETE CASCADE,
+    group_key INTEGER NOT NULL,
     group_id BLOB NOT NULL,
-    position INTEGER NOT NULL,
     display_name TEXT NOT NULL,
     -- The logical time at which the group last went from no products to some.
     licensed_since INTEGER NOT NULL,
-    PRIMARY KEY (tenant_key, group_id)
+    PRIMARY KEY (tenant_key, group_key),
+    UNIQUE (tenant_key, group_id)
 ) WITHOUT ROWID;
-
-CREATE INDEX groups_by_position ON groups (tenant_key, position);
 
 CREATE TABLE group_licenses (
     tenant_key INTEGER NOT NULL,
-    group_id BLOB NOT NULL,
+    group_key INTEGER NOT NULL,
     position INTEGER NOT NULL,
-    sku_id BLOB NOT NULL,
+    sku_key INTEGER NOT NULL,
     -- Space-separated GUIDs.
     disabled_plans TEXT NOT NULL,
-    PRIMARY KEY (tenant_key, group_id, position),
-    FOREIGN KEY (tenant_key, group_id) REFERENCES groups (tenant_key, group_id) ON DELETE CASCADE,
-    FOREIGN KEY (tenant_key, sku_id) REFERENCES skus (tenant_key, sku_id)
+    PRIMARY KEY (tenant_key, group_key, position),
+    FOREIGN KEY (tenant_key, group_key) REFERENCES groups (tenant_key, group_key) ON DELETE CASCADE,
+    FOREIGN KEY (tenant_key, sku_key) REFERENCES skus (tenant_key, sku_key)
 ) WITHOUT ROWID;
 
-CREATE INDEX group_licenses_by_sku ON group_licenses (tenant_key, sku_id);
+CREATE INDEX group_licenses_by_sku ON group_licenses (tenant_key, sku_key);
 
 CREATE TABLE users (
-    tenant_key INTEGER NOT NULL REFERENCES tenants (tenant_key) ON DELETE CASCADE,
+    tenant_key INTEGER NOT NULL,
+    user_key INTEGER NOT NULL,
     user_id BLOB NOT NULL,
-    position INTEGER NOT NULL,
     user_principal_name TEXT NOT NULL,
     display_name TEXT NOT NULL,
     usage_location TEXT,
     -- Space-separated proxy addresses (an address never contains white space).
     proxy_addresses TEXT NOT NULL,
     account_enabled INTEGER NOT NULL,
-    PRIMARY KEY (tenant_key, user_id)
+    -- Keyed by GUID: looking a user's key up is one seek (a secondary index on the GUID would
+    -- need a second one into the table).
+    PRIMARY KEY (tenant_key, user_id),
+    UNIQUE (tenant_key, user_key)
 ) WITHOUT ROWID;
-
-CREATE INDEX users_by_position ON users (tenant_key, position);
 
 CREATE TABLE direct_licenses (
     tenant_key INTEGER NOT NULL,
-    user_id BLOB NOT NULL,
+    user_key INTEGER NOT NULL,
     position INTEGER NOT NULL,
-    sku_id BLOB NOT NULL,
+    sku_key INTEGER NOT NULL,
     -- Space-separated GUIDs.
     disabled_plans TEXT NOT NULL,
     since INTEGER NOT NULL,
-    PRIMARY KEY (tenant_key, user_id, position),
-    FOREIGN KEY (tenant_key, user_id) REFERENCES users (tenant_key, user_id) ON DELETE CASCADE,
-    FOREIGN KEY (tenant_key, sku_id) REFERENCES skus (tenant_key, sku_id)
+    PRIMARY KEY (tenant_key, user_key, position)
 ) WITHOUT ROWID;
 
-CREATE INDEX direct_licenses_by_sku ON direct_licenses (tenant_key, sku_id);
+CREATE INDEX direct_licenses_by_sku ON direct_licenses (tenant_key, sku_key);
 
 CREATE TABLE memberships (
     tenant_key INTEGER NOT NULL,
-    user_id BLOB NOT NULL,
+    user_key INTEGER NOT NULL,
     position INTEGER NOT NULL,
-    group_id BLOB NOT NULL,
+    group_key INTEGER NOT NULL,
     since INTEGER NOT NULL,
-    PRIMARY KEY (tenant_key, user_id, position),
-    UNIQUE (tenant_key, group_id, user_id),
-    FOREIGN KEY (tenant_key, user_id) REFERENCES users (tenant_key, user_id) ON DELETE CASCADE,
-    FOREIGN KEY (tenant_key, group_id) REFERENCES groups (tenant_key, group_id) ON DELETE CASCADE
+    PRIMARY KEY (tenant_key, user_key, position),
+    UNIQUE (tenant_key, group_key, user_key)
 ) WITHOUT ROWID;
 
 CREATE TABLE license_states (
     tenant_key INTEGER NOT NULL,
-    user_id BLOB NOT NULL,
-    sku_id BLOB NOT NULL,
-    -- The assigning group's id, or 16 zero bytes for a direct assignment.
-    source BLOB NOT NULL,
+    user_key INTEGER NOT NULL,
+    sku_key INTEGER NOT NULL,
+    -- The assigning group's key, or 0 for a direct assignment.
+    source_key INTEGER NOT NULL,
     -- `Active`, `ActiveWithError`, `Disabled` or `Error`.
     status TEXT NOT NULL,
     -- Graph's error name (`CountViolation`, ...) when the state has an error, else NULL.
@@ -152,23 +160,22 @@ CREATE TABLE license_states (
     since INTEGER NOT NULL,
     -- Milliseconds since the Unix epoch.
     last_updated INTEGER NOT NULL,
-    PRIMARY KEY (tenant_key, user_id, sku_id, source)
+    PRIMARY KEY (tenant_key, user_key, sku_key, source_key)
 ) WITHOUT ROWID;
 
 -- Users in error per group (or direct), and per product and error; only rows in error are indexed.
 CREATE INDEX license_states_errors_by_source
-    ON license_states (tenant_key, source, user_id) WHERE error_kind IS NOT NULL;
+    ON license_states (tenant_key, source_key, user_key) WHERE error_kind IS NOT NULL;
 CREATE INDEX license_states_errors_by_sku
-    ON license_states (tenant_key, sku_id, error_kind, user_id) WHERE error_kind IS NOT NULL;
+    ON license_states (tenant_key, sku_key, error_kind, user_key) WHERE error_kind IS NOT NULL;
 
 CREATE TABLE work_queue (
     tenant_key INTEGER NOT NULL,
     -- First in, first out: ascending positions.
     position INTEGER NOT NULL,
-    user_id BLOB NOT NULL,
+    user_key INTEGER NOT NULL,
     PRIMARY KEY (tenant_key, position),
-    UNIQUE (tenant_key, user_id),
-    FOREIGN KEY (tenant_key, user_id) REFERENCES users (tenant_key, user_id) ON DELETE CASCADE
+    UNIQUE (tenant_key, user_key)
 ) WITHOUT ROWID;
 
 CREATE TABLE tenant_changes (
