@@ -341,7 +341,7 @@ fn validate_user_principal_name(value: &str) -> Result<(), CommandError> {
     Ok(())
 }
 
-fn proxy_hash(normalized: &str) -> u64 {
+pub(crate) fn proxy_hash(normalized: &str) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut hasher = rustc_hash::FxHasher::default();
     normalized.hash(&mut hasher);

@@ -194,21 +194,23 @@ impl Engine {
                 inherited_from_tenant: *inherited_from_tenant,
             },
             Cause::Uniqueness { proxy_address } => {
-                let other_user_ids = self
-                    .users
-                    .iter()
-                    .flatten()
-                    .filter(|user| {
-                        user.proxy_addresses
+                // The owners of the address come from the proxy index (hash, then an exact check),
+                // never from a scan of every user.
+                let owners: Vec<UserRef> =
+                    match self.proxy_owners.get(&crate::engine::proxy_hash(proxy_address)) {
+                        Some(crate::engine::ProxyOwners::Many(owners)) => owners.clone(),
+                        Some(crate::engine::ProxyOwners::One(owner)) => vec![*owner],
+                        None => Vec::new(),
+                    };
+                let other_user_ids = owners
+                    .into_iter()
+                    .filter(|owner| {
+                        self.user(*owner)
+                            .proxy_addresses
                             .iter()
-                            .any(|a| a.normalized() == **proxy_address)
+                            .any(|address| address.normalized() == **proxy_address)
                     })
-                    .map(|user| user.id)
-                    .filter(|id| {
-                        self.user_index.get(id).is_some_and(|user| {
-                            self.user(*user).states.iter().all(|s| !std::ptr::eq(s, record))
-                        })
-                    })
+                    .map(|owner| self.user(owner).id)
                     .collect::<Vec<_>>();
                 LicenseErrorDetail::UniquenessViolation {
                     proxy_address: proxy_address.to_string(),

@@ -1,6 +1,7 @@
 //! The HTTP surface: health checks, the Graph-compatible API under `/v1.0`, licensd's admin API
-//! under `/licensd/v1`, and the OpenAPI document describing both at `/openapi.json`. Every
-//! response carries `request-id`; errors use Graph's envelope; bodies over 1 MiB are refused.
+//! under `/licensd/v1`, the OpenAPI document describing both at `/openapi.json`, and the admin web
+//! console at `/` (`console::router`, HTML pages). Every response carries `request-id`; API errors
+//! use Graph's envelope; bodies over 1 MiB are refused.
 
 use std::sync::Arc;
 
@@ -27,6 +28,7 @@ pub fn router(state: AppState) -> Router {
             get(move || openapi_document(Arc::clone(&document))),
         )
         .merge(api_routes)
+        .merge(crate::console::router())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

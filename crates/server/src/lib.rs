@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod api;
 pub mod config;
+pub mod console;
 pub mod graph;
 mod http;
 pub mod odata;

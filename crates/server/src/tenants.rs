@@ -105,17 +105,46 @@ impl TenantRuntime {
         Ok(())
     }
 
+    /// Runs `work` while holding the tenant's lock in the store, so that on PostgreSQL the
+    /// instances take turns: the version check, the engine's decision and the write all see the
+    /// latest committed state. The lock is released whatever `work` returns.
+    fn with_tenant_lock<T>(
+        &self,
+        store: &SharedStore,
+        work: impl FnOnce() -> Result<T, ExecuteError>,
+    ) -> Result<T, ExecuteError> {
+        lock_store(store)?.lock_tenant(self.id)?;
+        let result = work();
+        let released =
+            lock_store(store).and_then(|mut store| store.unlock_tenant(self.id).map_err(Into::into));
+        if let Err(error) = &released {
+            tracing::error!(tenant = %self.id, %error, "releasing the tenant lock failed");
+        }
+        let value = result?;
+        released?;
+        Ok(value)
+    }
+
     /// Applies a command and persists what it changed, in one transaction. When another instance
     /// wrote in between (optimistic concurrency on the tenant's version), the engine catches up
     /// and the command is applied again, a bounded number of times.
     pub fn execute(&self, store: &SharedStore, command: Command) -> Result<CommandOutcome, ExecuteError> {
         let mut state = self.lock()?;
+        self.with_tenant_lock(store, || self.execute_locked(&mut state, store, command))
+    }
+
+    fn execute_locked(
+        &self,
+        state: &mut TenantState,
+        store: &SharedStore,
+        command: Command,
+    ) -> Result<CommandOutcome, ExecuteError> {
         for attempt in 0..WRITE_ATTEMPTS {
             if attempt > 0 {
                 // Let the other instance's writers through before trying again.
                 std::thread::sleep(std::time::Duration::from_millis(1 + (attempt as u64 % 8) * 3));
             }
-            self.catch_up(&mut state, store)?;
+            self.catch_up(state, store)?;
             let outcome = state.engine.apply(command.clone(), now())?;
             let mut batch = WriteBatch::from_command_outcome(&state.engine, &outcome)?;
             batch.expected_version = Some(state.version);
@@ -126,10 +155,10 @@ impl TenantRuntime {
                     return Ok(outcome);
                 }
                 Err(StoreError::Conflict { .. }) if attempt + 1 < WRITE_ATTEMPTS => {
-                    self.reload(&mut state, store)?
+                    self.reload(state, store)?
                 }
                 Err(error) => {
-                    self.reload(&mut state, store)?;
+                    self.reload(state, store)?;
                     return Err(error.into());
                 }
             }
@@ -143,7 +172,16 @@ impl TenantRuntime {
     /// one transaction.
     pub fn process_step(&self, store: &SharedStore, max_users: usize) -> Result<StepReport, ExecuteError> {
         let mut state = self.lock()?;
-        self.catch_up(&mut state, store)?;
+        self.with_tenant_lock(store, || self.process_step_locked(&mut state, store, max_users))
+    }
+
+    fn process_step_locked(
+        &self,
+        state: &mut TenantState,
+        store: &SharedStore,
+        max_users: usize,
+    ) -> Result<StepReport, ExecuteError> {
+        self.catch_up(state, store)?;
         if state.engine.queued_users() == 0 {
             return Ok(StepReport::default());
         }
@@ -161,7 +199,7 @@ impl TenantRuntime {
                 })
             }
             Err(error) => {
-                self.reload(&mut state, store)?;
+                self.reload(state, store)?;
                 Err(error.into())
             }
         }

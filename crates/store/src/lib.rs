@@ -193,6 +193,24 @@ impl Store {
         dispatch!(self, store => store.renew_processing_lease(tenant_id, instance_id, ttl))
     }
 
+    /// Holds the tenant's write lock across several calls (read the version, let the engine
+    /// decide, write), so instances sharing a PostgreSQL database take turns instead of racing;
+    /// release it with [`Store::unlock_tenant`]. SQLite serves one instance: nothing to do.
+    pub fn lock_tenant(&mut self, tenant_id: Uuid) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(_) => Ok(()),
+            Store::Postgres(store) => store.lock_tenant(tenant_id),
+        }
+    }
+
+    /// Releases the lock [`Store::lock_tenant`] took.
+    pub fn unlock_tenant(&mut self, tenant_id: Uuid) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(_) => Ok(()),
+            Store::Postgres(store) => store.unlock_tenant(tenant_id),
+        }
+    }
+
     /// Gives the lease up, if `instance_id` holds it.
     pub fn release_processing_lease(&mut self, tenant_id: Uuid, instance_id: &str) -> Result<(), StoreError> {
         dispatch!(self, store => store.release_processing_lease(tenant_id, instance_id))

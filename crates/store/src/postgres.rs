@@ -204,6 +204,31 @@ impl PostgresStore {
         Ok(Self::tenant_key(&mut self.client, tenant_id)?.1)
     }
 
+    /// Takes the tenant's write lock for this connection (session-level, re-entrant with the
+    /// transaction-level lock every write takes), waiting for another instance to release it.
+    pub(crate) fn lock_tenant(&mut self, tenant_id: Uuid) -> Result<(), StoreError> {
+        let (tenant_key, _) = Self::tenant_key(&mut self.client, tenant_id)?;
+        self.client
+            .execute(
+                "SELECT pg_advisory_lock($1, $2)",
+                &[&LOCK_CLASS, &lock_object(tenant_key)?],
+            )
+            .map_err(StoreError::postgres("taking the tenant's lock"))?;
+        Ok(())
+    }
+
+    /// Releases what [`PostgresStore::lock_tenant`] took.
+    pub(crate) fn unlock_tenant(&mut self, tenant_id: Uuid) -> Result<(), StoreError> {
+        let (tenant_key, _) = Self::tenant_key(&mut self.client, tenant_id)?;
+        self.client
+            .execute(
+                "SELECT pg_advisory_unlock($1, $2)",
+                &[&LOCK_CLASS, &lock_object(tenant_key)?],
+            )
+            .map_err(StoreError::postgres("releasing the tenant's lock"))?;
+        Ok(())
+    }
+
     // ----- loading ------------------------------------------------------------------------------
 
     pub(crate) fn load_tenant(&mut self, tenant_id: Uuid) -> Result<(TenantImage, u64), StoreError> {

@@ -1,0 +1,169 @@
+//! [`ConsoleContext`]: what a console request acts on (the tenant), who asks (a role, so pages can
+//! hide or disable what the role may not do once sign-in exists), and whether htmx asked for a
+//! fragment. Engine work is blocking (locks, database writes), so queries and commands run on
+//! tokio's blocking threads, through the same [`TenantRuntime`] as the API.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use licensd_engine::{Command, CommandOutcome, Engine, Uuid};
+
+use super::error::ConsoleError;
+use crate::api::SelectedTenant;
+use crate::tenants::{SharedStore, TenantRuntime};
+use crate::AppState;
+
+/// The role a console request is made with. Until authentication exists every request is an
+/// administrator's; the authentication layer will insert the signed-in role into the request's
+/// extensions, and pages already ask [`ConsoleRole::may`] before offering an action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsoleRole {
+    /// Sees every page and may make every change.
+    Administrator,
+}
+
+/// The changes the console offers, each checked against the role (shown, disabled or refused).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsoleAction {
+    /// Add, edit or remove a group's products or a user's direct products.
+    ChangeLicenses,
+    /// Add or remove group members.
+    ChangeMembers,
+    /// Change a user's usage location or proxy addresses.
+    ChangeUsers,
+    /// Change the purchased seats of a product.
+    ChangeSeats,
+    /// Queue a group or a user for processing again.
+    Reprocess,
+}
+
+impl ConsoleAction {
+    /// What the action is, for a refusal ("you may not ...").
+    pub fn description(self) -> &'static str {
+        match self {
+            ConsoleAction::ChangeLicenses => "change license assignments",
+            ConsoleAction::ChangeMembers => "change group members",
+            ConsoleAction::ChangeUsers => "change users",
+            ConsoleAction::ChangeSeats => "change purchased seats",
+            ConsoleAction::Reprocess => "reprocess licenses",
+        }
+    }
+}
+
+impl ConsoleRole {
+    /// Whether the role may perform an action.
+    pub fn may(self, action: ConsoleAction) -> bool {
+        match (self, action) {
+            (ConsoleRole::Administrator, _) => true,
+        }
+    }
+}
+
+/// The tenant, role and htmx state of one console request.
+#[derive(Clone)]
+pub struct ConsoleContext {
+    pub tenant_id: Uuid,
+    pub role: ConsoleRole,
+    /// The `id` of the element htmx will swap the answer into, when htmx sent the request.
+    pub htmx_target: Option<String>,
+    /// Whether htmx sent the request (`HX-Request: true`).
+    pub is_htmx: bool,
+    runtime: Arc<TenantRuntime>,
+    store: SharedStore,
+}
+
+impl FromRequestParts<AppState> for ConsoleContext {
+    type Rejection = ConsoleError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let tenant_id = parts
+            .extensions
+            .get::<SelectedTenant>()
+            .map(|selected| selected.0)
+            .unwrap_or_else(|| state.tenants.default_tenant());
+        let role = parts
+            .extensions
+            .get::<ConsoleRole>()
+            .copied()
+            .unwrap_or(ConsoleRole::Administrator);
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_string)
+        };
+        let is_htmx = header("hx-request").is_some_and(|value| value == "true");
+        let htmx_target = if is_htmx { header("hx-target") } else { None };
+        let runtime = state.tenants.get(tenant_id)?;
+        Ok(ConsoleContext {
+            tenant_id,
+            role,
+            htmx_target,
+            is_htmx,
+            runtime,
+            store: state.store.clone(),
+        })
+    }
+}
+
+impl ConsoleContext {
+    /// Whether the request's role may perform an action (pages hide or disable it otherwise).
+    pub fn may(&self, action: ConsoleAction) -> bool {
+        self.role.may(action)
+    }
+
+    /// Refuses the request unless its role may perform the action.
+    pub fn require(&self, action: ConsoleAction) -> Result<(), ConsoleError> {
+        if self.may(action) {
+            Ok(())
+        } else {
+            Err(ConsoleError::Forbidden {
+                action: action.description(),
+            })
+        }
+    }
+
+    /// Whether htmx asked for the answer to go into the element with this id.
+    pub fn targets(&self, element_id: &str) -> bool {
+        self.htmx_target.as_deref() == Some(element_id)
+    }
+
+    /// Runs a query against the tenant's engine on a blocking thread. Keep queries to one page of
+    /// rows: the tenant is locked while they run.
+    pub async fn read<T, F>(&self, query: F) -> Result<T, ConsoleError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Engine) -> Result<T, ConsoleError> + Send + 'static,
+    {
+        let runtime = Arc::clone(&self.runtime);
+        tokio::task::spawn_blocking(move || runtime.read(query).map_err(ConsoleError::from)?)
+            .await
+            .map_err(|error| ConsoleError::Internal {
+                detail: format!("a console query task failed: {error}"),
+            })?
+    }
+
+    /// Applies a command and persists it (the same path as the API); a refusal changes nothing
+    /// and comes back as [`ConsoleError::Refused`].
+    pub async fn execute(&self, command: Command) -> Result<CommandOutcome, ConsoleError> {
+        let runtime = Arc::clone(&self.runtime);
+        let store = self.store.clone();
+        let name = command.name();
+        let outcome = tokio::task::spawn_blocking(move || runtime.execute(&store, command))
+            .await
+            .map_err(|error| ConsoleError::Internal {
+                detail: format!("a console command task failed: {error}"),
+            })?;
+        match &outcome {
+            Ok(done) => {
+                tracing::info!(tenant = %self.tenant_id, command = name, queued = done.queued_users, "console change")
+            }
+            Err(error) => {
+                tracing::debug!(tenant = %self.tenant_id, command = name, %error, "console change refused")
+            }
+        }
+        Ok(outcome?)
+    }
+}

@@ -1,0 +1,87 @@
+//! The admin web console at `/`: server-rendered pages (maud) with htmx for partial updates,
+//! mirroring the portal walk of the seed document — the overview with the groups that need
+//! attention, a group's Licenses pane with its users in error, each user's assignments with the
+//! reason and the fixes of every error, all products with who consumes them, and activity.
+//!
+//! One module per page. Every list is paged on the server by a stable key ([`paging`]). Changes
+//! are POSTs from the console's own pages that run the same engine commands, queue and store as
+//! the API, then redirect (or, for htmx, answer a fragment); refusals are shown inline. Every
+//! handler takes a [`ConsoleContext`] (tenant and role) so sign-in can later hide or refuse what a
+//! role may not do. Assets (htmx, the style sheet) are embedded in the binary.
+
+mod activity;
+mod assets;
+mod context;
+mod error;
+mod forms;
+mod group;
+mod group_errors;
+mod group_members;
+mod groups;
+mod layout;
+mod names;
+mod overview;
+mod paging;
+mod processing;
+mod product;
+mod products;
+mod user;
+mod users;
+
+use axum::middleware;
+use axum::routing::{get, post};
+use axum::Router;
+
+pub use context::{ConsoleAction, ConsoleContext, ConsoleRole};
+pub use error::ConsoleError;
+
+use crate::AppState;
+
+/// Every console route, with the console's headers, its cross-site refusal for changes, and its
+/// error fragments for htmx.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(overview::show))
+        .route("/assets/{name}", get(assets::serve))
+        .route("/activity", get(activity::show))
+        .route("/processing", get(processing::tenant_fragment))
+        .route("/groups", get(groups::list))
+        .route("/groups/{group_id}", get(group::show))
+        .route("/groups/{group_id}/licenses", post(group::save_license))
+        .route("/groups/{group_id}/licenses/edit", get(group::edit_license))
+        .route(
+            "/groups/{group_id}/licenses/{sku_id}/remove",
+            post(group::remove_license),
+        )
+        .route("/groups/{group_id}/reprocess", post(group::reprocess))
+        .route("/groups/{group_id}/processing", get(group::processing_fragment))
+        .route(
+            "/groups/{group_id}/members",
+            get(group_members::show).post(group_members::add),
+        )
+        .route(
+            "/groups/{group_id}/members/{user_id}/remove",
+            post(group_members::remove),
+        )
+        .route("/groups/{group_id}/errors", get(group_errors::show))
+        .route("/users", get(users::list))
+        .route("/users/{user_id}", get(user::show))
+        .route("/users/{user_id}/licenses", post(user::save_license))
+        .route("/users/{user_id}/licenses/edit", get(user::edit_license))
+        .route(
+            "/users/{user_id}/licenses/{sku_id}/remove",
+            post(user::remove_license),
+        )
+        .route("/users/{user_id}/usage-location", post(user::save_usage_location))
+        .route(
+            "/users/{user_id}/proxy-addresses",
+            post(user::save_proxy_addresses),
+        )
+        .route("/users/{user_id}/reprocess", post(user::reprocess))
+        .route("/products", get(products::list))
+        .route("/products/{sku_id}", get(product::show))
+        .route("/products/{sku_id}/seats", post(product::save_seats))
+        .layer(middleware::from_fn(forms::same_origin_changes))
+        .layer(middleware::from_fn(error::htmx_errors))
+        .layer(middleware::map_response(layout::security_headers))
+}

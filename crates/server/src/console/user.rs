@@ -1,0 +1,754 @@
+//! A user's Licenses page (`/users/{id}`): every license assignment (direct, or inherited from
+//! which group) with its state and error, and for each error the plain-language reason
+//! (`Engine::explain`) and the ways to fix it the seed lists, as buttons and links; effective
+//! plans; usage location and proxy addresses (editable); direct products (assign, edit, remove);
+//! reprocess.
+
+use std::collections::BTreeSet;
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use licensd_engine::{
+    AssignedLicense, AssignmentSource, Command, CountryCode, Engine, LicenseAssignmentState,
+    LicenseErrorDetail, ProxyAddress, UserChanges, UserView, Uuid,
+};
+use maud::{html, Markup};
+
+use super::context::{ConsoleAction, ConsoleContext};
+use super::error::ConsoleError;
+use super::forms::{parse_id, see_other, FormFields, IdKind, PathParameters, QueryFields};
+use super::group::{plan_form, plan_toggles, submitted_plans, PlanToggles};
+use super::layout::{self, done_notice, html_response, state_badge, Done, Section};
+use super::names::{error_title, group_name, ProductNames};
+use super::processing::{activity_panel, poll_answer, tenant_activity};
+
+/// A way to resolve an error, offered next to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Fix {
+    /// Remove the user's direct license of a product (POST).
+    RemoveDirectLicense { sku_id: Uuid, product_name: String },
+    /// Disable plans of the user's direct license of a product.
+    EditDirectPlans { sku_id: Uuid, product_name: String },
+    /// Disable plans of a group's license of a product.
+    EditGroupPlans {
+        group_id: Uuid,
+        group_name: String,
+        sku_id: Uuid,
+        product_name: String,
+    },
+    /// Buy more seats of a product.
+    BuySeats { sku_id: Uuid, product_name: String },
+    /// See who consumes a product, to free seats.
+    FreeSeats { sku_id: Uuid, product_name: String },
+    /// Correct the user's usage location.
+    ChangeUsageLocation,
+    /// Remove the user from a group (POST).
+    RemoveFromGroup { group_id: Uuid, group_name: String },
+    /// Fix the user's duplicate proxy address.
+    EditProxyAddresses,
+    /// Open another user involved (the other holder of a proxy address).
+    OpenUser { user_id: Uuid, label: String },
+    /// The error of another product of the same group comes first.
+    ResolveSibling { product_name: String },
+}
+
+/// One row of the assignments table.
+struct AssignmentRow {
+    state: LicenseAssignmentState,
+    product_name: String,
+    /// The group's id and name for an inherited assignment.
+    group: Option<(Uuid, String)>,
+    reason: Option<String>,
+    fixes: Vec<Fix>,
+}
+
+struct UserPage {
+    tenant_name: String,
+    tenant_usage_location: Option<CountryCode>,
+    user: UserView,
+    names: ProductNames,
+    assignments: Vec<AssignmentRow>,
+    effective_plans: Vec<String>,
+    groups: Vec<(Uuid, String)>,
+}
+
+/// Where a refused change is shown on the page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RefusalAt {
+    Assignments,
+    DirectLicenses,
+    UsageLocation,
+    ProxyAddresses,
+}
+
+/// A user's view, or a not-found page.
+fn existing_user(engine: &Engine, user_id: Uuid) -> Result<UserView, ConsoleError> {
+    engine
+        .user_view(user_id)
+        .map_err(|_| ConsoleError::not_found(format!("The user {user_id}")))
+}
+
+/// The ways to fix a state's error, in the seed's order.
+fn fixes_for(
+    engine: &Engine,
+    names: &ProductNames,
+    user: &UserView,
+    state: &LicenseAssignmentState,
+) -> Vec<Fix> {
+    let Some(detail) = &state.error_detail else {
+        return Vec::new();
+    };
+    let product_name = names.product_name(state.sku_id);
+    let own_plans = |fixes: &mut Vec<Fix>| match state.assigned_by_group {
+        Some(group_id) => fixes.push(Fix::EditGroupPlans {
+            group_id,
+            group_name: group_name(engine, group_id),
+            sku_id: state.sku_id,
+            product_name: product_name.clone(),
+        }),
+        None => fixes.push(Fix::EditDirectPlans {
+            sku_id: state.sku_id,
+            product_name: product_name.clone(),
+        }),
+    };
+    let plans_of = |fixes: &mut Vec<Fix>, source: &AssignmentSource, sku_id: Uuid, remove_direct: bool| {
+        let other_product = names.product_name(sku_id);
+        match source {
+            AssignmentSource::Direct => {
+                if remove_direct {
+                    fixes.push(Fix::RemoveDirectLicense {
+                        sku_id,
+                        product_name: other_product.clone(),
+                    });
+                }
+                fixes.push(Fix::EditDirectPlans {
+                    sku_id,
+                    product_name: other_product,
+                });
+            }
+            AssignmentSource::Group(group_id) => fixes.push(Fix::EditGroupPlans {
+                group_id: *group_id,
+                group_name: group_name(engine, *group_id),
+                sku_id,
+                product_name: other_product,
+            }),
+        }
+    };
+    let mut fixes = Vec::new();
+    match detail {
+        LicenseErrorDetail::CountViolation { sku_id, .. } => {
+            let product_name = names.product_name(*sku_id);
+            fixes.push(Fix::BuySeats {
+                sku_id: *sku_id,
+                product_name: product_name.clone(),
+            });
+            fixes.push(Fix::FreeSeats {
+                sku_id: *sku_id,
+                product_name,
+            });
+        }
+        LicenseErrorDetail::MutuallyExclusiveViolation {
+            conflicting_sku_id,
+            conflicting_assignment,
+            ..
+        } => {
+            plans_of(&mut fixes, conflicting_assignment, *conflicting_sku_id, true);
+            own_plans(&mut fixes);
+        }
+        LicenseErrorDetail::DependencyViolation {
+            dependent_sku_id,
+            dependent_assignment,
+            removal_blocked,
+            ..
+        } => {
+            if *removal_blocked {
+                if let Some(source) = dependent_assignment {
+                    plans_of(&mut fixes, source, *dependent_sku_id, true);
+                }
+            } else {
+                own_plans(&mut fixes);
+            }
+        }
+        LicenseErrorDetail::ProhibitedInUsageLocationViolation { .. } => {
+            fixes.push(Fix::ChangeUsageLocation);
+            if let Some(group_id) = state.assigned_by_group {
+                if user.member_of.contains(&group_id) {
+                    fixes.push(Fix::RemoveFromGroup {
+                        group_id,
+                        group_name: group_name(engine, group_id),
+                    });
+                }
+            }
+        }
+        LicenseErrorDetail::UniquenessViolation { other_user_ids, .. } => {
+            fixes.push(Fix::EditProxyAddresses);
+            for other in other_user_ids {
+                let label = engine
+                    .user_view(*other)
+                    .map(|other| other.user_principal_name)
+                    .unwrap_or_else(|_| other.to_string());
+                fixes.push(Fix::OpenUser {
+                    user_id: *other,
+                    label,
+                });
+            }
+        }
+        LicenseErrorDetail::BlockedBySibling { sibling_sku_id, .. } => fixes.push(Fix::ResolveSibling {
+            product_name: names.product_name(*sibling_sku_id),
+        }),
+    }
+    fixes
+}
+
+fn user_page(engine: &Engine, user_id: Uuid) -> Result<UserPage, ConsoleError> {
+    let user = existing_user(engine, user_id)?;
+    let names = ProductNames::of(engine);
+    let assignments = engine
+        .user_license_states(user_id)?
+        .into_iter()
+        .map(|state| {
+            let reason = engine.explain(&state);
+            let fixes = fixes_for(engine, &names, &user, &state);
+            AssignmentRow {
+                product_name: names.product_name(state.sku_id),
+                group: state
+                    .assigned_by_group
+                    .map(|group_id| (group_id, group_name(engine, group_id))),
+                reason,
+                fixes,
+                state,
+            }
+        })
+        .collect();
+    let effective_plans = engine
+        .user_effective_plans(user_id)?
+        .into_iter()
+        .map(|plan_id| names.plan_name(plan_id))
+        .collect();
+    let groups = user
+        .member_of
+        .iter()
+        .map(|group_id| (*group_id, group_name(engine, *group_id)))
+        .collect();
+    Ok(UserPage {
+        tenant_name: engine.settings().display_name.clone(),
+        tenant_usage_location: engine.settings().default_usage_location,
+        user,
+        names,
+        assignments,
+        effective_plans,
+        groups,
+    })
+}
+
+/// `GET /users/{id}`.
+pub async fn show(
+    context: ConsoleContext,
+    PathParameters(user_id): PathParameters<String>,
+    query: QueryFields,
+) -> Result<Response, ConsoleError> {
+    let user_id = parse_id(&user_id, IdKind::User)?;
+    render(&context, user_id, None, query.first("done")).await
+}
+
+fn fix_item(context: &ConsoleContext, user: &UserView, fix: &Fix) -> Markup {
+    let may_licenses = context.may(ConsoleAction::ChangeLicenses);
+    html! {
+        li {
+            @match fix {
+                Fix::RemoveDirectLicense { sku_id, product_name } => {
+                    form.inline method="post" action={ "/users/" (user.id) "/licenses/" (sku_id) "/remove" } {
+                        button.secondary type="submit" disabled[!may_licenses] { "Remove the direct " (product_name) " license" }
+                    }
+                    " if it is redundant."
+                }
+                Fix::EditDirectPlans { sku_id, product_name } => {
+                    a href={ "/users/" (user.id) "/licenses/edit?sku_id=" (sku_id) } { "Disable plans in the direct " (product_name) " license" }
+                }
+                Fix::EditGroupPlans { group_id, group_name, sku_id, product_name } => {
+                    a href={ "/groups/" (group_id) "/licenses/edit?sku_id=" (sku_id) } {
+                        "Disable plans in " (product_name) " of the group " (group_name)
+                    }
+                    " (changes it for every member)."
+                }
+                Fix::BuySeats { sku_id, product_name } => {
+                    a href={ "/products/" (sku_id) "#seats" } { "Buy more " (product_name) " licenses" }
+                }
+                Fix::FreeSeats { sku_id, product_name } => {
+                    a href={ "/products/" (sku_id) } { "Free " (product_name) " licenses" }
+                    " from users or groups that no longer need them."
+                }
+                Fix::ChangeUsageLocation => {
+                    a href="#usage-location" { "Correct the usage location" } " if it does not reflect where the user is."
+                }
+                Fix::RemoveFromGroup { group_id, group_name } => {
+                    form.inline method="post" action={ "/groups/" (group_id) "/members/" (user.id) "/remove" } {
+                        input type="hidden" name="return_to" value={ "/users/" (user.id) };
+                        button.secondary type="submit" disabled[!context.may(ConsoleAction::ChangeMembers)] {
+                            "Remove the user from " (group_name)
+                        }
+                    }
+                }
+                Fix::EditProxyAddresses => {
+                    a href="#proxy-addresses" { "Fix the duplicate proxy address" }
+                }
+                Fix::OpenUser { user_id, label } => {
+                    "Or fix it on the other user: " a href={ "/users/" (user_id) } { (label) }
+                }
+                Fix::ResolveSibling { product_name } => {
+                    "Resolve the error of " (product_name) " from the same group first (a group's products are assigned together)."
+                }
+            }
+        }
+    }
+}
+
+fn assignments_table(context: &ConsoleContext, page: &UserPage) -> Markup {
+    let user = &page.user;
+    html! {
+        @if page.assignments.is_empty() {
+            p.muted { "The user has no license assignment." }
+        } @else {
+            table {
+                thead {
+                    tr {
+                        th scope="col" { "Product" }
+                        th scope="col" { "Assignment path" }
+                        th scope="col" { "State" }
+                        th scope="col" { "Error, reason and fixes" }
+                    }
+                }
+                tbody {
+                    @for row in &page.assignments {
+                        tr data-error=[row.state.error.map(|kind| kind.as_str())] {
+                            th scope="row" { a href={ "/products/" (row.state.sku_id) } { (row.product_name) } }
+                            td {
+                                @match &row.group {
+                                    Some((group_id, name)) => { "Inherited from " a href={ "/groups/" (group_id) } { (name) } },
+                                    None => "Direct",
+                                }
+                            }
+                            td { (state_badge(row.state.state)) }
+                            td {
+                                @if let Some(kind) = row.state.error {
+                                    strong { (error_title(kind)) } " " span.muted { "(" (kind.as_str()) ")" }
+                                    @if let Some(reason) = &row.reason { p.reason { (reason) } }
+                                    @if !row.fixes.is_empty() {
+                                        p.reason { "Ways to fix it, then reprocess:" }
+                                        ul.fixes {
+                                            @for fix in &row.fixes { (fix_item(context, user, fix)) }
+                                        }
+                                    }
+                                } @else {
+                                    span.muted { "None" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn render(
+    context: &ConsoleContext,
+    user_id: Uuid,
+    refusal: Option<(RefusalAt, ConsoleError)>,
+    done: Option<&str>,
+) -> Result<Response, ConsoleError> {
+    let page = context.read(move |engine| user_page(engine, user_id)).await?;
+    let user = &page.user;
+    let refusal_at = |place: RefusalAt| {
+        html! {
+            @if let Some((at, refusal)) = &refusal {
+                @if *at == place { (refusal.message_box()) }
+            }
+        }
+    };
+    let may_licenses = context.may(ConsoleAction::ChangeLicenses);
+    let may_users = context.may(ConsoleAction::ChangeUsers);
+    let errors = page
+        .assignments
+        .iter()
+        .filter(|row| row.state.error.is_some())
+        .count();
+    let direct_ids: BTreeSet<Uuid> = user
+        .direct_licenses
+        .iter()
+        .map(|license| license.sku_id)
+        .collect();
+    let content = html! {
+        h1 { (user.display_name) }
+        p.subtitle {
+            (user.user_principal_name) " · "
+            @if user.account_enabled { "Account enabled" } @else { "Account disabled" }
+            " · " span.muted { (user.id) }
+        }
+        (done_notice(done))
+        div.actions {
+            form.inline method="post" action={ "/users/" (user.id) "/reprocess" }
+                hx-post={ "/users/" (user.id) "/reprocess" } hx-target="#user-processing" hx-swap="outerHTML" {
+                button type="submit" disabled[!context.may(ConsoleAction::Reprocess)] { "Reprocess" }
+            }
+            div id="user-processing" {}
+        }
+        h2 id="licenses" { "License assignments" }
+        @if errors > 0 {
+            p { strong { (errors) " of " (page.assignments.len()) " assignments are in error." } }
+        }
+        (refusal_at(RefusalAt::Assignments))
+        (assignments_table(context, &page))
+        h2 { "Effective service plans" }
+        @if page.effective_plans.is_empty() {
+            p.muted { "No plan is in effect." }
+        } @else {
+            ul.plans.columns { @for plan in &page.effective_plans { li { (plan) } } }
+        }
+        h2 id="direct" { "Direct licenses" }
+        (refusal_at(RefusalAt::DirectLicenses))
+        @if user.direct_licenses.is_empty() {
+            p.muted { "No product is assigned directly." }
+        } @else {
+            table {
+                thead { tr { th scope="col" { "Product" } th scope="col" { "Disabled plans" } th scope="col" { span.muted { "Actions" } } } }
+                tbody {
+                    @for license in &user.direct_licenses {
+                        @let product_name = page.names.product_name(license.sku_id);
+                        tr {
+                            th scope="row" { (product_name) }
+                            td {
+                                @if license.disabled_plans.is_empty() { span.muted { "None" } }
+                                ul.plans { @for plan_id in &license.disabled_plans { li.plan-off { (page.names.plan_name(*plan_id)) } } }
+                            }
+                            td {
+                                @if may_licenses {
+                                    div.actions {
+                                        a.button.secondary href={ "/users/" (user.id) "/licenses/edit?sku_id=" (license.sku_id) } {
+                                            "Edit plans" span.visually-hidden { " of " (product_name) }
+                                        }
+                                        form.inline method="post" action={ "/users/" (user.id) "/licenses/" (license.sku_id) "/remove" } {
+                                            button.danger type="submit" { "Remove" span.visually-hidden { " " (product_name) } }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if may_licenses {
+            form.search method="get" action={ "/users/" (user.id) "/licenses/edit" } {
+                label for="assign-product" { "Assign a product directly" }
+                select id="assign-product" name="sku_id" {
+                    @for product in page.names.products.iter().filter(|product| !direct_ids.contains(&product.sku_id)) {
+                        option value=(product.sku_id) { (product.display_name) " (" (product.available_units) " available)" }
+                    }
+                }
+                button type="submit" { "Choose plans" }
+            }
+        }
+        h2 id="usage-location" { "Usage location" }
+        (refusal_at(RefusalAt::UsageLocation))
+        p {
+            @match user.usage_location {
+                Some(location) => { "The user's usage location is " strong { (location) } "." },
+                None => {
+                    "The user has no usage location"
+                    @match page.tenant_usage_location {
+                        Some(location) => { " and inherits the tenant's, " strong { (location) } "." },
+                        None => { ", and the tenant has no default: group licenses cannot be assigned." },
+                    }
+                },
+            }
+        }
+        @if may_users {
+            form.search method="post" action={ "/users/" (user.id) "/usage-location" } {
+                label for="usage-location-input" { "Usage location (two letters, such as US; empty for the tenant's default)" }
+                input id="usage-location-input" type="text" name="usage_location" maxlength="2" size="3"
+                    autocomplete="off" value=[user.usage_location.map(|location| location.to_string())];
+                button type="submit" { "Save usage location" }
+            }
+        }
+        h2 id="proxy-addresses" { "Proxy addresses" }
+        (refusal_at(RefusalAt::ProxyAddresses))
+        @if user.proxy_addresses.is_empty() {
+            p.muted { "None." }
+        } @else {
+            ul.plans { @for address in &user.proxy_addresses { li { code { (address) } } } }
+        }
+        @if may_users {
+            form.stacked method="post" action={ "/users/" (user.id) "/proxy-addresses" } {
+                label for="proxy-addresses-input" { "Proxy addresses, one per line (SMTP: primary, smtp: secondary)" }
+                textarea id="proxy-addresses-input" name="proxy_addresses" rows="3" {
+                    @for address in &user.proxy_addresses { (address) "\n" }
+                }
+                div.actions { button type="submit" { "Save proxy addresses" } }
+            }
+        }
+        h2 { "Groups" }
+        @if page.groups.is_empty() {
+            p.muted { "The user is a direct member of no group." }
+        } @else {
+            ul { @for (group_id, name) in &page.groups { li { a href={ "/groups/" (group_id) } { (name) } } } }
+        }
+    };
+    let status = if refusal.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    Ok(html_response(
+        status,
+        layout::document(
+            &user.display_name,
+            Some(Section::Users),
+            Some(&page.tenant_name),
+            content,
+        ),
+    ))
+}
+
+/// Renders a refusal on the user's page, or passes other errors on.
+async fn refused_or(
+    context: &ConsoleContext,
+    user_id: Uuid,
+    at: RefusalAt,
+    error: ConsoleError,
+) -> Result<Response, ConsoleError> {
+    match error {
+        ConsoleError::Refused(refusal) if !refusal.is_not_found() => {
+            render(context, user_id, Some((at, ConsoleError::Refused(refusal))), None).await
+        }
+        other => Err(other),
+    }
+}
+
+struct EditData {
+    tenant_name: String,
+    user: UserView,
+    toggles: PlanToggles,
+    is_new: bool,
+}
+
+/// `GET /users/{id}/licenses/edit?sku_id=`: the plan toggles of a direct license.
+pub async fn edit_license(
+    context: ConsoleContext,
+    PathParameters(user_id): PathParameters<String>,
+    query: QueryFields,
+) -> Result<Response, ConsoleError> {
+    context.require(ConsoleAction::ChangeLicenses)?;
+    let user_id = parse_id(&user_id, IdKind::User)?;
+    let sku_id = parse_id(
+        query
+            .non_empty("sku_id")
+            .ok_or_else(|| ConsoleError::bad_request("Choose a product (sku_id)."))?,
+        IdKind::Product,
+    )?;
+    render_edit(&context, user_id, sku_id, None, None).await
+}
+
+async fn render_edit(
+    context: &ConsoleContext,
+    user_id: Uuid,
+    sku_id: Uuid,
+    submitted_disabled: Option<BTreeSet<Uuid>>,
+    refusal: Option<ConsoleError>,
+) -> Result<Response, ConsoleError> {
+    let data = context
+        .read(move |engine| {
+            let user = existing_user(engine, user_id)?;
+            let names = ProductNames::of(engine);
+            let current = user
+                .direct_licenses
+                .iter()
+                .find(|license| license.sku_id == sku_id);
+            let is_new = current.is_none();
+            let disabled = match submitted_disabled {
+                Some(disabled) => disabled,
+                None => current
+                    .map(|license| license.disabled_plans.iter().copied().collect())
+                    .unwrap_or_default(),
+            };
+            let toggles = plan_toggles(engine, &names, sku_id, &disabled)?;
+            Ok(EditData {
+                tenant_name: engine.settings().display_name.clone(),
+                user,
+                toggles,
+                is_new,
+            })
+        })
+        .await?;
+    let user = &data.user;
+    let verb = if data.is_new { "Assign" } else { "Edit" };
+    let content = html! {
+        h1 { (user.display_name) }
+        p.subtitle { (user.user_principal_name) }
+        h2 { (verb) " " (data.toggles.product_name) " directly " span.muted { "(" (data.toggles.sku_part_number) ")" } }
+        @if let Some(refusal) = &refusal { (refusal.message_box()) }
+        p { "A direct assignment is checked at once: seats, conflicts, prerequisites and the usage location." }
+        (plan_form(&data.toggles, &format!("/users/{}/licenses", user.id), &format!("/users/{}", user.id)))
+    };
+    let status = if refusal.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let title = format!("{verb} {} · {}", data.toggles.product_name, user.display_name);
+    Ok(html_response(
+        status,
+        layout::document(&title, Some(Section::Users), Some(&data.tenant_name), content),
+    ))
+}
+
+/// `POST /users/{id}/licenses`: assigns a product directly or changes its plans.
+pub async fn save_license(
+    context: ConsoleContext,
+    PathParameters(user_id): PathParameters<String>,
+    fields: FormFields,
+) -> Result<Response, ConsoleError> {
+    context.require(ConsoleAction::ChangeLicenses)?;
+    let user_id = parse_id(&user_id, IdKind::User)?;
+    let (sku_id, disabled) = context
+        .read(move |engine| {
+            existing_user(engine, user_id)?;
+            submitted_plans(engine, &fields)
+        })
+        .await?;
+    let command = Command::AssignUserLicenses {
+        user_id,
+        add_licenses: vec![AssignedLicense::with_disabled_plans(
+            sku_id,
+            disabled.iter().copied(),
+        )],
+        remove_licenses: Vec::new(),
+    };
+    match context.execute(command).await {
+        Ok(_) => Ok(see_other(&Done::LicenseSaved.on(&format!("/users/{user_id}")))),
+        Err(ConsoleError::Refused(refusal)) if !refusal.is_not_found() => {
+            render_edit(
+                &context,
+                user_id,
+                sku_id,
+                Some(disabled),
+                Some(ConsoleError::Refused(refusal)),
+            )
+            .await
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// `POST /users/{id}/licenses/{sku}/remove`: removes a direct license.
+pub async fn remove_license(
+    context: ConsoleContext,
+    PathParameters((user_id, sku_id)): PathParameters<(String, String)>,
+) -> Result<Response, ConsoleError> {
+    context.require(ConsoleAction::ChangeLicenses)?;
+    let user_id = parse_id(&user_id, IdKind::User)?;
+    let sku_id = parse_id(&sku_id, IdKind::Product)?;
+    let command = Command::AssignUserLicenses {
+        user_id,
+        add_licenses: Vec::new(),
+        remove_licenses: vec![sku_id],
+    };
+    match context.execute(command).await {
+        Ok(_) => Ok(see_other(&Done::LicenseRemoved.on(&format!("/users/{user_id}")))),
+        Err(error) => refused_or(&context, user_id, RefusalAt::Assignments, error).await,
+    }
+}
+
+/// `POST /users/{id}/usage-location`: sets (or clears, when empty) the usage location.
+pub async fn save_usage_location(
+    context: ConsoleContext,
+    PathParameters(user_id): PathParameters<String>,
+    fields: FormFields,
+) -> Result<Response, ConsoleError> {
+    context.require(ConsoleAction::ChangeUsers)?;
+    let user_id = parse_id(&user_id, IdKind::User)?;
+    let typed = fields
+        .first("usage_location")
+        .unwrap_or("")
+        .trim()
+        .to_ascii_uppercase();
+    let usage_location = if typed.is_empty() {
+        None
+    } else {
+        match CountryCode::parse(&typed) {
+            Ok(location) => Some(location),
+            Err(refusal) => {
+                return refused_or(&context, user_id, RefusalAt::UsageLocation, refusal.into()).await
+            }
+        }
+    };
+    let command = Command::UpdateUser {
+        user_id,
+        changes: UserChanges {
+            usage_location: Some(usage_location),
+            ..UserChanges::default()
+        },
+    };
+    match context.execute(command).await {
+        Ok(_) => Ok(see_other(
+            &Done::UsageLocationSaved.on(&format!("/users/{user_id}")),
+        )),
+        Err(error) => refused_or(&context, user_id, RefusalAt::UsageLocation, error).await,
+    }
+}
+
+/// `POST /users/{id}/proxy-addresses`: replaces the proxy addresses (one per line).
+pub async fn save_proxy_addresses(
+    context: ConsoleContext,
+    PathParameters(user_id): PathParameters<String>,
+    fields: FormFields,
+) -> Result<Response, ConsoleError> {
+    context.require(ConsoleAction::ChangeUsers)?;
+    let user_id = parse_id(&user_id, IdKind::User)?;
+    let mut addresses = Vec::new();
+    for line in fields.first("proxy_addresses").unwrap_or("").lines() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        match ProxyAddress::parse(line) {
+            Ok(address) => addresses.push(address),
+            Err(refusal) => {
+                return refused_or(&context, user_id, RefusalAt::ProxyAddresses, refusal.into()).await
+            }
+        }
+    }
+    let command = Command::UpdateUser {
+        user_id,
+        changes: UserChanges {
+            proxy_addresses: Some(addresses),
+            ..UserChanges::default()
+        },
+    };
+    match context.execute(command).await {
+        Ok(_) => Ok(see_other(
+            &Done::ProxyAddressesSaved.on(&format!("/users/{user_id}")),
+        )),
+        Err(error) => refused_or(&context, user_id, RefusalAt::ProxyAddresses, error).await,
+    }
+}
+
+/// `POST /users/{id}/reprocess`: queues the user; htmx gets the tenant's processing panel.
+pub async fn reprocess(
+    context: ConsoleContext,
+    PathParameters(user_id): PathParameters<String>,
+) -> Result<Response, ConsoleError> {
+    context.require(ConsoleAction::Reprocess)?;
+    let user_id = parse_id(&user_id, IdKind::User)?;
+    context.execute(Command::ReprocessUser { user_id }).await?;
+    if context.is_htmx {
+        let activity = context.read(|engine| Ok(tenant_activity(engine))).await?;
+        Ok(poll_answer(
+            &context,
+            activity.is_busy(),
+            activity_panel(&activity),
+        ))
+    } else {
+        Ok(see_other(&Done::ReprocessQueued.on(&format!("/users/{user_id}"))))
+    }
+}

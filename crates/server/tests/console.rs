@@ -1,0 +1,1159 @@
+//! The web console over real HTTP: a real server (`licensd_server::run` on `127.0.0.1:0`) over a
+//! temporary SQLite database holding the demo tenant (the seed's world with every licensing
+//! error), and every page handler checked for its status, its key content (the seed's notices,
+//! error reasons and fixes), escaping of user-supplied text, paging bounds and error pages; the
+//! seed's fixes are applied through the console's forms and seen to clear the errors.
+
+use std::time::{Duration, Instant};
+
+use licensd_engine::seed_world::{DemoDirectory, SeedWorld, EMS_E3, OFFICE_365_E1, OFFICE_365_E3};
+use licensd_engine::{Command, Engine, NewUser, Uuid};
+use licensd_server::ServerConfig;
+use licensd_store::{Store, WriteBatch};
+use reqwest::header::HeaderMap;
+
+/// Microsoft Workplace Analytics (`WORKPLACE_ANALYTICS`).
+const WORKPLACE_ANALYTICS: Uuid = Uuid::from_u128(0x3d957427_ecdc_4df2_aacd_01cc9d519da8);
+
+/// An HTTP answer with its body as text.
+#[derive(Debug)]
+struct Page {
+    status: u16,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Page {
+    #[track_caller]
+    fn expect(self, status: u16) -> Page {
+        assert_eq!(self.status, status, "unexpected status; body:\n{}", self.body);
+        self
+    }
+
+    #[track_caller]
+    fn contains(&self, text: &str) -> &Page {
+        assert!(
+            self.body.contains(text),
+            "the page lacks {text:?}; body:\n{}",
+            self.body
+        );
+        self
+    }
+
+    #[track_caller]
+    fn lacks(&self, text: &str) -> &Page {
+        assert!(
+            !self.body.contains(text),
+            "the page contains {text:?}; body:\n{}",
+            self.body
+        );
+        self
+    }
+
+    fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string)
+    }
+
+    /// The `after=` key of the "Next page" link, if any.
+    fn next_key(&self) -> Option<String> {
+        let link = self.body.split("rel=\"next\" href=\"").nth(1)?;
+        let link = &link[..link.find('"')?];
+        let key = link.split("after=").nth(1)?;
+        Some(key.split("&amp;").next()?.to_string())
+    }
+
+    /// How many rows link to `prefix` (`/users/`, `/groups/`) from their row header.
+    fn row_links(&self, prefix: &str) -> usize {
+        self.body
+            .matches(&format!("<th scope=\"row\"><a href=\"{prefix}"))
+            .count()
+    }
+}
+
+/// HTML escaping as maud does it, for expected texts.
+fn escaped(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The demo tenant, built and evaluated in memory, plus who is who.
+fn demo() -> (SeedWorld, DemoDirectory) {
+    SeedWorld::demo().expect("the demo tenant builds")
+}
+
+/// Stores a whole tenant as `licensd gen` does.
+fn store_tenant(database_url: &str, engine: &Engine) {
+    let image = engine.to_image();
+    let tenant_id = image.settings.tenant_id;
+    let mut store = Store::open(database_url).expect("open the store");
+    store.create_tenant(&image.settings).expect("create the tenant");
+    store
+        .write(tenant_id, &WriteBatch::from_image(image))
+        .expect("write the tenant");
+}
+
+/// The fields of a plan form that enables every plan of a product.
+fn every_plan_of(world: &SeedWorld, sku_id: Uuid) -> Vec<(&'static str, String)> {
+    let mut fields = vec![("sku_id", sku_id.to_string())];
+    for (plan_id, _, _) in world.engine.sku_usage(sku_id).expect("the product").service_plans {
+        fields.push(("enabled_plan", plan_id.to_string()));
+    }
+    fields
+}
+
+fn fields_of<'a>(fields: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    fields
+        .iter()
+        .map(|(name, value)| (*name, value.as_str()))
+        .collect()
+}
+
+/// A running server over a temporary SQLite database.
+struct ConsoleServer {
+    base: String,
+    client: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), licensd_server::ServerError>>>,
+    _directory: tempfile::TempDir,
+}
+
+impl ConsoleServer {
+    /// Starts a server on the given tenant.
+    async fn start(engine: &Engine) -> ConsoleServer {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let database_url = format!("sqlite://{}", directory.path().join("licensd.db").display());
+        store_tenant(&database_url, engine);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a free port");
+        let address = listener.local_addr().expect("local address");
+        let mut config = ServerConfig::defaults(directory.path());
+        config.database_url = database_url;
+        config.listen = address;
+        config.processing_idle_interval = Duration::from_millis(5);
+        config.instance_id = format!("console-test-{}", Uuid::new_v4());
+        let (sender, receiver) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(licensd_server::run(listener, config, async move {
+            let _ = receiver.await;
+        }));
+        let server = ConsoleServer {
+            base: format!("http://{address}"),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("client"),
+            shutdown: Some(sender),
+            task: Some(task),
+            _directory: directory,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(response) = server.client.get(format!("{}/readyz", server.base)).send().await {
+                if response.status().is_success() {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "the server did not become ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        server
+    }
+
+    /// Starts a server on the demo tenant.
+    async fn demo() -> (ConsoleServer, SeedWorld, DemoDirectory) {
+        let (world, directory) = demo();
+        let server = ConsoleServer::start(&world.engine).await;
+        (server, world, directory)
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Page {
+        let response = request.send().await.expect("the request is answered");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.text().await.expect("a body");
+        Page {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn get(&self, path: &str) -> Page {
+        self.send(self.client.get(format!("{}{path}", self.base))).await
+    }
+
+    async fn get_htmx(&self, path: &str, target: &str) -> Page {
+        self.send(
+            self.client
+                .get(format!("{}{path}", self.base))
+                .header("HX-Request", "true")
+                .header("HX-Target", target),
+        )
+        .await
+    }
+
+    fn form_request(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::RequestBuilder {
+        let mut body = form_urlencoded::Serializer::new(String::new());
+        for (name, value) in fields {
+            body.append_pair(name, value);
+        }
+        self.client
+            .post(format!("{}{path}", self.base))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body.finish())
+    }
+
+    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        self.send(self.form_request(path, fields)).await
+    }
+
+    /// Posts a form and expects the redirect of a change that was made.
+    async fn post_change(&self, path: &str, fields: &[(&str, &str)]) -> String {
+        let answer = self.post(path, fields).await.expect(303);
+        answer.header("location").expect("a Location")
+    }
+
+    /// Waits until background processing has nothing left to do.
+    async fn settle(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let activity = self.get("/processing").await.expect(200);
+            if activity.body.contains("Processing is idle") {
+                return;
+            }
+            assert!(Instant::now() < deadline, "processing did not finish");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await
+                .expect("the server task")
+                .expect("the server stops cleanly");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_overview_shows_seats_the_groups_needing_attention_and_activity() {
+    let (server, world, _) = ConsoleServer::demo().await;
+    let page = server.get("/").await.expect(200);
+    assert_eq!(
+        page.header("content-type").as_deref(),
+        Some("text/html; charset=utf-8")
+    );
+    let policy = page.header("content-security-policy").expect("a CSP");
+    assert!(policy.contains("script-src 'self'"), "{policy}");
+    assert_eq!(page.header("x-frame-options").as_deref(), Some("DENY"));
+    assert_eq!(page.header("cache-control").as_deref(), Some("no-store"));
+    page.contains("3 groups need your attention")
+        .contains("href=\"/groups?filter=errors\"")
+        .contains("Processing is idle")
+        .contains("<script src=\"/assets/htmx.min.js\" defer></script>")
+        .contains("Skip to content");
+    for product in world.engine.sku_usages() {
+        page.contains(&escaped(&product.display_name)).contains(&format!(
+            "{} purchased · {} assigned",
+            product.prepaid_units, product.consumed_units
+        ));
+    }
+    // EMS: 140 purchased, all assigned, 10 users waiting.
+    page.contains("<td class=\"number\" data-field=\"available\">0</td>")
+        .contains("10 waiting");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_groups_list_pages_searches_and_filters_the_groups_with_errors() {
+    let (server, _, directory) = ConsoleServer::demo().await;
+    let all = server.get("/groups").await.expect(200);
+    assert_eq!(all.row_links("/groups/"), 5);
+    all.contains("All groups (5)").contains("Groups with errors (3)");
+
+    let with_errors = server.get("/groups?filter=errors").await.expect(200);
+    assert_eq!(with_errors.row_links("/groups/"), 3);
+    with_errors
+        .contains("Sales - Office 365 E3")
+        .contains("Mobility - EMS E3")
+        .contains("Frontline - Office 365 E1")
+        .lacks("Analytics pilot")
+        .contains(&format!("href=\"/groups/{}/errors\"", directory.sales_e3));
+
+    let searched = server.get("/groups?search=SALES").await.expect(200);
+    assert_eq!(searched.row_links("/groups/"), 1);
+    searched.contains("Sales - Office 365 E3");
+    let by_id = server
+        .get(&format!("/groups?search={}", directory.analytics_pilot))
+        .await
+        .expect(200);
+    by_id.contains("Analytics pilot");
+    server
+        .get("/groups?search=nothing-like-this")
+        .await
+        .expect(200)
+        .contains("No group matches.");
+
+    // htmx asks for the results alone while one types.
+    let fragment = server
+        .get_htmx("/groups?search=mobility", "list-results")
+        .await
+        .expect(200);
+    assert!(
+        fragment.body.starts_with("<div id=\"list-results\">"),
+        "{}",
+        fragment.body
+    );
+    fragment.contains("Mobility - EMS E3").lacks("<html");
+
+    server
+        .get("/groups?filter=bogus")
+        .await
+        .expect(400)
+        .contains("Unknown filter");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_group_licenses_pane_shows_products_plans_state_and_the_users_in_error() {
+    let (server, world, directory) = ConsoleServer::demo().await;
+    let sales = world.engine.group_view(directory.sales_e3).expect("Sales");
+    assert!(sales.members_with_license_errors >= 7);
+    let pane = server
+        .get(&format!("/groups/{}", directory.sales_e3))
+        .await
+        .expect(200);
+    pane.contains(&format!(
+        "{} users have license errors",
+        sales.members_with_license_errors
+    ))
+    .contains(&format!("href=\"/groups/{}/errors\"", directory.sales_e3))
+    .contains("Office 365 E3")
+    .contains("Exchange Online (Plan 2)")
+    .contains("plans enabled</summary>")
+    .contains("data-state=\"ProcessingComplete\"")
+    .contains(&format!("hx-post=\"/groups/{}/reprocess\"", directory.sales_e3))
+    .contains(">Reprocess</button>");
+
+    // The analytics pilot has E3 with only Exchange Online (Plan 2) enabled, plus the add-on.
+    let pilot = server
+        .get(&format!("/groups/{}", directory.analytics_pilot))
+        .await
+        .expect(200);
+    pilot
+        .contains("Microsoft Workplace Analytics")
+        .contains("<li class=\"plan-off\">")
+        .lacks("users have license errors");
+
+    // The users in error, with the seed's reasons.
+    let errors = server
+        .get(&format!("/groups/{}/errors", directory.sales_e3))
+        .await
+        .expect(200);
+    errors
+        .contains("user001@contoso.com")
+        .contains("Conflicting service plans")
+        .contains("Duplicate proxy address")
+        .contains("MutuallyExclusiveViolation");
+    assert_eq!(
+        errors.body.matches("<th scope=\"rowgroup\"").count(),
+        sales.members_with_license_errors
+    );
+    let mobility = server
+        .get(&format!("/groups/{}/errors", directory.mobility_ems))
+        .await
+        .expect(200);
+    mobility
+        .contains("Not enough licenses")
+        .contains("CountViolation");
+    assert_eq!(mobility.body.matches("<th scope=\"rowgroup\"").count(), 10);
+    server
+        .get(&format!("/groups/{}/errors", directory.frontline_e1))
+        .await
+        .expect(200)
+        .contains("Usage location isn't allowed")
+        .contains("is not available in CU");
+
+    // Members: paged, oldest membership first.
+    let members = server
+        .get(&format!("/groups/{}/members", directory.sales_e3))
+        .await
+        .expect(200);
+    assert_eq!(members.row_links("/users/"), 50);
+    members.contains("Members (120)");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_users_page_explains_each_error_and_offers_the_seeds_fixes() {
+    let (server, world, directory) = ConsoleServer::demo().await;
+    let user001 = directory.users[0];
+    let page = server.get(&format!("/users/{user001}")).await.expect(200);
+    let conflict = world
+        .engine
+        .user_license_states(user001)
+        .expect("states")
+        .into_iter()
+        .find(|state| state.error.is_some())
+        .expect("user001 is in error");
+    let reason = world.engine.explain(&conflict).expect("a reason");
+    page.contains("user001@contoso.com")
+        .contains("Conflicting service plans")
+        .contains(&escaped(&reason))
+        .contains("Remove the direct Office 365 E1 license")
+        .contains(&format!(
+            "action=\"/users/{user001}/licenses/{OFFICE_365_E1}/remove\""
+        ))
+        .contains(&format!(
+            "href=\"/groups/{}/licenses/edit?sku_id={OFFICE_365_E3}\"",
+            directory.sales_e3
+        ))
+        .contains("Inherited from")
+        .contains("Direct")
+        .contains("SMTP:user001@contoso.com")
+        .contains("Effective service plans")
+        .contains("Exchange Online (Plan 1)")
+        .contains("The user's usage location is <strong>US</strong>");
+
+    // The duplicate proxy address names the other user.
+    let user062 = directory.users[61];
+    server
+        .get(&format!("/users/{user062}"))
+        .await
+        .expect(200)
+        .contains("Duplicate proxy address")
+        .contains("Fix the duplicate proxy address")
+        .contains("user061@contoso.com");
+    // Not enough licenses: buy or free seats.
+    let waiting = directory.users[129];
+    server
+        .get(&format!("/users/{waiting}"))
+        .await
+        .expect(200)
+        .contains("Not enough licenses")
+        .contains(&format!("href=\"/products/{EMS_E3}#seats\""));
+    // Usage location: correct it, or remove the user from the group.
+    let cuban = directory.users[290];
+    server
+        .get(&format!("/users/{cuban}"))
+        .await
+        .expect(200)
+        .contains("Correct the usage location")
+        .contains(&format!(
+            "action=\"/groups/{}/members/{cuban}/remove\"",
+            directory.frontline_e1
+        ));
+    // The blocked removal: the dependent plan.
+    let user121 = directory.users[120];
+    server
+        .get(&format!("/users/{user121}"))
+        .await
+        .expect(200)
+        .contains("Other products depend on this license")
+        .contains("ActiveWithError");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn removing_the_conflicting_direct_license_clears_the_error_and_moves_seats() {
+    let (server, world, directory) = ConsoleServer::demo().await;
+    let user001 = directory.users[0];
+    let e1_before = world.engine.sku_usage(OFFICE_365_E1).expect("E1").consumed_units;
+    let e3_before = world.engine.sku_usage(OFFICE_365_E3).expect("E3").consumed_units;
+    let location = server
+        .post_change(&format!("/users/{user001}/licenses/{OFFICE_365_E1}/remove"), &[])
+        .await;
+    assert_eq!(location, format!("/users/{user001}?done=license-removed"));
+    server
+        .get(&location)
+        .await
+        .expect(200)
+        .contains("The license was removed");
+    // The seed's last step: reprocess the group (plain POST, then htmx).
+    let location = server
+        .post_change(&format!("/groups/{}/reprocess", directory.sales_e3), &[])
+        .await;
+    assert_eq!(
+        location,
+        format!("/groups/{}?done=reprocess-queued", directory.sales_e3)
+    );
+    let fragment = server
+        .send(
+            server
+                .form_request(&format!("/groups/{}/reprocess", directory.sales_e3), &[])
+                .header("HX-Request", "true")
+                .header("HX-Target", "group-processing"),
+        )
+        .await
+        .expect(200);
+    assert!(
+        fragment
+            .body
+            .starts_with("<div class=\"processing\" id=\"group-processing\""),
+        "{}",
+        fragment.body
+    );
+    if fragment.body.contains("hx-trigger=\"every 1s\"") {
+        assert!(fragment.header("hx-refresh").is_none());
+    } else {
+        assert_eq!(fragment.header("hx-refresh").as_deref(), Some("true"));
+    }
+    server.settle().await;
+    // Polling a finished group reloads the page.
+    let poll = server
+        .get_htmx(
+            &format!("/groups/{}/processing", directory.sales_e3),
+            "group-processing",
+        )
+        .await
+        .expect(200);
+    assert_eq!(poll.header("hx-refresh").as_deref(), Some("true"));
+    poll.contains("Processing complete");
+
+    let page = server.get(&format!("/users/{user001}")).await.expect(200);
+    page.lacks("Conflicting service plans")
+        .lacks("Remove the direct Office 365 E1 license");
+    let products = server.get("/products").await.expect(200);
+    products
+        .contains(&format!("{} purchased · {} assigned", 170, e1_before - 1))
+        .contains(&format!("{} purchased · {} assigned", 160, e3_before + 1));
+    let sales = server
+        .get(&format!("/groups/{}", directory.sales_e3))
+        .await
+        .expect(200);
+    let before = world
+        .engine
+        .group_view(directory.sales_e3)
+        .expect("Sales")
+        .members_with_license_errors;
+    sales.contains(&format!("{} users have license errors", before - 1));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn buying_seats_serves_the_waiting_users() {
+    let (server, _, directory) = ConsoleServer::demo().await;
+    let product = server.get(&format!("/products/{EMS_E3}")).await.expect(200);
+    product
+        .contains("<dd data-field=\"waiting\">10</dd>")
+        .contains("Change purchased seats");
+    let location = server
+        .post_change(&format!("/products/{EMS_E3}/seats"), &[("prepaid_units", "150")])
+        .await;
+    assert_eq!(location, format!("/products/{EMS_E3}?done=seats-saved"));
+    server.settle().await;
+    let product = server.get(&location).await.expect(200);
+    product
+        .contains("The purchased seats were changed")
+        .contains("<dd data-field=\"purchased\">150</dd>")
+        .contains("<dd data-field=\"assigned\">150</dd>")
+        .contains("<dd data-field=\"waiting\">0</dd>");
+    server
+        .get(&format!("/groups/{}", directory.mobility_ems))
+        .await
+        .expect(200)
+        .lacks("users have license errors");
+    server
+        .get("/")
+        .await
+        .expect(200)
+        .contains("2 groups need your attention");
+
+    // Not a number: the product page with the message.
+    server
+        .post(&format!("/products/{EMS_E3}/seats"), &[("prepaid_units", "many")])
+        .await
+        .expect(422)
+        .contains("'many' is not a number of seats")
+        .contains("Licensed users");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_prerequisite_refusal_is_shown_inline_with_the_form() {
+    let (server, world, directory) = ConsoleServer::demo().await;
+    // The edit form: a product's plans as toggles.
+    let form = server
+        .get(&format!(
+            "/groups/{}/licenses/edit?sku_id={WORKPLACE_ANALYTICS}",
+            directory.mobility_ems
+        ))
+        .await
+        .expect(200);
+    form.contains("type=\"checkbox\" name=\"enabled_plan\"")
+        .contains("requires Exchange Online");
+    let every_analytics_plan = every_plan_of(&world, WORKPLACE_ANALYTICS);
+    let refused = server
+        .post(
+            &format!("/groups/{}/licenses", directory.mobility_ems),
+            &fields_of(&every_analytics_plan),
+        )
+        .await
+        .expect(422);
+    refused
+        .contains("License operation failed. Make sure that the group has necessary services before adding or removing a dependent service.")
+        .contains("requires Exchange Online")
+        .contains("role=\"alert\"")
+        .contains("name=\"enabled_plan\"");
+    // Nothing changed.
+    server
+        .get(&format!("/groups/{}", directory.mobility_ems))
+        .await
+        .expect(200)
+        .lacks("Microsoft Workplace Analytics</a>");
+
+    // Disabling the prerequisite in the pilot (E3 with only Exchange Online Plan 2) is refused too.
+    let refused = server
+        .post(
+            &format!("/groups/{}/licenses", directory.analytics_pilot),
+            &[("sku_id", &OFFICE_365_E3.to_string())],
+        )
+        .await
+        .expect(422);
+    refused.contains("License operation failed");
+
+    // A valid change: E1 in Mobility with every plan but one enabled.
+    let mut all_but_one_e1_plan = every_plan_of(&world, OFFICE_365_E1);
+    all_but_one_e1_plan.remove(1);
+    let location = server
+        .post_change(
+            &format!("/groups/{}/licenses", directory.mobility_ems),
+            &fields_of(&all_but_one_e1_plan),
+        )
+        .await;
+    assert_eq!(
+        location,
+        format!("/groups/{}?done=license-saved", directory.mobility_ems)
+    );
+    server
+        .get(&location)
+        .await
+        .expect(200)
+        .contains("The license assignment was saved")
+        .contains("Office 365 E1</a>")
+        .contains("<li class=\"plan-off\">");
+    // And removing it again.
+    server
+        .post_change(
+            &format!(
+                "/groups/{}/licenses/{OFFICE_365_E1}/remove",
+                directory.mobility_ems
+            ),
+            &[],
+        )
+        .await;
+    // A plan that is not part of the product is a malformed form.
+    server
+        .post(
+            &format!("/groups/{}/licenses", directory.mobility_ems),
+            &[
+                ("sku_id", &OFFICE_365_E1.to_string()),
+                ("enabled_plan", &Uuid::from_u128(7).to_string()),
+            ],
+        )
+        .await
+        .expect(400)
+        .contains("is not part of Office 365 E1");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn members_are_added_and_removed_and_direct_licenses_assigned() {
+    let (server, world, directory) = ConsoleServer::demo().await;
+    let group = directory.engineering_e3_ems;
+    let location = server
+        .post_change(
+            &format!("/groups/{group}/members"),
+            &[("user", "USER200@contoso.com")],
+        )
+        .await;
+    assert_eq!(location, format!("/groups/{group}/members?done=member-added"));
+    let members = server.get(&location).await.expect(200);
+    members
+        .contains("The member was added")
+        .contains("user200@contoso.com");
+    server
+        .get(&format!("/groups/{group}/members?search=user200"))
+        .await
+        .expect(200)
+        .contains("user200@contoso.com");
+    // Unknown user and a second add are refused inline.
+    server
+        .post(
+            &format!("/groups/{group}/members"),
+            &[("user", "nobody@contoso.com")],
+        )
+        .await
+        .expect(422)
+        .contains("A user named 'nobody@contoso.com' does not exist")
+        .contains("value=\"nobody@contoso.com\"");
+    server
+        .post(
+            &format!("/groups/{group}/members"),
+            &[("user", "user200@contoso.com")],
+        )
+        .await
+        .expect(422)
+        .contains("already a member");
+    let user200 = directory.users[199];
+    let location = server
+        .post_change(
+            &format!("/groups/{group}/members/{user200}/remove"),
+            &[("return_to", &format!("/users/{user200}"))],
+        )
+        .await;
+    assert_eq!(location, format!("/users/{user200}?done=member-removed"));
+    // A return path off the site is ignored.
+    server
+        .post_change(
+            &format!("/groups/{group}/members"),
+            &[("user", &user200.to_string())],
+        )
+        .await;
+    let location = server
+        .post_change(
+            &format!("/groups/{group}/members/{user200}/remove"),
+            &[("return_to", "//evil.example/")],
+        )
+        .await;
+    assert_eq!(location, format!("/groups/{group}/members?done=member-removed"));
+
+    // A direct license: refused when it conflicts (user001 holds E1 directly, E3 conflicts).
+    let user001 = directory.users[0];
+    server
+        .get(&format!("/users/{user001}/licenses/edit?sku_id={OFFICE_365_E3}"))
+        .await
+        .expect(200)
+        .contains("Assign Office 365 E3 directly");
+    let every_e3_plan = every_plan_of(&world, OFFICE_365_E3);
+    server
+        .post(&format!("/users/{user001}/licenses"), &fields_of(&every_e3_plan))
+        .await
+        .expect(422)
+        .contains("mutually exclusive")
+        .contains("role=\"alert\"");
+    // EMS for a Frontline user: EMS has no free seat.
+    let user160 = directory.users[159];
+    let every_ems_plan = every_plan_of(&world, EMS_E3);
+    server
+        .post(&format!("/users/{user160}/licenses"), &fields_of(&every_ems_plan))
+        .await
+        .expect(422)
+        .contains("Not enough licenses");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn usage_location_and_proxy_addresses_are_edited_on_the_users_page() {
+    let (server, _, directory) = ConsoleServer::demo().await;
+    let cuban = directory.users[290];
+    server
+        .post(
+            &format!("/users/{cuban}/usage-location"),
+            &[("usage_location", "XX")],
+        )
+        .await
+        .expect(422)
+        .contains("invalid usage location");
+    let location = server
+        .post_change(
+            &format!("/users/{cuban}/usage-location"),
+            &[("usage_location", "us")],
+        )
+        .await;
+    assert_eq!(location, format!("/users/{cuban}?done=usage-location-saved"));
+    server.settle().await;
+    server
+        .get(&location)
+        .await
+        .expect(200)
+        .contains("The usage location was saved")
+        .lacks("Usage location isn't allowed");
+    // Clearing it: the tenant's default applies.
+    server
+        .post_change(
+            &format!("/users/{cuban}/usage-location"),
+            &[("usage_location", "")],
+        )
+        .await;
+    server
+        .get(&format!("/users/{cuban}"))
+        .await
+        .expect(200)
+        .contains("inherits the tenant's, <strong>US</strong>");
+
+    // The duplicate proxy address, fixed on user062.
+    let user062 = directory.users[61];
+    server
+        .post(
+            &format!("/users/{user062}/proxy-addresses"),
+            &[("proxy_addresses", "not an address")],
+        )
+        .await
+        .expect(422)
+        .contains("invalid proxy address");
+    server
+        .post_change(
+            &format!("/users/{user062}/proxy-addresses"),
+            &[("proxy_addresses", "SMTP:user062@contoso.com\r\n\r\n")],
+        )
+        .await;
+    server.settle().await;
+    server
+        .get(&format!("/users/{user062}"))
+        .await
+        .expect(200)
+        .lacks("Duplicate proxy address")
+        .lacks("smtp:user061@contoso.com");
+    // A user reprocess: plain POST redirects, htmx gets the activity panel.
+    let location = server
+        .post_change(&format!("/users/{user062}/reprocess"), &[])
+        .await;
+    assert_eq!(location, format!("/users/{user062}?done=reprocess-queued"));
+    let fragment = server
+        .send(
+            server
+                .form_request(&format!("/users/{user062}/reprocess"), &[])
+                .header("HX-Request", "true")
+                .header("HX-Target", "user-processing"),
+        )
+        .await
+        .expect(200);
+    fragment.contains("id=\"tenant-processing\"");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn user_supplied_text_is_escaped_everywhere() {
+    let (mut world, directory) = demo();
+    let script = "<script>alert(1)</script>";
+    let user_id = Uuid::from_u128(0xbad0_0000_0000_4000_8000_0000_0000_0001);
+    let mut user = NewUser::new(user_id, "xss@contoso.com");
+    user.display_name = script.to_string();
+    world.apply(Command::CreateUser(user)).expect("the user");
+    let group_id = world
+        .add_group("<img src=x onerror=alert(2)> & \"friends\"")
+        .expect("the group");
+    world.add_member(group_id, user_id).expect("the member");
+    world
+        .add_member(directory.sales_e3, user_id)
+        .expect("a licensed group");
+    world.process();
+    let server = ConsoleServer::start(&world.engine).await;
+    let pages = [
+        format!("/users/{user_id}"),
+        "/users?search=xss".to_string(),
+        format!("/groups/{group_id}"),
+        format!("/groups/{group_id}/members"),
+        "/groups?search=img".to_string(),
+        format!("/products/{OFFICE_365_E3}?search=xss"),
+        format!("/groups/{}/members?search=xss", directory.sales_e3),
+    ];
+    for path in pages {
+        let page = server.get(&path).await.expect(200);
+        page.lacks("<script>alert")
+            .lacks("<img src=x")
+            .lacks("alert(1)</script>");
+        assert!(
+            page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;")
+                || page
+                    .body
+                    .contains("&lt;img src=x onerror=alert(2)&gt; &amp; &quot;friends&quot;"),
+            "{path}: {}",
+            page.body
+        );
+    }
+    // Typed text is escaped where it is shown again.
+    server
+        .get("/users?search=%3Cscript%3Ealert(3)%3C%2Fscript%3E")
+        .await
+        .expect(200)
+        .lacks("<script>alert(3)")
+        .contains("value=\"&lt;script&gt;alert(3)&lt;/script&gt;\"");
+    server
+        .post(
+            &format!("/groups/{group_id}/members"),
+            &[("user", "<b>bold</b>\"")],
+        )
+        .await
+        .expect(422)
+        .lacks("<b>bold</b>")
+        .contains("&lt;b&gt;bold&lt;/b&gt;&quot;");
+    // Unknown notices are not reflected.
+    server
+        .get(&format!("/users/{user_id}?done=%3Cscript%3E"))
+        .await
+        .expect(200)
+        .lacks("<script>")
+        .lacks("&lt;script&gt;</div>");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn lists_page_by_a_stable_key_within_bounds() {
+    let (server, world, _) = ConsoleServer::demo().await;
+    let total = world.engine.user_count();
+    let mut seen = Vec::new();
+    let mut path = "/users".to_string();
+    let mut pages = 0;
+    loop {
+        let page = server.get(&path).await.expect(200);
+        let rows = page.row_links("/users/");
+        assert!(rows <= 50, "a page has at most 50 rows, not {rows}");
+        pages += 1;
+        seen.push(rows);
+        match page.next_key() {
+            Some(key) => {
+                assert_eq!(rows, 50, "only the last page is short");
+                path = format!("/users?after={key}");
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen.iter().sum::<usize>(), total);
+    assert_eq!(pages, total.div_ceil(50));
+
+    // Back from the second page: the first page again.
+    let first = server.get("/users").await.expect(200);
+    let key = first.next_key().expect("a second page");
+    let second = server.get(&format!("/users?after={key}")).await.expect(200);
+    second.contains("rel=\"prev\"").contains("First page");
+    let previous_key = second
+        .body
+        .split("rel=\"prev\" href=\"/users?before=")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a previous link")
+        .to_string();
+    let back = server
+        .get(&format!("/users?before={previous_key}"))
+        .await
+        .expect(200);
+    assert_eq!(back.row_links("/users/"), 50);
+    assert_eq!(back.next_key(), Some(key.clone()));
+    // Search keeps paging within the matches.
+    let searched = server.get("/users?search=user1").await.expect(200);
+    assert_eq!(searched.row_links("/users/"), 50);
+    let next = searched.next_key().expect("more matches");
+    let rest = server
+        .get(&format!("/users?search=user1&after={next}"))
+        .await
+        .expect(200);
+    // user100 to user199: two full pages, the second with a way back and no way on.
+    assert_eq!(rest.row_links("/users/"), 50);
+    rest.contains("search=user1&amp;before=");
+    assert_eq!(rest.next_key(), None);
+    // Users with errors.
+    let with_errors = server.get("/users?filter=errors").await.expect(200);
+    assert_eq!(
+        with_errors.row_links("/users/"),
+        world.engine.users_with_errors().len().min(50)
+    );
+
+    // A vanished key starts over; malformed keys are refused with a page.
+    server
+        .get(&format!("/users?after={}", Uuid::from_u128(42)))
+        .await
+        .expect(200)
+        .contains("The list changed since the last page");
+    server
+        .get("/users?after=not-a-guid")
+        .await
+        .expect(400)
+        .contains("'not-a-guid' is not a valid user id");
+    server
+        .get(&format!("/users?after={key}&before={key}"))
+        .await
+        .expect(400)
+        .contains("either after or before");
+
+    // A product's licensed users and groups are paged too.
+    let licensed = server
+        .get(&format!("/products/{OFFICE_365_E3}"))
+        .await
+        .expect(200);
+    assert_eq!(licensed.row_links("/users/"), 50);
+    licensed.contains("Inherited from").contains("Licensed groups");
+    let next = licensed.next_key().expect("more licensed users");
+    server
+        .get(&format!("/products/{OFFICE_365_E3}?after={next}"))
+        .await
+        .expect(200);
+    let groups = server
+        .get(&format!("/products/{OFFICE_365_E3}?tab=groups"))
+        .await
+        .expect(200);
+    assert_eq!(groups.row_links("/groups/"), 3);
+    groups
+        .contains("Sales - Office 365 E3")
+        .contains("Analytics pilot");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn all_products_and_activity_pages() {
+    let (server, world, _) = ConsoleServer::demo().await;
+    let products = server.get("/products").await.expect(200);
+    assert_eq!(products.row_links("/products/"), 4);
+    for product in world.engine.sku_usages() {
+        products.contains(&product.sku_part_number);
+    }
+    products.contains("aria-current=\"page\">All products");
+    server
+        .get("/activity")
+        .await
+        .expect(200)
+        .contains("The audit log is not available yet.")
+        .lacks("<table");
+    server
+        .get("/processing")
+        .await
+        .expect(200)
+        .contains("id=\"tenant-processing\"");
+    let poll = server
+        .get_htmx("/processing", "tenant-processing")
+        .await
+        .expect(200);
+    assert_eq!(poll.header("hx-refresh").as_deref(), Some("true"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn errors_are_pages_with_messages_never_blank() {
+    let (server, _, directory) = ConsoleServer::demo().await;
+    let unknown = Uuid::from_u128(0xdead);
+    for (path, status, text) in [
+        ("/groups/not-a-guid".to_string(), 400, "is not a valid group id"),
+        (format!("/groups/{unknown}"), 404, "does not exist"),
+        (format!("/groups/{unknown}/members"), 404, "does not exist"),
+        (format!("/groups/{unknown}/errors"), 404, "does not exist"),
+        (format!("/users/{unknown}"), 404, "does not exist"),
+        ("/users/%ZZ".to_string(), 400, "cannot be read"),
+        (format!("/products/{unknown}"), 404, "does not exist"),
+        ("/products/x".to_string(), 400, "is not a valid product id"),
+        (format!("/products/{EMS_E3}?tab=nope"), 400, "Unknown tab"),
+        (
+            format!("/groups/{}/licenses/edit", directory.sales_e3),
+            400,
+            "Choose a product",
+        ),
+        (
+            format!("/groups/{}/licenses/edit?sku_id={unknown}", directory.sales_e3),
+            404,
+            "does not exist",
+        ),
+        ("/assets/nothing.js".to_string(), 404, "does not exist"),
+    ] {
+        let page = server.get(&path).await;
+        assert_eq!(page.status, status, "{path}: {}", page.body);
+        page.contains(text)
+            .contains("<h1>")
+            .contains("Back to the overview");
+        assert_eq!(
+            page.header("content-type").as_deref(),
+            Some("text/html; charset=utf-8"),
+            "{path}"
+        );
+    }
+    // Changes to what does not exist.
+    server
+        .post(&format!("/groups/{unknown}/reprocess"), &[])
+        .await
+        .expect(404);
+    server
+        .post(&format!("/users/{unknown}/licenses/{OFFICE_365_E1}/remove"), &[])
+        .await
+        .expect(404);
+    // Removing a license the user does not hold directly is refused on the user's page.
+    let user200 = directory.users[199];
+    server
+        .post(&format!("/users/{user200}/licenses/{OFFICE_365_E3}/remove"), &[])
+        .await
+        .expect(422)
+        .contains("The change was refused");
+    // htmx errors land in the message area.
+    let fragment = server
+        .send(
+            server
+                .form_request(&format!("/groups/{unknown}/reprocess"), &[])
+                .header("HX-Request", "true")
+                .header("HX-Target", "group-processing"),
+        )
+        .await
+        .expect(404);
+    assert_eq!(
+        fragment.header("hx-retarget").as_deref(),
+        Some("#console-messages")
+    );
+    fragment.contains("role=\"alert\"").lacks("<html");
+    // Changes come from the console's own pages, as forms.
+    server
+        .send(
+            server
+                .form_request(&format!("/groups/{}/reprocess", directory.sales_e3), &[])
+                .header("Origin", "https://evil.example"),
+        )
+        .await
+        .expect(403)
+        .contains("Changes are accepted only from the console");
+    server
+        .send(
+            server
+                .form_request(&format!("/groups/{}/reprocess", directory.sales_e3), &[])
+                .header("Sec-Fetch-Site", "cross-site"),
+        )
+        .await
+        .expect(403);
+    let same_origin = server
+        .send(
+            server
+                .form_request(&format!("/groups/{}/reprocess", directory.sales_e3), &[])
+                .header("Origin", server.base.clone())
+                .header("Sec-Fetch-Site", "same-origin"),
+        )
+        .await;
+    assert_eq!(same_origin.status, 303);
+    server
+        .send(
+            server
+                .client
+                .post(format!("{}/products/{EMS_E3}/seats", server.base))
+                .header("Content-Type", "application/json")
+                .body("{\"prepaid_units\": 1}"),
+        )
+        .await
+        .expect(400)
+        .contains("application/x-www-form-urlencoded");
+    // No GET changes anything: a GET on a change's address is not served.
+    let get_change = server
+        .get(&format!("/groups/{}/reprocess", directory.sales_e3))
+        .await;
+    assert_eq!(get_change.status, 405);
+    // The assets are embedded.
+    let htmx = server.get("/assets/htmx.min.js").await.expect(200);
+    assert_eq!(
+        htmx.header("content-type").as_deref(),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert!(htmx.body.contains("htmx"));
+    server
+        .get("/assets/console.css")
+        .await
+        .expect(200)
+        .contains(":focus-visible");
+    server
+        .get("/assets/htmx.LICENSE")
+        .await
+        .expect(200)
+        .contains("Zero-Clause BSD");
+    server.stop().await;
+}

@@ -1,0 +1,213 @@
+// The licensd web console in real headless Chromium, against a server holding the demo tenant
+// (run through run.sh, which sets LICENSD_URL). The tests run in order on one server: the seed's
+// walk first (overview -> groups needing attention -> a group's Licenses pane -> its users in
+// error -> a user's error and fix -> apply the fix -> Reprocess -> the error is gone and the seat
+// counts moved), then buying seats, the inline prerequisite refusal, and keyboard use.
+// Screenshots of the main pages go to SCREENSHOT_DIR.
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const base = process.env.LICENSD_URL;
+const screenshots = process.env.SCREENSHOT_DIR ?? 'screenshots';
+const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+if (!base) {
+  throw new Error('LICENSD_URL is not set: run tests/browser/run.sh');
+}
+
+let browser;
+let page;
+/** Errors the browser reported (script errors, Content-Security-Policy violations, failed loads). */
+const browserErrors = [];
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath,
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--no-first-run',
+    ],
+  });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  page = await context.newPage();
+  page.setDefaultTimeout(15_000);
+  page.on('console', (message) => {
+    // A refused change is answered 422 with the refusal shown: expected, not a failure.
+    const expectedRefusal = /status of 422/.test(message.text());
+    if (message.type() === 'error' && !expectedRefusal) browserErrors.push(`${page.url()}: ${message.text()}`);
+  });
+  page.on('pageerror', (error) => browserErrors.push(`${page.url()}: ${error.message}`));
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+async function screenshot(name) {
+  await page.screenshot({ path: path.join(screenshots, `${name}.png`), fullPage: true });
+}
+
+/** The seat figures of a product on the overview or All products (by its part number). */
+async function seats(partNumber) {
+  const row = page.locator(`tr[data-sku="${partNumber}"]`);
+  const figure = async (field) => Number(await row.locator(`[data-field="${field}"]`).innerText());
+  return { purchased: await figure('purchased'), assigned: await figure('assigned'), available: await figure('available') };
+}
+
+/** Reloads the page until `check` passes (background processing takes a moment). */
+async function eventually(check, description) {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    try {
+      await check();
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw new Error(`${description}: ${error.message}`);
+      await page.waitForTimeout(200);
+      await page.reload();
+    }
+  }
+}
+
+test('the seed walk: find a license error, understand it, fix it, reprocess', async () => {
+  await page.goto(`${base}/`);
+  await assert.doesNotReject(page.getByRole('heading', { name: 'Licenses overview' }).waitFor());
+  const attention = page.getByTestId('attention');
+  assert.match(await attention.innerText(), /3 groups need your attention/);
+  const e1Before = await seats('STANDARDPACK');
+  const e3Before = await seats('ENTERPRISEPACK');
+  assert.equal(e3Before.purchased, 160);
+  await screenshot('overview');
+
+  // The information box leads to the groups with errors.
+  await attention.click();
+  await page.waitForURL(/\/groups\?filter=errors$/);
+  assert.equal(await page.locator('#list-results tbody tr').count(), 3);
+  await screenshot('groups-with-errors');
+
+  // A group's Licenses pane: the notice of users in error.
+  await page.getByRole('link', { name: 'Sales - Office 365 E3' }).click();
+  await page.getByRole('heading', { name: 'Sales - Office 365 E3', level: 1 }).waitFor();
+  const notice = page.getByTestId('users-in-error');
+  const usersInError = Number((await notice.innerText()).match(/(\d+) users have license errors/)[1]);
+  assert.ok(usersInError >= 7, `${usersInError} users in error`);
+  await page.getByText('Processing complete').waitFor();
+  await screenshot('group-licenses-errors');
+
+  // The notice opens the affected users.
+  await notice.click();
+  await page.waitForURL(/\/errors$/);
+  await page.getByText('Conflicting service plans').first().waitFor();
+  await screenshot('group-users-in-error');
+
+  // A user's error: the reason and the fixes.
+  await page.getByRole('link', { name: 'user001', exact: true }).click();
+  await page.getByRole('heading', { name: 'user001', level: 1 }).waitFor();
+  const errorRow = page.locator('tr[data-error="MutuallyExclusiveViolation"]');
+  const reason = await errorRow.locator('.reason').first().innerText();
+  assert.match(reason, /Conflicting service plans: .* cannot be enabled together with/);
+  assert.match(reason, /Remove that license if it is redundant/);
+  const fix = errorRow.getByRole('button', { name: 'Remove the direct Office 365 E1 license' });
+  await fix.waitFor();
+  await screenshot('user-error-and-fixes');
+
+  // Apply the fix: remove the conflicting direct E1.
+  await fix.click();
+  await page.getByText('The license was removed').waitFor();
+
+  // Back to the group, and Reprocess.
+  await page.getByRole('link', { name: 'Sales - Office 365 E3' }).first().click();
+  await page.getByRole('heading', { name: 'Sales - Office 365 E3', level: 1 }).waitFor();
+  const reprocessed = page.waitForResponse((response) => response.url().endsWith('/reprocess'));
+  await page.getByRole('button', { name: 'Reprocess' }).click();
+  assert.equal((await reprocessed).status(), 200);
+  await eventually(async () => {
+    await page.locator('#group-processing [data-state="ProcessingComplete"]').waitFor({ timeout: 1_000 });
+    const text = await page.getByTestId('users-in-error').innerText();
+    assert.match(text, new RegExp(`^${usersInError - 1} users have license errors`));
+  }, 'the group is processed with one user fewer in error');
+  await screenshot('group-after-reprocess');
+
+  // The error is gone from the user...
+  await page.goto(`${base}/users?search=user001`);
+  await page.locator('#list-results').getByRole('link', { name: 'user001', exact: true }).click();
+  await page.getByRole('heading', { name: 'user001', level: 1 }).waitFor();
+  assert.equal(await page.locator('tr[data-error]').count(), 0);
+  assert.equal(await page.getByText('Conflicting service plans').count(), 0);
+  await screenshot('user-fixed');
+
+  // ...and the seats moved: one E1 freed, one more E3 assigned.
+  await page.goto(`${base}/`);
+  const e1After = await seats('STANDARDPACK');
+  const e3After = await seats('ENTERPRISEPACK');
+  assert.equal(e1After.assigned, e1Before.assigned - 1);
+  assert.equal(e3After.assigned, e3Before.assigned + 1);
+  assert.equal(e3After.available, e3Before.available - 1);
+});
+
+test('buying seats serves the users waiting for a license', async () => {
+  await page.goto(`${base}/products`);
+  await screenshot('all-products');
+  await page.getByRole('link', { name: 'Enterprise Mobility + Security E3' }).click();
+  await page.getByRole('heading', { name: 'Enterprise Mobility + Security E3', level: 1 }).waitFor();
+  assert.equal(await page.locator('dd[data-field="waiting"]').innerText(), '10');
+  await screenshot('product-licensed-users');
+  await page.getByLabel('Purchased seats').fill('150');
+  await page.getByRole('button', { name: 'Change purchased seats' }).click();
+  await page.getByText('The purchased seats were changed').waitFor();
+  await eventually(async () => {
+    assert.equal(await page.locator('dd[data-field="waiting"]').innerText(), '0');
+    assert.equal(await page.locator('dd[data-field="assigned"]').innerText(), '150');
+  }, 'the waiting users get the new seats');
+  await page.goto(`${base}/`);
+  assert.match(await page.getByTestId('attention').innerText(), /2 groups need your attention/);
+});
+
+test("a group's prerequisite refusal is shown inline", async () => {
+  await page.goto(`${base}/groups?search=Mobility`);
+  await page.locator('#list-results').getByRole('link', { name: 'Mobility - EMS E3' }).click();
+  const addOn = await page.locator('#add-product option', { hasText: 'Microsoft Workplace Analytics' }).getAttribute('value');
+  await page.getByLabel('Product').selectOption(addOn);
+  await page.getByRole('button', { name: 'Choose plans' }).click();
+  await page.getByRole('heading', { name: /Add Microsoft Workplace Analytics/ }).waitFor();
+  await page.getByRole('button', { name: 'Save' }).click();
+  const alert = page.getByRole('alert');
+  await alert.waitFor();
+  assert.match(
+    await alert.innerText(),
+    /License operation failed\. Make sure that the group has necessary services before adding or removing a dependent service\. The service Microsoft Workplace Analytics requires Exchange Online/,
+  );
+  await screenshot('group-prerequisite-refused');
+});
+
+test('keyboard: skip link, live search and the user pages', async () => {
+  await page.goto(`${base}/users`);
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Skip to content');
+  await page.keyboard.press('Enter');
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'main');
+  // Search as one types (htmx swaps the results).
+  await page.getByLabel('Search users by name or user principal name').focus();
+  await page.keyboard.type('user00');
+  await page.waitForFunction(() => document.querySelectorAll('#list-results tbody tr').length === 9);
+  await page.waitForURL(/search=user00/);
+  await screenshot('users-search');
+  // Tab to the first result and open it with Enter.
+  await page.locator('#list-results tbody a').first().focus();
+  await page.keyboard.press('Enter');
+  await page.getByRole('heading', { name: 'user001', level: 1 }).waitFor();
+  await page.goto(`${base}/activity`);
+  await page.getByText('The audit log is not available yet.').waitFor();
+  await screenshot('activity');
+});
+
+test('no page reported a script error or a blocked resource', () => {
+  assert.deepEqual(browserErrors, []);
+});

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Browser tests of the web console: real headless Chromium (Debian's `chromium`, installed with apt
+# when missing) driven by playwright-core from npm (pinned in package-lock.json; it downloads no
+# browser), against `target/debug/licensd demo` on a free port (the demo tenant stored in a
+# temporary SQLite database and served). Walks the seed's steps in the console and saves
+# screenshots of the main pages under target/screenshots/.
+#
+# Environment: LICENSD_BINARY (default target/debug/licensd, built with cargo unless given),
+# CHROMIUM (default /usr/bin/chromium), SCREENSHOT_DIR (default target/screenshots);
+# LICENSD_UPDATE_DOCS_SCREENSHOT=1 also copies the group Licenses pane with users in error to
+# docs/screenshots/group-licenses-errors.png (the README shows it). Extra arguments go to node --test.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root="$(pwd)"
+binary="${LICENSD_BINARY:-$root/target/debug/licensd}"
+export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+export SCREENSHOT_DIR="${SCREENSHOT_DIR:-$root/target/screenshots}"
+
+if [ ! -x "$CHROMIUM" ]; then
+  echo "== installing Chromium (apt)"
+  if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+fi
+"$CHROMIUM" --version 2>/dev/null | head -n 1 || true
+
+if [ -z "${LICENSD_BINARY:-}" ]; then
+  cargo build -q -p licensd
+fi
+
+echo "== npm ci (playwright-core)"
+(cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+
+work="$(mktemp -d)"
+log="$work/licensd.log"
+server=""
+stop_server() {
+  if [ -n "$server" ]; then
+    kill -TERM "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap stop_server EXIT
+
+# `licensd demo` stores the demo tenant in a SQLite database in $work and serves it.
+"$binary" demo --listen 127.0.0.1:0 --data-dir "$work" >"$log" 2>&1 &
+server=$!
+# The server logs the address it bound ("licensd is serving address=127.0.0.1:PORT").
+address=""
+for _ in $(seq 1 300); do
+  address="$(sed -n 's/.*licensd is serving address=\([0-9.:]*\).*/\1/p' "$log" | head -n 1)"
+  [ -n "$address" ] && break
+  if ! kill -0 "$server" 2>/dev/null; then
+    echo "licensd demo exited:" >&2
+    cat "$log" >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+if [ -z "$address" ]; then
+  echo "licensd demo did not start:" >&2
+  cat "$log" >&2
+  exit 1
+fi
+export LICENSD_URL="http://$address"
+mkdir -p "$SCREENSHOT_DIR"
+echo "== console browser tests against $LICENSD_URL (screenshots in $SCREENSHOT_DIR)"
+
+cd tests/browser
+if ! node --test --test-concurrency=1 "$@" console.test.mjs; then
+  echo "== licensd log" >&2
+  tail -n 100 "$log" >&2
+  exit 1
+fi
+cd "$root"
+if [ "${LICENSD_UPDATE_DOCS_SCREENSHOT:-}" = "1" ]; then
+  mkdir -p docs/screenshots
+  cp "$SCREENSHOT_DIR/group-licenses-errors.png" docs/screenshots/group-licenses-errors.png
+  echo "== updated docs/screenshots/group-licenses-errors.png"
+fi
