@@ -53,6 +53,8 @@ mod tests {
     fn dates_are_those_of_the_calendar() {
         assert_eq!(format_date_time(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_date_time(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(format_date_time(951_782_400_999), "2000-02-29T00:00:00Z");
+        assert_eq!(format_date_time(1_700_000_000_000), "2023-11-14T22:13:20Z");
         assert_eq!(format_date_time(1_714_555_800_123), "2024-05-01T09:30:00Z");
         assert_eq!(format_error_date(1_714_555_800_123), "2024-05-01T09:30:00");
         assert_eq!(format_date_time(-1_000), "1969-12-31T23:59:59Z");

@@ -429,7 +429,7 @@ impl Engine {
                 user_id,
                 changes: user_changes,
             } => self.update_user(user_id, user_changes)?,
-            Command::DeleteUser { user_id } => self.delete_user(user_id, at, &mut changes)?,
+            Command::DeleteUser { user_id } => self.delete_user(user_id, &mut changes)?,
             Command::CreateGroup {
                 group_id,
                 display_name,
@@ -943,18 +943,12 @@ impl Engine {
         Ok(())
     }
 
-    fn delete_user(
-        &mut self,
-        user_id: Uuid,
-        at: Timestamp,
-        changes: &mut Vec<StateChange>,
-    ) -> Result<(), CommandError> {
+    fn delete_user(&mut self, user_id: Uuid, changes: &mut Vec<StateChange>) -> Result<(), CommandError> {
         let user = self.user_ref(user_id)?;
         self.tick();
         let formerly_sharing = self.users_sharing_addresses(user);
         self.dequeue_bookkeeping(user);
         self.commit_user_states(user, Vec::new(), changes);
-        let _ = at;
         let memberships = std::mem::take(&mut self.user_mut(user).memberships);
         for membership in memberships {
             self.group_mut(membership.group).members.remove(&user);

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::error::ExportError;
 use crate::progress::{Progress, ProgressStep};
 use crate::read::FileSummary;
-use crate::time::format_date_time;
+use licensd_api_types::time::format_date_time;
 
 const METADATA: &str = "https://graph.microsoft.com/v1.0/$metadata";
 

@@ -22,7 +22,6 @@ mod graph;
 mod progress;
 mod read;
 mod report;
-mod time;
 
 pub use build::{build_tenant, mailbox_plan_names, Import, ImportOptions};
 pub use compare::{
@@ -35,9 +34,9 @@ pub use graph::{
     GraphLicenseAssignmentState, GraphLicenseUnitsDetail, GraphOrganization, GraphServicePlanInfo,
     GraphSubscribedSku, GraphUser, Guid,
 };
+pub use licensd_api_types::time::format_date_time;
 pub use progress::{NoProgress, Progress, ProgressStep};
 pub use read::{read_export, FileSummary, GraphExport, GroupMembers, Origin, ReadNote, Record};
 pub use report::{
     EvaluationSummary, ImportOutcome, ImportReport, LoadedCounts, Reason, ReportEntry, Subject,
 };
-pub use time::format_date_time;

@@ -2,7 +2,7 @@
 //! `LICENSD_TEST_POSTGRES_URL` is reachable), tenants built with the engine and stored, and
 //! `licensd serve` processes.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -259,9 +259,4 @@ pub fn wait_for(
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-#[allow(dead_code)]
-pub fn path_exists(path: &Path) -> bool {
-    path.exists()
 }
