@@ -21,6 +21,10 @@ pub struct ServerConfig {
     pub processing_lease: Duration,
     /// Identifies this process among several instances on one database.
     pub instance_id: String,
+    /// The Global Administrator token of the default tenant, created on first start when no
+    /// token exists yet (`LICENSD_BOOTSTRAP_TOKEN`); `None` lets the server generate one and print
+    /// it once.
+    pub bootstrap_token: Option<String>,
 }
 
 /// The configuration file's shape; every key is optional.
@@ -70,6 +74,7 @@ impl ServerConfig {
             processing_idle_interval: Duration::from_millis(50),
             processing_lease: Duration::from_secs(10),
             instance_id: format!("licensd-{}", std::process::id()),
+            bootstrap_token: None,
         }
     }
 

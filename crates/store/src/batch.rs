@@ -67,6 +67,8 @@ pub struct WriteBatch {
     pub enqueue: Vec<Uuid>,
     /// Users to remove from the work queue. Applied before `enqueue`.
     pub dequeue: Vec<Uuid>,
+    /// Audit records of the change, written in the same transaction.
+    pub audit: Vec<crate::security::AuditRecord>,
 }
 
 impl WriteBatch {

@@ -30,6 +30,7 @@ mod error;
 mod load;
 mod migration;
 mod postgres;
+mod security;
 mod sqlite;
 
 use std::time::Duration;
@@ -41,6 +42,7 @@ pub use crate::batch::{StateKey, TenantChange, WriteBatch};
 pub use crate::error::StoreError;
 pub use crate::migration::SCHEMA_VERSION;
 pub use crate::postgres::PostgresStore;
+pub use crate::security::{AccessTokenRecord, AuditQuery, AuditRecord, ModifiedProperty, StoredAuditRecord};
 pub use crate::sqlite::SqliteStore;
 
 /// Which database a store runs on.
@@ -121,6 +123,43 @@ impl Store {
     /// The schema version the database is at (after `open`, [`SCHEMA_VERSION`]).
     pub fn schema_version(&mut self) -> Result<u64, StoreError> {
         dispatch!(self, store => store.schema_version())
+    }
+
+    /// Stores an access token (its secret's hash only) for its tenant.
+    pub fn create_access_token(&mut self, token: &AccessTokenRecord) -> Result<(), StoreError> {
+        dispatch!(self, store => store.create_access_token(token))
+    }
+
+    /// The token with this id, in whichever tenant it belongs to.
+    pub fn access_token(&mut self, token_id: Uuid) -> Result<Option<AccessTokenRecord>, StoreError> {
+        dispatch!(self, store => store.access_token(token_id))
+    }
+
+    /// A tenant's tokens, oldest first (revoked and expired ones included).
+    pub fn access_tokens(&mut self, tenant_id: Uuid) -> Result<Vec<AccessTokenRecord>, StoreError> {
+        dispatch!(self, store => store.access_tokens(tenant_id))
+    }
+
+    /// Revokes a tenant's token (a token of another tenant is not found: `Ok(false)`). Revoking
+    /// twice keeps the first time.
+    pub fn revoke_access_token(&mut self, tenant_id: Uuid, token_id: Uuid, at: i64) -> Result<bool, StoreError> {
+        dispatch!(self, store => store.revoke_access_token(tenant_id, token_id, at))
+    }
+
+    /// Writes audit records that belong to no write batch (refused changes, token changes).
+    pub fn append_audit(&mut self, tenant_id: Uuid, records: &[AuditRecord]) -> Result<(), StoreError> {
+        dispatch!(self, store => store.append_audit(tenant_id, records))
+    }
+
+    /// A tenant's audit records matching `query`, newest first.
+    pub fn audit_records(&mut self, tenant_id: Uuid, query: &AuditQuery) -> Result<Vec<StoredAuditRecord>, StoreError> {
+        dispatch!(self, store => store.audit_records(tenant_id, query))
+    }
+
+    /// Deletes the audit records of every tenant older than `older_than` (ms since the epoch);
+    /// returns how many.
+    pub fn prune_audit(&mut self, older_than: i64) -> Result<u64, StoreError> {
+        dispatch!(self, store => store.prune_audit(older_than))
     }
 
     /// Stores a new, empty tenant at version 0 with logical clock 0.

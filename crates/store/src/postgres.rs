@@ -23,12 +23,21 @@ use crate::error::StoreError;
 use crate::load::{logical_time, logical_time_column, ImageBuilder, StateRow};
 use crate::migration::Migration;
 
+mod security;
+
 /// The schema's migrations, oldest first.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial schema",
-    sql: include_str!("migrations/postgres/0001_initial.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial schema",
+        sql: include_str!("migrations/postgres/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "access tokens and audit log",
+        sql: include_str!("migrations/postgres/0002_security.sql"),
+    },
+];
 
 /// The first key of every advisory lock licensd takes (`licd` in ASCII), so its locks cannot
 /// collide with another application's on the same database.
@@ -561,6 +570,7 @@ impl PostgresStore {
         let new_version = version + 1;
         writer.update_tenant(batch, new_version)?;
         writer.record_change(new_version, &prepared.change)?;
+        security::insert_audit(&mut writer.transaction, tenant_key, &batch.audit)?;
         writer
             .transaction
             .commit()

@@ -19,12 +19,21 @@ use crate::error::StoreError;
 use crate::load::{logical_time, logical_time_column, ImageBuilder, StateRow};
 use crate::migration::Migration;
 
+mod security;
+
 /// The schema's migrations, oldest first.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial schema",
-    sql: include_str!("migrations/sqlite/0001_initial.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial schema",
+        sql: include_str!("migrations/sqlite/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "access tokens and audit log",
+        sql: include_str!("migrations/sqlite/0002_security.sql"),
+    },
+];
 
 /// The database's clock in milliseconds since the Unix epoch.
 const NOW_MILLISECONDS: &str = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
@@ -614,6 +623,7 @@ impl SqliteStore {
         let new_version = version + 1;
         writer.update_tenant(batch, new_version)?;
         writer.record_change(new_version, &prepared.change)?;
+        security::insert_audit(&transaction, tenant_key, &batch.audit)?;
         transaction
             .commit()
             .map_err(StoreError::sqlite("committing a write"))?;

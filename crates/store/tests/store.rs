@@ -12,7 +12,10 @@ use licensd_engine::{
     AssignedLicense, CapabilityStatus, Command, CommandOutcome, CountryCode, Engine, NewUser, ProxyAddress,
     TenantSettings, Timestamp, UserChanges, Uuid,
 };
-use licensd_store::{Backend, StateKey, Store, StoreError, WriteBatch, SCHEMA_VERSION};
+use licensd_store::{
+    AccessTokenRecord, AuditQuery, AuditRecord, Backend, ModifiedProperty, StateKey, Store, StoreError, WriteBatch,
+    SCHEMA_VERSION,
+};
 
 // ----- fixture --------------------------------------------------------------------------------
 
@@ -115,6 +118,8 @@ on_both_backends!(
     tenants_are_isolated,
     change_records_say_what_each_write_changed,
     bulk_state_writes_round_trip,
+    access_tokens_belong_to_one_tenant_and_revocation_is_stored,
+    audit_records_are_written_with_their_change_filtered_and_paged,
 );
 
 // ----- helpers --------------------------------------------------------------------------------
@@ -1127,4 +1132,151 @@ fn bulk_state_writes_round_trip(database: TestDatabase) {
     );
     let version = store.write(tenant_id, &batch).expect("write the mixed step");
     assert_store_holds(&mut store, &engine, version);
+}
+
+// ----- access tokens and audit log ------------------------------------------------------------
+
+fn token(tenant_id: Uuid, name: &str, created_at: i64) -> AccessTokenRecord {
+    AccessTokenRecord {
+        token_id: Uuid::new_v4(),
+        tenant_id,
+        display_name: name.to_string(),
+        role: "GlobalReader".to_string(),
+        secret_hash: vec![7; 32],
+        created_at,
+        created_by: "test".to_string(),
+        expires_at: Some(created_at + 1_000),
+        revoked_at: None,
+    }
+}
+
+fn access_tokens_belong_to_one_tenant_and_revocation_is_stored(database: TestDatabase) {
+    let mut store = database.open();
+    let first = tenant_settings(Uuid::new_v4(), "First");
+    let second = tenant_settings(Uuid::new_v4(), "Second");
+    store.create_tenant(&first).expect("first tenant");
+    store.create_tenant(&second).expect("second tenant");
+    let reader = token(first.tenant_id, "reader", 10);
+    let other = token(second.tenant_id, "other", 20);
+    store.create_access_token(&reader).expect("store reader");
+    store.create_access_token(&other).expect("store other");
+    assert_eq!(store.access_token(reader.token_id).expect("read"), Some(reader.clone()));
+    assert_eq!(store.access_token(Uuid::new_v4()).expect("read"), None);
+    assert_eq!(store.access_tokens(first.tenant_id).expect("list"), vec![reader.clone()]);
+    // Another tenant cannot revoke it.
+    assert!(!store
+        .revoke_access_token(second.tenant_id, reader.token_id, 50)
+        .expect("revoke"));
+    assert_eq!(store.access_token(reader.token_id).expect("read").and_then(|t| t.revoked_at), None);
+    assert!(store
+        .revoke_access_token(first.tenant_id, reader.token_id, 60)
+        .expect("revoke"));
+    assert!(store
+        .revoke_access_token(first.tenant_id, reader.token_id, 70)
+        .expect("revoke again"));
+    // A second connection (another instance) sees the first revocation time.
+    let mut other_connection = database.open();
+    assert_eq!(
+        other_connection
+            .access_token(reader.token_id)
+            .expect("read")
+            .and_then(|t| t.revoked_at),
+        Some(60)
+    );
+}
+
+fn audit(activity: &str, at: i64, target: Option<Uuid>) -> AuditRecord {
+    AuditRecord {
+        audit_id: Uuid::new_v4(),
+        activity_date_time: at,
+        category: "UserManagement".to_string(),
+        activity: activity.to_string(),
+        operation_type: "Update".to_string(),
+        result: "success".to_string(),
+        result_reason: String::new(),
+        actor_id: Some(Uuid::new_v4()),
+        actor_name: "admin".to_string(),
+        actor_role: "GlobalAdministrator".to_string(),
+        target_type: "User".to_string(),
+        target_id: target,
+        target_name: "adele@contoso.com".to_string(),
+        modified_properties: vec![ModifiedProperty {
+            display_name: "AssignedLicense".to_string(),
+            old_value: "[]".to_string(),
+            new_value: "[\"ENTERPRISEPACK\"]".to_string(),
+        }],
+        request_id: "request-1".to_string(),
+    }
+}
+
+fn audit_records_are_written_with_their_change_filtered_and_paged(database: TestDatabase) {
+    let mut store = database.open();
+    let settings = tenant_settings(Uuid::new_v4(), "Audited");
+    store.create_tenant(&settings).expect("tenant");
+    let other = tenant_settings(Uuid::new_v4(), "Other");
+    store.create_tenant(&other).expect("other tenant");
+    let user = Uuid::new_v4();
+    // Written with a batch: in the same transaction as the change.
+    let batch = WriteBatch {
+        users: vec![plain_user(user, "adele")],
+        audit: vec![audit("Add user", 100, Some(user))],
+        ..Default::default()
+    };
+    store.write(settings.tenant_id, &batch).expect("write");
+    // A failed write leaves no audit record behind.
+    let failing = WriteBatch {
+        expected_version: Some(99),
+        audit: vec![audit("Change user license", 150, Some(user))],
+        ..Default::default()
+    };
+    assert!(store.write(settings.tenant_id, &failing).is_err());
+    store
+        .append_audit(
+            settings.tenant_id,
+            &[audit("Change user license", 200, Some(user)), audit("Set group license", 300, None)],
+        )
+        .expect("append");
+    store
+        .append_audit(other.tenant_id, &[audit("Change user license", 250, Some(user))])
+        .expect("append to the other tenant");
+    let everything = AuditQuery {
+        limit: 10,
+        ..Default::default()
+    };
+    let all = store.audit_records(settings.tenant_id, &everything).expect("read");
+    let activities: Vec<&str> = all.iter().map(|stored| stored.record.activity.as_str()).collect();
+    assert_eq!(activities, ["Set group license", "Change user license", "Add user"]);
+    assert_eq!(all[2].record, batch.audit[0]);
+    let by_activity = AuditQuery {
+        activity: Some("Change user license".to_string()),
+        ..everything.clone()
+    };
+    assert_eq!(store.audit_records(settings.tenant_id, &by_activity).expect("read").len(), 1);
+    let by_target_and_time = AuditQuery {
+        target_id: Some(user),
+        since: Some(150),
+        until: Some(250),
+        ..everything.clone()
+    };
+    let found = store.audit_records(settings.tenant_id, &by_target_and_time).expect("read");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].record.activity_date_time, 200);
+    let first_page = store
+        .audit_records(settings.tenant_id, &AuditQuery { limit: 2, ..everything.clone() })
+        .expect("read");
+    assert_eq!(first_page.len(), 2);
+    let second_page = store
+        .audit_records(
+            settings.tenant_id,
+            &AuditQuery {
+                before_sequence: Some(first_page[1].sequence),
+                ..everything.clone()
+            },
+        )
+        .expect("read");
+    assert_eq!(second_page.len(), 1);
+    assert_eq!(second_page[0].record.activity, "Add user");
+    assert_eq!(store.prune_audit(201).expect("prune"), 2);
+    let left = store.audit_records(settings.tenant_id, &everything).expect("read");
+    assert_eq!(left.len(), 1);
 }
