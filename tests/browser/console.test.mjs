@@ -11,10 +11,11 @@ import path from 'node:path';
 import { chromium } from 'playwright-core';
 
 const base = process.env.LICENSD_URL;
+const token = process.env.LICENSD_TOKEN;
 const screenshots = process.env.SCREENSHOT_DIR ?? 'screenshots';
 const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
-if (!base) {
-  throw new Error('LICENSD_URL is not set: run tests/browser/run.sh');
+if (!base || !token) {
+  throw new Error('LICENSD_URL or LICENSD_TOKEN is not set: run tests/browser/run.sh');
 }
 
 let browser;
@@ -40,7 +41,8 @@ before(async () => {
   page.setDefaultTimeout(15_000);
   page.on('console', (message) => {
     // A refused change is answered 422 with the refusal shown: expected, not a failure.
-    const expectedRefusal = /status of 422/.test(message.text());
+    // So is a refused sign-in (401).
+    const expectedRefusal = /status of (422|401)/.test(message.text());
     if (message.type() === 'error' && !expectedRefusal) browserErrors.push(`${page.url()}: ${message.text()}`);
   });
   page.on('pageerror', (error) => browserErrors.push(`${page.url()}: ${error.message}`));
@@ -75,6 +77,20 @@ async function eventually(check, description) {
     }
   }
 }
+
+test('signing in: the console asks for a token and refuses a wrong one', async () => {
+  await page.goto(`${base}/groups`);
+  await page.waitForURL(/\/login\?next=%2Fgroups/);
+  await page.getByRole('heading', { name: 'Sign in to licensd' }).waitFor();
+  await page.getByLabel('Token').fill('lsd_not-a-real-token');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByText('This token is not valid').waitFor();
+  await page.getByLabel('Token').fill(token);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL(/\/groups$/);
+  await page.getByRole('heading', { name: 'Groups', level: 1 }).waitFor();
+  await screenshot('signed-in');
+});
 
 test('the seed walk: find a license error, understand it, fix it, reprocess', async () => {
   await page.goto(`${base}/`);

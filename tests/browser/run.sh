@@ -43,8 +43,11 @@ stop_server() {
 }
 trap stop_server EXIT
 
-# `licensd demo` stores the demo tenant in a SQLite database in $work and serves it.
-"$binary" demo --listen 127.0.0.1:0 --data-dir "$work" >"$log" 2>&1 &
+# `licensd demo` stores the demo tenant in a SQLite database in $work and serves it, with this
+# Global Administrator token (the tests sign in to the console with it).
+LICENSD_TOKEN="lsd_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')_$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')"
+export LICENSD_TOKEN
+LICENSD_BOOTSTRAP_TOKEN="$LICENSD_TOKEN" "$binary" demo --listen 127.0.0.1:0 --data-dir "$work" >"$log" 2>&1 &
 server=$!
 # The server logs the address it bound ("licensd is serving address=127.0.0.1:PORT").
 address=""

@@ -1,5 +1,5 @@
 """Helpers of the msgraph-sdk compatibility suite: Microsoft's own Graph SDK, unmodified, pointed at
-a running `licensd serve` (LICENSD_URL, started and seeded by run.sh) with a static bearer token,
+a running `licensd serve` (LICENSD_URL, started and seeded by run.sh) with its bootstrap bearer token (LICENSD_TOKEN),
 plus a small client for licensd's admin API (/licensd/v1), which Graph has no equivalent for."""
 
 import asyncio
@@ -18,6 +18,8 @@ from kiota_abstractions.authentication import (
 from msgraph import GraphRequestAdapter, GraphServiceClient
 
 BASE_URL = os.environ.get("LICENSD_URL", "http://127.0.0.1:8080").rstrip("/")
+# The Global Administrator token run.sh gave the server (LICENSD_BOOTSTRAP_TOKEN).
+TOKEN = os.environ["LICENSD_TOKEN"]
 
 # The seed's products: Office 365 E1, Office 365 E3, EMS E3 and Microsoft Workplace Analytics.
 E1 = "18181a46-0d4e-45cd-891e-60aabd171b4e"
@@ -35,7 +37,7 @@ class StaticTokens(AccessTokenProvider):
         self.validator = AllowedHostsValidator([host, host.split(":")[0]])
 
     async def get_authorization_token(self, uri, additional_authentication_context=None):
-        return "licensd-test-token"
+        return TOKEN
 
     def get_allowed_hosts_validator(self):
         return self.validator
@@ -61,7 +63,10 @@ def admin(method, path, body=None):
     """Calls licensd's admin API; returns (status, parsed JSON or None)."""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(
-        f"{BASE_URL}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+        f"{BASE_URL}{path}",
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
     )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:

@@ -24,7 +24,11 @@ fi
 
 work="$(mktemp -d)"
 log="$work/licensd.log"
-"$binary" serve --database-url "sqlite://$work/licensd.db" --listen 127.0.0.1:0 >"$log" 2>&1 &
+# A Global Administrator token chosen here (licensd's format: lsd_<32 hex>_<64 hex>), given to the
+# server as its bootstrap token and to the tests.
+LICENSD_TOKEN="lsd_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')_$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')"
+export LICENSD_TOKEN
+LICENSD_BOOTSTRAP_TOKEN="$LICENSD_TOKEN" "$binary" serve --database-url "sqlite://$work/licensd.db" --listen 127.0.0.1:0 >"$log" 2>&1 &
 server=$!
 stop_server() {
   kill -TERM "$server" 2>/dev/null || true

@@ -121,6 +121,12 @@ make_error_codes! {
     NotSupported => ("not_supported", "Request_NotSupported", 400,
         "licensd does not support this request.");
     /// A failure inside licensd; the log has the details under the request id.
+    Unauthenticated => ("unauthenticated", "InvalidAuthenticationToken", 401,
+        "Access token is missing, invalid, expired or revoked.");
+    Forbidden => ("forbidden", "Authorization_RequestDenied", 403,
+        "Insufficient privileges to complete the operation.");
+    TooManyRequests => ("too_many_requests", "TooManyRequests", 429,
+        "Too many requests; retry later.");
     Internal => ("internal", "generalException", 500,
         "An internal error occurred; nothing was changed. The server log has the details under this request-id.");
     /// The database did not answer; nothing was changed.

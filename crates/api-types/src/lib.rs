@@ -6,8 +6,11 @@
 //! the engine or the server; the server converts engine types into them at its edge.
 
 pub mod admin;
+pub mod audit;
+pub mod diagnosis;
 pub mod error;
 pub mod graph;
 pub mod time;
+pub mod tokens;
 
 pub use error::{ErrorBody, ErrorCode, ErrorResponse, InnerError};

@@ -13,9 +13,14 @@ mod error;
 
 use std::time::Duration;
 
+use licensd_api_types::tokens::{AccessTokenList, CreateAccessToken, CreatedAccessToken};
 use licensd_api_types::admin::{
     ExplainedLicenseState, ExplainedLicenseStateList, Product, ProductList, TenantOverview,
     UpdateProductRequest,
+};
+use licensd_api_types::diagnosis::{
+    AdvisorReport, ApplyChangesRequest, ApplyChangesResponse, GroupDiagnosis, UserDiagnosis, WhatIfRequest,
+    WhatIfResponse,
 };
 use licensd_api_types::graph::{
     AssignLicenseRequest, DirectoryObjectCollectionResponse, Group, SubscribedSku,
@@ -337,6 +342,50 @@ impl LicensdClient {
             Err(error) if error.is_missing_endpoint() => Ok(None),
             Err(error) => Err(error),
         }
+    }
+
+    /// `GET /licensd/v1/users/{id}/diagnosis`: the user's errors explained, with fixes and
+    /// their predicted effect.
+    pub fn user_diagnosis(&self, id_or_principal_name: &str) -> Result<UserDiagnosis, ClientError> {
+        self.get(self.url(&["licensd", "v1", "users", id_or_principal_name, "diagnosis"], &[]))
+    }
+
+    /// `GET /licensd/v1/groups/{id}/diagnosis`: a group's members in error, grouped by cause,
+    /// with fixes (the group named by id, or by display name when unique).
+    pub fn group_diagnosis(&self, id_or_display_name: &str) -> Result<GroupDiagnosis, ClientError> {
+        self.get(self.url(&["licensd", "v1", "groups", id_or_display_name, "diagnosis"], &[]))
+    }
+
+    /// `POST /licensd/v1/whatif`: the predicted effect of changes; nothing is applied.
+    pub fn what_if(&self, request: &WhatIfRequest) -> Result<WhatIfResponse, ClientError> {
+        self.send(Method::POST, self.url(&["licensd", "v1", "whatif"], &[]), Some(request))
+    }
+
+    /// `POST /licensd/v1/changes`: applies changes in order (the "apply" of a fix).
+    pub fn apply_changes(&self, request: &ApplyChangesRequest) -> Result<ApplyChangesResponse, ClientError> {
+        self.send(Method::POST, self.url(&["licensd", "v1", "changes"], &[]), Some(request))
+    }
+
+    /// `GET /licensd/v1/advisor`: redundant licenses, seats of disabled accounts, add-on risks,
+    /// products near exhaustion.
+    pub fn advisor(&self) -> Result<AdvisorReport, ClientError> {
+        self.get(self.url(&["licensd", "v1", "advisor"], &[]))
+    }
+
+    /// `GET /licensd/v1/tokens`: the tenant's access tokens (Global Administrator only).
+    pub fn access_tokens(&self) -> Result<AccessTokenList, ClientError> {
+        self.get(self.url(&["licensd", "v1", "tokens"], &[]))
+    }
+
+    /// `POST /licensd/v1/tokens`: a new token, with its secret (shown once).
+    pub fn create_access_token(&self, request: &CreateAccessToken) -> Result<CreatedAccessToken, ClientError> {
+        self.send(Method::POST, self.url(&["licensd", "v1", "tokens"], &[]), Some(request))
+    }
+
+    /// `DELETE /licensd/v1/tokens/{id}`: revokes a token at once, on every instance.
+    pub fn revoke_access_token(&self, token_id: &str) -> Result<(), ClientError> {
+        self.send::<serde_json::Value>(Method::DELETE, self.url(&["licensd", "v1", "tokens", token_id], &[]), None::<&()>)
+            .map(drop)
     }
 
     // ----- HTTP -----

@@ -90,7 +90,19 @@ pub enum Command {
     ReprocessGroup {
         group_id: Uuid,
     },
+    /// Sets (or with `None` clears) the attributes a provisioning client keeps with a user or a
+    /// group beyond what licensing models (SCIM's `externalId`, `name`, enterprise extension...).
+    /// The engine stores the text as given, never interprets it and queues nobody; it is refused
+    /// when `object_id` is neither a user nor a group (`UnknownUser`) or when it is longer than
+    /// [`MAX_DIRECTORY_ATTRIBUTES_BYTES`] (`InvalidValue`). Deleting the object deletes them.
+    SetDirectoryAttributes {
+        object_id: Uuid,
+        attributes: Option<String>,
+    },
 }
+
+/// The longest text [`Command::SetDirectoryAttributes`] accepts, in bytes.
+pub const MAX_DIRECTORY_ATTRIBUTES_BYTES: usize = 64 * 1024;
 
 impl Command {
     /// A short name of the command, for logs and audit records.
@@ -115,6 +127,100 @@ impl Command {
             Command::AssignGroupLicenses { .. } => "AssignGroupLicenses",
             Command::ReprocessUser { .. } => "ReprocessUser",
             Command::ReprocessGroup { .. } => "ReprocessGroup",
+            Command::SetDirectoryAttributes { .. } => "SetDirectoryAttributes",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{TenantSettings, Timestamp};
+    use crate::{CommandError, Engine};
+
+    #[test]
+    fn directory_attributes_are_kept_cleared_refused_and_deleted_with_their_object() {
+        let mut engine = Engine::new(TenantSettings::new(Uuid::from_u128(1), "Contoso"));
+        let (user, group) = (Uuid::from_u128(10), Uuid::from_u128(20));
+        let at = Timestamp(0);
+        engine
+            .apply(Command::CreateUser(NewUser::new(user, "a@contoso.com")), at)
+            .expect("user");
+        engine
+            .apply(
+                Command::CreateGroup {
+                    group_id: group,
+                    display_name: "Sales".to_string(),
+                },
+                at,
+            )
+            .expect("group");
+        for object_id in [user, group] {
+            let outcome = engine
+                .apply(
+                    Command::SetDirectoryAttributes {
+                        object_id,
+                        attributes: Some(format!("{{\"externalId\":\"{object_id}\"}}")),
+                    },
+                    at,
+                )
+                .expect("set");
+            assert_eq!(outcome.touched.directory_attributes, [object_id]);
+            assert_eq!(outcome.queued_users, 0, "no licensing effect");
+        }
+        assert_eq!(
+            engine.directory_attributes(user),
+            Some(format!("{{\"externalId\":\"{user}\"}}").as_str())
+        );
+        let image = engine.to_image();
+        assert_eq!(image.directory_attributes.len(), 2);
+        let restored = Engine::from_image(image).expect("restored");
+        assert_eq!(
+            restored.directory_attributes(group),
+            engine.directory_attributes(group)
+        );
+
+        let unknown = Uuid::from_u128(99);
+        assert_eq!(
+            engine.apply(
+                Command::SetDirectoryAttributes {
+                    object_id: unknown,
+                    attributes: Some(String::new())
+                },
+                at
+            ),
+            Err(CommandError::UnknownUser { user_id: unknown })
+        );
+        let too_long = "x".repeat(MAX_DIRECTORY_ATTRIBUTES_BYTES + 1);
+        assert!(matches!(
+            engine.apply(
+                Command::SetDirectoryAttributes {
+                    object_id: user,
+                    attributes: Some(too_long)
+                },
+                at
+            ),
+            Err(CommandError::InvalidValue { .. })
+        ));
+        assert!(
+            engine.directory_attributes(user).is_some(),
+            "a refusal changes nothing"
+        );
+
+        engine
+            .apply(
+                Command::SetDirectoryAttributes {
+                    object_id: group,
+                    attributes: None,
+                },
+                at,
+            )
+            .expect("clear");
+        assert_eq!(engine.directory_attributes(group), None);
+        engine
+            .apply(Command::DeleteUser { user_id: user }, at)
+            .expect("delete");
+        assert_eq!(engine.directory_attributes(user), None);
+        assert!(engine.to_image().directory_attributes.is_empty());
     }
 }

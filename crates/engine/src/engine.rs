@@ -74,6 +74,39 @@ pub enum Cause {
 }
 
 impl Cause {
+    /// Whether the cause names `group` as the source of another assignment.
+    pub(crate) fn names_group(&self, group: GroupRef) -> bool {
+        match self {
+            Cause::MutuallyExclusive {
+                conflicting_source, ..
+            } => *conflicting_source == Source::Group(group),
+            Cause::RemovalBlocked { dependent_source, .. } => *dependent_source == Some(Source::Group(group)),
+            Cause::Count { .. }
+            | Cause::MissingPrerequisite { .. }
+            | Cause::UsageLocation { .. }
+            | Cause::Uniqueness { .. }
+            | Cause::BlockedBySibling { .. } => false,
+        }
+    }
+
+    /// The cause with `group` no longer named, for an assignment from `own_source`: what the
+    /// evaluation records when it cannot tell the holder (a conflict held by the assignment
+    /// itself, a dependent of unknown source). `None` when the cause does not name the group.
+    pub(crate) fn without_group(&self, group: GroupRef, own_source: Source) -> Option<Cause> {
+        if !self.names_group(group) {
+            return None;
+        }
+        let mut cause = self.clone();
+        match &mut cause {
+            Cause::MutuallyExclusive {
+                conflicting_source, ..
+            } => *conflicting_source = own_source,
+            Cause::RemovalBlocked { dependent_source, .. } => *dependent_source = None,
+            _ => {}
+        }
+        Some(cause)
+    }
+
     pub fn kind(&self) -> LicenseErrorKind {
         match self {
             Cause::Count { .. } => LicenseErrorKind::CountViolation,
@@ -161,6 +194,9 @@ pub struct Touched {
     /// Groups whose properties or licenses changed.
     pub groups: Vec<Uuid>,
     pub deleted_groups: Vec<Uuid>,
+    /// Users and groups whose directory attributes were set or cleared
+    /// ([`Command::SetDirectoryAttributes`]; deleting an object deletes them without a mention here).
+    pub directory_attributes: Vec<Uuid>,
 }
 
 /// What one processing step did.
@@ -318,6 +354,8 @@ pub struct Engine {
     /// Logical clock: advanced by every accepted command and every evaluation.
     pub(crate) clock: u64,
     pub(crate) users_with_errors: BTreeSet<UserRef>,
+    /// Opaque attributes of users and groups, by object id ([`Command::SetDirectoryAttributes`]).
+    pub(crate) directory_attributes: FxHashMap<Uuid, Box<str>>,
     pub(crate) scratch: crate::evaluate::Scratch,
 }
 
@@ -374,6 +412,7 @@ impl Engine {
             newly_queued: Vec::new(),
             clock: 0,
             users_with_errors: BTreeSet::new(),
+            directory_attributes: FxHashMap::default(),
             scratch: Default::default(),
         }
     }
@@ -438,7 +477,7 @@ impl Engine {
                 group_id,
                 display_name,
             } => self.rename_group(group_id, display_name)?,
-            Command::DeleteGroup { group_id } => self.delete_group(group_id)?,
+            Command::DeleteGroup { group_id } => self.delete_group(group_id, &mut changes)?,
             Command::AddGroupMember { group_id, user_id } => self.add_group_member(group_id, user_id)?,
             Command::RemoveGroupMember { group_id, user_id } => {
                 self.remove_group_member(group_id, user_id)?
@@ -463,6 +502,10 @@ impl Engine {
                 self.tick();
                 self.enqueue_group_users(group);
             }
+            Command::SetDirectoryAttributes {
+                object_id,
+                attributes,
+            } => self.set_directory_attributes(object_id, attributes)?,
         }
         self.hand_off_free_units();
         let newly_queued: Vec<Uuid> = std::mem::take(&mut self.newly_queued)
@@ -507,6 +550,9 @@ impl Engine {
             | Command::AssignGroupLicenses { group_id, .. } => touched.groups.push(*group_id),
             Command::DeleteGroup { group_id } => touched.deleted_groups.push(*group_id),
             Command::ReprocessUser { .. } | Command::ReprocessGroup { .. } => {}
+            Command::SetDirectoryAttributes { object_id, .. } => {
+                touched.directory_attributes.push(*object_id)
+            }
         }
         touched
     }
@@ -946,6 +992,7 @@ impl Engine {
     fn delete_user(&mut self, user_id: Uuid, changes: &mut Vec<StateChange>) -> Result<(), CommandError> {
         let user = self.user_ref(user_id)?;
         self.tick();
+        self.directory_attributes.remove(&user_id);
         let formerly_sharing = self.users_sharing_addresses(user);
         self.dequeue_bookkeeping(user);
         self.commit_user_states(user, Vec::new(), changes);
@@ -1075,6 +1122,39 @@ impl Engine {
 
     // ----- groups --------------------------------------------------------------------------
 
+    fn set_directory_attributes(
+        &mut self,
+        object_id: Uuid,
+        attributes: Option<String>,
+    ) -> Result<(), CommandError> {
+        if !self.user_index.contains_key(&object_id) && !self.group_index.contains_key(&object_id) {
+            return Err(CommandError::UnknownUser { user_id: object_id });
+        }
+        if let Some(text) = &attributes {
+            if text.len() > crate::command::MAX_DIRECTORY_ATTRIBUTES_BYTES {
+                return Err(CommandError::InvalidValue {
+                    field: "directory attributes",
+                    reason: format!(
+                        "{} bytes, more than the {} a user or group can keep",
+                        text.len(),
+                        crate::command::MAX_DIRECTORY_ATTRIBUTES_BYTES
+                    ),
+                });
+            }
+        }
+        self.tick();
+        match attributes {
+            Some(text) => self.directory_attributes.insert(object_id, text.into()),
+            None => self.directory_attributes.remove(&object_id),
+        };
+        Ok(())
+    }
+
+    /// The attributes a provisioning client keeps with a user or group, if any.
+    pub fn directory_attributes(&self, object_id: Uuid) -> Option<&str> {
+        self.directory_attributes.get(&object_id).map(|text| &**text)
+    }
+
     fn create_group(&mut self, group_id: Uuid, display_name: String) -> Result<(), CommandError> {
         if self.group_index.contains_key(&group_id) {
             return Err(CommandError::DuplicateGroupId { group_id });
@@ -1115,7 +1195,7 @@ impl Engine {
         Ok(())
     }
 
-    fn delete_group(&mut self, group_id: Uuid) -> Result<(), CommandError> {
+    fn delete_group(&mut self, group_id: Uuid, changes: &mut Vec<StateChange>) -> Result<(), CommandError> {
         let group = self.group_ref(group_id)?;
         let record = self.group(group);
         if !record.licenses.is_empty() {
@@ -1138,12 +1218,45 @@ impl Engine {
             return Err(CommandError::GroupStillGrantsLicenses { group_id, user_count });
         }
         self.tick();
+        self.directory_attributes.remove(&group_id);
         let members: Vec<UserRef> = self.group(group).members.iter().copied().collect();
         for member in members {
             self.user_mut(member).memberships.retain(|m| m.group != group);
         }
+        // No state comes from the group any more, but an error of another assignment may still
+        // name it (as the holder of a conflicting or a dependent plan when the error was
+        // recorded). Such a cause stops naming the group at once — a state change written with
+        // the deletion, so no stored cause points at a group that no longer exists — and its
+        // user is evaluated again to record the cause as it is now.
+        let naming: Vec<UserRef> = self
+            .users_with_errors
+            .iter()
+            .copied()
+            .filter(|user| {
+                self.user(*user).states.iter().any(|state| {
+                    state
+                        .cause
+                        .is_some_and(|cause| self.causes.causes[cause.0 as usize].names_group(group))
+                })
+            })
+            .collect();
+        for user in &naming {
+            let mut states = self.user(*user).states.clone();
+            for state in &mut states {
+                let Some(cause) = state.cause else { continue };
+                if let Some(forgotten) =
+                    self.causes.causes[cause.0 as usize].without_group(group, state.source)
+                {
+                    state.cause = Some(self.causes.intern(forgotten));
+                }
+            }
+            self.commit_user_states(*user, states, changes);
+        }
         self.groups[group.0 as usize] = None;
         self.group_index.remove(&group_id);
+        for user in naming {
+            self.enqueue(user);
+        }
         Ok(())
     }
 

@@ -5,8 +5,9 @@
 //! round trip is lossless (an engine rebuilt from `to_image()` behaves exactly like the original).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::engine::{
     Cause, Engine, Group, GroupLicense, GroupRef, Membership, ServicePlan, Sku, SkuRef, Source, StateRecord,
@@ -16,7 +17,7 @@ use crate::model::{
     AssignedLicense, AssignmentSource, AssignmentStatus, CountryCode, LicenseErrorKind, ProxyAddress,
     ServicePlanDefinition, ServicePlanRules, SkuDefinition, TenantSettings, Timestamp, Uuid,
 };
-use crate::plan_set::{PlanRef, PlanSet, MAX_SERVICE_PLANS};
+use crate::plan_set::{PlanRef, PlanSet, PlanSetId, MAX_SERVICE_PLANS};
 
 /// A service plan with its rules.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -112,6 +113,12 @@ impl CauseImage {
     }
 }
 
+/// A list of service plan ids, shared: the states of a tenant use a few thousand distinct plan
+/// sets, so images of millions of states share one list per set (cloning one is a reference
+/// count) and a store can encode each distinct list once. Build one with `.into()` from a
+/// `Vec<Uuid>` or collect it from an iterator of ids.
+pub type PlanList = Arc<[Uuid]>;
+
 /// A license assignment state with GUIDs (the persisted form of [`StateRecord`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StateImage {
@@ -119,9 +126,9 @@ pub struct StateImage {
     pub assigned_by_group: Option<Uuid>,
     pub status: AssignmentStatus,
     pub cause: Option<CauseImage>,
-    pub disabled_plans: Vec<Uuid>,
+    pub disabled_plans: PlanList,
     /// `None` when the assignment grants nothing.
-    pub granted_plans: Option<Vec<Uuid>>,
+    pub granted_plans: Option<PlanList>,
     pub since: u64,
     pub last_updated: Timestamp,
 }
@@ -139,6 +146,56 @@ pub struct TenantImage {
     pub users: Vec<UserImage>,
     /// Queued users, in queue order.
     pub queue: Vec<Uuid>,
+    /// The opaque attributes of users and groups ([`crate::Command::SetDirectoryAttributes`]),
+    /// by object id, in id order.
+    pub directory_attributes: Vec<(Uuid, String)>,
+}
+
+/// Converts state records of one engine into [`StateImage`]s, each distinct plan set into its
+/// list of ids once ([`Engine::state_imager`]).
+pub struct StateImager<'a> {
+    engine: &'a Engine,
+    plan_lists: FxHashMap<PlanSetId, PlanList>,
+}
+
+impl StateImager<'_> {
+    fn plan_list(&mut self, plans: PlanSetId) -> PlanList {
+        let engine = self.engine;
+        self.plan_lists
+            .entry(plans)
+            .or_insert_with(|| engine.plan_list_of(plans))
+            .clone()
+    }
+
+    /// The persisted form of a state record.
+    pub fn image(&mut self, record: &StateRecord) -> StateImage {
+        let engine = self.engine;
+        StateImage {
+            sku_id: engine.sku(record.sku).id,
+            assigned_by_group: engine.source_of(record.source).assigned_by_group(),
+            status: record.status,
+            cause: record
+                .cause
+                .map(|cause| engine.cause_image(&engine.causes.causes[cause.0 as usize])),
+            disabled_plans: self.plan_list(record.disabled_plans),
+            granted_plans: record.granted_plans.map(|granted| self.plan_list(granted)),
+            since: record.since,
+            last_updated: record.last_updated,
+        }
+    }
+}
+
+/// Plan lists of an image already resolved, by the address of the shared list (each kept alive
+/// by the map, so an address is never reused while it is a key).
+type RestoredPlanLists = FxHashMap<usize, (PlanList, PlanSetId)>;
+
+/// Buffers of one [`Engine::from_image`].
+#[derive(Default)]
+struct RestoreScratch {
+    discarded: Vec<crate::StateChange>,
+    /// Users whose causes named a group that no longer exists, to queue.
+    stale_causes: Vec<UserRef>,
+    plan_lists: RestoredPlanLists,
 }
 
 /// Why an image cannot be turned into an engine.
@@ -223,25 +280,29 @@ impl Engine {
         }
     }
 
-    /// The persisted form of a state record.
+    /// The persisted form of a state record. To convert many, use [`Engine::state_imager`].
     pub fn state_image(&self, record: &StateRecord) -> StateImage {
-        StateImage {
-            sku_id: self.sku(record.sku).id,
-            assigned_by_group: self.source_of(record.source).assigned_by_group(),
-            status: record.status,
-            cause: record
-                .cause
-                .map(|cause| self.cause_image(&self.causes.causes[cause.0 as usize])),
-            disabled_plans: self.plan_id_list(self.plan_sets.get(record.disabled_plans)),
-            granted_plans: record
-                .granted_plans
-                .map(|granted| self.plan_id_list(self.plan_sets.get(granted))),
-            since: record.since,
-            last_updated: record.last_updated,
+        self.state_imager().image(record)
+    }
+
+    /// Converts many state records into images, building each distinct plan list once and
+    /// sharing it between the images.
+    pub fn state_imager(&self) -> StateImager<'_> {
+        StateImager {
+            engine: self,
+            plan_lists: FxHashMap::default(),
         }
     }
 
-    fn user_image_of(&self, user: &User) -> UserImage {
+    fn plan_list_of(&self, plans: PlanSetId) -> PlanList {
+        self.plan_sets
+            .get(plans)
+            .iter()
+            .map(|plan| self.plan(plan).id)
+            .collect()
+    }
+
+    fn user_image_of(&self, user: &User, imager: &mut StateImager<'_>) -> UserImage {
         UserImage {
             id: user.id,
             user_principal_name: user.user_principal_name.to_string(),
@@ -268,17 +329,14 @@ impl Engine {
                     since: membership.since,
                 })
                 .collect(),
-            states: user
-                .states
-                .iter()
-                .map(|record| self.state_image(record))
-                .collect(),
+            states: user.states.iter().map(|record| imager.image(record)).collect(),
         }
     }
 
     /// One user's image.
     pub fn user_image(&self, user_id: Uuid) -> Result<UserImage, crate::CommandError> {
-        Ok(self.user_image_of(self.user(self.user_ref(user_id)?)))
+        let user = self.user(self.user_ref(user_id)?);
+        Ok(self.user_image_of(user, &mut self.state_imager()))
     }
 
     fn group_image_of(&self, group: &Group) -> GroupImage {
@@ -348,6 +406,7 @@ impl Engine {
 
     /// The whole tenant.
     pub fn to_image(&self) -> TenantImage {
+        let mut imager = self.state_imager();
         TenantImage {
             settings: self.settings.clone(),
             clock: self.clock,
@@ -363,10 +422,22 @@ impl Engine {
                 .users
                 .iter()
                 .flatten()
-                .map(|user| self.user_image_of(user))
+                .map(|user| self.user_image_of(user, &mut imager))
                 .collect(),
             queue: self.queued_user_ids(),
+            directory_attributes: self.directory_attribute_images(),
         }
+    }
+
+    /// Every user's and group's directory attributes, in id order.
+    pub fn directory_attribute_images(&self) -> Vec<(Uuid, String)> {
+        let mut all: Vec<(Uuid, String)> = self
+            .directory_attributes
+            .iter()
+            .map(|(id, text)| (*id, text.to_string()))
+            .collect();
+        all.sort_unstable_by_key(|(id, _)| *id);
+        all
     }
 
     /// Rebuilds an engine from an image. Nothing is re-validated against the licensing rules
@@ -476,9 +547,9 @@ impl Engine {
             }));
             engine.group_index.insert(group.id, group_ref);
         }
-        let mut discarded = Vec::new();
+        let mut scratch = RestoreScratch::default();
         for user in image.users {
-            engine.restore_user(user, &mut discarded)?;
+            engine.restore_user(user, &mut scratch)?;
         }
         engine.clock = image.clock;
         for user_id in image.queue {
@@ -492,15 +563,36 @@ impl Engine {
                 })?;
             engine.enqueue(user);
         }
+        // After the stored queue, so its order is kept; already queued users keep their place.
+        for user in std::mem::take(&mut scratch.stale_causes) {
+            engine.enqueue(user);
+        }
         engine.newly_queued.clear();
+        for (object_id, text) in image.directory_attributes {
+            if !engine.user_index.contains_key(&object_id) && !engine.group_index.contains_key(&object_id) {
+                return Err(RestoreError::UnknownReference {
+                    what: "user or group",
+                    id: object_id,
+                    referenced_by: "directory attributes".to_string(),
+                });
+            }
+            if engine
+                .directory_attributes
+                .insert(object_id, text.into())
+                .is_some()
+            {
+                return Err(RestoreError::Duplicate {
+                    what: "directory attributes of",
+                    id: object_id,
+                });
+            }
+        }
         Ok(engine)
     }
 
-    fn restore_user(
-        &mut self,
-        image: UserImage,
-        discarded: &mut Vec<crate::StateChange>,
-    ) -> Result<(), RestoreError> {
+    /// Restores one user; pushes it to `scratch.stale_causes` when a cause of its states named
+    /// a group that no longer exists.
+    fn restore_user(&mut self, image: UserImage, scratch: &mut RestoreScratch) -> Result<(), RestoreError> {
         if self.user_index.contains_key(&image.id) {
             return Err(RestoreError::Duplicate {
                 what: "user",
@@ -533,8 +625,14 @@ impl Engine {
             });
         }
         let mut states = Vec::with_capacity(image.states.len());
+        let mut named_missing_group = false;
         for state in &image.states {
-            states.push(self.restore_state(state, &referenced_by)?);
+            states.push(self.restore_state(
+                state,
+                &referenced_by,
+                &mut scratch.plan_lists,
+                &mut named_missing_group,
+            )?);
         }
         crate::evaluate::sort_records(&mut states);
         let user = UserRef(self.users.len() as u32);
@@ -557,29 +655,36 @@ impl Engine {
         self.user_index.insert(image.id, user);
         self.upn_index.insert(upn_key, user);
         self.index_proxy_addresses(user);
-        self.commit_user_states(user, states, discarded);
-        discarded.clear();
+        self.commit_user_states(user, states, &mut scratch.discarded);
+        scratch.discarded.clear();
+        if named_missing_group {
+            scratch.stale_causes.push(user);
+        }
         Ok(())
     }
 
+    /// Restores one state. `named_missing_group` is set when its cause named an assignment of a
+    /// group that no longer exists (see `restore_cause`).
     fn restore_state(
         &mut self,
         state: &StateImage,
         referenced_by: &str,
+        plan_lists: &mut RestoredPlanLists,
+        named_missing_group: &mut bool,
     ) -> Result<StateRecord, RestoreError> {
         let sku = self.resolve_sku(state.sku_id, referenced_by)?;
         let source = match state.assigned_by_group {
             None => Source::Direct,
             Some(group_id) => Source::Group(self.resolve_group(group_id, referenced_by)?),
         };
-        let disabled = self.resolve_plans(&state.disabled_plans, referenced_by)?;
-        let granted = match &state.granted_plans {
-            Some(plans) => Some(self.resolve_plans(plans, referenced_by)?),
+        let disabled_plans = self.restore_plan_list(&state.disabled_plans, referenced_by, plan_lists)?;
+        let granted_plans = match &state.granted_plans {
+            Some(plans) => Some(self.restore_plan_list(plans, referenced_by, plan_lists)?),
             None => None,
         };
         let cause = match &state.cause {
             Some(cause) => {
-                let cause = self.restore_cause(cause, referenced_by)?;
+                let cause = self.restore_cause(cause, source, referenced_by, named_missing_group)?;
                 Some(self.causes.intern(cause))
             }
             None => None,
@@ -589,21 +694,55 @@ impl Engine {
             source,
             status: state.status,
             cause,
-            disabled_plans: self.plan_sets.intern(disabled),
-            granted_plans: granted.map(|plans| self.plan_sets.intern(plans)),
+            disabled_plans,
+            granted_plans,
             since: state.since,
             last_updated: state.last_updated,
         })
     }
 
-    fn restore_source(&self, source: &AssignmentSource, referenced_by: &str) -> Result<Source, RestoreError> {
-        Ok(match source {
-            AssignmentSource::Direct => Source::Direct,
-            AssignmentSource::Group(group_id) => Source::Group(self.resolve_group(*group_id, referenced_by)?),
-        })
+    /// Resolves and interns a plan list of a state, once per shared list of the image.
+    fn restore_plan_list(
+        &mut self,
+        plans: &PlanList,
+        referenced_by: &str,
+        plan_lists: &mut RestoredPlanLists,
+    ) -> Result<PlanSetId, RestoreError> {
+        let address = Arc::as_ptr(plans) as *const Uuid as usize;
+        if let Some((_, id)) = plan_lists.get(&address) {
+            return Ok(*id);
+        }
+        let set = self.resolve_plans(plans, referenced_by)?;
+        let id = self.plan_sets.intern(set);
+        // The map keeps the list alive, so its address names it for the whole restore.
+        plan_lists.insert(address, (plans.clone(), id));
+        Ok(id)
     }
 
-    fn restore_cause(&self, cause: &CauseImage, referenced_by: &str) -> Result<Cause, RestoreError> {
+    /// The source a cause names, `None` when it is a group that no longer exists (or the nil
+    /// GUID older versions wrote for one).
+    fn restore_named_source(&self, source: &AssignmentSource) -> Option<Source> {
+        match source {
+            AssignmentSource::Direct => Some(Source::Direct),
+            AssignmentSource::Group(group_id) => {
+                self.group_index.get(group_id).map(|group| Source::Group(*group))
+            }
+        }
+    }
+
+    /// Restores a cause of a state from `own_source`. A cause is a past explanation: the
+    /// assignment it names (the holder of a conflicting or a dependent plan) may belong to a
+    /// group deleted since, which must not make the tenant unloadable. Such a name is replaced
+    /// by what the evaluation says when it cannot tell (a conflict held by the assignment
+    /// itself, a dependent of unknown source), `named_missing_group` is set, and the user is
+    /// queued so that the next evaluation records the cause as it is now.
+    fn restore_cause(
+        &self,
+        cause: &CauseImage,
+        own_source: Source,
+        referenced_by: &str,
+        named_missing_group: &mut bool,
+    ) -> Result<Cause, RestoreError> {
         Ok(match cause {
             CauseImage::Count { sku_id } => Cause::Count {
                 sku: self.resolve_sku(*sku_id, referenced_by)?,
@@ -617,7 +756,13 @@ impl Engine {
                 plan: self.resolve_plan(*plan_id, referenced_by)?,
                 conflicting_plan: self.resolve_plan(*conflicting_plan_id, referenced_by)?,
                 conflicting_sku: self.resolve_sku(*conflicting_sku_id, referenced_by)?,
-                conflicting_source: self.restore_source(conflicting_source, referenced_by)?,
+                conflicting_source: match self.restore_named_source(conflicting_source) {
+                    Some(source) => source,
+                    None => {
+                        *named_missing_group = true;
+                        own_source
+                    }
+                },
             },
             CauseImage::MissingPrerequisite { plan_id } => Cause::MissingPrerequisite {
                 plan: self.resolve_plan(*plan_id, referenced_by)?,
@@ -630,7 +775,11 @@ impl Engine {
                 dependent_plan: self.resolve_plan(*dependent_plan_id, referenced_by)?,
                 dependent_sku: self.resolve_sku(*dependent_sku_id, referenced_by)?,
                 dependent_source: match dependent_source {
-                    Some(source) => Some(self.restore_source(source, referenced_by)?),
+                    Some(source) => {
+                        let restored = self.restore_named_source(source);
+                        *named_missing_group |= restored.is_none();
+                        restored
+                    }
                     None => None,
                 },
             },

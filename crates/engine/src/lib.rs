@@ -13,8 +13,10 @@
 // only built on the cold path of a refused command, so its size does not matter.
 #![allow(clippy::result_large_err)]
 
+pub mod advisor;
 pub mod catalog;
 mod command;
+pub mod diagnosis;
 mod engine;
 mod error;
 mod evaluate;
@@ -25,8 +27,9 @@ mod plan_set;
 mod query;
 pub mod seed_world;
 pub mod setup;
+pub mod whatif;
 
-pub use command::Command;
+pub use command::{Command, MAX_DIRECTORY_ATTRIBUTES_BYTES};
 pub use engine::{
     Cause, CauseId, CommandOutcome, Engine, GroupRef, ProcessReport, SkuRef, Source, StateChange,
     StateRecord, Touched, UserRef,
@@ -38,4 +41,7 @@ pub use model::{
     SkuDefinition, TenantSettings, Timestamp, UserChanges, Uuid,
 };
 pub use plan_set::{PlanRef, PlanSet, PlanSetId, PlanSetInterner, MAX_SERVICE_PLANS};
+pub use advisor::AdvisorReport;
+pub use diagnosis::{DiagnosisOptions, GroupDiagnosis, UserDiagnosis};
 pub use query::{GroupView, LicenseAssignmentState, LicensedUser, SkuUsage, TenantOverview, UserView};
+pub use whatif::{WhatIfError, WhatIfOptions, WhatIfReport};

@@ -2,6 +2,8 @@
 
 #[path = "engine/commands.rs"]
 mod commands;
+#[path = "engine/diagnosis.rs"]
+mod diagnosis;
 #[path = "engine/properties.rs"]
 mod properties;
 #[path = "engine/scenarios.rs"]

@@ -235,12 +235,12 @@ pub enum AdminCommand {
 }
 
 /// A command, once its arguments are parsed: what it does with a client.
-type Action<'a> = Box<dyn FnOnce(&LicensdClient) -> anyhow::Result<Rendered> + 'a>;
+pub(crate) type Action<'a> = Box<dyn FnOnce(&LicensdClient) -> anyhow::Result<Rendered> + 'a>;
 
 /// What a command prints: a table for people, JSON for scripts.
-struct Rendered {
-    text: String,
-    json: String,
+pub(crate) struct Rendered {
+    pub(crate) text: String,
+    pub(crate) json: String,
 }
 
 /// Runs an admin command and prints its output. On failure it prints the reason on stderr and
@@ -320,6 +320,12 @@ pub fn run(command: AdminCommand) -> anyhow::Result<()> {
             Box::new(|client| set_seats(client, &arguments.sku, arguments.seats)),
         ),
     };
+    run_action(options, action)
+}
+
+/// Runs an action with a client built from the options and prints its output; on failure it
+/// prints the reason on stderr and exits with the documented code.
+pub(crate) fn run_action(options: &ConnectionOptions, action: Action<'_>) -> anyhow::Result<()> {
     let printed = with_client(options, action).and_then(|rendered| {
         let output = if options.json {
             rendered.json
@@ -390,7 +396,7 @@ fn print_stdout(text: &str) -> anyhow::Result<()> {
     }
 }
 
-fn to_json(value: &impl Serialize) -> anyhow::Result<String> {
+pub(crate) fn to_json(value: &impl Serialize) -> anyhow::Result<String> {
     let mut json = serde_json::to_string_pretty(value).context("writing JSON")?;
     json.push('\n');
     Ok(json)

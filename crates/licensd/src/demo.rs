@@ -42,6 +42,13 @@ pub fn run(arguments: DemoArguments) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let mut config = licensd_server::ServerConfig::defaults(&data_dir);
     config.listen = arguments.listen;
+    // The demo's administrator: LICENSD_BOOTSTRAP_TOKEN when given, else a new token each run
+    // (stored next to any earlier ones of a reused --data-dir).
+    let token = match std::env::var("LICENSD_BOOTSTRAP_TOKEN") {
+        Ok(token) if !token.trim().is_empty() => token.trim().to_string(),
+        _ => licensd_server::auth::generate_token_text().context("generating the demo's token")?,
+    };
+    config.bootstrap_token = Some(token.clone());
     let mut store = licensd_store::Store::open(&config.database_url)
         .with_context(|| format!("opening {}", config.database_url))?;
     if store.tenant_ids()?.is_empty() {
@@ -54,9 +61,10 @@ pub fn run(arguments: DemoArguments) -> anyhow::Result<()> {
     }
     drop(store);
     println!(
-        "\nServing the demo tenant from {}\n  console: http://{}/\n  API:     http://{}/v1.0/users  (Graph-shaped; \
-         OpenAPI at /openapi.json)\nNo credential is needed yet: authentication arrives with licensd's security \
-         release. Press Ctrl-C to stop.",
+        "\nServing the demo tenant from {}\n  console: http://{}/  (sign in with the token below)\n  API:     \
+         http://{}/v1.0/users  (Graph-shaped; OpenAPI at /openapi.json)\n\nGlobal Administrator token (shown once):\n\n    \
+         {token}\n\nFor the CLI: export LICENSD_TOKEN={token}\nFor the API: Authorization: Bearer <token>\n\
+         Press Ctrl-C to stop.",
         data_dir.display(),
         arguments.listen,
         arguments.listen

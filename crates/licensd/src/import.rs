@@ -148,11 +148,10 @@ pub fn run_import(arguments: ImportArguments) -> anyhow::Result<()> {
         );
     }
     let image = import.engine.to_image();
-    store
-        .create_tenant(&image.settings)
-        .with_context(|| format!("cannot create tenant {tenant_id}; nothing was imported"))?;
+    let settings = image.settings.clone();
+    // The tenant and everything in it in one transaction: a failed write leaves no tenant.
     let tenant_version = store
-        .write(tenant_id, &WriteBatch::from_image(image))
+        .create_tenant_with(&settings, &WriteBatch::from_image(image))
         .with_context(|| format!("writing tenant {tenant_id} failed; nothing of it was imported"))?;
 
     let mut out = String::new();

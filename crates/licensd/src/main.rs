@@ -2,7 +2,9 @@
 
 mod admin;
 mod demo;
+mod diagnosis;
 mod import;
+mod token;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -57,6 +59,17 @@ enum Commands {
     Reprocess(admin::ReprocessArguments),
     /// Sets the number of purchased seats of a product.
     Seats(admin::SeatsArguments),
+    /// Explains a user's or a group's license errors, with fixes and their predicted effect.
+    Explain(diagnosis::ExplainArguments),
+    /// Creates, lists and revokes access tokens (Global Administrator).
+    Token(token::TokenArguments),
+    /// Predicts the effect of a JSON file of changes without applying anything.
+    Whatif(diagnosis::ChangesFileArguments),
+    /// Applies a JSON file of changes (for example the changes of a proposed fix).
+    Apply(diagnosis::ChangesFileArguments),
+    /// The tenant advisor: redundant licenses, seats of disabled accounts, add-on risks,
+    /// products near exhaustion.
+    Advisor(diagnosis::AdvisorArguments),
 }
 
 #[derive(clap::Args)]
@@ -71,9 +84,20 @@ struct ServeArguments {
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// A TOML configuration file (keys: database-url, listen, data-dir, processing-batch-size,
-    /// processing-idle-interval-ms, processing-lease-ms, instance-id).
+    /// processing-idle-interval-ms, processing-lease-ms, instance-id, rate-limit-per-second,
+    /// rate-limit-burst, audit-retention-days, tls-cert, tls-key).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// PEM certificate chain: serve HTTPS (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// The default tenant's first Global Administrator token (`lsd_…`), stored on first start
+    /// instead of a generated one.
+    #[arg(long, env = "LICENSD_BOOTSTRAP_TOKEN", hide_env_values = true)]
+    bootstrap_token: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -107,6 +131,11 @@ fn main() -> anyhow::Result<()> {
         Commands::Unassign(arguments) => admin::run(admin::AdminCommand::Unassign(arguments)),
         Commands::Reprocess(arguments) => admin::run(admin::AdminCommand::Reprocess(arguments)),
         Commands::Seats(arguments) => admin::run(admin::AdminCommand::Seats(arguments)),
+        Commands::Explain(arguments) => diagnosis::run_explain(arguments),
+        Commands::Token(arguments) => token::run(arguments),
+        Commands::Whatif(arguments) => diagnosis::run_what_if(arguments),
+        Commands::Apply(arguments) => diagnosis::run_apply(arguments),
+        Commands::Advisor(arguments) => diagnosis::run_advisor(arguments),
     }
 }
 
@@ -148,6 +177,14 @@ fn server_config(arguments: ServeArguments) -> anyhow::Result<ServerConfig> {
     if let Some(listen) = arguments.listen {
         config.listen = listen;
     }
+    if arguments.tls_cert.is_some() || arguments.tls_key.is_some() {
+        config = config.with_file(&ConfigFile {
+            tls_cert: arguments.tls_cert.clone(),
+            tls_key: arguments.tls_key.clone(),
+            ..Default::default()
+        })?;
+    }
+    config.bootstrap_token = arguments.bootstrap_token.filter(|token| !token.trim().is_empty());
     Ok(config)
 }
 
@@ -196,11 +233,12 @@ fn generate(arguments: GenArguments) -> anyhow::Result<()> {
     let tenant_id = image.settings.tenant_id;
     let mut store = licensd_store::Store::open(&arguments.database_url)
         .with_context(|| format!("cannot open {}", arguments.database_url))?;
-    store
-        .create_tenant(&image.settings)
-        .with_context(|| format!("cannot create tenant {tenant_id}"))?;
+    let settings = image.settings.clone();
+    // The tenant and everything in it in one transaction: a failed write leaves no tenant.
     let batch = licensd_store::WriteBatch::from_image(image);
-    store.write(tenant_id, &batch).context("writing the tenant")?;
+    store
+        .create_tenant_with(&settings, &batch)
+        .with_context(|| format!("writing tenant {tenant_id} failed; nothing of it was stored"))?;
     println!(
         "tenant {tenant_id}: {} users, {} groups, {} products, {} memberships, {} users queued ({:.1} s)",
         summary.users,

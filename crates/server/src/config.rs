@@ -25,6 +25,19 @@ pub struct ServerConfig {
     /// token exists yet (`LICENSD_BOOTSTRAP_TOKEN`); `None` lets the server generate one and print
     /// it once.
     pub bootstrap_token: Option<String>,
+    /// Requests each token may make (per instance); `per_second = 0` turns limiting off.
+    pub rate_limit: crate::auth::RateLimit,
+    /// How long audit records are kept; `None` keeps them forever.
+    pub audit_retention: Option<Duration>,
+    /// PEM certificate chain and private key: serve HTTPS instead of HTTP.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The certificate and key files of `--tls-cert` / `--tls-key`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub certificate: PathBuf,
+    pub private_key: PathBuf,
 }
 
 /// The configuration file's shape; every key is optional.
@@ -38,6 +51,14 @@ pub struct ConfigFile {
     pub processing_idle_interval_ms: Option<u64>,
     pub processing_lease_ms: Option<u64>,
     pub instance_id: Option<String>,
+    /// Requests per second each token may make; 0 turns rate limiting off.
+    pub rate_limit_per_second: Option<u32>,
+    /// Requests a token may make in a burst above its rate.
+    pub rate_limit_burst: Option<u32>,
+    /// Days audit records are kept; 0 keeps them forever.
+    pub audit_retention_days: Option<u64>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Why the configuration could not be read.
@@ -75,6 +96,9 @@ impl ServerConfig {
             processing_lease: Duration::from_secs(10),
             instance_id: format!("licensd-{}", std::process::id()),
             bootstrap_token: None,
+            rate_limit: crate::auth::RateLimit::default(),
+            audit_retention: Some(Duration::from_secs(90 * 24 * 60 * 60)),
+            tls: None,
         }
     }
 
@@ -105,6 +129,29 @@ impl ServerConfig {
         }
         if let Some(instance_id) = &file.instance_id {
             self.instance_id = instance_id.clone();
+        }
+        if let Some(per_second) = file.rate_limit_per_second {
+            self.rate_limit.per_second = per_second;
+        }
+        if let Some(burst) = file.rate_limit_burst {
+            self.rate_limit.burst = burst;
+        }
+        if let Some(days) = file.audit_retention_days {
+            self.audit_retention = (days > 0).then(|| Duration::from_secs(days * 24 * 60 * 60));
+        }
+        match (&file.tls_cert, &file.tls_key) {
+            (Some(certificate), Some(private_key)) => {
+                self.tls = Some(TlsFiles {
+                    certificate: certificate.clone(),
+                    private_key: private_key.clone(),
+                })
+            }
+            (None, None) => {}
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "tls-cert and tls-key go together: give both or neither".into(),
+                ))
+            }
         }
         Ok(self)
     }

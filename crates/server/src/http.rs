@@ -1,12 +1,14 @@
 //! The HTTP surface: health checks, the Graph-compatible API under `/v1.0`, licensd's admin API
 //! under `/licensd/v1`, the OpenAPI document describing both at `/openapi.json`, and the admin web
-//! console at `/` (`console::router`, HTML pages). Every response carries `request-id`; API errors
-//! use Graph's envelope; bodies over 1 MiB are refused.
+//! console at `/` (`console::router`, HTML pages). Every request but the health checks, the
+//! document and the console's assets and sign-in page is authenticated (`auth::authenticate`).
+//! Every response carries `request-id` and security headers; API errors use Graph's envelope;
+//! bodies over 1 MiB are refused.
 
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{middleware, Router};
@@ -29,11 +31,32 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(api_routes)
         .merge(crate::console::router())
+        .merge(crate::scim::router())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), crate::auth::authenticate))
         .layer(middleware::from_fn(request_context))
+        .layer(middleware::map_response(api_security_headers))
         .with_state(state)
+}
+
+/// Headers every response carries (the console adds its content security policy): no MIME
+/// sniffing, no framing, no referrer leaks, no caching of tenant data.
+async fn api_security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    let defaults = [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CACHE_CONTROL, "no-store"),
+    ];
+    for (name, value) in defaults {
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+    }
+    response
 }
 
 /// The OpenAPI 3 document, generated once at start from the handlers.

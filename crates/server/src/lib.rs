@@ -7,6 +7,8 @@
 
 pub mod admin;
 pub mod api;
+pub mod audit;
+pub mod auth;
 pub mod config;
 pub mod console;
 pub mod graph;
@@ -14,6 +16,7 @@ mod http;
 pub mod odata;
 pub mod openapi;
 pub mod processor;
+pub mod scim;
 pub mod tenants;
 
 use std::future::Future;
@@ -22,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use licensd_store::Store;
 use tokio::net::TcpListener;
 
-pub use config::{ConfigError, ConfigFile, ServerConfig};
+pub use config::{ConfigError, ConfigFile, ServerConfig, TlsFiles};
 pub use tenants::{ExecuteError, SharedStore, TenantRuntime, Tenants};
 
 /// Why the server could not run.
@@ -37,24 +40,85 @@ pub enum ServerError {
     Load(#[from] ExecuteError),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("cannot create the bootstrap token: {0}")]
+    Bootstrap(String),
+    #[error("cannot use the TLS certificate or key: {0}")]
+    Tls(String),
 }
 
 /// State shared by the HTTP handlers.
 #[derive(Clone)]
 pub struct AppState {
     pub store: SharedStore,
+    /// A second connection for checking tokens, so authentication does not wait behind a
+    /// processing step's write.
+    pub auth_store: SharedStore,
     pub tenants: Arc<Tenants>,
+    pub rate_limiter: Arc<auth::RateLimiter>,
+    /// Whether the server speaks HTTPS (the console's cookie is then `Secure`).
+    pub https: bool,
 }
 
-/// Opens the store and loads the tenants (what `serve` does before listening).
-pub fn open(config: &ServerConfig) -> Result<AppState, ServerError> {
+fn open_store(config: &ServerConfig) -> Result<SharedStore, ServerError> {
     let store = Store::open(&config.database_url).map_err(|source| ServerError::Open {
         url: config.database_url.clone(),
         source,
     })?;
-    let store: SharedStore = Arc::new(Mutex::new(store));
+    Ok(Arc::new(Mutex::new(store)))
+}
+
+/// Opens the store and loads the tenants (what `serve` does before listening).
+pub fn open(config: &ServerConfig) -> Result<AppState, ServerError> {
+    let store = open_store(config)?;
     let tenants = Arc::new(Tenants::load_all(&store)?);
-    Ok(AppState { store, tenants })
+    let auth_store = open_store(config)?;
+    Ok(AppState {
+        store,
+        auth_store,
+        tenants,
+        rate_limiter: Arc::new(auth::RateLimiter::new(config.rate_limit)),
+        https: config.tls.is_some(),
+    })
+}
+
+/// Makes sure the default tenant can be administered: when it has no token yet, stores the
+/// configured bootstrap token (`LICENSD_BOOTSTRAP_TOKEN`) as its Global Administrator, or
+/// generates one. Returns the token's text when one was generated here, to be shown once.
+pub fn ensure_bootstrap_token(state: &AppState, config: &ServerConfig) -> Result<Option<String>, ServerError> {
+    let tenant_id = state.tenants.default_tenant();
+    let bootstrap_error = |error: auth::TokenError| ServerError::Bootstrap(error.to_string());
+    let existing = tenants::lock_store(&state.store)?
+        .access_tokens(tenant_id)
+        .map_err(|error| ServerError::Bootstrap(error.to_string()))?;
+    if let Some(given) = &config.bootstrap_token {
+        let token = auth::IssuedToken::parse(given.trim())
+            .map_err(|error| ServerError::Bootstrap(format!("LICENSD_BOOTSTRAP_TOKEN is not a licensd token: {error}")))?;
+        if existing.iter().any(|record| record.token_id == token.token_id) {
+            return Ok(None);
+        }
+        match auth::store_given_token(&state.store, tenant_id, given, "Bootstrap administrator") {
+            Ok(_) => return Ok(None),
+            // Another instance stored the same token first.
+            Err(_) if tenants::lock_store(&state.store)?
+                .access_token(token.token_id)
+                .map_err(|error| ServerError::Bootstrap(error.to_string()))?
+                .is_some() => return Ok(None),
+            Err(error) => return Err(bootstrap_error(error)),
+        }
+    }
+    if !existing.is_empty() {
+        return Ok(None);
+    }
+    let (_, text) = auth::create_token(
+        &state.store,
+        tenant_id,
+        "Bootstrap administrator",
+        auth::Role::GlobalAdministrator,
+        None,
+        "bootstrap",
+    )
+    .map_err(bootstrap_error)?;
+    Ok(Some(text))
 }
 
 /// Runs the server on `listener` until `shutdown` completes, then stops accepting requests,
@@ -64,21 +128,76 @@ pub async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    // A certificate that cannot be used stops the start before anything else happens.
+    let tls = match &config.tls {
+        Some(files) => Some(load_tls(files).await?),
+        None => None,
+    };
     let open_config = config.clone();
-    let state = tokio::task::spawn_blocking(move || open(&open_config))
-        .await
-        .map_err(|error| std::io::Error::other(error.to_string()))??;
+    let (state, bootstrap) = tokio::task::spawn_blocking(move || -> Result<_, ServerError> {
+        let state = open(&open_config)?;
+        let bootstrap = ensure_bootstrap_token(&state, &open_config)?;
+        Ok((state, bootstrap))
+    })
+    .await
+    .map_err(|error| std::io::Error::other(error.to_string()))??;
+    if let Some(token) = bootstrap {
+        // Printed once, to the terminal only (never to the log): only its hash is stored.
+        println!(
+            "\nlicensd created a Global Administrator token for the default tenant.\n\
+             It is shown only this once; keep it safe (licensd stores only its hash):\n\n    {token}\n\n\
+             Use it as `Authorization: Bearer <token>`, in LICENSD_TOKEN for the CLI, or to sign in to the console.\n"
+        );
+    }
     let processor = processor::Processor::start(config.clone(), state.store.clone(), state.tenants.clone())?;
-    tracing::info!(address = %listener.local_addr()?, database = %redact(&config.database_url), "licensd is serving");
+    // The synchronous PostgreSQL client must not be dropped on an async thread (its drop blocks):
+    // these clones outlive the router and are dropped on a blocking thread below.
+    let stores = (state.store.clone(), state.auth_store.clone());
+    tracing::info!(
+        address = %listener.local_addr()?,
+        database = %redact(&config.database_url),
+        https = config.tls.is_some(),
+        "licensd is serving"
+    );
     let router = http::router(state);
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await;
-    tokio::task::spawn_blocking(move || processor.stop())
-        .await
+    let served = match tls {
+        None => axum::serve(listener, router).with_graceful_shutdown(shutdown).await,
+        Some(tls) => {
+            let handle = axum_server::Handle::new();
+            let stopping = handle.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                stopping.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+            });
+            axum_server::from_tcp_rustls(listener.into_std()?, tls)
+                .handle(handle)
+                .serve(router.into_make_service())
+                .await
+        }
+    };
+    tokio::task::spawn_blocking(move || {
+        processor.stop();
+        drop(stores);
+    })
+    .await
         .map_err(|error| std::io::Error::other(error.to_string()))?;
     served?;
     Ok(())
+}
+
+/// The rustls configuration of `--tls-cert` / `--tls-key` (PEM files), with the ring provider.
+async fn load_tls(files: &config::TlsFiles) -> Result<axum_server::tls_rustls::RustlsConfig, ServerError> {
+    // Installing fails only if another provider was installed first, which is then used.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.certificate, &files.private_key)
+        .await
+        .map_err(|error| {
+            ServerError::Tls(format!(
+                "{} / {}: {error}",
+                files.certificate.display(),
+                files.private_key.display()
+            ))
+        })
 }
 
 /// A database URL without its password, for logs.

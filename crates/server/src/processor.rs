@@ -44,11 +44,35 @@ impl Processor {
     }
 }
 
+/// How often the audit log is pruned of records older than the retention.
+const AUDIT_PRUNING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60 * 60);
+
+/// Deletes audit records older than `retention` (every tenant's).
+fn prune_audit_log(store: &SharedStore, retention: std::time::Duration) {
+    let cutoff = crate::tenants::now().0 - retention.as_millis() as i64;
+    match lock_store(store).and_then(|mut store| store.prune_audit(cutoff).map_err(Into::into)) {
+        Ok(0) => {}
+        Ok(deleted) => tracing::info!(deleted, "pruned audit records past their retention"),
+        Err(error) => tracing::warn!(%error, "pruning the audit log failed"),
+    }
+}
+
 fn run(config: ServerConfig, store: SharedStore, tenants: Arc<Tenants>, stop: Arc<AtomicBool>) {
     tracing::info!(instance = %config.instance_id, "processor started");
     let mut rounds: u64 = 0;
+    let mut last_pruned: Option<std::time::Instant> = None;
     while !stop.load(Ordering::SeqCst) {
         rounds += 1;
+        if let Some(retention) = config.audit_retention {
+            let due = match last_pruned {
+                None => true,
+                Some(at) => at.elapsed() >= AUDIT_PRUNING_INTERVAL,
+            };
+            if due {
+                last_pruned = Some(std::time::Instant::now());
+                prune_audit_log(&store, retention);
+            }
+        }
         if rounds % 100 == 0 {
             if let Err(error) = tenants.discover(&store) {
                 tracing::warn!(%error, "looking for new tenants failed");

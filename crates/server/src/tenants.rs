@@ -4,12 +4,17 @@
 //! (an error, or another instance wrote first), the engine is rebuilt from the store, so memory
 //! never runs ahead of what is durable.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use licensd_engine::{Command, CommandError, CommandOutcome, Engine, TenantSettings, Timestamp, Uuid};
-use licensd_store::{Store, StoreError, WriteBatch};
+use licensd_engine::{
+    Command, CommandError, CommandOutcome, Engine, LicenseProcessingState, TenantSettings, Timestamp, Uuid,
+};
+use licensd_store::{AuditRecord, Store, StoreError, WriteBatch};
+
+use crate::audit;
+use crate::auth::{Caller, CommandKind, Role};
 
 /// The current time for the engine.
 pub fn now() -> Timestamp {
@@ -33,6 +38,9 @@ pub enum ExecuteError {
     Load(String),
     #[error("tenant {0} does not exist")]
     UnknownTenant(Uuid),
+    /// The caller's role may not run the command: nothing changed.
+    #[error("the {} role may not {}", role.display_name(), kind.description())]
+    Forbidden { role: Role, kind: CommandKind },
     #[error("a lock was poisoned by a panic in another thread")]
     Poisoned,
 }
@@ -51,6 +59,8 @@ struct TenantState {
     engine: Engine,
     /// The store version the engine reflects.
     version: u64,
+    /// Groups whose background run was recorded as started and not yet as finished.
+    started_group_runs: HashSet<Uuid>,
 }
 
 /// One tenant's in-memory engine and the version of the store it reflects.
@@ -79,7 +89,11 @@ impl TenantRuntime {
         let (engine, version) = load_engine(store, tenant_id)?;
         Ok(TenantRuntime {
             id: tenant_id,
-            state: Mutex::new(TenantState { engine, version }),
+            state: Mutex::new(TenantState {
+                engine,
+                version,
+                started_group_runs: HashSet::new(),
+            }),
         })
     }
 
@@ -114,23 +128,42 @@ impl TenantRuntime {
         work: impl FnOnce() -> Result<T, ExecuteError>,
     ) -> Result<T, ExecuteError> {
         lock_store(store)?.lock_tenant(self.id)?;
+        // Released on every way out, a panic in `work` included (a session lock left behind
+        // would stop every instance from writing this tenant).
+        let guard = TenantLockGuard {
+            store,
+            tenant_id: self.id,
+            released: false,
+        };
         let result = work();
-        let released =
-            lock_store(store).and_then(|mut store| store.unlock_tenant(self.id).map_err(Into::into));
-        if let Err(error) = &released {
-            tracing::error!(tenant = %self.id, %error, "releasing the tenant lock failed");
-        }
+        let released = guard.release();
         let value = result?;
         released?;
         Ok(value)
     }
 
-    /// Applies a command and persists what it changed, in one transaction. When another instance
-    /// wrote in between (optimistic concurrency on the tenant's version), the engine catches up
-    /// and the command is applied again, a bounded number of times.
-    pub fn execute(&self, store: &SharedStore, command: Command) -> Result<CommandOutcome, ExecuteError> {
+    /// Applies a command for a caller and persists what it changed together with its audit
+    /// record, in one transaction. A role that may not run the command is refused before
+    /// anything happens; a command the engine refuses is audited as a failure. When another
+    /// instance wrote in between (optimistic concurrency on the tenant's version), the engine
+    /// catches up and the command is applied again, a bounded number of times.
+    pub fn execute(
+        &self,
+        store: &SharedStore,
+        command: Command,
+        caller: &Caller,
+    ) -> Result<CommandOutcome, ExecuteError> {
+        if caller.tenant_id != self.id {
+            return Err(ExecuteError::UnknownTenant(self.id));
+        }
+        if !caller.role.may_execute(&command) {
+            return Err(ExecuteError::Forbidden {
+                role: caller.role,
+                kind: CommandKind::of(&command),
+            });
+        }
         let mut state = self.lock()?;
-        self.with_tenant_lock(store, || self.execute_locked(&mut state, store, command))
+        self.with_tenant_lock(store, || self.execute_locked(&mut state, store, command, caller))
     }
 
     fn execute_locked(
@@ -138,6 +171,7 @@ impl TenantRuntime {
         state: &mut TenantState,
         store: &SharedStore,
         command: Command,
+        caller: &Caller,
     ) -> Result<CommandOutcome, ExecuteError> {
         for attempt in 0..WRITE_ATTEMPTS {
             if attempt > 0 {
@@ -145,9 +179,41 @@ impl TenantRuntime {
                 std::thread::sleep(std::time::Duration::from_millis(1 + (attempt as u64 % 8) * 3));
             }
             self.catch_up(state, store)?;
-            let outcome = state.engine.apply(command.clone(), now())?;
+            let target_before = audit::target_of(&command, &state.engine);
+            let properties_before = audit::properties_of(&command, &state.engine);
+            let at = now();
+            let outcome = match state.engine.apply(command.clone(), at) {
+                Ok(outcome) => outcome,
+                Err(refusal) => {
+                    let record = audit::record(
+                        caller,
+                        &command,
+                        target_before,
+                        Vec::new(),
+                        Err(refusal.to_string()),
+                        at.0,
+                    );
+                    if let Err(error) = lock_store(store)?.append_audit(self.id, &[record]) {
+                        tracing::error!(tenant = %self.id, %error, "recording a refused change in the audit log failed");
+                    }
+                    return Err(refusal.into());
+                }
+            };
+            let mut target = audit::target_of(&command, &state.engine);
+            if target.name.is_empty() {
+                target.name = target_before.name;
+            }
+            let properties_after = audit::properties_of(&command, &state.engine);
             let mut batch = WriteBatch::from_command_outcome(&state.engine, &outcome)?;
             batch.expected_version = Some(state.version);
+            batch.audit.push(audit::record(
+                caller,
+                &command,
+                target,
+                audit::modified(&properties_before, &properties_after),
+                Ok(()),
+                at.0,
+            ));
             let written = lock_store(store)?.write(self.id, &batch);
             match written {
                 Ok(version) => {
@@ -185,13 +251,21 @@ impl TenantRuntime {
         if state.engine.queued_users() == 0 {
             return Ok(StepReport::default());
         }
-        let report = state.engine.process_batch(max_users, now());
+        let busy_before = busy_licensed_groups(&state.engine);
+        let at = now();
+        let report = state.engine.process_batch(max_users, at);
         let mut batch = WriteBatch::from_process_report(&state.engine, &report);
         batch.expected_version = Some(state.version);
+        let (group_runs, started, finished) = group_run_records(self.id, state, &busy_before, at.0);
+        batch.audit = group_runs;
         let written = lock_store(store)?.write(self.id, &batch);
         match written {
             Ok(version) => {
                 state.version = version;
+                state.started_group_runs.extend(started);
+                for group_id in finished {
+                    state.started_group_runs.remove(&group_id);
+                }
                 Ok(StepReport {
                     evaluated_users: report.evaluated_users,
                     changed_states: report.changes.len(),
@@ -215,6 +289,108 @@ impl TenantRuntime {
     pub fn version(&self) -> Result<u64, ExecuteError> {
         Ok(self.lock()?.version)
     }
+}
+
+/// Releases a tenant's store lock when dropped (unless released explicitly).
+struct TenantLockGuard<'a> {
+    store: &'a SharedStore,
+    tenant_id: Uuid,
+    released: bool,
+}
+
+impl TenantLockGuard<'_> {
+    fn release(mut self) -> Result<(), ExecuteError> {
+        self.released = true;
+        self.unlock()
+    }
+
+    fn unlock(&self) -> Result<(), ExecuteError> {
+        // A poisoned store mutex still holds a working connection: unlock through it.
+        let mut store = match self.store.lock() {
+            Ok(store) => store,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let released = store.unlock_tenant(self.tenant_id).map_err(ExecuteError::from);
+        if let Err(error) = &released {
+            tracing::error!(tenant = %self.tenant_id, %error, "releasing the tenant lock failed");
+        }
+        released
+    }
+}
+
+impl Drop for TenantLockGuard<'_> {
+    fn drop(&mut self) {
+        if !self.released {
+            let _ = self.unlock();
+        }
+    }
+}
+
+/// Groups with licenses whose members are queued or being processed.
+fn busy_licensed_groups(engine: &Engine) -> Vec<Uuid> {
+    engine
+        .group_ids()
+        .into_iter()
+        .filter(|group_id| {
+            engine
+                .group_processing_state(*group_id)
+                .is_ok_and(|processing| processing != LicenseProcessingState::ProcessingComplete)
+        })
+        .filter(|group_id| {
+            engine
+                .group_view(*group_id)
+                .is_ok_and(|group| !group.assigned_licenses.is_empty())
+        })
+        .collect()
+}
+
+/// The "Start/Finish applying group based license to users" records of one processing step:
+/// a start for every busy group not yet started, a finish for every started group now done.
+/// Returns the records and the groups started and finished (applied once the write succeeds).
+fn group_run_records(
+    tenant_id: Uuid,
+    state: &TenantState,
+    busy_before: &[Uuid],
+    at: i64,
+) -> (Vec<AuditRecord>, Vec<Uuid>, Vec<Uuid>) {
+    let engine = &state.engine;
+    let mut records = Vec::new();
+    let mut started = Vec::new();
+    let mut finished = Vec::new();
+    let mut candidates: Vec<Uuid> = busy_before.to_vec();
+    candidates.extend(state.started_group_runs.iter().copied());
+    candidates.sort();
+    candidates.dedup();
+    for group_id in candidates {
+        let Ok(group) = engine.group_view(group_id) else {
+            // Deleted meanwhile: nothing more will be recorded for it.
+            finished.push(group_id);
+            continue;
+        };
+        if !state.started_group_runs.contains(&group_id) {
+            records.push(audit::group_run_started(
+                tenant_id,
+                group_id,
+                &group.display_name,
+                group.member_count,
+                at,
+            ));
+            started.push(group_id);
+        }
+        if group.license_processing_state == LicenseProcessingState::ProcessingComplete {
+            let failed = group.members_with_license_errors;
+            records.push(audit::group_run_finished(
+                tenant_id,
+                group_id,
+                &group.display_name,
+                group.member_count.saturating_sub(failed),
+                failed,
+                at,
+            ));
+            finished.push(group_id);
+        }
+    }
+    (records, started, finished)
 }
 
 /// Every tenant of the store, loaded at start.

@@ -5,6 +5,8 @@
 
 #[path = "api/admin.rs"]
 mod admin;
+#[path = "api/diagnosis.rs"]
+mod diagnosis;
 #[path = "api/errors.rs"]
 mod errors;
 #[path = "api/groups.rs"]
@@ -15,6 +17,8 @@ mod odata;
 mod openapi;
 #[path = "api/scenarios.rs"]
 mod scenarios;
+#[path = "api/security.rs"]
+mod security;
 #[path = "api/subscribed_skus.rs"]
 mod subscribed_skus;
 #[path = "api/support.rs"]

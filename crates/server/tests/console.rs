@@ -113,10 +113,29 @@ fn fields_of<'a>(fields: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a
         .collect()
 }
 
+/// A client that does not follow redirects and, with a token, sends the console's session cookie.
+fn signed_in_client(token: Option<&str>) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = token {
+        headers.insert(
+            reqwest::header::COOKIE,
+            format!("licensd_session={token}").parse().expect("a cookie"),
+        );
+    }
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(60))
+        .default_headers(headers)
+        .build()
+        .expect("client")
+}
+
 /// A running server over a temporary SQLite database.
 struct ConsoleServer {
     base: String,
+    /// Signed in: sends the console's session cookie with the bootstrap administrator's token.
     client: reqwest::Client,
+    token: String,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), licensd_server::ServerError>>>,
     _directory: tempfile::TempDir,
@@ -137,17 +156,17 @@ impl ConsoleServer {
         config.listen = address;
         config.processing_idle_interval = Duration::from_millis(5);
         config.instance_id = format!("console-test-{}", Uuid::new_v4());
+        let token = licensd_server::auth::generate_token_text().expect("a token");
+        config.bootstrap_token = Some(token.clone());
+        config.rate_limit.per_second = 0;
         let (sender, receiver) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(licensd_server::run(listener, config, async move {
             let _ = receiver.await;
         }));
         let server = ConsoleServer {
             base: format!("http://{address}"),
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(Duration::from_secs(60))
-                .build()
-                .expect("client"),
+            client: signed_in_client(Some(&token)),
+            token,
             shutdown: Some(sender),
             task: Some(task),
             _directory: directory,
@@ -1008,12 +1027,32 @@ async fn all_products_and_activity_pages() {
         products.contains(&product.sku_part_number);
     }
     products.contains("aria-current=\"page\">All products");
+    // A fresh demo tenant has no recorded activity; a change made through the console is listed
+    // with who made it and what changed.
     server
         .get("/activity")
         .await
         .expect(200)
-        .contains("The audit log is not available yet.")
-        .lacks("<table");
+        .contains("No activity recorded yet.");
+    let seats = world.engine.sku_usage(OFFICE_365_E3).expect("E3").prepaid_units + 5;
+    server
+        .post_change(
+            &format!("/products/{OFFICE_365_E3}/seats"),
+            &[("prepaid_units", &seats.to_string())],
+        )
+        .await;
+    server
+        .get("/activity")
+        .await
+        .expect(200)
+        .contains("Update subscription seats")
+        .contains("Bootstrap administrator (GlobalAdministrator)")
+        .contains("PrepaidUnits");
+    server
+        .get("/activity?activity=Change+user+license")
+        .await
+        .expect(200)
+        .contains("No activity recorded yet.");
     server
         .get("/processing")
         .await
@@ -1155,5 +1194,99 @@ async fn errors_are_pages_with_messages_never_blank() {
         .await
         .expect(200)
         .contains("Zero-Clause BSD");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn signing_in_sets_a_strict_session_cookie_and_roles_bound_the_console() {
+    let (server, _world, directory) = ConsoleServer::demo().await;
+    let anonymous = signed_in_client(None);
+    let answer = server.send(anonymous.get(format!("{}/users", server.base))).await.expect(303);
+    assert_eq!(answer.header("location").as_deref(), Some("/login?next=%2Fusers"));
+    server
+        .send(anonymous.get(format!("{}/login?next=%2Fusers", server.base)))
+        .await
+        .expect(200)
+        .contains("Sign in to licensd")
+        .contains("value=\"/users\"");
+    let sign_in = |token: &str| {
+        anonymous
+            .post(format!("{}/login", server.base))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(format!("next=%2Fusers&token={token}"))
+    };
+    server
+        .send(sign_in("lsd_wrong"))
+        .await
+        .expect(401)
+        .contains("This token is not valid");
+    let signed_in = server.send(sign_in(&server.token)).await.expect(303);
+    assert_eq!(signed_in.header("location").as_deref(), Some("/users"));
+    let cookie = signed_in.header("set-cookie").expect("a session cookie");
+    assert!(cookie.starts_with("licensd_session=lsd_"), "{cookie}");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    // A foreign site cannot post to another site's session-less console (no cookie) nor with it.
+    server
+        .send(
+            server
+                .form_request("/logout", &[])
+                .header("Origin", "https://evil.example")
+                .header("Sec-Fetch-Site", "cross-site"),
+        )
+        .await
+        .expect(403);
+    let signed_out = server.post("/logout", &[]).await.expect(303);
+    assert!(signed_out.header("set-cookie").expect("cleared").contains("Max-Age=0"));
+
+    // A Global Reader sees the pages but no change is offered or accepted.
+    let created = reqwest::Client::new()
+        .post(format!("{}/licensd/v1/tokens", server.base))
+        .bearer_auth(&server.token)
+        .json(&serde_json::json!({"displayName": "auditor", "role": "GlobalReader"}))
+        .send()
+        .await
+        .expect("create a token");
+    assert_eq!(created.status(), 201);
+    let secret = created.json::<serde_json::Value>().await.expect("JSON")["secret"]
+        .as_str()
+        .expect("secret")
+        .to_string();
+    let reader = signed_in_client(Some(&secret));
+    let user001 = directory.users[0];
+    server
+        .send(reader.get(format!("{}/users/{user001}", server.base)))
+        .await
+        .expect(200)
+        .contains("disabled");
+    server
+        .send(
+            reader
+                .post(format!("{}/users/{user001}/licenses/{OFFICE_365_E1}/remove", server.base))
+                .header("Content-Type", "application/x-www-form-urlencoded"),
+        )
+        .await
+        .expect(403);
+    // The license is still there.
+    server
+        .get(&format!("/users/{user001}"))
+        .await
+        .expect(200)
+        .contains(&format!("/users/{user001}/licenses/{OFFICE_365_E1}/remove"));
+    // A Reports Reader sees the overview but not the users.
+    let created = reqwest::Client::new()
+        .post(format!("{}/licensd/v1/tokens", server.base))
+        .bearer_auth(&server.token)
+        .json(&serde_json::json!({"displayName": "reports", "role": "ReportsReader"}))
+        .send()
+        .await
+        .expect("create a token");
+    let secret = created.json::<serde_json::Value>().await.expect("JSON")["secret"]
+        .as_str()
+        .expect("secret")
+        .to_string();
+    let reports = signed_in_client(Some(&secret));
+    server.send(reports.get(format!("{}/", server.base))).await.expect(200);
+    server.send(reports.get(format!("{}/activity", server.base))).await.expect(200);
+    server.send(reports.get(format!("{}/users", server.base))).await.expect(403);
     server.stop().await;
 }

@@ -24,7 +24,7 @@ use std::error::Error;
 use std::time::{Duration, Instant};
 
 use licensd_engine::generator::{build_engine, GeneratorConfig};
-use licensd_engine::image::{CauseImage, GroupImage, StateImage, TenantImage, UserImage};
+use licensd_engine::image::{CauseImage, GroupImage, PlanList, StateImage, TenantImage, UserImage};
 use licensd_engine::seed_world::{
     SeedSeats, SeedWorld, EMS_E3, OFFICE_365_E1, OFFICE_365_E3, WORKPLACE_ANALYTICS_SKU,
 };
@@ -150,6 +150,22 @@ fn synthetic_states(rows: usize) -> BenchResult<SyntheticStates> {
             states: Vec::new(),
         })
         .collect();
+    // The plan lists of each product (all enabled, or the first two disabled), shared between
+    // the states as the engine's images share one list per distinct plan set.
+    let lists: Vec<[(PlanList, PlanList); 2]> = products
+        .iter()
+        .map(|(_, plans)| {
+            [0, 2].map(|disabled_count| {
+                let disabled: PlanList = plans.iter().take(disabled_count).copied().collect();
+                let wanted: PlanList = plans
+                    .iter()
+                    .filter(|plan| !disabled.contains(plan))
+                    .copied()
+                    .collect();
+                (disabled, wanted)
+            })
+        })
+        .collect();
     let mut keys = Vec::with_capacity(rows);
     let mut states = Vec::with_capacity(rows);
     for row in 0..rows {
@@ -161,16 +177,7 @@ fn synthetic_states(rows: usize) -> BenchResult<SyntheticStates> {
         } else {
             Some((user * 7 + product) % groups.len())
         };
-        let disabled_plans: Vec<Uuid> = if row % 5 == 0 {
-            plans.iter().take(2).copied().collect()
-        } else {
-            Vec::new()
-        };
-        let wanted: Vec<Uuid> = plans
-            .iter()
-            .filter(|plan| !disabled_plans.contains(plan))
-            .copied()
-            .collect();
+        let (disabled_plans, wanted) = lists[product][usize::from(row % 5 == 0)].clone();
         let (status, cause, granted_plans) = if row % 20 == 7 {
             (
                 AssignmentStatus::Error,

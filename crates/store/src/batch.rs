@@ -67,6 +67,9 @@ pub struct WriteBatch {
     pub enqueue: Vec<Uuid>,
     /// Users to remove from the work queue. Applied before `enqueue`.
     pub dequeue: Vec<Uuid>,
+    /// Directory attributes of users and groups to set (`Some`) or delete (`None`), applied after
+    /// the users and groups are written and deleted (those of a deleted object go with it).
+    pub directory_attributes: Vec<(Uuid, Option<String>)>,
     /// Audit records of the change, written in the same transaction.
     pub audit: Vec<crate::security::AuditRecord>,
 }
@@ -87,6 +90,7 @@ impl WriteBatch {
             && self.state_deletes.is_empty()
             && self.enqueue.is_empty()
             && self.dequeue.is_empty()
+            && self.directory_attributes.is_empty()
     }
 
     /// The whole tenant of an image, for storing a tenant that has nothing stored yet (an
@@ -99,6 +103,11 @@ impl WriteBatch {
             skus: image.skus,
             groups: image.groups,
             enqueue: image.queue,
+            directory_attributes: image
+                .directory_attributes
+                .into_iter()
+                .map(|(object_id, attributes)| (object_id, Some(attributes)))
+                .collect(),
             ..WriteBatch::default()
         };
         let state_count = image.users.iter().map(|user| user.states.len()).sum();
@@ -125,6 +134,16 @@ impl WriteBatch {
             deleted_users: touched.deleted_users.clone(),
             deleted_groups: touched.deleted_groups.clone(),
             enqueue: outcome.newly_queued.clone(),
+            directory_attributes: touched
+                .directory_attributes
+                .iter()
+                .map(|object_id| {
+                    (
+                        *object_id,
+                        engine.directory_attributes(*object_id).map(str::to_string),
+                    )
+                })
+                .collect(),
             ..WriteBatch::default()
         };
         for sku_id in &touched.skus {
@@ -201,11 +220,23 @@ impl WriteBatch {
             kept.sort_unstable_by_key(|(_, last)| *last);
             kept
         };
+        // Each distinct plan set becomes one shared list of ids, whatever the number of states.
+        let mut imager = engine.state_imager();
+        let written = kept
+            .iter()
+            .filter(|(_, last)| changes[*last].after.is_some())
+            .count();
+        let inserts = kept
+            .iter()
+            .filter(|(first, last)| changes[*last].after.is_some() && changes[*first].before.is_none())
+            .count();
+        self.state_inserts.reserve(inserts);
+        self.state_upserts.reserve(written - inserts);
         for (first, last) in kept {
             let change = &changes[last];
             match &change.after {
                 Some(record) => {
-                    let upsert = (change.user_id, engine.state_image(record));
+                    let upsert = (change.user_id, imager.image(record));
                     if changes[first].before.is_none() {
                         self.state_inserts.push(upsert);
                     } else {
@@ -535,8 +566,8 @@ mod tests {
             assigned_by_group,
             status: AssignmentStatus::Active,
             cause: None,
-            disabled_plans: Vec::new(),
-            granted_plans: Some(Vec::new()),
+            disabled_plans: Vec::new().into(),
+            granted_plans: Some(Vec::new().into()),
             since,
             last_updated: Timestamp(0),
         }

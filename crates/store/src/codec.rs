@@ -3,7 +3,9 @@
 //! states as bitsets over per-tenant plan numbers (a state row stays a few dozen bytes even for
 //! products with dozens of plans).
 
-use licensd_engine::image::{CauseImage, StateImage};
+use std::sync::Arc;
+
+use licensd_engine::image::{CauseImage, PlanList, StateImage};
 use licensd_engine::{
     AppliesTo, AssignmentSource, AssignmentStatus, CapabilityStatus, CountryCode, LicenseErrorKind,
     ProxyAddress, Uuid,
@@ -487,14 +489,12 @@ pub(crate) struct StateRowEncoder<'a> {
     cause: Vec<u8>,
     disabled_plans: Vec<u8>,
     granted_plans: Vec<u8>,
-    /// Recently encoded plan lists and their bitsets: states of one product share a handful of
-    /// lists, and comparing a list is cheaper than looking each plan up again.
-    recent_plan_sets: Vec<(Vec<Uuid>, Vec<u8>)>,
-    next_replaced: usize,
+    /// The bitset of each plan list encoded so far, by the address of the shared list (the
+    /// images of one batch share one list per distinct plan set, so each is encoded once). The
+    /// encoder borrows the states it encodes, which keeps every list alive and its address
+    /// unique while it is a key.
+    plan_sets: FxHashMap<usize, Vec<u8>>,
 }
-
-/// How many plan lists the encoder remembers.
-const RECENT_PLAN_SETS: usize = 16;
 
 impl<'a> StateRowEncoder<'a> {
     pub(crate) fn new(tenant_id: Uuid, numbers: &'a PlanNumbers) -> StateRowEncoder<'a> {
@@ -504,39 +504,37 @@ impl<'a> StateRowEncoder<'a> {
             cause: Vec::with_capacity(64),
             disabled_plans: Vec::with_capacity(16),
             granted_plans: Vec::with_capacity(16),
-            recent_plan_sets: Vec::with_capacity(RECENT_PLAN_SETS),
-            next_replaced: 0,
+            plan_sets: FxHashMap::default(),
         }
     }
 
-    /// Encodes a plan list into `out` through the memory of recent lists.
+    /// Encodes a plan list into `out`, each distinct shared list once.
     fn encode_plans(
         numbers: &PlanNumbers,
-        recent: &mut Vec<(Vec<Uuid>, Vec<u8>)>,
-        next_replaced: &mut usize,
-        plan_ids: &[Uuid],
+        plan_sets: &mut FxHashMap<usize, Vec<u8>>,
+        plan_ids: &PlanList,
         out: &mut Vec<u8>,
     ) -> Result<(), Uuid> {
-        if let Some((_, bitset)) = recent.iter().find(|(plans, _)| plans.as_slice() == plan_ids) {
-            out.clear();
-            out.extend_from_slice(bitset);
-            return Ok(());
-        }
-        numbers.encode(plan_ids, out)?;
-        let entry = (plan_ids.to_vec(), out.clone());
-        if recent.len() < RECENT_PLAN_SETS {
-            recent.push(entry);
-        } else {
-            recent[*next_replaced] = entry;
-            *next_replaced = (*next_replaced + 1) % RECENT_PLAN_SETS;
-        }
+        let address = Arc::as_ptr(plan_ids) as *const Uuid as usize;
+        let bitset = match plan_sets.get(&address) {
+            Some(bitset) => bitset,
+            None => {
+                let mut bitset = Vec::new();
+                numbers.encode(plan_ids, &mut bitset)?;
+                plan_sets.entry(address).or_insert(bitset)
+            }
+        };
+        out.clear();
+        out.extend_from_slice(bitset);
         Ok(())
     }
 
+    /// Encodes a state into column values. `state` must stay borrowed for as long as the
+    /// encoder is used (the caller encodes the states of one batch it holds).
     pub(crate) fn encode(
         &mut self,
         user_id: Uuid,
-        state: &StateImage,
+        state: &'a StateImage,
     ) -> Result<EncodedState<'_>, StoreError> {
         let unknown_plan = |plan_id: Uuid| {
             StoreError::InvalidBatch {
@@ -549,8 +547,7 @@ impl<'a> StateRowEncoder<'a> {
         };
         Self::encode_plans(
             self.numbers,
-            &mut self.recent_plan_sets,
-            &mut self.next_replaced,
+            &mut self.plan_sets,
             &state.disabled_plans,
             &mut self.disabled_plans,
         )
@@ -558,8 +555,7 @@ impl<'a> StateRowEncoder<'a> {
         if let Some(granted) = &state.granted_plans {
             Self::encode_plans(
                 self.numbers,
-                &mut self.recent_plan_sets,
-                &mut self.next_replaced,
+                &mut self.plan_sets,
                 granted,
                 &mut self.granted_plans,
             )

@@ -127,7 +127,16 @@ impl Store {
 
     /// Stores an access token (its secret's hash only) for its tenant.
     pub fn create_access_token(&mut self, token: &AccessTokenRecord) -> Result<(), StoreError> {
-        dispatch!(self, store => store.create_access_token(token))
+        dispatch!(self, store => store.create_access_token(token, &[]))
+    }
+
+    /// Stores an access token and its audit records in one transaction.
+    pub fn create_access_token_audited(
+        &mut self,
+        token: &AccessTokenRecord,
+        audit: &[AuditRecord],
+    ) -> Result<(), StoreError> {
+        dispatch!(self, store => store.create_access_token(token, audit))
     }
 
     /// The token with this id, in whichever tenant it belongs to.
@@ -143,7 +152,19 @@ impl Store {
     /// Revokes a tenant's token (a token of another tenant is not found: `Ok(false)`). Revoking
     /// twice keeps the first time.
     pub fn revoke_access_token(&mut self, tenant_id: Uuid, token_id: Uuid, at: i64) -> Result<bool, StoreError> {
-        dispatch!(self, store => store.revoke_access_token(tenant_id, token_id, at))
+        dispatch!(self, store => store.revoke_access_token(tenant_id, token_id, at, &[]))
+    }
+
+    /// Revokes a tenant's token and, when it was found, writes its audit records in the same
+    /// transaction.
+    pub fn revoke_access_token_audited(
+        &mut self,
+        tenant_id: Uuid,
+        token_id: Uuid,
+        at: i64,
+        audit: &[AuditRecord],
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, store => store.revoke_access_token(tenant_id, token_id, at, audit))
     }
 
     /// Writes audit records that belong to no write batch (refused changes, token changes).
@@ -165,6 +186,18 @@ impl Store {
     /// Stores a new, empty tenant at version 0 with logical clock 0.
     pub fn create_tenant(&mut self, settings: &TenantSettings) -> Result<(), StoreError> {
         dispatch!(self, store => store.create_tenant(settings))
+    }
+
+    /// Creates a new tenant and writes `batch` to it in one transaction (an import, a generated
+    /// tenant): when anything fails — the tenant exists, the batch is invalid, the database
+    /// refuses a row — neither the tenant nor anything of the batch is stored. Returns the
+    /// tenant's version after the write (1).
+    pub fn create_tenant_with(
+        &mut self,
+        settings: &TenantSettings,
+        batch: &WriteBatch,
+    ) -> Result<u64, StoreError> {
+        dispatch!(self, store => store.create_tenant_with(settings, batch))
     }
 
     /// Every stored tenant, oldest first.

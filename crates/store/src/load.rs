@@ -2,7 +2,8 @@
 //! tables, back into the engine's `TenantImage`, so both backends decode exactly alike.
 
 use licensd_engine::image::{
-    DirectLicenseImage, GroupImage, MembershipImage, ServicePlanImage, StateImage, TenantImage, UserImage,
+    DirectLicenseImage, GroupImage, MembershipImage, PlanList, ServicePlanImage, StateImage, TenantImage,
+    UserImage,
 };
 use licensd_engine::{
     AssignedLicense, ServicePlanDefinition, SkuDefinition, TenantSettings, Timestamp, Uuid,
@@ -35,6 +36,8 @@ pub(crate) struct ImageBuilder {
     plan_rows: Vec<(u32, u32, Uuid)>,
     plan_definitions: FxHashMap<Uuid, ServicePlanDefinition>,
     decoder: PlanDecoder,
+    /// Each distinct stored plan bitset decoded once, its list shared by every state with it.
+    plan_lists: FxHashMap<Vec<u8>, PlanList>,
     skus: Vec<SkuDefinition>,
     sku_index: FxHashMap<i64, usize>,
     groups: Vec<GroupImage>,
@@ -45,9 +48,15 @@ pub(crate) struct ImageBuilder {
     /// The user of the previous row: rows come grouped by user, so most lookups hit it.
     last_user: Option<(i64, usize)>,
     queue: Vec<Uuid>,
+    directory_attributes: Vec<(Uuid, String)>,
 }
 
 impl ImageBuilder {
+    /// Adds the directory attributes of a user or group (rows in object id order).
+    pub(crate) fn add_directory_attributes(&mut self, object_id: Uuid, attributes: String) {
+        self.directory_attributes.push((object_id, attributes));
+    }
+
     pub(crate) fn add_service_plan(&mut self, number: u32, position: u32, plan: ServicePlanImage) {
         let id = plan.definition.service_plan_id;
         self.plan_rows.push((number, position, id));
@@ -197,6 +206,16 @@ impl ImageBuilder {
         Ok(())
     }
 
+    /// The shared list of a stored plan bitset.
+    fn plan_list(&mut self, bitset: &[u8]) -> Result<PlanList, StoreError> {
+        if let Some(list) = self.plan_lists.get(bitset) {
+            return Ok(list.clone());
+        }
+        let list: PlanList = self.decoder.decode(bitset)?.into();
+        self.plan_lists.insert(bitset.to_vec(), list.clone());
+        Ok(list)
+    }
+
     pub(crate) fn add_state(&mut self, row: StateRow<'_>) -> Result<(), StoreError> {
         let what = "a license assignment state";
         let state = StateImage {
@@ -208,10 +227,10 @@ impl ImageBuilder {
             },
             status: parse_status(row.status)?,
             cause: row.cause.map(decode_cause).transpose()?,
-            disabled_plans: self.decoder.decode(row.disabled_plans)?,
+            disabled_plans: self.plan_list(row.disabled_plans)?,
             granted_plans: row
                 .granted_plans
-                .map(|granted| self.decoder.decode(granted))
+                .map(|granted| self.plan_list(granted))
                 .transpose()?,
             since: logical_time(row.since, "the since of a license assignment state")?,
             last_updated: Timestamp(row.last_updated),
@@ -236,6 +255,7 @@ impl ImageBuilder {
             groups: self.groups,
             users: self.users,
             queue: self.queue,
+            directory_attributes: self.directory_attributes,
         }
     }
 }

@@ -19,6 +19,7 @@ use crate::error::StoreError;
 use crate::load::{logical_time, logical_time_column, ImageBuilder, StateRow};
 use crate::migration::Migration;
 
+mod directory;
 mod security;
 
 /// The schema's migrations, oldest first.
@@ -33,6 +34,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "access tokens and audit log",
         sql: include_str!("migrations/sqlite/0002_security.sql"),
     },
+    Migration {
+        version: 3,
+        name: "directory attributes",
+        sql: include_str!("migrations/sqlite/0003_directory_attributes.sql"),
+    },
 ];
 
 /// The database's clock in milliseconds since the Unix epoch.
@@ -41,6 +47,25 @@ const NOW_MILLISECONDS: &str = "CAST((julianday('now') - 2440587.5) * 86400000.0
 /// A store on a SQLite database file.
 pub struct SqliteStore {
     connection: Connection,
+    /// User keys of the tenant this connection last wrote, valid while its version is the one
+    /// that write left (see [`UserKeyCache`]).
+    user_keys: Option<UserKeyCache>,
+}
+
+/// The integer keys of a tenant's users as of one version, kept between writes so that a
+/// processing step need not look its users up again. A user's key never changes while it
+/// exists, and only writes change which users exist; so the cache is used only when the
+/// tenant's stored version is still the one the caching write left (no other connection or
+/// instance wrote since), updated with what each write creates and deletes, and dropped when a
+/// write fails.
+#[derive(Debug, Default)]
+struct UserKeyCache {
+    tenant_key: i64,
+    version: u64,
+    keys: FxHashMap<Uuid, i64>,
+    /// Whether `keys` holds every user of the tenant (filled by a scan), so a user missing
+    /// from it is not stored.
+    complete: bool,
 }
 
 fn blob_of(id: &Uuid) -> &[u8] {
@@ -108,7 +133,10 @@ impl SqliteStore {
     /// Opens (creating if needed) the database file at `path` and migrates it.
     pub(crate) fn open(path: &str) -> Result<SqliteStore, StoreError> {
         let connection = Connection::open(path).map_err(StoreError::sqlite("opening the database file"))?;
-        let mut store = SqliteStore { connection };
+        let mut store = SqliteStore {
+            connection,
+            user_keys: None,
+        };
         store.configure()?;
         store.migrate()?;
         Ok(store)
@@ -196,6 +224,14 @@ impl SqliteStore {
             .connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(StoreError::sqlite("starting to create a tenant"))?;
+        Self::insert_tenant(&transaction, settings)?;
+        transaction
+            .commit()
+            .map_err(StoreError::sqlite("committing the new tenant"))
+    }
+
+    /// Inserts a new, empty tenant within `transaction`; refuses one that exists.
+    fn insert_tenant(transaction: &Transaction<'_>, settings: &TenantSettings) -> Result<(), StoreError> {
         let exists = transaction
             .query_row(
                 "SELECT 1 FROM tenants WHERE tenant_id = ?1",
@@ -223,9 +259,7 @@ impl SqliteStore {
                 ],
             )
             .map_err(StoreError::sqlite("inserting the tenant"))?;
-        transaction
-            .commit()
-            .map_err(StoreError::sqlite("committing the new tenant"))
+        Ok(())
     }
 
     pub(crate) fn tenant_ids(&mut self) -> Result<Vec<Uuid>, StoreError> {
@@ -471,6 +505,7 @@ impl SqliteStore {
             tenant_key,
             |row| builder.add_queued(integer_at(row, 0)?),
         )?;
+        directory::load(&transaction, tenant_key, &mut builder)?;
         transaction
             .commit()
             .map_err(StoreError::sqlite("ending the load transaction"))?;
@@ -551,11 +586,33 @@ impl SqliteStore {
     // ----- writing ------------------------------------------------------------------------------
 
     pub(crate) fn write(&mut self, tenant_id: Uuid, batch: &WriteBatch) -> Result<u64, StoreError> {
+        self.write_creating(tenant_id, batch, None)
+    }
+
+    /// Creates the tenant of `settings` and writes `batch` to it in one transaction.
+    pub(crate) fn create_tenant_with(
+        &mut self,
+        settings: &TenantSettings,
+        batch: &WriteBatch,
+    ) -> Result<u64, StoreError> {
+        self.write_creating(settings.tenant_id, batch, Some(settings))
+    }
+
+    /// A write, into a tenant the same transaction creates first when `create` is set.
+    fn write_creating(
+        &mut self,
+        tenant_id: Uuid,
+        batch: &WriteBatch,
+        create: Option<&TenantSettings>,
+    ) -> Result<u64, StoreError> {
         let prepared = PreparedBatch::new(tenant_id, batch)?;
         let transaction = self
             .connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(StoreError::sqlite("starting a write transaction"))?;
+        if let Some(settings) = create {
+            Self::insert_tenant(&transaction, settings)?;
+        }
         let tenant = transaction
             .prepare_cached(
                 "SELECT tenant_key, version, next_sku_key, next_group_key, next_user_key,
@@ -589,12 +646,22 @@ impl SqliteStore {
                 });
             }
         }
+        let user_keys = self
+            .user_keys
+            .take()
+            .filter(|cache| cache.tenant_key == tenant_key && cache.version == version)
+            .unwrap_or(UserKeyCache {
+                tenant_key,
+                version,
+                ..UserKeyCache::default()
+            });
         let mut writer = Writer {
             transaction: &transaction,
             tenant_key,
             tenant_id,
             counters,
             keys: Keys::default(),
+            user_keys,
         };
         if let Some(plans) = &batch.service_plans {
             writer.replace_service_plans(plans)?;
@@ -623,10 +690,22 @@ impl SqliteStore {
         let new_version = version + 1;
         writer.update_tenant(batch, new_version)?;
         writer.record_change(new_version, &prepared.change)?;
+        directory::write(&transaction, tenant_key, batch)?;
         security::insert_audit(&transaction, tenant_key, &batch.audit)?;
+        // The cache as of the new version: plus the users this write created or looked up,
+        // minus those it deleted. Kept only once the write commits.
+        let mut user_keys = std::mem::take(&mut writer.user_keys);
+        user_keys
+            .keys
+            .extend(writer.keys.users.iter().map(|(id, key)| (*id, *key)));
+        for user_id in &batch.deleted_users {
+            user_keys.keys.remove(user_id);
+        }
+        user_keys.version = new_version;
         transaction
             .commit()
             .map_err(StoreError::sqlite("committing a write"))?;
+        self.user_keys = Some(user_keys);
         Ok(new_version)
     }
 
@@ -730,6 +809,73 @@ fn load_rows(
     Ok(())
 }
 
+/// Users removed from the work queue by one statement of [`Writer::dequeue`].
+const QUEUE_KEYS_PER_DELETE: usize = 64;
+
+/// State rows written by one statement of [`Writer::upsert_states`].
+const STATE_ROWS_PER_STATEMENT: usize = 32;
+/// Parameters of one state row after the shared tenant key.
+const STATE_COLUMNS: usize = 10;
+
+/// The upsert of `rows` state rows: `?1` is the tenant key, then ten parameters per row.
+fn state_upsert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO license_states (tenant_key, user_key, sku_key, source_key, status, error_kind,
+             cause, disabled_plans, granted_plans, since, last_updated) VALUES ",
+    );
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        let first = 2 + row * STATE_COLUMNS;
+        sql.push_str("(?1");
+        for parameter in first..first + STATE_COLUMNS {
+            sql.push_str(&format!(", ?{parameter}"));
+        }
+        sql.push(')');
+    }
+    sql.push_str(
+        " ON CONFLICT (tenant_key, user_key, sku_key, source_key) DO UPDATE SET
+             status = excluded.status, error_kind = excluded.error_kind, cause = excluded.cause,
+             disabled_plans = excluded.disabled_plans, granted_plans = excluded.granted_plans,
+             since = excluded.since, last_updated = excluded.last_updated",
+    );
+    sql
+}
+
+/// Binds one state row's ten parameters from `first` on (SQLite copies the values, so the
+/// encoder's buffers are reused for the next row).
+fn bind_state<'s>(
+    statement: &mut rusqlite::CachedStatement<'_>,
+    first: usize,
+    keyed: &KeyedState<'s>,
+    encoder: &mut StateRowEncoder<'s>,
+) -> Result<(), StoreError> {
+    const ACTION: &str = "binding a license assignment state";
+    let row = encoder.encode(keyed.user_id, keyed.state)?;
+    let bind = |statement: &mut rusqlite::CachedStatement<'_>, offset: usize, value: &dyn rusqlite::ToSql| {
+        statement
+            .raw_bind_parameter(first + offset, value)
+            .map_err(StoreError::sqlite(ACTION))
+    };
+    bind(statement, 0, &keyed.user_key)?;
+    bind(statement, 1, &keyed.sku_key)?;
+    bind(statement, 2, &keyed.source_key)?;
+    bind(statement, 3, &row.status)?;
+    bind(statement, 4, &row.error_kind)?;
+    bind(statement, 5, &row.cause)?;
+    bind(statement, 6, &row.disabled_plans)?;
+    bind(statement, 7, &row.granted_plans)?;
+    bind(statement, 8, &row.since)?;
+    bind(statement, 9, &row.last_updated)?;
+    Ok(())
+}
+
+/// A write that must look up at least 1/`USER_SCAN_RATIO` of the tenant's users reads all of
+/// them into the connection's cache instead (a scan of the users' index costs about as much as
+/// this many lookups).
+const USER_SCAN_RATIO: i64 = 128;
+
 /// The tenant's next keys, advanced as a write hands keys out and stored with it.
 struct Counters {
     next_sku_key: i64,
@@ -745,6 +891,8 @@ struct Writer<'a> {
     tenant_id: Uuid,
     counters: Counters,
     keys: Keys,
+    /// The connection's cache of user keys, valid for the version this write starts from.
+    user_keys: UserKeyCache,
 }
 
 impl<'a> Writer<'a> {
@@ -1077,12 +1225,22 @@ impl<'a> Writer<'a> {
     /// unknown.
     fn resolve_users(&mut self, user_ids: &[Uuid]) -> Result<(), StoreError> {
         const ACTION: &str = "looking up user keys";
-        if user_ids.is_empty() {
+        let mut missing = Vec::new();
+        for user_id in user_ids {
+            match self.user_keys.keys.get(user_id) {
+                Some(key) => {
+                    self.keys.users.insert(*user_id, *key);
+                }
+                None if self.user_keys.complete => {}
+                None => missing.push(*user_id),
+            }
+        }
+        if missing.is_empty() {
             return Ok(());
         }
-        // Many users: one pass over the tenant's users beats a lookup each.
-        if user_ids.len() as i64 * 4 > self.counters.next_user_key {
-            let wanted: FxHashSet<Uuid> = user_ids.iter().copied().collect();
+        // Many users (a processing step of thousands): one pass over the tenant's users fills
+        // the cache whole, and the next steps find their users there.
+        if missing.len() as i64 * USER_SCAN_RATIO >= self.counters.next_user_key {
             let mut scan = self.statement(
                 ACTION,
                 "SELECT user_id, user_key FROM users WHERE tenant_key = ?1",
@@ -1090,10 +1248,15 @@ impl<'a> Writer<'a> {
             let mut rows = scan
                 .query([self.tenant_key])
                 .map_err(StoreError::sqlite(ACTION))?;
+            let cache = &mut self.user_keys.keys;
+            cache.reserve(usize::try_from(self.counters.next_user_key).unwrap_or(0));
             while let Some(row) = rows.next().map_err(StoreError::sqlite(ACTION))? {
-                let user_id = uuid_at(row, 0)?;
-                if wanted.contains(&user_id) {
-                    self.keys.users.insert(user_id, integer_at(row, 1)?);
+                cache.insert(uuid_at(row, 0)?, integer_at(row, 1)?);
+            }
+            self.user_keys.complete = true;
+            for user_id in missing {
+                if let Some(key) = self.user_keys.keys.get(&user_id) {
+                    self.keys.users.insert(user_id, *key);
                 }
             }
             return Ok(());
@@ -1102,13 +1265,14 @@ impl<'a> Writer<'a> {
             ACTION,
             "SELECT user_key FROM users WHERE tenant_key = ?1 AND user_id = ?2",
         )?;
-        for user_id in user_ids {
+        for user_id in missing {
             let key: Option<i64> = lookup
-                .query_row(params![self.tenant_key, blob_of(user_id)], |row| row.get(0))
+                .query_row(params![self.tenant_key, blob_of(&user_id)], |row| row.get(0))
                 .optional()
                 .map_err(StoreError::sqlite(ACTION))?;
             if let Some(key) = key {
-                self.keys.users.insert(*user_id, key);
+                self.keys.users.insert(user_id, key);
+                self.user_keys.keys.insert(user_id, key);
             }
         }
         Ok(())
@@ -1155,34 +1319,27 @@ impl<'a> Writer<'a> {
         const ACTION: &str = "upserting license assignment states";
         let numbers = self.plan_numbers()?;
         let mut encoder = StateRowEncoder::new(self.tenant_id, &numbers);
-        // One row per statement: measured faster than multi-row VALUES with an upsert clause.
-        let mut upsert = self.statement(
-            ACTION,
-            "INSERT INTO license_states (tenant_key, user_key, sku_key, source_key, status, error_kind,
-                 cause, disabled_plans, granted_plans, since, last_updated)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-             ON CONFLICT (tenant_key, user_key, sku_key, source_key) DO UPDATE SET
-                 status = excluded.status, error_kind = excluded.error_kind, cause = excluded.cause,
-                 disabled_plans = excluded.disabled_plans, granted_plans = excluded.granted_plans,
-                 since = excluded.since, last_updated = excluded.last_updated",
-        )?;
-        for keyed in states {
-            let row = encoder.encode(keyed.user_id, keyed.state)?;
-            upsert
-                .execute(params![
-                    self.tenant_key,
-                    keyed.user_key,
-                    keyed.sku_key,
-                    keyed.source_key,
-                    row.status,
-                    row.error_kind,
-                    row.cause,
-                    row.disabled_plans,
-                    row.granted_plans,
-                    row.since,
-                    row.last_updated,
-                ])
+        // Rows go STATE_ROWS_PER_STATEMENT at a time (one statement step per chunk instead of
+        // per row), the rest one by one; parameters are bound in place, no list per row.
+        let mut chunked = self.statement(ACTION, &state_upsert_sql(STATE_ROWS_PER_STATEMENT))?;
+        let mut single = self.statement(ACTION, &state_upsert_sql(1))?;
+        let chunks = states.chunks_exact(STATE_ROWS_PER_STATEMENT);
+        let rest = chunks.remainder();
+        for chunk in chunks {
+            chunked
+                .raw_bind_parameter(1, self.tenant_key)
                 .map_err(StoreError::sqlite(ACTION))?;
+            for (row, keyed) in chunk.iter().enumerate() {
+                bind_state(&mut chunked, 2 + row * STATE_COLUMNS, keyed, &mut encoder)?;
+            }
+            chunked.raw_execute().map_err(StoreError::sqlite(ACTION))?;
+        }
+        for keyed in rest {
+            single
+                .raw_bind_parameter(1, self.tenant_key)
+                .map_err(StoreError::sqlite(ACTION))?;
+            bind_state(&mut single, 2, keyed, &mut encoder)?;
+            single.raw_execute().map_err(StoreError::sqlite(ACTION))?;
         }
         Ok(())
     }
@@ -1236,16 +1393,42 @@ impl<'a> Writer<'a> {
         if user_ids.is_empty() {
             return Ok(());
         }
-        let mut delete = self.statement(
+        // Users that are not stored are not queued either.
+        let mut keys: Vec<i64> = user_ids
+            .iter()
+            .filter_map(|user_id| self.keys.users.get(user_id).copied())
+            .collect();
+        // In key order the deletes walk the queue's user index front to back.
+        keys.sort_unstable();
+        let mut placeholders = String::from("?2");
+        for parameter in 3..=QUEUE_KEYS_PER_DELETE + 1 {
+            placeholders.push_str(&format!(", ?{parameter}"));
+        }
+        let mut chunked = self.statement(
+            ACTION,
+            &format!("DELETE FROM work_queue WHERE tenant_key = ?1 AND user_key IN ({placeholders})"),
+        )?;
+        let mut single = self.statement(
             ACTION,
             "DELETE FROM work_queue WHERE tenant_key = ?1 AND user_key = ?2",
         )?;
-        for user_id in user_ids {
-            if let Some(user_key) = self.keys.users.get(user_id) {
-                delete
-                    .execute(params![self.tenant_key, user_key])
+        let chunks = keys.chunks_exact(QUEUE_KEYS_PER_DELETE);
+        let rest = chunks.remainder();
+        for chunk in chunks {
+            chunked
+                .raw_bind_parameter(1, self.tenant_key)
+                .map_err(StoreError::sqlite(ACTION))?;
+            for (index, user_key) in chunk.iter().enumerate() {
+                chunked
+                    .raw_bind_parameter(2 + index, user_key)
                     .map_err(StoreError::sqlite(ACTION))?;
             }
+            chunked.raw_execute().map_err(StoreError::sqlite(ACTION))?;
+        }
+        for user_key in rest {
+            single
+                .execute(params![self.tenant_key, user_key])
+                .map_err(StoreError::sqlite(ACTION))?;
         }
         Ok(())
     }

@@ -6,11 +6,11 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use licensd_engine::image::{TenantImage, UserImage};
+use licensd_engine::image::{CauseImage, TenantImage, UserImage};
 use licensd_engine::seed_world::{SeedSeats, SeedWorld, EMS_E3, OFFICE_365_E1, OFFICE_365_E3};
 use licensd_engine::{
-    AssignedLicense, CapabilityStatus, Command, CommandOutcome, CountryCode, Engine, NewUser, ProxyAddress,
-    TenantSettings, Timestamp, UserChanges, Uuid,
+    AssignedLicense, AssignmentSource, CapabilityStatus, Command, CommandOutcome, CountryCode, Engine,
+    NewUser, ProxyAddress, TenantSettings, Timestamp, UserChanges, Uuid,
 };
 use licensd_store::{
     AccessTokenRecord, AuditQuery, AuditRecord, Backend, ModifiedProperty, StateKey, Store, StoreError, WriteBatch,
@@ -120,6 +120,9 @@ on_both_backends!(
     bulk_state_writes_round_trip,
     access_tokens_belong_to_one_tenant_and_revocation_is_stored,
     audit_records_are_written_with_their_change_filtered_and_paged,
+    a_tenant_created_with_its_contents_is_stored_whole_or_not_at_all,
+    an_error_naming_a_deleted_group_survives_a_reload,
+    a_user_recreated_through_another_connection_is_written_under_its_new_key,
 );
 
 // ----- helpers --------------------------------------------------------------------------------
@@ -826,7 +829,12 @@ fn an_invalid_batch_writes_nothing(database: TestDatabase) {
     // A state naming a plan the tenant does not have fails the whole write, after other rows of
     // the same batch were already written inside the transaction.
     let mut state = world.engine.user_image(directory.users[1]).expect("user").states[0].clone();
-    state.disabled_plans.push(Uuid::from_u128(0xbad));
+    state.disabled_plans = state
+        .disabled_plans
+        .iter()
+        .copied()
+        .chain([Uuid::from_u128(0xbad)])
+        .collect();
     let mut renamed = world.engine.user_image(directory.users[1]).expect("user");
     renamed.states.clear();
     renamed.display_name = "Renamed".to_string();
@@ -1279,4 +1287,227 @@ fn audit_records_are_written_with_their_change_filtered_and_paged(database: Test
     assert_eq!(store.prune_audit(201).expect("prune"), 2);
     let left = store.audit_records(settings.tenant_id, &everything).expect("read");
     assert_eq!(left.len(), 1);
+}
+
+// ----- creating a tenant with its contents; errors naming deleted groups ---------------------
+
+fn a_tenant_created_with_its_contents_is_stored_whole_or_not_at_all(database: TestDatabase) {
+    let (world, directory) = SeedWorld::demo().expect("demo");
+    let mut store = database.open();
+    let settings = world.engine.settings().clone();
+    let tenant_id = settings.tenant_id;
+    // A state naming a plan the tenant does not have fails the write after the tenant row,
+    // the plans, products, groups and users were written inside the transaction.
+    let mut broken = WriteBatch::from_image(world.engine.to_image());
+    let (_, state) = broken
+        .state_inserts
+        .iter_mut()
+        .find(|(user_id, _)| *user_id == directory.users[1])
+        .expect("a state of the user");
+    state.disabled_plans = state
+        .disabled_plans
+        .iter()
+        .copied()
+        .chain([Uuid::from_u128(0xbad)])
+        .collect();
+    let error = store
+        .create_tenant_with(&settings, &broken)
+        .expect_err("unknown plan");
+    assert!(matches!(error, StoreError::InvalidBatch { .. }), "{error}");
+    assert!(
+        store.tenant_ids().expect("tenants").is_empty(),
+        "no empty tenant left behind"
+    );
+    for table in [
+        "tenants",
+        "service_plans",
+        "skus",
+        "groups",
+        "users",
+        "license_states",
+        "work_queue",
+    ] {
+        assert_eq!(
+            count(&mut store, &format!("SELECT count(*) FROM {table}")),
+            0,
+            "rows in {table}"
+        );
+    }
+    assert!(matches!(
+        store.load_tenant(tenant_id),
+        Err(StoreError::UnknownTenant { .. })
+    ));
+
+    let version = store
+        .create_tenant_with(&settings, &WriteBatch::from_image(world.engine.to_image()))
+        .expect("create the tenant with its contents");
+    assert_eq!(version, 1);
+    assert_store_holds(&mut store, &world.engine, version);
+    // Creating it again is refused and changes nothing.
+    let error = store
+        .create_tenant_with(&settings, &WriteBatch::from_image(world.engine.to_image()))
+        .expect_err("the tenant exists");
+    assert!(matches!(error, StoreError::TenantExists { .. }), "{error}");
+    assert_store_holds(&mut store, &world.engine, version);
+}
+
+/// Alice's E3 (from one group) fails against the E1 another group gives her; then the E1 group
+/// loses its license and alice, while her E3 error still names it (as a tenant written before
+/// deletions re-queued such users can hold). The group is deleted: the write queues alice, the
+/// tenant reloads, and once she is evaluated the stored error no longer names the group.
+fn an_error_naming_a_deleted_group_survives_a_reload(database: TestDatabase) {
+    let mut world = SeedWorld::new(SeedSeats::default()).expect("seed world");
+    let alice = world.add_user("alice", Some("US")).expect("alice");
+    let e1_group = world.add_group("Office 365 E1 users").expect("group");
+    world
+        .assign_to_group(e1_group, vec![AssignedLicense::new(OFFICE_365_E1)], vec![])
+        .expect("E1");
+    world.add_member(e1_group, alice).expect("member");
+    world.process();
+    let e3_group = world.add_group("Office 365 E3 users").expect("group");
+    world
+        .assign_to_group(e3_group, vec![AssignedLicense::new(OFFICE_365_E3)], vec![])
+        .expect("E3");
+    world.add_member(e3_group, alice).expect("member");
+    world.process();
+    let mut image = world.engine.to_image();
+    let names_e1_group = |image: &TenantImage| {
+        image.users.iter().flat_map(|user| &user.states).any(|state| {
+            matches!(
+                &state.cause,
+                Some(CauseImage::MutuallyExclusive {
+                    conflicting_source: AssignmentSource::Group(group),
+                    ..
+                }) if *group == e1_group
+            )
+        })
+    };
+    assert!(names_e1_group(&image), "the E3 error names the E1 group");
+    for group in &mut image.groups {
+        if group.id == e1_group {
+            group.licenses.clear();
+        }
+    }
+    for user in &mut image.users {
+        user.memberships
+            .retain(|membership| membership.group_id != e1_group);
+        user.states
+            .retain(|state| state.assigned_by_group != Some(e1_group));
+    }
+    world.engine = Engine::from_image(image).expect("the stale tenant restores");
+    let mut store = database.open();
+    let mut version = store_engine(&mut store, &world.engine);
+
+    let outcome = apply_and_write(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::DeleteGroup { group_id: e1_group },
+    );
+    assert_eq!(outcome.newly_queued, vec![alice]);
+    assert_eq!(
+        store.queue(world.engine.settings().tenant_id).expect("queue"),
+        vec![alice]
+    );
+    process_and_write(&mut world, &mut store, &mut version, 10, 10);
+    let (image, _) = store
+        .load_tenant(world.engine.settings().tenant_id)
+        .expect("load");
+    assert!(!names_e1_group(&image), "the stored error was rewritten");
+    let state = image
+        .users
+        .iter()
+        .find(|user| user.id == alice)
+        .and_then(|user| {
+            user.states
+                .iter()
+                .find(|state| state.assigned_by_group == Some(e3_group))
+        })
+        .expect("alice's E3 state");
+    assert_eq!(state.cause, None, "{state:?}");
+}
+
+/// A connection remembers the keys of the users it wrote; another connection deletes a user
+/// and creates it again (a new key): the first connection's next write must use the new key.
+fn a_user_recreated_through_another_connection_is_written_under_its_new_key(database: TestDatabase) {
+    let mut first = database.open();
+    let mut second = database.open();
+    let tenant_id = Uuid::from_u128(0x7e57_0009);
+    first
+        .create_tenant(&tenant_settings(tenant_id, "Keys"))
+        .expect("tenant");
+    let ids: Vec<Uuid> = (1..=3).map(|number| Uuid::from_u128(0x9000 + number)).collect();
+    let users: Vec<UserImage> = ids
+        .iter()
+        .enumerate()
+        .map(|(index, id)| plain_user(*id, &format!("keyed{index}")))
+        .collect();
+    first
+        .write(
+            tenant_id,
+            &WriteBatch {
+                users: users.clone(),
+                enqueue: vec![ids[0]],
+                ..WriteBatch::default()
+            },
+        )
+        .expect("users");
+    second
+        .write(
+            tenant_id,
+            &WriteBatch {
+                deleted_users: vec![ids[1]],
+                ..WriteBatch::default()
+            },
+        )
+        .expect("delete");
+    second
+        .write(
+            tenant_id,
+            &WriteBatch {
+                users: vec![users[1].clone()],
+                ..WriteBatch::default()
+            },
+        )
+        .expect("create again");
+    first
+        .write(
+            tenant_id,
+            &WriteBatch {
+                enqueue: vec![ids[1], ids[2]],
+                ..WriteBatch::default()
+            },
+        )
+        .expect("enqueue");
+    assert_eq!(first.queue(tenant_id).expect("queue"), ids);
+    assert_eq!(second.queue(tenant_id).expect("queue"), ids);
+    // The same through the first connection alone: delete, create again, enqueue.
+    first
+        .write(
+            tenant_id,
+            &WriteBatch {
+                deleted_users: vec![ids[2]],
+                ..WriteBatch::default()
+            },
+        )
+        .expect("delete");
+    first
+        .write(
+            tenant_id,
+            &WriteBatch {
+                users: vec![users[2].clone()],
+                ..WriteBatch::default()
+            },
+        )
+        .expect("create again");
+    first
+        .write(
+            tenant_id,
+            &WriteBatch {
+                enqueue: vec![ids[2]],
+                ..WriteBatch::default()
+            },
+        )
+        .expect("enqueue");
+    assert_eq!(first.queue(tenant_id).expect("queue"), ids);
 }

@@ -1225,6 +1225,19 @@ fn check_state_consistency(info: &StepInfo<'_>) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// The tenant as a store persists it: its image restores into an engine (every reference
+/// resolves, also those in error causes) that holds exactly the same tenant.
+fn check_image_round_trip(info: &StepInfo<'_>) -> Result<(), TestCaseError> {
+    let image = info.engine.to_image();
+    let restored = Engine::from_image(image.clone())
+        .map_err(|error| TestCaseError::fail(format!("the image does not restore: {error}")))?;
+    prop_assert!(
+        restored.to_image() == image,
+        "the restored engine's image differs"
+    );
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(config(256))]
 
@@ -1256,6 +1269,11 @@ proptest! {
     #[test]
     fn states_are_consistent(scenario in scenario()) {
         run(&scenario, check_state_consistency)?;
+    }
+
+    #[test]
+    fn every_step_leaves_an_image_that_restores(scenario in scenario()) {
+        run(&scenario, check_image_round_trip)?;
     }
 
     /// Property 6: replaying the same commands at the same times on a fresh engine gives the

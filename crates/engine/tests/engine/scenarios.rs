@@ -1526,3 +1526,126 @@ fn disabled_plans_is_a_deny_list() -> TestResult {
     assert_eq!(consumed(&world, OFFICE_365_E3)?, 2);
     Ok(())
 }
+
+/// Alice gets E1 from one group and joins an E3 group: the E3 assignment fails, naming the E1
+/// group as the holder of the conflicting plan. Returns (alice, the E1 group, the E3 group).
+fn e3_conflicting_with_an_e1_group(world: &mut SeedWorld) -> Result<(Uuid, Uuid, Uuid), TestError> {
+    let alice = world.add_user("alice", Some("US"))?;
+    let e1_group = world.add_group("Office 365 E1 users")?;
+    world.assign_to_group(e1_group, vec![AssignedLicense::new(OFFICE_365_E1)], vec![])?;
+    world.add_member(e1_group, alice)?;
+    world.process();
+    let e3_group = world.add_group("Office 365 E3 users")?;
+    world.assign_to_group(e3_group, vec![AssignedLicense::new(OFFICE_365_E3)], vec![])?;
+    world.add_member(e3_group, alice)?;
+    world.process();
+    let e3 = state_of(world, alice, OFFICE_365_E3, Some(e3_group));
+    assert_eq!(e3.state, AssignmentStatus::Error);
+    assert!(
+        matches!(
+            e3.error_detail,
+            Some(LicenseErrorDetail::MutuallyExclusiveViolation {
+                conflicting_assignment: AssignmentSource::Group(holder),
+                ..
+            }) if holder == e1_group
+        ),
+        "{e3:?}"
+    );
+    Ok((alice, e1_group, e3_group))
+}
+
+/// The tenant as a store would hold it when alice's E3 error still names the E1 group but the
+/// group no longer grants anything (its license and alice's membership gone): with `drop_group`
+/// the group is gone as well.
+fn tenant_with_a_stale_cause(
+    world: &SeedWorld,
+    alice: Uuid,
+    e1_group: Uuid,
+    drop_group: bool,
+) -> licensd_engine::image::TenantImage {
+    let mut image = world.engine.to_image();
+    for group in &mut image.groups {
+        if group.id == e1_group {
+            group.licenses.clear();
+        }
+    }
+    if drop_group {
+        image.groups.retain(|group| group.id != e1_group);
+    }
+    for user in &mut image.users {
+        if user.id == alice {
+            user.memberships
+                .retain(|membership| membership.group_id != e1_group);
+            user.states
+                .retain(|state| state.assigned_by_group != Some(e1_group));
+        }
+    }
+    image
+}
+
+/// Deleting a group that another assignment's error names (as the holder of a conflicting plan)
+/// queues the users whose errors name it, and the tenant stays restorable from its image both
+/// before and after they are evaluated again.
+#[test]
+fn deleting_a_group_named_in_an_error_queues_the_users_it_names() -> TestResult {
+    let mut world = seed_world(SeedSeats::default())?;
+    let (alice, e1_group, e3_group) = e3_conflicting_with_an_e1_group(&mut world)?;
+    world.engine =
+        licensd_engine::Engine::from_image(tenant_with_a_stale_cause(&world, alice, e1_group, false))?;
+    assert!(world.engine.queued_user_ids().is_empty());
+
+    let outcome = world.apply(Command::DeleteGroup { group_id: e1_group })?;
+    assert_eq!(
+        outcome.newly_queued,
+        vec![alice],
+        "the user whose error names the group"
+    );
+    assert_eq!(world.engine.queued_user_ids(), vec![alice]);
+    // The cause stops naming the deleted group at once, a state change written with the
+    // deletion; until alice is evaluated again the conflict is held by the assignment itself.
+    assert_eq!(outcome.changes.len(), 1, "{:?}", outcome.changes);
+    let e3 = state_of(&world, alice, OFFICE_365_E3, Some(e3_group));
+    assert_eq!(e3.state, AssignmentStatus::Error);
+    assert!(
+        matches!(
+            e3.error_detail,
+            Some(LicenseErrorDetail::MutuallyExclusiveViolation {
+                conflicting_assignment: AssignmentSource::Group(holder),
+                ..
+            }) if holder == e3_group
+        ),
+        "{e3:?}"
+    );
+    // Before the evaluation, the image (what the store holds) restores as it is, alice queued.
+    let image = world.engine.to_image();
+    let restored = licensd_engine::Engine::from_image(image.clone())?;
+    assert_eq!(restored.to_image(), image);
+    assert_eq!(restored.queued_user_ids(), vec![alice]);
+
+    world.process();
+    assert_active(&world, alice, OFFICE_365_E3, Some(e3_group));
+    assert_eq!(consumed(&world, OFFICE_365_E3)?, 1);
+    let image = world.engine.to_image();
+    let restored = licensd_engine::Engine::from_image(image.clone())?;
+    assert_eq!(restored.to_image(), image);
+    Ok(())
+}
+
+/// A stored error that names a group which no longer exists (written before deletions queued
+/// the users they concern) does not make the tenant unloadable: the user is restored, queued,
+/// and its next evaluation records the error as it is now.
+#[test]
+fn an_error_naming_a_deleted_group_is_restored_and_evaluated_again() -> TestResult {
+    let mut world = seed_world(SeedSeats::default())?;
+    let (alice, e1_group, e3_group) = e3_conflicting_with_an_e1_group(&mut world)?;
+    let image = tenant_with_a_stale_cause(&world, alice, e1_group, true);
+    world.engine = licensd_engine::Engine::from_image(image)?;
+    assert_eq!(world.engine.queued_user_ids(), vec![alice]);
+    let e3 = state_of(&world, alice, OFFICE_365_E3, Some(e3_group));
+    assert_eq!(e3.error, Some(LicenseErrorKind::MutuallyExclusiveViolation));
+
+    world.process();
+    assert_active(&world, alice, OFFICE_365_E3, Some(e3_group));
+    assert!(world.engine.queued_user_ids().is_empty());
+    Ok(())
+}

@@ -14,12 +14,15 @@ use serde_json::Value;
 struct DemoServer {
     child: Child,
     url: String,
+    /// The demo's Global Administrator token (given to it as `LICENSD_BOOTSTRAP_TOKEN`).
+    token: String,
     directory: tempfile::TempDir,
 }
 
 impl DemoServer {
     fn start() -> DemoServer {
         let mut directory = tempfile::tempdir().expect("temporary directory");
+        let token = licensd_server::auth::generate_token_text().expect("a token");
         // A free port can be taken by another test between our probe and the demo's bind: retry.
         for attempt in 0..5 {
             let port = free_port();
@@ -28,6 +31,7 @@ impl DemoServer {
                 .args(["demo", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
                 .arg(directory.path().join("data"))
                 .env("LICENSD_LOG", "warn")
+                .env("LICENSD_BOOTSTRAP_TOKEN", &token)
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(&log).expect("log file"))
                 .spawn()
@@ -35,6 +39,7 @@ impl DemoServer {
             let mut server = DemoServer {
                 child,
                 url: format!("http://127.0.0.1:{port}"),
+                token: token.clone(),
                 directory,
             };
             if server.wait_until_listening(port, &log) {
@@ -78,7 +83,7 @@ impl DemoServer {
     fn run(&self, arguments: &[&str]) -> CliOutput {
         let mut all: Vec<&str> = arguments.to_vec();
         all.extend(["--server", &self.url]);
-        run_cli(&all, self.directory.path(), &[])
+        run_cli(&all, self.directory.path(), &[("LICENSD_TOKEN", &self.token)])
     }
 
     /// Runs the command with `--json` and parses its output, failing the test if it failed.
@@ -746,7 +751,7 @@ fn the_configuration_file_names_the_server_and_the_flag_wins() {
     let home = tempfile::tempdir().expect("temporary directory");
     write_config(
         home.path(),
-        &format!("server = \"{}\"\ntoken = \"not-checked-yet\"\n", server.url),
+        &format!("server = \"{}\"\ntoken = \"{}\"\n", server.url, server.token),
     );
     let output = run_cli(&["sku", "list", "--json"], home.path(), &[]);
     output.assert_exit(0);
@@ -756,12 +761,16 @@ fn the_configuration_file_names_the_server_and_the_flag_wins() {
     let closed = format!("http://127.0.0.1:{}", free_port());
     let output = run_cli(&["sku", "list", "--server", &closed], home.path(), &[]);
     output.assert_exit(3);
-    // So does LICENSD_SERVER; LICENSD_TOKEN is accepted alongside.
+    // So does LICENSD_SERVER, and LICENSD_TOKEN wins over the file's token: a wrong token is
+    // refused by the server (exit 1, with the reason), the file's own one works.
     let output = run_cli(
         &["sku", "list"],
         home.path(),
         &[("LICENSD_SERVER", &server.url), ("LICENSD_TOKEN", "another")],
     );
+    output.assert_exit(1);
+    assert!(output.stderr.contains("Access token"), "{}", output.stderr);
+    let output = run_cli(&["sku", "list"], home.path(), &[("LICENSD_SERVER", &server.url)]);
     output.assert_exit(0);
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use licensd_engine::seed_world::{SeedSeats, SeedWorld, OFFICE_365_E3};
 use licensd_engine::{AssignedLicense, Command, CommandError, LicenseErrorKind, Timestamp, Uuid};
+use licensd_server::auth::{Caller, Role};
 use licensd_server::{ExecuteError, ServerConfig};
 
 use crate::support::{big_group_tenant, load_engine, outcome, store_tenant, Server, TestDatabase};
@@ -154,6 +155,13 @@ fn race(database: &TestDatabase, instances: usize, users: usize, seats: u32) {
             std::thread::spawn(move || {
                 let runtime = state.tenants.get(tenant_id).expect("tenant");
                 barrier.wait();
+                let caller = Caller {
+                    tenant_id,
+                    token_id: None,
+                    display_name: "racing client".to_string(),
+                    role: Role::LicenseAdministrator,
+                    request_id: String::new(),
+                };
                 runtime.execute(
                     &state.store,
                     Command::AssignUserLicenses {
@@ -161,6 +169,7 @@ fn race(database: &TestDatabase, instances: usize, users: usize, seats: u32) {
                         add_licenses: vec![AssignedLicense::new(OFFICE_365_E3)],
                         remove_licenses: vec![],
                     },
+                    &caller,
                 )
             })
         })
@@ -264,6 +273,13 @@ fn two_processors(database: &TestDatabase) {
             let users: Vec<Uuid> = user_ids.iter().skip(index).step_by(2).copied().collect();
             std::thread::spawn(move || {
                 let runtime = state.tenants.get(tenant_id).expect("tenant");
+                let caller = Caller {
+                    tenant_id,
+                    token_id: None,
+                    display_name: format!("instance {index}"),
+                    role: Role::UserAdministrator,
+                    request_id: String::new(),
+                };
                 for user_id in users {
                     runtime
                         .execute(
@@ -272,6 +288,7 @@ fn two_processors(database: &TestDatabase) {
                                 group_id: group,
                                 user_id,
                             },
+                            &caller,
                         )
                         .expect("add member");
                 }

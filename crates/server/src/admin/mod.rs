@@ -3,10 +3,14 @@
 //! the tenant overview and explained license states. It uses Graph's error envelope but does not
 //! pretend to be Graph.
 
+pub mod advisor;
 pub mod catalog;
+pub mod diagnosis;
 pub mod products;
 pub mod service_plans;
 pub mod tenant;
+pub mod tokens;
+pub mod whatif;
 
 use licensd_api_types::admin as wire;
 use licensd_engine::{CapabilityStatus, SkuUsage};
@@ -30,7 +34,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(service_plans::apply_default_rules))
         .routes(routes!(tenant::get_settings, tenant::update_settings))
         .routes(routes!(tenant::get_overview))
+        .routes(routes!(tokens::list_tokens, tokens::create_token))
+        .routes(routes!(tokens::revoke_token))
         .routes(routes!(tenant::explain_user_license_states))
+        .routes(routes!(diagnosis::diagnose_user))
+        .routes(routes!(diagnosis::diagnose_group))
+        .routes(routes!(whatif::what_if))
+        .routes(routes!(whatif::apply_changes))
+        .routes(routes!(advisor::get_advisor))
 }
 
 /// A product's seats in licensd's admin shape.

@@ -158,6 +158,10 @@ impl From<ExecuteError> for ApiError {
                 ..ApiError::of(ErrorCode::StorageUnavailable)
             },
             ExecuteError::UnknownTenant(tenant_id) => ApiError::not_found(tenant_id),
+            ExecuteError::Forbidden { .. } => ApiError::new(
+                ErrorCode::Forbidden,
+                format!("Insufficient privileges to complete the operation: {error}."),
+            ),
             ExecuteError::Load(_) | ExecuteError::Poisoned => ApiError::internal(error.to_string()),
         }
     }

@@ -13,6 +13,7 @@ use licensd_engine::{Command, CommandOutcome, Engine, Uuid};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use crate::auth::Caller;
 use crate::tenants::{SharedStore, TenantRuntime};
 use crate::AppState;
 
@@ -103,8 +104,8 @@ where
     }
 }
 
-/// Chooses the tenant of a request. Authentication (a later step) inserts this into the request's
-/// extensions; without it, requests act on the default tenant.
+/// The tenant of a request: the authentication layer inserts it (the token's tenant) into the
+/// request's extensions, next to the [`Caller`].
 #[derive(Clone, Copy, Debug)]
 pub struct SelectedTenant(pub Uuid);
 
@@ -114,21 +115,26 @@ pub struct SelectedTenant(pub Uuid);
 pub struct Tenant {
     pub runtime: Arc<TenantRuntime>,
     store: SharedStore,
+    /// Who asks: the token the authentication layer verified.
+    pub caller: Caller,
 }
 
 impl FromRequestParts<AppState> for Tenant {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let tenant_id = parts
+        // The authentication layer puts the caller in every request it lets through; a route
+        // outside it has no tenant to act on.
+        let caller = parts
             .extensions
-            .get::<SelectedTenant>()
-            .map(|selected| selected.0)
-            .unwrap_or_else(|| state.tenants.default_tenant());
-        let runtime = state.tenants.get(tenant_id)?;
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| ApiError::of(ErrorCode::Unauthenticated))?;
+        let runtime = state.tenants.get(caller.tenant_id)?;
         Ok(Tenant {
             runtime,
             store: state.store.clone(),
+            caller,
         })
     }
 }
@@ -156,11 +162,28 @@ impl Tenant {
         .map_err(|error| ApiError::internal(format!("a query task failed: {error}")))?
     }
 
+    /// Runs a query on the store for this tenant (the audit log, tokens) on a blocking thread.
+    pub async fn with_store<T, F>(&self, query: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut licensd_store::Store, Uuid) -> Result<T, ApiError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        let tenant_id = self.runtime.id;
+        tokio::task::spawn_blocking(move || {
+            let mut store = crate::tenants::lock_store(&store).map_err(ApiError::from)?;
+            query(&mut store, tenant_id)
+        })
+        .await
+        .map_err(|error| ApiError::internal(format!("a store task failed: {error}")))?
+    }
+
     /// Applies a command and persists it; a refusal changes nothing.
     pub async fn execute(&self, command: Command) -> Result<CommandOutcome, ApiError> {
         let runtime = Arc::clone(&self.runtime);
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || runtime.execute(&store, command).map_err(ApiError::from))
+        let caller = self.caller.clone();
+        tokio::task::spawn_blocking(move || runtime.execute(&store, command, &caller).map_err(ApiError::from))
             .await
             .map_err(|error| ApiError::internal(format!("a command task failed: {error}")))?
     }

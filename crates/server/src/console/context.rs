@@ -1,5 +1,5 @@
-//! [`ConsoleContext`]: what a console request acts on (the tenant), who asks (a role, so pages can
-//! hide or disable what the role may not do once sign-in exists), and whether htmx asked for a
+//! [`ConsoleContext`]: what a console request acts on (the signed-in token's tenant), who asks
+//! (its role, so pages hide or disable what the role may not do), and whether htmx asked for a
 //! fragment. Engine work is blocking (locks, database writes), so queries and commands run on
 //! tokio's blocking threads, through the same [`TenantRuntime`] as the API.
 
@@ -10,28 +10,22 @@ use axum::http::request::Parts;
 use licensd_engine::{Command, CommandOutcome, Engine, Uuid};
 
 use super::error::ConsoleError;
-use crate::api::SelectedTenant;
+use crate::auth::{Caller, CommandKind, Role};
 use crate::tenants::{SharedStore, TenantRuntime};
 use crate::AppState;
 
-/// The role a console request is made with. Until authentication exists every request is an
-/// administrator's; the authentication layer will insert the signed-in role into the request's
-/// extensions, and pages already ask [`ConsoleRole::may`] before offering an action.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ConsoleRole {
-    /// Sees every page and may make every change.
-    Administrator,
-}
-
-/// The changes the console offers, each checked against the role (shown, disabled or refused).
+/// The changes the console offers, each checked against the signed-in role (shown, disabled or
+/// refused); the command itself is checked again when it runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConsoleAction {
     /// Add, edit or remove a group's products or a user's direct products.
     ChangeLicenses,
     /// Add or remove group members.
     ChangeMembers,
-    /// Change a user's usage location or proxy addresses.
+    /// Change a user's proxy addresses.
     ChangeUsers,
+    /// Change a user's usage location.
+    ChangeUsageLocation,
     /// Change the purchased seats of a product.
     ChangeSeats,
     /// Queue a group or a user for processing again.
@@ -39,23 +33,13 @@ pub enum ConsoleAction {
 }
 
 impl ConsoleAction {
-    /// What the action is, for a refusal ("you may not ...").
-    pub fn description(self) -> &'static str {
+    /// The kind of command the action runs.
+    pub fn kind(self) -> CommandKind {
         match self {
-            ConsoleAction::ChangeLicenses => "change license assignments",
-            ConsoleAction::ChangeMembers => "change group members",
-            ConsoleAction::ChangeUsers => "change users",
-            ConsoleAction::ChangeSeats => "change purchased seats",
-            ConsoleAction::Reprocess => "reprocess licenses",
-        }
-    }
-}
-
-impl ConsoleRole {
-    /// Whether the role may perform an action.
-    pub fn may(self, action: ConsoleAction) -> bool {
-        match (self, action) {
-            (ConsoleRole::Administrator, _) => true,
+            ConsoleAction::ChangeLicenses | ConsoleAction::Reprocess => CommandKind::Licenses,
+            ConsoleAction::ChangeMembers | ConsoleAction::ChangeUsers => CommandKind::Directory,
+            ConsoleAction::ChangeUsageLocation => CommandKind::UsageLocation,
+            ConsoleAction::ChangeSeats => CommandKind::Subscriptions,
         }
     }
 }
@@ -64,7 +48,9 @@ impl ConsoleRole {
 #[derive(Clone)]
 pub struct ConsoleContext {
     pub tenant_id: Uuid,
-    pub role: ConsoleRole,
+    /// Who is signed in.
+    pub caller: Caller,
+    pub role: Role,
     /// The `id` of the element htmx will swap the answer into, when htmx sent the request.
     pub htmx_target: Option<String>,
     /// Whether htmx sent the request (`HX-Request: true`).
@@ -77,16 +63,13 @@ impl FromRequestParts<AppState> for ConsoleContext {
     type Rejection = ConsoleError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let tenant_id = parts
+        let caller = parts
             .extensions
-            .get::<SelectedTenant>()
-            .map(|selected| selected.0)
-            .unwrap_or_else(|| state.tenants.default_tenant());
-        let role = parts
-            .extensions
-            .get::<ConsoleRole>()
-            .copied()
-            .unwrap_or(ConsoleRole::Administrator);
+            .get::<Caller>()
+            .cloned()
+            .ok_or(ConsoleError::SignInRequired)?;
+        let tenant_id = caller.tenant_id;
+        let role = caller.role;
         let header = |name: &str| {
             parts
                 .headers
@@ -99,6 +82,7 @@ impl FromRequestParts<AppState> for ConsoleContext {
         let runtime = state.tenants.get(tenant_id)?;
         Ok(ConsoleContext {
             tenant_id,
+            caller,
             role,
             htmx_target,
             is_htmx,
@@ -111,7 +95,7 @@ impl FromRequestParts<AppState> for ConsoleContext {
 impl ConsoleContext {
     /// Whether the request's role may perform an action (pages hide or disable it otherwise).
     pub fn may(&self, action: ConsoleAction) -> bool {
-        self.role.may(action)
+        self.role.may_change(action.kind())
     }
 
     /// Refuses the request unless its role may perform the action.
@@ -120,7 +104,7 @@ impl ConsoleContext {
             Ok(())
         } else {
             Err(ConsoleError::Forbidden {
-                action: action.description(),
+                action: action.kind().description(),
             })
         }
     }
@@ -145,13 +129,35 @@ impl ConsoleContext {
             })?
     }
 
+    /// The tenant's audit records matching `query`, newest first.
+    pub async fn audit_records(
+        &self,
+        query: licensd_store::AuditQuery,
+    ) -> Result<Vec<licensd_store::StoredAuditRecord>, ConsoleError> {
+        let store = self.store.clone();
+        let tenant_id = self.tenant_id;
+        tokio::task::spawn_blocking(move || {
+            crate::tenants::lock_store(&store)
+                .map_err(ConsoleError::from)?
+                .audit_records(tenant_id, &query)
+                .map_err(|error| ConsoleError::Storage {
+                    detail: error.to_string(),
+                })
+        })
+        .await
+        .map_err(|error| ConsoleError::Internal {
+            detail: format!("an audit log query failed: {error}"),
+        })?
+    }
+
     /// Applies a command and persists it (the same path as the API); a refusal changes nothing
     /// and comes back as [`ConsoleError::Refused`].
     pub async fn execute(&self, command: Command) -> Result<CommandOutcome, ConsoleError> {
         let runtime = Arc::clone(&self.runtime);
         let store = self.store.clone();
         let name = command.name();
-        let outcome = tokio::task::spawn_blocking(move || runtime.execute(&store, command))
+        let caller = self.caller.clone();
+        let outcome = tokio::task::spawn_blocking(move || runtime.execute(&store, command, &caller))
             .await
             .map_err(|error| ConsoleError::Internal {
                 detail: format!("a console command task failed: {error}"),

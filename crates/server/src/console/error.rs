@@ -24,6 +24,9 @@ pub enum ConsoleError {
     /// The request's role may not make this change.
     #[error("Your role may not {action}.")]
     Forbidden { action: &'static str },
+    /// The request carries no valid session (the authentication layer normally redirects first).
+    #[error("Sign in with a licensd token to use the console.")]
+    SignInRequired,
     /// A change came from another site (cross-site request forgery is refused).
     #[error("Changes are accepted only from the console's own pages.")]
     CrossSite,
@@ -48,6 +51,9 @@ impl From<ExecuteError> for ConsoleError {
             ExecuteError::UnknownTenant(tenant_id) => ConsoleError::NotFound {
                 what: format!("The tenant {tenant_id}"),
             },
+            ExecuteError::Forbidden { kind, .. } => ConsoleError::Forbidden {
+                action: kind.description(),
+            },
             ExecuteError::Load(_) | ExecuteError::Poisoned => ConsoleError::Internal {
                 detail: error.to_string(),
             },
@@ -70,6 +76,7 @@ impl ConsoleError {
         match self {
             ConsoleError::NotFound { .. } => StatusCode::NOT_FOUND,
             ConsoleError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ConsoleError::SignInRequired => StatusCode::UNAUTHORIZED,
             ConsoleError::Forbidden { .. } | ConsoleError::CrossSite => StatusCode::FORBIDDEN,
             ConsoleError::Refused(refusal) if refusal.is_not_found() => StatusCode::NOT_FOUND,
             ConsoleError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -83,6 +90,7 @@ impl ConsoleError {
         match self {
             ConsoleError::NotFound { .. } => "Not found",
             ConsoleError::BadRequest { .. } => "The request cannot be read",
+            ConsoleError::SignInRequired => "Sign-in required",
             ConsoleError::Forbidden { .. } | ConsoleError::CrossSite => "Not allowed",
             ConsoleError::Refused(refusal) if refusal.is_not_found() => "Not found",
             ConsoleError::Refused(_) => "The change was refused",

@@ -135,6 +135,7 @@ fn results(data: &ErrorsData, path: &str, keep: &[(&str, &str)]) -> Markup {
                                             strong { (error_title(kind)) } " " span.muted { "(" (kind.as_str()) ")" }
                                         }
                                         p.reason { (reason) }
+                                        p.reason { a href={ "/users/" (row.user_id) "/diagnosis" } { "Diagnosis and fixes" } }
                                     }
                                 }
                             }

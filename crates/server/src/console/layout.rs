@@ -61,6 +61,11 @@ pub fn document(title: &str, section: Option<Section>, tenant_name: Option<&str>
                             }
                         }
                     }
+                    @if tenant_name.is_some() {
+                        form.sign-out method="post" action="/logout" {
+                            button.secondary type="submit" { "Sign out" }
+                        }
+                    }
                 }
                 main id="main" tabindex="-1" {
                     div id="console-messages" aria-live="polite" {}

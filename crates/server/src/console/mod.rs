@@ -12,6 +12,7 @@
 mod activity;
 mod assets;
 mod context;
+mod diagnosis;
 mod error;
 mod forms;
 mod group;
@@ -25,6 +26,7 @@ mod paging;
 mod processing;
 mod product;
 mod products;
+mod sign_in;
 mod user;
 mod users;
 
@@ -32,7 +34,7 @@ use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
 
-pub use context::{ConsoleAction, ConsoleContext, ConsoleRole};
+pub use context::{ConsoleAction, ConsoleContext};
 pub use error::ConsoleError;
 
 use crate::AppState;
@@ -42,6 +44,8 @@ use crate::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(overview::show))
+        .route("/login", get(sign_in::show).post(sign_in::submit))
+        .route("/logout", post(sign_in::sign_out))
         .route("/assets/{name}", get(assets::serve))
         .route("/activity", get(activity::show))
         .route("/processing", get(processing::tenant_fragment))
@@ -78,6 +82,8 @@ pub fn router() -> Router<AppState> {
             post(user::save_proxy_addresses),
         )
         .route("/users/{user_id}/reprocess", post(user::reprocess))
+        .route("/users/{user_id}/diagnosis", get(diagnosis::show))
+        .route("/users/{user_id}/diagnosis/apply", post(diagnosis::apply))
         .route("/products", get(products::list))
         .route("/products/{sku_id}", get(product::show))
         .route("/products/{sku_id}/seats", post(product::save_seats))

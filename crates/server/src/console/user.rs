@@ -333,6 +333,7 @@ fn assignments_table(context: &ConsoleContext, page: &UserPage) -> Markup {
                                 @if let Some(kind) = row.state.error {
                                     strong { (error_title(kind)) } " " span.muted { "(" (kind.as_str()) ")" }
                                     @if let Some(reason) = &row.reason { p.reason { (reason) } }
+                                    p.reason { a href={ "/users/" (user.id) "/diagnosis" } { "Diagnosis: what it involves, fixes and their predicted effect" } }
                                     @if !row.fixes.is_empty() {
                                         p.reason { "Ways to fix it, then reprocess:" }
                                         ul.fixes {
@@ -665,7 +666,7 @@ pub async fn save_usage_location(
     PathParameters(user_id): PathParameters<String>,
     fields: FormFields,
 ) -> Result<Response, ConsoleError> {
-    context.require(ConsoleAction::ChangeUsers)?;
+    context.require(ConsoleAction::ChangeUsageLocation)?;
     let user_id = parse_id(&user_id, IdKind::User)?;
     let typed = fields
         .first("usage_location")

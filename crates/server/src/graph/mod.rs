@@ -4,6 +4,7 @@
 //! unchanged. The one extension, `POST /v1.0/groups/{id}/reprocessLicenseAssignment`, is marked
 //! as such in the OpenAPI document and `docs/api.md`.
 
+pub mod audit_logs;
 pub mod convert;
 pub mod groups;
 pub mod subscribed_skus;
@@ -64,6 +65,7 @@ pub struct SelectQuery {
 /// Every `/v1.0` route with its OpenAPI description.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(audit_logs::list_directory_audits))
         .routes(routes!(subscribed_skus::list_subscribed_skus))
         .routes(routes!(subscribed_skus::get_subscribed_sku))
         .routes(routes!(users::list_users, users::create_user))

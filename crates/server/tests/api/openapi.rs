@@ -9,6 +9,7 @@ on_both_backends!(the_openapi_document_covers_every_route);
 
 /// Every route and method the server answers, besides the health checks and the document.
 const ROUTES: &[(&str, &[&str])] = &[
+    ("/v1.0/auditLogs/directoryAudits", &["get"]),
     ("/v1.0/subscribedSkus", &["get"]),
     ("/v1.0/subscribedSkus/{id}", &["get"]),
     ("/v1.0/users", &["get", "post"]),
@@ -38,7 +39,14 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/licensd/v1/servicePlans/defaultRules", &["post"]),
     ("/licensd/v1/settings", &["get", "patch"]),
     ("/licensd/v1/overview", &["get"]),
+    ("/licensd/v1/tokens", &["get", "post"]),
+    ("/licensd/v1/tokens/{id}", &["delete"]),
     ("/licensd/v1/users/{id}/licenseAssignmentStates", &["get"]),
+    ("/licensd/v1/users/{id}/diagnosis", &["get"]),
+    ("/licensd/v1/groups/{id}/diagnosis", &["get"]),
+    ("/licensd/v1/whatif", &["post"]),
+    ("/licensd/v1/changes", &["post"]),
+    ("/licensd/v1/advisor", &["get"]),
 ];
 
 async fn the_openapi_document_covers_every_route(server: &TestServer) {

@@ -154,40 +154,95 @@ impl Reply {
     }
 }
 
+/// An HTTP client that sends `Authorization: Bearer <token>` with every request.
+pub fn client_with_token(token: &str) -> reqwest::Client {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().expect("a header value"),
+    );
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .default_headers(headers)
+        .build()
+        .expect("client")
+}
+
 /// A running server for one test.
 pub struct TestServer {
     pub base: String,
+    /// Sends the bootstrap Global Administrator's token with every request.
     pub client: reqwest::Client,
+    /// The bootstrap Global Administrator token of the default tenant.
+    pub token: String,
+    /// The database address (another instance can be started on it).
+    pub database_url: String,
+    data_directory: std::path::PathBuf,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), licensd_server::ServerError>>>,
-    _database: TestDatabase,
+    /// Owned by the first instance; dropped (and a PostgreSQL schema removed) with it.
+    _database: Option<TestDatabase>,
 }
 
 impl TestServer {
     pub async fn start(database: TestDatabase) -> TestServer {
+        TestServer::start_with(database, |_| {}).await
+    }
+
+    /// Starts a server with a configuration adjusted by `configure` (rate limits, retention...).
+    pub async fn start_with(database: TestDatabase, configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        let token = licensd_server::auth::generate_token_text().expect("a token");
+        let url = database.url.clone();
+        let directory = database.directory.path().to_path_buf();
+        let mut server = TestServer::launch(&url, &directory, token, configure).await;
+        server._database = Some(database);
+        server
+    }
+
+    /// Starts a second instance on this server's database (PostgreSQL: scale-out).
+    pub async fn start_another(&self) -> TestServer {
+        TestServer::launch(
+            &self.database_url,
+            &self.data_directory,
+            self.token.clone(),
+            |_| {},
+        )
+        .await
+    }
+
+    async fn launch(
+        url: &str,
+        directory: &std::path::Path,
+        token: String,
+        configure: impl FnOnce(&mut ServerConfig),
+    ) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a free port");
         let address = listener.local_addr().expect("local address");
-        let mut config = ServerConfig::defaults(database.directory.path());
-        config.database_url = database.url.clone();
+        let mut config = ServerConfig::defaults(directory);
+        config.database_url = url.to_string();
         config.listen = address;
         config.processing_idle_interval = Duration::from_millis(5);
         config.processing_batch_size = 500;
         config.instance_id = format!("api-test-{}", Uuid::new_v4());
+        config.bootstrap_token = Some(token.clone());
+        // Tests send bursts of requests; the rate-limit test turns it back on.
+        config.rate_limit.per_second = 0;
+        configure(&mut config);
         let (sender, receiver) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(licensd_server::run(listener, config, async move {
             let _ = receiver.await;
         }));
         let server = TestServer {
             base: format!("http://{address}"),
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(60))
-                .build()
-                .expect("client"),
+            client: client_with_token(&token),
+            token,
+            database_url: url.to_string(),
+            data_directory: directory.to_path_buf(),
             shutdown: Some(sender),
             task: Some(task),
-            _database: database,
+            _database: None,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {

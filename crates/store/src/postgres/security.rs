@@ -75,9 +75,17 @@ pub(crate) fn insert_audit(
 }
 
 impl PostgresStore {
-    pub(crate) fn create_access_token(&mut self, token: &AccessTokenRecord) -> Result<(), StoreError> {
-        let (tenant_key, _) = Self::tenant_key(&mut self.client, token.tenant_id)?;
-        self.client
+    pub(crate) fn create_access_token(
+        &mut self,
+        token: &AccessTokenRecord,
+        audit: &[AuditRecord],
+    ) -> Result<(), StoreError> {
+        let mut transaction = self
+            .client
+            .transaction()
+            .map_err(StoreError::postgres("starting to store an access token"))?;
+        let (tenant_key, _) = Self::tenant_key(&mut transaction, token.tenant_id)?;
+        transaction
             .execute(
                 "INSERT INTO access_tokens (token_id, tenant_key, display_name, role, secret_hash,
                      created_at, created_by, expires_at, revoked_at)
@@ -95,7 +103,10 @@ impl PostgresStore {
                 ],
             )
             .map_err(StoreError::postgres("storing an access token"))?;
-        Ok(())
+        insert_audit(&mut transaction, tenant_key, audit)?;
+        transaction
+            .commit()
+            .map_err(StoreError::postgres("committing an access token"))
     }
 
     pub(crate) fn access_token(&mut self, token_id: Uuid) -> Result<Option<AccessTokenRecord>, StoreError> {
@@ -123,16 +134,31 @@ impl PostgresStore {
         rows.iter().map(token_of).collect()
     }
 
-    pub(crate) fn revoke_access_token(&mut self, tenant_id: Uuid, token_id: Uuid, at: i64) -> Result<bool, StoreError> {
-        let (tenant_key, _) = Self::tenant_key(&mut self.client, tenant_id)?;
-        let changed = self
+    pub(crate) fn revoke_access_token(
+        &mut self,
+        tenant_id: Uuid,
+        token_id: Uuid,
+        at: i64,
+        audit: &[AuditRecord],
+    ) -> Result<bool, StoreError> {
+        let mut transaction = self
             .client
+            .transaction()
+            .map_err(StoreError::postgres("starting to revoke an access token"))?;
+        let (tenant_key, _) = Self::tenant_key(&mut transaction, tenant_id)?;
+        let changed = transaction
             .execute(
                 "UPDATE access_tokens SET revoked_at = coalesce(revoked_at, $3)
                  WHERE tenant_key = $1 AND token_id = $2",
                 &[&tenant_key, &token_id, &at],
             )
             .map_err(StoreError::postgres("revoking an access token"))?;
+        if changed > 0 {
+            insert_audit(&mut transaction, tenant_key, audit)?;
+        }
+        transaction
+            .commit()
+            .map_err(StoreError::postgres("committing a revocation"))?;
         Ok(changed > 0)
     }
 

@@ -85,9 +85,17 @@ pub(crate) fn insert_audit(connection: &Connection, tenant_key: i64, records: &[
 }
 
 impl SqliteStore {
-    pub(crate) fn create_access_token(&mut self, token: &AccessTokenRecord) -> Result<(), StoreError> {
+    pub(crate) fn create_access_token(
+        &mut self,
+        token: &AccessTokenRecord,
+        audit: &[AuditRecord],
+    ) -> Result<(), StoreError> {
         let (tenant_key, _) = Self::tenant_key(&self.connection, token.tenant_id)?;
-        self.connection
+        let transaction = self
+            .connection
+            .transaction()
+            .map_err(StoreError::sqlite("starting to store an access token"))?;
+        transaction
             .execute(
                 "INSERT INTO access_tokens (token_id, tenant_key, display_name, role, secret_hash,
                      created_at, created_by, expires_at, revoked_at)
@@ -105,7 +113,10 @@ impl SqliteStore {
                 ],
             )
             .map_err(StoreError::sqlite("storing an access token"))?;
-        Ok(())
+        insert_audit(&transaction, tenant_key, audit)?;
+        transaction
+            .commit()
+            .map_err(StoreError::sqlite("committing an access token"))
     }
 
     pub(crate) fn access_token(&mut self, token_id: Uuid) -> Result<Option<AccessTokenRecord>, StoreError> {
@@ -135,16 +146,31 @@ impl SqliteStore {
         rows.into_iter().map(finish_token).collect()
     }
 
-    pub(crate) fn revoke_access_token(&mut self, tenant_id: Uuid, token_id: Uuid, at: i64) -> Result<bool, StoreError> {
+    pub(crate) fn revoke_access_token(
+        &mut self,
+        tenant_id: Uuid,
+        token_id: Uuid,
+        at: i64,
+        audit: &[AuditRecord],
+    ) -> Result<bool, StoreError> {
         let (tenant_key, _) = Self::tenant_key(&self.connection, tenant_id)?;
-        let changed = self
+        let transaction = self
             .connection
+            .transaction()
+            .map_err(StoreError::sqlite("starting to revoke an access token"))?;
+        let changed = transaction
             .execute(
                 "UPDATE access_tokens SET revoked_at = coalesce(revoked_at, ?3)
                  WHERE tenant_key = ?1 AND token_id = ?2",
                 params![tenant_key, blob_of(&token_id), at],
             )
             .map_err(StoreError::sqlite("revoking an access token"))?;
+        if changed > 0 {
+            insert_audit(&transaction, tenant_key, audit)?;
+        }
+        transaction
+            .commit()
+            .map_err(StoreError::sqlite("committing a revocation"))?;
         Ok(changed > 0)
     }
 

@@ -1,0 +1,691 @@
+//! `/Groups`: SCIM groups mapped onto licensd's security groups. `displayName` ↔ the group's
+//! name, `members` ↔ memberships (users only: licensd does not license through nested groups);
+//! a member added or removed here gains or loses the group's licenses in the background, like a
+//! membership changed through Graph (the group's licenses are assigned and read through Graph);
+//! `externalId` and other attributes are kept as the group's directory attributes.
+//! Member changes (PATCH `members` add/remove, including `members[value eq "…"]` as Entra ID and
+//! Okta send them) never render the member list, so large groups stay cheap to change.
+
+use std::collections::HashSet;
+
+use axum::extract::RawQuery;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use licensd_engine::{Command, Engine, Uuid};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use super::error::ScimError;
+use super::filter::{get_ignoring_case, Filter};
+use super::patch::{apply, canonicalize, parse_patch_request, Op, Operation};
+use super::schema::{GROUP_RESOURCE, GROUP_SCHEMA};
+use super::{
+    check_if_match, not_modified, not_modified_response, project, selection_of, version_of, ListQuery,
+    ScimBase, ScimBody, ScimResponse, ScimTenant,
+};
+use crate::api::PathParameters;
+
+/// What the directory attributes of a group hold.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoredGroup {
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub attributes: Map<String, Value>,
+}
+
+impl StoredGroup {
+    pub fn load(engine: &Engine, group_id: Uuid) -> StoredGroup {
+        engine
+            .directory_attributes(group_id)
+            .and_then(|text| serde_json::from_str(text).ok())
+            .unwrap_or_default()
+    }
+
+    fn to_text(&self) -> Result<Option<String>, ScimError> {
+        if self.attributes.is_empty() {
+            return Ok(None);
+        }
+        let text = serde_json::to_string(self).map_err(|error| {
+            ScimError::internal(format!("directory attributes do not serialize: {error}"))
+        })?;
+        if text.len() > licensd_engine::MAX_DIRECTORY_ATTRIBUTES_BYTES {
+            return Err(ScimError::invalid_value(format!(
+                "The group's attributes take {} bytes, more than the {} licensd keeps per group.",
+                text.len(),
+                licensd_engine::MAX_DIRECTORY_ATTRIBUTES_BYTES
+            )));
+        }
+        Ok(Some(text))
+    }
+}
+
+fn not_found(group_id: impl std::fmt::Display) -> ScimError {
+    ScimError::not_found(format!("No group {group_id}."))
+}
+
+/// The version of a group: its name, attributes, members and licenses (hashed without rendering).
+fn version(engine: &Engine, group_id: Uuid) -> Result<String, ScimError> {
+    let view = engine.group_view(group_id).map_err(|_| not_found(group_id))?;
+    let members = engine.group_members(group_id).map_err(|_| not_found(group_id))?;
+    let licenses: Vec<(Uuid, Vec<Uuid>)> = view
+        .assigned_licenses
+        .iter()
+        .map(|license| (license.sku_id, license.disabled_plans.clone()))
+        .collect();
+    Ok(version_of(&(
+        &view.display_name,
+        engine.directory_attributes(group_id),
+        members,
+        licenses,
+    )))
+}
+
+/// The SCIM representation of a group (members only when `with_members`) and its version.
+pub fn render(
+    engine: &Engine,
+    group_id: Uuid,
+    base: &str,
+    with_members: bool,
+) -> Result<(Value, String), ScimError> {
+    let view = engine.group_view(group_id).map_err(|_| not_found(group_id))?;
+    let stored = StoredGroup::load(engine, group_id);
+    let mut group = Map::new();
+    group.insert("id".into(), json!(group_id));
+    for (key, value) in stored.attributes {
+        group.insert(key, value);
+    }
+    group.insert("displayName".into(), json!(view.display_name));
+    if with_members {
+        let members: Vec<Value> = engine
+            .group_members(group_id)
+            .map_err(|_| not_found(group_id))?
+            .into_iter()
+            .map(|user_id| json!({"value": user_id, "$ref": format!("{base}/Users/{user_id}"), "type": "User"}))
+            .collect();
+        if !members.is_empty() {
+            group.insert("members".into(), Value::Array(members));
+        }
+    }
+    let schemas = vec![json!(GROUP_SCHEMA)];
+    group.insert("schemas".into(), Value::Array(schemas));
+    let version = version(engine, group_id)?;
+    group.insert(
+        "meta".into(),
+        json!({
+            "resourceType": "Group",
+            "location": format!("{base}/Groups/{group_id}"),
+            "version": version,
+        }),
+    );
+    Ok((Value::Object(group), version))
+}
+
+/// A member's id from `{"value": id, …}` (or a bare id string).
+fn member_id(member: &Value) -> Result<Uuid, ScimError> {
+    let text = match member {
+        Value::String(text) => text.as_str(),
+        Value::Object(object) => get_ignoring_case(object, "value")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ScimError::invalid_value("Each member needs a 'value': the user's id."))?,
+        _ => {
+            return Err(ScimError::invalid_value(
+                "Each member must be an object with a 'value'.",
+            ))
+        }
+    };
+    Uuid::try_parse(text.trim()).map_err(|_| {
+        ScimError::invalid_value(format!("The member '{text}' is not the id of a licensd user."))
+    })
+}
+
+fn member_ids(value: &Value) -> Result<Vec<Uuid>, ScimError> {
+    let items: Vec<&Value> = match value {
+        Value::Array(items) => items.iter().collect(),
+        Value::Null => Vec::new(),
+        other => vec![other],
+    };
+    let mut ids = Vec::with_capacity(items.len());
+    let mut seen = HashSet::with_capacity(items.len());
+    for item in items {
+        let id = member_id(item)?;
+        if seen.insert(id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+/// A group as a client wants it: name, directory attributes and (when given) members.
+struct DesiredGroup {
+    display_name: String,
+    stored: StoredGroup,
+    members: Option<Vec<Uuid>>,
+}
+
+fn desired_group(document: &Map<String, Value>, members_given: bool) -> Result<DesiredGroup, ScimError> {
+    let mut attributes = canonicalize(document, &GROUP_RESOURCE)?;
+    let display_name = match attributes.remove("displayName") {
+        Some(Value::String(name)) if !name.trim().is_empty() => name,
+        _ => return Err(ScimError::invalid_value("displayName is required.")),
+    };
+    let members = match attributes.remove("members") {
+        Some(members) => Some(member_ids(&members)?),
+        None if members_given => Some(Vec::new()),
+        None => None,
+    };
+    Ok(DesiredGroup {
+        display_name,
+        stored: StoredGroup { attributes },
+        members,
+    })
+}
+
+/// Checks that every id to add is a user (nested groups are not modelled).
+fn check_members(engine: &Engine, ids: &[Uuid]) -> Result<(), ScimError> {
+    for id in ids {
+        if engine.user_view(*id).is_ok() {
+            continue;
+        }
+        if engine.group_view(*id).is_ok() {
+            return Err(ScimError::invalid_value(format!(
+                "{id} is a group: licensd does not license through nested groups, so members are users."
+            )));
+        }
+        return Err(ScimError::invalid_value(format!(
+            "No user {id} to make a member."
+        )));
+    }
+    Ok(())
+}
+
+/// Adds and removes members, one membership command each (through the same path as Graph).
+async fn change_members(
+    tenant: &ScimTenant,
+    group_id: Uuid,
+    add: Vec<Uuid>,
+    remove: Vec<Uuid>,
+) -> Result<(), ScimError> {
+    for user_id in remove {
+        tenant
+            .execute(Command::RemoveGroupMember { group_id, user_id })
+            .await?;
+    }
+    for user_id in add {
+        tenant
+            .execute(Command::AddGroupMember { group_id, user_id })
+            .await?;
+    }
+    Ok(())
+}
+
+/// The groups matching a query, in creation order.
+pub(super) fn matching_groups(
+    engine: &Engine,
+    query: &ListQuery,
+    base: &str,
+) -> Result<Vec<Uuid>, ScimError> {
+    let Some(filter) = &query.filter else {
+        return Ok(engine.group_ids());
+    };
+    if let Some(id) = filter.top_level_equality("id") {
+        return Ok(Uuid::try_parse(id)
+            .ok()
+            .filter(|id| engine.group_view(*id).is_ok())
+            .into_iter()
+            .collect());
+    }
+    let with_members = filter.mentions("members");
+    let by_name = filter.top_level_equality("displayName").map(str::to_lowercase);
+    let mut kept = Vec::new();
+    for group_id in engine.group_ids() {
+        if let Some(name) = &by_name {
+            let view = engine.group_view(group_id).map_err(|_| not_found(group_id))?;
+            if view.display_name.to_lowercase() != *name {
+                continue;
+            }
+        }
+        let (group, _) = render(engine, group_id, base, with_members)?;
+        if filter.matches(&group, &GROUP_RESOURCE) {
+            kept.push(group_id);
+        }
+    }
+    Ok(kept)
+}
+
+async fn list_groups(tenant: ScimTenant, base: String, query: ListQuery) -> Result<ScimResponse, ScimError> {
+    let body = tenant
+        .read(move |engine| {
+            let matching = matching_groups(engine, &query, &base)?;
+            let with_members = query.needs("members");
+            let mut resources = Vec::new();
+            for group_id in query.page(&matching) {
+                let (group, _) = render(engine, group_id, &base, with_members)?;
+                resources.push(project(
+                    group,
+                    &query.attributes,
+                    &query.excluded_attributes,
+                    &GROUP_RESOURCE,
+                ));
+            }
+            Ok(query.list_response(matching.len(), resources))
+        })
+        .await?;
+    Ok(ScimResponse::ok(body))
+}
+
+/// `GET /Groups` (Entra ID asks `excludedAttributes=members`: members are then not rendered).
+pub async fn list(
+    tenant: ScimTenant,
+    ScimBase(base): ScimBase,
+    RawQuery(query): RawQuery,
+) -> Result<ScimResponse, ScimError> {
+    let query = ListQuery::from_query(query.as_deref(), &GROUP_RESOURCE)?;
+    list_groups(tenant, base, query).await
+}
+
+/// `POST /Groups/.search`.
+pub async fn search(
+    tenant: ScimTenant,
+    ScimBase(base): ScimBase,
+    ScimBody(body): ScimBody,
+) -> Result<ScimResponse, ScimError> {
+    let query = ListQuery::from_search(&body, &GROUP_RESOURCE)?;
+    list_groups(tenant, base, query).await
+}
+
+fn parse_id(id: &str) -> Result<Uuid, ScimError> {
+    Uuid::try_parse(id.trim()).map_err(|_| not_found(id))
+}
+
+async fn answer(
+    tenant: &ScimTenant,
+    group_id: Uuid,
+    base: String,
+    query: Option<String>,
+    status: StatusCode,
+) -> Result<ScimResponse, ScimError> {
+    let (attributes, excluded) = selection_of(query.as_deref(), &GROUP_RESOURCE)?;
+    let selection = ListQuery {
+        attributes: attributes.clone(),
+        excluded_attributes: excluded.clone(),
+        ..ListQuery::default()
+    };
+    let with_members = selection.needs("members");
+    let (group, version) = tenant
+        .read(move |engine| render(engine, group_id, &base, with_members))
+        .await?;
+    let location = group["meta"]["location"].as_str().map(str::to_string);
+    Ok(ScimResponse {
+        status,
+        body: project(group, &attributes, &excluded, &GROUP_RESOURCE),
+        etag: Some(version),
+        location: (status == StatusCode::CREATED).then_some(location).flatten(),
+    })
+}
+
+/// `POST /Groups`: 201 with the group; its members are added one by one.
+pub async fn create(
+    tenant: ScimTenant,
+    ScimBase(base): ScimBase,
+    RawQuery(query): RawQuery,
+    ScimBody(body): ScimBody,
+) -> Result<ScimResponse, ScimError> {
+    let Value::Object(document) = &body else {
+        return Err(ScimError::invalid_syntax("A group must be a JSON object."));
+    };
+    let desired = desired_group(document, false)?;
+    let attributes = desired.stored.to_text()?;
+    let members = desired.members.unwrap_or_default();
+    let checked = members.clone();
+    tenant.read(move |engine| check_members(engine, &checked)).await?;
+    let group_id = Uuid::new_v4();
+    tenant
+        .execute(Command::CreateGroup {
+            group_id,
+            display_name: desired.display_name,
+        })
+        .await?;
+    let rest = async {
+        if attributes.is_some() {
+            tenant
+                .execute(Command::SetDirectoryAttributes {
+                    object_id: group_id,
+                    attributes,
+                })
+                .await?;
+        }
+        change_members(&tenant, group_id, members, Vec::new()).await
+    };
+    if let Err(error) = rest.await {
+        // Keep create all-or-nothing: the half-made group is taken back.
+        if let Err(undo) = tenant.execute(Command::DeleteGroup { group_id }).await {
+            tracing::error!(%group_id, %undo, "could not undo a half-created SCIM group");
+        }
+        return Err(error);
+    }
+    answer(&tenant, group_id, base, query, StatusCode::CREATED).await
+}
+
+/// `GET /Groups/{id}`.
+pub async fn get(
+    tenant: ScimTenant,
+    ScimBase(base): ScimBase,
+    PathParameters(id): PathParameters<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ScimError> {
+    let group_id = parse_id(&id)?;
+    let response = answer(&tenant, group_id, base, query, StatusCode::OK).await?;
+    if let Some(version) = &response.etag {
+        if not_modified(&headers, version) {
+            return Ok(not_modified_response(version.clone()));
+        }
+    }
+    Ok(response.into_response())
+}
+
+/// The group as it is now: name, stored attributes, members and version.
+struct CurrentGroup {
+    display_name: String,
+    stored: StoredGroup,
+    members: Vec<Uuid>,
+    version: String,
+}
+
+async fn current(tenant: &ScimTenant, group_id: Uuid) -> Result<CurrentGroup, ScimError> {
+    tenant
+        .read(move |engine| {
+            let view = engine.group_view(group_id).map_err(|_| not_found(group_id))?;
+            Ok(CurrentGroup {
+                display_name: view.display_name,
+                stored: StoredGroup::load(engine, group_id),
+                members: engine.group_members(group_id).map_err(|_| not_found(group_id))?,
+                version: version(engine, group_id)?,
+            })
+        })
+        .await
+}
+
+/// Moves a group to `desired`: rename, attributes, then members.
+async fn update_to(
+    tenant: &ScimTenant,
+    group_id: Uuid,
+    current: &CurrentGroup,
+    desired: DesiredGroup,
+) -> Result<(), ScimError> {
+    let attributes = desired.stored.to_text()?;
+    let (add, remove) = match &desired.members {
+        Some(members) => {
+            let now: HashSet<Uuid> = current.members.iter().copied().collect();
+            let wanted: HashSet<Uuid> = members.iter().copied().collect();
+            (
+                members
+                    .iter()
+                    .copied()
+                    .filter(|id| !now.contains(id))
+                    .collect::<Vec<_>>(),
+                current
+                    .members
+                    .iter()
+                    .copied()
+                    .filter(|id| !wanted.contains(id))
+                    .collect::<Vec<_>>(),
+            )
+        }
+        None => (Vec::new(), Vec::new()),
+    };
+    let checked = add.clone();
+    tenant.read(move |engine| check_members(engine, &checked)).await?;
+    if desired.display_name != current.display_name {
+        tenant
+            .execute(Command::UpdateGroup {
+                group_id,
+                display_name: desired.display_name,
+            })
+            .await?;
+    }
+    if desired.stored != current.stored {
+        tenant
+            .execute(Command::SetDirectoryAttributes {
+                object_id: group_id,
+                attributes,
+            })
+            .await?;
+    }
+    change_members(tenant, group_id, add, remove).await
+}
+
+/// `PUT /Groups/{id}`: replaces name, attributes and members (members left out are removed).
+pub async fn replace(
+    tenant: ScimTenant,
+    ScimBase(base): ScimBase,
+    PathParameters(id): PathParameters<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    ScimBody(body): ScimBody,
+) -> Result<ScimResponse, ScimError> {
+    let group_id = parse_id(&id)?;
+    let current = current(&tenant, group_id).await?;
+    check_if_match(&headers, &current.version)?;
+    let Value::Object(document) = &body else {
+        return Err(ScimError::invalid_syntax("A group must be a JSON object."));
+    };
+    let desired = desired_group(document, true)?;
+    update_to(&tenant, group_id, &current, desired).await?;
+    answer(&tenant, group_id, base, query, StatusCode::OK).await
+}
+
+fn targets_members(operation: &Operation) -> bool {
+    operation.path.as_ref().is_some_and(|path| {
+        !path.whole_extension && path.attr.urn.is_none() && path.attr.name.eq_ignore_ascii_case("members")
+    })
+}
+
+/// Applies a `members` operation to the member list.
+fn apply_to_members(members: &mut Vec<Uuid>, operation: &Operation) -> Result<(), ScimError> {
+    let path = operation.path.as_ref();
+    if path.is_some_and(|path| path.attr.sub.is_some() || path.sub.is_some()) {
+        return Err(ScimError::invalid_path(
+            "A member's sub-attributes cannot be changed: add or remove the member.",
+        ));
+    }
+    let filter: Option<&Filter> = path.and_then(|path| path.filter.as_ref());
+    let value = operation.value.as_ref();
+    match (operation.op, filter) {
+        (Op::Add, None) => {
+            let mut present: HashSet<Uuid> = members.iter().copied().collect();
+            for id in member_ids(value.unwrap_or(&Value::Null))? {
+                if present.insert(id) {
+                    members.push(id);
+                }
+            }
+        }
+        (Op::Replace, None) => *members = member_ids(value.unwrap_or(&Value::Null))?,
+        (Op::Remove, None) => match value {
+            // Entra ID: `{"op": "Remove", "path": "members", "value": [{"value": id}]}`.
+            Some(value) if !value.is_null() => {
+                let gone: HashSet<Uuid> = member_ids(value)?.into_iter().collect();
+                members.retain(|id| !gone.contains(id));
+            }
+            _ => members.clear(),
+        },
+        (Op::Remove, Some(filter)) => {
+            let members_path = path.map(|path| path.attr.clone());
+            members.retain(|id| {
+                let member = json!({"value": id, "type": "User"});
+                !filter.matches_in(&member, &GROUP_RESOURCE, members_path.as_ref())
+            });
+        }
+        (_, Some(_)) => {
+            return Err(ScimError::invalid_path(
+                "Members are added or replaced without a filter: {\"op\": \"add\", \"path\": \"members\", \"value\": [{\"value\": id}]}.",
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// `PATCH /Groups/{id}`: `members` operations change memberships; others the group's attributes.
+pub async fn patch(
+    tenant: ScimTenant,
+    ScimBase(base): ScimBase,
+    PathParameters(id): PathParameters<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    ScimBody(body): ScimBody,
+) -> Result<ScimResponse, ScimError> {
+    let group_id = parse_id(&id)?;
+    let operations = parse_patch_request(&body, &GROUP_RESOURCE)?;
+    let current = current(&tenant, group_id).await?;
+    check_if_match(&headers, &current.version)?;
+    let mut document = current.stored.attributes.clone();
+    document.insert("displayName".into(), json!(current.display_name));
+    let mut members = current.members.clone();
+    let mut members_touched = false;
+    for operation in &operations {
+        if targets_members(operation) {
+            apply_to_members(&mut members, operation)?;
+            members_touched = true;
+            continue;
+        }
+        if let Some(path) = &operation.path {
+            if path.attr.urn.is_none()
+                && ["id", "meta"]
+                    .iter()
+                    .any(|name| path.attr.name.eq_ignore_ascii_case(name))
+            {
+                return Err(ScimError::mutability(format!(
+                    "'{}' is read-only.",
+                    path.attr.name
+                )));
+            }
+        }
+        let mut operation = operation.clone();
+        if operation.path.is_none() {
+            // Okta renames with `{"op": "replace", "value": {"id": …, "displayName": …}}`; members
+            // may come the same way.
+            if let Some(Value::Object(fragment)) = &mut operation.value {
+                if let Some(key) = fragment
+                    .keys()
+                    .find(|key| key.eq_ignore_ascii_case("members"))
+                    .cloned()
+                {
+                    let value = fragment.remove(&key);
+                    apply_to_members(
+                        &mut members,
+                        &Operation {
+                            op: operation.op,
+                            path: None,
+                            value,
+                        },
+                    )?;
+                    members_touched = true;
+                }
+                fragment
+                    .retain(|key, _| !key.eq_ignore_ascii_case("id") && !key.eq_ignore_ascii_case("meta"));
+            }
+        }
+        apply(&mut document, &operation, &GROUP_RESOURCE)?;
+    }
+    let mut desired = desired_group(&document, false)?;
+    desired.members = members_touched.then_some(members);
+    update_to(&tenant, group_id, &current, desired).await?;
+    answer(&tenant, group_id, base, query, StatusCode::OK).await
+}
+
+/// `DELETE /Groups/{id}`: refused (409) while the group assigns licenses.
+pub async fn delete(
+    tenant: ScimTenant,
+    PathParameters(id): PathParameters<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ScimError> {
+    let group_id = parse_id(&id)?;
+    if headers.contains_key(axum::http::header::IF_MATCH) {
+        let current = current(&tenant, group_id).await?;
+        check_if_match(&headers, &current.version)?;
+    }
+    tenant
+        .execute(Command::DeleteGroup { group_id })
+        .await
+        .map_err(|error| {
+            if error.status == StatusCode::NOT_FOUND {
+                not_found(group_id)
+            } else if error.status == StatusCode::BAD_REQUEST {
+                ScimError::new(StatusCode::CONFLICT, None, error.detail)
+            } else {
+                error
+            }
+        })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::filter::parse_patch_path;
+
+    fn operation(op: Op, path: Option<&str>, value: Option<Value>) -> Operation {
+        Operation {
+            op,
+            path: path.map(|path| parse_patch_path(path, &GROUP_RESOURCE).expect("path")),
+            value,
+        }
+    }
+
+    #[test]
+    fn member_operations_in_the_shapes_identity_providers_send() {
+        let (a, b, c) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+        let mut members = vec![a];
+        apply_to_members(
+            &mut members,
+            &operation(
+                Op::Add,
+                Some("members"),
+                Some(json!([{"value": b.to_string()}, {"value": a.to_string()}])),
+            ),
+        )
+        .expect("add");
+        assert_eq!(members, [a, b]);
+        apply_to_members(
+            &mut members,
+            &operation(Op::Remove, Some(&format!("members[value eq \"{a}\"]")), None),
+        )
+        .expect("remove by filter");
+        assert_eq!(members, [b]);
+        apply_to_members(
+            &mut members,
+            &operation(
+                Op::Remove,
+                Some("members"),
+                Some(json!([{"value": b.to_string()}])),
+            ),
+        )
+        .expect("remove by value");
+        assert!(members.is_empty());
+        apply_to_members(
+            &mut members,
+            &operation(
+                Op::Replace,
+                Some("members"),
+                Some(json!([{"value": c.to_string()}])),
+            ),
+        )
+        .expect("replace");
+        assert_eq!(members, [c]);
+        assert!(apply_to_members(
+            &mut members,
+            &operation(Op::Add, Some("members"), Some(json!([{"value": "nope"}])))
+        )
+        .is_err());
+        assert!(apply_to_members(
+            &mut members,
+            &operation(
+                Op::Replace,
+                Some("members[value eq \"x\"].value"),
+                Some(json!("y"))
+            )
+        )
+        .is_err());
+        apply_to_members(&mut members, &operation(Op::Remove, Some("members"), None)).expect("remove all");
+        assert!(members.is_empty());
+    }
+}
