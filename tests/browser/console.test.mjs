@@ -219,8 +219,11 @@ test('keyboard: skip link, live search and the user pages', async () => {
   await page.locator('#list-results tbody a').first().focus();
   await page.keyboard.press('Enter');
   await page.getByRole('heading', { name: 'user001', level: 1 }).waitFor();
+  // The audit log lists the changes the walk made, with who made them.
   await page.goto(`${base}/activity`);
-  await page.getByText('The audit log is not available yet.').waitFor();
+  await page.locator('tr[data-activity="Change user license"]').first().waitFor();
+  await page.locator('tr[data-activity="Update subscription seats"]').first().waitFor();
+  assert.match(await page.locator('table.activity').innerText(), /Bootstrap administrator \(GlobalAdministrator\)/);
   await screenshot('activity');
 });
 

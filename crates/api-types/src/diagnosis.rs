@@ -291,7 +291,40 @@ pub struct UserDiagnosis {
     pub effective_usage_location: Option<String>,
     /// The user waits for background processing: its states may still change by themselves.
     pub queued: bool,
+    /// Why self-healing re-queued the user, while it waits to be evaluated.
+    #[serde(default)]
+    pub pending_self_healing: Option<RequeueReason>,
+    /// The user's last automatic re-evaluation (self-healing), if any since the server started.
+    #[serde(default)]
+    pub last_self_healing: Option<SelfHealing>,
     pub problems: Vec<Problem>,
+}
+
+/// Why self-healing re-queued a user in error: the cause that went away.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RequeueReason {
+    /// `SeatsAvailable`, `DirectLicenseRemoved`, `GroupAssignmentChanged`,
+    /// `UsageLocationChanged`, `ProxyAddressesChanged` or `ProxyAddressFreed`.
+    pub reason: String,
+    /// In plain language, completing "re-evaluated automatically because …".
+    pub description: String,
+    /// The product whose seats became available or whose direct license was removed.
+    pub sku_id: Option<Uuid>,
+    /// The group whose assignment changed.
+    pub group_id: Option<Uuid>,
+}
+
+/// A user's last automatic re-evaluation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SelfHealing {
+    /// When the user was evaluated (`2024-05-01T09:30:00Z`).
+    pub evaluated_date_time: String,
+    #[serde(flatten)]
+    pub reason: RequeueReason,
+    /// Whether the user had no error left afterwards.
+    pub errors_cleared: bool,
 }
 
 /// The members of a group in error for one cause.

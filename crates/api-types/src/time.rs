@@ -54,7 +54,9 @@ pub fn parse_date_time(text: &str) -> Option<i64> {
     }
     let number = |range: std::ops::Range<usize>| -> Option<i64> {
         let part = text.get(range)?;
-        part.bytes().all(|byte| byte.is_ascii_digit()).then(|| part.parse().ok())?
+        part.bytes()
+            .all(|byte| byte.is_ascii_digit())
+            .then(|| part.parse().ok())?
     };
     if bytes[4] != b'-' || bytes[7] != b'-' {
         return None;
@@ -115,16 +117,38 @@ mod tests {
 
     #[test]
     fn parsing_inverts_formatting_and_refuses_impossible_dates() {
-        for milliseconds in [0, 951_782_400_000, 1_700_000_000_000, 1_714_555_800_000, -86_400_000] {
-            assert_eq!(parse_date_time(&format_date_time(milliseconds)), Some(milliseconds));
+        for milliseconds in [
+            0,
+            951_782_400_000,
+            1_700_000_000_000,
+            1_714_555_800_000,
+            -86_400_000,
+        ] {
+            assert_eq!(
+                parse_date_time(&format_date_time(milliseconds)),
+                Some(milliseconds)
+            );
         }
-        assert_eq!(parse_date_time("2024-05-01T09:30:00.123Z"), Some(1_714_555_800_123));
+        assert_eq!(
+            parse_date_time("2024-05-01T09:30:00.123Z"),
+            Some(1_714_555_800_123)
+        );
         assert_eq!(parse_date_time("2024-05-01T09:30:00.1Z"), Some(1_714_555_800_100));
         assert_eq!(parse_date_time("2024-05-01"), Some(1_714_521_600_000));
         for bad in [
-            "", "2024", "2023-02-29", "2024-13-01", "2024-04-31", "2024-05-01T24:00:00Z", "2024-05-01T09:30:00",
-            "2024-05-01T09:30:00+01:00", "2024-05-01T09:30:00.Z", "2024-05-01 09:30:00Z", "２０２４-05-01",
-            "2024-05-01T09:30:00ZZ", "+024-05-01",
+            "",
+            "2024",
+            "2023-02-29",
+            "2024-13-01",
+            "2024-04-31",
+            "2024-05-01T24:00:00Z",
+            "2024-05-01T09:30:00",
+            "2024-05-01T09:30:00+01:00",
+            "2024-05-01T09:30:00.Z",
+            "2024-05-01 09:30:00Z",
+            "２０２４-05-01",
+            "2024-05-01T09:30:00ZZ",
+            "+024-05-01",
         ] {
             assert_eq!(parse_date_time(bad), None, "{bad}");
         }

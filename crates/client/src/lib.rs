@@ -13,7 +13,6 @@ mod error;
 
 use std::time::Duration;
 
-use licensd_api_types::tokens::{AccessTokenList, CreateAccessToken, CreatedAccessToken};
 use licensd_api_types::admin::{
     ExplainedLicenseState, ExplainedLicenseStateList, Product, ProductList, TenantOverview,
     UpdateProductRequest,
@@ -26,6 +25,7 @@ use licensd_api_types::graph::{
     AssignLicenseRequest, DirectoryObjectCollectionResponse, Group, SubscribedSku,
     SubscribedSkuCollectionResponse, User,
 };
+use licensd_api_types::tokens::{AccessTokenList, CreateAccessToken, CreatedAccessToken};
 use licensd_api_types::ErrorResponse;
 use reqwest::blocking::{Client, RequestBuilder};
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
@@ -347,7 +347,10 @@ impl LicensdClient {
     /// `GET /licensd/v1/users/{id}/diagnosis`: the user's errors explained, with fixes and
     /// their predicted effect.
     pub fn user_diagnosis(&self, id_or_principal_name: &str) -> Result<UserDiagnosis, ClientError> {
-        self.get(self.url(&["licensd", "v1", "users", id_or_principal_name, "diagnosis"], &[]))
+        self.get(self.url(
+            &["licensd", "v1", "users", id_or_principal_name, "diagnosis"],
+            &[],
+        ))
     }
 
     /// `GET /licensd/v1/groups/{id}/diagnosis`: a group's members in error, grouped by cause,
@@ -358,12 +361,20 @@ impl LicensdClient {
 
     /// `POST /licensd/v1/whatif`: the predicted effect of changes; nothing is applied.
     pub fn what_if(&self, request: &WhatIfRequest) -> Result<WhatIfResponse, ClientError> {
-        self.send(Method::POST, self.url(&["licensd", "v1", "whatif"], &[]), Some(request))
+        self.send(
+            Method::POST,
+            self.url(&["licensd", "v1", "whatif"], &[]),
+            Some(request),
+        )
     }
 
     /// `POST /licensd/v1/changes`: applies changes in order (the "apply" of a fix).
     pub fn apply_changes(&self, request: &ApplyChangesRequest) -> Result<ApplyChangesResponse, ClientError> {
-        self.send(Method::POST, self.url(&["licensd", "v1", "changes"], &[]), Some(request))
+        self.send(
+            Method::POST,
+            self.url(&["licensd", "v1", "changes"], &[]),
+            Some(request),
+        )
     }
 
     /// `GET /licensd/v1/advisor`: redundant licenses, seats of disabled accounts, add-on risks,
@@ -378,14 +389,25 @@ impl LicensdClient {
     }
 
     /// `POST /licensd/v1/tokens`: a new token, with its secret (shown once).
-    pub fn create_access_token(&self, request: &CreateAccessToken) -> Result<CreatedAccessToken, ClientError> {
-        self.send(Method::POST, self.url(&["licensd", "v1", "tokens"], &[]), Some(request))
+    pub fn create_access_token(
+        &self,
+        request: &CreateAccessToken,
+    ) -> Result<CreatedAccessToken, ClientError> {
+        self.send(
+            Method::POST,
+            self.url(&["licensd", "v1", "tokens"], &[]),
+            Some(request),
+        )
     }
 
     /// `DELETE /licensd/v1/tokens/{id}`: revokes a token at once, on every instance.
     pub fn revoke_access_token(&self, token_id: &str) -> Result<(), ClientError> {
-        self.send::<serde_json::Value>(Method::DELETE, self.url(&["licensd", "v1", "tokens", token_id], &[]), None::<&()>)
-            .map(drop)
+        self.send::<serde_json::Value>(
+            Method::DELETE,
+            self.url(&["licensd", "v1", "tokens", token_id], &[]),
+            None::<&()>,
+        )
+        .map(drop)
     }
 
     // ----- HTTP -----

@@ -209,6 +209,11 @@ pub struct UserDiagnosis {
     pub effective_usage_location: Option<CountryCode>,
     /// Whether the user is waiting in the queue (its states may change by themselves).
     pub queued: bool,
+    /// Why self-healing re-queued the user, while it waits to be evaluated.
+    pub pending_self_healing: Option<crate::self_healing::RequeueReason>,
+    /// The user's last automatic re-evaluation (self-healing): when, why, and whether its errors
+    /// cleared.
+    pub last_self_healing: Option<crate::self_healing::SelfHealing>,
     pub problems: Vec<Problem>,
 }
 
@@ -1256,6 +1261,8 @@ impl Engine {
             usage_location: record.usage_location,
             effective_usage_location: record.usage_location.or(self.settings.default_usage_location),
             queued: self.queued[user.0 as usize],
+            pending_self_healing: self.pending_self_healing.get(&user).cloned(),
+            last_self_healing: self.last_self_healing.get(&user).cloned(),
             problems,
         })
     }

@@ -14,6 +14,7 @@ use crate::model::{
     UserChanges, Uuid,
 };
 use crate::plan_set::{PlanRef, PlanSet, PlanSetId, PlanSetInterner, MAX_SERVICE_PLANS};
+use crate::self_healing::RequeueReason;
 
 /// Engine-local handle of a user (stable for the engine's lifetime, never reused).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -356,6 +357,10 @@ pub struct Engine {
     pub(crate) users_with_errors: BTreeSet<UserRef>,
     /// Opaque attributes of users and groups, by object id ([`Command::SetDirectoryAttributes`]).
     pub(crate) directory_attributes: FxHashMap<Uuid, Box<str>>,
+    /// Why queued users in error were re-queued by self-healing ([`crate::self_healing`]).
+    pub(crate) pending_self_healing: FxHashMap<UserRef, crate::self_healing::RequeueReason>,
+    /// Each user's last automatic re-evaluation.
+    pub(crate) last_self_healing: FxHashMap<UserRef, crate::self_healing::SelfHealing>,
     pub(crate) scratch: crate::evaluate::Scratch,
 }
 
@@ -413,6 +418,8 @@ impl Engine {
             clock: 0,
             users_with_errors: BTreeSet::new(),
             directory_attributes: FxHashMap::default(),
+            pending_self_healing: FxHashMap::default(),
+            last_self_healing: FxHashMap::default(),
             scratch: Default::default(),
         }
     }
@@ -968,7 +975,7 @@ impl Engine {
         if let Some(location) = changes.usage_location {
             if self.user(user).usage_location != location {
                 self.user_mut(user).usage_location = location;
-                self.enqueue(user);
+                self.enqueue_healing(user, |_| RequeueReason::UsageLocationChanged);
             }
         }
         if let Some(addresses) = changes.proxy_addresses {
@@ -976,13 +983,13 @@ impl Engine {
             self.unindex_proxy_addresses(user);
             self.user_mut(user).proxy_addresses = addresses.into();
             self.index_proxy_addresses(user);
-            self.enqueue(user);
+            self.enqueue_healing(user, |_| RequeueReason::ProxyAddressesChanged);
             for other in self.users_sharing_addresses(user) {
                 self.enqueue(other);
             }
             if self.settings.self_healing {
                 for other in formerly_sharing {
-                    self.enqueue(other);
+                    self.enqueue_healing(other, |_| RequeueReason::ProxyAddressFreed);
                 }
             }
         }
@@ -995,6 +1002,7 @@ impl Engine {
         self.directory_attributes.remove(&user_id);
         let formerly_sharing = self.users_sharing_addresses(user);
         self.dequeue_bookkeeping(user);
+        self.forget_self_healing(user);
         self.commit_user_states(user, Vec::new(), changes);
         let memberships = std::mem::take(&mut self.user_mut(user).memberships);
         for membership in memberships {
@@ -1009,7 +1017,7 @@ impl Engine {
         }
         if self.settings.self_healing {
             for other in formerly_sharing {
-                self.enqueue(other);
+                self.enqueue_healing(other, |_| RequeueReason::ProxyAddressFreed);
             }
         }
         Ok(())
@@ -1463,7 +1471,13 @@ impl Engine {
         self.commit_user_states(user, records, changes);
         // Groups of this user may now apply (a conflicting license is gone) or the freed units
         // may go to others; the background evaluation sorts that out.
-        self.enqueue(user);
+        match remove_licenses.first().and_then(|sku_id| self.sku_index.get(sku_id).copied()) {
+            Some(removed) => self.enqueue_healing(user, |engine| RequeueReason::DirectLicenseRemoved {
+                sku_id: engine.sku(removed).id,
+                sku_display_name: engine.sku(removed).display_name.clone(),
+            }),
+            None => self.enqueue(user),
+        }
         Ok(())
     }
 
@@ -1656,7 +1670,13 @@ impl Engine {
             group_record.licensed_since = now;
         }
         group_record.licenses = licenses;
-        self.enqueue_group_users(group);
+        let group_id = self.group(group).id;
+        for user in self.group_users_in_order(group) {
+            self.enqueue_healing(user, |engine| RequeueReason::GroupAssignmentChanged {
+                group_id,
+                group_display_name: engine.group(group).display_name.clone(),
+            });
+        }
         Ok(())
     }
 
@@ -1681,6 +1701,14 @@ impl Engine {
     /// Queues the members of a group, oldest membership first, then former members the group
     /// still grants licenses to.
     pub(crate) fn enqueue_group_users(&mut self, group: GroupRef) {
+        for user in self.group_users_in_order(group) {
+            self.enqueue(user);
+        }
+    }
+
+    /// A group's members, oldest membership first, then former members it still grants
+    /// licenses to (the order [`Engine::enqueue_group_users`] queues them in).
+    fn group_users_in_order(&self, group: GroupRef) -> Vec<UserRef> {
         let record = self.group(group);
         let mut members: Vec<(u64, UserRef)> = record
             .members
@@ -1703,12 +1731,11 @@ impl Engine {
             .copied()
             .filter(|user| !record.members.contains(user))
             .collect();
-        for (_, member) in members {
-            self.enqueue(member);
-        }
-        for user in lingering {
-            self.enqueue(user);
-        }
+        members
+            .into_iter()
+            .map(|(_, member)| member)
+            .chain(lingering)
+            .collect()
     }
 
     fn enqueue_users_where(&mut self, predicate: impl Fn(&Engine, &User) -> bool) {
@@ -1776,15 +1803,24 @@ impl Engine {
         if !self.settings.self_healing {
             return;
         }
+        let mut seat_of: Vec<Uuid> = Vec::new();
         for sku in &self.skus {
             if sku.waiting.is_empty() || sku.consumed_units >= sku.prepaid_units {
                 continue;
             }
             let free = (sku.prepaid_units - sku.consumed_units) as usize;
             to_queue.extend(sku.waiting.iter().take(free).map(|(_, user)| *user));
+            seat_of.extend(sku.waiting.iter().take(free).map(|_| sku.id));
         }
-        for user in to_queue {
-            self.enqueue(user);
+        for (user, sku_id) in to_queue.into_iter().zip(seat_of) {
+            self.enqueue_healing(user, |engine| RequeueReason::SeatsAvailable {
+                sku_id,
+                sku_display_name: engine
+                    .sku_index
+                    .get(&sku_id)
+                    .map(|sku| engine.sku(*sku).display_name.clone())
+                    .unwrap_or_default(),
+            });
         }
     }
 
@@ -1801,6 +1837,7 @@ impl Engine {
             }
             self.dequeue_bookkeeping(user);
             self.evaluate_user(user, at, &mut report.changes);
+            self.record_self_healing(user, at);
             report.evaluated_users += 1;
             report.evaluated.push(self.user(user).id);
             if self.queue.is_empty() {

@@ -26,10 +26,13 @@ mod model;
 mod plan_set;
 mod query;
 pub mod seed_world;
+pub mod self_healing;
 pub mod setup;
 pub mod whatif;
 
+pub use advisor::AdvisorReport;
 pub use command::{Command, MAX_DIRECTORY_ATTRIBUTES_BYTES};
+pub use diagnosis::{DiagnosisOptions, GroupDiagnosis, UserDiagnosis};
 pub use engine::{
     Cause, CauseId, CommandOutcome, Engine, GroupRef, ProcessReport, SkuRef, Source, StateChange,
     StateRecord, Touched, UserRef,
@@ -41,7 +44,6 @@ pub use model::{
     SkuDefinition, TenantSettings, Timestamp, UserChanges, Uuid,
 };
 pub use plan_set::{PlanRef, PlanSet, PlanSetId, PlanSetInterner, MAX_SERVICE_PLANS};
-pub use advisor::AdvisorReport;
-pub use diagnosis::{DiagnosisOptions, GroupDiagnosis, UserDiagnosis};
+pub use self_healing::{RequeueReason, SelfHealing};
 pub use query::{GroupView, LicenseAssignmentState, LicensedUser, SkuUsage, TenantOverview, UserView};
 pub use whatif::{WhatIfError, WhatIfOptions, WhatIfReport};

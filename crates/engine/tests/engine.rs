@@ -8,3 +8,5 @@ mod diagnosis;
 mod properties;
 #[path = "engine/scenarios.rs"]
 mod scenarios;
+#[path = "engine/self_healing.rs"]
+mod self_healing;

@@ -322,6 +322,26 @@ fn render_user(diagnosis: &UserDiagnosis) -> String {
             ", account disabled"
         }
     );
+    if let Some(pending) = &diagnosis.pending_self_healing {
+        let _ = writeln!(
+            text,
+            "Queued to be re-evaluated automatically because {}.",
+            pending.description
+        );
+    }
+    if let Some(healing) = &diagnosis.last_self_healing {
+        let _ = writeln!(
+            text,
+            "Re-evaluated automatically on {} because {}; {}.",
+            healing.evaluated_date_time,
+            healing.reason.description,
+            if healing.errors_cleared {
+                "its errors cleared"
+            } else {
+                "it is still in error"
+            }
+        );
+    }
     if diagnosis.queued {
         let _ = writeln!(
             text,

@@ -59,7 +59,13 @@ fn describe(token: &AccessToken) -> String {
     let expires = token.expiration_date_time.as_deref().unwrap_or("never");
     format!(
         "{}  {:<24} {:<22} {:<8} created {} by {}, expires {}",
-        token.id, token.display_name, token.role, token.status, token.created_date_time, token.created_by, expires
+        token.id,
+        token.display_name,
+        token.role,
+        token.status,
+        token.created_date_time,
+        token.created_by,
+        expires
     )
 }
 
@@ -78,7 +84,11 @@ pub fn run(arguments: TokenArguments) -> anyhow::Result<()> {
                     .with_context(|| format!("creating the token '{}'", arguments.name))?;
                 let mut text = String::new();
                 writeln!(text, "Created token {}", describe(&created.token))?;
-                writeln!(text, "\nSecret (shown only this once; licensd keeps only its hash):\n\n    {}\n", created.secret)?;
+                writeln!(
+                    text,
+                    "\nSecret (shown only this once; licensd keeps only its hash):\n\n    {}\n",
+                    created.secret
+                )?;
                 Ok(Rendered {
                     text,
                     json: to_json(&created)?,

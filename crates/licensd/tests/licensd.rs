@@ -9,6 +9,8 @@
 mod admin_cli;
 #[path = "licensd/cli.rs"]
 mod cli;
+#[path = "licensd/diagnosis_cli.rs"]
+mod diagnosis_cli;
 #[path = "licensd/durability.rs"]
 mod durability;
 #[path = "licensd/support.rs"]

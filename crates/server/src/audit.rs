@@ -25,9 +25,15 @@ pub fn activity_of(command: &Command) -> (&'static str, &'static str, &'static s
             ("Update company settings", "DirectoryManagement", "Update")
         }
         Command::AddSku(_) => ("Add subscription", "DirectoryManagement", "Add"),
-        Command::AddServicePlanToSku { .. } => ("Add service plan to subscription", "DirectoryManagement", "Update"),
+        Command::AddServicePlanToSku { .. } => (
+            "Add service plan to subscription",
+            "DirectoryManagement",
+            "Update",
+        ),
         Command::SetPrepaidUnits { .. } => ("Update subscription seats", "DirectoryManagement", "Update"),
-        Command::SetCapabilityStatus { .. } => ("Update subscription status", "DirectoryManagement", "Update"),
+        Command::SetCapabilityStatus { .. } => {
+            ("Update subscription status", "DirectoryManagement", "Update")
+        }
         Command::SetServicePlanRules { .. } => ("Set service plan rules", "DirectoryManagement", "Update"),
         Command::CreateUser(_) => ("Add user", "UserManagement", "Add"),
         Command::UpdateUser { .. } => ("Update user", "UserManagement", "Update"),
@@ -40,8 +46,12 @@ pub fn activity_of(command: &Command) -> (&'static str, &'static str, &'static s
         Command::AssignUserLicenses { .. } => ("Change user license", "UserManagement", "Assign"),
         Command::AssignGroupLicenses { .. } => ("Set group license", "GroupManagement", "Assign"),
         Command::ReprocessUser { .. } => ("Reprocess user license assignments", "UserManagement", "Update"),
-        Command::ReprocessGroup { .. } => ("Reprocess group license assignments", "GroupManagement", "Update"),
-        Command::SetDirectoryAttributes { .. } => ("Update directory attributes", "DirectoryManagement", "Update"),
+        Command::ReprocessGroup { .. } => {
+            ("Reprocess group license assignments", "GroupManagement", "Update")
+        }
+        Command::SetDirectoryAttributes { .. } => {
+            ("Update directory attributes", "DirectoryManagement", "Update")
+        }
     }
 }
 
@@ -174,14 +184,20 @@ pub fn properties_of(command: &Command, engine: &Engine) -> Vec<(&'static str, S
         let Ok(user) = engine.user_view(user_id) else {
             return Vec::new();
         };
-        let mut addresses: Vec<String> = user.proxy_addresses.iter().map(|address| address.to_string()).collect();
+        let mut addresses: Vec<String> = user
+            .proxy_addresses
+            .iter()
+            .map(|address| address.to_string())
+            .collect();
         addresses.sort();
         vec![
             ("UserPrincipalName", user.user_principal_name),
             ("DisplayName", user.display_name),
             (
                 "UsageLocation",
-                user.usage_location.map(|code| code.as_str().to_string()).unwrap_or_default(),
+                user.usage_location
+                    .map(|code| code.as_str().to_string())
+                    .unwrap_or_default(),
             ),
             ("AccountEnabled", user.account_enabled.to_string()),
             ("ProxyAddresses", format!("[{}]", addresses.join(", "))),
@@ -244,7 +260,11 @@ pub fn properties_of(command: &Command, engine: &Engine) -> Vec<(&'static str, S
                     .user_view(*user_id)
                     .map(|user| {
                         let member = user.member_of.contains(group_id);
-                        format!("{} ({})", user.user_principal_name, if member { "member" } else { "not a member" })
+                        format!(
+                            "{} ({})",
+                            user.user_principal_name,
+                            if member { "member" } else { "not a member" }
+                        )
                     })
                     .unwrap_or_default(),
             ));
@@ -261,7 +281,10 @@ pub fn properties_of(command: &Command, engine: &Engine) -> Vec<(&'static str, S
 }
 
 /// The properties whose value changed, as Graph's `modifiedProperties`.
-pub fn modified(before: &[(&'static str, String)], after: &[(&'static str, String)]) -> Vec<ModifiedProperty> {
+pub fn modified(
+    before: &[(&'static str, String)],
+    after: &[(&'static str, String)],
+) -> Vec<ModifiedProperty> {
     let mut names: Vec<&'static str> = before.iter().chain(after).map(|(name, _)| *name).collect();
     names.dedup();
     let mut seen = Vec::new();
@@ -325,7 +348,13 @@ pub fn record(
 
 /// "Start applying group based license to users" for a group whose members background
 /// processing began to evaluate.
-pub fn group_run_started(tenant_id: Uuid, group_id: Uuid, group_name: &str, queued: usize, at: i64) -> AuditRecord {
+pub fn group_run_started(
+    tenant_id: Uuid,
+    group_id: Uuid,
+    group_name: &str,
+    queued: usize,
+    at: i64,
+) -> AuditRecord {
     background_record(
         tenant_id,
         "Start applying group based license to users",
@@ -391,8 +420,14 @@ mod tests {
 
     #[test]
     fn only_changed_properties_are_reported() {
-        let before = vec![("UsageLocation", "US".to_string()), ("AccountEnabled", "true".to_string())];
-        let after = vec![("UsageLocation", "FR".to_string()), ("AccountEnabled", "true".to_string())];
+        let before = vec![
+            ("UsageLocation", "US".to_string()),
+            ("AccountEnabled", "true".to_string()),
+        ];
+        let after = vec![
+            ("UsageLocation", "FR".to_string()),
+            ("AccountEnabled", "true".to_string()),
+        ];
         assert_eq!(
             modified(&before, &after),
             vec![ModifiedProperty {

@@ -84,25 +84,33 @@ pub fn open(config: &ServerConfig) -> Result<AppState, ServerError> {
 /// Makes sure the default tenant can be administered: when it has no token yet, stores the
 /// configured bootstrap token (`LICENSD_BOOTSTRAP_TOKEN`) as its Global Administrator, or
 /// generates one. Returns the token's text when one was generated here, to be shown once.
-pub fn ensure_bootstrap_token(state: &AppState, config: &ServerConfig) -> Result<Option<String>, ServerError> {
+pub fn ensure_bootstrap_token(
+    state: &AppState,
+    config: &ServerConfig,
+) -> Result<Option<String>, ServerError> {
     let tenant_id = state.tenants.default_tenant();
     let bootstrap_error = |error: auth::TokenError| ServerError::Bootstrap(error.to_string());
     let existing = tenants::lock_store(&state.store)?
         .access_tokens(tenant_id)
         .map_err(|error| ServerError::Bootstrap(error.to_string()))?;
     if let Some(given) = &config.bootstrap_token {
-        let token = auth::IssuedToken::parse(given.trim())
-            .map_err(|error| ServerError::Bootstrap(format!("LICENSD_BOOTSTRAP_TOKEN is not a licensd token: {error}")))?;
+        let token = auth::IssuedToken::parse(given.trim()).map_err(|error| {
+            ServerError::Bootstrap(format!("LICENSD_BOOTSTRAP_TOKEN is not a licensd token: {error}"))
+        })?;
         if existing.iter().any(|record| record.token_id == token.token_id) {
             return Ok(None);
         }
         match auth::store_given_token(&state.store, tenant_id, given, "Bootstrap administrator") {
             Ok(_) => return Ok(None),
             // Another instance stored the same token first.
-            Err(_) if tenants::lock_store(&state.store)?
-                .access_token(token.token_id)
-                .map_err(|error| ServerError::Bootstrap(error.to_string()))?
-                .is_some() => return Ok(None),
+            Err(_)
+                if tenants::lock_store(&state.store)?
+                    .access_token(token.token_id)
+                    .map_err(|error| ServerError::Bootstrap(error.to_string()))?
+                    .is_some() =>
+            {
+                return Ok(None)
+            }
             Err(error) => return Err(bootstrap_error(error)),
         }
     }
@@ -161,7 +169,11 @@ pub async fn run(
     );
     let router = http::router(state);
     let served = match tls {
-        None => axum::serve(listener, router).with_graceful_shutdown(shutdown).await,
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
         Some(tls) => {
             let handle = axum_server::Handle::new();
             let stopping = handle.clone();
@@ -180,7 +192,7 @@ pub async fn run(
         drop(stores);
     })
     .await
-        .map_err(|error| std::io::Error::other(error.to_string()))?;
+    .map_err(|error| std::io::Error::other(error.to_string()))?;
     served?;
     Ok(())
 }

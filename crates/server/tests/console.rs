@@ -1201,7 +1201,10 @@ async fn errors_are_pages_with_messages_never_blank() {
 async fn signing_in_sets_a_strict_session_cookie_and_roles_bound_the_console() {
     let (server, _world, directory) = ConsoleServer::demo().await;
     let anonymous = signed_in_client(None);
-    let answer = server.send(anonymous.get(format!("{}/users", server.base))).await.expect(303);
+    let answer = server
+        .send(anonymous.get(format!("{}/users", server.base)))
+        .await
+        .expect(303);
     assert_eq!(answer.header("location").as_deref(), Some("/login?next=%2Fusers"));
     server
         .send(anonymous.get(format!("{}/login?next=%2Fusers", server.base)))
@@ -1224,7 +1227,10 @@ async fn signing_in_sets_a_strict_session_cookie_and_roles_bound_the_console() {
     assert_eq!(signed_in.header("location").as_deref(), Some("/users"));
     let cookie = signed_in.header("set-cookie").expect("a session cookie");
     assert!(cookie.starts_with("licensd_session=lsd_"), "{cookie}");
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     // A foreign site cannot post to another site's session-less console (no cookie) nor with it.
     server
         .send(
@@ -1236,7 +1242,10 @@ async fn signing_in_sets_a_strict_session_cookie_and_roles_bound_the_console() {
         .await
         .expect(403);
     let signed_out = server.post("/logout", &[]).await.expect(303);
-    assert!(signed_out.header("set-cookie").expect("cleared").contains("Max-Age=0"));
+    assert!(signed_out
+        .header("set-cookie")
+        .expect("cleared")
+        .contains("Max-Age=0"));
 
     // A Global Reader sees the pages but no change is offered or accepted.
     let created = reqwest::Client::new()
@@ -1261,7 +1270,10 @@ async fn signing_in_sets_a_strict_session_cookie_and_roles_bound_the_console() {
     server
         .send(
             reader
-                .post(format!("{}/users/{user001}/licenses/{OFFICE_365_E1}/remove", server.base))
+                .post(format!(
+                    "{}/users/{user001}/licenses/{OFFICE_365_E1}/remove",
+                    server.base
+                ))
                 .header("Content-Type", "application/x-www-form-urlencoded"),
         )
         .await
@@ -1285,8 +1297,142 @@ async fn signing_in_sets_a_strict_session_cookie_and_roles_bound_the_console() {
         .expect("secret")
         .to_string();
     let reports = signed_in_client(Some(&secret));
-    server.send(reports.get(format!("{}/", server.base))).await.expect(200);
-    server.send(reports.get(format!("{}/activity", server.base))).await.expect(200);
-    server.send(reports.get(format!("{}/users", server.base))).await.expect(403);
+    server
+        .send(reports.get(format!("{}/", server.base)))
+        .await
+        .expect(200);
+    server
+        .send(reports.get(format!("{}/activity", server.base)))
+        .await
+        .expect(200);
+    server
+        .send(reports.get(format!("{}/users", server.base)))
+        .await
+        .expect(403);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_advisor_page_lists_findings_with_links_and_applies_a_fix() {
+    let (server, _, directory) = ConsoleServer::demo().await;
+    let user001 = directory.users[0];
+    let page = server.get("/advisor").await.expect(200);
+    page.contains("<a href=\"/advisor\" aria-current=\"page\">Advisor</a>")
+        .contains("Redundant direct assignments (")
+        // user001's E1 is superseded by Sales' E3: user, product and group are links.
+        .contains(&format!(
+            "<th scope=\"row\"><a href=\"/users/{user001}\">user001@contoso.com</a></th><td><a href=\"/products/{OFFICE_365_E1}\">STANDARDPACK</a></td><td><a href=\"/products/{OFFICE_365_E3}\">ENTERPRISEPACK</a> from group <a href=\"/groups/{}\">Sales - Office 365 E3</a></td><td>yes</td>",
+            directory.sales_e3
+        ))
+        .contains("Remove the direct STANDARDPACK license")
+        // EMS: 10 users waiting and no free seat.
+        .contains(&format!(
+            "<tr data-sku=\"EMS\"><th scope=\"row\"><a href=\"/products/{EMS_E3}\">EMS</a></th>"
+        ))
+        .contains("Products near exhaustion (")
+        .contains("Reclaimable seats");
+    // Every page's navigation has the entry.
+    server
+        .get("/products")
+        .await
+        .expect(200)
+        .contains("<a href=\"/advisor\">Advisor</a>");
+
+    // Applying the finding removes the direct E1; once processed, user001's conflict is gone.
+    let location = server
+        .post_change(
+            "/advisor/apply",
+            &[
+                ("finding", "redundant-direct-assignment"),
+                ("user_id", &user001.to_string()),
+                ("sku_id", &OFFICE_365_E1.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(location, "/advisor?done=fix-applied");
+    server.settle().await;
+    let page = server.get(&location).await.expect(200);
+    page.contains("The fix was applied.")
+        .lacks(&format!("<th scope=\"row\"><a href=\"/users/{user001}\">"));
+    server
+        .get(&format!("/users/{user001}/diagnosis"))
+        .await
+        .expect(200)
+        .contains("No license errors.");
+    // The same finding again is gone; an unknown finding is refused with a message.
+    server
+        .post(
+            "/advisor/apply",
+            &[
+                ("finding", "redundant-direct-assignment"),
+                ("user_id", &user001.to_string()),
+                ("sku_id", &OFFICE_365_E1.to_string()),
+            ],
+        )
+        .await
+        .expect(400)
+        .contains("This finding is gone: nothing to apply.");
+    server
+        .post(
+            "/advisor/apply",
+            &[("finding", "<script>"), ("user_id", &user001.to_string())],
+        )
+        .await
+        .expect(400)
+        .contains("&lt;script&gt;")
+        .lacks("<script>");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_diagnosis_page_explains_the_conflict_and_its_apply_button_clears_it() {
+    let (server, _, directory) = ConsoleServer::demo().await;
+    let user002 = directory.users[1];
+    let path = format!("/users/{user002}/diagnosis");
+    let page = server.get(&path).await.expect(200);
+    page.contains("user002@contoso.com")
+        .contains("ENTERPRISEPACK from group Sales - Office 365 E3")
+        .contains("MutuallyExclusiveViolation")
+        .contains("<code>mutuallyExclusiveWith</code>")
+        .contains("Exchange Online (Plan 2)")
+        .contains("Exchange Online (Plan 1)")
+        .contains("STANDARDPACK — direct")
+        .contains("RemoveConflictingDirectLicense")
+        .contains(&format!("action=\"/users/{user002}/diagnosis/apply\""))
+        .contains("1 fixed, 0 newly broken");
+
+    let location = server
+        .post_change(
+            &format!("{path}/apply"),
+            &[
+                ("sku_id", &OFFICE_365_E3.to_string()),
+                ("group_id", &directory.sales_e3.to_string()),
+                ("kind", "RemoveConflictingDirectLicense"),
+            ],
+        )
+        .await;
+    assert_eq!(location, path);
+    server.settle().await;
+    let page = server.get(&path).await.expect(200);
+    page.contains("No license errors.")
+        .contains("Re-evaluated automatically on ")
+        .contains("because its direct Office 365 E1 license was removed; its errors cleared.")
+        .lacks("MutuallyExclusiveViolation");
+    let user = server.get(&format!("/users/{user002}")).await.expect(200);
+    user.lacks("Conflicting service plans")
+        .contains("data-reason=\"DirectLicenseRemoved\"");
+    // The error is gone: applying again says so.
+    server
+        .post(
+            &format!("{path}/apply"),
+            &[
+                ("sku_id", &OFFICE_365_E3.to_string()),
+                ("group_id", &directory.sales_e3.to_string()),
+                ("kind", "RemoveConflictingDirectLicense"),
+            ],
+        )
+        .await
+        .expect(400)
+        .contains("This error is gone: nothing to fix.");
     server.stop().await;
 }

@@ -151,7 +151,12 @@ impl Store {
 
     /// Revokes a tenant's token (a token of another tenant is not found: `Ok(false)`). Revoking
     /// twice keeps the first time.
-    pub fn revoke_access_token(&mut self, tenant_id: Uuid, token_id: Uuid, at: i64) -> Result<bool, StoreError> {
+    pub fn revoke_access_token(
+        &mut self,
+        tenant_id: Uuid,
+        token_id: Uuid,
+        at: i64,
+    ) -> Result<bool, StoreError> {
         dispatch!(self, store => store.revoke_access_token(tenant_id, token_id, at, &[]))
     }
 
@@ -173,7 +178,11 @@ impl Store {
     }
 
     /// A tenant's audit records matching `query`, newest first.
-    pub fn audit_records(&mut self, tenant_id: Uuid, query: &AuditQuery) -> Result<Vec<StoredAuditRecord>, StoreError> {
+    pub fn audit_records(
+        &mut self,
+        tenant_id: Uuid,
+        query: &AuditQuery,
+    ) -> Result<Vec<StoredAuditRecord>, StoreError> {
         dispatch!(self, store => store.audit_records(tenant_id, query))
     }
 

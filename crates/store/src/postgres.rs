@@ -1292,7 +1292,6 @@ impl Writer<'_, '_> {
         if states.len() <= COPY_THRESHOLD {
             return self.upsert_states_as_arrays(numbers, states);
         }
-        let __t = std::time::Instant::now();
         self.transaction
             .batch_execute(
                 "CREATE TEMPORARY TABLE IF NOT EXISTS licensd_state_staging
@@ -1305,36 +1304,18 @@ impl Writer<'_, '_> {
             numbers,
             states,
         )?;
-        // The rows that exist are updated in place from the staged ones in one join (measured
-        // faster than deleting them and inserting the staged rows, and than `INSERT ... ON
-        // CONFLICT DO UPDATE`); only when some did not exist are the rest inserted.
-        const ACTION: &str = "merging staged license assignment states";
-        eprintln!("PROFILE staged {:?}", __t.elapsed());
+        // Deleting the old rows and inserting the new ones was measured a third faster than
+        // `INSERT ... ON CONFLICT DO UPDATE` for large batches (and about as fast as
+        // `UPDATE ... FROM` the staging table, which was measured as well).
         self.transaction
-            .batch_execute("ANALYZE licensd_state_staging; ANALYZE license_states")
-            .map_err(StoreError::postgres(ACTION))?;
-        let updated = self
-            .transaction
-            .execute(
-                "UPDATE license_states AS state SET
-                     status = staged.status, error_kind = staged.error_kind, cause = staged.cause,
-                     disabled_plans = staged.disabled_plans, granted_plans = staged.granted_plans,
-                     since = staged.since, last_updated = staged.last_updated
-                 FROM licensd_state_staging AS staged
+            .batch_execute(
+                "ANALYZE licensd_state_staging;
+                 DELETE FROM license_states AS state USING licensd_state_staging AS staged
                  WHERE state.tenant_key = staged.tenant_key AND state.user_key = staged.user_key
-                   AND state.sku_key = staged.sku_key AND state.source_key = staged.source_key",
-                &[],
+                   AND state.sku_key = staged.sku_key AND state.source_key = staged.source_key;
+                 INSERT INTO license_states SELECT * FROM licensd_state_staging",
             )
-            .map_err(StoreError::postgres(ACTION))?;
-        eprintln!("PROFILE updated {:?}", __t.elapsed());
-        if updated < states.len() as u64 {
-            self.transaction
-                .batch_execute(
-                    "INSERT INTO license_states SELECT * FROM licensd_state_staging
-                     ON CONFLICT (tenant_key, user_key, sku_key, source_key) DO NOTHING",
-                )
-                .map_err(StoreError::postgres(ACTION))?;
-        }
+            .map_err(StoreError::postgres("merging staged license assignment states"))?;
         Ok(())
     }
 

@@ -93,7 +93,8 @@ pub struct AuditQuery {
 }
 
 pub(crate) fn encode_properties(properties: &[ModifiedProperty]) -> Result<String, StoreError> {
-    serde_json::to_string(properties).map_err(|error| StoreError::corrupt(format!("modified properties: {error}")))
+    serde_json::to_string(properties)
+        .map_err(|error| StoreError::corrupt(format!("modified properties: {error}")))
 }
 
 pub(crate) fn decode_properties(text: &str) -> Result<Vec<ModifiedProperty>, StoreError> {

@@ -13,8 +13,8 @@ use licensd_engine::{
     NewUser, ProxyAddress, TenantSettings, Timestamp, UserChanges, Uuid,
 };
 use licensd_store::{
-    AccessTokenRecord, AuditQuery, AuditRecord, Backend, ModifiedProperty, StateKey, Store, StoreError, WriteBatch,
-    SCHEMA_VERSION,
+    AccessTokenRecord, AuditQuery, AuditRecord, Backend, ModifiedProperty, StateKey, Store, StoreError,
+    WriteBatch, SCHEMA_VERSION,
 };
 
 // ----- fixture --------------------------------------------------------------------------------
@@ -1168,14 +1168,26 @@ fn access_tokens_belong_to_one_tenant_and_revocation_is_stored(database: TestDat
     let other = token(second.tenant_id, "other", 20);
     store.create_access_token(&reader).expect("store reader");
     store.create_access_token(&other).expect("store other");
-    assert_eq!(store.access_token(reader.token_id).expect("read"), Some(reader.clone()));
+    assert_eq!(
+        store.access_token(reader.token_id).expect("read"),
+        Some(reader.clone())
+    );
     assert_eq!(store.access_token(Uuid::new_v4()).expect("read"), None);
-    assert_eq!(store.access_tokens(first.tenant_id).expect("list"), vec![reader.clone()]);
+    assert_eq!(
+        store.access_tokens(first.tenant_id).expect("list"),
+        vec![reader.clone()]
+    );
     // Another tenant cannot revoke it.
     assert!(!store
         .revoke_access_token(second.tenant_id, reader.token_id, 50)
         .expect("revoke"));
-    assert_eq!(store.access_token(reader.token_id).expect("read").and_then(|t| t.revoked_at), None);
+    assert_eq!(
+        store
+            .access_token(reader.token_id)
+            .expect("read")
+            .and_then(|t| t.revoked_at),
+        None
+    );
     assert!(store
         .revoke_access_token(first.tenant_id, reader.token_id, 60)
         .expect("revoke"));
@@ -1241,7 +1253,10 @@ fn audit_records_are_written_with_their_change_filtered_and_paged(database: Test
     store
         .append_audit(
             settings.tenant_id,
-            &[audit("Change user license", 200, Some(user)), audit("Set group license", 300, None)],
+            &[
+                audit("Change user license", 200, Some(user)),
+                audit("Set group license", 300, None),
+            ],
         )
         .expect("append");
     store
@@ -1251,26 +1266,45 @@ fn audit_records_are_written_with_their_change_filtered_and_paged(database: Test
         limit: 10,
         ..Default::default()
     };
-    let all = store.audit_records(settings.tenant_id, &everything).expect("read");
+    let all = store
+        .audit_records(settings.tenant_id, &everything)
+        .expect("read");
     let activities: Vec<&str> = all.iter().map(|stored| stored.record.activity.as_str()).collect();
-    assert_eq!(activities, ["Set group license", "Change user license", "Add user"]);
+    assert_eq!(
+        activities,
+        ["Set group license", "Change user license", "Add user"]
+    );
     assert_eq!(all[2].record, batch.audit[0]);
     let by_activity = AuditQuery {
         activity: Some("Change user license".to_string()),
         ..everything.clone()
     };
-    assert_eq!(store.audit_records(settings.tenant_id, &by_activity).expect("read").len(), 1);
+    assert_eq!(
+        store
+            .audit_records(settings.tenant_id, &by_activity)
+            .expect("read")
+            .len(),
+        1
+    );
     let by_target_and_time = AuditQuery {
         target_id: Some(user),
         since: Some(150),
         until: Some(250),
         ..everything.clone()
     };
-    let found = store.audit_records(settings.tenant_id, &by_target_and_time).expect("read");
+    let found = store
+        .audit_records(settings.tenant_id, &by_target_and_time)
+        .expect("read");
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].record.activity_date_time, 200);
     let first_page = store
-        .audit_records(settings.tenant_id, &AuditQuery { limit: 2, ..everything.clone() })
+        .audit_records(
+            settings.tenant_id,
+            &AuditQuery {
+                limit: 2,
+                ..everything.clone()
+            },
+        )
         .expect("read");
     assert_eq!(first_page.len(), 2);
     let second_page = store
@@ -1285,7 +1319,9 @@ fn audit_records_are_written_with_their_change_filtered_and_paged(database: Test
     assert_eq!(second_page.len(), 1);
     assert_eq!(second_page[0].record.activity, "Add user");
     assert_eq!(store.prune_audit(201).expect("prune"), 2);
-    let left = store.audit_records(settings.tenant_id, &everything).expect("read");
+    let left = store
+        .audit_records(settings.tenant_id, &everything)
+        .expect("read");
     assert_eq!(left.len(), 1);
 }
 

@@ -11,16 +11,16 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 /// `licensd demo` serving the demo tenant from a fresh directory; killed when dropped.
-struct DemoServer {
+pub(crate) struct DemoServer {
     child: Child,
-    url: String,
+    pub(crate) url: String,
     /// The demo's Global Administrator token (given to it as `LICENSD_BOOTSTRAP_TOKEN`).
-    token: String,
-    directory: tempfile::TempDir,
+    pub(crate) token: String,
+    pub(crate) directory: tempfile::TempDir,
 }
 
 impl DemoServer {
-    fn start() -> DemoServer {
+    pub(crate) fn start() -> DemoServer {
         let mut directory = tempfile::tempdir().expect("temporary directory");
         let token = licensd_server::auth::generate_token_text().expect("a token");
         // A free port can be taken by another test between our probe and the demo's bind: retry.
@@ -80,14 +80,14 @@ impl DemoServer {
     }
 
     /// Runs `licensd <arguments> --server <this server>`.
-    fn run(&self, arguments: &[&str]) -> CliOutput {
+    pub(crate) fn run(&self, arguments: &[&str]) -> CliOutput {
         let mut all: Vec<&str> = arguments.to_vec();
         all.extend(["--server", &self.url]);
         run_cli(&all, self.directory.path(), &[("LICENSD_TOKEN", &self.token)])
     }
 
     /// Runs the command with `--json` and parses its output, failing the test if it failed.
-    fn json(&self, arguments: &[&str]) -> Value {
+    pub(crate) fn json(&self, arguments: &[&str]) -> Value {
         let mut all: Vec<&str> = arguments.to_vec();
         all.push("--json");
         let output = self.run(&all);
@@ -97,7 +97,7 @@ impl DemoServer {
     }
 
     /// Runs the command and returns its table, failing the test if it failed.
-    fn text(&self, arguments: &[&str]) -> String {
+    pub(crate) fn text(&self, arguments: &[&str]) -> String {
         let output = self.run(arguments);
         output.assert_exit(0);
         output.stdout
@@ -119,15 +119,15 @@ fn free_port() -> u16 {
 }
 
 /// A finished CLI process.
-struct CliOutput {
+pub(crate) struct CliOutput {
     arguments: Vec<String>,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+    pub(crate) code: Option<i32>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl CliOutput {
-    fn assert_exit(&self, expected: i32) {
+    pub(crate) fn assert_exit(&self, expected: i32) {
         assert_eq!(
             self.code,
             Some(expected),
@@ -141,7 +141,7 @@ impl CliOutput {
 
 /// Runs the CLI with a home directory of its own (no configuration file unless the test writes
 /// one) and none of the caller's licensd variables, plus `variables`.
-fn run_cli(arguments: &[&str], home: &Path, variables: &[(&str, &str)]) -> CliOutput {
+pub(crate) fn run_cli(arguments: &[&str], home: &Path, variables: &[(&str, &str)]) -> CliOutput {
     let mut command = Command::new(env!("CARGO_BIN_EXE_licensd"));
     command
         .args(arguments)
@@ -171,7 +171,7 @@ fn direct_state<'a>(document: &'a Value, sku_id: &str) -> Option<&'a Value> {
         .find(|state| state["skuId"] == sku_id && state["assignedByGroup"].is_null())
 }
 
-fn sku_id(server: &DemoServer, part_number: &str) -> String {
+pub(crate) fn sku_id(server: &DemoServer, part_number: &str) -> String {
     let products = server.json(&["sku", "list"]);
     products["value"]
         .as_array()
@@ -184,7 +184,7 @@ fn sku_id(server: &DemoServer, part_number: &str) -> String {
 }
 
 /// Polls `check` on the JSON of a command until it holds (background processing).
-fn wait_for_json(
+pub(crate) fn wait_for_json(
     server: &DemoServer,
     arguments: &[&str],
     what: &str,

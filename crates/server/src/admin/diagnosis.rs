@@ -7,7 +7,8 @@ use axum::Json;
 use licensd_api_types::admin::ServicePlan;
 use licensd_api_types::diagnosis::{
     CauseGroup, Change, Fix, GroupDiagnosis, GroupPrediction, InvolvedAssignment, InvolvedUser, Involvement,
-    PredictedError, PredictedLicenseState, Problem, SeatFigures, SkuPrediction, UserDiagnosis,
+    PredictedError, PredictedLicenseState, Problem, RequeueReason, SeatFigures, SelfHealing, SkuPrediction,
+    UserDiagnosis,
     UserPrediction, WhatIfResponse,
 };
 use licensd_api_types::graph::AssignedLicense as WireLicense;
@@ -353,6 +354,23 @@ fn wire_fix(fix: &engine_diagnosis::Fix) -> Result<Fix, ApiError> {
     })
 }
 
+fn wire_requeue_reason(reason: &licensd_engine::RequeueReason) -> RequeueReason {
+    let (sku_id, group_id) = match reason {
+        licensd_engine::RequeueReason::SeatsAvailable { sku_id, .. }
+        | licensd_engine::RequeueReason::DirectLicenseRemoved { sku_id, .. } => (Some(*sku_id), None),
+        licensd_engine::RequeueReason::GroupAssignmentChanged { group_id, .. } => (None, Some(*group_id)),
+        licensd_engine::RequeueReason::UsageLocationChanged
+        | licensd_engine::RequeueReason::ProxyAddressesChanged
+        | licensd_engine::RequeueReason::ProxyAddressFreed => (None, None),
+    };
+    RequeueReason {
+        reason: reason.as_str().to_string(),
+        description: reason.description(),
+        sku_id,
+        group_id,
+    }
+}
+
 pub fn wire_user_diagnosis(diagnosis: &engine_diagnosis::UserDiagnosis) -> Result<UserDiagnosis, ApiError> {
     Ok(UserDiagnosis {
         id: diagnosis.user_id,
@@ -366,6 +384,12 @@ pub fn wire_user_diagnosis(diagnosis: &engine_diagnosis::UserDiagnosis) -> Resul
             .effective_usage_location
             .map(|location| location.as_str().to_string()),
         queued: diagnosis.queued,
+        pending_self_healing: diagnosis.pending_self_healing.as_ref().map(wire_requeue_reason),
+        last_self_healing: diagnosis.last_self_healing.as_ref().map(|healing| SelfHealing {
+            evaluated_date_time: licensd_api_types::time::format_date_time(healing.at.0),
+            reason: wire_requeue_reason(&healing.reason),
+            errors_cleared: healing.errors_cleared,
+        }),
         problems: diagnosis
             .problems
             .iter()

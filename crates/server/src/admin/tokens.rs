@@ -41,14 +41,24 @@ pub fn access_token(record: &AccessTokenRecord, at: i64) -> AccessToken {
     }
 }
 
-fn token_audit(tenant: &Tenant, activity: &str, record: &AccessTokenRecord, change: ModifiedProperty) -> AuditRecord {
+fn token_audit(
+    tenant: &Tenant,
+    activity: &str,
+    record: &AccessTokenRecord,
+    change: ModifiedProperty,
+) -> AuditRecord {
     let caller = &tenant.caller;
     AuditRecord {
         audit_id: Uuid::new_v4(),
         activity_date_time: now().0,
         category: "Authorization".to_string(),
         activity: activity.to_string(),
-        operation_type: if activity.starts_with("Create") { "Add" } else { "Delete" }.to_string(),
+        operation_type: if activity.starts_with("Create") {
+            "Add"
+        } else {
+            "Delete"
+        }
+        .to_string(),
         result: "success".to_string(),
         result_reason: String::new(),
         actor_id: caller.token_id,
@@ -72,7 +82,11 @@ fn token_audit(tenant: &Tenant, activity: &str, record: &AccessTokenRecord, chan
     ))]
 pub async fn list_tokens(tenant: Tenant) -> Result<Json<AccessTokenList>, ApiError> {
     let records = tenant
-        .with_store(|store, tenant_id| store.access_tokens(tenant_id).map_err(|error| ApiError::internal(error.to_string())))
+        .with_store(|store, tenant_id| {
+            store
+                .access_tokens(tenant_id)
+                .map_err(|error| ApiError::internal(error.to_string()))
+        })
         .await?;
     let at = now().0;
     Ok(Json(AccessTokenList {
@@ -90,18 +104,23 @@ pub async fn list_tokens(tenant: Tenant) -> Result<Json<AccessTokenList>, ApiErr
         (status = 400, description = "An invalid name, role or lifetime", body = ErrorResponse),
         (status = 403, description = "Not a Global Administrator", body = ErrorResponse),
     ))]
-pub async fn create_token(tenant: Tenant, JsonBody(body): JsonBody<CreateAccessToken>) -> Result<Response, ApiError> {
+pub async fn create_token(
+    tenant: Tenant,
+    JsonBody(body): JsonBody<CreateAccessToken>,
+) -> Result<Response, ApiError> {
     let display_name = body.display_name.trim().to_string();
-    if display_name.is_empty() || display_name.chars().count() > MAX_NAME_LENGTH || display_name.chars().any(char::is_control) {
+    if display_name.is_empty()
+        || display_name.chars().count() > MAX_NAME_LENGTH
+        || display_name.chars().any(char::is_control)
+    {
         return Err(ApiError::new(
             ErrorCode::InvalidValue,
             format!("displayName must be 1 to {MAX_NAME_LENGTH} printable characters."),
         ));
     }
-    let role: Role = body
-        .role
-        .parse()
-        .map_err(|error: crate::auth::UnknownRole| ApiError::new(ErrorCode::InvalidValue, error.to_string()))?;
+    let role: Role = body.role.parse().map_err(|error: crate::auth::UnknownRole| {
+        ApiError::new(ErrorCode::InvalidValue, error.to_string())
+    })?;
     if let Some(days) = body.expires_in_days {
         if !(1..=MAX_DAYS).contains(&days) {
             return Err(ApiError::new(
@@ -159,7 +178,10 @@ pub async fn create_token(tenant: Tenant, JsonBody(body): JsonBody<CreateAccessT
         (status = 204, description = "Revoked (revoking again changes nothing)"),
         (status = 404, description = "No such token in this tenant", body = ErrorResponse),
     ))]
-pub async fn revoke_token(tenant: Tenant, PathParameters(id): PathParameters<String>) -> Result<StatusCode, ApiError> {
+pub async fn revoke_token(
+    tenant: Tenant,
+    PathParameters(id): PathParameters<String>,
+) -> Result<StatusCode, ApiError> {
     let token_id = Uuid::try_parse(id.trim()).map_err(|_| ApiError::not_found(&id))?;
     let audit_tenant = tenant.clone();
     let answer = tenant
@@ -177,11 +199,18 @@ pub async fn revoke_token(tenant: Tenant, PathParameters(id): PathParameters<Str
                 &record,
                 ModifiedProperty {
                     display_name: "Status".to_string(),
-                    old_value: if record.revoked_at.is_some() { "revoked" } else { "active" }.to_string(),
+                    old_value: if record.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    }
+                    .to_string(),
                     new_value: "revoked".to_string(),
                 },
             );
-            store.revoke_access_token_audited(tenant_id, token_id, at, &[audit]).map_err(internal)?;
+            store
+                .revoke_access_token_audited(tenant_id, token_id, at, &[audit])
+                .map_err(internal)?;
             Ok(StatusCode::NO_CONTENT)
         })
         .await?;

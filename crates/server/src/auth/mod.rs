@@ -139,8 +139,10 @@ enum Rejection {
 /// Paths anyone may request: health checks, the API description, the console's assets and
 /// sign-in page.
 fn is_public(path: &str) -> bool {
-    matches!(path, "/healthz" | "/readyz" | "/openapi.json" | "/login" | "/favicon.ico")
-        || path.starts_with("/assets/")
+    matches!(
+        path,
+        "/healthz" | "/readyz" | "/openapi.json" | "/login" | "/favicon.ico"
+    ) || path.starts_with("/assets/")
 }
 
 /// Whether a path belongs to an API (answered with JSON) rather than the console (HTML).
@@ -153,15 +155,15 @@ pub fn read_scope(path: &str) -> ReadScope {
     let lower = path.to_ascii_lowercase();
     if lower.starts_with("/licensd/v1/tokens") {
         ReadScope::Tokens
-    } else if lower.starts_with("/v1.0/auditlogs") || lower == "/activity" || lower.starts_with("/activity/") {
+    } else if lower.starts_with("/v1.0/auditlogs") || lower == "/activity" || lower.starts_with("/activity/")
+    {
         ReadScope::AuditLog
     } else if lower == "/licensd/v1/overview" || lower == "/" || lower == "/processing" {
         ReadScope::Overview
-    } else if lower.starts_with("/scim/") {
-        ReadScope::Directory
-    } else if (lower.starts_with("/v1.0/users") || lower.starts_with("/v1.0/groups"))
-        && !lower.contains("/licensedetails")
-        && !lower.contains("/memberswithlicenseerrors")
+    } else if lower.starts_with("/scim/")
+        || ((lower.starts_with("/v1.0/users") || lower.starts_with("/v1.0/groups"))
+            && !lower.contains("/licensedetails")
+            && !lower.contains("/memberswithlicenseerrors"))
     {
         ReadScope::Directory
     } else {
@@ -172,7 +174,9 @@ pub fn read_scope(path: &str) -> ReadScope {
 /// Requests that change nothing although they are POSTs: simulations, and signing out.
 fn is_read_only_post(path: &str) -> bool {
     let lower = path.to_ascii_lowercase();
-    lower == "/licensd/v1/whatif" || lower == "/logout" || lower.ends_with("/whatif")
+    lower == "/licensd/v1/whatif"
+        || lower == "/logout"
+        || (lower.starts_with("/scim/") && lower.ends_with("/.search"))
 }
 
 fn is_safe(method: &Method) -> bool {
@@ -185,10 +189,15 @@ fn write_kinds(method: &Method, path: &str) -> &'static [CommandKind] {
     let lower = path.to_ascii_lowercase();
     if lower.ends_with("/assignlicense") || lower.ends_with("/reprocesslicenseassignment") {
         &[CommandKind::Licenses]
-    } else if (lower.starts_with("/v1.0/users/") && method == Method::PATCH) || lower.ends_with("/usage-location") {
+    } else if (lower.starts_with("/v1.0/users/") && method == Method::PATCH)
+        || lower.ends_with("/usage-location")
+    {
         // A user's usage location is a License Administrator's to set, the rest is directory.
         &[CommandKind::Directory, CommandKind::UsageLocation]
-    } else if lower.starts_with("/v1.0/users") || lower.starts_with("/v1.0/groups") || lower.starts_with("/scim/") {
+    } else if lower.starts_with("/v1.0/users")
+        || lower.starts_with("/v1.0/groups")
+        || lower.starts_with("/scim/")
+    {
         &[CommandKind::Directory]
     } else if lower == "/licensd/v1/changes" {
         // Any change a role may make; each is checked as a command.
@@ -224,12 +233,17 @@ pub fn may_request(role: Role, method: &Method, path: &str) -> bool {
     if is_safe(method) || is_read_only_post(path) {
         return role.may_read(scope);
     }
-    write_kinds(method, path).iter().any(|kind| role.may_change(*kind))
+    write_kinds(method, path)
+        .iter()
+        .any(|kind| role.may_change(*kind))
 }
 
 /// The presented credential: a bearer token, or else the console's session cookie.
 fn credential(headers: &HeaderMap) -> Option<String> {
-    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()) {
+    if let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+    {
         let (scheme, token) = value.trim().split_once(' ').unwrap_or((value, ""));
         if scheme.eq_ignore_ascii_case("bearer") {
             return Some(token.trim().to_string());
@@ -297,7 +311,27 @@ impl VerifyError {
     }
 }
 
+fn is_scim(path: &str) -> bool {
+    path.starts_with("/scim/")
+}
+
+/// A refusal in SCIM's error shape, for SCIM clients.
+fn scim_refusal(status: StatusCode, detail: String) -> Response {
+    crate::scim::error::ScimError::new(status, None, detail).into_response()
+}
+
 fn unauthenticated(path: &str, method: &Method) -> Response {
+    if is_scim(path) {
+        let mut response = scim_refusal(
+            StatusCode::UNAUTHORIZED,
+            "Access token is missing, invalid, expired or revoked.".to_string(),
+        );
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"licensd\""),
+        );
+        return response;
+    }
     if !is_api(path) && (method == Method::GET || method == Method::HEAD) {
         let next: String = form_urlencoded::byte_serialize(path.as_bytes()).collect();
         return Redirect::to(&format!("/login?next={next}")).into_response();
@@ -311,6 +345,12 @@ fn unauthenticated(path: &str, method: &Method) -> Response {
 }
 
 fn forbidden(path: &str, role: Role) -> Response {
+    if is_scim(path) {
+        return scim_refusal(
+            StatusCode::FORBIDDEN,
+            format!("The {} role may not use {path}.", role.display_name()),
+        );
+    }
     if !is_api(path) {
         return crate::console::ConsoleError::Forbidden {
             action: "open this page or make this change",
@@ -327,13 +367,14 @@ fn forbidden(path: &str, role: Role) -> Response {
     .into_response()
 }
 
-fn too_many_requests(retry_after: Duration) -> Response {
+fn too_many_requests(path: &str, retry_after: Duration) -> Response {
     let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-    let mut response = ApiError::new(
-        ErrorCode::TooManyRequests,
-        format!("Too many requests for this token; retry after {seconds} second(s)."),
-    )
-    .into_response();
+    let message = format!("Too many requests for this token; retry after {seconds} second(s).");
+    let mut response = if is_scim(path) {
+        scim_refusal(StatusCode::TOO_MANY_REQUESTS, message)
+    } else {
+        ApiError::new(ErrorCode::TooManyRequests, message).into_response()
+    };
     if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }
@@ -371,7 +412,7 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         let _ = tokio::task::spawn_blocking(move || tenants.discover(&store)).await;
     }
     if let Err(retry_after) = state.rate_limiter.check(record.token_id) {
-        return too_many_requests(retry_after);
+        return too_many_requests(&path, retry_after);
     }
     if !may_request(role, &method, &path) {
         tracing::info!(token = %record.token_id, role = %role, %method, %path, "request refused by role");
@@ -428,24 +469,62 @@ mod tests {
         assert!(may_request(Role::GlobalReader, &post, "/licensd/v1/whatif"));
         assert!(may_request(Role::GlobalReader, &Method::GET, "/v1.0/users"));
         assert!(!may_request(Role::ReportsReader, &Method::GET, "/v1.0/users"));
-        assert!(may_request(Role::ReportsReader, &Method::GET, "/licensd/v1/overview"));
-        assert!(!may_request(Role::LicenseAdministrator, &Method::GET, "/licensd/v1/tokens"));
-        assert!(may_request(Role::GlobalAdministrator, &post, "/licensd/v1/tokens"));
+        assert!(may_request(
+            Role::ReportsReader,
+            &Method::GET,
+            "/licensd/v1/overview"
+        ));
+        assert!(!may_request(
+            Role::LicenseAdministrator,
+            &Method::GET,
+            "/licensd/v1/tokens"
+        ));
+        assert!(may_request(
+            Role::GlobalAdministrator,
+            &post,
+            "/licensd/v1/tokens"
+        ));
         assert!(may_request(Role::ProvisioningAgent, &post, "/scim/v2/Users"));
-        assert!(!may_request(Role::ProvisioningAgent, &post, "/v1.0/users/x/assignLicense"));
-        assert!(!may_request(Role::LicenseAdministrator, &post, "/licensd/v1/catalog/import"));
-        assert!(!may_request(Role::UserAdministrator, &Method::PATCH, "/licensd/v1/settings"));
-        assert!(may_request(Role::LicenseAdministrator, &Method::PATCH, "/v1.0/users/x"));
+        assert!(!may_request(
+            Role::ProvisioningAgent,
+            &post,
+            "/v1.0/users/x/assignLicense"
+        ));
+        assert!(!may_request(
+            Role::LicenseAdministrator,
+            &post,
+            "/licensd/v1/catalog/import"
+        ));
+        assert!(!may_request(
+            Role::UserAdministrator,
+            &Method::PATCH,
+            "/licensd/v1/settings"
+        ));
+        assert!(may_request(
+            Role::LicenseAdministrator,
+            &Method::PATCH,
+            "/v1.0/users/x"
+        ));
         assert!(!may_request(Role::LicenseAdministrator, &post, "/v1.0/users"));
-        assert!(!may_request(Role::ProvisioningAgent, &Method::GET, "/v1.0/subscribedSkus"));
+        assert!(!may_request(
+            Role::ProvisioningAgent,
+            &Method::GET,
+            "/v1.0/subscribedSkus"
+        ));
     }
 
     #[test]
     fn the_bearer_header_wins_over_the_cookie() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::COOKIE, HeaderValue::from_static("a=b; licensd_session=lsd_cookie"));
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=b; licensd_session=lsd_cookie"),
+        );
         assert_eq!(credential(&headers).as_deref(), Some("lsd_cookie"));
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer lsd_header"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer lsd_header"),
+        );
         assert_eq!(credential(&headers).as_deref(), Some("lsd_header"));
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(credential(&headers).as_deref(), Some(""));

@@ -46,7 +46,9 @@ pub enum CommandKind {
 impl CommandKind {
     pub fn of(command: &Command) -> CommandKind {
         match command {
-            Command::SetDefaultUsageLocation { .. } | Command::SetSelfHealing { .. } => CommandKind::TenantSettings,
+            Command::SetDefaultUsageLocation { .. } | Command::SetSelfHealing { .. } => {
+                CommandKind::TenantSettings
+            }
             Command::AddSku(_)
             | Command::AddServicePlanToSku { .. }
             | Command::SetPrepaidUnits { .. }
@@ -219,7 +221,10 @@ mod tests {
             assert_eq!(role.as_str().parse::<Role>().expect("stable name"), role);
             assert_eq!(role.display_name().parse::<Role>().expect("display name"), role);
         }
-        assert_eq!("license-administrator".parse::<Role>().expect("kebab"), Role::LicenseAdministrator);
+        assert_eq!(
+            "license-administrator".parse::<Role>().expect("kebab"),
+            Role::LicenseAdministrator
+        );
         assert!("Owner".parse::<Role>().is_err());
     }
 

@@ -134,7 +134,10 @@ mod tests {
     fn malformed_tokens_are_refused() {
         let text = IssuedToken::generate().expect("randomness").reveal();
         assert_eq!(IssuedToken::parse(&text[1..]), Err(TokenFormatError::Prefix));
-        assert_eq!(IssuedToken::parse(&text[..text.len() - 1]), Err(TokenFormatError::Shape));
+        assert_eq!(
+            IssuedToken::parse(&text[..text.len() - 1]),
+            Err(TokenFormatError::Shape)
+        );
         let mut bad = text.clone();
         bad.replace_range(10..11, "z");
         assert_eq!(IssuedToken::parse(&bad), Err(TokenFormatError::Shape));

@@ -34,10 +34,9 @@ const ACTIVITIES: [&str; 10] = [
 pub async fn show(context: ConsoleContext, query: QueryFields) -> Result<Response, ConsoleError> {
     let activity = query.non_empty("activity").map(str::to_string);
     let before = match query.non_empty("before") {
-        Some(text) => Some(
-            text.parse::<u64>()
-                .map_err(|_| ConsoleError::bad_request(format!("'{text}' is not a position in the activity list.")))?,
-        ),
+        Some(text) => Some(text.parse::<u64>().map_err(|_| {
+            ConsoleError::bad_request(format!("'{text}' is not a position in the activity list."))
+        })?),
         None => None,
     };
     let tenant_name = context

@@ -4,8 +4,9 @@
 //! exactly that fix's commands, through the same commands as every other change.
 
 use axum::response::Response;
+use licensd_api_types::time::format_date_time;
 use licensd_engine::diagnosis::{DiagnosisError, Fix, Involvement, UserDiagnosis};
-use licensd_engine::{AssignmentSource, DiagnosisOptions, Uuid};
+use licensd_engine::{AssignmentSource, DiagnosisOptions, RequeueReason, SelfHealing, Uuid};
 use maud::{html, Markup};
 
 use super::context::ConsoleContext;
@@ -97,9 +98,30 @@ fn fix_block(user_id: Uuid, sku_id: Uuid, source: AssignmentSource, fix: &Fix) -
     }
 }
 
+/// The user's self-healing history: why it is queued by itself, and its last automatic
+/// re-evaluation ("Re-evaluated automatically on … because seats of Office 365 E3 became
+/// available").
+pub fn self_healing_notice(pending: Option<&RequeueReason>, last: Option<&SelfHealing>) -> Markup {
+    html! {
+        @if let Some(reason) = pending {
+            p class="self-healing" data-reason=(reason.as_str()) {
+                "Queued to be re-evaluated automatically because " (reason.description()) "."
+            }
+        }
+        @if let Some(healing) = last {
+            p class="self-healing" data-reason=(healing.reason.as_str()) {
+                "Re-evaluated automatically on " (format_date_time(healing.at.0)) " because "
+                (healing.reason.description())
+                @if healing.errors_cleared { "; its errors cleared." } @else { "; it is still in error." }
+            }
+        }
+    }
+}
+
 /// The diagnosis panel of a user (also shown on the user page).
 pub fn diagnosis_panel(diagnosis: &UserDiagnosis) -> Markup {
     html! {
+        (self_healing_notice(diagnosis.pending_self_healing.as_ref(), diagnosis.last_self_healing.as_ref()))
         @if diagnosis.queued { p { "The user is queued for processing: the states may still change by themselves." } }
         @if diagnosis.problems.is_empty() { p { "No license errors." } }
         @for problem in &diagnosis.problems {

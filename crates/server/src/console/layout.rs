@@ -17,13 +17,15 @@ pub enum Section {
     Users,
     Products,
     Activity,
+    Advisor,
 }
 
-const NAVIGATION: [(Section, &str, &str); 5] = [
+const NAVIGATION: [(Section, &str, &str); 6] = [
     (Section::Overview, "/", "Overview"),
     (Section::Groups, "/groups", "Groups"),
     (Section::Users, "/users", "Users"),
     (Section::Products, "/products", "All products"),
+    (Section::Advisor, "/advisor", "Advisor"),
     (Section::Activity, "/activity", "Activity"),
 ];
 

@@ -1,7 +1,8 @@
 //! The admin web console at `/`: server-rendered pages (maud) with htmx for partial updates,
 //! mirroring the portal walk of the seed document — the overview with the groups that need
 //! attention, a group's Licenses pane with its users in error, each user's assignments with the
-//! reason and the fixes of every error, all products with who consumes them, and activity.
+//! reason and the fixes of every error, all products with who consumes them,
+//! the tenant advisor, and activity.
 //!
 //! One module per page. Every list is paged on the server by a stable key ([`paging`]). Changes
 //! are POSTs from the console's own pages that run the same engine commands, queue and store as
@@ -10,6 +11,7 @@
 //! role may not do. Assets (htmx, the style sheet) are embedded in the binary.
 
 mod activity;
+mod advisor;
 mod assets;
 mod context;
 mod diagnosis;
@@ -48,6 +50,8 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(sign_in::sign_out))
         .route("/assets/{name}", get(assets::serve))
         .route("/activity", get(activity::show))
+        .route("/advisor", get(advisor::show))
+        .route("/advisor/apply", post(advisor::apply))
         .route("/processing", get(processing::tenant_fragment))
         .route("/groups", get(groups::list))
         .route("/groups/{group_id}", get(group::show))

@@ -45,13 +45,20 @@ fn sign_in_page(status: StatusCode, next: &str, problem: Option<&str>) -> Respon
 
 /// `GET /login`.
 pub async fn show(Query(query): Query<SignInQuery>) -> Response {
-    let next = query.next.as_deref().and_then(local_path).unwrap_or_else(|| "/".to_string());
+    let next = query
+        .next
+        .as_deref()
+        .and_then(local_path)
+        .unwrap_or_else(|| "/".to_string());
     sign_in_page(StatusCode::OK, &next, None)
 }
 
 /// `POST /login`: checks the token and sets the session cookie.
 pub async fn submit(State(state): State<AppState>, fields: FormFields) -> Result<Response, ConsoleError> {
-    let next = fields.first("next").and_then(local_path).unwrap_or_else(|| "/".to_string());
+    let next = fields
+        .first("next")
+        .and_then(local_path)
+        .unwrap_or_else(|| "/".to_string());
     let token = fields.first("token").unwrap_or("").trim().to_string();
     let store = state.auth_store.clone();
     let checked = {
@@ -73,7 +80,8 @@ pub async fn submit(State(state): State<AppState>, fields: FormFields) -> Result
     let secure = if state.https { "; Secure" } else { "" };
     let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}");
     let mut response = see_other(&next);
-    let value = HeaderValue::from_str(&cookie).map_err(|_| ConsoleError::bad_request("The token cannot be stored."))?;
+    let value = HeaderValue::from_str(&cookie)
+        .map_err(|_| ConsoleError::bad_request("The token cannot be stored."))?;
     response.headers_mut().append(header::SET_COOKIE, value);
     Ok(response)
 }

@@ -70,6 +70,9 @@ struct UserPage {
     assignments: Vec<AssignmentRow>,
     effective_plans: Vec<String>,
     groups: Vec<(Uuid, String)>,
+    /// Why self-healing queued the user, and its last automatic re-evaluation.
+    pending_self_healing: Option<licensd_engine::RequeueReason>,
+    last_self_healing: Option<licensd_engine::SelfHealing>,
 }
 
 /// Where a refused change is shown on the page.
@@ -238,6 +241,8 @@ fn user_page(engine: &Engine, user_id: Uuid) -> Result<UserPage, ConsoleError> {
         assignments,
         effective_plans,
         groups,
+        pending_self_healing: engine.pending_self_healing(user_id).cloned(),
+        last_self_healing: engine.last_self_healing(user_id).cloned(),
     })
 }
 
@@ -398,6 +403,7 @@ async fn render(
         @if errors > 0 {
             p { strong { (errors) " of " (page.assignments.len()) " assignments are in error." } }
         }
+        (super::diagnosis::self_healing_notice(page.pending_self_healing.as_ref(), page.last_self_healing.as_ref()))
         (refusal_at(RefusalAt::Assignments))
         (assignments_table(context, &page))
         h2 { "Effective service plans" }

@@ -74,7 +74,10 @@ fn clauses(filter: &str) -> Vec<&str> {
     while index < bytes.len() {
         if bytes[index] == b'\'' {
             inside = !inside;
-        } else if !inside && bytes.len() - index >= 5 && bytes[index..index + 5].eq_ignore_ascii_case(b" and ") {
+        } else if !inside
+            && bytes.len() - index >= 5
+            && bytes[index..index + 5].eq_ignore_ascii_case(b" and ")
+        {
             parts.push(filter[start..index].trim());
             start = index + 5;
             index += 5;
@@ -130,7 +133,8 @@ fn parse_clause(clause: &str, query: &mut AuditQuery) -> Result<(), ApiError> {
             .filter(|(_, after)| after.trim().is_empty())
             .map(|(value, _)| value)
             .unwrap_or_else(|| text.to_string());
-        let id = Uuid::try_parse(&text).map_err(|_| invalid(format!("'{text}' in the $filter is not a GUID.")))?;
+        let id =
+            Uuid::try_parse(&text).map_err(|_| invalid(format!("'{text}' in the $filter is not a GUID.")))?;
         set_once(&mut query.target_id, id, "targetResources/any")?;
         return Ok(());
     }
@@ -142,7 +146,9 @@ fn parse_clause(clause: &str, query: &mut AuditQuery) -> Result<(), ApiError> {
     match property {
         "activityDisplayName" | "category" | "result" if operator == "eq" => {
             let (text, rest) = quoted(value.trim()).ok_or_else(|| {
-                invalid(format!("The value of {property} in the $filter must be a quoted string."))
+                invalid(format!(
+                    "The value of {property} in the $filter must be a quoted string."
+                ))
             })?;
             if !rest.trim().is_empty() {
                 return Err(unsupported());
@@ -206,7 +212,11 @@ pub fn audit_query(options: &AuditLogQuery) -> Result<AuditQuery, ApiError> {
             .parse()
             .ok()
             .filter(|top| (1..=MAX_TOP).contains(top))
-            .ok_or_else(|| invalid(format!("$top must be a whole number from 1 to {MAX_TOP}, not '{top}'.")))?;
+            .ok_or_else(|| {
+                invalid(format!(
+                    "$top must be a whole number from 1 to {MAX_TOP}, not '{top}'."
+                ))
+            })?;
         query.limit = top;
     }
     if let Some(filter) = &options.filter {
@@ -342,7 +352,10 @@ mod tests {
             query.target_id,
             Some(Uuid::parse_str("6fd2c87f-b296-42f0-b197-1e91e994b900").expect("guid"))
         );
-        assert_eq!(parsed("category eq 'it''s'").expect("valid").category.as_deref(), Some("it's"));
+        assert_eq!(
+            parsed("category eq 'it''s'").expect("valid").category.as_deref(),
+            Some("it's")
+        );
     }
 
     #[test]
@@ -359,7 +372,7 @@ mod tests {
         ] {
             assert!(parsed(bad).is_err(), "{bad}");
         }
-        let many = vec!["result eq 'success'"; MAX_FILTER_CLAUSES + 1].join(" and ");
+        let many = ["result eq 'success'"; MAX_FILTER_CLAUSES + 1].join(" and ");
         assert!(parsed(&many).is_err());
         assert!(parsed(&"x".repeat(MAX_FILTER_LENGTH + 1)).is_err());
         for top in ["0", "1000", "-1", "ten"] {

@@ -117,6 +117,22 @@ async fn a_user_diagnosis_proposes_fixes_whose_prediction_comes_true(server: &Te
         .expect(200)
         .body;
     assert_eq!(healthy["problems"], json!([]));
+    // Self-healing history: removing the direct license re-queued dan, whose error cleared.
+    let healing = &healthy["lastSelfHealing"];
+    assert_eq!(healing["reason"], "DirectLicenseRemoved", "{healthy:#}");
+    assert_eq!(healing["skuId"], E1);
+    assert_eq!(healing["errorsCleared"], true);
+    assert_eq!(
+        healing["description"],
+        "its direct Office 365 E1 license was removed"
+    );
+    assert!(
+        healing["evaluatedDateTime"]
+            .as_str()
+            .is_some_and(|time| time.ends_with('Z')),
+        "{healing}"
+    );
+    assert_eq!(healthy["pendingSelfHealing"], Value::Null);
     server
         .get("/licensd/v1/users/nobody@contoso.com/diagnosis")
         .await

@@ -43,14 +43,22 @@ async fn documented_operations(server: &TestServer) -> Vec<(String, String)> {
 fn allowed(role: Role, method: &str, path: &str) -> bool {
     use Role::*;
     let everyone_but_provisioning = role != ProvisioningAgent;
-    let readers_of_licensing = matches!(role, GlobalAdministrator | LicenseAdministrator | UserAdministrator | GlobalReader);
+    let readers_of_licensing = matches!(
+        role,
+        GlobalAdministrator | LicenseAdministrator | UserAdministrator | GlobalReader
+    );
     let directory_readers = readers_of_licensing || role == ProvisioningAgent;
     let directory_writers = matches!(role, GlobalAdministrator | UserAdministrator | ProvisioningAgent);
-    let license_writers = matches!(role, GlobalAdministrator | LicenseAdministrator | UserAdministrator);
+    let license_writers = matches!(
+        role,
+        GlobalAdministrator | LicenseAdministrator | UserAdministrator
+    );
     let global = role == GlobalAdministrator;
     match (method, path) {
         (_, p) if p.starts_with("/licensd/v1/tokens") => global,
-        ("get", "/licensd/v1/overview") | ("get", "/v1.0/auditLogs/directoryAudits") => everyone_but_provisioning,
+        ("get", "/licensd/v1/overview") | ("get", "/v1.0/auditLogs/directoryAudits") => {
+            everyone_but_provisioning
+        }
         ("get", p)
             if (p.starts_with("/v1.0/users") || p.starts_with("/v1.0/groups"))
                 && !p.ends_with("/licenseDetails")
@@ -59,7 +67,9 @@ fn allowed(role: Role, method: &str, path: &str) -> bool {
             directory_readers
         }
         ("get", _) | ("post", "/licensd/v1/whatif") => readers_of_licensing,
-        (_, p) if p.ends_with("/assignLicense") || p.ends_with("/reprocessLicenseAssignment") => license_writers,
+        (_, p) if p.ends_with("/assignLicense") || p.ends_with("/reprocessLicenseAssignment") => {
+            license_writers
+        }
         // The changes applied in this test assign a license.
         ("post", "/licensd/v1/changes") => license_writers,
         (_, p) if p.starts_with("/v1.0/users") || p.starts_with("/v1.0/groups") => directory_writers,
@@ -79,7 +89,10 @@ struct Fixture {
 static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 fn unique(prefix: &str) -> String {
-    format!("{prefix}{}", COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    format!(
+        "{prefix}{}",
+        COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
 }
 
 async fn fixture(server: &TestServer) -> Fixture {
@@ -107,11 +120,20 @@ async fn fixture(server: &TestServer) -> Fixture {
 fn request(method: &str, path: &str, fixture: &Fixture) -> (String, Option<Value>) {
     let concrete = path
         .replace("/v1.0/users/{id}", &format!("/v1.0/users/{}", fixture.user))
-        .replace("/licensd/v1/users/{id}", &format!("/licensd/v1/users/{}", fixture.user))
+        .replace(
+            "/licensd/v1/users/{id}",
+            &format!("/licensd/v1/users/{}", fixture.user),
+        )
         .replace("/v1.0/groups/{id}", &format!("/v1.0/groups/{}", fixture.group))
-        .replace("/licensd/v1/groups/{id}", &format!("/licensd/v1/groups/{}", fixture.group))
+        .replace(
+            "/licensd/v1/groups/{id}",
+            &format!("/licensd/v1/groups/{}", fixture.group),
+        )
         .replace("{member_id}", &fixture.member.to_string())
-        .replace("/licensd/v1/tokens/{id}", &format!("/licensd/v1/tokens/{}", fixture.token))
+        .replace(
+            "/licensd/v1/tokens/{id}",
+            &format!("/licensd/v1/tokens/{}", fixture.token),
+        )
         .replace("/v1.0/subscribedSkus/{id}", &format!("/v1.0/subscribedSkus/{E3}"))
         .replace("{sku_id}", E3)
         .replace("{service_plan_id}", EXCHANGE_PLAN_2);
@@ -130,7 +152,9 @@ fn request(method: &str, path: &str, fixture: &Fixture) -> (String, Option<Value
         ("post", "/v1.0/groups/{id}/members/$ref") => Some(json!({
             "@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{}", fixture.user)
         })),
-        ("post", "/licensd/v1/catalog/import") => Some(json!({"products": [{"skuId": M365_E5, "prepaidUnits": 5}]})),
+        ("post", "/licensd/v1/catalog/import") => {
+            Some(json!({"products": [{"skuId": M365_E5, "prepaidUnits": 5}]}))
+        }
         ("post", "/licensd/v1/skus") => Some(json!({
             "skuPartNumber": name.to_uppercase(), "prepaidUnits": 5,
             "servicePlans": [{"servicePlanName": format!("{}_PLAN", name.to_uppercase())}],
@@ -161,7 +185,10 @@ fn request(method: &str, path: &str, fixture: &Fixture) -> (String, Option<Value
 async fn snapshot(server: &TestServer) -> BTreeMap<&'static str, Value> {
     let mut state = BTreeMap::new();
     for (name, path) in [
-        ("users", "/v1.0/users?$select=id,displayName,assignedLicenses,usageLocation&$top=999"),
+        (
+            "users",
+            "/v1.0/users?$select=id,displayName,assignedLicenses,usageLocation&$top=999",
+        ),
         ("groups", "/v1.0/groups?$top=999"),
         ("skus", "/licensd/v1/skus"),
         ("settings", "/licensd/v1/settings"),
@@ -179,7 +206,12 @@ async fn snapshot(server: &TestServer) -> BTreeMap<&'static str, Value> {
 
 /// The id of the newest audit record (a change adds a newer one).
 async fn newest_audit_record(server: &TestServer) -> Value {
-    server.get("/v1.0/auditLogs/directoryAudits?$top=1").await.expect(200).body["value"][0]["id"].clone()
+    server
+        .get("/v1.0/auditLogs/directoryAudits?$top=1")
+        .await
+        .expect(200)
+        .body["value"][0]["id"]
+        .clone()
 }
 
 async fn requests_without_a_valid_token_are_refused_everywhere_but_health_checks(server: &TestServer) {
@@ -191,15 +223,28 @@ async fn requests_without_a_valid_token_are_refused_everywhere_but_health_checks
     let malformed = client_with_token("not-a-licensd-token");
     for (method, path) in documented_operations(server).await {
         let (concrete, body) = request(&method, &path, &fixture);
-        for (name, client) in [("no token", &anonymous), ("unknown token", &wrong), ("malformed token", &malformed)] {
-            let mut builder = client.request(method.to_uppercase().parse().expect("method"), server.url(&concrete));
+        for (name, client) in [
+            ("no token", &anonymous),
+            ("unknown token", &wrong),
+            ("malformed token", &malformed),
+        ] {
+            let mut builder = client.request(
+                method.to_uppercase().parse().expect("method"),
+                server.url(&concrete),
+            );
             if let Some(body) = &body {
                 builder = builder.json(body);
             }
             let reply = server.send(builder).await;
             assert_eq!(reply.status, 401, "{name}: {method} {path}: {}", reply.body);
-            assert_eq!(reply.body["error"]["code"], "InvalidAuthenticationToken", "{method} {path}");
-            assert_eq!(reply.header("www-authenticate").as_deref(), Some("Bearer realm=\"licensd\""));
+            assert_eq!(
+                reply.body["error"]["code"], "InvalidAuthenticationToken",
+                "{method} {path}"
+            );
+            assert_eq!(
+                reply.header("www-authenticate").as_deref(),
+                Some("Bearer realm=\"licensd\"")
+            );
         }
     }
     // The console's pages send a browser to sign in; SCIM answers 401 too.
@@ -244,7 +289,10 @@ async fn every_endpoint_obeys_every_role_and_every_change_is_audited(server: &Te
             let before = snapshot(server).await;
             let audited_before = newest_audit_record(server).await;
             let mut builder = client
-                .request(method.to_uppercase().parse().expect("method"), server.url(&concrete))
+                .request(
+                    method.to_uppercase().parse().expect("method"),
+                    server.url(&concrete),
+                )
                 .header("ConsistencyLevel", "eventual");
             if let Some(body) = &body {
                 builder = builder.json(body);
@@ -265,9 +313,17 @@ async fn every_endpoint_obeys_every_role_and_every_change_is_audited(server: &Te
                     );
                 }
             } else {
-                assert_eq!(reply.status, 403, "{role} may not {method} {path}: {}", reply.body);
+                assert_eq!(
+                    reply.status, 403,
+                    "{role} may not {method} {path}: {}",
+                    reply.body
+                );
                 assert_eq!(reply.body["error"]["code"], "Authorization_RequestDenied");
-                assert_eq!(snapshot(server).await, before, "{role} {method} {path} changed something");
+                assert_eq!(
+                    snapshot(server).await,
+                    before,
+                    "{role} {method} {path} changed something"
+                );
             }
         }
     }
@@ -317,19 +373,35 @@ async fn another_tenants_objects_do_not_exist(server: &TestServer) {
     let before = snapshot(server).await;
     for (method, path, body) in [
         ("GET", format!("/v1.0/users/{user}"), None),
-        ("PATCH", format!("/v1.0/users/{user}"), Some(json!({"displayName": "stolen"}))),
+        (
+            "PATCH",
+            format!("/v1.0/users/{user}"),
+            Some(json!({"displayName": "stolen"})),
+        ),
         ("DELETE", format!("/v1.0/users/{user}"), None),
         (
             "POST",
             format!("/v1.0/users/{user}/assignLicense"),
             Some(json!({"addLicenses": [], "removeLicenses": []})),
         ),
-        ("POST", format!("/v1.0/users/{user}/reprocessLicenseAssignment"), None),
+        (
+            "POST",
+            format!("/v1.0/users/{user}/reprocessLicenseAssignment"),
+            None,
+        ),
         ("GET", format!("/v1.0/groups/{group}"), None),
         ("GET", format!("/v1.0/groups/{group}/members"), None),
-        ("POST", format!("/v1.0/groups/{group}/reprocessLicenseAssignment"), None),
+        (
+            "POST",
+            format!("/v1.0/groups/{group}/reprocessLicenseAssignment"),
+            None,
+        ),
         ("GET", format!("/v1.0/subscribedSkus/{E3}"), None),
-        ("GET", format!("/licensd/v1/users/{user}/licenseAssignmentStates"), None),
+        (
+            "GET",
+            format!("/licensd/v1/users/{user}/licenseAssignmentStates"),
+            None,
+        ),
         ("DELETE", format!("/licensd/v1/tokens/{own_token_id}"), None),
     ] {
         let mut builder = other.request(method.parse().expect("method"), server.url(&path));
@@ -340,9 +412,17 @@ async fn another_tenants_objects_do_not_exist(server: &TestServer) {
         assert_eq!(reply.status, 404, "{method} {path}: {}", reply.body);
     }
     // Lists show only the other tenant's own (empty) directory and log.
-    let users = server.send(other.get(server.url("/v1.0/users"))).await.expect(200).body;
+    let users = server
+        .send(other.get(server.url("/v1.0/users")))
+        .await
+        .expect(200)
+        .body;
     assert_eq!(users["value"].as_array().map(Vec::len), Some(0));
-    let skus = server.send(other.get(server.url("/v1.0/subscribedSkus"))).await.expect(200).body;
+    let skus = server
+        .send(other.get(server.url("/v1.0/subscribedSkus")))
+        .await
+        .expect(200)
+        .body;
     assert_eq!(skus["value"].as_array().map(Vec::len), Some(0));
     let log = server
         .send(other.get(server.url("/v1.0/auditLogs/directoryAudits")))
@@ -354,25 +434,51 @@ async fn another_tenants_objects_do_not_exist(server: &TestServer) {
         assert_eq!(record["result"], "failure", "{record:#}");
         assert_eq!(record["initiatedBy"]["app"]["displayName"], "Fabrikam admin");
     }
-    let tokens = server.send(other.get(server.url("/licensd/v1/tokens"))).await.expect(200).body;
+    let tokens = server
+        .send(other.get(server.url("/licensd/v1/tokens")))
+        .await
+        .expect(200)
+        .body;
     assert_eq!(tokens["value"].as_array().map(Vec::len), Some(1));
-    assert_eq!(snapshot(server).await, before, "the other tenant changed nothing here");
+    assert_eq!(
+        snapshot(server).await,
+        before,
+        "the other tenant changed nothing here"
+    );
 }
 
 async fn revoked_and_expired_tokens_are_refused_at_once(server: &TestServer) {
     let created = server
-        .post("/licensd/v1/tokens", json!({"displayName": "short-lived", "role": "GlobalReader"}))
+        .post(
+            "/licensd/v1/tokens",
+            json!({"displayName": "short-lived", "role": "GlobalReader"}),
+        )
         .await
         .expect(201);
     let id = created.id();
     let reader = client_with_token(created.body["secret"].as_str().expect("secret"));
-    server.send(reader.get(server.url("/v1.0/users"))).await.expect(200);
+    server
+        .send(reader.get(server.url("/v1.0/users")))
+        .await
+        .expect(200);
     // A second instance on the same database honours the token, then its revocation.
     let second = server.start_another().await;
-    second.send(reader.get(second.url("/v1.0/users"))).await.expect(200);
-    server.delete(&format!("/licensd/v1/tokens/{id}")).await.expect(204);
-    server.send(reader.get(server.url("/v1.0/users"))).await.expect(401);
-    second.send(reader.get(second.url("/v1.0/users"))).await.expect(401);
+    second
+        .send(reader.get(second.url("/v1.0/users")))
+        .await
+        .expect(200);
+    server
+        .delete(&format!("/licensd/v1/tokens/{id}"))
+        .await
+        .expect(204);
+    server
+        .send(reader.get(server.url("/v1.0/users")))
+        .await
+        .expect(401);
+    second
+        .send(reader.get(second.url("/v1.0/users")))
+        .await
+        .expect(401);
     let listed = server.get("/licensd/v1/tokens").await.expect(200).body;
     let entry = listed["value"]
         .as_array()
@@ -407,13 +513,21 @@ async fn revoked_and_expired_tokens_are_refused_at_once(server: &TestServer) {
     .await
     .expect("task");
     let expired = client_with_token(&expired);
-    server.send(expired.get(server.url("/v1.0/users"))).await.expect(401);
-    second.send(expired.get(second.url("/v1.0/users"))).await.expect(401);
+    server
+        .send(expired.get(server.url("/v1.0/users")))
+        .await
+        .expect(401);
+    second
+        .send(expired.get(second.url("/v1.0/users")))
+        .await
+        .expect(401);
     // Bad token requests are refused with a clear error and change nothing.
     let bad = server
         .post("/licensd/v1/tokens", json!({"displayName": "x", "role": "Owner"}))
         .await;
-    assert!(bad.expect_error(400, "Request_BadRequest").contains("unknown role 'Owner'"));
+    assert!(bad
+        .expect_error(400, "Request_BadRequest")
+        .contains("unknown role 'Owner'"));
     server
         .post(
             "/licensd/v1/tokens",
@@ -421,7 +535,10 @@ async fn revoked_and_expired_tokens_are_refused_at_once(server: &TestServer) {
         )
         .await
         .expect(400);
-    server.delete(&format!("/licensd/v1/tokens/{}", Uuid::new_v4())).await.expect(404);
+    server
+        .delete(&format!("/licensd/v1/tokens/{}", Uuid::new_v4()))
+        .await
+        .expect(404);
     second.stop().await;
 }
 
@@ -504,9 +621,16 @@ async fn the_audit_log_has_graphs_shape_filters_and_pages(server: &TestServer) {
         .expect(200)
         .body;
     assert_eq!(none["value"].as_array().map(Vec::len), Some(0));
-    let first = server.get("/v1.0/auditLogs/directoryAudits?$top=2").await.expect(200).body;
+    let first = server
+        .get("/v1.0/auditLogs/directoryAudits?$top=2")
+        .await
+        .expect(200)
+        .body;
     assert_eq!(first["value"].as_array().map(Vec::len), Some(2));
-    let next = first["@odata.nextLink"].as_str().expect("a next page").to_string();
+    let next = first["@odata.nextLink"]
+        .as_str()
+        .expect("a next page")
+        .to_string();
     let second = server.get(&next).await.expect(200).body;
     assert_ne!(second["value"][0]["id"], first["value"][0]["id"]);
     for bad in [
@@ -550,7 +674,10 @@ async fn a_token_over_its_rate_limit_is_answered_429_with_retry_after() {
     assert_eq!(&statuses[..5], &[200; 5], "{statuses:?}");
     assert!(statuses[5..].contains(&429), "{statuses:?}");
     // Health checks are not limited; neither is another token.
-    server.send(reqwest::Client::new().get(server.url("/healthz"))).await.expect(200);
+    server
+        .send(reqwest::Client::new().get(server.url("/healthz")))
+        .await
+        .expect(200);
     server.stop().await;
 }
 
@@ -589,7 +716,10 @@ async fn https_serves_with_the_given_certificate() {
                 break;
             }
         }
-        assert!(std::time::Instant::now() < deadline, "the HTTPS server did not become ready");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the HTTPS server did not become ready"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let users = client
@@ -600,7 +730,10 @@ async fn https_serves_with_the_given_certificate() {
         .expect("answer");
     assert_eq!(users.status(), 200);
     // Plain HTTP on the HTTPS port gets no answer.
-    let plain = reqwest::Client::new().get(format!("http://127.0.0.1:{port}/healthz")).send().await;
+    let plain = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await;
     assert!(plain.is_err() || plain.is_ok_and(|response| !response.status().is_success()));
     let _ = stop.send(());
     server.await.expect("task").expect("the server stopped cleanly");

@@ -162,7 +162,11 @@ impl PostgresStore {
         Ok(changed > 0)
     }
 
-    pub(crate) fn append_audit(&mut self, tenant_id: Uuid, records: &[AuditRecord]) -> Result<(), StoreError> {
+    pub(crate) fn append_audit(
+        &mut self,
+        tenant_id: Uuid,
+        records: &[AuditRecord],
+    ) -> Result<(), StoreError> {
         let (tenant_key, _) = Self::tenant_key(&mut self.client, tenant_id)?;
         insert_audit(&mut self.client, tenant_key, records)
     }
@@ -238,7 +242,10 @@ impl PostgresStore {
 
     pub(crate) fn prune_audit(&mut self, older_than: i64) -> Result<u64, StoreError> {
         self.client
-            .execute("DELETE FROM audit_log WHERE activity_date_time < $1", &[&older_than])
+            .execute(
+                "DELETE FROM audit_log WHERE activity_date_time < $1",
+                &[&older_than],
+            )
             .map_err(StoreError::postgres("pruning the audit log"))
     }
 }

@@ -40,14 +40,20 @@ fn token_of(row: &Row) -> rusqlite::Result<(Vec<u8>, Vec<u8>, AccessTokenRecord)
     ))
 }
 
-fn finish_token((token_id, tenant_id, mut record): (Vec<u8>, Vec<u8>, AccessTokenRecord)) -> Result<AccessTokenRecord, StoreError> {
+fn finish_token(
+    (token_id, tenant_id, mut record): (Vec<u8>, Vec<u8>, AccessTokenRecord),
+) -> Result<AccessTokenRecord, StoreError> {
     record.token_id = uuid_of(token_id)?;
     record.tenant_id = uuid_of(tenant_id)?;
     Ok(record)
 }
 
 /// Inserts audit records for a tenant (inside the caller's transaction when there is one).
-pub(crate) fn insert_audit(connection: &Connection, tenant_key: i64, records: &[AuditRecord]) -> Result<(), StoreError> {
+pub(crate) fn insert_audit(
+    connection: &Connection,
+    tenant_key: i64,
+    records: &[AuditRecord],
+) -> Result<(), StoreError> {
     if records.is_empty() {
         return Ok(());
     }
@@ -141,7 +147,11 @@ impl SqliteStore {
         let rows = self
             .connection
             .prepare_cached(&sql)
-            .and_then(|mut statement| statement.query_map([tenant_key], token_of)?.collect::<Result<Vec<_>, _>>())
+            .and_then(|mut statement| {
+                statement
+                    .query_map([tenant_key], token_of)?
+                    .collect::<Result<Vec<_>, _>>()
+            })
             .map_err(StoreError::sqlite("listing access tokens"))?;
         rows.into_iter().map(finish_token).collect()
     }
@@ -174,7 +184,11 @@ impl SqliteStore {
         Ok(changed > 0)
     }
 
-    pub(crate) fn append_audit(&mut self, tenant_id: Uuid, records: &[AuditRecord]) -> Result<(), StoreError> {
+    pub(crate) fn append_audit(
+        &mut self,
+        tenant_id: Uuid,
+        records: &[AuditRecord],
+    ) -> Result<(), StoreError> {
         let (tenant_key, _) = Self::tenant_key(&self.connection, tenant_id)?;
         insert_audit(&self.connection, tenant_key, records)
     }
@@ -193,7 +207,11 @@ impl SqliteStore {
         values.extend(query.target_id.map(|id| Value::Blob(id.as_bytes().to_vec())));
         values.extend(query.since.map(Value::Integer));
         values.extend(query.until.map(Value::Integer));
-        values.extend(query.before_sequence.map(|sequence| Value::Integer(sequence as i64)));
+        values.extend(
+            query
+                .before_sequence
+                .map(|sequence| Value::Integer(sequence as i64)),
+        );
         let sql = format!(
             "SELECT sequence, audit_id, activity_date_time, category, activity, operation_type, result,
                     result_reason, actor_id, actor_name, actor_role, target_type, target_id, target_name,
@@ -202,7 +220,14 @@ impl SqliteStore {
             audit_conditions(query, '?'),
             query.limit
         );
-        type RawRow = (i64, Vec<u8>, AuditRecord, Option<Vec<u8>>, Option<Vec<u8>>, String);
+        type RawRow = (
+            i64,
+            Vec<u8>,
+            AuditRecord,
+            Option<Vec<u8>>,
+            Option<Vec<u8>>,
+            String,
+        );
         let rows: Vec<RawRow> = self
             .connection
             .prepare(&sql)
@@ -238,23 +263,28 @@ impl SqliteStore {
             })
             .map_err(StoreError::sqlite("reading the audit log"))?;
         rows.into_iter()
-            .map(|(sequence, audit_id, mut record, actor_id, target_id, properties)| {
-                record.audit_id = uuid_of(audit_id)?;
-                record.actor_id = optional_uuid(actor_id)?;
-                record.target_id = optional_uuid(target_id)?;
-                record.modified_properties = decode_properties(&properties)?;
-                Ok(StoredAuditRecord {
-                    sequence: sequence as u64,
-                    record,
-                })
-            })
+            .map(
+                |(sequence, audit_id, mut record, actor_id, target_id, properties)| {
+                    record.audit_id = uuid_of(audit_id)?;
+                    record.actor_id = optional_uuid(actor_id)?;
+                    record.target_id = optional_uuid(target_id)?;
+                    record.modified_properties = decode_properties(&properties)?;
+                    Ok(StoredAuditRecord {
+                        sequence: sequence as u64,
+                        record,
+                    })
+                },
+            )
             .collect()
     }
 
     pub(crate) fn prune_audit(&mut self, older_than: i64) -> Result<u64, StoreError> {
         let deleted = self
             .connection
-            .execute("DELETE FROM audit_log WHERE activity_date_time < ?1", [older_than])
+            .execute(
+                "DELETE FROM audit_log WHERE activity_date_time < ?1",
+                [older_than],
+            )
             .map_err(StoreError::sqlite("pruning the audit log"))?;
         Ok(deleted as u64)
     }
