@@ -102,7 +102,12 @@ fn decode_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
     if digits.len() != N * 2 {
         return None;
     }
-    let value = |digit: u8| (digit as char).to_digit(16).map(|value| value as u8);
+    // Lower case only: a token has exactly one spelling.
+    let value = |digit: u8| match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        _ => None,
+    };
     let mut bytes = [0u8; N];
     for (index, byte) in bytes.iter_mut().enumerate() {
         *byte = value(digits[2 * index])? << 4 | value(digits[2 * index + 1])?;
@@ -143,5 +148,9 @@ mod tests {
         assert_eq!(IssuedToken::parse(&bad), Err(TokenFormatError::Shape));
         assert_eq!(IssuedToken::parse("lsd_"), Err(TokenFormatError::Shape));
         assert_eq!(IssuedToken::parse("lsd_é_é"), Err(TokenFormatError::Shape));
+        assert_eq!(
+            IssuedToken::parse(&text.to_uppercase().replacen("LSD_", "lsd_", 1)),
+            Err(TokenFormatError::Shape)
+        );
     }
 }
