@@ -781,3 +781,57 @@ fn write_config(home: &Path, text: &str) -> PathBuf {
     std::fs::write(&path, text).expect("write the configuration");
     path
 }
+
+#[test]
+fn tokens_are_created_listed_and_revoked_and_roles_bind_the_cli() {
+    let server = DemoServer::start();
+    let created = server.json(&[
+        "token",
+        "create",
+        "--name",
+        "reporting robot",
+        "--role",
+        "global-reader",
+        "--expires-in-days",
+        "30",
+    ]);
+    assert_eq!(created["role"], "GlobalReader");
+    assert_eq!(created["status"], "active");
+    assert!(created["expirationDateTime"].is_string());
+    let secret = created["secret"].as_str().expect("the secret").to_string();
+    let id = created["id"].as_str().expect("the id").to_string();
+    let table = server.text(&["token", "list"]);
+    assert!(
+        table.contains("reporting robot") && table.contains("GlobalReader"),
+        "{table}"
+    );
+    assert!(!table.contains(&secret), "secrets are never listed");
+    // The reader may read but not change.
+    let as_reader = |arguments: &[&str]| {
+        let mut all: Vec<&str> = arguments.to_vec();
+        all.extend(["--server", &server.url]);
+        run_cli(&all, server.directory.path(), &[("LICENSD_TOKEN", &secret)])
+    };
+    as_reader(&["sku", "list"]).assert_exit(0);
+    let refused = as_reader(&["seats", "set", "EMS", "3"]);
+    refused.assert_exit(1);
+    assert!(
+        refused.stderr.contains("Insufficient privileges"),
+        "{}",
+        refused.stderr
+    );
+    let refused = as_reader(&["token", "list"]);
+    refused.assert_exit(1);
+    // Revoked: refused at once.
+    let revoked = server.text(&["token", "revoke", &id]);
+    assert!(revoked.contains(&id), "{revoked}");
+    let refused = as_reader(&["sku", "list"]);
+    refused.assert_exit(1);
+    assert!(refused.stderr.contains("Access token"), "{}", refused.stderr);
+    // Bad input is a clear refusal that changes nothing.
+    let bad = server.run(&["token", "create", "--name", "x", "--role", "Owner"]);
+    bad.assert_exit(1);
+    assert!(bad.stderr.contains("unknown role 'Owner'"), "{}", bad.stderr);
+    let missing = server.run(&["token", "revoke", "00000000-0000-0000-0000-000000000000"]);
+    missing.assert_exit(1);
+}
