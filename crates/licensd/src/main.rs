@@ -4,6 +4,7 @@ mod admin;
 mod demo;
 mod diagnosis;
 mod import;
+mod tenant;
 mod token;
 
 use std::net::SocketAddr;
@@ -63,6 +64,8 @@ enum Commands {
     Explain(diagnosis::ExplainArguments),
     /// Creates, lists and revokes access tokens (Global Administrator).
     Token(token::TokenArguments),
+    /// Creates a tenant in a database with its own Global Administrator token, or lists them.
+    Tenant(tenant::TenantArguments),
     /// Predicts the effect of a JSON file of changes without applying anything.
     Whatif(diagnosis::ChangesFileArguments),
     /// Applies a JSON file of changes (for example the changes of a proposed fix).
@@ -133,6 +136,7 @@ fn main() -> anyhow::Result<()> {
         Commands::Seats(arguments) => admin::run(admin::AdminCommand::Seats(arguments)),
         Commands::Explain(arguments) => diagnosis::run_explain(arguments),
         Commands::Token(arguments) => token::run(arguments),
+        Commands::Tenant(arguments) => tenant::run(arguments),
         Commands::Whatif(arguments) => diagnosis::run_what_if(arguments),
         Commands::Apply(arguments) => diagnosis::run_apply(arguments),
         Commands::Advisor(arguments) => diagnosis::run_advisor(arguments),
