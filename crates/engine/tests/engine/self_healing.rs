@@ -245,7 +245,7 @@ fn freeing_a_shared_proxy_address_records_proxy_address_freed_for_the_other_user
             proxy_addresses: Some(
                 addresses
                     .iter()
-                    .map(|address| ProxyAddress::parse(address))
+                    .map(|address| ProxyAddress::parse(address).map_err(Box::new))
                     .collect::<Result<_, _>>()?,
             ),
             ..Default::default()

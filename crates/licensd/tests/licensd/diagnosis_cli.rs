@@ -131,8 +131,20 @@ fn explain_user_names_the_conflicting_plans_and_group_and_the_fix_comes_true() {
         |diagnosis| diagnosis["queued"] == false && diagnosis["problems"] == json!([]),
     );
     assert_eq!(healed["id"], user_id.as_str());
+    // Self-healing history: the removal re-queued user001, whose error cleared.
+    assert_eq!(
+        healed["lastSelfHealing"]["reason"], "DirectLicenseRemoved",
+        "{healed:#}"
+    );
+    assert_eq!(healed["lastSelfHealing"]["skuId"], e1.as_str());
+    assert_eq!(healed["lastSelfHealing"]["errorsCleared"], true);
     let table = server.text(&["explain", "user", "user001@contoso.com"]);
     assert!(table.contains("No license errors."), "{table}");
+    assert!(
+        table.contains(" because its direct Office 365 E1 license was removed; its errors cleared."),
+        "{table}"
+    );
+    assert!(table.contains("Re-evaluated automatically on "), "{table}");
     // The prediction's states came true: E3 from the group, active, and no E1 any more.
     let shown = server.json(&["user", "show", "user001@contoso.com"]);
     let states: Vec<(String, String)> = shown["user"]["licenseAssignmentStates"]
