@@ -386,6 +386,43 @@ pub fn group_run_finished(
     )
 }
 
+/// "Self-heal user license assignments": background processing re-evaluated a user in error
+/// because a cause went away (seats bought or freed, a conflicting license removed, ...).
+pub fn user_self_healed(
+    tenant_id: Uuid,
+    user_id: Uuid,
+    user_principal_name: &str,
+    healing: &licensd_engine::SelfHealing,
+    at: i64,
+) -> AuditRecord {
+    let outcome = if healing.errors_cleared {
+        "its license errors cleared"
+    } else {
+        "it still has license errors"
+    };
+    AuditRecord {
+        category: "UserManagement".to_string(),
+        operation_type: "Update".to_string(),
+        target_type: "User".to_string(),
+        modified_properties: vec![ModifiedProperty {
+            display_name: "SelfHealingReason".to_string(),
+            old_value: String::new(),
+            new_value: healing.reason.as_str().to_string(),
+        }],
+        ..background_record(
+            tenant_id,
+            "Self-heal user license assignments",
+            user_id,
+            user_principal_name,
+            format!(
+                "Re-evaluated because {}; {outcome}.",
+                healing.reason.description()
+            ),
+            at,
+        )
+    }
+}
+
 fn background_record(
     tenant_id: Uuid,
     activity: &str,

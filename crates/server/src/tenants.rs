@@ -258,6 +258,23 @@ impl TenantRuntime {
         batch.expected_version = Some(state.version);
         let (group_runs, started, finished) = group_run_records(self.id, state, &busy_before, at.0);
         batch.audit = group_runs;
+        // Users self-healing re-evaluated in this step: their history, durably.
+        for user_id in &report.evaluated {
+            if let Some(healing) = state
+                .engine
+                .last_self_healing(*user_id)
+                .filter(|healing| healing.at == at)
+            {
+                let name = state
+                    .engine
+                    .user_view(*user_id)
+                    .map(|user| user.user_principal_name)
+                    .unwrap_or_default();
+                batch
+                    .audit
+                    .push(audit::user_self_healed(self.id, *user_id, &name, healing, at.0));
+            }
+        }
         let written = lock_store(store)?.write(self.id, &batch);
         match written {
             Ok(version) => {

@@ -586,6 +586,15 @@ async fn buying_seats_serves_the_waiting_users() {
         .await
         .expect(200)
         .contains("2 groups need your attention");
+    // A user who was waiting: self-healing re-evaluated them, and their history says so.
+    let user125 = directory.users[124];
+    server
+        .get(&format!("/users/{user125}"))
+        .await
+        .expect(200)
+        .contains("<h2>History</h2>")
+        .contains("data-activity=\"Self-heal user license assignments\"")
+        .contains("seats of Enterprise Mobility + Security E3 became available; its license errors cleared.");
 
     // Not a number: the product page with the message.
     server

@@ -364,6 +364,17 @@ async fn render(
     done: Option<&str>,
 ) -> Result<Response, ConsoleError> {
     let page = context.read(move |engine| user_page(engine, user_id)).await?;
+    // The user's recent audit records: license changes, membership, self-healing runs.
+    let history = if context.role.may_read(crate::auth::ReadScope::AuditLog) {
+        let query = licensd_store::AuditQuery {
+            target_id: Some(user_id),
+            limit: 10,
+            ..Default::default()
+        };
+        Some(context.audit_records(query).await?)
+    } else {
+        None
+    };
     let user = &page.user;
     let refusal_at = |place: RefusalAt| {
         html! {
@@ -499,6 +510,24 @@ async fn render(
             p.muted { "The user is a direct member of no group." }
         } @else {
             ul { @for (group_id, name) in &page.groups { li { a href={ "/groups/" (group_id) } { (name) } } } }
+        }
+        @if let Some(history) = &history {
+            h2 { "History" }
+            @if history.is_empty() {
+                p.muted { "No recorded change of this user yet." }
+            } @else {
+                ul.history {
+                    @for stored in history {
+                        li data-activity=(stored.record.activity) {
+                            (licensd_api_types::time::format_date_time(stored.record.activity_date_time)) " · "
+                            strong { (stored.record.activity) } " by " (stored.record.actor_name)
+                            @if stored.record.result != "success" { " · " strong { "failed" } }
+                            @if !stored.record.result_reason.is_empty() { " — " (stored.record.result_reason) }
+                        }
+                    }
+                }
+                p { a href={ "/activity" } { "All activity" } }
+            }
         }
     };
     let status = if refusal.is_some() {
