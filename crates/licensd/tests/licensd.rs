@@ -17,3 +17,5 @@ mod durability;
 mod support;
 #[path = "licensd/tidy.rs"]
 mod tidy;
+#[path = "licensd/user_guide.rs"]
+mod user_guide;
