@@ -1471,7 +1471,10 @@ impl Engine {
         self.commit_user_states(user, records, changes);
         // Groups of this user may now apply (a conflicting license is gone) or the freed units
         // may go to others; the background evaluation sorts that out.
-        match remove_licenses.first().and_then(|sku_id| self.sku_index.get(sku_id).copied()) {
+        match remove_licenses
+            .first()
+            .and_then(|sku_id| self.sku_index.get(sku_id).copied())
+        {
             Some(removed) => self.enqueue_healing(user, |engine| RequeueReason::DirectLicenseRemoved {
                 sku_id: engine.sku(removed).id,
                 sku_display_name: engine.sku(removed).display_name.clone(),

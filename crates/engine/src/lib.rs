@@ -44,6 +44,6 @@ pub use model::{
     SkuDefinition, TenantSettings, Timestamp, UserChanges, Uuid,
 };
 pub use plan_set::{PlanRef, PlanSet, PlanSetId, PlanSetInterner, MAX_SERVICE_PLANS};
-pub use self_healing::{RequeueReason, SelfHealing};
 pub use query::{GroupView, LicenseAssignmentState, LicensedUser, SkuUsage, TenantOverview, UserView};
+pub use self_healing::{RequeueReason, SelfHealing};
 pub use whatif::{WhatIfError, WhatIfOptions, WhatIfReport};

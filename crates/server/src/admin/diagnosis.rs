@@ -8,8 +8,7 @@ use licensd_api_types::admin::ServicePlan;
 use licensd_api_types::diagnosis::{
     CauseGroup, Change, Fix, GroupDiagnosis, GroupPrediction, InvolvedAssignment, InvolvedUser, Involvement,
     PredictedError, PredictedLicenseState, Problem, RequeueReason, SeatFigures, SelfHealing, SkuPrediction,
-    UserDiagnosis,
-    UserPrediction, WhatIfResponse,
+    UserDiagnosis, UserPrediction, WhatIfResponse,
 };
 use licensd_api_types::graph::AssignedLicense as WireLicense;
 use licensd_api_types::{ErrorCode, ErrorResponse};
