@@ -45,9 +45,17 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
 ];
 
-/// The first key of every advisory lock licensd takes (`licd` in ASCII), so its locks cannot
-/// collide with another application's on the same database.
-const LOCK_CLASS: i32 = 0x6c69_6364;
+/// The first key of every advisory lock licensd takes: `licd` (in ASCII) mixed with a hash of the
+/// schema the connection works in, so licensd's locks collide neither with another
+/// application's nor with those of another licensd installation in another schema of the same
+/// database (advisory locks are database-wide; tenant keys are per schema).
+fn lock_class(client: &mut Client) -> Result<i32, StoreError> {
+    let row = client
+        .query_one("SELECT hashtext(current_schema())", &[])
+        .map_err(StoreError::postgres("reading the current schema"))?;
+    let schema_hash: i32 = get(&row, 0)?;
+    Ok(0x6c69_6364 ^ schema_hash)
+}
 /// The second key of the lock that serializes migrations; tenant keys start at 1.
 const MIGRATION_LOCK: i32 = 0;
 
@@ -64,6 +72,8 @@ pub struct PostgresStore {
     client: Client,
     /// Statements prepared on this connection, by their text.
     statements: FxHashMap<&'static str, Statement>,
+    /// The first key of this connection's advisory locks ([`lock_class`]).
+    lock_class: i32,
 }
 
 fn get<'a, T: FromSql<'a>>(row: &'a Row, index: usize) -> Result<T, StoreError> {
@@ -100,10 +110,12 @@ fn statement(
 impl PostgresStore {
     /// Connects to `url` and migrates the database.
     pub(crate) fn open(url: &str) -> Result<PostgresStore, StoreError> {
-        let client = Client::connect(url, NoTls).map_err(StoreError::postgres("connecting"))?;
+        let mut client = Client::connect(url, NoTls).map_err(StoreError::postgres("connecting"))?;
+        let lock_class = lock_class(&mut client)?;
         let mut store = PostgresStore {
             client,
             statements: FxHashMap::default(),
+            lock_class,
         };
         store.migrate()?;
         Ok(store)
@@ -126,7 +138,7 @@ impl PostgresStore {
             transaction
                 .execute(
                     "SELECT pg_advisory_xact_lock($1, $2)",
-                    &[&LOCK_CLASS, &MIGRATION_LOCK],
+                    &[&self.lock_class, &MIGRATION_LOCK],
                 )
                 .map_err(StoreError::postgres("taking the migration lock"))?;
             transaction
@@ -235,7 +247,7 @@ impl PostgresStore {
         self.client
             .execute(
                 "SELECT pg_advisory_lock($1, $2)",
-                &[&LOCK_CLASS, &lock_object(tenant_key)?],
+                &[&self.lock_class, &lock_object(tenant_key)?],
             )
             .map_err(StoreError::postgres("taking the tenant's lock"))?;
         Ok(())
@@ -247,7 +259,7 @@ impl PostgresStore {
         self.client
             .execute(
                 "SELECT pg_advisory_unlock($1, $2)",
-                &[&LOCK_CLASS, &lock_object(tenant_key)?],
+                &[&self.lock_class, &lock_object(tenant_key)?],
             )
             .map_err(StoreError::postgres("releasing the tenant's lock"))?;
         Ok(())
@@ -548,7 +560,7 @@ impl PostgresStore {
         transaction
             .execute(
                 "SELECT pg_advisory_xact_lock($1, $2)",
-                &[&LOCK_CLASS, &lock_object(tenant_key)?],
+                &[&self.lock_class, &lock_object(tenant_key)?],
             )
             .map_err(StoreError::postgres("taking the tenant's write lock"))?;
         let row = transaction
