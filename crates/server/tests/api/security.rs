@@ -204,6 +204,19 @@ async fn snapshot(server: &TestServer) -> BTreeMap<&'static str, Value> {
     state
 }
 
+/// The stored version of the default tenant, read from the database itself: every accepted
+/// write bumps it.
+async fn stored_version(server: &TestServer) -> u64 {
+    let url = server.database_url.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut store = licensd_store::Store::open(&url).expect("store");
+        let tenant_id = store.tenant_ids().expect("tenants")[0];
+        store.tenant_version(tenant_id).expect("version")
+    })
+    .await
+    .expect("task")
+}
+
 /// The id of the newest audit record (a change adds a newer one).
 async fn newest_audit_record(server: &TestServer) -> Value {
     server
@@ -217,7 +230,9 @@ async fn newest_audit_record(server: &TestServer) -> Value {
 async fn requests_without_a_valid_token_are_refused_everywhere_but_health_checks(server: &TestServer) {
     server.import_seed_products(10, 10, 10, 10).await;
     let fixture = fixture(server).await;
+    server.settle().await;
     let before = snapshot(server).await;
+    let version = stored_version(server).await;
     let anonymous = reqwest::Client::new();
     let wrong = client_with_token(&licensd_server::auth::generate_token_text().expect("token"));
     let malformed = client_with_token("not-a-licensd-token");
@@ -263,6 +278,11 @@ async fn requests_without_a_valid_token_are_refused_everywhere_but_health_checks
         assert_eq!(reply.status, 200, "{open} is open");
     }
     assert_eq!(snapshot(server).await, before, "refused requests changed nothing");
+    assert_eq!(
+        stored_version(server).await,
+        version,
+        "nothing was written to the store"
+    );
 }
 
 async fn every_endpoint_obeys_every_role_and_every_change_is_audited(server: &TestServer) {
@@ -286,7 +306,10 @@ async fn every_endpoint_obeys_every_role_and_every_change_is_audited(server: &Te
         for (role, client) in &clients {
             let fixture = fixture(server).await;
             let (concrete, body) = request(method, path, &fixture);
+            // Background processing of earlier changes must not be mistaken for this request's.
+            server.settle().await;
             let before = snapshot(server).await;
+            let version = stored_version(server).await;
             let audited_before = newest_audit_record(server).await;
             let mut builder = client
                 .request(
@@ -370,7 +393,9 @@ async fn another_tenants_objects_do_not_exist(server: &TestServer) {
         .as_str()
         .expect("id")
         .to_string();
+    server.settle().await;
     let before = snapshot(server).await;
+    let version = stored_version(server).await;
     for (method, path, body) in [
         ("GET", format!("/v1.0/users/{user}"), None),
         (
