@@ -347,6 +347,11 @@ async fn every_endpoint_obeys_every_role_and_every_change_is_audited(server: &Te
                     before,
                     "{role} {method} {path} changed something"
                 );
+                assert_eq!(
+                    stored_version(server).await,
+                    version,
+                    "{role} {method} {path} wrote to the store"
+                );
             }
         }
     }
@@ -469,6 +474,11 @@ async fn another_tenants_objects_do_not_exist(server: &TestServer) {
         snapshot(server).await,
         before,
         "the other tenant changed nothing here"
+    );
+    assert_eq!(
+        stored_version(server).await,
+        version,
+        "nothing was written to this tenant"
     );
 }
 
