@@ -158,20 +158,26 @@ fn licenses_text(engine: &Engine, licenses: &[AssignedLicense]) -> String {
     let mut names: Vec<String> = licenses
         .iter()
         .map(|license| {
-            let name = engine
-                .sku_usage(license.sku_id)
-                .map(|usage| usage.sku_part_number)
-                .unwrap_or_else(|_| license.sku_id.to_string());
+            let Ok(usage) = engine.sku_usage(license.sku_id) else {
+                return license.sku_id.to_string();
+            };
             if license.disabled_plans.is_empty() {
-                name
-            } else {
-                let disabled: Vec<String> = license
-                    .disabled_plans
-                    .iter()
-                    .map(|plan| plan_name(engine, *plan).unwrap_or_else(|| plan.to_string()))
-                    .collect();
-                format!("{name} (disabled: {})", disabled.join(", "))
+                return usage.sku_part_number;
             }
+            // A disabled plan is one of the product's own: name it from the product.
+            let disabled: Vec<String> = license
+                .disabled_plans
+                .iter()
+                .map(|plan| {
+                    usage
+                        .service_plans
+                        .iter()
+                        .find(|(id, _, _)| id == plan)
+                        .map(|(_, name, _)| name.clone())
+                        .unwrap_or_else(|| plan.to_string())
+                })
+                .collect();
+            format!("{} (disabled: {})", usage.sku_part_number, disabled.join(", "))
         })
         .collect();
     names.sort();
@@ -285,18 +291,16 @@ pub fn modified(
     before: &[(&'static str, String)],
     after: &[(&'static str, String)],
 ) -> Vec<ModifiedProperty> {
-    let mut names: Vec<&'static str> = before.iter().chain(after).map(|(name, _)| *name).collect();
-    names.dedup();
-    let mut seen = Vec::new();
     let mut changes = Vec::new();
-    for name in names {
-        if seen.contains(&name) {
+    let mut seen: Vec<&'static str> = Vec::new();
+    for (name, _) in before.iter().chain(after) {
+        if seen.contains(name) {
             continue;
         }
         seen.push(name);
         let value = |list: &[(&'static str, String)]| {
             list.iter()
-                .find(|(candidate, _)| *candidate == name)
+                .find(|(candidate, _)| candidate == name)
                 .map(|(_, value)| value.clone())
                 .unwrap_or_default()
         };
@@ -313,7 +317,6 @@ pub fn modified(
 }
 
 /// One audit record for a command by a caller.
-#[allow(clippy::too_many_arguments)]
 pub fn record(
     caller: &Caller,
     command: &Command,

@@ -435,14 +435,6 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
     next.run(request).await
 }
 
-/// Answers `StatusCode::FORBIDDEN` in the API's shape (for handlers that check a role).
-pub fn forbidden_error(message: impl Into<String>) -> ApiError {
-    ApiError::new(ErrorCode::Forbidden, message)
-}
-
-/// The status of a refusal by role (for tests and the console).
-pub const FORBIDDEN: StatusCode = StatusCode::FORBIDDEN;
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -273,6 +273,12 @@ async fn requests_without_a_valid_token_are_refused_everywhere_but_health_checks
         .expect("answer");
     assert_eq!(page.status(), 303);
     assert_eq!(page.headers()["location"], "/login?next=%2Fgroups");
+    let scim = server.send(anonymous.get(server.url("/scim/v2/Users"))).await;
+    assert_eq!(scim.status, 401, "{}", scim.body);
+    assert_eq!(
+        scim.body["schemas"][0],
+        "urn:ietf:params:scim:api:messages:2.0:Error"
+    );
     for open in ["/healthz", "/readyz", "/openapi.json", "/login"] {
         let reply = server.send(anonymous.get(server.url(open))).await;
         assert_eq!(reply.status, 200, "{open} is open");
@@ -708,7 +714,7 @@ async fn a_token_over_its_rate_limit_is_answered_429_with_retry_after() {
     }
     assert_eq!(&statuses[..5], &[200; 5], "{statuses:?}");
     assert!(statuses[5..].contains(&429), "{statuses:?}");
-    // Health checks are not limited; neither is another token.
+    // Health checks are not limited.
     server
         .send(reqwest::Client::new().get(server.url("/healthz")))
         .await
