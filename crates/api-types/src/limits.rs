@@ -38,6 +38,10 @@ pub const PROPERTY_LIMITS: &[(&str, usize)] = &[
     ("mail", 254),
     ("externalId", 256),
     ("description", 1_024),
+    // SCIM's search request and PATCH operations carry filters and paths, which the filter
+    // parser bounds more tightly (4,096 characters) with SCIM's precise error type.
+    ("filter", 8_192),
+    ("path", 8_192),
 ];
 
 /// The limit of a property, by its (case-insensitive) name.

@@ -117,7 +117,8 @@ fn run(
                     .map_err(Into::into)
             });
             match leased {
-                Ok(true) => {}
+                // The lease is a write: the database takes writes again.
+                Ok(true) => health.write_succeeded(),
                 Ok(false) => continue,
                 Err(error) => {
                     health.write_failed(&error.to_string());

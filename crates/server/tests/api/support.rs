@@ -36,7 +36,12 @@ static SCHEMA_COUNTER: AtomicU32 = AtomicU32::new(0);
 
 impl TestDatabase {
     pub fn sqlite() -> TestDatabase {
-        let directory = tempfile::tempdir().expect("temporary directory");
+        TestDatabase::sqlite_in(&std::env::temp_dir())
+    }
+
+    /// A SQLite file in a new directory under `parent` (a small file system, for instance).
+    pub fn sqlite_in(parent: &std::path::Path) -> TestDatabase {
+        let directory = tempfile::tempdir_in(parent).expect("temporary directory");
         let url = format!("sqlite://{}", directory.path().join("licensd.db").display());
         TestDatabase {
             url,
