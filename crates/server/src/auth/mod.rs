@@ -2,8 +2,8 @@
 //! document, the console's static assets and its sign-in page must present a licensd token —
 //! `Authorization: Bearer lsd_…` for the APIs (`/v1.0`, `/licensd`, `/scim`: bearer tokens only)
 //! and the CLI, or on console pages the console's `licensd_session` cookie (set by signing in
-//! with a token; `HttpOnly`, `SameSite=Strict`). A console request that changes something must
-//! come from the console's own origin (`Sec-Fetch-Site`, else `Origin`, checked). Before any
+//! with a token; `HttpOnly`, `SameSite=Strict`; the console refuses cross-site changes itself,
+//! `console::forms::same_origin_changes`). Before any
 //! database lookup, [`AuthenticationGuard`] answers 429 to an address that caused too many
 //! failed authentications and 401 to a token id known to be unknown. [`authenticate`] then
 //! checks the token against the store on every request (so a revocation or an expiry is seen at
@@ -268,34 +268,6 @@ fn credential(headers: &HeaderMap, path: &str) -> Option<String> {
     session_cookie(headers)
 }
 
-/// Why a console request that changes something is refused as cross-site, if it is: a browser's
-/// `Sec-Fetch-Site` must say `same-origin` (or `none`, typed by the user), and else an `Origin`
-/// must name this server's host. Requests with neither header come from no browser (nothing to
-/// forge) and pass.
-fn cross_site_refusal(headers: &HeaderMap) -> Option<String> {
-    let text = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|value| value.to_str().ok())
-            .map(str::trim)
-    };
-    if let Some(site) = text("sec-fetch-site") {
-        return (!matches!(site, "same-origin" | "none"))
-            .then(|| format!("Sec-Fetch-Site is '{site}', not same-origin"));
-    }
-    let origin = text("origin")?;
-    let host = text("x-forwarded-host")
-        .and_then(|hosts| hosts.split(',').next())
-        .map(str::trim)
-        .or_else(|| text("host"))
-        .unwrap_or("");
-    let origin_host = origin
-        .split_once("://")
-        .map_or("", |(_, rest)| rest.split('/').next().unwrap_or(""));
-    (host.is_empty() || !origin_host.eq_ignore_ascii_case(host))
-        .then(|| format!("the Origin '{origin}' is not this server ('{host}')"))
-}
-
 /// The token in the console's session cookie, if any.
 pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
     headers
@@ -428,19 +400,10 @@ fn too_many_requests(path: &str, retry_after: Duration, whose: &str) -> Response
 /// The middleware: authenticates, rate-limits and authorizes every non-public request.
 pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let path = request.uri().path().to_string();
-    let method = request.method().clone();
-    if !is_api(&path) && !is_safe(&method) {
-        if let Some(reason) = cross_site_refusal(request.headers()) {
-            tracing::info!(%method, %path, %reason, "cross-site console request refused");
-            return crate::console::ConsoleError::Forbidden {
-                action: "make changes from another site",
-            }
-            .into_response();
-        }
-    }
     if is_public(&path) {
         return next.run(request).await;
     }
+    let method = request.method().clone();
     let Some(text) = credential(request.headers(), &path) else {
         return unauthenticated(&path, &method);
     };
@@ -619,23 +582,5 @@ mod tests {
         assert_eq!(credential(&headers, "/v1.0/users").as_deref(), Some("lsd_header"));
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(credential(&headers, "/users").as_deref(), Some(""));
-    }
-
-    #[test]
-    fn console_changes_must_come_from_the_console_itself() {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::HOST, HeaderValue::from_static("licensd.example:8080"));
-        assert_eq!(cross_site_refusal(&headers), None);
-        headers.insert(
-            header::ORIGIN,
-            HeaderValue::from_static("https://licensd.example:8080"),
-        );
-        assert_eq!(cross_site_refusal(&headers), None);
-        headers.insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
-        assert!(cross_site_refusal(&headers).is_some());
-        headers.insert("sec-fetch-site", HeaderValue::from_static("same-site"));
-        assert!(cross_site_refusal(&headers).is_some());
-        headers.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
-        assert_eq!(cross_site_refusal(&headers), None);
     }
 }

@@ -234,6 +234,8 @@ impl TestServer {
         config.bootstrap_token = Some(token.clone());
         // Tests send bursts of requests; the rate-limit test turns it back on.
         config.rate_limit.per_second = 0;
+        // Tests send many refused credentials on purpose; the flood test turns this back on.
+        config.authentication_failure_limit.per_second = 0;
         configure(&mut config);
         let (sender, receiver) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(licensd_server::run(listener, config, async move {
