@@ -67,7 +67,11 @@ fn sigterm_with_a_half_sent_request_exits_within_the_drain_period() {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(status) = child.try_wait().expect("wait") {
-            assert!(status.success(), "licensd serve exited with {status}: {}", log_text());
+            assert!(
+                status.success(),
+                "licensd serve exited with {status}: {}",
+                log_text()
+            );
             break;
         }
         if Instant::now() >= deadline {
