@@ -88,7 +88,9 @@ struct ServeArguments {
     data_dir: Option<PathBuf>,
     /// A TOML configuration file (keys: database-url, listen, data-dir, processing-batch-size,
     /// processing-idle-interval-ms, processing-lease-ms, instance-id, rate-limit-per-second,
-    /// rate-limit-burst, audit-retention-days, tls-cert, tls-key).
+    /// rate-limit-burst, authentication-failures-per-second, authentication-failure-burst,
+    /// header-read-timeout-ms, body-read-timeout-ms, max-connections, shutdown-drain-ms,
+    /// audit-retention-days, tls-cert, tls-key).
     #[arg(long)]
     config: Option<PathBuf>,
     /// PEM certificate chain: serve HTTPS (with --tls-key).

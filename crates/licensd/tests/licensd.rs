@@ -16,6 +16,8 @@ mod cli;
 mod diagnosis_cli;
 #[path = "licensd/durability.rs"]
 mod durability;
+#[path = "licensd/shutdown.rs"]
+mod shutdown;
 #[path = "licensd/support.rs"]
 mod support;
 #[path = "licensd/tidy.rs"]

@@ -27,6 +27,12 @@ pub struct ServerConfig {
     pub bootstrap_token: Option<String>,
     /// Requests each token may make (per instance); `per_second = 0` turns limiting off.
     pub rate_limit: crate::auth::RateLimit,
+    /// Failed authentications each client address may cause (per instance) before its requests
+    /// with tokens not recently verified are answered 429 without a database lookup;
+    /// `per_second = 0` turns this limit off. Default: 10 per second, bursts of 50.
+    pub authentication_failure_limit: crate::auth::RateLimit,
+    /// Timeouts, the connection cap and the shutdown drain (see [`crate::ConnectionLimits`]).
+    pub connections: crate::ConnectionLimits,
     /// How long audit records are kept; `None` keeps them forever.
     pub audit_retention: Option<Duration>,
     /// PEM certificate chain and private key: serve HTTPS instead of HTTP.
@@ -55,6 +61,18 @@ pub struct ConfigFile {
     pub rate_limit_per_second: Option<u32>,
     /// Requests a token may make in a burst above its rate.
     pub rate_limit_burst: Option<u32>,
+    /// Failed authentications per second a client address may cause; 0 turns the limit off.
+    pub authentication_failures_per_second: Option<u32>,
+    /// Failed authentications a client address may cause in a burst.
+    pub authentication_failure_burst: Option<u32>,
+    /// Milliseconds a client has to send a request's head (also the keep-alive idle limit).
+    pub header_read_timeout_ms: Option<u64>,
+    /// Milliseconds a client has to send a request's body once its head is read.
+    pub body_read_timeout_ms: Option<u64>,
+    /// Connections served at once.
+    pub max_connections: Option<usize>,
+    /// Milliseconds shutdown waits for requests in flight.
+    pub shutdown_drain_ms: Option<u64>,
     /// Days audit records are kept; 0 keeps them forever.
     pub audit_retention_days: Option<u64>,
     pub tls_cert: Option<PathBuf>,
@@ -97,6 +115,11 @@ impl ServerConfig {
             instance_id: format!("licensd-{}", std::process::id()),
             bootstrap_token: None,
             rate_limit: crate::auth::RateLimit::default(),
+            authentication_failure_limit: crate::auth::RateLimit {
+                per_second: 10,
+                burst: 50,
+            },
+            connections: crate::ConnectionLimits::default(),
             audit_retention: Some(Duration::from_secs(90 * 24 * 60 * 60)),
             tls: None,
         }
@@ -135,6 +158,33 @@ impl ServerConfig {
         }
         if let Some(burst) = file.rate_limit_burst {
             self.rate_limit.burst = burst;
+        }
+        if let Some(per_second) = file.authentication_failures_per_second {
+            self.authentication_failure_limit.per_second = per_second;
+        }
+        if let Some(burst) = file.authentication_failure_burst {
+            self.authentication_failure_limit.burst = burst;
+        }
+        let positive = |name: &str, value: u64| -> Result<Duration, ConfigError> {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
+            }
+            Ok(Duration::from_millis(value))
+        };
+        if let Some(ms) = file.header_read_timeout_ms {
+            self.connections.header_read_timeout = positive("header-read-timeout-ms", ms)?;
+        }
+        if let Some(ms) = file.body_read_timeout_ms {
+            self.connections.body_read_timeout = positive("body-read-timeout-ms", ms)?;
+        }
+        if let Some(ms) = file.shutdown_drain_ms {
+            self.connections.shutdown_drain = Duration::from_millis(ms);
+        }
+        if let Some(count) = file.max_connections {
+            if count == 0 {
+                return Err(ConfigError::Invalid("max-connections must be at least 1".into()));
+            }
+            self.connections.max_connections = count;
         }
         if let Some(days) = file.audit_retention_days {
             self.audit_retention = (days > 0).then(|| Duration::from_secs(days * 24 * 60 * 60));
@@ -179,6 +229,22 @@ mod tests {
         assert!(config.is_postgres());
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.processing_batch_size, 10);
+        let limits: ConfigFile = toml::from_str(
+            "header-read-timeout-ms = 500\nbody-read-timeout-ms = 700\nmax-connections = 3\nshutdown-drain-ms = 900\nauthentication-failures-per-second = 2\nauthentication-failure-burst = 4\n",
+        )
+        .expect("valid file");
+        let limited = config.with_file(&limits).expect("valid limits");
+        assert_eq!(
+            limited.connections.header_read_timeout,
+            Duration::from_millis(500)
+        );
+        assert_eq!(limited.connections.body_read_timeout, Duration::from_millis(700));
+        assert_eq!(limited.connections.max_connections, 3);
+        assert_eq!(limited.connections.shutdown_drain, Duration::from_millis(900));
+        assert_eq!(limited.authentication_failure_limit.per_second, 2);
+        assert_eq!(limited.authentication_failure_limit.burst, 4);
+        let zero: ConfigFile = toml::from_str("max-connections = 0").expect("valid file");
+        assert!(ServerConfig::defaults(Path::new(".")).with_file(&zero).is_err());
     }
 
     #[test]

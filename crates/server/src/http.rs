@@ -77,8 +77,16 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Readiness: the store answers and tenants are loaded.
+/// Readiness: the store answers, tenants are loaded, and the database takes writes (the last
+/// write did not fail; a SQLite database's file system has room).
 async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
+    if let Err(reason) = state.write_health.check() {
+        tracing::debug!(%reason, "not ready");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: the database cannot take writes ({reason})"),
+        );
+    }
     let checked = tokio::task::spawn_blocking(move || -> Result<usize, String> {
         let mut store = lock_store(&state.store).map_err(|error| error.to_string())?;
         store.tenant_ids().map_err(|error| error.to_string())?;

@@ -12,11 +12,13 @@ pub mod auth;
 pub mod config;
 pub mod console;
 pub mod graph;
+pub mod health;
 mod http;
 pub mod odata;
 pub mod openapi;
 pub mod processor;
 pub mod scim;
+mod serve;
 pub mod tenants;
 
 use std::future::Future;
@@ -26,6 +28,7 @@ use licensd_store::Store;
 use tokio::net::TcpListener;
 
 pub use config::{ConfigError, ConfigFile, ServerConfig, TlsFiles};
+pub use serve::ConnectionLimits;
 pub use tenants::{ExecuteError, SharedStore, TenantRuntime, Tenants};
 
 /// Why the server could not run.
@@ -55,6 +58,10 @@ pub struct AppState {
     pub auth_store: SharedStore,
     pub tenants: Arc<Tenants>,
     pub rate_limiter: Arc<auth::RateLimiter>,
+    /// Failed authentications per client address, and token ids known to be unknown.
+    pub authentication_guard: Arc<auth::AuthenticationGuard>,
+    /// Whether the database took the last write (for `/readyz`).
+    pub write_health: Arc<health::WriteHealth>,
     /// Whether the server speaks HTTPS (the console's cookie is then `Secure`).
     pub https: bool,
 }
@@ -77,6 +84,10 @@ pub fn open(config: &ServerConfig) -> Result<AppState, ServerError> {
         auth_store,
         tenants,
         rate_limiter: Arc::new(auth::RateLimiter::new(config.rate_limit)),
+        authentication_guard: Arc::new(auth::AuthenticationGuard::new(
+            config.authentication_failure_limit,
+        )),
+        write_health: Arc::new(health::WriteHealth::new(&config.database_url)),
         https: config.tls.is_some(),
     })
 }
@@ -129,8 +140,9 @@ pub fn ensure_bootstrap_token(
     Ok(Some(text))
 }
 
-/// Runs the server on `listener` until `shutdown` completes, then stops accepting requests,
-/// lets the processor finish its batch in flight and returns.
+/// Runs the server on `listener` until `shutdown` completes, then stops accepting requests, lets
+/// requests in flight finish for at most the configured drain period, lets the processor finish
+/// its batch in flight and returns.
 pub async fn run(
     listener: TcpListener,
     config: ServerConfig,
@@ -157,7 +169,12 @@ pub async fn run(
              Use it as `Authorization: Bearer <token>`, in LICENSD_TOKEN for the CLI, or to sign in to the console.\n"
         );
     }
-    let processor = processor::Processor::start(config.clone(), state.store.clone(), state.tenants.clone())?;
+    let processor = processor::Processor::start_watched(
+        config.clone(),
+        state.store.clone(),
+        state.tenants.clone(),
+        Arc::clone(&state.write_health),
+    )?;
     // The synchronous PostgreSQL client must not be dropped on an async thread (its drop blocks):
     // these clones outlive the router and are dropped on a blocking thread below.
     let stores = (state.store.clone(), state.auth_store.clone());
@@ -168,25 +185,7 @@ pub async fn run(
         "licensd is serving"
     );
     let router = http::router(state);
-    let served = match tls {
-        None => {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-        Some(tls) => {
-            let handle = axum_server::Handle::new();
-            let stopping = handle.clone();
-            tokio::spawn(async move {
-                shutdown.await;
-                stopping.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
-            });
-            axum_server::from_tcp_rustls(listener.into_std()?, tls)
-                .handle(handle)
-                .serve(router.into_make_service())
-                .await
-        }
-    };
+    let served = serve::serve(listener, router, tls, config.connections, shutdown).await;
     tokio::task::spawn_blocking(move || {
         processor.stop();
         drop(stores);
@@ -197,11 +196,12 @@ pub async fn run(
     Ok(())
 }
 
-/// The rustls configuration of `--tls-cert` / `--tls-key` (PEM files), with the ring provider.
-async fn load_tls(files: &config::TlsFiles) -> Result<axum_server::tls_rustls::RustlsConfig, ServerError> {
+/// The rustls configuration of `--tls-cert` / `--tls-key` (PEM files), with the ring provider,
+/// offering HTTP/1.1 only (the protocol the accept loop bounds).
+async fn load_tls(files: &config::TlsFiles) -> Result<Arc<rustls::ServerConfig>, ServerError> {
     // Installing fails only if another provider was installed first, which is then used.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.certificate, &files.private_key)
+    let loaded = axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.certificate, &files.private_key)
         .await
         .map_err(|error| {
             ServerError::Tls(format!(
@@ -209,7 +209,10 @@ async fn load_tls(files: &config::TlsFiles) -> Result<axum_server::tls_rustls::R
                 files.certificate.display(),
                 files.private_key.display()
             ))
-        })
+        })?;
+    let mut server_config = loaded.get_inner().as_ref().clone();
+    server_config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(server_config))
 }
 
 /// A database URL without its password, for logs.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::config::ServerConfig;
+use crate::health::{RepeatedWarnings, WriteHealth};
 use crate::tenants::{lock_store, SharedStore, Tenants};
 
 /// A running processor; dropping it does not stop it, [`Processor::stop`] does.
@@ -22,11 +23,22 @@ impl Processor {
         store: SharedStore,
         tenants: Arc<Tenants>,
     ) -> std::io::Result<Processor> {
+        let health = Arc::new(WriteHealth::new(&config.database_url));
+        Processor::start_watched(config, store, tenants, health)
+    }
+
+    /// Starts the processor, recording the outcome of its writes in `health` (for `/readyz`).
+    pub fn start_watched(
+        config: ServerConfig,
+        store: SharedStore,
+        tenants: Arc<Tenants>,
+        health: Arc<WriteHealth>,
+    ) -> std::io::Result<Processor> {
         let stop = Arc::new(AtomicBool::new(false));
         let thread_stop = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("licensd-processor".to_string())
-            .spawn(move || run(config, store, tenants, thread_stop))?;
+            .spawn(move || run(config, store, tenants, thread_stop, health))?;
         Ok(Processor {
             stop,
             thread: Some(thread),
@@ -57,8 +69,17 @@ fn prune_audit_log(store: &SharedStore, retention: std::time::Duration) {
     }
 }
 
-fn run(config: ServerConfig, store: SharedStore, tenants: Arc<Tenants>, stop: Arc<AtomicBool>) {
+fn run(
+    config: ServerConfig,
+    store: SharedStore,
+    tenants: Arc<Tenants>,
+    stop: Arc<AtomicBool>,
+    health: Arc<WriteHealth>,
+) {
     tracing::info!(instance = %config.instance_id, "processor started");
+    // A failure retried every idle interval (a full disk) is logged once a minute, not 20 times
+    // a second.
+    let warnings = RepeatedWarnings::default();
     let mut rounds: u64 = 0;
     let mut last_pruned: Option<std::time::Instant> = None;
     while !stop.load(Ordering::SeqCst) {
@@ -96,10 +117,15 @@ fn run(config: ServerConfig, store: SharedStore, tenants: Arc<Tenants>, stop: Ar
                     .map_err(Into::into)
             });
             match leased {
-                Ok(true) => {}
+                // The lease is a write: the database takes writes again.
+                Ok(true) => health.write_succeeded(),
                 Ok(false) => continue,
                 Err(error) => {
-                    tracing::warn!(tenant = %runtime.id, %error, "processing lease failed");
+                    health.write_failed(&error.to_string());
+                    let text = format!("processing lease of {} failed: {error}", runtime.id);
+                    if let Some(repeats) = warnings.admit(&text) {
+                        tracing::warn!(tenant = %runtime.id, %error, repeats, "processing lease failed");
+                    }
                     continue;
                 }
             }
@@ -114,9 +140,18 @@ fn run(config: ServerConfig, store: SharedStore, tenants: Arc<Tenants>, stop: Ar
                             "processed a batch"
                         );
                     }
+                    if step.evaluated_users > 0 {
+                        health.write_succeeded();
+                    }
                     evaluated += step.evaluated_users;
                 }
-                Err(error) => tracing::warn!(tenant = %runtime.id, %error, "processing step failed"),
+                Err(error) => {
+                    health.write_failed(&error.to_string());
+                    let text = format!("processing step of {} failed: {error}", runtime.id);
+                    if let Some(repeats) = warnings.admit(&text) {
+                        tracing::warn!(tenant = %runtime.id, %error, repeats, "processing step failed");
+                    }
+                }
             }
         }
         if evaluated == 0 {

@@ -15,6 +15,8 @@ mod diagnosis;
 mod errors;
 #[path = "api/groups.rs"]
 mod groups;
+#[path = "api/hardening.rs"]
+mod hardening;
 #[path = "api/odata.rs"]
 mod odata;
 #[path = "api/openapi.rs"]

@@ -108,3 +108,76 @@ proptest! {
         }
     }
 }
+
+/// Fuzzing with deep and long inputs (issue 20): whatever the nesting or the length, every
+/// recursive parser returns on a test thread's 2 MiB stack (the size of tokio's workers), accepts
+/// exactly what is within its limits, and names the limit it refuses.
+mod deep_and_long {
+    use licensd_server::api::extract::{check_json_depth, parse_json_body, MAX_JSON_DEPTH};
+    use licensd_server::odata::filter::{self, MAX_FILTER_CLAUSES, MAX_FILTER_DEPTH};
+    use licensd_server::odata::USER_SCHEMA;
+    use licensd_server::scim::filter::{parse_filter, parse_patch_path};
+    use licensd_server::scim::schema::USER_RESOURCE;
+    use proptest::prelude::*;
+
+    /// An opening of one nesting step with the levels it adds, and its closing.
+    fn odata_nesting() -> impl Strategy<Value = (&'static str, usize, &'static str)> {
+        prop::sample::select(vec![("(", 1, ")"), ("not ", 1, ""), ("not (", 2, ")")])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn odata_filters_of_any_depth_return_and_respect_the_depth_limit(
+            (open, levels, close) in odata_nesting(),
+            depth in prop_oneof![0usize..64, 64usize..6_000],
+        ) {
+            let text = format!("{}displayName eq 'a'{}", open.repeat(depth), close.repeat(depth));
+            let parsed = filter::parse(&text, &USER_SCHEMA);
+            let within = depth * levels <= MAX_FILTER_DEPTH && text.chars().count() <= filter::MAX_FILTER_LENGTH;
+            prop_assert_eq!(parsed.is_ok(), within, "{}", text.len());
+            if let Err(error) = parsed {
+                prop_assert!(error.message.contains("32 levels") || error.message.contains("4096"), "{}", error.message);
+            }
+        }
+
+        #[test]
+        fn odata_filters_of_any_length_return_and_respect_the_clause_limit(
+            clauses in prop_oneof![1usize..120, 120usize..2_000],
+            joiner in prop::sample::select(vec![" or ", " and "]),
+        ) {
+            let text = vec!["displayName eq 'a'"; clauses].join(joiner);
+            let parsed = filter::parse(&text, &USER_SCHEMA);
+            prop_assert_eq!(parsed.is_ok(), clauses <= MAX_FILTER_CLAUSES);
+        }
+
+        #[test]
+        fn scim_filters_and_paths_of_any_depth_return_and_respect_the_limits(
+            (open, levels) in prop::sample::select(vec![("(", 1usize), ("not (", 2usize)]),
+            depth in prop_oneof![0usize..64, 64usize..6_000],
+            clauses in 1usize..300,
+        ) {
+            let text = format!("{}userName eq \"a\"{}", open.repeat(depth), ")".repeat(depth));
+            let within = depth * levels <= MAX_FILTER_DEPTH && text.chars().count() <= 4_096;
+            prop_assert_eq!(parse_filter(&text, &USER_RESOURCE).is_ok(), within);
+            // A PATCH path's value filter is parsed on its own: its brackets add no level.
+            let path = format!("emails[{}type eq \"work\"{}].value", "(".repeat(depth), ")".repeat(depth));
+            let within = depth <= MAX_FILTER_DEPTH && path.chars().count() <= 4_096;
+            prop_assert_eq!(parse_patch_path(&path, &USER_RESOURCE).is_ok(), within);
+            let long = vec!["userName eq \"a\""; clauses].join(" or ");
+            prop_assert_eq!(parse_filter(&long, &USER_RESOURCE).is_ok(), clauses <= 100);
+        }
+
+        #[test]
+        fn json_bodies_of_any_depth_return_and_respect_the_depth_limit(
+            depth in prop_oneof![0usize..64, 64usize..200_000],
+            open in prop::sample::select(vec![("[", "]"), ("{\"a\":", "}")]),
+        ) {
+            let text = format!("{}1{}", open.0.repeat(depth), open.1.repeat(depth));
+            prop_assert_eq!(check_json_depth(text.as_bytes()).is_ok(), depth <= MAX_JSON_DEPTH);
+            let parsed = parse_json_body::<serde_json::Value>(text.as_bytes());
+            prop_assert_eq!(parsed.is_ok(), depth <= MAX_JSON_DEPTH);
+        }
+    }
+}

@@ -20,6 +20,45 @@ use crate::AppState;
 /// The largest request body accepted (a bigger one is answered 413 and changes nothing).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// The deepest nesting of arrays and objects accepted in a JSON body. Every body licensd takes is
+/// at most a few levels deep; the limit is checked on the raw bytes, before any recursive
+/// deserializer or tree walk sees the body (serde_json's own limit, 128, is checked while it
+/// already recurses).
+pub const MAX_JSON_DEPTH: usize = 32;
+
+/// Refuses a JSON text nested deeper than [`MAX_JSON_DEPTH`], without recursion: a scan that
+/// counts `[` and `{` outside strings. Returns the message to answer with.
+pub fn check_json_depth(bytes: &[u8]) -> Result<(), String> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for byte in bytes {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_JSON_DEPTH {
+                    return Err(format!(
+                        "The request body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels."
+                    ));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// A JSON request body. Malformed JSON, unknown properties, wrong types and malformed GUIDs are
 /// answered 400 with serde's precise description; a body over [`MAX_BODY_BYTES`] 413; a
 /// non-JSON content type 415.
@@ -68,7 +107,20 @@ pub fn parse_json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError>
             "The request body is empty; a JSON object is expected.",
         ));
     }
-    serde_json::from_slice(bytes).map_err(|error| match error.classify() {
+    check_json_depth(bytes).map_err(|message| ApiError::new(ErrorCode::InvalidRequestBody, message))?;
+    // Every string is checked against its length limit before the body is judged as a whole,
+    // whatever shape the handler expects.
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(json_error)?;
+    if let Some(overlong) = licensd_api_types::limits::find_overlong(&value) {
+        return Err(ApiError::new(ErrorCode::InvalidRequestBody, overlong.to_string()));
+    }
+    drop(value);
+    serde_json::from_slice(bytes).map_err(json_error)
+}
+
+/// A serde_json error as Graph's error: syntax (malformed JSON) or shape (invalid body).
+fn json_error(error: serde_json::Error) -> ApiError {
+    match error.classify() {
         serde_json::error::Category::Syntax | serde_json::error::Category::Eof => ApiError::new(
             ErrorCode::MalformedJson,
             format!("The request body is not valid JSON: {error}."),
@@ -77,7 +129,7 @@ pub fn parse_json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError>
             ErrorCode::InvalidRequestBody,
             format!("Invalid request body: {error}."),
         ),
-    })
+    }
 }
 
 /// Path parameters, with Graph's envelope when the address cannot be decoded (invalid
@@ -115,6 +167,8 @@ pub struct SelectedTenant(pub Uuid);
 pub struct Tenant {
     pub runtime: Arc<TenantRuntime>,
     store: SharedStore,
+    /// Where the outcome of each write is recorded (for `/readyz`).
+    write_health: Arc<crate::health::WriteHealth>,
     /// Who asks: the token the authentication layer verified.
     pub caller: Caller,
 }
@@ -134,6 +188,7 @@ impl FromRequestParts<AppState> for Tenant {
         Ok(Tenant {
             runtime,
             store: state.store.clone(),
+            write_health: Arc::clone(&state.write_health),
             caller,
         })
     }
@@ -183,9 +238,19 @@ impl Tenant {
         let runtime = Arc::clone(&self.runtime);
         let store = self.store.clone();
         let caller = self.caller.clone();
-        tokio::task::spawn_blocking(move || runtime.execute(&store, command, &caller).map_err(ApiError::from))
-            .await
-            .map_err(|error| ApiError::internal(format!("a command task failed: {error}")))?
+        let outcome = tokio::task::spawn_blocking(move || {
+            runtime.execute(&store, command, &caller).map_err(ApiError::from)
+        })
+        .await
+        .map_err(|error| ApiError::internal(format!("a command task failed: {error}")))?;
+        match &outcome {
+            Ok(_) => self.write_health.write_succeeded(),
+            Err(error) if error.code == ErrorCode::StorageUnavailable => self
+                .write_health
+                .write_failed(error.log_detail.as_deref().unwrap_or(&error.message)),
+            Err(_) => {}
+        }
+        outcome
     }
 }
 

@@ -7,5 +7,6 @@ pub mod extract;
 
 pub use error::{request_context, ApiError, RequestIds};
 pub use extract::{
-    parse_object_id, JsonBody, PathParameters, RequestOrigin, SelectedTenant, Tenant, MAX_BODY_BYTES,
+    check_json_depth, parse_object_id, JsonBody, PathParameters, RequestOrigin, SelectedTenant, Tenant,
+    MAX_BODY_BYTES, MAX_JSON_DEPTH,
 };

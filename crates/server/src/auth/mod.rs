@@ -1,20 +1,26 @@
 //! Authentication and authorization. Every request except the health checks, the OpenAPI
 //! document, the console's static assets and its sign-in page must present a licensd token —
-//! `Authorization: Bearer lsd_…` for the APIs and the CLI, or the console's `licensd_session`
-//! cookie (set by signing in with a token; `HttpOnly`, `SameSite=Strict`). [`authenticate`]
-//! checks it against the store on every request (so a revocation or an expiry is seen at once,
-//! by every instance), rate-limits it, checks the route against the token's [`Role`], and hands
-//! the handlers a [`Caller`]: the tenant the token belongs to, and who is asking. Commands are
-//! checked again per command inside `TenantRuntime::execute`, whatever surface sent them.
+//! `Authorization: Bearer lsd_…` for the APIs (`/v1.0`, `/licensd`, `/scim`: bearer tokens only)
+//! and the CLI, or on console pages the console's `licensd_session` cookie (set by signing in
+//! with a token; `HttpOnly`, `SameSite=Strict`; the console refuses cross-site changes itself,
+//! `console::forms::same_origin_changes`). Before any
+//! database lookup, [`AuthenticationGuard`] answers 429 to an address that caused too many
+//! failed authentications and 401 to a token id known to be unknown. [`authenticate`] then
+//! checks the token against the store on every request (so a revocation or an expiry is seen at
+//! once, by every instance), rate-limits it, checks the route against the token's [`Role`], and
+//! hands the handlers a [`Caller`]: the tenant the token belongs to, and who is asking. Commands
+//! are checked again per command inside `TenantRuntime::execute`, whatever surface sent them.
 
+mod guard;
 mod rate_limit;
 mod role;
 mod token;
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -22,6 +28,7 @@ use licensd_api_types::ErrorCode;
 use licensd_engine::Uuid;
 use licensd_store::AccessTokenRecord;
 
+pub use guard::{AuthenticationGuard, MAX_REMEMBERED_TOKENS, UNKNOWN_TOKEN_MEMORY, VERIFIED_TOKEN_MEMORY};
 pub use rate_limit::{RateLimit, RateLimiter};
 pub use role::{CommandKind, ReadScope, Role, UnknownRole};
 pub use token::{IssuedToken, RandomnessError, TokenFormatError, TOKEN_PREFIX};
@@ -134,6 +141,8 @@ enum Rejection {
     Revoked,
     Expired,
     WrongSecret,
+    /// The store could not be asked.
+    Unchecked,
 }
 
 /// Paths anyone may request: health checks, the API description, the console's assets and
@@ -238,8 +247,9 @@ pub fn may_request(role: Role, method: &Method, path: &str) -> bool {
         .any(|kind| role.may_change(*kind))
 }
 
-/// The presented credential: a bearer token, or else the console's session cookie.
-fn credential(headers: &HeaderMap) -> Option<String> {
+/// The presented credential: a bearer token, or else (on console pages only) the console's
+/// session cookie.
+fn credential(headers: &HeaderMap, path: &str) -> Option<String> {
     if let Some(value) = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -249,6 +259,11 @@ fn credential(headers: &HeaderMap) -> Option<String> {
             return Some(token.trim().to_string());
         }
         return Some(String::new());
+    }
+    if is_api(path) {
+        // The APIs take bearer tokens only: a cookie is sent by a browser on its own, whoever
+        // made it send the request.
+        return None;
     }
     session_cookie(headers)
 }
@@ -295,7 +310,7 @@ pub struct VerifyError(Rejection);
 impl VerifyError {
     fn internal(detail: String) -> VerifyError {
         tracing::error!(%detail, "a token could not be checked");
-        VerifyError(Rejection::Unknown)
+        VerifyError(Rejection::Unchecked)
     }
 
     /// Why, for the server's own debug log (never the token itself).
@@ -307,6 +322,7 @@ impl VerifyError {
             Rejection::Revoked => "revoked token",
             Rejection::Expired => "expired token",
             Rejection::WrongSecret => "wrong secret",
+            Rejection::Unchecked => "the store could not be asked",
         }
     }
 }
@@ -367,9 +383,9 @@ fn forbidden(path: &str, role: Role) -> Response {
     .into_response()
 }
 
-fn too_many_requests(path: &str, retry_after: Duration) -> Response {
+fn too_many_requests(path: &str, retry_after: Duration, whose: &str) -> Response {
     let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-    let message = format!("Too many requests for this token; retry after {seconds} second(s).");
+    let message = format!("Too many requests {whose}; retry after {seconds} second(s).");
     let mut response = if is_scim(path) {
         scim_refusal(StatusCode::TOO_MANY_REQUESTS, message)
     } else {
@@ -388,14 +404,57 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         return next.run(request).await;
     }
     let method = request.method().clone();
-    let Some(text) = credential(request.headers()) else {
+    let Some(text) = credential(request.headers(), &path) else {
         return unauthenticated(&path, &method);
     };
+    let address = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |ConnectInfo(peer)| peer.ip());
+    let guard = Arc::clone(&state.authentication_guard);
+    let refused_early = |error: Rejection| {
+        tracing::debug!(%method, %path, reason = VerifyError(error).reason(), "credential refused");
+    };
+    // Everything up to the store lookup costs no database work.
+    let token_id = match IssuedToken::parse(&text) {
+        Ok(token) => token.token_id,
+        Err(_) => {
+            if let Err(retry_after) = guard.charge(address) {
+                return too_many_requests(&path, retry_after, "with failed authentication from this address");
+            }
+            refused_early(if text.is_empty() {
+                Rejection::Missing
+            } else {
+                Rejection::Malformed
+            });
+            return unauthenticated(&path, &method);
+        }
+    };
+    let vetted = guard.recently_verified(token_id);
+    if !vetted || guard.is_known_unknown(token_id) {
+        if let Err(retry_after) = guard.charge(address) {
+            return too_many_requests(&path, retry_after, "with failed authentication from this address");
+        }
+        if guard.is_known_unknown(token_id) {
+            refused_early(Rejection::Unknown);
+            return unauthenticated(&path, &method);
+        }
+    }
     let store = Arc::clone(&state.auth_store);
     let verified = tokio::task::spawn_blocking(move || verify(&store, &text, now().0)).await;
     let record = match verified {
-        Ok(Ok(record)) => record,
+        Ok(Ok(record)) => {
+            guard.remember_verified(token_id);
+            record
+        }
         Ok(Err(error)) => {
+            if error.0 == Rejection::Unknown {
+                guard.remember_unknown(token_id);
+            }
+            if error.0 != Rejection::Unchecked && guard.forget_verified(token_id) {
+                // A failure with a recently verified id is counted against the address.
+                let _ = guard.charge(address);
+            }
             tracing::debug!(%method, %path, reason = error.reason(), "credential refused");
             return unauthenticated(&path, &method);
         }
@@ -412,7 +471,7 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         let _ = tokio::task::spawn_blocking(move || tenants.discover(&store)).await;
     }
     if let Err(retry_after) = state.rate_limiter.check(record.token_id) {
-        return too_many_requests(&path, retry_after);
+        return too_many_requests(&path, retry_after, "for this token");
     }
     if !may_request(role, &method, &path) {
         tracing::info!(token = %record.token_id, role = %role, %method, %path, "request refused by role");
@@ -512,13 +571,16 @@ mod tests {
             header::COOKIE,
             HeaderValue::from_static("a=b; licensd_session=lsd_cookie"),
         );
-        assert_eq!(credential(&headers).as_deref(), Some("lsd_cookie"));
+        assert_eq!(credential(&headers, "/users").as_deref(), Some("lsd_cookie"));
+        assert_eq!(credential(&headers, "/v1.0/users"), None);
+        assert_eq!(credential(&headers, "/scim/v2/Users"), None);
         headers.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static("Bearer lsd_header"),
         );
-        assert_eq!(credential(&headers).as_deref(), Some("lsd_header"));
+        assert_eq!(credential(&headers, "/users").as_deref(), Some("lsd_header"));
+        assert_eq!(credential(&headers, "/v1.0/users").as_deref(), Some("lsd_header"));
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
-        assert_eq!(credential(&headers).as_deref(), Some(""));
+        assert_eq!(credential(&headers, "/users").as_deref(), Some(""));
     }
 }

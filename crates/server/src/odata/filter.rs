@@ -6,11 +6,23 @@
 //! `proxyAddresses/any(p:startswith(p, 'smtp:'))`, `assignedLicenses/any(x:x/skuId eq {guid})`,
 //! `assignedLicenses/any()`. Text comparisons ignore case, as Graph's do. Anything else (`gt`,
 //! `endswith`, `all`, navigation) is answered `Request_UnsupportedQuery`.
+//!
+//! The parser recurses, and so do evaluation and dropping of the tree it builds: a filter is
+//! bounded before anything is built — at most [`MAX_FILTER_LENGTH`] characters, nesting
+//! (parentheses, `not`, `any`) at most [`MAX_FILTER_DEPTH`] deep and at most
+//! [`MAX_FILTER_CLAUSES`] comparisons — and answered 400 naming the limit it exceeds.
 
 use licensd_engine::Uuid;
 
 use super::{EntitySchema, Property, PropertyKind};
 use crate::api::ApiError;
+
+/// The longest `$filter` accepted, in characters.
+pub const MAX_FILTER_LENGTH: usize = 4_096;
+/// The deepest nesting accepted: parentheses, `not` and `any(...)` each add a level.
+pub const MAX_FILTER_DEPTH: usize = 32;
+/// The most comparisons (and function calls) one `$filter` may combine.
+pub const MAX_FILTER_CLAUSES: usize = 100;
 
 /// A filter bound to a schema.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -268,10 +280,20 @@ struct Parser {
     schema: &'static EntitySchema,
     /// Inside `any`: the range variable and the element schema.
     lambda: Option<(String, &'static EntitySchema)>,
+    /// How deeply the parser is nested now (parentheses, `not`, `any`).
+    depth: usize,
+    /// Comparisons and calls read so far.
+    clauses: usize,
 }
 
 /// Parses and binds a `$filter` against an entity's schema.
 pub fn parse(text: &str, schema: &'static EntitySchema) -> Result<Filter, ApiError> {
+    let length = text.chars().count();
+    if length > MAX_FILTER_LENGTH {
+        return Err(ApiError::invalid_query(format!(
+            "The $filter is {length} characters long; at most {MAX_FILTER_LENGTH} are allowed."
+        )));
+    }
     let tokens = lex(text)?;
     if tokens.is_empty() {
         return Err(syntax_error("the filter is empty."));
@@ -281,6 +303,8 @@ pub fn parse(text: &str, schema: &'static EntitySchema) -> Result<Filter, ApiErr
         position: 0,
         schema,
         lambda: None,
+        depth: 0,
+        clauses: 0,
     };
     let filter = parser.parse_or()?;
     if let Some((token, at)) = parser.tokens.get(parser.position) {
@@ -297,6 +321,28 @@ fn is_keyword(token: Option<&Token>, keyword: &str) -> bool {
 }
 
 impl Parser {
+    /// Enters one more level of nesting, refusing a filter nested deeper than the limit.
+    fn enter(&mut self, at: usize) -> Result<(), ApiError> {
+        self.depth += 1;
+        if self.depth > MAX_FILTER_DEPTH {
+            return Err(ApiError::invalid_query(format!(
+                "The $filter nests deeper than {MAX_FILTER_DEPTH} levels (parentheses, 'not' and 'any') at position {at}."
+            )));
+        }
+        Ok(())
+    }
+
+    /// Counts one more comparison or call, refusing a filter with more than the limit.
+    fn count_clause(&mut self) -> Result<(), ApiError> {
+        self.clauses += 1;
+        if self.clauses > MAX_FILTER_CLAUSES {
+            return Err(ApiError::invalid_query(format!(
+                "The $filter combines more than {MAX_FILTER_CLAUSES} comparisons."
+            )));
+        }
+        Ok(())
+    }
+
     fn peek(&self) -> Option<&Token> {
         self.tokens.get(self.position).map(|(token, _)| token)
     }
@@ -346,8 +392,12 @@ impl Parser {
 
     fn parse_unary(&mut self) -> Result<Filter, ApiError> {
         if is_keyword(self.peek(), "not") {
+            let at = self.tokens.get(self.position).map_or(0, |(_, at)| *at);
             self.position += 1;
-            return Ok(Filter::Not(Box::new(self.parse_unary()?)));
+            self.enter(at)?;
+            let inner = self.parse_unary()?;
+            self.depth -= 1;
+            return Ok(Filter::Not(Box::new(inner)));
         }
         self.parse_primary()
     }
@@ -356,15 +406,22 @@ impl Parser {
         let (token, at) = self.next()?;
         match token {
             Token::OpenParenthesis => {
+                self.enter(at)?;
                 let inner = self.parse_or()?;
                 self.expect(Token::CloseParenthesis)?;
+                self.depth -= 1;
                 Ok(inner)
             }
             Token::Identifier(name) if self.peek() == Some(&Token::OpenParenthesis) => {
                 self.position += 1;
-                self.parse_call(&name, at)
+                self.count_clause()?;
+                self.enter(at)?;
+                let call = self.parse_call(&name, at)?;
+                self.depth -= 1;
+                Ok(call)
             }
             Token::Identifier(name) => {
+                self.count_clause()?;
                 let property = self.resolve(&name)?;
                 self.parse_comparison(property)
             }

@@ -3,6 +3,12 @@
 //! (`urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department`) and evaluating them
 //! against a resource's JSON. Attribute names compare without case; strings compare without case
 //! unless the schema marks the attribute `caseExact`.
+//!
+//! The parser recurses, and so do evaluation and dropping of the tree it builds: a filter or a
+//! PATCH path is bounded before anything is built — at most [`MAX_FILTER_LENGTH`] characters,
+//! nesting (parentheses, `not`, `[...]`) at most [`MAX_FILTER_DEPTH`] deep and at most
+//! [`MAX_FILTER_CLAUSES`] comparisons — and answered 400 (`invalidFilter` or `invalidPath`)
+//! naming the limit it exceeds.
 
 use std::cmp::Ordering;
 
@@ -10,6 +16,13 @@ use serde_json::Value;
 
 use super::error::ScimError;
 use super::schema::{Attribute, Kind, ResourceKind};
+
+/// The longest filter or PATCH path accepted, in characters.
+pub const MAX_FILTER_LENGTH: usize = 4_096;
+/// The deepest nesting accepted: parentheses, `not` and `attr[...]` each add a level.
+pub const MAX_FILTER_DEPTH: usize = 32;
+/// The most comparisons one filter may combine.
+pub const MAX_FILTER_CLAUSES: usize = 100;
 
 /// `[urn:]name[.sub]`: `urn` is set for an extension attribute (never for the core schema).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,9 +105,45 @@ struct Parser<'a> {
     text: &'a str,
     position: usize,
     kind: &'a ResourceKind,
+    /// How deeply the parser is nested now (parentheses, `not`, `[...]`).
+    depth: usize,
+    /// Comparisons read so far.
+    clauses: usize,
+}
+
+/// Refuses a filter or path longer than [`MAX_FILTER_LENGTH`] before it is parsed.
+fn check_length(text: &str, what: &str) -> Result<(), String> {
+    let length = text.chars().count();
+    if length > MAX_FILTER_LENGTH {
+        return Err(format!(
+            "The {what} is {length} characters long; at most {MAX_FILTER_LENGTH} are allowed."
+        ));
+    }
+    Ok(())
 }
 
 impl<'a> Parser<'a> {
+    fn new(text: &'a str, kind: &'a ResourceKind) -> Parser<'a> {
+        Parser {
+            text,
+            position: 0,
+            kind,
+            depth: 0,
+            clauses: 0,
+        }
+    }
+
+    /// Enters one more level of nesting, refusing a filter nested deeper than the limit.
+    fn enter(&mut self) -> Result<(), ScimError> {
+        self.depth += 1;
+        if self.depth > MAX_FILTER_DEPTH {
+            return Err(self.error(&format!(
+                "the filter nests deeper than {MAX_FILTER_DEPTH} levels (parentheses, 'not' and '[...]')"
+            )));
+        }
+        Ok(())
+    }
+
     fn rest(&self) -> &'a str {
         &self.text[self.position..]
     }
@@ -215,11 +264,19 @@ impl<'a> Parser<'a> {
             if !self.rest().starts_with('(') {
                 return Err(self.error("'not' must be followed by a parenthesized filter"));
             }
+            self.enter()?;
             let inner = self.parenthesized(relative)?;
+            self.depth -= 1;
             return Ok(Filter::Not(Box::new(inner)));
         }
         if self.rest().starts_with('(') {
             return self.parenthesized(relative);
+        }
+        self.clauses += 1;
+        if self.clauses > MAX_FILTER_CLAUSES {
+            return Err(self.error(&format!(
+                "the filter combines more than {MAX_FILTER_CLAUSES} comparisons"
+            )));
         }
         let path = self.attr_path(relative)?;
         if self.rest().starts_with('[') {
@@ -230,12 +287,14 @@ impl<'a> Parser<'a> {
                 return Err(self.error("a value filter applies to an attribute, not a sub-attribute"));
             }
             self.position += 1;
+            self.enter()?;
             let inner = self.expression(true)?;
             self.skip_spaces();
             if !self.rest().starts_with(']') {
                 return Err(self.error("']' is expected"));
             }
             self.position += 1;
+            self.depth -= 1;
             return Ok(Filter::Within(path, Box::new(inner)));
         }
         if !self.rest().starts_with(' ') {
@@ -273,12 +332,14 @@ impl<'a> Parser<'a> {
 
     fn parenthesized(&mut self, relative: bool) -> Result<Filter, ScimError> {
         self.position += 1;
+        self.enter()?;
         let inner = self.expression(relative)?;
         self.skip_spaces();
         if !self.rest().starts_with(')') {
             return Err(self.error("')' is expected"));
         }
         self.position += 1;
+        self.depth -= 1;
         Ok(inner)
     }
 }
@@ -309,11 +370,8 @@ fn parse_attr_path(token: &str, kind: &ResourceKind, relative: bool) -> Result<A
 
 /// Parses a filter (the `filter` query parameter).
 pub fn parse_filter(text: &str, kind: &ResourceKind) -> Result<Filter, ScimError> {
-    let mut parser = Parser {
-        text: text.trim(),
-        position: 0,
-        kind,
-    };
+    check_length(text, "filter").map_err(ScimError::invalid_filter)?;
+    let mut parser = Parser::new(text.trim(), kind);
     if parser.text.is_empty() {
         return Err(ScimError::invalid_filter("The filter is empty."));
     }
@@ -327,6 +385,7 @@ pub fn parse_filter(text: &str, kind: &ResourceKind) -> Result<Filter, ScimError
 
 /// Parses a PATCH path or an entry of `attributes` / `excludedAttributes`.
 pub fn parse_patch_path(text: &str, kind: &ResourceKind) -> Result<PatchPath, ScimError> {
+    check_length(text, "path").map_err(ScimError::invalid_path)?;
     let text = text.trim();
     let invalid = |detail: String| ScimError::invalid_path(detail);
     if let Some(open) = text.find('[') {
@@ -341,11 +400,7 @@ pub fn parse_patch_path(text: &str, kind: &ResourceKind) -> Result<PatchPath, Sc
             )));
         }
         let filter_text = &text[open + 1..close];
-        let mut parser = Parser {
-            text: filter_text,
-            position: 0,
-            kind,
-        };
+        let mut parser = Parser::new(filter_text, kind);
         let filter = parser.expression(true).map_err(|error| invalid(error.detail))?;
         parser.skip_spaces();
         if !parser.rest().is_empty() {

@@ -208,8 +208,12 @@ impl<S: Send + Sync> FromRequest<S> for ScimBody {
                 "The body is empty; a JSON object is expected.",
             ));
         }
+        crate::api::extract::check_json_depth(&bytes).map_err(ScimError::invalid_syntax)?;
         let value: Value = serde_json::from_slice(&bytes)
             .map_err(|error| ScimError::invalid_syntax(format!("The body is not valid JSON: {error}.")))?;
+        if let Some(overlong) = licensd_api_types::limits::find_overlong(&value) {
+            return Err(ScimError::invalid_value(overlong.to_string()));
+        }
         if !value.is_object() {
             return Err(ScimError::invalid_syntax("The body must be a JSON object."));
         }

@@ -36,7 +36,12 @@ static SCHEMA_COUNTER: AtomicU32 = AtomicU32::new(0);
 
 impl TestDatabase {
     pub fn sqlite() -> TestDatabase {
-        let directory = tempfile::tempdir().expect("temporary directory");
+        TestDatabase::sqlite_in(&std::env::temp_dir())
+    }
+
+    /// A SQLite file in a new directory under `parent` (a small file system, for instance).
+    pub fn sqlite_in(parent: &std::path::Path) -> TestDatabase {
+        let directory = tempfile::tempdir_in(parent).expect("temporary directory");
         let url = format!("sqlite://{}", directory.path().join("licensd.db").display());
         TestDatabase {
             url,
@@ -229,6 +234,8 @@ impl TestServer {
         config.bootstrap_token = Some(token.clone());
         // Tests send bursts of requests; the rate-limit test turns it back on.
         config.rate_limit.per_second = 0;
+        // Tests send many refused credentials on purpose; the flood test turns this back on.
+        config.authentication_failure_limit.per_second = 0;
         configure(&mut config);
         let (sender, receiver) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(licensd_server::run(listener, config, async move {
