@@ -9,6 +9,8 @@ mod admin;
 mod diagnosis;
 #[path = "api/errors.rs"]
 mod errors;
+#[path = "api/graph_queries.rs"]
+mod graph_queries;
 #[path = "api/groups.rs"]
 mod groups;
 #[path = "api/odata.rs"]
