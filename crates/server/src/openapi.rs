@@ -21,6 +21,7 @@ use crate::AppState;
         (name = "Graph: subscribedSkus", description = "Graph-compatible: the tenant's products and seats"),
         (name = "Graph: users", description = "Graph-compatible: users and their licenses"),
         (name = "Graph: groups", description = "Graph-compatible: groups, members and group licenses"),
+        (name = "Graph: metadata", description = "Graph-compatible: the CSDL document every @odata.context points to"),
         (name = "Graph: directoryObjects", description = "Graph-compatible: users and groups by id"),
         (name = "Graph: auditLogs", description = "Graph-compatible: the audit log of every change and background run"),
         (name = "licensd: tokens", description = "licensd extension: access tokens (Global Administrator only)"),

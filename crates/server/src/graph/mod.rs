@@ -8,6 +8,7 @@ pub mod audit_logs;
 pub mod convert;
 pub mod directory_objects;
 pub mod groups;
+pub mod metadata;
 pub mod subscribed_skus;
 pub mod users;
 
@@ -138,4 +139,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(groups::list_members_with_license_errors))
         .routes(routes!(groups::reprocess_group))
         .routes(routes!(directory_objects::get_by_ids))
+        .routes(routes!(metadata::metadata_document))
 }

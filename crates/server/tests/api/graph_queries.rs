@@ -2,7 +2,7 @@
 //! eventual` with `$count=true`), tokenized `$search`, `$expand` of `members` / `memberOf` with
 //! Graph's limit of 20, `$count` on navigation collections, `transitiveMembers`,
 //! `transitiveMemberOf`, type casts, `directoryObjects/getByIds`, the "licensed users" query
-//! `assignedLicenses/$count ne 0`, and 400s (not 404s) for what licensd does not support.
+//! `assignedLicenses/$count ne 0`, `$metadata` naming every `@odata.context`'s entity set, and 400s (not 404s) for what licensd does not support.
 
 use serde_json::{json, Value};
 
@@ -15,6 +15,7 @@ on_both_backends!(
     navigation_counts_transitive_lists_and_casts,
     get_by_ids_returns_users_and_groups,
     licensed_users_query_counts_assigned_licenses,
+    every_odata_context_names_an_entity_set_of_the_metadata,
 );
 
 const EVENTUAL: &[(&str, &str)] = &[("ConsistencyLevel", "eventual")];
@@ -482,4 +483,113 @@ async fn licensed_users_query_counts_assigned_licenses(server: &TestServer) {
         )
         .await
         .expect_error(400, "Request_BadRequest");
+}
+
+/// The names of the entity sets and singletons of a CSDL document.
+fn container_names(xml: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for element in ["<EntitySet Name=\"", "<Singleton Name=\""] {
+        for (position, _) in xml.match_indices(element) {
+            let rest = &xml[position + element.len()..];
+            if let Some(end) = rest.find('"') {
+                names.push(rest[..end].to_string());
+            }
+        }
+    }
+    names
+}
+
+async fn every_odata_context_names_an_entity_set_of_the_metadata(server: &TestServer) {
+    server.import_seed_products(5, 5, 5, 5).await;
+    let group = server.create_group("Staff").await;
+    let anna = server.create_user("anna", Some("US")).await;
+    server.add_member(group, anna).await;
+    server
+        .post(
+            &format!("/v1.0/users/{anna}/assignLicense"),
+            json!({"addLicenses": [{"skuId": E3}], "removeLicenses": []}),
+        )
+        .await
+        .expect(200);
+    let metadata = server.get("/v1.0/$metadata").await.expect(200);
+    assert_eq!(
+        metadata.header("content-type").as_deref(),
+        Some("application/xml")
+    );
+    let xml = metadata.body.as_str().expect("XML text").to_string();
+    assert!(xml.starts_with("<?xml"), "{xml}");
+    for expected in [
+        "<EntityType Name=\"user\" BaseType=\"microsoft.graph.directoryObject\"",
+        "<Property Name=\"assignedLicenses\" Type=\"Collection(microsoft.graph.assignedLicense)\"",
+        "<NavigationProperty Name=\"memberOf\"",
+        "<Action Name=\"assignLicense\" IsBound=\"true\">",
+        "<ComplexType Name=\"licenseAssignmentState\">",
+    ] {
+        assert!(xml.contains(expected), "{expected} in {xml}");
+    }
+    let sets = container_names(&xml);
+    let sku = server.get("/v1.0/subscribedSkus").await.expect(200).body["value"][0]["id"]
+        .as_str()
+        .expect("a product")
+        .to_string();
+    let mut contexts = Vec::new();
+    for address in [
+        "/v1.0/users".to_string(),
+        "/v1.0/users?$select=displayName&$expand=memberOf".to_string(),
+        format!("/v1.0/users/{anna}"),
+        format!("/v1.0/users/{anna}/licenseDetails"),
+        format!("/v1.0/users/{anna}/memberOf"),
+        format!("/v1.0/users/{anna}/memberOf/{group}"),
+        format!("/v1.0/users/{anna}/memberOf/microsoft.graph.group"),
+        format!("/v1.0/users/{anna}/transitiveMemberOf"),
+        "/v1.0/groups".to_string(),
+        format!("/v1.0/groups/{group}?$expand=members"),
+        format!("/v1.0/groups/{group}/members"),
+        format!("/v1.0/groups/{group}/members/{anna}"),
+        format!("/v1.0/groups/{group}/members/microsoft.graph.user"),
+        format!("/v1.0/groups/{group}/members/microsoft.graph.group"),
+        format!("/v1.0/groups/{group}/transitiveMembers"),
+        format!("/v1.0/groups/{group}/membersWithLicenseErrors"),
+        "/v1.0/subscribedSkus".to_string(),
+        format!("/v1.0/subscribedSkus/{sku}"),
+        "/v1.0/auditLogs/directoryAudits".to_string(),
+    ] {
+        let body = server.get(&address).await.expect(200).body;
+        contexts.push((
+            address,
+            body["@odata.context"].as_str().unwrap_or_default().to_string(),
+        ));
+    }
+    let by_ids = server
+        .post(
+            "/v1.0/directoryObjects/getByIds",
+            json!({"ids": [anna.to_string()]}),
+        )
+        .await
+        .expect(200)
+        .body;
+    contexts.push((
+        "getByIds".to_string(),
+        by_ids["@odata.context"].as_str().unwrap_or_default().to_string(),
+    ));
+    let created = server
+        .post("/v1.0/groups", json!({"displayName": "New"}))
+        .await
+        .expect(201)
+        .body;
+    contexts.push((
+        "POST /v1.0/groups".to_string(),
+        created["@odata.context"].as_str().unwrap_or_default().to_string(),
+    ));
+    for (address, context) in contexts {
+        let prefix = format!("{}/v1.0/$metadata#", server.base);
+        let fragment = context
+            .strip_prefix(&prefix)
+            .unwrap_or_else(|| panic!("{address}: {context} points to $metadata"));
+        let set = fragment.split(['(', '/']).next().unwrap_or_default();
+        assert!(
+            sets.iter().any(|name| name == set),
+            "{address}: '{set}' of {context} is not in {sets:?}"
+        );
+    }
 }

@@ -25,6 +25,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/v1.0/users/{id}/transitiveMemberOf", &["get"]),
     ("/v1.0/users/{id}/transitiveMemberOf/$count", &["get"]),
     ("/v1.0/directoryObjects/getByIds", &["post"]),
+    ("/v1.0/$metadata", &["get"]),
     ("/v1.0/groups", &["get", "post"]),
     ("/v1.0/groups/$count", &["get"]),
     ("/v1.0/groups/{id}", &["get", "patch", "delete"]),
