@@ -13,6 +13,8 @@ mod errors;
 mod graph_queries;
 #[path = "api/groups.rs"]
 mod groups;
+#[path = "api/hostile_input.rs"]
+mod hostile_input;
 #[path = "api/odata.rs"]
 mod odata;
 #[path = "api/openapi.rs"]

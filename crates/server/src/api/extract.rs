@@ -68,7 +68,7 @@ pub fn parse_json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError>
             "The request body is empty; a JSON object is expected.",
         ));
     }
-    serde_json::from_slice(bytes).map_err(|error| match error.classify() {
+    let body: serde_json::Value = serde_json::from_slice(bytes).map_err(|error| match error.classify() {
         serde_json::error::Category::Syntax | serde_json::error::Category::Eof => ApiError::new(
             ErrorCode::MalformedJson,
             format!("The request body is not valid JSON: {error}."),
@@ -77,6 +77,13 @@ pub fn parse_json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError>
             ErrorCode::InvalidRequestBody,
             format!("Invalid request body: {error}."),
         ),
+    })?;
+    super::validation::check_request_body(&body)?;
+    serde_json::from_value(body).map_err(|error| {
+        ApiError::new(
+            ErrorCode::InvalidRequestBody,
+            format!("Invalid request body: {error}."),
+        )
     })
 }
 
