@@ -141,7 +141,11 @@ pub struct User {
     #[schema(example = json!(["SMTP:adele@contoso.com"]))]
     pub proxy_addresses: Vec<String>,
     pub assigned_licenses: Vec<AssignedLicense>,
+    /// Returned only when named in `$select`.
+    #[schema(required = false)]
     pub assigned_plans: Vec<AssignedPlan>,
+    /// Returned only when named in `$select`.
+    #[schema(required = false)]
     pub license_assignment_states: Vec<LicenseAssignmentState>,
 }
 
