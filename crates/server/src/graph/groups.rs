@@ -176,8 +176,7 @@ pub async fn list_groups(tenant: Tenant, request: ODataRequest) -> Result<Json<V
 ///
 /// Graph-compatible: `text/plain` count of groups matching `$filter`; needs `ConsistencyLevel: eventual`.
 #[utoipa::path(get, path = "/v1.0/groups/$count", tag = "Graph: groups",
-    params(("$filter" = Option<String>, Query, description = "As for the list of groups"),
-           ("ConsistencyLevel" = String, Header, description = "Must be `eventual`")),
+    params(CountQuery, RequiredConsistencyLevelHeader),
     responses(
         (status = 200, description = "The number of groups", body = String, content_type = "text/plain"),
         (status = 400, description = "Missing ConsistencyLevel or an invalid filter", body = ErrorResponse),

@@ -13,7 +13,7 @@ pub mod subscribed_skus;
 pub mod users;
 
 use serde::Deserialize;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -77,7 +77,16 @@ pub struct CountQuery {
 pub struct RequiredConsistencyLevelHeader {
     /// Must be `eventual`.
     #[serde(rename = "ConsistencyLevel")]
-    consistency_level: String,
+    #[param(inline)]
+    consistency_level: ConsistencyLevel,
+}
+
+/// The one value of the `ConsistencyLevel` header licensd (like Graph) knows.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub enum ConsistencyLevel {
+    #[serde(rename = "eventual")]
+    Eventual,
 }
 
 /// The header advanced queries need.
@@ -85,7 +94,8 @@ pub struct RequiredConsistencyLevelHeader {
 #[into_params(parameter_in = Header)]
 #[allow(dead_code)]
 pub struct ConsistencyLevelHeader {
-    /// `eventual`, required with `$count=true`.
+    /// `eventual`, required with `$count=true`, `$search`, and `$orderby` with `$filter`; other
+    /// values mean no advanced query (and are refused only where one is needed).
     #[serde(rename = "ConsistencyLevel")]
     consistency_level: Option<String>,
 }

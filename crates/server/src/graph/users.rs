@@ -95,8 +95,7 @@ pub async fn list_users(tenant: Tenant, request: ODataRequest) -> Result<Json<Va
 ///
 /// Graph-compatible: `text/plain` count of users matching `$filter`; needs `ConsistencyLevel: eventual`.
 #[utoipa::path(get, path = "/v1.0/users/$count", tag = "Graph: users",
-    params(("$filter" = Option<String>, Query, description = "As for the list of users"),
-           ("ConsistencyLevel" = String, Header, description = "Must be `eventual`")),
+    params(CountQuery, RequiredConsistencyLevelHeader),
     responses(
         (status = 200, description = "The number of users", body = String, content_type = "text/plain"),
         (status = 400, description = "Missing ConsistencyLevel or an invalid filter", body = ErrorResponse),
