@@ -476,7 +476,8 @@ pub async fn list_group_members(
 /// Get one member of a group, or refuse an unsupported type cast.
 ///
 /// Graph-compatible: `members/{member-id}` is the member as a directory object (404 if the user
-/// is not a member). A type cast licensd does not model (`members/microsoft.graph.device`, ...)
+/// is not a member); `members/graph.user` and `members/graph.group` (the casts with the
+/// namespace's alias, as Microsoft's SDKs send them) are the casts. A type cast licensd does not model (`members/microsoft.graph.device`, ...)
 /// is answered 400 `Request_UnsupportedQuery`, not a 404.
 #[utoipa::path(get, path = "/v1.0/groups/{id}/members/{member_id}", tag = "Graph: groups",
     params(("id" = Uuid, Path, description = "The group's id"),
@@ -491,8 +492,17 @@ pub async fn get_member(
     request: ODataRequest,
     PathParameters((id, member_id)): PathParameters<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
+    // Microsoft's SDKs send casts with the namespace's alias (`members/graph.user`).
+    match member_id.as_str() {
+        "graph.user" => return members_page(&tenant, request, &id, MemberCast::Users).await,
+        "graph.group" => return members_page(&tenant, request, &id, MemberCast::Groups).await,
+        _ => {}
+    }
     let group_id = parse_object_id(&id)?;
-    if let Some(type_name) = member_id.strip_prefix("microsoft.graph.") {
+    if let Some(type_name) = member_id
+        .strip_prefix("microsoft.graph.")
+        .or_else(|| member_id.strip_prefix("graph."))
+    {
         return Err(unsupported_cast(
             "members",
             type_name,

@@ -92,8 +92,16 @@ const CONTAINER: &[(&str, &str, bool)] = &[
     ("auditLogs", "auditLogRoot", true),
 ];
 
-/// Bound actions: (name, binding type, parameters (name, type), return type).
-const ACTIONS: &[(&str, &str, &[(&str, &str)], Option<&str>)] = &[
+/// A bound action: its name, binding type, parameters (name, type) and return type.
+type BoundAction = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    Option<&'static str>,
+);
+
+/// The bound actions of `/v1.0`.
+const ACTIONS: &[BoundAction] = &[
     (
         "assignLicense",
         "microsoft.graph.user",

@@ -497,7 +497,14 @@ pub async fn get_membership(
     request: ODataRequest,
     PathParameters((id, group_id)): PathParameters<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    if let Some(type_name) = group_id.strip_prefix("microsoft.graph.") {
+    // Microsoft's SDKs send casts with the namespace's alias (`memberOf/graph.group`).
+    if group_id == "graph.group" {
+        return memberships_page(&tenant, request, id, true).await;
+    }
+    if let Some(type_name) = group_id
+        .strip_prefix("microsoft.graph.")
+        .or_else(|| group_id.strip_prefix("graph."))
+    {
         return Err(unsupported_cast("memberOf", type_name, "microsoft.graph.group"));
     }
     let group_id = parse_object_id(&group_id)?;

@@ -289,7 +289,7 @@ async fn navigation_counts_transitive_lists_and_casts(server: &TestServer) {
         ),
         (format!("/v1.0/users/{anna}/memberOf/$count"), 2),
         (
-            format!("/v1.0/users/anna@contoso.com/transitiveMemberOf/$count"),
+            "/v1.0/users/anna@contoso.com/transitiveMemberOf/$count".to_string(),
             2,
         ),
     ] {
@@ -348,6 +348,23 @@ async fn navigation_counts_transitive_lists_and_casts(server: &TestServer) {
         users["value"],
         json!([{"displayName": "anna"}, {"displayName": "bob"}])
     );
+    // The SDKs' form, with the namespace's alias.
+    let aliased = server
+        .get(&format!(
+            "/v1.0/groups/{group}/members/graph.user?$select=displayName"
+        ))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(aliased["value"], users["value"]);
+    let aliased_groups = server
+        .get(&format!(
+            "/v1.0/users/{anna}/memberOf/graph.group?$select=displayName"
+        ))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(aliased_groups["value"].as_array().map(Vec::len), Some(2));
     let groups = server
         .get(&format!("/v1.0/groups/{group}/members/microsoft.graph.group"))
         .await
@@ -386,6 +403,7 @@ async fn navigation_counts_transitive_lists_and_casts(server: &TestServer) {
     for address in [
         format!("/v1.0/groups/{group}/members/microsoft.graph.device"),
         format!("/v1.0/users/{anna}/memberOf/microsoft.graph.directoryRole"),
+        format!("/v1.0/groups/{group}/members/graph.device"),
     ] {
         let message = server
             .get(&address)
