@@ -414,11 +414,100 @@ def test_filters_sent_by_the_sdk():
         with pytest.raises(ODataError) as unsupported:
             await client.users.get(
                 request_configuration=RequestConfiguration(
-                    query_parameters=UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(orderby=["displayName"])
+                    query_parameters=UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(orderby=["usageLocation"])
                 )
             )
         assert unsupported.value.response_status_code == 400
         assert unsupported.value.error.code == "Request_UnsupportedQuery"
+
+    run(scenario)
+
+
+def advanced(query_parameters):
+    """A request configuration for an advanced query (ConsistencyLevel: eventual)."""
+    configuration = RequestConfiguration(query_parameters=query_parameters)
+    configuration.headers.add("ConsistencyLevel", "eventual")
+    return configuration
+
+
+def test_orderby_search_expand_and_count_sent_by_the_sdk():
+    from msgraph.generated.directory_objects.get_by_ids.get_by_ids_post_request_body import (
+        GetByIdsPostRequestBody,
+    )
+
+    async def scenario(client):
+        tag = uuid.uuid4().hex[:8]
+        names = [f"zeta{tag}", f"alpha{tag}", f"mid{tag}"]
+        users = [await create_user(client, name) for name in names]
+        group = await create_group(client, unique("Query group"))
+        for user in users:
+            await add_member(client, group.id, user.id)
+        await assign_to_user(client, users[0].id, add=licenses(E1))
+
+        # $orderby with $filter is an advanced query: $count=true and ConsistencyLevel.
+        ordered = await client.users.get(
+            request_configuration=advanced(
+                UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
+                    filter=f"startswith(displayName,'alpha{tag}') or startswith(displayName,'mid{tag}') "
+                    f"or startswith(displayName,'zeta{tag}')",
+                    orderby=["displayName desc"],
+                    count=True,
+                )
+            )
+        )
+        assert [user.display_name for user in ordered.value] == sorted(names, reverse=True)
+        assert ordered.odata_count == 3
+
+        # Tokenized $search.
+        found = await client.users.get(
+            request_configuration=advanced(
+                UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(search=f'"displayName:mid{tag}"')
+            )
+        )
+        assert [user.id for user in found.value] == [users[2].id]
+
+        # $expand=members on a group: the members arrive as users.
+        expanded = await client.groups.by_group_id(group.id).get(
+            request_configuration=RequestConfiguration(
+                query_parameters=GroupItemRequestBuilder.GroupItemRequestBuilderGetQueryParameters(expand=["members"])
+            )
+        )
+        assert sorted(member.id for member in expanded.members) == sorted(user.id for user in users)
+        assert all(isinstance(member, User) for member in expanded.members)
+        expanded_user = await client.users.by_user_id(users[0].id).get(
+            request_configuration=RequestConfiguration(
+                query_parameters=UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(expand=["memberOf"])
+            )
+        )
+        assert [item.id for item in expanded_user.member_of] == [group.id]
+
+        # $count on navigation collections (plain text), transitive members and type casts.
+        count_configuration = RequestConfiguration()
+        count_configuration.headers.add("ConsistencyLevel", "eventual")
+        members = client.groups.by_group_id(group.id)
+        assert await members.members.count.get(request_configuration=count_configuration) == 3
+        assert await members.transitive_members.count.get(request_configuration=count_configuration) == 3
+        cast = await members.members.graph_user.get()
+        assert sorted(user.id for user in cast.value) == sorted(user.id for user in users)
+        memberships = await client.users.by_user_id(users[1].id).transitive_member_of.get()
+        assert [item.id for item in memberships.value] == [group.id]
+
+        # directoryObjects/getByIds.
+        by_ids = await client.directory_objects.get_by_ids.post(
+            GetByIdsPostRequestBody(ids=[users[0].id, group.id], types=["user", "group"])
+        )
+        assert [item.id for item in by_ids.value] == [users[0].id, group.id]
+
+        # The "licensed users" query.
+        licensed = await client.users.get(
+            request_configuration=advanced(
+                UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
+                    filter="assignedLicenses/$count ne 0", count=True, top=999, select=["id"]
+                )
+            )
+        )
+        assert users[0].id in [user.id for user in licensed.value]
+        assert users[1].id not in [user.id for user in licensed.value]
 
     run(scenario)
 

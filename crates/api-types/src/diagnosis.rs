@@ -30,10 +30,13 @@ where
 )]
 pub enum Change {
     /// Add a user to a group.
+    #[serde(rename_all = "camelCase")]
     AddGroupMember { group_id: Uuid, user_id: Uuid },
     /// Remove a user from a group.
+    #[serde(rename_all = "camelCase")]
     RemoveGroupMember { group_id: Uuid, user_id: Uuid },
     /// Graph `user: assignLicense`.
+    #[serde(rename_all = "camelCase")]
     AssignUserLicenses {
         user_id: Uuid,
         #[serde(default)]
@@ -42,6 +45,7 @@ pub enum Change {
         remove_licenses: Vec<Uuid>,
     },
     /// Graph `group: assignLicense` (adding a product the group has replaces its disabled plans).
+    #[serde(rename_all = "camelCase")]
     AssignGroupLicenses {
         group_id: Uuid,
         #[serde(default)]
@@ -50,8 +54,10 @@ pub enum Change {
         remove_licenses: Vec<Uuid>,
     },
     /// Set a product's purchased seats.
+    #[serde(rename_all = "camelCase")]
     SetPrepaidUnits { sku_id: Uuid, prepaid_units: u32 },
     /// Change a user's usage location (`null` clears it), proxy addresses or account status.
+    #[serde(rename_all = "camelCase")]
     UpdateUser {
         user_id: Uuid,
         #[serde(
@@ -67,15 +73,19 @@ pub enum Change {
         account_enabled: Option<bool>,
     },
     /// Delete a user (its seats are freed).
+    #[serde(rename_all = "camelCase")]
     DeleteUser { user_id: Uuid },
     /// Set the tenant's default usage location (`null` removes it).
+    #[serde(rename_all = "camelCase")]
     SetDefaultUsageLocation {
         #[schema(example = "US")]
         usage_location: Option<String>,
     },
     /// Queue one user for evaluation.
+    #[serde(rename_all = "camelCase")]
     ReprocessUser { user_id: Uuid },
     /// Queue every member of a group.
+    #[serde(rename_all = "camelCase")]
     ReprocessGroup { group_id: Uuid },
 }
 

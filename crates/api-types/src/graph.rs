@@ -141,7 +141,11 @@ pub struct User {
     #[schema(example = json!(["SMTP:adele@contoso.com"]))]
     pub proxy_addresses: Vec<String>,
     pub assigned_licenses: Vec<AssignedLicense>,
+    /// Returned only when named in `$select`.
+    #[schema(required = false)]
     pub assigned_plans: Vec<AssignedPlan>,
+    /// Returned only when named in `$select`.
+    #[schema(required = false)]
     pub license_assignment_states: Vec<LicenseAssignmentState>,
 }
 
@@ -343,6 +347,18 @@ collection_response!(
     LicenseDetailsCollectionResponse,
     LicenseDetails
 );
+/// `POST /directoryObjects/getByIds`: up to 1000 ids, optionally limited to some types
+/// (`user`, `group`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GetByIdsRequest {
+    #[schema(example = json!(["6e7b768e-07e2-4810-8459-485f84f8f204"]))]
+    pub ids: Vec<String>,
+    #[serde(default)]
+    #[schema(example = json!(["user", "group"]))]
+    pub types: Option<Vec<String>>,
+}
+
 collection_response!(
     /// A page of directory objects: users (with `@odata.type` `#microsoft.graph.user`) or groups
     /// (`#microsoft.graph.group`).

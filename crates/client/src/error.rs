@@ -81,6 +81,9 @@ pub enum ClientError {
     /// Several groups have this display name.
     #[error("{count} groups are named '{name}': give the group's id instead ({ids})")]
     AmbiguousGroup { name: String, count: usize, ids: String },
+    /// Several products have this `skuPartNumber`.
+    #[error("{count} products have the skuPartNumber '{sku}': give the product's skuId instead ({ids})")]
+    AmbiguousProduct { sku: String, count: usize, ids: String },
 }
 
 impl ClientError {
@@ -101,7 +104,8 @@ impl ClientError {
             ClientError::UnknownProduct { .. }
             | ClientError::UnknownServicePlan { .. }
             | ClientError::UnknownGroup { .. }
-            | ClientError::AmbiguousGroup { .. } => FailureKind::Refused,
+            | ClientError::AmbiguousGroup { .. }
+            | ClientError::AmbiguousProduct { .. } => FailureKind::Refused,
         }
     }
 

@@ -529,7 +529,7 @@ fn parse_server_address(address: &str) -> Result<Url, ClientError> {
 }
 
 /// The product named by `skuId` or `skuPartNumber` (ignoring case) among `products`.
-pub fn find_product(products: Vec<SubscribedSku>, sku: &str) -> Result<SubscribedSku, ClientError> {
+pub fn find_product(mut products: Vec<SubscribedSku>, sku: &str) -> Result<SubscribedSku, ClientError> {
     let wanted = sku.trim();
     let by_id = Uuid::try_parse(wanted).ok();
     let known = products
@@ -537,17 +537,33 @@ pub fn find_product(products: Vec<SubscribedSku>, sku: &str) -> Result<Subscribe
         .map(|product| product.sku_part_number.clone())
         .collect::<Vec<_>>()
         .join(", ");
-    products
+    if let Some(position) = products.iter().position(|product| Some(product.sku_id) == by_id) {
+        return Ok(products.swap_remove(position));
+    }
+    // A part number names one product; when several share it, refuse rather than pick one.
+    let mut matching: Vec<SubscribedSku> = products
         .into_iter()
-        .find(|product| Some(product.sku_id) == by_id || product.sku_part_number.eq_ignore_ascii_case(wanted))
-        .ok_or_else(|| ClientError::UnknownProduct {
+        .filter(|product| product.sku_part_number.eq_ignore_ascii_case(wanted))
+        .collect();
+    if matching.len() > 1 {
+        return Err(ClientError::AmbiguousProduct {
             sku: sku.to_string(),
-            known: if known.is_empty() {
-                "none".to_string()
-            } else {
-                known
-            },
-        })
+            count: matching.len(),
+            ids: matching
+                .iter()
+                .map(|product| product.sku_id.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
+    matching.pop().ok_or_else(|| ClientError::UnknownProduct {
+        sku: sku.to_string(),
+        known: if known.is_empty() {
+            "none".to_string()
+        } else {
+            known
+        },
+    })
 }
 
 /// The ids of a product's service plans named by `servicePlanId` or `servicePlanName` (ignoring
@@ -628,6 +644,30 @@ mod tests {
             sku_part_number: part_number.to_string(),
             subscription_ids: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_part_number_shared_by_two_products_is_refused_not_guessed() {
+        let products = vec![
+            product("EMS", 1, &[]),
+            product("ems", 2, &[]),
+            product("SPE_E3", 3, &[]),
+        ];
+        let error = find_product(products.clone(), "EMS").unwrap_err();
+        assert!(
+            matches!(&error, ClientError::AmbiguousProduct { count: 2, .. }),
+            "{error}"
+        );
+        assert!(
+            error.to_string().contains(&Uuid::from_u128(2).to_string()),
+            "{error}"
+        );
+        let by_id = find_product(products.clone(), &Uuid::from_u128(2).to_string()).expect("by id");
+        assert_eq!(by_id.sku_part_number, "ems");
+        assert_eq!(
+            find_product(products, "spe_e3").expect("unique").sku_id,
+            Uuid::from_u128(3)
+        );
     }
 
     #[test]

@@ -21,6 +21,8 @@ use crate::AppState;
         (name = "Graph: subscribedSkus", description = "Graph-compatible: the tenant's products and seats"),
         (name = "Graph: users", description = "Graph-compatible: users and their licenses"),
         (name = "Graph: groups", description = "Graph-compatible: groups, members and group licenses"),
+        (name = "Graph: metadata", description = "Graph-compatible: the CSDL document every @odata.context points to"),
+        (name = "Graph: directoryObjects", description = "Graph-compatible: users and groups by id"),
         (name = "Graph: auditLogs", description = "Graph-compatible: the audit log of every change and background run"),
         (name = "licensd: tokens", description = "licensd extension: access tokens (Global Administrator only)"),
         (name = "licensd extensions to Graph", description = "Under /v1.0 but not in Graph"),
@@ -29,9 +31,107 @@ use crate::AppState;
         (name = "licensd: service plans", description = "licensd extension: service plan rules"),
         (name = "licensd: tenant", description = "licensd extension: settings, overview, explanations"),
     ),
-    components(schemas(ErrorResponse))
+    components(schemas(ErrorResponse)),
+    modifiers(&SecurityAndStatuses),
+    security(("bearer" = []))
 )]
 struct ApiDocument;
+
+/// Statuses any authenticated operation can answer, whatever its handler does: the token
+/// checks (401, 403) and the rate limit (429).
+const EVERY_OPERATION: &[(&str, &str)] = &[
+    ("401", "No token, or a malformed, unknown, expired or revoked one"),
+    ("403", "The token's role may not make this request"),
+    (
+        "429",
+        "Over the token's rate limit; `Retry-After` says when to retry",
+    ),
+];
+
+/// Paths anyone may request (the authentication layer lets them through without a token).
+const PUBLIC_PATHS: &[&str] = &["/v1.0/$metadata"];
+
+/// Adds the bearer security scheme, and documents on every operation the statuses the layers
+/// around the handlers answer (authentication, rate limit, body and address checks), so the
+/// document lists every status the server can send.
+struct SecurityAndStatuses;
+
+impl utoipa::Modify for SecurityAndStatuses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A licensd access token (`licensd token create`)"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The error response every added status carries.
+fn error_response(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorResponse")))
+                .build(),
+        )
+        .into()
+}
+
+/// Documents the statuses of the layers around the handlers on every operation of a document
+/// (run after the routes are merged in).
+fn document_layer_statuses(openapi: &mut utoipa::openapi::OpenApi) {
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let public = PUBLIC_PATHS.contains(&path.as_str());
+        let has_parameters = path.contains('{');
+        let operations = [
+            item.get.as_mut(),
+            item.post.as_mut(),
+            item.put.as_mut(),
+            item.patch.as_mut(),
+            item.delete.as_mut(),
+        ];
+        for operation in operations.into_iter().flatten() {
+            let has_query = operation.parameters.as_ref().is_some_and(|parameters| {
+                parameters
+                    .iter()
+                    .any(|parameter| parameter.parameter_in == utoipa::openapi::path::ParameterIn::Query)
+            });
+            let has_body = operation.request_body.is_some();
+            let responses = &mut operation.responses.responses;
+            let mut add = |status: &str, description: &str| {
+                responses
+                    .entry(status.to_string())
+                    .or_insert_with(|| error_response(description));
+            };
+            if public {
+                operation.security = Some(Vec::new());
+                continue;
+            }
+            for (status, description) in EVERY_OPERATION {
+                add(status, description);
+            }
+            if has_parameters || has_query || has_body {
+                add("400", "An invalid request: query, address or body");
+            }
+            if has_parameters {
+                add("404", "No such object");
+            }
+            if has_body {
+                add("413", "A body over 1 MiB");
+                add("415", "A body that is not application/json");
+            }
+        }
+    }
+}
 
 /// The API routes (Graph and admin) and their OpenAPI document.
 pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
@@ -40,6 +140,7 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(crate::admin::router())
         .split_for_parts();
     document.info.version = env!("CARGO_PKG_VERSION").to_string();
+    document_layer_statuses(&mut document);
     (router, document)
 }
 

@@ -13,10 +13,14 @@ mod admin;
 mod diagnosis;
 #[path = "api/errors.rs"]
 mod errors;
+#[path = "api/graph_queries.rs"]
+mod graph_queries;
 #[path = "api/groups.rs"]
 mod groups;
 #[path = "api/hardening.rs"]
 mod hardening;
+#[path = "api/hostile_input.rs"]
+mod hostile_input;
 #[path = "api/odata.rs"]
 mod odata;
 #[path = "api/openapi.rs"]

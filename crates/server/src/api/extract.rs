@@ -108,14 +108,19 @@ pub fn parse_json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError>
         ));
     }
     check_json_depth(bytes).map_err(|message| ApiError::new(ErrorCode::InvalidRequestBody, message))?;
-    // Every string is checked against its length limit before the body is judged as a whole,
-    // whatever shape the handler expects.
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(json_error)?;
-    if let Some(overlong) = licensd_api_types::limits::find_overlong(&value) {
+    // The body is judged as a whole before it is given the handler's shape: an object, every
+    // string within its length limit and free of control characters, integers within Int32.
+    let body: serde_json::Value = serde_json::from_slice(bytes).map_err(json_error)?;
+    if let Some(overlong) = licensd_api_types::limits::find_overlong(&body) {
         return Err(ApiError::new(ErrorCode::InvalidRequestBody, overlong.to_string()));
     }
-    drop(value);
-    serde_json::from_slice(bytes).map_err(json_error)
+    super::validation::check_request_body(&body)?;
+    serde_json::from_value(body).map_err(|error| {
+        ApiError::new(
+            ErrorCode::InvalidRequestBody,
+            format!("Invalid request body: {error}."),
+        )
+    })
 }
 
 /// A serde_json error as Graph's error: syntax (malformed JSON) or shape (invalid body).

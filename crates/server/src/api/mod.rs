@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod validation;
 
 pub use error::{request_context, ApiError, RequestIds};
 pub use extract::{

@@ -145,12 +145,12 @@ enum Rejection {
     Unchecked,
 }
 
-/// Paths anyone may request: health checks, the API description, the console's assets and
-/// sign-in page.
+/// Paths anyone may request: health checks, the API descriptions (`/openapi.json` and Graph's
+/// `$metadata`, public in Graph too), the console's assets and sign-in page.
 fn is_public(path: &str) -> bool {
     matches!(
         path,
-        "/healthz" | "/readyz" | "/openapi.json" | "/login" | "/favicon.ico"
+        "/healthz" | "/readyz" | "/openapi.json" | "/v1.0/$metadata" | "/login" | "/favicon.ico"
     ) || path.starts_with("/assets/")
 }
 
@@ -170,6 +170,7 @@ pub fn read_scope(path: &str) -> ReadScope {
     } else if lower == "/licensd/v1/overview" || lower == "/" || lower == "/processing" {
         ReadScope::Overview
     } else if lower.starts_with("/scim/")
+        || lower.starts_with("/v1.0/directoryobjects")
         || ((lower.starts_with("/v1.0/users") || lower.starts_with("/v1.0/groups"))
             && !lower.contains("/licensedetails")
             && !lower.contains("/memberswithlicenseerrors"))
@@ -180,10 +181,12 @@ pub fn read_scope(path: &str) -> ReadScope {
     }
 }
 
-/// Requests that change nothing although they are POSTs: simulations, and signing out.
+/// Requests that change nothing although they are POSTs: simulations, Graph's `getByIds`, and
+/// signing out.
 fn is_read_only_post(path: &str) -> bool {
     let lower = path.to_ascii_lowercase();
     lower == "/licensd/v1/whatif"
+        || lower == "/v1.0/directoryobjects/getbyids"
         || lower == "/logout"
         || (lower.starts_with("/scim/") && lower.ends_with("/.search"))
 }

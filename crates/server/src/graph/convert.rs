@@ -13,7 +13,8 @@ use licensd_engine::{
 use serde_json::Value;
 
 use crate::api::ApiError;
-use crate::odata::{FilterSubject, PropertyValue, Selection};
+use crate::odata::query::MAX_EXPANDED_OBJECTS;
+use crate::odata::{FilterSubject, PropertyValue, QueryOptions, Selection};
 
 pub const USER_TYPE: &str = "#microsoft.graph.user";
 pub const GROUP_TYPE: &str = "#microsoft.graph.group";
@@ -208,6 +209,57 @@ pub fn group_json(
     };
     let value = serde_json::to_value(group).map_err(|error| ApiError::internal(error.to_string()))?;
     Ok(selection.apply(value))
+}
+
+/// Adds the navigation property `$expand` names (at most [`MAX_EXPANDED_OBJECTS`] objects, as
+/// Graph) to a serialized entity.
+fn insert_expanded(entity: &mut Value, navigation: &str, expanded: Vec<Value>) {
+    if let Value::Object(object) = entity {
+        object.insert(navigation.to_string(), Value::Array(expanded));
+    }
+}
+
+/// A user with what the query selects and expands (`memberOf`).
+pub fn user_json_expanded(
+    engine: &Engine,
+    user_id: Uuid,
+    options: &QueryOptions,
+    as_directory_object: bool,
+    products: &mut Option<ProductIndex>,
+) -> Result<Value, ApiError> {
+    let mut user = user_json(engine, user_id, &options.selection, as_directory_object, products)?;
+    if let Some(expand) = &options.expand {
+        let groups = engine
+            .user_view(user_id)?
+            .member_of
+            .into_iter()
+            .take(MAX_EXPANDED_OBJECTS)
+            .map(|group_id| group_json(engine, group_id, &expand.selection, true))
+            .collect::<Result<Vec<Value>, ApiError>>()?;
+        insert_expanded(&mut user, expand.navigation, groups);
+    }
+    Ok(user)
+}
+
+/// A group with what the query selects and expands (`members`).
+pub fn group_json_expanded(
+    engine: &Engine,
+    group_id: Uuid,
+    options: &QueryOptions,
+    as_directory_object: bool,
+    products: &mut Option<ProductIndex>,
+) -> Result<Value, ApiError> {
+    let mut group = group_json(engine, group_id, &options.selection, as_directory_object)?;
+    if let Some(expand) = &options.expand {
+        let members = engine
+            .group_members(group_id)?
+            .into_iter()
+            .take(MAX_EXPANDED_OBJECTS)
+            .map(|user_id| user_json(engine, user_id, &expand.selection, true, products))
+            .collect::<Result<Vec<Value>, ApiError>>()?;
+        insert_expanded(&mut group, expand.navigation, members);
+    }
+    Ok(group)
 }
 
 /// Graph `subscribedSku` of a product: purchased units are shown under the subscription's status.

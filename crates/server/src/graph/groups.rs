@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use licensd_api_types::graph::{
     AssignLicenseRequest, CreateGroupRequest, DirectoryObjectCollectionResponse, Group,
-    GroupCollectionResponse, ReferenceRequest, UpdateGroupRequest,
+    GroupCollectionResponse, ReferenceRequest, UpdateGroupRequest, User, UserCollectionResponse,
 };
 use licensd_api_types::{ErrorCode, ErrorResponse};
 use licensd_engine::{Command, Engine, Uuid};
@@ -15,9 +15,13 @@ use serde_json::Value;
 
 use super::convert::{self, GroupSubject, UserSubject};
 use super::users::{require_eventual_consistency, require_license_arrays};
-use super::{CollectionQuery, ConsistencyLevelHeader, SelectQuery};
+use super::{
+    CollectionQuery, ConsistencyLevelHeader, CountQuery, RequiredConsistencyLevelHeader, SelectQuery,
+};
 use crate::api::{parse_object_id, ApiError, JsonBody, PathParameters, Tenant};
-use crate::odata::{with_context, ODataRequest, Selection, Supported, GROUP_SCHEMA, USER_SCHEMA};
+use crate::odata::{
+    with_context, ODataRequest, QueryOptions, Selection, Supported, GROUP_SCHEMA, USER_SCHEMA,
+};
 
 /// Parses a group id from the address and checks that the group exists.
 fn existing_group(engine: &Engine, group_id: Uuid) -> Result<Uuid, ApiError> {
@@ -44,44 +48,104 @@ async fn accepted_with_group(
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(group)).into_response())
 }
 
-fn matching_groups(
+/// The groups a query keeps, in its order.
+pub fn matching_groups(
     engine: &Engine,
     candidates: Vec<Uuid>,
-    filter: Option<&crate::odata::Filter>,
+    options: &QueryOptions,
 ) -> Result<Vec<Uuid>, ApiError> {
-    let Some(filter) = filter else {
-        return Ok(candidates);
-    };
-    let mut kept = Vec::new();
-    for group_id in candidates {
-        if filter.matches(&GroupSubject {
+    options.arrange(candidates, |group_id| {
+        Ok(GroupSubject {
             view: engine.group_view(group_id)?,
-        }) {
-            kept.push(group_id);
-        }
-    }
-    Ok(kept)
+        })
+    })
 }
 
-fn matching_users(
+/// The users a query keeps, in its order.
+pub fn matching_users(
     engine: &Engine,
     candidates: Vec<Uuid>,
-    filter: Option<&crate::odata::Filter>,
+    options: &QueryOptions,
 ) -> Result<Vec<Uuid>, ApiError> {
-    let Some(filter) = filter else {
-        return Ok(candidates);
-    };
-    let mut kept = Vec::new();
-    for user_id in candidates {
-        let subject = UserSubject {
+    options.arrange(candidates, |user_id| {
+        Ok(UserSubject {
             engine,
             view: engine.user_view(user_id)?,
-        };
-        if filter.matches(&subject) {
-            kept.push(user_id);
-        }
-    }
-    Ok(kept)
+        })
+    })
+}
+
+/// A `text/plain` count, the answer of every `/$count` segment.
+pub fn count_response(count: usize) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain")], count.to_string()).into_response()
+}
+
+/// How a list of a group's members is shown: all of them as directory objects, or one type
+/// (`/microsoft.graph.user`, `/microsoft.graph.group`) in that type's entity set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MemberCast {
+    DirectoryObjects,
+    Users,
+    Groups,
+}
+
+/// A page of a group's members (direct and transitive are the same: members are users).
+async fn members_page(
+    tenant: &Tenant,
+    request: ODataRequest,
+    id: &str,
+    cast: MemberCast,
+) -> Result<Json<Value>, ApiError> {
+    let group_id = parse_object_id(id)?;
+    let options = request.options(&USER_SCHEMA, Supported::COLLECTION)?;
+    let response = tenant
+        .read(move |engine| {
+            let members = engine.group_members(group_id)?;
+            // Groups cannot be members in licensd, so the cast to groups is always empty.
+            let candidates = if cast == MemberCast::Groups {
+                Vec::new()
+            } else {
+                members
+            };
+            let matching = matching_users(engine, candidates, &options)?;
+            let mut products = None;
+            let as_directory_object = cast == MemberCast::DirectoryObjects;
+            let page = options.page(matching, |user_id| *user_id).try_map(|user_id| {
+                convert::user_json_expanded(engine, user_id, &options, as_directory_object, &mut products)
+            })?;
+            let fragment = match cast {
+                MemberCast::DirectoryObjects => "directoryObjects".to_string(),
+                MemberCast::Users => format!("users{}", options.context_suffix()),
+                MemberCast::Groups => "groups".to_string(),
+            };
+            Ok(request.collection(&options, &fragment, page))
+        })
+        .await?;
+    Ok(Json(response))
+}
+
+/// The number of a group's members a query keeps (`ConsistencyLevel: eventual`).
+async fn members_count(
+    tenant: &Tenant,
+    request: ODataRequest,
+    id: &str,
+    cast: MemberCast,
+) -> Result<Response, ApiError> {
+    require_eventual_consistency(&request)?;
+    let group_id = parse_object_id(id)?;
+    let options = request.options(&USER_SCHEMA, Supported::COLLECTION)?;
+    let count = tenant
+        .read(move |engine| {
+            let members = engine.group_members(group_id)?;
+            let candidates = if cast == MemberCast::Groups {
+                Vec::new()
+            } else {
+                members
+            };
+            Ok(matching_users(engine, candidates, &options)?.len())
+        })
+        .await?;
+    Ok(count_response(count))
 }
 
 /// List groups.
@@ -96,11 +160,12 @@ pub async fn list_groups(tenant: Tenant, request: ODataRequest) -> Result<Json<V
     let options = request.options(&GROUP_SCHEMA, Supported::COLLECTION)?;
     let response = tenant
         .read(move |engine| {
-            let matching = matching_groups(engine, engine.group_ids(), options.filter.as_ref())?;
-            let page = options
-                .page(matching, |group_id| *group_id)
-                .try_map(|group_id| convert::group_json(engine, group_id, &options.selection, false))?;
-            let fragment = format!("groups{}", options.selection.context_suffix());
+            let matching = matching_groups(engine, engine.group_ids(), &options)?;
+            let mut products = None;
+            let page = options.page(matching, |group_id| *group_id).try_map(|group_id| {
+                convert::group_json_expanded(engine, group_id, &options, false, &mut products)
+            })?;
+            let fragment = format!("groups{}", options.context_suffix());
             Ok(request.collection(&options, &fragment, page))
         })
         .await?;
@@ -111,8 +176,7 @@ pub async fn list_groups(tenant: Tenant, request: ODataRequest) -> Result<Json<V
 ///
 /// Graph-compatible: `text/plain` count of groups matching `$filter`; needs `ConsistencyLevel: eventual`.
 #[utoipa::path(get, path = "/v1.0/groups/$count", tag = "Graph: groups",
-    params(("$filter" = Option<String>, Query, description = "As for the list of groups"),
-           ("ConsistencyLevel" = String, Header, description = "Must be `eventual`")),
+    params(CountQuery, RequiredConsistencyLevelHeader),
     responses(
         (status = 200, description = "The number of groups", body = String, content_type = "text/plain"),
         (status = 400, description = "Missing ConsistencyLevel or an invalid filter", body = ErrorResponse),
@@ -121,9 +185,9 @@ pub async fn count_groups(tenant: Tenant, request: ODataRequest) -> Result<Respo
     require_eventual_consistency(&request)?;
     let options = request.options(&GROUP_SCHEMA, Supported::COLLECTION)?;
     let count = tenant
-        .read(move |engine| Ok(matching_groups(engine, engine.group_ids(), options.filter.as_ref())?.len()))
+        .read(move |engine| Ok(matching_groups(engine, engine.group_ids(), &options)?.len()))
         .await?;
-    Ok(([(header::CONTENT_TYPE, "text/plain")], count.to_string()).into_response())
+    Ok(count_response(count))
 }
 
 /// Create a group.
@@ -182,11 +246,11 @@ pub async fn get_group(
     PathParameters(id): PathParameters<String>,
 ) -> Result<Json<Value>, ApiError> {
     let group_id = parse_object_id(&id)?;
-    let options = request.options(&GROUP_SCHEMA, Supported::SELECT_ONLY)?;
+    let options = request.options(&GROUP_SCHEMA, Supported::ENTITY)?;
     let group = tenant
         .read(move |engine| {
-            let group = convert::group_json(engine, group_id, &options.selection, false)?;
-            let fragment = format!("groups{}/$entity", options.selection.context_suffix());
+            let group = convert::group_json_expanded(engine, group_id, &options, false, &mut None)?;
+            let fragment = format!("groups{}/$entity", options.context_suffix());
             Ok(with_context(request.context(&fragment), group))
         })
         .await?;
@@ -295,19 +359,176 @@ pub async fn list_members(
     request: ODataRequest,
     PathParameters(id): PathParameters<String>,
 ) -> Result<Json<Value>, ApiError> {
+    members_page(&tenant, request, &id, MemberCast::DirectoryObjects).await
+}
+
+/// Count a group's members.
+///
+/// Graph-compatible: `text/plain` count of the members matching `$filter` / `$search`; needs
+/// `ConsistencyLevel: eventual`.
+#[utoipa::path(get, path = "/v1.0/groups/{id}/members/$count", tag = "Graph: groups",
+    params(("id" = Uuid, Path, description = "The group's id"), CountQuery, RequiredConsistencyLevelHeader),
+    responses(
+        (status = 200, description = "The number of members", body = String, content_type = "text/plain"),
+        (status = 400, description = "Missing ConsistencyLevel or an invalid query", body = ErrorResponse),
+        (status = 404, description = "No such group", body = ErrorResponse),
+    ))]
+pub async fn count_members(
+    tenant: Tenant,
+    request: ODataRequest,
+    PathParameters(id): PathParameters<String>,
+) -> Result<Response, ApiError> {
+    members_count(&tenant, request, &id, MemberCast::DirectoryObjects).await
+}
+
+/// List a group's transitive members.
+///
+/// Graph-compatible. Members of licensd groups are users (no nested groups), so the transitive
+/// members are the direct members.
+#[utoipa::path(get, path = "/v1.0/groups/{id}/transitiveMembers", tag = "Graph: groups",
+    params(("id" = Uuid, Path, description = "The group's id"), CollectionQuery, ConsistencyLevelHeader),
+    responses(
+        (status = 200, description = "A page of members", body = DirectoryObjectCollectionResponse),
+        (status = 400, description = "An invalid or unsupported query", body = ErrorResponse),
+        (status = 404, description = "No such group", body = ErrorResponse),
+    ))]
+pub async fn list_transitive_members(
+    tenant: Tenant,
+    request: ODataRequest,
+    PathParameters(id): PathParameters<String>,
+) -> Result<Json<Value>, ApiError> {
+    members_page(&tenant, request, &id, MemberCast::DirectoryObjects).await
+}
+
+/// Count a group's transitive members.
+///
+/// Graph-compatible: `text/plain`; needs `ConsistencyLevel: eventual`.
+#[utoipa::path(get, path = "/v1.0/groups/{id}/transitiveMembers/$count", tag = "Graph: groups",
+    params(("id" = Uuid, Path, description = "The group's id"), CountQuery, RequiredConsistencyLevelHeader),
+    responses(
+        (status = 200, description = "The number of transitive members", body = String, content_type = "text/plain"),
+        (status = 400, description = "Missing ConsistencyLevel or an invalid query", body = ErrorResponse),
+        (status = 404, description = "No such group", body = ErrorResponse),
+    ))]
+pub async fn count_transitive_members(
+    tenant: Tenant,
+    request: ODataRequest,
+    PathParameters(id): PathParameters<String>,
+) -> Result<Response, ApiError> {
+    members_count(&tenant, request, &id, MemberCast::DirectoryObjects).await
+}
+
+/// List a group's members that are users.
+///
+/// Graph-compatible type cast (`@odata.context` `users`); every licensd member is a user.
+#[utoipa::path(get, path = "/v1.0/groups/{id}/members/microsoft.graph.user", tag = "Graph: groups",
+    params(("id" = Uuid, Path, description = "The group's id"), CollectionQuery, ConsistencyLevelHeader),
+    responses(
+        (status = 200, description = "A page of users", body = UserCollectionResponse),
+        (status = 400, description = "An invalid or unsupported query", body = ErrorResponse),
+        (status = 404, description = "No such group", body = ErrorResponse),
+    ))]
+pub async fn list_user_members(
+    tenant: Tenant,
+    request: ODataRequest,
+    PathParameters(id): PathParameters<String>,
+) -> Result<Json<Value>, ApiError> {
+    members_page(&tenant, request, &id, MemberCast::Users).await
+}
+
+/// Count a group's members that are users.
+///
+/// Graph-compatible: `text/plain`; needs `ConsistencyLevel: eventual`.
+#[utoipa::path(get, path = "/v1.0/groups/{id}/members/microsoft.graph.user/$count", tag = "Graph: groups",
+    params(("id" = Uuid, Path, description = "The group's id"), CountQuery, RequiredConsistencyLevelHeader),
+    responses(
+        (status = 200, description = "The number of user members", body = String, content_type = "text/plain"),
+        (status = 400, description = "Missing ConsistencyLevel or an invalid query", body = ErrorResponse),
+        (status = 404, description = "No such group", body = ErrorResponse),
+    ))]
+pub async fn count_user_members(
+    tenant: Tenant,
+    request: ODataRequest,
+    PathParameters(id): PathParameters<String>,
+) -> Result<Response, ApiError> {
+    members_count(&tenant, request, &id, MemberCast::Users).await
+}
+
+/// List a group's members that are groups.
+///
+/// Graph-compatible type cast (`@odata.context` `groups`). Always empty: licensd groups have only
+/// user members (Entra ID does not license through nested groups).
+#[utoipa::path(get, path = "/v1.0/groups/{id}/members/microsoft.graph.group", tag = "Graph: groups",
+    params(("id" = Uuid, Path, description = "The group's id"), CollectionQuery, ConsistencyLevelHeader),
+    responses(
+        (status = 200, description = "An empty page of groups", body = GroupCollectionResponse),
+        (status = 400, description = "An invalid or unsupported query", body = ErrorResponse),
+        (status = 404, description = "No such group", body = ErrorResponse),
+    ))]
+pub async fn list_group_members(
+    tenant: Tenant,
+    request: ODataRequest,
+    PathParameters(id): PathParameters<String>,
+) -> Result<Json<Value>, ApiError> {
+    members_page(&tenant, request, &id, MemberCast::Groups).await
+}
+
+/// Get one member of a group, or refuse an unsupported type cast.
+///
+/// Graph-compatible: `members/{member-id}` is the member as a directory object (404 if the user
+/// is not a member); `members/graph.user` and `members/graph.group` (the casts with the
+/// namespace's alias, as Microsoft's SDKs send them) are the casts. A type cast licensd does not model (`members/microsoft.graph.device`, ...)
+/// is answered 400 `Request_UnsupportedQuery`, not a 404.
+#[utoipa::path(get, path = "/v1.0/groups/{id}/members/{member_id}", tag = "Graph: groups",
+    params(("id" = Uuid, Path, description = "The group's id"),
+           ("member_id" = String, Path, description = "The member's id"), SelectQuery),
+    responses(
+        (status = 200, description = "The member", body = User),
+        (status = 400, description = "Not a GUID, or a type cast licensd does not support", body = ErrorResponse),
+        (status = 404, description = "No such group, or not a member", body = ErrorResponse),
+    ))]
+pub async fn get_member(
+    tenant: Tenant,
+    request: ODataRequest,
+    PathParameters((id, member_id)): PathParameters<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    // Microsoft's SDKs send casts with the namespace's alias (`members/graph.user`).
+    match member_id.as_str() {
+        "graph.user" => return members_page(&tenant, request, &id, MemberCast::Users).await,
+        "graph.group" => return members_page(&tenant, request, &id, MemberCast::Groups).await,
+        _ => {}
+    }
     let group_id = parse_object_id(&id)?;
-    let options = request.options(&USER_SCHEMA, Supported::COLLECTION)?;
-    let response = tenant
+    if let Some(type_name) = member_id
+        .strip_prefix("microsoft.graph.")
+        .or_else(|| member_id.strip_prefix("graph."))
+    {
+        return Err(unsupported_cast(
+            "members",
+            type_name,
+            "microsoft.graph.user, microsoft.graph.group",
+        ));
+    }
+    let user_id = parse_object_id(&member_id)?;
+    let options = request.options(&USER_SCHEMA, Supported::SELECT_ONLY)?;
+    let member = tenant
         .read(move |engine| {
-            let matching = matching_users(engine, engine.group_members(group_id)?, options.filter.as_ref())?;
-            let mut products = None;
-            let page = options.page(matching, |user_id| *user_id).try_map(|user_id| {
-                convert::user_json(engine, user_id, &options.selection, true, &mut products)
-            })?;
-            Ok(request.collection(&options, "directoryObjects", page))
+            if !engine.group_members(group_id)?.contains(&user_id) {
+                return Err(ApiError::not_found(user_id));
+            }
+            let user = convert::user_json(engine, user_id, &options.selection, true, &mut None)?;
+            Ok(with_context(request.context("directoryObjects/$entity"), user))
         })
         .await?;
-    Ok(Json(response))
+    Ok(Json(member))
+}
+
+/// The answer to a type cast licensd does not model: a 400 that says so (never a 404 that
+/// reads as a missing id).
+pub fn unsupported_cast(navigation: &str, type_name: &str, supported: &str) -> ApiError {
+    ApiError::unsupported_query(format!(
+        "The type cast '{navigation}/microsoft.graph.{type_name}' is not supported: licensd models users and groups only; supported casts here: {supported}."
+    ))
 }
 
 /// The directory object id at the end of an `@odata.id` (`…/directoryObjects/{id}`,
@@ -417,14 +638,10 @@ pub async fn list_members_with_license_errors(
     let options = request.options(&USER_SCHEMA, Supported::COLLECTION)?;
     let response = tenant
         .read(move |engine| {
-            let matching = matching_users(
-                engine,
-                engine.members_with_license_errors(group_id)?,
-                options.filter.as_ref(),
-            )?;
+            let matching = matching_users(engine, engine.members_with_license_errors(group_id)?, &options)?;
             let mut products = None;
             let page = options.page(matching, |user_id| *user_id).try_map(|user_id| {
-                convert::user_json(engine, user_id, &options.selection, true, &mut products)
+                convert::user_json_expanded(engine, user_id, &options, true, &mut products)
             })?;
             Ok(request.collection(&options, "directoryObjects", page))
         })

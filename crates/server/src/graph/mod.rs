@@ -6,12 +6,14 @@
 
 pub mod audit_logs;
 pub mod convert;
+pub mod directory_objects;
 pub mod groups;
+pub mod metadata;
 pub mod subscribed_skus;
 pub mod users;
 
 use serde::Deserialize;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -40,6 +42,51 @@ pub struct CollectionQuery {
     /// Opaque position of the next page; use `@odata.nextLink` as given.
     #[serde(rename = "$skiptoken")]
     skiptoken: Option<String>,
+    /// One property, `asc` (default) or `desc`: users `displayName`, `userPrincipalName`
+    /// (`mail` in an advanced query); groups `displayName`. With `$filter` an advanced query.
+    #[serde(rename = "$orderby")]
+    orderby: Option<String>,
+    /// Graph's tokenized search, `"property:words"` clauses joined by `AND` / `OR`; users
+    /// `displayName`, `userPrincipalName`, `mail`; groups `displayName`. Needs
+    /// `ConsistencyLevel: eventual`.
+    #[serde(rename = "$search")]
+    search: Option<String>,
+    /// `members` on groups, `memberOf` on users, optionally with `($select=...)`; at most 20
+    /// objects are expanded.
+    #[serde(rename = "$expand")]
+    expand: Option<String>,
+}
+
+/// The query options of a `/$count` segment.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct CountQuery {
+    /// As for the collection.
+    #[serde(rename = "$filter")]
+    filter: Option<String>,
+    /// As for the collection.
+    #[serde(rename = "$search")]
+    search: Option<String>,
+}
+
+/// The header every `/$count` segment needs.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct RequiredConsistencyLevelHeader {
+    /// Must be `eventual`.
+    #[serde(rename = "ConsistencyLevel")]
+    #[param(inline)]
+    consistency_level: ConsistencyLevel,
+}
+
+/// The one value of the `ConsistencyLevel` header licensd (like Graph) knows.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub enum ConsistencyLevel {
+    #[serde(rename = "eventual")]
+    Eventual,
 }
 
 /// The header advanced queries need.
@@ -47,7 +94,8 @@ pub struct CollectionQuery {
 #[into_params(parameter_in = Header)]
 #[allow(dead_code)]
 pub struct ConsistencyLevelHeader {
-    /// `eventual`, required with `$count=true`.
+    /// `eventual`, required with `$count=true`, `$search`, and `$orderby` with `$filter`; other
+    /// values mean no advanced query (and are refused only where one is needed).
     #[serde(rename = "ConsistencyLevel")]
     consistency_level: Option<String>,
 }
@@ -75,6 +123,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(users::list_license_details))
         .routes(routes!(users::reprocess_user))
         .routes(routes!(users::list_member_of))
+        .routes(routes!(users::count_member_of))
+        .routes(routes!(users::list_group_memberships))
+        .routes(routes!(users::get_membership))
+        .routes(routes!(users::list_transitive_member_of))
+        .routes(routes!(users::count_transitive_member_of))
         .routes(routes!(groups::list_groups, groups::create_group))
         .routes(routes!(groups::count_groups))
         .routes(routes!(
@@ -84,8 +137,17 @@ pub fn router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(groups::assign_group_license))
         .routes(routes!(groups::list_members))
+        .routes(routes!(groups::count_members))
+        .routes(routes!(groups::list_transitive_members))
+        .routes(routes!(groups::count_transitive_members))
+        .routes(routes!(groups::list_user_members))
+        .routes(routes!(groups::count_user_members))
+        .routes(routes!(groups::list_group_members))
+        .routes(routes!(groups::get_member))
         .routes(routes!(groups::add_member))
         .routes(routes!(groups::remove_member))
         .routes(routes!(groups::list_members_with_license_errors))
         .routes(routes!(groups::reprocess_group))
+        .routes(routes!(directory_objects::get_by_ids))
+        .routes(routes!(metadata::metadata_document))
 }

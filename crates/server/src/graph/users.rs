@@ -6,8 +6,9 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use licensd_api_types::graph::{
-    AssignLicenseRequest, CreateUserRequest, DirectoryObjectCollectionResponse,
-    LicenseDetailsCollectionResponse, UpdateUserRequest, User, UserCollectionResponse,
+    AssignLicenseRequest, CreateUserRequest, DirectoryObjectCollectionResponse, Group,
+    GroupCollectionResponse, LicenseDetailsCollectionResponse, UpdateUserRequest, User,
+    UserCollectionResponse,
 };
 use licensd_api_types::{ErrorCode, ErrorResponse};
 use licensd_engine::{
@@ -15,9 +16,12 @@ use licensd_engine::{
 };
 use serde_json::Value;
 
-use super::convert::{self, GroupSubject, UserSubject};
-use super::{CollectionQuery, ConsistencyLevelHeader, SelectQuery};
-use crate::api::{ApiError, JsonBody, PathParameters, Tenant};
+use super::convert;
+use super::groups::{count_response, matching_groups, matching_users, unsupported_cast};
+use super::{
+    CollectionQuery, ConsistencyLevelHeader, CountQuery, RequiredConsistencyLevelHeader, SelectQuery,
+};
+use crate::api::{parse_object_id, ApiError, JsonBody, PathParameters, Tenant};
 use crate::odata::{
     with_context, ODataRequest, Selection, Supported, GROUP_SCHEMA, LICENSE_DETAILS_SCHEMA, USER_SCHEMA,
 };
@@ -75,25 +79,12 @@ pub async fn list_users(tenant: Tenant, request: ODataRequest) -> Result<Json<Va
     let options = request.options(&USER_SCHEMA, Supported::COLLECTION)?;
     let response = tenant
         .read(move |engine| {
-            let mut matching = engine.user_ids();
-            if let Some(filter) = &options.filter {
-                let mut kept = Vec::new();
-                for user_id in matching {
-                    let subject = UserSubject {
-                        engine,
-                        view: engine.user_view(user_id)?,
-                    };
-                    if filter.matches(&subject) {
-                        kept.push(user_id);
-                    }
-                }
-                matching = kept;
-            }
+            let matching = matching_users(engine, engine.user_ids(), &options)?;
             let mut products = None;
             let page = options.page(matching, |user_id| *user_id).try_map(|user_id| {
-                convert::user_json(engine, user_id, &options.selection, false, &mut products)
+                convert::user_json_expanded(engine, user_id, &options, false, &mut products)
             })?;
-            let fragment = format!("users{}", options.selection.context_suffix());
+            let fragment = format!("users{}", options.context_suffix());
             Ok(request.collection(&options, &fragment, page))
         })
         .await?;
@@ -104,8 +95,7 @@ pub async fn list_users(tenant: Tenant, request: ODataRequest) -> Result<Json<Va
 ///
 /// Graph-compatible: `text/plain` count of users matching `$filter`; needs `ConsistencyLevel: eventual`.
 #[utoipa::path(get, path = "/v1.0/users/$count", tag = "Graph: users",
-    params(("$filter" = Option<String>, Query, description = "As for the list of users"),
-           ("ConsistencyLevel" = String, Header, description = "Must be `eventual`")),
+    params(CountQuery, RequiredConsistencyLevelHeader),
     responses(
         (status = 200, description = "The number of users", body = String, content_type = "text/plain"),
         (status = 400, description = "Missing ConsistencyLevel or an invalid filter", body = ErrorResponse),
@@ -115,23 +105,13 @@ pub async fn count_users(tenant: Tenant, request: ODataRequest) -> Result<Respon
     let options = request.options(&USER_SCHEMA, Supported::COLLECTION)?;
     let count = tenant
         .read(move |engine| {
-            let Some(filter) = &options.filter else {
+            if options.filter.is_none() && options.search.is_none() {
                 return Ok(engine.user_count());
-            };
-            let mut count = 0;
-            for user_id in engine.user_ids() {
-                let subject = UserSubject {
-                    engine,
-                    view: engine.user_view(user_id)?,
-                };
-                if filter.matches(&subject) {
-                    count += 1;
-                }
             }
-            Ok(count)
+            Ok(matching_users(engine, engine.user_ids(), &options)?.len())
         })
         .await?;
-    Ok(([(header::CONTENT_TYPE, "text/plain")], count.to_string()).into_response())
+    Ok(count_response(count))
 }
 
 /// `/$count` segments need `ConsistencyLevel: eventual`, as in Graph.
@@ -205,12 +185,12 @@ pub async fn get_user(
     request: ODataRequest,
     PathParameters(id): PathParameters<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let options = request.options(&USER_SCHEMA, Supported::SELECT_ONLY)?;
+    let options = request.options(&USER_SCHEMA, Supported::ENTITY)?;
     let user = tenant
         .read(move |engine| {
             let user_id = resolve_user(engine, &id)?;
-            let user = convert::user_json(engine, user_id, &options.selection, false, &mut None)?;
-            let fragment = format!("users{}/$entity", options.selection.context_suffix());
+            let user = convert::user_json_expanded(engine, user_id, &options, false, &mut None)?;
+            let fragment = format!("users{}/$entity", options.context_suffix());
             Ok(with_context(request.context(&fragment), user))
         })
         .await?;
@@ -419,27 +399,161 @@ pub async fn list_member_of(
     request: ODataRequest,
     PathParameters(id): PathParameters<String>,
 ) -> Result<Json<Value>, ApiError> {
+    memberships_page(&tenant, request, id, false).await
+}
+
+/// A page of the groups a user is a member of (direct and transitive are the same: groups do
+/// not nest in licensd), as directory objects or cast to groups.
+async fn memberships_page(
+    tenant: &Tenant,
+    request: ODataRequest,
+    id: String,
+    cast_to_groups: bool,
+) -> Result<Json<Value>, ApiError> {
     let options = request.options(&GROUP_SCHEMA, Supported::COLLECTION)?;
     let response = tenant
         .read(move |engine| {
             let user_id = resolve_user(engine, &id)?;
-            let mut matching = engine.user_view(user_id)?.member_of;
-            if let Some(filter) = &options.filter {
-                let mut kept = Vec::new();
-                for group_id in matching {
-                    if filter.matches(&GroupSubject {
-                        view: engine.group_view(group_id)?,
-                    }) {
-                        kept.push(group_id);
-                    }
-                }
-                matching = kept;
-            }
-            let page = options
-                .page(matching, |group_id| *group_id)
-                .try_map(|group_id| convert::group_json(engine, group_id, &options.selection, true))?;
-            Ok(request.collection(&options, "directoryObjects", page))
+            let matching = matching_groups(engine, engine.user_view(user_id)?.member_of, &options)?;
+            let mut products = None;
+            let page = options.page(matching, |group_id| *group_id).try_map(|group_id| {
+                convert::group_json_expanded(engine, group_id, &options, !cast_to_groups, &mut products)
+            })?;
+            let fragment = if cast_to_groups {
+                format!("groups{}", options.context_suffix())
+            } else {
+                "directoryObjects".to_string()
+            };
+            Ok(request.collection(&options, &fragment, page))
         })
         .await?;
     Ok(Json(response))
+}
+
+/// The number of groups a user is a member of that a query keeps.
+async fn memberships_count(tenant: &Tenant, request: ODataRequest, id: String) -> Result<Response, ApiError> {
+    require_eventual_consistency(&request)?;
+    let options = request.options(&GROUP_SCHEMA, Supported::COLLECTION)?;
+    let count = tenant
+        .read(move |engine| {
+            let user_id = resolve_user(engine, &id)?;
+            Ok(matching_groups(engine, engine.user_view(user_id)?.member_of, &options)?.len())
+        })
+        .await?;
+    Ok(count_response(count))
+}
+
+/// Count the groups a user is a direct member of.
+///
+/// Graph-compatible: `text/plain`; needs `ConsistencyLevel: eventual`.
+#[utoipa::path(get, path = "/v1.0/users/{id}/memberOf/$count", tag = "Graph: users",
+    params(("id" = String, Path, description = "The user's id or userPrincipalName"), CountQuery, RequiredConsistencyLevelHeader),
+    responses(
+        (status = 200, description = "The number of groups", body = String, content_type = "text/plain"),
+        (status = 400, description = "Missing ConsistencyLevel or an invalid query", body = ErrorResponse),
+        (status = 404, description = "No such user", body = ErrorResponse),
+    ))]
+pub async fn count_member_of(
+    tenant: Tenant,
+    request: ODataRequest,
+    PathParameters(id): PathParameters<String>,
+) -> Result<Response, ApiError> {
+    memberships_count(&tenant, request, id).await
+}
+
+/// List the groups a user is a member of, cast to groups.
+///
+/// Graph-compatible type cast (`@odata.context` `groups`, no `@odata.type` per item).
+#[utoipa::path(get, path = "/v1.0/users/{id}/memberOf/microsoft.graph.group", tag = "Graph: users",
+    params(("id" = String, Path, description = "The user's id or userPrincipalName"), CollectionQuery, ConsistencyLevelHeader),
+    responses(
+        (status = 200, description = "The user's groups", body = GroupCollectionResponse),
+        (status = 400, description = "An invalid or unsupported query", body = ErrorResponse),
+        (status = 404, description = "No such user", body = ErrorResponse),
+    ))]
+pub async fn list_group_memberships(
+    tenant: Tenant,
+    request: ODataRequest,
+    PathParameters(id): PathParameters<String>,
+) -> Result<Json<Value>, ApiError> {
+    memberships_page(&tenant, request, id, true).await
+}
+
+/// Get one group of a user's memberships, or refuse an unsupported type cast.
+///
+/// Graph-compatible: `memberOf/{group-id}` is the group as a directory object (404 if the user is
+/// not a member). A type cast licensd does not model (`memberOf/microsoft.graph.directoryRole`,
+/// ...) is answered 400 `Request_UnsupportedQuery`, not a 404.
+#[utoipa::path(get, path = "/v1.0/users/{id}/memberOf/{group_id}", tag = "Graph: users",
+    params(("id" = String, Path, description = "The user's id or userPrincipalName"),
+           ("group_id" = String, Path, description = "The group's id"), SelectQuery),
+    responses(
+        (status = 200, description = "The group", body = Group),
+        (status = 400, description = "Not a GUID, or a type cast licensd does not support", body = ErrorResponse),
+        (status = 404, description = "No such user, or not a member", body = ErrorResponse),
+    ))]
+pub async fn get_membership(
+    tenant: Tenant,
+    request: ODataRequest,
+    PathParameters((id, group_id)): PathParameters<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    // Microsoft's SDKs send casts with the namespace's alias (`memberOf/graph.group`).
+    if group_id == "graph.group" {
+        return memberships_page(&tenant, request, id, true).await;
+    }
+    if let Some(type_name) = group_id
+        .strip_prefix("microsoft.graph.")
+        .or_else(|| group_id.strip_prefix("graph."))
+    {
+        return Err(unsupported_cast("memberOf", type_name, "microsoft.graph.group"));
+    }
+    let group_id = parse_object_id(&group_id)?;
+    let options = request.options(&GROUP_SCHEMA, Supported::SELECT_ONLY)?;
+    let group = tenant
+        .read(move |engine| {
+            let user_id = resolve_user(engine, &id)?;
+            if !engine.user_view(user_id)?.member_of.contains(&group_id) {
+                return Err(ApiError::not_found(group_id));
+            }
+            let group = convert::group_json(engine, group_id, &options.selection, true)?;
+            Ok(with_context(request.context("directoryObjects/$entity"), group))
+        })
+        .await?;
+    Ok(Json(group))
+}
+
+/// List the groups a user is a transitive member of.
+///
+/// Graph-compatible. Groups do not nest in licensd, so these are the direct memberships.
+#[utoipa::path(get, path = "/v1.0/users/{id}/transitiveMemberOf", tag = "Graph: users",
+    params(("id" = String, Path, description = "The user's id or userPrincipalName"), CollectionQuery, ConsistencyLevelHeader),
+    responses(
+        (status = 200, description = "The user's groups", body = DirectoryObjectCollectionResponse),
+        (status = 400, description = "An invalid or unsupported query", body = ErrorResponse),
+        (status = 404, description = "No such user", body = ErrorResponse),
+    ))]
+pub async fn list_transitive_member_of(
+    tenant: Tenant,
+    request: ODataRequest,
+    PathParameters(id): PathParameters<String>,
+) -> Result<Json<Value>, ApiError> {
+    memberships_page(&tenant, request, id, false).await
+}
+
+/// Count the groups a user is a transitive member of.
+///
+/// Graph-compatible: `text/plain`; needs `ConsistencyLevel: eventual`.
+#[utoipa::path(get, path = "/v1.0/users/{id}/transitiveMemberOf/$count", tag = "Graph: users",
+    params(("id" = String, Path, description = "The user's id or userPrincipalName"), CountQuery, RequiredConsistencyLevelHeader),
+    responses(
+        (status = 200, description = "The number of groups", body = String, content_type = "text/plain"),
+        (status = 400, description = "Missing ConsistencyLevel or an invalid query", body = ErrorResponse),
+        (status = 404, description = "No such user", body = ErrorResponse),
+    ))]
+pub async fn count_transitive_member_of(
+    tenant: Tenant,
+    request: ODataRequest,
+    PathParameters(id): PathParameters<String>,
+) -> Result<Response, ApiError> {
+    memberships_count(&tenant, request, id).await
 }

@@ -51,6 +51,23 @@ pub enum Filter {
         property: &'static str,
         predicate: Option<Box<Filter>>,
     },
+    /// `collection/$count eq|ne|gt|ge|lt|le number` (an advanced query).
+    Count {
+        property: &'static str,
+        operator: CountOperator,
+        value: i64,
+    },
+}
+
+/// The comparisons `collection/$count` accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CountOperator {
+    Equal,
+    NotEqual,
+    Greater,
+    GreaterOrEqual,
+    Less,
+    LessOrEqual,
 }
 
 /// A literal checked against the type of the property it is compared with.
@@ -97,6 +114,18 @@ impl FilterSubject for LicenseElement {
 }
 
 impl Filter {
+    /// Whether Graph answers this filter only as an advanced query (`/$count` inside it).
+    pub fn needs_advanced_query(&self) -> bool {
+        match self {
+            Filter::And(left, right) | Filter::Or(left, right) => {
+                left.needs_advanced_query() || right.needs_advanced_query()
+            }
+            Filter::Not(inner) => inner.needs_advanced_query(),
+            Filter::Count { .. } => true,
+            _ => false,
+        }
+    }
+
     pub fn matches(&self, subject: &dyn FilterSubject) -> bool {
         match self {
             Filter::And(left, right) => left.matches(subject) && right.matches(subject),
@@ -128,6 +157,26 @@ impl Filter {
                 }),
                 _ => false,
             },
+            Filter::Count {
+                property,
+                operator,
+                value,
+            } => {
+                let length = match subject.value(property) {
+                    PropertyValue::Texts(texts) => texts.len(),
+                    PropertyValue::Licenses(sku_ids) => sku_ids.len(),
+                    _ => 0,
+                };
+                let length = i64::try_from(length).unwrap_or(i64::MAX);
+                match operator {
+                    CountOperator::Equal => length == *value,
+                    CountOperator::NotEqual => length != *value,
+                    CountOperator::Greater => length > *value,
+                    CountOperator::GreaterOrEqual => length >= *value,
+                    CountOperator::Less => length < *value,
+                    CountOperator::LessOrEqual => length <= *value,
+                }
+            }
         }
     }
 }
@@ -420,6 +469,7 @@ impl Parser {
                 self.depth -= 1;
                 Ok(call)
             }
+            Token::Identifier(name) if name.ends_with("/$count") => self.parse_count(&name),
             Token::Identifier(name) => {
                 self.count_clause()?;
                 let property = self.resolve(&name)?;
@@ -523,6 +573,55 @@ impl Parser {
         Ok(Filter::Any {
             property: property.name,
             predicate: Some(Box::new(predicate)),
+        })
+    }
+
+    /// `collection/$count` was read: a comparison with a whole number follows.
+    fn parse_count(&mut self, name: &str) -> Result<Filter, ApiError> {
+        let collection = name.trim_end_matches("/$count");
+        let property = self.resolve(collection)?;
+        if !matches!(
+            property.kind,
+            PropertyKind::TextCollection | PropertyKind::LicenseCollection
+        ) {
+            return Err(syntax_error(format!(
+                "'/$count' needs a collection, and '{}' is not one.",
+                property.name
+            )));
+        }
+        let (operator, at) = self.next()?;
+        let operator = match &operator {
+            Token::Identifier(word) => match word.to_ascii_lowercase().as_str() {
+                "eq" => CountOperator::Equal,
+                "ne" => CountOperator::NotEqual,
+                "gt" => CountOperator::Greater,
+                "ge" => CountOperator::GreaterOrEqual,
+                "lt" => CountOperator::Less,
+                "le" => CountOperator::LessOrEqual,
+                _ => {
+                    return Err(syntax_error(format!(
+                        "'{word}' at position {at} is not a comparison (eq, ne, gt, ge, lt, le)."
+                    )))
+                }
+            },
+            other => {
+                return Err(syntax_error(format!(
+                    "expected a comparison after '{name}' at position {at}, found {}.",
+                    other.describe()
+                )))
+            }
+        };
+        let (literal, literal_at) = self.next()?;
+        let Token::Number(value) = literal else {
+            return Err(syntax_error(format!(
+                "'{name}' is compared with a whole number; found {} at position {literal_at}.",
+                literal.describe()
+            )));
+        };
+        Ok(Filter::Count {
+            property: property.name,
+            operator,
+            value,
         })
     }
 

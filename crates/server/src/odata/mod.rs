@@ -1,11 +1,13 @@
 //! The OData subset licensd supports, done properly: `$select`, `$filter` ([`filter`]), `$top`,
-//! `$count` (with `ConsistencyLevel: eventual`), server-side paging with an absolute
-//! `@odata.nextLink` carrying `$skiptoken` (100 items per page by default). Query options are
+//! `$count` (with `ConsistencyLevel: eventual`), `$orderby` and `$search` ([`query`]) on the
+//! properties Graph allows, `$expand` of `members` / `memberOf`, server-side paging with an
+//! absolute `@odata.nextLink` carrying `$skiptoken` (100 items per page by default). Query options are
 //! bound to an entity's schema, so a query licensd cannot answer exactly is a Graph-style 400
 //! rather than a silently wrong result. Percent-encoded and partially encoded queries are both
 //! accepted (Microsoft's Python SDK encodes everything, its JavaScript client leaves `/():` as is).
 
 pub mod filter;
+pub mod query;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -16,6 +18,7 @@ use serde_json::{Map, Value};
 
 use crate::api::{ApiError, RequestOrigin};
 pub use filter::{Filter, FilterSubject, PropertyValue};
+pub use query::{Expand, OrderBy, Search};
 
 /// Items per page when the client gives no `$top`.
 pub const DEFAULT_PAGE_SIZE: usize = 100;
@@ -180,9 +183,12 @@ pub static LICENSE_DETAILS_SCHEMA: EntitySchema = EntitySchema {
 /// Which query options an endpoint accepts; the others are answered 400.
 #[derive(Clone, Copy, Debug)]
 pub struct Supported {
+    /// `$filter`, `$search` and `$orderby`.
     pub filter: bool,
     /// `$top`, `$skiptoken` and `$count`.
     pub paging: bool,
+    /// `$expand` (of the navigation properties the schema allows).
+    pub expand: bool,
 }
 
 impl Supported {
@@ -190,11 +196,19 @@ impl Supported {
     pub const COLLECTION: Supported = Supported {
         filter: true,
         paging: true,
+        expand: true,
     };
-    /// Single entities and small fixed collections: `$select` only.
+    /// A single user or group: `$select` and `$expand`.
+    pub const ENTITY: Supported = Supported {
+        filter: false,
+        paging: false,
+        expand: true,
+    };
+    /// Small fixed collections and other single entities: `$select` only.
     pub const SELECT_ONLY: Supported = Supported {
         filter: false,
         paging: false,
+        expand: false,
     };
 }
 
@@ -252,6 +266,9 @@ impl Selection {
 pub struct QueryOptions {
     pub selection: Selection,
     pub filter: Option<Filter>,
+    pub search: Option<Search>,
+    pub order_by: Option<OrderBy>,
+    pub expand: Option<Expand>,
     pub top: Option<usize>,
     pub count: bool,
     skip_token: Option<SkipToken>,
@@ -339,6 +356,9 @@ impl QueryOptions {
         let mut options = QueryOptions {
             selection: Selection::default_for(schema),
             filter: None,
+            search: None,
+            order_by: None,
+            expand: None,
             top: None,
             count: false,
             skip_token: None,
@@ -358,6 +378,11 @@ impl QueryOptions {
             match option {
                 "$select" => options.selection = parse_select(&value, schema)?,
                 "$filter" if supported.filter => options.filter = Some(filter::parse(&value, schema)?),
+                "$search" if supported.filter => options.search = Some(query::parse_search(&value, schema)?),
+                "$orderby" if supported.filter => {
+                    options.order_by = Some(query::parse_order_by(&value, schema)?)
+                }
+                "$expand" if supported.expand => options.expand = Some(query::parse_expand(&value, schema)?),
                 "$top" if supported.paging => options.top = Some(parse_top(&value)?),
                 "$count" if supported.paging => {
                     options.count = match value.as_str() {
@@ -387,10 +412,31 @@ impl QueryOptions {
         }
         // A next page continues a query that was accepted with the header, so its link is enough
         // (Microsoft's PageIterator does not repeat request headers).
-        if options.count && options.skip_token.is_none() && !consistency_is_eventual(headers) {
+        let continued = options.skip_token.is_some();
+        let eventual = continued || consistency_is_eventual(headers);
+        if options.count && !eventual {
             return Err(ApiError::unsupported_query(
                 "$count requires the ConsistencyLevel header set to eventual (an advanced query).",
             ));
+        }
+        if options.search.is_some() && !eventual {
+            return Err(ApiError::unsupported_query(
+                "Request with $search query parameter only works with the request header 'ConsistencyLevel: eventual' (an advanced query).",
+            ));
+        }
+        let advanced = eventual && (options.count || continued);
+        if options.filter.as_ref().is_some_and(Filter::needs_advanced_query) && !advanced {
+            return Err(ApiError::unsupported_query(
+                "Counting a collection inside $filter (/$count) is an advanced query: it needs $count=true and the header 'ConsistencyLevel: eventual'.",
+            ));
+        }
+        if let Some(order_by) = &options.order_by {
+            query::check_order_by_is_allowed(
+                order_by,
+                options.filter.is_some(),
+                options.search.is_some(),
+                advanced,
+            )?;
         }
         Ok(options)
     }
@@ -424,6 +470,63 @@ impl QueryOptions {
             total,
             next_skip_token: next.map(|token| token.encode()),
         }
+    }
+
+    /// The `(...)` after the entity set in `@odata.context`: the selected properties and the
+    /// expanded navigation property (`users(displayName,memberOf())`).
+    pub fn context_suffix(&self) -> String {
+        let mut parts: Vec<String> = match &self.selection.explicit {
+            Some(names) => names.iter().map(|name| name.to_string()).collect(),
+            None => Vec::new(),
+        };
+        if let Some(expand) = &self.expand {
+            parts.push(format!("{}()", expand.navigation));
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("({})", parts.join(","))
+        }
+    }
+
+    /// The items a collection query keeps, in the order it asks for: `$filter` and `$search`
+    /// applied to each candidate, then `$orderby` (ties and unordered queries keep the
+    /// candidates' order, which is stable, so `$skiptoken` positions hold).
+    pub fn arrange<S: FilterSubject>(
+        &self,
+        candidates: Vec<Uuid>,
+        subject_of: impl Fn(Uuid) -> Result<S, ApiError>,
+    ) -> Result<Vec<Uuid>, ApiError> {
+        if self.filter.is_none() && self.search.is_none() && self.order_by.is_none() {
+            return Ok(candidates);
+        }
+        let mut kept: Vec<(Uuid, Option<String>)> = Vec::new();
+        for id in candidates {
+            let subject = subject_of(id)?;
+            if self
+                .filter
+                .as_ref()
+                .is_some_and(|filter| !filter.matches(&subject))
+            {
+                continue;
+            }
+            if self
+                .search
+                .as_ref()
+                .is_some_and(|search| !search.matches(&subject))
+            {
+                continue;
+            }
+            let key = self
+                .order_by
+                .as_ref()
+                .and_then(|order_by| order_by.key_of(&subject));
+            kept.push((id, key));
+        }
+        if let Some(order_by) = &self.order_by {
+            kept.sort_by(|(_, left), (_, right)| order_by.compare(left.as_deref(), right.as_deref()));
+        }
+        Ok(kept.into_iter().map(|(id, _)| id).collect())
     }
 
     /// The absolute address of the next page: this request's options plus `$skiptoken`.
@@ -651,11 +754,11 @@ mod tests {
     #[test]
     fn unsupported_options_are_refused() {
         assert_eq!(
-            parse("$orderby=displayName").unwrap_err().code,
+            parse("$orderby=usageLocation").unwrap_err().code,
             ErrorCode::UnsupportedQuery
         );
         assert_eq!(
-            parse("$search=\"x\"").unwrap_err().code,
+            parse("$search=\"displayName:x\"").unwrap_err().code,
             ErrorCode::UnsupportedQuery
         );
         assert_eq!(parse("$bogus=1").unwrap_err().code, ErrorCode::InvalidQuery);

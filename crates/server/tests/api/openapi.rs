@@ -19,12 +19,26 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/v1.0/users/{id}/licenseDetails", &["get"]),
     ("/v1.0/users/{id}/reprocessLicenseAssignment", &["post"]),
     ("/v1.0/users/{id}/memberOf", &["get"]),
+    ("/v1.0/users/{id}/memberOf/$count", &["get"]),
+    ("/v1.0/users/{id}/memberOf/microsoft.graph.group", &["get"]),
+    ("/v1.0/users/{id}/memberOf/{group_id}", &["get"]),
+    ("/v1.0/users/{id}/transitiveMemberOf", &["get"]),
+    ("/v1.0/users/{id}/transitiveMemberOf/$count", &["get"]),
+    ("/v1.0/directoryObjects/getByIds", &["post"]),
+    ("/v1.0/$metadata", &["get"]),
     ("/v1.0/groups", &["get", "post"]),
     ("/v1.0/groups/$count", &["get"]),
     ("/v1.0/groups/{id}", &["get", "patch", "delete"]),
     ("/v1.0/groups/{id}/assignLicense", &["post"]),
     ("/v1.0/groups/{id}/members", &["get"]),
     ("/v1.0/groups/{id}/members/$ref", &["post"]),
+    ("/v1.0/groups/{id}/members/$count", &["get"]),
+    ("/v1.0/groups/{id}/members/microsoft.graph.user", &["get"]),
+    ("/v1.0/groups/{id}/members/microsoft.graph.user/$count", &["get"]),
+    ("/v1.0/groups/{id}/members/microsoft.graph.group", &["get"]),
+    ("/v1.0/groups/{id}/members/{member_id}", &["get"]),
+    ("/v1.0/groups/{id}/transitiveMembers", &["get"]),
+    ("/v1.0/groups/{id}/transitiveMembers/$count", &["get"]),
     ("/v1.0/groups/{id}/members/{member_id}/$ref", &["delete"]),
     ("/v1.0/groups/{id}/membersWithLicenseErrors", &["get"]),
     ("/v1.0/groups/{id}/reprocessLicenseAssignment", &["post"]),
@@ -119,4 +133,89 @@ async fn the_openapi_document_covers_every_route(server: &TestServer) {
         assert!(schemas.contains_key(name), "dangling reference to {name}");
     }
     assert!(matches!(document["paths"], Value::Object(_)));
+    the_document_tells_the_truth(server, &document).await;
+}
+
+/// Property names of every schema, walked through nested objects, arrays and `oneOf`.
+fn property_names(schema: &Value, names: &mut Vec<String>) {
+    match schema {
+        Value::Object(object) => {
+            if let Some(Value::Object(properties)) = object.get("properties") {
+                names.extend(properties.keys().cloned());
+            }
+            for child in object.values() {
+                property_names(child, names);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| property_names(item, names)),
+        _ => {}
+    }
+}
+
+/// The document matches the server: camelCase property names (the server refuses others), a
+/// bearer scheme required everywhere but the public `$metadata`, the statuses of the layers
+/// around the handlers on every operation, and optional what `$select` leaves out.
+async fn the_document_tells_the_truth(server: &TestServer, document: &Value) {
+    let mut names = Vec::new();
+    property_names(&document["components"]["schemas"], &mut names);
+    let snake: Vec<&String> = names.iter().filter(|name| name.contains('_')).collect();
+    assert!(snake.is_empty(), "snake_case properties: {snake:?}");
+    assert_eq!(
+        document["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert_eq!(document["security"], serde_json::json!([{"bearer": []}]));
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("operations") {
+            let responses = operation["responses"].as_object().expect("responses");
+            if path == "/v1.0/$metadata" {
+                assert_eq!(operation["security"], serde_json::json!([]), "public");
+                continue;
+            }
+            for status in ["401", "403", "429"] {
+                assert!(
+                    responses.contains_key(status),
+                    "{method} {path} documents {status}"
+                );
+            }
+            if operation.get("requestBody").is_some() {
+                for status in ["400", "413", "415"] {
+                    assert!(
+                        responses.contains_key(status),
+                        "{method} {path} documents {status}"
+                    );
+                }
+            }
+            if path.contains('{') {
+                assert!(responses.contains_key("404"), "{method} {path} documents 404");
+            }
+        }
+    }
+    let required = document["components"]["schemas"]["User"]["required"]
+        .as_array()
+        .expect("required");
+    for optional in ["assignedPlans", "licenseAssignmentStates"] {
+        assert!(
+            !required.contains(&Value::from(optional)),
+            "{optional} is optional"
+        );
+    }
+    // The camelCase change the document describes is the one the server accepts.
+    let user = server.create_user("camel", Some("US")).await;
+    let group = server.create_group("Camel").await;
+    let simulated = server
+        .post(
+            "/licensd/v1/whatif",
+            serde_json::json!({"changes": [{"type": "addGroupMember", "groupId": group, "userId": user}]}),
+        )
+        .await
+        .expect(200);
+    assert!(simulated.body.is_object());
+    server
+        .post(
+            "/licensd/v1/whatif",
+            serde_json::json!({"changes": [{"type": "addGroupMember", "group_id": group, "user_id": user}]}),
+        )
+        .await
+        .expect_error(400, "Request_BadRequest");
 }
