@@ -256,6 +256,55 @@ async fn slow_clients_are_closed_within_the_configured_timeouts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_cap_wait_until_one_is_free() {
+    let server = TestServer::start_with(TestDatabase::sqlite(), |config| {
+        config.connections.max_connections = 2;
+        config.connections.header_read_timeout = Duration::from_secs(600);
+    })
+    .await;
+    let address = server.base.trim_start_matches("http://").to_string();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut holders = Vec::new();
+    let mut held = 0;
+    // Fill the cap with idle connections (the client's own pooled connection may hold a slot).
+    while held < 2 {
+        let mut stream = TcpStream::connect(&address).await.expect("connect");
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: licensd\r\n\r\n")
+            .await
+            .expect("write");
+        let mut buffer = [0u8; 1024];
+        match tokio::time::timeout(Duration::from_millis(500), stream.read(&mut buffer)).await {
+            Ok(Ok(read)) if read > 0 => {
+                held += 1;
+                holders.push(stream);
+            }
+            _ => {
+                // Not served: the cap is already reached (a pooled client connection holds one).
+                holders.push(stream);
+                break;
+            }
+        }
+    }
+    let mut waiting = TcpStream::connect(&address).await.expect("connect");
+    waiting
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: licensd\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buffer = [0u8; 1024];
+    let early = tokio::time::timeout(Duration::from_millis(500), waiting.read(&mut buffer)).await;
+    assert!(
+        early.is_err(),
+        "a connection over the cap is not served while the cap is full"
+    );
+    // Freeing the slots lets it in.
+    drop(holders);
+    let (answer, _) = read_until_closed(&mut waiting, Duration::from_secs(10)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_with_a_half_sent_request_ends_within_the_drain_period() {
     let server = TestServer::start_with(TestDatabase::sqlite(), |config| {
         // Timeouts far longer than the drain: only the drain period can end these connections.
