@@ -796,6 +796,15 @@ async fn usage_location_and_proxy_addresses_are_edited_on_the_users_page() {
         .await
         .expect(422)
         .contains("invalid usage location");
+    // A field far over its limit is refused before anything reads it.
+    server
+        .post(
+            &format!("/users/{cuban}/usage-location"),
+            &[("usage_location", &"U".repeat(100_000))],
+        )
+        .await
+        .expect(400)
+        .contains("at most 1024 are accepted");
     let location = server
         .post_change(
             &format!("/users/{cuban}/usage-location"),

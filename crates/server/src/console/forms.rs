@@ -67,7 +67,34 @@ impl<S: Send + Sync> FromRequest<S> for FormFields {
         let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
             ConsoleError::bad_request(format!("The form could not be read: {}", rejection.body_text()))
         })?;
-        Ok(FormFields::parse(&bytes))
+        let fields = FormFields::parse(&bytes);
+        fields.check_lengths()?;
+        Ok(fields)
+    }
+}
+
+/// The longest value of the console's proxy-address field: one address a line, each within the
+/// limit of any other field.
+const MAX_PROXY_ADDRESSES_FIELD_LENGTH: usize = 64 * licensd_api_types::limits::DEFAULT_MAX_LENGTH;
+
+impl FormFields {
+    /// Every field within its length limit (the API's limits: no console field is a free text of
+    /// its own), so a form cannot store or echo megabytes.
+    fn check_lengths(&self) -> Result<(), ConsoleError> {
+        for (name, value) in &self.fields {
+            let limit = match name.as_str() {
+                "proxy_addresses" => MAX_PROXY_ADDRESSES_FIELD_LENGTH,
+                other => licensd_api_types::limits::max_length(other),
+            };
+            let length = value.chars().count();
+            if length > limit || name.chars().count() > licensd_api_types::limits::MAX_PROPERTY_NAME_LENGTH {
+                return Err(ConsoleError::bad_request(format!(
+                    "The field {} is {length} characters long; at most {limit} are accepted.",
+                    name.chars().take(64).collect::<String>()
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -224,6 +251,17 @@ mod tests {
         headers.insert("origin", HeaderValue::from_static("http://127.0.0.1:8080"));
         headers.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
         assert!(!is_same_origin(&headers));
+    }
+
+    #[test]
+    fn overlong_fields_are_refused() {
+        let long = "x".repeat(licensd_api_types::limits::DEFAULT_MAX_LENGTH + 1);
+        let fields = FormFields::parse(format!("usage_location={long}").as_bytes());
+        assert!(fields.check_lengths().is_err());
+        let fields = FormFields::parse(format!("proxy_addresses={long}").as_bytes());
+        assert!(fields.check_lengths().is_ok());
+        let fields = FormFields::parse(b"usage_location=US");
+        assert!(fields.check_lengths().is_ok());
     }
 
     #[test]
