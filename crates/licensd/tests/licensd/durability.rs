@@ -1,7 +1,12 @@
-//! Durability of `licensd serve`: a `kill -9` in the middle of processing a 100,000-member group
-//! loses nothing and counts no seat twice; a clean restart keeps every state as it was; clients
-//! racing for the last seats never over-allocate, on one instance (SQLite) and on two instances
-//! sharing PostgreSQL.
+//! Durability of `licensd serve`: a `kill -9` in the middle of processing a large group loses
+//! nothing and counts no seat twice; a clean restart keeps every state as it was; clients racing
+//! for the last seats never over-allocate, on one instance (SQLite) and on two instances sharing
+//! PostgreSQL.
+//!
+//! The default run tests each behaviour at a size that keeps `cargo test --workspace` short
+//! (20,000 members, 300 memberships through two instances); the same scenarios at full size
+//! (100,000 members, 3,000 memberships) are marked `#[ignore]` and run by `.ci/run` through
+//! `tests/slow/run.sh`.
 
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
@@ -13,12 +18,15 @@ use licensd_server::{ExecuteError, ServerConfig};
 
 use crate::support::{big_group_tenant, load_engine, outcome, store_tenant, Server, TestDatabase};
 
-const MEMBERS: usize = 100_000;
+/// The group size of the default run's `kill -9` tests.
+const MEMBERS: usize = 20_000;
+/// The group size of the slow `kill -9` tests run by `.ci/run`.
+const MEMBERS_AT_FULL_SIZE: usize = 100_000;
 
-fn crash_and_restart(database: TestDatabase) {
-    let (engine, _group) = big_group_tenant(MEMBERS, (MEMBERS * 4 / 5) as u32);
+fn crash_and_restart(database: TestDatabase, members: usize) {
+    let (engine, _group) = big_group_tenant(members, (members * 4 / 5) as u32);
     let queued = engine.queued_users() as u64;
-    assert_eq!(queued, MEMBERS as u64);
+    assert_eq!(queued, members as u64);
     let tenant_id = store_tenant(&database, &engine);
     let mut expected = engine.clone();
     expected.process_all(Timestamp(0));
@@ -101,14 +109,28 @@ fn crash_and_restart(database: TestDatabase) {
 }
 
 #[test]
-fn kill_9_in_the_middle_of_a_100000_member_group_loses_nothing_sqlite() {
-    crash_and_restart(TestDatabase::sqlite());
+fn kill_9_in_the_middle_of_a_20000_member_group_loses_nothing_sqlite() {
+    crash_and_restart(TestDatabase::sqlite(), MEMBERS);
 }
 
 #[test]
-fn kill_9_in_the_middle_of_a_100000_member_group_loses_nothing_postgres() {
+fn kill_9_in_the_middle_of_a_20000_member_group_loses_nothing_postgres() {
     if let Some(database) = TestDatabase::postgres("crash") {
-        crash_and_restart(database);
+        crash_and_restart(database, MEMBERS);
+    }
+}
+
+#[test]
+#[ignore = "slow: run by .ci/run"]
+fn kill_9_in_the_middle_of_a_100000_member_group_loses_nothing_sqlite() {
+    crash_and_restart(TestDatabase::sqlite(), MEMBERS_AT_FULL_SIZE);
+}
+
+#[test]
+#[ignore = "slow: run by .ci/run"]
+fn kill_9_in_the_middle_of_a_100000_member_group_loses_nothing_postgres() {
+    if let Some(database) = TestDatabase::postgres("crash_full") {
+        crash_and_restart(database, MEMBERS_AT_FULL_SIZE);
     }
 }
 
@@ -219,9 +241,8 @@ fn clients_racing_for_the_last_seats_on_two_instances_never_over_allocate_postgr
 /// Two instances on one PostgreSQL database: members are added through both, both run a
 /// processor, one stops in the middle; the other takes over when its lease expires. Seats are
 /// never over-allocated and every member ends with a state.
-fn two_processors(database: &TestDatabase) {
-    let members = 3_000;
-    let seats = 2_000u32;
+fn two_processors(database: &TestDatabase, members: usize) {
+    let seats = (members * 2 / 3) as u32;
     let mut world = SeedWorld::new(SeedSeats {
         office_365_e1: 10,
         office_365_e3: seats,
@@ -342,6 +363,14 @@ fn two_processors(database: &TestDatabase) {
 #[test]
 fn two_instances_share_the_processing_and_fail_over_postgres() {
     if let Some(database) = TestDatabase::postgres("failover") {
-        two_processors(&database);
+        two_processors(&database, 300);
+    }
+}
+
+#[test]
+#[ignore = "slow: run by .ci/run"]
+fn two_instances_share_3000_memberships_and_fail_over_postgres() {
+    if let Some(database) = TestDatabase::postgres("failover_full") {
+        two_processors(&database, 3_000);
     }
 }
