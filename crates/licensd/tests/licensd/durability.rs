@@ -11,7 +11,7 @@
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use licensd_engine::seed_world::{SeedSeats, SeedWorld, OFFICE_365_E3};
+use licensd_engine::seed_world::{SeedSeats, SeedWorld, EMS_E3, OFFICE_365_E3};
 use licensd_engine::{AssignedLicense, Command, CommandError, LicenseErrorKind, Timestamp, Uuid};
 use licensd_server::auth::{Caller, Role};
 use licensd_server::{ExecuteError, ServerConfig};
@@ -373,4 +373,159 @@ fn two_instances_share_3000_memberships_and_fail_over_postgres() {
     if let Some(database) = TestDatabase::postgres("failover_full") {
         two_processors(&database, 3_000);
     }
+}
+
+/// How soon a write acknowledged by one instance must be readable through another: notices
+/// arrive in milliseconds; when one is lost the watcher's version check finds the write within
+/// `VERSION_CHECK_INTERVAL` (1 s). The test allows twice that for a loaded machine.
+const FRESH_READ_BOUND: Duration = Duration::from_secs(2);
+
+/// Reads `path` through `address` until `wanted` holds for the user's license states or
+/// `timeout` passes; returns how long it took.
+fn read_until(
+    address: &str,
+    path: &str,
+    token: &str,
+    timeout: Duration,
+    what: &str,
+    wanted: impl Fn(&[serde_json::Value]) -> bool,
+) -> Duration {
+    let started = std::time::Instant::now();
+    loop {
+        let (status, body) = crate::support::http(address, "GET", path, token, None);
+        if status == 200 {
+            let states = body["licenseAssignmentStates"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if wanted(&states) {
+                return started.elapsed();
+            }
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "{what}: not seen within {timeout:?}; last answer {status}: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn has_active(states: &[serde_json::Value], sku_id: Uuid, by_group: Option<Uuid>) -> bool {
+    let by_group = by_group.map(|group| serde_json::json!(group.to_string()));
+    states.iter().any(|state| {
+        state["skuId"] == serde_json::json!(sku_id.to_string())
+            && state["assignedByGroup"] == by_group.clone().unwrap_or(serde_json::Value::Null)
+            && state["state"] == "Active"
+    })
+}
+
+/// Two `licensd serve` processes on one PostgreSQL database: a user created, licensed directly
+/// and added to a licensed group through the first is read, license states included, through the
+/// second right after the first acknowledged each write (within [`FRESH_READ_BOUND`]), without
+/// the second writing anything itself.
+#[test]
+fn writes_through_one_instance_are_read_through_the_other_at_once_postgres() {
+    let Some(database) = TestDatabase::postgres("fresh_reads") else {
+        return;
+    };
+    let mut world = SeedWorld::new(SeedSeats {
+        office_365_e1: 10,
+        office_365_e3: 10,
+        ems_e3: 10,
+        workplace_analytics: 10,
+    })
+    .expect("seed world");
+    let group = world.add_group("Everyone").expect("group");
+    world
+        .assign_to_group(group, vec![AssignedLicense::new(OFFICE_365_E3)], vec![])
+        .expect("group E3");
+    store_tenant(&database, &world.engine);
+    let token = licensd_server::auth::generate_token_text().expect("a token");
+    let environment = [("LICENSD_BOOTSTRAP_TOKEN", token.as_str())];
+    let mut first = Server::start_with(&database, "first", 500, &environment);
+    first.wait_until_serving(Duration::from_secs(60));
+    let mut second = Server::start_with(&database, "second", 500, &environment);
+    second.wait_until_serving(Duration::from_secs(60));
+    let (through_first, through_second) = (first.address(), second.address());
+
+    let (status, created) = crate::support::http(
+        &through_first,
+        "POST",
+        "/v1.0/users",
+        &token,
+        Some(&serde_json::json!({
+            "displayName": "Fresh Reader",
+            "userPrincipalName": "fresh.reader@contoso.com",
+            "mailNickname": "freshreader",
+            "usageLocation": "US",
+            "accountEnabled": true,
+        })),
+    );
+    assert_eq!(status, 201, "{created}");
+    let user_id: Uuid = created["id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .expect("the new user's id");
+    let path = format!("/v1.0/users/{user_id}?$select=id,licenseAssignmentStates");
+    // The user exists on the second instance at once (no states yet).
+    read_until(
+        &through_second,
+        &path,
+        &token,
+        FRESH_READ_BOUND,
+        "the new user through the second instance",
+        |_| true,
+    );
+
+    let (status, body) = crate::support::http(
+        &through_first,
+        "POST",
+        &format!("/v1.0/users/{user_id}/assignLicense"),
+        &token,
+        Some(&serde_json::json!({
+            "addLicenses": [{"skuId": EMS_E3.to_string(), "disabledPlans": []}],
+            "removeLicenses": [],
+        })),
+    );
+    assert_eq!(status, 200, "{body}");
+    let direct = read_until(
+        &through_second,
+        &path,
+        &token,
+        FRESH_READ_BOUND,
+        "the direct license through the second instance",
+        |states| has_active(states, EMS_E3, None),
+    );
+
+    let (status, body) = crate::support::http(
+        &through_first,
+        "POST",
+        &format!("/v1.0/groups/{group}/members/$ref"),
+        &token,
+        Some(&serde_json::json!({
+            "@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{user_id}")
+        })),
+    );
+    assert_eq!(status, 204, "{body}");
+    // Group licenses are evaluated in the background, by whichever instance holds the lease;
+    // once the first instance shows the result, the second must show it within the bound.
+    read_until(
+        &through_first,
+        &path,
+        &token,
+        Duration::from_secs(30),
+        "the group license through the first instance",
+        |states| has_active(states, OFFICE_365_E3, Some(group)),
+    );
+    let grouped = read_until(
+        &through_second,
+        &path,
+        &token,
+        FRESH_READ_BOUND,
+        "the group license through the second instance",
+        |states| has_active(states, OFFICE_365_E3, Some(group)),
+    );
+    println!("read through the other instance after {direct:?} (direct) and {grouped:?} (group)");
+    first.stop();
+    second.stop();
 }
