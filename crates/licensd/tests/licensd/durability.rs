@@ -442,9 +442,9 @@ fn writes_through_one_instance_are_read_through_the_other_at_once_postgres() {
     store_tenant(&database, &world.engine);
     let token = licensd_server::auth::generate_token_text().expect("a token");
     let environment = [("LICENSD_BOOTSTRAP_TOKEN", token.as_str())];
-    let mut first = Server::start_with(&database, "first", 500, &environment);
+    let mut first = Server::start_with(&database, "first", 500, 20, &environment);
     first.wait_until_serving(Duration::from_secs(60));
-    let mut second = Server::start_with(&database, "second", 500, &environment);
+    let mut second = Server::start_with(&database, "second", 500, 20, &environment);
     second.wait_until_serving(Duration::from_secs(60));
     let (through_first, through_second) = (first.address(), second.address());
 
@@ -528,4 +528,66 @@ fn writes_through_one_instance_are_read_through_the_other_at_once_postgres() {
     println!("read through the other instance after {direct:?} (direct) and {grouped:?} (group)");
     first.stop();
     second.stop();
+}
+
+/// The processor does not poll: with an idle interval of a minute, a member added through the
+/// API still gets the group's license within seconds, because the write wakes the processor.
+fn a_write_wakes_the_processor(database: TestDatabase) {
+    let mut world = SeedWorld::new(SeedSeats {
+        office_365_e1: 10,
+        office_365_e3: 10,
+        ems_e3: 10,
+        workplace_analytics: 10,
+    })
+    .expect("seed world");
+    let user_id = world.add_user("woken", Some("US")).expect("user");
+    let group = world.add_group("Everyone").expect("group");
+    world
+        .assign_to_group(group, vec![AssignedLicense::new(OFFICE_365_E3)], vec![])
+        .expect("group E3");
+    store_tenant(&database, &world.engine);
+    let token = licensd_server::auth::generate_token_text().expect("a token");
+    let mut server = Server::start_with(
+        &database,
+        "sleepy",
+        500,
+        60_000,
+        &[("LICENSD_BOOTSTRAP_TOKEN", token.as_str())],
+    );
+    server.wait_until_serving(Duration::from_secs(60));
+    let address = server.address();
+    // Let the processor finish its first (empty) round and fall asleep.
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, body) = crate::support::http(
+        &address,
+        "POST",
+        &format!("/v1.0/groups/{group}/members/$ref"),
+        &token,
+        Some(&serde_json::json!({
+            "@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{user_id}")
+        })),
+    );
+    assert_eq!(status, 204, "{body}");
+    let took = read_until(
+        &address,
+        &format!("/v1.0/users/{user_id}?$select=licenseAssignmentStates"),
+        &token,
+        Duration::from_secs(20),
+        "the group license with a one-minute idle interval",
+        |states| has_active(states, OFFICE_365_E3, Some(group)),
+    );
+    println!("the group license was visible {took:?} after the membership was acknowledged");
+    server.stop();
+}
+
+#[test]
+fn a_write_wakes_the_processor_sqlite() {
+    a_write_wakes_the_processor(TestDatabase::sqlite());
+}
+
+#[test]
+fn a_write_wakes_the_processor_postgres() {
+    if let Some(database) = TestDatabase::postgres("wake") {
+        a_write_wakes_the_processor(database);
+    }
 }

@@ -153,21 +153,23 @@ pub struct Server {
 impl Server {
     /// Starts `licensd serve` on the database with small processing batches.
     pub fn start(database: &TestDatabase, name: &str, batch_size: usize) -> Server {
-        Server::start_with(database, name, batch_size, &[])
+        Server::start_with(database, name, batch_size, 20, &[])
     }
 
-    /// Starts `licensd serve` with extra environment variables (`LICENSD_BOOTSTRAP_TOKEN`).
+    /// Starts `licensd serve` with the processor's idle interval and extra environment variables
+    /// (`LICENSD_BOOTSTRAP_TOKEN`).
     pub fn start_with(
         database: &TestDatabase,
         name: &str,
         batch_size: usize,
+        idle_interval_ms: u64,
         environment: &[(&str, &str)],
     ) -> Server {
         let config = database.directory.path().join(format!("{name}.toml"));
         std::fs::write(
             &config,
             format!(
-                "processing-batch-size = {batch_size}\nprocessing-idle-interval-ms = 20\n\
+                "processing-batch-size = {batch_size}\nprocessing-idle-interval-ms = {idle_interval_ms}\n\
                  processing-lease-ms = 2000\ninstance-id = \"{name}\"\nlisten = \"127.0.0.1:0\"\n"
             ),
         )
