@@ -43,10 +43,7 @@ fn database(directory: &std::path::Path) -> BenchResult<(String, Option<(String,
             let url = format!("{base}{separator}options=-csearch_path%3D{schema}");
             Ok((url, Some((base, schema))))
         }
-        _ => Ok((
-            format!("sqlite://{}", directory.join("bench.db").display()),
-            None,
-        )),
+        _ => Ok((format!("sqlite://{}", directory.join("bench.db").display()), None)),
     }
 }
 
@@ -59,15 +56,14 @@ fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
 }
 
 fn has_state(state: &AppState, tenant_id: Uuid, user_id: Uuid) -> bool {
-    state
-        .tenants
-        .get(tenant_id)
-        .and_then(|runtime| {
-            runtime.read(|engine| {
-                engine
-                    .user_state_records(user_id)
-                    .is_ok_and(|records| !records.is_empty())
-            })
+    let Ok(runtime) = state.tenants.get(tenant_id) else {
+        return false;
+    };
+    runtime
+        .read(|engine| {
+            engine
+                .user_state_records(user_id)
+                .is_ok_and(|records| !records.is_empty())
         })
         .unwrap_or(false)
 }
