@@ -215,6 +215,7 @@ fn main() -> BenchResult<()> {
         "reference: processor polling every 50 ms, same instance",
         &mut reference.same,
     );
+    let reloads_before = licensd_server::tenants::FULL_RELOADS.load(std::sync::atomic::Ordering::Relaxed);
     let mut woken = measure(
         &url,
         directory.path(),
@@ -231,6 +232,9 @@ fn main() -> BenchResult<()> {
             &mut woken.other,
         );
     }
+    let reloads =
+        licensd_server::tenants::FULL_RELOADS.load(std::sync::atomic::Ordering::Relaxed) - reloads_before;
+    println!("  full reloads of the tenant while measuring the wake-up: {reloads}");
     if let Some((base, schema)) = postgres_schema {
         let mut client = postgres::Client::connect(&base, postgres::NoTls)?;
         client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))?;
