@@ -2,19 +2,45 @@
 //! engine, persisting each batch's states and queue update in one transaction. On PostgreSQL a
 //! lease per tenant makes sure one instance at a time processes it; another takes over when the
 //! lease expires. Shutdown finishes the batch in flight, then stops.
+//!
+//! The processor does not poll for work on the hot path: a write that queues users wakes it
+//! through the tenants' [`crate::tenants::ProcessingSignal`]; `processing_idle_interval` only
+//! bounds how long it sleeps when nothing wakes it (leases of other instances expiring, queues
+//! filled by another instance and missed by the watcher).
+//!
+//! Next to it runs the watcher: a thread with a connection of its own that hears of every write
+//! other instances commit (PostgreSQL `LISTEN`; each write sends a `NOTIFY` in its transaction)
+//! and brings the tenant's engine up to date at once, so reads through this instance reflect
+//! them within milliseconds; it then wakes the processor if the write queued users. Every
+//! [`VERSION_CHECK_INTERVAL`] (and after the listening connection broke) it also compares every
+//! tenant's stored version with the engine's, which bounds how stale an engine can be if a
+//! notice is lost, and is how SQLite (one instance, no notices) notices writes of other
+//! processes such as the command-line tools.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use licensd_store::Store;
 
 use crate::config::ServerConfig;
 use crate::health::{RepeatedWarnings, WriteHealth};
-use crate::tenants::{lock_store, SharedStore, Tenants};
+use crate::tenants::{lock_store, ProcessingSignal, SharedStore, Tenants};
 
-/// A running processor; dropping it does not stop it, [`Processor::stop`] does.
+/// How often the watcher compares every tenant's stored version with its engine's, whatever
+/// the notices said: the bound on staleness when a notice is lost.
+pub const VERSION_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long the watcher waits for a notice before looking at the stop flag again.
+const WATCH_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// A running processor and watcher; dropping it does not stop them, [`Processor::stop`] does.
 pub struct Processor {
     stop: Arc<AtomicBool>,
+    signal: Arc<ProcessingSignal>,
     thread: Option<JoinHandle<()>>,
+    watcher: Option<JoinHandle<()>>,
 }
 
 impl Processor {
@@ -35,22 +61,129 @@ impl Processor {
         health: Arc<WriteHealth>,
     ) -> std::io::Result<Processor> {
         let stop = Arc::new(AtomicBool::new(false));
+        let signal = tenants.signal();
+        let watcher = {
+            let stop = Arc::clone(&stop);
+            let config = config.clone();
+            let store = Arc::clone(&store);
+            let tenants = Arc::clone(&tenants);
+            std::thread::Builder::new()
+                .name("licensd-watcher".to_string())
+                .spawn(move || watch(config, store, tenants, stop))?
+        };
         let thread_stop = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("licensd-processor".to_string())
             .spawn(move || run(config, store, tenants, thread_stop, health))?;
         Ok(Processor {
             stop,
+            signal,
             thread: Some(thread),
+            watcher: Some(watcher),
         })
     }
 
-    /// Asks the processor to stop after the batch in flight and waits for it.
+    /// Asks the processor to stop after the batch in flight and waits for it and the watcher.
     pub fn stop(mut self) {
         self.stop.store(true, Ordering::SeqCst);
+        self.signal.notify();
         if let Some(thread) = self.thread.take() {
             if thread.join().is_err() {
                 tracing::error!("the processor thread panicked");
+            }
+        }
+        if let Some(watcher) = self.watcher.take() {
+            if watcher.join().is_err() {
+                tracing::error!("the watcher thread panicked");
+            }
+        }
+    }
+}
+
+/// Brings `runtime`'s engine up to `version` and wakes the processor when users wait.
+fn catch_up(
+    store: &SharedStore,
+    runtime: &crate::tenants::TenantRuntime,
+    version: u64,
+    signal: &ProcessingSignal,
+) {
+    match runtime.catch_up_to(store, version) {
+        Ok(true) => {
+            if runtime.has_queued_users().unwrap_or(false) {
+                signal.notify();
+            }
+        }
+        Ok(false) => {}
+        Err(error) => {
+            tracing::warn!(tenant = %runtime.id, %error, "catching up with another instance failed")
+        }
+    }
+}
+
+/// The watcher: hears of other instances' writes and catches up at once (see the module).
+fn watch(config: ServerConfig, store: SharedStore, tenants: Arc<Tenants>, stop: Arc<AtomicBool>) {
+    let signal = tenants.signal();
+    let mut listener: Option<Store> = None;
+    let mut last_check: Option<Instant> = None;
+    while !stop.load(Ordering::SeqCst) {
+        if listener.is_none() {
+            match Store::open(&config.database_url).and_then(|mut connection| {
+                connection.listen_for_changes()?;
+                Ok(connection)
+            }) {
+                Ok(connection) => {
+                    listener = Some(connection);
+                    // Writes may have been missed while not listening.
+                    last_check = None;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for other instances' writes; retrying");
+                    std::thread::sleep(VERSION_CHECK_INTERVAL);
+                    continue;
+                }
+            }
+        }
+        let Some(connection) = listener.as_mut() else {
+            continue;
+        };
+        match connection.wait_for_changes(WATCH_TIMEOUT) {
+            Ok(notices) => {
+                for notice in notices {
+                    match tenants.get(notice.tenant_id) {
+                        Ok(runtime) => catch_up(&store, &runtime, notice.version, &signal),
+                        // A tenant created by another instance, or one of another schema.
+                        Err(_) => {
+                            if let Err(error) = tenants.discover(&store) {
+                                tracing::warn!(%error, "looking for new tenants failed");
+                            }
+                        }
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "listening for other instances' writes failed; reconnecting");
+                listener = None;
+                continue;
+            }
+        }
+        let check_due = match last_check {
+            None => true,
+            Some(at) => at.elapsed() >= VERSION_CHECK_INTERVAL,
+        };
+        if check_due {
+            last_check = Some(Instant::now());
+            match connection.tenant_versions() {
+                Ok(versions) => {
+                    for (tenant_id, version) in versions {
+                        if let Ok(runtime) = tenants.get(tenant_id) {
+                            catch_up(&store, &runtime, version, &signal);
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "checking tenant versions failed; reconnecting");
+                    listener = None;
+                }
             }
         }
     }
@@ -80,10 +213,14 @@ fn run(
     // A failure retried every idle interval (a full disk) is logged once a minute, not 20 times
     // a second.
     let warnings = RepeatedWarnings::default();
+    let signal = tenants.signal();
     let mut rounds: u64 = 0;
     let mut last_pruned: Option<std::time::Instant> = None;
     while !stop.load(Ordering::SeqCst) {
         rounds += 1;
+        // Read before looking at the queues: a write that queues users after this returns at
+        // once from the wait below.
+        let seen = signal.generation();
         if let Some(retention) = config.audit_retention {
             let due = match last_pruned {
                 None => true,
@@ -155,7 +292,11 @@ fn run(
             }
         }
         if evaluated == 0 {
-            std::thread::sleep(config.processing_idle_interval);
+            if config.processing_wake_on_write {
+                signal.wait(seen, config.processing_idle_interval);
+            } else {
+                std::thread::sleep(config.processing_idle_interval);
+            }
         }
     }
     // Hand the tenants over at once instead of letting another instance wait for the leases to

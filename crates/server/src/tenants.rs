@@ -3,10 +3,16 @@
 //! transaction; processing steps do the same for evaluated users. If the store refuses a write
 //! (an error, or another instance wrote first), the engine is rebuilt from the store, so memory
 //! never runs ahead of what is durable.
+//!
+//! A write that queues users wakes the processor through the tenants' [`ProcessingSignal`]
+//! instead of leaving them until its next poll. Writes of other instances are caught up as soon
+//! as the processor's watcher hears of them ([`TenantRuntime::catch_up_to`]), not only before
+//! this instance's next write.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use licensd_engine::{
     Command, CommandError, CommandOutcome, Engine, LicenseProcessingState, TenantSettings, Timestamp, Uuid,
@@ -55,6 +61,56 @@ pub(crate) fn lock_store(store: &SharedStore) -> Result<MutexGuard<'_, Store>, E
     store.lock().map_err(|_| ExecuteError::Poisoned)
 }
 
+/// Wakes the background processor: every write that queues users notifies it, so processing
+/// starts at once instead of after the processor's idle interval.
+#[derive(Debug, Default)]
+pub struct ProcessingSignal {
+    /// Counts notifications; a waiter returns as soon as it moved past what the waiter saw.
+    generation: Mutex<u64>,
+    changed: Condvar,
+}
+
+impl ProcessingSignal {
+    /// Wakes every waiter (and makes the next wait after an earlier `generation` return at once).
+    pub fn notify(&self) {
+        let mut generation = match self.generation.lock() {
+            Ok(generation) => generation,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *generation = generation.wrapping_add(1);
+        self.changed.notify_all();
+    }
+
+    /// The number of notifications so far: pass it to [`ProcessingSignal::wait`].
+    pub fn generation(&self) -> u64 {
+        match self.generation.lock() {
+            Ok(generation) => *generation,
+            Err(poisoned) => *poisoned.into_inner(),
+        }
+    }
+
+    /// Waits until a notification after `seen` (at once if one came already) or `timeout`.
+    /// Returns whether a notification came.
+    pub fn wait(&self, seen: u64, timeout: Duration) -> bool {
+        let guard = match self.generation.lock() {
+            Ok(generation) => generation,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let waited = self
+            .changed
+            .wait_timeout_while(guard, timeout, |generation| *generation == seen);
+        match waited {
+            Ok((generation, _)) => *generation != seen,
+            Err(poisoned) => *poisoned.into_inner().0 != seen,
+        }
+    }
+}
+
+/// How many times this process rebuilt a tenant's engine from the whole stored tenant (after
+/// loading it at start): catching up on another instance's writes, or recovering from a failed
+/// write. Exposed for tests and benchmarks.
+pub static FULL_RELOADS: AtomicU64 = AtomicU64::new(0);
+
 struct TenantState {
     engine: Engine,
     /// The store version the engine reflects.
@@ -67,6 +123,8 @@ struct TenantState {
 pub struct TenantRuntime {
     pub id: Uuid,
     state: Mutex<TenantState>,
+    /// Notified when a write of this instance queued users.
+    signal: Arc<ProcessingSignal>,
 }
 
 /// What one processing step did.
@@ -86,6 +144,15 @@ fn load_engine(store: &SharedStore, tenant_id: Uuid) -> Result<(Engine, u64), Ex
 impl TenantRuntime {
     /// Loads a tenant from the store.
     pub fn load(store: &SharedStore, tenant_id: Uuid) -> Result<TenantRuntime, ExecuteError> {
+        Self::load_signalling(store, tenant_id, Arc::new(ProcessingSignal::default()))
+    }
+
+    /// Loads a tenant whose writes notify `signal` when they queue users.
+    pub fn load_signalling(
+        store: &SharedStore,
+        tenant_id: Uuid,
+        signal: Arc<ProcessingSignal>,
+    ) -> Result<TenantRuntime, ExecuteError> {
         let (engine, version) = load_engine(store, tenant_id)?;
         Ok(TenantRuntime {
             id: tenant_id,
@@ -94,7 +161,25 @@ impl TenantRuntime {
                 version,
                 started_group_runs: HashSet::new(),
             }),
+            signal,
         })
+    }
+
+    /// Brings the engine up to the stored tenant when it is behind `version` (a version another
+    /// instance announced, or the stored version read by a periodic check). Returns whether the
+    /// engine changed. Readers wait for the catch-up instead of reading the older state.
+    pub fn catch_up_to(&self, store: &SharedStore, version: u64) -> Result<bool, ExecuteError> {
+        let mut state = self.lock()?;
+        if state.version >= version {
+            return Ok(false);
+        }
+        self.catch_up(&mut state, store)?;
+        Ok(true)
+    }
+
+    /// Whether users of this tenant wait for evaluation.
+    pub fn has_queued_users(&self) -> Result<bool, ExecuteError> {
+        Ok(self.lock()?.engine.queued_users() > 0)
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, TenantState>, ExecuteError> {
@@ -113,6 +198,7 @@ impl TenantRuntime {
 
     fn reload(&self, state: &mut TenantState, store: &SharedStore) -> Result<(), ExecuteError> {
         let (engine, version) = load_engine(store, self.id)?;
+        FULL_RELOADS.fetch_add(1, Ordering::Relaxed);
         tracing::info!(tenant = %self.id, version, "tenant reloaded from the store");
         state.engine = engine;
         state.version = version;
@@ -163,7 +249,13 @@ impl TenantRuntime {
             });
         }
         let mut state = self.lock()?;
-        self.with_tenant_lock(store, || self.execute_locked(&mut state, store, command, caller))
+        let outcome =
+            self.with_tenant_lock(store, || self.execute_locked(&mut state, store, command, caller))?;
+        drop(state);
+        if !outcome.newly_queued.is_empty() {
+            self.signal.notify();
+        }
+        Ok(outcome)
     }
 
     fn execute_locked(
@@ -414,6 +506,8 @@ fn group_run_records(
 pub struct Tenants {
     runtimes: RwLock<HashMap<Uuid, Arc<TenantRuntime>>>,
     default_tenant: Uuid,
+    /// Shared by every tenant: wakes the processor when a write queued users.
+    signal: Arc<ProcessingSignal>,
 }
 
 /// The tenant created on first start when the store has none.
@@ -430,10 +524,11 @@ impl Tenants {
             ids.push(settings.tenant_id);
         }
         let default_tenant = ids[0];
+        let signal = Arc::new(ProcessingSignal::default());
         let mut runtimes = HashMap::new();
         for id in ids {
             let started = std::time::Instant::now();
-            let runtime = TenantRuntime::load(store, id)?;
+            let runtime = TenantRuntime::load_signalling(store, id, Arc::clone(&signal))?;
             let (users, queued) = runtime.read(|engine| (engine.user_count(), engine.queued_users()))?;
             tracing::info!(tenant = %id, users, queued, elapsed_ms = started.elapsed().as_millis() as u64, "tenant loaded");
             runtimes.insert(id, Arc::new(runtime));
@@ -441,7 +536,13 @@ impl Tenants {
         Ok(Tenants {
             runtimes: RwLock::new(runtimes),
             default_tenant,
+            signal,
         })
+    }
+
+    /// The signal every tenant's writes notify when they queue users (the processor waits on it).
+    pub fn signal(&self) -> Arc<ProcessingSignal> {
+        Arc::clone(&self.signal)
     }
 
     pub fn get(&self, tenant_id: Uuid) -> Result<Arc<TenantRuntime>, ExecuteError> {
@@ -479,7 +580,11 @@ impl Tenants {
                 .map_err(|_| ExecuteError::Poisoned)?
                 .contains_key(&id);
             if !known {
-                let runtime = Arc::new(TenantRuntime::load(store, id)?);
+                let runtime = Arc::new(TenantRuntime::load_signalling(
+                    store,
+                    id,
+                    Arc::clone(&self.signal),
+                )?);
                 self.runtimes
                     .write()
                     .map_err(|_| ExecuteError::Poisoned)?

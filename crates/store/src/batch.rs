@@ -284,6 +284,30 @@ pub struct TenantChange {
     pub everything: bool,
 }
 
+/// What a committed write announces to the other instances on PostgreSQL (`NOTIFY`): the tenant
+/// and its version after the write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChangeNotice {
+    pub tenant_id: Uuid,
+    pub version: u64,
+}
+
+impl ChangeNotice {
+    /// `tenant-id version`, the notification's payload.
+    pub(crate) fn payload(&self) -> String {
+        format!("{} {}", self.tenant_id, self.version)
+    }
+
+    /// Reads a payload back; `None` for anything else (another program's notice).
+    pub(crate) fn parse(payload: &str) -> Option<ChangeNotice> {
+        let (tenant, version) = payload.split_once(' ')?;
+        Some(ChangeNotice {
+            tenant_id: tenant.parse().ok()?,
+            version: version.parse().ok()?,
+        })
+    }
+}
+
 /// Above this many listed ids a change record says `everything` instead.
 pub(crate) const MAX_LISTED_CHANGES: usize = 100_000;
 

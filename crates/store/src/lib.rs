@@ -38,7 +38,7 @@ use std::time::Duration;
 use licensd_engine::image::TenantImage;
 use licensd_engine::{TenantSettings, Uuid};
 
-pub use crate::batch::{StateKey, TenantChange, WriteBatch};
+pub use crate::batch::{ChangeNotice, StateKey, TenantChange, WriteBatch};
 pub use crate::error::StoreError;
 pub use crate::migration::SCHEMA_VERSION;
 pub use crate::postgres::PostgresStore;
@@ -217,6 +217,34 @@ impl Store {
     /// The tenant's version: the number of writes applied to it.
     pub fn tenant_version(&mut self, tenant_id: Uuid) -> Result<u64, StoreError> {
         dispatch!(self, store => store.tenant_version(tenant_id))
+    }
+
+    /// Every tenant's version, in one query (the periodic check of instances that missed a
+    /// notice).
+    pub fn tenant_versions(&mut self) -> Result<Vec<(Uuid, u64)>, StoreError> {
+        dispatch!(self, store => store.tenant_versions())
+    }
+
+    /// Subscribes this connection to the notices committed writes send (PostgreSQL `LISTEN`;
+    /// every write sends one inside its transaction). SQLite serves one instance: nothing to do.
+    pub fn listen_for_changes(&mut self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(_) => Ok(()),
+            Store::Postgres(store) => store.listen_for_changes(),
+        }
+    }
+
+    /// Waits up to `timeout` for notices of committed writes (after
+    /// [`Store::listen_for_changes`]) and returns those received. SQLite has no notices: it
+    /// waits `timeout` and returns none (compare [`Store::tenant_versions`] instead).
+    pub fn wait_for_changes(&mut self, timeout: Duration) -> Result<Vec<ChangeNotice>, StoreError> {
+        match self {
+            Store::Sqlite(_) => {
+                std::thread::sleep(timeout);
+                Ok(Vec::new())
+            }
+            Store::Postgres(store) => store.wait_for_changes(timeout),
+        }
     }
 
     /// A consistent snapshot of the whole tenant and the version it reflects. Users, groups,

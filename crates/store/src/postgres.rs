@@ -15,8 +15,8 @@ use postgres::{Client, IsolationLevel, NoTls, Row, Statement, Transaction};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::batch::{
-    keyed_states, last_of_each, referenced_groups, referenced_users, KeyedState, Keys, PreparedBatch,
-    StateKey, TenantChange, WriteBatch,
+    keyed_states, last_of_each, referenced_groups, referenced_users, ChangeNotice, KeyedState, Keys,
+    PreparedBatch, StateKey, TenantChange, WriteBatch,
 };
 use crate::codec::{self, PlanNumbers, StateRowEncoder};
 use crate::error::StoreError;
@@ -74,6 +74,13 @@ pub struct PostgresStore {
     statements: FxHashMap<&'static str, Statement>,
     /// The first key of this connection's advisory locks ([`lock_class`]).
     lock_class: i32,
+    /// The channel writes announce themselves on (`NOTIFY`): one per schema, like the locks.
+    change_channel: String,
+}
+
+/// The `LISTEN`/`NOTIFY` channel of the schema whose lock class is `lock_class`.
+fn change_channel(lock_class: i32) -> String {
+    format!("licensd_changes_{:08x}", lock_class as u32)
 }
 
 fn get<'a, T: FromSql<'a>>(row: &'a Row, index: usize) -> Result<T, StoreError> {
@@ -116,6 +123,7 @@ impl PostgresStore {
             client,
             statements: FxHashMap::default(),
             lock_class,
+            change_channel: change_channel(lock_class),
         };
         store.migrate()?;
         Ok(store)
@@ -238,6 +246,44 @@ impl PostgresStore {
 
     pub(crate) fn tenant_version(&mut self, tenant_id: Uuid) -> Result<u64, StoreError> {
         Ok(Self::tenant_key(&mut self.client, tenant_id)?.1)
+    }
+
+    pub(crate) fn tenant_versions(&mut self) -> Result<Vec<(Uuid, u64)>, StoreError> {
+        let rows = self
+            .client
+            .query("SELECT tenant_id, version FROM tenants ORDER BY tenant_key", &[])
+            .map_err(StoreError::postgres("reading tenant versions"))?;
+        rows.iter()
+            .map(|row| Ok((get(row, 0)?, logical_time(get(row, 1)?, "the tenant version")?)))
+            .collect()
+    }
+
+    /// Subscribes this connection to the notices every committed write sends.
+    pub(crate) fn listen_for_changes(&mut self) -> Result<(), StoreError> {
+        self.client
+            .batch_execute(&format!("LISTEN {}", self.change_channel))
+            .map_err(StoreError::postgres("listening for changes"))
+    }
+
+    /// Waits up to `timeout` for the first notice, then takes every notice already received.
+    pub(crate) fn wait_for_changes(&mut self, timeout: Duration) -> Result<Vec<ChangeNotice>, StoreError> {
+        let mut payloads = Vec::new();
+        let mut notifications = self.client.notifications();
+        let first = notifications
+            .timeout_iter(timeout)
+            .next()
+            .map_err(StoreError::postgres("waiting for changes"))?;
+        if let Some(first) = first {
+            payloads.push(first.payload().to_string());
+            let mut pending = notifications.iter();
+            while let Some(next) = pending.next().map_err(StoreError::postgres("reading changes"))? {
+                payloads.push(next.payload().to_string());
+            }
+        }
+        Ok(payloads
+            .iter()
+            .filter_map(|payload| ChangeNotice::parse(payload))
+            .collect())
     }
 
     /// Takes the tenant's write lock for this connection (session-level, re-entrant with the
@@ -620,6 +666,16 @@ impl PostgresStore {
         let new_version = version + 1;
         writer.update_tenant(batch, new_version)?;
         writer.record_change(new_version, &prepared.change)?;
+        // Delivered to the other instances' listeners when (and only if) the write commits.
+        let notice = ChangeNotice {
+            tenant_id,
+            version: new_version,
+        }
+        .payload();
+        writer
+            .transaction
+            .execute("SELECT pg_notify($1, $2)", &[&self.change_channel, &notice])
+            .map_err(StoreError::postgres("announcing the write"))?;
         directory::write(&mut writer.transaction, tenant_key, batch)?;
         security::insert_audit(&mut writer.transaction, tenant_key, &batch.audit)?;
         writer

@@ -295,6 +295,27 @@ impl SqliteStore {
         Ok(Self::tenant_key(&self.connection, tenant_id)?.1)
     }
 
+    pub(crate) fn tenant_versions(&mut self) -> Result<Vec<(Uuid, u64)>, StoreError> {
+        let mut statement = self
+            .connection
+            .prepare_cached("SELECT tenant_id, version FROM tenants ORDER BY tenant_key")
+            .map_err(StoreError::sqlite("reading tenant versions"))?;
+        let mut rows = statement
+            .query([])
+            .map_err(StoreError::sqlite("reading tenant versions"))?;
+        let mut versions = Vec::new();
+        while let Some(row) = rows
+            .next()
+            .map_err(StoreError::sqlite("reading tenant versions"))?
+        {
+            versions.push((
+                uuid_at(row, 0)?,
+                logical_time(integer_at(row, 1)?, "the tenant version")?,
+            ));
+        }
+        Ok(versions)
+    }
+
     // ----- loading ------------------------------------------------------------------------------
 
     pub(crate) fn load_tenant(&mut self, tenant_id: Uuid) -> Result<(TenantImage, u64), StoreError> {

@@ -153,11 +153,23 @@ pub struct Server {
 impl Server {
     /// Starts `licensd serve` on the database with small processing batches.
     pub fn start(database: &TestDatabase, name: &str, batch_size: usize) -> Server {
+        Server::start_with(database, name, batch_size, 20, &[])
+    }
+
+    /// Starts `licensd serve` with the processor's idle interval and extra environment variables
+    /// (`LICENSD_BOOTSTRAP_TOKEN`).
+    pub fn start_with(
+        database: &TestDatabase,
+        name: &str,
+        batch_size: usize,
+        idle_interval_ms: u64,
+        environment: &[(&str, &str)],
+    ) -> Server {
         let config = database.directory.path().join(format!("{name}.toml"));
         std::fs::write(
             &config,
             format!(
-                "processing-batch-size = {batch_size}\nprocessing-idle-interval-ms = 20\n\
+                "processing-batch-size = {batch_size}\nprocessing-idle-interval-ms = {idle_interval_ms}\n\
                  processing-lease-ms = 2000\ninstance-id = \"{name}\"\nlisten = \"127.0.0.1:0\"\n"
             ),
         )
@@ -171,6 +183,7 @@ impl Server {
             .arg("--database-url")
             .arg(&database.url)
             .env("LICENSD_LOG", "info")
+            .envs(environment.iter().copied())
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
@@ -225,6 +238,21 @@ impl Server {
         }
     }
 
+    /// The address the server listens on, read from its log (after `wait_until_serving`).
+    pub fn address(&self) -> String {
+        let log = self.log_text();
+        let line = log
+            .lines()
+            .find(|line| line.contains("licensd is serving"))
+            .unwrap_or_else(|| panic!("the server has not said where it listens: {log}"));
+        let start = line.find("address=").expect("an address in the log") + "address=".len();
+        line[start..]
+            .split_whitespace()
+            .next()
+            .expect("the address")
+            .to_string()
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -259,4 +287,50 @@ pub fn wait_for(
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// One HTTP/1.1 request to a server on loopback with a bearer token; returns the status and the
+/// body parsed as JSON (`Null` when empty).
+pub fn http(
+    address: &str,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<&serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let body = body.map(|body| body.to_string()).unwrap_or_default();
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to the server");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("read timeout");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send the request");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("read the response");
+    let response = String::from_utf8_lossy(&response);
+    let (head, text) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("not an HTTP response: {response}"));
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|status| status.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head}"));
+    assert!(
+        !head.to_ascii_lowercase().contains("transfer-encoding: chunked"),
+        "chunked responses are not read by this helper: {head}"
+    );
+    let value = if text.trim().is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(text)
+            .unwrap_or_else(|error| panic!("{method} {path}: not JSON ({error}): {text}"))
+    };
+    (status, value)
 }
