@@ -167,13 +167,22 @@ impl TenantRuntime {
 
     /// Brings the engine up to the stored tenant when it is behind `version` (a version another
     /// instance announced, or the stored version read by a periodic check). Returns whether the
-    /// engine changed. Readers wait for the catch-up instead of reading the older state.
+    /// engine changed. The tenant is loaded without holding the engine's lock, so reads and
+    /// writes go on meanwhile (on the state they had); the loaded engine replaces it only if it
+    /// is newer than what the engine reflects by then (this instance may have written meanwhile).
     pub fn catch_up_to(&self, store: &SharedStore, version: u64) -> Result<bool, ExecuteError> {
-        let mut state = self.lock()?;
-        if state.version >= version {
+        if self.lock()?.version >= version {
             return Ok(false);
         }
-        self.catch_up(&mut state, store)?;
+        let (engine, loaded_version) = load_engine(store, self.id)?;
+        let mut state = self.lock()?;
+        if loaded_version <= state.version {
+            return Ok(false);
+        }
+        FULL_RELOADS.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(tenant = %self.id, version = loaded_version, "tenant reloaded from the store");
+        state.engine = engine;
+        state.version = loaded_version;
         Ok(true)
     }
 
