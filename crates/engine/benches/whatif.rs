@@ -8,6 +8,10 @@
 //! 200,000) sets the size; without `--bench` on the command line (`cargo test --benches`) it
 //! runs as a smoke test on 2,000 users.
 
+// Test and benchmark code: a failed assumption is a failed run, so unwrap/expect/panic are fine
+// here (the workspace denies them everywhere else).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 

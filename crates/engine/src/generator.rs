@@ -34,9 +34,9 @@
 
 use std::collections::VecDeque;
 
-use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::{RngExt, SeedableRng};
 use rustc_hash::FxHashSet;
 
 use crate::catalog::{well_known, Catalog, CatalogProduct};
@@ -312,7 +312,7 @@ pub struct Generator {
     /// Cumulative membership weights of the groups (Zipf), for sampling.
     cumulative_weights: Vec<f64>,
     next_user: usize,
-    rng: ChaCha8Rng,
+    rng: Xoshiro256PlusPlus,
     /// Commands of the current group or user not yielded yet.
     pending: VecDeque<Command>,
     prohibited_location: CountryCode,
@@ -349,7 +349,7 @@ impl Generator {
         let seed = config.seed;
         let tenant_id = derived_uuid(seed, TAG_TENANT, 0);
         let settings = TenantSettings::new(tenant_id, &format!("Synthetic tenant {seed:#x}"));
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
 
         // A scratch engine receives every setup and group command first; only the commands it
         // accepts are kept, so the real engine accepts them too.
@@ -502,11 +502,11 @@ impl Generator {
                         } else {
                             &compatible
                         };
-                    let first = first_pool[rng.gen_range(0..first_pool.len())];
+                    let first = first_pool[rng.random_range(0..first_pool.len())];
                     let mut chosen = vec![first];
                     if compatible.len() > 1 && chance(&mut rng, config.second_product_fraction) {
                         for _ in 0..8 {
-                            let second = compatible[rng.gen_range(0..compatible.len())];
+                            let second = compatible[rng.random_range(0..compatible.len())];
                             if second != first && !conflicts(products[first], products[second]) {
                                 chosen.push(second);
                                 break;
@@ -520,12 +520,12 @@ impl Generator {
                     }
                     let mut disabled = None;
                     if chance(&mut rng, config.disabled_plans_fraction) {
-                        let target = rng.gen_range(0..chosen.len());
+                        let target = rng.random_range(0..chosen.len());
                         let plans = &products[chosen[target]].service_plans;
                         if plans.len() >= 3 {
-                            let count = rng.gen_range(1..=2);
+                            let count = rng.random_range(1..=2);
                             let picked: Vec<Uuid> = plans
-                                .choose_multiple(&mut rng, count)
+                                .sample(&mut rng, count)
                                 .map(|plan| plan.service_plan_id)
                                 .collect();
                             disabled = Some((target, picked));
@@ -690,7 +690,7 @@ impl Generator {
             next_group: 0,
             cumulative_weights,
             next_user: 0,
-            rng: ChaCha8Rng::seed_from_u64(mix(seed ^ TAG_USER_STREAM)),
+            rng: Xoshiro256PlusPlus::seed_from_u64(mix(seed ^ TAG_USER_STREAM)),
             pending: VecDeque::new(),
             prohibited_location,
             countries,
@@ -767,7 +767,7 @@ impl Generator {
         } else {
             let total = self.countries.last().map_or(0, |(_, total)| *total);
             let draw = if total > 0 {
-                self.rng.gen_range(0..total)
+                self.rng.random_range(0..total)
             } else {
                 0
             };
@@ -783,7 +783,7 @@ impl Generator {
         }
         let mut shares = false;
         if sharer {
-            let other = self.rng.gen_range(0..index);
+            let other = self.rng.random_range(0..index);
             let (_, _, other_local) = user_name(seed, other);
             addresses.push(format!("smtp:{other_local}@{}", self.config.domain));
             shares = true;
@@ -837,7 +837,7 @@ impl Generator {
         let mut attempts = 0;
         while self.chosen_groups.len() < target && attempts < 16 * target + 16 && total > 0.0 {
             attempts += 1;
-            let draw = self.rng.gen::<f64>() * total;
+            let draw = self.rng.random::<f64>() * total;
             let group = self
                 .cumulative_weights
                 .partition_point(|cumulative| *cumulative <= draw)
@@ -889,7 +889,7 @@ impl Iterator for Generator {
 fn pick_products<'a>(
     catalog: &'a Catalog,
     count: usize,
-    rng: &mut ChaCha8Rng,
+    rng: &mut Xoshiro256PlusPlus,
     probe: &mut Engine,
     accept: &mut impl FnMut(&mut Engine, &Command) -> bool,
 ) -> Vec<&'a CatalogProduct> {
@@ -947,14 +947,14 @@ fn zipf_exponent(groups: usize, total_weight: f64) -> f64 {
 
 /// A Poisson-distributed count with the given mean (Knuth's method below 30, a rounded normal
 /// approximation above).
-fn poisson(rng: &mut ChaCha8Rng, mean: f64) -> usize {
+fn poisson(rng: &mut Xoshiro256PlusPlus, mean: f64) -> usize {
     let mean = finite_non_negative(mean);
     if mean <= 0.0 {
         return 0;
     }
     if mean > 30.0 {
-        let u1: f64 = rng.gen::<f64>().max(f64::MIN_POSITIVE);
-        let u2: f64 = rng.gen();
+        let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
+        let u2: f64 = rng.random();
         let normal = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
         return (mean + mean.sqrt() * normal).round().max(0.0) as usize;
     }
@@ -962,7 +962,7 @@ fn poisson(rng: &mut ChaCha8Rng, mean: f64) -> usize {
     let mut product = 1.0;
     let mut count = 0;
     loop {
-        product *= rng.gen::<f64>();
+        product *= rng.random::<f64>();
         if product <= limit || count >= 1_000 {
             return count;
         }
@@ -971,8 +971,8 @@ fn poisson(rng: &mut ChaCha8Rng, mean: f64) -> usize {
 }
 
 /// True with probability `probability` (clamped to 0..=1).
-fn chance(rng: &mut ChaCha8Rng, probability: f64) -> bool {
-    rng.gen::<f64>() < clamp_fraction(probability)
+fn chance(rng: &mut Xoshiro256PlusPlus, probability: f64) -> bool {
+    rng.random::<f64>() < clamp_fraction(probability)
 }
 
 fn clamp_fraction(value: f64) -> f64 {

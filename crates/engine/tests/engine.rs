@@ -1,5 +1,9 @@
 //! Integration tests of the engine, one binary with a module per concern (link time).
 
+// Test and benchmark code: a failed assumption is a failed run, so unwrap/expect/panic are fine
+// here (the workspace denies them everywhere else).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 #[path = "engine/commands.rs"]
 mod commands;
 #[path = "engine/diagnosis.rs"]

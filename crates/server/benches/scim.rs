@@ -8,6 +8,10 @@
 //!
 //! `cargo bench -p licensd-server --bench scim`; `LICENSD_BENCH_USERS` (default 10,000).
 
+// Test and benchmark code: a failed assumption is a failed run, so unwrap/expect/panic are fine
+// here (the workspace denies them everywhere else).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::{Duration, Instant};
 
 use licensd_server::ServerConfig;

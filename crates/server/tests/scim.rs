@@ -3,6 +3,10 @@
 //! states they end in; the protocol (errors, filters, paging, attribute selection, ETags); and
 //! directory attributes surviving a restart. The server harness is the API tests' (`api/support.rs`).
 
+// Test and benchmark code: a failed assumption is a failed run, so unwrap/expect/panic are fine
+// here (the workspace denies them everywhere else).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 #[path = "api/support.rs"]
 #[allow(dead_code, unused_macros, unused_imports)]
 mod support;

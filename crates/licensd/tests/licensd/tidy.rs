@@ -1,5 +1,7 @@
 //! Repository rules checked as tests: every Rust source file says why it exists in a `//!` line,
-//! and the engine stays pure (no async runtime, database, HTTP, JSON or OS dependency).
+//! the engine stays pure, each crate links nothing its invariant in ARCHITECTURE.md forbids (read
+//! from `cargo metadata`), only the store links a database driver, and every crate the workspace
+//! names is built in one version.
 
 use std::path::{Path, PathBuf};
 
@@ -89,5 +91,217 @@ fn the_engine_depends_on_no_runtime_database_http_or_json_crate() {
     assert!(
         rand_line.contains("default-features = false"),
         "rand must not bring in OS randomness: {rand_line}"
+    );
+}
+
+/// The workspace's resolved dependency graph, from `cargo metadata`: each package id with the
+/// ids it depends on through normal (non-dev, non-build) dependencies, and each workspace
+/// member's direct dependencies of every kind.
+struct DependencyGraph {
+    /// Package id → (name, version).
+    packages: std::collections::HashMap<String, (String, String)>,
+    /// Package id → ids of its normal dependencies.
+    normal: std::collections::HashMap<String, Vec<String>>,
+    /// Package id → ids of all its direct dependencies (normal, dev and build).
+    direct: std::collections::HashMap<String, Vec<String>>,
+    members: Vec<String>,
+}
+
+impl DependencyGraph {
+    fn load() -> DependencyGraph {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        let output = std::process::Command::new(cargo)
+            .args(["metadata", "--format-version", "1", "--locked"])
+            .current_dir(workspace_root())
+            .output()
+            .expect("cargo metadata runs");
+        assert!(
+            output.status.success(),
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).expect("metadata is JSON");
+        let text = |value: &serde_json::Value| value.as_str().unwrap_or_default().to_string();
+        let packages = metadata["packages"]
+            .as_array()
+            .expect("packages")
+            .iter()
+            .map(|package| {
+                (
+                    text(&package["id"]),
+                    (text(&package["name"]), text(&package["version"])),
+                )
+            })
+            .collect();
+        let mut normal = std::collections::HashMap::new();
+        let mut direct = std::collections::HashMap::new();
+        for node in metadata["resolve"]["nodes"].as_array().expect("resolve nodes") {
+            let id = text(&node["id"]);
+            let mut normal_ids = Vec::new();
+            let mut direct_ids = Vec::new();
+            for dependency in node["deps"].as_array().expect("deps") {
+                let dependency_id = text(&dependency["pkg"]);
+                let is_normal = dependency["dep_kinds"]
+                    .as_array()
+                    .expect("dep_kinds")
+                    .iter()
+                    .any(|kind| kind["kind"].is_null());
+                if is_normal {
+                    normal_ids.push(dependency_id.clone());
+                }
+                direct_ids.push(dependency_id);
+            }
+            normal.insert(id.clone(), normal_ids);
+            direct.insert(id, direct_ids);
+        }
+        let members = metadata["workspace_members"]
+            .as_array()
+            .expect("workspace members")
+            .iter()
+            .map(text)
+            .collect();
+        DependencyGraph {
+            packages,
+            normal,
+            direct,
+            members,
+        }
+    }
+
+    fn name(&self, id: &str) -> &str {
+        self.packages
+            .get(id)
+            .map(|(name, _)| name.as_str())
+            .unwrap_or_default()
+    }
+
+    fn member(&self, name: &str) -> String {
+        self.members
+            .iter()
+            .find(|id| self.name(id) == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} is not a workspace member"))
+    }
+
+    /// Names of every package `crate_name` links (its normal dependencies, transitively).
+    fn linked(&self, crate_name: &str) -> std::collections::BTreeSet<String> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut stack = vec![self.member(crate_name)];
+        let mut visited = std::collections::HashSet::new();
+        while let Some(id) = stack.pop() {
+            for dependency in self.normal.get(&id).into_iter().flatten() {
+                if visited.insert(dependency.clone()) {
+                    seen.insert(self.name(dependency).to_string());
+                    stack.push(dependency.clone());
+                }
+            }
+        }
+        seen
+    }
+}
+
+/// Each crate's invariant from ARCHITECTURE.md, stated as what it must never link (directly or
+/// through another crate).
+#[test]
+fn each_crate_links_nothing_its_invariant_forbids() {
+    let graph = DependencyGraph::load();
+    let http = ["axum", "hyper", "tower", "tower-http", "reqwest", "axum-server"];
+    let database = ["rusqlite", "postgres", "tokio-postgres", "sqlx"];
+    let rules: [(&str, Vec<&str>, &str); 5] = [
+        (
+            "licensd-engine",
+            [&http[..], &database[..], &["tokio", "serde_json"]].concat(),
+            "the engine knows nothing of tokio, SQL, HTTP or JSON",
+        ),
+        (
+            "licensd-store",
+            [&http[..], &["licensd-server", "licensd-api-types"]].concat(),
+            "the store knows nothing of HTTP or the wire shapes",
+        ),
+        (
+            "licensd-api-types",
+            [
+                &database[..],
+                &["licensd-engine", "licensd-server", "licensd-store"],
+            ]
+            .concat(),
+            "the wire types link neither the engine nor the server",
+        ),
+        (
+            "licensd-client",
+            [
+                &database[..],
+                &["licensd-engine", "licensd-server", "licensd-store"],
+            ]
+            .concat(),
+            "the CLI's client only knows the wire types",
+        ),
+        (
+            "licensd-import",
+            [&http[..], &database[..], &["licensd-server", "licensd-store"]].concat(),
+            "import reads files and builds tenants through engine commands; no SQL, no HTTP",
+        ),
+    ];
+    for (crate_name, forbidden, invariant) in rules {
+        let linked = graph.linked(crate_name);
+        let violations: Vec<&&str> = forbidden.iter().filter(|name| linked.contains(**name)).collect();
+        assert!(
+            violations.is_empty(),
+            "{crate_name} links {violations:?}, but {invariant}"
+        );
+    }
+}
+
+/// Only the store talks to a database driver.
+#[test]
+fn only_the_store_depends_on_a_database_driver() {
+    let graph = DependencyGraph::load();
+    for member in &graph.members {
+        let name = graph.name(member);
+        if name == "licensd-store" {
+            continue;
+        }
+        for dependency in graph.normal.get(member).into_iter().flatten() {
+            let dependency_name = graph.name(dependency);
+            assert!(
+                !["rusqlite", "postgres", "tokio-postgres", "sqlx"].contains(&dependency_name),
+                "{name} depends on {dependency_name}: only licensd-store writes SQL"
+            );
+        }
+    }
+}
+
+/// Every crate the workspace names itself is built in one version (a second version of the
+/// same crate means two copies compiled and linked; bump ours to match the tree instead).
+#[test]
+fn every_crate_the_workspace_names_is_built_in_one_version() {
+    let graph = DependencyGraph::load();
+    // Kept in two versions by crates we do not control, with the reason.
+    let tolerated = [(
+        "getrandom",
+        "ring 0.17 (rustls' crypto provider) still depends on getrandom 0.2",
+    )];
+    let mut versions: std::collections::HashMap<&str, std::collections::BTreeSet<&str>> =
+        std::collections::HashMap::new();
+    for (name, version) in graph.packages.values() {
+        versions.entry(name).or_default().insert(version);
+    }
+    let mut duplicated = std::collections::BTreeSet::new();
+    for member in &graph.members {
+        for dependency in graph.direct.get(member).into_iter().flatten() {
+            let name = graph.name(dependency);
+            let count = versions.get(name).map_or(0, |found| found.len());
+            if count > 1
+                && !tolerated
+                    .iter()
+                    .any(|(tolerated_name, _)| *tolerated_name == name)
+            {
+                duplicated.insert(format!("{name} {:?}", versions[name]));
+            }
+        }
+    }
+    assert!(
+        duplicated.is_empty(),
+        "crates built in several versions: {duplicated:?}"
     );
 }
