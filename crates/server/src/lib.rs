@@ -57,6 +57,8 @@ pub struct AppState {
     pub rate_limiter: Arc<auth::RateLimiter>,
     /// Whether the server speaks HTTPS (the console's cookie is then `Secure`).
     pub https: bool,
+    /// How absolute links are built (public URL, trusted proxies, scheme).
+    pub links: api::PublicLinks,
 }
 
 fn open_store(config: &ServerConfig) -> Result<SharedStore, ServerError> {
@@ -78,6 +80,11 @@ pub fn open(config: &ServerConfig) -> Result<AppState, ServerError> {
         tenants,
         rate_limiter: Arc::new(auth::RateLimiter::new(config.rate_limit)),
         https: config.tls.is_some(),
+        links: api::PublicLinks {
+            public_url: config.public_url.clone(),
+            trusted_proxies: Arc::new(config.trusted_proxies.clone()),
+            https: config.tls.is_some(),
+        },
     })
 }
 
@@ -170,9 +177,12 @@ pub async fn run(
     let router = http::router(state);
     let served = match tls {
         None => {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown)
-                .await
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await
         }
         Some(tls) => {
             let handle = axum_server::Handle::new();
@@ -183,7 +193,7 @@ pub async fn run(
             });
             axum_server::from_tcp_rustls(listener.into_std()?, tls)
                 .handle(handle)
-                .serve(router.into_make_service())
+                .serve(router.into_make_service_with_connect_info::<std::net::SocketAddr>())
                 .await
         }
     };

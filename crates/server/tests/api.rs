@@ -5,6 +5,8 @@
 
 #[path = "api/admin.rs"]
 mod admin;
+#[path = "api/batch.rs"]
+mod batch;
 #[path = "api/diagnosis.rs"]
 mod diagnosis;
 #[path = "api/errors.rs"]

@@ -7,5 +7,6 @@ pub mod extract;
 
 pub use error::{request_context, ApiError, RequestIds};
 pub use extract::{
-    parse_object_id, JsonBody, PathParameters, RequestOrigin, SelectedTenant, Tenant, MAX_BODY_BYTES,
+    parse_object_id, JsonBody, PathParameters, PublicLinks, RequestOrigin, SelectedTenant, Tenant,
+    MAX_BODY_BYTES,
 };

@@ -5,6 +5,7 @@
 //! as such in the OpenAPI document and `docs/api.md`.
 
 pub mod audit_logs;
+pub mod batch;
 pub mod convert;
 pub mod groups;
 pub mod subscribed_skus;
@@ -66,6 +67,7 @@ pub struct SelectQuery {
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(audit_logs::list_directory_audits))
+        .routes(routes!(batch::run_batch))
         .routes(routes!(subscribed_skus::list_subscribed_skus))
         .routes(routes!(subscribed_skus::get_subscribed_sku))
         .routes(routes!(users::list_users, users::create_user))
