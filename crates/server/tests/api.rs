@@ -7,6 +7,8 @@
 mod admin;
 #[path = "api/batch.rs"]
 mod batch;
+#[path = "api/delta.rs"]
+mod delta;
 #[path = "api/diagnosis.rs"]
 mod diagnosis;
 #[path = "api/errors.rs"]

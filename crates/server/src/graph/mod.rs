@@ -7,6 +7,7 @@
 pub mod audit_logs;
 pub mod batch;
 pub mod convert;
+pub mod delta;
 pub mod groups;
 pub mod subscribed_skus;
 pub mod users;
@@ -68,6 +69,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(audit_logs::list_directory_audits))
         .routes(routes!(batch::run_batch))
+        .routes(routes!(delta::users_delta))
+        .routes(routes!(delta::groups_delta))
         .routes(routes!(subscribed_skus::list_subscribed_skus))
         .routes(routes!(subscribed_skus::get_subscribed_sku))
         .routes(routes!(users::list_users, users::create_user))

@@ -11,6 +11,8 @@ on_both_backends!(the_openapi_document_covers_every_route);
 const ROUTES: &[(&str, &[&str])] = &[
     ("/v1.0/auditLogs/directoryAudits", &["get"]),
     ("/v1.0/$batch", &["post"]),
+    ("/v1.0/users/delta", &["get"]),
+    ("/v1.0/groups/delta", &["get"]),
     ("/v1.0/subscribedSkus", &["get"]),
     ("/v1.0/subscribedSkus/{id}", &["get"]),
     ("/v1.0/users", &["get", "post"]),
