@@ -38,6 +38,8 @@ pub struct ServerConfig {
     /// Peers whose `X-Forwarded-Proto` and `X-Forwarded-Host` are believed (reverse proxies);
     /// from anyone else these headers are ignored.
     pub trusted_proxies: Vec<IpAddr>,
+    /// How often the processor moves products whose subscription passed a lifecycle date.
+    pub lifecycle_check_interval: Duration,
 }
 
 /// The certificate and key files of `--tls-cert` / `--tls-key`.
@@ -112,6 +114,7 @@ impl ServerConfig {
             tls: None,
             public_url: None,
             trusted_proxies: Vec::new(),
+            lifecycle_check_interval: Duration::from_secs(60),
         }
     }
 

@@ -61,8 +61,17 @@ fn run(config: ServerConfig, store: SharedStore, tenants: Arc<Tenants>, stop: Ar
     tracing::info!(instance = %config.instance_id, "processor started");
     let mut rounds: u64 = 0;
     let mut last_pruned: Option<std::time::Instant> = None;
+    let mut last_lifecycle_check: Option<std::time::Instant> = None;
     while !stop.load(Ordering::SeqCst) {
         rounds += 1;
+        if last_lifecycle_check.is_none_or(|at| at.elapsed() >= config.lifecycle_check_interval) {
+            last_lifecycle_check = Some(std::time::Instant::now());
+            crate::graph::directory_subscriptions::apply_lifecycles(
+                &store,
+                &tenants,
+                crate::tenants::now().0,
+            );
+        }
         if let Some(retention) = config.audit_retention {
             let due = match last_pruned {
                 None => true,

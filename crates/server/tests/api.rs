@@ -11,6 +11,8 @@ mod batch;
 mod delta;
 #[path = "api/diagnosis.rs"]
 mod diagnosis;
+#[path = "api/directory_subscriptions.rs"]
+mod directory_subscriptions;
 #[path = "api/errors.rs"]
 mod errors;
 #[path = "api/groups.rs"]

@@ -8,6 +8,7 @@ pub mod audit_logs;
 pub mod batch;
 pub mod convert;
 pub mod delta;
+pub mod directory_subscriptions;
 pub mod groups;
 pub mod subscribed_skus;
 pub mod users;
@@ -71,6 +72,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(batch::run_batch))
         .routes(routes!(delta::users_delta))
         .routes(routes!(delta::groups_delta))
+        .routes(routes!(directory_subscriptions::list_subscriptions))
+        .routes(routes!(directory_subscriptions::get_subscription))
+        .routes(routes!(directory_subscriptions::set_lifecycle))
         .routes(routes!(subscribed_skus::list_subscribed_skus))
         .routes(routes!(subscribed_skus::get_subscribed_sku))
         .routes(routes!(users::list_users, users::create_user))
