@@ -17,6 +17,8 @@ mod directory_subscriptions;
 mod errors;
 #[path = "api/groups.rs"]
 mod groups;
+#[path = "api/links.rs"]
+mod links;
 #[path = "api/odata.rs"]
 mod odata;
 #[path = "api/openapi.rs"]
