@@ -146,6 +146,11 @@ fn validate(batch: &BatchRequest) -> Result<Vec<(&BatchRequestItem, Method, Stri
             )));
         }
         let relative = url.trim_start_matches('/');
+        // Microsoft's JavaScript SDK keeps the version in the URLs it batches (`/v1.0/users`).
+        let relative = match relative.get(..5) {
+            Some(version) if version.eq_ignore_ascii_case("v1.0/") => &relative[5..],
+            _ => relative,
+        };
         if relative.is_empty() {
             return Err(invalid(format!("The request '{}' has an empty URL.", item.id)));
         }

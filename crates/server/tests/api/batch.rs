@@ -48,7 +48,7 @@ async fn a_batch_answers_each_request_as_if_sent_alone(server: &TestServer) {
                  "dependsOn": ["create"]},
                 {"id": "missing", "method": "GET", "url": format!("/users/{missing}")},
                 {"id": "dependent", "method": "POST", "url": "/users", "body": new_user("never"), "dependsOn": ["missing"]},
-                {"id": "page", "method": "GET", "url": "/users?$top=1&$select=id"},
+                {"id": "page", "method": "GET", "url": "/v1.0/users?$top=1&$select=id"},
             ]}),
         )
         .await
