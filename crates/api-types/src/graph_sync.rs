@@ -36,8 +36,9 @@ pub struct BatchRequestItem {
     #[schema(value_type = Option<Object>)]
     pub body: Option<serde_json::Value>,
     /// Ids of earlier requests that must succeed before this one runs; when one fails this
-    /// request is answered 424 without running.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// request is answered 424 without running. (`depends_on` is accepted too: Microsoft's
+    /// Python SDK sends that name.)
+    #[serde(default, alias = "depends_on", skip_serializing_if = "Option::is_none")]
     pub depends_on: Option<Vec<String>>,
 }
 

@@ -72,6 +72,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(batch::run_batch))
         .routes(routes!(delta::users_delta))
         .routes(routes!(delta::groups_delta))
+        // Graph's function-call form, which Microsoft's SDKs send (`users/delta()`).
+        .route("/v1.0/users/delta()", axum::routing::get(delta::users_delta))
+        .route("/v1.0/groups/delta()", axum::routing::get(delta::groups_delta))
         .routes(routes!(directory_subscriptions::list_subscriptions))
         .routes(routes!(directory_subscriptions::get_subscription))
         .routes(routes!(directory_subscriptions::set_lifecycle))

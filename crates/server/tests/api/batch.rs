@@ -47,7 +47,7 @@ async fn a_batch_answers_each_request_as_if_sent_alone(server: &TestServer) {
                 {"id": "count", "method": "GET", "url": "/users/$count", "headers": {"ConsistencyLevel": "eventual"},
                  "dependsOn": ["create"]},
                 {"id": "missing", "method": "GET", "url": format!("/users/{missing}")},
-                {"id": "dependent", "method": "POST", "url": "/users", "body": new_user("never"), "dependsOn": ["missing"]},
+                {"id": "dependent", "method": "POST", "url": "/users", "body": new_user("never"), "depends_on": ["missing"]},
                 {"id": "page", "method": "GET", "url": "/v1.0/users?$top=1&$select=id"},
             ]}),
         )
