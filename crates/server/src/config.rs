@@ -194,7 +194,7 @@ pub fn parse_public_url(text: &str) -> Result<String, ConfigError> {
         Some("http") | Some("https") => {}
         _ => return Err(invalid("must start with http:// or https://")),
     }
-    if uri.host().is_none_or(str::is_empty) {
+    if !uri.host().is_some_and(|host| !host.is_empty()) {
         return Err(invalid("has no host"));
     }
     if uri.query().is_some() || trimmed.contains('#') {

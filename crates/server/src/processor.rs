@@ -64,7 +64,7 @@ fn run(config: ServerConfig, store: SharedStore, tenants: Arc<Tenants>, stop: Ar
     let mut last_lifecycle_check: Option<std::time::Instant> = None;
     while !stop.load(Ordering::SeqCst) {
         rounds += 1;
-        if last_lifecycle_check.is_none_or(|at| at.elapsed() >= config.lifecycle_check_interval) {
+        if last_lifecycle_check.map_or(true, |at| at.elapsed() >= config.lifecycle_check_interval) {
             last_lifecycle_check = Some(std::time::Instant::now());
             crate::graph::directory_subscriptions::apply_lifecycles(
                 &store,

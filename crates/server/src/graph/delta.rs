@@ -317,7 +317,7 @@ async fn delta(tenant: Tenant, request: ODataRequest, kind: Kind) -> Result<Json
             let entries = round_entries(engine, kind, changed, members);
             let mut remaining = entries
                 .into_iter()
-                .filter(|entry| position.last_id.is_none_or(|last| entry.id() > last));
+                .filter(|entry| position.last_id.map_or(true, |last| entry.id() > last));
             let page: Vec<Entry> = remaining.by_ref().take(position.page_size).collect();
             let more = remaining.next().is_some();
             let mut products = None;
@@ -501,7 +501,8 @@ fn context(request: &ODataRequest, options: &DeltaOptions, kind: Kind) -> String
             )
         })
         .unwrap_or_default();
-    request.context(&format!("{entity_set}{suffix}/delta"))
+    // Graph names the entity set of the objects, as for a plain list.
+    request.context(&format!("{entity_set}{suffix}"))
 }
 
 /// `{origin}{path}?$select=...&{token_name}={token}`, with the `$` of the options kept as Graph

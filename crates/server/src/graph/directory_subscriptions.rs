@@ -294,14 +294,20 @@ pub async fn set_lifecycle(
         lifecycle.is_trial = is_trial;
     }
     let stored = lifecycle;
+    let sku_part_number = tenant
+        .read(move |engine| Ok(engine.sku_usage(sku_id)?.sku_part_number))
+        .await?;
+    let record = lifecycle_audit_record(&tenant.caller, existing, &lifecycle, sku_part_number);
     tenant
         .with_store(move |store, tenant_id| {
+            let unavailable = |error: licensd_store::StoreError| ApiError {
+                log_detail: Some(error.to_string()),
+                ..ApiError::of(ErrorCode::StorageUnavailable)
+            };
             store
                 .set_subscription_lifecycle(tenant_id, &stored)
-                .map_err(|error| ApiError {
-                    log_detail: Some(error.to_string()),
-                    ..ApiError::of(ErrorCode::StorageUnavailable)
-                })
+                .map_err(unavailable)?;
+            store.append_audit(tenant_id, &[record]).map_err(unavailable)
         })
         .await?;
     let now = crate::tenants::now().0;
@@ -325,6 +331,49 @@ pub async fn set_lifecycle(
         .read(move |engine| company_subscription(engine, tenant_id, sku_id, Some(&lifecycle), now))
         .await?;
     Ok(Json(subscription))
+}
+
+/// "Update subscription": who changed a product's subscription lifecycle, before → after.
+fn lifecycle_audit_record(
+    caller: &Caller,
+    before: Option<SubscriptionLifecycle>,
+    after: &SubscriptionLifecycle,
+    sku_part_number: String,
+) -> licensd_store::AuditRecord {
+    let describe = |lifecycle: Option<&SubscriptionLifecycle>| {
+        let time = |value: Option<i64>| value.map(format_date_time).unwrap_or_default();
+        vec![
+            (
+                "createdDateTime",
+                time(lifecycle.and_then(|lifecycle| lifecycle.created_at)),
+            ),
+            (
+                "nextLifecycleDateTime",
+                time(lifecycle.and_then(|lifecycle| lifecycle.ends_at)),
+            ),
+            (
+                "isTrial",
+                lifecycle.is_some_and(|lifecycle| lifecycle.is_trial).to_string(),
+            ),
+        ]
+    };
+    licensd_store::AuditRecord {
+        audit_id: Uuid::new_v4(),
+        activity_date_time: crate::tenants::now().0,
+        category: "DirectoryManagement".to_string(),
+        activity: "Update subscription".to_string(),
+        operation_type: "Update".to_string(),
+        result: "success".to_string(),
+        result_reason: String::new(),
+        actor_id: caller.token_id,
+        actor_name: caller.display_name.clone(),
+        actor_role: caller.role.as_str().to_string(),
+        target_type: "Product".to_string(),
+        target_id: Some(after.sku_id),
+        target_name: sku_part_number,
+        modified_properties: crate::audit::modified(&describe(before.as_ref()), &describe(Some(after))),
+        request_id: caller.request_id.clone(),
+    }
 }
 
 /// Moves every product past a lifecycle step to its status (the background processor calls it

@@ -223,5 +223,14 @@ async fn malformed_batches_run_nothing(server: &TestServer) {
             .expect_error(400, "Request_BadRequest");
         assert!(message.contains(expected), "{body}: {message}");
     }
+    // The batch's body counts toward the body limit of every request (1 MiB).
+    let huge = "x".repeat(1024 * 1024);
+    let too_large = server
+        .post(
+            "/v1.0/$batch",
+            json!({"requests": [{"id": "1", "method": "POST", "url": "/users", "body": new_user(&huge)}]}),
+        )
+        .await;
+    assert_eq!(too_large.status, 413, "{:#}", too_large.body);
     assert_eq!(server.user_count().await, 0, "a refused batch changes nothing");
 }

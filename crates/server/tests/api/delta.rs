@@ -179,7 +179,7 @@ async fn groups_delta_follows_groups_and_members(server: &TestServer) {
         .delete(&format!("/v1.0/groups/{untouched}"))
         .await
         .expect(204);
-    let (deleted, _) = whole_round(server, &format!("{next_link}")).await;
+    let (deleted, _) = whole_round(server, &next_link).await;
     assert_eq!(
         deleted,
         vec![json!({"id": untouched, "@removed": {"reason": "deleted"}})],

@@ -87,6 +87,21 @@ async fn subscriptions_follow_their_lifecycle(server: &TestServer) {
     assert_eq!(set["isTrial"], true);
     assert_eq!(set["createdDateTime"], "2026-01-01T00:00:00Z");
     assert_eq!(set["nextLifecycleDateTime"], format_date_time(ends));
+    let audit = server
+        .get("/v1.0/auditLogs/directoryAudits?$filter=activityDisplayName eq 'Update subscription'")
+        .await
+        .expect(200)
+        .body;
+    let record = &audit["value"][0];
+    assert_eq!(record["targetResources"][0]["id"], E3, "{audit:#}");
+    assert!(
+        record["targetResources"][0]["modifiedProperties"]
+            .as_array()
+            .expect("modifiedProperties")
+            .iter()
+            .any(|property| property["displayName"] == "isTrial"),
+        "{audit:#}"
+    );
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let sku = e3_status(server).await;
