@@ -2,7 +2,9 @@
 # Client compatibility suite: Microsoft's msgraph-sdk (from PyPI, unmodified) against a fresh
 # `licensd serve` on a temporary SQLite database and a free port. Creates (or reuses) a virtualenv
 # with the pinned requirements, starts the built binary (target/debug/licensd, built if missing),
-# seeds the seed's products through /licensd/v1, runs pytest, and stops the server.
+# seeds the seed's products through /licensd/v1, runs pytest, then restarts the server on the same
+# database and runs test_after_restart.py (a deltaLink saved before the restart must still work),
+# and stops the server.
 #
 # Environment: MSGRAPH_VENV (default target/msgraph-venv), LICENSD_BINARY (default
 # target/debug/licensd), PYTHON (default python3). Extra arguments go to pytest.
