@@ -2,7 +2,9 @@
 # Client compatibility suite: Microsoft's msgraph-sdk (from PyPI, unmodified) against a fresh
 # `licensd serve` on a temporary SQLite database and a free port. Creates (or reuses) a virtualenv
 # with the pinned requirements, starts the built binary (target/debug/licensd, built if missing),
-# seeds the seed's products through /licensd/v1, runs pytest, and stops the server.
+# seeds the seed's products through /licensd/v1, runs pytest, then restarts the server on the same
+# database and runs test_after_restart.py (a deltaLink saved before the restart must still work),
+# and stops the server.
 #
 # Environment: MSGRAPH_VENV (default target/msgraph-venv), LICENSD_BINARY (default
 # target/debug/licensd), PYTHON (default python3). Extra arguments go to pytest.
@@ -28,40 +30,62 @@ log="$work/licensd.log"
 # server as its bootstrap token and to the tests.
 LICENSD_TOKEN="lsd_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')_$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')"
 export LICENSD_TOKEN
-LICENSD_BOOTSTRAP_TOKEN="$LICENSD_TOKEN" "$binary" serve --database-url "sqlite://$work/licensd.db" --listen 127.0.0.1:0 >"$log" 2>&1 &
-server=$!
-stop_server() {
-  kill -TERM "$server" 2>/dev/null || true
-  wait "$server" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap stop_server EXIT
-
-# The server logs the address it bound ("licensd is serving address=127.0.0.1:PORT").
-address=""
-for _ in $(seq 1 300); do
-  address="$(sed -n 's/.*licensd is serving address=\([0-9.:]*\).*/\1/p' "$log" | head -n 1)"
-  [ -n "$address" ] && break
-  if ! kill -0 "$server" 2>/dev/null; then
-    echo "licensd serve exited:" >&2
+server=""
+# Starts the server on the suite's database (again after a restart) and sets LICENSD_URL.
+start_server() {
+  : >"$log"
+  LICENSD_BOOTSTRAP_TOKEN="$LICENSD_TOKEN" "$binary" serve --database-url "sqlite://$work/licensd.db" --listen 127.0.0.1:0 >"$log" 2>&1 &
+  server=$!
+  # The server logs the address it bound ("licensd is serving address=127.0.0.1:PORT").
+  address=""
+  for _ in $(seq 1 300); do
+    address="$(sed -n 's/.*licensd is serving address=\([0-9.:]*\).*/\1/p' "$log" | head -n 1)"
+    [ -n "$address" ] && break
+    if ! kill -0 "$server" 2>/dev/null; then
+      echo "licensd serve exited:" >&2
+      cat "$log" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+  if [ -z "$address" ]; then
+    echo "licensd serve did not start:" >&2
     cat "$log" >&2
     exit 1
   fi
-  sleep 0.1
-done
-if [ -z "$address" ]; then
-  echo "licensd serve did not start:" >&2
-  cat "$log" >&2
-  exit 1
-fi
-export LICENSD_URL="http://$address"
+  export LICENSD_URL="http://$address"
+}
+stop_server() {
+  kill -TERM "$server" 2>/dev/null || true
+  wait "$server" 2>/dev/null || true
+}
+cleanup() {
+  stop_server
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+start_server
 echo "== msgraph-sdk suite against $LICENSD_URL"
 
 cd tests/msgraph
 export PYTHONDONTWRITEBYTECODE=1
 "$venv/bin/python" seed.py
+# test_sync.py saves a deltaLink here; test_after_restart.py reads it after the restart below.
+export LICENSD_RESTART_STATE="$work/restart.json"
 if ! "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"; then
   echo "== licensd log" >&2
   tail -n 200 "$log" >&2
   exit 1
+fi
+
+if [ -s "$LICENSD_RESTART_STATE" ]; then
+  echo "== restarting licensd on the same database: delta tokens survive"
+  stop_server
+  start_server
+  if ! LICENSD_AFTER_RESTART=1 "$venv/bin/python" -m pytest -q -p no:cacheprovider test_after_restart.py; then
+    echo "== licensd log" >&2
+    tail -n 200 "$log" >&2
+    exit 1
+  fi
 fi

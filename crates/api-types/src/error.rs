@@ -120,6 +120,12 @@ make_error_codes! {
     /// The request is understood but licensd does not model it.
     NotSupported => ("not_supported", "Request_NotSupported", 400,
         "licensd does not support this request.");
+    /// A request of a `$batch` was not run because a request it depends on (`dependsOn`) failed.
+    FailedDependency => ("failed_dependency", "FailedDependency", 424,
+        "The request was not run because a request it depends on failed.");
+    /// A delta token that no longer (or never) matched the change log: start a new delta round.
+    SyncStateNotFound => ("sync_state_not_found", "syncStateNotFound", 410,
+        "The delta token is no longer valid; start again without a token.");
     /// A failure inside licensd; the log has the details under the request id.
     Unauthenticated => ("unauthenticated", "InvalidAuthenticationToken", 401,
         "Access token is missing, invalid, expired or revoked.");

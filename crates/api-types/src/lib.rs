@@ -10,6 +10,7 @@ pub mod audit;
 pub mod diagnosis;
 pub mod error;
 pub mod graph;
+pub mod graph_sync;
 pub mod limits;
 pub mod time;
 pub mod tokens;

@@ -90,7 +90,7 @@ struct ServeArguments {
     /// processing-idle-interval-ms, processing-lease-ms, instance-id, rate-limit-per-second,
     /// rate-limit-burst, authentication-failures-per-second, authentication-failure-burst,
     /// header-read-timeout-ms, body-read-timeout-ms, max-connections, shutdown-drain-ms,
-    /// audit-retention-days, tls-cert, tls-key).
+    /// audit-retention-days, tls-cert, tls-key, public-url, trusted-proxies).
     #[arg(long)]
     config: Option<PathBuf>,
     /// PEM certificate chain: serve HTTPS (with --tls-key).
@@ -99,6 +99,14 @@ struct ServeArguments {
     /// PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// The address clients reach the server at (`https://licensd.example.com`), used for every
+    /// absolute link (`@odata.nextLink`, `@odata.deltaLink`, `@odata.context`, `Location`).
+    #[arg(long)]
+    public_url: Option<String>,
+    /// A reverse proxy's address whose `X-Forwarded-Proto`/`X-Forwarded-Host` are believed
+    /// (repeat for several); from any other peer these headers are ignored.
+    #[arg(long = "trusted-proxy")]
+    trusted_proxies: Vec<std::net::IpAddr>,
     /// The default tenant's first Global Administrator token (`lsd_…`), stored on first start
     /// instead of a generated one.
     #[arg(long, env = "LICENSD_BOOTSTRAP_TOKEN", hide_env_values = true)]
@@ -189,6 +197,12 @@ fn server_config(arguments: ServeArguments) -> anyhow::Result<ServerConfig> {
             tls_key: arguments.tls_key.clone(),
             ..Default::default()
         })?;
+    }
+    if let Some(url) = &arguments.public_url {
+        config.public_url = Some(licensd_server::config::parse_public_url(url)?);
+    }
+    if !arguments.trusted_proxies.is_empty() {
+        config.trusted_proxies = arguments.trusted_proxies.clone();
     }
     config.bootstrap_token = arguments.bootstrap_token.filter(|token| !token.trim().is_empty());
     Ok(config)

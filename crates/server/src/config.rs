@@ -1,7 +1,7 @@
 //! Server configuration: defaults that need no setup, an optional TOML file, and the
 //! `LICENSD_DATABASE_URL` variable; command-line flags override both (the binary merges them).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -41,6 +41,15 @@ pub struct ServerConfig {
     pub audit_retention: Option<Duration>,
     /// PEM certificate chain and private key: serve HTTPS instead of HTTP.
     pub tls: Option<TlsFiles>,
+    /// The address clients reach the server at (`https://licensd.example.com`), used for every
+    /// absolute link (`@odata.nextLink`, `@odata.deltaLink`, `@odata.context`, `Location`);
+    /// without it links follow the request's `Host`.
+    pub public_url: Option<String>,
+    /// Peers whose `X-Forwarded-Proto` and `X-Forwarded-Host` are believed (reverse proxies);
+    /// from anyone else these headers are ignored.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// How often the processor moves products whose subscription passed a lifecycle date.
+    pub lifecycle_check_interval: Duration,
 }
 
 /// The certificate and key files of `--tls-cert` / `--tls-key`.
@@ -81,6 +90,10 @@ pub struct ConfigFile {
     pub audit_retention_days: Option<u64>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// The address clients reach the server at, for absolute links.
+    pub public_url: Option<String>,
+    /// Addresses of reverse proxies whose `X-Forwarded-*` headers are believed.
+    pub trusted_proxies: Option<Vec<IpAddr>>,
 }
 
 /// Why the configuration could not be read.
@@ -127,6 +140,9 @@ impl ServerConfig {
             connections: crate::ConnectionLimits::default(),
             audit_retention: Some(Duration::from_secs(90 * 24 * 60 * 60)),
             tls: None,
+            public_url: None,
+            trusted_proxies: Vec::new(),
+            lifecycle_check_interval: Duration::from_secs(60),
         }
     }
 
@@ -208,6 +224,12 @@ impl ServerConfig {
                 ))
             }
         }
+        if let Some(url) = &file.public_url {
+            self.public_url = Some(parse_public_url(url)?);
+        }
+        if let Some(proxies) = &file.trusted_proxies {
+            self.trusted_proxies = proxies.clone();
+        }
         Ok(self)
     }
 
@@ -215,6 +237,25 @@ impl ServerConfig {
     pub fn is_postgres(&self) -> bool {
         self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://")
     }
+}
+
+/// Checks `--public-url`: an absolute `http` or `https` URL without query or fragment; a trailing
+/// slash is dropped so links join with `/v1.0/...`.
+pub fn parse_public_url(text: &str) -> Result<String, ConfigError> {
+    let invalid = |reason: &str| ConfigError::Invalid(format!("public-url '{text}' {reason}"));
+    let trimmed = text.trim().trim_end_matches('/');
+    let uri: axum::http::Uri = trimmed.parse().map_err(|_| invalid("is not a URL"))?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") => {}
+        _ => return Err(invalid("must start with http:// or https://")),
+    }
+    if !uri.host().is_some_and(|host| !host.is_empty()) {
+        return Err(invalid("has no host"));
+    }
+    if uri.query().is_some() || trimmed.contains('#') {
+        return Err(invalid("must not have a query or fragment"));
+    }
+    Ok(trimmed.to_string())
 }
 
 #[cfg(test)]
@@ -250,6 +291,23 @@ mod tests {
         assert_eq!(limited.authentication_failure_limit.burst, 4);
         let zero: ConfigFile = toml::from_str("max-connections = 0").expect("valid file");
         assert!(ServerConfig::defaults(Path::new(".")).with_file(&zero).is_err());
+    }
+
+    #[test]
+    fn public_urls_are_checked_and_proxies_read() {
+        let file: ConfigFile = toml::from_str(
+            "public-url = \"https://licensd.example.com/\"\ntrusted-proxies = [\"10.0.0.1\", \"::1\"]\n",
+        )
+        .expect("valid file");
+        let config = ServerConfig::defaults(Path::new("."))
+            .with_file(&file)
+            .expect("valid config");
+        assert_eq!(config.public_url.as_deref(), Some("https://licensd.example.com"));
+        assert_eq!(config.trusted_proxies.len(), 2);
+        for wrong in ["licensd.example.com", "ftp://x", "https://x/?a=b", "https://"] {
+            let error = parse_public_url(wrong).expect_err(wrong);
+            assert!(error.to_string().contains("public-url"), "{error}");
+        }
     }
 
     #[test]

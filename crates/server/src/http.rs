@@ -11,7 +11,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{middleware, Router};
+use axum::{middleware, Extension, Router};
 
 use crate::api::error::{method_not_allowed, route_not_found};
 use crate::api::{request_context, ApiError, MAX_BODY_BYTES};
@@ -22,7 +22,8 @@ pub fn router(state: AppState) -> Router {
     let (api_routes, document) = crate::openapi::api_router();
     let document: Arc<Result<String, String>> =
         Arc::new(document.to_pretty_json().map_err(|error| error.to_string()));
-    Router::new()
+    let links = state.links.clone();
+    let served = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route(
@@ -41,7 +42,13 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn(request_context))
         .layer(middleware::map_response(api_security_headers))
-        .with_state(state)
+        .layer(Extension(links))
+        .with_state(state);
+    // `$batch` sends its requests through the served router; the dispatcher is added outside
+    // it, so a batch inside a batch finds none (and the router does not hold itself).
+    served
+        .clone()
+        .layer(Extension(crate::graph::batch::BatchDispatcher(served)))
 }
 
 /// Headers every response carries (the console adds its content security policy): no MIME

@@ -64,6 +64,8 @@ pub struct AppState {
     pub write_health: Arc<health::WriteHealth>,
     /// Whether the server speaks HTTPS (the console's cookie is then `Secure`).
     pub https: bool,
+    /// How absolute links are built (public URL, trusted proxies, scheme).
+    pub links: api::PublicLinks,
 }
 
 fn open_store(config: &ServerConfig) -> Result<SharedStore, ServerError> {
@@ -89,6 +91,11 @@ pub fn open(config: &ServerConfig) -> Result<AppState, ServerError> {
         )),
         write_health: Arc::new(health::WriteHealth::new(&config.database_url)),
         https: config.tls.is_some(),
+        links: api::PublicLinks {
+            public_url: config.public_url.clone(),
+            trusted_proxies: Arc::new(config.trusted_proxies.clone()),
+            https: config.tls.is_some(),
+        },
     })
 }
 

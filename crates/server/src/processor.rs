@@ -216,8 +216,17 @@ fn run(
     let signal = tenants.signal();
     let mut rounds: u64 = 0;
     let mut last_pruned: Option<std::time::Instant> = None;
+    let mut last_lifecycle_check: Option<std::time::Instant> = None;
     while !stop.load(Ordering::SeqCst) {
         rounds += 1;
+        if last_lifecycle_check.map_or(true, |at| at.elapsed() >= config.lifecycle_check_interval) {
+            last_lifecycle_check = Some(std::time::Instant::now());
+            crate::graph::directory_subscriptions::apply_lifecycles(
+                &store,
+                &tenants,
+                crate::tenants::now().0,
+            );
+        }
         // Read before looking at the queues: a write that queues users after this returns at
         // once from the wait below.
         let seen = signal.generation();

@@ -9,8 +9,14 @@
 
 #[path = "api/admin.rs"]
 mod admin;
+#[path = "api/batch.rs"]
+mod batch;
+#[path = "api/delta.rs"]
+mod delta;
 #[path = "api/diagnosis.rs"]
 mod diagnosis;
+#[path = "api/directory_subscriptions.rs"]
+mod directory_subscriptions;
 #[path = "api/errors.rs"]
 mod errors;
 #[path = "api/graph_queries.rs"]
@@ -21,6 +27,8 @@ mod groups;
 mod hardening;
 #[path = "api/hostile_input.rs"]
 mod hostile_input;
+#[path = "api/links.rs"]
+mod links;
 #[path = "api/odata.rs"]
 mod odata;
 #[path = "api/openapi.rs"]

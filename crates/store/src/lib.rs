@@ -32,6 +32,7 @@ mod migration;
 mod postgres;
 mod security;
 mod sqlite;
+mod subscriptions;
 
 use std::time::Duration;
 
@@ -44,6 +45,7 @@ pub use crate::migration::SCHEMA_VERSION;
 pub use crate::postgres::PostgresStore;
 pub use crate::security::{AccessTokenRecord, AuditQuery, AuditRecord, ModifiedProperty, StoredAuditRecord};
 pub use crate::sqlite::SqliteStore;
+pub use crate::subscriptions::SubscriptionLifecycle;
 
 /// Which database a store runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -277,6 +279,23 @@ impl Store {
         after_version: u64,
     ) -> Result<Vec<TenantChange>, StoreError> {
         dispatch!(self, store => store.changes_since(tenant_id, after_version))
+    }
+
+    /// The subscription lifecycles of the tenant's products (those that have one), by `skuId`.
+    pub fn subscription_lifecycles(
+        &mut self,
+        tenant_id: Uuid,
+    ) -> Result<Vec<SubscriptionLifecycle>, StoreError> {
+        dispatch!(self, store => store.subscription_lifecycles(tenant_id))
+    }
+
+    /// Creates or replaces one product's subscription lifecycle.
+    pub fn set_subscription_lifecycle(
+        &mut self,
+        tenant_id: Uuid,
+        lifecycle: &SubscriptionLifecycle,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, store => store.set_subscription_lifecycle(tenant_id, lifecycle))
     }
 
     /// Takes the right to process the tenant's queue for `ttl`, by the database's clock. Returns

@@ -5,7 +5,7 @@
 use crate::error::StoreError;
 
 /// The schema version this binary writes: the version of the last migration of each backend.
-pub const SCHEMA_VERSION: u64 = 3;
+pub const SCHEMA_VERSION: u64 = 4;
 
 /// One step of a backend's schema.
 pub(crate) struct Migration {

@@ -21,6 +21,7 @@ use crate::migration::Migration;
 
 mod directory;
 mod security;
+mod subscriptions;
 
 /// The schema's migrations, oldest first.
 pub(crate) const MIGRATIONS: &[Migration] = &[
@@ -38,6 +39,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 3,
         name: "directory attributes",
         sql: include_str!("migrations/sqlite/0003_directory_attributes.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "subscription lifecycles",
+        sql: include_str!("migrations/sqlite/0004_subscription_lifecycles.sql"),
     },
 ];
 

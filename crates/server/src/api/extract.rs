@@ -2,10 +2,11 @@
 //! [`Tenant`] (the tenant a request acts on, with blocking engine work moved off the async
 //! threads) and [`RequestOrigin`] (the absolute address for `@odata.nextLink` and `Location`).
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use licensd_api_types::ErrorCode;
@@ -259,8 +260,23 @@ impl Tenant {
     }
 }
 
-/// `scheme://host[:port]` of the request, as the client addressed the server (honouring
-/// `X-Forwarded-Proto` and `X-Forwarded-Host` from a reverse proxy).
+/// How absolute links (`@odata.nextLink`, `@odata.deltaLink`, `@odata.context`, `Location`) are
+/// built: from the configured public URL when there is one; otherwise from the request's `Host`
+/// with `https` when the server serves TLS, and from `X-Forwarded-Proto`/`X-Forwarded-Host` only
+/// when the peer is a configured trusted proxy (anyone else could send them to poison links).
+/// The HTTP layer puts it in every request's extensions.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PublicLinks {
+    /// `--public-url`, without a trailing slash.
+    pub public_url: Option<String>,
+    /// `--trusted-proxy` addresses.
+    pub trusted_proxies: Arc<Vec<IpAddr>>,
+    /// Whether the server serves TLS itself (the scheme is then `https` on HTTP/1.1 and HTTP/2).
+    pub https: bool,
+}
+
+/// `scheme://host[:port]` of the request, as the client addressed the server (see
+/// [`PublicLinks`]).
 #[derive(Clone, Debug)]
 pub struct RequestOrigin(pub String);
 
@@ -268,12 +284,36 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestOrigin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(RequestOrigin(origin_of(&parts.headers, &parts.uri)))
+        let default_links = PublicLinks::default();
+        let links = parts.extensions.get::<PublicLinks>().unwrap_or(&default_links);
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(address)| address.ip());
+        Ok(RequestOrigin(origin_of(&parts.headers, &parts.uri, links, peer)))
     }
 }
 
-fn origin_of(headers: &HeaderMap, uri: &axum::http::Uri) -> String {
+fn origin_of(
+    headers: &HeaderMap,
+    uri: &axum::http::Uri,
+    links: &PublicLinks,
+    peer: Option<IpAddr>,
+) -> String {
+    if let Some(public_url) = &links.public_url {
+        return public_url.clone();
+    }
+    let from_trusted_proxy = peer.is_some_and(|peer| {
+        let peer = peer.to_canonical();
+        links
+            .trusted_proxies
+            .iter()
+            .any(|proxy| proxy.to_canonical() == peer)
+    });
     let forwarded = |name: &str| {
+        if !from_trusted_proxy {
+            return None;
+        }
         headers
             .get(name)
             .and_then(|value| value.to_str().ok())
@@ -281,10 +321,14 @@ fn origin_of(headers: &HeaderMap, uri: &axum::http::Uri) -> String {
             .map(|value| value.trim().to_string())
             .filter(|value| !value.is_empty())
     };
+    let own_scheme = if links.https {
+        "https"
+    } else {
+        uri.scheme_str().unwrap_or("http")
+    };
     let scheme = forwarded("x-forwarded-proto")
         .filter(|scheme| scheme == "http" || scheme == "https")
-        .or_else(|| uri.scheme_str().map(str::to_string))
-        .unwrap_or_else(|| "http".to_string());
+        .unwrap_or_else(|| own_scheme.to_string());
     let host = forwarded("x-forwarded-host")
         .or_else(|| uri.authority().map(|authority| authority.to_string()))
         .or_else(|| {
@@ -339,15 +383,51 @@ mod tests {
     }
 
     #[test]
-    fn the_origin_follows_the_host_and_proxies() {
+    fn the_origin_follows_the_host_and_only_trusted_proxies() {
         let uri: axum::http::Uri = "/v1.0/users".parse().expect("uri");
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, "127.0.0.1:8080".parse().expect("header"));
-        assert_eq!(origin_of(&headers, &uri), "http://127.0.0.1:8080");
+        let proxy: IpAddr = "10.0.0.7".parse().expect("address");
+        let links = PublicLinks {
+            trusted_proxies: Arc::new(vec![proxy]),
+            ..PublicLinks::default()
+        };
+        assert_eq!(
+            origin_of(&headers, &uri, &links, Some(proxy)),
+            "http://127.0.0.1:8080"
+        );
         headers.insert("x-forwarded-proto", "https".parse().expect("header"));
         headers.insert("x-forwarded-host", "licensd.example.com".parse().expect("header"));
-        assert_eq!(origin_of(&headers, &uri), "https://licensd.example.com");
+        assert_eq!(
+            origin_of(&headers, &uri, &links, Some(proxy)),
+            "https://licensd.example.com"
+        );
+        let stranger: IpAddr = "10.0.0.8".parse().expect("address");
+        assert_eq!(
+            origin_of(&headers, &uri, &links, Some(stranger)),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(origin_of(&headers, &uri, &links, None), "http://127.0.0.1:8080");
         headers.insert("x-forwarded-host", "evil\"host".parse().expect("header"));
-        assert_eq!(origin_of(&headers, &uri), "https://localhost");
+        assert_eq!(
+            origin_of(&headers, &uri, &links, Some(proxy)),
+            "https://localhost"
+        );
+        let tls = PublicLinks {
+            https: true,
+            ..PublicLinks::default()
+        };
+        assert_eq!(
+            origin_of(&headers, &uri, &tls, Some(stranger)),
+            "https://127.0.0.1:8080"
+        );
+        let public = PublicLinks {
+            public_url: Some("https://licensd.example.com/base".to_string()),
+            ..PublicLinks::default()
+        };
+        assert_eq!(
+            origin_of(&headers, &uri, &public, Some(proxy)),
+            "https://licensd.example.com/base"
+        );
     }
 }

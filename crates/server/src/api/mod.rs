@@ -8,6 +8,6 @@ pub mod validation;
 
 pub use error::{request_context, ApiError, RequestIds};
 pub use extract::{
-    check_json_depth, parse_object_id, JsonBody, PathParameters, RequestOrigin, SelectedTenant, Tenant,
-    MAX_BODY_BYTES, MAX_JSON_DEPTH,
+    check_json_depth, parse_object_id, JsonBody, PathParameters, PublicLinks, RequestOrigin, SelectedTenant,
+    Tenant, MAX_BODY_BYTES, MAX_JSON_DEPTH,
 };

@@ -5,8 +5,11 @@
 //! as such in the OpenAPI document and `docs/api.md`.
 
 pub mod audit_logs;
+pub mod batch;
 pub mod convert;
+pub mod delta;
 pub mod directory_objects;
+pub mod directory_subscriptions;
 pub mod groups;
 pub mod metadata;
 pub mod subscribed_skus;
@@ -114,6 +117,15 @@ pub struct SelectQuery {
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(audit_logs::list_directory_audits))
+        .routes(routes!(batch::run_batch))
+        .routes(routes!(delta::users_delta))
+        .routes(routes!(delta::groups_delta))
+        // Graph's function-call form, which Microsoft's SDKs send (`users/delta()`).
+        .route("/v1.0/users/delta()", axum::routing::get(delta::users_delta))
+        .route("/v1.0/groups/delta()", axum::routing::get(delta::groups_delta))
+        .routes(routes!(directory_subscriptions::list_subscriptions))
+        .routes(routes!(directory_subscriptions::get_subscription))
+        .routes(routes!(directory_subscriptions::set_lifecycle))
         .routes(routes!(subscribed_skus::list_subscribed_skus))
         .routes(routes!(subscribed_skus::get_subscribed_sku))
         .routes(routes!(users::list_users, users::create_user))

@@ -10,6 +10,12 @@ on_both_backends!(the_openapi_document_covers_every_route);
 /// Every route and method the server answers, besides the health checks and the document.
 const ROUTES: &[(&str, &[&str])] = &[
     ("/v1.0/auditLogs/directoryAudits", &["get"]),
+    ("/v1.0/$batch", &["post"]),
+    ("/v1.0/users/delta", &["get"]),
+    ("/v1.0/groups/delta", &["get"]),
+    ("/v1.0/directory/subscriptions", &["get"]),
+    ("/v1.0/directory/subscriptions/{id}", &["get"]),
+    ("/licensd/v1/skus/{sku_id}/subscription", &["patch"]),
     ("/v1.0/subscribedSkus", &["get"]),
     ("/v1.0/subscribedSkus/{id}", &["get"]),
     ("/v1.0/users", &["get", "post"]),

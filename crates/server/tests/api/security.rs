@@ -58,6 +58,8 @@ fn allowed(role: Role, method: &str, path: &str) -> bool {
         (_, p) if p.starts_with("/licensd/v1/tokens") => global,
         ("get", "/v1.0/$metadata") => true,
         ("post", "/v1.0/directoryObjects/getByIds") => directory_readers,
+        // The batch itself; each of its requests is checked as if sent alone.
+        ("post", "/v1.0/$batch") => true,
         ("get", "/licensd/v1/overview") | ("get", "/v1.0/auditLogs/directoryAudits") => {
             everyone_but_provisioning
         }
@@ -141,6 +143,10 @@ fn request(method: &str, path: &str, fixture: &Fixture) -> (String, Option<Value
             &format!("/licensd/v1/tokens/{}", fixture.token),
         )
         .replace("/v1.0/subscribedSkus/{id}", &format!("/v1.0/subscribedSkus/{E3}"))
+        .replace(
+            "/v1.0/directory/subscriptions/{id}",
+            &format!("/v1.0/directory/subscriptions/{E3}"),
+        )
         .replace("{sku_id}", E3)
         .replace("{service_plan_id}", EXCHANGE_PLAN_2);
     let license = json!({"addLicenses": [{"skuId": E1, "disabledPlans": []}], "removeLicenses": []});
@@ -176,6 +182,10 @@ fn request(method: &str, path: &str, fixture: &Fixture) -> (String, Option<Value
             "mutuallyExclusiveWith": [], "requiresAnyOf": [], "unavailableIn": [], "needsUniqueProxyAddress": true,
         })),
         ("patch", "/licensd/v1/settings") => Some(json!({"selfHealing": true})),
+        ("patch", "/licensd/v1/skus/{sku_id}/subscription") => Some(json!({"isTrial": true})),
+        ("post", "/v1.0/$batch") => {
+            Some(json!({"requests": [{"id": "1", "method": "GET", "url": "/subscribedSkus"}]}))
+        }
         ("post", "/licensd/v1/tokens") => Some(json!({"displayName": name, "role": "ReportsReader"})),
         ("post", "/licensd/v1/whatif") => Some(json!({
             "changes": [{"type": "addGroupMember", "groupId": fixture.group, "userId": fixture.user}]
@@ -367,7 +377,8 @@ async fn every_endpoint_obeys_every_role_and_every_change_is_audited(server: &Te
                 );
                 let changes = method != "get"
                     && path != "/licensd/v1/whatif"
-                    && path != "/v1.0/directoryObjects/getByIds";
+                    && path != "/v1.0/directoryObjects/getByIds"
+                    && path != "/v1.0/$batch";
                 if changes {
                     assert!(
                         newest_audit_record(server).await != audited_before,

@@ -1,0 +1,15 @@
+-- Schema version 4 for PostgreSQL: the lifecycle of each product's subscription (issue 15,
+-- Graph's companySubscription): when it started, when its term ends (the next lifecycle date
+-- while it is Enabled) and whether it is a trial. The status itself stays the product's
+-- capability status in `skus`, changed through the engine; a missing row means no lifecycle
+-- (the subscription never expires).
+
+CREATE TABLE subscription_lifecycles (
+    tenant_key BIGINT NOT NULL REFERENCES tenants (tenant_key) ON DELETE CASCADE,
+    sku_id UUID NOT NULL,
+    -- Milliseconds since the Unix epoch; NULL when not set.
+    created_at BIGINT,
+    ends_at BIGINT,
+    is_trial BOOLEAN NOT NULL,
+    PRIMARY KEY (tenant_key, sku_id)
+);
