@@ -18,6 +18,7 @@ pub mod odata;
 pub mod openapi;
 pub mod processor;
 pub mod scim;
+pub mod subscription_lifecycles;
 mod serve;
 pub mod tenants;
 
