@@ -18,8 +18,8 @@ pub mod odata;
 pub mod openapi;
 pub mod processor;
 pub mod scim;
-pub mod subscription_lifecycles;
 mod serve;
+pub mod subscription_lifecycles;
 pub mod tenants;
 
 use std::future::Future;
