@@ -149,7 +149,7 @@ fn a_synthetic_tenant_round_trips_after_one_import() -> anyhow::Result<()> {
     // A generated tenant of 3,000 users: the first import loses only the plans' location
     // restrictions (not in Graph), so every difference is one Microsoft's side blames on a usage
     // location. From then on the export is a fixed point: importing it gives the same files back.
-    let (mut engine, _) = build_engine(&GeneratorConfig::new(3_000, 40, 12, 7))?;
+    let (mut engine, _) = build_engine(&GeneratorConfig::new(3_000, 40, 12, 11))?;
     engine.process_all(Timestamp(1_000));
     let directory = tempfile::tempdir()?;
     let first_export = directory.path().join("first");
