@@ -213,7 +213,7 @@ async fn malformed_batches_run_nothing(server: &TestServer) {
         ),
         (
             json!([{"id": "1", "method": "GET", "url": "/users"}]),
-            "Invalid request body",
+            "must be a JSON object",
         ),
     ];
     for (body, expected) in cases {
