@@ -58,7 +58,7 @@ const TRANSPORT_HEADERS: [HeaderName; 3] = [
 #[utoipa::path(post, path = "/v1.0/$batch", tag = "Graph: batch", request_body = BatchRequest,
     responses(
         (status = 200, description = "One answer per request", body = BatchResponse),
-        (status = 400, description = "No requests, more than 20, duplicate ids, an unknown or later `dependsOn`, an absolute or nested `$batch` URL, an unknown method", body = ErrorResponse),
+        (status = 400, description = "No requests, more than 20, duplicate ids, an unknown or later `dependsOn`, an absolute or nested `$batch` URL, an unknown method, a body that is not a JSON object", body = ErrorResponse),
     ))]
 pub async fn run_batch(
     extensions: Extensions,
@@ -138,6 +138,12 @@ fn validate(batch: &BatchRequest) -> Result<Vec<(&BatchRequestItem, Method, Stri
                 )))
             }
         };
+        if item.body.as_ref().is_some_and(|body| !body.is_object()) {
+            return Err(invalid(format!(
+                "The body of the request '{}' must be a JSON object.",
+                item.id
+            )));
+        }
         let url = item.url.trim();
         if url.contains("://") || url.starts_with("//") {
             return Err(invalid(format!(

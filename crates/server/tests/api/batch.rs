@@ -212,6 +212,10 @@ async fn malformed_batches_run_nothing(server: &TestServer) {
             "method 'TRACE'",
         ),
         (
+            json!({"requests": [{"id": "1", "method": "GET", "url": "/users", "body": [null, null]}]}),
+            "must be a JSON object",
+        ),
+        (
             json!([{"id": "1", "method": "GET", "url": "/users"}]),
             "must be a JSON object",
         ),
