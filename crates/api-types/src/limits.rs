@@ -27,7 +27,8 @@ pub const PROPERTY_LIMITS: &[(&str, usize)] = &[
     ("companyName", 64),
     ("officeLocation", 128),
     ("employeeId", 16),
-    ("employeeNumber", 16),
+    // SCIM's enterprise `employeeNumber` has no limit of its own (provisioning clients send
+    // GUIDs and longer HR numbers), so it takes the default, not Graph's `employeeId` 16.
     ("city", 128),
     ("locality", 128),
     ("state", 128),
