@@ -179,10 +179,7 @@ impl TenantRuntime {
         if loaded_version <= state.version {
             return Ok(false);
         }
-        FULL_RELOADS.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(tenant = %self.id, version = loaded_version, "tenant reloaded from the store");
-        state.engine = engine;
-        state.version = loaded_version;
+        self.replace_engine(&mut state, engine, loaded_version);
         Ok(true)
     }
 
@@ -207,11 +204,16 @@ impl TenantRuntime {
 
     fn reload(&self, state: &mut TenantState, store: &SharedStore) -> Result<(), ExecuteError> {
         let (engine, version) = load_engine(store, self.id)?;
+        self.replace_engine(state, engine, version);
+        Ok(())
+    }
+
+    /// Puts an engine loaded from the store in place of the cached one (a full reload, counted).
+    fn replace_engine(&self, state: &mut TenantState, engine: Engine, version: u64) {
         FULL_RELOADS.fetch_add(1, Ordering::Relaxed);
         tracing::info!(tenant = %self.id, version, "tenant reloaded from the store");
         state.engine = engine;
         state.version = version;
-        Ok(())
     }
 
     /// Runs `work` while holding the tenant's lock in the store, so that on PostgreSQL the
