@@ -1,5 +1,5 @@
 //! Evaluation benchmark of the licensing engine on a synthetic tenant (see
-//! `licensd_engine::generator`): full evaluation of every user, one membership change at a time,
+//! `licensd_fixtures::generator`): full evaluation of every user, one membership change at a time,
 //! and memory per user, each printed with the figures it is judged against.
 //!
 //! Run with `cargo bench -p licensd-engine --bench evaluation`. The size comes from environment
@@ -21,8 +21,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use licensd_engine::catalog::Catalog;
-use licensd_engine::generator::{build_engine, generate, GeneratorConfig};
 use licensd_engine::{Command, LicenseErrorKind, PlanRef, PlanSet, Timestamp, Uuid};
+use licensd_fixtures::generator::{build_engine, generate, GeneratorConfig};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 

@@ -1,5 +1,5 @@
 //! What-if benchmark: the prediction of a change to a 100,000-member group on a tenant of
-//! 200,000 users (a synthetic tenant of `licensd_engine::generator` whose largest group holds
+//! 200,000 users (a synthetic tenant of `licensd_fixtures::generator` whose largest group holds
 //! half of the users), printed next to two references measured in the same run: cloning the
 //! engine (the floor of a copy-based simulation) and applying the same change for real
 //! (`apply` + `process_all` on a copy prepared outside the timing).
@@ -16,8 +16,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion};
-use licensd_engine::generator::{build_engine, GeneratorConfig};
 use licensd_engine::{AssignedLicense, Command, Engine, Timestamp, Uuid, WhatIfOptions};
+use licensd_fixtures::generator::{build_engine, GeneratorConfig};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)

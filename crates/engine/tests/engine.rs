@@ -8,6 +8,8 @@
 mod commands;
 #[path = "engine/diagnosis.rs"]
 mod diagnosis;
+#[path = "engine/image.rs"]
+mod image;
 #[path = "engine/properties.rs"]
 mod properties;
 #[path = "engine/scenarios.rs"]

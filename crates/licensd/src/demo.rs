@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use licensd_engine::seed_world::SeedWorld;
 use licensd_engine::{Engine, LicenseAssignmentState, Uuid};
+use licensd_fixtures::seed_world::SeedWorld;
 
 #[derive(clap::Args)]
 pub struct DemoArguments {

@@ -244,7 +244,7 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
 }
 
 fn generate(arguments: GenArguments) -> anyhow::Result<()> {
-    use licensd_engine::generator::{build_engine, GeneratorConfig};
+    use licensd_fixtures::generator::{build_engine, GeneratorConfig};
     let config = GeneratorConfig::new(arguments.users, arguments.groups, arguments.skus, arguments.seed);
     let started = std::time::Instant::now();
     let (engine, summary) =

@@ -15,7 +15,7 @@
 
 use std::time::{Duration, Instant};
 
-use licensd_engine::generator::{build_engine, GeneratorConfig};
+use licensd_fixtures::generator::{build_engine, GeneratorConfig};
 use licensd_server::tenants::{SharedStore, TenantRuntime};
 use licensd_store::{Store, WriteBatch};
 

@@ -12,8 +12,8 @@
 
 use std::time::{Duration, Instant};
 
-use licensd_engine::seed_world::{SeedSeats, SeedWorld, OFFICE_365_E3};
 use licensd_engine::{AssignedLicense, Command, Uuid};
+use licensd_fixtures::seed_world::{SeedSeats, SeedWorld, OFFICE_365_E3};
 use licensd_server::auth::{Caller, Role};
 use licensd_server::processor::Processor;
 use licensd_server::{AppState, ServerConfig};

@@ -10,8 +10,8 @@
 
 use std::time::{Duration, Instant};
 
-use licensd_engine::seed_world::{DemoDirectory, SeedWorld, EMS_E3, OFFICE_365_E1, OFFICE_365_E3};
 use licensd_engine::{Command, Engine, NewUser, Uuid};
+use licensd_fixtures::seed_world::{DemoDirectory, SeedWorld, EMS_E3, OFFICE_365_E1, OFFICE_365_E3};
 use licensd_server::ServerConfig;
 use licensd_store::{Store, WriteBatch};
 use reqwest::header::HeaderMap;

@@ -9,7 +9,7 @@
 //!    groups the states belong to are stored first, untimed. The target is licensd ≥ 50 % of the
 //!    raw rate.
 //! 2. **A whole tenant.** A generated tenant of `LICENSD_BENCH_LOAD_USERS` users (default
-//!    1,000,000; `licensd_engine::generator`, 5,000 groups, 50 products) is stored, its full
+//!    1,000,000; `licensd_fixtures::generator`, 5,000 groups, 50 products) is stored, its full
 //!    reprocess is persisted step by step (`LICENSD_BENCH_PROCESS_BATCH` users per step, default
 //!    100,000, one write per step as the server does), and it is loaded back with
 //!    [`Store::load_tenant`] and rebuilt with `Engine::from_image`.
@@ -27,12 +27,12 @@
 use std::error::Error;
 use std::time::{Duration, Instant};
 
-use licensd_engine::generator::{build_engine, GeneratorConfig};
 use licensd_engine::image::{CauseImage, GroupImage, PlanList, StateImage, TenantImage, UserImage};
-use licensd_engine::seed_world::{
+use licensd_engine::{AssignmentSource, AssignmentStatus, Engine, TenantSettings, Timestamp, Uuid};
+use licensd_fixtures::generator::{build_engine, GeneratorConfig};
+use licensd_fixtures::seed_world::{
     SeedSeats, SeedWorld, EMS_E3, OFFICE_365_E1, OFFICE_365_E3, WORKPLACE_ANALYTICS_SKU,
 };
-use licensd_engine::{AssignmentSource, AssignmentStatus, Engine, TenantSettings, Timestamp, Uuid};
 use licensd_store::{Store, WriteBatch};
 
 type BenchResult<T> = Result<T, Box<dyn Error>>;

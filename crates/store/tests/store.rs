@@ -11,11 +11,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use licensd_engine::image::{CauseImage, TenantImage, UserImage};
-use licensd_engine::seed_world::{SeedSeats, SeedWorld, EMS_E3, OFFICE_365_E1, OFFICE_365_E3};
 use licensd_engine::{
     AssignedLicense, AssignmentSource, CapabilityStatus, Command, CommandOutcome, CountryCode, Engine,
     NewUser, ProxyAddress, TenantSettings, Timestamp, UserChanges, Uuid,
 };
+use licensd_fixtures::seed_world::{SeedSeats, SeedWorld, EMS_E3, OFFICE_365_E1, OFFICE_365_E3};
 use licensd_store::{
     AccessTokenRecord, AuditQuery, AuditRecord, Backend, ModifiedProperty, StateKey, Store, StoreError,
     WriteBatch, SCHEMA_VERSION,
@@ -481,7 +481,7 @@ fn incremental_writes_keep_the_store_equal_to_the_engine(database: TestDatabase)
             usage_location: Some(CountryCode::parse("NL").expect("NL")),
         },
     );
-    let teams = licensd_engine::seed_world::MICROSOFT_TEAMS_PLAN;
+    let teams = licensd_fixtures::seed_world::MICROSOFT_TEAMS_PLAN;
     let mut rules = world.engine.service_plan_rules(teams).expect("rules");
     rules.unavailable_in.push(CountryCode::parse("NL").expect("NL"));
     apply_and_write(
@@ -1031,7 +1031,7 @@ fn change_records_say_what_each_write_changed(database: TestDatabase) {
 }
 
 fn bulk_state_writes_round_trip(database: TestDatabase) {
-    use licensd_engine::generator::{build_engine, GeneratorConfig};
+    use licensd_fixtures::generator::{build_engine, GeneratorConfig};
     let (mut engine, summary) =
         build_engine(&GeneratorConfig::new(2_500, 40, 8, 11)).expect("generated tenant");
     let mut at = Timestamp(summary.last_timestamp.0 + 1);

@@ -4,15 +4,15 @@
 
 use std::collections::BTreeMap;
 
-use licensd_engine::seed_world::{
-    SeedSeats, SeedWorld, EXCHANGE_ONLINE_PLAN_1, EXCHANGE_ONLINE_PLAN_2, MICROSOFT_TEAMS_PLAN,
-    OFFICE_365_E1, OFFICE_365_E3, SHAREPOINT_PLAN_1, WORKPLACE_ANALYTICS_PLAN, WORKPLACE_ANALYTICS_SKU,
-};
 use licensd_engine::{
     AppliesTo, AssignedLicense, CapabilityStatus, Command, CommandError, CountryCode, Engine, GroupView,
     LicenseAssignmentState, LicenseErrorKind, NewUser, PlanName, ProxyAddress, ServicePlanDefinition,
     ServicePlanRules, SkuDefinition, SkuUsage, TenantOverview, TenantSettings, UserChanges, UserView, Uuid,
     MAX_SERVICE_PLANS,
+};
+use licensd_fixtures::seed_world::{
+    SeedSeats, SeedWorld, EXCHANGE_ONLINE_PLAN_1, EXCHANGE_ONLINE_PLAN_2, MICROSOFT_TEAMS_PLAN,
+    OFFICE_365_E1, OFFICE_365_E3, SHAREPOINT_PLAN_1, WORKPLACE_ANALYTICS_PLAN, WORKPLACE_ANALYTICS_SKU,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -1413,7 +1413,7 @@ fn a_direct_assignment_with_a_proxy_address_in_use_is_refused() -> TestResult {
     // A product without a mailbox plan is not concerned.
     tenant.world.assign_to_user(
         NOWHERE,
-        vec![AssignedLicense::new(licensd_engine::seed_world::EMS_E3)],
+        vec![AssignedLicense::new(licensd_fixtures::seed_world::EMS_E3)],
         vec![],
     )?;
     Ok(())

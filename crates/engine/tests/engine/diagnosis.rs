@@ -8,17 +8,17 @@ use std::collections::BTreeMap;
 
 use licensd_engine::advisor::Redundancy;
 use licensd_engine::diagnosis::{Fix, FixKind, Rule};
-use licensd_engine::generator::{build_engine, GeneratorConfig};
-use licensd_engine::seed_world::{
-    SeedSeats, SeedWorld, EMS_E3, EXCHANGE_ONLINE_PLAN_1, EXCHANGE_ONLINE_PLAN_2, MICROSOFT_TEAMS_PLAN,
-    OFFICE_365_E1, OFFICE_365_E3, SHAREPOINT_PLAN_1, SHAREPOINT_PLAN_2, WORKPLACE_ANALYTICS_PLAN,
-    WORKPLACE_ANALYTICS_SKU,
-};
 use licensd_engine::whatif::UserEffect;
 use licensd_engine::{
     AssignedLicense, AssignmentSource, Command, CountryCode, DiagnosisOptions, Engine,
     LicenseAssignmentState, LicenseErrorDetail, LicenseErrorKind, ProxyAddress, Timestamp, UserChanges,
     UserDiagnosis, Uuid, WhatIfError, WhatIfOptions,
+};
+use licensd_fixtures::generator::{build_engine, GeneratorConfig};
+use licensd_fixtures::seed_world::{
+    SeedSeats, SeedWorld, EMS_E3, EXCHANGE_ONLINE_PLAN_1, EXCHANGE_ONLINE_PLAN_2, MICROSOFT_TEAMS_PLAN,
+    OFFICE_365_E1, OFFICE_365_E3, SHAREPOINT_PLAN_1, SHAREPOINT_PLAN_2, WORKPLACE_ANALYTICS_PLAN,
+    WORKPLACE_ANALYTICS_SKU,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError};

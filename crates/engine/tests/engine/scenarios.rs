@@ -2,15 +2,15 @@
 //! each test builds the situation the seed describes, checks the exact error recorded on the
 //! user, then applies the resolution the seed gives and checks that the error clears.
 
-use licensd_engine::seed_world::{
-    SeedSeats, SeedWorld, EMS_E3, EXCHANGE_ONLINE_PLAN_1, EXCHANGE_ONLINE_PLAN_2, MICROSOFT_TEAMS_PLAN,
-    OFFICE_365_E1, OFFICE_365_E3, SHAREPOINT_PLAN_1, SHAREPOINT_PLAN_2, WORKPLACE_ANALYTICS_PLAN,
-    WORKPLACE_ANALYTICS_SKU,
-};
 use licensd_engine::{
     AssignedLicense, AssignmentSource, AssignmentStatus, CapabilityStatus, Command, CommandError,
     CountryCode, LicenseAssignmentState, LicenseErrorDetail, LicenseErrorKind, LicenseProcessingState,
     PlanName, ProxyAddress, ServicePlanDefinition, UserChanges, Uuid,
+};
+use licensd_fixtures::seed_world::{
+    SeedSeats, SeedWorld, EMS_E3, EXCHANGE_ONLINE_PLAN_1, EXCHANGE_ONLINE_PLAN_2, MICROSOFT_TEAMS_PLAN,
+    OFFICE_365_E1, OFFICE_365_E3, SHAREPOINT_PLAN_1, SHAREPOINT_PLAN_2, WORKPLACE_ANALYTICS_PLAN,
+    WORKPLACE_ANALYTICS_SKU,
 };
 
 /// Errors of test helpers, boxed: `CommandError` is large.

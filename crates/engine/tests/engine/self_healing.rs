@@ -6,11 +6,11 @@
 //! such record, and with self-healing off the waiting users wait for a manual reprocess.
 
 use licensd_engine::diagnosis::FixKind;
-use licensd_engine::seed_world::{SeedSeats, SeedWorld, OFFICE_365_E1, OFFICE_365_E3};
 use licensd_engine::{
     AssignedLicense, Command, CountryCode, DiagnosisOptions, LicenseErrorKind, ProxyAddress, RequeueReason,
     SelfHealing, UserChanges, Uuid,
 };
+use licensd_fixtures::seed_world::{SeedSeats, SeedWorld, OFFICE_365_E1, OFFICE_365_E3};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 

@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
-use licensd_engine::generator::{build_engine, GeneratorConfig};
-use licensd_engine::seed_world::SeedWorld;
 use licensd_engine::Timestamp;
+use licensd_fixtures::generator::{build_engine, GeneratorConfig};
+use licensd_fixtures::seed_world::SeedWorld;
 use licensd_import::{compare, export_documents, write_export, ExportError, NoProgress};
 
 use crate::support::{fixture, import};

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use licensd_engine::seed_world::{SeedSeats, SeedWorld, EMS_E3, OFFICE_365_E1, OFFICE_365_E3};
 use licensd_engine::{AssignedLicense, Command, Timestamp, Uuid};
+use licensd_fixtures::seed_world::{SeedSeats, SeedWorld, EMS_E3, OFFICE_365_E1, OFFICE_365_E3};
 use serde_json::{json, Value};
 
 use crate::support::{load_engine, outcome, store_tenant, Server, TestDatabase};

@@ -12,8 +12,8 @@
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use licensd_engine::seed_world::{SeedSeats, SeedWorld, EMS_E3, OFFICE_365_E3};
 use licensd_engine::{AssignedLicense, Command, CommandError, LicenseErrorKind, Timestamp, Uuid};
+use licensd_fixtures::seed_world::{SeedSeats, SeedWorld, EMS_E3, OFFICE_365_E3};
 use licensd_server::auth::{Caller, Role};
 use licensd_server::{ExecuteError, ServerConfig};
 

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use licensd_engine::seed_world::{SeedSeats, SeedWorld, OFFICE_365_E1, OFFICE_365_E3};
 use licensd_engine::{AssignedLicense, Engine, LicenseAssignmentState, Uuid};
+use licensd_fixtures::seed_world::{SeedSeats, SeedWorld, OFFICE_365_E1, OFFICE_365_E3};
 use licensd_store::{Store, WriteBatch};
 
 /// A database for one test: a SQLite file in a temporary directory, or a PostgreSQL schema that

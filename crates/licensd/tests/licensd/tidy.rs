@@ -305,3 +305,24 @@ fn every_crate_the_workspace_names_is_built_in_one_version() {
         "crates built in several versions: {duplicated:?}"
     );
 }
+
+/// Test fixtures (the seed world, the generator) stay out of the production code path: only the
+/// `licensd` binary (for `demo` and `gen`) links them; every other crate may use them in its tests
+/// and benchmarks only.
+#[test]
+fn only_the_binary_links_the_fixtures() {
+    let graph = DependencyGraph::load();
+    for member in &graph.members {
+        let name = graph.name(member);
+        if name == "licensd" || name == "licensd-fixtures" {
+            continue;
+        }
+        for dependency in graph.normal.get(member).into_iter().flatten() {
+            assert_ne!(
+                graph.name(dependency),
+                "licensd-fixtures",
+                "{name} links licensd-fixtures outside its tests: fixtures are not production code"
+            );
+        }
+    }
+}
