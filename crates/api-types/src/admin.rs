@@ -99,6 +99,7 @@ pub struct NewProductRequest {
     /// Without it, a new GUID is generated.
     #[serde(default)]
     pub sku_id: Option<Uuid>,
+    #[schema(pattern = "\\S")]
     pub sku_part_number: String,
     /// Defaults to the part number.
     #[serde(default)]
@@ -209,7 +210,7 @@ pub struct ServicePlanRules {
     pub requires_any_of: Vec<Uuid>,
     /// Usage locations (ISO 3166-1 alpha-2) where the plan may not be assigned.
     #[serde(default)]
-    #[schema(example = json!(["CN"]))]
+    #[schema(example = json!(["CN"]), schema_with = crate::schemas::country_codes)]
     pub unavailable_in: Vec<String>,
     /// Mailbox plans: the user's proxy addresses must be unique in the tenant.
     #[serde(default)]
@@ -261,7 +262,7 @@ pub struct UpdateSettingsRequest {
         deserialize_with = "present_or_null",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::schemas::optional_country_code)]
     pub default_usage_location: Option<Option<String>>,
     #[serde(default)]
     pub self_healing: Option<bool>,

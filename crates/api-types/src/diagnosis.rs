@@ -65,9 +65,10 @@ pub enum Change {
             deserialize_with = "present_or_null",
             skip_serializing_if = "Option::is_none"
         )]
-        #[schema(value_type = Option<String>, example = "US")]
+        #[schema(schema_with = crate::schemas::optional_country_code)]
         usage_location: Option<Option<String>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(schema_with = crate::schemas::optional_proxy_addresses)]
         proxy_addresses: Option<Vec<String>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         account_enabled: Option<bool>,
@@ -78,7 +79,7 @@ pub enum Change {
     /// Set the tenant's default usage location (`null` removes it).
     #[serde(rename_all = "camelCase")]
     SetDefaultUsageLocation {
-        #[schema(example = "US")]
+        #[schema(schema_with = crate::schemas::optional_country_code)]
         usage_location: Option<String>,
     },
     /// Queue one user for evaluation.
@@ -93,9 +94,11 @@ pub enum Change {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WhatIfRequest {
+    #[schema(min_items = 1)]
     pub changes: Vec<Change>,
     /// Users listed with their states (default 100, at most 10,000); counts cover everyone.
     #[serde(default)]
+    #[schema(maximum = 10_000)]
     pub max_listed_users: Option<u32>,
 }
 

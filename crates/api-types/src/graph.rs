@@ -199,6 +199,7 @@ pub struct CreateUserRequest {
     /// Defaults to `true`.
     #[serde(default)]
     pub account_enabled: Option<bool>,
+    #[schema(pattern = "\\S")]
     pub display_name: String,
     pub user_principal_name: String,
     /// Accepted for compatibility; not stored.
@@ -208,9 +209,11 @@ pub struct CreateUserRequest {
     #[serde(default)]
     pub password_profile: Option<PasswordProfile>,
     #[serde(default)]
+    #[schema(schema_with = crate::schemas::optional_country_code)]
     pub usage_location: Option<String>,
     /// licensd extension: Graph treats `proxyAddresses` as read-only, licensd lets you set them.
     #[serde(default)]
+    #[schema(schema_with = crate::schemas::optional_proxy_addresses)]
     pub proxy_addresses: Option<Vec<String>>,
     #[serde(rename = "@odata.type", default, skip_serializing_if = "Option::is_none")]
     #[schema(ignore)]
@@ -224,6 +227,7 @@ pub struct UpdateUserRequest {
     #[serde(default)]
     pub account_enabled: Option<bool>,
     #[serde(default)]
+    #[schema(pattern = "\\S")]
     pub display_name: Option<String>,
     #[serde(default)]
     pub user_principal_name: Option<String>,
@@ -232,10 +236,11 @@ pub struct UpdateUserRequest {
         deserialize_with = "present_or_null",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::schemas::optional_country_code)]
     pub usage_location: Option<Option<String>>,
     /// licensd extension (read-only in Graph).
     #[serde(default)]
+    #[schema(schema_with = crate::schemas::optional_proxy_addresses)]
     pub proxy_addresses: Option<Vec<String>>,
     /// Accepted for compatibility; not stored.
     #[serde(default)]
@@ -254,16 +259,20 @@ pub struct UpdateUserRequest {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateGroupRequest {
+    #[schema(pattern = "\\S")]
     pub display_name: String,
     #[serde(default)]
+    #[schema(schema_with = crate::schemas::optional_false)]
     pub mail_enabled: Option<bool>,
     /// Accepted for compatibility; not stored.
     #[serde(default)]
     pub mail_nickname: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = crate::schemas::optional_true)]
     pub security_enabled: Option<bool>,
     /// Must be empty when present (no Microsoft 365 or dynamic groups).
     #[serde(default)]
+    #[schema(max_items = 0)]
     pub group_types: Option<Vec<String>>,
     #[serde(rename = "@odata.type", default, skip_serializing_if = "Option::is_none")]
     #[schema(ignore)]
@@ -275,6 +284,7 @@ pub struct CreateGroupRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateGroupRequest {
     #[serde(default)]
+    #[schema(pattern = "\\S")]
     pub display_name: Option<String>,
     /// Accepted for compatibility; not stored.
     #[serde(default)]
@@ -290,10 +300,10 @@ pub struct UpdateGroupRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AssignLicenseRequest {
     #[serde(default)]
-    #[schema(required = true)]
+    #[schema(required = true, nullable = false)]
     pub add_licenses: Option<Vec<AssignedLicense>>,
     #[serde(default)]
-    #[schema(required = true)]
+    #[schema(required = true, nullable = false)]
     pub remove_licenses: Option<Vec<Uuid>>,
 }
 
@@ -303,7 +313,8 @@ pub struct AssignLicenseRequest {
 pub struct ReferenceRequest {
     #[serde(rename = "@odata.id")]
     #[schema(
-        example = "https://graph.microsoft.com/v1.0/directoryObjects/6e7b768e-07e2-4810-8459-485f84f8f204"
+        example = "https://graph.microsoft.com/v1.0/directoryObjects/6e7b768e-07e2-4810-8459-485f84f8f204",
+        pattern = "(?:^|/)\\s*(?:[^/]*\\('[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}'\\)|[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})/*\\s*$"
     )]
     pub odata_id: String,
 }
@@ -355,7 +366,7 @@ pub struct GetByIdsRequest {
     #[schema(example = json!(["6e7b768e-07e2-4810-8459-485f84f8f204"]))]
     pub ids: Vec<String>,
     #[serde(default)]
-    #[schema(example = json!(["user", "group"]))]
+    #[schema(example = json!(["user", "group"]), schema_with = crate::schemas::optional_directory_object_types)]
     pub types: Option<Vec<String>>,
 }
 

@@ -30,6 +30,7 @@ pub struct BatchRequestItem {
     pub url: String,
     /// Request headers (`Content-Type` for a body, `ConsistencyLevel`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schemas::optional_header_map)]
     pub headers: Option<BTreeMap<String, String>>,
     /// The JSON body of a `POST`, `PATCH` or `PUT`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

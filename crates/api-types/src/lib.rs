@@ -12,6 +12,7 @@ pub mod error;
 pub mod graph;
 pub mod graph_sync;
 pub mod limits;
+pub mod schemas;
 pub mod time;
 pub mod tokens;
 

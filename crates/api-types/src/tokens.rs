@@ -41,6 +41,7 @@ pub struct CreateAccessToken {
     pub role: String,
     /// Days until the token expires (1–3650); without it the token does not expire.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 3650)]
     pub expires_in_days: Option<u32>,
 }
 

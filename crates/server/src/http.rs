@@ -21,7 +21,7 @@ use crate::AppState;
 pub fn router(state: AppState) -> Router {
     let (api_routes, document) = crate::openapi::api_router();
     let document: Arc<Result<String, String>> =
-        Arc::new(document.to_pretty_json().map_err(|error| error.to_string()));
+        Arc::new(crate::openapi::served_json(&document).map_err(|error| error.to_string()));
     let links = state.links.clone();
     let served = Router::new()
         .route("/healthz", get(healthz))

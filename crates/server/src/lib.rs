@@ -16,6 +16,7 @@ pub mod health;
 mod http;
 pub mod odata;
 pub mod openapi;
+mod openapi_body_checks;
 pub mod processor;
 pub mod scim;
 mod serve;

@@ -147,9 +147,17 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     (router, document)
 }
 
+/// The document as served: utoipa's document with the checks every request body passes written
+/// into its request schemas (see [`crate::openapi_body_checks`]), pretty-printed.
+pub fn served_json(document: &utoipa::openapi::OpenApi) -> Result<String, serde_json::Error> {
+    let mut json = serde_json::to_value(document)?;
+    crate::openapi_body_checks::document_body_checks(&mut json);
+    serde_json::to_string_pretty(&json)
+}
+
 /// The document as JSON.
 pub fn document_json() -> Result<String, serde_json::Error> {
-    api_router().1.to_pretty_json()
+    served_json(&api_router().1)
 }
 
 #[cfg(test)]
