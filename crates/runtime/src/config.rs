@@ -293,7 +293,10 @@ pub fn parse_public_url(text: &str) -> Result<String, ConfigError> {
     if host.is_empty() {
         return Err(invalid("has no host"));
     }
-    if let Some((_, port)) = host_and_port.rsplit_once(':').filter(|_| !host_and_port.ends_with(']')) {
+    if let Some((_, port)) = host_and_port
+        .rsplit_once(':')
+        .filter(|_| !host_and_port.ends_with(']'))
+    {
         if !port.is_empty() && port.parse::<u16>().is_err() {
             return Err(invalid("is not a URL"));
         }

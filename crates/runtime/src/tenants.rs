@@ -19,8 +19,8 @@ use licensd_engine::{
 };
 use licensd_store::{AuditRecord, Store, StoreError, WriteBatch};
 
-use crate::audit;
 use crate::access::{Caller, CommandKind, Role};
+use crate::audit;
 
 /// The current time for the engine.
 pub fn now() -> Timestamp {

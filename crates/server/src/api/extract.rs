@@ -14,9 +14,9 @@ use licensd_engine::{Command, CommandOutcome, Engine, Uuid};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use crate::auth::Caller;
-use crate::tenants::{SharedStore, TenantRuntime};
 use crate::AppState;
+use licensd_runtime::access::Caller;
+use licensd_runtime::tenants::{SharedStore, TenantRuntime};
 
 /// The largest request body accepted (a bigger one is answered 413 and changes nothing).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -174,7 +174,7 @@ pub struct Tenant {
     pub runtime: Arc<TenantRuntime>,
     store: SharedStore,
     /// Where the outcome of each write is recorded (for `/readyz`).
-    write_health: Arc<crate::health::WriteHealth>,
+    write_health: Arc<licensd_runtime::health::WriteHealth>,
     /// Who asks: the token the authentication layer verified.
     pub caller: Caller,
 }
@@ -232,7 +232,7 @@ impl Tenant {
         let store = self.store.clone();
         let tenant_id = self.runtime.id;
         tokio::task::spawn_blocking(move || {
-            let mut store = crate::tenants::lock_store(&store).map_err(ApiError::from)?;
+            let mut store = licensd_runtime::tenants::lock_store(&store).map_err(ApiError::from)?;
             query(&mut store, tenant_id)
         })
         .await
@@ -429,5 +429,18 @@ mod tests {
             origin_of(&headers, &uri, &public, Some(proxy)),
             "https://licensd.example.com/base"
         );
+    }
+}
+
+/// Finds a user by id or by `userPrincipalName` (ignoring case), as Graph's `/users/{id | userPrincipalName}`.
+pub fn resolve_user(engine: &Engine, id_or_principal_name: &str) -> Result<Uuid, ApiError> {
+    match Uuid::try_parse(id_or_principal_name) {
+        Ok(user_id) => {
+            engine.user_view(user_id)?;
+            Ok(user_id)
+        }
+        Err(_) => engine
+            .user_by_principal_name(id_or_principal_name)
+            .ok_or_else(|| ApiError::not_found(id_or_principal_name)),
     }
 }

@@ -10,7 +10,7 @@ use licensd_engine::CommandError;
 use maud::{html, Markup};
 
 use super::layout::{self, MessageKind};
-use crate::tenants::ExecuteError;
+use licensd_runtime::tenants::ExecuteError;
 
 /// Why a console request failed.
 #[derive(Debug, thiserror::Error)]
