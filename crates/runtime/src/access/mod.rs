@@ -356,3 +356,92 @@ pub fn admit(
         request_id,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use licensd_engine::TenantSettings;
+
+    use super::*;
+
+    #[test]
+    fn a_credential_is_screened_checked_then_admitted_by_the_route() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite://{}/licensd.db", directory.path().display());
+        let store: SharedStore = Arc::new(Mutex::new(licensd_store::Store::open(&url).expect("store")));
+        let settings = TenantSettings::new(Uuid::new_v4(), "Contoso");
+        lock_store(&store)
+            .expect("store")
+            .create_tenant(&settings)
+            .expect("tenant");
+        let (_, text) = create_token(
+            &store,
+            settings.tenant_id,
+            "Reader",
+            Role::GlobalReader,
+            None,
+            "test",
+        )
+        .expect("token");
+        let guard = AuthenticationGuard::new(RateLimit {
+            per_second: 1,
+            burst: 2,
+        });
+        let rate_limiter = RateLimiter::new(RateLimit::default());
+        let address = IpAddr::from([192, 0, 2, 1]);
+
+        // Not a token: refused without a lookup, and charged to the address (1 of 2).
+        let refused = screen(&guard, "not-a-token".to_string(), address).expect_err("malformed");
+        assert!(matches!(refused, Refusal::Unauthenticated { .. }), "{refused:?}");
+        // A token not verified recently is charged too (2 of 2), then checked against the store.
+        let screened = screen(&guard, text.clone(), address).expect("a licensd token");
+        let checked = check(&store, &guard, screened, address, now().0).expect("a stored token");
+        let caller = admit(
+            &rate_limiter,
+            checked,
+            RouteAccess::Reads(ReadScope::Licensing),
+            false,
+            "request-1".to_string(),
+        )
+        .expect("a reader reads");
+        assert_eq!(caller.tenant_id, settings.tenant_id);
+        assert_eq!(caller.role, Role::GlobalReader);
+        assert_eq!(caller.request_id, "request-1");
+        // Verified now: the empty bucket does not stop it, the route's requirement does.
+        let screened = screen(&guard, text, address).expect("recently verified");
+        let checked = check(&store, &guard, screened, address, now().0).expect("a stored token");
+        let licenses = RouteAccess::Changes {
+            reads: ReadScope::Licensing,
+            kinds: &[CommandKind::Licenses],
+        };
+        let refused = admit(&rate_limiter, checked, licenses, true, String::new())
+            .expect_err("a reader changes nothing");
+        assert!(
+            matches!(
+                refused,
+                Refusal::Forbidden {
+                    role: Role::GlobalReader
+                }
+            ),
+            "{refused:?}"
+        );
+        // A made-up token from the same address finds the bucket empty.
+        let made_up = generate_token_text().expect("token");
+        let refused = screen(&guard, made_up, address).expect_err("over the limit");
+        assert!(
+            matches!(
+                refused,
+                Refusal::TooManyRequests {
+                    throttled: Throttled::FailedAuthentications,
+                    ..
+                }
+            ),
+            "{refused:?}"
+        );
+        assert!(refused.retry_after_seconds().is_some_and(|seconds| seconds >= 1));
+        assert!(refused
+            .to_string()
+            .contains("with failed authentication from this address"));
+    }
+}

@@ -1,5 +1,5 @@
 //! `/licensd/v1/tokens`: a Global Administrator lists, creates and revokes the tenant's access
-//! tokens (the authentication layer refuses every other role). A new token's secret is in the
+//! tokens (their routes' guard refuses every other role). A new token's secret is in the
 //! creation answer only; the store keeps its hash. Creation and revocation are audited.
 
 use axum::http::StatusCode;

@@ -162,7 +162,7 @@ where
     }
 }
 
-/// The tenant of a request: the authentication layer inserts it (the token's tenant) into the
+/// The tenant of a request: the route's guard inserts it (the token's tenant) into the
 /// request's extensions, next to the [`Caller`].
 #[derive(Clone, Copy, Debug)]
 pub struct SelectedTenant(pub Uuid);
@@ -175,7 +175,7 @@ pub struct Tenant {
     store: SharedStore,
     /// Where the outcome of each write is recorded (for `/readyz`).
     write_health: Arc<licensd_runtime::health::WriteHealth>,
-    /// Who asks: the token the authentication layer verified.
+    /// Who asks: the token the route's guard verified.
     pub caller: Caller,
 }
 
@@ -183,7 +183,7 @@ impl FromRequestParts<AppState> for Tenant {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        // The authentication layer puts the caller in every request it lets through; a route
+        // The route's guard puts the caller in every request it lets through; a route
         // outside it has no tenant to act on.
         let caller = parts
             .extensions
