@@ -350,6 +350,19 @@ pub fn parse_object_id(text: &str) -> Result<Uuid, ApiError> {
     Uuid::try_parse(text.trim()).map_err(|_| ApiError::invalid_object_identifier(text))
 }
 
+/// Finds a user by id or by `userPrincipalName` (ignoring case), as Graph's `/users/{id | userPrincipalName}`.
+pub fn resolve_user(engine: &Engine, id_or_principal_name: &str) -> Result<Uuid, ApiError> {
+    match Uuid::try_parse(id_or_principal_name) {
+        Ok(user_id) => {
+            engine.user_view(user_id)?;
+            Ok(user_id)
+        }
+        Err(_) => engine
+            .user_by_principal_name(id_or_principal_name)
+            .ok_or_else(|| ApiError::not_found(id_or_principal_name)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,18 +442,5 @@ mod tests {
             origin_of(&headers, &uri, &public, Some(proxy)),
             "https://licensd.example.com/base"
         );
-    }
-}
-
-/// Finds a user by id or by `userPrincipalName` (ignoring case), as Graph's `/users/{id | userPrincipalName}`.
-pub fn resolve_user(engine: &Engine, id_or_principal_name: &str) -> Result<Uuid, ApiError> {
-    match Uuid::try_parse(id_or_principal_name) {
-        Ok(user_id) => {
-            engine.user_view(user_id)?;
-            Ok(user_id)
-        }
-        Err(_) => engine
-            .user_by_principal_name(id_or_principal_name)
-            .ok_or_else(|| ApiError::not_found(id_or_principal_name)),
     }
 }
