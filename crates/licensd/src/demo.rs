@@ -40,13 +40,13 @@ pub fn run(arguments: DemoArguments) -> anyhow::Result<()> {
         (None, None) => PathBuf::from("."),
     };
     std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-    let mut config = licensd_server::ServerConfig::defaults(&data_dir);
+    let mut config = licensd_runtime::config::ServerConfig::defaults(&data_dir);
     config.listen = arguments.listen;
     // The demo's administrator: LICENSD_BOOTSTRAP_TOKEN when given, else a new token each run
     // (stored next to any earlier ones of a reused --data-dir).
     let token = match std::env::var("LICENSD_BOOTSTRAP_TOKEN") {
         Ok(token) if !token.trim().is_empty() => token.trim().to_string(),
-        _ => licensd_server::auth::generate_token_text().context("generating the demo's token")?,
+        _ => licensd_runtime::access::generate_token_text().context("generating the demo's token")?,
     };
     config.bootstrap_token = Some(token.clone());
     let mut store = licensd_store::Store::open(&config.database_url)

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use licensd_server::{ConfigFile, ServerConfig};
+use licensd_runtime::config::{ConfigFile, ServerConfig};
 
 #[derive(Parser)]
 #[command(
@@ -199,7 +199,7 @@ fn server_config(arguments: ServeArguments) -> anyhow::Result<ServerConfig> {
         })?;
     }
     if let Some(url) = &arguments.public_url {
-        config.public_url = Some(licensd_server::config::parse_public_url(url)?);
+        config.public_url = Some(licensd_runtime::config::parse_public_url(url)?);
     }
     if !arguments.trusted_proxies.is_empty() {
         config.trusted_proxies = arguments.trusted_proxies.clone();

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use licensd_engine::{CountryCode, TenantSettings, Uuid};
-use licensd_server::auth::{self, Role};
+use licensd_runtime::access::{self, Role};
 
 #[derive(clap::Args)]
 pub struct TenantArguments {
@@ -78,7 +78,7 @@ fn create(arguments: CreateArguments) -> anyhow::Result<()> {
         .map_err(|_| anyhow::anyhow!("the database connection is unusable"))?
         .create_tenant(&settings)
         .context("creating the tenant")?;
-    let (_, token) = auth::create_token(
+    let (_, token) = access::create_token(
         &store,
         settings.tenant_id,
         "Tenant administrator",

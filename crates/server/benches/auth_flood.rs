@@ -39,7 +39,7 @@ async fn start(address_limit: bool) -> BenchResult<Server> {
     if !address_limit {
         config.authentication_failure_limit.per_second = 0;
     }
-    let token = licensd_server::auth::generate_token_text()?;
+    let token = licensd_runtime::access::generate_token_text()?;
     config.bootstrap_token = Some(token.clone());
     let (stop, receiver) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(licensd_server::run(listener, config, async move {
@@ -82,7 +82,7 @@ async fn hammer(
     while running.load(Ordering::Relaxed) {
         let credential = match &token {
             Some(token) => token.clone(),
-            None => licensd_server::auth::generate_token_text()?,
+            None => licensd_runtime::access::generate_token_text()?,
         };
         let status = client
             .get(&url)

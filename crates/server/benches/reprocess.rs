@@ -16,7 +16,7 @@
 use std::time::{Duration, Instant};
 
 use licensd_fixtures::generator::{build_engine, GeneratorConfig};
-use licensd_server::tenants::{SharedStore, TenantRuntime};
+use licensd_runtime::tenants::{SharedStore, TenantRuntime};
 use licensd_store::{Store, WriteBatch};
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;

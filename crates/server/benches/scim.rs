@@ -38,7 +38,7 @@ async fn start() -> BenchResult<Server> {
     config.database_url = format!("sqlite://{}", directory.path().join("bench.db").display());
     config.listen = address;
     config.rate_limit.per_second = 0;
-    let token = licensd_server::auth::generate_token_text()?;
+    let token = licensd_runtime::access::generate_token_text()?;
     config.bootstrap_token = Some(token.clone());
     let (stop, receiver) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(licensd_server::run(listener, config, async move {

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use licensd_engine::{AssignedLicense, Command, Uuid};
 use licensd_fixtures::seed_world::{SeedSeats, SeedWorld, OFFICE_365_E3};
-use licensd_server::auth::{Caller, Role};
-use licensd_server::processor::Processor;
+use licensd_runtime::access::{Caller, Role};
+use licensd_runtime::processor::Processor;
 use licensd_server::{AppState, ServerConfig};
 use licensd_store::{Store, WriteBatch};
 
@@ -215,7 +215,7 @@ fn main() -> BenchResult<()> {
         "reference: processor polling every 50 ms, same instance",
         &mut reference.same,
     );
-    let reloads_before = licensd_server::tenants::FULL_RELOADS.load(std::sync::atomic::Ordering::Relaxed);
+    let reloads_before = licensd_runtime::tenants::FULL_RELOADS.load(std::sync::atomic::Ordering::Relaxed);
     let mut woken = measure(
         &url,
         directory.path(),
@@ -233,7 +233,7 @@ fn main() -> BenchResult<()> {
         );
     }
     let reloads =
-        licensd_server::tenants::FULL_RELOADS.load(std::sync::atomic::Ordering::Relaxed) - reloads_before;
+        licensd_runtime::tenants::FULL_RELOADS.load(std::sync::atomic::Ordering::Relaxed) - reloads_before;
     println!("  full reloads of the tenant while measuring the wake-up: {reloads}");
     if let Some((base, schema)) = postgres_schema {
         let mut client = postgres::Client::connect(&base, postgres::NoTls)?;

@@ -1,7 +1,8 @@
 //! The HTTP surface: health checks, the Graph-compatible API under `/v1.0`, licensd's admin API
 //! under `/licensd/v1`, the OpenAPI document describing both at `/openapi.json`, and the admin web
-//! console at `/` (`console::router`, HTML pages). Every request but the health checks, the
-//! document and the console's assets and sign-in page is authenticated (`auth::authenticate`).
+//! console at `/` (`console::router`, HTML pages). Each surface guards its own routes (what each
+//! reads and may change, `auth::authorize` underneath); the health checks, the document, Graph's
+//! `$metadata` and the console's assets and sign-in page are open.
 //! Every response carries `request-id` and security headers; API errors use Graph's envelope;
 //! bodies over 1 MiB are refused.
 
@@ -15,8 +16,8 @@ use axum::{middleware, Extension, Router};
 
 use crate::api::error::{method_not_allowed, route_not_found};
 use crate::api::{request_context, ApiError, MAX_BODY_BYTES};
-use crate::tenants::lock_store;
 use crate::AppState;
+use licensd_runtime::tenants::lock_store;
 
 pub fn router(state: AppState) -> Router {
     let (api_routes, document) = crate::openapi::api_router();
@@ -36,10 +37,8 @@ pub fn router(state: AppState) -> Router {
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::auth::authenticate,
-        ))
+        // The surfaces' guards find the state here (their routers are built before it exists).
+        .layer(Extension(state.clone()))
         .layer(middleware::from_fn(request_context))
         .layer(middleware::map_response(api_security_headers))
         .layer(Extension(links))

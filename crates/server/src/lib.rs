@@ -1,5 +1,9 @@
 //! `licensd serve`: opens the store (SQLite by default, PostgreSQL for several instances), loads
-//! every tenant's engine, runs the background processor and serves HTTP until shut down.
+//! every tenant's engine, runs the background processor and serves HTTP until shut down. The
+//! tenants, the processor, access control and audit are `licensd_runtime`'s; this crate is the
+//! HTTP surfaces over it: Graph (`graph`, with `odata`), the admin API (`admin`), SCIM (`scim`)
+//! and the console (`console`), each guarding its own routes, with the glue they share (`api`,
+//! `auth`, `openapi`) and the accept loop (`serve`).
 
 // `ExecuteError::Refused` carries the engine's `CommandError`, which names plans and products so
 // every refusal explains itself; it is built only when a command is refused.
@@ -7,31 +11,27 @@
 
 pub mod admin;
 pub mod api;
-pub mod audit;
 pub mod auth;
-pub mod config;
 pub mod console;
 pub mod graph;
-pub mod health;
 mod http;
 pub mod odata;
 pub mod openapi;
 mod openapi_body_checks;
-pub mod processor;
 pub mod scim;
 mod serve;
-pub mod subscription_lifecycles;
-pub mod tenants;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
+use licensd_runtime::access::{self, AuthenticationGuard, RateLimiter};
+use licensd_runtime::health::WriteHealth;
+use licensd_runtime::{processor, tenants};
 use licensd_store::Store;
 use tokio::net::TcpListener;
 
-pub use config::{ConfigError, ConfigFile, ServerConfig, TlsFiles};
-pub use serve::ConnectionLimits;
-pub use tenants::{ExecuteError, SharedStore, TenantRuntime, Tenants};
+pub use licensd_runtime::config::{ConfigError, ConfigFile, ConnectionLimits, ServerConfig, TlsFiles};
+pub use licensd_runtime::tenants::{ExecuteError, SharedStore, TenantRuntime, Tenants};
 
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
@@ -59,11 +59,11 @@ pub struct AppState {
     /// processing step's write.
     pub auth_store: SharedStore,
     pub tenants: Arc<Tenants>,
-    pub rate_limiter: Arc<auth::RateLimiter>,
+    pub rate_limiter: Arc<RateLimiter>,
     /// Failed authentications per client address, and token ids known to be unknown.
-    pub authentication_guard: Arc<auth::AuthenticationGuard>,
+    pub authentication_guard: Arc<AuthenticationGuard>,
     /// Whether the database took the last write (for `/readyz`).
-    pub write_health: Arc<health::WriteHealth>,
+    pub write_health: Arc<WriteHealth>,
     /// Whether the server speaks HTTPS (the console's cookie is then `Secure`).
     pub https: bool,
     /// How absolute links are built (public URL, trusted proxies, scheme).
@@ -87,11 +87,9 @@ pub fn open(config: &ServerConfig) -> Result<AppState, ServerError> {
         store,
         auth_store,
         tenants,
-        rate_limiter: Arc::new(auth::RateLimiter::new(config.rate_limit)),
-        authentication_guard: Arc::new(auth::AuthenticationGuard::new(
-            config.authentication_failure_limit,
-        )),
-        write_health: Arc::new(health::WriteHealth::new(&config.database_url)),
+        rate_limiter: Arc::new(RateLimiter::new(config.rate_limit)),
+        authentication_guard: Arc::new(AuthenticationGuard::new(config.authentication_failure_limit)),
+        write_health: Arc::new(WriteHealth::new(&config.database_url)),
         https: config.tls.is_some(),
         links: api::PublicLinks {
             public_url: config.public_url.clone(),
@@ -109,18 +107,18 @@ pub fn ensure_bootstrap_token(
     config: &ServerConfig,
 ) -> Result<Option<String>, ServerError> {
     let tenant_id = state.tenants.default_tenant();
-    let bootstrap_error = |error: auth::TokenError| ServerError::Bootstrap(error.to_string());
+    let bootstrap_error = |error: access::TokenError| ServerError::Bootstrap(error.to_string());
     let existing = tenants::lock_store(&state.store)?
         .access_tokens(tenant_id)
         .map_err(|error| ServerError::Bootstrap(error.to_string()))?;
     if let Some(given) = &config.bootstrap_token {
-        let token = auth::IssuedToken::parse(given.trim()).map_err(|error| {
+        let token = access::IssuedToken::parse(given.trim()).map_err(|error| {
             ServerError::Bootstrap(format!("LICENSD_BOOTSTRAP_TOKEN is not a licensd token: {error}"))
         })?;
         if existing.iter().any(|record| record.token_id == token.token_id) {
             return Ok(None);
         }
-        match auth::store_given_token(&state.store, tenant_id, given, "Bootstrap administrator") {
+        match access::store_given_token(&state.store, tenant_id, given, "Bootstrap administrator") {
             Ok(_) => return Ok(None),
             // Another instance stored the same token first.
             Err(_)
@@ -137,11 +135,11 @@ pub fn ensure_bootstrap_token(
     if !existing.is_empty() {
         return Ok(None);
     }
-    let (_, text) = auth::create_token(
+    let (_, text) = access::create_token(
         &state.store,
         tenant_id,
         "Bootstrap administrator",
-        auth::Role::GlobalAdministrator,
+        access::Role::GlobalAdministrator,
         None,
         "bootstrap",
     )
@@ -207,7 +205,7 @@ pub async fn run(
 
 /// The rustls configuration of `--tls-cert` / `--tls-key` (PEM files), with the ring provider,
 /// offering HTTP/1.1 only (the protocol the accept loop bounds).
-async fn load_tls(files: &config::TlsFiles) -> Result<Arc<rustls::ServerConfig>, ServerError> {
+async fn load_tls(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, ServerError> {
     // Installing fails only if another provider was installed first, which is then used.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let loaded = axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.certificate, &files.private_key)

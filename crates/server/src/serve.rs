@@ -26,33 +26,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
-/// What one client may hold, and how long shutdown waits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConnectionLimits {
-    /// From the moment a connection waits for a request (a new connection, or a keep-alive one
-    /// after its previous response) until the request's head (line and headers) is complete;
-    /// also the TLS handshake's limit. A connection over it is closed.
-    pub header_read_timeout: Duration,
-    /// From the moment a request's head is read until its whole body is received; a body still
-    /// incomplete then is answered 400 and the connection closed.
-    pub body_read_timeout: Duration,
-    /// Connections served at once; further clients wait in the listen backlog.
-    pub max_connections: usize,
-    /// How long shutdown waits for requests in flight before dropping their connections.
-    pub shutdown_drain: Duration,
-}
-
-impl Default for ConnectionLimits {
-    /// Heads in 10 s, bodies in 30 s, 1,024 connections, 10 s of drain.
-    fn default() -> ConnectionLimits {
-        ConnectionLimits {
-            header_read_timeout: Duration::from_secs(10),
-            body_read_timeout: Duration::from_secs(30),
-            max_connections: 1_024,
-            shutdown_drain: Duration::from_secs(10),
-        }
-    }
-}
+pub use licensd_runtime::config::ConnectionLimits;
 
 /// Serves `router` on `listener` until `shutdown` completes, then drains for at most
 /// `limits.shutdown_drain`.

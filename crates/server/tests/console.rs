@@ -160,7 +160,7 @@ impl ConsoleServer {
         config.listen = address;
         config.processing_idle_interval = Duration::from_millis(5);
         config.instance_id = format!("console-test-{}", Uuid::new_v4());
-        let token = licensd_server::auth::generate_token_text().expect("a token");
+        let token = licensd_runtime::access::generate_token_text().expect("a token");
         config.bootstrap_token = Some(token.clone());
         config.rate_limit.per_second = 0;
         let (sender, receiver) = tokio::sync::oneshot::channel::<()>();

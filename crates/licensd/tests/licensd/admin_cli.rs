@@ -22,7 +22,7 @@ pub(crate) struct DemoServer {
 impl DemoServer {
     pub(crate) fn start() -> DemoServer {
         let mut directory = tempfile::tempdir().expect("temporary directory");
-        let token = licensd_server::auth::generate_token_text().expect("a token");
+        let token = licensd_runtime::access::generate_token_text().expect("a token");
         // A free port can be taken by another test between our probe and the demo's bind: retry.
         for attempt in 0..5 {
             let port = free_port();

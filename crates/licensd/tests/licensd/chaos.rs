@@ -373,7 +373,7 @@ fn three_instances_under_random_writes_and_kill_9_agree_and_lose_nothing_postgre
     group_licenses.entry(groups[0]).or_default().insert(OFFICE_365_E3);
     group_licenses.entry(groups[1]).or_default().insert(EMS_E3);
 
-    let token = licensd_server::auth::generate_token_text().expect("a token");
+    let token = licensd_runtime::access::generate_token_text().expect("a token");
     let environment = [("LICENSD_BOOTSTRAP_TOKEN", token.as_str())];
     let start = |name: &str| {
         let mut server = Server::start_with(&database, name, 200, 20, &environment);

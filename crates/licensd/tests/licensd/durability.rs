@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use licensd_engine::{AssignedLicense, Command, CommandError, LicenseErrorKind, Timestamp, Uuid};
 use licensd_fixtures::seed_world::{SeedSeats, SeedWorld, EMS_E3, OFFICE_365_E3};
-use licensd_server::auth::{Caller, Role};
+use licensd_runtime::access::{Caller, Role};
 use licensd_server::{ExecuteError, ServerConfig};
 
 use crate::support::{big_group_tenant, load_engine, outcome, store_tenant, Server, TestDatabase};
@@ -274,13 +274,13 @@ fn two_processors(database: &TestDatabase, members: usize) {
     };
     let first = licensd_server::open(&config_for("first")).expect("first instance");
     let second = licensd_server::open(&config_for("second")).expect("second instance");
-    let first_processor = licensd_server::processor::Processor::start(
+    let first_processor = licensd_runtime::processor::Processor::start(
         config_for("first"),
         first.store.clone(),
         first.tenants.clone(),
     )
     .expect("first processor");
-    let second_processor = licensd_server::processor::Processor::start(
+    let second_processor = licensd_runtime::processor::Processor::start(
         config_for("second"),
         second.store.clone(),
         second.tenants.clone(),
@@ -441,7 +441,7 @@ fn writes_through_one_instance_are_read_through_the_other_at_once_postgres() {
         .assign_to_group(group, vec![AssignedLicense::new(OFFICE_365_E3)], vec![])
         .expect("group E3");
     store_tenant(&database, &world.engine);
-    let token = licensd_server::auth::generate_token_text().expect("a token");
+    let token = licensd_runtime::access::generate_token_text().expect("a token");
     let environment = [("LICENSD_BOOTSTRAP_TOKEN", token.as_str())];
     let mut first = Server::start_with(&database, "first", 500, 20, &environment);
     first.wait_until_serving(Duration::from_secs(60));
@@ -547,7 +547,7 @@ fn a_write_wakes_the_processor(database: TestDatabase) {
         .assign_to_group(group, vec![AssignedLicense::new(OFFICE_365_E3)], vec![])
         .expect("group E3");
     store_tenant(&database, &world.engine);
-    let token = licensd_server::auth::generate_token_text().expect("a token");
+    let token = licensd_runtime::access::generate_token_text().expect("a token");
     let mut server = Server::start_with(
         &database,
         "sleepy",

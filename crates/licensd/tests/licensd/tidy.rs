@@ -1,7 +1,8 @@
 //! Repository rules checked as tests: every Rust source file says why it exists in a `//!` line,
 //! the engine stays pure, each crate links nothing its invariant in ARCHITECTURE.md forbids (read
-//! from `cargo metadata`), only the store links a database driver, and every crate the workspace
-//! names is built in one version.
+//! from `cargo metadata`; the runtime no HTTP crate), only the store links a database driver,
+//! every crate the workspace names is built in one version, and no surface of the server imports
+//! another surface.
 
 use std::path::{Path, PathBuf};
 
@@ -207,11 +208,20 @@ fn each_crate_links_nothing_its_invariant_forbids() {
     let graph = DependencyGraph::load();
     let http = ["axum", "hyper", "tower", "tower-http", "reqwest", "axum-server"];
     let database = ["rusqlite", "postgres", "tokio-postgres", "sqlx"];
-    let rules: [(&str, Vec<&str>, &str); 5] = [
+    let rules: [(&str, Vec<&str>, &str); 6] = [
         (
             "licensd-engine",
             [&http[..], &database[..], &["tokio", "serde_json"]].concat(),
             "the engine knows nothing of tokio, SQL, HTTP or JSON",
+        ),
+        (
+            "licensd-runtime",
+            [
+                &http[..],
+                &["http", "maud", "utoipa", "utoipa-axum", "licensd-server"],
+            ]
+            .concat(),
+            "the runtime knows nothing of HTTP: the surfaces render its decisions",
         ),
         (
             "licensd-store",
@@ -325,4 +335,69 @@ fn only_the_binary_links_the_fixtures() {
             );
         }
     }
+}
+
+/// The first path segments a line names after `crate::`, whether alone (`crate::graph::users`)
+/// or grouped (`crate::{api, graph::users}`).
+fn crate_modules_named(line: &str) -> Vec<String> {
+    let identifier = |text: &str| -> String {
+        text.trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let mut named = Vec::new();
+    for (index, _) in line.match_indices("crate::") {
+        let rest = &line[index + "crate::".len()..];
+        match rest.strip_prefix('{') {
+            Some(group) => {
+                let group = group.split('}').next().unwrap_or_default();
+                named.extend(group.split(',').map(identifier));
+            }
+            None => named.push(identifier(rest)),
+        }
+    }
+    named
+}
+
+/// The server's surfaces (Graph, the admin API, SCIM, the console) share only glue (`api`,
+/// `auth`, `odata`, ...), never each other: each guards its own routes and renders its own
+/// errors, so one can change without the others.
+#[test]
+fn no_surface_of_the_server_imports_another_surface() {
+    let surfaces = ["graph", "admin", "scim", "console"];
+    let source = workspace_root().join("crates/server/src");
+    let mut violations = Vec::new();
+    for surface in surfaces {
+        let mut files = Vec::new();
+        rust_files(&source.join(surface), &mut files);
+        assert!(!files.is_empty(), "no files under crates/server/src/{surface}");
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            for (number, line) in text.lines().enumerate() {
+                if line.trim_start().starts_with("//") {
+                    continue;
+                }
+                for named in crate_modules_named(line) {
+                    if named != surface && surfaces.contains(&named.as_str()) {
+                        violations.push(format!("{}:{}: {}", file.display(), number + 1, line.trim()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "a surface imports another surface: {violations:#?}"
+    );
+}
+
+#[test]
+fn the_surface_import_scan_reads_plain_and_grouped_paths() {
+    assert_eq!(crate_modules_named("use crate::graph::users::x;"), ["graph"]);
+    assert_eq!(
+        crate_modules_named("use crate::{api::ApiError, console::ConsoleError};"),
+        ["api", "console"]
+    );
+    assert!(crate_modules_named("use super::error::ScimError;").is_empty());
 }

@@ -19,9 +19,8 @@ use licensd_engine::{
     ProxyAddress, UserChanges, Uuid, WhatIfError, WhatIfOptions,
 };
 
-use crate::api::{ApiError, PathParameters, Tenant};
-use crate::graph::users::resolve_user;
-use crate::tenants::now;
+use crate::api::{resolve_user, ApiError, PathParameters, Tenant};
+use licensd_runtime::tenants::now;
 
 // ----- changes --------------------------------------------------------------------------------
 

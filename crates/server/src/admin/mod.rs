@@ -14,34 +14,83 @@ pub mod whatif;
 
 use licensd_api_types::admin as wire;
 use licensd_engine::{CapabilityStatus, SkuUsage};
+use licensd_runtime::access::{CommandKind, ReadScope, RouteAccess, ANY_CHANGE};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::api::guard::guarded;
 use crate::api::ApiError;
 use crate::AppState;
 
-/// Every `/licensd/v1` route with its OpenAPI description.
+/// Products, their seats, service plans and the catalog: read with licensing, changed as
+/// subscriptions.
+const SUBSCRIPTIONS: RouteAccess = RouteAccess::Changes {
+    reads: ReadScope::Licensing,
+    kinds: &[CommandKind::Subscriptions],
+};
+
+/// The tenant's settings.
+const SETTINGS: RouteAccess = RouteAccess::Changes {
+    reads: ReadScope::Licensing,
+    kinds: &[CommandKind::TenantSettings],
+};
+
+/// A list of changes of any kind, each checked as its command.
+const ANY_CHANGES: RouteAccess = RouteAccess::Changes {
+    reads: ReadScope::Licensing,
+    kinds: ANY_CHANGE,
+};
+
+const READS_LICENSING: RouteAccess = RouteAccess::Reads(ReadScope::Licensing);
+
+/// Every `/licensd/v1` route with its OpenAPI description, each with what it requires of the
+/// caller's role.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(catalog::list_catalog_products))
-        .routes(routes!(catalog::import_catalog_products))
-        .routes(routes!(products::list_products, products::create_product))
-        .routes(routes!(products::get_product, products::update_product))
-        .routes(routes!(products::add_service_plan))
-        .routes(routes!(service_plans::list_service_plans))
-        .routes(routes!(service_plans::get_service_plan))
-        .routes(routes!(service_plans::set_service_plan_rules))
-        .routes(routes!(service_plans::apply_default_rules))
-        .routes(routes!(tenant::get_settings, tenant::update_settings))
-        .routes(routes!(tenant::get_overview))
-        .routes(routes!(tokens::list_tokens, tokens::create_token))
-        .routes(routes!(tokens::revoke_token))
-        .routes(routes!(tenant::explain_user_license_states))
-        .routes(routes!(diagnosis::diagnose_user))
-        .routes(routes!(diagnosis::diagnose_group))
-        .routes(routes!(whatif::what_if))
-        .routes(routes!(whatif::apply_changes))
-        .routes(routes!(advisor::get_advisor))
+        .routes(guarded(routes!(catalog::list_catalog_products), SUBSCRIPTIONS))
+        .routes(guarded(routes!(catalog::import_catalog_products), SUBSCRIPTIONS))
+        .routes(guarded(
+            routes!(products::list_products, products::create_product),
+            SUBSCRIPTIONS,
+        ))
+        .routes(guarded(
+            routes!(products::get_product, products::update_product),
+            SUBSCRIPTIONS,
+        ))
+        .routes(guarded(routes!(products::add_service_plan), SUBSCRIPTIONS))
+        .routes(guarded(routes!(service_plans::list_service_plans), SUBSCRIPTIONS))
+        .routes(guarded(routes!(service_plans::get_service_plan), SUBSCRIPTIONS))
+        .routes(guarded(
+            routes!(service_plans::set_service_plan_rules),
+            SUBSCRIPTIONS,
+        ))
+        .routes(guarded(
+            routes!(service_plans::apply_default_rules),
+            SUBSCRIPTIONS,
+        ))
+        .routes(guarded(
+            routes!(tenant::get_settings, tenant::update_settings),
+            SETTINGS,
+        ))
+        .routes(guarded(
+            routes!(tenant::get_overview),
+            RouteAccess::Reads(ReadScope::Overview),
+        ))
+        .routes(guarded(
+            routes!(tokens::list_tokens, tokens::create_token),
+            RouteAccess::Tokens,
+        ))
+        .routes(guarded(routes!(tokens::revoke_token), RouteAccess::Tokens))
+        .routes(guarded(
+            routes!(tenant::explain_user_license_states),
+            READS_LICENSING,
+        ))
+        .routes(guarded(routes!(diagnosis::diagnose_user), READS_LICENSING))
+        .routes(guarded(routes!(diagnosis::diagnose_group), READS_LICENSING))
+        // A simulation changes nothing although it is a POST.
+        .routes(guarded(routes!(whatif::what_if), READS_LICENSING))
+        .routes(guarded(routes!(whatif::apply_changes), ANY_CHANGES))
+        .routes(guarded(routes!(advisor::get_advisor), READS_LICENSING))
 }
 
 /// A product's seats in licensd's admin shape.

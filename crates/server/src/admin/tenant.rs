@@ -12,8 +12,7 @@ use licensd_api_types::ErrorResponse;
 use licensd_engine::{Command, CountryCode, Engine};
 
 use super::wire_product;
-use crate::api::{ApiError, JsonBody, PathParameters, Tenant};
-use crate::graph::users::resolve_user;
+use crate::api::{resolve_user, ApiError, JsonBody, PathParameters, Tenant};
 
 fn wire_settings(engine: &Engine) -> TenantSettings {
     let settings = engine.settings();

@@ -1,5 +1,5 @@
 //! `/licensd/v1/tokens`: a Global Administrator lists, creates and revokes the tenant's access
-//! tokens (the authentication layer refuses every other role). A new token's secret is in the
+//! tokens (their routes' guard refuses every other role). A new token's secret is in the
 //! creation answer only; the store keeps its hash. Creation and revocation are audited.
 
 use axum::http::StatusCode;
@@ -12,8 +12,8 @@ use licensd_engine::Uuid;
 use licensd_store::{AccessTokenRecord, AuditRecord, ModifiedProperty};
 
 use crate::api::{ApiError, JsonBody, PathParameters, Tenant};
-use crate::auth::{IssuedToken, Role};
-use crate::tenants::now;
+use licensd_runtime::access::{IssuedToken, Role};
+use licensd_runtime::tenants::now;
 
 /// The longest token display name.
 const MAX_NAME_LENGTH: usize = 128;
@@ -118,9 +118,12 @@ pub async fn create_token(
             format!("displayName must be 1 to {MAX_NAME_LENGTH} printable characters."),
         ));
     }
-    let role: Role = body.role.parse().map_err(|error: crate::auth::UnknownRole| {
-        ApiError::new(ErrorCode::InvalidValue, error.to_string())
-    })?;
+    let role: Role = body
+        .role
+        .parse()
+        .map_err(|error: licensd_runtime::access::UnknownRole| {
+            ApiError::new(ErrorCode::InvalidValue, error.to_string())
+        })?;
     if let Some(days) = body.expires_in_days {
         if !(1..=MAX_DAYS).contains(&days) {
             return Err(ApiError::new(

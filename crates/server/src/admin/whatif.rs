@@ -11,7 +11,7 @@ use licensd_engine::WhatIfOptions;
 
 use super::diagnosis::{commands_of, what_if_error, wire_what_if};
 use crate::api::{ApiError, JsonBody, Tenant};
-use crate::tenants::now;
+use licensd_runtime::tenants::now;
 
 /// Users listed in a what-if when the request does not say.
 const DEFAULT_LISTED_USERS: u32 = 100;

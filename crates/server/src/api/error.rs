@@ -11,7 +11,7 @@ use licensd_api_types::time::format_error_date;
 use licensd_api_types::{ErrorBody, ErrorCode, ErrorResponse, InnerError};
 use licensd_engine::{CommandError, LicenseErrorKind};
 
-use crate::tenants::{now, ExecuteError};
+use licensd_runtime::tenants::{now, ExecuteError};
 
 /// An error answered to the client, from the one table of error codes.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

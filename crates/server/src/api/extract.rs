@@ -14,9 +14,9 @@ use licensd_engine::{Command, CommandOutcome, Engine, Uuid};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use crate::auth::Caller;
-use crate::tenants::{SharedStore, TenantRuntime};
 use crate::AppState;
+use licensd_runtime::access::Caller;
+use licensd_runtime::tenants::{SharedStore, TenantRuntime};
 
 /// The largest request body accepted (a bigger one is answered 413 and changes nothing).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -162,7 +162,7 @@ where
     }
 }
 
-/// The tenant of a request: the authentication layer inserts it (the token's tenant) into the
+/// The tenant of a request: the route's guard inserts it (the token's tenant) into the
 /// request's extensions, next to the [`Caller`].
 #[derive(Clone, Copy, Debug)]
 pub struct SelectedTenant(pub Uuid);
@@ -174,8 +174,8 @@ pub struct Tenant {
     pub runtime: Arc<TenantRuntime>,
     store: SharedStore,
     /// Where the outcome of each write is recorded (for `/readyz`).
-    write_health: Arc<crate::health::WriteHealth>,
-    /// Who asks: the token the authentication layer verified.
+    write_health: Arc<licensd_runtime::health::WriteHealth>,
+    /// Who asks: the token the route's guard verified.
     pub caller: Caller,
 }
 
@@ -183,7 +183,7 @@ impl FromRequestParts<AppState> for Tenant {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        // The authentication layer puts the caller in every request it lets through; a route
+        // The route's guard puts the caller in every request it lets through; a route
         // outside it has no tenant to act on.
         let caller = parts
             .extensions
@@ -232,7 +232,7 @@ impl Tenant {
         let store = self.store.clone();
         let tenant_id = self.runtime.id;
         tokio::task::spawn_blocking(move || {
-            let mut store = crate::tenants::lock_store(&store).map_err(ApiError::from)?;
+            let mut store = licensd_runtime::tenants::lock_store(&store).map_err(ApiError::from)?;
             query(&mut store, tenant_id)
         })
         .await
@@ -348,6 +348,19 @@ fn origin_of(
 /// Parses a GUID from the address or a body, with Graph's message when it is not one.
 pub fn parse_object_id(text: &str) -> Result<Uuid, ApiError> {
     Uuid::try_parse(text.trim()).map_err(|_| ApiError::invalid_object_identifier(text))
+}
+
+/// Finds a user by id or by `userPrincipalName` (ignoring case), as Graph's `/users/{id | userPrincipalName}`.
+pub fn resolve_user(engine: &Engine, id_or_principal_name: &str) -> Result<Uuid, ApiError> {
+    match Uuid::try_parse(id_or_principal_name) {
+        Ok(user_id) => {
+            engine.user_view(user_id)?;
+            Ok(user_id)
+        }
+        Err(_) => engine
+            .user_by_principal_name(id_or_principal_name)
+            .ok_or_else(|| ApiError::not_found(id_or_principal_name)),
+    }
 }
 
 #[cfg(test)]

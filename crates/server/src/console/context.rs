@@ -10,9 +10,9 @@ use axum::http::request::Parts;
 use licensd_engine::{Command, CommandOutcome, Engine, Uuid};
 
 use super::error::ConsoleError;
-use crate::auth::{Caller, CommandKind, Role};
-use crate::tenants::{SharedStore, TenantRuntime};
 use crate::AppState;
+use licensd_runtime::access::{Caller, CommandKind, Role};
+use licensd_runtime::tenants::{SharedStore, TenantRuntime};
 
 /// The changes the console offers, each checked against the signed-in role (shown, disabled or
 /// refused); the command itself is checked again when it runs.
@@ -137,7 +137,7 @@ impl ConsoleContext {
         let store = self.store.clone();
         let tenant_id = self.tenant_id;
         tokio::task::spawn_blocking(move || {
-            crate::tenants::lock_store(&store)
+            licensd_runtime::tenants::lock_store(&store)
                 .map_err(ConsoleError::from)?
                 .audit_records(tenant_id, &query)
                 .map_err(|error| ConsoleError::Storage {

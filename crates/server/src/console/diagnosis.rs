@@ -13,7 +13,7 @@ use super::context::ConsoleContext;
 use super::error::ConsoleError;
 use super::forms::{parse_id, see_other, FormFields, IdKind, PathParameters};
 use super::layout::{self, state_badge, Section};
-use crate::tenants::now;
+use licensd_runtime::tenants::now;
 
 fn diagnose(engine: &licensd_engine::Engine, user_id: Uuid) -> Result<UserDiagnosis, ConsoleError> {
     engine

@@ -10,7 +10,7 @@ use licensd_engine::CommandError;
 use maud::{html, Markup};
 
 use super::layout::{self, MessageKind};
-use crate::tenants::ExecuteError;
+use licensd_runtime::tenants::ExecuteError;
 
 /// Why a console request failed.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +24,7 @@ pub enum ConsoleError {
     /// The request's role may not make this change.
     #[error("Your role may not {action}.")]
     Forbidden { action: &'static str },
-    /// The request carries no valid session (the authentication layer normally redirects first).
+    /// The request carries no valid session (the pages' guard normally redirects first).
     #[error("Sign in with a licensd token to use the console.")]
     SignInRequired,
     /// A change came from another site (cross-site request forgery is refused).

@@ -21,6 +21,7 @@ mod group;
 mod group_errors;
 mod group_members;
 mod groups;
+mod guard;
 mod layout;
 mod names;
 mod overview;
@@ -39,20 +40,25 @@ use axum::Router;
 pub use context::{ConsoleAction, ConsoleContext};
 pub use error::ConsoleError;
 
+use licensd_runtime::access::RouteAccess;
+
 use crate::AppState;
 
-/// Every console route, with the console's headers, its cross-site refusal for changes, and its
-/// error fragments for htmx.
+/// Every console route, with what it requires of the signed-in role, the console's headers, its
+/// cross-site refusal for changes, and its error fragments for htmx. The sign-in page and the
+/// assets are open to anyone.
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", get(overview::show))
+    let public = Router::new()
         .route("/login", get(sign_in::show).post(sign_in::submit))
-        .route("/logout", post(sign_in::sign_out))
-        .route("/assets/{name}", get(assets::serve))
-        .route("/activity", get(activity::show))
+        .route("/assets/{name}", get(assets::serve));
+    let overview = Router::new()
+        .route("/", get(overview::show))
+        .route("/processing", get(processing::tenant_fragment));
+    let activity = Router::new().route("/activity", get(activity::show));
+    let sign_out = Router::new().route("/logout", post(sign_in::sign_out));
+    let pages = Router::new()
         .route("/advisor", get(advisor::show))
         .route("/advisor/apply", post(advisor::apply))
-        .route("/processing", get(processing::tenant_fragment))
         .route("/groups", get(groups::list))
         .route("/groups/{group_id}", get(group::show))
         .route("/groups/{group_id}/licenses", post(group::save_license))
@@ -90,7 +96,22 @@ pub fn router() -> Router<AppState> {
         .route("/users/{user_id}/diagnosis/apply", post(diagnosis::apply))
         .route("/products", get(products::list))
         .route("/products/{sku_id}", get(product::show))
-        .route("/products/{sku_id}/seats", post(product::save_seats))
+        .route("/products/{sku_id}/seats", post(product::save_seats));
+    // The guard wraps the console's own layers: a request without a session is sent to sign
+    // in before anything else looks at it.
+    let guarded = |routes: Router<AppState>, access: RouteAccess| {
+        console_layers(routes).route_layer(middleware::from_fn_with_state(access, guard::guard))
+    };
+    console_layers(public)
+        .merge(guarded(overview, guard::OVERVIEW))
+        .merge(guarded(activity, guard::ACTIVITY))
+        .merge(guarded(sign_out, guard::SIGN_OUT))
+        .merge(guarded(pages, guard::PAGES))
+}
+
+/// The console's headers, its cross-site refusal for changes, and its error fragments for htmx.
+fn console_layers(routes: Router<AppState>) -> Router<AppState> {
+    routes
         .layer(middleware::from_fn(forms::same_origin_changes))
         .layer(middleware::from_fn(error::htmx_errors))
         .layer(middleware::map_response(layout::security_headers))

@@ -13,9 +13,10 @@ use serde::Deserialize;
 use super::error::ConsoleError;
 use super::forms::{local_path, see_other, FormFields};
 use super::layout::{self, message, MessageKind};
-use crate::auth::{self, SESSION_COOKIE};
-use crate::tenants::now;
+use crate::auth::SESSION_COOKIE;
 use crate::AppState;
+use licensd_runtime::access;
+use licensd_runtime::tenants::now;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct SignInQuery {
@@ -63,7 +64,7 @@ pub async fn submit(State(state): State<AppState>, fields: FormFields) -> Result
     let store = state.auth_store.clone();
     let checked = {
         let token = token.clone();
-        tokio::task::spawn_blocking(move || auth::verify(&store, &token, now().0))
+        tokio::task::spawn_blocking(move || access::verify(&store, &token, now().0))
             .await
             .map_err(|error| ConsoleError::Internal {
                 detail: format!("the sign-in check failed: {error}"),

@@ -365,7 +365,10 @@ async fn render(
 ) -> Result<Response, ConsoleError> {
     let page = context.read(move |engine| user_page(engine, user_id)).await?;
     // The user's recent audit records: license changes, membership, self-healing runs.
-    let history = if context.role.may_read(crate::auth::ReadScope::AuditLog) {
+    let history = if context
+        .role
+        .may_read(licensd_runtime::access::ReadScope::AuditLog)
+    {
         let query = licensd_store::AuditQuery {
             target_id: Some(user_id),
             limit: 10,

@@ -1,7 +1,7 @@
 //! Graph `GET /v1.0/directory/subscriptions` (`companySubscription`, one per product) and the
 //! admin endpoint that sets a subscription's lifecycle
 //! (`PATCH /licensd/v1/skus/{skuId}/subscription`). The lifecycle itself (`Enabled` →
-//! `Warning` → `Suspended` after the term's end) is `crate::subscription_lifecycles`, which the
+//! `Warning` → `Suspended` after the term's end) is `licensd_runtime::subscription_lifecycles`, which the
 //! background processor also runs.
 
 use axum::extract::Path;
@@ -19,9 +19,9 @@ use utoipa::ToSchema;
 
 use super::convert;
 use crate::api::{ApiError, JsonBody, Tenant};
-use crate::auth::Caller;
 use crate::odata::ODataRequest;
-use crate::subscription_lifecycles::{lifecycle_status, managed};
+use licensd_runtime::access::Caller;
+use licensd_runtime::subscription_lifecycles::{lifecycle_status, managed};
 
 fn company_subscription(
     engine: &Engine,
@@ -96,7 +96,7 @@ pub async fn list_subscriptions(tenant: Tenant, request: ODataRequest) -> Result
     refuse_query_options(&request)?;
     let lifecycles = lifecycles(&tenant).await?;
     let tenant_id = tenant.id();
-    let now = crate::tenants::now().0;
+    let now = licensd_runtime::tenants::now().0;
     let value = tenant
         .read(move |engine| {
             engine
@@ -138,7 +138,7 @@ pub async fn get_subscription(
     let sku_id = Uuid::try_parse(&id).map_err(|_| ApiError::not_found(&id))?;
     let lifecycles = lifecycles(&tenant).await?;
     let tenant_id = tenant.id();
-    let now = crate::tenants::now().0;
+    let now = licensd_runtime::tenants::now().0;
     let subscription = tenant
         .read(move |engine| {
             engine
@@ -263,7 +263,7 @@ pub async fn set_lifecycle(
             store.append_audit(tenant_id, &[record]).map_err(unavailable)
         })
         .await?;
-    let now = crate::tenants::now().0;
+    let now = licensd_runtime::tenants::now().0;
     let current = tenant
         .read(move |engine| Ok(engine.sku_usage(sku_id)?.capability_status))
         .await?;
@@ -312,7 +312,7 @@ fn lifecycle_audit_record(
     };
     licensd_store::AuditRecord {
         audit_id: Uuid::new_v4(),
-        activity_date_time: crate::tenants::now().0,
+        activity_date_time: licensd_runtime::tenants::now().0,
         category: "DirectoryManagement".to_string(),
         activity: "Update subscription".to_string(),
         operation_type: "Update".to_string(),
@@ -324,7 +324,10 @@ fn lifecycle_audit_record(
         target_type: "Product".to_string(),
         target_id: Some(after.sku_id),
         target_name: sku_part_number,
-        modified_properties: crate::audit::modified(&describe(before.as_ref()), &describe(Some(after))),
+        modified_properties: licensd_runtime::audit::modified(
+            &describe(before.as_ref()),
+            &describe(Some(after)),
+        ),
         request_id: caller.request_id.clone(),
     }
 }

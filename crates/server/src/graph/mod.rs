@@ -15,11 +15,13 @@ pub mod metadata;
 pub mod subscribed_skus;
 pub mod users;
 
+use licensd_runtime::access::{CommandKind, ReadScope, RouteAccess};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::api::guard::{guard, guarded};
 use crate::AppState;
 
 /// Query options of collections of users and groups (for the OpenAPI document; parsing is in
@@ -113,53 +115,125 @@ pub struct SelectQuery {
     select: Option<String>,
 }
 
-/// Every `/v1.0` route with its OpenAPI description.
+/// Users, groups and their membership: read with the directory, changed as directory.
+const DIRECTORY: RouteAccess = RouteAccess::Changes {
+    reads: ReadScope::Directory,
+    kinds: &[CommandKind::Directory],
+};
+
+/// A user's properties: the usage location is a License Administrator's to set, the rest is
+/// directory (each change is then checked as its command).
+const USER_PROPERTIES: RouteAccess = RouteAccess::Changes {
+    reads: ReadScope::Directory,
+    kinds: &[CommandKind::Directory, CommandKind::UsageLocation],
+};
+
+/// Assigning licenses and reprocessing them.
+const LICENSES: RouteAccess = RouteAccess::Changes {
+    reads: ReadScope::Licensing,
+    kinds: &[CommandKind::Licenses],
+};
+
+/// A product's subscription term.
+const SUBSCRIPTIONS: RouteAccess = RouteAccess::Changes {
+    reads: ReadScope::Licensing,
+    kinds: &[CommandKind::Subscriptions],
+};
+
+const READS_DIRECTORY: RouteAccess = RouteAccess::Reads(ReadScope::Directory);
+const READS_LICENSING: RouteAccess = RouteAccess::Reads(ReadScope::Licensing);
+const READS_AUDIT_LOG: RouteAccess = RouteAccess::Reads(ReadScope::AuditLog);
+
+/// Every `/v1.0` route with its OpenAPI description, each with what it requires of the caller's
+/// role (`$metadata` is public, as in Graph).
 pub fn router() -> OpenApiRouter<AppState> {
+    let reads_directory = || axum::middleware::from_fn_with_state(READS_DIRECTORY, guard);
     OpenApiRouter::new()
-        .routes(routes!(audit_logs::list_directory_audits))
-        .routes(routes!(batch::run_batch))
-        .routes(routes!(delta::users_delta))
-        .routes(routes!(delta::groups_delta))
-        // Graph's function-call form, which Microsoft's SDKs send (`users/delta()`).
-        .route("/v1.0/users/delta()", axum::routing::get(delta::users_delta))
-        .route("/v1.0/groups/delta()", axum::routing::get(delta::groups_delta))
-        .routes(routes!(directory_subscriptions::list_subscriptions))
-        .routes(routes!(directory_subscriptions::get_subscription))
-        .routes(routes!(directory_subscriptions::set_lifecycle))
-        .routes(routes!(subscribed_skus::list_subscribed_skus))
-        .routes(routes!(subscribed_skus::get_subscribed_sku))
-        .routes(routes!(users::list_users, users::create_user))
-        .routes(routes!(users::count_users))
-        .routes(routes!(users::get_user, users::update_user, users::delete_user))
-        .routes(routes!(users::assign_user_license))
-        .routes(routes!(users::list_license_details))
-        .routes(routes!(users::reprocess_user))
-        .routes(routes!(users::list_member_of))
-        .routes(routes!(users::count_member_of))
-        .routes(routes!(users::list_group_memberships))
-        .routes(routes!(users::get_membership))
-        .routes(routes!(users::list_transitive_member_of))
-        .routes(routes!(users::count_transitive_member_of))
-        .routes(routes!(groups::list_groups, groups::create_group))
-        .routes(routes!(groups::count_groups))
-        .routes(routes!(
-            groups::get_group,
-            groups::update_group,
-            groups::delete_group
+        .routes(guarded(
+            routes!(audit_logs::list_directory_audits),
+            READS_AUDIT_LOG,
         ))
-        .routes(routes!(groups::assign_group_license))
-        .routes(routes!(groups::list_members))
-        .routes(routes!(groups::count_members))
-        .routes(routes!(groups::list_transitive_members))
-        .routes(routes!(groups::count_transitive_members))
-        .routes(routes!(groups::list_user_members))
-        .routes(routes!(groups::count_user_members))
-        .routes(routes!(groups::list_group_members))
-        .routes(routes!(groups::get_member))
-        .routes(routes!(groups::add_member))
-        .routes(routes!(groups::remove_member))
-        .routes(routes!(groups::list_members_with_license_errors))
-        .routes(routes!(groups::reprocess_group))
-        .routes(routes!(directory_objects::get_by_ids))
+        // A batch changes nothing itself; each of its requests is checked as if sent alone.
+        .routes(guarded(routes!(batch::run_batch), RouteAccess::AnyCaller))
+        .routes(guarded(routes!(delta::users_delta), READS_DIRECTORY))
+        .routes(guarded(routes!(delta::groups_delta), READS_DIRECTORY))
+        // Graph's function-call form, which Microsoft's SDKs send (`users/delta()`).
+        .route(
+            "/v1.0/users/delta()",
+            axum::routing::get(delta::users_delta).route_layer(reads_directory()),
+        )
+        .route(
+            "/v1.0/groups/delta()",
+            axum::routing::get(delta::groups_delta).route_layer(reads_directory()),
+        )
+        .routes(guarded(
+            routes!(directory_subscriptions::list_subscriptions),
+            READS_LICENSING,
+        ))
+        .routes(guarded(
+            routes!(directory_subscriptions::get_subscription),
+            READS_LICENSING,
+        ))
+        .routes(guarded(
+            routes!(directory_subscriptions::set_lifecycle),
+            SUBSCRIPTIONS,
+        ))
+        .routes(guarded(
+            routes!(subscribed_skus::list_subscribed_skus),
+            READS_LICENSING,
+        ))
+        .routes(guarded(
+            routes!(subscribed_skus::get_subscribed_sku),
+            READS_LICENSING,
+        ))
+        .routes(guarded(routes!(users::list_users, users::create_user), DIRECTORY))
+        .routes(guarded(routes!(users::count_users), READS_DIRECTORY))
+        .routes(guarded(routes!(users::get_user, users::delete_user), DIRECTORY))
+        .routes(guarded(routes!(users::update_user), USER_PROPERTIES))
+        .routes(guarded(routes!(users::assign_user_license), LICENSES))
+        .routes(guarded(routes!(users::list_license_details), READS_LICENSING))
+        .routes(guarded(routes!(users::reprocess_user), LICENSES))
+        .routes(guarded(routes!(users::list_member_of), READS_DIRECTORY))
+        .routes(guarded(routes!(users::count_member_of), READS_DIRECTORY))
+        .routes(guarded(routes!(users::list_group_memberships), READS_DIRECTORY))
+        .routes(guarded(routes!(users::get_membership), READS_DIRECTORY))
+        .routes(guarded(
+            routes!(users::list_transitive_member_of),
+            READS_DIRECTORY,
+        ))
+        .routes(guarded(
+            routes!(users::count_transitive_member_of),
+            READS_DIRECTORY,
+        ))
+        .routes(guarded(
+            routes!(groups::list_groups, groups::create_group),
+            DIRECTORY,
+        ))
+        .routes(guarded(routes!(groups::count_groups), READS_DIRECTORY))
+        .routes(guarded(
+            routes!(groups::get_group, groups::update_group, groups::delete_group),
+            DIRECTORY,
+        ))
+        .routes(guarded(routes!(groups::assign_group_license), LICENSES))
+        .routes(guarded(routes!(groups::list_members), READS_DIRECTORY))
+        .routes(guarded(routes!(groups::count_members), READS_DIRECTORY))
+        .routes(guarded(routes!(groups::list_transitive_members), READS_DIRECTORY))
+        .routes(guarded(
+            routes!(groups::count_transitive_members),
+            READS_DIRECTORY,
+        ))
+        .routes(guarded(routes!(groups::list_user_members), READS_DIRECTORY))
+        .routes(guarded(routes!(groups::count_user_members), READS_DIRECTORY))
+        .routes(guarded(routes!(groups::list_group_members), READS_DIRECTORY))
+        .routes(guarded(routes!(groups::get_member), READS_DIRECTORY))
+        .routes(guarded(routes!(groups::add_member), DIRECTORY))
+        .routes(guarded(routes!(groups::remove_member), DIRECTORY))
+        .routes(guarded(
+            routes!(groups::list_members_with_license_errors),
+            READS_LICENSING,
+        ))
+        .routes(guarded(routes!(groups::reprocess_group), LICENSES))
+        // Looking objects up by ids changes nothing although it is a POST.
+        .routes(guarded(routes!(directory_objects::get_by_ids), READS_DIRECTORY))
         .routes(routes!(metadata::metadata_document))
 }

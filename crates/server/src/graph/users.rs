@@ -21,23 +21,10 @@ use super::groups::{count_response, matching_groups, matching_users, unsupported
 use super::{
     CollectionQuery, ConsistencyLevelHeader, CountQuery, RequiredConsistencyLevelHeader, SelectQuery,
 };
-use crate::api::{parse_object_id, ApiError, JsonBody, PathParameters, Tenant};
+use crate::api::{parse_object_id, resolve_user, ApiError, JsonBody, PathParameters, Tenant};
 use crate::odata::{
     with_context, ODataRequest, Selection, Supported, GROUP_SCHEMA, LICENSE_DETAILS_SCHEMA, USER_SCHEMA,
 };
-
-/// Finds a user by id or by `userPrincipalName` (ignoring case), as Graph's `/users/{id | userPrincipalName}`.
-pub fn resolve_user(engine: &Engine, id_or_principal_name: &str) -> Result<Uuid, ApiError> {
-    match Uuid::try_parse(id_or_principal_name) {
-        Ok(user_id) => {
-            engine.user_view(user_id)?;
-            Ok(user_id)
-        }
-        Err(_) => engine
-            .user_by_principal_name(id_or_principal_name)
-            .ok_or_else(|| ApiError::not_found(id_or_principal_name)),
-    }
-}
 
 /// The user in the default shape, with `@odata.context`, for answers to actions.
 fn user_entity(engine: &Engine, request: &ODataRequest, user_id: Uuid) -> Result<Value, ApiError> {

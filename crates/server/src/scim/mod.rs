@@ -1,7 +1,7 @@
 //! SCIM 2.0 provisioning (RFC 7643/7644) under `/scim/v2`, for identity providers such as
 //! Microsoft Entra ID and Okta: discovery (`ServiceProviderConfig`, `ResourceTypes`, `Schemas`),
 //! `Users` and `Groups` with create, read, replace, PATCH, delete, filtered and paged lists and
-//! `/.search`. Every change is an engine command run through [`Tenant::execute`], the same path
+//! `/.search`. Each route states what it reads or changes ([`guard`]). Every change is an engine command run through [`Tenant::execute`], the same path
 //! (queue, audit, roles) as the Graph surface; attributes licensing does not model (`externalId`,
 //! `name`, the enterprise extension…) are kept with the user or group as opaque directory
 //! attributes ([`licensd_engine::Command::SetDirectoryAttributes`]). See `docs/scim.md`.
@@ -10,6 +10,7 @@ pub mod discovery;
 pub mod error;
 pub mod filter;
 pub mod groups;
+mod guard;
 pub mod patch;
 pub mod schema;
 pub mod users;
@@ -18,8 +19,10 @@ use std::hash::{Hash, Hasher};
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::handler::Handler;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -41,14 +44,10 @@ pub const MAX_RESULTS: usize = 1000;
 
 /// The `/scim/v2` routes, with SCIM errors for unknown addresses and methods.
 pub fn router() -> Router<AppState> {
-    let scim = Router::new()
-        .route("/ServiceProviderConfig", get(discovery::service_provider_config))
-        .route("/ResourceTypes", get(discovery::resource_types))
-        .route("/ResourceTypes/{id}", get(discovery::resource_type))
-        .route("/Schemas", get(discovery::schemas))
-        .route("/Schemas/{id}", get(discovery::schema))
+    let directory = || middleware::from_fn_with_state(guard::DIRECTORY, guard::guard);
+    let reads = || middleware::from_fn_with_state(guard::READS_DIRECTORY, guard::guard);
+    let changes = Router::new()
         .route("/Users", get(users::list).post(users::create))
-        .route("/Users/.search", post(users::search))
         .route(
             "/Users/{id}",
             get(users::get)
@@ -57,7 +56,6 @@ pub fn router() -> Router<AppState> {
                 .delete(users::delete),
         )
         .route("/Groups", get(groups::list).post(groups::create))
-        .route("/Groups/.search", post(groups::search))
         .route(
             "/Groups/{id}",
             get(groups::get)
@@ -65,10 +63,25 @@ pub fn router() -> Router<AppState> {
                 .patch(groups::patch)
                 .delete(groups::delete),
         )
-        .route("/.search", post(discovery::search_everything))
         .route("/Bulk", post(discovery::bulk))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed);
+        .route_layer(directory());
+    let reads_only = Router::new()
+        .route("/ServiceProviderConfig", get(discovery::service_provider_config))
+        .route("/ResourceTypes", get(discovery::resource_types))
+        .route("/ResourceTypes/{id}", get(discovery::resource_type))
+        .route("/Schemas", get(discovery::schemas))
+        .route("/Schemas/{id}", get(discovery::schema))
+        // Searches change nothing although they are POSTs.
+        .route("/Users/.search", post(users::search))
+        .route("/Groups/.search", post(groups::search))
+        .route("/.search", post(discovery::search_everything))
+        .route_layer(reads());
+    // Unknown addresses and methods under `/scim/v2` need a credential too: they say nothing
+    // to anyone who has none.
+    let scim = changes
+        .merge(reads_only)
+        .fallback(not_found.layer(directory()))
+        .method_not_allowed_fallback(method_not_allowed.layer(directory()));
     Router::new().nest(BASE_PATH, scim)
 }
 

@@ -338,7 +338,7 @@ async fn shutdown_with_a_half_sent_request_ends_within_the_drain_period() {
 async fn a_flood_of_made_up_tokens_is_answered_429_while_a_valid_token_keeps_working() {
     // The default limit: 10 failed authentications per second per address, bursts of 50.
     let server = TestServer::start_with(TestDatabase::sqlite(), |config| {
-        config.authentication_failure_limit = licensd_server::auth::RateLimit {
+        config.authentication_failure_limit = licensd_runtime::access::RateLimit {
             per_second: 10,
             burst: 50,
         };
@@ -355,7 +355,7 @@ async fn a_flood_of_made_up_tokens_is_answered_429_while_a_valid_token_keeps_wor
         workers.push(tokio::spawn(async move {
             let (mut refused, mut limited) = (0u32, 0u32);
             for _ in 0..625 {
-                let bogus = licensd_server::auth::generate_token_text().expect("token");
+                let bogus = licensd_runtime::access::generate_token_text().expect("token");
                 let status = flood
                     .get(&users)
                     .bearer_auth(bogus)
@@ -394,7 +394,7 @@ async fn a_flood_of_made_up_tokens_is_answered_429_while_a_valid_token_keeps_wor
         .send(
             flood
                 .get(&users)
-                .bearer_auth(licensd_server::auth::generate_token_text().expect("token")),
+                .bearer_auth(licensd_runtime::access::generate_token_text().expect("token")),
         )
         .await;
     assert!(limited_reply.header("retry-after").is_some());
@@ -412,7 +412,7 @@ async fn unknown_token_ids_are_remembered_without_asking_the_store_again() {
         licensd_store::Store::open(&server.database_url).expect("open the store"),
     ));
     let tenant = store.lock().expect("lock").tenant_ids().expect("tenants")[0];
-    let asked_before = licensd_server::auth::generate_token_text().expect("token");
+    let asked_before = licensd_runtime::access::generate_token_text().expect("token");
     let users = server.url("/v1.0/users?$top=1");
     let anonymous = reqwest::Client::new();
     let first = server
@@ -421,9 +421,9 @@ async fn unknown_token_ids_are_remembered_without_asking_the_store_again() {
     first.expect_error(401, "InvalidAuthenticationToken");
     // Both tokens now exist in the store; the one already found unknown is still refused from
     // the negative cache, the other one is accepted.
-    let never_asked = licensd_server::auth::generate_token_text().expect("token");
+    let never_asked = licensd_runtime::access::generate_token_text().expect("token");
     for text in [&asked_before, &never_asked] {
-        licensd_server::auth::store_given_token(&store, tenant, text, "Created behind the server's back")
+        licensd_runtime::access::store_given_token(&store, tenant, text, "Created behind the server's back")
             .expect("store the token");
     }
     server

@@ -102,7 +102,7 @@ async fn tls_links_are_https_on_http1() {
     std::fs::write(&private_key, certified.key_pair.serialize_pem()).expect("write the key");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("address").port();
-    let token = licensd_server::auth::generate_token_text().expect("token");
+    let token = licensd_runtime::access::generate_token_text().expect("token");
     let mut config = licensd_server::ServerConfig::defaults(directory.path());
     config.listen = listener.local_addr().expect("address");
     config.bootstrap_token = Some(token.clone());

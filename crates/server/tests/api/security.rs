@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use licensd_server::auth::Role;
+use licensd_runtime::access::Role;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -253,7 +253,7 @@ async fn requests_without_a_valid_token_are_refused_everywhere_but_health_checks
     let before = snapshot(server).await;
     let version = stored_version(server).await;
     let anonymous = reqwest::Client::new();
-    let wrong = client_with_token(&licensd_server::auth::generate_token_text().expect("token"));
+    let wrong = client_with_token(&licensd_runtime::access::generate_token_text().expect("token"));
     let malformed = client_with_token("not-a-licensd-token");
     for (method, path) in documented_operations(server).await {
         if path == "/v1.0/$metadata" {
@@ -433,7 +433,7 @@ async fn another_tenants_objects_do_not_exist(server: &TestServer) {
         let settings = licensd_engine::TenantSettings::new(Uuid::new_v4(), "Fabrikam");
         store.create_tenant(&settings).expect("tenant");
         let shared = std::sync::Arc::new(std::sync::Mutex::new(store));
-        let (_, token) = licensd_server::auth::create_token(
+        let (_, token) = licensd_runtime::access::create_token(
             &shared,
             settings.tenant_id,
             "Fabrikam admin",
@@ -580,7 +580,7 @@ async fn revoked_and_expired_tokens_are_refused_at_once(server: &TestServer) {
     // An expired token (stored directly with a past expiry) is refused too.
     let url = server.database_url.clone();
     let expired = tokio::task::spawn_blocking(move || {
-        let token = licensd_server::auth::IssuedToken::generate().expect("token");
+        let token = licensd_runtime::access::IssuedToken::generate().expect("token");
         let mut store = licensd_store::Store::open(&url).expect("store");
         let tenant_id = store.tenant_ids().expect("tenants")[0];
         store
@@ -779,7 +779,7 @@ async fn https_serves_with_the_given_certificate() {
     std::fs::write(&private_key, certified.key_pair.serialize_pem()).expect("write the key");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("address").port();
-    let token = licensd_server::auth::generate_token_text().expect("token");
+    let token = licensd_runtime::access::generate_token_text().expect("token");
     let mut config = licensd_server::ServerConfig::defaults(directory.path());
     config.listen = listener.local_addr().expect("address");
     config.bootstrap_token = Some(token.clone());

@@ -196,7 +196,7 @@ impl TestServer {
 
     /// Starts a server with a configuration adjusted by `configure` (rate limits, retention...).
     pub async fn start_with(database: TestDatabase, configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
-        let token = licensd_server::auth::generate_token_text().expect("a token");
+        let token = licensd_runtime::access::generate_token_text().expect("a token");
         let url = database.url.clone();
         let directory = database.directory.path().to_path_buf();
         let mut server = TestServer::launch(&url, &directory, token, configure).await;

@@ -377,7 +377,7 @@ async fn start(
 async fn directory_attributes_survive_a_restart() {
     let directory = tempfile::tempdir().expect("directory");
     let url = format!("sqlite://{}", directory.path().join("licensd.db").display());
-    let token = licensd_server::auth::generate_token_text().expect("token");
+    let token = licensd_runtime::access::generate_token_text().expect("token");
     let client = client_with_token(&token);
     let (base, stop, task) = start(directory.path(), &url, &token).await;
     let user: Value = client

@@ -13,7 +13,7 @@
 
 use licensd_engine::{CapabilityStatus, Command};
 
-use crate::auth::Caller;
+use crate::access::Caller;
 use crate::tenants::{lock_store, SharedStore, Tenants};
 
 /// Days a subscription stays in `Warning` after the end of its term before it is `Suspended`.

@@ -1,7 +1,8 @@
 //! [`Role`]: what a credential may do, modelled on Entra ID's built-in roles, and the two checks
-//! every request passes: [`Role::may_request`] (by method and path, before the handler runs) and
-//! [`Role::may_execute`] (by command, inside `TenantRuntime::execute`, so every surface — Graph,
-//! admin API, console, SCIM — is bound by the same rules).
+//! every request passes: the route's [`RouteAccess`](super::RouteAccess) (what the route reads
+//! and may change, before the handler runs) and [`Role::may_execute`] (by command, inside
+//! `TenantRuntime::execute`, so every surface — Graph, admin API, console, SCIM — is bound by
+//! the same rules).
 
 use std::fmt;
 use std::str::FromStr;

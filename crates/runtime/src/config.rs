@@ -1,5 +1,7 @@
 //! Server configuration: defaults that need no setup, an optional TOML file, and the
 //! `LICENSD_DATABASE_URL` variable; command-line flags override both (the binary merges them).
+//! The settings of the HTTP side (TLS files, connection limits, the public URL) are plain values
+//! here; the server turns them into its listener and links.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -30,13 +32,13 @@ pub struct ServerConfig {
     /// it once.
     pub bootstrap_token: Option<String>,
     /// Requests each token may make (per instance); `per_second = 0` turns limiting off.
-    pub rate_limit: crate::auth::RateLimit,
+    pub rate_limit: crate::access::RateLimit,
     /// Failed authentications each client address may cause (per instance) before its requests
     /// with tokens not recently verified are answered 429 without a database lookup;
     /// `per_second = 0` turns this limit off. Default: 10 per second, bursts of 50.
-    pub authentication_failure_limit: crate::auth::RateLimit,
-    /// Timeouts, the connection cap and the shutdown drain (see [`crate::ConnectionLimits`]).
-    pub connections: crate::ConnectionLimits,
+    pub authentication_failure_limit: crate::access::RateLimit,
+    /// Timeouts, the connection cap and the shutdown drain (see [`ConnectionLimits`]).
+    pub connections: ConnectionLimits,
     /// How long audit records are kept; `None` keeps them forever.
     pub audit_retention: Option<Duration>,
     /// PEM certificate chain and private key: serve HTTPS instead of HTTP.
@@ -57,6 +59,34 @@ pub struct ServerConfig {
 pub struct TlsFiles {
     pub certificate: PathBuf,
     pub private_key: PathBuf,
+}
+
+/// What one client may hold, and how long shutdown waits (the server's accept loop enforces them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// From the moment a connection waits for a request (a new connection, or a keep-alive one
+    /// after its previous response) until the request's head (line and headers) is complete;
+    /// also the TLS handshake's limit. A connection over it is closed.
+    pub header_read_timeout: Duration,
+    /// From the moment a request's head is read until its whole body is received; a body still
+    /// incomplete then is answered 400 and the connection closed.
+    pub body_read_timeout: Duration,
+    /// Connections served at once; further clients wait in the listen backlog.
+    pub max_connections: usize,
+    /// How long shutdown waits for requests in flight before dropping their connections.
+    pub shutdown_drain: Duration,
+}
+
+impl Default for ConnectionLimits {
+    /// Heads in 10 s, bodies in 30 s, 1,024 connections, 10 s of drain.
+    fn default() -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections: 1_024,
+            shutdown_drain: Duration::from_secs(10),
+        }
+    }
 }
 
 /// The configuration file's shape; every key is optional.
@@ -132,12 +162,12 @@ impl ServerConfig {
             processing_lease: Duration::from_secs(10),
             instance_id: format!("licensd-{}", std::process::id()),
             bootstrap_token: None,
-            rate_limit: crate::auth::RateLimit::default(),
-            authentication_failure_limit: crate::auth::RateLimit {
+            rate_limit: crate::access::RateLimit::default(),
+            authentication_failure_limit: crate::access::RateLimit {
                 per_second: 10,
                 burst: 50,
             },
-            connections: crate::ConnectionLimits::default(),
+            connections: ConnectionLimits::default(),
             audit_retention: Some(Duration::from_secs(90 * 24 * 60 * 60)),
             tls: None,
             public_url: None,
@@ -244,15 +274,34 @@ impl ServerConfig {
 pub fn parse_public_url(text: &str) -> Result<String, ConfigError> {
     let invalid = |reason: &str| ConfigError::Invalid(format!("public-url '{text}' {reason}"));
     let trimmed = text.trim().trim_end_matches('/');
-    let uri: axum::http::Uri = trimmed.parse().map_err(|_| invalid("is not a URL"))?;
-    match uri.scheme_str() {
-        Some("http") | Some("https") => {}
-        _ => return Err(invalid("must start with http:// or https://")),
+    if trimmed.is_empty() || trimmed.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid("is not a URL"));
     }
-    if !uri.host().is_some_and(|host| !host.is_empty()) {
+    let Some((scheme, rest)) = trimmed.split_once("://") else {
+        return Err(invalid("must start with http:// or https://"));
+    };
+    if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
+        return Err(invalid("must start with http:// or https://"));
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    // `user@host:port`: the host is what remains without the credentials and the port.
+    let host_and_port = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = match host_and_port.strip_prefix('[') {
+        Some(bracketed) => bracketed.split_once(']').map_or("", |(host, _)| host),
+        None => host_and_port.split(':').next().unwrap_or_default(),
+    };
+    if host.is_empty() {
         return Err(invalid("has no host"));
     }
-    if uri.query().is_some() || trimmed.contains('#') {
+    if let Some((_, port)) = host_and_port
+        .rsplit_once(':')
+        .filter(|_| !host_and_port.ends_with(']'))
+    {
+        if !port.is_empty() && port.parse::<u16>().is_err() {
+            return Err(invalid("is not a URL"));
+        }
+    }
+    if trimmed.contains('?') || trimmed.contains('#') {
         return Err(invalid("must not have a query or fragment"));
     }
     Ok(trimmed.to_string())

@@ -19,8 +19,8 @@ use licensd_engine::{
 };
 use licensd_store::{AuditRecord, Store, StoreError, WriteBatch};
 
+use crate::access::{Caller, CommandKind, Role};
 use crate::audit;
-use crate::auth::{Caller, CommandKind, Role};
 
 /// The current time for the engine.
 pub fn now() -> Timestamp {
@@ -57,7 +57,8 @@ const WRITE_ATTEMPTS: usize = 32;
 /// The shared store. SQLite connections are not shared between threads, so access is serialized.
 pub type SharedStore = Arc<Mutex<Store>>;
 
-pub(crate) fn lock_store(store: &SharedStore) -> Result<MutexGuard<'_, Store>, ExecuteError> {
+/// Locks the shared store (an error only if another thread panicked while holding it).
+pub fn lock_store(store: &SharedStore) -> Result<MutexGuard<'_, Store>, ExecuteError> {
     store.lock().map_err(|_| ExecuteError::Poisoned)
 }
 

@@ -8,7 +8,7 @@
 use licensd_engine::{AssignedLicense, Command, Engine, Uuid};
 use licensd_store::{AuditRecord, ModifiedProperty};
 
-use crate::auth::Caller;
+use crate::access::Caller;
 
 /// What a command acts on.
 #[derive(Clone, Debug, PartialEq, Eq)]

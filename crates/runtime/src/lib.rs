@@ -1,0 +1,19 @@
+//! licensd's runtime, under every surface and knowing none of them: each tenant's engine in
+//! memory over the store ([`tenants`]), the background processor and watcher ([`processor`],
+//! [`subscription_lifecycles`]), access control — who the caller is, which role may read and
+//! change what, tokens, rate limits and the failed-authentication guard ([`access`]) —, the
+//! audit records of every change ([`audit`]), the write health ([`health`]) and the
+//! configuration ([`config`]). No HTTP type appears here: the server (and the CLI's local
+//! commands) drive it through plain calls and render its typed errors their own way.
+
+// `ExecuteError::Refused` carries the engine's `CommandError`, which names plans and products so
+// every refusal explains itself; it is built only when a command is refused.
+#![allow(clippy::result_large_err)]
+
+pub mod access;
+pub mod audit;
+pub mod config;
+pub mod health;
+pub mod processor;
+pub mod subscription_lifecycles;
+pub mod tenants;
