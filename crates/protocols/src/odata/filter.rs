@@ -14,8 +14,7 @@
 
 use uuid::Uuid;
 
-use super::QueryError;
-use super::{EntitySchema, Property, PropertyKind};
+use super::{EntitySchema, Property, PropertyKind, QueryError};
 
 /// The longest `$filter` accepted, in characters.
 pub const MAX_FILTER_LENGTH: usize = 4_096;

@@ -5,6 +5,8 @@
 //! bound to an entity's schema, so a query licensd cannot answer exactly is a Graph-style 400
 //! rather than a silently wrong result. Percent-encoded and partially encoded queries are both
 //! accepted (Microsoft's Python SDK encodes everything, its JavaScript client leaves `/():` as is).
+//! The request itself is the caller's: it passes the raw query, whether `ConsistencyLevel:
+//! eventual` was sent, and the origin and path of `@odata.nextLink`; a refusal is a [`QueryError`].
 
 mod error;
 pub mod filter;

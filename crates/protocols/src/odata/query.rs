@@ -5,8 +5,10 @@
 
 use std::cmp::Ordering;
 
-use super::QueryError;
-use super::{parse_select, EntitySchema, FilterSubject, PropertyValue, Selection, GROUP_SCHEMA, USER_SCHEMA};
+use super::{
+    parse_select, EntitySchema, FilterSubject, PropertyValue, QueryError, Selection, GROUP_SCHEMA,
+    USER_SCHEMA,
+};
 
 /// Graph returns at most this many objects of an expanded navigation property.
 pub const MAX_EXPANDED_OBJECTS: usize = 20;
