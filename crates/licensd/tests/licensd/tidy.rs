@@ -401,3 +401,38 @@ fn the_surface_import_scan_reads_plain_and_grouped_paths() {
     );
     assert!(crate_modules_named("use super::error::ScimError;").is_empty());
 }
+// ----- licensd-protocols (issue 13) --------------------------------------------------------------
+
+/// The protocol grammars are grammar only (ARCHITECTURE.md): no HTTP crate, and neither the
+/// engine's state, the store nor the server, directly or through another crate.
+#[test]
+fn the_protocols_crate_links_no_http_crate_and_no_engine_store_or_server() {
+    let graph = DependencyGraph::load();
+    let linked = graph.linked("licensd-protocols");
+    let forbidden = [
+        "axum",
+        "axum-core",
+        "axum-server",
+        "hyper",
+        "hyper-util",
+        "http",
+        "http-body",
+        "tower",
+        "tower-http",
+        "reqwest",
+        "tokio",
+        "licensd-engine",
+        "licensd-store",
+        "licensd-server",
+        "licensd-runtime",
+    ];
+    let violations: Vec<&str> = forbidden
+        .iter()
+        .copied()
+        .filter(|name| linked.contains(*name))
+        .collect();
+    assert!(
+        violations.is_empty(),
+        "licensd-protocols links {violations:?}, but the protocol grammars know nothing of HTTP and hold no engine state"
+    );
+}

@@ -18,7 +18,9 @@ use serde_json::{json, Map, Value};
 
 use super::convert::{self, USER_TYPE};
 use crate::api::{ApiError, Tenant};
-use crate::odata::{ODataRequest, QueryOptions, Selection, Supported, GROUP_SCHEMA, USER_SCHEMA};
+use crate::odata::{
+    consistency_is_eventual, ODataRequest, QueryOptions, Selection, Supported, GROUP_SCHEMA, USER_SCHEMA,
+};
 
 /// Objects per page without `Prefer: odata.maxpagesize`.
 const DEFAULT_PAGE_SIZE: usize = 100;
@@ -163,7 +165,7 @@ fn parse_options(request: &ODataRequest, kind: Kind) -> Result<DeltaOptions, Api
     let passed = passed.finish();
     let options = QueryOptions::parse(
         (!passed.is_empty()).then_some(passed.as_str()),
-        &request.headers,
+        consistency_is_eventual(&request.headers),
         schema,
         Supported::SELECT_ONLY,
     )?;

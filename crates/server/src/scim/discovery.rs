@@ -63,9 +63,24 @@ pub async fn resource_type(
         .ok_or_else(|| ScimError::not_found(format!("No resource type '{id}'.")))
 }
 
+/// Every ISO 3166-1 alpha-2 code the engine accepts: the `canonicalValues` of `usageLocation`
+/// (the schemas take them from the caller, as they know nothing of the engine).
+pub fn country_codes() -> Vec<String> {
+    let mut codes = Vec::new();
+    for first in b'A'..=b'Z' {
+        for second in b'A'..=b'Z' {
+            let code = String::from_utf8(vec![first, second]).unwrap_or_default();
+            if licensd_engine::CountryCode::parse(&code).is_ok() {
+                codes.push(code);
+            }
+        }
+    }
+    codes
+}
+
 /// `GET /Schemas`.
 pub async fn schemas(ScimBase(base): ScimBase) -> ScimResponse {
-    let countries = schema::country_codes();
+    let countries = country_codes();
     ScimResponse::ok(list(
         schema::ALL
             .iter()
@@ -77,7 +92,7 @@ pub async fn schemas(ScimBase(base): ScimBase) -> ScimResponse {
 /// `GET /Schemas/{id}`.
 pub async fn schema(ScimBase(base): ScimBase, Path(id): Path<String>) -> Result<ScimResponse, ScimError> {
     schema::by_id(&id)
-        .map(|schema| ScimResponse::ok(schema.to_json(&base, &schema::country_codes())))
+        .map(|schema| ScimResponse::ok(schema.to_json(&base, &country_codes())))
         .ok_or_else(|| ScimError::not_found(format!("No schema '{id}'.")))
 }
 
@@ -91,7 +106,7 @@ pub async fn search_everything(
     let user_query = ListQuery::from_search(&body, &USER_RESOURCE);
     let group_query = ListQuery::from_search(&body, &GROUP_RESOURCE);
     let (user_query, group_query) = match (user_query, group_query) {
-        (Err(error), Err(_)) => return Err(error),
+        (Err(error), Err(_)) => return Err(error.into()),
         (users, groups) => (users.ok(), groups.ok()),
     };
     let answer = tenant

@@ -1,47 +1,18 @@
 //! SCIM errors (RFC 7644 §3.12): `urn:ietf:params:scim:api:messages:2.0:Error` with `status` as a
-//! string and, for 400 and 409, a `scimType`. Engine refusals and storage failures arrive as the
-//! API's [`ApiError`] and keep their message; internal details go to the log only.
+//! string and, for 400 and 409, a `scimType`. Refusals of the SCIM grammar arrive as
+//! `licensd_protocols::scim::BadRequest`, engine refusals and storage failures as the API's
+//! [`ApiError`]; both keep their message; internal details go to the log only.
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use licensd_api_types::ErrorCode;
+use licensd_protocols::scim::BadRequest;
+pub use licensd_protocols::scim::ScimType;
 use serde_json::json;
 
 use super::schema::ERROR;
 use super::SCIM_CONTENT_TYPE;
 use crate::api::ApiError;
-
-/// RFC 7644 Table 9: the `scimType` of a 400 or 409.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ScimType {
-    InvalidFilter,
-    TooMany,
-    Uniqueness,
-    Mutability,
-    InvalidSyntax,
-    InvalidPath,
-    NoTarget,
-    InvalidValue,
-    InvalidVers,
-    Sensitive,
-}
-
-impl ScimType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ScimType::InvalidFilter => "invalidFilter",
-            ScimType::TooMany => "tooMany",
-            ScimType::Uniqueness => "uniqueness",
-            ScimType::Mutability => "mutability",
-            ScimType::InvalidSyntax => "invalidSyntax",
-            ScimType::InvalidPath => "invalidPath",
-            ScimType::NoTarget => "noTarget",
-            ScimType::InvalidValue => "invalidValue",
-            ScimType::InvalidVers => "invalidVers",
-            ScimType::Sensitive => "sensitive",
-        }
-    }
-}
 
 /// An error answered to a SCIM client.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -106,6 +77,13 @@ impl ScimError {
                 "An internal error occurred; it has been logged.",
             )
         }
+    }
+}
+
+impl From<BadRequest> for ScimError {
+    fn from(refusal: BadRequest) -> ScimError {
+        let status = StatusCode::from_u16(BadRequest::STATUS).unwrap_or(StatusCode::BAD_REQUEST);
+        ScimError::new(status, Some(refusal.scim_type), refusal.detail)
     }
 }
 

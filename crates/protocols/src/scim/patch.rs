@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value};
 
-use super::error::ScimError;
+use super::error::BadRequest;
 use super::filter::{attribute_of, get_ignoring_case, parse_patch_path, PatchPath};
 use super::schema::{Attribute, Kind, Mutability, ResourceKind, Schema, PATCH_OP};
 
@@ -28,9 +28,9 @@ pub struct Operation {
 }
 
 /// Parses a `PatchOp` request body.
-pub fn parse_patch_request(body: &Value, kind: &ResourceKind) -> Result<Vec<Operation>, ScimError> {
+pub fn parse_patch_request(body: &Value, kind: &ResourceKind) -> Result<Vec<Operation>, BadRequest> {
     let Some(object) = body.as_object() else {
-        return Err(ScimError::invalid_syntax(
+        return Err(BadRequest::invalid_syntax(
             "A PATCH body must be a JSON object (a PatchOp message).",
         ));
     };
@@ -41,24 +41,26 @@ pub fn parse_patch_request(body: &Value, kind: &ResourceKind) -> Result<Vec<Oper
                 .any(|schema| schema.as_str().is_some_and(|s| s.eq_ignore_ascii_case(PATCH_OP)))
         });
         if !listed {
-            return Err(ScimError::invalid_syntax(format!(
+            return Err(BadRequest::invalid_syntax(format!(
                 "A PATCH body's schemas must list {PATCH_OP}."
             )));
         }
     }
     let Some(operations) = get_ignoring_case(object, "Operations").and_then(Value::as_array) else {
-        return Err(ScimError::invalid_syntax(
+        return Err(BadRequest::invalid_syntax(
             "A PATCH body needs an 'Operations' array.",
         ));
     };
     if operations.is_empty() {
-        return Err(ScimError::invalid_syntax("A PATCH body's 'Operations' is empty."));
+        return Err(BadRequest::invalid_syntax(
+            "A PATCH body's 'Operations' is empty.",
+        ));
     }
     operations
         .iter()
         .map(|operation| {
             let Some(operation) = operation.as_object() else {
-                return Err(ScimError::invalid_syntax(
+                return Err(BadRequest::invalid_syntax(
                     "Each PATCH operation must be a JSON object.",
                 ));
             };
@@ -70,7 +72,7 @@ pub fn parse_patch_request(body: &Value, kind: &ResourceKind) -> Result<Vec<Oper
                 Some(op) if op == "remove" => Op::Remove,
                 Some(op) if op == "replace" => Op::Replace,
                 other => {
-                    return Err(ScimError::invalid_syntax(format!(
+                    return Err(BadRequest::invalid_syntax(format!(
                         "A PATCH operation's 'op' must be add, remove or replace, not {}.",
                         other.map_or("nothing".to_string(), |op| format!("'{op}'"))
                     )))
@@ -81,17 +83,17 @@ pub fn parse_patch_request(body: &Value, kind: &ResourceKind) -> Result<Vec<Oper
                 Some(Value::String(path)) if path.trim().is_empty() => None,
                 Some(Value::String(path)) => Some(parse_patch_path(path, kind)?),
                 Some(_) => {
-                    return Err(ScimError::invalid_path(
+                    return Err(BadRequest::invalid_path(
                         "A PATCH operation's 'path' must be a string.",
                     ))
                 }
             };
             let value = get_ignoring_case(operation, "value").cloned();
             if op == Op::Remove && path.is_none() {
-                return Err(ScimError::no_target("A remove operation needs a 'path'."));
+                return Err(BadRequest::no_target("A remove operation needs a 'path'."));
             }
             if op != Op::Remove && value.is_none() {
-                return Err(ScimError::invalid_value(
+                return Err(BadRequest::invalid_value(
                     "An add or replace operation needs a 'value'.",
                 ));
             }
@@ -171,29 +173,34 @@ fn is_multi(kind: &ResourceKind, urn: Option<&str>, name: &str, value: Option<&V
     }
 }
 
+/// The object of the extension `urn` in `document`, created when absent.
+fn extension_object<'d>(
+    document: &'d mut Map<String, Value>,
+    urn: &str,
+) -> Result<&'d mut Map<String, Value>, BadRequest> {
+    let key = key_of(document, urn).unwrap_or_else(|| urn.to_string());
+    match document.entry(key).or_insert_with(|| Value::Object(Map::new())) {
+        Value::Object(object) => Ok(object),
+        _ => Err(BadRequest::invalid_value(format!(
+            "The extension '{urn}' must be a JSON object."
+        ))),
+    }
+}
+
 /// The object holding `path`'s attribute: the resource, or its extension object (created for
 /// add and replace).
 fn container<'d>(
     document: &'d mut Map<String, Value>,
     urn: Option<&str>,
     create: bool,
-) -> Result<Option<&'d mut Map<String, Value>>, ScimError> {
+) -> Result<Option<&'d mut Map<String, Value>>, BadRequest> {
     let Some(urn) = urn else {
         return Ok(Some(document));
     };
-    if key_of(document, urn).is_none() {
-        if !create {
-            return Ok(None);
-        }
-        document.insert(urn.to_string(), Value::Object(Map::new()));
+    if !create && key_of(document, urn).is_none() {
+        return Ok(None);
     }
-    let key = key_of(document, urn).unwrap_or_else(|| urn.to_string());
-    match document.get_mut(&key) {
-        Some(Value::Object(object)) => Ok(Some(object)),
-        _ => Err(ScimError::invalid_value(format!(
-            "The extension '{urn}' must be a JSON object."
-        ))),
-    }
+    extension_object(document, urn).map(Some)
 }
 
 /// Applies one operation to a resource document.
@@ -201,24 +208,23 @@ pub fn apply(
     document: &mut Map<String, Value>,
     operation: &Operation,
     kind: &ResourceKind,
-) -> Result<(), ScimError> {
+) -> Result<(), BadRequest> {
     let value = operation.value.clone().unwrap_or(Value::Null);
     let Some(path) = &operation.path else {
         // No path: the value is a resource fragment, applied attribute by attribute.
         let Value::Object(fragment) = value else {
-            return Err(ScimError::invalid_value(
+            return Err(BadRequest::invalid_value(
                 "Without a path, the value of an add or replace must be a JSON object of attributes.",
             ));
         };
         for (key, sub_value) in fragment {
             if let Some(extension) = kind.extension(&key) {
                 let Value::Object(attributes) = sub_value else {
-                    return Err(ScimError::invalid_value(format!(
+                    return Err(BadRequest::invalid_value(format!(
                         "The extension '{key}' must be a JSON object."
                     )));
                 };
-                let target = container(document, Some(extension.id), true)?
-                    .ok_or_else(|| ScimError::internal("no extension"))?;
+                let target = extension_object(document, extension.id)?;
                 for (name, attribute_value) in attributes {
                     let multi = is_multi(kind, Some(extension.id), &name, Some(&attribute_value));
                     put(target, &name, attribute_value, multi, operation.op);
@@ -252,12 +258,11 @@ pub fn apply(
             }
             Op::Add | Op::Replace => {
                 let Value::Object(attributes) = value else {
-                    return Err(ScimError::invalid_value(format!(
+                    return Err(BadRequest::invalid_value(format!(
                         "The extension '{urn}' must be a JSON object."
                     )));
                 };
-                let target = container(document, Some(urn), true)?
-                    .ok_or_else(|| ScimError::internal("no extension"))?;
+                let target = extension_object(document, urn)?;
                 for (name, attribute_value) in attributes {
                     let multi = is_multi(kind, Some(urn), &name, Some(&attribute_value));
                     put(target, &name, attribute_value, multi, operation.op);
@@ -342,7 +347,7 @@ pub fn apply(
             let items = match key_of(target, &attr.name).and_then(|key| target.get_mut(&key)) {
                 Some(Value::Array(items)) => Some(items),
                 Some(_) => {
-                    return Err(ScimError::invalid_path(format!(
+                    return Err(BadRequest::invalid_path(format!(
                         "'{}' is not multi-valued: a value filter does not apply.",
                         attr.name
                     )))
@@ -371,7 +376,7 @@ pub fn apply(
                                 }
                             }
                             _ => {
-                                return Err(ScimError::invalid_value(
+                                return Err(BadRequest::invalid_value(
                                     "The value replacing a filtered value must be a JSON object.",
                                 ))
                             }
@@ -387,7 +392,7 @@ pub fn apply(
             }
             if !matched && operation.op != Op::Remove {
                 let Some(equalities) = filter.required_equalities() else {
-                    return Err(ScimError::no_target(format!(
+                    return Err(BadRequest::no_target(format!(
                         "No value of '{}' matches the filter of the path.",
                         attr.name
                     )));
@@ -399,7 +404,7 @@ pub fn apply(
                     }
                     (None, Value::Object(new)) => object.extend(new),
                     (None, _) => {
-                        return Err(ScimError::invalid_value(
+                        return Err(BadRequest::invalid_value(
                             "The value replacing a filtered value must be a JSON object.",
                         ))
                     }
@@ -430,7 +435,7 @@ fn same_value(item: &Value, other: &Value) -> bool {
 pub fn canonicalize(
     document: &Map<String, Value>,
     kind: &ResourceKind,
-) -> Result<Map<String, Value>, ScimError> {
+) -> Result<Map<String, Value>, BadRequest> {
     let mut canonical = Map::new();
     for (key, value) in document {
         if let Some(extension) = kind.extension(key) {
@@ -438,7 +443,7 @@ pub fn canonicalize(
                 continue;
             }
             let Value::Object(attributes) = value else {
-                return Err(ScimError::invalid_value(format!(
+                return Err(BadRequest::invalid_value(format!(
                     "The extension '{key}' must be a JSON object."
                 )));
             };
@@ -455,7 +460,7 @@ pub fn canonicalize(
                 Value::String(_) => {
                     canonical.insert("externalId".to_string(), value.clone());
                 }
-                _ => return Err(ScimError::invalid_value("externalId must be a string.")),
+                _ => return Err(BadRequest::invalid_value("externalId must be a string.")),
             }
             continue;
         }
@@ -474,7 +479,7 @@ pub fn canonicalize(
 fn canonical_attributes(
     attributes: &Map<String, Value>,
     schema: &Schema,
-) -> Result<Map<String, Value>, ScimError> {
+) -> Result<Map<String, Value>, BadRequest> {
     let mut object = Map::new();
     for (key, value) in attributes {
         if let Some(attribute) = schema.attribute(key) {
@@ -489,7 +494,7 @@ fn canonical_attributes(
     Ok(object)
 }
 
-fn canonical_value(value: &Value, attribute: &Attribute) -> Result<Option<Value>, ScimError> {
+fn canonical_value(value: &Value, attribute: &Attribute) -> Result<Option<Value>, BadRequest> {
     if value.is_null() {
         return Ok(None);
     }
@@ -522,9 +527,9 @@ fn canonical_value(value: &Value, attribute: &Attribute) -> Result<Option<Value>
     canonical_single(value, attribute)
 }
 
-fn canonical_single(value: &Value, attribute: &Attribute) -> Result<Option<Value>, ScimError> {
+fn canonical_single(value: &Value, attribute: &Attribute) -> Result<Option<Value>, BadRequest> {
     let wrong = |expected: &str| {
-        ScimError::invalid_value(format!("'{}' must be {expected}, not {value}.", attribute.name))
+        BadRequest::invalid_value(format!("'{}' must be {expected}, not {value}.", attribute.name))
     };
     Ok(match attribute.kind {
         Kind::Complex => match value {
@@ -576,10 +581,11 @@ fn canonical_single(value: &Value, attribute: &Attribute) -> Result<Option<Value
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scim::error::ScimType;
     use crate::scim::schema::{ENTERPRISE_USER_SCHEMA, USER_RESOURCE};
     use serde_json::json;
 
-    fn patched(document: Value, operations: Value) -> Result<Value, ScimError> {
+    fn patched(document: Value, operations: Value) -> Result<Value, BadRequest> {
         let operations = parse_patch_request(
             &json!({"schemas": [PATCH_OP], "Operations": operations}),
             &USER_RESOURCE,
@@ -667,7 +673,7 @@ mod tests {
             json!([{"op": "replace", "path": "phoneNumbers[type co \"w\"].value", "value": "1"}]),
         )
         .expect_err("no target");
-        assert_eq!(error.scim_type, Some(crate::scim::error::ScimType::NoTarget));
+        assert_eq!(error.scim_type, ScimType::NoTarget);
     }
 
     #[test]

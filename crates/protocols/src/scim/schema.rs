@@ -783,20 +783,6 @@ impl ResourceKind {
     }
 }
 
-/// Every ISO 3166-1 alpha-2 code the engine accepts.
-pub fn country_codes() -> Vec<String> {
-    let mut codes = Vec::new();
-    for first in b'A'..=b'Z' {
-        for second in b'A'..=b'Z' {
-            let code = String::from_utf8(vec![first, second]).unwrap_or_default();
-            if licensd_engine::CountryCode::parse(&code).is_ok() {
-                codes.push(code);
-            }
-        }
-    }
-    codes
-}
-
 fn attribute_json(attribute: &Attribute, countries: &[String]) -> Value {
     let mut object = Map::new();
     object.insert("name".into(), json!(attribute.name));

@@ -5,8 +5,10 @@
 
 use std::cmp::Ordering;
 
-use super::{parse_select, EntitySchema, FilterSubject, PropertyValue, Selection, GROUP_SCHEMA, USER_SCHEMA};
-use crate::api::ApiError;
+use super::{
+    parse_select, EntitySchema, FilterSubject, PropertyValue, QueryError, Selection, GROUP_SCHEMA,
+    USER_SCHEMA,
+};
 
 /// Graph returns at most this many objects of an expanded navigation property.
 pub const MAX_EXPANDED_OBJECTS: usize = 20;
@@ -121,16 +123,16 @@ impl OrderBy {
     }
 }
 
-pub fn parse_order_by(value: &str, schema: &'static EntitySchema) -> Result<OrderBy, ApiError> {
+pub fn parse_order_by(value: &str, schema: &'static EntitySchema) -> Result<OrderBy, QueryError> {
     let clauses: Vec<&str> = value.split(',').map(str::trim).collect();
     if clauses.len() > 1 {
-        return Err(ApiError::unsupported_query(
+        return Err(QueryError::unsupported(
             "Sorting on more than one property is not supported (as in Graph for directory objects).",
         ));
     }
     let mut words = clauses[0].split_whitespace();
     let (Some(name), direction, None) = (words.next(), words.next(), words.next()) else {
-        return Err(ApiError::invalid_query(format!(
+        return Err(QueryError::invalid(format!(
             "The $orderby value '{value}' is not valid: expected 'property', 'property asc' or 'property desc'."
         )));
     };
@@ -138,13 +140,13 @@ pub fn parse_order_by(value: &str, schema: &'static EntitySchema) -> Result<Orde
         None | Some("asc") => false,
         Some("desc") => true,
         Some(other) => {
-            return Err(ApiError::invalid_query(format!(
+            return Err(QueryError::invalid(format!(
                 "The $orderby direction '{other}' is not valid: use asc or desc."
             )))
         }
     };
     let property = schema.property(name).ok_or_else(|| {
-        ApiError::invalid_query(format!(
+        QueryError::invalid(format!(
             "Could not find a property named '{name}' on type '{}'.",
             schema.type_name
         ))
@@ -154,7 +156,7 @@ pub fn parse_order_by(value: &str, schema: &'static EntitySchema) -> Result<Orde
         .iter()
         .find(|sortable| sortable.name == property.name)
         .ok_or_else(|| {
-            ApiError::unsupported_query(format!(
+            QueryError::unsupported(format!(
                 "Sorting on '{}' is not supported; {} can be sorted on: {}.",
                 property.name,
                 schema.entity_set,
@@ -175,17 +177,17 @@ pub fn check_order_by_is_allowed(
     filtered: bool,
     searched: bool,
     advanced: bool,
-) -> Result<(), ApiError> {
+) -> Result<(), QueryError> {
     if advanced || searched {
         return Ok(());
     }
     if filtered {
-        return Err(ApiError::unsupported_query(
+        return Err(QueryError::unsupported(
             "Sorting not supported for current query: $orderby with $filter is an advanced query (add $count=true and the header 'ConsistencyLevel: eventual').",
         ));
     }
     if order_by.advanced_only {
-        return Err(ApiError::unsupported_query(format!(
+        return Err(QueryError::unsupported(format!(
             "Sorting not supported for current query: sorting on '{}' is an advanced query (add $count=true and the header 'ConsistencyLevel: eventual').",
             order_by.property
         )));
@@ -251,13 +253,13 @@ impl Search {
     }
 }
 
-fn search_syntax_error(value: &str, reason: &str) -> ApiError {
-    ApiError::invalid_query(format!(
+fn search_syntax_error(value: &str, reason: &str) -> QueryError {
+    QueryError::invalid(format!(
         "Syntax error in $search '{value}': {reason} Use the form \"property:value\", for example $search=\"displayName:room\"."
     ))
 }
 
-pub fn parse_search(value: &str, schema: &'static EntitySchema) -> Result<Search, ApiError> {
+pub fn parse_search(value: &str, schema: &'static EntitySchema) -> Result<Search, QueryError> {
     // Clauses in double quotes, separated by AND / OR.
     let mut clauses: Vec<Search> = Vec::new();
     let mut operators: Vec<bool> = Vec::new(); // true for AND
@@ -315,7 +317,7 @@ pub fn parse_search(value: &str, schema: &'static EntitySchema) -> Result<Search
     Ok(result)
 }
 
-fn parse_search_term(value: &str, clause: &str, schema: &'static EntitySchema) -> Result<Search, ApiError> {
+fn parse_search_term(value: &str, clause: &str, schema: &'static EntitySchema) -> Result<Search, QueryError> {
     let Some((name, words)) = clause.split_once(':') else {
         return Err(search_syntax_error(
             value,
@@ -327,7 +329,7 @@ fn parse_search_term(value: &str, clause: &str, schema: &'static EntitySchema) -
         .iter()
         .find(|candidate| candidate.eq_ignore_ascii_case(name.trim()))
         .ok_or_else(|| {
-            ApiError::unsupported_query(format!(
+            QueryError::unsupported(format!(
                 "Searching on '{}' is not supported; {} can be searched on: {}.",
                 name.trim(),
                 schema.entity_set,
@@ -354,12 +356,12 @@ pub struct Expand {
     pub selection: Selection,
 }
 
-pub fn parse_expand(value: &str, schema: &'static EntitySchema) -> Result<Expand, ApiError> {
+pub fn parse_expand(value: &str, schema: &'static EntitySchema) -> Result<Expand, QueryError> {
     let value = value.trim();
     let (name, nested) = match value.find('(') {
         Some(open) => {
             let Some(inner) = value[open + 1..].strip_suffix(')') else {
-                return Err(ApiError::invalid_query(format!(
+                return Err(QueryError::invalid(format!(
                     "The $expand value '{value}' has unbalanced parentheses."
                 )));
             };
@@ -368,7 +370,7 @@ pub fn parse_expand(value: &str, schema: &'static EntitySchema) -> Result<Expand
         None => (value, None),
     };
     if name.contains(',') || nested.is_some_and(|inner| inner.contains(")")) {
-        return Err(ApiError::unsupported_query(
+        return Err(QueryError::unsupported(
             "Only one navigation property can be expanded per request (as in Graph for directory objects).",
         ));
     }
@@ -378,7 +380,7 @@ pub fn parse_expand(value: &str, schema: &'static EntitySchema) -> Result<Expand
         .find(|(navigation, _)| navigation.eq_ignore_ascii_case(name))
     else {
         let allowed = expandable_properties(schema);
-        return Err(ApiError::unsupported_query(if allowed.is_empty() {
+        return Err(QueryError::unsupported(if allowed.is_empty() {
             format!(
                 "Expanding '{name}' is not supported: licensd expands nothing on {}.",
                 schema.entity_set
@@ -407,7 +409,7 @@ pub fn parse_expand(value: &str, schema: &'static EntitySchema) -> Result<Expand
             match select {
                 Some(names) => parse_select(names, target)?,
                 None => {
-                    return Err(ApiError::unsupported_query(format!(
+                    return Err(QueryError::unsupported(format!(
                         "Inside $expand only $select is supported, not '{inner}'."
                     )))
                 }
@@ -423,7 +425,7 @@ pub fn parse_expand(value: &str, schema: &'static EntitySchema) -> Result<Expand
 #[cfg(test)]
 mod tests {
     use super::*;
-    use licensd_api_types::ErrorCode;
+    use crate::odata::QueryErrorKind;
 
     struct Named(&'static str);
 
@@ -464,16 +466,16 @@ mod tests {
             "\"displayName:\"",
         ] {
             assert_eq!(
-                parse_search(invalid, &USER_SCHEMA).unwrap_err().code,
-                ErrorCode::InvalidQuery,
+                parse_search(invalid, &USER_SCHEMA).unwrap_err().kind,
+                QueryErrorKind::Invalid,
                 "{invalid}"
             );
         }
         assert_eq!(
             parse_search("\"usageLocation:US\"", &USER_SCHEMA)
                 .unwrap_err()
-                .code,
-            ErrorCode::UnsupportedQuery
+                .kind,
+            QueryErrorKind::Unsupported
         );
     }
 
@@ -484,24 +486,24 @@ mod tests {
         assert_eq!(order.compare(Some("a"), Some("b")), Ordering::Greater);
         assert_eq!(order.compare(Some("a"), None), Ordering::Less);
         assert_eq!(
-            parse_order_by("usageLocation", &USER_SCHEMA).unwrap_err().code,
-            ErrorCode::UnsupportedQuery
+            parse_order_by("usageLocation", &USER_SCHEMA).unwrap_err().kind,
+            QueryErrorKind::Unsupported
         );
         assert_eq!(
-            parse_order_by("shoeSize", &USER_SCHEMA).unwrap_err().code,
-            ErrorCode::InvalidQuery
+            parse_order_by("shoeSize", &USER_SCHEMA).unwrap_err().kind,
+            QueryErrorKind::Invalid
         );
         assert_eq!(
             parse_order_by("displayName sideways", &USER_SCHEMA)
                 .unwrap_err()
-                .code,
-            ErrorCode::InvalidQuery
+                .kind,
+            QueryErrorKind::Invalid
         );
         assert_eq!(
             parse_order_by("displayName,userPrincipalName", &USER_SCHEMA)
                 .unwrap_err()
-                .code,
-            ErrorCode::UnsupportedQuery
+                .kind,
+            QueryErrorKind::Unsupported
         );
         let mail = parse_order_by("mail", &USER_SCHEMA).expect("valid");
         assert!(check_order_by_is_allowed(&mail, false, false, false).is_err());
@@ -520,14 +522,14 @@ mod tests {
         );
         for invalid in ["owners", "members,owners", "manager"] {
             assert_eq!(
-                parse_expand(invalid, &GROUP_SCHEMA).unwrap_err().code,
-                ErrorCode::UnsupportedQuery,
+                parse_expand(invalid, &GROUP_SCHEMA).unwrap_err().kind,
+                QueryErrorKind::Unsupported,
                 "{invalid}"
             );
         }
         assert_eq!(
-            parse_expand("members($top=5)", &GROUP_SCHEMA).unwrap_err().code,
-            ErrorCode::UnsupportedQuery
+            parse_expand("members($top=5)", &GROUP_SCHEMA).unwrap_err().kind,
+            QueryErrorKind::Unsupported
         );
     }
 }

@@ -12,10 +12,9 @@
 //! (parentheses, `not`, `any`) at most [`MAX_FILTER_DEPTH`] deep and at most
 //! [`MAX_FILTER_CLAUSES`] comparisons — and answered 400 naming the limit it exceeds.
 
-use licensd_engine::Uuid;
+use uuid::Uuid;
 
-use super::{EntitySchema, Property, PropertyKind};
-use crate::api::ApiError;
+use super::{EntitySchema, Property, PropertyKind, QueryError};
 
 /// The longest `$filter` accepted, in characters.
 pub const MAX_FILTER_LENGTH: usize = 4_096;
@@ -220,11 +219,11 @@ impl Token {
     }
 }
 
-fn syntax_error(message: impl std::fmt::Display) -> ApiError {
-    ApiError::invalid_query(format!("Invalid filter clause: {message}"))
+fn syntax_error(message: impl std::fmt::Display) -> QueryError {
+    QueryError::invalid(format!("Invalid filter clause: {message}"))
 }
 
-fn lex(text: &str) -> Result<Vec<(Token, usize)>, ApiError> {
+fn lex(text: &str) -> Result<Vec<(Token, usize)>, QueryError> {
     let characters: Vec<char> = text.chars().collect();
     let mut tokens = Vec::new();
     let mut index = 0;
@@ -336,10 +335,10 @@ struct Parser {
 }
 
 /// Parses and binds a `$filter` against an entity's schema.
-pub fn parse(text: &str, schema: &'static EntitySchema) -> Result<Filter, ApiError> {
+pub fn parse(text: &str, schema: &'static EntitySchema) -> Result<Filter, QueryError> {
     let length = text.chars().count();
     if length > MAX_FILTER_LENGTH {
-        return Err(ApiError::invalid_query(format!(
+        return Err(QueryError::invalid(format!(
             "The $filter is {length} characters long; at most {MAX_FILTER_LENGTH} are allowed."
         )));
     }
@@ -371,10 +370,10 @@ fn is_keyword(token: Option<&Token>, keyword: &str) -> bool {
 
 impl Parser {
     /// Enters one more level of nesting, refusing a filter nested deeper than the limit.
-    fn enter(&mut self, at: usize) -> Result<(), ApiError> {
+    fn enter(&mut self, at: usize) -> Result<(), QueryError> {
         self.depth += 1;
         if self.depth > MAX_FILTER_DEPTH {
-            return Err(ApiError::invalid_query(format!(
+            return Err(QueryError::invalid(format!(
                 "The $filter nests deeper than {MAX_FILTER_DEPTH} levels (parentheses, 'not' and 'any') at position {at}."
             )));
         }
@@ -382,10 +381,10 @@ impl Parser {
     }
 
     /// Counts one more comparison or call, refusing a filter with more than the limit.
-    fn count_clause(&mut self) -> Result<(), ApiError> {
+    fn count_clause(&mut self) -> Result<(), QueryError> {
         self.clauses += 1;
         if self.clauses > MAX_FILTER_CLAUSES {
-            return Err(ApiError::invalid_query(format!(
+            return Err(QueryError::invalid(format!(
                 "The $filter combines more than {MAX_FILTER_CLAUSES} comparisons."
             )));
         }
@@ -396,7 +395,7 @@ impl Parser {
         self.tokens.get(self.position).map(|(token, _)| token)
     }
 
-    fn next(&mut self) -> Result<(Token, usize), ApiError> {
+    fn next(&mut self) -> Result<(Token, usize), QueryError> {
         let token = self
             .tokens
             .get(self.position)
@@ -406,7 +405,7 @@ impl Parser {
         Ok(token)
     }
 
-    fn expect(&mut self, expected: Token) -> Result<(), ApiError> {
+    fn expect(&mut self, expected: Token) -> Result<(), QueryError> {
         let (token, at) = self.next()?;
         if token == expected {
             Ok(())
@@ -419,7 +418,7 @@ impl Parser {
         }
     }
 
-    fn parse_or(&mut self) -> Result<Filter, ApiError> {
+    fn parse_or(&mut self) -> Result<Filter, QueryError> {
         let mut left = self.parse_and()?;
         while is_keyword(self.peek(), "or") {
             self.position += 1;
@@ -429,7 +428,7 @@ impl Parser {
         Ok(left)
     }
 
-    fn parse_and(&mut self) -> Result<Filter, ApiError> {
+    fn parse_and(&mut self) -> Result<Filter, QueryError> {
         let mut left = self.parse_unary()?;
         while is_keyword(self.peek(), "and") {
             self.position += 1;
@@ -439,7 +438,7 @@ impl Parser {
         Ok(left)
     }
 
-    fn parse_unary(&mut self) -> Result<Filter, ApiError> {
+    fn parse_unary(&mut self) -> Result<Filter, QueryError> {
         if is_keyword(self.peek(), "not") {
             let at = self.tokens.get(self.position).map_or(0, |(_, at)| *at);
             self.position += 1;
@@ -451,7 +450,7 @@ impl Parser {
         self.parse_primary()
     }
 
-    fn parse_primary(&mut self) -> Result<Filter, ApiError> {
+    fn parse_primary(&mut self) -> Result<Filter, QueryError> {
         let (token, at) = self.next()?;
         match token {
             Token::OpenParenthesis => {
@@ -483,12 +482,12 @@ impl Parser {
     }
 
     /// `name(` was read.
-    fn parse_call(&mut self, name: &str, at: usize) -> Result<Filter, ApiError> {
+    fn parse_call(&mut self, name: &str, at: usize) -> Result<Filter, QueryError> {
         if let Some(collection) = name.strip_suffix("/any") {
             return self.parse_any(collection);
         }
         if name.ends_with("/all") {
-            return Err(ApiError::unsupported_query(
+            return Err(QueryError::unsupported(
                 "The lambda operator 'all' is not supported; use 'any' (with 'not' where needed).",
             ));
         }
@@ -518,7 +517,7 @@ impl Parser {
                 })
             }
             "endswith" | "contains" | "substringof" | "tolower" | "toupper" | "length" | "indexof" => {
-                Err(ApiError::unsupported_query(format!(
+                Err(QueryError::unsupported(format!(
                     "The function '{name}' is not supported; licensd supports startswith."
                 )))
             }
@@ -529,9 +528,9 @@ impl Parser {
     }
 
     /// `collection/any(` was read.
-    fn parse_any(&mut self, collection: &str) -> Result<Filter, ApiError> {
+    fn parse_any(&mut self, collection: &str) -> Result<Filter, QueryError> {
         if self.lambda.is_some() {
-            return Err(ApiError::unsupported_query(
+            return Err(QueryError::unsupported(
                 "Nested lambda operators are not supported.",
             ));
         }
@@ -577,7 +576,7 @@ impl Parser {
     }
 
     /// `collection/$count` was read: a comparison with a whole number follows.
-    fn parse_count(&mut self, name: &str) -> Result<Filter, ApiError> {
+    fn parse_count(&mut self, name: &str) -> Result<Filter, QueryError> {
         let collection = name.trim_end_matches("/$count");
         let property = self.resolve(collection)?;
         if !matches!(
@@ -625,7 +624,7 @@ impl Parser {
         })
     }
 
-    fn parse_comparison(&mut self, property: &'static Property) -> Result<Filter, ApiError> {
+    fn parse_comparison(&mut self, property: &'static Property) -> Result<Filter, QueryError> {
         let (operator, at) = self.next()?;
         let Token::Identifier(operator) = operator else {
             return Err(syntax_error(format!(
@@ -656,7 +655,7 @@ impl Parser {
                     values,
                 })
             }
-            "gt" | "ge" | "lt" | "le" | "has" => Err(ApiError::unsupported_query(format!(
+            "gt" | "ge" | "lt" | "le" | "has" => Err(QueryError::unsupported(format!(
                 "The operator '{operator}' is not supported; licensd supports eq, ne, in, startswith and any."
             ))),
             _ => Err(syntax_error(format!(
@@ -665,10 +664,10 @@ impl Parser {
         }
     }
 
-    fn parse_literal(&mut self, property: &'static Property) -> Result<BoundValue, ApiError> {
+    fn parse_literal(&mut self, property: &'static Property) -> Result<BoundValue, QueryError> {
         let (token, at) = self.next()?;
         let mismatch = |found: &str| {
-            ApiError::invalid_query(format!(
+            QueryError::invalid(format!(
                 "Invalid filter clause: a binary operator with incompatible types was detected. Found operand types '{}' and '{found}' (position {at}).",
                 property.kind.edm_name()
             ))
@@ -689,7 +688,7 @@ impl Parser {
                 Token::Guid(guid) => Ok(BoundValue::Guid(guid)),
                 Token::Text(text) => Uuid::try_parse(&text)
                     .map(BoundValue::Guid)
-                    .map_err(|_| ApiError::invalid_query(format!("Invalid filter clause: '{text}' is not a valid GUID."))),
+                    .map_err(|_| QueryError::invalid(format!("Invalid filter clause: '{text}' is not a valid GUID."))),
                 Token::Identifier(word) if word == "null" => Ok(BoundValue::Null),
                 Token::Identifier(word) if word == "true" || word == "false" => Err(mismatch("Edm.Boolean")),
                 Token::Number(_) => Err(mismatch("Edm.Int64")),
@@ -710,12 +709,12 @@ impl Parser {
                 ))),
             },
             PropertyKind::TextCollection | PropertyKind::LicenseCollection => {
-                Err(ApiError::invalid_query(format!(
+                Err(QueryError::invalid(format!(
                     "Invalid filter clause: '{}' is a collection; compare its elements with {}/any(x:x eq …).",
                     property.name, property.name
                 )))
             }
-            PropertyKind::Complex => Err(ApiError::unsupported_query(format!(
+            PropertyKind::Complex => Err(QueryError::unsupported(format!(
                 "The property '{}' cannot be compared.",
                 property.name
             ))),
@@ -723,40 +722,40 @@ impl Parser {
     }
 
     /// Resolves a property path in the current scope.
-    fn resolve(&self, path: &str) -> Result<&'static Property, ApiError> {
+    fn resolve(&self, path: &str) -> Result<&'static Property, QueryError> {
         if let Some((variable, element_schema)) = &self.lambda {
             let element_schema: &'static EntitySchema = element_schema;
             if path == variable.as_str() {
                 return element_schema.property("$this").ok_or_else(|| {
-                    ApiError::invalid_query(format!(
+                    QueryError::invalid(format!(
                         "Invalid filter clause: the elements of this collection are objects; name a property, such as {variable}/skuId."
                     ))
                 });
             }
             let Some(member) = path.strip_prefix(&format!("{variable}/")) else {
-                return Err(ApiError::invalid_query(format!(
+                return Err(QueryError::invalid(format!(
                     "Invalid filter clause: inside 'any', properties must start with the range variable '{variable}' (found '{path}')."
                 )));
             };
             return match element_schema.property(member) {
                 Some(property) if property.filterable => Ok(property),
-                _ => Err(ApiError::unsupported_query(format!(
+                _ => Err(QueryError::unsupported(format!(
                     "Filtering on '{member}' of {} is not supported.",
                     element_schema.type_name
                 ))),
             };
         }
         if path.contains('/') {
-            return Err(ApiError::unsupported_query(format!(
+            return Err(QueryError::unsupported(format!(
                 "The property path '{path}' is not supported in $filter."
             )));
         }
         match self.schema.property(path) {
-            None => Err(ApiError::invalid_query(format!(
+            None => Err(QueryError::invalid(format!(
                 "Invalid filter clause: could not find a property named '{path}' on type '{}'.",
                 self.schema.type_name
             ))),
-            Some(property) if !property.filterable => Err(ApiError::unsupported_query(format!(
+            Some(property) if !property.filterable => Err(QueryError::unsupported(format!(
                 "Filtering on the property '{}' is not supported.",
                 property.name
             ))),
@@ -765,8 +764,8 @@ impl Parser {
     }
 }
 
-fn type_mismatch(property: &Property, function: &str) -> ApiError {
-    ApiError::invalid_query(format!(
+fn type_mismatch(property: &Property, function: &str) -> QueryError {
+    QueryError::invalid(format!(
         "Invalid filter clause: {function} needs a text property, and '{}' is {}.",
         property.name,
         property.kind.edm_name()
@@ -776,8 +775,8 @@ fn type_mismatch(property: &Property, function: &str) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::odata::QueryErrorKind;
     use crate::odata::{GROUP_SCHEMA, USER_SCHEMA};
-    use licensd_api_types::ErrorCode;
 
     struct Person {
         display_name: &'static str,
@@ -819,10 +818,10 @@ mod tests {
         assert_eq!(bound.matches(&adele()), expected, "{filter}");
     }
 
-    fn refused(filter: &str, code: ErrorCode) {
+    fn refused(filter: &str, kind: QueryErrorKind) {
         match parse(filter, &USER_SCHEMA) {
             Ok(bound) => panic!("{filter} was accepted as {bound:?}"),
-            Err(error) => assert_eq!(error.code, code, "{filter}: {}", error.message),
+            Err(error) => assert_eq!(error.kind, kind, "{filter}: {}", error.message),
         }
     }
 
@@ -856,23 +855,23 @@ mod tests {
 
     #[test]
     fn unsupported_or_malformed_filters_are_refused() {
-        refused("displayName eq", ErrorCode::InvalidQuery);
-        refused("displayName eq 'unterminated", ErrorCode::InvalidQuery);
-        refused("favouriteColour eq 'red'", ErrorCode::InvalidQuery);
-        refused("accountEnabled eq 'yes'", ErrorCode::InvalidQuery);
-        refused("displayName gt 'A'", ErrorCode::UnsupportedQuery);
-        refused("endswith(displayName, 'x')", ErrorCode::UnsupportedQuery);
-        refused("proxyAddresses/all(p:p eq 'x')", ErrorCode::UnsupportedQuery);
-        refused("proxyAddresses eq 'x'", ErrorCode::InvalidQuery);
-        refused("assignedLicenses/any(x:y/skuId eq 'x')", ErrorCode::InvalidQuery);
+        refused("displayName eq", QueryErrorKind::Invalid);
+        refused("displayName eq 'unterminated", QueryErrorKind::Invalid);
+        refused("favouriteColour eq 'red'", QueryErrorKind::Invalid);
+        refused("accountEnabled eq 'yes'", QueryErrorKind::Invalid);
+        refused("displayName gt 'A'", QueryErrorKind::Unsupported);
+        refused("endswith(displayName, 'x')", QueryErrorKind::Unsupported);
+        refused("proxyAddresses/all(p:p eq 'x')", QueryErrorKind::Unsupported);
+        refused("proxyAddresses eq 'x'", QueryErrorKind::Invalid);
+        refused("assignedLicenses/any(x:y/skuId eq 'x')", QueryErrorKind::Invalid);
         refused(
             "assignedLicenses/any(x:x/disabledPlans eq 'x')",
-            ErrorCode::UnsupportedQuery,
+            QueryErrorKind::Unsupported,
         );
-        refused("manager/displayName eq 'x'", ErrorCode::UnsupportedQuery);
-        refused("licenseAssignmentStates eq 'x'", ErrorCode::UnsupportedQuery);
-        refused("displayName eq 'a' extra", ErrorCode::InvalidQuery);
-        refused("", ErrorCode::InvalidQuery);
+        refused("manager/displayName eq 'x'", QueryErrorKind::Unsupported);
+        refused("licenseAssignmentStates eq 'x'", QueryErrorKind::Unsupported);
+        refused("displayName eq 'a' extra", QueryErrorKind::Invalid);
+        refused("", QueryErrorKind::Invalid);
     }
 
     #[test]

@@ -5,18 +5,18 @@
 //! bound to an entity's schema, so a query licensd cannot answer exactly is a Graph-style 400
 //! rather than a silently wrong result. Percent-encoded and partially encoded queries are both
 //! accepted (Microsoft's Python SDK encodes everything, its JavaScript client leaves `/():` as is).
+//! The request itself is the caller's: it passes the raw query, whether `ConsistencyLevel:
+//! eventual` was sent, and the origin and path of `@odata.nextLink`; a refusal is a [`QueryError`].
 
+mod error;
 pub mod filter;
 pub mod query;
 
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
-use axum::http::HeaderMap;
-use licensd_engine::Uuid;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{Map, Value};
+use uuid::Uuid;
 
-use crate::api::{ApiError, RequestOrigin};
+pub use error::{QueryError, QueryErrorKind};
 pub use filter::{Filter, FilterSubject, PropertyValue};
 pub use query::{Expand, OrderBy, Search};
 
@@ -322,7 +322,7 @@ const KNOWN_OPTIONS: &[&str] = &[
 
 /// The canonical name of a query option (`$select` for `$select`, `$SELECT` or `select`), or
 /// `None` for a parameter that is not an OData option.
-fn canonical_option(key: &str) -> Result<Option<&'static str>, ApiError> {
+fn canonical_option(key: &str) -> Result<Option<&'static str>, QueryError> {
     let bare = key.strip_prefix('$').unwrap_or(key);
     let known = KNOWN_OPTIONS
         .iter()
@@ -330,29 +330,23 @@ fn canonical_option(key: &str) -> Result<Option<&'static str>, ApiError> {
         .copied();
     match known {
         Some(option) => Ok(Some(option)),
-        None if key.starts_with('$') => Err(ApiError::invalid_query(format!(
+        None if key.starts_with('$') => Err(QueryError::invalid(format!(
             "The query parameter '{key}' is not supported."
         ))),
         None => Ok(None),
     }
 }
 
-/// Whether the request carries `ConsistencyLevel: eventual`.
-fn consistency_is_eventual(headers: &HeaderMap) -> bool {
-    headers
-        .get("consistencylevel")
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.trim().eq_ignore_ascii_case("eventual"))
-}
-
 impl QueryOptions {
-    /// Parses the raw query string of a request for an endpoint serving `schema`.
+    /// Parses the raw query string of a request for an endpoint serving `schema`;
+    /// `consistency_eventual` says whether the request carries `ConsistencyLevel: eventual`
+    /// (advanced queries need it).
     pub fn parse(
         raw_query: Option<&str>,
-        headers: &HeaderMap,
+        consistency_eventual: bool,
         schema: &'static EntitySchema,
         supported: Supported,
-    ) -> Result<QueryOptions, ApiError> {
+    ) -> Result<QueryOptions, QueryError> {
         let mut options = QueryOptions {
             selection: Selection::default_for(schema),
             filter: None,
@@ -370,7 +364,7 @@ impl QueryOptions {
                 continue;
             };
             if options.given.iter().any(|(given, _)| *given == option) {
-                return Err(ApiError::invalid_query(format!(
+                return Err(QueryError::invalid(format!(
                     "The query option '{option}' was specified more than once."
                 )));
             }
@@ -389,7 +383,7 @@ impl QueryOptions {
                         "true" => true,
                         "false" => false,
                         _ => {
-                            return Err(ApiError::invalid_query(format!(
+                            return Err(QueryError::invalid(format!(
                                 "The value '{value}' of $count is not valid; use true or false."
                             )))
                         }
@@ -397,13 +391,13 @@ impl QueryOptions {
                 }
                 "$skiptoken" if supported.paging => {
                     options.skip_token = Some(SkipToken::decode(&value).ok_or_else(|| {
-                        ApiError::invalid_query(
+                        QueryError::invalid(
                             "The $skiptoken is not valid; follow the @odata.nextLink of the previous page.",
                         )
                     })?);
                 }
                 other => {
-                    return Err(ApiError::unsupported_query(format!(
+                    return Err(QueryError::unsupported(format!(
                         "The query option '{other}' is not supported on this resource."
                     )))
                 }
@@ -413,20 +407,20 @@ impl QueryOptions {
         // A next page continues a query that was accepted with the header, so its link is enough
         // (Microsoft's PageIterator does not repeat request headers).
         let continued = options.skip_token.is_some();
-        let eventual = continued || consistency_is_eventual(headers);
+        let eventual = continued || consistency_eventual;
         if options.count && !eventual {
-            return Err(ApiError::unsupported_query(
+            return Err(QueryError::unsupported(
                 "$count requires the ConsistencyLevel header set to eventual (an advanced query).",
             ));
         }
         if options.search.is_some() && !eventual {
-            return Err(ApiError::unsupported_query(
+            return Err(QueryError::unsupported(
                 "Request with $search query parameter only works with the request header 'ConsistencyLevel: eventual' (an advanced query).",
             ));
         }
         let advanced = eventual && (options.count || continued);
         if options.filter.as_ref().is_some_and(Filter::needs_advanced_query) && !advanced {
-            return Err(ApiError::unsupported_query(
+            return Err(QueryError::unsupported(
                 "Counting a collection inside $filter (/$count) is an advanced query: it needs $count=true and the header 'ConsistencyLevel: eventual'.",
             ));
         }
@@ -492,11 +486,12 @@ impl QueryOptions {
     /// The items a collection query keeps, in the order it asks for: `$filter` and `$search`
     /// applied to each candidate, then `$orderby` (ties and unordered queries keep the
     /// candidates' order, which is stable, so `$skiptoken` positions hold).
-    pub fn arrange<S: FilterSubject>(
+    /// `subject_of` reads a candidate, failing with the caller's own error.
+    pub fn arrange<S: FilterSubject, E>(
         &self,
         candidates: Vec<Uuid>,
-        subject_of: impl Fn(Uuid) -> Result<S, ApiError>,
-    ) -> Result<Vec<Uuid>, ApiError> {
+        subject_of: impl Fn(Uuid) -> Result<S, E>,
+    ) -> Result<Vec<Uuid>, E> {
         if self.filter.is_none() && self.search.is_none() && self.order_by.is_none() {
             return Ok(candidates);
         }
@@ -529,6 +524,25 @@ impl QueryOptions {
         Ok(kept.into_iter().map(|(id, _)| id).collect())
     }
 
+    /// A collection response: `@odata.context`, `@odata.count` (with `$count=true`),
+    /// `@odata.nextLink` (the request's `origin` and `path` with this query) when more pages
+    /// follow, and `value`.
+    pub fn collection_response(&self, context: String, origin: &str, path: &str, page: Page<Value>) -> Value {
+        let mut response = Map::new();
+        response.insert("@odata.context".to_string(), Value::String(context));
+        if self.count {
+            response.insert("@odata.count".to_string(), Value::from(page.total as u64));
+        }
+        if let Some(token) = &page.next_skip_token {
+            response.insert(
+                "@odata.nextLink".to_string(),
+                Value::String(self.next_link(origin, path, token)),
+            );
+        }
+        response.insert("value".to_string(), Value::Array(page.items));
+        Value::Object(response)
+    }
+
     /// The absolute address of the next page: this request's options plus `$skiptoken`.
     pub fn next_link(&self, origin: &str, path: &str, skip_token: &str) -> String {
         let mut query: Vec<String> = self
@@ -553,20 +567,20 @@ fn encode_value(value: &str) -> String {
     utf8_percent_encode(value, QUERY_VALUE).to_string()
 }
 
-fn parse_top(value: &str) -> Result<usize, ApiError> {
+fn parse_top(value: &str) -> Result<usize, QueryError> {
     match value.trim().parse::<usize>() {
         Ok(top) if (1..=MAX_PAGE_SIZE).contains(&top) => Ok(top),
-        _ => Err(ApiError::invalid_query(format!(
+        _ => Err(QueryError::invalid(format!(
             "Invalid page size specified: '{value}'. Must be between 1 and {MAX_PAGE_SIZE} inclusive."
         ))),
     }
 }
 
-fn parse_select(value: &str, schema: &'static EntitySchema) -> Result<Selection, ApiError> {
+fn parse_select(value: &str, schema: &'static EntitySchema) -> Result<Selection, QueryError> {
     let mut names: Vec<&'static str> = Vec::new();
     for requested in value.split(',').map(str::trim) {
         if requested.is_empty() {
-            return Err(ApiError::invalid_query(format!(
+            return Err(QueryError::invalid(format!(
                 "The $select value '{value}' has an empty property name."
             )));
         }
@@ -579,18 +593,18 @@ fn parse_select(value: &str, schema: &'static EntitySchema) -> Result<Selection,
             continue;
         }
         if requested.contains('/') {
-            return Err(ApiError::unsupported_query(format!(
+            return Err(QueryError::unsupported(format!(
                 "Selecting '{requested}' (a property path) is not supported."
             )));
         }
         let property = schema.property(requested).ok_or_else(|| {
-            ApiError::invalid_query(format!(
+            QueryError::invalid(format!(
                 "Could not find a property named '{requested}' on type '{}'.",
                 schema.type_name
             ))
         })?;
         if !property.selectable {
-            return Err(ApiError::unsupported_query(format!(
+            return Err(QueryError::unsupported(format!(
                 "The property '{}' can be used in $filter but not in $select.",
                 property.name
             )));
@@ -616,76 +630,16 @@ pub struct Page<T> {
 
 impl<T> Page<T> {
     /// Converts the items of the page, keeping its position and total.
-    pub fn try_map<U>(self, convert: impl FnMut(T) -> Result<U, ApiError>) -> Result<Page<U>, ApiError> {
+    pub fn try_map<U, E>(self, convert: impl FnMut(T) -> Result<U, E>) -> Result<Page<U>, E> {
         Ok(Page {
             items: self
                 .items
                 .into_iter()
                 .map(convert)
-                .collect::<Result<Vec<U>, ApiError>>()?,
+                .collect::<Result<Vec<U>, E>>()?,
             total: self.total,
             next_skip_token: self.next_skip_token,
         })
-    }
-}
-
-/// What a collection endpoint needs from its request: the raw query, the headers (for
-/// `ConsistencyLevel`) and the absolute origin and path (for `@odata.nextLink`).
-#[derive(Clone, Debug)]
-pub struct ODataRequest {
-    pub raw_query: Option<String>,
-    pub headers: HeaderMap,
-    pub origin: String,
-    pub path: String,
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for ODataRequest {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let RequestOrigin(origin) = RequestOrigin::from_request_parts(parts, state).await?;
-        Ok(ODataRequest {
-            raw_query: parts.uri.query().map(str::to_string),
-            headers: parts.headers.clone(),
-            origin,
-            path: parts.uri.path().to_string(),
-        })
-    }
-}
-
-impl ODataRequest {
-    pub fn options(
-        &self,
-        schema: &'static EntitySchema,
-        supported: Supported,
-    ) -> Result<QueryOptions, ApiError> {
-        QueryOptions::parse(self.raw_query.as_deref(), &self.headers, schema, supported)
-    }
-
-    /// `{origin}/v1.0/$metadata#{fragment}`.
-    pub fn context(&self, fragment: &str) -> String {
-        format!("{}/v1.0/$metadata#{fragment}", self.origin)
-    }
-
-    /// A collection response: `@odata.context`, `@odata.count` (with `$count=true`),
-    /// `@odata.nextLink` when more pages follow, and `value`.
-    pub fn collection(&self, options: &QueryOptions, fragment: &str, page: Page<Value>) -> Value {
-        let mut response = Map::new();
-        response.insert(
-            "@odata.context".to_string(),
-            Value::String(self.context(fragment)),
-        );
-        if options.count {
-            response.insert("@odata.count".to_string(), Value::from(page.total as u64));
-        }
-        if let Some(token) = &page.next_skip_token {
-            response.insert(
-                "@odata.nextLink".to_string(),
-                Value::String(options.next_link(&self.origin, &self.path, token)),
-            );
-        }
-        response.insert("value".to_string(), Value::Array(page.items));
-        Value::Object(response)
     }
 }
 
@@ -703,15 +657,9 @@ pub fn with_context(context: String, entity: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use licensd_api_types::ErrorCode;
 
-    fn parse(query: &str) -> Result<QueryOptions, ApiError> {
-        QueryOptions::parse(
-            Some(query),
-            &HeaderMap::new(),
-            &USER_SCHEMA,
-            Supported::COLLECTION,
-        )
+    fn parse(query: &str) -> Result<QueryOptions, QueryError> {
+        QueryOptions::parse(Some(query), false, &USER_SCHEMA, Supported::COLLECTION)
     }
 
     #[test]
@@ -738,54 +686,52 @@ mod tests {
         );
         assert!(!Selection::default_for(&USER_SCHEMA).includes("licenseAssignmentStates"));
         assert_eq!(
-            parse("$select=shoeSize").unwrap_err().code,
-            ErrorCode::InvalidQuery
+            parse("$select=shoeSize").unwrap_err().kind,
+            QueryErrorKind::Invalid
         );
         let group_error = QueryOptions::parse(
             Some("$select=hasMembersWithLicenseErrors"),
-            &HeaderMap::new(),
+            false,
             &GROUP_SCHEMA,
             Supported::COLLECTION,
         )
         .unwrap_err();
-        assert_eq!(group_error.code, ErrorCode::UnsupportedQuery);
+        assert_eq!(group_error.kind, QueryErrorKind::Unsupported);
     }
 
     #[test]
     fn unsupported_options_are_refused() {
         assert_eq!(
-            parse("$orderby=usageLocation").unwrap_err().code,
-            ErrorCode::UnsupportedQuery
+            parse("$orderby=usageLocation").unwrap_err().kind,
+            QueryErrorKind::Unsupported
         );
         assert_eq!(
-            parse("$search=\"displayName:x\"").unwrap_err().code,
-            ErrorCode::UnsupportedQuery
+            parse("$search=\"displayName:x\"").unwrap_err().kind,
+            QueryErrorKind::Unsupported
         );
-        assert_eq!(parse("$bogus=1").unwrap_err().code, ErrorCode::InvalidQuery);
-        assert_eq!(parse("$top=0").unwrap_err().code, ErrorCode::InvalidQuery);
-        assert_eq!(parse("$top=1000").unwrap_err().code, ErrorCode::InvalidQuery);
+        assert_eq!(parse("$bogus=1").unwrap_err().kind, QueryErrorKind::Invalid);
+        assert_eq!(parse("$top=0").unwrap_err().kind, QueryErrorKind::Invalid);
+        assert_eq!(parse("$top=1000").unwrap_err().kind, QueryErrorKind::Invalid);
         assert_eq!(
-            parse("$count=true").unwrap_err().code,
-            ErrorCode::UnsupportedQuery
+            parse("$count=true").unwrap_err().kind,
+            QueryErrorKind::Unsupported
         );
-        assert_eq!(parse("$skiptoken=abc").unwrap_err().code, ErrorCode::InvalidQuery);
-        assert_eq!(parse("$top=5&$top=6").unwrap_err().code, ErrorCode::InvalidQuery);
+        assert_eq!(parse("$skiptoken=abc").unwrap_err().kind, QueryErrorKind::Invalid);
+        assert_eq!(parse("$top=5&$top=6").unwrap_err().kind, QueryErrorKind::Invalid);
         let single = QueryOptions::parse(
             Some("$filter=displayName eq 'x'"),
-            &HeaderMap::new(),
+            false,
             &USER_SCHEMA,
             Supported::SELECT_ONLY,
         )
         .unwrap_err();
-        assert_eq!(single.code, ErrorCode::UnsupportedQuery);
+        assert_eq!(single.kind, QueryErrorKind::Unsupported);
         assert!(parse("unrelated=1&select=id").is_ok());
     }
 
     #[test]
     fn count_needs_eventual_consistency() {
-        let mut headers = HeaderMap::new();
-        headers.insert("ConsistencyLevel", "eventual".parse().expect("header"));
-        let options = QueryOptions::parse(Some("$count=true"), &headers, &USER_SCHEMA, Supported::COLLECTION)
+        let options = QueryOptions::parse(Some("$count=true"), true, &USER_SCHEMA, Supported::COLLECTION)
             .expect("valid");
         assert!(options.count);
     }

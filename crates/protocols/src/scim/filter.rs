@@ -14,7 +14,7 @@ use std::cmp::Ordering;
 
 use serde_json::Value;
 
-use super::error::ScimError;
+use super::error::{BadRequest, ScimType};
 use super::schema::{Attribute, Kind, ResourceKind};
 
 /// The longest filter or PATCH path accepted, in characters.
@@ -77,7 +77,7 @@ fn is_name_char(c: char) -> bool {
 
 /// Splits `urn:…:name.sub` into the URN and the rest, knowing the resource's extensions.
 /// Returns `(urn, rest)` where `rest` may be empty when the text is a bare extension URN.
-fn split_urn<'a>(text: &'a str, kind: &ResourceKind) -> Result<(Option<String>, &'a str), ScimError> {
+fn split_urn<'a>(text: &'a str, kind: &ResourceKind) -> Result<(Option<String>, &'a str), BadRequest> {
     if !text.to_ascii_lowercase().starts_with("urn:") {
         return Ok((None, text));
     }
@@ -96,7 +96,7 @@ fn split_urn<'a>(text: &'a str, kind: &ResourceKind) -> Result<(Option<String>, 
             return Ok((if is_core { None } else { Some(urn.to_string()) }, rest));
         }
     }
-    Err(ScimError::invalid_path(format!(
+    Err(BadRequest::invalid_path(format!(
         "'{text}' names a schema this resource type does not have"
     )))
 }
@@ -134,7 +134,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Enters one more level of nesting, refusing a filter nested deeper than the limit.
-    fn enter(&mut self) -> Result<(), ScimError> {
+    fn enter(&mut self) -> Result<(), BadRequest> {
         self.depth += 1;
         if self.depth > MAX_FILTER_DEPTH {
             return Err(self.error(&format!(
@@ -154,8 +154,8 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn error(&self, message: &str) -> ScimError {
-        ScimError::invalid_filter(format!(
+    fn error(&self, message: &str) -> BadRequest {
+        BadRequest::invalid_filter(format!(
             "The filter '{}' is invalid at position {}: {message}.",
             self.text,
             self.position + 1
@@ -175,7 +175,7 @@ impl<'a> Parser<'a> {
         false
     }
 
-    fn attr_path(&mut self, relative: bool) -> Result<AttrPath, ScimError> {
+    fn attr_path(&mut self, relative: bool) -> Result<AttrPath, BadRequest> {
         let start = self.position;
         let rest = self.rest();
         let end = rest
@@ -187,7 +187,7 @@ impl<'a> Parser<'a> {
         self.position += end;
         let token = &self.text[start..start + end];
         parse_attr_path(token, self.kind, relative).map_err(|error| {
-            if error.scim_type == Some(super::error::ScimType::InvalidPath) {
+            if error.scim_type == ScimType::InvalidPath {
                 self.error(&error.detail)
             } else {
                 error
@@ -195,7 +195,7 @@ impl<'a> Parser<'a> {
         })
     }
 
-    fn value(&mut self) -> Result<Value, ScimError> {
+    fn value(&mut self) -> Result<Value, BadRequest> {
         let rest = self.rest();
         if rest.starts_with('"') {
             let bytes = rest.as_bytes();
@@ -227,7 +227,7 @@ impl<'a> Parser<'a> {
         Ok(value)
     }
 
-    fn expression(&mut self, relative: bool) -> Result<Filter, ScimError> {
+    fn expression(&mut self, relative: bool) -> Result<Filter, BadRequest> {
         let mut left = self.term(relative)?;
         loop {
             self.skip_spaces();
@@ -241,7 +241,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn term(&mut self, relative: bool) -> Result<Filter, ScimError> {
+    fn term(&mut self, relative: bool) -> Result<Filter, BadRequest> {
         let mut left = self.factor(relative)?;
         loop {
             let saved = self.position;
@@ -257,7 +257,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn factor(&mut self, relative: bool) -> Result<Filter, ScimError> {
+    fn factor(&mut self, relative: bool) -> Result<Filter, BadRequest> {
         self.skip_spaces();
         if self.keyword("not") {
             self.skip_spaces();
@@ -330,7 +330,7 @@ impl<'a> Parser<'a> {
         Err(self.error("one of eq, ne, co, sw, ew, gt, ge, lt, le or pr is expected"))
     }
 
-    fn parenthesized(&mut self, relative: bool) -> Result<Filter, ScimError> {
+    fn parenthesized(&mut self, relative: bool) -> Result<Filter, BadRequest> {
         self.position += 1;
         self.enter()?;
         let inner = self.expression(relative)?;
@@ -345,7 +345,7 @@ impl<'a> Parser<'a> {
 }
 
 /// Parses `[urn:]name[.sub]`; `relative` paths (inside `[...]`) name sub-attributes.
-fn parse_attr_path(token: &str, kind: &ResourceKind, relative: bool) -> Result<AttrPath, ScimError> {
+fn parse_attr_path(token: &str, kind: &ResourceKind, relative: bool) -> Result<AttrPath, BadRequest> {
     let (urn, rest) = if relative {
         (None, token)
     } else {
@@ -357,7 +357,7 @@ fn parse_attr_path(token: &str, kind: &ResourceKind, relative: bool) -> Result<A
     };
     let valid = |part: &str| !part.is_empty() && part.chars().all(is_name_char);
     if !valid(name) || sub.is_some_and(|sub| !valid(sub)) {
-        return Err(ScimError::invalid_path(format!(
+        return Err(BadRequest::invalid_path(format!(
             "'{token}' is not an attribute path"
         )));
     }
@@ -369,11 +369,11 @@ fn parse_attr_path(token: &str, kind: &ResourceKind, relative: bool) -> Result<A
 }
 
 /// Parses a filter (the `filter` query parameter).
-pub fn parse_filter(text: &str, kind: &ResourceKind) -> Result<Filter, ScimError> {
-    check_length(text, "filter").map_err(ScimError::invalid_filter)?;
+pub fn parse_filter(text: &str, kind: &ResourceKind) -> Result<Filter, BadRequest> {
+    check_length(text, "filter").map_err(BadRequest::invalid_filter)?;
     let mut parser = Parser::new(text.trim(), kind);
     if parser.text.is_empty() {
-        return Err(ScimError::invalid_filter("The filter is empty."));
+        return Err(BadRequest::invalid_filter("The filter is empty."));
     }
     let filter = parser.expression(false)?;
     parser.skip_spaces();
@@ -384,10 +384,10 @@ pub fn parse_filter(text: &str, kind: &ResourceKind) -> Result<Filter, ScimError
 }
 
 /// Parses a PATCH path or an entry of `attributes` / `excludedAttributes`.
-pub fn parse_patch_path(text: &str, kind: &ResourceKind) -> Result<PatchPath, ScimError> {
-    check_length(text, "path").map_err(ScimError::invalid_path)?;
+pub fn parse_patch_path(text: &str, kind: &ResourceKind) -> Result<PatchPath, BadRequest> {
+    check_length(text, "path").map_err(BadRequest::invalid_path)?;
     let text = text.trim();
-    let invalid = |detail: String| ScimError::invalid_path(detail);
+    let invalid = |detail: String| BadRequest::invalid_path(detail);
     if let Some(open) = text.find('[') {
         let close = text
             .rfind(']')
@@ -737,11 +737,7 @@ mod tests {
             r#"userName eq x"#,
         ] {
             let error = parse_filter(text, &USER_RESOURCE).expect_err(text);
-            assert_eq!(
-                error.scim_type,
-                Some(crate::scim::error::ScimType::InvalidFilter),
-                "{text}: {error:?}"
-            );
+            assert_eq!(error.scim_type, ScimType::InvalidFilter, "{text}: {error:?}");
         }
     }
 

@@ -1,0 +1,14 @@
+//! The SCIM 2.0 grammar (RFC 7643/7644) licensd's `/scim/v2` surface speaks: the schemas it
+//! serves ([`schema`]), filters and attribute paths ([`filter`]), PATCH operations and the
+//! canonical form of a client's resource ([`patch`]), and list queries with their projection and
+//! `ListResponse` ([`list`]). Everything works on JSON values and text; refusals are
+//! [`BadRequest`]s with RFC 7644's `scimType`.
+
+pub mod error;
+pub mod filter;
+pub mod list;
+pub mod patch;
+pub mod schema;
+
+pub use error::{BadRequest, ScimType};
+pub use list::{project, selection_of, ListQuery, MAX_RESULTS};
