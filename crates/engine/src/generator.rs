@@ -41,10 +41,10 @@ use rustc_hash::FxHashSet;
 
 use crate::catalog::{well_known, Catalog, CatalogProduct};
 use crate::command::Command;
-use crate::engine::Engine;
 use crate::error::CommandError;
 use crate::model::{AssignedLicense, CountryCode, NewUser, ProxyAddress, TenantSettings, Timestamp, Uuid};
 use crate::setup::default_rule_commands;
+use crate::Engine;
 
 /// Microsoft Teams (`TEAMS1`): the plan made unavailable in the prohibited country when the
 /// tenant knows it.

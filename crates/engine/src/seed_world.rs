@@ -5,7 +5,6 @@
 
 use crate::catalog::{well_known, Catalog, CatalogError};
 use crate::command::Command;
-use crate::engine::{CommandOutcome, Engine, ProcessReport};
 use crate::error::CommandError;
 use crate::model::{
     AssignedLicense, CountryCode, LicenseErrorKind, NewUser, ProxyAddress, ServicePlanRules, TenantSettings,
@@ -13,6 +12,7 @@ use crate::model::{
 };
 use crate::query::LicenseAssignmentState;
 use crate::setup::default_rule_commands;
+use crate::{CommandOutcome, Engine, ProcessReport};
 
 pub use crate::catalog::well_known::{
     EMS_E3, EXCHANGE_ONLINE_PLAN_1, EXCHANGE_ONLINE_PLAN_2, OFFICE_365_E1, OFFICE_365_E3, SHAREPOINT_PLAN_1,
