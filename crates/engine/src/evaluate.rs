@@ -467,7 +467,7 @@ impl Pass<'_> {
         let added = slot.wanted;
         if !added.is_empty() {
             // 1. Uniqueness of proxy addresses for mailbox plans.
-            if added.intersects(&self.catalog.mailbox_plans()) {
+            if added.intersects(self.catalog.mailbox_plans()) {
                 if let Some((address, _)) = self.directory.shared_proxy_address(user) {
                     return Err(Cause::Uniqueness {
                         proxy_address: address.into(),

@@ -284,7 +284,7 @@ pub fn build_engine(config: &GeneratorConfig) -> Result<(Engine, GenerationSumma
     let mut at = config.start;
     for command in generator.by_ref() {
         at = Timestamp(at.0 + 1);
-        engine.apply(command, at)?;
+        engine.apply_without_images(command, at)?;
     }
     let mut summary = generator.summary().clone();
     summary.last_timestamp = at;
@@ -357,7 +357,7 @@ impl Generator {
         let mut probe_at = Timestamp(0);
         let mut accept = |probe: &mut Engine, command: &Command| {
             probe_at = Timestamp(probe_at.0 + 1);
-            probe.apply(command.clone(), probe_at).is_ok()
+            probe.apply_without_images(command.clone(), probe_at).is_ok()
         };
         let location_command = Command::SetDefaultUsageLocation {
             usage_location: Some(default_location),

@@ -24,6 +24,7 @@ mod evaluate;
 pub mod generator;
 mod handles;
 pub mod image;
+mod image_data;
 mod model;
 mod outcome;
 mod plan_set;

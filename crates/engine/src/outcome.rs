@@ -2,7 +2,7 @@
 //! applied at once, the users queued, and the changed entities as images, so a store writes
 //! them without reading the engine back) and [`ProcessReport`] for a processing step.
 
-use crate::image::{GroupImage, ServicePlanImage, UserImage};
+use crate::image_data::{GroupImage, ServicePlanImage, UserImage};
 use crate::model::{SkuDefinition, TenantSettings, Uuid};
 use crate::states::StateChange;
 
@@ -17,8 +17,9 @@ pub struct CommandOutcome {
     pub newly_queued: Vec<Uuid>,
     /// The entities whose stored intent the command changed.
     pub touched: Touched,
-    /// The entities of `touched` as they are after the command.
-    pub images: ChangedImages,
+    /// The entities of `touched` as they are after the command (boxed: an outcome is returned
+    /// by value for every command). Empty from [`crate::Engine::apply_without_images`].
+    pub images: Box<ChangedImages>,
     /// The engine's logical clock after the command.
     pub clock: u64,
 }

@@ -267,14 +267,13 @@ impl Engine {
         let mut simulated = settled.as_ref().clone();
         let mut touched: FxHashSet<UserRef> = FxHashSet::default();
         for (index, command) in commands.iter().enumerate() {
-            let outcome =
-                simulated
-                    .apply(command.clone(), at)
-                    .map_err(|error| WhatIfError::CommandRefused {
-                        index,
-                        command: command.name(),
-                        error: Box::new(error),
-                    })?;
+            let outcome = simulated
+                .apply_without_images(command.clone(), at)
+                .map_err(|error| WhatIfError::CommandRefused {
+                    index,
+                    command: command.name(),
+                    error: Box::new(error),
+                })?;
             touched.extend(outcome.changes.iter().map(|change| change.user));
         }
         let processed = simulated.process_all(at);
