@@ -7,10 +7,10 @@ use rustc_hash::FxHashMap;
 
 use crate::command::Command;
 use crate::diagnosis::InvolvedUser;
-use crate::engine::{Engine, GroupRef, SkuRef, Source, UserRef};
 use crate::error::PlanName;
 use crate::model::Uuid;
 use crate::plan_set::PlanSet;
+use crate::{Engine, SkuRef, Source};
 
 /// Why a direct assignment is redundant.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,22 +106,21 @@ impl Engine {
         let mut report = AdvisorReport::default();
         let mut reclaimable: FxHashMap<SkuRef, u32> = FxHashMap::default();
         let mut queued_demand: FxHashMap<SkuRef, usize> = FxHashMap::default();
-        for (index, user) in self.users.iter().enumerate() {
-            let Some(user) = user else { continue };
-            let user_ref = UserRef(index as u32);
+        for (user_ref, user) in self.directory.users() {
+            let states = self.states.of(user_ref);
             let involved = InvolvedUser {
                 user_id: user.id,
                 user_principal_name: user.user_principal_name.to_string(),
             };
             // Redundant direct assignments.
             for direct in &user.direct {
-                let in_effect = user.states.iter().any(|state| {
+                let in_effect = states.iter().any(|state| {
                     state.source == Source::Direct && state.sku == direct.sku && state.holds_unit()
                 });
                 if !in_effect {
                     continue;
                 }
-                let same_product = user.states.iter().find_map(|state| match state.source {
+                let same_product = states.iter().find_map(|state| match state.source {
                     Source::Group(group) if state.sku == direct.sku && state.holds_unit() => Some(group),
                     _ => None,
                 });
@@ -176,8 +175,7 @@ impl Engine {
             }
             // Disabled accounts holding seats.
             if !user.account_enabled {
-                let mut held: Vec<SkuRef> = user
-                    .states
+                let mut held: Vec<SkuRef> = states
                     .iter()
                     .filter(|state| state.holds_unit())
                     .map(|state| state.sku)
@@ -220,7 +218,7 @@ impl Engine {
                 }
             }
             // Demand already queued: queued members of licensed groups without a seat yet.
-            if self.queued[user_ref.0 as usize] {
+            if self.queue.is_queued(user_ref) {
                 let mut wanted: Vec<SkuRef> = user
                     .memberships
                     .iter()
@@ -231,21 +229,13 @@ impl Engine {
                             .map(|license| license.sku)
                     })
                     .chain(user.direct.iter().map(|direct| direct.sku))
-                    .filter(|sku| {
-                        !user
-                            .states
-                            .iter()
-                            .any(|state| state.sku == *sku && state.holds_unit())
-                    })
+                    .filter(|sku| !states.iter().any(|state| state.sku == *sku && state.holds_unit()))
                     .filter(|sku| {
                         // Users already waiting are counted as waiting.
-                        !user.states.iter().any(|state| {
+                        !states.iter().any(|state| {
                             state.sku == *sku
                                 && state.cause.is_some_and(|cause| {
-                                    matches!(
-                                        self.causes.causes[cause.0 as usize],
-                                        crate::engine::Cause::Count { .. }
-                                    )
+                                    matches!(self.causes.get(cause), crate::Cause::Count { .. })
                                 })
                         })
                     })
@@ -258,16 +248,14 @@ impl Engine {
             }
         }
         // Groups with add-ons.
-        for (index, group) in self.groups.iter().enumerate() {
-            let Some(group) = group else { continue };
-            let group_ref = GroupRef(index as u32);
+        for (group_ref, group) in self.directory.groups() {
             for license in &group.licenses {
                 let group_plans = group.licenses.iter().fold(PlanSet::EMPTY, |plans, license| {
                     plans.union(&self.enabled_plans(license.sku, license.disabled_plans))
                 });
                 let add_ons = self
                     .enabled_plans(license.sku, license.disabled_plans)
-                    .intersection(&self.plans_with_prerequisites);
+                    .intersection(self.catalog.plans_with_prerequisites());
                 for add_on in add_ons.iter() {
                     let requires = self.plan(add_on).requires_any_of;
                     let in_group = requires.intersection(&group_plans);
@@ -283,9 +271,8 @@ impl Engine {
                     let mut without_own = 0usize;
                     let mut at_risk = 0usize;
                     for member in &group.members {
-                        let record = self.user(*member);
-                        let own = record
-                            .states
+                        let member_states = self.states.of(*member);
+                        let own = member_states
                             .iter()
                             .filter(|state| state.source != Source::Group(group_ref) && state.holds_unit())
                             .filter_map(|state| state.granted_plans)
@@ -294,14 +281,12 @@ impl Engine {
                             continue;
                         }
                         without_own += 1;
-                        let in_error = group.error_users.contains(member);
+                        let in_error = self.states.group_error_users(group_ref).contains(member);
                         let needs_scarce_seat = prerequisite_skus.iter().any(|sku| {
-                            let definition = self.sku(*sku);
-                            !record
-                                .states
+                            !member_states
                                 .iter()
                                 .any(|state| state.sku == *sku && state.holds_unit())
-                                && definition.consumed_units >= definition.prepaid_units
+                                && self.states.consumed_units(*sku) >= self.sku(*sku).prepaid_units
                         });
                         if in_error || needs_scarce_seat {
                             at_risk += 1;
@@ -339,11 +324,12 @@ impl Engine {
             }
         }
         // Products near exhaustion: free seats below the known demand plus a tenth of the seats.
-        for (index, sku) in self.skus.iter().enumerate() {
-            let sku_ref = SkuRef(index as u16);
-            let available = sku.prepaid_units.saturating_sub(sku.consumed_units);
+        for (sku_ref, sku) in self.catalog.skus() {
+            let consumed_units = self.states.consumed_units(sku_ref);
+            let waiting_users = self.states.waiting(sku_ref).len();
+            let available = sku.prepaid_units.saturating_sub(consumed_units);
             let queued = queued_demand.get(&sku_ref).copied().unwrap_or(0);
-            let demand = sku.waiting.len() + queued;
+            let demand = waiting_users + queued;
             if demand == 0 {
                 continue;
             }
@@ -353,9 +339,9 @@ impl Engine {
                     sku_id: sku.id,
                     sku_part_number: sku.part_number.clone(),
                     prepaid_units: sku.prepaid_units,
-                    consumed_units: sku.consumed_units,
+                    consumed_units,
                     available_units: available,
-                    waiting_users: sku.waiting.len(),
+                    waiting_users,
                     queued_demand: queued,
                     shortfall: (demand as u64).saturating_sub(available as u64) as u32,
                 });

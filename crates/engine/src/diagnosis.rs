@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use rustc_hash::FxHashMap;
 
 use crate::command::Command;
-use crate::engine::{Cause, CauseId, Engine, GroupRef, SkuRef, Source, StateRecord, UserRef};
 use crate::error::{CommandError, LicenseErrorDetail, PlanName};
 use crate::model::{
     AssignedLicense, AssignmentSource, AssignmentStatus, CountryCode, LicenseErrorKind, Timestamp,
@@ -20,6 +19,7 @@ use crate::model::{
 };
 use crate::plan_set::PlanSet;
 use crate::whatif::{WhatIfError, WhatIfOptions, WhatIfReport};
+use crate::{Cause, CauseId, Engine, GroupRef, SkuRef, Source, StateRecord, UserRef};
 
 /// The licensing rule an error is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -333,8 +333,9 @@ impl Engine {
             source: self.source_of(source),
             group_display_name: match source {
                 Source::Direct => None,
-                Source::Group(group) => self.groups[group.0 as usize]
-                    .as_ref()
+                Source::Group(group) => self
+                    .directory
+                    .group_if_live(group)
                     .map(|g| g.display_name.clone()),
             },
         }
@@ -391,7 +392,7 @@ impl Engine {
     /// Plans every one of a set excludes.
     fn excluded_by(&self, plans: &PlanSet) -> PlanSet {
         plans
-            .intersection(&self.plans_with_exclusions)
+            .intersection(self.catalog.plans_with_exclusions())
             .iter()
             .fold(PlanSet::EMPTY, |excluded, plan| {
                 excluded.union(&self.plan(plan).excludes)
@@ -415,8 +416,8 @@ impl Engine {
                 let definition = self.sku(*sku);
                 involvement.seats = Some(SeatFigures {
                     prepaid_units: definition.prepaid_units,
-                    consumed_units: definition.consumed_units,
-                    waiting_users: definition.waiting.len(),
+                    consumed_units: self.states.consumed_units(*sku),
+                    waiting_users: self.states.waiting(*sku).len(),
                 });
             }
             Cause::MutuallyExclusive {
@@ -466,7 +467,7 @@ impl Engine {
             Cause::Uniqueness { proxy_address } => {
                 involvement.rule = Rule::UniqueProxyAddress;
                 let wanted = self.enabled_plans(record.sku, record.disabled_plans);
-                involvement.plans = self.plan_names(&wanted.intersection(&self.mailbox_plans));
+                involvement.plans = self.plan_names(&wanted.intersection(self.catalog.mailbox_plans()));
                 involvement.proxy_address = Some(proxy_address.to_string());
                 involvement.other_users = self
                     .users_with_address(proxy_address)
@@ -485,20 +486,7 @@ impl Engine {
 
     /// Users who have a (normalized) proxy address, from the proxy index.
     fn users_with_address(&self, normalized: &str) -> Vec<UserRef> {
-        let owners: Vec<UserRef> = match self.proxy_owners.get(&crate::engine::proxy_hash(normalized)) {
-            Some(crate::engine::ProxyOwners::Many(owners)) => owners.clone(),
-            Some(crate::engine::ProxyOwners::One(owner)) => vec![*owner],
-            None => Vec::new(),
-        };
-        owners
-            .into_iter()
-            .filter(|owner| {
-                self.user(*owner)
-                    .proxy_addresses
-                    .iter()
-                    .any(|address| address.normalized() == normalized)
-            })
-            .collect()
+        self.directory.users_with_address(normalized)
     }
 
     /// The plans of `source` that conflict with plans of `other_source`, and those plans, for a user.
@@ -519,17 +507,14 @@ impl Engine {
     /// The root cause of a record: a sibling's own cause when the record is blocked by a sibling.
     fn root_cause(&self, user: UserRef, record: &StateRecord) -> Option<(StateRecord, CauseId)> {
         let cause_id = record.cause?;
-        if let Cause::BlockedBySibling { sku, .. } = &self.causes.causes[cause_id.0 as usize] {
+        if let Cause::BlockedBySibling { sku, .. } = self.causes.get(cause_id) {
             let sibling = self
-                .user(user)
                 .states
+                .of(user)
                 .iter()
                 .find(|state| state.source == record.source && state.sku == *sku)?;
             let sibling_cause = sibling.cause?;
-            if matches!(
-                self.causes.causes[sibling_cause.0 as usize],
-                Cause::BlockedBySibling { .. }
-            ) {
+            if matches!(self.causes.get(sibling_cause), Cause::BlockedBySibling { .. }) {
                 return None;
             }
             return Some((*sibling, sibling_cause));
@@ -563,7 +548,7 @@ impl Engine {
     fn common_locations<'h>(&self, hints: &'h mut Hints) -> &'h [CountryCode] {
         hints.common_locations.get_or_insert_with(|| {
             let mut counts: FxHashMap<CountryCode, usize> = FxHashMap::default();
-            for user in self.users.iter().flatten() {
+            for user in self.directory.users().map(|(_, user)| user) {
                 if let Some(location) = user.usage_location {
                     *counts.entry(location).or_default() += 1;
                 }
@@ -593,10 +578,12 @@ impl Engine {
         let user_id = user_record.id;
         let mut candidates = Vec::new();
         let product = &self.sku(record.sku).part_number;
-        match &self.causes.causes[cause_id.0 as usize] {
+        match self.causes.get(cause_id) {
             Cause::Count { sku } => {
                 let definition = self.sku(*sku);
-                let demand = definition.consumed_units as u64 + definition.waiting.len().max(1) as u64;
+                let consumed_units = self.states.consumed_units(*sku);
+                let waiting = self.states.waiting(*sku);
+                let demand = consumed_units as u64 + waiting.len().max(1) as u64;
                 let needed = demand.saturating_sub(definition.prepaid_units as u64) as u32;
                 if needed > 0 {
                     let mut commands = vec![Command::SetPrepaidUnits {
@@ -606,10 +593,10 @@ impl Engine {
                     if !self.settings.self_healing {
                         // Without self-healing, every group with users waiting must be reprocessed.
                         let mut groups: Vec<GroupRef> = Vec::new();
-                        for (_, waiting) in &definition.waiting {
-                            for state in &self.user(*waiting).states {
+                        for (_, waiting) in waiting {
+                            for state in self.states.of(*waiting) {
                                 if let (Source::Group(group), Some(cause)) = (state.source, state.cause) {
-                                    if self.causes.causes[cause.0 as usize] == (Cause::Count { sku: *sku })
+                                    if *self.causes.get(cause) == (Cause::Count { sku: *sku })
                                         && !groups.contains(&group)
                                     {
                                         groups.push(group);
@@ -628,8 +615,8 @@ impl Engine {
                              every waiting user gets one.",
                             definition.part_number,
                             definition.prepaid_units,
-                            definition.consumed_units,
-                            definition.waiting.len()
+                            consumed_units,
+                            waiting.len()
                         ),
                         redundant_license: false,
                         commands,
@@ -637,22 +624,26 @@ impl Engine {
                     // Seats held by disabled accounts.
                     let mut commands = Vec::new();
                     let mut freed = 0u32;
-                    for (index, holder) in self.users.iter().enumerate() {
+                    for (holder_ref, holder) in self.directory.users() {
                         if freed >= needed {
                             break;
                         }
-                        let Some(holder) = holder else { continue };
                         if holder.account_enabled
-                            || !holder
+                            || !self
                                 .states
+                                .of(holder_ref)
                                 .iter()
                                 .any(|state| state.sku == *sku && state.holds_unit())
                         {
                             continue;
                         }
-                        let holder_ref = UserRef(index as u32);
                         let mut holder_commands = Vec::new();
-                        for state in holder.states.iter().filter(|state| state.sku == *sku) {
+                        for state in self
+                            .states
+                            .of(holder_ref)
+                            .iter()
+                            .filter(|state| state.sku == *sku)
+                        {
                             match state.source {
                                 Source::Direct => holder_commands.push(Command::AssignUserLicenses {
                                     user_id: holder.id,
@@ -994,8 +985,8 @@ impl Engine {
                 let allowed = |location: &CountryCode| {
                     Some(*location) != current
                         && !self
-                            .prohibited_by_location
-                            .get(location)
+                            .catalog
+                            .prohibited_in(*location)
                             .is_some_and(|prohibited| prohibited.intersects(&wanted))
                 };
                 let candidate = self.common_locations(hints).iter().copied().find(allowed);
@@ -1115,14 +1106,14 @@ impl Engine {
     /// Whether `user`'s assignment of `sku` from `source` is in error in this engine (a user or
     /// assignment that no longer exists is not).
     fn assignment_in_error(&self, user_id: Uuid, sku_id: Uuid, source: AssignmentSource) -> bool {
-        let Some(user) = self.user_index.get(&user_id) else {
+        let Some(user) = self.directory.find_user(user_id) else {
             return false;
         };
-        let Some(sku) = self.sku_index.get(&sku_id) else {
+        let Some(sku) = self.catalog.find_sku(sku_id) else {
             return false;
         };
-        self.user(*user).states.iter().any(|state| {
-            state.sku == *sku && self.source_of(state.source) == source && state.status.is_error()
+        self.states.of(user).iter().any(|state| {
+            state.sku == sku && self.source_of(state.source) == source && state.status.is_error()
         })
     }
 
@@ -1223,9 +1214,14 @@ impl Engine {
         let mut hints = Hints::default();
         let mut problems = Vec::new();
         let resolved = self.user_license_states(user_id)?;
-        for state in record.states.iter().filter(|state| state.status.is_error()) {
+        for state in self
+            .states
+            .of(user)
+            .iter()
+            .filter(|state| state.status.is_error())
+        {
             let Some(cause_id) = state.cause else { continue };
-            let cause = &self.causes.causes[cause_id.0 as usize];
+            let cause = self.causes.get(cause_id);
             let sku_id = self.sku(state.sku).id;
             let source = self.source_of(state.source);
             let Some(view) = resolved
@@ -1260,9 +1256,9 @@ impl Engine {
             account_enabled: record.account_enabled,
             usage_location: record.usage_location,
             effective_usage_location: record.usage_location.or(self.settings.default_usage_location),
-            queued: self.queued[user.0 as usize],
-            pending_self_healing: self.pending_self_healing.get(&user).cloned(),
-            last_self_healing: self.last_self_healing.get(&user).cloned(),
+            queued: self.queue.is_queued(user),
+            pending_self_healing: self.healing.pending(user).cloned(),
+            last_self_healing: self.healing.last(user).cloned(),
             problems,
         })
     }
@@ -1278,8 +1274,8 @@ impl Engine {
         let group = self.group_ref(group_id)?;
         let record = self.group(group);
         let mut by_cause: BTreeMap<(SkuRef, CauseId), Vec<(UserRef, StateRecord)>> = BTreeMap::new();
-        for user in &record.error_users {
-            for state in &self.user(*user).states {
+        for user in self.states.group_error_users(group) {
+            for state in self.states.of(*user) {
                 if state.source == Source::Group(group) && state.status.is_error() {
                     if let Some(cause) = state.cause {
                         by_cause
@@ -1295,7 +1291,7 @@ impl Engine {
         let mut hints = Hints::default();
         let mut causes = Vec::with_capacity(ordered.len());
         for (position, ((sku, cause_id), users)) in ordered.into_iter().enumerate() {
-            let cause = &self.causes.causes[cause_id.0 as usize];
+            let cause = self.causes.get(cause_id);
             let (first_user, first_state) = users[0];
             let view = self.resolve_state(&first_state);
             let detail = match view.error_detail.clone() {
@@ -1399,7 +1395,7 @@ impl Engine {
         Ok(GroupDiagnosis {
             group_id,
             display_name: record.display_name.clone(),
-            users_in_error: record.error_users.len(),
+            users_in_error: self.states.group_error_users(group).len(),
             causes,
         })
     }

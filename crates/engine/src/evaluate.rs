@@ -2,18 +2,73 @@
 //! `design/semantics.md`, applied to the user's direct and group assignments in a stable order,
 //! all of a group's products or none, never taking away what already works.
 //!
-//! The evaluation of a user is a function of the tenant and the user's previous states. It runs
-//! to a fixpoint (see [`Engine::evaluate_user`]), so evaluating a user twice in a row never
-//! changes anything the second time: that is what makes incremental processing equal to
+//! One pass of the evaluation of a user, [`evaluate`], is a function of what it reads (the
+//! directory, the tenant's catalog, the states, the settings) that returns the user's new
+//! states; it writes nothing but the interners of plan sets and causes. The engine runs passes
+//! to a fixpoint (`Engine::evaluate_user`), committing each, so evaluating a user twice in a row
+//! never changes anything the second time: that is what makes incremental processing equal to
 //! re-evaluating everyone.
 
-use crate::engine::{Cause, Engine, Source, StateChange, StateRecord, UserRef};
-use crate::model::{AssignmentStatus, LicenseErrorKind, Timestamp};
-use crate::plan_set::{PlanSet, PlanSetId};
+use crate::directory::Directory;
+use crate::handles::{CauseId, GroupRef, SkuRef, Source, UserRef};
+use crate::model::{AssignmentStatus, LicenseErrorKind, TenantSettings, Timestamp, Uuid};
+use crate::plan_set::{PlanRef, PlanSet, PlanSetId, PlanSetInterner};
+use crate::states::{sort_records, Cause, CauseInterner, StateRecord, States};
+use crate::tenant_catalog::TenantCatalog;
 
-/// Orders a user's records canonically: direct first, then groups, then products.
-pub(crate) fn sort_records(records: &mut [StateRecord]) {
-    records.sort_unstable_by_key(|record| (record.source, record.sku));
+/// What the evaluation of a user reads.
+#[derive(Clone, Copy)]
+pub(crate) struct Reads<'a> {
+    pub(crate) directory: &'a Directory,
+    pub(crate) catalog: &'a TenantCatalog,
+    pub(crate) states: &'a States,
+    pub(crate) settings: &'a TenantSettings,
+}
+
+/// The interners a pass adds the plan sets and causes of its new states to.
+pub(crate) struct Interners<'a> {
+    pub(crate) plan_sets: &'a mut PlanSetInterner,
+    pub(crate) causes: &'a mut CauseInterner,
+}
+
+/// The result of one pass over a user.
+pub(crate) struct Evaluation {
+    /// The user's new states, in canonical order.
+    pub(crate) records: Vec<StateRecord>,
+    /// Whether any unit failed (a later pass may then let it succeed).
+    pub(crate) any_failure: bool,
+}
+
+/// One pass of the rules over a user, against its current states in `reads.states`: the new
+/// states, each stamped with `sequence` and `at` unless its outcome is unchanged.
+pub(crate) fn evaluate(
+    user: UserRef,
+    reads: Reads<'_>,
+    interners: Interners<'_>,
+    scratch: &mut Scratch,
+    at: Timestamp,
+    sequence: u64,
+) -> Evaluation {
+    let mut pass = Pass {
+        directory: reads.directory,
+        catalog: reads.catalog,
+        states: reads.states,
+        settings: reads.settings,
+        plan_sets: interners.plan_sets,
+        causes: interners.causes,
+    };
+    let (records, any_failure) = pass.compute_user_states(user, at, sequence, scratch);
+    Evaluation { records, any_failure }
+}
+
+/// A pass: the reads, and the interners it writes.
+struct Pass<'a> {
+    directory: &'a Directory,
+    catalog: &'a TenantCatalog,
+    states: &'a States,
+    settings: &'a TenantSettings,
+    plan_sets: &'a mut PlanSetInterner,
+    causes: &'a mut CauseInterner,
 }
 
 /// One (source, product) pair of the user: an intended assignment, or a former one whose
@@ -21,7 +76,7 @@ pub(crate) fn sort_records(records: &mut [StateRecord]) {
 #[derive(Clone, Copy, Debug)]
 struct Slot {
     source: Source,
-    sku: crate::engine::SkuRef,
+    sku: SkuRef,
     /// Index of the unit it belongs to; `None` for a former assignment being removed.
     unit: Option<usize>,
     disabled_plans: PlanSetId,
@@ -48,87 +103,27 @@ enum Outcome {
     /// Removal blocked: the slot stays as it was.
     Pinned(Cause2),
     Failed(Cause2),
-    Sibling(crate::engine::SkuRef, LicenseErrorKind),
+    Sibling(SkuRef, LicenseErrorKind),
 }
 
 /// A cause by interned id (kept in the outcome to avoid cloning causes around).
-type Cause2 = crate::engine::CauseId;
+type Cause2 = CauseId;
 
 /// Reusable buffers, so that evaluating a user allocates nothing in the common case.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Scratch {
     slots: Vec<Slot>,
     units: Vec<Unit>,
-    group_order: Vec<(u64, crate::model::Uuid, crate::engine::GroupRef)>,
+    group_order: Vec<(u64, Uuid, GroupRef)>,
     decided: Vec<Option<PlanSet>>,
     outcomes: Vec<Outcome>,
     pinned: Vec<Option<Cause2>>,
     suffix: Vec<PlanSet>,
-    claimed: Vec<crate::engine::SkuRef>,
-    held_before: Vec<crate::engine::SkuRef>,
+    claimed: Vec<SkuRef>,
+    held_before: Vec<SkuRef>,
 }
 
-impl Engine {
-    /// Evaluates one user until its states no longer change, commits them, and appends the delta
-    /// against the states it had before to `changes`.
-    pub(crate) fn evaluate_user(&mut self, user: UserRef, at: Timestamp, changes: &mut Vec<StateChange>) {
-        let original = self.user(user).states.clone();
-        let mut scratch = std::mem::take(&mut self.scratch);
-        // Each pass either settles the user or lets a previously failed unit succeed; succeeded
-        // units never fail again, so the number of passes is bounded by the number of units.
-        for _ in 0..16 {
-            let sequence = self.advance_clock();
-            let (records, any_failure) = self.compute_user_states(user, at, sequence, &mut scratch);
-            let unchanged = records.len() == self.user(user).states.len()
-                && records
-                    .iter()
-                    .zip(self.user(user).states.iter())
-                    .all(|(new, old)| new == old);
-            if unchanged {
-                break;
-            }
-            self.commit_user_states_inner(user, records, None);
-            if !any_failure {
-                break;
-            }
-        }
-        self.scratch = scratch;
-        // Report the net change against the states before this evaluation.
-        let user_id = self.user(user).id;
-        let current = &self.user(user).states;
-        for old in &original {
-            let after = current
-                .iter()
-                .find(|new| new.source == old.source && new.sku == old.sku)
-                .copied();
-            if after.as_ref() != Some(old) {
-                changes.push(StateChange {
-                    user,
-                    user_id,
-                    sku: old.sku,
-                    source: old.source,
-                    before: Some(*old),
-                    after,
-                });
-            }
-        }
-        for new in current {
-            if !original
-                .iter()
-                .any(|old| old.source == new.source && old.sku == new.sku)
-            {
-                changes.push(StateChange {
-                    user,
-                    user_id,
-                    sku: new.sku,
-                    source: new.source,
-                    before: None,
-                    after: Some(*new),
-                });
-            }
-        }
-    }
-
+impl Pass<'_> {
     /// One pass of the rules over a user. Returns the new records and whether any unit failed.
     fn compute_user_states(
         &mut self,
@@ -141,11 +136,11 @@ impl Engine {
         let slot_count = scratch.slots.len();
         scratch.pinned.clear();
         scratch.pinned.resize(slot_count, None);
-        let record = self.user(user);
+        let states = self.states.of(user);
         scratch.held_before.clear();
         scratch
             .held_before
-            .extend(record.states.iter().filter(|s| s.holds_unit()).map(|s| s.sku));
+            .extend(states.iter().filter(|s| s.holds_unit()).map(|s| s.sku));
 
         // Decide the units; when a removal turns out to take away the last prerequisite of a
         // plan that stays, pin that removal and decide again.
@@ -203,7 +198,7 @@ impl Engine {
                 last_updated: at,
             };
             if let Some(previous_index) = slot.previous_index {
-                let previous = self.user(user).states[previous_index];
+                let previous = self.states.of(user)[previous_index];
                 if previous.same_outcome(&new_record) {
                     new_record = previous;
                 } else if previous.status == new_record.status && previous.cause == new_record.cause {
@@ -220,12 +215,12 @@ impl Engine {
     /// the order their pairing with the user came into existence (then group id), then former
     /// assignments whose removal is pending.
     fn collect_slots(&self, user: UserRef, scratch: &mut Scratch) {
-        let record = self.user(user);
+        let record = self.directory.user(user);
+        let states = self.states.of(user);
         scratch.slots.clear();
         scratch.units.clear();
         let previous_of = |source: Source, sku| {
-            record
-                .states
+            states
                 .iter()
                 .position(|state| state.source == source && state.sku == sku)
         };
@@ -233,17 +228,21 @@ impl Engine {
             |scratch: &mut Scratch, source: Source, sku, disabled_plans: PlanSetId, unit: Option<usize>| {
                 let previous_index = previous_of(source, sku);
                 let previous = previous_index
-                    .and_then(|index| record.states[index].granted_plans)
+                    .and_then(|index| states[index].granted_plans)
                     .map(|id| *self.plan_sets.get(id));
                 scratch.slots.push(Slot {
                     source,
                     sku,
                     unit,
                     disabled_plans,
-                    wanted: self.enabled_plans(sku, disabled_plans),
+                    wanted: self
+                        .catalog
+                        .sku(sku)
+                        .plans
+                        .difference(self.plan_sets.get(disabled_plans)),
                     previous,
                     previous_index,
-                    grants: self.sku(sku).capability_status.grants_plans(),
+                    grants: self.catalog.sku(sku).capability_status.grants_plans(),
                 });
             };
         for direct in &record.direct {
@@ -262,7 +261,7 @@ impl Engine {
         }
         scratch.group_order.clear();
         for membership in &record.memberships {
-            let group = self.group(membership.group);
+            let group = self.directory.group(membership.group);
             if group.licenses.is_empty() {
                 continue;
             }
@@ -274,7 +273,7 @@ impl Engine {
         scratch.group_order.sort_unstable();
         for order_index in 0..scratch.group_order.len() {
             let group_ref = scratch.group_order[order_index].2;
-            let group = self.group(group_ref);
+            let group = self.directory.group(group_ref);
             let unit = scratch.units.len();
             scratch.units.push(Unit {
                 first_slot: scratch.slots.len(),
@@ -290,7 +289,7 @@ impl Engine {
                 );
             }
         }
-        for (index, state) in record.states.iter().enumerate() {
+        for (index, state) in states.iter().enumerate() {
             let intended = scratch
                 .slots
                 .iter()
@@ -382,7 +381,7 @@ impl Engine {
                 }
             }
             let mut running = PlanSet::EMPTY;
-            let mut first_failure: Option<(crate::engine::SkuRef, LicenseErrorKind)> = None;
+            let mut first_failure: Option<(SkuRef, LicenseErrorKind)> = None;
             let mut claims = 0usize;
             for index in slots.clone() {
                 let slot = scratch.slots[index];
@@ -468,15 +467,15 @@ impl Engine {
         let added = slot.wanted;
         if !added.is_empty() {
             // 1. Uniqueness of proxy addresses for mailbox plans.
-            if added.intersects(&self.mailbox_plans) {
-                if let Some((address, _)) = self.shared_proxy_address(user) {
+            if added.intersects(self.catalog.mailbox_plans()) {
+                if let Some((address, _)) = self.directory.shared_proxy_address(user) {
                     return Err(Cause::Uniqueness {
                         proxy_address: address.into(),
                     });
                 }
             }
             // 2. Usage location: the user's, else the tenant's default.
-            let record = self.user(user);
+            let record = self.directory.user(user);
             let own_location = record.usage_location;
             let location = own_location.or(self.settings.default_usage_location);
             match location {
@@ -488,7 +487,7 @@ impl Engine {
                     })
                 }
                 Some(location) => {
-                    if let Some(prohibited) = self.prohibited_by_location.get(&location) {
+                    if let Some(prohibited) = self.catalog.prohibited_in(location) {
                         if let Some(plan) = added.intersection(prohibited).iter().next() {
                             return Err(Cause::UsageLocation {
                                 plan: Some(plan),
@@ -501,8 +500,15 @@ impl Engine {
             }
             // 3. Mutually exclusive plans: against everything else the user has or is getting.
             let others = context.union(running).union(&slot.wanted);
-            for plan in added.intersection(&self.plans_with_exclusions).iter() {
-                if let Some(conflicting_plan) = self.plan(plan).excludes.intersection(&others).iter().next() {
+            for plan in added.intersection(self.catalog.plans_with_exclusions()).iter() {
+                if let Some(conflicting_plan) = self
+                    .catalog
+                    .plan(plan)
+                    .excludes
+                    .intersection(&others)
+                    .iter()
+                    .next()
+                {
                     let (conflicting_sku, conflicting_source) =
                         self.holder_of(conflicting_plan, slot_index, scratch, unit_index);
                     return Err(Cause::MutuallyExclusive {
@@ -515,8 +521,8 @@ impl Engine {
             }
             // Prerequisites: within the unit or from what the user keeps.
             let available = context.union(unit_plans);
-            for plan in added.intersection(&self.plans_with_prerequisites).iter() {
-                if !self.plan(plan).requires_any_of.intersects(&available) {
+            for plan in added.intersection(self.catalog.plans_with_prerequisites()).iter() {
+                if !self.catalog.plan(plan).requires_any_of.intersects(&available) {
                     return Err(Cause::MissingPrerequisite { plan });
                 }
             }
@@ -526,8 +532,7 @@ impl Engine {
         if holds {
             return Ok(false);
         }
-        let sku = self.sku(slot.sku);
-        if sku.consumed_units >= sku.prepaid_units {
+        if self.states.consumed_units(slot.sku) >= self.catalog.sku(slot.sku).prepaid_units {
             return Err(Cause::Count { sku: slot.sku });
         }
         Ok(true)
@@ -537,11 +542,11 @@ impl Engine {
     /// details: another unit first, else an earlier product of the same unit, else the slot itself.
     fn holder_of(
         &self,
-        plan: crate::plan_set::PlanRef,
+        plan: PlanRef,
         slot_index: usize,
         scratch: &Scratch,
         unit_index: usize,
-    ) -> (crate::engine::SkuRef, Source) {
+    ) -> (SkuRef, Source) {
         let outside = scratch.slots.iter().enumerate().find(|(index, other)| {
             other.unit != Some(unit_index)
                 && scratch.decided[*index].is_some_and(|plans| plans.contains(plan))
@@ -564,8 +569,11 @@ impl Engine {
             enabled.union_with(plans);
         }
         let mut pinned_any = false;
-        for plan in enabled.intersection(&self.plans_with_prerequisites).iter() {
-            let requires = self.plan(plan).requires_any_of;
+        for plan in enabled
+            .intersection(self.catalog.plans_with_prerequisites())
+            .iter()
+        {
+            let requires = self.catalog.plan(plan).requires_any_of;
             if requires.intersects(&enabled) {
                 continue;
             }

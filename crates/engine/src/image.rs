@@ -4,152 +4,21 @@
 //! images entity by entity and rebuilds an engine from them with [`Engine::from_image`]; the
 //! round trip is lossless (an engine rebuilt from `to_image()` behaves exactly like the original).
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
-use crate::engine::{
-    Cause, Engine, Group, GroupLicense, GroupRef, Membership, ServicePlan, Sku, SkuRef, Source, StateRecord,
-    User, UserRef,
-};
-use crate::model::{
-    AssignedLicense, AssignmentSource, AssignmentStatus, CountryCode, LicenseErrorKind, ProxyAddress,
-    ServicePlanDefinition, ServicePlanRules, SkuDefinition, TenantSettings, Timestamp, Uuid,
-};
+use crate::directory::{DirectLicense, Group, GroupLicense, Membership, User};
+use crate::model::{AssignedLicense, AssignmentSource, ServicePlanDefinition, SkuDefinition, Uuid};
 use crate::plan_set::{PlanRef, PlanSet, PlanSetId, MAX_SERVICE_PLANS};
+use crate::states::{sort_records, Cause, StateRecord};
+use crate::tenant_catalog::Sku;
+use crate::{Engine, GroupRef, SkuRef, Source, UserRef};
 
-/// A service plan with its rules.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServicePlanImage {
-    pub definition: ServicePlanDefinition,
-    pub rules: ServicePlanRules,
-}
-
-/// A group: properties, licenses (in the order they were added) and the logical time at which it
-/// last went from no products to some.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GroupImage {
-    pub id: Uuid,
-    pub display_name: String,
-    pub licenses: Vec<AssignedLicense>,
-    pub licensed_since: u64,
-}
-
-/// A direct license with the logical time it was assigned.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DirectLicenseImage {
-    pub license: AssignedLicense,
-    pub since: u64,
-}
-
-/// A membership with the logical time it began.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MembershipImage {
-    pub group_id: Uuid,
-    pub since: u64,
-}
-
-/// A user: properties, intent and license assignment states.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UserImage {
-    pub id: Uuid,
-    pub user_principal_name: String,
-    pub display_name: String,
-    pub usage_location: Option<CountryCode>,
-    pub proxy_addresses: Vec<ProxyAddress>,
-    pub account_enabled: bool,
-    pub direct_licenses: Vec<DirectLicenseImage>,
-    pub memberships: Vec<MembershipImage>,
-    pub states: Vec<StateImage>,
-}
-
-/// Why an assignment failed, with GUIDs (the persisted form of [`Cause`]).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum CauseImage {
-    Count {
-        sku_id: Uuid,
-    },
-    MutuallyExclusive {
-        plan_id: Uuid,
-        conflicting_plan_id: Uuid,
-        conflicting_sku_id: Uuid,
-        conflicting_source: AssignmentSource,
-    },
-    MissingPrerequisite {
-        plan_id: Uuid,
-    },
-    RemovalBlocked {
-        dependent_plan_id: Uuid,
-        dependent_sku_id: Uuid,
-        dependent_source: Option<AssignmentSource>,
-    },
-    UsageLocation {
-        plan_id: Option<Uuid>,
-        location: Option<CountryCode>,
-        inherited_from_tenant: bool,
-    },
-    Uniqueness {
-        proxy_address: String,
-    },
-    BlockedBySibling {
-        sku_id: Uuid,
-        kind: LicenseErrorKind,
-    },
-}
-
-impl CauseImage {
-    pub fn kind(&self) -> LicenseErrorKind {
-        match self {
-            CauseImage::Count { .. } => LicenseErrorKind::CountViolation,
-            CauseImage::MutuallyExclusive { .. } => LicenseErrorKind::MutuallyExclusiveViolation,
-            CauseImage::MissingPrerequisite { .. } | CauseImage::RemovalBlocked { .. } => {
-                LicenseErrorKind::DependencyViolation
-            }
-            CauseImage::UsageLocation { .. } => LicenseErrorKind::ProhibitedInUsageLocationViolation,
-            CauseImage::Uniqueness { .. } => LicenseErrorKind::UniquenessViolation,
-            CauseImage::BlockedBySibling { kind, .. } => *kind,
-        }
-    }
-}
-
-/// A list of service plan ids, shared: the states of a tenant use a few thousand distinct plan
-/// sets, so images of millions of states share one list per set (cloning one is a reference
-/// count) and a store can encode each distinct list once. Build one with `.into()` from a
-/// `Vec<Uuid>` or collect it from an iterator of ids.
-pub type PlanList = Arc<[Uuid]>;
-
-/// A license assignment state with GUIDs (the persisted form of [`StateRecord`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StateImage {
-    pub sku_id: Uuid,
-    pub assigned_by_group: Option<Uuid>,
-    pub status: AssignmentStatus,
-    pub cause: Option<CauseImage>,
-    pub disabled_plans: PlanList,
-    /// `None` when the assignment grants nothing.
-    pub granted_plans: Option<PlanList>,
-    pub since: u64,
-    pub last_updated: Timestamp,
-}
-
-/// A whole tenant.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TenantImage {
-    pub settings: TenantSettings,
-    /// The engine's logical clock.
-    pub clock: u64,
-    pub service_plans: Vec<ServicePlanImage>,
-    /// Products with their current seats and status (`prepaid_units`, `capability_status`).
-    pub skus: Vec<SkuDefinition>,
-    pub groups: Vec<GroupImage>,
-    pub users: Vec<UserImage>,
-    /// Queued users, in queue order.
-    pub queue: Vec<Uuid>,
-    /// The opaque attributes of users and groups ([`crate::Command::SetDirectoryAttributes`]),
-    /// by object id, in id order.
-    pub directory_attributes: Vec<(Uuid, String)>,
-}
+pub use crate::image_data::{
+    CauseImage, DirectLicenseImage, GroupImage, MembershipImage, PlanList, ServicePlanImage, StateImage,
+    TenantImage, UserImage,
+};
 
 /// Converts state records of one engine into [`StateImage`]s, each distinct plan set into its
 /// list of ids once ([`Engine::state_imager`]).
@@ -176,7 +45,7 @@ impl StateImager<'_> {
             status: record.status,
             cause: record
                 .cause
-                .map(|cause| engine.cause_image(&engine.causes.causes[cause.0 as usize])),
+                .map(|cause| engine.cause_image(engine.causes.get(cause))),
             disabled_plans: self.plan_list(record.disabled_plans),
             granted_plans: record.granted_plans.map(|granted| self.plan_list(granted)),
             since: record.since,
@@ -221,11 +90,9 @@ impl Engine {
 
     /// Queued users in queue order.
     pub fn queued_user_ids(&self) -> Vec<Uuid> {
-        let mut seen = FxHashSet::default();
         self.queue
-            .iter()
-            .filter(|user| self.queued[user.0 as usize] && seen.insert(**user))
-            .filter_map(|user| self.users[user.0 as usize].as_ref().map(|user| user.id))
+            .queued_in_order()
+            .filter_map(|user| self.directory.user_if_live(user).map(|user| user.id))
             .collect()
     }
 
@@ -302,7 +169,19 @@ impl Engine {
             .collect()
     }
 
-    fn user_image_of(&self, user: &User, imager: &mut StateImager<'_>) -> UserImage {
+    fn user_image_of(&self, user_ref: UserRef, imager: &mut StateImager<'_>) -> UserImage {
+        let mut image = self.user_image_without_states(self.user(user_ref));
+        image.states = self
+            .states
+            .of(user_ref)
+            .iter()
+            .map(|record| imager.image(record))
+            .collect();
+        image
+    }
+
+    /// A user's image with no states (what a command changes is the intent).
+    pub(crate) fn user_image_without_states(&self, user: &User) -> UserImage {
         UserImage {
             id: user.id,
             user_principal_name: user.user_principal_name.to_string(),
@@ -329,17 +208,17 @@ impl Engine {
                     since: membership.since,
                 })
                 .collect(),
-            states: user.states.iter().map(|record| imager.image(record)).collect(),
+            states: Vec::new(),
         }
     }
 
     /// One user's image.
     pub fn user_image(&self, user_id: Uuid) -> Result<UserImage, crate::CommandError> {
-        let user = self.user(self.user_ref(user_id)?);
+        let user = self.user_ref(user_id)?;
         Ok(self.user_image_of(user, &mut self.state_imager()))
     }
 
-    fn group_image_of(&self, group: &Group) -> GroupImage {
+    pub(crate) fn group_image_of(&self, group: &Group) -> GroupImage {
         GroupImage {
             id: group.id,
             display_name: group.display_name.clone(),
@@ -366,7 +245,7 @@ impl Engine {
         Ok(self.sku_definition_of(sku))
     }
 
-    fn sku_definition_of(&self, sku: &Sku) -> SkuDefinition {
+    pub(crate) fn sku_definition_of(&self, sku: &Sku) -> SkuDefinition {
         SkuDefinition {
             sku_id: sku.id,
             sku_part_number: sku.part_number.clone(),
@@ -391,7 +270,8 @@ impl Engine {
 
     /// Every service plan with its rules, in registration order.
     pub fn service_plan_images(&self) -> Vec<ServicePlanImage> {
-        self.plans
+        self.catalog
+            .plans()
             .iter()
             .map(|plan| ServicePlanImage {
                 definition: ServicePlanDefinition {
@@ -411,18 +291,20 @@ impl Engine {
             settings: self.settings.clone(),
             clock: self.clock,
             service_plans: self.service_plan_images(),
-            skus: self.skus.iter().map(|sku| self.sku_definition_of(sku)).collect(),
+            skus: self
+                .catalog
+                .skus()
+                .map(|(_, sku)| self.sku_definition_of(sku))
+                .collect(),
             groups: self
-                .groups
-                .iter()
-                .flatten()
-                .map(|group| self.group_image_of(group))
+                .directory
+                .groups()
+                .map(|(_, group)| self.group_image_of(group))
                 .collect(),
             users: self
-                .users
-                .iter()
-                .flatten()
-                .map(|user| self.user_image_of(user, &mut imager))
+                .directory
+                .users()
+                .map(|(user, _)| self.user_image_of(user, &mut imager))
                 .collect(),
             queue: self.queued_user_ids(),
             directory_attributes: self.directory_attribute_images(),
@@ -432,9 +314,9 @@ impl Engine {
     /// Every user's and group's directory attributes, in id order.
     pub fn directory_attribute_images(&self) -> Vec<(Uuid, String)> {
         let mut all: Vec<(Uuid, String)> = self
-            .directory_attributes
-            .iter()
-            .map(|(id, text)| (*id, text.to_string()))
+            .directory
+            .all_attributes()
+            .map(|(id, text)| (id, text.to_string()))
             .collect();
         all.sort_unstable_by_key(|(id, _)| *id);
         all
@@ -451,73 +333,43 @@ impl Engine {
             )));
         }
         for plan in &image.service_plans {
-            let id = plan.definition.service_plan_id;
-            if engine.plan_index.contains_key(&id) {
+            if !engine.catalog.restore_plan(&plan.definition, plan.rules.clone()) {
                 return Err(RestoreError::Duplicate {
                     what: "service plan",
-                    id,
+                    id: plan.definition.service_plan_id,
                 });
             }
-            engine.plan_index.insert(id, PlanRef(engine.plans.len() as u16));
-            engine.plans.push(ServicePlan {
+        }
+        engine
+            .catalog
+            .link_restored_rules()
+            .map_err(|(id, referencing)| RestoreError::UnknownReference {
+                what: "service plan",
                 id,
-                name: plan.definition.service_plan_name.clone(),
-                display_name: plan.definition.display_name.clone(),
-                rules: plan.rules.clone(),
-                excludes: PlanSet::EMPTY,
-                requires_any_of: PlanSet::EMPTY,
-            });
-        }
-        for index in 0..engine.plans.len() {
-            let rules = engine.plans[index].rules.clone();
-            let referenced_by = format!("the rules of service plan {}", engine.plans[index].id);
-            let excludes = engine.resolve_plans(&rules.mutually_exclusive_with, &referenced_by)?;
-            let requires = engine.resolve_plans(&rules.requires_any_of, &referenced_by)?;
-            engine.plans[index].excludes.union_with(&excludes);
-            engine.plans[index].requires_any_of = requires;
-            // Exclusions are symmetric even if an image lists only one side.
-            for partner in excludes.iter() {
-                engine.plans[partner.0 as usize]
-                    .excludes
-                    .insert(PlanRef(index as u16));
-            }
-        }
-        engine.rebuild_derived_rules();
+                referenced_by: format!("the rules of service plan {referencing}"),
+            })?;
         for definition in image.skus {
-            if engine.sku_index.contains_key(&definition.sku_id) {
-                return Err(RestoreError::Duplicate {
-                    what: "product",
-                    id: definition.sku_id,
-                });
+            let sku_id = definition.sku_id;
+            let duplicate = RestoreError::Duplicate {
+                what: "product",
+                id: sku_id,
+            };
+            if engine.catalog.find_sku(sku_id).is_some() {
+                return Err(duplicate);
             }
             let referenced_by = format!("product {}", definition.sku_part_number);
-            let ids: Vec<Uuid> = definition
+            let plan_order: Vec<PlanRef> = definition
                 .service_plans
                 .iter()
-                .map(|plan| plan.service_plan_id)
-                .collect();
-            let plan_order: Vec<PlanRef> = ids
-                .iter()
-                .map(|id| engine.resolve_plan(*id, &referenced_by))
+                .map(|plan| engine.resolve_plan(plan.service_plan_id, &referenced_by))
                 .collect::<Result<_, _>>()?;
-            let sku = SkuRef(engine.skus.len() as u16);
-            engine.skus.push(Sku {
-                id: definition.sku_id,
-                part_number: definition.sku_part_number,
-                display_name: definition.display_name,
-                applies_to: definition.applies_to,
-                plans: PlanSet::from_plans(plan_order.iter().copied()),
-                plan_order,
-                prepaid_units: definition.prepaid_units,
-                consumed_units: 0,
-                capability_status: definition.capability_status,
-                waiting: BTreeSet::new(),
-                blocked_without_unit: BTreeSet::new(),
-            });
-            engine.sku_index.insert(definition.sku_id, sku);
+            if engine.catalog.restore_sku(definition, plan_order).is_none() {
+                return Err(duplicate);
+            }
+            engine.states.add_sku();
         }
         for group in &image.groups {
-            if engine.group_index.contains_key(&group.id) {
+            if engine.directory.find_group(group.id).is_some() {
                 return Err(RestoreError::Duplicate {
                     what: "group",
                     id: group.id,
@@ -533,19 +385,12 @@ impl Engine {
                     disabled_plans: engine.plan_sets.intern(disabled),
                 });
             }
-            let group_ref = GroupRef(engine.groups.len() as u32);
-            engine.groups.push(Some(Group {
-                id: group.id,
-                display_name: group.display_name.clone(),
+            engine.add_group(
+                group.id,
+                group.display_name.clone(),
                 licenses,
-                licensed_since: group.licensed_since,
-                members: FxHashSet::default(),
-                error_users: BTreeSet::new(),
-                state_records: 0,
-                pending_users: 0,
-                processing_started: false,
-            }));
-            engine.group_index.insert(group.id, group_ref);
+                group.licensed_since,
+            );
         }
         let mut scratch = RestoreScratch::default();
         for user in image.users {
@@ -553,9 +398,9 @@ impl Engine {
         }
         engine.clock = image.clock;
         for user_id in image.queue {
-            let user = *engine
-                .user_index
-                .get(&user_id)
+            let user = engine
+                .directory
+                .find_user(user_id)
                 .ok_or(RestoreError::UnknownReference {
                     what: "user",
                     id: user_id,
@@ -567,20 +412,16 @@ impl Engine {
         for user in std::mem::take(&mut scratch.stale_causes) {
             engine.enqueue(user);
         }
-        engine.newly_queued.clear();
+        engine.queue.clear_newly_queued();
         for (object_id, text) in image.directory_attributes {
-            if !engine.user_index.contains_key(&object_id) && !engine.group_index.contains_key(&object_id) {
+            if !engine.directory.contains_object(object_id) {
                 return Err(RestoreError::UnknownReference {
                     what: "user or group",
                     id: object_id,
                     referenced_by: "directory attributes".to_string(),
                 });
             }
-            if engine
-                .directory_attributes
-                .insert(object_id, text.into())
-                .is_some()
-            {
+            if engine.directory.set_attributes(object_id, Some(text)) {
                 return Err(RestoreError::Duplicate {
                     what: "directory attributes of",
                     id: object_id,
@@ -593,14 +434,17 @@ impl Engine {
     /// Restores one user; pushes it to `scratch.stale_causes` when a cause of its states named
     /// a group that no longer exists.
     fn restore_user(&mut self, image: UserImage, scratch: &mut RestoreScratch) -> Result<(), RestoreError> {
-        if self.user_index.contains_key(&image.id) {
+        if self.directory.find_user(image.id).is_some() {
             return Err(RestoreError::Duplicate {
                 what: "user",
                 id: image.id,
             });
         }
-        let upn_key: Box<str> = image.user_principal_name.to_lowercase().into();
-        if self.upn_index.contains_key(&upn_key) {
+        if self
+            .directory
+            .find_user_by_principal_name(&image.user_principal_name)
+            .is_some()
+        {
             return Err(RestoreError::Invalid(format!(
                 "userPrincipalName {} is used by two users",
                 image.user_principal_name
@@ -611,7 +455,7 @@ impl Engine {
         for license in &image.direct_licenses {
             let sku = self.resolve_sku(license.license.sku_id, &referenced_by)?;
             let disabled = self.resolve_plans(&license.license.disabled_plans, &referenced_by)?;
-            direct.push(crate::engine::DirectLicense {
+            direct.push(DirectLicense {
                 sku,
                 disabled_plans: self.plan_sets.intern(disabled),
                 since: license.since,
@@ -634,12 +478,8 @@ impl Engine {
                 &mut named_missing_group,
             )?);
         }
-        crate::evaluate::sort_records(&mut states);
-        let user = UserRef(self.users.len() as u32);
-        for membership in &memberships {
-            self.group_mut(membership.group).members.insert(user);
-        }
-        self.users.push(Some(User {
+        sort_records(&mut states);
+        let user = self.add_user(User {
             id: image.id,
             user_principal_name: image.user_principal_name.into(),
             display_name: image.display_name.into(),
@@ -649,12 +489,7 @@ impl Engine {
             account_enabled: image.account_enabled,
             direct,
             memberships,
-            states: Vec::new(),
-        }));
-        self.queued.push(false);
-        self.user_index.insert(image.id, user);
-        self.upn_index.insert(upn_key, user);
-        self.index_proxy_addresses(user);
+        });
         self.commit_user_states(user, states, &mut scratch.discarded);
         scratch.discarded.clear();
         if named_missing_group {
@@ -724,9 +559,7 @@ impl Engine {
     fn restore_named_source(&self, source: &AssignmentSource) -> Option<Source> {
         match source {
             AssignmentSource::Direct => Some(Source::Direct),
-            AssignmentSource::Group(group_id) => {
-                self.group_index.get(group_id).map(|group| Source::Group(*group))
-            }
+            AssignmentSource::Group(group_id) => self.directory.find_group(*group_id).map(Source::Group),
         }
     }
 
@@ -806,9 +639,8 @@ impl Engine {
     }
 
     fn resolve_plan(&self, id: Uuid, referenced_by: &str) -> Result<PlanRef, RestoreError> {
-        self.plan_index
-            .get(&id)
-            .copied()
+        self.catalog
+            .find_plan(id)
             .ok_or_else(|| RestoreError::UnknownReference {
                 what: "service plan",
                 id,
@@ -825,9 +657,8 @@ impl Engine {
     }
 
     fn resolve_sku(&self, id: Uuid, referenced_by: &str) -> Result<SkuRef, RestoreError> {
-        self.sku_index
-            .get(&id)
-            .copied()
+        self.catalog
+            .find_sku(id)
             .ok_or_else(|| RestoreError::UnknownReference {
                 what: "product",
                 id,
@@ -836,9 +667,8 @@ impl Engine {
     }
 
     fn resolve_group(&self, id: Uuid, referenced_by: &str) -> Result<GroupRef, RestoreError> {
-        self.group_index
-            .get(&id)
-            .copied()
+        self.directory
+            .find_group(id)
             .ok_or_else(|| RestoreError::UnknownReference {
                 what: "group",
                 id,

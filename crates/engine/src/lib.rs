@@ -17,31 +17,38 @@ pub mod advisor;
 pub mod catalog;
 mod command;
 pub mod diagnosis;
+mod directory;
 mod engine;
 mod error;
 mod evaluate;
+mod handles;
 pub mod image;
+mod image_data;
 mod model;
+mod outcome;
 mod plan_set;
 mod query;
+mod queue;
 pub mod self_healing;
 pub mod setup;
+mod states;
+mod tenant_catalog;
 pub mod whatif;
 
 pub use advisor::AdvisorReport;
 pub use command::{Command, MAX_DIRECTORY_ATTRIBUTES_BYTES};
 pub use diagnosis::{DiagnosisOptions, GroupDiagnosis, UserDiagnosis};
-pub use engine::{
-    Cause, CauseId, CommandOutcome, Engine, GroupRef, ProcessReport, SkuRef, Source, StateChange,
-    StateRecord, Touched, UserRef,
-};
+pub use engine::Engine;
 pub use error::{CommandError, LicenseErrorDetail, PlanName};
+pub use handles::{CauseId, GroupRef, SkuRef, Source, UserRef};
 pub use model::{
     AppliesTo, AssignedLicense, AssignmentSource, AssignmentStatus, CapabilityStatus, CountryCode,
     LicenseErrorKind, LicenseProcessingState, NewUser, ProxyAddress, ServicePlanDefinition, ServicePlanRules,
     SkuDefinition, TenantSettings, Timestamp, UserChanges, Uuid,
 };
+pub use outcome::{ChangedImages, CommandOutcome, ProcessReport, Touched};
 pub use plan_set::{PlanRef, PlanSet, PlanSetId, PlanSetInterner, MAX_SERVICE_PLANS};
 pub use query::{GroupView, LicenseAssignmentState, LicensedUser, SkuUsage, TenantOverview, UserView};
 pub use self_healing::{RequeueReason, SelfHealing};
+pub use states::{Cause, StateChange, StateRecord};
 pub use whatif::{WhatIfError, WhatIfOptions, WhatIfReport};

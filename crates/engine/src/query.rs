@@ -4,13 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use crate::engine::{Cause, Engine, GroupRef, SkuRef, Source, StateRecord, UserRef};
 use crate::error::{CommandError, LicenseErrorDetail};
 use crate::model::{
     AssignedLicense, AssignmentSource, AssignmentStatus, CapabilityStatus, CountryCode, LicenseErrorKind,
     LicenseProcessingState, ProxyAddress, ServicePlanRules, Timestamp, Uuid,
 };
 use crate::plan_set::PlanSet;
+use crate::{Cause, Engine, GroupRef, SkuRef, Source, StateRecord, UserRef};
 
 /// Graph `licenseAssignmentState`, with the structured error detail licensd adds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,15 +102,13 @@ impl Engine {
         let sku = self.sku(record.sku);
         let error_detail = record
             .cause
-            .map(|cause| self.error_detail(record, &self.causes.causes[cause.0 as usize]));
+            .map(|cause| self.error_detail(record, self.causes.get(cause)));
         LicenseAssignmentState {
             sku_id: sku.id,
             assigned_by_group: self.source_of(record.source).assigned_by_group(),
             disabled_plans: self.plan_ids(self.plan_sets.get(record.disabled_plans)),
             state: record.status,
-            error: record
-                .cause
-                .map(|cause| self.causes.causes[cause.0 as usize].kind()),
+            error: record.cause.map(|cause| self.causes.get(cause).kind()),
             error_detail,
             granted_plans: record
                 .granted_plans
@@ -133,7 +131,7 @@ impl Engine {
     }
 
     fn group_id_of(&self, group: GroupRef) -> Uuid {
-        match &self.groups[group.0 as usize] {
+        match self.directory.group_if_live(group) {
             Some(group) => group.id,
             None => Uuid::nil(),
         }
@@ -151,8 +149,8 @@ impl Engine {
                     sku_id: definition.id,
                     sku_part_number: definition.part_number.clone(),
                     prepaid_units: definition.prepaid_units,
-                    consumed_units: definition.consumed_units,
-                    waiting_users: definition.waiting.len(),
+                    consumed_units: self.states.consumed_units(*sku),
+                    waiting_users: self.states.waiting(*sku).len(),
                 }
             }
             Cause::MutuallyExclusive {
@@ -196,20 +194,10 @@ impl Engine {
             Cause::Uniqueness { proxy_address } => {
                 // The owners of the address come from the proxy index (hash, then an exact check),
                 // never from a scan of every user.
-                let owners: Vec<UserRef> =
-                    match self.proxy_owners.get(&crate::engine::proxy_hash(proxy_address)) {
-                        Some(crate::engine::ProxyOwners::Many(owners)) => owners.clone(),
-                        Some(crate::engine::ProxyOwners::One(owner)) => vec![*owner],
-                        None => Vec::new(),
-                    };
-                let other_user_ids = owners
+                let other_user_ids = self
+                    .directory
+                    .users_with_address(proxy_address)
                     .into_iter()
-                    .filter(|owner| {
-                        self.user(*owner)
-                            .proxy_addresses
-                            .iter()
-                            .any(|address| address.normalized() == **proxy_address)
-                    })
                     .map(|owner| self.user(owner).id)
                     .collect::<Vec<_>>();
                 LicenseErrorDetail::UniquenessViolation {
@@ -228,8 +216,8 @@ impl Engine {
     pub fn user_license_states(&self, user_id: Uuid) -> Result<Vec<LicenseAssignmentState>, CommandError> {
         let user = self.user_ref(user_id)?;
         let mut states: Vec<LicenseAssignmentState> = self
-            .user(user)
             .states
+            .of(user)
             .iter()
             .map(|record| {
                 let mut state = self.resolve_state(record);
@@ -248,12 +236,12 @@ impl Engine {
     /// The compact records of a user (for stores persisting deltas).
     pub fn user_state_records(&self, user_id: Uuid) -> Result<&[StateRecord], CommandError> {
         let user = self.user_ref(user_id)?;
-        Ok(&self.user(user).states)
+        Ok(self.states.of(user))
     }
 
     fn effective_plans_of(&self, user: UserRef) -> BTreeMap<SkuRef, PlanSet> {
         let mut by_sku: BTreeMap<SkuRef, PlanSet> = BTreeMap::new();
-        for record in &self.user(user).states {
+        for record in self.states.of(user) {
             if record.status.is_in_effect() {
                 let granted = record
                     .granted_plans
@@ -312,27 +300,35 @@ impl Engine {
 
     /// Looks a user up by `userPrincipalName`, ignoring case.
     pub fn user_by_principal_name(&self, user_principal_name: &str) -> Option<Uuid> {
-        self.upn_index
-            .get(user_principal_name.to_lowercase().as_str())
-            .map(|user| self.user(*user).id)
+        self.directory
+            .find_user_by_principal_name(user_principal_name)
+            .map(|user| self.user(user).id)
     }
 
     /// Every user id, in creation order.
     pub fn user_ids(&self) -> Vec<Uuid> {
-        self.users.iter().flatten().map(|user| user.id).collect()
+        self.directory
+            .users()
+            .map(|(_, user)| user)
+            .map(|user| user.id)
+            .collect()
     }
 
     /// Every group id, in creation order.
     pub fn group_ids(&self) -> Vec<Uuid> {
-        self.groups.iter().flatten().map(|group| group.id).collect()
+        self.directory
+            .groups()
+            .map(|(_, group)| group)
+            .map(|group| group.id)
+            .collect()
     }
 
     pub fn user_count(&self) -> usize {
-        self.user_index.len()
+        self.directory.user_count()
     }
 
     pub fn group_count(&self) -> usize {
-        self.group_index.len()
+        self.directory.group_count()
     }
 
     pub fn group_view(&self, group_id: Uuid) -> Result<GroupView, CommandError> {
@@ -350,7 +346,7 @@ impl Engine {
                 })
                 .collect(),
             member_count: group.members.len(),
-            members_with_license_errors: group.error_users.len(),
+            members_with_license_errors: self.states.group_error_users(group_ref).len(),
             license_processing_state: self.processing_state_of(group_ref),
         })
     }
@@ -377,10 +373,10 @@ impl Engine {
     }
 
     fn processing_state_of(&self, group: GroupRef) -> LicenseProcessingState {
-        let group = self.group(group);
-        if group.pending_users == 0 {
+        let (pending_users, processing_started) = self.queue.group_processing(group);
+        if pending_users == 0 {
             LicenseProcessingState::ProcessingComplete
-        } else if group.processing_started {
+        } else if processing_started {
             LicenseProcessingState::ProcessingInProgress
         } else {
             LicenseProcessingState::QueuedForProcessing
@@ -396,8 +392,8 @@ impl Engine {
     pub fn members_with_license_errors(&self, group_id: Uuid) -> Result<Vec<Uuid>, CommandError> {
         let group = self.group_ref(group_id)?;
         Ok(self
-            .group(group)
-            .error_users
+            .states
+            .group_error_users(group)
             .iter()
             .map(|user| self.user(*user).id)
             .collect())
@@ -406,22 +402,22 @@ impl Engine {
     /// Graph `hasMembersWithLicenseErrors`.
     pub fn has_members_with_license_errors(&self, group_id: Uuid) -> Result<bool, CommandError> {
         let group = self.group_ref(group_id)?;
-        Ok(!self.group(group).error_users.is_empty())
+        Ok(!self.states.group_error_users(group).is_empty())
     }
 
     /// Groups that need attention (at least one user in error), in creation order.
     pub fn groups_with_errors(&self) -> Vec<Uuid> {
-        self.groups
-            .iter()
-            .flatten()
-            .filter(|group| !group.error_users.is_empty())
-            .map(|group| group.id)
+        self.directory
+            .groups()
+            .filter(|(group, _)| !self.states.group_error_users(*group).is_empty())
+            .map(|(_, group)| group.id)
             .collect()
     }
 
     /// Users with at least one license assignment state in error.
     pub fn users_with_errors(&self) -> Vec<Uuid> {
-        self.users_with_errors
+        self.states
+            .users_with_errors()
             .iter()
             .map(|user| self.user(*user).id)
             .collect()
@@ -429,16 +425,17 @@ impl Engine {
 
     fn usage_of(&self, sku: SkuRef) -> SkuUsage {
         let definition = self.sku(sku);
+        let consumed_units = self.states.consumed_units(sku);
         SkuUsage {
             sku_id: definition.id,
             sku_part_number: definition.part_number.clone(),
             display_name: definition.display_name.clone(),
             capability_status: definition.capability_status,
             prepaid_units: definition.prepaid_units,
-            consumed_units: definition.consumed_units,
-            available_units: definition.prepaid_units.saturating_sub(definition.consumed_units),
-            over_allocated_units: definition.consumed_units.saturating_sub(definition.prepaid_units),
-            waiting_users: definition.waiting.len(),
+            consumed_units,
+            available_units: definition.prepaid_units.saturating_sub(consumed_units),
+            over_allocated_units: consumed_units.saturating_sub(definition.prepaid_units),
+            waiting_users: self.states.waiting(sku).len(),
             service_plans: definition
                 .plan_order
                 .iter()
@@ -452,9 +449,7 @@ impl Engine {
 
     /// Seats of every product, in subscription order.
     pub fn sku_usages(&self) -> Vec<SkuUsage> {
-        (0..self.skus.len())
-            .map(|index| self.usage_of(SkuRef(index as u16)))
-            .collect()
+        self.catalog.skus().map(|(sku, _)| self.usage_of(sku)).collect()
     }
 
     pub fn sku_usage(&self, sku_id: Uuid) -> Result<SkuUsage, CommandError> {
@@ -466,7 +461,7 @@ impl Engine {
     pub fn licensed_users(&self, sku_id: Uuid) -> Result<Vec<LicensedUser>, CommandError> {
         let sku = self.sku_ref(sku_id)?;
         let mut result = Vec::new();
-        for user in self.users.iter().flatten() {
+        for (user_ref, user) in self.directory.users() {
             let mut entry = LicensedUser {
                 user_id: user.id,
                 user_principal_name: user.user_principal_name.to_string(),
@@ -475,7 +470,7 @@ impl Engine {
                 errors: Vec::new(),
             };
             let mut any = false;
-            for record in user.states.iter().filter(|record| record.sku == sku) {
+            for record in self.states.of(user_ref).iter().filter(|record| record.sku == sku) {
                 any = true;
                 if record.status.is_in_effect() {
                     match record.source {
@@ -484,10 +479,9 @@ impl Engine {
                     }
                 }
                 if let Some(cause) = record.cause {
-                    entry.errors.push((
-                        self.source_of(record.source),
-                        self.causes.causes[cause.0 as usize].kind(),
-                    ));
+                    entry
+                        .errors
+                        .push((self.source_of(record.source), self.causes.get(cause).kind()));
                 }
             }
             if any {
@@ -501,6 +495,7 @@ impl Engine {
     pub fn licensed_groups(&self, sku_id: Uuid) -> Result<Vec<Uuid>, CommandError> {
         let sku = self.sku_ref(sku_id)?;
         Ok(self
+            .directory
             .groups_with_sku(sku)
             .into_iter()
             .map(|group| self.group_id_of(group))
@@ -509,18 +504,16 @@ impl Engine {
 
     /// The rules of a service plan.
     pub fn service_plan_rules(&self, service_plan_id: Uuid) -> Result<ServicePlanRules, CommandError> {
-        Ok(self.plan(self.plan_ref(service_plan_id)?).rules.clone())
+        Ok(self.plan(self.catalog.plan_ref(service_plan_id)?).rules.clone())
     }
 
     /// Counts for the tenant overview page.
     pub fn tenant_overview(&self) -> TenantOverview {
         let mut errors_by_kind = BTreeMap::new();
-        for user in &self.users_with_errors {
-            for record in &self.user(*user).states {
+        for user in self.states.users_with_errors() {
+            for record in self.states.of(*user) {
                 if let Some(cause) = record.cause {
-                    *errors_by_kind
-                        .entry(self.causes.causes[cause.0 as usize].kind())
-                        .or_insert(0) += 1;
+                    *errors_by_kind.entry(self.causes.get(cause).kind()).or_insert(0) += 1;
                 }
             }
         }
@@ -528,31 +521,39 @@ impl Engine {
             users: self.user_count(),
             groups: self.group_count(),
             licensed_groups: self
-                .groups
-                .iter()
-                .flatten()
-                .filter(|g| !g.licenses.is_empty())
+                .directory
+                .groups()
+                .filter(|(_, g)| !g.licenses.is_empty())
                 .count(),
             groups_with_errors: self
-                .groups
-                .iter()
-                .flatten()
-                .filter(|g| !g.error_users.is_empty())
+                .directory
+                .groups()
+                .filter(|(group, _)| !self.states.group_error_users(*group).is_empty())
                 .count(),
-            users_with_errors: self.users_with_errors.len(),
+            users_with_errors: self.states.users_with_errors().len(),
             queued_users: self.queued_users(),
             errors_by_kind,
             products: self.sku_usages(),
         }
     }
 
+    /// The last automatic re-evaluation of a user (self-healing), if any since the engine was
+    /// loaded.
+    pub fn last_self_healing(&self, user_id: Uuid) -> Option<&crate::SelfHealing> {
+        self.healing.last(self.directory.find_user(user_id)?)
+    }
+
+    /// Why a queued user will be re-evaluated by itself, if it was re-queued by self-healing.
+    pub fn pending_self_healing(&self, user_id: Uuid) -> Option<&crate::RequeueReason> {
+        self.healing.pending(self.directory.find_user(user_id)?)
+    }
+
     /// Every user's states, keyed by user id: a canonical picture of the tenant's licensing
     /// outcome, independent of engine-local handles (used to compare engines).
     pub fn license_snapshot(&self) -> BTreeMap<Uuid, Vec<LicenseAssignmentState>> {
-        self.users
-            .iter()
-            .flatten()
-            .map(|user| {
+        self.directory
+            .users()
+            .map(|(_, user)| {
                 let states = self.user_license_states(user.id).unwrap_or_default();
                 (user.id, states)
             })
@@ -562,9 +563,9 @@ impl Engine {
 
 impl Engine {
     fn sku_label(&self, sku_id: Uuid) -> String {
-        match self.sku_index.get(&sku_id) {
+        match self.catalog.find_sku(sku_id) {
             Some(sku) => {
-                let sku = self.sku(*sku);
+                let sku = self.sku(sku);
                 format!("{} ({})", sku.display_name, sku.part_number)
             }
             None => sku_id.to_string(),
@@ -574,16 +575,16 @@ impl Engine {
     fn source_label(&self, source: &AssignmentSource) -> String {
         match source {
             AssignmentSource::Direct => "a direct assignment".to_string(),
-            AssignmentSource::Group(group_id) => match self.group_index.get(group_id) {
-                Some(group) => format!("group \"{}\"", self.group(*group).display_name),
+            AssignmentSource::Group(group_id) => match self.directory.find_group(*group_id) {
+                Some(group) => format!("group \"{}\"", self.group(group).display_name),
                 None => format!("group {group_id}"),
             },
         }
     }
 
     fn user_label(&self, user_id: &Uuid) -> String {
-        match self.user_index.get(user_id) {
-            Some(user) => self.user(*user).user_principal_name.to_string(),
+        match self.directory.find_user(*user_id) {
+            Some(user) => self.user(user).user_principal_name.to_string(),
             None => user_id.to_string(),
         }
     }

@@ -9,7 +9,9 @@
 //! first assignment and healthy users are not self-healing. Kept in memory with the engine (a
 //! what-if copy records on its copy); not part of the persisted image.
 
-use crate::engine::{Engine, UserRef};
+use rustc_hash::FxHashMap;
+
+use crate::handles::UserRef;
 use crate::model::{Timestamp, Uuid};
 
 /// Why a user in error was re-queued by itself.
@@ -83,52 +85,53 @@ pub struct SelfHealing {
     pub errors_cleared: bool,
 }
 
-impl Engine {
-    /// The last automatic re-evaluation of a user (self-healing), if any since the engine was
-    /// loaded.
-    pub fn last_self_healing(&self, user_id: Uuid) -> Option<&SelfHealing> {
-        let user = *self.user_index.get(&user_id)?;
-        self.last_self_healing.get(&user)
-    }
+/// Self-healing bookkeeping of the users: the pending reason of each queued user re-queued by
+/// self-healing, and each user's last automatic re-evaluation.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct HealingLog {
+    pending: FxHashMap<UserRef, RequeueReason>,
+    last: FxHashMap<UserRef, SelfHealing>,
+}
 
+impl HealingLog {
     /// Why a queued user will be re-evaluated by itself, if it was re-queued by self-healing.
-    pub fn pending_self_healing(&self, user_id: Uuid) -> Option<&RequeueReason> {
-        let user = *self.user_index.get(&user_id)?;
-        self.pending_self_healing.get(&user)
+    pub(crate) fn pending(&self, user: UserRef) -> Option<&RequeueReason> {
+        self.pending.get(&user)
     }
 
-    /// Queues a user because `reason` may have cleared its error. The reason is kept (the first
-    /// one while the user stays queued) when self-healing is on and the user has an assignment
-    /// in error.
-    pub(crate) fn enqueue_healing(&mut self, user: UserRef, reason: impl FnOnce(&Engine) -> RequeueReason) {
-        if self.settings.self_healing
-            && !self.pending_self_healing.contains_key(&user)
-            && self.user(user).states.iter().any(|state| state.cause.is_some())
-        {
-            let reason = reason(self);
-            self.pending_self_healing.insert(user, reason);
-        }
-        self.enqueue(user);
+    /// The last automatic re-evaluation of a user, if any.
+    pub(crate) fn last(&self, user: UserRef) -> Option<&SelfHealing> {
+        self.last.get(&user)
     }
 
-    /// After a user's evaluation: its pending reason becomes its last self-healing.
-    pub(crate) fn record_self_healing(&mut self, user: UserRef, at: Timestamp) {
-        if let Some(reason) = self.pending_self_healing.remove(&user) {
-            let errors_cleared = self.user(user).states.iter().all(|state| state.cause.is_none());
-            self.last_self_healing.insert(
+    /// Keeps the reason a user was re-queued; the first one counts while the user stays queued.
+    pub(crate) fn note_pending(&mut self, user: UserRef, reason: RequeueReason) {
+        self.pending.entry(user).or_insert(reason);
+    }
+
+    /// After a user's evaluation: its pending reason, if any, becomes its last self-healing;
+    /// `errors_cleared` is asked only then.
+    pub(crate) fn record_evaluated(
+        &mut self,
+        user: UserRef,
+        at: Timestamp,
+        errors_cleared: impl FnOnce() -> bool,
+    ) {
+        if let Some(reason) = self.pending.remove(&user) {
+            self.last.insert(
                 user,
                 SelfHealing {
                     at,
                     reason,
-                    errors_cleared,
+                    errors_cleared: errors_cleared(),
                 },
             );
         }
     }
 
-    /// Forgets a deleted user's self-healing records.
-    pub(crate) fn forget_self_healing(&mut self, user: UserRef) {
-        self.pending_self_healing.remove(&user);
-        self.last_self_healing.remove(&user);
+    /// Forgets a deleted user's records.
+    pub(crate) fn forget(&mut self, user: UserRef) {
+        self.pending.remove(&user);
+        self.last.remove(&user);
     }
 }

@@ -6,10 +6,10 @@ use rustc_hash::FxHashMap;
 
 use crate::catalog::{Catalog, CatalogProduct};
 use crate::command::Command;
-use crate::engine::Engine;
 use crate::model::{
     AppliesTo, CapabilityStatus, ServicePlanDefinition, ServicePlanRules, SkuDefinition, Uuid,
 };
+use crate::Engine;
 
 impl CatalogProduct {
     /// A subscription to this product with `prepaid_units` purchased seats.
@@ -37,7 +37,7 @@ impl CatalogProduct {
 impl Engine {
     /// Whether the tenant knows a service plan (through one of its products).
     pub fn knows_service_plan(&self, service_plan_id: Uuid) -> bool {
-        self.plan_index.contains_key(&service_plan_id)
+        self.catalog.find_plan(service_plan_id).is_some()
     }
 }
 

@@ -14,10 +14,10 @@ use std::collections::BTreeMap;
 use rustc_hash::FxHashSet;
 
 use crate::command::Command;
-use crate::engine::{Engine, GroupRef, SkuRef, Source, StateRecord, UserRef};
 use crate::error::CommandError;
 use crate::model::{AssignmentSource, LicenseErrorKind, Timestamp, Uuid};
 use crate::query::LicenseAssignmentState;
+use crate::{Engine, GroupRef, SkuRef, Source, StateRecord, UserRef};
 
 /// How much detail a what-if returns. Counts are always complete.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -216,13 +216,9 @@ fn compact_errors(engine: &Engine, records: &[StateRecord]) -> Vec<(SkuRef, Sour
         .iter()
         .filter(|record| record.status.is_error())
         .filter_map(|record| {
-            record.cause.map(|cause| {
-                (
-                    record.sku,
-                    record.source,
-                    engine.causes.causes[cause.0 as usize].kind(),
-                )
-            })
+            record
+                .cause
+                .map(|cause| (record.sku, record.source, engine.causes.get(cause).kind()))
         })
         .collect()
 }
@@ -271,14 +267,13 @@ impl Engine {
         let mut simulated = settled.as_ref().clone();
         let mut touched: FxHashSet<UserRef> = FxHashSet::default();
         for (index, command) in commands.iter().enumerate() {
-            let outcome =
-                simulated
-                    .apply(command.clone(), at)
-                    .map_err(|error| WhatIfError::CommandRefused {
-                        index,
-                        command: command.name(),
-                        error: Box::new(error),
-                    })?;
+            let outcome = simulated
+                .apply_without_images(command.clone(), at)
+                .map_err(|error| WhatIfError::CommandRefused {
+                    index,
+                    command: command.name(),
+                    error: Box::new(error),
+                })?;
             touched.extend(outcome.changes.iter().map(|change| change.user));
         }
         let processed = simulated.process_all(at);
@@ -313,8 +308,8 @@ fn compare(
         fixed_users: 0,
         newly_broken_users: 0,
         new_error_users: 0,
-        users_with_errors_before: before.users_with_errors.len(),
-        users_with_errors_after: after.users_with_errors.len(),
+        users_with_errors_before: before.states.users_with_errors().len(),
+        users_with_errors_after: after.states.users_with_errors().len(),
         users: Vec::new(),
         users_truncated: false,
         skus: Vec::new(),
@@ -324,14 +319,10 @@ fn compare(
     let mut group_tally: BTreeMap<GroupRef, Tally> = BTreeMap::new();
     let mut listed: Vec<(UserEffect, UserRef)> = Vec::new();
     for user in touched {
-        let existed = before.users.get(user.0 as usize).is_some_and(Option::is_some);
-        let exists = after.users.get(user.0 as usize).is_some_and(Option::is_some);
-        let old = if existed {
-            &before.user(user).states
-        } else {
-            &empty
-        };
-        let new = if exists { &after.user(user).states } else { &empty };
+        let existed = before.directory.user_if_live(user).is_some();
+        let exists = after.directory.user_if_live(user).is_some();
+        let old = if existed { before.states.of(user) } else { &empty };
+        let new = if exists { after.states.of(user) } else { &empty };
         if same_outcomes(old, new) {
             continue;
         }
@@ -421,17 +412,23 @@ fn compare(
         report.users.push(predict_user(before, after, user, effect));
     }
     // Products: every product whose seats or errors change, plus those whose figures change.
-    for index in 0..after.skus.len() {
-        let sku = SkuRef(index as u16);
-        let new = after.sku(sku);
-        let (prepaid_before, consumed_before, waiting_before) = match before.skus.get(index) {
-            Some(old) => (old.prepaid_units, old.consumed_units, old.waiting.len()),
-            None => (0, 0, 0),
-        };
+    for (sku, new) in after.catalog.skus() {
+        let (prepaid_before, consumed_before, waiting_before) =
+            if sku.0 as usize >= before.catalog.sku_count() {
+                (0, 0, 0)
+            } else {
+                (
+                    before.sku(sku).prepaid_units,
+                    before.states.consumed_units(sku),
+                    before.states.waiting(sku).len(),
+                )
+            };
+        let consumed_after = after.states.consumed_units(sku);
+        let waiting_after = after.states.waiting(sku).len();
         let tally = sku_tally.remove(&sku).unwrap_or_default();
         let figures_change = prepaid_before != new.prepaid_units
-            || consumed_before != new.consumed_units
-            || waiting_before != new.waiting.len();
+            || consumed_before != consumed_after
+            || waiting_before != waiting_after;
         if !figures_change && tally.fixed_users == 0 && tally.newly_broken_users == 0 {
             continue;
         }
@@ -441,9 +438,9 @@ fn compare(
             prepaid_units_before: prepaid_before,
             prepaid_units_after: new.prepaid_units,
             consumed_units_before: consumed_before,
-            consumed_units_after: new.consumed_units,
+            consumed_units_after: consumed_after,
             waiting_users_before: waiting_before,
-            waiting_users_after: new.waiting.len(),
+            waiting_users_after: waiting_after,
             users_consuming: tally.users_consuming,
             users_freeing: tally.users_freeing,
             fixed_users: tally.fixed_users,
@@ -452,18 +449,20 @@ fn compare(
     }
     for (group, tally) in group_tally {
         let in_error_before = before
-            .groups
-            .get(group.0 as usize)
-            .and_then(Option::as_ref)
-            .map_or(0, |record| record.error_users.len());
-        let (group_id, display_name, in_error_after) =
-            match after.groups.get(group.0 as usize).and_then(Option::as_ref) {
-                Some(record) => (record.id, record.display_name.clone(), record.error_users.len()),
-                None => match before.groups.get(group.0 as usize).and_then(Option::as_ref) {
-                    Some(record) => (record.id, record.display_name.clone(), 0),
-                    None => continue,
-                },
-            };
+            .directory
+            .group_if_live(group)
+            .map_or(0, |_| before.states.group_error_users(group).len());
+        let (group_id, display_name, in_error_after) = match after.directory.group_if_live(group) {
+            Some(record) => (
+                record.id,
+                record.display_name.clone(),
+                after.states.group_error_users(group).len(),
+            ),
+            None => match before.directory.group_if_live(group) {
+                Some(record) => (record.id, record.display_name.clone(), 0),
+                None => continue,
+            },
+        };
         report.groups.push(GroupPrediction {
             group_id,
             display_name,
@@ -490,8 +489,8 @@ fn resolve_errors(engine: &Engine, records: &[StateRecord]) -> Vec<AssignmentErr
 }
 
 fn predict_user(before: &Engine, after: &Engine, user: UserRef, effect: UserEffect) -> UserPrediction {
-    let existed = before.users.get(user.0 as usize).is_some_and(Option::is_some);
-    let exists = after.users.get(user.0 as usize).is_some_and(Option::is_some);
+    let existed = before.directory.user_if_live(user).is_some();
+    let exists = after.directory.user_if_live(user).is_some();
     let record = if exists {
         after.user(user)
     } else {
@@ -507,12 +506,8 @@ fn predict_user(before: &Engine, after: &Engine, user: UserRef, effect: UserEffe
         }
     };
     let empty: Vec<StateRecord> = Vec::new();
-    let old = if existed {
-        &before.user(user).states
-    } else {
-        &empty
-    };
-    let new = if exists { &after.user(user).states } else { &empty };
+    let old = if existed { before.states.of(user) } else { &empty };
+    let new = if exists { after.states.of(user) } else { &empty };
     let held_before = held_units(old);
     let held_after = held_units(new);
     UserPrediction {

@@ -323,7 +323,7 @@ impl Builder<'_> {
     // built when a command is refused.
     #[allow(clippy::result_large_err)]
     fn apply(&mut self, command: Command) -> Result<(), CommandError> {
-        self.engine.apply(command, self.at).map(|_| ())
+        self.engine.apply_without_images(command, self.at).map(|_| ())
     }
 
     fn product_label(&self, sku_id: Uuid) -> Subject {

@@ -122,56 +122,27 @@ impl WriteBatch {
         batch
     }
 
-    /// What an accepted command changed, read back from the engine it was applied to: the
-    /// touched settings, plans, products, users and groups as they are now, the deletions, the
-    /// state changes applied at once, the newly queued users and the new logical clock.
+    /// What an accepted command changed, from the outcome alone: the touched settings, plans,
+    /// products, users and groups as the command left them ([`CommandOutcome::images`]), the
+    /// deletions, the state changes applied at once, the newly queued users and the new logical
+    /// clock. `engine` (the one the command was applied to) only names the products, groups and
+    /// plan sets of the state changes.
     pub fn from_command_outcome(engine: &Engine, outcome: &CommandOutcome) -> Result<WriteBatch, StoreError> {
         let touched = &outcome.touched;
+        let images = &outcome.images;
         let mut batch = WriteBatch {
-            settings: touched.settings.then(|| engine.settings().clone()),
-            clock: Some(engine.clock()),
-            service_plans: touched.service_plans.then(|| engine.service_plan_images()),
+            settings: images.settings.clone(),
+            clock: Some(outcome.clock),
+            service_plans: images.service_plans.clone(),
+            skus: images.skus.clone(),
+            users: images.users.clone(),
+            groups: images.groups.clone(),
             deleted_users: touched.deleted_users.clone(),
             deleted_groups: touched.deleted_groups.clone(),
             enqueue: outcome.newly_queued.clone(),
-            directory_attributes: touched
-                .directory_attributes
-                .iter()
-                .map(|object_id| {
-                    (
-                        *object_id,
-                        engine.directory_attributes(*object_id).map(str::to_string),
-                    )
-                })
-                .collect(),
+            directory_attributes: images.directory_attributes.clone(),
             ..WriteBatch::default()
         };
-        for sku_id in &touched.skus {
-            let definition = engine
-                .sku_definition(*sku_id)
-                .map_err(|source| StoreError::Engine {
-                    what: format!("touched product {sku_id}"),
-                    source: Box::new(source),
-                })?;
-            batch.skus.push(definition);
-        }
-        for group_id in &touched.groups {
-            let image = engine
-                .group_image(*group_id)
-                .map_err(|source| StoreError::Engine {
-                    what: format!("touched group {group_id}"),
-                    source: Box::new(source),
-                })?;
-            batch.groups.push(image);
-        }
-        for user_id in &touched.users {
-            let mut image = engine.user_image(*user_id).map_err(|source| StoreError::Engine {
-                what: format!("touched user {user_id}"),
-                source: Box::new(source),
-            })?;
-            image.states.clear();
-            batch.users.push(image);
-        }
         batch.add_state_changes(engine, &outcome.changes);
         Ok(batch)
     }
@@ -181,7 +152,7 @@ impl WriteBatch {
     /// it, in the order the engine holds them, and the new logical clock.
     pub fn from_process_report(engine: &Engine, report: &ProcessReport) -> WriteBatch {
         let mut batch = WriteBatch {
-            clock: Some(engine.clock()),
+            clock: Some(report.clock),
             dequeue: report.evaluated.clone(),
             ..WriteBatch::default()
         };

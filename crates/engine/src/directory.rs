@@ -1,0 +1,600 @@
+//! The directory: users and groups with their properties, direct and group licenses (the
+//! intent), memberships, the index of who owns which proxy address, and the opaque directory
+//! attributes provisioning clients keep with them. Every change goes through [`Directory`]'s
+//! methods, which keep the id, user principal name, membership and proxy address indexes in
+//! step; what a change means for licensing (queueing, evaluation) is the engine's business.
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::error::CommandError;
+use crate::handles::{unreachable_deleted, GroupRef, SkuRef, UserRef};
+use crate::model::{CountryCode, NewUser, ProxyAddress, UserChanges, Uuid};
+use crate::plan_set::PlanSetId;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct DirectLicense {
+    pub(crate) sku: SkuRef,
+    pub(crate) disabled_plans: PlanSetId,
+    pub(crate) since: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Membership {
+    pub(crate) group: GroupRef,
+    pub(crate) since: u64,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct User {
+    pub(crate) id: Uuid,
+    pub(crate) user_principal_name: Box<str>,
+    pub(crate) display_name: Box<str>,
+    pub(crate) usage_location: Option<CountryCode>,
+    pub(crate) proxy_addresses: Box<[ProxyAddress]>,
+    /// How many of the user's address hashes other users also have (kept by the proxy index),
+    /// so the uniqueness check costs nothing for the many users who share no address.
+    pub(crate) shared_addresses: u32,
+    pub(crate) account_enabled: bool,
+    pub(crate) direct: Vec<DirectLicense>,
+    pub(crate) memberships: Vec<Membership>,
+}
+
+impl User {
+    /// The groups the user is a member of.
+    pub(crate) fn groups(&self) -> impl Iterator<Item = GroupRef> + '_ {
+        self.memberships.iter().map(|membership| membership.group)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct GroupLicense {
+    pub(crate) sku: SkuRef,
+    pub(crate) disabled_plans: PlanSetId,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Group {
+    pub(crate) id: Uuid,
+    pub(crate) display_name: String,
+    pub(crate) licenses: Vec<GroupLicense>,
+    /// Sequence number at which the group last went from no products to some.
+    pub(crate) licensed_since: u64,
+    pub(crate) members: FxHashSet<UserRef>,
+}
+
+/// Owners of one proxy address hash.
+#[derive(Clone, Debug)]
+enum ProxyOwners {
+    One(UserRef),
+    Many(Vec<UserRef>),
+}
+
+fn proxy_hash(normalized: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = rustc_hash::FxHasher::default();
+    normalized.hash(&mut hasher);
+    hasher.finish()
+}
+
+fn validate_user_principal_name(value: &str) -> Result<(), CommandError> {
+    let invalid = |reason: &str| CommandError::InvalidUserPrincipalName {
+        value: value.to_string(),
+        reason: reason.to_string(),
+    };
+    let Some((local, domain)) = value.split_once('@') else {
+        return Err(invalid("expected name@domain"));
+    };
+    if local.is_empty() || local.len() > 64 {
+        return Err(invalid("the part before @ must have 1 to 64 characters"));
+    }
+    if domain.is_empty() || domain.contains('@') || !domain.contains('.') {
+        return Err(invalid("the part after @ must be a domain such as contoso.com"));
+    }
+    if value.len() > 256 || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid("at most 256 characters, without spaces"));
+    }
+    Ok(())
+}
+
+fn check_proxy_addresses(addresses: &[ProxyAddress]) -> Result<(), CommandError> {
+    let mut seen = FxHashSet::default();
+    for address in addresses {
+        if !seen.insert(address.normalized()) {
+            return Err(CommandError::InvalidProxyAddress {
+                value: address.to_string(),
+                reason: "listed twice for the same user".to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn check_group_display_name(display_name: &str) -> Result<(), CommandError> {
+    if display_name.trim().is_empty() {
+        return Err(CommandError::InvalidValue {
+            field: "displayName",
+            reason: "a group needs a display name".to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Users, groups and their indexes. Handles are never reused: a deleted user or group leaves
+/// an empty slot.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Directory {
+    users: Vec<Option<User>>,
+    user_index: FxHashMap<Uuid, UserRef>,
+    /// Lower-cased user principal names.
+    upn_index: FxHashMap<Box<str>, UserRef>,
+    groups: Vec<Option<Group>>,
+    group_index: FxHashMap<Uuid, GroupRef>,
+    proxy_owners: FxHashMap<u64, ProxyOwners>,
+    /// Opaque attributes of users and groups, by object id.
+    attributes: FxHashMap<Uuid, Box<str>>,
+}
+
+impl Directory {
+    // ----- lookups -------------------------------------------------------------------------
+
+    pub(crate) fn find_user(&self, user_id: Uuid) -> Option<UserRef> {
+        self.user_index.get(&user_id).copied()
+    }
+
+    pub(crate) fn find_group(&self, group_id: Uuid) -> Option<GroupRef> {
+        self.group_index.get(&group_id).copied()
+    }
+
+    pub(crate) fn user_ref(&self, user_id: Uuid) -> Result<UserRef, CommandError> {
+        self.find_user(user_id)
+            .ok_or(CommandError::UnknownUser { user_id })
+    }
+
+    pub(crate) fn group_ref(&self, group_id: Uuid) -> Result<GroupRef, CommandError> {
+        self.find_group(group_id)
+            .ok_or(CommandError::UnknownGroup { group_id })
+    }
+
+    /// The user with a user principal name, compared without case.
+    pub(crate) fn find_user_by_principal_name(&self, user_principal_name: &str) -> Option<UserRef> {
+        self.upn_index
+            .get(user_principal_name.to_lowercase().as_str())
+            .copied()
+    }
+
+    /// Whether a user or group has this id.
+    pub(crate) fn contains_object(&self, object_id: Uuid) -> bool {
+        self.user_index.contains_key(&object_id) || self.group_index.contains_key(&object_id)
+    }
+
+    pub(crate) fn user(&self, user: UserRef) -> &User {
+        match &self.users[user.0 as usize] {
+            Some(user) => user,
+            None => unreachable_deleted(),
+        }
+    }
+
+    fn user_mut(&mut self, user: UserRef) -> &mut User {
+        match &mut self.users[user.0 as usize] {
+            Some(user) => user,
+            None => unreachable_deleted(),
+        }
+    }
+
+    pub(crate) fn group(&self, group: GroupRef) -> &Group {
+        match &self.groups[group.0 as usize] {
+            Some(group) => group,
+            None => unreachable_deleted(),
+        }
+    }
+
+    fn group_mut(&mut self, group: GroupRef) -> &mut Group {
+        match &mut self.groups[group.0 as usize] {
+            Some(group) => group,
+            None => unreachable_deleted(),
+        }
+    }
+
+    /// A user, `None` once deleted.
+    pub(crate) fn user_if_live(&self, user: UserRef) -> Option<&User> {
+        self.users.get(user.0 as usize).and_then(Option::as_ref)
+    }
+
+    /// A group, `None` once deleted.
+    pub(crate) fn group_if_live(&self, group: GroupRef) -> Option<&Group> {
+        self.groups.get(group.0 as usize).and_then(Option::as_ref)
+    }
+
+    /// Every live user with its handle, in creation order.
+    pub(crate) fn users(&self) -> impl Iterator<Item = (UserRef, &User)> + '_ {
+        self.users
+            .iter()
+            .enumerate()
+            .filter_map(|(index, user)| Some((UserRef(index as u32), user.as_ref()?)))
+    }
+
+    /// Every live group with its handle, in creation order.
+    pub(crate) fn groups(&self) -> impl Iterator<Item = (GroupRef, &Group)> + '_ {
+        self.groups
+            .iter()
+            .enumerate()
+            .filter_map(|(index, group)| Some((GroupRef(index as u32), group.as_ref()?)))
+    }
+
+    pub(crate) fn user_count(&self) -> usize {
+        self.user_index.len()
+    }
+
+    pub(crate) fn group_count(&self) -> usize {
+        self.group_index.len()
+    }
+
+    /// The groups that assign a product.
+    pub(crate) fn groups_with_sku(&self, sku: SkuRef) -> Vec<GroupRef> {
+        self.groups()
+            .filter(|(_, group)| group.licenses.iter().any(|license| license.sku == sku))
+            .map(|(group, _)| group)
+            .collect()
+    }
+
+    /// When a user joined a group (0 when it is not a member).
+    pub(crate) fn member_since(&self, user: UserRef, group: GroupRef) -> u64 {
+        self.user(user)
+            .memberships
+            .iter()
+            .find(|membership| membership.group == group)
+            .map(|membership| membership.since)
+            .unwrap_or(0)
+    }
+
+    // ----- users ---------------------------------------------------------------------------
+
+    /// Validates a new user: a new id, a valid and unused user principal name, no address twice.
+    pub(crate) fn check_new_user(&self, new_user: &NewUser) -> Result<(), CommandError> {
+        if self.user_index.contains_key(&new_user.id) {
+            return Err(CommandError::DuplicateUserId { user_id: new_user.id });
+        }
+        validate_user_principal_name(&new_user.user_principal_name)?;
+        if self
+            .find_user_by_principal_name(&new_user.user_principal_name)
+            .is_some()
+        {
+            return Err(CommandError::DuplicateUserPrincipalName {
+                user_principal_name: new_user.user_principal_name.clone(),
+            });
+        }
+        check_proxy_addresses(&new_user.proxy_addresses)
+    }
+
+    /// Validates changes of a user's properties.
+    pub(crate) fn check_user_changes(
+        &self,
+        user: UserRef,
+        changes: &UserChanges,
+    ) -> Result<(), CommandError> {
+        if let Some(upn) = &changes.user_principal_name {
+            validate_user_principal_name(upn)?;
+            if let Some(owner) = self.find_user_by_principal_name(upn) {
+                if owner != user {
+                    return Err(CommandError::DuplicateUserPrincipalName {
+                        user_principal_name: upn.clone(),
+                    });
+                }
+            }
+        }
+        if let Some(addresses) = &changes.proxy_addresses {
+            check_proxy_addresses(addresses)?;
+        }
+        Ok(())
+    }
+
+    /// Adds a user checked with [`Directory::check_new_user`] (or restored from an image, its
+    /// id and user principal name unused): indexes it and adds it to the groups of its
+    /// memberships.
+    pub(crate) fn insert_user(&mut self, record: User) -> UserRef {
+        let user = UserRef(self.users.len() as u32);
+        for membership in &record.memberships {
+            self.group_mut(membership.group).members.insert(user);
+        }
+        self.user_index.insert(record.id, user);
+        self.upn_index
+            .insert(record.user_principal_name.to_lowercase().into(), user);
+        self.users.push(Some(record));
+        self.index_proxy_addresses(user);
+        user
+    }
+
+    pub(crate) fn set_user_principal_name(&mut self, user: UserRef, user_principal_name: String) {
+        let old_key = self.user(user).user_principal_name.to_lowercase();
+        self.upn_index.remove(old_key.as_str());
+        self.upn_index
+            .insert(user_principal_name.to_lowercase().into(), user);
+        self.user_mut(user).user_principal_name = user_principal_name.into();
+    }
+
+    pub(crate) fn set_display_name(&mut self, user: UserRef, display_name: String) {
+        self.user_mut(user).display_name = display_name.into();
+    }
+
+    pub(crate) fn set_account_enabled(&mut self, user: UserRef, enabled: bool) {
+        self.user_mut(user).account_enabled = enabled;
+    }
+
+    /// Sets a user's usage location; returns whether it changed.
+    pub(crate) fn set_usage_location(&mut self, user: UserRef, location: Option<CountryCode>) -> bool {
+        if self.user(user).usage_location == location {
+            return false;
+        }
+        self.user_mut(user).usage_location = location;
+        true
+    }
+
+    pub(crate) fn set_proxy_addresses(&mut self, user: UserRef, addresses: Vec<ProxyAddress>) {
+        self.unindex_proxy_addresses(user);
+        self.user_mut(user).proxy_addresses = addresses.into();
+        self.index_proxy_addresses(user);
+    }
+
+    /// A user's direct licenses, to change (nothing is derived from them here).
+    pub(crate) fn direct_licenses_mut(&mut self, user: UserRef) -> &mut Vec<DirectLicense> {
+        &mut self.user_mut(user).direct
+    }
+
+    /// Deletes a user with its memberships, addresses and directory attributes.
+    pub(crate) fn delete_user(&mut self, user: UserRef) {
+        let memberships = std::mem::take(&mut self.user_mut(user).memberships);
+        for membership in memberships {
+            self.group_mut(membership.group).members.remove(&user);
+        }
+        self.unindex_proxy_addresses(user);
+        if let Some(removed) = self.users[user.0 as usize].take() {
+            self.upn_index
+                .remove(removed.user_principal_name.to_lowercase().as_str());
+            self.user_index.remove(&removed.id);
+            self.attributes.remove(&removed.id);
+        }
+    }
+
+    // ----- proxy addresses -----------------------------------------------------------------
+
+    fn address_hashes(&self, user: UserRef) -> Vec<u64> {
+        self.user(user)
+            .proxy_addresses
+            .iter()
+            .map(|address| proxy_hash(&address.normalized()))
+            .collect()
+    }
+
+    fn index_proxy_addresses(&mut self, user: UserRef) {
+        for hash in self.address_hashes(user) {
+            match self.proxy_owners.get_mut(&hash) {
+                None => {
+                    self.proxy_owners.insert(hash, ProxyOwners::One(user));
+                }
+                Some(ProxyOwners::One(other)) => {
+                    let other = *other;
+                    self.proxy_owners
+                        .insert(hash, ProxyOwners::Many(vec![other, user]));
+                    self.user_mut(other).shared_addresses += 1;
+                    self.user_mut(user).shared_addresses += 1;
+                }
+                Some(ProxyOwners::Many(owners)) => {
+                    owners.push(user);
+                    self.user_mut(user).shared_addresses += 1;
+                }
+            }
+        }
+    }
+
+    fn unindex_proxy_addresses(&mut self, user: UserRef) {
+        for hash in self.address_hashes(user) {
+            let mut no_longer_shared = None;
+            let mut removed_from_many = false;
+            let remove_entry = match self.proxy_owners.get_mut(&hash) {
+                Some(ProxyOwners::One(owner)) => *owner == user,
+                Some(ProxyOwners::Many(owners)) => {
+                    if let Some(position) = owners.iter().position(|owner| *owner == user) {
+                        owners.remove(position);
+                        removed_from_many = true;
+                    }
+                    if owners.len() == 1 {
+                        no_longer_shared = Some(owners[0]);
+                    }
+                    false
+                }
+                None => false,
+            };
+            if removed_from_many {
+                self.user_mut(user).shared_addresses -= 1;
+            }
+            if let Some(last) = no_longer_shared {
+                self.proxy_owners.insert(hash, ProxyOwners::One(last));
+                self.user_mut(last).shared_addresses -= 1;
+            }
+            if remove_entry {
+                self.proxy_owners.remove(&hash);
+            }
+        }
+    }
+
+    /// Users who have a (normalized) proxy address, from the proxy index (hash, then an exact
+    /// check), never from a scan of every user.
+    pub(crate) fn users_with_address(&self, normalized: &str) -> Vec<UserRef> {
+        let owners: Vec<UserRef> = match self.proxy_owners.get(&proxy_hash(normalized)) {
+            Some(ProxyOwners::Many(owners)) => owners.clone(),
+            Some(ProxyOwners::One(owner)) => vec![*owner],
+            None => Vec::new(),
+        };
+        owners
+            .into_iter()
+            .filter(|owner| {
+                self.user(*owner)
+                    .proxy_addresses
+                    .iter()
+                    .any(|address| address.normalized() == normalized)
+            })
+            .collect()
+    }
+
+    /// The first of the user's proxy addresses that another user also has (compared exactly,
+    /// not only by hash), with those other users.
+    pub(crate) fn shared_proxy_address(&self, user: UserRef) -> Option<(String, Vec<UserRef>)> {
+        if self.user(user).shared_addresses == 0 {
+            return None;
+        }
+        for address in self.user(user).proxy_addresses.iter() {
+            let normalized = address.normalized();
+            if let Some(ProxyOwners::Many(owners)) = self.proxy_owners.get(&proxy_hash(&normalized)) {
+                let others: Vec<UserRef> = owners
+                    .iter()
+                    .copied()
+                    .filter(|other| *other != user)
+                    .filter(|other| {
+                        self.user(*other)
+                            .proxy_addresses
+                            .iter()
+                            .any(|candidate| candidate.normalized() == normalized)
+                    })
+                    .collect();
+                if !others.is_empty() {
+                    return Some((normalized, others));
+                }
+            }
+        }
+        None
+    }
+
+    /// Users with an address hash in common with the user, sorted.
+    pub(crate) fn users_sharing_addresses(&self, user: UserRef) -> Vec<UserRef> {
+        let mut others = Vec::new();
+        for address in self.user(user).proxy_addresses.iter() {
+            if let Some(ProxyOwners::Many(owners)) = self.proxy_owners.get(&proxy_hash(&address.normalized()))
+            {
+                others.extend(owners.iter().copied().filter(|other| *other != user));
+            }
+        }
+        others.sort();
+        others.dedup();
+        others
+    }
+
+    // ----- groups --------------------------------------------------------------------------
+
+    /// Validates a new group: a new id and a display name.
+    pub(crate) fn check_new_group(&self, group_id: Uuid, display_name: &str) -> Result<(), CommandError> {
+        if self.group_index.contains_key(&group_id) {
+            return Err(CommandError::DuplicateGroupId { group_id });
+        }
+        check_group_display_name(display_name)
+    }
+
+    /// Validates a group's new display name.
+    pub(crate) fn check_group_rename(&self, display_name: &str) -> Result<(), CommandError> {
+        check_group_display_name(display_name)
+    }
+
+    /// Adds a group checked with [`Directory::check_new_group`] (or restored from an image, its
+    /// id unused), without members.
+    pub(crate) fn insert_group(
+        &mut self,
+        group_id: Uuid,
+        display_name: String,
+        licenses: Vec<GroupLicense>,
+        licensed_since: u64,
+    ) -> GroupRef {
+        let group = GroupRef(self.groups.len() as u32);
+        self.groups.push(Some(Group {
+            id: group_id,
+            display_name,
+            licenses,
+            licensed_since,
+            members: FxHashSet::default(),
+        }));
+        self.group_index.insert(group_id, group);
+        group
+    }
+
+    pub(crate) fn rename_group(&mut self, group: GroupRef, display_name: String) {
+        self.group_mut(group).display_name = display_name;
+    }
+
+    /// Replaces a group's licenses; `now` becomes its `licensed_since` when it goes from no
+    /// products to some.
+    pub(crate) fn set_group_licenses(&mut self, group: GroupRef, licenses: Vec<GroupLicense>, now: u64) {
+        let record = self.group_mut(group);
+        if record.licenses.is_empty() && !licenses.is_empty() {
+            record.licensed_since = now;
+        }
+        record.licenses = licenses;
+    }
+
+    /// Deletes a group with its memberships and directory attributes.
+    pub(crate) fn delete_group(&mut self, group: GroupRef) {
+        let members: Vec<UserRef> = self.group(group).members.iter().copied().collect();
+        for member in members {
+            self.user_mut(member).memberships.retain(|m| m.group != group);
+        }
+        if let Some(removed) = self.groups[group.0 as usize].take() {
+            self.group_index.remove(&removed.id);
+            self.attributes.remove(&removed.id);
+        }
+    }
+
+    pub(crate) fn is_member(&self, group: GroupRef, user: UserRef) -> bool {
+        self.group(group).members.contains(&user)
+    }
+
+    pub(crate) fn add_member(&mut self, group: GroupRef, user: UserRef, since: u64) {
+        self.group_mut(group).members.insert(user);
+        self.user_mut(user).memberships.push(Membership { group, since });
+    }
+
+    pub(crate) fn remove_member(&mut self, group: GroupRef, user: UserRef) {
+        self.group_mut(group).members.remove(&user);
+        self.user_mut(user).memberships.retain(|m| m.group != group);
+    }
+
+    // ----- directory attributes ------------------------------------------------------------
+
+    /// Validates attributes for a user or group.
+    pub(crate) fn check_attributes(
+        &self,
+        object_id: Uuid,
+        attributes: Option<&str>,
+    ) -> Result<(), CommandError> {
+        if !self.contains_object(object_id) {
+            return Err(CommandError::UnknownUser { user_id: object_id });
+        }
+        if let Some(text) = attributes {
+            if text.len() > crate::command::MAX_DIRECTORY_ATTRIBUTES_BYTES {
+                return Err(CommandError::InvalidValue {
+                    field: "directory attributes",
+                    reason: format!(
+                        "{} bytes, more than the {} a user or group can keep",
+                        text.len(),
+                        crate::command::MAX_DIRECTORY_ATTRIBUTES_BYTES
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets or clears the attributes of a user or group; returns whether it had some.
+    pub(crate) fn set_attributes(&mut self, object_id: Uuid, attributes: Option<String>) -> bool {
+        match attributes {
+            Some(text) => self.attributes.insert(object_id, text.into()).is_some(),
+            None => self.attributes.remove(&object_id).is_some(),
+        }
+    }
+
+    /// The attributes a provisioning client keeps with a user or group, if any.
+    pub(crate) fn attributes(&self, object_id: Uuid) -> Option<&str> {
+        self.attributes.get(&object_id).map(|text| &**text)
+    }
+
+    /// Every object's attributes, in no particular order.
+    pub(crate) fn all_attributes(&self) -> impl Iterator<Item = (Uuid, &str)> + '_ {
+        self.attributes.iter().map(|(id, text)| (*id, &**text))
+    }
+}
