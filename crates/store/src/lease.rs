@@ -9,7 +9,7 @@ use licensd_engine::Uuid;
 
 use crate::error::StoreError;
 use crate::reads::tenant_key;
-use crate::sql::{Param, Session};
+use crate::sql::{Param, ReadRow, Session};
 
 fn milliseconds(ttl: Duration) -> i64 {
     // Ten years at most, so adding it to the clock never overflows.
@@ -84,6 +84,6 @@ pub(crate) fn holder(session: &mut impl Session, tenant_id: Uuid) -> Result<Opti
         "reading the processing lease",
         "SELECT instance_id FROM processing_leases WHERE tenant_key = $1 AND expires_at > {now}",
         &[Param::Integer(tenant_key)],
-        |row| row.text(0),
+        |row| Ok(row.text(0)?.to_string()),
     )
 }

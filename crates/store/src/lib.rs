@@ -260,7 +260,7 @@ impl Store {
     /// A consistent snapshot of the whole tenant and the version it reflects. Users, groups,
     /// products and plans come in the engine's order, with every logical time as written.
     pub fn load_tenant(&mut self, tenant_id: Uuid) -> Result<(TenantImage, u64), StoreError> {
-        dispatch!(self, store => store.load_tenant(tenant_id))
+        dispatch!(self, store => load::load_tenant(store, tenant_id))
     }
 
     /// Applies `batch` to the tenant in one transaction and returns the tenant's new version.

@@ -5,7 +5,7 @@
 //! turns: SQLite's write lock, PostgreSQL's migration advisory lock ([`Migrate::begin_step`]).
 
 use crate::error::StoreError;
-use crate::sql::{Param, Session, Transaction};
+use crate::sql::{Param, ReadRow, Session, Transaction};
 
 /// The schema version this binary writes: the version of the last migration.
 pub const SCHEMA_VERSION: u64 = 4;

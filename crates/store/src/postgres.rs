@@ -1,13 +1,13 @@
 //! The PostgreSQL backend: one connection, the shared statements ([`Session`]) in PostgreSQL's
 //! dialect, the steps of a write whose statements are PostgreSQL's own ([`WriteTransaction`]:
-//! rows travel as arrays through `unnest`, or stream through binary `COPY`), change notices
-//! (`LISTEN`/`NOTIFY`) and loading a tenant. Writers of one tenant are serialized across
-//! instances by a transaction-scoped advisory lock on the tenant's key.
+//! rows travel as arrays through `unnest`, or stream through binary `COPY`), and change notices
+//! (`LISTEN`/`NOTIFY`). Writers of one tenant are serialized across instances by a
+//! transaction-scoped advisory lock on the tenant's key.
 
 use std::time::Duration;
 
-use licensd_engine::image::{GroupImage, ServicePlanImage, TenantImage, UserImage};
-use licensd_engine::{ServicePlanDefinition, ServicePlanRules, SkuDefinition, TenantSettings, Uuid};
+use licensd_engine::image::{GroupImage, ServicePlanImage, UserImage};
+use licensd_engine::{SkuDefinition, TenantSettings, Uuid};
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
@@ -18,9 +18,9 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use crate::batch::{last_of_each, ChangeNotice, KeyedState, WriteBatch};
 use crate::codec::{self, PlanNumbers, StateRowEncoder};
 use crate::error::StoreError;
-use crate::load::{logical_time, logical_time_column, ImageBuilder, StateRow};
+use crate::load::{logical_time_column, plan_number, Load};
 use crate::migration::{Migrate, Migration};
-use crate::reads::{tenant_key, tenant_key_and_version};
+use crate::reads::tenant_key;
 use crate::sql::{self, Database, Dialect, Param, ReadRow, Session};
 use crate::write::{WriteBackend, WriteScope, WriteTransaction};
 
@@ -118,7 +118,11 @@ impl ReadRow for Row {
         get(self, index)
     }
 
-    fn text(&self, index: usize) -> Result<String, StoreError> {
+    fn text(&self, index: usize) -> Result<&str, StoreError> {
+        get(self, index)
+    }
+
+    fn optional_text(&self, index: usize) -> Result<Option<&str>, StoreError> {
         get(self, index)
     }
 
@@ -134,7 +138,11 @@ impl ReadRow for Row {
         get(self, index)
     }
 
-    fn bytes(&self, index: usize) -> Result<Vec<u8>, StoreError> {
+    fn bytes(&self, index: usize) -> Result<&[u8], StoreError> {
+        get(self, index)
+    }
+
+    fn optional_bytes(&self, index: usize) -> Result<Option<&[u8]>, StoreError> {
         get(self, index)
     }
 }
@@ -157,7 +165,7 @@ fn rows_on(
     action: &str,
     sql: &str,
     params: &[Param<'_>],
-    on_row: &mut dyn FnMut(&dyn ReadRow) -> Result<(), StoreError>,
+    mut on_row: impl FnMut(&Row) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let mut rows = client
         .query_raw(&*Dialect::Postgres.spell(sql), postgres_params(params))
@@ -169,6 +177,8 @@ fn rows_on(
 }
 
 impl Session for Transaction<'_> {
+    type Row<'r> = Row;
+
     fn execute(&mut self, action: &str, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
         run_on(self, action, sql, params)
     }
@@ -178,7 +188,7 @@ impl Session for Transaction<'_> {
         action: &str,
         sql: &str,
         params: &[Param<'_>],
-        on_row: &mut dyn FnMut(&dyn ReadRow) -> Result<(), StoreError>,
+        on_row: impl FnMut(&Self::Row<'_>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         rows_on(self, action, sql, params, on_row)
     }
@@ -195,6 +205,8 @@ impl sql::Transaction for Transaction<'_> {
 }
 
 impl Session for PostgresStore {
+    type Row<'r> = Row;
+
     fn execute(&mut self, action: &str, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
         run_on(&mut self.client, action, sql, params)
     }
@@ -204,7 +216,7 @@ impl Session for PostgresStore {
         action: &str,
         sql: &str,
         params: &[Param<'_>],
-        on_row: &mut dyn FnMut(&dyn ReadRow) -> Result<(), StoreError>,
+        on_row: impl FnMut(&Self::Row<'_>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         rows_on(&mut self.client, action, sql, params, on_row)
     }
@@ -216,6 +228,19 @@ impl Database for PostgresStore {
     fn begin(&mut self, action: &str) -> Result<Transaction<'_>, StoreError> {
         self.client.transaction().map_err(StoreError::postgres(action))
     }
+
+    fn begin_snapshot(&mut self, action: &str) -> Result<Transaction<'_>, StoreError> {
+        self.client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(StoreError::postgres(action))
+    }
+}
+
+impl Load for PostgresStore {
+    const USERS_ORDER: &'static str = " ORDER BY user_key";
 }
 
 impl Migrate for PostgresStore {
@@ -347,232 +372,10 @@ impl PostgresStore {
         Ok(())
     }
 
-    // ----- loading ------------------------------------------------------------------------------
-
-    pub(crate) fn load_tenant(&mut self, tenant_id: Uuid) -> Result<(TenantImage, u64), StoreError> {
-        // One snapshot for every query: the image is consistent while other instances write.
-        let mut transaction = self
-            .client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .map_err(StoreError::postgres("starting to load a tenant"))?;
-        let (tenant_key, version) = tenant_key_and_version(&mut transaction, tenant_id)?;
-        let row = transaction
-            .query_one(
-                "SELECT display_name, default_usage_location, self_healing, clock
-                 FROM tenants WHERE tenant_key = $1",
-                &[&tenant_key],
-            )
-            .map_err(StoreError::postgres("reading the tenant"))?;
-        let settings = TenantSettings {
-            tenant_id,
-            display_name: get(&row, 0)?,
-            default_usage_location: codec::parse_optional_country(get(&row, 1)?)?,
-            self_healing: get(&row, 2)?,
-        };
-        let clock = logical_time(get(&row, 3)?, "the tenant clock")?;
-        let mut builder = ImageBuilder::default();
-        load_rows(
-            &mut transaction,
-            "reading service plans",
-            "SELECT plan_number, position, plan_id, name, display_name, mutually_exclusive_with,
-                    requires_any_of, unavailable_in, needs_unique_proxy_address
-             FROM service_plans WHERE tenant_key = $1 ORDER BY position",
-            tenant_key,
-            |row| {
-                let plan = ServicePlanImage {
-                    definition: ServicePlanDefinition {
-                        service_plan_id: get(row, 2)?,
-                        service_plan_name: get(row, 3)?,
-                        display_name: get(row, 4)?,
-                    },
-                    rules: ServicePlanRules {
-                        mutually_exclusive_with: codec::split_uuids(get(row, 5)?)?,
-                        requires_any_of: codec::split_uuids(get(row, 6)?)?,
-                        unavailable_in: codec::split_countries(get(row, 7)?)?,
-                        needs_unique_proxy_address: get(row, 8)?,
-                    },
-                };
-                builder.add_service_plan(plan_number(get(row, 0)?)?, plan_number(get(row, 1)?)?, plan);
-                Ok(())
-            },
-        )?;
-        builder.finish_service_plans();
-        load_rows(
-            &mut transaction,
-            "reading products",
-            "SELECT sku_key, sku_id, sku_part_number, display_name, applies_to, prepaid_units,
-                    capability_status
-             FROM skus WHERE tenant_key = $1 ORDER BY sku_key",
-            tenant_key,
-            |row| {
-                let sku = SkuDefinition {
-                    sku_id: get(row, 1)?,
-                    sku_part_number: get(row, 2)?,
-                    display_name: get(row, 3)?,
-                    applies_to: codec::parse_applies_to(get(row, 4)?)?,
-                    service_plans: Vec::new(),
-                    prepaid_units: u32::try_from(get::<i64>(row, 5)?)
-                        .map_err(|_| StoreError::corrupt("prepaid units out of range"))?,
-                    capability_status: codec::parse_capability_status(get(row, 6)?)?,
-                };
-                builder.add_sku(get(row, 0)?, sku);
-                Ok(())
-            },
-        )?;
-        load_rows(
-            &mut transaction,
-            "reading the plans of products",
-            "SELECT sku_key, plan_id FROM sku_plans WHERE tenant_key = $1 ORDER BY sku_key, position",
-            tenant_key,
-            |row| builder.add_sku_plan(get(row, 0)?, get(row, 1)?),
-        )?;
-        load_rows(
-            &mut transaction,
-            "reading groups",
-            "SELECT group_key, group_id, display_name, licensed_since FROM groups
-             WHERE tenant_key = $1 ORDER BY group_key",
-            tenant_key,
-            |row| {
-                let group = GroupImage {
-                    id: get(row, 1)?,
-                    display_name: get(row, 2)?,
-                    licenses: Vec::new(),
-                    licensed_since: logical_time(get(row, 3)?, "a group's licensed_since")?,
-                };
-                builder.add_group(get(row, 0)?, group);
-                Ok(())
-            },
-        )?;
-        load_rows(
-            &mut transaction,
-            "reading group licenses",
-            "SELECT group_key, sku_key, disabled_plans FROM group_licenses
-             WHERE tenant_key = $1 ORDER BY group_key, position",
-            tenant_key,
-            |row| builder.add_group_license(get(row, 0)?, get(row, 1)?, codec::split_uuids(get(row, 2)?)?),
-        )?;
-        let count_row = transaction
-            .query_one("SELECT count(*) FROM users WHERE tenant_key = $1", &[&tenant_key])
-            .map_err(StoreError::postgres("counting users"))?;
-        builder.reserve_users(usize::try_from(get::<i64>(&count_row, 0)?).unwrap_or(0));
-        load_rows(
-            &mut transaction,
-            "reading users",
-            "SELECT user_key, user_id, user_principal_name, display_name, usage_location,
-                    proxy_addresses, account_enabled
-             FROM users WHERE tenant_key = $1 ORDER BY user_key",
-            tenant_key,
-            |row| {
-                let user = UserImage {
-                    id: get(row, 1)?,
-                    user_principal_name: get(row, 2)?,
-                    display_name: get(row, 3)?,
-                    usage_location: codec::parse_optional_country(get(row, 4)?)?,
-                    proxy_addresses: codec::split_proxy_addresses(get(row, 5)?)?,
-                    account_enabled: get(row, 6)?,
-                    direct_licenses: Vec::new(),
-                    memberships: Vec::new(),
-                    states: Vec::new(),
-                };
-                builder.add_user(get(row, 0)?, user);
-                Ok(())
-            },
-        )?;
-        builder.finish_users();
-        load_rows(
-            &mut transaction,
-            "reading direct licenses",
-            "SELECT user_key, sku_key, disabled_plans, since FROM direct_licenses
-             WHERE tenant_key = $1 ORDER BY user_key, position",
-            tenant_key,
-            |row| {
-                builder.add_direct_license(
-                    get(row, 0)?,
-                    get(row, 1)?,
-                    codec::split_uuids(get(row, 2)?)?,
-                    logical_time(get(row, 3)?, "a direct license's since")?,
-                )
-            },
-        )?;
-        load_rows(
-            &mut transaction,
-            "reading memberships",
-            "SELECT user_key, group_key, since FROM memberships
-             WHERE tenant_key = $1 ORDER BY user_key, position",
-            tenant_key,
-            |row| {
-                builder.add_membership(
-                    get(row, 0)?,
-                    get(row, 1)?,
-                    logical_time(get(row, 2)?, "a membership's since")?,
-                )
-            },
-        )?;
-        load_rows(
-            &mut transaction,
-            "reading license assignment states",
-            "SELECT user_key, sku_key, source_key, status, cause, disabled_plans, granted_plans, since,
-                    last_updated
-             FROM license_states WHERE tenant_key = $1",
-            tenant_key,
-            |row| {
-                builder.add_state(StateRow {
-                    user_key: get(row, 0)?,
-                    sku_key: get(row, 1)?,
-                    source_key: get(row, 2)?,
-                    status: get(row, 3)?,
-                    cause: get(row, 4)?,
-                    disabled_plans: get(row, 5)?,
-                    granted_plans: get(row, 6)?,
-                    since: get(row, 7)?,
-                    last_updated: get(row, 8)?,
-                })
-            },
-        )?;
-        load_rows(
-            &mut transaction,
-            "reading the work queue",
-            "SELECT user_key FROM work_queue WHERE tenant_key = $1 ORDER BY position",
-            tenant_key,
-            |row| builder.add_queued(get(row, 0)?),
-        )?;
-        directory::load(&mut transaction, tenant_key, &mut builder)?;
-        transaction
-            .commit()
-            .map_err(StoreError::postgres("ending the load transaction"))?;
-        Ok((builder.finish(settings, clock), version))
-    }
-
     /// The underlying connection, for tests that inspect or tamper with the schema.
     pub fn client(&mut self) -> &mut Client {
         &mut self.client
     }
-}
-
-fn plan_number(value: i64) -> Result<u32, StoreError> {
-    u32::try_from(value)
-        .map_err(|_| StoreError::corrupt(format!("plan number or position {value} out of range")))
-}
-
-/// Streams the rows of a query with the tenant key as its only parameter into `on_row`.
-fn load_rows(
-    transaction: &mut Transaction<'_>,
-    action: &str,
-    sql: &str,
-    tenant_key: i64,
-    mut on_row: impl FnMut(&Row) -> Result<(), StoreError>,
-) -> Result<(), StoreError> {
-    let parameters: [&(dyn ToSql + Sync); 1] = [&tenant_key];
-    let mut rows = transaction
-        .query_raw(sql, parameters)
-        .map_err(StoreError::postgres(action))?;
-    while let Some(row) = rows.next().map_err(StoreError::postgres(action))? {
-        on_row(&row)?;
-    }
-    Ok(())
 }
 
 /// Proposes `count` new keys from `next` on (existing rows keep theirs; the unused proposals
@@ -666,6 +469,8 @@ pub(crate) struct PostgresWrite<'a> {
 }
 
 impl Session for PostgresWrite<'_> {
+    type Row<'r> = Row;
+
     fn execute(&mut self, action: &str, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
         let prepared = statement(&mut self.transaction, self.statements, sql)?;
         self.transaction
@@ -678,7 +483,7 @@ impl Session for PostgresWrite<'_> {
         action: &str,
         sql: &str,
         params: &[Param<'_>],
-        on_row: &mut dyn FnMut(&dyn ReadRow) -> Result<(), StoreError>,
+        mut on_row: impl FnMut(&Self::Row<'_>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let prepared = statement(&mut self.transaction, self.statements, sql)?;
         let mut rows = self

@@ -8,7 +8,7 @@ use crate::batch::TenantChange;
 use crate::codec;
 use crate::error::StoreError;
 use crate::load::{logical_time, logical_time_column};
-use crate::sql::{Param, Session};
+use crate::sql::{Param, ReadRow, Session};
 
 /// The tenant's key and version.
 pub(crate) fn tenant_key_and_version(
@@ -96,11 +96,11 @@ pub(crate) fn changes_since(
                 service_plans: row.flag(2)?,
                 queue: row.flag(3)?,
                 everything: row.flag(4)?,
-                skus: codec::split_concat_uuids(&row.bytes(5)?)?,
-                users: codec::split_concat_uuids(&row.bytes(6)?)?,
-                groups: codec::split_concat_uuids(&row.bytes(7)?)?,
-                deleted_users: codec::split_concat_uuids(&row.bytes(8)?)?,
-                deleted_groups: codec::split_concat_uuids(&row.bytes(9)?)?,
+                skus: codec::split_concat_uuids(row.bytes(5)?)?,
+                users: codec::split_concat_uuids(row.bytes(6)?)?,
+                groups: codec::split_concat_uuids(row.bytes(7)?)?,
+                deleted_users: codec::split_concat_uuids(row.bytes(8)?)?,
+                deleted_groups: codec::split_concat_uuids(row.bytes(9)?)?,
             })
         },
     )

@@ -142,15 +142,15 @@ pub(crate) fn audit_conditions(query: &AuditQuery, placeholder: char) -> String 
 const TOKEN_COLUMNS: &str = "t.token_id, n.tenant_id, t.display_name, t.role, t.secret_hash, t.created_at,
      t.created_by, t.expires_at, t.revoked_at";
 
-fn token_of(row: &dyn ReadRow) -> Result<AccessTokenRecord, StoreError> {
+fn token_of(row: &impl ReadRow) -> Result<AccessTokenRecord, StoreError> {
     Ok(AccessTokenRecord {
         token_id: row.id(0)?,
         tenant_id: row.id(1)?,
-        display_name: row.text(2)?,
-        role: row.text(3)?,
-        secret_hash: row.bytes(4)?,
+        display_name: row.text(2)?.to_string(),
+        role: row.text(3)?.to_string(),
+        secret_hash: row.bytes(4)?.to_vec(),
         created_at: row.integer(5)?,
-        created_by: row.text(6)?,
+        created_by: row.text(6)?.to_string(),
         expires_at: row.optional_integer(7)?,
         revoked_at: row.optional_integer(8)?,
     })
@@ -229,7 +229,9 @@ pub(crate) fn access_token(
         "SELECT {TOKEN_COLUMNS} FROM access_tokens t JOIN tenants n ON n.tenant_key = t.tenant_key
          WHERE t.token_id = $1"
     );
-    session.query_optional("reading an access token", &sql, &[Param::Id(token_id)], token_of)
+    session.query_optional("reading an access token", &sql, &[Param::Id(token_id)], |row| {
+        token_of(row)
+    })
 }
 
 pub(crate) fn access_tokens(
@@ -245,7 +247,7 @@ pub(crate) fn access_tokens(
         "listing access tokens",
         &sql,
         &[Param::Integer(tenant_key)],
-        token_of,
+        |row| token_of(row),
     )
 }
 
@@ -317,19 +319,19 @@ pub(crate) fn audit_records(
             record: AuditRecord {
                 audit_id: row.id(1)?,
                 activity_date_time: row.integer(2)?,
-                category: row.text(3)?,
-                activity: row.text(4)?,
-                operation_type: row.text(5)?,
-                result: row.text(6)?,
-                result_reason: row.text(7)?,
+                category: row.text(3)?.to_string(),
+                activity: row.text(4)?.to_string(),
+                operation_type: row.text(5)?.to_string(),
+                result: row.text(6)?.to_string(),
+                result_reason: row.text(7)?.to_string(),
                 actor_id: row.optional_id(8)?,
-                actor_name: row.text(9)?,
-                actor_role: row.text(10)?,
-                target_type: row.text(11)?,
+                actor_name: row.text(9)?.to_string(),
+                actor_role: row.text(10)?.to_string(),
+                target_type: row.text(11)?.to_string(),
                 target_id: row.optional_id(12)?,
-                target_name: row.text(13)?,
-                modified_properties: decode_properties(&row.text(14)?)?,
-                request_id: row.text(15)?,
+                target_name: row.text(13)?.to_string(),
+                modified_properties: decode_properties(row.text(14)?)?,
+                request_id: row.text(15)?.to_string(),
             },
         })
     })

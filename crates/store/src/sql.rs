@@ -30,20 +30,27 @@ pub(crate) enum Param<'a> {
     Bytes(&'a [u8]),
 }
 
-/// One row of a result, read by column index; every read checks the column's type.
+/// One row of a result, read by column index; every read checks the column's type. Text and
+/// bytes are borrowed from the row.
 pub(crate) trait ReadRow {
     fn integer(&self, index: usize) -> Result<i64, StoreError>;
     fn optional_integer(&self, index: usize) -> Result<Option<i64>, StoreError>;
-    fn text(&self, index: usize) -> Result<String, StoreError>;
+    fn text(&self, index: usize) -> Result<&str, StoreError>;
+    fn optional_text(&self, index: usize) -> Result<Option<&str>, StoreError>;
     fn flag(&self, index: usize) -> Result<bool, StoreError>;
     fn id(&self, index: usize) -> Result<Uuid, StoreError>;
     fn optional_id(&self, index: usize) -> Result<Option<Uuid>, StoreError>;
-    fn bytes(&self, index: usize) -> Result<Vec<u8>, StoreError>;
+    fn bytes(&self, index: usize) -> Result<&[u8], StoreError>;
+    fn optional_bytes(&self, index: usize) -> Result<Option<&[u8]>, StoreError>;
 }
 
 /// A connection or transaction that runs shared statements (see the module documentation for
 /// their dialect). `action` says what the statement does, for the error.
 pub(crate) trait Session {
+    /// A row of a result (the backend's own type, so reading columns costs no dynamic call
+    /// when a tenant's millions of rows are loaded).
+    type Row<'r>: ReadRow;
+
     /// Runs a statement; returns the number of rows it changed.
     fn execute(&mut self, action: &str, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError>;
 
@@ -53,7 +60,7 @@ pub(crate) trait Session {
         action: &str,
         sql: &str,
         params: &[Param<'_>],
-        on_row: &mut dyn FnMut(&dyn ReadRow) -> Result<(), StoreError>,
+        on_row: impl FnMut(&Self::Row<'_>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError>;
 
     /// Runs a query and reads every row with `read`.
@@ -62,13 +69,10 @@ pub(crate) trait Session {
         action: &str,
         sql: &str,
         params: &[Param<'_>],
-        mut read: impl FnMut(&dyn ReadRow) -> Result<T, StoreError>,
-    ) -> Result<Vec<T>, StoreError>
-    where
-        Self: Sized,
-    {
+        mut read: impl FnMut(&Self::Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
         let mut values = Vec::new();
-        self.for_each_row(action, sql, params, &mut |row| {
+        self.for_each_row(action, sql, params, |row| {
             values.push(read(row)?);
             Ok(())
         })?;
@@ -81,14 +85,11 @@ pub(crate) trait Session {
         action: &str,
         sql: &str,
         params: &[Param<'_>],
-        read: impl FnOnce(&dyn ReadRow) -> Result<T, StoreError>,
-    ) -> Result<Option<T>, StoreError>
-    where
-        Self: Sized,
-    {
+        read: impl FnOnce(&Self::Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
         let mut read = Some(read);
         let mut value = None;
-        self.for_each_row(action, sql, params, &mut |row| {
+        self.for_each_row(action, sql, params, |row| {
             if let Some(read) = read.take() {
                 value = Some(read(row)?);
             }
@@ -116,6 +117,10 @@ pub(crate) trait Database: Session {
     /// Starts a transaction that writes. (SQLite takes the database's write lock at once, so
     /// the transaction does not fail halfway because another connection writes.)
     fn begin(&mut self, action: &str) -> Result<Self::Transaction<'_>, StoreError>;
+
+    /// Starts a read-only transaction whose reads all see one snapshot, however long it takes
+    /// and whatever other connections write meanwhile.
+    fn begin_snapshot(&mut self, action: &str) -> Result<Self::Transaction<'_>, StoreError>;
 }
 
 /// The database clock of each backend, in milliseconds since the Unix epoch, for `{now}`.

@@ -1,13 +1,13 @@
 //! The SQLite backend: one connection to a database file in WAL mode, the shared statements
-//! ([`Session`]) in SQLite's dialect, the steps of a write whose statements are SQLite's own
-//! ([`WriteTransaction`]: rows bound one by one into prepared, often multi-row, statements), and
-//! loading a tenant. Writers take the database's write lock when their transaction begins
-//! (`BEGIN IMMEDIATE`), so writes are serialized.
+//! ([`Session`]) in SQLite's dialect, and the steps of a write whose statements are SQLite's own
+//! ([`WriteTransaction`]: rows bound one by one into prepared, often multi-row, statements).
+//! Writers take the database's write lock when their transaction begins (`BEGIN IMMEDIATE`), so
+//! writes are serialized.
 
 use std::time::Duration;
 
-use licensd_engine::image::{GroupImage, ServicePlanImage, TenantImage, UserImage};
-use licensd_engine::{ServicePlanDefinition, ServicePlanRules, SkuDefinition, TenantSettings, Uuid};
+use licensd_engine::image::{GroupImage, ServicePlanImage, UserImage};
+use licensd_engine::{SkuDefinition, TenantSettings, Uuid};
 use rusqlite::types::{Null, ToSqlOutput, ValueRef};
 use rusqlite::{
     params, params_from_iter, Connection, OptionalExtension, Row, Transaction, TransactionBehavior,
@@ -17,9 +17,8 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use crate::batch::{KeyedState, WriteBatch};
 use crate::codec::{self, PlanNumbers, StateRowEncoder};
 use crate::error::StoreError;
-use crate::load::{logical_time, logical_time_column, ImageBuilder, StateRow};
+use crate::load::{logical_time_column, plan_number, Load};
 use crate::migration::{Migrate, Migration};
-use crate::reads::tenant_key_and_version;
 use crate::sql::{self, Database, Dialect, Param, ReadRow, Session};
 use crate::write::{WriteBackend, WriteScope, WriteTransaction};
 
@@ -139,8 +138,12 @@ impl ReadRow for Row<'_> {
         }
     }
 
-    fn text(&self, index: usize) -> Result<String, StoreError> {
-        text_at(self, index).map(str::to_string)
+    fn text(&self, index: usize) -> Result<&str, StoreError> {
+        text_at(self, index)
+    }
+
+    fn optional_text(&self, index: usize) -> Result<Option<&str>, StoreError> {
+        optional_text_at(self, index)
     }
 
     fn flag(&self, index: usize) -> Result<bool, StoreError> {
@@ -157,12 +160,18 @@ impl ReadRow for Row<'_> {
             .transpose()
     }
 
-    fn bytes(&self, index: usize) -> Result<Vec<u8>, StoreError> {
-        blob_at(self, index).map(<[u8]>::to_vec)
+    fn bytes(&self, index: usize) -> Result<&[u8], StoreError> {
+        blob_at(self, index)
+    }
+
+    fn optional_bytes(&self, index: usize) -> Result<Option<&[u8]>, StoreError> {
+        optional_blob_at(self, index)
     }
 }
 
 impl Session for Transaction<'_> {
+    type Row<'r> = Row<'r>;
+
     fn execute(&mut self, action: &str, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
         run_on(self, action, sql, params)
     }
@@ -172,7 +181,7 @@ impl Session for Transaction<'_> {
         action: &str,
         sql: &str,
         params: &[Param<'_>],
-        on_row: &mut dyn FnMut(&dyn ReadRow) -> Result<(), StoreError>,
+        on_row: impl FnMut(&Self::Row<'_>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         rows_on(self, action, sql, params, on_row)
     }
@@ -189,6 +198,8 @@ impl sql::Transaction for Transaction<'_> {
 }
 
 impl Session for SqliteStore {
+    type Row<'r> = Row<'r>;
+
     fn execute(&mut self, action: &str, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
         run_on(&self.connection, action, sql, params)
     }
@@ -198,7 +209,7 @@ impl Session for SqliteStore {
         action: &str,
         sql: &str,
         params: &[Param<'_>],
-        on_row: &mut dyn FnMut(&dyn ReadRow) -> Result<(), StoreError>,
+        on_row: impl FnMut(&Self::Row<'_>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         rows_on(&self.connection, action, sql, params, on_row)
     }
@@ -212,6 +223,17 @@ impl Database for SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(StoreError::sqlite(action))
     }
+
+    /// A deferred transaction: its first read fixes the snapshot (WAL mode).
+    fn begin_snapshot(&mut self, action: &str) -> Result<Transaction<'_>, StoreError> {
+        self.connection
+            .transaction_with_behavior(TransactionBehavior::Deferred)
+            .map_err(StoreError::sqlite(action))
+    }
+}
+
+impl Load for SqliteStore {
+    const USERS_ORDER: &'static str = "";
 }
 
 impl Migrate for SqliteStore {
@@ -249,7 +271,7 @@ fn rows_on(
     action: &str,
     sql: &str,
     params: &[Param<'_>],
-    on_row: &mut dyn FnMut(&dyn ReadRow) -> Result<(), StoreError>,
+    mut on_row: impl FnMut(&Row<'_>) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let sql = Dialect::Sqlite.spell(sql);
     let mut statement = connection
@@ -342,252 +364,10 @@ impl SqliteStore {
         Ok(())
     }
 
-    // ----- loading ------------------------------------------------------------------------------
-
-    pub(crate) fn load_tenant(&mut self, tenant_id: Uuid) -> Result<(TenantImage, u64), StoreError> {
-        // One read transaction: the image is a snapshot even while other connections write.
-        let mut transaction = self
-            .connection
-            .transaction_with_behavior(TransactionBehavior::Deferred)
-            .map_err(StoreError::sqlite("starting to load a tenant"))?;
-        let (tenant_key, version) = tenant_key_and_version(&mut transaction, tenant_id)?;
-        let (display_name, default_usage_location, self_healing, clock) = transaction
-            .query_row(
-                "SELECT display_name, default_usage_location, self_healing, clock
-                 FROM tenants WHERE tenant_key = ?1",
-                [tenant_key],
-                |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, Option<String>>(1)?,
-                        row.get::<_, bool>(2)?,
-                        row.get::<_, i64>(3)?,
-                    ))
-                },
-            )
-            .map_err(StoreError::sqlite("reading the tenant"))?;
-        let settings = TenantSettings {
-            tenant_id,
-            display_name,
-            default_usage_location: codec::parse_optional_country(default_usage_location.as_deref())?,
-            self_healing,
-        };
-        let clock = logical_time(clock, "the tenant clock")?;
-        let mut builder = ImageBuilder::default();
-        load_rows(
-            &transaction,
-            "reading service plans",
-            "SELECT plan_number, position, plan_id, name, display_name, mutually_exclusive_with,
-                    requires_any_of, unavailable_in, needs_unique_proxy_address
-             FROM service_plans WHERE tenant_key = ?1 ORDER BY position",
-            tenant_key,
-            |row| {
-                let plan = ServicePlanImage {
-                    definition: ServicePlanDefinition {
-                        service_plan_id: uuid_at(row, 2)?,
-                        service_plan_name: text_at(row, 3)?.to_string(),
-                        display_name: text_at(row, 4)?.to_string(),
-                    },
-                    rules: ServicePlanRules {
-                        mutually_exclusive_with: codec::split_uuids(text_at(row, 5)?)?,
-                        requires_any_of: codec::split_uuids(text_at(row, 6)?)?,
-                        unavailable_in: codec::split_countries(text_at(row, 7)?)?,
-                        needs_unique_proxy_address: integer_at(row, 8)? != 0,
-                    },
-                };
-                let number = plan_number(integer_at(row, 0)?)?;
-                let position = plan_number(integer_at(row, 1)?)?;
-                builder.add_service_plan(number, position, plan);
-                Ok(())
-            },
-        )?;
-        builder.finish_service_plans();
-        load_rows(
-            &transaction,
-            "reading products",
-            "SELECT sku_key, sku_id, sku_part_number, display_name, applies_to, prepaid_units,
-                    capability_status
-             FROM skus WHERE tenant_key = ?1 ORDER BY sku_key",
-            tenant_key,
-            |row| {
-                let sku = SkuDefinition {
-                    sku_id: uuid_at(row, 1)?,
-                    sku_part_number: text_at(row, 2)?.to_string(),
-                    display_name: text_at(row, 3)?.to_string(),
-                    applies_to: codec::parse_applies_to(text_at(row, 4)?)?,
-                    service_plans: Vec::new(),
-                    prepaid_units: u32::try_from(integer_at(row, 5)?)
-                        .map_err(|_| StoreError::corrupt("prepaid units out of range"))?,
-                    capability_status: codec::parse_capability_status(text_at(row, 6)?)?,
-                };
-                builder.add_sku(integer_at(row, 0)?, sku);
-                Ok(())
-            },
-        )?;
-        load_rows(
-            &transaction,
-            "reading the plans of products",
-            "SELECT sku_key, plan_id FROM sku_plans WHERE tenant_key = ?1 ORDER BY sku_key, position",
-            tenant_key,
-            |row| builder.add_sku_plan(integer_at(row, 0)?, uuid_at(row, 1)?),
-        )?;
-        load_rows(
-            &transaction,
-            "reading groups",
-            "SELECT group_key, group_id, display_name, licensed_since FROM groups
-             WHERE tenant_key = ?1 ORDER BY group_key",
-            tenant_key,
-            |row| {
-                let group = GroupImage {
-                    id: uuid_at(row, 1)?,
-                    display_name: text_at(row, 2)?.to_string(),
-                    licenses: Vec::new(),
-                    licensed_since: logical_time(integer_at(row, 3)?, "a group's licensed_since")?,
-                };
-                builder.add_group(integer_at(row, 0)?, group);
-                Ok(())
-            },
-        )?;
-        load_rows(
-            &transaction,
-            "reading group licenses",
-            "SELECT group_key, sku_key, disabled_plans FROM group_licenses
-             WHERE tenant_key = ?1 ORDER BY group_key, position",
-            tenant_key,
-            |row| {
-                builder.add_group_license(
-                    integer_at(row, 0)?,
-                    integer_at(row, 1)?,
-                    codec::split_uuids(text_at(row, 2)?)?,
-                )
-            },
-        )?;
-        let user_count: i64 = transaction
-            .query_row(
-                "SELECT count(*) FROM users WHERE tenant_key = ?1",
-                [tenant_key],
-                |row| row.get(0),
-            )
-            .map_err(StoreError::sqlite("counting users"))?;
-        builder.reserve_users(usize::try_from(user_count).unwrap_or(0));
-        load_rows(
-            &transaction,
-            "reading users",
-            "SELECT user_key, user_id, user_principal_name, display_name, usage_location,
-                    proxy_addresses, account_enabled
-             FROM users WHERE tenant_key = ?1",
-            tenant_key,
-            |row| {
-                let user = UserImage {
-                    id: uuid_at(row, 1)?,
-                    user_principal_name: text_at(row, 2)?.to_string(),
-                    display_name: text_at(row, 3)?.to_string(),
-                    usage_location: codec::parse_optional_country(optional_text_at(row, 4)?)?,
-                    proxy_addresses: codec::split_proxy_addresses(text_at(row, 5)?)?,
-                    account_enabled: integer_at(row, 6)? != 0,
-                    direct_licenses: Vec::new(),
-                    memberships: Vec::new(),
-                    states: Vec::new(),
-                };
-                builder.add_user(integer_at(row, 0)?, user);
-                Ok(())
-            },
-        )?;
-        // Users are stored by GUID; the engine's order is the order of their keys.
-        builder.finish_users();
-        load_rows(
-            &transaction,
-            "reading direct licenses",
-            "SELECT user_key, sku_key, disabled_plans, since FROM direct_licenses
-             WHERE tenant_key = ?1 ORDER BY user_key, position",
-            tenant_key,
-            |row| {
-                builder.add_direct_license(
-                    integer_at(row, 0)?,
-                    integer_at(row, 1)?,
-                    codec::split_uuids(text_at(row, 2)?)?,
-                    logical_time(integer_at(row, 3)?, "a direct license's since")?,
-                )
-            },
-        )?;
-        load_rows(
-            &transaction,
-            "reading memberships",
-            "SELECT user_key, group_key, since FROM memberships
-             WHERE tenant_key = ?1 ORDER BY user_key, position",
-            tenant_key,
-            |row| {
-                builder.add_membership(
-                    integer_at(row, 0)?,
-                    integer_at(row, 1)?,
-                    logical_time(integer_at(row, 2)?, "a membership's since")?,
-                )
-            },
-        )?;
-        load_rows(
-            &transaction,
-            "reading license assignment states",
-            "SELECT user_key, sku_key, source_key, status, cause, disabled_plans, granted_plans, since,
-                    last_updated
-             FROM license_states WHERE tenant_key = ?1",
-            tenant_key,
-            |row| {
-                builder.add_state(StateRow {
-                    user_key: integer_at(row, 0)?,
-                    sku_key: integer_at(row, 1)?,
-                    source_key: integer_at(row, 2)?,
-                    status: text_at(row, 3)?,
-                    cause: optional_blob_at(row, 4)?,
-                    disabled_plans: blob_at(row, 5)?,
-                    granted_plans: optional_blob_at(row, 6)?,
-                    since: integer_at(row, 7)?,
-                    last_updated: integer_at(row, 8)?,
-                })
-            },
-        )?;
-        load_rows(
-            &transaction,
-            "reading the work queue",
-            "SELECT user_key FROM work_queue WHERE tenant_key = ?1 ORDER BY position",
-            tenant_key,
-            |row| builder.add_queued(integer_at(row, 0)?),
-        )?;
-        directory::load(&transaction, tenant_key, &mut builder)?;
-        transaction
-            .commit()
-            .map_err(StoreError::sqlite("ending the load transaction"))?;
-        Ok((builder.finish(settings, clock), version))
-    }
-
     /// The underlying connection, for tests that inspect or tamper with the schema.
     pub fn connection(&mut self) -> &mut Connection {
         &mut self.connection
     }
-}
-
-fn plan_number(value: i64) -> Result<u32, StoreError> {
-    u32::try_from(value)
-        .map_err(|_| StoreError::corrupt(format!("plan number or position {value} out of range")))
-}
-
-/// Runs a query with the tenant key as its only parameter and hands each row to `on_row`.
-fn load_rows(
-    connection: &Connection,
-    action: &str,
-    sql: &str,
-    tenant_key: i64,
-    mut on_row: impl FnMut(&Row<'_>) -> Result<(), StoreError>,
-) -> Result<(), StoreError> {
-    let mut statement = connection
-        .prepare_cached(sql)
-        .map_err(StoreError::sqlite(action))?;
-    let mut rows = statement
-        .query([tenant_key])
-        .map_err(StoreError::sqlite(action))?;
-    while let Some(row) = rows.next().map_err(StoreError::sqlite(action))? {
-        on_row(row)?;
-    }
-    Ok(())
 }
 
 /// Users removed from the work queue by one statement of [`SqliteWrite::dequeue`].
@@ -689,6 +469,8 @@ pub(crate) struct SqliteWrite<'a> {
 }
 
 impl Session for SqliteWrite<'_> {
+    type Row<'r> = Row<'r>;
+
     fn execute(&mut self, action: &str, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
         run_on(&self.transaction, action, sql, params)
     }
@@ -698,7 +480,7 @@ impl Session for SqliteWrite<'_> {
         action: &str,
         sql: &str,
         params: &[Param<'_>],
-        on_row: &mut dyn FnMut(&dyn ReadRow) -> Result<(), StoreError>,
+        on_row: impl FnMut(&Self::Row<'_>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         rows_on(&self.transaction, action, sql, params, on_row)
     }

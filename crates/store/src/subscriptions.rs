@@ -8,7 +8,7 @@ use licensd_engine::Uuid;
 
 use crate::error::StoreError;
 use crate::reads::tenant_key;
-use crate::sql::{Param, Session};
+use crate::sql::{Param, ReadRow, Session};
 
 /// One product's subscription lifecycle; times in milliseconds since the Unix epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -35,7 +35,7 @@ use crate::codec;
 use crate::error::StoreError;
 use crate::load::{logical_time, logical_time_column};
 use crate::reads::tenant_key;
-use crate::sql::{Param, Session};
+use crate::sql::{Param, ReadRow, Session};
 
 /// The tenant's next keys, advanced as a write hands keys out and stored with it.
 pub(crate) struct Counters {
@@ -299,7 +299,7 @@ fn read_sku_keys(session: &mut impl Session, scope: &mut WriteScope) -> Result<(
         "reading product keys",
         "SELECT sku_id, sku_key FROM skus WHERE tenant_key = $1",
         &[Param::Integer(scope.tenant_key)],
-        &mut |row| {
+        |row| {
             keys.insert(row.id(0)?, row.integer(1)?);
             Ok(())
         },
@@ -395,7 +395,7 @@ pub(crate) fn read_keys(
     params: &[Param<'_>],
     into: &mut FxHashMap<Uuid, i64>,
 ) -> Result<(), StoreError> {
-    session.for_each_row(action, sql, params, &mut |row| {
+    session.for_each_row(action, sql, params, |row| {
         into.insert(row.id(0)?, row.integer(1)?);
         Ok(())
     })
