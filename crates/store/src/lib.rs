@@ -21,6 +21,12 @@
 //! few dozen bytes, and a processing step writes neighbouring rows. Plan sets are bitsets over
 //! per-tenant plan numbers and error causes a tagged binary encoding (`codec.rs`).
 //!
+//! Each routine is written once: the order of a write in `write.rs`, loading in `load.rs`,
+//! leases, migrations, tokens and audit in their modules, all over the backend traits of
+//! `sql.rs` (`Session`: shared statements in one dialect) and `write.rs` (`WriteTransaction`:
+//! the bulk statements of a write). `sqlite.rs` and `postgres.rs` implement those traits and
+//! nothing else of substance: dialect, bulk paths, locks, PostgreSQL's change notices.
+//!
 //! The API is synchronous: call it from blocking threads. A `Store` is one connection; open one
 //! per thread that needs the database.
 

@@ -2,12 +2,12 @@
 //! need of a database connection, so they are written once for both backends: statements in one
 //! dialect, parameters of the few column types the schema uses, and rows read by column index.
 //!
-//! Shared statements are written with PostgreSQL's `$1, $2, …` placeholders and `{now}` for the
-//! database's clock in milliseconds since the Unix epoch; each backend's [`Session`] turns them
-//! into its own dialect ([`Dialect::spell`]). Statements that move many rows (upserts of states, users,
-//! groups, …) differ between the backends in more than their spelling — SQLite binds rows one by
-//! one into multi-row statements, PostgreSQL sends arrays or streams `COPY` — so they are methods
-//! of [`crate::write::WriteTransaction`] instead.
+//! Shared statements are written with PostgreSQL's `$1, $2, …` placeholders (and no other `$`)
+//! and `{now}` for the database's clock in milliseconds since the Unix epoch; each backend's
+//! [`Session`] turns them into its own dialect ([`Dialect::spell`]). Statements that move many
+//! rows (upserts of states, users, groups, …) differ between the backends in more than their
+//! spelling — SQLite binds rows one by one into multi-row statements, PostgreSQL sends arrays or
+//! streams `COPY` — so they are methods of [`crate::write::WriteTransaction`] instead.
 
 use std::borrow::Cow;
 
@@ -123,24 +123,24 @@ pub(crate) trait Database: Session {
     fn begin_snapshot(&mut self, action: &str) -> Result<Self::Transaction<'_>, StoreError>;
 }
 
-/// The database clock of each backend, in milliseconds since the Unix epoch, for `{now}`.
+/// The SQL dialect of a backend, into which shared statements are spelled.
 pub(crate) enum Dialect {
     Sqlite,
     Postgres,
 }
 
+/// The database clock's mark in shared statements.
+const NOW: &str = "{now}";
+
 impl Dialect {
+    /// The database's clock in milliseconds since the Unix epoch.
     fn now_milliseconds(&self) -> &'static str {
         match self {
             Dialect::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
             Dialect::Postgres => "(extract(epoch FROM clock_timestamp()) * 1000)::bigint",
         }
     }
-}
 
-const NOW: &str = "{now}";
-
-impl Dialect {
     /// A shared statement in this dialect: SQLite numbers its parameters `?1, ?2, …` (a `$1`
     /// would be a named parameter, numbered by first appearance instead), and `{now}` becomes
     /// the backend's clock. Statements without either come back as they are.
