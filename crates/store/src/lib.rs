@@ -21,18 +21,28 @@
 //! few dozen bytes, and a processing step writes neighbouring rows. Plan sets are bitsets over
 //! per-tenant plan numbers and error causes a tagged binary encoding (`codec.rs`).
 //!
+//! Each routine is written once: the order of a write in `write.rs`, loading in `load.rs`,
+//! leases, migrations, tokens and audit in their modules, all over the backend traits of
+//! `sql.rs` (`Session`: shared statements in one dialect) and `write.rs` (`WriteTransaction`:
+//! the bulk statements of a write). `sqlite.rs` and `postgres.rs` implement those traits and
+//! nothing else of substance: dialect, bulk paths, locks, PostgreSQL's change notices.
+//!
 //! The API is synchronous: call it from blocking threads. A `Store` is one connection; open one
 //! per thread that needs the database.
 
 mod batch;
 mod codec;
 mod error;
+mod lease;
 mod load;
 mod migration;
 mod postgres;
+mod reads;
 mod security;
+mod sql;
 mod sqlite;
 mod subscriptions;
+mod write;
 
 use std::time::Duration;
 
@@ -61,12 +71,16 @@ pub enum Store {
     Postgres(Box<PostgresStore>),
 }
 
-/// Dispatches one method call to the backend.
+/// Runs one of the store's routines, written once over the backend traits (`sql::Session`,
+/// `sql::Database`, `write::WriteBackend`), on this store's backend.
 macro_rules! dispatch {
     ($store:expr, $backend:ident => $call:expr) => {
         match $store {
             Store::Sqlite($backend) => $call,
-            Store::Postgres($backend) => $call,
+            Store::Postgres(boxed) => {
+                let $backend: &mut PostgresStore = boxed;
+                $call
+            }
         }
     };
 }
@@ -124,12 +138,12 @@ impl Store {
 
     /// The schema version the database is at (after `open`, [`SCHEMA_VERSION`]).
     pub fn schema_version(&mut self) -> Result<u64, StoreError> {
-        dispatch!(self, store => store.schema_version())
+        dispatch!(self, store => migration::applied_version(store))
     }
 
     /// Stores an access token (its secret's hash only) for its tenant.
     pub fn create_access_token(&mut self, token: &AccessTokenRecord) -> Result<(), StoreError> {
-        dispatch!(self, store => store.create_access_token(token, &[]))
+        dispatch!(self, store => security::create_access_token(store, token, &[]))
     }
 
     /// Stores an access token and its audit records in one transaction.
@@ -138,17 +152,17 @@ impl Store {
         token: &AccessTokenRecord,
         audit: &[AuditRecord],
     ) -> Result<(), StoreError> {
-        dispatch!(self, store => store.create_access_token(token, audit))
+        dispatch!(self, store => security::create_access_token(store, token, audit))
     }
 
     /// The token with this id, in whichever tenant it belongs to.
     pub fn access_token(&mut self, token_id: Uuid) -> Result<Option<AccessTokenRecord>, StoreError> {
-        dispatch!(self, store => store.access_token(token_id))
+        dispatch!(self, store => security::access_token(store, token_id))
     }
 
     /// A tenant's tokens, oldest first (revoked and expired ones included).
     pub fn access_tokens(&mut self, tenant_id: Uuid) -> Result<Vec<AccessTokenRecord>, StoreError> {
-        dispatch!(self, store => store.access_tokens(tenant_id))
+        dispatch!(self, store => security::access_tokens(store, tenant_id))
     }
 
     /// Revokes a tenant's token (a token of another tenant is not found: `Ok(false)`). Revoking
@@ -159,7 +173,7 @@ impl Store {
         token_id: Uuid,
         at: i64,
     ) -> Result<bool, StoreError> {
-        dispatch!(self, store => store.revoke_access_token(tenant_id, token_id, at, &[]))
+        dispatch!(self, store => security::revoke_access_token(store, tenant_id, token_id, at, &[]))
     }
 
     /// Revokes a tenant's token and, when it was found, writes its audit records in the same
@@ -171,12 +185,12 @@ impl Store {
         at: i64,
         audit: &[AuditRecord],
     ) -> Result<bool, StoreError> {
-        dispatch!(self, store => store.revoke_access_token(tenant_id, token_id, at, audit))
+        dispatch!(self, store => security::revoke_access_token(store, tenant_id, token_id, at, audit))
     }
 
     /// Writes audit records that belong to no write batch (refused changes, token changes).
     pub fn append_audit(&mut self, tenant_id: Uuid, records: &[AuditRecord]) -> Result<(), StoreError> {
-        dispatch!(self, store => store.append_audit(tenant_id, records))
+        dispatch!(self, store => security::append_audit(store, tenant_id, records))
     }
 
     /// A tenant's audit records matching `query`, newest first.
@@ -185,13 +199,13 @@ impl Store {
         tenant_id: Uuid,
         query: &AuditQuery,
     ) -> Result<Vec<StoredAuditRecord>, StoreError> {
-        dispatch!(self, store => store.audit_records(tenant_id, query))
+        dispatch!(self, store => security::audit_records(store, tenant_id, query))
     }
 
     /// Deletes the audit records of every tenant older than `older_than` (ms since the epoch);
     /// returns how many.
     pub fn prune_audit(&mut self, older_than: i64) -> Result<u64, StoreError> {
-        dispatch!(self, store => store.prune_audit(older_than))
+        dispatch!(self, store => security::prune_audit(store, older_than))
     }
 
     /// Stores a new, empty tenant at version 0 with logical clock 0.
@@ -208,23 +222,23 @@ impl Store {
         settings: &TenantSettings,
         batch: &WriteBatch,
     ) -> Result<u64, StoreError> {
-        dispatch!(self, store => store.create_tenant_with(settings, batch))
+        dispatch!(self, store => write::write(store, settings.tenant_id, batch, Some(settings)))
     }
 
     /// Every stored tenant, oldest first.
     pub fn tenant_ids(&mut self) -> Result<Vec<Uuid>, StoreError> {
-        dispatch!(self, store => store.tenant_ids())
+        dispatch!(self, store => reads::tenant_ids(store))
     }
 
     /// The tenant's version: the number of writes applied to it.
     pub fn tenant_version(&mut self, tenant_id: Uuid) -> Result<u64, StoreError> {
-        dispatch!(self, store => store.tenant_version(tenant_id))
+        dispatch!(self, store => reads::tenant_version(store, tenant_id))
     }
 
     /// Every tenant's version, in one query (the periodic check of instances that missed a
     /// notice).
     pub fn tenant_versions(&mut self) -> Result<Vec<(Uuid, u64)>, StoreError> {
-        dispatch!(self, store => store.tenant_versions())
+        dispatch!(self, store => reads::tenant_versions(store))
     }
 
     /// Subscribes this connection to the notices committed writes send (PostgreSQL `LISTEN`;
@@ -252,23 +266,23 @@ impl Store {
     /// A consistent snapshot of the whole tenant and the version it reflects. Users, groups,
     /// products and plans come in the engine's order, with every logical time as written.
     pub fn load_tenant(&mut self, tenant_id: Uuid) -> Result<(TenantImage, u64), StoreError> {
-        dispatch!(self, store => store.load_tenant(tenant_id))
+        dispatch!(self, store => load::load_tenant(store, tenant_id))
     }
 
     /// Applies `batch` to the tenant in one transaction and returns the tenant's new version.
     /// Nothing is written when it fails.
     pub fn write(&mut self, tenant_id: Uuid, batch: &WriteBatch) -> Result<u64, StoreError> {
-        dispatch!(self, store => store.write(tenant_id, batch))
+        dispatch!(self, store => write::write(store, tenant_id, batch, None))
     }
 
     /// The work queue, first in first out.
     pub fn queue(&mut self, tenant_id: Uuid) -> Result<Vec<Uuid>, StoreError> {
-        dispatch!(self, store => store.queue(tenant_id))
+        dispatch!(self, store => reads::queue(store, tenant_id))
     }
 
     /// The number of queued users.
     pub fn queue_len(&mut self, tenant_id: Uuid) -> Result<u64, StoreError> {
-        dispatch!(self, store => store.queue_len(tenant_id))
+        dispatch!(self, store => reads::queue_len(store, tenant_id))
     }
 
     /// The change records of the writes after `after_version`, oldest first, so an instance
@@ -278,7 +292,7 @@ impl Store {
         tenant_id: Uuid,
         after_version: u64,
     ) -> Result<Vec<TenantChange>, StoreError> {
-        dispatch!(self, store => store.changes_since(tenant_id, after_version))
+        dispatch!(self, store => reads::changes_since(store, tenant_id, after_version))
     }
 
     /// The subscription lifecycles of the tenant's products (those that have one), by `skuId`.
@@ -286,7 +300,7 @@ impl Store {
         &mut self,
         tenant_id: Uuid,
     ) -> Result<Vec<SubscriptionLifecycle>, StoreError> {
-        dispatch!(self, store => store.subscription_lifecycles(tenant_id))
+        dispatch!(self, store => subscriptions::subscription_lifecycles(store, tenant_id))
     }
 
     /// Creates or replaces one product's subscription lifecycle.
@@ -295,7 +309,7 @@ impl Store {
         tenant_id: Uuid,
         lifecycle: &SubscriptionLifecycle,
     ) -> Result<(), StoreError> {
-        dispatch!(self, store => store.set_subscription_lifecycle(tenant_id, lifecycle))
+        dispatch!(self, store => subscriptions::set_subscription_lifecycle(store, tenant_id, lifecycle))
     }
 
     /// Takes the right to process the tenant's queue for `ttl`, by the database's clock. Returns
@@ -307,7 +321,7 @@ impl Store {
         instance_id: &str,
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-        dispatch!(self, store => store.try_acquire_processing_lease(tenant_id, instance_id, ttl))
+        dispatch!(self, store => lease::try_acquire(store, tenant_id, instance_id, ttl))
     }
 
     /// Extends the lease by `ttl` from now. Returns `false` when `instance_id` no longer holds it
@@ -318,7 +332,7 @@ impl Store {
         instance_id: &str,
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-        dispatch!(self, store => store.renew_processing_lease(tenant_id, instance_id, ttl))
+        dispatch!(self, store => lease::renew(store, tenant_id, instance_id, ttl))
     }
 
     /// Holds the tenant's write lock across several calls (read the version, let the engine
@@ -341,12 +355,12 @@ impl Store {
 
     /// Gives the lease up, if `instance_id` holds it.
     pub fn release_processing_lease(&mut self, tenant_id: Uuid, instance_id: &str) -> Result<(), StoreError> {
-        dispatch!(self, store => store.release_processing_lease(tenant_id, instance_id))
+        dispatch!(self, store => lease::release(store, tenant_id, instance_id))
     }
 
     /// The instance holding an unexpired lease on the tenant, if any.
     pub fn processing_lease_holder(&mut self, tenant_id: Uuid) -> Result<Option<String>, StoreError> {
-        dispatch!(self, store => store.processing_lease_holder(tenant_id))
+        dispatch!(self, store => lease::holder(store, tenant_id))
     }
 }
 

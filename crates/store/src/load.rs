@@ -1,18 +1,22 @@
-//! `ImageBuilder`: turns the rows of a tenant, read by either backend in the order of its
-//! tables, back into the engine's `TenantImage`, so both backends decode exactly alike.
+//! Loading a tenant, once for both backends: [`load_tenant`] reads a snapshot of the tenant's
+//! tables with shared statements, and `ImageBuilder` turns the rows, in the order of each table,
+//! back into the engine's `TenantImage`, so both backends decode exactly alike.
 
 use licensd_engine::image::{
     DirectLicenseImage, GroupImage, MembershipImage, PlanList, ServicePlanImage, StateImage, TenantImage,
     UserImage,
 };
+use licensd_engine::ServicePlanRules;
 use licensd_engine::{
     AssignedLicense, ServicePlanDefinition, SkuDefinition, TenantSettings, Timestamp, Uuid,
 };
 use rustc_hash::FxHashMap;
 
 use crate::batch::DIRECT_SOURCE_KEY;
-use crate::codec::{decode_cause, parse_status, PlanDecoder};
+use crate::codec::{self, decode_cause, parse_status, PlanDecoder};
 use crate::error::StoreError;
+use crate::reads::tenant_key_and_version;
+use crate::sql::{Database, Param, ReadRow, Session, Transaction};
 
 /// One stored license assignment state as read from a row, before decoding.
 pub(crate) struct StateRow<'a> {
@@ -268,4 +272,222 @@ pub(crate) fn logical_time(value: i64, what: &str) -> Result<u64, StoreError> {
 /// An engine logical time as a signed 64-bit column value.
 pub(crate) fn logical_time_column(value: u64, what: &str) -> Result<i64, StoreError> {
     i64::try_from(value).map_err(|_| StoreError::corrupt(format!("{what} {value} does not fit in 63 bits")))
+}
+
+/// What loading a tenant needs of a backend beyond shared statements.
+pub(crate) trait Load: Database {
+    /// How the users query ends: SQLite reads users in their table's (GUID) order and the
+    /// builder sorts them, PostgreSQL has them sorted by key.
+    const USERS_ORDER: &'static str;
+}
+
+/// Loads a consistent snapshot of the tenant and the version it reflects, reading each table in
+/// the order [`ImageBuilder`] expects.
+pub(crate) fn load_tenant<D: Load>(
+    database: &mut D,
+    tenant_id: Uuid,
+) -> Result<(TenantImage, u64), StoreError> {
+    // One read transaction: the image is a snapshot even while other connections write.
+    let mut snapshot = database.begin_snapshot("starting to load a tenant")?;
+    let (tenant_key, version) = tenant_key_and_version(&mut snapshot, tenant_id)?;
+    let key = [Param::Integer(tenant_key)];
+    let settings = snapshot.query_optional(
+        "reading the tenant",
+        "SELECT display_name, default_usage_location, self_healing, clock FROM tenants WHERE tenant_key = $1",
+        &key,
+        |row| {
+            Ok((
+                TenantSettings {
+                    tenant_id,
+                    display_name: row.text(0)?.to_string(),
+                    default_usage_location: codec::parse_optional_country(row.optional_text(1)?)?,
+                    self_healing: row.flag(2)?,
+                },
+                logical_time(row.integer(3)?, "the tenant clock")?,
+            ))
+        },
+    )?;
+    let (settings, clock) = settings.ok_or(StoreError::UnknownTenant { tenant_id })?;
+    let mut builder = ImageBuilder::default();
+    snapshot.for_each_row(
+        "reading service plans",
+        "SELECT plan_number, position, plan_id, name, display_name, mutually_exclusive_with,
+                requires_any_of, unavailable_in, needs_unique_proxy_address
+         FROM service_plans WHERE tenant_key = $1 ORDER BY position",
+        &key,
+        |row| {
+            let plan = ServicePlanImage {
+                definition: ServicePlanDefinition {
+                    service_plan_id: row.id(2)?,
+                    service_plan_name: row.text(3)?.to_string(),
+                    display_name: row.text(4)?.to_string(),
+                },
+                rules: ServicePlanRules {
+                    mutually_exclusive_with: codec::split_uuids(row.text(5)?)?,
+                    requires_any_of: codec::split_uuids(row.text(6)?)?,
+                    unavailable_in: codec::split_countries(row.text(7)?)?,
+                    needs_unique_proxy_address: row.flag(8)?,
+                },
+            };
+            builder.add_service_plan(plan_number(row.integer(0)?)?, plan_number(row.integer(1)?)?, plan);
+            Ok(())
+        },
+    )?;
+    builder.finish_service_plans();
+    snapshot.for_each_row(
+        "reading products",
+        "SELECT sku_key, sku_id, sku_part_number, display_name, applies_to, prepaid_units,
+                capability_status
+         FROM skus WHERE tenant_key = $1 ORDER BY sku_key",
+        &key,
+        |row| {
+            let sku = SkuDefinition {
+                sku_id: row.id(1)?,
+                sku_part_number: row.text(2)?.to_string(),
+                display_name: row.text(3)?.to_string(),
+                applies_to: codec::parse_applies_to(row.text(4)?)?,
+                service_plans: Vec::new(),
+                prepaid_units: u32::try_from(row.integer(5)?)
+                    .map_err(|_| StoreError::corrupt("prepaid units out of range"))?,
+                capability_status: codec::parse_capability_status(row.text(6)?)?,
+            };
+            builder.add_sku(row.integer(0)?, sku);
+            Ok(())
+        },
+    )?;
+    snapshot.for_each_row(
+        "reading the plans of products",
+        "SELECT sku_key, plan_id FROM sku_plans WHERE tenant_key = $1 ORDER BY sku_key, position",
+        &key,
+        |row| builder.add_sku_plan(row.integer(0)?, row.id(1)?),
+    )?;
+    snapshot.for_each_row(
+        "reading groups",
+        "SELECT group_key, group_id, display_name, licensed_since FROM groups
+         WHERE tenant_key = $1 ORDER BY group_key",
+        &key,
+        |row| {
+            let group = GroupImage {
+                id: row.id(1)?,
+                display_name: row.text(2)?.to_string(),
+                licenses: Vec::new(),
+                licensed_since: logical_time(row.integer(3)?, "a group's licensed_since")?,
+            };
+            builder.add_group(row.integer(0)?, group);
+            Ok(())
+        },
+    )?;
+    snapshot.for_each_row(
+        "reading group licenses",
+        "SELECT group_key, sku_key, disabled_plans FROM group_licenses
+         WHERE tenant_key = $1 ORDER BY group_key, position",
+        &key,
+        |row| {
+            builder.add_group_license(
+                row.integer(0)?,
+                row.integer(1)?,
+                codec::split_uuids(row.text(2)?)?,
+            )
+        },
+    )?;
+    let user_count = snapshot.query_optional(
+        "counting users",
+        "SELECT count(*) FROM users WHERE tenant_key = $1",
+        &key,
+        |row| row.integer(0),
+    )?;
+    builder.reserve_users(usize::try_from(user_count.unwrap_or(0)).unwrap_or(0));
+    let users = format!(
+        "SELECT user_key, user_id, user_principal_name, display_name, usage_location,
+                proxy_addresses, account_enabled
+         FROM users WHERE tenant_key = $1{}",
+        D::USERS_ORDER
+    );
+    snapshot.for_each_row("reading users", &users, &key, |row| {
+        let user = UserImage {
+            id: row.id(1)?,
+            user_principal_name: row.text(2)?.to_string(),
+            display_name: row.text(3)?.to_string(),
+            usage_location: codec::parse_optional_country(row.optional_text(4)?)?,
+            proxy_addresses: codec::split_proxy_addresses(row.text(5)?)?,
+            account_enabled: row.flag(6)?,
+            direct_licenses: Vec::new(),
+            memberships: Vec::new(),
+            states: Vec::new(),
+        };
+        builder.add_user(row.integer(0)?, user);
+        Ok(())
+    })?;
+    // The engine's order of users is the order of their keys.
+    builder.finish_users();
+    snapshot.for_each_row(
+        "reading direct licenses",
+        "SELECT user_key, sku_key, disabled_plans, since FROM direct_licenses
+         WHERE tenant_key = $1 ORDER BY user_key, position",
+        &key,
+        |row| {
+            builder.add_direct_license(
+                row.integer(0)?,
+                row.integer(1)?,
+                codec::split_uuids(row.text(2)?)?,
+                logical_time(row.integer(3)?, "a direct license's since")?,
+            )
+        },
+    )?;
+    snapshot.for_each_row(
+        "reading memberships",
+        "SELECT user_key, group_key, since FROM memberships
+         WHERE tenant_key = $1 ORDER BY user_key, position",
+        &key,
+        |row| {
+            builder.add_membership(
+                row.integer(0)?,
+                row.integer(1)?,
+                logical_time(row.integer(2)?, "a membership's since")?,
+            )
+        },
+    )?;
+    snapshot.for_each_row(
+        "reading license assignment states",
+        "SELECT user_key, sku_key, source_key, status, cause, disabled_plans, granted_plans, since,
+                last_updated
+         FROM license_states WHERE tenant_key = $1",
+        &key,
+        |row| {
+            builder.add_state(StateRow {
+                user_key: row.integer(0)?,
+                sku_key: row.integer(1)?,
+                source_key: row.integer(2)?,
+                status: row.text(3)?,
+                cause: row.optional_bytes(4)?,
+                disabled_plans: row.bytes(5)?,
+                granted_plans: row.optional_bytes(6)?,
+                since: row.integer(7)?,
+                last_updated: row.integer(8)?,
+            })
+        },
+    )?;
+    snapshot.for_each_row(
+        "reading the work queue",
+        "SELECT user_key FROM work_queue WHERE tenant_key = $1 ORDER BY position",
+        &key,
+        |row| builder.add_queued(row.integer(0)?),
+    )?;
+    snapshot.for_each_row(
+        "reading directory attributes",
+        "SELECT object_id, attributes FROM directory_attributes WHERE tenant_key = $1 ORDER BY object_id",
+        &key,
+        |row| {
+            builder.add_directory_attributes(row.id(0)?, row.text(1)?.to_string());
+            Ok(())
+        },
+    )?;
+    snapshot.commit("ending the load transaction")?;
+    Ok((builder.finish(settings, clock), version))
+}
+
+/// A plan number or position as stored.
+pub(crate) fn plan_number(value: i64) -> Result<u32, StoreError> {
+    u32::try_from(value)
+        .map_err(|_| StoreError::corrupt(format!("plan number or position {value} out of range")))
 }

@@ -1,12 +1,13 @@
-//! The PostgreSQL backend: one connection, the schema's migrations, and every read and write of
-//! the store as PostgreSQL statements. Writers of one tenant are serialized across instances by a
-//! transaction-scoped advisory lock on the tenant's key; bulk rows travel as arrays (`unnest`) or
-//! through binary `COPY`.
+//! The PostgreSQL backend: one connection, the shared statements ([`Session`]) in PostgreSQL's
+//! dialect, the steps of a write whose statements are PostgreSQL's own ([`WriteTransaction`]:
+//! rows travel as arrays through `unnest`, or stream through binary `COPY`), and change notices
+//! (`LISTEN`/`NOTIFY`). Writers of one tenant are serialized across instances by a
+//! transaction-scoped advisory lock on the tenant's key.
 
 use std::time::Duration;
 
-use licensd_engine::image::{GroupImage, ServicePlanImage, TenantImage, UserImage};
-use licensd_engine::{ServicePlanDefinition, ServicePlanRules, SkuDefinition, TenantSettings, Uuid};
+use licensd_engine::image::{GroupImage, ServicePlanImage, UserImage};
+use licensd_engine::{SkuDefinition, TenantSettings, Uuid};
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
@@ -14,42 +15,16 @@ use postgres::types::{FromSql, ToSql, Type};
 use postgres::{Client, IsolationLevel, NoTls, Row, Statement, Transaction};
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::batch::{
-    keyed_states, last_of_each, referenced_groups, referenced_users, ChangeNotice, KeyedState, Keys,
-    PreparedBatch, StateKey, TenantChange, WriteBatch,
-};
+use crate::batch::{last_of_each, ChangeNotice, KeyedState, WriteBatch};
 use crate::codec::{self, PlanNumbers, StateRowEncoder};
 use crate::error::StoreError;
-use crate::load::{logical_time, logical_time_column, ImageBuilder, StateRow};
-use crate::migration::Migration;
+use crate::load::{logical_time_column, plan_number, Load};
+use crate::migration::{Migrate, Migration};
+use crate::reads::tenant_key;
+use crate::sql::{self, Database, Dialect, Param, ReadRow, Session};
+use crate::write::{WriteBackend, WriteScope, WriteTransaction};
 
 mod directory;
-mod security;
-mod subscriptions;
-
-/// The schema's migrations, oldest first.
-pub(crate) const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "initial schema",
-        sql: include_str!("migrations/postgres/0001_initial.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "access tokens and audit log",
-        sql: include_str!("migrations/postgres/0002_security.sql"),
-    },
-    Migration {
-        version: 3,
-        name: "directory attributes",
-        sql: include_str!("migrations/postgres/0003_directory_attributes.sql"),
-    },
-    Migration {
-        version: 4,
-        name: "subscription lifecycles",
-        sql: include_str!("migrations/postgres/0004_subscription_lifecycles.sql"),
-    },
-];
 
 /// The first key of every advisory lock licensd takes: `licd` (in ASCII) mixed with a hash of the
 /// schema the connection works in, so licensd's locks collide neither with another
@@ -65,9 +40,6 @@ fn lock_class(client: &mut Client) -> Result<i32, StoreError> {
 /// The second key of the lock that serializes migrations; tenant keys start at 1.
 const MIGRATION_LOCK: i32 = 0;
 
-/// The database's clock in milliseconds since the Unix epoch.
-const NOW_MILLISECONDS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
-
 /// Rows per statement when rows travel as arrays.
 const CHUNK: usize = 10_000;
 /// Above this many state upserts a write streams them with `COPY` instead of arrays.
@@ -76,8 +48,8 @@ const COPY_THRESHOLD: usize = 2_000;
 /// A store on a PostgreSQL database.
 pub struct PostgresStore {
     client: Client,
-    /// Statements prepared on this connection, by their text.
-    statements: FxHashMap<&'static str, Statement>,
+    /// Statements prepared on this connection for writes, by their text as written.
+    statements: FxHashMap<String, Statement>,
     /// The first key of this connection's advisory locks ([`lock_class`]).
     lock_class: i32,
     /// The channel writes announce themselves on (`NOTIFY`): one per schema, like the locks.
@@ -94,30 +66,208 @@ fn get<'a, T: FromSql<'a>>(row: &'a Row, index: usize) -> Result<T, StoreError> 
         .map_err(|source| StoreError::corrupt(format!("column {index} cannot be read: {source}")))
 }
 
-fn milliseconds(ttl: Duration) -> i64 {
-    // Ten years at most, so adding it to the clock never overflows.
-    ttl.as_millis().min(315_360_000_000) as i64
-}
-
 fn lock_object(tenant_key: i64) -> Result<i32, StoreError> {
     i32::try_from(tenant_key)
         .map_err(|_| StoreError::corrupt(format!("tenant key {tenant_key} exceeds 32 bits")))
 }
 
-/// Prepares `sql` once per connection.
+/// Prepares `sql` (shared or PostgreSQL's own) once per connection.
 fn statement(
     transaction: &mut Transaction<'_>,
-    statements: &mut FxHashMap<&'static str, Statement>,
-    sql: &'static str,
+    statements: &mut FxHashMap<String, Statement>,
+    sql: &str,
 ) -> Result<Statement, StoreError> {
     if let Some(statement) = statements.get(sql) {
         return Ok(statement.clone());
     }
     let prepared = transaction
-        .prepare(sql)
+        .prepare(&Dialect::Postgres.spell(sql))
         .map_err(StoreError::postgres("preparing a statement"))?;
-    statements.insert(sql, prepared.clone());
+    statements.insert(sql.to_string(), prepared.clone());
     Ok(prepared)
+}
+
+// ----- shared statements in PostgreSQL's dialect ------------------------------------------------
+
+impl Param<'_> {
+    /// The parameter as the driver binds it (a GUID as `uuid`, a flag as `boolean`).
+    fn as_postgres(&self) -> &(dyn ToSql + Sync) {
+        match self {
+            Param::Integer(value) => value,
+            Param::OptionalInteger(value) => value,
+            Param::Text(text) => text,
+            Param::OptionalText(text) => text,
+            Param::Flag(flag) => flag,
+            Param::Id(id) => id,
+            Param::OptionalId(id) => id,
+            Param::Bytes(bytes) => bytes,
+        }
+    }
+}
+
+fn postgres_params<'p>(params: &'p [Param<'_>]) -> Vec<&'p (dyn ToSql + Sync)> {
+    params.iter().map(Param::as_postgres).collect()
+}
+
+impl ReadRow for Row {
+    fn integer(&self, index: usize) -> Result<i64, StoreError> {
+        get(self, index)
+    }
+
+    fn optional_integer(&self, index: usize) -> Result<Option<i64>, StoreError> {
+        get(self, index)
+    }
+
+    fn text(&self, index: usize) -> Result<&str, StoreError> {
+        get(self, index)
+    }
+
+    fn optional_text(&self, index: usize) -> Result<Option<&str>, StoreError> {
+        get(self, index)
+    }
+
+    fn flag(&self, index: usize) -> Result<bool, StoreError> {
+        get(self, index)
+    }
+
+    fn id(&self, index: usize) -> Result<Uuid, StoreError> {
+        get(self, index)
+    }
+
+    fn optional_id(&self, index: usize) -> Result<Option<Uuid>, StoreError> {
+        get(self, index)
+    }
+
+    fn bytes(&self, index: usize) -> Result<&[u8], StoreError> {
+        get(self, index)
+    }
+
+    fn optional_bytes(&self, index: usize) -> Result<Option<&[u8]>, StoreError> {
+        get(self, index)
+    }
+}
+
+/// Runs a shared statement on a client or transaction (unnamed: prepared and run in one go).
+fn run_on(
+    client: &mut impl postgres::GenericClient,
+    action: &str,
+    sql: &str,
+    params: &[Param<'_>],
+) -> Result<u64, StoreError> {
+    client
+        .execute(&*Dialect::Postgres.spell(sql), &postgres_params(params))
+        .map_err(StoreError::postgres(action))
+}
+
+/// Streams the rows of a shared query on a client or transaction into `on_row`.
+fn rows_on(
+    client: &mut impl postgres::GenericClient,
+    action: &str,
+    sql: &str,
+    params: &[Param<'_>],
+    mut on_row: impl FnMut(&Row) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut rows = client
+        .query_raw(&*Dialect::Postgres.spell(sql), postgres_params(params))
+        .map_err(StoreError::postgres(action))?;
+    while let Some(row) = rows.next().map_err(StoreError::postgres(action))? {
+        on_row(&row)?;
+    }
+    Ok(())
+}
+
+impl Session for Transaction<'_> {
+    type Row<'r> = Row;
+
+    fn execute(&mut self, action: &str, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
+        run_on(self, action, sql, params)
+    }
+
+    fn for_each_row(
+        &mut self,
+        action: &str,
+        sql: &str,
+        params: &[Param<'_>],
+        on_row: impl FnMut(&Self::Row<'_>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        rows_on(self, action, sql, params, on_row)
+    }
+}
+
+impl sql::Transaction for Transaction<'_> {
+    fn run_script(&mut self, action: &str, sql: &str) -> Result<(), StoreError> {
+        self.batch_execute(sql).map_err(StoreError::postgres(action))
+    }
+
+    fn commit(self, action: &str) -> Result<(), StoreError> {
+        Transaction::commit(self).map_err(StoreError::postgres(action))
+    }
+}
+
+impl Session for PostgresStore {
+    type Row<'r> = Row;
+
+    fn execute(&mut self, action: &str, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
+        run_on(&mut self.client, action, sql, params)
+    }
+
+    fn for_each_row(
+        &mut self,
+        action: &str,
+        sql: &str,
+        params: &[Param<'_>],
+        on_row: impl FnMut(&Self::Row<'_>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        rows_on(&mut self.client, action, sql, params, on_row)
+    }
+}
+
+impl Database for PostgresStore {
+    type Transaction<'a> = Transaction<'a>;
+
+    fn begin(&mut self, action: &str) -> Result<Transaction<'_>, StoreError> {
+        self.client.transaction().map_err(StoreError::postgres(action))
+    }
+
+    fn begin_snapshot(&mut self, action: &str) -> Result<Transaction<'_>, StoreError> {
+        self.client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(StoreError::postgres(action))
+    }
+}
+
+impl Load for PostgresStore {
+    const USERS_ORDER: &'static str = " ORDER BY user_key";
+}
+
+impl Migrate for PostgresStore {
+    type Step<'a> = Transaction<'a>;
+
+    const CREATE_SCHEMA_MIGRATIONS: &'static str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+         version BIGINT PRIMARY KEY,
+         name TEXT NOT NULL,
+         applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+     )";
+
+    fn script(migration: &Migration) -> &'static str {
+        migration.postgres
+    }
+
+    /// Each step runs under the migration lock, so instances starting together migrate once.
+    fn begin_step(&mut self) -> Result<Transaction<'_>, StoreError> {
+        let lock_class = self.lock_class;
+        let mut transaction = self.begin("starting a migration")?;
+        transaction
+            .execute(
+                "SELECT pg_advisory_xact_lock($1, $2)",
+                &[&lock_class, &MIGRATION_LOCK],
+            )
+            .map_err(StoreError::postgres("taking the migration lock"))?;
+        Ok(transaction)
+    }
 }
 
 impl PostgresStore {
@@ -131,67 +281,8 @@ impl PostgresStore {
             lock_class,
             change_channel: change_channel(lock_class),
         };
-        store.migrate()?;
+        crate::migration::migrate(&mut store)?;
         Ok(store)
-    }
-
-    fn applied_version(transaction: &mut Transaction<'_>) -> Result<u64, StoreError> {
-        let row = transaction
-            .query_one("SELECT coalesce(max(version), 0) FROM schema_migrations", &[])
-            .map_err(StoreError::postgres("reading the schema version"))?;
-        logical_time(get(&row, 0)?, "the schema version")
-    }
-
-    fn migrate(&mut self) -> Result<(), StoreError> {
-        // Each step runs under the migration lock, so instances starting together migrate once.
-        loop {
-            let mut transaction = self
-                .client
-                .transaction()
-                .map_err(StoreError::postgres("starting a migration"))?;
-            transaction
-                .execute(
-                    "SELECT pg_advisory_xact_lock($1, $2)",
-                    &[&self.lock_class, &MIGRATION_LOCK],
-                )
-                .map_err(StoreError::postgres("taking the migration lock"))?;
-            transaction
-                .batch_execute(
-                    "CREATE TABLE IF NOT EXISTS schema_migrations (
-                         version BIGINT PRIMARY KEY,
-                         name TEXT NOT NULL,
-                         applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
-                     )",
-                )
-                .map_err(StoreError::postgres("creating schema_migrations"))?;
-            let applied = Self::applied_version(&mut transaction)?;
-            crate::migration::check_not_too_new(applied)?;
-            let Some(migration) = MIGRATIONS.iter().find(|migration| migration.version > applied) else {
-                transaction
-                    .commit()
-                    .map_err(StoreError::postgres("committing the schema check"))?;
-                return Ok(());
-            };
-            let action = format!("applying migration {} ({})", migration.version, migration.name);
-            transaction
-                .batch_execute(migration.sql)
-                .map_err(StoreError::postgres(&action))?;
-            transaction
-                .execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                    &[&(migration.version as i64), &migration.name],
-                )
-                .map_err(StoreError::postgres(&action))?;
-            transaction.commit().map_err(StoreError::postgres(&action))?;
-        }
-    }
-
-    pub(crate) fn schema_version(&mut self) -> Result<u64, StoreError> {
-        let row = self
-            .client
-            .query_one("SELECT coalesce(max(version), 0) FROM schema_migrations", &[])
-            .map_err(StoreError::postgres("reading the schema version"))?;
-        logical_time(get(&row, 0)?, "the schema version")
     }
 
     pub(crate) fn create_tenant(&mut self, settings: &TenantSettings) -> Result<(), StoreError> {
@@ -228,42 +319,6 @@ impl PostgresStore {
         }
     }
 
-    pub(crate) fn tenant_ids(&mut self) -> Result<Vec<Uuid>, StoreError> {
-        let rows = self
-            .client
-            .query("SELECT tenant_id FROM tenants ORDER BY tenant_key", &[])
-            .map_err(StoreError::postgres("listing tenants"))?;
-        rows.iter().map(|row| get(row, 0)).collect()
-    }
-
-    fn tenant_key(
-        client: &mut impl postgres::GenericClient,
-        tenant_id: Uuid,
-    ) -> Result<(i64, u64), StoreError> {
-        let row = client
-            .query_opt(
-                "SELECT tenant_key, version FROM tenants WHERE tenant_id = $1",
-                &[&tenant_id],
-            )
-            .map_err(StoreError::postgres("looking up the tenant"))?
-            .ok_or(StoreError::UnknownTenant { tenant_id })?;
-        Ok((get(&row, 0)?, logical_time(get(&row, 1)?, "the tenant version")?))
-    }
-
-    pub(crate) fn tenant_version(&mut self, tenant_id: Uuid) -> Result<u64, StoreError> {
-        Ok(Self::tenant_key(&mut self.client, tenant_id)?.1)
-    }
-
-    pub(crate) fn tenant_versions(&mut self) -> Result<Vec<(Uuid, u64)>, StoreError> {
-        let rows = self
-            .client
-            .query("SELECT tenant_id, version FROM tenants ORDER BY tenant_key", &[])
-            .map_err(StoreError::postgres("reading tenant versions"))?;
-        rows.iter()
-            .map(|row| Ok((get(row, 0)?, logical_time(get(row, 1)?, "the tenant version")?)))
-            .collect()
-    }
-
     /// Subscribes this connection to the notices every committed write sends.
     pub(crate) fn listen_for_changes(&mut self) -> Result<(), StoreError> {
         self.client
@@ -295,7 +350,7 @@ impl PostgresStore {
     /// Takes the tenant's write lock for this connection (session-level, re-entrant with the
     /// transaction-level lock every write takes), waiting for another instance to release it.
     pub(crate) fn lock_tenant(&mut self, tenant_id: Uuid) -> Result<(), StoreError> {
-        let (tenant_key, _) = Self::tenant_key(&mut self.client, tenant_id)?;
+        let tenant_key = tenant_key(self, tenant_id)?;
         self.client
             .execute(
                 "SELECT pg_advisory_lock($1, $2)",
@@ -307,7 +362,7 @@ impl PostgresStore {
 
     /// Releases what [`PostgresStore::lock_tenant`] took.
     pub(crate) fn unlock_tenant(&mut self, tenant_id: Uuid) -> Result<(), StoreError> {
-        let (tenant_key, _) = Self::tenant_key(&mut self.client, tenant_id)?;
+        let tenant_key = tenant_key(self, tenant_id)?;
         self.client
             .execute(
                 "SELECT pg_advisory_unlock($1, $2)",
@@ -317,485 +372,10 @@ impl PostgresStore {
         Ok(())
     }
 
-    // ----- loading ------------------------------------------------------------------------------
-
-    pub(crate) fn load_tenant(&mut self, tenant_id: Uuid) -> Result<(TenantImage, u64), StoreError> {
-        // One snapshot for every query: the image is consistent while other instances write.
-        let mut transaction = self
-            .client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .map_err(StoreError::postgres("starting to load a tenant"))?;
-        let (tenant_key, version) = Self::tenant_key(&mut transaction, tenant_id)?;
-        let row = transaction
-            .query_one(
-                "SELECT display_name, default_usage_location, self_healing, clock
-                 FROM tenants WHERE tenant_key = $1",
-                &[&tenant_key],
-            )
-            .map_err(StoreError::postgres("reading the tenant"))?;
-        let settings = TenantSettings {
-            tenant_id,
-            display_name: get(&row, 0)?,
-            default_usage_location: codec::parse_optional_country(get(&row, 1)?)?,
-            self_healing: get(&row, 2)?,
-        };
-        let clock = logical_time(get(&row, 3)?, "the tenant clock")?;
-        let mut builder = ImageBuilder::default();
-        load_rows(
-            &mut transaction,
-            "reading service plans",
-            "SELECT plan_number, position, plan_id, name, display_name, mutually_exclusive_with,
-                    requires_any_of, unavailable_in, needs_unique_proxy_address
-             FROM service_plans WHERE tenant_key = $1 ORDER BY position",
-            tenant_key,
-            |row| {
-                let plan = ServicePlanImage {
-                    definition: ServicePlanDefinition {
-                        service_plan_id: get(row, 2)?,
-                        service_plan_name: get(row, 3)?,
-                        display_name: get(row, 4)?,
-                    },
-                    rules: ServicePlanRules {
-                        mutually_exclusive_with: codec::split_uuids(get(row, 5)?)?,
-                        requires_any_of: codec::split_uuids(get(row, 6)?)?,
-                        unavailable_in: codec::split_countries(get(row, 7)?)?,
-                        needs_unique_proxy_address: get(row, 8)?,
-                    },
-                };
-                builder.add_service_plan(plan_number(get(row, 0)?)?, plan_number(get(row, 1)?)?, plan);
-                Ok(())
-            },
-        )?;
-        builder.finish_service_plans();
-        load_rows(
-            &mut transaction,
-            "reading products",
-            "SELECT sku_key, sku_id, sku_part_number, display_name, applies_to, prepaid_units,
-                    capability_status
-             FROM skus WHERE tenant_key = $1 ORDER BY sku_key",
-            tenant_key,
-            |row| {
-                let sku = SkuDefinition {
-                    sku_id: get(row, 1)?,
-                    sku_part_number: get(row, 2)?,
-                    display_name: get(row, 3)?,
-                    applies_to: codec::parse_applies_to(get(row, 4)?)?,
-                    service_plans: Vec::new(),
-                    prepaid_units: u32::try_from(get::<i64>(row, 5)?)
-                        .map_err(|_| StoreError::corrupt("prepaid units out of range"))?,
-                    capability_status: codec::parse_capability_status(get(row, 6)?)?,
-                };
-                builder.add_sku(get(row, 0)?, sku);
-                Ok(())
-            },
-        )?;
-        load_rows(
-            &mut transaction,
-            "reading the plans of products",
-            "SELECT sku_key, plan_id FROM sku_plans WHERE tenant_key = $1 ORDER BY sku_key, position",
-            tenant_key,
-            |row| builder.add_sku_plan(get(row, 0)?, get(row, 1)?),
-        )?;
-        load_rows(
-            &mut transaction,
-            "reading groups",
-            "SELECT group_key, group_id, display_name, licensed_since FROM groups
-             WHERE tenant_key = $1 ORDER BY group_key",
-            tenant_key,
-            |row| {
-                let group = GroupImage {
-                    id: get(row, 1)?,
-                    display_name: get(row, 2)?,
-                    licenses: Vec::new(),
-                    licensed_since: logical_time(get(row, 3)?, "a group's licensed_since")?,
-                };
-                builder.add_group(get(row, 0)?, group);
-                Ok(())
-            },
-        )?;
-        load_rows(
-            &mut transaction,
-            "reading group licenses",
-            "SELECT group_key, sku_key, disabled_plans FROM group_licenses
-             WHERE tenant_key = $1 ORDER BY group_key, position",
-            tenant_key,
-            |row| builder.add_group_license(get(row, 0)?, get(row, 1)?, codec::split_uuids(get(row, 2)?)?),
-        )?;
-        let count_row = transaction
-            .query_one("SELECT count(*) FROM users WHERE tenant_key = $1", &[&tenant_key])
-            .map_err(StoreError::postgres("counting users"))?;
-        builder.reserve_users(usize::try_from(get::<i64>(&count_row, 0)?).unwrap_or(0));
-        load_rows(
-            &mut transaction,
-            "reading users",
-            "SELECT user_key, user_id, user_principal_name, display_name, usage_location,
-                    proxy_addresses, account_enabled
-             FROM users WHERE tenant_key = $1 ORDER BY user_key",
-            tenant_key,
-            |row| {
-                let user = UserImage {
-                    id: get(row, 1)?,
-                    user_principal_name: get(row, 2)?,
-                    display_name: get(row, 3)?,
-                    usage_location: codec::parse_optional_country(get(row, 4)?)?,
-                    proxy_addresses: codec::split_proxy_addresses(get(row, 5)?)?,
-                    account_enabled: get(row, 6)?,
-                    direct_licenses: Vec::new(),
-                    memberships: Vec::new(),
-                    states: Vec::new(),
-                };
-                builder.add_user(get(row, 0)?, user);
-                Ok(())
-            },
-        )?;
-        builder.finish_users();
-        load_rows(
-            &mut transaction,
-            "reading direct licenses",
-            "SELECT user_key, sku_key, disabled_plans, since FROM direct_licenses
-             WHERE tenant_key = $1 ORDER BY user_key, position",
-            tenant_key,
-            |row| {
-                builder.add_direct_license(
-                    get(row, 0)?,
-                    get(row, 1)?,
-                    codec::split_uuids(get(row, 2)?)?,
-                    logical_time(get(row, 3)?, "a direct license's since")?,
-                )
-            },
-        )?;
-        load_rows(
-            &mut transaction,
-            "reading memberships",
-            "SELECT user_key, group_key, since FROM memberships
-             WHERE tenant_key = $1 ORDER BY user_key, position",
-            tenant_key,
-            |row| {
-                builder.add_membership(
-                    get(row, 0)?,
-                    get(row, 1)?,
-                    logical_time(get(row, 2)?, "a membership's since")?,
-                )
-            },
-        )?;
-        load_rows(
-            &mut transaction,
-            "reading license assignment states",
-            "SELECT user_key, sku_key, source_key, status, cause, disabled_plans, granted_plans, since,
-                    last_updated
-             FROM license_states WHERE tenant_key = $1",
-            tenant_key,
-            |row| {
-                builder.add_state(StateRow {
-                    user_key: get(row, 0)?,
-                    sku_key: get(row, 1)?,
-                    source_key: get(row, 2)?,
-                    status: get(row, 3)?,
-                    cause: get(row, 4)?,
-                    disabled_plans: get(row, 5)?,
-                    granted_plans: get(row, 6)?,
-                    since: get(row, 7)?,
-                    last_updated: get(row, 8)?,
-                })
-            },
-        )?;
-        load_rows(
-            &mut transaction,
-            "reading the work queue",
-            "SELECT user_key FROM work_queue WHERE tenant_key = $1 ORDER BY position",
-            tenant_key,
-            |row| builder.add_queued(get(row, 0)?),
-        )?;
-        directory::load(&mut transaction, tenant_key, &mut builder)?;
-        transaction
-            .commit()
-            .map_err(StoreError::postgres("ending the load transaction"))?;
-        Ok((builder.finish(settings, clock), version))
-    }
-
-    pub(crate) fn queue(&mut self, tenant_id: Uuid) -> Result<Vec<Uuid>, StoreError> {
-        let (tenant_key, _) = Self::tenant_key(&mut self.client, tenant_id)?;
-        let rows = self
-            .client
-            .query(
-                "SELECT users.user_id FROM work_queue
-                 JOIN users ON users.tenant_key = work_queue.tenant_key
-                           AND users.user_key = work_queue.user_key
-                 WHERE work_queue.tenant_key = $1 ORDER BY work_queue.position",
-                &[&tenant_key],
-            )
-            .map_err(StoreError::postgres("reading the work queue"))?;
-        rows.iter().map(|row| get(row, 0)).collect()
-    }
-
-    pub(crate) fn queue_len(&mut self, tenant_id: Uuid) -> Result<u64, StoreError> {
-        let (tenant_key, _) = Self::tenant_key(&mut self.client, tenant_id)?;
-        let row = self
-            .client
-            .query_one(
-                "SELECT count(*) FROM work_queue WHERE tenant_key = $1",
-                &[&tenant_key],
-            )
-            .map_err(StoreError::postgres("counting the work queue"))?;
-        logical_time(get(&row, 0)?, "the queue length")
-    }
-
-    pub(crate) fn changes_since(
-        &mut self,
-        tenant_id: Uuid,
-        after_version: u64,
-    ) -> Result<Vec<TenantChange>, StoreError> {
-        let (tenant_key, _) = Self::tenant_key(&mut self.client, tenant_id)?;
-        let after = logical_time_column(after_version, "the version")?;
-        let rows = self
-            .client
-            .query(
-                "SELECT version, settings, service_plans, queue, everything, skus, users, groups,
-                        deleted_users, deleted_groups
-                 FROM tenant_changes WHERE tenant_key = $1 AND version > $2 ORDER BY version",
-                &[&tenant_key, &after],
-            )
-            .map_err(StoreError::postgres("reading tenant changes"))?;
-        rows.iter()
-            .map(|row| {
-                Ok(TenantChange {
-                    version: logical_time(get(row, 0)?, "a change's version")?,
-                    settings: get(row, 1)?,
-                    service_plans: get(row, 2)?,
-                    queue: get(row, 3)?,
-                    everything: get(row, 4)?,
-                    skus: codec::split_concat_uuids(get(row, 5)?)?,
-                    users: codec::split_concat_uuids(get(row, 6)?)?,
-                    groups: codec::split_concat_uuids(get(row, 7)?)?,
-                    deleted_users: codec::split_concat_uuids(get(row, 8)?)?,
-                    deleted_groups: codec::split_concat_uuids(get(row, 9)?)?,
-                })
-            })
-            .collect()
-    }
-
-    // ----- writing ------------------------------------------------------------------------------
-
-    pub(crate) fn write(&mut self, tenant_id: Uuid, batch: &WriteBatch) -> Result<u64, StoreError> {
-        self.write_creating(tenant_id, batch, None)
-    }
-
-    /// Creates the tenant of `settings` and writes `batch` to it in one transaction.
-    pub(crate) fn create_tenant_with(
-        &mut self,
-        settings: &TenantSettings,
-        batch: &WriteBatch,
-    ) -> Result<u64, StoreError> {
-        self.write_creating(settings.tenant_id, batch, Some(settings))
-    }
-
-    /// A write, into a tenant the same transaction creates first when `create` is set.
-    fn write_creating(
-        &mut self,
-        tenant_id: Uuid,
-        batch: &WriteBatch,
-        create: Option<&TenantSettings>,
-    ) -> Result<u64, StoreError> {
-        let prepared = PreparedBatch::new(tenant_id, batch)?;
-        let mut transaction = self
-            .client
-            .transaction()
-            .map_err(StoreError::postgres("starting a write transaction"))?;
-        if let Some(settings) = create {
-            Self::insert_tenant(&mut transaction, settings)?;
-        }
-        let (tenant_key, _) = Self::tenant_key(&mut transaction, tenant_id)?;
-        // Serialize the writers of this tenant across instances, then read what they left.
-        transaction
-            .execute(
-                "SELECT pg_advisory_xact_lock($1, $2)",
-                &[&self.lock_class, &lock_object(tenant_key)?],
-            )
-            .map_err(StoreError::postgres("taking the tenant's write lock"))?;
-        let row = transaction
-            .query_one(
-                "SELECT version, next_sku_key, next_group_key, next_user_key, next_queue_position
-                 FROM tenants WHERE tenant_key = $1",
-                &[&tenant_key],
-            )
-            .map_err(StoreError::postgres("reading the tenant"))?;
-        let version = logical_time(get(&row, 0)?, "the tenant version")?;
-        let counters = Counters {
-            next_sku_key: get(&row, 1)?,
-            next_group_key: get(&row, 2)?,
-            next_user_key: get(&row, 3)?,
-            next_queue_position: get(&row, 4)?,
-        };
-        if let Some(expected) = batch.expected_version {
-            if expected != version {
-                return Err(StoreError::Conflict {
-                    expected,
-                    found: version,
-                });
-            }
-        }
-        let mut writer = Writer {
-            transaction,
-            statements: &mut self.statements,
-            tenant_key,
-            tenant_id,
-            counters,
-            keys: Keys::default(),
-        };
-        if let Some(plans) = &batch.service_plans {
-            writer.replace_service_plans(plans)?;
-        }
-        writer.upsert_skus(&prepared.skus)?;
-        let needs_sku_keys = !prepared.groups.is_empty()
-            || !prepared.users.is_empty()
-            || batch.has_state_writes()
-            || !batch.state_deletes.is_empty();
-        if needs_sku_keys {
-            writer.load_sku_keys()?;
-        }
-        writer.upsert_groups(&prepared.groups)?;
-        writer.resolve_groups(&referenced_groups(batch, &prepared))?;
-        writer.upsert_users(&prepared.users)?;
-        writer.resolve_users(&referenced_users(batch, &writer.keys))?;
-        writer.delete_states(&batch.state_deletes)?;
-        if batch.has_state_writes() {
-            let states = keyed_states(tenant_id, batch, &writer.keys)?;
-            writer.upsert_states(&states)?;
-        }
-        writer.delete_users(&batch.deleted_users)?;
-        writer.delete_groups(&batch.deleted_groups)?;
-        writer.dequeue(&batch.dequeue)?;
-        writer.enqueue(&prepared.enqueue)?;
-        let new_version = version + 1;
-        writer.update_tenant(batch, new_version)?;
-        writer.record_change(new_version, &prepared.change)?;
-        // Delivered to the other instances' listeners when (and only if) the write commits.
-        let notice = ChangeNotice {
-            tenant_id,
-            version: new_version,
-        }
-        .payload();
-        writer
-            .transaction
-            .execute("SELECT pg_notify($1, $2)", &[&self.change_channel, &notice])
-            .map_err(StoreError::postgres("announcing the write"))?;
-        directory::write(&mut writer.transaction, tenant_key, batch)?;
-        security::insert_audit(&mut writer.transaction, tenant_key, &batch.audit)?;
-        writer
-            .transaction
-            .commit()
-            .map_err(StoreError::postgres("committing a write"))?;
-        Ok(new_version)
-    }
-
-    // ----- processing leases --------------------------------------------------------------------
-
-    pub(crate) fn try_acquire_processing_lease(
-        &mut self,
-        tenant_id: Uuid,
-        instance_id: &str,
-        ttl: Duration,
-    ) -> Result<bool, StoreError> {
-        let (tenant_key, _) = Self::tenant_key(&mut self.client, tenant_id)?;
-        let sql = format!(
-            "INSERT INTO processing_leases (tenant_key, instance_id, expires_at)
-             VALUES ($1, $2, {NOW_MILLISECONDS} + $3)
-             ON CONFLICT (tenant_key) DO UPDATE
-                 SET instance_id = excluded.instance_id, expires_at = excluded.expires_at
-                 WHERE processing_leases.instance_id = excluded.instance_id
-                    OR processing_leases.expires_at <= {NOW_MILLISECONDS}"
-        );
-        let changed = self
-            .client
-            .execute(&sql, &[&tenant_key, &instance_id, &milliseconds(ttl)])
-            .map_err(StoreError::postgres("acquiring a processing lease"))?;
-        Ok(changed == 1)
-    }
-
-    pub(crate) fn renew_processing_lease(
-        &mut self,
-        tenant_id: Uuid,
-        instance_id: &str,
-        ttl: Duration,
-    ) -> Result<bool, StoreError> {
-        let (tenant_key, _) = Self::tenant_key(&mut self.client, tenant_id)?;
-        let sql = format!(
-            "UPDATE processing_leases SET expires_at = {NOW_MILLISECONDS} + $3
-             WHERE tenant_key = $1 AND instance_id = $2"
-        );
-        let changed = self
-            .client
-            .execute(&sql, &[&tenant_key, &instance_id, &milliseconds(ttl)])
-            .map_err(StoreError::postgres("renewing a processing lease"))?;
-        Ok(changed == 1)
-    }
-
-    pub(crate) fn release_processing_lease(
-        &mut self,
-        tenant_id: Uuid,
-        instance_id: &str,
-    ) -> Result<(), StoreError> {
-        let (tenant_key, _) = Self::tenant_key(&mut self.client, tenant_id)?;
-        self.client
-            .execute(
-                "DELETE FROM processing_leases WHERE tenant_key = $1 AND instance_id = $2",
-                &[&tenant_key, &instance_id],
-            )
-            .map_err(StoreError::postgres("releasing a processing lease"))?;
-        Ok(())
-    }
-
-    pub(crate) fn processing_lease_holder(&mut self, tenant_id: Uuid) -> Result<Option<String>, StoreError> {
-        let (tenant_key, _) = Self::tenant_key(&mut self.client, tenant_id)?;
-        let sql = format!(
-            "SELECT instance_id FROM processing_leases
-             WHERE tenant_key = $1 AND expires_at > {NOW_MILLISECONDS}"
-        );
-        let row = self
-            .client
-            .query_opt(&sql, &[&tenant_key])
-            .map_err(StoreError::postgres("reading the processing lease"))?;
-        row.map(|row| get(&row, 0)).transpose()
-    }
-
     /// The underlying connection, for tests that inspect or tamper with the schema.
     pub fn client(&mut self) -> &mut Client {
         &mut self.client
     }
-}
-
-fn plan_number(value: i64) -> Result<u32, StoreError> {
-    u32::try_from(value)
-        .map_err(|_| StoreError::corrupt(format!("plan number or position {value} out of range")))
-}
-
-/// Streams the rows of a query with the tenant key as its only parameter into `on_row`.
-fn load_rows(
-    transaction: &mut Transaction<'_>,
-    action: &str,
-    sql: &str,
-    tenant_key: i64,
-    mut on_row: impl FnMut(&Row) -> Result<(), StoreError>,
-) -> Result<(), StoreError> {
-    let parameters: [&(dyn ToSql + Sync); 1] = [&tenant_key];
-    let mut rows = transaction
-        .query_raw(sql, parameters)
-        .map_err(StoreError::postgres(action))?;
-    while let Some(row) = rows.next().map_err(StoreError::postgres(action))? {
-        on_row(&row)?;
-    }
-    Ok(())
-}
-
-/// The tenant's next keys, advanced as a write hands keys out and stored with it.
-struct Counters {
-    next_sku_key: i64,
-    next_group_key: i64,
-    next_user_key: i64,
-    next_queue_position: i64,
 }
 
 /// Proposes `count` new keys from `next` on (existing rows keep theirs; the unused proposals
@@ -856,59 +436,105 @@ fn copy_states(
     Ok(())
 }
 
-/// The statements of one write transaction.
-struct Writer<'a, 'c> {
-    transaction: Transaction<'c>,
-    statements: &'a mut FxHashMap<&'static str, Statement>,
-    tenant_key: i64,
-    tenant_id: Uuid,
-    counters: Counters,
-    keys: Keys,
+// ----- writing ------------------------------------------------------------------------------------
+
+impl WriteBackend for PostgresStore {
+    type Transaction<'a> = PostgresWrite<'a>;
+
+    fn begin_write(&mut self) -> Result<PostgresWrite<'_>, StoreError> {
+        let PostgresStore {
+            client,
+            statements,
+            lock_class,
+            change_channel,
+        } = self;
+        let transaction = client
+            .transaction()
+            .map_err(StoreError::postgres("starting a write transaction"))?;
+        Ok(PostgresWrite {
+            transaction,
+            statements,
+            lock_class: *lock_class,
+            change_channel,
+        })
+    }
 }
 
-impl Writer<'_, '_> {
-    fn execute(
-        &mut self,
-        action: &str,
-        sql: &'static str,
-        parameters: &[&(dyn ToSql + Sync)],
-    ) -> Result<u64, StoreError> {
+/// One write transaction on PostgreSQL; its statements are prepared once per connection.
+pub(crate) struct PostgresWrite<'a> {
+    transaction: Transaction<'a>,
+    statements: &'a mut FxHashMap<String, Statement>,
+    lock_class: i32,
+    change_channel: &'a str,
+}
+
+impl Session for PostgresWrite<'_> {
+    type Row<'r> = Row;
+
+    fn execute(&mut self, action: &str, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
         let prepared = statement(&mut self.transaction, self.statements, sql)?;
         self.transaction
-            .execute(&prepared, parameters)
+            .execute(&prepared, &postgres_params(params))
             .map_err(StoreError::postgres(action))
     }
 
-    fn query(
+    fn for_each_row(
         &mut self,
         action: &str,
-        sql: &'static str,
-        parameters: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Row>, StoreError> {
+        sql: &str,
+        params: &[Param<'_>],
+        mut on_row: impl FnMut(&Self::Row<'_>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let prepared = statement(&mut self.transaction, self.statements, sql)?;
-        self.transaction
-            .query(&prepared, parameters)
-            .map_err(StoreError::postgres(action))
-    }
-
-    /// Reads `(id, key)` rows into a map.
-    fn read_keys(rows: &[Row], into: &mut FxHashMap<Uuid, i64>) -> Result<(), StoreError> {
-        for row in rows {
-            into.insert(get(row, 0)?, get(row, 1)?);
+        let mut rows = self
+            .transaction
+            .query_raw(&prepared, postgres_params(params))
+            .map_err(StoreError::postgres(action))?;
+        while let Some(row) = rows.next().map_err(StoreError::postgres(action))? {
+            on_row(&row)?;
         }
         Ok(())
     }
+}
 
-    fn replace_service_plans(&mut self, plans: &[ServicePlanImage]) -> Result<(), StoreError> {
+/// Reads `(id, key)` rows into a map.
+fn read_key_rows(rows: &[Row], into: &mut FxHashMap<Uuid, i64>) -> Result<(), StoreError> {
+    for row in rows {
+        into.insert(get(row, 0)?, get(row, 1)?);
+    }
+    Ok(())
+}
+
+impl WriteTransaction for PostgresWrite<'_> {
+    fn insert_tenant(&mut self, settings: &TenantSettings) -> Result<(), StoreError> {
+        PostgresStore::insert_tenant(&mut self.transaction, settings)
+    }
+
+    /// The advisory lock on the tenant's key, held until the transaction ends.
+    fn lock_tenant(&mut self, tenant_key: i64) -> Result<(), StoreError> {
+        self.transaction
+            .execute(
+                "SELECT pg_advisory_xact_lock($1, $2)",
+                &[&self.lock_class, &lock_object(tenant_key)?],
+            )
+            .map_err(StoreError::postgres("taking the tenant's write lock"))?;
+        Ok(())
+    }
+
+    fn replace_service_plans(
+        &mut self,
+        scope: &WriteScope,
+        plans: &[ServicePlanImage],
+    ) -> Result<(), StoreError> {
         const ACTION: &str = "replacing service plans";
-        let tenant_key = self.tenant_key;
-        let rows = self.query(
+        let tenant_key = scope.tenant_key;
+        let rows = self.query_native(
             ACTION,
             "SELECT plan_id, plan_number FROM service_plans WHERE tenant_key = $1",
             &[&tenant_key],
         )?;
         let mut existing: FxHashMap<Uuid, i64> = FxHashMap::default();
-        Self::read_keys(&rows, &mut existing)?;
+        read_key_rows(&rows, &mut existing)?;
         let mut next_number = existing.values().max().map_or(0, |number| number + 1);
         let plans = last_of_each(plans, |plan| plan.definition.service_plan_id);
         let mut ids = Vec::with_capacity(plans.len());
@@ -939,7 +565,7 @@ impl Writer<'_, '_> {
             unavailable_in.push(codec::join_countries(&plan.rules.unavailable_in));
             mailbox.push(plan.rules.needs_unique_proxy_address);
         }
-        self.execute(
+        self.execute_native(
             ACTION,
             "INSERT INTO service_plans (tenant_key, plan_id, plan_number, position, name, display_name,
                  mutually_exclusive_with, requires_any_of, unavailable_in, needs_unique_proxy_address)
@@ -972,7 +598,7 @@ impl Writer<'_, '_> {
             .copied()
             .collect();
         if !removed.is_empty() {
-            self.execute(
+            self.execute_native(
                 "deleting service plans no longer listed",
                 "DELETE FROM service_plans WHERE tenant_key = $1 AND plan_id = ANY($2)",
                 &[&tenant_key, &removed],
@@ -981,13 +607,13 @@ impl Writer<'_, '_> {
         Ok(())
     }
 
-    fn upsert_skus(&mut self, skus: &[&SkuDefinition]) -> Result<(), StoreError> {
+    fn upsert_skus(&mut self, scope: &mut WriteScope, skus: &[&SkuDefinition]) -> Result<(), StoreError> {
         const ACTION: &str = "upserting products";
         if skus.is_empty() {
             return Ok(());
         }
-        let tenant_key = self.tenant_key;
-        let proposed = propose_keys(&mut self.counters.next_sku_key, skus.len());
+        let tenant_key = scope.tenant_key;
+        let proposed = propose_keys(&mut scope.counters.next_sku_key, skus.len());
         let ids: Vec<Uuid> = skus.iter().map(|sku| sku.sku_id).collect();
         let part_numbers: Vec<&str> = skus.iter().map(|sku| sku.sku_part_number.as_str()).collect();
         let display_names: Vec<&str> = skus.iter().map(|sku| sku.display_name.as_str()).collect();
@@ -997,7 +623,7 @@ impl Writer<'_, '_> {
             .collect();
         let prepaid: Vec<i64> = skus.iter().map(|sku| i64::from(sku.prepaid_units)).collect();
         let status: Vec<&str> = skus.iter().map(|sku| sku.capability_status.as_str()).collect();
-        let rows = self.query(
+        let rows = self.query_native(
             ACTION,
             "INSERT INTO skus (tenant_key, sku_key, sku_id, sku_part_number, display_name, applies_to,
                  prepaid_units, capability_status)
@@ -1019,13 +645,13 @@ impl Writer<'_, '_> {
                 &status,
             ],
         )?;
-        Self::read_keys(&rows, &mut self.keys.skus)?;
+        read_key_rows(&rows, &mut scope.keys.skus)?;
         let mut sku_keys = Vec::with_capacity(skus.len());
         let mut plan_skus = Vec::new();
         let mut plan_positions = Vec::new();
         let mut plan_ids = Vec::new();
         for sku in skus {
-            let sku_key = self.keys.sku(self.tenant_id, sku.sku_id)?;
+            let sku_key = scope.keys.sku(scope.tenant_id, sku.sku_id)?;
             sku_keys.push(sku_key);
             for (position, plan) in sku.service_plans.iter().enumerate() {
                 plan_skus.push(sku_key);
@@ -1033,12 +659,12 @@ impl Writer<'_, '_> {
                 plan_ids.push(plan.service_plan_id);
             }
         }
-        self.execute(
+        self.execute_native(
             ACTION,
             "DELETE FROM sku_plans WHERE tenant_key = $1 AND sku_key = ANY($2)",
             &[&tenant_key, &sku_keys],
         )?;
-        self.execute(
+        self.execute_native(
             ACTION,
             "INSERT INTO sku_plans (tenant_key, sku_key, position, plan_id)
              SELECT $1, * FROM unnest($2::int8[], $3::int8[], $4::uuid[])",
@@ -1047,28 +673,18 @@ impl Writer<'_, '_> {
         Ok(())
     }
 
-    fn load_sku_keys(&mut self) -> Result<(), StoreError> {
-        let tenant_key = self.tenant_key;
-        let rows = self.query(
-            "reading product keys",
-            "SELECT sku_id, sku_key FROM skus WHERE tenant_key = $1",
-            &[&tenant_key],
-        )?;
-        Self::read_keys(&rows, &mut self.keys.skus)
-    }
-
-    fn upsert_groups(&mut self, groups: &[&GroupImage]) -> Result<(), StoreError> {
+    fn upsert_groups(&mut self, scope: &mut WriteScope, groups: &[&GroupImage]) -> Result<(), StoreError> {
         const ACTION: &str = "upserting groups";
-        let tenant_key = self.tenant_key;
+        let tenant_key = scope.tenant_key;
         for chunk in groups.chunks(CHUNK) {
-            let proposed = propose_keys(&mut self.counters.next_group_key, chunk.len());
+            let proposed = propose_keys(&mut scope.counters.next_group_key, chunk.len());
             let ids: Vec<Uuid> = chunk.iter().map(|group| group.id).collect();
             let names: Vec<&str> = chunk.iter().map(|group| group.display_name.as_str()).collect();
             let licensed_since: Vec<i64> = chunk
                 .iter()
                 .map(|group| logical_time_column(group.licensed_since, "a group's licensed_since"))
                 .collect::<Result<_, _>>()?;
-            let rows = self.query(
+            let rows = self.query_native(
                 ACTION,
                 "INSERT INTO groups (tenant_key, group_key, group_id, display_name, licensed_since)
                  SELECT $1, * FROM unnest($2::int8[], $3::uuid[], $4::text[], $5::int8[])
@@ -1077,29 +693,29 @@ impl Writer<'_, '_> {
                  RETURNING group_id, group_key",
                 &[&tenant_key, &proposed, &ids, &names, &licensed_since],
             )?;
-            Self::read_keys(&rows, &mut self.keys.groups)?;
+            read_key_rows(&rows, &mut scope.keys.groups)?;
             let mut group_keys = Vec::with_capacity(chunk.len());
             let mut license_groups = Vec::new();
             let mut license_positions = Vec::new();
             let mut license_skus = Vec::new();
             let mut license_disabled = Vec::new();
             for group in chunk {
-                let group_key = self.keys.group(self.tenant_id, group.id)?;
+                let group_key = scope.keys.group(scope.tenant_id, group.id)?;
                 group_keys.push(group_key);
                 for (position, license) in group.licenses.iter().enumerate() {
                     license_groups.push(group_key);
                     license_positions.push(position as i64);
-                    license_skus.push(self.keys.sku(self.tenant_id, license.sku_id)?);
+                    license_skus.push(scope.keys.sku(scope.tenant_id, license.sku_id)?);
                     license_disabled.push(codec::join_uuids(&license.disabled_plans));
                 }
             }
-            self.execute(
+            self.execute_native(
                 ACTION,
                 "DELETE FROM group_licenses WHERE tenant_key = $1 AND group_key = ANY($2)",
                 &[&tenant_key, &group_keys],
             )?;
             if !license_groups.is_empty() {
-                self.execute(
+                self.execute_native(
                     ACTION,
                     "INSERT INTO group_licenses (tenant_key, group_key, position, sku_key, disabled_plans)
                      SELECT $1, * FROM unnest($2::int8[], $3::int8[], $4::int8[], $5::text[])",
@@ -1116,31 +732,25 @@ impl Writer<'_, '_> {
         Ok(())
     }
 
-    /// Looks up the keys of groups not known yet; unknown groups stay unknown.
-    fn resolve_groups(&mut self, group_ids: &[Uuid]) -> Result<(), StoreError> {
-        let missing: Vec<Uuid> = group_ids
-            .iter()
-            .filter(|group_id| !self.keys.groups.contains_key(*group_id))
-            .copied()
-            .collect();
-        let tenant_key = self.tenant_key;
-        for chunk in missing.chunks(CHUNK * 5) {
+    fn look_up_groups(&mut self, scope: &mut WriteScope, group_ids: &[Uuid]) -> Result<(), StoreError> {
+        let tenant_key = scope.tenant_key;
+        for chunk in group_ids.chunks(CHUNK * 5) {
             let ids = chunk.to_vec();
-            let rows = self.query(
+            let rows = self.query_native(
                 "looking up group keys",
                 "SELECT group_id, group_key FROM groups WHERE tenant_key = $1 AND group_id = ANY($2)",
                 &[&tenant_key, &ids],
             )?;
-            Self::read_keys(&rows, &mut self.keys.groups)?;
+            read_key_rows(&rows, &mut scope.keys.groups)?;
         }
         Ok(())
     }
 
-    fn upsert_users(&mut self, users: &[&UserImage]) -> Result<(), StoreError> {
+    fn upsert_users(&mut self, scope: &mut WriteScope, users: &[&UserImage]) -> Result<(), StoreError> {
         const ACTION: &str = "upserting users";
-        let tenant_key = self.tenant_key;
+        let tenant_key = scope.tenant_key;
         for chunk in users.chunks(CHUNK) {
-            let proposed = propose_keys(&mut self.counters.next_user_key, chunk.len());
+            let proposed = propose_keys(&mut scope.counters.next_user_key, chunk.len());
             let ids: Vec<Uuid> = chunk.iter().map(|user| user.id).collect();
             let principal_names: Vec<&str> = chunk
                 .iter()
@@ -1156,7 +766,7 @@ impl Writer<'_, '_> {
                 .map(|user| codec::join_proxy_addresses(&user.proxy_addresses))
                 .collect();
             let enabled: Vec<bool> = chunk.iter().map(|user| user.account_enabled).collect();
-            let rows = self.query(
+            let rows = self.query_native(
                 ACTION,
                 "INSERT INTO users (tenant_key, user_key, user_id, user_principal_name, display_name,
                      usage_location, proxy_addresses, account_enabled)
@@ -1179,7 +789,7 @@ impl Writer<'_, '_> {
                     &enabled,
                 ],
             )?;
-            Self::read_keys(&rows, &mut self.keys.users)?;
+            read_key_rows(&rows, &mut scope.keys.users)?;
             let mut existing_keys = Vec::new();
             let mut direct_users = Vec::new();
             let mut direct_positions = Vec::new();
@@ -1191,39 +801,39 @@ impl Writer<'_, '_> {
             let mut member_groups = Vec::new();
             let mut member_since = Vec::new();
             for (user, proposed_key) in chunk.iter().zip(&proposed) {
-                let user_key = self.keys.user(self.tenant_id, user.id)?;
+                let user_key = scope.keys.user(scope.tenant_id, user.id)?;
                 if user_key != *proposed_key {
                     existing_keys.push(user_key);
                 }
                 for (position, direct) in user.direct_licenses.iter().enumerate() {
                     direct_users.push(user_key);
                     direct_positions.push(position as i64);
-                    direct_skus.push(self.keys.sku(self.tenant_id, direct.license.sku_id)?);
+                    direct_skus.push(scope.keys.sku(scope.tenant_id, direct.license.sku_id)?);
                     direct_disabled.push(codec::join_uuids(&direct.license.disabled_plans));
                     direct_since.push(logical_time_column(direct.since, "a direct license's since")?);
                 }
                 for (position, membership) in user.memberships.iter().enumerate() {
                     member_users.push(user_key);
                     member_positions.push(position as i64);
-                    member_groups.push(self.keys.group(self.tenant_id, membership.group_id)?);
+                    member_groups.push(scope.keys.group(scope.tenant_id, membership.group_id)?);
                     member_since.push(logical_time_column(membership.since, "a membership's since")?);
                 }
             }
             // Users stored before get their licenses and memberships replaced.
             if !existing_keys.is_empty() {
-                self.execute(
+                self.execute_native(
                     ACTION,
                     "DELETE FROM direct_licenses WHERE tenant_key = $1 AND user_key = ANY($2)",
                     &[&tenant_key, &existing_keys],
                 )?;
-                self.execute(
+                self.execute_native(
                     ACTION,
                     "DELETE FROM memberships WHERE tenant_key = $1 AND user_key = ANY($2)",
                     &[&tenant_key, &existing_keys],
                 )?;
             }
             if !direct_users.is_empty() {
-                self.execute(
+                self.execute_native(
                     ACTION,
                     "INSERT INTO direct_licenses (tenant_key, user_key, position, sku_key, disabled_plans, since)
                      SELECT $1, * FROM unnest($2::int8[], $3::int8[], $4::int8[], $5::text[], $6::int8[])",
@@ -1238,7 +848,7 @@ impl Writer<'_, '_> {
                 )?;
             }
             if !member_users.is_empty() {
-                self.execute(
+                self.execute_native(
                     ACTION,
                     "INSERT INTO memberships (tenant_key, user_key, position, group_key, since)
                      SELECT $1, * FROM unnest($2::int8[], $3::int8[], $4::int8[], $5::int8[])",
@@ -1255,30 +865,27 @@ impl Writer<'_, '_> {
         Ok(())
     }
 
-    /// Looks up the keys of users not known yet; unknown users stay unknown.
-    fn resolve_users(&mut self, user_ids: &[Uuid]) -> Result<(), StoreError> {
-        let tenant_key = self.tenant_key;
+    fn look_up_users(&mut self, scope: &mut WriteScope, user_ids: &[Uuid]) -> Result<(), StoreError> {
+        let tenant_key = scope.tenant_key;
         for chunk in user_ids.chunks(CHUNK * 5) {
             let ids = chunk.to_vec();
-            let rows = self.query(
+            let rows = self.query_native(
                 "looking up user keys",
                 "SELECT user_id, user_key FROM users WHERE tenant_key = $1 AND user_id = ANY($2)",
                 &[&tenant_key, &ids],
             )?;
-            Self::read_keys(&rows, &mut self.keys.users)?;
+            read_key_rows(&rows, &mut scope.keys.users)?;
         }
         Ok(())
     }
 
-    fn delete_states(&mut self, keys: &[StateKey]) -> Result<(), StoreError> {
-        // A state of an entity that is not stored is not stored either.
-        let resolved: Vec<(i64, i64, i64)> = keys.iter().filter_map(|key| self.keys.state_key(key)).collect();
-        let tenant_key = self.tenant_key;
-        for chunk in resolved.chunks(CHUNK) {
+    fn delete_states(&mut self, scope: &WriteScope, keys: &[(i64, i64, i64)]) -> Result<(), StoreError> {
+        let tenant_key = scope.tenant_key;
+        for chunk in keys.chunks(CHUNK) {
             let users: Vec<i64> = chunk.iter().map(|key| key.0).collect();
             let skus: Vec<i64> = chunk.iter().map(|key| key.1).collect();
             let sources: Vec<i64> = chunk.iter().map(|key| key.2).collect();
-            self.execute(
+            self.execute_native(
                 "deleting license assignment states",
                 "DELETE FROM license_states AS state
                  USING unnest($2::int8[], $3::int8[], $4::int8[]) AS doomed(user_key, sku_key, source_key)
@@ -1290,9 +897,145 @@ impl Writer<'_, '_> {
         Ok(())
     }
 
-    fn plan_numbers(&mut self) -> Result<PlanNumbers, StoreError> {
-        let tenant_key = self.tenant_key;
-        let rows = self.query(
+    /// New states travel by `COPY` when many, the others as arrays or through a staging table.
+    fn upsert_states(&mut self, scope: &WriteScope, states: &[KeyedState<'_>]) -> Result<(), StoreError> {
+        let numbers = self.plan_numbers(scope)?;
+        let (new, existing): (Vec<&KeyedState<'_>>, Vec<&KeyedState<'_>>) =
+            states.iter().partition(|state| state.new);
+        // States the engine created are copied straight into the table when there are many (a
+        // first evaluation, an import). The copy runs in a savepoint: should a state exist after
+        // all, only the copy is undone and the states are merged instead.
+        if new.len() > COPY_THRESHOLD {
+            if !self.try_copy_new_states(scope, &numbers, &new)? {
+                self.merge_states(scope, &numbers, &new)?;
+            }
+        } else {
+            self.upsert_states_as_arrays(scope, &numbers, &new)?;
+        }
+        self.merge_states(scope, &numbers, &existing)
+    }
+
+    fn delete_users(&mut self, scope: &WriteScope, user_keys: &[i64]) -> Result<(), StoreError> {
+        const ACTION: &str = "deleting users";
+        // Everything of a user, the user last (these tables have no foreign keys to cascade).
+        const DELETES: [&str; 5] = [
+            "DELETE FROM license_states WHERE tenant_key = $1 AND user_key = ANY($2)",
+            "DELETE FROM memberships WHERE tenant_key = $1 AND user_key = ANY($2)",
+            "DELETE FROM direct_licenses WHERE tenant_key = $1 AND user_key = ANY($2)",
+            "DELETE FROM work_queue WHERE tenant_key = $1 AND user_key = ANY($2)",
+            "DELETE FROM users WHERE tenant_key = $1 AND user_key = ANY($2)",
+        ];
+        let tenant_key = scope.tenant_key;
+        for chunk in user_keys.chunks(CHUNK) {
+            let keys = chunk.to_vec();
+            for sql in DELETES {
+                self.execute_native(ACTION, sql, &[&tenant_key, &keys])?;
+            }
+        }
+        Ok(())
+    }
+
+    fn delete_groups(&mut self, scope: &WriteScope, group_keys: &[i64]) -> Result<(), StoreError> {
+        const ACTION: &str = "deleting groups";
+        // Memberships go explicitly, licenses by cascade. The engine deletes a group only once
+        // no state comes from it, so there are no states to delete.
+        let tenant_key = scope.tenant_key;
+        let keys = group_keys.to_vec();
+        self.execute_native(
+            ACTION,
+            "DELETE FROM memberships WHERE tenant_key = $1 AND group_key = ANY($2)",
+            &[&tenant_key, &keys],
+        )?;
+        self.execute_native(
+            ACTION,
+            "DELETE FROM groups WHERE tenant_key = $1 AND group_key = ANY($2)",
+            &[&tenant_key, &keys],
+        )?;
+        Ok(())
+    }
+
+    fn dequeue(&mut self, scope: &WriteScope, user_keys: &[i64]) -> Result<(), StoreError> {
+        let tenant_key = scope.tenant_key;
+        for chunk in user_keys.chunks(CHUNK * 5) {
+            let keys = chunk.to_vec();
+            self.execute_native(
+                "removing users from the work queue",
+                "DELETE FROM work_queue WHERE tenant_key = $1 AND user_key = ANY($2)",
+                &[&tenant_key, &keys],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Every user gets a proposed position; those already queued keep theirs and the proposal
+    /// is skipped (positions only order the queue).
+    fn enqueue(&mut self, scope: &mut WriteScope, user_keys: &[i64]) -> Result<(), StoreError> {
+        let tenant_key = scope.tenant_key;
+        for chunk in user_keys.chunks(CHUNK * 5) {
+            let keys = chunk.to_vec();
+            let positions = propose_keys(&mut scope.counters.next_queue_position, keys.len());
+            self.execute_native(
+                "appending users to the work queue",
+                "INSERT INTO work_queue (tenant_key, position, user_key)
+                 SELECT $1, * FROM unnest($2::int8[], $3::int8[])
+                 ON CONFLICT (tenant_key, user_key) DO NOTHING",
+                &[&tenant_key, &positions, &keys],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn write_directory_attributes(&mut self, tenant_key: i64, batch: &WriteBatch) -> Result<(), StoreError> {
+        directory::write(&mut self.transaction, tenant_key, batch)
+    }
+
+    fn announce(&mut self, notice: &ChangeNotice) -> Result<(), StoreError> {
+        self.transaction
+            .execute(
+                "SELECT pg_notify($1, $2)",
+                &[&self.change_channel, &notice.payload()],
+            )
+            .map_err(StoreError::postgres("announcing the write"))?;
+        Ok(())
+    }
+
+    fn commit(self, _scope: &WriteScope, _batch: &WriteBatch) -> Result<(), StoreError> {
+        self.transaction
+            .commit()
+            .map_err(StoreError::postgres("committing a write"))
+    }
+}
+
+impl PostgresWrite<'_> {
+    /// Runs one of PostgreSQL's own statements, prepared once per connection.
+    fn execute_native(
+        &mut self,
+        action: &str,
+        sql: &str,
+        parameters: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
+        let prepared = statement(&mut self.transaction, self.statements, sql)?;
+        self.transaction
+            .execute(&prepared, parameters)
+            .map_err(StoreError::postgres(action))
+    }
+
+    /// Runs one of PostgreSQL's own queries, prepared once per connection.
+    fn query_native(
+        &mut self,
+        action: &str,
+        sql: &str,
+        parameters: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        let prepared = statement(&mut self.transaction, self.statements, sql)?;
+        self.transaction
+            .query(&prepared, parameters)
+            .map_err(StoreError::postgres(action))
+    }
+
+    fn plan_numbers(&mut self, scope: &WriteScope) -> Result<PlanNumbers, StoreError> {
+        let tenant_key = scope.tenant_key;
+        let rows = self.query_native(
             "reading plan numbers",
             "SELECT plan_id, plan_number FROM service_plans WHERE tenant_key = $1",
             &[&tenant_key],
@@ -1304,32 +1047,16 @@ impl Writer<'_, '_> {
         Ok(numbers)
     }
 
-    fn upsert_states(&mut self, states: &[KeyedState<'_>]) -> Result<(), StoreError> {
-        let numbers = self.plan_numbers()?;
-        let (new, existing): (Vec<&KeyedState<'_>>, Vec<&KeyedState<'_>>) =
-            states.iter().partition(|state| state.new);
-        // States the engine created are copied straight into the table when there are many (a
-        // first evaluation, an import). The copy runs in a savepoint: should a state exist after
-        // all, only the copy is undone and the states are merged instead.
-        if new.len() > COPY_THRESHOLD {
-            if !self.try_copy_new_states(&numbers, &new)? {
-                self.merge_states(&numbers, &new)?;
-            }
-        } else {
-            self.upsert_states_as_arrays(&numbers, &new)?;
-        }
-        self.merge_states(&numbers, &existing)
-    }
-
     /// Copies states into the table inside a savepoint; `false` when one already existed (the
     /// copy is undone then).
     fn try_copy_new_states(
         &mut self,
+        scope: &WriteScope,
         numbers: &PlanNumbers,
         states: &[&KeyedState<'_>],
     ) -> Result<bool, StoreError> {
-        let tenant_key = self.tenant_key;
-        let tenant_id = self.tenant_id;
+        let tenant_key = scope.tenant_key;
+        let tenant_id = scope.tenant_id;
         let mut savepoint = self
             .transaction
             .savepoint("licensd_state_copy")
@@ -1362,9 +1089,14 @@ impl Writer<'_, '_> {
 
     /// Writes states that may exist: as arrays with `ON CONFLICT` when few, else staged and
     /// swapped in.
-    fn merge_states(&mut self, numbers: &PlanNumbers, states: &[&KeyedState<'_>]) -> Result<(), StoreError> {
+    fn merge_states(
+        &mut self,
+        scope: &WriteScope,
+        numbers: &PlanNumbers,
+        states: &[&KeyedState<'_>],
+    ) -> Result<(), StoreError> {
         if states.len() <= COPY_THRESHOLD {
-            return self.upsert_states_as_arrays(numbers, states);
+            return self.upsert_states_as_arrays(scope, numbers, states);
         }
         self.transaction
             .batch_execute(
@@ -1374,6 +1106,7 @@ impl Writer<'_, '_> {
             )
             .map_err(StoreError::postgres("preparing the state staging table"))?;
         self.copy_states(
+            scope,
             "COPY licensd_state_staging FROM STDIN (FORMAT binary)",
             numbers,
             states,
@@ -1395,6 +1128,7 @@ impl Writer<'_, '_> {
 
     fn copy_states(
         &mut self,
+        scope: &WriteScope,
         copy: &str,
         numbers: &PlanNumbers,
         states: &[&KeyedState<'_>],
@@ -1402,8 +1136,8 @@ impl Writer<'_, '_> {
         copy_states(
             &mut self.transaction,
             copy,
-            self.tenant_key,
-            self.tenant_id,
+            scope.tenant_key,
+            scope.tenant_id,
             numbers,
             states,
         )
@@ -1411,10 +1145,11 @@ impl Writer<'_, '_> {
 
     fn upsert_states_as_arrays(
         &mut self,
+        scope: &WriteScope,
         numbers: &PlanNumbers,
         states: &[&KeyedState<'_>],
     ) -> Result<(), StoreError> {
-        let mut encoder = StateRowEncoder::new(self.tenant_id, numbers);
+        let mut encoder = StateRowEncoder::new(scope.tenant_id, numbers);
         let mut users = Vec::new();
         let mut skus = Vec::new();
         let mut sources = Vec::new();
@@ -1441,8 +1176,8 @@ impl Writer<'_, '_> {
         if users.is_empty() {
             return Ok(());
         }
-        let tenant_key = self.tenant_key;
-        self.execute(
+        let tenant_key = scope.tenant_key;
+        self.execute_native(
             "upserting license assignment states",
             "INSERT INTO license_states (tenant_key, user_key, sku_key, source_key, status, error_kind,
                  cause, disabled_plans, granted_plans, since, last_updated)
@@ -1464,163 +1199,6 @@ impl Writer<'_, '_> {
                 &granted,
                 &since,
                 &last_updated,
-            ],
-        )?;
-        Ok(())
-    }
-
-    fn delete_users(&mut self, user_ids: &[Uuid]) -> Result<(), StoreError> {
-        const ACTION: &str = "deleting users";
-        // Everything of a user, the user last (these tables have no foreign keys to cascade).
-        const DELETES: [&str; 5] = [
-            "DELETE FROM license_states WHERE tenant_key = $1 AND user_key = ANY($2)",
-            "DELETE FROM memberships WHERE tenant_key = $1 AND user_key = ANY($2)",
-            "DELETE FROM direct_licenses WHERE tenant_key = $1 AND user_key = ANY($2)",
-            "DELETE FROM work_queue WHERE tenant_key = $1 AND user_key = ANY($2)",
-            "DELETE FROM users WHERE tenant_key = $1 AND user_key = ANY($2)",
-        ];
-        let keys: Vec<i64> = user_ids
-            .iter()
-            .filter_map(|user_id| self.keys.users.remove(user_id))
-            .collect();
-        let tenant_key = self.tenant_key;
-        for chunk in keys.chunks(CHUNK) {
-            let keys = chunk.to_vec();
-            for sql in DELETES {
-                self.execute(ACTION, sql, &[&tenant_key, &keys])?;
-            }
-        }
-        Ok(())
-    }
-
-    fn delete_groups(&mut self, group_ids: &[Uuid]) -> Result<(), StoreError> {
-        const ACTION: &str = "deleting groups";
-        let keys: Vec<i64> = group_ids
-            .iter()
-            .filter_map(|group_id| self.keys.groups.remove(group_id))
-            .collect();
-        if keys.is_empty() {
-            return Ok(());
-        }
-        // Memberships go explicitly, licenses by cascade. The engine deletes a group only once
-        // no state comes from it, so there are no states to delete.
-        let tenant_key = self.tenant_key;
-        self.execute(
-            ACTION,
-            "DELETE FROM memberships WHERE tenant_key = $1 AND group_key = ANY($2)",
-            &[&tenant_key, &keys],
-        )?;
-        self.execute(
-            ACTION,
-            "DELETE FROM groups WHERE tenant_key = $1 AND group_key = ANY($2)",
-            &[&tenant_key, &keys],
-        )?;
-        Ok(())
-    }
-
-    fn dequeue(&mut self, user_ids: &[Uuid]) -> Result<(), StoreError> {
-        let keys: Vec<i64> = user_ids
-            .iter()
-            .filter_map(|user_id| self.keys.users.get(user_id).copied())
-            .collect();
-        let tenant_key = self.tenant_key;
-        for chunk in keys.chunks(CHUNK * 5) {
-            let keys = chunk.to_vec();
-            self.execute(
-                "removing users from the work queue",
-                "DELETE FROM work_queue WHERE tenant_key = $1 AND user_key = ANY($2)",
-                &[&tenant_key, &keys],
-            )?;
-        }
-        Ok(())
-    }
-
-    fn enqueue(&mut self, user_ids: &[Uuid]) -> Result<(), StoreError> {
-        let keys: Vec<i64> = user_ids
-            .iter()
-            .map(|user_id| self.keys.user(self.tenant_id, *user_id))
-            .collect::<Result<_, _>>()?;
-        let tenant_key = self.tenant_key;
-        for chunk in keys.chunks(CHUNK * 5) {
-            let keys = chunk.to_vec();
-            let positions = propose_keys(&mut self.counters.next_queue_position, keys.len());
-            self.execute(
-                "appending users to the work queue",
-                "INSERT INTO work_queue (tenant_key, position, user_key)
-                 SELECT $1, * FROM unnest($2::int8[], $3::int8[])
-                 ON CONFLICT (tenant_key, user_key) DO NOTHING",
-                &[&tenant_key, &positions, &keys],
-            )?;
-        }
-        Ok(())
-    }
-
-    fn update_tenant(&mut self, batch: &WriteBatch, new_version: u64) -> Result<(), StoreError> {
-        const ACTION: &str = "updating the tenant";
-        let tenant_key = self.tenant_key;
-        if let Some(settings) = &batch.settings {
-            let location = settings.default_usage_location.as_ref().map(|code| code.as_str());
-            self.execute(
-                ACTION,
-                "UPDATE tenants SET display_name = $2, default_usage_location = $3, self_healing = $4
-                 WHERE tenant_key = $1",
-                &[
-                    &tenant_key,
-                    &settings.display_name,
-                    &location,
-                    &settings.self_healing,
-                ],
-            )?;
-        }
-        let clock = batch
-            .clock
-            .map(|clock| logical_time_column(clock, "the clock"))
-            .transpose()?;
-        let version = logical_time_column(new_version, "the version")?;
-        let counters = [
-            self.counters.next_sku_key,
-            self.counters.next_group_key,
-            self.counters.next_user_key,
-            self.counters.next_queue_position,
-        ];
-        self.execute(
-            ACTION,
-            "UPDATE tenants SET version = $2, clock = coalesce($3, clock), next_sku_key = $4,
-                 next_group_key = $5, next_user_key = $6, next_queue_position = $7
-             WHERE tenant_key = $1",
-            &[
-                &tenant_key,
-                &version,
-                &clock,
-                &counters[0],
-                &counters[1],
-                &counters[2],
-                &counters[3],
-            ],
-        )?;
-        Ok(())
-    }
-    fn record_change(&mut self, version: u64, change: &TenantChange) -> Result<(), StoreError> {
-        let tenant_key = self.tenant_key;
-        let version = logical_time_column(version, "the version")?;
-        self.execute(
-            "recording the tenant change",
-            "INSERT INTO tenant_changes (tenant_key, version, recorded_at, settings, service_plans, queue,
-                 everything, skus, users, groups, deleted_users, deleted_groups)
-             VALUES ($1, $2, (extract(epoch FROM clock_timestamp()) * 1000)::bigint, $3, $4, $5, $6,
-                 $7, $8, $9, $10, $11)",
-            &[
-                &tenant_key,
-                &version,
-                &change.settings,
-                &change.service_plans,
-                &change.queue,
-                &change.everything,
-                &codec::concat_uuids(&change.skus),
-                &codec::concat_uuids(&change.users),
-                &codec::concat_uuids(&change.groups),
-                &codec::concat_uuids(&change.deleted_users),
-                &codec::concat_uuids(&change.deleted_groups),
             ],
         )?;
         Ok(())

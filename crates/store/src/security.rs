@@ -13,6 +13,8 @@ use licensd_engine::Uuid;
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
+use crate::reads::tenant_key;
+use crate::sql::{Database, Param, ReadRow, Session, Transaction};
 
 /// One access token as stored: everything but the secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,6 +135,214 @@ pub(crate) fn audit_conditions(query: &AuditQuery, placeholder: char) -> String 
         add("sequence", "<");
     }
     conditions
+}
+
+// ----- the statements, shared by both backends ----------------------------------------------
+
+const TOKEN_COLUMNS: &str = "t.token_id, n.tenant_id, t.display_name, t.role, t.secret_hash, t.created_at,
+     t.created_by, t.expires_at, t.revoked_at";
+
+fn token_of(row: &impl ReadRow) -> Result<AccessTokenRecord, StoreError> {
+    Ok(AccessTokenRecord {
+        token_id: row.id(0)?,
+        tenant_id: row.id(1)?,
+        display_name: row.text(2)?.to_string(),
+        role: row.text(3)?.to_string(),
+        secret_hash: row.bytes(4)?.to_vec(),
+        created_at: row.integer(5)?,
+        created_by: row.text(6)?.to_string(),
+        expires_at: row.optional_integer(7)?,
+        revoked_at: row.optional_integer(8)?,
+    })
+}
+
+/// Inserts audit records for a tenant (inside the caller's transaction when there is one).
+pub(crate) fn insert_audit(
+    session: &mut impl Session,
+    tenant_key: i64,
+    records: &[AuditRecord],
+) -> Result<(), StoreError> {
+    for record in records {
+        let properties = encode_properties(&record.modified_properties)?;
+        session.execute(
+            "writing an audit record",
+            "INSERT INTO audit_log (tenant_key, audit_id, activity_date_time, category, activity,
+                 operation_type, result, result_reason, actor_id, actor_name, actor_role, target_type,
+                 target_id, target_name, modified_properties, request_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+            &[
+                Param::Integer(tenant_key),
+                Param::Id(record.audit_id),
+                Param::Integer(record.activity_date_time),
+                Param::Text(&record.category),
+                Param::Text(&record.activity),
+                Param::Text(&record.operation_type),
+                Param::Text(&record.result),
+                Param::Text(&record.result_reason),
+                Param::OptionalId(record.actor_id),
+                Param::Text(&record.actor_name),
+                Param::Text(&record.actor_role),
+                Param::Text(&record.target_type),
+                Param::OptionalId(record.target_id),
+                Param::Text(&record.target_name),
+                Param::Text(&properties),
+                Param::Text(&record.request_id),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+pub(crate) fn create_access_token(
+    database: &mut impl Database,
+    token: &AccessTokenRecord,
+    audit: &[AuditRecord],
+) -> Result<(), StoreError> {
+    let mut transaction = database.begin("starting to store an access token")?;
+    let tenant_key = tenant_key(&mut transaction, token.tenant_id)?;
+    transaction.execute(
+        "storing an access token",
+        "INSERT INTO access_tokens (token_id, tenant_key, display_name, role, secret_hash,
+             created_at, created_by, expires_at, revoked_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        &[
+            Param::Id(token.token_id),
+            Param::Integer(tenant_key),
+            Param::Text(&token.display_name),
+            Param::Text(&token.role),
+            Param::Bytes(&token.secret_hash),
+            Param::Integer(token.created_at),
+            Param::Text(&token.created_by),
+            Param::OptionalInteger(token.expires_at),
+            Param::OptionalInteger(token.revoked_at),
+        ],
+    )?;
+    insert_audit(&mut transaction, tenant_key, audit)?;
+    transaction.commit("committing an access token")
+}
+
+pub(crate) fn access_token(
+    session: &mut impl Session,
+    token_id: Uuid,
+) -> Result<Option<AccessTokenRecord>, StoreError> {
+    let sql = format!(
+        "SELECT {TOKEN_COLUMNS} FROM access_tokens t JOIN tenants n ON n.tenant_key = t.tenant_key
+         WHERE t.token_id = $1"
+    );
+    session.query_optional("reading an access token", &sql, &[Param::Id(token_id)], |row| {
+        token_of(row)
+    })
+}
+
+pub(crate) fn access_tokens(
+    session: &mut impl Session,
+    tenant_id: Uuid,
+) -> Result<Vec<AccessTokenRecord>, StoreError> {
+    let tenant_key = tenant_key(session, tenant_id)?;
+    let sql = format!(
+        "SELECT {TOKEN_COLUMNS} FROM access_tokens t JOIN tenants n ON n.tenant_key = t.tenant_key
+         WHERE t.tenant_key = $1 ORDER BY t.created_at, t.token_id"
+    );
+    session.query_all(
+        "listing access tokens",
+        &sql,
+        &[Param::Integer(tenant_key)],
+        |row| token_of(row),
+    )
+}
+
+pub(crate) fn revoke_access_token(
+    database: &mut impl Database,
+    tenant_id: Uuid,
+    token_id: Uuid,
+    at: i64,
+    audit: &[AuditRecord],
+) -> Result<bool, StoreError> {
+    let mut transaction = database.begin("starting to revoke an access token")?;
+    let tenant_key = tenant_key(&mut transaction, tenant_id)?;
+    let changed = transaction.execute(
+        "revoking an access token",
+        "UPDATE access_tokens SET revoked_at = coalesce(revoked_at, $3)
+         WHERE tenant_key = $1 AND token_id = $2",
+        &[
+            Param::Integer(tenant_key),
+            Param::Id(token_id),
+            Param::Integer(at),
+        ],
+    )?;
+    if changed > 0 {
+        insert_audit(&mut transaction, tenant_key, audit)?;
+    }
+    transaction.commit("committing a revocation")?;
+    Ok(changed > 0)
+}
+
+pub(crate) fn append_audit(
+    session: &mut impl Session,
+    tenant_id: Uuid,
+    records: &[AuditRecord],
+) -> Result<(), StoreError> {
+    let tenant_key = tenant_key(session, tenant_id)?;
+    insert_audit(session, tenant_key, records)
+}
+
+pub(crate) fn audit_records(
+    session: &mut impl Session,
+    tenant_id: Uuid,
+    query: &AuditQuery,
+) -> Result<Vec<StoredAuditRecord>, StoreError> {
+    let tenant_key = tenant_key(session, tenant_id)?;
+    // Bound in the order `audit_conditions` numbers them.
+    let mut params = vec![Param::Integer(tenant_key)];
+    params.extend(query.activity.as_deref().map(Param::Text));
+    params.extend(query.category.as_deref().map(Param::Text));
+    params.extend(query.result.as_deref().map(Param::Text));
+    params.extend(query.target_id.map(Param::Id));
+    params.extend(query.since.map(Param::Integer));
+    params.extend(query.until.map(Param::Integer));
+    params.extend(
+        query
+            .before_sequence
+            .map(|sequence| Param::Integer(sequence as i64)),
+    );
+    let sql = format!(
+        "SELECT sequence, audit_id, activity_date_time, category, activity, operation_type, result,
+                result_reason, actor_id, actor_name, actor_role, target_type, target_id, target_name,
+                modified_properties, request_id
+         FROM audit_log WHERE tenant_key = $1{} ORDER BY sequence DESC LIMIT {}",
+        audit_conditions(query, '$'),
+        query.limit
+    );
+    session.query_all("reading the audit log", &sql, &params, |row| {
+        Ok(StoredAuditRecord {
+            sequence: row.integer(0)? as u64,
+            record: AuditRecord {
+                audit_id: row.id(1)?,
+                activity_date_time: row.integer(2)?,
+                category: row.text(3)?.to_string(),
+                activity: row.text(4)?.to_string(),
+                operation_type: row.text(5)?.to_string(),
+                result: row.text(6)?.to_string(),
+                result_reason: row.text(7)?.to_string(),
+                actor_id: row.optional_id(8)?,
+                actor_name: row.text(9)?.to_string(),
+                actor_role: row.text(10)?.to_string(),
+                target_type: row.text(11)?.to_string(),
+                target_id: row.optional_id(12)?,
+                target_name: row.text(13)?.to_string(),
+                modified_properties: decode_properties(row.text(14)?)?,
+                request_id: row.text(15)?.to_string(),
+            },
+        })
+    })
+}
+
+pub(crate) fn prune_audit(session: &mut impl Session, older_than: i64) -> Result<u64, StoreError> {
+    session.execute(
+        "pruning the audit log",
+        "DELETE FROM audit_log WHERE activity_date_time < $1",
+        &[Param::Integer(older_than)],
+    )
 }
 
 #[cfg(test)]

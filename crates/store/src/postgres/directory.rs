@@ -1,31 +1,11 @@
 //! Directory attributes on PostgreSQL: the opaque text a provisioning client keeps with a user or
-//! group (`Command::SetDirectoryAttributes`), loaded into the image and written with each batch.
+//! group (`Command::SetDirectoryAttributes`), written with each batch (`load.rs` reads them back).
 
 use licensd_engine::Uuid;
 use postgres::GenericClient;
 
-use super::get;
 use crate::batch::WriteBatch;
 use crate::error::StoreError;
-use crate::load::ImageBuilder;
-
-/// Reads a tenant's directory attributes into the image, in object id order.
-pub(crate) fn load(
-    client: &mut impl GenericClient,
-    tenant_key: i64,
-    builder: &mut ImageBuilder,
-) -> Result<(), StoreError> {
-    let rows = client
-        .query(
-            "SELECT object_id, attributes FROM directory_attributes WHERE tenant_key = $1 ORDER BY object_id",
-            &[&tenant_key],
-        )
-        .map_err(StoreError::postgres("reading directory attributes"))?;
-    for row in &rows {
-        builder.add_directory_attributes(get(row, 0)?, get(row, 1)?);
-    }
-    Ok(())
-}
 
 /// Writes a batch's directory attributes and deletes those of deleted users and groups.
 pub(crate) fn write(

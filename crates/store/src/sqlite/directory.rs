@@ -1,37 +1,11 @@
 //! Directory attributes on SQLite: the opaque text a provisioning client keeps with a user or
-//! group (`Command::SetDirectoryAttributes`), loaded into the image and written with each batch.
+//! group (`Command::SetDirectoryAttributes`), written with each batch (`load.rs` reads them back).
 
 use rusqlite::{params, Connection};
 
 use super::blob_of;
 use crate::batch::WriteBatch;
 use crate::error::StoreError;
-use crate::load::ImageBuilder;
-
-/// Reads a tenant's directory attributes into the image, in object id order.
-pub(crate) fn load(
-    connection: &Connection,
-    tenant_key: i64,
-    builder: &mut ImageBuilder,
-) -> Result<(), StoreError> {
-    let mut statement = connection
-        .prepare_cached(
-            "SELECT object_id, attributes FROM directory_attributes WHERE tenant_key = ?1 ORDER BY object_id",
-        )
-        .map_err(StoreError::sqlite("reading directory attributes"))?;
-    let rows = statement
-        .query_map([tenant_key], |row| {
-            Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?))
-        })
-        .map_err(StoreError::sqlite("reading directory attributes"))?;
-    for row in rows {
-        let (id, attributes) = row.map_err(StoreError::sqlite("reading directory attributes"))?;
-        let id = licensd_engine::Uuid::from_slice(&id)
-            .map_err(|_| StoreError::corrupt("a stored GUID is not 16 bytes"))?;
-        builder.add_directory_attributes(id, attributes);
-    }
-    Ok(())
-}
 
 /// Writes a batch's directory attributes and deletes those of deleted users and groups.
 pub(crate) fn write(connection: &Connection, tenant_key: i64, batch: &WriteBatch) -> Result<(), StoreError> {
