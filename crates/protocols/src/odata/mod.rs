@@ -8,6 +8,9 @@
 //! The request itself is the caller's: it passes the raw query, whether `ConsistencyLevel:
 //! eventual` was sent, and the origin and path of `@odata.nextLink`; a refusal is a [`QueryError`].
 
+pub mod audit_filter;
+pub mod csdl;
+pub mod delta;
 mod error;
 pub mod filter;
 pub mod query;
