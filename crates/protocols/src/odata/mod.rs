@@ -14,6 +14,7 @@ pub mod delta;
 mod error;
 pub mod filter;
 pub mod query;
+pub mod reference;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{Map, Value};
