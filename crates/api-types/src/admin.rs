@@ -111,6 +111,7 @@ pub struct NewProductRequest {
     pub prepaid_units: u32,
     /// `Enabled` (the default), `Warning`, `Suspended`, `LockedOut` or `Deleted`.
     #[serde(default)]
+    #[schema(schema_with = crate::schemas::optional_capability_status)]
     pub capability_status: Option<String>,
 }
 
@@ -122,7 +123,7 @@ pub struct UpdateProductRequest {
     #[serde(default)]
     pub prepaid_units: Option<u32>,
     #[serde(default)]
-    #[schema(example = "Suspended")]
+    #[schema(schema_with = crate::schemas::optional_capability_status)]
     pub capability_status: Option<String>,
 }
 

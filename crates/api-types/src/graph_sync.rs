@@ -23,7 +23,7 @@ pub struct BatchRequestItem {
     #[schema(example = "1")]
     pub id: String,
     /// `GET`, `POST`, `PATCH`, `PUT` or `DELETE`.
-    #[schema(example = "GET")]
+    #[schema(schema_with = crate::schemas::batch_method)]
     pub method: String,
     /// The address relative to `/v1.0`, such as `/users?$top=5` or `subscribedSkus`.
     #[schema(example = "/users?$select=id,assignedLicenses")]

@@ -96,6 +96,55 @@ pub fn optional_directory_object_types() -> Array {
         .build()
 }
 
+/// A pattern matching exactly these words, ignoring ASCII case (ECMA-262 has no inline flag).
+fn any_of_ignoring_case(words: &[&str]) -> String {
+    let spelled: Vec<String> = words
+        .iter()
+        .map(|word| {
+            word.chars()
+                .map(|character| {
+                    if character.is_ascii_alphabetic() {
+                        format!(
+                            "[{}{}]",
+                            character.to_ascii_uppercase(),
+                            character.to_ascii_lowercase()
+                        )
+                    } else {
+                        character.to_string()
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    format!("^(?:{})$", spelled.join("|"))
+}
+
+/// A product's subscription status, any case (the server reads it ignoring case).
+pub fn optional_capability_status() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Array(vec![Type::String, Type::Null]))
+        .pattern(Some(any_of_ignoring_case(&[
+            "Enabled",
+            "Warning",
+            "Suspended",
+            "LockedOut",
+            "Deleted",
+        ])))
+        .examples([serde_json::json!("Suspended")])
+        .build()
+}
+
+/// The method of a request in a `$batch`, any case.
+pub fn batch_method() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .pattern(Some(any_of_ignoring_case(&[
+            "GET", "POST", "PATCH", "PUT", "DELETE",
+        ])))
+        .examples([serde_json::json!("GET")])
+        .build()
+}
+
 /// Request header names: HTTP tokens (RFC 9110), mapped to their values.
 pub fn optional_header_map() -> Object {
     ObjectBuilder::new()
@@ -114,6 +163,11 @@ pub fn optional_header_map() -> Object {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_are_matched_ignoring_case() {
+        assert_eq!(any_of_ignoring_case(&["Get", "X-1"]), "^(?:[Gg][Ee][Tt]|[Xx]-1)$");
+    }
 
     #[test]
     fn the_country_codes_are_those_the_engine_accepts() {

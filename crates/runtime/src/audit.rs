@@ -2,11 +2,12 @@
 //! into an [`AuditRecord`] named like Entra's audit events — "Change user license", "Set group
 //! license", "Add member to group", ... — with the license-relevant properties before → after;
 //! and each background run over a group into "Start applying group based license to users" /
-//! "Finish applying group based license to users" with its counts. `TenantRuntime` puts the
+//! "Finish applying group based license to users" with its counts; and the creation or
+//! revocation of an access token. `TenantRuntime` puts the
 //! records in the same write batch as the change they describe.
 
 use licensd_engine::{AssignedLicense, Command, Engine, Uuid};
-use licensd_store::{AuditRecord, ModifiedProperty};
+use licensd_store::{AccessTokenRecord, AuditRecord, ModifiedProperty};
 
 use crate::access::Caller;
 
@@ -345,6 +346,39 @@ pub fn record(
         target_id: target.id,
         target_name: target.name,
         modified_properties,
+        request_id: caller.request_id.clone(),
+    }
+}
+
+/// "Create access token" or "Revoke access token": who created or revoked a tenant's token, and
+/// the one property that changed (its role, or its status).
+pub fn token_changed(
+    caller: &Caller,
+    activity: &str,
+    token: &AccessTokenRecord,
+    change: ModifiedProperty,
+    at: i64,
+) -> AuditRecord {
+    AuditRecord {
+        audit_id: Uuid::new_v4(),
+        activity_date_time: at,
+        category: "Authorization".to_string(),
+        activity: activity.to_string(),
+        operation_type: if activity.starts_with("Create") {
+            "Add"
+        } else {
+            "Delete"
+        }
+        .to_string(),
+        result: "success".to_string(),
+        result_reason: String::new(),
+        actor_id: caller.token_id,
+        actor_name: caller.display_name.clone(),
+        actor_role: caller.role.as_str().to_string(),
+        target_type: "Token".to_string(),
+        target_id: Some(token.token_id),
+        target_name: token.display_name.clone(),
+        modified_properties: vec![change],
         request_id: caller.request_id.clone(),
     }
 }

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 
 use licensd_runtime::access::{self, AuthenticationGuard, RateLimiter};
 use licensd_runtime::health::WriteHealth;
-use licensd_runtime::{processor, tenants};
+use licensd_runtime::processor;
 use licensd_store::Store;
 use tokio::net::TcpListener;
 
@@ -106,45 +106,15 @@ pub fn ensure_bootstrap_token(
     state: &AppState,
     config: &ServerConfig,
 ) -> Result<Option<String>, ServerError> {
-    let tenant_id = state.tenants.default_tenant();
-    let bootstrap_error = |error: access::TokenError| ServerError::Bootstrap(error.to_string());
-    let existing = tenants::lock_store(&state.store)?
-        .access_tokens(tenant_id)
-        .map_err(|error| ServerError::Bootstrap(error.to_string()))?;
-    if let Some(given) = &config.bootstrap_token {
-        let token = access::IssuedToken::parse(given.trim()).map_err(|error| {
-            ServerError::Bootstrap(format!("LICENSD_BOOTSTRAP_TOKEN is not a licensd token: {error}"))
-        })?;
-        if existing.iter().any(|record| record.token_id == token.token_id) {
-            return Ok(None);
-        }
-        match access::store_given_token(&state.store, tenant_id, given, "Bootstrap administrator") {
-            Ok(_) => return Ok(None),
-            // Another instance stored the same token first.
-            Err(_)
-                if tenants::lock_store(&state.store)?
-                    .access_token(token.token_id)
-                    .map_err(|error| ServerError::Bootstrap(error.to_string()))?
-                    .is_some() =>
-            {
-                return Ok(None)
-            }
-            Err(error) => return Err(bootstrap_error(error)),
-        }
-    }
-    if !existing.is_empty() {
-        return Ok(None);
-    }
-    let (_, text) = access::create_token(
+    access::ensure_bootstrap_token(
         &state.store,
-        tenant_id,
-        "Bootstrap administrator",
-        access::Role::GlobalAdministrator,
-        None,
-        "bootstrap",
+        state.tenants.default_tenant(),
+        config.bootstrap_token.as_deref(),
     )
-    .map_err(bootstrap_error)?;
-    Ok(Some(text))
+    .map_err(|error| match error {
+        access::BootstrapError::Execute(error) => ServerError::Load(error),
+        refused => ServerError::Bootstrap(refused.to_string()),
+    })
 }
 
 /// Runs the server on `listener` until `shutdown` completes, then stops accepting requests, lets

@@ -8,9 +8,13 @@
 //! The request itself is the caller's: it passes the raw query, whether `ConsistencyLevel:
 //! eventual` was sent, and the origin and path of `@odata.nextLink`; a refusal is a [`QueryError`].
 
+pub mod audit_filter;
+pub mod csdl;
+pub mod delta;
 mod error;
 pub mod filter;
 pub mod query;
+pub mod reference;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{Map, Value};

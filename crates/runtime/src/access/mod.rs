@@ -102,6 +102,56 @@ pub fn store_given_token(
     Ok(record)
 }
 
+/// Why the bootstrap token could not be ensured.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    /// The store's lock is poisoned.
+    #[error(transparent)]
+    Execute(#[from] ExecuteError),
+    #[error("LICENSD_BOOTSTRAP_TOKEN is not a licensd token: {0}")]
+    NotAToken(TokenFormatError),
+    #[error(transparent)]
+    Store(#[from] licensd_store::StoreError),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+}
+
+/// Makes sure a tenant can be administered: when it has no token yet, stores the configured
+/// bootstrap token (`given`, from `LICENSD_BOOTSTRAP_TOKEN`) as its Global Administrator, or
+/// generates one. Returns the token's text when one was generated here, to be shown once.
+/// Several instances may start at once: a given token another one stored first is no error.
+pub fn ensure_bootstrap_token(
+    store: &SharedStore,
+    tenant_id: Uuid,
+    given: Option<&str>,
+) -> Result<Option<String>, BootstrapError> {
+    let existing = lock_store(store)?.access_tokens(tenant_id)?;
+    if let Some(given) = given {
+        let token = IssuedToken::parse(given.trim()).map_err(BootstrapError::NotAToken)?;
+        if existing.iter().any(|record| record.token_id == token.token_id) {
+            return Ok(None);
+        }
+        match store_given_token(store, tenant_id, given, "Bootstrap administrator") {
+            Ok(_) => return Ok(None),
+            // Another instance stored the same token first.
+            Err(_) if lock_store(store)?.access_token(token.token_id)?.is_some() => return Ok(None),
+            Err(error) => return Err(error.into()),
+        }
+    }
+    if !existing.is_empty() {
+        return Ok(None);
+    }
+    let (_, text) = create_token(
+        store,
+        tenant_id,
+        "Bootstrap administrator",
+        Role::GlobalAdministrator,
+        None,
+        "bootstrap",
+    )?;
+    Ok(Some(text))
+}
+
 /// Generates a token in licensd's format without storing it (for `LICENSD_BOOTSTRAP_TOKEN`).
 pub fn generate_token_text() -> Result<String, RandomnessError> {
     Ok(IssuedToken::generate()?.reveal())

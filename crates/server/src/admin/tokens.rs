@@ -9,10 +9,11 @@ use licensd_api_types::time::format_date_time;
 use licensd_api_types::tokens::{AccessToken, AccessTokenList, CreateAccessToken, CreatedAccessToken};
 use licensd_api_types::{ErrorCode, ErrorResponse};
 use licensd_engine::Uuid;
-use licensd_store::{AccessTokenRecord, AuditRecord, ModifiedProperty};
+use licensd_store::{AccessTokenRecord, ModifiedProperty};
 
 use crate::api::{ApiError, JsonBody, PathParameters, Tenant};
 use licensd_runtime::access::{IssuedToken, Role};
+use licensd_runtime::audit::token_changed;
 use licensd_runtime::tenants::now;
 
 /// The longest token display name.
@@ -38,37 +39,6 @@ pub fn access_token(record: &AccessTokenRecord, at: i64) -> AccessToken {
         expiration_date_time: record.expires_at.map(format_date_time),
         revoked_date_time: record.revoked_at.map(format_date_time),
         status: status.to_string(),
-    }
-}
-
-fn token_audit(
-    tenant: &Tenant,
-    activity: &str,
-    record: &AccessTokenRecord,
-    change: ModifiedProperty,
-) -> AuditRecord {
-    let caller = &tenant.caller;
-    AuditRecord {
-        audit_id: Uuid::new_v4(),
-        activity_date_time: now().0,
-        category: "Authorization".to_string(),
-        activity: activity.to_string(),
-        operation_type: if activity.starts_with("Create") {
-            "Add"
-        } else {
-            "Delete"
-        }
-        .to_string(),
-        result: "success".to_string(),
-        result_reason: String::new(),
-        actor_id: caller.token_id,
-        actor_name: caller.display_name.clone(),
-        actor_role: caller.role.as_str().to_string(),
-        target_type: "Token".to_string(),
-        target_id: Some(record.token_id),
-        target_name: record.display_name.clone(),
-        modified_properties: vec![change],
-        request_id: caller.request_id.clone(),
     }
 }
 
@@ -147,8 +117,8 @@ pub async fn create_token(
             .map(|days| created_at + i64::from(days) * 24 * 60 * 60 * 1_000),
         revoked_at: None,
     };
-    let audit = token_audit(
-        &tenant,
+    let audit = token_changed(
+        &tenant.caller,
         "Create access token",
         &record,
         ModifiedProperty {
@@ -156,6 +126,7 @@ pub async fn create_token(
             old_value: String::new(),
             new_value: record.role.clone(),
         },
+        now().0,
     );
     let stored = record.clone();
     tenant
@@ -196,8 +167,8 @@ pub async fn revoke_token(
                 .filter(|record| record.tenant_id == tenant_id)
                 .ok_or_else(|| ApiError::not_found(token_id))?;
             let at = now().0;
-            let audit = token_audit(
-                &audit_tenant,
+            let audit = token_changed(
+                &audit_tenant.caller,
                 "Revoke access token",
                 &record,
                 ModifiedProperty {
@@ -210,6 +181,7 @@ pub async fn revoke_token(
                     .to_string(),
                     new_value: "revoked".to_string(),
                 },
+                at,
             );
             store
                 .revoke_access_token_audited(tenant_id, token_id, at, &[audit])

@@ -7,13 +7,17 @@
 //! touched — users whose properties, licenses, memberships or license states changed; groups
 //! whose properties or licenses changed, and with `members` those a changed user belongs to —
 //! and `{"id", "@removed": {"reason": "deleted"}}` for deleted ones. Every page of a round is
-//! computed against the same upper version, carried in the `$skiptoken`.
+//! computed against the same upper version, carried in the `$skiptoken`. The tokens' text is
+//! `licensd_protocols::odata::delta`'s, what a round lists is `licensd_runtime::delta`'s; this
+//! module checks the tokens against the tenant, pages the entries and renders them.
 
 use axum::http::HeaderMap;
 use axum::Json;
 use licensd_api_types::graph_sync::DeltaResponse;
 use licensd_api_types::{ErrorCode, ErrorResponse};
 use licensd_engine::{Engine, Uuid};
+use licensd_protocols::odata::delta::{delta_token, parse_delta_token, preferred_page_size, DeltaPosition};
+use licensd_runtime::delta::{changed_since, round_entries, Changed, DeltaEntry, DeltaError, DeltaKind};
 use serde_json::{json, Map, Value};
 
 use super::convert::{self, USER_TYPE};
@@ -22,81 +26,25 @@ use crate::odata::{
     consistency_is_eventual, ODataRequest, QueryOptions, Selection, Supported, GROUP_SCHEMA, USER_SCHEMA,
 };
 
-/// Objects per page without `Prefer: odata.maxpagesize`.
-const DEFAULT_PAGE_SIZE: usize = 100;
-/// The largest page `Prefer: odata.maxpagesize` may ask for.
-const MAX_PAGE_SIZE: usize = 999;
-
-/// Which objects a delta query follows.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Users,
-    Groups,
-}
-
-/// Where a round stands: the version it starts after (`None`: everything), the version it
-/// reflects, the last id already returned and the page size.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Position {
-    tenant_id: Uuid,
-    after_version: Option<u64>,
-    up_to_version: u64,
-    last_id: Option<Uuid>,
-    page_size: usize,
-}
-
-impl Position {
-    fn skip_token(&self) -> String {
-        format!(
-            "{}.{}.{}.{}.{}",
-            self.tenant_id.simple(),
-            self.after_version
-                .map_or("all".to_string(), |version| version.to_string()),
-            self.up_to_version,
-            self.last_id
-                .map_or("start".to_string(), |id| id.simple().to_string()),
-            self.page_size
-        )
-    }
-
-    fn parse_skip_token(text: &str) -> Option<Position> {
-        let parts: Vec<&str> = text.split('.').collect();
-        let [tenant, after, up_to, last, size] = parts.as_slice() else {
-            return None;
-        };
-        Some(Position {
-            tenant_id: Uuid::try_parse(tenant).ok()?,
-            after_version: match *after {
-                "all" => None,
-                version => Some(version.parse().ok()?),
-            },
-            up_to_version: up_to.parse().ok()?,
-            last_id: match *last {
-                "start" => None,
-                id => Some(Uuid::try_parse(id).ok()?),
-            },
-            page_size: size
-                .parse()
-                .ok()
-                .filter(|size| (1..=MAX_PAGE_SIZE).contains(size))?,
-        })
-    }
-}
-
-fn delta_token(tenant_id: Uuid, version: u64) -> String {
-    format!("{}.{version}", tenant_id.simple())
-}
-
-fn parse_delta_token(text: &str) -> Option<(Uuid, u64)> {
-    let (tenant, version) = text.split_once('.')?;
-    Some((Uuid::try_parse(tenant).ok()?, version.parse().ok()?))
-}
-
 fn sync_state_not_found(reason: &str) -> ApiError {
     ApiError::new(
         ErrorCode::SyncStateNotFound,
         format!("The delta token is not valid: {reason}. Start a new delta round without a token."),
     )
+}
+
+impl From<DeltaError> for ApiError {
+    /// A token the change log can no longer answer is Graph's `syncStateNotFound` (the client
+    /// starts a new round); a store failure is the storage being unavailable.
+    fn from(error: DeltaError) -> ApiError {
+        match &error {
+            DeltaError::LogCompacted | DeltaError::TooManyObjects => sync_state_not_found(&error.to_string()),
+            DeltaError::Store(store_error) => ApiError {
+                log_detail: Some(store_error.to_string()),
+                ..ApiError::of(ErrorCode::StorageUnavailable)
+            },
+        }
+    }
 }
 
 /// The options of a delta request: `$select`, then `$deltatoken` or `$skiptoken`.
@@ -110,7 +58,7 @@ struct DeltaOptions {
     skip_token: Option<String>,
 }
 
-fn parse_options(request: &ODataRequest, kind: Kind) -> Result<DeltaOptions, ApiError> {
+fn parse_options(request: &ODataRequest, kind: DeltaKind) -> Result<DeltaOptions, ApiError> {
     let mut select_text = None;
     let mut delta_token = None;
     let mut skip_token = None;
@@ -138,17 +86,17 @@ fn parse_options(request: &ODataRequest, kind: Kind) -> Result<DeltaOptions, Api
         ));
     }
     let schema = match kind {
-        Kind::Users => &USER_SCHEMA,
-        Kind::Groups => &GROUP_SCHEMA,
+        DeltaKind::Users => &USER_SCHEMA,
+        DeltaKind::Groups => &GROUP_SCHEMA,
     };
-    let mut members = kind == Kind::Groups && select_text.is_none();
+    let mut members = kind == DeltaKind::Groups && select_text.is_none();
     let mut passed = others;
     if let Some(text) = &select_text {
         let properties: Vec<&str> = text
             .split(',')
             .map(str::trim)
             .filter(|property| {
-                let is_members = kind == Kind::Groups && property.eq_ignore_ascii_case("members");
+                let is_members = kind == DeltaKind::Groups && property.eq_ignore_ascii_case("members");
                 members |= is_members;
                 !is_members
             })
@@ -179,17 +127,13 @@ fn parse_options(request: &ODataRequest, kind: Kind) -> Result<DeltaOptions, Api
 }
 
 /// `Prefer: odata.maxpagesize=N`, as Graph's delta queries take their page size.
-fn preferred_page_size(headers: &HeaderMap) -> usize {
-    headers
-        .get_all("prefer")
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|preference| preference.trim().strip_prefix("odata.maxpagesize="))
-        .filter_map(|size| size.trim().parse::<usize>().ok())
-        .next()
-        .map(|size| size.clamp(1, MAX_PAGE_SIZE))
-        .unwrap_or(DEFAULT_PAGE_SIZE)
+fn page_size(headers: &HeaderMap) -> usize {
+    preferred_page_size(
+        headers
+            .get_all("prefer")
+            .iter()
+            .filter_map(|value| value.to_str().ok()),
+    )
 }
 
 /// Users changed since a delta token.
@@ -211,7 +155,7 @@ fn preferred_page_size(headers: &HeaderMap) -> usize {
         (status = 410, description = "The token is no longer valid (`syncStateNotFound`)", body = ErrorResponse),
     ))]
 pub async fn users_delta(tenant: Tenant, request: ODataRequest) -> Result<Json<Value>, ApiError> {
-    delta(tenant, request, Kind::Users).await
+    delta(tenant, request, DeltaKind::Users).await
 }
 
 /// Groups changed since a delta token.
@@ -231,25 +175,10 @@ pub async fn users_delta(tenant: Tenant, request: ODataRequest) -> Result<Json<V
         (status = 410, description = "The token is no longer valid (`syncStateNotFound`)", body = ErrorResponse),
     ))]
 pub async fn groups_delta(tenant: Tenant, request: ODataRequest) -> Result<Json<Value>, ApiError> {
-    delta(tenant, request, Kind::Groups).await
+    delta(tenant, request, DeltaKind::Groups).await
 }
 
-/// One entry of a round: an object to show, or one that was deleted.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Entry {
-    Present(Uuid),
-    Removed(Uuid),
-}
-
-impl Entry {
-    fn id(&self) -> Uuid {
-        match self {
-            Entry::Present(id) | Entry::Removed(id) => *id,
-        }
-    }
-}
-
-async fn delta(tenant: Tenant, request: ODataRequest, kind: Kind) -> Result<Json<Value>, ApiError> {
+async fn delta(tenant: Tenant, request: ODataRequest, kind: DeltaKind) -> Result<Json<Value>, ApiError> {
     let options = parse_options(&request, kind)?;
     let tenant_id = tenant.id();
     let runtime = tenant.runtime.clone();
@@ -274,28 +203,28 @@ async fn delta(tenant: Tenant, request: ODataRequest, kind: Kind) -> Result<Json
             if token_tenant != tenant_id {
                 return Err(sync_state_not_found("it belongs to another tenant"));
             }
-            Position {
+            DeltaPosition {
                 tenant_id,
                 after_version: Some(version),
                 up_to_version: current_version,
                 last_id: None,
-                page_size: preferred_page_size(&request.headers),
+                page_size: page_size(&request.headers),
             }
         }
         (None, Some(token)) => {
-            let position = Position::parse_skip_token(token)
+            let position = DeltaPosition::parse_skip_token(token)
                 .ok_or_else(|| sync_state_not_found("the $skiptoken is malformed"))?;
             if position.tenant_id != tenant_id {
                 return Err(sync_state_not_found("it belongs to another tenant"));
             }
             position
         }
-        (None, None) => Position {
+        (None, None) => DeltaPosition {
             tenant_id,
             after_version: None,
             up_to_version: current_version,
             last_id: None,
-            page_size: preferred_page_size(&request.headers),
+            page_size: page_size(&request.headers),
         },
     };
     if position.up_to_version > current_version
@@ -310,7 +239,7 @@ async fn delta(tenant: Tenant, request: ODataRequest, kind: Kind) -> Result<Json
     let changed = match position.after_version {
         None => None,
         Some(after) if after == position.up_to_version => Some(Changed::default()),
-        Some(after) => Some(changed_since(&tenant, kind, after, position.up_to_version).await?),
+        Some(after) => Some(changes(&tenant, kind, after, position.up_to_version).await?),
     };
     let members = options.members;
     let selection = options.selection.clone();
@@ -320,21 +249,23 @@ async fn delta(tenant: Tenant, request: ODataRequest, kind: Kind) -> Result<Json
             let mut remaining = entries
                 .into_iter()
                 .filter(|entry| position.last_id.map_or(true, |last| entry.id() > last));
-            let page: Vec<Entry> = remaining.by_ref().take(position.page_size).collect();
+            let page: Vec<DeltaEntry> = remaining.by_ref().take(position.page_size).collect();
             let more = remaining.next().is_some();
             let mut products = None;
             let mut items = Vec::with_capacity(page.len());
             for entry in &page {
                 items.push(match entry {
-                    Entry::Removed(id) => json!({"id": id, "@removed": {"reason": "deleted"}}),
-                    Entry::Present(id) => match kind {
-                        Kind::Users => convert::user_json(engine, *id, &selection, false, &mut products)?,
-                        Kind::Groups => group_with_members(engine, *id, &selection, members)?,
+                    DeltaEntry::Removed(id) => json!({"id": id, "@removed": {"reason": "deleted"}}),
+                    DeltaEntry::Present(id) => match kind {
+                        DeltaKind::Users => {
+                            convert::user_json(engine, *id, &selection, false, &mut products)?
+                        }
+                        DeltaKind::Groups => group_with_members(engine, *id, &selection, members)?,
                     },
                 });
             }
-            let next = more.then(|| Position {
-                last_id: page.last().map(Entry::id),
+            let next = more.then(|| DeltaPosition {
+                last_id: page.last().map(DeltaEntry::id),
                 ..position
             });
             Ok((items, next))
@@ -368,103 +299,11 @@ async fn delta(tenant: Tenant, request: ODataRequest, kind: Kind) -> Result<Json
     Ok(Json(Value::Object(response)))
 }
 
-/// What the writes of a range of versions touched, from the change log.
-#[derive(Default)]
-struct Changed {
-    /// Objects of the round's kind that were written (they may have been deleted since).
-    touched: Vec<Uuid>,
-    deleted: Vec<Uuid>,
-    /// Groups rounds: users that were written, whose groups count as changed when members are
-    /// followed (memberships are stored with users).
-    users_of_groups: Vec<Uuid>,
-}
-
 /// The ids the writes in `(after, up_to]` touched, present and deleted, from the change log.
-async fn changed_since(tenant: &Tenant, kind: Kind, after: u64, up_to: u64) -> Result<Changed, ApiError> {
+async fn changes(tenant: &Tenant, kind: DeltaKind, after: u64, up_to: u64) -> Result<Changed, ApiError> {
     tenant
-        .with_store(move |store, tenant_id| {
-            let changes = store.changes_since(tenant_id, after).map_err(|error| ApiError {
-                log_detail: Some(error.to_string()),
-                ..ApiError::of(ErrorCode::StorageUnavailable)
-            })?;
-            let changes: Vec<_> = changes
-                .into_iter()
-                .filter(|change| change.version <= up_to)
-                .collect();
-            // Every version has its record: a gap means the log was compacted past the token.
-            let complete = changes
-                .iter()
-                .enumerate()
-                .all(|(index, change)| change.version == after + 1 + index as u64)
-                && changes.len() as u64 == up_to - after;
-            if !complete {
-                return Err(sync_state_not_found(
-                    "the change log no longer reaches back to it",
-                ));
-            }
-            if changes.iter().any(|change| change.everything) {
-                return Err(sync_state_not_found(
-                    "a change since touched too many objects to list; the whole directory must be read again",
-                ));
-            }
-            let mut changed = Changed::default();
-            for change in changes {
-                match kind {
-                    Kind::Users => {
-                        changed.touched.extend(change.users);
-                        changed.deleted.extend(change.deleted_users);
-                    }
-                    Kind::Groups => {
-                        changed.touched.extend(change.groups);
-                        changed.deleted.extend(change.deleted_groups);
-                        changed.users_of_groups.extend(change.users);
-                    }
-                }
-            }
-            Ok(changed)
-        })
+        .with_store(move |store, tenant_id| Ok(changed_since(store, tenant_id, kind, after, up_to)?))
         .await
-}
-
-/// The entries of a round, sorted by id: everything (`changed` is `None`) or the changes.
-fn round_entries(engine: &Engine, kind: Kind, changed: Option<Changed>, members: bool) -> Vec<Entry> {
-    let exists = |id: Uuid| match kind {
-        Kind::Users => engine.user_view(id).is_ok(),
-        Kind::Groups => engine.group_view(id).is_ok(),
-    };
-    let mut entries: Vec<Entry> = match changed {
-        None => match kind {
-            Kind::Users => engine.user_ids(),
-            Kind::Groups => engine.group_ids(),
-        }
-        .into_iter()
-        .map(Entry::Present)
-        .collect(),
-        Some(changed) => {
-            let mut ids = changed.touched;
-            if members {
-                for user_id in changed.users_of_groups {
-                    if let Ok(view) = engine.user_view(user_id) {
-                        ids.extend(view.member_of);
-                    }
-                }
-            }
-            ids.extend(changed.deleted);
-            ids.sort();
-            ids.dedup();
-            ids.into_iter()
-                .map(|id| {
-                    if exists(id) {
-                        Entry::Present(id)
-                    } else {
-                        Entry::Removed(id)
-                    }
-                })
-                .collect()
-        }
-    };
-    entries.sort_by_key(Entry::id);
-    entries
 }
 
 /// A group with `members@delta` (its current members) when asked for.
@@ -488,10 +327,10 @@ fn group_with_members(
     Ok(group)
 }
 
-fn context(request: &ODataRequest, options: &DeltaOptions, kind: Kind) -> String {
+fn context(request: &ODataRequest, options: &DeltaOptions, kind: DeltaKind) -> String {
     let entity_set = match kind {
-        Kind::Users => "users",
-        Kind::Groups => "groups",
+        DeltaKind::Users => "users",
+        DeltaKind::Groups => "groups",
     };
     let suffix = options
         .select_text
@@ -523,7 +362,7 @@ fn link(request: &ODataRequest, options: &DeltaOptions, token_name: &str, token:
 fn links_only(
     request: &ODataRequest,
     options: &DeltaOptions,
-    kind: Kind,
+    kind: DeltaKind,
     tenant_id: Uuid,
     version: u64,
 ) -> Value {
@@ -532,39 +371,4 @@ fn links_only(
         "@odata.deltaLink": link(request, options, "$deltatoken", &delta_token(tenant_id, version)),
         "value": [],
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn skip_tokens_round_trip_and_refuse_garbage() {
-        let position = Position {
-            tenant_id: Uuid::new_v4(),
-            after_version: Some(7),
-            up_to_version: 12,
-            last_id: Some(Uuid::new_v4()),
-            page_size: 5,
-        };
-        assert_eq!(Position::parse_skip_token(&position.skip_token()), Some(position));
-        let first = Position {
-            after_version: None,
-            last_id: None,
-            ..position
-        };
-        assert_eq!(Position::parse_skip_token(&first.skip_token()), Some(first));
-        for garbage in [
-            "",
-            "x.y",
-            "a.all.1.start.5",
-            &format!("{}.all.1.start.0", Uuid::nil().simple()),
-        ] {
-            assert_eq!(Position::parse_skip_token(garbage), None, "{garbage}");
-        }
-        assert_eq!(
-            parse_delta_token(&delta_token(position.tenant_id, 9)),
-            Some((position.tenant_id, 9))
-        );
-    }
 }

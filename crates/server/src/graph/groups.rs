@@ -531,20 +531,10 @@ pub fn unsupported_cast(navigation: &str, type_name: &str, supported: &str) -> A
     ))
 }
 
-/// The directory object id at the end of an `@odata.id` (`…/directoryObjects/{id}`,
-/// `…/users/{id}`, `…/directoryObjects('{id}')` or a bare id).
+/// The directory object id at the end of an `@odata.id` (its forms are
+/// `licensd_protocols::odata::reference`'s).
 fn referenced_id(odata_id: &str) -> Result<Uuid, ApiError> {
-    let last = odata_id
-        .trim()
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap_or("");
-    let inner = match (last.find("('"), last.strip_suffix("')")) {
-        (Some(open), Some(without_close)) => &without_close[open + 2..],
-        _ => last,
-    };
-    Uuid::try_parse(inner).map_err(|_| {
+    licensd_protocols::odata::reference::referenced_id(odata_id).ok_or_else(|| {
         ApiError::new(
             ErrorCode::InvalidObjectIdentifier,
             format!(
@@ -667,24 +657,4 @@ pub async fn reprocess_group(
     let group_id = parse_object_id(&id)?;
     tenant.execute(Command::ReprocessGroup { group_id }).await?;
     accepted_with_group(&tenant, request, group_id).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::referenced_id;
-    use licensd_engine::Uuid;
-
-    #[test]
-    fn references_name_the_object_in_any_of_graphs_forms() {
-        let id = Uuid::from_u128(7);
-        for reference in [
-            format!("https://graph.microsoft.com/v1.0/directoryObjects/{id}"),
-            format!("http://127.0.0.1:8080/v1.0/users/{id}/"),
-            format!("https://graph.microsoft.com/v1.0/directoryObjects('{id}')"),
-            id.to_string(),
-        ] {
-            assert_eq!(referenced_id(&reference).expect("an id"), id, "{reference}");
-        }
-        assert!(referenced_id("https://graph.microsoft.com/v1.0/directoryObjects/nope").is_err());
-    }
 }

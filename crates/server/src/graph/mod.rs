@@ -33,32 +33,39 @@ pub struct CollectionQuery {
     /// Properties to return, comma separated (`licenseAssignmentStates` and `assignedPlans` only
     /// this way).
     #[serde(rename = "$select")]
+    #[param(min_length = 1)]
     select: Option<String>,
     /// `eq`, `ne`, `and`, `or`, `not`, `startswith`, `in`, and `any` on `proxyAddresses` and
     /// `assignedLicenses` (`assignedLicenses/any(x:x/skuId eq {guid})`).
     #[serde(rename = "$filter")]
+    #[param(min_length = 1)]
     filter: Option<String>,
     /// Page size, 1 to 999 (default 100).
     #[serde(rename = "$top")]
+    #[param(minimum = 1, maximum = 999)]
     top: Option<u32>,
     /// `true` adds `@odata.count`; needs the header `ConsistencyLevel: eventual`.
     #[serde(rename = "$count")]
     count: Option<bool>,
     /// Opaque position of the next page; use `@odata.nextLink` as given.
     #[serde(rename = "$skiptoken")]
+    #[param(min_length = 1)]
     skiptoken: Option<String>,
     /// One property, `asc` (default) or `desc`: users `displayName`, `userPrincipalName`
     /// (`mail` in an advanced query); groups `displayName`. With `$filter` an advanced query.
     #[serde(rename = "$orderby")]
+    #[param(min_length = 1)]
     orderby: Option<String>,
     /// Graph's tokenized search, `"property:words"` clauses joined by `AND` / `OR`; users
     /// `displayName`, `userPrincipalName`, `mail`; groups `displayName`. Needs
     /// `ConsistencyLevel: eventual`.
     #[serde(rename = "$search")]
+    #[param(min_length = 1)]
     search: Option<String>,
     /// `members` on groups, `memberOf` on users, optionally with `($select=...)`; at most 20
     /// objects are expanded.
     #[serde(rename = "$expand")]
+    #[param(min_length = 1)]
     expand: Option<String>,
 }
 
@@ -69,9 +76,11 @@ pub struct CollectionQuery {
 pub struct CountQuery {
     /// As for the collection.
     #[serde(rename = "$filter")]
+    #[param(min_length = 1)]
     filter: Option<String>,
     /// As for the collection.
     #[serde(rename = "$search")]
+    #[param(min_length = 1)]
     search: Option<String>,
 }
 
@@ -112,6 +121,7 @@ pub struct ConsistencyLevelHeader {
 pub struct SelectQuery {
     /// Properties to return, comma separated.
     #[serde(rename = "$select")]
+    #[param(min_length = 1)]
     select: Option<String>,
 }
 
