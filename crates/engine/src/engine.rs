@@ -102,7 +102,7 @@ impl Engine {
     /// to persist.
     pub fn apply(&mut self, command: Command, at: Timestamp) -> Result<CommandOutcome, CommandError> {
         let mut outcome = self.apply_without_images(command, at)?;
-        *outcome.images = self.changed_images(&outcome.touched);
+        *outcome.images = self.changed_images(&outcome.touched, &outcome.changes);
         Ok(outcome)
     }
 
@@ -261,8 +261,8 @@ impl Engine {
         })
     }
 
-    /// The touched entities as they are now.
-    fn changed_images(&self, touched: &Touched) -> ChangedImages {
+    /// The touched entities and the changed states as they are now.
+    fn changed_images(&self, touched: &Touched, changes: &[StateChange]) -> ChangedImages {
         ChangedImages {
             settings: touched.settings.then(|| self.settings.clone()),
             service_plans: touched.service_plans.then(|| self.service_plan_images()),
@@ -294,6 +294,7 @@ impl Engine {
                     )
                 })
                 .collect(),
+            states: self.changed_states(changes),
         }
     }
 
@@ -1008,7 +1009,8 @@ impl Engine {
 
     // ----- processing ----------------------------------------------------------------------
 
-    /// Evaluates up to `max_users` queued users, in queue order, and returns the state changes.
+    /// Evaluates up to `max_users` queued users, in queue order, and returns the state changes
+    /// (without images: [`Engine::process_batch_with_images`] adds them).
     pub fn process_batch(&mut self, max_users: usize, at: Timestamp) -> ProcessReport {
         self.queue.clear_newly_queued();
         let mut report = ProcessReport::default();
@@ -1042,6 +1044,15 @@ impl Engine {
         requeued.dedup();
         report.requeued = requeued.into_iter().map(|user| self.user(user).id).collect();
         report.clock = self.clock;
+        report
+    }
+
+    /// As [`Engine::process_batch`], and the report carries the changed states as images
+    /// ([`ProcessReport::states`]), ready to persist: for a caller that writes each step. Each
+    /// changed state is imaged once, after the step, with the products and groups as it left them.
+    pub fn process_batch_with_images(&mut self, max_users: usize, at: Timestamp) -> ProcessReport {
+        let mut report = self.process_batch(max_users, at);
+        report.states = self.changed_states(&report.changes);
         report
     }
 

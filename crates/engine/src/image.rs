@@ -11,13 +11,13 @@ use rustc_hash::FxHashMap;
 use crate::directory::{DirectLicense, Group, GroupLicense, Membership, User};
 use crate::model::{AssignedLicense, AssignmentSource, ServicePlanDefinition, SkuDefinition, Uuid};
 use crate::plan_set::{PlanRef, PlanSet, PlanSetId, MAX_SERVICE_PLANS};
-use crate::states::{sort_records, Cause, StateRecord};
+use crate::states::{sort_records, Cause, StateChange, StateRecord};
 use crate::tenant_catalog::Sku;
 use crate::{Engine, GroupRef, SkuRef, Source, UserRef};
 
 pub use crate::image_data::{
-    CauseImage, DirectLicenseImage, GroupImage, MembershipImage, PlanList, ServicePlanImage, StateImage,
-    TenantImage, UserImage,
+    CauseImage, ChangedStates, DirectLicenseImage, GroupImage, MembershipImage, PlanList, ServicePlanImage,
+    StateImage, StateKey, TenantImage, UserImage,
 };
 
 /// Converts state records of one engine into [`StateImage`]s, each distinct plan set into its
@@ -159,6 +159,63 @@ impl Engine {
             engine: self,
             plan_lists: FxHashMap::default(),
         }
+    }
+
+    /// State changes as images: only the last change of each state, as an insert when the
+    /// state did not exist before its first change, as an update when it did, as a deleted key
+    /// when it is gone. Products, groups and plans are named as they are now, so call it on the
+    /// engine that produced the changes, before it changes again.
+    pub fn changed_states(&self, changes: &[StateChange]) -> ChangedStates {
+        // Per state: the index of its first and of its last change.
+        let mut span: FxHashMap<(Uuid, SkuRef, Source), (usize, usize)> = FxHashMap::default();
+        span.reserve(changes.len());
+        for (index, change) in changes.iter().enumerate() {
+            span.entry((change.user_id, change.sku, change.source))
+                .and_modify(|(_, last)| *last = index)
+                .or_insert((index, index));
+        }
+        // Usually every state changes once and the changes are taken as they come.
+        let kept: Vec<(usize, usize)> = if span.len() == changes.len() {
+            (0..changes.len()).map(|index| (index, index)).collect()
+        } else {
+            let mut kept: Vec<(usize, usize)> = span.into_values().collect();
+            kept.sort_unstable_by_key(|(_, last)| *last);
+            kept
+        };
+        // Each distinct plan set becomes one shared list of ids, whatever the number of states.
+        let mut imager = self.state_imager();
+        let written = kept
+            .iter()
+            .filter(|(_, last)| changes[*last].after.is_some())
+            .count();
+        let inserts = kept
+            .iter()
+            .filter(|(first, last)| changes[*last].after.is_some() && changes[*first].before.is_none())
+            .count();
+        let mut states = ChangedStates {
+            inserted: Vec::with_capacity(inserts),
+            updated: Vec::with_capacity(written - inserts),
+            deleted: Vec::new(),
+        };
+        for (first, last) in kept {
+            let change = &changes[last];
+            match &change.after {
+                Some(record) => {
+                    let write = (change.user_id, imager.image(record));
+                    if changes[first].before.is_none() {
+                        states.inserted.push(write);
+                    } else {
+                        states.updated.push(write);
+                    }
+                }
+                None => states.deleted.push(StateKey {
+                    user_id: change.user_id,
+                    sku_id: self.sku_id_of(change.sku),
+                    assigned_by_group: self.source_of(change.source).assigned_by_group(),
+                }),
+            }
+        }
+        states
     }
 
     fn plan_list_of(&self, plans: PlanSetId) -> PlanList {

@@ -124,6 +124,33 @@ pub struct StateImage {
     pub last_updated: Timestamp,
 }
 
+/// Identifies one license assignment state: a user's product from one source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StateKey {
+    pub user_id: Uuid,
+    pub sku_id: Uuid,
+    /// `None` for a direct assignment.
+    pub assigned_by_group: Option<Uuid>,
+}
+
+/// State changes as images, the last change of each state only, ready to persist
+/// ([`crate::Engine::changed_states`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChangedStates {
+    /// States that did not exist before, with their user, in the order of their last change.
+    pub inserted: Vec<(Uuid, StateImage)>,
+    /// States that existed before and still exist, with their user, in the same order.
+    pub updated: Vec<(Uuid, StateImage)>,
+    /// Keys of the states that are gone.
+    pub deleted: Vec<StateKey>,
+}
+
+impl ChangedStates {
+    pub fn is_empty(&self) -> bool {
+        self.inserted.is_empty() && self.updated.is_empty() && self.deleted.is_empty()
+    }
+}
+
 /// A whole tenant.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TenantImage {

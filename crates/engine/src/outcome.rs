@@ -1,8 +1,8 @@
 //! What the engine hands back: [`CommandOutcome`] for an accepted command (the state changes
-//! applied at once, the users queued, and the changed entities as images, so a store writes
-//! them without reading the engine back) and [`ProcessReport`] for a processing step.
+//! applied at once, the users queued, and the changed entities and states as images, so a store
+//! writes them without reading the engine back) and [`ProcessReport`] for a processing step.
 
-use crate::image_data::{GroupImage, ServicePlanImage, UserImage};
+use crate::image_data::{ChangedStates, GroupImage, ServicePlanImage, UserImage};
 use crate::model::{SkuDefinition, TenantSettings, Uuid};
 use crate::states::StateChange;
 
@@ -53,11 +53,13 @@ pub struct ChangedImages {
     pub service_plans: Option<Vec<ServicePlanImage>>,
     /// The touched products with their current seats and status.
     pub skus: Vec<SkuDefinition>,
-    /// The touched users, without states (those are in [`CommandOutcome::changes`]).
+    /// The touched users, without states (those are in `states`).
     pub users: Vec<UserImage>,
     pub groups: Vec<GroupImage>,
     /// The touched objects' attributes: `None` once cleared.
     pub directory_attributes: Vec<(Uuid, Option<String>)>,
+    /// [`CommandOutcome::changes`] as images.
+    pub states: ChangedStates,
 }
 
 /// What one processing step did.
@@ -65,6 +67,9 @@ pub struct ChangedImages {
 pub struct ProcessReport {
     pub evaluated_users: usize,
     pub changes: Vec<StateChange>,
+    /// `changes` as images, ready to persist. Empty unless the step ran with
+    /// [`crate::Engine::process_batch_with_images`].
+    pub states: ChangedStates,
     /// Users still queued after this step.
     pub remaining_users: usize,
     /// The users evaluated, in order.

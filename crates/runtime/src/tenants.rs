@@ -308,7 +308,7 @@ impl TenantRuntime {
                 target.name = target_before.name;
             }
             let properties_after = audit::properties_of(&command, &state.engine);
-            let mut batch = WriteBatch::from_command_outcome(&state.engine, &outcome)?;
+            let mut batch = WriteBatch::from_command_outcome(&outcome);
             batch.expected_version = Some(state.version);
             batch.audit.push(audit::record(
                 caller,
@@ -357,13 +357,19 @@ impl TenantRuntime {
         }
         let busy_before = busy_licensed_groups(&state.engine);
         let at = now();
-        let report = state.engine.process_batch(max_users, at);
-        let mut batch = WriteBatch::from_process_report(&state.engine, &report);
+        let report = state.engine.process_batch_with_images(max_users, at);
+        let step = StepReport {
+            evaluated_users: report.evaluated_users,
+            changed_states: report.changes.len(),
+            remaining_users: report.remaining_users,
+        };
+        let mut batch = WriteBatch::from_process_report(report);
         batch.expected_version = Some(state.version);
         let (group_runs, started, finished) = group_run_records(self.id, state, &busy_before, at.0);
         batch.audit = group_runs;
-        // Users self-healing re-evaluated in this step: their history, durably.
-        for user_id in &report.evaluated {
+        // Users self-healing re-evaluated in this step (the evaluated users leave the queue):
+        // their history, durably.
+        for user_id in &batch.dequeue {
             if let Some(healing) = state
                 .engine
                 .last_self_healing(*user_id)
@@ -387,11 +393,7 @@ impl TenantRuntime {
                 for group_id in finished {
                     state.started_group_runs.remove(&group_id);
                 }
-                Ok(StepReport {
-                    evaluated_users: report.evaluated_users,
-                    changed_states: report.changes.len(),
-                    remaining_users: report.remaining_users,
-                })
+                Ok(step)
             }
             Err(error) => {
                 self.reload(state, store)?;

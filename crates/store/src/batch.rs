@@ -2,22 +2,12 @@
 //! [`crate::Store::write`] in one transaction; the builders that make it from what the engine
 //! returned; and `TenantChange`, the record of one write that other instances catch up from.
 
+pub use licensd_engine::image::StateKey;
 use licensd_engine::image::{GroupImage, ServicePlanImage, StateImage, TenantImage, UserImage};
-use licensd_engine::{
-    CommandOutcome, Engine, ProcessReport, SkuDefinition, SkuRef, Source, StateChange, TenantSettings, Uuid,
-};
+use licensd_engine::{CommandOutcome, ProcessReport, SkuDefinition, TenantSettings, Uuid};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::error::StoreError;
-
-/// Identifies one license assignment state: a user's product from one source.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct StateKey {
-    pub user_id: Uuid,
-    pub sku_id: Uuid,
-    /// `None` for a direct assignment.
-    pub assigned_by_group: Option<Uuid>,
-}
 
 /// Everything one write changes in a tenant. [`crate::Store::write`] applies it in one
 /// transaction together with the tenant's new version, logical clock and change record.
@@ -123,14 +113,13 @@ impl WriteBatch {
     }
 
     /// What an accepted command changed, from the outcome alone: the touched settings, plans,
-    /// products, users and groups as the command left them ([`CommandOutcome::images`]), the
-    /// deletions, the state changes applied at once, the newly queued users and the new logical
-    /// clock. `engine` (the one the command was applied to) only names the products, groups and
-    /// plan sets of the state changes.
-    pub fn from_command_outcome(engine: &Engine, outcome: &CommandOutcome) -> Result<WriteBatch, StoreError> {
+    /// products, users and groups as the command left them and the state changes applied at once
+    /// ([`CommandOutcome::images`]), the deletions, the newly queued users and the new logical
+    /// clock.
+    pub fn from_command_outcome(outcome: &CommandOutcome) -> WriteBatch {
         let touched = &outcome.touched;
         let images = &outcome.images;
-        let mut batch = WriteBatch {
+        WriteBatch {
             settings: images.settings.clone(),
             clock: Some(outcome.clock),
             service_plans: images.service_plans.clone(),
@@ -139,23 +128,21 @@ impl WriteBatch {
             groups: images.groups.clone(),
             deleted_users: touched.deleted_users.clone(),
             deleted_groups: touched.deleted_groups.clone(),
+            state_inserts: images.states.inserted.clone(),
+            state_upserts: images.states.updated.clone(),
+            state_deletes: images.states.deleted.clone(),
             enqueue: outcome.newly_queued.clone(),
             directory_attributes: images.directory_attributes.clone(),
             ..WriteBatch::default()
-        };
-        batch.add_state_changes(engine, &outcome.changes);
-        Ok(batch)
+        }
     }
 
-    /// What a processing step changed: the state changes, the evaluated users leaving the
-    /// queue and the users queued again during the step (self-healing hand-offs) appended to
-    /// it, in the order the engine holds them, and the new logical clock.
-    pub fn from_process_report(engine: &Engine, report: &ProcessReport) -> WriteBatch {
-        let mut batch = WriteBatch {
-            clock: Some(report.clock),
-            dequeue: report.evaluated.clone(),
-            ..WriteBatch::default()
-        };
+    /// What a processing step changed: the changed states
+    /// ([`licensd_engine::Engine::process_batch_with_images`]), the evaluated users leaving the
+    /// queue and the users queued again during the step (self-healing hand-offs) appended to it,
+    /// in the order the engine holds them, and the new logical clock. Takes the report to move
+    /// its state images into the batch rather than copy them.
+    pub fn from_process_report(report: ProcessReport) -> WriteBatch {
         // A user queued, evaluated and queued again within one step appears twice in
         // `requeued`; the engine holds it where it was queued last.
         let mut seen = FxHashSet::default();
@@ -167,59 +154,14 @@ impl WriteBatch {
             .copied()
             .collect();
         requeued.reverse();
-        batch.enqueue = requeued;
-        batch.add_state_changes(engine, &report.changes);
-        batch
-    }
-
-    /// Adds state changes as inserts, upserts and deletes, keeping only the last change of each
-    /// state. A state is an insert when it did not exist before the first of its changes.
-    fn add_state_changes(&mut self, engine: &Engine, changes: &[StateChange]) {
-        // Per state: the index of its first and of its last change.
-        let mut span: FxHashMap<(Uuid, SkuRef, Source), (usize, usize)> = FxHashMap::default();
-        span.reserve(changes.len());
-        for (index, change) in changes.iter().enumerate() {
-            span.entry((change.user_id, change.sku, change.source))
-                .and_modify(|(_, last)| *last = index)
-                .or_insert((index, index));
-        }
-        // Usually every state changes once and the changes are taken as they come.
-        let kept: Vec<(usize, usize)> = if span.len() == changes.len() {
-            (0..changes.len()).map(|index| (index, index)).collect()
-        } else {
-            let mut kept: Vec<(usize, usize)> = span.into_values().collect();
-            kept.sort_unstable_by_key(|(_, last)| *last);
-            kept
-        };
-        // Each distinct plan set becomes one shared list of ids, whatever the number of states.
-        let mut imager = engine.state_imager();
-        let written = kept
-            .iter()
-            .filter(|(_, last)| changes[*last].after.is_some())
-            .count();
-        let inserts = kept
-            .iter()
-            .filter(|(first, last)| changes[*last].after.is_some() && changes[*first].before.is_none())
-            .count();
-        self.state_inserts.reserve(inserts);
-        self.state_upserts.reserve(written - inserts);
-        for (first, last) in kept {
-            let change = &changes[last];
-            match &change.after {
-                Some(record) => {
-                    let upsert = (change.user_id, imager.image(record));
-                    if changes[first].before.is_none() {
-                        self.state_inserts.push(upsert);
-                    } else {
-                        self.state_upserts.push(upsert);
-                    }
-                }
-                None => self.state_deletes.push(StateKey {
-                    user_id: change.user_id,
-                    sku_id: engine.sku_id_of(change.sku),
-                    assigned_by_group: engine.source_of(change.source).assigned_by_group(),
-                }),
-            }
+        WriteBatch {
+            clock: Some(report.clock),
+            dequeue: report.evaluated,
+            enqueue: requeued,
+            state_inserts: report.states.inserted,
+            state_upserts: report.states.updated,
+            state_deletes: report.states.deleted,
+            ..WriteBatch::default()
         }
     }
 
@@ -570,13 +512,12 @@ mod tests {
 
     #[test]
     fn a_user_queued_twice_in_one_step_is_appended_where_the_engine_holds_it() {
-        let engine = Engine::new(TenantSettings::new(id(1), "Tenant"));
         let report = ProcessReport {
             evaluated: vec![id(10), id(11)],
             requeued: vec![id(10), id(12), id(10), id(13)],
             ..ProcessReport::default()
         };
-        let batch = WriteBatch::from_process_report(&engine, &report);
+        let batch = WriteBatch::from_process_report(report);
         assert_eq!(batch.dequeue, vec![id(10), id(11)]);
         assert_eq!(batch.enqueue, vec![id(12), id(10), id(13)]);
         assert_eq!(batch.clock, Some(0));

@@ -324,7 +324,7 @@ fn apply_and_write(
     command: Command,
 ) -> CommandOutcome {
     let outcome = world.apply(command.clone()).expect("the command is accepted");
-    let mut batch = WriteBatch::from_command_outcome(&world.engine, &outcome).expect("batch");
+    let mut batch = WriteBatch::from_command_outcome(&outcome);
     batch.expected_version = Some(*version);
     *version = store
         .write(world.engine.settings().tenant_id, &batch)
@@ -348,9 +348,9 @@ fn process_and_write(
             break;
         }
         world.now = Timestamp(world.now.0 + 1000);
-        let report = world.engine.process_batch(batch_size, world.now);
+        let report = world.engine.process_batch_with_images(batch_size, world.now);
         requeued += report.requeued.len();
-        let mut batch = WriteBatch::from_process_report(&world.engine, &report);
+        let mut batch = WriteBatch::from_process_report(report);
         batch.expected_version = Some(*version);
         *version = store
             .write(world.engine.settings().tenant_id, &batch)
@@ -953,13 +953,13 @@ fn tenants_are_isolated(database: TestDatabase) {
         },
     ] {
         let outcome = second.apply(command, at).expect("command");
-        let mut batch = WriteBatch::from_command_outcome(&second, &outcome).expect("batch");
+        let mut batch = WriteBatch::from_command_outcome(&outcome);
         batch.expected_version = Some(version);
         version = store.write(second_id, &batch).expect("write");
     }
-    let report = second.process_batch(40, at);
+    let report = second.process_batch_with_images(40, at);
     version = store
-        .write(second_id, &WriteBatch::from_process_report(&second, &report))
+        .write(second_id, &WriteBatch::from_process_report(report))
         .expect("process");
     assert!(store
         .try_acquire_processing_lease(second_id, "instance", Duration::from_secs(60))
@@ -1080,13 +1080,14 @@ fn bulk_state_writes_round_trip(database: TestDatabase) {
             at,
         )
         .expect("suspend");
-    let mut batch = WriteBatch::from_command_outcome(&engine, &outcome).expect("batch");
+    let mut batch = WriteBatch::from_command_outcome(&outcome);
     batch.expected_version = Some(version);
     let version = store.write(tenant_id, &batch).expect("write the command");
     at = Timestamp(at.0 + 1000);
-    let report = engine.process_all(at);
+    let mut report = engine.process_all(at);
     assert!(report.changes.len() > 2_000, "{} changes", report.changes.len());
-    let mut batch = WriteBatch::from_process_report(&engine, &report);
+    report.states = engine.changed_states(&report.changes);
+    let mut batch = WriteBatch::from_process_report(report);
     batch.expected_version = Some(version);
     let version = store.write(tenant_id, &batch).expect("write the processing");
     assert_store_holds(&mut store, &engine, version);
@@ -1134,8 +1135,9 @@ fn bulk_state_writes_round_trip(database: TestDatabase) {
     intent.clock = Some(engine.clock());
     let version = store.write(tenant_id, &intent).expect("write the intent");
     at = Timestamp(at.0 + 1000);
-    let report = engine.process_all(at);
-    let mut batch = WriteBatch::from_process_report(&engine, &report);
+    let mut report = engine.process_all(at);
+    report.states = engine.changed_states(&report.changes);
+    let mut batch = WriteBatch::from_process_report(report);
     batch.expected_version = Some(version);
     assert!(
         batch.state_upserts.len() > 3_000,
