@@ -143,3 +143,142 @@ pub fn round_entries(
     entries.sort_by_key(DeltaEntry::id);
     entries
 }
+
+#[cfg(test)]
+mod tests {
+    use licensd_engine::{Command, NewUser, TenantSettings, Timestamp};
+    use licensd_store::WriteBatch;
+
+    use super::*;
+
+    const TENANT: Uuid = Uuid::from_u128(1);
+    const ALICE: Uuid = Uuid::from_u128(10);
+    const BOB: Uuid = Uuid::from_u128(11);
+    const SALES: Uuid = Uuid::from_u128(20);
+    const TEMPORARY: Uuid = Uuid::from_u128(21);
+
+    /// A tenant on a fresh SQLite store, written one command (one version) at a time as the
+    /// runtime writes it.
+    struct Tenant {
+        _directory: tempfile::TempDir,
+        store: Store,
+        engine: Engine,
+    }
+
+    impl Tenant {
+        fn new() -> Tenant {
+            let directory = tempfile::tempdir().expect("temporary directory");
+            let url = format!("sqlite://{}", directory.path().join("delta.db").display());
+            let mut store = Store::open(&url).expect("open");
+            let settings = TenantSettings::new(TENANT, "Contoso");
+            store.create_tenant(&settings).expect("tenant");
+            Tenant {
+                _directory: directory,
+                store,
+                engine: Engine::new(settings),
+            }
+        }
+
+        /// Applies and stores one command; returns the version it was written as.
+        fn write(&mut self, command: Command) -> u64 {
+            let outcome = self.engine.apply(command, Timestamp(0)).expect("accepted");
+            self.store
+                .write(TENANT, &WriteBatch::from_command_outcome(&outcome))
+                .expect("written")
+        }
+    }
+
+    /// Alice and Bob, Sales with Alice in it, and a group deleted again.
+    fn directory() -> (Tenant, u64) {
+        let mut tenant = Tenant::new();
+        tenant.write(Command::CreateUser(NewUser::new(ALICE, "alice@contoso.com")));
+        tenant.write(Command::CreateUser(NewUser::new(BOB, "bob@contoso.com")));
+        tenant.write(Command::CreateGroup {
+            group_id: SALES,
+            display_name: "Sales".to_string(),
+        });
+        tenant.write(Command::CreateGroup {
+            group_id: TEMPORARY,
+            display_name: "Temporary".to_string(),
+        });
+        let before_changes = tenant.write(Command::AddGroupMember {
+            group_id: SALES,
+            user_id: ALICE,
+        });
+        (tenant, before_changes)
+    }
+
+    #[test]
+    fn a_range_lists_what_its_writes_touched_and_deleted() {
+        let (mut tenant, after) = directory();
+        tenant.write(Command::DeleteUser { user_id: BOB });
+        let latest = tenant.write(Command::DeleteGroup { group_id: TEMPORARY });
+
+        let users = changed_since(&mut tenant.store, TENANT, DeltaKind::Users, after, latest).expect("users");
+        assert_eq!(users.deleted, [BOB]);
+        assert!(
+            !users.touched.contains(&ALICE),
+            "Alice was not written after the token"
+        );
+
+        let groups =
+            changed_since(&mut tenant.store, TENANT, DeltaKind::Groups, after, latest).expect("groups");
+        assert_eq!(groups.deleted, [TEMPORARY]);
+        assert!(groups.touched.is_empty());
+
+        // Everything since the first write: Alice and Bob were written, Bob deleted.
+        let all = changed_since(&mut tenant.store, TENANT, DeltaKind::Users, 0, latest).expect("all");
+        assert!(
+            all.touched.contains(&ALICE) && all.touched.contains(&BOB),
+            "{all:?}"
+        );
+    }
+
+    #[test]
+    fn a_range_the_log_does_not_cover_is_refused() {
+        let (mut tenant, latest) = directory();
+        let beyond = changed_since(&mut tenant.store, TENANT, DeltaKind::Users, 0, latest + 3);
+        assert!(matches!(beyond, Err(DeltaError::LogCompacted)), "{beyond:?}");
+    }
+
+    #[test]
+    fn entries_are_sorted_present_or_removed_and_follow_members_on_request() {
+        let (mut tenant, _) = directory();
+        tenant.write(Command::DeleteUser { user_id: BOB });
+        tenant.write(Command::DeleteGroup { group_id: TEMPORARY });
+
+        let everything = round_entries(&tenant.engine, DeltaKind::Users, None, false);
+        assert_eq!(everything, [DeltaEntry::Present(ALICE)], "Bob is gone");
+
+        let changed = Changed {
+            touched: vec![BOB, ALICE],
+            deleted: vec![BOB],
+            users_of_groups: Vec::new(),
+        };
+        assert_eq!(
+            round_entries(&tenant.engine, DeltaKind::Users, Some(changed), false),
+            [DeltaEntry::Present(ALICE), DeltaEntry::Removed(BOB)],
+            "sorted by id, each once"
+        );
+
+        let groups_changed = Changed {
+            touched: Vec::new(),
+            deleted: vec![TEMPORARY],
+            users_of_groups: vec![ALICE],
+        };
+        assert_eq!(
+            round_entries(
+                &tenant.engine,
+                DeltaKind::Groups,
+                Some(groups_changed.clone()),
+                true
+            ),
+            [DeltaEntry::Present(SALES), DeltaEntry::Removed(TEMPORARY)],
+            "Alice's group counts as changed when members are followed"
+        );
+        assert_eq!(
+            round_entries(&tenant.engine, DeltaKind::Groups, Some(groups_changed), false),
+            [DeltaEntry::Removed(TEMPORARY)]
+        );
+    }
+}
