@@ -1,0 +1,214 @@
+//! Reads of license states over HTTP (issue 14's read figure): a `licensd serve` on a SQLite file
+//! holding a generated tenant, and 16 clients over loopback sending
+//! `GET /v1.0/users/{id}?$select=licenseAssignmentStates` for users spread over the tenant.
+//! Measured twice: while the processor evaluates the whole tenant (every user queued at start, as
+//! after a catalog change or an import), and once the queue is empty. The reference, in the same
+//! run on the same server and clients, is `GET /healthz` (no token, no lookup): the HTTP floor of
+//! this machine. Bounded: a few seconds per phase, loopback only.
+//!
+//! `cargo bench -p licensd-server --bench reads`; `LICENSD_BENCH_USERS` (default 100,000),
+//! `LICENSD_BENCH_CLIENTS` (default 16), `LICENSD_BENCH_SECONDS` (default 5).
+
+// Test and benchmark code: a failed assumption is a failed run, so unwrap/expect/panic are fine
+// here (the workspace denies them everywhere else).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use licensd_api_types::admin::TenantOverview;
+use licensd_engine::Uuid;
+use licensd_fixtures::generator::{build_engine, GeneratorConfig};
+use licensd_server::ServerConfig;
+use licensd_store::{Store, WriteBatch};
+
+type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Requests per second and latency percentiles of one phase.
+struct Figures {
+    per_second: f64,
+    p50: Duration,
+    p99: Duration,
+    requests: usize,
+}
+
+impl std::fmt::Display for Figures {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            formatter,
+            "{:>8.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   ({} requests)",
+            self.per_second,
+            self.p50.as_secs_f64() * 1000.0,
+            self.p99.as_secs_f64() * 1000.0,
+            self.requests
+        )
+    }
+}
+
+/// `clients` clients send requests for `seconds`; client `k` asks for the addresses
+/// `addresses[(k + i * clients * 7919) % len]`, so clients spread over the tenant.
+async fn phase(
+    addresses: Arc<Vec<String>>,
+    token: Option<String>,
+    clients: usize,
+    seconds: u64,
+) -> BenchResult<Figures> {
+    let running = Arc::new(AtomicBool::new(true));
+    let mut tasks = Vec::new();
+    for client_index in 0..clients {
+        let addresses = Arc::clone(&addresses);
+        let token = token.clone();
+        let running = Arc::clone(&running);
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut latencies = Vec::new();
+            let mut position = client_index;
+            while running.load(Ordering::Relaxed) {
+                let address = &addresses[position % addresses.len()];
+                position = position.wrapping_add(clients * 7919);
+                let mut request = client.get(address);
+                if let Some(token) = &token {
+                    request = request.bearer_auth(token);
+                }
+                let started = Instant::now();
+                let response = request.send().await?;
+                let status = response.status();
+                let _body = response.bytes().await?;
+                latencies.push(started.elapsed());
+                if !status.is_success() {
+                    return Err(format!("{address} answered {status}").into());
+                }
+            }
+            BenchResult::Ok(latencies)
+        }));
+    }
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    running.store(false, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort();
+    let percentile = |fraction: f64| {
+        latencies
+            .get(((latencies.len() as f64 * fraction) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    Ok(Figures {
+        per_second: latencies.len() as f64 / elapsed,
+        p50: percentile(0.50),
+        p99: percentile(0.99),
+        requests: latencies.len(),
+    })
+}
+
+async fn queued_users(client: &reqwest::Client, base: &str, token: &str) -> BenchResult<u64> {
+    let overview: TenantOverview = client
+        .get(format!("{base}/licensd/v1/overview"))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(overview.queued_users)
+}
+
+#[tokio::main]
+async fn main() -> BenchResult<()> {
+    let bench_mode = std::env::args().any(|argument| argument == "--bench");
+    let users: usize = env_or("LICENSD_BENCH_USERS", if bench_mode { 100_000 } else { 2_000 });
+    let clients: usize = env_or("LICENSD_BENCH_CLIENTS", 16);
+    let seconds: u64 = env_or("LICENSD_BENCH_SECONDS", if bench_mode { 5 } else { 1 });
+    println!(
+        "reads of license states over HTTP, SQLite, {users} users, {clients} clients, {seconds} s per phase"
+    );
+
+    // A generated tenant, stored with every user queued (as the reprocess benchmark stores it).
+    let directory = tempfile::tempdir()?;
+    let url = format!("sqlite://{}", directory.path().join("reads.db").display());
+    let config = GeneratorConfig::new(users, (users / 20).max(10), 50, 1);
+    let (engine, _) = build_engine(&config).map_err(|error| error.to_string())?;
+    let user_ids: Vec<Uuid> = engine.user_ids();
+    let image = engine.to_image();
+    drop(engine);
+    let tenant_id = image.settings.tenant_id;
+    let mut store = Store::open(&url)?;
+    store.create_tenant(&image.settings)?;
+    store.write(tenant_id, &WriteBatch::from_image(image))?;
+    let token = licensd_runtime::access::generate_token_text()?;
+    let shared = Arc::new(Mutex::new(store));
+    licensd_runtime::access::store_given_token(&shared, tenant_id, &token, "reads bench")
+        .map_err(|error| error.to_string())?;
+    drop(shared);
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let mut server_config = ServerConfig::defaults(directory.path());
+    server_config.database_url = url;
+    server_config.listen = address;
+    server_config.rate_limit.per_second = 0;
+    let (stop, receiver) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(licensd_server::run(listener, server_config, async move {
+        let _ = receiver.await;
+    }));
+    let base = format!("http://{address}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|response| response.status().is_success())
+    {
+        if Instant::now() > deadline {
+            return Err("the server did not become ready".into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let states: Arc<Vec<String>> = Arc::new(
+        user_ids
+            .iter()
+            .map(|id| format!("{base}/v1.0/users/{id}?$select=licenseAssignmentStates"))
+            .collect(),
+    );
+    let health: Arc<Vec<String>> = Arc::new(vec![format!("{base}/healthz")]);
+
+    let queued_before = queued_users(&client, &base, &token).await?;
+    let during = phase(Arc::clone(&states), Some(token.clone()), clients, seconds).await?;
+    let queued_after = queued_users(&client, &base, &token).await?;
+    println!(
+        "  states while the processor evaluates the tenant     {during}   (queued users {queued_before} -> {queued_after})"
+    );
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while queued_users(&client, &base, &token).await? > 0 {
+        if Instant::now() > deadline {
+            return Err("the processor did not drain the queue in 10 minutes".into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let reference = phase(health, None, clients, seconds).await?;
+    let idle = phase(states, Some(token.clone()), clients, seconds).await?;
+    println!("  states, queue empty                                 {idle}");
+    println!("  reference: GET /healthz (no token, no lookup)       {reference}");
+    println!(
+        "  states / reference (requests per second): {:.0} %",
+        idle.per_second / reference.per_second * 100.0
+    );
+
+    let _ = stop.send(());
+    server.await??;
+    Ok(())
+}
