@@ -1,5 +1,5 @@
-//! Reads of license states over HTTP (issue 14's read figure): a `licensd serve` on a SQLite file
-//! holding a generated tenant, and 16 clients over loopback sending
+//! Reads of license states over HTTP (issue 14's read figure): a `licensd serve` on SQLite or
+//! PostgreSQL holding a generated tenant, and 16 clients over loopback sending
 //! `GET /v1.0/users/{id}?$select=licenseAssignmentStates` for users spread over the tenant.
 //! Measured twice: while the processor evaluates the whole tenant (every user queued at start, as
 //! after a catalog change or an import), and once the queue is empty. The reference, in the same
@@ -7,7 +7,8 @@
 //! this machine. Bounded: a few seconds per phase, loopback only.
 //!
 //! `cargo bench -p licensd-server --bench reads`; `LICENSD_BENCH_USERS` (default 100,000),
-//! `LICENSD_BENCH_CLIENTS` (default 16), `LICENSD_BENCH_SECONDS` (default 5).
+//! `LICENSD_BENCH_CLIENTS` (default 16), `LICENSD_BENCH_SECONDS` (default 5),
+//! `LICENSD_BENCH_DATABASE` (`sqlite`, the default, or `postgres`: a fresh schema, dropped at the end).
 
 // Test and benchmark code: a failed assumption is a failed run, so unwrap/expect/panic are fine
 // here (the workspace denies them everywhere else).
@@ -23,7 +24,10 @@ use licensd_fixtures::generator::{build_engine, GeneratorConfig};
 use licensd_server::ServerConfig;
 use licensd_store::{Store, WriteBatch};
 
-type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+#[path = "support/database.rs"]
+mod database;
+
+use database::{BenchDatabase, BenchResult};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -125,33 +129,41 @@ async fn queued_users(client: &reqwest::Client, base: &str, token: &str) -> Benc
     Ok(overview.queued_users)
 }
 
-#[tokio::main]
-async fn main() -> BenchResult<()> {
-    let bench_mode = std::env::args().any(|argument| argument == "--bench");
-    let users: usize = env_or("LICENSD_BENCH_USERS", if bench_mode { 100_000 } else { 2_000 });
-    let clients: usize = env_or("LICENSD_BENCH_CLIENTS", 16);
-    let seconds: u64 = env_or("LICENSD_BENCH_SECONDS", if bench_mode { 5 } else { 1 });
-    println!(
-        "reads of license states over HTTP, SQLite, {users} users, {clients} clients, {seconds} s per phase"
-    );
-
-    // A generated tenant, stored with every user queued (as the reprocess benchmark stores it).
-    let directory = tempfile::tempdir()?;
-    let url = format!("sqlite://{}", directory.path().join("reads.db").display());
+/// Stores a generated tenant of `users` users, every one queued, and a Global Administrator
+/// token for it.
+fn prepare(directory: &std::path::Path, users: usize) -> BenchResult<(BenchDatabase, Vec<Uuid>, String)> {
+    let database = BenchDatabase::from_environment(directory, "licensd_reads")?;
     let config = GeneratorConfig::new(users, (users / 20).max(10), 50, 1);
     let (engine, _) = build_engine(&config).map_err(|error| error.to_string())?;
     let user_ids: Vec<Uuid> = engine.user_ids();
     let image = engine.to_image();
     drop(engine);
     let tenant_id = image.settings.tenant_id;
-    let mut store = Store::open(&url)?;
+    let mut store = Store::open(&database.url)?;
     store.create_tenant(&image.settings)?;
     store.write(tenant_id, &WriteBatch::from_image(image))?;
     let token = licensd_runtime::access::generate_token_text()?;
     let shared = Arc::new(Mutex::new(store));
     licensd_runtime::access::store_given_token(&shared, tenant_id, &token, "reads bench")
         .map_err(|error| error.to_string())?;
-    drop(shared);
+    Ok((database, user_ids, token))
+}
+
+#[tokio::main]
+async fn main() -> BenchResult<()> {
+    let bench_mode = std::env::args().any(|argument| argument == "--bench");
+    let users: usize = env_or("LICENSD_BENCH_USERS", if bench_mode { 100_000 } else { 2_000 });
+    let clients: usize = env_or("LICENSD_BENCH_CLIENTS", 16);
+    let seconds: u64 = env_or("LICENSD_BENCH_SECONDS", if bench_mode { 5 } else { 1 });
+    // A generated tenant, stored with every user queued (as the reprocess benchmark stores it).
+    // The store's PostgreSQL client is synchronous: the set-up runs outside the async runtime.
+    let directory = tempfile::tempdir()?;
+    let (database, user_ids, token) = tokio::task::block_in_place(|| prepare(directory.path(), users))?;
+    println!(
+        "reads of license states over HTTP, {}, {users} users, {clients} clients, {seconds} s per phase",
+        database.name
+    );
+    let url = database.url.clone();
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
@@ -210,5 +222,6 @@ async fn main() -> BenchResult<()> {
 
     let _ = stop.send(());
     server.await??;
+    tokio::task::block_in_place(|| database.drop_schema())?;
     Ok(())
 }

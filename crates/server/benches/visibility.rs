@@ -19,6 +19,11 @@ use licensd_runtime::processor::Processor;
 use licensd_server::{AppState, ServerConfig};
 use licensd_store::{Store, WriteBatch};
 
+#[path = "support/database.rs"]
+mod database;
+
+use database::BenchDatabase;
+
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -26,25 +31,6 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .ok()
         .and_then(|value| value.parse().ok())
         .unwrap_or(default)
-}
-
-/// The database URL, and the PostgreSQL base URL and schema to drop at the end.
-fn database(directory: &std::path::Path) -> BenchResult<(String, Option<(String, String)>)> {
-    match std::env::var("LICENSD_BENCH_DATABASE").as_deref() {
-        Ok("postgres") => {
-            let base = std::env::var("LICENSD_TEST_POSTGRES_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
-            let schema = format!("licensd_visibility_{}", std::process::id());
-            let mut client = postgres::Client::connect(&base, postgres::NoTls)?;
-            client.batch_execute(&format!(
-                "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-            ))?;
-            let separator = if base.contains('?') { '&' } else { '?' };
-            let url = format!("{base}{separator}options=-csearch_path%3D{schema}");
-            Ok((url, Some((base, schema))))
-        }
-        _ => Ok((format!("sqlite://{}", directory.join("bench.db").display()), None)),
-    }
 }
 
 fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
@@ -169,8 +155,10 @@ fn main() -> BenchResult<()> {
     let user_count: usize = env_or("LICENSD_BENCH_USERS", 100_000);
     let samples: usize = env_or("LICENSD_BENCH_SAMPLES", 200);
     let directory = tempfile::tempdir()?;
-    let (url, postgres_schema) = database(directory.path())?;
-    let postgres = postgres_schema.is_some();
+    let database = BenchDatabase::from_environment(directory.path(), "licensd_visibility")
+        .map_err(|error| -> Box<dyn std::error::Error> { error })?;
+    let url = database.url.clone();
+    let postgres = database.is_postgres();
 
     let mut world = SeedWorld::new(SeedSeats {
         office_365_e1: 10,
@@ -235,9 +223,8 @@ fn main() -> BenchResult<()> {
     let reloads =
         licensd_runtime::tenants::FULL_RELOADS.load(std::sync::atomic::Ordering::Relaxed) - reloads_before;
     println!("  full reloads of the tenant while measuring the wake-up: {reloads}");
-    if let Some((base, schema)) = postgres_schema {
-        let mut client = postgres::Client::connect(&base, postgres::NoTls)?;
-        client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))?;
-    }
+    database
+        .drop_schema()
+        .map_err(|error| -> Box<dyn std::error::Error> { error })?;
     Ok(())
 }
