@@ -11,6 +11,8 @@
 # docs/screenshots/group-licenses-errors.png (the README shows it). Extra arguments go to node --test.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=tests/lib/licensd.sh
+. tests/lib/licensd.sh
 root="$(pwd)"
 binary="${LICENSD_BINARY:-$root/target/debug/licensd}"
 export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
@@ -35,37 +37,18 @@ work="$(mktemp -d)"
 log="$work/licensd.log"
 server=""
 stop_server() {
-  if [ -n "$server" ]; then
-    kill -TERM "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
-  fi
+  stop_licensd "$server"
   rm -rf "$work"
 }
 trap stop_server EXIT
 
 # `licensd demo` stores the demo tenant in a SQLite database in $work and serves it, with this
 # Global Administrator token (the tests sign in to the console with it).
-LICENSD_TOKEN="lsd_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')_$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')"
+LICENSD_TOKEN="$(new_licensd_token)"
 export LICENSD_TOKEN
 LICENSD_BOOTSTRAP_TOKEN="$LICENSD_TOKEN" "$binary" demo --listen 127.0.0.1:0 --data-dir "$work" >"$log" 2>&1 &
 server=$!
-# The server logs the address it bound ("licensd is serving address=127.0.0.1:PORT").
-address=""
-for _ in $(seq 1 300); do
-  address="$(sed -n 's/.*licensd is serving address=\([0-9.:]*\).*/\1/p' "$log" | head -n 1)"
-  [ -n "$address" ] && break
-  if ! kill -0 "$server" 2>/dev/null; then
-    echo "licensd demo exited:" >&2
-    cat "$log" >&2
-    exit 1
-  fi
-  sleep 0.1
-done
-if [ -z "$address" ]; then
-  echo "licensd demo did not start:" >&2
-  cat "$log" >&2
-  exit 1
-fi
+address="$(wait_for_licensd "$server" "$log" "demo")" || exit 1
 export LICENSD_URL="http://$address"
 mkdir -p "$SCREENSHOT_DIR"
 echo "== console browser tests against $LICENSD_URL (screenshots in $SCREENSHOT_DIR)"

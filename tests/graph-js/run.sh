@@ -8,6 +8,8 @@
 # default target/graph-js). Needs node (18 or later: built-in fetch and node:test), npm, openssl.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=tests/lib/licensd.sh
+. tests/lib/licensd.sh
 root="$(pwd)"
 binary="${LICENSD_BINARY:-$root/target/debug/licensd}"
 modules="${GRAPH_JS_MODULES:-$root/target/graph-js}"
@@ -26,34 +28,18 @@ log="$work/licensd.log"
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=localhost" \
   -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
   -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
-LICENSD_TOKEN="lsd_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')_$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')"
+LICENSD_TOKEN="$(new_licensd_token)"
 export LICENSD_TOKEN
 LICENSD_BOOTSTRAP_TOKEN="$LICENSD_TOKEN" "$binary" serve --database-url "sqlite://$work/licensd.db" \
   --listen 127.0.0.1:0 --tls-cert "$work/cert.pem" --tls-key "$work/key.pem" >"$log" 2>&1 &
 server=$!
 stop_server() {
-  kill -TERM "$server" 2>/dev/null || true
-  wait "$server" 2>/dev/null || true
+  stop_licensd "$server"
   rm -rf "$work"
 }
 trap stop_server EXIT
 
-address=""
-for _ in $(seq 1 300); do
-  address="$(sed -n 's/.*licensd is serving address=\([0-9.:]*\).*/\1/p' "$log" | head -n 1)"
-  [ -n "$address" ] && break
-  if ! kill -0 "$server" 2>/dev/null; then
-    echo "licensd serve exited:" >&2
-    cat "$log" >&2
-    exit 1
-  fi
-  sleep 0.1
-done
-if [ -z "$address" ]; then
-  echo "licensd serve did not start:" >&2
-  cat "$log" >&2
-  exit 1
-fi
+address="$(wait_for_licensd "$server" "$log")" || exit 1
 export LICENSD_URL="https://localhost:${address##*:}"
 export NODE_EXTRA_CA_CERTS="$work/cert.pem"
 echo "== @microsoft/microsoft-graph-client suite against $LICENSD_URL"

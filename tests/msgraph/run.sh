@@ -10,6 +10,8 @@
 # target/debug/licensd), PYTHON (default python3). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=tests/lib/licensd.sh
+. tests/lib/licensd.sh
 root="$(pwd)"
 python="${PYTHON:-python3}"
 venv="${MSGRAPH_VENV:-$root/target/msgraph-venv}"
@@ -28,7 +30,7 @@ work="$(mktemp -d)"
 log="$work/licensd.log"
 # A Global Administrator token chosen here (licensd's format: lsd_<32 hex>_<64 hex>), given to the
 # server as its bootstrap token and to the tests.
-LICENSD_TOKEN="lsd_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')_$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')"
+LICENSD_TOKEN="$(new_licensd_token)"
 export LICENSD_TOKEN
 server=""
 # Starts the server on the suite's database (again after a restart) and sets LICENSD_URL.
@@ -36,28 +38,11 @@ start_server() {
   : >"$log"
   LICENSD_BOOTSTRAP_TOKEN="$LICENSD_TOKEN" "$binary" serve --database-url "sqlite://$work/licensd.db" --listen 127.0.0.1:0 >"$log" 2>&1 &
   server=$!
-  # The server logs the address it bound ("licensd is serving address=127.0.0.1:PORT").
-  address=""
-  for _ in $(seq 1 300); do
-    address="$(sed -n 's/.*licensd is serving address=\([0-9.:]*\).*/\1/p' "$log" | head -n 1)"
-    [ -n "$address" ] && break
-    if ! kill -0 "$server" 2>/dev/null; then
-      echo "licensd serve exited:" >&2
-      cat "$log" >&2
-      exit 1
-    fi
-    sleep 0.1
-  done
-  if [ -z "$address" ]; then
-    echo "licensd serve did not start:" >&2
-    cat "$log" >&2
-    exit 1
-  fi
+  address="$(wait_for_licensd "$server" "$log")" || exit 1
   export LICENSD_URL="http://$address"
 }
 stop_server() {
-  kill -TERM "$server" 2>/dev/null || true
-  wait "$server" 2>/dev/null || true
+  stop_licensd "$server"
 }
 cleanup() {
   stop_server

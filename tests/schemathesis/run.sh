@@ -18,6 +18,8 @@
 # Extra arguments go to `schemathesis run`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=tests/lib/licensd.sh
+. tests/lib/licensd.sh
 root="$(pwd)"
 # CPython 3.11.7 (this image's default python3) aborts hypothesis' coverage phase on some
 # schemas with "SystemError: AST constructor recursion depth mismatch" (an interpreter error, not
@@ -49,7 +51,7 @@ fi
 
 work="$(mktemp -d)"
 log="$work/licensd.log"
-token="lsd_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')_$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')"
+token="$(new_licensd_token)"
 # A rate limit far above what two workers send: a 429 is documented, but it would hide what each
 # generated request is answered.
 cat >"$work/licensd.toml" <<CONFIG
@@ -59,32 +61,12 @@ CONFIG
 LICENSD_BOOTSTRAP_TOKEN="$token" "$binary" serve --config "$work/licensd.toml" --database-url "sqlite://$work/licensd.db" --listen 127.0.0.1:0 >"$log" 2>&1 &
 server=$!
 stop_server() {
-  kill -TERM "$server" 2>/dev/null || true
-  wait "$server" 2>/dev/null || true
+  stop_licensd "$server"
   rm -rf "$work"
 }
 trap stop_server EXIT
 
-address=""
-for _ in $(seq 1 300); do
-  address="$(sed -n 's/.*licensd is serving address=\([0-9.:]*\).*/\1/p' "$log" | head -n 1)"
-  [ -n "$address" ] && break
-  if ! kill -0 "$server" 2>/dev/null; then
-    echo "licensd serve exited:" >&2
-    cat "$log" >&2
-    exit 1
-  fi
-  sleep 0.1
-done
-if [ -z "$address" ]; then
-  echo "licensd serve did not start:" >&2
-  cat "$log" >&2
-  exit 1
-fi
-case "$address" in
-  127.*) ;;
-  *) echo "refusing to test a non-loopback address: $address" >&2; exit 1 ;;
-esac
+address="$(wait_for_licensd "$server" "$log")" || exit 1
 url="http://$address"
 echo "== schemathesis against $url"
 

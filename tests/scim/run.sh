@@ -13,6 +13,8 @@
 # LICENSD_REQUIRE_POSTGRES=1 (as in CI), which fails instead.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=tests/lib/licensd.sh
+. tests/lib/licensd.sh
 root="$(pwd)"
 python="${PYTHON:-python3}"
 venv="${SCIM_VENV:-$root/target/scim-venv}"
@@ -32,10 +34,7 @@ work="$(mktemp -d)"
 server=""
 dropped_database=""
 cleanup() {
-  if [ -n "$server" ]; then
-    kill -TERM "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
-  fi
+  stop_licensd "$server"
   if [ -n "$dropped_database" ]; then
     psql "$postgres_url" -q -c "DROP DATABASE IF EXISTS $dropped_database" >/dev/null 2>&1 || true
   fi
@@ -49,27 +48,14 @@ random_hex() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
 run_suite() {
   local database_url="$1" label="$2"
   local log="$work/licensd-$label.log"
-  local token="lsd_$(random_hex 16)_$(random_hex 32)"
+  local token
+  token="$(new_licensd_token)"
   printf 'rate-limit-per-second = 0\n' >"$work/licensd.toml"
   LICENSD_BOOTSTRAP_TOKEN="$token" "$binary" serve --config "$work/licensd.toml" \
     --database-url "$database_url" --listen 127.0.0.1:0 >"$log" 2>&1 &
   server=$!
-  local address=""
-  for _ in $(seq 1 300); do
-    address="$(sed -n 's/.*licensd is serving address=\([0-9.:]*\).*/\1/p' "$log" | head -n 1)"
-    [ -n "$address" ] && break
-    if ! kill -0 "$server" 2>/dev/null; then
-      echo "licensd serve ($label) exited:" >&2
-      cat "$log" >&2
-      exit 1
-    fi
-    sleep 0.1
-  done
-  if [ -z "$address" ]; then
-    echo "licensd serve ($label) did not start:" >&2
-    cat "$log" >&2
-    exit 1
-  fi
+  local address
+  address="$(wait_for_licensd "$server" "$log" "$label")" || exit 1
   echo "== scim2-tester against http://$address/scim/v2 ($label)"
   local output="$work/scim2-$label.txt"
   local status=0
@@ -85,8 +71,7 @@ run_suite() {
     tail -n 100 "$log" >&2
     exit 1
   fi
-  kill -TERM "$server"
-  wait "$server" 2>/dev/null || true
+  stop_licensd "$server"
   server=""
 }
 
