@@ -362,6 +362,26 @@ impl Store {
     pub fn processing_lease_holder(&mut self, tenant_id: Uuid) -> Result<Option<String>, StoreError> {
         dispatch!(self, store => lease::holder(store, tenant_id))
     }
+
+    /// Announces that `instance_id` processes queues, for `ttl` from now by the database's clock.
+    /// The processors of all instances share the tenants out among the announced ones.
+    pub fn announce_processing_instance(
+        &mut self,
+        instance_id: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, store => lease::announce_instance(store, instance_id, ttl))
+    }
+
+    /// Withdraws `instance_id`'s announcement (its processor stops).
+    pub fn withdraw_processing_instance(&mut self, instance_id: &str) -> Result<(), StoreError> {
+        dispatch!(self, store => lease::withdraw_instance(store, instance_id))
+    }
+
+    /// The processing instances whose announcement has not expired, in id order.
+    pub fn live_processing_instances(&mut self) -> Result<Vec<String>, StoreError> {
+        dispatch!(self, store => lease::live_instances(store))
+    }
 }
 
 #[cfg(test)]

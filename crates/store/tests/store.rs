@@ -119,6 +119,7 @@ on_both_backends!(
     a_write_with_a_stale_version_writes_nothing,
     an_invalid_batch_writes_nothing,
     processing_leases_are_exclusive_and_expire,
+    processing_instances_are_live_until_they_expire_or_withdraw,
     tenants_are_isolated,
     change_records_say_what_each_write_changed,
     bulk_state_writes_round_trip,
@@ -863,6 +864,40 @@ fn an_invalid_batch_writes_nothing(database: TestDatabase) {
         store.create_tenant(world.engine.settings()),
         Err(StoreError::TenantExists { .. })
     ));
+}
+
+fn processing_instances_are_live_until_they_expire_or_withdraw(database: TestDatabase) {
+    let mut first = database.open();
+    let mut second = database.open();
+    assert!(first.live_processing_instances().expect("live").is_empty());
+    first
+        .announce_processing_instance("instance-b", Duration::from_secs(60))
+        .expect("announce b");
+    second
+        .announce_processing_instance("instance-a", Duration::from_millis(300))
+        .expect("announce a");
+    // Every connection sees the same list, in id order.
+    for store in [&mut first, &mut second] {
+        assert_eq!(
+            store.live_processing_instances().expect("live"),
+            vec!["instance-a".to_string(), "instance-b".to_string()]
+        );
+    }
+    // Renewing is an upsert, not a second row.
+    first
+        .announce_processing_instance("instance-b", Duration::from_secs(60))
+        .expect("renew b");
+    // a stops renewing: it drops out when its announcement expires.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        second.live_processing_instances().expect("live"),
+        vec!["instance-b".to_string()]
+    );
+    // b stops: it withdraws at once.
+    first
+        .withdraw_processing_instance("instance-b")
+        .expect("withdraw");
+    assert!(second.live_processing_instances().expect("live").is_empty());
 }
 
 fn processing_leases_are_exclusive_and_expire(database: TestDatabase) {
