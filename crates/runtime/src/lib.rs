@@ -1,6 +1,7 @@
 //! licensd's runtime, under every surface and knowing none of them: each tenant's engine in
 //! memory over the store ([`tenants`]), the background processor and watcher ([`processor`],
-//! [`subscription_lifecycles`]), which instance processes which tenant ([`ownership`]), access
+//! [`subscription_lifecycles`]), which instance processes which tenant ([`ownership`]) and what
+//! processing did ([`statistics`]), access
 //! control — who the caller is, which role may read and change what, tokens, rate limits and
 //! the failed-authentication guard ([`access`]) —, the audit records of every change
 //! ([`audit`]), what a delta round lists from the change log ([`delta`]), the write health
@@ -19,5 +20,6 @@ pub mod delta;
 pub mod health;
 pub mod ownership;
 pub mod processor;
+pub mod statistics;
 pub mod subscription_lifecycles;
 pub mod tenants;

@@ -307,6 +307,7 @@ fn run(
     // a second.
     let warnings = RepeatedWarnings::default();
     let signal = tenants.signal();
+    let statistics = tenants.statistics();
     let mut rounds: u64 = 0;
     let mut last_pruned: Option<std::time::Instant> = None;
     let mut last_lifecycle_check: Option<std::time::Instant> = None;
@@ -351,6 +352,7 @@ fn run(
             if !sharing.owns(runtime.id) {
                 // Another live instance processes this tenant: hand it over if this one held it.
                 sharing.hand_over(&store, runtime.id);
+                statistics.processed_elsewhere(runtime.id);
                 continue;
             }
             let leased = lock_store(&store).and_then(|mut store| {
@@ -364,7 +366,10 @@ fn run(
                     health.write_succeeded();
                     sharing.held.insert(runtime.id);
                 }
-                Ok(false) => continue,
+                Ok(false) => {
+                    statistics.processed_elsewhere(runtime.id);
+                    continue;
+                }
                 Err(error) => {
                     health.write_failed(&error.to_string());
                     let text = format!("processing lease of {} failed: {error}", runtime.id);
@@ -374,8 +379,20 @@ fn run(
                     continue;
                 }
             }
+            let queued_before = runtime.read(|engine| engine.queued_users()).unwrap_or(0);
+            let step_started = Instant::now();
+            statistics.looked(runtime.id, queued_before, step_started);
             match runtime.process_step(&store, config.processing_batch_size) {
                 Ok(step) => {
+                    if step.evaluated_users > 0 {
+                        statistics.stepped(
+                            runtime.id,
+                            queued_before,
+                            &step,
+                            step_started.elapsed(),
+                            Instant::now(),
+                        );
+                    }
                     if step.evaluated_users > 0 {
                         tracing::debug!(
                             tenant = %runtime.id,
@@ -391,6 +408,7 @@ fn run(
                     evaluated += step.evaluated_users;
                 }
                 Err(error) => {
+                    statistics.step_failed(runtime.id);
                     health.write_failed(&error.to_string());
                     let text = format!("processing step of {} failed: {error}", runtime.id);
                     if let Some(repeats) = warnings.admit(&text) {

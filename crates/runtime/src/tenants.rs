@@ -21,6 +21,7 @@ use licensd_store::{AuditRecord, Store, StoreError, WriteBatch};
 
 use crate::access::{Caller, CommandKind, Role};
 use crate::audit;
+use crate::statistics::ProcessingStatistics;
 
 /// The current time for the engine.
 pub fn now() -> Timestamp {
@@ -522,6 +523,8 @@ pub struct Tenants {
     default_tenant: Uuid,
     /// Shared by every tenant: wakes the processor when a write queued users.
     signal: Arc<ProcessingSignal>,
+    /// What this instance's processor did, per tenant (for metrics).
+    statistics: Arc<ProcessingStatistics>,
 }
 
 /// The tenant created on first start when the store has none.
@@ -551,7 +554,13 @@ impl Tenants {
             runtimes: RwLock::new(runtimes),
             default_tenant,
             signal,
+            statistics: Arc::new(ProcessingStatistics::default()),
         })
+    }
+
+    /// What this instance's processor did, per tenant.
+    pub fn statistics(&self) -> Arc<ProcessingStatistics> {
+        Arc::clone(&self.statistics)
     }
 
     /// The signal every tenant's writes notify when they queue users (the processor waits on it).

@@ -81,9 +81,8 @@ fn run(instances: usize, tenants: usize, members: usize) -> BenchResult<Run> {
     };
     // Load every instance first, then start the processors together.
     let states = (0..instances)
-        .map(|instance| licensd_server::open(&config_for(instance)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| error.to_string())?;
+        .map(|instance| licensd_server::open(&config_for(instance)).map_err(|error| error.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
     let started = Instant::now();
     let processors = states
         .iter()
