@@ -398,7 +398,7 @@ fn startup_engine(store: &mut Store, tenant_id: Uuid) -> BenchResult<(Engine, Du
     let started = Instant::now();
     let mut last = started;
     let mut phases: Vec<(&'static str, Duration)> = Vec::new();
-    let (engine, _version) = store.load_engine_with_phases(tenant_id, &mut |phase| {
+    let (engine, _version) = store.load_engine_with_phases(tenant_id, 16_384, &mut |phase| {
         let now = Instant::now();
         phases.push((phase, now - last));
         last = now;

@@ -273,17 +273,18 @@ impl Store {
     /// exactly `Engine::from_image` of [`Store::load_tenant`]'s image, but the engine is rebuilt
     /// on a second thread while the rows are read (the start-up path).
     pub fn load_engine(&mut self, tenant_id: Uuid) -> Result<(Engine, u64), StoreError> {
-        dispatch!(self, store => load::load_engine(store, tenant_id, &mut |_| {}))
+        dispatch!(self, store => load::load_engine(store, tenant_id, load::CHUNK_USERS, &mut |_| {}))
     }
 
-    /// [`Store::load_engine`], calling `phase` with the name of each step as it ends (for
-    /// benchmarks).
+    /// [`Store::load_engine`] handing the users over `chunk_users` at a time (at least one),
+    /// calling `phase` with the name of each step as it ends (for benchmarks and tests).
     pub fn load_engine_with_phases(
         &mut self,
         tenant_id: Uuid,
+        chunk_users: usize,
         phase: &mut dyn FnMut(&'static str),
     ) -> Result<(Engine, u64), StoreError> {
-        dispatch!(self, store => load::load_engine(store, tenant_id, phase))
+        dispatch!(self, store => load::load_engine(store, tenant_id, chunk_users, phase))
     }
 
     /// [`Store::load_tenant`], calling `phase` with the name of each step of the load as it

@@ -340,6 +340,7 @@ pub(crate) trait Load: Database {
 fn load_parts<D: Load>(
     database: &mut D,
     tenant_id: Uuid,
+    chunk_users: usize,
     phase: &mut dyn FnMut(&'static str),
     on_part: &mut dyn FnMut(Part) -> Result<(), StoreError>,
 ) -> Result<(Tail, u64), StoreError> {
@@ -485,9 +486,9 @@ fn load_parts<D: Load>(
     // The users' rows, a range of user keys at a time, each chunk handed over complete.
     let keys = std::mem::take(&mut builder.user_keys);
     let mut users = builder.take_users().into_iter();
-    let mut start = 0;
+    let mut start: usize = 0;
     loop {
-        let end = keys.len().min(start + CHUNK_USERS);
+        let end = keys.len().min(start.saturating_add(chunk_users.max(1)));
         // The first range starts below every key and the last ends above: a row of a user
         // that is not stored falls in some range and is refused there.
         let low = if start == 0 { i64::MIN } else { keys[start] };
@@ -593,9 +594,9 @@ fn load_parts<D: Load>(
     Ok((tail, version))
 }
 
-/// Users per chunk of [`load_parts`]: big enough that the three range queries of a chunk cost
+/// Users per chunk of [`load_parts`] unless told otherwise: big enough that the three range queries of a chunk cost
 /// little, small enough that the restorer starts early and the chunks in flight stay small.
-const CHUNK_USERS: usize = 16_384;
+pub(crate) const CHUNK_USERS: usize = 16_384;
 
 /// Loads a consistent snapshot of the tenant as an image, and the version it reflects.
 ///
@@ -609,7 +610,7 @@ pub(crate) fn load_tenant<D: Load>(
 ) -> Result<(TenantImage, u64), StoreError> {
     let mut head = None;
     let mut users = Vec::new();
-    let (tail, version) = load_parts(database, tenant_id, phase, &mut |part| {
+    let (tail, version) = load_parts(database, tenant_id, CHUNK_USERS, phase, &mut |part| {
         match part {
             Part::Head { .. } => head = Some(part),
             Part::Users(chunk) => users.extend(chunk),
@@ -649,13 +650,14 @@ pub(crate) fn load_tenant<D: Load>(
 pub(crate) fn load_engine<D: Load>(
     database: &mut D,
     tenant_id: Uuid,
+    chunk_users: usize,
     phase: &mut dyn FnMut(&'static str),
 ) -> Result<(Engine, u64), StoreError> {
     std::thread::scope(|scope| {
         // Two chunks in flight at most: the reader runs ahead of the restorer by one chunk.
         let (sender, receiver) = mpsc::sync_channel::<Message>(1);
         let restorer = scope.spawn(move || restore(receiver));
-        let loaded = load_parts(database, tenant_id, phase, &mut |part| {
+        let loaded = load_parts(database, tenant_id, chunk_users, phase, &mut |part| {
             sender
                 .send(Message::Part(part))
                 .map_err(|_| StoreError::corrupt("the engine restorer stopped"))
