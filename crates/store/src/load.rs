@@ -20,6 +20,39 @@ use crate::error::StoreError;
 use crate::reads::tenant_key_and_version;
 use crate::sql::{Database, Param, ReadRow, Session, Transaction};
 
+/// Positions by stored key (products, groups): their keys are handed out from 1 in creation
+/// order, so a vector indexed by key finds them without hashing; a key too far beyond the
+/// number of entries (not expected) goes to a map.
+#[derive(Default)]
+struct KeyIndex {
+    dense: Vec<Option<usize>>,
+    sparse: FxHashMap<i64, usize>,
+}
+
+impl KeyIndex {
+    fn insert(&mut self, key: i64, position: usize) {
+        let limit = 4 * (position + 1) + 1024;
+        match usize::try_from(key) {
+            Ok(slot) if slot < limit => {
+                if self.dense.len() <= slot {
+                    self.dense.resize(slot + 1, None);
+                }
+                self.dense[slot] = Some(position);
+            }
+            _ => {
+                self.sparse.insert(key, position);
+            }
+        }
+    }
+
+    fn get(&self, key: i64) -> Option<usize> {
+        match usize::try_from(key).ok().and_then(|slot| self.dense.get(slot)) {
+            Some(Some(position)) => Some(*position),
+            _ => self.sparse.get(&key).copied(),
+        }
+    }
+}
+
 /// One stored license assignment state as read from a row, before decoding.
 pub(crate) struct StateRow<'a> {
     pub(crate) user_key: i64,
@@ -44,12 +77,14 @@ pub(crate) struct ImageBuilder {
     decoder: PlanDecoder,
     /// Each distinct stored plan bitset decoded once, its list shared by every state with it.
     plan_lists: FxHashMap<Vec<u8>, PlanList>,
+    /// The bitset looked up last and its list: neighbouring states mostly share their sets.
+    last_plan_list: Option<(Vec<u8>, PlanList)>,
     skus: Vec<SkuDefinition>,
-    sku_index: FxHashMap<i64, usize>,
+    sku_index: KeyIndex,
     groups: Vec<GroupImage>,
     /// The id of each group of `groups`, kept when the groups move to the restorer.
     group_ids: Vec<Uuid>,
-    group_index: FxHashMap<i64, usize>,
+    group_index: KeyIndex,
     users: Vec<UserImage>,
     /// The key of each user of `users`, in key order once [`ImageBuilder::finish_users`] ran.
     user_keys: Vec<i64>,
@@ -84,7 +119,7 @@ impl ImageBuilder {
     }
 
     fn sku_index(&self, sku_key: i64, what: &str) -> Result<usize, StoreError> {
-        self.sku_index.get(&sku_key).copied().ok_or_else(|| {
+        self.sku_index.get(sku_key).ok_or_else(|| {
             StoreError::corrupt(format!("{what} names product key {sku_key}, which is not stored"))
         })
     }
@@ -110,7 +145,7 @@ impl ImageBuilder {
     }
 
     fn group_id(&self, group_key: i64, what: &str) -> Result<Uuid, StoreError> {
-        let index = self.group_index.get(&group_key).copied().ok_or_else(|| {
+        let index = self.group_index.get(group_key).ok_or_else(|| {
             StoreError::corrupt(format!("{what} names group key {group_key}, which is not stored"))
         })?;
         Ok(self.group_ids[index])
@@ -126,7 +161,7 @@ impl ImageBuilder {
             sku_id: self.sku_id(sku_key, "a group license")?,
             disabled_plans,
         };
-        let index = self.group_index.get(&group_key).copied().ok_or_else(|| {
+        let index = self.group_index.get(group_key).ok_or_else(|| {
             StoreError::corrupt(format!(
                 "a license of group key {group_key} is stored without the group"
             ))
@@ -204,8 +239,15 @@ impl ImageBuilder {
 
     /// The shared list of a stored plan bitset.
     fn plan_list(&mut self, bitset: &[u8]) -> Result<PlanList, StoreError> {
+        if let Some((last, list)) = &self.last_plan_list {
+            if last.as_slice() == bitset {
+                return Ok(list.clone());
+            }
+        }
         if let Some(list) = self.plan_lists.get(bitset) {
-            return Ok(list.clone());
+            let list = list.clone();
+            self.last_plan_list = Some((bitset.to_vec(), list.clone()));
+            return Ok(list);
         }
         let list: PlanList = self.decoder.decode(bitset)?.into();
         self.plan_lists.insert(bitset.to_vec(), list.clone());
