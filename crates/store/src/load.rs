@@ -698,7 +698,16 @@ pub(crate) fn load_engine<D: Load>(
     std::thread::scope(|scope| {
         // Two chunks in flight at most: the reader runs ahead of the restorer by one chunk.
         let (sender, receiver) = mpsc::sync_channel::<Message>(1);
-        let restorer = scope.spawn(move || restore(receiver));
+        let spawned = std::thread::Builder::new()
+            .name("licensd-restore".to_string())
+            .spawn_scoped(scope, move || restore(receiver));
+        let Ok(restorer) = spawned else {
+            // No thread to be had: the same parts, restored on this thread after the read.
+            let (image, version) = load_tenant(database, tenant_id, phase)?;
+            let engine = Engine::from_image(image).map_err(StoreError::Restore)?;
+            phase("engine");
+            return Ok((engine, version));
+        };
         let loaded = load_parts(database, tenant_id, chunk_users, phase, &mut |part| {
             sender
                 .send(Message::Part(part))
