@@ -137,10 +137,13 @@ pub struct StepReport {
     pub remaining_users: usize,
 }
 
+/// The tenant as stored, rebuilt while it is read ([`licensd_store::Store::load_engine`]).
 fn load_engine(store: &SharedStore, tenant_id: Uuid) -> Result<(Engine, u64), ExecuteError> {
-    let (image, version) = lock_store(store)?.load_tenant(tenant_id)?;
-    let engine = Engine::from_image(image).map_err(|error| ExecuteError::Load(error.to_string()))?;
-    Ok((engine, version))
+    match lock_store(store)?.load_engine(tenant_id) {
+        Ok(loaded) => Ok(loaded),
+        Err(licensd_store::StoreError::Restore(error)) => Err(ExecuteError::Load(error.to_string())),
+        Err(error) => Err(error.into()),
+    }
 }
 
 impl TenantRuntime {

@@ -223,6 +223,14 @@ fn assert_store_holds(store: &mut Store, engine: &Engine, version: u64) {
     let rebuilt = Engine::from_image(image).expect("the loaded image rebuilds an engine");
     assert_images_equal(&rebuilt.to_image(), &expected);
     assert_eq!(rebuilt.license_snapshot(), engine.license_snapshot());
+    // The start-up path builds the same engine, whether the users come in one chunk or many.
+    for chunk_users in [1, 3, usize::MAX] {
+        let (started, started_version) = store
+            .load_engine_with_phases(tenant_id, chunk_users, &mut |_| {})
+            .expect("load the tenant into an engine");
+        assert_eq!(started_version, version, "version of load_engine");
+        assert_images_equal(&started.to_image(), &expected);
+    }
     assert_eq!(store.queue(tenant_id).expect("queue"), engine.queued_user_ids());
     assert_eq!(
         store.queue_len(tenant_id).expect("queue length"),
