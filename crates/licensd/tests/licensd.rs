@@ -22,6 +22,8 @@ mod durability;
 mod shutdown;
 #[path = "licensd/support.rs"]
 mod support;
+#[path = "licensd/token_cache.rs"]
+mod token_cache;
 #[path = "licensd/tidy.rs"]
 mod tidy;
 #[path = "licensd/user_guide.rs"]
