@@ -22,9 +22,9 @@ mod durability;
 mod shutdown;
 #[path = "licensd/support.rs"]
 mod support;
-#[path = "licensd/token_cache.rs"]
-mod token_cache;
 #[path = "licensd/tidy.rs"]
 mod tidy;
+#[path = "licensd/token_cache.rs"]
+mod token_cache;
 #[path = "licensd/user_guide.rs"]
 mod user_guide;

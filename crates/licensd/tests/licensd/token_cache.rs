@@ -162,9 +162,7 @@ fn a_revocation_through_one_instance_is_refused_by_the_other_at_once_postgres() 
         FALLBACK_BOUND,
         "a token revoked without a notice",
     );
-    println!(
-        "revoked without a notice, refused after {took:?} (check interval {VERSION_CHECK_INTERVAL:?})"
-    );
+    println!("revoked without a notice, refused after {took:?} (check interval {VERSION_CHECK_INTERVAL:?})");
     first.stop();
     second.stop();
 }
@@ -186,7 +184,12 @@ fn revocations_and_expiry_are_seen_at_once_sqlite() {
     use_token(&address, &token);
     revoke(&address, &admin, token_id);
     let (status, body) = http(&address, "GET", READ, &token, None);
-    assert_eq!(status, 401, "the next request after the revocation: {}", brief(&body));
+    assert_eq!(
+        status,
+        401,
+        "the next request after the revocation: {}",
+        brief(&body)
+    );
 
     // By another process: this test's own connection to the database file.
     let (token_id, token) = create_reader(&address, &admin, "Revoked by another process");
@@ -233,11 +236,18 @@ fn revocations_and_expiry_are_seen_at_once_sqlite() {
             break;
         }
         assert_eq!(status, 200, "{}", brief(&body));
-        assert!(sent < expires_at, "accepted a request sent {} ms after the expiry", sent - expires_at);
+        assert!(
+            sent < expires_at,
+            "accepted a request sent {} ms after the expiry",
+            sent - expires_at
+        );
         accepted += 1;
         assert!(milliseconds_now() < expires_at + 5_000, "never refused");
         std::thread::sleep(Duration::from_millis(5));
     }
-    assert!(accepted > 1, "the token was used before it expired ({accepted} requests)");
+    assert!(
+        accepted > 1,
+        "the token was used before it expired ({accepted} requests)"
+    );
     server.stop();
 }
