@@ -177,7 +177,10 @@ async fn main() -> BenchResult<()> {
     if let Ok(batch) = std::env::var("LICENSD_BENCH_PROCESSING_BATCH") {
         server_config.processing_batch_size = batch.parse()?;
     }
-    println!("  processing steps of {} users", server_config.processing_batch_size);
+    println!(
+        "  processing steps of {} users",
+        server_config.processing_batch_size
+    );
     let (stop, receiver) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(licensd_server::run(listener, server_config, async move {
         let _ = receiver.await;

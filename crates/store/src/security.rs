@@ -265,9 +265,7 @@ pub(crate) fn access_tokens_by_id(
             placeholders.join(", ")
         );
         let params: Vec<Param<'_>> = chunk.iter().map(|id| Param::Id(*id)).collect();
-        records.extend(session.query_all("re-reading access tokens", &sql, &params, |row| {
-            token_of(row)
-        })?);
+        records.extend(session.query_all("re-reading access tokens", &sql, &params, |row| token_of(row))?);
     }
     Ok(records)
 }

@@ -100,9 +100,7 @@ impl TokenCache {
     pub fn is_confirmed(&self) -> bool {
         let confirmed = self.confirmed.load(Ordering::Acquire);
         confirmed != 0
-            && self
-                .since_epoch(Instant::now())
-                .saturating_sub(confirmed)
+            && self.since_epoch(Instant::now()).saturating_sub(confirmed)
                 < CONFIRMATION_WINDOW.as_nanos() as u64
     }
 
@@ -191,11 +189,7 @@ impl TokenCache {
             entries.retain(|_, entry| entry.verified.elapsed() < TOKEN_CACHE_MEMORY);
             entries.keys().copied().collect()
         };
-        let records = if ids.is_empty() {
-            Vec::new()
-        } else {
-            stored(&ids)?
-        };
+        let records = if ids.is_empty() { Vec::new() } else { stored(&ids)? };
         let current: HashMap<Uuid, AccessTokenRecord> = records
             .into_iter()
             .map(|record| (record.token_id, record))
@@ -211,8 +205,7 @@ impl TokenCache {
                 );
             }
         }
-        self.confirmed
-            .store(self.since_epoch(started), Ordering::Release);
+        self.confirmed.store(self.since_epoch(started), Ordering::Release);
         Ok(())
     }
 }
@@ -329,12 +322,19 @@ mod tests {
 
     #[test]
     fn a_failed_check_confirms_nothing_and_old_confirmations_and_entries_expire() {
-        let ago = |duration: Duration| Instant::now().checked_sub(duration).expect("an uptime of seconds");
+        let ago = |duration: Duration| {
+            Instant::now()
+                .checked_sub(duration)
+                .expect("an uptime of seconds")
+        };
         let cache = TokenCache::with_epoch(ago(Duration::from_secs(10)));
         let token = IssuedToken::generate().expect("randomness");
         let stored = record(&token, None);
         cache.remember(cache.ticket(), &stored, Role::GlobalReader);
-        assert_eq!(cache.revalidate(|_| Err("the database is gone")), Err("the database is gone"));
+        assert_eq!(
+            cache.revalidate(|_| Err("the database is gone")),
+            Err("the database is gone")
+        );
         assert!(!cache.is_confirmed());
         assert_eq!(cache.lookup(&token, 0), None);
         // A confirmation older than the window answers no more, nor does an entry older than
