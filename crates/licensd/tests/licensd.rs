@@ -24,5 +24,7 @@ mod shutdown;
 mod support;
 #[path = "licensd/tidy.rs"]
 mod tidy;
+#[path = "licensd/token_cache.rs"]
+mod token_cache;
 #[path = "licensd/user_guide.rs"]
 mod user_guide;

@@ -15,7 +15,9 @@
 //! [`VERSION_CHECK_INTERVAL`] (and after the listening connection broke) it also compares every
 //! tenant's stored version with the engine's, which bounds how stale an engine can be if a
 //! notice is lost, and is how SQLite (one instance, no notices) notices writes of other
-//! processes such as the command-line tools.
+//! processes such as the command-line tools. It does the same for the instance's
+//! [`TokenCache`]: a revocation's notice makes it forget the token at once, and each check
+//! re-reads the tokens it remembers first.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use licensd_store::Store;
 
+use crate::access::TokenCache;
 use crate::config::ServerConfig;
 use crate::health::{RepeatedWarnings, WriteHealth};
 use crate::tenants::{lock_store, ProcessingSignal, SharedStore, Tenants};
@@ -50,15 +53,17 @@ impl Processor {
         tenants: Arc<Tenants>,
     ) -> std::io::Result<Processor> {
         let health = Arc::new(WriteHealth::new(&config.database_url));
-        Processor::start_watched(config, store, tenants, health)
+        Processor::start_watched(config, store, tenants, health, Arc::new(TokenCache::new()))
     }
 
-    /// Starts the processor, recording the outcome of its writes in `health` (for `/readyz`).
+    /// Starts the processor, recording the outcome of its writes in `health` (for `/readyz`);
+    /// its watcher keeps `tokens` up to date (revocations announced, the periodic re-read).
     pub fn start_watched(
         config: ServerConfig,
         store: SharedStore,
         tenants: Arc<Tenants>,
         health: Arc<WriteHealth>,
+        tokens: Arc<TokenCache>,
     ) -> std::io::Result<Processor> {
         let stop = Arc::new(AtomicBool::new(false));
         let signal = tenants.signal();
@@ -69,7 +74,7 @@ impl Processor {
             let tenants = Arc::clone(&tenants);
             std::thread::Builder::new()
                 .name("licensd-watcher".to_string())
-                .spawn(move || watch(config, store, tenants, stop))?
+                .spawn(move || watch(config, store, tenants, tokens, stop))?
         };
         let thread_stop = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
@@ -120,8 +125,15 @@ fn catch_up(
     }
 }
 
-/// The watcher: hears of other instances' writes and catches up at once (see the module).
-fn watch(config: ServerConfig, store: SharedStore, tenants: Arc<Tenants>, stop: Arc<AtomicBool>) {
+/// The watcher: hears of other instances' writes and catches up at once, and of revoked
+/// tokens, which `tokens` forgets at once (see the module and [`TokenCache`]).
+fn watch(
+    config: ServerConfig,
+    store: SharedStore,
+    tenants: Arc<Tenants>,
+    tokens: Arc<TokenCache>,
+    stop: Arc<AtomicBool>,
+) {
     let signal = tenants.signal();
     let mut listener: Option<Store> = None;
     let mut last_check: Option<Instant> = None;
@@ -148,6 +160,9 @@ fn watch(config: ServerConfig, store: SharedStore, tenants: Arc<Tenants>, stop: 
         };
         match connection.wait_for_changes(WATCH_TIMEOUT) {
             Ok(notices) => {
+                for token_id in connection.take_token_notices() {
+                    tokens.forget(token_id);
+                }
                 for notice in notices {
                     match tenants.get(notice.tenant_id) {
                         Ok(runtime) => catch_up(&store, &runtime, notice.version, &signal),
@@ -172,6 +187,13 @@ fn watch(config: ServerConfig, store: SharedStore, tenants: Arc<Tenants>, stop: 
         };
         if check_due {
             last_check = Some(Instant::now());
+            // Tokens first: a long catch-up below must not delay a revocation whose notice was
+            // lost (the cache stops answering when this check is overdue).
+            if let Err(error) = tokens.revalidate(|ids| connection.access_tokens_by_id(ids)) {
+                tracing::warn!(%error, "re-reading remembered tokens failed; reconnecting");
+                listener = None;
+                continue;
+            }
             match connection.tenant_versions() {
                 Ok(versions) => {
                     for (tenant_id, version) in versions {

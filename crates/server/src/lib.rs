@@ -25,7 +25,7 @@ mod serve;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use licensd_runtime::access::{self, AuthenticationGuard, RateLimiter};
+use licensd_runtime::access::{self, AuthenticationGuard, RateLimiter, TokenCache};
 use licensd_runtime::health::WriteHealth;
 use licensd_runtime::processor;
 use licensd_store::Store;
@@ -63,6 +63,8 @@ pub struct AppState {
     pub rate_limiter: Arc<RateLimiter>,
     /// Failed authentications per client address, and token ids known to be unknown.
     pub authentication_guard: Arc<AuthenticationGuard>,
+    /// Tokens verified in the last few seconds; the processor's watcher keeps it up to date.
+    pub token_cache: Arc<TokenCache>,
     /// Whether the database took the last write (for `/readyz`).
     pub write_health: Arc<WriteHealth>,
     /// Whether the server speaks HTTPS (the console's cookie is then `Secure`).
@@ -92,6 +94,7 @@ pub fn open(config: &ServerConfig) -> Result<AppState, ServerError> {
         tenants,
         rate_limiter: Arc::new(RateLimiter::new(config.rate_limit)),
         authentication_guard: Arc::new(AuthenticationGuard::new(config.authentication_failure_limit)),
+        token_cache: Arc::new(TokenCache::new()),
         write_health: Arc::new(WriteHealth::new(&config.database_url)),
         https: config.tls.is_some(),
         links: api::PublicLinks {
@@ -155,6 +158,7 @@ pub async fn run(
         state.store.clone(),
         state.tenants.clone(),
         Arc::clone(&state.write_health),
+        Arc::clone(&state.token_cache),
     )?;
     // The synchronous PostgreSQL client must not be dropped on an async thread (its drop blocks):
     // these clones outlive the router and are dropped on a blocking thread below.

@@ -160,13 +160,20 @@ impl Store {
         dispatch!(self, store => security::access_token(store, token_id))
     }
 
+    /// The stored tokens among `token_ids` (any tenant's, in no particular order; ids not
+    /// stored are left out): how an instance re-reads the tokens it remembers.
+    pub fn access_tokens_by_id(&mut self, token_ids: &[Uuid]) -> Result<Vec<AccessTokenRecord>, StoreError> {
+        dispatch!(self, store => security::access_tokens_by_id(store, token_ids))
+    }
+
     /// A tenant's tokens, oldest first (revoked and expired ones included).
     pub fn access_tokens(&mut self, tenant_id: Uuid) -> Result<Vec<AccessTokenRecord>, StoreError> {
         dispatch!(self, store => security::access_tokens(store, tenant_id))
     }
 
     /// Revokes a tenant's token (a token of another tenant is not found: `Ok(false)`). Revoking
-    /// twice keeps the first time.
+    /// twice keeps the first time. On PostgreSQL the revoking transaction also announces the
+    /// revocation to every listening instance ([`Store::take_token_notices`]).
     pub fn revoke_access_token(
         &mut self,
         tenant_id: Uuid,
@@ -260,6 +267,16 @@ impl Store {
                 Ok(Vec::new())
             }
             Store::Postgres(store) => store.wait_for_changes(timeout),
+        }
+    }
+
+    /// The tokens whose revocation was announced (PostgreSQL `NOTIFY` inside the revoking
+    /// transaction) among the notices [`Store::wait_for_changes`] received since the last call.
+    /// SQLite has no notices: none.
+    pub fn take_token_notices(&mut self) -> Vec<Uuid> {
+        match self {
+            Store::Sqlite(_) => Vec::new(),
+            Store::Postgres(store) => store.take_token_notices(),
         }
     }
 

@@ -54,6 +54,9 @@ pub struct PostgresStore {
     lock_class: i32,
     /// The channel writes announce themselves on (`NOTIFY`): one per schema, like the locks.
     change_channel: String,
+    /// Tokens whose revocation was announced, received by [`PostgresStore::wait_for_changes`]
+    /// and not yet taken ([`PostgresStore::take_token_notices`]).
+    token_notices: Vec<Uuid>,
 }
 
 /// The `LISTEN`/`NOTIFY` channel of the schema whose lock class is `lock_class`.
@@ -237,6 +240,10 @@ impl Database for PostgresStore {
             .start()
             .map_err(StoreError::postgres(action))
     }
+
+    fn notice_channel(&self) -> Option<String> {
+        Some(self.change_channel.clone())
+    }
 }
 
 impl Load for PostgresStore {
@@ -280,6 +287,7 @@ impl PostgresStore {
             statements: FxHashMap::default(),
             lock_class,
             change_channel: change_channel(lock_class),
+            token_notices: Vec::new(),
         };
         crate::migration::migrate(&mut store)?;
         Ok(store)
@@ -327,6 +335,7 @@ impl PostgresStore {
     }
 
     /// Waits up to `timeout` for the first notice, then takes every notice already received.
+    /// Notices of revoked tokens are kept for [`PostgresStore::take_token_notices`].
     pub(crate) fn wait_for_changes(&mut self, timeout: Duration) -> Result<Vec<ChangeNotice>, StoreError> {
         let mut payloads = Vec::new();
         let mut notifications = self.client.notifications();
@@ -341,10 +350,20 @@ impl PostgresStore {
                 payloads.push(next.payload().to_string());
             }
         }
+        self.token_notices.extend(
+            payloads
+                .iter()
+                .filter_map(|payload| crate::security::parse_token_notice(payload)),
+        );
         Ok(payloads
             .iter()
             .filter_map(|payload| ChangeNotice::parse(payload))
             .collect())
+    }
+
+    /// The tokens whose revocation notices arrived since the last call.
+    pub(crate) fn take_token_notices(&mut self) -> Vec<Uuid> {
+        std::mem::take(&mut self.token_notices)
     }
 
     /// Takes the tenant's write lock for this connection (session-level, re-entrant with the
@@ -447,6 +466,7 @@ impl WriteBackend for PostgresStore {
             statements,
             lock_class,
             change_channel,
+            ..
         } = self;
         let transaction = client
             .transaction()

@@ -2,8 +2,11 @@
 //!
 //! - An [`AccessTokenRecord`] belongs to one tenant and holds only the SHA-256 hash of the
 //!   token's secret (the caller hashes; the store never sees a secret). Revocation and expiry
-//!   are columns every instance reads on every request, so a revoked token is refused at once
-//!   everywhere.
+//!   are columns. Instances remember verified tokens for a few seconds (the runtime's token
+//!   cache), so a revocation announces itself: on PostgreSQL a `NOTIFY` on the channel writes
+//!   use (payload `token <id>`), sent inside the revoking transaction, so every listening
+//!   instance hears of it when (and only if) it commits; and [`crate::Store::access_tokens_by_id`]
+//!   lets an instance re-read the tokens it remembers, its fallback when a notice is lost.
 //! - An [`AuditRecord`] is one change (accepted or refused) or one background run. Records of an
 //!   accepted change travel in its [`crate::WriteBatch`] and are written in the same
 //!   transaction; [`crate::Store::append_audit`] writes records that have no batch (refusals).
@@ -234,6 +237,39 @@ pub(crate) fn access_token(
     })
 }
 
+/// The notice payload announcing that a token was revoked: `token <id>`. Change notices
+/// (`<tenant id> <version>`) never start with `token`.
+pub(crate) fn token_notice(token_id: Uuid) -> String {
+    format!("token {token_id}")
+}
+
+/// The token a revocation notice names; `None` for any other payload.
+pub(crate) fn parse_token_notice(payload: &str) -> Option<Uuid> {
+    payload.strip_prefix("token ")?.parse().ok()
+}
+
+/// At most this many ids per statement of [`access_tokens_by_id`].
+const IDS_PER_STATEMENT: usize = 500;
+
+/// The stored tokens among `token_ids`, in no particular order (ids not stored are left out).
+pub(crate) fn access_tokens_by_id(
+    session: &mut impl Session,
+    token_ids: &[Uuid],
+) -> Result<Vec<AccessTokenRecord>, StoreError> {
+    let mut records = Vec::with_capacity(token_ids.len());
+    for chunk in token_ids.chunks(IDS_PER_STATEMENT) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|index| format!("${index}")).collect();
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM access_tokens t JOIN tenants n ON n.tenant_key = t.tenant_key
+             WHERE t.token_id IN ({})",
+            placeholders.join(", ")
+        );
+        let params: Vec<Param<'_>> = chunk.iter().map(|id| Param::Id(*id)).collect();
+        records.extend(session.query_all("re-reading access tokens", &sql, &params, |row| token_of(row))?);
+    }
+    Ok(records)
+}
+
 pub(crate) fn access_tokens(
     session: &mut impl Session,
     tenant_id: Uuid,
@@ -258,6 +294,7 @@ pub(crate) fn revoke_access_token(
     at: i64,
     audit: &[AuditRecord],
 ) -> Result<bool, StoreError> {
+    let channel = database.notice_channel();
     let mut transaction = database.begin("starting to revoke an access token")?;
     let tenant_key = tenant_key(&mut transaction, tenant_id)?;
     let changed = transaction.execute(
@@ -272,6 +309,15 @@ pub(crate) fn revoke_access_token(
     )?;
     if changed > 0 {
         insert_audit(&mut transaction, tenant_key, audit)?;
+        // Delivered to every listening instance when (and only if) the revocation commits:
+        // they forget the token at once (see the module documentation).
+        if let Some(channel) = &channel {
+            transaction.execute(
+                "announcing a revocation",
+                "SELECT pg_notify($1, $2)",
+                &[Param::Text(channel), Param::Text(&token_notice(token_id))],
+            )?;
+        }
     }
     transaction.commit("committing a revocation")?;
     Ok(changed > 0)
@@ -363,6 +409,20 @@ mod tests {
             " AND activity = $2 AND activity_date_time >= $3 AND sequence < $4"
         );
         assert_eq!(audit_conditions(&AuditQuery::default(), '?'), "");
+    }
+
+    #[test]
+    fn token_notices_round_trip_and_are_no_change_notices() {
+        let id = Uuid::from_u128(42);
+        let payload = token_notice(id);
+        assert_eq!(parse_token_notice(&payload), Some(id));
+        assert_eq!(crate::batch::ChangeNotice::parse(&payload), None);
+        let change = crate::batch::ChangeNotice {
+            tenant_id: id,
+            version: 7,
+        };
+        assert_eq!(parse_token_notice(&change.payload()), None);
+        assert_eq!(parse_token_notice("token not-an-id"), None);
     }
 
     #[test]

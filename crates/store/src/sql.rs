@@ -121,6 +121,12 @@ pub(crate) trait Database: Session {
     /// Starts a read-only transaction whose reads all see one snapshot, however long it takes
     /// and whatever other connections write meanwhile.
     fn begin_snapshot(&mut self, action: &str) -> Result<Self::Transaction<'_>, StoreError>;
+
+    /// The channel other instances listen on for this database's notices (PostgreSQL's
+    /// `LISTEN`/`NOTIFY`); `None` where there are none (SQLite serves one instance).
+    fn notice_channel(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The SQL dialect of a backend, into which shared statements are spelled.

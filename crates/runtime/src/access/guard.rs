@@ -1,9 +1,10 @@
 //! What stands before the token lookup, so that requests with made-up tokens cost a map lookup
 //! and a 429, not a database query: a token bucket of failed (or not yet vetted)
 //! authentications per client address, a negative cache of token ids the store does not know,
-//! and the set of token ids verified recently, whose requests skip the address's bucket (they
-//! are still checked against the store every time: a revocation is seen at once). This is no
-//! cache of valid tokens: it only decides which requests may reach the store.
+//! and the set of token ids verified recently, whose requests skip the address's bucket. This
+//! is no cache of valid tokens: it only decides which requests may reach the store (or the
+//! [`super::TokenCache`], which answers only for a token's exact secret and only for a few
+//! seconds after the store verified it; a failure is never cached there).
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -3,11 +3,14 @@
 //! identify callers ([`create_token`], [`verify`]), and the decision every surface's guard asks
 //! for before its handler runs: [`screen`] a presented credential (no database work: the
 //! [`AuthenticationGuard`] answers an address that caused too many failures, and a token id known
-//! to be unknown), [`check`] it against the store (every request, so a revocation or an expiry is
-//! seen at once, by every instance), then [`admit`] it under the token's [`RateLimiter`] and the
-//! route's [`RouteAccess`]. Each step refuses with a [`Refusal`]; the surfaces render it in their
-//! own shape (Graph's envelope, SCIM's error, the console's sign-in redirect).
+//! to be unknown), [`check`] it — in the [`TokenCache`] of tokens verified in the last few
+//! seconds ([`cached`], no database work either), else against the store — then [`admit`] it
+//! under the token's [`RateLimiter`] and the route's [`RouteAccess`]. A revocation reaches the
+//! cache of every instance at once (see [`TokenCache`]); expiry is checked on every request.
+//! Each step refuses with a [`Refusal`]; the surfaces render it in their own shape (Graph's
+//! envelope, SCIM's error, the console's sign-in redirect).
 
+mod cache;
 mod guard;
 mod rate_limit;
 mod role;
@@ -20,6 +23,7 @@ use std::time::Duration;
 use licensd_engine::Uuid;
 use licensd_store::AccessTokenRecord;
 
+pub use cache::{CacheTicket, TokenCache, CONFIRMATION_WINDOW, MAX_CACHED_TOKENS, TOKEN_CACHE_MEMORY};
 pub use guard::{AuthenticationGuard, MAX_REMEMBERED_TOKENS, UNKNOWN_TOKEN_MEMORY, VERIFIED_TOKEN_MEMORY};
 pub use rate_limit::{RateLimit, RateLimiter};
 pub use role::{CommandKind, ReadScope, Role, UnknownRole};
@@ -311,7 +315,7 @@ impl Refusal {
 /// A presented credential that passed the checks costing no database work.
 #[derive(Debug)]
 pub struct Screened {
-    token_id: Uuid,
+    token: IssuedToken,
     text: String,
 }
 
@@ -319,8 +323,8 @@ pub struct Screened {
 /// store was found not to know, is refused; each failure (and each token id not verified
 /// recently) takes one attempt from the address's bucket, which answers 429 once empty.
 pub fn screen(guard: &AuthenticationGuard, text: String, address: IpAddr) -> Result<Screened, Refusal> {
-    let token_id = match IssuedToken::parse(&text) {
-        Ok(token) => token.token_id,
+    let token = match IssuedToken::parse(&text) {
+        Ok(token) => token,
         Err(_) => {
             guard.charge(address).map_err(Refusal::failed_authentications)?;
             return Err(Refusal::unauthenticated(if text.is_empty() {
@@ -330,13 +334,14 @@ pub fn screen(guard: &AuthenticationGuard, text: String, address: IpAddr) -> Res
             }));
         }
     };
+    let token_id = token.token_id;
     if !guard.recently_verified(token_id) || guard.is_known_unknown(token_id) {
         guard.charge(address).map_err(Refusal::failed_authentications)?;
         if guard.is_known_unknown(token_id) {
             return Err(Refusal::unauthenticated(Rejection::Unknown));
         }
     }
-    Ok(Screened { token_id, text })
+    Ok(Screened { token, text })
 }
 
 /// A token the store accepted, with its role.
@@ -346,17 +351,34 @@ pub struct CheckedToken {
     pub role: Role,
 }
 
-/// Step two, blocking (it asks the store): the token's hash, revocation and expiry, and its
-/// role. The guard learns the outcome (ids verified, ids unknown; a failure with an id verified
-/// recently is counted against the address).
+/// Step two without blocking: the token as the [`TokenCache`] remembers it, when the store
+/// verified it in the last few seconds, its secret matches, and it has not expired at `at`.
+/// `None` when the store must be asked ([`check`]).
+pub fn cached(cache: &TokenCache, screened: &Screened, at: i64) -> Option<CheckedToken> {
+    cache
+        .lookup(&screened.token, at)
+        .map(|(record, role)| CheckedToken { record, role })
+}
+
+/// Step two, blocking (it may ask the store): the token's hash, revocation and expiry, and its
+/// role — from the [`TokenCache`] when it remembers the token, else from the store, whose answer
+/// the cache then remembers if it was a success. The guard learns the store's answers (ids
+/// verified, ids unknown; a failure with an id verified recently is counted against the
+/// address).
 pub fn check(
     store: &SharedStore,
     guard: &AuthenticationGuard,
+    cache: &TokenCache,
     screened: Screened,
     address: IpAddr,
     at: i64,
 ) -> Result<CheckedToken, Refusal> {
-    let token_id = screened.token_id;
+    if let Some(checked) = cached(cache, &screened, at) {
+        return Ok(checked);
+    }
+    let token_id = screened.token.token_id;
+    // Taken before the lookup: a revocation heard meanwhile keeps its result out of the cache.
+    let ticket = cache.ticket();
     let record = match verify(store, &screened.text, at) {
         Ok(record) => {
             guard.remember_verified(token_id);
@@ -377,6 +399,7 @@ pub fn check(
         tracing::error!(token = %record.token_id, role = %record.role, "a stored token has an unknown role");
         return Err(Refusal::unauthenticated(Rejection::UnknownRole));
     };
+    cache.remember(ticket, &record, role);
     Ok(CheckedToken { record, role })
 }
 
@@ -439,6 +462,7 @@ mod tests {
             burst: 2,
         });
         let rate_limiter = RateLimiter::new(RateLimit::default());
+        let cache = TokenCache::new();
         let address = IpAddr::from([192, 0, 2, 1]);
 
         // Not a token: refused without a lookup, and charged to the address (1 of 2).
@@ -446,7 +470,7 @@ mod tests {
         assert!(matches!(refused, Refusal::Unauthenticated { .. }), "{refused:?}");
         // A token not verified recently is charged too (2 of 2), then checked against the store.
         let screened = screen(&guard, text.clone(), address).expect("a licensd token");
-        let checked = check(&store, &guard, screened, address, now().0).expect("a stored token");
+        let checked = check(&store, &guard, &cache, screened, address, now().0).expect("a stored token");
         let caller = admit(
             &rate_limiter,
             checked,
@@ -460,7 +484,7 @@ mod tests {
         assert_eq!(caller.request_id, "request-1");
         // Verified now: the empty bucket does not stop it, the route's requirement does.
         let screened = screen(&guard, text, address).expect("recently verified");
-        let checked = check(&store, &guard, screened, address, now().0).expect("a stored token");
+        let checked = check(&store, &guard, &cache, screened, address, now().0).expect("a stored token");
         let licenses = RouteAccess::Changes {
             reads: ReadScope::Licensing,
             kinds: &[CommandKind::Licenses],

@@ -2,6 +2,7 @@
 //! tokens (their routes' guard refuses every other role). A new token's secret is in the
 //! creation answer only; the store keeps its hash. Creation and revocation are audited.
 
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -12,6 +13,7 @@ use licensd_engine::Uuid;
 use licensd_store::{AccessTokenRecord, ModifiedProperty};
 
 use crate::api::{ApiError, JsonBody, PathParameters, Tenant};
+use crate::AppState;
 use licensd_runtime::access::{IssuedToken, Role};
 use licensd_runtime::audit::token_changed;
 use licensd_runtime::tenants::now;
@@ -153,6 +155,7 @@ pub async fn create_token(
         (status = 404, description = "No such token in this tenant", body = ErrorResponse),
     ))]
 pub async fn revoke_token(
+    State(state): State<AppState>,
     tenant: Tenant,
     PathParameters(id): PathParameters<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -186,6 +189,8 @@ pub async fn revoke_token(
             store
                 .revoke_access_token_audited(tenant_id, token_id, at, &[audit])
                 .map_err(internal)?;
+            // Refused by this instance from now on; the others hear of it from the store.
+            state.token_cache.forget(token_id);
             Ok(StatusCode::NO_CONTENT)
         })
         .await?;

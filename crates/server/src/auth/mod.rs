@@ -3,8 +3,8 @@
 //! tokens only) and the CLI, or on console pages the console's `licensd_session` cookie (set by
 //! signing in with a token; `HttpOnly`, `SameSite=Strict`; the console refuses cross-site
 //! changes itself, `console::forms::same_origin_changes`) — and [`authorize`], which runs the
-//! runtime's protocol-free decision (`licensd_runtime::access`: screen, check against the
-//! store, rate limit, the route's [`RouteAccess`]) on it and hands the handlers a `Caller`:
+//! runtime's protocol-free decision (`licensd_runtime::access`: screen, check — in the token
+//! cache, else against the store —, rate limit, the route's [`RouteAccess`]) on it and hands the handlers a `Caller`:
 //! the tenant the token belongs to, and who is asking.
 //!
 //! Each surface attaches its own guard to its routes, stating what each route reads and may
@@ -113,13 +113,19 @@ pub async fn authorize(
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::from([0, 0, 0, 0]), |ConnectInfo(peer)| peer.ip());
     let screened = access::screen(&state.authentication_guard, text, address).map_err(refused)?;
-    let checked = {
+    // A token verified in the last few seconds is answered here, without a blocking thread.
+    let cached = access::cached(&state.token_cache, &screened, now().0)
+        .filter(|checked| state.tenants.get(checked.record.tenant_id).is_ok());
+    let checked = if let Some(checked) = cached {
+        checked
+    } else {
         let auth_store = Arc::clone(&state.auth_store);
         let store = Arc::clone(&state.store);
         let guard = Arc::clone(&state.authentication_guard);
+        let cache = Arc::clone(&state.token_cache);
         let tenants = Arc::clone(&state.tenants);
         tokio::task::spawn_blocking(move || {
-            let checked = access::check(&auth_store, &guard, screened, address, now().0)?;
+            let checked = access::check(&auth_store, &guard, &cache, screened, address, now().0)?;
             if tenants.get(checked.record.tenant_id).is_err() {
                 // The tenant was created by another instance since start.
                 let _ = tenants.discover(&store);
@@ -128,8 +134,8 @@ pub async fn authorize(
         })
         .await
         .map_err(|error| Refusal::Unchecked(error.to_string()))?
-    }
-    .map_err(refused)?;
+        .map_err(refused)?
+    };
     let request_id = request
         .extensions()
         .get::<RequestIds>()
