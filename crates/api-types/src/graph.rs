@@ -201,6 +201,7 @@ pub struct CreateUserRequest {
     pub account_enabled: Option<bool>,
     #[schema(pattern = "\\S")]
     pub display_name: String,
+    #[schema(schema_with = crate::schemas::user_principal_name)]
     pub user_principal_name: String,
     /// Accepted for compatibility; not stored.
     #[serde(default)]
@@ -230,6 +231,7 @@ pub struct UpdateUserRequest {
     #[schema(pattern = "\\S")]
     pub display_name: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = crate::schemas::optional_user_principal_name)]
     pub user_principal_name: Option<String>,
     #[serde(
         default,
@@ -363,7 +365,7 @@ collection_response!(
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GetByIdsRequest {
-    #[schema(example = json!(["6e7b768e-07e2-4810-8459-485f84f8f204"]))]
+    #[schema(example = json!(["6e7b768e-07e2-4810-8459-485f84f8f204"]), schema_with = crate::schemas::guid_texts)]
     pub ids: Vec<String>,
     #[serde(default)]
     #[schema(example = json!(["user", "group"]), schema_with = crate::schemas::optional_directory_object_types)]

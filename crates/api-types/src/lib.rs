@@ -11,6 +11,7 @@ pub mod diagnosis;
 pub mod error;
 pub mod graph;
 pub mod graph_sync;
+pub mod integers;
 pub mod limits;
 pub mod schemas;
 pub mod time;

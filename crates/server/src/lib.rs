@@ -18,6 +18,7 @@ mod http;
 pub mod odata;
 pub mod openapi;
 mod openapi_body_checks;
+mod openapi_query_options;
 pub mod scim;
 mod serve;
 

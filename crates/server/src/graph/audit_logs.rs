@@ -33,6 +33,26 @@ pub struct AuditLogQuery {
     pub skip_token: Option<String>,
 }
 
+/// Reads the options of a raw query string (other parameters are ignored); an option given twice
+/// is Graph's 400, as for the other collections.
+pub fn parse_query(raw_query: Option<&str>) -> Result<AuditLogQuery, ApiError> {
+    let mut options = AuditLogQuery::default();
+    for (key, value) in form_urlencoded::parse(raw_query.unwrap_or("").as_bytes()) {
+        let slot = match key.as_ref() {
+            "$filter" => &mut options.filter,
+            "$top" => &mut options.top,
+            "$skiptoken" => &mut options.skip_token,
+            _ => continue,
+        };
+        if slot.replace(value.into_owned()).is_some() {
+            return Err(ApiError::invalid_query(format!(
+                "The query option '{key}' was specified more than once."
+            )));
+        }
+    }
+    Ok(options)
+}
+
 /// Turns the query string into the store's query.
 pub fn audit_query(options: &AuditLogQuery) -> Result<AuditQuery, ApiError> {
     let parsed = AuditLogOptions::parse(
@@ -116,8 +136,9 @@ pub fn directory_audit(stored: &StoredAuditRecord) -> DirectoryAudit {
 pub async fn list_directory_audits(
     tenant: Tenant,
     RequestOrigin(origin): RequestOrigin,
-    axum::extract::Query(options): axum::extract::Query<AuditLogQuery>,
+    axum::extract::RawQuery(raw_query): axum::extract::RawQuery,
 ) -> Result<Json<DirectoryAuditCollectionResponse>, ApiError> {
+    let options = parse_query(raw_query.as_deref())?;
     let query = audit_query(&options)?;
     let limit = query.limit;
     let records = tenant
