@@ -147,11 +147,39 @@ pub const ROLE_NAMES: &[&str] = &[
     "ProvisioningAgent",
 ];
 
-/// A token role by its stable name, any case.
+/// What the server reads as one of these words: their letters and digits in order, ignoring
+/// ASCII case, with anything but ASCII letters, digits and control characters around and between
+/// them (the server keeps only the ASCII letters and digits: `License Administrator`,
+/// `license-administrator`).
+fn any_of_alphanumerics_ignoring_case(words: &[&str]) -> String {
+    const SEPARATORS: &str = "[^A-Za-z0-9\\u0000-\\u001F\\u007F-\\u009F]*";
+    let spelled: Vec<String> = words
+        .iter()
+        .map(|word| {
+            word.chars()
+                .filter(char::is_ascii_alphanumeric)
+                .map(|character| {
+                    if character.is_ascii_alphabetic() {
+                        format!(
+                            "[{}{}]{SEPARATORS}",
+                            character.to_ascii_uppercase(),
+                            character.to_ascii_lowercase()
+                        )
+                    } else {
+                        format!("{character}{SEPARATORS}")
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    format!("^{SEPARATORS}(?:{})$", spelled.join("|"))
+}
+
+/// A token role: its stable name, display name or kebab-case, any case.
 pub fn role() -> Object {
     ObjectBuilder::new()
         .schema_type(SchemaType::Type(Type::String))
-        .pattern(Some(any_of_ignoring_case(ROLE_NAMES)))
+        .pattern(Some(any_of_alphanumerics_ignoring_case(ROLE_NAMES)))
         .examples([serde_json::json!("LicenseAdministrator")])
         .build()
 }
@@ -254,6 +282,16 @@ pub fn optional_header_map() -> Object {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn role_names_are_matched_by_their_letters() {
+        let pattern = any_of_alphanumerics_ignoring_case(&["Ab1"]);
+        let separators = "[^A-Za-z0-9\\u0000-\\u001F\\u007F-\\u009F]*";
+        assert_eq!(
+            pattern,
+            format!("^{separators}(?:[Aa]{separators}[Bb]{separators}1{separators})$")
+        );
+    }
 
     #[test]
     fn words_are_matched_ignoring_case() {

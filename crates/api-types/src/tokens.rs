@@ -35,7 +35,7 @@ pub struct AccessTokenList {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateAccessToken {
     /// Who or what uses the token (shown in the audit log), 1–128 characters.
-    #[schema(example = "license automation", min_length = 1, max_length = 128)]
+    #[schema(example = "license automation", max_length = 128, pattern = "\\S")]
     pub display_name: String,
     /// `GlobalAdministrator`, `LicenseAdministrator`, `UserAdministrator`, `GlobalReader`,
     /// `ReportsReader` or `ProvisioningAgent` (any case; display names are read too).

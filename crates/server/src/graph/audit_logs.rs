@@ -166,3 +166,22 @@ pub async fn list_directory_audits(
         value: records.iter().map(directory_audit).collect(),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_options_are_read_once_each_and_others_ignored() {
+        let options = parse_query(Some("%24filter=result+eq+%27success%27&$top=5&other=1"))
+            .unwrap_or_else(|error| panic!("refused: {}", error.message));
+        assert_eq!(options.filter.as_deref(), Some("result eq 'success'"));
+        assert_eq!(options.top.as_deref(), Some("5"));
+        assert_eq!(options.skip_token, None);
+        assert_eq!(parse_query(None).ok(), Some(AuditLogQuery::default()));
+        let twice = parse_query(Some("$top=null&$top=null"))
+            .err()
+            .map(|error| error.code.http_status());
+        assert_eq!(twice, Some(400), "Graph's error shape, not the extractor's text");
+    }
+}

@@ -373,3 +373,32 @@ fn links_only(
         "value": [],
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(query: &str) -> ODataRequest {
+        ODataRequest {
+            raw_query: Some(query.to_string()),
+            headers: HeaderMap::new(),
+            origin: "http://127.0.0.1:1".to_string(),
+            path: "/v1.0/users/delta".to_string(),
+        }
+    }
+
+    #[test]
+    fn with_both_tokens_the_skip_token_is_followed() {
+        let options = parse_options(
+            &request("$deltatoken=latest&$skiptoken=a.all.1.start.5"),
+            DeltaKind::Users,
+        )
+        .unwrap_or_else(|error| panic!("refused: {}", error.message));
+        assert_eq!(options.delta_token, None);
+        assert_eq!(options.skip_token.as_deref(), Some("a.all.1.start.5"));
+        let alone = parse_options(&request("$deltatoken=latest"), DeltaKind::Groups)
+            .unwrap_or_else(|error| panic!("refused: {}", error.message));
+        assert_eq!(alone.delta_token.as_deref(), Some("latest"));
+        assert!(parse_options(&request("$skiptoken=a&$skiptoken=b"), DeltaKind::Users).is_err());
+    }
+}
