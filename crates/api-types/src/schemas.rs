@@ -224,11 +224,15 @@ pub fn guid_texts() -> Array {
         .build()
 }
 
-/// A user principal name as `name@domain` (the engine's rule: 1–64 characters before the one
-/// `@`, a domain with a dot after it, at most 256 characters, no white space or control
-/// characters), written as an ASCII subset of that rule.
-pub const USER_PRINCIPAL_NAME_PATTERN: &str =
-    "^[A-Za-z0-9._%+'-]{1,64}@[A-Za-z0-9-]{1,40}(?:\\.[A-Za-z0-9-]{1,40}){1,3}$";
+/// A user principal name as the engine reads it: one `@`, 1–64 bytes before it, a domain with
+/// a dot after it, at most 256 bytes, no white space (Unicode) or control characters. Byte
+/// lengths are not regular over all of Unicode, so the pattern is the union of two shapes that
+/// always fit: printable ASCII up to the byte limits, or any allowed characters in numbers that
+/// fit in four bytes each (16 before the `@`, 23 on either side of the domain's dot).
+pub const USER_PRINCIPAL_NAME_PATTERN: &str = concat!(
+    "^(?:[!-?A-~]{1,64}|[^@\\u0000-\\u0020\\u007F-\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]{1,16})",
+    "@(?:[!-?A-~]{0,95}\\.[!-?A-~]{0,95}|[^@\\u0000-\\u0020\\u007F-\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]{0,23}\\.[^@\\u0000-\\u0020\\u007F-\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]{0,23})$"
+);
 
 fn user_principal_name_object(nullable: bool) -> Object {
     let schema_type = if nullable {
