@@ -207,7 +207,7 @@ pub struct CreateUserRequest {
     #[serde(default)]
     pub mail_nickname: Option<String>,
     /// Accepted for compatibility; not stored.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::objects::optional_object")]
     pub password_profile: Option<PasswordProfile>,
     #[serde(default)]
     #[schema(schema_with = crate::schemas::optional_country_code)]
@@ -248,7 +248,7 @@ pub struct UpdateUserRequest {
     #[serde(default)]
     pub mail_nickname: Option<String>,
     /// Accepted for compatibility; not stored.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::objects::optional_object")]
     pub password_profile: Option<PasswordProfile>,
     #[serde(rename = "@odata.type", default, skip_serializing_if = "Option::is_none")]
     #[schema(ignore)]

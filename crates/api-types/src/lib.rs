@@ -13,6 +13,7 @@ pub mod graph;
 pub mod graph_sync;
 pub mod integers;
 pub mod limits;
+pub mod objects;
 pub mod schemas;
 pub mod time;
 pub mod tokens;
