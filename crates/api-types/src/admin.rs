@@ -57,6 +57,7 @@ pub struct ImportProduct {
     pub sku_part_number: Option<String>,
     /// Purchased seats.
     #[schema(example = 25)]
+    #[serde(deserialize_with = "crate::integers::u32_whole")]
     pub prepaid_units: u32,
 }
 
@@ -106,8 +107,10 @@ pub struct NewProductRequest {
     pub display_name: Option<String>,
     /// `User` (the default) or `Company`.
     #[serde(default)]
+    #[schema(schema_with = crate::schemas::optional_applies_to)]
     pub applies_to: Option<String>,
     pub service_plans: Vec<NewServicePlan>,
+    #[serde(deserialize_with = "crate::integers::u32_whole")]
     pub prepaid_units: u32,
     /// `Enabled` (the default), `Warning`, `Suspended`, `LockedOut` or `Deleted`.
     #[serde(default)]
@@ -120,7 +123,7 @@ pub struct NewProductRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateProductRequest {
     /// The new number of purchased seats. Lowering it below consumption takes nothing away.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::integers::optional_u32_whole")]
     pub prepaid_units: Option<u32>,
     #[serde(default)]
     #[schema(schema_with = crate::schemas::optional_capability_status)]

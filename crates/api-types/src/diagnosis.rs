@@ -55,7 +55,11 @@ pub enum Change {
     },
     /// Set a product's purchased seats.
     #[serde(rename_all = "camelCase")]
-    SetPrepaidUnits { sku_id: Uuid, prepaid_units: u32 },
+    SetPrepaidUnits {
+        sku_id: Uuid,
+        #[serde(deserialize_with = "crate::integers::u32_whole")]
+        prepaid_units: u32,
+    },
     /// Change a user's usage location (`null` clears it), proxy addresses or account status.
     #[serde(rename_all = "camelCase")]
     UpdateUser {
@@ -97,7 +101,7 @@ pub struct WhatIfRequest {
     #[schema(min_items = 1)]
     pub changes: Vec<Change>,
     /// Users listed with their states (default 100, at most 10,000); counts cover everyone.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::integers::optional_u32_whole")]
     #[schema(maximum = 10_000)]
     pub max_listed_users: Option<u32>,
 }
@@ -106,6 +110,7 @@ pub struct WhatIfRequest {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApplyChangesRequest {
+    #[schema(min_items = 1)]
     pub changes: Vec<Change>,
 }
 

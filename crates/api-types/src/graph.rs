@@ -201,12 +201,13 @@ pub struct CreateUserRequest {
     pub account_enabled: Option<bool>,
     #[schema(pattern = "\\S")]
     pub display_name: String,
+    #[schema(schema_with = crate::schemas::user_principal_name)]
     pub user_principal_name: String,
     /// Accepted for compatibility; not stored.
     #[serde(default)]
     pub mail_nickname: Option<String>,
     /// Accepted for compatibility; not stored.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::objects::optional_object")]
     pub password_profile: Option<PasswordProfile>,
     #[serde(default)]
     #[schema(schema_with = crate::schemas::optional_country_code)]
@@ -230,6 +231,7 @@ pub struct UpdateUserRequest {
     #[schema(pattern = "\\S")]
     pub display_name: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = crate::schemas::optional_user_principal_name)]
     pub user_principal_name: Option<String>,
     #[serde(
         default,
@@ -246,7 +248,7 @@ pub struct UpdateUserRequest {
     #[serde(default)]
     pub mail_nickname: Option<String>,
     /// Accepted for compatibility; not stored.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::objects::optional_object")]
     pub password_profile: Option<PasswordProfile>,
     #[serde(rename = "@odata.type", default, skip_serializing_if = "Option::is_none")]
     #[schema(ignore)]
@@ -363,7 +365,7 @@ collection_response!(
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GetByIdsRequest {
-    #[schema(example = json!(["6e7b768e-07e2-4810-8459-485f84f8f204"]))]
+    #[schema(example = json!(["6e7b768e-07e2-4810-8459-485f84f8f204"]), schema_with = crate::schemas::guid_texts)]
     pub ids: Vec<String>,
     #[serde(default)]
     #[schema(example = json!(["user", "group"]), schema_with = crate::schemas::optional_directory_object_types)]

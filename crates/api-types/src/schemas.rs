@@ -56,10 +56,12 @@ fn proxy_address() -> Object {
         .build()
 }
 
-/// A list of proxy addresses, or `null`.
+/// A list of proxy addresses, or `null`; each at most once (the server compares them ignoring
+/// case, which JSON Schema's `uniqueItems` cannot say).
 pub fn optional_proxy_addresses() -> Array {
     ArrayBuilder::new()
         .schema_type(SchemaType::Array(vec![Type::Array, Type::Null]))
+        .unique_items(true)
         .items(proxy_address())
         .build()
 }
@@ -134,6 +136,127 @@ pub fn optional_capability_status() -> Object {
         .build()
 }
 
+/// The stable names of the token roles (`licensd_runtime::access::Role::ALL`; the server also
+/// reads display names and kebab-case, ignoring case).
+pub const ROLE_NAMES: &[&str] = &[
+    "GlobalAdministrator",
+    "LicenseAdministrator",
+    "UserAdministrator",
+    "GlobalReader",
+    "ReportsReader",
+    "ProvisioningAgent",
+];
+
+/// What the server reads as one of these words: their letters and digits in order, ignoring
+/// ASCII case, with anything but ASCII letters, digits and control characters around and between
+/// them (the server keeps only the ASCII letters and digits: `License Administrator`,
+/// `license-administrator`).
+fn any_of_alphanumerics_ignoring_case(words: &[&str]) -> String {
+    const SEPARATORS: &str = "[^A-Za-z0-9\\u0000-\\u001F\\u007F-\\u009F]*";
+    let spelled: Vec<String> = words
+        .iter()
+        .map(|word| {
+            word.chars()
+                .filter(char::is_ascii_alphanumeric)
+                .map(|character| {
+                    if character.is_ascii_alphabetic() {
+                        format!(
+                            "[{}{}]{SEPARATORS}",
+                            character.to_ascii_uppercase(),
+                            character.to_ascii_lowercase()
+                        )
+                    } else {
+                        format!("{character}{SEPARATORS}")
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    format!("^{SEPARATORS}(?:{})$", spelled.join("|"))
+}
+
+/// A token role: its stable name, display name or kebab-case, any case.
+pub fn role() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .pattern(Some(any_of_alphanumerics_ignoring_case(ROLE_NAMES)))
+        .examples([serde_json::json!("LicenseAdministrator")])
+        .build()
+}
+
+/// What a product applies to, any case, or `null` (`User`).
+pub fn optional_applies_to() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Array(vec![Type::String, Type::Null]))
+        .pattern(Some(any_of_ignoring_case(&["User", "Company"])))
+        .examples([serde_json::json!("User")])
+        .build()
+}
+
+/// A UTC date-time as the server reads it (`crate::time::parse_date_time`): a date, or a date
+/// with a time and `Z`, optionally with fractional seconds; days up to 28 in the pattern, so
+/// every month has them.
+pub const DATE_TIME_PATTERN: &str = "^[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])(?:T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]{1,9})?Z)?$";
+
+/// A date-time, or `null`.
+pub fn optional_date_time() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Array(vec![Type::String, Type::Null]))
+        .pattern(Some(DATE_TIME_PATTERN))
+        .examples([serde_json::json!("2026-12-31T00:00:00Z")])
+        .build()
+}
+
+/// A directory object id: a GUID in any of its written forms (braces and hyphens optional, as
+/// `Uuid::try_parse` reads them).
+pub const GUID_PATTERN: &str =
+    "^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{32})$";
+
+/// A list of at most 1,000 GUIDs as text (`getByIds`).
+pub fn guid_texts() -> Array {
+    ArrayBuilder::new()
+        .max_items(Some(1_000))
+        .items(
+            ObjectBuilder::new()
+                .schema_type(SchemaType::Type(Type::String))
+                .pattern(Some(GUID_PATTERN)),
+        )
+        .build()
+}
+
+/// A user principal name as the engine reads it: one `@`, 1–64 bytes before it, a domain with
+/// a dot after it, at most 256 bytes, no white space (Unicode) or control characters. Byte
+/// lengths are not regular over all of Unicode, so the pattern is the union of two shapes that
+/// always fit: printable ASCII up to the byte limits, or any allowed characters in numbers that
+/// fit in four bytes each (16 before the `@`, 23 on either side of the domain's dot).
+pub const USER_PRINCIPAL_NAME_PATTERN: &str = concat!(
+    "^(?:[!-?A-~]{1,64}|[^@\\u0000-\\u0020\\u007F-\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]{1,16})",
+    "@(?:[!-?A-~]{0,95}\\.[!-?A-~]{0,95}|[^@\\u0000-\\u0020\\u007F-\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]{0,23}\\.[^@\\u0000-\\u0020\\u007F-\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]{0,23})$"
+);
+
+fn user_principal_name_object(nullable: bool) -> Object {
+    let schema_type = if nullable {
+        SchemaType::Array(vec![Type::String, Type::Null])
+    } else {
+        SchemaType::Type(Type::String)
+    };
+    ObjectBuilder::new()
+        .schema_type(schema_type)
+        .pattern(Some(USER_PRINCIPAL_NAME_PATTERN))
+        .examples([serde_json::json!("adele@contoso.com")])
+        .build()
+}
+
+/// A user principal name.
+pub fn user_principal_name() -> Object {
+    user_principal_name_object(false)
+}
+
+/// A user principal name, or `null` (unchanged).
+pub fn optional_user_principal_name() -> Object {
+    user_principal_name_object(true)
+}
+
 /// The method of a request in a `$batch`, any case.
 pub fn batch_method() -> Object {
     ObjectBuilder::new()
@@ -165,8 +288,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn role_names_are_matched_by_their_letters() {
+        let pattern = any_of_alphanumerics_ignoring_case(&["Ab1"]);
+        let separators = "[^A-Za-z0-9\\u0000-\\u001F\\u007F-\\u009F]*";
+        assert_eq!(
+            pattern,
+            format!("^{separators}(?:[Aa]{separators}[Bb]{separators}1{separators})$")
+        );
+    }
+
+    #[test]
     fn words_are_matched_ignoring_case() {
         assert_eq!(any_of_ignoring_case(&["Get", "X-1"]), "^(?:[Gg][Ee][Tt]|[Xx]-1)$");
+    }
+
+    #[test]
+    fn the_date_time_pattern_is_read_by_the_server() {
+        // No regex engine here: the pattern's own samples and edges, by hand.
+        for text in [
+            "2026-12-31",
+            "2026-02-28T23:59:59Z",
+            "2024-01-01T00:00:00.123456789Z",
+        ] {
+            assert!(crate::time::parse_date_time(text).is_some(), "{text}");
+        }
+        assert!(DATE_TIME_PATTERN.contains("(?:0[1-9]|1[0-9]|2[0-8])"));
     }
 
     #[test]

@@ -35,12 +35,14 @@ pub struct AccessTokenList {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateAccessToken {
     /// Who or what uses the token (shown in the audit log), 1–128 characters.
-    #[schema(example = "license automation")]
+    #[schema(example = "license automation", max_length = 128, pattern = "\\S")]
     pub display_name: String,
-    #[schema(example = "LicenseAdministrator")]
+    /// `GlobalAdministrator`, `LicenseAdministrator`, `UserAdministrator`, `GlobalReader`,
+    /// `ReportsReader` or `ProvisioningAgent` (any case; display names are read too).
+    #[schema(schema_with = crate::schemas::role)]
     pub role: String,
     /// Days until the token expires (1–3650); without it the token does not expire.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::integers::optional_u32_whole")]
     #[schema(minimum = 1, maximum = 3650)]
     pub expires_in_days: Option<u32>,
 }

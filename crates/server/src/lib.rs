@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod odata;
 pub mod openapi;
 mod openapi_body_checks;
+mod openapi_query_options;
 pub mod scim;
 mod serve;
 

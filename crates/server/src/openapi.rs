@@ -148,10 +148,12 @@ pub fn api_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 }
 
 /// The document as served: utoipa's document with the checks every request body passes written
-/// into its request schemas (see [`crate::openapi_body_checks`]), pretty-printed.
+/// into its request schemas (see [`crate::openapi_body_checks`]) and the values each query
+/// option accepts (see [`crate::openapi_query_options`]), pretty-printed.
 pub fn served_json(document: &utoipa::openapi::OpenApi) -> Result<String, serde_json::Error> {
     let mut json = serde_json::to_value(document)?;
     crate::openapi_body_checks::document_body_checks(&mut json);
+    crate::openapi_query_options::document_query_options(&mut json);
     serde_json::to_string_pretty(&json)
 }
 

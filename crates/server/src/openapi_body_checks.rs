@@ -14,9 +14,26 @@ use serde_json::{Map, Value};
 /// ECMA-262 regular expression.
 pub const NO_CONTROL_CHARACTERS: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$";
 
+/// Request types that are enums tagged by `type` whose variants refuse unknown properties
+/// (`#[serde(deny_unknown_fields)]`), which utoipa does not write into the variants' schemas.
+const CLOSED_TAGGED_ENUMS: &[&str] = &["Change"];
+
 /// Adds the body checks to every schema a request body refers to (inline or through
 /// `#/components/schemas/...`, however deeply nested).
 pub fn document_body_checks(document: &mut Value) {
+    for name in CLOSED_TAGGED_ENUMS {
+        let Some(variants) = document
+            .pointer_mut(&format!("/components/schemas/{name}/oneOf"))
+            .and_then(Value::as_array_mut)
+        else {
+            continue;
+        };
+        for variant in variants.iter_mut().filter_map(Value::as_object_mut) {
+            variant
+                .entry("additionalProperties")
+                .or_insert(Value::Bool(false));
+        }
+    }
     let mut component_names = BTreeSet::new();
     if let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) {
         for item in paths.values_mut() {
@@ -186,6 +203,40 @@ mod tests {
                 .is_none(),
             "a response-only schema is not a request body"
         );
+    }
+
+    #[test]
+    fn the_variants_of_a_change_refuse_other_properties_as_the_server_does() {
+        let served: Value =
+            serde_json::from_str(&crate::openapi::document_json().expect("a document")).expect("JSON");
+        let variants = served["components"]["schemas"]["Change"]["oneOf"]
+            .as_array()
+            .expect("variants");
+        assert!(variants.len() > 3);
+        for variant in variants {
+            assert_eq!(variant["additionalProperties"], false, "{variant}");
+        }
+        let refused = serde_json::from_value::<licensd_api_types::diagnosis::Change>(json!({
+            "type": "assignGroupLicenses",
+            "groupId": "ba9b12bb-ae59-42f0-8c8b-4f6edf752b2d",
+            "userId": "4a1ad2b6-2c30-4cd4-a0e8-18896f47922f"
+        }));
+        assert!(
+            refused.is_err(),
+            "the server refuses an unknown property of a change"
+        );
+    }
+
+    #[test]
+    fn the_documented_roles_are_those_the_server_reads() {
+        let documented = licensd_api_types::schemas::ROLE_NAMES;
+        assert_eq!(documented.len(), licensd_runtime::access::Role::ALL.len());
+        for role in licensd_runtime::access::Role::ALL {
+            assert!(documented.contains(&role.as_str()), "{}", role.as_str());
+        }
+        for name in documented {
+            assert!(name.parse::<licensd_runtime::access::Role>().is_ok(), "{name}");
+        }
     }
 
     #[test]

@@ -62,6 +62,16 @@ impl DeltaPosition {
     }
 }
 
+/// The `$deltatoken` values read ([`delta_token`]'s and `latest`, any case), as a pattern for the
+/// OpenAPI document. A token of this shape can still be one the server cannot resume (another
+/// tenant's, or newer than its data): Graph's 410 `syncStateNotFound`.
+pub const DELTA_TOKEN_PATTERN: &str = "^(?:[Ll][Aa][Tt][Ee][Ss][Tt]|[0-9a-f]{32}\\.[0-9]{1,19})$";
+
+/// The `$skiptoken` of a delta round's `@odata.nextLink` ([`DeltaPosition::skip_token`]), as a
+/// pattern; as for the delta token, one of this shape may still be answered 410.
+pub const SKIP_TOKEN_PATTERN: &str =
+    "^[0-9a-f]{32}\\.(?:all|[0-9]{1,19})\\.[0-9]{1,19}\\.(?:start|[0-9a-f]{32})\\.[1-9][0-9]{0,2}$";
+
 /// The `$deltatoken` of a round that reflects `version` of a tenant.
 pub fn delta_token(tenant_id: Uuid, version: u64) -> String {
     format!("{}.{version}", tenant_id.simple())
@@ -121,6 +131,42 @@ mod tests {
             parse_delta_token(&delta_token(position.tenant_id, 9)),
             Some((position.tenant_id, 9))
         );
+    }
+
+    #[test]
+    fn the_token_patterns_match_the_tokens_written() {
+        let position = DeltaPosition {
+            tenant_id: Uuid::from_u128(u128::MAX - 7),
+            after_version: Some(u64::MAX / 10),
+            up_to_version: 9_999_999_999_999_999_999,
+            last_id: Some(Uuid::from_u128(42)),
+            page_size: MAX_PAGE_SIZE,
+        };
+        let skip = regex::Regex::new(SKIP_TOKEN_PATTERN).expect("a pattern");
+        let first = DeltaPosition {
+            after_version: None,
+            last_id: None,
+            page_size: 1,
+            ..position
+        };
+        for written in [position.skip_token(), first.skip_token()] {
+            assert!(skip.is_match(&written), "{written}");
+            assert!(DeltaPosition::parse_skip_token(&written).is_some());
+        }
+        assert!(!skip.is_match(
+            &DeltaPosition {
+                page_size: 1000,
+                ..position
+            }
+            .skip_token()
+        ));
+        let delta = regex::Regex::new(DELTA_TOKEN_PATTERN).expect("a pattern");
+        let written = delta_token(position.tenant_id, u64::MAX / 10);
+        assert!(delta.is_match(&written) && parse_delta_token(&written).is_some());
+        assert!(delta.is_match("LATEST"));
+        for garbage in ["", "0", "x.1", "latest1"] {
+            assert!(!delta.is_match(garbage), "{garbage}");
+        }
     }
 
     #[test]

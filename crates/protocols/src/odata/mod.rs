@@ -13,6 +13,7 @@ pub mod csdl;
 pub mod delta;
 mod error;
 pub mod filter;
+pub mod patterns;
 pub mod query;
 pub mod reference;
 
@@ -279,6 +280,10 @@ pub struct QueryOptions {
     /// The options as given (canonical names, decoded values), to rebuild `@odata.nextLink`.
     given: Vec<(&'static str, String)>,
 }
+
+/// The `$skiptoken` of `@odata.nextLink` as [`SkipToken`] writes it, as a pattern (for the OpenAPI
+/// document): every token it matches is read back.
+pub const SKIP_TOKEN_PATTERN: &str = "^L1\\.[0-9]{1,9}\\.[0-9a-f]{32}$";
 
 /// Where the next page starts: after `last_id` (or at `offset` if that item is gone).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -731,6 +736,36 @@ mod tests {
         .unwrap_err();
         assert_eq!(single.kind, QueryErrorKind::Unsupported);
         assert!(parse("unrelated=1&select=id").is_ok());
+    }
+
+    #[test]
+    fn the_skip_token_pattern_describes_the_tokens_written_and_read() {
+        let written = SkipToken {
+            offset: 123_456_789,
+            last_id: Uuid::from_u128(u128::MAX),
+        }
+        .encode();
+        let shape = |text: &str| {
+            let mut parts = text.split('.');
+            parts.next() == Some("L1")
+                && parts.next().is_some_and(|offset| {
+                    (1..=9).contains(&offset.len()) && offset.bytes().all(|byte| byte.is_ascii_digit())
+                })
+                && parts.next().is_some_and(|id| {
+                    id.len() == 32 && id.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
+                })
+                && parts.next().is_none()
+        };
+        assert_eq!(SKIP_TOKEN_PATTERN, "^L1\\.[0-9]{1,9}\\.[0-9a-f]{32}$");
+        assert!(shape(&written), "{written}");
+        for matching in [
+            written.as_str(),
+            "L1.0.00000000000000000000000000000000",
+            "L1.999999999.0123456789abcdef0123456789abcdef",
+        ] {
+            assert!(shape(matching));
+            assert!(SkipToken::decode(matching).is_some(), "{matching}");
+        }
     }
 
     #[test]

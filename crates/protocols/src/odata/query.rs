@@ -92,6 +92,15 @@ pub fn expandable_properties(schema: &EntitySchema) -> Vec<&'static str> {
         .collect()
 }
 
+/// The schema of the objects an expandable navigation property leads to.
+pub fn expansion_target(schema: &EntitySchema, navigation: &str) -> Option<&'static EntitySchema> {
+    capabilities(schema)
+        .expandable
+        .iter()
+        .find(|(name, _)| *name == navigation)
+        .map(|(_, target)| *target)
+}
+
 // ----- $orderby -------------------------------------------------------------------------------
 
 /// `$orderby=property [asc|desc]`.

@@ -47,7 +47,8 @@ impl From<DeltaError> for ApiError {
     }
 }
 
-/// The options of a delta request: `$select`, then `$deltatoken` or `$skiptoken`.
+/// The options of a delta request: `$select`, then `$deltatoken` or `$skiptoken` (the
+/// `$skiptoken` when both are given).
 struct DeltaOptions {
     selection: Selection,
     /// `$select` as given, repeated in the links.
@@ -80,10 +81,10 @@ fn parse_options(request: &ODataRequest, kind: DeltaKind) -> Result<DeltaOptions
             )));
         }
     }
-    if delta_token.is_some() && skip_token.is_some() {
-        return Err(ApiError::invalid_query(
-            "Give $deltatoken or $skiptoken, not both: follow the links as given.",
-        ));
+    // A `$skiptoken` is a position inside a round, which already carries the versions the round
+    // reflects: with both tokens it is the one followed, and the `$deltatoken` is ignored.
+    if skip_token.is_some() {
+        delta_token = None;
     }
     let schema = match kind {
         DeltaKind::Users => &USER_SCHEMA,
@@ -145,8 +146,8 @@ fn page_size(headers: &HeaderMap) -> usize {
 #[utoipa::path(get, path = "/v1.0/users/delta", tag = "Graph: delta",
     params(
         ("$select" = Option<String>, Query, description = "Properties to return, comma separated"),
-        ("$deltatoken" = Option<String>, Query, description = "From a previous round's `@odata.deltaLink`; `latest` for a link from now"),
-        ("$skiptoken" = Option<String>, Query, description = "From `@odata.nextLink`"),
+        ("$deltatoken" = Option<String>, Query, description = "From a previous round's `@odata.deltaLink`; `latest` for a link from now. Opaque: a token the server cannot resume (another tenant's, newer than its data, or compacted away) is answered 410 `syncStateNotFound`, as in Graph"),
+        ("$skiptoken" = Option<String>, Query, description = "From `@odata.nextLink`; opaque, answered 410 like `$deltatoken` when it cannot be resumed. With both tokens, `$skiptoken` is followed and `$deltatoken` ignored"),
         ("Prefer" = Option<String>, Header, description = "`odata.maxpagesize=N`, 1 to 999"),
     ),
     responses(
@@ -165,8 +166,8 @@ pub async fn users_delta(tenant: Tenant, request: ODataRequest) -> Result<Json<V
 #[utoipa::path(get, path = "/v1.0/groups/delta", tag = "Graph: delta",
     params(
         ("$select" = Option<String>, Query, description = "Properties to return, comma separated; `members` for `members@delta`"),
-        ("$deltatoken" = Option<String>, Query, description = "From a previous round's `@odata.deltaLink`; `latest` for a link from now"),
-        ("$skiptoken" = Option<String>, Query, description = "From `@odata.nextLink`"),
+        ("$deltatoken" = Option<String>, Query, description = "From a previous round's `@odata.deltaLink`; `latest` for a link from now. Opaque: a token the server cannot resume (another tenant's, newer than its data, or compacted away) is answered 410 `syncStateNotFound`, as in Graph"),
+        ("$skiptoken" = Option<String>, Query, description = "From `@odata.nextLink`; opaque, answered 410 like `$deltatoken` when it cannot be resumed. With both tokens, `$skiptoken` is followed and `$deltatoken` ignored"),
         ("Prefer" = Option<String>, Header, description = "`odata.maxpagesize=N`, 1 to 999"),
     ),
     responses(
@@ -371,4 +372,33 @@ fn links_only(
         "@odata.deltaLink": link(request, options, "$deltatoken", &delta_token(tenant_id, version)),
         "value": [],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(query: &str) -> ODataRequest {
+        ODataRequest {
+            raw_query: Some(query.to_string()),
+            headers: HeaderMap::new(),
+            origin: "http://127.0.0.1:1".to_string(),
+            path: "/v1.0/users/delta".to_string(),
+        }
+    }
+
+    #[test]
+    fn with_both_tokens_the_skip_token_is_followed() {
+        let options = parse_options(
+            &request("$deltatoken=latest&$skiptoken=a.all.1.start.5"),
+            DeltaKind::Users,
+        )
+        .unwrap_or_else(|error| panic!("refused: {}", error.message));
+        assert_eq!(options.delta_token, None);
+        assert_eq!(options.skip_token.as_deref(), Some("a.all.1.start.5"));
+        let alone = parse_options(&request("$deltatoken=latest"), DeltaKind::Groups)
+            .unwrap_or_else(|error| panic!("refused: {}", error.message));
+        assert_eq!(alone.delta_token.as_deref(), Some("latest"));
+        assert!(parse_options(&request("$skiptoken=a&$skiptoken=b"), DeltaKind::Users).is_err());
+    }
 }

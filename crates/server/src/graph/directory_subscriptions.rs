@@ -170,11 +170,11 @@ fn refuse_query_options(request: &ODataRequest) -> Result<(), ApiError> {
 pub struct SubscriptionLifecycleRequest {
     /// When the subscription started (ISO 8601 UTC), or `null`.
     #[serde(default, deserialize_with = "present_or_null")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = licensd_api_types::schemas::optional_date_time)]
     pub created_date_time: Option<Option<String>>,
     /// The end of the current term (ISO 8601 UTC); `null`: the subscription does not expire.
     #[serde(default, deserialize_with = "present_or_null")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = licensd_api_types::schemas::optional_date_time)]
     pub next_lifecycle_date_time: Option<Option<String>>,
     pub is_trial: Option<bool>,
 }

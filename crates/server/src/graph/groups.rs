@@ -481,7 +481,7 @@ pub async fn list_group_members(
 /// is answered 400 `Request_UnsupportedQuery`, not a 404.
 #[utoipa::path(get, path = "/v1.0/groups/{id}/members/{member_id}", tag = "Graph: groups",
     params(("id" = Uuid, Path, description = "The group's id"),
-           ("member_id" = String, Path, description = "The member's id"), SelectQuery),
+           ("member_id" = Uuid, Path, description = "The member's id (`graph.user` and `graph.group`, the casts with the namespace's alias, are served here too)"), SelectQuery),
     responses(
         (status = 200, description = "The member", body = User),
         (status = 400, description = "Not a GUID, or a type cast licensd does not support", body = ErrorResponse),

@@ -36,7 +36,9 @@ pub struct CollectionQuery {
     #[param(min_length = 1)]
     select: Option<String>,
     /// `eq`, `ne`, `and`, `or`, `not`, `startswith`, `in`, and `any` on `proxyAddresses` and
-    /// `assignedLicenses` (`assignedLicenses/any(x:x/skuId eq {guid})`).
+    /// `assignedLicenses` (`assignedLicenses/any(x:x/skuId eq {guid})`). The pattern is the
+    /// regular part of what is accepted: parentheses and `collection/$count` (an advanced query:
+    /// `$count=true` and `ConsistencyLevel: eventual`) are accepted too.
     #[serde(rename = "$filter")]
     #[param(min_length = 1)]
     filter: Option<String>,

@@ -473,7 +473,7 @@ pub async fn list_group_memberships(
 /// ...) is answered 400 `Request_UnsupportedQuery`, not a 404.
 #[utoipa::path(get, path = "/v1.0/users/{id}/memberOf/{group_id}", tag = "Graph: users",
     params(("id" = String, Path, description = "The user's id or userPrincipalName"),
-           ("group_id" = String, Path, description = "The group's id"), SelectQuery),
+           ("group_id" = Uuid, Path, description = "The group's id (`graph.group`, the cast with the namespace's alias, is served here too)"), SelectQuery),
     responses(
         (status = 200, description = "The group", body = Group),
         (status = 400, description = "Not a GUID, or a type cast licensd does not support", body = ErrorResponse),
