@@ -26,3 +26,5 @@ mod support;
 mod tidy;
 #[path = "licensd/user_guide.rs"]
 mod user_guide;
+#[path = "licensd/writes.rs"]
+mod writes;

@@ -879,6 +879,131 @@ impl WriteTransaction for PostgresWrite<'_> {
         Ok(())
     }
 
+    fn update_user_rows(&mut self, scope: &WriteScope, users: &[(i64, &UserImage)]) -> Result<(), StoreError> {
+        let tenant_key = scope.tenant_key;
+        let keys: Vec<i64> = users.iter().map(|(key, _)| *key).collect();
+        let upns: Vec<&str> = users
+            .iter()
+            .map(|(_, user)| user.user_principal_name.as_str())
+            .collect();
+        let names: Vec<&str> = users.iter().map(|(_, user)| user.display_name.as_str()).collect();
+        let locations: Vec<Option<&str>> = users
+            .iter()
+            .map(|(_, user)| user.usage_location.as_ref().map(|code| code.as_str()))
+            .collect();
+        let addresses: Vec<String> = users
+            .iter()
+            .map(|(_, user)| codec::join_proxy_addresses(&user.proxy_addresses))
+            .collect();
+        let enabled: Vec<bool> = users.iter().map(|(_, user)| user.account_enabled).collect();
+        self.execute_native(
+            "updating users",
+            "UPDATE users SET user_principal_name = changed.upn, display_name = changed.display_name,
+                 usage_location = changed.usage_location, proxy_addresses = changed.proxy_addresses,
+                 account_enabled = changed.account_enabled
+             FROM unnest($2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[])
+                 AS changed(user_key, upn, display_name, usage_location, proxy_addresses, account_enabled)
+             WHERE users.tenant_key = $1 AND users.user_key = changed.user_key",
+            &[&tenant_key, &keys, &upns, &names, &locations, &addresses, &enabled],
+        )?;
+        Ok(())
+    }
+
+    fn delete_memberships(&mut self, scope: &WriteScope, memberships: &[(i64, i64)]) -> Result<(), StoreError> {
+        let tenant_key = scope.tenant_key;
+        let users: Vec<i64> = memberships.iter().map(|(user, _)| *user).collect();
+        let groups: Vec<i64> = memberships.iter().map(|(_, group)| *group).collect();
+        self.execute_native(
+            "deleting memberships",
+            "DELETE FROM memberships AS membership
+             USING unnest($2::int8[], $3::int8[]) AS doomed(user_key, group_key)
+             WHERE membership.tenant_key = $1 AND membership.group_key = doomed.group_key
+               AND membership.user_key = doomed.user_key",
+            &[&tenant_key, &users, &groups],
+        )?;
+        Ok(())
+    }
+
+    /// One statement: each new membership's position is its user's last plus its rank among
+    /// the user's new ones.
+    fn append_memberships(
+        &mut self,
+        scope: &WriteScope,
+        memberships: &[(i64, i64, i64)],
+    ) -> Result<(), StoreError> {
+        let tenant_key = scope.tenant_key;
+        let users: Vec<i64> = memberships.iter().map(|(user, _, _)| *user).collect();
+        let groups: Vec<i64> = memberships.iter().map(|(_, group, _)| *group).collect();
+        let since: Vec<i64> = memberships.iter().map(|(_, _, since)| *since).collect();
+        self.execute_native(
+            "adding memberships",
+            "INSERT INTO memberships (tenant_key, user_key, position, group_key, since)
+             SELECT $1, added.user_key,
+                 coalesce((SELECT max(position) FROM memberships AS stored
+                           WHERE stored.tenant_key = $1 AND stored.user_key = added.user_key), -1)
+                     + row_number() OVER (PARTITION BY added.user_key ORDER BY added.rank),
+                 added.group_key, added.since
+             FROM unnest($2::int8[], $3::int8[], $4::int8[]) WITH ORDINALITY
+                 AS added(user_key, group_key, since, rank)",
+            &[&tenant_key, &users, &groups, &since],
+        )?;
+        Ok(())
+    }
+
+    fn delete_direct_licenses(&mut self, scope: &WriteScope, licenses: &[(i64, i64)]) -> Result<(), StoreError> {
+        let tenant_key = scope.tenant_key;
+        let users: Vec<i64> = licenses.iter().map(|(user, _)| *user).collect();
+        let skus: Vec<i64> = licenses.iter().map(|(_, sku)| *sku).collect();
+        self.execute_native(
+            "deleting direct licenses",
+            "DELETE FROM direct_licenses AS license
+             USING unnest($2::int8[], $3::int8[]) AS doomed(user_key, sku_key)
+             WHERE license.tenant_key = $1 AND license.user_key = doomed.user_key
+               AND license.sku_key = doomed.sku_key",
+            &[&tenant_key, &users, &skus],
+        )?;
+        Ok(())
+    }
+
+    /// Replaces the stored licenses in place, then appends the others (positions as in
+    /// [`PostgresWrite::append_memberships`]).
+    fn set_direct_licenses(
+        &mut self,
+        scope: &WriteScope,
+        licenses: &[(i64, i64, String, i64)],
+    ) -> Result<(), StoreError> {
+        const ACTION: &str = "writing direct licenses";
+        let tenant_key = scope.tenant_key;
+        let users: Vec<i64> = licenses.iter().map(|license| license.0).collect();
+        let skus: Vec<i64> = licenses.iter().map(|license| license.1).collect();
+        let disabled: Vec<&str> = licenses.iter().map(|license| license.2.as_str()).collect();
+        let since: Vec<i64> = licenses.iter().map(|license| license.3).collect();
+        self.execute_native(
+            ACTION,
+            "WITH given AS (
+                 SELECT * FROM unnest($2::int8[], $3::int8[], $4::text[], $5::int8[]) WITH ORDINALITY
+                     AS given(user_key, sku_key, disabled_plans, since, rank)
+             ), replaced AS (
+                 UPDATE direct_licenses AS license SET disabled_plans = given.disabled_plans
+                 FROM given
+                 WHERE license.tenant_key = $1 AND license.user_key = given.user_key
+                   AND license.sku_key = given.sku_key
+                 RETURNING license.user_key, license.sku_key
+             )
+             INSERT INTO direct_licenses (tenant_key, user_key, position, sku_key, disabled_plans, since)
+             SELECT $1, added.user_key,
+                 coalesce((SELECT max(position) FROM direct_licenses AS stored
+                           WHERE stored.tenant_key = $1 AND stored.user_key = added.user_key), -1)
+                     + row_number() OVER (PARTITION BY added.user_key ORDER BY added.rank),
+                 added.sku_key, added.disabled_plans, added.since
+             FROM given AS added
+             WHERE NOT EXISTS (SELECT 1 FROM replaced
+                               WHERE replaced.user_key = added.user_key AND replaced.sku_key = added.sku_key)",
+            &[&tenant_key, &users, &skus, &disabled, &since],
+        )?;
+        Ok(())
+    }
+
     fn delete_states(&mut self, scope: &WriteScope, keys: &[(i64, i64, i64)]) -> Result<(), StoreError> {
         let tenant_key = scope.tenant_key;
         for chunk in keys.chunks(CHUNK) {
@@ -999,7 +1124,7 @@ impl WriteTransaction for PostgresWrite<'_> {
         Ok(())
     }
 
-    fn commit(self, _scope: &WriteScope, _batch: &WriteBatch) -> Result<(), StoreError> {
+    fn commit(self, _scope: &WriteScope, _batches: &[WriteBatch]) -> Result<(), StoreError> {
         self.transaction
             .commit()
             .map_err(StoreError::postgres("committing a write"))
