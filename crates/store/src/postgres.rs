@@ -54,6 +54,8 @@ pub struct PostgresStore {
     lock_class: i32,
     /// The channel writes announce themselves on (`NOTIFY`): one per schema, like the locks.
     change_channel: String,
+    /// Tenant keys looked up so far (a tenant's key never changes: tenants are not deleted).
+    tenant_keys: FxHashMap<Uuid, i64>,
 }
 
 /// The `LISTEN`/`NOTIFY` channel of the schema whose lock class is `lock_class`.
@@ -280,6 +282,7 @@ impl PostgresStore {
             statements: FxHashMap::default(),
             lock_class,
             change_channel: change_channel(lock_class),
+            tenant_keys: FxHashMap::default(),
         };
         crate::migration::migrate(&mut store)?;
         Ok(store)
@@ -350,7 +353,7 @@ impl PostgresStore {
     /// Takes the tenant's write lock for this connection (session-level, re-entrant with the
     /// transaction-level lock every write takes), waiting for another instance to release it.
     pub(crate) fn lock_tenant(&mut self, tenant_id: Uuid) -> Result<(), StoreError> {
-        let tenant_key = tenant_key(self, tenant_id)?;
+        let tenant_key = self.known_tenant_key(tenant_id)?;
         self.client
             .execute(
                 "SELECT pg_advisory_lock($1, $2)",
@@ -362,7 +365,7 @@ impl PostgresStore {
 
     /// Releases what [`PostgresStore::lock_tenant`] took.
     pub(crate) fn unlock_tenant(&mut self, tenant_id: Uuid) -> Result<(), StoreError> {
-        let tenant_key = tenant_key(self, tenant_id)?;
+        let tenant_key = self.known_tenant_key(tenant_id)?;
         self.client
             .execute(
                 "SELECT pg_advisory_unlock($1, $2)",
@@ -370,6 +373,16 @@ impl PostgresStore {
             )
             .map_err(StoreError::postgres("releasing the tenant's lock"))?;
         Ok(())
+    }
+
+    /// The tenant's key, looked up once per connection.
+    fn known_tenant_key(&mut self, tenant_id: Uuid) -> Result<i64, StoreError> {
+        if let Some(key) = self.tenant_keys.get(&tenant_id) {
+            return Ok(*key);
+        }
+        let key = tenant_key(self, tenant_id)?;
+        self.tenant_keys.insert(tenant_id, key);
+        Ok(key)
     }
 
     /// The underlying connection, for tests that inspect or tamper with the schema.
@@ -447,6 +460,7 @@ impl WriteBackend for PostgresStore {
             statements,
             lock_class,
             change_channel,
+            tenant_keys,
         } = self;
         let transaction = client
             .transaction()
@@ -456,6 +470,7 @@ impl WriteBackend for PostgresStore {
             statements,
             lock_class: *lock_class,
             change_channel,
+            tenant_keys,
         })
     }
 }
@@ -466,6 +481,7 @@ pub(crate) struct PostgresWrite<'a> {
     statements: &'a mut FxHashMap<String, Statement>,
     lock_class: i32,
     change_channel: &'a str,
+    tenant_keys: &'a mut FxHashMap<Uuid, i64>,
 }
 
 impl Session for PostgresWrite<'_> {
@@ -508,6 +524,15 @@ fn read_key_rows(rows: &[Row], into: &mut FxHashMap<Uuid, i64>) -> Result<(), St
 impl WriteTransaction for PostgresWrite<'_> {
     fn insert_tenant(&mut self, settings: &TenantSettings) -> Result<(), StoreError> {
         PostgresStore::insert_tenant(&mut self.transaction, settings)
+    }
+
+    fn known_tenant_key(&mut self, tenant_id: Uuid) -> Result<i64, StoreError> {
+        if let Some(key) = self.tenant_keys.get(&tenant_id) {
+            return Ok(*key);
+        }
+        let key = tenant_key(self, tenant_id)?;
+        self.tenant_keys.insert(tenant_id, key);
+        Ok(key)
     }
 
     /// The advisory lock on the tenant's key, held until the transaction ends.

@@ -82,6 +82,12 @@ pub(crate) trait WriteTransaction: Session + Sized {
     /// Inserts a new, empty tenant at version 0; [`StoreError::TenantExists`] when it exists.
     fn insert_tenant(&mut self, settings: &TenantSettings) -> Result<(), StoreError>;
 
+    /// The key of a stored tenant (a backend may remember it: tenants are never deleted, so a
+    /// tenant's key never changes).
+    fn known_tenant_key(&mut self, tenant_id: Uuid) -> Result<i64, StoreError> {
+        tenant_key(self, tenant_id)
+    }
+
     /// Makes the writers of the tenant take turns until the transaction ends.
     fn lock_tenant(&mut self, tenant_key: i64) -> Result<(), StoreError>;
 
@@ -189,7 +195,10 @@ pub(crate) fn write<B: WriteBackend>(
         transaction.insert_tenant(settings)?;
     }
     // 2. Serialize the writers of this tenant, then read what the last one left.
-    let tenant_key = tenant_key(&mut transaction, tenant_id)?;
+    let tenant_key = match create {
+        Some(_) => tenant_key(&mut transaction, tenant_id)?,
+        None => transaction.known_tenant_key(tenant_id)?,
+    };
     transaction.lock_tenant(tenant_key)?;
     let mut scope = start_scope(&mut transaction, tenant_id, tenant_key)?;
     transaction.start(&scope);
