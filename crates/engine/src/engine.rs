@@ -67,17 +67,15 @@ fn touched_by(command: &Command) -> Touched {
         }
         Command::AddGroupMember { group_id, user_id } => {
             touched.users.push(*user_id);
-            touched.user_edits.push((
-                *user_id,
-                UserEdit::MembershipAdded { group_id: *group_id },
-            ));
+            touched
+                .user_edits
+                .push((*user_id, UserEdit::MembershipAdded { group_id: *group_id }));
         }
         Command::RemoveGroupMember { group_id, user_id } => {
             touched.users.push(*user_id);
-            touched.user_edits.push((
-                *user_id,
-                UserEdit::MembershipRemoved { group_id: *group_id },
-            ));
+            touched
+                .user_edits
+                .push((*user_id, UserEdit::MembershipRemoved { group_id: *group_id }));
         }
         Command::AssignUserLicenses {
             user_id,

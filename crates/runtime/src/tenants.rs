@@ -339,9 +339,11 @@ impl TenantRuntime {
                 Ok(mut state) => self.execute_group(&mut state, store, group),
                 Err(_) => group.iter().map(|_| Err(ExecuteError::Poisoned)).collect(),
             };
-            let queued = results
-                .iter()
-                .any(|result| result.as_ref().is_ok_and(|outcome| !outcome.newly_queued.is_empty()));
+            let queued = results.iter().any(|result| {
+                result
+                    .as_ref()
+                    .is_ok_and(|outcome| !outcome.newly_queued.is_empty())
+            });
             if queued {
                 self.signal.notify();
             }
@@ -852,7 +854,9 @@ mod tests {
         let image = engine.to_image();
         let mut store = Store::open(&url).expect("open");
         store.create_tenant(&image.settings).expect("tenant");
-        store.write(TENANT, &WriteBatch::from_image(image)).expect("stored");
+        store
+            .write(TENANT, &WriteBatch::from_image(image))
+            .expect("stored");
         let store: SharedStore = Arc::new(Mutex::new(store));
         let runtime = TenantRuntime::load(&store, TENANT).expect("loaded");
         (directory, store, runtime)
@@ -981,7 +985,11 @@ mod tests {
         assert_eq!(stored_version, version);
         let expected = runtime.read(Engine::to_image).expect("image");
         assert_eq!(image.users, expected.users);
-        let renamed = image.users.iter().find(|stored| stored.id == user(0)).expect("user 0");
+        let renamed = image
+            .users
+            .iter()
+            .find(|stored| stored.id == user(0))
+            .expect("user 0");
         assert_eq!(renamed.display_name, "Renamed");
         assert_eq!(renamed.memberships.len(), 2);
 

@@ -99,7 +99,12 @@ fn prepare(directory: &std::path::Path, users: usize, rounds: usize) -> BenchRes
     let mut taken: Vec<HashSet<Uuid>> = image
         .users
         .iter()
-        .map(|user| user.memberships.iter().map(|membership| membership.group_id).collect())
+        .map(|user| {
+            user.memberships
+                .iter()
+                .map(|membership| membership.group_id)
+                .collect()
+        })
         .collect();
     for round in 0..rounds {
         for (index, user) in image.users.iter().enumerate() {
@@ -220,7 +225,8 @@ fn raw_inserts(database: &BenchDatabase, threads: usize, seconds: u64) -> BenchR
                     Some(path) => {
                         let connection = rusqlite::Connection::open(path)?;
                         connection.busy_timeout(Duration::from_secs(10))?;
-                        connection.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")?;
+                        connection
+                            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")?;
                         let mut insert = connection
                             .prepare("INSERT INTO bench_inserts (thread, n, payload) VALUES (?1, ?2, ?3)")?;
                         while running.load(Ordering::Relaxed) {
@@ -232,8 +238,8 @@ fn raw_inserts(database: &BenchDatabase, threads: usize, seconds: u64) -> BenchR
                     }
                     None => {
                         let mut client = postgres::Client::connect(&url, postgres::NoTls)?;
-                        let insert =
-                            client.prepare("INSERT INTO bench_inserts (thread, n, payload) VALUES ($1, $2, $3)")?;
+                        let insert = client
+                            .prepare("INSERT INTO bench_inserts (thread, n, payload) VALUES ($1, $2, $3)")?;
                         while running.load(Ordering::Relaxed) {
                             let started = Instant::now();
                             client.execute(&insert, &[&(thread as i64), &n, &payload])?;
@@ -258,7 +264,8 @@ fn raw_inserts(database: &BenchDatabase, threads: usize, seconds: u64) -> BenchR
             rusqlite::Connection::open(path)?.execute_batch("DROP TABLE bench_inserts")?;
         }
         None => {
-            postgres::Client::connect(&database.url, postgres::NoTls)?.batch_execute("DROP TABLE bench_inserts")?;
+            postgres::Client::connect(&database.url, postgres::NoTls)?
+                .batch_execute("DROP TABLE bench_inserts")?;
         }
     }
     Ok(figures)
@@ -336,7 +343,9 @@ async fn main() -> BenchResult<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let reference = tokio::task::block_in_place(|| raw_inserts(database, clients, seconds))?;
-    println!("  POST members/$ref                                  {writes}   (users queued at the end: {queued})");
+    println!(
+        "  POST members/$ref                                  {writes}   (users queued at the end: {queued})"
+    );
     println!("  reference: single-row INSERT transactions          {reference}");
     println!(
         "  writes / reference (per second): {:.1} %",

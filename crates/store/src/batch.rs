@@ -320,9 +320,17 @@ impl WriteBatch {
         for group in &self.groups {
             referenced.extend(group.licenses.iter().map(|license| license.sku_id));
         }
-        referenced.extend(self.memberships_added.iter().map(|(_, membership)| membership.group_id));
+        referenced.extend(
+            self.memberships_added
+                .iter()
+                .map(|(_, membership)| membership.group_id),
+        );
         referenced.extend(self.memberships_removed.iter().map(|(_, group_id)| *group_id));
-        referenced.extend(self.direct_licenses_set.iter().map(|(_, direct)| direct.license.sku_id));
+        referenced.extend(
+            self.direct_licenses_set
+                .iter()
+                .map(|(_, direct)| direct.license.sku_id),
+        );
         referenced.extend(self.direct_licenses_removed.iter().map(|(_, sku_id)| *sku_id));
         for ((_, state), _) in self.state_writes() {
             referenced.insert(state.sku_id);
@@ -609,7 +617,12 @@ pub(crate) fn referenced_groups(batch: &WriteBatch, prepared: &PreparedBatch<'_>
         .users
         .iter()
         .flat_map(|user| user.memberships.iter().map(|membership| membership.group_id))
-        .chain(batch.memberships_added.iter().map(|(_, membership)| membership.group_id))
+        .chain(
+            batch
+                .memberships_added
+                .iter()
+                .map(|(_, membership)| membership.group_id),
+        )
         .chain(batch.memberships_removed.iter().map(|(_, group_id)| *group_id))
         .chain(
             batch

@@ -904,7 +904,11 @@ impl WriteTransaction for PostgresWrite<'_> {
         Ok(())
     }
 
-    fn update_user_rows(&mut self, scope: &WriteScope, users: &[(i64, &UserImage)]) -> Result<(), StoreError> {
+    fn update_user_rows(
+        &mut self,
+        scope: &WriteScope,
+        users: &[(i64, &UserImage)],
+    ) -> Result<(), StoreError> {
         let tenant_key = scope.tenant_key;
         let keys: Vec<i64> = users.iter().map(|(key, _)| *key).collect();
         let upns: Vec<&str> = users
@@ -929,12 +933,24 @@ impl WriteTransaction for PostgresWrite<'_> {
              FROM unnest($2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[])
                  AS changed(user_key, upn, display_name, usage_location, proxy_addresses, account_enabled)
              WHERE users.tenant_key = $1 AND users.user_key = changed.user_key",
-            &[&tenant_key, &keys, &upns, &names, &locations, &addresses, &enabled],
+            &[
+                &tenant_key,
+                &keys,
+                &upns,
+                &names,
+                &locations,
+                &addresses,
+                &enabled,
+            ],
         )?;
         Ok(())
     }
 
-    fn delete_memberships(&mut self, scope: &WriteScope, memberships: &[(i64, i64)]) -> Result<(), StoreError> {
+    fn delete_memberships(
+        &mut self,
+        scope: &WriteScope,
+        memberships: &[(i64, i64)],
+    ) -> Result<(), StoreError> {
         let tenant_key = scope.tenant_key;
         let users: Vec<i64> = memberships.iter().map(|(user, _)| *user).collect();
         let groups: Vec<i64> = memberships.iter().map(|(_, group)| *group).collect();
@@ -975,7 +991,11 @@ impl WriteTransaction for PostgresWrite<'_> {
         Ok(())
     }
 
-    fn delete_direct_licenses(&mut self, scope: &WriteScope, licenses: &[(i64, i64)]) -> Result<(), StoreError> {
+    fn delete_direct_licenses(
+        &mut self,
+        scope: &WriteScope,
+        licenses: &[(i64, i64)],
+    ) -> Result<(), StoreError> {
         let tenant_key = scope.tenant_key;
         let users: Vec<i64> = licenses.iter().map(|(user, _)| *user).collect();
         let skus: Vec<i64> = licenses.iter().map(|(_, sku)| *sku).collect();

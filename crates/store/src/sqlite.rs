@@ -884,7 +884,11 @@ impl WriteTransaction for SqliteWrite<'_> {
         Ok(())
     }
 
-    fn update_user_rows(&mut self, scope: &WriteScope, users: &[(i64, &UserImage)]) -> Result<(), StoreError> {
+    fn update_user_rows(
+        &mut self,
+        scope: &WriteScope,
+        users: &[(i64, &UserImage)],
+    ) -> Result<(), StoreError> {
         const ACTION: &str = "updating users";
         let mut update = statement(
             &self.transaction,
@@ -909,7 +913,11 @@ impl WriteTransaction for SqliteWrite<'_> {
         Ok(())
     }
 
-    fn delete_memberships(&mut self, scope: &WriteScope, memberships: &[(i64, i64)]) -> Result<(), StoreError> {
+    fn delete_memberships(
+        &mut self,
+        scope: &WriteScope,
+        memberships: &[(i64, i64)],
+    ) -> Result<(), StoreError> {
         const ACTION: &str = "deleting memberships";
         let mut delete = statement(
             &self.transaction,
@@ -945,7 +953,11 @@ impl WriteTransaction for SqliteWrite<'_> {
         Ok(())
     }
 
-    fn delete_direct_licenses(&mut self, scope: &WriteScope, licenses: &[(i64, i64)]) -> Result<(), StoreError> {
+    fn delete_direct_licenses(
+        &mut self,
+        scope: &WriteScope,
+        licenses: &[(i64, i64)],
+    ) -> Result<(), StoreError> {
         const ACTION: &str = "deleting direct licenses";
         let mut delete = statement(
             &self.transaction,
@@ -985,7 +997,13 @@ impl WriteTransaction for SqliteWrite<'_> {
                 .map_err(StoreError::sqlite(ACTION))?;
             if updated == 0 {
                 insert
-                    .execute(params![scope.tenant_key, user_key, sku_key, disabled_plans, since])
+                    .execute(params![
+                        scope.tenant_key,
+                        user_key,
+                        sku_key,
+                        disabled_plans,
+                        since
+                    ])
                     .map_err(StoreError::sqlite(ACTION))?;
             }
         }

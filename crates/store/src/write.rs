@@ -120,10 +120,15 @@ pub(crate) trait WriteTransaction: Session + Sized {
     fn look_up_users(&mut self, scope: &mut WriteScope, user_ids: &[Uuid]) -> Result<(), StoreError>;
 
     /// Rewrites the rows of stored users (not their licenses or memberships).
-    fn update_user_rows(&mut self, scope: &WriteScope, users: &[(i64, &UserImage)]) -> Result<(), StoreError>;
+    fn update_user_rows(&mut self, scope: &WriteScope, users: &[(i64, &UserImage)])
+        -> Result<(), StoreError>;
 
     /// Deletes memberships by their `(user, group)` keys.
-    fn delete_memberships(&mut self, scope: &WriteScope, memberships: &[(i64, i64)]) -> Result<(), StoreError>;
+    fn delete_memberships(
+        &mut self,
+        scope: &WriteScope,
+        memberships: &[(i64, i64)],
+    ) -> Result<(), StoreError>;
 
     /// Appends memberships `(user, group, since)`, each after its user's stored ones (in the
     /// order given when a user has several).
@@ -134,7 +139,11 @@ pub(crate) trait WriteTransaction: Session + Sized {
     ) -> Result<(), StoreError>;
 
     /// Deletes direct licenses by their `(user, product)` keys.
-    fn delete_direct_licenses(&mut self, scope: &WriteScope, licenses: &[(i64, i64)]) -> Result<(), StoreError>;
+    fn delete_direct_licenses(
+        &mut self,
+        scope: &WriteScope,
+        licenses: &[(i64, i64)],
+    ) -> Result<(), StoreError>;
 
     /// Writes direct licenses `(user, product, disabled plans, since)`: a stored license of the
     /// user and product is replaced in place, others are appended after the user's licenses.
@@ -353,7 +362,9 @@ fn edit_users<T: WriteTransaction>(
         let removed: Vec<(i64, i64)> = batch
             .memberships_removed
             .iter()
-            .map(|(user_id, group_id)| Ok((keys.user(tenant_id, *user_id)?, keys.group(tenant_id, *group_id)?)))
+            .map(|(user_id, group_id)| {
+                Ok((keys.user(tenant_id, *user_id)?, keys.group(tenant_id, *group_id)?))
+            })
             .collect::<Result<_, StoreError>>()?;
         transaction.delete_memberships(scope, &removed)?;
     }

@@ -1629,9 +1629,24 @@ fn edits_of_a_user_write_only_the_rows_they_change(database: TestDatabase) {
             user_id: user,
         },
     );
-    assert_eq!(count(&mut store, &format!("SELECT count(*) FROM users WHERE display_name = 'marked' AND user_id = {user_literal}")), 1, "the user row is not rewritten");
-    assert_eq!(marked(&mut store, "memberships"), 2, "the other memberships are not rewritten");
-    assert_eq!(marked(&mut store, "direct_licenses"), 1, "the direct licenses are not rewritten");
+    assert_eq!(
+        count(
+            &mut store,
+            &format!("SELECT count(*) FROM users WHERE display_name = 'marked' AND user_id = {user_literal}")
+        ),
+        1,
+        "the user row is not rewritten"
+    );
+    assert_eq!(
+        marked(&mut store, "memberships"),
+        2,
+        "the other memberships are not rewritten"
+    );
+    assert_eq!(
+        marked(&mut store, "direct_licenses"),
+        1,
+        "the direct licenses are not rewritten"
+    );
     let third = literal(&store, groups[2]);
     assert_eq!(
         rows_of(
@@ -1659,7 +1674,11 @@ fn edits_of_a_user_write_only_the_rows_they_change(database: TestDatabase) {
         },
     );
     assert_eq!(rows_of(&mut store, "memberships", user, "1 = 1"), 2);
-    assert_eq!(marked(&mut store, "memberships"), 1, "the remaining old membership is not rewritten");
+    assert_eq!(
+        marked(&mut store, "memberships"),
+        1,
+        "the remaining old membership is not rewritten"
+    );
     assert_eq!(marked(&mut store, "direct_licenses"), 1);
 
     // Direct licenses: EMS added after E1, then E1 given other disabled plans (in place), then EMS
@@ -1676,7 +1695,12 @@ fn edits_of_a_user_write_only_the_rows_they_change(database: TestDatabase) {
     );
     assert_eq!(rows_of(&mut store, "direct_licenses", user, "1 = 1"), 2);
     assert_eq!(marked(&mut store, "direct_licenses"), 1, "E1 is not rewritten");
-    let e1_plan = world.engine.sku_definition(OFFICE_365_E1).expect("E1").service_plans[0].service_plan_id;
+    let e1_plan = world
+        .engine
+        .sku_definition(OFFICE_365_E1)
+        .expect("E1")
+        .service_plans[0]
+        .service_plan_id;
     write_command(
         &mut world,
         &mut store,
@@ -1722,11 +1746,24 @@ fn edits_of_a_user_write_only_the_rows_they_change(database: TestDatabase) {
         },
     );
     assert_eq!(
-        count(&mut store, &format!("SELECT count(*) FROM users WHERE display_name = 'Renamed' AND user_id = {user_literal}")),
+        count(
+            &mut store,
+            &format!(
+                "SELECT count(*) FROM users WHERE display_name = 'Renamed' AND user_id = {user_literal}"
+            )
+        ),
         1
     );
-    assert_eq!(marked(&mut store, "memberships"), 1, "the memberships are not rewritten");
-    assert_eq!(marked(&mut store, "direct_licenses"), 1, "the direct licenses are not rewritten");
+    assert_eq!(
+        marked(&mut store, "memberships"),
+        1,
+        "the memberships are not rewritten"
+    );
+    assert_eq!(
+        marked(&mut store, "direct_licenses"),
+        1,
+        "the direct licenses are not rewritten"
+    );
 
     // Without the marks, the store holds the engine's tenant.
     execute(
@@ -1744,7 +1781,11 @@ fn edits_of_a_user_write_only_the_rows_they_change(database: TestDatabase) {
 fn several_batches_share_one_transaction_all_or_nothing(database: TestDatabase) {
     let mut world = SeedWorld::new(SeedSeats::default()).expect("seed world");
     let users: Vec<Uuid> = (0..3)
-        .map(|number| world.add_user(&format!("batched{number}"), Some("US")).expect("user"))
+        .map(|number| {
+            world
+                .add_user(&format!("batched{number}"), Some("US"))
+                .expect("user")
+        })
         .collect();
     let group = world.add_group("Batched").expect("group");
     let mut store = database.open();
@@ -1764,7 +1805,10 @@ fn several_batches_share_one_transaction_all_or_nothing(database: TestDatabase) 
         },
     );
     let failed = store.write_all(tenant_id, &[first.clone(), unknown]);
-    assert!(matches!(failed, Err(StoreError::InvalidBatch { .. })), "{failed:?}");
+    assert!(
+        matches!(failed, Err(StoreError::InvalidBatch { .. })),
+        "{failed:?}"
+    );
     assert_eq!(store.tenant_version(tenant_id).expect("version"), version);
     assert_eq!(count(&mut store, "SELECT count(*) FROM memberships"), 0);
 
@@ -1815,7 +1859,11 @@ fn merged_batches_write_what_their_commands_wrote(database: TestDatabase) {
     })
     .expect("seed world");
     let users: Vec<Uuid> = (0..4)
-        .map(|number| world.add_user(&format!("merged{number}"), Some("US")).expect("user"))
+        .map(|number| {
+            world
+                .add_user(&format!("merged{number}"), Some("US"))
+                .expect("user")
+        })
         .collect();
     let group = world.add_group("Merged").expect("group");
     world
@@ -1824,7 +1872,8 @@ fn merged_batches_write_what_their_commands_wrote(database: TestDatabase) {
     let mut store = database.open();
     let version = store_engine(&mut store, &world.engine);
     let tenant_id = world.engine.settings().tenant_id;
-    let mut batch_of = |command: Command| WriteBatch::from_command_outcome(&world.apply(command).expect("accepted"));
+    let mut batch_of =
+        |command: Command| WriteBatch::from_command_outcome(&world.apply(command).expect("accepted"));
     let mut merged = batch_of(Command::AddGroupMember {
         group_id: group,
         user_id: users[0],
@@ -1849,7 +1898,9 @@ fn merged_batches_write_what_their_commands_wrote(database: TestDatabase) {
             ..UserChanges::default()
         },
     });
-    let dependent = *merged.merge(dependent).expect_err("the same user again is dependent");
+    let dependent = *merged
+        .merge(dependent)
+        .expect_err("the same user again is dependent");
     let settings = batch_of(Command::SetSelfHealing { enabled: false });
     let settings = *merged.merge(settings).expect_err("settings never merge");
     merged.expected_version = Some(version);

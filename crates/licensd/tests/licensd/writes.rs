@@ -22,7 +22,11 @@ fn concurrent_membership_adds_all_land(database: TestDatabase) {
     })
     .expect("seed world");
     let users: Vec<Uuid> = (0..CLIENTS * ADDS_PER_CLIENT)
-        .map(|number| world.add_user(&format!("writer{number:03}"), Some("US")).expect("user"))
+        .map(|number| {
+            world
+                .add_user(&format!("writer{number:03}"), Some("US"))
+                .expect("user")
+        })
         .collect();
     let licensed = world.add_group("Licensed").expect("group");
     world
@@ -91,7 +95,10 @@ fn concurrent_membership_adds_all_land(database: TestDatabase) {
         if overview["queuedUsers"] == 0 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the members were not processed: {overview}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the members were not processed: {overview}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     server.stop();
@@ -131,7 +138,10 @@ fn concurrent_membership_adds_all_land(database: TestDatabase) {
         adds.iter().filter(|record| record.result == "success").count(),
         2 * users.len()
     );
-    assert_eq!(adds.iter().filter(|record| record.result == "failure").count(), CLIENTS);
+    assert_eq!(
+        adds.iter().filter(|record| record.result == "failure").count(),
+        CLIENTS
+    );
 }
 
 #[test]
