@@ -155,6 +155,19 @@ impl Directory {
             .ok_or(CommandError::UnknownGroup { group_id })
     }
 
+    /// The user with a lower-cased user principal name.
+    pub(crate) fn find_user_by_principal_key(&self, principal_key: &str) -> Option<UserRef> {
+        self.upn_index.get(principal_key).copied()
+    }
+
+    /// Makes room for `users` more users in the indexes.
+    pub(crate) fn reserve_users(&mut self, users: usize) {
+        self.users.reserve(users);
+        self.user_index.reserve(users);
+        self.upn_index.reserve(users);
+        self.proxy_owners.reserve(users);
+    }
+
     /// The user with a user principal name, compared without case.
     pub(crate) fn find_user_by_principal_name(&self, user_principal_name: &str) -> Option<UserRef> {
         self.upn_index
@@ -292,13 +305,22 @@ impl Directory {
     /// id and user principal name unused): indexes it and adds it to the groups of its
     /// memberships.
     pub(crate) fn insert_user(&mut self, record: User) -> UserRef {
+        let principal_key = record.user_principal_name.to_lowercase().into();
+        self.insert_user_with_principal_key(record, principal_key)
+    }
+
+    /// [`Directory::insert_user`] with the lower-cased user principal name.
+    pub(crate) fn insert_user_with_principal_key(
+        &mut self,
+        record: User,
+        principal_key: Box<str>,
+    ) -> UserRef {
         let user = UserRef(self.users.len() as u32);
         for membership in &record.memberships {
             self.group_mut(membership.group).members.insert(user);
         }
         self.user_index.insert(record.id, user);
-        self.upn_index
-            .insert(record.user_principal_name.to_lowercase().into(), user);
+        self.upn_index.insert(principal_key, user);
         self.users.push(Some(record));
         self.index_proxy_addresses(user);
         user

@@ -13,6 +13,7 @@ use crate::model::{AssignedLicense, AssignmentSource, ServicePlanDefinition, Sku
 use crate::plan_set::{PlanRef, PlanSet, PlanSetId, MAX_SERVICE_PLANS};
 use crate::states::{sort_records, Cause, StateChange, StateRecord};
 use crate::tenant_catalog::Sku;
+use crate::TenantSettings;
 use crate::{Engine, GroupRef, SkuRef, Source, UserRef};
 
 pub use crate::image_data::{
@@ -58,6 +59,15 @@ impl StateImager<'_> {
 /// by the map, so an address is never reused while it is a key).
 type RestoredPlanLists = FxHashMap<usize, (PlanList, PlanSetId)>;
 
+/// Names a user in a [`RestoreError`], formatted only when there is an error.
+struct UserReferrer(Uuid);
+
+impl std::fmt::Display for UserReferrer {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "user {}", self.0)
+    }
+}
+
 /// Buffers of one [`Engine::from_image`].
 #[derive(Default)]
 struct RestoreScratch {
@@ -80,6 +90,154 @@ pub enum RestoreError {
     Duplicate { what: &'static str, id: Uuid },
     #[error("invalid image: {0}")]
     Invalid(String),
+}
+
+/// Rebuilds an engine from an image delivered in parts, so that a store can restore the users
+/// it has read while it reads the next ones: first the catalog and the groups
+/// ([`EngineRestorer::new`]), then the users in the engine's order, in as many
+/// [`EngineRestorer::add_users`] calls as it likes, then [`EngineRestorer::finish`].
+/// [`Engine::from_image`] is exactly this with all users at once.
+pub struct EngineRestorer {
+    engine: Engine,
+    scratch: RestoreScratch,
+}
+
+impl EngineRestorer {
+    /// Starts from the tenant's settings, service plans, products and groups.
+    pub fn new(
+        settings: TenantSettings,
+        service_plans: &[ServicePlanImage],
+        skus: Vec<SkuDefinition>,
+        groups: &[GroupImage],
+    ) -> Result<EngineRestorer, RestoreError> {
+        let mut engine = Engine::new(settings);
+        if service_plans.len() > MAX_SERVICE_PLANS {
+            return Err(RestoreError::Invalid(format!(
+                "{} service plans, more than the {MAX_SERVICE_PLANS} a tenant can have",
+                service_plans.len()
+            )));
+        }
+        for plan in service_plans {
+            if !engine.catalog.restore_plan(&plan.definition, plan.rules.clone()) {
+                return Err(RestoreError::Duplicate {
+                    what: "service plan",
+                    id: plan.definition.service_plan_id,
+                });
+            }
+        }
+        engine
+            .catalog
+            .link_restored_rules()
+            .map_err(|(id, referencing)| RestoreError::UnknownReference {
+                what: "service plan",
+                id,
+                referenced_by: format!("the rules of service plan {referencing}"),
+            })?;
+        for definition in skus {
+            let sku_id = definition.sku_id;
+            let duplicate = RestoreError::Duplicate {
+                what: "product",
+                id: sku_id,
+            };
+            if engine.catalog.find_sku(sku_id).is_some() {
+                return Err(duplicate);
+            }
+            let referenced_by = format!("product {}", definition.sku_part_number);
+            let plan_order: Vec<PlanRef> = definition
+                .service_plans
+                .iter()
+                .map(|plan| engine.resolve_plan(plan.service_plan_id, &referenced_by))
+                .collect::<Result<_, _>>()?;
+            if engine.catalog.restore_sku(definition, plan_order).is_none() {
+                return Err(duplicate);
+            }
+            engine.states.add_sku();
+        }
+        for group in groups {
+            if engine.directory.find_group(group.id).is_some() {
+                return Err(RestoreError::Duplicate {
+                    what: "group",
+                    id: group.id,
+                });
+            }
+            let referenced_by = format!("group {}", group.id);
+            let mut licenses = Vec::with_capacity(group.licenses.len());
+            for license in &group.licenses {
+                let sku = engine.resolve_sku(license.sku_id, &referenced_by)?;
+                let disabled = engine.resolve_plans(&license.disabled_plans, &referenced_by)?;
+                licenses.push(GroupLicense {
+                    sku,
+                    disabled_plans: engine.plan_sets.intern(disabled),
+                });
+            }
+            engine.add_group(
+                group.id,
+                group.display_name.clone(),
+                licenses,
+                group.licensed_since,
+            );
+        }
+        Ok(EngineRestorer {
+            engine,
+            scratch: RestoreScratch::default(),
+        })
+    }
+
+    /// Makes room for `users` more users (optional; saves growing the indexes as they come).
+    pub fn reserve_users(&mut self, users: usize) {
+        self.engine.reserve_users(users);
+    }
+
+    /// Restores the next users, in the engine's order (after those of earlier calls).
+    pub fn add_users(&mut self, users: impl IntoIterator<Item = UserImage>) -> Result<(), RestoreError> {
+        for user in users {
+            self.engine.restore_user(user, &mut self.scratch)?;
+        }
+        Ok(())
+    }
+
+    /// Sets the clock, queues the stored queue and sets the directory attributes.
+    pub fn finish(
+        mut self,
+        clock: u64,
+        queue: Vec<Uuid>,
+        directory_attributes: Vec<(Uuid, String)>,
+    ) -> Result<Engine, RestoreError> {
+        let engine = &mut self.engine;
+        engine.clock = clock;
+        for user_id in queue {
+            let user = engine
+                .directory
+                .find_user(user_id)
+                .ok_or(RestoreError::UnknownReference {
+                    what: "user",
+                    id: user_id,
+                    referenced_by: "the queue".to_string(),
+                })?;
+            engine.enqueue(user);
+        }
+        // After the stored queue, so its order is kept; already queued users keep their place.
+        for user in std::mem::take(&mut self.scratch.stale_causes) {
+            engine.enqueue(user);
+        }
+        engine.queue.clear_newly_queued();
+        for (object_id, text) in directory_attributes {
+            if !engine.directory.contains_object(object_id) {
+                return Err(RestoreError::UnknownReference {
+                    what: "user or group",
+                    id: object_id,
+                    referenced_by: "directory attributes".to_string(),
+                });
+            }
+            if engine.directory.set_attributes(object_id, Some(text)) {
+                return Err(RestoreError::Duplicate {
+                    what: "directory attributes of",
+                    id: object_id,
+                });
+            }
+        }
+        Ok(self.engine)
+    }
 }
 
 impl Engine {
@@ -381,111 +539,24 @@ impl Engine {
 
     /// Rebuilds an engine from an image. Nothing is re-validated against the licensing rules
     /// (the image is what was accepted before), but every reference must resolve.
+    ///
+    /// The same as an [`EngineRestorer`] given the image's catalog and groups, then its users,
+    /// then its clock, queue and directory attributes.
     pub fn from_image(image: TenantImage) -> Result<Engine, RestoreError> {
-        let mut engine = Engine::new(image.settings);
-        if image.service_plans.len() > MAX_SERVICE_PLANS {
-            return Err(RestoreError::Invalid(format!(
-                "{} service plans, more than the {MAX_SERVICE_PLANS} a tenant can have",
-                image.service_plans.len()
-            )));
-        }
-        for plan in &image.service_plans {
-            if !engine.catalog.restore_plan(&plan.definition, plan.rules.clone()) {
-                return Err(RestoreError::Duplicate {
-                    what: "service plan",
-                    id: plan.definition.service_plan_id,
-                });
-            }
-        }
-        engine
-            .catalog
-            .link_restored_rules()
-            .map_err(|(id, referencing)| RestoreError::UnknownReference {
-                what: "service plan",
-                id,
-                referenced_by: format!("the rules of service plan {referencing}"),
-            })?;
-        for definition in image.skus {
-            let sku_id = definition.sku_id;
-            let duplicate = RestoreError::Duplicate {
-                what: "product",
-                id: sku_id,
-            };
-            if engine.catalog.find_sku(sku_id).is_some() {
-                return Err(duplicate);
-            }
-            let referenced_by = format!("product {}", definition.sku_part_number);
-            let plan_order: Vec<PlanRef> = definition
-                .service_plans
-                .iter()
-                .map(|plan| engine.resolve_plan(plan.service_plan_id, &referenced_by))
-                .collect::<Result<_, _>>()?;
-            if engine.catalog.restore_sku(definition, plan_order).is_none() {
-                return Err(duplicate);
-            }
-            engine.states.add_sku();
-        }
-        for group in &image.groups {
-            if engine.directory.find_group(group.id).is_some() {
-                return Err(RestoreError::Duplicate {
-                    what: "group",
-                    id: group.id,
-                });
-            }
-            let referenced_by = format!("group {}", group.id);
-            let mut licenses = Vec::with_capacity(group.licenses.len());
-            for license in &group.licenses {
-                let sku = engine.resolve_sku(license.sku_id, &referenced_by)?;
-                let disabled = engine.resolve_plans(&license.disabled_plans, &referenced_by)?;
-                licenses.push(GroupLicense {
-                    sku,
-                    disabled_plans: engine.plan_sets.intern(disabled),
-                });
-            }
-            engine.add_group(
-                group.id,
-                group.display_name.clone(),
-                licenses,
-                group.licensed_since,
-            );
-        }
-        let mut scratch = RestoreScratch::default();
-        for user in image.users {
-            engine.restore_user(user, &mut scratch)?;
-        }
-        engine.clock = image.clock;
-        for user_id in image.queue {
-            let user = engine
-                .directory
-                .find_user(user_id)
-                .ok_or(RestoreError::UnknownReference {
-                    what: "user",
-                    id: user_id,
-                    referenced_by: "the queue".to_string(),
-                })?;
-            engine.enqueue(user);
-        }
-        // After the stored queue, so its order is kept; already queued users keep their place.
-        for user in std::mem::take(&mut scratch.stale_causes) {
-            engine.enqueue(user);
-        }
-        engine.queue.clear_newly_queued();
-        for (object_id, text) in image.directory_attributes {
-            if !engine.directory.contains_object(object_id) {
-                return Err(RestoreError::UnknownReference {
-                    what: "user or group",
-                    id: object_id,
-                    referenced_by: "directory attributes".to_string(),
-                });
-            }
-            if engine.directory.set_attributes(object_id, Some(text)) {
-                return Err(RestoreError::Duplicate {
-                    what: "directory attributes of",
-                    id: object_id,
-                });
-            }
-        }
-        Ok(engine)
+        let TenantImage {
+            settings,
+            clock,
+            service_plans,
+            skus,
+            groups,
+            users,
+            queue,
+            directory_attributes,
+        } = image;
+        let mut restorer = EngineRestorer::new(settings, &service_plans, skus, &groups)?;
+        restorer.reserve_users(users.len());
+        restorer.add_users(users)?;
+        restorer.finish(clock, queue, directory_attributes)
     }
 
     /// Restores one user; pushes it to `scratch.stale_causes` when a cause of its states named
@@ -497,9 +568,10 @@ impl Engine {
                 id: image.id,
             });
         }
+        let principal_key: Box<str> = image.user_principal_name.to_lowercase().into();
         if self
             .directory
-            .find_user_by_principal_name(&image.user_principal_name)
+            .find_user_by_principal_key(&principal_key)
             .is_some()
         {
             return Err(RestoreError::Invalid(format!(
@@ -507,11 +579,12 @@ impl Engine {
                 image.user_principal_name
             )));
         }
-        let referenced_by = format!("user {}", image.id);
+        // Formatted only when a reference does not resolve.
+        let referenced_by = &UserReferrer(image.id);
         let mut direct = Vec::with_capacity(image.direct_licenses.len());
         for license in &image.direct_licenses {
-            let sku = self.resolve_sku(license.license.sku_id, &referenced_by)?;
-            let disabled = self.resolve_plans(&license.license.disabled_plans, &referenced_by)?;
+            let sku = self.resolve_sku(license.license.sku_id, referenced_by)?;
+            let disabled = self.resolve_plans(&license.license.disabled_plans, referenced_by)?;
             direct.push(DirectLicense {
                 sku,
                 disabled_plans: self.plan_sets.intern(disabled),
@@ -521,7 +594,7 @@ impl Engine {
         let mut memberships = Vec::with_capacity(image.memberships.len());
         for membership in &image.memberships {
             memberships.push(Membership {
-                group: self.resolve_group(membership.group_id, &referenced_by)?,
+                group: self.resolve_group(membership.group_id, referenced_by)?,
                 since: membership.since,
             });
         }
@@ -530,23 +603,26 @@ impl Engine {
         for state in &image.states {
             states.push(self.restore_state(
                 state,
-                &referenced_by,
+                referenced_by,
                 &mut scratch.plan_lists,
                 &mut named_missing_group,
             )?);
         }
         sort_records(&mut states);
-        let user = self.add_user(User {
-            id: image.id,
-            user_principal_name: image.user_principal_name.into(),
-            display_name: image.display_name.into(),
-            usage_location: image.usage_location,
-            proxy_addresses: image.proxy_addresses.into(),
-            shared_addresses: 0,
-            account_enabled: image.account_enabled,
-            direct,
-            memberships,
-        });
+        let user = self.add_user_with_principal_key(
+            User {
+                id: image.id,
+                user_principal_name: image.user_principal_name.into(),
+                display_name: image.display_name.into(),
+                usage_location: image.usage_location,
+                proxy_addresses: image.proxy_addresses.into(),
+                shared_addresses: 0,
+                account_enabled: image.account_enabled,
+                direct,
+                memberships,
+            },
+            principal_key,
+        );
         self.commit_user_states(user, states, &mut scratch.discarded);
         scratch.discarded.clear();
         if named_missing_group {
@@ -560,7 +636,7 @@ impl Engine {
     fn restore_state(
         &mut self,
         state: &StateImage,
-        referenced_by: &str,
+        referenced_by: &dyn std::fmt::Display,
         plan_lists: &mut RestoredPlanLists,
         named_missing_group: &mut bool,
     ) -> Result<StateRecord, RestoreError> {
@@ -597,7 +673,7 @@ impl Engine {
     fn restore_plan_list(
         &mut self,
         plans: &PlanList,
-        referenced_by: &str,
+        referenced_by: &dyn std::fmt::Display,
         plan_lists: &mut RestoredPlanLists,
     ) -> Result<PlanSetId, RestoreError> {
         let address = Arc::as_ptr(plans) as *const Uuid as usize;
@@ -630,7 +706,7 @@ impl Engine {
         &self,
         cause: &CauseImage,
         own_source: Source,
-        referenced_by: &str,
+        referenced_by: &dyn std::fmt::Display,
         named_missing_group: &mut bool,
     ) -> Result<Cause, RestoreError> {
         Ok(match cause {
@@ -695,7 +771,7 @@ impl Engine {
         })
     }
 
-    fn resolve_plan(&self, id: Uuid, referenced_by: &str) -> Result<PlanRef, RestoreError> {
+    fn resolve_plan(&self, id: Uuid, referenced_by: &dyn std::fmt::Display) -> Result<PlanRef, RestoreError> {
         self.catalog
             .find_plan(id)
             .ok_or_else(|| RestoreError::UnknownReference {
@@ -705,7 +781,11 @@ impl Engine {
             })
     }
 
-    fn resolve_plans(&self, ids: &[Uuid], referenced_by: &str) -> Result<PlanSet, RestoreError> {
+    fn resolve_plans(
+        &self,
+        ids: &[Uuid],
+        referenced_by: &dyn std::fmt::Display,
+    ) -> Result<PlanSet, RestoreError> {
         let mut set = PlanSet::EMPTY;
         for id in ids {
             set.insert(self.resolve_plan(*id, referenced_by)?);
@@ -713,7 +793,7 @@ impl Engine {
         Ok(set)
     }
 
-    fn resolve_sku(&self, id: Uuid, referenced_by: &str) -> Result<SkuRef, RestoreError> {
+    fn resolve_sku(&self, id: Uuid, referenced_by: &dyn std::fmt::Display) -> Result<SkuRef, RestoreError> {
         self.catalog
             .find_sku(id)
             .ok_or_else(|| RestoreError::UnknownReference {
@@ -723,7 +803,11 @@ impl Engine {
             })
     }
 
-    fn resolve_group(&self, id: Uuid, referenced_by: &str) -> Result<GroupRef, RestoreError> {
+    fn resolve_group(
+        &self,
+        id: Uuid,
+        referenced_by: &dyn std::fmt::Display,
+    ) -> Result<GroupRef, RestoreError> {
         self.directory
             .find_group(id)
             .ok_or_else(|| RestoreError::UnknownReference {

@@ -508,6 +508,18 @@ impl Engine {
     }
 
     /// Counts for the tenant overview page.
+    /// How many license assignment states the tenant has, by status (every user's, one pass;
+    /// for metrics).
+    pub fn state_counts(&self) -> BTreeMap<AssignmentStatus, usize> {
+        let mut counts = BTreeMap::new();
+        for (user, _) in self.directory.users() {
+            for record in self.states.of(user) {
+                *counts.entry(record.status).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+
     pub fn tenant_overview(&self) -> TenantOverview {
         let mut errors_by_kind = BTreeMap::new();
         for user in self.states.users_with_errors() {

@@ -31,6 +31,10 @@ impl WorkQueue {
         self.queued.push(false);
     }
 
+    pub(crate) fn reserve_users(&mut self, users: usize) {
+        self.queued.reserve(users);
+    }
+
     pub(crate) fn add_group(&mut self) {
         self.pending_users.push(0);
         self.processing_started.push(false);

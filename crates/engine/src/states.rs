@@ -238,6 +238,10 @@ impl States {
         self.by_user.push(Vec::new());
     }
 
+    pub(crate) fn reserve_users(&mut self, users: usize) {
+        self.by_user.reserve(users);
+    }
+
     pub(crate) fn add_sku(&mut self) {
         self.consumed_units.push(0);
         self.waiting.push(BTreeSet::new());

@@ -83,6 +83,10 @@ struct ServeArguments {
     /// Address to listen on.
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// A second address serving every tenant's Prometheus metrics at /metrics without a token
+    /// (bind it where only the monitoring network reaches).
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
     /// Directory of the default SQLite database.
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -90,7 +94,7 @@ struct ServeArguments {
     /// processing-idle-interval-ms, processing-lease-ms, instance-id, rate-limit-per-second,
     /// rate-limit-burst, authentication-failures-per-second, authentication-failure-burst,
     /// header-read-timeout-ms, body-read-timeout-ms, max-connections, shutdown-drain-ms,
-    /// audit-retention-days, tls-cert, tls-key, public-url, trusted-proxies).
+    /// audit-retention-days, tls-cert, tls-key, public-url, trusted-proxies, metrics-listen).
     #[arg(long)]
     config: Option<PathBuf>,
     /// PEM certificate chain: serve HTTPS (with --tls-key).
@@ -190,6 +194,9 @@ fn server_config(arguments: ServeArguments) -> anyhow::Result<ServerConfig> {
     }
     if let Some(listen) = arguments.listen {
         config.listen = listen;
+    }
+    if let Some(address) = arguments.metrics_listen {
+        config.metrics_listen = Some(address);
     }
     if arguments.tls_cert.is_some() || arguments.tls_key.is_some() {
         config = config.with_file(&ConfigFile {

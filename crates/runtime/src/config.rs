@@ -52,6 +52,9 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<IpAddr>,
     /// How often the processor moves products whose subscription passed a lifecycle date.
     pub lifecycle_check_interval: Duration,
+    /// A second address serving `/metrics` of every tenant without a token (for Prometheus on
+    /// the monitoring network); `None` serves metrics only on the API address, per tenant.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The certificate and key files of `--tls-cert` / `--tls-key`.
@@ -124,6 +127,8 @@ pub struct ConfigFile {
     pub public_url: Option<String>,
     /// Addresses of reverse proxies whose `X-Forwarded-*` headers are believed.
     pub trusted_proxies: Option<Vec<IpAddr>>,
+    /// A second address serving every tenant's `/metrics` without a token.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Why the configuration could not be read.
@@ -173,6 +178,7 @@ impl ServerConfig {
             public_url: None,
             trusted_proxies: Vec::new(),
             lifecycle_check_interval: Duration::from_secs(60),
+            metrics_listen: None,
         }
     }
 
@@ -259,6 +265,9 @@ impl ServerConfig {
         }
         if let Some(proxies) = &file.trusted_proxies {
             self.trusted_proxies = proxies.clone();
+        }
+        if let Some(address) = file.metrics_listen {
+            self.metrics_listen = Some(address);
         }
         Ok(self)
     }

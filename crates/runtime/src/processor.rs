@@ -189,6 +189,99 @@ fn watch(config: ServerConfig, store: SharedStore, tenants: Arc<Tenants>, stop: 
     }
 }
 
+/// This instance's view of which tenants it processes: the live processing instances, re-read
+/// (and this instance's announcement renewed) every third of the lease time, and the tenants whose
+/// lease it holds.
+struct TenantSharing {
+    instance_id: String,
+    lease: Duration,
+    live: Vec<String>,
+    refreshed: Option<Instant>,
+    held: std::collections::HashSet<licensd_engine::Uuid>,
+}
+
+impl TenantSharing {
+    fn new(config: &ServerConfig) -> TenantSharing {
+        TenantSharing {
+            instance_id: config.instance_id.clone(),
+            lease: config.processing_lease,
+            live: Vec::new(),
+            refreshed: None,
+            held: std::collections::HashSet::new(),
+        }
+    }
+
+    fn refresh_interval(&self) -> Duration {
+        self.lease / 3
+    }
+
+    /// How long until the next refresh is due.
+    fn until_refresh(&self) -> Duration {
+        match self.refreshed {
+            None => Duration::ZERO,
+            Some(at) => self.refresh_interval().saturating_sub(at.elapsed()),
+        }
+    }
+
+    /// Renews the announcement and re-reads the live instances when due. On a failure the last
+    /// view stays (the leases keep processing exclusive whatever the view).
+    fn refresh(&mut self, store: &SharedStore) {
+        if self.until_refresh() > Duration::ZERO {
+            return;
+        }
+        self.refreshed = Some(Instant::now());
+        let live = lock_store(store).and_then(|mut store| {
+            store.announce_processing_instance(&self.instance_id, self.lease)?;
+            Ok(store.live_processing_instances()?)
+        });
+        match live {
+            Ok(live) => {
+                if live != self.live {
+                    tracing::info!(instance = %self.instance_id, live = ?live, "processing instances changed");
+                }
+                self.live = live;
+            }
+            Err(error) => tracing::warn!(%error, "announcing this processing instance failed"),
+        }
+    }
+
+    fn owns(&self, tenant_id: licensd_engine::Uuid) -> bool {
+        crate::ownership::owns(&self.live, &self.instance_id, tenant_id)
+    }
+
+    /// Releases the lease of a tenant another instance now processes, if this one held it.
+    fn hand_over(&mut self, store: &SharedStore, tenant_id: licensd_engine::Uuid) {
+        if !self.held.remove(&tenant_id) {
+            return;
+        }
+        let released = lock_store(store).and_then(|mut store| {
+            store
+                .release_processing_lease(tenant_id, &self.instance_id)
+                .map_err(Into::into)
+        });
+        match released {
+            Ok(()) => {
+                tracing::info!(tenant = %tenant_id, "handed the tenant's processing over to another instance")
+            }
+            Err(error) => {
+                tracing::warn!(tenant = %tenant_id, %error, "releasing the processing lease failed")
+            }
+        }
+    }
+
+    /// Withdraws this instance's announcement so the others take its tenants at once.
+    fn withdraw(&self, store: &SharedStore) {
+        let withdrawn = lock_store(store).and_then(|mut store| {
+            store
+                .withdraw_processing_instance(&self.instance_id)
+                .map_err(Into::into)
+        });
+        if let Err(error) = withdrawn {
+            tracing::warn!(%error, "withdrawing this processing instance failed");
+        }
+    }
+}
+
 /// How often the audit log is pruned of records older than the retention.
 const AUDIT_PRUNING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60 * 60);
 
@@ -214,11 +307,14 @@ fn run(
     // a second.
     let warnings = RepeatedWarnings::default();
     let signal = tenants.signal();
+    let statistics = tenants.statistics();
     let mut rounds: u64 = 0;
     let mut last_pruned: Option<std::time::Instant> = None;
     let mut last_lifecycle_check: Option<std::time::Instant> = None;
+    let mut sharing = TenantSharing::new(&config);
     while !stop.load(Ordering::SeqCst) {
         rounds += 1;
+        sharing.refresh(&store);
         if last_lifecycle_check.map_or(true, |at| at.elapsed() >= config.lifecycle_check_interval) {
             last_lifecycle_check = Some(std::time::Instant::now());
             crate::subscription_lifecycles::apply_lifecycles(&store, &tenants, crate::tenants::now().0);
@@ -253,6 +349,12 @@ fn run(
             if stop.load(Ordering::SeqCst) {
                 break;
             }
+            if !sharing.owns(runtime.id) {
+                // Another live instance processes this tenant: hand it over if this one held it.
+                sharing.hand_over(&store, runtime.id);
+                statistics.processed_elsewhere(runtime.id);
+                continue;
+            }
             let leased = lock_store(&store).and_then(|mut store| {
                 store
                     .try_acquire_processing_lease(runtime.id, &config.instance_id, config.processing_lease)
@@ -260,8 +362,14 @@ fn run(
             });
             match leased {
                 // The lease is a write: the database takes writes again.
-                Ok(true) => health.write_succeeded(),
-                Ok(false) => continue,
+                Ok(true) => {
+                    health.write_succeeded();
+                    sharing.held.insert(runtime.id);
+                }
+                Ok(false) => {
+                    statistics.processed_elsewhere(runtime.id);
+                    continue;
+                }
                 Err(error) => {
                     health.write_failed(&error.to_string());
                     let text = format!("processing lease of {} failed: {error}", runtime.id);
@@ -271,8 +379,20 @@ fn run(
                     continue;
                 }
             }
+            let queued_before = runtime.read(|engine| engine.queued_users()).unwrap_or(0);
+            let step_started = Instant::now();
+            statistics.looked(runtime.id, queued_before, step_started);
             match runtime.process_step(&store, config.processing_batch_size) {
                 Ok(step) => {
+                    if step.evaluated_users > 0 {
+                        statistics.stepped(
+                            runtime.id,
+                            queued_before,
+                            &step,
+                            step_started.elapsed(),
+                            Instant::now(),
+                        );
+                    }
                     if step.evaluated_users > 0 {
                         tracing::debug!(
                             tenant = %runtime.id,
@@ -288,6 +408,7 @@ fn run(
                     evaluated += step.evaluated_users;
                 }
                 Err(error) => {
+                    statistics.step_failed(runtime.id);
                     health.write_failed(&error.to_string());
                     let text = format!("processing step of {} failed: {error}", runtime.id);
                     if let Some(repeats) = warnings.admit(&text) {
@@ -297,13 +418,16 @@ fn run(
             }
         }
         if evaluated == 0 {
+            // Wake up in time to renew this instance's announcement and see who joined or left.
+            let idle = config.processing_idle_interval.min(sharing.until_refresh());
             if config.processing_wake_on_write {
-                signal.wait(seen, config.processing_idle_interval);
+                signal.wait(seen, idle);
             } else {
-                std::thread::sleep(config.processing_idle_interval);
+                std::thread::sleep(idle);
             }
         }
     }
+    sharing.withdraw(&store);
     // Hand the tenants over at once instead of letting another instance wait for the leases to
     // expire.
     if let Ok(runtimes) = tenants.all() {

@@ -25,6 +25,7 @@ use licensd_store::{AuditRecord, Store, StoreError, WriteBatch};
 
 use crate::access::{Caller, CommandKind, Role};
 use crate::audit;
+use crate::statistics::ProcessingStatistics;
 
 /// The current time for the engine.
 pub fn now() -> Timestamp {
@@ -167,10 +168,13 @@ pub struct StepReport {
     pub remaining_users: usize,
 }
 
+/// The tenant as stored, rebuilt while it is read ([`licensd_store::Store::load_engine`]).
 fn load_engine(store: &SharedStore, tenant_id: Uuid) -> Result<(Engine, u64), ExecuteError> {
-    let (image, version) = lock_store(store)?.load_tenant(tenant_id)?;
-    let engine = Engine::from_image(image).map_err(|error| ExecuteError::Load(error.to_string()))?;
-    Ok((engine, version))
+    match lock_store(store)?.load_engine(tenant_id) {
+        Ok(loaded) => Ok(loaded),
+        Err(licensd_store::StoreError::Restore(error)) => Err(ExecuteError::Load(error.to_string())),
+        Err(error) => Err(error.into()),
+    }
 }
 
 impl TenantRuntime {
@@ -727,6 +731,8 @@ pub struct Tenants {
     default_tenant: Uuid,
     /// Shared by every tenant: wakes the processor when a write queued users.
     signal: Arc<ProcessingSignal>,
+    /// What this instance's processor did, per tenant (for metrics).
+    statistics: Arc<ProcessingStatistics>,
 }
 
 /// The tenant created on first start when the store has none.
@@ -756,7 +762,13 @@ impl Tenants {
             runtimes: RwLock::new(runtimes),
             default_tenant,
             signal,
+            statistics: Arc::new(ProcessingStatistics::default()),
         })
+    }
+
+    /// What this instance's processor did, per tenant.
+    pub fn statistics(&self) -> Arc<ProcessingStatistics> {
+        Arc::clone(&self.statistics)
     }
 
     /// The signal every tenant's writes notify when they queue users (the processor waits on it).

@@ -34,6 +34,9 @@ pub fn router(state: AppState) -> Router {
         .merge(api_routes)
         .merge(crate::console::router())
         .merge(crate::scim::router())
+        .merge(crate::metrics::router())
+        // After routing, so each request is counted under its route's template.
+        .route_layer(middleware::from_fn(crate::metrics::record_request))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -2,7 +2,7 @@
 //! every tenant's engine, runs the background processor and serves HTTP until shut down. The
 //! tenants, the processor, access control and audit are `licensd_runtime`'s; this crate is the
 //! HTTP surfaces over it: Graph (`graph`, with `odata`), the admin API (`admin`), SCIM (`scim`)
-//! and the console (`console`), each guarding its own routes, with the glue they share (`api`,
+//! the console (`console`) and Prometheus metrics (`metrics`), each guarding its own routes, with the glue they share (`api`,
 //! `auth`, `openapi`) and the accept loop (`serve`).
 
 // `ExecuteError::Refused` carries the engine's `CommandError`, which names plans and products so
@@ -15,6 +15,7 @@ pub mod auth;
 pub mod console;
 pub mod graph;
 mod http;
+pub mod metrics;
 pub mod odata;
 pub mod openapi;
 mod openapi_body_checks;
@@ -68,6 +69,8 @@ pub struct AppState {
     pub https: bool,
     /// How absolute links are built (public URL, trusted proxies, scheme).
     pub links: api::PublicLinks,
+    /// HTTP request counts and latencies since start (for `/metrics`).
+    pub http_metrics: Arc<metrics::HttpMetrics>,
 }
 
 fn open_store(config: &ServerConfig) -> Result<SharedStore, ServerError> {
@@ -96,6 +99,7 @@ pub fn open(config: &ServerConfig) -> Result<AppState, ServerError> {
             trusted_proxies: Arc::new(config.trusted_proxies.clone()),
             https: config.tls.is_some(),
         },
+        http_metrics: Arc::new(metrics::HttpMetrics::default()),
     })
 }
 
@@ -161,8 +165,15 @@ pub async fn run(
         https = config.tls.is_some(),
         "licensd is serving"
     );
+    let metrics_server = match config.metrics_listen {
+        Some(address) => Some(serve_metrics(address, state.clone()).await?),
+        None => None,
+    };
     let router = http::router(state);
     let served = serve::serve(listener, router, tls, config.connections, shutdown).await;
+    if let Some(metrics_server) = metrics_server {
+        metrics_server.abort();
+    }
     tokio::task::spawn_blocking(move || {
         processor.stop();
         drop(stores);
@@ -171,6 +182,21 @@ pub async fn run(
     .map_err(|error| std::io::Error::other(error.to_string()))?;
     served?;
     Ok(())
+}
+
+/// Serves every tenant's `/metrics` on `address` (no token) until aborted.
+async fn serve_metrics(
+    address: std::net::SocketAddr,
+    state: AppState,
+) -> Result<tokio::task::JoinHandle<()>, ServerError> {
+    let listener = TcpListener::bind(address).await?;
+    tracing::info!(address = %listener.local_addr()?, "metrics are served");
+    let router = metrics::open_router(state);
+    Ok(tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, router).await {
+            tracing::error!(%error, "the metrics listener failed");
+        }
+    }))
 }
 
 /// The rustls configuration of `--tls-cert` / `--tls-key` (PEM files), with the ring provider,

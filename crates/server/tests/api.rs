@@ -29,6 +29,8 @@ mod hardening;
 mod hostile_input;
 #[path = "api/links.rs"]
 mod links;
+#[path = "api/metrics.rs"]
+mod metrics;
 #[path = "api/odata.rs"]
 mod odata;
 #[path = "api/openapi.rs"]

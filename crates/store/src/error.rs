@@ -49,6 +49,9 @@ pub enum StoreError {
     /// Stored data cannot be decoded into an image (a bug or a hand-edited database).
     #[error("stored data is inconsistent: {what}")]
     Corrupt { what: String },
+    /// The stored tenant was read but the engine refused to be rebuilt from it.
+    #[error("the stored tenant cannot be rebuilt: {0}")]
+    Restore(#[source] licensd_engine::image::RestoreError),
     /// Building a write batch asked the engine for an entity it does not know.
     #[error("the engine does not know {what}: {source}")]
     Engine {

@@ -87,3 +87,45 @@ pub(crate) fn holder(session: &mut impl Session, tenant_id: Uuid) -> Result<Opti
         |row| Ok(row.text(0)?.to_string()),
     )
 }
+
+/// Records that `instance_id` is processing, for `ttl` from now by the database's clock (a
+/// processor renews it every round it checks; [`live_instances`] lists the unexpired ones).
+pub(crate) fn announce_instance(
+    session: &mut impl Session,
+    instance_id: &str,
+    ttl: Duration,
+) -> Result<(), StoreError> {
+    session.execute(
+        "announcing a processing instance",
+        "INSERT INTO processing_instances (instance_id, expires_at) VALUES ($1, {now} + $2)
+         ON CONFLICT (instance_id) DO UPDATE SET expires_at = excluded.expires_at",
+        &[Param::Text(instance_id), Param::Integer(milliseconds(ttl))],
+    )?;
+    Ok(())
+}
+
+/// Removes `instance_id` from the live instances (a processor stopping), and forgets instances
+/// that expired long ago.
+pub(crate) fn withdraw_instance(session: &mut impl Session, instance_id: &str) -> Result<(), StoreError> {
+    session.execute(
+        "withdrawing a processing instance",
+        "DELETE FROM processing_instances WHERE instance_id = $1 OR expires_at <= {now} - 86400000",
+        &[Param::Text(instance_id)],
+    )?;
+    Ok(())
+}
+
+/// The instances whose announcement has not expired, in id order.
+pub(crate) fn live_instances(session: &mut impl Session) -> Result<Vec<String>, StoreError> {
+    let mut instances = Vec::new();
+    session.for_each_row(
+        "listing the live processing instances",
+        "SELECT instance_id FROM processing_instances WHERE expires_at > {now} ORDER BY instance_id",
+        &[],
+        |row| {
+            instances.push(row.text(0)?.to_string());
+            Ok(())
+        },
+    )?;
+    Ok(instances)
+}

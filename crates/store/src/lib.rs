@@ -47,7 +47,7 @@ mod write;
 use std::time::Duration;
 
 use licensd_engine::image::TenantImage;
-use licensd_engine::{TenantSettings, Uuid};
+use licensd_engine::{Engine, TenantSettings, Uuid};
 
 pub use crate::batch::{ChangeNotice, StateKey, TenantChange, WriteBatch};
 pub use crate::error::StoreError;
@@ -266,7 +266,35 @@ impl Store {
     /// A consistent snapshot of the whole tenant and the version it reflects. Users, groups,
     /// products and plans come in the engine's order, with every logical time as written.
     pub fn load_tenant(&mut self, tenant_id: Uuid) -> Result<(TenantImage, u64), StoreError> {
-        dispatch!(self, store => load::load_tenant(store, tenant_id))
+        dispatch!(self, store => load::load_tenant(store, tenant_id, &mut |_| {}))
+    }
+
+    /// A consistent snapshot of the whole tenant as an engine, and the version it reflects:
+    /// exactly `Engine::from_image` of [`Store::load_tenant`]'s image, but the engine is rebuilt
+    /// on a second thread while the rows are read (the start-up path).
+    pub fn load_engine(&mut self, tenant_id: Uuid) -> Result<(Engine, u64), StoreError> {
+        dispatch!(self, store => load::load_engine(store, tenant_id, load::CHUNK_USERS, &mut |_| {}))
+    }
+
+    /// [`Store::load_engine`] handing the users over `chunk_users` at a time (at least one),
+    /// calling `phase` with the name of each step as it ends (for benchmarks and tests).
+    pub fn load_engine_with_phases(
+        &mut self,
+        tenant_id: Uuid,
+        chunk_users: usize,
+        phase: &mut dyn FnMut(&'static str),
+    ) -> Result<(Engine, u64), StoreError> {
+        dispatch!(self, store => load::load_engine(store, tenant_id, chunk_users, phase))
+    }
+
+    /// [`Store::load_tenant`], calling `phase` with the name of each step of the load as it
+    /// ends (for benchmarks).
+    pub fn load_tenant_with_phases(
+        &mut self,
+        tenant_id: Uuid,
+        phase: &mut dyn FnMut(&'static str),
+    ) -> Result<(TenantImage, u64), StoreError> {
+        dispatch!(self, store => load::load_tenant(store, tenant_id, phase))
     }
 
     /// Applies `batch` to the tenant in one transaction and returns the tenant's new version.
@@ -369,6 +397,26 @@ impl Store {
     /// The instance holding an unexpired lease on the tenant, if any.
     pub fn processing_lease_holder(&mut self, tenant_id: Uuid) -> Result<Option<String>, StoreError> {
         dispatch!(self, store => lease::holder(store, tenant_id))
+    }
+
+    /// Announces that `instance_id` processes queues, for `ttl` from now by the database's clock.
+    /// The processors of all instances share the tenants out among the announced ones.
+    pub fn announce_processing_instance(
+        &mut self,
+        instance_id: &str,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, store => lease::announce_instance(store, instance_id, ttl))
+    }
+
+    /// Withdraws `instance_id`'s announcement (its processor stops).
+    pub fn withdraw_processing_instance(&mut self, instance_id: &str) -> Result<(), StoreError> {
+        dispatch!(self, store => lease::withdraw_instance(store, instance_id))
+    }
+
+    /// The processing instances whose announcement has not expired, in id order.
+    pub fn live_processing_instances(&mut self) -> Result<Vec<String>, StoreError> {
+        dispatch!(self, store => lease::live_instances(store))
     }
 }
 

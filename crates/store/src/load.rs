@@ -2,13 +2,15 @@
 //! tables with shared statements, and `ImageBuilder` turns the rows, in the order of each table,
 //! back into the engine's `TenantImage`, so both backends decode exactly alike.
 
+use std::sync::mpsc;
+
 use licensd_engine::image::{
-    DirectLicenseImage, GroupImage, MembershipImage, PlanList, ServicePlanImage, StateImage, TenantImage,
-    UserImage,
+    DirectLicenseImage, EngineRestorer, GroupImage, MembershipImage, PlanList, RestoreError,
+    ServicePlanImage, StateImage, TenantImage, UserImage,
 };
 use licensd_engine::ServicePlanRules;
 use licensd_engine::{
-    AssignedLicense, ServicePlanDefinition, SkuDefinition, TenantSettings, Timestamp, Uuid,
+    AssignedLicense, Engine, ServicePlanDefinition, SkuDefinition, TenantSettings, Timestamp, Uuid,
 };
 use rustc_hash::FxHashMap;
 
@@ -17,6 +19,39 @@ use crate::codec::{self, decode_cause, parse_status, PlanDecoder};
 use crate::error::StoreError;
 use crate::reads::tenant_key_and_version;
 use crate::sql::{Database, Param, ReadRow, Session, Transaction};
+
+/// Positions by stored key (products, groups): their keys are handed out from 1 in creation
+/// order, so a vector indexed by key finds them without hashing; a key too far beyond the
+/// number of entries (not expected) goes to a map.
+#[derive(Default)]
+struct KeyIndex {
+    dense: Vec<Option<usize>>,
+    sparse: FxHashMap<i64, usize>,
+}
+
+impl KeyIndex {
+    fn insert(&mut self, key: i64, position: usize) {
+        let limit = 4 * (position + 1) + 1024;
+        match usize::try_from(key) {
+            Ok(slot) if slot < limit => {
+                if self.dense.len() <= slot {
+                    self.dense.resize(slot + 1, None);
+                }
+                self.dense[slot] = Some(position);
+            }
+            _ => {
+                self.sparse.insert(key, position);
+            }
+        }
+    }
+
+    fn get(&self, key: i64) -> Option<usize> {
+        match usize::try_from(key).ok().and_then(|slot| self.dense.get(slot)) {
+            Some(Some(position)) => Some(*position),
+            _ => self.sparse.get(&key).copied(),
+        }
+    }
+}
 
 /// One stored license assignment state as read from a row, before decoding.
 pub(crate) struct StateRow<'a> {
@@ -42,15 +77,19 @@ pub(crate) struct ImageBuilder {
     decoder: PlanDecoder,
     /// Each distinct stored plan bitset decoded once, its list shared by every state with it.
     plan_lists: FxHashMap<Vec<u8>, PlanList>,
+    /// The bitset looked up last and its list: neighbouring states mostly share their sets.
+    last_plan_list: Option<(Vec<u8>, PlanList)>,
     skus: Vec<SkuDefinition>,
-    sku_index: FxHashMap<i64, usize>,
+    sku_index: KeyIndex,
     groups: Vec<GroupImage>,
-    group_index: FxHashMap<i64, usize>,
+    /// The id of each group of `groups`, kept when the groups move to the restorer.
+    group_ids: Vec<Uuid>,
+    group_index: KeyIndex,
     users: Vec<UserImage>,
+    /// The key of each user of `users`, in key order once [`ImageBuilder::finish_users`] ran.
     user_keys: Vec<i64>,
-    user_index: FxHashMap<i64, usize>,
-    /// The user of the previous row: rows come grouped by user, so most lookups hit it.
-    last_user: Option<(i64, usize)>,
+    /// The id of each user of `user_keys`, kept when the users move out in chunks.
+    user_ids: Vec<Uuid>,
     queue: Vec<Uuid>,
     directory_attributes: Vec<(Uuid, String)>,
 }
@@ -80,7 +119,7 @@ impl ImageBuilder {
     }
 
     fn sku_index(&self, sku_key: i64, what: &str) -> Result<usize, StoreError> {
-        self.sku_index.get(&sku_key).copied().ok_or_else(|| {
+        self.sku_index.get(sku_key).ok_or_else(|| {
             StoreError::corrupt(format!("{what} names product key {sku_key}, which is not stored"))
         })
     }
@@ -101,14 +140,15 @@ impl ImageBuilder {
     /// Adds a group whose `licenses` are filled by [`ImageBuilder::add_group_license`].
     pub(crate) fn add_group(&mut self, group_key: i64, group: GroupImage) {
         self.group_index.insert(group_key, self.groups.len());
+        self.group_ids.push(group.id);
         self.groups.push(group);
     }
 
     fn group_id(&self, group_key: i64, what: &str) -> Result<Uuid, StoreError> {
-        let index = self.group_index.get(&group_key).copied().ok_or_else(|| {
+        let index = self.group_index.get(group_key).ok_or_else(|| {
             StoreError::corrupt(format!("{what} names group key {group_key}, which is not stored"))
         })?;
-        Ok(self.groups[index].id)
+        Ok(self.group_ids[index])
     }
 
     pub(crate) fn add_group_license(
@@ -121,7 +161,7 @@ impl ImageBuilder {
             sku_id: self.sku_id(sku_key, "a group license")?,
             disabled_plans,
         };
-        let index = self.group_index.get(&group_key).copied().ok_or_else(|| {
+        let index = self.group_index.get(group_key).ok_or_else(|| {
             StoreError::corrupt(format!(
                 "a license of group key {group_key} is stored without the group"
             ))
@@ -139,11 +179,10 @@ impl ImageBuilder {
     pub(crate) fn reserve_users(&mut self, count: usize) {
         self.users.reserve(count);
         self.user_keys.reserve(count);
-        self.user_index.reserve(count);
     }
 
-    /// Puts the users in key order (the engine's order) and indexes them; call after the last
-    /// user, before anything that belongs to a user.
+    /// Puts the users in key order (the engine's order); call after the last user, before
+    /// anything that belongs to a user.
     pub(crate) fn finish_users(&mut self) {
         if !self.user_keys.windows(2).all(|pair| pair[0] < pair[1]) {
             let mut order: Vec<usize> = (0..self.users.len()).collect();
@@ -153,31 +192,17 @@ impl ImageBuilder {
             self.users = order.iter().filter_map(|index| users[*index].take()).collect();
             self.user_keys = order.iter().map(|index| self.user_keys[*index]).collect();
         }
-        self.user_index = self
-            .user_keys
-            .iter()
-            .enumerate()
-            .map(|(index, key)| (*key, index))
-            .collect();
+        self.user_ids = self.users.iter().map(|user| user.id).collect();
     }
 
-    fn user_index(&mut self, user_key: i64, what: &str) -> Result<usize, StoreError> {
-        match self.last_user {
-            Some((last_key, index)) if last_key == user_key => Ok(index),
-            _ => {
-                let index = *self.user_index.get(&user_key).ok_or_else(|| {
-                    StoreError::corrupt(format!(
-                        "{what} of user key {user_key} is stored without the user"
-                    ))
-                })?;
-                self.last_user = Some((user_key, index));
-                Ok(index)
-            }
-        }
+    /// Takes the users out, in key order, to be completed chunk by chunk ([`UserChunk`]).
+    fn take_users(&mut self) -> Vec<UserImage> {
+        std::mem::take(&mut self.users)
     }
 
     pub(crate) fn add_direct_license(
         &mut self,
+        chunk: &mut UserChunk<'_>,
         user_key: i64,
         sku_key: i64,
         disabled_plans: Vec<Uuid>,
@@ -190,13 +215,16 @@ impl ImageBuilder {
             },
             since,
         };
-        let index = self.user_index(user_key, "a direct license")?;
-        self.users[index].direct_licenses.push(license);
+        chunk
+            .user(user_key, "a direct license")?
+            .direct_licenses
+            .push(license);
         Ok(())
     }
 
     pub(crate) fn add_membership(
         &mut self,
+        chunk: &mut UserChunk<'_>,
         user_key: i64,
         group_key: i64,
         since: u64,
@@ -205,22 +233,32 @@ impl ImageBuilder {
             group_id: self.group_id(group_key, "a membership")?,
             since,
         };
-        let index = self.user_index(user_key, "a membership")?;
-        self.users[index].memberships.push(membership);
+        chunk.user(user_key, "a membership")?.memberships.push(membership);
         Ok(())
     }
 
     /// The shared list of a stored plan bitset.
     fn plan_list(&mut self, bitset: &[u8]) -> Result<PlanList, StoreError> {
+        if let Some((last, list)) = &self.last_plan_list {
+            if last.as_slice() == bitset {
+                return Ok(list.clone());
+            }
+        }
         if let Some(list) = self.plan_lists.get(bitset) {
-            return Ok(list.clone());
+            let list = list.clone();
+            self.last_plan_list = Some((bitset.to_vec(), list.clone()));
+            return Ok(list);
         }
         let list: PlanList = self.decoder.decode(bitset)?.into();
         self.plan_lists.insert(bitset.to_vec(), list.clone());
         Ok(list)
     }
 
-    pub(crate) fn add_state(&mut self, row: StateRow<'_>) -> Result<(), StoreError> {
+    pub(crate) fn add_state(
+        &mut self,
+        chunk: &mut UserChunk<'_>,
+        row: StateRow<'_>,
+    ) -> Result<(), StoreError> {
         let what = "a license assignment state";
         let state = StateImage {
             sku_id: self.sku_id(row.sku_key, what)?,
@@ -239,29 +277,83 @@ impl ImageBuilder {
             since: logical_time(row.since, "the since of a license assignment state")?,
             last_updated: Timestamp(row.last_updated),
         };
-        let index = self.user_index(row.user_key, what)?;
-        self.users[index].states.push(state);
+        chunk.user(row.user_key, what)?.states.push(state);
         Ok(())
     }
 
     pub(crate) fn add_queued(&mut self, user_key: i64) -> Result<(), StoreError> {
-        let index = self.user_index(user_key, "a queue entry")?;
-        self.queue.push(self.users[index].id);
+        let index = self.user_keys.binary_search(&user_key).map_err(|_| {
+            StoreError::corrupt(format!(
+                "a queue entry of user key {user_key} is stored without the user"
+            ))
+        })?;
+        self.queue.push(self.user_ids[index]);
         Ok(())
     }
 
-    pub(crate) fn finish(self, settings: TenantSettings, clock: u64) -> TenantImage {
-        TenantImage {
+    /// The catalog and the groups, for [`Part::Head`].
+    fn head(&mut self, settings: TenantSettings, users: usize) -> Part {
+        Part::Head {
             settings,
-            clock,
-            service_plans: self.service_plans,
-            skus: self.skus,
-            groups: self.groups,
-            users: self.users,
-            queue: self.queue,
-            directory_attributes: self.directory_attributes,
+            users,
+            service_plans: std::mem::take(&mut self.service_plans),
+            skus: self.skus.clone(),
+            groups: std::mem::take(&mut self.groups),
         }
     }
+}
+
+/// The users of one range of keys, completed with the rows of that range.
+pub(crate) struct UserChunk<'a> {
+    keys: &'a [i64],
+    users: Vec<UserImage>,
+    /// The user of the previous row: rows come grouped by user in key order, so most rows
+    /// belong to it or to the next one.
+    cursor: usize,
+}
+
+impl UserChunk<'_> {
+    /// The user of a row; `what` names the row for the error when there is none.
+    fn user(&mut self, user_key: i64, what: &str) -> Result<&mut UserImage, StoreError> {
+        let index = match self.keys.get(self.cursor) {
+            Some(key) if *key == user_key => self.cursor,
+            _ => match self.keys.get(self.cursor + 1) {
+                Some(key) if *key == user_key => self.cursor + 1,
+                _ => self.keys.binary_search(&user_key).map_err(|_| {
+                    StoreError::corrupt(format!(
+                        "{what} of user key {user_key} is stored without the user"
+                    ))
+                })?,
+            },
+        };
+        self.cursor = index;
+        self.users.get_mut(index).ok_or_else(|| {
+            StoreError::corrupt(format!(
+                "{what} of user key {user_key} is stored without the user"
+            ))
+        })
+    }
+}
+
+/// A tenant as [`load_parts`] hands it over: the catalog and groups first, then the users in
+/// key order, chunk by chunk.
+pub(crate) enum Part {
+    Head {
+        settings: TenantSettings,
+        /// How many users follow.
+        users: usize,
+        service_plans: Vec<ServicePlanImage>,
+        skus: Vec<SkuDefinition>,
+        groups: Vec<GroupImage>,
+    },
+    Users(Vec<UserImage>),
+}
+
+/// What follows the users: the clock, the queue and the directory attributes.
+pub(crate) struct Tail {
+    clock: u64,
+    queue: Vec<Uuid>,
+    directory_attributes: Vec<(Uuid, String)>,
 }
 
 /// A stored logical time (`since`, `clock`, versions) back as the engine's unsigned value.
@@ -283,10 +375,17 @@ pub(crate) trait Load: Database {
 
 /// Loads a consistent snapshot of the tenant and the version it reflects, reading each table in
 /// the order [`ImageBuilder`] expects.
-pub(crate) fn load_tenant<D: Load>(
+///
+/// `phase` is called with the name of each step as it ends (`"tenant"`, `"catalog"`, `"groups"`,
+/// `"users"`, `"direct licenses"`, `"memberships"`, `"states"`, `"queue"`, `"directory
+/// attributes"`), so a benchmark can time them.
+fn load_parts<D: Load>(
     database: &mut D,
     tenant_id: Uuid,
-) -> Result<(TenantImage, u64), StoreError> {
+    chunk_users: usize,
+    phase: &mut dyn FnMut(&'static str),
+    on_part: &mut dyn FnMut(Part) -> Result<(), StoreError>,
+) -> Result<(Tail, u64), StoreError> {
     // One read transaction: the image is a snapshot even while other connections write.
     let mut snapshot = database.begin_snapshot("starting to load a tenant")?;
     let (tenant_key, version) = tenant_key_and_version(&mut snapshot, tenant_id)?;
@@ -308,6 +407,7 @@ pub(crate) fn load_tenant<D: Load>(
         },
     )?;
     let (settings, clock) = settings.ok_or(StoreError::UnknownTenant { tenant_id })?;
+    phase("tenant");
     let mut builder = ImageBuilder::default();
     snapshot.for_each_row(
         "reading service plans",
@@ -361,6 +461,7 @@ pub(crate) fn load_tenant<D: Load>(
         &key,
         |row| builder.add_sku_plan(row.integer(0)?, row.id(1)?),
     )?;
+    phase("catalog");
     snapshot.for_each_row(
         "reading groups",
         "SELECT group_key, group_id, display_name, licensed_since FROM groups
@@ -390,13 +491,16 @@ pub(crate) fn load_tenant<D: Load>(
             )
         },
     )?;
+    phase("groups");
     let user_count = snapshot.query_optional(
         "counting users",
         "SELECT count(*) FROM users WHERE tenant_key = $1",
         &key,
         |row| row.integer(0),
     )?;
-    builder.reserve_users(usize::try_from(user_count.unwrap_or(0)).unwrap_or(0));
+    let user_count = usize::try_from(user_count.unwrap_or(0)).unwrap_or(0);
+    builder.reserve_users(user_count);
+    on_part(builder.head(settings, user_count))?;
     let users = format!(
         "SELECT user_key, user_id, user_principal_name, display_name, usage_location,
                 proxy_addresses, account_enabled
@@ -420,59 +524,99 @@ pub(crate) fn load_tenant<D: Load>(
     })?;
     // The engine's order of users is the order of their keys.
     builder.finish_users();
-    snapshot.for_each_row(
-        "reading direct licenses",
-        "SELECT user_key, sku_key, disabled_plans, since FROM direct_licenses
-         WHERE tenant_key = $1 ORDER BY user_key, position",
-        &key,
-        |row| {
-            builder.add_direct_license(
-                row.integer(0)?,
-                row.integer(1)?,
-                codec::split_uuids(row.text(2)?)?,
-                logical_time(row.integer(3)?, "a direct license's since")?,
-            )
-        },
-    )?;
-    snapshot.for_each_row(
-        "reading memberships",
-        "SELECT user_key, group_key, since FROM memberships
-         WHERE tenant_key = $1 ORDER BY user_key, position",
-        &key,
-        |row| {
-            builder.add_membership(
-                row.integer(0)?,
-                row.integer(1)?,
-                logical_time(row.integer(2)?, "a membership's since")?,
-            )
-        },
-    )?;
-    snapshot.for_each_row(
-        "reading license assignment states",
-        "SELECT user_key, sku_key, source_key, status, cause, disabled_plans, granted_plans, since,
-                last_updated
-         FROM license_states WHERE tenant_key = $1",
-        &key,
-        |row| {
-            builder.add_state(StateRow {
-                user_key: row.integer(0)?,
-                sku_key: row.integer(1)?,
-                source_key: row.integer(2)?,
-                status: row.text(3)?,
-                cause: row.optional_bytes(4)?,
-                disabled_plans: row.bytes(5)?,
-                granted_plans: row.optional_bytes(6)?,
-                since: row.integer(7)?,
-                last_updated: row.integer(8)?,
-            })
-        },
-    )?;
+    phase("users");
+    // The users' rows, a range of user keys at a time, each chunk handed over complete.
+    let keys = std::mem::take(&mut builder.user_keys);
+    let mut users = builder.take_users().into_iter();
+    let mut start: usize = 0;
+    loop {
+        let end = keys.len().min(start.saturating_add(chunk_users.max(1)));
+        // The first range starts below every key and the last ends above: a row of a user
+        // that is not stored falls in some range and is refused there.
+        let low = if start == 0 { i64::MIN } else { keys[start] };
+        let high = if end == keys.len() {
+            i64::MAX
+        } else {
+            keys[end] - 1
+        };
+        let mut chunk = UserChunk {
+            keys: &keys[start..end],
+            users: users.by_ref().take(end - start).collect(),
+            cursor: 0,
+        };
+        let range = [
+            Param::Integer(tenant_key),
+            Param::Integer(low),
+            Param::Integer(high),
+        ];
+        snapshot.for_each_row(
+            "reading direct licenses",
+            "SELECT user_key, sku_key, disabled_plans, since FROM direct_licenses
+             WHERE tenant_key = $1 AND user_key BETWEEN $2 AND $3 ORDER BY user_key, position",
+            &range,
+            |row| {
+                builder.add_direct_license(
+                    &mut chunk,
+                    row.integer(0)?,
+                    row.integer(1)?,
+                    codec::split_uuids(row.text(2)?)?,
+                    logical_time(row.integer(3)?, "a direct license's since")?,
+                )
+            },
+        )?;
+        snapshot.for_each_row(
+            "reading memberships",
+            "SELECT user_key, group_key, since FROM memberships
+             WHERE tenant_key = $1 AND user_key BETWEEN $2 AND $3 ORDER BY user_key, position",
+            &range,
+            |row| {
+                builder.add_membership(
+                    &mut chunk,
+                    row.integer(0)?,
+                    row.integer(1)?,
+                    logical_time(row.integer(2)?, "a membership's since")?,
+                )
+            },
+        )?;
+        snapshot.for_each_row(
+            "reading license assignment states",
+            "SELECT user_key, sku_key, source_key, status, cause, disabled_plans, granted_plans, since,
+                    last_updated
+             FROM license_states WHERE tenant_key = $1 AND user_key BETWEEN $2 AND $3
+             ORDER BY user_key",
+            &range,
+            |row| {
+                builder.add_state(
+                    &mut chunk,
+                    StateRow {
+                        user_key: row.integer(0)?,
+                        sku_key: row.integer(1)?,
+                        source_key: row.integer(2)?,
+                        status: row.text(3)?,
+                        cause: row.optional_bytes(4)?,
+                        disabled_plans: row.bytes(5)?,
+                        granted_plans: row.optional_bytes(6)?,
+                        since: row.integer(7)?,
+                        last_updated: row.integer(8)?,
+                    },
+                )
+            },
+        )?;
+        on_part(Part::Users(chunk.users))?;
+        if end == keys.len() {
+            break;
+        }
+        start = end;
+    }
+    builder.user_keys = keys;
+    phase("direct licenses, memberships and states");
     snapshot.for_each_row(
         "reading the work queue",
         "SELECT user_key FROM work_queue WHERE tenant_key = $1 ORDER BY position",
         &key,
         |row| builder.add_queued(row.integer(0)?),
     )?;
+    phase("queue");
     snapshot.for_each_row(
         "reading directory attributes",
         "SELECT object_id, attributes FROM directory_attributes WHERE tenant_key = $1 ORDER BY object_id",
@@ -482,8 +626,152 @@ pub(crate) fn load_tenant<D: Load>(
             Ok(())
         },
     )?;
+    phase("directory attributes");
     snapshot.commit("ending the load transaction")?;
-    Ok((builder.finish(settings, clock), version))
+    let tail = Tail {
+        clock,
+        queue: std::mem::take(&mut builder.queue),
+        directory_attributes: std::mem::take(&mut builder.directory_attributes),
+    };
+    Ok((tail, version))
+}
+
+/// Users per chunk of [`load_parts`] unless told otherwise: big enough that the three range queries of a chunk cost
+/// little, small enough that the restorer starts early and the chunks in flight stay small.
+pub(crate) const CHUNK_USERS: usize = 16_384;
+
+/// Loads a consistent snapshot of the tenant as an image, and the version it reflects.
+///
+/// `phase` is called with the name of each step as it ends (`"tenant"`, `"catalog"`, `"groups"`,
+/// `"users"`, `"direct licenses, memberships and states"`, `"queue"`, `"directory
+/// attributes"`), so a benchmark can time them.
+pub(crate) fn load_tenant<D: Load>(
+    database: &mut D,
+    tenant_id: Uuid,
+    phase: &mut dyn FnMut(&'static str),
+) -> Result<(TenantImage, u64), StoreError> {
+    let mut head = None;
+    let mut users = Vec::new();
+    let (tail, version) = load_parts(database, tenant_id, CHUNK_USERS, phase, &mut |part| {
+        match part {
+            Part::Head { .. } => head = Some(part),
+            Part::Users(chunk) => users.extend(chunk),
+        }
+        Ok(())
+    })?;
+    let Some(Part::Head {
+        settings,
+        users: _,
+        service_plans,
+        skus,
+        groups,
+    }) = head
+    else {
+        return Err(StoreError::corrupt("the load handed over no catalog"));
+    };
+    let image = TenantImage {
+        settings,
+        clock: tail.clock,
+        service_plans,
+        skus,
+        groups,
+        users,
+        queue: tail.queue,
+        directory_attributes: tail.directory_attributes,
+    };
+    Ok((image, version))
+}
+
+/// Loads a consistent snapshot of the tenant straight into an engine, and the version it
+/// reflects: the same rows and decoding as [`load_tenant`] followed by `Engine::from_image`
+/// (an [`EngineRestorer`] fed the same parts in the same order), but the engine is rebuilt on
+/// a second thread from each chunk of users while the next chunk is read, and no whole image
+/// is ever held.
+///
+/// `phase` is called as for [`load_tenant`], then with `"engine"` when the restorer is done.
+pub(crate) fn load_engine<D: Load>(
+    database: &mut D,
+    tenant_id: Uuid,
+    chunk_users: usize,
+    phase: &mut dyn FnMut(&'static str),
+) -> Result<(Engine, u64), StoreError> {
+    std::thread::scope(|scope| {
+        // Two chunks in flight at most: the reader runs ahead of the restorer by one chunk.
+        let (sender, receiver) = mpsc::sync_channel::<Message>(1);
+        let spawned = std::thread::Builder::new()
+            .name("licensd-restore".to_string())
+            .spawn_scoped(scope, move || restore(receiver));
+        let Ok(restorer) = spawned else {
+            // No thread to be had: the same parts, restored on this thread after the read.
+            let (image, version) = load_tenant(database, tenant_id, phase)?;
+            let engine = Engine::from_image(image).map_err(StoreError::Restore)?;
+            phase("engine");
+            return Ok((engine, version));
+        };
+        let loaded = load_parts(database, tenant_id, chunk_users, phase, &mut |part| {
+            sender
+                .send(Message::Part(part))
+                .map_err(|_| StoreError::corrupt("the engine restorer stopped"))
+        });
+        let sent = match loaded {
+            Ok((tail, version)) => sender
+                .send(Message::Tail(tail))
+                .map(|()| version)
+                .map_err(|_| StoreError::corrupt("the engine restorer stopped")),
+            Err(error) => Err(error),
+        };
+        drop(sender);
+        let restored = restorer
+            .join()
+            .map_err(|_| StoreError::corrupt("the engine restorer panicked"))?;
+        phase("engine");
+        // The restorer's own error explains a refused send better than the send's.
+        match (restored, sent) {
+            (Err(error), _) => Err(StoreError::Restore(error)),
+            (Ok(_), Err(error)) => Err(error),
+            (Ok(Some(engine)), Ok(version)) => Ok((engine, version)),
+            (Ok(None), Ok(_)) => Err(StoreError::corrupt("the engine restorer received no tenant")),
+        }
+    })
+}
+
+/// What the reader sends the restorer thread.
+enum Message {
+    Part(Part),
+    Tail(Tail),
+}
+
+/// The restorer thread: an engine from the parts received; `None` when the reader stopped.
+fn restore(receiver: mpsc::Receiver<Message>) -> Result<Option<Engine>, RestoreError> {
+    let mut restorer = None;
+    for message in receiver {
+        match message {
+            Message::Part(Part::Head {
+                settings,
+                users,
+                service_plans,
+                skus,
+                groups,
+            }) => {
+                let mut started = EngineRestorer::new(settings, &service_plans, skus, &groups)?;
+                started.reserve_users(users);
+                restorer = Some(started);
+            }
+            Message::Part(Part::Users(users)) => match restorer.as_mut() {
+                Some(restorer) => restorer.add_users(users)?,
+                None => return Ok(None),
+            },
+            Message::Tail(tail) => {
+                return match restorer {
+                    Some(restorer) => restorer
+                        .finish(tail.clock, tail.queue, tail.directory_attributes)
+                        .map(Some),
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// A plan number or position as stored.

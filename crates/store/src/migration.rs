@@ -8,7 +8,7 @@ use crate::error::StoreError;
 use crate::sql::{Param, ReadRow, Session, Transaction};
 
 /// The schema version this binary writes: the version of the last migration.
-pub const SCHEMA_VERSION: u64 = 4;
+pub const SCHEMA_VERSION: u64 = 5;
 
 /// One step of the schema, in each backend's SQL.
 pub(crate) struct Migration {
@@ -43,6 +43,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "subscription lifecycles",
         sqlite: include_str!("migrations/sqlite/0004_subscription_lifecycles.sql"),
         postgres: include_str!("migrations/postgres/0004_subscription_lifecycles.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "processing instances",
+        sqlite: include_str!("migrations/sqlite/0005_processing_instances.sql"),
+        postgres: include_str!("migrations/postgres/0005_processing_instances.sql"),
     },
 ];
 

@@ -119,6 +119,7 @@ on_both_backends!(
     a_write_with_a_stale_version_writes_nothing,
     an_invalid_batch_writes_nothing,
     processing_leases_are_exclusive_and_expire,
+    processing_instances_are_live_until_they_expire_or_withdraw,
     tenants_are_isolated,
     change_records_say_what_each_write_changed,
     bulk_state_writes_round_trip,
@@ -225,6 +226,14 @@ fn assert_store_holds(store: &mut Store, engine: &Engine, version: u64) {
     let rebuilt = Engine::from_image(image).expect("the loaded image rebuilds an engine");
     assert_images_equal(&rebuilt.to_image(), &expected);
     assert_eq!(rebuilt.license_snapshot(), engine.license_snapshot());
+    // The start-up path builds the same engine, whether the users come in one chunk or many.
+    for chunk_users in [1, 3, usize::MAX] {
+        let (started, started_version) = store
+            .load_engine_with_phases(tenant_id, chunk_users, &mut |_| {})
+            .expect("load the tenant into an engine");
+        assert_eq!(started_version, version, "version of load_engine");
+        assert_images_equal(&started.to_image(), &expected);
+    }
     assert_eq!(store.queue(tenant_id).expect("queue"), engine.queued_user_ids());
     assert_eq!(
         store.queue_len(tenant_id).expect("queue length"),
@@ -866,6 +875,40 @@ fn an_invalid_batch_writes_nothing(database: TestDatabase) {
         store.create_tenant(world.engine.settings()),
         Err(StoreError::TenantExists { .. })
     ));
+}
+
+fn processing_instances_are_live_until_they_expire_or_withdraw(database: TestDatabase) {
+    let mut first = database.open();
+    let mut second = database.open();
+    assert!(first.live_processing_instances().expect("live").is_empty());
+    first
+        .announce_processing_instance("instance-b", Duration::from_secs(60))
+        .expect("announce b");
+    second
+        .announce_processing_instance("instance-a", Duration::from_millis(300))
+        .expect("announce a");
+    // Every connection sees the same list, in id order.
+    for store in [&mut first, &mut second] {
+        assert_eq!(
+            store.live_processing_instances().expect("live"),
+            vec!["instance-a".to_string(), "instance-b".to_string()]
+        );
+    }
+    // Renewing is an upsert, not a second row.
+    first
+        .announce_processing_instance("instance-b", Duration::from_secs(60))
+        .expect("renew b");
+    // a stops renewing: it drops out when its announcement expires.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        second.live_processing_instances().expect("live"),
+        vec!["instance-b".to_string()]
+    );
+    // b stops: it withdraws at once.
+    first
+        .withdraw_processing_instance("instance-b")
+        .expect("withdraw");
+    assert!(second.live_processing_instances().expect("live").is_empty());
 }
 
 fn processing_leases_are_exclusive_and_expire(database: TestDatabase) {

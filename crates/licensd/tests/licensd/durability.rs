@@ -592,3 +592,97 @@ fn a_write_wakes_the_processor_postgres() {
         a_write_wakes_the_processor(database);
     }
 }
+
+/// Tenants spread across instances (issue 14): three `licensd serve` processes on one
+/// PostgreSQL database share six tenants out — each processes the tenants the shared rendezvous
+/// hash gives it, not the first one started taking them all —; when one is killed the others
+/// take its tenants over, and when it comes back it gets them again.
+#[test]
+fn tenants_are_shared_out_among_instances_and_taken_over_postgres() {
+    let Some(database) = TestDatabase::postgres("sharing") else {
+        return;
+    };
+    let names = ["alpha", "beta", "gamma"];
+    let all: Vec<String> = names.iter().map(|name| name.to_string()).collect();
+    // Six tenants, two owned by each instance (picked through the same hash the instances use,
+    // so every instance has work whatever the hash gives).
+    let mut tenant_ids: Vec<Uuid> = Vec::new();
+    for n in 1..1000u128 {
+        let tenant = Uuid::from_u128(0x5a4e_0000 + n);
+        let owner = licensd_runtime::ownership::owner(&all, tenant).expect("an owner");
+        let owned = tenant_ids
+            .iter()
+            .filter(|other| licensd_runtime::ownership::owner(&all, **other) == Some(owner))
+            .count();
+        if owned < 2 {
+            tenant_ids.push(tenant);
+        }
+        if tenant_ids.len() == 6 {
+            break;
+        }
+    }
+    assert_eq!(tenant_ids.len(), 6);
+    for tenant_id in &tenant_ids {
+        let (engine, _group) = big_group_tenant(300, 200);
+        let mut image = engine.to_image();
+        image.settings.tenant_id = *tenant_id;
+        let mut store = database.open();
+        store.create_tenant(&image.settings).expect("create tenant");
+        store
+            .write(*tenant_id, &licensd_store::WriteBatch::from_image(image))
+            .expect("write tenant");
+    }
+    let holders_are = |store: &mut licensd_store::Store, live: &[String]| {
+        tenant_ids.iter().all(|tenant| {
+            let holder = store.processing_lease_holder(*tenant).expect("holder");
+            holder.as_deref() == licensd_runtime::ownership::owner(live, *tenant)
+        })
+    };
+    let drained = |store: &mut licensd_store::Store| {
+        tenant_ids
+            .iter()
+            .all(|tenant| store.queue_len(*tenant).expect("queue") == 0)
+    };
+
+    let mut servers: Vec<Server> = names
+        .iter()
+        .map(|name| Server::start(&database, name, 50))
+        .collect();
+    for server in &mut servers {
+        server.wait_until_serving(Duration::from_secs(120));
+    }
+    crate::support::wait_for(
+        &database,
+        &mut servers[0],
+        Duration::from_secs(60),
+        "every tenant processed by its owner among the three",
+        |store| drained(store) && holders_are(store, &all),
+    );
+
+    // beta dies: its announcement and leases expire, alpha and gamma take its tenants.
+    let beta = servers.remove(1);
+    beta.kill_hard();
+    let survivors: Vec<String> = vec!["alpha".to_string(), "gamma".to_string()];
+    crate::support::wait_for(
+        &database,
+        &mut servers[0],
+        Duration::from_secs(60),
+        "beta's tenants taken over by the survivors",
+        |store| holders_are(store, &survivors),
+    );
+
+    // beta comes back: the others hand its tenants back to it.
+    let mut beta = Server::start(&database, "beta", 50);
+    beta.wait_until_serving(Duration::from_secs(120));
+    crate::support::wait_for(
+        &database,
+        &mut beta,
+        Duration::from_secs(60),
+        "beta's tenants handed back",
+        |store| holders_are(store, &all),
+    );
+    servers.push(beta);
+    for server in servers {
+        server.stop();
+    }
+}
