@@ -14,7 +14,7 @@ use crate::error::CommandError;
 use crate::evaluate::{evaluate, Interners, Reads, Scratch};
 use crate::handles::{GroupRef, SkuRef, Source, UserRef};
 use crate::model::{AppliesTo, AssignedLicense, AssignmentStatus, TenantSettings, Timestamp, Uuid};
-use crate::outcome::{ChangedImages, CommandOutcome, ProcessReport, Touched};
+use crate::outcome::{ChangedImages, CommandOutcome, ProcessReport, Touched, UserEdit};
 use crate::plan_set::{PlanSet, PlanSetId, PlanSetInterner};
 use crate::queue::WorkQueue;
 use crate::self_healing::{HealingLog, RequeueReason};
@@ -61,10 +61,36 @@ fn touched_by(command: &Command) -> Touched {
         }
         Command::SetServicePlanRules { .. } => touched.service_plans = true,
         Command::CreateUser(new_user) => touched.users.push(new_user.id),
-        Command::UpdateUser { user_id, .. }
-        | Command::AddGroupMember { user_id, .. }
-        | Command::RemoveGroupMember { user_id, .. }
-        | Command::AssignUserLicenses { user_id, .. } => touched.users.push(*user_id),
+        Command::UpdateUser { user_id, .. } => {
+            touched.users.push(*user_id);
+            touched.user_edits.push((*user_id, UserEdit::Properties));
+        }
+        Command::AddGroupMember { group_id, user_id } => {
+            touched.users.push(*user_id);
+            touched
+                .user_edits
+                .push((*user_id, UserEdit::MembershipAdded { group_id: *group_id }));
+        }
+        Command::RemoveGroupMember { group_id, user_id } => {
+            touched.users.push(*user_id);
+            touched
+                .user_edits
+                .push((*user_id, UserEdit::MembershipRemoved { group_id: *group_id }));
+        }
+        Command::AssignUserLicenses {
+            user_id,
+            add_licenses,
+            remove_licenses,
+        } => {
+            touched.users.push(*user_id);
+            touched.user_edits.push((
+                *user_id,
+                UserEdit::DirectLicenses {
+                    removed: remove_licenses.clone(),
+                    set: add_licenses.iter().map(|license| license.sku_id).collect(),
+                },
+            ));
+        }
         Command::DeleteUser { user_id } => touched.deleted_users.push(*user_id),
         Command::CreateGroup { group_id, .. }
         | Command::UpdateGroup { group_id, .. }

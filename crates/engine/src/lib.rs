@@ -46,7 +46,7 @@ pub use model::{
     LicenseErrorKind, LicenseProcessingState, NewUser, ProxyAddress, ServicePlanDefinition, ServicePlanRules,
     SkuDefinition, TenantSettings, Timestamp, UserChanges, Uuid,
 };
-pub use outcome::{ChangedImages, CommandOutcome, ProcessReport, Touched};
+pub use outcome::{ChangedImages, CommandOutcome, ProcessReport, Touched, UserEdit};
 pub use plan_set::{PlanRef, PlanSet, PlanSetId, PlanSetInterner, MAX_SERVICE_PLANS};
 pub use query::{GroupView, LicenseAssignmentState, LicensedUser, SkuUsage, TenantOverview, UserView};
 pub use self_healing::{RequeueReason, SelfHealing};

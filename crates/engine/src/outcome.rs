@@ -34,6 +34,9 @@ pub struct Touched {
     pub service_plans: bool,
     /// Users whose properties, direct licenses or memberships changed.
     pub users: Vec<Uuid>,
+    /// Of `users`, those of which the command changed only some rows, and which: a store writes
+    /// just those. A user of `users` without an entry here changed as a whole (it was created).
+    pub user_edits: Vec<(Uuid, UserEdit)>,
     pub deleted_users: Vec<Uuid>,
     /// Groups whose properties or licenses changed.
     pub groups: Vec<Uuid>,
@@ -42,6 +45,22 @@ pub struct Touched {
     /// ([`crate::Command::SetDirectoryAttributes`]; deleting an object deletes them without a
     /// mention here).
     pub directory_attributes: Vec<Uuid>,
+}
+
+/// What a command changed of a stored user, when less than the whole user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UserEdit {
+    /// Its properties (principal name, display name, usage location, proxy addresses, account
+    /// enabled): not its direct licenses or memberships.
+    Properties,
+    /// A membership of the group began: the user's last membership.
+    MembershipAdded { group_id: Uuid },
+    /// The membership of the group ended (the other memberships keep their order).
+    MembershipRemoved { group_id: Uuid },
+    /// Direct licenses: those of the `removed` products are gone (the others keep their order);
+    /// those of the `set` products were added (after the others) or given new disabled plans
+    /// (in place).
+    DirectLicenses { removed: Vec<Uuid>, set: Vec<Uuid> },
 }
 
 /// The entities a command changed ([`Touched`]), as they are after it.

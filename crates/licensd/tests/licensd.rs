@@ -28,3 +28,5 @@ mod tidy;
 mod token_cache;
 #[path = "licensd/user_guide.rs"]
 mod user_guide;
+#[path = "licensd/writes.rs"]
+mod writes;

@@ -4,6 +4,10 @@
 //! (an error, or another instance wrote first), the engine is rebuilt from the store, so memory
 //! never runs ahead of what is durable.
 //!
+//! Concurrent commands of one tenant are written together (group commit): one caller at a time
+//! applies every command waiting and persists them in one store transaction, so the writes of
+//! many clients cost one commit and one lock instead of one each.
+//!
 //! A write that queues users wakes the processor through the tenants' [`ProcessingSignal`]
 //! instead of leaving them until its next poll. Writes of other instances are caught up as soon
 //! as the processor's watcher hears of them ([`TenantRuntime::catch_up_to`]), not only before
@@ -127,6 +131,33 @@ pub struct TenantRuntime {
     state: Mutex<TenantState>,
     /// Notified when a write of this instance queued users.
     signal: Arc<ProcessingSignal>,
+    /// Commands waiting to be written together (group commit, [`TenantRuntime::execute`]).
+    writes: Mutex<WaitingWrites>,
+    /// Notified when commands were written or the writer's turn is free.
+    written: Condvar,
+    /// Transactions that committed commands (each one or more: group commit).
+    command_transactions: AtomicU64,
+}
+
+/// At most this many commands share one transaction (the rest wait for the next).
+const MAX_GROUP: usize = 256;
+
+/// A command waiting for the tenant's writer.
+struct WaitingWrite {
+    ticket: u64,
+    command: Command,
+    caller: Caller,
+}
+
+/// The commands of a tenant waiting to be written, and the results of those written.
+#[derive(Default)]
+struct WaitingWrites {
+    next_ticket: u64,
+    waiting: Vec<WaitingWrite>,
+    /// Results by ticket, until their caller takes them.
+    done: HashMap<u64, Result<CommandOutcome, ExecuteError>>,
+    /// Whether a caller is writing waiting commands now (the others wait for their result).
+    writing: bool,
 }
 
 /// What one processing step did.
@@ -167,6 +198,9 @@ impl TenantRuntime {
                 started_group_runs: HashSet::new(),
             }),
             signal,
+            writes: Mutex::new(WaitingWrites::default()),
+            written: Condvar::new(),
+            command_transactions: AtomicU64::new(0),
         })
     }
 
@@ -245,10 +279,17 @@ impl TenantRuntime {
     }
 
     /// Applies a command for a caller and persists what it changed together with its audit
-    /// record, in one transaction. A role that may not run the command is refused before
-    /// anything happens; a command the engine refuses is audited as a failure. When another
-    /// instance wrote in between (optimistic concurrency on the tenant's version), the engine
-    /// catches up and the command is applied again, a bounded number of times.
+    /// record. A role that may not run the command is refused before anything happens; a
+    /// command the engine refuses is audited as a failure and changes nothing.
+    ///
+    /// Group commit: commands that arrive while another of this tenant's commands is being
+    /// written wait, and the next writer applies all of them in arrival order and persists them
+    /// in one store transaction (independent commands share one version, see
+    /// [`WriteBatch::merge`]); each caller gets its own outcome once the transaction committed,
+    /// and a refused command is refused alone. The engine's version is not read before the
+    /// write: the store refuses a write whose expected version is stale (`Conflict`), and then
+    /// the engine is rebuilt and the commands applied again under the tenant's store lock, a
+    /// bounded number of times.
     pub fn execute(
         &self,
         store: &SharedStore,
@@ -264,82 +305,219 @@ impl TenantRuntime {
                 kind: CommandKind::of(&command),
             });
         }
-        let mut state = self.lock()?;
-        let outcome =
-            self.with_tenant_lock(store, || self.execute_locked(&mut state, store, command, caller))?;
-        drop(state);
-        if !outcome.newly_queued.is_empty() {
-            self.signal.notify();
+        let mut writes = self.waiting_writes();
+        let ticket = writes.next_ticket;
+        writes.next_ticket += 1;
+        writes.waiting.push(WaitingWrite {
+            ticket,
+            command,
+            caller: caller.clone(),
+        });
+        loop {
+            if let Some(result) = writes.done.remove(&ticket) {
+                return result;
+            }
+            if !writes.writing {
+                break;
+            }
+            writes = match self.written.wait(writes) {
+                Ok(writes) => writes,
+                Err(poisoned) => poisoned.into_inner(),
+            };
         }
-        Ok(outcome)
+        // This caller writes the commands waiting now (its own among them), then hands the turn
+        // on; it writes again while its own command is still waiting (more than MAX_GROUP).
+        writes.writing = true;
+        drop(writes);
+        let turn = WriterTurn { runtime: self };
+        loop {
+            // The engine first: the commands that arrive while it is busy (a processing step,
+            // another writer's transaction) join this group.
+            let state = self.lock();
+            let mut writes = self.waiting_writes();
+            let take = writes.waiting.len().min(MAX_GROUP);
+            let group: Vec<WaitingWrite> = writes.waiting.drain(..take).collect();
+            drop(writes);
+            let tickets: Vec<u64> = group.iter().map(|write| write.ticket).collect();
+            let results = match state {
+                Ok(mut state) => self.execute_group(&mut state, store, group),
+                Err(_) => group.iter().map(|_| Err(ExecuteError::Poisoned)).collect(),
+            };
+            let queued = results.iter().any(|result| {
+                result
+                    .as_ref()
+                    .is_ok_and(|outcome| !outcome.newly_queued.is_empty())
+            });
+            if queued {
+                self.signal.notify();
+            }
+            let mut writes = self.waiting_writes();
+            writes.done.extend(tickets.into_iter().zip(results));
+            let own = writes.done.remove(&ticket);
+            drop(writes);
+            self.written.notify_all();
+            if let Some(result) = own {
+                drop(turn);
+                return result;
+            }
+        }
     }
 
+    /// The waiting commands (a poisoned lock still holds them intact: every change to them is
+    /// one statement).
+    fn waiting_writes(&self) -> MutexGuard<'_, WaitingWrites> {
+        match self.writes.lock() {
+            Ok(writes) => writes,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Applies a group of commands and persists them in one transaction; one result per
+    /// command, in order.
+    fn execute_group(
+        &self,
+        state: &mut TenantState,
+        store: &SharedStore,
+        group: Vec<WaitingWrite>,
+    ) -> Vec<Result<CommandOutcome, ExecuteError>> {
+        let count = group.len();
+        let commands: Vec<(Command, Caller)> = group
+            .into_iter()
+            .map(|write| (write.command, write.caller))
+            .collect();
+        match self.execute_locked(state, store, &commands) {
+            Ok(results) => results,
+            // The store failed the transaction: each command alone, so that one command's
+            // failure does not fail the others.
+            Err(_) if count > 1 => commands
+                .iter()
+                .map(|command| {
+                    self.execute_locked(state, store, std::slice::from_ref(command))
+                        .and_then(|mut results| results.pop().ok_or(ExecuteError::Poisoned)?)
+                })
+                .collect(),
+            Err(error) => vec![Err(error)],
+        }
+    }
+
+    /// Applies `commands` in order and persists the accepted ones in one transaction, retrying
+    /// when another instance wrote first. `Err` when the store failed (nothing was written, the
+    /// engine was rebuilt from the store); otherwise one result per command.
     fn execute_locked(
         &self,
         state: &mut TenantState,
         store: &SharedStore,
-        command: Command,
-        caller: &Caller,
-    ) -> Result<CommandOutcome, ExecuteError> {
+        commands: &[(Command, Caller)],
+    ) -> Result<Vec<Result<CommandOutcome, ExecuteError>>, ExecuteError> {
+        // Optimistic first: no lock and no version read; after a conflict, under the tenant's
+        // store lock, from the latest stored version.
+        let mut locked = false;
         for attempt in 0..WRITE_ATTEMPTS {
-            if attempt > 0 {
+            if attempt > 1 {
                 // Let the other instance's writers through before trying again.
                 std::thread::sleep(std::time::Duration::from_millis(1 + (attempt as u64 % 8) * 3));
             }
-            self.catch_up(state, store)?;
-            let target_before = audit::target_of(&command, &state.engine);
-            let properties_before = audit::properties_of(&command, &state.engine);
-            let at = now();
-            let outcome = match state.engine.apply(command.clone(), at) {
-                Ok(outcome) => outcome,
-                Err(refusal) => {
-                    let record = audit::record(
-                        caller,
-                        &command,
-                        target_before,
-                        Vec::new(),
-                        Err(refusal.to_string()),
-                        at.0,
-                    );
-                    if let Err(error) = lock_store(store)?.append_audit(self.id, &[record]) {
-                        tracing::error!(tenant = %self.id, %error, "recording a refused change in the audit log failed");
-                    }
-                    return Err(refusal.into());
-                }
+            let attempted = if locked {
+                self.with_tenant_lock(store, || {
+                    self.catch_up(state, store)?;
+                    self.apply_and_write(state, store, commands)
+                })
+            } else {
+                self.apply_and_write(state, store, commands)
             };
-            let mut target = audit::target_of(&command, &state.engine);
-            if target.name.is_empty() {
-                target.name = target_before.name;
-            }
-            let properties_after = audit::properties_of(&command, &state.engine);
-            let mut batch = WriteBatch::from_command_outcome(&outcome);
-            batch.expected_version = Some(state.version);
-            batch.audit.push(audit::record(
-                caller,
-                &command,
-                target,
-                audit::modified(&properties_before, &properties_after),
-                Ok(()),
-                at.0,
-            ));
-            let written = lock_store(store)?.write(self.id, &batch);
-            match written {
-                Ok(version) => {
-                    state.version = version;
-                    return Ok(outcome);
+            match attempted {
+                Ok(Attempt::Written(results)) => return Ok(results),
+                Ok(Attempt::Stale) => {
+                    // Only refusals, decided on a stale engine (which they did not change).
+                    self.catch_up(state, store)?;
+                    locked = true;
                 }
-                Err(StoreError::Conflict { .. }) if attempt + 1 < WRITE_ATTEMPTS => {
-                    self.reload(state, store)?
+                Err(ExecuteError::Store(StoreError::Conflict { .. })) if attempt + 1 < WRITE_ATTEMPTS => {
+                    self.reload(state, store)?;
+                    locked = true;
                 }
                 Err(error) => {
                     self.reload(state, store)?;
-                    return Err(error.into());
+                    return Err(error);
                 }
             }
         }
         Err(ExecuteError::Load(
             "the tenant kept changing under this instance".to_string(),
         ))
+    }
+
+    /// One attempt: applies the commands to the engine and writes the accepted ones (with the
+    /// audit records of all) in one transaction that expects the engine's version. On `Err` the
+    /// engine may hold commands that were not written: the caller rebuilds it.
+    fn apply_and_write(
+        &self,
+        state: &mut TenantState,
+        store: &SharedStore,
+        commands: &[(Command, Caller)],
+    ) -> Result<Attempt, ExecuteError> {
+        let mut results = Vec::with_capacity(commands.len());
+        let mut batches: Vec<WriteBatch> = Vec::new();
+        let mut refusals = Vec::new();
+        for (command, caller) in commands {
+            let target_before = audit::target_of(command, &state.engine);
+            let properties_before = audit::properties_of(command, &state.engine);
+            let at = now();
+            let outcome = match state.engine.apply(command.clone(), at) {
+                Ok(outcome) => outcome,
+                Err(refusal) => {
+                    refusals.push(audit::record(
+                        caller,
+                        command,
+                        target_before,
+                        Vec::new(),
+                        Err(refusal.to_string()),
+                        at.0,
+                    ));
+                    results.push(Err(ExecuteError::Refused(refusal)));
+                    continue;
+                }
+            };
+            let mut target = audit::target_of(command, &state.engine);
+            if target.name.is_empty() {
+                target.name = target_before.name;
+            }
+            let properties_after = audit::properties_of(command, &state.engine);
+            let mut batch = WriteBatch::from_command_outcome(&outcome);
+            batch.audit.push(audit::record(
+                caller,
+                command,
+                target,
+                audit::modified(&properties_before, &properties_after),
+                Ok(()),
+                at.0,
+            ));
+            let unmerged = match batches.last_mut() {
+                Some(last) => last.merge(batch).err().map(|batch| *batch),
+                None => Some(batch),
+            };
+            batches.extend(unmerged);
+            results.push(Ok(outcome));
+        }
+        let Some(last) = batches.last_mut() else {
+            // Nothing to write: the refusals stand if the engine was up to date.
+            if lock_store(store)?.tenant_version(self.id)? != state.version {
+                return Ok(Attempt::Stale);
+            }
+            if let Err(error) = lock_store(store)?.append_audit(self.id, &refusals) {
+                tracing::error!(tenant = %self.id, %error, "recording a refused change in the audit log failed");
+            }
+            return Ok(Attempt::Written(results));
+        };
+        // The refusals are recorded with the accepted commands (and retried with them).
+        last.audit.extend(refusals);
+        if let Some(first) = batches.first_mut() {
+            first.expected_version = Some(state.version);
+        }
+        let version = lock_store(store)?.write_all(self.id, &batches)?;
+        self.command_transactions.fetch_add(1, Ordering::Relaxed);
+        state.version = version;
+        Ok(Attempt::Written(results))
     }
 
     /// Evaluates up to `max_users` queued users and persists the result with the queue update in
@@ -415,6 +593,33 @@ impl TenantRuntime {
     /// The store version the engine reflects.
     pub fn version(&self) -> Result<u64, ExecuteError> {
         Ok(self.lock()?.version)
+    }
+
+    /// How many store transactions this instance committed for commands of this tenant (fewer
+    /// than the commands when concurrent commands were written together).
+    pub fn command_transactions(&self) -> u64 {
+        self.command_transactions.load(Ordering::Relaxed)
+    }
+}
+
+/// How one attempt at writing a group of commands ended.
+enum Attempt {
+    /// Written (or, when every command was refused, recorded): one result per command.
+    Written(Vec<Result<CommandOutcome, ExecuteError>>),
+    /// Every command was refused, but the engine was behind the store: decide again.
+    Stale,
+}
+
+/// The turn of the caller writing a tenant's waiting commands: handed on when dropped, a panic
+/// included (the next waiting caller becomes the writer).
+struct WriterTurn<'a> {
+    runtime: &'a TenantRuntime,
+}
+
+impl Drop for WriterTurn<'_> {
+    fn drop(&mut self) {
+        self.runtime.waiting_writes().writing = false;
+        self.runtime.written.notify_all();
     }
 }
 
@@ -618,5 +823,266 @@ impl Tenants {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use licensd_engine::{NewUser, UserChanges};
+    use licensd_store::AuditQuery;
+
+    use super::*;
+
+    const TENANT: Uuid = Uuid::from_u128(1);
+    const SALES: Uuid = Uuid::from_u128(2);
+    const MARKETING: Uuid = Uuid::from_u128(3);
+
+    fn user(number: u128) -> Uuid {
+        Uuid::from_u128(100 + number)
+    }
+
+    /// A SQLite store holding `users` users and the groups Sales and Marketing, loaded as a
+    /// runtime.
+    fn tenant(users: u128) -> (tempfile::TempDir, SharedStore, TenantRuntime) {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite://{}", directory.path().join("tenants.db").display());
+        let mut engine = Engine::new(TenantSettings::new(TENANT, "Contoso"));
+        let mut commands = vec![
+            Command::CreateGroup {
+                group_id: SALES,
+                display_name: "Sales".to_string(),
+            },
+            Command::CreateGroup {
+                group_id: MARKETING,
+                display_name: "Marketing".to_string(),
+            },
+        ];
+        commands.extend((0..users).map(|number| {
+            Command::CreateUser(NewUser::new(user(number), &format!("user{number}@contoso.com")))
+        }));
+        for command in commands {
+            engine.apply(command, Timestamp(0)).expect("accepted");
+        }
+        let image = engine.to_image();
+        let mut store = Store::open(&url).expect("open");
+        store.create_tenant(&image.settings).expect("tenant");
+        store
+            .write(TENANT, &WriteBatch::from_image(image))
+            .expect("stored");
+        let store: SharedStore = Arc::new(Mutex::new(store));
+        let runtime = TenantRuntime::load(&store, TENANT).expect("loaded");
+        (directory, store, runtime)
+    }
+
+    fn caller() -> Caller {
+        Caller {
+            tenant_id: TENANT,
+            token_id: None,
+            display_name: "tests".to_string(),
+            role: Role::GlobalAdministrator,
+            request_id: String::new(),
+        }
+    }
+
+    /// Runs `commands` concurrently, each on a thread of its own, while the engine is held until
+    /// every one of them waits; returns their results in order.
+    fn execute_concurrently(
+        store: &SharedStore,
+        runtime: &TenantRuntime,
+        commands: Vec<Command>,
+    ) -> Vec<Result<CommandOutcome, ExecuteError>> {
+        let count = commands.len();
+        let caller = caller();
+        std::thread::scope(|scope| {
+            let (holding, held) = std::sync::mpsc::channel();
+            let holder = scope.spawn(move || {
+                runtime
+                    .read(|_| {
+                        holding.send(()).expect("announce");
+                        // Every command waits for the writer's turn or the engine.
+                        while runtime.waiting_writes().waiting.len() < count {
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                    })
+                    .expect("held the engine");
+            });
+            held.recv().expect("the engine is held");
+            let writers: Vec<_> = commands
+                .into_iter()
+                .map(|command| {
+                    let caller = &caller;
+                    scope.spawn(move || runtime.execute(store, command, caller))
+                })
+                .collect();
+            holder.join().expect("holder");
+            writers
+                .into_iter()
+                .map(|writer| writer.join().expect("writer"))
+                .collect()
+        })
+    }
+
+    #[test]
+    fn concurrent_commands_share_one_transaction_and_each_gets_its_own_result() {
+        let (_directory, store, runtime) = tenant(12);
+        runtime
+            .execute(
+                &store,
+                Command::AddGroupMember {
+                    group_id: SALES,
+                    user_id: user(11),
+                },
+                &caller(),
+            )
+            .expect("accepted");
+        let transactions_before = runtime.command_transactions();
+        let version_before = runtime.version().expect("version");
+        // Ten users join Sales; user 0 joins Marketing too and is renamed (each of its commands
+        // depends on the one before: they get versions of their own, in the same transaction);
+        // adding user 11 to Sales again is refused alone.
+        let mut commands: Vec<Command> = (0..10)
+            .map(|number| Command::AddGroupMember {
+                group_id: SALES,
+                user_id: user(number),
+            })
+            .collect();
+        commands.push(Command::AddGroupMember {
+            group_id: MARKETING,
+            user_id: user(0),
+        });
+        commands.push(Command::UpdateUser {
+            user_id: user(0),
+            changes: UserChanges {
+                display_name: Some("Renamed".to_string()),
+                ..UserChanges::default()
+            },
+        });
+        commands.push(Command::AddGroupMember {
+            group_id: SALES,
+            user_id: user(11),
+        });
+        let count = commands.len();
+        let results = execute_concurrently(&store, &runtime, commands);
+
+        assert_eq!(results.len(), count);
+        for result in &results[..count - 1] {
+            assert!(result.is_ok(), "accepted: {result:?}");
+        }
+        assert!(
+            matches!(
+                results[count - 1],
+                Err(ExecuteError::Refused(CommandError::AlreadyMember { .. }))
+            ),
+            "{:?}",
+            results[count - 1]
+        );
+        assert_eq!(
+            runtime.command_transactions() - transactions_before,
+            1,
+            "{count} concurrent commands in one transaction"
+        );
+        // Independent commands share a version; each of user 0's commands depends on the one
+        // before it: three versions at least, one per command at most.
+        let version = runtime.version().expect("version");
+        assert!(
+            (version_before + 3..=version_before + 12).contains(&version),
+            "{version_before} -> {version}"
+        );
+
+        // The store holds what the engine holds.
+        let (image, stored_version) = lock_store(&store)
+            .expect("store")
+            .load_tenant(TENANT)
+            .expect("load");
+        assert_eq!(stored_version, version);
+        let expected = runtime.read(Engine::to_image).expect("image");
+        assert_eq!(image.users, expected.users);
+        let renamed = image
+            .users
+            .iter()
+            .find(|stored| stored.id == user(0))
+            .expect("user 0");
+        assert_eq!(renamed.display_name, "Renamed");
+        assert_eq!(renamed.memberships.len(), 2);
+
+        // The change log lists every user each version touched.
+        let changes = lock_store(&store)
+            .expect("store")
+            .changes_since(TENANT, version_before)
+            .expect("changes");
+        let mut changed: Vec<Uuid> = changes.iter().flat_map(|change| change.users.clone()).collect();
+        changed.sort();
+        let mut touched: Vec<Uuid> = (0..10).map(user).chain([user(0), user(0)]).collect();
+        touched.sort();
+        assert_eq!(changed, touched);
+
+        // One audit record per command: the refusal too.
+        let records = lock_store(&store)
+            .expect("store")
+            .audit_records(
+                TENANT,
+                &AuditQuery {
+                    limit: 100,
+                    ..AuditQuery::default()
+                },
+            )
+            .expect("audit");
+        let results: Vec<(&str, &str)> = records
+            .iter()
+            .map(|stored| (stored.record.activity.as_str(), stored.record.result.as_str()))
+            .collect();
+        let count_of = |activity: &str, result: &str| {
+            results
+                .iter()
+                .filter(|record| **record == (activity, result))
+                .count()
+        };
+        assert_eq!(count_of("Add member to group", "success"), 12);
+        assert_eq!(count_of("Add member to group", "failure"), 1);
+        assert_eq!(count_of("Update user", "success"), 1);
+        assert_eq!(records.len(), 14);
+    }
+
+    #[test]
+    fn a_group_of_refusals_writes_nothing_but_their_audit_records() {
+        let (_directory, store, runtime) = tenant(2);
+        runtime
+            .execute(
+                &store,
+                Command::AddGroupMember {
+                    group_id: SALES,
+                    user_id: user(0),
+                },
+                &caller(),
+            )
+            .expect("accepted");
+        let version = runtime.version().expect("version");
+        let results = execute_concurrently(
+            &store,
+            &runtime,
+            (0..3)
+                .map(|_| Command::AddGroupMember {
+                    group_id: SALES,
+                    user_id: user(0),
+                })
+                .collect(),
+        );
+        assert!(results
+            .iter()
+            .all(|result| matches!(result, Err(ExecuteError::Refused(_)))));
+        assert_eq!(runtime.version().expect("version"), version);
+        assert_eq!(runtime.command_transactions(), 1);
+        let failures = lock_store(&store)
+            .expect("store")
+            .audit_records(
+                TENANT,
+                &AuditQuery {
+                    result: Some("failure".to_string()),
+                    limit: 100,
+                    ..AuditQuery::default()
+                },
+            )
+            .expect("audit");
+        assert_eq!(failures.len(), 3);
     }
 }

@@ -3,8 +3,10 @@
 //! returned; and `TenantChange`, the record of one write that other instances catch up from.
 
 pub use licensd_engine::image::StateKey;
-use licensd_engine::image::{GroupImage, ServicePlanImage, StateImage, TenantImage, UserImage};
-use licensd_engine::{CommandOutcome, ProcessReport, SkuDefinition, TenantSettings, Uuid};
+use licensd_engine::image::{
+    DirectLicenseImage, GroupImage, MembershipImage, ServicePlanImage, StateImage, TenantImage, UserImage,
+};
+use licensd_engine::{CommandOutcome, ProcessReport, SkuDefinition, TenantSettings, UserEdit, Uuid};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::error::StoreError;
@@ -14,7 +16,9 @@ use crate::error::StoreError;
 ///
 /// Entities are upserted whole: a user in `users` replaces the stored user row, its proxy
 /// addresses, direct licenses and memberships; a group in `groups` replaces its row and licenses;
-/// a product in `skus` replaces its row and plan list. License assignment states are not part
+/// a product in `skus` replaces its row and plan list. A command that changed only some rows of
+/// a stored user writes only those: `user_properties` (the user row), `memberships_added` and
+/// `memberships_removed`, `direct_licenses_set` and `direct_licenses_removed`. License assignment states are not part
 /// of `users` (their `states` must be empty): they are written through `state_inserts`,
 /// `state_upserts` and `state_deletes`, so a processing step rewrites only the states that changed.
 ///
@@ -38,6 +42,19 @@ pub struct WriteBatch {
     /// Users to create or replace, without states. New users are appended to the tenant's user
     /// order in the order given.
     pub users: Vec<UserImage>,
+    /// Stored users whose row (principal name, display name, usage location, proxy addresses,
+    /// account enabled) to rewrite; their direct licenses and memberships are left as stored
+    /// (those of the images are not read).
+    pub user_properties: Vec<UserImage>,
+    /// Memberships that began: each appended after the stored memberships of its user.
+    pub memberships_added: Vec<(Uuid, MembershipImage)>,
+    /// Memberships that ended, as (user, group); the user's other memberships keep their order.
+    pub memberships_removed: Vec<(Uuid, Uuid)>,
+    /// Direct licenses to write: a user's license of the product is replaced in place, or the
+    /// license appended after the user's others. Applied after `direct_licenses_removed`.
+    pub direct_licenses_set: Vec<(Uuid, DirectLicenseImage)>,
+    /// Direct licenses removed, as (user, product).
+    pub direct_licenses_removed: Vec<(Uuid, Uuid)>,
     /// Users to delete with their memberships, direct licenses, states and queue entries.
     pub deleted_users: Vec<Uuid>,
     /// Groups to create or replace with their licenses. New groups are appended in order.
@@ -72,6 +89,7 @@ impl WriteBatch {
             && self.service_plans.is_none()
             && self.skus.is_empty()
             && self.users.is_empty()
+            && !self.has_user_edits()
             && self.deleted_users.is_empty()
             && self.groups.is_empty()
             && self.deleted_groups.is_empty()
@@ -116,15 +134,17 @@ impl WriteBatch {
     /// products, users and groups as the command left them and the state changes applied at once
     /// ([`CommandOutcome::images`]), the deletions, the newly queued users and the new logical
     /// clock.
+    ///
+    /// A user the command changed only in part ([`licensd_engine::Touched::user_edits`]: its
+    /// properties, one membership, some direct licenses) is written as those rows, not whole.
     pub fn from_command_outcome(outcome: &CommandOutcome) -> WriteBatch {
         let touched = &outcome.touched;
         let images = &outcome.images;
-        WriteBatch {
+        let mut batch = WriteBatch {
             settings: images.settings.clone(),
             clock: Some(outcome.clock),
             service_plans: images.service_plans.clone(),
             skus: images.skus.clone(),
-            users: images.users.clone(),
             groups: images.groups.clone(),
             deleted_users: touched.deleted_users.clone(),
             deleted_groups: touched.deleted_groups.clone(),
@@ -134,7 +154,193 @@ impl WriteBatch {
             enqueue: outcome.newly_queued.clone(),
             directory_attributes: images.directory_attributes.clone(),
             ..WriteBatch::default()
+        };
+        for user in &images.users {
+            let edit = touched
+                .user_edits
+                .iter()
+                .find(|(user_id, _)| *user_id == user.id)
+                .map(|(_, edit)| edit);
+            if !edit.is_some_and(|edit| batch.add_user_edit(user, edit)) {
+                batch.users.push(user.clone());
+            }
         }
+        batch
+    }
+
+    /// Adds the rows `edit` changed of `user` (as the command left it); `false` when the image
+    /// does not hold them (the user is then written whole).
+    fn add_user_edit(&mut self, user: &UserImage, edit: &UserEdit) -> bool {
+        match edit {
+            UserEdit::Properties => self.user_properties.push(UserImage {
+                direct_licenses: Vec::new(),
+                memberships: Vec::new(),
+                states: Vec::new(),
+                ..user.clone()
+            }),
+            UserEdit::MembershipAdded { group_id } => {
+                let Some(membership) = user
+                    .memberships
+                    .iter()
+                    .find(|membership| membership.group_id == *group_id)
+                else {
+                    return false;
+                };
+                self.memberships_added.push((user.id, *membership));
+            }
+            UserEdit::MembershipRemoved { group_id } => self.memberships_removed.push((user.id, *group_id)),
+            UserEdit::DirectLicenses { removed, set } => {
+                let mut licenses = Vec::with_capacity(set.len());
+                for sku_id in set {
+                    let Some(direct) = user
+                        .direct_licenses
+                        .iter()
+                        .find(|direct| direct.license.sku_id == *sku_id)
+                    else {
+                        return false;
+                    };
+                    licenses.push((user.id, direct.clone()));
+                }
+                self.direct_licenses_removed
+                    .extend(removed.iter().map(|sku_id| (user.id, *sku_id)));
+                self.direct_licenses_set.extend(licenses);
+            }
+        }
+        true
+    }
+
+    /// Whether the batch changes some rows of stored users (rather than whole users).
+    pub(crate) fn has_user_edits(&self) -> bool {
+        !self.user_properties.is_empty()
+            || !self.memberships_added.is_empty()
+            || !self.memberships_removed.is_empty()
+            || !self.direct_licenses_set.is_empty()
+            || !self.direct_licenses_removed.is_empty()
+    }
+
+    /// The users whose rows the batch edits, in the order of the edits (properties, memberships
+    /// added and removed, direct licenses set and removed), possibly repeated.
+    pub(crate) fn edited_users(&self) -> impl Iterator<Item = Uuid> + '_ {
+        self.user_properties
+            .iter()
+            .map(|user| user.id)
+            .chain(self.memberships_added.iter().map(|(user_id, _)| *user_id))
+            .chain(self.memberships_removed.iter().map(|(user_id, _)| *user_id))
+            .chain(self.direct_licenses_set.iter().map(|(user_id, _)| *user_id))
+            .chain(self.direct_licenses_removed.iter().map(|(user_id, _)| *user_id))
+    }
+
+    /// Appends `next`, a later write of the same tenant, to this batch when the two are
+    /// independent, so that writing the merged batch changes the tenant exactly as writing this
+    /// one and then `next` would (with one version instead of two): neither changes the settings
+    /// or the service plans, and no user, group or product one of them writes (creates, changes,
+    /// deletes, queues, or whose states or directory attributes it writes) appears anywhere in
+    /// the other. Products and groups both only refer to (a license's product, a membership's
+    /// group) do not make two batches dependent. Gives `next` back when they are not independent.
+    pub fn merge(&mut self, next: WriteBatch) -> Result<(), Box<WriteBatch>> {
+        let global = |batch: &WriteBatch| batch.settings.is_some() || batch.service_plans.is_some();
+        if global(self) || global(&next) {
+            return Err(Box::new(next));
+        }
+        let (written, referenced) = self.entities();
+        let (next_written, next_referenced) = next.entities();
+        let dependent = next_written
+            .iter()
+            .any(|id| written.contains(id) || referenced.contains(id))
+            || next_referenced.iter().any(|id| written.contains(id));
+        if dependent {
+            return Err(Box::new(next));
+        }
+        let WriteBatch {
+            expected_version: _,
+            settings: _,
+            clock,
+            service_plans: _,
+            skus,
+            users,
+            user_properties,
+            memberships_added,
+            memberships_removed,
+            direct_licenses_set,
+            direct_licenses_removed,
+            deleted_users,
+            groups,
+            deleted_groups,
+            state_inserts,
+            state_upserts,
+            state_deletes,
+            enqueue,
+            dequeue,
+            directory_attributes,
+            audit,
+        } = next;
+        if clock.is_some() {
+            self.clock = clock;
+        }
+        self.skus.extend(skus);
+        self.users.extend(users);
+        self.user_properties.extend(user_properties);
+        self.memberships_added.extend(memberships_added);
+        self.memberships_removed.extend(memberships_removed);
+        self.direct_licenses_set.extend(direct_licenses_set);
+        self.direct_licenses_removed.extend(direct_licenses_removed);
+        self.deleted_users.extend(deleted_users);
+        self.groups.extend(groups);
+        self.deleted_groups.extend(deleted_groups);
+        self.state_inserts.extend(state_inserts);
+        self.state_upserts.extend(state_upserts);
+        self.state_deletes.extend(state_deletes);
+        self.enqueue.extend(enqueue);
+        self.dequeue.extend(dequeue);
+        self.directory_attributes.extend(directory_attributes);
+        self.audit.extend(audit);
+        Ok(())
+    }
+
+    /// The ids of the users, groups and products the batch writes, and of those it only refers
+    /// to (see [`WriteBatch::merge`]).
+    fn entities(&self) -> (FxHashSet<Uuid>, FxHashSet<Uuid>) {
+        let mut written = FxHashSet::default();
+        written.extend(self.skus.iter().map(|sku| sku.sku_id));
+        written.extend(self.users.iter().map(|user| user.id));
+        written.extend(self.edited_users());
+        written.extend(self.deleted_users.iter().copied());
+        written.extend(self.groups.iter().map(|group| group.id));
+        written.extend(self.deleted_groups.iter().copied());
+        written.extend(self.state_writes().map(|((user_id, _), _)| *user_id));
+        written.extend(self.state_deletes.iter().map(|key| key.user_id));
+        written.extend(self.enqueue.iter().copied());
+        written.extend(self.dequeue.iter().copied());
+        written.extend(self.directory_attributes.iter().map(|(id, _)| *id));
+        let mut referenced = FxHashSet::default();
+        for user in &self.users {
+            referenced.extend(user.memberships.iter().map(|membership| membership.group_id));
+            referenced.extend(user.direct_licenses.iter().map(|direct| direct.license.sku_id));
+        }
+        for group in &self.groups {
+            referenced.extend(group.licenses.iter().map(|license| license.sku_id));
+        }
+        referenced.extend(
+            self.memberships_added
+                .iter()
+                .map(|(_, membership)| membership.group_id),
+        );
+        referenced.extend(self.memberships_removed.iter().map(|(_, group_id)| *group_id));
+        referenced.extend(
+            self.direct_licenses_set
+                .iter()
+                .map(|(_, direct)| direct.license.sku_id),
+        );
+        referenced.extend(self.direct_licenses_removed.iter().map(|(_, sku_id)| *sku_id));
+        for ((_, state), _) in self.state_writes() {
+            referenced.insert(state.sku_id);
+            referenced.extend(state.assigned_by_group);
+        }
+        for key in &self.state_deletes {
+            referenced.insert(key.sku_id);
+            referenced.extend(key.assigned_by_group);
+        }
+        (written, referenced)
     }
 
     /// What a processing step changed: the changed states
@@ -258,6 +464,7 @@ impl<'a> PreparedBatch<'a> {
                 .users
                 .iter()
                 .map(|user| user.id)
+                .chain(batch.edited_users())
                 .chain(batch.state_writes().map(|((user_id, _), _)| *user_id))
                 .chain(batch.enqueue.iter().copied())
                 .find(|user_id| deleted_users.contains(user_id));
@@ -289,6 +496,7 @@ impl<'a> PreparedBatch<'a> {
             .users
             .iter()
             .map(|user| user.id)
+            .chain(batch.edited_users())
             .chain(batch.state_writes().map(|((user_id, _), _)| *user_id))
             .chain(batch.state_deletes.iter().map(|key| key.user_id))
             .filter(|user_id| seen.insert(*user_id))
@@ -411,6 +619,13 @@ pub(crate) fn referenced_groups(batch: &WriteBatch, prepared: &PreparedBatch<'_>
         .flat_map(|user| user.memberships.iter().map(|membership| membership.group_id))
         .chain(
             batch
+                .memberships_added
+                .iter()
+                .map(|(_, membership)| membership.group_id),
+        )
+        .chain(batch.memberships_removed.iter().map(|(_, group_id)| *group_id))
+        .chain(
+            batch
                 .state_writes()
                 .filter_map(|((_, state), _)| state.assigned_by_group),
         )
@@ -420,13 +635,13 @@ pub(crate) fn referenced_groups(batch: &WriteBatch, prepared: &PreparedBatch<'_>
         .collect()
 }
 
-/// The user ids a write must resolve to keys, beyond the users it upserts: users of the states
-/// it writes or deletes, users it deletes, queues or dequeues.
+/// The user ids a write must resolve to keys, beyond the users it upserts: users whose rows it
+/// edits, users of the states it writes or deletes, users it deletes, queues or dequeues.
 pub(crate) fn referenced_users(batch: &WriteBatch, keys: &Keys) -> Vec<Uuid> {
     let mut seen = FxHashSet::default();
     let mut users: Vec<Uuid> = batch
-        .state_writes()
-        .map(|((user_id, _), _)| *user_id)
+        .edited_users()
+        .chain(batch.state_writes().map(|((user_id, _), _)| *user_id))
         .chain(batch.state_deletes.iter().map(|key| key.user_id))
         .chain(batch.deleted_users.iter().copied())
         .chain(batch.enqueue.iter().copied())

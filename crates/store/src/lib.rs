@@ -229,7 +229,7 @@ impl Store {
         settings: &TenantSettings,
         batch: &WriteBatch,
     ) -> Result<u64, StoreError> {
-        dispatch!(self, store => write::write(store, settings.tenant_id, batch, Some(settings)))
+        dispatch!(self, store => write::write(store, settings.tenant_id, std::slice::from_ref(batch), Some(settings)))
     }
 
     /// Every stored tenant, oldest first.
@@ -317,7 +317,15 @@ impl Store {
     /// Applies `batch` to the tenant in one transaction and returns the tenant's new version.
     /// Nothing is written when it fails.
     pub fn write(&mut self, tenant_id: Uuid, batch: &WriteBatch) -> Result<u64, StoreError> {
-        dispatch!(self, store => write::write(store, tenant_id, batch, None))
+        dispatch!(self, store => write::write(store, tenant_id, std::slice::from_ref(batch), None))
+    }
+
+    /// Writes `batches` in order in one transaction (one lock, one commit), each batch with its
+    /// own version and change record, as if each were written by [`Store::write`] in turn — except
+    /// that all or none are written. A batch's `expected_version` is checked against the version
+    /// the batches before it left. Returns the version of the last batch.
+    pub fn write_all(&mut self, tenant_id: Uuid, batches: &[WriteBatch]) -> Result<u64, StoreError> {
+        dispatch!(self, store => write::write(store, tenant_id, batches, None))
     }
 
     /// The work queue, first in first out.

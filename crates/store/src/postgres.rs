@@ -57,6 +57,8 @@ pub struct PostgresStore {
     /// Tokens whose revocation was announced, received by [`PostgresStore::wait_for_changes`]
     /// and not yet taken ([`PostgresStore::take_token_notices`]).
     token_notices: Vec<Uuid>,
+    /// Tenant keys looked up so far (a tenant's key never changes: tenants are not deleted).
+    tenant_keys: FxHashMap<Uuid, i64>,
 }
 
 /// The `LISTEN`/`NOTIFY` channel of the schema whose lock class is `lock_class`.
@@ -288,6 +290,7 @@ impl PostgresStore {
             lock_class,
             change_channel: change_channel(lock_class),
             token_notices: Vec::new(),
+            tenant_keys: FxHashMap::default(),
         };
         crate::migration::migrate(&mut store)?;
         Ok(store)
@@ -369,7 +372,7 @@ impl PostgresStore {
     /// Takes the tenant's write lock for this connection (session-level, re-entrant with the
     /// transaction-level lock every write takes), waiting for another instance to release it.
     pub(crate) fn lock_tenant(&mut self, tenant_id: Uuid) -> Result<(), StoreError> {
-        let tenant_key = tenant_key(self, tenant_id)?;
+        let tenant_key = self.known_tenant_key(tenant_id)?;
         self.client
             .execute(
                 "SELECT pg_advisory_lock($1, $2)",
@@ -381,7 +384,7 @@ impl PostgresStore {
 
     /// Releases what [`PostgresStore::lock_tenant`] took.
     pub(crate) fn unlock_tenant(&mut self, tenant_id: Uuid) -> Result<(), StoreError> {
-        let tenant_key = tenant_key(self, tenant_id)?;
+        let tenant_key = self.known_tenant_key(tenant_id)?;
         self.client
             .execute(
                 "SELECT pg_advisory_unlock($1, $2)",
@@ -389,6 +392,16 @@ impl PostgresStore {
             )
             .map_err(StoreError::postgres("releasing the tenant's lock"))?;
         Ok(())
+    }
+
+    /// The tenant's key, looked up once per connection.
+    fn known_tenant_key(&mut self, tenant_id: Uuid) -> Result<i64, StoreError> {
+        if let Some(key) = self.tenant_keys.get(&tenant_id) {
+            return Ok(*key);
+        }
+        let key = tenant_key(self, tenant_id)?;
+        self.tenant_keys.insert(tenant_id, key);
+        Ok(key)
     }
 
     /// The underlying connection, for tests that inspect or tamper with the schema.
@@ -466,6 +479,7 @@ impl WriteBackend for PostgresStore {
             statements,
             lock_class,
             change_channel,
+            tenant_keys,
             ..
         } = self;
         let transaction = client
@@ -476,6 +490,7 @@ impl WriteBackend for PostgresStore {
             statements,
             lock_class: *lock_class,
             change_channel,
+            tenant_keys,
         })
     }
 }
@@ -486,6 +501,7 @@ pub(crate) struct PostgresWrite<'a> {
     statements: &'a mut FxHashMap<String, Statement>,
     lock_class: i32,
     change_channel: &'a str,
+    tenant_keys: &'a mut FxHashMap<Uuid, i64>,
 }
 
 impl Session for PostgresWrite<'_> {
@@ -528,6 +544,15 @@ fn read_key_rows(rows: &[Row], into: &mut FxHashMap<Uuid, i64>) -> Result<(), St
 impl WriteTransaction for PostgresWrite<'_> {
     fn insert_tenant(&mut self, settings: &TenantSettings) -> Result<(), StoreError> {
         PostgresStore::insert_tenant(&mut self.transaction, settings)
+    }
+
+    fn known_tenant_key(&mut self, tenant_id: Uuid) -> Result<i64, StoreError> {
+        if let Some(key) = self.tenant_keys.get(&tenant_id) {
+            return Ok(*key);
+        }
+        let key = tenant_key(self, tenant_id)?;
+        self.tenant_keys.insert(tenant_id, key);
+        Ok(key)
     }
 
     /// The advisory lock on the tenant's key, held until the transaction ends.
@@ -899,6 +924,151 @@ impl WriteTransaction for PostgresWrite<'_> {
         Ok(())
     }
 
+    fn update_user_rows(
+        &mut self,
+        scope: &WriteScope,
+        users: &[(i64, &UserImage)],
+    ) -> Result<(), StoreError> {
+        let tenant_key = scope.tenant_key;
+        let keys: Vec<i64> = users.iter().map(|(key, _)| *key).collect();
+        let upns: Vec<&str> = users
+            .iter()
+            .map(|(_, user)| user.user_principal_name.as_str())
+            .collect();
+        let names: Vec<&str> = users.iter().map(|(_, user)| user.display_name.as_str()).collect();
+        let locations: Vec<Option<&str>> = users
+            .iter()
+            .map(|(_, user)| user.usage_location.as_ref().map(|code| code.as_str()))
+            .collect();
+        let addresses: Vec<String> = users
+            .iter()
+            .map(|(_, user)| codec::join_proxy_addresses(&user.proxy_addresses))
+            .collect();
+        let enabled: Vec<bool> = users.iter().map(|(_, user)| user.account_enabled).collect();
+        self.execute_native(
+            "updating users",
+            "UPDATE users SET user_principal_name = changed.upn, display_name = changed.display_name,
+                 usage_location = changed.usage_location, proxy_addresses = changed.proxy_addresses,
+                 account_enabled = changed.account_enabled
+             FROM unnest($2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[])
+                 AS changed(user_key, upn, display_name, usage_location, proxy_addresses, account_enabled)
+             WHERE users.tenant_key = $1 AND users.user_key = changed.user_key",
+            &[
+                &tenant_key,
+                &keys,
+                &upns,
+                &names,
+                &locations,
+                &addresses,
+                &enabled,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn delete_memberships(
+        &mut self,
+        scope: &WriteScope,
+        memberships: &[(i64, i64)],
+    ) -> Result<(), StoreError> {
+        let tenant_key = scope.tenant_key;
+        let users: Vec<i64> = memberships.iter().map(|(user, _)| *user).collect();
+        let groups: Vec<i64> = memberships.iter().map(|(_, group)| *group).collect();
+        self.execute_native(
+            "deleting memberships",
+            "DELETE FROM memberships AS membership
+             USING unnest($2::int8[], $3::int8[]) AS doomed(user_key, group_key)
+             WHERE membership.tenant_key = $1 AND membership.group_key = doomed.group_key
+               AND membership.user_key = doomed.user_key",
+            &[&tenant_key, &users, &groups],
+        )?;
+        Ok(())
+    }
+
+    /// One statement: each new membership's position is its user's last plus its rank among
+    /// the user's new ones.
+    fn append_memberships(
+        &mut self,
+        scope: &WriteScope,
+        memberships: &[(i64, i64, i64)],
+    ) -> Result<(), StoreError> {
+        let tenant_key = scope.tenant_key;
+        let users: Vec<i64> = memberships.iter().map(|(user, _, _)| *user).collect();
+        let groups: Vec<i64> = memberships.iter().map(|(_, group, _)| *group).collect();
+        let since: Vec<i64> = memberships.iter().map(|(_, _, since)| *since).collect();
+        self.execute_native(
+            "adding memberships",
+            "INSERT INTO memberships (tenant_key, user_key, position, group_key, since)
+             SELECT $1, added.user_key,
+                 coalesce((SELECT max(position) FROM memberships AS stored
+                           WHERE stored.tenant_key = $1 AND stored.user_key = added.user_key), -1)
+                     + row_number() OVER (PARTITION BY added.user_key ORDER BY added.rank),
+                 added.group_key, added.since
+             FROM unnest($2::int8[], $3::int8[], $4::int8[]) WITH ORDINALITY
+                 AS added(user_key, group_key, since, rank)",
+            &[&tenant_key, &users, &groups, &since],
+        )?;
+        Ok(())
+    }
+
+    fn delete_direct_licenses(
+        &mut self,
+        scope: &WriteScope,
+        licenses: &[(i64, i64)],
+    ) -> Result<(), StoreError> {
+        let tenant_key = scope.tenant_key;
+        let users: Vec<i64> = licenses.iter().map(|(user, _)| *user).collect();
+        let skus: Vec<i64> = licenses.iter().map(|(_, sku)| *sku).collect();
+        self.execute_native(
+            "deleting direct licenses",
+            "DELETE FROM direct_licenses AS license
+             USING unnest($2::int8[], $3::int8[]) AS doomed(user_key, sku_key)
+             WHERE license.tenant_key = $1 AND license.user_key = doomed.user_key
+               AND license.sku_key = doomed.sku_key",
+            &[&tenant_key, &users, &skus],
+        )?;
+        Ok(())
+    }
+
+    /// Replaces the stored licenses in place, then appends the others (positions as in
+    /// [`PostgresWrite::append_memberships`]).
+    fn set_direct_licenses(
+        &mut self,
+        scope: &WriteScope,
+        licenses: &[(i64, i64, String, i64)],
+    ) -> Result<(), StoreError> {
+        const ACTION: &str = "writing direct licenses";
+        let tenant_key = scope.tenant_key;
+        let users: Vec<i64> = licenses.iter().map(|license| license.0).collect();
+        let skus: Vec<i64> = licenses.iter().map(|license| license.1).collect();
+        let disabled: Vec<&str> = licenses.iter().map(|license| license.2.as_str()).collect();
+        let since: Vec<i64> = licenses.iter().map(|license| license.3).collect();
+        self.execute_native(
+            ACTION,
+            "WITH given AS (
+                 SELECT * FROM unnest($2::int8[], $3::int8[], $4::text[], $5::int8[]) WITH ORDINALITY
+                     AS given(user_key, sku_key, disabled_plans, since, rank)
+             ), replaced AS (
+                 UPDATE direct_licenses AS license SET disabled_plans = given.disabled_plans
+                 FROM given
+                 WHERE license.tenant_key = $1 AND license.user_key = given.user_key
+                   AND license.sku_key = given.sku_key
+                 RETURNING license.user_key, license.sku_key
+             )
+             INSERT INTO direct_licenses (tenant_key, user_key, position, sku_key, disabled_plans, since)
+             SELECT $1, added.user_key,
+                 coalesce((SELECT max(position) FROM direct_licenses AS stored
+                           WHERE stored.tenant_key = $1 AND stored.user_key = added.user_key), -1)
+                     + row_number() OVER (PARTITION BY added.user_key ORDER BY added.rank),
+                 added.sku_key, added.disabled_plans, added.since
+             FROM given AS added
+             WHERE NOT EXISTS (SELECT 1 FROM replaced
+                               WHERE replaced.user_key = added.user_key AND replaced.sku_key = added.sku_key)",
+            &[&tenant_key, &users, &skus, &disabled, &since],
+        )?;
+        Ok(())
+    }
+
     fn delete_states(&mut self, scope: &WriteScope, keys: &[(i64, i64, i64)]) -> Result<(), StoreError> {
         let tenant_key = scope.tenant_key;
         for chunk in keys.chunks(CHUNK) {
@@ -1019,7 +1189,7 @@ impl WriteTransaction for PostgresWrite<'_> {
         Ok(())
     }
 
-    fn commit(self, _scope: &WriteScope, _batch: &WriteBatch) -> Result<(), StoreError> {
+    fn commit(self, _scope: &WriteScope, _batches: &[WriteBatch]) -> Result<(), StoreError> {
         self.transaction
             .commit()
             .map_err(StoreError::postgres("committing a write"))

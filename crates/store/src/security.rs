@@ -159,22 +159,40 @@ fn token_of(row: &impl ReadRow) -> Result<AccessTokenRecord, StoreError> {
     })
 }
 
-/// Inserts audit records for a tenant (inside the caller's transaction when there is one).
+/// Audit records written by one statement of [`insert_audit`].
+const AUDIT_ROWS_PER_STATEMENT: usize = 32;
+
+/// Inserts audit records for a tenant (inside the caller's transaction when there is one), in
+/// order, up to [`AUDIT_ROWS_PER_STATEMENT`] per statement (the records of a group of commands
+/// cost one round trip, not one each).
 pub(crate) fn insert_audit(
     session: &mut impl Session,
     tenant_key: i64,
     records: &[AuditRecord],
 ) -> Result<(), StoreError> {
-    for record in records {
-        let properties = encode_properties(&record.modified_properties)?;
-        session.execute(
-            "writing an audit record",
+    for chunk in records.chunks(AUDIT_ROWS_PER_STATEMENT) {
+        let properties: Vec<String> = chunk
+            .iter()
+            .map(|record| encode_properties(&record.modified_properties))
+            .collect::<Result<_, _>>()?;
+        let mut sql = String::from(
             "INSERT INTO audit_log (tenant_key, audit_id, activity_date_time, category, activity,
                  operation_type, result, result_reason, actor_id, actor_name, actor_role, target_type,
                  target_id, target_name, modified_properties, request_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-            &[
-                Param::Integer(tenant_key),
+             VALUES ",
+        );
+        let mut params = Vec::with_capacity(1 + chunk.len() * 15);
+        params.push(Param::Integer(tenant_key));
+        for (row, (record, properties)) in chunk.iter().zip(&properties).enumerate() {
+            if row > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str("($1");
+            for parameter in 2 + row * 15..2 + (row + 1) * 15 {
+                sql.push_str(&format!(", ${parameter}"));
+            }
+            sql.push(')');
+            params.extend([
                 Param::Id(record.audit_id),
                 Param::Integer(record.activity_date_time),
                 Param::Text(&record.category),
@@ -188,10 +206,11 @@ pub(crate) fn insert_audit(
                 Param::Text(&record.target_type),
                 Param::OptionalId(record.target_id),
                 Param::Text(&record.target_name),
-                Param::Text(&properties),
+                Param::Text(properties),
                 Param::Text(&record.request_id),
-            ],
-        )?;
+            ]);
+        }
+        session.execute("writing audit records", &sql, &params)?;
     }
     Ok(())
 }

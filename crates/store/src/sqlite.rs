@@ -884,6 +884,132 @@ impl WriteTransaction for SqliteWrite<'_> {
         Ok(())
     }
 
+    fn update_user_rows(
+        &mut self,
+        scope: &WriteScope,
+        users: &[(i64, &UserImage)],
+    ) -> Result<(), StoreError> {
+        const ACTION: &str = "updating users";
+        let mut update = statement(
+            &self.transaction,
+            ACTION,
+            "UPDATE users SET user_principal_name = ?3, display_name = ?4, usage_location = ?5,
+                 proxy_addresses = ?6, account_enabled = ?7
+             WHERE tenant_key = ?1 AND user_id = ?2",
+        )?;
+        for (_, user) in users {
+            update
+                .execute(params![
+                    scope.tenant_key,
+                    blob_of(&user.id),
+                    user.user_principal_name,
+                    user.display_name,
+                    user.usage_location.as_ref().map(|code| code.as_str()),
+                    codec::join_proxy_addresses(&user.proxy_addresses),
+                    user.account_enabled,
+                ])
+                .map_err(StoreError::sqlite(ACTION))?;
+        }
+        Ok(())
+    }
+
+    fn delete_memberships(
+        &mut self,
+        scope: &WriteScope,
+        memberships: &[(i64, i64)],
+    ) -> Result<(), StoreError> {
+        const ACTION: &str = "deleting memberships";
+        let mut delete = statement(
+            &self.transaction,
+            ACTION,
+            "DELETE FROM memberships WHERE tenant_key = ?1 AND group_key = ?3 AND user_key = ?2",
+        )?;
+        for (user_key, group_key) in memberships {
+            delete
+                .execute(params![scope.tenant_key, user_key, group_key])
+                .map_err(StoreError::sqlite(ACTION))?;
+        }
+        Ok(())
+    }
+
+    fn append_memberships(
+        &mut self,
+        scope: &WriteScope,
+        memberships: &[(i64, i64, i64)],
+    ) -> Result<(), StoreError> {
+        const ACTION: &str = "adding memberships";
+        let mut insert = statement(
+            &self.transaction,
+            ACTION,
+            "INSERT INTO memberships (tenant_key, user_key, position, group_key, since)
+             SELECT ?1, ?2, coalesce(max(position) + 1, 0), ?3, ?4
+             FROM memberships WHERE tenant_key = ?1 AND user_key = ?2",
+        )?;
+        for (user_key, group_key, since) in memberships {
+            insert
+                .execute(params![scope.tenant_key, user_key, group_key, since])
+                .map_err(StoreError::sqlite(ACTION))?;
+        }
+        Ok(())
+    }
+
+    fn delete_direct_licenses(
+        &mut self,
+        scope: &WriteScope,
+        licenses: &[(i64, i64)],
+    ) -> Result<(), StoreError> {
+        const ACTION: &str = "deleting direct licenses";
+        let mut delete = statement(
+            &self.transaction,
+            ACTION,
+            "DELETE FROM direct_licenses WHERE tenant_key = ?1 AND user_key = ?2 AND sku_key = ?3",
+        )?;
+        for (user_key, sku_key) in licenses {
+            delete
+                .execute(params![scope.tenant_key, user_key, sku_key])
+                .map_err(StoreError::sqlite(ACTION))?;
+        }
+        Ok(())
+    }
+
+    fn set_direct_licenses(
+        &mut self,
+        scope: &WriteScope,
+        licenses: &[(i64, i64, String, i64)],
+    ) -> Result<(), StoreError> {
+        const ACTION: &str = "writing direct licenses";
+        let mut update = statement(
+            &self.transaction,
+            ACTION,
+            "UPDATE direct_licenses SET disabled_plans = ?4
+             WHERE tenant_key = ?1 AND user_key = ?2 AND sku_key = ?3",
+        )?;
+        let mut insert = statement(
+            &self.transaction,
+            ACTION,
+            "INSERT INTO direct_licenses (tenant_key, user_key, position, sku_key, disabled_plans, since)
+             SELECT ?1, ?2, coalesce(max(position) + 1, 0), ?3, ?4, ?5
+             FROM direct_licenses WHERE tenant_key = ?1 AND user_key = ?2",
+        )?;
+        for (user_key, sku_key, disabled_plans, since) in licenses {
+            let updated = update
+                .execute(params![scope.tenant_key, user_key, sku_key, disabled_plans])
+                .map_err(StoreError::sqlite(ACTION))?;
+            if updated == 0 {
+                insert
+                    .execute(params![
+                        scope.tenant_key,
+                        user_key,
+                        sku_key,
+                        disabled_plans,
+                        since
+                    ])
+                    .map_err(StoreError::sqlite(ACTION))?;
+            }
+        }
+        Ok(())
+    }
+
     fn delete_states(&mut self, scope: &WriteScope, keys: &[(i64, i64, i64)]) -> Result<(), StoreError> {
         const ACTION: &str = "deleting license assignment states";
         let mut delete = statement(
@@ -1039,7 +1165,7 @@ impl WriteTransaction for SqliteWrite<'_> {
 
     /// Keeps the cache of user keys as of the new version: plus the users this write created or
     /// looked up, minus those it deleted.
-    fn commit(self, scope: &WriteScope, batch: &WriteBatch) -> Result<(), StoreError> {
+    fn commit(self, scope: &WriteScope, batches: &[WriteBatch]) -> Result<(), StoreError> {
         let SqliteWrite {
             transaction,
             cache,
@@ -1048,10 +1174,10 @@ impl WriteTransaction for SqliteWrite<'_> {
         user_keys
             .keys
             .extend(scope.keys.users.iter().map(|(id, key)| (*id, *key)));
-        for user_id in &batch.deleted_users {
+        for user_id in batches.iter().flat_map(|batch| &batch.deleted_users) {
             user_keys.keys.remove(user_id);
         }
-        user_keys.version = scope.version + 1;
+        user_keys.version = scope.version;
         transaction
             .commit()
             .map_err(StoreError::sqlite("committing a write"))?;

@@ -12,7 +12,9 @@
 //! 2. the tenant's lock, then its version (checked against `expected_version`) and next keys;
 //! 3. the catalog: service plans, products (their keys are read when later steps need them);
 //! 4. the intent rows: groups and their licenses, users and their direct licenses and
-//!    memberships, and the keys of the groups and users the rest of the batch refers to;
+//!    memberships, and the keys of the groups and users the rest of the batch refers to; then
+//!    the rows edited of stored users (user rows, memberships and direct licenses removed, then
+//!    added);
 //! 5. license assignment states: deletes, then upserts;
 //! 6. deleted users and groups;
 //! 7. the work queue: dequeues, then enqueues;
@@ -22,6 +24,11 @@
 //! 10. directory attributes;
 //! 11. audit records;
 //! 12. commit.
+//!
+//! Several batches can share one transaction ([`write`] takes a list: the runtime's group commit
+//! of concurrent commands): steps 3 to 11 run for each batch in turn, each with its own version
+//! and change record; the lock, the version check of the first batch, the notice (of the last
+//! version) and the commit happen once.
 
 use licensd_engine::image::{GroupImage, ServicePlanImage, UserImage};
 use licensd_engine::{SkuDefinition, TenantSettings, Uuid};
@@ -53,6 +60,8 @@ pub(crate) struct WriteScope {
     pub(crate) version: u64,
     pub(crate) counters: Counters,
     pub(crate) keys: Keys,
+    /// Whether `keys.skus` holds every product of the tenant (read once per transaction).
+    pub(crate) sku_keys_read: bool,
 }
 
 /// A backend that starts write transactions.
@@ -72,6 +81,12 @@ pub(crate) trait WriteBackend {
 pub(crate) trait WriteTransaction: Session + Sized {
     /// Inserts a new, empty tenant at version 0; [`StoreError::TenantExists`] when it exists.
     fn insert_tenant(&mut self, settings: &TenantSettings) -> Result<(), StoreError>;
+
+    /// The key of a stored tenant (a backend may remember it: tenants are never deleted, so a
+    /// tenant's key never changes).
+    fn known_tenant_key(&mut self, tenant_id: Uuid) -> Result<i64, StoreError> {
+        tenant_key(self, tenant_id)
+    }
 
     /// Makes the writers of the tenant take turns until the transaction ends.
     fn lock_tenant(&mut self, tenant_key: i64) -> Result<(), StoreError>;
@@ -104,6 +119,40 @@ pub(crate) trait WriteTransaction: Session + Sized {
     /// yet) into `scope`; users that are not stored stay unknown.
     fn look_up_users(&mut self, scope: &mut WriteScope, user_ids: &[Uuid]) -> Result<(), StoreError>;
 
+    /// Rewrites the rows of stored users (not their licenses or memberships).
+    fn update_user_rows(&mut self, scope: &WriteScope, users: &[(i64, &UserImage)])
+        -> Result<(), StoreError>;
+
+    /// Deletes memberships by their `(user, group)` keys.
+    fn delete_memberships(
+        &mut self,
+        scope: &WriteScope,
+        memberships: &[(i64, i64)],
+    ) -> Result<(), StoreError>;
+
+    /// Appends memberships `(user, group, since)`, each after its user's stored ones (in the
+    /// order given when a user has several).
+    fn append_memberships(
+        &mut self,
+        scope: &WriteScope,
+        memberships: &[(i64, i64, i64)],
+    ) -> Result<(), StoreError>;
+
+    /// Deletes direct licenses by their `(user, product)` keys.
+    fn delete_direct_licenses(
+        &mut self,
+        scope: &WriteScope,
+        licenses: &[(i64, i64)],
+    ) -> Result<(), StoreError>;
+
+    /// Writes direct licenses `(user, product, disabled plans, since)`: a stored license of the
+    /// user and product is replaced in place, others are appended after the user's licenses.
+    fn set_direct_licenses(
+        &mut self,
+        scope: &WriteScope,
+        licenses: &[(i64, i64, String, i64)],
+    ) -> Result<(), StoreError>;
+
     /// Deletes states by their `(user, product, source)` keys.
     fn delete_states(&mut self, scope: &WriteScope, keys: &[(i64, i64, i64)]) -> Result<(), StoreError>;
 
@@ -131,79 +180,117 @@ pub(crate) trait WriteTransaction: Session + Sized {
         Ok(())
     }
 
-    /// Commits the write. `scope` holds the keys the write ended with and `batch` the users it
-    /// deleted (SQLite keeps its cache of user keys from them).
-    fn commit(self, scope: &WriteScope, batch: &WriteBatch) -> Result<(), StoreError>;
+    /// Commits the write. `scope` holds the keys and the version the write ended with and
+    /// `batches` the users it deleted (SQLite keeps its cache of user keys from them).
+    fn commit(self, scope: &WriteScope, batches: &[WriteBatch]) -> Result<(), StoreError>;
 }
 
-/// Applies `batch` to the tenant in one transaction, into a tenant the same transaction creates
-/// first when `create` is set; returns the tenant's new version. Nothing is written when it
-/// fails.
+/// Applies `batches` to the tenant in order in one transaction, into a tenant the same
+/// transaction creates first when `create` is set; each batch gets its own version. Returns the
+/// tenant's new version (that of the last batch). Nothing is written when it fails.
 pub(crate) fn write<B: WriteBackend>(
     backend: &mut B,
     tenant_id: Uuid,
-    batch: &WriteBatch,
+    batches: &[WriteBatch],
     create: Option<&TenantSettings>,
 ) -> Result<u64, StoreError> {
-    let prepared = PreparedBatch::new(tenant_id, batch)?;
+    let prepared: Vec<PreparedBatch<'_>> = batches
+        .iter()
+        .map(|batch| PreparedBatch::new(tenant_id, batch))
+        .collect::<Result<_, _>>()?;
     let mut transaction = backend.begin_write()?;
     // 1. The tenant, when this write creates it.
     if let Some(settings) = create {
         transaction.insert_tenant(settings)?;
     }
     // 2. Serialize the writers of this tenant, then read what the last one left.
-    let tenant_key = tenant_key(&mut transaction, tenant_id)?;
+    let tenant_key = match create {
+        Some(_) => tenant_key(&mut transaction, tenant_id)?,
+        None => transaction.known_tenant_key(tenant_id)?,
+    };
     transaction.lock_tenant(tenant_key)?;
     let mut scope = start_scope(&mut transaction, tenant_id, tenant_key)?;
-    if let Some(expected) = batch.expected_version {
-        if expected != scope.version {
-            return Err(StoreError::Conflict {
-                expected,
-                found: scope.version,
-            });
-        }
-    }
     transaction.start(&scope);
+    for (batch, prepared) in batches.iter().zip(&prepared) {
+        if let Some(expected) = batch.expected_version {
+            if expected != scope.version {
+                return Err(StoreError::Conflict {
+                    expected,
+                    found: scope.version,
+                });
+            }
+        }
+        write_batch(&mut transaction, &mut scope, batch, prepared)?;
+    }
+    if !batches.is_empty() {
+        // The notice, delivered to other instances when (and only if) the write commits: the
+        // last version covers the batches before it.
+        transaction.announce(&ChangeNotice {
+            tenant_id,
+            version: scope.version,
+        })?;
+    }
+    // 12.
+    transaction.commit(&scope, batches)?;
+    Ok(scope.version)
+}
+
+/// Steps 3 to 11 of one batch; advances `scope.version` to the batch's version.
+fn write_batch<T: WriteTransaction>(
+    transaction: &mut T,
+    scope: &mut WriteScope,
+    batch: &WriteBatch,
+    prepared: &PreparedBatch<'_>,
+) -> Result<(), StoreError> {
+    let tenant_id = scope.tenant_id;
+    let tenant_key = scope.tenant_key;
+    // Keys looked up or written by an earlier batch of the transaction stay valid; those of
+    // deleted entities were removed from `scope` with them.
     // 3. The catalog.
     if let Some(plans) = &batch.service_plans {
-        transaction.replace_service_plans(&scope, plans)?;
+        transaction.replace_service_plans(scope, plans)?;
     }
     if !prepared.skus.is_empty() {
-        transaction.upsert_skus(&mut scope, &prepared.skus)?;
+        transaction.upsert_skus(scope, &prepared.skus)?;
     }
     let needs_sku_keys = !prepared.groups.is_empty()
         || !prepared.users.is_empty()
+        || !batch.direct_licenses_set.is_empty()
+        || !batch.direct_licenses_removed.is_empty()
         || batch.has_state_writes()
         || !batch.state_deletes.is_empty();
-    if needs_sku_keys {
-        read_sku_keys(&mut transaction, &mut scope)?;
+    if needs_sku_keys && !scope.sku_keys_read {
+        read_sku_keys(transaction, scope)?;
     }
     // 4. Intent rows, and the keys of everything else the batch refers to.
     if !prepared.groups.is_empty() {
-        transaction.upsert_groups(&mut scope, &prepared.groups)?;
+        transaction.upsert_groups(scope, &prepared.groups)?;
     }
-    let groups: Vec<Uuid> = referenced_groups(batch, &prepared)
+    let groups: Vec<Uuid> = referenced_groups(batch, prepared)
         .into_iter()
         .filter(|group_id| !scope.keys.groups.contains_key(group_id))
         .collect();
     if !groups.is_empty() {
-        transaction.look_up_groups(&mut scope, &groups)?;
+        transaction.look_up_groups(scope, &groups)?;
     }
     if !prepared.users.is_empty() {
-        transaction.upsert_users(&mut scope, &prepared.users)?;
+        transaction.upsert_users(scope, &prepared.users)?;
     }
     let users = referenced_users(batch, &scope.keys);
     if !users.is_empty() {
-        transaction.look_up_users(&mut scope, &users)?;
+        transaction.look_up_users(scope, &users)?;
+    }
+    if batch.has_user_edits() {
+        edit_users(transaction, scope, batch)?;
     }
     // 5. States. A state of an entity that is not stored is not stored either.
     let deleted_states = state_keys(&scope.keys, &batch.state_deletes);
     if !deleted_states.is_empty() {
-        transaction.delete_states(&scope, &deleted_states)?;
+        transaction.delete_states(scope, &deleted_states)?;
     }
     if batch.has_state_writes() {
         let states = keyed_states(tenant_id, batch, &scope.keys)?;
-        transaction.upsert_states(&scope, &states)?;
+        transaction.upsert_states(scope, &states)?;
     }
     // 6. Deleted users and groups (deleting one that is not stored does nothing).
     let deleted_users: Vec<i64> = batch
@@ -212,7 +299,7 @@ pub(crate) fn write<B: WriteBackend>(
         .filter_map(|user_id| scope.keys.users.remove(user_id))
         .collect();
     if !deleted_users.is_empty() {
-        transaction.delete_users(&scope, &deleted_users)?;
+        transaction.delete_users(scope, &deleted_users)?;
     }
     let deleted_groups: Vec<i64> = batch
         .deleted_groups
@@ -220,7 +307,7 @@ pub(crate) fn write<B: WriteBackend>(
         .filter_map(|group_id| scope.keys.groups.remove(group_id))
         .collect();
     if !deleted_groups.is_empty() {
-        transaction.delete_groups(&scope, &deleted_groups)?;
+        transaction.delete_groups(scope, &deleted_groups)?;
     }
     // 7. The queue. Users that are not stored are not queued either; in key order the deletes
     // walk the queue's user index front to back.
@@ -231,7 +318,7 @@ pub(crate) fn write<B: WriteBackend>(
         .collect();
     dequeued.sort_unstable();
     if !dequeued.is_empty() {
-        transaction.dequeue(&scope, &dequeued)?;
+        transaction.dequeue(scope, &dequeued)?;
     }
     let enqueued: Vec<i64> = prepared
         .enqueue
@@ -239,25 +326,86 @@ pub(crate) fn write<B: WriteBackend>(
         .map(|user_id| scope.keys.user(tenant_id, *user_id))
         .collect::<Result<_, _>>()?;
     if !enqueued.is_empty() {
-        transaction.enqueue(&mut scope, &enqueued)?;
+        transaction.enqueue(scope, &enqueued)?;
     }
     // 8. The tenant's settings, clock, version and next keys.
     let new_version = scope.version + 1;
-    update_tenant(&mut transaction, &scope, batch, new_version)?;
-    // 9. The change record, and the notice delivered to other instances when (and only if) the
-    // write commits.
-    record_change(&mut transaction, tenant_key, new_version, &prepared.change)?;
-    transaction.announce(&ChangeNotice {
-        tenant_id,
-        version: new_version,
-    })?;
+    update_tenant(transaction, scope, batch, new_version)?;
+    // 9. The change record.
+    record_change(transaction, tenant_key, new_version, &prepared.change)?;
     // 10. Directory attributes.
     transaction.write_directory_attributes(tenant_key, batch)?;
     // 11. Audit records.
-    crate::security::insert_audit(&mut transaction, tenant_key, &batch.audit)?;
-    // 12.
-    transaction.commit(&scope, batch)?;
-    Ok(new_version)
+    crate::security::insert_audit(transaction, tenant_key, &batch.audit)?;
+    scope.version = new_version;
+    Ok(())
+}
+
+/// The rows edited of stored users: user rows, then memberships and direct licenses, removals
+/// before additions (as the engine changed them).
+fn edit_users<T: WriteTransaction>(
+    transaction: &mut T,
+    scope: &WriteScope,
+    batch: &WriteBatch,
+) -> Result<(), StoreError> {
+    let tenant_id = scope.tenant_id;
+    let keys = &scope.keys;
+    if !batch.user_properties.is_empty() {
+        let users: Vec<(i64, &UserImage)> = batch
+            .user_properties
+            .iter()
+            .map(|user| Ok((keys.user(tenant_id, user.id)?, user)))
+            .collect::<Result<_, StoreError>>()?;
+        transaction.update_user_rows(scope, &users)?;
+    }
+    if !batch.memberships_removed.is_empty() {
+        let removed: Vec<(i64, i64)> = batch
+            .memberships_removed
+            .iter()
+            .map(|(user_id, group_id)| {
+                Ok((keys.user(tenant_id, *user_id)?, keys.group(tenant_id, *group_id)?))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        transaction.delete_memberships(scope, &removed)?;
+    }
+    if !batch.memberships_added.is_empty() {
+        let added: Vec<(i64, i64, i64)> = batch
+            .memberships_added
+            .iter()
+            .map(|(user_id, membership)| {
+                Ok((
+                    keys.user(tenant_id, *user_id)?,
+                    keys.group(tenant_id, membership.group_id)?,
+                    logical_time_column(membership.since, "a membership's since")?,
+                ))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        transaction.append_memberships(scope, &added)?;
+    }
+    if !batch.direct_licenses_removed.is_empty() {
+        let removed: Vec<(i64, i64)> = batch
+            .direct_licenses_removed
+            .iter()
+            .map(|(user_id, sku_id)| Ok((keys.user(tenant_id, *user_id)?, keys.sku(tenant_id, *sku_id)?)))
+            .collect::<Result<_, StoreError>>()?;
+        transaction.delete_direct_licenses(scope, &removed)?;
+    }
+    if !batch.direct_licenses_set.is_empty() {
+        let set: Vec<(i64, i64, String, i64)> = batch
+            .direct_licenses_set
+            .iter()
+            .map(|(user_id, direct)| {
+                Ok((
+                    keys.user(tenant_id, *user_id)?,
+                    keys.sku(tenant_id, direct.license.sku_id)?,
+                    codec::join_uuids(&direct.license.disabled_plans),
+                    logical_time_column(direct.since, "a direct license's since")?,
+                ))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        transaction.set_direct_licenses(scope, &set)?;
+    }
+    Ok(())
 }
 
 /// Reads the version and next keys the tenant's last write left.
@@ -290,10 +438,12 @@ fn start_scope(
         version: logical_time(version, "the tenant version")?,
         counters,
         keys: Keys::default(),
+        sku_keys_read: false,
     })
 }
 
 fn read_sku_keys(session: &mut impl Session, scope: &mut WriteScope) -> Result<(), StoreError> {
+    scope.sku_keys_read = true;
     let keys = &mut scope.keys.skus;
     session.for_each_row(
         "reading product keys",

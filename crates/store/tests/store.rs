@@ -128,6 +128,9 @@ on_both_backends!(
     a_tenant_created_with_its_contents_is_stored_whole_or_not_at_all,
     an_error_naming_a_deleted_group_survives_a_reload,
     a_user_recreated_through_another_connection_is_written_under_its_new_key,
+    edits_of_a_user_write_only_the_rows_they_change,
+    several_batches_share_one_transaction_all_or_nothing,
+    merged_batches_write_what_their_commands_wrote,
 );
 
 // ----- helpers --------------------------------------------------------------------------------
@@ -1595,4 +1598,358 @@ fn a_user_recreated_through_another_connection_is_written_under_its_new_key(data
         )
         .expect("enqueue");
     assert_eq!(first.queue(tenant_id).expect("queue"), ids);
+}
+
+/// Writes one command's batch (without comparing the store with the engine: the tests below
+/// tamper with rows first).
+fn write_command(world: &mut SeedWorld, store: &mut Store, version: &mut u64, command: Command) {
+    let outcome = world.apply(command.clone()).expect("the command is accepted");
+    let mut batch = WriteBatch::from_command_outcome(&outcome);
+    batch.expected_version = Some(*version);
+    *version = store
+        .write(world.engine.settings().tenant_id, &batch)
+        .unwrap_or_else(|error| panic!("writing {} failed: {error}", command.name()));
+}
+
+/// `SELECT count(*)` of a user's rows in `table` matching `condition`.
+fn rows_of(store: &mut Store, table: &str, user_id: Uuid, condition: &str) -> i64 {
+    let user = literal(store, user_id);
+    count(
+        store,
+        &format!(
+            "SELECT count(*) FROM {table}
+             WHERE user_key = (SELECT user_key FROM users WHERE user_id = {user}) AND {condition}"
+        ),
+    )
+}
+
+/// A membership added or removed, a user's properties changed and direct licenses assigned,
+/// replaced and removed each write only their rows: rows of the user the command did not
+/// change (marked directly in the database beforehand) are left as they were, and once the marks
+/// are undone the store holds exactly the engine's tenant (positions and order included).
+fn edits_of_a_user_write_only_the_rows_they_change(database: TestDatabase) {
+    let mut world = SeedWorld::new(SeedSeats {
+        office_365_e1: 5,
+        ems_e3: 5,
+        ..SeedSeats::default()
+    })
+    .expect("seed world");
+    let user = world.add_user("edited", Some("US")).expect("user");
+    let groups: Vec<Uuid> = ["First", "Second", "Third"]
+        .iter()
+        .map(|name| world.add_group(name).expect("group"))
+        .collect();
+    world.add_member(groups[0], user).expect("member");
+    world.add_member(groups[1], user).expect("member");
+    world
+        .assign_to_user(user, vec![AssignedLicense::new(OFFICE_365_E1)], vec![])
+        .expect("direct E1");
+    let mut store = database.open();
+    let mut version = store_engine(&mut store, &world.engine);
+    let tenant_id = world.engine.settings().tenant_id;
+    const MARK: i64 = 1_000_000_000;
+    let user_literal = literal(&store, user);
+    let user_key = format!("(SELECT user_key FROM users WHERE user_id = {user_literal})");
+    // Marks on every stored row of the user: a command that rewrote them would erase them.
+    execute(
+        &mut store,
+        &format!(
+            "UPDATE users SET display_name = 'marked' WHERE user_id = {user_literal};
+             UPDATE memberships SET since = since + {MARK} WHERE user_key = {user_key};
+             UPDATE direct_licenses SET since = since + {MARK} WHERE user_key = {user_key};"
+        ),
+    );
+    let marked = |store: &mut Store, table: &str| rows_of(store, table, user, &format!("since >= {MARK}"));
+
+    // A membership added: one row, after the others; the user row and the rest untouched.
+    let before = version;
+    write_command(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::AddGroupMember {
+            group_id: groups[2],
+            user_id: user,
+        },
+    );
+    assert_eq!(
+        count(
+            &mut store,
+            &format!("SELECT count(*) FROM users WHERE display_name = 'marked' AND user_id = {user_literal}")
+        ),
+        1,
+        "the user row is not rewritten"
+    );
+    assert_eq!(
+        marked(&mut store, "memberships"),
+        2,
+        "the other memberships are not rewritten"
+    );
+    assert_eq!(
+        marked(&mut store, "direct_licenses"),
+        1,
+        "the direct licenses are not rewritten"
+    );
+    let third = literal(&store, groups[2]);
+    assert_eq!(
+        rows_of(
+            &mut store,
+            "memberships",
+            user,
+            &format!("position = 2 AND group_key = (SELECT group_key FROM groups WHERE group_id = {third})")
+        ),
+        1,
+        "the new membership comes last"
+    );
+    // The change log still names the user.
+    let changes = store.changes_since(tenant_id, before).expect("changes");
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].users, vec![user]);
+
+    // A membership removed: only its row goes.
+    write_command(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::RemoveGroupMember {
+            group_id: groups[0],
+            user_id: user,
+        },
+    );
+    assert_eq!(rows_of(&mut store, "memberships", user, "1 = 1"), 2);
+    assert_eq!(
+        marked(&mut store, "memberships"),
+        1,
+        "the remaining old membership is not rewritten"
+    );
+    assert_eq!(marked(&mut store, "direct_licenses"), 1);
+
+    // Direct licenses: EMS added after E1, then E1 given other disabled plans (in place), then EMS
+    // removed; E1's row is never rewritten whole (its mark stays).
+    write_command(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::AssignUserLicenses {
+            user_id: user,
+            add_licenses: vec![AssignedLicense::new(EMS_E3)],
+            remove_licenses: vec![],
+        },
+    );
+    assert_eq!(rows_of(&mut store, "direct_licenses", user, "1 = 1"), 2);
+    assert_eq!(marked(&mut store, "direct_licenses"), 1, "E1 is not rewritten");
+    let e1_plan = world
+        .engine
+        .sku_definition(OFFICE_365_E1)
+        .expect("E1")
+        .service_plans[0]
+        .service_plan_id;
+    write_command(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::AssignUserLicenses {
+            user_id: user,
+            add_licenses: vec![AssignedLicense {
+                sku_id: OFFICE_365_E1,
+                disabled_plans: vec![e1_plan],
+            }],
+            remove_licenses: vec![],
+        },
+    );
+    assert_eq!(
+        marked(&mut store, "direct_licenses"),
+        1,
+        "E1's new disabled plans are written in place"
+    );
+    write_command(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::AssignUserLicenses {
+            user_id: user,
+            add_licenses: vec![],
+            remove_licenses: vec![EMS_E3],
+        },
+    );
+    assert_eq!(rows_of(&mut store, "direct_licenses", user, "1 = 1"), 1);
+    assert_eq!(marked(&mut store, "memberships"), 1);
+
+    // Properties: the user row only.
+    write_command(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::UpdateUser {
+            user_id: user,
+            changes: UserChanges {
+                display_name: Some("Renamed".to_string()),
+                ..UserChanges::default()
+            },
+        },
+    );
+    assert_eq!(
+        count(
+            &mut store,
+            &format!(
+                "SELECT count(*) FROM users WHERE display_name = 'Renamed' AND user_id = {user_literal}"
+            )
+        ),
+        1
+    );
+    assert_eq!(
+        marked(&mut store, "memberships"),
+        1,
+        "the memberships are not rewritten"
+    );
+    assert_eq!(
+        marked(&mut store, "direct_licenses"),
+        1,
+        "the direct licenses are not rewritten"
+    );
+
+    // Without the marks, the store holds the engine's tenant.
+    execute(
+        &mut store,
+        &format!(
+            "UPDATE memberships SET since = since - {MARK} WHERE user_key = {user_key} AND since >= {MARK};
+             UPDATE direct_licenses SET since = since - {MARK} WHERE user_key = {user_key} AND since >= {MARK};"
+        ),
+    );
+    assert_store_holds(&mut store, &world.engine, version);
+}
+
+/// Several batches in one transaction: each gets its version and change record, in order; when
+/// one fails, none is written.
+fn several_batches_share_one_transaction_all_or_nothing(database: TestDatabase) {
+    let mut world = SeedWorld::new(SeedSeats::default()).expect("seed world");
+    let users: Vec<Uuid> = (0..3)
+        .map(|number| {
+            world
+                .add_user(&format!("batched{number}"), Some("US"))
+                .expect("user")
+        })
+        .collect();
+    let group = world.add_group("Batched").expect("group");
+    let mut store = database.open();
+    let version = store_engine(&mut store, &world.engine);
+    let tenant_id = world.engine.settings().tenant_id;
+    let batch_of = |world: &mut SeedWorld, command: Command| {
+        WriteBatch::from_command_outcome(&world.apply(command).expect("accepted"))
+    };
+    // A write whose second batch refers to a user that is not stored writes nothing.
+    let mut unknown = WriteBatch::default();
+    unknown.enqueue.push(Uuid::from_u128(0xdead));
+    let first = batch_of(
+        &mut world,
+        Command::AddGroupMember {
+            group_id: group,
+            user_id: users[0],
+        },
+    );
+    let failed = store.write_all(tenant_id, &[first.clone(), unknown]);
+    assert!(
+        matches!(failed, Err(StoreError::InvalidBatch { .. })),
+        "{failed:?}"
+    );
+    assert_eq!(store.tenant_version(tenant_id).expect("version"), version);
+    assert_eq!(count(&mut store, "SELECT count(*) FROM memberships"), 0);
+
+    let second = batch_of(
+        &mut world,
+        Command::AddGroupMember {
+            group_id: group,
+            user_id: users[1],
+        },
+    );
+    let mut third = batch_of(
+        &mut world,
+        Command::AddGroupMember {
+            group_id: group,
+            user_id: users[2],
+        },
+    );
+    // Checked against the version the batches before it left.
+    third.expected_version = Some(version + 2);
+    let mut first = first;
+    first.expected_version = Some(version);
+    let written = store
+        .write_all(tenant_id, &[first, second, third])
+        .expect("written");
+    assert_eq!(written, version + 3);
+    let changes = store.changes_since(tenant_id, version).expect("changes");
+    let listed: Vec<(u64, Vec<Uuid>)> = changes
+        .iter()
+        .map(|change| (change.version, change.users.clone()))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            (version + 1, vec![users[0]]),
+            (version + 2, vec![users[1]]),
+            (version + 3, vec![users[2]]),
+        ]
+    );
+    assert_store_holds(&mut store, &world.engine, written);
+}
+
+/// Independent commands merge into one batch whose write equals writing them in turn;
+/// dependent ones do not merge.
+fn merged_batches_write_what_their_commands_wrote(database: TestDatabase) {
+    let mut world = SeedWorld::new(SeedSeats {
+        office_365_e1: 5,
+        ..SeedSeats::default()
+    })
+    .expect("seed world");
+    let users: Vec<Uuid> = (0..4)
+        .map(|number| {
+            world
+                .add_user(&format!("merged{number}"), Some("US"))
+                .expect("user")
+        })
+        .collect();
+    let group = world.add_group("Merged").expect("group");
+    world
+        .assign_to_group(group, vec![AssignedLicense::new(OFFICE_365_E1)], vec![])
+        .expect("group E1");
+    let mut store = database.open();
+    let version = store_engine(&mut store, &world.engine);
+    let tenant_id = world.engine.settings().tenant_id;
+    let mut batch_of =
+        |command: Command| WriteBatch::from_command_outcome(&world.apply(command).expect("accepted"));
+    let mut merged = batch_of(Command::AddGroupMember {
+        group_id: group,
+        user_id: users[0],
+    });
+    merged
+        .merge(batch_of(Command::AddGroupMember {
+            group_id: group,
+            user_id: users[1],
+        }))
+        .expect("different users in one group are independent");
+    merged
+        .merge(batch_of(Command::AssignUserLicenses {
+            user_id: users[2],
+            add_licenses: vec![AssignedLicense::new(OFFICE_365_E1)],
+            remove_licenses: vec![],
+        }))
+        .expect("another user's direct license is independent");
+    let dependent = batch_of(Command::UpdateUser {
+        user_id: users[0],
+        changes: UserChanges {
+            display_name: Some("Again".to_string()),
+            ..UserChanges::default()
+        },
+    });
+    let dependent = *merged
+        .merge(dependent)
+        .expect_err("the same user again is dependent");
+    let settings = batch_of(Command::SetSelfHealing { enabled: false });
+    let settings = *merged.merge(settings).expect_err("settings never merge");
+    merged.expected_version = Some(version);
+    let written = store
+        .write_all(tenant_id, &[merged, dependent, settings])
+        .expect("written");
+    assert_eq!(written, version + 3);
+    assert_store_holds(&mut store, &world.engine, written);
 }
