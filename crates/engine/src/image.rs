@@ -56,7 +56,7 @@ impl StateImager<'_> {
 
 /// Plan lists of an image already resolved, by the address of the shared list (each kept alive
 /// by the map, so an address is never reused while it is a key).
-type RestoredPlanLists = FxHashMap<usize, (PlanList, PlanSetId)>;
+pub(crate) type RestoredPlanLists = FxHashMap<usize, (PlanList, PlanSetId)>;
 
 /// Buffers of one [`Engine::from_image`].
 #[derive(Default)]
@@ -557,7 +557,7 @@ impl Engine {
 
     /// Restores one state. `named_missing_group` is set when its cause named an assignment of a
     /// group that no longer exists (see `restore_cause`).
-    fn restore_state(
+    pub(crate) fn restore_state(
         &mut self,
         state: &StateImage,
         referenced_by: &str,
@@ -695,7 +695,7 @@ impl Engine {
         })
     }
 
-    fn resolve_plan(&self, id: Uuid, referenced_by: &str) -> Result<PlanRef, RestoreError> {
+    pub(crate) fn resolve_plan(&self, id: Uuid, referenced_by: &str) -> Result<PlanRef, RestoreError> {
         self.catalog
             .find_plan(id)
             .ok_or_else(|| RestoreError::UnknownReference {
@@ -705,7 +705,7 @@ impl Engine {
             })
     }
 
-    fn resolve_plans(&self, ids: &[Uuid], referenced_by: &str) -> Result<PlanSet, RestoreError> {
+    pub(crate) fn resolve_plans(&self, ids: &[Uuid], referenced_by: &str) -> Result<PlanSet, RestoreError> {
         let mut set = PlanSet::EMPTY;
         for id in ids {
             set.insert(self.resolve_plan(*id, referenced_by)?);
@@ -713,7 +713,7 @@ impl Engine {
         Ok(set)
     }
 
-    fn resolve_sku(&self, id: Uuid, referenced_by: &str) -> Result<SkuRef, RestoreError> {
+    pub(crate) fn resolve_sku(&self, id: Uuid, referenced_by: &str) -> Result<SkuRef, RestoreError> {
         self.catalog
             .find_sku(id)
             .ok_or_else(|| RestoreError::UnknownReference {
@@ -723,7 +723,7 @@ impl Engine {
             })
     }
 
-    fn resolve_group(&self, id: Uuid, referenced_by: &str) -> Result<GroupRef, RestoreError> {
+    pub(crate) fn resolve_group(&self, id: Uuid, referenced_by: &str) -> Result<GroupRef, RestoreError> {
         self.directory
             .find_group(id)
             .ok_or_else(|| RestoreError::UnknownReference {
