@@ -14,8 +14,12 @@
 //!
 //! (The engine refuses a patch for a product whose plans changed the same way,
 //! `PatchError::NeedsReload`.) Directory attributes change only through writes whose records list
-//! nothing (`SetDirectoryAttributes`) or with the deletion of their object: when a record in the
-//! range lists nothing at all, every object's attributes are read again.
+//! nothing (`SetDirectoryAttributes`) or with the deletion of their object (the engine drops
+//! them): when a record in the range lists nothing at all, every object's attributes are read
+//! again. With `also` (an instance's own refused write), the touched objects' attributes are read.
+//!
+//! On PostgreSQL a patch takes a fixed number of statements whatever it covers (lists travel as
+//! one parameter); SQLite, in process, runs the per-entity statements once per entity.
 //!
 //! Rows are decoded by the loader's [`ImageBuilder`], so a patch decodes exactly as a load does.
 
@@ -23,12 +27,11 @@ use licensd_engine::image::{GroupImage, UserImage};
 use licensd_engine::{AttributesPatch, ServicePlanDefinition, TenantPatch, TenantSettings, Uuid};
 use rustc_hash::FxHashSet;
 
-use crate::batch::{TenantChange, DIRECT_SOURCE_KEY};
+use crate::batch::TenantChange;
 use crate::codec;
 use crate::error::StoreError;
 use crate::load::{logical_time, logical_time_column, plan_number, ImageBuilder, Load, StateRow};
 use crate::postgres::PostgresStore;
-use crate::reads::tenant_key_and_version;
 use crate::sql::{Param, ReadRow, Session, Transaction};
 use crate::sqlite::SqliteStore;
 
@@ -185,7 +188,12 @@ fn lists_nothing(change: &TenantChange) -> bool {
 struct Touched {
     settings: bool,
     queue: bool,
+    /// Some write's record lists nothing: it may have set directory attributes (read them all).
     all_attributes: bool,
+    /// Read the attributes of the touched objects: what an instance's own refused write changed
+    /// is listed with the objects (`unwritten_change`). Writes of the log change attributes only
+    /// through records that list nothing, or by deleting their object (the engine drops them).
+    attributes_of_touched: bool,
     skus: Vec<Uuid>,
     users: Vec<Uuid>,
     groups: Vec<Uuid>,
@@ -240,7 +248,27 @@ pub(crate) fn read_catch_up<D: CatchUpReads>(
     also: Option<&TenantChange>,
 ) -> Result<CatchUp, StoreError> {
     let mut snapshot = database.begin_snapshot("starting to read a catch-up")?;
-    let (tenant_key, version) = tenant_key_and_version(&mut snapshot, tenant_id)?;
+    let head = snapshot.query_optional(
+        "reading the tenant",
+        "SELECT tenant_key, version, display_name, default_usage_location, self_healing, clock
+         FROM tenants WHERE tenant_id = $1",
+        &[Param::Id(tenant_id)],
+        |row| {
+            Ok(Head {
+                tenant_key: row.integer(0)?,
+                version: logical_time(row.integer(1)?, "the tenant version")?,
+                settings: TenantSettings {
+                    tenant_id,
+                    display_name: row.text(2)?.to_string(),
+                    default_usage_location: codec::parse_optional_country(row.optional_text(3)?)?,
+                    self_healing: row.flag(4)?,
+                },
+                clock: logical_time(row.integer(5)?, "the tenant clock")?,
+            })
+        },
+    )?;
+    let head = head.ok_or(StoreError::UnknownTenant { tenant_id })?;
+    let (tenant_key, version) = (head.tenant_key, head.version);
     if version < after {
         return Ok(CatchUp::Reload {
             reason: format!("the store is at version {version}, behind the engine's {after}"),
@@ -261,14 +289,17 @@ pub(crate) fn read_catch_up<D: CatchUpReads>(
             reason: format!("the change log no longer reaches back to version {}", after + 1),
         });
     }
-    let mut touched = Touched::default();
+    let mut touched = Touched {
+        attributes_of_touched: also.is_some(),
+        ..Touched::default()
+    };
     for change in changes.iter().chain(also) {
         if let Err(reason) = touched.add(change) {
             return Ok(CatchUp::Reload { reason });
         }
     }
     touched.dedup();
-    let patch = read_patch::<D>(&mut snapshot, tenant_id, tenant_key, &touched)?;
+    let patch = read_patch::<D>(&mut snapshot, head, &touched)?;
     snapshot.commit("ending the catch-up read")?;
     Ok(match patch {
         Ok(patch) => CatchUp::Patch {
@@ -298,31 +329,39 @@ struct OwnedStateRow {
     last_updated: i64,
 }
 
+/// The tenant's row as a catch-up reads it.
+struct Head {
+    tenant_key: i64,
+    version: u64,
+    settings: TenantSettings,
+    clock: u64,
+}
+
+/// A group row.
+fn group_row(row: &impl ReadRow, first: usize) -> Result<(i64, GroupImage), StoreError> {
+    Ok((
+        row.integer(first)?,
+        GroupImage {
+            id: row.id(first + 1)?,
+            display_name: row.text(first + 2)?.to_string(),
+            licenses: Vec::new(),
+            licensed_since: logical_time(row.integer(first + 3)?, "a group's licensed_since")?,
+        },
+    ))
+}
+
 fn read_patch<D: CatchUpReads>(
     session: &mut impl Session,
-    tenant_id: Uuid,
-    tenant_key: i64,
+    head: Head,
     touched: &Touched,
 ) -> Result<Result<TenantPatch, String>, StoreError> {
+    let Head {
+        tenant_key,
+        settings,
+        clock,
+        ..
+    } = head;
     let key = [Param::Integer(tenant_key)];
-    // The tenant's settings and clock.
-    let head = session.query_optional(
-        "reading the tenant",
-        "SELECT display_name, default_usage_location, self_healing, clock FROM tenants WHERE tenant_key = $1",
-        &key,
-        |row| {
-            Ok((
-                TenantSettings {
-                    tenant_id,
-                    display_name: row.text(0)?.to_string(),
-                    default_usage_location: codec::parse_optional_country(row.optional_text(1)?)?,
-                    self_healing: row.flag(2)?,
-                },
-                logical_time(row.integer(3)?, "the tenant clock")?,
-            ))
-        },
-    )?;
-    let (settings, clock) = head.ok_or(StoreError::UnknownTenant { tenant_id })?;
     let mut builder = ImageBuilder::default();
     // The catalog: every plan and product (a few hundred rows at most), which the states'
     // plan bitsets and product keys are decoded with.
@@ -406,13 +445,18 @@ fn read_patch<D: CatchUpReads>(
     users.sort_unstable_by_key(|user| user.key);
     let user_keys: Vec<i64> = users.iter().map(|user| user.key).collect();
     // Their memberships and states, read before the groups they name.
+    // (Each with the group it names, so that no further read is needed for them.)
     let mut memberships: Vec<(i64, i64, u64)> = Vec::new();
+    let mut named_groups: Vec<(i64, GroupImage)> = Vec::new();
     for_each_matching(
         session,
         D::LISTS,
         "reading memberships",
-        "SELECT user_key, group_key, since, position FROM memberships
-         WHERE tenant_key = $1 AND user_key {in} ORDER BY user_key, position",
+        "SELECT m.user_key, m.group_key, m.since, g.group_key, g.group_id, g.display_name,
+                g.licensed_since
+         FROM memberships m
+         JOIN groups g ON g.tenant_key = m.tenant_key AND g.group_key = m.group_key
+         WHERE m.tenant_key = $1 AND m.user_key {in} ORDER BY m.user_key, m.position",
         tenant_key,
         Values::Keys(&user_keys),
         |row| {
@@ -421,6 +465,7 @@ fn read_patch<D: CatchUpReads>(
                 row.integer(1)?,
                 logical_time(row.integer(2)?, "a membership's since")?,
             ));
+            named_groups.push(group_row(row, 3)?);
             Ok(())
         },
     )?;
@@ -429,12 +474,18 @@ fn read_patch<D: CatchUpReads>(
         session,
         D::LISTS,
         "reading license assignment states",
-        "SELECT user_key, sku_key, source_key, status, cause, disabled_plans, granted_plans, since,
-                last_updated
-         FROM license_states WHERE tenant_key = $1 AND user_key {in}",
+        "SELECT s.user_key, s.sku_key, s.source_key, s.status, s.cause, s.disabled_plans,
+                s.granted_plans, s.since, s.last_updated, g.group_key, g.group_id, g.display_name,
+                g.licensed_since
+         FROM license_states s
+         LEFT JOIN groups g ON g.tenant_key = s.tenant_key AND g.group_key = s.source_key
+         WHERE s.tenant_key = $1 AND s.user_key {in}",
         tenant_key,
         Values::Keys(&user_keys),
         |row| {
+            if row.optional_integer(9)?.is_some() {
+                named_groups.push(group_row(row, 9)?);
+            }
             states.push(OwnedStateRow {
                 user_key: row.integer(0)?,
                 sku_key: row.integer(1)?,
@@ -460,53 +511,17 @@ fn read_patch<D: CatchUpReads>(
         tenant_key,
         Values::Ids(&touched.groups),
         |row| {
-            group_rows.push((
-                row.integer(0)?,
-                GroupImage {
-                    id: row.id(1)?,
-                    display_name: row.text(2)?.to_string(),
-                    licenses: Vec::new(),
-                    licensed_since: logical_time(row.integer(3)?, "a group's licensed_since")?,
-                },
-            ));
+            group_rows.push(group_row(row, 0)?);
             Ok(())
         },
     )?;
     let touched_group_keys: FxHashSet<i64> = group_rows.iter().map(|(key, _)| *key).collect();
-    let mut named: Vec<i64> = memberships
-        .iter()
-        .map(|(_, group_key, _)| *group_key)
-        .chain(
-            states
-                .iter()
-                .map(|state| state.source_key)
-                .filter(|source| *source != DIRECT_SOURCE_KEY),
-        )
-        .filter(|group_key| !touched_group_keys.contains(group_key))
-        .collect();
-    named.sort_unstable();
-    named.dedup();
-    for_each_matching(
-        session,
-        D::LISTS,
-        "reading groups",
-        "SELECT group_key, group_id, display_name, licensed_since FROM groups
-         WHERE tenant_key = $1 AND group_key {in}",
-        tenant_key,
-        Values::Keys(&named),
-        |row| {
-            group_rows.push((
-                row.integer(0)?,
-                GroupImage {
-                    id: row.id(1)?,
-                    display_name: row.text(2)?.to_string(),
-                    licenses: Vec::new(),
-                    licensed_since: logical_time(row.integer(3)?, "a group's licensed_since")?,
-                },
-            ));
-            Ok(())
-        },
-    )?;
+    let mut seen = touched_group_keys.clone();
+    group_rows.extend(
+        named_groups
+            .into_iter()
+            .filter(|(group_key, _)| seen.insert(*group_key)),
+    );
     group_rows.sort_unstable_by_key(|(key, _)| *key);
     let group_order: Vec<(i64, Uuid)> = group_rows.iter().map(|(key, group)| (*key, group.id)).collect();
     for (group_key, group) in group_rows {
@@ -602,6 +617,8 @@ fn read_patch<D: CatchUpReads>(
             &key,
             |row| Ok((row.id(0)?, row.text(1)?.to_string())),
         )?)
+    } else if !touched.attributes_of_touched {
+        AttributesPatch::Objects(Vec::new())
     } else {
         let objects: Vec<Uuid> = touched.users.iter().chain(&touched.groups).copied().collect();
         let mut found: Vec<(Uuid, Option<String>)> = Vec::new();
