@@ -75,9 +75,17 @@ fn print_times(name: &str, mut times: Vec<Duration>) {
 fn catch_up(store: &mut Store, engine: &mut Engine, version: &mut u64) -> BenchResult<Duration> {
     let tenant_id = engine.settings().tenant_id;
     let started = Instant::now();
-    match store.catch_up(tenant_id, *version, None)? {
+    let read = store.catch_up(tenant_id, *version, None)?;
+    if std::env::var_os("LICENSD_BENCH_CATCH_UP_SPLIT").is_some() {
+        println!("    read {:.3} ms", millis(started.elapsed()));
+    }
+    match read {
         CatchUp::Patch { patch, version: to } => {
+            let applying = Instant::now();
             engine.apply_patch(*patch)?;
+            if std::env::var_os("LICENSD_BENCH_CATCH_UP_SPLIT").is_some() {
+                println!("    apply {:.3} ms", millis(applying.elapsed()));
+            }
             *version = to;
         }
         CatchUp::UpToDate { .. } => {}

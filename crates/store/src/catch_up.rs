@@ -598,10 +598,11 @@ fn read_patch<D: CatchUpReads>(
     let queue = if touched.queue {
         Some(session.query_all(
             "reading the work queue",
-            "SELECT users.user_id FROM work_queue
-             JOIN users ON users.tenant_key = work_queue.tenant_key
-                       AND users.user_key = work_queue.user_key
-             WHERE work_queue.tenant_key = $1 ORDER BY work_queue.position",
+            // A lookup per queued user (not a join, which a planner may answer by scanning
+            // every user of the tenant, however short the queue).
+            "SELECT (SELECT u.user_id FROM users u
+                     WHERE u.tenant_key = q.tenant_key AND u.user_key = q.user_key)
+             FROM work_queue q WHERE q.tenant_key = $1 ORDER BY q.position",
             &key,
             |row| row.id(0),
         )?)
