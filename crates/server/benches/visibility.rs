@@ -224,7 +224,8 @@ fn main() -> BenchResult<()> {
     }
     let reloads =
         licensd_runtime::tenants::FULL_RELOADS.load(std::sync::atomic::Ordering::Relaxed) - reloads_before;
-    let incremental = licensd_runtime::tenants::INCREMENTAL_CATCH_UPS.load(std::sync::atomic::Ordering::Relaxed)
+    let incremental = licensd_runtime::tenants::INCREMENTAL_CATCH_UPS
+        .load(std::sync::atomic::Ordering::Relaxed)
         - incremental_before;
     println!(
         "  catch-ups while measuring the wake-up: {reloads} full reloads of the tenant, {incremental} incremental"

@@ -146,7 +146,13 @@ fn bench(backend: &Backend, users: usize, commands: usize) -> BenchResult<()> {
     while command_times.len() < commands {
         let user_id = *candidates.next().ok_or("ran out of users")?;
         at = Timestamp(at.0 + 1000);
-        let Ok(outcome) = a.apply(Command::AddGroupMember { group_id: group, user_id }, at) else {
+        let Ok(outcome) = a.apply(
+            Command::AddGroupMember {
+                group_id: group,
+                user_id,
+            },
+            at,
+        ) else {
             continue; // already a member
         };
         let mut batch = WriteBatch::from_command_outcome(&outcome);
