@@ -377,6 +377,34 @@ impl Directory {
         }
     }
 
+    /// Takes a user out of every index (group member lists, user principal names, proxy
+    /// addresses) while keeping its slot and id, so that [`Directory::attach_user`] can put a
+    /// new version of it in the same place (catching up on another instance's writes).
+    pub(crate) fn detach_user(&mut self, user: UserRef) {
+        let memberships = self.user(user).memberships.clone();
+        for membership in memberships {
+            self.group_mut(membership.group).members.remove(&user);
+        }
+        self.unindex_proxy_addresses(user);
+        let key = self.user(user).user_principal_name.to_lowercase();
+        if self.upn_index.get(key.as_str()) == Some(&user) {
+            self.upn_index.remove(key.as_str());
+        }
+    }
+
+    /// Puts a new version of a user detached with [`Directory::detach_user`] in its slot and
+    /// indexes it again (its id stays the same).
+    pub(crate) fn attach_user(&mut self, user: UserRef, mut record: User) {
+        record.shared_addresses = 0;
+        for membership in &record.memberships {
+            self.group_mut(membership.group).members.insert(user);
+        }
+        self.upn_index
+            .insert(record.user_principal_name.to_lowercase().into(), user);
+        self.users[user.0 as usize] = Some(record);
+        self.index_proxy_addresses(user);
+    }
+
     // ----- proxy addresses -----------------------------------------------------------------
 
     fn address_hashes(&self, user: UserRef) -> Vec<u64> {
@@ -395,13 +423,20 @@ impl Directory {
                 }
                 Some(ProxyOwners::One(other)) => {
                     let other = *other;
-                    self.proxy_owners
-                        .insert(hash, ProxyOwners::Many(vec![other, user]));
+                    // Owners in handle order, as a load indexes them, so that an engine answers
+                    // the same however it came to its users (loaded, changed, caught up).
+                    let owners = if other < user {
+                        vec![other, user]
+                    } else {
+                        vec![user, other]
+                    };
+                    self.proxy_owners.insert(hash, ProxyOwners::Many(owners));
                     self.user_mut(other).shared_addresses += 1;
                     self.user_mut(user).shared_addresses += 1;
                 }
                 Some(ProxyOwners::Many(owners)) => {
-                    owners.push(user);
+                    let place = owners.partition_point(|owner| *owner < user);
+                    owners.insert(place, user);
                     self.user_mut(user).shared_addresses += 1;
                 }
             }
@@ -550,6 +585,21 @@ impl Directory {
         record.licenses = licenses;
     }
 
+    /// Replaces a group's properties and licenses as stored (catching up on another instance's
+    /// writes; its members stay as they are).
+    pub(crate) fn restore_group_fields(
+        &mut self,
+        group: GroupRef,
+        display_name: String,
+        licenses: Vec<GroupLicense>,
+        licensed_since: u64,
+    ) {
+        let record = self.group_mut(group);
+        record.display_name = display_name;
+        record.licenses = licenses;
+        record.licensed_since = licensed_since;
+    }
+
     /// Deletes a group with its memberships and directory attributes.
     pub(crate) fn delete_group(&mut self, group: GroupRef) {
         let members: Vec<UserRef> = self.group(group).members.iter().copied().collect();
@@ -608,6 +658,11 @@ impl Directory {
             Some(text) => self.attributes.insert(object_id, text.into()).is_some(),
             None => self.attributes.remove(&object_id).is_some(),
         }
+    }
+
+    /// Forgets every object's attributes.
+    pub(crate) fn clear_attributes(&mut self) {
+        self.attributes.clear();
     }
 
     /// The attributes a provisioning client keeps with a user or group, if any.

@@ -57,7 +57,7 @@ impl StateImager<'_> {
 
 /// Plan lists of an image already resolved, by the address of the shared list (each kept alive
 /// by the map, so an address is never reused while it is a key).
-type RestoredPlanLists = FxHashMap<usize, (PlanList, PlanSetId)>;
+pub(crate) type RestoredPlanLists = FxHashMap<usize, (PlanList, PlanSetId)>;
 
 /// Names a user in a [`RestoreError`], formatted only when there is an error.
 struct UserReferrer(Uuid);
@@ -633,7 +633,7 @@ impl Engine {
 
     /// Restores one state. `named_missing_group` is set when its cause named an assignment of a
     /// group that no longer exists (see `restore_cause`).
-    fn restore_state(
+    pub(crate) fn restore_state(
         &mut self,
         state: &StateImage,
         referenced_by: &dyn std::fmt::Display,
@@ -771,7 +771,11 @@ impl Engine {
         })
     }
 
-    fn resolve_plan(&self, id: Uuid, referenced_by: &dyn std::fmt::Display) -> Result<PlanRef, RestoreError> {
+    pub(crate) fn resolve_plan(
+        &self,
+        id: Uuid,
+        referenced_by: &dyn std::fmt::Display,
+    ) -> Result<PlanRef, RestoreError> {
         self.catalog
             .find_plan(id)
             .ok_or_else(|| RestoreError::UnknownReference {
@@ -781,7 +785,7 @@ impl Engine {
             })
     }
 
-    fn resolve_plans(
+    pub(crate) fn resolve_plans(
         &self,
         ids: &[Uuid],
         referenced_by: &dyn std::fmt::Display,
@@ -793,7 +797,11 @@ impl Engine {
         Ok(set)
     }
 
-    fn resolve_sku(&self, id: Uuid, referenced_by: &dyn std::fmt::Display) -> Result<SkuRef, RestoreError> {
+    pub(crate) fn resolve_sku(
+        &self,
+        id: Uuid,
+        referenced_by: &dyn std::fmt::Display,
+    ) -> Result<SkuRef, RestoreError> {
         self.catalog
             .find_sku(id)
             .ok_or_else(|| RestoreError::UnknownReference {
@@ -803,7 +811,7 @@ impl Engine {
             })
     }
 
-    fn resolve_group(
+    pub(crate) fn resolve_group(
         &self,
         id: Uuid,
         referenced_by: &dyn std::fmt::Display,

@@ -15,6 +15,7 @@
 
 pub mod advisor;
 pub mod catalog;
+pub mod catch_up;
 mod command;
 pub mod diagnosis;
 mod directory;
@@ -36,6 +37,7 @@ mod tenant_catalog;
 pub mod whatif;
 
 pub use advisor::AdvisorReport;
+pub use catch_up::{AttributesPatch, PatchError, TenantPatch};
 pub use command::{Command, MAX_DIRECTORY_ATTRIBUTES_BYTES};
 pub use diagnosis::{DiagnosisOptions, GroupDiagnosis, UserDiagnosis};
 pub use engine::Engine;

@@ -114,6 +114,17 @@ impl WorkQueue {
         None
     }
 
+    /// Empties the queue and its per-group counters, as in a new engine (users and groups keep
+    /// their slots).
+    pub(crate) fn reset(&mut self) {
+        self.order.clear();
+        self.queued.fill(false);
+        self.queued_count = 0;
+        self.newly_queued.clear();
+        self.pending_users.fill(0);
+        self.processing_started.fill(false);
+    }
+
     /// Forgets which users were queued since the last command or step.
     pub(crate) fn clear_newly_queued(&mut self) {
         self.newly_queued.clear();

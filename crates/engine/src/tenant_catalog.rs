@@ -268,6 +268,15 @@ impl TenantCatalog {
         self.skus[sku.0 as usize].prepaid_units = prepaid_units;
     }
 
+    /// Sets a product's display name, seats and status as stored (catching up on another
+    /// instance's writes).
+    pub(crate) fn restore_sku_fields(&mut self, sku: SkuRef, definition: &SkuDefinition) {
+        let record = &mut self.skus[sku.0 as usize];
+        record.display_name = definition.display_name.clone();
+        record.prepaid_units = definition.prepaid_units;
+        record.capability_status = definition.capability_status;
+    }
+
     pub(crate) fn set_capability_status(&mut self, sku: SkuRef, capability_status: CapabilityStatus) {
         self.skus[sku.0 as usize].capability_status = capability_status;
     }

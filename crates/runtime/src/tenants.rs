@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use licensd_engine::{
     Command, CommandError, CommandOutcome, Engine, LicenseProcessingState, TenantSettings, Timestamp, Uuid,
 };
-use licensd_store::{AuditRecord, Store, StoreError, WriteBatch};
+use licensd_store::{AuditRecord, Store, StoreError, TenantChange, WriteBatch};
 
 use crate::access::{Caller, CommandKind, Role};
 use crate::audit;
@@ -113,9 +113,24 @@ impl ProcessingSignal {
 }
 
 /// How many times this process rebuilt a tenant's engine from the whole stored tenant (after
-/// loading it at start): catching up on another instance's writes, or recovering from a failed
-/// write. Exposed for tests and benchmarks.
+/// loading it at start): catching up on another instance's writes when the change log cannot
+/// ([`licensd_store::CatchUp::Reload`]), or recovering from a failed write. Exposed for tests,
+/// benchmarks and `/readyz`.
 pub static FULL_RELOADS: AtomicU64 = AtomicU64::new(0);
+
+/// How many times this process brought a tenant's engine up to the store incrementally, from
+/// the change log (`Store::catch_up` + `Engine::apply_patch`) instead of a full reload.
+pub static INCREMENTAL_CATCH_UPS: AtomicU64 = AtomicU64::new(0);
+
+/// How many times [`TenantRuntime::catch_up_to`] reads a patch again because the engine moved
+/// (this instance wrote) while it was read, before it falls back to a full reload.
+const CATCH_UP_ATTEMPTS: usize = 4;
+
+/// Whether a command creates users or groups (then a refused write is undone by a full reload:
+/// see [`licensd_store::unwritten_change`]).
+fn creates_entities(command: &Command) -> bool {
+    matches!(command, Command::CreateUser(_) | Command::CreateGroup { .. })
+}
 
 struct TenantState {
     engine: Engine,
@@ -209,9 +224,41 @@ impl TenantRuntime {
     /// engine changed. The tenant is loaded without holding the engine's lock, so reads and
     /// writes go on meanwhile (on the state they had); the loaded engine replaces it only if it
     /// is newer than what the engine reflects by then (this instance may have written meanwhile).
+    ///
+    /// Catching up is incremental: the patch of what the writes since the engine's version
+    /// touched is read (without the engine's lock) and applied under the lock if the engine is
+    /// still at that version; if it moved meanwhile the patch is read again from where it is now.
+    /// Only when the store says the change log cannot bring the engine there (or the engine
+    /// refuses the patch) is the whole tenant loaded, as before.
     pub fn catch_up_to(&self, store: &SharedStore, version: u64) -> Result<bool, ExecuteError> {
-        if self.lock()?.version >= version {
+        let mut from = self.lock()?.version;
+        if from >= version {
             return Ok(false);
+        }
+        for _ in 0..CATCH_UP_ATTEMPTS {
+            let started = std::time::Instant::now();
+            let read = lock_store(store)?.catch_up(self.id, from, None)?;
+            match read {
+                licensd_store::CatchUp::UpToDate { .. } => return Ok(false),
+                licensd_store::CatchUp::Reload { reason } => {
+                    tracing::info!(tenant = %self.id, from, %reason, "catching up needs a full reload");
+                    break;
+                }
+                licensd_store::CatchUp::Patch { patch, version: to } => {
+                    let mut state = self.lock()?;
+                    if state.version != from {
+                        if state.version >= to {
+                            return Ok(false);
+                        }
+                        from = state.version;
+                        continue;
+                    }
+                    return match self.apply_patch(&mut state, store, *patch, to, started) {
+                        Ok(()) => Ok(true),
+                        Err(error) => Err(error),
+                    };
+                }
+            }
         }
         let (engine, loaded_version) = load_engine(store, self.id)?;
         let mut state = self.lock()?;
@@ -231,14 +278,86 @@ impl TenantRuntime {
         self.state.lock().map_err(|_| ExecuteError::Poisoned)
     }
 
-    /// Rebuilds the engine from the store if another instance (or an earlier failure) left it
-    /// behind the stored version.
+    /// Brings the engine up to the store if another instance (or an earlier failure) left it
+    /// behind the stored version: incrementally, or by a full reload when the store or the
+    /// engine says only that can.
     fn catch_up(&self, state: &mut TenantState, store: &SharedStore) -> Result<(), ExecuteError> {
         let stored = lock_store(store)?.tenant_version(self.id)?;
         if stored != state.version {
-            self.reload(state, store)?;
+            self.catch_up_locked(state, store, None)?;
         }
         Ok(())
+    }
+
+    /// Catches up under the engine's lock; `also` names what the engine changed itself in a
+    /// write the store refused ([`licensd_store::unwritten_change`]), read again with the rest.
+    fn catch_up_locked(
+        &self,
+        state: &mut TenantState,
+        store: &SharedStore,
+        also: Option<&licensd_store::TenantChange>,
+    ) -> Result<(), ExecuteError> {
+        let started = std::time::Instant::now();
+        let read = lock_store(store)?.catch_up(self.id, state.version, also)?;
+        match read {
+            licensd_store::CatchUp::UpToDate { .. } => Ok(()),
+            licensd_store::CatchUp::Patch { patch, version } => {
+                self.apply_patch(state, store, *patch, version, started)
+            }
+            licensd_store::CatchUp::Reload { reason } => {
+                tracing::info!(tenant = %self.id, from = state.version, %reason, "catching up needs a full reload");
+                self.reload(state, store)
+            }
+        }
+    }
+
+    /// After a write the store refused because another instance wrote first: the engine holds
+    /// the refused change, so it catches up with what it changed read again (or reloads when
+    /// the change created or deleted users or groups).
+    fn catch_up_after_refused(
+        &self,
+        state: &mut TenantState,
+        store: &SharedStore,
+        batch: &WriteBatch,
+        created: bool,
+    ) -> Result<(), ExecuteError> {
+        match licensd_store::unwritten_change(batch, created) {
+            Some(also) => self.catch_up_locked(state, store, Some(&also)),
+            None => self.reload(state, store),
+        }
+    }
+
+    /// Applies a patch read for the engine's version, counted; a patch the engine refuses is
+    /// replaced by a full reload.
+    fn apply_patch(
+        &self,
+        state: &mut TenantState,
+        store: &SharedStore,
+        patch: licensd_engine::TenantPatch,
+        version: u64,
+        started: std::time::Instant,
+    ) -> Result<(), ExecuteError> {
+        let from = state.version;
+        let users = patch.users.len() + patch.deleted_users.len();
+        match state.engine.apply_patch(patch) {
+            Ok(()) => {
+                state.version = version;
+                INCREMENTAL_CATCH_UPS.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(
+                    tenant = %self.id,
+                    from,
+                    version,
+                    users,
+                    elapsed_us = started.elapsed().as_micros() as u64,
+                    "caught up incrementally"
+                );
+                Ok(())
+            }
+            Err(error) => {
+                tracing::info!(tenant = %self.id, from, version, %error, "catching up needs a full reload");
+                self.reload(state, store)
+            }
+        }
     }
 
     fn reload(&self, state: &mut TenantState, store: &SharedStore) -> Result<(), ExecuteError> {
@@ -432,9 +551,19 @@ impl TenantRuntime {
                     self.catch_up(state, store)?;
                     locked = true;
                 }
-                Err(ExecuteError::Store(StoreError::Conflict { .. })) if attempt + 1 < WRITE_ATTEMPTS => {
-                    self.reload(state, store)?;
+                Ok(Attempt::Conflicted(unwritten)) if attempt + 1 < WRITE_ATTEMPTS => {
+                    // Another instance wrote first: read again what this group changed in the
+                    // engine with what was written in between (a full reload when the group
+                    // created or deleted users or groups), then try again under the lock.
+                    match unwritten {
+                        Some(also) => self.catch_up_locked(state, store, Some(&also))?,
+                        None => self.reload(state, store)?,
+                    }
                     locked = true;
+                }
+                Ok(Attempt::Conflicted(_)) => {
+                    self.reload(state, store)?;
+                    break;
                 }
                 Err(error) => {
                     self.reload(state, store)?;
@@ -514,7 +643,18 @@ impl TenantRuntime {
         if let Some(first) = batches.first_mut() {
             first.expected_version = Some(state.version);
         }
-        let version = lock_store(store)?.write_all(self.id, &batches)?;
+        let written = lock_store(store)?.write_all(self.id, &batches);
+        let version = match written {
+            Ok(version) => version,
+            Err(StoreError::Conflict { .. }) => {
+                let created = commands
+                    .iter()
+                    .zip(&results)
+                    .any(|((command, _), result)| result.is_ok() && creates_entities(command));
+                return Ok(Attempt::Conflicted(unwritten_changes(&batches, created)));
+            }
+            Err(error) => return Err(error.into()),
+        };
         self.command_transactions.fetch_add(1, Ordering::Relaxed);
         state.version = version;
         Ok(Attempt::Written(results))
@@ -578,7 +718,11 @@ impl TenantRuntime {
                 Ok(step)
             }
             Err(error) => {
-                self.reload(state, store)?;
+                if matches!(error, StoreError::Conflict { .. }) {
+                    self.catch_up_after_refused(state, store, &batch, false)?;
+                } else {
+                    self.reload(state, store)?;
+                }
                 Err(error.into())
             }
         }
@@ -608,6 +752,29 @@ enum Attempt {
     Written(Vec<Result<CommandOutcome, ExecuteError>>),
     /// Every command was refused, but the engine was behind the store: decide again.
     Stale,
+    /// Another instance wrote first (nothing was written): what the engine holds that the store
+    /// does not, as a change to read again (`None`: only a full reload restores the engine).
+    Conflicted(Option<TenantChange>),
+}
+
+/// What the refused batches of one group changed in the engine, together (`None` if any of them
+/// needs a full reload).
+fn unwritten_changes(batches: &[WriteBatch], created: bool) -> Option<TenantChange> {
+    let mut union = TenantChange::default();
+    for batch in batches {
+        let change = licensd_store::unwritten_change(batch, created)?;
+        union.settings |= change.settings;
+        union.service_plans |= change.service_plans;
+        union.queue |= change.queue;
+        union.skus.extend(change.skus);
+        union.users.extend(change.users);
+        union.groups.extend(change.groups);
+    }
+    for ids in [&mut union.skus, &mut union.users, &mut union.groups] {
+        ids.sort_unstable();
+        ids.dedup();
+    }
+    Some(union)
 }
 
 /// The turn of the caller writing a tenant's waiting commands: handed on when dropped, a panic

@@ -204,6 +204,8 @@ fn main() -> BenchResult<()> {
         &mut reference.same,
     );
     let reloads_before = licensd_runtime::tenants::FULL_RELOADS.load(std::sync::atomic::Ordering::Relaxed);
+    let incremental_before =
+        licensd_runtime::tenants::INCREMENTAL_CATCH_UPS.load(std::sync::atomic::Ordering::Relaxed);
     let mut woken = measure(
         &url,
         directory.path(),
@@ -222,7 +224,12 @@ fn main() -> BenchResult<()> {
     }
     let reloads =
         licensd_runtime::tenants::FULL_RELOADS.load(std::sync::atomic::Ordering::Relaxed) - reloads_before;
-    println!("  full reloads of the tenant while measuring the wake-up: {reloads}");
+    let incremental = licensd_runtime::tenants::INCREMENTAL_CATCH_UPS
+        .load(std::sync::atomic::Ordering::Relaxed)
+        - incremental_before;
+    println!(
+        "  catch-ups while measuring the wake-up: {reloads} full reloads of the tenant, {incremental} incremental"
+    );
     database
         .drop_schema()
         .map_err(|error| -> Box<dyn std::error::Error> { error })?;

@@ -87,7 +87,8 @@ async fn healthz() -> &'static str {
 }
 
 /// Readiness: the store answers, tenants are loaded, and the database takes writes (the last
-/// write did not fail; a SQLite database's file system has room).
+/// write did not fail; a SQLite database's file system has room). The body also counts how this
+/// instance caught up with writes made elsewhere: incrementally, or by full reloads.
 async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
     if let Err(reason) = state.write_health.check() {
         tracing::debug!(%reason, "not ready");
@@ -103,7 +104,18 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
     })
     .await;
     match checked {
-        Ok(Ok(tenants)) => (StatusCode::OK, format!("ready: {tenants} tenant(s)")),
+        Ok(Ok(tenants)) => {
+            use std::sync::atomic::Ordering;
+            let incremental = licensd_runtime::tenants::INCREMENTAL_CATCH_UPS.load(Ordering::Relaxed);
+            let full = licensd_runtime::tenants::FULL_RELOADS.load(Ordering::Relaxed);
+            (
+                StatusCode::OK,
+                format!(
+                    "ready: {tenants} tenant(s); caught up with other instances' writes: \
+                     {incremental} incremental, {full} full reload(s)"
+                ),
+            )
+        }
         Ok(Err(error)) => {
             tracing::warn!(%error, "not ready");
             (

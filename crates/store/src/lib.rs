@@ -31,6 +31,7 @@
 //! per thread that needs the database.
 
 mod batch;
+mod catch_up;
 mod codec;
 mod error;
 mod lease;
@@ -50,6 +51,7 @@ use licensd_engine::image::TenantImage;
 use licensd_engine::{Engine, TenantSettings, Uuid};
 
 pub use crate::batch::{ChangeNotice, StateKey, TenantChange, WriteBatch};
+pub use crate::catch_up::{unwritten_change, CatchUp};
 pub use crate::error::StoreError;
 pub use crate::migration::SCHEMA_VERSION;
 pub use crate::postgres::PostgresStore;
@@ -312,6 +314,18 @@ impl Store {
         phase: &mut dyn FnMut(&'static str),
     ) -> Result<(TenantImage, u64), StoreError> {
         dispatch!(self, store => load::load_tenant(store, tenant_id, phase))
+    }
+
+    /// What brings an engine that reflects the tenant at `after_version` to the stored version,
+    /// read in one snapshot: a patch of the entities the writes since touched (plus those `also`
+    /// names), or that only a full reload can (see [`CatchUp`] and `catch_up.rs`).
+    pub fn catch_up(
+        &mut self,
+        tenant_id: Uuid,
+        after_version: u64,
+        also: Option<&TenantChange>,
+    ) -> Result<CatchUp, StoreError> {
+        dispatch!(self, store => catch_up::read_catch_up(store, tenant_id, after_version, also))
     }
 
     /// Applies `batch` to the tenant in one transaction and returns the tenant's new version.

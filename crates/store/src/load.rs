@@ -291,6 +291,26 @@ impl ImageBuilder {
         Ok(())
     }
 
+    /// Every user added so far as one chunk, to complete with their rows (a catch-up reads few
+    /// users, so one chunk holds them all); call after [`ImageBuilder::finish_users`].
+    pub(crate) fn take_all_users(&mut self) -> (Vec<i64>, Vec<UserImage>) {
+        (self.user_keys.clone(), self.take_users())
+    }
+
+    /// The image of what was read, with `users` completed from [`ImageBuilder::take_all_users`].
+    pub(crate) fn finish(self, settings: TenantSettings, clock: u64, users: Vec<UserImage>) -> TenantImage {
+        TenantImage {
+            settings,
+            clock,
+            service_plans: self.service_plans,
+            skus: self.skus,
+            groups: self.groups,
+            users,
+            queue: self.queue,
+            directory_attributes: self.directory_attributes,
+        }
+    }
+
     /// The catalog and the groups, for [`Part::Head`].
     fn head(&mut self, settings: TenantSettings, users: usize) -> Part {
         Part::Head {
@@ -310,6 +330,22 @@ pub(crate) struct UserChunk<'a> {
     /// The user of the previous row: rows come grouped by user in key order, so most rows
     /// belong to it or to the next one.
     cursor: usize,
+}
+
+impl<'a> UserChunk<'a> {
+    /// The users of `keys` (in key order, one user per key), to complete with their rows.
+    pub(crate) fn new(keys: &'a [i64], users: Vec<UserImage>) -> UserChunk<'a> {
+        UserChunk {
+            keys,
+            users,
+            cursor: 0,
+        }
+    }
+
+    /// The completed users.
+    pub(crate) fn into_users(self) -> Vec<UserImage> {
+        self.users
+    }
 }
 
 impl UserChunk<'_> {

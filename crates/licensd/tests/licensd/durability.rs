@@ -686,3 +686,200 @@ fn tenants_are_shared_out_among_instances_and_taken_over_postgres() {
         server.stop();
     }
 }
+
+/// The counts `/readyz` reports of how an instance caught up with other instances' writes:
+/// (incremental, full reloads).
+fn catch_up_counts(address: &str) -> (u64, u64) {
+    use std::io::{Read, Write};
+    let mut connection = std::net::TcpStream::connect(address).expect("connect");
+    write!(
+        connection,
+        "GET /readyz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut response = String::new();
+    connection.read_to_string(&mut response).expect("read");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let text = response.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+    let number_before = |marker: &str| -> u64 {
+        let end = text
+            .find(marker)
+            .unwrap_or_else(|| panic!("no '{marker}' in {text}"));
+        text[..end]
+            .trim_end()
+            .rsplit(' ')
+            .next()
+            .and_then(|number| number.parse().ok())
+            .unwrap_or_else(|| panic!("no count before '{marker}' in {text}"))
+    };
+    (number_before(" incremental"), number_before(" full reload"))
+}
+
+/// Two `licensd serve` processes on one PostgreSQL database: a burst of writes through the first
+/// (users created, added to a licensed group, licensed directly, moved) is caught up by the
+/// second from the change log — `/readyz` of the second counts incremental catch-ups and no full
+/// reload, and its log has no reload — and every user reads the same through both.
+#[test]
+fn foreign_writes_are_caught_up_incrementally_not_reloaded_postgres() {
+    let Some(database) = TestDatabase::postgres("incremental") else {
+        return;
+    };
+    let mut world = SeedWorld::new(SeedSeats {
+        office_365_e1: 100,
+        office_365_e3: 30,
+        ems_e3: 100,
+        workplace_analytics: 10,
+    })
+    .expect("seed world");
+    let group = world.add_group("Everyone").expect("group");
+    world
+        .assign_to_group(group, vec![AssignedLicense::new(OFFICE_365_E3)], vec![])
+        .expect("group E3");
+    store_tenant(&database, &world.engine);
+    let token = licensd_runtime::access::generate_token_text().expect("a token");
+    let environment = [("LICENSD_BOOTSTRAP_TOKEN", token.as_str())];
+    let mut first = Server::start_with(&database, "first", 50, 20, &environment);
+    first.wait_until_serving(Duration::from_secs(60));
+    let mut second = Server::start_with(&database, "second", 50, 20, &environment);
+    second.wait_until_serving(Duration::from_secs(60));
+    let (through_first, through_second) = (first.address(), second.address());
+    let (incremental_before, reloads_before) = catch_up_counts(&through_second);
+
+    let mut users = Vec::new();
+    for number in 0..40 {
+        let (status, created) = crate::support::http(
+            &through_first,
+            "POST",
+            "/v1.0/users",
+            &token,
+            Some(&serde_json::json!({
+                "displayName": format!("Burst {number}"),
+                "userPrincipalName": format!("burst{number}@contoso.com"),
+                "mailNickname": format!("burst{number}"),
+                "usageLocation": "US",
+                "accountEnabled": true,
+            })),
+        );
+        assert_eq!(status, 201, "{created}");
+        let user_id: String = created["id"].as_str().expect("the new user's id").to_string();
+        let (status, body) = crate::support::http(
+            &through_first,
+            "POST",
+            &format!("/v1.0/groups/{group}/members/$ref"),
+            &token,
+            Some(&serde_json::json!({
+                "@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{user_id}")
+            })),
+        );
+        assert_eq!(status, 204, "{body}");
+        if number % 5 == 0 {
+            let (status, body) = crate::support::http(
+                &through_first,
+                "POST",
+                &format!("/v1.0/users/{user_id}/assignLicense"),
+                &token,
+                Some(&serde_json::json!({
+                    "addLicenses": [{"skuId": EMS_E3.to_string(), "disabledPlans": []}],
+                    "removeLicenses": [],
+                })),
+            );
+            assert_eq!(status, 200, "{body}");
+        }
+        if number % 7 == 3 {
+            let (status, body) = crate::support::http(
+                &through_first,
+                "PATCH",
+                &format!("/v1.0/users/{user_id}"),
+                &token,
+                Some(&serde_json::json!({ "usageLocation": "CU" })),
+            );
+            assert_eq!(status, 204, "{body}");
+        }
+        users.push(user_id);
+    }
+    // (40 members, 30 seats of the group's product: some end in CountViolation.)
+    // Once the first shows every group license (or its error), the second must agree on every
+    // user within the bound.
+    let select = "?$select=id,usageLocation,licenseAssignmentStates";
+    let read = |address: &str, user_id: &str| {
+        let (status, mut body) = crate::support::http(
+            address,
+            "GET",
+            &format!("/v1.0/users/{user_id}{select}"),
+            &token,
+            None,
+        );
+        assert_eq!(status, 200, "{body}");
+        // The context names the instance's own address.
+        if let Some(object) = body.as_object_mut() {
+            object.remove("@odata.context");
+        }
+        body
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let expected: Vec<serde_json::Value> = loop {
+        let answers: Vec<serde_json::Value> = users.iter().map(|user| read(&through_first, user)).collect();
+        let processed = answers.iter().all(|answer| {
+            answer["licenseAssignmentStates"]
+                .as_array()
+                .is_some_and(|states| {
+                    states
+                        .iter()
+                        .any(|state| state["assignedByGroup"] == group.to_string())
+                })
+        });
+        if processed {
+            break answers;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first instance did not process the burst"
+        );
+        // (Within the token's request rate, 100 per second per instance.)
+        std::thread::sleep(Duration::from_millis(1000));
+    };
+    let started = std::time::Instant::now();
+    loop {
+        let answers: Vec<serde_json::Value> = users.iter().map(|user| read(&through_second, user)).collect();
+        if answers == expected {
+            break;
+        }
+        if started.elapsed() >= FRESH_READ_BOUND {
+            let now: Vec<serde_json::Value> = users.iter().map(|user| read(&through_first, user)).collect();
+            let differing: Vec<String> = answers
+                .iter()
+                .zip(&expected)
+                .zip(&now)
+                .filter(|((second, first), _)| second != first)
+                .map(|((second, first), first_now)| {
+                    format!("second: {second}\nfirst: {first}\nfirst now: {first_now}")
+                })
+                .take(2)
+                .collect();
+            panic!(
+                "the second instance disagrees after {FRESH_READ_BOUND:?}:\n{}\n{}",
+                differing.join("\n"),
+                second.log_text()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let (incremental, reloads) = catch_up_counts(&through_second);
+    assert_eq!(
+        reloads,
+        reloads_before,
+        "the second instance reloaded the tenant: {}",
+        second.log_text()
+    );
+    assert!(
+        incremental > incremental_before,
+        "the second instance caught up {incremental} times incrementally"
+    );
+    assert!(!second.log_text().contains("tenant reloaded from the store"));
+    println!(
+        "the second instance caught up {} times incrementally",
+        incremental - incremental_before
+    );
+    first.stop();
+    second.stop();
+}

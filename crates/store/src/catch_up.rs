@@ -1,0 +1,754 @@
+//! Reading what an instance needs to catch up incrementally: given the version its engine
+//! reflects, [`read_catch_up`] returns the [`TenantPatch`] that brings the engine to the stored
+//! version — the current rows of everything the change log (`tenant_changes`) says the writes
+//! since touched — or says that only a full reload can ([`CatchUp::Reload`]). Everything is read
+//! in one snapshot, so the patch is exactly the store at the version it names.
+//!
+//! A full reload is needed when
+//! - the log does not reach back to the version after the engine's (a record is missing), or
+//!   the engine is ahead of the store;
+//! - a write touched too many entities to list them (`everything`);
+//! - a write changed the service plans or their rules (`service_plans`: products are added with
+//!   their plans this way too), which renumbers what the engine derives from the catalog;
+//! - a group was deleted and created again with the same id.
+//!
+//! (The engine refuses a patch for a product whose plans changed the same way,
+//! `PatchError::NeedsReload`.) Directory attributes change only through writes whose records list
+//! nothing (`SetDirectoryAttributes`) or with the deletion of their object (the engine drops
+//! them): when a record in the range lists nothing at all, every object's attributes are read
+//! again. With `also` (an instance's own refused write), the touched objects' attributes are read.
+//!
+//! On PostgreSQL a patch takes a fixed number of statements whatever it covers (lists travel as
+//! one parameter); SQLite, in process, runs the per-entity statements once per entity.
+//!
+//! Rows are decoded by the loader's [`ImageBuilder`], so a patch decodes exactly as a load does.
+
+use licensd_engine::image::{GroupImage, UserImage};
+use licensd_engine::{AttributesPatch, ServicePlanDefinition, TenantPatch, TenantSettings, Uuid};
+use rustc_hash::FxHashSet;
+
+use crate::batch::TenantChange;
+use crate::codec;
+use crate::error::StoreError;
+use crate::load::{logical_time, logical_time_column, plan_number, ImageBuilder, Load, StateRow, UserChunk};
+use crate::postgres::PostgresStore;
+use crate::sql::{Param, ReadRow, Session, Transaction};
+use crate::sqlite::SqliteStore;
+
+/// What an instance must do to bring its engine from a version to the stored one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CatchUp {
+    /// The engine is at the stored version already (and nothing else was asked for).
+    UpToDate { version: u64 },
+    /// Apply the patch (`Engine::apply_patch`); the engine then reflects `version`.
+    Patch { patch: Box<TenantPatch>, version: u64 },
+    /// The change log cannot bring the engine there: load the whole tenant.
+    Reload { reason: String },
+}
+
+/// How a backend matches a column against a list of values in one statement.
+pub(crate) trait CatchUpReads: Load {
+    /// PostgreSQL takes the list as one parameter (`= ANY(...)`); SQLite, in process, runs
+    /// the statement once per value.
+    const LISTS: bool;
+}
+
+impl CatchUpReads for PostgresStore {
+    const LISTS: bool = true;
+}
+
+impl CatchUpReads for SqliteStore {
+    const LISTS: bool = false;
+}
+
+/// Values to match with `{in}` in a statement.
+enum Values<'a> {
+    Ids(&'a [Uuid]),
+    Keys(&'a [i64]),
+}
+
+impl Values<'_> {
+    fn is_empty(&self) -> bool {
+        match self {
+            Values::Ids(ids) => ids.is_empty(),
+            Values::Keys(keys) => keys.is_empty(),
+        }
+    }
+}
+
+/// Runs `sql` (with `$1` the tenant key and `{in}` where the column is matched against
+/// `values`) once for all values (PostgreSQL) or once per value (SQLite).
+fn for_each_matching<S: Session>(
+    session: &mut S,
+    lists: bool,
+    action: &str,
+    sql: &str,
+    tenant_key: i64,
+    values: Values<'_>,
+    mut on_row: impl FnMut(&S::Row<'_>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    if values.is_empty() {
+        return Ok(());
+    }
+    if lists {
+        let (list, cast) = match &values {
+            Values::Ids(ids) => (
+                ids.iter().map(Uuid::to_string).collect::<Vec<_>>().join(","),
+                "uuid",
+            ),
+            Values::Keys(keys) => (
+                keys.iter().map(i64::to_string).collect::<Vec<_>>().join(","),
+                "bigint",
+            ),
+        };
+        let sql = sql.replace("{in}", &format!("= ANY(string_to_array($2, ',')::{cast}[])"));
+        return session.for_each_row(
+            action,
+            &sql,
+            &[Param::Integer(tenant_key), Param::Text(&list)],
+            on_row,
+        );
+    }
+    let sql = sql.replace("{in}", "= $2");
+    match values {
+        Values::Ids(ids) => {
+            for id in ids {
+                session.for_each_row(
+                    action,
+                    &sql,
+                    &[Param::Integer(tenant_key), Param::Id(*id)],
+                    &mut on_row,
+                )?;
+            }
+        }
+        Values::Keys(keys) => {
+            for key in keys {
+                session.for_each_row(
+                    action,
+                    &sql,
+                    &[Param::Integer(tenant_key), Param::Integer(*key)],
+                    &mut on_row,
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The change records of the versions in `(after, up_to]`, oldest first.
+fn changes_between(
+    session: &mut impl Session,
+    tenant_key: i64,
+    after: u64,
+    up_to: u64,
+) -> Result<Vec<TenantChange>, StoreError> {
+    session.query_all(
+        "reading tenant changes",
+        "SELECT version, settings, service_plans, queue, everything, skus, users, groups,
+                deleted_users, deleted_groups
+         FROM tenant_changes WHERE tenant_key = $1 AND version > $2 AND version <= $3
+         ORDER BY version",
+        &[
+            Param::Integer(tenant_key),
+            Param::Integer(logical_time_column(after, "the version")?),
+            Param::Integer(logical_time_column(up_to, "the version")?),
+        ],
+        |row| {
+            Ok(TenantChange {
+                version: logical_time(row.integer(0)?, "a change's version")?,
+                settings: row.flag(1)?,
+                service_plans: row.flag(2)?,
+                queue: row.flag(3)?,
+                everything: row.flag(4)?,
+                skus: codec::split_concat_uuids(row.bytes(5)?)?,
+                users: codec::split_concat_uuids(row.bytes(6)?)?,
+                groups: codec::split_concat_uuids(row.bytes(7)?)?,
+                deleted_users: codec::split_concat_uuids(row.bytes(8)?)?,
+                deleted_groups: codec::split_concat_uuids(row.bytes(9)?)?,
+            })
+        },
+    )
+}
+
+/// Whether a change record lists nothing (a write of directory attributes, or of nothing).
+fn lists_nothing(change: &TenantChange) -> bool {
+    !change.settings
+        && !change.service_plans
+        && !change.queue
+        && !change.everything
+        && change.skus.is_empty()
+        && change.users.is_empty()
+        && change.groups.is_empty()
+        && change.deleted_users.is_empty()
+        && change.deleted_groups.is_empty()
+}
+
+/// What the changes of a range touched, together.
+#[derive(Default)]
+struct Touched {
+    settings: bool,
+    queue: bool,
+    /// Some write's record lists nothing: it may have set directory attributes (read them all).
+    all_attributes: bool,
+    /// Read the attributes of the touched objects: what an instance's own refused write changed
+    /// is listed with the objects (`unwritten_change`). Writes of the log change attributes only
+    /// through records that list nothing, or by deleting their object (the engine drops them).
+    attributes_of_touched: bool,
+    skus: Vec<Uuid>,
+    users: Vec<Uuid>,
+    groups: Vec<Uuid>,
+    deleted_users: FxHashSet<Uuid>,
+    deleted_groups: FxHashSet<Uuid>,
+}
+
+impl Touched {
+    /// Adds a change; `Err` with the reason when it needs a full reload.
+    fn add(&mut self, change: &TenantChange) -> Result<(), String> {
+        if change.everything {
+            return Err(format!(
+                "the write of version {} touched too many entities to list",
+                change.version
+            ));
+        }
+        if change.service_plans {
+            return Err(format!(
+                "the write of version {} changed the service plans",
+                change.version
+            ));
+        }
+        self.settings |= change.settings;
+        self.queue |= change.queue;
+        self.all_attributes |= lists_nothing(change);
+        self.skus.extend(&change.skus);
+        self.users.extend(&change.users);
+        self.users.extend(&change.deleted_users);
+        self.groups.extend(&change.groups);
+        self.groups.extend(&change.deleted_groups);
+        self.deleted_users.extend(&change.deleted_users);
+        self.deleted_groups.extend(&change.deleted_groups);
+        Ok(())
+    }
+
+    fn dedup(&mut self) {
+        for ids in [&mut self.skus, &mut self.users, &mut self.groups] {
+            ids.sort_unstable();
+            ids.dedup();
+        }
+    }
+}
+
+/// Reads what brings an engine at `after` to the stored version, in one snapshot (see the
+/// module documentation). `also` names entities to read again even if no write since touched
+/// them (what this instance's engine changed in a write the store then refused); with it, the
+/// answer is a patch even when no write came in between.
+pub(crate) fn read_catch_up<D: CatchUpReads>(
+    database: &mut D,
+    tenant_id: Uuid,
+    after: u64,
+    also: Option<&TenantChange>,
+) -> Result<CatchUp, StoreError> {
+    let mut snapshot = database.begin_snapshot("starting to read a catch-up")?;
+    let head = snapshot.query_optional(
+        "reading the tenant",
+        "SELECT tenant_key, version, display_name, default_usage_location, self_healing, clock
+         FROM tenants WHERE tenant_id = $1",
+        &[Param::Id(tenant_id)],
+        |row| {
+            Ok(Head {
+                tenant_key: row.integer(0)?,
+                version: logical_time(row.integer(1)?, "the tenant version")?,
+                settings: TenantSettings {
+                    tenant_id,
+                    display_name: row.text(2)?.to_string(),
+                    default_usage_location: codec::parse_optional_country(row.optional_text(3)?)?,
+                    self_healing: row.flag(4)?,
+                },
+                clock: logical_time(row.integer(5)?, "the tenant clock")?,
+            })
+        },
+    )?;
+    let head = head.ok_or(StoreError::UnknownTenant { tenant_id })?;
+    let (tenant_key, version) = (head.tenant_key, head.version);
+    if version < after {
+        return Ok(CatchUp::Reload {
+            reason: format!("the store is at version {version}, behind the engine's {after}"),
+        });
+    }
+    if version == after && also.is_none() {
+        snapshot.commit("ending the catch-up read")?;
+        return Ok(CatchUp::UpToDate { version });
+    }
+    let changes = changes_between(&mut snapshot, tenant_key, after, version)?;
+    let complete = changes.len() as u64 == version - after
+        && changes
+            .iter()
+            .enumerate()
+            .all(|(index, change)| change.version == after + 1 + index as u64);
+    if !complete {
+        return Ok(CatchUp::Reload {
+            reason: format!("the change log no longer reaches back to version {}", after + 1),
+        });
+    }
+    let mut touched = Touched {
+        attributes_of_touched: also.is_some(),
+        ..Touched::default()
+    };
+    for change in changes.iter().chain(also) {
+        if let Err(reason) = touched.add(change) {
+            return Ok(CatchUp::Reload { reason });
+        }
+    }
+    touched.dedup();
+    let patch = read_patch::<D>(&mut snapshot, head, &touched)?;
+    snapshot.commit("ending the catch-up read")?;
+    Ok(match patch {
+        Ok(patch) => CatchUp::Patch {
+            patch: Box::new(patch),
+            version,
+        },
+        Err(reason) => CatchUp::Reload { reason },
+    })
+}
+
+/// A user row with its key.
+struct UserRow {
+    key: i64,
+    image: UserImage,
+}
+
+/// A state row, owned (its groups are registered with the builder before it is decoded).
+struct OwnedStateRow {
+    user_key: i64,
+    sku_key: i64,
+    source_key: i64,
+    status: String,
+    cause: Option<Vec<u8>>,
+    disabled_plans: Vec<u8>,
+    granted_plans: Option<Vec<u8>>,
+    since: i64,
+    last_updated: i64,
+}
+
+/// The tenant's row as a catch-up reads it.
+struct Head {
+    tenant_key: i64,
+    version: u64,
+    settings: TenantSettings,
+    clock: u64,
+}
+
+/// A group row.
+fn group_row(row: &impl ReadRow, first: usize) -> Result<(i64, GroupImage), StoreError> {
+    Ok((
+        row.integer(first)?,
+        GroupImage {
+            id: row.id(first + 1)?,
+            display_name: row.text(first + 2)?.to_string(),
+            licenses: Vec::new(),
+            licensed_since: logical_time(row.integer(first + 3)?, "a group's licensed_since")?,
+        },
+    ))
+}
+
+fn read_patch<D: CatchUpReads>(
+    session: &mut impl Session,
+    head: Head,
+    touched: &Touched,
+) -> Result<Result<TenantPatch, String>, StoreError> {
+    let Head {
+        tenant_key,
+        settings,
+        clock,
+        ..
+    } = head;
+    let key = [Param::Integer(tenant_key)];
+    let mut builder = ImageBuilder::default();
+    // The catalog: every plan and product (a few hundred rows at most), which the states'
+    // plan bitsets and product keys are decoded with.
+    session.for_each_row(
+        "reading service plans",
+        "SELECT plan_number, position, plan_id, name, display_name FROM service_plans
+         WHERE tenant_key = $1 ORDER BY position",
+        &key,
+        |row| {
+            let plan = licensd_engine::image::ServicePlanImage {
+                definition: ServicePlanDefinition {
+                    service_plan_id: row.id(2)?,
+                    service_plan_name: row.text(3)?.to_string(),
+                    display_name: row.text(4)?.to_string(),
+                },
+                rules: licensd_engine::ServicePlanRules::default(),
+            };
+            builder.add_service_plan(plan_number(row.integer(0)?)?, plan_number(row.integer(1)?)?, plan);
+            Ok(())
+        },
+    )?;
+    builder.finish_service_plans();
+    session.for_each_row(
+        "reading products",
+        "SELECT sku_key, sku_id, sku_part_number, display_name, applies_to, prepaid_units,
+                capability_status
+         FROM skus WHERE tenant_key = $1 ORDER BY sku_key",
+        &key,
+        |row| {
+            let sku = licensd_engine::SkuDefinition {
+                sku_id: row.id(1)?,
+                sku_part_number: row.text(2)?.to_string(),
+                display_name: row.text(3)?.to_string(),
+                applies_to: codec::parse_applies_to(row.text(4)?)?,
+                service_plans: Vec::new(),
+                prepaid_units: u32::try_from(row.integer(5)?)
+                    .map_err(|_| StoreError::corrupt("prepaid units out of range"))?,
+                capability_status: codec::parse_capability_status(row.text(6)?)?,
+            };
+            builder.add_sku(row.integer(0)?, sku);
+            Ok(())
+        },
+    )?;
+    if !touched.skus.is_empty() {
+        session.for_each_row(
+            "reading the plans of products",
+            "SELECT sku_key, plan_id FROM sku_plans WHERE tenant_key = $1 ORDER BY sku_key, position",
+            &key,
+            |row| builder.add_sku_plan(row.integer(0)?, row.id(1)?),
+        )?;
+    }
+    // The touched users that exist.
+    let mut users: Vec<UserRow> = Vec::with_capacity(touched.users.len());
+    for_each_matching(
+        session,
+        D::LISTS,
+        "reading users",
+        "SELECT user_key, user_id, user_principal_name, display_name, usage_location,
+                proxy_addresses, account_enabled
+         FROM users WHERE tenant_key = $1 AND user_id {in}",
+        tenant_key,
+        Values::Ids(&touched.users),
+        |row| {
+            users.push(UserRow {
+                key: row.integer(0)?,
+                image: UserImage {
+                    id: row.id(1)?,
+                    user_principal_name: row.text(2)?.to_string(),
+                    display_name: row.text(3)?.to_string(),
+                    usage_location: codec::parse_optional_country(row.optional_text(4)?)?,
+                    proxy_addresses: codec::split_proxy_addresses(row.text(5)?)?,
+                    account_enabled: row.flag(6)?,
+                    direct_licenses: Vec::new(),
+                    memberships: Vec::new(),
+                    states: Vec::new(),
+                },
+            });
+            Ok(())
+        },
+    )?;
+    users.sort_unstable_by_key(|user| user.key);
+    let user_keys: Vec<i64> = users.iter().map(|user| user.key).collect();
+    // Their memberships and states, read before the groups they name.
+    // (Each with the group it names, so that no further read is needed for them.)
+    let mut memberships: Vec<(i64, i64, u64)> = Vec::new();
+    let mut named_groups: Vec<(i64, GroupImage)> = Vec::new();
+    for_each_matching(
+        session,
+        D::LISTS,
+        "reading memberships",
+        "SELECT m.user_key, m.group_key, m.since, g.group_key, g.group_id, g.display_name,
+                g.licensed_since
+         FROM memberships m
+         JOIN groups g ON g.tenant_key = m.tenant_key AND g.group_key = m.group_key
+         WHERE m.tenant_key = $1 AND m.user_key {in} ORDER BY m.user_key, m.position",
+        tenant_key,
+        Values::Keys(&user_keys),
+        |row| {
+            memberships.push((
+                row.integer(0)?,
+                row.integer(1)?,
+                logical_time(row.integer(2)?, "a membership's since")?,
+            ));
+            named_groups.push(group_row(row, 3)?);
+            Ok(())
+        },
+    )?;
+    let mut states: Vec<OwnedStateRow> = Vec::new();
+    for_each_matching(
+        session,
+        D::LISTS,
+        "reading license assignment states",
+        "SELECT s.user_key, s.sku_key, s.source_key, s.status, s.cause, s.disabled_plans,
+                s.granted_plans, s.since, s.last_updated, g.group_key, g.group_id, g.display_name,
+                g.licensed_since
+         FROM license_states s
+         LEFT JOIN groups g ON g.tenant_key = s.tenant_key AND g.group_key = s.source_key
+         WHERE s.tenant_key = $1 AND s.user_key {in}",
+        tenant_key,
+        Values::Keys(&user_keys),
+        |row| {
+            if row.optional_integer(9)?.is_some() {
+                named_groups.push(group_row(row, 9)?);
+            }
+            states.push(OwnedStateRow {
+                user_key: row.integer(0)?,
+                sku_key: row.integer(1)?,
+                source_key: row.integer(2)?,
+                status: row.text(3)?.to_string(),
+                cause: row.optional_bytes(4)?.map(<[u8]>::to_vec),
+                disabled_plans: row.bytes(5)?.to_vec(),
+                granted_plans: row.optional_bytes(6)?.map(<[u8]>::to_vec),
+                since: row.integer(7)?,
+                last_updated: row.integer(8)?,
+            });
+            Ok(())
+        },
+    )?;
+    // Groups: the touched ones that exist, and those the users' rows name.
+    let mut group_rows: Vec<(i64, GroupImage)> = Vec::new();
+    for_each_matching(
+        session,
+        D::LISTS,
+        "reading groups",
+        "SELECT group_key, group_id, display_name, licensed_since FROM groups
+         WHERE tenant_key = $1 AND group_id {in}",
+        tenant_key,
+        Values::Ids(&touched.groups),
+        |row| {
+            group_rows.push(group_row(row, 0)?);
+            Ok(())
+        },
+    )?;
+    let touched_group_keys: FxHashSet<i64> = group_rows.iter().map(|(key, _)| *key).collect();
+    let mut seen = touched_group_keys.clone();
+    group_rows.extend(
+        named_groups
+            .into_iter()
+            .filter(|(group_key, _)| seen.insert(*group_key)),
+    );
+    group_rows.sort_unstable_by_key(|(key, _)| *key);
+    let group_order: Vec<(i64, Uuid)> = group_rows.iter().map(|(key, group)| (*key, group.id)).collect();
+    for (group_key, group) in group_rows {
+        builder.add_group(group_key, group);
+    }
+    let mut touched_keys: Vec<i64> = touched_group_keys.iter().copied().collect();
+    touched_keys.sort_unstable();
+    let mut licenses: Vec<(i64, i64, Vec<Uuid>)> = Vec::new();
+    for_each_matching(
+        session,
+        D::LISTS,
+        "reading group licenses",
+        "SELECT group_key, sku_key, disabled_plans, position FROM group_licenses
+         WHERE tenant_key = $1 AND group_key {in} ORDER BY group_key, position",
+        tenant_key,
+        Values::Keys(&touched_keys),
+        |row| {
+            licenses.push((
+                row.integer(0)?,
+                row.integer(1)?,
+                codec::split_uuids(row.text(2)?)?,
+            ));
+            Ok(())
+        },
+    )?;
+    for (group_key, sku_key, disabled) in licenses {
+        builder.add_group_license(group_key, sku_key, disabled)?;
+    }
+    // The users with their direct licenses, memberships and states.
+    let present_users: FxHashSet<Uuid> = users.iter().map(|user| user.image.id).collect();
+    for user in users {
+        builder.add_user(user.key, user.image);
+    }
+    builder.finish_users();
+    let mut direct: Vec<(i64, i64, Vec<Uuid>, u64)> = Vec::new();
+    for_each_matching(
+        session,
+        D::LISTS,
+        "reading direct licenses",
+        "SELECT user_key, sku_key, disabled_plans, since, position FROM direct_licenses
+         WHERE tenant_key = $1 AND user_key {in} ORDER BY user_key, position",
+        tenant_key,
+        Values::Keys(&user_keys),
+        |row| {
+            direct.push((
+                row.integer(0)?,
+                row.integer(1)?,
+                codec::split_uuids(row.text(2)?)?,
+                logical_time(row.integer(3)?, "a direct license's since")?,
+            ));
+            Ok(())
+        },
+    )?;
+    let (user_keys, users) = builder.take_all_users();
+    let mut chunk = UserChunk::new(&user_keys, users);
+    for (user_key, sku_key, disabled, since) in direct {
+        builder.add_direct_license(&mut chunk, user_key, sku_key, disabled, since)?;
+    }
+    for (user_key, group_key, since) in memberships {
+        builder.add_membership(&mut chunk, user_key, group_key, since)?;
+    }
+    for state in &states {
+        builder.add_state(
+            &mut chunk,
+            StateRow {
+                user_key: state.user_key,
+                sku_key: state.sku_key,
+                source_key: state.source_key,
+                status: &state.status,
+                cause: state.cause.as_deref(),
+                disabled_plans: &state.disabled_plans,
+                granted_plans: state.granted_plans.as_deref(),
+                since: state.since,
+                last_updated: state.last_updated,
+            },
+        )?;
+    }
+    // The queue, whole, when it changed.
+    let queue = if touched.queue {
+        Some(session.query_all(
+            "reading the work queue",
+            // A lookup per queued user (not a join, which a planner may answer by scanning
+            // every user of the tenant, however short the queue).
+            "SELECT (SELECT u.user_id FROM users u
+                     WHERE u.tenant_key = q.tenant_key AND u.user_key = q.user_key)
+             FROM work_queue q WHERE q.tenant_key = $1 ORDER BY q.position",
+            &key,
+            |row| row.id(0),
+        )?)
+    } else {
+        None
+    };
+    // Directory attributes: of the touched objects, or all of them.
+    let directory_attributes = if touched.all_attributes {
+        AttributesPatch::All(session.query_all(
+            "reading directory attributes",
+            "SELECT object_id, attributes FROM directory_attributes WHERE tenant_key = $1
+             ORDER BY object_id",
+            &key,
+            |row| Ok((row.id(0)?, row.text(1)?.to_string())),
+        )?)
+    } else if !touched.attributes_of_touched {
+        AttributesPatch::Objects(Vec::new())
+    } else {
+        let objects: Vec<Uuid> = touched.users.iter().chain(&touched.groups).copied().collect();
+        let mut found: Vec<(Uuid, Option<String>)> = Vec::new();
+        for_each_matching(
+            session,
+            D::LISTS,
+            "reading directory attributes",
+            "SELECT object_id, attributes FROM directory_attributes WHERE tenant_key = $1 AND object_id {in}",
+            tenant_key,
+            Values::Ids(&objects),
+            |row| {
+                found.push((row.id(0)?, Some(row.text(1)?.to_string())));
+                Ok(())
+            },
+        )?;
+        let with: FxHashSet<Uuid> = found.iter().map(|(id, _)| *id).collect();
+        found.extend(
+            objects
+                .iter()
+                .filter(|id| !with.contains(id))
+                .map(|id| (*id, None)),
+        );
+        AttributesPatch::Objects(found)
+    };
+    let users = chunk.into_users();
+    let image = builder.finish(settings, clock, users);
+    let present_groups: FxHashSet<Uuid> = group_order
+        .iter()
+        .filter(|(key, _)| touched_group_keys.contains(key))
+        .map(|(_, id)| *id)
+        .collect();
+    if let Some(group_id) = touched
+        .deleted_groups
+        .iter()
+        .find(|id| present_groups.contains(id))
+    {
+        return Ok(Err(format!("group {group_id} was deleted and created again")));
+    }
+    let touched_skus: FxHashSet<Uuid> = touched.skus.iter().copied().collect();
+    let mut recreated_users: Vec<Uuid> = touched
+        .deleted_users
+        .iter()
+        .filter(|id| present_users.contains(id))
+        .copied()
+        .collect();
+    recreated_users.sort_unstable();
+    let mut deleted_users: Vec<Uuid> = touched
+        .users
+        .iter()
+        .filter(|id| !present_users.contains(id))
+        .copied()
+        .collect();
+    deleted_users.sort_unstable();
+    let deleted_groups: Vec<Uuid> = touched
+        .groups
+        .iter()
+        .filter(|id| !present_groups.contains(id))
+        .copied()
+        .collect();
+    Ok(Ok(TenantPatch {
+        settings: touched.settings.then_some(image.settings),
+        clock,
+        skus: image
+            .skus
+            .into_iter()
+            .filter(|sku| touched_skus.contains(&sku.sku_id))
+            .collect(),
+        groups: image
+            .groups
+            .into_iter()
+            .filter(|group| present_groups.contains(&group.id))
+            .collect(),
+        deleted_groups,
+        users: image.users,
+        recreated_users,
+        deleted_users,
+        queue,
+        directory_attributes,
+    }))
+}
+
+/// What an engine changed in a write the store then refused (another instance wrote first), as
+/// a change record to pass as `also` to [`crate::Store::catch_up`]: reading those entities again
+/// along with the writes that came in between brings the engine back to the store. `None` when
+/// the write deleted users or groups, or `created` them (say so: a batch does not tell): their
+/// places in the engine's order are lost or may precede those of users and groups other
+/// instances created first, so only a full reload restores them.
+pub fn unwritten_change(batch: &crate::WriteBatch, created: bool) -> Option<TenantChange> {
+    if created || !batch.deleted_users.is_empty() || !batch.deleted_groups.is_empty() {
+        return None;
+    }
+    let mut users: Vec<Uuid> = batch
+        .users
+        .iter()
+        .map(|user| user.id)
+        .chain(batch.state_inserts.iter().map(|(user_id, _)| *user_id))
+        .chain(batch.state_upserts.iter().map(|(user_id, _)| *user_id))
+        .chain(batch.state_deletes.iter().map(|key| key.user_id))
+        // Row-level edits of users (group commit writes memberships, direct licenses and
+        // properties as rows): those users are read again whole.
+        .chain(batch.user_properties.iter().map(|user| user.id))
+        .chain(batch.memberships_added.iter().map(|(user_id, _)| *user_id))
+        .chain(batch.memberships_removed.iter().map(|(user_id, _)| *user_id))
+        .chain(batch.direct_licenses_set.iter().map(|(user_id, _)| *user_id))
+        .chain(batch.direct_licenses_removed.iter().map(|(user_id, _)| *user_id))
+        .chain(batch.enqueue.iter().copied())
+        .chain(batch.dequeue.iter().copied())
+        // Objects whose directory attributes changed: read again with the users (an id that is
+        // not a user's is read as no user, which changes nothing), their attributes with them.
+        .chain(batch.directory_attributes.iter().map(|(object_id, _)| *object_id))
+        .collect();
+    users.sort_unstable();
+    users.dedup();
+    Some(TenantChange {
+        version: 0,
+        settings: batch.settings.is_some(),
+        service_plans: batch.service_plans.is_some(),
+        skus: batch.skus.iter().map(|sku| sku.sku_id).collect(),
+        users,
+        groups: batch.groups.iter().map(|group| group.id).collect(),
+        deleted_users: Vec::new(),
+        deleted_groups: Vec::new(),
+        // The engine queued or dequeued users: the queue is read whole.
+        queue: true,
+        everything: false,
+    })
+}
