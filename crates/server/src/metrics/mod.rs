@@ -158,6 +158,7 @@ async fn render(
         tenant_metrics.register(&mut registry);
         if with_http {
             state.http_metrics.register(&mut registry);
+            register_catch_ups(&mut registry);
         }
         let mut text = String::new();
         encode_registry(&mut text, &registry).map_err(|error| ApiError::internal(error.to_string()))?;
@@ -170,6 +171,31 @@ async fn render(
         Ok(Err(error)) => error.into_response(),
         Err(error) => ApiError::internal(error.to_string()).into_response(),
     }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CatchUpLabels {
+    kind: &'static str,
+}
+
+/// How this instance caught up with other instances' writes since it started: incrementally
+/// (the rows the writes touched) or by reloading a whole tenant.
+fn register_catch_ups(registry: &mut Registry) {
+    use std::sync::atomic::Ordering;
+    let catch_ups: Family<CatchUpLabels, Counter> = Family::default();
+    for (kind, count) in [
+        ("incremental", &licensd_runtime::tenants::INCREMENTAL_CATCH_UPS),
+        ("full_reload", &licensd_runtime::tenants::FULL_RELOADS),
+    ] {
+        catch_ups
+            .get_or_create(&CatchUpLabels { kind })
+            .inc_by(count.load(Ordering::Relaxed));
+    }
+    registry.register(
+        "licensd_catch_ups",
+        "Times this instance brought a tenant up to other instances' writes, by kind (incremental or a full reload)",
+        catch_ups,
+    );
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -177,6 +177,11 @@ async fn the_metrics_address_serves_every_tenant_and_request_figures_without_a_t
             "{line} in {text}"
         );
     }
+    // How the instance caught up with other instances' writes (process-wide counters, which
+    // other tests' instances in this process move too: only their presence is checked here;
+    // durability::foreign_writes_are_caught_up_incrementally_not_reloaded_postgres checks them).
+    assert!(value(&exposition, "licensd_catch_ups_total", &[("kind", "full_reload")]) >= 0.0);
+    assert!(value(&exposition, "licensd_catch_ups_total", &[("kind", "incremental")]) >= 0.0);
     // Routes are labelled by template, never by the ids in the path.
     assert!(!text.contains(&user.to_string()), "{text}");
     assert!(
