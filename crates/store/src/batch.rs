@@ -507,7 +507,24 @@ impl<'a> PreparedBatch<'a> {
             service_plans: batch.service_plans.is_some(),
             skus: batch.skus.iter().map(|sku| sku.sku_id).collect(),
             users,
-            groups: batch.groups.iter().map(|group| group.id).collect(),
+            // Groups written, and groups whose members changed (a Graph delta round lists them
+            // with their members, so a member who left is seen to be gone).
+            groups: {
+                let mut groups_seen = FxHashSet::default();
+                batch
+                    .groups
+                    .iter()
+                    .map(|group| group.id)
+                    .chain(
+                        batch
+                            .memberships_added
+                            .iter()
+                            .map(|(_, membership)| membership.group_id),
+                    )
+                    .chain(batch.memberships_removed.iter().map(|(_, group_id)| *group_id))
+                    .filter(|group_id| groups_seen.insert(*group_id))
+                    .collect()
+            },
             deleted_users: batch.deleted_users.clone(),
             deleted_groups: batch.deleted_groups.clone(),
             queue: !batch.enqueue.is_empty() || !batch.dequeue.is_empty() || !batch.deleted_users.is_empty(),

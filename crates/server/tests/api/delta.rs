@@ -175,6 +175,19 @@ async fn groups_delta_follows_groups_and_members(server: &TestServer) {
         "{changes:#?}"
     );
 
+    // A member leaves: the group is listed again, without them (replace the member list).
+    server
+        .delete(&format!("/v1.0/groups/{group}/members/{member}/$ref"))
+        .await
+        .expect(204);
+    let (left, next_link) = whole_round(server, &next_link).await;
+    assert_eq!(ids(&left), vec![group.to_string()], "{left:#?}");
+    let members = left[0]["members@delta"].as_array().expect("members@delta");
+    assert!(
+        members.iter().all(|entry| entry["id"] != member.to_string()),
+        "{left:#?}"
+    );
+
     server
         .delete(&format!("/v1.0/groups/{untouched}"))
         .await
