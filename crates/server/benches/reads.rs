@@ -17,47 +17,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use licensd_api_types::admin::TenantOverview;
 use licensd_engine::Uuid;
-use licensd_fixtures::generator::{build_engine, GeneratorConfig};
 use licensd_server::ServerConfig;
-use licensd_store::{Store, WriteBatch};
 
 #[path = "support/database.rs"]
 mod database;
+#[path = "support/measure.rs"]
+mod measure;
 
 use database::{BenchDatabase, BenchResult};
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Requests per second and latency percentiles of one phase.
-struct Figures {
-    per_second: f64,
-    p50: Duration,
-    p99: Duration,
-    requests: usize,
-}
-
-impl std::fmt::Display for Figures {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            formatter,
-            "{:>8.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   ({} requests)",
-            self.per_second,
-            self.p50.as_secs_f64() * 1000.0,
-            self.p99.as_secs_f64() * 1000.0,
-            self.requests
-        )
-    }
-}
+use measure::{env_or, generated_tenant, overview, store_with_token, Figures};
 
 /// `clients` clients send requests until `done` completes; client `k` asks for the addresses
 /// `addresses[(k + i * clients * 7919) % len]`, so clients spread over the tenant.
@@ -104,51 +76,20 @@ async fn phase(
     for task in tasks {
         latencies.extend(task.await??);
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    latencies.sort();
-    let percentile = |fraction: f64| {
-        latencies
-            .get(((latencies.len() as f64 * fraction) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
-    Ok(Figures {
-        per_second: latencies.len() as f64 / elapsed,
-        p50: percentile(0.50),
-        p99: percentile(0.99),
-        requests: latencies.len(),
-    })
+    Ok(Figures::of(latencies, started.elapsed(), "request"))
 }
 
 async fn queued_users(client: &reqwest::Client, base: &str, token: &str) -> BenchResult<u64> {
-    let overview: TenantOverview = client
-        .get(format!("{base}/licensd/v1/overview"))
-        .bearer_auth(token)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    Ok(overview.queued_users)
+    Ok(overview(client, base, token).await?.queued_users)
 }
 
 /// Stores a generated tenant of `users` users, every one queued, and a Global Administrator
 /// token for it.
 fn prepare(directory: &std::path::Path, users: usize) -> BenchResult<(BenchDatabase, Vec<Uuid>, String)> {
     let database = BenchDatabase::from_environment(directory, "licensd_reads")?;
-    let config = GeneratorConfig::new(users, (users / 20).max(10), 50, 1);
-    let (engine, _) = build_engine(&config).map_err(|error| error.to_string())?;
-    let user_ids: Vec<Uuid> = engine.user_ids();
-    let image = engine.to_image();
-    drop(engine);
-    let tenant_id = image.settings.tenant_id;
-    let mut store = Store::open(&database.url)?;
-    store.create_tenant(&image.settings)?;
-    store.write(tenant_id, &WriteBatch::from_image(image))?;
-    let token = licensd_runtime::access::generate_token_text()?;
-    let shared = Arc::new(Mutex::new(store));
-    licensd_runtime::access::store_given_token(&shared, tenant_id, &token, "reads bench")
-        .map_err(|error| error.to_string())?;
+    let image = generated_tenant(users)?;
+    let user_ids: Vec<Uuid> = image.users.iter().map(|user| user.id).collect();
+    let token = store_with_token(&database, image, "reads bench")?;
     Ok((database, user_ids, token))
 }
 

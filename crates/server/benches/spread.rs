@@ -20,15 +20,11 @@ use licensd_store::{Store, WriteBatch};
 
 #[path = "support/database.rs"]
 mod database;
+#[path = "support/measure.rs"]
+mod measure;
 
 use database::{BenchDatabase, BenchResult};
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(default)
-}
+use measure::env_or;
 
 /// Stores `tenants` tenants of `members` queued members each; returns their ids.
 fn store_tenants(url: &str, tenants: usize, members: usize) -> BenchResult<Vec<Uuid>> {

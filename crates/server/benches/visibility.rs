@@ -21,17 +21,13 @@ use licensd_store::{Store, WriteBatch};
 
 #[path = "support/database.rs"]
 mod database;
+#[path = "support/measure.rs"]
+mod measure;
 
 use database::BenchDatabase;
+use measure::env_or;
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(default)
-}
 
 fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
     if sorted.is_empty() {

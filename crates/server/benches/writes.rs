@@ -19,65 +19,19 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use licensd_api_types::admin::TenantOverview;
 use licensd_engine::Uuid;
-use licensd_fixtures::generator::{build_engine, GeneratorConfig};
 use licensd_server::ServerConfig;
-use licensd_store::{Store, WriteBatch};
 
 #[path = "support/database.rs"]
 mod database;
+#[path = "support/measure.rs"]
+mod measure;
 
 use database::{BenchDatabase, BenchResult};
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Operations per second and latency percentiles of one phase.
-struct Figures {
-    per_second: f64,
-    p50: Duration,
-    p99: Duration,
-    operations: usize,
-}
-
-impl Figures {
-    fn of(mut latencies: Vec<Duration>, elapsed: Duration) -> Figures {
-        latencies.sort();
-        let percentile = |fraction: f64| {
-            latencies
-                .get(((latencies.len() as f64 * fraction) as usize).min(latencies.len().saturating_sub(1)))
-                .copied()
-                .unwrap_or_default()
-        };
-        Figures {
-            per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
-            p50: percentile(0.50),
-            p99: percentile(0.99),
-            operations: latencies.len(),
-        }
-    }
-}
-
-impl std::fmt::Display for Figures {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            formatter,
-            "{:>8.0} /s   p50 {:>6.2} ms   p99 {:>6.2} ms   ({} operations)",
-            self.per_second,
-            self.p50.as_secs_f64() * 1000.0,
-            self.p99.as_secs_f64() * 1000.0,
-            self.operations
-        )
-    }
-}
+use measure::{env_or, generated_tenant, overview, store_with_token, Figures};
 
 /// The generated tenant, stored, with a Global Administrator token and the (user, group) pairs
 /// to add: rounds over every user, each user paired with a group it is not a member of (a
@@ -90,10 +44,7 @@ struct Prepared {
 
 fn prepare(directory: &std::path::Path, users: usize, rounds: usize) -> BenchResult<Prepared> {
     let database = BenchDatabase::from_environment(directory, "licensd_writes")?;
-    let config = GeneratorConfig::new(users, (users / 20).max(10), 50, 1);
-    let (engine, _) = build_engine(&config).map_err(|error| error.to_string())?;
-    let image = engine.to_image();
-    drop(engine);
+    let image = generated_tenant(users)?;
     let groups: Vec<Uuid> = image.groups.iter().map(|group| group.id).collect();
     let mut pairs = Vec::with_capacity(image.users.len() * rounds);
     let mut taken: Vec<HashSet<Uuid>> = image
@@ -118,14 +69,7 @@ fn prepare(directory: &std::path::Path, users: usize, rounds: usize) -> BenchRes
             }
         }
     }
-    let tenant_id = image.settings.tenant_id;
-    let mut store = Store::open(&database.url)?;
-    store.create_tenant(&image.settings)?;
-    store.write(tenant_id, &WriteBatch::from_image(image))?;
-    let token = licensd_runtime::access::generate_token_text()?;
-    let shared = Arc::new(Mutex::new(store));
-    licensd_runtime::access::store_given_token(&shared, tenant_id, &token, "writes bench")
-        .map_err(|error| error.to_string())?;
+    let token = store_with_token(&database, image, "writes bench")?;
     Ok(Prepared {
         database,
         token,
@@ -187,7 +131,7 @@ async fn add_members(
     for task in tasks {
         latencies.extend(task.await??);
     }
-    Ok(Figures::of(latencies, started.elapsed()))
+    Ok(Figures::of(latencies, started.elapsed(), "operation"))
 }
 
 /// The reference: `threads` threads, each with its own connection, insert one row per
@@ -258,7 +202,7 @@ fn raw_inserts(database: &BenchDatabase, threads: usize, seconds: u64) -> BenchR
     for worker in workers {
         latencies.extend(worker.join().map_err(|_| "an insert thread panicked")??);
     }
-    let figures = Figures::of(latencies, started.elapsed());
+    let figures = Figures::of(latencies, started.elapsed(), "operation");
     match &path {
         Some(path) => {
             rusqlite::Connection::open(path)?.execute_batch("DROP TABLE bench_inserts")?;
@@ -269,17 +213,6 @@ fn raw_inserts(database: &BenchDatabase, threads: usize, seconds: u64) -> BenchR
         }
     }
     Ok(figures)
-}
-
-async fn overview(client: &reqwest::Client, base: &str, token: &str) -> BenchResult<TenantOverview> {
-    Ok(client
-        .get(format!("{base}/licensd/v1/overview"))
-        .bearer_auth(token)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?)
 }
 
 #[tokio::main]
