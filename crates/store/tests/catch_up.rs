@@ -9,7 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::atomic::{AtomicU32, Ordering};
+mod support;
 
 use licensd_engine::image::TenantImage;
 use licensd_engine::{
@@ -24,69 +24,9 @@ use licensd_store::{unwritten_change, CatchUp, Store, TenantChange, WriteBatch};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use support::TestDatabase;
 
 // ----- databases ------------------------------------------------------------------------------
-
-static SCHEMA_COUNTER: AtomicU32 = AtomicU32::new(0);
-
-struct TestDatabase {
-    url: String,
-    _directory: Option<tempfile::TempDir>,
-    postgres_schema: Option<(String, String)>,
-}
-
-impl TestDatabase {
-    fn sqlite() -> TestDatabase {
-        let directory = tempfile::tempdir().expect("temporary directory");
-        let path = directory.path().join("licensd.db");
-        TestDatabase {
-            url: format!("sqlite://{}", path.display()),
-            _directory: Some(directory),
-            postgres_schema: None,
-        }
-    }
-
-    fn postgres() -> Option<TestDatabase> {
-        let base = std::env::var("LICENSD_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
-        let mut client = match ::postgres::Client::connect(&base, ::postgres::NoTls) {
-            Ok(client) => client,
-            Err(error) => {
-                if std::env::var_os("LICENSD_REQUIRE_POSTGRES").is_some() {
-                    panic!("PostgreSQL is required but unreachable at {base}: {error}");
-                }
-                println!("skipping PostgreSQL: cannot connect to {base}: {error}");
-                return None;
-            }
-        };
-        let schema = format!(
-            "licensd_catch_up_{}_{}",
-            std::process::id(),
-            SCHEMA_COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        client
-            .batch_execute(&format!(
-                "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-            ))
-            .expect("create the test schema");
-        let separator = if base.contains('?') { '&' } else { '?' };
-        Some(TestDatabase {
-            url: format!("{base}{separator}options=-csearch_path%3D{schema}"),
-            _directory: None,
-            postgres_schema: Some((base, schema)),
-        })
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        if let Some((base, schema)) = &self.postgres_schema {
-            if let Ok(mut client) = ::postgres::Client::connect(base, ::postgres::NoTls) {
-                let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
-            }
-        }
-    }
-}
 
 // ----- random operations ----------------------------------------------------------------------
 
@@ -565,5 +505,5 @@ fn catching_up_incrementally_equals_a_full_load_sqlite() {
 
 #[test]
 fn catching_up_incrementally_equals_a_full_load_postgres() {
-    check(TestDatabase::postgres, 24);
+    check(|| TestDatabase::postgres("catch_up"), 24);
 }

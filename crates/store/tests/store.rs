@@ -7,7 +7,9 @@
 // here (the workspace denies them everywhere else).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::atomic::{AtomicU32, Ordering};
+#[macro_use]
+mod support;
+
 use std::time::Duration;
 
 use licensd_engine::image::{CauseImage, TenantImage, UserImage};
@@ -20,95 +22,9 @@ use licensd_store::{
     AccessTokenRecord, AuditQuery, AuditRecord, Backend, ModifiedProperty, StateKey, Store, StoreError,
     WriteBatch, SCHEMA_VERSION,
 };
+use support::TestDatabase;
 
 // ----- fixture --------------------------------------------------------------------------------
-
-/// A database for one test; a PostgreSQL schema is dropped when the test ends.
-struct TestDatabase {
-    url: String,
-    _directory: Option<tempfile::TempDir>,
-    postgres_schema: Option<(String, String)>,
-}
-
-static SCHEMA_COUNTER: AtomicU32 = AtomicU32::new(0);
-
-impl TestDatabase {
-    fn sqlite() -> TestDatabase {
-        let directory = tempfile::tempdir().expect("temporary directory");
-        let path = directory.path().join("licensd.db");
-        TestDatabase {
-            url: format!("sqlite://{}", path.display()),
-            _directory: Some(directory),
-            postgres_schema: None,
-        }
-    }
-
-    fn postgres(test: &str) -> Option<TestDatabase> {
-        let base = std::env::var("LICENSD_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
-        let mut client = match ::postgres::Client::connect(&base, ::postgres::NoTls) {
-            Ok(client) => client,
-            Err(error) => {
-                println!("skipping PostgreSQL tests: cannot connect to {base}: {error}");
-                return None;
-            }
-        };
-        let schema = format!(
-            "licensd_test_{test}_{}_{}",
-            std::process::id(),
-            SCHEMA_COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        client
-            .batch_execute(&format!(
-                "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-            ))
-            .expect("create the test schema");
-        let separator = if base.contains('?') { '&' } else { '?' };
-        Some(TestDatabase {
-            url: format!("{base}{separator}options=-csearch_path%3D{schema}"),
-            _directory: None,
-            postgres_schema: Some((base, schema)),
-        })
-    }
-
-    fn open(&self) -> Store {
-        Store::open(&self.url).expect("open the store")
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        if let Some((base, schema)) = &self.postgres_schema {
-            if let Ok(mut client) = ::postgres::Client::connect(base, ::postgres::NoTls) {
-                let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
-            }
-        }
-    }
-}
-
-/// Runs each test case on SQLite and on PostgreSQL.
-macro_rules! on_both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[test]
-                fn $case() {
-                    super::$case(super::TestDatabase::sqlite());
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[test]
-                fn $case() {
-                    if let Some(database) = super::TestDatabase::postgres(stringify!($case)) {
-                        super::$case(database);
-                    }
-                }
-            )*
-        }
-    };
-}
 
 on_both_backends!(
     migrations_are_applied_once_and_a_newer_schema_is_refused,
