@@ -69,6 +69,22 @@ pub enum Command {
         group_id: Uuid,
         user_id: Uuid,
     },
+    /// Nests a group in a group (Graph `POST /groups/{id}/members/$ref` with a group). Refused
+    /// when it would form a cycle (`NestingCycle`) or is already there (`AlreadyNested`).
+    AddGroupMemberGroup {
+        group_id: Uuid,
+        member_group_id: Uuid,
+    },
+    /// Takes a nested group out of a group (`NotNested` when it is not in it).
+    RemoveGroupMemberGroup {
+        group_id: Uuid,
+        member_group_id: Uuid,
+    },
+    /// Turns transitive licensing on or off (see [`crate::TenantSettings::transitive_licensing`]);
+    /// every user below a nested group is evaluated again.
+    SetTransitiveLicensing {
+        enabled: bool,
+    },
     /// Graph `user: assignLicense`: checked and applied at once.
     AssignUserLicenses {
         user_id: Uuid,
@@ -123,6 +139,9 @@ impl Command {
             Command::DeleteGroup { .. } => "DeleteGroup",
             Command::AddGroupMember { .. } => "AddGroupMember",
             Command::RemoveGroupMember { .. } => "RemoveGroupMember",
+            Command::AddGroupMemberGroup { .. } => "AddGroupMemberGroup",
+            Command::RemoveGroupMemberGroup { .. } => "RemoveGroupMemberGroup",
+            Command::SetTransitiveLicensing { .. } => "SetTransitiveLicensing",
             Command::AssignUserLicenses { .. } => "AssignUserLicenses",
             Command::AssignGroupLicenses { .. } => "AssignGroupLicenses",
             Command::ReprocessUser { .. } => "ReprocessUser",

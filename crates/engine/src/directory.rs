@@ -132,6 +132,8 @@ pub(crate) struct Directory {
     proxy_owners: FxHashMap<u64, ProxyOwners>,
     /// Opaque attributes of users and groups, by object id.
     attributes: FxHashMap<Uuid, Box<str>>,
+    /// Groups that are members of groups (`crate::nesting`).
+    nesting: crate::nesting::Nesting,
 }
 
 impl Directory {
@@ -606,6 +608,7 @@ impl Directory {
         for member in members {
             self.user_mut(member).memberships.retain(|m| m.group != group);
         }
+        self.nesting.remove_group(group);
         if let Some(removed) = self.groups[group.0 as usize].take() {
             self.group_index.remove(&removed.id);
             self.attributes.remove(&removed.id);
@@ -624,6 +627,15 @@ impl Directory {
     pub(crate) fn remove_member(&mut self, group: GroupRef, user: UserRef) {
         self.group_mut(group).members.remove(&user);
         self.user_mut(user).memberships.retain(|m| m.group != group);
+    }
+
+    /// The nesting edges between groups.
+    pub(crate) fn nesting(&self) -> &crate::nesting::Nesting {
+        &self.nesting
+    }
+
+    pub(crate) fn nesting_mut(&mut self) -> &mut crate::nesting::Nesting {
+        &mut self.nesting
     }
 
     // ----- directory attributes ------------------------------------------------------------

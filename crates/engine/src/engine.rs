@@ -47,7 +47,17 @@ pub struct Engine {
 fn touched_by(command: &Command) -> Touched {
     let mut touched = Touched::default();
     match command {
-        Command::SetDefaultUsageLocation { .. } | Command::SetSelfHealing { .. } => touched.settings = true,
+        Command::SetDefaultUsageLocation { .. }
+        | Command::SetSelfHealing { .. }
+        | Command::SetTransitiveLicensing { .. } => touched.settings = true,
+        Command::AddGroupMemberGroup {
+            group_id,
+            member_group_id,
+        }
+        | Command::RemoveGroupMemberGroup {
+            group_id,
+            member_group_id,
+        } => touched.group_nestings.push((*group_id, *member_group_id)),
         Command::AddSku(definition) => {
             touched.skus.push(definition.sku_id);
             touched.service_plans = true;
@@ -240,6 +250,15 @@ impl Engine {
             Command::RemoveGroupMember { group_id, user_id } => {
                 self.remove_group_member(group_id, user_id)?
             }
+            Command::AddGroupMemberGroup {
+                group_id,
+                member_group_id,
+            } => self.add_group_member_group(group_id, member_group_id)?,
+            Command::RemoveGroupMemberGroup {
+                group_id,
+                member_group_id,
+            } => self.remove_group_member_group(group_id, member_group_id)?,
+            Command::SetTransitiveLicensing { enabled } => self.set_transitive_licensing(enabled),
             Command::AssignUserLicenses {
                 user_id,
                 add_licenses,
@@ -320,6 +339,7 @@ impl Engine {
                     )
                 })
                 .collect(),
+            group_nestings: self.nesting_edge_images(&touched.group_nestings),
             states: self.changed_states(changes),
         }
     }
@@ -327,6 +347,11 @@ impl Engine {
     fn tick(&mut self) -> u64 {
         self.clock += 1;
         self.clock
+    }
+
+    /// Advances the logical clock (for the parts of the engine in other modules).
+    pub(crate) fn tick_clock(&mut self) -> u64 {
+        self.tick()
     }
 
     // ----- composing the parts -------------------------------------------------------------
@@ -511,6 +536,7 @@ impl Engine {
                 })
             })
             .collect();
+        self.forget_group_nesting(group);
         self.directory.delete_group(group);
         for user in &naming {
             let mut states = self.states.of(*user).to_vec();
@@ -951,6 +977,18 @@ impl Engine {
     /// licenses to (the order [`Engine::enqueue_group_users`] queues them in).
     fn group_users_in_order(&self, group: GroupRef) -> Vec<UserRef> {
         let record = self.directory.group(group);
+        if self.settings.transitive_licensing && !self.directory.nesting().children_of(group).is_empty() {
+            // Members of nested groups receive the group's products too (`crate::nesting`).
+            let below = self.users_below(group);
+            let lingering: Vec<UserRef> = self
+                .states
+                .group_error_users(group)
+                .iter()
+                .copied()
+                .filter(|user| !below.contains(user))
+                .collect();
+            return below.into_iter().chain(lingering).collect();
+        }
         let mut members: Vec<(u64, UserRef)> = record
             .members
             .iter()

@@ -65,6 +65,12 @@ pub enum CommandError {
     AlreadyMember { group_id: Uuid, user_id: Uuid },
     #[error("user {user_id} is not a member of group {group_id}")]
     NotAMember { group_id: Uuid, user_id: Uuid },
+    #[error("group {member_group_id} is already a member of group {group_id}")]
+    AlreadyNested { group_id: Uuid, member_group_id: Uuid },
+    #[error("group {member_group_id} is not a member of group {group_id}")]
+    NotNested { group_id: Uuid, member_group_id: Uuid },
+    #[error("group {member_group_id} cannot become a member of group {group_id}: group {group_id} is {member_group_id} or is already nested in it, and the membership would form a cycle")]
+    NestingCycle { group_id: Uuid, member_group_id: Uuid },
     #[error("License {sku_part_number} cannot be assigned to a user.")]
     SkuNotAssignableToUsers { sku_id: Uuid, sku_part_number: String },
     #[error("service plan {service_plan_id} is not part of product {sku_part_number}, so it cannot be disabled in it")]

@@ -121,6 +121,7 @@ pub(crate) struct Scratch {
     suffix: Vec<PlanSet>,
     claimed: Vec<SkuRef>,
     held_before: Vec<SkuRef>,
+    effective_groups: Vec<(GroupRef, u64)>,
 }
 
 impl Pass<'_> {
@@ -260,15 +261,32 @@ impl Pass<'_> {
             );
         }
         scratch.group_order.clear();
-        for membership in &record.memberships {
-            let group = self.directory.group(membership.group);
-            if group.licenses.is_empty() {
-                continue;
+        if self.settings.transitive_licensing && !self.directory.nesting().is_empty() {
+            // The groups the user is in through nesting too, each once (one state, one seat).
+            let mut effective = std::mem::take(&mut scratch.effective_groups);
+            self.directory.nesting().effective_groups(
+                record.memberships.iter().map(|m| (m.group, m.since)),
+                &mut effective,
+            );
+            for (group_ref, since) in &effective {
+                let group = self.directory.group(*group_ref);
+                if !group.licenses.is_empty() {
+                    let paired_since = (*since).max(group.licensed_since);
+                    scratch.group_order.push((paired_since, group.id, *group_ref));
+                }
             }
-            let paired_since = membership.since.max(group.licensed_since);
-            scratch
-                .group_order
-                .push((paired_since, group.id, membership.group));
+            scratch.effective_groups = effective;
+        } else {
+            for membership in &record.memberships {
+                let group = self.directory.group(membership.group);
+                if group.licenses.is_empty() {
+                    continue;
+                }
+                let paired_since = membership.since.max(group.licensed_since);
+                scratch
+                    .group_order
+                    .push((paired_since, group.id, membership.group));
+            }
         }
         scratch.group_order.sort_unstable();
         for order_index in 0..scratch.group_order.len() {

@@ -197,6 +197,13 @@ impl EngineRestorer {
     }
 
     /// Sets the clock, queues the stored queue and sets the directory attributes.
+    /// Restores the nesting edges between the groups (any time before [`EngineRestorer::finish`]).
+    pub fn add_group_nestings(&mut self, edges: &[crate::nesting::GroupNestingImage]) -> Result<(), RestoreError> {
+        self.engine
+            .restore_nesting(edges)
+            .map_err(|error| RestoreError::Invalid(error.to_string()))
+    }
+
     pub fn finish(
         mut self,
         clock: u64,
@@ -523,6 +530,7 @@ impl Engine {
                 .collect(),
             queue: self.queued_user_ids(),
             directory_attributes: self.directory_attribute_images(),
+            group_nestings: self.nesting_images(),
         }
     }
 
@@ -552,8 +560,10 @@ impl Engine {
             users,
             queue,
             directory_attributes,
+            group_nestings,
         } = image;
         let mut restorer = EngineRestorer::new(settings, &service_plans, skus, &groups)?;
+        restorer.add_group_nestings(&group_nestings)?;
         restorer.reserve_users(users.len());
         restorer.add_users(users)?;
         restorer.finish(clock, queue, directory_attributes)

@@ -167,4 +167,6 @@ pub struct TenantImage {
     /// The opaque attributes of users and groups ([`crate::Command::SetDirectoryAttributes`]),
     /// by object id, in id order.
     pub directory_attributes: Vec<(Uuid, String)>,
+    /// Nesting edges between groups, parents in engine order, member groups oldest first.
+    pub group_nestings: Vec<crate::nesting::GroupNestingImage>,
 }

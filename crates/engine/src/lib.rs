@@ -26,6 +26,7 @@ mod handles;
 pub mod image;
 mod image_data;
 mod model;
+pub mod nesting;
 mod outcome;
 mod plan_set;
 mod query;
@@ -48,6 +49,7 @@ pub use model::{
     LicenseErrorKind, LicenseProcessingState, NewUser, ProxyAddress, ServicePlanDefinition, ServicePlanRules,
     SkuDefinition, TenantSettings, Timestamp, UserChanges, Uuid,
 };
+pub use nesting::GroupNestingImage;
 pub use outcome::{ChangedImages, CommandOutcome, ProcessReport, Touched, UserEdit};
 pub use plan_set::{PlanRef, PlanSet, PlanSetId, PlanSetInterner, MAX_SERVICE_PLANS};
 pub use query::{GroupView, LicenseAssignmentState, LicensedUser, SkuUsage, TenantOverview, UserView};

@@ -370,6 +370,9 @@ pub struct TenantSettings {
     /// proxy address re-queues the other users that shared it. When off, errors stay until a
     /// reprocess, as in the portal the seed describes.
     pub self_healing: bool,
+    /// When on, members of groups nested in a licensed group receive its products too (each
+    /// state naming the path); off (the default, Entra's behaviour), only direct members do.
+    pub transitive_licensing: bool,
 }
 
 impl TenantSettings {
@@ -379,6 +382,7 @@ impl TenantSettings {
             display_name: display_name.to_string(),
             default_usage_location: None,
             self_healing: true,
+            transitive_licensing: false,
         }
     }
 }

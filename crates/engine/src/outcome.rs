@@ -45,6 +45,8 @@ pub struct Touched {
     /// ([`crate::Command::SetDirectoryAttributes`]; deleting an object deletes them without a
     /// mention here).
     pub directory_attributes: Vec<Uuid>,
+    /// Nesting edges added or removed, as (group, member group).
+    pub group_nestings: Vec<(Uuid, Uuid)>,
 }
 
 /// What a command changed of a stored user, when less than the whole user.
@@ -77,6 +79,9 @@ pub struct ChangedImages {
     pub groups: Vec<GroupImage>,
     /// The touched objects' attributes: `None` once cleared.
     pub directory_attributes: Vec<(Uuid, Option<String>)>,
+    /// The touched nesting edges: `Some(edge)` when it exists after the command, `None` (with
+    /// the group and member group ids) once removed.
+    pub group_nestings: Vec<((Uuid, Uuid), Option<crate::nesting::GroupNestingImage>)>,
     /// [`CommandOutcome::changes`] as images.
     pub states: ChangedStates,
 }

@@ -10,6 +10,8 @@ mod commands;
 mod diagnosis;
 #[path = "engine/image.rs"]
 mod image;
+#[path = "engine/nesting.rs"]
+mod nesting;
 #[path = "engine/properties.rs"]
 mod properties;
 #[path = "engine/scenarios.rs"]
