@@ -564,7 +564,7 @@ impl Engine {
         self.directory.add_member(group, user, since);
         if self.queue.is_queued(user) {
             self.queue.member_added(group, user);
-        } else if !self.directory.group(group).licenses.is_empty() {
+        } else if !self.directory.group(group).licenses.is_empty() || self.licensed_above(group) {
             self.enqueue(user);
         }
         Ok(())
@@ -580,7 +580,7 @@ impl Engine {
         self.directory.remove_member(group, user);
         self.queue.member_removed(group, user);
         let has_records = self.states.has_from(user, Source::Group(group));
-        if has_records || !self.directory.group(group).licenses.is_empty() {
+        if has_records || !self.directory.group(group).licenses.is_empty() || self.licensed_above(group) {
             self.enqueue(user);
         }
         Ok(())

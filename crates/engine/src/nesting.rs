@@ -273,6 +273,19 @@ impl Engine {
         users
     }
 
+    /// Whether transitive licensing is on and a group `group` is nested in (at any depth)
+    /// carries products: its members then receive them too.
+    pub(crate) fn licensed_above(&self, group: GroupRef) -> bool {
+        self.settings.transitive_licensing
+            && self
+                .directory
+                .nesting()
+                .ancestors(group)
+                .into_iter()
+                .skip(1)
+                .any(|ancestor| !self.directory.group(ancestor).licenses.is_empty())
+    }
+
     /// Users who may hold a state from an ancestor of `group` through `group`: when transitive
     /// licensing is on and some group at or above `group` carries products, every user below it.
     fn enqueue_users_below_if_licensed_above(&mut self, group: GroupRef) {

@@ -220,3 +220,182 @@ fn nesting_survives_an_image_round_trip_and_deleting_a_group_drops_its_edges() -
     assert!(world.engine.to_image().group_nestings.is_empty());
     Ok(())
 }
+
+mod properties {
+    //! Incremental processing after random nesting, membership, license and setting changes
+    //! equals re-evaluating everyone, and with seats to spare every user holds exactly the
+    //! products of the groups it reaches (directly, or through nesting with the setting on).
+
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use licensd_engine::{Command, Timestamp, Uuid};
+    use licensd_fixtures::seed_world::{SeedSeats, SeedWorld, OFFICE_365_E1, OFFICE_365_E3};
+    use proptest::prelude::*;
+
+    const GROUPS: usize = 5;
+    const USERS: usize = 6;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Nest(usize, usize),
+        Unnest(usize, usize),
+        Join(usize, usize),
+        Leave(usize, usize),
+        License(usize, bool),
+        Unlicense(usize),
+        Transitive(bool),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (0..GROUPS, 0..GROUPS).prop_map(|(a, b)| Op::Nest(a, b)),
+            2 => (0..GROUPS, 0..GROUPS).prop_map(|(a, b)| Op::Unnest(a, b)),
+            3 => (0..GROUPS, 0..USERS).prop_map(|(g, u)| Op::Join(g, u)),
+            1 => (0..GROUPS, 0..USERS).prop_map(|(g, u)| Op::Leave(g, u)),
+            2 => (0..GROUPS, any::<bool>()).prop_map(|(g, e3)| Op::License(g, e3)),
+            1 => (0..GROUPS).prop_map(Op::Unlicense),
+            1 => any::<bool>().prop_map(Op::Transitive),
+        ]
+    }
+
+    fn command(op: &Op, groups: &[Uuid], users: &[Uuid], world: &SeedWorld) -> Command {
+        let license = |e3: bool| licensd_engine::AssignedLicense {
+            sku_id: if e3 { OFFICE_365_E3 } else { OFFICE_365_E1 },
+            disabled_plans: Vec::new(),
+        };
+        match *op {
+            Op::Nest(a, b) => Command::AddGroupMemberGroup {
+                group_id: groups[a],
+                member_group_id: groups[b],
+            },
+            Op::Unnest(a, b) => Command::RemoveGroupMemberGroup {
+                group_id: groups[a],
+                member_group_id: groups[b],
+            },
+            Op::Join(g, u) => Command::AddGroupMember {
+                group_id: groups[g],
+                user_id: users[u],
+            },
+            Op::Leave(g, u) => Command::RemoveGroupMember {
+                group_id: groups[g],
+                user_id: users[u],
+            },
+            // E1 and E3 exclude each other's Exchange and SharePoint plans: some groups conflict.
+            Op::License(g, e3) => Command::AssignGroupLicenses {
+                group_id: groups[g],
+                add_licenses: vec![license(e3)],
+                remove_licenses: Vec::new(),
+            },
+            Op::Unlicense(g) => {
+                let held = world
+                    .engine
+                    .group_view(groups[g])
+                    .map(|view| view.assigned_licenses.iter().map(|l| l.sku_id).collect())
+                    .unwrap_or_default();
+                Command::AssignGroupLicenses {
+                    group_id: groups[g],
+                    add_licenses: Vec::new(),
+                    remove_licenses: held,
+                }
+            }
+            Op::Transitive(enabled) => Command::SetTransitiveLicensing { enabled },
+        }
+    }
+
+    fn run(ops: &[Op], seats: SeedSeats) -> Result<(), TestCaseError> {
+        let mut world = SeedWorld::new(seats).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let mut groups = Vec::new();
+        for index in 0..GROUPS {
+            groups.push(world.add_group(&format!("G{index}")).map_err(|e| TestCaseError::fail(e.to_string()))?);
+        }
+        let mut users = Vec::new();
+        for index in 0..USERS {
+            users.push(world.add_user(&format!("u{index}"), None).map_err(|e| TestCaseError::fail(e.to_string()))?);
+        }
+        for op in ops {
+            let command = command(op, &groups, &users, &world);
+            let before = world.engine.to_image();
+            if world.apply(command).is_err() {
+                prop_assert!(world.engine.to_image() == before, "a refusal changed the tenant");
+                continue;
+            }
+            world.process();
+            // Incremental equals re-evaluating everyone.
+            let mut scratch = world.engine.clone();
+            for user in &users {
+                scratch
+                    .apply(Command::ReprocessUser { user_id: *user }, world.now)
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            }
+            scratch.process_all(Timestamp(world.now.0 + 5));
+            let strip = |engine: &licensd_engine::Engine| -> BTreeMap<Uuid, Vec<(Uuid, Option<Uuid>, String)>> {
+                users
+                    .iter()
+                    .map(|user| {
+                        let states = engine
+                            .user_license_states(*user)
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|s| (s.sku_id, s.assigned_by_group, format!("{:?}/{:?}", s.state, s.error)))
+                            .collect();
+                        (*user, states)
+                    })
+                    .collect()
+            };
+            prop_assert_eq!(strip(&world.engine), strip(&scratch), "after {:?}", op);
+            prop_assert_eq!(world.engine.sku_usages(), scratch.sku_usages());
+            // The image restores to the same tenant.
+            let image = world.engine.to_image();
+            let restored = licensd_engine::Engine::from_image(image.clone())
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert!(restored.to_image() == image);
+            // Every user has a state from exactly the licensed groups it reaches.
+            for user in &users {
+                let reached: BTreeSet<Uuid> = if world.engine.transitive_licensing() {
+                    world.engine.user_transitive_member_of(*user).unwrap_or_default().into_iter().collect()
+                } else {
+                    world
+                        .engine
+                        .user_view(*user)
+                        .map(|view| view.member_of.into_iter().collect())
+                        .unwrap_or_default()
+                };
+                let licensed: BTreeSet<Uuid> = reached
+                    .into_iter()
+                    .filter(|group| {
+                        world
+                            .engine
+                            .group_view(*group)
+                            .is_ok_and(|view| !view.assigned_licenses.is_empty())
+                    })
+                    .collect();
+                let from_groups: BTreeSet<Uuid> = world
+                    .engine
+                    .user_license_states(*user)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|state| state.assigned_by_group)
+                    .collect();
+                prop_assert_eq!(&from_groups, &licensed, "user {}", user);
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn incremental_processing_after_random_nesting_changes_equals_processing_from_scratch(
+            ops in proptest::collection::vec(op(), 1..24),
+            scarce in any::<bool>(),
+        ) {
+            let seats = if scarce {
+                SeedSeats { office_365_e1: 2, office_365_e3: 2, ..SeedSeats::default() }
+            } else {
+                SeedSeats::default()
+            };
+            run(&ops, seats)?;
+        }
+    }
+}
