@@ -77,6 +77,9 @@ pub struct WriteBatch {
     /// Directory attributes of users and groups to set (`Some`) or delete (`None`), applied after
     /// the users and groups are written and deleted (those of a deleted object go with it).
     pub directory_attributes: Vec<(Uuid, Option<String>)>,
+    /// Nesting edges to write (`Some`) or delete (`None`), as (group, member group); those of a
+    /// deleted group go with it.
+    pub group_nestings: Vec<((Uuid, Uuid), Option<licensd_engine::GroupNestingImage>)>,
     /// Audit records of the change, written in the same transaction.
     pub audit: Vec<crate::security::AuditRecord>,
 }
@@ -99,6 +102,7 @@ impl WriteBatch {
             && self.enqueue.is_empty()
             && self.dequeue.is_empty()
             && self.directory_attributes.is_empty()
+            && self.group_nestings.is_empty()
     }
 
     /// The whole tenant of an image, for storing a tenant that has nothing stored yet (an
@@ -115,6 +119,11 @@ impl WriteBatch {
                 .directory_attributes
                 .into_iter()
                 .map(|(object_id, attributes)| (object_id, Some(attributes)))
+                .collect(),
+            group_nestings: image
+                .group_nestings
+                .into_iter()
+                .map(|edge| ((edge.group_id, edge.member_group_id), Some(edge)))
                 .collect(),
             ..WriteBatch::default()
         };
@@ -153,6 +162,7 @@ impl WriteBatch {
             state_deletes: images.states.deleted.clone(),
             enqueue: outcome.newly_queued.clone(),
             directory_attributes: images.directory_attributes.clone(),
+            group_nestings: images.group_nestings.clone(),
             ..WriteBatch::default()
         };
         for user in &images.users {
@@ -238,7 +248,9 @@ impl WriteBatch {
     /// the other. Products and groups both only refer to (a license's product, a membership's
     /// group) do not make two batches dependent. Gives `next` back when they are not independent.
     pub fn merge(&mut self, next: WriteBatch) -> Result<(), Box<WriteBatch>> {
-        let global = |batch: &WriteBatch| batch.settings.is_some() || batch.service_plans.is_some();
+        let global = |batch: &WriteBatch| {
+            batch.settings.is_some() || batch.service_plans.is_some() || !batch.group_nestings.is_empty()
+        };
         if global(self) || global(&next) {
             return Err(Box::new(next));
         }
@@ -272,6 +284,7 @@ impl WriteBatch {
             enqueue,
             dequeue,
             directory_attributes,
+            group_nestings,
             audit,
         } = next;
         if clock.is_some() {
@@ -293,6 +306,7 @@ impl WriteBatch {
         self.enqueue.extend(enqueue);
         self.dequeue.extend(dequeue);
         self.directory_attributes.extend(directory_attributes);
+        self.group_nestings.extend(group_nestings);
         self.audit.extend(audit);
         Ok(())
     }
@@ -535,7 +549,9 @@ impl<'a> PreparedBatch<'a> {
             + change.groups.len()
             + change.deleted_users.len()
             + change.deleted_groups.len();
-        if listed > MAX_LISTED_CHANGES {
+        // A nesting edge changes which users a group reaches: other instances reload the
+        // tenant rather than patch it (nesting changes are rare next to memberships).
+        if listed > MAX_LISTED_CHANGES || !batch.group_nestings.is_empty() {
             change.skus.clear();
             change.users.clear();
             change.groups.clear();

@@ -250,7 +250,8 @@ pub(crate) fn read_catch_up<D: CatchUpReads>(
     let mut snapshot = database.begin_snapshot("starting to read a catch-up")?;
     let head = snapshot.query_optional(
         "reading the tenant",
-        "SELECT tenant_key, version, display_name, default_usage_location, self_healing, clock
+        "SELECT tenant_key, version, display_name, default_usage_location, self_healing, clock,
+                transitive_licensing
          FROM tenants WHERE tenant_id = $1",
         &[Param::Id(tenant_id)],
         |row| {
@@ -262,6 +263,7 @@ pub(crate) fn read_catch_up<D: CatchUpReads>(
                     display_name: row.text(2)?.to_string(),
                     default_usage_location: codec::parse_optional_country(row.optional_text(3)?)?,
                     self_healing: row.flag(4)?,
+                    transitive_licensing: row.flag(6)?,
                 },
                 clock: logical_time(row.integer(5)?, "the tenant clock")?,
             })
@@ -713,7 +715,11 @@ fn read_patch<D: CatchUpReads>(
 /// places in the engine's order are lost or may precede those of users and groups other
 /// instances created first, so only a full reload restores them.
 pub fn unwritten_change(batch: &crate::WriteBatch, created: bool) -> Option<TenantChange> {
-    if created || !batch.deleted_users.is_empty() || !batch.deleted_groups.is_empty() {
+    if created
+        || !batch.deleted_users.is_empty()
+        || !batch.deleted_groups.is_empty()
+        || !batch.group_nestings.is_empty()
+    {
         return None;
     }
     let mut users: Vec<Uuid> = batch

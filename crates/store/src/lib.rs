@@ -37,6 +37,7 @@ mod error;
 mod lease;
 mod load;
 mod migration;
+mod nesting;
 mod postgres;
 mod reads;
 mod security;

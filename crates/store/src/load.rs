@@ -308,6 +308,8 @@ impl ImageBuilder {
             users,
             queue: self.queue,
             directory_attributes: self.directory_attributes,
+            // A catch-up never carries nesting: a change of it reloads the tenant.
+            group_nestings: Vec::new(),
         }
     }
 
@@ -390,6 +392,7 @@ pub(crate) struct Tail {
     clock: u64,
     queue: Vec<Uuid>,
     directory_attributes: Vec<(Uuid, String)>,
+    group_nestings: Vec<licensd_engine::GroupNestingImage>,
 }
 
 /// A stored logical time (`since`, `clock`, versions) back as the engine's unsigned value.
@@ -428,7 +431,8 @@ fn load_parts<D: Load>(
     let key = [Param::Integer(tenant_key)];
     let settings = snapshot.query_optional(
         "reading the tenant",
-        "SELECT display_name, default_usage_location, self_healing, clock FROM tenants WHERE tenant_key = $1",
+        "SELECT display_name, default_usage_location, self_healing, clock, transitive_licensing
+         FROM tenants WHERE tenant_key = $1",
         &key,
         |row| {
             Ok((
@@ -437,6 +441,7 @@ fn load_parts<D: Load>(
                     display_name: row.text(0)?.to_string(),
                     default_usage_location: codec::parse_optional_country(row.optional_text(1)?)?,
                     self_healing: row.flag(2)?,
+                    transitive_licensing: row.flag(4)?,
                 },
                 logical_time(row.integer(3)?, "the tenant clock")?,
             ))
@@ -663,11 +668,13 @@ fn load_parts<D: Load>(
         },
     )?;
     phase("directory attributes");
+    let group_nestings = crate::nesting::load(&mut snapshot, tenant_key)?;
     snapshot.commit("ending the load transaction")?;
     let tail = Tail {
         clock,
         queue: std::mem::take(&mut builder.queue),
         directory_attributes: std::mem::take(&mut builder.directory_attributes),
+        group_nestings,
     };
     Ok((tail, version))
 }
@@ -714,6 +721,7 @@ pub(crate) fn load_tenant<D: Load>(
         users,
         queue: tail.queue,
         directory_attributes: tail.directory_attributes,
+        group_nestings: tail.group_nestings,
     };
     Ok((image, version))
 }
@@ -799,9 +807,12 @@ fn restore(receiver: mpsc::Receiver<Message>) -> Result<Option<Engine>, RestoreE
             },
             Message::Tail(tail) => {
                 return match restorer {
-                    Some(restorer) => restorer
-                        .finish(tail.clock, tail.queue, tail.directory_attributes)
-                        .map(Some),
+                    Some(mut restorer) => {
+                        restorer.add_group_nestings(&tail.group_nestings)?;
+                        restorer
+                            .finish(tail.clock, tail.queue, tail.directory_attributes)
+                            .map(Some)
+                    }
                     None => Ok(None),
                 }
             }

@@ -335,6 +335,7 @@ fn write_batch<T: WriteTransaction>(
     record_change(transaction, tenant_key, new_version, &prepared.change)?;
     // 10. Directory attributes.
     transaction.write_directory_attributes(tenant_key, batch)?;
+    crate::nesting::write(transaction, tenant_key, batch)?;
     // 11. Audit records.
     crate::security::insert_audit(transaction, tenant_key, &batch.audit)?;
     scope.version = new_version;

@@ -47,6 +47,7 @@ on_both_backends!(
     edits_of_a_user_write_only_the_rows_they_change,
     several_batches_share_one_transaction_all_or_nothing,
     merged_batches_write_what_their_commands_wrote,
+    nested_groups_and_transitive_licensing_round_trip,
 );
 
 // ----- helpers --------------------------------------------------------------------------------
@@ -1870,4 +1871,84 @@ fn merged_batches_write_what_their_commands_wrote(database: TestDatabase) {
         .expect("written");
     assert_eq!(written, version + 3);
     assert_store_holds(&mut store, &world.engine, written);
+}
+
+/// Nested groups (issue 17): edges and the transitive licensing setting are written command by
+/// command and loaded back exactly (both load paths), a removed edge and a deleted group's edges
+/// leave no row, and another instance catching up over a nesting change reloads the tenant.
+fn nested_groups_and_transitive_licensing_round_trip(database: TestDatabase) {
+    let mut world = SeedWorld::new(SeedSeats::default()).expect("seed world");
+    let tenant_id = world.engine.settings().tenant_id;
+    let all_staff = world.add_group("All Staff").expect("group");
+    let engineering = world.add_group("Engineering").expect("group");
+    let platform = world.add_group("Platform").expect("group");
+    let alice = world.add_user("alice", None).expect("user");
+    world.add_member(platform, alice).expect("member");
+    let mut store = database.open();
+    let mut version = store_engine(&mut store, &world.engine);
+    let before_nesting = version;
+    for command in [
+        Command::AssignGroupLicenses {
+            group_id: all_staff,
+            add_licenses: vec![AssignedLicense {
+                sku_id: OFFICE_365_E3,
+                disabled_plans: Vec::new(),
+            }],
+            remove_licenses: Vec::new(),
+        },
+        Command::AddGroupMemberGroup {
+            group_id: all_staff,
+            member_group_id: engineering,
+        },
+        Command::AddGroupMemberGroup {
+            group_id: engineering,
+            member_group_id: platform,
+        },
+        Command::SetTransitiveLicensing { enabled: true },
+    ] {
+        apply_and_write(&mut world, &mut store, &mut version, command);
+    }
+    process_and_write(&mut world, &mut store, &mut version, 10, 10);
+    assert_eq!(
+        world
+            .state(alice, OFFICE_365_E3, Some(all_staff))
+            .map(|state| state.state),
+        Some(licensd_engine::AssignmentStatus::Active)
+    );
+    assert_eq!(count(&mut store, "SELECT count(*) FROM group_nestings"), 2);
+    let (loaded, _) = store.load_tenant(tenant_id).expect("load");
+    assert!(loaded.settings.transitive_licensing);
+    assert_eq!(loaded.group_nestings.len(), 2);
+    // Another instance at the version before the nesting reloads rather than patches.
+    match store.catch_up(tenant_id, before_nesting, None).expect("catch up") {
+        licensd_store::CatchUp::Reload { .. } => {}
+        other => panic!("expected a reload after a nesting change, got {other:?}"),
+    }
+    apply_and_write(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::RemoveGroupMemberGroup {
+            group_id: engineering,
+            member_group_id: platform,
+        },
+    );
+    process_and_write(&mut world, &mut store, &mut version, 10, 10);
+    assert_eq!(world.state(alice, OFFICE_365_E3, Some(all_staff)), None);
+    assert_eq!(count(&mut store, "SELECT count(*) FROM group_nestings"), 1);
+    apply_and_write(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::DeleteGroup { group_id: engineering },
+    );
+    assert_eq!(count(&mut store, "SELECT count(*) FROM group_nestings"), 0);
+    apply_and_write(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::SetTransitiveLicensing { enabled: false },
+    );
+    let (loaded, _) = store.load_tenant(tenant_id).expect("load");
+    assert!(!loaded.settings.transitive_licensing);
 }
