@@ -100,6 +100,10 @@ make_error_codes! {
     /// The user is not a member of the group.
     NotAMember => ("not_a_member", "Request_ResourceNotFound", 404,
         "The user is not a member of the group.");
+    /// Nesting the group would make a group a member of itself, directly or through other
+    /// groups (nested groups, issue 17).
+    NestingCycle => ("nesting_cycle", "Request_BadRequest", 400,
+        "The group cannot be added: the group is already a member, directly or through nested groups, of the group being added.");
     /// A direct assignment broke a licensing rule (seats, exclusions, prerequisites, usage
     /// location, proxy addresses); `innerError.licenseError` names it.
     LicenseAssignmentFailed => ("license_assignment_failed", "Request_BadRequest", 400,

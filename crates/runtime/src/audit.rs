@@ -22,9 +22,9 @@ pub struct AuditTarget {
 /// Entra's activity name, category and operation type of a command.
 pub fn activity_of(command: &Command) -> (&'static str, &'static str, &'static str) {
     match command {
-        Command::SetDefaultUsageLocation { .. } | Command::SetSelfHealing { .. } => {
-            ("Update company settings", "DirectoryManagement", "Update")
-        }
+        Command::SetDefaultUsageLocation { .. }
+        | Command::SetSelfHealing { .. }
+        | Command::SetTransitiveLicensing { .. } => ("Update company settings", "DirectoryManagement", "Update"),
         Command::AddSku(_) => ("Add subscription", "DirectoryManagement", "Add"),
         Command::AddServicePlanToSku { .. } => (
             "Add service plan to subscription",
@@ -44,6 +44,8 @@ pub fn activity_of(command: &Command) -> (&'static str, &'static str, &'static s
         Command::DeleteGroup { .. } => ("Delete group", "GroupManagement", "Delete"),
         Command::AddGroupMember { .. } => ("Add member to group", "GroupManagement", "Add"),
         Command::RemoveGroupMember { .. } => ("Remove member from group", "GroupManagement", "Delete"),
+        Command::AddGroupMemberGroup { .. } => ("Add member to group", "GroupManagement", "Add"),
+        Command::RemoveGroupMemberGroup { .. } => ("Remove member from group", "GroupManagement", "Delete"),
         Command::AssignUserLicenses { .. } => ("Change user license", "UserManagement", "Assign"),
         Command::AssignGroupLicenses { .. } => ("Set group license", "GroupManagement", "Assign"),
         Command::ReprocessUser { .. } => ("Reprocess user license assignments", "UserManagement", "Update"),
@@ -93,7 +95,9 @@ fn product_target(engine: &Engine, sku_id: Uuid) -> AuditTarget {
 /// creation: callers try both).
 pub fn target_of(command: &Command, engine: &Engine) -> AuditTarget {
     match command {
-        Command::SetDefaultUsageLocation { .. } | Command::SetSelfHealing { .. } => AuditTarget {
+        Command::SetDefaultUsageLocation { .. }
+        | Command::SetSelfHealing { .. }
+        | Command::SetTransitiveLicensing { .. } => AuditTarget {
             kind: "Tenant",
             id: Some(engine.settings().tenant_id),
             name: engine.settings().display_name.clone(),
@@ -132,6 +136,8 @@ pub fn target_of(command: &Command, engine: &Engine) -> AuditTarget {
         | Command::DeleteGroup { group_id }
         | Command::AddGroupMember { group_id, .. }
         | Command::RemoveGroupMember { group_id, .. }
+        | Command::AddGroupMemberGroup { group_id, .. }
+        | Command::RemoveGroupMemberGroup { group_id, .. }
         | Command::AssignGroupLicenses { group_id, .. }
         | Command::ReprocessGroup { group_id } => group_target(engine, *group_id),
         Command::SetDirectoryAttributes { object_id, .. } => {
@@ -232,7 +238,9 @@ pub fn properties_of(command: &Command, engine: &Engine) -> Vec<(&'static str, S
         ]
     };
     match command {
-        Command::SetDefaultUsageLocation { .. } | Command::SetSelfHealing { .. } => {
+        Command::SetDefaultUsageLocation { .. }
+        | Command::SetSelfHealing { .. }
+        | Command::SetTransitiveLicensing { .. } => {
             let settings = engine.settings();
             vec![
                 (
@@ -244,6 +252,7 @@ pub fn properties_of(command: &Command, engine: &Engine) -> Vec<(&'static str, S
                         .unwrap_or_default(),
                 ),
                 ("SelfHealing", settings.self_healing.to_string()),
+                ("TransitiveLicensing", settings.transitive_licensing.to_string()),
             ]
         }
         Command::AddSku(definition) => product(definition.sku_id),
@@ -271,6 +280,33 @@ pub fn properties_of(command: &Command, engine: &Engine) -> Vec<(&'static str, S
                             "{} ({})",
                             user.user_principal_name,
                             if member { "member" } else { "not a member" }
+                        )
+                    })
+                    .unwrap_or_default(),
+            ));
+            properties
+        }
+        Command::AddGroupMemberGroup {
+            group_id,
+            member_group_id,
+        }
+        | Command::RemoveGroupMemberGroup {
+            group_id,
+            member_group_id,
+        } => {
+            let mut properties = group(*group_id);
+            let nested = engine
+                .member_groups(*group_id)
+                .is_ok_and(|members| members.contains(member_group_id));
+            properties.push((
+                "MemberGroup",
+                engine
+                    .group_view(*member_group_id)
+                    .map(|member| {
+                        format!(
+                            "{} ({})",
+                            member.display_name,
+                            if nested { "member" } else { "not a member" }
                         )
                     })
                     .unwrap_or_default(),

@@ -47,9 +47,9 @@ pub enum CommandKind {
 impl CommandKind {
     pub fn of(command: &Command) -> CommandKind {
         match command {
-            Command::SetDefaultUsageLocation { .. } | Command::SetSelfHealing { .. } => {
-                CommandKind::TenantSettings
-            }
+            Command::SetDefaultUsageLocation { .. }
+            | Command::SetSelfHealing { .. }
+            | Command::SetTransitiveLicensing { .. } => CommandKind::TenantSettings,
             Command::AddSku(_)
             | Command::AddServicePlanToSku { .. }
             | Command::SetPrepaidUnits { .. }
@@ -72,6 +72,8 @@ impl CommandKind {
             | Command::DeleteGroup { .. }
             | Command::AddGroupMember { .. }
             | Command::RemoveGroupMember { .. }
+            | Command::AddGroupMemberGroup { .. }
+            | Command::RemoveGroupMemberGroup { .. }
             | Command::SetDirectoryAttributes { .. } => CommandKind::Directory,
             Command::AssignUserLicenses { .. }
             | Command::AssignGroupLicenses { .. }

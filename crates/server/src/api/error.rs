@@ -124,6 +124,9 @@ impl From<CommandError> for ApiError {
             CommandError::InvalidPlanRule { .. } => ErrorCode::InvalidPlanRule,
             CommandError::AlreadyMember { .. } => return ApiError::of(ErrorCode::AlreadyMember),
             CommandError::NotAMember { .. } => ErrorCode::NotAMember,
+            CommandError::AlreadyNested { .. } => return ApiError::of(ErrorCode::AlreadyMember),
+            CommandError::NotNested { .. } => ErrorCode::NotAMember,
+            CommandError::NestingCycle { .. } => ErrorCode::NestingCycle,
             CommandError::SkuNotAssignableToUsers { .. }
             | CommandError::DisabledPlanNotInSku { .. }
             | CommandError::DuplicateLicenseInRequest { .. }
