@@ -254,6 +254,10 @@ pub struct TenantSettings {
     pub default_usage_location: Option<String>,
     /// When on (the default), errors resolve by themselves once their cause goes away.
     pub self_healing: bool,
+    /// When on, members of groups nested in a licensed group receive its products too; off (the
+    /// default, Entra ID's behaviour) only direct members do.
+    #[serde(default)]
+    pub transitive_licensing: bool,
 }
 
 /// `PATCH /licensd/v1/settings`: only the properties present change.
@@ -270,6 +274,9 @@ pub struct UpdateSettingsRequest {
     pub default_usage_location: Option<Option<String>>,
     #[serde(default)]
     pub self_healing: Option<bool>,
+    /// Turns transitive licensing through nested groups on or off; the tenant is reprocessed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transitive_licensing: Option<bool>,
 }
 
 /// A group whose members have license errors.
@@ -314,6 +321,21 @@ pub struct ExplainedLicenseState {
     pub last_updated_date_time: Option<String>,
     /// What went wrong and how to resolve it; `null` without an error.
     pub explanation: Option<String>,
+    /// For a state the user holds through nested groups (transitive licensing): the groups from
+    /// the user's own group to the one that carries the license, as ids and as text
+    /// ("via Engineering → All Staff"). Absent for direct members and direct assignments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub licensed_through: Option<LicensingPath>,
+}
+
+/// How a user reaches the group that licenses it through nested groups.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LicensingPath {
+    /// Group ids, from the user's own group to the group that carries the license.
+    pub group_ids: Vec<Uuid>,
+    /// The same path in words: "via Engineering → All Staff".
+    pub text: String,
 }
 
 /// A user's explained license states.

@@ -4,8 +4,8 @@
 
 use axum::Json;
 use licensd_api_types::admin::{
-    ExplainedLicenseState, ExplainedLicenseStateList, GroupNeedingAttention, TenantOverview, TenantSettings,
-    UpdateSettingsRequest,
+    ExplainedLicenseState, ExplainedLicenseStateList, GroupNeedingAttention, LicensingPath, TenantOverview,
+    TenantSettings, UpdateSettingsRequest,
 };
 use licensd_api_types::time::format_date_time;
 use licensd_api_types::ErrorResponse;
@@ -23,6 +23,7 @@ fn wire_settings(engine: &Engine) -> TenantSettings {
             .default_usage_location
             .map(|location| location.as_str().to_string()),
         self_healing: settings.self_healing,
+        transitive_licensing: settings.transitive_licensing,
     }
 }
 
@@ -38,7 +39,9 @@ pub async fn get_settings(tenant: Tenant) -> Result<Json<TenantSettings>, ApiErr
 /// Change the tenant's settings.
 ///
 /// licensd extension. `defaultUsageLocation` (or `null`) is inherited by users without one;
-/// `selfHealing` lets errors resolve by themselves when their cause goes away.
+/// `selfHealing` lets errors resolve by themselves when their cause goes away;
+/// `transitiveLicensing` lets members of nested groups receive the products of the groups above
+/// them (the users below nested groups are reprocessed).
 #[utoipa::path(patch, path = "/licensd/v1/settings", tag = "licensd: tenant",
     request_body = UpdateSettingsRequest,
     responses(
@@ -61,6 +64,11 @@ pub async fn update_settings(
     }
     if let Some(enabled) = body.self_healing {
         tenant.execute(Command::SetSelfHealing { enabled }).await?;
+    }
+    if let Some(enabled) = body.transitive_licensing {
+        tenant
+            .execute(Command::SetTransitiveLicensing { enabled })
+            .await?;
     }
     Ok(Json(tenant.read(|engine| Ok(wire_settings(engine))).await?))
 }
@@ -142,6 +150,11 @@ pub async fn explain_user_license_states(
                         last_updated_date_time: (state.last_updated.0 > 0)
                             .then(|| format_date_time(state.last_updated.0)),
                         explanation: engine.explain(&state),
+                        licensed_through: state.assigned_by_group.and_then(|group_id| {
+                            let group_ids = engine.membership_path(user_id, group_id).ok().flatten()?;
+                            let text = engine.licensing_path_text(user_id, group_id)?;
+                            Some(LicensingPath { group_ids, text })
+                        }),
                     })
                 })
                 .collect::<Result<Vec<_>, ApiError>>()

@@ -89,34 +89,69 @@ enum MemberCast {
     Groups,
 }
 
-/// A page of a group's members (direct and transitive are the same: members are users).
+/// A group's members a query keeps: users, then groups (oldest nesting first), direct or at
+/// any depth. Directory objects are filtered, searched and ordered as users (`$filter`,
+/// `$search` and `$orderby` name user properties there): with any of them, the nested groups
+/// are left out; the cast to groups filters them as groups.
+fn member_ids(
+    engine: &Engine,
+    request: &ODataRequest,
+    group_id: Uuid,
+    cast: MemberCast,
+    transitive: bool,
+) -> Result<(Vec<Uuid>, QueryOptions), ApiError> {
+    if cast == MemberCast::Groups {
+        let options = request.options(&GROUP_SCHEMA, Supported::COLLECTION)?;
+        let groups = if transitive {
+            engine.transitive_member_groups(group_id)?
+        } else {
+            engine.member_groups(group_id)?
+        };
+        return Ok((matching_groups(engine, groups, &options)?, options));
+    }
+    let options = request.options(&USER_SCHEMA, Supported::COLLECTION)?;
+    let users = if transitive {
+        engine.transitive_member_users(group_id)?
+    } else {
+        engine.group_members(group_id)?
+    };
+    let mut matching = matching_users(engine, users, &options)?;
+    let plain = options.filter.is_none() && options.search.is_none() && options.order_by.is_none();
+    if cast == MemberCast::DirectoryObjects && plain {
+        matching.extend(if transitive {
+            engine.transitive_member_groups(group_id)?
+        } else {
+            engine.member_groups(group_id)?
+        });
+    }
+    Ok((matching, options))
+}
+
+/// A page of a group's members (users and nested groups; see [`member_ids`]).
 async fn members_page(
     tenant: &Tenant,
     request: ODataRequest,
     id: &str,
     cast: MemberCast,
+    transitive: bool,
 ) -> Result<Json<Value>, ApiError> {
     let group_id = parse_object_id(id)?;
-    let options = request.options(&USER_SCHEMA, Supported::COLLECTION)?;
     let response = tenant
         .read(move |engine| {
-            let members = engine.group_members(group_id)?;
-            // Groups cannot be members in licensd, so the cast to groups is always empty.
-            let candidates = if cast == MemberCast::Groups {
-                Vec::new()
-            } else {
-                members
-            };
-            let matching = matching_users(engine, candidates, &options)?;
+            let (matching, options) = member_ids(engine, &request, group_id, cast, transitive)?;
             let mut products = None;
             let as_directory_object = cast == MemberCast::DirectoryObjects;
-            let page = options.page(matching, |user_id| *user_id).try_map(|user_id| {
-                convert::user_json_expanded(engine, user_id, &options, as_directory_object, &mut products)
+            let page = options.page(matching, |id| *id).try_map(|member_id| {
+                if engine.user_view(member_id).is_ok() {
+                    convert::user_json_expanded(engine, member_id, &options, as_directory_object, &mut products)
+                } else {
+                    convert::group_json(engine, member_id, &options.selection, as_directory_object)
+                }
             })?;
             let fragment = match cast {
                 MemberCast::DirectoryObjects => "directoryObjects".to_string(),
                 MemberCast::Users => format!("users{}", options.context_suffix()),
-                MemberCast::Groups => "groups".to_string(),
+                MemberCast::Groups => format!("groups{}", options.context_suffix()),
             };
             Ok(request.collection(&options, &fragment, page))
         })
@@ -130,20 +165,12 @@ async fn members_count(
     request: ODataRequest,
     id: &str,
     cast: MemberCast,
+    transitive: bool,
 ) -> Result<Response, ApiError> {
     require_eventual_consistency(&request)?;
     let group_id = parse_object_id(id)?;
-    let options = request.options(&USER_SCHEMA, Supported::COLLECTION)?;
     let count = tenant
-        .read(move |engine| {
-            let members = engine.group_members(group_id)?;
-            let candidates = if cast == MemberCast::Groups {
-                Vec::new()
-            } else {
-                members
-            };
-            Ok(matching_users(engine, candidates, &options)?.len())
-        })
+        .read(move |engine| Ok(member_ids(engine, &request, group_id, cast, transitive)?.0.len()))
         .await?;
     Ok(count_response(count))
 }
@@ -347,7 +374,9 @@ pub async fn assign_group_license(
 
 /// List a group's members.
 ///
-/// Graph-compatible: users with `@odata.type` `#microsoft.graph.user`, oldest membership first.
+/// Graph-compatible: users with `@odata.type` `#microsoft.graph.user`, oldest membership first,
+/// then nested groups with `#microsoft.graph.group` (left out when `$filter`, `$search` or
+/// `$orderby`, which name user properties here, is given).
 #[utoipa::path(get, path = "/v1.0/groups/{id}/members", tag = "Graph: groups",
     params(("id" = Uuid, Path, description = "The group's id"), CollectionQuery, ConsistencyLevelHeader),
     responses(
@@ -359,7 +388,7 @@ pub async fn list_members(
     request: ODataRequest,
     PathParameters(id): PathParameters<String>,
 ) -> Result<Json<Value>, ApiError> {
-    members_page(&tenant, request, &id, MemberCast::DirectoryObjects).await
+    members_page(&tenant, request, &id, MemberCast::DirectoryObjects, false).await
 }
 
 /// Count a group's members.
@@ -378,13 +407,13 @@ pub async fn count_members(
     request: ODataRequest,
     PathParameters(id): PathParameters<String>,
 ) -> Result<Response, ApiError> {
-    members_count(&tenant, request, &id, MemberCast::DirectoryObjects).await
+    members_count(&tenant, request, &id, MemberCast::DirectoryObjects, false).await
 }
 
 /// List a group's transitive members.
 ///
-/// Graph-compatible. Members of licensd groups are users (no nested groups), so the transitive
-/// members are the direct members.
+/// Graph-compatible: every user in the group or in a group nested in it (at any depth, each
+/// once), then every nested group.
 #[utoipa::path(get, path = "/v1.0/groups/{id}/transitiveMembers", tag = "Graph: groups",
     params(("id" = Uuid, Path, description = "The group's id"), CollectionQuery, ConsistencyLevelHeader),
     responses(
@@ -397,7 +426,7 @@ pub async fn list_transitive_members(
     request: ODataRequest,
     PathParameters(id): PathParameters<String>,
 ) -> Result<Json<Value>, ApiError> {
-    members_page(&tenant, request, &id, MemberCast::DirectoryObjects).await
+    members_page(&tenant, request, &id, MemberCast::DirectoryObjects, true).await
 }
 
 /// Count a group's transitive members.
@@ -415,12 +444,12 @@ pub async fn count_transitive_members(
     request: ODataRequest,
     PathParameters(id): PathParameters<String>,
 ) -> Result<Response, ApiError> {
-    members_count(&tenant, request, &id, MemberCast::DirectoryObjects).await
+    members_count(&tenant, request, &id, MemberCast::DirectoryObjects, true).await
 }
 
 /// List a group's members that are users.
 ///
-/// Graph-compatible type cast (`@odata.context` `users`); every licensd member is a user.
+/// Graph-compatible type cast (`@odata.context` `users`): the direct user members.
 #[utoipa::path(get, path = "/v1.0/groups/{id}/members/microsoft.graph.user", tag = "Graph: groups",
     params(("id" = Uuid, Path, description = "The group's id"), CollectionQuery, ConsistencyLevelHeader),
     responses(
@@ -433,7 +462,7 @@ pub async fn list_user_members(
     request: ODataRequest,
     PathParameters(id): PathParameters<String>,
 ) -> Result<Json<Value>, ApiError> {
-    members_page(&tenant, request, &id, MemberCast::Users).await
+    members_page(&tenant, request, &id, MemberCast::Users, false).await
 }
 
 /// Count a group's members that are users.
@@ -451,17 +480,17 @@ pub async fn count_user_members(
     request: ODataRequest,
     PathParameters(id): PathParameters<String>,
 ) -> Result<Response, ApiError> {
-    members_count(&tenant, request, &id, MemberCast::Users).await
+    members_count(&tenant, request, &id, MemberCast::Users, false).await
 }
 
 /// List a group's members that are groups.
 ///
-/// Graph-compatible type cast (`@odata.context` `groups`). Always empty: licensd groups have only
-/// user members (Entra ID does not license through nested groups).
+/// Graph-compatible type cast (`@odata.context` `groups`): the groups nested directly in this one,
+/// oldest first.
 #[utoipa::path(get, path = "/v1.0/groups/{id}/members/microsoft.graph.group", tag = "Graph: groups",
     params(("id" = Uuid, Path, description = "The group's id"), CollectionQuery, ConsistencyLevelHeader),
     responses(
-        (status = 200, description = "An empty page of groups", body = GroupCollectionResponse),
+        (status = 200, description = "A page of groups", body = GroupCollectionResponse),
         (status = 400, description = "An invalid or unsupported query", body = ErrorResponse),
         (status = 404, description = "No such group", body = ErrorResponse),
     ))]
@@ -470,7 +499,7 @@ pub async fn list_group_members(
     request: ODataRequest,
     PathParameters(id): PathParameters<String>,
 ) -> Result<Json<Value>, ApiError> {
-    members_page(&tenant, request, &id, MemberCast::Groups).await
+    members_page(&tenant, request, &id, MemberCast::Groups, false).await
 }
 
 /// Get one member of a group, or refuse an unsupported type cast.
@@ -494,8 +523,8 @@ pub async fn get_member(
 ) -> Result<Json<Value>, ApiError> {
     // Microsoft's SDKs send casts with the namespace's alias (`members/graph.user`).
     match member_id.as_str() {
-        "graph.user" => return members_page(&tenant, request, &id, MemberCast::Users).await,
-        "graph.group" => return members_page(&tenant, request, &id, MemberCast::Groups).await,
+        "graph.user" => return members_page(&tenant, request, &id, MemberCast::Users, false).await,
+        "graph.group" => return members_page(&tenant, request, &id, MemberCast::Groups, false).await,
         _ => {}
     }
     let group_id = parse_object_id(&id)?;
@@ -509,14 +538,19 @@ pub async fn get_member(
             "microsoft.graph.user, microsoft.graph.group",
         ));
     }
-    let user_id = parse_object_id(&member_id)?;
-    let options = request.options(&USER_SCHEMA, Supported::SELECT_ONLY)?;
+    let member_id = parse_object_id(&member_id)?;
     let member = tenant
         .read(move |engine| {
-            if !engine.group_members(group_id)?.contains(&user_id) {
-                return Err(ApiError::not_found(user_id));
+            if engine.member_groups(group_id)?.contains(&member_id) {
+                let options = request.options(&GROUP_SCHEMA, Supported::SELECT_ONLY)?;
+                let group = convert::group_json(engine, member_id, &options.selection, true)?;
+                return Ok(with_context(request.context("directoryObjects/$entity"), group));
             }
-            let user = convert::user_json(engine, user_id, &options.selection, true, &mut None)?;
+            let options = request.options(&USER_SCHEMA, Supported::SELECT_ONLY)?;
+            if !engine.group_members(group_id)?.contains(&member_id) {
+                return Err(ApiError::not_found(member_id));
+            }
+            let user = convert::user_json(engine, member_id, &options.selection, true, &mut None)?;
             Ok(with_context(request.context("directoryObjects/$entity"), user))
         })
         .await?;
@@ -546,15 +580,17 @@ fn referenced_id(odata_id: &str) -> Result<Uuid, ApiError> {
 
 /// Add a member.
 ///
-/// Graph-compatible (204). Body `{"@odata.id": "https://graph.microsoft.com/v1.0/directoryObjects/{id}"}`.
-/// Members are users: Entra ID does not license through nested groups, so licensd does not model them.
+/// Graph-compatible (204). Body `{"@odata.id": "https://graph.microsoft.com/v1.0/directoryObjects/{id}"}`,
+/// a user or a group. A group that would become a member of itself (directly or through nested
+/// groups) is refused with 400 `nesting_cycle`. Members of a nested group receive this group's
+/// products only when the tenant's transitive licensing is on (off by default, as in Entra ID).
 #[utoipa::path(post, path = "/v1.0/groups/{id}/members/$ref", tag = "Graph: groups",
     params(("id" = Uuid, Path, description = "The group's id")),
     request_body = ReferenceRequest,
     responses(
         (status = 204, description = "Added; the user's licenses are processed in the background"),
-        (status = 400, description = "Already a member, or not a user", body = ErrorResponse),
-        (status = 404, description = "No such group or user", body = ErrorResponse),
+        (status = 400, description = "Already a member, or a nesting cycle", body = ErrorResponse),
+        (status = 404, description = "No such group, user or member group", body = ErrorResponse),
     ))]
 pub async fn add_member(
     tenant: Tenant,
@@ -563,27 +599,30 @@ pub async fn add_member(
 ) -> Result<StatusCode, ApiError> {
     let group_id = parse_object_id(&id)?;
     let member_id = referenced_id(&body.odata_id)?;
-    tenant
+    let member_is_group = tenant
         .read(move |engine| {
             existing_group(engine, group_id)?;
             if engine.user_view(member_id).is_ok() {
-                return Ok(());
+                return Ok(false);
             }
             if engine.group_view(member_id).is_ok() {
-                return Err(ApiError::new(
-                    ErrorCode::NotSupported,
-                    "Groups cannot be members of groups in licensd: Entra ID licenses only direct user members.",
-                ));
+                return Ok(true);
             }
             Err(ApiError::not_found(member_id))
         })
         .await?;
-    tenant
-        .execute(Command::AddGroupMember {
+    let command = if member_is_group {
+        Command::AddGroupMemberGroup {
+            group_id,
+            member_group_id: member_id,
+        }
+    } else {
+        Command::AddGroupMember {
             group_id,
             user_id: member_id,
-        })
-        .await?;
+        }
+    };
+    tenant.execute(command).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -602,10 +641,22 @@ pub async fn remove_member(
     PathParameters((id, member_id)): PathParameters<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let group_id = parse_object_id(&id)?;
-    let user_id = parse_object_id(&member_id)?;
-    tenant
-        .execute(Command::RemoveGroupMember { group_id, user_id })
+    let member_id = parse_object_id(&member_id)?;
+    let member_is_group = tenant
+        .read(move |engine| Ok::<_, ApiError>(engine.member_groups(group_id)?.contains(&member_id)))
         .await?;
+    let command = if member_is_group {
+        Command::RemoveGroupMemberGroup {
+            group_id,
+            member_group_id: member_id,
+        }
+    } else {
+        Command::RemoveGroupMember {
+            group_id,
+            user_id: member_id,
+        }
+    };
+    tenant.execute(command).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

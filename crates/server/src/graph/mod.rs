@@ -12,6 +12,7 @@ pub mod directory_objects;
 pub mod directory_subscriptions;
 pub mod groups;
 pub mod metadata;
+pub mod nesting;
 pub mod subscribed_skus;
 pub mod users;
 
@@ -238,6 +239,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(guarded(routes!(groups::count_user_members), READS_DIRECTORY))
         .routes(guarded(routes!(groups::list_group_members), READS_DIRECTORY))
         .routes(guarded(routes!(groups::get_member), READS_DIRECTORY))
+        .routes(guarded(routes!(nesting::list_group_member_of), READS_DIRECTORY))
+        .routes(guarded(
+            routes!(nesting::list_group_transitive_member_of),
+            READS_DIRECTORY,
+        ))
         .routes(guarded(routes!(groups::add_member), DIRECTORY))
         .routes(guarded(routes!(groups::remove_member), DIRECTORY))
         .routes(guarded(

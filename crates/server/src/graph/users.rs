@@ -386,22 +386,32 @@ pub async fn list_member_of(
     request: ODataRequest,
     PathParameters(id): PathParameters<String>,
 ) -> Result<Json<Value>, ApiError> {
-    memberships_page(&tenant, request, id, false).await
+    memberships_page(&tenant, request, id, false, false).await
 }
 
-/// A page of the groups a user is a member of (direct and transitive are the same: groups do
-/// not nest in licensd), as directory objects or cast to groups.
+/// The groups a user is a member of: directly, or also through nested groups (`transitive`).
+fn user_groups(engine: &Engine, user_id: Uuid, transitive: bool) -> Result<Vec<Uuid>, ApiError> {
+    Ok(if transitive {
+        engine.user_transitive_member_of(user_id)?
+    } else {
+        engine.user_view(user_id)?.member_of
+    })
+}
+
+/// A page of the groups a user is a member of (directly, or at any depth when `transitive`),
+/// as directory objects or cast to groups.
 async fn memberships_page(
     tenant: &Tenant,
     request: ODataRequest,
     id: String,
     cast_to_groups: bool,
+    transitive: bool,
 ) -> Result<Json<Value>, ApiError> {
     let options = request.options(&GROUP_SCHEMA, Supported::COLLECTION)?;
     let response = tenant
         .read(move |engine| {
             let user_id = resolve_user(engine, &id)?;
-            let matching = matching_groups(engine, engine.user_view(user_id)?.member_of, &options)?;
+            let matching = matching_groups(engine, user_groups(engine, user_id, transitive)?, &options)?;
             let mut products = None;
             let page = options.page(matching, |group_id| *group_id).try_map(|group_id| {
                 convert::group_json_expanded(engine, group_id, &options, !cast_to_groups, &mut products)
@@ -418,13 +428,18 @@ async fn memberships_page(
 }
 
 /// The number of groups a user is a member of that a query keeps.
-async fn memberships_count(tenant: &Tenant, request: ODataRequest, id: String) -> Result<Response, ApiError> {
+async fn memberships_count(
+    tenant: &Tenant,
+    request: ODataRequest,
+    id: String,
+    transitive: bool,
+) -> Result<Response, ApiError> {
     require_eventual_consistency(&request)?;
     let options = request.options(&GROUP_SCHEMA, Supported::COLLECTION)?;
     let count = tenant
         .read(move |engine| {
             let user_id = resolve_user(engine, &id)?;
-            Ok(matching_groups(engine, engine.user_view(user_id)?.member_of, &options)?.len())
+            Ok(matching_groups(engine, user_groups(engine, user_id, transitive)?, &options)?.len())
         })
         .await?;
     Ok(count_response(count))
@@ -445,7 +460,7 @@ pub async fn count_member_of(
     request: ODataRequest,
     PathParameters(id): PathParameters<String>,
 ) -> Result<Response, ApiError> {
-    memberships_count(&tenant, request, id).await
+    memberships_count(&tenant, request, id, false).await
 }
 
 /// List the groups a user is a member of, cast to groups.
@@ -463,7 +478,7 @@ pub async fn list_group_memberships(
     request: ODataRequest,
     PathParameters(id): PathParameters<String>,
 ) -> Result<Json<Value>, ApiError> {
-    memberships_page(&tenant, request, id, true).await
+    memberships_page(&tenant, request, id, true, false).await
 }
 
 /// Get one group of a user's memberships, or refuse an unsupported type cast.
@@ -486,7 +501,7 @@ pub async fn get_membership(
 ) -> Result<Json<Value>, ApiError> {
     // Microsoft's SDKs send casts with the namespace's alias (`memberOf/graph.group`).
     if group_id == "graph.group" {
-        return memberships_page(&tenant, request, id, true).await;
+        return memberships_page(&tenant, request, id, true, false).await;
     }
     if let Some(type_name) = group_id
         .strip_prefix("microsoft.graph.")
@@ -511,7 +526,7 @@ pub async fn get_membership(
 
 /// List the groups a user is a transitive member of.
 ///
-/// Graph-compatible. Groups do not nest in licensd, so these are the direct memberships.
+/// Graph-compatible: the user's groups and every group they are nested in, each once.
 #[utoipa::path(get, path = "/v1.0/users/{id}/transitiveMemberOf", tag = "Graph: users",
     params(("id" = String, Path, description = "The user's id or userPrincipalName"), CollectionQuery, ConsistencyLevelHeader),
     responses(
@@ -524,7 +539,7 @@ pub async fn list_transitive_member_of(
     request: ODataRequest,
     PathParameters(id): PathParameters<String>,
 ) -> Result<Json<Value>, ApiError> {
-    memberships_page(&tenant, request, id, false).await
+    memberships_page(&tenant, request, id, false, true).await
 }
 
 /// Count the groups a user is a transitive member of.
@@ -542,5 +557,5 @@ pub async fn count_transitive_member_of(
     request: ODataRequest,
     PathParameters(id): PathParameters<String>,
 ) -> Result<Response, ApiError> {
-    memberships_count(&tenant, request, id).await
+    memberships_count(&tenant, request, id, true).await
 }
