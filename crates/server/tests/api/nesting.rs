@@ -1,0 +1,191 @@
+//! Nested groups over real HTTP (issue 17): a group added to a group by `members/$ref`, listed
+//! among the members as `#microsoft.graph.group`, in `transitiveMembers`, `memberOf` and
+//! `transitiveMemberOf`; a cycle refused with nothing changed; transitive licensing turned on
+//! through `/licensd/v1/settings` licenses the nested member (the state names the group that
+//! carries the license, the explained state the path); removing the edge frees the seat.
+
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::support::{on_both_backends, TestServer, E3};
+
+on_both_backends!(
+    nested_groups_are_added_listed_refused_in_cycles_and_license_transitively_when_enabled,
+);
+
+fn ids(body: &Value) -> Vec<String> {
+    body["value"]
+        .as_array()
+        .expect("a collection")
+        .iter()
+        .map(|item| item["id"].as_str().expect("an id").to_string())
+        .collect()
+}
+
+async fn nest(server: &TestServer, group: Uuid, member: Uuid) -> crate::support::Reply {
+    server
+        .post(
+            &format!("/v1.0/groups/{group}/members/$ref"),
+            json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{member}")}),
+        )
+        .await
+}
+
+async fn nested_groups_are_added_listed_refused_in_cycles_and_license_transitively_when_enabled(
+    server: &TestServer,
+) {
+    server.import_seed_products(10, 10, 10, 10).await;
+    let all_staff = server.create_group("All Staff").await;
+    let engineering = server.create_group("Engineering").await;
+    let platform = server.create_group("Platform").await;
+    let alice = server.create_user("alice", Some("US")).await;
+    let bob = server.create_user("bob", Some("US")).await;
+    server.add_member(platform, alice).await;
+    server.add_member(all_staff, bob).await;
+    nest(server, all_staff, engineering).await.expect(204);
+    nest(server, engineering, platform).await.expect(204);
+    server.assign_to_group(all_staff, &[E3]).await.expect(202);
+
+    // Listing: users first, then nested groups typed as groups.
+    let members = server
+        .get(&format!("/v1.0/groups/{all_staff}/members"))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(ids(&members), vec![bob.to_string(), engineering.to_string()]);
+    assert_eq!(members["value"][1]["@odata.type"], "#microsoft.graph.group");
+    assert_eq!(members["value"][1]["displayName"], "Engineering");
+    let groups = server
+        .get(&format!("/v1.0/groups/{all_staff}/members/microsoft.graph.group"))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(ids(&groups), vec![engineering.to_string()]);
+    let transitive = server
+        .get(&format!("/v1.0/groups/{all_staff}/transitiveMembers"))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(
+        ids(&transitive),
+        vec![
+            bob.to_string(),
+            alice.to_string(),
+            engineering.to_string(),
+            platform.to_string()
+        ]
+    );
+    let member = server
+        .get(&format!("/v1.0/groups/{engineering}/members/{platform}"))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(member["@odata.type"], "#microsoft.graph.group");
+    let parents = server
+        .get(&format!("/v1.0/groups/{platform}/memberOf"))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(ids(&parents), vec![engineering.to_string()]);
+    let ancestors = server
+        .get(&format!("/v1.0/groups/{platform}/transitiveMemberOf"))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(ids(&ancestors), vec![engineering.to_string(), all_staff.to_string()]);
+    let alice_direct = server
+        .get(&format!("/v1.0/users/{alice}/memberOf"))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(ids(&alice_direct), vec![platform.to_string()]);
+    let alice_transitive = server
+        .get(&format!("/v1.0/users/{alice}/transitiveMemberOf"))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(
+        ids(&alice_transitive),
+        vec![platform.to_string(), engineering.to_string(), all_staff.to_string()]
+    );
+
+    // A cycle is refused and changes nothing; so is a group nested twice.
+    let message = nest(server, platform, all_staff)
+        .await
+        .expect_error(400, "Request_BadRequest");
+    assert!(message.contains("cycle") || message.contains("already a member"), "{message}");
+    nest(server, platform, platform)
+        .await
+        .expect_error(400, "Request_BadRequest");
+    nest(server, all_staff, engineering)
+        .await
+        .expect_error(400, "Request_BadRequest");
+    let platform_members = server
+        .get(&format!("/v1.0/groups/{platform}/members"))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(ids(&platform_members), vec![alice.to_string()]);
+
+    // Entra's behaviour by default: only the direct member is licensed.
+    server.settle().await;
+    assert!(server.states(alice).await.is_empty());
+    assert_eq!(server.consumed_units(E3).await, 1);
+    let settings = server.get("/licensd/v1/settings").await.expect(200).body;
+    assert_eq!(settings["transitiveLicensing"], false);
+
+    // Transitive licensing on: Alice receives All Staff's product through the path.
+    let settings = server
+        .patch("/licensd/v1/settings", json!({"transitiveLicensing": true}))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(settings["transitiveLicensing"], true);
+    server.settle().await;
+    let state = server.state(alice, E3, Some(all_staff)).await;
+    assert_eq!(state["state"], "Active");
+    assert_eq!(server.consumed_units(E3).await, 2);
+    let explained = server
+        .get(&format!("/licensd/v1/users/{alice}/licenseAssignmentStates"))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(
+        explained["value"][0]["licensedThrough"]["text"],
+        "via Platform → Engineering → All Staff"
+    );
+    assert_eq!(
+        explained["value"][0]["licensedThrough"]["groupIds"],
+        json!([platform, engineering, all_staff])
+    );
+
+    // Removing the nesting edge removes the license and frees the seat.
+    server
+        .delete(&format!("/v1.0/groups/{engineering}/members/{platform}/$ref"))
+        .await
+        .expect(204);
+    server.settle().await;
+    assert!(server.states(alice).await.is_empty());
+    assert_eq!(server.consumed_units(E3).await, 1);
+    server
+        .delete(&format!("/v1.0/groups/{engineering}/members/{platform}/$ref"))
+        .await
+        .expect_error(404, "Request_ResourceNotFound");
+
+    // Audited like any membership change.
+    let audits = server
+        .get("/v1.0/auditLogs/directoryAudits?$top=50")
+        .await
+        .expect(200)
+        .body;
+    let nesting_records = audits["value"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter(|record| {
+            record["activityDisplayName"] == "Add member to group"
+                && record["targetResources"][0]["id"] == json!(engineering)
+        })
+        .count();
+    assert_eq!(nesting_records, 1, "{audits:#}");
+}
