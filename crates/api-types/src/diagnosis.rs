@@ -92,6 +92,15 @@ pub enum Change {
     /// Queue every member of a group.
     #[serde(rename_all = "camelCase")]
     ReprocessGroup { group_id: Uuid },
+    /// Nest a group in a group (refused when it would form a cycle).
+    #[serde(rename_all = "camelCase")]
+    AddGroupMemberGroup { group_id: Uuid, member_group_id: Uuid },
+    /// Take a nested group out of a group.
+    #[serde(rename_all = "camelCase")]
+    RemoveGroupMemberGroup { group_id: Uuid, member_group_id: Uuid },
+    /// Turn transitive licensing through nested groups on or off.
+    #[serde(rename_all = "camelCase")]
+    SetTransitiveLicensing { enabled: bool },
 }
 
 /// `POST /licensd/v1/whatif`.

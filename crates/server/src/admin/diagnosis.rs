@@ -108,6 +108,21 @@ pub fn command_of(change: &Change) -> Result<Command, ApiError> {
         },
         Change::ReprocessUser { user_id } => Command::ReprocessUser { user_id: *user_id },
         Change::ReprocessGroup { group_id } => Command::ReprocessGroup { group_id: *group_id },
+        Change::AddGroupMemberGroup {
+            group_id,
+            member_group_id,
+        } => Command::AddGroupMemberGroup {
+            group_id: *group_id,
+            member_group_id: *member_group_id,
+        },
+        Change::RemoveGroupMemberGroup {
+            group_id,
+            member_group_id,
+        } => Command::RemoveGroupMemberGroup {
+            group_id: *group_id,
+            member_group_id: *member_group_id,
+        },
+        Change::SetTransitiveLicensing { enabled } => Command::SetTransitiveLicensing { enabled: *enabled },
     })
 }
 
@@ -186,6 +201,21 @@ pub fn change_of(command: &Command) -> Result<Change, ApiError> {
         },
         Command::ReprocessUser { user_id } => Change::ReprocessUser { user_id: *user_id },
         Command::ReprocessGroup { group_id } => Change::ReprocessGroup { group_id: *group_id },
+        Command::AddGroupMemberGroup {
+            group_id,
+            member_group_id,
+        } => Change::AddGroupMemberGroup {
+            group_id: *group_id,
+            member_group_id: *member_group_id,
+        },
+        Command::RemoveGroupMemberGroup {
+            group_id,
+            member_group_id,
+        } => Change::RemoveGroupMemberGroup {
+            group_id: *group_id,
+            member_group_id: *member_group_id,
+        },
+        Command::SetTransitiveLicensing { enabled } => Change::SetTransitiveLicensing { enabled: *enabled },
         other => {
             return Err(ApiError::internal(format!(
                 "a proposed change uses the command {}, which has no wire form",

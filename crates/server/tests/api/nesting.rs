@@ -11,6 +11,7 @@ use crate::support::{on_both_backends, TestServer, E3};
 
 on_both_backends!(
     nested_groups_are_added_listed_refused_in_cycles_and_license_transitively_when_enabled,
+    a_nesting_change_is_previewed_by_what_if_before_anything_is_saved,
 );
 
 fn ids(body: &Value) -> Vec<String> {
@@ -188,4 +189,82 @@ async fn nested_groups_are_added_listed_refused_in_cycles_and_license_transitive
         })
         .count();
     assert_eq!(nesting_records, 1, "{audits:#}");
+}
+
+/// What-if of a nesting change and of the setting: who would gain a license, who would get a
+/// new error (not enough seats), seats per product; nothing is saved, and a cycle is refused.
+async fn a_nesting_change_is_previewed_by_what_if_before_anything_is_saved(server: &TestServer) {
+    server.import_seed_products(10, 2, 10, 10).await;
+    let all_staff = server.create_group("All Staff").await;
+    let engineering = server.create_group("Engineering").await;
+    let bob = server.create_user("bob", Some("US")).await;
+    let alice = server.create_user("alice", Some("US")).await;
+    let carol = server.create_user("carol", Some("US")).await;
+    server.add_member(all_staff, bob).await;
+    server.add_member(engineering, alice).await;
+    server.add_member(engineering, carol).await;
+    server.assign_to_group(all_staff, &[E3]).await.expect(202);
+    server.settle().await;
+    let changes = json!([
+        {"type": "addGroupMemberGroup", "groupId": all_staff, "memberGroupId": engineering},
+        {"type": "setTransitiveLicensing", "enabled": true},
+    ]);
+    let what_if = server
+        .post("/licensd/v1/whatif", json!({"changes": changes}))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(what_if["changedUsers"], 2, "{what_if:#}");
+    assert_eq!(what_if["newlyBrokenUsers"], 1, "one seat left for two users: {what_if:#}");
+    let e3 = what_if["skus"]
+        .as_array()
+        .expect("skus")
+        .iter()
+        .find(|sku| sku["skuId"] == E3)
+        .expect("E3 predicted")
+        .clone();
+    assert_eq!((e3["consumedUnitsBefore"].clone(), e3["consumedUnitsAfter"].clone()), (json!(1), json!(2)));
+    // Nothing was saved.
+    assert_eq!(server.consumed_units(E3).await, 1);
+    assert!(server.states(alice).await.is_empty());
+    let settings = server.get("/licensd/v1/settings").await.expect(200).body;
+    assert_eq!(settings["transitiveLicensing"], false);
+    let members = server
+        .get(&format!("/v1.0/groups/{all_staff}/members/microsoft.graph.group"))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(members["value"], json!([]));
+    // The setting alone changes nothing while nothing is nested.
+    let alone = server
+        .post(
+            "/licensd/v1/whatif",
+            json!({"changes": [{"type": "setTransitiveLicensing", "enabled": true}]}),
+        )
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(alone["changedUsers"], 0);
+    // A cycle in the preview is refused like the change itself.
+    server
+        .post(
+            "/licensd/v1/whatif",
+            json!({"changes": [
+                {"type": "addGroupMemberGroup", "groupId": all_staff, "memberGroupId": engineering},
+                {"type": "addGroupMemberGroup", "groupId": engineering, "memberGroupId": all_staff},
+            ]}),
+        )
+        .await
+        .expect_error(400, "Request_BadRequest");
+    // Applied, the prediction comes true.
+    server
+        .post("/licensd/v1/changes", json!({"changes": changes}))
+        .await
+        .expect(200);
+    server.settle().await;
+    assert_eq!(server.consumed_units(E3).await, 2);
+    let alice_state = server.state(alice, E3, Some(all_staff)).await;
+    let carol_state = server.state(carol, E3, Some(all_staff)).await;
+    assert_eq!(alice_state["state"], "Active", "the older membership first");
+    assert_eq!(carol_state["error"], "CountViolation");
 }
