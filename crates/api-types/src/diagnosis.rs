@@ -299,6 +299,10 @@ pub struct Problem {
     pub sku_part_number: String,
     pub assigned_by_group: Option<Uuid>,
     pub group_display_name: Option<String>,
+    /// For a state held through nested groups (transitive licensing): how the user reaches
+    /// the group, "via Platform → Engineering → All Staff". Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub licensed_through: Option<String>,
     pub state: String,
     pub error: String,
     pub explanation: String,

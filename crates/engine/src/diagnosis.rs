@@ -189,6 +189,9 @@ pub struct Problem {
     pub sku_part_number: String,
     pub source: AssignmentSource,
     pub group_display_name: Option<String>,
+    /// For a state held through nested groups (transitive licensing): the path,
+    /// "via Platform → Engineering → All Staff" (`crate::nesting`).
+    pub licensed_through: Option<String>,
     pub state: AssignmentStatus,
     pub error: LicenseErrorKind,
     pub detail: LicenseErrorDetail,
@@ -1240,6 +1243,10 @@ impl Engine {
                 group_display_name: match state.source {
                     Source::Direct => None,
                     Source::Group(group) => Some(self.group_name(group)),
+                },
+                licensed_through: match state.source {
+                    Source::Direct => None,
+                    Source::Group(group) => self.licensing_path_text(user_id, self.group(group).id),
                 },
                 state: state.status,
                 error: cause.kind(),

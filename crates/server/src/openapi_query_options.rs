@@ -56,7 +56,8 @@ const OPERATIONS: &[(&str, Options)] = &[
     ("/v1.0/groups/$count", Options::Entity(&GROUP_SCHEMA)),
     ("/v1.0/groups/delta", Options::Delta(&GROUP_SCHEMA, &["members"])),
     ("/v1.0/groups/{id}", Options::Entity(&GROUP_SCHEMA)),
-    // Members are read as users (a group member is listed, never filtered on group properties).
+    // Members are read as users (a nested group is listed after them, never filtered on group
+    // properties: with `$filter`, `$search` or `$orderby` nested groups are left out).
     ("/v1.0/groups/{id}/members", Options::Entity(&USER_SCHEMA)),
     ("/v1.0/groups/{id}/members/$count", Options::Entity(&USER_SCHEMA)),
     (
@@ -67,9 +68,15 @@ const OPERATIONS: &[(&str, Options)] = &[
         "/v1.0/groups/{id}/members/microsoft.graph.user/$count",
         Options::Entity(&USER_SCHEMA),
     ),
+    // Nested groups, read as groups.
     (
         "/v1.0/groups/{id}/members/microsoft.graph.group",
-        Options::Entity(&USER_SCHEMA),
+        Options::Entity(&GROUP_SCHEMA),
+    ),
+    ("/v1.0/groups/{id}/memberOf", Options::Entity(&GROUP_SCHEMA)),
+    (
+        "/v1.0/groups/{id}/transitiveMemberOf",
+        Options::Entity(&GROUP_SCHEMA),
     ),
     (
         "/v1.0/groups/{id}/members/{member_id}",

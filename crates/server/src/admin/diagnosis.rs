@@ -427,6 +427,7 @@ pub fn wire_user_diagnosis(diagnosis: &engine_diagnosis::UserDiagnosis) -> Resul
                     sku_part_number: problem.sku_part_number.clone(),
                     assigned_by_group: problem.source.assigned_by_group(),
                     group_display_name: problem.group_display_name.clone(),
+                    licensed_through: problem.licensed_through.clone(),
                     state: problem.state.as_str().to_string(),
                     error: problem.error.as_str().to_string(),
                     explanation: problem.explanation.clone(),

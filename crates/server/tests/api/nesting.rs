@@ -189,6 +189,21 @@ async fn nested_groups_are_added_listed_refused_in_cycles_and_license_transitive
         })
         .count();
     assert_eq!(nesting_records, 1, "{audits:#}");
+    let setting_change = audits["value"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .find(|record| record["activityDisplayName"] == "Update company settings")
+        .expect("the setting change is audited");
+    let changed = &setting_change["targetResources"][0]["modifiedProperties"];
+    assert!(
+        changed.as_array().expect("modified properties").iter().any(|property| {
+            property["displayName"] == "TransitiveLicensing"
+                && property["oldValue"] == "false"
+                && property["newValue"] == "true"
+        }),
+        "{setting_change:#}"
+    );
 }
 
 /// What-if of a nesting change and of the setting: who would gain a license, who would get a
@@ -267,4 +282,16 @@ async fn a_nesting_change_is_previewed_by_what_if_before_anything_is_saved(serve
     let carol_state = server.state(carol, E3, Some(all_staff)).await;
     assert_eq!(alice_state["state"], "Active", "the older membership first");
     assert_eq!(carol_state["error"], "CountViolation");
+    // The diagnosis says which path the failing license comes through.
+    let diagnosis = server
+        .get(&format!("/licensd/v1/users/{carol}/diagnosis"))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(diagnosis["problems"][0]["assignedByGroup"], json!(all_staff));
+    assert_eq!(
+        diagnosis["problems"][0]["licensedThrough"],
+        "via Engineering → All Staff",
+        "{diagnosis:#}"
+    );
 }
