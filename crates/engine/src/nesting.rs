@@ -18,8 +18,8 @@ use crate::Engine;
 pub(crate) struct Nesting {
     /// Member groups of a group, oldest first, with when each was added.
     children: FxHashMap<GroupRef, Vec<(GroupRef, u64)>>,
-    /// Groups a group is a member of.
-    parents: FxHashMap<GroupRef, Vec<GroupRef>>,
+    /// Groups a group is a member of, with when it was added to each.
+    parents: FxHashMap<GroupRef, Vec<(GroupRef, u64)>>,
     edge_count: usize,
 }
 
@@ -29,28 +29,22 @@ impl Nesting {
     }
 
     pub(crate) fn contains(&self, parent: GroupRef, child: GroupRef) -> bool {
-        self.parents
-            .get(&child)
-            .is_some_and(|parents| parents.contains(&parent))
+        self.parent_edges(child).iter().any(|(candidate, _)| *candidate == parent)
+    }
+
+    /// The groups `group` is a direct member of, with when it was added to each.
+    pub(crate) fn parent_edges(&self, group: GroupRef) -> &[(GroupRef, u64)] {
+        self.parents.get(&group).map(Vec::as_slice).unwrap_or(&[])
     }
 
     /// The groups `group` is a direct member of.
-    pub(crate) fn parents_of(&self, group: GroupRef) -> &[GroupRef] {
-        self.parents.get(&group).map(Vec::as_slice).unwrap_or(&[])
+    pub(crate) fn parents_of(&self, group: GroupRef) -> impl Iterator<Item = GroupRef> + '_ {
+        self.parent_edges(group).iter().map(|(parent, _)| *parent)
     }
 
     /// The groups directly nested in `group`, oldest first, with when each was added.
     pub(crate) fn children_of(&self, group: GroupRef) -> &[(GroupRef, u64)] {
         self.children.get(&group).map(Vec::as_slice).unwrap_or(&[])
-    }
-
-    /// When `child` was nested in `parent` (0 when it is not).
-    fn since(&self, parent: GroupRef, child: GroupRef) -> u64 {
-        self.children_of(parent)
-            .iter()
-            .find(|(candidate, _)| *candidate == child)
-            .map(|(_, since)| *since)
-            .unwrap_or(0)
     }
 
     /// Whether nesting `child` in `parent` would close a cycle: `parent` is `child` or is
@@ -61,7 +55,7 @@ impl Nesting {
 
     pub(crate) fn insert(&mut self, parent: GroupRef, child: GroupRef, since: u64) {
         self.children.entry(parent).or_default().push((child, since));
-        self.parents.entry(child).or_default().push(parent);
+        self.parents.entry(child).or_default().push((parent, since));
         self.edge_count += 1;
     }
 
@@ -76,7 +70,7 @@ impl Nesting {
             }
         }
         if let Some(parents) = self.parents.get_mut(&child) {
-            parents.retain(|candidate| *candidate != parent);
+            parents.retain(|(candidate, _)| *candidate != parent);
             if parents.is_empty() {
                 self.parents.remove(&child);
             }
@@ -88,7 +82,7 @@ impl Nesting {
 
     /// Removes every edge of a group (it is being deleted).
     pub(crate) fn remove_group(&mut self, group: GroupRef) {
-        let parents: Vec<GroupRef> = self.parents_of(group).to_vec();
+        let parents: Vec<GroupRef> = self.parents_of(group).collect();
         for parent in parents {
             self.remove(parent, group);
         }
@@ -126,8 +120,8 @@ impl Nesting {
             let current = order[next];
             next += 1;
             for parent in self.parents_of(current) {
-                if seen.insert(*parent) {
-                    order.push(*parent);
+                if seen.insert(parent) {
+                    order.push(parent);
                 }
             }
         }
@@ -136,54 +130,43 @@ impl Nesting {
 
     /// The groups a user belongs to through its direct memberships `(group, since)`, at any
     /// depth, each once with the earliest time the user has been in it without interruption
-    /// along some path (a path's time is its latest edge). Appended to `out`.
+    /// along some path (a path's time is its latest edge), into `out`. A user is in few groups:
+    /// linear searches in `out` cost less than hashing.
     pub(crate) fn effective_groups(&self, direct: impl Iterator<Item = (GroupRef, u64)>, out: &mut Vec<(GroupRef, u64)>) {
         out.clear();
-        let mut position: FxHashMap<GroupRef, usize> = FxHashMap::default();
         for (group, since) in direct {
-            match position.get(&group) {
-                Some(index) => out[*index].1 = out[*index].1.min(since),
-                None => {
-                    position.insert(group, out.len());
-                    out.push((group, since));
-                }
+            match out.iter_mut().find(|entry| entry.0 == group) {
+                Some(entry) => entry.1 = entry.1.min(since),
+                None => out.push((group, since)),
             }
         }
         if self.is_empty() {
             return;
         }
-        // Relax along parent edges until nothing improves: the graph is acyclic, so this ends.
-        let mut next = 0;
-        while next < out.len() {
-            let (group, since) = out[next];
-            next += 1;
-            for parent in self.parents_of(group) {
-                let through = since.max(self.since(*parent, group));
-                match position.get(parent) {
-                    Some(index) => {
-                        if through < out[*index].1 {
-                            out[*index].1 = through;
-                            // Its parents must see the improvement: visit it again.
-                            out.push((*parent, through));
+        // Relax along parent edges until nothing improves: times only decrease and the graph
+        // is acyclic, so this ends (one pass, plus one when a later path was earlier).
+        loop {
+            let mut improved = false;
+            let mut index = 0;
+            while index < out.len() {
+                let (group, since) = out[index];
+                index += 1;
+                for (parent, edge_since) in self.parent_edges(group) {
+                    let through = since.max(*edge_since);
+                    match out.iter().position(|entry| entry.0 == *parent) {
+                        Some(place) => {
+                            if through < out[place].1 {
+                                out[place].1 = through;
+                                improved = true;
+                            }
                         }
-                    }
-                    None => {
-                        position.insert(*parent, out.len());
-                        out.push((*parent, through));
+                        None => out.push((*parent, through)),
                     }
                 }
             }
-        }
-        // Keep the first entry of each group with its best time.
-        let mut best: FxHashMap<GroupRef, u64> = FxHashMap::default();
-        for (group, since) in out.iter() {
-            let entry = best.entry(*group).or_insert(*since);
-            *entry = (*entry).min(*since);
-        }
-        let mut kept = FxHashSet::default();
-        out.retain(|(group, _)| kept.insert(*group));
-        for entry in out.iter_mut() {
-            entry.1 = best[&entry.0];
+            if !improved {
+                break;
+            }
         }
     }
 
@@ -212,9 +195,9 @@ impl Nesting {
                 return Some(path);
             }
             for parent in self.parents_of(current) {
-                if !came_from.contains_key(parent) {
-                    came_from.insert(*parent, Some(current));
-                    order.push(*parent);
+                if !came_from.contains_key(&parent) {
+                    came_from.insert(parent, Some(current));
+                    order.push(parent);
                 }
             }
         }
@@ -358,7 +341,7 @@ impl Engine {
             .directory
             .groups()
             .map(|(group, _)| group)
-            .filter(|group| !self.directory.nesting().parents_of(*group).is_empty())
+            .filter(|group| !self.directory.nesting().parent_edges(*group).is_empty())
             .collect();
         let mut seen = FxHashSet::default();
         for group in nested {
@@ -402,8 +385,7 @@ impl Engine {
             .directory
             .nesting()
             .parents_of(group)
-            .iter()
-            .map(|parent| self.directory.group(*parent).id)
+            .map(|parent| self.directory.group(parent).id)
             .collect())
     }
 
