@@ -22,7 +22,7 @@ use licensd_api_types::diagnosis::{
     WhatIfResponse,
 };
 use licensd_api_types::graph::{
-    AssignLicenseRequest, DirectoryObjectCollectionResponse, Group, SubscribedSku,
+    AssignLicenseRequest, DirectoryObjectCollectionResponse, Group, ReferenceRequest, SubscribedSku,
     SubscribedSkuCollectionResponse, User,
 };
 use licensd_api_types::tokens::{AccessTokenList, CreateAccessToken, CreatedAccessToken};
@@ -314,6 +314,33 @@ impl LicensdClient {
     ) -> Result<Group, ClientError> {
         let url = self.url(&["v1.0", "groups", &group_id.to_string(), "assignLicense"], &[]);
         self.send(Method::POST, url, Some(request))
+    }
+
+    /// `POST /v1.0/groups/{id}/members/$ref`: adds a user or a group (by id) to a group.
+    pub fn add_group_member(&self, group_id: Uuid, member_id: Uuid) -> Result<(), ClientError> {
+        let url = self.url(&["v1.0", "groups", &group_id.to_string(), "members", "$ref"], &[]);
+        let body = ReferenceRequest {
+            odata_id: format!("{}/v1.0/directoryObjects/{member_id}", self.server().trim_end_matches('/')),
+        };
+        self.send::<serde_json::Value>(Method::POST, url, Some(&body))
+            .map(drop)
+    }
+
+    /// `DELETE /v1.0/groups/{id}/members/{memberId}/$ref`: takes a user or a group out of a group.
+    pub fn remove_group_member(&self, group_id: Uuid, member_id: Uuid) -> Result<(), ClientError> {
+        let url = self.url(
+            &[
+                "v1.0",
+                "groups",
+                &group_id.to_string(),
+                "members",
+                &member_id.to_string(),
+                "$ref",
+            ],
+            &[],
+        );
+        self.send::<serde_json::Value>(Method::DELETE, url, None::<&()>)
+            .map(drop)
     }
 
     /// `POST /v1.0/groups/{id}/reprocessLicenseAssignment` (a licensd extension): queues every

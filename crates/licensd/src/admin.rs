@@ -85,6 +85,25 @@ pub struct GroupArguments {
 enum GroupCommand {
     /// Shows a group's licenses, processing state, member count and the members with errors.
     Show(GroupTarget),
+    /// Adds a user (`--user`) or a group (`--group`: a nested group) to a group.
+    AddMember(GroupMemberArguments),
+    /// Takes a user (`--user`) or a nested group (`--group`) out of a group.
+    RemoveMember(GroupMemberArguments),
+}
+
+#[derive(clap::Args)]
+struct GroupMemberArguments {
+    /// The group (its id or exact display name).
+    #[arg(value_name = "GROUP")]
+    group: String,
+    /// The user to add or remove (id or userPrincipalName).
+    #[arg(long, value_name = "USER", conflicts_with = "member_group", required_unless_present = "member_group")]
+    user: Option<String>,
+    /// The group to nest or take out (id or exact display name).
+    #[arg(long = "group", value_name = "GROUP")]
+    member_group: Option<String>,
+    #[command(flatten)]
+    options: ConnectionOptions,
 }
 
 #[derive(clap::Args)]
@@ -261,6 +280,18 @@ pub fn run(command: AdminCommand) -> anyhow::Result<()> {
         }) => (
             &arguments.options,
             Box::new(|client| show_group(client, &arguments.group)),
+        ),
+        AdminCommand::Group(GroupArguments {
+            command: GroupCommand::AddMember(arguments),
+        }) => (
+            &arguments.options,
+            Box::new(|client| change_group_member(client, arguments, true)),
+        ),
+        AdminCommand::Group(GroupArguments {
+            command: GroupCommand::RemoveMember(arguments),
+        }) => (
+            &arguments.options,
+            Box::new(|client| change_group_member(client, arguments, false)),
         ),
         AdminCommand::Errors(arguments) => (&arguments.options, Box::new(list_errors)),
         AdminCommand::Assign(AssignArguments {
@@ -1184,6 +1215,54 @@ fn reprocess_group(client: &LicensdClient, group: &str) -> anyhow::Result<Render
         queued.display_name, queued.id, queued.license_processing_state.state, queued.id
     );
     let json = to_json(&GroupOnly { group: queued })?;
+    Ok(Rendered { text, json })
+}
+
+// ----- group add-member / remove-member -----
+
+/// `group add-member` and `group remove-member`: a user or a nested group, by reference.
+fn change_group_member(
+    client: &LicensdClient,
+    arguments: &GroupMemberArguments,
+    add: bool,
+) -> anyhow::Result<Rendered> {
+    let group = client
+        .find_group(&arguments.group)
+        .with_context(|| format!("reading group {}", arguments.group))?;
+    let (member_id, member_name, kind) = match (&arguments.user, &arguments.member_group) {
+        (Some(user), _) => {
+            let found = client.user(user).with_context(|| format!("reading user {user}"))?;
+            (found.id, found.user_principal_name, "user")
+        }
+        (None, Some(member)) => {
+            let found = client
+                .find_group(member)
+                .with_context(|| format!("reading group {member}"))?;
+            (found.id, found.display_name, "group")
+        }
+        (None, None) => anyhow::bail!("name the member with --user or --group"),
+    };
+    if add {
+        client
+            .add_group_member(group.id, member_id)
+            .with_context(|| format!("adding {kind} {member_name} to {}", group.display_name))?;
+    } else {
+        client
+            .remove_group_member(group.id, member_id)
+            .with_context(|| format!("removing {kind} {member_name} from {}", group.display_name))?;
+    }
+    let text = format!(
+        "{} {kind} {member_name} ({member_id}) {} group {} ({}).\n",
+        if add { "Added" } else { "Removed" },
+        if add { "to" } else { "from" },
+        group.display_name,
+        group.id
+    );
+    let json = to_json(&serde_json::json!({
+        "group": {"id": group.id, "displayName": group.display_name},
+        "member": {"id": member_id, "type": kind, "name": member_name},
+        "added": add,
+    }))?;
     Ok(Rendered { text, json })
 }
 

@@ -835,3 +835,62 @@ fn tokens_are_created_listed_and_revoked_and_roles_bind_the_cli() {
     let missing = server.run(&["token", "revoke", "00000000-0000-0000-0000-000000000000"]);
     missing.assert_exit(1);
 }
+
+#[test]
+fn group_add_member_nests_a_group_refuses_a_cycle_and_remove_member_takes_it_out() {
+    let server = DemoServer::start();
+    let added = server.json(&[
+        "group",
+        "add-member",
+        "Sales - Office 365 E3",
+        "--group",
+        "Analytics pilot",
+    ]);
+    assert_eq!(added["member"]["type"], "group");
+    assert_eq!(added["member"]["name"], "Analytics pilot");
+    assert_eq!(added["added"], true);
+    // The other way round would be a cycle: refused (exit 1), nothing changed.
+    let cycle = server.run(&[
+        "group",
+        "add-member",
+        "Analytics pilot",
+        "--group",
+        "Sales - Office 365 E3",
+    ]);
+    cycle.assert_exit(1);
+    assert!(cycle.stderr.contains("cycle"), "{}", cycle.stderr);
+    let table = server.text(&[
+        "group",
+        "remove-member",
+        "Sales - Office 365 E3",
+        "--group",
+        "Analytics pilot",
+    ]);
+    assert!(
+        table.starts_with("Removed group Analytics pilot"),
+        "{table}"
+    );
+    // Taking it out twice is refused: it is no longer a member.
+    server
+        .run(&[
+            "group",
+            "remove-member",
+            "Sales - Office 365 E3",
+            "--group",
+            "Analytics pilot",
+        ])
+        .assert_exit(1);
+    // Users too.
+    let user = server.json(&[
+        "group",
+        "add-member",
+        "Analytics pilot",
+        "--user",
+        "user200@contoso.com",
+    ]);
+    assert_eq!(user["member"]["type"], "user");
+    // Neither --user nor --group: a usage error.
+    server
+        .run(&["group", "add-member", "Analytics pilot"])
+        .assert_exit(2);
+}
