@@ -320,7 +320,10 @@ impl LicensdClient {
     pub fn add_group_member(&self, group_id: Uuid, member_id: Uuid) -> Result<(), ClientError> {
         let url = self.url(&["v1.0", "groups", &group_id.to_string(), "members", "$ref"], &[]);
         let body = ReferenceRequest {
-            odata_id: format!("{}/v1.0/directoryObjects/{member_id}", self.server().trim_end_matches('/')),
+            odata_id: format!(
+                "{}/v1.0/directoryObjects/{member_id}",
+                self.server().trim_end_matches('/')
+            ),
         };
         self.send::<serde_json::Value>(Method::POST, url, Some(&body))
             .map(drop)

@@ -144,14 +144,24 @@ fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
 
 fn main() {
     let full = std::env::args().any(|argument| argument == "--bench");
-    let users = if full { env_or("LICENSD_BENCH_USERS", 100_000) } else { 2_000 };
+    let users = if full {
+        env_or("LICENSD_BENCH_USERS", 100_000)
+    } else {
+        2_000
+    };
     let leaves_per_branch = env_or("LICENSD_BENCH_LEAVES_PER_BRANCH", 10);
-    let edge_changes = if full { env_or("LICENSD_BENCH_EDGE_CHANGES", 200) } else { 20 };
+    let edge_changes = if full {
+        env_or("LICENSD_BENCH_EDGE_CHANGES", 200)
+    } else {
+        20
+    };
     let (groups, edges, leaves) = tree(leaves_per_branch);
     println!(
         "nested groups: {users} users, {groups} groups ({} leaves, depth 4), {} memberships",
         leaves.len(),
-        (0..users).map(|user| user_leaves(user, &leaves).len()).sum::<usize>()
+        (0..users)
+            .map(|user| user_leaves(user, &leaves).len())
+            .sum::<usize>()
     );
 
     // The nested tenant: edges, transitive licensing on, then the users in their leaves.
@@ -192,7 +202,11 @@ fn main() {
     let mut flat = base(users, groups);
     let mut flat_memberships = 0;
     for user in 0..users {
-        for reached in nested.engine.user_transitive_member_of(user_id(user)).expect("user") {
+        for reached in nested
+            .engine
+            .user_transitive_member_of(user_id(user))
+            .expect("user")
+        {
             flat.engine
                 .apply_without_images(
                     Command::AddGroupMember {
@@ -228,7 +242,12 @@ fn main() {
     // users processed; apply + processing timed together.
     let mut latencies = Vec::with_capacity(edge_changes);
     let mut users_moved = 0;
-    let parent_of = |leaf: usize| edges.iter().find(|(_, child)| *child == leaf).map(|(parent, _)| *parent);
+    let parent_of = |leaf: usize| {
+        edges
+            .iter()
+            .find(|(_, child)| *child == leaf)
+            .map(|(parent, _)| *parent)
+    };
     let level3: Vec<usize> = edges
         .iter()
         .filter(|(_, child)| leaves.contains(child))

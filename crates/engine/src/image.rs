@@ -198,7 +198,10 @@ impl EngineRestorer {
 
     /// Sets the clock, queues the stored queue and sets the directory attributes.
     /// Restores the nesting edges between the groups (any time before [`EngineRestorer::finish`]).
-    pub fn add_group_nestings(&mut self, edges: &[crate::nesting::GroupNestingImage]) -> Result<(), RestoreError> {
+    pub fn add_group_nestings(
+        &mut self,
+        edges: &[crate::nesting::GroupNestingImage],
+    ) -> Result<(), RestoreError> {
         self.engine
             .restore_nesting(edges)
             .map_err(|error| RestoreError::Invalid(error.to_string()))

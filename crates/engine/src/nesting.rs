@@ -29,7 +29,9 @@ impl Nesting {
     }
 
     pub(crate) fn contains(&self, parent: GroupRef, child: GroupRef) -> bool {
-        self.parent_edges(child).iter().any(|(candidate, _)| *candidate == parent)
+        self.parent_edges(child)
+            .iter()
+            .any(|(candidate, _)| *candidate == parent)
     }
 
     /// The groups `group` is a direct member of, with when it was added to each.
@@ -132,7 +134,11 @@ impl Nesting {
     /// depth, each once with the earliest time the user has been in it without interruption
     /// along some path (a path's time is its latest edge), into `out`. A user is in few groups:
     /// linear searches in `out` cost less than hashing.
-    pub(crate) fn effective_groups(&self, direct: impl Iterator<Item = (GroupRef, u64)>, out: &mut Vec<(GroupRef, u64)>) {
+    pub(crate) fn effective_groups(
+        &self,
+        direct: impl Iterator<Item = (GroupRef, u64)>,
+        out: &mut Vec<(GroupRef, u64)>,
+    ) {
         out.clear();
         for (group, since) in direct {
             match out.iter_mut().find(|entry| entry.0 == group) {
@@ -195,8 +201,8 @@ impl Nesting {
                 return Some(path);
             }
             for parent in self.parents_of(current) {
-                if !came_from.contains_key(&parent) {
-                    came_from.insert(parent, Some(current));
+                if let std::collections::hash_map::Entry::Vacant(entry) = came_from.entry(parent) {
+                    entry.insert(Some(current));
                     order.push(parent);
                 }
             }
@@ -288,7 +294,11 @@ impl Engine {
         }
     }
 
-    pub(crate) fn add_group_member_group(&mut self, group_id: Uuid, member_group_id: Uuid) -> Result<(), CommandError> {
+    pub(crate) fn add_group_member_group(
+        &mut self,
+        group_id: Uuid,
+        member_group_id: Uuid,
+    ) -> Result<(), CommandError> {
         let parent = self.directory.group_ref(group_id)?;
         let child = self.directory.group_ref(member_group_id)?;
         if self.directory.nesting().contains(parent, child) {
@@ -431,10 +441,9 @@ impl Engine {
         let user = self.directory.user_ref(user_id)?;
         let record = self.directory.user(user);
         let mut groups = Vec::new();
-        self.directory.nesting().effective_groups(
-            record.memberships.iter().map(|m| (m.group, m.since)),
-            &mut groups,
-        );
+        self.directory
+            .nesting()
+            .effective_groups(record.memberships.iter().map(|m| (m.group, m.since)), &mut groups);
         Ok(groups
             .into_iter()
             .map(|(group, _)| self.directory.group(group).id)
@@ -447,11 +456,11 @@ impl Engine {
         let user = self.directory.user_ref(user_id)?;
         let target = self.directory.group_ref(group_id)?;
         let direct: Vec<GroupRef> = self.directory.user(user).groups().collect();
-        Ok(self
-            .directory
-            .nesting()
-            .path_to(&direct, target)
-            .map(|path| path.into_iter().map(|group| self.directory.group(group).id).collect()))
+        Ok(self.directory.nesting().path_to(&direct, target).map(|path| {
+            path.into_iter()
+                .map(|group| self.directory.group(group).id)
+                .collect()
+        }))
     }
 
     /// The same path as display names, "via Engineering → All Staff" style: `None` for a direct
@@ -520,7 +529,9 @@ impl Engine {
         for edge in edges {
             let parent = self.directory.group_ref(edge.group_id)?;
             let child = self.directory.group_ref(edge.member_group_id)?;
-            if self.directory.nesting().contains(parent, child) || self.directory.nesting().would_cycle(parent, child) {
+            if self.directory.nesting().contains(parent, child)
+                || self.directory.nesting().would_cycle(parent, child)
+            {
                 return Err(CommandError::NestingCycle {
                     group_id: edge.group_id,
                     member_group_id: edge.member_group_id,

@@ -97,7 +97,12 @@ struct GroupMemberArguments {
     #[arg(value_name = "GROUP")]
     group: String,
     /// The user to add or remove (id or userPrincipalName).
-    #[arg(long, value_name = "USER", conflicts_with = "member_group", required_unless_present = "member_group")]
+    #[arg(
+        long,
+        value_name = "USER",
+        conflicts_with = "member_group",
+        required_unless_present = "member_group"
+    )]
     user: Option<String>,
     /// The group to nest or take out (id or exact display name).
     #[arg(long = "group", value_name = "GROUP")]
@@ -1231,7 +1236,9 @@ fn change_group_member(
         .with_context(|| format!("reading group {}", arguments.group))?;
     let (member_id, member_name, kind) = match (&arguments.user, &arguments.member_group) {
         (Some(user), _) => {
-            let found = client.user(user).with_context(|| format!("reading user {user}"))?;
+            let found = client
+                .user(user)
+                .with_context(|| format!("reading user {user}"))?;
             (found.id, found.user_principal_name, "user")
         }
         (None, Some(member)) => {

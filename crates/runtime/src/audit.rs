@@ -24,7 +24,9 @@ pub fn activity_of(command: &Command) -> (&'static str, &'static str, &'static s
     match command {
         Command::SetDefaultUsageLocation { .. }
         | Command::SetSelfHealing { .. }
-        | Command::SetTransitiveLicensing { .. } => ("Update company settings", "DirectoryManagement", "Update"),
+        | Command::SetTransitiveLicensing { .. } => {
+            ("Update company settings", "DirectoryManagement", "Update")
+        }
         Command::AddSku(_) => ("Add subscription", "DirectoryManagement", "Add"),
         Command::AddServicePlanToSku { .. } => (
             "Add service plan to subscription",

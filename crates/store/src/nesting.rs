@@ -11,7 +11,11 @@ use crate::load::{logical_time, logical_time_column};
 use crate::sql::{Param, ReadRow, Session};
 
 /// Writes a batch's nesting edges and setting; deletes the edges of deleted groups.
-pub(crate) fn write(session: &mut impl Session, tenant_key: i64, batch: &WriteBatch) -> Result<(), StoreError> {
+pub(crate) fn write(
+    session: &mut impl Session,
+    tenant_key: i64,
+    batch: &WriteBatch,
+) -> Result<(), StoreError> {
     if let Some(settings) = &batch.settings {
         session.execute(
             "writing the transitive licensing setting",
@@ -58,7 +62,10 @@ pub(crate) fn write(session: &mut impl Session, tenant_key: i64, batch: &WriteBa
 }
 
 /// Every nesting edge of a tenant, in the engine's image order (group id, then oldest first).
-pub(crate) fn load(session: &mut impl Session, tenant_key: i64) -> Result<Vec<GroupNestingImage>, StoreError> {
+pub(crate) fn load(
+    session: &mut impl Session,
+    tenant_key: i64,
+) -> Result<Vec<GroupNestingImage>, StoreError> {
     let mut edges = session.query_all(
         "reading nested groups",
         "SELECT group_id, member_group_id, since FROM group_nestings WHERE tenant_key = $1",

@@ -1940,7 +1940,9 @@ fn nested_groups_and_transitive_licensing_round_trip(database: TestDatabase) {
         &mut world,
         &mut store,
         &mut version,
-        Command::DeleteGroup { group_id: engineering },
+        Command::DeleteGroup {
+            group_id: engineering,
+        },
     );
     assert_eq!(count(&mut store, "SELECT count(*) FROM group_nestings"), 0);
     apply_and_write(

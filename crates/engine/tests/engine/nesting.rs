@@ -8,6 +8,8 @@ use licensd_fixtures::seed_world::{SeedSeats, SeedWorld, OFFICE_365_E3};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
+/// The engine's refusal as it is, for the tests to compare (`CommandError` is large).
+#[allow(clippy::result_large_err)]
 fn nest(world: &mut SeedWorld, group_id: Uuid, member_group_id: Uuid) -> Result<(), CommandError> {
     world
         .apply(Command::AddGroupMemberGroup {
@@ -62,7 +64,8 @@ fn org() -> Result<Org, Box<dyn std::error::Error>> {
 }
 
 #[test]
-fn a_nested_member_is_licensed_only_with_transitive_licensing_on_and_its_state_names_the_path() -> TestResult {
+fn a_nested_member_is_licensed_only_with_transitive_licensing_on_and_its_state_names_the_path() -> TestResult
+{
     let Org {
         mut world,
         all_staff,
@@ -70,7 +73,10 @@ fn a_nested_member_is_licensed_only_with_transitive_licensing_on_and_its_state_n
         bob,
         ..
     } = org()?;
-    assert!(!world.engine.transitive_licensing(), "off by default, as in Entra");
+    assert!(
+        !world.engine.transitive_licensing(),
+        "off by default, as in Entra"
+    );
     assert!(world.state(alice, OFFICE_365_E3, Some(all_staff)).is_none());
     assert_eq!(
         world.state(bob, OFFICE_365_E3, Some(all_staff)).map(|s| s.state),
@@ -79,18 +85,30 @@ fn a_nested_member_is_licensed_only_with_transitive_licensing_on_and_its_state_n
     assert_eq!(consumed(&world), 1);
 
     let outcome = world.apply(Command::SetTransitiveLicensing { enabled: true })?;
-    assert_eq!(outcome.newly_queued, vec![alice], "exactly the users below nested groups");
+    assert_eq!(
+        outcome.newly_queued,
+        vec![alice],
+        "exactly the users below nested groups"
+    );
     world.process();
     let state = world
         .state(alice, OFFICE_365_E3, Some(all_staff))
         .expect("alice licensed through nesting");
     assert_eq!(state.state, AssignmentStatus::Active);
-    assert_eq!(state.assigned_by_group, Some(all_staff), "the group that carries the license");
+    assert_eq!(
+        state.assigned_by_group,
+        Some(all_staff),
+        "the group that carries the license"
+    );
     assert_eq!(
         world.engine.licensing_path_text(alice, all_staff).as_deref(),
         Some("via Platform → Engineering → All Staff")
     );
-    assert_eq!(world.engine.licensing_path_text(bob, all_staff), None, "a direct member");
+    assert_eq!(
+        world.engine.licensing_path_text(bob, all_staff),
+        None,
+        "a direct member"
+    );
     assert_eq!(consumed(&world), 2);
 
     world.apply(Command::SetTransitiveLicensing { enabled: false })?;
@@ -149,7 +167,11 @@ fn removing_the_nesting_edge_removes_the_licenses_and_frees_the_seats() -> TestR
         group_id: engineering,
         member_group_id: platform,
     })?;
-    assert_eq!(outcome.newly_queued, vec![alice], "exactly the users below the edge");
+    assert_eq!(
+        outcome.newly_queued,
+        vec![alice],
+        "exactly the users below the edge"
+    );
     world.process();
     assert!(world.state(alice, OFFICE_365_E3, Some(all_staff)).is_none());
     assert_eq!(consumed(&world), 1);
@@ -209,11 +231,19 @@ fn nesting_survives_an_image_round_trip_and_deleting_a_group_drops_its_edges() -
     let restored = licensd_engine::Engine::from_image(image.clone())?;
     assert_eq!(restored.to_image(), image);
     assert_eq!(restored.transitive_member_users(all_staff)?.len(), 2);
-    assert_eq!(restored.group_transitive_member_of(platform)?, vec![engineering, all_staff]);
-    assert_eq!(restored.user_transitive_member_of(alice)?, vec![platform, engineering, all_staff]);
+    assert_eq!(
+        restored.group_transitive_member_of(platform)?,
+        vec![engineering, all_staff]
+    );
+    assert_eq!(
+        restored.user_transitive_member_of(alice)?,
+        vec![platform, engineering, all_staff]
+    );
 
     // Engineering carries no license: it can be deleted; Alice loses All Staff's products.
-    let outcome = world.apply(Command::DeleteGroup { group_id: engineering })?;
+    let outcome = world.apply(Command::DeleteGroup {
+        group_id: engineering,
+    })?;
     assert_eq!(outcome.newly_queued, vec![alice]);
     world.process();
     assert!(world.state(alice, OFFICE_365_E3, Some(all_staff)).is_none());
@@ -306,11 +336,19 @@ mod properties {
         let mut world = SeedWorld::new(seats).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let mut groups = Vec::new();
         for index in 0..GROUPS {
-            groups.push(world.add_group(&format!("G{index}")).map_err(|e| TestCaseError::fail(e.to_string()))?);
+            groups.push(
+                world
+                    .add_group(&format!("G{index}"))
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?,
+            );
         }
         let mut users = Vec::new();
         for index in 0..USERS {
-            users.push(world.add_user(&format!("u{index}"), None).map_err(|e| TestCaseError::fail(e.to_string()))?);
+            users.push(
+                world
+                    .add_user(&format!("u{index}"), None)
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?,
+            );
         }
         for op in ops {
             let command = command(op, &groups, &users, &world);
@@ -328,20 +366,27 @@ mod properties {
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
             }
             scratch.process_all(Timestamp(world.now.0 + 5));
-            let strip = |engine: &licensd_engine::Engine| -> BTreeMap<Uuid, Vec<(Uuid, Option<Uuid>, String)>> {
-                users
-                    .iter()
-                    .map(|user| {
-                        let states = engine
-                            .user_license_states(*user)
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|s| (s.sku_id, s.assigned_by_group, format!("{:?}/{:?}", s.state, s.error)))
-                            .collect();
-                        (*user, states)
-                    })
-                    .collect()
-            };
+            let strip =
+                |engine: &licensd_engine::Engine| -> BTreeMap<Uuid, Vec<(Uuid, Option<Uuid>, String)>> {
+                    users
+                        .iter()
+                        .map(|user| {
+                            let states = engine
+                                .user_license_states(*user)
+                                .unwrap_or_default()
+                                .into_iter()
+                                .map(|s| {
+                                    (
+                                        s.sku_id,
+                                        s.assigned_by_group,
+                                        format!("{:?}/{:?}", s.state, s.error),
+                                    )
+                                })
+                                .collect();
+                            (*user, states)
+                        })
+                        .collect()
+                };
             prop_assert_eq!(strip(&world.engine), strip(&scratch), "after {:?}", op);
             prop_assert_eq!(world.engine.sku_usages(), scratch.sku_usages());
             // The image restores to the same tenant.
@@ -352,7 +397,12 @@ mod properties {
             // Every user has a state from exactly the licensed groups it reaches.
             for user in &users {
                 let reached: BTreeSet<Uuid> = if world.engine.transitive_licensing() {
-                    world.engine.user_transitive_member_of(*user).unwrap_or_default().into_iter().collect()
+                    world
+                        .engine
+                        .user_transitive_member_of(*user)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .collect()
                 } else {
                     world
                         .engine

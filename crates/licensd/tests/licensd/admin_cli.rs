@@ -866,10 +866,7 @@ fn group_add_member_nests_a_group_refuses_a_cycle_and_remove_member_takes_it_out
         "--group",
         "Analytics pilot",
     ]);
-    assert!(
-        table.starts_with("Removed group Analytics pilot"),
-        "{table}"
-    );
+    assert!(table.starts_with("Removed group Analytics pilot"), "{table}");
     // Taking it out twice is refused: it is no longer a member.
     server
         .run(&[

@@ -143,7 +143,13 @@ async fn members_page(
             let as_directory_object = cast == MemberCast::DirectoryObjects;
             let page = options.page(matching, |id| *id).try_map(|member_id| {
                 if engine.user_view(member_id).is_ok() {
-                    convert::user_json_expanded(engine, member_id, &options, as_directory_object, &mut products)
+                    convert::user_json_expanded(
+                        engine,
+                        member_id,
+                        &options,
+                        as_directory_object,
+                        &mut products,
+                    )
                 } else {
                     convert::group_json(engine, member_id, &options.selection, as_directory_object)
                 }

@@ -32,9 +32,9 @@ async fn parents_page(
             };
             let matching = matching_groups(engine, parents, &options)?;
             let mut products = None;
-            let page = options
-                .page(matching, |id| *id)
-                .try_map(|parent| convert::group_json_expanded(engine, parent, &options, true, &mut products))?;
+            let page = options.page(matching, |id| *id).try_map(|parent| {
+                convert::group_json_expanded(engine, parent, &options, true, &mut products)
+            })?;
             Ok(request.collection(&options, "directoryObjects", page))
         })
         .await?;

@@ -93,7 +93,10 @@ async fn nested_groups_are_added_listed_refused_in_cycles_and_license_transitive
         .await
         .expect(200)
         .body;
-    assert_eq!(ids(&ancestors), vec![engineering.to_string(), all_staff.to_string()]);
+    assert_eq!(
+        ids(&ancestors),
+        vec![engineering.to_string(), all_staff.to_string()]
+    );
     let alice_direct = server
         .get(&format!("/v1.0/users/{alice}/memberOf"))
         .await
@@ -107,14 +110,21 @@ async fn nested_groups_are_added_listed_refused_in_cycles_and_license_transitive
         .body;
     assert_eq!(
         ids(&alice_transitive),
-        vec![platform.to_string(), engineering.to_string(), all_staff.to_string()]
+        vec![
+            platform.to_string(),
+            engineering.to_string(),
+            all_staff.to_string()
+        ]
     );
 
     // A cycle is refused and changes nothing; so is a group nested twice.
     let message = nest(server, platform, all_staff)
         .await
         .expect_error(400, "Request_BadRequest");
-    assert!(message.contains("cycle") || message.contains("already a member"), "{message}");
+    assert!(
+        message.contains("cycle") || message.contains("already a member"),
+        "{message}"
+    );
     nest(server, platform, platform)
         .await
         .expect_error(400, "Request_BadRequest");
@@ -197,11 +207,15 @@ async fn nested_groups_are_added_listed_refused_in_cycles_and_license_transitive
         .expect("the setting change is audited");
     let changed = &setting_change["targetResources"][0]["modifiedProperties"];
     assert!(
-        changed.as_array().expect("modified properties").iter().any(|property| {
-            property["displayName"] == "TransitiveLicensing"
-                && property["oldValue"] == "false"
-                && property["newValue"] == "true"
-        }),
+        changed
+            .as_array()
+            .expect("modified properties")
+            .iter()
+            .any(|property| {
+                property["displayName"] == "TransitiveLicensing"
+                    && property["oldValue"] == "false"
+                    && property["newValue"] == "true"
+            }),
         "{setting_change:#}"
     );
 }
@@ -230,7 +244,10 @@ async fn a_nesting_change_is_previewed_by_what_if_before_anything_is_saved(serve
         .expect(200)
         .body;
     assert_eq!(what_if["changedUsers"], 2, "{what_if:#}");
-    assert_eq!(what_if["newlyBrokenUsers"], 1, "one seat left for two users: {what_if:#}");
+    assert_eq!(
+        what_if["newlyBrokenUsers"], 1,
+        "one seat left for two users: {what_if:#}"
+    );
     let e3 = what_if["skus"]
         .as_array()
         .expect("skus")
@@ -238,7 +255,13 @@ async fn a_nesting_change_is_previewed_by_what_if_before_anything_is_saved(serve
         .find(|sku| sku["skuId"] == E3)
         .expect("E3 predicted")
         .clone();
-    assert_eq!((e3["consumedUnitsBefore"].clone(), e3["consumedUnitsAfter"].clone()), (json!(1), json!(2)));
+    assert_eq!(
+        (
+            e3["consumedUnitsBefore"].clone(),
+            e3["consumedUnitsAfter"].clone()
+        ),
+        (json!(1), json!(2))
+    );
     // Nothing was saved.
     assert_eq!(server.consumed_units(E3).await, 1);
     assert!(server.states(alice).await.is_empty());
@@ -290,8 +313,7 @@ async fn a_nesting_change_is_previewed_by_what_if_before_anything_is_saved(serve
         .body;
     assert_eq!(diagnosis["problems"][0]["assignedByGroup"], json!(all_staff));
     assert_eq!(
-        diagnosis["problems"][0]["licensedThrough"],
-        "via Engineering → All Staff",
+        diagnosis["problems"][0]["licensedThrough"], "via Engineering → All Staff",
         "{diagnosis:#}"
     );
 }
