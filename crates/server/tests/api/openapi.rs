@@ -43,6 +43,8 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/v1.0/groups/{id}/members/microsoft.graph.user/$count", &["get"]),
     ("/v1.0/groups/{id}/members/microsoft.graph.group", &["get"]),
     ("/v1.0/groups/{id}/members/{member_id}", &["get"]),
+    ("/v1.0/groups/{id}/memberOf", &["get"]),
+    ("/v1.0/groups/{id}/transitiveMemberOf", &["get"]),
     ("/v1.0/groups/{id}/transitiveMembers", &["get"]),
     ("/v1.0/groups/{id}/transitiveMembers/$count", &["get"]),
     ("/v1.0/groups/{id}/members/{member_id}/$ref", &["delete"]),
