@@ -292,7 +292,7 @@ async fn the_overview_shows_seats_the_groups_needing_attention_and_activity() {
     }
     // EMS: 140 purchased, all assigned, 10 users waiting.
     page.contains("<td class=\"number\" data-field=\"available\">0</td>")
-        .contains("10 waiting");
+        .contains("10 users waiting");
     server.stop().await;
 }
 
@@ -437,7 +437,7 @@ async fn a_users_page_explains_each_error_and_offers_the_seeds_fixes() {
             "action=\"/users/{user001}/licenses/{OFFICE_365_E1}/remove\""
         ))
         .contains(&format!(
-            "href=\"/groups/{}/licenses/edit?sku_id={OFFICE_365_E3}\"",
+            "href=\"/groups/{}/licenses/edit?sku_id={OFFICE_365_E3}&amp;change=",
             directory.sales_e3
         ))
         .contains("Inherited from")
@@ -445,7 +445,7 @@ async fn a_users_page_explains_each_error_and_offers_the_seeds_fixes() {
         .contains("SMTP:user001@contoso.com")
         .contains("Effective service plans")
         .contains("Exchange Online (Plan 1)")
-        .contains("The user's usage location is <strong>US</strong>");
+        .contains("The user's usage location is <strong>United States (US)</strong>");
 
     // The duplicate proxy address names the other user.
     let user062 = directory.users[61];
@@ -830,7 +830,7 @@ async fn usage_location_and_proxy_addresses_are_edited_on_the_users_page() {
         .get(&format!("/users/{cuban}"))
         .await
         .expect(200)
-        .contains("inherits the tenant's, <strong>US</strong>");
+        .contains("inherits the tenant's, <strong>United States (US)</strong>");
 
     // The duplicate proxy address, fixed on user062.
     let user062 = directory.users[61];
@@ -1074,7 +1074,7 @@ async fn all_products_and_activity_pages() {
         .get("/activity?activity=Change+user+license")
         .await
         .expect(200)
-        .contains("No activity recorded yet.");
+        .contains("No activity matches these filters.");
     server
         .get("/processing")
         .await
@@ -1413,12 +1413,19 @@ async fn the_diagnosis_page_explains_the_conflict_and_its_apply_button_clears_it
     let path = format!("/users/{user002}/diagnosis");
     let page = server.get(&path).await.expect(200);
     page.contains("user002@contoso.com")
-        .contains("ENTERPRISEPACK from group Sales - Office 365 E3")
-        .contains("MutuallyExclusiveViolation")
-        .contains("<code>mutuallyExclusiveWith</code>")
+        // Product names first, the part number secondary; the rule and state in words.
+        .contains(
+            "Office 365 E3 <span class=\"muted\">(ENTERPRISEPACK)</span> from group Sales - Office 365 E3",
+        )
+        .contains("data-error=\"MutuallyExclusiveViolation\"")
+        .contains("Some service plans cannot be enabled together")
+        .lacks("mutuallyExclusiveWith")
+        .lacks(">ActiveWithError<")
         .contains("Exchange Online (Plan 2)")
         .contains("Exchange Online (Plan 1)")
-        .contains("STANDARDPACK — direct")
+        .contains("Office 365 E1 <span class=\"muted\">(STANDARDPACK)</span> — direct")
+        .lacks("Remove the direct license STANDARDPACK")
+        .contains("Remove the direct license Office 365 E1")
         .contains("RemoveConflictingDirectLicense")
         .contains(&format!("action=\"/users/{user002}/diagnosis/apply\""))
         .contains("1 fixed, 0 newly broken");
@@ -1433,10 +1440,13 @@ async fn the_diagnosis_page_explains_the_conflict_and_its_apply_button_clears_it
             ],
         )
         .await;
-    assert_eq!(location, path);
+    // Back to Diagnosis with the result said.
+    assert_eq!(location, format!("{path}?done=fix-applied"));
     server.settle().await;
-    let page = server.get(&path).await.expect(200);
-    page.contains("No license errors.")
+    let page = server.get(&location).await.expect(200);
+    page.contains("The fix was applied.")
+        .contains("Processing finished: this page shows the result.")
+        .contains("No license errors.")
         .contains("Re-evaluated automatically on ")
         .contains("because its direct Office 365 E1 license was removed; its errors cleared.")
         .lacks("MutuallyExclusiveViolation");
@@ -1456,5 +1466,127 @@ async fn the_diagnosis_page_explains_the_conflict_and_its_apply_button_clears_it
         .await
         .expect(400)
         .contains("This error is gone: nothing to fix.");
+    server.stop().await;
+}
+
+/// The `data-fix="…"` kinds of a page's fix buttons.
+fn fix_kinds(page: &Page) -> std::collections::BTreeSet<String> {
+    page.body
+        .split("<button type=\"submit\" data-fix=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_users_page_offers_every_fix_that_diagnosis_offers() {
+    let (server, _, directory) = ConsoleServer::demo().await;
+    // A conflict, a duplicate address, a missing seat, a blocked removal, a location.
+    for number in [2_usize, 61, 130, 121, 291] {
+        let user_id = directory.users[number - 1];
+        let diagnosis = server
+            .get(&format!("/users/{user_id}/diagnosis"))
+            .await
+            .expect(200);
+        let user = server.get(&format!("/users/{user_id}")).await.expect(200);
+        let offered = fix_kinds(&diagnosis);
+        assert!(!offered.is_empty(), "user{number:03} has fixes on Diagnosis");
+        assert_eq!(
+            fix_kinds(&user),
+            offered,
+            "user{number:03}: the user page offers Diagnosis's fixes"
+        );
+    }
+    // The seed's first remedy for the dependency error: keep Exchange through a direct E3.
+    let user121 = directory.users[120];
+    server
+        .get(&format!("/users/{user121}"))
+        .await
+        .expect(200)
+        .contains("data-fix=\"KeepPrerequisiteDirectly\"")
+        .contains("Active with error")
+        .lacks(">ActiveWithError<");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_plan_fix_opens_the_editor_with_the_plans_to_disable_unticked_and_marked() {
+    let (server, world, directory) = ConsoleServer::demo().await;
+    let user002 = directory.users[1];
+    let user = server.get(&format!("/users/{user002}")).await.expect(200);
+    let link = user
+        .body
+        .split("href=\"")
+        .map(|rest| rest.split('"').next().unwrap_or(""))
+        .find(|href| {
+            href.starts_with(&format!(
+                "/users/{user002}/licenses/edit?sku_id={OFFICE_365_E1}&amp;change="
+            ))
+        })
+        .expect("a link to disable the conflicting plans of the direct E1")
+        .replace("&amp;", "&");
+    let plan = link.split("change=").nth(1).expect("a plan").to_string();
+    let editor = server.get(&link).await.expect(200);
+    editor
+        .contains("suggested: disable")
+        .contains(&format!("data-plan=\"{plan}\""))
+        .contains(&format!("name=\"enabled_plan\" value=\"{plan}\">"))
+        .lacks(&format!("name=\"enabled_plan\" value=\"{plan}\" checked"))
+        .contains("data-pick=\"all\"")
+        .contains("data-pick=\"none\"")
+        .contains("Only this plan");
+    // Every other plan of the direct E1 stays ticked.
+    // (`every_plan_of` lists the product's field, then one field per plan.)
+    let plans = every_plan_of(&world, OFFICE_365_E1).len() - 1;
+    assert_eq!(editor.body.matches("name=\"enabled_plan\"").count(), plans);
+    assert_eq!(editor.body.matches("\" checked>").count(), plans - 1);
+    // A change naming something that is not a plan id is refused.
+    server
+        .get(&format!(
+            "/users/{user002}/licenses/edit?sku_id={OFFICE_365_E1}&change=not-a-plan"
+        ))
+        .await
+        .expect(400);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn activity_names_products_and_filters_by_target_initiator_and_dates() {
+    let (server, _, directory) = ConsoleServer::demo().await;
+    let user003 = directory.users[2];
+    server
+        .post_change(
+            &format!("/users/{user003}/licenses"),
+            &[("sku_id", &OFFICE_365_E1.to_string())],
+        )
+        .await;
+    server.settle().await;
+    let page = server.get("/activity").await.expect(200);
+    page.contains("Change user license")
+        .contains("<time datetime=\"")
+        .lacks(&format!("{OFFICE_365_E1}</span>"));
+    // The change's values name the product rather than its id.
+    server
+        .get("/activity?target=user003")
+        .await
+        .expect(200)
+        .contains("user003")
+        .lacks("user004@contoso.com");
+    server
+        .get("/activity?initiator=nobody-of-that-name")
+        .await
+        .expect(200)
+        .contains("No activity matches these filters.");
+    server
+        .get("/activity?from=2000-01-01&to=2000-01-02")
+        .await
+        .expect(200)
+        .contains("No activity matches these filters.");
+    server
+        .get("/activity?from=yesterday")
+        .await
+        .expect(400)
+        .contains("'yesterday' is not a date for From");
     server.stop().await;
 }

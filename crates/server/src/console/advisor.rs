@@ -36,7 +36,7 @@ fn group_link(group_id: Uuid, display_name: &str) -> Markup {
 /// The form applying one finding's commands.
 fn apply_form(finding: &str, user_id: Uuid, sku_id: Option<Uuid>, label: &str) -> Markup {
     html! {
-        form method="post" action="/advisor/apply" {
+        form method="post" action="/advisor/apply" data-confirm={ (label) "?" } {
             input type="hidden" name="finding" value=(finding);
             input type="hidden" name="user_id" value=(user_id);
             @if let Some(sku_id) = sku_id { input type="hidden" name="sku_id" value=(sku_id); }

@@ -14,9 +14,7 @@ use maud::{html, Markup};
 use super::context::{ConsoleAction, ConsoleContext};
 use super::error::ConsoleError;
 use super::forms::{parse_id, see_other, FormFields, IdKind, PathParameters, QueryFields};
-use super::layout::{
-    self, done_notice, html_response, message, processing_badge, Done, MessageKind, Section,
-};
+use super::layout::{self, html_response, message, processing_badge, Done, MessageKind, Section};
 use super::names::ProductNames;
 use super::processing::{poll_answer, polling_panel};
 
@@ -110,6 +108,7 @@ async fn render_licenses_pane(
     refusal: Option<ConsoleError>,
     done: Option<&str>,
 ) -> Result<Response, ConsoleError> {
+    let result = super::processing::change_result(context, done).await?;
     let pane = context
         .read(move |engine| licenses_pane(engine, group_id))
         .await?;
@@ -128,7 +127,7 @@ async fn render_licenses_pane(
         .collect();
     let content = html! {
         (group_header(group, GroupTab::Licenses))
-        (done_notice(done))
+        (result)
         @if let Some(refusal) = &refusal { (refusal.message_box()) }
         @if group.members_with_license_errors > 0 {
             (message(MessageKind::Warning, html! {
@@ -198,7 +197,8 @@ async fn render_licenses_pane(
                                         a.button.secondary href={ "/groups/" (group.id) "/licenses/edit?sku_id=" (license.sku_id) } {
                                             "Edit plans" span.visually-hidden { " of " (pane.names.product_name(license.sku_id)) }
                                         }
-                                        form.inline method="post" action={ "/groups/" (group.id) "/licenses/" (license.sku_id) "/remove" } {
+                                        form.inline method="post" action={ "/groups/" (group.id) "/licenses/" (license.sku_id) "/remove" }
+                                            data-confirm={ "Remove " (pane.names.product_name(license.sku_id)) " from the group " (group.display_name) "? Every member who has it only through this group loses it." } {
                                             button.danger type="submit" {
                                                 "Remove" span.visually-hidden { " " (pane.names.product_name(license.sku_id)) }
                                             }
@@ -252,6 +252,21 @@ pub struct PlanToggles {
     pub sku_part_number: String,
     /// Plan id, display name, technical name, enabled, and what it requires (display names).
     pub plans: Vec<(Uuid, String, String, bool, Vec<String>)>,
+    /// Plans a fix suggests disabling (`?change=` from an error's fix): shown unticked and
+    /// marked, so the editor opens with the change to make already selected.
+    pub suggested: BTreeSet<Uuid>,
+}
+
+/// The plans named in `?change=` (comma-separated service plan ids).
+pub fn suggested_plans(query: &QueryFields) -> Result<BTreeSet<Uuid>, ConsoleError> {
+    query
+        .non_empty("change")
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|text| !text.is_empty())
+        .map(|text| parse_id(text, IdKind::ServicePlan))
+        .collect()
 }
 
 /// The toggles of `sku_id` with the given disabled plans.
@@ -292,6 +307,7 @@ pub fn plan_toggles(
         product_name: product.display_name.clone(),
         sku_part_number: product.sku_part_number.clone(),
         plans,
+        suggested: BTreeSet::new(),
     })
 }
 
@@ -300,15 +316,29 @@ pub fn plan_form(toggles: &PlanToggles, action: &str, cancel: &str) -> Markup {
     html! {
         form.stacked method="post" action=(action) {
             input type="hidden" name="sku_id" value=(toggles.sku_id);
-            fieldset {
+            @if !toggles.suggested.is_empty() {
+                (message(MessageKind::Information, html! {
+                    "The plans to disable for the fix are unticked and marked " strong { "suggested" } ". Review them, then save."
+                }))
+            }
+            fieldset data-plan-picker {
                 legend { "Service plans of " (toggles.product_name) }
+                div.actions.picker {
+                    button.secondary type="button" data-pick="all" { "All plans" }
+                    button.secondary type="button" data-pick="none" { "No plans" }
+                }
                 @for (plan_id, display_name, name, enabled, requires) in &toggles.plans {
-                    label {
-                        input type="checkbox" name="enabled_plan" value=(plan_id) checked[*enabled];
-                        " " (display_name) " " span.muted { "(" (name) ")" }
-                        @if !requires.is_empty() {
-                            " " span.muted { "— requires " (requires.join(" or ")) }
+                    @let suggested = toggles.suggested.contains(plan_id);
+                    div.plan-choice.suggested[suggested] data-plan=(plan_id) {
+                        label {
+                            input type="checkbox" name="enabled_plan" value=(plan_id) checked[*enabled];
+                            " " (display_name) " " span.muted { "(" (name) ")" }
+                            @if suggested { " " span.badge.warning { "suggested: disable" } }
+                            @if !requires.is_empty() {
+                                " " span.muted { "— requires " (requires.join(" or ")) }
+                            }
                         }
+                        " " button.link type="button" data-pick=(plan_id) { "Only this plan" span.visually-hidden { ": " (display_name) } }
                     }
                 }
             }
@@ -367,7 +397,8 @@ pub async fn edit_license(
             .ok_or_else(|| ConsoleError::bad_request("Choose a product (sku_id)."))?,
         IdKind::Product,
     )?;
-    render_edit(&context, group_id, sku_id, None, None).await
+    let suggested = suggested_plans(&query)?;
+    render_edit(&context, group_id, sku_id, None, suggested, None).await
 }
 
 async fn render_edit(
@@ -375,6 +406,7 @@ async fn render_edit(
     group_id: Uuid,
     sku_id: Uuid,
     submitted_disabled: Option<BTreeSet<Uuid>>,
+    suggested: BTreeSet<Uuid>,
     refusal: Option<ConsoleError>,
 ) -> Result<Response, ConsoleError> {
     let data = context
@@ -392,7 +424,9 @@ async fn render_edit(
                     .map(|license| license.disabled_plans.iter().copied().collect())
                     .unwrap_or_default(),
             };
-            let toggles = plan_toggles(engine, &names, sku_id, &disabled)?;
+            let disabled = disabled.union(&suggested).copied().collect();
+            let mut toggles = plan_toggles(engine, &names, sku_id, &disabled)?;
+            toggles.suggested = suggested;
             Ok(EditData {
                 tenant_name: engine.settings().display_name.clone(),
                 group,
@@ -455,6 +489,7 @@ pub async fn save_license(
                 group_id,
                 sku_id,
                 Some(disabled),
+                BTreeSet::new(),
                 Some(ConsoleError::Refused(refusal)),
             )
             .await

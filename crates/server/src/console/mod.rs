@@ -16,6 +16,7 @@ mod assets;
 mod context;
 mod diagnosis;
 mod error;
+mod format;
 mod forms;
 mod group;
 mod group_errors;

@@ -12,8 +12,8 @@ use super::context::{ConsoleAction, ConsoleContext};
 use super::error::ConsoleError;
 use super::forms::{parse_id, see_other, FormFields, IdKind, PathParameters, QueryFields};
 use super::layout::{
-    self, done_notice, error_count_badge, html_response, page_notices, pager, search_form, seat_bar,
-    state_badge, Done, Section,
+    self, error_count_badge, html_response, page_notices, pager, search_form, seat_bar, state_badge, Done,
+    Section,
 };
 use super::names::{error_title, group_name};
 use super::paging::{page_of, ListRequest, Page, PAGE_SIZE};
@@ -92,6 +92,7 @@ async fn render(
     refusal: Option<ConsoleError>,
     done: Option<&str>,
 ) -> Result<Response, ConsoleError> {
+    let result = super::processing::change_result(context, done).await?;
     let scan_request = request.clone();
     let data = context
         .read(move |engine| {
@@ -189,7 +190,7 @@ async fn render(
     let content = html! {
         h1 { (product.display_name) }
         p.subtitle { (product.sku_part_number) " · " (product.capability_status.as_str()) " · " span.muted { (product.sku_id) } }
-        (done_notice(done))
+        (result)
         section.panel aria-labelledby="totals" {
             h2 id="totals" { "Licenses" }
             (seat_bar(product))
