@@ -76,7 +76,7 @@ async function screenshot(name) {
 /** The seat figures of a product on the overview or All products (by its part number). */
 async function seats(partNumber) {
   const row = page.locator(`tr[data-sku="${partNumber}"]`);
-  const figure = async (field) => Number(await row.locator(`[data-field="${field}"]`).innerText());
+  const figure = async (field) => Number((await row.locator(`[data-field="${field}"]`).innerText()).replace(/,/g, ""));
   return { purchased: await figure('purchased'), assigned: await figure('assigned'), available: await figure('available') };
 }
 

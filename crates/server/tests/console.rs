@@ -1343,13 +1343,13 @@ async fn the_advisor_page_lists_findings_with_links_and_applies_a_fix() {
         .contains("Redundant direct assignments (")
         // user001's E1 is superseded by Sales' E3: user, product and group are links.
         .contains(&format!(
-            "<th scope=\"row\"><a href=\"/users/{user001}\">user001@contoso.com</a></th><td><a href=\"/products/{OFFICE_365_E1}\">STANDARDPACK</a></td><td><a href=\"/products/{OFFICE_365_E3}\">ENTERPRISEPACK</a> from group <a href=\"/groups/{}\">Sales - Office 365 E3</a></td><td>yes</td>",
+            "<th scope=\"row\"><a href=\"/users/{user001}\">user001@contoso.com</a></th><td><a href=\"/products/{OFFICE_365_E1}\">Office 365 E1</a> <span class=\"muted\">(STANDARDPACK)</span></td><td><a href=\"/products/{OFFICE_365_E3}\">Office 365 E3</a> <span class=\"muted\">(ENTERPRISEPACK)</span> from group <a href=\"/groups/{}\">Sales - Office 365 E3</a></td><td>yes</td>",
             directory.sales_e3
         ))
-        .contains("Remove the direct STANDARDPACK license")
+        .contains("Remove the direct Office 365 E1 license from user001@contoso.com")
         // EMS: 10 users waiting and no free seat.
         .contains(&format!(
-            "<tr data-sku=\"EMS\"><th scope=\"row\"><a href=\"/products/{EMS_E3}\">EMS</a></th>"
+            "<tr data-sku=\"EMS\"><th scope=\"row\"><a href=\"/products/{EMS_E3}\">Enterprise Mobility + Security E3</a> <span class=\"muted\">(EMS)</span></th>"
         ))
         .contains("Products near exhaustion (")
         .contains("Reclaimable seats");
@@ -1588,5 +1588,123 @@ async fn activity_names_products_and_filters_by_target_initiator_and_dates() {
         .await
         .expect(400)
         .contains("'yesterday' is not a date for From");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_advisor_pages_each_list_and_filters_by_product_and_user() {
+    let (server, _, directory) = ConsoleServer::demo().await;
+    let user001 = directory.users[0];
+    let user002 = directory.users[1];
+    let row_of = |user_id| format!("<th scope=\"row\"><a href=\"/users/{user_id}\">");
+    // One finding per page: the first page has user001 and a link to the next.
+    let first = server.get("/advisor?per_page=1").await.expect(200);
+    first
+        .contains(&row_of(user001))
+        .lacks(&row_of(user002))
+        .contains("Page 1 of ")
+        .contains("href=\"/advisor?per_page=1&amp;redundant_page=2#redundant\"");
+    server
+        .get("/advisor?per_page=1&redundant_page=2")
+        .await
+        .expect(200)
+        .contains(&row_of(user002))
+        .lacks(&row_of(user001))
+        .contains("Page 2 of ");
+    // Narrowed to one user, or to a product none of them holds directly.
+    server
+        .get("/advisor?user=user002")
+        .await
+        .expect(200)
+        .contains(&row_of(user002))
+        .lacks(&row_of(user001));
+    server
+        .get(&format!("/advisor?product={EMS_E3}"))
+        .await
+        .expect(200)
+        .lacks(&row_of(user001))
+        .contains("Redundant direct assignments (0)");
+    server
+        .get("/advisor?per_page=0")
+        .await
+        .expect(400)
+        .contains("'0' is not a valid per_page");
+    server.get("/advisor?product=nope").await.expect(400);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn users_in_error_are_filtered_by_kind_and_product_and_fixed_in_bulk() {
+    let (server, _, directory) = ConsoleServer::demo().await;
+    let sales = directory.sales_e3;
+    let user001 = directory.users[0];
+    let user061 = directory.users[60];
+    let all = server.get(&format!("/groups/{sales}/errors")).await.expect(200);
+    all.contains(&format!("href=\"/users/{user001}\""))
+        .contains(&format!("href=\"/users/{user061}\""))
+        .contains("Reprocess the group")
+        .contains("name=\"user_id\"");
+    let conflicts = server
+        .get(&format!("/groups/{sales}/errors?kind=MutuallyExclusiveViolation"))
+        .await
+        .expect(200);
+    conflicts
+        .contains(&format!("href=\"/users/{user001}\""))
+        .lacks(&format!("href=\"/users/{user061}\""));
+    server
+        .get(&format!("/groups/{sales}/errors?kind=CountViolation"))
+        .await
+        .expect(200)
+        .contains("No user of this group is in error with these filters.");
+    server
+        .get(&format!("/groups/{sales}/errors?product={OFFICE_365_E1}"))
+        .await
+        .expect(200)
+        .lacks(&format!("href=\"/users/{user001}\""));
+    server
+        .get(&format!("/groups/{sales}/errors?kind=Nonsense"))
+        .await
+        .expect(400)
+        .contains("'Nonsense' is not a kind of license error.");
+    // One fix applied to the five users with a redundant direct E1.
+    let mut fields = vec![("action".to_string(), "RemoveConflictingDirectLicense".to_string())];
+    for number in 1..=5 {
+        fields.push(("user_id".to_string(), directory.users[number - 1].to_string()));
+    }
+    let fields: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    let location = server
+        .post_change(&format!("/groups/{sales}/errors/fix"), &fields)
+        .await;
+    assert_eq!(
+        location,
+        format!("/groups/{sales}/errors?done=fix-applied-to-many")
+    );
+    server.settle().await;
+    let after = server.get(&location).await.expect(200);
+    after
+        .contains("The fix was applied to the selected users.")
+        .lacks(&format!("href=\"/users/{user001}\""))
+        .contains(&format!("href=\"/users/{user061}\""));
+    server
+        .get(&format!("/groups/{sales}/errors?kind=MutuallyExclusiveViolation"))
+        .await
+        .expect(200)
+        .contains("No user of this group is in error with these filters.");
+    // Reprocess selected users; nothing selected is refused.
+    let location = server
+        .post_change(
+            &format!("/groups/{sales}/errors/fix"),
+            &[("action", "reprocess"), ("user_id", &user061.to_string())],
+        )
+        .await;
+    assert_eq!(location, format!("/groups/{sales}/errors?done=reprocess-many"));
+    server
+        .post(&format!("/groups/{sales}/errors/fix"), &[("action", "reprocess")])
+        .await
+        .expect(400)
+        .contains("Select at least one user.");
     server.stop().await;
 }

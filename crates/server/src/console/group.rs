@@ -56,7 +56,7 @@ pub fn users_in_error_text(count: usize) -> String {
     if count == 1 {
         "1 user has license errors".to_string()
     } else {
-        format!("{count} users have license errors")
+        format!("{} users have license errors", super::format::count(count))
     }
 }
 
@@ -526,6 +526,7 @@ pub async fn remove_license(
 pub async fn reprocess(
     context: ConsoleContext,
     PathParameters(group_id): PathParameters<String>,
+    form: FormFields,
 ) -> Result<Response, ConsoleError> {
     context.require(ConsoleAction::Reprocess)?;
     let group_id = parse_id(&group_id, IdKind::Group)?;
@@ -533,9 +534,12 @@ pub async fn reprocess(
     if context.is_htmx {
         processing_fragment_of(&context, group_id).await
     } else {
-        Ok(see_other(
-            &Done::ReprocessQueued.on(&format!("/groups/{group_id}")),
-        ))
+        // From the list of users in error, back to it.
+        let back = match form.first("return_to") {
+            Some("errors") => format!("/groups/{group_id}/errors"),
+            _ => format!("/groups/{group_id}"),
+        };
+        Ok(see_other(&Done::ReprocessQueued.on(&back)))
     }
 }
 

@@ -79,6 +79,7 @@ pub fn router() -> Router<AppState> {
             post(group_members::remove),
         )
         .route("/groups/{group_id}/errors", get(group_errors::show))
+        .route("/groups/{group_id}/errors/fix", post(group_errors::fix_selected))
         .route("/users", get(users::list))
         .route("/users/{user_id}", get(user::show))
         .route("/users/{user_id}/licenses", post(user::save_license))

@@ -195,10 +195,10 @@ async fn render(
             h2 id="totals" { "Licenses" }
             (seat_bar(product))
             dl.facts {
-                dt { "Purchased" } dd data-field="purchased" { (product.prepaid_units) }
-                dt { "Assigned" } dd data-field="assigned" { (product.consumed_units) }
-                dt { "Available" } dd data-field="available" { (product.available_units) }
-                dt { "Users waiting for a license" } dd data-field="waiting" { (product.waiting_users) }
+                dt { "Purchased" } dd data-field="purchased" { (super::format::count(product.prepaid_units)) }
+                dt { "Assigned" } dd data-field="assigned" { (super::format::count(product.consumed_units)) }
+                dt { "Available" } dd data-field="available" { (super::format::count(product.available_units)) }
+                dt { "Users waiting for a license" } dd data-field="waiting" { (super::format::count(product.waiting_users)) }
                 dt { "Service plans" } dd { (product.service_plans.len()) }
             }
             h3 id="seats" { "Purchased seats" }
