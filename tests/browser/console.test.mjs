@@ -159,7 +159,7 @@ test('the seed walk: find a license error, understand it, fix it, reprocess', as
   // The notice opens the affected users.
   await notice.click();
   await page.waitForURL(/\/errors$/);
-  await page.getByText('Conflicting service plans').first().waitFor();
+  await page.locator('#list-results').getByText('Conflicting service plans').first().waitFor();
   await screenshot('group-users-in-error');
 
   // A user's error: the reason and the fixes.
@@ -358,6 +358,42 @@ test('names for people: countries, readable times with the ISO value on hover, t
   assert.match(iso, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
   assert.equal(await time.getAttribute('title'), iso);
   assert.doesNotMatch(await time.innerText(), /T\d\d:/);
+});
+
+test('users in error: filter by error, reprocess the selected users after a confirmation', async () => {
+  await page.goto(`${base}/groups?search=Sales`);
+  await page.locator('#list-results').getByRole('link', { name: 'Sales - Office 365 E3' }).click();
+  await page.getByTestId('users-in-error').click();
+  await page.getByLabel('Error', { exact: true }).selectOption({ label: 'Duplicate proxy address' });
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await page.waitForURL(/kind=UniquenessViolation/);
+  const rows = page.locator('#list-results tbody th a');
+  assert.deepEqual(await rows.allInnerTexts(), ['user061', 'user062']);
+  await page.getByRole('checkbox', { name: 'Select user061@contoso.com' }).check();
+  await page.getByLabel('For the selected users').selectOption('reprocess');
+  await page.getByRole('button', { name: 'Apply to selected' }).click();
+  assert.equal(dialogs.at(-1), 'Apply this to every selected user?');
+  await page.getByText('Reprocessing was requested for the selected users.').waitFor();
+  await page.getByRole('button', { name: 'Reprocess the group' }).waitFor();
+  await screenshot('group-users-in-error-filtered');
+});
+
+test('the Advisor is paged and filtered', async () => {
+  await page.goto(`${base}/advisor?per_page=2`);
+  const redundant = page.locator('section#redundant');
+  assert.equal(await redundant.locator('tbody tr').count(), 2);
+  const first = await redundant.locator('tbody th').allInnerTexts();
+  await redundant.getByRole('link', { name: 'Next page' }).click();
+  await page.waitForURL(/redundant_page=2/);
+  const second = await page.locator('section#redundant tbody th').allInnerTexts();
+  assert.equal(second.length, 2);
+  assert.notDeepEqual(second, first);
+  await page.goto(`${base}/advisor`);
+  await page.getByLabel('User name contains').fill('user003');
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await page.waitForURL(/user=user003/);
+  assert.deepEqual(await page.locator('section#redundant tbody th').allInnerTexts(), ['user003@contoso.com']);
+  await screenshot('advisor');
 });
 
 /** Every page of the console, by address (found from the demo tenant). */

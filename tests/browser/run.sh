@@ -7,8 +7,10 @@
 #
 # Environment: LICENSD_BINARY (default target/debug/licensd, built with cargo unless given),
 # CHROMIUM (default /usr/bin/chromium), SCREENSHOT_DIR (default target/screenshots);
-# LICENSD_UPDATE_DOCS_SCREENSHOT=1 also copies the group Licenses pane with users in error to
-# docs/screenshots/group-licenses-errors.png (the README shows it). Extra arguments go to node --test.
+# LICENSD_UPDATE_DOCS_SCREENSHOT=1 also copies the screenshots the docs show (the group Licenses
+# pane with users in error, a user's error and fixes, Diagnosis, the plan editor, the filtered
+# users in error, Advisor, Activity, the overview on a phone) to docs/screenshots/. Extra arguments
+# go to node --test.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=tests/lib/licensd.sh
@@ -62,6 +64,10 @@ fi
 cd "$root"
 if [ "${LICENSD_UPDATE_DOCS_SCREENSHOT:-}" = "1" ]; then
   mkdir -p docs/screenshots
-  cp "$SCREENSHOT_DIR/group-licenses-errors.png" docs/screenshots/group-licenses-errors.png
-  echo "== updated docs/screenshots/group-licenses-errors.png"
+  # The pages docs/user-guide.md and the README show.
+  for name in group-licenses-errors user-error-and-fixes diagnosis plan-editor-suggested \
+    group-users-in-error-filtered advisor activity phone-overview; do
+    cp "$SCREENSHOT_DIR/$name.png" "docs/screenshots/$name.png"
+    echo "== updated docs/screenshots/$name.png"
+  done
 fi
