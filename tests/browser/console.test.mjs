@@ -239,7 +239,7 @@ test("a group's prerequisite refusal is shown inline", async () => {
   await page.getByLabel('Product').selectOption(addOn);
   await page.getByRole('button', { name: 'Choose plans' }).click();
   await page.getByRole('heading', { name: /Add Microsoft Workplace Analytics/ }).waitFor();
-  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByRole('button', { name: 'Preview the effect' }).click();
   const alert = page.getByRole('alert');
   await alert.waitFor();
   assert.match(
@@ -396,6 +396,83 @@ test('the Advisor is paged and filtered', async () => {
   await screenshot('advisor');
 });
 
+test("a group's plan edit is previewed before it is saved for every member", async () => {
+  await page.goto(`${base}/groups?search=Engineering`);
+  await page.locator('#list-results').getByRole('link', { name: 'Engineering - E3 + EMS' }).click();
+  await page.getByRole('link', { name: 'Edit plans of Office 365 E3' }).click();
+  // Keep one plan of the product: one click.
+  await page.getByRole('button', { name: /^Only this plan/ }).first().click();
+  assert.equal(await page.locator('input[name=enabled_plan]:checked').count(), 1);
+  await page.getByRole('button', { name: 'Preview the effect' }).click();
+  const preview = page.getByTestId('preview');
+  await preview.waitFor();
+  assert.equal(await preview.locator('[data-field="changed"]').innerText(), '20');
+  assert.equal(await page.locator('input[name=enabled_plan]:checked').count(), 1);
+  await screenshot('group-plan-preview');
+  await page.getByRole('button', { name: 'Save for all members' }).click();
+  await page.getByText('The license assignment was saved.').waitFor();
+  await untilShown(async () => {
+    await page.getByTestId('processing-finished').waitFor({ timeout: 500 });
+  }, 'the group page shows the processed result');
+  // The group page shows the one plan kept, not 35 struck-through plans.
+  const row = page.locator('tr', { has: page.getByRole('link', { name: 'Office 365 E3', exact: true }) }).first();
+  assert.match(await row.innerText(), /1 of \d+ plans enabled/);
+  assert.equal(await row.locator('.plan-off').count(), 0);
+});
+
+test('a seat reduction is previewed; cancelling changes nothing', async () => {
+  await page.goto(`${base}/products`);
+  await page.getByRole('link', { name: 'Enterprise Mobility + Security E3' }).click();
+  await page.getByLabel('Purchased seats').fill('100');
+  await page.getByRole('button', { name: 'Change purchased seats' }).click();
+  const preview = page.getByTestId('preview');
+  await preview.waitFor();
+  // Lowering seats takes none away: the preview says who keeps what.
+  assert.match(await preview.innerText(), /Enterprise Mobility \+ Security E3: purchased 150 → 100, assigned 150 → 150/);
+  assert.equal(await preview.locator('[data-field="broken"]').innerText(), '0');
+  await page.getByRole('button', { name: 'Reduce to 100 seats' }).waitFor();
+  await page.getByRole('link', { name: 'Cancel' }).click();
+  assert.equal(await page.locator('dd[data-field="purchased"]').innerText(), '150');
+});
+
+test('an empty tenant opens on the first-run page: products, a group, a product for it', async () => {
+  const emptyBase = process.env.LICENSD_EMPTY_URL;
+  assert.ok(emptyBase, 'LICENSD_EMPTY_URL is set by run.sh');
+  const fresh = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const freshPage = await fresh.newPage();
+  freshPage.on('dialog', (dialog) => dialog.accept());
+  freshPage.on('pageerror', (error) => browserErrors.push(`${freshPage.url()}: ${error.message}`));
+  try {
+    await freshPage.goto(`${emptyBase}/`);
+    await freshPage.getByLabel('Token').fill(token);
+    await freshPage.getByRole('button', { name: 'Sign in' }).click();
+    await freshPage.getByRole('heading', { name: 'Get started', level: 1 }).waitFor();
+    await freshPage.screenshot({ path: path.join(screenshots, 'first-run.png'), fullPage: true });
+    // Two products in one step.
+    await freshPage.getByLabel(/^Office 365 E1/).check();
+    await freshPage.getByLabel(/^Office 365 E3/).check();
+    await freshPage.getByLabel('Purchased seats of each product').fill('10');
+    await freshPage.getByRole('button', { name: 'Add the selected products' }).click();
+    await freshPage.getByText("The products were added with the catalog's rules.").waitFor();
+    assert.match(await freshPage.getByTestId('products-added').innerText(), /Office 365 E1.*Office 365 E3/);
+    // A group, then a product for it (previewed, then saved).
+    await freshPage.getByLabel('Group name').fill('Sales');
+    await freshPage.getByRole('button', { name: 'Create the group' }).click();
+    await freshPage.getByRole('heading', { name: 'Sales', level: 1 }).waitFor();
+    await freshPage.getByText('The group was created.').waitFor();
+    const e3 = await freshPage.locator('#add-product option', { hasText: 'Office 365 E3' }).getAttribute('value');
+    await freshPage.getByLabel('Product').selectOption(e3);
+    await freshPage.getByRole('button', { name: 'Choose plans' }).click();
+    await freshPage.getByRole('button', { name: 'Preview the effect' }).click();
+    await freshPage.getByTestId('preview').waitFor();
+    await freshPage.getByRole('button', { name: 'Save for all members' }).click();
+    await freshPage.getByText('The license assignment was saved.').waitFor();
+    await freshPage.getByRole('link', { name: 'Office 365 E3', exact: true }).first().waitFor();
+  } finally {
+    await fresh.close();
+  }
+});
+
 /** Every page of the console, by address (found from the demo tenant). */
 async function everyPage() {
   await page.goto(`${base}/groups?search=Sales`);
@@ -418,6 +495,8 @@ async function everyPage() {
     `${product}?tab=groups`,
     '/advisor',
     '/activity',
+    '/activity?activity=Change+user+license',
+    '/setup',
   ];
 }
 

@@ -38,8 +38,10 @@ echo "== npm ci (playwright-core)"
 work="$(mktemp -d)"
 log="$work/licensd.log"
 server=""
+empty_server=""
 stop_server() {
   stop_licensd "$server"
+  stop_licensd "$empty_server"
   rm -rf "$work"
 }
 trap stop_server EXIT
@@ -52,6 +54,14 @@ LICENSD_BOOTSTRAP_TOKEN="$LICENSD_TOKEN" "$binary" demo --listen 127.0.0.1:0 --d
 server=$!
 address="$(wait_for_licensd "$server" "$log" "demo")" || exit 1
 export LICENSD_URL="http://$address"
+# A fresh `licensd serve` (an empty tenant, same token) for the first-run page.
+mkdir -p "$work/empty"
+empty_log="$work/empty.log"
+LICENSD_BOOTSTRAP_TOKEN="$LICENSD_TOKEN" "$binary" serve --listen 127.0.0.1:0 \
+  --database-url "sqlite://$work/empty/licensd.db" --data-dir "$work/empty" >"$empty_log" 2>&1 &
+empty_server=$!
+empty_address="$(wait_for_licensd "$empty_server" "$empty_log" "empty tenant")" || exit 1
+export LICENSD_EMPTY_URL="http://$empty_address"
 mkdir -p "$SCREENSHOT_DIR"
 echo "== console browser tests against $LICENSD_URL (screenshots in $SCREENSHOT_DIR)"
 
@@ -66,7 +76,7 @@ if [ "${LICENSD_UPDATE_DOCS_SCREENSHOT:-}" = "1" ]; then
   mkdir -p docs/screenshots
   # The pages docs/user-guide.md and the README show.
   for name in group-licenses-errors user-error-and-fixes diagnosis plan-editor-suggested \
-    group-users-in-error-filtered advisor activity phone-overview; do
+    group-users-in-error-filtered group-plan-preview advisor activity phone-overview first-run; do
     cp "$SCREENSHOT_DIR/$name.png" "docs/screenshots/$name.png"
     echo "== updated docs/screenshots/$name.png"
   done

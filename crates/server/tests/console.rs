@@ -374,7 +374,11 @@ async fn the_group_licenses_pane_shows_products_plans_state_and_the_users_in_err
         .expect(200);
     pilot
         .contains("Microsoft Workplace Analytics")
-        .contains("<li class=\"plan-off\">")
+        // One plan kept out of many: shown at once; the disabled ones folded.
+        .contains("<details open><summary>1 of ")
+        .contains("<li>Exchange Online (Plan 2)</li>")
+        .contains(" plans disabled</summary>")
+        .lacks("<li class=\"plan-off\">")
         .lacks("users have license errors");
 
     // The users in error, with the seed's reasons.
@@ -600,6 +604,33 @@ async fn buying_seats_serves_the_waiting_users() {
         .contains("data-activity=\"Self-heal user license assignments\"")
         .contains("seats of Enterprise Mobility + Security E3 became available; its license errors cleared.");
 
+    // A reduction is previewed first: who would lose a seat; nothing changes until confirmed.
+    let preview = server
+        .post(&format!("/products/{EMS_E3}/seats"), &[("prepaid_units", "140")])
+        .await
+        .expect(200);
+    preview
+        .contains("Preview: what saving would do")
+        .contains("Enterprise Mobility + Security E3: purchased 150 → 140")
+        .contains("Reduce to 140 seats");
+    server
+        .get(&format!("/products/{EMS_E3}"))
+        .await
+        .expect(200)
+        .contains("<dd data-field=\"purchased\">150</dd>");
+    let location = server
+        .post_change(
+            &format!("/products/{EMS_E3}/seats"),
+            &[("prepaid_units", "140"), ("confirmed", "yes")],
+        )
+        .await;
+    assert_eq!(location, format!("/products/{EMS_E3}?done=seats-saved"));
+    server
+        .get(&location)
+        .await
+        .expect(200)
+        .contains("<dd data-field=\"purchased\">140</dd>");
+
     // Not a number: the product page with the message.
     server
         .post(&format!("/products/{EMS_E3}/seats"), &[("prepaid_units", "many")])
@@ -656,6 +687,26 @@ async fn the_prerequisite_refusal_is_shown_inline_with_the_form() {
     // A valid change: E1 in Mobility with every plan but one enabled.
     let mut all_but_one_e1_plan = every_plan_of(&world, OFFICE_365_E1);
     all_but_one_e1_plan.remove(1);
+    // Every member is affected: the first answer is a preview, and nothing changes yet.
+    let preview = server
+        .post(
+            &format!("/groups/{}/licenses", directory.mobility_ems),
+            &fields_of(&all_but_one_e1_plan),
+        )
+        .await
+        .expect(200);
+    preview
+        .contains("Preview: what saving would do")
+        .contains("users' licenses change")
+        .contains("Office 365 E1: purchased 170 → 170, assigned 150 → ")
+        .contains("name=\"confirmed\" value=\"yes\"")
+        .contains("Save for all members");
+    server
+        .get(&format!("/groups/{}", directory.mobility_ems))
+        .await
+        .expect(200)
+        .lacks("Office 365 E1</a>");
+    all_but_one_e1_plan.push(("confirmed", "yes".to_string()));
     let location = server
         .post_change(
             &format!("/groups/{}/licenses", directory.mobility_ems),
@@ -1706,5 +1757,72 @@ async fn users_in_error_are_filtered_by_kind_and_product_and_fixed_in_bulk() {
         .await
         .expect(400)
         .contains("Select at least one user.");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_empty_tenant_opens_on_the_first_run_page_and_is_set_up_from_it() {
+    let settings = licensd_engine::TenantSettings::new(Uuid::new_v4(), "Fresh tenant");
+    let server = ConsoleServer::start(&Engine::new(settings)).await;
+    let home = server.get("/").await.expect(200);
+    home.contains("<h1>Get started</h1>")
+        .contains("Add products")
+        .contains("Office 365 E3")
+        .contains("Create a group");
+    server
+        .get("/setup?search=mobility")
+        .await
+        .expect(200)
+        .contains(&format!("value=\"{EMS_E3}\""));
+    // Two products in one step, with the catalog's rules.
+    let location = server
+        .post_change(
+            "/setup/products",
+            &[
+                ("sku_id", &OFFICE_365_E1.to_string()),
+                ("sku_id", &OFFICE_365_E3.to_string()),
+                ("prepaid_units", "30"),
+            ],
+        )
+        .await;
+    assert_eq!(location, "/setup?done=products-added");
+    server
+        .get(&location)
+        .await
+        .expect(200)
+        .contains("The products were added with the catalog's rules.")
+        .contains("data-testid=\"products-added\"")
+        .contains("already subscribed");
+    // Nothing selected, or seats that are not a number: refused, nothing changes.
+    server
+        .post("/setup/products", &[("prepaid_units", "30")])
+        .await
+        .expect(400)
+        .contains("Select at least one product.");
+    server
+        .post(
+            "/setup/products",
+            &[("sku_id", &EMS_E3.to_string()), ("prepaid_units", "lots")],
+        )
+        .await
+        .expect(400)
+        .contains("'lots' is not a number of seats");
+    // A group: created and opened, ready for a product.
+    let location = server
+        .post_change("/setup/groups", &[("display_name", "Sales")])
+        .await;
+    assert!(location.ends_with("?done=group-created"), "{location}");
+    server
+        .get(&location)
+        .await
+        .expect(200)
+        .contains("<h1>Sales</h1>")
+        .contains("The group was created.");
+    // No longer empty: the overview is the usual one.
+    server.get("/").await.expect(200).contains("Licenses overview");
+    server
+        .post("/setup/groups", &[("display_name", "  ")])
+        .await
+        .expect(400);
     server.stop().await;
 }

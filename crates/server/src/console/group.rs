@@ -170,7 +170,8 @@ async fn render_licenses_pane(
                                 @if let Some(product) = product {
                                     @let total = product.service_plans.len();
                                     @let enabled = total.saturating_sub(license.disabled_plans.len());
-                                    details {
+                                    // A few plans kept out of many: shown at once.
+                                    details open[enabled <= 3 && enabled < total] {
                                         summary {
                                             @if enabled == total { "All " (total) " plans enabled" }
                                             @else { (enabled) " of " (total) " plans enabled" }
@@ -184,9 +185,21 @@ async fn render_licenses_pane(
                                 }
                             }
                             td {
-                                ul.plans {
-                                    @for plan_id in &license.disabled_plans {
-                                        li.plan-off { (pane.names.plan_name(*plan_id)) }
+                                @if license.disabled_plans.len() > 5 {
+                                    // Many disabled plans: folded, the enabled ones are what matters.
+                                    details {
+                                        summary { (license.disabled_plans.len()) " plans disabled" }
+                                        ul.plans.columns {
+                                            @for plan_id in &license.disabled_plans {
+                                                li { (pane.names.plan_name(*plan_id)) }
+                                            }
+                                        }
+                                    }
+                                } @else {
+                                    ul.plans {
+                                        @for plan_id in &license.disabled_plans {
+                                            li.plan-off { (pane.names.plan_name(*plan_id)) }
+                                        }
                                     }
                                 }
                                 @if license.disabled_plans.is_empty() { span.muted { "None" } }
@@ -312,7 +325,17 @@ pub fn plan_toggles(
 }
 
 /// The form of plan toggles posting to `action`.
-pub fn plan_form(toggles: &PlanToggles, action: &str, cancel: &str) -> Markup {
+/// How a plan form saves.
+pub enum SaveStep {
+    /// One **Save** (a user's direct license: checked at once, one user).
+    Direct,
+    /// **Preview the effect** first (a group's license: every member is affected).
+    PreviewFirst,
+    /// The preview is shown: **Save for all members** (`confirmed=yes`) or preview again.
+    Confirm(Markup),
+}
+
+pub fn plan_form(toggles: &PlanToggles, action: &str, cancel: &str, step: SaveStep) -> Markup {
     html! {
         form.stacked method="post" action=(action) {
             input type="hidden" name="sku_id" value=(toggles.sku_id);
@@ -342,9 +365,27 @@ pub fn plan_form(toggles: &PlanToggles, action: &str, cancel: &str) -> Markup {
                     }
                 }
             }
-            div.actions {
-                button type="submit" { "Save" }
-                a href=(cancel) { "Cancel" }
+            @match step {
+                SaveStep::Direct => {
+                    div.actions {
+                        button type="submit" { "Save" }
+                        a href=(cancel) { "Cancel" }
+                    }
+                }
+                SaveStep::PreviewFirst => {
+                    div.actions {
+                        button type="submit" name="confirmed" value="no" { "Preview the effect" }
+                        a href=(cancel) { "Cancel" }
+                    }
+                }
+                SaveStep::Confirm(preview) => {
+                    (preview)
+                    div.actions {
+                        button type="submit" name="confirmed" value="yes" { "Save for all members" }
+                        button.secondary type="submit" name="confirmed" value="no" { "Preview again" }
+                        a href=(cancel) { "Cancel" }
+                    }
+                }
             }
         }
     }
@@ -398,7 +439,7 @@ pub async fn edit_license(
         IdKind::Product,
     )?;
     let suggested = suggested_plans(&query)?;
-    render_edit(&context, group_id, sku_id, None, suggested, None).await
+    render_edit(&context, group_id, sku_id, None, suggested, None, None).await
 }
 
 async fn render_edit(
@@ -408,6 +449,7 @@ async fn render_edit(
     submitted_disabled: Option<BTreeSet<Uuid>>,
     suggested: BTreeSet<Uuid>,
     refusal: Option<ConsoleError>,
+    preview: Option<Markup>,
 ) -> Result<Response, ConsoleError> {
     let data = context
         .read(move |engine| {
@@ -445,7 +487,8 @@ async fn render_edit(
             "Every member receives the ticked plans. A plan that requires another needs it enabled in this "
             "group as well (add-ons come with their prerequisite)."
         }
-        (plan_form(&data.toggles, &format!("/groups/{}/licenses", group.id), &format!("/groups/{}", group.id)))
+        (plan_form(&data.toggles, &format!("/groups/{}/licenses", group.id), &format!("/groups/{}", group.id),
+            match preview { Some(preview) => SaveStep::Confirm(preview), None => SaveStep::PreviewFirst }))
     };
     let status = if refusal.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
@@ -467,6 +510,7 @@ pub async fn save_license(
 ) -> Result<Response, ConsoleError> {
     context.require(ConsoleAction::ChangeLicenses)?;
     let group_id = parse_id(&group_id, IdKind::Group)?;
+    let confirmed = fields.first("confirmed") == Some("yes");
     let (sku_id, disabled) = context
         .read(move |engine| {
             existing_group(engine, group_id)?;
@@ -481,8 +525,33 @@ pub async fn save_license(
         )],
         remove_licenses: Vec::new(),
     };
-    match context.execute(command).await {
-        Ok(_) => Ok(see_other(&Done::LicenseSaved.on(&format!("/groups/{group_id}")))),
+    // Every member is affected: the prediction first, saved only once confirmed.
+    let outcome = if confirmed {
+        context.execute(command).await.map(|_| None)
+    } else {
+        let commands = vec![command];
+        context
+            .read(move |engine| {
+                let report = super::preview::predict(engine, &commands)?;
+                Ok(super::preview::panel(&ProductNames::of(engine), &report))
+            })
+            .await
+            .map(Some)
+    };
+    match outcome {
+        Ok(Some(preview)) => {
+            render_edit(
+                &context,
+                group_id,
+                sku_id,
+                Some(disabled),
+                BTreeSet::new(),
+                None,
+                Some(preview),
+            )
+            .await
+        }
+        Ok(None) => Ok(see_other(&Done::LicenseSaved.on(&format!("/groups/{group_id}")))),
         Err(ConsoleError::Refused(refusal)) if !refusal.is_not_found() => {
             render_edit(
                 &context,
@@ -491,6 +560,7 @@ pub async fn save_license(
                 Some(disabled),
                 BTreeSet::new(),
                 Some(ConsoleError::Refused(refusal)),
+                None,
             )
             .await
         }

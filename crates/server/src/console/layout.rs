@@ -156,11 +156,13 @@ pub enum Done {
     FixApplied,
     FixAppliedToMany,
     ReprocessQueuedForMany,
+    ProductsAdded,
+    GroupCreated,
 }
 
 /// The fixed texts of [`Done`]. They say what was changed; the processing panel next to them
 /// says whether the users affected are still being processed (never "queued" once it is over).
-const DONE_CODES: [(Done, &str, &str); 11] = [
+const DONE_CODES: [(Done, &str, &str); 13] = [
     (
         Done::LicenseSaved,
         "license-saved",
@@ -203,6 +205,16 @@ const DONE_CODES: [(Done, &str, &str); 11] = [
         Done::ReprocessQueuedForMany,
         "reprocess-many",
         "Reprocessing was requested for the selected users.",
+    ),
+    (
+        Done::ProductsAdded,
+        "products-added",
+        "The products were added with the catalog's rules.",
+    ),
+    (
+        Done::GroupCreated,
+        "group-created",
+        "The group was created. Next: add a product below, then members.",
     ),
 ];
 

@@ -16,6 +16,7 @@ mod assets;
 mod context;
 mod diagnosis;
 mod error;
+mod first_run;
 mod format;
 mod forms;
 mod group;
@@ -27,6 +28,7 @@ mod layout;
 mod names;
 mod overview;
 mod paging;
+mod preview;
 mod processing;
 mod product;
 mod products;
@@ -58,6 +60,9 @@ pub fn router() -> Router<AppState> {
     let activity = Router::new().route("/activity", get(activity::show));
     let sign_out = Router::new().route("/logout", post(sign_in::sign_out));
     let pages = Router::new()
+        .route("/setup", get(first_run::show))
+        .route("/setup/products", post(first_run::add_products))
+        .route("/setup/groups", post(first_run::create_group))
         .route("/advisor", get(advisor::show))
         .route("/advisor/apply", post(advisor::apply))
         .route("/groups", get(groups::list))

@@ -30,6 +30,13 @@ pub fn attention_text(groups_with_errors: usize) -> String {
 
 /// `GET /`.
 pub async fn show(context: ConsoleContext) -> Result<Response, ConsoleError> {
+    // A fresh tenant opens on the first-run page.
+    if context
+        .read(|engine| Ok(super::first_run::is_empty(engine)))
+        .await?
+    {
+        return super::first_run::render(&context, None, None).await;
+    }
     let data = context
         .read(|engine| {
             Ok(OverviewData {

@@ -15,7 +15,7 @@ use super::layout::{
     self, error_count_badge, html_response, page_notices, pager, search_form, seat_bar, state_badge, Done,
     Section,
 };
-use super::names::{error_title, group_name};
+use super::names::{error_title, group_name, ProductNames};
 use super::paging::{page_of, ListRequest, Page, PAGE_SIZE};
 
 /// One assignment of the product to a user: the group it comes from (`None`: direct), its state
@@ -81,7 +81,16 @@ pub async fn show(
         }
     };
     let request = ListRequest::from_query(&query, if groups_tab { IdKind::Group } else { IdKind::User })?;
-    render(&context, sku_id, groups_tab, request, None, query.first("done")).await
+    render(
+        &context,
+        sku_id,
+        groups_tab,
+        request,
+        None,
+        query.first("done"),
+        None,
+    )
+    .await
 }
 
 async fn render(
@@ -91,6 +100,8 @@ async fn render(
     request: ListRequest,
     refusal: Option<ConsoleError>,
     done: Option<&str>,
+    // A seat reduction's preview, with the seats it would set.
+    preview: Option<(u32, Markup)>,
 ) -> Result<Response, ConsoleError> {
     let result = super::processing::change_result(context, done).await?;
     let scan_request = request.clone();
@@ -203,7 +214,14 @@ async fn render(
             }
             h3 id="seats" { "Purchased seats" }
             @if let Some(refusal) = &refusal { (refusal.message_box()) }
-            @if context.may(ConsoleAction::ChangeSeats) {
+            @if let Some((seats, preview)) = &preview {
+                (preview)
+                form.search method="post" action={ (path) "/seats" } {
+                    input type="hidden" name="prepaid_units" value=(seats);
+                    button type="submit" name="confirmed" value="yes" { "Reduce to " (super::format::count(*seats)) " seats" }
+                    a href=(path) { "Cancel" }
+                }
+            } @else if context.may(ConsoleAction::ChangeSeats) {
                 form.search method="post" action={ (path) "/seats" } {
                     label for="prepaid-units" { "Purchased seats" }
                     input id="prepaid-units" type="number" name="prepaid_units" min="0" max="4294967295" required
@@ -338,8 +356,41 @@ pub async fn save_seats(
         let refusal = ConsoleError::bad_request(format!(
             "'{typed}' is not a number of seats (a whole number from 0 to 4294967295)."
         ));
-        return render(&context, sku_id, false, first_page, Some(refusal), None).await;
+        return render(&context, sku_id, false, first_page, Some(refusal), None, None).await;
     };
+    // A reduction may leave users without a seat: its prediction first, saved once confirmed.
+    if fields.first("confirmed") != Some("yes") {
+        let commands = vec![Command::SetPrepaidUnits {
+            sku_id,
+            prepaid_units,
+        }];
+        let preview = context
+            .read(move |engine| {
+                let product = existing_product(engine, sku_id)?;
+                if prepaid_units >= product.prepaid_units {
+                    return Ok(None);
+                }
+                let report = super::preview::predict(engine, &commands)?;
+                Ok(Some(super::preview::panel(&ProductNames::of(engine), &report)))
+            })
+            .await?;
+        if let Some(preview) = preview {
+            let first_page = ListRequest {
+                cursor: super::paging::Cursor::First,
+                search: None,
+            };
+            return render(
+                &context,
+                sku_id,
+                false,
+                first_page,
+                None,
+                None,
+                Some((prepaid_units, preview)),
+            )
+            .await;
+        }
+    }
     match context
         .execute(Command::SetPrepaidUnits {
             sku_id,
@@ -355,6 +406,7 @@ pub async fn save_seats(
                 false,
                 first_page,
                 Some(ConsoleError::Refused(refusal)),
+                None,
                 None,
             )
             .await

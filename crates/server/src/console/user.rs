@@ -18,7 +18,7 @@ use super::context::{ConsoleAction, ConsoleContext};
 use super::error::ConsoleError;
 use super::format::{country, time};
 use super::forms::{after_change, parse_id, see_other, FormFields, IdKind, PathParameters, QueryFields};
-use super::group::{plan_form, plan_toggles, submitted_plans, suggested_plans, PlanToggles};
+use super::group::{plan_form, plan_toggles, submitted_plans, suggested_plans, PlanToggles, SaveStep};
 use super::layout::{self, html_response, state_badge, Done, Section};
 use super::names::{error_title, group_name, ProductNames};
 use super::processing::{activity_panel, change_result, poll_answer, tenant_activity};
@@ -706,7 +706,7 @@ async fn render_edit(
         h2 { (verb) " " (data.toggles.product_name) " directly " span.muted { "(" (data.toggles.sku_part_number) ")" } }
         @if let Some(refusal) = &refusal { (refusal.message_box()) }
         p { "A direct assignment is checked at once: seats, conflicts, prerequisites and the usage location." }
-        (plan_form(&data.toggles, &format!("/users/{}/licenses", user.id), &format!("/users/{}", user.id)))
+        (plan_form(&data.toggles, &format!("/users/{}/licenses", user.id), &format!("/users/{}", user.id), SaveStep::Direct))
     };
     let status = if refusal.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
