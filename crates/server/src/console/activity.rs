@@ -99,9 +99,9 @@ impl Filters {
     /// Whether a record matches the target and initiator filters (case-insensitive parts).
     fn matches(&self, record: &StoredAuditRecord) -> bool {
         let contains = |haystack: &str, needle: &Option<String>| {
-            needle
-                .as_ref()
-                .is_none_or(|needle| haystack.to_lowercase().contains(&needle.to_lowercase()))
+            needle.as_ref().map_or(true, |needle| {
+                haystack.to_lowercase().contains(&needle.to_lowercase())
+            })
         };
         let record = &record.record;
         contains(&record.target_name, &self.target)
@@ -157,7 +157,7 @@ pub async fn show(context: ConsoleContext, query: QueryFields) -> Result<Respons
             break;
         }
     }
-    let older_link = (!exhausted).then(|| cursor).flatten().map(|sequence| {
+    let older_link = (!exhausted).then_some(cursor).flatten().map(|sequence| {
         let mut link = form_urlencoded::Serializer::new(String::new());
         for (name, value) in filters.pairs() {
             link.append_pair(name, value);

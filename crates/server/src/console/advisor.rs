@@ -75,11 +75,11 @@ impl View {
     fn user_matches(&self, user_principal_name: &str) -> bool {
         self.user
             .as_ref()
-            .is_none_or(|text| user_principal_name.to_lowercase().contains(text))
+            .map_or(true, |text| user_principal_name.to_lowercase().contains(text))
     }
 
     fn product_matches(&self, sku_id: Uuid) -> bool {
-        self.product.is_none_or(|product| product == sku_id)
+        self.product.map_or(true, |product| product == sku_id)
     }
 
     /// This page's address with one list moved to `page`.

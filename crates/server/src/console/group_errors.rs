@@ -91,8 +91,8 @@ impl ErrorFilters {
 
     fn matches(&self, state: &LicenseAssignmentState) -> bool {
         state.error.is_some()
-            && self.kind.is_none_or(|kind| state.error == Some(kind))
-            && self.product.is_none_or(|product| state.sku_id == product)
+            && self.kind.map_or(true, |kind| state.error == Some(kind))
+            && self.product.map_or(true, |product| state.sku_id == product)
     }
 }
 
