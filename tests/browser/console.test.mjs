@@ -139,6 +139,10 @@ test('the seed walk: find a license error, understand it, fix it, reprocess', as
   const e1Before = await seats('STANDARDPACK');
   const e3Before = await seats('ENTERPRISEPACK');
   assert.equal(e3Before.purchased, 160);
+  // Users are counted once; assignments in error per kind, and said so.
+  assert.match(await page.locator('[data-field="users-with-errors"]').innerText(), /^22 users \(each counted once\)$/);
+  assert.match(await page.locator('main').innerText(), /Counted per assignment: a user with two products in error counts twice here/);
+  assert.equal(await page.locator('dd[data-error="CountViolation"]').innerText(), '10 assignments');
   await screenshot('overview');
 
   // The information box leads to the groups with errors.
