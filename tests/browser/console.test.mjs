@@ -8,7 +8,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
+import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
+
+const require = createRequire(import.meta.url);
+const axeSource = require.resolve('axe-core/axe.min.js');
 
 const base = process.env.LICENSD_URL;
 const token = process.env.LICENSD_TOKEN;
@@ -19,7 +23,11 @@ if (!base || !token) {
 }
 
 let browser;
+let context;
 let page;
+/** The messages of the confirmations the console asked (accepted unless `dismissNextDialog`). */
+const dialogs = [];
+let dismissNextDialog = false;
 /** Errors the browser reported (script errors, Content-Security-Policy violations, failed loads). */
 const browserErrors = [];
 
@@ -36,8 +44,17 @@ before(async () => {
       '--no-first-run',
     ],
   });
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   page = await context.newPage();
+  page.on('dialog', async (dialog) => {
+    dialogs.push(dialog.message());
+    if (dismissNextDialog) {
+      dismissNextDialog = false;
+      await dialog.dismiss();
+    } else {
+      await dialog.accept();
+    }
+  });
   page.setDefaultTimeout(15_000);
   page.on('console', (message) => {
     // A refused change is answered 422 with the refusal shown: expected, not a failure.
@@ -59,8 +76,30 @@ async function screenshot(name) {
 /** The seat figures of a product on the overview or All products (by its part number). */
 async function seats(partNumber) {
   const row = page.locator(`tr[data-sku="${partNumber}"]`);
-  const figure = async (field) => Number(await row.locator(`[data-field="${field}"]`).innerText());
+  const figure = async (field) => Number((await row.locator(`[data-field="${field}"]`).innerText()).replace(/,/g, ""));
   return { purchased: await figure('purchased'), assigned: await figure('assigned'), available: await figure('available') };
+}
+
+/** Waits, without reloading, until `check` passes: the console updates the page by itself. */
+async function untilShown(check, description) {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    try {
+      await check();
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw new Error(`${description}: ${error.message}`);
+      await page.waitForTimeout(200);
+    }
+  }
+}
+
+/** Opens a user's page by user principal name prefix (`user002`). */
+async function openUser(name) {
+  await page.goto(`${base}/users?search=${name}`);
+  await page.locator('#list-results').getByRole('link', { name, exact: true }).click();
+  await page.getByRole('heading', { name, level: 1 }).waitFor();
+  return page.url();
 }
 
 /** Reloads the page until `check` passes (background processing takes a moment). */
@@ -100,6 +139,10 @@ test('the seed walk: find a license error, understand it, fix it, reprocess', as
   const e1Before = await seats('STANDARDPACK');
   const e3Before = await seats('ENTERPRISEPACK');
   assert.equal(e3Before.purchased, 160);
+  // Users are counted once; assignments in error per kind, and said so.
+  assert.match(await page.locator('[data-field="users-with-errors"]').innerText(), /^22 users \(each counted once\)$/);
+  assert.match(await page.locator('main').innerText(), /Counted per assignment: a user with two products in error counts twice here/);
+  assert.equal(await page.locator('dd[data-error="CountViolation"]').innerText(), '10 assignments');
   await screenshot('overview');
 
   // The information box leads to the groups with errors.
@@ -120,7 +163,7 @@ test('the seed walk: find a license error, understand it, fix it, reprocess', as
   // The notice opens the affected users.
   await notice.click();
   await page.waitForURL(/\/errors$/);
-  await page.getByText('Conflicting service plans').first().waitFor();
+  await page.locator('#list-results').getByText('Conflicting service plans').first().waitFor();
   await screenshot('group-users-in-error');
 
   // A user's error: the reason and the fixes.
@@ -137,6 +180,12 @@ test('the seed walk: find a license error, understand it, fix it, reprocess', as
   // Apply the fix: remove the conflicting direct E1.
   await fix.click();
   await page.getByText('The license was removed').waitFor();
+  assert.match(dialogs.at(-1), /Remove the direct Office 365 E1 license from user001/);
+  // The page updates by itself when processing is over: the error is gone without a reload.
+  await untilShown(async () => {
+    await page.getByTestId('processing-finished').waitFor({ timeout: 500 });
+    assert.equal(await page.locator('tr[data-error]').count(), 0);
+  }, 'the user page shows the processed result');
 
   // Back to the group, and Reprocess.
   await page.getByRole('link', { name: 'Sales - Office 365 E3' }).first().click();
@@ -178,10 +227,11 @@ test('buying seats serves the users waiting for a license', async () => {
   await page.getByLabel('Purchased seats').fill('150');
   await page.getByRole('button', { name: 'Change purchased seats' }).click();
   await page.getByText('The purchased seats were changed').waitFor();
-  await eventually(async () => {
+  await untilShown(async () => {
     assert.equal(await page.locator('dd[data-field="waiting"]').innerText(), '0');
     assert.equal(await page.locator('dd[data-field="assigned"]').innerText(), '150');
-  }, 'the waiting users get the new seats');
+  }, 'the waiting users get the new seats, without a reload');
+  assert.doesNotMatch(await page.locator('.seat-figures').innerText(), /waiting/);
   await page.goto(`${base}/`);
   assert.match(await page.getByTestId('attention').innerText(), /2 groups need your attention/);
 });
@@ -193,7 +243,7 @@ test("a group's prerequisite refusal is shown inline", async () => {
   await page.getByLabel('Product').selectOption(addOn);
   await page.getByRole('button', { name: 'Choose plans' }).click();
   await page.getByRole('heading', { name: /Add Microsoft Workplace Analytics/ }).waitFor();
-  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByRole('button', { name: 'Preview the effect' }).click();
   const alert = page.getByRole('alert');
   await alert.waitFor();
   assert.match(
@@ -225,6 +275,264 @@ test('keyboard: skip link, live search and the user pages', async () => {
   await page.locator('tr[data-activity="Update subscription seats"]').first().waitFor();
   assert.match(await page.locator('table.activity').innerText(), /Bootstrap administrator \(GlobalAdministrator\)/);
   await screenshot('activity');
+});
+
+test('Diagnosis → Apply: the result is said and the page shows the fixed state without a reload', async () => {
+  await openUser('user121');
+  // The user page offers the same fixes as Diagnosis, the seed's first remedy included.
+  const dependency = page.locator('tr[data-error="DependencyViolation"]');
+  await dependency.locator('li[data-fix="KeepPrerequisiteDirectly"]').waitFor();
+  await page.getByRole('link', { name: /^Diagnosis/ }).first().click();
+  await page.getByRole('heading', { name: /Diagnosis/, level: 1 }).waitFor();
+  await screenshot('diagnosis');
+  const text = await page.locator('main').innerText();
+  assert.doesNotMatch(text, /ActiveWithError|requiresAnyOf|mutuallyExclusiveWith|DependencyViolation/);
+  assert.match(text, /Microsoft Workplace Analytics/);
+  const apply = page.locator('section.problem').first().getByRole('button', { name: /^Apply/ }).first();
+  await apply.click();
+  assert.match(dialogs.at(-1), /^Apply this fix\?/);
+  await page.getByText('The fix was applied.').waitFor();
+  await untilShown(async () => {
+    await page.getByTestId('processing-finished').waitFor({ timeout: 500 });
+    await page.getByTestId('no-errors').waitFor({ timeout: 500 });
+  }, 'Diagnosis shows no error once processing is over');
+  assert.equal(await page.locator('section.problem').count(), 0);
+  // The user page says nothing stale.
+  await openUser('user121');
+  assert.equal(await page.locator('tr[data-error]').count(), 0);
+  assert.doesNotMatch(await page.locator('main').innerText(), /it is still in error/);
+});
+
+test('a confirmation guards destructive actions; dismissing it changes nothing', async () => {
+  await page.goto(`${base}/groups?search=Frontline`);
+  await page.locator('#list-results').getByRole('link', { name: 'Frontline - Office 365 E1' }).click();
+  await page.getByRole('link', { name: 'Members' }).first().click();
+  const rows = page.locator('#list-results tbody tr');
+  const before = await rows.count();
+  const first = await rows.first().innerText();
+  dismissNextDialog = true;
+  await rows.first().getByRole('button', { name: /^Remove/ }).click();
+  assert.match(dialogs.at(-1), /^Remove user\d+@contoso\.com from Frontline - Office 365 E1\? The user loses the licenses/);
+  await page.waitForTimeout(300);
+  assert.equal(await rows.count(), before);
+  assert.equal(await rows.first().innerText(), first);
+});
+
+test("an error's plan fix opens the editor with the plans to change selected; the plan picker", async () => {
+  await openUser('user002');
+  await page.getByRole('link', { name: 'Disable plans in the direct Office 365 E1 license' }).click();
+  await page.getByRole('heading', { name: /Edit Office 365 E1 directly/ }).waitFor();
+  const suggested = page.locator('.plan-choice.suggested');
+  assert.ok((await suggested.count()) >= 1);
+  assert.equal(await suggested.first().locator('input[type=checkbox]').isChecked(), false);
+  const boxes = page.locator('input[name=enabled_plan]');
+  const total = await boxes.count();
+  assert.ok(total > 3);
+  await page.getByRole('button', { name: 'No plans' }).click();
+  assert.equal(await page.locator('input[name=enabled_plan]:checked').count(), 0);
+  await page.getByRole('button', { name: 'All plans' }).click();
+  assert.equal(await page.locator('input[name=enabled_plan]:checked').count(), total);
+  await page.getByRole('button', { name: /^Only this plan/ }).nth(1).click();
+  assert.equal(await page.locator('input[name=enabled_plan]:checked').count(), 1);
+  assert.equal(await boxes.nth(1).isChecked(), true);
+  await screenshot('plan-editor-suggested');
+});
+
+test('an invalid usage location is refused next to the field, on the same address', async () => {
+  const userUrl = await openUser('user003');
+  await page.getByLabel(/^Usage location/).fill('XX');
+  await page.getByRole('button', { name: 'Save usage location' }).click();
+  const refusal = page.locator('#usage-location ~ .message.error, #main .message.error').first();
+  await refusal.waitFor();
+  assert.match(await refusal.innerText(), /XX/);
+  assert.equal(page.url(), userUrl);
+  const inView = await refusal.evaluate((element) => {
+    const box = element.getBoundingClientRect();
+    return box.top >= 0 && box.bottom <= window.innerHeight;
+  });
+  assert.ok(inView, 'the refusal is in view');
+});
+
+test('names for people: countries, readable times with the ISO value on hover, thousands separators', async () => {
+  await openUser('user291');
+  assert.match(await page.locator('main').innerText(), /Cuba \(CU\)/);
+  await page.goto(`${base}/activity`);
+  const time = page.locator('table.activity time[datetime]').first();
+  const iso = await time.getAttribute('datetime');
+  assert.match(iso, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+  assert.equal(await time.getAttribute('title'), iso);
+  assert.doesNotMatch(await time.innerText(), /T\d\d:/);
+});
+
+test('users in error: filter by error, reprocess the selected users after a confirmation', async () => {
+  await page.goto(`${base}/groups?search=Sales`);
+  await page.locator('#list-results').getByRole('link', { name: 'Sales - Office 365 E3' }).click();
+  await page.getByTestId('users-in-error').click();
+  await page.getByLabel('Error', { exact: true }).selectOption({ label: 'Duplicate proxy address' });
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await page.waitForURL(/kind=UniquenessViolation/);
+  const rows = page.locator('#list-results tbody th a');
+  assert.deepEqual(await rows.allInnerTexts(), ['user061', 'user062']);
+  await page.getByRole('checkbox', { name: 'Select user061@contoso.com' }).check();
+  await page.getByLabel('For the selected users').selectOption('reprocess');
+  await page.getByRole('button', { name: 'Apply to selected' }).click();
+  assert.equal(dialogs.at(-1), 'Apply this to every selected user?');
+  await page.getByText('Reprocessing was requested for the selected users.').waitFor();
+  await page.getByRole('button', { name: 'Reprocess the group' }).waitFor();
+  await screenshot('group-users-in-error-filtered');
+});
+
+test('the Advisor is paged and filtered', async () => {
+  await page.goto(`${base}/advisor?per_page=2`);
+  const redundant = page.locator('section#redundant');
+  assert.equal(await redundant.locator('tbody tr').count(), 2);
+  const first = await redundant.locator('tbody th').allInnerTexts();
+  await redundant.getByRole('link', { name: 'Next page' }).click();
+  await page.waitForURL(/redundant_page=2/);
+  const second = await page.locator('section#redundant tbody th').allInnerTexts();
+  assert.equal(second.length, 2);
+  assert.notDeepEqual(second, first);
+  await page.goto(`${base}/advisor`);
+  await page.getByLabel('User name contains').fill('user003');
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await page.waitForURL(/user=user003/);
+  assert.deepEqual(await page.locator('section#redundant tbody th').allInnerTexts(), ['user003@contoso.com']);
+  await screenshot('advisor');
+});
+
+test("a group's plan edit is previewed before it is saved for every member", async () => {
+  await page.goto(`${base}/groups?search=Engineering`);
+  await page.locator('#list-results').getByRole('link', { name: 'Engineering - E3 + EMS' }).click();
+  await page.getByRole('link', { name: 'Edit plans of Office 365 E3' }).click();
+  // Keep one plan of the product: one click.
+  await page.getByRole('button', { name: /^Only this plan/ }).first().click();
+  assert.equal(await page.locator('input[name=enabled_plan]:checked').count(), 1);
+  await page.getByRole('button', { name: 'Preview the effect' }).click();
+  const preview = page.getByTestId('preview');
+  await preview.waitFor();
+  assert.equal(await preview.locator('[data-field="changed"]').innerText(), '20');
+  assert.equal(await page.locator('input[name=enabled_plan]:checked').count(), 1);
+  await screenshot('group-plan-preview');
+  await page.getByRole('button', { name: 'Save for all members' }).click();
+  await page.getByText('The license assignment was saved.').waitFor();
+  await untilShown(async () => {
+    await page.getByTestId('processing-finished').waitFor({ timeout: 500 });
+  }, 'the group page shows the processed result');
+  // The group page shows the one plan kept, not 35 struck-through plans.
+  const row = page.locator('tr', { has: page.getByRole('link', { name: 'Office 365 E3', exact: true }) }).first();
+  assert.match(await row.innerText(), /1 of \d+ plans enabled/);
+  assert.equal(await row.locator('.plan-off').count(), 0);
+});
+
+test('a seat reduction is previewed; cancelling changes nothing', async () => {
+  await page.goto(`${base}/products`);
+  await page.getByRole('link', { name: 'Enterprise Mobility + Security E3' }).click();
+  await page.getByLabel('Purchased seats').fill('100');
+  await page.getByRole('button', { name: 'Change purchased seats' }).click();
+  const preview = page.getByTestId('preview');
+  await preview.waitFor();
+  // Lowering seats takes none away: the preview says who keeps what.
+  assert.match(await preview.innerText(), /Enterprise Mobility \+ Security E3: purchased 150 → 100, assigned 150 → 150/);
+  assert.equal(await preview.locator('[data-field="broken"]').innerText(), '0');
+  await page.getByRole('button', { name: 'Reduce to 100 seats' }).waitFor();
+  await page.getByRole('link', { name: 'Cancel' }).click();
+  assert.equal(await page.locator('dd[data-field="purchased"]').innerText(), '150');
+});
+
+test('an empty tenant opens on the first-run page: products, a group, a product for it', async () => {
+  const emptyBase = process.env.LICENSD_EMPTY_URL;
+  assert.ok(emptyBase, 'LICENSD_EMPTY_URL is set by run.sh');
+  const fresh = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const freshPage = await fresh.newPage();
+  freshPage.on('dialog', (dialog) => dialog.accept());
+  freshPage.on('pageerror', (error) => browserErrors.push(`${freshPage.url()}: ${error.message}`));
+  try {
+    await freshPage.goto(`${emptyBase}/`);
+    await freshPage.getByLabel('Token').fill(token);
+    await freshPage.getByRole('button', { name: 'Sign in' }).click();
+    await freshPage.getByRole('heading', { name: 'Get started', level: 1 }).waitFor();
+    await freshPage.screenshot({ path: path.join(screenshots, 'first-run.png'), fullPage: true });
+    // Two products in one step.
+    await freshPage.getByLabel(/^Office 365 E1/).check();
+    await freshPage.getByLabel(/^Office 365 E3/).check();
+    await freshPage.getByLabel('Purchased seats of each product').fill('10');
+    await freshPage.getByRole('button', { name: 'Add the selected products' }).click();
+    await freshPage.getByText("The products were added with the catalog's rules.").waitFor();
+    assert.match(await freshPage.getByTestId('products-added').innerText(), /Office 365 E1.*Office 365 E3/);
+    // A group, then a product for it (previewed, then saved).
+    await freshPage.getByLabel('Group name').fill('Sales');
+    await freshPage.getByRole('button', { name: 'Create the group' }).click();
+    await freshPage.getByRole('heading', { name: 'Sales', level: 1 }).waitFor();
+    await freshPage.getByText('The group was created.').waitFor();
+    const e3 = await freshPage.locator('#add-product option', { hasText: 'Office 365 E3' }).getAttribute('value');
+    await freshPage.getByLabel('Product').selectOption(e3);
+    await freshPage.getByRole('button', { name: 'Choose plans' }).click();
+    await freshPage.getByRole('button', { name: 'Preview the effect' }).click();
+    await freshPage.getByTestId('preview').waitFor();
+    await freshPage.getByRole('button', { name: 'Save for all members' }).click();
+    await freshPage.getByText('The license assignment was saved.').waitFor();
+    await freshPage.getByRole('link', { name: 'Office 365 E3', exact: true }).first().waitFor();
+  } finally {
+    await fresh.close();
+  }
+});
+
+/** Every page of the console, by address (found from the demo tenant). */
+async function everyPage() {
+  await page.goto(`${base}/groups?search=Sales`);
+  const group = await page.locator('#list-results').getByRole('link', { name: 'Sales - Office 365 E3' }).getAttribute('href');
+  const user = new URL(await openUser('user002')).pathname;
+  await page.goto(`${base}/products`);
+  const product = await page.getByRole('link', { name: 'Office 365 E3', exact: true }).first().getAttribute('href');
+  return [
+    '/',
+    '/groups',
+    '/groups?filter=errors',
+    group,
+    `${group}/members`,
+    `${group}/errors`,
+    '/users',
+    user,
+    `${user}/diagnosis`,
+    '/products',
+    product,
+    `${product}?tab=groups`,
+    '/advisor',
+    '/activity',
+    '/activity?activity=Change+user+license',
+    '/setup',
+  ];
+}
+
+test('every page at 390 px wide: no horizontal page scroll, and axe-core finds no violation', async () => {
+  const pages = await everyPage();
+  // A context of its own: axe is injected as a script, which the console's
+  // Content-Security-Policy rightly refuses, so this context bypasses it.
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, bypassCSP: true });
+  await phone.addCookies(await context.cookies());
+  const phonePage = await phone.newPage();
+  const problems = [];
+  try {
+    for (const address of [...pages, '/login']) {
+      await phonePage.goto(`${base}${address}`);
+      await phonePage.waitForLoadState('load');
+      const widths = await phonePage.evaluate(() => ({
+        scroll: document.documentElement.scrollWidth,
+        client: document.documentElement.clientWidth,
+      }));
+      if (widths.scroll > widths.client) problems.push(`${address}: the page scrolls sideways (${widths.scroll} px > ${widths.client} px)`);
+      await phonePage.addScriptTag({ path: axeSource });
+      const violations = await phonePage.evaluate(async () => {
+        const results = await window.axe.run(document);
+        return results.violations.map((violation) => `${violation.id} (${violation.impact}): ${violation.nodes.length} × ${violation.nodes[0]?.target}`);
+      });
+      for (const violation of violations) problems.push(`${address}: ${violation}`);
+      if (address === '/') await phonePage.screenshot({ path: path.join(screenshots, 'phone-overview.png'), fullPage: true });
+    }
+  } finally {
+    await phone.close();
+  }
+  assert.deepEqual(problems, []);
 });
 
 test('no page reported a script error or a blocked resource', () => {

@@ -7,8 +7,10 @@
 #
 # Environment: LICENSD_BINARY (default target/debug/licensd, built with cargo unless given),
 # CHROMIUM (default /usr/bin/chromium), SCREENSHOT_DIR (default target/screenshots);
-# LICENSD_UPDATE_DOCS_SCREENSHOT=1 also copies the group Licenses pane with users in error to
-# docs/screenshots/group-licenses-errors.png (the README shows it). Extra arguments go to node --test.
+# LICENSD_UPDATE_DOCS_SCREENSHOT=1 also copies the screenshots the docs show (the group Licenses
+# pane with users in error, a user's error and fixes, Diagnosis, the plan editor, the filtered
+# users in error, Advisor, Activity, the overview on a phone) to docs/screenshots/. Extra arguments
+# go to node --test.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=tests/lib/licensd.sh
@@ -36,8 +38,10 @@ echo "== npm ci (playwright-core)"
 work="$(mktemp -d)"
 log="$work/licensd.log"
 server=""
+empty_server=""
 stop_server() {
   stop_licensd "$server"
+  stop_licensd "$empty_server"
   rm -rf "$work"
 }
 trap stop_server EXIT
@@ -50,6 +54,14 @@ LICENSD_BOOTSTRAP_TOKEN="$LICENSD_TOKEN" "$binary" demo --listen 127.0.0.1:0 --d
 server=$!
 address="$(wait_for_licensd "$server" "$log" "demo")" || exit 1
 export LICENSD_URL="http://$address"
+# A fresh `licensd serve` (an empty tenant, same token) for the first-run page.
+mkdir -p "$work/empty"
+empty_log="$work/empty.log"
+LICENSD_BOOTSTRAP_TOKEN="$LICENSD_TOKEN" "$binary" serve --listen 127.0.0.1:0 \
+  --database-url "sqlite://$work/empty/licensd.db" --data-dir "$work/empty" >"$empty_log" 2>&1 &
+empty_server=$!
+empty_address="$(wait_for_licensd "$empty_server" "$empty_log" "empty tenant")" || exit 1
+export LICENSD_EMPTY_URL="http://$empty_address"
 mkdir -p "$SCREENSHOT_DIR"
 echo "== console browser tests against $LICENSD_URL (screenshots in $SCREENSHOT_DIR)"
 
@@ -62,6 +74,10 @@ fi
 cd "$root"
 if [ "${LICENSD_UPDATE_DOCS_SCREENSHOT:-}" = "1" ]; then
   mkdir -p docs/screenshots
-  cp "$SCREENSHOT_DIR/group-licenses-errors.png" docs/screenshots/group-licenses-errors.png
-  echo "== updated docs/screenshots/group-licenses-errors.png"
+  # The pages docs/user-guide.md and the README show.
+  for name in group-licenses-errors user-error-and-fixes diagnosis plan-editor-suggested \
+    group-users-in-error-filtered group-plan-preview advisor activity phone-overview first-run; do
+    cp "$SCREENSHOT_DIR/$name.png" "docs/screenshots/$name.png"
+    echo "== updated docs/screenshots/$name.png"
+  done
 fi

@@ -292,7 +292,7 @@ async fn the_overview_shows_seats_the_groups_needing_attention_and_activity() {
     }
     // EMS: 140 purchased, all assigned, 10 users waiting.
     page.contains("<td class=\"number\" data-field=\"available\">0</td>")
-        .contains("10 waiting");
+        .contains("10 users waiting");
     server.stop().await;
 }
 
@@ -374,7 +374,11 @@ async fn the_group_licenses_pane_shows_products_plans_state_and_the_users_in_err
         .expect(200);
     pilot
         .contains("Microsoft Workplace Analytics")
-        .contains("<li class=\"plan-off\">")
+        // One plan kept out of many: shown at once; the disabled ones folded.
+        .contains("<details open><summary>1 of ")
+        .contains("<li>Exchange Online (Plan 2)</li>")
+        .contains(" plans disabled</summary>")
+        .lacks("<li class=\"plan-off\">")
         .lacks("users have license errors");
 
     // The users in error, with the seed's reasons.
@@ -437,7 +441,7 @@ async fn a_users_page_explains_each_error_and_offers_the_seeds_fixes() {
             "action=\"/users/{user001}/licenses/{OFFICE_365_E1}/remove\""
         ))
         .contains(&format!(
-            "href=\"/groups/{}/licenses/edit?sku_id={OFFICE_365_E3}\"",
+            "href=\"/groups/{}/licenses/edit?sku_id={OFFICE_365_E3}&amp;change=",
             directory.sales_e3
         ))
         .contains("Inherited from")
@@ -445,7 +449,7 @@ async fn a_users_page_explains_each_error_and_offers_the_seeds_fixes() {
         .contains("SMTP:user001@contoso.com")
         .contains("Effective service plans")
         .contains("Exchange Online (Plan 1)")
-        .contains("The user's usage location is <strong>US</strong>");
+        .contains("The user's usage location is <strong>United States (US)</strong>");
 
     // The duplicate proxy address names the other user.
     let user062 = directory.users[61];
@@ -600,6 +604,33 @@ async fn buying_seats_serves_the_waiting_users() {
         .contains("data-activity=\"Self-heal user license assignments\"")
         .contains("seats of Enterprise Mobility + Security E3 became available; its license errors cleared.");
 
+    // A reduction is previewed first: who would lose a seat; nothing changes until confirmed.
+    let preview = server
+        .post(&format!("/products/{EMS_E3}/seats"), &[("prepaid_units", "140")])
+        .await
+        .expect(200);
+    preview
+        .contains("Preview: what saving would do")
+        .contains("Enterprise Mobility + Security E3: purchased 150 → 140")
+        .contains("Reduce to 140 seats");
+    server
+        .get(&format!("/products/{EMS_E3}"))
+        .await
+        .expect(200)
+        .contains("<dd data-field=\"purchased\">150</dd>");
+    let location = server
+        .post_change(
+            &format!("/products/{EMS_E3}/seats"),
+            &[("prepaid_units", "140"), ("confirmed", "yes")],
+        )
+        .await;
+    assert_eq!(location, format!("/products/{EMS_E3}?done=seats-saved"));
+    server
+        .get(&location)
+        .await
+        .expect(200)
+        .contains("<dd data-field=\"purchased\">140</dd>");
+
     // Not a number: the product page with the message.
     server
         .post(&format!("/products/{EMS_E3}/seats"), &[("prepaid_units", "many")])
@@ -656,6 +687,26 @@ async fn the_prerequisite_refusal_is_shown_inline_with_the_form() {
     // A valid change: E1 in Mobility with every plan but one enabled.
     let mut all_but_one_e1_plan = every_plan_of(&world, OFFICE_365_E1);
     all_but_one_e1_plan.remove(1);
+    // Every member is affected: the first answer is a preview, and nothing changes yet.
+    let preview = server
+        .post(
+            &format!("/groups/{}/licenses", directory.mobility_ems),
+            &fields_of(&all_but_one_e1_plan),
+        )
+        .await
+        .expect(200);
+    preview
+        .contains("Preview: what saving would do")
+        .contains("users' licenses change")
+        .contains("Office 365 E1: purchased 170 → 170, assigned 150 → ")
+        .contains("name=\"confirmed\" value=\"yes\"")
+        .contains("Save for all members");
+    server
+        .get(&format!("/groups/{}", directory.mobility_ems))
+        .await
+        .expect(200)
+        .lacks("Office 365 E1</a>");
+    all_but_one_e1_plan.push(("confirmed", "yes".to_string()));
     let location = server
         .post_change(
             &format!("/groups/{}/licenses", directory.mobility_ems),
@@ -830,7 +881,7 @@ async fn usage_location_and_proxy_addresses_are_edited_on_the_users_page() {
         .get(&format!("/users/{cuban}"))
         .await
         .expect(200)
-        .contains("inherits the tenant's, <strong>US</strong>");
+        .contains("inherits the tenant's, <strong>United States (US)</strong>");
 
     // The duplicate proxy address, fixed on user062.
     let user062 = directory.users[61];
@@ -1074,7 +1125,7 @@ async fn all_products_and_activity_pages() {
         .get("/activity?activity=Change+user+license")
         .await
         .expect(200)
-        .contains("No activity recorded yet.");
+        .contains("No activity matches these filters.");
     server
         .get("/processing")
         .await
@@ -1343,13 +1394,13 @@ async fn the_advisor_page_lists_findings_with_links_and_applies_a_fix() {
         .contains("Redundant direct assignments (")
         // user001's E1 is superseded by Sales' E3: user, product and group are links.
         .contains(&format!(
-            "<th scope=\"row\"><a href=\"/users/{user001}\">user001@contoso.com</a></th><td><a href=\"/products/{OFFICE_365_E1}\">STANDARDPACK</a></td><td><a href=\"/products/{OFFICE_365_E3}\">ENTERPRISEPACK</a> from group <a href=\"/groups/{}\">Sales - Office 365 E3</a></td><td>yes</td>",
+            "<th scope=\"row\"><a href=\"/users/{user001}\">user001@contoso.com</a></th><td><a href=\"/products/{OFFICE_365_E1}\">Office 365 E1</a> <span class=\"muted\">(STANDARDPACK)</span></td><td><a href=\"/products/{OFFICE_365_E3}\">Office 365 E3</a> <span class=\"muted\">(ENTERPRISEPACK)</span> from group <a href=\"/groups/{}\">Sales - Office 365 E3</a></td><td>yes</td>",
             directory.sales_e3
         ))
-        .contains("Remove the direct STANDARDPACK license")
+        .contains("Remove the direct Office 365 E1 license from user001@contoso.com")
         // EMS: 10 users waiting and no free seat.
         .contains(&format!(
-            "<tr data-sku=\"EMS\"><th scope=\"row\"><a href=\"/products/{EMS_E3}\">EMS</a></th>"
+            "<tr data-sku=\"EMS\"><th scope=\"row\"><a href=\"/products/{EMS_E3}\">Enterprise Mobility + Security E3</a> <span class=\"muted\">(EMS)</span></th>"
         ))
         .contains("Products near exhaustion (")
         .contains("Reclaimable seats");
@@ -1413,12 +1464,19 @@ async fn the_diagnosis_page_explains_the_conflict_and_its_apply_button_clears_it
     let path = format!("/users/{user002}/diagnosis");
     let page = server.get(&path).await.expect(200);
     page.contains("user002@contoso.com")
-        .contains("ENTERPRISEPACK from group Sales - Office 365 E3")
-        .contains("MutuallyExclusiveViolation")
-        .contains("<code>mutuallyExclusiveWith</code>")
+        // Product names first, the part number secondary; the rule and state in words.
+        .contains(
+            "Office 365 E3 <span class=\"muted\">(ENTERPRISEPACK)</span> from group Sales - Office 365 E3",
+        )
+        .contains("data-error=\"MutuallyExclusiveViolation\"")
+        .contains("Some service plans cannot be enabled together")
+        .lacks("mutuallyExclusiveWith")
+        .lacks(">ActiveWithError<")
         .contains("Exchange Online (Plan 2)")
         .contains("Exchange Online (Plan 1)")
-        .contains("STANDARDPACK — direct")
+        .contains("Office 365 E1 <span class=\"muted\">(STANDARDPACK)</span> — direct")
+        .lacks("Remove the direct license STANDARDPACK")
+        .contains("Remove the direct license Office 365 E1")
         .contains("RemoveConflictingDirectLicense")
         .contains(&format!("action=\"/users/{user002}/diagnosis/apply\""))
         .contains("1 fixed, 0 newly broken");
@@ -1433,10 +1491,13 @@ async fn the_diagnosis_page_explains_the_conflict_and_its_apply_button_clears_it
             ],
         )
         .await;
-    assert_eq!(location, path);
+    // Back to Diagnosis with the result said.
+    assert_eq!(location, format!("{path}?done=fix-applied"));
     server.settle().await;
-    let page = server.get(&path).await.expect(200);
-    page.contains("No license errors.")
+    let page = server.get(&location).await.expect(200);
+    page.contains("The fix was applied.")
+        .contains("Processing finished: this page shows the result.")
+        .contains("No license errors.")
         .contains("Re-evaluated automatically on ")
         .contains("because its direct Office 365 E1 license was removed; its errors cleared.")
         .lacks("MutuallyExclusiveViolation");
@@ -1456,5 +1517,312 @@ async fn the_diagnosis_page_explains_the_conflict_and_its_apply_button_clears_it
         .await
         .expect(400)
         .contains("This error is gone: nothing to fix.");
+    server.stop().await;
+}
+
+/// The `data-fix="…"` kinds of a page's fix buttons.
+fn fix_kinds(page: &Page) -> std::collections::BTreeSet<String> {
+    page.body
+        .split("<button type=\"submit\" data-fix=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_users_page_offers_every_fix_that_diagnosis_offers() {
+    let (server, _, directory) = ConsoleServer::demo().await;
+    // A conflict, a duplicate address, a missing seat, a blocked removal, a location.
+    for number in [2_usize, 61, 130, 121, 291] {
+        let user_id = directory.users[number - 1];
+        let diagnosis = server
+            .get(&format!("/users/{user_id}/diagnosis"))
+            .await
+            .expect(200);
+        let user = server.get(&format!("/users/{user_id}")).await.expect(200);
+        let offered = fix_kinds(&diagnosis);
+        assert!(!offered.is_empty(), "user{number:03} has fixes on Diagnosis");
+        assert_eq!(
+            fix_kinds(&user),
+            offered,
+            "user{number:03}: the user page offers Diagnosis's fixes"
+        );
+    }
+    // The seed's first remedy for the dependency error: keep Exchange through a direct E3.
+    let user121 = directory.users[120];
+    server
+        .get(&format!("/users/{user121}"))
+        .await
+        .expect(200)
+        .contains("data-fix=\"KeepPrerequisiteDirectly\"")
+        .contains("Active with error")
+        .lacks(">ActiveWithError<");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_plan_fix_opens_the_editor_with_the_plans_to_disable_unticked_and_marked() {
+    let (server, world, directory) = ConsoleServer::demo().await;
+    let user002 = directory.users[1];
+    let user = server.get(&format!("/users/{user002}")).await.expect(200);
+    let link = user
+        .body
+        .split("href=\"")
+        .map(|rest| rest.split('"').next().unwrap_or(""))
+        .find(|href| {
+            href.starts_with(&format!(
+                "/users/{user002}/licenses/edit?sku_id={OFFICE_365_E1}&amp;change="
+            ))
+        })
+        .expect("a link to disable the conflicting plans of the direct E1")
+        .replace("&amp;", "&");
+    let plan = link.split("change=").nth(1).expect("a plan").to_string();
+    let editor = server.get(&link).await.expect(200);
+    editor
+        .contains("suggested: disable")
+        .contains(&format!("data-plan=\"{plan}\""))
+        .contains(&format!("name=\"enabled_plan\" value=\"{plan}\">"))
+        .lacks(&format!("name=\"enabled_plan\" value=\"{plan}\" checked"))
+        .contains("data-pick=\"all\"")
+        .contains("data-pick=\"none\"")
+        .contains("Only this plan");
+    // Every other plan of the direct E1 stays ticked.
+    // (`every_plan_of` lists the product's field, then one field per plan.)
+    let plans = every_plan_of(&world, OFFICE_365_E1).len() - 1;
+    assert_eq!(editor.body.matches("name=\"enabled_plan\"").count(), plans);
+    assert_eq!(editor.body.matches("\" checked>").count(), plans - 1);
+    // A change naming something that is not a plan id is refused.
+    server
+        .get(&format!(
+            "/users/{user002}/licenses/edit?sku_id={OFFICE_365_E1}&change=not-a-plan"
+        ))
+        .await
+        .expect(400);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn activity_names_products_and_filters_by_target_initiator_and_dates() {
+    let (server, _, directory) = ConsoleServer::demo().await;
+    let user003 = directory.users[2];
+    server
+        .post_change(
+            &format!("/users/{user003}/licenses"),
+            &[("sku_id", &OFFICE_365_E1.to_string())],
+        )
+        .await;
+    server.settle().await;
+    let page = server.get("/activity").await.expect(200);
+    page.contains("Change user license")
+        .contains("<time datetime=\"")
+        .lacks(&format!("{OFFICE_365_E1}</span>"));
+    // The change's values name the product rather than its id.
+    server
+        .get("/activity?target=user003")
+        .await
+        .expect(200)
+        .contains("user003")
+        .lacks("user004@contoso.com");
+    server
+        .get("/activity?initiator=nobody-of-that-name")
+        .await
+        .expect(200)
+        .contains("No activity matches these filters.");
+    server
+        .get("/activity?from=2000-01-01&to=2000-01-02")
+        .await
+        .expect(200)
+        .contains("No activity matches these filters.");
+    server
+        .get("/activity?from=yesterday")
+        .await
+        .expect(400)
+        .contains("'yesterday' is not a date for From");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_advisor_pages_each_list_and_filters_by_product_and_user() {
+    let (server, _, directory) = ConsoleServer::demo().await;
+    let user001 = directory.users[0];
+    let user002 = directory.users[1];
+    let row_of = |user_id| format!("<th scope=\"row\"><a href=\"/users/{user_id}\">");
+    // One finding per page: the first page has user001 and a link to the next.
+    let first = server.get("/advisor?per_page=1").await.expect(200);
+    first
+        .contains(&row_of(user001))
+        .lacks(&row_of(user002))
+        .contains("Page 1 of ")
+        .contains("href=\"/advisor?per_page=1&amp;redundant_page=2#redundant\"");
+    server
+        .get("/advisor?per_page=1&redundant_page=2")
+        .await
+        .expect(200)
+        .contains(&row_of(user002))
+        .lacks(&row_of(user001))
+        .contains("Page 2 of ");
+    // Narrowed to one user, or to a product none of them holds directly.
+    server
+        .get("/advisor?user=user002")
+        .await
+        .expect(200)
+        .contains(&row_of(user002))
+        .lacks(&row_of(user001));
+    server
+        .get(&format!("/advisor?product={EMS_E3}"))
+        .await
+        .expect(200)
+        .lacks(&row_of(user001))
+        .contains("Redundant direct assignments (0)");
+    server
+        .get("/advisor?per_page=0")
+        .await
+        .expect(400)
+        .contains("'0' is not a valid per_page");
+    server.get("/advisor?product=nope").await.expect(400);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn users_in_error_are_filtered_by_kind_and_product_and_fixed_in_bulk() {
+    let (server, _, directory) = ConsoleServer::demo().await;
+    let sales = directory.sales_e3;
+    let user001 = directory.users[0];
+    let user061 = directory.users[60];
+    let all = server.get(&format!("/groups/{sales}/errors")).await.expect(200);
+    all.contains(&format!("href=\"/users/{user001}\""))
+        .contains(&format!("href=\"/users/{user061}\""))
+        .contains("Reprocess the group")
+        .contains("name=\"user_id\"");
+    let conflicts = server
+        .get(&format!("/groups/{sales}/errors?kind=MutuallyExclusiveViolation"))
+        .await
+        .expect(200);
+    conflicts
+        .contains(&format!("href=\"/users/{user001}\""))
+        .lacks(&format!("href=\"/users/{user061}\""));
+    server
+        .get(&format!("/groups/{sales}/errors?kind=CountViolation"))
+        .await
+        .expect(200)
+        .contains("No user of this group is in error with these filters.");
+    server
+        .get(&format!("/groups/{sales}/errors?product={OFFICE_365_E1}"))
+        .await
+        .expect(200)
+        .lacks(&format!("href=\"/users/{user001}\""));
+    server
+        .get(&format!("/groups/{sales}/errors?kind=Nonsense"))
+        .await
+        .expect(400)
+        .contains("'Nonsense' is not a kind of license error.");
+    // One fix applied to the five users with a redundant direct E1.
+    let mut fields = vec![("action".to_string(), "RemoveConflictingDirectLicense".to_string())];
+    for number in 1..=5 {
+        fields.push(("user_id".to_string(), directory.users[number - 1].to_string()));
+    }
+    let fields: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    let location = server
+        .post_change(&format!("/groups/{sales}/errors/fix"), &fields)
+        .await;
+    assert_eq!(
+        location,
+        format!("/groups/{sales}/errors?done=fix-applied-to-many")
+    );
+    server.settle().await;
+    let after = server.get(&location).await.expect(200);
+    after
+        .contains("The fix was applied to the selected users.")
+        .lacks(&format!("href=\"/users/{user001}\""))
+        .contains(&format!("href=\"/users/{user061}\""));
+    server
+        .get(&format!("/groups/{sales}/errors?kind=MutuallyExclusiveViolation"))
+        .await
+        .expect(200)
+        .contains("No user of this group is in error with these filters.");
+    // Reprocess selected users; nothing selected is refused.
+    let location = server
+        .post_change(
+            &format!("/groups/{sales}/errors/fix"),
+            &[("action", "reprocess"), ("user_id", &user061.to_string())],
+        )
+        .await;
+    assert_eq!(location, format!("/groups/{sales}/errors?done=reprocess-many"));
+    server
+        .post(&format!("/groups/{sales}/errors/fix"), &[("action", "reprocess")])
+        .await
+        .expect(400)
+        .contains("Select at least one user.");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_empty_tenant_opens_on_the_first_run_page_and_is_set_up_from_it() {
+    let settings = licensd_engine::TenantSettings::new(Uuid::new_v4(), "Fresh tenant");
+    let server = ConsoleServer::start(&Engine::new(settings)).await;
+    let home = server.get("/").await.expect(200);
+    home.contains("<h1>Get started</h1>")
+        .contains("Add products")
+        .contains("Office 365 E3")
+        .contains("Create a group");
+    server
+        .get("/setup?search=mobility")
+        .await
+        .expect(200)
+        .contains(&format!("value=\"{EMS_E3}\""));
+    // Two products in one step, with the catalog's rules.
+    let location = server
+        .post_change(
+            "/setup/products",
+            &[
+                ("sku_id", &OFFICE_365_E1.to_string()),
+                ("sku_id", &OFFICE_365_E3.to_string()),
+                ("prepaid_units", "30"),
+            ],
+        )
+        .await;
+    assert_eq!(location, "/setup?done=products-added");
+    server
+        .get(&location)
+        .await
+        .expect(200)
+        .contains("The products were added with the catalog's rules.")
+        .contains("data-testid=\"products-added\"")
+        .contains("already subscribed");
+    // Nothing selected, or seats that are not a number: refused, nothing changes.
+    server
+        .post("/setup/products", &[("prepaid_units", "30")])
+        .await
+        .expect(400)
+        .contains("Select at least one product.");
+    server
+        .post(
+            "/setup/products",
+            &[("sku_id", &EMS_E3.to_string()), ("prepaid_units", "lots")],
+        )
+        .await
+        .expect(400)
+        .contains("'lots' is not a number of seats");
+    // A group: created and opened, ready for a product.
+    let location = server
+        .post_change("/setup/groups", &[("display_name", "Sales")])
+        .await;
+    assert!(location.ends_with("?done=group-created"), "{location}");
+    server
+        .get(&location)
+        .await
+        .expect(200)
+        .contains("<h1>Sales</h1>")
+        .contains("The group was created.");
+    // No longer empty: the overview is the usual one.
+    server.get("/").await.expect(200).contains("Licenses overview");
+    server
+        .post("/setup/groups", &[("display_name", "  ")])
+        .await
+        .expect(400);
     server.stop().await;
 }

@@ -1,5 +1,5 @@
 //! The console's static files, embedded in the binary: htmx (vendored from npm, `htmx.org`
-//! 2.0.11, Zero-Clause BSD, see `assets/htmx.LICENSE`) and the hand-written style sheet. No build
+//! 2.0.11, Zero-Clause BSD, see `assets/htmx.LICENSE`) and the hand-written style sheet and script (confirmations, local times, the plan picker). No build
 //! step and no files next to the binary are needed.
 
 use axum::http::{header, StatusCode};
@@ -11,6 +11,7 @@ use super::forms::PathParameters;
 const HTMX: &[u8] = include_bytes!("../../assets/htmx.min.js");
 const HTMX_LICENSE: &[u8] = include_bytes!("../../assets/htmx.LICENSE");
 const STYLE_SHEET: &[u8] = include_bytes!("../../assets/console.css");
+const CONSOLE_SCRIPT: &[u8] = include_bytes!("../../assets/console.js");
 
 /// `GET /assets/{name}`.
 pub async fn serve(PathParameters(name): PathParameters<String>) -> Result<Response, ConsoleError> {
@@ -18,6 +19,7 @@ pub async fn serve(PathParameters(name): PathParameters<String>) -> Result<Respo
         "htmx.min.js" => ("text/javascript; charset=utf-8", HTMX),
         "htmx.LICENSE" => ("text/plain; charset=utf-8", HTMX_LICENSE),
         "console.css" => ("text/css; charset=utf-8", STYLE_SHEET),
+        "console.js" => ("text/javascript; charset=utf-8", CONSOLE_SCRIPT),
         _ => return Err(ConsoleError::not_found(format!("The file /assets/{name}"))),
     };
     Ok((

@@ -189,6 +189,19 @@ pub fn see_other(location: &str) -> Response {
     response
 }
 
+/// After a change: a redirect to `location`, or for htmx a full navigation there (`HX-Redirect`),
+/// so the address never becomes the POST endpoint.
+pub fn after_change(context: &super::context::ConsoleContext, location: &str) -> Response {
+    if !context.is_htmx {
+        return see_other(location);
+    }
+    let mut response = StatusCode::OK.into_response();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert("hx-redirect", value);
+    }
+    response
+}
+
 /// Refuses changes (anything but GET and HEAD) sent from another site: browsers say where a
 /// request comes from in `Sec-Fetch-Site` and `Origin`, which pages of other sites cannot forge.
 pub async fn same_origin_changes(request: Request, next: Next) -> Response {

@@ -14,9 +14,7 @@ use maud::{html, Markup};
 use super::context::{ConsoleAction, ConsoleContext};
 use super::error::ConsoleError;
 use super::forms::{parse_id, see_other, FormFields, IdKind, PathParameters, QueryFields};
-use super::layout::{
-    self, done_notice, html_response, message, processing_badge, Done, MessageKind, Section,
-};
+use super::layout::{self, html_response, message, processing_badge, Done, MessageKind, Section};
 use super::names::ProductNames;
 use super::processing::{poll_answer, polling_panel};
 
@@ -58,7 +56,7 @@ pub fn users_in_error_text(count: usize) -> String {
     if count == 1 {
         "1 user has license errors".to_string()
     } else {
-        format!("{count} users have license errors")
+        format!("{} users have license errors", super::format::count(count))
     }
 }
 
@@ -110,6 +108,7 @@ async fn render_licenses_pane(
     refusal: Option<ConsoleError>,
     done: Option<&str>,
 ) -> Result<Response, ConsoleError> {
+    let result = super::processing::change_result(context, done).await?;
     let pane = context
         .read(move |engine| licenses_pane(engine, group_id))
         .await?;
@@ -128,7 +127,7 @@ async fn render_licenses_pane(
         .collect();
     let content = html! {
         (group_header(group, GroupTab::Licenses))
-        (done_notice(done))
+        (result)
         @if let Some(refusal) = &refusal { (refusal.message_box()) }
         @if group.members_with_license_errors > 0 {
             (message(MessageKind::Warning, html! {
@@ -171,7 +170,8 @@ async fn render_licenses_pane(
                                 @if let Some(product) = product {
                                     @let total = product.service_plans.len();
                                     @let enabled = total.saturating_sub(license.disabled_plans.len());
-                                    details {
+                                    // A few plans kept out of many: shown at once.
+                                    details open[enabled <= 3 && enabled < total] {
                                         summary {
                                             @if enabled == total { "All " (total) " plans enabled" }
                                             @else { (enabled) " of " (total) " plans enabled" }
@@ -185,9 +185,21 @@ async fn render_licenses_pane(
                                 }
                             }
                             td {
-                                ul.plans {
-                                    @for plan_id in &license.disabled_plans {
-                                        li.plan-off { (pane.names.plan_name(*plan_id)) }
+                                @if license.disabled_plans.len() > 5 {
+                                    // Many disabled plans: folded, the enabled ones are what matters.
+                                    details {
+                                        summary { (license.disabled_plans.len()) " plans disabled" }
+                                        ul.plans.columns {
+                                            @for plan_id in &license.disabled_plans {
+                                                li { (pane.names.plan_name(*plan_id)) }
+                                            }
+                                        }
+                                    }
+                                } @else {
+                                    ul.plans {
+                                        @for plan_id in &license.disabled_plans {
+                                            li.plan-off { (pane.names.plan_name(*plan_id)) }
+                                        }
                                     }
                                 }
                                 @if license.disabled_plans.is_empty() { span.muted { "None" } }
@@ -198,7 +210,8 @@ async fn render_licenses_pane(
                                         a.button.secondary href={ "/groups/" (group.id) "/licenses/edit?sku_id=" (license.sku_id) } {
                                             "Edit plans" span.visually-hidden { " of " (pane.names.product_name(license.sku_id)) }
                                         }
-                                        form.inline method="post" action={ "/groups/" (group.id) "/licenses/" (license.sku_id) "/remove" } {
+                                        form.inline method="post" action={ "/groups/" (group.id) "/licenses/" (license.sku_id) "/remove" }
+                                            data-confirm={ "Remove " (pane.names.product_name(license.sku_id)) " from the group " (group.display_name) "? Every member who has it only through this group loses it." } {
                                             button.danger type="submit" {
                                                 "Remove" span.visually-hidden { " " (pane.names.product_name(license.sku_id)) }
                                             }
@@ -252,6 +265,21 @@ pub struct PlanToggles {
     pub sku_part_number: String,
     /// Plan id, display name, technical name, enabled, and what it requires (display names).
     pub plans: Vec<(Uuid, String, String, bool, Vec<String>)>,
+    /// Plans a fix suggests disabling (`?change=` from an error's fix): shown unticked and
+    /// marked, so the editor opens with the change to make already selected.
+    pub suggested: BTreeSet<Uuid>,
+}
+
+/// The plans named in `?change=` (comma-separated service plan ids).
+pub fn suggested_plans(query: &QueryFields) -> Result<BTreeSet<Uuid>, ConsoleError> {
+    query
+        .non_empty("change")
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|text| !text.is_empty())
+        .map(|text| parse_id(text, IdKind::ServicePlan))
+        .collect()
 }
 
 /// The toggles of `sku_id` with the given disabled plans.
@@ -292,29 +320,72 @@ pub fn plan_toggles(
         product_name: product.display_name.clone(),
         sku_part_number: product.sku_part_number.clone(),
         plans,
+        suggested: BTreeSet::new(),
     })
 }
 
 /// The form of plan toggles posting to `action`.
-pub fn plan_form(toggles: &PlanToggles, action: &str, cancel: &str) -> Markup {
+/// How a plan form saves.
+pub enum SaveStep {
+    /// One **Save** (a user's direct license: checked at once, one user).
+    Direct,
+    /// **Preview the effect** first (a group's license: every member is affected).
+    PreviewFirst,
+    /// The preview is shown: **Save for all members** (`confirmed=yes`) or preview again.
+    Confirm(Markup),
+}
+
+pub fn plan_form(toggles: &PlanToggles, action: &str, cancel: &str, step: SaveStep) -> Markup {
     html! {
         form.stacked method="post" action=(action) {
             input type="hidden" name="sku_id" value=(toggles.sku_id);
-            fieldset {
+            @if !toggles.suggested.is_empty() {
+                (message(MessageKind::Information, html! {
+                    "The plans to disable for the fix are unticked and marked " strong { "suggested" } ". Review them, then save."
+                }))
+            }
+            fieldset data-plan-picker {
                 legend { "Service plans of " (toggles.product_name) }
+                div.actions.picker {
+                    button.secondary type="button" data-pick="all" { "All plans" }
+                    button.secondary type="button" data-pick="none" { "No plans" }
+                }
                 @for (plan_id, display_name, name, enabled, requires) in &toggles.plans {
-                    label {
-                        input type="checkbox" name="enabled_plan" value=(plan_id) checked[*enabled];
-                        " " (display_name) " " span.muted { "(" (name) ")" }
-                        @if !requires.is_empty() {
-                            " " span.muted { "— requires " (requires.join(" or ")) }
+                    @let suggested = toggles.suggested.contains(plan_id);
+                    div.plan-choice.suggested[suggested] data-plan=(plan_id) {
+                        label {
+                            input type="checkbox" name="enabled_plan" value=(plan_id) checked[*enabled];
+                            " " (display_name) " " span.muted { "(" (name) ")" }
+                            @if suggested { " " span.badge.warning { "suggested: disable" } }
+                            @if !requires.is_empty() {
+                                " " span.muted { "— requires " (requires.join(" or ")) }
+                            }
                         }
+                        " " button.link type="button" data-pick=(plan_id) { "Only this plan" span.visually-hidden { ": " (display_name) } }
                     }
                 }
             }
-            div.actions {
-                button type="submit" { "Save" }
-                a href=(cancel) { "Cancel" }
+            @match step {
+                SaveStep::Direct => {
+                    div.actions {
+                        button type="submit" { "Save" }
+                        a href=(cancel) { "Cancel" }
+                    }
+                }
+                SaveStep::PreviewFirst => {
+                    div.actions {
+                        button type="submit" name="confirmed" value="no" { "Preview the effect" }
+                        a href=(cancel) { "Cancel" }
+                    }
+                }
+                SaveStep::Confirm(preview) => {
+                    (preview)
+                    div.actions {
+                        button type="submit" name="confirmed" value="yes" { "Save for all members" }
+                        button.secondary type="submit" name="confirmed" value="no" { "Preview again" }
+                        a href=(cancel) { "Cancel" }
+                    }
+                }
             }
         }
     }
@@ -367,7 +438,8 @@ pub async fn edit_license(
             .ok_or_else(|| ConsoleError::bad_request("Choose a product (sku_id)."))?,
         IdKind::Product,
     )?;
-    render_edit(&context, group_id, sku_id, None, None).await
+    let suggested = suggested_plans(&query)?;
+    render_edit(&context, group_id, sku_id, None, suggested, None, None).await
 }
 
 async fn render_edit(
@@ -375,7 +447,9 @@ async fn render_edit(
     group_id: Uuid,
     sku_id: Uuid,
     submitted_disabled: Option<BTreeSet<Uuid>>,
+    suggested: BTreeSet<Uuid>,
     refusal: Option<ConsoleError>,
+    preview: Option<Markup>,
 ) -> Result<Response, ConsoleError> {
     let data = context
         .read(move |engine| {
@@ -392,7 +466,9 @@ async fn render_edit(
                     .map(|license| license.disabled_plans.iter().copied().collect())
                     .unwrap_or_default(),
             };
-            let toggles = plan_toggles(engine, &names, sku_id, &disabled)?;
+            let disabled = disabled.union(&suggested).copied().collect();
+            let mut toggles = plan_toggles(engine, &names, sku_id, &disabled)?;
+            toggles.suggested = suggested;
             Ok(EditData {
                 tenant_name: engine.settings().display_name.clone(),
                 group,
@@ -411,7 +487,8 @@ async fn render_edit(
             "Every member receives the ticked plans. A plan that requires another needs it enabled in this "
             "group as well (add-ons come with their prerequisite)."
         }
-        (plan_form(&data.toggles, &format!("/groups/{}/licenses", group.id), &format!("/groups/{}", group.id)))
+        (plan_form(&data.toggles, &format!("/groups/{}/licenses", group.id), &format!("/groups/{}", group.id),
+            match preview { Some(preview) => SaveStep::Confirm(preview), None => SaveStep::PreviewFirst }))
     };
     let status = if refusal.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
@@ -433,6 +510,7 @@ pub async fn save_license(
 ) -> Result<Response, ConsoleError> {
     context.require(ConsoleAction::ChangeLicenses)?;
     let group_id = parse_id(&group_id, IdKind::Group)?;
+    let confirmed = fields.first("confirmed") == Some("yes");
     let (sku_id, disabled) = context
         .read(move |engine| {
             existing_group(engine, group_id)?;
@@ -447,15 +525,42 @@ pub async fn save_license(
         )],
         remove_licenses: Vec::new(),
     };
-    match context.execute(command).await {
-        Ok(_) => Ok(see_other(&Done::LicenseSaved.on(&format!("/groups/{group_id}")))),
+    // Every member is affected: the prediction first, saved only once confirmed.
+    let outcome = if confirmed {
+        context.execute(command).await.map(|_| None)
+    } else {
+        let commands = vec![command];
+        context
+            .read(move |engine| {
+                let report = super::preview::predict(engine, &commands)?;
+                Ok(super::preview::panel(&ProductNames::of(engine), &report))
+            })
+            .await
+            .map(Some)
+    };
+    match outcome {
+        Ok(Some(preview)) => {
+            render_edit(
+                &context,
+                group_id,
+                sku_id,
+                Some(disabled),
+                BTreeSet::new(),
+                None,
+                Some(preview),
+            )
+            .await
+        }
+        Ok(None) => Ok(see_other(&Done::LicenseSaved.on(&format!("/groups/{group_id}")))),
         Err(ConsoleError::Refused(refusal)) if !refusal.is_not_found() => {
             render_edit(
                 &context,
                 group_id,
                 sku_id,
                 Some(disabled),
+                BTreeSet::new(),
                 Some(ConsoleError::Refused(refusal)),
+                None,
             )
             .await
         }
@@ -491,6 +596,7 @@ pub async fn remove_license(
 pub async fn reprocess(
     context: ConsoleContext,
     PathParameters(group_id): PathParameters<String>,
+    form: FormFields,
 ) -> Result<Response, ConsoleError> {
     context.require(ConsoleAction::Reprocess)?;
     let group_id = parse_id(&group_id, IdKind::Group)?;
@@ -498,9 +604,12 @@ pub async fn reprocess(
     if context.is_htmx {
         processing_fragment_of(&context, group_id).await
     } else {
-        Ok(see_other(
-            &Done::ReprocessQueued.on(&format!("/groups/{group_id}")),
-        ))
+        // From the list of users in error, back to it.
+        let back = match form.first("return_to") {
+            Some("errors") => format!("/groups/{group_id}/errors"),
+            _ => format!("/groups/{group_id}"),
+        };
+        Ok(see_other(&Done::ReprocessQueued.on(&back)))
     }
 }
 

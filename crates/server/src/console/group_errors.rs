@@ -1,17 +1,23 @@
 //! The users in error of a group (`/groups/{id}/errors`), where the notice "N users have license
 //! errors" leads: per user, the group's products that could not be assigned, their state, the
 //! error and its plain-language reason; each user opens on the details and the ways to fix it.
+//! Filter by error kind and product; reprocess the group; select users to reprocess them or to
+//! apply one fix (the same fixes Diagnosis offers) to each of them at once.
 
 use axum::http::StatusCode;
 use axum::response::Response;
-use licensd_engine::{GroupView, LicenseAssignmentState, Uuid};
+use licensd_engine::diagnosis::FixKind;
+use licensd_engine::{
+    Command, DiagnosisOptions, Engine, GroupView, LicenseAssignmentState, LicenseErrorKind, Uuid,
+};
+use licensd_runtime::tenants::now;
 use maud::{html, Markup};
 
-use super::context::ConsoleContext;
+use super::context::{ConsoleAction, ConsoleContext};
 use super::error::ConsoleError;
-use super::forms::{parse_id, IdKind, PathParameters, QueryFields};
+use super::forms::{parse_id, see_other, FormFields, IdKind, PathParameters, QueryFields};
 use super::group::{existing_group, group_header, users_in_error_text, GroupTab};
-use super::layout::{self, html_response, page_notices, pager, search_form, state_badge, Section};
+use super::layout::{self, html_response, page_notices, pager, state_badge, Done, Section};
 use super::names::{error_title, ProductNames};
 use super::paging::{page_of, ListRequest, Page, PAGE_SIZE};
 
@@ -21,6 +27,91 @@ struct UserInError {
     display_name: String,
     /// The user's states from this group that are in error, with their explanations.
     errors: Vec<(LicenseAssignmentState, String)>,
+}
+
+/// The error kinds offered in the filter.
+const KINDS: [LicenseErrorKind; 6] = [
+    LicenseErrorKind::CountViolation,
+    LicenseErrorKind::MutuallyExclusiveViolation,
+    LicenseErrorKind::DependencyViolation,
+    LicenseErrorKind::ProhibitedInUsageLocationViolation,
+    LicenseErrorKind::UniquenessViolation,
+    LicenseErrorKind::Other,
+];
+
+/// The fixes offered for many users at once (each is looked up again per user).
+const BULK_FIXES: [(FixKind, &str); 8] = [
+    (FixKind::Reprocess, "Reprocess (the cause is already gone)"),
+    (
+        FixKind::RemoveConflictingDirectLicense,
+        "Remove the conflicting direct license",
+    ),
+    (
+        FixKind::DisableConflictingPlansInOtherAssignment,
+        "Disable the conflicting plans in the other assignment",
+    ),
+    (
+        FixKind::KeepPrerequisiteDirectly,
+        "Keep the prerequisite through a direct license",
+    ),
+    (FixKind::SetUsageLocation, "Correct the usage location"),
+    (FixKind::RemoveFromGroup, "Remove the user from the group"),
+    (
+        FixKind::FreeSeatsOfDisabledAccounts,
+        "Free the seats of disabled accounts",
+    ),
+    (
+        FixKind::RemoveProxyAddressFromUser,
+        "Remove the shared proxy address from the user",
+    ),
+];
+
+/// The filters of the list.
+#[derive(Clone, Debug, Default)]
+struct ErrorFilters {
+    kind: Option<LicenseErrorKind>,
+    product: Option<Uuid>,
+}
+
+impl ErrorFilters {
+    fn of(query: &QueryFields) -> Result<ErrorFilters, ConsoleError> {
+        let kind =
+            match query.non_empty("kind") {
+                None => None,
+                Some(text) => Some(KINDS.into_iter().find(|kind| kind.as_str() == text).ok_or_else(
+                    || ConsoleError::bad_request(format!("'{text}' is not a kind of license error.")),
+                )?),
+            };
+        let product = query
+            .non_empty("product")
+            .map(|text| parse_id(text, IdKind::Product))
+            .transpose()?;
+        Ok(ErrorFilters { kind, product })
+    }
+
+    fn matches(&self, state: &LicenseAssignmentState) -> bool {
+        state.error.is_some()
+            && self.kind.map_or(true, |kind| state.error == Some(kind))
+            && self.product.map_or(true, |product| state.sku_id == product)
+    }
+}
+
+/// The user's states from the group that are in error and match the filters.
+fn matching_errors(
+    engine: &Engine,
+    user_id: Uuid,
+    group_id: Uuid,
+    filters: &ErrorFilters,
+) -> Vec<LicenseAssignmentState> {
+    engine
+        .user_license_states(user_id)
+        .map(|states| {
+            states
+                .into_iter()
+                .filter(|state| state.assigned_by_group == Some(group_id) && filters.matches(state))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 struct ErrorsData {
@@ -39,7 +130,10 @@ pub async fn show(
 ) -> Result<Response, ConsoleError> {
     let group_id = parse_id(&group_id, IdKind::Group)?;
     let request = ListRequest::from_query(&query, IdKind::User)?;
+    let filters = ErrorFilters::of(&query)?;
+    let result = super::processing::change_result(&context, query.first("done")).await?;
     let scan_request = request.clone();
+    let scan_filters = filters.clone();
     let data = context
         .read(move |engine| {
             let group = existing_group(engine, group_id)?;
@@ -51,21 +145,21 @@ pub async fn show(
                 PAGE_SIZE,
                 scan_request.scan_budget(),
                 |user_id| {
-                    search.is_empty()
-                        || engine.user_view(user_id).is_ok_and(|user| {
-                            search.matches_any(&[&user.user_principal_name, &user.display_name])
-                        })
+                    !matching_errors(engine, user_id, group_id, &scan_filters).is_empty()
+                        && (search.is_empty()
+                            || engine.user_view(user_id).is_ok_and(|user| {
+                                search.matches_any(&[&user.user_principal_name, &user.display_name])
+                            }))
                 },
             );
             let mut rows = Vec::with_capacity(page.ids.len());
             for user_id in &page.ids {
                 let user = engine.user_view(*user_id)?;
-                let errors = engine
-                    .user_license_states(*user_id)?
+                let names = ProductNames::of(engine);
+                let errors = matching_errors(engine, *user_id, group_id, &scan_filters)
                     .into_iter()
-                    .filter(|state| state.assigned_by_group == Some(group_id) && state.error.is_some())
                     .map(|state| {
-                        let reason = engine.explain(&state).unwrap_or_default();
+                        let reason = names.humanize(&engine.explain(&state).unwrap_or_default());
                         (state, reason)
                     })
                     .collect();
@@ -86,32 +180,87 @@ pub async fn show(
         })
         .await?;
     let path = format!("/groups/{group_id}/errors");
-    let keep = [("search", request.search.as_deref().unwrap_or(""))];
-    let results = results(&data, &path, &keep);
+    let kind_value = filters.kind.map(|kind| kind.as_str()).unwrap_or("");
+    let product_value = filters.product.map(|id| id.to_string()).unwrap_or_default();
+    let keep = [
+        ("search", request.search.as_deref().unwrap_or("")),
+        ("kind", kind_value),
+        ("product", product_value.as_str()),
+    ];
+    let may_fix = context.may(ConsoleAction::ChangeLicenses) && context.may(ConsoleAction::Reprocess);
+    let results = results(&data, &path, &keep, may_fix);
     if context.targets("list-results") {
         return Ok(html_response(StatusCode::OK, results));
     }
     let content = html! {
         (group_header(&data.group, GroupTab::Errors))
-        p { (users_in_error_text(data.group.members_with_license_errors)) " from this group. "
-            "Select a user to see the details and the ways to fix each error, then reprocess the group." }
-        (search_form(&path, "Search users in error", &request, &[]))
+        (result)
+        p { (users_in_error_text(data.group.members_with_license_errors)) " from this group (each user counted once). "
+            "Select a user to see the details and the ways to fix each error, or select several users to fix them together." }
+        @if context.may(ConsoleAction::Reprocess) {
+            form.inline method="post" action={ "/groups/" (group_id) "/reprocess" } {
+                input type="hidden" name="return_to" value="errors";
+                button type="submit" { "Reprocess the group" }
+            }
+        }
+        form.search.filters role="search" method="get" action=(path) {
+            div.field {
+                label for="search" { "Search users in error" }
+                input id="search" type="search" name="search" value=[request.search.as_deref()] autocomplete="off" maxlength="200";
+            }
+            div.field {
+                label for="kind-filter" { "Error" }
+                select #kind-filter name="kind" {
+                    option value="" selected[filters.kind.is_none()] { "Every error" }
+                    @for kind in KINDS {
+                        option value=(kind.as_str()) selected[filters.kind == Some(kind)] { (error_title(kind)) }
+                    }
+                }
+            }
+            div.field {
+                label for="product-filter" { "Product" }
+                select #product-filter name="product" {
+                    option value="" selected[filters.product.is_none()] { "Every product" }
+                    @for license in &data.group.assigned_licenses {
+                        option value=(license.sku_id) selected[filters.product == Some(license.sku_id)] { (data.names.product_name(license.sku_id)) }
+                    }
+                }
+            }
+            button type="submit" { "Filter" }
+        }
         (results)
     };
     let title = format!("Users with license errors · {}", data.group.display_name);
     Ok(layout::page(&title, Section::Groups, &data.tenant_name, content))
 }
 
-fn results(data: &ErrorsData, path: &str, keep: &[(&str, &str)]) -> Markup {
+fn results(data: &ErrorsData, path: &str, keep: &[(&str, &str)], may_fix: bool) -> Markup {
+    let bulk_path = format!("/groups/{}/errors/fix", data.group.id);
     html! {
         div id="list-results" {
             (page_notices(&data.page))
             @if data.rows.is_empty() {
-                p.muted { "No user of this group is in error." }
+                p.muted { "No user of this group is in error" @if keep.iter().any(|(name, value)| *name != "search" && !value.is_empty()) { " with these filters" } "." }
             } @else {
+                form #bulk-fix method="post" action=(bulk_path)
+                    data-confirm="Apply this to every selected user?" {}
+                @if may_fix {
+                    div.actions.bulk {
+                        label for="bulk-action" { "For the selected users" }
+                        select #bulk-action name="action" form="bulk-fix" {
+                            option value="reprocess" { "Reprocess them" }
+                            @for (kind, label) in BULK_FIXES {
+                                option value=(kind.as_str()) { "Apply the fix: " (label) }
+                            }
+                        }
+                        button type="submit" form="bulk-fix" { "Apply to selected" }
+                    }
+                }
+                div.table-scroll {
                 table {
                     thead {
                         tr {
+                            @if may_fix { th scope="col" { span.visually-hidden { "Select" } } }
                             th scope="col" { "User" }
                             th scope="col" { "Product" }
                             th scope="col" { "State" }
@@ -122,6 +271,12 @@ fn results(data: &ErrorsData, path: &str, keep: &[(&str, &str)]) -> Markup {
                         @for row in &data.rows {
                             @for (index, (state, reason)) in row.errors.iter().enumerate() {
                                 tr {
+                                    @if index == 0 && may_fix {
+                                        td rowspan=(row.errors.len()) {
+                                            input type="checkbox" name="user_id" value=(row.user_id) form="bulk-fix"
+                                                id={ "select-" (row.user_id) } aria-label={ "Select " (row.user_principal_name) };
+                                        }
+                                    }
                                     @if index == 0 {
                                         th scope="rowgroup" rowspan=(row.errors.len()) {
                                             a href={ "/users/" (row.user_id) } { (row.display_name) }
@@ -132,7 +287,7 @@ fn results(data: &ErrorsData, path: &str, keep: &[(&str, &str)]) -> Markup {
                                     td { (state_badge(state.state)) }
                                     td {
                                         @if let Some(kind) = state.error {
-                                            strong { (error_title(kind)) } " " span.muted { "(" (kind.as_str()) ")" }
+                                            strong data-error=(kind.as_str()) { (error_title(kind)) }
                                         }
                                         p.reason { (reason) }
                                         p.reason { a href={ "/users/" (row.user_id) "/diagnosis" } { "Diagnosis and fixes" } }
@@ -141,6 +296,7 @@ fn results(data: &ErrorsData, path: &str, keep: &[(&str, &str)]) -> Markup {
                             }
                             @if row.errors.is_empty() {
                                 tr {
+                                    @if may_fix { td {} }
                                     th scope="row" { a href={ "/users/" (row.user_id) } { (row.display_name) } }
                                     td colspan="3" { span.muted { "Being processed again." } }
                                 }
@@ -148,8 +304,76 @@ fn results(data: &ErrorsData, path: &str, keep: &[(&str, &str)]) -> Markup {
                         }
                     }
                 }
+                }
             }
             (pager(path, &data.page, keep))
         }
     }
+}
+
+/// `POST /groups/{id}/errors/fix`: for each selected user (`user_id`), reprocesses it
+/// (`action=reprocess`) or applies the fix of the named kind to its error from this group (the
+/// fix Diagnosis offers, looked up again for each user; users without that fix are skipped).
+pub async fn fix_selected(
+    context: ConsoleContext,
+    PathParameters(group_id): PathParameters<String>,
+    form: FormFields,
+) -> Result<Response, ConsoleError> {
+    let group_id = parse_id(&group_id, IdKind::Group)?;
+    let action = form.required("action", "action")?.to_string();
+    let mut user_ids = Vec::new();
+    for text in form.all("user_id") {
+        user_ids.push(parse_id(text, IdKind::User)?);
+    }
+    if user_ids.is_empty() {
+        return Err(ConsoleError::bad_request("Select at least one user."));
+    }
+    let back = format!("/groups/{group_id}/errors");
+    if action == "reprocess" {
+        context.require(ConsoleAction::Reprocess)?;
+        context
+            .read(move |engine| existing_group(engine, group_id).map(|_| ()))
+            .await?;
+        for user_id in user_ids {
+            context.execute(Command::ReprocessUser { user_id }).await?;
+        }
+        return Ok(see_other(&Done::ReprocessQueuedForMany.on(&back)));
+    }
+    context.require(ConsoleAction::ChangeLicenses)?;
+    let kind = BULK_FIXES
+        .iter()
+        .map(|(kind, _)| *kind)
+        .find(|kind| kind.as_str() == action)
+        .ok_or_else(|| {
+            ConsoleError::bad_request(format!(
+                "'{action}' is not a fix that can be applied to many users."
+            ))
+        })?;
+    for user_id in user_ids {
+        // Looked up again after each user: an earlier fix may have changed what this one needs.
+        let commands = context
+            .read(move |engine| {
+                existing_group(engine, group_id)?;
+                let options = DiagnosisOptions {
+                    predict: false,
+                    ..DiagnosisOptions::default()
+                };
+                let Ok(diagnosis) = engine.diagnose_user(user_id, now(), options) else {
+                    return Ok(Vec::new());
+                };
+                Ok(diagnosis
+                    .problems
+                    .into_iter()
+                    .filter(|problem| problem.source.assigned_by_group() == Some(group_id))
+                    .flat_map(|problem| problem.fixes)
+                    .find(|fix| fix.kind == kind)
+                    .map(|fix| fix.commands)
+                    .unwrap_or_default())
+            })
+            .await?;
+        for command in commands {
+            context.execute(command).await?;
+        }
+    }
+    Ok(see_other(&Done::FixAppliedToMany.on(&back)))
 }

@@ -11,7 +11,7 @@ use super::context::{ConsoleAction, ConsoleContext};
 use super::error::ConsoleError;
 use super::forms::{local_path, parse_id, see_other, FormFields, IdKind, PathParameters, QueryFields};
 use super::group::{existing_group, group_header, GroupTab};
-use super::layout::{self, done_notice, html_response, page_notices, pager, search_form, Done, Section};
+use super::layout::{self, html_response, page_notices, pager, search_form, Done, Section};
 use super::paging::{page_of, ListRequest, Page, PAGE_SIZE};
 
 struct MembersData {
@@ -39,6 +39,7 @@ async fn render(
     refusal: Option<(ConsoleError, String)>,
     done: Option<&str>,
 ) -> Result<Response, ConsoleError> {
+    let result = super::processing::change_result(context, done).await?;
     let scan_request = request.clone();
     let data = context
         .read(move |engine| {
@@ -78,7 +79,7 @@ async fn render(
     }
     let content = html! {
         (group_header(&data.group, GroupTab::Members))
-        (done_notice(done))
+        (result)
         @if let Some((refusal, _)) = &refusal { (refusal.message_box()) }
         @if context.may(ConsoleAction::ChangeMembers) {
             form.search method="post" action=(path) {
@@ -125,10 +126,11 @@ fn results(context: &ConsoleContext, data: &MembersData, path: &str, keep: &[(&s
                             tr {
                                 th scope="row" { a href={ "/users/" (user.id) } { (user.display_name) } }
                                 td { (user.user_principal_name) }
-                                td { @match user.usage_location { Some(location) => (location), None => span.muted { "Not set" } } }
+                                td { @match user.usage_location { Some(location) => (super::format::country(location.as_str())), None => span.muted { "Not set" } } }
                                 td {
                                     @if may_change {
-                                        form.inline method="post" action={ "/groups/" (data.group.id) "/members/" (user.id) "/remove" } {
+                                        form.inline method="post" action={ "/groups/" (data.group.id) "/members/" (user.id) "/remove" }
+                                            data-confirm={ "Remove " (user.user_principal_name) " from " (data.group.display_name) "? The user loses the licenses the group gives." } {
                                             button.danger type="submit" {
                                                 "Remove" span.visually-hidden { " " (user.user_principal_name) " from the group" }
                                             }

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use licensd_engine::{AssignmentStatus, LicenseProcessingState, SkuUsage};
 use maud::{html, Markup, DOCTYPE};
 
+use super::format::count;
 use super::paging::{ListRequest, Page};
 
 /// The sections of the navigation.
@@ -46,6 +47,7 @@ pub fn document(title: &str, section: Option<Section>, tenant_name: Option<&str>
                 link rel="icon" href="data:,";
                 link rel="stylesheet" href="/assets/console.css";
                 script src="/assets/htmx.min.js" defer {}
+                script src="/assets/console.js" defer {}
             }
             body {
                 a.skip-link href="#main" { "Skip to content" }
@@ -151,33 +153,32 @@ pub enum Done {
     SeatsSaved,
     UsageLocationSaved,
     ProxyAddressesSaved,
+    FixApplied,
+    FixAppliedToMany,
+    ReprocessQueuedForMany,
+    ProductsAdded,
+    GroupCreated,
 }
 
-const DONE_CODES: [(Done, &str, &str); 8] = [
+/// The fixed texts of [`Done`]. They say what was changed; the processing panel next to them
+/// says whether the users affected are still being processed (never "queued" once it is over).
+const DONE_CODES: [(Done, &str, &str); 13] = [
     (
         Done::LicenseSaved,
         "license-saved",
-        "The license assignment was saved. Affected users are queued for processing.",
+        "The license assignment was saved.",
     ),
     (
         Done::LicenseRemoved,
         "license-removed",
-        "The license was removed. Affected users are queued for processing.",
+        "The license was removed.",
     ),
-    (
-        Done::MemberAdded,
-        "member-added",
-        "The member was added and is queued for processing.",
-    ),
-    (
-        Done::MemberRemoved,
-        "member-removed",
-        "The member was removed and is queued for processing.",
-    ),
+    (Done::MemberAdded, "member-added", "The member was added."),
+    (Done::MemberRemoved, "member-removed", "The member was removed."),
     (
         Done::ReprocessQueued,
         "reprocess-queued",
-        "Reprocessing was requested: the users are queued for processing.",
+        "Reprocessing was requested.",
     ),
     (
         Done::SeatsSaved,
@@ -187,12 +188,33 @@ const DONE_CODES: [(Done, &str, &str); 8] = [
     (
         Done::UsageLocationSaved,
         "usage-location-saved",
-        "The usage location was saved and the user is queued for processing.",
+        "The usage location was saved.",
     ),
     (
         Done::ProxyAddressesSaved,
         "proxy-addresses-saved",
-        "The proxy addresses were saved and the user is queued for processing.",
+        "The proxy addresses were saved.",
+    ),
+    (Done::FixApplied, "fix-applied", "The fix was applied."),
+    (
+        Done::FixAppliedToMany,
+        "fix-applied-to-many",
+        "The fix was applied to the selected users.",
+    ),
+    (
+        Done::ReprocessQueuedForMany,
+        "reprocess-many",
+        "Reprocessing was requested for the selected users.",
+    ),
+    (
+        Done::ProductsAdded,
+        "products-added",
+        "The products were added with the catalog's rules.",
+    ),
+    (
+        Done::GroupCreated,
+        "group-created",
+        "The group was created. Next: add a product below, then members.",
     ),
 ];
 
@@ -211,7 +233,7 @@ impl Done {
             .map(|(done, _, _)| *done)
     }
 
-    fn text(self) -> &'static str {
+    pub fn text(self) -> &'static str {
         DONE_CODES
             .iter()
             .find(|(done, _, _)| *done == self)
@@ -225,14 +247,6 @@ impl Done {
     }
 }
 
-/// The notice of a change just made, when the address carries one.
-pub fn done_notice(done: Option<&str>) -> Markup {
-    match done.and_then(Done::from_code) {
-        Some(done) => message(MessageKind::Success, html! { (done.text()) }),
-        None => html! {},
-    }
-}
-
 /// A badge for an assignment's state.
 pub fn state_badge(state: AssignmentStatus) -> Markup {
     let class = match state {
@@ -241,7 +255,7 @@ pub fn state_badge(state: AssignmentStatus) -> Markup {
         AssignmentStatus::Disabled => "badge muted",
         AssignmentStatus::Error => "badge error",
     };
-    html! { span class=(class) { (state.as_str()) } }
+    html! { span class=(class) data-state=(state.as_str()) { (super::format::state_name(state)) } }
 }
 
 /// A badge for a group's `licenseProcessingState`.
@@ -273,14 +287,14 @@ pub fn seat_bar(product: &SkuUsage) -> Markup {
                 (product.consumed_units) " of " (product.prepaid_units)
             }
             span.seat-figures {
-                (product.prepaid_units) " purchased · "
-                (product.consumed_units) " assigned · "
-                strong { (product.available_units) " available" }
+                (count(product.prepaid_units)) " purchased · "
+                (count(product.consumed_units)) " assigned · "
+                strong { (count(product.available_units)) " available" }
                 @if product.over_allocated_units > 0 {
-                    " · " span.over { (product.over_allocated_units) " over-allocated" }
+                    " · " span.over { (count(product.over_allocated_units)) " over-allocated" }
                 }
                 @if product.waiting_users > 0 {
-                    " · " span.over { (product.waiting_users) " waiting" }
+                    " · " span.over { (count(product.waiting_users)) " users waiting" }
                 }
             }
         }

@@ -16,6 +16,8 @@ mod assets;
 mod context;
 mod diagnosis;
 mod error;
+mod first_run;
+mod format;
 mod forms;
 mod group;
 mod group_errors;
@@ -26,6 +28,7 @@ mod layout;
 mod names;
 mod overview;
 mod paging;
+mod preview;
 mod processing;
 mod product;
 mod products;
@@ -57,6 +60,9 @@ pub fn router() -> Router<AppState> {
     let activity = Router::new().route("/activity", get(activity::show));
     let sign_out = Router::new().route("/logout", post(sign_in::sign_out));
     let pages = Router::new()
+        .route("/setup", get(first_run::show))
+        .route("/setup/products", post(first_run::add_products))
+        .route("/setup/groups", post(first_run::create_group))
         .route("/advisor", get(advisor::show))
         .route("/advisor/apply", post(advisor::apply))
         .route("/groups", get(groups::list))
@@ -78,6 +84,7 @@ pub fn router() -> Router<AppState> {
             post(group_members::remove),
         )
         .route("/groups/{group_id}/errors", get(group_errors::show))
+        .route("/groups/{group_id}/errors/fix", post(group_errors::fix_selected))
         .route("/users", get(users::list))
         .route("/users/{user_id}", get(user::show))
         .route("/users/{user_id}/licenses", post(user::save_license))

@@ -37,6 +37,63 @@ impl ProductNames {
         }
     }
 
+    /// `text` (an engine's explanation or fix, an audit reason) with every product part number
+    /// (`ENTERPRISEPACK`) replaced by the product's display name (`Office 365 E3`). Only whole
+    /// words are replaced, longest part numbers first.
+    pub fn humanize(&self, text: &str) -> String {
+        let mut products: Vec<&SkuUsage> = self
+            .products
+            .iter()
+            .filter(|product| !product.sku_part_number.is_empty())
+            .collect();
+        products.sort_by_key(|product| std::cmp::Reverse(product.sku_part_number.len()));
+        let mut result = self.name_ids(text);
+        // "Office 365 E3 (ENTERPRISEPACK)" already names the product first: kept as it is.
+        let named_forms: Vec<String> = products
+            .iter()
+            .map(|product| format!("{} ({})", product.display_name, product.sku_part_number))
+            .collect();
+        for (index, named) in named_forms.iter().enumerate() {
+            result = result.replace(named, &format!("\u{0}{index}\u{0}"));
+        }
+        for product in &products {
+            result = replace_word(&result, &product.sku_part_number, &product.display_name);
+        }
+        for (index, named) in named_forms.iter().enumerate() {
+            result = result.replace(&format!("\u{0}{index}\u{0}"), named);
+        }
+        result
+    }
+
+    /// `text` with every id of a known product or service plan replaced by its display name.
+    fn name_ids(&self, text: &str) -> String {
+        const ID_LENGTH: usize = 36;
+        let mut result = String::with_capacity(text.len());
+        let mut rest = text;
+        while !rest.is_empty() {
+            let candidate = rest.get(..ID_LENGTH).and_then(|head| Uuid::parse_str(head).ok());
+            let name = candidate.and_then(|id| {
+                self.product(id)
+                    .map(|product| product.display_name.clone())
+                    .or_else(|| self.plans.get(&id).cloned())
+            });
+            match name {
+                Some(name) => {
+                    result.push_str(&name);
+                    rest = rest.get(ID_LENGTH..).unwrap_or("");
+                }
+                None => {
+                    let mut characters = rest.chars();
+                    if let Some(character) = characters.next() {
+                        result.push(character);
+                    }
+                    rest = characters.as_str();
+                }
+            }
+        }
+        result
+    }
+
     /// "Exchange Online (Plan 2)", or the id when the plan is unknown.
     pub fn plan_name(&self, service_plan_id: Uuid) -> String {
         match self.plans.get(&service_plan_id) {
@@ -44,6 +101,32 @@ impl ProductNames {
             None => service_plan_id.to_string(),
         }
     }
+}
+
+/// `text` with each whole-word `word` replaced by `replacement` (a word character is a letter,
+/// digit or `_`).
+fn replace_word(text: &str, word: &str, replacement: &str) -> String {
+    let is_word = |character: Option<char>| character.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    let mut result = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(position) = rest.find(word) {
+        let (before, after) = rest.split_at(position);
+        let following = after.get(word.len()..).unwrap_or("");
+        let previous = result
+            .chars()
+            .last()
+            .filter(|_| before.is_empty())
+            .or(before.chars().last());
+        result.push_str(before);
+        if is_word(previous) || is_word(following.chars().next()) {
+            result.push_str(word);
+        } else {
+            result.push_str(replacement);
+        }
+        rest = following;
+    }
+    result.push_str(rest);
+    result
 }
 
 /// A group's display name, or its id when it no longer exists.
@@ -63,5 +146,23 @@ pub fn error_title(kind: LicenseErrorKind) -> &'static str {
         LicenseErrorKind::ProhibitedInUsageLocationViolation => "Usage location isn't allowed",
         LicenseErrorKind::UniquenessViolation => "Duplicate proxy address",
         LicenseErrorKind::Other => "Other error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replace_word;
+
+    #[test]
+    fn only_whole_part_numbers_are_replaced() {
+        assert_eq!(
+            replace_word(
+                "Remove ENTERPRISEPACK, not ENTERPRISEPACK_X or XENTERPRISEPACK.",
+                "ENTERPRISEPACK",
+                "Office 365 E3"
+            ),
+            "Remove Office 365 E3, not ENTERPRISEPACK_X or XENTERPRISEPACK."
+        );
+        assert_eq!(replace_word("EMS EMS", "EMS", "Mobility"), "Mobility Mobility");
     }
 }

@@ -8,6 +8,7 @@ use maud::html;
 
 use super::context::ConsoleContext;
 use super::error::ConsoleError;
+use super::format::count;
 use super::layout::{self, message, seat_bar, MessageKind, Section};
 use super::names::error_title;
 use super::processing::{activity_panel, tenant_activity, TenantActivity};
@@ -29,6 +30,13 @@ pub fn attention_text(groups_with_errors: usize) -> String {
 
 /// `GET /`.
 pub async fn show(context: ConsoleContext) -> Result<Response, ConsoleError> {
+    // A fresh tenant opens on the first-run page.
+    if context
+        .read(|engine| Ok(super::first_run::is_empty(engine)))
+        .await?
+    {
+        return super::first_run::render(&context, None, None).await;
+    }
     let data = context
         .read(|engine| {
             Ok(OverviewData {
@@ -46,7 +54,7 @@ pub async fn show(context: ConsoleContext) -> Result<Response, ConsoleError> {
                 a.attention href="/groups?filter=errors" data-testid="attention" {
                     strong { (attention_text(overview.groups_with_errors)) }
                     br;
-                    (overview.users_with_errors) " users have license errors in these groups. "
+                    (count(overview.users_with_errors)) " users have license errors in these groups. "
                     "Select to see the groups with errors."
                 }
             }))
@@ -56,11 +64,19 @@ pub async fn show(context: ConsoleContext) -> Result<Response, ConsoleError> {
         section.panel aria-labelledby="tenant-figures" {
             h2 id="tenant-figures" { "Tenant" }
             dl.facts {
-                dt { "Users" } dd { (overview.users) }
-                dt { "Groups" } dd { (overview.groups) " (" (overview.licensed_groups) " with licenses)" }
-                dt { "Users with license errors" } dd { (overview.users_with_errors) }
-                @for (kind, count) in &overview.errors_by_kind {
-                    dt { (error_title(*kind)) } dd { (count) " in error · " code { (kind.as_str()) } }
+                dt { "Users" } dd { (count(overview.users)) }
+                dt { "Groups" } dd { (count(overview.groups)) " (" (count(overview.licensed_groups)) " with licenses)" }
+                dt { "Users with license errors" } dd data-field="users-with-errors" { (count(overview.users_with_errors)) " users (each counted once)" }
+            }
+            @if !overview.errors_by_kind.is_empty() {
+                h3 { "License assignments in error, by error" }
+                p.muted {
+                    "Counted per assignment: a user with two products in error counts twice here and once above."
+                }
+                dl.facts {
+                    @for (kind, assignments) in &overview.errors_by_kind {
+                        dt { (error_title(*kind)) } dd data-error=(kind.as_str()) { (count(*assignments)) " assignments" }
+                    }
                 }
             }
         }
@@ -85,9 +101,9 @@ pub async fn show(context: ConsoleContext) -> Result<Response, ConsoleError> {
                                 br; span.muted { (product.sku_part_number) }
                             }
                             td { (product.capability_status.as_str()) }
-                            td.number data-field="purchased" { (product.prepaid_units) }
-                            td.number data-field="assigned" { (product.consumed_units) }
-                            td.number data-field="available" { (product.available_units) }
+                            td.number data-field="purchased" { (count(product.prepaid_units)) }
+                            td.number data-field="assigned" { (count(product.consumed_units)) }
+                            td.number data-field="available" { (count(product.available_units)) }
                             td { (seat_bar(product)) }
                         }
                     }

@@ -9,7 +9,7 @@ use maud::{html, Markup};
 
 use super::context::ConsoleContext;
 use super::error::ConsoleError;
-use super::layout::{html_response, processing_badge};
+use super::layout::{html_response, message, processing_badge, Done, MessageKind};
 
 /// Groups named in the activity panel at most (the count covers the rest).
 const GROUPS_SHOWN: usize = 10;
@@ -79,11 +79,11 @@ pub fn activity_panel(activity: &TenantActivity) -> Markup {
         html! {
             @if activity.is_busy() {
                 p {
-                    strong { (activity.queued_users) } " users queued for processing"
+                    strong { (super::format::count(activity.queued_users)) } " users queued for processing"
                     @if activity.groups_in_progress_count > 0 {
-                        ", " strong { (activity.groups_in_progress_count) } " groups in progress"
+                        ", " strong { (super::format::count(activity.groups_in_progress_count)) } " groups in progress"
                     }
-                    "."
+                    ". This page updates by itself when processing finishes."
                 }
                 @if !activity.groups_in_progress.is_empty() {
                     ul {
@@ -118,4 +118,27 @@ pub async fn tenant_fragment(context: ConsoleContext) -> Result<Response, Consol
         activity.is_busy(),
         activity_panel(&activity),
     ))
+}
+
+/// What a page shows after a change (`?done=` in its address): what was changed and, while the
+/// users it affects are being processed, the tenant's activity panel, which polls and reloads the
+/// page once processing is over, so the page never shows the state from before the change as if
+/// it were the result. Read **before** the page's own data: when it finds the queue empty, the
+/// data read after it already holds the change's result.
+pub async fn change_result(context: &ConsoleContext, done: Option<&str>) -> Result<Markup, ConsoleError> {
+    let Some(done) = done.and_then(Done::from_code) else {
+        return Ok(html! {});
+    };
+    let activity = context.read(|engine| Ok(tenant_activity(engine))).await?;
+    Ok(html! {
+        div.change-result data-testid="change-result" {
+            (message(MessageKind::Success, html! {
+                (done.text())
+                @if !activity.is_busy() {
+                    " " span data-testid="processing-finished" { "Processing finished: this page shows the result." }
+                }
+            }))
+            @if activity.is_busy() { (activity_panel(&activity)) }
+        }
+    })
 }

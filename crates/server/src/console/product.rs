@@ -12,10 +12,10 @@ use super::context::{ConsoleAction, ConsoleContext};
 use super::error::ConsoleError;
 use super::forms::{parse_id, see_other, FormFields, IdKind, PathParameters, QueryFields};
 use super::layout::{
-    self, done_notice, error_count_badge, html_response, page_notices, pager, search_form, seat_bar,
-    state_badge, Done, Section,
+    self, error_count_badge, html_response, page_notices, pager, search_form, seat_bar, state_badge, Done,
+    Section,
 };
-use super::names::{error_title, group_name};
+use super::names::{error_title, group_name, ProductNames};
 use super::paging::{page_of, ListRequest, Page, PAGE_SIZE};
 
 /// One assignment of the product to a user: the group it comes from (`None`: direct), its state
@@ -81,7 +81,16 @@ pub async fn show(
         }
     };
     let request = ListRequest::from_query(&query, if groups_tab { IdKind::Group } else { IdKind::User })?;
-    render(&context, sku_id, groups_tab, request, None, query.first("done")).await
+    render(
+        &context,
+        sku_id,
+        groups_tab,
+        request,
+        None,
+        query.first("done"),
+        None,
+    )
+    .await
 }
 
 async fn render(
@@ -91,7 +100,10 @@ async fn render(
     request: ListRequest,
     refusal: Option<ConsoleError>,
     done: Option<&str>,
+    // A seat reduction's preview, with the seats it would set.
+    preview: Option<(u32, Markup)>,
 ) -> Result<Response, ConsoleError> {
+    let result = super::processing::change_result(context, done).await?;
     let scan_request = request.clone();
     let data = context
         .read(move |engine| {
@@ -189,20 +201,27 @@ async fn render(
     let content = html! {
         h1 { (product.display_name) }
         p.subtitle { (product.sku_part_number) " · " (product.capability_status.as_str()) " · " span.muted { (product.sku_id) } }
-        (done_notice(done))
+        (result)
         section.panel aria-labelledby="totals" {
             h2 id="totals" { "Licenses" }
             (seat_bar(product))
             dl.facts {
-                dt { "Purchased" } dd data-field="purchased" { (product.prepaid_units) }
-                dt { "Assigned" } dd data-field="assigned" { (product.consumed_units) }
-                dt { "Available" } dd data-field="available" { (product.available_units) }
-                dt { "Users waiting for a license" } dd data-field="waiting" { (product.waiting_users) }
+                dt { "Purchased" } dd data-field="purchased" { (super::format::count(product.prepaid_units)) }
+                dt { "Assigned" } dd data-field="assigned" { (super::format::count(product.consumed_units)) }
+                dt { "Available" } dd data-field="available" { (super::format::count(product.available_units)) }
+                dt { "Users waiting for a license" } dd data-field="waiting" { (super::format::count(product.waiting_users)) }
                 dt { "Service plans" } dd { (product.service_plans.len()) }
             }
             h3 id="seats" { "Purchased seats" }
             @if let Some(refusal) = &refusal { (refusal.message_box()) }
-            @if context.may(ConsoleAction::ChangeSeats) {
+            @if let Some((seats, preview)) = &preview {
+                (preview)
+                form.search method="post" action={ (path) "/seats" } {
+                    input type="hidden" name="prepaid_units" value=(seats);
+                    button type="submit" name="confirmed" value="yes" { "Reduce to " (super::format::count(*seats)) " seats" }
+                    a href=(path) { "Cancel" }
+                }
+            } @else if context.may(ConsoleAction::ChangeSeats) {
                 form.search method="post" action={ (path) "/seats" } {
                     label for="prepaid-units" { "Purchased seats" }
                     input id="prepaid-units" type="number" name="prepaid_units" min="0" max="4294967295" required
@@ -337,8 +356,41 @@ pub async fn save_seats(
         let refusal = ConsoleError::bad_request(format!(
             "'{typed}' is not a number of seats (a whole number from 0 to 4294967295)."
         ));
-        return render(&context, sku_id, false, first_page, Some(refusal), None).await;
+        return render(&context, sku_id, false, first_page, Some(refusal), None, None).await;
     };
+    // A reduction may leave users without a seat: its prediction first, saved once confirmed.
+    if fields.first("confirmed") != Some("yes") {
+        let commands = vec![Command::SetPrepaidUnits {
+            sku_id,
+            prepaid_units,
+        }];
+        let preview = context
+            .read(move |engine| {
+                let product = existing_product(engine, sku_id)?;
+                if prepaid_units >= product.prepaid_units {
+                    return Ok(None);
+                }
+                let report = super::preview::predict(engine, &commands)?;
+                Ok(Some(super::preview::panel(&ProductNames::of(engine), &report)))
+            })
+            .await?;
+        if let Some(preview) = preview {
+            let first_page = ListRequest {
+                cursor: super::paging::Cursor::First,
+                search: None,
+            };
+            return render(
+                &context,
+                sku_id,
+                false,
+                first_page,
+                None,
+                None,
+                Some((prepaid_units, preview)),
+            )
+            .await;
+        }
+    }
     match context
         .execute(Command::SetPrepaidUnits {
             sku_id,
@@ -354,6 +406,7 @@ pub async fn save_seats(
                 false,
                 first_page,
                 Some(ConsoleError::Refused(refusal)),
+                None,
                 None,
             )
             .await

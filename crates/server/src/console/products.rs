@@ -39,9 +39,9 @@ pub async fn list(context: ConsoleContext) -> Result<Response, ConsoleError> {
                                 br; span.muted { (product.sku_part_number) }
                             }
                             td { (product.capability_status.as_str()) }
-                            td.number data-field="purchased" { (product.prepaid_units) }
-                            td.number data-field="assigned" { (product.consumed_units) }
-                            td.number data-field="available" { (product.available_units) }
+                            td.number data-field="purchased" { (super::format::count(product.prepaid_units)) }
+                            td.number data-field="assigned" { (super::format::count(product.consumed_units)) }
+                            td.number data-field="available" { (super::format::count(product.available_units)) }
                             td.number data-field="waiting" { (product.waiting_users) }
                             td { (seat_bar(product)) }
                         }

@@ -16,25 +16,31 @@ use maud::{html, Markup};
 
 use super::context::{ConsoleAction, ConsoleContext};
 use super::error::ConsoleError;
-use super::forms::{parse_id, see_other, FormFields, IdKind, PathParameters, QueryFields};
-use super::group::{plan_form, plan_toggles, submitted_plans, PlanToggles};
-use super::layout::{self, done_notice, html_response, state_badge, Done, Section};
+use super::format::{country, time};
+use super::forms::{after_change, parse_id, see_other, FormFields, IdKind, PathParameters, QueryFields};
+use super::group::{plan_form, plan_toggles, submitted_plans, suggested_plans, PlanToggles, SaveStep};
+use super::layout::{self, html_response, state_badge, Done, Section};
 use super::names::{error_title, group_name, ProductNames};
-use super::processing::{activity_panel, poll_answer, tenant_activity};
+use super::processing::{activity_panel, change_result, poll_answer, tenant_activity};
 
 /// A way to resolve an error, offered next to it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Fix {
     /// Remove the user's direct license of a product (POST).
     RemoveDirectLicense { sku_id: Uuid, product_name: String },
-    /// Disable plans of the user's direct license of a product.
-    EditDirectPlans { sku_id: Uuid, product_name: String },
-    /// Disable plans of a group's license of a product.
+    /// Disable plans (the editor opens with `plans` unticked) of the user's direct license.
+    EditDirectPlans {
+        sku_id: Uuid,
+        product_name: String,
+        plans: Vec<Uuid>,
+    },
+    /// Disable plans (the editor opens with `plans` unticked) of a group's license.
     EditGroupPlans {
         group_id: Uuid,
         group_name: String,
         sku_id: Uuid,
         product_name: String,
+        plans: Vec<Uuid>,
     },
     /// Buy more seats of a product.
     BuySeats { sku_id: Uuid, product_name: String },
@@ -60,6 +66,8 @@ struct AssignmentRow {
     group: Option<(Uuid, String)>,
     reason: Option<String>,
     fixes: Vec<Fix>,
+    /// The fixes Diagnosis offers for this error, applied with one button.
+    engine_fixes: Vec<licensd_engine::diagnosis::Fix>,
 }
 
 struct UserPage {
@@ -102,19 +110,25 @@ fn fixes_for(
         return Vec::new();
     };
     let product_name = names.product_name(state.sku_id);
-    let own_plans = |fixes: &mut Vec<Fix>| match state.assigned_by_group {
+    let own_plans = |fixes: &mut Vec<Fix>, plans: Vec<Uuid>| match state.assigned_by_group {
         Some(group_id) => fixes.push(Fix::EditGroupPlans {
             group_id,
             group_name: group_name(engine, group_id),
             sku_id: state.sku_id,
             product_name: product_name.clone(),
+            plans,
         }),
         None => fixes.push(Fix::EditDirectPlans {
             sku_id: state.sku_id,
             product_name: product_name.clone(),
+            plans,
         }),
     };
-    let plans_of = |fixes: &mut Vec<Fix>, source: &AssignmentSource, sku_id: Uuid, remove_direct: bool| {
+    let plans_of = |fixes: &mut Vec<Fix>,
+                    source: &AssignmentSource,
+                    sku_id: Uuid,
+                    remove_direct: bool,
+                    plans: Vec<Uuid>| {
         let other_product = names.product_name(sku_id);
         match source {
             AssignmentSource::Direct => {
@@ -127,6 +141,7 @@ fn fixes_for(
                 fixes.push(Fix::EditDirectPlans {
                     sku_id,
                     product_name: other_product,
+                    plans,
                 });
             }
             AssignmentSource::Group(group_id) => fixes.push(Fix::EditGroupPlans {
@@ -134,6 +149,7 @@ fn fixes_for(
                 group_name: group_name(engine, *group_id),
                 sku_id,
                 product_name: other_product,
+                plans,
             }),
         }
     };
@@ -151,14 +167,22 @@ fn fixes_for(
             });
         }
         LicenseErrorDetail::MutuallyExclusiveViolation {
+            service_plan,
+            conflicting_service_plan,
             conflicting_sku_id,
             conflicting_assignment,
-            ..
         } => {
-            plans_of(&mut fixes, conflicting_assignment, *conflicting_sku_id, true);
-            own_plans(&mut fixes);
+            plans_of(
+                &mut fixes,
+                conflicting_assignment,
+                *conflicting_sku_id,
+                true,
+                vec![conflicting_service_plan.service_plan_id],
+            );
+            own_plans(&mut fixes, vec![service_plan.service_plan_id]);
         }
         LicenseErrorDetail::DependencyViolation {
+            dependent_service_plan,
             dependent_sku_id,
             dependent_assignment,
             removal_blocked,
@@ -166,10 +190,16 @@ fn fixes_for(
         } => {
             if *removal_blocked {
                 if let Some(source) = dependent_assignment {
-                    plans_of(&mut fixes, source, *dependent_sku_id, true);
+                    plans_of(
+                        &mut fixes,
+                        source,
+                        *dependent_sku_id,
+                        true,
+                        vec![dependent_service_plan.service_plan_id],
+                    );
                 }
             } else {
-                own_plans(&mut fixes);
+                own_plans(&mut fixes, vec![dependent_service_plan.service_plan_id]);
             }
         }
         LicenseErrorDetail::ProhibitedInUsageLocationViolation { .. } => {
@@ -206,13 +236,28 @@ fn fixes_for(
 fn user_page(engine: &Engine, user_id: Uuid) -> Result<UserPage, ConsoleError> {
     let user = existing_user(engine, user_id)?;
     let names = ProductNames::of(engine);
+    let has_error = engine
+        .user_license_states(user_id)?
+        .iter()
+        .any(|state| state.error.is_some());
+    let mut engine_fixes = if has_error {
+        super::diagnosis::user_fixes(engine, user_id)
+    } else {
+        Vec::new()
+    };
     let assignments = engine
         .user_license_states(user_id)?
         .into_iter()
         .map(|state| {
-            let reason = engine.explain(&state);
+            let reason = engine.explain(&state).map(|reason| names.humanize(&reason));
             let fixes = fixes_for(engine, &names, &user, &state);
+            let engine_fixes = engine_fixes
+                .iter_mut()
+                .find(|(sku_id, group_id, _)| *sku_id == state.sku_id && *group_id == state.assigned_by_group)
+                .map(|(_, _, fixes)| std::mem::take(fixes))
+                .unwrap_or_default();
             AssignmentRow {
+                engine_fixes,
                 product_name: names.product_name(state.sku_id),
                 group: state
                     .assigned_by_group
@@ -256,22 +301,28 @@ pub async fn show(
     render(&context, user_id, None, query.first("done")).await
 }
 
+/// Plan ids for `?change=`.
+fn plan_list(plans: &[Uuid]) -> String {
+    plans.iter().map(Uuid::to_string).collect::<Vec<_>>().join(",")
+}
+
 fn fix_item(context: &ConsoleContext, user: &UserView, fix: &Fix) -> Markup {
     let may_licenses = context.may(ConsoleAction::ChangeLicenses);
     html! {
         li {
             @match fix {
                 Fix::RemoveDirectLicense { sku_id, product_name } => {
-                    form.inline method="post" action={ "/users/" (user.id) "/licenses/" (sku_id) "/remove" } {
+                    form.inline method="post" action={ "/users/" (user.id) "/licenses/" (sku_id) "/remove" }
+                        data-confirm={ "Remove the direct " (product_name) " license from " (user.user_principal_name) "?" } {
                         button.secondary type="submit" disabled[!may_licenses] { "Remove the direct " (product_name) " license" }
                     }
                     " if it is redundant."
                 }
-                Fix::EditDirectPlans { sku_id, product_name } => {
-                    a href={ "/users/" (user.id) "/licenses/edit?sku_id=" (sku_id) } { "Disable plans in the direct " (product_name) " license" }
+                Fix::EditDirectPlans { sku_id, product_name, plans } => {
+                    a href={ "/users/" (user.id) "/licenses/edit?sku_id=" (sku_id) "&change=" (plan_list(plans)) } { "Disable plans in the direct " (product_name) " license" }
                 }
-                Fix::EditGroupPlans { group_id, group_name, sku_id, product_name } => {
-                    a href={ "/groups/" (group_id) "/licenses/edit?sku_id=" (sku_id) } {
+                Fix::EditGroupPlans { group_id, group_name, sku_id, product_name, plans } => {
+                    a href={ "/groups/" (group_id) "/licenses/edit?sku_id=" (sku_id) "&change=" (plan_list(plans)) } {
                         "Disable plans in " (product_name) " of the group " (group_name)
                     }
                     " (changes it for every member)."
@@ -287,7 +338,8 @@ fn fix_item(context: &ConsoleContext, user: &UserView, fix: &Fix) -> Markup {
                     a href="#usage-location" { "Correct the usage location" } " if it does not reflect where the user is."
                 }
                 Fix::RemoveFromGroup { group_id, group_name } => {
-                    form.inline method="post" action={ "/groups/" (group_id) "/members/" (user.id) "/remove" } {
+                    form.inline method="post" action={ "/groups/" (group_id) "/members/" (user.id) "/remove" }
+                        data-confirm={ "Remove " (user.user_principal_name) " from " (group_name) "? The user loses the licenses the group gives." } {
                         input type="hidden" name="return_to" value={ "/users/" (user.id) };
                         button.secondary type="submit" disabled[!context.may(ConsoleAction::ChangeMembers)] {
                             "Remove the user from " (group_name)
@@ -336,11 +388,26 @@ fn assignments_table(context: &ConsoleContext, page: &UserPage) -> Markup {
                             td { (state_badge(row.state.state)) }
                             td {
                                 @if let Some(kind) = row.state.error {
-                                    strong { (error_title(kind)) } " " span.muted { "(" (kind.as_str()) ")" }
+                                    strong { (error_title(kind)) }
                                     @if let Some(reason) = &row.reason { p.reason { (reason) } }
                                     p.reason { a href={ "/users/" (user.id) "/diagnosis" } { "Diagnosis: what it involves, fixes and their predicted effect" } }
+                                    @if !row.engine_fixes.is_empty() {
+                                        p.reason { "Fixes (the same as on Diagnosis), applied at once:" }
+                                        ul.fixes.engine-fixes {
+                                            @for fix in &row.engine_fixes {
+                                                li data-fix=(fix.kind.as_str()) {
+                                                    (page.names.humanize(&fix.description)) " "
+                                                    @if context.may(ConsoleAction::ChangeLicenses) {
+                                                        (super::diagnosis::apply_form(user.id, row.state.sku_id,
+                                                            row.state.assigned_by_group.map_or(AssignmentSource::Direct, AssignmentSource::Group),
+                                                            fix, &page.names, true))
+                                                    }
+                                                }
+                                            }
+                                        }
+                                    }
                                     @if !row.fixes.is_empty() {
-                                        p.reason { "Ways to fix it, then reprocess:" }
+                                        p.reason { "Or make the change yourself:" }
                                         ul.fixes {
                                             @for fix in &row.fixes { (fix_item(context, user, fix)) }
                                         }
@@ -363,6 +430,7 @@ async fn render(
     refusal: Option<(RefusalAt, ConsoleError)>,
     done: Option<&str>,
 ) -> Result<Response, ConsoleError> {
+    let result = change_result(context, done).await?;
     let page = context.read(move |engine| user_page(engine, user_id)).await?;
     // The user's recent audit records: license changes, membership, self-healing runs.
     let history = if context
@@ -405,7 +473,7 @@ async fn render(
             @if user.account_enabled { "Account enabled" } @else { "Account disabled" }
             " · " span.muted { (user.id) }
         }
-        (done_notice(done))
+        (result)
         div.actions {
             form.inline method="post" action={ "/users/" (user.id) "/reprocess" }
                 hx-post={ "/users/" (user.id) "/reprocess" } hx-target="#user-processing" hx-swap="outerHTML" {
@@ -417,7 +485,7 @@ async fn render(
         @if errors > 0 {
             p { strong { (errors) " of " (page.assignments.len()) " assignments are in error." } }
         }
-        (super::diagnosis::self_healing_notice(page.pending_self_healing.as_ref(), page.last_self_healing.as_ref()))
+        (super::diagnosis::self_healing_notice(page.pending_self_healing.as_ref(), page.last_self_healing.as_ref(), errors > 0))
         (refusal_at(RefusalAt::Assignments))
         (assignments_table(context, &page))
         h2 { "Effective service plans" }
@@ -448,7 +516,8 @@ async fn render(
                                         a.button.secondary href={ "/users/" (user.id) "/licenses/edit?sku_id=" (license.sku_id) } {
                                             "Edit plans" span.visually-hidden { " of " (product_name) }
                                         }
-                                        form.inline method="post" action={ "/users/" (user.id) "/licenses/" (license.sku_id) "/remove" } {
+                                        form.inline method="post" action={ "/users/" (user.id) "/licenses/" (license.sku_id) "/remove" }
+                                            data-confirm={ "Remove the direct " (product_name) " license from " (user.user_principal_name) "?" } {
                                             button.danger type="submit" { "Remove" span.visually-hidden { " " (product_name) } }
                                         }
                                     }
@@ -474,18 +543,22 @@ async fn render(
         (refusal_at(RefusalAt::UsageLocation))
         p {
             @match user.usage_location {
-                Some(location) => { "The user's usage location is " strong { (location) } "." },
+                Some(location) => { "The user's usage location is " strong { (country(location.as_str())) } "." },
                 None => {
                     "The user has no usage location"
                     @match page.tenant_usage_location {
-                        Some(location) => { " and inherits the tenant's, " strong { (location) } "." },
+                        Some(location) => { " and inherits the tenant's, " strong { (country(location.as_str())) } "." },
                         None => { ", and the tenant has no default: group licenses cannot be assigned." },
                     }
                 },
             }
         }
         @if may_users {
-            form.search method="post" action={ "/users/" (user.id) "/usage-location" } {
+            // With htmx a refusal replaces the page in place and keeps this form in view (the
+            // address stays the user's page); without it the form posts as usual.
+            form.search method="post" action={ "/users/" (user.id) "/usage-location" }
+                hx-post={ "/users/" (user.id) "/usage-location" } hx-target="#main" hx-select="#main"
+                hx-swap="outerHTML show:#usage-location:top" {
                 label for="usage-location-input" { "Usage location (two letters, such as US; empty for the tenant's default)" }
                 input id="usage-location-input" type="text" name="usage_location" maxlength="2" size="3"
                     autocomplete="off" value=[user.usage_location.map(|location| location.to_string())];
@@ -500,7 +573,9 @@ async fn render(
             ul.plans { @for address in &user.proxy_addresses { li { code { (address) } } } }
         }
         @if may_users {
-            form.stacked method="post" action={ "/users/" (user.id) "/proxy-addresses" } {
+            form.stacked method="post" action={ "/users/" (user.id) "/proxy-addresses" }
+                hx-post={ "/users/" (user.id) "/proxy-addresses" } hx-target="#main" hx-select="#main"
+                hx-swap="outerHTML show:#proxy-addresses:top" {
                 label for="proxy-addresses-input" { "Proxy addresses, one per line (SMTP: primary, smtp: secondary)" }
                 textarea id="proxy-addresses-input" name="proxy_addresses" rows="3" {
                     @for address in &user.proxy_addresses { (address) "\n" }
@@ -522,7 +597,7 @@ async fn render(
                 ul.history {
                     @for stored in history {
                         li data-activity=(stored.record.activity) {
-                            (licensd_api_types::time::format_date_time(stored.record.activity_date_time)) " · "
+                            (time(stored.record.activity_date_time)) " · "
                             strong { (stored.record.activity) } " by " (stored.record.actor_name)
                             @if stored.record.result != "success" { " · " strong { "failed" } }
                             @if !stored.record.result_reason.is_empty() { " — " (stored.record.result_reason) }
@@ -585,7 +660,8 @@ pub async fn edit_license(
             .ok_or_else(|| ConsoleError::bad_request("Choose a product (sku_id)."))?,
         IdKind::Product,
     )?;
-    render_edit(&context, user_id, sku_id, None, None).await
+    let suggested = suggested_plans(&query)?;
+    render_edit(&context, user_id, sku_id, None, suggested, None).await
 }
 
 async fn render_edit(
@@ -593,6 +669,7 @@ async fn render_edit(
     user_id: Uuid,
     sku_id: Uuid,
     submitted_disabled: Option<BTreeSet<Uuid>>,
+    suggested: BTreeSet<Uuid>,
     refusal: Option<ConsoleError>,
 ) -> Result<Response, ConsoleError> {
     let data = context
@@ -610,7 +687,9 @@ async fn render_edit(
                     .map(|license| license.disabled_plans.iter().copied().collect())
                     .unwrap_or_default(),
             };
-            let toggles = plan_toggles(engine, &names, sku_id, &disabled)?;
+            let disabled = disabled.union(&suggested).copied().collect();
+            let mut toggles = plan_toggles(engine, &names, sku_id, &disabled)?;
+            toggles.suggested = suggested;
             Ok(EditData {
                 tenant_name: engine.settings().display_name.clone(),
                 user,
@@ -627,7 +706,7 @@ async fn render_edit(
         h2 { (verb) " " (data.toggles.product_name) " directly " span.muted { "(" (data.toggles.sku_part_number) ")" } }
         @if let Some(refusal) = &refusal { (refusal.message_box()) }
         p { "A direct assignment is checked at once: seats, conflicts, prerequisites and the usage location." }
-        (plan_form(&data.toggles, &format!("/users/{}/licenses", user.id), &format!("/users/{}", user.id)))
+        (plan_form(&data.toggles, &format!("/users/{}/licenses", user.id), &format!("/users/{}", user.id), SaveStep::Direct))
     };
     let status = if refusal.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
@@ -671,6 +750,7 @@ pub async fn save_license(
                 user_id,
                 sku_id,
                 Some(disabled),
+                BTreeSet::new(),
                 Some(ConsoleError::Refused(refusal)),
             )
             .await
@@ -729,7 +809,8 @@ pub async fn save_usage_location(
         },
     };
     match context.execute(command).await {
-        Ok(_) => Ok(see_other(
+        Ok(_) => Ok(after_change(
+            &context,
             &Done::UsageLocationSaved.on(&format!("/users/{user_id}")),
         )),
         Err(error) => refused_or(&context, user_id, RefusalAt::UsageLocation, error).await,
@@ -765,7 +846,8 @@ pub async fn save_proxy_addresses(
         },
     };
     match context.execute(command).await {
-        Ok(_) => Ok(see_other(
+        Ok(_) => Ok(after_change(
+            &context,
             &Done::ProxyAddressesSaved.on(&format!("/users/{user_id}")),
         )),
         Err(error) => refused_or(&context, user_id, RefusalAt::ProxyAddresses, error).await,
