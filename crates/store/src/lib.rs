@@ -30,6 +30,7 @@
 //! The API is synchronous: call it from blocking threads. A `Store` is one connection; open one
 //! per thread that needs the database.
 
+mod alerts;
 mod batch;
 mod catch_up;
 mod codec;
@@ -50,6 +51,7 @@ use std::time::Duration;
 use licensd_engine::image::TenantImage;
 use licensd_engine::{Engine, TenantSettings, Uuid};
 
+pub use crate::alerts::{AlertFormat, AlertRuleRecord};
 pub use crate::batch::{ChangeNotice, StateKey, TenantChange, WriteBatch};
 pub use crate::catch_up::{unwritten_change, CatchUp};
 pub use crate::error::StoreError;
@@ -373,6 +375,51 @@ impl Store {
         after_version: u64,
     ) -> Result<Vec<TenantChange>, StoreError> {
         dispatch!(self, store => reads::changes_since(store, tenant_id, after_version))
+    }
+
+    /// The tenant's license alert rules, oldest first.
+    pub fn alert_rules(&mut self, tenant_id: Uuid) -> Result<Vec<AlertRuleRecord>, StoreError> {
+        dispatch!(self, store => alerts::alert_rules(store, tenant_id))
+    }
+
+    /// Every tenant's alert rules, by tenant id (one statement).
+    pub fn all_alert_rules(&mut self) -> Result<Vec<(Uuid, AlertRuleRecord)>, StoreError> {
+        dispatch!(self, store => alerts::all_alert_rules(store))
+    }
+
+    /// Adds an alert rule with its audit records in one transaction that, on PostgreSQL,
+    /// announces it to every listening instance ([`Store::take_alert_rules_notices`]).
+    pub fn insert_alert_rule(
+        &mut self,
+        tenant_id: Uuid,
+        rule: &AlertRuleRecord,
+        audit: &[AuditRecord],
+    ) -> Result<(), StoreError> {
+        dispatch!(self, store => alerts::insert_alert_rule(store, tenant_id, rule, audit))
+    }
+
+    /// Removes an alert rule with its audit records (`Ok(false)`: no such rule, nothing written).
+    pub fn delete_alert_rule(
+        &mut self,
+        tenant_id: Uuid,
+        rule_id: Uuid,
+        audit: &[AuditRecord],
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, store => alerts::delete_alert_rule(store, tenant_id, rule_id, audit))
+    }
+
+    /// The (rule, subject) pairs a tenant's periodic alert rules are firing for.
+    pub fn alert_firings(&mut self, tenant_id: Uuid) -> Result<Vec<(Uuid, String)>, StoreError> {
+        dispatch!(self, store => alerts::alert_firings(store, tenant_id))
+    }
+
+    /// The tenants whose alert rules another instance changed, announced since the last call
+    /// (PostgreSQL; always empty on SQLite).
+    pub fn take_alert_rules_notices(&mut self) -> Vec<Uuid> {
+        match self {
+            Store::Sqlite(_) => Vec::new(),
+            Store::Postgres(store) => store.take_alert_rules_notices(),
+        }
     }
 
     /// The subscription lifecycles of the tenant's products (those that have one), by `skuId`.

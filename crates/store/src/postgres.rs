@@ -57,6 +57,8 @@ pub struct PostgresStore {
     /// Tokens whose revocation was announced, received by [`PostgresStore::wait_for_changes`]
     /// and not yet taken ([`PostgresStore::take_token_notices`]).
     token_notices: Vec<Uuid>,
+    /// Tenants whose alert rules changed, announced and not yet taken.
+    alert_rules_notices: Vec<Uuid>,
     /// Tenant keys looked up so far (a tenant's key never changes: tenants are not deleted).
     tenant_keys: FxHashMap<Uuid, i64>,
 }
@@ -290,6 +292,7 @@ impl PostgresStore {
             lock_class,
             change_channel: change_channel(lock_class),
             token_notices: Vec::new(),
+            alert_rules_notices: Vec::new(),
             tenant_keys: FxHashMap::default(),
         };
         crate::migration::migrate(&mut store)?;
@@ -358,10 +361,20 @@ impl PostgresStore {
                 .iter()
                 .filter_map(|payload| crate::security::parse_token_notice(payload)),
         );
+        self.alert_rules_notices.extend(
+            payloads
+                .iter()
+                .filter_map(|payload| crate::alerts::parse_alert_rules_notice(payload)),
+        );
         Ok(payloads
             .iter()
             .filter_map(|payload| ChangeNotice::parse(payload))
             .collect())
+    }
+
+    /// The tenants whose alert rules changed, announced since the last call.
+    pub(crate) fn take_alert_rules_notices(&mut self) -> Vec<Uuid> {
+        std::mem::take(&mut self.alert_rules_notices)
     }
 
     /// The tokens whose revocation notices arrived since the last call.
