@@ -152,6 +152,8 @@ pub struct TenantRuntime {
     written: Condvar,
     /// Transactions that committed commands (each one or more: group commit).
     command_transactions: AtomicU64,
+    /// Every tenant's alert rules (shared by the instance's tenants).
+    alerts: Arc<crate::alerts::AlertBook>,
 }
 
 /// At most this many commands share one transaction (the rest wait for the next).
@@ -195,14 +197,21 @@ fn load_engine(store: &SharedStore, tenant_id: Uuid) -> Result<(Engine, u64), Ex
 impl TenantRuntime {
     /// Loads a tenant from the store.
     pub fn load(store: &SharedStore, tenant_id: Uuid) -> Result<TenantRuntime, ExecuteError> {
-        Self::load_signalling(store, tenant_id, Arc::new(ProcessingSignal::default()))
+        Self::load_signalling(
+            store,
+            tenant_id,
+            Arc::new(ProcessingSignal::default()),
+            Arc::default(),
+        )
     }
 
-    /// Loads a tenant whose writes notify `signal` when they queue users.
+    /// Loads a tenant whose writes notify `signal` when they queue users and raise the alerts
+    /// of `alerts`.
     pub fn load_signalling(
         store: &SharedStore,
         tenant_id: Uuid,
         signal: Arc<ProcessingSignal>,
+        alerts: Arc<crate::alerts::AlertBook>,
     ) -> Result<TenantRuntime, ExecuteError> {
         let (engine, version) = load_engine(store, tenant_id)?;
         Ok(TenantRuntime {
@@ -216,6 +225,7 @@ impl TenantRuntime {
             writes: Mutex::new(WaitingWrites::default()),
             written: Condvar::new(),
             command_transactions: AtomicU64::new(0),
+            alerts,
         })
     }
 
@@ -591,6 +601,7 @@ impl TenantRuntime {
         for (command, caller) in commands {
             let target_before = audit::target_of(command, &state.engine);
             let properties_before = audit::properties_of(command, &state.engine);
+            let alerting = crate::alerts::BeforeChange::look(&self.alerts, self.id, &state.engine);
             let at = now();
             let outcome = match state.engine.apply(command.clone(), at) {
                 Ok(outcome) => outcome,
@@ -613,6 +624,15 @@ impl TenantRuntime {
             }
             let properties_after = audit::properties_of(command, &state.engine);
             let mut batch = WriteBatch::from_command_outcome(&outcome);
+            let alerts = alerting.alerts(
+                &self.alerts,
+                self.id,
+                &state.engine,
+                &outcome.changes,
+                outcome.clock,
+                at.0,
+            );
+            crate::alerts::enqueue(&mut batch, alerts);
             batch.audit.push(audit::record(
                 caller,
                 command,
@@ -678,14 +698,24 @@ impl TenantRuntime {
             return Ok(StepReport::default());
         }
         let busy_before = busy_licensed_groups(&state.engine);
+        let alerting = crate::alerts::BeforeChange::look(&self.alerts, self.id, &state.engine);
         let at = now();
         let report = state.engine.process_batch_with_images(max_users, at);
+        let alerts = alerting.alerts(
+            &self.alerts,
+            self.id,
+            &state.engine,
+            &report.changes,
+            report.clock,
+            at.0,
+        );
         let step = StepReport {
             evaluated_users: report.evaluated_users,
             changed_states: report.changes.len(),
             remaining_users: report.remaining_users,
         };
         let mut batch = WriteBatch::from_process_report(report);
+        crate::alerts::enqueue(&mut batch, alerts);
         batch.expected_version = Some(state.version);
         let (group_runs, started, finished) = group_run_records(self.id, state, &busy_before, at.0);
         batch.audit = group_runs;
@@ -900,6 +930,8 @@ pub struct Tenants {
     signal: Arc<ProcessingSignal>,
     /// What this instance's processor did, per tenant (for metrics).
     statistics: Arc<ProcessingStatistics>,
+    /// Every tenant's alert rules and how alerts are rendered.
+    alerts: Arc<crate::alerts::AlertBook>,
 }
 
 /// The tenant created on first start when the store has none.
@@ -917,10 +949,13 @@ impl Tenants {
         }
         let default_tenant = ids[0];
         let signal = Arc::new(ProcessingSignal::default());
+        let alerts = Arc::new(crate::alerts::AlertBook::default());
+        alerts.reload_all(&mut lock_store(store)?)?;
         let mut runtimes = HashMap::new();
         for id in ids {
             let started = std::time::Instant::now();
-            let runtime = TenantRuntime::load_signalling(store, id, Arc::clone(&signal))?;
+            let runtime =
+                TenantRuntime::load_signalling(store, id, Arc::clone(&signal), Arc::clone(&alerts))?;
             let (users, queued) = runtime.read(|engine| (engine.user_count(), engine.queued_users()))?;
             tracing::info!(tenant = %id, users, queued, elapsed_ms = started.elapsed().as_millis() as u64, "tenant loaded");
             runtimes.insert(id, Arc::new(runtime));
@@ -930,7 +965,13 @@ impl Tenants {
             default_tenant,
             signal,
             statistics: Arc::new(ProcessingStatistics::default()),
+            alerts,
         })
+    }
+
+    /// Every tenant's alert rules as this instance knows them, and the renderer.
+    pub fn alerts(&self) -> Arc<crate::alerts::AlertBook> {
+        Arc::clone(&self.alerts)
     }
 
     /// What this instance's processor did, per tenant.
@@ -982,7 +1023,9 @@ impl Tenants {
                     store,
                     id,
                     Arc::clone(&self.signal),
+                    Arc::clone(&self.alerts),
                 )?);
+                self.alerts.reload(&mut lock_store(store)?, id)?;
                 self.runtimes
                     .write()
                     .map_err(|_| ExecuteError::Poisoned)?

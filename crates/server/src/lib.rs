@@ -10,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod admin;
+pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod console;
@@ -88,6 +89,7 @@ fn open_store(config: &ServerConfig) -> Result<SharedStore, ServerError> {
 pub fn open(config: &ServerConfig) -> Result<AppState, ServerError> {
     let store = open_store(config)?;
     let tenants = Arc::new(Tenants::load_all(&store)?);
+    tenants.alerts().set_renderer(Arc::new(alerts::AlertBodies));
     let auth_store = open_store(config)?;
     Ok(AppState {
         store,

@@ -1,9 +1,10 @@
 //! licensd's own administration API under `/licensd/v1`, for what Graph has no endpoint for:
 //! the bundled Microsoft catalog, products and their seats, service plan rules, tenant settings,
-//! the tenant overview and explained license states. It uses Graph's error envelope but does not
+//! the tenant overview, explained license states and license alert rules. It uses Graph's error envelope but does not
 //! pretend to be Graph.
 
 pub mod advisor;
+pub mod alert_rules;
 pub mod catalog;
 pub mod diagnosis;
 pub mod products;
@@ -91,6 +92,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(guarded(routes!(whatif::what_if), READS_LICENSING))
         .routes(guarded(routes!(whatif::apply_changes), ANY_CHANGES))
         .routes(guarded(routes!(advisor::get_advisor), READS_LICENSING))
+        .routes(guarded(
+            routes!(alert_rules::list_alert_rules, alert_rules::create_alert_rule),
+            SETTINGS,
+        ))
+        .routes(guarded(
+            routes!(alert_rules::get_alert_rule, alert_rules::delete_alert_rule),
+            SETTINGS,
+        ))
 }
 
 /// A product's seats in licensd's admin shape.

@@ -1,0 +1,222 @@
+//! License alerts at run time: every tenant's alert rules kept in memory ([`AlertBook`], re-read
+//! when a rule changes on this instance, when another instance announces a change, and by the
+//! watcher's periodic check), matched against each write's and processing step's transitions
+//! (`licensd_engine::alerts`), and rendered by the server's [`AlertRenderer`] into deliveries
+//! that go into the same transaction as the change ([`AlertDelivery`]). The periodic rules
+//! (subscription ending, processing lag) are checked by the processor ([`check_periodic`]). No
+//! HTTP here: the payload's shape is the renderer's, the delivery the outbox worker's.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use licensd_engine::alerts::{
+    error_digests, seat_digests, watches_errors, watches_seats, AlertDigest, AlertRule, SeatCount,
+};
+use licensd_engine::{Engine, StateChange, Uuid};
+use licensd_store::{AlertRuleRecord, Store, StoreError};
+
+/// What a renderer is given: one rule's digest of one write, step or periodic check.
+pub struct AlertContext<'a> {
+    pub tenant_id: Uuid,
+    pub tenant_name: &'a str,
+    pub rule: &'a AlertRuleRecord,
+    pub digest: &'a AlertDigest,
+    /// Milliseconds since the Unix epoch.
+    pub at: i64,
+    /// Identifies this alert: the same on every delivery attempt, different for every alert.
+    pub dedup_key: &'a str,
+}
+
+/// Turns a digest into the body posted to the rule's webhook (the rule's format: plain JSON,
+/// Slack or Teams). Given by the server, which owns wire shapes.
+pub trait AlertRenderer: Send + Sync {
+    fn render(&self, context: &AlertContext<'_>) -> String;
+}
+
+/// One alert ready to be written to the outbox with the change that caused it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertDelivery {
+    pub rule_id: Uuid,
+    pub url: String,
+    /// A JSON document.
+    pub body: String,
+    pub dedup_key: String,
+    /// How many users (or products) the alert names in all.
+    pub items: u32,
+}
+
+/// Every tenant's alert rules as this instance last read them, and the renderer.
+#[derive(Default)]
+pub struct AlertBook {
+    rules: RwLock<HashMap<Uuid, Arc<Vec<AlertRuleRecord>>>>,
+    renderer: RwLock<Option<Arc<dyn AlertRenderer>>>,
+}
+
+impl AlertBook {
+    /// Sets how alerts are rendered; without a renderer no alert is produced.
+    pub fn set_renderer(&self, renderer: Arc<dyn AlertRenderer>) {
+        if let Ok(mut slot) = self.renderer.write() {
+            *slot = Some(renderer);
+        }
+    }
+
+    fn renderer(&self) -> Option<Arc<dyn AlertRenderer>> {
+        self.renderer.read().ok().and_then(|slot| slot.clone())
+    }
+
+    /// A tenant's rules (empty when it has none).
+    pub fn rules(&self, tenant_id: Uuid) -> Arc<Vec<AlertRuleRecord>> {
+        self.rules
+            .read()
+            .ok()
+            .and_then(|rules| rules.get(&tenant_id).cloned())
+            .unwrap_or_default()
+    }
+
+    /// Re-reads one tenant's rules.
+    pub fn reload(&self, store: &mut Store, tenant_id: Uuid) -> Result<(), StoreError> {
+        let rules = store.alert_rules(tenant_id)?;
+        if let Ok(mut book) = self.rules.write() {
+            if rules.is_empty() {
+                book.remove(&tenant_id);
+            } else {
+                book.insert(tenant_id, Arc::new(rules));
+            }
+        }
+        Ok(())
+    }
+
+    /// Re-reads every tenant's rules (one statement).
+    pub fn reload_all(&self, store: &mut Store) -> Result<(), StoreError> {
+        let mut by_tenant: HashMap<Uuid, Vec<AlertRuleRecord>> = HashMap::new();
+        for (tenant_id, rule) in store.all_alert_rules()? {
+            by_tenant.entry(tenant_id).or_default().push(rule);
+        }
+        if let Ok(mut book) = self.rules.write() {
+            *book = by_tenant
+                .into_iter()
+                .map(|(tenant_id, rules)| (tenant_id, Arc::new(rules)))
+                .collect();
+        }
+        Ok(())
+    }
+}
+
+/// What a tenant's rules need to know before a change: the seats, when a rule watches them.
+pub struct BeforeChange {
+    rules: Arc<Vec<AlertRuleRecord>>,
+    engine_rules: Vec<AlertRule>,
+    seats: Option<Vec<SeatCount>>,
+}
+
+impl BeforeChange {
+    /// Looks at the engine before a command or processing step.
+    pub fn look(book: &AlertBook, tenant_id: Uuid, engine: &Engine) -> BeforeChange {
+        let rules = book.rules(tenant_id);
+        let engine_rules: Vec<AlertRule> = rules.iter().map(AlertRuleRecord::engine_rule).collect();
+        let seats = watches_seats(&engine_rules).then(|| engine.seat_counts());
+        BeforeChange {
+            rules,
+            engine_rules,
+            seats,
+        }
+    }
+
+    /// The alerts of the change: `changes` are its state changes, `clock` the engine's clock
+    /// after it (unique per change of the tenant: part of each alert's dedup key).
+    pub fn alerts(
+        &self,
+        book: &AlertBook,
+        tenant_id: Uuid,
+        engine: &Engine,
+        changes: &[StateChange],
+        clock: u64,
+        at: i64,
+    ) -> Vec<AlertDelivery> {
+        if self.engine_rules.is_empty() {
+            return Vec::new();
+        }
+        let Some(renderer) = book.renderer() else {
+            return Vec::new();
+        };
+        let mut digests = Vec::new();
+        if watches_errors(&self.engine_rules) && !changes.is_empty() {
+            digests.extend(error_digests(&self.engine_rules, &engine.error_transitions(changes)));
+        }
+        if let Some(before) = &self.seats {
+            digests.extend(seat_digests(&self.engine_rules, before, &engine.seat_counts()));
+        }
+        let tenant_name = engine.settings().display_name.clone();
+        digests
+            .iter()
+            .filter_map(|digest| {
+                let rule = self.rules.iter().find(|rule| rule.rule_id == digest.rule_id)?;
+                let dedup_key = format!("{tenant_id}/{}/{clock}", rule.rule_id);
+                Some(render(&*renderer, tenant_id, &tenant_name, rule, digest, at, dedup_key))
+            })
+            .collect()
+    }
+}
+
+fn render(
+    renderer: &dyn AlertRenderer,
+    tenant_id: Uuid,
+    tenant_name: &str,
+    rule: &AlertRuleRecord,
+    digest: &AlertDigest,
+    at: i64,
+    dedup_key: String,
+) -> AlertDelivery {
+    let body = renderer.render(&AlertContext {
+        tenant_id,
+        tenant_name,
+        rule,
+        digest,
+        at,
+        dedup_key: &dedup_key,
+    });
+    AlertDelivery {
+        rule_id: rule.rule_id,
+        url: rule.url.clone(),
+        body,
+        dedup_key,
+        items: u32::try_from(items_of(digest)).unwrap_or(u32::MAX),
+    }
+}
+
+/// How many users or products a digest is about.
+fn items_of(digest: &AlertDigest) -> usize {
+    use licensd_engine::alerts::AlertSubject;
+    match &digest.subject {
+        AlertSubject::LicenseErrors { count, .. } => *count,
+        AlertSubject::Seats { products, .. } => products.len(),
+        AlertSubject::SubscriptionEnding { .. } | AlertSubject::ProcessingLag { .. } => 1,
+    }
+}
+
+/// The owner kind of license alert deliveries in the outbox (`owner_id`: the rule).
+pub const OWNER_ALERT_RULE: &str = "alert-rule";
+
+impl AlertDelivery {
+    /// The outbox row delivering this alert.
+    pub fn outbox_entry(&self) -> licensd_store::OutboxEntry {
+        licensd_store::OutboxEntry {
+            owner_kind: OWNER_ALERT_RULE.to_string(),
+            owner_id: self.rule_id,
+            url: self.url.clone(),
+            headers: vec![
+                ("Content-Type".to_string(), "application/json".to_string()),
+                ("X-Licensd-Alert-Id".to_string(), self.dedup_key.clone()),
+            ],
+            body: self.body.clone().into_bytes(),
+            items: self.items,
+        }
+    }
+}
+
+/// Adds the alerts to the batch of the change that caused them: written in its transaction.
+pub fn enqueue(batch: &mut licensd_store::WriteBatch, alerts: Vec<AlertDelivery>) {
+    batch
+        .outbox
+        .extend(alerts.iter().map(AlertDelivery::outbox_entry));
+}
