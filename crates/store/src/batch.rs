@@ -79,6 +79,9 @@ pub struct WriteBatch {
     pub directory_attributes: Vec<(Uuid, Option<String>)>,
     /// Audit records of the change, written in the same transaction.
     pub audit: Vec<crate::security::AuditRecord>,
+    /// Deliveries the change causes (change notifications, alerts), written to the outbox in the
+    /// same transaction: delivered at least once if and only if the change commits.
+    pub outbox: Vec<crate::outbox::OutboxEntry>,
 }
 
 impl WriteBatch {
@@ -99,6 +102,7 @@ impl WriteBatch {
             && self.enqueue.is_empty()
             && self.dequeue.is_empty()
             && self.directory_attributes.is_empty()
+            && self.outbox.is_empty()
     }
 
     /// The whole tenant of an image, for storing a tenant that has nothing stored yet (an
@@ -273,6 +277,7 @@ impl WriteBatch {
             dequeue,
             directory_attributes,
             audit,
+            outbox,
         } = next;
         if clock.is_some() {
             self.clock = clock;
@@ -294,6 +299,7 @@ impl WriteBatch {
         self.dequeue.extend(dequeue);
         self.directory_attributes.extend(directory_attributes);
         self.audit.extend(audit);
+        self.outbox.extend(outbox);
         Ok(())
     }
 

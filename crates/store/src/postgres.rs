@@ -59,6 +59,8 @@ pub struct PostgresStore {
     token_notices: Vec<Uuid>,
     /// Tenants whose alert rules changed, announced and not yet taken.
     alert_rules_notices: Vec<Uuid>,
+    /// Tenants whose subscriptions changed, announced and not yet taken.
+    subscription_notices: Vec<Uuid>,
     /// Tenant keys looked up so far (a tenant's key never changes: tenants are not deleted).
     tenant_keys: FxHashMap<Uuid, i64>,
 }
@@ -293,6 +295,7 @@ impl PostgresStore {
             change_channel: change_channel(lock_class),
             token_notices: Vec::new(),
             alert_rules_notices: Vec::new(),
+            subscription_notices: Vec::new(),
             tenant_keys: FxHashMap::default(),
         };
         crate::migration::migrate(&mut store)?;
@@ -366,6 +369,11 @@ impl PostgresStore {
                 .iter()
                 .filter_map(|payload| crate::alerts::parse_alert_rules_notice(payload)),
         );
+        self.subscription_notices.extend(
+            payloads
+                .iter()
+                .filter_map(|payload| crate::change_subscriptions::parse_subscriptions_notice(payload)),
+        );
         Ok(payloads
             .iter()
             .filter_map(|payload| ChangeNotice::parse(payload))
@@ -380,6 +388,11 @@ impl PostgresStore {
     /// The tokens whose revocation notices arrived since the last call.
     pub(crate) fn take_token_notices(&mut self) -> Vec<Uuid> {
         std::mem::take(&mut self.token_notices)
+    }
+
+    /// The tenants whose subscriptions-changed notices arrived since the last call.
+    pub(crate) fn take_subscription_notices(&mut self) -> Vec<Uuid> {
+        std::mem::take(&mut self.subscription_notices)
     }
 
     /// Takes the tenant's write lock for this connection (session-level, re-entrant with the

@@ -1,4 +1,4 @@
--- Schema version 6 for SQLite: license alert rules (issue 16). Each rule watches one condition
+-- Schema version 7 for SQLite: license alert rules (issue 16). Each rule watches one condition
 -- (`kind`, with its parameters in the other columns) and is delivered to `url` in `format`.
 -- `alert_firings` holds the subjects a periodic rule (subscription ending, processing lag) is
 -- firing for, so it fires once per transition: a row is added when the condition starts and
