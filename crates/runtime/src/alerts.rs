@@ -220,3 +220,147 @@ pub fn enqueue(batch: &mut licensd_store::WriteBatch, alerts: Vec<AlertDelivery>
         .outbox
         .extend(alerts.iter().map(AlertDelivery::outbox_entry));
 }
+
+const DAY_MILLISECONDS: i64 = 24 * 60 * 60 * 1000;
+
+/// The subject of a processing lag rule (the tenant's queue).
+const QUEUE_SUBJECT: &str = "queue";
+
+/// Checks every tenant's periodic rules (subscriptions ending, processing lag) and records what
+/// fires, with the alert of each subject that starts firing, in one transaction per tenant; a
+/// subject no longer firing re-arms its rule. The processor calls it periodically. Processing
+/// lag is judged only for tenants this instance processes (`statistics`); every instance may
+/// check the subscriptions: the store lets exactly one of them start each firing.
+pub fn check_periodic(
+    store: &crate::tenants::SharedStore,
+    tenants: &crate::tenants::Tenants,
+    statistics: &crate::statistics::ProcessingStatistics,
+    at: i64,
+) {
+    use licensd_engine::alerts::{AlertCondition, AlertSubject};
+    let book = tenants.alerts();
+    let Some(renderer) = book.renderer() else {
+        return;
+    };
+    let Ok(runtimes) = tenants.all() else {
+        return;
+    };
+    let figures = statistics.figures(std::time::Instant::now());
+    for runtime in runtimes {
+        let rules = book.rules(runtime.id);
+        let periodic: Vec<&AlertRuleRecord> = rules
+            .iter()
+            .filter(|rule| {
+                matches!(
+                    rule.condition,
+                    AlertCondition::SubscriptionEnding { .. } | AlertCondition::ProcessingLag { .. }
+                )
+            })
+            .collect();
+        if periodic.is_empty() {
+            continue;
+        }
+        let checked = (|| -> Result<usize, crate::tenants::ExecuteError> {
+            let mut store = crate::tenants::lock_store(store)?;
+            let lifecycles = store.subscription_lifecycles(runtime.id)?;
+            let firing_before = store.alert_firings(runtime.id)?;
+            let (tenant_name, part_numbers, queued_users) = runtime.read(|engine| {
+                let part_numbers: HashMap<Uuid, String> = engine
+                    .sku_usages()
+                    .into_iter()
+                    .map(|usage| (usage.sku_id, usage.sku_part_number))
+                    .collect();
+                (
+                    engine.settings().display_name.clone(),
+                    part_numbers,
+                    engine.queued_users(),
+                )
+            })?;
+            let mut findings = Vec::new();
+            for rule in periodic {
+                let mut firing_now: Vec<(String, AlertDigest)> = Vec::new();
+                match rule.condition {
+                    AlertCondition::SubscriptionEnding { within_days } => {
+                        for lifecycle in &lifecycles {
+                            let Some(ends_at) = lifecycle.ends_at else {
+                                continue;
+                            };
+                            if at >= ends_at - i64::from(within_days) * DAY_MILLISECONDS {
+                                firing_now.push((
+                                    lifecycle.sku_id.to_string(),
+                                    AlertDigest {
+                                        rule_id: rule.rule_id,
+                                        subject: AlertSubject::SubscriptionEnding {
+                                            sku_id: lifecycle.sku_id,
+                                            sku_part_number: part_numbers
+                                                .get(&lifecycle.sku_id)
+                                                .cloned()
+                                                .unwrap_or_default(),
+                                            ends_at,
+                                            within_days,
+                                        },
+                                    },
+                                ));
+                            }
+                        }
+                    }
+                    AlertCondition::ProcessingLag { over_seconds } => {
+                        let Some(figures) = figures
+                            .iter()
+                            .find(|figures| figures.tenant_id == runtime.id && figures.processed_here)
+                        else {
+                            // Another instance processes the tenant: it judges the lag.
+                            continue;
+                        };
+                        let lag = figures.oldest_queued_wait.unwrap_or_default();
+                        if lag.as_secs() > u64::from(over_seconds) {
+                            firing_now.push((
+                                QUEUE_SUBJECT.to_string(),
+                                AlertDigest {
+                                    rule_id: rule.rule_id,
+                                    subject: AlertSubject::ProcessingLag {
+                                        lag_seconds: lag.as_secs(),
+                                        queued_users,
+                                        over_seconds,
+                                    },
+                                },
+                            ));
+                        }
+                    }
+                    _ => continue,
+                }
+                for (rule_id, subject) in &firing_before {
+                    if *rule_id == rule.rule_id && !firing_now.iter().any(|(now, _)| now == subject) {
+                        findings.push(licensd_store::AlertFiring {
+                            rule_id: *rule_id,
+                            subject: subject.clone(),
+                            firing: false,
+                            alert: None,
+                        });
+                    }
+                }
+                for (subject, digest) in firing_now {
+                    let already = firing_before
+                        .iter()
+                        .any(|(rule_id, firing)| *rule_id == rule.rule_id && *firing == subject);
+                    let alert = (!already).then(|| {
+                        let dedup_key = format!("{}/{}/{subject}/{at}", runtime.id, rule.rule_id);
+                        render(&*renderer, runtime.id, &tenant_name, rule, &digest, at, dedup_key).outbox_entry()
+                    });
+                    findings.push(licensd_store::AlertFiring {
+                        rule_id: rule.rule_id,
+                        subject,
+                        firing: true,
+                        alert,
+                    });
+                }
+            }
+            Ok(store.record_alert_firings(runtime.id, &findings, at)?)
+        })();
+        match checked {
+            Ok(0) => {}
+            Ok(alerts) => tracing::info!(tenant = %runtime.id, alerts, "periodic alert rules fired"),
+            Err(error) => tracing::warn!(tenant = %runtime.id, %error, "checking periodic alert rules failed"),
+        }
+    }
+}

@@ -950,7 +950,7 @@ impl Tenants {
         let default_tenant = ids[0];
         let signal = Arc::new(ProcessingSignal::default());
         let alerts = Arc::new(crate::alerts::AlertBook::default());
-        alerts.reload_all(&mut lock_store(store)?)?;
+        alerts.reload_all(&mut *lock_store(store)?)?;
         let mut runtimes = HashMap::new();
         for id in ids {
             let started = std::time::Instant::now();
@@ -1025,7 +1025,7 @@ impl Tenants {
                     Arc::clone(&self.signal),
                     Arc::clone(&self.alerts),
                 )?);
-                self.alerts.reload(&mut lock_store(store)?, id)?;
+                self.alerts.reload(&mut *lock_store(store)?, id)?;
                 self.runtimes
                     .write()
                     .map_err(|_| ExecuteError::Poisoned)?

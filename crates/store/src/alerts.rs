@@ -322,11 +322,55 @@ pub(crate) fn alert_firings(
     )
 }
 
+/// A periodic rule's condition for one subject as a check found it: firing or not, and the
+/// alert to send if it starts firing now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertFiring {
+    pub rule_id: Uuid,
+    /// What the rule fires for: a product's id, `queue`, ...
+    pub subject: String,
+    pub firing: bool,
+    /// Written to the outbox when this check is the one that starts the firing.
+    pub alert: Option<crate::outbox::OutboxEntry>,
+}
+
+/// Records a periodic check's findings in one transaction: a subject that starts firing gets
+/// its row and its alert in the outbox, one that stops loses its row (re-arming the rule).
+/// Returns how many alerts were written: among instances checking together, exactly one writes
+/// each (the row's insertion decides).
+pub(crate) fn record_alert_firings(
+    database: &mut impl Database,
+    tenant_id: Uuid,
+    findings: &[AlertFiring],
+    at: i64,
+) -> Result<usize, StoreError> {
+    let mut transaction = database.begin("starting to record alert firings")?;
+    let tenant_key = tenant_key(&mut transaction, tenant_id)?;
+    let mut alerts = 0;
+    for finding in findings {
+        let changed = set_alert_firing(
+            &mut transaction,
+            tenant_key,
+            finding.rule_id,
+            &finding.subject,
+            finding.firing,
+            at,
+        )?;
+        if changed && finding.firing {
+            if let Some(alert) = &finding.alert {
+                crate::outbox::insert_entries(&mut transaction, tenant_key, std::slice::from_ref(alert))?;
+                alerts += 1;
+            }
+        }
+    }
+    transaction.commit("committing alert firings")?;
+    Ok(alerts)
+}
+
 /// Records that `rule` fires (`firing`) or no longer fires for `subject`, inside the caller's
-/// transaction; whether this call changed it (so among instances checking together exactly one
-/// sees the transition and sends the alert).
-pub(crate) fn set_alert_firing(
-    transaction: &mut impl Transaction,
+/// transaction; whether this call changed it.
+fn set_alert_firing(
+    transaction: &mut impl Session,
     tenant_key: i64,
     rule_id: Uuid,
     subject: &str,

@@ -53,7 +53,7 @@ use std::time::Duration;
 use licensd_engine::image::TenantImage;
 use licensd_engine::{Engine, TenantSettings, Uuid};
 
-pub use crate::alerts::{AlertFormat, AlertRuleRecord};
+pub use crate::alerts::{AlertFiring, AlertFormat, AlertRuleRecord};
 pub use crate::batch::{ChangeNotice, StateKey, TenantChange, WriteBatch};
 pub use crate::catch_up::{unwritten_change, CatchUp};
 pub use crate::change_subscriptions::ChangeSubscription;
@@ -561,6 +561,17 @@ impl Store {
     /// The (rule, subject) pairs a tenant's periodic alert rules are firing for.
     pub fn alert_firings(&mut self, tenant_id: Uuid) -> Result<Vec<(Uuid, String)>, StoreError> {
         dispatch!(self, store => alerts::alert_firings(store, tenant_id))
+    }
+
+    /// Records a periodic alert check's findings with the alerts of the subjects that start
+    /// firing, in one transaction; returns how many alerts were written.
+    pub fn record_alert_firings(
+        &mut self,
+        tenant_id: Uuid,
+        findings: &[AlertFiring],
+        at: i64,
+    ) -> Result<usize, StoreError> {
+        dispatch!(self, store => alerts::record_alert_firings(store, tenant_id, findings, at))
     }
 
     /// The tenants whose alert rules another instance changed, announced since the last call
