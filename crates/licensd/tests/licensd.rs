@@ -10,6 +10,8 @@
 
 #[path = "licensd/admin_cli.rs"]
 mod admin_cli;
+#[path = "licensd/alert_cli.rs"]
+mod alert_cli;
 #[path = "licensd/chaos.rs"]
 mod chaos;
 #[path = "licensd/cli.rs"]

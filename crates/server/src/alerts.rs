@@ -1,13 +1,15 @@
 //! The bodies of license alerts: the runtime's digests (`licensd_engine::alerts`) turned into
 //! the wire shapes of `licensd_api_types::alerts` — licensd's JSON document, a Slack message or
 //! a Teams Adaptive Card — for the rule's format. Given to the runtime at start
-//! ([`AlertBodies`] as its `AlertRenderer`); shared by no surface.
+//! ([`AlertBodies`] as its `AlertRenderer`). Also the rule's wire shape, which the admin API and
+//! the console both show.
 
 use licensd_api_types::alerts::{slack_message, teams_message, AlertPayload, AlertProduct, AlertUser};
 use licensd_api_types::time::format_date_time;
-use licensd_engine::alerts::{AlertDigest, AlertSubject, SeatThreshold};
+use licensd_api_types::alerts::AlertRule;
+use licensd_engine::alerts::{AlertCondition, AlertDigest, AlertSubject, ErrorFilter, SeatThreshold};
 use licensd_runtime::alerts::{AlertContext, AlertRenderer};
-use licensd_store::AlertFormat;
+use licensd_store::{AlertFormat, AlertRuleRecord};
 
 /// Renders alert bodies in each rule's format.
 pub struct AlertBodies;
@@ -137,3 +139,65 @@ pub fn payload(context: &AlertContext<'_>) -> AlertPayload {
         products,
     }
 }
+
+/// A webhook URL as shown back: scheme and host only (Slack and Teams webhook URLs carry their
+/// secret in the path, so it is never shown after creation).
+pub fn masked_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.len() < rest.len() {
+        format!("{scheme}://{host}/…")
+    } else {
+        format!("{scheme}://{host}")
+    }
+}
+
+/// A stored rule in the wire shape.
+pub fn wire_rule(rule: &AlertRuleRecord) -> AlertRule {
+    let mut wire = AlertRule {
+        id: rule.rule_id,
+        display_name: rule.name.clone(),
+        condition: String::new(),
+        error_kinds: Vec::new(),
+        group_id: None,
+        sku_id: None,
+        threshold: None,
+        percent: None,
+        days: None,
+        seconds: None,
+        webhook_url: masked_url(&rule.url),
+        format: rule.format.as_str().to_string(),
+        created_date_time: format_date_time(rule.created_at),
+    };
+    let mut errors = |name: &str, filter: &ErrorFilter| {
+        wire.condition = name.to_string();
+        wire.error_kinds = filter.kinds.iter().map(|kind| kind.as_str().to_string()).collect();
+        wire.group_id = filter.group_id;
+        wire.sku_id = filter.sku_id;
+    };
+    match &rule.condition {
+        AlertCondition::LicenseErrorEntered(filter) => errors("licenseErrorEntered", filter),
+        AlertCondition::LicenseErrorLeft(filter) => errors("licenseErrorLeft", filter),
+        AlertCondition::Seats { sku_id, threshold } => {
+            wire.condition = "seats".to_string();
+            wire.sku_id = *sku_id;
+            let (name, percent) = match threshold {
+                SeatThreshold::PercentUsed(percent) => ("percentUsed", Some(u32::from(*percent))),
+                SeatThreshold::NoneAvailable => ("noneAvailable", None),
+                SeatThreshold::OverAllocated => ("overAllocated", None),
+            };
+            wire.threshold = Some(name.to_string());
+            wire.percent = percent;
+        }
+        AlertCondition::SubscriptionEnding { within_days } => {
+            wire.condition = "subscriptionEnding".to_string();
+            wire.days = Some(*within_days);
+        }
+        AlertCondition::ProcessingLag { over_seconds } => {
+            wire.condition = "processingLag".to_string();
+            wire.seconds = Some(*over_seconds);
+        }
+    }
+    wire
+}
+

@@ -9,6 +9,8 @@
 
 #[path = "api/admin.rs"]
 mod admin;
+#[path = "api/alerts.rs"]
+mod alerts;
 #[path = "api/batch.rs"]
 mod batch;
 #[path = "api/delta.rs"]

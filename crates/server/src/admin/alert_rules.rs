@@ -8,12 +8,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use licensd_api_types::alerts::{AlertRule, AlertRuleList, CreateAlertRule};
-use licensd_api_types::time::format_date_time;
 use licensd_api_types::{ErrorCode, ErrorResponse};
 use licensd_engine::alerts::{AlertCondition, ErrorFilter, SeatThreshold};
 use licensd_engine::{LicenseErrorKind, Uuid};
 use licensd_store::{AlertFormat, AlertRuleRecord};
 
+use crate::alerts::wire_rule;
 use crate::api::{ApiError, JsonBody, PathParameters, Tenant};
 use crate::AppState;
 use licensd_runtime::audit::alert_rule_changed;
@@ -29,55 +29,6 @@ pub const MAX_RULES: usize = 100;
 const MAX_DAYS: u32 = 3_650;
 /// The longest `seconds` of a processing lag rule (a week).
 const MAX_SECONDS: u32 = 7 * 24 * 60 * 60;
-
-/// A stored rule in the wire shape.
-pub fn wire_rule(rule: &AlertRuleRecord) -> AlertRule {
-    let mut wire = AlertRule {
-        id: rule.rule_id,
-        display_name: rule.name.clone(),
-        condition: String::new(),
-        error_kinds: Vec::new(),
-        group_id: None,
-        sku_id: None,
-        threshold: None,
-        percent: None,
-        days: None,
-        seconds: None,
-        webhook_url: rule.url.clone(),
-        format: rule.format.as_str().to_string(),
-        created_date_time: format_date_time(rule.created_at),
-    };
-    let mut errors = |name: &str, filter: &ErrorFilter| {
-        wire.condition = name.to_string();
-        wire.error_kinds = filter.kinds.iter().map(|kind| kind.as_str().to_string()).collect();
-        wire.group_id = filter.group_id;
-        wire.sku_id = filter.sku_id;
-    };
-    match &rule.condition {
-        AlertCondition::LicenseErrorEntered(filter) => errors("licenseErrorEntered", filter),
-        AlertCondition::LicenseErrorLeft(filter) => errors("licenseErrorLeft", filter),
-        AlertCondition::Seats { sku_id, threshold } => {
-            wire.condition = "seats".to_string();
-            wire.sku_id = *sku_id;
-            let (name, percent) = match threshold {
-                SeatThreshold::PercentUsed(percent) => ("percentUsed", Some(u32::from(*percent))),
-                SeatThreshold::NoneAvailable => ("noneAvailable", None),
-                SeatThreshold::OverAllocated => ("overAllocated", None),
-            };
-            wire.threshold = Some(name.to_string());
-            wire.percent = percent;
-        }
-        AlertCondition::SubscriptionEnding { within_days } => {
-            wire.condition = "subscriptionEnding".to_string();
-            wire.days = Some(*within_days);
-        }
-        AlertCondition::ProcessingLag { over_seconds } => {
-            wire.condition = "processingLag".to_string();
-            wire.seconds = Some(*over_seconds);
-        }
-    }
-    wire
-}
 
 fn invalid(field: &str, message: impl std::fmt::Display) -> ApiError {
     ApiError::new(ErrorCode::InvalidValue, format!("Invalid {field}: {message}"))

@@ -12,6 +12,7 @@
 
 mod activity;
 mod advisor;
+mod alerts;
 mod assets;
 mod context;
 mod diagnosis;
@@ -58,6 +59,7 @@ pub fn router() -> Router<AppState> {
     let sign_out = Router::new().route("/logout", post(sign_in::sign_out));
     let pages = Router::new()
         .route("/advisor", get(advisor::show))
+        .route("/alerts", get(alerts::show))
         .route("/advisor/apply", post(advisor::apply))
         .route("/groups", get(groups::list))
         .route("/groups/{group_id}", get(group::show))
