@@ -364,3 +364,121 @@ pub fn check_periodic(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    use licensd_engine::alerts::AlertCondition;
+    use licensd_store::{AlertFormat, SubscriptionLifecycle};
+
+    use super::*;
+    use crate::statistics::ProcessingStatistics;
+    use crate::tenants::{SharedStore, Tenants};
+
+    /// Renders the digest's debug form (the server's real renderer is tested over HTTP).
+    struct DebugBodies;
+
+    impl AlertRenderer for DebugBodies {
+        fn render(&self, context: &AlertContext<'_>) -> String {
+            format!("{:?}", context.digest.subject)
+        }
+    }
+
+    fn rule(condition: AlertCondition) -> AlertRuleRecord {
+        AlertRuleRecord {
+            rule_id: Uuid::new_v4(),
+            name: "periodic".to_string(),
+            condition,
+            url: "http://127.0.0.1:9/hook".to_string(),
+            format: AlertFormat::Json,
+            created_at: 0,
+        }
+    }
+
+    fn setup() -> (tempfile::TempDir, SharedStore, Tenants, Uuid) {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite://{}", directory.path().join("alerts.db").display());
+        let store: SharedStore = Arc::new(Mutex::new(Store::open(&url).expect("open")));
+        let tenants = Tenants::load_all(&store).expect("tenants");
+        tenants.alerts().set_renderer(Arc::new(DebugBodies));
+        let tenant_id = tenants.default_tenant();
+        (directory, store, tenants, tenant_id)
+    }
+
+    fn alerts_of(store: &SharedStore, tenant_id: Uuid, rule: &AlertRuleRecord) -> Vec<String> {
+        crate::tenants::lock_store(store)
+            .expect("store")
+            .deliveries(tenant_id, Some(rule.rule_id), 100)
+            .expect("deliveries")
+            .into_iter()
+            .map(|delivery| delivery.url)
+            .collect()
+    }
+
+    #[test]
+    fn processing_lag_fires_once_while_it_lasts_and_rearms_when_the_queue_drains() {
+        let (_directory, store, tenants, tenant_id) = setup();
+        let lag = rule(AlertCondition::ProcessingLag { over_seconds: 5 });
+        let mut connection = crate::tenants::lock_store(&store).expect("store");
+        connection.insert_alert_rule(tenant_id, &lag, &[]).expect("rule");
+        tenants.alerts().reload(&mut connection, tenant_id).expect("reload");
+        drop(connection);
+        let statistics = ProcessingStatistics::default();
+        let ten_seconds_ago = Instant::now() - Duration::from_secs(10);
+        // Another instance processes the tenant: this one does not judge its lag.
+        statistics.processed_elsewhere(tenant_id);
+        check_periodic(&store, &tenants, &statistics, 1_000);
+        assert!(alerts_of(&store, tenant_id, &lag).is_empty());
+        // Processed here, 3 users waiting for 10 s: fires once, however often it is checked.
+        statistics.looked(tenant_id, 3, ten_seconds_ago);
+        check_periodic(&store, &tenants, &statistics, 2_000);
+        check_periodic(&store, &tenants, &statistics, 3_000);
+        assert_eq!(alerts_of(&store, tenant_id, &lag).len(), 1);
+        // Drained: re-armed; lagging again fires again.
+        statistics.looked(tenant_id, 0, Instant::now());
+        check_periodic(&store, &tenants, &statistics, 4_000);
+        assert_eq!(alerts_of(&store, tenant_id, &lag).len(), 1);
+        statistics.looked(tenant_id, 2, ten_seconds_ago);
+        check_periodic(&store, &tenants, &statistics, 5_000);
+        assert_eq!(alerts_of(&store, tenant_id, &lag).len(), 2);
+    }
+
+    #[test]
+    fn a_subscription_ending_fires_once_and_rearms_on_renewal() {
+        let (_directory, store, tenants, tenant_id) = setup();
+        let ending = rule(AlertCondition::SubscriptionEnding { within_days: 30 });
+        let day = DAY_MILLISECONDS;
+        let sku_id = Uuid::new_v4();
+        let mut connection = crate::tenants::lock_store(&store).expect("store");
+        connection.insert_alert_rule(tenant_id, &ending, &[]).expect("rule");
+        tenants.alerts().reload(&mut connection, tenant_id).expect("reload");
+        let lifecycle = |ends_at| SubscriptionLifecycle {
+            sku_id,
+            created_at: Some(0),
+            ends_at: Some(ends_at),
+            is_trial: false,
+        };
+        connection
+            .set_subscription_lifecycle(tenant_id, &lifecycle(100 * day))
+            .expect("lifecycle");
+        drop(connection);
+        let statistics = ProcessingStatistics::default();
+        // 100 days before the end: nothing; 20 days before: fires, once.
+        check_periodic(&store, &tenants, &statistics, 0);
+        assert!(alerts_of(&store, tenant_id, &ending).is_empty());
+        check_periodic(&store, &tenants, &statistics, 80 * day);
+        check_periodic(&store, &tenants, &statistics, 81 * day);
+        assert_eq!(alerts_of(&store, tenant_id, &ending).len(), 1);
+        // Renewed for a year: re-armed; near the new end it fires again.
+        crate::tenants::lock_store(&store)
+            .expect("store")
+            .set_subscription_lifecycle(tenant_id, &lifecycle(465 * day))
+            .expect("renewal");
+        check_periodic(&store, &tenants, &statistics, 82 * day);
+        assert_eq!(alerts_of(&store, tenant_id, &ending).len(), 1);
+        check_periodic(&store, &tenants, &statistics, 450 * day);
+        assert_eq!(alerts_of(&store, tenant_id, &ending).len(), 2);
+    }
+}
