@@ -25,6 +25,7 @@ use licensd_store::{AuditRecord, Store, StoreError, TenantChange, WriteBatch};
 
 use crate::access::{Caller, CommandKind, Role};
 use crate::audit;
+use crate::notifications::ChangeNotifier;
 use crate::statistics::ProcessingStatistics;
 
 /// The current time for the engine.
@@ -146,6 +147,8 @@ pub struct TenantRuntime {
     state: Mutex<TenantState>,
     /// Notified when a write of this instance queued users.
     signal: Arc<ProcessingSignal>,
+    /// The tenants' change subscriptions: writes add their notifications to the outbox.
+    notifier: Arc<ChangeNotifier>,
     /// Commands waiting to be written together (group commit, [`TenantRuntime::execute`]).
     writes: Mutex<WaitingWrites>,
     /// Notified when commands were written or the writer's turn is free.
@@ -204,6 +207,17 @@ impl TenantRuntime {
         tenant_id: Uuid,
         signal: Arc<ProcessingSignal>,
     ) -> Result<TenantRuntime, ExecuteError> {
+        Self::load_notifying(store, tenant_id, signal, Arc::new(ChangeNotifier::default()))
+    }
+
+    /// Loads a tenant whose writes notify `signal` when they queue users and add the change
+    /// notifications `notifier`'s subscriptions want.
+    pub fn load_notifying(
+        store: &SharedStore,
+        tenant_id: Uuid,
+        signal: Arc<ProcessingSignal>,
+        notifier: Arc<ChangeNotifier>,
+    ) -> Result<TenantRuntime, ExecuteError> {
         let (engine, version) = load_engine(store, tenant_id)?;
         Ok(TenantRuntime {
             id: tenant_id,
@@ -213,6 +227,7 @@ impl TenantRuntime {
                 started_group_runs: HashSet::new(),
             }),
             signal,
+            notifier,
             writes: Mutex::new(WaitingWrites::default()),
             written: Condvar::new(),
             command_transactions: AtomicU64::new(0),
@@ -613,6 +628,8 @@ impl TenantRuntime {
             }
             let properties_after = audit::properties_of(command, &state.engine);
             let mut batch = WriteBatch::from_command_outcome(&outcome);
+            self.notifier
+                .add_to_batch(self.id, &mut batch, Some(command), at.0);
             batch.audit.push(audit::record(
                 caller,
                 command,
@@ -657,6 +674,9 @@ impl TenantRuntime {
         };
         self.command_transactions.fetch_add(1, Ordering::Relaxed);
         state.version = version;
+        if batches.iter().any(|batch| !batch.outbox.is_empty()) {
+            self.notifier.wake();
+        }
         Ok(Attempt::Written(results))
     }
 
@@ -687,6 +707,7 @@ impl TenantRuntime {
         };
         let mut batch = WriteBatch::from_process_report(report);
         batch.expected_version = Some(state.version);
+        self.notifier.add_to_batch(self.id, &mut batch, None, at.0);
         let (group_runs, started, finished) = group_run_records(self.id, state, &busy_before, at.0);
         batch.audit = group_runs;
         // Users self-healing re-evaluated in this step (the evaluated users leave the queue):
@@ -711,6 +732,9 @@ impl TenantRuntime {
         match written {
             Ok(version) => {
                 state.version = version;
+                if !batch.outbox.is_empty() {
+                    self.notifier.wake();
+                }
                 state.started_group_runs.extend(started);
                 for group_id in finished {
                     state.started_group_runs.remove(&group_id);
@@ -900,6 +924,8 @@ pub struct Tenants {
     signal: Arc<ProcessingSignal>,
     /// What this instance's processor did, per tenant (for metrics).
     statistics: Arc<ProcessingStatistics>,
+    /// Every tenant's change subscriptions (writes add their notifications to the outbox).
+    notifier: Arc<ChangeNotifier>,
 }
 
 /// The tenant created on first start when the store has none.
@@ -917,10 +943,13 @@ impl Tenants {
         }
         let default_tenant = ids[0];
         let signal = Arc::new(ProcessingSignal::default());
+        let notifier = Arc::new(ChangeNotifier::default());
         let mut runtimes = HashMap::new();
         for id in ids {
             let started = std::time::Instant::now();
-            let runtime = TenantRuntime::load_signalling(store, id, Arc::clone(&signal))?;
+            notifier.reload(&mut *lock_store(store)?, id)?;
+            let runtime =
+                TenantRuntime::load_notifying(store, id, Arc::clone(&signal), Arc::clone(&notifier))?;
             let (users, queued) = runtime.read(|engine| (engine.user_count(), engine.queued_users()))?;
             tracing::info!(tenant = %id, users, queued, elapsed_ms = started.elapsed().as_millis() as u64, "tenant loaded");
             runtimes.insert(id, Arc::new(runtime));
@@ -930,7 +959,14 @@ impl Tenants {
             default_tenant,
             signal,
             statistics: Arc::new(ProcessingStatistics::default()),
+            notifier,
         })
+    }
+
+    /// Every tenant's change subscriptions, and the signal the delivery worker waits on
+    /// ([`ChangeNotifier::delivery_signal`]).
+    pub fn notifier(&self) -> Arc<ChangeNotifier> {
+        Arc::clone(&self.notifier)
     }
 
     /// What this instance's processor did, per tenant.
@@ -978,10 +1014,12 @@ impl Tenants {
                 .map_err(|_| ExecuteError::Poisoned)?
                 .contains_key(&id);
             if !known {
-                let runtime = Arc::new(TenantRuntime::load_signalling(
+                self.notifier.reload(&mut *lock_store(store)?, id)?;
+                let runtime = Arc::new(TenantRuntime::load_notifying(
                     store,
                     id,
                     Arc::clone(&self.signal),
+                    Arc::clone(&self.notifier),
                 )?);
                 self.runtimes
                     .write()
