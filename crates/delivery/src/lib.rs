@@ -11,10 +11,12 @@
 
 pub mod counters;
 pub mod guard;
+pub mod observers;
 pub mod send;
 pub mod worker;
 
 pub use counters::{DeliveryCounters, KindCounters, COUNTERS};
 pub use guard::{guarded_client, TargetError, TargetPolicy};
-pub use send::{send, validate_endpoint, HandshakeError, SendResult, HANDSHAKE_TIMEOUT};
+pub use observers::{GraphLifecycle, ObserverChain};
+pub use send::{send, validate_endpoint, EndpointValidator, HandshakeError, SendResult, HANDSHAKE_TIMEOUT};
 pub use worker::{backoff, DeliveryObserver, DeliveryOutcome, DeliveryWorker, NoObserver, WorkerSettings};

@@ -139,3 +139,30 @@ pub async fn validate_endpoint(
     }
     Ok(())
 }
+
+/// What the API uses to check a subscriber's endpoint before storing a subscription: the
+/// guard's policy and a client through it.
+#[derive(Clone, Debug)]
+pub struct EndpointValidator {
+    pub policy: TargetPolicy,
+    client: reqwest::Client,
+}
+
+impl EndpointValidator {
+    pub fn new(policy: TargetPolicy) -> Result<EndpointValidator, reqwest::Error> {
+        Ok(EndpointValidator {
+            policy,
+            client: crate::guard::guarded_client(policy)?,
+        })
+    }
+
+    /// The guard's check of a URL (no request).
+    pub fn check_url(&self, url: &str) -> Result<(), TargetError> {
+        self.policy.check_url(url).map(|_| ())
+    }
+
+    /// Graph's validation handshake ([`validate_endpoint`]).
+    pub async fn validate(&self, url: &str, token: &str) -> Result<(), HandshakeError> {
+        validate_endpoint(&self.client, &self.policy, url, token).await
+    }
+}

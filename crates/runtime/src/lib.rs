@@ -19,6 +19,7 @@ pub mod audit;
 pub mod config;
 pub mod delta;
 pub mod health;
+pub mod notifications;
 pub mod ownership;
 pub mod processor;
 pub mod statistics;

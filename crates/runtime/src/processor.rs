@@ -163,6 +163,11 @@ fn watch(
                 for token_id in connection.take_token_notices() {
                     tokens.forget(token_id);
                 }
+                for tenant_id in connection.take_subscription_notices() {
+                    if let Err(error) = tenants.notifier().reload(connection, tenant_id) {
+                        tracing::warn!(tenant = %tenant_id, %error, "re-reading change subscriptions failed");
+                    }
+                }
                 for tenant_id in connection.take_alert_rules_notices() {
                     if let Err(error) = tenants.alerts().reload(connection, tenant_id) {
                         tracing::warn!(tenant = %tenant_id, %error, "re-reading alert rules failed");

@@ -33,10 +33,14 @@ mod hostile_input;
 mod links;
 #[path = "api/metrics.rs"]
 mod metrics;
+#[path = "api/notifications.rs"]
+mod notifications;
 #[path = "api/odata.rs"]
 mod odata;
 #[path = "api/openapi.rs"]
 mod openapi;
+#[path = "../../delivery/tests/receiver/mod.rs"]
+mod receiver;
 #[path = "api/scenarios.rs"]
 mod scenarios;
 #[path = "api/security.rs"]

@@ -78,9 +78,16 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    /// Answers every request 202 (a handshake 200 with the token).
+    /// Answers a validation handshake 200 with the token, every other request 202 (Graph's
+    /// "accepted").
     pub fn start() -> Receiver {
-        Receiver::scripted(|_, _| 202)
+        Receiver::scripted(|request, _| {
+            if request.validation_token().is_some() {
+                200
+            } else {
+                202
+            }
+        })
     }
 
     /// Answers the n-th request (from 0, handshakes included) with `script`'s status; a request

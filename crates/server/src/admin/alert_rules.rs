@@ -38,20 +38,16 @@ fn not_for(field: &str, condition: &str) -> ApiError {
     invalid(field, format!("it does not apply to a '{condition}' rule."))
 }
 
-/// Checks a webhook URL: `http` or `https`, a host, no spaces or control characters.
-fn check_url(url: &str) -> Result<(), ApiError> {
+/// Checks a webhook URL with the delivery's own guard (`http`/`https`, a host, no credentials,
+/// no link-local or metadata address), so a rule that could never be delivered is refused now.
+fn check_url(state: &AppState, url: &str) -> Result<(), ApiError> {
     if url.len() > MAX_URL_LENGTH {
         return Err(invalid("webhookUrl", format!("at most {MAX_URL_LENGTH} characters.")));
     }
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| invalid("webhookUrl", "use an http:// or https:// URL."))?;
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if host.is_empty() || url.chars().any(|character| character.is_whitespace() || character.is_control()) {
-        return Err(invalid("webhookUrl", "it needs a host and no spaces."));
-    }
-    Ok(())
+    state
+        .endpoints
+        .check_url(url)
+        .map_err(|error| invalid("webhookUrl", format!("{error}.")))
 }
 
 /// The condition a request describes, every field checked against the condition.
@@ -238,7 +234,7 @@ pub async fn create_alert_rule(
         return Err(invalid("displayName", format!("give 1 to {MAX_NAME_LENGTH} characters.")));
     }
     let condition = condition_of(&body)?;
-    check_url(&body.webhook_url)?;
+    check_url(&state, &body.webhook_url)?;
     let format = match body.format.as_deref() {
         None => AlertFormat::Json,
         Some(text) => AlertFormat::parse(text)

@@ -7,6 +7,7 @@ pub mod advisor;
 pub mod alert_rules;
 pub mod catalog;
 pub mod diagnosis;
+pub mod notifications;
 pub mod products;
 pub mod service_plans;
 pub mod tenant;
@@ -72,6 +73,18 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(guarded(
             routes!(tenant::get_settings, tenant::update_settings),
             SETTINGS,
+        ))
+        .routes(guarded(
+            routes!(notifications::list_subscription_statuses),
+            RouteAccess::Reads(ReadScope::Directory),
+        ))
+        .routes(guarded(
+            routes!(notifications::list_subscription_deliveries),
+            RouteAccess::Reads(ReadScope::Directory),
+        ))
+        .routes(guarded(
+            routes!(notifications::list_deliveries),
+            RouteAccess::Reads(ReadScope::Directory),
         ))
         .routes(guarded(
             routes!(tenant::get_overview),
