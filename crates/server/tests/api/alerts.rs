@@ -204,7 +204,7 @@ async fn error_rules_fire_once_per_transition_with_one_digest_per_burst(server: 
     )
     .await;
     let users = create_members(server, group, 200).await;
-    server.assign_to_group(group, &[E3]).await.expect(200);
+    server.assign_to_group(group, &[E3]).await.expect(202);
     server.settle().await;
 
     // One change put 200 users into CountViolation: one message, with the count and ten users.
