@@ -315,14 +315,23 @@ mod tests {
         assert_eq!(message["type"], "message");
         let attachments = message["attachments"].as_array().expect("attachments");
         assert_eq!(attachments.len(), 1);
-        assert_eq!(attachments[0]["contentType"], "application/vnd.microsoft.card.adaptive");
+        assert_eq!(
+            attachments[0]["contentType"],
+            "application/vnd.microsoft.card.adaptive"
+        );
         let card = &attachments[0]["content"];
         assert_eq!(card["type"], "AdaptiveCard");
-        assert_eq!(card["$schema"], "http://adaptivecards.io/schemas/adaptive-card.json");
+        assert_eq!(
+            card["$schema"],
+            "http://adaptivecards.io/schemas/adaptive-card.json"
+        );
         let body = card["body"].as_array().expect("body");
         assert_eq!(body[0]["text"], "Seats & errors");
         assert_eq!(body[1]["text"], "3 users entered CountViolation");
-        assert!(body[2]["text"].as_str().expect("lines").contains("user2@contoso.com"));
+        assert!(body[2]["text"]
+            .as_str()
+            .expect("lines")
+            .contains("user2@contoso.com"));
         assert_eq!(body[3]["type"], "FactSet");
     }
 }

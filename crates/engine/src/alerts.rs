@@ -51,7 +51,9 @@ pub struct ErrorFilter {
 impl ErrorFilter {
     fn matches(&self, transition: &ErrorTransition, kind: LicenseErrorKind) -> bool {
         (self.kinds.is_empty() || self.kinds.contains(&kind))
-            && self.group_id.map_or(true, |group| transition.group_id == Some(group))
+            && self
+                .group_id
+                .map_or(true, |group| transition.group_id == Some(group))
             && self.sku_id.map_or(true, |sku| transition.sku_id == sku)
     }
 }
@@ -170,8 +172,10 @@ impl Engine {
     /// is no transition. A state whose error changed kind leaves one and enters the other.
     pub fn error_transitions(&self, changes: &[StateChange]) -> Vec<ErrorTransition> {
         let mut order: Vec<(Uuid, crate::handles::SkuRef, Source)> = Vec::new();
-        let mut spans: HashMap<(Uuid, crate::handles::SkuRef, Source), (Option<LicenseErrorKind>, Option<LicenseErrorKind>)> =
-            HashMap::new();
+        let mut spans: HashMap<
+            (Uuid, crate::handles::SkuRef, Source),
+            (Option<LicenseErrorKind>, Option<LicenseErrorKind>),
+        > = HashMap::new();
         let kind_of = |record: &Option<crate::states::StateRecord>| {
             record
                 .as_ref()
@@ -247,7 +251,11 @@ pub fn error_digests(rules: &[AlertRule], transitions: &[ErrorTransition]) -> Ve
         let mut count = 0;
         let mut samples = Vec::new();
         for transition in transitions {
-            let error = if entered { transition.entered } else { transition.left };
+            let error = if entered {
+                transition.entered
+            } else {
+                transition.left
+            };
             let Some(error) = error else {
                 continue;
             };
@@ -348,7 +356,11 @@ mod tests {
         }
     }
 
-    fn transition(user: u128, left: Option<LicenseErrorKind>, entered: Option<LicenseErrorKind>) -> ErrorTransition {
+    fn transition(
+        user: u128,
+        left: Option<LicenseErrorKind>,
+        entered: Option<LicenseErrorKind>,
+    ) -> ErrorTransition {
         ErrorTransition {
             user_id: id(user),
             user_principal_name: format!("user{user}@contoso.com"),
@@ -377,7 +389,10 @@ mod tests {
         assert!(seat_digests(&rules, &[seats(1, 10, 9)], &[seats(1, 10, 10)]).is_empty());
         // Back down to 5 (re-arms), then up again: fires again.
         assert!(seat_digests(&rules, &[seats(1, 10, 10)], &[seats(1, 10, 5)]).is_empty());
-        assert_eq!(seat_digests(&rules, &[seats(1, 10, 5)], &[seats(1, 10, 9)]).len(), 1);
+        assert_eq!(
+            seat_digests(&rules, &[seats(1, 10, 5)], &[seats(1, 10, 9)]).len(),
+            1
+        );
         // More seats bought: back below without a consumed change.
         assert!(seat_digests(&rules, &[seats(1, 10, 9)], &[seats(1, 20, 9)]).is_empty());
     }
@@ -412,7 +427,11 @@ mod tests {
         let digests = error_digests(&[entered, left], &transitions);
         assert_eq!(digests.len(), 2);
         match &digests[0].subject {
-            AlertSubject::LicenseErrors { entered, count, samples } => {
+            AlertSubject::LicenseErrors {
+                entered,
+                count,
+                samples,
+            } => {
                 assert!(*entered);
                 assert_eq!(*count, 200);
                 assert_eq!(samples.len(), DIGEST_SAMPLES);

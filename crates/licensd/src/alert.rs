@@ -92,7 +92,11 @@ fn describe(rule: &AlertRule) -> String {
     if let Some(threshold) = &rule.threshold {
         condition.push_str(&format!(" {threshold}"));
     }
-    for (name, value) in [("percent", rule.percent), ("days", rule.days), ("seconds", rule.seconds)] {
+    for (name, value) in [
+        ("percent", rule.percent),
+        ("days", rule.days),
+        ("seconds", rule.seconds),
+    ] {
         if let Some(value) = value {
             condition.push_str(&format!(" {name}={value}"));
         }

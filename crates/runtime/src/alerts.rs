@@ -141,7 +141,10 @@ impl BeforeChange {
         };
         let mut digests = Vec::new();
         if watches_errors(&self.engine_rules) && !changes.is_empty() {
-            digests.extend(error_digests(&self.engine_rules, &engine.error_transitions(changes)));
+            digests.extend(error_digests(
+                &self.engine_rules,
+                &engine.error_transitions(changes),
+            ));
         }
         if let Some(before) = &self.seats {
             digests.extend(seat_digests(&self.engine_rules, before, &engine.seat_counts()));
@@ -152,7 +155,15 @@ impl BeforeChange {
             .filter_map(|digest| {
                 let rule = self.rules.iter().find(|rule| rule.rule_id == digest.rule_id)?;
                 let dedup_key = format!("{tenant_id}/{}/{clock}", rule.rule_id);
-                Some(render(&*renderer, tenant_id, &tenant_name, rule, digest, at, dedup_key))
+                Some(render(
+                    &*renderer,
+                    tenant_id,
+                    &tenant_name,
+                    rule,
+                    digest,
+                    at,
+                    dedup_key,
+                ))
             })
             .collect()
     }
@@ -345,7 +356,8 @@ pub fn check_periodic(
                         .any(|(rule_id, firing)| *rule_id == rule.rule_id && *firing == subject);
                     let alert = (!already).then(|| {
                         let dedup_key = format!("{}/{}/{subject}/{at}", runtime.id, rule.rule_id);
-                        render(&*renderer, runtime.id, &tenant_name, rule, &digest, at, dedup_key).outbox_entry()
+                        render(&*renderer, runtime.id, &tenant_name, rule, &digest, at, dedup_key)
+                            .outbox_entry()
                     });
                     findings.push(licensd_store::AlertFiring {
                         rule_id: rule.rule_id,
@@ -360,7 +372,9 @@ pub fn check_periodic(
         match checked {
             Ok(0) => {}
             Ok(alerts) => tracing::info!(tenant = %runtime.id, alerts, "periodic alert rules fired"),
-            Err(error) => tracing::warn!(tenant = %runtime.id, %error, "checking periodic alert rules failed"),
+            Err(error) => {
+                tracing::warn!(tenant = %runtime.id, %error, "checking periodic alert rules failed")
+            }
         }
     }
 }
@@ -423,7 +437,10 @@ mod tests {
         let lag = rule(AlertCondition::ProcessingLag { over_seconds: 5 });
         let mut connection = crate::tenants::lock_store(&store).expect("store");
         connection.insert_alert_rule(tenant_id, &lag, &[]).expect("rule");
-        tenants.alerts().reload(&mut connection, tenant_id).expect("reload");
+        tenants
+            .alerts()
+            .reload(&mut connection, tenant_id)
+            .expect("reload");
         drop(connection);
         let statistics = ProcessingStatistics::default();
         let ten_seconds_ago = Instant::now() - Duration::from_secs(10);
@@ -452,8 +469,13 @@ mod tests {
         let day = DAY_MILLISECONDS;
         let sku_id = Uuid::new_v4();
         let mut connection = crate::tenants::lock_store(&store).expect("store");
-        connection.insert_alert_rule(tenant_id, &ending, &[]).expect("rule");
-        tenants.alerts().reload(&mut connection, tenant_id).expect("reload");
+        connection
+            .insert_alert_rule(tenant_id, &ending, &[])
+            .expect("rule");
+        tenants
+            .alerts()
+            .reload(&mut connection, tenant_id)
+            .expect("reload");
         let lifecycle = |ends_at| SubscriptionLifecycle {
             sku_id,
             created_at: Some(0),

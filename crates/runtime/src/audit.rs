@@ -384,7 +384,13 @@ pub fn token_changed(
 }
 
 /// "Add alert rule" or "Delete alert rule": who changed the tenant's license alert rules.
-pub fn alert_rule_changed(caller: &Caller, activity: &str, rule_id: Uuid, rule_name: &str, at: i64) -> AuditRecord {
+pub fn alert_rule_changed(
+    caller: &Caller,
+    activity: &str,
+    rule_id: Uuid,
+    rule_name: &str,
+    at: i64,
+) -> AuditRecord {
     let adding = activity.starts_with("Add");
     AuditRecord {
         audit_id: Uuid::new_v4(),
@@ -402,8 +408,16 @@ pub fn alert_rule_changed(caller: &Caller, activity: &str, rule_id: Uuid, rule_n
         target_name: rule_name.to_string(),
         modified_properties: vec![ModifiedProperty {
             display_name: "AlertRule".to_string(),
-            old_value: if adding { String::new() } else { rule_name.to_string() },
-            new_value: if adding { rule_name.to_string() } else { String::new() },
+            old_value: if adding {
+                String::new()
+            } else {
+                rule_name.to_string()
+            },
+            new_value: if adding {
+                rule_name.to_string()
+            } else {
+                String::new()
+            },
         }],
         request_id: caller.request_id.clone(),
     }

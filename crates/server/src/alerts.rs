@@ -4,9 +4,9 @@
 //! ([`AlertBodies`] as its `AlertRenderer`). Also the rule's wire shape, which the admin API and
 //! the console both show.
 
+use licensd_api_types::alerts::AlertRule;
 use licensd_api_types::alerts::{slack_message, teams_message, AlertPayload, AlertProduct, AlertUser};
 use licensd_api_types::time::format_date_time;
-use licensd_api_types::alerts::AlertRule;
 use licensd_engine::alerts::{AlertCondition, AlertDigest, AlertSubject, ErrorFilter, SeatThreshold};
 use licensd_runtime::alerts::{AlertContext, AlertRenderer};
 use licensd_store::{AlertFormat, AlertRuleRecord};
@@ -98,8 +98,14 @@ pub fn payload(context: &AlertContext<'_>) -> AlertPayload {
                 SeatThreshold::NoneAvailable => "no seat available".to_string(),
                 SeatThreshold::OverAllocated => "more seats used than purchased".to_string(),
             };
-            let names: Vec<&str> = crossed.iter().map(|seats| seats.sku_part_number.as_str()).collect();
-            (format!("{} now has {what}", names.join(", ")), crossed.len() as u64)
+            let names: Vec<&str> = crossed
+                .iter()
+                .map(|seats| seats.sku_part_number.as_str())
+                .collect();
+            (
+                format!("{} now has {what}", names.join(", ")),
+                crossed.len() as u64,
+            )
         }
         AlertSubject::SubscriptionEnding {
             sku_part_number,
@@ -171,7 +177,11 @@ pub fn wire_rule(rule: &AlertRuleRecord) -> AlertRule {
     };
     let mut errors = |name: &str, filter: &ErrorFilter| {
         wire.condition = name.to_string();
-        wire.error_kinds = filter.kinds.iter().map(|kind| kind.as_str().to_string()).collect();
+        wire.error_kinds = filter
+            .kinds
+            .iter()
+            .map(|kind| kind.as_str().to_string())
+            .collect();
         wire.group_id = filter.group_id;
         wire.sku_id = filter.sku_id;
     };
@@ -200,4 +210,3 @@ pub fn wire_rule(rule: &AlertRuleRecord) -> AlertRule {
     }
     wire
 }
-

@@ -164,9 +164,9 @@ fn rule_of(row: &impl ReadRow) -> Result<AlertRuleRecord, StoreError> {
         "licenseErrorLeft" => AlertCondition::LicenseErrorLeft(filter()?),
         "seats" => {
             let threshold = match row.optional_text(6)? {
-                Some("percentUsed") => SeatThreshold::PercentUsed(
-                    u8::try_from(amount()?).map_err(|_| corrupt("percentage"))?,
-                ),
+                Some("percentUsed") => {
+                    SeatThreshold::PercentUsed(u8::try_from(amount()?).map_err(|_| corrupt("percentage"))?)
+                }
                 Some("noneAvailable") => SeatThreshold::NoneAvailable,
                 Some("overAllocated") => SeatThreshold::OverAllocated,
                 _ => return Err(corrupt("threshold")),
@@ -202,16 +202,16 @@ pub(crate) fn alert_rules(
     let tenant_key = tenant_key(session, tenant_id)?;
     session.query_all(
         "reading alert rules",
-        &format!(
-            "SELECT {RULE_COLUMNS} FROM alert_rules WHERE tenant_key = $1 ORDER BY created_at, rule_id"
-        ),
+        &format!("SELECT {RULE_COLUMNS} FROM alert_rules WHERE tenant_key = $1 ORDER BY created_at, rule_id"),
         &[Param::Integer(tenant_key)],
         |row| rule_of(row),
     )
 }
 
 /// Every tenant's rules, by tenant (an instance's periodic re-read: one statement).
-pub(crate) fn all_alert_rules(session: &mut impl Session) -> Result<Vec<(Uuid, AlertRuleRecord)>, StoreError> {
+pub(crate) fn all_alert_rules(
+    session: &mut impl Session,
+) -> Result<Vec<(Uuid, AlertRuleRecord)>, StoreError> {
     let columns: Vec<String> = RULE_COLUMNS
         .split(", ")
         .map(|column| format!("r.{column}"))
@@ -395,7 +395,11 @@ fn set_alert_firing(
         transaction.execute(
             "clearing an alert firing",
             "DELETE FROM alert_firings WHERE tenant_key = $1 AND rule_id = $2 AND subject = $3",
-            &[Param::Integer(tenant_key), Param::Id(rule_id), Param::Text(subject)],
+            &[
+                Param::Integer(tenant_key),
+                Param::Id(rule_id),
+                Param::Text(subject),
+            ],
         )?
     };
     Ok(changed > 0)

@@ -52,7 +52,10 @@ fn audit_record(tenant_target: Uuid) -> licensd_store::AuditRecord {
 fn all_conditions() -> Vec<AlertCondition> {
     vec![
         AlertCondition::LicenseErrorEntered(ErrorFilter {
-            kinds: vec![LicenseErrorKind::CountViolation, LicenseErrorKind::UniquenessViolation],
+            kinds: vec![
+                LicenseErrorKind::CountViolation,
+                LicenseErrorKind::UniquenessViolation,
+            ],
             group_id: Some(Uuid::new_v4()),
             sku_id: Some(Uuid::new_v4()),
         }),
@@ -91,18 +94,34 @@ fn every_condition_round_trips_and_rules_belong_to_one_tenant(database: TestData
             .insert_alert_rule(first.tenant_id, rule, &[audit_record(rule.rule_id)])
             .expect("insert");
     }
-    let other = rule("other", AlertCondition::ProcessingLag { over_seconds: 5 }, AlertFormat::Json, 0);
-    store.insert_alert_rule(second.tenant_id, &other, &[]).expect("insert other");
+    let other = rule(
+        "other",
+        AlertCondition::ProcessingLag { over_seconds: 5 },
+        AlertFormat::Json,
+        0,
+    );
+    store
+        .insert_alert_rule(second.tenant_id, &other, &[])
+        .expect("insert other");
     // Another connection (instance) reads them back exactly.
     let mut reader = database.open();
     assert_eq!(reader.alert_rules(first.tenant_id).expect("read"), rules);
-    assert_eq!(reader.alert_rules(second.tenant_id).expect("read"), vec![other.clone()]);
+    assert_eq!(
+        reader.alert_rules(second.tenant_id).expect("read"),
+        vec![other.clone()]
+    );
     let all = reader.all_alert_rules().expect("all");
     assert_eq!(all.len(), rules.len() + 1);
     assert!(all.contains(&(second.tenant_id, other.clone())));
     // The audit records were written with the rules.
     let audited = reader
-        .audit_records(first.tenant_id, &AuditQuery { limit: 100, ..AuditQuery::default() })
+        .audit_records(
+            first.tenant_id,
+            &AuditQuery {
+                limit: 100,
+                ..AuditQuery::default()
+            },
+        )
         .expect("audit");
     assert_eq!(audited.len(), rules.len());
     // Another tenant cannot remove the first tenant's rule; its own removal removes.
@@ -115,7 +134,10 @@ fn every_condition_round_trips_and_rules_belong_to_one_tenant(database: TestData
     assert!(!store
         .delete_alert_rule(first.tenant_id, rules[0].rule_id, &[])
         .expect("delete again"));
-    assert_eq!(reader.alert_rules(first.tenant_id).expect("read"), rules[1..].to_vec());
+    assert_eq!(
+        reader.alert_rules(first.tenant_id).expect("read"),
+        rules[1..].to_vec()
+    );
 }
 
 fn a_rule_change_is_announced_to_listening_instances(database: TestDatabase) {
@@ -125,21 +147,29 @@ fn a_rule_change_is_announced_to_listening_instances(database: TestDatabase) {
     let mut listener: Store = database.open();
     listener.listen_for_changes().expect("listen");
     let added = rule("seats", all_conditions()[3].clone(), AlertFormat::Slack, 1);
-    store.insert_alert_rule(tenant.tenant_id, &added, &[]).expect("insert");
+    store
+        .insert_alert_rule(tenant.tenant_id, &added, &[])
+        .expect("insert");
     if store.backend() == Backend::Postgres {
         let mut announced = Vec::new();
         for _ in 0..50 {
-            listener.wait_for_changes(Duration::from_millis(100)).expect("wait");
+            listener
+                .wait_for_changes(Duration::from_millis(100))
+                .expect("wait");
             announced.extend(listener.take_alert_rules_notices());
             if !announced.is_empty() {
                 break;
             }
         }
         assert_eq!(announced, vec![tenant.tenant_id]);
-        store.delete_alert_rule(tenant.tenant_id, added.rule_id, &[]).expect("delete");
+        store
+            .delete_alert_rule(tenant.tenant_id, added.rule_id, &[])
+            .expect("delete");
         let mut announced = Vec::new();
         for _ in 0..50 {
-            listener.wait_for_changes(Duration::from_millis(100)).expect("wait");
+            listener
+                .wait_for_changes(Duration::from_millis(100))
+                .expect("wait");
             announced.extend(listener.take_alert_rules_notices());
             if !announced.is_empty() {
                 break;

@@ -49,7 +49,8 @@ impl Receiver {
                         .unwrap()
                         .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
                 }
-                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                let _ =
+                    stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
             }
         });
         Receiver { url, bodies }
@@ -73,28 +74,54 @@ fn alert_rules_are_added_listed_delivered_to_chat_and_removed() {
     let ems = sku_id(&server, "EMS");
     // Refused with the field named, exit code 1, nothing stored.
     let bad = server.run(&[
-        "alert", "add", "--name", "x", "--condition", "seats", "--threshold", "half", "--webhook", &receiver.url,
+        "alert",
+        "add",
+        "--name",
+        "x",
+        "--condition",
+        "seats",
+        "--threshold",
+        "half",
+        "--webhook",
+        &receiver.url,
     ]);
     bad.assert_exit(1);
     assert!(bad.stderr.contains("threshold"), "{}", bad.stderr);
     assert_eq!(server.text(&["alert", "list"]), "No alert rules.\n");
 
     let added = server.json(&[
-        "alert", "add", "--name", "EMS over-allocated", "--condition", "seats", "--sku", &ems,
-        "--threshold", "overAllocated", "--webhook", &receiver.url, "--format", "slack",
+        "alert",
+        "add",
+        "--name",
+        "EMS over-allocated",
+        "--condition",
+        "seats",
+        "--sku",
+        &ems,
+        "--threshold",
+        "overAllocated",
+        "--webhook",
+        &receiver.url,
+        "--format",
+        "slack",
     ]);
     assert_eq!(added["condition"], "seats");
     assert_eq!(added["threshold"], "overAllocated");
     let id = added["id"].as_str().expect("id").to_string();
     let table = server.text(&["alert", "list"]);
-    assert!(table.contains("EMS over-allocated") && table.contains("overAllocated"), "{table}");
+    assert!(
+        table.contains("EMS over-allocated") && table.contains("overAllocated"),
+        "{table}"
+    );
 
     // Every waiting user gets a seat (150 of 150: not over), then seats are lowered to 145.
     server.json(&["seats", "set", "EMS", "150"]);
     wait_for_json(&server, &["sku", "list"], "150 EMS seats used", |products| {
-        products["value"]
-            .as_array()
-            .is_some_and(|products| products.iter().any(|p| p["skuPartNumber"] == "EMS" && p["consumedUnits"] == 150))
+        products["value"].as_array().is_some_and(|products| {
+            products
+                .iter()
+                .any(|p| p["skuPartNumber"] == "EMS" && p["consumedUnits"] == 150)
+        })
     });
     assert!(receiver.bodies.lock().unwrap().is_empty());
     server.json(&["seats", "set", "EMS", "145"]);

@@ -42,7 +42,10 @@ fn not_for(field: &str, condition: &str) -> ApiError {
 /// no link-local or metadata address), so a rule that could never be delivered is refused now.
 fn check_url(state: &AppState, url: &str) -> Result<(), ApiError> {
     if url.len() > MAX_URL_LENGTH {
-        return Err(invalid("webhookUrl", format!("at most {MAX_URL_LENGTH} characters.")));
+        return Err(invalid(
+            "webhookUrl",
+            format!("at most {MAX_URL_LENGTH} characters."),
+        ));
     }
     state
         .endpoints
@@ -231,7 +234,10 @@ pub async fn create_alert_rule(
 ) -> Result<Response, ApiError> {
     let name = body.display_name.trim().to_string();
     if name.is_empty() || name.chars().count() > MAX_NAME_LENGTH {
-        return Err(invalid("displayName", format!("give 1 to {MAX_NAME_LENGTH} characters.")));
+        return Err(invalid(
+            "displayName",
+            format!("give 1 to {MAX_NAME_LENGTH} characters."),
+        ));
     }
     let condition = condition_of(&body)?;
     check_url(&state, &body.webhook_url)?;
@@ -271,7 +277,13 @@ pub async fn create_alert_rule(
         format,
         created_at: now().0,
     };
-    let audit = alert_rule_changed(&tenant.caller, "Add alert rule", rule.rule_id, &rule.name, rule.created_at);
+    let audit = alert_rule_changed(
+        &tenant.caller,
+        "Add alert rule",
+        rule.rule_id,
+        &rule.name,
+        rule.created_at,
+    );
     let stored = rule.clone();
     let alerts = state.tenants.alerts();
     tenant
@@ -283,7 +295,9 @@ pub async fn create_alert_rule(
                     format!("A tenant has at most {MAX_RULES} alert rules: remove one first."),
                 ));
             }
-            store.insert_alert_rule(tenant_id, &stored, &[audit]).map_err(internal)?;
+            store
+                .insert_alert_rule(tenant_id, &stored, &[audit])
+                .map_err(internal)?;
             alerts.reload(store, tenant_id).map_err(internal)
         })
         .await?;
@@ -317,7 +331,10 @@ pub async fn delete_alert_rule(
                 .find(|rule| rule.rule_id == rule_id)
                 .ok_or_else(|| ApiError::not_found(rule_id))?;
             let audit = alert_rule_changed(&caller, "Delete alert rule", rule_id, &rule.name, now().0);
-            if !store.delete_alert_rule(tenant_id, rule_id, &[audit]).map_err(internal)? {
+            if !store
+                .delete_alert_rule(tenant_id, rule_id, &[audit])
+                .map_err(internal)?
+            {
                 return Err(ApiError::not_found(rule_id));
             }
             alerts.reload(store, tenant_id).map_err(internal)?;

@@ -133,12 +133,12 @@ async fn create_members(server: &TestServer, group: Uuid, count: usize) -> Vec<U
             .enumerate()
             .map(|(index, name)| {
                 json!({"id": index.to_string(), "method": "POST", "url": "/users",
-                    "headers": {"Content-Type": "application/json"},
-                    "body": {
-                        "displayName": name, "userPrincipalName": format!("{name}@contoso.com"),
-                        "mailNickname": name, "usageLocation": "US", "accountEnabled": true,
-                        "passwordProfile": {"password": "not stored"},
-                    }})
+                "headers": {"Content-Type": "application/json"},
+                "body": {
+                    "displayName": name, "userPrincipalName": format!("{name}@contoso.com"),
+                    "mailNickname": name, "usageLocation": "US", "accountEnabled": true,
+                    "passwordProfile": {"password": "not stored"},
+                }})
             })
             .collect();
         let answer = server
@@ -246,11 +246,17 @@ async fn error_rules_fire_once_per_transition_with_one_digest_per_burst(server: 
     assert_eq!(left.len(), 1, "{left:#?}");
     let slack = &left[0];
     let text = slack["text"].as_str().unwrap();
-    assert!(text.starts_with("Errors resolved: 200 license assignments left"), "{text}");
+    assert!(
+        text.starts_with("Errors resolved: 200 license assignments left"),
+        "{text}"
+    );
     let blocks = slack["blocks"].as_array().unwrap();
     assert_eq!(blocks[0]["type"], "section");
     assert_eq!(blocks[0]["text"]["type"], "mrkdwn");
-    assert!(blocks[1]["text"]["text"].as_str().unwrap().contains("… and 190 more"));
+    assert!(blocks[1]["text"]["text"]
+        .as_str()
+        .unwrap()
+        .contains("… and 190 more"));
     assert_eq!(blocks.last().unwrap()["type"], "context");
     assert_eq!(receiver.at("entered").len(), 1);
     assert!(receiver.at("location").is_empty());
@@ -300,12 +306,21 @@ async fn a_seat_rule_fires_when_crossing_up_and_rearms_below(server: &TestServer
     assert_eq!(teams["type"], "message");
     let attachments = teams["attachments"].as_array().unwrap();
     assert_eq!(attachments.len(), 1);
-    assert_eq!(attachments[0]["contentType"], "application/vnd.microsoft.card.adaptive");
+    assert_eq!(
+        attachments[0]["contentType"],
+        "application/vnd.microsoft.card.adaptive"
+    );
     let card = &attachments[0]["content"];
     assert_eq!(card["type"], "AdaptiveCard");
     assert_eq!(card["body"][0]["text"], "E1 seats low");
-    assert_eq!(card["body"][1]["text"], "STANDARDPACK now has 90 % of its seats used");
-    assert!(card["body"][2]["text"].as_str().unwrap().contains("STANDARDPACK: 9 of 10 seats used"));
+    assert_eq!(
+        card["body"][1]["text"],
+        "STANDARDPACK now has 90 % of its seats used"
+    );
+    assert!(card["body"][2]["text"]
+        .as_str()
+        .unwrap()
+        .contains("STANDARDPACK: 9 of 10 seats used"));
     // Down to 8 re-arms it; up to 9 again fires again.
     unassign(server, users[9], E1).await;
     unassign(server, users[8], E1).await;
@@ -324,21 +339,36 @@ async fn bad_rules_are_refused_naming_the_field_and_nothing_is_stored(server: &T
         ("condition", json!({"condition": "sometimes"})),
         ("displayName", json!({"displayName": "  "})),
         ("webhookUrl", json!({"webhookUrl": "ftp://example.com/hook"})),
-        ("webhookUrl", json!({"webhookUrl": "https://user:secret@hooks.example.com/x"})),
-        ("webhookUrl", json!({"webhookUrl": "http://169.254.169.254/latest"})),
+        (
+            "webhookUrl",
+            json!({"webhookUrl": "https://user:secret@hooks.example.com/x"}),
+        ),
+        (
+            "webhookUrl",
+            json!({"webhookUrl": "http://169.254.169.254/latest"}),
+        ),
         ("format", json!({"format": "discord"})),
         ("errorKinds", json!({"errorKinds": ["SeatsGone"]})),
         ("groupId", json!({"groupId": Uuid::new_v4()})),
         ("skuId", json!({"skuId": Uuid::new_v4()})),
         ("threshold", json!({"condition": "seats"})),
         ("threshold", json!({"condition": "seats", "threshold": "half"})),
-        ("percent", json!({"condition": "seats", "threshold": "percentUsed"})),
-        ("percent", json!({"condition": "seats", "threshold": "percentUsed", "percent": 150})),
+        (
+            "percent",
+            json!({"condition": "seats", "threshold": "percentUsed"}),
+        ),
+        (
+            "percent",
+            json!({"condition": "seats", "threshold": "percentUsed", "percent": 150}),
+        ),
         ("percent", json!({"percent": 50})),
         ("days", json!({"condition": "subscriptionEnding"})),
         ("days", json!({"condition": "subscriptionEnding", "days": 0})),
         ("seconds", json!({"condition": "processingLag", "seconds": 0})),
-        ("errorKinds", json!({"condition": "processingLag", "seconds": 60, "errorKinds": ["CountViolation"]})),
+        (
+            "errorKinds",
+            json!({"condition": "processingLag", "seconds": 60, "errorKinds": ["CountViolation"]}),
+        ),
     ];
     for (field, change) in cases {
         let mut body = good.clone();
