@@ -166,16 +166,18 @@ pub struct ErrorSample {
     pub error: LicenseErrorKind,
 }
 
+/// One license assignment state: its user, product and source.
+type StateOf = (Uuid, crate::handles::SkuRef, Source);
+/// A state's error before the first change and after the last one.
+type ErrorSpan = (Option<LicenseErrorKind>, Option<LicenseErrorKind>);
+
 impl Engine {
     /// The error transitions of `changes` (a command's or a processing step's): each state's
     /// first `before` and last `after` compared, so a state that went in and out within one step
     /// is no transition. A state whose error changed kind leaves one and enters the other.
     pub fn error_transitions(&self, changes: &[StateChange]) -> Vec<ErrorTransition> {
-        let mut order: Vec<(Uuid, crate::handles::SkuRef, Source)> = Vec::new();
-        let mut spans: HashMap<
-            (Uuid, crate::handles::SkuRef, Source),
-            (Option<LicenseErrorKind>, Option<LicenseErrorKind>),
-        > = HashMap::new();
+        let mut order: Vec<StateOf> = Vec::new();
+        let mut spans: HashMap<StateOf, ErrorSpan> = HashMap::new();
         let kind_of = |record: &Option<crate::states::StateRecord>| {
             record
                 .as_ref()
