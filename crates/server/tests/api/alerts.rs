@@ -12,24 +12,33 @@ use uuid::Uuid;
 
 use crate::support::{TestDatabase, TestServer, E1, E3};
 
+/// What the receiver got: path, body, and the `X-Licensd-Alert-Id` header.
+type Received = (String, Value, Option<String>);
+
 /// A webhook receiver on the loopback: every POST body, by path, in arrival order.
 struct Receiver {
     base: String,
-    received: Arc<Mutex<Vec<(String, Value)>>>,
+    received: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Receiver {
     async fn start() -> Receiver {
-        let received: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+        let received: Arc<Mutex<Vec<Received>>> = Arc::default();
         let store = Arc::clone(&received);
         let app = axum::Router::new().route(
             "/{*path}",
             axum::routing::post(
-                move |axum::extract::Path(path): axum::extract::Path<String>, body: axum::body::Bytes| {
+                move |axum::extract::Path(path): axum::extract::Path<String>,
+                      headers: axum::http::HeaderMap,
+                      body: axum::body::Bytes| {
                     let store = Arc::clone(&store);
                     async move {
                         let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                        store.lock().unwrap().push((path, value));
+                        let alert_id = headers
+                            .get("x-licensd-alert-id")
+                            .and_then(|value| value.to_str().ok())
+                            .map(str::to_string);
+                        store.lock().unwrap().push((path, value, alert_id));
                         axum::http::StatusCode::OK
                     }
                 },
@@ -55,8 +64,19 @@ impl Receiver {
             .lock()
             .unwrap()
             .iter()
-            .filter(|(at, _)| at == path)
-            .map(|(_, body)| body.clone())
+            .filter(|(at, _, _)| at == path)
+            .map(|(_, body, _)| body.clone())
+            .collect()
+    }
+
+    /// The `X-Licensd-Alert-Id` headers `path` received.
+    fn alert_ids(&self, path: &str) -> Vec<Option<String>> {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(at, _, _)| at == path)
+            .map(|(_, _, alert_id)| alert_id.clone())
             .collect()
     }
 
@@ -226,6 +246,11 @@ async fn error_rules_fire_once_per_transition_with_one_digest_per_burst(server: 
         assert!(users.contains(&id));
     }
     assert!(alert["alertId"].as_str().is_some_and(|id| !id.is_empty()));
+    // The same id in the header, for receivers that drop retried deliveries.
+    assert_eq!(
+        receiver.alert_ids("entered"),
+        vec![alert["alertId"].as_str().map(str::to_string)]
+    );
 
     // Staying in error fires nothing: the group is processed again, the users stay in error.
     server
@@ -423,4 +448,37 @@ async fn bad_rules_are_refused_naming_the_field_and_nothing_is_stored(server: &T
         .map(|record| record["activityDisplayName"].as_str().unwrap())
         .collect();
     assert_eq!(activities, vec!["Delete alert rule", "Add alert rule"]);
+}
+
+/// Rules stay fresh on every instance: a rule added through one instance fires for a change made
+/// through another (which heard of it through PostgreSQL's NOTIFY).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_added_on_one_instance_fires_for_changes_through_another_postgres() {
+    let Some(database) = TestDatabase::postgres("alert_rules_on_two_instances") else {
+        return;
+    };
+    let first = start(database).await;
+    let second = first.start_another().await;
+    let receiver = Receiver::start().await;
+    first.import_seed_products(2, 0, 0, 0).await;
+    create_rule(
+        &first,
+        json!({"displayName": "E1 full", "condition": "seats", "skuId": E1,
+            "threshold": "noneAvailable", "webhookUrl": receiver.url("full")}),
+    )
+    .await;
+    let users = [
+        second.create_user("one", Some("US")).await,
+        second.create_user("two", Some("US")).await,
+    ];
+    // Within the bound of a lost notice (about a second), the second instance knows the rule.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assign(&second, users[0], E1).await;
+    assign(&second, users[1], E1).await;
+    let messages = receiver.wait_for("full", 1).await;
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    assert_eq!(messages[0]["condition"], "seats");
+    assert_eq!(messages[0]["products"][0]["consumedUnits"], 2);
+    second.stop().await;
+    first.stop().await;
 }
