@@ -272,9 +272,8 @@ pub fn check_periodic(
             continue;
         }
         let checked = (|| -> Result<usize, crate::tenants::ExecuteError> {
-            let mut store = crate::tenants::lock_store(store)?;
-            let lifecycles = store.subscription_lifecycles(runtime.id)?;
-            let firing_before = store.alert_firings(runtime.id)?;
+            // The engine first, then the store: the writers hold the engine's lock while they
+            // take the store's, so taking them the other way round could deadlock.
             let (tenant_name, part_numbers, queued_users) = runtime.read(|engine| {
                 let part_numbers: HashMap<Uuid, String> = engine
                     .sku_usages()
@@ -287,6 +286,9 @@ pub fn check_periodic(
                     engine.queued_users(),
                 )
             })?;
+            let mut store = crate::tenants::lock_store(store)?;
+            let lifecycles = store.subscription_lifecycles(runtime.id)?;
+            let firing_before = store.alert_firings(runtime.id)?;
             let mut findings = Vec::new();
             for rule in periodic {
                 let mut firing_now: Vec<(String, AlertDigest)> = Vec::new();
