@@ -441,3 +441,109 @@ async fn graph_limits_are_enforced(server: &TestServer) {
     let listed = server.get("/v1.0/subscriptions").await.expect(200).body;
     assert_eq!(listed["value"], json!([]));
 }
+
+async fn start_failing_fast(database: crate::support::TestDatabase) -> TestServer {
+    TestServer::start_with(database, |config| {
+        config.notifications.retry_base = Duration::from_millis(20);
+        config.notifications.retry_max = Duration::from_millis(40);
+        config.notifications.max_attempts = 2;
+        config.notifications.removal_after_abandoned = 2;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_endpoint_is_told_missed_then_removed_sqlite() {
+    let server = start_failing_fast(crate::support::TestDatabase::sqlite()).await;
+    a_failing_endpoint_is_told_missed_then_removed(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_endpoint_is_told_missed_then_removed_postgres() {
+    let Some(database) = crate::support::TestDatabase::postgres("lifecycle_removed") else {
+        return;
+    };
+    let server = start_failing_fast(database).await;
+    a_failing_endpoint_is_told_missed_then_removed(&server).await;
+    server.stop().await;
+}
+
+/// Notifications to an endpoint that answers only the handshake are abandoned after their last
+/// attempt: each sends `missed` to the lifecycle endpoint, and the second in a row removes the
+/// subscription (`subscriptionRemoved`); it is gone from Graph's list, shown removed by the
+/// admin API, and hears of nothing more.
+async fn a_failing_endpoint_is_told_missed_then_removed(server: &TestServer) {
+    let failing = Arc::new(Receiver::scripted(|request, _| {
+        if request.validation_token().is_some() {
+            200
+        } else {
+            500
+        }
+    }));
+    let lifecycle = Arc::new(Receiver::start());
+    let subscription = server
+        .post(
+            "/v1.0/subscriptions",
+            json!({
+                "changeType": "created",
+                "notificationUrl": failing.url("/notify"),
+                "lifecycleNotificationUrl": lifecycle.url("/lifecycle"),
+                "resource": "users",
+                "expirationDateTime": in_minutes(60),
+                "clientState": "lifecycle-state",
+            }),
+        )
+        .await
+        .expect(201)
+        .body;
+    let id = subscription["id"].as_str().expect("id").to_string();
+    // Both handshakes happened.
+    assert_eq!(failing.received().len(), 1);
+    assert_eq!(lifecycle.received().len(), 1);
+    server.create_user("one", None).await;
+    let events = |received: &[Received]| -> Vec<String> {
+        notifications(received)
+            .iter()
+            .map(|event| event["lifecycleEvent"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    wait_until(&lifecycle, "missed", |received| events(received).contains(&"missed".to_string())).await;
+    server.create_user("two", None).await;
+    let received = wait_until(&lifecycle, "subscriptionRemoved", |received| {
+        events(received).contains(&"subscriptionRemoved".to_string())
+    })
+    .await;
+    let removed = notifications(&received)
+        .into_iter()
+        .find(|event| event["lifecycleEvent"] == "subscriptionRemoved")
+        .expect("subscriptionRemoved");
+    assert_eq!(removed["subscriptionId"], id.as_str());
+    assert_eq!(removed["clientState"], "lifecycle-state");
+    assert!(removed["tenantId"].as_str().is_some());
+    // Two attempts per notification, no more.
+    assert_eq!(failing.received().len(), 1 + 2 * 2);
+    server.get(&format!("/v1.0/subscriptions/{id}")).await.expect(404);
+    let statuses = server.get("/licensd/v1/subscriptions").await.expect(200).body;
+    assert_eq!(statuses["value"][0]["status"], "removed", "{statuses:#}");
+    let deliveries = server
+        .get(&format!("/licensd/v1/subscriptions/{id}/deliveries"))
+        .await
+        .expect(200)
+        .body;
+    let abandoned = deliveries["value"]
+        .as_array()
+        .expect("deliveries")
+        .iter()
+        .filter(|delivery| delivery["ownerKind"] == "graph-subscription")
+        .inspect(|delivery| {
+            assert_eq!(delivery["status"], "abandoned");
+            assert_eq!(delivery["attempts"], 2);
+            assert_eq!(delivery["lastStatusCode"], 500);
+        })
+        .count();
+    assert_eq!(abandoned, 2, "{deliveries:#}");
+    server.create_user("three", None).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(failing.received().len(), 5, "a removed subscription was notified");
+}
