@@ -508,7 +508,10 @@ async fn a_failing_endpoint_is_told_missed_then_removed(server: &TestServer) {
             .map(|event| event["lifecycleEvent"].as_str().unwrap_or_default().to_string())
             .collect()
     };
-    wait_until(&lifecycle, "missed", |received| events(received).contains(&"missed".to_string())).await;
+    wait_until(&lifecycle, "missed", |received| {
+        events(received).contains(&"missed".to_string())
+    })
+    .await;
     server.create_user("two", None).await;
     let received = wait_until(&lifecycle, "subscriptionRemoved", |received| {
         events(received).contains(&"subscriptionRemoved".to_string())
@@ -546,4 +549,67 @@ async fn a_failing_endpoint_is_told_missed_then_removed(server: &TestServer) {
     server.create_user("three", None).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(failing.received().len(), 5, "a removed subscription was notified");
+}
+
+/// The value of the sample whose line starts with `series` (name and labels as exposed).
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no sample {series} in {text}"))
+}
+
+/// `/metrics` (on `metrics-listen`) counts deliveries, failed attempts and notifications
+/// delivered, and the pending deliveries. The counters are the process's (other tests in this
+/// binary move them too), so each is read before and after this test's own deliveries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_and_failures_are_in_the_metrics() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let metrics_address = free.local_addr().expect("address");
+    drop(free);
+    let server = TestServer::start_with(crate::support::TestDatabase::sqlite(), |config| {
+        config.metrics_listen = Some(metrics_address);
+        config.notifications.retry_base = Duration::from_millis(20);
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let scrape = || async {
+        client
+            .get(format!("http://{metrics_address}/metrics"))
+            .send()
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("text")
+    };
+    let delivered = r#"licensd_deliveries_total{kind="graph_change",outcome="delivered"}"#;
+    let failed = r#"licensd_deliveries_total{kind="graph_change",outcome="failed_attempt"}"#;
+    let items = r#"licensd_notifications_delivered_total{kind="graph_change"}"#;
+    let before = scrape().await;
+    assert_eq!(sample(&before, "licensd_deliveries_pending"), 0.0);
+    // Fails twice, then accepts.
+    let receiver = Arc::new(Receiver::scripted(|request, index| {
+        if request.validation_token().is_some() {
+            200
+        } else if index < 3 {
+            503
+        } else {
+            202
+        }
+    }));
+    subscribe(&server, &receiver, "users", "created").await;
+    server.create_user("counted", None).await;
+    wait_until(&receiver, "the accepted delivery", |received| received.len() >= 4).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let after = scrape().await;
+        if sample(&after, delivered) >= sample(&before, delivered) + 1.0 {
+            assert!(sample(&after, failed) >= sample(&before, failed) + 2.0, "{after}");
+            assert!(sample(&after, items) >= sample(&before, items) + 1.0, "{after}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the delivery was not counted: {after}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.stop().await;
 }
