@@ -18,15 +18,17 @@ pub enum Section {
     Products,
     Activity,
     Advisor,
+    Notifications,
 }
 
-const NAVIGATION: [(Section, &str, &str); 6] = [
+const NAVIGATION: [(Section, &str, &str); 7] = [
     (Section::Overview, "/", "Overview"),
     (Section::Groups, "/groups", "Groups"),
     (Section::Users, "/users", "Users"),
     (Section::Products, "/products", "All products"),
     (Section::Advisor, "/advisor", "Advisor"),
     (Section::Activity, "/activity", "Activity"),
+    (Section::Notifications, "/notifications", "Notifications"),
 ];
 
 /// htmx settings: no inline styles or eval (the Content-Security-Policy forbids both), and error

@@ -549,6 +549,22 @@ async fn a_failing_endpoint_is_told_missed_then_removed(server: &TestServer) {
     server.create_user("three", None).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(failing.received().len(), 5, "a removed subscription was notified");
+    // The console's notifications page shows the same.
+    let page = reqwest::Client::new()
+        .get(format!("{}/notifications", server.base))
+        .header("Cookie", format!("licensd_session={}", server.token))
+        .send()
+        .await
+        .expect("the console page");
+    assert_eq!(page.status().as_u16(), 200);
+    let html = page.text().await.expect("html");
+    assert!(html.contains(&failing.url("/notify")), "{html}");
+    assert!(html.contains(">removed<"), "{html}");
+    assert!(html.contains(r#"data-status="abandoned""#), "{html}");
+    assert!(
+        html.contains(r#"href="/notifications""#),
+        "the navigation links the page: {html}"
+    );
 }
 
 /// The value of the sample whose line starts with `series` (name and labels as exposed).
