@@ -20,6 +20,10 @@ mod cli;
 mod diagnosis_cli;
 #[path = "licensd/durability.rs"]
 mod durability;
+#[path = "licensd/notifications.rs"]
+mod notifications;
+#[path = "../../delivery/tests/receiver/mod.rs"]
+mod receiver;
 #[path = "licensd/shutdown.rs"]
 mod shutdown;
 #[path = "licensd/support.rs"]

@@ -19,9 +19,10 @@ pub enum Section {
     Activity,
     Advisor,
     Alerts,
+    Notifications,
 }
 
-const NAVIGATION: [(Section, &str, &str); 7] = [
+const NAVIGATION: [(Section, &str, &str); 8] = [
     (Section::Overview, "/", "Overview"),
     (Section::Groups, "/groups", "Groups"),
     (Section::Users, "/users", "Users"),
@@ -29,6 +30,7 @@ const NAVIGATION: [(Section, &str, &str); 7] = [
     (Section::Advisor, "/advisor", "Advisor"),
     (Section::Alerts, "/alerts", "Alerts"),
     (Section::Activity, "/activity", "Activity"),
+    (Section::Notifications, "/notifications", "Notifications"),
 ];
 
 /// htmx settings: no inline styles or eval (the Content-Security-Policy forbids both), and error

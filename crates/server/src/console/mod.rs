@@ -25,6 +25,7 @@ mod groups;
 mod guard;
 mod layout;
 mod names;
+mod notifications;
 mod overview;
 mod paging;
 mod processing;
@@ -55,7 +56,9 @@ pub fn router() -> Router<AppState> {
     let overview = Router::new()
         .route("/", get(overview::show))
         .route("/processing", get(processing::tenant_fragment));
-    let activity = Router::new().route("/activity", get(activity::show));
+    let activity = Router::new()
+        .route("/activity", get(activity::show))
+        .route("/notifications", get(notifications::show));
     let sign_out = Router::new().route("/logout", post(sign_in::sign_out));
     let pages = Router::new()
         .route("/advisor", get(advisor::show))

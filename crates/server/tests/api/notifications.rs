@@ -441,3 +441,191 @@ async fn graph_limits_are_enforced(server: &TestServer) {
     let listed = server.get("/v1.0/subscriptions").await.expect(200).body;
     assert_eq!(listed["value"], json!([]));
 }
+
+async fn start_failing_fast(database: crate::support::TestDatabase) -> TestServer {
+    TestServer::start_with(database, |config| {
+        config.notifications.retry_base = Duration::from_millis(20);
+        config.notifications.retry_max = Duration::from_millis(40);
+        config.notifications.max_attempts = 2;
+        config.notifications.removal_after_abandoned = 2;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_endpoint_is_told_missed_then_removed_sqlite() {
+    let server = start_failing_fast(crate::support::TestDatabase::sqlite()).await;
+    a_failing_endpoint_is_told_missed_then_removed(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_endpoint_is_told_missed_then_removed_postgres() {
+    let Some(database) = crate::support::TestDatabase::postgres("lifecycle_removed") else {
+        return;
+    };
+    let server = start_failing_fast(database).await;
+    a_failing_endpoint_is_told_missed_then_removed(&server).await;
+    server.stop().await;
+}
+
+/// Notifications to an endpoint that answers only the handshake are abandoned after their last
+/// attempt: each sends `missed` to the lifecycle endpoint, and the second in a row removes the
+/// subscription (`subscriptionRemoved`); it is gone from Graph's list, shown removed by the
+/// admin API, and hears of nothing more.
+async fn a_failing_endpoint_is_told_missed_then_removed(server: &TestServer) {
+    let failing = Arc::new(Receiver::scripted(|request, _| {
+        if request.validation_token().is_some() {
+            200
+        } else {
+            500
+        }
+    }));
+    let lifecycle = Arc::new(Receiver::start());
+    let subscription = server
+        .post(
+            "/v1.0/subscriptions",
+            json!({
+                "changeType": "created",
+                "notificationUrl": failing.url("/notify"),
+                "lifecycleNotificationUrl": lifecycle.url("/lifecycle"),
+                "resource": "users",
+                "expirationDateTime": in_minutes(60),
+                "clientState": "lifecycle-state",
+            }),
+        )
+        .await
+        .expect(201)
+        .body;
+    let id = subscription["id"].as_str().expect("id").to_string();
+    // Both handshakes happened.
+    assert_eq!(failing.received().len(), 1);
+    assert_eq!(lifecycle.received().len(), 1);
+    server.create_user("one", None).await;
+    let events = |received: &[Received]| -> Vec<String> {
+        notifications(received)
+            .iter()
+            .map(|event| event["lifecycleEvent"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    wait_until(&lifecycle, "missed", |received| {
+        events(received).contains(&"missed".to_string())
+    })
+    .await;
+    server.create_user("two", None).await;
+    let received = wait_until(&lifecycle, "subscriptionRemoved", |received| {
+        events(received).contains(&"subscriptionRemoved".to_string())
+    })
+    .await;
+    let removed = notifications(&received)
+        .into_iter()
+        .find(|event| event["lifecycleEvent"] == "subscriptionRemoved")
+        .expect("subscriptionRemoved");
+    assert_eq!(removed["subscriptionId"], id.as_str());
+    assert_eq!(removed["clientState"], "lifecycle-state");
+    assert!(removed["tenantId"].as_str().is_some());
+    // Two attempts per notification, no more.
+    assert_eq!(failing.received().len(), 1 + 2 * 2);
+    server.get(&format!("/v1.0/subscriptions/{id}")).await.expect(404);
+    let statuses = server.get("/licensd/v1/subscriptions").await.expect(200).body;
+    assert_eq!(statuses["value"][0]["status"], "removed", "{statuses:#}");
+    let deliveries = server
+        .get(&format!("/licensd/v1/subscriptions/{id}/deliveries"))
+        .await
+        .expect(200)
+        .body;
+    let abandoned = deliveries["value"]
+        .as_array()
+        .expect("deliveries")
+        .iter()
+        .filter(|delivery| delivery["ownerKind"] == "graph-subscription")
+        .inspect(|delivery| {
+            assert_eq!(delivery["status"], "abandoned");
+            assert_eq!(delivery["attempts"], 2);
+            assert_eq!(delivery["lastStatusCode"], 500);
+        })
+        .count();
+    assert_eq!(abandoned, 2, "{deliveries:#}");
+    server.create_user("three", None).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(failing.received().len(), 5, "a removed subscription was notified");
+    // The console's notifications page shows the same.
+    let page = reqwest::Client::new()
+        .get(format!("{}/notifications", server.base))
+        .header("Cookie", format!("licensd_session={}", server.token))
+        .send()
+        .await
+        .expect("the console page");
+    assert_eq!(page.status().as_u16(), 200);
+    let html = page.text().await.expect("html");
+    assert!(html.contains(&failing.url("/notify")), "{html}");
+    assert!(html.contains(">removed<"), "{html}");
+    assert!(html.contains(r#"data-status="abandoned""#), "{html}");
+    assert!(
+        html.contains(r#"href="/notifications""#),
+        "the navigation links the page: {html}"
+    );
+}
+
+/// The value of the sample whose line starts with `series` (name and labels as exposed).
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no sample {series} in {text}"))
+}
+
+/// `/metrics` (on `metrics-listen`) counts deliveries, failed attempts and notifications
+/// delivered, and the pending deliveries. The counters are the process's (other tests in this
+/// binary move them too), so each is read before and after this test's own deliveries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_and_failures_are_in_the_metrics() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let metrics_address = free.local_addr().expect("address");
+    drop(free);
+    let server = TestServer::start_with(crate::support::TestDatabase::sqlite(), |config| {
+        config.metrics_listen = Some(metrics_address);
+        config.notifications.retry_base = Duration::from_millis(20);
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let scrape = || async {
+        client
+            .get(format!("http://{metrics_address}/metrics"))
+            .send()
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("text")
+    };
+    let delivered = r#"licensd_deliveries_total{kind="graph_change",outcome="delivered"}"#;
+    let failed = r#"licensd_deliveries_total{kind="graph_change",outcome="failed_attempt"}"#;
+    let items = r#"licensd_notifications_delivered_total{kind="graph_change"}"#;
+    let before = scrape().await;
+    assert_eq!(sample(&before, "licensd_deliveries_pending"), 0.0);
+    // Fails twice, then accepts.
+    let receiver = Arc::new(Receiver::scripted(|request, index| {
+        if request.validation_token().is_some() {
+            200
+        } else if index < 3 {
+            503
+        } else {
+            202
+        }
+    }));
+    subscribe(&server, &receiver, "users", "created").await;
+    server.create_user("counted", None).await;
+    wait_until(&receiver, "the accepted delivery", |received| received.len() >= 4).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let after = scrape().await;
+        if sample(&after, delivered) >= sample(&before, delivered) + 1.0 {
+            assert!(sample(&after, failed) >= sample(&before, failed) + 2.0, "{after}");
+            assert!(sample(&after, items) >= sample(&before, items) + 1.0, "{after}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the delivery was not counted: {after}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.stop().await;
+}
