@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use database::{BenchDatabase, BenchResult};
-use licensd_engine::{Command, Uuid, UserChanges};
+use licensd_engine::{Command, UserChanges, Uuid};
 use licensd_runtime::access::Caller;
 use licensd_runtime::config::NotificationSettings;
 use licensd_runtime::tenants::{SharedStore, Tenants};
@@ -107,7 +107,10 @@ fn unsubscribe_all(setup: &Setup) -> BenchResult<()> {
 }
 
 fn update(setup: &Setup, user: Uuid, round: usize) -> BenchResult<()> {
-    let runtime = setup.tenants.get(setup.tenant_id).map_err(|error| error.to_string())?;
+    let runtime = setup
+        .tenants
+        .get(setup.tenant_id)
+        .map_err(|error| error.to_string())?;
     runtime
         .execute(
             &setup.store,
@@ -153,10 +156,25 @@ fn main() -> BenchResult<()> {
 
     // 1 and 2: a small tenant, every user evaluated first.
     let database = BenchDatabase::from_environment(directory.path(), "bench_notify")?;
-    println!("database: {}", if database.is_postgres() { "PostgreSQL" } else { "SQLite" });
+    println!(
+        "database: {}",
+        if database.is_postgres() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
+    );
     let small = setup(&database, 5_000)?;
-    let runtime = small.tenants.get(small.tenant_id).map_err(|error| error.to_string())?;
-    while runtime.process_step(&small.store, 5_000).map_err(|error| error.to_string())?.remaining_users > 0 {}
+    let runtime = small
+        .tenants
+        .get(small.tenant_id)
+        .map_err(|error| error.to_string())?;
+    while runtime
+        .process_step(&small.store, 5_000)
+        .map_err(|error| error.to_string())?
+        .remaining_users
+        > 0
+    {}
 
     let reference = writes(&small, 0, writes_count, 1)?;
     let receiver = Receiver::start();
@@ -172,7 +190,9 @@ fn main() -> BenchResult<()> {
         latencies.push(began.elapsed());
     }
     let notified = Figures::of(latencies, started.elapsed(), "notification");
-    println!("1. change -> notification received (one subscriber on users), {writes_count} sequential updates:");
+    println!(
+        "1. change -> notification received (one subscriber on users), {writes_count} sequential updates:"
+    );
     println!("   write alone (reference)      {reference}");
     println!("   write -> notification        {notified}");
     unsubscribe_all(&small)?;
@@ -199,8 +219,10 @@ fn main() -> BenchResult<()> {
     println!("   1,000 on users (fan-out)     {fan_out}");
     println!(
         "   slowdown users/{{id}}: {:+.1} % (against the mean of both references); fan-out: {:+.1} %",
-        (indexed.p50.as_secs_f64() / ((none.p50.as_secs_f64() + none_again.p50.as_secs_f64()) / 2.0) - 1.0) * 100.0,
-        (fan_out.p50.as_secs_f64() / ((none.p50.as_secs_f64() + none_again.p50.as_secs_f64()) / 2.0) - 1.0) * 100.0,
+        (indexed.p50.as_secs_f64() / ((none.p50.as_secs_f64() + none_again.p50.as_secs_f64()) / 2.0) - 1.0)
+            * 100.0,
+        (fan_out.p50.as_secs_f64() / ((none.p50.as_secs_f64() + none_again.p50.as_secs_f64()) / 2.0) - 1.0)
+            * 100.0,
     );
     drop(small);
 
@@ -212,12 +234,19 @@ fn main() -> BenchResult<()> {
         if with_subscriber {
             subscribe(&setup, &receiver, &["users".to_string()])?;
         }
-        let runtime = setup.tenants.get(setup.tenant_id).map_err(|error| error.to_string())?;
-        let queued = runtime.read(|engine| engine.queued_users()).map_err(|error| error.to_string())?;
+        let runtime = setup
+            .tenants
+            .get(setup.tenant_id)
+            .map_err(|error| error.to_string())?;
+        let queued = runtime
+            .read(|engine| engine.queued_users())
+            .map_err(|error| error.to_string())?;
         let started = Instant::now();
         let mut changed_users = 0;
         loop {
-            let step = runtime.process_step(&setup.store, 10_000).map_err(|error| error.to_string())?;
+            let step = runtime
+                .process_step(&setup.store, 10_000)
+                .map_err(|error| error.to_string())?;
             changed_users += step.evaluated_users;
             if step.remaining_users == 0 {
                 break;
@@ -234,7 +263,8 @@ fn main() -> BenchResult<()> {
                 notifications = received
                     .iter()
                     .map(|request| {
-                        let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap_or_default();
+                        let body: serde_json::Value =
+                            serde_json::from_slice(&request.body).unwrap_or_default();
                         body["value"].as_array().map_or(0, Vec::len)
                     })
                     .sum();
