@@ -6,6 +6,7 @@
 //! the engine or the server; the server converts engine types into them at its edge.
 
 pub mod admin;
+pub mod alerts;
 pub mod audit;
 pub mod diagnosis;
 pub mod error;

@@ -440,6 +440,33 @@ impl LicensdClient {
         .map(drop)
     }
 
+    /// `GET /licensd/v1/alertRules`: the tenant's license alert rules.
+    pub fn alert_rules(&self) -> Result<licensd_api_types::alerts::AlertRuleList, ClientError> {
+        self.get(self.url(&["licensd", "v1", "alertRules"], &[]))
+    }
+
+    /// `POST /licensd/v1/alertRules`: a new alert rule.
+    pub fn create_alert_rule(
+        &self,
+        request: &licensd_api_types::alerts::CreateAlertRule,
+    ) -> Result<licensd_api_types::alerts::AlertRule, ClientError> {
+        self.send(
+            Method::POST,
+            self.url(&["licensd", "v1", "alertRules"], &[]),
+            Some(request),
+        )
+    }
+
+    /// `DELETE /licensd/v1/alertRules/{id}`: removes an alert rule.
+    pub fn delete_alert_rule(&self, rule_id: &str) -> Result<(), ClientError> {
+        self.send::<serde_json::Value>(
+            Method::DELETE,
+            self.url(&["licensd", "v1", "alertRules", rule_id], &[]),
+            None::<&()>,
+        )
+        .map(drop)
+    }
+
     // ----- HTTP -----
 
     /// The base address with `segments` appended (each percent-encoded as a path segment) and

@@ -14,6 +14,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod advisor;
+pub mod alerts;
 pub mod catalog;
 pub mod catch_up;
 mod command;

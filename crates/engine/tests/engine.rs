@@ -4,6 +4,8 @@
 // here (the workspace denies them everywhere else).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "engine/alerts.rs"]
+mod alerts;
 #[path = "engine/commands.rs"]
 mod commands;
 #[path = "engine/diagnosis.rs"]

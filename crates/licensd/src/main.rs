@@ -1,6 +1,7 @@
 //! The `licensd` command: parses arguments and hands over to the library crates.
 
 mod admin;
+mod alert;
 mod demo;
 mod diagnosis;
 mod import;
@@ -64,6 +65,8 @@ enum Commands {
     Explain(diagnosis::ExplainArguments),
     /// Creates, lists and revokes access tokens (Global Administrator).
     Token(token::TokenArguments),
+    /// Lists, adds and removes license alert rules (webhooks, Slack, Teams; docs/alerts.md).
+    Alert(alert::AlertArguments),
     /// Creates a tenant in a database with its own Global Administrator token, or lists them.
     Tenant(tenant::TenantArguments),
     /// Predicts the effect of a JSON file of changes without applying anything.
@@ -150,6 +153,7 @@ fn main() -> anyhow::Result<()> {
         Commands::Seats(arguments) => admin::run(admin::AdminCommand::Seats(arguments)),
         Commands::Explain(arguments) => diagnosis::run_explain(arguments),
         Commands::Token(arguments) => token::run(arguments),
+        Commands::Alert(arguments) => alert::run(arguments),
         Commands::Tenant(arguments) => tenant::run(arguments),
         Commands::Whatif(arguments) => diagnosis::run_what_if(arguments),
         Commands::Apply(arguments) => diagnosis::run_apply(arguments),

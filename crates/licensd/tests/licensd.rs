@@ -10,6 +10,8 @@
 
 #[path = "licensd/admin_cli.rs"]
 mod admin_cli;
+#[path = "licensd/alert_cli.rs"]
+mod alert_cli;
 #[path = "licensd/chaos.rs"]
 mod chaos;
 #[path = "licensd/cli.rs"]
@@ -18,6 +20,10 @@ mod cli;
 mod diagnosis_cli;
 #[path = "licensd/durability.rs"]
 mod durability;
+#[path = "licensd/notifications.rs"]
+mod notifications;
+#[path = "../../delivery/tests/receiver/mod.rs"]
+mod receiver;
 #[path = "licensd/shutdown.rs"]
 mod shutdown;
 #[path = "licensd/support.rs"]

@@ -421,6 +421,46 @@ pub fn token_changed(
     }
 }
 
+/// "Add alert rule" or "Delete alert rule": who changed the tenant's license alert rules.
+pub fn alert_rule_changed(
+    caller: &Caller,
+    activity: &str,
+    rule_id: Uuid,
+    rule_name: &str,
+    at: i64,
+) -> AuditRecord {
+    let adding = activity.starts_with("Add");
+    AuditRecord {
+        audit_id: Uuid::new_v4(),
+        activity_date_time: at,
+        category: "AlertManagement".to_string(),
+        activity: activity.to_string(),
+        operation_type: if adding { "Add" } else { "Delete" }.to_string(),
+        result: "success".to_string(),
+        result_reason: String::new(),
+        actor_id: caller.token_id,
+        actor_name: caller.display_name.clone(),
+        actor_role: caller.role.as_str().to_string(),
+        target_type: "AlertRule".to_string(),
+        target_id: Some(rule_id),
+        target_name: rule_name.to_string(),
+        modified_properties: vec![ModifiedProperty {
+            display_name: "AlertRule".to_string(),
+            old_value: if adding {
+                String::new()
+            } else {
+                rule_name.to_string()
+            },
+            new_value: if adding {
+                rule_name.to_string()
+            } else {
+                String::new()
+            },
+        }],
+        request_id: caller.request_id.clone(),
+    }
+}
+
 /// "Start applying group based license to users" for a group whose members background
 /// processing began to evaluate.
 pub fn group_run_started(

@@ -55,6 +55,45 @@ pub struct ServerConfig {
     /// A second address serving `/metrics` of every tenant without a token (for Prometheus on
     /// the monitoring network); `None` serves metrics only on the API address, per tenant.
     pub metrics_listen: Option<SocketAddr>,
+    /// Change notifications and other webhooks: where they may go and how they are retried.
+    pub notifications: NotificationSettings,
+}
+
+/// How the delivery worker sends webhooks (change notifications, alerts).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotificationSettings {
+    /// Deliver to link-local addresses (`169.254.0.0/16`, `fe80::/10`) and cloud metadata
+    /// endpoints too. Off by default: a subscriber must not make licensd fetch
+    /// `http://169.254.169.254/` (SSRF).
+    pub allow_link_local_targets: bool,
+    /// The first retry's delay; each further retry waits twice as long, up to `retry_max`.
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// Attempts before a delivery is abandoned (a `missed` lifecycle notification follows).
+    pub max_attempts: u32,
+    /// How long an endpoint has to answer one delivery.
+    pub request_timeout: Duration,
+    /// Abandoned deliveries in a row after which a subscription is removed
+    /// (`subscriptionRemoved`).
+    pub removal_after_abandoned: u32,
+    /// How long delivered and abandoned deliveries stay listed.
+    pub delivery_retention: Duration,
+}
+
+impl Default for NotificationSettings {
+    /// Link-local targets refused; retries after 1 s, 2 s, 4 s, ... up to 10 minutes, 10
+    /// attempts; 5 s to answer; removal after 3 abandoned deliveries; 7 days of history.
+    fn default() -> NotificationSettings {
+        NotificationSettings {
+            allow_link_local_targets: false,
+            retry_base: Duration::from_secs(1),
+            retry_max: Duration::from_secs(600),
+            max_attempts: 10,
+            request_timeout: Duration::from_secs(5),
+            removal_after_abandoned: 3,
+            delivery_retention: Duration::from_secs(7 * 24 * 60 * 60),
+        }
+    }
 }
 
 /// The certificate and key files of `--tls-cert` / `--tls-key`.
@@ -129,6 +168,14 @@ pub struct ConfigFile {
     pub trusted_proxies: Option<Vec<IpAddr>>,
     /// A second address serving every tenant's `/metrics` without a token.
     pub metrics_listen: Option<SocketAddr>,
+    /// Deliver webhooks to link-local and cloud-metadata addresses too (refused by default).
+    pub notification_allow_link_local: Option<bool>,
+    /// Milliseconds before a failed delivery's first retry (doubling after each failure).
+    pub notification_retry_base_ms: Option<u64>,
+    /// The longest wait between two attempts, in milliseconds.
+    pub notification_retry_max_ms: Option<u64>,
+    /// Attempts before a delivery is abandoned.
+    pub notification_max_attempts: Option<u32>,
 }
 
 /// Why the configuration could not be read.
@@ -179,6 +226,7 @@ impl ServerConfig {
             trusted_proxies: Vec::new(),
             lifecycle_check_interval: Duration::from_secs(60),
             metrics_listen: None,
+            notifications: NotificationSettings::default(),
         }
     }
 
@@ -242,6 +290,23 @@ impl ServerConfig {
                 return Err(ConfigError::Invalid("max-connections must be at least 1".into()));
             }
             self.connections.max_connections = count;
+        }
+        if let Some(allow) = file.notification_allow_link_local {
+            self.notifications.allow_link_local_targets = allow;
+        }
+        if let Some(ms) = file.notification_retry_base_ms {
+            self.notifications.retry_base = positive("notification-retry-base-ms", ms)?;
+        }
+        if let Some(ms) = file.notification_retry_max_ms {
+            self.notifications.retry_max = positive("notification-retry-max-ms", ms)?;
+        }
+        if let Some(attempts) = file.notification_max_attempts {
+            if attempts == 0 {
+                return Err(ConfigError::Invalid(
+                    "notification-max-attempts must be at least 1".into(),
+                ));
+            }
+            self.notifications.max_attempts = attempts;
         }
         if let Some(days) = file.audit_retention_days {
             self.audit_retention = (days > 0).then(|| Duration::from_secs(days * 24 * 60 * 60));

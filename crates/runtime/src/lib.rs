@@ -4,7 +4,7 @@
 //! processing did ([`statistics`]), access
 //! control — who the caller is, which role may read and change what, tokens, rate limits and
 //! the failed-authentication guard ([`access`]) —, the audit records of every change
-//! ([`audit`]), what a delta round lists from the change log ([`delta`]), the write health
+//! ([`audit`]), license alert rules and their alerts ([`alerts`]), what a delta round lists from the change log ([`delta`]), the write health
 //! ([`health`]) and the configuration ([`config`]). No HTTP type appears here: the server (and
 //! the CLI's local commands) drive it through plain calls and render its typed errors their own
 //! way.
@@ -14,10 +14,12 @@
 #![allow(clippy::result_large_err)]
 
 pub mod access;
+pub mod alerts;
 pub mod audit;
 pub mod config;
 pub mod delta;
 pub mod health;
+pub mod notifications;
 pub mod ownership;
 pub mod processor;
 pub mod statistics;

@@ -163,6 +163,16 @@ fn watch(
                 for token_id in connection.take_token_notices() {
                     tokens.forget(token_id);
                 }
+                for tenant_id in connection.take_subscription_notices() {
+                    if let Err(error) = tenants.notifier().reload(connection, tenant_id) {
+                        tracing::warn!(tenant = %tenant_id, %error, "re-reading change subscriptions failed");
+                    }
+                }
+                for tenant_id in connection.take_alert_rules_notices() {
+                    if let Err(error) = tenants.alerts().reload(connection, tenant_id) {
+                        tracing::warn!(tenant = %tenant_id, %error, "re-reading alert rules failed");
+                    }
+                }
                 for notice in notices {
                     match tenants.get(notice.tenant_id) {
                         Ok(runtime) => catch_up(&store, &runtime, notice.version, &signal),
@@ -193,6 +203,10 @@ fn watch(
                 tracing::warn!(%error, "re-reading remembered tokens failed; reconnecting");
                 listener = None;
                 continue;
+            }
+            // Alert rules too (a lost notice; SQLite written by another process).
+            if let Err(error) = tenants.alerts().reload_all(connection) {
+                tracing::warn!(%error, "re-reading alert rules failed");
             }
             match connection.tenant_versions() {
                 Ok(versions) => {
@@ -340,6 +354,7 @@ fn run(
         if last_lifecycle_check.map_or(true, |at| at.elapsed() >= config.lifecycle_check_interval) {
             last_lifecycle_check = Some(std::time::Instant::now());
             crate::subscription_lifecycles::apply_lifecycles(&store, &tenants, crate::tenants::now().0);
+            crate::alerts::check_periodic(&store, &tenants, &statistics, crate::tenants::now().0);
         }
         // Read before looking at the queues: a write that queues users after this returns at
         // once from the wait below.

@@ -25,6 +25,7 @@ use licensd_store::{AuditRecord, Store, StoreError, TenantChange, WriteBatch};
 
 use crate::access::{Caller, CommandKind, Role};
 use crate::audit;
+use crate::notifications::ChangeNotifier;
 use crate::statistics::ProcessingStatistics;
 
 /// The current time for the engine.
@@ -146,12 +147,16 @@ pub struct TenantRuntime {
     state: Mutex<TenantState>,
     /// Notified when a write of this instance queued users.
     signal: Arc<ProcessingSignal>,
+    /// The tenants' change subscriptions: writes add their notifications to the outbox.
+    notifier: Arc<ChangeNotifier>,
     /// Commands waiting to be written together (group commit, [`TenantRuntime::execute`]).
     writes: Mutex<WaitingWrites>,
     /// Notified when commands were written or the writer's turn is free.
     written: Condvar,
     /// Transactions that committed commands (each one or more: group commit).
     command_transactions: AtomicU64,
+    /// Every tenant's alert rules (shared by the instance's tenants).
+    alerts: Arc<crate::alerts::AlertBook>,
 }
 
 /// At most this many commands share one transaction (the rest wait for the next).
@@ -204,6 +209,24 @@ impl TenantRuntime {
         tenant_id: Uuid,
         signal: Arc<ProcessingSignal>,
     ) -> Result<TenantRuntime, ExecuteError> {
+        Self::load_notifying(
+            store,
+            tenant_id,
+            signal,
+            Arc::new(ChangeNotifier::default()),
+            Arc::default(),
+        )
+    }
+
+    /// Loads a tenant whose writes notify `signal` when they queue users, add the change
+    /// notifications `notifier`'s subscriptions want and raise the alerts of `alerts`' rules.
+    pub fn load_notifying(
+        store: &SharedStore,
+        tenant_id: Uuid,
+        signal: Arc<ProcessingSignal>,
+        notifier: Arc<ChangeNotifier>,
+        alerts: Arc<crate::alerts::AlertBook>,
+    ) -> Result<TenantRuntime, ExecuteError> {
         let (engine, version) = load_engine(store, tenant_id)?;
         Ok(TenantRuntime {
             id: tenant_id,
@@ -213,9 +236,11 @@ impl TenantRuntime {
                 started_group_runs: HashSet::new(),
             }),
             signal,
+            notifier,
             writes: Mutex::new(WaitingWrites::default()),
             written: Condvar::new(),
             command_transactions: AtomicU64::new(0),
+            alerts,
         })
     }
 
@@ -591,6 +616,7 @@ impl TenantRuntime {
         for (command, caller) in commands {
             let target_before = audit::target_of(command, &state.engine);
             let properties_before = audit::properties_of(command, &state.engine);
+            let alerting = crate::alerts::BeforeChange::look(&self.alerts, self.id, &state.engine);
             let at = now();
             let outcome = match state.engine.apply(command.clone(), at) {
                 Ok(outcome) => outcome,
@@ -613,6 +639,17 @@ impl TenantRuntime {
             }
             let properties_after = audit::properties_of(command, &state.engine);
             let mut batch = WriteBatch::from_command_outcome(&outcome);
+            self.notifier
+                .add_to_batch(self.id, &mut batch, Some(command), at.0);
+            let alerts = alerting.alerts(
+                &self.alerts,
+                self.id,
+                &state.engine,
+                &outcome.changes,
+                outcome.clock,
+                at.0,
+            );
+            crate::alerts::enqueue(&mut batch, alerts);
             batch.audit.push(audit::record(
                 caller,
                 command,
@@ -657,6 +694,9 @@ impl TenantRuntime {
         };
         self.command_transactions.fetch_add(1, Ordering::Relaxed);
         state.version = version;
+        if batches.iter().any(|batch| !batch.outbox.is_empty()) {
+            self.notifier.wake();
+        }
         Ok(Attempt::Written(results))
     }
 
@@ -678,15 +718,26 @@ impl TenantRuntime {
             return Ok(StepReport::default());
         }
         let busy_before = busy_licensed_groups(&state.engine);
+        let alerting = crate::alerts::BeforeChange::look(&self.alerts, self.id, &state.engine);
         let at = now();
         let report = state.engine.process_batch_with_images(max_users, at);
+        let alerts = alerting.alerts(
+            &self.alerts,
+            self.id,
+            &state.engine,
+            &report.changes,
+            report.clock,
+            at.0,
+        );
         let step = StepReport {
             evaluated_users: report.evaluated_users,
             changed_states: report.changes.len(),
             remaining_users: report.remaining_users,
         };
         let mut batch = WriteBatch::from_process_report(report);
+        crate::alerts::enqueue(&mut batch, alerts);
         batch.expected_version = Some(state.version);
+        self.notifier.add_to_batch(self.id, &mut batch, None, at.0);
         let (group_runs, started, finished) = group_run_records(self.id, state, &busy_before, at.0);
         batch.audit = group_runs;
         // Users self-healing re-evaluated in this step (the evaluated users leave the queue):
@@ -711,6 +762,9 @@ impl TenantRuntime {
         match written {
             Ok(version) => {
                 state.version = version;
+                if !batch.outbox.is_empty() {
+                    self.notifier.wake();
+                }
                 state.started_group_runs.extend(started);
                 for group_id in finished {
                     state.started_group_runs.remove(&group_id);
@@ -900,6 +954,10 @@ pub struct Tenants {
     signal: Arc<ProcessingSignal>,
     /// What this instance's processor did, per tenant (for metrics).
     statistics: Arc<ProcessingStatistics>,
+    /// Every tenant's change subscriptions (writes add their notifications to the outbox).
+    notifier: Arc<ChangeNotifier>,
+    /// Every tenant's alert rules and how alerts are rendered.
+    alerts: Arc<crate::alerts::AlertBook>,
 }
 
 /// The tenant created on first start when the store has none.
@@ -917,10 +975,20 @@ impl Tenants {
         }
         let default_tenant = ids[0];
         let signal = Arc::new(ProcessingSignal::default());
+        let notifier = Arc::new(ChangeNotifier::default());
+        let alerts = Arc::new(crate::alerts::AlertBook::default());
+        alerts.reload_all(&mut *lock_store(store)?)?;
         let mut runtimes = HashMap::new();
         for id in ids {
             let started = std::time::Instant::now();
-            let runtime = TenantRuntime::load_signalling(store, id, Arc::clone(&signal))?;
+            notifier.reload(&mut *lock_store(store)?, id)?;
+            let runtime = TenantRuntime::load_notifying(
+                store,
+                id,
+                Arc::clone(&signal),
+                Arc::clone(&notifier),
+                Arc::clone(&alerts),
+            )?;
             let (users, queued) = runtime.read(|engine| (engine.user_count(), engine.queued_users()))?;
             tracing::info!(tenant = %id, users, queued, elapsed_ms = started.elapsed().as_millis() as u64, "tenant loaded");
             runtimes.insert(id, Arc::new(runtime));
@@ -930,7 +998,20 @@ impl Tenants {
             default_tenant,
             signal,
             statistics: Arc::new(ProcessingStatistics::default()),
+            notifier,
+            alerts,
         })
+    }
+
+    /// Every tenant's alert rules as this instance knows them, and the renderer.
+    pub fn alerts(&self) -> Arc<crate::alerts::AlertBook> {
+        Arc::clone(&self.alerts)
+    }
+
+    /// Every tenant's change subscriptions, and the signal the delivery worker waits on
+    /// ([`ChangeNotifier::delivery_signal`]).
+    pub fn notifier(&self) -> Arc<ChangeNotifier> {
+        Arc::clone(&self.notifier)
     }
 
     /// What this instance's processor did, per tenant.
@@ -978,11 +1059,15 @@ impl Tenants {
                 .map_err(|_| ExecuteError::Poisoned)?
                 .contains_key(&id);
             if !known {
-                let runtime = Arc::new(TenantRuntime::load_signalling(
+                self.notifier.reload(&mut *lock_store(store)?, id)?;
+                let runtime = Arc::new(TenantRuntime::load_notifying(
                     store,
                     id,
                     Arc::clone(&self.signal),
+                    Arc::clone(&self.notifier),
+                    Arc::clone(&self.alerts),
                 )?);
+                self.alerts.reload(&mut *lock_store(store)?, id)?;
                 self.runtimes
                     .write()
                     .map_err(|_| ExecuteError::Poisoned)?

@@ -10,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod admin;
+pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod console;
@@ -74,6 +75,8 @@ pub struct AppState {
     pub links: api::PublicLinks,
     /// HTTP request counts and latencies since start (for `/metrics`).
     pub http_metrics: Arc<metrics::HttpMetrics>,
+    /// The SSRF guard and validation handshake of subscribers' endpoints.
+    pub endpoints: licensd_delivery::EndpointValidator,
 }
 
 fn open_store(config: &ServerConfig) -> Result<SharedStore, ServerError> {
@@ -88,7 +91,15 @@ fn open_store(config: &ServerConfig) -> Result<SharedStore, ServerError> {
 pub fn open(config: &ServerConfig) -> Result<AppState, ServerError> {
     let store = open_store(config)?;
     let tenants = Arc::new(Tenants::load_all(&store)?);
+    tenants
+        .notifier()
+        .set_renderer(Arc::new(graph::subscriptions::GraphRenderer));
+    tenants.alerts().set_renderer(Arc::new(alerts::AlertBodies));
     let auth_store = open_store(config)?;
+    let endpoints = licensd_delivery::EndpointValidator::new(licensd_delivery::TargetPolicy {
+        allow_link_local: config.notifications.allow_link_local_targets,
+    })
+    .map_err(|error| ServerError::Io(std::io::Error::other(error.to_string())))?;
     Ok(AppState {
         store,
         auth_store,
@@ -104,7 +115,30 @@ pub fn open(config: &ServerConfig) -> Result<AppState, ServerError> {
             https: config.tls.is_some(),
         },
         http_metrics: Arc::new(metrics::HttpMetrics::default()),
+        endpoints,
     })
+}
+
+/// Starts the delivery worker of this process: it sends the outbox's deliveries (change
+/// notifications, alerts) and reports Graph subscriptions' failing endpoints to their lifecycle.
+pub fn start_delivery(
+    state: &AppState,
+    config: &ServerConfig,
+) -> Result<licensd_delivery::DeliveryWorker, ServerError> {
+    let notifier = state.tenants.notifier();
+    let observer = licensd_delivery::ObserverChain(vec![Arc::new(licensd_delivery::GraphLifecycle {
+        notifier: Arc::clone(&notifier),
+        removal_after: config.notifications.removal_after_abandoned,
+    })]);
+    Ok(licensd_delivery::DeliveryWorker::start(
+        licensd_delivery::WorkerSettings {
+            database_url: config.database_url.clone(),
+            worker_id: config.instance_id.clone(),
+            notifications: config.notifications.clone(),
+        },
+        notifier.delivery_signal(),
+        Arc::new(observer),
+    )?)
 }
 
 /// Makes sure the default tenant can be administered: when it has no token yet, stores the
@@ -161,6 +195,7 @@ pub async fn run(
         Arc::clone(&state.write_health),
         Arc::clone(&state.token_cache),
     )?;
+    let delivery = start_delivery(&state, &config)?;
     // The synchronous PostgreSQL client must not be dropped on an async thread (its drop blocks):
     // these clones outlive the router and are dropped on a blocking thread below.
     let stores = (state.store.clone(), state.auth_store.clone());
@@ -181,6 +216,7 @@ pub async fn run(
     }
     tokio::task::spawn_blocking(move || {
         processor.stop();
+        delivery.stop();
         drop(stores);
     })
     .await

@@ -9,6 +9,8 @@
 
 #[path = "api/admin.rs"]
 mod admin;
+#[path = "api/alerts.rs"]
+mod alerts;
 #[path = "api/batch.rs"]
 mod batch;
 #[path = "api/delta.rs"]
@@ -33,10 +35,14 @@ mod links;
 mod metrics;
 #[path = "api/nesting.rs"]
 mod nesting;
+#[path = "api/notifications.rs"]
+mod notifications;
 #[path = "api/odata.rs"]
 mod odata;
 #[path = "api/openapi.rs"]
 mod openapi;
+#[path = "../../delivery/tests/receiver/mod.rs"]
+mod receiver;
 #[path = "api/scenarios.rs"]
 mod scenarios;
 #[path = "api/security.rs"]

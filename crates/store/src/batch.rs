@@ -82,6 +82,9 @@ pub struct WriteBatch {
     pub group_nestings: Vec<((Uuid, Uuid), Option<licensd_engine::GroupNestingImage>)>,
     /// Audit records of the change, written in the same transaction.
     pub audit: Vec<crate::security::AuditRecord>,
+    /// Deliveries the change causes (change notifications, alerts), written to the outbox in the
+    /// same transaction: delivered at least once if and only if the change commits.
+    pub outbox: Vec<crate::outbox::OutboxEntry>,
 }
 
 impl WriteBatch {
@@ -103,6 +106,7 @@ impl WriteBatch {
             && self.dequeue.is_empty()
             && self.directory_attributes.is_empty()
             && self.group_nestings.is_empty()
+            && self.outbox.is_empty()
     }
 
     /// The whole tenant of an image, for storing a tenant that has nothing stored yet (an
@@ -286,6 +290,7 @@ impl WriteBatch {
             directory_attributes,
             group_nestings,
             audit,
+            outbox,
         } = next;
         if clock.is_some() {
             self.clock = clock;
@@ -308,6 +313,7 @@ impl WriteBatch {
         self.directory_attributes.extend(directory_attributes);
         self.group_nestings.extend(group_nestings);
         self.audit.extend(audit);
+        self.outbox.extend(outbox);
         Ok(())
     }
 

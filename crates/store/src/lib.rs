@@ -30,14 +30,17 @@
 //! The API is synchronous: call it from blocking threads. A `Store` is one connection; open one
 //! per thread that needs the database.
 
+mod alerts;
 mod batch;
 mod catch_up;
+mod change_subscriptions;
 mod codec;
 mod error;
 mod lease;
 mod load;
 mod migration;
 mod nesting;
+mod outbox;
 mod postgres;
 mod reads;
 mod security;
@@ -51,10 +54,16 @@ use std::time::Duration;
 use licensd_engine::image::TenantImage;
 use licensd_engine::{Engine, TenantSettings, Uuid};
 
+pub use crate::alerts::{AlertFiring, AlertFormat, AlertRuleRecord};
 pub use crate::batch::{ChangeNotice, StateKey, TenantChange, WriteBatch};
 pub use crate::catch_up::{unwritten_change, CatchUp};
+pub use crate::change_subscriptions::ChangeSubscription;
 pub use crate::error::StoreError;
 pub use crate::migration::SCHEMA_VERSION;
+pub use crate::outbox::{
+    AttemptResult, ClaimedDelivery, DeliveryRecord, DeliveryStatus, OutboxEntry, OWNER_GRAPH_LIFECYCLE,
+    OWNER_GRAPH_SUBSCRIPTION,
+};
 pub use crate::postgres::PostgresStore;
 pub use crate::security::{AccessTokenRecord, AuditQuery, AuditRecord, ModifiedProperty, StoredAuditRecord};
 pub use crate::sqlite::SqliteStore;
@@ -196,6 +205,149 @@ impl Store {
         audit: &[AuditRecord],
     ) -> Result<bool, StoreError> {
         dispatch!(self, store => security::revoke_access_token(store, tenant_id, token_id, at, audit))
+    }
+
+    /// Writes deliveries to the outbox on their own (not caused by a write batch: an alert, a
+    /// lifecycle notification), due now. Prefer [`WriteBatch::outbox`] for deliveries a change
+    /// causes, so they commit with it.
+    pub fn enqueue_deliveries(&mut self, tenant_id: Uuid, entries: &[OutboxEntry]) -> Result<(), StoreError> {
+        dispatch!(self, store => outbox::enqueue(store, tenant_id, entries))
+    }
+
+    /// Claims up to `limit` due deliveries of every tenant for `worker_id`, each for `lease`
+    /// (counted as an attempt); another worker claims a row again only after its lease ends.
+    pub fn claim_deliveries(
+        &mut self,
+        worker_id: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        let lease = lease.as_millis().min(i64::MAX as u128) as i64;
+        match self {
+            Store::Sqlite(store) => outbox::claim(store, outbox::CLAIM_SQLITE, worker_id, limit, lease),
+            Store::Postgres(store) => {
+                outbox::claim(store.as_mut(), outbox::CLAIM_POSTGRES, worker_id, limit, lease)
+            }
+        }
+    }
+
+    /// Records a claimed delivery as delivered; `false` when `worker_id` no longer held it.
+    pub fn complete_delivery(
+        &mut self,
+        delivery_id: i64,
+        worker_id: &str,
+        result: &AttemptResult<'_>,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, store => outbox::complete(store, delivery_id, worker_id, result))
+    }
+
+    /// Schedules a claimed delivery's next attempt `retry_in` from now, and delays the owner's
+    /// other pending deliveries as long (a failing endpoint is throttled); `false` when
+    /// `worker_id` no longer held it.
+    pub fn retry_delivery(
+        &mut self,
+        delivery: &ClaimedDelivery,
+        worker_id: &str,
+        retry_in: Duration,
+        result: &AttemptResult<'_>,
+    ) -> Result<bool, StoreError> {
+        let retry_in = retry_in.as_millis().min(i64::MAX as u128) as i64;
+        dispatch!(self, store => outbox::retry(store, delivery, worker_id, retry_in, result))
+    }
+
+    /// Gives a claimed delivery up; `false` when `worker_id` no longer held it.
+    pub fn abandon_delivery(
+        &mut self,
+        delivery_id: i64,
+        worker_id: &str,
+        result: &AttemptResult<'_>,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, store => outbox::abandon(store, delivery_id, worker_id, result))
+    }
+
+    /// Ends every lease `worker_id` holds (a worker of the same id starting again after its
+    /// process died): its rows are claimed again at once instead of after their lease.
+    pub fn release_delivery_leases(&mut self, worker_id: &str) -> Result<u64, StoreError> {
+        dispatch!(self, store => outbox::release_leases(store, worker_id))
+    }
+
+    /// How long until the next pending delivery is due (`Duration::ZERO`: now); `None` when
+    /// none is pending.
+    pub fn next_delivery_due(&mut self) -> Result<Option<Duration>, StoreError> {
+        let due = dispatch!(self, store => outbox::next_due_in(store))?;
+        Ok(due.map(|milliseconds| Duration::from_millis(milliseconds.max(0) as u64)))
+    }
+
+    /// A tenant's deliveries, newest first (of one owner, or all), at most `limit`.
+    pub fn deliveries(
+        &mut self,
+        tenant_id: Uuid,
+        owner_id: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        dispatch!(self, store => outbox::deliveries(store, tenant_id, owner_id, limit))
+    }
+
+    /// Deletes deliveries settled before `older_than` (ms since the epoch); returns how many.
+    pub fn prune_deliveries(&mut self, older_than: i64) -> Result<u64, StoreError> {
+        dispatch!(self, store => outbox::prune(store, older_than))
+    }
+
+    /// How many deliveries of every tenant are pending.
+    pub fn pending_deliveries(&mut self) -> Result<u64, StoreError> {
+        dispatch!(self, store => outbox::pending_count(store))
+    }
+
+    /// Every change subscription of the tenant (expired and removed ones too), oldest first.
+    pub fn change_subscriptions(&mut self, tenant_id: Uuid) -> Result<Vec<ChangeSubscription>, StoreError> {
+        dispatch!(self, store => change_subscriptions::subscriptions(store, tenant_id))
+    }
+
+    /// Stores a new change subscription (announced to other instances on PostgreSQL).
+    pub fn create_change_subscription(
+        &mut self,
+        tenant_id: Uuid,
+        subscription: &ChangeSubscription,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, store => change_subscriptions::create(store, tenant_id, subscription))
+    }
+
+    /// Sets a subscription's expiry; `false` when the tenant has no such (unremoved) one.
+    pub fn renew_change_subscription(
+        &mut self,
+        tenant_id: Uuid,
+        subscription_id: Uuid,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, store => change_subscriptions::renew(store, tenant_id, subscription_id, expires_at))
+    }
+
+    /// Deletes a subscription; `false` when the tenant has none of this id.
+    pub fn delete_change_subscription(
+        &mut self,
+        tenant_id: Uuid,
+        subscription_id: Uuid,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, store => change_subscriptions::delete(store, tenant_id, subscription_id))
+    }
+
+    /// Marks a subscription removed (its endpoint kept failing); `false` if it already was.
+    pub fn remove_change_subscription(
+        &mut self,
+        tenant_id: Uuid,
+        subscription_id: Uuid,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, store => change_subscriptions::mark_removed(store, tenant_id, subscription_id, at))
+    }
+
+    /// The tenants whose subscriptions other instances changed, among the notices
+    /// [`Store::wait_for_changes`] received since the last call. SQLite has no notices: none.
+    pub fn take_subscription_notices(&mut self) -> Vec<Uuid> {
+        match self {
+            Store::Sqlite(_) => Vec::new(),
+            Store::Postgres(store) => store.take_subscription_notices(),
+        }
     }
 
     /// Writes audit records that belong to no write batch (refused changes, token changes).
@@ -374,6 +526,62 @@ impl Store {
         after_version: u64,
     ) -> Result<Vec<TenantChange>, StoreError> {
         dispatch!(self, store => reads::changes_since(store, tenant_id, after_version))
+    }
+
+    /// The tenant's license alert rules, oldest first.
+    pub fn alert_rules(&mut self, tenant_id: Uuid) -> Result<Vec<AlertRuleRecord>, StoreError> {
+        dispatch!(self, store => alerts::alert_rules(store, tenant_id))
+    }
+
+    /// Every tenant's alert rules, by tenant id (one statement).
+    pub fn all_alert_rules(&mut self) -> Result<Vec<(Uuid, AlertRuleRecord)>, StoreError> {
+        dispatch!(self, store => alerts::all_alert_rules(store))
+    }
+
+    /// Adds an alert rule with its audit records in one transaction that, on PostgreSQL,
+    /// announces it to every listening instance ([`Store::take_alert_rules_notices`]).
+    pub fn insert_alert_rule(
+        &mut self,
+        tenant_id: Uuid,
+        rule: &AlertRuleRecord,
+        audit: &[AuditRecord],
+    ) -> Result<(), StoreError> {
+        dispatch!(self, store => alerts::insert_alert_rule(store, tenant_id, rule, audit))
+    }
+
+    /// Removes an alert rule with its audit records (`Ok(false)`: no such rule, nothing written).
+    pub fn delete_alert_rule(
+        &mut self,
+        tenant_id: Uuid,
+        rule_id: Uuid,
+        audit: &[AuditRecord],
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, store => alerts::delete_alert_rule(store, tenant_id, rule_id, audit))
+    }
+
+    /// The (rule, subject) pairs a tenant's periodic alert rules are firing for.
+    pub fn alert_firings(&mut self, tenant_id: Uuid) -> Result<Vec<(Uuid, String)>, StoreError> {
+        dispatch!(self, store => alerts::alert_firings(store, tenant_id))
+    }
+
+    /// Records a periodic alert check's findings with the alerts of the subjects that start
+    /// firing, in one transaction; returns how many alerts were written.
+    pub fn record_alert_firings(
+        &mut self,
+        tenant_id: Uuid,
+        findings: &[AlertFiring],
+        at: i64,
+    ) -> Result<usize, StoreError> {
+        dispatch!(self, store => alerts::record_alert_firings(store, tenant_id, findings, at))
+    }
+
+    /// The tenants whose alert rules another instance changed, announced since the last call
+    /// (PostgreSQL; always empty on SQLite).
+    pub fn take_alert_rules_notices(&mut self) -> Vec<Uuid> {
+        match self {
+            Store::Sqlite(_) => Vec::new(),
+            Store::Postgres(store) => store.take_alert_rules_notices(),
+        }
     }
 
     /// The subscription lifecycles of the tenant's products (those that have one), by `skuId`.

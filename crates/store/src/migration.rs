@@ -8,7 +8,7 @@ use crate::error::StoreError;
 use crate::sql::{Param, ReadRow, Session, Transaction};
 
 /// The schema version this binary writes: the version of the last migration.
-pub const SCHEMA_VERSION: u64 = 6;
+pub const SCHEMA_VERSION: u64 = 8;
 
 /// One step of the schema, in each backend's SQL.
 pub(crate) struct Migration {
@@ -55,6 +55,18 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "nested groups",
         sqlite: include_str!("migrations/sqlite/0006_nested_groups.sql"),
         postgres: include_str!("migrations/postgres/0006_nested_groups.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "change notifications",
+        sqlite: include_str!("migrations/sqlite/0007_notifications.sql"),
+        postgres: include_str!("migrations/postgres/0007_notifications.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "alert rules",
+        sqlite: include_str!("migrations/sqlite/0008_alert_rules.sql"),
+        postgres: include_str!("migrations/postgres/0008_alert_rules.sql"),
     },
 ];
 

@@ -57,6 +57,10 @@ pub struct PostgresStore {
     /// Tokens whose revocation was announced, received by [`PostgresStore::wait_for_changes`]
     /// and not yet taken ([`PostgresStore::take_token_notices`]).
     token_notices: Vec<Uuid>,
+    /// Tenants whose alert rules changed, announced and not yet taken.
+    alert_rules_notices: Vec<Uuid>,
+    /// Tenants whose subscriptions changed, announced and not yet taken.
+    subscription_notices: Vec<Uuid>,
     /// Tenant keys looked up so far (a tenant's key never changes: tenants are not deleted).
     tenant_keys: FxHashMap<Uuid, i64>,
 }
@@ -290,6 +294,8 @@ impl PostgresStore {
             lock_class,
             change_channel: change_channel(lock_class),
             token_notices: Vec::new(),
+            alert_rules_notices: Vec::new(),
+            subscription_notices: Vec::new(),
             tenant_keys: FxHashMap::default(),
         };
         crate::migration::migrate(&mut store)?;
@@ -358,15 +364,35 @@ impl PostgresStore {
                 .iter()
                 .filter_map(|payload| crate::security::parse_token_notice(payload)),
         );
+        self.alert_rules_notices.extend(
+            payloads
+                .iter()
+                .filter_map(|payload| crate::alerts::parse_alert_rules_notice(payload)),
+        );
+        self.subscription_notices.extend(
+            payloads
+                .iter()
+                .filter_map(|payload| crate::change_subscriptions::parse_subscriptions_notice(payload)),
+        );
         Ok(payloads
             .iter()
             .filter_map(|payload| ChangeNotice::parse(payload))
             .collect())
     }
 
+    /// The tenants whose alert rules changed, announced since the last call.
+    pub(crate) fn take_alert_rules_notices(&mut self) -> Vec<Uuid> {
+        std::mem::take(&mut self.alert_rules_notices)
+    }
+
     /// The tokens whose revocation notices arrived since the last call.
     pub(crate) fn take_token_notices(&mut self) -> Vec<Uuid> {
         std::mem::take(&mut self.token_notices)
+    }
+
+    /// The tenants whose subscriptions-changed notices arrived since the last call.
+    pub(crate) fn take_subscription_notices(&mut self) -> Vec<Uuid> {
+        std::mem::take(&mut self.subscription_notices)
     }
 
     /// Takes the tenant's write lock for this connection (session-level, re-entrant with the

@@ -208,7 +208,19 @@ fn each_crate_links_nothing_its_invariant_forbids() {
     let graph = DependencyGraph::load();
     let http = ["axum", "hyper", "tower", "tower-http", "reqwest", "axum-server"];
     let database = ["rusqlite", "postgres", "tokio-postgres", "sqlx"];
-    let rules: [(&str, Vec<&str>, &str); 6] = [
+    let rules: [(&str, Vec<&str>, &str); 7] = [
+        (
+            "licensd-delivery",
+            vec![
+                "axum",
+                "axum-server",
+                "maud",
+                "utoipa",
+                "licensd-server",
+                "licensd-api-types",
+            ],
+            "delivery sends what it is given: no HTTP server, no wire shapes",
+        ),
         (
             "licensd-engine",
             [&http[..], &database[..], &["tokio", "serde_json"]].concat(),
@@ -259,6 +271,26 @@ fn each_crate_links_nothing_its_invariant_forbids() {
             violations.is_empty(),
             "{crate_name} links {violations:?}, but {invariant}"
         );
+    }
+}
+
+/// Only `licensd-delivery` makes outbound HTTP requests from the server process (the CLI's
+/// `licensd-client` talks to licensd's own API): no other crate depends on an HTTP client.
+#[test]
+fn only_the_delivery_crate_depends_on_an_http_client() {
+    let graph = DependencyGraph::load();
+    for member in &graph.members {
+        let name = graph.name(member);
+        if name == "licensd-delivery" || name == "licensd-client" {
+            continue;
+        }
+        for dependency in graph.normal.get(member).into_iter().flatten() {
+            let dependency_name = graph.name(dependency);
+            assert!(
+                !["reqwest", "ureq", "hyper-rustls", "isahc", "attohttpc"].contains(&dependency_name),
+                "{name} depends on {dependency_name}: only licensd-delivery makes outbound HTTP requests"
+            );
+        }
     }
 }
 

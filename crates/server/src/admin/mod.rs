@@ -1,11 +1,13 @@
 //! licensd's own administration API under `/licensd/v1`, for what Graph has no endpoint for:
 //! the bundled Microsoft catalog, products and their seats, service plan rules, tenant settings,
-//! the tenant overview and explained license states. It uses Graph's error envelope but does not
+//! the tenant overview, explained license states and license alert rules. It uses Graph's error envelope but does not
 //! pretend to be Graph.
 
 pub mod advisor;
+pub mod alert_rules;
 pub mod catalog;
 pub mod diagnosis;
+pub mod notifications;
 pub mod products;
 pub mod service_plans;
 pub mod tenant;
@@ -73,6 +75,18 @@ pub fn router() -> OpenApiRouter<AppState> {
             SETTINGS,
         ))
         .routes(guarded(
+            routes!(notifications::list_subscription_statuses),
+            RouteAccess::Reads(ReadScope::Directory),
+        ))
+        .routes(guarded(
+            routes!(notifications::list_subscription_deliveries),
+            RouteAccess::Reads(ReadScope::Directory),
+        ))
+        .routes(guarded(
+            routes!(notifications::list_deliveries),
+            RouteAccess::Reads(ReadScope::Directory),
+        ))
+        .routes(guarded(
             routes!(tenant::get_overview),
             RouteAccess::Reads(ReadScope::Overview),
         ))
@@ -91,6 +105,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(guarded(routes!(whatif::what_if), READS_LICENSING))
         .routes(guarded(routes!(whatif::apply_changes), ANY_CHANGES))
         .routes(guarded(routes!(advisor::get_advisor), READS_LICENSING))
+        .routes(guarded(
+            routes!(alert_rules::list_alert_rules, alert_rules::create_alert_rule),
+            SETTINGS,
+        ))
+        .routes(guarded(
+            routes!(alert_rules::get_alert_rule, alert_rules::delete_alert_rule),
+            SETTINGS,
+        ))
 }
 
 /// A product's seats in licensd's admin shape.

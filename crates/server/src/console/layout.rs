@@ -19,15 +19,19 @@ pub enum Section {
     Products,
     Activity,
     Advisor,
+    Alerts,
+    Notifications,
 }
 
-const NAVIGATION: [(Section, &str, &str); 6] = [
+const NAVIGATION: [(Section, &str, &str); 8] = [
     (Section::Overview, "/", "Overview"),
     (Section::Groups, "/groups", "Groups"),
     (Section::Users, "/users", "Users"),
     (Section::Products, "/products", "All products"),
     (Section::Advisor, "/advisor", "Advisor"),
+    (Section::Alerts, "/alerts", "Alerts"),
     (Section::Activity, "/activity", "Activity"),
+    (Section::Notifications, "/notifications", "Notifications"),
 ];
 
 /// htmx settings: no inline styles or eval (the Content-Security-Policy forbids both), and error

@@ -12,6 +12,7 @@
 
 mod activity;
 mod advisor;
+mod alerts;
 mod assets;
 mod context;
 mod diagnosis;
@@ -26,6 +27,7 @@ mod groups;
 mod guard;
 mod layout;
 mod names;
+mod notifications;
 mod overview;
 mod paging;
 mod preview;
@@ -57,13 +59,16 @@ pub fn router() -> Router<AppState> {
     let overview = Router::new()
         .route("/", get(overview::show))
         .route("/processing", get(processing::tenant_fragment));
-    let activity = Router::new().route("/activity", get(activity::show));
+    let activity = Router::new()
+        .route("/activity", get(activity::show))
+        .route("/notifications", get(notifications::show));
     let sign_out = Router::new().route("/logout", post(sign_in::sign_out));
     let pages = Router::new()
         .route("/setup", get(first_run::show))
         .route("/setup/products", post(first_run::add_products))
         .route("/setup/groups", post(first_run::create_group))
         .route("/advisor", get(advisor::show))
+        .route("/alerts", get(alerts::show))
         .route("/advisor/apply", post(advisor::apply))
         .route("/groups", get(groups::list))
         .route("/groups/{group_id}", get(group::show))

@@ -14,6 +14,7 @@ pub mod groups;
 pub mod metadata;
 pub mod nesting;
 pub mod subscribed_skus;
+pub mod subscriptions;
 pub mod users;
 
 use licensd_runtime::access::{CommandKind, ReadScope, RouteAccess};
@@ -179,6 +180,22 @@ pub fn router() -> OpenApiRouter<AppState> {
             "/v1.0/groups/delta()",
             axum::routing::get(delta::groups_delta).route_layer(reads_directory()),
         )
+        // Change notifications: watching users and groups needs reading them (as in Graph).
+        .routes(guarded(
+            routes!(
+                subscriptions::create_subscription,
+                subscriptions::list_subscriptions
+            ),
+            READS_DIRECTORY,
+        ))
+        .routes(guarded(
+            routes!(
+                subscriptions::get_subscription,
+                subscriptions::renew_subscription,
+                subscriptions::delete_subscription
+            ),
+            READS_DIRECTORY,
+        ))
         .routes(guarded(
             routes!(directory_subscriptions::list_subscriptions),
             READS_LICENSING,

@@ -159,6 +159,10 @@ async fn render(
         if with_http {
             state.http_metrics.register(&mut registry);
             register_catch_ups(&mut registry);
+            let pending = licensd_runtime::tenants::lock_store(&state.store)?
+                .pending_deliveries()
+                .map_err(|error| ApiError::internal(error.to_string()))?;
+            register_deliveries(&mut registry, pending);
         }
         let mut text = String::new();
         encode_registry(&mut text, &registry).map_err(|error| ApiError::internal(error.to_string()))?;
@@ -195,6 +199,57 @@ fn register_catch_ups(registry: &mut Registry) {
         "licensd_catch_ups",
         "Times this instance brought a tenant up to other instances' writes, by kind (incremental or a full reload)",
         catch_ups,
+    );
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    kind: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+/// What this instance's delivery worker did since it started (webhooks: Graph change and
+/// lifecycle notifications, other owners' such as alerts), and the deliveries pending in the
+/// database (every instance's).
+fn register_deliveries(registry: &mut Registry, pending: u64) {
+    use std::sync::atomic::Ordering;
+    let deliveries: Family<DeliveryLabels, Counter> = Family::default();
+    let notifications: Family<KindLabels, Counter> = Family::default();
+    for (kind, counters) in licensd_delivery::COUNTERS.kinds() {
+        for (outcome, count) in [
+            ("delivered", &counters.delivered),
+            ("failed_attempt", &counters.failed_attempts),
+            ("abandoned", &counters.abandoned),
+        ] {
+            deliveries
+                .get_or_create(&DeliveryLabels { kind, outcome })
+                .inc_by(count.load(Ordering::Relaxed));
+        }
+        notifications
+            .get_or_create(&KindLabels { kind })
+            .inc_by(counters.items_delivered.load(Ordering::Relaxed));
+    }
+    registry.register(
+        "licensd_deliveries",
+        "Webhook delivery attempts by this instance, by kind (graph_change, graph_lifecycle, other) and outcome (delivered; failed_attempt, retried or not; abandoned after the last attempt or a refused target)",
+        deliveries,
+    );
+    registry.register(
+        "licensd_notifications_delivered",
+        "Notifications (entries of delivered bodies) this instance delivered, by kind",
+        notifications,
+    );
+    let pending_gauge: Gauge = Gauge::default();
+    pending_gauge.set(i64::try_from(pending).unwrap_or(i64::MAX));
+    registry.register(
+        "licensd_deliveries_pending",
+        "Deliveries in the outbox not delivered or abandoned yet (every instance's)",
+        pending_gauge,
     );
 }
 

@@ -69,6 +69,8 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/licensd/v1/whatif", &["post"]),
     ("/licensd/v1/changes", &["post"]),
     ("/licensd/v1/advisor", &["get"]),
+    ("/licensd/v1/alertRules", &["get", "post"]),
+    ("/licensd/v1/alertRules/{id}", &["get", "delete"]),
 ];
 
 async fn the_openapi_document_covers_every_route(server: &TestServer) {

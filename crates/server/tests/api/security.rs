@@ -89,6 +89,7 @@ struct Fixture {
     member: Uuid,
     group: Uuid,
     token: Uuid,
+    alert_rule: Uuid,
 }
 
 static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -113,11 +114,21 @@ async fn fixture(server: &TestServer) -> Fixture {
         .await
         .expect(201)
         .id();
+    let alert_rule = server
+        .post(
+            "/licensd/v1/alertRules",
+            json!({"displayName": unique("fixture rule "), "condition": "licenseErrorEntered",
+                "webhookUrl": "https://hooks.example.com/fixture"}),
+        )
+        .await
+        .expect(201)
+        .id();
     Fixture {
         user,
         member,
         group,
         token,
+        alert_rule,
     }
 }
 
@@ -143,6 +154,10 @@ fn request(method: &str, path: &str, fixture: &Fixture) -> (String, Option<Value
             "/licensd/v1/tokens/{id}",
             &format!("/licensd/v1/tokens/{}", fixture.token),
         )
+        .replace(
+            "/licensd/v1/alertRules/{id}",
+            &format!("/licensd/v1/alertRules/{}", fixture.alert_rule),
+        )
         .replace("/v1.0/subscribedSkus/{id}", &format!("/v1.0/subscribedSkus/{E3}"))
         .replace(
             "/v1.0/directory/subscriptions/{id}",
@@ -167,6 +182,10 @@ fn request(method: &str, path: &str, fixture: &Fixture) -> (String, Option<Value
         })),
         ("post", "/v1.0/directoryObjects/getByIds") => Some(json!({
             "ids": [fixture.user, fixture.group], "types": ["user", "group"]
+        })),
+        ("post", "/licensd/v1/alertRules") => Some(json!({
+            "displayName": name, "condition": "seats", "threshold": "noneAvailable",
+            "webhookUrl": "https://hooks.example.com/created",
         })),
         ("post", "/licensd/v1/catalog/import") => {
             Some(json!({"products": [{"skuId": M365_E5, "prepaidUnits": 5}]}))

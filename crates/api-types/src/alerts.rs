@@ -1,0 +1,337 @@
+//! License alert shapes: the rules an administrator manages under `/licensd/v1/alertRules`, and
+//! the bodies posted to a rule's webhook — licensd's own JSON document ([`AlertPayload`]), a
+//! Slack incoming webhook message (`text` as the notification fallback plus `blocks`,
+//! [`slack_message`]) and a Microsoft Teams incoming webhook message (an Adaptive Card in
+//! `attachments`, [`teams_message`]).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// An alert rule: what it watches (`condition` and its parameters) and where it is delivered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertRule {
+    pub id: Uuid,
+    pub display_name: String,
+    /// `licenseErrorEntered`, `licenseErrorLeft`, `seats`, `subscriptionEnding` or
+    /// `processingLag`.
+    #[schema(example = "licenseErrorEntered")]
+    pub condition: String,
+    /// Error rules: the error kinds watched (`CountViolation`, ...); empty: every kind.
+    pub error_kinds: Vec<String>,
+    /// Error rules: only assignments through this group.
+    pub group_id: Option<Uuid>,
+    /// Error and seat rules: only this product.
+    pub sku_id: Option<Uuid>,
+    /// Seat rules: `percentUsed`, `noneAvailable` or `overAllocated`.
+    pub threshold: Option<String>,
+    /// Seat rules with `percentUsed`: the percentage of purchased seats consumed (1–100).
+    pub percent: Option<u32>,
+    /// `subscriptionEnding`: days before the end of the subscription's term.
+    pub days: Option<u32>,
+    /// `processingLag`: seconds the oldest queued user may wait.
+    pub seconds: Option<u32>,
+    pub webhook_url: String,
+    /// `json`, `slack` or `teams`.
+    #[schema(example = "slack")]
+    pub format: String,
+    pub created_date_time: String,
+}
+
+/// The tenant's alert rules, oldest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AlertRuleList {
+    pub value: Vec<AlertRule>,
+}
+
+/// `POST /licensd/v1/alertRules`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateAlertRule {
+    /// 1–128 characters.
+    #[schema(example = "Users without a seat", max_length = 128, pattern = "\\S")]
+    pub display_name: String,
+    /// `licenseErrorEntered`, `licenseErrorLeft`, `seats`, `subscriptionEnding` or
+    /// `processingLag`.
+    #[schema(example = "licenseErrorEntered")]
+    pub condition: String,
+    #[serde(default)]
+    pub error_kinds: Vec<String>,
+    #[serde(default)]
+    pub group_id: Option<Uuid>,
+    #[serde(default)]
+    pub sku_id: Option<Uuid>,
+    #[serde(default)]
+    pub threshold: Option<String>,
+    #[serde(default)]
+    pub percent: Option<u32>,
+    #[serde(default)]
+    pub days: Option<u32>,
+    #[serde(default)]
+    pub seconds: Option<u32>,
+    /// An `https` (or `http`) URL: a Slack or Teams incoming webhook, or any endpoint.
+    #[schema(example = "https://hooks.slack.com/services/T000/B000/XXXX")]
+    pub webhook_url: String,
+    /// `json` (default), `slack` or `teams`.
+    #[serde(default)]
+    pub format: Option<String>,
+}
+
+/// One user's transition named in an alert.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertUser {
+    pub user_id: Uuid,
+    pub user_principal_name: String,
+    pub sku_id: Uuid,
+    pub sku_part_number: String,
+    /// The group the assignment comes through; `null` for a direct assignment.
+    pub group_id: Option<Uuid>,
+    /// The error entered or left (`CountViolation`, ...).
+    pub error: String,
+}
+
+/// A product's seats named in an alert.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertProduct {
+    pub sku_id: Uuid,
+    pub sku_part_number: String,
+    pub prepaid_units: u32,
+    pub consumed_units: u32,
+}
+
+/// The body posted for a rule in the `json` format (and what the Slack and Teams messages
+/// are rendered from).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertPayload {
+    /// The same for every delivery attempt of this alert, different for every alert: receivers
+    /// drop an alert they already have.
+    pub alert_id: String,
+    pub tenant_id: Uuid,
+    pub tenant_name: String,
+    pub rule_id: Uuid,
+    pub rule_name: String,
+    pub condition: String,
+    pub occurred_date_time: String,
+    /// One sentence, e.g. "200 users entered CountViolation".
+    pub summary: String,
+    /// How many users (or products) the alert is about; `users` and `products` name the first
+    /// ten.
+    pub count: u64,
+    pub users: Vec<AlertUser>,
+    pub products: Vec<AlertProduct>,
+}
+
+/// Slack's limit on a section's text is 3,000 characters; lines beyond this are left out.
+const SLACK_SECTION_BUDGET: usize = 2_800;
+
+/// `&`, `<` and `>` are markup in Slack text (`<!channel>` mentions everyone): escaped.
+fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The payload's detail lines: one per user or product named.
+pub fn detail_lines(payload: &AlertPayload) -> Vec<String> {
+    let users = payload.users.iter().map(|user| {
+        format!(
+            "{} — {} — {}",
+            user.user_principal_name, user.sku_part_number, user.error
+        )
+    });
+    let products = payload.products.iter().map(|product| {
+        format!(
+            "{}: {} of {} seats used",
+            product.sku_part_number, product.consumed_units, product.prepaid_units
+        )
+    });
+    users.chain(products).collect()
+}
+
+fn more_line(payload: &AlertPayload, named: usize) -> Option<String> {
+    let more = payload.count.saturating_sub(named as u64);
+    (more > 0).then(|| format!("… and {more} more"))
+}
+
+/// A Slack incoming webhook message: `text` (shown in notifications) and `blocks` (a header
+/// section, the named users or products, and a context line with the tenant and alert id).
+pub fn slack_message(payload: &AlertPayload) -> Value {
+    let mut details = String::new();
+    let lines = detail_lines(payload);
+    let mut named = 0;
+    for line in &lines {
+        let line = format!("• {}\n", slack_escape(line));
+        if details.len() + line.len() > SLACK_SECTION_BUDGET {
+            break;
+        }
+        details.push_str(&line);
+        named += 1;
+    }
+    if !lines.is_empty() {
+        if let Some(more) = more_line(payload, named) {
+            details.push_str(&more);
+        }
+    }
+    let mut blocks = vec![json!({
+        "type": "section",
+        "text": {
+            "type": "mrkdwn",
+            "text": format!("*{}*\n{}", slack_escape(&payload.rule_name), slack_escape(&payload.summary)),
+        }
+    })];
+    if !details.trim().is_empty() {
+        blocks.push(json!({
+            "type": "section",
+            "text": { "type": "mrkdwn", "text": details.trim_end() }
+        }));
+    }
+    blocks.push(json!({
+        "type": "context",
+        "elements": [{
+            "type": "mrkdwn",
+            "text": format!(
+                "licensd · {} · {} · alert {}",
+                slack_escape(&payload.tenant_name),
+                payload.occurred_date_time,
+                slack_escape(&payload.alert_id)
+            ),
+        }]
+    }));
+    json!({
+        "text": format!("{}: {}", payload.rule_name, payload.summary),
+        "blocks": blocks,
+    })
+}
+
+/// A Microsoft Teams incoming webhook message: one Adaptive Card (version 1.4) in
+/// `attachments`, with the rule as title, the summary, the named users or products, and the
+/// tenant and alert id as facts.
+pub fn teams_message(payload: &AlertPayload) -> Value {
+    let mut body = vec![
+        json!({
+            "type": "TextBlock",
+            "text": payload.rule_name,
+            "weight": "Bolder",
+            "size": "Medium",
+            "wrap": true,
+        }),
+        json!({ "type": "TextBlock", "text": payload.summary, "wrap": true }),
+    ];
+    let lines = detail_lines(payload);
+    if !lines.is_empty() {
+        let mut text = lines
+            .iter()
+            .map(|line| format!("- {line}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        if let Some(more) = more_line(payload, lines.len()) {
+            text.push_str(&format!("\n\n{more}"));
+        }
+        body.push(json!({ "type": "TextBlock", "text": text, "wrap": true }));
+    }
+    body.push(json!({
+        "type": "FactSet",
+        "facts": [
+            { "title": "Tenant", "value": payload.tenant_name },
+            { "title": "When", "value": payload.occurred_date_time },
+            { "title": "Alert", "value": payload.alert_id },
+        ]
+    }));
+    json!({
+        "type": "message",
+        "attachments": [{
+            "contentType": "application/vnd.microsoft.card.adaptive",
+            "contentUrl": null,
+            "content": {
+                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                "type": "AdaptiveCard",
+                "version": "1.4",
+                "body": body,
+            }
+        }]
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payload(count: u64, users: usize) -> AlertPayload {
+        AlertPayload {
+            alert_id: "tenant/rule/7".to_string(),
+            tenant_id: Uuid::from_u128(1),
+            tenant_name: "Contoso <Ltd>".to_string(),
+            rule_id: Uuid::from_u128(2),
+            rule_name: "Seats & errors".to_string(),
+            condition: "licenseErrorEntered".to_string(),
+            occurred_date_time: "2026-12-05T06:00:00Z".to_string(),
+            summary: format!("{count} users entered CountViolation"),
+            count,
+            users: (0..users)
+                .map(|index| AlertUser {
+                    user_id: Uuid::from_u128(index as u128),
+                    user_principal_name: format!("user{index}@contoso.com"),
+                    sku_id: Uuid::from_u128(9),
+                    sku_part_number: "ENTERPRISEPACK".to_string(),
+                    group_id: None,
+                    error: "CountViolation".to_string(),
+                })
+                .collect(),
+            products: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_slack_message_has_a_fallback_text_and_escaped_blocks() {
+        let message = slack_message(&payload(200, 10));
+        assert_eq!(
+            message["text"],
+            "Seats & errors: 200 users entered CountViolation"
+        );
+        let blocks = message["blocks"].as_array().expect("blocks");
+        assert_eq!(blocks[0]["type"], "section");
+        assert_eq!(blocks[0]["text"]["type"], "mrkdwn");
+        assert!(blocks[0]["text"]["text"]
+            .as_str()
+            .expect("text")
+            .starts_with("*Seats &amp; errors*"));
+        let details = blocks[1]["text"]["text"].as_str().expect("details");
+        assert!(details.contains("user0@contoso.com"));
+        assert!(details.ends_with("… and 190 more"));
+        assert!(blocks[2]["elements"][0]["text"]
+            .as_str()
+            .expect("context")
+            .contains("Contoso &lt;Ltd&gt;"));
+    }
+
+    #[test]
+    fn a_teams_message_carries_one_adaptive_card() {
+        let message = teams_message(&payload(3, 3));
+        assert_eq!(message["type"], "message");
+        let attachments = message["attachments"].as_array().expect("attachments");
+        assert_eq!(attachments.len(), 1);
+        assert_eq!(
+            attachments[0]["contentType"],
+            "application/vnd.microsoft.card.adaptive"
+        );
+        let card = &attachments[0]["content"];
+        assert_eq!(card["type"], "AdaptiveCard");
+        assert_eq!(
+            card["$schema"],
+            "http://adaptivecards.io/schemas/adaptive-card.json"
+        );
+        let body = card["body"].as_array().expect("body");
+        assert_eq!(body[0]["text"], "Seats & errors");
+        assert_eq!(body[1]["text"], "3 users entered CountViolation");
+        assert!(body[2]["text"]
+            .as_str()
+            .expect("lines")
+            .contains("user2@contoso.com"));
+        assert_eq!(body[3]["type"], "FactSet");
+    }
+}

@@ -1,0 +1,347 @@
+//! The delivery worker: a thread that claims due outbox rows (of every tenant), sends them
+//! concurrently, and settles each — delivered, retried after an exponential backoff (the
+//! owner's other deliveries are held back as long: a failing endpoint is throttled), or
+//! abandoned after the last attempt — then tells the [`DeliveryObserver`]. Woken at once by the
+//! writes that add rows ([`ProcessingSignal`]); otherwise it sleeps until the next retry is due
+//! (at most [`IDLE_CHECK`], which also picks up rows other instances wrote or left behind).
+//!
+//! At least once: a row is settled only after its answer; a worker that dies holding rows
+//! leaves them to the next claim after their lease (or at once when a worker of the same id
+//! starts again).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use licensd_runtime::config::NotificationSettings;
+use licensd_runtime::tenants::ProcessingSignal;
+use licensd_store::{AttemptResult, ClaimedDelivery, Store};
+
+use crate::counters::COUNTERS;
+use crate::guard::{guarded_client, TargetPolicy};
+use crate::send::{send, SendResult};
+
+/// The longest the worker sleeps without looking at the outbox.
+pub const IDLE_CHECK: Duration = Duration::from_secs(2);
+/// Rows claimed (and sent concurrently) at once.
+const CLAIM_BATCH: usize = 64;
+/// How often settled deliveries older than the retention are deleted.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
+
+/// How one claimed delivery was settled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    Delivered {
+        status: u16,
+    },
+    /// Failed; tried again after `retry_in`.
+    Retrying {
+        status: Option<u16>,
+        error: String,
+        retry_in: Duration,
+    },
+    /// Given up: the last attempt failed, or the target is refused.
+    Abandoned {
+        status: Option<u16>,
+        error: String,
+    },
+}
+
+/// Told of every settled delivery (after the outbox row is updated): how owners react to their
+/// deliveries' fate (Graph subscriptions send lifecycle notifications; alerts may log).
+pub trait DeliveryObserver: Send + Sync {
+    fn settled(&self, store: &mut Store, delivery: &ClaimedDelivery, outcome: &DeliveryOutcome);
+}
+
+/// An observer that does nothing.
+pub struct NoObserver;
+
+impl DeliveryObserver for NoObserver {
+    fn settled(&self, _store: &mut Store, _delivery: &ClaimedDelivery, _outcome: &DeliveryOutcome) {}
+}
+
+/// The running worker; [`DeliveryWorker::stop`] ends it.
+pub struct DeliveryWorker {
+    stop: Arc<AtomicBool>,
+    signal: Arc<ProcessingSignal>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// What the worker needs.
+pub struct WorkerSettings {
+    /// The database (the worker opens its own connection).
+    pub database_url: String,
+    /// The worker's lease owner name: the instance id (a restart with the same id takes its
+    /// rows back at once).
+    pub worker_id: String,
+    pub notifications: NotificationSettings,
+}
+
+/// The delay before attempt `attempts + 1`, after `attempts` failed ones.
+pub fn backoff(settings: &NotificationSettings, attempts: u32) -> Duration {
+    let doublings = attempts.saturating_sub(1).min(30);
+    settings
+        .retry_base
+        .saturating_mul(1u32 << doublings)
+        .min(settings.retry_max)
+}
+
+impl DeliveryWorker {
+    /// Starts the worker thread; `signal` is what writes that add outbox rows notify.
+    pub fn start(
+        settings: WorkerSettings,
+        signal: Arc<ProcessingSignal>,
+        observer: Arc<dyn DeliveryObserver>,
+    ) -> std::io::Result<DeliveryWorker> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::Builder::new()
+            .name("licensd-delivery".into())
+            .spawn({
+                let stop = stop.clone();
+                let signal = signal.clone();
+                move || run(settings, signal, observer, stop)
+            })?;
+        Ok(DeliveryWorker {
+            stop,
+            signal,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the worker after the deliveries in flight.
+    pub fn stop(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.signal.notify();
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("the delivery worker panicked");
+            }
+        }
+    }
+}
+
+impl Drop for DeliveryWorker {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}
+
+fn run(
+    settings: WorkerSettings,
+    signal: Arc<ProcessingSignal>,
+    observer: Arc<dyn DeliveryObserver>,
+    stop: Arc<AtomicBool>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "the delivery worker cannot start its runtime");
+            return;
+        }
+    };
+    let policy = TargetPolicy {
+        allow_link_local: settings.notifications.allow_link_local_targets,
+    };
+    let client = match guarded_client(policy) {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(%error, "the delivery worker cannot build its HTTP client");
+            return;
+        }
+    };
+    let mut store: Option<Store> = None;
+    let mut last_prune: Option<Instant> = None;
+    while !stop.load(Ordering::SeqCst) {
+        let seen = signal.generation();
+        let connection = match store.as_mut() {
+            Some(connection) => connection,
+            None => match Store::open(&settings.database_url) {
+                Ok(mut connection) => {
+                    if let Err(error) = connection.release_delivery_leases(&settings.worker_id) {
+                        tracing::warn!(%error, "releasing this instance's delivery leases failed");
+                    }
+                    store.insert(connection)
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "the delivery worker cannot open the database; retrying");
+                    signal.wait(seen, IDLE_CHECK);
+                    continue;
+                }
+            },
+        };
+        if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_INTERVAL) {
+            last_prune = Some(Instant::now());
+            let cutoff = now_milliseconds()
+                - settings
+                    .notifications
+                    .delivery_retention
+                    .as_millis()
+                    .min(i64::MAX as u128) as i64;
+            if let Err(error) = connection.prune_deliveries(cutoff) {
+                tracing::warn!(%error, "pruning settled deliveries failed");
+            }
+        }
+        let lease = settings.notifications.request_timeout * 2 + Duration::from_secs(5);
+        let claimed = match connection.claim_deliveries(&settings.worker_id, CLAIM_BATCH, lease) {
+            Ok(claimed) => claimed,
+            Err(error) => {
+                tracing::warn!(%error, "claiming deliveries failed; reconnecting");
+                store = None;
+                signal.wait(seen, IDLE_CHECK);
+                continue;
+            }
+        };
+        if claimed.is_empty() {
+            let wait = match connection.next_delivery_due() {
+                Ok(Some(due)) => due.min(IDLE_CHECK),
+                Ok(None) => IDLE_CHECK,
+                Err(error) => {
+                    tracing::warn!(%error, "reading the next due delivery failed; reconnecting");
+                    store = None;
+                    IDLE_CHECK
+                }
+            };
+            if !wait.is_zero() {
+                signal.wait(seen, wait);
+            }
+            continue;
+        }
+        let timeout = settings.notifications.request_timeout;
+        let results: Vec<SendResult> = runtime.block_on(async {
+            let sends = claimed.iter().map(|delivery| {
+                send(
+                    &client,
+                    &policy,
+                    &delivery.url,
+                    &delivery.headers,
+                    delivery.body.clone(),
+                    timeout,
+                )
+            });
+            join_all(sends).await
+        });
+        for (delivery, result) in claimed.iter().zip(results) {
+            settle(connection, &settings, observer.as_ref(), delivery, result);
+        }
+    }
+}
+
+/// Runs the futures concurrently on the current runtime and returns their outputs in order.
+async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futures.map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|context| {
+        let mut pending = false;
+        for (future, output) in pinned.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(context) {
+                    std::task::Poll::Ready(value) => *output = Some(value),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
+fn settle(
+    store: &mut Store,
+    settings: &WorkerSettings,
+    observer: &dyn DeliveryObserver,
+    delivery: &ClaimedDelivery,
+    result: SendResult,
+) {
+    let worker_id = settings.worker_id.as_str();
+    let (outcome, recorded) = match result {
+        SendResult::Delivered { status } => {
+            let attempt = AttemptResult {
+                status_code: Some(status),
+                error: None,
+            };
+            (
+                DeliveryOutcome::Delivered { status },
+                store.complete_delivery(delivery.delivery_id, worker_id, &attempt),
+            )
+        }
+        SendResult::Failed { status, error } if delivery.attempts < settings.notifications.max_attempts => {
+            let retry_in = backoff(&settings.notifications, delivery.attempts);
+            let attempt = AttemptResult {
+                status_code: status,
+                error: Some(&error),
+            };
+            let recorded = store.retry_delivery(delivery, worker_id, retry_in, &attempt);
+            (
+                DeliveryOutcome::Retrying {
+                    status,
+                    error,
+                    retry_in,
+                },
+                recorded,
+            )
+        }
+        SendResult::Failed { status, error } => {
+            let attempt = AttemptResult {
+                status_code: status,
+                error: Some(&error),
+            };
+            let recorded = store.abandon_delivery(delivery.delivery_id, worker_id, &attempt);
+            (DeliveryOutcome::Abandoned { status, error }, recorded)
+        }
+        SendResult::Refused { error } => {
+            let attempt = AttemptResult {
+                status_code: None,
+                error: Some(&error),
+            };
+            let recorded = store.abandon_delivery(delivery.delivery_id, worker_id, &attempt);
+            (DeliveryOutcome::Abandoned { status: None, error }, recorded)
+        }
+    };
+    COUNTERS.count(delivery, &outcome);
+    match recorded {
+        Ok(true) => observer.settled(store, delivery, &outcome),
+        // The lease ended and another worker claimed the row: it settles it.
+        Ok(false) => {}
+        Err(error) => {
+            tracing::warn!(delivery = delivery.delivery_id, %error, "recording a delivery's outcome failed")
+        }
+    }
+    if let DeliveryOutcome::Retrying { error, .. } | DeliveryOutcome::Abandoned { error, .. } = &outcome {
+        tracing::info!(delivery = delivery.delivery_id, url = %delivery.url, attempts = delivery.attempts, %error, "a delivery failed");
+    }
+}
+
+fn now_milliseconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_the_base_up_to_the_maximum() {
+        let settings = NotificationSettings {
+            retry_base: Duration::from_millis(100),
+            retry_max: Duration::from_millis(1_000),
+            ..NotificationSettings::default()
+        };
+        let delays: Vec<u128> = (1..=6)
+            .map(|attempts| backoff(&settings, attempts).as_millis())
+            .collect();
+        assert_eq!(delays, vec![100, 200, 400, 800, 1_000, 1_000]);
+    }
+}

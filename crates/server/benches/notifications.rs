@@ -1,0 +1,303 @@
+//! Change-notification benchmark (issue 16), with its references measured in the same run, on
+//! loopback with a real HTTP receiver (`crates/delivery/tests/receiver`):
+//!
+//! 1. **Latency**: one subscriber on `users`; each of `LICENSD_BENCH_WRITES` user updates is
+//!    applied through the runtime (`TenantRuntime::execute`, the path every API write takes) and
+//!    timed until the receiver has the notification. Reference: the same writes' own latency.
+//! 2. **1,000 subscribers**: the same sequential writes with no subscriber (reference), with
+//!    1,000 `users/{id}` subscribers on other users (matched through the per-object index, none
+//!    notified), and with 1,000 `users` subscribers (every write fans out 1,000 deliveries).
+//! 3. **Reprocess**: a generated tenant of `LICENSD_BENCH_USERS` users (default 100,000), every
+//!    user queued, processed by `process_step` batches as the processor does, with one `users`
+//!    subscriber: notifications received per second, from the start of processing to the last
+//!    notification. Reference: the same processing on a copy of the tenant without subscriber.
+//!
+//! `cargo bench -p licensd-server --bench notifications`; `LICENSD_BENCH_DATABASE` (`sqlite`,
+//! the default, or `postgres`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "support/database.rs"]
+mod database;
+#[path = "support/measure.rs"]
+mod measure;
+#[path = "../../delivery/tests/receiver/mod.rs"]
+mod receiver;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use database::{BenchDatabase, BenchResult};
+use licensd_engine::{Command, UserChanges, Uuid};
+use licensd_runtime::access::Caller;
+use licensd_runtime::config::NotificationSettings;
+use licensd_runtime::tenants::{SharedStore, Tenants};
+use licensd_store::{ChangeSubscription, Store, WriteBatch};
+use measure::{env_or, generated_tenant, Figures};
+use receiver::Receiver;
+
+struct Setup {
+    store: SharedStore,
+    tenants: Arc<Tenants>,
+    tenant_id: Uuid,
+    users: Vec<Uuid>,
+    _worker: licensd_delivery::DeliveryWorker,
+}
+
+fn setup(database: &BenchDatabase, users: usize) -> BenchResult<Setup> {
+    let image = generated_tenant(users)?;
+    let tenant_id = image.settings.tenant_id;
+    let user_ids: Vec<Uuid> = image.users.iter().map(|user| user.id).collect();
+    {
+        let mut store = Store::open(&database.url)?;
+        store.create_tenant(&image.settings)?;
+        store.write(tenant_id, &WriteBatch::from_image(image))?;
+    }
+    let store: SharedStore = Arc::new(Mutex::new(Store::open(&database.url)?));
+    let tenants = Arc::new(Tenants::load_all(&store).map_err(|error| error.to_string())?);
+    let notifier = tenants.notifier();
+    notifier.set_renderer(Arc::new(licensd_server::graph::subscriptions::GraphRenderer));
+    let worker = licensd_delivery::DeliveryWorker::start(
+        licensd_delivery::WorkerSettings {
+            database_url: database.url.clone(),
+            worker_id: "bench".to_string(),
+            notifications: NotificationSettings::default(),
+        },
+        notifier.delivery_signal(),
+        Arc::new(licensd_delivery::NoObserver),
+    )?;
+    Ok(Setup {
+        store,
+        tenants,
+        tenant_id,
+        users: user_ids,
+        _worker: worker,
+    })
+}
+
+fn subscribe(setup: &Setup, receiver: &Receiver, resources: &[String]) -> BenchResult<()> {
+    let mut store = setup.store.lock().map_err(|_| "poisoned")?;
+    for resource in resources {
+        store.create_change_subscription(
+            setup.tenant_id,
+            &ChangeSubscription {
+                subscription_id: Uuid::new_v4(),
+                resource: resource.clone(),
+                change_types: "created,updated,deleted".to_string(),
+                notification_url: receiver.url("/notify"),
+                lifecycle_notification_url: None,
+                client_state: Some("bench".to_string()),
+                expires_at: licensd_runtime::tenants::now().0 + 3_600_000,
+                created_at: licensd_runtime::tenants::now().0,
+                removed_at: None,
+            },
+        )?;
+    }
+    setup.tenants.notifier().reload(&mut store, setup.tenant_id)?;
+    Ok(())
+}
+
+fn unsubscribe_all(setup: &Setup) -> BenchResult<()> {
+    let mut store = setup.store.lock().map_err(|_| "poisoned")?;
+    for subscription in store.change_subscriptions(setup.tenant_id)? {
+        store.delete_change_subscription(setup.tenant_id, subscription.subscription_id)?;
+    }
+    setup.tenants.notifier().reload(&mut store, setup.tenant_id)?;
+    Ok(())
+}
+
+fn update(setup: &Setup, user: Uuid, round: usize) -> BenchResult<()> {
+    let runtime = setup
+        .tenants
+        .get(setup.tenant_id)
+        .map_err(|error| error.to_string())?;
+    runtime
+        .execute(
+            &setup.store,
+            Command::UpdateUser {
+                user_id: user,
+                changes: UserChanges {
+                    display_name: Some(format!("User {round}")),
+                    ..UserChanges::default()
+                },
+            },
+            &Caller::background(setup.tenant_id),
+        )
+        .map_err(|error| error.to_string())?;
+    Ok(())
+}
+
+/// Sequential writes of users `from..from + count`; their figures.
+fn writes(setup: &Setup, from: usize, count: usize, round: usize) -> BenchResult<Figures> {
+    let started = Instant::now();
+    let mut latencies = Vec::with_capacity(count);
+    for index in from..from + count {
+        let began = Instant::now();
+        update(setup, setup.users[index % setup.users.len()], round)?;
+        latencies.push(began.elapsed());
+    }
+    Ok(Figures::of(latencies, started.elapsed(), "write"))
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn main() -> BenchResult<()> {
+    if !std::env::args().any(|argument| argument == "--bench") {
+        return Ok(());
+    }
+    let writes_count: usize = env_or("LICENSD_BENCH_WRITES", 500);
+    let users: usize = env_or("LICENSD_BENCH_USERS", 100_000);
+    let directory = tempfile::tempdir()?;
+    println!("notifications benchmark; load average before: {}", load_average());
+
+    // 1 and 2: a small tenant, every user evaluated first.
+    let database = BenchDatabase::from_environment(directory.path(), "bench_notify")?;
+    println!(
+        "database: {}",
+        if database.is_postgres() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
+    );
+    let small = setup(&database, 5_000)?;
+    let runtime = small
+        .tenants
+        .get(small.tenant_id)
+        .map_err(|error| error.to_string())?;
+    while runtime
+        .process_step(&small.store, 5_000)
+        .map_err(|error| error.to_string())?
+        .remaining_users
+        > 0
+    {}
+
+    let reference = writes(&small, 0, writes_count, 1)?;
+    let receiver = Receiver::start();
+    subscribe(&small, &receiver, &["users".to_string()])?;
+    let mut latencies = Vec::with_capacity(writes_count);
+    let started = Instant::now();
+    for index in 0..writes_count {
+        let seen = receiver.received().len();
+        let began = Instant::now();
+        update(&small, small.users[index], 2)?;
+        let received = receiver.wait_for(seen + 1, Duration::from_secs(10));
+        assert!(received.len() > seen, "a notification did not arrive");
+        latencies.push(began.elapsed());
+    }
+    let notified = Figures::of(latencies, started.elapsed(), "notification");
+    println!(
+        "1. change -> notification received (one subscriber on users), {writes_count} sequential updates:"
+    );
+    println!("   write alone (reference)      {reference}");
+    println!("   write -> notification        {notified}");
+    unsubscribe_all(&small)?;
+
+    // 2. 1,000 subscribers.
+    let none = writes(&small, 0, writes_count, 3)?;
+    let others: Vec<String> = small.users[small.users.len() - 1_000..]
+        .iter()
+        .map(|user| format!("users/{user}"))
+        .collect();
+    let silent = Receiver::start();
+    subscribe(&small, &silent, &others)?;
+    let indexed = writes(&small, 0, writes_count, 4)?;
+    unsubscribe_all(&small)?;
+    let none_again = writes(&small, 0, writes_count, 5)?;
+    let fan_out_receiver = Receiver::start();
+    subscribe(&small, &fan_out_receiver, &vec!["users".to_string(); 1_000])?;
+    let fan_out = writes(&small, 0, writes_count.min(100), 6)?;
+    unsubscribe_all(&small)?;
+    println!("2. sequential writes with 1,000 subscribers on the tenant:");
+    println!("   no subscriber (reference)    {none}");
+    println!("   1,000 users/{{id}} (others)    {indexed}");
+    println!("   no subscriber (again)        {none_again}");
+    println!("   1,000 on users (fan-out)     {fan_out}");
+    println!(
+        "   slowdown users/{{id}}: {:+.1} % (against the mean of both references); fan-out: {:+.1} %",
+        (indexed.p50.as_secs_f64() / ((none.p50.as_secs_f64() + none_again.p50.as_secs_f64()) / 2.0) - 1.0)
+            * 100.0,
+        (fan_out.p50.as_secs_f64() / ((none.p50.as_secs_f64() + none_again.p50.as_secs_f64()) / 2.0) - 1.0)
+            * 100.0,
+    );
+    drop(small);
+
+    // 3. Reprocess: every user queued, processed in batches, with and without a subscriber.
+    let process = |with_subscriber: bool| -> BenchResult<(usize, Duration, Duration, usize)> {
+        let database = BenchDatabase::from_environment(directory.path(), "bench_notify_reprocess")?;
+        let setup = setup(&database, users)?;
+        let receiver = Receiver::start();
+        if with_subscriber {
+            subscribe(&setup, &receiver, &["users".to_string()])?;
+        }
+        let runtime = setup
+            .tenants
+            .get(setup.tenant_id)
+            .map_err(|error| error.to_string())?;
+        let queued = runtime
+            .read(|engine| engine.queued_users())
+            .map_err(|error| error.to_string())?;
+        let started = Instant::now();
+        let mut changed_users = 0;
+        loop {
+            let step = runtime
+                .process_step(&setup.store, 10_000)
+                .map_err(|error| error.to_string())?;
+            changed_users += step.evaluated_users;
+            if step.remaining_users == 0 {
+                break;
+            }
+        }
+        let processed = started.elapsed();
+        let mut notifications = 0;
+        if with_subscriber {
+            // Every delivery carries up to 1,000 notifications: count the entries.
+            let deadline = Instant::now() + Duration::from_secs(600);
+            let mut last_count = 0;
+            loop {
+                let received = receiver.received();
+                notifications = received
+                    .iter()
+                    .map(|request| {
+                        let body: serde_json::Value =
+                            serde_json::from_slice(&request.body).unwrap_or_default();
+                        body["value"].as_array().map_or(0, Vec::len)
+                    })
+                    .sum();
+                let pending = setup.store.lock().map_err(|_| "poisoned")?.pending_deliveries()?;
+                if pending == 0 && received.len() == last_count {
+                    break;
+                }
+                last_count = received.len();
+                assert!(Instant::now() < deadline, "deliveries did not finish");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let _ = changed_users;
+        database.drop_schema()?;
+        Ok((queued, processed, started.elapsed(), notifications))
+    };
+    let (queued, reference_processing, _, _) = process(false)?;
+    let (_, processing, until_last, notifications) = process(true)?;
+    println!("3. reprocess of {queued} queued users ({users} users):");
+    println!(
+        "   processing, no subscriber (reference): {:.2} s ({:.0} users/s)",
+        reference_processing.as_secs_f64(),
+        queued as f64 / reference_processing.as_secs_f64()
+    );
+    println!(
+        "   processing with one subscriber:        {:.2} s; last notification after {:.2} s",
+        processing.as_secs_f64(),
+        until_last.as_secs_f64()
+    );
+    println!(
+        "   {notifications} notifications received: {:.0} notifications/s (start of processing to the last received)",
+        notifications as f64 / until_last.as_secs_f64()
+    );
+    println!("load average after: {}", load_average());
+    Ok(())
+}
