@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use database::{BenchDatabase, BenchResult};
-use licensd_engine::{Command, Uuid, UserChanges};
+use licensd_engine::{Command, UserChanges, Uuid};
 use licensd_runtime::access::Caller;
 use licensd_runtime::config::NotificationSettings;
 use licensd_runtime::tenants::{SharedStore, Tenants};
@@ -107,7 +107,10 @@ fn unsubscribe_all(setup: &Setup) -> BenchResult<()> {
 }
 
 fn update(setup: &Setup, user: Uuid, round: usize) -> BenchResult<()> {
-    let runtime = setup.tenants.get(setup.tenant_id).map_err(|error| error.to_string())?;
+    let runtime = setup
+        .tenants
+        .get(setup.tenant_id)
+        .map_err(|error| error.to_string())?;
     runtime
         .execute(
             &setup.store,
@@ -153,10 +156,25 @@ fn main() -> BenchResult<()> {
 
     // 1 and 2: a small tenant, every user evaluated first.
     let database = BenchDatabase::from_environment(directory.path(), "bench_notify")?;
-    println!("database: {}", if database.is_postgres() { "PostgreSQL" } else { "SQLite" });
+    println!(
+        "database: {}",
+        if database.is_postgres() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
+    );
     let small = setup(&database, 5_000)?;
-    let runtime = small.tenants.get(small.tenant_id).map_err(|error| error.to_string())?;
-    while runtime.process_step(&small.store, 5_000).map_err(|error| error.to_string())?.remaining_users > 0 {}
+    let runtime = small
+        .tenants
+        .get(small.tenant_id)
+        .map_err(|error| error.to_string())?;
+    while runtime
+        .process_step(&small.store, 5_000)
+        .map_err(|error| error.to_string())?
+        .remaining_users
+        > 0
+    {}
 
     let reference = writes(&small, 0, writes_count, 1)?;
     let receiver = Receiver::start();
@@ -172,7 +190,9 @@ fn main() -> BenchResult<()> {
         latencies.push(began.elapsed());
     }
     let notified = Figures::of(latencies, started.elapsed(), "notification");
-    println!("1. change -> notification received (one subscriber on users), {writes_count} sequential updates:");
+    println!(
+        "1. change -> notification received (one subscriber on users), {writes_count} sequential updates:"
+    );
     println!("   write alone (reference)      {reference}");
     println!("   write -> notification        {notified}");
     unsubscribe_all(&small)?;
@@ -189,7 +209,8 @@ fn main() -> BenchResult<()> {
     unsubscribe_all(&small)?;
     let none_again = writes(&small, 0, writes_count, 5)?;
     let fan_out_receiver = Receiver::start();
-    subscribe(&small, &fan_out_receiver, &vec!["users".to_string(); 1_000])?;
+    let everyone: Vec<String> = (0..1_000).map(|_| "users".to_string()).collect();
+    subscribe(&small, &fan_out_receiver, &everyone)?;
     let fan_out = writes(&small, 0, writes_count.min(100), 6)?;
     unsubscribe_all(&small)?;
     println!("2. sequential writes with 1,000 subscribers on the tenant:");
@@ -199,25 +220,35 @@ fn main() -> BenchResult<()> {
     println!("   1,000 on users (fan-out)     {fan_out}");
     println!(
         "   slowdown users/{{id}}: {:+.1} % (against the mean of both references); fan-out: {:+.1} %",
-        (indexed.p50.as_secs_f64() / ((none.p50.as_secs_f64() + none_again.p50.as_secs_f64()) / 2.0) - 1.0) * 100.0,
-        (fan_out.p50.as_secs_f64() / ((none.p50.as_secs_f64() + none_again.p50.as_secs_f64()) / 2.0) - 1.0) * 100.0,
+        (indexed.p50.as_secs_f64() / ((none.p50.as_secs_f64() + none_again.p50.as_secs_f64()) / 2.0) - 1.0)
+            * 100.0,
+        (fan_out.p50.as_secs_f64() / ((none.p50.as_secs_f64() + none_again.p50.as_secs_f64()) / 2.0) - 1.0)
+            * 100.0,
     );
     drop(small);
 
     // 3. Reprocess: every user queued, processed in batches, with and without a subscriber.
     let process = |with_subscriber: bool| -> BenchResult<(usize, Duration, Duration, usize)> {
-        let database = BenchDatabase::from_environment(directory.path(), "bench_notify_reprocess")?;
+        let own_directory = tempfile::tempdir()?;
+        let database = BenchDatabase::from_environment(own_directory.path(), "bench_notify_reprocess")?;
         let setup = setup(&database, users)?;
         let receiver = Receiver::start();
         if with_subscriber {
             subscribe(&setup, &receiver, &["users".to_string()])?;
         }
-        let runtime = setup.tenants.get(setup.tenant_id).map_err(|error| error.to_string())?;
-        let queued = runtime.read(|engine| engine.queued_users()).map_err(|error| error.to_string())?;
+        let runtime = setup
+            .tenants
+            .get(setup.tenant_id)
+            .map_err(|error| error.to_string())?;
+        let queued = runtime
+            .read(|engine| engine.queued_users())
+            .map_err(|error| error.to_string())?;
         let started = Instant::now();
         let mut changed_users = 0;
         loop {
-            let step = runtime.process_step(&setup.store, 10_000).map_err(|error| error.to_string())?;
+            let step = runtime
+                .process_step(&setup.store, 10_000)
+                .map_err(|error| error.to_string())?;
             changed_users += step.evaluated_users;
             if step.remaining_users == 0 {
                 break;
@@ -234,7 +265,8 @@ fn main() -> BenchResult<()> {
                 notifications = received
                     .iter()
                     .map(|request| {
-                        let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap_or_default();
+                        let body: serde_json::Value =
+                            serde_json::from_slice(&request.body).unwrap_or_default();
                         body["value"].as_array().map_or(0, Vec::len)
                     })
                     .sum();
@@ -248,8 +280,14 @@ fn main() -> BenchResult<()> {
             }
         }
         let _ = changed_users;
+        let until_last = receiver
+            .received()
+            .iter()
+            .map(|request| request.at)
+            .max()
+            .map_or(processed, |last| last.saturating_duration_since(started));
         database.drop_schema()?;
-        Ok((queued, processed, started.elapsed(), notifications))
+        Ok((queued, processed, until_last, notifications))
     };
     let (queued, reference_processing, _, _) = process(false)?;
     let (_, processing, until_last, notifications) = process(true)?;
