@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use licensd_runtime::notifications::ChangeNotifier;
+use licensd_runtime::notifications::{ChangeNotifier, SettledDelivery};
 use licensd_store::{ClaimedDelivery, Store};
 
 use crate::worker::{DeliveryObserver, DeliveryOutcome};
@@ -28,15 +28,15 @@ impl DeliveryObserver for GraphLifecycle {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|elapsed| elapsed.as_millis() as i64)
             .unwrap_or(0);
-        if let Err(error) = self.notifier.delivery_settled(
-            store,
-            delivery.tenant_id,
-            &delivery.owner_kind,
-            delivery.owner_id,
+        let settled = SettledDelivery {
+            tenant_id: delivery.tenant_id,
+            owner_kind: &delivery.owner_kind,
+            owner_id: delivery.owner_id,
             abandoned,
-            self.removal_after,
+            removal_after: self.removal_after,
             now,
-        ) {
+        };
+        if let Err(error) = self.notifier.delivery_settled(store, &settled) {
             tracing::warn!(subscription = %delivery.owner_id, %error, "recording a subscription's failing deliveries failed");
         }
     }

@@ -174,7 +174,7 @@ fn run(
                 }
             },
         };
-        if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_INTERVAL) {
+        if last_prune.map_or(true, |at| at.elapsed() >= PRUNE_INTERVAL) {
             last_prune = Some(Instant::now());
             let cutoff = now_milliseconds()
                 - settings

@@ -3,6 +3,10 @@
 //! failing endpoint gets retries with growing delays and recovers; a link-local target is
 //! refused without a request.
 
+// Test code: a failed assumption is a failed run, so unwrap/expect/panic are fine here (the
+// workspace denies them everywhere else).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod receiver;
 #[path = "../../store/tests/support/mod.rs"]
 mod support;

@@ -195,6 +195,20 @@ impl TenantSubscriptions {
     }
 }
 
+/// A settled delivery, as [`ChangeNotifier::delivery_settled`] hears of it.
+#[derive(Clone, Copy, Debug)]
+pub struct SettledDelivery<'a> {
+    pub tenant_id: Uuid,
+    pub owner_kind: &'a str,
+    pub owner_id: Uuid,
+    /// Given up after its last attempt (else delivered).
+    pub abandoned: bool,
+    /// Abandoned deliveries in a row after which the subscription is removed.
+    pub removal_after: u32,
+    /// Milliseconds since the Unix epoch.
+    pub now: i64,
+}
+
 /// Every tenant's subscriptions, and what turns writes into notifications.
 pub struct ChangeNotifier {
     renderer: RwLock<Option<Arc<dyn NotificationRenderer>>>,
@@ -416,13 +430,16 @@ impl ChangeNotifier {
     pub fn delivery_settled(
         &self,
         store: &mut Store,
-        tenant_id: Uuid,
-        owner_kind: &str,
-        subscription_id: Uuid,
-        abandoned: bool,
-        removal_after: u32,
-        now: i64,
+        settled: &SettledDelivery<'_>,
     ) -> Result<(), StoreError> {
+        let SettledDelivery {
+            tenant_id,
+            owner_kind,
+            owner_id: subscription_id,
+            abandoned,
+            removal_after,
+            now,
+        } = *settled;
         if owner_kind != OWNER_GRAPH_SUBSCRIPTION {
             return Ok(());
         }

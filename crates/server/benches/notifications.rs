@@ -209,7 +209,8 @@ fn main() -> BenchResult<()> {
     unsubscribe_all(&small)?;
     let none_again = writes(&small, 0, writes_count, 5)?;
     let fan_out_receiver = Receiver::start();
-    subscribe(&small, &fan_out_receiver, &vec!["users".to_string(); 1_000])?;
+    let everyone: Vec<String> = (0..1_000).map(|_| "users".to_string()).collect();
+    subscribe(&small, &fan_out_receiver, &everyone)?;
     let fan_out = writes(&small, 0, writes_count.min(100), 6)?;
     unsubscribe_all(&small)?;
     println!("2. sequential writes with 1,000 subscribers on the tenant:");
@@ -228,7 +229,8 @@ fn main() -> BenchResult<()> {
 
     // 3. Reprocess: every user queued, processed in batches, with and without a subscriber.
     let process = |with_subscriber: bool| -> BenchResult<(usize, Duration, Duration, usize)> {
-        let database = BenchDatabase::from_environment(directory.path(), "bench_notify_reprocess")?;
+        let own_directory = tempfile::tempdir()?;
+        let database = BenchDatabase::from_environment(own_directory.path(), "bench_notify_reprocess")?;
         let setup = setup(&database, users)?;
         let receiver = Receiver::start();
         if with_subscriber {
@@ -278,8 +280,14 @@ fn main() -> BenchResult<()> {
             }
         }
         let _ = changed_users;
+        let until_last = receiver
+            .received()
+            .iter()
+            .map(|request| request.at)
+            .max()
+            .map_or(processed, |last| last.saturating_duration_since(started));
         database.drop_schema()?;
-        Ok((queued, processed, started.elapsed(), notifications))
+        Ok((queued, processed, until_last, notifications))
     };
     let (queued, reference_processing, _, _) = process(false)?;
     let (_, processing, until_last, notifications) = process(true)?;

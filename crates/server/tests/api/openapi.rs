@@ -71,6 +71,11 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/licensd/v1/advisor", &["get"]),
     ("/licensd/v1/alertRules", &["get", "post"]),
     ("/licensd/v1/alertRules/{id}", &["get", "delete"]),
+    ("/v1.0/subscriptions", &["get", "post"]),
+    ("/v1.0/subscriptions/{id}", &["get", "patch", "delete"]),
+    ("/licensd/v1/subscriptions", &["get"]),
+    ("/licensd/v1/subscriptions/{id}/deliveries", &["get"]),
+    ("/licensd/v1/deliveries", &["get"]),
 ];
 
 async fn the_openapi_document_covers_every_route(server: &TestServer) {
