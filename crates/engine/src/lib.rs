@@ -25,6 +25,7 @@ mod evaluate;
 mod handles;
 pub mod image;
 mod image_data;
+pub mod membership_rule;
 mod model;
 mod outcome;
 mod plan_set;

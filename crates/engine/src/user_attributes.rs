@@ -81,6 +81,11 @@ impl UserAttribute {
         (self.0 >= FIRST_EXTENSION).then(|| self.0 - FIRST_EXTENSION + 1)
     }
 
+    /// The attribute's position in [`UserAttribute::all`].
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+
     /// The name as Graph and the rule language spell it (`department`, `extensionAttribute7`).
     pub fn name(self) -> &'static str {
         NAMES[self.0 as usize]
