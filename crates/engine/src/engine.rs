@@ -40,6 +40,8 @@ pub struct Engine {
     pub(crate) healing: HealingLog,
     /// Logical clock: advanced by every accepted command and every evaluation.
     pub(crate) clock: u64,
+    /// Dynamic membership groups' rules ([`crate::dynamic_groups`]).
+    pub(crate) dynamic: crate::dynamic_groups::DynamicGroups,
     scratch: Scratch,
 }
 
@@ -98,6 +100,7 @@ fn touched_by(command: &Command) -> Touched {
         Command::DeleteGroup { group_id } => touched.deleted_groups.push(*group_id),
         Command::ReprocessUser { .. } | Command::ReprocessGroup { .. } => {}
         Command::SetDirectoryAttributes { object_id, .. } => touched.directory_attributes.push(*object_id),
+        Command::SetMembershipRule { group_id, .. } => touched.groups.push(*group_id),
     }
     touched
 }
@@ -114,6 +117,7 @@ impl Engine {
             causes: CauseInterner::default(),
             healing: HealingLog::default(),
             clock: 0,
+            dynamic: Default::default(),
             scratch: Scratch::default(),
         }
     }
@@ -142,7 +146,7 @@ impl Engine {
         at: Timestamp,
     ) -> Result<CommandOutcome, CommandError> {
         self.queue.clear_newly_queued();
-        let touched = touched_by(&command);
+        let mut touched = touched_by(&command);
         let mut changes = Vec::new();
         match command {
             Command::SetDefaultUsageLocation { usage_location } => {
@@ -214,6 +218,7 @@ impl Engine {
                 for other in self.directory.users_sharing_addresses(user) {
                     self.enqueue(other);
                 }
+                self.apply_rules(user, crate::membership_rule::PropertySet::ALL);
             }
             Command::UpdateUser {
                 user_id,
@@ -238,9 +243,15 @@ impl Engine {
                 self.directory.rename_group(group, display_name);
             }
             Command::DeleteGroup { group_id } => self.delete_group(group_id, &mut changes)?,
-            Command::AddGroupMember { group_id, user_id } => self.add_group_member(group_id, user_id)?,
+            Command::AddGroupMember { group_id, user_id } => {
+                self.check_assigned_membership(group_id)?;
+                self.add_group_member(group_id, user_id)?;
+                self.apply_rules_after_membership(user_id);
+            }
             Command::RemoveGroupMember { group_id, user_id } => {
-                self.remove_group_member(group_id, user_id)?
+                self.check_assigned_membership(group_id)?;
+                self.remove_group_member(group_id, user_id)?;
+                self.apply_rules_after_membership(user_id);
             }
             Command::AssignUserLicenses {
                 user_id,
@@ -270,6 +281,18 @@ impl Engine {
                     .check_attributes(object_id, attributes.as_deref())?;
                 self.tick();
                 self.directory.set_attributes(object_id, attributes);
+            }
+            Command::SetMembershipRule {
+                group_id,
+                rule,
+                processing_state,
+            } => self.set_membership_rule(group_id, rule, processing_state)?,
+        }
+        // Users whose memberships rules changed are written whole.
+        for user_id in self.take_rule_changed_users() {
+            touched.user_edits.retain(|(edited, _)| *edited != user_id);
+            if !touched.users.contains(&user_id) {
+                touched.users.push(user_id);
             }
         }
         self.hand_off_free_units();
@@ -326,7 +349,7 @@ impl Engine {
         }
     }
 
-    fn tick(&mut self) -> u64 {
+    pub(crate) fn tick(&mut self) -> u64 {
         self.clock += 1;
         self.clock
     }
@@ -428,6 +451,7 @@ impl Engine {
     fn update_user(&mut self, user_id: Uuid, changes: crate::model::UserChanges) -> Result<(), CommandError> {
         let user = self.directory.user_ref(user_id)?;
         self.directory.check_user_changes(user, &changes)?;
+        let changed = crate::dynamic_groups::changed_properties(&changes);
         self.tick();
         if let Some(upn) = changes.user_principal_name {
             self.directory.set_user_principal_name(user, upn);
@@ -457,6 +481,7 @@ impl Engine {
                 }
             }
         }
+        self.apply_rules(user, changed);
         Ok(())
     }
 
@@ -480,6 +505,7 @@ impl Engine {
 
     fn delete_group(&mut self, group_id: Uuid, changes: &mut Vec<StateChange>) -> Result<(), CommandError> {
         let group = self.directory.group_ref(group_id)?;
+        self.check_group_not_named_by_rules(group_id)?;
         let record = self.directory.group(group);
         if !record.licenses.is_empty() {
             return Err(CommandError::GroupHasLicenses {
@@ -514,6 +540,7 @@ impl Engine {
                 })
             })
             .collect();
+        self.forget_dynamic_group(group);
         self.directory.delete_group(group);
         for user in &naming {
             let mut states = self.states.of(*user).to_vec();

@@ -19,6 +19,7 @@ pub mod catch_up;
 mod command;
 pub mod diagnosis;
 mod directory;
+pub mod dynamic_groups;
 mod engine;
 mod error;
 mod evaluate;
@@ -42,9 +43,11 @@ pub use advisor::AdvisorReport;
 pub use catch_up::{AttributesPatch, PatchError, TenantPatch};
 pub use command::{Command, MAX_DIRECTORY_ATTRIBUTES_BYTES};
 pub use diagnosis::{DiagnosisOptions, GroupDiagnosis, UserDiagnosis};
+pub use dynamic_groups::DynamicMembership;
 pub use engine::Engine;
 pub use error::{CommandError, LicenseErrorDetail, PlanName};
 pub use handles::{CauseId, GroupRef, SkuRef, Source, UserRef};
+pub use membership_rule::{MembershipRule, RuleError, RuleProcessingState};
 pub use model::{
     AppliesTo, AssignedLicense, AssignmentSource, AssignmentStatus, CapabilityStatus, CountryCode,
     LicenseErrorKind, LicenseProcessingState, NewUser, ProxyAddress, ServicePlanDefinition, ServicePlanRules,

@@ -8,6 +8,8 @@
 mod commands;
 #[path = "engine/diagnosis.rs"]
 mod diagnosis;
+#[path = "engine/dynamic_groups.rs"]
+mod dynamic_groups;
 #[path = "engine/image.rs"]
 mod image;
 #[path = "engine/properties.rs"]

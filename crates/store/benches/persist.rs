@@ -138,6 +138,7 @@ fn synthetic_states(rows: usize) -> BenchResult<SyntheticStates> {
             display_name: format!("Group {index}"),
             licenses: Vec::new(),
             licensed_since: 1,
+            dynamic_membership: None,
         })
         .collect();
     let user_count = rows.div_ceil(3);

@@ -346,6 +346,10 @@ fn group_row(row: &impl ReadRow, first: usize) -> Result<(i64, GroupImage), Stor
             display_name: row.text(first + 2)?.to_string(),
             licenses: Vec::new(),
             licensed_since: logical_time(row.integer(first + 3)?, "a group's licensed_since")?,
+            dynamic_membership: codec::dynamic_membership(
+                row.optional_text(first + 4)?,
+                row.text(first + 5)?,
+            )?,
         },
     ))
 }
@@ -454,7 +458,7 @@ fn read_patch<D: CatchUpReads>(
         D::LISTS,
         "reading memberships",
         "SELECT m.user_key, m.group_key, m.since, g.group_key, g.group_id, g.display_name,
-                g.licensed_since
+                g.licensed_since, g.membership_rule, g.membership_rule_state
          FROM memberships m
          JOIN groups g ON g.tenant_key = m.tenant_key AND g.group_key = m.group_key
          WHERE m.tenant_key = $1 AND m.user_key {in} ORDER BY m.user_key, m.position",
@@ -477,7 +481,7 @@ fn read_patch<D: CatchUpReads>(
         "reading license assignment states",
         "SELECT s.user_key, s.sku_key, s.source_key, s.status, s.cause, s.disabled_plans,
                 s.granted_plans, s.since, s.last_updated, g.group_key, g.group_id, g.display_name,
-                g.licensed_since
+                g.licensed_since, g.membership_rule, g.membership_rule_state
          FROM license_states s
          LEFT JOIN groups g ON g.tenant_key = s.tenant_key AND g.group_key = s.source_key
          WHERE s.tenant_key = $1 AND s.user_key {in}",
@@ -507,7 +511,8 @@ fn read_patch<D: CatchUpReads>(
         session,
         D::LISTS,
         "reading groups",
-        "SELECT group_key, group_id, display_name, licensed_since FROM groups
+        "SELECT group_key, group_id, display_name, licensed_since, membership_rule,
+                membership_rule_state FROM groups
          WHERE tenant_key = $1 AND group_id {in}",
         tenant_key,
         Values::Ids(&touched.groups),

@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
-use licensd_engine::image::{CauseImage, PlanList, StateImage};
+use licensd_engine::image::{CauseImage, DynamicMembershipImage, PlanList, StateImage};
 use licensd_engine::{
     AppliesTo, AssignmentSource, AssignmentStatus, CapabilityStatus, CountryCode, LicenseErrorKind,
-    ProxyAddress, UserAttribute, UserAttributeValues, Uuid,
+    ProxyAddress, RuleProcessingState, UserAttribute, UserAttributeValues, Uuid,
 };
 use rustc_hash::FxHashMap;
 
@@ -164,6 +164,30 @@ pub(crate) fn split_user_attributes(text: &str) -> Result<UserAttributeValues, S
                 .ok_or_else(|| StoreError::corrupt(format!("unknown user attribute {name:?}")))
         })
         .collect()
+}
+
+/// A group's rule columns (`membership_rule`, `membership_rule_state`) as the engine's image.
+pub(crate) fn dynamic_membership(
+    rule: Option<&str>,
+    state: &str,
+) -> Result<Option<DynamicMembershipImage>, StoreError> {
+    let Some(rule) = rule else {
+        return Ok(None);
+    };
+    let processing_state = RuleProcessingState::parse(state)
+        .ok_or_else(|| StoreError::corrupt(format!("invalid membership rule state {state:?}")))?;
+    Ok(Some(DynamicMembershipImage {
+        rule: rule.to_string(),
+        processing_state,
+    }))
+}
+
+/// The rule columns of a group image.
+pub(crate) fn rule_columns(group: &licensd_engine::image::GroupImage) -> (Option<&str>, &'static str) {
+    match &group.dynamic_membership {
+        Some(dynamic) => (Some(dynamic.rule.as_str()), dynamic.processing_state.as_str()),
+        None => (None, RuleProcessingState::On.as_str()),
+    }
 }
 
 /// GUIDs as their 16-byte forms one after the other (the id lists of `tenant_changes`).

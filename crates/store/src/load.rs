@@ -500,7 +500,8 @@ fn load_parts<D: Load>(
     phase("catalog");
     snapshot.for_each_row(
         "reading groups",
-        "SELECT group_key, group_id, display_name, licensed_since FROM groups
+        "SELECT group_key, group_id, display_name, licensed_since, membership_rule,
+                membership_rule_state FROM groups
          WHERE tenant_key = $1 ORDER BY group_key",
         &key,
         |row| {
@@ -509,6 +510,7 @@ fn load_parts<D: Load>(
                 display_name: row.text(2)?.to_string(),
                 licenses: Vec::new(),
                 licensed_since: logical_time(row.integer(3)?, "a group's licensed_since")?,
+                dynamic_membership: codec::dynamic_membership(row.optional_text(4)?, row.text(5)?)?,
             };
             builder.add_group(row.integer(0)?, group);
             Ok(())

@@ -729,14 +729,28 @@ impl WriteTransaction for PostgresWrite<'_> {
                 .iter()
                 .map(|group| logical_time_column(group.licensed_since, "a group's licensed_since"))
                 .collect::<Result<_, _>>()?;
+            let rules: Vec<Option<&str>> = chunk.iter().map(|group| codec::rule_columns(group).0).collect();
+            let rule_states: Vec<&str> = chunk.iter().map(|group| codec::rule_columns(group).1).collect();
             let rows = self.query_native(
                 ACTION,
-                "INSERT INTO groups (tenant_key, group_key, group_id, display_name, licensed_since)
-                 SELECT $1, * FROM unnest($2::int8[], $3::uuid[], $4::text[], $5::int8[])
+                "INSERT INTO groups (tenant_key, group_key, group_id, display_name, licensed_since,
+                     membership_rule, membership_rule_state)
+                 SELECT $1, * FROM unnest($2::int8[], $3::uuid[], $4::text[], $5::int8[], $6::text[],
+                     $7::text[])
                  ON CONFLICT (tenant_key, group_id) DO UPDATE SET
-                     display_name = excluded.display_name, licensed_since = excluded.licensed_since
+                     display_name = excluded.display_name, licensed_since = excluded.licensed_since,
+                     membership_rule = excluded.membership_rule,
+                     membership_rule_state = excluded.membership_rule_state
                  RETURNING group_id, group_key",
-                &[&tenant_key, &proposed, &ids, &names, &licensed_since],
+                &[
+                    &tenant_key,
+                    &proposed,
+                    &ids,
+                    &names,
+                    &licensed_since,
+                    &rules,
+                    &rule_states,
+                ],
             )?;
             read_key_rows(&rows, &mut scope.keys.groups)?;
             let mut group_keys = Vec::with_capacity(chunk.len());

@@ -655,10 +655,13 @@ impl WriteTransaction for SqliteWrite<'_> {
         let mut upsert = statement(
             &self.transaction,
             ACTION,
-            "INSERT INTO groups (tenant_key, group_key, group_id, display_name, licensed_since)
-             VALUES (?1, ?2, ?3, ?4, ?5)
+            "INSERT INTO groups (tenant_key, group_key, group_id, display_name, licensed_since,
+                 membership_rule, membership_rule_state)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (tenant_key, group_id) DO UPDATE SET
-                 display_name = excluded.display_name, licensed_since = excluded.licensed_since
+                 display_name = excluded.display_name, licensed_since = excluded.licensed_since,
+                 membership_rule = excluded.membership_rule,
+                 membership_rule_state = excluded.membership_rule_state
              RETURNING group_key",
         )?;
         let mut delete_licenses = statement(
@@ -675,6 +678,7 @@ impl WriteTransaction for SqliteWrite<'_> {
         for group in groups {
             let action = format!("upserting group {}", group.id);
             let proposed = scope.counters.next_group_key;
+            let (rule, rule_state) = codec::rule_columns(group);
             let group_key: i64 = upsert
                 .query_row(
                     params![
@@ -683,6 +687,8 @@ impl WriteTransaction for SqliteWrite<'_> {
                         blob_of(&group.id),
                         group.display_name,
                         logical_time_column(group.licensed_since, "a group's licensed_since")?,
+                        rule,
+                        rule_state,
                     ],
                     |row| row.get(0),
                 )

@@ -579,32 +579,33 @@ impl Parser {
             }
             return Ok(Value::List(values));
         }
-        let value =
-            match first.token {
-                Token::Text(text) => Value::Text(text.to_lowercase()),
-                Token::Word(bare) => match bare.to_lowercase().as_str() {
-                    "null" => Value::Null,
-                    "true" => Value::Boolean(true),
-                    "false" => Value::Boolean(false),
-                    _ if bare.parse::<f64>().is_ok() => Value::Text(bare.to_lowercase()),
-                    _ => return Err(RuleError::new(
+        let value = match first.token {
+            Token::Text(text) => Value::Text(text.to_lowercase()),
+            Token::Word(bare) => match bare.to_lowercase().as_str() {
+                "null" => Value::Null,
+                "true" => Value::Boolean(true),
+                "false" => Value::Boolean(false),
+                _ if bare.parse::<f64>().is_ok() => Value::Text(bare.to_lowercase()),
+                _ => {
+                    return Err(RuleError::new(
                         first.at,
                         format!(
                             "expected a value in double quotes, true, false, null or a number, found {bare}"
                         ),
-                    )),
-                },
-                other => {
-                    return Err(RuleError::new(
-                        first.at,
-                        format!(
-                            "expected a value after -{}, found {}",
-                            operator.name(),
-                            describe(&other)
-                        ),
                     ))
                 }
-            };
+            },
+            other => {
+                return Err(RuleError::new(
+                    first.at,
+                    format!(
+                        "expected a value after -{}, found {}",
+                        operator.name(),
+                        describe(&other)
+                    ),
+                ))
+            }
+        };
         match (&value, operator) {
             (Value::Null, Operator::Eq | Operator::Ne) => {}
             (Value::Null, _) => {
