@@ -15,8 +15,7 @@ use std::time::Duration;
 use licensd_engine::image::{CauseImage, TenantImage, UserImage};
 use licensd_engine::{
     AssignedLicense, AssignmentSource, CapabilityStatus, Command, CommandOutcome, CountryCode, Engine,
-    NewUser, ProxyAddress, RuleProcessingState, TenantSettings, Timestamp, UserAttribute, UserChanges,
-    Uuid,
+    NewUser, ProxyAddress, RuleProcessingState, TenantSettings, Timestamp, UserAttribute, UserChanges, Uuid,
 };
 use licensd_fixtures::seed_world::{SeedSeats, SeedWorld, EMS_E3, OFFICE_365_E1, OFFICE_365_E3};
 use licensd_store::{
@@ -1992,9 +1991,14 @@ fn dynamic_groups_round_trip_with_their_rules_and_memberships(database: TestData
             processing_state: RuleProcessingState::Paused,
         },
     );
-    let (image, _) = store.load_tenant(world.engine.settings().tenant_id).expect("load");
+    let (image, _) = store
+        .load_tenant(world.engine.settings().tenant_id)
+        .expect("load");
     let restored = Engine::from_image(image).expect("restored");
-    let dynamic = restored.dynamic_membership(sales).expect("group").expect("dynamic");
+    let dynamic = restored
+        .dynamic_membership(sales)
+        .expect("group")
+        .expect("dynamic");
     assert_eq!(dynamic.rule.text(), rule);
     assert_eq!(dynamic.processing_state, RuleProcessingState::Paused);
     assert_eq!(restored.group_members(sales).expect("members").len(), 3);
