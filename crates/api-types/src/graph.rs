@@ -122,7 +122,7 @@ pub struct LicenseDetails {
 
 /// Graph `user`, with the properties licensd models. `assignedPlans` and
 /// `licenseAssignmentStates` are returned only when named in `$select`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
     /// `#microsoft.graph.user` in collections of directory objects (`members`, ...).

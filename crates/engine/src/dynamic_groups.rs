@@ -421,6 +421,68 @@ impl Engine {
     }
 }
 
+/// Who would join and leave one group (a what-if).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MembershipPrediction {
+    pub group_id: Uuid,
+    pub display_name: String,
+    pub joined: usize,
+    pub left: usize,
+    /// At most the what-if's listed users of each, by id.
+    pub joined_users: Vec<Uuid>,
+    pub left_users: Vec<Uuid>,
+}
+
+/// The member changes of the dynamic groups (of either engine) between two engines that share
+/// handles (a what-if's copy only adds to them).
+pub(crate) fn membership_changes(
+    before: &Engine,
+    after: &Engine,
+    max_listed: usize,
+) -> Vec<MembershipPrediction> {
+    let mut groups: Vec<GroupRef> = before
+        .dynamic
+        .groups()
+        .iter()
+        .chain(after.dynamic.groups())
+        .copied()
+        .collect();
+    groups.sort_unstable();
+    groups.dedup();
+    let mut predictions = Vec::new();
+    for group in groups {
+        let (Some(old), Some(new)) = (
+            before.directory.group_if_live(group),
+            after.directory.group_if_live(group),
+        ) else {
+            continue;
+        };
+        let mut joined: Vec<UserRef> = new.members.difference(&old.members).copied().collect();
+        let mut left: Vec<UserRef> = old.members.difference(&new.members).copied().collect();
+        if joined.is_empty() && left.is_empty() {
+            continue;
+        }
+        joined.sort_unstable();
+        left.sort_unstable();
+        let ids = |engine: &Engine, users: &[UserRef]| -> Vec<Uuid> {
+            users
+                .iter()
+                .take(max_listed)
+                .filter_map(|user| engine.directory.user_if_live(*user).map(|record| record.id))
+                .collect()
+        };
+        predictions.push(MembershipPrediction {
+            group_id: new.id,
+            display_name: new.display_name.clone(),
+            joined: joined.len(),
+            left: left.len(),
+            joined_users: ids(after, &joined),
+            left_users: ids(before, &left),
+        });
+    }
+    predictions
+}
+
 /// The properties a user change touched.
 pub(crate) fn changed_properties(changes: &crate::model::UserChanges) -> PropertySet {
     let mut set = PropertySet::EMPTY;

@@ -1360,6 +1360,7 @@ mod tests {
                     state: state.to_string(),
                 })
                 .collect(),
+            ..User::default()
         }
     }
 

@@ -13,6 +13,7 @@ on_both_backends!(
     user_attributes_are_written_read_selected_and_filtered,
     dynamic_groups_follow_attributes_and_the_seats_follow,
     dynamic_group_requests_are_checked,
+    a_rule_change_is_previewed_before_anything_is_saved,
 );
 
 async fn create_user_in(server: &TestServer, name: &str, department: &str) -> Uuid {
@@ -338,4 +339,91 @@ async fn dynamic_group_requests_are_checked(server: &TestServer) {
         .body;
     assert_eq!(assigned["groupTypes"], json!([]));
     assert_eq!(assigned["membershipRule"], Value::Null);
+}
+
+async fn a_rule_change_is_previewed_before_anything_is_saved(server: &TestServer) {
+    server.import_seed_products(10, 1, 10, 0).await;
+    let group = server
+        .post(
+            "/v1.0/groups",
+            json!({"displayName": "Sales", "groupTypes": ["DynamicMembership"],
+                   "membershipRule": "user.department -eq \"Sales\""}),
+        )
+        .await
+        .expect(201)
+        .id();
+    server.assign_to_group(group, &[E3]).await.expect(202);
+    let ann = create_user_in(server, "ann", "Sales").await;
+    let bob = create_user_in(server, "bob", "Marketing").await;
+    server.settle().await;
+    let preview = |rule: &str, state: &str| {
+        json!({"changes": [{"type": "setMembershipRule", "groupId": group,
+                            "membershipRule": rule, "membershipRuleProcessingState": state}]})
+    };
+    // Widening the rule: Bob would join, but the one E3 seat is Ann's: he would be in error.
+    let report = server
+        .post(
+            "/licensd/v1/whatif",
+            preview("user.department -in [\"Sales\", \"Marketing\"]", "On"),
+        )
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(report["membershipChanges"][0]["joined"], 1, "{report:#}");
+    assert_eq!(report["membershipChanges"][0]["left"], 0);
+    assert_eq!(
+        report["membershipChanges"][0]["joinedUsers"],
+        json!([bob.to_string()])
+    );
+    assert_eq!(report["newlyBrokenUsers"], 1);
+    let e3 = report["skus"]
+        .as_array()
+        .expect("skus")
+        .iter()
+        .find(|sku| sku["skuId"] == E3)
+        .expect("E3 in the report")
+        .clone();
+    assert_eq!(e3["waitingUsersAfter"], 1);
+    // Moving the rule: Ann would leave and free her seat, Bob would take it.
+    let report = server
+        .post(
+            "/licensd/v1/whatif",
+            preview("user.department -eq \"Marketing\"", "On"),
+        )
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(
+        report["membershipChanges"][0]["leftUsers"],
+        json!([ann.to_string()])
+    );
+    assert_eq!(
+        report["membershipChanges"][0]["joinedUsers"],
+        json!([bob.to_string()])
+    );
+    assert_eq!(report["newlyBrokenUsers"], 0);
+    // Pausing changes no member.
+    let report = server
+        .post(
+            "/licensd/v1/whatif",
+            preview("user.department -eq \"Marketing\"", "Paused"),
+        )
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(report["membershipChanges"], json!([]));
+    // An invalid rule is refused with its position; nothing was saved by any preview.
+    let message = server
+        .post("/licensd/v1/whatif", preview("user.department -eq", "On"))
+        .await
+        .expect_error(400, "Request_BadRequest");
+    assert!(message.contains("character"), "{message}");
+    assert_eq!(members(server, group).await, sorted(&[ann]));
+    let saved = server
+        .get(&format!("/v1.0/groups/{group}"))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(saved["membershipRule"], "user.department -eq \"Sales\"");
+    assert_eq!(server.consumed_units(E3).await, 1);
 }
