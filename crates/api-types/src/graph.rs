@@ -188,6 +188,10 @@ pub struct User {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OnPremisesExtensionAttributes {
+    /// Sent by Graph SDKs; ignored.
+    #[serde(rename = "@odata.type", default, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
+    pub odata_type: Option<String>,
     #[serde(
         default,
         deserialize_with = "present_or_null",
@@ -319,6 +323,7 @@ impl OnPremisesExtensionAttributes {
         }
         let [a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15] = all;
         OnPremisesExtensionAttributes {
+            odata_type: None,
             extension_attribute1: a1,
             extension_attribute2: a2,
             extension_attribute3: a3,

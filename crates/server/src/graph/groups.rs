@@ -301,7 +301,7 @@ pub async fn create_group(
         if let Err(error) = set {
             // The rule names groups that do not exist or a cycle: the group goes again.
             tenant.execute(Command::DeleteGroup { group_id }).await?;
-            return Err(error.into());
+            return Err(error);
         }
     }
     let location = format!("{}/v1.0/groups/{group_id}", request.origin);
