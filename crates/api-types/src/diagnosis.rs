@@ -101,6 +101,15 @@ pub enum Change {
     /// Turn transitive licensing through nested groups on or off.
     #[serde(rename_all = "camelCase")]
     SetTransitiveLicensing { enabled: bool },
+    /// Set a group's membership rule (`null` makes it a group with assigned members again)
+    /// and its processing state (`On`, the default, or `Paused`).
+    #[serde(rename_all = "camelCase")]
+    SetMembershipRule {
+        group_id: Uuid,
+        membership_rule: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        membership_rule_processing_state: Option<String>,
+    },
 }
 
 /// `POST /licensd/v1/whatif`.
@@ -223,6 +232,22 @@ pub struct WhatIfResponse {
     pub users_truncated: bool,
     pub skus: Vec<SkuPrediction>,
     pub groups: Vec<GroupPrediction>,
+    /// Dynamic groups whose members would change.
+    #[serde(default)]
+    pub membership_changes: Vec<MembershipChangePrediction>,
+}
+
+/// Who would join and leave a dynamic group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MembershipChangePrediction {
+    pub group_id: Uuid,
+    pub display_name: String,
+    pub joined: u64,
+    pub left: u64,
+    /// The first of the users who would join (as many as the users listed).
+    pub joined_users: Vec<Uuid>,
+    pub left_users: Vec<Uuid>,
 }
 
 /// An assignment named in a diagnosis.

@@ -122,7 +122,7 @@ pub struct LicenseDetails {
 
 /// Graph `user`, with the properties licensd models. `assignedPlans` and
 /// `licenseAssignmentStates` are returned only when named in `$select`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
     /// `#microsoft.graph.user` in collections of directory objects (`members`, ...).
@@ -141,12 +141,206 @@ pub struct User {
     #[schema(example = json!(["SMTP:adele@contoso.com"]))]
     pub proxy_addresses: Vec<String>,
     pub assigned_licenses: Vec<AssignedLicense>,
+    /// Directory attribute (null when not set).
+    #[serde(default)]
+    pub department: Option<String>,
+    /// Directory attribute (null when not set).
+    #[serde(default)]
+    pub job_title: Option<String>,
+    /// Directory attribute (null when not set).
+    #[serde(default)]
+    pub company_name: Option<String>,
+    /// Directory attribute (null when not set).
+    #[serde(default)]
+    pub office_location: Option<String>,
+    /// Directory attribute (null when not set).
+    #[serde(default)]
+    pub city: Option<String>,
+    /// Directory attribute (null when not set).
+    #[serde(default)]
+    pub state: Option<String>,
+    /// Directory attribute (null when not set).
+    #[serde(default)]
+    pub country: Option<String>,
+    /// Directory attribute (null when not set).
+    #[serde(default)]
+    pub employee_id: Option<String>,
+    /// Directory attribute (null when not set).
+    #[serde(default)]
+    pub employee_type: Option<String>,
+    /// Directory attribute (null when not set).
+    #[serde(default)]
+    pub user_type: Option<String>,
+    /// `extensionAttribute1`–`15`; returned only when named in `$select`.
+    #[serde(default)]
+    #[schema(required = false)]
+    pub on_premises_extension_attributes: OnPremisesExtensionAttributes,
     /// Returned only when named in `$select`.
     #[schema(required = false)]
     pub assigned_plans: Vec<AssignedPlan>,
     /// Returned only when named in `$select`.
     #[schema(required = false)]
     pub license_assignment_states: Vec<LicenseAssignmentState>,
+}
+
+/// Graph `onPremisesExtensionAttributes`: in a response every attribute is present (null when
+/// not set); in a request only those present change (`null` clears).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OnPremisesExtensionAttributes {
+    /// Sent by Graph SDKs; ignored.
+    #[serde(rename = "@odata.type", default, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
+    pub odata_type: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub extension_attribute1: Option<Option<String>>,
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub extension_attribute2: Option<Option<String>>,
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub extension_attribute3: Option<Option<String>>,
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub extension_attribute4: Option<Option<String>>,
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub extension_attribute5: Option<Option<String>>,
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub extension_attribute6: Option<Option<String>>,
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub extension_attribute7: Option<Option<String>>,
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub extension_attribute8: Option<Option<String>>,
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub extension_attribute9: Option<Option<String>>,
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub extension_attribute10: Option<Option<String>>,
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub extension_attribute11: Option<Option<String>>,
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub extension_attribute12: Option<Option<String>>,
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub extension_attribute13: Option<Option<String>>,
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub extension_attribute14: Option<Option<String>>,
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub extension_attribute15: Option<Option<String>>,
+}
+
+impl OnPremisesExtensionAttributes {
+    /// The attributes present, by number (1 to 15): `Some(None)` clears.
+    pub fn present(&self) -> Vec<(u8, Option<&str>)> {
+        [
+            &self.extension_attribute1,
+            &self.extension_attribute2,
+            &self.extension_attribute3,
+            &self.extension_attribute4,
+            &self.extension_attribute5,
+            &self.extension_attribute6,
+            &self.extension_attribute7,
+            &self.extension_attribute8,
+            &self.extension_attribute9,
+            &self.extension_attribute10,
+            &self.extension_attribute11,
+            &self.extension_attribute12,
+            &self.extension_attribute13,
+            &self.extension_attribute14,
+            &self.extension_attribute15,
+        ]
+        .iter()
+        .enumerate()
+        .filter_map(|(index, value)| value.as_ref().map(|value| (index as u8 + 1, value.as_deref())))
+        .collect()
+    }
+
+    /// Every attribute, present or not, from values by number (1 to 15).
+    pub fn from_values(values: &[(u8, String)]) -> OnPremisesExtensionAttributes {
+        let mut all: [Option<Option<String>>; 15] = Default::default();
+        for slot in all.iter_mut() {
+            *slot = Some(None);
+        }
+        for (number, value) in values {
+            if let Some(slot) = all.get_mut(usize::from(*number).wrapping_sub(1)) {
+                *slot = Some(Some(value.clone()));
+            }
+        }
+        let [a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15] = all;
+        OnPremisesExtensionAttributes {
+            odata_type: None,
+            extension_attribute1: a1,
+            extension_attribute2: a2,
+            extension_attribute3: a3,
+            extension_attribute4: a4,
+            extension_attribute5: a5,
+            extension_attribute6: a6,
+            extension_attribute7: a7,
+            extension_attribute8: a8,
+            extension_attribute9: a9,
+            extension_attribute10: a10,
+            extension_attribute11: a11,
+            extension_attribute12: a12,
+            extension_attribute13: a13,
+            extension_attribute14: a14,
+            extension_attribute15: a15,
+        }
+    }
 }
 
 /// Graph `licenseProcessingState` of a group.
@@ -170,10 +364,16 @@ pub struct Group {
     pub mail_enabled: bool,
     /// Always `true`: licensd models security groups.
     pub security_enabled: bool,
-    /// Always empty (a static security group).
+    /// `["DynamicMembership"]` for a dynamic membership group, else empty.
     pub group_types: Vec<String>,
     pub assigned_licenses: Vec<AssignedLicense>,
     pub license_processing_state: LicenseProcessingState,
+    /// The rule of a dynamic membership group (null for a group with assigned members).
+    #[schema(example = "user.department -eq \"Sales\"")]
+    pub membership_rule: Option<String>,
+    /// `On` or `Paused` for a dynamic membership group, else null.
+    #[schema(example = "On")]
+    pub membership_rule_processing_state: Option<String>,
 }
 
 /// Graph `passwordProfile`: accepted on user creation for compatibility and not stored
@@ -216,9 +416,110 @@ pub struct CreateUserRequest {
     #[serde(default)]
     #[schema(schema_with = crate::schemas::optional_proxy_addresses)]
     pub proxy_addresses: Option<Vec<String>>,
+    /// Directory attribute; `null` clears it.
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub department: Option<Option<String>>,
+    /// Directory attribute; `null` clears it.
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub job_title: Option<Option<String>>,
+    /// Directory attribute; `null` clears it.
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub company_name: Option<Option<String>>,
+    /// Directory attribute; `null` clears it.
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub office_location: Option<Option<String>>,
+    /// Directory attribute; `null` clears it.
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub city: Option<Option<String>>,
+    /// Directory attribute; `null` clears it.
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub state: Option<Option<String>>,
+    /// Directory attribute; `null` clears it.
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub country: Option<Option<String>>,
+    /// Directory attribute; `null` clears it.
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub employee_id: Option<Option<String>>,
+    /// Directory attribute; `null` clears it.
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub employee_type: Option<Option<String>>,
+    /// Directory attribute; `null` clears it.
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub user_type: Option<Option<String>>,
+    /// Directory attribute; `null` clears it.
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub mail: Option<Option<String>>,
+    #[serde(default)]
+    pub on_premises_extension_attributes: Option<OnPremisesExtensionAttributes>,
     #[serde(rename = "@odata.type", default, skip_serializing_if = "Option::is_none")]
     #[schema(ignore)]
     pub odata_type: Option<String>,
+}
+
+impl CreateUserRequest {
+    /// The directory attributes present in the body, by Graph name (`Some(None)`: null).
+    pub fn directory_attributes(&self) -> Vec<(&'static str, Option<&str>)> {
+        [
+            ("department", &self.department),
+            ("jobTitle", &self.job_title),
+            ("companyName", &self.company_name),
+            ("officeLocation", &self.office_location),
+            ("city", &self.city),
+            ("state", &self.state),
+            ("country", &self.country),
+            ("employeeId", &self.employee_id),
+            ("employeeType", &self.employee_type),
+            ("userType", &self.user_type),
+            ("mail", &self.mail),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.as_ref().map(|value| (name, value.as_deref())))
+        .collect()
+    }
 }
 
 /// `PATCH /users/{id}`: only the properties present change; `usageLocation: null` clears it.
@@ -250,9 +551,110 @@ pub struct UpdateUserRequest {
     /// Accepted for compatibility; not stored.
     #[serde(default, deserialize_with = "crate::objects::optional_object")]
     pub password_profile: Option<PasswordProfile>,
+    /// Directory attribute; `null` clears it.
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub department: Option<Option<String>>,
+    /// Directory attribute; `null` clears it.
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub job_title: Option<Option<String>>,
+    /// Directory attribute; `null` clears it.
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub company_name: Option<Option<String>>,
+    /// Directory attribute; `null` clears it.
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub office_location: Option<Option<String>>,
+    /// Directory attribute; `null` clears it.
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub city: Option<Option<String>>,
+    /// Directory attribute; `null` clears it.
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub state: Option<Option<String>>,
+    /// Directory attribute; `null` clears it.
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub country: Option<Option<String>>,
+    /// Directory attribute; `null` clears it.
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub employee_id: Option<Option<String>>,
+    /// Directory attribute; `null` clears it.
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub employee_type: Option<Option<String>>,
+    /// Directory attribute; `null` clears it.
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub user_type: Option<Option<String>>,
+    /// Directory attribute; `null` clears it.
+    #[serde(
+        default,
+        deserialize_with = "present_or_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub mail: Option<Option<String>>,
+    #[serde(default)]
+    pub on_premises_extension_attributes: Option<OnPremisesExtensionAttributes>,
     #[serde(rename = "@odata.type", default, skip_serializing_if = "Option::is_none")]
     #[schema(ignore)]
     pub odata_type: Option<String>,
+}
+
+impl UpdateUserRequest {
+    /// The directory attributes present in the body, by Graph name (`Some(None)`: null).
+    pub fn directory_attributes(&self) -> Vec<(&'static str, Option<&str>)> {
+        [
+            ("department", &self.department),
+            ("jobTitle", &self.job_title),
+            ("companyName", &self.company_name),
+            ("officeLocation", &self.office_location),
+            ("city", &self.city),
+            ("state", &self.state),
+            ("country", &self.country),
+            ("employeeId", &self.employee_id),
+            ("employeeType", &self.employee_type),
+            ("userType", &self.user_type),
+            ("mail", &self.mail),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.as_ref().map(|value| (name, value.as_deref())))
+        .collect()
+    }
 }
 
 /// `POST /groups`. Graph requires `mailEnabled`, `mailNickname` and `securityEnabled`; licensd
@@ -272,10 +674,18 @@ pub struct CreateGroupRequest {
     #[serde(default)]
     #[schema(schema_with = crate::schemas::optional_true)]
     pub security_enabled: Option<bool>,
-    /// Must be empty when present (no Microsoft 365 or dynamic groups).
+    /// Empty, or `["DynamicMembership"]` with a `membershipRule` (no Microsoft 365 groups).
     #[serde(default)]
-    #[schema(max_items = 0)]
+    #[schema(max_items = 1)]
     pub group_types: Option<Vec<String>>,
+    /// The rule of a dynamic membership group (Entra's rule syntax, at most 3072 characters).
+    #[serde(default)]
+    #[schema(example = "user.department -eq \"Sales\"")]
+    pub membership_rule: Option<String>,
+    /// `On` (the default) or `Paused`.
+    #[serde(default)]
+    #[schema(example = "On")]
+    pub membership_rule_processing_state: Option<String>,
     #[serde(rename = "@odata.type", default, skip_serializing_if = "Option::is_none")]
     #[schema(ignore)]
     pub odata_type: Option<String>,
@@ -288,6 +698,17 @@ pub struct UpdateGroupRequest {
     #[serde(default)]
     #[schema(pattern = "\\S")]
     pub display_name: Option<String>,
+    /// `["DynamicMembership"]` makes the group dynamic (with a `membershipRule`), `[]` makes it
+    /// a group with assigned members again (keeping its members).
+    #[serde(default)]
+    #[schema(max_items = 1)]
+    pub group_types: Option<Vec<String>>,
+    /// A new rule for a dynamic membership group.
+    #[serde(default)]
+    pub membership_rule: Option<String>,
+    /// `On` or `Paused`.
+    #[serde(default)]
+    pub membership_rule_processing_state: Option<String>,
     /// Accepted for compatibility; not stored.
     #[serde(default)]
     pub mail_nickname: Option<String>,

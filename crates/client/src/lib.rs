@@ -218,6 +218,14 @@ impl LicensdClient {
 
     // ----- Groups -----
 
+    /// `POST /v1.0/groups`.
+    pub fn create_group(
+        &self,
+        request: &licensd_api_types::graph::CreateGroupRequest,
+    ) -> Result<Group, ClientError> {
+        self.send(Method::POST, self.url(&["v1.0", "groups"], &[]), Some(request))
+    }
+
     /// `GET /v1.0/groups/{id}`.
     pub fn group(&self, group_id: Uuid) -> Result<Group, ClientError> {
         let url = self.url(&["v1.0", "groups", &group_id.to_string()], &[]);

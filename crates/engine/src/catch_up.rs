@@ -202,22 +202,24 @@ impl Engine {
                     }
                 })
                 .collect::<Result<_, RestoreError>>()?;
-            match self.directory.find_group(group.id) {
-                Some(existing) => self.directory.restore_group_fields(
-                    existing,
-                    group.display_name.clone(),
-                    licenses,
-                    group.licensed_since,
-                ),
-                None => {
-                    self.add_group(
-                        group.id,
+            let restored = match self.directory.find_group(group.id) {
+                Some(existing) => {
+                    self.directory.restore_group_fields(
+                        existing,
                         group.display_name.clone(),
                         licenses,
                         group.licensed_since,
                     );
+                    existing
                 }
-            }
+                None => self.add_group(
+                    group.id,
+                    group.display_name.clone(),
+                    licenses,
+                    group.licensed_since,
+                ),
+            };
+            self.restore_dynamic_membership(restored, group.dynamic_membership.as_ref())?;
         }
 
         // 3. Users, resolved completely before any of them changes.
@@ -262,9 +264,11 @@ impl Engine {
         // 4. Groups that go (no user refers to them any more).
         for group_id in &patch.deleted_groups {
             if let Some(group) = self.directory.find_group(*group_id) {
+                self.forget_dynamic_group(group);
                 self.directory.delete_group(group);
             }
         }
+        self.order_restored_rules();
 
         // 5. The queue, rebuilt as a load builds it (its per-group counters follow the
         // memberships that changed).
@@ -344,6 +348,7 @@ impl Engine {
             states.push(self.restore_state(state, &referenced_by, plan_lists, &mut stale)?);
         }
         sort_records(&mut states);
+        let attributes = self.directory.intern_user_attributes(&image.attributes);
         Ok(ResolvedUser {
             record: User {
                 id: image.id,
@@ -353,6 +358,7 @@ impl Engine {
                 proxy_addresses: image.proxy_addresses.clone().into(),
                 shared_addresses: 0,
                 account_enabled: image.account_enabled,
+                attributes,
                 direct,
                 memberships,
             },

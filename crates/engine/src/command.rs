@@ -115,6 +115,15 @@ pub enum Command {
         object_id: Uuid,
         attributes: Option<String>,
     },
+    /// Makes a group a dynamic membership group (`rule: Some`) or a group with assigned members
+    /// again (`None`, keeping its members). A rule that is on is applied to every user at once;
+    /// a paused one freezes the members. Refused when the rule does not parse
+    /// (`InvalidMembershipRule`, with the character) or names missing groups or a cycle.
+    SetMembershipRule {
+        group_id: Uuid,
+        rule: Option<String>,
+        processing_state: crate::membership_rule::RuleProcessingState,
+    },
 }
 
 /// The longest text [`Command::SetDirectoryAttributes`] accepts, in bytes.
@@ -147,6 +156,7 @@ impl Command {
             Command::ReprocessUser { .. } => "ReprocessUser",
             Command::ReprocessGroup { .. } => "ReprocessGroup",
             Command::SetDirectoryAttributes { .. } => "SetDirectoryAttributes",
+            Command::SetMembershipRule { .. } => "SetMembershipRule",
         }
     }
 }

@@ -40,6 +40,8 @@ pub struct Engine {
     pub(crate) healing: HealingLog,
     /// Logical clock: advanced by every accepted command and every evaluation.
     pub(crate) clock: u64,
+    /// Dynamic membership groups' rules ([`crate::dynamic_groups`]).
+    pub(crate) dynamic: crate::dynamic_groups::DynamicGroups,
     scratch: Scratch,
 }
 
@@ -108,6 +110,7 @@ fn touched_by(command: &Command) -> Touched {
         Command::DeleteGroup { group_id } => touched.deleted_groups.push(*group_id),
         Command::ReprocessUser { .. } | Command::ReprocessGroup { .. } => {}
         Command::SetDirectoryAttributes { object_id, .. } => touched.directory_attributes.push(*object_id),
+        Command::SetMembershipRule { group_id, .. } => touched.groups.push(*group_id),
     }
     touched
 }
@@ -124,6 +127,7 @@ impl Engine {
             causes: CauseInterner::default(),
             healing: HealingLog::default(),
             clock: 0,
+            dynamic: Default::default(),
             scratch: Scratch::default(),
         }
     }
@@ -152,7 +156,7 @@ impl Engine {
         at: Timestamp,
     ) -> Result<CommandOutcome, CommandError> {
         self.queue.clear_newly_queued();
-        let touched = touched_by(&command);
+        let mut touched = touched_by(&command);
         let mut changes = Vec::new();
         match command {
             Command::SetDefaultUsageLocation { usage_location } => {
@@ -206,6 +210,7 @@ impl Engine {
             Command::CreateUser(new_user) => {
                 self.directory.check_new_user(&new_user)?;
                 self.tick();
+                let attributes = self.directory.intern_user_attributes(&new_user.attributes);
                 let user = self.add_user(User {
                     id: new_user.id,
                     user_principal_name: new_user.user_principal_name.into(),
@@ -214,6 +219,7 @@ impl Engine {
                     proxy_addresses: new_user.proxy_addresses.into(),
                     shared_addresses: 0,
                     account_enabled: new_user.account_enabled,
+                    attributes,
                     direct: Vec::new(),
                     memberships: Vec::new(),
                 });
@@ -222,6 +228,7 @@ impl Engine {
                 for other in self.directory.users_sharing_addresses(user) {
                     self.enqueue(other);
                 }
+                self.apply_rules(user, crate::membership_rule::PropertySet::ALL);
             }
             Command::UpdateUser {
                 user_id,
@@ -246,9 +253,15 @@ impl Engine {
                 self.directory.rename_group(group, display_name);
             }
             Command::DeleteGroup { group_id } => self.delete_group(group_id, &mut changes)?,
-            Command::AddGroupMember { group_id, user_id } => self.add_group_member(group_id, user_id)?,
+            Command::AddGroupMember { group_id, user_id } => {
+                self.check_assigned_membership(group_id)?;
+                self.add_group_member(group_id, user_id)?;
+                self.apply_rules_after_membership(user_id);
+            }
             Command::RemoveGroupMember { group_id, user_id } => {
-                self.remove_group_member(group_id, user_id)?
+                self.check_assigned_membership(group_id)?;
+                self.remove_group_member(group_id, user_id)?;
+                self.apply_rules_after_membership(user_id);
             }
             Command::AddGroupMemberGroup {
                 group_id,
@@ -287,6 +300,18 @@ impl Engine {
                     .check_attributes(object_id, attributes.as_deref())?;
                 self.tick();
                 self.directory.set_attributes(object_id, attributes);
+            }
+            Command::SetMembershipRule {
+                group_id,
+                rule,
+                processing_state,
+            } => self.set_membership_rule(group_id, rule, processing_state)?,
+        }
+        // Users whose memberships rules changed are written whole.
+        for user_id in self.take_rule_changed_users() {
+            touched.user_edits.retain(|(edited, _)| *edited != user_id);
+            if !touched.users.contains(&user_id) {
+                touched.users.push(user_id);
             }
         }
         self.hand_off_free_units();
@@ -344,7 +369,7 @@ impl Engine {
         }
     }
 
-    fn tick(&mut self) -> u64 {
+    pub(crate) fn tick(&mut self) -> u64 {
         self.clock += 1;
         self.clock
     }
@@ -451,6 +476,7 @@ impl Engine {
     fn update_user(&mut self, user_id: Uuid, changes: crate::model::UserChanges) -> Result<(), CommandError> {
         let user = self.directory.user_ref(user_id)?;
         self.directory.check_user_changes(user, &changes)?;
+        let changed = crate::dynamic_groups::changed_properties(&changes);
         self.tick();
         if let Some(upn) = changes.user_principal_name {
             self.directory.set_user_principal_name(user, upn);
@@ -461,6 +487,7 @@ impl Engine {
         if let Some(enabled) = changes.account_enabled {
             self.directory.set_account_enabled(user, enabled);
         }
+        self.directory.change_user_attributes(user, &changes.attributes);
         if let Some(location) = changes.usage_location {
             if self.directory.set_usage_location(user, location) {
                 self.enqueue_healing(user, |_| RequeueReason::UsageLocationChanged);
@@ -479,6 +506,7 @@ impl Engine {
                 }
             }
         }
+        self.apply_rules(user, changed);
         Ok(())
     }
 
@@ -502,6 +530,7 @@ impl Engine {
 
     fn delete_group(&mut self, group_id: Uuid, changes: &mut Vec<StateChange>) -> Result<(), CommandError> {
         let group = self.directory.group_ref(group_id)?;
+        self.check_group_not_named_by_rules(group_id)?;
         let record = self.directory.group(group);
         if !record.licenses.is_empty() {
             return Err(CommandError::GroupHasLicenses {
@@ -537,6 +566,7 @@ impl Engine {
             })
             .collect();
         self.forget_group_nesting(group);
+        self.forget_dynamic_group(group);
         self.directory.delete_group(group);
         for user in &naming {
             let mut states = self.states.of(*user).to_vec();

@@ -61,6 +61,10 @@ pub enum CommandError {
     InvalidValue { field: &'static str, reason: String },
     #[error("invalid rule for service plan {plan}: {reason}")]
     InvalidPlanRule { plan: PlanName, reason: String },
+    #[error("Invalid membershipRule at character {position}: {message}")]
+    InvalidMembershipRule { position: usize, message: String },
+    #[error("Group {group_id} is a dynamic membership group: its members follow its membershipRule and cannot be added or removed by hand.")]
+    DynamicMembershipGroup { group_id: Uuid },
     #[error("user {user_id} is already a member of group {group_id}")]
     AlreadyMember { group_id: Uuid, user_id: Uuid },
     #[error("user {user_id} is not a member of group {group_id}")]

@@ -17,8 +17,8 @@ use crate::TenantSettings;
 use crate::{Engine, GroupRef, SkuRef, Source, UserRef};
 
 pub use crate::image_data::{
-    CauseImage, ChangedStates, DirectLicenseImage, GroupImage, MembershipImage, PlanList, ServicePlanImage,
-    StateImage, StateKey, TenantImage, UserImage,
+    CauseImage, ChangedStates, DirectLicenseImage, DynamicMembershipImage, GroupImage, MembershipImage,
+    PlanList, ServicePlanImage, StateImage, StateKey, TenantImage, UserImage,
 };
 
 /// Converts state records of one engine into [`StateImage`]s, each distinct plan set into its
@@ -170,13 +170,15 @@ impl EngineRestorer {
                     disabled_plans: engine.plan_sets.intern(disabled),
                 });
             }
-            engine.add_group(
+            let restored = engine.add_group(
                 group.id,
                 group.display_name.clone(),
                 licenses,
                 group.licensed_since,
             );
+            engine.restore_dynamic_membership(restored, group.dynamic_membership.as_ref())?;
         }
+        engine.order_restored_rules();
         Ok(EngineRestorer {
             engine,
             scratch: RestoreScratch::default(),
@@ -414,6 +416,7 @@ impl Engine {
             usage_location: user.usage_location,
             proxy_addresses: user.proxy_addresses.to_vec(),
             account_enabled: user.account_enabled,
+            attributes: self.directory.user_attribute_values(user),
             direct_licenses: user
                 .direct
                 .iter()
@@ -456,6 +459,10 @@ impl Engine {
                 })
                 .collect(),
             licensed_since: group.licensed_since,
+            dynamic_membership: self
+                .directory
+                .find_group(group.id)
+                .and_then(|group| self.dynamic_membership_image(group)),
         }
     }
 
@@ -622,6 +629,7 @@ impl Engine {
             )?);
         }
         sort_records(&mut states);
+        let attributes = self.directory.intern_user_attributes(&image.attributes);
         let user = self.add_user_with_principal_key(
             User {
                 id: image.id,
@@ -631,6 +639,7 @@ impl Engine {
                 proxy_addresses: image.proxy_addresses.into(),
                 shared_addresses: 0,
                 account_enabled: image.account_enabled,
+                attributes,
                 direct,
                 memberships,
             },

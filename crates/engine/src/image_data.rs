@@ -25,6 +25,15 @@ pub struct GroupImage {
     pub display_name: String,
     pub licenses: Vec<AssignedLicense>,
     pub licensed_since: u64,
+    /// The rule of a dynamic membership group, `None` for a group with assigned members.
+    pub dynamic_membership: Option<DynamicMembershipImage>,
+}
+
+/// A dynamic group's rule as given and whether it is applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DynamicMembershipImage {
+    pub rule: String,
+    pub processing_state: crate::membership_rule::RuleProcessingState,
 }
 
 /// A direct license with the logical time it was assigned.
@@ -50,6 +59,8 @@ pub struct UserImage {
     pub usage_location: Option<CountryCode>,
     pub proxy_addresses: Vec<ProxyAddress>,
     pub account_enabled: bool,
+    /// Directory attributes (department, job title, ...).
+    pub attributes: crate::user_attributes::UserAttributeValues,
     pub direct_licenses: Vec<DirectLicenseImage>,
     pub memberships: Vec<MembershipImage>,
     pub states: Vec<StateImage>,

@@ -20,12 +20,14 @@ pub mod catch_up;
 mod command;
 pub mod diagnosis;
 mod directory;
+pub mod dynamic_groups;
 mod engine;
 mod error;
 mod evaluate;
 mod handles;
 pub mod image;
 mod image_data;
+pub mod membership_rule;
 mod model;
 pub mod nesting;
 mod outcome;
@@ -36,15 +38,18 @@ pub mod self_healing;
 pub mod setup;
 mod states;
 mod tenant_catalog;
+pub mod user_attributes;
 pub mod whatif;
 
 pub use advisor::AdvisorReport;
 pub use catch_up::{AttributesPatch, PatchError, TenantPatch};
 pub use command::{Command, MAX_DIRECTORY_ATTRIBUTES_BYTES};
 pub use diagnosis::{DiagnosisOptions, GroupDiagnosis, UserDiagnosis};
+pub use dynamic_groups::DynamicMembership;
 pub use engine::Engine;
 pub use error::{CommandError, LicenseErrorDetail, PlanName};
 pub use handles::{CauseId, GroupRef, SkuRef, Source, UserRef};
+pub use membership_rule::{MembershipRule, RuleError, RuleProcessingState};
 pub use model::{
     AppliesTo, AssignedLicense, AssignmentSource, AssignmentStatus, CapabilityStatus, CountryCode,
     LicenseErrorKind, LicenseProcessingState, NewUser, ProxyAddress, ServicePlanDefinition, ServicePlanRules,
@@ -56,4 +61,5 @@ pub use plan_set::{PlanRef, PlanSet, PlanSetId, PlanSetInterner, MAX_SERVICE_PLA
 pub use query::{GroupView, LicenseAssignmentState, LicensedUser, SkuUsage, TenantOverview, UserView};
 pub use self_healing::{RequeueReason, SelfHealing};
 pub use states::{Cause, StateChange, StateRecord};
+pub use user_attributes::{UserAttribute, UserAttributeChanges, UserAttributeValues};
 pub use whatif::{WhatIfError, WhatIfOptions, WhatIfReport};

@@ -164,6 +164,9 @@ pub struct WhatIfReport {
     pub skus: Vec<SkuPrediction>,
     /// Groups whose errors would change.
     pub groups: Vec<GroupPrediction>,
+    /// Dynamic groups whose members would change (a new rule, a pause or resume, an attribute
+    /// change), with who would join and leave.
+    pub memberships: Vec<crate::dynamic_groups::MembershipPrediction>,
 }
 
 impl WhatIfReport {
@@ -278,7 +281,7 @@ impl Engine {
         }
         let processed = simulated.process_all(at);
         touched.extend(processed.changes.iter().map(|change| change.user));
-        let report = compare(
+        let mut report = compare(
             settled.as_ref(),
             &simulated,
             touched,
@@ -286,6 +289,8 @@ impl Engine {
             processed.evaluated_users,
             options,
         );
+        report.memberships =
+            crate::dynamic_groups::membership_changes(settled.as_ref(), &simulated, options.max_listed_users);
         Ok((report, inspect(&simulated)))
     }
 }
@@ -314,6 +319,7 @@ fn compare(
         users_truncated: false,
         skus: Vec::new(),
         groups: Vec::new(),
+        memberships: Vec::new(),
     };
     let mut sku_tally: BTreeMap<SkuRef, Tally> = BTreeMap::new();
     let mut group_tally: BTreeMap<GroupRef, Tally> = BTreeMap::new();

@@ -10,6 +10,8 @@ mod alerts;
 mod commands;
 #[path = "engine/diagnosis.rs"]
 mod diagnosis;
+#[path = "engine/dynamic_groups.rs"]
+mod dynamic_groups;
 #[path = "engine/image.rs"]
 mod image;
 #[path = "engine/nesting.rs"]

@@ -589,6 +589,17 @@ impl Builder<'_> {
             new_user.account_enabled = user.account_enabled.unwrap_or(true);
             new_user.usage_location = self.usage_location(user, user_principal_name);
             new_user.proxy_addresses = self.proxy_addresses(user, user_principal_name);
+            // Attributes licensd keeps, with values it accepts (others are left out rather than
+            // losing the user).
+            new_user.attributes = user
+                .directory_attributes()
+                .into_iter()
+                .filter_map(|(name, value)| {
+                    let attribute = licensd_engine::UserAttribute::from_name(name)?;
+                    attribute.check_value(value).ok()?;
+                    Some((attribute, value.to_string()))
+                })
+                .collect();
             let without_location = new_user.usage_location.is_none();
             match self.apply(Command::CreateUser(new_user)) {
                 Ok(()) => {

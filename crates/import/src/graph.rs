@@ -198,6 +198,63 @@ pub struct GraphUser {
     /// `None` when the export did not select the property: nothing is known of the states then.
     #[serde(default, alias = "LicenseAssignmentStates")]
     pub license_assignment_states: Option<Vec<GraphLicenseAssignmentState>>,
+    // Directory attributes, when the export selected them.
+    #[serde(default, alias = "Department")]
+    pub department: Option<String>,
+    #[serde(default, alias = "JobTitle")]
+    pub job_title: Option<String>,
+    #[serde(default, alias = "CompanyName")]
+    pub company_name: Option<String>,
+    #[serde(default, alias = "OfficeLocation")]
+    pub office_location: Option<String>,
+    #[serde(default, alias = "City")]
+    pub city: Option<String>,
+    #[serde(default, alias = "State")]
+    pub state: Option<String>,
+    #[serde(default, alias = "Country")]
+    pub country: Option<String>,
+    #[serde(default, alias = "EmployeeId")]
+    pub employee_id: Option<String>,
+    #[serde(default, alias = "EmployeeType")]
+    pub employee_type: Option<String>,
+    #[serde(default, alias = "Mail")]
+    pub mail: Option<String>,
+    #[serde(default, alias = "UserType")]
+    pub user_type: Option<String>,
+    #[serde(default, alias = "OnPremisesExtensionAttributes")]
+    pub on_premises_extension_attributes: Option<std::collections::BTreeMap<String, Option<String>>>,
+}
+
+impl GraphUser {
+    /// The directory attributes the export gives, by Graph name (extension attributes by
+    /// their own name), empty values left out.
+    pub fn directory_attributes(&self) -> Vec<(&str, &str)> {
+        let mut attributes: Vec<(&str, &str)> = [
+            ("department", &self.department),
+            ("jobTitle", &self.job_title),
+            ("companyName", &self.company_name),
+            ("officeLocation", &self.office_location),
+            ("city", &self.city),
+            ("state", &self.state),
+            ("country", &self.country),
+            ("employeeId", &self.employee_id),
+            ("employeeType", &self.employee_type),
+            ("mail", &self.mail),
+            ("userType", &self.user_type),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value.as_deref()?)))
+        .collect();
+        if let Some(extensions) = &self.on_premises_extension_attributes {
+            for (name, value) in extensions {
+                if let Some(value) = value.as_deref() {
+                    attributes.push((name.as_str(), value));
+                }
+            }
+        }
+        attributes.retain(|(_, value)| !value.trim().is_empty());
+        attributes
+    }
 }
 
 /// Graph `group` with `assignedLicenses` (`$select`ed).

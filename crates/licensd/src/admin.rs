@@ -89,6 +89,41 @@ enum GroupCommand {
     AddMember(GroupMemberArguments),
     /// Takes a user (`--user`) or a nested group (`--group`) out of a group.
     RemoveMember(GroupMemberArguments),
+    /// Creates a security group; with --rule, a dynamic membership group.
+    Create(GroupCreateArguments),
+    /// Previews a dynamic group's new rule (or a pause with --paused): who would join and
+    /// leave, licenses, seats and new errors. Nothing is saved.
+    PreviewRule(PreviewRuleArguments),
+}
+
+#[derive(clap::Args)]
+struct GroupCreateArguments {
+    /// The group's display name.
+    #[arg(value_name = "NAME")]
+    name: String,
+    /// A membership rule in Entra's syntax (docs/dynamic-groups.md): the group becomes dynamic.
+    #[arg(long)]
+    rule: Option<String>,
+    /// Create the rule paused (members are not computed until it is turned on).
+    #[arg(long, requires = "rule")]
+    paused: bool,
+    #[command(flatten)]
+    options: ConnectionOptions,
+}
+
+#[derive(clap::Args)]
+struct PreviewRuleArguments {
+    /// The group's id (or its exact display name).
+    #[arg(value_name = "GROUP")]
+    group: String,
+    /// The rule to preview.
+    #[arg(long)]
+    rule: String,
+    /// Preview the rule paused.
+    #[arg(long)]
+    paused: bool,
+    #[command(flatten)]
+    options: ConnectionOptions,
 }
 
 #[derive(clap::Args)]
@@ -297,6 +332,18 @@ pub fn run(command: AdminCommand) -> anyhow::Result<()> {
         }) => (
             &arguments.options,
             Box::new(|client| change_group_member(client, arguments, false)),
+        ),
+        AdminCommand::Group(GroupArguments {
+            command: GroupCommand::Create(arguments),
+        }) => (
+            &arguments.options,
+            Box::new(|client| create_group(client, arguments)),
+        ),
+        AdminCommand::Group(GroupArguments {
+            command: GroupCommand::PreviewRule(arguments),
+        }) => (
+            &arguments.options,
+            Box::new(|client| preview_rule(client, arguments)),
         ),
         AdminCommand::Errors(arguments) => (&arguments.options, Box::new(list_errors)),
         AdminCommand::Assign(AssignArguments {
@@ -692,6 +739,87 @@ struct GroupDocument {
     group: Group,
     member_count: u64,
     members_with_license_errors: Vec<User>,
+}
+
+fn processing_state(paused: bool) -> &'static str {
+    if paused {
+        "Paused"
+    } else {
+        "On"
+    }
+}
+
+fn create_group(client: &LicensdClient, arguments: &GroupCreateArguments) -> anyhow::Result<Rendered> {
+    let request = licensd_api_types::graph::CreateGroupRequest {
+        display_name: arguments.name.clone(),
+        mail_enabled: Some(false),
+        security_enabled: Some(true),
+        group_types: Some(if arguments.rule.is_some() {
+            vec!["DynamicMembership".to_string()]
+        } else {
+            Vec::new()
+        }),
+        membership_rule: arguments.rule.clone(),
+        membership_rule_processing_state: arguments
+            .rule
+            .as_ref()
+            .map(|_| processing_state(arguments.paused).to_string()),
+        ..Default::default()
+    };
+    let group = client
+        .create_group(&request)
+        .with_context(|| format!("creating group {}", arguments.name))?;
+    let mut text = format!("Created group {} ({})\n", group.display_name, group.id);
+    if let Some(rule) = &group.membership_rule {
+        text.push_str(&format!(
+            "Rule ({}): {rule}\n",
+            group.membership_rule_processing_state.as_deref().unwrap_or("On")
+        ));
+    }
+    let json = to_json(&group)?;
+    Ok(Rendered { text, json })
+}
+
+fn preview_rule(client: &LicensdClient, arguments: &PreviewRuleArguments) -> anyhow::Result<Rendered> {
+    let group = client
+        .find_group(&arguments.group)
+        .with_context(|| format!("reading group {}", arguments.group))?;
+    let request = licensd_api_types::diagnosis::WhatIfRequest {
+        changes: vec![licensd_api_types::diagnosis::Change::SetMembershipRule {
+            group_id: group.id,
+            membership_rule: Some(arguments.rule.clone()),
+            membership_rule_processing_state: Some(processing_state(arguments.paused).to_string()),
+        }],
+        max_listed_users: None,
+    };
+    let report = client
+        .what_if(&request)
+        .with_context(|| format!("previewing the rule of {}", group.display_name))?;
+    let mut text = format!(
+        "Preview of the rule of {} (nothing was saved)\n",
+        group.display_name
+    );
+    if report.membership_changes.is_empty() {
+        text.push_str("No member would join or leave.\n");
+    }
+    for change in &report.membership_changes {
+        text.push_str(&format!(
+            "{}: {} would join, {} would leave\n",
+            change.display_name, change.joined, change.left
+        ));
+    }
+    text.push_str(&format!(
+        "Users whose licenses change: {}; newly in error: {}; fixed: {}\n",
+        report.changed_users, report.newly_broken_users, report.fixed_users
+    ));
+    for sku in &report.skus {
+        text.push_str(&format!(
+            "{}: {} -> {} seats used of {}\n",
+            sku.sku_part_number, sku.consumed_units_before, sku.consumed_units_after, sku.prepaid_units_after
+        ));
+    }
+    let json = to_json(&report)?;
+    Ok(Rendered { text, json })
 }
 
 fn show_group(client: &LicensdClient, group: &str) -> anyhow::Result<Rendered> {
@@ -1446,6 +1574,7 @@ mod tests {
                     state: state.to_string(),
                 })
                 .collect(),
+            ..User::default()
         }
     }
 

@@ -42,7 +42,9 @@ pub fn activity_of(command: &Command) -> (&'static str, &'static str, &'static s
         Command::UpdateUser { .. } => ("Update user", "UserManagement", "Update"),
         Command::DeleteUser { .. } => ("Delete user", "UserManagement", "Delete"),
         Command::CreateGroup { .. } => ("Add group", "GroupManagement", "Add"),
-        Command::UpdateGroup { .. } => ("Update group", "GroupManagement", "Update"),
+        Command::UpdateGroup { .. } | Command::SetMembershipRule { .. } => {
+            ("Update group", "GroupManagement", "Update")
+        }
         Command::DeleteGroup { .. } => ("Delete group", "GroupManagement", "Delete"),
         Command::AddGroupMember { .. } => ("Add member to group", "GroupManagement", "Add"),
         Command::RemoveGroupMember { .. } => ("Remove member from group", "GroupManagement", "Delete"),
@@ -141,6 +143,7 @@ pub fn target_of(command: &Command, engine: &Engine) -> AuditTarget {
         | Command::AddGroupMemberGroup { group_id, .. }
         | Command::RemoveGroupMemberGroup { group_id, .. }
         | Command::AssignGroupLicenses { group_id, .. }
+        | Command::SetMembershipRule { group_id, .. }
         | Command::ReprocessGroup { group_id } => group_target(engine, *group_id),
         Command::SetDirectoryAttributes { object_id, .. } => {
             if engine.user_view(*object_id).is_ok() {
@@ -224,10 +227,23 @@ pub fn properties_of(command: &Command, engine: &Engine) -> Vec<(&'static str, S
         let Ok(group) = engine.group_view(group_id) else {
             return Vec::new();
         };
+        let dynamic = engine.dynamic_membership(group_id).ok().flatten();
         vec![
             ("DisplayName", group.display_name),
             ("AssignedLicense", licenses_text(engine, &group.assigned_licenses)),
             ("MemberCount", group.member_count.to_string()),
+            (
+                "MembershipRule",
+                dynamic
+                    .map(|dynamic| dynamic.rule.text().to_string())
+                    .unwrap_or_default(),
+            ),
+            (
+                "MembershipRuleProcessingState",
+                dynamic
+                    .map(|dynamic| dynamic.processing_state.as_str().to_string())
+                    .unwrap_or_default(),
+            ),
         ]
     };
     let product = |sku_id: Uuid| -> Vec<(&'static str, String)> {
@@ -319,6 +335,7 @@ pub fn properties_of(command: &Command, engine: &Engine) -> Vec<(&'static str, S
         | Command::UpdateGroup { group_id, .. }
         | Command::DeleteGroup { group_id }
         | Command::AssignGroupLicenses { group_id, .. }
+        | Command::SetMembershipRule { group_id, .. }
         | Command::ReprocessGroup { group_id } => group(*group_id),
         // Opaque to licensing: the record says they changed, not what they hold.
         Command::SetDirectoryAttributes { .. } => Vec::new(),

@@ -19,6 +19,8 @@ mod delta;
 mod diagnosis;
 #[path = "api/directory_subscriptions.rs"]
 mod directory_subscriptions;
+#[path = "api/dynamic_groups.rs"]
+mod dynamic_groups;
 #[path = "api/errors.rs"]
 mod errors;
 #[path = "api/graph_queries.rs"]

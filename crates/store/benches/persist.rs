@@ -138,6 +138,7 @@ fn synthetic_states(rows: usize) -> BenchResult<SyntheticStates> {
             display_name: format!("Group {index}"),
             licenses: Vec::new(),
             licensed_since: 1,
+            dynamic_membership: None,
         })
         .collect();
     let user_count = rows.div_ceil(3);
@@ -149,6 +150,7 @@ fn synthetic_states(rows: usize) -> BenchResult<SyntheticStates> {
             usage_location: None,
             proxy_addresses: Vec::new(),
             account_enabled: true,
+            attributes: Default::default(),
             direct_licenses: Vec::new(),
             memberships: Vec::new(),
             states: Vec::new(),

@@ -348,6 +348,10 @@ fn group_row(row: &impl ReadRow, first: usize) -> Result<(i64, GroupImage), Stor
             display_name: row.text(first + 2)?.to_string(),
             licenses: Vec::new(),
             licensed_since: logical_time(row.integer(first + 3)?, "a group's licensed_since")?,
+            dynamic_membership: codec::dynamic_membership(
+                row.optional_text(first + 4)?,
+                row.text(first + 5)?,
+            )?,
         },
     ))
 }
@@ -422,7 +426,7 @@ fn read_patch<D: CatchUpReads>(
         D::LISTS,
         "reading users",
         "SELECT user_key, user_id, user_principal_name, display_name, usage_location,
-                proxy_addresses, account_enabled
+                proxy_addresses, account_enabled, attributes
          FROM users WHERE tenant_key = $1 AND user_id {in}",
         tenant_key,
         Values::Ids(&touched.users),
@@ -436,6 +440,7 @@ fn read_patch<D: CatchUpReads>(
                     usage_location: codec::parse_optional_country(row.optional_text(4)?)?,
                     proxy_addresses: codec::split_proxy_addresses(row.text(5)?)?,
                     account_enabled: row.flag(6)?,
+                    attributes: codec::split_user_attributes(row.text(7)?)?,
                     direct_licenses: Vec::new(),
                     memberships: Vec::new(),
                     states: Vec::new(),
@@ -455,7 +460,7 @@ fn read_patch<D: CatchUpReads>(
         D::LISTS,
         "reading memberships",
         "SELECT m.user_key, m.group_key, m.since, g.group_key, g.group_id, g.display_name,
-                g.licensed_since
+                g.licensed_since, g.membership_rule, g.membership_rule_state
          FROM memberships m
          JOIN groups g ON g.tenant_key = m.tenant_key AND g.group_key = m.group_key
          WHERE m.tenant_key = $1 AND m.user_key {in} ORDER BY m.user_key, m.position",
@@ -478,7 +483,7 @@ fn read_patch<D: CatchUpReads>(
         "reading license assignment states",
         "SELECT s.user_key, s.sku_key, s.source_key, s.status, s.cause, s.disabled_plans,
                 s.granted_plans, s.since, s.last_updated, g.group_key, g.group_id, g.display_name,
-                g.licensed_since
+                g.licensed_since, g.membership_rule, g.membership_rule_state
          FROM license_states s
          LEFT JOIN groups g ON g.tenant_key = s.tenant_key AND g.group_key = s.source_key
          WHERE s.tenant_key = $1 AND s.user_key {in}",
@@ -508,7 +513,8 @@ fn read_patch<D: CatchUpReads>(
         session,
         D::LISTS,
         "reading groups",
-        "SELECT group_key, group_id, display_name, licensed_since FROM groups
+        "SELECT group_key, group_id, display_name, licensed_since, membership_rule,
+                membership_rule_state FROM groups
          WHERE tenant_key = $1 AND group_id {in}",
         tenant_key,
         Values::Ids(&touched.groups),

@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
-use licensd_engine::image::{CauseImage, PlanList, StateImage};
+use licensd_engine::image::{CauseImage, DynamicMembershipImage, PlanList, StateImage};
 use licensd_engine::{
     AppliesTo, AssignmentSource, AssignmentStatus, CapabilityStatus, CountryCode, LicenseErrorKind,
-    ProxyAddress, Uuid,
+    ProxyAddress, RuleProcessingState, UserAttribute, UserAttributeValues, Uuid,
 };
 use rustc_hash::FxHashMap;
 
@@ -131,6 +131,63 @@ pub(crate) fn split_proxy_addresses(text: &str) -> Result<Vec<ProxyAddress>, Sto
                 .map_err(|_| StoreError::corrupt(format!("invalid proxy address {part:?}")))
         })
         .collect()
+}
+
+/// A user's directory attributes as a JSON object of name to value, `""` when it has none.
+pub(crate) fn join_user_attributes(values: &UserAttributeValues) -> String {
+    if values.is_empty() {
+        return String::new();
+    }
+    let object: serde_json::Map<String, serde_json::Value> = values
+        .iter()
+        .map(|(attribute, value)| {
+            (
+                attribute.name().to_string(),
+                serde_json::Value::String(value.clone()),
+            )
+        })
+        .collect();
+    serde_json::Value::Object(object).to_string()
+}
+
+pub(crate) fn split_user_attributes(text: &str) -> Result<UserAttributeValues, StoreError> {
+    if text.is_empty() {
+        return Ok(UserAttributeValues::new());
+    }
+    let object: std::collections::BTreeMap<String, String> = serde_json::from_str(text)
+        .map_err(|error| StoreError::corrupt(format!("invalid user attributes {text:?}: {error}")))?;
+    object
+        .into_iter()
+        .map(|(name, value)| {
+            UserAttribute::from_name(&name)
+                .map(|attribute| (attribute, value))
+                .ok_or_else(|| StoreError::corrupt(format!("unknown user attribute {name:?}")))
+        })
+        .collect()
+}
+
+/// A group's rule columns (`membership_rule`, `membership_rule_state`) as the engine's image.
+pub(crate) fn dynamic_membership(
+    rule: Option<&str>,
+    state: &str,
+) -> Result<Option<DynamicMembershipImage>, StoreError> {
+    let Some(rule) = rule else {
+        return Ok(None);
+    };
+    let processing_state = RuleProcessingState::parse(state)
+        .ok_or_else(|| StoreError::corrupt(format!("invalid membership rule state {state:?}")))?;
+    Ok(Some(DynamicMembershipImage {
+        rule: rule.to_string(),
+        processing_state,
+    }))
+}
+
+/// The rule columns of a group image.
+pub(crate) fn rule_columns(group: &licensd_engine::image::GroupImage) -> (Option<&str>, &'static str) {
+    match &group.dynamic_membership {
+        Some(dynamic) => (Some(dynamic.rule.as_str()), dynamic.processing_state.as_str()),
+        None => (None, RuleProcessingState::On.as_str()),
+    }
 }
 
 /// GUIDs as their 16-byte forms one after the other (the id lists of `tenant_changes`).

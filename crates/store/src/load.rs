@@ -505,7 +505,8 @@ fn load_parts<D: Load>(
     phase("catalog");
     snapshot.for_each_row(
         "reading groups",
-        "SELECT group_key, group_id, display_name, licensed_since FROM groups
+        "SELECT group_key, group_id, display_name, licensed_since, membership_rule,
+                membership_rule_state FROM groups
          WHERE tenant_key = $1 ORDER BY group_key",
         &key,
         |row| {
@@ -514,6 +515,7 @@ fn load_parts<D: Load>(
                 display_name: row.text(2)?.to_string(),
                 licenses: Vec::new(),
                 licensed_since: logical_time(row.integer(3)?, "a group's licensed_since")?,
+                dynamic_membership: codec::dynamic_membership(row.optional_text(4)?, row.text(5)?)?,
             };
             builder.add_group(row.integer(0)?, group);
             Ok(())
@@ -544,7 +546,7 @@ fn load_parts<D: Load>(
     on_part(builder.head(settings, user_count))?;
     let users = format!(
         "SELECT user_key, user_id, user_principal_name, display_name, usage_location,
-                proxy_addresses, account_enabled
+                proxy_addresses, account_enabled, attributes
          FROM users WHERE tenant_key = $1{}",
         D::USERS_ORDER
     );
@@ -556,6 +558,7 @@ fn load_parts<D: Load>(
             usage_location: codec::parse_optional_country(row.optional_text(4)?)?,
             proxy_addresses: codec::split_proxy_addresses(row.text(5)?)?,
             account_enabled: row.flag(6)?,
+            attributes: codec::split_user_attributes(row.text(7)?)?,
             direct_licenses: Vec::new(),
             memberships: Vec::new(),
             states: Vec::new(),

@@ -8,7 +8,7 @@ use crate::error::StoreError;
 use crate::sql::{Param, ReadRow, Session, Transaction};
 
 /// The schema version this binary writes: the version of the last migration.
-pub const SCHEMA_VERSION: u64 = 8;
+pub const SCHEMA_VERSION: u64 = 10;
 
 /// One step of the schema, in each backend's SQL.
 pub(crate) struct Migration {
@@ -67,6 +67,18 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "alert rules",
         sqlite: include_str!("migrations/sqlite/0008_alert_rules.sql"),
         postgres: include_str!("migrations/postgres/0008_alert_rules.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "user attributes",
+        sqlite: include_str!("migrations/sqlite/0009_user_attributes.sql"),
+        postgres: include_str!("migrations/postgres/0009_user_attributes.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "dynamic groups",
+        sqlite: include_str!("migrations/sqlite/0010_dynamic_groups.sql"),
+        postgres: include_str!("migrations/postgres/0010_dynamic_groups.sql"),
     },
 ];
 

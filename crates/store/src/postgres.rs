@@ -755,14 +755,28 @@ impl WriteTransaction for PostgresWrite<'_> {
                 .iter()
                 .map(|group| logical_time_column(group.licensed_since, "a group's licensed_since"))
                 .collect::<Result<_, _>>()?;
+            let rules: Vec<Option<&str>> = chunk.iter().map(|group| codec::rule_columns(group).0).collect();
+            let rule_states: Vec<&str> = chunk.iter().map(|group| codec::rule_columns(group).1).collect();
             let rows = self.query_native(
                 ACTION,
-                "INSERT INTO groups (tenant_key, group_key, group_id, display_name, licensed_since)
-                 SELECT $1, * FROM unnest($2::int8[], $3::uuid[], $4::text[], $5::int8[])
+                "INSERT INTO groups (tenant_key, group_key, group_id, display_name, licensed_since,
+                     membership_rule, membership_rule_state)
+                 SELECT $1, * FROM unnest($2::int8[], $3::uuid[], $4::text[], $5::int8[], $6::text[],
+                     $7::text[])
                  ON CONFLICT (tenant_key, group_id) DO UPDATE SET
-                     display_name = excluded.display_name, licensed_since = excluded.licensed_since
+                     display_name = excluded.display_name, licensed_since = excluded.licensed_since,
+                     membership_rule = excluded.membership_rule,
+                     membership_rule_state = excluded.membership_rule_state
                  RETURNING group_id, group_key",
-                &[&tenant_key, &proposed, &ids, &names, &licensed_since],
+                &[
+                    &tenant_key,
+                    &proposed,
+                    &ids,
+                    &names,
+                    &licensed_since,
+                    &rules,
+                    &rule_states,
+                ],
             )?;
             read_key_rows(&rows, &mut scope.keys.groups)?;
             let mut group_keys = Vec::with_capacity(chunk.len());
@@ -837,17 +851,21 @@ impl WriteTransaction for PostgresWrite<'_> {
                 .map(|user| codec::join_proxy_addresses(&user.proxy_addresses))
                 .collect();
             let enabled: Vec<bool> = chunk.iter().map(|user| user.account_enabled).collect();
+            let attributes: Vec<String> = chunk
+                .iter()
+                .map(|user| codec::join_user_attributes(&user.attributes))
+                .collect();
             let rows = self.query_native(
                 ACTION,
                 "INSERT INTO users (tenant_key, user_key, user_id, user_principal_name, display_name,
-                     usage_location, proxy_addresses, account_enabled)
+                     usage_location, proxy_addresses, account_enabled, attributes)
                  SELECT $1, * FROM unnest($2::int8[], $3::uuid[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::bool[])
+                     $7::text[], $8::bool[], $9::text[])
                  ON CONFLICT (tenant_key, user_id) DO UPDATE SET
                      user_principal_name = excluded.user_principal_name,
                      display_name = excluded.display_name, usage_location = excluded.usage_location,
                      proxy_addresses = excluded.proxy_addresses,
-                     account_enabled = excluded.account_enabled
+                     account_enabled = excluded.account_enabled, attributes = excluded.attributes
                  RETURNING user_id, user_key",
                 &[
                     &tenant_key,
@@ -858,6 +876,7 @@ impl WriteTransaction for PostgresWrite<'_> {
                     &locations,
                     &addresses,
                     &enabled,
+                    &attributes,
                 ],
             )?;
             read_key_rows(&rows, &mut scope.keys.users)?;
@@ -971,13 +990,19 @@ impl WriteTransaction for PostgresWrite<'_> {
             .map(|(_, user)| codec::join_proxy_addresses(&user.proxy_addresses))
             .collect();
         let enabled: Vec<bool> = users.iter().map(|(_, user)| user.account_enabled).collect();
+        let attributes: Vec<String> = users
+            .iter()
+            .map(|(_, user)| codec::join_user_attributes(&user.attributes))
+            .collect();
         self.execute_native(
             "updating users",
             "UPDATE users SET user_principal_name = changed.upn, display_name = changed.display_name,
                  usage_location = changed.usage_location, proxy_addresses = changed.proxy_addresses,
-                 account_enabled = changed.account_enabled
-             FROM unnest($2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[])
-                 AS changed(user_key, upn, display_name, usage_location, proxy_addresses, account_enabled)
+                 account_enabled = changed.account_enabled, attributes = changed.attributes
+             FROM unnest($2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[],
+                 $8::text[])
+                 AS changed(user_key, upn, display_name, usage_location, proxy_addresses, account_enabled,
+                     attributes)
              WHERE users.tenant_key = $1 AND users.user_key = changed.user_key",
             &[
                 &tenant_key,
@@ -987,6 +1012,7 @@ impl WriteTransaction for PostgresWrite<'_> {
                 &locations,
                 &addresses,
                 &enabled,
+                &attributes,
             ],
         )?;
         Ok(())

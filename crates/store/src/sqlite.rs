@@ -655,10 +655,13 @@ impl WriteTransaction for SqliteWrite<'_> {
         let mut upsert = statement(
             &self.transaction,
             ACTION,
-            "INSERT INTO groups (tenant_key, group_key, group_id, display_name, licensed_since)
-             VALUES (?1, ?2, ?3, ?4, ?5)
+            "INSERT INTO groups (tenant_key, group_key, group_id, display_name, licensed_since,
+                 membership_rule, membership_rule_state)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (tenant_key, group_id) DO UPDATE SET
-                 display_name = excluded.display_name, licensed_since = excluded.licensed_since
+                 display_name = excluded.display_name, licensed_since = excluded.licensed_since,
+                 membership_rule = excluded.membership_rule,
+                 membership_rule_state = excluded.membership_rule_state
              RETURNING group_key",
         )?;
         let mut delete_licenses = statement(
@@ -675,6 +678,7 @@ impl WriteTransaction for SqliteWrite<'_> {
         for group in groups {
             let action = format!("upserting group {}", group.id);
             let proposed = scope.counters.next_group_key;
+            let (rule, rule_state) = codec::rule_columns(group);
             let group_key: i64 = upsert
                 .query_row(
                     params![
@@ -683,6 +687,8 @@ impl WriteTransaction for SqliteWrite<'_> {
                         blob_of(&group.id),
                         group.display_name,
                         logical_time_column(group.licensed_since, "a group's licensed_since")?,
+                        rule,
+                        rule_state,
                     ],
                     |row| row.get(0),
                 )
@@ -734,13 +740,13 @@ impl WriteTransaction for SqliteWrite<'_> {
             &self.transaction,
             ACTION,
             "INSERT INTO users (tenant_key, user_key, user_id, user_principal_name, display_name,
-                 usage_location, proxy_addresses, account_enabled)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 usage_location, proxy_addresses, account_enabled, attributes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT (tenant_key, user_id) DO UPDATE SET
                  user_principal_name = excluded.user_principal_name,
                  display_name = excluded.display_name, usage_location = excluded.usage_location,
                  proxy_addresses = excluded.proxy_addresses,
-                 account_enabled = excluded.account_enabled
+                 account_enabled = excluded.account_enabled, attributes = excluded.attributes
              RETURNING user_key",
         )?;
         let mut delete_direct = statement(
@@ -782,6 +788,7 @@ impl WriteTransaction for SqliteWrite<'_> {
                         user.usage_location.as_ref().map(|code| code.as_str()),
                         codec::join_proxy_addresses(&user.proxy_addresses),
                         user.account_enabled,
+                        codec::join_user_attributes(&user.attributes),
                     ],
                     |row| row.get(0),
                 )
@@ -894,7 +901,7 @@ impl WriteTransaction for SqliteWrite<'_> {
             &self.transaction,
             ACTION,
             "UPDATE users SET user_principal_name = ?3, display_name = ?4, usage_location = ?5,
-                 proxy_addresses = ?6, account_enabled = ?7
+                 proxy_addresses = ?6, account_enabled = ?7, attributes = ?8
              WHERE tenant_key = ?1 AND user_id = ?2",
         )?;
         for (_, user) in users {
@@ -907,6 +914,7 @@ impl WriteTransaction for SqliteWrite<'_> {
                     user.usage_location.as_ref().map(|code| code.as_str()),
                     codec::join_proxy_addresses(&user.proxy_addresses),
                     user.account_enabled,
+                    codec::join_user_attributes(&user.attributes),
                 ])
                 .map_err(StoreError::sqlite(ACTION))?;
         }

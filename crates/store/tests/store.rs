@@ -15,7 +15,7 @@ use std::time::Duration;
 use licensd_engine::image::{CauseImage, TenantImage, UserImage};
 use licensd_engine::{
     AssignedLicense, AssignmentSource, CapabilityStatus, Command, CommandOutcome, CountryCode, Engine,
-    NewUser, ProxyAddress, TenantSettings, Timestamp, UserChanges, Uuid,
+    NewUser, ProxyAddress, RuleProcessingState, TenantSettings, Timestamp, UserAttribute, UserChanges, Uuid,
 };
 use licensd_fixtures::seed_world::{SeedSeats, SeedWorld, EMS_E3, OFFICE_365_E1, OFFICE_365_E3};
 use licensd_store::{
@@ -48,6 +48,8 @@ on_both_backends!(
     several_batches_share_one_transaction_all_or_nothing,
     merged_batches_write_what_their_commands_wrote,
     nested_groups_and_transitive_licensing_round_trip,
+    user_attributes_round_trip_set_changed_and_cleared,
+    dynamic_groups_round_trip_with_their_rules_and_memberships,
 );
 
 // ----- helpers --------------------------------------------------------------------------------
@@ -104,6 +106,7 @@ fn plain_user(id: Uuid, name: &str) -> UserImage {
         usage_location: None,
         proxy_addresses: vec![ProxyAddress::parse(&format!("SMTP:{name}@contoso.com")).expect("address")],
         account_enabled: true,
+        attributes: Default::default(),
         direct_licenses: Vec::new(),
         memberships: Vec::new(),
         states: Vec::new(),
@@ -1953,4 +1956,131 @@ fn nested_groups_and_transitive_licensing_round_trip(database: TestDatabase) {
     );
     let (loaded, _) = store.load_tenant(tenant_id).expect("load");
     assert!(!loaded.settings.transitive_licensing);
+/// A user's directory attributes (quotes, non-ASCII and extension attributes included) are
+/// written on creation, changed and cleared one by one, and read back equal by a full load and
+/// by the start-up path (`apply_and_write` compares the store with the engine after each write).
+fn user_attributes_round_trip_set_changed_and_cleared(database: TestDatabase) {
+    let mut world = SeedWorld::new(SeedSeats::default()).expect("seed world");
+    let mut store = database.open();
+    let mut version = store_engine(&mut store, &world.engine);
+    let user_id = Uuid::from_u128(0xa77);
+    let mut new_user = NewUser::new(user_id, "attributes@contoso.com");
+    new_user.attributes = [
+        (UserAttribute::DEPARTMENT, "Sales \"EMEA\"".to_string()),
+        (UserAttribute::COMPANY_NAME, "Contoso Ltd. — Zürich".to_string()),
+        (UserAttribute::extension(15).expect("15"), "x{1}".to_string()),
+    ]
+    .into();
+    apply_and_write(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::CreateUser(new_user),
+    );
+    let changes = UserChanges {
+        attributes: [
+            (UserAttribute::DEPARTMENT, Some("Marketing".to_string())),
+            (UserAttribute::COMPANY_NAME, None),
+            (UserAttribute::JOB_TITLE, Some("Engineer".to_string())),
+        ]
+        .into(),
+        ..UserChanges::default()
+    };
+    apply_and_write(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::UpdateUser { user_id, changes },
+    );
+    let (image, _) = store
+        .load_tenant(world.engine.settings().tenant_id)
+        .expect("load");
+    let user = image.users.iter().find(|user| user.id == user_id).expect("user");
+    assert_eq!(
+        user.attributes,
+        [
+            (UserAttribute::DEPARTMENT, "Marketing".to_string()),
+            (UserAttribute::JOB_TITLE, "Engineer".to_string()),
+            (UserAttribute::extension(15).expect("15"), "x{1}".to_string()),
+        ]
+        .into()
+    );
+}
+
+/// A dynamic group's rule and processing state are stored with the group, the memberships its
+/// rule makes and unmakes with the users, and a reload (full and start-up path) gives the same
+/// engine, which keeps applying the rule (`apply_and_write` compares after each write).
+fn dynamic_groups_round_trip_with_their_rules_and_memberships(database: TestDatabase) {
+    let mut world = SeedWorld::new(SeedSeats::default()).expect("seed world");
+    let mut store = database.open();
+    let mut version = store_engine(&mut store, &world.engine);
+    let sales = world.next_id();
+    apply_and_write(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::CreateGroup {
+            group_id: sales,
+            display_name: "Sales (dynamic)".to_string(),
+        },
+    );
+    let mut users = Vec::new();
+    for (index, department) in ["Sales", "Finance", "sales"].iter().enumerate() {
+        let user_id = world.next_id();
+        let mut user = NewUser::new(user_id, &format!("dynamic{index}@contoso.com"));
+        user.attributes
+            .insert(UserAttribute::DEPARTMENT, department.to_string());
+        apply_and_write(&mut world, &mut store, &mut version, Command::CreateUser(user));
+        users.push(user_id);
+    }
+    let rule = r#"user.department -eq "Sales" -or user.proxyAddresses -any (_ -contains "x'y")"#;
+    apply_and_write(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::SetMembershipRule {
+            group_id: sales,
+            rule: Some(rule.to_string()),
+            processing_state: RuleProcessingState::On,
+        },
+    );
+    let mut expected = vec![users[0], users[2]];
+    expected.sort();
+    let mut members = world.engine.group_members(sales).expect("members");
+    members.sort();
+    assert_eq!(members, expected);
+    // An attribute change moves a user in; the write carries the new membership.
+    apply_and_write(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::UpdateUser {
+            user_id: users[1],
+            changes: UserChanges {
+                attributes: [(UserAttribute::DEPARTMENT, Some("SALES".to_string()))].into(),
+                ..UserChanges::default()
+            },
+        },
+    );
+    apply_and_write(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::SetMembershipRule {
+            group_id: sales,
+            rule: Some(rule.to_string()),
+            processing_state: RuleProcessingState::Paused,
+        },
+    );
+    let (image, _) = store
+        .load_tenant(world.engine.settings().tenant_id)
+        .expect("load");
+    let restored = Engine::from_image(image).expect("restored");
+    let dynamic = restored
+        .dynamic_membership(sales)
+        .expect("group")
+        .expect("dynamic");
+    assert_eq!(dynamic.rule.text(), rule);
+    assert_eq!(dynamic.processing_state, RuleProcessingState::Paused);
+    assert_eq!(restored.group_members(sales).expect("members").len(), 3);
 }

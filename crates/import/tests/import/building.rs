@@ -321,3 +321,47 @@ fn a_missing_member_list_is_taken_from_the_recorded_states() -> anyhow::Result<(
     );
     Ok(())
 }
+
+/// Directory attributes of an export (selected properties and `onPremisesExtensionAttributes`)
+/// are loaded; a value over Graph's limit is left out rather than losing the user.
+#[test]
+fn directory_attributes_are_imported() -> anyhow::Result<()> {
+    let directory = tempfile::tempdir()?;
+    copy_directory(&fixture("contoso"), directory.path())?;
+    let path = directory.path().join("users.json");
+    let mut users: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+    let alice = &mut users["value"][0];
+    alice["department"] = serde_json::json!("Sales");
+    alice["companyName"] = serde_json::json!("Contoso Ltd");
+    alice["employeeId"] = serde_json::json!("12345678901234567");
+    alice["onPremisesExtensionAttributes"] =
+        serde_json::json!({"extensionAttribute1": "cost-center-7", "extensionAttribute2": null});
+    std::fs::write(&path, serde_json::to_string(&users)?)?;
+    let (_, import) = import(directory.path())?;
+    let alice = contoso_user(1);
+    let view = import.engine.user_view(alice)?;
+    let attribute =
+        |attribute: licensd_engine::UserAttribute| view.attributes.get(&attribute).map(String::as_str);
+    assert_eq!(
+        attribute(licensd_engine::UserAttribute::DEPARTMENT),
+        Some("Sales")
+    );
+    assert_eq!(
+        attribute(licensd_engine::UserAttribute::COMPANY_NAME),
+        Some("Contoso Ltd")
+    );
+    assert_eq!(
+        attribute(licensd_engine::UserAttribute::EMPLOYEE_ID),
+        None,
+        "over 16 characters"
+    );
+    assert_eq!(
+        attribute(licensd_engine::UserAttribute::extension(1).expect("1")),
+        Some("cost-center-7")
+    );
+    assert_eq!(
+        attribute(licensd_engine::UserAttribute::extension(2).expect("2")),
+        None
+    );
+    Ok(())
+}

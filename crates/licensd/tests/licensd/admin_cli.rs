@@ -890,4 +890,51 @@ fn group_add_member_nests_a_group_refuses_a_cycle_and_remove_member_takes_it_out
     server
         .run(&["group", "add-member", "Analytics pilot"])
         .assert_exit(2);
+fn group_create_with_a_rule_and_preview_rule() {
+    let server = DemoServer::start();
+    let created = server.text(&[
+        "group",
+        "create",
+        "Dynamic pilot",
+        "--rule",
+        "user.userPrincipalName -startsWith \"user00\"",
+    ]);
+    assert!(created.contains("Created group Dynamic pilot"), "{created}");
+    assert!(
+        created.contains("Rule (On): user.userPrincipalName -startsWith \"user00\""),
+        "{created}"
+    );
+    let shown = server.json(&["group", "show", "Dynamic pilot"]);
+    let members = shown["memberCount"].as_u64().expect("count");
+    assert!(members > 0, "{shown:#}");
+    assert_eq!(
+        shown["group"]["groupTypes"],
+        serde_json::json!(["DynamicMembership"])
+    );
+
+    // Previewing another rule: every member would leave, as many join; nothing is saved.
+    let preview = server.json(&[
+        "group",
+        "preview-rule",
+        "Dynamic pilot",
+        "--rule",
+        "user.userPrincipalName -startsWith \"user01\"",
+    ]);
+    assert_eq!(preview["membershipChanges"][0]["left"], members, "{preview:#}");
+    let text = server.text(&[
+        "group",
+        "preview-rule",
+        "Dynamic pilot",
+        "--rule",
+        "user.userPrincipalName -startsWith \"user00\"",
+        "--paused",
+    ]);
+    assert!(text.contains("No member would join or leave."), "{text}");
+    let again = server.json(&["group", "show", "Dynamic pilot"]);
+    assert_eq!(again["memberCount"], members);
+
+    // An invalid rule is refused (exit 1) with its position.
+    let refused = server.run(&["group", "create", "Broken", "--rule", "user.department -eq"]);
+    refused.assert_exit(1);
+    assert!(refused.stderr.contains("character"), "{}", refused.stderr);
 }

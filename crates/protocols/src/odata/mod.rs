@@ -80,6 +80,17 @@ impl Property {
         }
     }
 
+    /// Returned only when named in `$select`; filterable (Graph's `department`, `city`, ...).
+    pub const fn on_request(name: &'static str, kind: PropertyKind) -> Property {
+        Property {
+            name,
+            kind,
+            filterable: true,
+            selectable: true,
+            default: false,
+        }
+    }
+
     /// Returned only when named in `$select`; never filterable.
     pub const fn select_only(name: &'static str) -> Property {
         Property {
@@ -133,6 +144,17 @@ pub static USER_SCHEMA: EntitySchema = EntitySchema {
         Property::standard("usageLocation", PropertyKind::Text),
         Property::standard("proxyAddresses", PropertyKind::TextCollection),
         Property::standard("assignedLicenses", PropertyKind::LicenseCollection),
+        Property::standard("jobTitle", PropertyKind::Text),
+        Property::standard("officeLocation", PropertyKind::Text),
+        Property::on_request("department", PropertyKind::Text),
+        Property::on_request("companyName", PropertyKind::Text),
+        Property::on_request("city", PropertyKind::Text),
+        Property::on_request("state", PropertyKind::Text),
+        Property::on_request("country", PropertyKind::Text),
+        Property::on_request("employeeId", PropertyKind::Text),
+        Property::on_request("employeeType", PropertyKind::Text),
+        Property::on_request("userType", PropertyKind::Text),
+        Property::select_only("onPremisesExtensionAttributes"),
         Property::select_only("assignedPlans"),
         Property::select_only("licenseAssignmentStates"),
     ],
@@ -150,6 +172,8 @@ pub static GROUP_SCHEMA: EntitySchema = EntitySchema {
         Property::standard("groupTypes", PropertyKind::TextCollection),
         Property::standard("assignedLicenses", PropertyKind::LicenseCollection),
         Property::standard("licenseProcessingState", PropertyKind::Complex),
+        Property::standard("membershipRule", PropertyKind::Text),
+        Property::standard("membershipRuleProcessingState", PropertyKind::Text),
         Property::filter_only("hasMembersWithLicenseErrors", PropertyKind::Boolean),
     ],
 };

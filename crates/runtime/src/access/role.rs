@@ -60,7 +60,8 @@ impl CommandKind {
                     && changes.user_principal_name.is_none()
                     && changes.display_name.is_none()
                     && changes.proxy_addresses.is_none()
-                    && changes.account_enabled.is_none() =>
+                    && changes.account_enabled.is_none()
+                    && changes.attributes.is_empty() =>
             {
                 CommandKind::UsageLocation
             }
@@ -74,7 +75,8 @@ impl CommandKind {
             | Command::RemoveGroupMember { .. }
             | Command::AddGroupMemberGroup { .. }
             | Command::RemoveGroupMemberGroup { .. }
-            | Command::SetDirectoryAttributes { .. } => CommandKind::Directory,
+            | Command::SetDirectoryAttributes { .. }
+            | Command::SetMembershipRule { .. } => CommandKind::Directory,
             Command::AssignUserLicenses { .. }
             | Command::AssignGroupLicenses { .. }
             | Command::ReprocessUser { .. }

@@ -7,8 +7,8 @@ use axum::Json;
 use licensd_api_types::admin::ServicePlan;
 use licensd_api_types::diagnosis::{
     CauseGroup, Change, Fix, GroupDiagnosis, GroupPrediction, InvolvedAssignment, InvolvedUser, Involvement,
-    PredictedError, PredictedLicenseState, Problem, RequeueReason, SeatFigures, SelfHealing, SkuPrediction,
-    UserDiagnosis, UserPrediction, WhatIfResponse,
+    MembershipChangePrediction, PredictedError, PredictedLicenseState, Problem, RequeueReason, SeatFigures,
+    SelfHealing, SkuPrediction, UserDiagnosis, UserPrediction, WhatIfResponse,
 };
 use licensd_api_types::graph::AssignedLicense as WireLicense;
 use licensd_api_types::{ErrorCode, ErrorResponse};
@@ -16,7 +16,7 @@ use licensd_engine::diagnosis as engine_diagnosis;
 use licensd_engine::whatif as engine_whatif;
 use licensd_engine::{
     AssignedLicense, Command, CountryCode, DiagnosisOptions, Engine, LicenseAssignmentState, PlanName,
-    ProxyAddress, UserChanges, Uuid, WhatIfError, WhatIfOptions,
+    ProxyAddress, RuleProcessingState, UserChanges, Uuid, WhatIfError, WhatIfOptions,
 };
 
 use crate::api::{resolve_user, ApiError, PathParameters, Tenant};
@@ -123,6 +123,23 @@ pub fn command_of(change: &Change) -> Result<Command, ApiError> {
             member_group_id: *member_group_id,
         },
         Change::SetTransitiveLicensing { enabled } => Command::SetTransitiveLicensing { enabled: *enabled },
+        Change::SetMembershipRule {
+            group_id,
+            membership_rule,
+            membership_rule_processing_state,
+        } => Command::SetMembershipRule {
+            group_id: *group_id,
+            rule: membership_rule.clone(),
+            processing_state: match membership_rule_processing_state.as_deref() {
+                None => RuleProcessingState::On,
+                Some(text) => RuleProcessingState::parse(text).ok_or_else(|| {
+                    ApiError::from(licensd_engine::CommandError::InvalidValue {
+                        field: "membershipRuleProcessingState",
+                        reason: format!("'{text}' is neither On nor Paused"),
+                    })
+                })?,
+            },
+        },
     })
 }
 
@@ -216,6 +233,15 @@ pub fn change_of(command: &Command) -> Result<Change, ApiError> {
             member_group_id: *member_group_id,
         },
         Command::SetTransitiveLicensing { enabled } => Change::SetTransitiveLicensing { enabled: *enabled },
+        Command::SetMembershipRule {
+            group_id,
+            rule,
+            processing_state,
+        } => Change::SetMembershipRule {
+            group_id: *group_id,
+            membership_rule: rule.clone(),
+            membership_rule_processing_state: Some(processing_state.as_str().to_string()),
+        },
         other => {
             return Err(ApiError::internal(format!(
                 "a proposed change uses the command {}, which has no wire form",
@@ -330,6 +356,18 @@ pub fn wire_what_if(report: &engine_whatif::WhatIfReport) -> WhatIfResponse {
                 users_in_error_after: group.users_in_error_after as u64,
                 fixed_users: group.fixed_users as u64,
                 newly_broken_users: group.newly_broken_users as u64,
+            })
+            .collect(),
+        membership_changes: report
+            .memberships
+            .iter()
+            .map(|change| MembershipChangePrediction {
+                group_id: change.group_id,
+                display_name: change.display_name.clone(),
+                joined: change.joined as u64,
+                left: change.left as u64,
+                joined_users: change.joined_users.clone(),
+                left_users: change.left_users.clone(),
             })
             .collect(),
     }

@@ -120,7 +120,9 @@ impl From<CommandError> for ApiError {
             | CommandError::InvalidUsageLocation { .. }
             | CommandError::InvalidProxyAddress { .. }
             | CommandError::InvalidUserPrincipalName { .. }
-            | CommandError::InvalidValue { .. } => ErrorCode::InvalidValue,
+            | CommandError::InvalidValue { .. }
+            | CommandError::InvalidMembershipRule { .. }
+            | CommandError::DynamicMembershipGroup { .. } => ErrorCode::InvalidValue,
             CommandError::InvalidPlanRule { .. } => ErrorCode::InvalidPlanRule,
             CommandError::AlreadyMember { .. } => return ApiError::of(ErrorCode::AlreadyMember),
             CommandError::NotAMember { .. } => ErrorCode::NotAMember,

@@ -8,7 +8,7 @@ use licensd_api_types::graph as wire;
 use licensd_api_types::time::format_date_time;
 use licensd_engine::{
     AppliesTo, AssignedLicense, CapabilityStatus, Engine, LicenseAssignmentState, SkuUsage, Timestamp,
-    UserView, Uuid,
+    UserAttribute, UserView, Uuid,
 };
 use serde_json::Value;
 
@@ -129,11 +129,30 @@ fn assigned_plans(states: &[LicenseAssignmentState], products: &ProductIndex) ->
 }
 
 /// The primary SMTP address of a user, Graph's `mail`.
+/// `mail`: the attribute when it is set, else the primary SMTP address.
 fn mail_of(view: &UserView) -> Option<String> {
+    if let Some(mail) = view.attributes.get(&UserAttribute::MAIL) {
+        return Some(mail.clone());
+    }
     view.proxy_addresses
         .iter()
         .find(|address| address.is_primary_smtp())
         .map(|address| address.as_str()["SMTP:".len()..].to_string())
+}
+
+/// A top-level directory attribute of a user, by Graph name.
+fn attribute_of(view: &UserView, name: &str) -> Option<String> {
+    UserAttribute::from_name(name).and_then(|attribute| view.attributes.get(&attribute).cloned())
+}
+
+/// `onPremisesExtensionAttributes` of a user.
+fn extension_attributes_of(view: &UserView) -> wire::OnPremisesExtensionAttributes {
+    let values: Vec<(u8, String)> = view
+        .attributes
+        .iter()
+        .filter_map(|(attribute, value)| Some((attribute.extension_number()?, value.clone())))
+        .collect();
+    wire::OnPremisesExtensionAttributes::from_values(&values)
 }
 
 /// A user as Graph shows it, reduced to the selected properties.
@@ -180,6 +199,17 @@ pub fn user_json(
             .map(|a| a.as_str().to_string())
             .collect(),
         assigned_licenses,
+        department: attribute_of(&view, "department"),
+        job_title: attribute_of(&view, "jobTitle"),
+        company_name: attribute_of(&view, "companyName"),
+        office_location: attribute_of(&view, "officeLocation"),
+        city: attribute_of(&view, "city"),
+        state: attribute_of(&view, "state"),
+        country: attribute_of(&view, "country"),
+        employee_id: attribute_of(&view, "employeeId"),
+        employee_type: attribute_of(&view, "employeeType"),
+        user_type: attribute_of(&view, "userType"),
+        on_premises_extension_attributes: extension_attributes_of(&view),
         assigned_plans: plans,
         license_assignment_states: states.iter().map(wire_state).collect(),
     };
@@ -195,13 +225,17 @@ pub fn group_json(
     as_directory_object: bool,
 ) -> Result<Value, ApiError> {
     let view = engine.group_view(group_id)?;
+    let dynamic = engine.dynamic_membership(group_id)?;
     let group = wire::Group {
         odata_type: as_directory_object.then(|| GROUP_TYPE.to_string()),
         id: view.id,
         display_name: view.display_name,
         mail_enabled: false,
         security_enabled: true,
-        group_types: Vec::new(),
+        group_types: group_types(dynamic.is_some()),
+        membership_rule: dynamic.map(|dynamic| dynamic.rule.text().to_string()),
+        membership_rule_processing_state: dynamic
+            .map(|dynamic| dynamic.processing_state.as_str().to_string()),
         assigned_licenses: view.assigned_licenses.iter().map(wire_license).collect(),
         license_processing_state: wire::LicenseProcessingState {
             state: view.license_processing_state.as_str().to_string(),
@@ -370,14 +404,28 @@ impl FilterSubject for UserSubject<'_> {
                     .map(|license| license.sku_id)
                     .collect(),
             ),
+            name if UserAttribute::from_name(name).is_some() => {
+                PropertyValue::Text(attribute_of(&self.view, name))
+            }
             _ => PropertyValue::Text(None),
         }
+    }
+}
+
+/// Graph's `groupTypes` of a group.
+fn group_types(dynamic: bool) -> Vec<String> {
+    if dynamic {
+        vec!["DynamicMembership".to_string()]
+    } else {
+        Vec::new()
     }
 }
 
 /// A group as `$filter` sees it.
 pub struct GroupSubject {
     pub view: licensd_engine::GroupView,
+    /// Its rule and processing state when it is a dynamic membership group.
+    pub dynamic: Option<(String, &'static str)>,
 }
 
 impl FilterSubject for GroupSubject {
@@ -387,7 +435,11 @@ impl FilterSubject for GroupSubject {
             "displayName" => PropertyValue::Text(Some(self.view.display_name.clone())),
             "mailEnabled" => PropertyValue::Boolean(false),
             "securityEnabled" => PropertyValue::Boolean(true),
-            "groupTypes" => PropertyValue::Texts(Vec::new()),
+            "groupTypes" => PropertyValue::Texts(group_types(self.dynamic.is_some())),
+            "membershipRule" => PropertyValue::Text(self.dynamic.as_ref().map(|(rule, _)| rule.clone())),
+            "membershipRuleProcessingState" => {
+                PropertyValue::Text(self.dynamic.as_ref().map(|(_, state)| state.to_string()))
+            }
             "assignedLicenses" => PropertyValue::Licenses(
                 self.view
                     .assigned_licenses

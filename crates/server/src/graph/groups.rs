@@ -10,7 +10,7 @@ use licensd_api_types::graph::{
     GroupCollectionResponse, ReferenceRequest, UpdateGroupRequest, User, UserCollectionResponse,
 };
 use licensd_api_types::{ErrorCode, ErrorResponse};
-use licensd_engine::{Command, Engine, Uuid};
+use licensd_engine::{Command, CommandError, Engine, MembershipRule, RuleProcessingState, Uuid};
 use serde_json::Value;
 
 use super::convert::{self, GroupSubject, UserSubject};
@@ -22,6 +22,49 @@ use crate::api::{parse_object_id, ApiError, JsonBody, PathParameters, Tenant};
 use crate::odata::{
     with_context, ODataRequest, QueryOptions, Selection, Supported, GROUP_SCHEMA, USER_SCHEMA,
 };
+
+/// Whether `groupTypes` asks for a dynamic membership group (`[]` or `["DynamicMembership"]`).
+fn is_dynamic(group_types: &[String]) -> Result<bool, ApiError> {
+    match group_types {
+        [] => Ok(false),
+        [only] if only.eq_ignore_ascii_case("DynamicMembership") => Ok(true),
+        [first, ..] => {
+            let unsupported = group_types
+                .iter()
+                .find(|group_type| !group_type.eq_ignore_ascii_case("DynamicMembership"))
+                .unwrap_or(first);
+            Err(ApiError::new(
+                ErrorCode::NotSupported,
+                format!(
+                    "Group type '{unsupported}' is not supported: licensd models security groups, with assigned members (groupTypes []) or dynamic ([\"DynamicMembership\"])."
+                ),
+            ))
+        }
+    }
+}
+
+fn parse_processing_state(text: &str) -> Result<RuleProcessingState, ApiError> {
+    RuleProcessingState::parse(text).ok_or_else(|| {
+        invalid(
+            "membershipRuleProcessingState",
+            &format!("'{text}' is neither On nor Paused"),
+        )
+    })
+}
+
+fn invalid(field: &'static str, reason: &str) -> ApiError {
+    ApiError::from(CommandError::InvalidValue {
+        field,
+        reason: reason.to_string(),
+    })
+}
+
+fn rule_error(error: licensd_engine::RuleError) -> ApiError {
+    ApiError::from(CommandError::InvalidMembershipRule {
+        position: error.position,
+        message: error.message,
+    })
+}
 
 /// Parses a group id from the address and checks that the group exists.
 fn existing_group(engine: &Engine, group_id: Uuid) -> Result<Uuid, ApiError> {
@@ -57,6 +100,9 @@ pub fn matching_groups(
     options.arrange(candidates, |group_id| {
         Ok(GroupSubject {
             view: engine.group_view(group_id)?,
+            dynamic: engine
+                .dynamic_membership(group_id)?
+                .map(|dynamic| (dynamic.rule.text().to_string(), dynamic.processing_state.as_str())),
         })
     })
 }
@@ -243,12 +289,33 @@ pub async fn create_group(
             "licensd models security groups only (securityEnabled true, mailEnabled false), the groups Entra ID licenses.",
         ));
     }
-    if let Some(group_type) = body.group_types.as_ref().and_then(|types| types.first()) {
-        return Err(ApiError::new(
-            ErrorCode::NotSupported,
-            format!("Group type '{group_type}' is not supported: licensd models static security groups (groupTypes [])."),
-        ));
-    }
+    let dynamic = is_dynamic(body.group_types.as_deref().unwrap_or_default())?;
+    let processing_state = body
+        .membership_rule_processing_state
+        .as_deref()
+        .map(parse_processing_state)
+        .transpose()?
+        .unwrap_or_default();
+    let rule = match (dynamic, body.membership_rule) {
+        (true, Some(rule)) => {
+            // Checked before the group exists, so a bad rule creates nothing.
+            MembershipRule::parse(&rule).map_err(rule_error)?;
+            Some(rule)
+        }
+        (true, None) => {
+            return Err(invalid(
+                "membershipRule",
+                "a DynamicMembership group needs a membershipRule",
+            ))
+        }
+        (false, Some(_)) => {
+            return Err(invalid(
+                "membershipRule",
+                "a membershipRule needs groupTypes [\"DynamicMembership\"]",
+            ))
+        }
+        (false, None) => None,
+    };
     let group_id = Uuid::new_v4();
     tenant
         .execute(Command::CreateGroup {
@@ -256,6 +323,20 @@ pub async fn create_group(
             display_name: body.display_name,
         })
         .await?;
+    if let Some(rule) = rule {
+        let set = tenant
+            .execute(Command::SetMembershipRule {
+                group_id,
+                rule: Some(rule),
+                processing_state,
+            })
+            .await;
+        if let Err(error) = set {
+            // The rule names groups that do not exist or a cycle: the group goes again.
+            tenant.execute(Command::DeleteGroup { group_id }).await?;
+            return Err(error);
+        }
+    }
     let location = format!("{}/v1.0/groups/{group_id}", request.origin);
     let group = tenant
         .read(move |engine| group_entity(engine, &request, group_id))
@@ -308,6 +389,50 @@ pub async fn update_group(
     JsonBody(body): JsonBody<UpdateGroupRequest>,
 ) -> Result<StatusCode, ApiError> {
     let group_id = parse_object_id(&id)?;
+    if body.group_types.is_some()
+        || body.membership_rule.is_some()
+        || body.membership_rule_processing_state.is_some()
+    {
+        let current = tenant
+            .read(move |engine| {
+                Ok(engine
+                    .dynamic_membership(group_id)?
+                    .map(|dynamic| (dynamic.rule.text().to_string(), dynamic.processing_state)))
+            })
+            .await?;
+        let dynamic = match &body.group_types {
+            Some(types) => is_dynamic(types)?,
+            None => current.is_some(),
+        };
+        let processing_state = match body.membership_rule_processing_state.as_deref() {
+            Some(text) => parse_processing_state(text)?,
+            None => current.as_ref().map(|(_, state)| *state).unwrap_or_default(),
+        };
+        let rule = match (dynamic, body.membership_rule, current) {
+            (true, Some(rule), _) => Some(rule),
+            (true, None, Some((rule, _))) => Some(rule),
+            (true, None, None) => {
+                return Err(invalid(
+                    "membershipRule",
+                    "a DynamicMembership group needs a membershipRule",
+                ))
+            }
+            (false, Some(_), _) => {
+                return Err(invalid(
+                    "membershipRule",
+                    "a membershipRule needs groupTypes [\"DynamicMembership\"]",
+                ))
+            }
+            (false, None, _) => None,
+        };
+        tenant
+            .execute(Command::SetMembershipRule {
+                group_id,
+                rule,
+                processing_state,
+            })
+            .await?;
+    }
     match body.display_name {
         Some(display_name) => {
             tenant

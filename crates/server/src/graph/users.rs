@@ -12,7 +12,8 @@ use licensd_api_types::graph::{
 };
 use licensd_api_types::{ErrorCode, ErrorResponse};
 use licensd_engine::{
-    AssignedLicense, Command, CommandError, CountryCode, Engine, NewUser, ProxyAddress, UserChanges, Uuid,
+    AssignedLicense, Command, CommandError, CountryCode, Engine, NewUser, ProxyAddress, UserAttribute,
+    UserAttributeChanges, UserChanges, Uuid,
 };
 use serde_json::Value;
 
@@ -42,6 +43,35 @@ fn parse_proxy_addresses(addresses: &[String]) -> Result<Vec<ProxyAddress>, ApiE
         .iter()
         .map(|address| ProxyAddress::parse(address).map_err(ApiError::from))
         .collect()
+}
+
+/// The directory attributes a create or update body sets (`Some`) or clears (`None`, also for
+/// an empty string), checked by the engine.
+fn attribute_changes(
+    top_level: Vec<(&'static str, Option<&str>)>,
+    extensions: Option<&licensd_api_types::graph::OnPremisesExtensionAttributes>,
+) -> UserAttributeChanges {
+    let mut changes = UserAttributeChanges::new();
+    for (name, value) in top_level {
+        if let Some(attribute) = UserAttribute::from_name(name) {
+            changes.insert(
+                attribute,
+                value.filter(|text| !text.is_empty()).map(str::to_string),
+            );
+        }
+    }
+    for (number, value) in extensions
+        .map(|extensions| extensions.present())
+        .unwrap_or_default()
+    {
+        if let Some(attribute) = UserAttribute::extension(number) {
+            changes.insert(
+                attribute,
+                value.filter(|text| !text.is_empty()).map(str::to_string),
+            );
+        }
+    }
+    changes
 }
 
 fn require_display_name(display_name: &str) -> Result<(), ApiError> {
@@ -139,6 +169,13 @@ pub async fn create_user(
         .map(parse_usage_location)
         .transpose()?;
     let proxy_addresses = parse_proxy_addresses(body.proxy_addresses.as_deref().unwrap_or_default())?;
+    let attributes = attribute_changes(
+        body.directory_attributes(),
+        body.on_premises_extension_attributes.as_ref(),
+    )
+    .into_iter()
+    .filter_map(|(attribute, value)| Some((attribute, value?)))
+    .collect();
     let user_id = Uuid::new_v4();
     tenant
         .execute(Command::CreateUser(NewUser {
@@ -148,6 +185,7 @@ pub async fn create_user(
             usage_location,
             proxy_addresses,
             account_enabled: body.account_enabled.unwrap_or(true),
+            attributes,
         }))
         .await?;
     let location = format!("{}/v1.0/users/{user_id}", request.origin);
@@ -213,6 +251,10 @@ pub async fn update_user(
         .as_deref()
         .map(parse_proxy_addresses)
         .transpose()?;
+    let attributes = attribute_changes(
+        body.directory_attributes(),
+        body.on_premises_extension_attributes.as_ref(),
+    );
     let user_id = tenant.read(move |engine| resolve_user(engine, &id)).await?;
     tenant
         .execute(Command::UpdateUser {
@@ -223,6 +265,7 @@ pub async fn update_user(
                 usage_location,
                 proxy_addresses,
                 account_enabled: body.account_enabled,
+                attributes,
             },
         })
         .await?;

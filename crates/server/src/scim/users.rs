@@ -2,13 +2,19 @@
 //! without `@` becomes `name@scim.invalid` and reads back as given), `displayName`, `active` ↔
 //! account enabled, `emails` ↔ SMTP proxy addresses (primary `SMTP:`, others `smtp:`; other proxy
 //! addresses are kept), usage location from the licensing extension's `usageLocation` or else the
-//! work address's `country`; licenses read-only in the licensing extension. Every other attribute
-//! (`externalId`, `name`, the enterprise extension…) is kept as the user's directory attributes.
+//! work address's `country`; licenses read-only in the licensing extension; `title` ↔ jobTitle,
+//! `userType`, and the enterprise extension's `department`, `employeeNumber` ↔ employeeId and
+//! `organization` ↔ companyName are the user's directory attributes (what Graph shows and
+//! dynamic membership rules read). Every other attribute (`externalId`, `name`, …) is kept as
+//! given.
 
 use axum::extract::RawQuery;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use licensd_engine::{Command, CountryCode, Engine, NewUser, ProxyAddress, UserChanges, UserView, Uuid};
+use licensd_engine::{
+    Command, CountryCode, Engine, NewUser, ProxyAddress, UserAttribute, UserAttributeValues, UserChanges,
+    UserView, Uuid,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -127,6 +133,75 @@ fn emails_of(view: &UserView, stored: &StoredUser) -> Vec<Value> {
         .collect()
 }
 
+/// Core SCIM attributes that are licensd directory attributes.
+const CORE_ATTRIBUTES: [(&str, UserAttribute); 2] = [
+    ("title", UserAttribute::JOB_TITLE),
+    ("userType", UserAttribute::USER_TYPE),
+];
+
+/// Enterprise extension attributes that are licensd directory attributes.
+const ENTERPRISE_ATTRIBUTES: [(&str, UserAttribute); 3] = [
+    ("department", UserAttribute::DEPARTMENT),
+    ("employeeNumber", UserAttribute::EMPLOYEE_ID),
+    ("organization", UserAttribute::COMPANY_NAME),
+];
+
+/// The directory attributes a SCIM document gives (an empty string is no value).
+fn mapped_attributes(document: &Map<String, Value>) -> UserAttributeValues {
+    let mut values = UserAttributeValues::new();
+    let text = |value: Option<&Value>| {
+        value
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|text| !text.is_empty())
+            .map(str::to_string)
+    };
+    for (name, attribute) in CORE_ATTRIBUTES {
+        if let Some(value) = text(document.get(name)) {
+            values.insert(attribute, value);
+        }
+    }
+    if let Some(Value::Object(enterprise)) = document.get(ENTERPRISE_USER_SCHEMA) {
+        for (name, attribute) in ENTERPRISE_ATTRIBUTES {
+            if let Some(value) = text(enterprise.get(name)) {
+                values.insert(attribute, value);
+            }
+        }
+    }
+    values
+}
+
+/// Shows the user's directory attributes (the truth, whoever set them) in the SCIM document.
+fn show_mapped_attributes(user: &mut Map<String, Value>, view: &UserView) {
+    for (name, attribute) in CORE_ATTRIBUTES {
+        match view.attributes.get(&attribute) {
+            Some(value) => {
+                user.insert(name.into(), json!(value));
+            }
+            None => {
+                user.remove(name);
+            }
+        }
+    }
+    let mut enterprise = match user.remove(ENTERPRISE_USER_SCHEMA) {
+        Some(Value::Object(enterprise)) => enterprise,
+        _ => Map::new(),
+    };
+    for (name, attribute) in ENTERPRISE_ATTRIBUTES {
+        match view.attributes.get(&attribute) {
+            Some(value) => {
+                enterprise.insert(name.into(), json!(value));
+            }
+            None => {
+                enterprise.remove(name);
+            }
+        }
+    }
+    if !enterprise.is_empty() {
+        user.insert(ENTERPRISE_USER_SCHEMA.into(), Value::Object(enterprise));
+    }
+}
+
 /// The full SCIM representation of a user and its version.
 pub fn render(
     engine: &Engine,
@@ -143,6 +218,7 @@ pub fn render(
             user.insert(key.clone(), value.clone());
         }
     }
+    show_mapped_attributes(&mut user, &view);
     user.insert(
         "userName".into(),
         json!(user_name_of_upn(&view.user_principal_name)),
@@ -239,6 +315,8 @@ pub struct DesiredUser {
     pub account_enabled: bool,
     pub proxy_addresses: Vec<ProxyAddress>,
     pub usage_location: Option<CountryCode>,
+    /// Directory attributes the document gives (title, department, ...).
+    pub attributes: UserAttributeValues,
     pub stored: StoredUser,
 }
 
@@ -331,7 +409,9 @@ pub fn desired_user(document: &Value, kept_addresses: &[ProxyAddress]) -> Result
         })?),
         None => work_country(attributes.get("addresses")),
     };
+    let directory_attributes = mapped_attributes(&attributes);
     Ok(DesiredUser {
+        attributes: directory_attributes,
         user_principal_name,
         display_name,
         account_enabled,
@@ -483,6 +563,7 @@ pub async fn create(
             usage_location: desired.usage_location,
             proxy_addresses: desired.proxy_addresses,
             account_enabled: desired.account_enabled,
+            attributes: desired.attributes,
         }))
         .await?;
     if attributes.is_some() {
@@ -552,6 +633,12 @@ async fn update_to(
         usage_location: (desired.usage_location != view.usage_location).then_some(desired.usage_location),
         proxy_addresses: (desired.proxy_addresses != view.proxy_addresses).then_some(desired.proxy_addresses),
         account_enabled: (desired.account_enabled != view.account_enabled).then_some(desired.account_enabled),
+        attributes: CORE_ATTRIBUTES
+            .iter()
+            .chain(ENTERPRISE_ATTRIBUTES.iter())
+            .filter(|(_, attribute)| desired.attributes.get(attribute) != view.attributes.get(attribute))
+            .map(|(_, attribute)| (*attribute, desired.attributes.get(attribute).cloned()))
+            .collect(),
     };
     if changes != UserChanges::default() {
         tenant.execute(Command::UpdateUser { user_id, changes }).await?;

@@ -1,0 +1,110 @@
+//! SCIM attributes that are licensd directory attributes (`title`, `userType`, the enterprise
+//! extension's `department`, `employeeNumber`, `organization`) drive dynamic membership rules,
+//! read back through Graph, and SCIM shows what Graph changed.
+
+use serde_json::json;
+
+use crate::support::{TestDatabase, TestServer};
+use crate::{id_of, patch_op, ENTERPRISE, SCIM, USER_SCHEMA};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scim_attributes_drive_dynamic_groups_on_sqlite() {
+    let server = TestServer::start(TestDatabase::sqlite()).await;
+    scim_attributes_drive_dynamic_groups(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scim_attributes_drive_dynamic_groups_on_postgres() {
+    if let Some(database) = TestDatabase::postgres("scim_dynamic") {
+        let server = TestServer::start(database).await;
+        scim_attributes_drive_dynamic_groups(&server).await;
+        server.stop().await;
+    }
+}
+
+async fn members(server: &TestServer, group: uuid::Uuid) -> Vec<String> {
+    server
+        .get(&format!("/v1.0/groups/{group}/members?$select=id"))
+        .await
+        .expect(200)
+        .body["value"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .map(|member| member["id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+async fn scim_attributes_drive_dynamic_groups(server: &TestServer) {
+    let group = server
+        .post(
+            "/v1.0/groups",
+            json!({"displayName": "Engineering", "groupTypes": ["DynamicMembership"],
+                   "membershipRule": "user.department -eq \"Engineering\" -and user.jobTitle -startsWith \"Senior\""}),
+        )
+        .await
+        .expect(201)
+        .id();
+    let created = server
+        .post(
+            &format!("{SCIM}/Users"),
+            json!({"schemas": [USER_SCHEMA, ENTERPRISE], "userName": "dana@contoso.com",
+                   "title": "Senior engineer", "userType": "Member",
+                   ENTERPRISE: {"department": "Engineering", "employeeNumber": "701", "organization": "Contoso"}}),
+        )
+        .await
+        .expect(201);
+    let dana = id_of(&created);
+    assert_eq!(members(server, group).await, [dana.to_string()]);
+    let graph = server
+        .get(&format!(
+            "/v1.0/users/{dana}?$select=department,jobTitle,employeeId,companyName,userType"
+        ))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(graph["department"], "Engineering");
+    assert_eq!(graph["jobTitle"], "Senior engineer");
+    assert_eq!(graph["employeeId"], "701");
+    assert_eq!(graph["companyName"], "Contoso");
+    assert_eq!(graph["userType"], "Member");
+
+    // A SCIM PATCH of the department takes Dana out of the group.
+    server
+        .patch(
+            &format!("{SCIM}/Users/{dana}"),
+            patch_op(
+                json!([{"op": "replace", "path": format!("{ENTERPRISE}:department"), "value": "Sales"}]),
+            ),
+        )
+        .await
+        .expect(200);
+    assert!(members(server, group).await.is_empty());
+
+    // A Graph PATCH shows through SCIM.
+    server
+        .patch(
+            &format!("/v1.0/users/{dana}"),
+            json!({"department": "Engineering", "jobTitle": null}),
+        )
+        .await
+        .expect(204);
+    let scim = server.get(&format!("{SCIM}/Users/{dana}")).await.expect(200).body;
+    assert_eq!(scim[ENTERPRISE]["department"], "Engineering");
+    assert_eq!(scim[ENTERPRISE]["organization"], "Contoso");
+    assert!(scim.get("title").is_none(), "{scim:#}");
+    assert!(
+        members(server, group).await.is_empty(),
+        "no Senior title any more"
+    );
+
+    // A value over Graph's limit is refused.
+    let refused = server
+        .patch(
+            &format!("{SCIM}/Users/{dana}"),
+            patch_op(json!([{"op": "replace", "path": format!("{ENTERPRISE}:employeeNumber"), "value": "12345678901234567"}])),
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{:#}", refused.body);
+}
