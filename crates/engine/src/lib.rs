@@ -32,6 +32,7 @@ mod query;
 mod queue;
 pub mod self_healing;
 pub mod setup;
+pub mod spend;
 mod states;
 mod tenant_catalog;
 pub mod whatif;

@@ -16,3 +16,5 @@ mod properties;
 mod scenarios;
 #[path = "engine/self_healing.rs"]
 mod self_healing;
+#[path = "engine/spend.rs"]
+mod spend;
