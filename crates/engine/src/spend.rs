@@ -380,6 +380,107 @@ impl Engine {
     }
 }
 
+/// One product's seat counts now, as a history snapshot records them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeatCounts {
+    pub sku_id: Uuid,
+    pub purchased: u32,
+    pub consumed: u32,
+    /// Users whose own error on the product is `CountViolation`.
+    pub waiting: u32,
+    /// Users with at least one assignment of the product in error.
+    pub in_error: u32,
+}
+
+/// One point of a product's history, for the forecast.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistoryPoint {
+    pub at: Timestamp,
+    pub purchased: i64,
+    pub consumed: i64,
+    pub waiting: i64,
+}
+
+/// When a product runs out at the recent rate of growth.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Forecast {
+    /// Demand (consumed plus waiting) gained per day, least squares over the window.
+    pub growth_per_day: f64,
+    /// When the demand reaches the purchased seats of the last point; `None` when the demand
+    /// does not grow. At or before the last point when it already has.
+    pub exhaustion: Option<Timestamp>,
+    pub points_used: usize,
+}
+
+/// The forecast from the points of the last `window_days` days before the last point (in time
+/// order): the least-squares slope of demand over time, extrapolated from the last point to the
+/// last purchased seats. `None` with fewer than two points in the window.
+pub fn forecast(points: &[HistoryPoint], window_days: u32) -> Option<Forecast> {
+    let last = *points.last()?;
+    let start = last.at.0 - i64::from(window_days) * DAY_MILLISECONDS;
+    let window: Vec<&HistoryPoint> = points.iter().filter(|point| point.at.0 >= start).collect();
+    if window.len() < 2 {
+        return None;
+    }
+    let count = window.len() as f64;
+    let days = |point: &HistoryPoint| (point.at.0 - start) as f64 / DAY_MILLISECONDS as f64;
+    let demand = |point: &HistoryPoint| (point.consumed + point.waiting) as f64;
+    let mean_x = window.iter().map(|point| days(point)).sum::<f64>() / count;
+    let mean_y = window.iter().map(|point| demand(point)).sum::<f64>() / count;
+    let (mut covariance, mut variance) = (0.0, 0.0);
+    for point in &window {
+        covariance += (days(point) - mean_x) * (demand(point) - mean_y);
+        variance += (days(point) - mean_x) * (days(point) - mean_x);
+    }
+    if variance == 0.0 {
+        return None;
+    }
+    let growth_per_day = covariance / variance;
+    let remaining = (last.purchased - last.consumed - last.waiting) as f64;
+    let exhaustion = if remaining <= 0.0 {
+        Some(last.at)
+    } else if growth_per_day > 0.0 {
+        let days_left = remaining / growth_per_day;
+        Some(Timestamp(
+            last.at.0 + (days_left * DAY_MILLISECONDS as f64).ceil() as i64,
+        ))
+    } else {
+        None
+    };
+    Some(Forecast {
+        growth_per_day,
+        exhaustion,
+        points_used: window.len(),
+    })
+}
+
+impl Engine {
+    /// Every product's seat counts now, in tenant order.
+    pub fn seat_counts(&self) -> Vec<SeatCounts> {
+        let mut in_error = vec![0u32; self.catalog.skus().len()];
+        let mut seen: Vec<SkuRef> = Vec::new();
+        for user in self.states.users_with_errors() {
+            seen.clear();
+            for state in self.states.of(*user) {
+                if state.cause.is_some() && !seen.contains(&state.sku) {
+                    seen.push(state.sku);
+                    in_error[state.sku.0 as usize] += 1;
+                }
+            }
+        }
+        self.catalog
+            .skus()
+            .map(|(sku_ref, sku)| SeatCounts {
+                sku_id: sku.id,
+                purchased: sku.prepaid_units,
+                consumed: self.states.consumed_units(sku_ref),
+                waiting: self.states.waiting(sku_ref).len() as u32,
+                in_error: in_error[sku_ref.0 as usize],
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,5 +526,38 @@ mod tests {
             None,
             "no activity known: not idle"
         );
+    }
+
+    fn point(day: i64, purchased: i64, consumed: i64) -> HistoryPoint {
+        HistoryPoint {
+            at: Timestamp(day * DAY_MILLISECONDS),
+            purchased,
+            consumed,
+            waiting: 0,
+        }
+    }
+
+    #[test]
+    fn the_forecast_extrapolates_the_recent_growth() {
+        // Two seats a day for ten days; 100 purchased, 40 consumed on day 10: 30 days left.
+        let points: Vec<_> = (0..=10).map(|day| point(day, 100, 20 + 2 * day)).collect();
+        let found = forecast(&points, 30).expect("a forecast");
+        assert!((found.growth_per_day - 2.0).abs() < 1e-9);
+        assert_eq!(found.exhaustion, Some(Timestamp(40 * DAY_MILLISECONDS)));
+        assert_eq!(found.points_used, 11);
+        // Old points outside the window are not used: flat for a year, then growth.
+        let mut points: Vec<_> = (0..=300).map(|day| point(day, 100, 10)).collect();
+        points.extend((301..=310).map(|day| point(day, 100, 10 + (day - 300))));
+        let recent = forecast(&points, 10).expect("a forecast");
+        assert!(recent.growth_per_day > 0.9, "{recent:?}");
+        // No growth: no date. Already out: the last point.
+        let flat: Vec<_> = (0..5).map(|day| point(day, 100, 50)).collect();
+        assert_eq!(forecast(&flat, 30).expect("flat").exhaustion, None);
+        let out: Vec<_> = (0..5).map(|day| point(day, 10, 10)).collect();
+        assert_eq!(
+            forecast(&out, 30).expect("out").exhaustion,
+            Some(Timestamp(4 * DAY_MILLISECONDS))
+        );
+        assert_eq!(forecast(&points[..1], 30), None);
     }
 }

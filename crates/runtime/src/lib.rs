@@ -20,6 +20,7 @@ pub mod delta;
 pub mod health;
 pub mod ownership;
 pub mod processor;
+pub mod seat_history;
 pub mod statistics;
 pub mod subscription_lifecycles;
 pub mod tenants;

@@ -340,6 +340,7 @@ fn run(
         if last_lifecycle_check.map_or(true, |at| at.elapsed() >= config.lifecycle_check_interval) {
             last_lifecycle_check = Some(std::time::Instant::now());
             crate::subscription_lifecycles::apply_lifecycles(&store, &tenants, crate::tenants::now().0);
+            crate::seat_history::record_seat_history(&store, &tenants, crate::tenants::now().0);
         }
         // Read before looking at the queues: a write that queues users after this returns at
         // once from the wait below.

@@ -8,7 +8,7 @@ use crate::error::StoreError;
 use crate::sql::{Param, ReadRow, Session, Transaction};
 
 /// The schema version this binary writes: the version of the last migration.
-pub const SCHEMA_VERSION: u64 = 5;
+pub const SCHEMA_VERSION: u64 = 6;
 
 /// One step of the schema, in each backend's SQL.
 pub(crate) struct Migration {
@@ -49,6 +49,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "processing instances",
         sqlite: include_str!("migrations/sqlite/0005_processing_instances.sql"),
         postgres: include_str!("migrations/postgres/0005_processing_instances.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "spend: prices, activity, seat history",
+        sqlite: include_str!("migrations/sqlite/0006_spend.sql"),
+        postgres: include_str!("migrations/postgres/0006_spend.sql"),
     },
 ];
 

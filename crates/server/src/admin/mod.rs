@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod diagnosis;
 pub mod products;
 pub mod service_plans;
+pub mod spend;
 pub mod tenant;
 pub mod tokens;
 pub mod whatif;
@@ -39,6 +40,12 @@ const SETTINGS: RouteAccess = RouteAccess::Changes {
 const ANY_CHANGES: RouteAccess = RouteAccess::Changes {
     reads: ReadScope::Licensing,
     kinds: ANY_CHANGE,
+};
+
+/// Users' activity as the identity provider reports it: a directory change.
+const USER_ACTIVITY: RouteAccess = RouteAccess::Changes {
+    reads: ReadScope::Directory,
+    kinds: &[CommandKind::Directory],
 };
 
 const READS_LICENSING: RouteAccess = RouteAccess::Reads(ReadScope::Licensing);
@@ -91,6 +98,20 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(guarded(routes!(whatif::what_if), READS_LICENSING))
         .routes(guarded(routes!(whatif::apply_changes), ANY_CHANGES))
         .routes(guarded(routes!(advisor::get_advisor), READS_LICENSING))
+        .routes(guarded(routes!(spend::list_prices), READS_LICENSING))
+        .routes(guarded(
+            routes!(spend::set_price, spend::remove_price),
+            SUBSCRIPTIONS,
+        ))
+        .routes(guarded(routes!(spend::get_cost), READS_LICENSING))
+        .routes(guarded(routes!(spend::get_idle), READS_LICENSING))
+        .routes(guarded(routes!(spend::get_history), READS_LICENSING))
+        .routes(guarded(
+            routes!(spend::get_activity),
+            RouteAccess::Reads(ReadScope::Directory),
+        ))
+        .routes(guarded(routes!(spend::update_activity), USER_ACTIVITY))
+        .routes(guarded(routes!(spend::update_activities), USER_ACTIVITY))
 }
 
 /// A product's seats in licensd's admin shape.
