@@ -39,6 +39,8 @@ mod openapi;
 mod scenarios;
 #[path = "api/security.rs"]
 mod security;
+#[path = "api/spend.rs"]
+mod spend;
 #[path = "api/subscribed_skus.rs"]
 mod subscribed_skus;
 #[path = "api/support.rs"]
