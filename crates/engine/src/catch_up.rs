@@ -344,6 +344,7 @@ impl Engine {
             states.push(self.restore_state(state, &referenced_by, plan_lists, &mut stale)?);
         }
         sort_records(&mut states);
+        let attributes = self.directory.intern_user_attributes(&image.attributes);
         Ok(ResolvedUser {
             record: User {
                 id: image.id,
@@ -353,6 +354,7 @@ impl Engine {
                 proxy_addresses: image.proxy_addresses.clone().into(),
                 shared_addresses: 0,
                 account_enabled: image.account_enabled,
+                attributes,
                 direct,
                 memberships,
             },

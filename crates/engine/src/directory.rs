@@ -10,6 +10,9 @@ use crate::error::CommandError;
 use crate::handles::{unreachable_deleted, GroupRef, SkuRef, UserRef};
 use crate::model::{CountryCode, NewUser, ProxyAddress, UserChanges, Uuid};
 use crate::plan_set::PlanSetId;
+use crate::user_attributes::{
+    self, AttributeList, UserAttribute, UserAttributeChanges, UserAttributeValues, ValuePool,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct DirectLicense {
@@ -35,6 +38,8 @@ pub(crate) struct User {
     /// so the uniqueness check costs nothing for the many users who share no address.
     pub(crate) shared_addresses: u32,
     pub(crate) account_enabled: bool,
+    /// Directory attributes, interned in [`Directory`]'s value pool.
+    pub(crate) attributes: AttributeList,
     pub(crate) direct: Vec<DirectLicense>,
     pub(crate) memberships: Vec<Membership>,
 }
@@ -132,6 +137,8 @@ pub(crate) struct Directory {
     proxy_owners: FxHashMap<u64, ProxyOwners>,
     /// Opaque attributes of users and groups, by object id.
     attributes: FxHashMap<Uuid, Box<str>>,
+    /// Every distinct value of the users' directory attributes.
+    attribute_values: ValuePool,
 }
 
 impl Directory {
@@ -276,7 +283,13 @@ impl Directory {
                 user_principal_name: new_user.user_principal_name.clone(),
             });
         }
-        check_proxy_addresses(&new_user.proxy_addresses)
+        check_proxy_addresses(&new_user.proxy_addresses)?;
+        user_attributes::check_values(
+            new_user
+                .attributes
+                .iter()
+                .map(|(attribute, value)| (attribute, Some(value))),
+        )
     }
 
     /// Validates changes of a user's properties.
@@ -298,7 +311,12 @@ impl Directory {
         if let Some(addresses) = &changes.proxy_addresses {
             check_proxy_addresses(addresses)?;
         }
-        Ok(())
+        user_attributes::check_values(
+            changes
+                .attributes
+                .iter()
+                .map(|(attribute, value)| (attribute, value.as_ref())),
+        )
     }
 
     /// Adds a user checked with [`Directory::check_new_user`] (or restored from an image, its
@@ -673,5 +691,63 @@ impl Directory {
     /// Every object's attributes, in no particular order.
     pub(crate) fn all_attributes(&self) -> impl Iterator<Item = (Uuid, &str)> + '_ {
         self.attributes.iter().map(|(id, text)| (*id, &**text))
+    }
+
+    // ----- users' directory attributes ------------------------------------------------------
+
+    /// Interns attribute values for a user about to be inserted.
+    pub(crate) fn intern_user_attributes(&mut self, values: &UserAttributeValues) -> AttributeList {
+        self.attribute_values.intern_all(values)
+    }
+
+    /// One attribute of a user.
+    pub(crate) fn user_attribute(&self, user: UserRef, attribute: UserAttribute) -> Option<&str> {
+        user_attributes::find(&self.user(user).attributes, attribute).map(|id| self.attribute_values.get(id))
+    }
+
+    /// Every attribute of a user, as text.
+    pub(crate) fn user_attribute_values(&self, user: &User) -> UserAttributeValues {
+        self.attribute_values.values_of(&user.attributes)
+    }
+
+    /// The value pool (for the rule evaluator: lower-cased values).
+    #[allow(dead_code)] // read by the membership rule evaluator
+    pub(crate) fn attribute_values(&self) -> &ValuePool {
+        &self.attribute_values
+    }
+
+    /// Applies checked attribute changes; returns the attributes whose value changed.
+    pub(crate) fn change_user_attributes(
+        &mut self,
+        user: UserRef,
+        changes: &UserAttributeChanges,
+    ) -> Vec<UserAttribute> {
+        let mut values: Vec<(UserAttribute, user_attributes::ValueId)> = self.user(user).attributes.to_vec();
+        let mut changed = Vec::new();
+        for (attribute, value) in changes {
+            let position = values.binary_search_by_key(attribute, |(candidate, _)| *candidate);
+            let new = value.as_deref().map(|text| self.attribute_values.intern(text));
+            match (position, new) {
+                (Ok(index), Some(id)) => {
+                    if values[index].1 != id {
+                        values[index].1 = id;
+                        changed.push(*attribute);
+                    }
+                }
+                (Ok(index), None) => {
+                    values.remove(index);
+                    changed.push(*attribute);
+                }
+                (Err(index), Some(id)) => {
+                    values.insert(index, (*attribute, id));
+                    changed.push(*attribute);
+                }
+                (Err(_), None) => {}
+            }
+        }
+        if !changed.is_empty() {
+            self.user_mut(user).attributes = values.into();
+        }
+        changed
     }
 }

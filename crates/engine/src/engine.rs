@@ -196,6 +196,7 @@ impl Engine {
             Command::CreateUser(new_user) => {
                 self.directory.check_new_user(&new_user)?;
                 self.tick();
+                let attributes = self.directory.intern_user_attributes(&new_user.attributes);
                 let user = self.add_user(User {
                     id: new_user.id,
                     user_principal_name: new_user.user_principal_name.into(),
@@ -204,6 +205,7 @@ impl Engine {
                     proxy_addresses: new_user.proxy_addresses.into(),
                     shared_addresses: 0,
                     account_enabled: new_user.account_enabled,
+                    attributes,
                     direct: Vec::new(),
                     memberships: Vec::new(),
                 });
@@ -436,6 +438,7 @@ impl Engine {
         if let Some(enabled) = changes.account_enabled {
             self.directory.set_account_enabled(user, enabled);
         }
+        self.directory.change_user_attributes(user, &changes.attributes);
         if let Some(location) = changes.usage_location {
             if self.directory.set_usage_location(user, location) {
                 self.enqueue_healing(user, |_| RequeueReason::UsageLocationChanged);

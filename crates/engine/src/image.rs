@@ -404,6 +404,7 @@ impl Engine {
             usage_location: user.usage_location,
             proxy_addresses: user.proxy_addresses.to_vec(),
             account_enabled: user.account_enabled,
+            attributes: self.directory.user_attribute_values(user),
             direct_licenses: user
                 .direct
                 .iter()
@@ -609,6 +610,7 @@ impl Engine {
             )?);
         }
         sort_records(&mut states);
+        let attributes = self.directory.intern_user_attributes(&image.attributes);
         let user = self.add_user_with_principal_key(
             User {
                 id: image.id,
@@ -618,6 +620,7 @@ impl Engine {
                 proxy_addresses: image.proxy_addresses.into(),
                 shared_addresses: 0,
                 account_enabled: image.account_enabled,
+                attributes,
                 direct,
                 memberships,
             },

@@ -50,6 +50,8 @@ pub struct UserImage {
     pub usage_location: Option<CountryCode>,
     pub proxy_addresses: Vec<ProxyAddress>,
     pub account_enabled: bool,
+    /// Directory attributes (department, job title, ...).
+    pub attributes: crate::user_attributes::UserAttributeValues,
     pub direct_licenses: Vec<DirectLicenseImage>,
     pub memberships: Vec<MembershipImage>,
     pub states: Vec<StateImage>,

@@ -35,6 +35,7 @@ pub mod setup;
 pub mod spend;
 mod states;
 mod tenant_catalog;
+pub mod user_attributes;
 pub mod whatif;
 
 pub use advisor::AdvisorReport;
@@ -54,4 +55,5 @@ pub use plan_set::{PlanRef, PlanSet, PlanSetId, PlanSetInterner, MAX_SERVICE_PLA
 pub use query::{GroupView, LicenseAssignmentState, LicensedUser, SkuUsage, TenantOverview, UserView};
 pub use self_healing::{RequeueReason, SelfHealing};
 pub use states::{Cause, StateChange, StateRecord};
+pub use user_attributes::{UserAttribute, UserAttributeChanges, UserAttributeValues};
 pub use whatif::{WhatIfError, WhatIfOptions, WhatIfReport};

@@ -327,6 +327,8 @@ pub struct NewUser {
     pub usage_location: Option<CountryCode>,
     pub proxy_addresses: Vec<ProxyAddress>,
     pub account_enabled: bool,
+    /// Directory attributes (department, job title, ...), each 1 to its maximum characters.
+    pub attributes: crate::user_attributes::UserAttributeValues,
 }
 
 impl NewUser {
@@ -343,6 +345,7 @@ impl NewUser {
             usage_location: None,
             proxy_addresses: Vec::new(),
             account_enabled: true,
+            attributes: Default::default(),
         }
     }
 }
@@ -356,6 +359,8 @@ pub struct UserChanges {
     pub usage_location: Option<Option<CountryCode>>,
     pub proxy_addresses: Option<Vec<ProxyAddress>>,
     pub account_enabled: Option<bool>,
+    /// Directory attributes to set (`Some`) or clear (`None`); the others stay.
+    pub attributes: crate::user_attributes::UserAttributeChanges,
 }
 
 /// Tenant-wide settings.

@@ -35,6 +35,8 @@ pub struct UserView {
     pub usage_location: Option<CountryCode>,
     pub proxy_addresses: Vec<ProxyAddress>,
     pub account_enabled: bool,
+    /// Directory attributes (department, job title, ...).
+    pub attributes: crate::user_attributes::UserAttributeValues,
     /// Direct assignments (intent).
     pub direct_licenses: Vec<AssignedLicense>,
     /// Groups the user is a direct member of.
@@ -286,6 +288,7 @@ impl Engine {
             usage_location: user.usage_location,
             proxy_addresses: user.proxy_addresses.to_vec(),
             account_enabled: user.account_enabled,
+            attributes: self.directory.user_attribute_values(user),
             direct_licenses: user
                 .direct
                 .iter()
@@ -299,6 +302,16 @@ impl Engine {
     }
 
     /// Looks a user up by `userPrincipalName`, ignoring case.
+    /// One directory attribute of a user (`None` when the user does not have it).
+    pub fn user_attribute(
+        &self,
+        user_id: Uuid,
+        attribute: crate::user_attributes::UserAttribute,
+    ) -> Result<Option<&str>, CommandError> {
+        let user = self.user_ref(user_id)?;
+        Ok(self.directory.user_attribute(user, attribute))
+    }
+
     pub fn user_by_principal_name(&self, user_principal_name: &str) -> Option<Uuid> {
         self.directory
             .find_user_by_principal_name(user_principal_name)

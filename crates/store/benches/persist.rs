@@ -149,6 +149,7 @@ fn synthetic_states(rows: usize) -> BenchResult<SyntheticStates> {
             usage_location: None,
             proxy_addresses: Vec::new(),
             account_enabled: true,
+            attributes: Default::default(),
             direct_licenses: Vec::new(),
             memberships: Vec::new(),
             states: Vec::new(),

@@ -420,7 +420,7 @@ fn read_patch<D: CatchUpReads>(
         D::LISTS,
         "reading users",
         "SELECT user_key, user_id, user_principal_name, display_name, usage_location,
-                proxy_addresses, account_enabled
+                proxy_addresses, account_enabled, attributes
          FROM users WHERE tenant_key = $1 AND user_id {in}",
         tenant_key,
         Values::Ids(&touched.users),
@@ -434,6 +434,7 @@ fn read_patch<D: CatchUpReads>(
                     usage_location: codec::parse_optional_country(row.optional_text(4)?)?,
                     proxy_addresses: codec::split_proxy_addresses(row.text(5)?)?,
                     account_enabled: row.flag(6)?,
+                    attributes: codec::split_user_attributes(row.text(7)?)?,
                     direct_licenses: Vec::new(),
                     memberships: Vec::new(),
                     states: Vec::new(),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use licensd_engine::image::{CauseImage, PlanList, StateImage};
 use licensd_engine::{
     AppliesTo, AssignmentSource, AssignmentStatus, CapabilityStatus, CountryCode, LicenseErrorKind,
-    ProxyAddress, Uuid,
+    ProxyAddress, UserAttribute, UserAttributeValues, Uuid,
 };
 use rustc_hash::FxHashMap;
 
@@ -129,6 +129,39 @@ pub(crate) fn split_proxy_addresses(text: &str) -> Result<Vec<ProxyAddress>, Sto
         .map(|part| {
             ProxyAddress::parse(part)
                 .map_err(|_| StoreError::corrupt(format!("invalid proxy address {part:?}")))
+        })
+        .collect()
+}
+
+/// A user's directory attributes as a JSON object of name to value, `""` when it has none.
+pub(crate) fn join_user_attributes(values: &UserAttributeValues) -> String {
+    if values.is_empty() {
+        return String::new();
+    }
+    let object: serde_json::Map<String, serde_json::Value> = values
+        .iter()
+        .map(|(attribute, value)| {
+            (
+                attribute.name().to_string(),
+                serde_json::Value::String(value.clone()),
+            )
+        })
+        .collect();
+    serde_json::Value::Object(object).to_string()
+}
+
+pub(crate) fn split_user_attributes(text: &str) -> Result<UserAttributeValues, StoreError> {
+    if text.is_empty() {
+        return Ok(UserAttributeValues::new());
+    }
+    let object: std::collections::BTreeMap<String, String> = serde_json::from_str(text)
+        .map_err(|error| StoreError::corrupt(format!("invalid user attributes {text:?}: {error}")))?;
+    object
+        .into_iter()
+        .map(|(name, value)| {
+            UserAttribute::from_name(&name)
+                .map(|attribute| (attribute, value))
+                .ok_or_else(|| StoreError::corrupt(format!("unknown user attribute {name:?}")))
         })
         .collect()
 }

@@ -539,7 +539,7 @@ fn load_parts<D: Load>(
     on_part(builder.head(settings, user_count))?;
     let users = format!(
         "SELECT user_key, user_id, user_principal_name, display_name, usage_location,
-                proxy_addresses, account_enabled
+                proxy_addresses, account_enabled, attributes
          FROM users WHERE tenant_key = $1{}",
         D::USERS_ORDER
     );
@@ -551,6 +551,7 @@ fn load_parts<D: Load>(
             usage_location: codec::parse_optional_country(row.optional_text(4)?)?,
             proxy_addresses: codec::split_proxy_addresses(row.text(5)?)?,
             account_enabled: row.flag(6)?,
+            attributes: codec::split_user_attributes(row.text(7)?)?,
             direct_licenses: Vec::new(),
             memberships: Vec::new(),
             states: Vec::new(),

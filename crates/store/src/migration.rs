@@ -8,7 +8,7 @@ use crate::error::StoreError;
 use crate::sql::{Param, ReadRow, Session, Transaction};
 
 /// The schema version this binary writes: the version of the last migration.
-pub const SCHEMA_VERSION: u64 = 6;
+pub const SCHEMA_VERSION: u64 = 7;
 
 /// One step of the schema, in each backend's SQL.
 pub(crate) struct Migration {
@@ -52,9 +52,15 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 6,
+        name: "user attributes",
+        sqlite: include_str!("migrations/sqlite/0006_user_attributes.sql"),
+        postgres: include_str!("migrations/postgres/0006_user_attributes.sql"),
+    },
+    Migration {
+        version: 7,
         name: "spend: prices, activity, seat history",
-        sqlite: include_str!("migrations/sqlite/0006_spend.sql"),
-        postgres: include_str!("migrations/postgres/0006_spend.sql"),
+        sqlite: include_str!("migrations/sqlite/0007_spend.sql"),
+        postgres: include_str!("migrations/postgres/0007_spend.sql"),
     },
 ];
 

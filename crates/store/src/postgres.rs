@@ -811,17 +811,21 @@ impl WriteTransaction for PostgresWrite<'_> {
                 .map(|user| codec::join_proxy_addresses(&user.proxy_addresses))
                 .collect();
             let enabled: Vec<bool> = chunk.iter().map(|user| user.account_enabled).collect();
+            let attributes: Vec<String> = chunk
+                .iter()
+                .map(|user| codec::join_user_attributes(&user.attributes))
+                .collect();
             let rows = self.query_native(
                 ACTION,
                 "INSERT INTO users (tenant_key, user_key, user_id, user_principal_name, display_name,
-                     usage_location, proxy_addresses, account_enabled)
+                     usage_location, proxy_addresses, account_enabled, attributes)
                  SELECT $1, * FROM unnest($2::int8[], $3::uuid[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::bool[])
+                     $7::text[], $8::bool[], $9::text[])
                  ON CONFLICT (tenant_key, user_id) DO UPDATE SET
                      user_principal_name = excluded.user_principal_name,
                      display_name = excluded.display_name, usage_location = excluded.usage_location,
                      proxy_addresses = excluded.proxy_addresses,
-                     account_enabled = excluded.account_enabled
+                     account_enabled = excluded.account_enabled, attributes = excluded.attributes
                  RETURNING user_id, user_key",
                 &[
                     &tenant_key,
@@ -832,6 +836,7 @@ impl WriteTransaction for PostgresWrite<'_> {
                     &locations,
                     &addresses,
                     &enabled,
+                    &attributes,
                 ],
             )?;
             read_key_rows(&rows, &mut scope.keys.users)?;
@@ -945,13 +950,19 @@ impl WriteTransaction for PostgresWrite<'_> {
             .map(|(_, user)| codec::join_proxy_addresses(&user.proxy_addresses))
             .collect();
         let enabled: Vec<bool> = users.iter().map(|(_, user)| user.account_enabled).collect();
+        let attributes: Vec<String> = users
+            .iter()
+            .map(|(_, user)| codec::join_user_attributes(&user.attributes))
+            .collect();
         self.execute_native(
             "updating users",
             "UPDATE users SET user_principal_name = changed.upn, display_name = changed.display_name,
                  usage_location = changed.usage_location, proxy_addresses = changed.proxy_addresses,
-                 account_enabled = changed.account_enabled
-             FROM unnest($2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[])
-                 AS changed(user_key, upn, display_name, usage_location, proxy_addresses, account_enabled)
+                 account_enabled = changed.account_enabled, attributes = changed.attributes
+             FROM unnest($2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[],
+                 $8::text[])
+                 AS changed(user_key, upn, display_name, usage_location, proxy_addresses, account_enabled,
+                     attributes)
              WHERE users.tenant_key = $1 AND users.user_key = changed.user_key",
             &[
                 &tenant_key,
@@ -961,6 +972,7 @@ impl WriteTransaction for PostgresWrite<'_> {
                 &locations,
                 &addresses,
                 &enabled,
+                &attributes,
             ],
         )?;
         Ok(())

@@ -734,13 +734,13 @@ impl WriteTransaction for SqliteWrite<'_> {
             &self.transaction,
             ACTION,
             "INSERT INTO users (tenant_key, user_key, user_id, user_principal_name, display_name,
-                 usage_location, proxy_addresses, account_enabled)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 usage_location, proxy_addresses, account_enabled, attributes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT (tenant_key, user_id) DO UPDATE SET
                  user_principal_name = excluded.user_principal_name,
                  display_name = excluded.display_name, usage_location = excluded.usage_location,
                  proxy_addresses = excluded.proxy_addresses,
-                 account_enabled = excluded.account_enabled
+                 account_enabled = excluded.account_enabled, attributes = excluded.attributes
              RETURNING user_key",
         )?;
         let mut delete_direct = statement(
@@ -782,6 +782,7 @@ impl WriteTransaction for SqliteWrite<'_> {
                         user.usage_location.as_ref().map(|code| code.as_str()),
                         codec::join_proxy_addresses(&user.proxy_addresses),
                         user.account_enabled,
+                        codec::join_user_attributes(&user.attributes),
                     ],
                     |row| row.get(0),
                 )
@@ -894,7 +895,7 @@ impl WriteTransaction for SqliteWrite<'_> {
             &self.transaction,
             ACTION,
             "UPDATE users SET user_principal_name = ?3, display_name = ?4, usage_location = ?5,
-                 proxy_addresses = ?6, account_enabled = ?7
+                 proxy_addresses = ?6, account_enabled = ?7, attributes = ?8
              WHERE tenant_key = ?1 AND user_id = ?2",
         )?;
         for (_, user) in users {
@@ -907,6 +908,7 @@ impl WriteTransaction for SqliteWrite<'_> {
                     user.usage_location.as_ref().map(|code| code.as_str()),
                     codec::join_proxy_addresses(&user.proxy_addresses),
                     user.account_enabled,
+                    codec::join_user_attributes(&user.attributes),
                 ])
                 .map_err(StoreError::sqlite(ACTION))?;
         }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use licensd_engine::image::{CauseImage, TenantImage, UserImage};
 use licensd_engine::{
     AssignedLicense, AssignmentSource, CapabilityStatus, Command, CommandOutcome, CountryCode, Engine,
-    NewUser, ProxyAddress, TenantSettings, Timestamp, UserChanges, Uuid,
+    NewUser, ProxyAddress, TenantSettings, Timestamp, UserAttribute, UserChanges, Uuid,
 };
 use licensd_fixtures::seed_world::{SeedSeats, SeedWorld, EMS_E3, OFFICE_365_E1, OFFICE_365_E3};
 use licensd_store::{
@@ -47,6 +47,7 @@ on_both_backends!(
     edits_of_a_user_write_only_the_rows_they_change,
     several_batches_share_one_transaction_all_or_nothing,
     merged_batches_write_what_their_commands_wrote,
+    user_attributes_round_trip_set_changed_and_cleared,
 );
 
 // ----- helpers --------------------------------------------------------------------------------
@@ -103,6 +104,7 @@ fn plain_user(id: Uuid, name: &str) -> UserImage {
         usage_location: None,
         proxy_addresses: vec![ProxyAddress::parse(&format!("SMTP:{name}@contoso.com")).expect("address")],
         account_enabled: true,
+        attributes: Default::default(),
         direct_licenses: Vec::new(),
         memberships: Vec::new(),
         states: Vec::new(),
@@ -1870,4 +1872,55 @@ fn merged_batches_write_what_their_commands_wrote(database: TestDatabase) {
         .expect("written");
     assert_eq!(written, version + 3);
     assert_store_holds(&mut store, &world.engine, written);
+}
+
+/// A user's directory attributes (quotes, non-ASCII and extension attributes included) are
+/// written on creation, changed and cleared one by one, and read back equal by a full load and
+/// by the start-up path (`apply_and_write` compares the store with the engine after each write).
+fn user_attributes_round_trip_set_changed_and_cleared(database: TestDatabase) {
+    let mut world = SeedWorld::new(SeedSeats::default()).expect("seed world");
+    let mut store = database.open();
+    let mut version = store_engine(&mut store, &world.engine);
+    let user_id = Uuid::from_u128(0xa77);
+    let mut new_user = NewUser::new(user_id, "attributes@contoso.com");
+    new_user.attributes = [
+        (UserAttribute::DEPARTMENT, "Sales \"EMEA\"".to_string()),
+        (UserAttribute::COMPANY_NAME, "Contoso Ltd. — Zürich".to_string()),
+        (UserAttribute::extension(15).expect("15"), "x{1}".to_string()),
+    ]
+    .into();
+    apply_and_write(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::CreateUser(new_user),
+    );
+    let changes = UserChanges {
+        attributes: [
+            (UserAttribute::DEPARTMENT, Some("Marketing".to_string())),
+            (UserAttribute::COMPANY_NAME, None),
+            (UserAttribute::JOB_TITLE, Some("Engineer".to_string())),
+        ]
+        .into(),
+        ..UserChanges::default()
+    };
+    apply_and_write(
+        &mut world,
+        &mut store,
+        &mut version,
+        Command::UpdateUser { user_id, changes },
+    );
+    let (image, _) = store
+        .load_tenant(world.engine.settings().tenant_id)
+        .expect("load");
+    let user = image.users.iter().find(|user| user.id == user_id).expect("user");
+    assert_eq!(
+        user.attributes,
+        [
+            (UserAttribute::DEPARTMENT, "Marketing".to_string()),
+            (UserAttribute::JOB_TITLE, "Engineer".to_string()),
+            (UserAttribute::extension(15).expect("15"), "x{1}".to_string()),
+        ]
+        .into()
+    );
 }

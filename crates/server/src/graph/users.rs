@@ -148,6 +148,7 @@ pub async fn create_user(
             usage_location,
             proxy_addresses,
             account_enabled: body.account_enabled.unwrap_or(true),
+            attributes: Default::default(),
         }))
         .await?;
     let location = format!("{}/v1.0/users/{user_id}", request.origin);
@@ -223,6 +224,7 @@ pub async fn update_user(
                 usage_location,
                 proxy_addresses,
                 account_enabled: body.account_enabled,
+                attributes: Default::default(),
             },
         })
         .await?;

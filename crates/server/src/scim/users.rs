@@ -483,6 +483,7 @@ pub async fn create(
             usage_location: desired.usage_location,
             proxy_addresses: desired.proxy_addresses,
             account_enabled: desired.account_enabled,
+            attributes: Default::default(),
         }))
         .await?;
     if attributes.is_some() {
@@ -552,6 +553,7 @@ async fn update_to(
         usage_location: (desired.usage_location != view.usage_location).then_some(desired.usage_location),
         proxy_addresses: (desired.proxy_addresses != view.proxy_addresses).then_some(desired.proxy_addresses),
         account_enabled: (desired.account_enabled != view.account_enabled).then_some(desired.account_enabled),
+        attributes: Default::default(),
     };
     if changes != UserChanges::default() {
         tenant.execute(Command::UpdateUser { user_id, changes }).await?;
