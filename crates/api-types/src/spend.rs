@@ -156,6 +156,18 @@ pub struct SourceCost {
     pub idle_cost: Vec<Amount>,
 }
 
+/// The seats of the users with one value of a directory attribute and their cost.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttributeCost {
+    /// The `department` or `companyName`; null for users without one.
+    pub value: Option<String>,
+    pub seats: u32,
+    pub idle_seats: u32,
+    pub cost: Vec<Amount>,
+    pub idle_cost: Vec<Amount>,
+}
+
 /// Totals of one currency.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -176,6 +188,10 @@ pub struct CostReport {
     /// Direct assignments and each group with seats. A user's seat of a product is attributed
     /// once: to the direct assignment if it is in effect, else to the group with the lowest id.
     pub sources: Vec<SourceCost>,
+    /// Per `department` of the seat's holder (null: users without one).
+    pub departments: Vec<AttributeCost>,
+    /// Per `companyName` of the seat's holder (null: users without one).
+    pub companies: Vec<AttributeCost>,
     pub totals: Vec<CurrencyTotals>,
     /// Consumed seats of products without a price (in no amount).
     pub unpriced_consumed_seats: u32,

@@ -16,7 +16,79 @@ use rustc_hash::FxHashMap;
 
 use crate::diagnosis::InvolvedUser;
 use crate::model::{Timestamp, Uuid};
+use crate::user_attributes::UserAttribute;
 use crate::{Engine, SkuRef, Source, UserRef};
+
+/// Seat counts per value of one attribute: values in first-seen order, (held, idle) per value
+/// and product.
+struct AttributeTally<'a> {
+    attribute: UserAttribute,
+    sku_count: usize,
+    index: FxHashMap<Option<&'a str>, usize>,
+    values: Vec<Option<&'a str>>,
+    seats: Vec<(u32, u32)>,
+    current: usize,
+}
+
+impl<'a> AttributeTally<'a> {
+    fn new(attribute: UserAttribute, sku_count: usize) -> AttributeTally<'a> {
+        AttributeTally {
+            attribute,
+            sku_count,
+            index: FxHashMap::default(),
+            values: Vec::new(),
+            seats: Vec::new(),
+            current: 0,
+        }
+    }
+
+    fn enter_user(&mut self, value: Option<&'a str>) {
+        let next = self.values.len();
+        self.current = *self.index.entry(value).or_insert(next);
+        if self.current == next {
+            self.values.push(value);
+            self.seats.extend(std::iter::repeat((0, 0)).take(self.sku_count));
+        }
+    }
+
+    fn count(&mut self, sku: SkuRef, idle: bool) {
+        let slot = &mut self.seats[self.current * self.sku_count + sku.0 as usize];
+        slot.0 += 1;
+        if idle {
+            slot.1 += 1;
+        }
+    }
+
+    fn finish(self, prices: &[Option<SeatPrice>]) -> Vec<AttributeCost> {
+        let mut costs: Vec<AttributeCost> = self
+            .values
+            .iter()
+            .enumerate()
+            .map(|(index, value)| {
+                let mut cost = AttributeCost {
+                    value: value.map(str::to_string),
+                    seats: 0,
+                    idle_seats: 0,
+                    cost: Amounts::new(),
+                    idle_cost: Amounts::new(),
+                };
+                for (sku, (held, idle)) in self.seats[index * self.sku_count..(index + 1) * self.sku_count]
+                    .iter()
+                    .enumerate()
+                {
+                    cost.seats += held;
+                    cost.idle_seats += idle;
+                    add(&mut cost.cost, prices[sku].as_ref(), *held);
+                    add(&mut cost.idle_cost, prices[sku].as_ref(), *idle);
+                }
+                cost
+            })
+            .filter(|cost| cost.seats > 0)
+            .collect();
+        costs.sort_by(|a, b| a.value.cmp(&b.value));
+        costs
+    }
+}
 
 /// Milliseconds in a day.
 pub const DAY_MILLISECONDS: i64 = 24 * 60 * 60 * 1000;
@@ -157,12 +229,28 @@ pub struct SourceCost {
     pub idle_cost: Amounts,
 }
 
+/// The seats of the users with one value of a directory attribute (`department`,
+/// `companyName`) and their cost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttributeCost {
+    /// `None`: users without the attribute.
+    pub value: Option<String>,
+    pub seats: u32,
+    pub idle_seats: u32,
+    pub cost: Amounts,
+    pub idle_cost: Amounts,
+}
+
 /// The cost report of a tenant.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CostReport {
     pub products: Vec<ProductCost>,
     /// Direct assignments first, then every group with seats, by display name then id.
     pub sources: Vec<SourceCost>,
+    /// Per `department`, by value (users without one first).
+    pub departments: Vec<AttributeCost>,
+    /// Per `companyName`, by value (users without one first).
+    pub companies: Vec<AttributeCost>,
     pub purchased_cost: Amounts,
     pub consumed_cost: Amounts,
     pub idle_cost: Amounts,
@@ -255,6 +343,10 @@ impl Engine {
             vec![FxHashMap::default(); group_count + 1];
         let mut current_user: Option<UserRef> = None;
         let mut current_idle: Option<IdleReason> = None;
+        let mut tallies = [
+            AttributeTally::new(UserAttribute::DEPARTMENT, sku_count),
+            AttributeTally::new(UserAttribute::COMPANY_NAME, sku_count),
+        ];
         self.for_each_seat(|user_ref, sku, owner| {
             if current_user != Some(user_ref) {
                 current_user = Some(user_ref);
@@ -265,6 +357,12 @@ impl Engine {
                     &inputs.policy,
                 )
                 .map(|(reason, _)| reason);
+                for tally in &mut tallies {
+                    tally.enter_user(self.directory.user_attribute(user_ref, tally.attribute));
+                }
+            }
+            for tally in &mut tallies {
+                tally.count(sku, current_idle.is_some());
             }
             let slot = match owner {
                 Source::Direct => 0,
@@ -340,6 +438,9 @@ impl Engine {
             report.sources.push(source);
         }
         report.sources.sort_by(|a, b| a.owner.cmp(&b.owner));
+        let [departments, companies] = tallies;
+        report.departments = departments.finish(&prices);
+        report.companies = companies.finish(&prices);
         report
     }
 

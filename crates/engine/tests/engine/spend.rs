@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use licensd_engine::spend::{
     CostOwner, IdlePolicy, IdleReason, SeatPrice, SpendInputs, UserActivity, DAY_MILLISECONDS,
 };
-use licensd_engine::{Command, Timestamp, UserChanges, Uuid};
+use licensd_engine::{Command, Timestamp, UserAttribute, UserChanges, Uuid};
 use licensd_fixtures::seed_world::{SeedWorld, EMS_E3, OFFICE_365_E1, OFFICE_365_E3};
 use rustc_hash::FxHashMap;
 
@@ -48,6 +48,27 @@ fn cost_views_add_up_and_idle_seats_have_their_reason() -> TestResult {
         user_id: directory.users[199],
         changes: UserChanges {
             account_enabled: Some(false),
+            ..Default::default()
+        },
+    })?;
+    for (number, department) in [
+        (1, "Sales"),
+        (2, "Sales"),
+        (140, "Engineering"),
+        (200, "Frontline"),
+    ] {
+        world.apply(Command::UpdateUser {
+            user_id: directory.users[number - 1],
+            changes: UserChanges {
+                attributes: [(UserAttribute::DEPARTMENT, Some(department.to_string()))].into(),
+                ..Default::default()
+            },
+        })?;
+    }
+    world.apply(Command::UpdateUser {
+        user_id: directory.users[0],
+        changes: UserChanges {
+            attributes: [(UserAttribute::COMPANY_NAME, Some("Contoso".to_string()))].into(),
             ..Default::default()
         },
     })?;
@@ -128,6 +149,40 @@ fn cost_views_add_up_and_idle_seats_have_their_reason() -> TestResult {
         .map(|product| product.consumed_cost)
         .sum();
     assert_eq!(report.consumed_cost["EUR"], eur);
+    // Departments and companies: every consumed seat once, every amount once.
+    let total_consumed: u32 = report.products.iter().map(|product| product.consumed).sum();
+    for view in [&report.departments, &report.companies] {
+        assert_eq!(view.iter().map(|entry| entry.seats).sum::<u32>(), total_consumed);
+        let mut cost: BTreeMap<String, i64> = BTreeMap::new();
+        for entry in view.iter() {
+            for (currency, amount) in &entry.cost {
+                *cost.entry(currency.clone()).or_default() += amount;
+            }
+        }
+        assert_eq!(cost, report.consumed_cost);
+    }
+    let sales = report
+        .departments
+        .iter()
+        .find(|entry| entry.value.as_deref() == Some("Sales"))
+        .ok_or("no Sales department")?;
+    // Users 1 and 2: E1 (direct, decided first), EMS (Mobility); Sales' E3 conflicts with E1
+    // and holds no seat.
+    assert_eq!(sales.seats, 4, "{sales:?}");
+    assert_eq!(sales.cost["EUR"], 2 * 1000);
+    assert_eq!(sales.cost["USD"], 2 * 1060);
+    let frontline = report
+        .departments
+        .iter()
+        .find(|entry| entry.value.as_deref() == Some("Frontline"))
+        .ok_or("no Frontline department")?;
+    assert_eq!(
+        (frontline.seats, frontline.idle_seats),
+        (1, 1),
+        "user 200 is disabled"
+    );
+    assert_eq!(report.companies.len(), 2, "Contoso and users without a company");
+
     // Users 1-5 hold E1 directly: the direct source has those seats.
     let direct = report
         .sources

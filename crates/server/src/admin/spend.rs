@@ -344,6 +344,16 @@ fn owner_fields(owner: &CostOwner) -> (&'static str, Option<Uuid>, String) {
     }
 }
 
+fn wire_attribute_cost(cost: &engine_spend::AttributeCost) -> wire::AttributeCost {
+    wire::AttributeCost {
+        value: cost.value.clone(),
+        seats: cost.seats,
+        idle_seats: cost.idle_seats,
+        cost: amounts(&cost.cost),
+        idle_cost: amounts(&cost.idle_cost),
+    }
+}
+
 /// The engine's cost report in licensd's admin shape.
 pub fn wire_cost_report(report: &engine_spend::CostReport, inactive_days: u32, now: i64) -> CostReport {
     let currencies: std::collections::BTreeSet<&String> = report
@@ -408,6 +418,8 @@ pub fn wire_cost_report(report: &engine_spend::CostReport, inactive_days: u32, n
                 }
             })
             .collect(),
+        departments: report.departments.iter().map(wire_attribute_cost).collect(),
+        companies: report.companies.iter().map(wire_attribute_cost).collect(),
         totals: currencies
             .into_iter()
             .map(|currency| CurrencyTotals {
@@ -510,6 +522,35 @@ pub fn cost_csv_rows(report: &CostReport) -> Vec<Vec<String>> {
                 cost.unwrap_or_default(),
                 String::new(),
             ]);
+        }
+    }
+    for (view, entries) in [
+        ("department", &report.departments),
+        ("company", &report.companies),
+    ] {
+        for entry in entries {
+            for cost in &entry.cost {
+                rows.push(vec![
+                    view.to_string(),
+                    String::new(),
+                    entry.value.clone().unwrap_or_default(),
+                    String::new(),
+                    String::new(),
+                    cost.currency.clone(),
+                    String::new(),
+                    String::new(),
+                    entry.seats.to_string(),
+                    entry.idle_seats.to_string(),
+                    String::new(),
+                    cost.amount.clone(),
+                    entry
+                        .idle_cost
+                        .iter()
+                        .find(|idle| idle.currency == cost.currency)
+                        .map(|idle| idle.amount.clone())
+                        .unwrap_or_default(),
+                ]);
+            }
         }
     }
     for total in &report.totals {

@@ -250,6 +250,15 @@ async fn spend_scenario(server: TestServer) -> TestServer {
             .iter()
             .map(|source| sum_of(&source["cost"], currency))
             .sum();
+        for view in ["departments", "companies"] {
+            let by_view: i64 = report[view]
+                .as_array()
+                .expect("view")
+                .iter()
+                .map(|entry| sum_of(&entry["cost"], currency))
+                .sum();
+            assert_eq!(by_products, by_view, "{view} {currency}: {report:#}");
+        }
         let total = report["totals"]
             .as_array()
             .expect("totals")
