@@ -22,6 +22,7 @@ mod directory;
 mod engine;
 mod error;
 mod evaluate;
+pub mod group_migration;
 mod handles;
 pub mod image;
 mod image_data;

@@ -8,6 +8,8 @@
 mod commands;
 #[path = "engine/diagnosis.rs"]
 mod diagnosis;
+#[path = "engine/group_migration.rs"]
+mod group_migration;
 #[path = "engine/image.rs"]
 mod image;
 #[path = "engine/properties.rs"]
