@@ -316,6 +316,79 @@ pub struct SeatHistory {
     pub forecast: Option<SeatForecast>,
 }
 
+/// `POST /licensd/v1/migrations/directToGroup`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DirectToGroupRequest {
+    pub group_id: Uuid,
+    pub sku_id: Uuid,
+    /// `true` (the default): report and simulate only.
+    #[serde(default)]
+    pub dry_run: Option<bool>,
+    /// Users per batch (default 500, at most 10,000).
+    #[serde(default)]
+    pub batch_size: Option<u32>,
+}
+
+/// A user named in a migration report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrationUser {
+    pub user_id: Uuid,
+    pub user_principal_name: String,
+    /// Why the direct license is not covered (`fewerPlans`, `groupAssignmentNotInEffect`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The plans the user would lose (`fewerPlans`) or lost.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub plans: Vec<String>,
+}
+
+/// The dry run's prediction (the what-if of removing the covered direct licenses).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrationWhatIf {
+    pub changed_users: u64,
+    pub newly_broken_users: u64,
+    pub users_with_errors_before: u64,
+    pub users_with_errors_after: u64,
+}
+
+/// One batch of removals.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrationBatch {
+    pub index: u32,
+    pub users: u32,
+    pub removed: u32,
+    pub duration_milliseconds: u64,
+}
+
+/// The answer of a direct-to-group migration (a dry run or the real one).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectToGroupReport {
+    pub group_id: Uuid,
+    pub sku_id: Uuid,
+    pub dry_run: bool,
+    /// Members whose direct license the group fully covers (same or more plans, in effect).
+    pub covered: Vec<MigrationUser>,
+    /// Members who would lose plans: their direct licenses are kept.
+    pub losing_plans: Vec<MigrationUser>,
+    /// Users with a direct license who are not members: kept.
+    pub not_in_group: Vec<MigrationUser>,
+    /// The dry run's simulation (dry runs only).
+    pub what_if: Option<MigrationWhatIf>,
+    /// Batches applied (real runs only).
+    pub batches: Vec<MigrationBatch>,
+    /// Direct licenses removed.
+    pub removed: u64,
+    /// The first unexpected error, which stopped the migration (later batches not applied).
+    pub stopped_by: Option<String>,
+    /// Migrated users who lost a plan (the proof: empty when nobody lost a service).
+    pub users_who_lost_plans: Vec<MigrationUser>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,6 +31,8 @@ mod hostile_input;
 mod links;
 #[path = "api/metrics.rs"]
 mod metrics;
+#[path = "api/migration.rs"]
+mod migration;
 #[path = "api/odata.rs"]
 mod odata;
 #[path = "api/openapi.rs"]

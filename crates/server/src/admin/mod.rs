@@ -6,6 +6,7 @@
 pub mod advisor;
 pub mod catalog;
 pub mod diagnosis;
+pub mod migration;
 pub mod products;
 pub mod service_plans;
 pub mod spend;
@@ -46,6 +47,12 @@ const ANY_CHANGES: RouteAccess = RouteAccess::Changes {
 const USER_ACTIVITY: RouteAccess = RouteAccess::Changes {
     reads: ReadScope::Directory,
     kinds: &[CommandKind::Directory],
+};
+
+/// License assignments (a migration removes direct licenses).
+const LICENSE_CHANGES: RouteAccess = RouteAccess::Changes {
+    reads: ReadScope::Licensing,
+    kinds: &[CommandKind::Licenses],
 };
 
 const READS_LICENSING: RouteAccess = RouteAccess::Reads(ReadScope::Licensing);
@@ -112,6 +119,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         ))
         .routes(guarded(routes!(spend::update_activity), USER_ACTIVITY))
         .routes(guarded(routes!(spend::update_activities), USER_ACTIVITY))
+        .routes(guarded(routes!(migration::direct_to_group), LICENSE_CHANGES))
 }
 
 /// A product's seats in licensd's admin shape.
