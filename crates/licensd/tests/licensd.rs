@@ -20,6 +20,8 @@ mod diagnosis_cli;
 mod durability;
 #[path = "licensd/shutdown.rs"]
 mod shutdown;
+#[path = "licensd/spend_cli.rs"]
+mod spend_cli;
 #[path = "licensd/support.rs"]
 mod support;
 #[path = "licensd/tidy.rs"]

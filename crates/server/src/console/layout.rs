@@ -18,14 +18,16 @@ pub enum Section {
     Products,
     Activity,
     Advisor,
+    Spend,
 }
 
-const NAVIGATION: [(Section, &str, &str); 6] = [
+const NAVIGATION: [(Section, &str, &str); 7] = [
     (Section::Overview, "/", "Overview"),
     (Section::Groups, "/groups", "Groups"),
     (Section::Users, "/users", "Users"),
     (Section::Products, "/products", "All products"),
     (Section::Advisor, "/advisor", "Advisor"),
+    (Section::Spend, "/spend", "Spend"),
     (Section::Activity, "/activity", "Activity"),
 ];
 

@@ -30,6 +30,7 @@ mod processing;
 mod product;
 mod products;
 mod sign_in;
+mod spend;
 mod user;
 mod users;
 
@@ -59,6 +60,8 @@ pub fn router() -> Router<AppState> {
     let pages = Router::new()
         .route("/advisor", get(advisor::show))
         .route("/advisor/apply", post(advisor::apply))
+        .route("/spend", get(spend::show))
+        .route("/spend/products/{sku_id}", get(spend::product))
         .route("/groups", get(groups::list))
         .route("/groups/{group_id}", get(group::show))
         .route("/groups/{group_id}/licenses", post(group::save_license))
