@@ -481,6 +481,16 @@ impl Engine {
     }
 }
 
+/// What freeing the given seats ((skuId, skuPartNumber, seats), as the advisor's reclaimable
+/// seats) saves per month, per currency; seats of unpriced products save nothing known.
+pub fn seats_cost(seats: &[(Uuid, String, u32)], prices: &FxHashMap<Uuid, SeatPrice>) -> Amounts {
+    let mut amounts = Amounts::new();
+    for (sku_id, _, count) in seats {
+        add(&mut amounts, prices.get(sku_id), *count);
+    }
+    amounts
+}
+
 /// One product's seat counts now, as a history snapshot records them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SeatCounts {

@@ -81,6 +81,11 @@ async fn stored_prices(tenant: &Tenant) -> Result<Vec<SkuPrice>, ApiError> {
         .await
 }
 
+/// The tenant's prices as the engine's reports take them.
+pub async fn stored_price_map(tenant: &Tenant) -> Result<FxHashMap<Uuid, SeatPrice>, ApiError> {
+    Ok(price_map(&stored_prices(tenant).await?))
+}
+
 fn price_map(prices: &[SkuPrice]) -> FxHashMap<Uuid, SeatPrice> {
     prices
         .iter()

@@ -170,6 +170,7 @@ fn risk_sections(report: &AdvisorReport) -> Markup {
                     }
                 }
             }
+            p { "What licenses cost, idle seats and why: " a href="/spend" { "Spend" } "." }
         }
     }
 }

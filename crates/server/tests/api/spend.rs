@@ -217,6 +217,14 @@ async fn spend_scenario(server: TestServer) -> TestServer {
         .await
         .expect(204);
 
+    // The advisor shows what freeing its reclaimable seats saves: users[4]'s E1 (disabled).
+    let advisor = server.get("/licensd/v1/advisor").await.expect(200).body;
+    assert_eq!(
+        advisor["moneySavedPerMonth"],
+        json!([{"currency": "EUR", "amount": "10.00"}]),
+        "{advisor:#}"
+    );
+
     // The cost report: every view adds up.
     let report = server.get("/licensd/v1/spend/cost").await.expect(200).body;
     let products = report["products"].as_array().expect("products");
