@@ -147,13 +147,16 @@ impl IdleReason {
     }
 }
 
+/// Why a user's seats are idle and the date that decided it.
+pub type IdleVerdict = (IdleReason, Option<Timestamp>);
+
 /// Why a user's seats are idle, if they are: left (leave date passed), else disabled, else
 /// inactive (last sign-in at least `inactive_after_days` ago), with the date that decided it.
 pub fn idle_reason(
     account_enabled: bool,
     activity: Option<&UserActivity>,
     policy: &IdlePolicy,
-) -> Option<(IdleReason, Option<Timestamp>)> {
+) -> Option<IdleVerdict> {
     if let Some(left) = activity.and_then(|activity| activity.leave_date) {
         if left <= policy.now {
             return Some((IdleReason::Left, Some(left)));
@@ -447,7 +450,7 @@ impl Engine {
     /// Every seat held by an idle user, by user (in the tenant's order) then product.
     pub fn idle_seats(&self, inputs: &SpendInputs<'_>) -> Vec<IdleSeat> {
         let mut seats = Vec::new();
-        let mut current: Option<(UserRef, Option<(IdleReason, Option<Timestamp>)>)> = None;
+        let mut current: Option<(UserRef, Option<IdleVerdict>)> = None;
         self.for_each_seat(|user_ref, sku, owner| {
             let user = self.directory.user(user_ref);
             let idle = match current {

@@ -73,7 +73,11 @@ fn main() {
 
     let started = Instant::now();
     let coverage = runtime
-        .read(|engine| engine.direct_to_group_coverage(group, OFFICE_365_E3))
+        .read(|engine| {
+            engine
+                .direct_to_group_coverage(group, OFFICE_365_E3)
+                .map_err(Box::new)
+        })
         .expect("read")
         .expect("coverage");
     let commands = coverage.removal_commands(OFFICE_365_E3);

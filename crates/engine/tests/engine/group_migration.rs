@@ -75,7 +75,7 @@ fn migration_loses_no_plan_unless_the_report_said_so() -> TestResult {
     let users = world.engine.user_ids();
     let before: Vec<_> = users
         .iter()
-        .map(|user| world.engine.user_plans_in_effect(*user))
+        .map(|user| world.engine.user_plans_in_effect(*user).map_err(Box::new))
         .collect::<Result<_, _>>()?;
     for command in commands {
         world.apply(command)?;
