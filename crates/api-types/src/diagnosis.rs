@@ -481,4 +481,8 @@ pub struct AdvisorReport {
     pub add_on_risks: Vec<AddOnRisk>,
     pub products_near_exhaustion: Vec<ProductExhaustion>,
     pub reclaimable_seats: Vec<ReclaimableSeats>,
+    /// What freeing the reclaimable seats saves per month, per currency, at the products'
+    /// prices (`/licensd/v1/skus/{skuId}/price`); seats of unpriced products are not counted.
+    #[serde(default)]
+    pub money_saved_per_month: Vec<crate::spend::Amount>,
 }

@@ -16,6 +16,7 @@ pub mod integers;
 pub mod limits;
 pub mod objects;
 pub mod schemas;
+pub mod spend;
 pub mod time;
 pub mod tokens;
 

@@ -421,6 +421,54 @@ impl LicensdClient {
         self.get(self.url(&["licensd", "v1", "advisor"], &[]))
     }
 
+    /// `PUT /licensd/v1/skus/{skuId}/price`: a product's price per seat and month.
+    pub fn set_price(
+        &self,
+        sku_id: Uuid,
+        request: &licensd_api_types::spend::SetPriceRequest,
+    ) -> Result<licensd_api_types::spend::Price, ClientError> {
+        self.send(
+            Method::PUT,
+            self.url(&["licensd", "v1", "skus", &sku_id.to_string(), "price"], &[]),
+            Some(request),
+        )
+    }
+
+    /// `GET /licensd/v1/spend/cost`: cost per product, source, department and company.
+    pub fn cost_report(
+        &self,
+        inactive_days: u32,
+    ) -> Result<licensd_api_types::spend::CostReport, ClientError> {
+        self.get(self.url(
+            &["licensd", "v1", "spend", "cost"],
+            &[("inactiveDays", &inactive_days.to_string())],
+        ))
+    }
+
+    /// `GET /licensd/v1/spend/idle`: idle seats with their reason.
+    pub fn idle_seats(
+        &self,
+        inactive_days: u32,
+    ) -> Result<licensd_api_types::spend::IdleSeatList, ClientError> {
+        self.get(self.url(
+            &["licensd", "v1", "spend", "idle"],
+            &[("inactiveDays", &inactive_days.to_string())],
+        ))
+    }
+
+    /// `POST /licensd/v1/migrations/directToGroup`: the coverage report, a dry run or the
+    /// migration.
+    pub fn direct_to_group(
+        &self,
+        request: &licensd_api_types::spend::DirectToGroupRequest,
+    ) -> Result<licensd_api_types::spend::DirectToGroupReport, ClientError> {
+        self.send(
+            Method::POST,
+            self.url(&["licensd", "v1", "migrations", "directToGroup"], &[]),
+            Some(request),
+        )
+    }
+
     /// `GET /licensd/v1/tokens`: the tenant's access tokens (Global Administrator only).
     pub fn access_tokens(&self) -> Result<AccessTokenList, ClientError> {
         self.get(self.url(&["licensd", "v1", "tokens"], &[]))

@@ -241,7 +241,7 @@ impl Engine {
         Ok(self.states.of(user))
     }
 
-    fn effective_plans_of(&self, user: UserRef) -> BTreeMap<SkuRef, PlanSet> {
+    pub(crate) fn effective_plans_of(&self, user: UserRef) -> BTreeMap<SkuRef, PlanSet> {
         let mut by_sku: BTreeMap<SkuRef, PlanSet> = BTreeMap::new();
         for record in self.states.of(user) {
             if record.status.is_in_effect() {

@@ -12,6 +12,8 @@ mod commands;
 mod diagnosis;
 #[path = "engine/dynamic_groups.rs"]
 mod dynamic_groups;
+#[path = "engine/group_migration.rs"]
+mod group_migration;
 #[path = "engine/image.rs"]
 mod image;
 #[path = "engine/nesting.rs"]
@@ -22,3 +24,5 @@ mod properties;
 mod scenarios;
 #[path = "engine/self_healing.rs"]
 mod self_healing;
+#[path = "engine/spend.rs"]
+mod spend;

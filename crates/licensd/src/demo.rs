@@ -24,7 +24,13 @@ pub struct DemoArguments {
 
 /// Prints the demo tenant, stores it and serves it until Ctrl-C.
 pub fn run(arguments: DemoArguments) -> anyhow::Result<()> {
-    let (world, _) = SeedWorld::demo().context("building the demo tenant")?;
+    let (mut world, directory) = SeedWorld::demo().context("building the demo tenant")?;
+    // Departments and companies change no license state: the seed's errors stay as they are.
+    for command in SeedWorld::demo_attribute_commands(&directory) {
+        world
+            .apply(command)
+            .context("giving the demo's users departments")?;
+    }
     print_demo(&world.engine)?;
     if arguments.no_serve {
         return Ok(());
@@ -58,6 +64,30 @@ pub fn run(arguments: DemoArguments) -> anyhow::Result<()> {
         store
             .write(tenant_id, &licensd_store::WriteBatch::from_image(image))
             .context("storing the demo tenant")?;
+        // Prices and the users' activity (a few leavers, some inactive users): the spend pages.
+        let spend = SeedWorld::demo_spend(&directory, licensd_runtime::tenants::now());
+        for (sku_id, price_minor, currency) in spend.prices {
+            let price = licensd_store::SkuPrice {
+                sku_id,
+                price_minor,
+                currency: currency.to_string(),
+            };
+            store
+                .set_sku_price(tenant_id, sku_id, Some(&price), &[])
+                .context("storing the demo's prices")?;
+        }
+        let activity: Vec<licensd_store::UserActivityRecord> = spend
+            .activity
+            .iter()
+            .map(|(user_id, activity)| licensd_store::UserActivityRecord {
+                user_id: *user_id,
+                last_sign_in: activity.last_sign_in.map(|at| at.0),
+                leave_date: activity.leave_date.map(|at| at.0),
+            })
+            .collect();
+        store
+            .set_user_activity(tenant_id, &activity, &[])
+            .context("storing the demo's activity")?;
     }
     drop(store);
     println!(

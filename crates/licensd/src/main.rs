@@ -5,6 +5,7 @@ mod alert;
 mod demo;
 mod diagnosis;
 mod import;
+mod spend;
 mod tenant;
 mod token;
 
@@ -76,6 +77,14 @@ enum Commands {
     /// The tenant advisor: redundant licenses, seats of disabled accounts, add-on risks,
     /// products near exhaustion.
     Advisor(diagnosis::AdvisorArguments),
+    /// Sets a product's price per seat and month.
+    Price(spend::PriceArguments),
+    /// What licenses cost: per product, group, direct assignments, department and company.
+    Cost(spend::CostArguments),
+    /// Idle seats: held by users who left, are disabled or have not signed in for a while.
+    Idle(spend::CostArguments),
+    /// Moves direct assignments to a group (`direct-to-group`; a dry run unless --apply).
+    Migrate(spend::MigrateArguments),
 }
 
 #[derive(clap::Args)]
@@ -158,6 +167,10 @@ fn main() -> anyhow::Result<()> {
         Commands::Whatif(arguments) => diagnosis::run_what_if(arguments),
         Commands::Apply(arguments) => diagnosis::run_apply(arguments),
         Commands::Advisor(arguments) => diagnosis::run_advisor(arguments),
+        Commands::Price(arguments) => spend::run_price(arguments),
+        Commands::Cost(arguments) => spend::run_cost(arguments),
+        Commands::Idle(arguments) => spend::run_idle(arguments),
+        Commands::Migrate(arguments) => spend::run_migrate(arguments),
     }
 }
 

@@ -26,6 +26,8 @@ mod notifications;
 mod receiver;
 #[path = "licensd/shutdown.rs"]
 mod shutdown;
+#[path = "licensd/spend_cli.rs"]
+mod spend_cli;
 #[path = "licensd/support.rs"]
 mod support;
 #[path = "licensd/tidy.rs"]

@@ -355,6 +355,7 @@ fn run(
             last_lifecycle_check = Some(std::time::Instant::now());
             crate::subscription_lifecycles::apply_lifecycles(&store, &tenants, crate::tenants::now().0);
             crate::alerts::check_periodic(&store, &tenants, &statistics, crate::tenants::now().0);
+            crate::seat_history::record_seat_history(&store, &tenants, crate::tenants::now().0);
         }
         // Read before looking at the queues: a write that queues users after this returns at
         // once from the wait below.

@@ -507,6 +507,95 @@ impl TenantRuntime {
         }
     }
 
+    /// Applies many commands of one caller, as [`TenantRuntime::execute`] would one by one
+    /// (each validated alone, a refused one refused alone), but queued together so the group
+    /// commit writes up to its group size of them per transaction. One result per command, in
+    /// order.
+    pub fn execute_batch(
+        &self,
+        store: &SharedStore,
+        commands: Vec<Command>,
+        caller: &Caller,
+    ) -> Vec<Result<CommandOutcome, ExecuteError>> {
+        let mut results: Vec<Option<Result<CommandOutcome, ExecuteError>>> =
+            commands.iter().map(|_| None).collect();
+        let mut pending: Vec<(usize, u64)> = Vec::with_capacity(commands.len());
+        {
+            let mut writes = self.waiting_writes();
+            for (index, command) in commands.into_iter().enumerate() {
+                if caller.tenant_id != self.id {
+                    results[index] = Some(Err(ExecuteError::UnknownTenant(self.id)));
+                    continue;
+                }
+                if !caller.role.may_execute(&command) {
+                    results[index] = Some(Err(ExecuteError::Forbidden {
+                        role: caller.role,
+                        kind: CommandKind::of(&command),
+                    }));
+                    continue;
+                }
+                let ticket = writes.next_ticket;
+                writes.next_ticket += 1;
+                writes.waiting.push(WaitingWrite {
+                    ticket,
+                    command,
+                    caller: caller.clone(),
+                });
+                pending.push((index, ticket));
+            }
+        }
+        let mut writes = self.waiting_writes();
+        loop {
+            pending.retain(|(index, ticket)| match writes.done.remove(ticket) {
+                Some(result) => {
+                    results[*index] = Some(result);
+                    false
+                }
+                None => true,
+            });
+            if pending.is_empty() {
+                break;
+            }
+            if writes.writing {
+                writes = match self.written.wait(writes) {
+                    Ok(writes) => writes,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                continue;
+            }
+            // This caller's turn: one group of the waiting commands.
+            writes.writing = true;
+            drop(writes);
+            let turn = WriterTurn { runtime: self };
+            let state = self.lock();
+            let mut waiting = self.waiting_writes();
+            let take = waiting.waiting.len().min(MAX_GROUP);
+            let group: Vec<WaitingWrite> = waiting.waiting.drain(..take).collect();
+            drop(waiting);
+            let tickets: Vec<u64> = group.iter().map(|write| write.ticket).collect();
+            let group_results = match state {
+                Ok(mut state) => self.execute_group(&mut state, store, group),
+                Err(_) => group.iter().map(|_| Err(ExecuteError::Poisoned)).collect(),
+            };
+            if group_results.iter().any(|result| {
+                result
+                    .as_ref()
+                    .is_ok_and(|outcome| !outcome.newly_queued.is_empty())
+            }) {
+                self.signal.notify();
+            }
+            self.waiting_writes()
+                .done
+                .extend(tickets.into_iter().zip(group_results));
+            drop(turn);
+            writes = self.waiting_writes();
+        }
+        results
+            .into_iter()
+            .map(|result| result.unwrap_or(Err(ExecuteError::Poisoned)))
+            .collect()
+    }
+
     /// The waiting commands (a poisoned lock still holds them intact: every change to them is
     /// one statement).
     fn waiting_writes(&self) -> MutexGuard<'_, WaitingWrites> {

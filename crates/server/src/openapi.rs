@@ -33,6 +33,7 @@ use crate::AppState;
         (name = "licensd: products", description = "licensd extension: products, seats and subscription status"),
         (name = "licensd: service plans", description = "licensd extension: service plan rules"),
         (name = "licensd: tenant", description = "licensd extension: settings, overview, explanations"),
+        (name = "licensd: spend", description = "licensd extension: prices, cost, idle seats, activity, seat history, reclamation and migration"),
     ),
     components(schemas(ErrorResponse)),
     modifiers(&SecurityAndStatuses),

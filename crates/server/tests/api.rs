@@ -39,6 +39,8 @@ mod metrics;
 mod nesting;
 #[path = "api/notifications.rs"]
 mod notifications;
+#[path = "api/migration.rs"]
+mod migration;
 #[path = "api/odata.rs"]
 mod odata;
 #[path = "api/openapi.rs"]
@@ -49,6 +51,8 @@ mod receiver;
 mod scenarios;
 #[path = "api/security.rs"]
 mod security;
+#[path = "api/spend.rs"]
+mod spend;
 #[path = "api/subscribed_skus.rs"]
 mod subscribed_skus;
 #[path = "api/support.rs"]

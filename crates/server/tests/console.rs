@@ -1824,5 +1824,38 @@ async fn an_empty_tenant_opens_on_the_first_run_page_and_is_set_up_from_it() {
         .post("/setup/groups", &[("display_name", "  ")])
         .await
         .expect(400);
+#[tokio::test]
+async fn the_spend_page_shows_cost_by_department_as_svg_and_tables() {
+    let (mut world, directory) = demo();
+    for command in SeedWorld::demo_attribute_commands(&directory) {
+        world.apply(command).expect("departments");
+    }
+    let server = ConsoleServer::start(&world.engine).await;
+    let api = reqwest::Client::new();
+    for (sku, price) in [(OFFICE_365_E1, "10"), (OFFICE_365_E3, "33.50")] {
+        let response = api
+            .put(format!("{}/licensd/v1/skus/{sku}/price", server.base))
+            .bearer_auth(&server.token)
+            .json(&serde_json::json!({"pricePerSeat": price, "currency": "EUR"}))
+            .send()
+            .await
+            .expect("price");
+        assert_eq!(response.status().as_u16(), 200);
+    }
+    let page = server.get("/spend").await.expect(200);
+    page.contains("aria-current=\"page\">Spend")
+        .contains("<svg")
+        .contains("Cost by department")
+        .contains("Engineering")
+        .contains("Operations")
+        .contains("Sales");
+    // E3 for Engineering (users 131-150, 20 seats) at 33.50 EUR, in the table and the chart.
+    page.contains("670.00 EUR");
+    let history = server
+        .get(&format!("/spend/products/{OFFICE_365_E3}"))
+        .await
+        .expect(200);
+    history.contains("Seat usage: ENTERPRISEPACK");
+    server.get("/spend/products/not-a-guid").await.expect(404);
     server.stop().await;
 }

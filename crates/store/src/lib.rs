@@ -44,6 +44,7 @@ mod outbox;
 mod postgres;
 mod reads;
 mod security;
+mod spend;
 mod sql;
 mod sqlite;
 mod subscriptions;
@@ -66,6 +67,7 @@ pub use crate::outbox::{
 };
 pub use crate::postgres::PostgresStore;
 pub use crate::security::{AccessTokenRecord, AuditQuery, AuditRecord, ModifiedProperty, StoredAuditRecord};
+pub use crate::spend::{SeatSnapshot, SkuPrice, UserActivityRecord};
 pub use crate::sqlite::SqliteStore;
 pub use crate::subscriptions::SubscriptionLifecycle;
 
@@ -599,6 +601,79 @@ impl Store {
         lifecycle: &SubscriptionLifecycle,
     ) -> Result<(), StoreError> {
         dispatch!(self, store => subscriptions::set_subscription_lifecycle(store, tenant_id, lifecycle))
+    }
+
+    /// The prices of the tenant's products (those that have one), by `skuId`.
+    pub fn sku_prices(&mut self, tenant_id: Uuid) -> Result<Vec<SkuPrice>, StoreError> {
+        dispatch!(self, store => spend::sku_prices(store, tenant_id))
+    }
+
+    /// Sets (`Some`) or removes (`None`) a product's price, with its audit records, in one
+    /// transaction.
+    pub fn set_sku_price(
+        &mut self,
+        tenant_id: Uuid,
+        sku_id: Uuid,
+        price: Option<&SkuPrice>,
+        audit: &[AuditRecord],
+    ) -> Result<(), StoreError> {
+        dispatch!(self, store => spend::set_sku_price(store, tenant_id, sku_id, price, audit))
+    }
+
+    /// One user's activity, if any is known.
+    pub fn user_activity(
+        &mut self,
+        tenant_id: Uuid,
+        user_id: Uuid,
+    ) -> Result<Option<UserActivityRecord>, StoreError> {
+        dispatch!(self, store => spend::user_activity(store, tenant_id, user_id))
+    }
+
+    /// The activity of the users who may be idle: leave date at or before `now`, or last
+    /// sign-in at or before `signed_in_before`.
+    pub fn possibly_idle_activity(
+        &mut self,
+        tenant_id: Uuid,
+        now: i64,
+        signed_in_before: i64,
+    ) -> Result<Vec<UserActivityRecord>, StoreError> {
+        dispatch!(self, store => spend::possibly_idle_activity(store, tenant_id, now, signed_in_before))
+    }
+
+    /// Replaces the activity of each given user (neither date: removed), with audit records,
+    /// in one transaction.
+    pub fn set_user_activity(
+        &mut self,
+        tenant_id: Uuid,
+        records: &[UserActivityRecord],
+        audit: &[AuditRecord],
+    ) -> Result<(), StoreError> {
+        dispatch!(self, store => spend::set_user_activity(store, tenant_id, records, audit))
+    }
+
+    /// Stores seat snapshots.
+    pub fn record_seat_snapshots(
+        &mut self,
+        tenant_id: Uuid,
+        snapshots: &[SeatSnapshot],
+    ) -> Result<(), StoreError> {
+        dispatch!(self, store => spend::record_seat_snapshots(store, tenant_id, snapshots))
+    }
+
+    /// A product's seat snapshots taken in `[from, to]` (milliseconds), oldest first.
+    pub fn seat_history(
+        &mut self,
+        tenant_id: Uuid,
+        sku_id: Uuid,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<SeatSnapshot>, StoreError> {
+        dispatch!(self, store => spend::seat_history(store, tenant_id, sku_id, from, to))
+    }
+
+    /// The latest seat snapshot of each product that has one.
+    pub fn latest_seat_snapshots(&mut self, tenant_id: Uuid) -> Result<Vec<SeatSnapshot>, StoreError> {
+        dispatch!(self, store => spend::latest_seat_snapshots(store, tenant_id))
     }
 
     /// Takes the right to process the tenant's queue for `ttl`, by the database's clock. Returns

@@ -8,7 +8,7 @@ use crate::error::StoreError;
 use crate::sql::{Param, ReadRow, Session, Transaction};
 
 /// The schema version this binary writes: the version of the last migration.
-pub const SCHEMA_VERSION: u64 = 10;
+pub const SCHEMA_VERSION: u64 = 11;
 
 /// One step of the schema, in each backend's SQL.
 pub(crate) struct Migration {
@@ -79,6 +79,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "dynamic groups",
         sqlite: include_str!("migrations/sqlite/0010_dynamic_groups.sql"),
         postgres: include_str!("migrations/postgres/0010_dynamic_groups.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "spend: prices, activity, seat history",
+        sqlite: include_str!("migrations/sqlite/0011_spend.sql"),
+        postgres: include_str!("migrations/postgres/0011_spend.sql"),
     },
 ];
 

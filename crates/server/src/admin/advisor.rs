@@ -112,6 +112,7 @@ pub fn wire_advisor(report: &engine_advisor::AdvisorReport) -> Result<AdvisorRep
                 seats: *seats,
             })
             .collect(),
+        money_saved_per_month: Vec::new(),
     })
 }
 
@@ -121,9 +122,28 @@ pub fn wire_advisor(report: &engine_advisor::AdvisorReport) -> Result<AdvisorRep
 /// product that supersedes it such as E3 over E1), seats held by disabled accounts, groups whose
 /// add-ons fail for members without the prerequisite, products near exhaustion given the demand
 /// already waiting or queued, and the seats acting on the findings would free. Each actionable
-/// finding carries its `changes` (apply them with `POST /licensd/v1/changes`).
+/// finding carries its `changes` (apply them with `POST /licensd/v1/changes`);
+/// `moneySavedPerMonth` is what freeing the reclaimable seats saves at the products' prices
+/// (the cost and idle-seat reports: `/licensd/v1/spend/cost`, `/licensd/v1/spend/idle`).
 #[utoipa::path(get, path = "/licensd/v1/advisor", tag = "licensd: diagnosis",
     responses((status = 200, description = "The advisor's report", body = AdvisorReport)))]
 pub async fn get_advisor(tenant: Tenant) -> Result<Json<AdvisorReport>, ApiError> {
-    Ok(Json(tenant.read(|engine| wire_advisor(&engine.advise())).await?))
+    let prices = super::spend::stored_price_map(&tenant).await?;
+    Ok(Json(
+        tenant
+            .read(move |engine| {
+                let report = engine.advise();
+                let mut wire = wire_advisor(&report)?;
+                wire.money_saved_per_month =
+                    licensd_engine::spend::seats_cost(&report.reclaimable_seats, &prices)
+                        .into_iter()
+                        .map(|(currency, amount)| licensd_api_types::spend::Amount {
+                            currency,
+                            amount: licensd_api_types::spend::format_amount(amount),
+                        })
+                        .collect();
+                Ok(wire)
+            })
+            .await?,
+    ))
 }

@@ -8,8 +8,10 @@ pub mod alert_rules;
 pub mod catalog;
 pub mod diagnosis;
 pub mod notifications;
+pub mod migration;
 pub mod products;
 pub mod service_plans;
+pub mod spend;
 pub mod tenant;
 pub mod tokens;
 pub mod whatif;
@@ -41,6 +43,18 @@ const SETTINGS: RouteAccess = RouteAccess::Changes {
 const ANY_CHANGES: RouteAccess = RouteAccess::Changes {
     reads: ReadScope::Licensing,
     kinds: ANY_CHANGE,
+};
+
+/// Users' activity as the identity provider reports it: a directory change.
+const USER_ACTIVITY: RouteAccess = RouteAccess::Changes {
+    reads: ReadScope::Directory,
+    kinds: &[CommandKind::Directory],
+};
+
+/// License assignments (a migration removes direct licenses).
+const LICENSE_CHANGES: RouteAccess = RouteAccess::Changes {
+    reads: ReadScope::Licensing,
+    kinds: &[CommandKind::Licenses],
 };
 
 const READS_LICENSING: RouteAccess = RouteAccess::Reads(ReadScope::Licensing);
@@ -113,6 +127,21 @@ pub fn router() -> OpenApiRouter<AppState> {
             routes!(alert_rules::get_alert_rule, alert_rules::delete_alert_rule),
             SETTINGS,
         ))
+        .routes(guarded(routes!(spend::list_prices), READS_LICENSING))
+        .routes(guarded(
+            routes!(spend::set_price, spend::remove_price),
+            SUBSCRIPTIONS,
+        ))
+        .routes(guarded(routes!(spend::get_cost), READS_LICENSING))
+        .routes(guarded(routes!(spend::get_idle), READS_LICENSING))
+        .routes(guarded(routes!(spend::get_history), READS_LICENSING))
+        .routes(guarded(
+            routes!(spend::get_activity),
+            RouteAccess::Reads(ReadScope::Directory),
+        ))
+        .routes(guarded(routes!(spend::update_activity), USER_ACTIVITY))
+        .routes(guarded(routes!(spend::update_activities), USER_ACTIVITY))
+        .routes(guarded(routes!(migration::direct_to_group), LICENSE_CHANGES))
 }
 
 /// A product's seats in licensd's admin shape.

@@ -239,6 +239,23 @@ impl Tenant {
         .map_err(|error| ApiError::internal(format!("a store task failed: {error}")))?
     }
 
+    /// Applies many commands, queued together for the group commit; one result per command.
+    pub async fn execute_batch(
+        &self,
+        commands: Vec<Command>,
+    ) -> Result<Vec<Result<CommandOutcome, ApiError>>, ApiError> {
+        let runtime = Arc::clone(&self.runtime);
+        let store = self.store.clone();
+        let caller = self.caller.clone();
+        let results = tokio::task::spawn_blocking(move || runtime.execute_batch(&store, commands, &caller))
+            .await
+            .map_err(|error| ApiError::internal(format!("a command task failed: {error}")))?;
+        Ok(results
+            .into_iter()
+            .map(|result| result.map_err(ApiError::from))
+            .collect())
+    }
+
     /// Applies a command and persists it; a refusal changes nothing.
     pub async fn execute(&self, command: Command) -> Result<CommandOutcome, ApiError> {
         let runtime = Arc::clone(&self.runtime);

@@ -310,6 +310,7 @@ fn risk_sections(names: &ProductNames, view: &View, report: &AdvisorReport) -> M
                     }
                 }
             }
+            p { "What licenses cost, idle seats and why: " a href="/spend" { "Spend" } "." }
         }
     }
 }

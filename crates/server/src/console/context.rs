@@ -130,6 +130,26 @@ impl ConsoleContext {
     }
 
     /// The tenant's audit records matching `query`, newest first.
+    /// Runs a read on the store for this tenant (prices, activity, seat history).
+    pub async fn with_store<T, F>(&self, query: F) -> Result<T, ConsoleError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut licensd_store::Store, Uuid) -> Result<T, licensd_store::StoreError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        let tenant_id = self.tenant_id;
+        tokio::task::spawn_blocking(move || {
+            let mut store = licensd_runtime::tenants::lock_store(&store).map_err(ConsoleError::from)?;
+            query(&mut store, tenant_id).map_err(|error| ConsoleError::Storage {
+                detail: error.to_string(),
+            })
+        })
+        .await
+        .map_err(|error| ConsoleError::Internal {
+            detail: format!("a store query failed: {error}"),
+        })?
+    }
+
     pub async fn audit_records(
         &self,
         query: licensd_store::AuditQuery,

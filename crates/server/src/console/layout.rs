@@ -21,15 +21,17 @@ pub enum Section {
     Advisor,
     Alerts,
     Notifications,
+    Spend,
 }
 
-const NAVIGATION: [(Section, &str, &str); 8] = [
+const NAVIGATION: [(Section, &str, &str); 9] = [
     (Section::Overview, "/", "Overview"),
     (Section::Groups, "/groups", "Groups"),
     (Section::Users, "/users", "Users"),
     (Section::Products, "/products", "All products"),
     (Section::Advisor, "/advisor", "Advisor"),
     (Section::Alerts, "/alerts", "Alerts"),
+    (Section::Spend, "/spend", "Spend"),
     (Section::Activity, "/activity", "Activity"),
     (Section::Notifications, "/notifications", "Notifications"),
 ];

@@ -35,6 +35,7 @@ mod processing;
 mod product;
 mod products;
 mod sign_in;
+mod spend;
 mod user;
 mod users;
 
@@ -70,6 +71,8 @@ pub fn router() -> Router<AppState> {
         .route("/advisor", get(advisor::show))
         .route("/alerts", get(alerts::show))
         .route("/advisor/apply", post(advisor::apply))
+        .route("/spend", get(spend::show))
+        .route("/spend/products/{sku_id}", get(spend::product))
         .route("/groups", get(groups::list))
         .route("/groups/{group_id}", get(group::show))
         .route("/groups/{group_id}/licenses", post(group::save_license))

@@ -264,6 +264,21 @@ impl TestServer {
         server
     }
 
+    /// Stops this server and starts a new one on the same database (a restart: every in-memory
+    /// state is rebuilt from the store), with the same configuration adjustments.
+    pub async fn restart(mut self, configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        let database = self._database.take();
+        let (url, directory, token) = (
+            self.database_url.clone(),
+            self.data_directory.clone(),
+            self.token.clone(),
+        );
+        self.stop().await;
+        let mut server = TestServer::launch(&url, &directory, token, configure).await;
+        server._database = database;
+        server
+    }
+
     /// Shuts the server down gracefully and checks it ended without error.
     pub async fn stop(mut self) {
         if let Some(sender) = self.shutdown.take() {
