@@ -239,11 +239,17 @@ impl TenantRuntime {
     /// is newer than what the engine reflects by then (this instance may have written meanwhile).
     ///
     /// Catching up is incremental: the patch of what the writes since the engine's version
-    /// touched is read (without the engine's lock) and applied under the lock if the engine is
-    /// still at that version; if it moved meanwhile the patch is read again from where it is now.
+    /// touched is read (without the engine's lock, so reads go on, but holding the tenant's write
+    /// order, so this instance's own writes wait: they would conflict anyway) and applied under
+    /// the lock if the engine is still at that version; if it moved meanwhile the patch is read
+    /// again from where it is now.
     /// Only when the store says the change log cannot bring the engine there (or the engine
     /// refuses the patch) is the whole tenant loaded, as before.
     pub fn catch_up_to(&self, store: &SharedStore, version: u64) -> Result<bool, ExecuteError> {
+        // The write order first: a write of this instance in flight (a processing step writes
+        // without the engine's lock) announces its own version before it can record it; waiting
+        // for it avoids reading back what it just wrote.
+        let order = self.write_order();
         let mut from = self.lock()?.version;
         if from >= version {
             return Ok(false);
@@ -273,6 +279,8 @@ impl TenantRuntime {
                 }
             }
         }
+        // A full reload takes seconds for a large tenant: writes go on meanwhile.
+        drop(order);
         let (engine, loaded_version) = load_engine(store, self.id)?;
         let mut state = self.lock()?;
         if loaded_version <= state.version {
