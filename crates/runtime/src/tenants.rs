@@ -155,9 +155,10 @@ pub struct TenantRuntime {
     command_transactions: AtomicU64,
     /// Held while commands or a processing step are decided and written ([`Self::write_order`]).
     write_order: Mutex<()>,
-    /// Called by a processing step just before its store write (tests: what may happen then).
+    /// Called by a processing step just before and just after its store write (tests: what
+    /// may happen then).
     #[cfg(test)]
-    before_step_write: Mutex<Option<Box<dyn FnMut() + Send>>>,
+    step_write_hook: Mutex<Option<Box<dyn FnMut(StepWritePhase) + Send>>>,
 }
 
 /// At most this many commands share one transaction (the rest wait for the next).
@@ -228,7 +229,7 @@ impl TenantRuntime {
             command_transactions: AtomicU64::new(0),
             write_order: Mutex::new(()),
             #[cfg(test)]
-            before_step_write: Mutex::new(None),
+            step_write_hook: Mutex::new(None),
         })
     }
 
@@ -754,15 +755,10 @@ impl TenantRuntime {
         // Reads go on during the write; commands wait for the write order.
         drop(state);
         #[cfg(test)]
-        if let Some(hook) = self
-            .before_step_write
-            .lock()
-            .map_err(|_| ExecuteError::Poisoned)?
-            .as_mut()
-        {
-            hook();
-        }
+        self.step_write_reached(StepWritePhase::Before)?;
         let written = lock_store(store)?.write(self.id, &batch);
+        #[cfg(test)]
+        self.step_write_reached(StepWritePhase::After)?;
         let mut state = self.lock()?;
         match written {
             Ok(version) => {
@@ -783,6 +779,19 @@ impl TenantRuntime {
                 Err(error.into())
             }
         }
+    }
+
+    #[cfg(test)]
+    fn step_write_reached(&self, phase: StepWritePhase) -> Result<(), ExecuteError> {
+        if let Some(hook) = self
+            .step_write_hook
+            .lock()
+            .map_err(|_| ExecuteError::Poisoned)?
+            .as_mut()
+        {
+            hook(phase);
+        }
+        Ok(())
     }
 
     /// The tenant's write order: held by the caller writing commands and by a processing step
@@ -811,6 +820,14 @@ impl TenantRuntime {
     pub fn command_transactions(&self) -> u64 {
         self.command_transactions.load(Ordering::Relaxed)
     }
+}
+
+/// Where a processing step's write is (tests' hook).
+#[cfg(test)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StepWritePhase {
+    Before,
+    After,
 }
 
 /// The slices of one processing step, put together as one [`ProcessReport`].
@@ -1247,9 +1264,11 @@ mod tests {
         let (reached, reached_write) = std::sync::mpsc::channel();
         let (resume, resumed) = std::sync::mpsc::channel::<()>();
         let resumed = Mutex::new(resumed);
-        *runtime.before_step_write.lock().expect("hook") = Some(Box::new(move || {
-            reached.send(()).expect("announce the write");
-            let _ = resumed.lock().expect("resume").recv();
+        *runtime.step_write_hook.lock().expect("hook") = Some(Box::new(move |phase| {
+            if phase == StepWritePhase::Before {
+                reached.send(()).expect("announce the write");
+                let _ = resumed.lock().expect("resume").recv();
+            }
         }));
         std::thread::scope(|scope| {
             let step = scope.spawn(|| runtime.process_step(&store, 2_000));
@@ -1283,6 +1302,50 @@ mod tests {
             locked.tenant_version(TENANT).expect("version"),
             runtime.version().expect("version")
         );
+    }
+
+    #[test]
+    fn a_catch_up_to_a_step_being_recorded_waits_for_it_instead_of_reading_it_back() {
+        // The watcher hears of a processing step's commit (its NOTIFY) before the step records
+        // its new version in the engine: catching up then must not read the step's users back.
+        let (_directory, store, runtime) = licensed_tenant(300, 200);
+        let (committed, heard) = std::sync::mpsc::channel();
+        let (resume, resumed) = std::sync::mpsc::channel::<()>();
+        let resumed = Mutex::new(resumed);
+        *runtime.step_write_hook.lock().expect("hook") = Some(Box::new(move |phase| {
+            if phase == StepWritePhase::After {
+                committed.send(()).expect("announce the commit");
+                let _ = resumed.lock().expect("resume").recv();
+            }
+        }));
+        std::thread::scope(|scope| {
+            let step = scope.spawn(|| runtime.process_step(&store, 2_000));
+            heard
+                .recv_timeout(Duration::from_secs(60))
+                .expect("the step committed");
+            let stored = lock_store(&store)
+                .expect("store")
+                .tenant_version(TENANT)
+                .expect("version");
+            assert!(stored > runtime.version().expect("version"));
+            let (answer, answered) = std::sync::mpsc::channel();
+            let runtime = &runtime;
+            let store = &store;
+            let catcher = scope.spawn(move || {
+                let _ = answer.send(runtime.catch_up_to(store, stored));
+            });
+            // It waits for the step (no answer while the step is held), then has nothing to do.
+            let early = answered.recv_timeout(Duration::from_millis(500));
+            resume.send(()).expect("resume the step");
+            let caught_up = match early {
+                Ok(answer) => answer,
+                Err(_) => answered.recv_timeout(Duration::from_secs(60)).expect("answered"),
+            };
+            assert!(!caught_up.expect("caught up"), "the catch-up read the step back");
+            catcher.join().expect("catcher");
+            step.join().expect("step").expect("written");
+            assert_eq!(runtime.version().expect("version"), stored);
+        });
     }
 
     #[test]
