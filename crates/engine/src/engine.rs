@@ -1188,6 +1188,12 @@ impl Engine {
         self.queue.len()
     }
 
+    /// Whether the user waits for evaluation (`false` for an unknown user).
+    pub fn is_user_queued(&self, user_id: Uuid) -> bool {
+        self.user_ref(user_id)
+            .is_ok_and(|user| self.queue.is_queued(user))
+    }
+
     /// Evaluates one user until its states no longer change, commits them, and appends the delta
     /// against the states it had before to `changes`.
     fn evaluate_user(&mut self, user: UserRef, at: Timestamp, changes: &mut Vec<StateChange>) {

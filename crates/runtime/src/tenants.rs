@@ -19,7 +19,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use licensd_engine::{
-    Command, CommandError, CommandOutcome, Engine, LicenseProcessingState, TenantSettings, Timestamp, Uuid,
+    Command, CommandError, CommandOutcome, Engine, LicenseProcessingState, ProcessReport, StateChange,
+    TenantSettings, Timestamp, Uuid,
 };
 use licensd_store::{AuditRecord, Store, StoreError, TenantChange, WriteBatch};
 
@@ -157,10 +158,20 @@ pub struct TenantRuntime {
     command_transactions: AtomicU64,
     /// Every tenant's alert rules (shared by the instance's tenants).
     alerts: Arc<crate::alerts::AlertBook>,
+    /// Held while commands or a processing step are decided and written ([`Self::write_order`]).
+    write_order: Mutex<()>,
+    /// Called by a processing step just before and just after its store write (tests: what
+    /// may happen then).
+    #[cfg(test)]
+    step_write_hook: Mutex<Option<Box<dyn FnMut(StepWritePhase) + Send>>>,
 }
 
 /// At most this many commands share one transaction (the rest wait for the next).
 const MAX_GROUP: usize = 256;
+
+/// A processing step evaluates this many users at a time under the engine's lock, releasing it
+/// in between so that reads are not held for a whole step (its write is one transaction still).
+pub const EVALUATION_SLICE: usize = 250;
 
 /// A command waiting for the tenant's writer.
 struct WaitingWrite {
@@ -241,6 +252,9 @@ impl TenantRuntime {
             written: Condvar::new(),
             command_transactions: AtomicU64::new(0),
             alerts,
+            write_order: Mutex::new(()),
+            #[cfg(test)]
+            step_write_hook: Mutex::new(None),
         })
     }
 
@@ -251,11 +265,17 @@ impl TenantRuntime {
     /// is newer than what the engine reflects by then (this instance may have written meanwhile).
     ///
     /// Catching up is incremental: the patch of what the writes since the engine's version
-    /// touched is read (without the engine's lock) and applied under the lock if the engine is
-    /// still at that version; if it moved meanwhile the patch is read again from where it is now.
+    /// touched is read (without the engine's lock, so reads go on, but holding the tenant's write
+    /// order, so this instance's own writes wait: they would conflict anyway) and applied under
+    /// the lock if the engine is still at that version; if it moved meanwhile the patch is read
+    /// again from where it is now.
     /// Only when the store says the change log cannot bring the engine there (or the engine
     /// refuses the patch) is the whole tenant loaded, as before.
     pub fn catch_up_to(&self, store: &SharedStore, version: u64) -> Result<bool, ExecuteError> {
+        // The write order first: a write of this instance in flight (a processing step writes
+        // without the engine's lock) announces its own version before it can record it; waiting
+        // for it avoids reading back what it just wrote.
+        let order = self.write_order();
         let mut from = self.lock()?.version;
         if from >= version {
             return Ok(false);
@@ -285,6 +305,8 @@ impl TenantRuntime {
                 }
             }
         }
+        // A full reload takes seconds for a large tenant: writes go on meanwhile.
+        drop(order);
         let (engine, loaded_version) = load_engine(store, self.id)?;
         let mut state = self.lock()?;
         if loaded_version <= state.version {
@@ -475,8 +497,9 @@ impl TenantRuntime {
         drop(writes);
         let turn = WriterTurn { runtime: self };
         loop {
-            // The engine first: the commands that arrive while it is busy (a processing step,
-            // another writer's transaction) join this group.
+            // The write order and the engine first: the commands that arrive while they are
+            // busy (a processing step, another writer's transaction) join this group.
+            let order = self.write_order();
             let state = self.lock();
             let mut writes = self.waiting_writes();
             let take = writes.waiting.len().min(MAX_GROUP);
@@ -487,6 +510,7 @@ impl TenantRuntime {
                 Ok(mut state) => self.execute_group(&mut state, store, group),
                 Err(_) => group.iter().map(|_| Err(ExecuteError::Poisoned)).collect(),
             };
+            drop(order);
             let queued = results.iter().any(|result| {
                 result
                     .as_ref()
@@ -791,25 +815,46 @@ impl TenantRuntime {
 
     /// Evaluates up to `max_users` queued users and persists the result with the queue update in
     /// one transaction.
+    ///
+    /// The engine's lock is held in short slices ([`EVALUATION_SLICE`] users at a time, then the
+    /// images of what changed), never during the store write, so reads wait for at most one
+    /// slice instead of the whole step. The tenant's write order (held throughout, as command
+    /// writers hold it) keeps commands out until the step is written; reads on this instance may
+    /// therefore see a step's states a few milliseconds before they are committed. If the write
+    /// fails, the engine is brought back to the store (the evaluated users are still queued
+    /// there and are evaluated again).
     pub fn process_step(&self, store: &SharedStore, max_users: usize) -> Result<StepReport, ExecuteError> {
-        let mut state = self.lock()?;
-        self.with_tenant_lock(store, || self.process_step_locked(&mut state, store, max_users))
+        let _order = self.write_order();
+        self.with_tenant_lock(store, || self.process_step_in_slices(store, max_users))
     }
 
-    fn process_step_locked(
+    fn process_step_in_slices(
         &self,
-        state: &mut TenantState,
         store: &SharedStore,
         max_users: usize,
     ) -> Result<StepReport, ExecuteError> {
-        self.catch_up(state, store)?;
-        if state.engine.queued_users() == 0 {
-            return Ok(StepReport::default());
-        }
-        let busy_before = busy_licensed_groups(&state.engine);
-        let alerting = crate::alerts::BeforeChange::look(&self.alerts, self.id, &state.engine);
-        let at = now();
-        let report = state.engine.process_batch_with_images(max_users, at);
+        let (busy_before, alerting, at) = {
+            let mut state = self.lock()?;
+            self.catch_up(&mut state, store)?;
+            if state.engine.queued_users() == 0 {
+                return Ok(StepReport::default());
+            }
+            let alerting = crate::alerts::BeforeChange::look(&self.alerts, self.id, &state.engine);
+            (busy_licensed_groups(&state.engine), alerting, now())
+        };
+        let mut step = StepSlices::default();
+        let state = loop {
+            let mut state = self.lock()?;
+            let slice = max_users
+                .saturating_sub(step.evaluated_users)
+                .min(EVALUATION_SLICE);
+            let evaluated = step.add(state.engine.process_batch(slice, at));
+            if evaluated == 0 || step.evaluated_users >= max_users || step.remaining_users == 0 {
+                break state;
+            }
+            drop(state);
+        };
+        let report = step.finish(&state.engine);
         let alerts = alerting.alerts(
             &self.alerts,
             self.id,
@@ -818,7 +863,7 @@ impl TenantRuntime {
             report.clock,
             at.0,
         );
-        let step = StepReport {
+        let evaluated = StepReport {
             evaluated_users: report.evaluated_users,
             changed_states: report.changes.len(),
             remaining_users: report.remaining_users,
@@ -827,7 +872,7 @@ impl TenantRuntime {
         crate::alerts::enqueue(&mut batch, alerts);
         batch.expected_version = Some(state.version);
         self.notifier.add_to_batch(self.id, &mut batch, None, at.0);
-        let (group_runs, started, finished) = group_run_records(self.id, state, &busy_before, at.0);
+        let (group_runs, started, finished) = group_run_records(self.id, &state, &busy_before, at.0);
         batch.audit = group_runs;
         // Users self-healing re-evaluated in this step (the evaluated users leave the queue):
         // their history, durably.
@@ -847,10 +892,18 @@ impl TenantRuntime {
                     .push(audit::user_self_healed(self.id, *user_id, &name, healing, at.0));
             }
         }
+        // Reads go on during the write; commands wait for the write order.
+        drop(state);
+        #[cfg(test)]
+        self.step_write_reached(StepWritePhase::Before)?;
         let written = lock_store(store)?.write(self.id, &batch);
+        #[cfg(test)]
+        self.step_write_reached(StepWritePhase::After)?;
+        let mut state = self.lock()?;
         match written {
             Ok(version) => {
-                state.version = version;
+                // The watcher may have caught up to this very write meanwhile.
+                state.version = state.version.max(version);
                 if !batch.outbox.is_empty() {
                     self.notifier.wake();
                 }
@@ -858,16 +911,39 @@ impl TenantRuntime {
                 for group_id in finished {
                     state.started_group_runs.remove(&group_id);
                 }
-                Ok(step)
+                Ok(evaluated)
             }
             Err(error) => {
                 if matches!(error, StoreError::Conflict { .. }) {
-                    self.catch_up_after_refused(state, store, &batch, false)?;
+                    self.catch_up_after_refused(&mut state, store, &batch, false)?;
                 } else {
-                    self.reload(state, store)?;
+                    self.reload(&mut state, store)?;
                 }
                 Err(error.into())
             }
+        }
+    }
+
+    #[cfg(test)]
+    fn step_write_reached(&self, phase: StepWritePhase) -> Result<(), ExecuteError> {
+        if let Some(hook) = self
+            .step_write_hook
+            .lock()
+            .map_err(|_| ExecuteError::Poisoned)?
+            .as_mut()
+        {
+            hook(phase);
+        }
+        Ok(())
+    }
+
+    /// The tenant's write order: held by the caller writing commands and by a processing step
+    /// from its first evaluation to its write, so that what one writes is decided on what the
+    /// other wrote.
+    fn write_order(&self) -> MutexGuard<'_, ()> {
+        match self.write_order.lock() {
+            Ok(order) => order,
+            Err(poisoned) => poisoned.into_inner(),
         }
     }
 
@@ -886,6 +962,58 @@ impl TenantRuntime {
     /// than the commands when concurrent commands were written together).
     pub fn command_transactions(&self) -> u64 {
         self.command_transactions.load(Ordering::Relaxed)
+    }
+}
+
+/// Where a processing step's write is (tests' hook).
+#[cfg(test)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StepWritePhase {
+    Before,
+    After,
+}
+
+/// The slices of one processing step, put together as one [`ProcessReport`].
+#[derive(Default)]
+struct StepSlices {
+    evaluated_users: usize,
+    changes: Vec<StateChange>,
+    evaluated: Vec<Uuid>,
+    requeued: Vec<Uuid>,
+    remaining_users: usize,
+    clock: u64,
+}
+
+impl StepSlices {
+    /// Adds one slice's report; returns how many users it evaluated.
+    fn add(&mut self, mut slice: ProcessReport) -> usize {
+        self.evaluated_users += slice.evaluated_users;
+        self.changes.append(&mut slice.changes);
+        self.evaluated.append(&mut slice.evaluated);
+        self.requeued.append(&mut slice.requeued);
+        self.remaining_users = slice.remaining_users;
+        self.clock = slice.clock;
+        slice.evaluated_users
+    }
+
+    /// The step as one report: each changed state imaged once, as the step left it, and the
+    /// users queued during the step that are still queued at its end.
+    fn finish(self, engine: &Engine) -> ProcessReport {
+        let states = engine.changed_states(&self.changes);
+        let requeued = self
+            .requeued
+            .into_iter()
+            .filter(|user_id| engine.is_user_queued(*user_id))
+            .collect();
+        ProcessReport {
+            evaluated_users: self.evaluated_users,
+            changes: self.changes,
+            states,
+            remaining_users: self.remaining_users,
+            evaluated: self.evaluated,
+            requeued,
+            clock: self.clock,
+        }
     }
 }
 
@@ -1261,6 +1389,174 @@ mod tests {
                 .map(|writer| writer.join().expect("writer"))
                 .collect()
         })
+    }
+
+    /// [`tenant`] with a product of `seats` seats assigned to Sales, and every user joining
+    /// Sales (so every user is queued, and those past the seats will be in `CountViolation`).
+    fn licensed_tenant(users: u128, seats: u32) -> (tempfile::TempDir, SharedStore, TenantRuntime) {
+        let (directory, store, runtime) = tenant(users);
+        let sku_id = Uuid::from_u128(9);
+        let commands = [
+            Command::SetDefaultUsageLocation {
+                usage_location: Some(licensd_engine::CountryCode::parse("US").expect("country")),
+            },
+            Command::AddSku(licensd_engine::SkuDefinition {
+                sku_id,
+                sku_part_number: "SEATS".to_string(),
+                display_name: "Seats".to_string(),
+                applies_to: licensd_engine::AppliesTo::User,
+                service_plans: vec![licensd_engine::ServicePlanDefinition {
+                    service_plan_id: Uuid::from_u128(10),
+                    service_plan_name: "PLAN".to_string(),
+                    display_name: "Plan".to_string(),
+                }],
+                prepaid_units: seats,
+                capability_status: licensd_engine::CapabilityStatus::Enabled,
+            }),
+            Command::AssignGroupLicenses {
+                group_id: SALES,
+                add_licenses: vec![licensd_engine::AssignedLicense::new(sku_id)],
+                remove_licenses: Vec::new(),
+            },
+        ];
+        for command in commands
+            .into_iter()
+            .chain((0..users).map(|number| Command::AddGroupMember {
+                group_id: SALES,
+                user_id: user(number),
+            }))
+        {
+            runtime.execute(&store, command, &caller()).expect("accepted");
+        }
+        (directory, store, runtime)
+    }
+
+    #[test]
+    fn reads_and_evaluation_go_on_while_a_processing_step_is_written() {
+        let (_directory, store, runtime) = licensed_tenant(600, 500);
+        assert_eq!(runtime.read(|engine| engine.queued_users()).expect("read"), 600);
+        let (reached, reached_write) = std::sync::mpsc::channel();
+        let (resume, resumed) = std::sync::mpsc::channel::<()>();
+        let resumed = Mutex::new(resumed);
+        *runtime.step_write_hook.lock().expect("hook") = Some(Box::new(move |phase| {
+            if phase == StepWritePhase::Before {
+                reached.send(()).expect("announce the write");
+                let _ = resumed.lock().expect("resume").recv();
+            }
+        }));
+        std::thread::scope(|scope| {
+            let step = scope.spawn(|| runtime.process_step(&store, 2_000));
+            reached_write
+                .recv_timeout(Duration::from_secs(60))
+                .expect("the step reached its write");
+            // The step holds the write order, not the engine: a read answers at once, and sees
+            // the evaluated users out of the queue.
+            let (answer, answered) = std::sync::mpsc::channel();
+            let runtime = &runtime;
+            let reader = scope.spawn(move || {
+                let queued = runtime.read(|engine| engine.queued_users());
+                let _ = answer.send(queued);
+            });
+            let queued = answered.recv_timeout(Duration::from_secs(30));
+            resume.send(()).expect("resume the write");
+            assert_eq!(
+                queued
+                    .expect("a read answered while the step was being written")
+                    .expect("read"),
+                0
+            );
+            reader.join().expect("reader");
+            let report = step.join().expect("step").expect("written");
+            assert_eq!(report.evaluated_users, 600);
+        });
+        // Written as one step: the store's queue is empty and the version moved once.
+        let mut locked = lock_store(&store).expect("store");
+        assert_eq!(locked.queue_len(TENANT).expect("queue"), 0);
+        assert_eq!(
+            locked.tenant_version(TENANT).expect("version"),
+            runtime.version().expect("version")
+        );
+    }
+
+    #[test]
+    fn a_catch_up_to_a_step_being_recorded_waits_for_it_instead_of_reading_it_back() {
+        // The watcher hears of a processing step's commit (its NOTIFY) before the step records
+        // its new version in the engine: catching up then must not read the step's users back.
+        let (_directory, store, runtime) = licensed_tenant(300, 200);
+        let (committed, heard) = std::sync::mpsc::channel();
+        let (resume, resumed) = std::sync::mpsc::channel::<()>();
+        let resumed = Mutex::new(resumed);
+        *runtime.step_write_hook.lock().expect("hook") = Some(Box::new(move |phase| {
+            if phase == StepWritePhase::After {
+                committed.send(()).expect("announce the commit");
+                let _ = resumed.lock().expect("resume").recv();
+            }
+        }));
+        std::thread::scope(|scope| {
+            let step = scope.spawn(|| runtime.process_step(&store, 2_000));
+            heard
+                .recv_timeout(Duration::from_secs(60))
+                .expect("the step committed");
+            let stored = lock_store(&store)
+                .expect("store")
+                .tenant_version(TENANT)
+                .expect("version");
+            assert!(stored > runtime.version().expect("version"));
+            let (answer, answered) = std::sync::mpsc::channel();
+            let runtime = &runtime;
+            let store = &store;
+            let catcher = scope.spawn(move || {
+                let _ = answer.send(runtime.catch_up_to(store, stored));
+            });
+            // It waits for the step (no answer while the step is held), then has nothing to do.
+            let early = answered.recv_timeout(Duration::from_millis(500));
+            resume.send(()).expect("resume the step");
+            let caught_up = match early {
+                Ok(answer) => answer,
+                Err(_) => answered.recv_timeout(Duration::from_secs(60)).expect("answered"),
+            };
+            assert!(!caught_up.expect("caught up"), "the catch-up read the step back");
+            catcher.join().expect("catcher");
+            step.join().expect("step").expect("written");
+            assert_eq!(runtime.version().expect("version"), stored);
+        });
+    }
+
+    #[test]
+    fn a_step_evaluated_in_slices_writes_what_one_batch_would() {
+        // The same queue processed in one slice-sized step after another and in one step of many
+        // slices ends in the same stored states and queue.
+        let stored = |max_users: usize| {
+            let (_directory, store, runtime) = licensed_tenant(700, 500);
+            while runtime
+                .process_step(&store, max_users)
+                .expect("step")
+                .remaining_users
+                > 0
+            {}
+            let fresh = TenantRuntime::load(&store, TENANT).expect("reloaded");
+            let users = fresh.read(|engine| engine.to_image().users).expect("image");
+            let queue = lock_store(&store).expect("store").queue(TENANT).expect("queue");
+            // What a state decides (its times differ from run to run).
+            let states: Vec<String> = users
+                .iter()
+                .flat_map(|user| {
+                    user.states.iter().map(move |state| {
+                        format!(
+                            "{} {:?} {:?} {:?}",
+                            user.id, state.status, state.cause, state.granted_plans
+                        )
+                    })
+                })
+                .collect();
+            (states, queue)
+        };
+        let (sliced, sliced_queue) = stored(EVALUATION_SLICE);
+        let (whole, whole_queue) = stored(700);
+        assert_eq!(sliced.len(), 700);
+        assert_eq!(sliced.iter().filter(|state| state.contains("Count")).count(), 200);
+        assert!(sliced == whole, "the states differ");
+        assert!(sliced_queue.is_empty() && whole_queue.is_empty());
     }
 
     #[test]
