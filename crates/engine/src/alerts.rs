@@ -227,7 +227,7 @@ impl Engine {
     }
 
     /// Every product's seats now, for [`seat_digests`] before and after a change.
-    pub fn seat_counts(&self) -> Vec<SeatCount> {
+    pub fn alert_seat_counts(&self) -> Vec<SeatCount> {
         self.catalog
             .skus()
             .map(|(sku, product)| SeatCount {

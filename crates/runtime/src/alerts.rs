@@ -114,7 +114,7 @@ impl BeforeChange {
     pub fn look(book: &AlertBook, tenant_id: Uuid, engine: &Engine) -> BeforeChange {
         let rules = book.rules(tenant_id);
         let engine_rules: Vec<AlertRule> = rules.iter().map(AlertRuleRecord::engine_rule).collect();
-        let seats = watches_seats(&engine_rules).then(|| engine.seat_counts());
+        let seats = watches_seats(&engine_rules).then(|| engine.alert_seat_counts());
         BeforeChange {
             rules,
             engine_rules,
@@ -147,7 +147,11 @@ impl BeforeChange {
             ));
         }
         if let Some(before) = &self.seats {
-            digests.extend(seat_digests(&self.engine_rules, before, &engine.seat_counts()));
+            digests.extend(seat_digests(
+                &self.engine_rules,
+                before,
+                &engine.alert_seat_counts(),
+            ));
         }
         let tenant_name = engine.settings().display_name.clone();
         digests

@@ -35,12 +35,12 @@ mod hostile_input;
 mod links;
 #[path = "api/metrics.rs"]
 mod metrics;
+#[path = "api/migration.rs"]
+mod migration;
 #[path = "api/nesting.rs"]
 mod nesting;
 #[path = "api/notifications.rs"]
 mod notifications;
-#[path = "api/migration.rs"]
-mod migration;
 #[path = "api/odata.rs"]
 mod odata;
 #[path = "api/openapi.rs"]

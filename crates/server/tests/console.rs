@@ -1824,6 +1824,9 @@ async fn an_empty_tenant_opens_on_the_first_run_page_and_is_set_up_from_it() {
         .post("/setup/groups", &[("display_name", "  ")])
         .await
         .expect(400);
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn the_spend_page_shows_cost_by_department_as_svg_and_tables() {
     let (mut world, directory) = demo();

@@ -1956,6 +1956,8 @@ fn nested_groups_and_transitive_licensing_round_trip(database: TestDatabase) {
     );
     let (loaded, _) = store.load_tenant(tenant_id).expect("load");
     assert!(!loaded.settings.transitive_licensing);
+}
+
 /// A user's directory attributes (quotes, non-ASCII and extension attributes included) are
 /// written on creation, changed and cleared one by one, and read back equal by a full load and
 /// by the start-up path (`apply_and_write` compares the store with the engine after each write).

@@ -890,6 +890,9 @@ fn group_add_member_nests_a_group_refuses_a_cycle_and_remove_member_takes_it_out
     server
         .run(&["group", "add-member", "Analytics pilot"])
         .assert_exit(2);
+}
+
+#[test]
 fn group_create_with_a_rule_and_preview_rule() {
     let server = DemoServer::start();
     let created = server.text(&[
