@@ -76,6 +76,14 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/licensd/v1/subscriptions", &["get"]),
     ("/licensd/v1/subscriptions/{id}/deliveries", &["get"]),
     ("/licensd/v1/deliveries", &["get"]),
+    ("/licensd/v1/prices", &["get"]),
+    ("/licensd/v1/skus/{sku_id}/price", &["put", "delete"]),
+    ("/licensd/v1/skus/{sku_id}/history", &["get"]),
+    ("/licensd/v1/spend/cost", &["get"]),
+    ("/licensd/v1/spend/idle", &["get"]),
+    ("/licensd/v1/users/{id}/activity", &["get", "patch"]),
+    ("/licensd/v1/activity", &["post"]),
+    ("/licensd/v1/migrations/directToGroup", &["post"]),
 ];
 
 async fn the_openapi_document_covers_every_route(server: &TestServer) {
