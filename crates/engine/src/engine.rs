@@ -808,6 +808,15 @@ impl Engine {
                 sku_part_number: self.sku(adds[0].0).part_number.clone(),
             });
         }
+        // Every plan the request's products would grant, whatever their order in the request:
+        // a newly enabled plan is checked against all of them (a product re-assigned unchanged
+        // adds no plan of its own, but its plans are still there to conflict with).
+        let requested = adds
+            .iter()
+            .filter(|(sku, _)| self.sku(*sku).capability_status.grants_plans())
+            .fold(PlanSet::EMPTY, |plans, (sku, disabled)| {
+                plans.union(&self.sku(*sku).plans.difference(disabled))
+            });
         let mut claimed: Vec<SkuRef> = Vec::new();
         let mut granted_by_adds = Vec::with_capacity(adds.len());
         let mut new_plans = PlanSet::EMPTY;
@@ -852,7 +861,7 @@ impl Engine {
                     });
                 }
             }
-            let others = kept.union(&new_plans).union(&enabled);
+            let others = kept.union(&requested);
             for plan in added.intersection(self.catalog.plans_with_exclusions()).iter() {
                 if let Some(conflicting) = self.plan(plan).excludes.intersection(&others).iter().next() {
                     return Err(CommandError::MutuallyExclusive {

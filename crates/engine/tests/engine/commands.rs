@@ -283,6 +283,36 @@ fn test_sku(sku_id: Uuid, part_number: &str, plans: Vec<ServicePlanDefinition>) 
 }
 
 #[test]
+fn a_product_reassigned_unchanged_still_conflicts_with_a_new_one_listed_before_it() -> TestResult {
+    // Found by `properties::no_user_holds_mutually_exclusive_plans`: E3 held directly, then E1
+    // and E3 in one request (E1 first). E3 adds no plan of its own, but its Exchange Online
+    // Plan 2 excludes E1's Plan 1: refused, as when E1 is assigned alone.
+    let mut world = SeedWorld::new(SeedSeats {
+        office_365_e1: 5,
+        office_365_e3: 5,
+        ..SeedSeats::default()
+    })?;
+    let carol = world.add_user("carol", Some("US"))?;
+    world.assign_to_user(carol, vec![AssignedLicense::new(OFFICE_365_E3)], vec![])?;
+    let error = refuse(
+        &mut world,
+        assign_to_user(
+            carol,
+            vec![
+                AssignedLicense::new(OFFICE_365_E1),
+                AssignedLicense::new(OFFICE_365_E3),
+            ],
+            vec![],
+        ),
+    );
+    assert!(
+        matches!(error, CommandError::MutuallyExclusive { .. }),
+        "{error:?}"
+    );
+    Ok(())
+}
+
+#[test]
 fn unknown_user_is_refused() -> TestResult {
     let mut tenant = tenant()?;
     let commands = vec![
