@@ -808,14 +808,20 @@ impl Engine {
                 sku_part_number: self.sku(adds[0].0).part_number.clone(),
             });
         }
-        // Every plan the request's products would grant, whatever their order in the request:
-        // a newly enabled plan is checked against all of them (a product re-assigned unchanged
-        // adds no plan of its own, but its plans are still there to conflict with).
-        let requested = adds
+        // The plans the request's products already grant and go on granting (a product
+        // re-assigned as it is): they conflict with a new plan whatever their place in the
+        // request, as they would if the request did not name them.
+        let retained = adds
             .iter()
             .filter(|(sku, _)| self.sku(*sku).capability_status.grants_plans())
             .fold(PlanSet::EMPTY, |plans, (sku, disabled)| {
-                plans.union(&self.sku(*sku).plans.difference(disabled))
+                let previous = states
+                    .iter()
+                    .find(|state| state.source == Source::Direct && state.sku == *sku)
+                    .and_then(|state| state.granted_plans)
+                    .map(|id| *self.plan_sets.get(id))
+                    .unwrap_or(PlanSet::EMPTY);
+                plans.union(&self.sku(*sku).plans.difference(disabled).intersection(&previous))
             });
         let mut claimed: Vec<SkuRef> = Vec::new();
         let mut granted_by_adds = Vec::with_capacity(adds.len());
@@ -861,7 +867,7 @@ impl Engine {
                     });
                 }
             }
-            let others = kept.union(&requested);
+            let others = kept.union(&retained).union(&new_plans).union(&enabled);
             for plan in added.intersection(self.catalog.plans_with_exclusions()).iter() {
                 if let Some(conflicting) = self.plan(plan).excludes.intersection(&others).iter().next() {
                     return Err(CommandError::MutuallyExclusive {
