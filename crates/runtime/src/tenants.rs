@@ -163,7 +163,7 @@ pub struct TenantRuntime {
     /// Called by a processing step just before and just after its store write (tests: what
     /// may happen then).
     #[cfg(test)]
-    step_write_hook: Mutex<Option<Box<dyn FnMut(StepWritePhase) + Send>>>,
+    step_write_hook: Mutex<Option<StepWriteHook>>,
 }
 
 /// At most this many commands share one transaction (the rest wait for the next).
@@ -964,6 +964,10 @@ impl TenantRuntime {
         self.command_transactions.load(Ordering::Relaxed)
     }
 }
+
+/// What a test runs at a processing step's write ([`StepWritePhase`]).
+#[cfg(test)]
+type StepWriteHook = Box<dyn FnMut(StepWritePhase) + Send>;
 
 /// Where a processing step's write is (tests' hook).
 #[cfg(test)]
