@@ -15,7 +15,7 @@ use licensd_runtime::notifications::{
     parse_change_types, ChangeType, LifecycleEvent, NotificationRenderer, ObjectChange, ObjectKind,
     WatchedResource,
 };
-use licensd_store::ChangeSubscription;
+use licensd_store::{AuditRecord, ChangeSubscription};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
@@ -110,6 +110,35 @@ fn subscription_of(stored: &ChangeSubscription) -> Subscription {
 
 fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::InvalidValue, message)
+}
+
+/// The audit record of a change to a subscription ("Add/Update/Delete change notification
+/// subscription"), written with the change.
+fn subscription_audit(
+    caller: &licensd_runtime::access::Caller,
+    operation: &str,
+    subscription_id: Uuid,
+    resource: &str,
+    before: &[(&'static str, String)],
+    after: &[(&'static str, String)],
+) -> AuditRecord {
+    AuditRecord {
+        audit_id: Uuid::new_v4(),
+        activity_date_time: licensd_runtime::tenants::now().0,
+        category: "DirectoryManagement".to_string(),
+        activity: format!("{operation} change notification subscription"),
+        operation_type: operation.to_string(),
+        result: "success".to_string(),
+        result_reason: String::new(),
+        actor_id: caller.token_id,
+        actor_name: caller.display_name.clone(),
+        actor_role: caller.role.as_str().to_string(),
+        target_type: "Subscription".to_string(),
+        target_id: Some(subscription_id),
+        target_name: resource.to_string(),
+        modified_properties: licensd_runtime::audit::modified(before, after),
+        request_id: caller.request_id.clone(),
+    }
 }
 
 fn storage(error: licensd_store::StoreError) -> ApiError {
@@ -262,11 +291,24 @@ pub async fn create_subscription(
         removed_at: None,
     };
     let to_store = stored.clone();
+    let audit = subscription_audit(
+        &tenant.caller,
+        "Add",
+        stored.subscription_id,
+        &stored.resource,
+        &[],
+        &[
+            ("ChangeType", stored.change_types.clone()),
+            ("NotificationUrl", stored.notification_url.clone()),
+            ("ExpirationDateTime", format_date_time(stored.expires_at)),
+        ],
+    );
     tenant
         .with_store(move |store, tenant_id| {
             store
                 .create_change_subscription(tenant_id, &to_store)
-                .map_err(storage)
+                .map_err(storage)?;
+            store.append_audit(tenant_id, &[audit]).map_err(storage)
         })
         .await?;
     reload(&state, &tenant).await?;
@@ -356,11 +398,23 @@ pub async fn renew_subscription(
     let mut stored = live_subscription(&tenant, &id).await?;
     let expires_at = expiry(&body.expiration_date_time, now)?;
     let subscription_id = stored.subscription_id;
+    let audit = subscription_audit(
+        &tenant.caller,
+        "Update",
+        subscription_id,
+        &stored.resource,
+        &[("ExpirationDateTime", format_date_time(stored.expires_at))],
+        &[("ExpirationDateTime", format_date_time(expires_at))],
+    );
     let renewed = tenant
         .with_store(move |store, tenant_id| {
-            store
+            let renewed = store
                 .renew_change_subscription(tenant_id, subscription_id, expires_at)
-                .map_err(storage)
+                .map_err(storage)?;
+            if renewed {
+                store.append_audit(tenant_id, &[audit]).map_err(storage)?;
+            }
+            Ok(renewed)
         })
         .await?;
     if !renewed {
@@ -389,11 +443,29 @@ pub async fn delete_subscription(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let subscription_id = Uuid::try_parse(&id).map_err(|_| ApiError::not_found(&id))?;
+    let resource = stored_subscriptions(&tenant)
+        .await?
+        .into_iter()
+        .find(|subscription| subscription.subscription_id == subscription_id)
+        .map(|subscription| subscription.resource)
+        .unwrap_or_default();
+    let audit = subscription_audit(
+        &tenant.caller,
+        "Delete",
+        subscription_id,
+        &resource,
+        &[("Resource", resource.clone())],
+        &[],
+    );
     let deleted = tenant
         .with_store(move |store, tenant_id| {
-            store
+            let deleted = store
                 .delete_change_subscription(tenant_id, subscription_id)
-                .map_err(storage)
+                .map_err(storage)?;
+            if deleted {
+                store.append_audit(tenant_id, &[audit]).map_err(storage)?;
+            }
+            Ok(deleted)
         })
         .await?;
     if !deleted {

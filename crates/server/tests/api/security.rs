@@ -57,6 +57,17 @@ fn allowed(role: Role, method: &str, path: &str) -> bool {
     let global = role == GlobalAdministrator;
     match (method, path) {
         (_, p) if p.starts_with("/licensd/v1/tokens") => global,
+        // Change notifications: watching users and groups (and seeing what was delivered)
+        // needs reading them, as in Graph.
+        (_, p) if p.starts_with("/v1.0/subscriptions") => directory_readers,
+        ("get", "/licensd/v1/subscriptions")
+        | ("get", "/licensd/v1/subscriptions/{id}/deliveries")
+        | ("get", "/licensd/v1/deliveries")
+        | ("get", "/licensd/v1/users/{id}/activity") => directory_readers,
+        // Users' activity as the identity provider reports it is directory data.
+        ("patch", "/licensd/v1/users/{id}/activity") | ("post", "/licensd/v1/activity") => directory_writers,
+        // Moving direct licenses to a group removes licenses.
+        ("post", "/licensd/v1/migrations/directToGroup") => license_writers,
         ("get", "/v1.0/$metadata") => true,
         ("post", "/v1.0/directoryObjects/getByIds") => directory_readers,
         // The batch itself; each of its requests is checked as if sent alone.
@@ -90,6 +101,24 @@ struct Fixture {
     group: Uuid,
     token: Uuid,
     alert_rule: Uuid,
+    /// An alert rule and a change-notification subscription to `user` (each made only for
+    /// the operations on one).
+    subscription: Uuid,
+}
+
+/// The loopback endpoint that answers the subscriptions' validation handshakes.
+fn notification_receiver() -> &'static crate::receiver::Receiver {
+    static RECEIVER: std::sync::OnceLock<crate::receiver::Receiver> = std::sync::OnceLock::new();
+    RECEIVER.get_or_init(crate::receiver::Receiver::start)
+}
+
+/// An `expirationDateTime` `minutes` from now.
+fn in_minutes(minutes: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as i64)
+        .unwrap_or(0);
+    licensd_api_types::time::format_date_time(now + minutes * 60_000)
 }
 
 static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -101,7 +130,9 @@ fn unique(prefix: &str) -> String {
     )
 }
 
-async fn fixture(server: &TestServer) -> Fixture {
+/// Fresh objects for a request on the documented `path` (what the path acts on exists: a
+/// subscription, a price to remove, direct licenses a group covers).
+async fn fixture(server: &TestServer, path: &str) -> Fixture {
     let user = server.create_user(&unique("target"), Some("US")).await;
     let member = server.create_user(&unique("member"), Some("US")).await;
     let group = server.create_group(&unique("Group ")).await;
@@ -114,21 +145,63 @@ async fn fixture(server: &TestServer) -> Fixture {
         .await
         .expect(201)
         .id();
-    let alert_rule = server
-        .post(
-            "/licensd/v1/alertRules",
-            json!({"displayName": unique("fixture rule "), "condition": "licenseErrorEntered",
-                "webhookUrl": "https://hooks.example.com/fixture"}),
-        )
-        .await
-        .expect(201)
-        .id();
+    // A tenant has at most 100 alert rules: one is made only for the operations on one.
+    let alert_rule = if path.starts_with("/licensd/v1/alertRules/") {
+        server
+            .post(
+                "/licensd/v1/alertRules",
+                json!({"displayName": unique("fixture rule "), "condition": "licenseErrorEntered",
+                    "webhookUrl": "https://hooks.example.com/fixture"}),
+            )
+            .await
+            .expect(201)
+            .id()
+    } else {
+        Uuid::nil()
+    };
+    let subscription =
+        if path.starts_with("/v1.0/subscriptions/") || path.starts_with("/licensd/v1/subscriptions/") {
+            server
+                .post(
+                    "/v1.0/subscriptions",
+                    json!({"changeType": "updated", "resource": format!("users/{user}"),
+                    "notificationUrl": notification_receiver().url("/notify"),
+                    "expirationDateTime": in_minutes(60)}),
+                )
+                .await
+                .expect(201)
+                .id()
+        } else {
+            Uuid::nil()
+        };
+    if path == "/licensd/v1/skus/{sku_id}/price" {
+        server
+            .put(
+                &format!("/licensd/v1/skus/{E3}/price"),
+                json!({"pricePerSeat": "10.00", "currency": "EUR"}),
+            )
+            .await
+            .expect(200);
+    }
+    if path == "/licensd/v1/migrations/directToGroup" {
+        // The group assigns E3, which `member` also has directly: a migration removes it.
+        server.assign_to_group(group, &[E3]).await.expect(202);
+        server
+            .post(
+                &format!("/v1.0/users/{member}/assignLicense"),
+                json!({"addLicenses": [{"skuId": E3, "disabledPlans": []}], "removeLicenses": []}),
+            )
+            .await
+            .expect(200);
+        server.settle().await;
+    }
     Fixture {
         user,
         member,
         group,
         token,
         alert_rule,
+        subscription,
     }
 }
 
@@ -162,6 +235,14 @@ fn request(method: &str, path: &str, fixture: &Fixture) -> (String, Option<Value
         .replace(
             "/v1.0/directory/subscriptions/{id}",
             &format!("/v1.0/directory/subscriptions/{E3}"),
+        )
+        .replace(
+            "/v1.0/subscriptions/{id}",
+            &format!("/v1.0/subscriptions/{}", fixture.subscription),
+        )
+        .replace(
+            "/licensd/v1/subscriptions/{id}",
+            &format!("/licensd/v1/subscriptions/{}", fixture.subscription),
         )
         .replace("{sku_id}", E3)
         .replace("{service_plan_id}", EXCHANGE_PLAN_2);
@@ -210,6 +291,24 @@ fn request(method: &str, path: &str, fixture: &Fixture) -> (String, Option<Value
         ("post", "/licensd/v1/whatif") => Some(json!({
             "changes": [{"type": "addGroupMember", "groupId": fixture.group, "userId": fixture.user}]
         })),
+        ("put", "/licensd/v1/skus/{sku_id}/price") => {
+            Some(json!({"pricePerSeat": "12.50", "currency": "EUR"}))
+        }
+        ("patch", "/licensd/v1/users/{id}/activity") => {
+            Some(json!({"signInActivity": {"lastSignInDateTime": in_minutes(-60)}}))
+        }
+        ("post", "/licensd/v1/activity") => Some(json!({"value": [
+            {"id": fixture.user, "signInActivity": {"lastSignInDateTime": in_minutes(-60)}}
+        ]})),
+        ("post", "/licensd/v1/migrations/directToGroup") => {
+            Some(json!({"groupId": fixture.group, "skuId": E3, "dryRun": false}))
+        }
+        ("post", "/v1.0/subscriptions") => Some(json!({
+            "changeType": "updated", "resource": format!("users/{}", fixture.user),
+            "notificationUrl": notification_receiver().url("/notify"),
+            "expirationDateTime": in_minutes(60),
+        })),
+        ("patch", "/v1.0/subscriptions/{id}") => Some(json!({"expirationDateTime": in_minutes(120)})),
         ("post", "/licensd/v1/changes") => Some(json!({
             "changes": [{"type": "assignUserLicenses", "userId": fixture.user,
                          "addLicenses": [{"skuId": E1, "disabledPlans": []}]}]
@@ -268,7 +367,7 @@ async fn newest_audit_record(server: &TestServer) -> Value {
 
 async fn requests_without_a_valid_token_are_refused_everywhere_but_health_checks(server: &TestServer) {
     server.import_seed_products(10, 10, 10, 10).await;
-    let fixture = fixture(server).await;
+    let fixture = fixture(server, "").await;
     server.settle().await;
     let before = snapshot(server).await;
     let version = stored_version(server).await;
@@ -365,7 +464,7 @@ async fn every_endpoint_obeys_every_role_and_every_change_is_audited(server: &Te
         for (role, client) in &clients {
             let fixture = match fixture_in_use.take() {
                 Some(fixture) => fixture,
-                None => fixture(server).await,
+                None => fixture(server, path).await,
             };
             let (concrete, body) = request(method, path, &fixture);
             // Background processing of earlier changes must not be mistaken for this request's.
