@@ -183,16 +183,16 @@ pub fn router() -> OpenApiRouter<AppState> {
         // Change notifications: watching users and groups needs reading them (as in Graph).
         .routes(guarded(
             routes!(
-                subscriptions::create_subscription,
-                subscriptions::list_subscriptions
+                subscriptions::create_change_subscription,
+                subscriptions::list_change_subscriptions
             ),
             READS_DIRECTORY,
         ))
         .routes(guarded(
             routes!(
-                subscriptions::get_subscription,
-                subscriptions::renew_subscription,
-                subscriptions::delete_subscription
+                subscriptions::get_change_subscription,
+                subscriptions::renew_change_subscription,
+                subscriptions::delete_change_subscription
             ),
             READS_DIRECTORY,
         ))

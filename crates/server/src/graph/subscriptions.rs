@@ -205,7 +205,7 @@ async fn reload(state: &AppState, tenant: &Tenant) -> Result<(), ApiError> {
         (status = 400, description = "Invalid body, unsupported resource, expiry too far, a refused URL or a failed validation", body = ErrorResponse),
         (status = 404, description = "The user or group watched does not exist", body = ErrorResponse),
     ))]
-pub async fn create_subscription(
+pub async fn create_change_subscription(
     State(state): State<AppState>,
     tenant: Tenant,
     request: ODataRequest,
@@ -327,7 +327,10 @@ pub async fn create_subscription(
     responses(
         (status = 200, description = "The live subscriptions", body = SubscriptionCollectionResponse),
     ))]
-pub async fn list_subscriptions(tenant: Tenant, request: ODataRequest) -> Result<Json<Value>, ApiError> {
+pub async fn list_change_subscriptions(
+    tenant: Tenant,
+    request: ODataRequest,
+) -> Result<Json<Value>, ApiError> {
     let now = licensd_runtime::tenants::now().0;
     let value = stored_subscriptions(&tenant)
         .await?
@@ -361,7 +364,7 @@ async fn live_subscription(tenant: &Tenant, id: &str) -> Result<ChangeSubscripti
         (status = 200, description = "The subscription", body = Subscription),
         (status = 404, description = "No such live subscription", body = ErrorResponse),
     ))]
-pub async fn get_subscription(
+pub async fn get_change_subscription(
     tenant: Tenant,
     request: ODataRequest,
     Path(id): Path<String>,
@@ -387,7 +390,7 @@ pub async fn get_subscription(
         (status = 400, description = "An expiry in the past or too far", body = ErrorResponse),
         (status = 404, description = "No such live subscription", body = ErrorResponse),
     ))]
-pub async fn renew_subscription(
+pub async fn renew_change_subscription(
     State(state): State<AppState>,
     tenant: Tenant,
     request: ODataRequest,
@@ -437,7 +440,7 @@ pub async fn renew_subscription(
         (status = 204, description = "Deleted: no more notifications"),
         (status = 404, description = "No such subscription", body = ErrorResponse),
     ))]
-pub async fn delete_subscription(
+pub async fn delete_change_subscription(
     State(state): State<AppState>,
     tenant: Tenant,
     Path(id): Path<String>,

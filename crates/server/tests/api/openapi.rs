@@ -95,6 +95,17 @@ async fn the_openapi_document_covers_every_route(server: &TestServer) {
     );
     assert_eq!(document["info"]["title"], "licensd");
     let paths = document["paths"].as_object().expect("paths");
+    // OpenAPI requires unique operation ids (generated clients name their methods after them).
+    let mut operation_ids = std::collections::BTreeMap::new();
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().expect("path item") {
+            if let Some(id) = operation["operationId"].as_str() {
+                if let Some(other) = operation_ids.insert(id.to_string(), format!("{method} {path}")) {
+                    panic!("operationId {id} of {method} {path} is also {other}'s");
+                }
+            }
+        }
+    }
     assert_eq!(
         paths.len(),
         ROUTES.len(),
