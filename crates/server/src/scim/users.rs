@@ -163,7 +163,11 @@ fn mapped_attributes(document: &Map<String, Value>) -> UserAttributeValues {
     }
     if let Some(Value::Object(enterprise)) = document.get(ENTERPRISE_USER_SCHEMA) {
         for (name, attribute) in ENTERPRISE_ATTRIBUTES {
-            if let Some(value) = text(enterprise.get(name)) {
+            // A value Graph's attribute cannot hold (an `employeeNumber` longer than
+            // `employeeId`'s 16 characters) stays a SCIM attribute only, as before the mapping.
+            if let Some(value) =
+                text(enterprise.get(name)).filter(|value| attribute.check_value(value).is_ok())
+            {
                 values.insert(attribute, value);
             }
         }
@@ -193,7 +197,15 @@ fn show_mapped_attributes(user: &mut Map<String, Value>, view: &UserView) {
                 enterprise.insert(name.into(), json!(value));
             }
             None => {
-                enterprise.remove(name);
+                // A stored value the attribute could hold was mapped, so it was cleared since;
+                // one it could not hold never was (see `mapped_attributes`): it stays.
+                let mappable = enterprise
+                    .get(name)
+                    .and_then(Value::as_str)
+                    .is_none_or(|value| attribute.check_value(value.trim()).is_ok());
+                if mappable {
+                    enterprise.remove(name);
+                }
             }
         }
     }

@@ -99,12 +99,24 @@ async fn scim_attributes_drive_dynamic_groups(server: &TestServer) {
         "no Senior title any more"
     );
 
-    // A value over Graph's limit is refused.
-    let refused = server
+    // An employeeNumber longer than Graph's employeeId (16 characters) is a SCIM attribute only:
+    // accepted and kept (provisioning clients send longer HR numbers), not Graph's employeeId.
+    let long = server
         .patch(
             &format!("{SCIM}/Users/{dana}"),
             patch_op(json!([{"op": "replace", "path": format!("{ENTERPRISE}:employeeNumber"), "value": "12345678901234567"}])),
         )
         .await;
-    assert_eq!(refused.status, 400, "{:#}", refused.body);
+    assert_eq!(long.status, 200, "{:#}", long.body);
+    let scim = server.get(&format!("{SCIM}/Users/{dana}")).await.expect(200).body;
+    assert_eq!(
+        scim[ENTERPRISE]["employeeNumber"], "12345678901234567",
+        "{scim:#}"
+    );
+    let graph = server
+        .get(&format!("/v1.0/users/{dana}?$select=employeeId"))
+        .await
+        .expect(200)
+        .body;
+    assert!(graph["employeeId"].is_null(), "{graph:#}");
 }
