@@ -202,7 +202,7 @@ fn show_mapped_attributes(user: &mut Map<String, Value>, view: &UserView) {
                 let mappable = enterprise
                     .get(name)
                     .and_then(Value::as_str)
-                    .is_none_or(|value| attribute.check_value(value.trim()).is_ok());
+                    .map_or(true, |value| attribute.check_value(value.trim()).is_ok());
                 if mappable {
                     enterprise.remove(name);
                 }
