@@ -591,7 +591,7 @@ pub fn cost_csv_rows(report: &CostReport) -> Vec<Vec<String>> {
         ("format" = Option<String>, Query, pattern = "^(?:json|csv)$", description = "json (default) or csv"),
     ),
     responses(
-        (status = 200, description = "The cost report", body = CostReport),
+        (status = 200, description = "The cost report (as CSV with `format=csv`)", content((CostReport = "application/json"), (String = "text/csv"))),
         (status = 400, description = "An invalid parameter", body = ErrorResponse),
     ))]
 pub async fn get_cost(tenant: Tenant, RawQuery(raw_query): RawQuery) -> Result<Response, ApiError> {
@@ -621,7 +621,7 @@ pub async fn get_cost(tenant: Tenant, RawQuery(raw_query): RawQuery) -> Result<R
         ("format" = Option<String>, Query, pattern = "^(?:json|csv)$", description = "json (default) or csv"),
     ),
     responses(
-        (status = 200, description = "Idle seats", body = IdleSeatList),
+        (status = 200, description = "Idle seats (as CSV with `format=csv`)", content((IdleSeatList = "application/json"), (String = "text/csv"))),
         (status = 400, description = "An invalid parameter", body = ErrorResponse),
     ))]
 pub async fn get_idle(tenant: Tenant, RawQuery(raw_query): RawQuery) -> Result<Response, ApiError> {
