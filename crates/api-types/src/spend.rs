@@ -73,7 +73,10 @@ pub fn parse_currency(text: &str) -> Result<String, String> {
 pub struct SetPriceRequest {
     /// Per seat and month, decimal text with at most two decimals, at most 10000000000.00
     /// (`parse_amount`).
-    #[schema(example = "32.00", pattern = "^(?:[0-9]{1,10}(?:\\.[0-9]{1,2})?|10000000000(?:\\.00?)?)$")]
+    #[schema(
+        example = "32.00",
+        pattern = "^(?:[0-9]{1,10}(?:\\.[0-9]{1,2})?|10000000000(?:\\.00?)?)$"
+    )]
     pub price_per_seat: String,
     /// ISO 4217 code: three letters, any case (`parse_currency`).
     #[schema(example = "EUR", pattern = "^[A-Za-z]{3}$")]

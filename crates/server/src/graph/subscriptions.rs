@@ -37,7 +37,9 @@ pub struct Subscription {
     /// `users`, `users/{id}`, `groups` or `groups/{id}/members`.
     pub resource: String,
     /// Comma-separated: `created`, `updated`, `deleted`, each at most once (`parse_change_types`).
-    #[schema(pattern = "^(?:created|updated|deleted|created,updated|created,deleted|updated,created|updated,deleted|deleted,created|deleted,updated|created,updated,deleted|created,deleted,updated|updated,created,deleted|updated,deleted,created|deleted,created,updated|deleted,updated,created)$")]
+    #[schema(
+        pattern = "^(?:created|updated|deleted|created,updated|created,deleted|updated,created|updated,deleted|deleted,created|deleted,updated|created,updated,deleted|created,deleted,updated|updated,created,deleted|updated,deleted,created|deleted,created,updated|deleted,updated,created)$"
+    )]
     pub change_type: String,
     pub notification_url: String,
     pub lifecycle_notification_url: Option<String>,
@@ -64,12 +66,16 @@ pub struct SubscriptionCollectionResponse {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateSubscriptionRequest {
     /// Comma-separated: `created`, `updated`, `deleted`, each at most once (`parse_change_types`).
-    #[schema(pattern = "^(?:created|updated|deleted|created,updated|created,deleted|updated,created|updated,deleted|deleted,created|deleted,updated|created,updated,deleted|created,deleted,updated|updated,created,deleted|updated,deleted,created|deleted,created,updated|deleted,updated,created)$")]
+    #[schema(
+        pattern = "^(?:created|updated|deleted|created,updated|created,deleted|updated,created|updated,deleted|deleted,created|deleted,updated|created,updated,deleted|created,deleted,updated|updated,created,deleted|updated,deleted,created|deleted,created,updated|deleted,updated,created)$"
+    )]
     pub change_type: String,
     /// `http` or `https`; must answer the validation handshake.
     pub notification_url: String,
     /// `users`, `users/{id}`, `groups` or `groups/{id}/members` (`WatchedResource::parse`).
-    #[schema(pattern = "^/?(?:users|groups|users/[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|groups/[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}/members)$")]
+    #[schema(
+        pattern = "^/?(?:users|groups|users/[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|groups/[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}/members)$"
+    )]
     pub resource: String,
     /// ISO 8601 UTC, in the future and at most 41,760 minutes away.
     #[schema(schema_with = licensd_api_types::schemas::date_time)]

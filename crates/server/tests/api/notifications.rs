@@ -439,7 +439,10 @@ async fn graph_limits_are_enforced(server: &TestServer) {
     // A `top` that is not a number from 1 to 500 is a JSON 400 on both delivery lists.
     for path in [
         "/licensd/v1/deliveries?top=null".to_string(),
-        format!("/licensd/v1/subscriptions/{}/deliveries?top=null", uuid::Uuid::new_v4()),
+        format!(
+            "/licensd/v1/subscriptions/{}/deliveries?top=null",
+            uuid::Uuid::new_v4()
+        ),
         "/licensd/v1/deliveries?top=0".to_string(),
         "/licensd/v1/deliveries?top=501".to_string(),
     ] {

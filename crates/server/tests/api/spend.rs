@@ -360,7 +360,10 @@ async fn spend_scenario(server: TestServer) -> TestServer {
             .get(&format!("/licensd/v1/skus/{E3}/history?{bad}"))
             .await
             .expect_error(400, "Request_BadRequest");
-        assert!(message.contains("from") || message.contains("to"), "{bad}: {message}");
+        assert!(
+            message.contains("from") || message.contains("to"),
+            "{bad}: {message}"
+        );
     }
     let empty = server
         .get(&format!(
