@@ -55,7 +55,10 @@ pub struct CreateAlertRule {
     pub display_name: String,
     /// `licenseErrorEntered`, `licenseErrorLeft`, `seats`, `subscriptionEnding` or
     /// `processingLag`.
-    #[schema(example = "licenseErrorEntered")]
+    #[schema(
+        example = "licenseErrorEntered",
+        pattern = "^(?:licenseErrorEntered|licenseErrorLeft|seats|subscriptionEnding|processingLag)$"
+    )]
     pub condition: String,
     #[serde(default)]
     pub error_kinds: Vec<String>,
@@ -63,19 +66,28 @@ pub struct CreateAlertRule {
     pub group_id: Option<Uuid>,
     #[serde(default)]
     pub sku_id: Option<Uuid>,
+    /// `seats` rules only: `percentUsed`, `noneAvailable` or `overAllocated`.
     #[serde(default)]
+    #[schema(pattern = "^(?:percentUsed|noneAvailable|overAllocated)$")]
     pub threshold: Option<String>,
+    /// `seats` rules with `percentUsed` only.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 100)]
     pub percent: Option<u32>,
+    /// `subscriptionEnding` rules only.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 3650)]
     pub days: Option<u32>,
+    /// `processingLag` rules only.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 604_800)]
     pub seconds: Option<u32>,
     /// An `https` (or `http`) URL: a Slack or Teams incoming webhook, or any endpoint.
     #[schema(example = "https://hooks.slack.com/services/T000/B000/XXXX")]
     pub webhook_url: String,
-    /// `json` (default), `slack` or `teams`.
+    /// `json` (default), `slack` or `teams`, in any case.
     #[serde(default)]
+    #[schema(pattern = "^(?:[Jj][Ss][Oo][Nn]|[Ss][Ll][Aa][Cc][Kk]|[Tt][Ee][Aa][Mm][Ss])$")]
     pub format: Option<String>,
 }
 

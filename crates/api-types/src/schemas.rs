@@ -198,6 +198,15 @@ pub fn optional_applies_to() -> Object {
 /// every month has them.
 pub const DATE_TIME_PATTERN: &str = "^[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])(?:T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]{1,9})?Z)?$";
 
+/// A date-time (a query option's value).
+pub fn date_time() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .pattern(Some(DATE_TIME_PATTERN))
+        .examples([serde_json::json!("2026-12-01T00:00:00Z")])
+        .build()
+}
+
 /// A date-time, or `null`.
 pub fn optional_date_time() -> Object {
     ObjectBuilder::new()

@@ -71,11 +71,15 @@ pub fn parse_currency(text: &str) -> Result<String, String> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetPriceRequest {
-    /// Per seat and month, decimal text with at most two decimals.
-    #[schema(example = "32.00")]
+    /// Per seat and month, decimal text with at most two decimals, at most 10000000000.00
+    /// (`parse_amount`).
+    #[schema(
+        example = "32.00",
+        pattern = "^(?:[0-9]{1,10}(?:\\.[0-9]{1,2})?|10000000000(?:\\.00?)?)$"
+    )]
     pub price_per_seat: String,
-    /// ISO 4217 code.
-    #[schema(example = "EUR")]
+    /// ISO 4217 code: three letters, any case (`parse_currency`).
+    #[schema(example = "EUR", pattern = "^[A-Za-z]{3}$")]
     pub currency: String,
 }
 
@@ -230,6 +234,7 @@ pub struct IdleSeatList {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SignInActivity {
+    #[schema(schema_with = crate::schemas::optional_date_time)]
     pub last_sign_in_date_time: Option<String>,
 }
 
@@ -242,7 +247,7 @@ pub struct ActivityRequest {
     #[schema(value_type = Option<SignInActivity>)]
     pub sign_in_activity: Option<Option<SignInActivity>>,
     #[serde(default, deserialize_with = "present_or_null")]
-    #[schema(value_type = Option<String>, example = "2026-11-30T00:00:00Z")]
+    #[schema(schema_with = crate::schemas::optional_date_time)]
     pub employee_leave_date_time: Option<Option<String>>,
 }
 
@@ -255,7 +260,7 @@ pub struct ActivityUpdate {
     #[schema(value_type = Option<SignInActivity>)]
     pub sign_in_activity: Option<Option<SignInActivity>>,
     #[serde(default, deserialize_with = "present_or_null")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = crate::schemas::optional_date_time)]
     pub employee_leave_date_time: Option<Option<String>>,
 }
 
@@ -325,8 +330,9 @@ pub struct DirectToGroupRequest {
     /// `true` (the default): report and simulate only.
     #[serde(default)]
     pub dry_run: Option<bool>,
-    /// Users per batch (default 500, at most 10,000).
+    /// Users per batch (default 500, 1 to 10,000).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 10_000)]
     pub batch_size: Option<u32>,
 }
 

@@ -2,7 +2,7 @@
 //! expired ones too, with why), and the recent deliveries of one subscription or of every owner
 //! (alerts included) — status, attempts, the endpoint's last answer, the next attempt.
 
-use axum::extract::{Path, Query};
+use axum::extract::{Path, RawQuery};
 use axum::Json;
 use licensd_api_types::time::format_date_time;
 use licensd_api_types::{ErrorCode, ErrorResponse};
@@ -11,6 +11,7 @@ use licensd_store::{ChangeSubscription, DeliveryRecord, DeliveryStatus};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::admin::catalog::query_parameter;
 use crate::api::{ApiError, Tenant};
 
 /// A change subscription and where it stands.
@@ -119,14 +120,21 @@ fn storage(error: licensd_store::StoreError) -> ApiError {
     }
 }
 
-fn limit(query: &DeliveriesQuery) -> Result<usize, ApiError> {
-    match query.top {
+/// `top`, read from the raw query so that text which is not a number is answered as JSON, as
+/// every other admin query option is.
+fn limit(raw_query: Option<&str>) -> Result<usize, ApiError> {
+    match query_parameter(raw_query, "top") {
         None => Ok(50),
-        Some(top) if (1..=500).contains(&top) => Ok(top),
-        Some(top) => Err(ApiError::new(
-            ErrorCode::InvalidValue,
-            format!("top {top} is out of range: 1 to 500."),
-        )),
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|top| (1..=500).contains(top))
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::InvalidValue,
+                    format!("top '{text}' is not a number from 1 to 500."),
+                )
+            }),
     }
 }
 
@@ -163,9 +171,9 @@ pub async fn list_subscription_statuses(tenant: Tenant) -> Result<Json<Subscript
 pub async fn list_subscription_deliveries(
     tenant: Tenant,
     Path(id): Path<String>,
-    Query(query): Query<DeliveriesQuery>,
+    RawQuery(raw_query): RawQuery,
 ) -> Result<Json<DeliveryList>, ApiError> {
-    let limit = limit(&query)?;
+    let limit = limit(raw_query.as_deref())?;
     let subscription_id = Uuid::try_parse(&id).map_err(|_| ApiError::not_found(&id))?;
     let records = tenant
         .with_store(move |store, tenant_id| {
@@ -199,9 +207,9 @@ pub async fn list_subscription_deliveries(
     ))]
 pub async fn list_deliveries(
     tenant: Tenant,
-    Query(query): Query<DeliveriesQuery>,
+    RawQuery(raw_query): RawQuery,
 ) -> Result<Json<DeliveryList>, ApiError> {
-    let limit = limit(&query)?;
+    let limit = limit(raw_query.as_deref())?;
     let records = tenant
         .with_store(move |store, tenant_id| store.deliveries(tenant_id, None, limit).map_err(storage))
         .await?;

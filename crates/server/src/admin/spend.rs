@@ -587,11 +587,11 @@ pub fn cost_csv_rows(report: &CostReport) -> Vec<Vec<String>> {
 /// in for `inactiveDays` (default 90). `format=csv` answers CSV.
 #[utoipa::path(get, path = "/licensd/v1/spend/cost", tag = "licensd: spend",
     params(
-        ("inactiveDays" = Option<u32>, Query, description = "Days without sign-in after which a seat is idle (default 90)"),
-        ("format" = Option<String>, Query, description = "json (default) or csv"),
+        ("inactiveDays" = Option<u32>, Query, minimum = 1, maximum = 3650, description = "Days without sign-in after which a seat is idle (1 to 3650, default 90)"),
+        ("format" = Option<String>, Query, pattern = "^(?:json|csv)$", description = "json (default) or csv"),
     ),
     responses(
-        (status = 200, description = "The cost report", body = CostReport),
+        (status = 200, description = "The cost report (as CSV with `format=csv`)", content((CostReport = "application/json"), (String = "text/csv"))),
         (status = 400, description = "An invalid parameter", body = ErrorResponse),
     ))]
 pub async fn get_cost(tenant: Tenant, RawQuery(raw_query): RawQuery) -> Result<Response, ApiError> {
@@ -616,12 +616,12 @@ pub async fn get_cost(tenant: Tenant, RawQuery(raw_query): RawQuery) -> Result<R
 /// `format=csv` answers every seat as CSV.
 #[utoipa::path(get, path = "/licensd/v1/spend/idle", tag = "licensd: spend",
     params(
-        ("inactiveDays" = Option<u32>, Query, description = "Days without sign-in after which a seat is idle (default 90)"),
-        ("top" = Option<u32>, Query, description = "At most this many seats listed (default 1000)"),
-        ("format" = Option<String>, Query, description = "json (default) or csv"),
+        ("inactiveDays" = Option<u32>, Query, minimum = 1, maximum = 3650, description = "Days without sign-in after which a seat is idle (1 to 3650, default 90)"),
+        ("top" = Option<u32>, Query, minimum = 0, maximum = 1_000_000, description = "At most this many seats listed (0 to 1000000, default 1000)"),
+        ("format" = Option<String>, Query, pattern = "^(?:json|csv)$", description = "json (default) or csv"),
     ),
     responses(
-        (status = 200, description = "Idle seats", body = IdleSeatList),
+        (status = 200, description = "Idle seats (as CSV with `format=csv`)", content((IdleSeatList = "application/json"), (String = "text/csv"))),
         (status = 400, description = "An invalid parameter", body = ErrorResponse),
     ))]
 pub async fn get_idle(tenant: Tenant, RawQuery(raw_query): RawQuery) -> Result<Response, ApiError> {
@@ -922,6 +922,20 @@ fn time_parameter(raw_query: Option<&str>, name: &str) -> Result<Option<i64>, Ap
         .transpose()
 }
 
+/// The window of a seat history, as `get_history` reads it from the raw query: each bound a
+/// date-time of `DATE_TIME_PATTERN` (what `parse_date_time` reads). Only documented here.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // read by `time_parameter`; the struct states the parameters' schema
+pub struct HistoryWindow {
+    /// The earliest snapshot time (default: 90 days before `to`); not after `to`.
+    #[param(schema_with = licensd_api_types::schemas::date_time)]
+    from: Option<String>,
+    /// The latest snapshot time (default: now).
+    #[param(schema_with = licensd_api_types::schemas::date_time)]
+    to: Option<String>,
+}
+
 /// A product's seat history.
 ///
 /// licensd extension: snapshots of purchased, consumed, waiting and in-error counts, taken daily
@@ -931,8 +945,7 @@ fn time_parameter(raw_query: Option<&str>, name: &str) -> Result<Option<i64>, Ap
 #[utoipa::path(get, path = "/licensd/v1/skus/{sku_id}/history", tag = "licensd: spend",
     params(
         ("sku_id" = Uuid, Path, description = "The product's skuId"),
-        ("from" = Option<String>, Query, description = "The earliest snapshot time (default: 90 days ago)"),
-        ("to" = Option<String>, Query, description = "The latest snapshot time (default: now)"),
+        HistoryWindow,
     ),
     responses(
         (status = 200, description = "The history", body = SeatHistory),

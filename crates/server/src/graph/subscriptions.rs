@@ -36,7 +36,10 @@ pub struct Subscription {
     pub id: Uuid,
     /// `users`, `users/{id}`, `groups` or `groups/{id}/members`.
     pub resource: String,
-    /// Comma-separated: `created`, `updated`, `deleted`.
+    /// Comma-separated: `created`, `updated`, `deleted`, each at most once (`parse_change_types`).
+    #[schema(
+        pattern = "^(?:created|updated|deleted|created,updated|created,deleted|updated,created|updated,deleted|deleted,created|deleted,updated|created,updated,deleted|created,deleted,updated|updated,created,deleted|updated,deleted,created|deleted,created,updated|deleted,updated,created)$"
+    )]
     pub change_type: String,
     pub notification_url: String,
     pub lifecycle_notification_url: Option<String>,
@@ -62,19 +65,28 @@ pub struct SubscriptionCollectionResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateSubscriptionRequest {
-    /// Comma-separated: `created`, `updated`, `deleted`.
+    /// Comma-separated: `created`, `updated`, `deleted`, each at most once (`parse_change_types`).
+    #[schema(
+        pattern = "^(?:created|updated|deleted|created,updated|created,deleted|updated,created|updated,deleted|deleted,created|deleted,updated|created,updated,deleted|created,deleted,updated|updated,created,deleted|updated,deleted,created|deleted,created,updated|deleted,updated,created)$"
+    )]
     pub change_type: String,
     /// `http` or `https`; must answer the validation handshake.
     pub notification_url: String,
-    /// `users`, `users/{id}`, `groups` or `groups/{id}/members`.
+    /// `users`, `users/{id}`, `groups` or `groups/{id}/members` (`WatchedResource::parse`).
+    #[schema(
+        pattern = "^/?(?:users|groups|users/[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|groups/[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}/members)$"
+    )]
     pub resource: String,
     /// ISO 8601 UTC, in the future and at most 41,760 minutes away.
+    #[schema(schema_with = licensd_api_types::schemas::date_time)]
     pub expiration_date_time: String,
     /// Sent back in every notification (at most 128 characters).
+    #[schema(max_length = 128)]
     pub client_state: Option<String>,
     /// Where `missed` and `subscriptionRemoved` go; must answer the handshake too.
     pub lifecycle_notification_url: Option<String>,
     /// Only `false`: licensd sends resource ids, not resource data.
+    #[schema(schema_with = licensd_api_types::schemas::optional_false)]
     pub include_resource_data: Option<bool>,
     /// Accepted and ignored (licensd's client speaks TLS 1.2 and 1.3).
     pub latest_supported_tls_version: Option<String>,

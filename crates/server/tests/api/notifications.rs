@@ -436,6 +436,19 @@ async fn graph_limits_are_enforced(server: &TestServer) {
         )
         .await
         .expect_error(404, "Request_ResourceNotFound");
+    // A `top` that is not a number from 1 to 500 is a JSON 400 on both delivery lists.
+    for path in [
+        "/licensd/v1/deliveries?top=null".to_string(),
+        format!(
+            "/licensd/v1/subscriptions/{}/deliveries?top=null",
+            uuid::Uuid::new_v4()
+        ),
+        "/licensd/v1/deliveries?top=0".to_string(),
+        "/licensd/v1/deliveries?top=501".to_string(),
+    ] {
+        let message = server.get(&path).await.expect_error(400, "Request_BadRequest");
+        assert!(message.contains("top"), "{path}: {message}");
+    }
     // Nothing was sent: every refusal came before the handshake.
     assert!(receiver.received().is_empty());
     let listed = server.get("/v1.0/subscriptions").await.expect(200).body;

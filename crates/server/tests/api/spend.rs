@@ -355,10 +355,16 @@ async fn spend_scenario(server: TestServer) -> TestServer {
     let second = wait_for_history(&server, E3, 2).await;
     assert_eq!(second["value"][1]["purchased"], 8);
     assert_eq!(second["value"][1]["consumed"], 4);
-    server
-        .get(&format!("/licensd/v1/skus/{E3}/history?from=tomorrow"))
-        .await
-        .expect_error(400, "Request_BadRequest");
+    for bad in ["from=tomorrow", "to=", "from=2026-12-02&to=2026-12-01"] {
+        let message = server
+            .get(&format!("/licensd/v1/skus/{E3}/history?{bad}"))
+            .await
+            .expect_error(400, "Request_BadRequest");
+        assert!(
+            message.contains("from") || message.contains("to"),
+            "{bad}: {message}"
+        );
+    }
     let empty = server
         .get(&format!(
             "/licensd/v1/skus/{E3}/history?to={}",
