@@ -80,6 +80,10 @@ if [ -n "$exclude_checks" ]; then
   exclude=(--exclude-checks "$exclude_checks")
 fi
 status=0
+# `filter_too_much` is Hypothesis's own health check on generating inputs (too many drawn values
+# failed the schema's patterns before a request was sent), not a check of licensd's answers: the
+# `@odata.id` pattern of `members/$ref` (a user's or a group's address, as Graph accepts) tripped
+# it on some seeds. Every check of the server's behaviour stays on.
 "$venv/bin/schemathesis" --config-file "$root/tests/schemathesis/schemathesis.toml" run "$url/openapi.json" \
   --url "$url" \
   --header "Authorization: Bearer $token" \
@@ -88,6 +92,7 @@ status=0
   --max-examples "$max_examples" \
   --workers 2 \
   --request-timeout 10 \
+  --suppress-health-check filter_too_much \
   --no-color \
   "$@" || status=$?
 if [ "$status" -ne 0 ]; then
