@@ -379,7 +379,14 @@ impl TenantMetrics {
                 .get_or_create(&labels)
                 .inc_by(processing.step_time.as_secs_f64());
             if processing.processed_here {
-                let wait = processing.oldest_queued_wait.unwrap_or_default();
+                // The engine's queue is the truth a reader sees (a processing step's users leave
+                // it when evaluated, a few ms before the step commits and the arrival records
+                // are drained): nobody queued, nobody waiting.
+                let wait = if overview.queued_users == 0 {
+                    std::time::Duration::ZERO
+                } else {
+                    processing.oldest_queued_wait.unwrap_or_default()
+                };
                 self.oldest_queued_wait
                     .get_or_create(&labels)
                     .set(wait.as_secs_f64());
