@@ -66,7 +66,7 @@ mkdir -p "$SCREENSHOT_DIR"
 echo "== console browser tests against $LICENSD_URL (screenshots in $SCREENSHOT_DIR)"
 
 cd tests/browser
-if ! node --test --test-concurrency=1 "$@" console.test.mjs; then
+if ! node --test --test-concurrency=1 "$@" console.test.mjs groups.test.mjs; then
   echo "== licensd log" >&2
   tail -n 100 "$log" >&2
   exit 1

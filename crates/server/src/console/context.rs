@@ -30,6 +30,8 @@ pub enum ConsoleAction {
     ChangeSeats,
     /// Queue a group or a user for processing again.
     Reprocess,
+    /// Change a tenant setting (transitive licensing).
+    ChangeTenantSettings,
 }
 
 impl ConsoleAction {
@@ -40,6 +42,7 @@ impl ConsoleAction {
             ConsoleAction::ChangeMembers | ConsoleAction::ChangeUsers => CommandKind::Directory,
             ConsoleAction::ChangeUsageLocation => CommandKind::UsageLocation,
             ConsoleAction::ChangeSeats => CommandKind::Subscriptions,
+            ConsoleAction::ChangeTenantSettings => CommandKind::TenantSettings,
         }
     }
 }

@@ -8,7 +8,9 @@ use std::collections::BTreeSet;
 
 use axum::http::StatusCode;
 use axum::response::Response;
-use licensd_engine::{AssignedLicense, Command, Engine, GroupView, LicenseProcessingState, Uuid};
+use licensd_engine::{
+    AssignedLicense, Command, Engine, GroupView, LicenseProcessingState, RuleProcessingState, Uuid,
+};
 use maud::{html, Markup};
 
 use super::context::{ConsoleAction, ConsoleContext};
@@ -24,6 +26,28 @@ pub enum GroupTab {
     Licenses,
     Members,
     Errors,
+    /// The membership rule (dynamic membership).
+    Rule,
+    /// Nested groups and the groups it is nested in.
+    Nesting,
+}
+
+/// A dynamic group's rule and processing state, for the header of its pages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MembershipSummary {
+    pub rule: String,
+    pub processing_state: RuleProcessingState,
+}
+
+/// A group's rule and processing state (`None` for assigned membership).
+pub fn membership_summary(engine: &Engine, group_id: Uuid) -> Result<Option<MembershipSummary>, ConsoleError> {
+    Ok(engine
+        .dynamic_membership(group_id)
+        .map_err(|_| ConsoleError::not_found(format!("The group {group_id}")))?
+        .map(|dynamic| MembershipSummary {
+            rule: dynamic.rule.text().to_string(),
+            processing_state: dynamic.processing_state,
+        }))
 }
 
 /// A group's view, or a not-found page.
@@ -35,15 +59,32 @@ pub fn existing_group(engine: &Engine, group_id: Uuid) -> Result<GroupView, Cons
 
 /// The heading and tabs shared by a group's pages.
 pub fn group_header(group: &GroupView, tab: GroupTab) -> Markup {
+    group_header_with(group, tab, None)
+}
+
+/// The heading and tabs, saying when the group is dynamic (and whether its rule is paused).
+pub fn group_header_with(group: &GroupView, tab: GroupTab, dynamic: Option<&MembershipSummary>) -> Markup {
     let current = |this: GroupTab| (tab == this).then_some("page");
     html! {
         h1 { (group.display_name) }
-        p.subtitle { "Group · " (group.member_count) " members · " span.muted { (group.id) } }
+        p.subtitle {
+            "Group · "
+            @match dynamic {
+                Some(summary) => {
+                    a href={ "/groups/" (group.id) "/rule" } data-testid="membership-kind" { "Dynamic membership" }
+                    @if summary.processing_state == RuleProcessingState::Paused { " (rule paused)" }
+                },
+                None => span data-testid="membership-kind" { "Assigned membership" },
+            }
+            " · " (group.member_count) " members · " span.muted { (group.id) }
+        }
         nav.tabs aria-label="Group" {
             a href={ "/groups/" (group.id) } aria-current=[current(GroupTab::Licenses)] { "Licenses" }
             a href={ "/groups/" (group.id) "/members" } aria-current=[current(GroupTab::Members)] {
                 "Members (" (group.member_count) ")"
             }
+            a href={ "/groups/" (group.id) "/rule" } aria-current=[current(GroupTab::Rule)] { "Membership rule" }
+            a href={ "/groups/" (group.id) "/nesting" } aria-current=[current(GroupTab::Nesting)] { "Nested groups" }
             a href={ "/groups/" (group.id) "/errors" } aria-current=[current(GroupTab::Errors)] {
                 "Users with license errors (" (group.members_with_license_errors) ")"
             }
@@ -65,6 +106,9 @@ struct LicensesPane {
     group: GroupView,
     names: ProductNames,
     queued_users: usize,
+    dynamic: Option<MembershipSummary>,
+    transitive_licensing: bool,
+    nested_groups: usize,
 }
 
 fn licenses_pane(engine: &Engine, group_id: Uuid) -> Result<LicensesPane, ConsoleError> {
@@ -73,6 +117,9 @@ fn licenses_pane(engine: &Engine, group_id: Uuid) -> Result<LicensesPane, Consol
         group: existing_group(engine, group_id)?,
         names: ProductNames::of(engine),
         queued_users: engine.queued_users(),
+        dynamic: membership_summary(engine, group_id)?,
+        transitive_licensing: engine.settings().transitive_licensing,
+        nested_groups: engine.transitive_member_groups(group_id).map_or(0, |groups| groups.len()),
     })
 }
 
@@ -126,7 +173,7 @@ async fn render_licenses_pane(
         .filter(|product| !assigned.contains(&product.sku_id))
         .collect();
     let content = html! {
-        (group_header(group, GroupTab::Licenses))
+        (group_header_with(group, GroupTab::Licenses, pane.dynamic.as_ref()))
         (result)
         @if let Some(refusal) = &refusal { (refusal.message_box()) }
         @if group.members_with_license_errors > 0 {
@@ -238,8 +285,17 @@ async fn render_licenses_pane(
                 button type="submit" { "Choose plans" }
             }
         }
-        p.muted {
-            "Only direct members receive a group's products: licenses are not inherited through nested groups."
+        p.muted data-testid="nesting-licensing" {
+            @if pane.transitive_licensing {
+                "Transitive licensing is on: members of the groups nested in this one"
+                @if pane.nested_groups > 0 { " (" (pane.nested_groups) " nested groups)" }
+                " receive its products too. "
+            } @else {
+                "Only direct members receive a group's products: licenses are not inherited through nested groups"
+                @if pane.nested_groups > 0 { " (this group has " (pane.nested_groups) " nested)" }
+                ". "
+            }
+            a href={ "/groups/" (group.id) "/nesting#transitive-licensing" } { "Nested groups and transitive licensing" }
         }
     };
     let status = if refusal.is_some() {

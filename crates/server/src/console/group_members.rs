@@ -10,7 +10,7 @@ use maud::{html, Markup};
 use super::context::{ConsoleAction, ConsoleContext};
 use super::error::ConsoleError;
 use super::forms::{local_path, parse_id, see_other, FormFields, IdKind, PathParameters, QueryFields};
-use super::group::{existing_group, group_header, GroupTab};
+use super::group::{existing_group, group_header_with, membership_summary, GroupTab, MembershipSummary};
 use super::layout::{self, html_response, page_notices, pager, search_form, Done, Section};
 use super::paging::{page_of, ListRequest, Page, PAGE_SIZE};
 
@@ -19,6 +19,8 @@ struct MembersData {
     group: GroupView,
     rows: Vec<UserView>,
     page: Page,
+    /// The rule of a dynamic group: its members cannot be changed by hand.
+    dynamic: Option<MembershipSummary>,
 }
 
 /// `GET /groups/{id}/members`.
@@ -68,6 +70,7 @@ async fn render(
                 group,
                 rows,
                 page,
+                dynamic: membership_summary(engine, group_id)?,
             })
         })
         .await?;
@@ -78,10 +81,15 @@ async fn render(
         return Ok(html_response(StatusCode::OK, results));
     }
     let content = html! {
-        (group_header(&data.group, GroupTab::Members))
+        (group_header_with(&data.group, GroupTab::Members, data.dynamic.as_ref()))
         (result)
         @if let Some((refusal, _)) = &refusal { (refusal.message_box()) }
-        @if context.may(ConsoleAction::ChangeMembers) {
+        @if let Some(dynamic) = &data.dynamic {
+            p data-testid="dynamic-members" {
+                "The members are the users the group's " a href={ "/groups/" (data.group.id) "/rule" } { "membership rule" }
+                " selects (" code { (dynamic.rule) } "): they cannot be added or removed by hand."
+            }
+        } @else if context.may(ConsoleAction::ChangeMembers) {
             form.search method="post" action=(path) {
                 label for="add-member" { "Add a member (user principal name or id)" }
                 input id="add-member" type="text" name="user" required
@@ -105,7 +113,8 @@ async fn render(
 }
 
 fn results(context: &ConsoleContext, data: &MembersData, path: &str, keep: &[(&str, &str)]) -> Markup {
-    let may_change = context.may(ConsoleAction::ChangeMembers);
+    // A dynamic group's members follow its rule: no removal by hand.
+    let may_change = context.may(ConsoleAction::ChangeMembers) && data.dynamic.is_none();
     html! {
         div id="list-results" {
             (page_notices(&data.page))
@@ -118,7 +127,7 @@ fn results(context: &ConsoleContext, data: &MembersData, path: &str, keep: &[(&s
                             th scope="col" { "Display name" }
                             th scope="col" { "User principal name" }
                             th scope="col" { "Usage location" }
-                            th scope="col" { span.muted { "Actions" } }
+                            @if data.dynamic.is_none() { th scope="col" { span.muted { "Actions" } } }
                         }
                     }
                     tbody {
@@ -127,7 +136,7 @@ fn results(context: &ConsoleContext, data: &MembersData, path: &str, keep: &[(&s
                                 th scope="row" { a href={ "/users/" (user.id) } { (user.display_name) } }
                                 td { (user.user_principal_name) }
                                 td { @match user.usage_location { Some(location) => (super::format::country(location.as_str())), None => span.muted { "Not set" } } }
-                                td {
+                                @if data.dynamic.is_none() { td {
                                     @if may_change {
                                         form.inline method="post" action={ "/groups/" (data.group.id) "/members/" (user.id) "/remove" }
                                             data-confirm={ "Remove " (user.user_principal_name) " from " (data.group.display_name) "? The user loses the licenses the group gives." } {
@@ -136,7 +145,7 @@ fn results(context: &ConsoleContext, data: &MembersData, path: &str, keep: &[(&s
                                             }
                                         }
                                     }
-                                }
+                                } }
                             }
                         }
                     }

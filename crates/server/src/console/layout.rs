@@ -164,11 +164,17 @@ pub enum Done {
     ReprocessQueuedForMany,
     ProductsAdded,
     GroupCreated,
+    RuleSaved,
+    GroupNested,
+    GroupUnnested,
+    TransitiveLicensingSaved,
+    AttributesSaved,
+    DynamicGroupCreated,
 }
 
 /// The fixed texts of [`Done`]. They say what was changed; the processing panel next to them
 /// says whether the users affected are still being processed (never "queued" once it is over).
-const DONE_CODES: [(Done, &str, &str); 13] = [
+const DONE_CODES: [(Done, &str, &str); 19] = [
     (
         Done::LicenseSaved,
         "license-saved",
@@ -221,6 +227,28 @@ const DONE_CODES: [(Done, &str, &str); 13] = [
         Done::GroupCreated,
         "group-created",
         "The group was created. Next: add a product below, then members.",
+    ),
+    (
+        Done::RuleSaved,
+        "rule-saved",
+        "The membership rule was saved. Members and their licenses follow it.",
+    ),
+    (Done::GroupNested, "group-nested", "The group was added as a member."),
+    (Done::GroupUnnested, "group-unnested", "The nested group was removed."),
+    (
+        Done::TransitiveLicensingSaved,
+        "transitive-licensing-saved",
+        "The transitive licensing setting was saved.",
+    ),
+    (
+        Done::AttributesSaved,
+        "attributes-saved",
+        "The directory attributes were saved. Dynamic groups whose rules read them follow.",
+    ),
+    (
+        Done::DynamicGroupCreated,
+        "dynamic-group-created",
+        "The dynamic group was created: its members are the users its rule selects.",
     ),
 ];
 

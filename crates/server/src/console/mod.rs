@@ -23,6 +23,7 @@ mod forms;
 mod group;
 mod group_errors;
 mod group_members;
+mod group_nesting;
 mod groups;
 mod guard;
 mod layout;
@@ -34,6 +35,7 @@ mod preview;
 mod processing;
 mod product;
 mod products;
+mod rule_editor;
 mod sign_in;
 mod spend;
 mod user;
@@ -74,6 +76,24 @@ pub fn router() -> Router<AppState> {
         .route("/spend", get(spend::show))
         .route("/spend/products/{sku_id}", get(spend::product))
         .route("/groups", get(groups::list))
+        .route("/groups/new", get(groups::new_group).post(groups::create))
+        .route("/groups/rule-check", get(rule_editor::check))
+        .route(
+            "/groups/{group_id}/rule",
+            get(rule_editor::show).post(rule_editor::save),
+        )
+        .route(
+            "/groups/{group_id}/nesting",
+            get(group_nesting::show).post(group_nesting::add),
+        )
+        .route(
+            "/groups/{group_id}/nesting/transitive-licensing",
+            post(group_nesting::transitive_licensing),
+        )
+        .route(
+            "/groups/{group_id}/nesting/{member_group_id}/remove",
+            post(group_nesting::remove),
+        )
         .route("/groups/{group_id}", get(group::show))
         .route("/groups/{group_id}/licenses", post(group::save_license))
         .route("/groups/{group_id}/licenses/edit", get(group::edit_license))
@@ -102,6 +122,7 @@ pub fn router() -> Router<AppState> {
             post(user::remove_license),
         )
         .route("/users/{user_id}/usage-location", post(user::save_usage_location))
+        .route("/users/{user_id}/attributes", post(user::save_attributes))
         .route(
             "/users/{user_id}/proxy-addresses",
             post(user::save_proxy_addresses),

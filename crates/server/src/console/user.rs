@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use licensd_engine::{
     AssignedLicense, AssignmentSource, Command, CountryCode, Engine, LicenseAssignmentState,
-    LicenseErrorDetail, ProxyAddress, UserChanges, UserView, Uuid,
+    LicenseErrorDetail, ProxyAddress, UserAttribute, UserChanges, UserView, Uuid,
 };
 use maud::{html, Markup};
 
@@ -64,6 +64,8 @@ struct AssignmentRow {
     product_name: String,
     /// The group's id and name for an inherited assignment.
     group: Option<(Uuid, String)>,
+    /// For an assignment received through nested groups: "via Platform → Engineering → All Staff".
+    path: Option<String>,
     reason: Option<String>,
     fixes: Vec<Fix>,
     /// The fixes Diagnosis offers for this error, applied with one button.
@@ -77,7 +79,8 @@ struct UserPage {
     names: ProductNames,
     assignments: Vec<AssignmentRow>,
     effective_plans: Vec<String>,
-    groups: Vec<(Uuid, String)>,
+    groups: Vec<GroupMembership>,
+    transitive_licensing: bool,
     /// Why self-healing queued the user, and its last automatic re-evaluation.
     pending_self_healing: Option<licensd_engine::RequeueReason>,
     last_self_healing: Option<licensd_engine::SelfHealing>,
@@ -90,6 +93,7 @@ enum RefusalAt {
     DirectLicenses,
     UsageLocation,
     ProxyAddresses,
+    Attributes,
 }
 
 /// A user's view, or a not-found page.
@@ -205,7 +209,9 @@ fn fixes_for(
         LicenseErrorDetail::ProhibitedInUsageLocationViolation { .. } => {
             fixes.push(Fix::ChangeUsageLocation);
             if let Some(group_id) = state.assigned_by_group {
-                if user.member_of.contains(&group_id) {
+                // A dynamic group's members follow its rule: no removal by hand.
+                let dynamic = engine.dynamic_membership(group_id).ok().flatten().is_some();
+                if user.member_of.contains(&group_id) && !dynamic {
                     fixes.push(Fix::RemoveFromGroup {
                         group_id,
                         group_name: group_name(engine, group_id),
@@ -231,6 +237,57 @@ fn fixes_for(
         }),
     }
     fixes
+}
+
+/// Why a user is in a group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum MembershipReason {
+    /// Added by hand (or by provisioning).
+    Direct,
+    /// Selected by the group's rule; `paused` when the rule is paused, `matches` whether the
+    /// user satisfies it now.
+    Rule {
+        rule: String,
+        paused: bool,
+        matches: bool,
+    },
+    /// A member of a group nested in it: "via Platform → All Staff".
+    Nested { path: String },
+}
+
+/// One group the user is in, directly or through nesting, and why.
+struct GroupMembership {
+    group_id: Uuid,
+    name: String,
+    reason: MembershipReason,
+    /// Whether the group assigns products.
+    licensed: bool,
+}
+
+fn group_membership(engine: &Engine, user: &UserView, group_id: Uuid) -> GroupMembership {
+    let direct = user.member_of.contains(&group_id);
+    let dynamic = engine.dynamic_membership(group_id).ok().flatten();
+    let reason = match (direct, dynamic) {
+        (true, Some(dynamic)) => MembershipReason::Rule {
+            rule: dynamic.rule.text().to_string(),
+            paused: dynamic.processing_state == licensd_engine::RuleProcessingState::Paused,
+            matches: engine.user_matches_rule(user.id, &dynamic.rule).unwrap_or(false),
+        },
+        (true, None) => MembershipReason::Direct,
+        (false, _) => MembershipReason::Nested {
+            path: engine
+                .licensing_path_text(user.id, group_id)
+                .unwrap_or_else(|| "through nested groups".to_string()),
+        },
+    };
+    GroupMembership {
+        name: group_name(engine, group_id),
+        licensed: engine
+            .group_view(group_id)
+            .is_ok_and(|group| !group.assigned_licenses.is_empty()),
+        reason,
+        group_id,
+    }
 }
 
 fn user_page(engine: &Engine, user_id: Uuid) -> Result<UserPage, ConsoleError> {
@@ -262,6 +319,9 @@ fn user_page(engine: &Engine, user_id: Uuid) -> Result<UserPage, ConsoleError> {
                 group: state
                     .assigned_by_group
                     .map(|group_id| (group_id, group_name(engine, group_id))),
+                path: state
+                    .assigned_by_group
+                    .and_then(|group_id| engine.licensing_path_text(user_id, group_id)),
                 reason,
                 fixes,
                 state,
@@ -273,10 +333,10 @@ fn user_page(engine: &Engine, user_id: Uuid) -> Result<UserPage, ConsoleError> {
         .into_iter()
         .map(|plan_id| names.plan_name(plan_id))
         .collect();
-    let groups = user
-        .member_of
-        .iter()
-        .map(|group_id| (*group_id, group_name(engine, *group_id)))
+    let groups = engine
+        .user_transitive_member_of(user_id)?
+        .into_iter()
+        .map(|group_id| group_membership(engine, &user, group_id))
         .collect();
     Ok(UserPage {
         tenant_name: engine.settings().display_name.clone(),
@@ -286,6 +346,7 @@ fn user_page(engine: &Engine, user_id: Uuid) -> Result<UserPage, ConsoleError> {
         assignments,
         effective_plans,
         groups,
+        transitive_licensing: engine.settings().transitive_licensing,
         pending_self_healing: engine.pending_self_healing(user_id).cloned(),
         last_self_healing: engine.last_self_healing(user_id).cloned(),
     })
@@ -381,7 +442,10 @@ fn assignments_table(context: &ConsoleContext, page: &UserPage) -> Markup {
                             th scope="row" { a href={ "/products/" (row.state.sku_id) } { (row.product_name) } }
                             td {
                                 @match &row.group {
-                                    Some((group_id, name)) => { "Inherited from " a href={ "/groups/" (group_id) } { (name) } },
+                                    Some((group_id, name)) => {
+                                        "Inherited from " a href={ "/groups/" (group_id) } { (name) }
+                                        @if let Some(path) = &row.path { br; span.path data-testid="licensed-through" { (path) } }
+                                    },
                                     None => "Direct",
                                 }
                             }
@@ -583,11 +647,46 @@ async fn render(
                 div.actions { button type="submit" { "Save proxy addresses" } }
             }
         }
-        h2 { "Groups" }
+        h2 id="attributes" { "Directory attributes" }
+        (refusal_at(RefusalAt::Attributes))
+        (attributes_section(user, may_users))
+        h2 id="groups" { "Groups, and why the user is in each" }
         @if page.groups.is_empty() {
-            p.muted { "The user is a direct member of no group." }
+            p.muted { "The user is a member of no group." }
         } @else {
-            ul { @for (group_id, name) in &page.groups { li { a href={ "/groups/" (group_id) } { (name) } } } }
+            table data-testid="user-groups" {
+                thead { tr {
+                    th scope="col" { "Group" }
+                    th scope="col" { "Why the user is in it" }
+                    th scope="col" { "Its products" }
+                } }
+                tbody {
+                    @for membership in &page.groups {
+                        tr data-group=(membership.name) {
+                            th scope="row" { a href={ "/groups/" (membership.group_id) } { (membership.name) } }
+                            td {
+                                @match &membership.reason {
+                                    MembershipReason::Direct => "Direct member",
+                                    MembershipReason::Rule { rule, paused, matches } => {
+                                        "Matched the group's rule " code { (rule) }
+                                        @if *paused && !*matches { " — no longer matches; kept while the rule is paused" }
+                                        @else if *paused { " (the rule is paused)" }
+                                    },
+                                    MembershipReason::Nested { path } => {
+                                        "Through nesting, " (path)
+                                    },
+                                }
+                            }
+                            td {
+                                @if !membership.licensed { span.muted { "None" } }
+                                @else if matches!(membership.reason, MembershipReason::Nested { .. }) && !page.transitive_licensing {
+                                    "Not received: transitive licensing is off, only direct members are licensed"
+                                } @else { "Received" }
+                            }
+                        }
+                    }
+                }
+            }
         }
         @if let Some(history) = &history {
             h2 { "History" }
@@ -622,6 +721,118 @@ async fn render(
             content,
         ),
     ))
+}
+
+/// A directory attribute's label.
+fn attribute_label(attribute: UserAttribute) -> String {
+    if let Some(number) = attribute.extension_number() {
+        return format!("Extension attribute {number}");
+    }
+    match attribute {
+        UserAttribute::DEPARTMENT => "Department",
+        UserAttribute::JOB_TITLE => "Job title",
+        UserAttribute::COMPANY_NAME => "Company name",
+        UserAttribute::OFFICE_LOCATION => "Office location",
+        UserAttribute::CITY => "City",
+        UserAttribute::STATE => "State or province",
+        UserAttribute::COUNTRY => "Country or region",
+        UserAttribute::EMPLOYEE_ID => "Employee ID",
+        UserAttribute::EMPLOYEE_TYPE => "Employee type",
+        UserAttribute::MAIL => "Mail",
+        UserAttribute::USER_TYPE => "User type",
+        _ => attribute.name(),
+    }
+    .to_string()
+}
+
+fn attribute_input(user: &UserView, attribute: UserAttribute, editable: bool) -> Markup {
+    let id = format!("attribute-{}", attribute.name());
+    let value = user.attributes.get(&attribute).map(String::as_str);
+    html! {
+        div.field data-attribute=(attribute.name()) {
+            label for=(id) { (attribute_label(attribute)) " " span.muted { "(" code { "user." (attribute.name()) } ")" } }
+            @if editable {
+                input id=(id) type="text" name={ "attr_" (attribute.name()) } value=[value]
+                    maxlength=(attribute.max_length()) autocomplete="off";
+            } @else {
+                output id=(id) { @match value { Some(value) => (value), None => span.muted { "Not set" } } }
+            }
+        }
+    }
+}
+
+/// The user's directory attributes (what dynamic group rules read), editable when the role may
+/// change users.
+fn attributes_section(user: &UserView, editable: bool) -> Markup {
+    let extensions_set = UserAttribute::all()
+        .filter(|attribute| attribute.extension_number().is_some())
+        .filter(|attribute| user.attributes.contains_key(attribute))
+        .count();
+    let fields = html! {
+        div.attribute-fields {
+            @for attribute in UserAttribute::top_level() { (attribute_input(user, attribute, editable)) }
+        }
+        details open[extensions_set > 0] {
+            summary { "On-premises extension attributes (" (extensions_set) " set)" }
+            div.attribute-fields {
+                @for attribute in UserAttribute::all().filter(|attribute| attribute.extension_number().is_some()) {
+                    (attribute_input(user, attribute, editable))
+                }
+            }
+        }
+    };
+    html! {
+        p.muted { "Dynamic groups' rules read these (" code { "user.department -eq \"Sales\"" } "): a change moves the user in or out of those groups, and their licenses follow. Empty means not set." }
+        @if editable {
+            form.stacked method="post" action={ "/users/" (user.id) "/attributes" } {
+                (fields)
+                div.actions { button type="submit" { "Save attributes" } }
+            }
+        } @else {
+            (fields)
+        }
+    }
+}
+
+/// `POST /users/{id}/attributes`: sets the typed directory attributes; an emptied one is cleared,
+/// the ones not in the form stay.
+pub async fn save_attributes(
+    context: ConsoleContext,
+    PathParameters(user_id): PathParameters<String>,
+    fields: FormFields,
+) -> Result<Response, ConsoleError> {
+    context.require(ConsoleAction::ChangeUsers)?;
+    let user_id = parse_id(&user_id, IdKind::User)?;
+    let user = context.read(move |engine| existing_user(engine, user_id)).await?;
+    let mut changes = licensd_engine::UserAttributeChanges::new();
+    for attribute in UserAttribute::all() {
+        let Some(typed) = fields.first(&format!("attr_{}", attribute.name())) else {
+            continue;
+        };
+        let typed = typed.trim();
+        let current = user.attributes.get(&attribute).map(String::as_str);
+        if typed.is_empty() {
+            if current.is_some() {
+                changes.insert(attribute, None);
+            }
+        } else if current != Some(typed) {
+            changes.insert(attribute, Some(typed.to_string()));
+        }
+    }
+    if changes.is_empty() {
+        return Ok(see_other(&Done::AttributesSaved.on(&format!("/users/{user_id}"))));
+    }
+    let command = Command::UpdateUser {
+        user_id,
+        changes: UserChanges {
+            attributes: changes,
+            ..UserChanges::default()
+        },
+    };
+    match context.execute(command).await {
+        Ok(_) => Ok(see_other(&Done::AttributesSaved.on(&format!("/users/{user_id}")))),
+        Err(error) => refused_or(&context, user_id, RefusalAt::Attributes, error).await,
+    }
 }
 
 /// Renders a refusal on the user's page, or passes other errors on.
