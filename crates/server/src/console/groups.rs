@@ -196,22 +196,25 @@ struct NewGroupForm {
     dynamic: bool,
     rule: String,
     processing_state: RuleProcessingState,
-    /// A product to assign to the group once it exists (all its plans enabled).
-    sku_id: Option<Uuid>,
+    /// Products to assign to the group once it exists (all their plans enabled).
+    sku_ids: Vec<Uuid>,
 }
 
 impl NewGroupForm {
     fn read(fields: &FormFields) -> Result<NewGroupForm, ConsoleError> {
-        let sku_id = match fields.first("sku_id").map(str::trim) {
-            None | Some("") => None,
-            Some(text) => Some(parse_id(text, IdKind::Product)?),
-        };
+        let mut sku_ids = Vec::new();
+        for text in fields.all("sku_id") {
+            let sku_id = parse_id(text, IdKind::Product)?;
+            if !sku_ids.contains(&sku_id) {
+                sku_ids.push(sku_id);
+            }
+        }
         Ok(NewGroupForm {
             display_name: fields.first("display_name").unwrap_or("").trim().to_string(),
             dynamic: fields.first("membership") == Some("dynamic"),
             rule: fields.first("membership_rule").unwrap_or("").trim().to_string(),
             processing_state: rule_editor::processing_state(fields)?,
-            sku_id,
+            sku_ids,
         })
     }
 
@@ -228,10 +231,10 @@ impl NewGroupForm {
                 processing_state: self.processing_state,
             });
         }
-        if let Some(sku_id) = self.sku_id {
+        if !self.sku_ids.is_empty() {
             commands.push(Command::AssignGroupLicenses {
                 group_id,
-                add_licenses: vec![AssignedLicense::new(sku_id)],
+                add_licenses: self.sku_ids.iter().map(|sku_id| AssignedLicense::new(*sku_id)).collect(),
                 remove_licenses: Vec::new(),
             });
         }
@@ -288,12 +291,12 @@ async fn render_new(context: &ConsoleContext, page: NewGroupPage) -> Result<Resp
                 option value="On" selected[form.processing_state == RuleProcessingState::On] { "On: members follow the rule" }
                 option value="Paused" selected[form.processing_state == RuleProcessingState::Paused] { "Paused: no member until it is turned on" }
             }
-            label for="new-group-product" { "Product the group assigns (optional; plans and more products can be changed later)" }
-            select id="new-group-product" name="sku_id" {
-                option value="" selected[form.sku_id.is_none()] { "None for now" }
+            fieldset {
+                legend { "Products the group assigns (optional; plans and products can be changed later)" }
                 @for product in &names.products {
-                    option value=(product.sku_id) selected[form.sku_id == Some(product.sku_id)] {
-                        (product.display_name) " (" (product.available_units) " available)"
+                    label {
+                        input type="checkbox" name="sku_id" value=(product.sku_id) checked[form.sku_ids.contains(&product.sku_id)];
+                        " " (product.display_name) " " span.muted { "(" (product.available_units) " available)" }
                     }
                 }
             }
