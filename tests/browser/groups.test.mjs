@@ -313,7 +313,6 @@ test('nesting: a group added as a member after a preview, a cycle refused, trans
   const preview = page.getByTestId('preview');
   await preview.waitFor();
   assert.ok(Number(await preview.locator('[data-field="changed"]').innerText()) >= 1);
-  assert.match(await preview.innerText(), /Office 365 E3: purchased/);
   await screenshot('group-nesting-transitive-preview');
   await page.getByRole('button', { name: 'Turn transitive licensing on' }).click();
   await page.getByText('The transitive licensing setting was saved').waitFor();
