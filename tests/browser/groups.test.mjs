@@ -220,9 +220,12 @@ test('editing the rule, pausing and resuming it: each previewed, then saved, and
   await page.getByTestId('rule-error').waitFor();
   assert.equal(await page.getByTestId('current-rule').innerText(), rule);
 
-  // The rule changes are in Activity as "Update group".
-  await page.goto(`${base}/activity`);
-  await page.getByText('Update group').first().waitFor();
+  // The rule changes are in Activity as "Update group", with the old and the new rule.
+  await page.goto(`${base}/activity?activity=Update+group`);
+  const changes = page.locator('main');
+  await changes.getByText(/MembershipRule: /).first().waitFor();
+  assert.match(await changes.innerText(), /MembershipRule: .*user\.department -eq .*Engineering.* → .*userPrincipalName -ne .*user131@contoso\.com/);
+  assert.match(await changes.innerText(), /MembershipRuleProcessingState: .*On.* → .*Paused/);
 });
 
 test("a user's directory attributes are shown and edited; why the user is in each group", async () => {
