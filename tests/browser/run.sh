@@ -9,7 +9,8 @@
 # CHROMIUM (default /usr/bin/chromium), SCREENSHOT_DIR (default target/screenshots);
 # LICENSD_UPDATE_DOCS_SCREENSHOT=1 also copies the screenshots the docs show (the group Licenses
 # pane with users in error, a user's error and fixes, Diagnosis, the plan editor, the filtered
-# users in error, Advisor, Activity, the overview on a phone) to docs/screenshots/. Extra arguments
+# users in error, Advisor, Activity, the overview on a phone; from groups.test.mjs a new dynamic
+# group's preview, a nesting cycle refused, a user's path through nesting) to docs/screenshots/. Extra arguments
 # go to node --test.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -76,7 +77,8 @@ if [ "${LICENSD_UPDATE_DOCS_SCREENSHOT:-}" = "1" ]; then
   mkdir -p docs/screenshots
   # The pages docs/user-guide.md and the README show.
   for name in group-licenses-errors user-error-and-fixes diagnosis plan-editor-suggested \
-    group-users-in-error-filtered group-plan-preview advisor activity phone-overview first-run; do
+    group-users-in-error-filtered group-plan-preview advisor activity phone-overview first-run \
+    group-new-dynamic-preview group-nesting-cycle user-nested-path; do
     cp "$SCREENSHOT_DIR/$name.png" "docs/screenshots/$name.png"
     echo "== updated docs/screenshots/$name.png"
   done

@@ -1862,3 +1862,241 @@ async fn the_spend_page_shows_cost_by_department_as_svg_and_tables() {
     server.get("/spend/products/not-a-guid").await.expect(404);
     server.stop().await;
 }
+
+/// The demo tenant with the users' departments (131-150 Engineering), as `licensd demo` serves it.
+async fn demo_with_departments() -> (ConsoleServer, SeedWorld, DemoDirectory) {
+    let (mut world, directory) = demo();
+    for command in SeedWorld::demo_attribute_commands(&directory) {
+        world.apply(command).expect("departments");
+    }
+    let server = ConsoleServer::start(&world.engine).await;
+    (server, world, directory)
+}
+
+/// The id of a group created from `/groups/new`, from the redirect to its page.
+fn created_group(location: &str) -> Uuid {
+    let id = location
+        .trim_start_matches("/groups/")
+        .split('?')
+        .next()
+        .expect("an id");
+    Uuid::try_parse(id).expect("a group id")
+}
+
+#[tokio::test]
+async fn a_dynamic_group_is_created_after_a_preview_and_its_rule_edited_paused_and_checked() {
+    let (server, _, _) = demo_with_departments().await;
+    // The rule is checked as it is typed: the parser's position, marked.
+    server
+        .get("/groups/rule-check?membership_rule=user.department%20-eq")
+        .await
+        .expect(200)
+        .contains("Invalid rule at character 20")
+        .contains("<mark class=\"rule-position\">");
+    server
+        .get("/groups/rule-check?membership_rule=user.department%20-eq%20%22Sales%22")
+        .await
+        .expect(200)
+        .contains("The rule is valid");
+    // An invalid rule is refused next to the field; nothing is created.
+    let typed = [
+        ("display_name", "Engineering (dynamic)"),
+        ("membership", "dynamic"),
+        ("membership_rule", "user.department -eq"),
+        ("processing_state", "On"),
+        ("sku_id", "3d957427-ecdc-4df2-aacd-01cc9d519da8"),
+        ("sku_id", "6fd2c87f-b296-42f0-b197-1e91e994b900"),
+        ("confirmed", "yes"),
+    ];
+    server
+        .post("/groups/new", &typed)
+        .await
+        .expect(422)
+        .contains("Invalid rule at character 20")
+        .contains("value=\"Engineering (dynamic)\"");
+    server.get("/groups").await.expect(200).contains("All groups (5)");
+    // A processing state that does not exist is a bad request.
+    let mut bogus = typed;
+    bogus[2].1 = "user.department -eq \"Engineering\"";
+    bogus[3].1 = "Sometimes";
+    server.post("/groups/new", &bogus).await.expect(400).contains("'Sometimes' is not a processing state");
+    // The preview: who joins, the licenses they gain, seats and new errors; nothing saved yet.
+    let mut valid = bogus;
+    valid[3].1 = "On";
+    valid[6].1 = "no";
+    server
+        .post("/groups/new", &valid)
+        .await
+        .expect(200)
+        .contains("<strong data-field=\"joined\">20</strong> users would join")
+        .contains("gains Microsoft Workplace Analytics")
+        .contains("Microsoft Workplace Analytics: purchased 20 → 20, assigned 16 → 20")
+        .contains("<strong data-field=\"broken\">16</strong> newly in error");
+    server.get("/groups").await.expect(200).contains("All groups (5)");
+    valid[6].1 = "yes";
+    let location = server.post_change("/groups/new", &valid).await;
+    assert!(location.ends_with("?done=dynamic-group-created"), "{location}");
+    let group = created_group(&location);
+    server.settle().await;
+    server
+        .get(&format!("/groups/{group}"))
+        .await
+        .expect(200)
+        .contains("Dynamic membership")
+        .contains("20 members");
+    // Its members cannot be changed by hand: not offered, and refused if sent anyway.
+    let members = server.get(&format!("/groups/{group}/members")).await.expect(200);
+    members
+        .contains("cannot be added or removed by hand")
+        .lacks("Add member")
+        .lacks("/remove\"");
+    server
+        .post(&format!("/groups/{group}/members"), &[("user", "user001@contoso.com")])
+        .await
+        .expect(422)
+        .contains("is a dynamic membership group");
+    // The rule edited: previewed (one leaves), then saved.
+    let rule = "user.department -eq \"Engineering\" -and user.userPrincipalName -ne \"user131@contoso.com\"";
+    let path = format!("/groups/{group}/rule");
+    server
+        .post(&path, &[("membership_rule", rule), ("processing_state", "On"), ("confirmed", "no")])
+        .await
+        .expect(200)
+        .contains("<strong data-field=\"left\">1</strong> would leave")
+        .contains("user131@contoso.com")
+        .contains(&escaped("user.department -eq \"Engineering\"</pre>"));
+    let location = server
+        .post_change(&path, &[("membership_rule", rule), ("processing_state", "Paused"), ("confirmed", "yes")])
+        .await;
+    assert_eq!(location, format!("{path}?done=rule-saved"));
+    server
+        .get(&path)
+        .await
+        .expect(200)
+        .contains(&escaped(rule))
+        .contains("Paused")
+        .contains("Preview resuming the rule");
+    // An invalid rule changes nothing.
+    server
+        .post(&path, &[("membership_rule", "user.department -eq \"x\" -and"), ("confirmed", "yes")])
+        .await
+        .expect(422)
+        .contains("Invalid rule at character");
+    server.get(&path).await.expect(200).contains(&escaped(rule));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn nesting_refuses_a_cycle_and_transitive_licensing_is_previewed_then_switched() {
+    let (server, _, directory) = demo_with_departments().await;
+    let create = |name: &'static str| {
+        [("display_name", name), ("membership", "assigned"), ("confirmed", "yes")]
+    };
+    let all_staff = created_group(&server.post_change("/groups/new", &create("All Staff")).await);
+    let platform = created_group(&server.post_change("/groups/new", &create("Platform")).await);
+    // Platform into All Staff: previewed, then added.
+    let nesting = format!("/groups/{all_staff}/nesting");
+    server
+        .post(&nesting, &[("group", "platform"), ("confirmed", "no")])
+        .await
+        .expect(200)
+        .contains("Preview: what saving would do")
+        .contains("Add the group");
+    server.get(&nesting).await.expect(200).contains("No group is nested in this one.");
+    let location = server.post_change(&nesting, &[("group", "Platform"), ("confirmed", "yes")]).await;
+    assert_eq!(location, format!("{nesting}?done=group-nested"));
+    server.get(&nesting).await.expect(200).contains(&format!("href=\"/groups/{platform}\">Platform</a>"));
+    // All Staff into Platform would be a cycle: refused, saying why; nothing changes.
+    let platform_nesting = format!("/groups/{platform}/nesting");
+    for confirmed in ["no", "yes"] {
+        server
+            .post(&platform_nesting, &[("group", &all_staff.to_string()), ("confirmed", confirmed)])
+            .await
+            .expect(422)
+            .contains("All Staff cannot become a member of Platform: Platform is already inside All Staff (All Staff ⊃ Platform)");
+    }
+    server
+        .get(&platform_nesting)
+        .await
+        .expect(200)
+        .contains("No group is nested in this one.")
+        .contains("— directly");
+    server
+        .post(&platform_nesting, &[("group", "No such group"), ("confirmed", "no")])
+        .await
+        .expect(422)
+        .contains("No group is named &#39;No such group&#39;.");
+    // Transitive licensing: previewed (the setting stays off), then on.
+    let setting = format!("{nesting}/transitive-licensing");
+    server
+        .post(&setting, &[("enabled", "on"), ("confirmed", "no")])
+        .await
+        .expect(200)
+        .contains("Turn transitive licensing on");
+    server.get(&nesting).await.expect(200).contains("<span class=\"badge muted\">Off</span>");
+    server.post(&setting, &[("enabled", "maybe")]).await.expect(400);
+    let location = server.post_change(&setting, &[("enabled", "on"), ("confirmed", "yes")]).await;
+    assert_eq!(location, format!("{nesting}?done=transitive-licensing-saved"));
+    server
+        .get(&nesting)
+        .await
+        .expect(200)
+        .contains("<span class=\"badge ok\">On</span>")
+        .contains("Preview turning it off");
+    // The groups list says which groups are dynamic; a member of a nested group sees the path.
+    let user = directory.users[120];
+    server
+        .post_change(&format!("/groups/{platform}/members"), &[("user", "user121@contoso.com")])
+        .await;
+    server.settle().await;
+    server
+        .get(&format!("/users/{user}"))
+        .await
+        .expect(200)
+        .contains("Through nesting, via Platform → All Staff")
+        .contains(">Direct member<");
+    // And out again.
+    let location = server.post_change(&format!("{nesting}/{platform}/remove"), &[]).await;
+    assert_eq!(location, format!("{nesting}?done=group-unnested"));
+    server.get(&nesting).await.expect(200).contains("No group is nested in this one.");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_users_directory_attributes_are_edited_and_checked_and_drive_dynamic_groups() {
+    let (server, _, directory) = demo_with_departments().await;
+    let user = directory.users[131];
+    let page = server.get(&format!("/users/{user}")).await.expect(200);
+    page.contains("id=\"attribute-department\" type=\"text\" name=\"attr_department\" value=\"Engineering\"");
+    let location = server
+        .post_change(
+            &format!("/users/{user}/attributes"),
+            &[("attr_department", "Research"), ("attr_jobTitle", "Platform engineer"), ("attr_extensionAttribute3", "cc-42")],
+        )
+        .await;
+    assert_eq!(location, format!("/users/{user}?done=attributes-saved"));
+    server
+        .get(&location)
+        .await
+        .expect(200)
+        .contains("value=\"Research\"")
+        .contains("value=\"Platform engineer\"")
+        .contains("value=\"cc-42\"")
+        .contains("(1 set)");
+    // Emptied clears; over the limit is refused next to the attributes, nothing changed.
+    server
+        .post_change(&format!("/users/{user}/attributes"), &[("attr_jobTitle", "")])
+        .await;
+    server
+        .post(&format!("/users/{user}/attributes"), &[("attr_employeeId", "12345678901234567"), ("attr_department", "Sales")])
+        .await
+        .expect(422)
+        .contains("invalid employeeId: at most 16 characters");
+    server
+        .get(&format!("/users/{user}"))
+        .await
+        .expect(200)
+        .contains("value=\"Research\"")
+        .lacks("value=\"Platform engineer\"");
+    server.stop().await;
+}
