@@ -57,26 +57,33 @@ pub fn existing_group(engine: &Engine, group_id: Uuid) -> Result<GroupView, Cons
         .map_err(|_| ConsoleError::not_found(format!("The group {group_id}")))
 }
 
-/// The heading and tabs shared by a group's pages.
+/// The heading and tabs shared by a group's pages (without the kind of membership).
 pub fn group_header(group: &GroupView, tab: GroupTab) -> Markup {
-    group_header_with(group, tab, None)
+    header(group, tab, None)
 }
 
-/// The heading and tabs, saying when the group is dynamic (and whether its rule is paused).
+/// The heading and tabs, saying whether the group's members are assigned or dynamic (and
+/// whether its rule is paused).
 pub fn group_header_with(group: &GroupView, tab: GroupTab, dynamic: Option<&MembershipSummary>) -> Markup {
+    header(group, tab, Some(dynamic))
+}
+
+fn header(group: &GroupView, tab: GroupTab, membership: Option<Option<&MembershipSummary>>) -> Markup {
     let current = |this: GroupTab| (tab == this).then_some("page");
     html! {
         h1 { (group.display_name) }
         p.subtitle {
             "Group · "
-            @match dynamic {
-                Some(summary) => {
+            @match membership {
+                Some(Some(summary)) => {
                     a href={ "/groups/" (group.id) "/rule" } data-testid="membership-kind" { "Dynamic membership" }
                     @if summary.processing_state == RuleProcessingState::Paused { " (rule paused)" }
+                    " · "
                 },
-                None => span data-testid="membership-kind" { "Assigned membership" },
+                Some(None) => { span data-testid="membership-kind" { "Assigned membership" } " · " },
+                None => {},
             }
-            " · " (group.member_count) " members · " span.muted { (group.id) }
+            (group.member_count) " members · " span.muted { (group.id) }
         }
         nav.tabs aria-label="Group" {
             a href={ "/groups/" (group.id) } aria-current=[current(GroupTab::Licenses)] { "Licenses" }
