@@ -40,7 +40,10 @@ pub struct MembershipSummary {
 }
 
 /// A group's rule and processing state (`None` for assigned membership).
-pub fn membership_summary(engine: &Engine, group_id: Uuid) -> Result<Option<MembershipSummary>, ConsoleError> {
+pub fn membership_summary(
+    engine: &Engine,
+    group_id: Uuid,
+) -> Result<Option<MembershipSummary>, ConsoleError> {
     Ok(engine
         .dynamic_membership(group_id)
         .map_err(|_| ConsoleError::not_found(format!("The group {group_id}")))?
@@ -126,7 +129,9 @@ fn licenses_pane(engine: &Engine, group_id: Uuid) -> Result<LicensesPane, Consol
         queued_users: engine.queued_users(),
         dynamic: membership_summary(engine, group_id)?,
         transitive_licensing: engine.settings().transitive_licensing,
-        nested_groups: engine.transitive_member_groups(group_id).map_or(0, |groups| groups.len()),
+        nested_groups: engine
+            .transitive_member_groups(group_id)
+            .map_or(0, |groups| groups.len()),
     })
 }
 

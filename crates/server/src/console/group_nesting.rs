@@ -48,7 +48,9 @@ fn row(engine: &Engine, group_id: Uuid) -> GroupRow {
     GroupRow {
         id: group_id,
         name: group_name(engine, group_id),
-        dynamic: engine.dynamic_membership(group_id).is_ok_and(|dynamic| dynamic.is_some()),
+        dynamic: engine
+            .dynamic_membership(group_id)
+            .is_ok_and(|dynamic| dynamic.is_some()),
         members: view.map_or(0, |view| view.member_count),
     }
 }
@@ -252,7 +254,7 @@ async fn render(
 
 /// The group a typed name or id names: by id, else by display name (ignoring case) when one
 /// group has it.
-fn find_group(engine: &Engine, typed: &str) -> Result<Uuid, String> {
+fn find_group(engine: &Engine, typed: &str) -> Result<Uuid, ConsoleError> {
     if let Ok(id) = Uuid::try_parse(typed) {
         if engine.group_view(id).is_ok() {
             return Ok(id);
@@ -269,11 +271,11 @@ fn find_group(engine: &Engine, typed: &str) -> Result<Uuid, String> {
         .collect();
     match matches.as_slice() {
         [one] => Ok(*one),
-        [] => Err(format!("No group is named '{typed}'.")),
-        _ => Err(format!(
+        [] => Err(ConsoleError::not_found(format!("A group named '{typed}'"))),
+        _ => Err(ConsoleError::bad_request(format!(
             "{} groups are named '{typed}': give the id of the one to add.",
             matches.len()
-        )),
+        ))),
     }
 }
 
@@ -313,18 +315,21 @@ fn cycle_message(engine: &Engine, group_id: Uuid, member_group_id: Uuid) -> Mark
             .collect::<Vec<_>>()
             .join(" ⊃ ")
     });
-    message(MessageKind::Error, html! {
-        p data-testid="nesting-cycle" {
-            strong { "The change was refused: it would form a cycle. " }
-            @if group_id == member_group_id {
-                "A group cannot be a member of itself."
-            } @else {
-                (child) " cannot become a member of " (parent) ": " (parent) " is already inside " (child)
-                @if let Some(chain) = &chain { " (" (chain) ")" }
-                ", and a group cannot contain itself, directly or through other groups. Nothing was changed."
+    message(
+        MessageKind::Error,
+        html! {
+            p data-testid="nesting-cycle" {
+                strong { "The change was refused: it would form a cycle. " }
+                @if group_id == member_group_id {
+                    "A group cannot be a member of itself."
+                } @else {
+                    (child) " cannot become a member of " (parent) ": " (parent) " is already inside " (child)
+                    @if let Some(chain) = &chain { " (" (chain) ")" }
+                    ", and a group cannot contain itself, directly or through other groups. Nothing was changed."
+                }
             }
-        }
-    })
+        },
+    )
 }
 
 /// A refusal of a nesting change, as a message box.
@@ -337,10 +342,13 @@ fn refusal_box(engine: &Engine, error: &ConsoleError) -> Markup {
         ConsoleError::Refused(CommandError::AlreadyNested {
             group_id,
             member_group_id,
-        }) => message(MessageKind::Error, html! {
-            strong { "The change was refused. " }
-            (group_name(engine, *member_group_id)) " is already a member of " (group_name(engine, *group_id)) "."
-        }),
+        }) => message(
+            MessageKind::Error,
+            html! {
+                strong { "The change was refused. " }
+                (group_name(engine, *member_group_id)) " is already a member of " (group_name(engine, *group_id)) "."
+            },
+        ),
         other => other.message_box(),
     }
 }
@@ -365,9 +373,9 @@ pub async fn add(
         .await?;
     let member_group_id = match found {
         Ok(id) => id,
-        Err(text) => {
+        Err(refusal) => {
             let pending = Pending {
-                refusal: Some(ConsoleError::bad_request(text).message_box()),
+                refusal: Some(refusal.message_box()),
                 typed: Some(typed),
                 ..Pending::default()
             };
@@ -394,7 +402,9 @@ pub async fn add(
             .map(Some)
     };
     match outcome {
-        Ok(None) => Ok(see_other(&Done::GroupNested.on(&format!("/groups/{group_id}/nesting")))),
+        Ok(None) => Ok(see_other(
+            &Done::GroupNested.on(&format!("/groups/{group_id}/nesting")),
+        )),
         Ok(Some((name, preview))) => {
             let pending = Pending {
                 add_preview: Some((member_group_id, name, preview)),
@@ -403,7 +413,9 @@ pub async fn add(
             render(&context, group_id, pending, None).await
         }
         Err(error @ ConsoleError::Refused(_)) => {
-            let refusal = context.read(move |engine| Ok(refusal_box(engine, &error))).await?;
+            let refusal = context
+                .read(move |engine| Ok(refusal_box(engine, &error)))
+                .await?;
             let pending = Pending {
                 refusal: Some(refusal),
                 typed: Some(typed),
@@ -429,7 +441,9 @@ pub async fn remove(
             member_group_id,
         })
         .await?;
-    Ok(see_other(&Done::GroupUnnested.on(&format!("/groups/{group_id}/nesting"))))
+    Ok(see_other(
+        &Done::GroupUnnested.on(&format!("/groups/{group_id}/nesting")),
+    ))
 }
 
 /// `POST /groups/{id}/nesting/transitive-licensing`: previews (`confirmed=no`) or saves

@@ -10,7 +10,9 @@ use maud::{html, Markup};
 use super::context::{ConsoleAction, ConsoleContext};
 use super::error::ConsoleError;
 use super::forms::{parse_id, see_other, FormFields, IdKind, QueryFields};
-use super::layout::{self, error_count_badge, page_notices, pager, processing_badge, search_form, Done, Section};
+use super::layout::{
+    self, error_count_badge, page_notices, pager, processing_badge, search_form, Done, Section,
+};
 use super::names::ProductNames;
 use super::paging::{page_of, ListRequest, Page, PAGE_SIZE};
 use super::rule_editor;
@@ -234,7 +236,11 @@ impl NewGroupForm {
         if !self.sku_ids.is_empty() {
             commands.push(Command::AssignGroupLicenses {
                 group_id,
-                add_licenses: self.sku_ids.iter().map(|sku_id| AssignedLicense::new(*sku_id)).collect(),
+                add_licenses: self
+                    .sku_ids
+                    .iter()
+                    .map(|sku_id| AssignedLicense::new(*sku_id))
+                    .collect(),
                 remove_licenses: Vec::new(),
             });
         }

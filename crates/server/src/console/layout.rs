@@ -233,8 +233,16 @@ const DONE_CODES: [(Done, &str, &str); 19] = [
         "rule-saved",
         "The membership rule was saved. Members and their licenses follow it.",
     ),
-    (Done::GroupNested, "group-nested", "The group was added as a member."),
-    (Done::GroupUnnested, "group-unnested", "The nested group was removed."),
+    (
+        Done::GroupNested,
+        "group-nested",
+        "The group was added as a member.",
+    ),
+    (
+        Done::GroupUnnested,
+        "group-unnested",
+        "The nested group was removed.",
+    ),
     (
         Done::TransitiveLicensingSaved,
         "transitive-licensing-saved",

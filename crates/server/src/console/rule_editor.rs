@@ -390,7 +390,9 @@ pub async fn save(
     };
     if confirmed {
         return match context.execute(command).await {
-            Ok(_) => Ok(see_other(&Done::RuleSaved.on(&format!("/groups/{group_id}/rule")))),
+            Ok(_) => Ok(see_other(
+                &Done::RuleSaved.on(&format!("/groups/{group_id}/rule")),
+            )),
             Err(ConsoleError::Refused(refusal)) if !refusal.is_not_found() => {
                 form.refusal = Some(ConsoleError::Refused(refusal));
                 render(&context, group_id, form, None).await
@@ -403,7 +405,9 @@ pub async fn save(
         .read(move |engine| {
             existing_group(engine, group_id)?;
             let report = super::preview::predict(engine, &commands)?;
-            Ok(membership_panel(&membership_preview(engine, &report, group_id, None)))
+            Ok(membership_panel(&membership_preview(
+                engine, &report, group_id, None,
+            )))
         })
         .await;
     match preview {
@@ -425,7 +429,10 @@ mod tests {
         let text = "user.department -eq";
         let error = parse_rule(text).expect_err("incomplete");
         let markup = rule_error(text, &error).into_string();
-        assert!(markup.contains(&format!("character {}", error.position)), "{markup}");
+        assert!(
+            markup.contains(&format!("character {}", error.position)),
+            "{markup}"
+        );
         assert!(markup.contains("<mark class=\"rule-position\">"), "{markup}");
         let empty = parse_rule("  ").expect_err("empty");
         assert_eq!(empty.position, 1);
