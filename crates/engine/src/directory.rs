@@ -243,6 +243,12 @@ impl Directory {
             .filter_map(|(index, group)| Some((GroupRef(index as u32), group.as_ref()?)))
     }
 
+    /// How many user slots there are (live users and the empty slots of deleted ones): every
+    /// [`UserRef`] is below it.
+    pub(crate) fn user_slots(&self) -> usize {
+        self.users.len()
+    }
+
     pub(crate) fn user_count(&self) -> usize {
         self.user_index.len()
     }
@@ -723,7 +729,6 @@ impl Directory {
     }
 
     /// The value pool (for the rule evaluator: lower-cased values).
-    #[allow(dead_code)] // read by the membership rule evaluator
     pub(crate) fn attribute_values(&self) -> &ValuePool {
         &self.attribute_values
     }
