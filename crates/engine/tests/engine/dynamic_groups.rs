@@ -517,3 +517,117 @@ proptest! {
         }
     }
 }
+
+/// The preview of a rule change (which applies the new rule to every user at once) reports
+/// exactly who joins and leaves, whose licenses change and the seats, as applying the change
+/// and processing it does; and the tenant does not change.
+#[test]
+fn previewing_a_rule_change_reports_what_applying_it_does() {
+    let mut world = SeedWorld::new(SeedSeats::default()).expect("seed");
+    let sales = world.add_group("Sales (dynamic)").expect("group");
+    world
+        .assign_to_group(sales, vec![license(EMS_E3)], vec![])
+        .expect("EMS");
+    let departments = ["Sales", "Marketing", "Finance", "sales", "Support"];
+    let users: Vec<Uuid> = (0..25)
+        .map(|index| {
+            let user_id = add_user_in(&mut world, &format!("user{index}"), departments[index % 5]);
+            if index % 4 == 0 {
+                set_department(&mut world, user_id, None);
+            }
+            user_id
+        })
+        .collect();
+    set_rule(
+        &mut world,
+        sales,
+        r#"user.department -eq "Sales""#,
+        RuleProcessingState::On,
+    );
+    world.process();
+    let members_before = world.engine.group_members(sales).expect("members");
+    let image_before = world.engine.to_image();
+    let change = Command::SetMembershipRule {
+        group_id: sales,
+        rule: Some(r#"user.department -in ["Marketing", "Finance"] -or user.department -eq null"#.to_string()),
+        processing_state: RuleProcessingState::On,
+    };
+    let report = world
+        .engine
+        .what_if(
+            std::slice::from_ref(&change),
+            world.now,
+            licensd_engine::WhatIfOptions {
+                max_listed_users: 1_000,
+            },
+        )
+        .expect("preview");
+    assert_eq!(world.engine.to_image(), image_before, "the preview changes nothing");
+
+    let mut applied = world.clone();
+    applied.apply(change).expect("applied");
+    applied.process();
+    let members_after = applied.engine.group_members(sales).expect("members");
+    let mut joined: Vec<Uuid> = members_after
+        .iter()
+        .copied()
+        .filter(|user| !members_before.contains(user))
+        .collect();
+    let mut left: Vec<Uuid> = members_before
+        .iter()
+        .copied()
+        .filter(|user| !members_after.contains(user))
+        .collect();
+    joined.sort();
+    left.sort();
+    assert!(!joined.is_empty() && !left.is_empty());
+    assert_eq!(report.memberships.len(), 1);
+    let membership = &report.memberships[0];
+    assert_eq!(membership.group_id, sales);
+    let (mut joined_listed, mut left_listed) = (membership.joined_users.clone(), membership.left_users.clone());
+    joined_listed.sort();
+    left_listed.sort();
+    assert_eq!((membership.joined, membership.left), (joined.len(), left.len()));
+    assert_eq!((joined_listed, left_listed), (joined.clone(), left.clone()));
+    // Each user's predicted states are the states applying the change gives.
+    let changed: Vec<Uuid> = users
+        .iter()
+        .copied()
+        .filter(|user| {
+            let outcome = |engine: &Engine| {
+                engine
+                    .user_license_states(*user)
+                    .expect("states")
+                    .into_iter()
+                    .map(|state| (state.sku_id, state.assigned_by_group, state.state, state.error))
+                    .collect::<Vec<_>>()
+            };
+            outcome(&world.engine) != outcome(&applied.engine)
+        })
+        .collect();
+    assert_eq!(report.changed_users, changed.len());
+    for user in &changed {
+        let prediction = report.user(*user).expect("listed");
+        let without_time = |states: &[licensd_engine::LicenseAssignmentState]| {
+            states
+                .iter()
+                .map(|state| licensd_engine::LicenseAssignmentState {
+                    last_updated: licensd_engine::Timestamp(0),
+                    ..state.clone()
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            without_time(&prediction.states_after),
+            without_time(&applied.engine.user_license_states(*user).expect("states"))
+        );
+    }
+    let usage = applied.engine.sku_usage(EMS_E3).expect("usage");
+    let sku = report
+        .skus
+        .iter()
+        .find(|sku| sku.sku_id == EMS_E3)
+        .expect("EMS seats change");
+    assert_eq!(sku.consumed_units_after, usage.consumed_units);
+    assert_eq!(sku.consumed_units_before, consumed(&world, EMS_E3));
+}
