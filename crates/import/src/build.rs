@@ -760,7 +760,8 @@ impl Builder<'_> {
             self.report.skip(
                 subject,
                 Reason::RuleNotImported {
-                    message: "groupTypes says DynamicMembership but the export has no membershipRule".to_string(),
+                    message: "groupTypes says DynamicMembership but the export has no membershipRule"
+                        .to_string(),
                 },
             );
             return;

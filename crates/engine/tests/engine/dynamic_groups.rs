@@ -396,8 +396,15 @@ fn comparison_text(index: usize, static_group: Uuid, other_group: Uuid) -> Strin
         11 => format!(r#"user.{attribute} -notMatch "{value}""#),
         12 => format!(r#"user.{attribute} -in ["{value}", "PARIS", "Sales Ops"]"#),
         13 => format!(r#"user.{attribute} -notIn ["{value}", "lyon"]"#),
-        14 => format!("user.accountEnabled -{} {}", ["eq", "ne"][index % 2], index % 3 == 0),
-        15 => format!(r#"user.displayName -startsWith "{}""#, ["user1", "USER"][index % 2]),
+        14 => format!(
+            "user.accountEnabled -{} {}",
+            ["eq", "ne"][index % 2],
+            index % 3 == 0
+        ),
+        15 => format!(
+            r#"user.displayName -startsWith "{}""#,
+            ["user1", "USER"][index % 2]
+        ),
         16 => format!(
             r#"user.proxyAddresses -{} (_ -contains "{}")"#,
             ["any", "all"][index % 2],
@@ -405,7 +412,10 @@ fn comparison_text(index: usize, static_group: Uuid, other_group: Uuid) -> Strin
         ),
         17 => format!(
             "user.memberOf -any (group.objectId -in ['{static_group}', '{}'])",
-            ["00000000-0000-0000-0000-00000000dead", other_group.to_string().as_str()][index % 2]
+            [
+                "00000000-0000-0000-0000-00000000dead",
+                other_group.to_string().as_str()
+            ][index % 2]
         ),
         _ => format!(
             "user.memberOf -{} (group.objectId -{} ['{static_group}'])",
@@ -549,7 +559,9 @@ fn previewing_a_rule_change_reports_what_applying_it_does() {
     let image_before = world.engine.to_image();
     let change = Command::SetMembershipRule {
         group_id: sales,
-        rule: Some(r#"user.department -in ["Marketing", "Finance"] -or user.department -eq null"#.to_string()),
+        rule: Some(
+            r#"user.department -in ["Marketing", "Finance"] -or user.department -eq null"#.to_string(),
+        ),
         processing_state: RuleProcessingState::On,
     };
     let report = world
@@ -562,7 +574,11 @@ fn previewing_a_rule_change_reports_what_applying_it_does() {
             },
         )
         .expect("preview");
-    assert_eq!(world.engine.to_image(), image_before, "the preview changes nothing");
+    assert_eq!(
+        world.engine.to_image(),
+        image_before,
+        "the preview changes nothing"
+    );
 
     let mut applied = world.clone();
     applied.apply(change).expect("applied");
@@ -584,7 +600,8 @@ fn previewing_a_rule_change_reports_what_applying_it_does() {
     assert_eq!(report.memberships.len(), 1);
     let membership = &report.memberships[0];
     assert_eq!(membership.group_id, sales);
-    let (mut joined_listed, mut left_listed) = (membership.joined_users.clone(), membership.left_users.clone());
+    let (mut joined_listed, mut left_listed) =
+        (membership.joined_users.clone(), membership.left_users.clone());
     joined_listed.sort();
     left_listed.sort();
     assert_eq!((membership.joined, membership.left), (joined.len(), left.len()));

@@ -5,8 +5,9 @@ use licensd_engine::{AssignmentStatus, Command, CommandError, LicenseErrorKind, 
 use licensd_import::{build_tenant, ImportOptions, NoProgress, ProgressStep, Reason, Subject};
 
 use crate::support::{
-    contoso_user, copy_directory, fixture, import, options, read, RecordedProgress, ANALYTICS, IMPORT_TIME,
-    CONTOSO_TENANT, EMS_E3, MARKETING, MOBILITY, OFFICE_365_E1, OFFICE_365_E3, SALES, WORKPLACE_ANALYTICS,
+    contoso_user, copy_directory, fixture, import, options, read, RecordedProgress, ANALYTICS,
+    CONTOSO_TENANT, EMS_E3, IMPORT_TIME, MARKETING, MOBILITY, OFFICE_365_E1, OFFICE_365_E3, SALES,
+    WORKPLACE_ANALYTICS,
 };
 
 /// The state of one assignment of a user, as (state, error).
@@ -440,7 +441,9 @@ fn dynamic_groups_are_imported_with_their_rules() -> anyhow::Result<()> {
         "{refused:?}"
     );
     // Marketing: paused, the exported members stay.
-    let marketing = engine.dynamic_membership(MARKETING)?.expect("Marketing is dynamic");
+    let marketing = engine
+        .dynamic_membership(MARKETING)?
+        .expect("Marketing is dynamic");
     assert_eq!(marketing.processing_state, RuleProcessingState::Paused);
     assert_eq!(
         sorted(engine.group_members(MARKETING)?),
