@@ -105,25 +105,32 @@ struct Column<'a> {
 pub(crate) struct RuleSets<'a> {
     engine: &'a Engine,
     slots: usize,
-    live: UserSet,
+    /// Live users (deleted users leave empty slots), built on first use.
+    live: Option<UserSet>,
     enabled: Option<UserSet>,
     columns: FxHashMap<UserAttribute, Column<'a>>,
 }
 
 impl<'a> RuleSets<'a> {
     pub(crate) fn new(engine: &'a Engine) -> RuleSets<'a> {
-        let slots = engine.directory.user_slots();
-        let mut live = UserSet::empty(slots);
-        for (user, _) in engine.directory.users() {
-            live.insert(user.0);
-        }
         RuleSets {
             engine,
-            slots,
-            live,
+            slots: engine.directory.user_slots(),
+            live: None,
             enabled: None,
             columns: FxHashMap::default(),
         }
+    }
+
+    fn live(&mut self) -> &UserSet {
+        let (engine, slots) = (self.engine, self.slots);
+        self.live.get_or_insert_with(|| {
+            let mut live = UserSet::empty(slots);
+            for (user, _) in engine.directory.users() {
+                live.insert(user.0);
+            }
+            live
+        })
     }
 
     /// The users that satisfy `expression` (a rule's).
@@ -135,12 +142,15 @@ impl<'a> RuleSets<'a> {
             },
             Expression::Not(inner) => {
                 let mut set = self.members(inner);
-                set.complement_within(&self.live);
+                set.complement_within(self.live());
                 set
             }
             Expression::And(parts) => {
-                let mut set = self.live.clone();
-                for part in parts {
+                let Some((first, rest)) = parts.split_first() else {
+                    return self.live().clone();
+                };
+                let mut set = self.members(first);
+                for part in rest {
                     if set.is_empty() {
                         break;
                     }
@@ -177,7 +187,7 @@ impl<'a> RuleSets<'a> {
 
     /// `user.memberOf -any (group.objectId -in [...])` (or `-eq "..."`): the named groups'
     /// members; `None` for any other quantified expression.
-    fn member_of_any(&self, expression: &Expression) -> Option<UserSet> {
+    fn member_of_any(&mut self, expression: &Expression) -> Option<UserSet> {
         let Expression::Quantified {
             collection: Property::MemberOf,
             quantifier: Quantifier::Any,
@@ -217,7 +227,7 @@ impl<'a> RuleSets<'a> {
                 }
             }
         }
-        set.intersect(&self.live);
+        set.intersect(self.live());
         Some(set)
     }
 
@@ -244,6 +254,8 @@ impl<'a> RuleSets<'a> {
         };
         self.build_column(attribute);
         let column = self.columns.get(&attribute)?;
+        // `-eq null` holds where the attribute is absent: the complement of those with a value.
+        let mut complement = negated;
         let mut set = UserSet::empty(self.slots);
         let take = |set: &mut UserSet, users: &[u32]| {
             for user in users {
@@ -260,7 +272,7 @@ impl<'a> RuleSets<'a> {
         match (positive, &comparison.value) {
             (Operator::Eq, Value::Null) => {
                 set = column.present.clone();
-                set.complement_within(&self.live);
+                complement = !negated;
             }
             (Operator::Eq, Value::Text(text)) => {
                 if let Some(index) = column.by_value.get(text.as_str()) {
@@ -289,8 +301,8 @@ impl<'a> RuleSets<'a> {
             // Any other value never holds, as in the per-user evaluator.
             _ => {}
         }
-        if negated {
-            set.complement_within(&self.live);
+        if complement {
+            set.complement_within(self.live());
         }
         Some(set)
     }
@@ -309,7 +321,7 @@ impl<'a> RuleSets<'a> {
         match (&comparison.value, comparison.operator) {
             (Value::Boolean(true), Operator::Eq) | (Value::Boolean(false), Operator::Ne) => set,
             (Value::Boolean(false), Operator::Eq) | (Value::Boolean(true), Operator::Ne) => {
-                set.complement_within(&self.live);
+                set.complement_within(self.live());
                 set
             }
             // The parser allows nothing else on a boolean.
