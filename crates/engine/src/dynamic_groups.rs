@@ -558,8 +558,8 @@ pub struct MembershipPrediction {
     pub left_users: Vec<Uuid>,
 }
 
-/// The member changes of the dynamic groups (of either engine) between two engines that share
-/// handles (a what-if's copy only adds to them).
+/// The member changes of the dynamic groups (of either engine) between an engine and a copy of
+/// it changed since (a what-if's: handles are shared, the copy only adds to them).
 pub(crate) fn membership_changes(
     before: &Engine,
     after: &Engine,
@@ -582,6 +582,10 @@ pub(crate) fn membership_changes(
         ) else {
             continue;
         };
+        // `after` is a copy of `before`: no member added or removed since, same members.
+        if old.member_changes == new.member_changes {
+            continue;
+        }
         let mut joined: Vec<UserRef> = new.members.difference(&old.members).copied().collect();
         let mut left: Vec<UserRef> = old.members.difference(&new.members).copied().collect();
         if joined.is_empty() && left.is_empty() {
