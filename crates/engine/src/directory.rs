@@ -65,6 +65,21 @@ pub(crate) struct Group {
     /// Sequence number at which the group last went from no products to some.
     pub(crate) licensed_since: u64,
     pub(crate) members: FxHashSet<UserRef>,
+    /// How many times a member was added or removed: a copy of the engine whose count is the
+    /// same has the same members (a what-if skips those groups).
+    pub(crate) member_changes: u64,
+}
+
+impl Group {
+    fn add_user(&mut self, user: UserRef) {
+        self.members.insert(user);
+        self.member_changes += 1;
+    }
+
+    fn remove_user(&mut self, user: UserRef) {
+        self.members.remove(&user);
+        self.member_changes += 1;
+    }
 }
 
 /// Owners of one proxy address hash.
@@ -243,6 +258,12 @@ impl Directory {
             .filter_map(|(index, group)| Some((GroupRef(index as u32), group.as_ref()?)))
     }
 
+    /// How many user slots there are (live users and the empty slots of deleted ones): every
+    /// [`UserRef`] is below it.
+    pub(crate) fn user_slots(&self) -> usize {
+        self.users.len()
+    }
+
     pub(crate) fn user_count(&self) -> usize {
         self.user_index.len()
     }
@@ -337,7 +358,7 @@ impl Directory {
     ) -> UserRef {
         let user = UserRef(self.users.len() as u32);
         for membership in &record.memberships {
-            self.group_mut(membership.group).members.insert(user);
+            self.group_mut(membership.group).add_user(user);
         }
         self.user_index.insert(record.id, user);
         self.upn_index.insert(principal_key, user);
@@ -386,7 +407,7 @@ impl Directory {
     pub(crate) fn delete_user(&mut self, user: UserRef) {
         let memberships = std::mem::take(&mut self.user_mut(user).memberships);
         for membership in memberships {
-            self.group_mut(membership.group).members.remove(&user);
+            self.group_mut(membership.group).remove_user(user);
         }
         self.unindex_proxy_addresses(user);
         if let Some(removed) = self.users[user.0 as usize].take() {
@@ -403,7 +424,7 @@ impl Directory {
     pub(crate) fn detach_user(&mut self, user: UserRef) {
         let memberships = self.user(user).memberships.clone();
         for membership in memberships {
-            self.group_mut(membership.group).members.remove(&user);
+            self.group_mut(membership.group).remove_user(user);
         }
         self.unindex_proxy_addresses(user);
         let key = self.user(user).user_principal_name.to_lowercase();
@@ -417,7 +438,7 @@ impl Directory {
     pub(crate) fn attach_user(&mut self, user: UserRef, mut record: User) {
         record.shared_addresses = 0;
         for membership in &record.memberships {
-            self.group_mut(membership.group).members.insert(user);
+            self.group_mut(membership.group).add_user(user);
         }
         self.upn_index
             .insert(record.user_principal_name.to_lowercase().into(), user);
@@ -586,6 +607,7 @@ impl Directory {
             licenses,
             licensed_since,
             members: FxHashSet::default(),
+            member_changes: 0,
         }));
         self.group_index.insert(group_id, group);
         group
@@ -638,12 +660,12 @@ impl Directory {
     }
 
     pub(crate) fn add_member(&mut self, group: GroupRef, user: UserRef, since: u64) {
-        self.group_mut(group).members.insert(user);
+        self.group_mut(group).add_user(user);
         self.user_mut(user).memberships.push(Membership { group, since });
     }
 
     pub(crate) fn remove_member(&mut self, group: GroupRef, user: UserRef) {
-        self.group_mut(group).members.remove(&user);
+        self.group_mut(group).remove_user(user);
         self.user_mut(user).memberships.retain(|m| m.group != group);
     }
 
@@ -723,7 +745,6 @@ impl Directory {
     }
 
     /// The value pool (for the rule evaluator: lower-cased values).
-    #[allow(dead_code)] // read by the membership rule evaluator
     pub(crate) fn attribute_values(&self) -> &ValuePool {
         &self.attribute_values
     }

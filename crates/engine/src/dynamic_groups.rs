@@ -18,6 +18,7 @@ use crate::handles::UserRef;
 use crate::image_data::DynamicMembershipImage;
 use crate::membership_rule::{MembershipRule, Property, PropertySet, RuleProcessingState, RuleTarget};
 use crate::model::Uuid;
+use crate::rule_sets::RuleSets;
 
 /// A dynamic group's rule and whether it is applied.
 #[derive(Clone, Debug, PartialEq)]
@@ -47,6 +48,13 @@ impl DynamicGroups {
 
     pub(crate) fn take_changed_users(&mut self) -> Vec<UserRef> {
         std::mem::take(&mut self.changed_users)
+    }
+
+    /// Whether some rule reads `user.memberOf`.
+    pub(crate) fn reads_member_of(&self) -> bool {
+        self.rules
+            .values()
+            .any(|membership| membership.rule.reads().contains(Property::MemberOf))
     }
 
     /// Every dynamic group, in evaluation order.
@@ -115,7 +123,22 @@ impl Engine {
 
     /// Evaluates every dynamic group's rule on every user from scratch, changing nothing;
     /// returns how many (user, group) pairs match (the benchmark of a full re-evaluation).
+    /// Each comparison is evaluated once per distinct attribute value and each rule yields a
+    /// set of users (`crate::rule_sets`); the result is the per-user evaluator's
+    /// ([`Engine::evaluate_every_rule_per_user`]).
     pub fn evaluate_every_rule_from_scratch(&self) -> usize {
+        let mut sets = RuleSets::new(self);
+        self.dynamic
+            .groups()
+            .iter()
+            .filter_map(|group| self.dynamic.get(*group))
+            .map(|dynamic| sets.members(dynamic.rule.expression()).len())
+            .sum()
+    }
+
+    /// As [`Engine::evaluate_every_rule_from_scratch`], with the per-user evaluator: every rule
+    /// interpreted on every user (what an attribute change does for one user).
+    pub fn evaluate_every_rule_per_user(&self) -> usize {
         let rules: Vec<&MembershipRule> = self
             .dynamic
             .groups()
@@ -133,9 +156,45 @@ impl Engine {
         matches
     }
 
-    /// The reference of [`Engine::evaluate_every_rule_from_scratch`]: the same pass reading,
-    /// for every rule and user, the lower-cased values of the directory attributes the rule
-    /// reads, and comparing nothing.
+    /// The users a rule selects now (whatever the groups say), evaluated over every user at
+    /// once as [`Engine::evaluate_every_rule_from_scratch`] does, in creation order.
+    pub fn users_matching_rule(&self, rule: &MembershipRule) -> Vec<Uuid> {
+        RuleSets::new(self)
+            .members(rule.expression())
+            .iter()
+            .map(|user| self.directory.user(user).id)
+            .collect()
+    }
+
+    /// A reference pass for the benchmark of [`Engine::evaluate_every_rule_from_scratch`]:
+    /// every user's value of each directory attribute some rule reads, read once
+    /// (lower-cased), comparing nothing.
+    pub fn read_rule_attributes_once(&self) -> usize {
+        let mut read = crate::membership_rule::PropertySet::EMPTY;
+        let mut attributes = Vec::new();
+        for dynamic in self.dynamic.rules.values() {
+            for attribute in crate::user_attributes::UserAttribute::all() {
+                let property = Property::Attribute(attribute);
+                if dynamic.rule.reads().contains(property) && !read.contains(property) {
+                    read.insert(property);
+                    attributes.push(attribute);
+                }
+            }
+        }
+        let values = self.directory.attribute_values();
+        let mut total = 0;
+        for (_, user) in self.directory.users() {
+            for attribute in &attributes {
+                total += crate::user_attributes::find(&user.attributes, *attribute)
+                    .map_or(0, |id| values.lowercase(id).len());
+            }
+        }
+        total
+    }
+
+    /// The reference of [`Engine::evaluate_every_rule_per_user`]: the same pass reading, for
+    /// every rule and user, the lower-cased values of the directory attributes the rule reads,
+    /// and comparing nothing.
     pub fn read_every_rule_attribute(&self) -> usize {
         let reads: Vec<Vec<crate::user_attributes::UserAttribute>> = self
             .dynamic
@@ -383,18 +442,29 @@ impl Engine {
         })
     }
 
-    /// Applies one group's rule to every user.
+    /// Applies one group's rule to every user: the rule's users are computed at once
+    /// (`crate::rule_sets`), then the users whose membership differs join or leave.
     fn apply_rule_to_everyone(&mut self, group: GroupRef) {
-        let users: Vec<UserRef> = self.directory.users().map(|(user, _)| user).collect();
-        let mut moved = Vec::new();
-        for user in users {
-            if self.apply_one_rule(group, user) {
-                moved.push(user);
-            }
+        let Some(membership) = self.dynamic.get(group) else {
+            return;
+        };
+        let wanted = RuleSets::new(self).members(membership.rule.expression());
+        let current = &self.directory.group(group).members;
+        let mut moved: Vec<UserRef> = current
+            .iter()
+            .copied()
+            .filter(|user| !wanted.contains(*user))
+            .chain(wanted.iter().filter(|user| !current.contains(user)))
+            .collect();
+        moved.sort_unstable();
+        for user in &moved {
+            self.set_rule_membership(group, *user, wanted.contains(*user));
         }
         // Rules that read memberOf follow the users who moved.
-        for user in moved {
-            self.apply_rules(user, PropertySet::of([Property::MemberOf]));
+        if self.dynamic.reads_member_of() {
+            for user in moved {
+                self.apply_rules(user, PropertySet::of([Property::MemberOf]));
+            }
         }
     }
 
@@ -404,8 +474,9 @@ impl Engine {
         if self.dynamic.is_empty() {
             return;
         }
-        let order = self.dynamic.order.clone();
-        for group in order {
+        // The order does not change while rules are applied.
+        for index in 0..self.dynamic.order.len() {
+            let group = self.dynamic.order[index];
             let Some(membership) = self.dynamic.get(group) else {
                 continue;
             };
@@ -427,6 +498,11 @@ impl Engine {
             return false;
         };
         let wanted = membership.rule.matches(&self.rule_target(user));
+        self.set_rule_membership(group, user, wanted)
+    }
+
+    /// Makes a user a member of a dynamic group or not; returns whether the membership changed.
+    fn set_rule_membership(&mut self, group: GroupRef, user: UserRef, wanted: bool) -> bool {
         let is_member = self.directory.is_member(group, user);
         if wanted == is_member {
             return false;
@@ -482,8 +558,8 @@ pub struct MembershipPrediction {
     pub left_users: Vec<Uuid>,
 }
 
-/// The member changes of the dynamic groups (of either engine) between two engines that share
-/// handles (a what-if's copy only adds to them).
+/// The member changes of the dynamic groups (of either engine) between an engine and a copy of
+/// it changed since (a what-if's: handles are shared, the copy only adds to them).
 pub(crate) fn membership_changes(
     before: &Engine,
     after: &Engine,
@@ -506,6 +582,10 @@ pub(crate) fn membership_changes(
         ) else {
             continue;
         };
+        // `after` is a copy of `before`: no member added or removed since, same members.
+        if old.member_changes == new.member_changes {
+            continue;
+        }
         let mut joined: Vec<UserRef> = new.members.difference(&old.members).copied().collect();
         let mut left: Vec<UserRef> = old.members.difference(&new.members).copied().collect();
         if joined.is_empty() && left.is_empty() {

@@ -307,11 +307,17 @@ impl Engine {
                 processing_state,
             } => self.set_membership_rule(group_id, rule, processing_state)?,
         }
-        // Users whose memberships rules changed are written whole.
-        for user_id in self.take_rule_changed_users() {
-            touched.user_edits.retain(|(edited, _)| *edited != user_id);
-            if !touched.users.contains(&user_id) {
-                touched.users.push(user_id);
+        // Users whose memberships rules changed are written whole (a rule set on a large tenant
+        // moves many users: sets, not a scan of the list per user).
+        let rule_changed = self.take_rule_changed_users();
+        if !rule_changed.is_empty() {
+            let changed: FxHashSet<Uuid> = rule_changed.iter().copied().collect();
+            touched.user_edits.retain(|(edited, _)| !changed.contains(edited));
+            let mut listed: FxHashSet<Uuid> = touched.users.iter().copied().collect();
+            for user_id in rule_changed {
+                if listed.insert(user_id) {
+                    touched.users.push(user_id);
+                }
             }
         }
         self.hand_off_free_units();

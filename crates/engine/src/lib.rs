@@ -35,6 +35,7 @@ mod outcome;
 mod plan_set;
 mod query;
 mod queue;
+mod rule_sets;
 pub mod self_healing;
 pub mod setup;
 pub mod spend;

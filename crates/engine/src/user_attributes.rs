@@ -148,6 +148,13 @@ pub type UserAttributeChanges = BTreeMap<UserAttribute, Option<String>>;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct ValueId(u32);
 
+impl ValueId {
+    /// The id's position in its pool.
+    pub(crate) fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
 /// A user's attributes as interned values, sorted by attribute.
 pub(crate) type AttributeList = Box<[(UserAttribute, ValueId)]>;
 
@@ -174,8 +181,12 @@ impl ValuePool {
         &self.values[id.0 as usize].0
     }
 
+    /// How many distinct values the pool holds (ids are `0..len`).
+    pub(crate) fn value_count(&self) -> usize {
+        self.values.len()
+    }
+
     /// The value lower-cased.
-    #[allow(dead_code)] // read by the membership rule evaluator
     pub(crate) fn lowercase(&self, id: ValueId) -> &str {
         &self.values[id.0 as usize].1
     }

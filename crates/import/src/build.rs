@@ -17,6 +17,11 @@
 //!    Microsoft could not apply (a dependent plan needs it). The membership is added in step 2
 //!    and removed here, so licensd records the same blocked removal — evaluate.
 //!
+//! 6. dynamic membership groups' rules (`groupTypes: ["DynamicMembership"]`), set with their
+//!    processing state once the groups hold the members Microsoft computed: a rule that is on is
+//!    applied to every user (members it does not select leave, users it selects join, and the
+//!    report says how many when any), a paused one keeps the exported members — evaluate.
+//!
 //! A licensed group whose member list is missing from the export gets its members from the
 //! users' states (every member of a licensed group has a state from it).
 
@@ -26,7 +31,7 @@ use licensd_engine::catalog::{well_known, Catalog};
 use licensd_engine::setup::default_rule_commands;
 use licensd_engine::{
     AppliesTo, AssignedLicense, CapabilityStatus, Command, CommandError, CountryCode, Engine, NewUser,
-    ProxyAddress, ServicePlanDefinition, SkuDefinition, TenantSettings, Timestamp, Uuid,
+    ProxyAddress, RuleProcessingState, ServicePlanDefinition, SkuDefinition, TenantSettings, Timestamp, Uuid,
 };
 
 use crate::error::ImportError;
@@ -96,6 +101,14 @@ enum MembershipSource {
     Former,
 }
 
+/// A dynamic group's rule to set once the memberships are loaded.
+struct DynamicRule {
+    group_id: Uuid,
+    group_name: String,
+    rule: String,
+    processing_state: RuleProcessingState,
+}
+
 /// A membership to add, and whether Microsoft recorded the group's licenses in effect for the user.
 #[derive(Clone, Debug)]
 struct PendingMembership {
@@ -135,6 +148,8 @@ struct Builder<'export> {
     groups: HashMap<Uuid, String>,
     /// Each user's groups (in the export's member lists), for inferring direct licenses.
     groups_of_user: HashMap<Uuid, Vec<Uuid>>,
+    /// Dynamic groups' rules, set in step 6.
+    dynamic_rules: Vec<DynamicRule>,
 }
 
 /// Builds the tenant an export describes and evaluates it. Fails only when the tenant itself
@@ -178,6 +193,7 @@ pub fn build_tenant(
         skipped_users: HashSet::new(),
         groups: HashMap::new(),
         groups_of_user: HashMap::new(),
+        dynamic_rules: Vec::new(),
     };
     let member_count: usize = export.group_members.iter().map(|group| group.members.len()).sum();
     let total_steps =
@@ -249,6 +265,9 @@ pub fn build_tenant(
     builder.evaluate(progress);
     // 5: the removals Microsoft could not apply.
     builder.remove_former_memberships(&former_memberships);
+    builder.evaluate(progress);
+    // 6: dynamic groups' rules, over the members Microsoft computed.
+    builder.apply_membership_rules();
     builder.evaluate(progress);
 
     let overview = builder.engine.tenant_overview();
@@ -717,9 +736,94 @@ impl Builder<'_> {
                 display_name: display_name.clone(),
             }) {
                 Ok(()) => {
-                    self.groups.insert(group_id, display_name);
+                    self.groups.insert(group_id, display_name.clone());
+                    if group.is_dynamic() {
+                        self.collect_dynamic_rule(group, display_name);
+                    }
                 }
                 Err(error) => self.report.skip(subject, Reason::refused(&error)),
+            }
+        }
+    }
+
+    /// Keeps a dynamic group's rule for step 6; a dynamic group without a rule stays a group
+    /// with assigned members.
+    fn collect_dynamic_rule(&mut self, group: &crate::graph::GraphGroup, group_name: String) {
+        let group_id = group.id.0;
+        let rule = group.membership_rule.clone().unwrap_or_default();
+        let subject = Subject::MembershipRule {
+            group_id,
+            group_name: group_name.clone(),
+            rule: rule.clone(),
+        };
+        if rule.trim().is_empty() {
+            self.report.skip(
+                subject,
+                Reason::RuleNotImported {
+                    message: "groupTypes says DynamicMembership but the export has no membershipRule"
+                        .to_string(),
+                },
+            );
+            return;
+        }
+        let processing_state = match group.membership_rule_processing_state.as_deref() {
+            None => RuleProcessingState::On,
+            Some(value) => RuleProcessingState::parse(value.trim()).unwrap_or_else(|| {
+                self.report.adjust(
+                    subject,
+                    Reason::UnknownProcessingState {
+                        value: value.to_string(),
+                    },
+                );
+                RuleProcessingState::On
+            }),
+        };
+        self.dynamic_rules.push(DynamicRule {
+            group_id,
+            group_name,
+            rule,
+            processing_state,
+        });
+    }
+
+    /// Step 6: each dynamic group's rule, set with its processing state over the exported
+    /// members; a rule licensd refuses leaves the group with its exported members.
+    fn apply_membership_rules(&mut self) {
+        for dynamic in std::mem::take(&mut self.dynamic_rules) {
+            let subject = Subject::MembershipRule {
+                group_id: dynamic.group_id,
+                group_name: dynamic.group_name.clone(),
+                rule: dynamic.rule.clone(),
+            };
+            let members = |engine: &Engine| -> HashSet<Uuid> {
+                engine
+                    .group_members(dynamic.group_id)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect()
+            };
+            let before = members(&self.engine);
+            match self.apply(Command::SetMembershipRule {
+                group_id: dynamic.group_id,
+                rule: Some(dynamic.rule.clone()),
+                processing_state: dynamic.processing_state,
+            }) {
+                Ok(()) => {
+                    self.report.loaded.dynamic_groups += 1;
+                    let after = members(&self.engine);
+                    let joined = after.difference(&before).count();
+                    let left = before.difference(&after).count();
+                    if joined + left > 0 {
+                        self.report
+                            .adjust(subject, Reason::RuleMovedMembers { joined, left });
+                    }
+                }
+                Err(error) => self.report.skip(
+                    subject,
+                    Reason::RuleNotImported {
+                        message: error.to_string(),
+                    },
+                ),
             }
         }
     }

@@ -257,7 +257,8 @@ impl GraphUser {
     }
 }
 
-/// Graph `group` with `assignedLicenses` (`$select`ed).
+/// Graph `group` with `assignedLicenses` and, for dynamic groups, `groupTypes`, `membershipRule`
+/// and `membershipRuleProcessingState` (`$select`ed).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GraphGroup {
@@ -267,6 +268,25 @@ pub struct GraphGroup {
     pub display_name: Option<String>,
     #[serde(default, alias = "AssignedLicenses")]
     pub assigned_licenses: Option<Vec<GraphAssignedLicense>>,
+    /// `["DynamicMembership"]` for a dynamic membership group (when the export selected it).
+    #[serde(default, alias = "GroupTypes")]
+    pub group_types: Option<Vec<String>>,
+    /// A dynamic group's rule, in Entra's rule language.
+    #[serde(default, alias = "MembershipRule")]
+    pub membership_rule: Option<String>,
+    /// `On` or `Paused`.
+    #[serde(default, alias = "MembershipRuleProcessingState")]
+    pub membership_rule_processing_state: Option<String>,
+}
+
+impl GraphGroup {
+    /// Whether `groupTypes` says the group is a dynamic membership group.
+    pub fn is_dynamic(&self) -> bool {
+        self.group_types
+            .iter()
+            .flatten()
+            .any(|kind| kind.eq_ignore_ascii_case("DynamicMembership"))
+    }
 }
 
 /// One entry of `GET /groups/{id}/members`: a user, or another kind of directory object

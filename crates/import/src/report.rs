@@ -101,6 +101,13 @@ pub enum Subject {
         #[serde(with = "guid_text")]
         service_plan_id: Uuid,
     },
+    /// A dynamic group's membership rule.
+    MembershipRule {
+        #[serde(with = "guid_text")]
+        group_id: Uuid,
+        group_name: String,
+        rule: String,
+    },
     DisabledPlan {
         #[serde(with = "guid_text")]
         sku_id: Uuid,
@@ -189,6 +196,14 @@ impl fmt::Display for Subject {
                 formatter,
                 "disabled plan {service_plan_id} of product {sku_id} assigned to {assigned_to}"
             ),
+            Subject::MembershipRule {
+                group_id,
+                group_name,
+                rule,
+            } => write!(
+                formatter,
+                "membershipRule {rule:?} of group \"{group_name}\" ({group_id})"
+            ),
         }
     }
 }
@@ -245,6 +260,14 @@ pub enum Reason {
     DuplicateServicePlan,
     /// A disabled plan that is not part of the product: dropping it changes nothing.
     DisabledPlanNotInProduct,
+    /// A dynamic group's rule that licensd cannot apply (or a dynamic group without a rule): the
+    /// group is loaded with its exported members, as a group with assigned members.
+    RuleNotImported { message: String },
+    /// An unknown `membershipRuleProcessingState`: read as `On`.
+    UnknownProcessingState { value: String },
+    /// Applying the rule to the export's users changed the exported members (the export may lack
+    /// attributes the rule reads, or be older than the rule).
+    RuleMovedMembers { joined: usize, left: usize },
 }
 
 impl fmt::Display for Reason {
@@ -298,6 +321,18 @@ impl fmt::Display for Reason {
             Reason::DisabledPlanNotInProduct => {
                 formatter.write_str("not a plan of the product, so disabling it changes nothing: dropped")
             }
+            Reason::RuleNotImported { message } => write!(
+                formatter,
+                "not imported ({message}): the group keeps its exported members, as a group with assigned members"
+            ),
+            Reason::UnknownProcessingState { value } => {
+                write!(formatter, "unknown membershipRuleProcessingState {value:?}: read as On")
+            }
+            Reason::RuleMovedMembers { joined, left } => write!(
+                formatter,
+                "applied to the export's users, the rule adds {joined} and removes {left} of the exported members \
+                 (does the export hold the user properties the rule reads?)"
+            ),
         }
     }
 }
@@ -357,6 +392,8 @@ pub struct LoadedCounts {
     pub licensed_groups: usize,
     pub group_licenses: usize,
     pub memberships: usize,
+    /// Dynamic membership groups loaded with their rule (`groupTypes: ["DynamicMembership"]`).
+    pub dynamic_groups: usize,
     /// Memberships of licensed groups whose member list is not in the export, taken from the
     /// users' `licenseAssignmentStates`.
     pub memberships_inferred: usize,

@@ -230,10 +230,11 @@ fn print_report(out: &mut String, report: &ImportReport, engine: &Engine) {
     );
     push_line!(
         out,
-        "  groups            {:>6}  ({} licensed, {} product assignments)",
+        "  groups            {:>6}  ({} licensed, {} product assignments, {} dynamic with their rule)",
         loaded.groups,
         loaded.licensed_groups,
-        loaded.group_licenses
+        loaded.group_licenses,
+        loaded.dynamic_groups
     );
     push_line!(
         out,

@@ -244,6 +244,11 @@ pub enum Expression {
 }
 
 impl Expression {
+    /// Whether `target` satisfies this expression (outside any `-any` / `-all`).
+    pub(crate) fn matches(&self, target: &impl RuleTarget) -> bool {
+        evaluate::evaluate(self, target, None)
+    }
+
     fn visit(&self, on_comparison: &mut impl FnMut(&Comparison), on_collection: &mut impl FnMut(Property)) {
         match self {
             Expression::Compare(comparison) => on_comparison(comparison),

@@ -359,6 +359,292 @@ proptest! {
                 .collect();
             expected.sort();
             prop_assert_eq!(&incremental[index], &expected, "group {}", index);
+            // The evaluator over every user at once agrees, on the incremental tenant itself.
+            let rule = world.engine.dynamic_membership(*group).expect("group").expect("dynamic").rule.clone();
+            let mut at_once = world.engine.users_matching_rule(&rule);
+            at_once.sort();
+            prop_assert_eq!(&incremental[index], &at_once, "group {} at once", index);
+        }
+        // And every rule from scratch counts the same members.
+        let members: usize = incremental.iter().map(Vec::len).sum();
+        prop_assert_eq!(world.engine.evaluate_every_rule_from_scratch(), members);
+        prop_assert_eq!(world.engine.evaluate_every_rule_per_user(), members);
+    }
+}
+
+/// One comparison of the generated rules: every operator on directory attributes (values that
+/// differ only by case, prefixes, suffixes, infixes, `null`, lists, patterns), `accountEnabled`,
+/// a property read per user (`displayName`, `usageLocation`), `-any` / `-all` over proxy
+/// addresses and `memberOf`.
+fn comparison_text(index: usize, static_group: Uuid, other_group: Uuid) -> String {
+    const ATTRIBUTES: [&str; 3] = ["department", "city", "extensionAttribute3"];
+    const VALUES: [&str; 6] = ["Sales", "sales ops", "SAL", "ops", "Paris", "a"];
+    let attribute = ATTRIBUTES[index % 3];
+    let value = VALUES[(index / 3) % 6];
+    match (index / 18) % 19 {
+        0 => format!(r#"user.{attribute} -eq "{value}""#),
+        1 => format!(r#"user.{attribute} -ne "{value}""#),
+        2 => format!("user.{attribute} -eq null"),
+        3 => format!("user.{attribute} -ne null"),
+        4 => format!(r#"user.{attribute} -startsWith "{value}""#),
+        5 => format!(r#"user.{attribute} -notStartsWith "{value}""#),
+        6 => format!(r#"user.{attribute} -endsWith "{value}""#),
+        7 => format!(r#"user.{attribute} -notEndsWith "{value}""#),
+        8 => format!(r#"user.{attribute} -contains "{value}""#),
+        9 => format!(r#"user.{attribute} -notContains "{value}""#),
+        10 => format!(r#"user.{attribute} -match "^{value}.*s$""#),
+        11 => format!(r#"user.{attribute} -notMatch "{value}""#),
+        12 => format!(r#"user.{attribute} -in ["{value}", "PARIS", "Sales Ops"]"#),
+        13 => format!(r#"user.{attribute} -notIn ["{value}", "lyon"]"#),
+        14 => format!(
+            "user.accountEnabled -{} {}",
+            ["eq", "ne"][index % 2],
+            index % 3 == 0
+        ),
+        15 => format!(
+            r#"user.displayName -startsWith "{}""#,
+            ["user1", "USER"][index % 2]
+        ),
+        16 => format!(
+            r#"user.proxyAddresses -{} (_ -contains "{}")"#,
+            ["any", "all"][index % 2],
+            ["fabrikam", "smtp:"][index % 3 % 2]
+        ),
+        17 => format!(
+            "user.memberOf -any (group.objectId -in ['{static_group}', '{}'])",
+            [
+                "00000000-0000-0000-0000-00000000dead",
+                other_group.to_string().as_str()
+            ][index % 2]
+        ),
+        _ => format!(
+            "user.memberOf -{} (group.objectId -{} ['{static_group}'])",
+            ["any", "all"][index % 2],
+            ["notIn", "in"][index % 3 % 2]
+        ),
+    }
+}
+
+/// A rule of up to three levels of `-and`, `-or`, `-not` and parentheses over comparisons.
+fn rule_text() -> impl Strategy<Value = String> {
+    let leaf = (0..18 * 19usize).prop_map(|index| format!("({{{index}}})"));
+    leaf.prop_recursive(3, 12, 3, |inner| {
+        prop_oneof![
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a} -and {b})")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a} -or {b})")),
+            inner.prop_map(|a| format!("-not {a}")),
+        ]
+    })
+}
+
+/// Replaces each `{index}` placeholder of a generated rule with its comparison.
+fn expand(template: &str, static_group: Uuid, other_group: Uuid) -> String {
+    let mut text = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        text.push_str(&rest[..start]);
+        let end = start + rest[start..].find('}').expect("closing brace");
+        let index: usize = rest[start + 1..end].parse().expect("index");
+        text.push_str(&comparison_text(index, static_group, other_group));
+        rest = &rest[end + 1..];
+    }
+    text.push_str(rest);
+    text
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The evaluator over every user at once (each comparison once per distinct value, sets of
+    /// users) selects exactly the users the per-user evaluator selects, for random rules on
+    /// random users (values that differ by case, missing values, deleted users, proxy
+    /// addresses, memberships).
+    #[test]
+    fn evaluating_a_rule_over_every_user_at_once_equals_evaluating_it_per_user(
+        users in proptest::collection::vec(
+            (0..6usize, 0..5usize, 0..4usize, any::<bool>(), 0..3usize, 0..3usize),
+            1..16,
+        ),
+        deleted in proptest::collection::vec(0..16usize, 0..3),
+        rules in proptest::collection::vec(rule_text(), 1..6),
+    ) {
+        const DEPARTMENTS: [&str; 5] = ["Sales", "sales", "Sales Ops", "SALES OPS", "Marketing"];
+        const CITIES: [&str; 4] = ["Paris", "paris", "Lyon", "Aix"];
+        const EXTENSIONS: [&str; 3] = ["a", "A-ops", "SAL"];
+        let mut world = SeedWorld::new(SeedSeats::default()).expect("seed");
+        let static_group = world.add_group("Static").expect("group");
+        let other_group = world.add_group("Other").expect("group");
+        let mut ids = Vec::new();
+        for (index, (department, city, extension, enabled, addresses, groups)) in users.iter().enumerate() {
+            let user_id = world.next_id();
+            let mut user = NewUser::new(user_id, &format!("user{index}@contoso.com"));
+            if let Some(department) = DEPARTMENTS.get(*department) {
+                user.attributes.insert(UserAttribute::DEPARTMENT, department.to_string());
+            }
+            if let Some(city) = CITIES.get(*city) {
+                user.attributes.insert(UserAttribute::CITY, city.to_string());
+            }
+            if let Some(extension) = EXTENSIONS.get(*extension) {
+                user.attributes.insert(UserAttribute::extension(3).expect("3"), extension.to_string());
+            }
+            user.account_enabled = *enabled;
+            user.proxy_addresses = match addresses {
+                0 => Vec::new(),
+                1 => vec![licensd_engine::ProxyAddress::parse(&format!("SMTP:user{index}@contoso.com")).expect("address")],
+                _ => vec![
+                    licensd_engine::ProxyAddress::parse(&format!("SMTP:user{index}@contoso.com")).expect("address"),
+                    licensd_engine::ProxyAddress::parse(&format!("smtp:user{index}@fabrikam.com")).expect("address"),
+                ],
+            };
+            world.apply(Command::CreateUser(user)).expect("user");
+            if *groups >= 1 {
+                world.add_member(static_group, user_id).expect("member");
+            }
+            if *groups >= 2 {
+                world.add_member(other_group, user_id).expect("member");
+            }
+            ids.push(user_id);
+        }
+        for index in deleted {
+            if let Some(user_id) = ids.get(index) {
+                let _ = world.apply(Command::DeleteUser { user_id: *user_id });
+            }
+        }
+        for template in rules {
+            let text = expand(&template, static_group, other_group);
+            let rule = licensd_engine::MembershipRule::parse(&text)
+                .unwrap_or_else(|error| panic!("{text}: {error}"));
+            let mut per_user: Vec<Uuid> = world
+                .engine
+                .user_ids()
+                .into_iter()
+                .filter(|user| world.engine.user_matches_rule(*user, &rule).expect("user"))
+                .collect();
+            per_user.sort();
+            let mut at_once = world.engine.users_matching_rule(&rule);
+            at_once.sort();
+            prop_assert_eq!(at_once, per_user, "{}", text);
         }
     }
+}
+
+/// The preview of a rule change (which applies the new rule to every user at once) reports
+/// exactly who joins and leaves, whose licenses change and the seats, as applying the change
+/// and processing it does; and the tenant does not change.
+#[test]
+fn previewing_a_rule_change_reports_what_applying_it_does() {
+    let mut world = SeedWorld::new(SeedSeats::default()).expect("seed");
+    let sales = world.add_group("Sales (dynamic)").expect("group");
+    world
+        .assign_to_group(sales, vec![license(EMS_E3)], vec![])
+        .expect("EMS");
+    let departments = ["Sales", "Marketing", "Finance", "sales", "Support"];
+    let users: Vec<Uuid> = (0..25)
+        .map(|index| {
+            let user_id = add_user_in(&mut world, &format!("user{index}"), departments[index % 5]);
+            if index % 4 == 0 {
+                set_department(&mut world, user_id, None);
+            }
+            user_id
+        })
+        .collect();
+    set_rule(
+        &mut world,
+        sales,
+        r#"user.department -eq "Sales""#,
+        RuleProcessingState::On,
+    );
+    world.process();
+    let members_before = world.engine.group_members(sales).expect("members");
+    let image_before = world.engine.to_image();
+    let change = Command::SetMembershipRule {
+        group_id: sales,
+        rule: Some(
+            r#"user.department -in ["Marketing", "Finance"] -or user.department -eq null"#.to_string(),
+        ),
+        processing_state: RuleProcessingState::On,
+    };
+    let report = world
+        .engine
+        .what_if(
+            std::slice::from_ref(&change),
+            world.now,
+            licensd_engine::WhatIfOptions {
+                max_listed_users: 1_000,
+            },
+        )
+        .expect("preview");
+    assert_eq!(
+        world.engine.to_image(),
+        image_before,
+        "the preview changes nothing"
+    );
+
+    let mut applied = world.clone();
+    applied.apply(change).expect("applied");
+    applied.process();
+    let members_after = applied.engine.group_members(sales).expect("members");
+    let mut joined: Vec<Uuid> = members_after
+        .iter()
+        .copied()
+        .filter(|user| !members_before.contains(user))
+        .collect();
+    let mut left: Vec<Uuid> = members_before
+        .iter()
+        .copied()
+        .filter(|user| !members_after.contains(user))
+        .collect();
+    joined.sort();
+    left.sort();
+    assert!(!joined.is_empty() && !left.is_empty());
+    assert_eq!(report.memberships.len(), 1);
+    let membership = &report.memberships[0];
+    assert_eq!(membership.group_id, sales);
+    let (mut joined_listed, mut left_listed) =
+        (membership.joined_users.clone(), membership.left_users.clone());
+    joined_listed.sort();
+    left_listed.sort();
+    assert_eq!((membership.joined, membership.left), (joined.len(), left.len()));
+    assert_eq!((joined_listed, left_listed), (joined.clone(), left.clone()));
+    // Each user's predicted states are the states applying the change gives.
+    let changed: Vec<Uuid> = users
+        .iter()
+        .copied()
+        .filter(|user| {
+            let outcome = |engine: &Engine| {
+                engine
+                    .user_license_states(*user)
+                    .expect("states")
+                    .into_iter()
+                    .map(|state| (state.sku_id, state.assigned_by_group, state.state, state.error))
+                    .collect::<Vec<_>>()
+            };
+            outcome(&world.engine) != outcome(&applied.engine)
+        })
+        .collect();
+    assert_eq!(report.changed_users, changed.len());
+    for user in &changed {
+        let prediction = report.user(*user).expect("listed");
+        let without_time = |states: &[licensd_engine::LicenseAssignmentState]| {
+            states
+                .iter()
+                .map(|state| licensd_engine::LicenseAssignmentState {
+                    last_updated: licensd_engine::Timestamp(0),
+                    ..state.clone()
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            without_time(&prediction.states_after),
+            without_time(&applied.engine.user_license_states(*user).expect("states"))
+        );
+    }
+    let usage = applied.engine.sku_usage(EMS_E3).expect("usage");
+    let sku = report
+        .skus
+        .iter()
+        .find(|sku| sku.sku_id == EMS_E3)
+        .expect("EMS seats change");
+    assert_eq!(sku.consumed_units_after, usage.consumed_units);
+    assert_eq!(sku.consumed_units_before, consumed(&world, EMS_E3));
 }
