@@ -318,6 +318,69 @@ impl TenantSharing {
     }
 }
 
+/// When the processor writes engine snapshots ([`crate::tenants::TenantRuntime::write_snapshot`]):
+/// every `interval` for each tenant it processes whose version moved since its last snapshot,
+/// when the tenant's queue is empty, and at shutdown.
+struct Snapshots {
+    interval: Option<Duration>,
+    started: Instant,
+    /// Per tenant: the version of the last snapshot this instance wrote and when.
+    last: std::collections::HashMap<licensd_engine::Uuid, (Option<u64>, Instant)>,
+}
+
+impl Snapshots {
+    fn new(interval: Option<Duration>) -> Snapshots {
+        Snapshots {
+            interval,
+            started: Instant::now(),
+            last: std::collections::HashMap::new(),
+        }
+    }
+
+    fn write_due(
+        &mut self,
+        store: &SharedStore,
+        tenants: &Tenants,
+        held: &std::collections::HashSet<licensd_engine::Uuid>,
+        shutting_down: bool,
+    ) {
+        let Some(interval) = self.interval else {
+            return;
+        };
+        let Ok(runtimes) = tenants.all() else {
+            return;
+        };
+        for runtime in runtimes {
+            if !held.contains(&runtime.id) {
+                continue;
+            }
+            let (version, at) = self.last.get(&runtime.id).copied().unwrap_or((None, self.started));
+            if !shutting_down && (at.elapsed() < interval || runtime.has_queued_users().unwrap_or(true)) {
+                continue;
+            }
+            let started = Instant::now();
+            match runtime.write_snapshot(store, version) {
+                Ok(Some(written)) => {
+                    tracing::info!(
+                        tenant = %runtime.id,
+                        version = written,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "wrote the engine snapshot"
+                    );
+                    self.last.insert(runtime.id, (Some(written), Instant::now()));
+                }
+                Ok(None) => {
+                    self.last.insert(runtime.id, (version, Instant::now()));
+                }
+                Err(error) => {
+                    tracing::warn!(tenant = %runtime.id, %error, "writing the engine snapshot failed");
+                    self.last.insert(runtime.id, (version, Instant::now()));
+                }
+            }
+        }
+    }
+}
+
 /// How often the audit log is pruned of records older than the retention.
 const AUDIT_PRUNING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60 * 60);
 
@@ -348,6 +411,7 @@ fn run(
     let mut last_pruned: Option<std::time::Instant> = None;
     let mut last_lifecycle_check: Option<std::time::Instant> = None;
     let mut sharing = TenantSharing::new(&config);
+    let mut snapshots = Snapshots::new(config.engine_snapshot_interval);
     while !stop.load(Ordering::SeqCst) {
         rounds += 1;
         sharing.refresh(&store);
@@ -456,6 +520,8 @@ fn run(
             }
         }
         if evaluated == 0 {
+            // Idle: the snapshots that are due, of the tenants this instance processes.
+            snapshots.write_due(&store, &tenants, &sharing.held, false);
             // Wake up in time to renew this instance's announcement and see who joined or left.
             let idle = config.processing_idle_interval.min(sharing.until_refresh());
             if config.processing_wake_on_write {
@@ -465,6 +531,9 @@ fn run(
             }
         }
     }
+    // A clean shutdown leaves a snapshot of every tenant this instance processed that changed
+    // since its last one, so the next start reads little of the change log.
+    snapshots.write_due(&store, &tenants, &sharing.held, true);
     sharing.withdraw(&store);
     // Hand the tenants over at once instead of letting another instance wait for the leases to
     // expire.
