@@ -551,3 +551,72 @@ fn run(
     }
     tracing::info!("processor stopped");
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use licensd_engine::{Command, Engine, NewUser, TenantSettings, Timestamp, Uuid};
+    use licensd_store::WriteBatch;
+
+    use super::*;
+
+    const TENANT: Uuid = Uuid::from_u128(0x5a);
+
+    /// A stored tenant of a few users, the processor started on it and stopped once it holds
+    /// the tenant's lease; returns the stored snapshot's version and the tenant's.
+    fn run_and_stop(interval: Option<Duration>) -> (Option<u64>, u64) {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite://{}", directory.path().join("processor.db").display());
+        let mut engine = Engine::new(TenantSettings::new(TENANT, "Contoso"));
+        for number in 0..5u128 {
+            let id = Uuid::from_u128(0x100 + number);
+            engine
+                .apply(
+                    Command::CreateUser(NewUser::new(id, &format!("user{number}@contoso.com"))),
+                    Timestamp(0),
+                )
+                .expect("accepted");
+        }
+        let image = engine.to_image();
+        let mut store = Store::open(&url).expect("open");
+        store.create_tenant(&image.settings).expect("tenant");
+        let version = store.write(TENANT, &WriteBatch::from_image(image)).expect("stored");
+        let store: SharedStore = Arc::new(Mutex::new(store));
+        let tenants = Arc::new(Tenants::load_all(&store).expect("tenants"));
+        let mut config = ServerConfig::defaults(directory.path());
+        config.database_url = url;
+        config.engine_snapshot_interval = interval;
+        let instance = config.instance_id.clone();
+        let processor = Processor::start(config, Arc::clone(&store), tenants).expect("start");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while lock_store(&store)
+            .expect("store")
+            .processing_lease_holder(TENANT)
+            .expect("lease")
+            .as_deref()
+            != Some(instance.as_str())
+        {
+            assert!(Instant::now() < deadline, "the processor never took the tenant's lease");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        processor.stop();
+        let snapshot = lock_store(&store)
+            .expect("store")
+            .engine_snapshot_version(TENANT)
+            .expect("snapshot version");
+        (snapshot, version)
+    }
+
+    #[test]
+    fn a_clean_shutdown_leaves_a_snapshot_of_each_tenant_it_processed() {
+        let (snapshot, version) = run_and_stop(Some(Duration::from_secs(600)));
+        assert_eq!(snapshot, Some(version));
+    }
+
+    #[test]
+    fn no_snapshot_is_written_when_snapshots_are_off() {
+        let (snapshot, _) = run_and_stop(None);
+        assert_eq!(snapshot, None);
+    }
+}

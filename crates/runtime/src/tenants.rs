@@ -1405,6 +1405,51 @@ mod tests {
         (directory, store, runtime)
     }
 
+    #[test]
+    fn a_start_reads_the_written_snapshot_and_the_writes_since() {
+        let (_directory, store, runtime) = tenant(20);
+        let version = runtime.version().expect("version");
+        assert_eq!(
+            runtime.write_snapshot(&store, None).expect("write the snapshot"),
+            Some(version)
+        );
+        assert_eq!(
+            runtime.write_snapshot(&store, Some(version)).expect("nothing to write"),
+            None,
+            "an unchanged engine is not written again"
+        );
+        for number in 0..5 {
+            runtime
+                .execute(
+                    &store,
+                    Command::AddGroupMember {
+                        group_id: SALES,
+                        user_id: user(number),
+                    },
+                    &caller(),
+                )
+                .expect("accepted");
+        }
+        let started = lock_store(&store)
+            .expect("store")
+            .start_engine(TENANT)
+            .expect("start");
+        assert_eq!(
+            started.source,
+            licensd_store::StartSource::Snapshot {
+                snapshot_version: version,
+                caught_up: true
+            }
+        );
+        let restarted = TenantRuntime::load(&store, TENANT).expect("restart");
+        let current = runtime.read(Engine::to_image).expect("read");
+        assert_eq!(restarted.read(Engine::to_image).expect("read"), current);
+        assert_eq!(restarted.version().expect("version"), runtime.version().expect("version"));
+        // The next snapshot is of the engine with the memberships.
+        let newer = runtime.write_snapshot(&store, Some(version)).expect("write");
+        assert_eq!(newer, Some(runtime.version().expect("version")));
+    }
+
     fn caller() -> Caller {
         Caller {
             tenant_id: TENANT,
