@@ -354,7 +354,11 @@ impl Snapshots {
             if !held.contains(&runtime.id) {
                 continue;
             }
-            let (version, at) = self.last.get(&runtime.id).copied().unwrap_or((None, self.started));
+            let (version, at) = self
+                .last
+                .get(&runtime.id)
+                .copied()
+                .unwrap_or((None, self.started));
             if !shutting_down && (at.elapsed() < interval || runtime.has_queued_users().unwrap_or(true)) {
                 continue;
             }
@@ -581,7 +585,9 @@ mod tests {
         let image = engine.to_image();
         let mut store = Store::open(&url).expect("open");
         store.create_tenant(&image.settings).expect("tenant");
-        let version = store.write(TENANT, &WriteBatch::from_image(image)).expect("stored");
+        let version = store
+            .write(TENANT, &WriteBatch::from_image(image))
+            .expect("stored");
         let store: SharedStore = Arc::new(Mutex::new(store));
         let tenants = Arc::new(Tenants::load_all(&store).expect("tenants"));
         let mut config = ServerConfig::defaults(directory.path());
@@ -597,7 +603,10 @@ mod tests {
             .as_deref()
             != Some(instance.as_str())
         {
-            assert!(Instant::now() < deadline, "the processor never took the tenant's lease");
+            assert!(
+                Instant::now() < deadline,
+                "the processor never took the tenant's lease"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
         processor.stop();

@@ -253,7 +253,11 @@ impl TenantRuntime {
     /// this instance wrote). The image is taken under the engine's lock (reads wait for it:
     /// about a second for 1,000,000 users), encoded and written without it. Returns the version
     /// written, `None` when nothing was.
-    pub fn write_snapshot(&self, store: &SharedStore, unless_at: Option<u64>) -> Result<Option<u64>, ExecuteError> {
+    pub fn write_snapshot(
+        &self,
+        store: &SharedStore,
+        unless_at: Option<u64>,
+    ) -> Result<Option<u64>, ExecuteError> {
         let (image, version) = {
             let state = self.lock()?;
             if Some(state.version) == unless_at {
@@ -1414,7 +1418,9 @@ mod tests {
             Some(version)
         );
         assert_eq!(
-            runtime.write_snapshot(&store, Some(version)).expect("nothing to write"),
+            runtime
+                .write_snapshot(&store, Some(version))
+                .expect("nothing to write"),
             None,
             "an unchanged engine is not written again"
         );
@@ -1444,7 +1450,10 @@ mod tests {
         let restarted = TenantRuntime::load(&store, TENANT).expect("restart");
         let current = runtime.read(Engine::to_image).expect("read");
         assert_eq!(restarted.read(Engine::to_image).expect("read"), current);
-        assert_eq!(restarted.version().expect("version"), runtime.version().expect("version"));
+        assert_eq!(
+            restarted.version().expect("version"),
+            runtime.version().expect("version")
+        );
         // The next snapshot is of the engine with the memberships.
         let newer = runtime.write_snapshot(&store, Some(version)).expect("write");
         assert_eq!(newer, Some(runtime.version().expect("version")));

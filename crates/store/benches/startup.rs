@@ -440,7 +440,11 @@ fn write_snapshot(store: &mut Store, engine: &Engine, version: u64) -> BenchResu
 }
 
 /// One timed start-up through [`Store::start_engine`] (the snapshot and the change log since).
-fn startup_snapshot(store: &mut Store, tenant_id: Uuid, expect_caught_up: bool) -> BenchResult<(Engine, Duration)> {
+fn startup_snapshot(
+    store: &mut Store,
+    tenant_id: Uuid,
+    expect_caught_up: bool,
+) -> BenchResult<(Engine, Duration)> {
     let cpu = cpu_time();
     let started = Instant::now();
     let start = store.start_engine(tenant_id)?;
@@ -491,8 +495,19 @@ fn restore_in_memory(store: &mut Store, tenant_id: Uuid, engine: &Engine) -> Ben
 }
 
 /// Writes `count` membership additions and the processing steps they queue through `engine`.
-fn write_after_snapshot(store: &mut Store, engine: &mut Engine, mut version: u64, count: usize) -> BenchResult<u64> {
-    let image_users: Vec<Uuid> = engine.to_image().users.iter().step_by(997).map(|user| user.id).collect();
+fn write_after_snapshot(
+    store: &mut Store,
+    engine: &mut Engine,
+    mut version: u64,
+    count: usize,
+) -> BenchResult<u64> {
+    let image_users: Vec<Uuid> = engine
+        .to_image()
+        .users
+        .iter()
+        .step_by(997)
+        .map(|user| user.id)
+        .collect();
     let groups: Vec<Uuid> = engine.to_image().groups.iter().map(|group| group.id).collect();
     let tenant_id = engine.settings().tenant_id;
     let mut at = Timestamp(4_000_000_000_000);

@@ -67,8 +67,8 @@ pub use crate::outbox::{
     OWNER_GRAPH_SUBSCRIPTION,
 };
 pub use crate::postgres::PostgresStore;
-pub use crate::snapshot::{StartSource, Started};
 pub use crate::security::{AccessTokenRecord, AuditQuery, AuditRecord, ModifiedProperty, StoredAuditRecord};
+pub use crate::snapshot::{StartSource, Started};
 pub use crate::spend::{SeatSnapshot, SkuPrice, UserActivityRecord};
 pub use crate::sqlite::SqliteStore;
 pub use crate::subscriptions::SubscriptionLifecycle;
@@ -484,7 +484,12 @@ impl Store {
 
     /// Stores `blob` ([`snapshot::encode`] of the engine's image at `version`) as the tenant's
     /// engine snapshot, unless a newer one is stored. Returns whether it was stored.
-    pub fn write_engine_snapshot(&mut self, tenant_id: Uuid, version: u64, blob: &[u8]) -> Result<bool, StoreError> {
+    pub fn write_engine_snapshot(
+        &mut self,
+        tenant_id: Uuid,
+        version: u64,
+        blob: &[u8],
+    ) -> Result<bool, StoreError> {
         dispatch!(self, store => snapshot::write(store, tenant_id, version, blob))
     }
 

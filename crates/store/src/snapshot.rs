@@ -409,8 +409,11 @@ pub fn restore(blob: &[u8]) -> Result<Engine, StoreError> {
         users,
         ..
     } = head;
-    let mut restorer = EngineRestorer::new(settings, &service_plans, skus, &groups).map_err(restore_failed)?;
-    restorer.add_group_nestings(&group_nestings).map_err(restore_failed)?;
+    let mut restorer =
+        EngineRestorer::new(settings, &service_plans, skus, &groups).map_err(restore_failed)?;
+    restorer
+        .add_group_nestings(&group_nestings)
+        .map_err(restore_failed)?;
     restorer.reserve_users(usize::try_from(users).unwrap_or(0).min(1 << 24));
     let restorer = std::thread::scope(|scope| -> Result<EngineRestorer, StoreError> {
         let (sender, receiver) = mpsc::sync_channel::<Vec<UserImage>>(1);
@@ -542,7 +545,7 @@ pub struct Started {
 fn from_snapshot<D: CatchUpReads>(
     database: &mut D,
     tenant_id: Uuid,
-) -> Result<Result<(Engine, u64, u64, bool), String>, StoreError> {
+) -> Result<Result<Started, String>, StoreError> {
     let Some((snapshot_version, format, blob)) = read(database, tenant_id)? else {
         return Ok(Err(String::new()));
     };
@@ -557,9 +560,23 @@ fn from_snapshot<D: CatchUpReads>(
     };
     drop(blob);
     match read_catch_up(database, tenant_id, snapshot_version, None)? {
-        CatchUp::UpToDate { version } => Ok(Ok((engine, snapshot_version, version, false))),
+        CatchUp::UpToDate { version } => Ok(Ok(Started {
+            engine,
+            version,
+            source: StartSource::Snapshot {
+                snapshot_version,
+                caught_up: false,
+            },
+        })),
         CatchUp::Patch { patch, version } => match engine.apply_patch(*patch) {
-            Ok(()) => Ok(Ok((engine, snapshot_version, version, true))),
+            Ok(()) => Ok(Ok(Started {
+                engine,
+                version,
+                source: StartSource::Snapshot {
+                    snapshot_version,
+                    caught_up: true,
+                },
+            })),
             Err(error) => Ok(Err(format!(
                 "catching up from the snapshot's version {snapshot_version}: {error}"
             ))),
@@ -578,16 +595,7 @@ pub(crate) fn start_engine<D: CatchUpReads>(
     full_load: impl FnOnce(&mut D) -> Result<(Engine, u64), StoreError>,
 ) -> Result<Started, StoreError> {
     let fallback = match from_snapshot(database, tenant_id)? {
-        Ok((engine, snapshot_version, version, caught_up)) => {
-            return Ok(Started {
-                engine,
-                version,
-                source: StartSource::Snapshot {
-                    snapshot_version,
-                    caught_up,
-                },
-            })
-        }
+        Ok(started) => return Ok(started),
         Err(reason) if reason.is_empty() => None,
         Err(reason) => Some(reason),
     };

@@ -45,7 +45,9 @@ fn execute(store: &mut Store, sql: &str) {
 fn full_load(store: &mut Store, tenant_id: Uuid) -> (TenantImage, u64) {
     let (image, version) = store.load_tenant(tenant_id).expect("load the tenant");
     (
-        Engine::from_image(image).expect("the stored tenant loads").to_image(),
+        Engine::from_image(image)
+            .expect("the stored tenant loads")
+            .to_image(),
         version,
     )
 }
@@ -55,7 +57,12 @@ fn start_and_compare(store: &mut Store, tenant_id: Uuid) -> StartSource {
     let started = store.start_engine(tenant_id).expect("start the engine");
     let (expected, version) = full_load(store, tenant_id);
     assert_eq!(started.version, version, "version ({:?})", started.source);
-    assert_eq!(started.engine.to_image(), expected, "engine ({:?})", started.source);
+    assert_eq!(
+        started.engine.to_image(),
+        expected,
+        "engine ({:?})",
+        started.source
+    );
     started.source
 }
 
@@ -112,7 +119,10 @@ fn a_start_from_a_snapshot_equals_a_full_load(database: TestDatabase) {
     );
     assert_eq!(store.engine_snapshot_version(tenant_id).expect("read"), None);
     let image = engine.to_image();
-    assert!(image.users.iter().any(|user| user.states.iter().any(|state| state.cause.is_some())));
+    assert!(image
+        .users
+        .iter()
+        .any(|user| user.states.iter().any(|state| state.cause.is_some())));
     assert!(!image.queue.is_empty());
     // The blob decodes back to the image it was made from.
     let blob = snapshot::encode(&image).expect("encode");
@@ -157,7 +167,10 @@ fn a_snapshot_older_than_several_writes_is_caught_up_through_the_log(database: T
             add_licenses: vec![AssignedLicense::new(sku)],
             remove_licenses: vec![],
         },
-        Command::CreateUser(licensd_engine::NewUser::new(new_user, "snapshot.user@contoso.com")),
+        Command::CreateUser(licensd_engine::NewUser::new(
+            new_user,
+            "snapshot.user@contoso.com",
+        )),
         Command::AddGroupMember {
             group_id: new_group,
             user_id: new_user,
@@ -167,7 +180,10 @@ fn a_snapshot_older_than_several_writes_is_caught_up_through_the_log(database: T
             user_id: users[3],
         },
         Command::RemoveGroupMember {
-            group_id: image.users[5].memberships.first().map_or(groups[0], |m| m.group_id),
+            group_id: image.users[5]
+                .memberships
+                .first()
+                .map_or(groups[0], |m| m.group_id),
             user_id: users[5],
         },
         Command::DeleteUser { user_id: users[7] },
@@ -198,7 +214,10 @@ fn a_snapshot_older_than_several_writes_is_caught_up_through_the_log(database: T
     }
     let when = next(&mut at);
     version = process(&mut store, &mut engine, version, usize::MAX, when);
-    assert!(version > snapshot_version + 10, "several writes since the snapshot");
+    assert!(
+        version > snapshot_version + 10,
+        "several writes since the snapshot"
+    );
     assert_eq!(
         start_and_compare(&mut store, tenant_id),
         StartSource::Snapshot {
@@ -214,7 +233,9 @@ fn a_snapshot_older_than_several_writes_is_caught_up_through_the_log(database: T
 
 fn fallback_reason(source: StartSource) -> String {
     match source {
-        StartSource::FullLoad { fallback: Some(reason) } => reason,
+        StartSource::FullLoad {
+            fallback: Some(reason),
+        } => reason,
         other => panic!("expected a full load with a reason, got {other:?}"),
     }
 }
@@ -238,7 +259,11 @@ fn a_snapshot_that_cannot_be_used_falls_back_to_the_full_load(database: TestData
             }),
             "checksum",
         ),
-        ("cut short", tampered(&|bytes| bytes.truncate(bytes.len() - 7)), "checksum"),
+        (
+            "cut short",
+            tampered(&|bytes| bytes.truncate(bytes.len() - 7)),
+            "checksum",
+        ),
         ("no magic number", tampered(&|bytes| bytes[0] = b'X'), "magic"),
         (
             "an older format",
@@ -292,7 +317,10 @@ fn a_snapshot_older_than_the_log_reaches_falls_back_to_the_full_load(database: T
     }
     // The log loses its oldest records since the snapshot (as a compaction would).
     let tenant_key = match store.backend() {
-        Backend::Sqlite => format!("(SELECT tenant_key FROM tenants WHERE tenant_id = X'{}')", tenant_id.simple()),
+        Backend::Sqlite => format!(
+            "(SELECT tenant_key FROM tenants WHERE tenant_id = X'{}')",
+            tenant_id.simple()
+        ),
         Backend::Postgres => format!("(SELECT tenant_key FROM tenants WHERE tenant_id = '{tenant_id}')"),
     };
     execute(
@@ -303,7 +331,10 @@ fn a_snapshot_older_than_the_log_reaches_falls_back_to_the_full_load(database: T
         ),
     );
     let reason = fallback_reason(start_and_compare(&mut store, tenant_id));
-    assert!(reason.contains(&format!("snapshot's version {snapshot_version}")), "{reason}");
+    assert!(
+        reason.contains(&format!("snapshot's version {snapshot_version}")),
+        "{reason}"
+    );
 }
 
 fn an_older_snapshot_never_replaces_a_newer_one(database: TestDatabase) {
@@ -317,7 +348,10 @@ fn an_older_snapshot_never_replaces_a_newer_one(database: TestDatabase) {
     assert!(!store
         .write_engine_snapshot(tenant_id, version, &old_blob)
         .expect("write"));
-    assert_eq!(store.engine_snapshot_version(tenant_id).expect("read"), Some(newer));
+    assert_eq!(
+        store.engine_snapshot_version(tenant_id).expect("read"),
+        Some(newer)
+    );
     assert_eq!(
         start_and_compare(&mut store, tenant_id),
         StartSource::Snapshot {
@@ -426,7 +460,11 @@ fn crc32(bytes: &[u8]) -> u32 {
     for byte in bytes {
         crc ^= u32::from(*byte);
         for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc

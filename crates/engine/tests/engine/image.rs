@@ -78,5 +78,8 @@ fn an_image_with_a_user_twice_or_a_principal_name_twice_is_refused() {
         RestoreError::Invalid(format!("userPrincipalName {name} is used by two users"))
     );
     // Without the copies the image restores.
-    assert_eq!(Engine::from_image(image.clone()).expect("restores").to_image(), image);
+    assert_eq!(
+        Engine::from_image(image.clone()).expect("restores").to_image(),
+        image
+    );
 }
