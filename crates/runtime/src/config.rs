@@ -445,6 +445,24 @@ mod tests {
     }
 
     #[test]
+    fn engine_snapshots_are_every_ten_minutes_unless_configured_or_turned_off() {
+        let defaults = ServerConfig::defaults(Path::new("."));
+        assert_eq!(defaults.engine_snapshot_interval, Some(Duration::from_secs(600)));
+        let every = |text: &str| {
+            let file: ConfigFile = toml::from_str(text).expect("configuration");
+            ServerConfig::defaults(Path::new("."))
+                .with_file(&file)
+                .expect("valid")
+                .engine_snapshot_interval
+        };
+        assert_eq!(
+            every("engine-snapshot-interval-s = 30"),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(every("engine-snapshot-interval-s = 0"), None);
+    }
+
+    #[test]
     fn unknown_keys_and_zero_batches_are_refused() {
         assert!(toml::from_str::<ConfigFile>("databse-url = \"x\"").is_err());
         let file = ConfigFile {
