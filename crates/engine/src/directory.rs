@@ -158,6 +158,13 @@ pub(crate) struct Directory {
     attribute_values: ValuePool,
 }
 
+/// Why [`Directory::insert_restored_user`] refused a user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RestoredUserConflict {
+    Id,
+    PrincipalName,
+}
+
 impl Directory {
     // ----- lookups -------------------------------------------------------------------------
 
@@ -177,11 +184,6 @@ impl Directory {
     pub(crate) fn group_ref(&self, group_id: Uuid) -> Result<GroupRef, CommandError> {
         self.find_group(group_id)
             .ok_or(CommandError::UnknownGroup { group_id })
-    }
-
-    /// The user with a lower-cased user principal name.
-    pub(crate) fn find_user_by_principal_key(&self, principal_key: &str) -> Option<UserRef> {
-        self.upn_index.get(principal_key).copied()
     }
 
     /// Makes room for `users` more users in the indexes.
@@ -365,6 +367,39 @@ impl Directory {
         self.users.push(Some(record));
         self.index_proxy_addresses(user);
         user
+    }
+
+    /// Inserts a restored user as [`Directory::insert_user_with_principal_key`] does, but
+    /// refuses — changing nothing and handing the record back — a user whose id or principal
+    /// key is taken, with one probe of each index.
+    pub(crate) fn insert_restored_user(
+        &mut self,
+        record: User,
+        principal_key: Box<str>,
+    ) -> Result<UserRef, (RestoredUserConflict, User)> {
+        use std::collections::hash_map::Entry;
+        let user = UserRef(self.users.len() as u32);
+        match self.user_index.entry(record.id) {
+            Entry::Occupied(_) => return Err((RestoredUserConflict::Id, record)),
+            Entry::Vacant(slot) => {
+                slot.insert(user);
+            }
+        }
+        match self.upn_index.entry(principal_key) {
+            Entry::Occupied(_) => {
+                self.user_index.remove(&record.id);
+                return Err((RestoredUserConflict::PrincipalName, record));
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(user);
+            }
+        }
+        for membership in &record.memberships {
+            self.group_mut(membership.group).members.insert(user);
+        }
+        self.users.push(Some(record));
+        self.index_proxy_addresses(user);
+        Ok(user)
     }
 
     pub(crate) fn set_user_principal_name(&mut self, user: UserRef, user_principal_name: String) {

@@ -395,17 +395,6 @@ impl Engine {
         user
     }
 
-    /// [`Engine::add_user`] with the user's principal name already lower-cased
-    /// (`principal_key`), so a restore lower-cases it once.
-    pub(crate) fn add_user_with_principal_key(&mut self, record: User, principal_key: Box<str>) -> UserRef {
-        let user = self
-            .directory
-            .insert_user_with_principal_key(record, principal_key);
-        self.queue.add_user();
-        self.states.add_user();
-        user
-    }
-
     /// Makes room for `users` more users in the directory, the queue and the states.
     pub(crate) fn reserve_users(&mut self, users: usize) {
         self.directory.reserve_users(users);

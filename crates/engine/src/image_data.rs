@@ -11,6 +11,7 @@ use crate::model::{
 };
 
 /// A service plan with its rules.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServicePlanImage {
     pub definition: ServicePlanDefinition,
@@ -19,6 +20,7 @@ pub struct ServicePlanImage {
 
 /// A group: properties, licenses (in the order they were added) and the logical time at which it
 /// last went from no products to some.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupImage {
     pub id: Uuid,
@@ -30,6 +32,7 @@ pub struct GroupImage {
 }
 
 /// A dynamic group's rule as given and whether it is applied.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DynamicMembershipImage {
     pub rule: String,
@@ -37,6 +40,7 @@ pub struct DynamicMembershipImage {
 }
 
 /// A direct license with the logical time it was assigned.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirectLicenseImage {
     pub license: AssignedLicense,
@@ -44,6 +48,7 @@ pub struct DirectLicenseImage {
 }
 
 /// A membership with the logical time it began.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MembershipImage {
     pub group_id: Uuid,
@@ -67,6 +72,7 @@ pub struct UserImage {
 }
 
 /// Why an assignment failed, with GUIDs (the persisted form of [`crate::Cause`]).
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum CauseImage {
     Count {

@@ -8,10 +8,12 @@ pub use uuid::Uuid;
 
 /// A point in time, in milliseconds since the Unix epoch. The engine has no clock: every command
 /// and every processing step is given its time by the caller, so runs are reproducible.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub i64);
 
 /// An ISO 3166-1 alpha-2 country code, as Graph's `usageLocation` (`US`, `NL`, ...).
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CountryCode([u8; 2]);
 
@@ -60,6 +62,7 @@ impl fmt::Display for CountryCode {
 /// A user's proxy address (`SMTP:alice@contoso.com` primary, `smtp:` secondary, `SIP:`, `X500:`).
 /// Two addresses are the same address when they are equal ignoring case, prefix included: Exchange
 /// treats `SMTP:a@x` and `smtp:A@x` as one address.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct ProxyAddress(Box<str>);
 
@@ -124,6 +127,7 @@ impl fmt::Display for ProxyAddress {
 }
 
 /// Graph `licenseAssignmentState.state`.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum AssignmentStatus {
     /// The assignment is in effect.
@@ -157,6 +161,7 @@ impl AssignmentStatus {
 }
 
 /// Graph `licenseAssignmentState.error` (without `None`, which is the absence of an error).
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum LicenseErrorKind {
     CountViolation,
@@ -191,6 +196,7 @@ impl LicenseErrorKind {
 
 /// Graph `subscribedSku.capabilityStatus`. A subscription that is not renewed goes
 /// Enabled → Warning → Suspended → LockedOut → Deleted.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum CapabilityStatus {
     #[default]
@@ -219,6 +225,7 @@ impl CapabilityStatus {
 }
 
 /// Graph `subscribedSku.appliesTo`: only `User` products can be assigned to users and groups.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum AppliesTo {
     #[default]
@@ -245,6 +252,7 @@ impl LicenseProcessingState {
 }
 
 /// Where a license assignment comes from: the user directly, or a group the user belongs to.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum AssignmentSource {
     Direct,
@@ -262,6 +270,7 @@ impl AssignmentSource {
 }
 
 /// A service plan as the catalog defines it.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServicePlanDefinition {
     pub service_plan_id: Uuid,
@@ -270,6 +279,7 @@ pub struct ServicePlanDefinition {
 }
 
 /// The rules a service plan carries (semantics: "Rules that belong to a plan").
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServicePlanRules {
     /// Plans it can never be enabled together with on one user; the relation is symmetric.
@@ -283,6 +293,7 @@ pub struct ServicePlanRules {
 }
 
 /// A product (SKU) the tenant subscribes to.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SkuDefinition {
     pub sku_id: Uuid,
@@ -296,6 +307,7 @@ pub struct SkuDefinition {
 }
 
 /// Graph `assignedLicense`: a product and the plans of it that are switched off.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AssignedLicense {
     pub sku_id: Uuid,
@@ -364,6 +376,7 @@ pub struct UserChanges {
 }
 
 /// Tenant-wide settings.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TenantSettings {
     pub tenant_id: Uuid,

@@ -226,6 +226,7 @@ impl Nesting {
 }
 
 /// One nesting edge as stored: `member_group_id` is a member of `group_id` since `since`.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct GroupNestingImage {
     pub group_id: Uuid,

@@ -10,6 +10,7 @@ use rustc_hash::FxHashMap;
 use crate::error::CommandError;
 
 /// One directory attribute of a user. `Ord` follows [`UserAttribute::all`].
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UserAttribute(u8);
 

@@ -57,6 +57,11 @@ pub struct ServerConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// Change notifications and other webhooks: where they may go and how they are retried.
     pub notifications: NotificationSettings,
+    /// How often the processor writes the engine snapshot of each tenant it processes whose
+    /// version moved since (also at a clean shutdown), so that a start reads the snapshot and
+    /// the change log since instead of the tenant's tables; `None` writes none. Default: 10
+    /// minutes (`engine-snapshot-interval-s`, 0 turns snapshots off).
+    pub engine_snapshot_interval: Option<Duration>,
 }
 
 /// How the delivery worker sends webhooks (change notifications, alerts).
@@ -160,6 +165,8 @@ pub struct ConfigFile {
     pub shutdown_drain_ms: Option<u64>,
     /// Days audit records are kept; 0 keeps them forever.
     pub audit_retention_days: Option<u64>,
+    /// Seconds between engine snapshots of a tenant that changed; 0 writes none.
+    pub engine_snapshot_interval_s: Option<u64>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     /// The address clients reach the server at, for absolute links.
@@ -227,6 +234,7 @@ impl ServerConfig {
             lifecycle_check_interval: Duration::from_secs(60),
             metrics_listen: None,
             notifications: NotificationSettings::default(),
+            engine_snapshot_interval: Some(Duration::from_secs(10 * 60)),
         }
     }
 
@@ -307,6 +315,9 @@ impl ServerConfig {
                 ));
             }
             self.notifications.max_attempts = attempts;
+        }
+        if let Some(seconds) = file.engine_snapshot_interval_s {
+            self.engine_snapshot_interval = (seconds > 0).then(|| Duration::from_secs(seconds));
         }
         if let Some(days) = file.audit_retention_days {
             self.audit_retention = (days > 0).then(|| Duration::from_secs(days * 24 * 60 * 60));
@@ -431,6 +442,24 @@ mod tests {
             let error = parse_public_url(wrong).expect_err(wrong);
             assert!(error.to_string().contains("public-url"), "{error}");
         }
+    }
+
+    #[test]
+    fn engine_snapshots_are_every_ten_minutes_unless_configured_or_turned_off() {
+        let defaults = ServerConfig::defaults(Path::new("."));
+        assert_eq!(defaults.engine_snapshot_interval, Some(Duration::from_secs(600)));
+        let every = |text: &str| {
+            let file: ConfigFile = toml::from_str(text).expect("configuration");
+            ServerConfig::defaults(Path::new("."))
+                .with_file(&file)
+                .expect("valid")
+                .engine_snapshot_interval
+        };
+        assert_eq!(
+            every("engine-snapshot-interval-s = 30"),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(every("engine-snapshot-interval-s = 0"), None);
     }
 
     #[test]

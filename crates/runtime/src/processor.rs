@@ -318,6 +318,73 @@ impl TenantSharing {
     }
 }
 
+/// When the processor writes engine snapshots ([`crate::tenants::TenantRuntime::write_snapshot`]):
+/// every `interval` for each tenant it processes whose version moved since its last snapshot,
+/// when the tenant's queue is empty, and at shutdown.
+struct Snapshots {
+    interval: Option<Duration>,
+    started: Instant,
+    /// Per tenant: the version of the last snapshot this instance wrote and when.
+    last: std::collections::HashMap<licensd_engine::Uuid, (Option<u64>, Instant)>,
+}
+
+impl Snapshots {
+    fn new(interval: Option<Duration>) -> Snapshots {
+        Snapshots {
+            interval,
+            started: Instant::now(),
+            last: std::collections::HashMap::new(),
+        }
+    }
+
+    fn write_due(
+        &mut self,
+        store: &SharedStore,
+        tenants: &Tenants,
+        held: &std::collections::HashSet<licensd_engine::Uuid>,
+        shutting_down: bool,
+    ) {
+        let Some(interval) = self.interval else {
+            return;
+        };
+        let Ok(runtimes) = tenants.all() else {
+            return;
+        };
+        for runtime in runtimes {
+            if !held.contains(&runtime.id) {
+                continue;
+            }
+            let (version, at) = self
+                .last
+                .get(&runtime.id)
+                .copied()
+                .unwrap_or((None, self.started));
+            if !shutting_down && (at.elapsed() < interval || runtime.has_queued_users().unwrap_or(true)) {
+                continue;
+            }
+            let started = Instant::now();
+            match runtime.write_snapshot(store, version) {
+                Ok(Some(written)) => {
+                    tracing::info!(
+                        tenant = %runtime.id,
+                        version = written,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "wrote the engine snapshot"
+                    );
+                    self.last.insert(runtime.id, (Some(written), Instant::now()));
+                }
+                Ok(None) => {
+                    self.last.insert(runtime.id, (version, Instant::now()));
+                }
+                Err(error) => {
+                    tracing::warn!(tenant = %runtime.id, %error, "writing the engine snapshot failed");
+                    self.last.insert(runtime.id, (version, Instant::now()));
+                }
+            }
+        }
+    }
+}
+
 /// How often the audit log is pruned of records older than the retention.
 const AUDIT_PRUNING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60 * 60);
 
@@ -348,6 +415,7 @@ fn run(
     let mut last_pruned: Option<std::time::Instant> = None;
     let mut last_lifecycle_check: Option<std::time::Instant> = None;
     let mut sharing = TenantSharing::new(&config);
+    let mut snapshots = Snapshots::new(config.engine_snapshot_interval);
     while !stop.load(Ordering::SeqCst) {
         rounds += 1;
         sharing.refresh(&store);
@@ -456,6 +524,8 @@ fn run(
             }
         }
         if evaluated == 0 {
+            // Idle: the snapshots that are due, of the tenants this instance processes.
+            snapshots.write_due(&store, &tenants, &sharing.held, false);
             // Wake up in time to renew this instance's announcement and see who joined or left.
             let idle = config.processing_idle_interval.min(sharing.until_refresh());
             if config.processing_wake_on_write {
@@ -465,6 +535,9 @@ fn run(
             }
         }
     }
+    // A clean shutdown leaves a snapshot of every tenant this instance processed that changed
+    // since its last one, so the next start reads little of the change log.
+    snapshots.write_due(&store, &tenants, &sharing.held, true);
     sharing.withdraw(&store);
     // Hand the tenants over at once instead of letting another instance wait for the leases to
     // expire.
@@ -481,4 +554,78 @@ fn run(
         }
     }
     tracing::info!("processor stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use licensd_engine::{Command, Engine, NewUser, TenantSettings, Timestamp, Uuid};
+    use licensd_store::WriteBatch;
+
+    use super::*;
+
+    const TENANT: Uuid = Uuid::from_u128(0x5a);
+
+    /// A stored tenant of a few users, the processor started on it and stopped once it holds
+    /// the tenant's lease; returns the stored snapshot's version and the tenant's.
+    fn run_and_stop(interval: Option<Duration>) -> (Option<u64>, u64) {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite://{}", directory.path().join("processor.db").display());
+        let mut engine = Engine::new(TenantSettings::new(TENANT, "Contoso"));
+        for number in 0..5u128 {
+            let id = Uuid::from_u128(0x100 + number);
+            engine
+                .apply(
+                    Command::CreateUser(NewUser::new(id, &format!("user{number}@contoso.com"))),
+                    Timestamp(0),
+                )
+                .expect("accepted");
+        }
+        let image = engine.to_image();
+        let mut store = Store::open(&url).expect("open");
+        store.create_tenant(&image.settings).expect("tenant");
+        let version = store
+            .write(TENANT, &WriteBatch::from_image(image))
+            .expect("stored");
+        let store: SharedStore = Arc::new(Mutex::new(store));
+        let tenants = Arc::new(Tenants::load_all(&store).expect("tenants"));
+        let mut config = ServerConfig::defaults(directory.path());
+        config.database_url = url;
+        config.engine_snapshot_interval = interval;
+        let instance = config.instance_id.clone();
+        let processor = Processor::start(config, Arc::clone(&store), tenants).expect("start");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while lock_store(&store)
+            .expect("store")
+            .processing_lease_holder(TENANT)
+            .expect("lease")
+            .as_deref()
+            != Some(instance.as_str())
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the processor never took the tenant's lease"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        processor.stop();
+        let snapshot = lock_store(&store)
+            .expect("store")
+            .engine_snapshot_version(TENANT)
+            .expect("snapshot version");
+        (snapshot, version)
+    }
+
+    #[test]
+    fn a_clean_shutdown_leaves_a_snapshot_of_each_tenant_it_processed() {
+        let (snapshot, version) = run_and_stop(Some(Duration::from_secs(600)));
+        assert_eq!(snapshot, Some(version));
+    }
+
+    #[test]
+    fn no_snapshot_is_written_when_snapshots_are_off() {
+        let (snapshot, _) = run_and_stop(None);
+        assert_eq!(snapshot, None);
+    }
 }

@@ -208,7 +208,69 @@ fn load_engine(store: &SharedStore, tenant_id: Uuid) -> Result<(Engine, u64), Ex
     }
 }
 
+/// The tenant's engine for a start: from its stored engine snapshot and the change log since,
+/// or from its tables when the snapshot is missing or cannot be used (logged with the reason).
+fn start_engine(store: &SharedStore, tenant_id: Uuid) -> Result<(Engine, u64), ExecuteError> {
+    let started = std::time::Instant::now();
+    let loaded = match lock_store(store)?.start_engine(tenant_id) {
+        Ok(loaded) => loaded,
+        Err(licensd_store::StoreError::Restore(error)) => return Err(ExecuteError::Load(error.to_string())),
+        Err(error) => return Err(error.into()),
+    };
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    match &loaded.source {
+        licensd_store::StartSource::Snapshot {
+            snapshot_version,
+            caught_up,
+        } => tracing::info!(
+            tenant = %tenant_id,
+            snapshot_version,
+            version = loaded.version,
+            caught_up,
+            elapsed_ms,
+            "tenant started from its engine snapshot"
+        ),
+        licensd_store::StartSource::FullLoad { fallback: None } => {
+            tracing::info!(tenant = %tenant_id, version = loaded.version, elapsed_ms, "tenant loaded (no engine snapshot)")
+        }
+        licensd_store::StartSource::FullLoad {
+            fallback: Some(reason),
+        } => tracing::warn!(
+            tenant = %tenant_id,
+            version = loaded.version,
+            elapsed_ms,
+            %reason,
+            "the engine snapshot was not used; tenant loaded from its tables"
+        ),
+    }
+    Ok((loaded.engine, loaded.version))
+}
+
 impl TenantRuntime {
+    /// Writes the engine's snapshot (its whole image, [`licensd_store::snapshot`]) tagged with
+    /// the version it reflects, so that the next start reads it instead of the tenant's tables.
+    /// Does nothing when the engine is still at `unless_at` (the version of the last snapshot
+    /// this instance wrote). The image is taken under the engine's lock (reads wait for it:
+    /// about a second for 1,000,000 users), encoded and written without it. Returns the version
+    /// written, `None` when nothing was.
+    pub fn write_snapshot(
+        &self,
+        store: &SharedStore,
+        unless_at: Option<u64>,
+    ) -> Result<Option<u64>, ExecuteError> {
+        let (image, version) = {
+            let state = self.lock()?;
+            if Some(state.version) == unless_at {
+                return Ok(None);
+            }
+            (state.engine.to_image(), state.version)
+        };
+        let blob = licensd_store::snapshot::encode(&image)?;
+        drop(image);
+        let written = lock_store(store)?.write_engine_snapshot(self.id, version, &blob)?;
+        Ok(written.then_some(version))
+    }
+
     /// Loads a tenant from the store.
     pub fn load(store: &SharedStore, tenant_id: Uuid) -> Result<TenantRuntime, ExecuteError> {
         Self::load_signalling(store, tenant_id, Arc::new(ProcessingSignal::default()))
@@ -238,7 +300,7 @@ impl TenantRuntime {
         notifier: Arc<ChangeNotifier>,
         alerts: Arc<crate::alerts::AlertBook>,
     ) -> Result<TenantRuntime, ExecuteError> {
-        let (engine, version) = load_engine(store, tenant_id)?;
+        let (engine, version) = start_engine(store, tenant_id)?;
         Ok(TenantRuntime {
             id: tenant_id,
             state: Mutex::new(TenantState {
@@ -1345,6 +1407,56 @@ mod tests {
         let store: SharedStore = Arc::new(Mutex::new(store));
         let runtime = TenantRuntime::load(&store, TENANT).expect("loaded");
         (directory, store, runtime)
+    }
+
+    #[test]
+    fn a_start_reads_the_written_snapshot_and_the_writes_since() {
+        let (_directory, store, runtime) = tenant(20);
+        let version = runtime.version().expect("version");
+        assert_eq!(
+            runtime.write_snapshot(&store, None).expect("write the snapshot"),
+            Some(version)
+        );
+        assert_eq!(
+            runtime
+                .write_snapshot(&store, Some(version))
+                .expect("nothing to write"),
+            None,
+            "an unchanged engine is not written again"
+        );
+        for number in 0..5 {
+            runtime
+                .execute(
+                    &store,
+                    Command::AddGroupMember {
+                        group_id: SALES,
+                        user_id: user(number),
+                    },
+                    &caller(),
+                )
+                .expect("accepted");
+        }
+        let started = lock_store(&store)
+            .expect("store")
+            .start_engine(TENANT)
+            .expect("start");
+        assert_eq!(
+            started.source,
+            licensd_store::StartSource::Snapshot {
+                snapshot_version: version,
+                caught_up: true
+            }
+        );
+        let restarted = TenantRuntime::load(&store, TENANT).expect("restart");
+        let current = runtime.read(Engine::to_image).expect("read");
+        assert_eq!(restarted.read(Engine::to_image).expect("read"), current);
+        assert_eq!(
+            restarted.version().expect("version"),
+            runtime.version().expect("version")
+        );
+        // The next snapshot is of the engine with the memberships.
+        let newer = runtime.write_snapshot(&store, Some(version)).expect("write");
+        assert_eq!(newer, Some(runtime.version().expect("version")));
     }
 
     fn caller() -> Caller {

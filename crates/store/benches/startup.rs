@@ -418,6 +418,128 @@ fn startup_engine(store: &mut Store, tenant_id: Uuid) -> BenchResult<(Engine, Du
     Ok((engine, total))
 }
 
+/// Writes the engine's snapshot at `version`, timed: the image, its encoding, the write.
+fn write_snapshot(store: &mut Store, engine: &Engine, version: u64) -> BenchResult<usize> {
+    let cpu = cpu_time();
+    let started = Instant::now();
+    let image = engine.to_image();
+    let imaged = started.elapsed();
+    let blob = licensd_store::snapshot::encode(&image)?;
+    let encoded = started.elapsed() - imaged;
+    drop(image);
+    store.write_engine_snapshot(engine.settings().tenant_id, version, &blob)?;
+    println!(
+        "  wrote the engine snapshot: {:.1} MB; to_image {:.2} s + encode {:.2} s + write {:.2} s, CPU {:.2} s",
+        blob.len() as f64 / 1e6,
+        seconds(imaged),
+        seconds(encoded),
+        seconds(started.elapsed() - imaged - encoded),
+        seconds(cpu_time().saturating_sub(cpu))
+    );
+    Ok(blob.len())
+}
+
+/// One timed start-up through [`Store::start_engine`] (the snapshot and the change log since).
+fn startup_snapshot(
+    store: &mut Store,
+    tenant_id: Uuid,
+    expect_caught_up: bool,
+) -> BenchResult<(Engine, Duration)> {
+    let cpu = cpu_time();
+    let started = Instant::now();
+    let start = store.start_engine(tenant_id)?;
+    let total = started.elapsed();
+    let licensd_store::StartSource::Snapshot {
+        snapshot_version,
+        caught_up,
+    } = start.source
+    else {
+        return Err(format!("the start did not use the snapshot: {:?}", start.source).into());
+    };
+    if caught_up != expect_caught_up {
+        return Err(format!("caught up: {caught_up}, expected {expect_caught_up}").into());
+    }
+    println!(
+        "    start_engine (snapshot of version {snapshot_version}{}, at version {}) {:.2} s, CPU {:.2} s",
+        if caught_up { " + the change log since" } else { "" },
+        start.version,
+        seconds(total),
+        seconds(cpu_time().saturating_sub(cpu))
+    );
+    Ok((start.engine, total))
+}
+
+/// Decodes and restores a snapshot blob in memory (no database), timed: where the snapshot
+/// start's time goes besides reading the row.
+fn restore_in_memory(store: &mut Store, tenant_id: Uuid, engine: &Engine) -> BenchResult<()> {
+    let blob = licensd_store::snapshot::encode(&engine.to_image())?;
+    let _ = (store, tenant_id);
+    let cpu = cpu_time();
+    let started = Instant::now();
+    let image = licensd_store::snapshot::decode(&blob)?;
+    let decoded = started.elapsed();
+    drop(image);
+    let cpu_decode = cpu_time().saturating_sub(cpu);
+    let cpu = cpu_time();
+    let started = Instant::now();
+    let restored = licensd_store::snapshot::restore(&blob)?;
+    println!(
+        "    in memory: decode alone {:.2} s (CPU {:.2} s); decode + restore pipelined {:.2} s (CPU {:.2} s)",
+        seconds(decoded),
+        seconds(cpu_decode),
+        seconds(started.elapsed()),
+        seconds(cpu_time().saturating_sub(cpu))
+    );
+    std::hint::black_box(restored);
+    Ok(())
+}
+
+/// Writes `count` membership additions and the processing steps they queue through `engine`.
+fn write_after_snapshot(
+    store: &mut Store,
+    engine: &mut Engine,
+    mut version: u64,
+    count: usize,
+) -> BenchResult<u64> {
+    let image_users: Vec<Uuid> = engine
+        .to_image()
+        .users
+        .iter()
+        .step_by(997)
+        .map(|user| user.id)
+        .collect();
+    let groups: Vec<Uuid> = engine.to_image().groups.iter().map(|group| group.id).collect();
+    let tenant_id = engine.settings().tenant_id;
+    let mut at = Timestamp(4_000_000_000_000);
+    let mut written = 0;
+    for (index, user_id) in image_users.iter().cycle().enumerate() {
+        if written == count || index > count * 10 {
+            break;
+        }
+        at.0 += 1000;
+        let command = licensd_engine::Command::AddGroupMember {
+            group_id: groups[(index * 31) % groups.len()],
+            user_id: *user_id,
+        };
+        let Ok(outcome) = engine.apply(command, at) else {
+            continue;
+        };
+        let mut batch = WriteBatch::from_command_outcome(&outcome);
+        batch.expected_version = Some(version);
+        version = store.write(tenant_id, &batch)?;
+        written += 1;
+        if written % 10 == 0 {
+            at.0 += 1000;
+            let report = engine.process_batch_with_images(100, at);
+            let mut batch = WriteBatch::from_process_report(report);
+            batch.expected_version = Some(version);
+            version = store.write(tenant_id, &batch)?;
+        }
+    }
+    println!("  wrote {written} membership additions and their processing steps after the snapshot");
+    Ok(version)
+}
+
 fn bench_backend(
     backend: &Backend,
     tenant_id: Uuid,
@@ -475,10 +597,46 @@ fn bench_backend(
         ratio(best_engine),
     );
     let image = by_image.unwrap().to_image();
-    if by_engine.unwrap().to_image() != image {
+    if by_engine.as_ref().unwrap().to_image() != image {
         return Err("load_engine built another engine than load_tenant + from_image".into());
     }
     println!("  both paths built the same engine (checked)");
+    let mut engine = by_engine.unwrap();
+    let version = store.tenant_version(tenant_id)?;
+    write_snapshot(&mut store, &engine, version)?;
+    let mut best_snapshot = Duration::MAX;
+    for _ in 0..runs {
+        println!("  start-up through start_engine from the snapshot:");
+        let (started, time) = startup_snapshot(&mut store, tenant_id, false)?;
+        best_snapshot = best_snapshot.min(time);
+        if started.to_image() != image {
+            return Err("the snapshot start built another engine than the full load".into());
+        }
+        drop(started);
+        restore_in_memory(&mut store, tenant_id, &engine)?;
+    }
+    println!(
+        "  best of {runs}: start from the snapshot {:.2} s ({:.1}x the reference; the full load above {:.2} s); same engine as the full load (checked)",
+        seconds(best_snapshot),
+        ratio(best_snapshot),
+        seconds(best_image.min(best_engine)),
+    );
+    let after: usize = env_or("LICENSD_BENCH_WRITES_AFTER_SNAPSHOT", 200);
+    if after > 0 {
+        let version = write_after_snapshot(&mut store, &mut engine, version, after)?;
+        println!("  start-up through start_engine from the snapshot + the change log since:");
+        let (started, time) = startup_snapshot(&mut store, tenant_id, true)?;
+        let (full, _) = startup_engine(&mut store, tenant_id)?;
+        if started.to_image() != full.to_image() || started.to_image() != engine.to_image() {
+            return Err("snapshot + log built another engine than the full load".into());
+        }
+        println!(
+            "  snapshot + log to version {version}: {:.2} s; same engine as the full load (checked)",
+            seconds(time)
+        );
+        // Leave the stored tenant's snapshot current for the next run.
+        write_snapshot(&mut store, &engine, version)?;
+    }
     match generated {
         Some(expected) if *expected != image => {
             return Err("the loaded tenant differs from the generated one".into())

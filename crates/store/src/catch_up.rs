@@ -459,11 +459,17 @@ fn read_patch<D: CatchUpReads>(
         session,
         D::LISTS,
         "reading memberships",
-        "SELECT m.user_key, m.group_key, m.since, g.group_key, g.group_id, g.display_name,
+        // The users' memberships first (materialized), then their groups: as a plain join, a
+        // planner with stale statistics probed the memberships of every group of the tenant
+        // (PostgreSQL, 1,000,000 users, 5,000 groups: 156-357 ms for one user, 0.85 ms so).
+        "WITH m AS MATERIALIZED (
+             SELECT tenant_key, user_key, group_key, since, position FROM memberships
+             WHERE tenant_key = $1 AND user_key {in})
+         SELECT m.user_key, m.group_key, m.since, g.group_key, g.group_id, g.display_name,
                 g.licensed_since, g.membership_rule, g.membership_rule_state
-         FROM memberships m
+         FROM m
          JOIN groups g ON g.tenant_key = m.tenant_key AND g.group_key = m.group_key
-         WHERE m.tenant_key = $1 AND m.user_key {in} ORDER BY m.user_key, m.position",
+         ORDER BY m.user_key, m.position",
         tenant_key,
         Values::Keys(&user_keys),
         |row| {

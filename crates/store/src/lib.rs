@@ -44,6 +44,7 @@ mod outbox;
 mod postgres;
 mod reads;
 mod security;
+pub mod snapshot;
 mod spend;
 mod sql;
 mod sqlite;
@@ -67,6 +68,7 @@ pub use crate::outbox::{
 };
 pub use crate::postgres::PostgresStore;
 pub use crate::security::{AccessTokenRecord, AuditQuery, AuditRecord, ModifiedProperty, StoredAuditRecord};
+pub use crate::snapshot::{StartSource, Started};
 pub use crate::spend::{SeatSnapshot, SkuPrice, UserActivityRecord};
 pub use crate::sqlite::SqliteStore;
 pub use crate::subscriptions::SubscriptionLifecycle;
@@ -461,6 +463,39 @@ impl Store {
                 load::load_engine(store.as_mut(), tenant_id, load::CHUNK_USERS, &mut |_| {})
             }
         }
+    }
+
+    /// The tenant's engine for a start: its stored engine snapshot ([`snapshot`]) brought up to
+    /// the stored version through the change log, or — when there is none, or it is of another
+    /// format, damaged, or older than the log reaches — [`Store::load_engine`]. The result says
+    /// which, and why a snapshot was not used.
+    pub fn start_engine(&mut self, tenant_id: Uuid) -> Result<Started, StoreError> {
+        match self {
+            Store::Sqlite(store) => snapshot::start_engine(store, tenant_id, |store| {
+                let (image, version) = load::load_tenant(store, tenant_id, &mut |_| {})?;
+                let engine = Engine::from_image(image).map_err(StoreError::Restore)?;
+                Ok((engine, version))
+            }),
+            Store::Postgres(store) => snapshot::start_engine(store.as_mut(), tenant_id, |store| {
+                load::load_engine(store, tenant_id, load::CHUNK_USERS, &mut |_| {})
+            }),
+        }
+    }
+
+    /// Stores `blob` ([`snapshot::encode`] of the engine's image at `version`) as the tenant's
+    /// engine snapshot, unless a newer one is stored. Returns whether it was stored.
+    pub fn write_engine_snapshot(
+        &mut self,
+        tenant_id: Uuid,
+        version: u64,
+        blob: &[u8],
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, store => snapshot::write(store, tenant_id, version, blob))
+    }
+
+    /// The version of the tenant's stored engine snapshot, if it has one.
+    pub fn engine_snapshot_version(&mut self, tenant_id: Uuid) -> Result<Option<u64>, StoreError> {
+        dispatch!(self, store => snapshot::stored_version(store, tenant_id))
     }
 
     /// [`Store::load_engine`] handing the users over `chunk_users` at a time (at least one),

@@ -271,6 +271,7 @@ impl Expression {
 }
 
 /// Whether a dynamic group's rule is applied (`membershipRuleProcessingState`).
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum RuleProcessingState {
     /// Memberships follow the rule.

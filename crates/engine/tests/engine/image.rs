@@ -48,3 +48,38 @@ fn an_image_with_a_dangling_reference_is_refused() {
         "{error}"
     );
 }
+
+#[test]
+fn an_image_with_a_user_twice_or_a_principal_name_twice_is_refused() {
+    let (world, _) = SeedWorld::demo().expect("demo");
+    let image = world.engine.to_image();
+    // The same user id twice.
+    let mut twice = image.clone();
+    let mut copy = twice.users[1].clone();
+    copy.user_principal_name = "someone.else@contoso.com".into();
+    copy.id = twice.users[0].id;
+    twice.users.push(copy);
+    assert_eq!(
+        Engine::from_image(twice).expect_err("refused"),
+        RestoreError::Duplicate {
+            what: "user",
+            id: image.users[0].id
+        }
+    );
+    // Two users whose principal names differ only in case.
+    let mut twins = image.clone();
+    let mut copy = twins.users[1].clone();
+    copy.id = Uuid::from_u128(0x7717);
+    copy.user_principal_name = twins.users[1].user_principal_name.to_uppercase();
+    let name = copy.user_principal_name.clone();
+    twins.users.push(copy);
+    assert_eq!(
+        Engine::from_image(twins).expect_err("refused"),
+        RestoreError::Invalid(format!("userPrincipalName {name} is used by two users"))
+    );
+    // Without the copies the image restores.
+    assert_eq!(
+        Engine::from_image(image.clone()).expect("restores").to_image(),
+        image
+    );
+}
