@@ -22,6 +22,8 @@ mod diagnosis_cli;
 mod durability;
 #[path = "licensd/notifications.rs"]
 mod notifications;
+#[path = "licensd/nesting_instances.rs"]
+mod nesting_instances;
 #[path = "../../delivery/tests/receiver/mod.rs"]
 mod receiver;
 #[path = "licensd/shutdown.rs"]
