@@ -186,8 +186,8 @@ impl MemberKind {
     }
 }
 
-/// Checks every id to add: a user or a group of the tenant, of the `type` the client declared
-/// (when it declared one), and for a group, not one that would close a cycle (the group itself or
+/// Checks the `type` the client declared for members (where it declared one) against what each
+/// is, and every id to add: a user or a group of the tenant, and for a group, not one that would close a cycle (the group itself or
 /// a group it is nested in). Returns each id with what it is.
 fn check_members(
     engine: &Engine,
@@ -195,23 +195,19 @@ fn check_members(
     ids: &[Uuid],
     declared_types: &[(Uuid, String)],
 ) -> Result<Vec<(Uuid, MemberKind)>, ScimError> {
-    let mut checked = Vec::with_capacity(ids.len());
-    for id in ids {
-        let Some(kind) = MemberKind::of(engine, *id) else {
+    // Every declared type is checked, also of members already there (a member sent with the
+    // wrong type is refused, not silently taken as what it is).
+    for (id, declared) in declared_types {
+        let declared_kind = if declared.eq_ignore_ascii_case("User") {
+            MemberKind::User
+        } else if declared.eq_ignore_ascii_case("Group") {
+            MemberKind::Group
+        } else {
             return Err(ScimError::invalid_value(format!(
-                "No user or group {id} to make a member."
+                "The member {id} has type '{declared}': a member's type is 'User' or 'Group'."
             )));
         };
-        for (_, declared) in declared_types.iter().filter(|(declared_id, _)| declared_id == id) {
-            let declared_kind = if declared.eq_ignore_ascii_case("User") {
-                MemberKind::User
-            } else if declared.eq_ignore_ascii_case("Group") {
-                MemberKind::Group
-            } else {
-                return Err(ScimError::invalid_value(format!(
-                    "The member {id} has type '{declared}': a member's type is 'User' or 'Group'."
-                )));
-            };
+        if let Some(kind) = MemberKind::of(engine, *id) {
             if declared_kind != kind {
                 return Err(ScimError::invalid_value(format!(
                     "The member {id} is declared a {} but is a {}.",
@@ -220,6 +216,14 @@ fn check_members(
                 )));
             }
         }
+    }
+    let mut checked = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Some(kind) = MemberKind::of(engine, *id) else {
+            return Err(ScimError::invalid_value(format!(
+                "No user or group {id} to make a member."
+            )));
+        };
         // Checked before any member changes, so that a refused request changes nothing (the
         // group's own removals cannot break such a cycle: it runs from the new member down to
         // the group).
