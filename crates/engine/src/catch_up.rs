@@ -385,7 +385,11 @@ impl Engine {
     /// Replaces every nesting edge of `groups` (as the group or the member) by `edges`, and
     /// orders the edges of every group concerned as a load orders them (a group's members by
     /// the time they were added, then id; the groups it is in by id).
-    fn replace_nesting_of(&mut self, groups: &[Uuid], edges: &[GroupNestingImage]) -> Result<(), RestoreError> {
+    fn replace_nesting_of(
+        &mut self,
+        groups: &[Uuid],
+        edges: &[GroupNestingImage],
+    ) -> Result<(), RestoreError> {
         let mut concerned: FxHashSet<GroupRef> = FxHashSet::default();
         for group_id in groups {
             let Some(group) = self.directory.find_group(*group_id) else {

@@ -60,8 +60,10 @@ struct Tenant {
 fn build(users: usize, leaves: usize) -> Tenant {
     let mut engine = Engine::new(TenantSettings::new(Uuid::from_u128(0x7e_0001), "Rule visibility"));
     let at = Timestamp(0);
-    let mut apply = |engine: &mut Engine, command: Command| {
-        engine.apply_without_images(command, at).expect("a set-up command");
+    let apply = |engine: &mut Engine, command: Command| {
+        engine
+            .apply_without_images(command, at)
+            .expect("a set-up command");
     };
     let sku = Uuid::from_u128(0x5c0);
     apply(
@@ -106,7 +108,11 @@ fn build(users: usize, leaves: usize) -> Tenant {
     };
     let mut dynamic_groups = Vec::with_capacity(DEPARTMENTS);
     for index in 0..DEPARTMENTS {
-        let group_id = licensed_group(&mut engine, index as u128, format!("Dynamic {}", department(index)));
+        let group_id = licensed_group(
+            &mut engine,
+            index as u128,
+            format!("Dynamic {}", department(index)),
+        );
         apply(
             &mut engine,
             Command::SetMembershipRule {
@@ -168,7 +174,13 @@ struct Client {
 }
 
 impl Client {
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>, expected: u16) -> BenchResult<Value> {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        expected: u16,
+    ) -> BenchResult<Value> {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -200,9 +212,11 @@ impl Client {
             )
             .await?;
         let group = group_id.to_string();
-        Ok(user["licenseAssignmentStates"]
-            .as_array()
-            .is_some_and(|states| states.iter().any(|state| state["assignedByGroup"] == group.as_str())))
+        Ok(user["licenseAssignmentStates"].as_array().is_some_and(|states| {
+            states
+                .iter()
+                .any(|state| state["assignedByGroup"] == group.as_str())
+        }))
     }
 
     /// Sends the change, then polls until the user holds `group_id`'s license; the time from

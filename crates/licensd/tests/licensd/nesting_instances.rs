@@ -31,22 +31,20 @@ fn states(address: &str, token: &str, user: &str) -> Vec<Value> {
 
 /// Whether a user holds an Active state of `sku` from `group`.
 fn holds(address: &str, token: &str, user: &str, sku: &str, group: &str) -> bool {
-    states(address, token, user).iter().any(|state| {
-        state["skuId"] == sku && state["assignedByGroup"] == group && state["state"] == "Active"
-    })
+    states(address, token, user)
+        .iter()
+        .any(|state| state["skuId"] == sku && state["assignedByGroup"] == group && state["state"] == "Active")
 }
 
 /// Waits until `expected` holds through the first instance (processing done), then checks the
 /// second agrees within [`FRESH_READ_BOUND`]; returns how long the second took.
-fn seen_through_both(
-    first: &str,
-    second: &Server,
-    what: &str,
-    expected: impl Fn(&str) -> bool,
-) -> Duration {
+fn seen_through_both(first: &str, second: &Server, what: &str, expected: impl Fn(&str) -> bool) -> Duration {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !expected(first) {
-        assert!(Instant::now() < deadline, "the first instance never showed {what}");
+        assert!(
+            Instant::now() < deadline,
+            "the first instance never showed {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let started = Instant::now();
@@ -222,11 +220,16 @@ fn nesting_attribute_and_rule_changes_are_caught_up_incrementally_by_another_ins
         None,
     );
     assert_eq!(status, 204, "{body}");
-    let unnested = seen_through_both(&through_first, &second, "Alice's E3 gone with the nesting", |at| {
-        !states(at, token, &alice)
-            .iter()
-            .any(|state| state["assignedByGroup"] == all_staff.as_str())
-    });
+    let unnested = seen_through_both(
+        &through_first,
+        &second,
+        "Alice's E3 gone with the nesting",
+        |at| {
+            !states(at, token, &alice)
+                .iter()
+                .any(|state| state["assignedByGroup"] == all_staff.as_str())
+        },
+    );
 
     let (incremental, reloads) = catch_up_counts(&second.address());
     assert_eq!(

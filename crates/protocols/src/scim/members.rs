@@ -158,13 +158,15 @@ mod tests {
                 Op::Add,
                 Some("members"),
                 Some(json!([{"value": b.to_string()}, {"value": a.to_string()}])),
-            ), &users
+            ),
+            &users,
         )
         .expect("add");
         assert_eq!(members, [a, b]);
         apply_to_members(
             &mut members,
-            &operation(Op::Remove, Some(&format!("members[value eq \"{a}\"]")), None), &users
+            &operation(Op::Remove, Some(&format!("members[value eq \"{a}\"]")), None),
+            &users,
         )
         .expect("remove by filter");
         assert_eq!(members, [b]);
@@ -174,7 +176,8 @@ mod tests {
                 Op::Remove,
                 Some("members"),
                 Some(json!([{"value": b.to_string()}])),
-            ), &users
+            ),
+            &users,
         )
         .expect("remove by value");
         assert!(members.is_empty());
@@ -184,13 +187,15 @@ mod tests {
                 Op::Replace,
                 Some("members"),
                 Some(json!([{"value": c.to_string()}])),
-            ), &users
+            ),
+            &users,
         )
         .expect("replace");
         assert_eq!(members, [c]);
         assert!(apply_to_members(
             &mut members,
-            &operation(Op::Add, Some("members"), Some(json!([{"value": "nope"}]))), &users
+            &operation(Op::Add, Some("members"), Some(json!([{"value": "nope"}]))),
+            &users
         )
         .is_err());
         assert!(apply_to_members(
@@ -199,10 +204,16 @@ mod tests {
                 Op::Replace,
                 Some("members[value eq \"x\"].value"),
                 Some(json!("y"))
-            ), &users
+            ),
+            &users
         )
         .is_err());
-        apply_to_members(&mut members, &operation(Op::Remove, Some("members"), None), &users).expect("remove all");
+        apply_to_members(
+            &mut members,
+            &operation(Op::Remove, Some("members"), None),
+            &users,
+        )
+        .expect("remove all");
         assert!(members.is_empty());
     }
 

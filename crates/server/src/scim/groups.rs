@@ -584,12 +584,7 @@ pub async fn patch(
     let mut declared_types = Vec::new();
     // What a member is, for removal filters naming `type` (members being added are read as
     // users until they are checked).
-    let type_of = |id: Uuid| {
-        current
-            .kind_of(id)
-            .unwrap_or(MemberKind::User)
-            .scim_type()
-    };
+    let type_of = |id: Uuid| current.kind_of(id).unwrap_or(MemberKind::User).scim_type();
     for operation in &operations {
         if targets_members(operation) {
             if let Some(value) = &operation.value {

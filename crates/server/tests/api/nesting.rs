@@ -372,7 +372,10 @@ async fn a_licensed_groups_processing_state_counts_queued_nested_members(
 
     // All Staff has no direct member; Alice, two levels below it and queued, counts for it.
     assert_eq!(processing_state(&server, all_staff).await, "QueuedForProcessing");
-    assert_eq!(processing_state(&server, engineering).await, "QueuedForProcessing");
+    assert_eq!(
+        processing_state(&server, engineering).await,
+        "QueuedForProcessing"
+    );
     assert_eq!(processing_state(&server, platform).await, "QueuedForProcessing");
     let listed = server
         .get("/v1.0/groups?$select=id,licenseProcessingState&$top=999")

@@ -29,7 +29,11 @@ async fn groups_nest_through_scim_on_postgres() {
 
 /// A group's SCIM members as (value, type, $ref).
 async fn scim_members(server: &TestServer, group: Uuid) -> Vec<(String, String, String)> {
-    let body = server.get(&format!("{SCIM}/Groups/{group}")).await.expect(200).body;
+    let body = server
+        .get(&format!("{SCIM}/Groups/{group}"))
+        .await
+        .expect(200)
+        .body;
     body["members"]
         .as_array()
         .map(|members| {
@@ -112,7 +116,9 @@ async fn groups_nest_through_scim(server: &TestServer) {
     let patched = server
         .patch(
             &format!("{SCIM}/Groups/{all_staff}"),
-            patch_op(json!([{"op": "Add", "path": "members", "value": [{"value": engineering.to_string()}]}])),
+            patch_op(
+                json!([{"op": "Add", "path": "members", "value": [{"value": engineering.to_string()}]}]),
+            ),
         )
         .await;
     assert_eq!(patched.status, 200, "{:#}", patched.body);
@@ -135,14 +141,19 @@ async fn groups_nest_through_scim(server: &TestServer) {
     );
     // Alice, two levels down, is licensed by All Staff.
     server.settle().await;
-    let state = e3_from(server, alice, all_staff).await.expect("E3 through the nesting");
+    let state = e3_from(server, alice, all_staff)
+        .await
+        .expect("E3 through the nesting");
     assert_eq!(state["state"], "Active", "{state:#}");
     assert_eq!(server.consumed_units(E3).await, 1);
 
     // Refused, nothing changed: a cycle (All Staff into Platform, which is below it), the group
     // itself, a user declared a Group, a group declared a User, an unknown id.
-    let platform_version = server.get(&format!("{SCIM}/Groups/{platform}")).await.expect(200).body["meta"]
-        ["version"]
+    let platform_version = server
+        .get(&format!("{SCIM}/Groups/{platform}"))
+        .await
+        .expect(200)
+        .body["meta"]["version"]
         .clone();
     let cycle = server
         .patch(
@@ -189,7 +200,11 @@ async fn groups_nest_through_scim(server: &TestServer) {
         )
         .await;
     expect_scim_error(unknown, 400, Some("invalidValue"));
-    let after = server.get(&format!("{SCIM}/Groups/{platform}")).await.expect(200).body;
+    let after = server
+        .get(&format!("{SCIM}/Groups/{platform}"))
+        .await
+        .expect(200)
+        .body;
     assert_eq!(after["meta"]["version"], platform_version, "{after:#}");
     assert!(nested_groups(server, platform).await.is_empty());
     assert_eq!(nested_groups(server, all_staff).await, [engineering.to_string()]);
@@ -207,7 +222,11 @@ async fn groups_nest_through_scim(server: &TestServer) {
     assert_eq!(put.status, 200, "{:#}", put.body);
     let members = scim_members(server, engineering).await;
     assert_eq!(members.len(), 2, "{members:?}");
-    assert!(members.contains(&(alice.to_string(), "User".to_string(), format!("{base}/Users/{alice}"))));
+    assert!(members.contains(&(
+        alice.to_string(),
+        "User".to_string(),
+        format!("{base}/Users/{alice}")
+    )));
     assert!(members.contains(&(
         platform.to_string(),
         "Group".to_string(),
