@@ -271,10 +271,13 @@ async fn main() -> BenchResult<()> {
     let directory = tempfile::tempdir()?;
     let set_up = Instant::now();
     let tenant = build(user_count, samples);
-    let database = BenchDatabase::from_environment(directory.path(), "licensd_rule_visibility")?;
     let image = tenant.engine.to_image();
     // The store's PostgreSQL client is synchronous: the set-up runs outside the async runtime.
-    let token = tokio::task::block_in_place(|| store_with_token(&database, image, "rule visibility"))?;
+    let (database, token) = tokio::task::block_in_place(|| -> BenchResult<(BenchDatabase, String)> {
+        let database = BenchDatabase::from_environment(directory.path(), "licensd_rule_visibility")?;
+        let token = store_with_token(&database, image, "rule visibility")?;
+        Ok((database, token))
+    })?;
     println!(
         "attribute / membership / nesting change -> license visible over HTTP, {}, {user_count} users, \
          {DEPARTMENTS} licensed dynamic groups, transitive licensing on (set-up {:.1} s)",
