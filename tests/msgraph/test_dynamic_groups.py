@@ -1,5 +1,6 @@
 """Directory attributes and dynamic membership groups through Microsoft's Python Graph SDK:
-attributes set with the SDK's User model drive a dynamic group's rule, and licenses follow."""
+attributes set with the SDK's User model drive a dynamic group's rule, and licenses follow: a
+department change moves the user from one licensed dynamic group to another, its license with it."""
 
 from msgraph.generated.groups.item.assign_license.assign_license_post_request_body import (
     AssignLicensePostRequestBody as GroupAssignLicenseBody,
@@ -13,7 +14,7 @@ from kiota_abstractions.base_request_configuration import RequestConfiguration
 
 from uuid import UUID
 
-from conftest import E3, run, wait_until
+from conftest import E1, E3, run, wait_until
 from test_licensing import create_user, unique
 
 
@@ -62,8 +63,8 @@ def test_attributes_set_with_the_sdk_drive_a_dynamic_group():
 
         assert await member_ids() == [user.id]
 
-        async def licensed():
-            states = (
+        async def states():
+            return (
                 await client.users.by_user_id(user.id).get(
                     request_configuration=RequestConfiguration(
                         query_parameters=UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(
@@ -72,10 +73,42 @@ def test_attributes_set_with_the_sdk_drive_a_dynamic_group():
                     )
                 )
             ).license_assignment_states
-            return any(str(state.sku_id) == E3 and state.state == "Active" for state in states)
+
+        async def licensed():
+            return any(str(state.sku_id) == E3 and state.state == "Active" for state in await states())
 
         await wait_until(licensed, "the dynamic group's E3 on the user")
-        await client.users.by_user_id(user.id).patch(User(department=unique("other")))
+
+        # A second licensed dynamic group for another department: moving the user there with the
+        # SDK's User model takes the first group's E3 away and brings the second group's E1.
+        other = unique("other")
+        sales = await client.groups.post(
+            Group(
+                display_name=unique("dynamic"),
+                mail_enabled=False,
+                mail_nickname=unique("dynamic"),
+                security_enabled=True,
+                group_types=["DynamicMembership"],
+                membership_rule=f'user.department -eq "{other}"',
+                membership_rule_processing_state="On",
+            )
+        )
+        await client.groups.by_group_id(sales.id).assign_license.post(
+            GroupAssignLicenseBody(add_licenses=[AssignedLicense(sku_id=UUID(E1))], remove_licenses=[])
+        )
+        await client.users.by_user_id(user.id).patch(User(department=other))
         assert await member_ids() == []
+
+        async def moved():
+            now = await states()
+            from_first = [state for state in now if state.assigned_by_group == group.id]
+            from_second = [
+                state
+                for state in now
+                if state.assigned_by_group == sales.id and str(state.sku_id) == E1 and state.state == "Active"
+            ]
+            return not from_first and len(from_second) == 1
+
+        await wait_until(moved, "the license moved with the department")
 
     run(scenario)

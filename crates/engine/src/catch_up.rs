@@ -4,8 +4,8 @@
 //!
 //! A store reads a [`TenantPatch`] — the current stored images of every product, group and user
 //! the writes after the engine's version touched, the ids of those that no longer exist, the
-//! settings and the queue when they changed, the directory attributes of the touched objects
-//! and the clock — and [`Engine::apply_patch`] puts them in place keeping every derived index in
+//! nesting edges of the touched groups, the settings and the queue when they changed, the
+//! directory attributes of the touched objects and the clock — and [`Engine::apply_patch`] puts them in place keeping every derived index in
 //! step (group member lists, user principal name and proxy address indexes, seat counts and
 //! waiting lists, per-group error lists and queue counters). The invariant, tested against the
 //! stores: an engine at version V that applies the patch for V→W has the same
@@ -19,12 +19,15 @@
 //! the id of a deleted one — is refused with [`PatchError::NeedsReload`] before anything
 //! changes: reload the tenant then.
 
+use rustc_hash::FxHashSet;
+
 use crate::directory::{DirectLicense, GroupLicense, Membership, User};
 use crate::image::{GroupImage, RestoreError, RestoredPlanLists, UserImage};
 use crate::model::{SkuDefinition, TenantSettings, Uuid};
+use crate::nesting::GroupNestingImage;
 use crate::plan_set::PlanRef;
 use crate::states::{sort_records, StateRecord};
-use crate::{Engine, UserRef};
+use crate::{Engine, GroupRef, UserRef};
 
 /// Directory attributes to put in place.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,6 +69,11 @@ pub struct TenantPatch {
     /// The whole work queue in order, when a write changed it.
     pub queue: Option<Vec<Uuid>>,
     pub directory_attributes: AttributesPatch,
+    /// Groups whose nesting edges the patch replaces: every edge in which one of them is the
+    /// group or the member goes, and `nesting_edges` takes their place.
+    pub nesting_of_groups: Vec<Uuid>,
+    /// The stored nesting edges of `nesting_of_groups` (each edge once).
+    pub nesting_edges: Vec<GroupNestingImage>,
 }
 
 impl TenantPatch {
@@ -78,6 +86,7 @@ impl TenantPatch {
             && self.users.is_empty()
             && self.deleted_users.is_empty()
             && self.queue.is_none()
+            && self.nesting_of_groups.is_empty()
             && matches!(&self.directory_attributes, AttributesPatch::Objects(objects) if objects.is_empty())
     }
 }
@@ -270,6 +279,12 @@ impl Engine {
         }
         self.order_restored_rules();
 
+        // 4b. The nesting edges of the touched groups, as stored (every group they name exists
+        // now: new ones were added above).
+        if !patch.nesting_of_groups.is_empty() {
+            self.replace_nesting_of(&patch.nesting_of_groups, &patch.nesting_edges)?;
+        }
+
         // 5. The queue, rebuilt as a load builds it (its per-group counters follow the
         // memberships that changed).
         let order: Vec<UserRef> = match &patch.queue {
@@ -365,6 +380,51 @@ impl Engine {
             states,
             stale,
         })
+    }
+
+    /// Replaces every nesting edge of `groups` (as the group or the member) by `edges`, and
+    /// orders the edges of every group concerned as a load orders them (a group's members by
+    /// the time they were added, then id; the groups it is in by id).
+    fn replace_nesting_of(
+        &mut self,
+        groups: &[Uuid],
+        edges: &[GroupNestingImage],
+    ) -> Result<(), RestoreError> {
+        let mut concerned: FxHashSet<GroupRef> = FxHashSet::default();
+        for group_id in groups {
+            let Some(group) = self.directory.find_group(*group_id) else {
+                continue;
+            };
+            let nesting = self.directory.nesting();
+            concerned.extend(nesting.parents_of(group));
+            concerned.extend(nesting.children_of(group).iter().map(|(child, _)| *child));
+            concerned.insert(group);
+            self.directory.nesting_mut().remove_group(group);
+        }
+        for edge in edges {
+            let referenced_by = format!(
+                "the nesting of group {} in group {}",
+                edge.member_group_id, edge.group_id
+            );
+            let parent = self.resolve_group(edge.group_id, &referenced_by)?;
+            let child = self.resolve_group(edge.member_group_id, &referenced_by)?;
+            let nesting = self.directory.nesting();
+            if nesting.contains(parent, child) {
+                continue;
+            }
+            if nesting.would_cycle(parent, child) {
+                return Err(RestoreError::Invalid(format!("{referenced_by} closes a cycle")));
+            }
+            self.directory.nesting_mut().insert(parent, child, edge.since);
+            concerned.insert(parent);
+            concerned.insert(child);
+        }
+        let mut nesting = std::mem::take(self.directory.nesting_mut());
+        for group in concerned {
+            nesting.order_edges_of(group, &|group| self.directory.group(group).id);
+        }
+        *self.directory.nesting_mut() = nesting;
+        Ok(())
     }
 
     /// Deletes a user the store no longer has (or has under a new key): its states, queue

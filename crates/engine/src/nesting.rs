@@ -82,6 +82,17 @@ impl Nesting {
         }
     }
 
+    /// Orders a group's edges as restoring sorted edges orders them: its members by the time
+    /// they were added, then id; the groups it is in by id.
+    pub(crate) fn order_edges_of(&mut self, group: GroupRef, id_of: &dyn Fn(GroupRef) -> Uuid) {
+        if let Some(children) = self.children.get_mut(&group) {
+            children.sort_by_key(|(child, since)| (*since, id_of(*child)));
+        }
+        if let Some(parents) = self.parents.get_mut(&group) {
+            parents.sort_by_key(|(parent, since)| (id_of(*parent), *since));
+        }
+    }
+
     /// Removes every edge of a group (it is being deleted).
     pub(crate) fn remove_group(&mut self, group: GroupRef) {
         let parents: Vec<GroupRef> = self.parents_of(group).collect();

@@ -385,8 +385,19 @@ impl Engine {
         Ok(members.into_iter().map(|(_, id)| id).collect())
     }
 
+    /// A group's processing state from the queue: its queued members, and with transitive
+    /// licensing on also the queued members of every group nested in it (they receive its
+    /// products too), so a licensed group is complete only once the users below it are.
     fn processing_state_of(&self, group: GroupRef) -> LicenseProcessingState {
-        let (pending_users, processing_started) = self.queue.group_processing(group);
+        let (mut pending_users, mut processing_started) = self.queue.group_processing(group);
+        let nesting = self.directory.nesting();
+        if self.settings.transitive_licensing && !nesting.children_of(group).is_empty() {
+            for below in nesting.descendants(group).into_iter().skip(1) {
+                let (pending, started) = self.queue.group_processing(below);
+                pending_users += pending;
+                processing_started |= started && pending > 0;
+            }
+        }
         if pending_users == 0 {
             LicenseProcessingState::ProcessingComplete
         } else if processing_started {

@@ -20,6 +20,8 @@ mod cli;
 mod diagnosis_cli;
 #[path = "licensd/durability.rs"]
 mod durability;
+#[path = "licensd/nesting_instances.rs"]
+mod nesting_instances;
 #[path = "licensd/notifications.rs"]
 mod notifications;
 #[path = "../../delivery/tests/receiver/mod.rs"]

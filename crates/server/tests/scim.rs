@@ -15,6 +15,8 @@ mod support;
 mod attributes;
 #[path = "scim/idp.rs"]
 mod idp;
+#[path = "scim/nesting.rs"]
+mod nesting;
 #[path = "scim/protocol.rs"]
 mod protocol;
 

@@ -527,8 +527,9 @@ impl<'a> PreparedBatch<'a> {
             service_plans: batch.service_plans.is_some(),
             skus: batch.skus.iter().map(|sku| sku.sku_id).collect(),
             users,
-            // Groups written, and groups whose members changed (a Graph delta round lists them
-            // with their members, so a member who left is seen to be gone).
+            // Groups written, groups whose members changed (a Graph delta round lists them
+            // with their members, so a member who left is seen to be gone), and both groups of
+            // each nesting edge written (a catch-up reads the touched groups' edges again).
             groups: {
                 let mut groups_seen = FxHashSet::default();
                 batch
@@ -542,6 +543,12 @@ impl<'a> PreparedBatch<'a> {
                             .map(|(_, membership)| membership.group_id),
                     )
                     .chain(batch.memberships_removed.iter().map(|(_, group_id)| *group_id))
+                    .chain(
+                        batch
+                            .group_nestings
+                            .iter()
+                            .flat_map(|((group_id, member_group_id), _)| [*group_id, *member_group_id]),
+                    )
                     .filter(|group_id| groups_seen.insert(*group_id))
                     .collect()
             },
@@ -555,9 +562,7 @@ impl<'a> PreparedBatch<'a> {
             + change.groups.len()
             + change.deleted_users.len()
             + change.deleted_groups.len();
-        // A nesting edge changes which users a group reaches: other instances reload the
-        // tenant rather than patch it (nesting changes are rare next to memberships).
-        if listed > MAX_LISTED_CHANGES || !batch.group_nestings.is_empty() {
+        if listed > MAX_LISTED_CHANGES {
             change.skus.clear();
             change.users.clear();
             change.groups.clear();

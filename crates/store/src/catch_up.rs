@@ -12,6 +12,9 @@
 //!   their plans this way too), which renumbers what the engine derives from the catalog;
 //! - a group was deleted and created again with the same id.
 //!
+//! Nesting edges are read for every touched group (a write that nests or un-nests a group lists
+//! both groups): the patch replaces every edge of those groups with the stored ones.
+//!
 //! (The engine refuses a patch for a product whose plans changed the same way,
 //! `PatchError::NeedsReload`.) Directory attributes change only through writes whose records list
 //! nothing (`SetDirectoryAttributes`) or with the deletion of their object (the engine drops
@@ -24,7 +27,9 @@
 //! Rows are decoded by the loader's [`ImageBuilder`], so a patch decodes exactly as a load does.
 
 use licensd_engine::image::{GroupImage, UserImage};
-use licensd_engine::{AttributesPatch, ServicePlanDefinition, TenantPatch, TenantSettings, Uuid};
+use licensd_engine::{
+    AttributesPatch, GroupNestingImage, ServicePlanDefinition, TenantPatch, TenantSettings, Uuid,
+};
 use rustc_hash::FxHashSet;
 
 use crate::batch::TenantChange;
@@ -529,6 +534,27 @@ fn read_patch<D: CatchUpReads>(
             Ok(())
         },
     )?;
+    // The nesting edges of the touched groups, as the group or as the member.
+    let mut nesting_edges: Vec<GroupNestingImage> = Vec::new();
+    for_each_matching(
+        session,
+        D::LISTS,
+        "reading nested groups",
+        "SELECT group_id, member_group_id, since FROM group_nestings
+         WHERE tenant_key = $1 AND (group_id {in} OR member_group_id {in})",
+        tenant_key,
+        Values::Ids(&touched.groups),
+        |row| {
+            nesting_edges.push(GroupNestingImage {
+                group_id: row.id(0)?,
+                member_group_id: row.id(1)?,
+                since: logical_time(row.integer(2)?, "a nesting edge's time")?,
+            });
+            Ok(())
+        },
+    )?;
+    nesting_edges.sort_unstable_by_key(|edge| (edge.group_id, edge.since, edge.member_group_id));
+    nesting_edges.dedup();
     let touched_group_keys: FxHashSet<i64> = group_rows.iter().map(|(key, _)| *key).collect();
     let mut seen = touched_group_keys.clone();
     group_rows.extend(
@@ -717,21 +743,20 @@ fn read_patch<D: CatchUpReads>(
         deleted_users,
         queue,
         directory_attributes,
+        nesting_of_groups: touched.groups.clone(),
+        nesting_edges,
     }))
 }
 
 /// What an engine changed in a write the store then refused (another instance wrote first), as
 /// a change record to pass as `also` to [`crate::Store::catch_up`]: reading those entities again
-/// along with the writes that came in between brings the engine back to the store. `None` when
+/// along with the writes that came in between brings the engine back to the store (a nesting
+/// edge is listed as its two groups, whose edges are read again). `None` when
 /// the write deleted users or groups, or `created` them (say so: a batch does not tell): their
 /// places in the engine's order are lost or may precede those of users and groups other
 /// instances created first, so only a full reload restores them.
 pub fn unwritten_change(batch: &crate::WriteBatch, created: bool) -> Option<TenantChange> {
-    if created
-        || !batch.deleted_users.is_empty()
-        || !batch.deleted_groups.is_empty()
-        || !batch.group_nestings.is_empty()
-    {
+    if created || !batch.deleted_users.is_empty() || !batch.deleted_groups.is_empty() {
         return None;
     }
     let mut users: Vec<Uuid> = batch
@@ -762,7 +787,17 @@ pub fn unwritten_change(batch: &crate::WriteBatch, created: bool) -> Option<Tena
         service_plans: batch.service_plans.is_some(),
         skus: batch.skus.iter().map(|sku| sku.sku_id).collect(),
         users,
-        groups: batch.groups.iter().map(|group| group.id).collect(),
+        groups: batch
+            .groups
+            .iter()
+            .map(|group| group.id)
+            .chain(
+                batch
+                    .group_nestings
+                    .iter()
+                    .flat_map(|((group_id, member_group_id), _)| [*group_id, *member_group_id]),
+            )
+            .collect(),
         deleted_users: Vec::new(),
         deleted_groups: Vec::new(),
         // The engine queued or dequeued users: the queue is read whole.

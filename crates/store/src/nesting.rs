@@ -1,7 +1,8 @@
 //! Nested groups in the store (issue 17): the edges between groups (`group_nestings`) and the
 //! tenant's transitive licensing setting, written with each batch and read back by a load, in
-//! shared statements for both backends. A change of nesting is recorded as `everything`, so
-//! other instances reload the tenant instead of patching it.
+//! shared statements for both backends. A change of nesting is recorded with the two groups of
+//! each edge, so other instances catch up by reading those groups' edges again
+//! (`catch_up.rs`), as for any other change.
 
 use licensd_engine::GroupNestingImage;
 

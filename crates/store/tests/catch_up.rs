@@ -1,5 +1,6 @@
-//! Incremental catch-up, property-tested on both backends: random command sequences and
-//! processing steps go through engine A into the store; engine B, left at an older version,
+//! Incremental catch-up, property-tested on both backends: random command sequences (nesting
+//! edges and the transitive licensing setting among them) and processing steps go through engine
+//! A into the store; engine B, left at an older version,
 //! catches up from the change log (`Store::catch_up` + `Engine::apply_patch`) at random points,
 //! and must then equal a full load of the store at that version (`Engine::from_image`) — and
 //! behave like it afterwards. B also diverges on purpose (a write the store refuses) and catches
@@ -113,6 +114,15 @@ enum Op {
     ReprocessGroup {
         group: usize,
     },
+    /// Nests a group in a group (issue 17), or takes it out again.
+    Nest {
+        group: usize,
+        member: usize,
+        remove: bool,
+    },
+    Transitive {
+        enabled: bool,
+    },
     /// Changes a plan's rules: the catch-up must fall back to a reload.
     PlanRules,
     Process {
@@ -159,6 +169,9 @@ fn command_op() -> impl Strategy<Value = Op> {
             .prop_map(|(object, text)| Op::Attributes { object, text }),
         1 => (0..USERS).prop_map(|user| Op::Reprocess { user }),
         1 => (0..GROUPS).prop_map(|group| Op::ReprocessGroup { group }),
+        4 => (0..GROUPS, 0..GROUPS, any::<bool>())
+            .prop_map(|(group, member, remove)| Op::Nest { group, member, remove }),
+        1 => any::<bool>().prop_map(|enabled| Op::Transitive { enabled }),
     ]
 }
 
@@ -270,6 +283,23 @@ fn command(op: &Op, engine: &Engine) -> Option<Command> {
         Op::ReprocessGroup { group } => Command::ReprocessGroup {
             group_id: group_id(*group),
         },
+        Op::Nest {
+            group,
+            member,
+            remove: false,
+        } => Command::AddGroupMemberGroup {
+            group_id: group_id(*group),
+            member_group_id: group_id(*member),
+        },
+        Op::Nest {
+            group,
+            member,
+            remove: true,
+        } => Command::RemoveGroupMemberGroup {
+            group_id: group_id(*group),
+            member_group_id: group_id(*member),
+        },
+        Op::Transitive { enabled } => Command::SetTransitiveLicensing { enabled: *enabled },
         Op::PlanRules => {
             let mut rules = engine
                 .service_plan_rules(EXCHANGE_ONLINE_PLAN_1)

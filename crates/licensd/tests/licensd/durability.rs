@@ -379,7 +379,7 @@ fn two_instances_share_3000_memberships_and_fail_over_postgres() {
 /// How soon a write acknowledged by one instance must be readable through another: notices
 /// arrive in milliseconds; when one is lost the watcher's version check finds the write within
 /// `VERSION_CHECK_INTERVAL` (1 s). The test allows twice that for a loaded machine.
-const FRESH_READ_BOUND: Duration = Duration::from_secs(2);
+pub(crate) const FRESH_READ_BOUND: Duration = Duration::from_secs(2);
 
 /// Reads `path` through `address` until `wanted` holds for the user's license states or
 /// `timeout` passes; returns how long it took.
@@ -689,7 +689,7 @@ fn tenants_are_shared_out_among_instances_and_taken_over_postgres() {
 
 /// The counts `/readyz` reports of how an instance caught up with other instances' writes:
 /// (incremental, full reloads).
-fn catch_up_counts(address: &str) -> (u64, u64) {
+pub(crate) fn catch_up_counts(address: &str) -> (u64, u64) {
     use std::io::{Read, Write};
     let mut connection = std::net::TcpStream::connect(address).expect("connect");
     write!(

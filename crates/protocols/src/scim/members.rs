@@ -19,7 +19,9 @@ fn member_id(member: &Value) -> Result<Uuid, BadRequest> {
         Value::String(text) => text.as_str(),
         Value::Object(object) => get_ignoring_case(object, "value")
             .and_then(Value::as_str)
-            .ok_or_else(|| BadRequest::invalid_value("Each member needs a 'value': the user's id."))?,
+            .ok_or_else(|| {
+                BadRequest::invalid_value("Each member needs a 'value': the id of a user or a group.")
+            })?,
         _ => {
             return Err(BadRequest::invalid_value(
                 "Each member must be an object with a 'value'.",
@@ -27,7 +29,9 @@ fn member_id(member: &Value) -> Result<Uuid, BadRequest> {
         }
     };
     Uuid::try_parse(text.trim()).map_err(|_| {
-        BadRequest::invalid_value(format!("The member '{text}' is not the id of a licensd user."))
+        BadRequest::invalid_value(format!(
+            "The member '{text}' is not the id of a licensd user or group."
+        ))
     })
 }
 
@@ -50,6 +54,27 @@ pub fn member_ids(value: &Value) -> Result<Vec<Uuid>, BadRequest> {
     Ok(ids)
 }
 
+/// The `type` each member of a `members` value declares (`"User"`, `"Group"` or anything else a
+/// client wrote), for the members that declare one, in the order given. Members whose id does
+/// not parse are left out ([`member_ids`] refuses them).
+pub fn declared_member_types(value: &Value) -> Vec<(Uuid, String)> {
+    let items: Vec<&Value> = match value {
+        Value::Array(items) => items.iter().collect(),
+        other => vec![other],
+    };
+    items
+        .into_iter()
+        .filter_map(|item| {
+            let object = item.as_object()?;
+            let id = get_ignoring_case(object, "value")
+                .and_then(Value::as_str)
+                .and_then(|text| Uuid::try_parse(text.trim()).ok())?;
+            let declared = get_ignoring_case(object, "type").and_then(Value::as_str)?;
+            Some((id, declared.to_string()))
+        })
+        .collect()
+}
+
 /// Whether an operation's path is the group's `members`.
 pub fn targets_members(operation: &Operation) -> bool {
     operation.path.as_ref().is_some_and(|path| {
@@ -57,8 +82,13 @@ pub fn targets_members(operation: &Operation) -> bool {
     })
 }
 
-/// Applies a `members` operation to the member list.
-pub fn apply_to_members(members: &mut Vec<Uuid>, operation: &Operation) -> Result<(), BadRequest> {
+/// Applies a `members` operation to the member list. `type_of` tells what a member is (`"User"`
+/// or `"Group"`), which a removal filter may name (`members[type eq "Group"]`).
+pub fn apply_to_members(
+    members: &mut Vec<Uuid>,
+    operation: &Operation,
+    type_of: &dyn Fn(Uuid) -> &'static str,
+) -> Result<(), BadRequest> {
     let path = operation.path.as_ref();
     if path.is_some_and(|path| path.attr.sub.is_some() || path.sub.is_some()) {
         return Err(BadRequest::invalid_path(
@@ -88,7 +118,7 @@ pub fn apply_to_members(members: &mut Vec<Uuid>, operation: &Operation) -> Resul
         (Op::Remove, Some(filter)) => {
             let members_path = path.map(|path| path.attr.clone());
             members.retain(|id| {
-                let member = json!({"value": id, "type": "User"});
+                let member = json!({"value": id, "type": type_of(*id)});
                 !filter.matches_in(&member, &GROUP_RESOURCE, members_path.as_ref())
             });
         }
@@ -114,6 +144,10 @@ mod tests {
         }
     }
 
+    fn users(_: Uuid) -> &'static str {
+        "User"
+    }
+
     #[test]
     fn member_operations_in_the_shapes_identity_providers_send() {
         let (a, b, c) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
@@ -125,12 +159,14 @@ mod tests {
                 Some("members"),
                 Some(json!([{"value": b.to_string()}, {"value": a.to_string()}])),
             ),
+            &users,
         )
         .expect("add");
         assert_eq!(members, [a, b]);
         apply_to_members(
             &mut members,
             &operation(Op::Remove, Some(&format!("members[value eq \"{a}\"]")), None),
+            &users,
         )
         .expect("remove by filter");
         assert_eq!(members, [b]);
@@ -141,6 +177,7 @@ mod tests {
                 Some("members"),
                 Some(json!([{"value": b.to_string()}])),
             ),
+            &users,
         )
         .expect("remove by value");
         assert!(members.is_empty());
@@ -151,12 +188,14 @@ mod tests {
                 Some("members"),
                 Some(json!([{"value": c.to_string()}])),
             ),
+            &users,
         )
         .expect("replace");
         assert_eq!(members, [c]);
         assert!(apply_to_members(
             &mut members,
-            &operation(Op::Add, Some("members"), Some(json!([{"value": "nope"}])))
+            &operation(Op::Add, Some("members"), Some(json!([{"value": "nope"}]))),
+            &users
         )
         .is_err());
         assert!(apply_to_members(
@@ -165,10 +204,38 @@ mod tests {
                 Op::Replace,
                 Some("members[value eq \"x\"].value"),
                 Some(json!("y"))
-            )
+            ),
+            &users
         )
         .is_err());
-        apply_to_members(&mut members, &operation(Op::Remove, Some("members"), None)).expect("remove all");
+        apply_to_members(
+            &mut members,
+            &operation(Op::Remove, Some("members"), None),
+            &users,
+        )
+        .expect("remove all");
         assert!(members.is_empty());
+    }
+
+    #[test]
+    fn a_removal_filter_may_name_the_member_type_and_types_are_read_as_declared() {
+        let (user, group) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let type_of = move |id: Uuid| if id == group { "Group" } else { "User" };
+        let mut members = vec![user, group];
+        apply_to_members(
+            &mut members,
+            &operation(Op::Remove, Some("members[type eq \"Group\"]"), None),
+            &type_of,
+        )
+        .expect("remove the groups");
+        assert_eq!(members, [user]);
+        assert_eq!(
+            declared_member_types(&json!([
+                {"value": user.to_string(), "type": "User"},
+                {"value": group.to_string()},
+                {"value": "not an id", "type": "Group"}
+            ])),
+            [(user, "User".to_string())]
+        );
     }
 }

@@ -425,7 +425,7 @@ pub static GROUP: Schema = Schema {
         string("displayName", "A human-readable name for the Group.").required(),
         complex(
             "members",
-            "The members of the Group: users (licensd does not license through nested groups).",
+            "The members of the Group: users and nested groups (type 'User' or 'Group').",
             &[
                 string("value", "Identifier of the member of this Group.").immutable(),
                 reference(

@@ -1,7 +1,9 @@
 //! `/Groups`: SCIM groups mapped onto licensd's security groups. `displayName` ↔ the group's
-//! name, `members` ↔ memberships (users only: licensd does not license through nested groups);
-//! a member added or removed here gains or loses the group's licenses in the background, like a
-//! membership changed through Graph (the group's licenses are assigned and read through Graph);
+//! name, `members` ↔ memberships: users (`"type": "User"`) and nested groups (`"type":
+//! "Group"`, or a value that is a group's id), a nesting that would form a cycle refused as
+//! Graph refuses it; a member added or removed here gains or loses the group's licenses in the
+//! background, like a membership changed through Graph (members of a nested group too, when the
+//! tenant licenses transitively; the group's licenses are assigned and read through Graph);
 //! `externalId` and other attributes are kept as the group's directory attributes.
 //! Member changes (PATCH `members` add/remove, including `members[value eq "…"]` as Entra ID and
 //! Okta send them) never render the member list, so large groups stay cheap to change.
@@ -23,7 +25,9 @@ use super::{
     ScimBase, ScimBody, ScimResponse, ScimTenant,
 };
 use crate::api::PathParameters;
-use licensd_protocols::scim::members::{apply_to_members, member_ids, targets_members};
+use licensd_protocols::scim::members::{
+    apply_to_members, declared_member_types, member_ids, targets_members,
+};
 
 /// What the directory attributes of a group hold.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -66,6 +70,7 @@ fn not_found(group_id: impl std::fmt::Display) -> ScimError {
 fn version(engine: &Engine, group_id: Uuid) -> Result<String, ScimError> {
     let view = engine.group_view(group_id).map_err(|_| not_found(group_id))?;
     let members = engine.group_members(group_id).map_err(|_| not_found(group_id))?;
+    let member_groups = engine.member_groups(group_id).map_err(|_| not_found(group_id))?;
     let licenses: Vec<(Uuid, Vec<Uuid>)> = view
         .assigned_licenses
         .iter()
@@ -75,6 +80,7 @@ fn version(engine: &Engine, group_id: Uuid) -> Result<String, ScimError> {
         &view.display_name,
         engine.directory_attributes(group_id),
         members,
+        member_groups,
         licenses,
     )))
 }
@@ -95,11 +101,14 @@ pub fn render(
     }
     group.insert("displayName".into(), json!(view.display_name));
     if with_members {
-        let members: Vec<Value> = engine
-            .group_members(group_id)
-            .map_err(|_| not_found(group_id))?
+        let users = engine.group_members(group_id).map_err(|_| not_found(group_id))?;
+        let groups = engine.member_groups(group_id).map_err(|_| not_found(group_id))?;
+        let members: Vec<Value> = users
             .into_iter()
             .map(|user_id| json!({"value": user_id, "$ref": format!("{base}/Users/{user_id}"), "type": "User"}))
+            .chain(groups.into_iter().map(|member_group_id| {
+                json!({"value": member_group_id, "$ref": format!("{base}/Groups/{member_group_id}"), "type": "Group"})
+            }))
             .collect();
         if !members.is_empty() {
             group.insert("members".into(), Value::Array(members));
@@ -119,11 +128,13 @@ pub fn render(
     Ok((Value::Object(group), version))
 }
 
-/// A group as a client wants it: name, directory attributes and (when given) members.
+/// A group as a client wants it: name, directory attributes and (when given) members, with the
+/// `type` each member was declared with where the client gave one.
 struct DesiredGroup {
     display_name: String,
     stored: StoredGroup,
     members: Option<Vec<Uuid>>,
+    declared_types: Vec<(Uuid, String)>,
 }
 
 fn desired_group(document: &Map<String, Value>, members_given: bool) -> Result<DesiredGroup, ScimError> {
@@ -132,8 +143,12 @@ fn desired_group(document: &Map<String, Value>, members_given: bool) -> Result<D
         Some(Value::String(name)) if !name.trim().is_empty() => name,
         _ => return Err(ScimError::invalid_value("displayName is required.")),
     };
+    let mut declared_types = Vec::new();
     let members = match attributes.remove("members") {
-        Some(members) => Some(member_ids(&members)?),
+        Some(members) => {
+            declared_types = declared_member_types(&members);
+            Some(member_ids(&members)?)
+        }
         None if members_given => Some(Vec::new()),
         None => None,
     };
@@ -141,43 +156,129 @@ fn desired_group(document: &Map<String, Value>, members_given: bool) -> Result<D
         display_name,
         stored: StoredGroup { attributes },
         members,
+        declared_types,
     })
 }
 
-/// Checks that every id to add is a user (nested groups are not modelled).
-fn check_members(engine: &Engine, ids: &[Uuid]) -> Result<(), ScimError> {
-    for id in ids {
-        if engine.user_view(*id).is_ok() {
-            continue;
-        }
-        if engine.group_view(*id).is_ok() {
-            return Err(ScimError::invalid_value(format!(
-                "{id} is a group: licensd does not license through nested groups, so members are users."
-            )));
-        }
-        return Err(ScimError::invalid_value(format!(
-            "No user {id} to make a member."
-        )));
-    }
-    Ok(())
+/// What a member is: a user or a group (`"type"` in SCIM).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MemberKind {
+    User,
+    Group,
 }
 
-/// Adds and removes members, one membership command each (through the same path as Graph).
+impl MemberKind {
+    fn of(engine: &Engine, id: Uuid) -> Option<MemberKind> {
+        if engine.user_view(id).is_ok() {
+            Some(MemberKind::User)
+        } else if engine.group_view(id).is_ok() {
+            Some(MemberKind::Group)
+        } else {
+            None
+        }
+    }
+
+    fn scim_type(self) -> &'static str {
+        match self {
+            MemberKind::User => "User",
+            MemberKind::Group => "Group",
+        }
+    }
+}
+
+/// Checks the `type` the client declared for members (where it declared one) against what each
+/// is, and every id to add: a user or a group of the tenant, and for a group, not one that would close a cycle (the group itself or
+/// a group it is nested in). Returns each id with what it is.
+fn check_members(
+    engine: &Engine,
+    group_id: Uuid,
+    ids: &[Uuid],
+    declared_types: &[(Uuid, String)],
+) -> Result<Vec<(Uuid, MemberKind)>, ScimError> {
+    // Every declared type is checked, also of members already there (a member sent with the
+    // wrong type is refused, not silently taken as what it is).
+    for (id, declared) in declared_types {
+        let declared_kind = if declared.eq_ignore_ascii_case("User") {
+            MemberKind::User
+        } else if declared.eq_ignore_ascii_case("Group") {
+            MemberKind::Group
+        } else {
+            return Err(ScimError::invalid_value(format!(
+                "The member {id} has type '{declared}': a member's type is 'User' or 'Group'."
+            )));
+        };
+        if let Some(kind) = MemberKind::of(engine, *id) {
+            if declared_kind != kind {
+                return Err(ScimError::invalid_value(format!(
+                    "The member {id} is declared a {} but is a {}.",
+                    declared_kind.scim_type(),
+                    kind.scim_type()
+                )));
+            }
+        }
+    }
+    let mut checked = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Some(kind) = MemberKind::of(engine, *id) else {
+            return Err(ScimError::invalid_value(format!(
+                "No user or group {id} to make a member."
+            )));
+        };
+        // Checked before any member changes, so that a refused request changes nothing (the
+        // group's own removals cannot break such a cycle: it runs from the new member down to
+        // the group).
+        if kind == MemberKind::Group
+            && (*id == group_id
+                || engine
+                    .transitive_member_groups(*id)
+                    .is_ok_and(|below| below.contains(&group_id)))
+        {
+            return Err(ScimError::invalid_value(
+                licensd_engine::CommandError::NestingCycle {
+                    group_id,
+                    member_group_id: *id,
+                }
+                .to_string(),
+            ));
+        }
+        checked.push((*id, kind));
+    }
+    Ok(checked)
+}
+
+/// Adds and removes members, one membership or nesting command each (through the same path as
+/// Graph): removals first.
 async fn change_members(
     tenant: &ScimTenant,
     group_id: Uuid,
-    add: Vec<Uuid>,
-    remove: Vec<Uuid>,
+    add: Vec<(Uuid, MemberKind)>,
+    remove: Vec<(Uuid, MemberKind)>,
 ) -> Result<(), ScimError> {
-    for user_id in remove {
-        tenant
-            .execute(Command::RemoveGroupMember { group_id, user_id })
-            .await?;
+    for (member_id, kind) in remove {
+        let command = match kind {
+            MemberKind::User => Command::RemoveGroupMember {
+                group_id,
+                user_id: member_id,
+            },
+            MemberKind::Group => Command::RemoveGroupMemberGroup {
+                group_id,
+                member_group_id: member_id,
+            },
+        };
+        tenant.execute(command).await?;
     }
-    for user_id in add {
-        tenant
-            .execute(Command::AddGroupMember { group_id, user_id })
-            .await?;
+    for (member_id, kind) in add {
+        let command = match kind {
+            MemberKind::User => Command::AddGroupMember {
+                group_id,
+                user_id: member_id,
+            },
+            MemberKind::Group => Command::AddGroupMemberGroup {
+                group_id,
+                member_group_id: member_id,
+            },
+        };
+        tenant.execute(command).await?;
     }
     Ok(())
 }
@@ -300,9 +401,11 @@ pub async fn create(
     let desired = desired_group(document, false)?;
     let attributes = desired.stored.to_text()?;
     let members = desired.members.unwrap_or_default();
-    let checked = members.clone();
-    tenant.read(move |engine| check_members(engine, &checked)).await?;
+    let declared_types = desired.declared_types;
     let group_id = Uuid::new_v4();
+    let members = tenant
+        .read(move |engine| check_members(engine, group_id, &members, &declared_types))
+        .await?;
     tenant
         .execute(Command::CreateGroup {
             group_id,
@@ -348,22 +451,42 @@ pub async fn get(
     Ok(response.into_response())
 }
 
-/// The group as it is now: name, stored attributes, members and version.
+/// The group as it is now: name, stored attributes, members (users, then nested groups) and
+/// version.
 struct CurrentGroup {
     display_name: String,
     stored: StoredGroup,
-    members: Vec<Uuid>,
+    members: Vec<(Uuid, MemberKind)>,
     version: String,
+}
+
+impl CurrentGroup {
+    fn member_ids(&self) -> Vec<Uuid> {
+        self.members.iter().map(|(id, _)| *id).collect()
+    }
+
+    fn kind_of(&self, id: Uuid) -> Option<MemberKind> {
+        self.members
+            .iter()
+            .find(|(member_id, _)| *member_id == id)
+            .map(|(_, kind)| *kind)
+    }
 }
 
 async fn current(tenant: &ScimTenant, group_id: Uuid) -> Result<CurrentGroup, ScimError> {
     tenant
         .read(move |engine| {
             let view = engine.group_view(group_id).map_err(|_| not_found(group_id))?;
+            let users = engine.group_members(group_id).map_err(|_| not_found(group_id))?;
+            let groups = engine.member_groups(group_id).map_err(|_| not_found(group_id))?;
             Ok(CurrentGroup {
                 display_name: view.display_name,
                 stored: StoredGroup::load(engine, group_id),
-                members: engine.group_members(group_id).map_err(|_| not_found(group_id))?,
+                members: users
+                    .into_iter()
+                    .map(|id| (id, MemberKind::User))
+                    .chain(groups.into_iter().map(|id| (id, MemberKind::Group)))
+                    .collect(),
                 version: version(engine, group_id)?,
             })
         })
@@ -380,7 +503,7 @@ async fn update_to(
     let attributes = desired.stored.to_text()?;
     let (add, remove) = match &desired.members {
         Some(members) => {
-            let now: HashSet<Uuid> = current.members.iter().copied().collect();
+            let now: HashSet<Uuid> = current.members.iter().map(|(id, _)| *id).collect();
             let wanted: HashSet<Uuid> = members.iter().copied().collect();
             (
                 members
@@ -392,14 +515,16 @@ async fn update_to(
                     .members
                     .iter()
                     .copied()
-                    .filter(|id| !wanted.contains(id))
+                    .filter(|(id, _)| !wanted.contains(id))
                     .collect::<Vec<_>>(),
             )
         }
         None => (Vec::new(), Vec::new()),
     };
-    let checked = add.clone();
-    tenant.read(move |engine| check_members(engine, &checked)).await?;
+    let declared_types = desired.declared_types.clone();
+    let add = tenant
+        .read(move |engine| check_members(engine, group_id, &add, &declared_types))
+        .await?;
     if desired.display_name != current.display_name {
         tenant
             .execute(Command::UpdateGroup {
@@ -454,11 +579,18 @@ pub async fn patch(
     check_if_match(&headers, &current.version)?;
     let mut document = current.stored.attributes.clone();
     document.insert("displayName".into(), json!(current.display_name));
-    let mut members = current.members.clone();
+    let mut members = current.member_ids();
     let mut members_touched = false;
+    let mut declared_types = Vec::new();
+    // What a member is, for removal filters naming `type` (members being added are read as
+    // users until they are checked).
+    let type_of = |id: Uuid| current.kind_of(id).unwrap_or(MemberKind::User).scim_type();
     for operation in &operations {
         if targets_members(operation) {
-            apply_to_members(&mut members, operation)?;
+            if let Some(value) = &operation.value {
+                declared_types.extend(declared_member_types(value));
+            }
+            apply_to_members(&mut members, operation, &type_of)?;
             members_touched = true;
             continue;
         }
@@ -485,6 +617,9 @@ pub async fn patch(
                     .cloned()
                 {
                     let value = fragment.remove(&key);
+                    if let Some(value) = &value {
+                        declared_types.extend(declared_member_types(value));
+                    }
                     apply_to_members(
                         &mut members,
                         &Operation {
@@ -492,6 +627,7 @@ pub async fn patch(
                             path: None,
                             value,
                         },
+                        &type_of,
                     )?;
                     members_touched = true;
                 }
@@ -503,6 +639,7 @@ pub async fn patch(
     }
     let mut desired = desired_group(&document, false)?;
     desired.members = members_touched.then_some(members);
+    desired.declared_types = declared_types;
     update_to(&tenant, group_id, &current, desired).await?;
     answer(&tenant, group_id, base, query, StatusCode::OK).await
 }

@@ -317,3 +317,103 @@ async fn a_nesting_change_is_previewed_by_what_if_before_anything_is_saved(serve
         "{diagnosis:#}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_licensed_groups_processing_state_counts_queued_nested_members_sqlite() {
+    let database = crate::support::TestDatabase::sqlite();
+    a_licensed_groups_processing_state_counts_queued_nested_members(database).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_licensed_groups_processing_state_counts_queued_nested_members_postgres() {
+    if let Some(database) = crate::support::TestDatabase::postgres("nested_processing_state") {
+        a_licensed_groups_processing_state_counts_queued_nested_members(database).await;
+    }
+}
+
+async fn processing_state(server: &TestServer, group: Uuid) -> String {
+    server
+        .get(&format!("/v1.0/groups/{group}?$select=id,licenseProcessingState"))
+        .await
+        .expect(200)
+        .body["licenseProcessingState"]["state"]
+        .as_str()
+        .expect("a processing state")
+        .to_string()
+}
+
+/// With the processor held (no wake-up on writes, an hour between rounds) a nested member stays
+/// queued: with transitive licensing on, the licensed group above it is not complete while it
+/// is; with the setting off, only its own group waits for it. Once processing runs (a restart
+/// with the usual configuration), every group is complete and the member holds the license.
+async fn a_licensed_groups_processing_state_counts_queued_nested_members(
+    database: crate::support::TestDatabase,
+) {
+    let held = |config: &mut licensd_server::ServerConfig| {
+        config.processing_wake_on_write = false;
+        config.processing_idle_interval = std::time::Duration::from_secs(3600);
+    };
+    let server = TestServer::start_with(database, held).await;
+    server.import_seed_products(0, 10, 0, 0).await;
+    server
+        .patch("/licensd/v1/settings", json!({"transitiveLicensing": true}))
+        .await
+        .expect(200);
+    let all_staff = server.create_group("All Staff").await;
+    let engineering = server.create_group("Engineering").await;
+    let platform = server.create_group("Platform").await;
+    nest(&server, all_staff, engineering).await.expect(204);
+    nest(&server, engineering, platform).await.expect(204);
+    server.assign_to_group(all_staff, &[E3]).await.expect(202);
+    let alice = server.create_user("alice", Some("US")).await;
+    server.add_member(platform, alice).await;
+    let overview = server.get("/licensd/v1/overview").await.expect(200).body;
+    assert_eq!(overview["queuedUsers"], 1, "{overview:#}");
+
+    // All Staff has no direct member; Alice, two levels below it and queued, counts for it.
+    assert_eq!(processing_state(&server, all_staff).await, "QueuedForProcessing");
+    assert_eq!(
+        processing_state(&server, engineering).await,
+        "QueuedForProcessing"
+    );
+    assert_eq!(processing_state(&server, platform).await, "QueuedForProcessing");
+    let listed = server
+        .get("/v1.0/groups?$select=id,licenseProcessingState&$top=999")
+        .await
+        .expect(200)
+        .body;
+    let all_staff_listed = listed["value"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .find(|group| group["id"] == all_staff.to_string())
+        .expect("All Staff listed")
+        .clone();
+    assert_eq!(
+        all_staff_listed["licenseProcessingState"]["state"], "QueuedForProcessing",
+        "{all_staff_listed:#}"
+    );
+
+    // Entra's behaviour (setting off): only direct members count.
+    server
+        .patch("/licensd/v1/settings", json!({"transitiveLicensing": false}))
+        .await
+        .expect(200);
+    assert_eq!(processing_state(&server, all_staff).await, "ProcessingComplete");
+    assert_eq!(processing_state(&server, platform).await, "QueuedForProcessing");
+    server
+        .patch("/licensd/v1/settings", json!({"transitiveLicensing": true}))
+        .await
+        .expect(200);
+    assert_eq!(processing_state(&server, all_staff).await, "QueuedForProcessing");
+
+    // Processing runs: complete everywhere, and Alice holds All Staff's E3.
+    let server = server.restart(|_| {}).await;
+    server.settle().await;
+    for group in [all_staff, engineering, platform] {
+        assert_eq!(processing_state(&server, group).await, "ProcessingComplete");
+    }
+    let state = server.state(alice, E3, Some(all_staff)).await;
+    assert_eq!(state["state"], "Active", "{state:#}");
+    server.stop().await;
+}
