@@ -237,6 +237,7 @@ async fn render_licenses_pane(
                 }
                 button type="submit" { "Choose plans" }
             }
+            (super::add_products::form(&format!("/groups/{}/licenses/add", group.id), "add-several", &addable, "Preview adding them"))
         }
         p.muted {
             "Only direct members receive a group's products: licenses are not inherited through nested groups."

@@ -164,11 +164,12 @@ pub enum Done {
     ReprocessQueuedForMany,
     ProductsAdded,
     GroupCreated,
+    ProductsAssigned,
 }
 
 /// The fixed texts of [`Done`]. They say what was changed; the processing panel next to them
 /// says whether the users affected are still being processed (never "queued" once it is over).
-const DONE_CODES: [(Done, &str, &str); 13] = [
+const DONE_CODES: [(Done, &str, &str); 14] = [
     (
         Done::LicenseSaved,
         "license-saved",
@@ -221,6 +222,11 @@ const DONE_CODES: [(Done, &str, &str); 13] = [
         Done::GroupCreated,
         "group-created",
         "The group was created. Next: add a product below, then members.",
+    ),
+    (
+        Done::ProductsAssigned,
+        "products-assigned",
+        "The products were assigned, every plan enabled.",
     ),
 ];
 
