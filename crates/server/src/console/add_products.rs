@@ -105,7 +105,7 @@ pub async fn add_to_group(
     let back = format!("/groups/{group_id}");
     let content = html! {
         h1 { "Add " (count(sku_ids.len())) " products to " (group_name) }
-        p { "Every member of the group gets: " }
+        h2 { "Every member of the group gets" }
         ul data-testid="products-to-add" { @for name in &product_names { li { (name) } } }
         (preview)
         form method="post" action={ "/groups/" (group_id) "/licenses/add" } {

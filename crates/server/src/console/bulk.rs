@@ -197,8 +197,10 @@ pub async fn act_on_selected(
         p { "The fix: " strong { (label) } ". "
             strong data-field="with-fix" { (count(with_fix)) } " of the selected users have it; "
             "the others are left as they are. Nothing is changed until you apply it." }
+        h2 { "What it would do" }
         @if let Some(prediction) = &prediction { (prediction) }
         @else { (layout::message(layout::MessageKind::Warning, html! { p { "None of the selected users has this fix: there is nothing to apply." } })) }
+        h2 { "The change for each user" }
         div.table-scroll {
             table data-testid="bulk-preview" {
                 thead { tr { th scope="col" { "User" } th scope="col" { "What the fix does" } } }
