@@ -177,6 +177,12 @@ pub async fn act_on_selected(
                 });
             }
             let names = ProductNames::of(engine);
+            // Product names instead of part numbers in the fixes' descriptions.
+            for row in &mut rows {
+                if let Some(description) = &mut row.fix {
+                    *description = names.humanize(description);
+                }
+            }
             let prediction = if commands.is_empty() {
                 None
             } else {
