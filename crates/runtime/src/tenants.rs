@@ -1536,6 +1536,21 @@ mod tests {
         runtime
             .execute(
                 &store,
+                Command::UpdateUser {
+                    user_id: user(0),
+                    changes: UserChanges {
+                        usage_location: Some(Some(licensd_engine::CountryCode::parse("US").expect("country"))),
+                        ..UserChanges::default()
+                    },
+                },
+                &caller(),
+            )
+            .expect("accepted");
+        while runtime.process_step(&store, 1_000).expect("step").remaining_users > 0 {}
+        let processed = runtime.read_advised(|_, report| report.clone()).expect("read");
+        runtime
+            .execute(
+                &store,
                 Command::AssignUserLicenses {
                     user_id: user(0),
                     add_licenses: vec![licensd_engine::AssignedLicense::new(sku_id)],
