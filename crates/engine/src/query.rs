@@ -699,7 +699,11 @@ impl Engine {
                         self.source_label(&conflict.conflicting_assignment)
                     ));
                 }
-                let which = if conflicts.len() > 1 { "all these plans" } else { "one of the two plans" };
+                let which = if conflicts.len() > 1 {
+                    "all these plans"
+                } else {
+                    "one of the two plans"
+                };
                 text.push_str(&format!(
                     ". Remove that license if it is redundant, or disable {which} on one side (in the \
                      group's assignment or in the other one), then reprocess."

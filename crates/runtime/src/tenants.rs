@@ -1539,7 +1539,9 @@ mod tests {
                 Command::UpdateUser {
                     user_id: user(0),
                     changes: UserChanges {
-                        usage_location: Some(Some(licensd_engine::CountryCode::parse("US").expect("country"))),
+                        usage_location: Some(Some(
+                            licensd_engine::CountryCode::parse("US").expect("country"),
+                        )),
                         ..UserChanges::default()
                     },
                 },
@@ -1598,8 +1600,14 @@ mod tests {
         assert_eq!(
             sales_runs,
             vec![
-                ("Finish applying group based license to users".to_string(), "Sales".to_string()),
-                ("Start applying group based license to users".to_string(), "Sales".to_string()),
+                (
+                    "Finish applying group based license to users".to_string(),
+                    "Sales".to_string()
+                ),
+                (
+                    "Start applying group based license to users".to_string(),
+                    "Sales".to_string()
+                ),
             ]
         );
         let marketing_sku = Uuid::from_u128(11);
@@ -1648,8 +1656,14 @@ mod tests {
         // ... but only Marketing's run is recorded.
         let mut expected = sales_runs.clone();
         expected.extend([
-            ("Finish applying group based license to users".to_string(), "Marketing".to_string()),
-            ("Start applying group based license to users".to_string(), "Marketing".to_string()),
+            (
+                "Finish applying group based license to users".to_string(),
+                "Marketing".to_string(),
+            ),
+            (
+                "Start applying group based license to users".to_string(),
+                "Marketing".to_string(),
+            ),
         ]);
         expected.sort();
         assert_eq!(group_runs(&store), expected);

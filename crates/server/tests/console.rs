@@ -1853,7 +1853,10 @@ async fn several_products_are_added_in_one_step_to_a_group_after_a_preview_and_t
         .contains(&format!("href=\"/products/{EMS_E3}\""));
     // A user: directly, in one change.
     let location = server
-        .post_change(&format!("/users/{user150}/licenses/add"), &[("sku_id", ems.as_str())])
+        .post_change(
+            &format!("/users/{user150}/licenses/add"),
+            &[("sku_id", ems.as_str())],
+        )
         .await;
     assert_eq!(location, format!("/users/{user150}?done=products-assigned"));
     server

@@ -242,8 +242,18 @@ fn user_with_direct_e1_in_an_e3_group(world: &mut SeedWorld) -> Result<(Uuid, Uu
             conflicting_assignment: AssignmentSource::Direct,
             // Every conflicting pair at once, so that one change resolves them all.
             conflicts: vec![
-                conflict(exchange_2(), exchange_1(), OFFICE_365_E1, AssignmentSource::Direct),
-                conflict(sharepoint_2(), sharepoint_1(), OFFICE_365_E1, AssignmentSource::Direct),
+                conflict(
+                    exchange_2(),
+                    exchange_1(),
+                    OFFICE_365_E1,
+                    AssignmentSource::Direct
+                ),
+                conflict(
+                    sharepoint_2(),
+                    sharepoint_1(),
+                    OFFICE_365_E1,
+                    AssignmentSource::Direct
+                ),
             ],
         })
     );

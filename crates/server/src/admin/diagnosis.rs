@@ -6,9 +6,9 @@
 use axum::Json;
 use licensd_api_types::admin::ServicePlan;
 use licensd_api_types::diagnosis::{
-    CauseGroup, Change, Fix, GroupDiagnosis, GroupPrediction, InvolvedAssignment, InvolvedUser, Involvement, PlanConflict,
-    MembershipChangePrediction, PredictedError, PredictedLicenseState, Problem, RequeueReason, SeatFigures,
-    SelfHealing, SkuPrediction, UserDiagnosis, UserPrediction, WhatIfResponse,
+    CauseGroup, Change, Fix, GroupDiagnosis, GroupPrediction, InvolvedAssignment, InvolvedUser, Involvement,
+    MembershipChangePrediction, PlanConflict, PredictedError, PredictedLicenseState, Problem, RequeueReason,
+    SeatFigures, SelfHealing, SkuPrediction, UserDiagnosis, UserPrediction, WhatIfResponse,
 };
 use licensd_api_types::graph::AssignedLicense as WireLicense;
 use licensd_api_types::{ErrorCode, ErrorResponse};

@@ -73,7 +73,10 @@ pub async fn add_to_group(
             let sku_ids = submitted_products(&names, &form)?;
             let command = Command::AssignGroupLicenses {
                 group_id,
-                add_licenses: sku_ids.iter().map(|sku_id| AssignedLicense::new(*sku_id)).collect(),
+                add_licenses: sku_ids
+                    .iter()
+                    .map(|sku_id| AssignedLicense::new(*sku_id))
+                    .collect(),
                 remove_licenses: Vec::new(),
             };
             let preview = if confirmed {
@@ -82,7 +85,8 @@ pub async fn add_to_group(
                 let report = super::preview::predict(engine, &[command])?;
                 Some(super::preview::panel(&names, &report))
             };
-            let product_names: Vec<String> = sku_ids.iter().map(|sku_id| names.product_name(*sku_id)).collect();
+            let product_names: Vec<String> =
+                sku_ids.iter().map(|sku_id| names.product_name(*sku_id)).collect();
             Ok((
                 engine.settings().display_name.clone(),
                 group.display_name,
@@ -96,11 +100,16 @@ pub async fn add_to_group(
         context
             .execute(Command::AssignGroupLicenses {
                 group_id,
-                add_licenses: sku_ids.iter().map(|sku_id| AssignedLicense::new(*sku_id)).collect(),
+                add_licenses: sku_ids
+                    .iter()
+                    .map(|sku_id| AssignedLicense::new(*sku_id))
+                    .collect(),
                 remove_licenses: Vec::new(),
             })
             .await?;
-        return Ok(see_other(&Done::ProductsAssigned.on(&format!("/groups/{group_id}"))));
+        return Ok(see_other(
+            &Done::ProductsAssigned.on(&format!("/groups/{group_id}")),
+        ));
     };
     let back = format!("/groups/{group_id}");
     let content = html! {
@@ -117,7 +126,12 @@ pub async fn add_to_group(
             }
         }
     };
-    Ok(layout::page("Add products", Section::Groups, &tenant_name, content))
+    Ok(layout::page(
+        "Add products",
+        Section::Groups,
+        &tenant_name,
+        content,
+    ))
 }
 
 /// `POST /users/{id}/licenses/add`: assigns the products directly, in one change.
@@ -143,5 +157,7 @@ pub async fn add_to_user(
             remove_licenses: Vec::new(),
         })
         .await?;
-    Ok(see_other(&Done::ProductsAssigned.on(&format!("/users/{user_id}"))))
+    Ok(see_other(
+        &Done::ProductsAssigned.on(&format!("/users/{user_id}")),
+    ))
 }

@@ -69,7 +69,12 @@ pub fn controls(form_id: &str, action: &str) -> Markup {
 
 /// The fix of `kind` Diagnosis offers a user (for an error from group `scope` when given): its
 /// description and commands; `None` when the user has no such fix.
-fn fix_of(engine: &Engine, user_id: Uuid, kind: FixKind, scope: Option<Uuid>) -> Option<(String, Vec<Command>)> {
+fn fix_of(
+    engine: &Engine,
+    user_id: Uuid,
+    kind: FixKind,
+    scope: Option<Uuid>,
+) -> Option<(String, Vec<Command>)> {
     let options = DiagnosisOptions {
         predict: false,
         ..DiagnosisOptions::default()
@@ -78,7 +83,11 @@ fn fix_of(engine: &Engine, user_id: Uuid, kind: FixKind, scope: Option<Uuid>) ->
     diagnosis
         .problems
         .into_iter()
-        .filter(|problem| scope.map_or(true, |group_id| problem.source.assigned_by_group() == Some(group_id)))
+        .filter(|problem| {
+            scope.map_or(true, |group_id| {
+                problem.source.assigned_by_group() == Some(group_id)
+            })
+        })
         .flat_map(|problem| problem.fixes)
         .find(|fix| fix.kind == kind)
         .map(|fix| (fix.description, fix.commands))
@@ -137,7 +146,11 @@ pub async fn act_on_selected(
         .iter()
         .map(|(kind, _)| *kind)
         .find(|kind| kind.as_str() == action)
-        .ok_or_else(|| ConsoleError::bad_request(format!("'{action}' is not a fix that can be applied to many users.")))?;
+        .ok_or_else(|| {
+            ConsoleError::bad_request(format!(
+                "'{action}' is not a fix that can be applied to many users."
+            ))
+        })?;
     if form.first("confirmed") == Some("yes") {
         for user_id in user_ids {
             // Looked up again after each user: an earlier fix may have changed what this one needs.
@@ -240,5 +253,10 @@ pub async fn act_on_selected(
             }
         }
     };
-    Ok(layout::page("Apply a fix to many users", section, &tenant_name, content))
+    Ok(layout::page(
+        "Apply a fix to many users",
+        section,
+        &tenant_name,
+        content,
+    ))
 }

@@ -282,5 +282,13 @@ pub async fn fix_selected(
         .await?;
     let back = format!("/groups/{group_id}/errors");
     let action_path = format!("/groups/{group_id}/errors/fix");
-    super::bulk::act_on_selected(&context, &form, Some(group_id), &action_path, &back, Section::Groups).await
+    super::bulk::act_on_selected(
+        &context,
+        &form,
+        Some(group_id),
+        &action_path,
+        &back,
+        Section::Groups,
+    )
+    .await
 }

@@ -79,7 +79,10 @@ pub fn router() -> Router<AppState> {
         .route("/groups/{group_id}", get(group::show))
         .route("/groups/{group_id}/licenses", post(group::save_license))
         .route("/groups/{group_id}/licenses/edit", get(group::edit_license))
-        .route("/groups/{group_id}/licenses/add", post(add_products::add_to_group))
+        .route(
+            "/groups/{group_id}/licenses/add",
+            post(add_products::add_to_group),
+        )
         .route(
             "/groups/{group_id}/licenses/{sku_id}/remove",
             post(group::remove_license),

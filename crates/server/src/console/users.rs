@@ -13,8 +13,8 @@ use super::context::{ConsoleAction, ConsoleContext};
 use super::error::ConsoleError;
 use super::forms::{FormFields, IdKind, QueryFields};
 use super::group_errors::{ErrorFilters, KINDS};
-use super::names::error_title;
 use super::layout::{self, html_response, page_notices, pager, search_form, Section};
+use super::names::error_title;
 use super::names::ProductNames;
 use super::paging::{page_of, ListRequest, Page, PAGE_SIZE};
 
@@ -80,9 +80,9 @@ pub async fn list(context: ConsoleContext, query: QueryFields) -> Result<Respons
                             search.matches_any(&[&user.user_principal_name, &user.display_name])
                         });
                     let filtered = scan_filters.kind.is_none() && scan_filters.product.is_none()
-                        || engine.user_license_states(user_id).is_ok_and(|states| {
-                            states.iter().any(|state| scan_filters.matches(state))
-                        });
+                        || engine
+                            .user_license_states(user_id)
+                            .is_ok_and(|states| states.iter().any(|state| scan_filters.matches(state)));
                     searched && filtered
                 },
             );
@@ -137,7 +137,8 @@ pub async fn list(context: ConsoleContext, query: QueryFields) -> Result<Respons
         ("kind", kind_value),
         ("product", product_value.as_str()),
     ];
-    let may_act = only_errors && (context.may(ConsoleAction::ChangeLicenses) || context.may(ConsoleAction::Reprocess));
+    let may_act =
+        only_errors && (context.may(ConsoleAction::ChangeLicenses) || context.may(ConsoleAction::Reprocess));
     let results = results(&data, &keep, only_errors, may_act);
     if context.targets("list-results") {
         return Ok(html_response(StatusCode::OK, results));
