@@ -209,7 +209,7 @@ impl Engine {
                     service_plan: recorded.service_plan.clone(),
                     conflicting_service_plan: recorded.conflicting_service_plan.clone(),
                     conflicting_sku_id: recorded.conflicting_sku_id,
-                    conflicting_assignment: recorded.conflicting_assignment.clone(),
+                    conflicting_assignment: recorded.conflicting_assignment,
                     conflicts: self.plan_conflicts(user, record, recorded),
                 }
             }

@@ -1577,21 +1577,32 @@ async fn a_plan_fix_opens_the_editor_with_the_plans_to_disable_unticked_and_mark
         })
         .expect("a link to disable the conflicting plans of the direct E1")
         .replace("&amp;", "&");
-    let plan = link.split("change=").nth(1).expect("a plan").to_string();
+    // Every conflicting plan at once: Exchange Online (Plan 1) and SharePoint (Plan 1).
+    let changed: Vec<String> = link
+        .split("change=")
+        .nth(1)
+        .expect("the plans")
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    assert_eq!(changed.len(), 2, "{link}");
     let editor = server.get(&link).await.expect(200);
     editor
         .contains("suggested: disable")
-        .contains(&format!("data-plan=\"{plan}\""))
-        .contains(&format!("name=\"enabled_plan\" value=\"{plan}\">"))
-        .lacks(&format!("name=\"enabled_plan\" value=\"{plan}\" checked"))
         .contains("data-pick=\"all\"")
         .contains("data-pick=\"none\"")
         .contains("Only this plan");
+    for plan in &changed {
+        editor
+            .contains(&format!("data-plan=\"{plan}\""))
+            .contains(&format!("name=\"enabled_plan\" value=\"{plan}\">"))
+            .lacks(&format!("name=\"enabled_plan\" value=\"{plan}\" checked"));
+    }
     // Every other plan of the direct E1 stays ticked.
     // (`every_plan_of` lists the product's field, then one field per plan.)
     let plans = every_plan_of(&world, OFFICE_365_E1).len() - 1;
     assert_eq!(editor.body.matches("name=\"enabled_plan\"").count(), plans);
-    assert_eq!(editor.body.matches("\" checked>").count(), plans - 1);
+    assert_eq!(editor.body.matches("\" checked>").count(), plans - 2);
     // A change naming something that is not a plan id is refused.
     server
         .get(&format!(
