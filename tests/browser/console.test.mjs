@@ -338,6 +338,30 @@ test("an error's plan fix opens the editor with the plans to change selected; th
   await screenshot('plan-editor-suggested');
 });
 
+test('every conflict is named at once: user002 is fixed in one round', async () => {
+  await openUser('user002');
+  const errorRow = page.locator('tr[data-error="MutuallyExclusiveViolation"]');
+  const reason = await errorRow.locator('.reason').first().innerText();
+  // Both pairs in one message: Exchange and SharePoint.
+  assert.match(reason, /Exchange Online \(Plan 2\)[^]*Exchange Online \(Plan 1\)/);
+  assert.match(reason, /SharePoint[^]*\(Plan 2\)[^]*SharePoint[^]*\(Plan 1\)/);
+  await page.getByRole('link', { name: 'Disable plans in the direct Office 365 E1 license' }).click();
+  await page.getByRole('heading', { name: /Edit Office 365 E1 directly/ }).waitFor();
+  // Both conflicting plans of E1 are suggested and unticked: one save resolves the error.
+  const suggested = page.locator('.plan-choice.suggested');
+  assert.equal(await suggested.count(), 2);
+  assert.match(await suggested.nth(0).innerText(), /Exchange Online \(Plan 1\)|SharePoint/);
+  for (let index = 0; index < 2; index += 1) {
+    assert.equal(await suggested.nth(index).locator('input[type=checkbox]').isChecked(), false);
+  }
+  await page.getByRole('button', { name: 'Save', exact: true }).click();
+  await page.getByText('The license assignment was saved.').waitFor();
+  await untilShown(async () => {
+    await page.getByTestId('processing-finished').waitFor({ timeout: 500 });
+    assert.equal(await page.locator('tr[data-error]').count(), 0);
+  }, "user002's E3 error clears after one change");
+});
+
 test('an invalid usage location is refused next to the field, on the same address', async () => {
   const userUrl = await openUser('user003');
   await page.getByLabel(/^Usage location/).fill('XX');
@@ -364,7 +388,7 @@ test('names for people: countries, readable times with the ISO value on hover, t
   assert.doesNotMatch(await time.innerText(), /T\d\d:/);
 });
 
-test('users in error: filter by error, reprocess the selected users after a confirmation', async () => {
+test("a group's users in error: filter by error, reprocess the selected users", async () => {
   await page.goto(`${base}/groups?search=Sales`);
   await page.locator('#list-results').getByRole('link', { name: 'Sales - Office 365 E3' }).click();
   await page.getByTestId('users-in-error').click();
@@ -376,7 +400,6 @@ test('users in error: filter by error, reprocess the selected users after a conf
   await page.getByRole('checkbox', { name: 'Select user061@contoso.com' }).check();
   await page.getByLabel('For the selected users').selectOption('reprocess');
   await page.getByRole('button', { name: 'Apply to selected' }).click();
-  assert.equal(dialogs.at(-1), 'Apply this to every selected user?');
   await page.getByText('Reprocessing was requested for the selected users.').waitFor();
   await page.getByRole('button', { name: 'Reprocess the group' }).waitFor();
   await screenshot('group-users-in-error-filtered');
@@ -477,6 +500,101 @@ test('an empty tenant opens on the first-run page: products, a group, a product 
   }
 });
 
+test('users in error across the tenant: filter by error and product, a bulk fix previewed, then applied', async () => {
+  await page.goto(`${base}/users`);
+  await page.getByRole('link', { name: /^Users with errors/ }).click();
+  await page.getByLabel('Error', { exact: true }).selectOption({ label: 'Conflicting service plans' });
+  await page.getByLabel('Product', { exact: true }).selectOption({ label: 'Office 365 E3' });
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await page.waitForURL(/kind=MutuallyExclusiveViolation/);
+  // user001 and user002 were fixed above; users 3-5 still hold E1 directly under Sales's E3.
+  const rows = page.locator('#list-results tbody th a');
+  assert.deepEqual(await rows.allInnerTexts(), ['user003', 'user004', 'user005']);
+  assert.equal(await page.locator('#list-results li[data-error="MutuallyExclusiveViolation"]').count(), 3);
+  for (const name of ['user003', 'user004', 'user005']) {
+    await page.getByRole('checkbox', { name: `Select ${name}@contoso.com` }).check();
+  }
+  await page.getByLabel('For the selected users').selectOption('RemoveConflictingDirectLicense');
+  await page.getByRole('button', { name: 'Apply to selected' }).click();
+  // The preview: each user's change and the prediction of all of them; nothing changed yet.
+  await page.getByRole('heading', { name: 'Apply a fix to 3 users', level: 1 }).waitFor();
+  assert.equal(await page.locator('[data-field="with-fix"]').innerText(), '3');
+  assert.equal(await page.getByTestId('preview').locator('[data-field="fixed"]').innerText(), '3');
+  assert.equal(await page.getByTestId('preview').locator('[data-field="broken"]').innerText(), '0');
+  assert.match(await page.getByTestId('bulk-preview').innerText(), /user004@contoso\.com[^]*Office 365 E1/);
+  await screenshot('bulk-fix-preview');
+  await page.getByRole('button', { name: 'Apply to 3 users' }).click();
+  assert.equal(dialogs.at(-1), 'Apply the fix to 3 users?');
+  await page.getByText('The fix was applied to the selected users.').waitFor();
+  await untilShown(async () => {
+    await page.getByTestId('processing-finished').waitFor({ timeout: 500 });
+    assert.equal(await page.locator('#list-results').getByRole('link', { name: 'user004', exact: true }).count(), 0);
+  }, 'the list shows the fixed users gone without a reload');
+  await page.goto(`${base}/users?filter=errors&kind=MutuallyExclusiveViolation`);
+  await page.locator('#list-results').getByText('No user matches.').waitFor();
+});
+
+test("several products in one step: a group's (previewed) and a user's", async () => {
+  await page.goto(`${base}/groups?search=Analytics`);
+  await page.locator('#list-results').getByRole('link', { name: 'Analytics pilot' }).click();
+  await page.getByRole('heading', { name: 'Analytics pilot', level: 1 }).waitFor();
+  await page.getByText('Add several products at once').click();
+  await page.getByLabel(/^Office 365 E1/).check();
+  await page.getByLabel(/^Enterprise Mobility \+ Security E3/).check();
+  await page.getByRole('button', { name: 'Preview adding them' }).click();
+  await page.getByRole('heading', { name: 'Add 2 products to Analytics pilot', level: 1 }).waitFor();
+  assert.match(await page.getByTestId('products-to-add').innerText(), /Office 365 E1[^]*Enterprise Mobility \+ Security E3/);
+  // E1's Exchange conflicts with the pilot's: the preview says who would be in error.
+  assert.notEqual(await page.getByTestId('preview').locator('[data-field="broken"]').innerText(), '0');
+  await screenshot('group-add-products-preview');
+  await page.getByRole('link', { name: 'Cancel' }).click();
+  await page.getByRole('heading', { name: 'Analytics pilot', level: 1 }).waitFor();
+  assert.equal(await page.getByRole('link', { name: 'Office 365 E1', exact: true }).count(), 0);
+
+  // A user: two products assigned directly in one submission.
+  await openUser('user150');
+  await page.getByText('Add several products at once').click();
+  await page.getByLabel(/^Office 365 E3/).check();
+  await page.getByLabel(/^Enterprise Mobility \+ Security E3/).check();
+  await page.getByRole('button', { name: 'Assign them' }).click();
+  await page.getByText('The products were assigned, every plan enabled.').waitFor();
+  const direct = page.locator('h2#direct ~ table').first().locator('tbody th');
+  assert.deepEqual((await direct.allInnerTexts()).sort(), ['Enterprise Mobility + Security E3', 'Office 365 E3']);
+});
+
+test('activity: a product added to a small group logs its run only, under the change that caused it', async () => {
+  // The pilot's 15 members are also in Sales (121) and Mobility (130).
+  await page.goto(`${base}/groups?search=Analytics`);
+  await page.locator('#list-results').getByRole('link', { name: 'Analytics pilot' }).click();
+  await page.getByText('Add several products at once').click();
+  await page.getByLabel(/^Enterprise Mobility \+ Security E3/).check();
+  await page.getByRole('button', { name: 'Preview adding them' }).click();
+  await page.getByTestId('preview').waitFor();
+  await page.getByRole('button', { name: 'Add for all members' }).click();
+  await page.getByText('The products were assigned, every plan enabled.').waitFor();
+  await untilShown(async () => {
+    await page.getByTestId('processing-finished').waitFor({ timeout: 500 });
+  }, 'the group is processed');
+  const change = page.locator('tr[data-activity="Set group license"]').first();
+  await eventually(async () => {
+    if (!page.url().includes('/activity')) await page.goto(`${base}/activity`);
+    await change.locator('li[data-activity="Finish applying group based license to users"]').first().waitFor({ state: 'attached', timeout: 500 });
+  }, 'the run is recorded');
+  assert.match(await change.innerText(), /Analytics pilot/);
+  await change.locator('details.background summary').click();
+  const runs = await change.locator('details.background li').allInnerTexts();
+  assert.equal(runs.length, 2, runs.join('\n'));
+  for (const run of runs) assert.match(run, /Analytics pilot/);
+  assert.doesNotMatch(runs.join('\n'), /Sales|Mobility/);
+  // Filters: target, initiator and time range.
+  const today = new Date().toISOString().slice(0, 10);
+  await page.goto(`${base}/activity?target=Analytics&initiator=Bootstrap&from=${today}&to=${today}`);
+  await page.locator('tr[data-activity="Set group license"]').first().waitFor();
+  assert.doesNotMatch(await page.locator('table.activity').innerText(), /Sales - Office 365 E3/);
+  await page.goto(`${base}/activity?target=Analytics&to=2000-01-01`);
+  assert.equal(await page.locator('table.activity tbody tr').count(), 0);
+});
+
 /** Every page of the console, by address (found from the demo tenant). */
 async function everyPage() {
   await page.goto(`${base}/groups?search=Sales`);
@@ -492,6 +610,7 @@ async function everyPage() {
     `${group}/members`,
     `${group}/errors`,
     '/users',
+    '/users?filter=errors',
     user,
     `${user}/diagnosis`,
     '/products',
@@ -504,36 +623,58 @@ async function everyPage() {
   ];
 }
 
-test('every page at 390 px wide: no horizontal page scroll, and axe-core finds no violation', async () => {
-  const pages = await everyPage();
-  // A context of its own: axe is injected as a script, which the console's
-  // Content-Security-Policy rightly refuses, so this context bypasses it.
-  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, bypassCSP: true });
-  await phone.addCookies(await context.cookies());
-  const phonePage = await phone.newPage();
-  const problems = [];
-  try {
-    for (const address of [...pages, '/login']) {
-      await phonePage.goto(`${base}${address}`);
-      await phonePage.waitForLoadState('load');
-      const widths = await phonePage.evaluate(() => ({
-        scroll: document.documentElement.scrollWidth,
-        client: document.documentElement.clientWidth,
-      }));
-      if (widths.scroll > widths.client) problems.push(`${address}: the page scrolls sideways (${widths.scroll} px > ${widths.client} px)`);
-      await phonePage.addScriptTag({ path: axeSource });
-      const violations = await phonePage.evaluate(async () => {
-        const results = await window.axe.run(document);
-        return results.violations.map((violation) => `${violation.id} (${violation.impact}): ${violation.nodes.length} × ${violation.nodes[0]?.target}`);
-      });
-      for (const violation of violations) problems.push(`${address}: ${violation}`);
-      if (address === '/') await phonePage.screenshot({ path: path.join(screenshots, 'phone-overview.png'), fullPage: true });
+/** The page's problems: sideways scroll, and axe-core's violations. */
+async function inspect(target, label, problems) {
+  await target.waitForLoadState('load');
+  const widths = await target.evaluate(() => ({
+    scroll: document.documentElement.scrollWidth,
+    client: document.documentElement.clientWidth,
+  }));
+  if (widths.scroll > widths.client) problems.push(`${label}: the page scrolls sideways (${widths.scroll} px > ${widths.client} px)`);
+  await target.addScriptTag({ path: axeSource });
+  const violations = await target.evaluate(async () => {
+    const results = await window.axe.run(document);
+    return results.violations.map((violation) => `${violation.id} (${violation.impact}): ${violation.nodes.length} × ${violation.nodes[0]?.target}`);
+  });
+  for (const violation of violations) problems.push(`${label}: ${violation}`);
+}
+
+for (const [width, height] of [[390, 844], [1280, 900]]) {
+  test(`every page at ${width} px wide: no horizontal page scroll, and axe-core finds no violation`, async () => {
+    const pages = await everyPage();
+    // A context of its own: axe is injected as a script, which the console's
+    // Content-Security-Policy rightly refuses, so this context bypasses it.
+    const viewer = await browser.newContext({ viewport: { width, height }, bypassCSP: true });
+    await viewer.addCookies(await context.cookies());
+    const viewerPage = await viewer.newPage();
+    const problems = [];
+    try {
+      for (const address of [...pages, '/login']) {
+        await viewerPage.goto(`${base}${address}`);
+        await inspect(viewerPage, `${width} px ${address}`, problems);
+        if (address === '/' && width === 390) await viewerPage.screenshot({ path: path.join(screenshots, 'phone-overview.png'), fullPage: true });
+      }
+      // The pages answered to forms, before anything is changed: a bulk fix's preview...
+      await viewerPage.goto(`${base}/users?filter=errors`);
+      await viewerPage.locator('#list-results input[type=checkbox]').first().check();
+      await viewerPage.getByLabel('For the selected users').selectOption('SetUsageLocation');
+      await viewerPage.getByRole('button', { name: 'Apply to selected' }).click();
+      await viewerPage.getByRole('heading', { name: /^Apply a fix to/, level: 1 }).waitFor();
+      await inspect(viewerPage, `${width} px bulk fix preview`, problems);
+      // ... and several products for a group.
+      await viewerPage.goto(`${base}/groups?search=Frontline`);
+      await viewerPage.locator('#list-results').getByRole('link', { name: 'Frontline - Office 365 E1' }).click();
+      await viewerPage.getByText('Add several products at once').click();
+      await viewerPage.locator('details.several-products input[type=checkbox]').first().check();
+      await viewerPage.getByRole('button', { name: 'Preview adding them' }).click();
+      await viewerPage.getByTestId('preview').waitFor();
+      await inspect(viewerPage, `${width} px products preview`, problems);
+    } finally {
+      await viewer.close();
     }
-  } finally {
-    await phone.close();
-  }
-  assert.deepEqual(problems, []);
-});
+    assert.deepEqual(problems, []);
+  });
+}
 
 test('no page reported a script error or a blocked resource', () => {
   assert.deepEqual(browserErrors, []);

@@ -78,7 +78,8 @@ if [ "${LICENSD_UPDATE_DOCS_SCREENSHOT:-}" = "1" ]; then
   # The pages docs/user-guide.md and the README show.
   for name in group-licenses-errors user-error-and-fixes diagnosis plan-editor-suggested \
     group-users-in-error-filtered group-plan-preview advisor activity phone-overview first-run \
-    group-new-dynamic-preview group-nesting-cycle user-nested-path; do
+    group-new-dynamic-preview group-nesting-cycle user-nested-path \
+    bulk-fix-preview group-add-products-preview; do
     cp "$SCREENSHOT_DIR/$name.png" "docs/screenshots/$name.png"
     echo "== updated docs/screenshots/$name.png"
   done

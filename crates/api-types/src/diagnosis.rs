@@ -295,6 +295,25 @@ pub struct Involvement {
     pub usage_location: Option<String>,
     pub usage_location_inherited_from_tenant: bool,
     pub seats: Option<SeatFigures>,
+    /// For `mutuallyExclusiveWith`: every conflicting pair of plans between this assignment and
+    /// what the user has, each with the assignment that enables the other plan, so that one
+    /// change can resolve them all. Absent for other rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<PlanConflict>,
+}
+
+/// One pair of mutually exclusive plans.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanConflict {
+    /// The plan of the failing assignment.
+    pub service_plan: ServicePlan,
+    /// The plan it cannot be enabled with.
+    pub conflicting_service_plan: ServicePlan,
+    /// The product that enables the conflicting plan.
+    pub conflicting_sku_id: Uuid,
+    /// The group that assigns it; `null` for a direct assignment.
+    pub conflicting_assigned_by_group: Option<Uuid>,
 }
 
 /// A proposed fix: the changes and their predicted effect. Apply it with

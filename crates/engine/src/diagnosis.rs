@@ -1300,7 +1300,7 @@ impl Engine {
         for (position, ((sku, cause_id), users)) in ordered.into_iter().enumerate() {
             let cause = self.causes.get(cause_id);
             let (first_user, first_state) = users[0];
-            let view = self.resolve_state(&first_state);
+            let view = self.resolve_state(first_user, &first_state);
             let detail = match view.error_detail.clone() {
                 Some(detail) => detail,
                 None => continue,

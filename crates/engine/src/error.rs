@@ -183,6 +183,16 @@ impl CommandError {
     }
 }
 
+/// One pair of mutually exclusive plans: a plan of the failing assignment and the plan of
+/// another assignment (or of the same one) it cannot be enabled with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanConflict {
+    pub service_plan: PlanName,
+    pub conflicting_service_plan: PlanName,
+    pub conflicting_sku_id: Uuid,
+    pub conflicting_assignment: AssignmentSource,
+}
+
 /// The structured reason of an error recorded on a user's license assignment state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LicenseErrorDetail {
@@ -202,6 +212,10 @@ pub enum LicenseErrorDetail {
         conflicting_service_plan: PlanName,
         conflicting_sku_id: Uuid,
         conflicting_assignment: AssignmentSource,
+        /// Every conflicting pair of plans between this assignment and what the user has, the
+        /// pair above first, so that one change can resolve them all (an assignment in conflict
+        /// on Exchange usually is on SharePoint too). Computed from the user's current states.
+        conflicts: Vec<PlanConflict>,
     },
     /// Either a plan of this assignment lacks its prerequisite, or (removal blocked) this
     /// assignment holds the last prerequisite of another enabled plan.

@@ -50,7 +50,7 @@ pub use command::{Command, MAX_DIRECTORY_ATTRIBUTES_BYTES};
 pub use diagnosis::{DiagnosisOptions, GroupDiagnosis, UserDiagnosis};
 pub use dynamic_groups::DynamicMembership;
 pub use engine::Engine;
-pub use error::{CommandError, LicenseErrorDetail, PlanName};
+pub use error::{CommandError, LicenseErrorDetail, PlanConflict, PlanName};
 pub use handles::{CauseId, GroupRef, SkuRef, Source, UserRef};
 pub use membership_rule::{MembershipRule, RuleError, RuleProcessingState};
 pub use model::{

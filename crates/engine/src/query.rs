@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::error::{CommandError, LicenseErrorDetail};
+use crate::error::{CommandError, LicenseErrorDetail, PlanConflict};
 use crate::model::{
     AssignedLicense, AssignmentSource, AssignmentStatus, CapabilityStatus, CountryCode, LicenseErrorKind,
     LicenseProcessingState, ProxyAddress, ServicePlanRules, Timestamp, Uuid,
@@ -100,11 +100,11 @@ pub struct TenantOverview {
 
 impl Engine {
     /// Resolves a compact state record into Graph terms, with the current error detail.
-    pub fn resolve_state(&self, record: &StateRecord) -> LicenseAssignmentState {
+    pub fn resolve_state(&self, user: UserRef, record: &StateRecord) -> LicenseAssignmentState {
         let sku = self.sku(record.sku);
         let error_detail = record
             .cause
-            .map(|cause| self.error_detail(record, self.causes.get(cause)));
+            .map(|cause| self.error_detail(user, record, self.causes.get(cause)));
         LicenseAssignmentState {
             sku_id: sku.id,
             assigned_by_group: self.source_of(record.source).assigned_by_group(),
@@ -143,7 +143,45 @@ impl Engine {
         self.sku(sku).id
     }
 
-    fn error_detail(&self, record: &StateRecord, cause: &Cause) -> LicenseErrorDetail {
+    /// Every pair of mutually exclusive plans between what `record` wants and what the user's
+    /// other assignments grant (or, for plans of the record itself, what it wants), the recorded
+    /// pair first. Each pair once, ordered by this side's plan, then by the other assignment.
+    fn plan_conflicts(
+        &self,
+        user: UserRef,
+        record: &StateRecord,
+        recorded: PlanConflict,
+    ) -> Vec<PlanConflict> {
+        let wanted = self.enabled_plans(record.sku, record.disabled_plans);
+        let mut conflicts = vec![recorded];
+        for plan in wanted.intersection(self.catalog.plans_with_exclusions()).iter() {
+            let excludes = self.plan(plan).excludes;
+            for other in self.states.of(user) {
+                let other_plans = if other.sku == record.sku && other.source == record.source {
+                    wanted
+                } else {
+                    match other.granted_plans {
+                        Some(id) => *self.plan_sets.get(id),
+                        None => continue,
+                    }
+                };
+                for conflicting_plan in excludes.intersection(&other_plans).iter() {
+                    let conflict = PlanConflict {
+                        service_plan: self.plan_name(plan),
+                        conflicting_service_plan: self.plan_name(conflicting_plan),
+                        conflicting_sku_id: self.sku(other.sku).id,
+                        conflicting_assignment: self.source_of(other.source),
+                    };
+                    if !conflicts.contains(&conflict) {
+                        conflicts.push(conflict);
+                    }
+                }
+            }
+        }
+        conflicts
+    }
+
+    fn error_detail(&self, user: UserRef, record: &StateRecord, cause: &Cause) -> LicenseErrorDetail {
         match cause {
             Cause::Count { sku } => {
                 let definition = self.sku(*sku);
@@ -160,12 +198,21 @@ impl Engine {
                 conflicting_plan,
                 conflicting_sku,
                 conflicting_source,
-            } => LicenseErrorDetail::MutuallyExclusiveViolation {
-                service_plan: self.plan_name(*plan),
-                conflicting_service_plan: self.plan_name(*conflicting_plan),
-                conflicting_sku_id: self.sku(*conflicting_sku).id,
-                conflicting_assignment: self.source_of(*conflicting_source),
-            },
+            } => {
+                let recorded = PlanConflict {
+                    service_plan: self.plan_name(*plan),
+                    conflicting_service_plan: self.plan_name(*conflicting_plan),
+                    conflicting_sku_id: self.sku(*conflicting_sku).id,
+                    conflicting_assignment: self.source_of(*conflicting_source),
+                };
+                LicenseErrorDetail::MutuallyExclusiveViolation {
+                    service_plan: recorded.service_plan.clone(),
+                    conflicting_service_plan: recorded.conflicting_service_plan.clone(),
+                    conflicting_sku_id: recorded.conflicting_sku_id,
+                    conflicting_assignment: recorded.conflicting_assignment,
+                    conflicts: self.plan_conflicts(user, record, recorded),
+                }
+            }
             Cause::MissingPrerequisite { plan } => LicenseErrorDetail::DependencyViolation {
                 dependent_service_plan: self.plan_name(*plan),
                 dependent_sku_id: self.sku(record.sku).id,
@@ -222,7 +269,7 @@ impl Engine {
             .of(user)
             .iter()
             .map(|record| {
-                let mut state = self.resolve_state(record);
+                let mut state = self.resolve_state(user, record);
                 if let Some(LicenseErrorDetail::UniquenessViolation { other_user_ids, .. }) =
                     &mut state.error_detail
                 {
@@ -645,14 +692,35 @@ impl Engine {
                 conflicting_service_plan,
                 conflicting_sku_id,
                 conflicting_assignment,
-            } => format!(
-                "Conflicting service plans: {service_plan} in {product} cannot be enabled together with \
-                 {conflicting_service_plan}, which the user has from {} through {}. Remove that license if it \
-                 is redundant, or disable one of the two plans (in the group's assignment or in the other \
-                 one), then reprocess.",
-                self.sku_label(*conflicting_sku_id),
-                self.source_label(conflicting_assignment)
-            ),
+                conflicts,
+            } => {
+                let mut text = format!(
+                    "Conflicting service plans: {service_plan} in {product} cannot be enabled together with \
+                     {conflicting_service_plan}, which the user has from {} through {}",
+                    self.sku_label(*conflicting_sku_id),
+                    self.source_label(conflicting_assignment)
+                );
+                // The other pairs, so that one change resolves every conflict.
+                for conflict in conflicts.iter().skip(1) {
+                    text.push_str(&format!(
+                        "; and {} cannot be enabled together with {}, from {} through {}",
+                        conflict.service_plan,
+                        conflict.conflicting_service_plan,
+                        self.sku_label(conflict.conflicting_sku_id),
+                        self.source_label(&conflict.conflicting_assignment)
+                    ));
+                }
+                let which = if conflicts.len() > 1 {
+                    "all these plans"
+                } else {
+                    "one of the two plans"
+                };
+                text.push_str(&format!(
+                    ". Remove that license if it is redundant, or disable {which} on one side (in the \
+                     group's assignment or in the other one), then reprocess."
+                ));
+                text
+            }
             LicenseErrorDetail::DependencyViolation {
                 dependent_service_plan,
                 dependent_sku_id,

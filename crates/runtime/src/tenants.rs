@@ -140,6 +140,22 @@ struct TenantState {
     version: u64,
     /// Groups whose background run was recorded as started and not yet as finished.
     started_group_runs: HashSet<Uuid>,
+    /// Groups a written command of this instance asked to apply again (their licenses,
+    /// members or rule changed, or a reprocess) whose run has not started yet. Only these get
+    /// "Start/Finish applying group based license to users" records: a group is busy whenever
+    /// one of its members is queued, but a product added to a 3-member group does not re-run
+    /// the other groups those members are in.
+    requested_group_runs: HashSet<Uuid>,
+    /// Engines put in place of the cached one (full reloads): part of the advisor cache's key.
+    replacements: u64,
+    /// The advisor's report of the engine as it was at (version, clock, replacements).
+    advice: Option<CachedAdvice>,
+}
+
+/// An advisor report and the engine state it was computed from.
+struct CachedAdvice {
+    key: (u64, u64, u64),
+    report: Arc<licensd_engine::AdvisorReport>,
 }
 
 /// One tenant's in-memory engine and the version of the store it reflects.
@@ -307,6 +323,9 @@ impl TenantRuntime {
                 engine,
                 version,
                 started_group_runs: HashSet::new(),
+                requested_group_runs: HashSet::new(),
+                replacements: 0,
+                advice: None,
             }),
             signal,
             notifier,
@@ -481,6 +500,8 @@ impl TenantRuntime {
         tracing::info!(tenant = %self.id, version, "tenant reloaded from the store");
         state.engine = engine;
         state.version = version;
+        state.replacements += 1;
+        state.advice = None;
     }
 
     /// Runs `work` while holding the tenant's lock in the store, so that on PostgreSQL the
@@ -786,6 +807,7 @@ impl TenantRuntime {
         commands: &[(Command, Caller)],
     ) -> Result<Attempt, ExecuteError> {
         let mut results = Vec::with_capacity(commands.len());
+        let mut requested: Vec<Uuid> = Vec::new();
         let mut batches: Vec<WriteBatch> = Vec::new();
         let mut refusals = Vec::new();
         for (command, caller) in commands {
@@ -808,6 +830,9 @@ impl TenantRuntime {
                     continue;
                 }
             };
+            if outcome.queued_users > 0 {
+                requested.extend(group_run_requested_by(command));
+            }
             let mut target = audit::target_of(command, &state.engine);
             if target.name.is_empty() {
                 target.name = target_before.name;
@@ -869,6 +894,7 @@ impl TenantRuntime {
         };
         self.command_transactions.fetch_add(1, Ordering::Relaxed);
         state.version = version;
+        state.requested_group_runs.extend(requested);
         if batches.iter().any(|batch| !batch.outbox.is_empty()) {
             self.notifier.wake();
         }
@@ -902,7 +928,11 @@ impl TenantRuntime {
                 return Ok(StepReport::default());
             }
             let alerting = crate::alerts::BeforeChange::look(&self.alerts, self.id, &state.engine);
-            (busy_licensed_groups(&state.engine), alerting, now())
+            let busy: Vec<Uuid> = busy_licensed_groups(&state.engine)
+                .into_iter()
+                .filter(|group_id| state.requested_group_runs.contains(group_id))
+                .collect();
+            (busy, alerting, now())
         };
         let mut step = StepSlices::default();
         let state = loop {
@@ -969,6 +999,9 @@ impl TenantRuntime {
                 if !batch.outbox.is_empty() {
                     self.notifier.wake();
                 }
+                // Commands wait for the step (the write order): every requested group busy at
+                // its start was started now, and one not busy has nothing left to run.
+                state.requested_group_runs.clear();
                 state.started_group_runs.extend(started);
                 for group_id in finished {
                     state.started_group_runs.remove(&group_id);
@@ -1013,6 +1046,39 @@ impl TenantRuntime {
     pub fn read<T>(&self, query: impl FnOnce(&Engine) -> T) -> Result<T, ExecuteError> {
         let state = self.lock()?;
         Ok(query(&state.engine))
+    }
+
+    /// Runs a read with the advisor's report of the engine ([`Engine::advise`]). The report is
+    /// computed once per engine state and kept until a write, a processing step or a catch-up
+    /// changes the engine (its version or logical clock), so that repeated views of the Advisor
+    /// cost a lookup instead of a scan of every user.
+    pub fn read_advised<T>(
+        &self,
+        query: impl FnOnce(&Engine, &licensd_engine::AdvisorReport) -> T,
+    ) -> Result<T, ExecuteError> {
+        let mut state = self.lock()?;
+        let key = (state.version, state.engine.clock(), state.replacements);
+        let report = match &state.advice {
+            Some(cached) if cached.key == key => Arc::clone(&cached.report),
+            _ => {
+                let report = Arc::new(state.engine.advise());
+                state.advice = Some(CachedAdvice {
+                    key,
+                    report: Arc::clone(&report),
+                });
+                report
+            }
+        };
+        Ok(query(&state.engine, &report))
+    }
+
+    /// Whether the advisor's report of the engine as it is now is cached (tests).
+    #[cfg(test)]
+    fn advice_is_cached(&self) -> bool {
+        self.lock().is_ok_and(|state| {
+            let key = (state.version, state.engine.clock(), state.replacements);
+            state.advice.as_ref().is_some_and(|cached| cached.key == key)
+        })
     }
 
     /// The store version the engine reflects.
@@ -1159,6 +1225,22 @@ impl Drop for TenantLockGuard<'_> {
         if !self.released {
             let _ = self.unlock();
         }
+    }
+}
+
+/// The group whose licenses a command asks to apply again to its members: its licenses,
+/// members or membership rule changed, or it is reprocessed. `None` for other commands (a
+/// user's own change re-evaluates the user, not the groups it is in).
+fn group_run_requested_by(command: &Command) -> Option<Uuid> {
+    match command {
+        Command::AssignGroupLicenses { group_id, .. }
+        | Command::AddGroupMember { group_id, .. }
+        | Command::RemoveGroupMember { group_id, .. }
+        | Command::AddGroupMemberGroup { group_id, .. }
+        | Command::RemoveGroupMemberGroup { group_id, .. }
+        | Command::SetMembershipRule { group_id, .. }
+        | Command::ReprocessGroup { group_id } => Some(*group_id),
+        _ => None,
     }
 }
 
@@ -1545,6 +1627,164 @@ mod tests {
             runtime.execute(&store, command, &caller()).expect("accepted");
         }
         (directory, store, runtime)
+    }
+
+    #[test]
+    fn the_advisor_report_is_cached_until_the_engine_changes() {
+        let (_directory, store, runtime) = licensed_tenant(5, 100);
+        let fresh = |runtime: &TenantRuntime| runtime.read(|engine| engine.advise()).expect("read");
+        assert!(!runtime.advice_is_cached());
+        let first = runtime.read_advised(|_, report| report.clone()).expect("read");
+        assert_eq!(first, fresh(&runtime));
+        assert!(runtime.advice_is_cached());
+        // A processing step changes the engine: the cache no longer applies.
+        while runtime.process_step(&store, 1_000).expect("step").remaining_users > 0 {}
+        assert!(!runtime.advice_is_cached());
+        let processed = runtime.read_advised(|_, report| report.clone()).expect("read");
+        assert_eq!(processed, fresh(&runtime));
+        // A direct assignment of the product Sales gives: redundant, and the cached report
+        // computed before it would not say so.
+        let sku_id = Uuid::from_u128(9);
+        runtime
+            .execute(
+                &store,
+                Command::UpdateUser {
+                    user_id: user(0),
+                    changes: UserChanges {
+                        usage_location: Some(Some(
+                            licensd_engine::CountryCode::parse("US").expect("country"),
+                        )),
+                        ..UserChanges::default()
+                    },
+                },
+                &caller(),
+            )
+            .expect("accepted");
+        while runtime.process_step(&store, 1_000).expect("step").remaining_users > 0 {}
+        let processed = runtime.read_advised(|_, report| report.clone()).expect("read");
+        runtime
+            .execute(
+                &store,
+                Command::AssignUserLicenses {
+                    user_id: user(0),
+                    add_licenses: vec![licensd_engine::AssignedLicense::new(sku_id)],
+                    remove_licenses: Vec::new(),
+                },
+                &caller(),
+            )
+            .expect("accepted");
+        assert!(!runtime.advice_is_cached());
+        let after = runtime.read_advised(|_, report| report.clone()).expect("read");
+        assert_eq!(after, fresh(&runtime));
+        assert_eq!(after.redundant_direct_assignments.len(), 1);
+        assert!(processed.redundant_direct_assignments.is_empty());
+        assert!(runtime.advice_is_cached());
+    }
+
+    /// The group names of the "Start/Finish applying group based license to users" records.
+    fn group_runs(store: &SharedStore) -> Vec<(String, String)> {
+        let records = lock_store(store)
+            .expect("store")
+            .audit_records(
+                TENANT,
+                &AuditQuery {
+                    limit: 1_000,
+                    ..AuditQuery::default()
+                },
+            )
+            .expect("audit");
+        let mut runs: Vec<(String, String)> = records
+            .into_iter()
+            .filter(|stored| stored.record.activity.contains("applying group based license"))
+            .map(|stored| (stored.record.activity, stored.record.target_name))
+            .collect();
+        runs.sort();
+        runs
+    }
+
+    #[test]
+    fn only_the_group_whose_licenses_changed_gets_background_run_records() {
+        // Sales (10 users, licensed) and Marketing (3 of them): a product added to Marketing
+        // queues its 3 members, who are in Sales too, but Sales's licenses did not change.
+        let (_directory, store, runtime) = licensed_tenant(10, 100);
+        while runtime.process_step(&store, 1_000).expect("step").remaining_users > 0 {}
+        let sales_runs = group_runs(&store);
+        assert_eq!(
+            sales_runs,
+            vec![
+                (
+                    "Finish applying group based license to users".to_string(),
+                    "Sales".to_string()
+                ),
+                (
+                    "Start applying group based license to users".to_string(),
+                    "Sales".to_string()
+                ),
+            ]
+        );
+        let marketing_sku = Uuid::from_u128(11);
+        let commands = [
+            Command::AddSku(licensd_engine::SkuDefinition {
+                sku_id: marketing_sku,
+                sku_part_number: "OTHER".to_string(),
+                display_name: "Other".to_string(),
+                applies_to: licensd_engine::AppliesTo::User,
+                service_plans: vec![licensd_engine::ServicePlanDefinition {
+                    service_plan_id: Uuid::from_u128(12),
+                    service_plan_name: "OTHER_PLAN".to_string(),
+                    display_name: "Other plan".to_string(),
+                }],
+                prepaid_units: 10,
+                capability_status: licensd_engine::CapabilityStatus::Enabled,
+            }),
+            Command::AddGroupMember {
+                group_id: MARKETING,
+                user_id: user(0),
+            },
+            Command::AddGroupMember {
+                group_id: MARKETING,
+                user_id: user(1),
+            },
+            Command::AddGroupMember {
+                group_id: MARKETING,
+                user_id: user(2),
+            },
+            Command::AssignGroupLicenses {
+                group_id: MARKETING,
+                add_licenses: vec![licensd_engine::AssignedLicense::new(marketing_sku)],
+                remove_licenses: Vec::new(),
+            },
+        ];
+        for command in commands {
+            runtime.execute(&store, command, &caller()).expect("accepted");
+        }
+        // Sales is busy while its members wait (Graph's processing state says so) ...
+        let sales_state = runtime
+            .read(|engine| engine.group_processing_state(SALES))
+            .expect("read")
+            .expect("group");
+        assert_ne!(sales_state, LicenseProcessingState::ProcessingComplete);
+        while runtime.process_step(&store, 1_000).expect("step").remaining_users > 0 {}
+        // ... but only Marketing's run is recorded.
+        let mut expected = sales_runs.clone();
+        expected.extend([
+            (
+                "Finish applying group based license to users".to_string(),
+                "Marketing".to_string(),
+            ),
+            (
+                "Start applying group based license to users".to_string(),
+                "Marketing".to_string(),
+            ),
+        ]);
+        expected.sort();
+        assert_eq!(group_runs(&store), expected);
+        // A reprocess of Sales is a run of Sales.
+        runtime
+            .execute(&store, Command::ReprocessGroup { group_id: SALES }, &caller())
+            .expect("accepted");
+        while runtime.process_step(&store, 1_000).expect("step").remaining_users > 0 {}
+        assert_eq!(group_runs(&store).len(), expected.len() + 2);
     }
 
     #[test]

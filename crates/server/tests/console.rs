@@ -1577,21 +1577,32 @@ async fn a_plan_fix_opens_the_editor_with_the_plans_to_disable_unticked_and_mark
         })
         .expect("a link to disable the conflicting plans of the direct E1")
         .replace("&amp;", "&");
-    let plan = link.split("change=").nth(1).expect("a plan").to_string();
+    // Every conflicting plan at once: Exchange Online (Plan 1) and SharePoint (Plan 1).
+    let changed: Vec<String> = link
+        .split("change=")
+        .nth(1)
+        .expect("the plans")
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    assert_eq!(changed.len(), 2, "{link}");
     let editor = server.get(&link).await.expect(200);
     editor
         .contains("suggested: disable")
-        .contains(&format!("data-plan=\"{plan}\""))
-        .contains(&format!("name=\"enabled_plan\" value=\"{plan}\">"))
-        .lacks(&format!("name=\"enabled_plan\" value=\"{plan}\" checked"))
         .contains("data-pick=\"all\"")
         .contains("data-pick=\"none\"")
         .contains("Only this plan");
+    for plan in &changed {
+        editor
+            .contains(&format!("data-plan=\"{plan}\""))
+            .contains(&format!("name=\"enabled_plan\" value=\"{plan}\">"))
+            .lacks(&format!("name=\"enabled_plan\" value=\"{plan}\" checked"));
+    }
     // Every other plan of the direct E1 stays ticked.
     // (`every_plan_of` lists the product's field, then one field per plan.)
     let plans = every_plan_of(&world, OFFICE_365_E1).len() - 1;
     assert_eq!(editor.body.matches("name=\"enabled_plan\"").count(), plans);
-    assert_eq!(editor.body.matches("\" checked>").count(), plans - 1);
+    assert_eq!(editor.body.matches("\" checked>").count(), plans - 2);
     // A change naming something that is not a plan id is refused.
     server
         .get(&format!(
@@ -1726,8 +1737,25 @@ async fn users_in_error_are_filtered_by_kind_and_product_and_fixed_in_bulk() {
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_str()))
         .collect();
+    // First a preview: each user's change and the prediction; nothing is changed.
+    server
+        .post(&format!("/groups/{sales}/errors/fix"), &fields)
+        .await
+        .expect(200)
+        .contains("<h1>Apply a fix to 5 users</h1>")
+        .contains("<strong data-field=\"with-fix\">5</strong>")
+        .contains("<strong data-field=\"fixed\">5</strong>")
+        .contains("Remove the direct license Office 365 E1")
+        .contains("name=\"confirmed\" value=\"yes\"");
+    server
+        .get(&format!("/groups/{sales}/errors"))
+        .await
+        .expect(200)
+        .contains(&format!("href=\"/users/{user001}\""));
+    let mut confirmed = fields.clone();
+    confirmed.push(("confirmed", "yes"));
     let location = server
-        .post_change(&format!("/groups/{sales}/errors/fix"), &fields)
+        .post_change(&format!("/groups/{sales}/errors/fix"), &confirmed)
         .await;
     assert_eq!(
         location,
@@ -1757,6 +1785,96 @@ async fn users_in_error_are_filtered_by_kind_and_product_and_fixed_in_bulk() {
         .await
         .expect(400)
         .contains("Select at least one user.");
+    // Tenant-wide: the users in error of every group, filtered; the same bulk actions.
+    let user291 = directory.users[290];
+    let tenant = server
+        .get("/users?filter=errors&kind=ProhibitedInUsageLocationViolation")
+        .await
+        .expect(200);
+    assert_eq!(tenant.row_links("/users/"), 5);
+    tenant
+        .contains(&format!("href=\"/users/{user291}\""))
+        .lacks(&format!("href=\"/users/{user061}\""))
+        .contains("action=\"/users/errors/fix\"")
+        .contains("data-error=\"ProhibitedInUsageLocationViolation\"");
+    server
+        .get("/users?filter=errors&kind=Nonsense")
+        .await
+        .expect(400)
+        .contains("'Nonsense' is not a kind of license error.");
+    server
+        .post(
+            "/users/errors/fix",
+            &[("action", "SetUsageLocation"), ("user_id", &user291.to_string())],
+        )
+        .await
+        .expect(200)
+        .contains("<h1>Apply a fix to 1 users</h1>")
+        .contains("<strong data-field=\"fixed\">1</strong>");
+    let location = server
+        .post_change(
+            "/users/errors/fix",
+            &[("action", "reprocess"), ("user_id", &user291.to_string())],
+        )
+        .await;
+    assert_eq!(location, "/users?filter=errors&done=reprocess-many");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn several_products_are_added_in_one_step_to_a_group_after_a_preview_and_to_a_user() {
+    let (server, _, directory) = ConsoleServer::demo().await;
+    let pilot = directory.analytics_pilot;
+    let user150 = directory.users[149];
+    let (e1, ems) = (OFFICE_365_E1.to_string(), EMS_E3.to_string());
+    let products = [("sku_id", e1.as_str()), ("sku_id", ems.as_str())];
+    server
+        .get(&format!("/groups/{pilot}"))
+        .await
+        .expect(200)
+        .contains(&format!("action=\"/groups/{pilot}/licenses/add\""));
+    // The preview changes nothing.
+    server
+        .post(&format!("/groups/{pilot}/licenses/add"), &products)
+        .await
+        .expect(200)
+        .contains("<h1>Add 2 products to Analytics pilot</h1>")
+        .contains("data-testid=\"preview\"");
+    server
+        .get(&format!("/groups/{pilot}"))
+        .await
+        .expect(200)
+        .lacks(&format!("href=\"/products/{OFFICE_365_E1}\""));
+    server
+        .post(&format!("/groups/{pilot}/licenses/add"), &[("confirmed", "yes")])
+        .await
+        .expect(400)
+        .contains("Select at least one product to add.");
+    let mut confirmed = products.to_vec();
+    confirmed.push(("confirmed", "yes"));
+    let location = server
+        .post_change(&format!("/groups/{pilot}/licenses/add"), &confirmed)
+        .await;
+    assert_eq!(location, format!("/groups/{pilot}?done=products-assigned"));
+    server
+        .get(&location)
+        .await
+        .expect(200)
+        .contains(&format!("href=\"/products/{OFFICE_365_E1}\""))
+        .contains(&format!("href=\"/products/{EMS_E3}\""));
+    // A user: directly, in one change.
+    let location = server
+        .post_change(
+            &format!("/users/{user150}/licenses/add"),
+            &[("sku_id", ems.as_str())],
+        )
+        .await;
+    assert_eq!(location, format!("/users/{user150}?done=products-assigned"));
+    server
+        .get(&location)
+        .await
+        .expect(200)
+        .contains("The products were assigned, every plan enabled.");
     server.stop().await;
 }
 

@@ -5,7 +5,7 @@
 use licensd_engine::{
     AssignedLicense, AssignmentSource, AssignmentStatus, CapabilityStatus, Command, CommandError,
     CountryCode, LicenseAssignmentState, LicenseErrorDetail, LicenseErrorKind, LicenseProcessingState,
-    PlanName, ProxyAddress, ServicePlanDefinition, UserChanges, Uuid,
+    PlanConflict, PlanName, ProxyAddress, ServicePlanDefinition, UserChanges, Uuid,
 };
 use licensd_fixtures::seed_world::{
     SeedSeats, SeedWorld, EMS_E3, EXCHANGE_ONLINE_PLAN_1, EXCHANGE_ONLINE_PLAN_2, MICROSOFT_TEAMS_PLAN,
@@ -206,6 +206,20 @@ fn not_enough_licenses() -> TestResult {
     Ok(())
 }
 
+fn conflict(
+    service_plan: PlanName,
+    conflicting_service_plan: PlanName,
+    conflicting_sku_id: Uuid,
+    conflicting_assignment: AssignmentSource,
+) -> PlanConflict {
+    PlanConflict {
+        service_plan,
+        conflicting_service_plan,
+        conflicting_sku_id,
+        conflicting_assignment,
+    }
+}
+
 /// A user with E1 directly joins an E3 group: the E3 assignment fails, naming the conflicting plans.
 fn user_with_direct_e1_in_an_e3_group(world: &mut SeedWorld) -> Result<(Uuid, Uuid), TestError> {
     let alice = world.add_user("alice", Some("US"))?;
@@ -226,6 +240,21 @@ fn user_with_direct_e1_in_an_e3_group(world: &mut SeedWorld) -> Result<(Uuid, Uu
             conflicting_service_plan: exchange_1(),
             conflicting_sku_id: OFFICE_365_E1,
             conflicting_assignment: AssignmentSource::Direct,
+            // Every conflicting pair at once, so that one change resolves them all.
+            conflicts: vec![
+                conflict(
+                    exchange_2(),
+                    exchange_1(),
+                    OFFICE_365_E1,
+                    AssignmentSource::Direct
+                ),
+                conflict(
+                    sharepoint_2(),
+                    sharepoint_1(),
+                    OFFICE_365_E1,
+                    AssignmentSource::Direct
+                ),
+            ],
         })
     );
     assert!(e3.granted_plans.is_empty());
@@ -259,6 +288,12 @@ fn conflicting_service_plans_resolved_by_disabling_plans_in_the_group() -> TestR
             conflicting_service_plan: sharepoint_1(),
             conflicting_sku_id: OFFICE_365_E1,
             conflicting_assignment: AssignmentSource::Direct,
+            conflicts: vec![conflict(
+                sharepoint_2(),
+                sharepoint_1(),
+                OFFICE_365_E1,
+                AssignmentSource::Direct,
+            )],
         })
     );
 
@@ -1342,6 +1377,12 @@ fn a_failed_re_evaluation_never_takes_away_what_works() -> TestResult {
             conflicting_service_plan: sharepoint_1(),
             conflicting_sku_id: OFFICE_365_E1,
             conflicting_assignment: AssignmentSource::Direct,
+            conflicts: vec![conflict(
+                sharepoint_2(),
+                sharepoint_1(),
+                OFFICE_365_E1,
+                AssignmentSource::Direct,
+            )],
         })
     );
     assert_eq!(e3.granted_plans, before);

@@ -131,9 +131,8 @@ pub async fn get_advisor(tenant: Tenant) -> Result<Json<AdvisorReport>, ApiError
     let prices = super::spend::stored_price_map(&tenant).await?;
     Ok(Json(
         tenant
-            .read(move |engine| {
-                let report = engine.advise();
-                let mut wire = wire_advisor(&report)?;
+            .read_advised(move |_engine, report| {
+                let mut wire = wire_advisor(report)?;
                 wire.money_saved_per_month =
                     licensd_engine::spend::seats_cost(&report.reclaimable_seats, &prices)
                         .into_iter()

@@ -7,8 +7,8 @@ use axum::Json;
 use licensd_api_types::admin::ServicePlan;
 use licensd_api_types::diagnosis::{
     CauseGroup, Change, Fix, GroupDiagnosis, GroupPrediction, InvolvedAssignment, InvolvedUser, Involvement,
-    MembershipChangePrediction, PredictedError, PredictedLicenseState, Problem, RequeueReason, SeatFigures,
-    SelfHealing, SkuPrediction, UserDiagnosis, UserPrediction, WhatIfResponse,
+    MembershipChangePrediction, PlanConflict, PredictedError, PredictedLicenseState, Problem, RequeueReason,
+    SeatFigures, SelfHealing, SkuPrediction, UserDiagnosis, UserPrediction, WhatIfResponse,
 };
 use licensd_api_types::graph::AssignedLicense as WireLicense;
 use licensd_api_types::{ErrorCode, ErrorResponse};
@@ -380,8 +380,24 @@ pub fn wire_user(user: &engine_diagnosis::InvolvedUser) -> InvolvedUser {
     }
 }
 
-fn wire_involvement(involvement: &engine_diagnosis::Involvement) -> Involvement {
+fn wire_involvement(
+    involvement: &engine_diagnosis::Involvement,
+    detail: &licensd_engine::LicenseErrorDetail,
+) -> Involvement {
+    let conflicts = match detail {
+        licensd_engine::LicenseErrorDetail::MutuallyExclusiveViolation { conflicts, .. } => conflicts
+            .iter()
+            .map(|conflict| PlanConflict {
+                service_plan: wire_plan(&conflict.service_plan),
+                conflicting_service_plan: wire_plan(&conflict.conflicting_service_plan),
+                conflicting_sku_id: conflict.conflicting_sku_id,
+                conflicting_assigned_by_group: conflict.conflicting_assignment.assigned_by_group(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     Involvement {
+        conflicts,
         rule: involvement.rule.as_str().to_string(),
         plans: involvement.plans.iter().map(wire_plan).collect(),
         other_plans: involvement.other_plans.iter().map(wire_plan).collect(),
@@ -469,7 +485,7 @@ pub fn wire_user_diagnosis(diagnosis: &engine_diagnosis::UserDiagnosis) -> Resul
                     state: problem.state.as_str().to_string(),
                     error: problem.error.as_str().to_string(),
                     explanation: problem.explanation.clone(),
-                    involvement: wire_involvement(&problem.involvement),
+                    involvement: wire_involvement(&problem.involvement, &problem.detail),
                     fixes: problem.fixes.iter().map(wire_fix).collect::<Result<_, _>>()?,
                 })
             })
@@ -493,7 +509,7 @@ pub fn wire_group_diagnosis(
                     sku_part_number: cause.sku_part_number.clone(),
                     error: cause.error.as_str().to_string(),
                     explanation: cause.explanation.clone(),
-                    involvement: wire_involvement(&cause.involvement),
+                    involvement: wire_involvement(&cause.involvement, &cause.detail),
                     user_count: cause.user_count as u64,
                     users: cause.users.iter().map(wire_user).collect(),
                     fixes: cause.fixes.iter().map(wire_fix).collect::<Result<_, _>>()?,

@@ -223,6 +223,23 @@ impl Tenant {
         .map_err(|error| ApiError::internal(format!("a query task failed: {error}")))?
     }
 
+    /// A read with the advisor's report, cached by the runtime per engine state.
+    pub async fn read_advised<T, F>(&self, query: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Engine, &licensd_engine::AdvisorReport) -> Result<T, ApiError> + Send + 'static,
+    {
+        let runtime = Arc::clone(&self.runtime);
+        tokio::task::spawn_blocking(move || {
+            runtime
+                .read_advised(query)
+                .map_err(ApiError::from)
+                .and_then(|answer| answer)
+        })
+        .await
+        .map_err(|error| ApiError::internal(format!("a query task failed: {error}")))?
+    }
+
     /// Runs a query on the store for this tenant (the audit log, tokens) on a blocking thread.
     pub async fn with_store<T, F>(&self, query: F) -> Result<T, ApiError>
     where

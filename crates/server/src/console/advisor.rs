@@ -11,7 +11,7 @@
 
 use axum::response::Response;
 use licensd_engine::advisor::{AdvisorReport, Redundancy};
-use licensd_engine::{Command, Engine, Uuid};
+use licensd_engine::{Command, Uuid};
 use maud::{html, Markup};
 
 use super::context::ConsoleContext;
@@ -320,11 +320,11 @@ pub async fn show(context: ConsoleContext, query: QueryFields) -> Result<Respons
     let view = View::of(&query)?;
     let result = super::processing::change_result(&context, query.first("done")).await?;
     let (tenant_name, names, report) = context
-        .read(|engine| {
+        .read_advised(|engine, report| {
             Ok((
                 engine.settings().display_name.clone(),
                 ProductNames::of(engine),
-                engine.advise(),
+                report.clone(),
             ))
         })
         .await?;
@@ -356,14 +356,14 @@ pub async fn show(context: ConsoleContext, query: QueryFields) -> Result<Respons
     Ok(layout::page("Advisor", Section::Advisor, &tenant_name, content))
 }
 
-/// The commands of the finding a form names, from a fresh report.
+/// The commands of the finding a form names, from the report of the engine as it is.
 fn finding_commands(
-    engine: &Engine,
+    report: &licensd_engine::AdvisorReport,
     finding: &str,
     user_id: Uuid,
     sku_id: Option<Uuid>,
 ) -> Result<Vec<Command>, ConsoleError> {
-    let report = engine.advise();
+    let report = report.clone();
     let commands = match (finding, sku_id) {
         (REDUNDANT, Some(sku_id)) => report
             .redundant_direct_assignments
@@ -395,7 +395,7 @@ pub async fn apply(context: ConsoleContext, form: FormFields) -> Result<Response
         Some(text) => Some(parse_id(text, IdKind::Product)?),
     };
     let commands = context
-        .read(move |engine| finding_commands(engine, &finding, user_id, sku_id))
+        .read_advised(move |_engine, report| finding_commands(report, &finding, user_id, sku_id))
         .await?;
     for command in commands {
         context.execute(command).await?;

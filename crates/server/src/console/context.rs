@@ -132,6 +132,21 @@ impl ConsoleContext {
             })?
     }
 
+    /// A read with the advisor's report, cached by the runtime per engine state
+    /// ([`licensd_runtime::tenants::TenantRuntime::read_advised`]).
+    pub async fn read_advised<T, F>(&self, query: F) -> Result<T, ConsoleError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Engine, &licensd_engine::AdvisorReport) -> Result<T, ConsoleError> + Send + 'static,
+    {
+        let runtime = Arc::clone(&self.runtime);
+        tokio::task::spawn_blocking(move || runtime.read_advised(query).map_err(ConsoleError::from)?)
+            .await
+            .map_err(|error| ConsoleError::Internal {
+                detail: format!("a console query task failed: {error}"),
+            })?
+    }
+
     /// The tenant's audit records matching `query`, newest first.
     /// Runs a read on the store for this tenant (prices, activity, seat history).
     pub async fn with_store<T, F>(&self, query: F) -> Result<T, ConsoleError>

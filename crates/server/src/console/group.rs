@@ -296,6 +296,7 @@ async fn render_licenses_pane(
                 }
                 button type="submit" { "Choose plans" }
             }
+            (super::add_products::form(&format!("/groups/{}/licenses/add", group.id), "add-several", &addable, "Preview adding them"))
         }
         p.muted data-testid="nesting-licensing" {
             @if pane.transitive_licensing {

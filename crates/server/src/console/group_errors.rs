@@ -6,18 +6,14 @@
 
 use axum::http::StatusCode;
 use axum::response::Response;
-use licensd_engine::diagnosis::FixKind;
-use licensd_engine::{
-    Command, DiagnosisOptions, Engine, GroupView, LicenseAssignmentState, LicenseErrorKind, Uuid,
-};
-use licensd_runtime::tenants::now;
+use licensd_engine::{Engine, GroupView, LicenseAssignmentState, LicenseErrorKind, Uuid};
 use maud::{html, Markup};
 
 use super::context::{ConsoleAction, ConsoleContext};
 use super::error::ConsoleError;
-use super::forms::{parse_id, see_other, FormFields, IdKind, PathParameters, QueryFields};
+use super::forms::{parse_id, FormFields, IdKind, PathParameters, QueryFields};
 use super::group::{existing_group, group_header, users_in_error_text, GroupTab};
-use super::layout::{self, html_response, page_notices, pager, state_badge, Done, Section};
+use super::layout::{self, html_response, page_notices, pager, state_badge, Section};
 use super::names::{error_title, ProductNames};
 use super::paging::{page_of, ListRequest, Page, PAGE_SIZE};
 
@@ -30,7 +26,7 @@ struct UserInError {
 }
 
 /// The error kinds offered in the filter.
-const KINDS: [LicenseErrorKind; 6] = [
+pub const KINDS: [LicenseErrorKind; 6] = [
     LicenseErrorKind::CountViolation,
     LicenseErrorKind::MutuallyExclusiveViolation,
     LicenseErrorKind::DependencyViolation,
@@ -39,42 +35,15 @@ const KINDS: [LicenseErrorKind; 6] = [
     LicenseErrorKind::Other,
 ];
 
-/// The fixes offered for many users at once (each is looked up again per user).
-const BULK_FIXES: [(FixKind, &str); 8] = [
-    (FixKind::Reprocess, "Reprocess (the cause is already gone)"),
-    (
-        FixKind::RemoveConflictingDirectLicense,
-        "Remove the conflicting direct license",
-    ),
-    (
-        FixKind::DisableConflictingPlansInOtherAssignment,
-        "Disable the conflicting plans in the other assignment",
-    ),
-    (
-        FixKind::KeepPrerequisiteDirectly,
-        "Keep the prerequisite through a direct license",
-    ),
-    (FixKind::SetUsageLocation, "Correct the usage location"),
-    (FixKind::RemoveFromGroup, "Remove the user from the group"),
-    (
-        FixKind::FreeSeatsOfDisabledAccounts,
-        "Free the seats of disabled accounts",
-    ),
-    (
-        FixKind::RemoveProxyAddressFromUser,
-        "Remove the shared proxy address from the user",
-    ),
-];
-
 /// The filters of the list.
 #[derive(Clone, Debug, Default)]
-struct ErrorFilters {
-    kind: Option<LicenseErrorKind>,
-    product: Option<Uuid>,
+pub struct ErrorFilters {
+    pub kind: Option<LicenseErrorKind>,
+    pub product: Option<Uuid>,
 }
 
 impl ErrorFilters {
-    fn of(query: &QueryFields) -> Result<ErrorFilters, ConsoleError> {
+    pub fn of(query: &QueryFields) -> Result<ErrorFilters, ConsoleError> {
         let kind =
             match query.non_empty("kind") {
                 None => None,
@@ -89,7 +58,7 @@ impl ErrorFilters {
         Ok(ErrorFilters { kind, product })
     }
 
-    fn matches(&self, state: &LicenseAssignmentState) -> bool {
+    pub fn matches(&self, state: &LicenseAssignmentState) -> bool {
         state.error.is_some()
             && self.kind.map_or(true, |kind| state.error == Some(kind))
             && self.product.map_or(true, |product| state.sku_id == product)
@@ -242,20 +211,7 @@ fn results(data: &ErrorsData, path: &str, keep: &[(&str, &str)], may_fix: bool) 
             @if data.rows.is_empty() {
                 p.muted { "No user of this group is in error" @if keep.iter().any(|(name, value)| *name != "search" && !value.is_empty()) { " with these filters" } "." }
             } @else {
-                form #bulk-fix method="post" action=(bulk_path)
-                    data-confirm="Apply this to every selected user?" {}
-                @if may_fix {
-                    div.actions.bulk {
-                        label for="bulk-action" { "For the selected users" }
-                        select #bulk-action name="action" form="bulk-fix" {
-                            option value="reprocess" { "Reprocess them" }
-                            @for (kind, label) in BULK_FIXES {
-                                option value=(kind.as_str()) { "Apply the fix: " (label) }
-                            }
-                        }
-                        button type="submit" form="bulk-fix" { "Apply to selected" }
-                    }
-                }
+                @if may_fix { (super::bulk::controls("bulk-fix", &bulk_path)) }
                 div.table-scroll {
                 table {
                     thead {
@@ -313,67 +269,26 @@ fn results(data: &ErrorsData, path: &str, keep: &[(&str, &str)], may_fix: bool) 
 
 /// `POST /groups/{id}/errors/fix`: for each selected user (`user_id`), reprocesses it
 /// (`action=reprocess`) or applies the fix of the named kind to its error from this group (the
-/// fix Diagnosis offers, looked up again for each user; users without that fix are skipped).
+/// fix Diagnosis offers, looked up again for each user; users without that fix are skipped),
+/// after a preview ([`super::bulk`]).
 pub async fn fix_selected(
     context: ConsoleContext,
     PathParameters(group_id): PathParameters<String>,
     form: FormFields,
 ) -> Result<Response, ConsoleError> {
     let group_id = parse_id(&group_id, IdKind::Group)?;
-    let action = form.required("action", "action")?.to_string();
-    let mut user_ids = Vec::new();
-    for text in form.all("user_id") {
-        user_ids.push(parse_id(text, IdKind::User)?);
-    }
-    if user_ids.is_empty() {
-        return Err(ConsoleError::bad_request("Select at least one user."));
-    }
+    context
+        .read(move |engine| existing_group(engine, group_id).map(|_| ()))
+        .await?;
     let back = format!("/groups/{group_id}/errors");
-    if action == "reprocess" {
-        context.require(ConsoleAction::Reprocess)?;
-        context
-            .read(move |engine| existing_group(engine, group_id).map(|_| ()))
-            .await?;
-        for user_id in user_ids {
-            context.execute(Command::ReprocessUser { user_id }).await?;
-        }
-        return Ok(see_other(&Done::ReprocessQueuedForMany.on(&back)));
-    }
-    context.require(ConsoleAction::ChangeLicenses)?;
-    let kind = BULK_FIXES
-        .iter()
-        .map(|(kind, _)| *kind)
-        .find(|kind| kind.as_str() == action)
-        .ok_or_else(|| {
-            ConsoleError::bad_request(format!(
-                "'{action}' is not a fix that can be applied to many users."
-            ))
-        })?;
-    for user_id in user_ids {
-        // Looked up again after each user: an earlier fix may have changed what this one needs.
-        let commands = context
-            .read(move |engine| {
-                existing_group(engine, group_id)?;
-                let options = DiagnosisOptions {
-                    predict: false,
-                    ..DiagnosisOptions::default()
-                };
-                let Ok(diagnosis) = engine.diagnose_user(user_id, now(), options) else {
-                    return Ok(Vec::new());
-                };
-                Ok(diagnosis
-                    .problems
-                    .into_iter()
-                    .filter(|problem| problem.source.assigned_by_group() == Some(group_id))
-                    .flat_map(|problem| problem.fixes)
-                    .find(|fix| fix.kind == kind)
-                    .map(|fix| fix.commands)
-                    .unwrap_or_default())
-            })
-            .await?;
-        for command in commands {
-            context.execute(command).await?;
-        }
-    }
-    Ok(see_other(&Done::FixAppliedToMany.on(&back)))
+    let action_path = format!("/groups/{group_id}/errors/fix");
+    super::bulk::act_on_selected(
+        &context,
+        &form,
+        Some(group_id),
+        &action_path,
+        &back,
+        Section::Groups,
+    )
+    .await
 }

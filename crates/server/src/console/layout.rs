@@ -170,11 +170,12 @@ pub enum Done {
     TransitiveLicensingSaved,
     AttributesSaved,
     DynamicGroupCreated,
+    ProductsAssigned,
 }
 
 /// The fixed texts of [`Done`]. They say what was changed; the processing panel next to them
 /// says whether the users affected are still being processed (never "queued" once it is over).
-const DONE_CODES: [(Done, &str, &str); 19] = [
+const DONE_CODES: [(Done, &str, &str); 20] = [
     (
         Done::LicenseSaved,
         "license-saved",
@@ -257,6 +258,9 @@ const DONE_CODES: [(Done, &str, &str); 19] = [
         Done::DynamicGroupCreated,
         "dynamic-group-created",
         "The dynamic group was created: its members are the users its rule selects.",
+        Done::ProductsAssigned,
+        "products-assigned",
+        "The products were assigned, every plan enabled.",
     ),
 ];
 

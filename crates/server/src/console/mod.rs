@@ -11,9 +11,11 @@
 //! role may not do. Assets (htmx, the style sheet) are embedded in the binary.
 
 mod activity;
+mod add_products;
 mod advisor;
 mod alerts;
 mod assets;
+mod bulk;
 mod context;
 mod diagnosis;
 mod error;
@@ -98,6 +100,10 @@ pub fn router() -> Router<AppState> {
         .route("/groups/{group_id}/licenses", post(group::save_license))
         .route("/groups/{group_id}/licenses/edit", get(group::edit_license))
         .route(
+            "/groups/{group_id}/licenses/add",
+            post(add_products::add_to_group),
+        )
+        .route(
             "/groups/{group_id}/licenses/{sku_id}/remove",
             post(group::remove_license),
         )
@@ -114,9 +120,11 @@ pub fn router() -> Router<AppState> {
         .route("/groups/{group_id}/errors", get(group_errors::show))
         .route("/groups/{group_id}/errors/fix", post(group_errors::fix_selected))
         .route("/users", get(users::list))
+        .route("/users/errors/fix", post(users::fix_selected))
         .route("/users/{user_id}", get(user::show))
         .route("/users/{user_id}/licenses", post(user::save_license))
         .route("/users/{user_id}/licenses/edit", get(user::edit_license))
+        .route("/users/{user_id}/licenses/add", post(add_products::add_to_user))
         .route(
             "/users/{user_id}/licenses/{sku_id}/remove",
             post(user::remove_license),

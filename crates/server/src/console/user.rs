@@ -175,15 +175,41 @@ fn fixes_for(
             conflicting_service_plan,
             conflicting_sku_id,
             conflicting_assignment,
+            conflicts,
         } => {
-            plans_of(
-                &mut fixes,
-                conflicting_assignment,
+            // Every conflicting pair at once: one edit per other assignment names all its plans,
+            // and this assignment's edit every plan of it in conflict.
+            let mut others: Vec<(AssignmentSource, Uuid, Vec<Uuid>)> = vec![(
+                *conflicting_assignment,
                 *conflicting_sku_id,
-                true,
                 vec![conflicting_service_plan.service_plan_id],
-            );
-            own_plans(&mut fixes, vec![service_plan.service_plan_id]);
+            )];
+            let mut own = vec![service_plan.service_plan_id];
+            for conflict in conflicts {
+                let id = conflict.service_plan.service_plan_id;
+                if !own.contains(&id) {
+                    own.push(id);
+                }
+                let other_id = conflict.conflicting_service_plan.service_plan_id;
+                match others.iter_mut().find(|(source, sku, _)| {
+                    *source == conflict.conflicting_assignment && *sku == conflict.conflicting_sku_id
+                }) {
+                    Some((_, _, plans)) => {
+                        if !plans.contains(&other_id) {
+                            plans.push(other_id);
+                        }
+                    }
+                    None => others.push((
+                        conflict.conflicting_assignment,
+                        conflict.conflicting_sku_id,
+                        vec![other_id],
+                    )),
+                }
+            }
+            for (source, sku_id, plans) in others {
+                plans_of(&mut fixes, &source, sku_id, true, plans);
+            }
+            own_plans(&mut fixes, own);
         }
         LicenseErrorDetail::DependencyViolation {
             dependent_service_plan,
@@ -602,6 +628,8 @@ async fn render(
                 }
                 button type="submit" { "Choose plans" }
             }
+            @let addable: Vec<_> = page.names.products.iter().filter(|product| !direct_ids.contains(&product.sku_id)).collect();
+            (super::add_products::form(&format!("/users/{}/licenses/add", user.id), "assign-several", &addable, "Assign them"))
         }
         h2 id="usage-location" { "Usage location" }
         (refusal_at(RefusalAt::UsageLocation))
