@@ -31,6 +31,7 @@ mod image_data;
 pub mod membership_rule;
 mod model;
 pub mod nesting;
+pub mod reclamation;
 mod outcome;
 mod plan_set;
 mod query;
