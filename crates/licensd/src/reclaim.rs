@@ -153,10 +153,9 @@ fn render_run(run: &ReclamationRun) -> String {
             .map(|step| match (&step.action[..], &step.group_display_name) {
                 ("removeDirectLicense", _) => "remove the direct license".to_string(),
                 ("removeFromGroup", Some(group)) => format!("remove from {group}"),
-                (_, Some(group)) => format!(
-                    "review {group} ({})",
-                    step.review_reason.as_deref().unwrap_or("")
-                ),
+                (_, Some(group)) => {
+                    format!("review {group} ({})", step.review_reason.as_deref().unwrap_or(""))
+                }
                 (action, None) => action.to_string(),
             })
             .collect();
@@ -196,7 +195,9 @@ pub fn run_reclaim(arguments: ReclaimArguments) -> anyhow::Result<()> {
         ReclaimCommand::Policies(arguments) => run_action(
             &arguments.options,
             Box::new(|client| {
-                let list = client.reclamation_policies().context("listing reclamation policies")?;
+                let list = client
+                    .reclamation_policies()
+                    .context("listing reclamation policies")?;
                 let mut text = String::new();
                 for policy in &list.value {
                     let _ = writeln!(text, "{}", render_policy(policy));

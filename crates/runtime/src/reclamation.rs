@@ -11,7 +11,9 @@
 //! The background processor runs every enabled policy on the tenants this instance processes
 //! ([`run_due`]); the admin API runs one on demand.
 
-use licensd_engine::reclamation::{reclaim_command, restore_command, ReclaimStep, ReclamationCandidate, ReclamationRule};
+use licensd_engine::reclamation::{
+    reclaim_command, restore_command, ReclaimStep, ReclamationCandidate, ReclamationRule,
+};
 use licensd_engine::spend::{IdleReason, UserActivity, DAY_MILLISECONDS};
 use licensd_engine::{AssignedLicense, Timestamp, Uuid};
 use licensd_store::{
@@ -191,7 +193,13 @@ fn reclaim_record(
     done: &[&ReclaimStep],
     at: i64,
 ) -> AuditRecord {
-    let mut record = base_record(caller, RECLAIM_ACTIVITY, seat.user.user_id, &seat.user.user_principal_name, at);
+    let mut record = base_record(
+        caller,
+        RECLAIM_ACTIVITY,
+        seat.user.user_id,
+        &seat.user.user_principal_name,
+        at,
+    );
     let mut properties = vec![
         property(
             "ReclamationPolicy",
@@ -232,7 +240,8 @@ pub fn run_policy(
 ) -> Result<RunReport, ExecuteError> {
     let rule = rule_of(policy)?;
     let activity = activity_for(store, runtime.id, &rule, now)?;
-    let candidates = runtime.read(|engine| engine.reclamation_candidates(&rule, &activity, Timestamp(now)))?;
+    let candidates =
+        runtime.read(|engine| engine.reclamation_candidates(&rule, &activity, Timestamp(now)))?;
     let notices = lock_store(store)?.reclamation_notices(runtime.id, Some(policy.policy_id))?;
     let mut previous: FxHashMap<(Uuid, Uuid), ReclamationNoticeRecord> = notices
         .into_iter()
@@ -260,7 +269,10 @@ pub fn run_policy(
         } else {
             SeatOutcome::Noticed
         };
-        if matches!(outcome, SeatOutcome::Review | SeatOutcome::Pending | SeatOutcome::Noticed) {
+        if matches!(
+            outcome,
+            SeatOutcome::Review | SeatOutcome::Pending | SeatOutcome::Noticed
+        ) {
             kept.push(ReclamationNoticeRecord {
                 policy_id: policy.policy_id,
                 user_id: candidate.user.user_id,
@@ -360,15 +372,23 @@ pub fn run_due(store: &SharedStore, tenants: &Tenants, owned: impl Fn(Uuid) -> b
         if !owned(runtime.id) {
             continue;
         }
-        let policies = match lock_store(store).and_then(|mut store| Ok(store.reclamation_policies(runtime.id)?)) {
-            Ok(policies) => policies,
-            Err(error) => {
-                tracing::warn!(tenant = %runtime.id, %error, "reading reclamation policies failed");
-                continue;
-            }
-        };
+        let policies =
+            match lock_store(store).and_then(|mut store| Ok(store.reclamation_policies(runtime.id)?)) {
+                Ok(policies) => policies,
+                Err(error) => {
+                    tracing::warn!(tenant = %runtime.id, %error, "reading reclamation policies failed");
+                    continue;
+                }
+            };
         for policy in policies.iter().filter(|policy| policy.enabled) {
-            match run_policy(store, &runtime, policy, now, false, &Caller::background(runtime.id)) {
+            match run_policy(
+                store,
+                &runtime,
+                policy,
+                now,
+                false,
+                &Caller::background(runtime.id),
+            ) {
                 Ok(report) => {
                     let reclaimed = report
                         .seats
@@ -489,7 +509,11 @@ pub fn revert(
         restored_groups: Vec::new(),
         failures: Vec::new(),
     };
-    let mut properties = vec![property("ReclamationAuditId", String::new(), audit_id.to_string())];
+    let mut properties = vec![property(
+        "ReclamationAuditId",
+        String::new(),
+        audit_id.to_string(),
+    )];
     for (step, result) in steps.iter().zip(results) {
         match (step, result) {
             (ReclaimStep::RemoveDirectLicense(license), Ok(_)) => {

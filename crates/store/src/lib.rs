@@ -679,7 +679,10 @@ impl Store {
     }
 
     /// The tenant's reclamation policies, oldest first.
-    pub fn reclamation_policies(&mut self, tenant_id: Uuid) -> Result<Vec<ReclamationPolicyRecord>, StoreError> {
+    pub fn reclamation_policies(
+        &mut self,
+        tenant_id: Uuid,
+    ) -> Result<Vec<ReclamationPolicyRecord>, StoreError> {
         dispatch!(self, store => reclamation::reclamation_policies(store, tenant_id))
     }
 
@@ -725,7 +728,11 @@ impl Store {
     }
 
     /// One audit record by its id.
-    pub fn audit_record(&mut self, tenant_id: Uuid, audit_id: Uuid) -> Result<Option<AuditRecord>, StoreError> {
+    pub fn audit_record(
+        &mut self,
+        tenant_id: Uuid,
+        audit_id: Uuid,
+    ) -> Result<Option<AuditRecord>, StoreError> {
         dispatch!(self, store => reclamation::audit_record(store, tenant_id, audit_id))
     }
 

@@ -48,7 +48,8 @@ fn ids_text(ids: &[Uuid]) -> String {
 fn parse_ids(text: &str) -> Result<Vec<Uuid>, StoreError> {
     text.split_whitespace()
         .map(|id| {
-            Uuid::parse_str(id).map_err(|error| StoreError::corrupt(format!("reclamation exclusion {id}: {error}")))
+            Uuid::parse_str(id)
+                .map_err(|error| StoreError::corrupt(format!("reclamation exclusion {id}: {error}")))
         })
         .collect()
 }
@@ -93,7 +94,10 @@ pub(crate) fn put_reclamation_policy(
 ) -> Result<(), StoreError> {
     let mut transaction = database.begin("starting to store a reclamation policy")?;
     let tenant_key = tenant_key(&mut transaction, tenant_id)?;
-    let (users, groups) = (ids_text(&policy.excluded_users), ids_text(&policy.excluded_groups));
+    let (users, groups) = (
+        ids_text(&policy.excluded_users),
+        ids_text(&policy.excluded_groups),
+    );
     transaction.execute(
         "storing a reclamation policy",
         "INSERT INTO reclamation_policies (tenant_key, policy_id, display_name, reason, inactive_days, sku_id,
@@ -221,7 +225,11 @@ pub(crate) fn record_reclamation_run(
     transaction.execute(
         "recording when a reclamation policy ran",
         "UPDATE reclamation_policies SET last_run_at = $3 WHERE tenant_key = $1 AND policy_id = $2",
-        &[Param::Integer(tenant_key), Param::Id(policy_id), Param::Integer(ran_at)],
+        &[
+            Param::Integer(tenant_key),
+            Param::Id(policy_id),
+            Param::Integer(ran_at),
+        ],
     )?;
     insert_audit(&mut transaction, tenant_key, audit)?;
     transaction.commit("committing a reclamation run")

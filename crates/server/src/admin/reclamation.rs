@@ -9,15 +9,18 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use licensd_api_types::reclamation::{
-    CreateReclamationPolicy, ReclamationNotice, ReclamationNoticeList, ReclamationPolicy, ReclamationPolicyList,
-    ReclamationRevert, ReclamationRun, ReclamationSeat, ReclamationStep, RunReclamationPolicy,
+    CreateReclamationPolicy, ReclamationNotice, ReclamationNoticeList, ReclamationPolicy,
+    ReclamationPolicyList, ReclamationRevert, ReclamationRun, ReclamationSeat, ReclamationStep,
+    RunReclamationPolicy,
 };
 use licensd_api_types::time::format_date_time;
 use licensd_api_types::{ErrorCode, ErrorResponse};
 use licensd_engine::reclamation::ReclaimStep;
 use licensd_engine::spend::{Amounts, SeatPrice};
 use licensd_engine::Uuid;
-use licensd_runtime::reclamation::{self as runtime_reclamation, RevertError, RunReport, SeatOutcome, MAX_DAYS};
+use licensd_runtime::reclamation::{
+    self as runtime_reclamation, RevertError, RunReport, SeatOutcome, MAX_DAYS,
+};
 use licensd_runtime::tenants::now;
 use licensd_store::{AuditRecord, ModifiedProperty, ReclamationPolicyRecord, StoreError};
 use rustc_hash::FxHashMap;
@@ -61,7 +64,12 @@ fn wire_policy(policy: &ReclamationPolicyRecord) -> ReclamationPolicy {
     }
 }
 
-fn policy_audit(tenant: &Tenant, activity: &str, policy: &ReclamationPolicyRecord, adding: bool) -> AuditRecord {
+fn policy_audit(
+    tenant: &Tenant,
+    activity: &str,
+    policy: &ReclamationPolicyRecord,
+    adding: bool,
+) -> AuditRecord {
     let describe = format!(
         "{} ({}, {} days notice, {})",
         policy.display_name,
@@ -477,13 +485,15 @@ pub async fn revert_reclamation(
     let audit_id = Uuid::try_parse(audit_id.trim()).map_err(|_| ApiError::not_found(&audit_id))?;
     let report = tenant
         .with_runtime(move |store, runtime, caller| {
-            runtime_reclamation::revert(store, runtime, audit_id, caller, now().0).map_err(|error| match error {
-                RevertError::NotFound(id) => ApiError::not_found(id),
-                RevertError::NotAReclamation(_) | RevertError::AlreadyReverted(..) => {
-                    ApiError::new(ErrorCode::InvalidValue, format!("{error}."))
-                }
-                RevertError::Execute(error) => ApiError::from(error),
-            })
+            runtime_reclamation::revert(store, runtime, audit_id, caller, now().0).map_err(
+                |error| match error {
+                    RevertError::NotFound(id) => ApiError::not_found(id),
+                    RevertError::NotAReclamation(_) | RevertError::AlreadyReverted(..) => {
+                        ApiError::new(ErrorCode::InvalidValue, format!("{error}."))
+                    }
+                    RevertError::Execute(error) => ApiError::from(error),
+                },
+            )
         })
         .await?;
     Ok(Json(ReclamationRevert {

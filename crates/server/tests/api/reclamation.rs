@@ -49,7 +49,9 @@ async fn reclamation_on_postgres() {
 /// A user's direct licenses and groups, as Graph shows them.
 async fn holdings(server: &TestServer, user: Uuid) -> (Vec<String>, Vec<String>) {
     let body = server
-        .get(&format!("/v1.0/users/{user}?$select=assignedLicenses,licenseAssignmentStates"))
+        .get(&format!(
+            "/v1.0/users/{user}?$select=assignedLicenses,licenseAssignmentStates"
+        ))
         .await
         .expect(200)
         .body;
@@ -221,7 +223,10 @@ async fn reclamation_scenario(server: &TestServer) {
         .await
         .expect(204);
     server
-        .patch(&format!("/v1.0/users/{}", users[1]), json!({"accountEnabled": false}))
+        .patch(
+            &format!("/v1.0/users/{}", users[1]),
+            json!({"accountEnabled": false}),
+        )
         .await
         .expect(204);
     let now = now_milliseconds();
@@ -274,7 +279,11 @@ async fn reclamation_scenario(server: &TestServer) {
         assert!(message.contains(named), "{named}: {message}");
     }
     assert_eq!(
-        server.get("/licensd/v1/reclamationPolicies").await.expect(200).body["value"],
+        server
+            .get("/licensd/v1/reclamationPolicies")
+            .await
+            .expect(200)
+            .body["value"],
         json!([])
     );
 
@@ -294,7 +303,11 @@ async fn reclamation_scenario(server: &TestServer) {
                "noticeDays": 0, "enabled": false, "excludedUserIds": [users[3]]}),
     )
     .await;
-    let listed = server.get("/licensd/v1/reclamationPolicies").await.expect(200).body;
+    let listed = server
+        .get("/licensd/v1/reclamationPolicies")
+        .await
+        .expect(200)
+        .body;
     assert_eq!(listed["value"].as_array().expect("policies").len(), 3);
     let got = server
         .get(&format!("/licensd/v1/reclamationPolicies/{disabled}"))
@@ -333,9 +346,16 @@ async fn reclamation_scenario(server: &TestServer) {
         .map(|step| step["action"].as_str().unwrap_or_default())
         .collect();
     assert_eq!(actions, vec!["removeDirectLicense", "removeFromGroup"]);
-    assert_eq!(dry["moneySavedPerMonth"], json!([{"currency": "EUR", "amount": "33.50"}]));
+    assert_eq!(
+        dry["moneySavedPerMonth"],
+        json!([{"currency": "EUR", "amount": "33.50"}])
+    );
     let dry_inactive = run(server, inactive, true).await;
-    assert_eq!(users_of(&dry_inactive), vec![name(2), name(5)], "exempt reclaim3 and active reclaim4 are not listed");
+    assert_eq!(
+        users_of(&dry_inactive),
+        vec![name(2), name(5)],
+        "exempt reclaim3 and active reclaim4 are not listed"
+    );
     assert_eq!(seat_of(&dry_inactive, &name(2))["outcome"], "wouldReclaim");
     let review = seat_of(&dry_inactive, &name(5));
     assert_eq!(review["outcome"], "review");
@@ -348,7 +368,11 @@ async fn reclamation_scenario(server: &TestServer) {
         assert_eq!(&holdings(server, *user).await, was, "a dry run changes nothing");
     }
     assert_eq!(
-        server.get("/licensd/v1/reclamationNotices").await.expect(200).body["value"],
+        server
+            .get("/licensd/v1/reclamationNotices")
+            .await
+            .expect(200)
+            .body["value"],
         json!([]),
         "a dry run gives no notice"
     );
@@ -398,7 +422,10 @@ async fn reclamation_scenario(server: &TestServer) {
     assert_eq!(reverted["restoredSkuIds"], json!([E3]));
     assert_eq!(reverted["restoredGroupIds"], json!([sales]));
     server.settle().await;
-    assert_eq!(holdings(server, users[0]).await, (vec![E3.to_string()], vec!["Sales".to_string()]));
+    assert_eq!(
+        holdings(server, users[0]).await,
+        (vec![E3.to_string()], vec!["Sales".to_string()])
+    );
     // The direct state has its two disabled plans again (assignedLicenses is the union with
     // Sales' E3, so it shows none).
     let states = server.states(users[0]).await;
@@ -451,7 +478,11 @@ async fn reclamation_scenario(server: &TestServer) {
     assert_eq!(seat_of(&second, &name(1))["outcome"], "pending");
     assert_eq!(seat_of(&second, &name(1))["actionDateTime"], action_at);
     server.settle().await;
-    assert_eq!(holdings(server, users[1]).await.1, vec!["Sales".to_string()], "the notice period is respected");
+    assert_eq!(
+        holdings(server, users[1]).await.1,
+        vec!["Sales".to_string()],
+        "the notice period is respected"
+    );
     age_notices(server, disabled, 15).await;
     let acted = run(server, disabled, false).await;
     assert_eq!(seat_of(&acted, &name(1))["outcome"], "reclaimed", "{acted:#}");
@@ -474,8 +505,15 @@ async fn reclamation_scenario(server: &TestServer) {
     server.settle().await;
     assert_eq!(holdings(server, users[2]).await.0, Vec::<String>::new());
     assert_eq!(holdings(server, users[3]).await.0, vec![E3.to_string()]);
-    assert_eq!(holdings(server, users[5]).await.1, vec!["Ops (dynamic)".to_string()]);
-    let notices = server.get("/licensd/v1/reclamationNotices").await.expect(200).body;
+    assert_eq!(
+        holdings(server, users[5]).await.1,
+        vec!["Ops (dynamic)".to_string()]
+    );
+    let notices = server
+        .get("/licensd/v1/reclamationNotices")
+        .await
+        .expect(200)
+        .body;
     let review: Vec<_> = notices["value"]
         .as_array()
         .expect("notices")
@@ -498,7 +536,10 @@ async fn reclamation_scenario(server: &TestServer) {
 
     // The background processor runs an enabled policy by itself: reclaim4 is disabled now.
     server
-        .patch(&format!("/v1.0/users/{}", users[4]), json!({"accountEnabled": false}))
+        .patch(
+            &format!("/v1.0/users/{}", users[4]),
+            json!({"accountEnabled": false}),
+        )
         .await
         .expect(204);
     create_policy(
@@ -512,10 +553,10 @@ async fn reclamation_scenario(server: &TestServer) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let background = audits(server, "Reclaim license").await;
-    assert!(background
-        .iter()
-        .any(|record| record["targetResources"][0]["userPrincipalName"] == name(4)
-            || record["targetResources"][0]["displayName"] == name(4)));
+    assert!(background.iter().any(
+        |record| record["targetResources"][0]["userPrincipalName"] == name(4)
+            || record["targetResources"][0]["displayName"] == name(4)
+    ));
 
     // Deleting a policy removes it and its notices.
     server
