@@ -15,6 +15,7 @@ pub mod graph_sync;
 pub mod integers;
 pub mod limits;
 pub mod objects;
+pub mod reclamation;
 pub mod schemas;
 pub mod spend;
 pub mod time;

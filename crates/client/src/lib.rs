@@ -523,6 +523,69 @@ impl LicensdClient {
         .map(drop)
     }
 
+    /// `GET /licensd/v1/reclamationPolicies`: the tenant's reclamation policies.
+    pub fn reclamation_policies(
+        &self,
+    ) -> Result<licensd_api_types::reclamation::ReclamationPolicyList, ClientError> {
+        self.get(self.url(&["licensd", "v1", "reclamationPolicies"], &[]))
+    }
+
+    /// `POST /licensd/v1/reclamationPolicies`: a new reclamation policy.
+    pub fn create_reclamation_policy(
+        &self,
+        request: &licensd_api_types::reclamation::CreateReclamationPolicy,
+    ) -> Result<licensd_api_types::reclamation::ReclamationPolicy, ClientError> {
+        self.send(
+            Method::POST,
+            self.url(&["licensd", "v1", "reclamationPolicies"], &[]),
+            Some(request),
+        )
+    }
+
+    /// `DELETE /licensd/v1/reclamationPolicies/{id}`: removes a policy and its notices.
+    pub fn delete_reclamation_policy(&self, policy_id: &str) -> Result<(), ClientError> {
+        self.send::<serde_json::Value>(
+            Method::DELETE,
+            self.url(&["licensd", "v1", "reclamationPolicies", policy_id], &[]),
+            None::<&()>,
+        )
+        .map(drop)
+    }
+
+    /// `POST /licensd/v1/reclamationPolicies/{id}/run`: a dry run unless `dry_run` is false.
+    pub fn run_reclamation_policy(
+        &self,
+        policy_id: &str,
+        dry_run: bool,
+    ) -> Result<licensd_api_types::reclamation::ReclamationRun, ClientError> {
+        self.send(
+            Method::POST,
+            self.url(&["licensd", "v1", "reclamationPolicies", policy_id, "run"], &[]),
+            Some(&licensd_api_types::reclamation::RunReclamationPolicy {
+                dry_run: Some(dry_run),
+            }),
+        )
+    }
+
+    /// `GET /licensd/v1/reclamationNotices`: seats the policies will act on, or to review.
+    pub fn reclamation_notices(
+        &self,
+    ) -> Result<licensd_api_types::reclamation::ReclamationNoticeList, ClientError> {
+        self.get(self.url(&["licensd", "v1", "reclamationNotices"], &[]))
+    }
+
+    /// `POST /licensd/v1/reclamations/{auditId}/revert`: restores what a reclamation removed.
+    pub fn revert_reclamation(
+        &self,
+        audit_id: &str,
+    ) -> Result<licensd_api_types::reclamation::ReclamationRevert, ClientError> {
+        self.send(
+            Method::POST,
+            self.url(&["licensd", "v1", "reclamations", audit_id, "revert"], &[]),
+            None::<&()>,
+        )
+    }
+
     // ----- HTTP -----
 
     /// The base address with `segments` appended (each percent-encoded as a path segment) and

@@ -35,6 +35,7 @@ mod outcome;
 mod plan_set;
 mod query;
 mod queue;
+pub mod reclamation;
 mod rule_sets;
 pub mod self_healing;
 pub mod setup;

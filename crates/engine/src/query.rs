@@ -120,7 +120,7 @@ impl Engine {
         }
     }
 
-    fn plan_ids(&self, plans: &PlanSet) -> Vec<Uuid> {
+    pub(crate) fn plan_ids(&self, plans: &PlanSet) -> Vec<Uuid> {
         plans.iter().map(|plan| self.plan(plan).id).collect()
     }
 

@@ -5,6 +5,7 @@ mod alert;
 mod demo;
 mod diagnosis;
 mod import;
+mod reclaim;
 mod spend;
 mod tenant;
 mod token;
@@ -85,6 +86,9 @@ enum Commands {
     Idle(spend::CostArguments),
     /// Moves direct assignments to a group (`direct-to-group`; a dry run unless --apply).
     Migrate(spend::MigrateArguments),
+    /// Reclamation policies: reclaim the seats of inactive, disabled and departed users, with a
+    /// dry run, a notice period and a revert from the audit record.
+    Reclaim(reclaim::ReclaimArguments),
 }
 
 #[derive(clap::Args)]
@@ -171,6 +175,7 @@ fn main() -> anyhow::Result<()> {
         Commands::Cost(arguments) => spend::run_cost(arguments),
         Commands::Idle(arguments) => spend::run_idle(arguments),
         Commands::Migrate(arguments) => spend::run_migrate(arguments),
+        Commands::Reclaim(arguments) => reclaim::run_reclaim(arguments),
     }
 }
 

@@ -22,6 +22,7 @@ pub mod health;
 pub mod notifications;
 pub mod ownership;
 pub mod processor;
+pub mod reclamation;
 pub mod seat_history;
 pub mod statistics;
 pub mod subscription_lifecycles;

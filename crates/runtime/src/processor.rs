@@ -429,6 +429,13 @@ fn run(
             crate::subscription_lifecycles::apply_lifecycles(&store, &tenants, crate::tenants::now().0);
             crate::alerts::check_periodic(&store, &tenants, &statistics, crate::tenants::now().0);
             crate::seat_history::record_seat_history(&store, &tenants, crate::tenants::now().0);
+            // Reclamation policies act on the tenants this instance processes only.
+            crate::reclamation::run_due(
+                &store,
+                &tenants,
+                |tenant_id| sharing.owns(tenant_id),
+                crate::tenants::now().0,
+            );
         }
         // Read before looking at the queues: a write that queues users after this returns at
         // once from the wait below.

@@ -47,6 +47,8 @@ mod odata;
 mod openapi;
 #[path = "../../delivery/tests/receiver/mod.rs"]
 mod receiver;
+#[path = "api/reclamation.rs"]
+mod reclamation;
 #[path = "api/scenarios.rs"]
 mod scenarios;
 #[path = "api/security.rs"]

@@ -43,6 +43,7 @@ mod nesting;
 mod outbox;
 mod postgres;
 mod reads;
+mod reclamation;
 mod security;
 pub mod snapshot;
 mod spend;
@@ -67,6 +68,7 @@ pub use crate::outbox::{
     OWNER_GRAPH_SUBSCRIPTION,
 };
 pub use crate::postgres::PostgresStore;
+pub use crate::reclamation::{ReclamationNoticeRecord, ReclamationPolicyRecord};
 pub use crate::security::{AccessTokenRecord, AuditQuery, AuditRecord, ModifiedProperty, StoredAuditRecord};
 pub use crate::snapshot::{StartSource, Started};
 pub use crate::spend::{SeatSnapshot, SkuPrice, UserActivityRecord};
@@ -709,6 +711,64 @@ impl Store {
     /// The latest seat snapshot of each product that has one.
     pub fn latest_seat_snapshots(&mut self, tenant_id: Uuid) -> Result<Vec<SeatSnapshot>, StoreError> {
         dispatch!(self, store => spend::latest_seat_snapshots(store, tenant_id))
+    }
+
+    /// The tenant's reclamation policies, oldest first.
+    pub fn reclamation_policies(
+        &mut self,
+        tenant_id: Uuid,
+    ) -> Result<Vec<ReclamationPolicyRecord>, StoreError> {
+        dispatch!(self, store => reclamation::reclamation_policies(store, tenant_id))
+    }
+
+    /// Creates or replaces a reclamation policy, with its audit records, in one transaction.
+    pub fn put_reclamation_policy(
+        &mut self,
+        tenant_id: Uuid,
+        policy: &ReclamationPolicyRecord,
+        audit: &[AuditRecord],
+    ) -> Result<(), StoreError> {
+        dispatch!(self, store => reclamation::put_reclamation_policy(store, tenant_id, policy, audit))
+    }
+
+    /// Deletes a reclamation policy and its notices; `false` when there was none.
+    pub fn delete_reclamation_policy(
+        &mut self,
+        tenant_id: Uuid,
+        policy_id: Uuid,
+        audit: &[AuditRecord],
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, store => reclamation::delete_reclamation_policy(store, tenant_id, policy_id, audit))
+    }
+
+    /// The reclamation notices of a tenant, or of one of its policies.
+    pub fn reclamation_notices(
+        &mut self,
+        tenant_id: Uuid,
+        policy_id: Option<Uuid>,
+    ) -> Result<Vec<ReclamationNoticeRecord>, StoreError> {
+        dispatch!(self, store => reclamation::reclamation_notices(store, tenant_id, policy_id))
+    }
+
+    /// Records a run of a policy: its notices replaced, its last run, the run's audit records.
+    pub fn record_reclamation_run(
+        &mut self,
+        tenant_id: Uuid,
+        policy_id: Uuid,
+        ran_at: i64,
+        notices: &[ReclamationNoticeRecord],
+        audit: &[AuditRecord],
+    ) -> Result<(), StoreError> {
+        dispatch!(self, store => reclamation::record_reclamation_run(store, tenant_id, policy_id, ran_at, notices, audit))
+    }
+
+    /// One audit record by its id.
+    pub fn audit_record(
+        &mut self,
+        tenant_id: Uuid,
+        audit_id: Uuid,
+    ) -> Result<Option<AuditRecord>, StoreError> {
+        dispatch!(self, store => reclamation::audit_record(store, tenant_id, audit_id))
     }
 
     /// Takes the right to process the tenant's queue for `ttl`, by the database's clock. Returns

@@ -8,7 +8,7 @@ use crate::error::StoreError;
 use crate::sql::{Param, ReadRow, Session, Transaction};
 
 /// The schema version this binary writes: the version of the last migration.
-pub const SCHEMA_VERSION: u64 = 12;
+pub const SCHEMA_VERSION: u64 = 13;
 
 /// One step of the schema, in each backend's SQL.
 pub(crate) struct Migration {
@@ -91,6 +91,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "engine snapshots",
         sqlite: include_str!("migrations/sqlite/0012_engine_snapshots.sql"),
         postgres: include_str!("migrations/postgres/0012_engine_snapshots.sql"),
+    },
+    Migration {
+        version: 13,
+        name: "reclamation policies and notices",
+        sqlite: include_str!("migrations/sqlite/0013_reclamation.sql"),
+        postgres: include_str!("migrations/postgres/0013_reclamation.sql"),
     },
 ];
 

@@ -10,6 +10,7 @@ pub mod diagnosis;
 pub mod migration;
 pub mod notifications;
 pub mod products;
+pub mod reclamation;
 pub mod service_plans;
 pub mod spend;
 pub mod tenant;
@@ -55,6 +56,12 @@ const USER_ACTIVITY: RouteAccess = RouteAccess::Changes {
 const LICENSE_CHANGES: RouteAccess = RouteAccess::Changes {
     reads: ReadScope::Licensing,
     kinds: &[CommandKind::Licenses],
+};
+
+/// Reclamation policies: they remove direct licenses and group memberships.
+const RECLAMATION: RouteAccess = RouteAccess::Changes {
+    reads: ReadScope::Licensing,
+    kinds: &[CommandKind::Licenses, CommandKind::Directory],
 };
 
 const READS_LICENSING: RouteAccess = RouteAccess::Reads(ReadScope::Licensing);
@@ -142,6 +149,17 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(guarded(routes!(spend::update_activity), USER_ACTIVITY))
         .routes(guarded(routes!(spend::update_activities), USER_ACTIVITY))
         .routes(guarded(routes!(migration::direct_to_group), LICENSE_CHANGES))
+        .routes(guarded(
+            routes!(reclamation::list_policies, reclamation::create_policy),
+            RECLAMATION,
+        ))
+        .routes(guarded(
+            routes!(reclamation::get_policy, reclamation::delete_policy),
+            RECLAMATION,
+        ))
+        .routes(guarded(routes!(reclamation::run_policy), RECLAMATION))
+        .routes(guarded(routes!(reclamation::list_notices), READS_LICENSING))
+        .routes(guarded(routes!(reclamation::revert_reclamation), RECLAMATION))
 }
 
 /// A product's seats in licensd's admin shape.

@@ -329,7 +329,7 @@ pub async fn spend_data(tenant: &Tenant, inactive_days: u32, now: i64) -> Result
     })
 }
 
-fn amounts(amounts: &Amounts) -> Vec<Amount> {
+pub fn amounts(amounts: &Amounts) -> Vec<Amount> {
     amounts
         .iter()
         .map(|(currency, amount)| Amount {

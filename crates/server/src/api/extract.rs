@@ -256,6 +256,21 @@ impl Tenant {
         .map_err(|error| ApiError::internal(format!("a store task failed: {error}")))?
     }
 
+    /// Runs runtime work that needs the store, the tenant's runtime and the caller (a
+    /// reclamation run) on a blocking thread.
+    pub async fn with_runtime<T, F>(&self, work: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&SharedStore, &TenantRuntime, &Caller) -> Result<T, ApiError> + Send + 'static,
+    {
+        let runtime = Arc::clone(&self.runtime);
+        let store = self.store.clone();
+        let caller = self.caller.clone();
+        tokio::task::spawn_blocking(move || work(&store, &runtime, &caller))
+            .await
+            .map_err(|error| ApiError::internal(format!("a runtime task failed: {error}")))?
+    }
+
     /// Applies many commands, queued together for the group commit; one result per command.
     pub async fn execute_batch(
         &self,

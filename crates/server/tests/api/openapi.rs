@@ -84,6 +84,11 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/licensd/v1/users/{id}/activity", &["get", "patch"]),
     ("/licensd/v1/activity", &["post"]),
     ("/licensd/v1/migrations/directToGroup", &["post"]),
+    ("/licensd/v1/reclamationPolicies", &["get", "post"]),
+    ("/licensd/v1/reclamationPolicies/{id}", &["get", "delete"]),
+    ("/licensd/v1/reclamationPolicies/{id}/run", &["post"]),
+    ("/licensd/v1/reclamationNotices", &["get"]),
+    ("/licensd/v1/reclamations/{audit_id}/revert", &["post"]),
 ];
 
 async fn the_openapi_document_covers_every_route(server: &TestServer) {
