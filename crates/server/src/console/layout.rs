@@ -258,6 +258,8 @@ const DONE_CODES: [(Done, &str, &str); 20] = [
         Done::DynamicGroupCreated,
         "dynamic-group-created",
         "The dynamic group was created: its members are the users its rule selects.",
+    ),
+    (
         Done::ProductsAssigned,
         "products-assigned",
         "The products were assigned, every plan enabled.",
