@@ -807,7 +807,10 @@ impl TenantRuntime {
         };
         self.command_transactions.fetch_add(1, Ordering::Relaxed);
         state.version = version;
-        if batches.iter().any(|batch| !batch.outbox.is_empty()) {
+        if batches
+            .iter()
+            .any(|batch| !batch.outbox.is_empty() || !batch.change_events.is_empty())
+        {
             self.notifier.wake();
         }
         Ok(Attempt::Written(results))
@@ -904,7 +907,7 @@ impl TenantRuntime {
             Ok(version) => {
                 // The watcher may have caught up to this very write meanwhile.
                 state.version = state.version.max(version);
-                if !batch.outbox.is_empty() {
+                if !batch.outbox.is_empty() || !batch.change_events.is_empty() {
                     self.notifier.wake();
                 }
                 state.started_group_runs.extend(started);

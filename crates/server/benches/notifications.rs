@@ -62,6 +62,7 @@ fn setup(database: &BenchDatabase, users: usize) -> BenchResult<Setup> {
             database_url: database.url.clone(),
             worker_id: "bench".to_string(),
             notifications: NotificationSettings::default(),
+            changes: Some(Arc::clone(&notifier)),
         },
         notifier.delivery_signal(),
         Arc::new(licensd_delivery::NoObserver),
@@ -91,6 +92,7 @@ fn subscribe(setup: &Setup, receiver: &Receiver, resources: &[String]) -> BenchR
                 created_at: licensd_runtime::tenants::now().0,
                 removed_at: None,
             },
+            &[],
         )?;
     }
     setup.tenants.notifier().reload(&mut store, setup.tenant_id)?;
@@ -100,7 +102,7 @@ fn subscribe(setup: &Setup, receiver: &Receiver, resources: &[String]) -> BenchR
 fn unsubscribe_all(setup: &Setup) -> BenchResult<()> {
     let mut store = setup.store.lock().map_err(|_| "poisoned")?;
     for subscription in store.change_subscriptions(setup.tenant_id)? {
-        store.delete_change_subscription(setup.tenant_id, subscription.subscription_id)?;
+        store.delete_change_subscription(setup.tenant_id, subscription.subscription_id, &[])?;
     }
     setup.tenants.notifier().reload(&mut store, setup.tenant_id)?;
     Ok(())

@@ -8,7 +8,7 @@ use crate::error::StoreError;
 use crate::sql::{Param, ReadRow, Session, Transaction};
 
 /// The schema version this binary writes: the version of the last migration.
-pub const SCHEMA_VERSION: u64 = 11;
+pub const SCHEMA_VERSION: u64 = 12;
 
 /// One step of the schema, in each backend's SQL.
 pub(crate) struct Migration {
@@ -85,6 +85,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "spend: prices, activity, seat history",
         sqlite: include_str!("migrations/sqlite/0011_spend.sql"),
         postgres: include_str!("migrations/postgres/0011_spend.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "change events",
+        sqlite: include_str!("migrations/sqlite/0012_change_events.sql"),
+        postgres: include_str!("migrations/postgres/0012_change_events.sql"),
     },
 ];
 
