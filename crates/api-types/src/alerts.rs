@@ -186,11 +186,13 @@ mod create_alert_rule_schema {
                 .description(Some("Does not apply to this condition: absent or empty.")),
         );
         let names = ["groupId", "skuId", "threshold", "percent", "days", "seconds"];
+        let mut parameters = parameters;
         for name in names {
-            match parameters.iter().find(|(parameter, _, _)| *parameter == name) {
-                Some((_, schema, required)) => {
-                    object = object.property(name, schema.clone());
-                    if *required {
+            match parameters.iter().position(|(parameter, _, _)| *parameter == name) {
+                Some(index) => {
+                    let (_, schema, required) = parameters.swap_remove(index);
+                    object = object.property(name, schema);
+                    if required {
                         object = object.required(name);
                     }
                 }
