@@ -70,13 +70,13 @@ pub struct CreateAlertRule {
     #[serde(default)]
     pub threshold: Option<String>,
     /// `seats` rules with `percentUsed` only (1–100).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::integers::optional_u32_whole")]
     pub percent: Option<u32>,
     /// `subscriptionEnding` rules only (1–3650).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::integers::optional_u32_whole")]
     pub days: Option<u32>,
     /// `processingLag` rules only (1–604800).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::integers::optional_u32_whole")]
     pub seconds: Option<u32>,
     /// An `https` (or `http`) URL: a Slack or Teams incoming webhook, or any endpoint.
     pub webhook_url: String,

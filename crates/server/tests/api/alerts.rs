@@ -461,6 +461,19 @@ async fn bad_rules_are_refused_naming_the_field_and_nothing_is_stored(server: &T
         .map(|record| record["activityDisplayName"].as_str().unwrap())
         .collect();
     assert_eq!(activities, vec!["Delete alert rule", "Add alert rule"]);
+    // A whole number written with a zero fraction is an integer (as JSON Schema counts it).
+    let id = create_rule(
+        server,
+        json!({"displayName": "ninety", "condition": "seats", "threshold": "percentUsed",
+            "percent": 90.0, "webhookUrl": "https://hooks.example.com/x"}),
+    )
+    .await;
+    let rule = server
+        .get(&format!("/licensd/v1/alertRules/{id}"))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(rule["percent"], 90);
 }
 
 /// Rules stay fresh on every instance: a rule added through one instance fires for a change made
