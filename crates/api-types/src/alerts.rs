@@ -104,8 +104,8 @@ pub const WEBHOOK_URL_PATTERN: &str =
 
 mod create_alert_rule_schema {
     use utoipa::openapi::schema::{
-        AdditionalProperties, ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, SchemaType,
-        Type,
+        AdditionalProperties, ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat,
+        SchemaType, Type,
     };
     use utoipa::openapi::{RefOr, Schema};
 

@@ -29,7 +29,12 @@ use support::TestDatabase;
 struct LineRenderer;
 
 impl NotificationRenderer for LineRenderer {
-    fn changes(&self, _tenant_id: Uuid, subscription: &ChangeSubscription, changes: &[ObjectChange]) -> Vec<u8> {
+    fn changes(
+        &self,
+        _tenant_id: Uuid,
+        subscription: &ChangeSubscription,
+        changes: &[ObjectChange],
+    ) -> Vec<u8> {
         changes
             .iter()
             .map(|change| {
@@ -44,7 +49,12 @@ impl NotificationRenderer for LineRenderer {
             .into_bytes()
     }
 
-    fn lifecycle(&self, _tenant_id: Uuid, _subscription: &ChangeSubscription, event: LifecycleEvent) -> Vec<u8> {
+    fn lifecycle(
+        &self,
+        _tenant_id: Uuid,
+        _subscription: &ChangeSubscription,
+        event: LifecycleEvent,
+    ) -> Vec<u8> {
         event.as_str().as_bytes().to_vec()
     }
 }
@@ -178,7 +188,10 @@ fn changes_recorded_once_reach_every_matching_subscription_after_a_restart() {
             if complete {
                 break;
             }
-            assert!(std::time::Instant::now() < deadline, "not every subscription got every change: {lines:?}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not every subscription got every change: {lines:?}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         let mut check: Store = database.open();
@@ -194,7 +207,9 @@ fn changes_recorded_once_reach_every_matching_subscription_after_a_restart() {
                 .deliveries(tenant_id, Some(stored.subscription_id), 100)
                 .expect("deliveries");
             assert!(!records.is_empty());
-            assert!(records.iter().all(|record| record.status == DeliveryStatus::Delivered));
+            assert!(records
+                .iter()
+                .all(|record| record.status == DeliveryStatus::Delivered));
             assert_eq!(records.iter().map(|record| record.items).sum::<u32>(), 4);
         }
         assert!(

@@ -297,7 +297,11 @@ impl TenantSubscriptions {
             .filter(move |active| active.wants(change_type, at))
             .chain(own.iter().filter(move |active| {
                 // A group's members changed: an update of `groups/{id}/members`.
-                let wanted = if member_change { ChangeType::Updated } else { change_type };
+                let wanted = if member_change {
+                    ChangeType::Updated
+                } else {
+                    change_type
+                };
                 active.wants(wanted, at)
             }))
             .filter(move |active| active.stored.created_at <= at)

@@ -313,7 +313,9 @@ impl Store {
         fan_out: &mut dyn FnMut(Uuid, &[ChangeSubscription], &[ChangeEvent]) -> Vec<OutboxEntry>,
     ) -> Result<usize, StoreError> {
         match self {
-            Store::Sqlite(store) => change_events::expand(store, change_events::SELECT_SQLITE, limit, fan_out),
+            Store::Sqlite(store) => {
+                change_events::expand(store, change_events::SELECT_SQLITE, limit, fan_out)
+            }
             Store::Postgres(store) => {
                 change_events::expand(store.as_mut(), change_events::SELECT_POSTGRES, limit, fan_out)
             }

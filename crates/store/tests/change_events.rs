@@ -78,7 +78,10 @@ fn write_event(store: &mut Store, tenant_id: Uuid, at: i64, changes: &[u8]) {
 }
 
 /// One delivery per subscription, its body the events' changes joined.
-fn deliveries_of(subscriptions: &[ChangeSubscription], events: &[licensd_store::ChangeEvent]) -> Vec<OutboxEntry> {
+fn deliveries_of(
+    subscriptions: &[ChangeSubscription],
+    events: &[licensd_store::ChangeEvent],
+) -> Vec<OutboxEntry> {
     subscriptions
         .iter()
         .map(|subscription| OutboxEntry {
@@ -136,7 +139,9 @@ fn a_change_event_is_expanded_once_into_the_outbox(database: TestDatabase) {
         .claim_deliveries("worker", 10, std::time::Duration::from_secs(30))
         .expect("claim");
     assert_eq!(claimed.len(), 3);
-    assert!(claimed.iter().all(|delivery| delivery.body == b"onetwo" && delivery.items == 2));
+    assert!(claimed
+        .iter()
+        .all(|delivery| delivery.body == b"onetwo" && delivery.items == 2));
     // Nothing is expanded twice.
     let again = store
         .expand_change_events(10, &mut |_, _, _| panic!("no event is left"))
@@ -181,7 +186,11 @@ fn two_connections_never_expand_the_same_event(database: TestDatabase) {
         .flat_map(|worker| worker.join().expect("worker"))
         .collect();
     all.sort_unstable();
-    assert_eq!(all, (0..40u8).collect::<Vec<u8>>(), "each event expanded exactly once");
+    assert_eq!(
+        all,
+        (0..40u8).collect::<Vec<u8>>(),
+        "each event expanded exactly once"
+    );
     assert_eq!(store.pending_change_events().expect("count"), 0);
 }
 
@@ -220,18 +229,34 @@ fn a_subscription_and_its_audit_record_are_written_together(database: TestDataba
     assert!(store
         .delete_change_subscription(tenant_id, kept.subscription_id, std::slice::from_ref(&record))
         .is_err());
-    assert_eq!(store.change_subscriptions(tenant_id).expect("read"), vec![kept.clone()]);
+    assert_eq!(
+        store.change_subscriptions(tenant_id).expect("read"),
+        vec![kept.clone()]
+    );
     assert_eq!(audit_count(&mut store), 1);
     assert!(store
-        .renew_change_subscription(tenant_id, kept.subscription_id, 99, &[audit_record(kept.subscription_id)])
+        .renew_change_subscription(
+            tenant_id,
+            kept.subscription_id,
+            99,
+            &[audit_record(kept.subscription_id)]
+        )
         .expect("renew"));
     assert!(store
-        .delete_change_subscription(tenant_id, kept.subscription_id, &[audit_record(kept.subscription_id)])
+        .delete_change_subscription(
+            tenant_id,
+            kept.subscription_id,
+            &[audit_record(kept.subscription_id)]
+        )
         .expect("delete"));
     assert_eq!(audit_count(&mut store), 3);
     // No change, no record.
     assert!(!store
-        .delete_change_subscription(tenant_id, kept.subscription_id, &[audit_record(kept.subscription_id)])
+        .delete_change_subscription(
+            tenant_id,
+            kept.subscription_id,
+            &[audit_record(kept.subscription_id)]
+        )
         .expect("delete again"));
     assert_eq!(audit_count(&mut store), 3);
 }
