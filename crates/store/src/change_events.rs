@@ -27,6 +27,10 @@ pub struct ChangeEventEntry {
     pub changes: Vec<u8>,
 }
 
+/// What turns one tenant's change events into deliveries: given the tenant, its change
+/// subscriptions and its events, the deliveries to write.
+pub type FanOut<'a> = dyn FnMut(Uuid, &[ChangeSubscription], &[ChangeEvent]) -> Vec<OutboxEntry> + 'a;
+
 /// A recorded change event, as the expansion reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChangeEvent {
@@ -73,7 +77,7 @@ pub(crate) fn expand(
     database: &mut impl Database,
     select: &str,
     limit: usize,
-    fan_out: &mut dyn FnMut(Uuid, &[ChangeSubscription], &[ChangeEvent]) -> Vec<OutboxEntry>,
+    fan_out: &mut FanOut<'_>,
 ) -> Result<usize, StoreError> {
     let action = "expanding change events";
     // A look without the write lock first: the worker asks on every turn.

@@ -59,7 +59,7 @@ use licensd_engine::{Engine, TenantSettings, Uuid};
 pub use crate::alerts::{AlertFiring, AlertFormat, AlertRuleRecord};
 pub use crate::batch::{ChangeNotice, StateKey, TenantChange, WriteBatch};
 pub use crate::catch_up::{unwritten_change, CatchUp};
-pub use crate::change_events::{ChangeEvent, ChangeEventEntry};
+pub use crate::change_events::{ChangeEvent, ChangeEventEntry, FanOut};
 pub use crate::change_subscriptions::ChangeSubscription;
 pub use crate::error::StoreError;
 pub use crate::migration::SCHEMA_VERSION;
@@ -310,7 +310,7 @@ impl Store {
     pub fn expand_change_events(
         &mut self,
         limit: usize,
-        fan_out: &mut dyn FnMut(Uuid, &[ChangeSubscription], &[ChangeEvent]) -> Vec<OutboxEntry>,
+        fan_out: &mut FanOut<'_>,
     ) -> Result<usize, StoreError> {
         match self {
             Store::Sqlite(store) => {

@@ -111,7 +111,9 @@ fn a_change_event_is_expanded_once_into_the_outbox(database: TestDatabase) {
     write_event(&mut store, first, 101, b"two");
     write_event(&mut store, second, 102, b"other");
     assert_eq!(store.pending_change_events().expect("count"), 3);
-    let mut seen: Vec<(Uuid, usize, Vec<Vec<u8>>, Vec<i64>)> = Vec::new();
+    // Per tenant: its subscriptions' count, its events' changes and times.
+    type Seen = (Uuid, usize, Vec<Vec<u8>>, Vec<i64>);
+    let mut seen: Vec<Seen> = Vec::new();
     let expanded = store
         .expand_change_events(10, &mut |tenant_id, subscriptions, events| {
             seen.push((
