@@ -46,50 +46,237 @@ pub struct AlertRuleList {
     pub value: Vec<AlertRule>,
 }
 
-/// `POST /licensd/v1/alertRules`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// `POST /licensd/v1/alertRules`. Its OpenAPI schema ([`CreateAlertRule::schema`]) is one
+/// shape per condition, each stating exactly the parameters that condition takes (the server
+/// refuses a parameter that does not apply to the condition).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateAlertRule {
     /// 1–128 characters.
-    #[schema(example = "Users without a seat", max_length = 128, pattern = "\\S")]
     pub display_name: String,
     /// `licenseErrorEntered`, `licenseErrorLeft`, `seats`, `subscriptionEnding` or
     /// `processingLag`.
-    #[schema(
-        example = "licenseErrorEntered",
-        pattern = "^(?:licenseErrorEntered|licenseErrorLeft|seats|subscriptionEnding|processingLag)$"
-    )]
     pub condition: String,
+    /// Error rules only: the error kinds watched; empty: every kind.
     #[serde(default)]
     pub error_kinds: Vec<String>,
+    /// Error rules only.
     #[serde(default)]
     pub group_id: Option<Uuid>,
+    /// Error and seat rules only.
     #[serde(default)]
     pub sku_id: Option<Uuid>,
     /// `seats` rules only: `percentUsed`, `noneAvailable` or `overAllocated`.
     #[serde(default)]
-    #[schema(pattern = "^(?:percentUsed|noneAvailable|overAllocated)$")]
     pub threshold: Option<String>,
-    /// `seats` rules with `percentUsed` only.
-    #[serde(default)]
-    #[schema(minimum = 1, maximum = 100)]
+    /// `seats` rules with `percentUsed` only (1–100).
+    #[serde(default, deserialize_with = "crate::integers::optional_u32_whole")]
     pub percent: Option<u32>,
-    /// `subscriptionEnding` rules only.
-    #[serde(default)]
-    #[schema(minimum = 1, maximum = 3650)]
+    /// `subscriptionEnding` rules only (1–3650).
+    #[serde(default, deserialize_with = "crate::integers::optional_u32_whole")]
     pub days: Option<u32>,
-    /// `processingLag` rules only.
-    #[serde(default)]
-    #[schema(minimum = 1, maximum = 604_800)]
+    /// `processingLag` rules only (1–604800).
+    #[serde(default, deserialize_with = "crate::integers::optional_u32_whole")]
     pub seconds: Option<u32>,
     /// An `https` (or `http`) URL: a Slack or Teams incoming webhook, or any endpoint.
-    #[schema(example = "https://hooks.slack.com/services/T000/B000/XXXX")]
     pub webhook_url: String,
     /// `json` (default), `slack` or `teams`, in any case.
     #[serde(default)]
-    #[schema(pattern = "^(?:[Jj][Ss][Oo][Nn]|[Ss][Ll][Aa][Cc][Kk]|[Tt][Ee][Aa][Mm][Ss])$")]
     pub format: Option<String>,
 }
+
+/// The error kinds an error rule may name.
+pub const ALERT_ERROR_KINDS: [&str; 5] = [
+    "CountViolation",
+    "MutuallyExclusiveViolation",
+    "DependencyViolation",
+    "ProhibitedInUsageLocationViolation",
+    "UniquenessViolation",
+];
+
+/// The webhook URLs the schema documents: `http` or `https`, a host name of lower-case letters
+/// and digits whose last label starts with a letter (an IP literal may be refused by the SSRF
+/// guard: link-local and metadata addresses), an optional port and path. The server accepts any
+/// `http(s)` URL the guard allows; this is the part of it a schema can state without naming
+/// addresses.
+pub const WEBHOOK_URL_PATTERN: &str =
+    "^https?://(?:[a-z0-9]{1,30}\\.){0,4}[a-z][a-z0-9]{0,30}(?::[1-9][0-9]{0,3})?(?:/[A-Za-z0-9._~-]{0,40}){0,8}$";
+
+mod create_alert_rule_schema {
+    use utoipa::openapi::schema::{
+        AdditionalProperties, ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat,
+        SchemaType, Type,
+    };
+    use utoipa::openapi::{RefOr, Schema};
+
+    use super::{ALERT_ERROR_KINDS, WEBHOOK_URL_PATTERN};
+
+    fn string() -> ObjectBuilder {
+        ObjectBuilder::new().schema_type(SchemaType::Type(Type::String))
+    }
+
+    fn one_of(values: &[&str]) -> ObjectBuilder {
+        string().enum_values(Some(values.iter().copied()))
+    }
+
+    fn null() -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::Null))
+            .description(Some("Does not apply to this condition: absent or null."))
+    }
+
+    fn integer(minimum: u32, maximum: u32) -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::Integer))
+            .minimum(Some(minimum))
+            .maximum(Some(maximum))
+    }
+
+    fn optional_uuid(description: &str) -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Array(vec![Type::String, Type::Null]))
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+            .description(Some(description))
+    }
+
+    /// The parameters of a condition: `(name, schema, required)`; every other parameter is
+    /// stated as null.
+    fn rule(description: &str, conditions: &[&str], parameters: Vec<(&str, ObjectBuilder, bool)>) -> Schema {
+        let mut object = ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::Object))
+            .description(Some(description))
+            .property(
+                "displayName",
+                string()
+                    .max_length(Some(128))
+                    .pattern(Some("\\S"))
+                    .description(Some("1–128 characters (leading and trailing spaces are trimmed)."))
+                    .examples(["Users without a seat"]),
+            )
+            .required("displayName")
+            .property("condition", one_of(conditions))
+            .required("condition")
+            .property(
+                "webhookUrl",
+                string()
+                    .max_length(Some(2_048))
+                    .pattern(Some(WEBHOOK_URL_PATTERN))
+                    .description(Some(
+                        "An https (or http) URL: a Slack or Teams incoming webhook, or any endpoint; not a link-local or metadata address.",
+                    ))
+                    .examples(["https://hooks.slack.com/services/T000/B000/XXXX"]),
+            )
+            .required("webhookUrl")
+            .property(
+                "format",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::Array(vec![Type::String, Type::Null]))
+                    .pattern(Some(
+                        "^(?:[Jj][Ss][Oo][Nn]|[Ss][Ll][Aa][Cc][Kk]|[Tt][Ee][Aa][Mm][Ss])$",
+                    ))
+                    .description(Some("json (default), slack or teams, in any case.")),
+            )
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        // `errorKinds` is an array: the error shape replaces this one (no kind: every kind).
+        object = object.property(
+            "errorKinds",
+            ArrayBuilder::new()
+                .items(string())
+                .max_items(Some(0))
+                .description(Some("Does not apply to this condition: absent or empty.")),
+        );
+        let names = ["groupId", "skuId", "threshold", "percent", "days", "seconds"];
+        let mut parameters = parameters;
+        for name in names {
+            match parameters.iter().position(|(parameter, _, _)| *parameter == name) {
+                Some(index) => {
+                    let (_, schema, required) = parameters.swap_remove(index);
+                    object = object.property(name, schema);
+                    if required {
+                        object = object.required(name);
+                    }
+                }
+                None => object = object.property(name, null()),
+            }
+        }
+        Schema::Object(object.build())
+    }
+
+    pub(super) fn schema() -> RefOr<Schema> {
+        let errors = rule(
+            "A user enters (licenseErrorEntered) or leaves (licenseErrorLeft) a license error, optionally of some kinds, through one group, of one product.",
+            &["licenseErrorEntered", "licenseErrorLeft"],
+            vec![
+                ("groupId", optional_uuid("Only assignments through this group (it must exist)."), false),
+                ("skuId", optional_uuid("Only this product (it must exist)."), false),
+            ],
+        );
+        // Arrays are built apart (an ObjectBuilder cannot hold one): added to the error shape.
+        let errors = match errors {
+            Schema::Object(mut object) => {
+                object.properties.insert(
+                    "errorKinds".to_string(),
+                    RefOr::T(Schema::Array(
+                        ArrayBuilder::new()
+                            .items(one_of(&ALERT_ERROR_KINDS))
+                            .description(Some("The error kinds watched; empty or absent: every kind."))
+                            .build(),
+                    )),
+                );
+                Schema::Object(object)
+            }
+            other => other,
+        };
+        let sku = || optional_uuid("Only this product (it must exist); absent or null: every product.");
+        let percent_used = rule(
+            "A product's consumed seats reach a percentage of the purchased ones.",
+            &["seats"],
+            vec![
+                ("skuId", sku(), false),
+                ("threshold", one_of(&["percentUsed"]), true),
+                ("percent", integer(1, 100), true),
+            ],
+        );
+        let seats = rule(
+            "A product has no seat left (noneAvailable) or more consumed than purchased (overAllocated).",
+            &["seats"],
+            vec![
+                ("skuId", sku(), false),
+                ("threshold", one_of(&["noneAvailable", "overAllocated"]), true),
+            ],
+        );
+        let ending = rule(
+            "A subscription's term ends within some days.",
+            &["subscriptionEnding"],
+            vec![("days", integer(1, 3_650), true)],
+        );
+        let lag = rule(
+            "The oldest queued user has waited longer than some seconds.",
+            &["processingLag"],
+            vec![("seconds", integer(1, 604_800), true)],
+        );
+        RefOr::T(Schema::OneOf(
+            OneOfBuilder::new()
+                .item(errors)
+                .item(percent_used)
+                .item(seats)
+                .item(ending)
+                .item(lag)
+                .description(Some(
+                    "An alert rule: one shape per condition, each with exactly the parameters it takes (a parameter that does not apply is refused, unless null).",
+                ))
+                .build(),
+        ))
+    }
+}
+
+impl utoipa::PartialSchema for CreateAlertRule {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        create_alert_rule_schema::schema()
+    }
+}
+
+impl ToSchema for CreateAlertRule {}
 
 /// One user's transition named in an alert.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -1,4 +1,5 @@
-//! The delivery worker: a thread that claims due outbox rows (of every tenant), sends them
+//! The delivery worker: a thread that expands change events into deliveries (fan-out at
+//! delivery time, [`ChangeNotifier::expand`]), claims due outbox rows (of every tenant), sends them
 //! concurrently, and settles each — delivered, retried after an exponential backoff (the
 //! owner's other deliveries are held back as long: a failing endpoint is throttled), or
 //! abandoned after the last attempt — then tells the [`DeliveryObserver`]. Woken at once by the
@@ -15,6 +16,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use licensd_runtime::config::NotificationSettings;
+use licensd_runtime::notifications::ChangeNotifier;
 use licensd_runtime::tenants::ProcessingSignal;
 use licensd_store::{AttemptResult, ClaimedDelivery, Store};
 
@@ -76,6 +78,10 @@ pub struct WorkerSettings {
     /// rows back at once).
     pub worker_id: String,
     pub notifications: NotificationSettings,
+    /// Where change events are expanded into deliveries (fan-out at delivery time): the
+    /// runtime's change notifier, with its renderer set. `None`: the worker only sends what is
+    /// in the outbox.
+    pub changes: Option<Arc<ChangeNotifier>>,
 }
 
 /// The delay before attempt `attempts + 1`, after `attempts` failed ones.
@@ -186,6 +192,19 @@ fn run(
                 tracing::warn!(%error, "pruning settled deliveries failed");
             }
         }
+        // Change events first: their deliveries join the outbox (one transaction).
+        let expanded = match &settings.changes {
+            Some(changes) => match changes.expand(connection) {
+                Ok(expanded) => expanded,
+                Err(error) => {
+                    tracing::warn!(%error, "expanding change events failed; reconnecting");
+                    store = None;
+                    signal.wait(seen, IDLE_CHECK);
+                    continue;
+                }
+            },
+            None => 0,
+        };
         let lease = settings.notifications.request_timeout * 2 + Duration::from_secs(5);
         let claimed = match connection.claim_deliveries(&settings.worker_id, CLAIM_BATCH, lease) {
             Ok(claimed) => claimed,
@@ -197,6 +216,10 @@ fn run(
             }
         };
         if claimed.is_empty() {
+            if expanded > 0 {
+                // More events may wait.
+                continue;
+            }
             let wait = match connection.next_delivery_due() {
                 Ok(Some(due)) => due.min(IDLE_CHECK),
                 Ok(None) => IDLE_CHECK,

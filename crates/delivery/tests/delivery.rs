@@ -72,6 +72,7 @@ fn worker(
             database_url: database.url.clone(),
             worker_id: "test-worker".to_string(),
             notifications: settings,
+            changes: None,
         },
         signal,
         observer,

@@ -1,27 +1,39 @@
 //! Graph change notifications, apart from any protocol: each tenant's subscriptions
-//! (`users`, `users/{id}`, `groups`, `groups/{id}/members`), kept in memory so a write turns the
-//! users and groups it changed into outbox rows of the same transaction
-//! ([`ChangeNotifier::add_to_batch`]), and the lifecycle of a subscription whose endpoint keeps
-//! failing (`missed`, then `subscriptionRemoved`). The bodies are Graph's JSON, which the runtime
-//! does not know: the server hands in a [`NotificationRenderer`].
+//! (`users`, `users/{id}`, `groups`, `groups/{id}/members`), kept in memory so a write can tell
+//! at once whether any subscription may want what it changed, and the lifecycle of a
+//! subscription whose endpoint keeps failing (`missed`, then `subscriptionRemoved`). The bodies
+//! are Graph's JSON, which the runtime does not know: the server hands in a
+//! [`NotificationRenderer`].
 //!
-//! A write costs nothing extra when its tenant has no subscription (one map look-up); with
-//! subscriptions, each changed object is matched against the tenant-wide subscriptions of its
-//! kind and the per-object ones indexed by its id.
+//! **Fan-out at delivery time.** A write records what it changed once, as a change event in its
+//! own transaction ([`ChangeNotifier::add_to_batch`]), however many subscriptions match; the
+//! delivery worker expands the events into one outbox delivery per matching subscription
+//! ([`ChangeNotifier::expand`], one transaction per expansion), matching each change against the
+//! subscriptions as stored (created before the change, not expired then, not removed). Several
+//! writes' changes for one subscription share a delivery (at most
+//! [`NOTIFICATIONS_PER_DELIVERY`]). So a write costs one small row more with 1,000 matching
+//! subscribers, and nothing extra when its tenant has no subscription that may want it (a map
+//! look-up, then each changed object matched against the tenant-wide subscriptions of its kind
+//! and the per-object ones indexed by its id).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use licensd_engine::{Command, Uuid};
 use licensd_store::{
-    ChangeSubscription, OutboxEntry, Store, StoreError, WriteBatch, OWNER_GRAPH_LIFECYCLE,
-    OWNER_GRAPH_SUBSCRIPTION,
+    ChangeEvent, ChangeEventEntry, ChangeSubscription, OutboxEntry, Store, StoreError, WriteBatch,
+    OWNER_GRAPH_LIFECYCLE, OWNER_GRAPH_SUBSCRIPTION,
 };
 
 use crate::tenants::ProcessingSignal;
 
 /// At most this many notifications share one delivery (Graph batches notifications in `value`).
 pub const NOTIFICATIONS_PER_DELIVERY: usize = 1_000;
+/// At most this many changes share one change event (a processing step of many users writes
+/// several).
+pub const CHANGES_PER_EVENT: usize = 1_000;
+/// At most this many change events are expanded in one transaction.
+pub const EVENTS_PER_EXPANSION: usize = 16;
 
 /// The kind of a changed object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -151,6 +163,81 @@ impl Active {
     }
 }
 
+/// Encodes changes for a change event: a version byte, then per change its kind, change type,
+/// id and members (each a removed flag and an id).
+fn encode_changes(changes: &[&ObjectChange]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(1 + changes.len() * 22);
+    bytes.push(1);
+    for change in changes {
+        bytes.push(match change.kind {
+            ObjectKind::User => 0,
+            ObjectKind::Group => 1,
+        });
+        bytes.push(match change.change_type {
+            ChangeType::Created => 0,
+            ChangeType::Updated => 1,
+            ChangeType::Deleted => 2,
+        });
+        bytes.extend_from_slice(change.id.as_bytes());
+        let members = u32::try_from(change.members.len()).unwrap_or(u32::MAX);
+        bytes.extend_from_slice(&members.to_le_bytes());
+        for (member, removed) in change.members.iter().take(members as usize) {
+            bytes.push(u8::from(*removed));
+            bytes.extend_from_slice(member.as_bytes());
+        }
+    }
+    bytes
+}
+
+/// Decodes what [`encode_changes`] wrote; `None` when the bytes are not such an encoding.
+fn decode_changes(bytes: &[u8]) -> Option<Vec<ObjectChange>> {
+    fn take<'a>(bytes: &mut &'a [u8], count: usize) -> Option<&'a [u8]> {
+        if bytes.len() < count {
+            return None;
+        }
+        let (taken, rest) = bytes.split_at(count);
+        *bytes = rest;
+        Some(taken)
+    }
+    fn id(bytes: &mut &[u8]) -> Option<Uuid> {
+        let taken: [u8; 16] = take(bytes, 16)?.try_into().ok()?;
+        Some(Uuid::from_bytes(taken))
+    }
+    let mut rest = bytes;
+    if take(&mut rest, 1)? != [1] {
+        return None;
+    }
+    let mut changes = Vec::new();
+    while !rest.is_empty() {
+        let kind = match take(&mut rest, 1)?[0] {
+            0 => ObjectKind::User,
+            1 => ObjectKind::Group,
+            _ => return None,
+        };
+        let change_type = match take(&mut rest, 1)?[0] {
+            0 => ChangeType::Created,
+            1 => ChangeType::Updated,
+            2 => ChangeType::Deleted,
+            _ => return None,
+        };
+        let object_id = id(&mut rest)?;
+        let count: [u8; 4] = take(&mut rest, 4)?.try_into().ok()?;
+        let count = u32::from_le_bytes(count) as usize;
+        let mut members = Vec::with_capacity(count.min(rest.len() / 17));
+        for _ in 0..count {
+            let removed = take(&mut rest, 1)?[0] != 0;
+            members.push((id(&mut rest)?, removed));
+        }
+        changes.push(ObjectChange {
+            kind,
+            id: object_id,
+            change_type,
+            members,
+        });
+    }
+    Some(changes)
+}
+
 /// A tenant's subscriptions, indexed by what they watch.
 #[derive(Default)]
 struct TenantSubscriptions {
@@ -185,6 +272,39 @@ impl TenantSubscriptions {
             }
         }
         built
+    }
+
+    /// The subscriptions that want `change` made at `at` (ms), each once.
+    fn matching<'a>(&'a self, change: &ObjectChange, at: i64) -> impl Iterator<Item = &'a Arc<Active>> + 'a {
+        let (everything, own): (&[Arc<Active>], &[Arc<Active>]) = match change.kind {
+            ObjectKind::User => (
+                &self.users,
+                self.user.get(&change.id).map_or(&[][..], Vec::as_slice),
+            ),
+            ObjectKind::Group => (
+                &self.groups,
+                if change.members.is_empty() {
+                    &[][..]
+                } else {
+                    self.group_members.get(&change.id).map_or(&[][..], Vec::as_slice)
+                },
+            ),
+        };
+        let change_type = change.change_type;
+        let member_change = change.kind == ObjectKind::Group;
+        everything
+            .iter()
+            .filter(move |active| active.wants(change_type, at))
+            .chain(own.iter().filter(move |active| {
+                // A group's members changed: an update of `groups/{id}/members`.
+                let wanted = if member_change {
+                    ChangeType::Updated
+                } else {
+                    change_type
+                };
+                active.wants(wanted, at)
+            }))
+            .filter(move |active| active.stored.created_at <= at)
     }
 
     fn is_empty(&self) -> bool {
@@ -309,6 +429,51 @@ fn batch_changes(batch: &WriteBatch, command: Option<&Command>) -> Vec<ObjectCha
     changes
 }
 
+/// The deliveries of `events` to the tenant's `stored` subscriptions.
+fn fan_out(
+    renderer: &dyn NotificationRenderer,
+    tenant_id: Uuid,
+    stored: &[ChangeSubscription],
+    events: &[ChangeEvent],
+) -> Vec<OutboxEntry> {
+    let subscriptions = TenantSubscriptions::build(stored.to_vec());
+    if subscriptions.is_empty() {
+        return Vec::new();
+    }
+    // Per subscription (by pointer: one entry each), the changes it wants, in order.
+    let mut matched: Vec<(Arc<Active>, Vec<ObjectChange>)> = Vec::new();
+    let mut index: HashMap<*const Active, usize> = HashMap::new();
+    for event in events {
+        let Some(changes) = decode_changes(&event.changes) else {
+            tracing::error!(tenant = %tenant_id, event = event.event_id, "a change event cannot be decoded; its notifications are lost");
+            continue;
+        };
+        for change in &changes {
+            for active in subscriptions.matching(change, event.at) {
+                let slot = *index.entry(Arc::as_ptr(active)).or_insert_with(|| {
+                    matched.push((Arc::clone(active), Vec::new()));
+                    matched.len() - 1
+                });
+                matched[slot].1.push(change.clone());
+            }
+        }
+    }
+    let mut entries = Vec::new();
+    for (active, changes) in matched {
+        for chunk in changes.chunks(NOTIFICATIONS_PER_DELIVERY) {
+            entries.push(OutboxEntry {
+                owner_kind: OWNER_GRAPH_SUBSCRIPTION.to_string(),
+                owner_id: active.stored.subscription_id,
+                url: active.stored.notification_url.clone(),
+                headers: vec![("Content-Type".to_string(), "application/json".to_string())],
+                body: renderer.changes(tenant_id, &active.stored, chunk),
+                items: chunk.len() as u32,
+            });
+        }
+    }
+    entries
+}
+
 impl ChangeNotifier {
     /// Sets the renderer of delivery bodies; until then no notification is written.
     pub fn set_renderer(&self, renderer: Arc<dyn NotificationRenderer>) {
@@ -346,9 +511,11 @@ impl ChangeNotifier {
         self.tenants.read().ok()?.get(&tenant_id).cloned()
     }
 
-    /// Adds to `batch` the notifications of what it changes (`command`: the command it writes,
-    /// which tells creations apart; `None` for a processing step) for every subscription of the
-    /// tenant that wants them at `now` (ms). Returns whether it added any.
+    /// Adds to `batch` a record of what it changes (`command`: the command it writes, which
+    /// tells creations apart; `None` for a processing step) when some subscription of the tenant
+    /// may want it at `now` (ms): the changes no subscription wants are left out, and the
+    /// record is expanded into deliveries later ([`ChangeNotifier::expand`]). Returns whether it
+    /// added any.
     pub fn add_to_batch(
         &self,
         tenant_id: Uuid,
@@ -359,68 +526,35 @@ impl ChangeNotifier {
         let Some(subscriptions) = self.subscriptions_of(tenant_id) else {
             return false;
         };
-        let Some(renderer) = self.renderer.read().ok().and_then(|renderer| renderer.clone()) else {
-            return false;
-        };
         let changes = batch_changes(batch, command);
-        if changes.is_empty() {
+        let wanted: Vec<&ObjectChange> = changes
+            .iter()
+            .filter(|change| subscriptions.matching(change, now).next().is_some())
+            .collect();
+        if wanted.is_empty() {
             return false;
         }
-        // Per subscription (by pointer: one entry each), the changes it wants, in order.
-        let mut matched: Vec<(Arc<Active>, Vec<ObjectChange>)> = Vec::new();
-        let mut index: HashMap<*const Active, usize> = HashMap::new();
-        let mut add = |active: &Arc<Active>, change: &ObjectChange| {
-            let key = Arc::as_ptr(active);
-            let slot = *index.entry(key).or_insert_with(|| {
-                matched.push((Arc::clone(active), Vec::new()));
-                matched.len() - 1
+        for chunk in wanted.chunks(CHANGES_PER_EVENT) {
+            batch.change_events.push(ChangeEventEntry {
+                at: now,
+                changes: encode_changes(chunk),
             });
-            matched[slot].1.push(change.clone());
+        }
+        true
+    }
+
+    /// Expands up to [`EVENTS_PER_EXPANSION`] recorded change events (of every tenant) into
+    /// deliveries, in one transaction: each change goes to the tenant's subscriptions (as stored)
+    /// that wanted it when it was made; one subscription's changes share deliveries of at most
+    /// [`NOTIFICATIONS_PER_DELIVERY`]. Returns how many events were expanded; nothing is done
+    /// before the renderer is set.
+    pub fn expand(&self, store: &mut Store) -> Result<usize, StoreError> {
+        let Some(renderer) = self.renderer.read().ok().and_then(|renderer| renderer.clone()) else {
+            return Ok(0);
         };
-        for change in &changes {
-            match change.kind {
-                ObjectKind::User => {
-                    for active in &subscriptions.users {
-                        if active.wants(change.change_type, now) {
-                            add(active, change);
-                        }
-                    }
-                    for active in subscriptions.user.get(&change.id).into_iter().flatten() {
-                        if active.wants(change.change_type, now) {
-                            add(active, change);
-                        }
-                    }
-                }
-                ObjectKind::Group => {
-                    for active in &subscriptions.groups {
-                        if active.wants(change.change_type, now) {
-                            add(active, change);
-                        }
-                    }
-                    if !change.members.is_empty() {
-                        for active in subscriptions.group_members.get(&change.id).into_iter().flatten() {
-                            if active.wants(ChangeType::Updated, now) {
-                                add(active, change);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        let before = batch.outbox.len();
-        for (active, changes) in matched {
-            for chunk in changes.chunks(NOTIFICATIONS_PER_DELIVERY) {
-                batch.outbox.push(OutboxEntry {
-                    owner_kind: OWNER_GRAPH_SUBSCRIPTION.to_string(),
-                    owner_id: active.stored.subscription_id,
-                    url: active.stored.notification_url.clone(),
-                    headers: vec![("Content-Type".to_string(), "application/json".to_string())],
-                    body: renderer.changes(tenant_id, &active.stored, chunk),
-                    items: chunk.len() as u32,
-                });
-            }
-        }
-        batch.outbox.len() > before
+        store.expand_change_events(EVENTS_PER_EXPANSION, &mut |tenant_id, stored, events| {
+            fan_out(renderer.as_ref(), tenant_id, stored, events)
+        })
     }
 
     /// Reacts to a settled delivery of a Graph subscription: an abandoned change notification

@@ -895,7 +895,10 @@ impl TenantRuntime {
         self.command_transactions.fetch_add(1, Ordering::Relaxed);
         state.version = version;
         state.requested_group_runs.extend(requested);
-        if batches.iter().any(|batch| !batch.outbox.is_empty()) {
+        if batches
+            .iter()
+            .any(|batch| !batch.outbox.is_empty() || !batch.change_events.is_empty())
+        {
             self.notifier.wake();
         }
         Ok(Attempt::Written(results))
@@ -996,7 +999,7 @@ impl TenantRuntime {
             Ok(version) => {
                 // The watcher may have caught up to this very write meanwhile.
                 state.version = state.version.max(version);
-                if !batch.outbox.is_empty() {
+                if !batch.outbox.is_empty() || !batch.change_events.is_empty() {
                     self.notifier.wake();
                 }
                 // Commands wait for the step (the write order): every requested group busy at

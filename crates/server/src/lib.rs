@@ -135,6 +135,7 @@ pub fn start_delivery(
             database_url: config.database_url.clone(),
             worker_id: config.instance_id.clone(),
             notifications: config.notifications.clone(),
+            changes: Some(Arc::clone(&notifier)),
         },
         notifier.delivery_signal(),
         Arc::new(observer),

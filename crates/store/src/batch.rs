@@ -85,6 +85,10 @@ pub struct WriteBatch {
     /// Deliveries the change causes (change notifications, alerts), written to the outbox in the
     /// same transaction: delivered at least once if and only if the change commits.
     pub outbox: Vec<crate::outbox::OutboxEntry>,
+    /// What the change did to users and groups, for change notifications fanned out at
+    /// delivery time: recorded once in the same transaction, however many subscriptions match
+    /// (the delivery worker expands it into outbox rows).
+    pub change_events: Vec<crate::change_events::ChangeEventEntry>,
 }
 
 impl WriteBatch {
@@ -107,6 +111,7 @@ impl WriteBatch {
             && self.directory_attributes.is_empty()
             && self.group_nestings.is_empty()
             && self.outbox.is_empty()
+            && self.change_events.is_empty()
     }
 
     /// The whole tenant of an image, for storing a tenant that has nothing stored yet (an
@@ -291,6 +296,7 @@ impl WriteBatch {
             group_nestings,
             audit,
             outbox,
+            change_events,
         } = next;
         if clock.is_some() {
             self.clock = clock;
@@ -314,6 +320,7 @@ impl WriteBatch {
         self.group_nestings.extend(group_nestings);
         self.audit.extend(audit);
         self.outbox.extend(outbox);
+        self.change_events.extend(change_events);
         Ok(())
     }
 

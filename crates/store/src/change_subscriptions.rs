@@ -7,6 +7,7 @@ use licensd_engine::Uuid;
 
 use crate::error::StoreError;
 use crate::reads::tenant_key;
+use crate::security::AuditRecord;
 use crate::sql::{Database, Param, ReadRow, Session, Transaction};
 
 /// One subscription as stored; times in milliseconds since the Unix epoch.
@@ -39,7 +40,7 @@ pub(crate) fn parse_subscriptions_notice(payload: &str) -> Option<Uuid> {
 const COLUMNS: &str = "subscription_id, resource, change_types, notification_url,
     lifecycle_notification_url, client_state, expires_at, created_at, removed_at";
 
-fn subscription_of(row: &impl ReadRow) -> Result<ChangeSubscription, StoreError> {
+pub(crate) fn subscription_of(row: &impl ReadRow) -> Result<ChangeSubscription, StoreError> {
     Ok(ChangeSubscription {
         subscription_id: row.id(0)?,
         resource: row.text(1)?.to_string(),
@@ -70,12 +71,13 @@ pub(crate) fn subscriptions(
     )
 }
 
-/// Runs `change` in a transaction that announces the tenant's subscriptions changed when it
-/// changed a row; returns whether it did.
+/// Runs `change` in a transaction that, when it changed a row, writes `audit` and announces the
+/// tenant's subscriptions changed; returns whether it did.
 fn announced(
     database: &mut impl Database,
     tenant_id: Uuid,
     action: &str,
+    audit: &[AuditRecord],
     change: impl FnOnce(
         &mut dyn FnMut(&str, &[Param<'_>]) -> Result<u64, StoreError>,
         i64,
@@ -88,6 +90,7 @@ fn announced(
         |statement_sql: &str, params: &[Param<'_>]| transaction.execute(action, statement_sql, params);
     let changed = change(&mut run, tenant_key)?;
     if changed > 0 {
+        crate::security::insert_audit(&mut transaction, tenant_key, audit)?;
         if let Some(channel) = &channel {
             transaction.execute(
                 "announcing changed subscriptions",
@@ -107,11 +110,13 @@ pub(crate) fn create(
     database: &mut impl Database,
     tenant_id: Uuid,
     subscription: &ChangeSubscription,
+    audit: &[AuditRecord],
 ) -> Result<(), StoreError> {
     announced(
         database,
         tenant_id,
         "creating a change subscription",
+        audit,
         |run, tenant_key| {
             run(
                 "INSERT INTO change_subscriptions (tenant_key, subscription_id, resource, change_types,
@@ -142,11 +147,13 @@ pub(crate) fn renew(
     tenant_id: Uuid,
     subscription_id: Uuid,
     expires_at: i64,
+    audit: &[AuditRecord],
 ) -> Result<bool, StoreError> {
     announced(
         database,
         tenant_id,
         "renewing a change subscription",
+        audit,
         |run, tenant_key| {
             run(
                 "UPDATE change_subscriptions SET expires_at = $3
@@ -166,11 +173,13 @@ pub(crate) fn delete(
     database: &mut impl Database,
     tenant_id: Uuid,
     subscription_id: Uuid,
+    audit: &[AuditRecord],
 ) -> Result<bool, StoreError> {
     announced(
         database,
         tenant_id,
         "deleting a change subscription",
+        audit,
         |run, tenant_key| {
             run(
                 "DELETE FROM change_subscriptions WHERE tenant_key = $1 AND subscription_id = $2",
@@ -192,6 +201,7 @@ pub(crate) fn mark_removed(
         database,
         tenant_id,
         "removing a failing change subscription",
+        &[],
         |run, tenant_key| {
             run(
                 "UPDATE change_subscriptions SET removed_at = $3

@@ -33,6 +33,7 @@
 mod alerts;
 mod batch;
 mod catch_up;
+mod change_events;
 mod change_subscriptions;
 mod codec;
 mod error;
@@ -60,6 +61,7 @@ use licensd_engine::{Engine, TenantSettings, Uuid};
 pub use crate::alerts::{AlertFiring, AlertFormat, AlertRuleRecord};
 pub use crate::batch::{ChangeNotice, StateKey, TenantChange, WriteBatch};
 pub use crate::catch_up::{unwritten_change, CatchUp};
+pub use crate::change_events::{ChangeEvent, ChangeEventEntry, FanOut};
 pub use crate::change_subscriptions::ChangeSubscription;
 pub use crate::error::StoreError;
 pub use crate::migration::SCHEMA_VERSION;
@@ -304,37 +306,68 @@ impl Store {
         dispatch!(self, store => outbox::pending_count(store))
     }
 
+    /// Expands up to `limit` change events (oldest first, of every tenant) into deliveries, in
+    /// one transaction: per tenant with events, `fan_out(tenant, its change subscriptions, its
+    /// events)` gives the deliveries, which are written to the outbox (due now) as the events are
+    /// deleted. Returns how many events were expanded (0: none was waiting). On PostgreSQL,
+    /// events another instance is expanding are skipped.
+    pub fn expand_change_events(
+        &mut self,
+        limit: usize,
+        fan_out: &mut FanOut<'_>,
+    ) -> Result<usize, StoreError> {
+        match self {
+            Store::Sqlite(store) => {
+                change_events::expand(store, change_events::SELECT_SQLITE, limit, fan_out)
+            }
+            Store::Postgres(store) => {
+                change_events::expand(store.as_mut(), change_events::SELECT_POSTGRES, limit, fan_out)
+            }
+        }
+    }
+
+    /// How many change events wait for their expansion into deliveries, of every tenant.
+    pub fn pending_change_events(&mut self) -> Result<u64, StoreError> {
+        dispatch!(self, store => change_events::pending_count(store))
+    }
+
     /// Every change subscription of the tenant (expired and removed ones too), oldest first.
     pub fn change_subscriptions(&mut self, tenant_id: Uuid) -> Result<Vec<ChangeSubscription>, StoreError> {
         dispatch!(self, store => change_subscriptions::subscriptions(store, tenant_id))
     }
 
-    /// Stores a new change subscription (announced to other instances on PostgreSQL).
+    /// Stores a new change subscription with its `audit` records, in one transaction (announced
+    /// to other instances on PostgreSQL).
     pub fn create_change_subscription(
         &mut self,
         tenant_id: Uuid,
         subscription: &ChangeSubscription,
+        audit: &[AuditRecord],
     ) -> Result<(), StoreError> {
-        dispatch!(self, store => change_subscriptions::create(store, tenant_id, subscription))
+        dispatch!(self, store => change_subscriptions::create(store, tenant_id, subscription, audit))
     }
 
-    /// Sets a subscription's expiry; `false` when the tenant has no such (unremoved) one.
+    /// Sets a subscription's expiry, with its `audit` records in the same transaction; `false`
+    /// (and nothing written) when the tenant has no such (unremoved) one.
     pub fn renew_change_subscription(
         &mut self,
         tenant_id: Uuid,
         subscription_id: Uuid,
         expires_at: i64,
+        audit: &[AuditRecord],
     ) -> Result<bool, StoreError> {
-        dispatch!(self, store => change_subscriptions::renew(store, tenant_id, subscription_id, expires_at))
+        dispatch!(self, store => change_subscriptions::renew(store, tenant_id, subscription_id, expires_at, audit))
     }
 
-    /// Deletes a subscription; `false` when the tenant has none of this id.
+    /// Deletes a subscription, with its `audit` records in the same transaction; `false` (and
+    /// nothing written) when the tenant has none of this id.
     pub fn delete_change_subscription(
         &mut self,
         tenant_id: Uuid,
         subscription_id: Uuid,
+        audit: &[AuditRecord],
     ) -> Result<bool, StoreError> {
-        dispatch!(self, store => change_subscriptions::delete(store, tenant_id, subscription_id))
+        dispatch!(self, store => change_subscriptions::delete(store, tenant_id, subscription_id, audit))
     }
 
     /// Marks a subscription removed (its endpoint kept failing); `false` if it already was.

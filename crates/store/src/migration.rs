@@ -8,7 +8,7 @@ use crate::error::StoreError;
 use crate::sql::{Param, ReadRow, Session, Transaction};
 
 /// The schema version this binary writes: the version of the last migration.
-pub const SCHEMA_VERSION: u64 = 13;
+pub const SCHEMA_VERSION: u64 = 14;
 
 /// One step of the schema, in each backend's SQL.
 pub(crate) struct Migration {
@@ -97,6 +97,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "reclamation policies and notices",
         sqlite: include_str!("migrations/sqlite/0013_reclamation.sql"),
         postgres: include_str!("migrations/postgres/0013_reclamation.sql"),
+    },
+    Migration {
+        version: 14,
+        name: "change events",
+        sqlite: include_str!("migrations/sqlite/0014_change_events.sql"),
+        postgres: include_str!("migrations/postgres/0014_change_events.sql"),
     },
 ];
 

@@ -22,7 +22,7 @@
 //! 9. the change record (`tenant_changes`) and, on PostgreSQL, the notice other instances
 //!    listen for;
 //! 10. directory attributes;
-//! 11. audit records, then outbox rows (deliveries the change causes);
+//! 11. audit records, then outbox rows (deliveries the change causes) and change events;
 //! 12. commit.
 //!
 //! Several batches can share one transaction ([`write`] takes a list: the runtime's group commit
@@ -340,6 +340,9 @@ fn write_batch<T: WriteTransaction>(
     crate::security::insert_audit(transaction, tenant_key, &batch.audit)?;
     if !batch.outbox.is_empty() {
         crate::outbox::insert_entries(transaction, tenant_key, &batch.outbox)?;
+    }
+    if !batch.change_events.is_empty() {
+        crate::change_events::insert_events(transaction, tenant_key, &batch.change_events)?;
     }
     scope.version = new_version;
     Ok(())

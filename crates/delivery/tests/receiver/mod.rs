@@ -118,6 +118,14 @@ impl Receiver {
         self.received.0.lock().expect("receiver lock").clone()
     }
 
+    /// Hands the requests from the `from`-th on to `visit` (under the lock, without copying
+    /// them); returns how many requests arrived in all.
+    pub fn visit_from(&self, from: usize, mut visit: impl FnMut(&Received)) -> usize {
+        let received = self.received.0.lock().expect("receiver lock");
+        received.iter().skip(from).for_each(&mut visit);
+        received.len()
+    }
+
     /// Waits until `count` requests arrived (at most `timeout`); returns all received.
     pub fn wait_for(&self, count: usize, timeout: Duration) -> Vec<Received> {
         let (lock, changed) = &*self.received;

@@ -34,6 +34,12 @@ fn invalid(field: &str, message: impl std::fmt::Display) -> ApiError {
     ApiError::new(ErrorCode::InvalidValue, format!("Invalid {field}: {message}"))
 }
 
+/// A reference to an object the tenant does not have: 404, as Graph answers a reference to a
+/// directory object that does not exist.
+fn missing(field: &str, message: impl std::fmt::Display) -> ApiError {
+    ApiError::new(ErrorCode::ResourceNotFound, format!("Invalid {field}: {message}"))
+}
+
 fn not_for(field: &str, condition: &str) -> ApiError {
     invalid(field, format!("it does not apply to a '{condition}' rule."))
 }
@@ -226,6 +232,7 @@ pub async fn get_alert_rule(
     responses(
         (status = 201, description = "The rule", body = AlertRule),
         (status = 400, description = "An invalid field (named in the message)", body = ErrorResponse),
+        (status = 404, description = "The group or product named does not exist in this tenant", body = ErrorResponse),
     ))]
 pub async fn create_alert_rule(
     State(state): State<AppState>,
@@ -259,12 +266,12 @@ pub async fn create_alert_rule(
             if let Some(group_id) = group_id {
                 engine
                     .group_view(group_id)
-                    .map_err(|_| invalid("groupId", format!("no group {group_id} in this tenant.")))?;
+                    .map_err(|_| missing("groupId", format!("no group {group_id} in this tenant.")))?;
             }
             if let Some(sku_id) = sku_id {
                 engine
                     .sku_usage(sku_id)
-                    .map_err(|_| invalid("skuId", format!("no product {sku_id} in this tenant.")))?;
+                    .map_err(|_| missing("skuId", format!("no product {sku_id} in this tenant.")))?;
             }
             Ok(())
         })

@@ -125,7 +125,7 @@ fn invalid(message: impl Into<String>) -> ApiError {
 }
 
 /// The audit record of a change to a subscription ("Add/Update/Delete change notification
-/// subscription"), written with the change.
+/// subscription"), written in the change's transaction.
 fn subscription_audit(
     caller: &licensd_runtime::access::Caller,
     operation: &str,
@@ -318,9 +318,8 @@ pub async fn create_change_subscription(
     tenant
         .with_store(move |store, tenant_id| {
             store
-                .create_change_subscription(tenant_id, &to_store)
-                .map_err(storage)?;
-            store.append_audit(tenant_id, &[audit]).map_err(storage)
+                .create_change_subscription(tenant_id, &to_store, &[audit])
+                .map_err(storage)
         })
         .await?;
     reload(&state, &tenant).await?;
@@ -423,13 +422,9 @@ pub async fn renew_change_subscription(
     );
     let renewed = tenant
         .with_store(move |store, tenant_id| {
-            let renewed = store
-                .renew_change_subscription(tenant_id, subscription_id, expires_at)
-                .map_err(storage)?;
-            if renewed {
-                store.append_audit(tenant_id, &[audit]).map_err(storage)?;
-            }
-            Ok(renewed)
+            store
+                .renew_change_subscription(tenant_id, subscription_id, expires_at, &[audit])
+                .map_err(storage)
         })
         .await?;
     if !renewed {
@@ -474,13 +469,9 @@ pub async fn delete_change_subscription(
     );
     let deleted = tenant
         .with_store(move |store, tenant_id| {
-            let deleted = store
-                .delete_change_subscription(tenant_id, subscription_id)
-                .map_err(storage)?;
-            if deleted {
-                store.append_audit(tenant_id, &[audit]).map_err(storage)?;
-            }
-            Ok(deleted)
+            store
+                .delete_change_subscription(tenant_id, subscription_id, &[audit])
+                .map_err(storage)
         })
         .await?;
     if !deleted {

@@ -159,10 +159,15 @@ async fn render(
         if with_http {
             state.http_metrics.register(&mut registry);
             register_catch_ups(&mut registry);
-            let pending = licensd_runtime::tenants::lock_store(&state.store)?
-                .pending_deliveries()
-                .map_err(|error| ApiError::internal(error.to_string()))?;
-            register_deliveries(&mut registry, pending);
+            let (pending, events) = {
+                let mut store = licensd_runtime::tenants::lock_store(&state.store)?;
+                let internal = |error: licensd_store::StoreError| ApiError::internal(error.to_string());
+                (
+                    store.pending_deliveries().map_err(internal)?,
+                    store.pending_change_events().map_err(internal)?,
+                )
+            };
+            register_deliveries(&mut registry, pending, events);
         }
         let mut text = String::new();
         encode_registry(&mut text, &registry).map_err(|error| ApiError::internal(error.to_string()))?;
@@ -216,7 +221,7 @@ struct KindLabels {
 /// What this instance's delivery worker did since it started (webhooks: Graph change and
 /// lifecycle notifications, other owners' such as alerts), and the deliveries pending in the
 /// database (every instance's).
-fn register_deliveries(registry: &mut Registry, pending: u64) {
+fn register_deliveries(registry: &mut Registry, pending: u64, events: u64) {
     use std::sync::atomic::Ordering;
     let deliveries: Family<DeliveryLabels, Counter> = Family::default();
     let notifications: Family<KindLabels, Counter> = Family::default();
@@ -250,6 +255,13 @@ fn register_deliveries(registry: &mut Registry, pending: u64) {
         "licensd_deliveries_pending",
         "Deliveries in the outbox not delivered or abandoned yet (every instance's)",
         pending_gauge,
+    );
+    let events_gauge: Gauge = Gauge::default();
+    events_gauge.set(i64::try_from(events).unwrap_or(i64::MAX));
+    registry.register(
+        "licensd_change_events_pending",
+        "Writes' change records not yet fanned out into deliveries by a delivery worker (every instance's)",
+        events_gauge,
     );
 }
 

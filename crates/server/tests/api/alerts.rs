@@ -374,8 +374,6 @@ async fn bad_rules_are_refused_naming_the_field_and_nothing_is_stored(server: &T
         ),
         ("format", json!({"format": "discord"})),
         ("errorKinds", json!({"errorKinds": ["SeatsGone"]})),
-        ("groupId", json!({"groupId": Uuid::new_v4()})),
-        ("skuId", json!({"skuId": Uuid::new_v4()})),
         ("threshold", json!({"condition": "seats"})),
         ("threshold", json!({"condition": "seats", "threshold": "half"})),
         (
@@ -404,6 +402,21 @@ async fn bad_rules_are_refused_naming_the_field_and_nothing_is_stored(server: &T
             .post("/licensd/v1/alertRules", body.clone())
             .await
             .expect_error(400, "Request_BadRequest");
+        assert!(message.contains(field), "{field}: {message} ({body})");
+    }
+    // A group or product the tenant does not have: 404, naming the field.
+    for (field, change) in [
+        ("groupId", json!({"groupId": Uuid::new_v4()})),
+        ("skuId", json!({"skuId": Uuid::new_v4()})),
+    ] {
+        let mut body = good.clone();
+        for (key, value) in change.as_object().unwrap() {
+            body[key] = value.clone();
+        }
+        let message = server
+            .post("/licensd/v1/alertRules", body.clone())
+            .await
+            .expect_error(404, "Request_ResourceNotFound");
         assert!(message.contains(field), "{field}: {message} ({body})");
     }
     // An unknown property is refused too.
@@ -448,6 +461,19 @@ async fn bad_rules_are_refused_naming_the_field_and_nothing_is_stored(server: &T
         .map(|record| record["activityDisplayName"].as_str().unwrap())
         .collect();
     assert_eq!(activities, vec!["Delete alert rule", "Add alert rule"]);
+    // A whole number written with a zero fraction is an integer (as JSON Schema counts it).
+    let id = create_rule(
+        server,
+        json!({"displayName": "ninety", "condition": "seats", "threshold": "percentUsed",
+            "percent": 90.0, "webhookUrl": "https://hooks.example.com/x"}),
+    )
+    .await;
+    let rule = server
+        .get(&format!("/licensd/v1/alertRules/{id}"))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(rule["percent"], 90);
 }
 
 /// Rules stay fresh on every instance: a rule added through one instance fires for a change made

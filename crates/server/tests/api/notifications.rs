@@ -616,6 +616,7 @@ async fn deliveries_and_failures_are_in_the_metrics() {
     let items = r#"licensd_notifications_delivered_total{kind="graph_change"}"#;
     let before = scrape().await;
     assert_eq!(sample(&before, "licensd_deliveries_pending"), 0.0);
+    assert_eq!(sample(&before, "licensd_change_events_pending"), 0.0);
     // Fails twice, then accepts.
     let receiver = Arc::new(Receiver::scripted(|request, index| {
         if request.validation_token().is_some() {
@@ -635,6 +636,8 @@ async fn deliveries_and_failures_are_in_the_metrics() {
         if sample(&after, delivered) >= sample(&before, delivered) + 1.0 {
             assert!(sample(&after, failed) >= sample(&before, failed) + 2.0, "{after}");
             assert!(sample(&after, items) >= sample(&before, items) + 1.0, "{after}");
+            // The write's change record was fanned out (it is a delivery now).
+            assert_eq!(sample(&after, "licensd_change_events_pending"), 0.0, "{after}");
             break;
         }
         assert!(Instant::now() < deadline, "the delivery was not counted: {after}");

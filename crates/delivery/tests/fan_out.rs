@@ -1,0 +1,220 @@
+//! Change notifications fanned out at delivery time, through the runtime and the worker, with a
+//! real HTTP receiver on loopback, on both databases: a write records one change event in its
+//! own transaction however many subscriptions match (no outbox row yet); the worker, started
+//! only afterwards (as after a `kill -9` between the write and the delivery), expands it — every
+//! matching subscription receives every change, each subscription's deliveries its own outbox
+//! rows (recorded delivered), and a subscription created after a change does not receive it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod receiver;
+#[path = "../../store/tests/support/mod.rs"]
+mod support;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use licensd_delivery::{DeliveryWorker, NoObserver, WorkerSettings};
+use licensd_engine::{Command, NewUser, TenantSettings, UserChanges, Uuid};
+use licensd_runtime::access::Caller;
+use licensd_runtime::config::NotificationSettings;
+use licensd_runtime::notifications::{LifecycleEvent, NotificationRenderer, ObjectChange};
+use licensd_runtime::tenants::{SharedStore, Tenants};
+use licensd_store::{ChangeSubscription, DeliveryStatus, Store};
+use receiver::Receiver;
+use support::TestDatabase;
+
+/// A body per delivery: `<subscription> <change type> <id>` lines.
+struct LineRenderer;
+
+impl NotificationRenderer for LineRenderer {
+    fn changes(
+        &self,
+        _tenant_id: Uuid,
+        subscription: &ChangeSubscription,
+        changes: &[ObjectChange],
+    ) -> Vec<u8> {
+        changes
+            .iter()
+            .map(|change| {
+                format!(
+                    "{} {} {}\n",
+                    subscription.subscription_id,
+                    change.change_type.as_str(),
+                    change.id
+                )
+            })
+            .collect::<String>()
+            .into_bytes()
+    }
+
+    fn lifecycle(
+        &self,
+        _tenant_id: Uuid,
+        _subscription: &ChangeSubscription,
+        event: LifecycleEvent,
+    ) -> Vec<u8> {
+        event.as_str().as_bytes().to_vec()
+    }
+}
+
+fn on_both_backends(test: &str, run: impl Fn(&TestDatabase)) {
+    run(&TestDatabase::sqlite());
+    if let Some(database) = TestDatabase::postgres(test) {
+        run(&database);
+    }
+}
+
+fn subscription(url: &str, created_at: i64) -> ChangeSubscription {
+    ChangeSubscription {
+        subscription_id: Uuid::new_v4(),
+        resource: "users".to_string(),
+        change_types: "created,updated".to_string(),
+        notification_url: url.to_string(),
+        lifecycle_notification_url: None,
+        client_state: None,
+        expires_at: created_at + 3_600_000,
+        created_at,
+        removed_at: None,
+    }
+}
+
+#[test]
+fn changes_recorded_once_reach_every_matching_subscription_after_a_restart() {
+    on_both_backends("fan_out", |database| {
+        let receiver = Receiver::start();
+        let tenant_id = Uuid::new_v4();
+        {
+            let mut store = database.open();
+            store
+                .create_tenant(&TenantSettings::new(tenant_id, "Contoso"))
+                .expect("tenant");
+        }
+        let store: SharedStore = Arc::new(Mutex::new(database.open()));
+        let tenants = Arc::new(Tenants::load_all(&store).expect("load"));
+        let notifier = tenants.notifier();
+        notifier.set_renderer(Arc::new(LineRenderer));
+        let now = licensd_runtime::tenants::now().0;
+        let subscribed: Vec<ChangeSubscription> = (0..25)
+            .map(|index| subscription(&receiver.url(&format!("/s{index}")), now - 1_000))
+            .collect();
+        {
+            let mut locked = store.lock().expect("store");
+            for stored in &subscribed {
+                locked
+                    .create_change_subscription(tenant_id, stored, &[])
+                    .expect("subscribe");
+            }
+            notifier.reload(&mut locked, tenant_id).expect("reload");
+        }
+        let runtime = tenants.get(tenant_id).expect("runtime");
+        let users: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+        for (index, user) in users.iter().enumerate() {
+            runtime
+                .execute(
+                    &store,
+                    Command::CreateUser(NewUser::new(*user, &format!("u{index}@contoso.com"))),
+                    &Caller::background(tenant_id),
+                )
+                .expect("create");
+        }
+        runtime
+            .execute(
+                &store,
+                Command::UpdateUser {
+                    user_id: users[0],
+                    changes: UserChanges {
+                        display_name: Some("Renamed".to_string()),
+                        ..UserChanges::default()
+                    },
+                },
+                &Caller::background(tenant_id),
+            )
+            .expect("update");
+        // One event per write, however many subscriptions; no delivery yet.
+        {
+            let mut locked = store.lock().expect("store");
+            assert_eq!(locked.pending_change_events().expect("events"), 4);
+            assert_eq!(locked.pending_deliveries().expect("deliveries"), 0);
+        }
+        // A subscription created after the changes: it must not receive them.
+        let late = subscription(&receiver.url("/late"), licensd_runtime::tenants::now().0 + 1);
+        {
+            let mut locked = store.lock().expect("store");
+            locked
+                .create_change_subscription(tenant_id, &late, &[])
+                .expect("late subscription");
+        }
+
+        // The worker starts (as after a restart) and fans the events out.
+        let worker = DeliveryWorker::start(
+            WorkerSettings {
+                database_url: database.url.clone(),
+                worker_id: "fan-out".to_string(),
+                notifications: NotificationSettings::default(),
+                changes: Some(Arc::clone(&notifier)),
+            },
+            notifier.delivery_signal(),
+            Arc::new(NoObserver),
+        )
+        .expect("worker");
+        let expected: Vec<String> = users
+            .iter()
+            .map(|user| format!("created {user}"))
+            .chain(std::iter::once(format!("updated {}", users[0])))
+            .collect();
+        let lines_per_path = |received: &[receiver::Received]| {
+            let mut lines: HashMap<String, Vec<String>> = HashMap::new();
+            for request in received {
+                for line in request.body_text().lines() {
+                    let (_, change) = line.split_once(' ').expect("a line");
+                    lines
+                        .entry(request.target.clone())
+                        .or_default()
+                        .push(change.to_string());
+                }
+            }
+            lines
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let lines = lines_per_path(&receiver.received());
+            let complete = (0..25).all(|index| {
+                lines
+                    .get(&format!("/s{index}"))
+                    .is_some_and(|got| expected.iter().all(|change| got.contains(change)))
+            });
+            if complete {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not every subscription got every change: {lines:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut check: Store = database.open();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while check.pending_deliveries().expect("pending") > 0 {
+            assert!(std::time::Instant::now() < deadline, "deliveries still pending");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        worker.stop();
+        assert_eq!(check.pending_change_events().expect("events"), 0);
+        for stored in &subscribed {
+            let records = check
+                .deliveries(tenant_id, Some(stored.subscription_id), 100)
+                .expect("deliveries");
+            assert!(!records.is_empty());
+            assert!(records
+                .iter()
+                .all(|record| record.status == DeliveryStatus::Delivered));
+            assert_eq!(records.iter().map(|record| record.items).sum::<u32>(), 4);
+        }
+        assert!(
+            !lines_per_path(&receiver.received()).contains_key("/late"),
+            "a subscription created after the changes received them"
+        );
+    });
+}
