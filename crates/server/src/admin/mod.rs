@@ -58,10 +58,12 @@ const LICENSE_CHANGES: RouteAccess = RouteAccess::Changes {
     kinds: &[CommandKind::Licenses],
 };
 
-/// Reclamation policies: they remove direct licenses and group memberships.
+/// Reclamation policies: the roles that change licenses (a route admits a role that may run any
+/// of its kinds, so listing `Directory` here would admit the provisioning agent). A run's removal
+/// of a group membership is still checked as the directory change it is, command by command.
 const RECLAMATION: RouteAccess = RouteAccess::Changes {
     reads: ReadScope::Licensing,
-    kinds: &[CommandKind::Licenses, CommandKind::Directory],
+    kinds: &[CommandKind::Licenses],
 };
 
 const READS_LICENSING: RouteAccess = RouteAccess::Reads(ReadScope::Licensing);

@@ -88,6 +88,8 @@ fn allowed(role: Role, method: &str, path: &str) -> bool {
         }
         // The changes applied in this test assign a license.
         ("post", "/licensd/v1/changes") => license_writers,
+        // Reclamation removes licenses (a dry run asks the same).
+        (_, p) if p.starts_with("/licensd/v1/reclamation") => license_writers,
         (_, p) if p.starts_with("/v1.0/users") || p.starts_with("/v1.0/groups") => directory_writers,
         // Subscriptions, service plan rules and tenant settings.
         _ => global,
@@ -101,6 +103,10 @@ struct Fixture {
     group: Uuid,
     token: Uuid,
     alert_rule: Uuid,
+    /// A reclamation policy (made only for the operations on one).
+    reclamation_policy: Uuid,
+    /// The audit record of a reclaimed seat (`fixture.user`'s direct E1, made only for reverts).
+    reclamation: Uuid,
     /// An alert rule and a change-notification subscription to `user` (each made only for
     /// the operations on one).
     subscription: Uuid,
@@ -159,6 +165,69 @@ async fn fixture(server: &TestServer, path: &str) -> Fixture {
     } else {
         Uuid::nil()
     };
+    // Disabled, so that the background runs of enabled policies leave the test's tenant alone.
+    let reclamation_policy = if path.starts_with("/licensd/v1/reclamationPolicies/") {
+        server
+            .post(
+                "/licensd/v1/reclamationPolicies",
+                json!({"displayName": unique("fixture policy "), "reason": "left", "skuId": E1,
+                    "noticeDays": 0, "enabled": false}),
+            )
+            .await
+            .expect(201)
+            .id()
+    } else {
+        Uuid::nil()
+    };
+    // A reclaimed seat: the user's direct E1, reclaimed because the user left.
+    let reclamation = if path.starts_with("/licensd/v1/reclamations/") {
+        server
+            .post(
+                &format!("/v1.0/users/{user}/assignLicense"),
+                json!({"addLicenses": [{"skuId": E1, "disabledPlans": []}], "removeLicenses": []}),
+            )
+            .await
+            .expect(200);
+        server
+            .post(
+                "/licensd/v1/activity",
+                json!({"value": [{"id": user, "employeeLeaveDateTime": in_minutes(-24 * 60)}]}),
+            )
+            .await
+            .expect(200);
+        server.settle().await;
+        let policy = server
+            .post(
+                "/licensd/v1/reclamationPolicies",
+                json!({"displayName": unique("fixture policy "), "reason": "left", "skuId": E1,
+                    "noticeDays": 0, "enabled": false}),
+            )
+            .await
+            .expect(201)
+            .id();
+        let run = server
+            .post(
+                &format!("/licensd/v1/reclamationPolicies/{policy}/run"),
+                json!({"dryRun": false}),
+            )
+            .await
+            .expect(200)
+            .body;
+        server.settle().await;
+        let seat = run["seats"]
+            .as_array()
+            .expect("seats")
+            .iter()
+            .find(|seat| seat["userId"] == user.to_string())
+            .unwrap_or_else(|| panic!("{user} reclaimed in {run:#}"))
+            .clone();
+        seat["auditId"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .unwrap_or_else(|| panic!("an audit id in {seat:#}"))
+    } else {
+        Uuid::nil()
+    };
     let subscription =
         if path.starts_with("/v1.0/subscriptions/") || path.starts_with("/licensd/v1/subscriptions/") {
             server
@@ -201,6 +270,8 @@ async fn fixture(server: &TestServer, path: &str) -> Fixture {
         group,
         token,
         alert_rule,
+        reclamation_policy,
+        reclamation,
         subscription,
     }
 }
@@ -230,6 +301,14 @@ fn request(method: &str, path: &str, fixture: &Fixture) -> (String, Option<Value
         .replace(
             "/licensd/v1/alertRules/{id}",
             &format!("/licensd/v1/alertRules/{}", fixture.alert_rule),
+        )
+        .replace(
+            "/licensd/v1/reclamationPolicies/{id}",
+            &format!("/licensd/v1/reclamationPolicies/{}", fixture.reclamation_policy),
+        )
+        .replace(
+            "/licensd/v1/reclamations/{audit_id}",
+            &format!("/licensd/v1/reclamations/{}", fixture.reclamation),
         )
         .replace("/v1.0/subscribedSkus/{id}", &format!("/v1.0/subscribedSkus/{E3}"))
         .replace(
@@ -309,6 +388,11 @@ fn request(method: &str, path: &str, fixture: &Fixture) -> (String, Option<Value
             "expirationDateTime": in_minutes(60),
         })),
         ("patch", "/v1.0/subscriptions/{id}") => Some(json!({"expirationDateTime": in_minutes(120)})),
+        ("post", "/licensd/v1/reclamationPolicies") => Some(json!({
+            "displayName": name, "reason": "inactive", "inactiveDays": 90, "enabled": false,
+        })),
+        // A dry run: a real run of a policy with nothing to act on changes nothing either.
+        ("post", "/licensd/v1/reclamationPolicies/{id}/run") => Some(json!({"dryRun": true})),
         ("post", "/licensd/v1/changes") => Some(json!({
             "changes": [{"type": "assignUserLicenses", "userId": fixture.user,
                          "addLicenses": [{"skuId": E1, "disabledPlans": []}]}]
@@ -497,7 +581,8 @@ async fn every_endpoint_obeys_every_role_and_every_change_is_audited(server: &Te
                 let changes = method != "get"
                     && path != "/licensd/v1/whatif"
                     && path != "/v1.0/directoryObjects/getByIds"
-                    && path != "/v1.0/$batch";
+                    && path != "/v1.0/$batch"
+                    && path != "/licensd/v1/reclamationPolicies/{id}/run";
                 if changes {
                     assert!(
                         newest_audit_record(server).await != audited_before,
