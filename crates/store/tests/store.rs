@@ -1922,10 +1922,16 @@ fn nested_groups_and_transitive_licensing_round_trip(database: TestDatabase) {
     let (loaded, _) = store.load_tenant(tenant_id).expect("load");
     assert!(loaded.settings.transitive_licensing);
     assert_eq!(loaded.group_nestings.len(), 2);
-    // Another instance at the version before the nesting reloads rather than patches.
+    // Another instance at the version before the nesting patches its engine (the edges of the
+    // groups the change touched, read again) instead of reloading the tenant.
     match store.catch_up(tenant_id, before_nesting, None).expect("catch up") {
-        licensd_store::CatchUp::Reload { .. } => {}
-        other => panic!("expected a reload after a nesting change, got {other:?}"),
+        licensd_store::CatchUp::Patch { patch, .. } => {
+            assert!(patch.settings.is_some_and(|settings| settings.transitive_licensing));
+            assert!(patch.nesting_of_groups.contains(&engineering));
+            assert!(patch.nesting_of_groups.contains(&platform));
+            assert_eq!(patch.nesting_edges.len(), 2, "{:?}", patch.nesting_edges);
+        }
+        other => panic!("expected an incremental patch after a nesting change, got {other:?}"),
     }
     apply_and_write(
         &mut world,
