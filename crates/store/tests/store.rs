@@ -1926,7 +1926,9 @@ fn nested_groups_and_transitive_licensing_round_trip(database: TestDatabase) {
     // groups the change touched, read again) instead of reloading the tenant.
     match store.catch_up(tenant_id, before_nesting, None).expect("catch up") {
         licensd_store::CatchUp::Patch { patch, .. } => {
-            assert!(patch.settings.is_some_and(|settings| settings.transitive_licensing));
+            assert!(patch
+                .settings
+                .is_some_and(|settings| settings.transitive_licensing));
             assert!(patch.nesting_of_groups.contains(&engineering));
             assert!(patch.nesting_of_groups.contains(&platform));
             assert_eq!(patch.nesting_edges.len(), 2, "{:?}", patch.nesting_edges);
