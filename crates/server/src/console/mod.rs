@@ -37,9 +37,9 @@ mod preview;
 mod processing;
 mod product;
 mod products;
+mod reclamation;
 mod rule_editor;
 mod sign_in;
-mod reclamation;
 mod spend;
 mod user;
 mod users;
@@ -80,8 +80,14 @@ pub fn router() -> Router<AppState> {
         .route("/spend/products/{sku_id}", get(spend::product))
         .route("/spend/reclamation", get(reclamation::show))
         .route("/spend/reclamation/policies", post(reclamation::create))
-        .route("/spend/reclamation/policies/{id}/delete", post(reclamation::delete))
-        .route("/spend/reclamation/policies/{id}/dry-run", get(reclamation::dry_run))
+        .route(
+            "/spend/reclamation/policies/{id}/delete",
+            post(reclamation::delete),
+        )
+        .route(
+            "/spend/reclamation/policies/{id}/dry-run",
+            get(reclamation::dry_run),
+        )
         .route("/spend/reclamation/policies/{id}/run", post(reclamation::run))
         .route("/spend/reclamation/reverts", post(reclamation::revert))
         .route("/groups", get(groups::list))

@@ -47,7 +47,10 @@ fn reason_text(reason: &str, inactive_days: i64) -> String {
 }
 
 fn product_text(names: &ProductNames, sku_id: Option<Uuid>) -> String {
-    sku_id.map_or_else(|| "Every product".to_string(), |sku_id| names.product_name(sku_id))
+    sku_id.map_or_else(
+        || "Every product".to_string(),
+        |sku_id| names.product_name(sku_id),
+    )
 }
 
 fn policy_audit(context: &ConsoleContext, policy: &ReclamationPolicyRecord, adding: bool) -> AuditRecord {
@@ -105,17 +108,69 @@ struct Reclaimed {
     at: i64,
     user_id: Option<Uuid>,
     user_name: String,
+    /// The policy's name, as the record says.
+    policy: String,
+    sku_id: Option<Uuid>,
+    /// What was removed, in words.
     removed: Vec<String>,
     reverted: bool,
+}
+
+impl Reclaimed {
+    fn of(record: AuditRecord, reverted: &[String]) -> Reclaimed {
+        let value = |name: &str| {
+            record
+                .modified_properties
+                .iter()
+                .find(|property| property.display_name == name)
+                .map(|property| property.new_value.clone())
+        };
+        let policy = value("ReclamationPolicy")
+            .map(|text| match text.split_once(" (") {
+                Some((_, name)) => name.trim_end_matches(')').to_string(),
+                None => text,
+            })
+            .unwrap_or_default();
+        let sku_id = value("SkuId").and_then(|text| Uuid::try_parse(&text).ok());
+        let removed = record
+            .modified_properties
+            .iter()
+            .filter_map(|property| match property.display_name.as_str() {
+                "DirectLicense" => Some("the direct license".to_string()),
+                "MemberOf" => Some(match property.old_value.split_once(" (") {
+                    Some((_, name)) => format!("membership of {}", name.trim_end_matches(')')),
+                    None => format!("membership of {}", property.old_value),
+                }),
+                _ => None,
+            })
+            .collect();
+        Reclaimed {
+            audit_id: record.audit_id,
+            at: record.activity_date_time,
+            user_id: record.target_id,
+            user_name: record.target_name.clone(),
+            policy,
+            sku_id,
+            removed,
+            reverted: reverted.contains(&record.audit_id.to_string()),
+        }
+    }
 }
 
 fn step_text(step: &ReclaimStep) -> Markup {
     match step {
         ReclaimStep::RemoveDirectLicense(_) => html! { "remove the direct license" },
-        ReclaimStep::RemoveFromGroup { group_id, display_name } => html! {
+        ReclaimStep::RemoveFromGroup {
+            group_id,
+            display_name,
+        } => html! {
             "remove from group " a href=(format!("/groups/{group_id}")) { (display_name) }
         },
-        ReclaimStep::Review { group_id, display_name, why } => html! {
+        ReclaimStep::Review {
+            group_id,
+            display_name,
+            why,
+        } => html! {
             "review: held through " (if why.as_str() == "dynamicGroup" { "dynamic group " } else { "a group nested in " })
             a href=(format!("/groups/{group_id}")) { (display_name) }
         },
@@ -206,21 +261,7 @@ pub async fn show(context: ConsoleContext, query: QueryFields) -> Result<Respons
         .collect();
     let reclaimed: Vec<Reclaimed> = reclaim_records
         .into_iter()
-        .map(|stored| {
-            let record = stored.record;
-            Reclaimed {
-                audit_id: record.audit_id,
-                at: record.activity_date_time,
-                user_id: record.target_id,
-                user_name: record.target_name.clone(),
-                removed: record
-                    .modified_properties
-                    .iter()
-                    .map(|property| format!("{}: {}", property.display_name, property.old_value))
-                    .collect(),
-                reverted: reverted.contains(&record.audit_id.to_string()),
-            }
-        })
+        .map(|stored| Reclaimed::of(stored.record, &reverted))
         .collect();
     let notice_rows: Vec<(String, Uuid, String, Uuid, String, bool, i64)> = {
         let policy_names: Vec<(Uuid, String)> = policies
@@ -330,7 +371,8 @@ pub async fn show(context: ConsoleContext, query: QueryFields) -> Result<Respons
             } @else {
                 div.table-scroll { table {
                     thead { tr {
-                        th scope="col" { "User" } th scope="col" { "Reclaimed" } th scope="col" { "What was removed" } th scope="col" { "Revert" }
+                        th scope="col" { "User" } th scope="col" { "Product" } th scope="col" { "Policy" } th scope="col" { "Reclaimed" }
+                        th scope="col" { "What was removed" } th scope="col" { "Revert" }
                     } }
                     tbody {
                         @for seat in &reclaimed {
@@ -339,9 +381,11 @@ pub async fn show(context: ConsoleContext, query: QueryFields) -> Result<Respons
                                     @if let Some(user_id) = seat.user_id { a href=(format!("/users/{user_id}")) { (seat.user_name) } }
                                     @else { (seat.user_name) }
                                 }
+                                td { @if let Some(sku_id) = seat.sku_id { (names.product_name(sku_id)) } }
+                                td { (seat.policy) }
                                 td { (format_date_time(seat.at)) }
-                                td { ul { @for removed in &seat.removed { li { (removed) } } } }
-                                td {
+                                td { (seat.removed.join(", ")) }
+                                td data-field="revert" {
                                     @if seat.reverted { "reverted" }
                                     @else if may {
                                         form method="post" action="/spend/reclamation/reverts"
@@ -358,10 +402,21 @@ pub async fn show(context: ConsoleContext, query: QueryFields) -> Result<Respons
             }
         }
     };
-    Ok(layout::page("Reclaiming idle seats", Section::Spend, &tenant_name, content))
+    Ok(layout::page(
+        "Reclaiming idle seats",
+        Section::Spend,
+        &tenant_name,
+        content,
+    ))
 }
 
-fn day_count(form: &FormFields, name: &str, label: &str, minimum: i64, default: i64) -> Result<i64, ConsoleError> {
+fn day_count(
+    form: &FormFields,
+    name: &str,
+    label: &str,
+    minimum: i64,
+    default: i64,
+) -> Result<i64, ConsoleError> {
     match form.first(name).map(str::trim) {
         None | Some("") => Ok(default),
         Some(text) => text
@@ -400,10 +455,9 @@ pub async fn create(context: ConsoleContext, form: FormFields) -> Result<Respons
     if let Some(sku_id) = sku_id {
         context
             .read(move |engine| {
-                engine
-                    .sku_usage(sku_id)
-                    .map(|_| ())
-                    .map_err(|_| ConsoleError::bad_request(format!("There is no product {sku_id} in this tenant.")))
+                engine.sku_usage(sku_id).map(|_| ()).map_err(|_| {
+                    ConsoleError::bad_request(format!("There is no product {sku_id} in this tenant."))
+                })
             })
             .await?;
     }
@@ -439,7 +493,10 @@ pub async fn create(context: ConsoleContext, form: FormFields) -> Result<Respons
 }
 
 /// `POST /spend/reclamation/policies/{id}/delete`: removes a policy and its notices.
-pub async fn delete(context: ConsoleContext, PathParameters(id): PathParameters<String>) -> Result<Response, ConsoleError> {
+pub async fn delete(
+    context: ConsoleContext,
+    PathParameters(id): PathParameters<String>,
+) -> Result<Response, ConsoleError> {
     require_changes(&context)?;
     let policy = find_policy(&context, &id).await?;
     let audit = policy_audit(&context, &policy, false);
@@ -448,14 +505,19 @@ pub async fn delete(context: ConsoleContext, PathParameters(id): PathParameters<
         .with_store(move |store, tenant_id| store.delete_reclamation_policy(tenant_id, policy_id, &[audit]))
         .await?;
     if !deleted {
-        return Err(ConsoleError::not_found(format!("The reclamation policy {policy_id}")));
+        return Err(ConsoleError::not_found(format!(
+            "The reclamation policy {policy_id}"
+        )));
     }
     Ok(see_other(&Done::ReclamationPolicyRemoved.on(PAGE)))
 }
 
 /// `GET /spend/reclamation/policies/{id}/dry-run`: what a run would do now, changing nothing,
 /// with the **Run now** button.
-pub async fn dry_run(context: ConsoleContext, PathParameters(id): PathParameters<String>) -> Result<Response, ConsoleError> {
+pub async fn dry_run(
+    context: ConsoleContext,
+    PathParameters(id): PathParameters<String>,
+) -> Result<Response, ConsoleError> {
     let policy = find_policy(&context, &id).await?;
     let run_policy = policy.clone();
     let report = context
@@ -518,7 +580,10 @@ pub async fn dry_run(context: ConsoleContext, PathParameters(id): PathParameters
 }
 
 /// `POST /spend/reclamation/policies/{id}/run`: runs the policy for real.
-pub async fn run(context: ConsoleContext, PathParameters(id): PathParameters<String>) -> Result<Response, ConsoleError> {
+pub async fn run(
+    context: ConsoleContext,
+    PathParameters(id): PathParameters<String>,
+) -> Result<Response, ConsoleError> {
     require_changes(&context)?;
     let policy = find_policy(&context, &id).await?;
     context
@@ -536,16 +601,40 @@ pub async fn revert(context: ConsoleContext, form: FormFields) -> Result<Respons
     let text = form.required("audit_id", "reclamation")?;
     let audit_id = Uuid::try_parse(text.trim())
         .map_err(|_| ConsoleError::bad_request(format!("'{text}' is not a valid audit record id.")))?;
-    context
+    let report = context
         .with_runtime(move |store, runtime, caller| {
-            runtime_reclamation::revert(store, runtime, audit_id, caller, now().0).map_err(|error| match error {
-                RevertError::NotFound(id) => ConsoleError::not_found(format!("The audit record {id}")),
-                RevertError::NotAReclamation(_) | RevertError::AlreadyReverted(..) => {
-                    ConsoleError::bad_request(format!("{error}."))
-                }
-                RevertError::Execute(error) => ConsoleError::from(error),
-            })
+            runtime_reclamation::revert(store, runtime, audit_id, caller, now().0).map_err(
+                |error| match error {
+                    RevertError::NotFound(id) => ConsoleError::not_found(format!("The audit record {id}")),
+                    RevertError::NotAReclamation(_) | RevertError::AlreadyReverted(..) => {
+                        ConsoleError::bad_request(format!("{error}."))
+                    }
+                    RevertError::Execute(error) => ConsoleError::from(error),
+                },
+            )
         })
         .await?;
-    Ok(see_other(&Done::ReclamationReverted.on(PAGE)))
+    if report.failures.is_empty() {
+        return Ok(see_other(&Done::ReclamationReverted.on(PAGE)));
+    }
+    // Some step could not be restored: say which, and what was.
+    let tenant_name = context
+        .read(|engine| Ok(engine.settings().display_name.clone()))
+        .await?;
+    let content = html! {
+        h1 { "Reverted in part" }
+        div.message.error role="alert" {
+            p { "Not everything that was reclaimed could be restored:" }
+            ul { @for failure in &report.failures { li { (failure) } } }
+        }
+        p { "Restored: " (report.restored_licenses.len()) " direct license(s) and "
+            (report.restored_groups.len()) " group membership(s). The revert is recorded in the activity log and cannot be repeated." }
+        p { a href=(PAGE) { "Back to reclamation" } }
+    };
+    Ok(layout::page(
+        "Reverted in part",
+        Section::Spend,
+        &tenant_name,
+        content,
+    ))
 }
