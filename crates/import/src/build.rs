@@ -657,7 +657,11 @@ impl Builder<'_> {
 
     /// The user's last sign-in and leave date, if the export gives either; a date that cannot be
     /// read is reported and left out.
-    fn activity_of(&mut self, user: &GraphUser, subject: Subject) -> Option<licensd_engine::spend::UserActivity> {
+    fn activity_of(
+        &mut self,
+        user: &GraphUser,
+        subject: Subject,
+    ) -> Option<licensd_engine::spend::UserActivity> {
         let mut date = |field: &str, text: Option<&str>| -> Option<Timestamp> {
             let text = text.map(str::trim).filter(|text| !text.is_empty())?;
             match licensd_api_types::time::parse_date_time(text) {

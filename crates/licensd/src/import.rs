@@ -164,12 +164,14 @@ pub fn run_import(arguments: ImportArguments) -> anyhow::Result<()> {
                 leave_date: activity.leave_date.map(|at| at.0),
             })
             .collect();
-        store.set_user_activity(tenant_id, &records, &[]).with_context(|| {
-            format!(
-                "tenant {tenant_id} was written but storing its users' activity failed: send it again \
+        store
+            .set_user_activity(tenant_id, &records, &[])
+            .with_context(|| {
+                format!(
+                    "tenant {tenant_id} was written but storing its users' activity failed: send it again \
                  with POST /licensd/v1/activity"
-            )
-        })?;
+                )
+            })?;
     }
 
     let mut out = String::new();

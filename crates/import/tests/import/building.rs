@@ -488,8 +488,7 @@ fn sign_in_activity_and_leave_dates_are_imported() -> anyhow::Result<()> {
     copy_directory(&fixture("contoso"), directory.path())?;
     let path = directory.path().join("users.json");
     let mut users: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
-    users["value"][0]["signInActivity"] =
-        serde_json::json!({"lastSignInDateTime": "2026-08-01T10:00:00Z", "lastNonInteractiveSignInDateTime": null});
+    users["value"][0]["signInActivity"] = serde_json::json!({"lastSignInDateTime": "2026-08-01T10:00:00Z", "lastNonInteractiveSignInDateTime": null});
     users["value"][1]["employeeLeaveDateTime"] = serde_json::json!("2026-10-31T00:00:00Z");
     users["value"][1]["signInActivity"] = serde_json::json!({"lastSignInDateTime": "2026-05-02T08:15:00Z"});
     users["value"][2]["signInActivity"] = serde_json::Value::Null;
@@ -531,7 +530,12 @@ fn sign_in_activity_and_leave_dates_are_imported() -> anyhow::Result<()> {
         matches!(&refused[0].subject, Subject::User { user_id, .. } if *user_id == fourth),
         "{refused:#?}"
     );
-    assert!(refused[0].message.contains("employeeLeaveDateTime \"soon\" is not a date-time"), "{refused:#?}");
+    assert!(
+        refused[0]
+            .message
+            .contains("employeeLeaveDateTime \"soon\" is not a date-time"),
+        "{refused:#?}"
+    );
     // The unchanged fixture has no activity.
     let (_, plain) = import_fixture()?;
     assert!(plain.activity.is_empty());

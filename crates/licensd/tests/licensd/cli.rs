@@ -150,7 +150,11 @@ fn import_stores_the_users_sign_in_activity_and_leave_dates() {
         &database_url,
         "--json",
     ]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
     assert_eq!(outcome["report"]["loaded"]["usersWithActivity"], 2, "{outcome:#}");
     let mut store = licensd_store::Store::open(&database_url).expect("the store");
@@ -158,13 +162,19 @@ fn import_stores_the_users_sign_in_activity_and_leave_dates() {
     let user = |index: usize| {
         licensd_engine::Uuid::parse_str(users["value"][index]["id"].as_str().expect("id")).expect("a GUID")
     };
-    let first = store.user_activity(tenant, user(0)).expect("read").expect("stored");
+    let first = store
+        .user_activity(tenant, user(0))
+        .expect("read")
+        .expect("stored");
     assert_eq!(
         first.last_sign_in,
         licensd_api_types::time::parse_date_time("2026-08-01T10:00:00Z")
     );
     assert_eq!(first.leave_date, None);
-    let second = store.user_activity(tenant, user(1)).expect("read").expect("stored");
+    let second = store
+        .user_activity(tenant, user(1))
+        .expect("read")
+        .expect("stored");
     assert_eq!(
         second.leave_date,
         licensd_api_types::time::parse_date_time("2026-10-31T00:00:00Z")

@@ -352,11 +352,14 @@ pub struct DesiredUser {
     pub stored: StoredUser,
     /// The activity extension's dates when the document has the extension (`None`: it has not;
     /// a date absent or null in it is cleared).
-    pub activity: Option<(Option<i64>, Option<i64>)>,
+    pub activity: Option<ActivityDates>,
 }
 
+/// The activity extension's last sign-in and leave date (milliseconds since the Unix epoch).
+pub type ActivityDates = (Option<i64>, Option<i64>);
+
 /// The dates of the activity extension, if the document has it.
-fn activity_of(extension: Option<Value>) -> Result<Option<(Option<i64>, Option<i64>)>, ScimError> {
+fn activity_of(extension: Option<Value>) -> Result<Option<ActivityDates>, ScimError> {
     let Some(extension) = extension else {
         return Ok(None);
     };
@@ -378,7 +381,10 @@ fn activity_of(extension: Option<Value>) -> Result<Option<(Option<i64>, Option<i
             ))),
         }
     };
-    Ok(Some((date("lastSignInDateTime")?, date("employeeLeaveDateTime")?)))
+    Ok(Some((
+        date("lastSignInDateTime")?,
+        date("employeeLeaveDateTime")?,
+    )))
 }
 
 fn work_country(addresses: Option<&Value>) -> Option<CountryCode> {
@@ -609,7 +615,7 @@ async fn save_activity(
     tenant: &ScimTenant,
     user_id: Uuid,
     user_principal_name: String,
-    activity: (Option<i64>, Option<i64>),
+    activity: ActivityDates,
 ) -> Result<(), ScimError> {
     let caller = tenant.0.caller.clone();
     let change = ActivityChange {
@@ -864,7 +870,9 @@ pub async fn patch(
         // The patch removed the whole activity extension: both dates are cleared.
         desired.activity = Some((None, None));
     }
-    if desired.activity.is_some() && desired.activity == activity_of(original.get(ACTIVITY_USER_SCHEMA).cloned())? {
+    if desired.activity.is_some()
+        && desired.activity == activity_of(original.get(ACTIVITY_USER_SCHEMA).cloned())?
+    {
         desired.activity = None;
     }
     update_to(&tenant, user_id, &view, &stored, desired).await?;

@@ -50,7 +50,11 @@ async fn scim_activity(server: &TestServer) {
         .iter()
         .map(|attribute| attribute["name"].as_str().expect("name"))
         .collect();
-    assert_eq!(names, ["lastSignInDateTime", "employeeLeaveDateTime"], "{schema:#}");
+    assert_eq!(
+        names,
+        ["lastSignInDateTime", "employeeLeaveDateTime"],
+        "{schema:#}"
+    );
     assert_eq!(schema["attributes"][0]["type"], "dateTime");
     let resource_type = server
         .get(&format!("{SCIM}/ResourceTypes/User"))
@@ -79,11 +83,24 @@ async fn scim_activity(server: &TestServer) {
         .await
         .expect(201);
     let user = id_of(&created);
-    assert_eq!(created.body[ACTIVITY]["lastSignInDateTime"], "2026-06-01T08:00:00Z", "{:#}", created.body);
-    assert!(created.body["schemas"].as_array().expect("schemas").contains(&json!(ACTIVITY)));
+    assert_eq!(
+        created.body[ACTIVITY]["lastSignInDateTime"], "2026-06-01T08:00:00Z",
+        "{:#}",
+        created.body
+    );
+    assert!(created.body["schemas"]
+        .as_array()
+        .expect("schemas")
+        .contains(&json!(ACTIVITY)));
     let stored = admin_activity(server, user).await;
-    assert_eq!(stored["signInActivity"]["lastSignInDateTime"], "2026-06-01T08:00:00Z", "{stored:#}");
-    assert_eq!(stored["employeeLeaveDateTime"], "2026-11-30T17:00:00Z", "{stored:#}");
+    assert_eq!(
+        stored["signInActivity"]["lastSignInDateTime"], "2026-06-01T08:00:00Z",
+        "{stored:#}"
+    );
+    assert_eq!(
+        stored["employeeLeaveDateTime"], "2026-11-30T17:00:00Z",
+        "{stored:#}"
+    );
     let audits = server
         .get("/v1.0/auditLogs/directoryAudits?$filter=activityDisplayName eq 'Update user activity'")
         .await
@@ -93,8 +110,16 @@ async fn scim_activity(server: &TestServer) {
     // GET and the list show them.
     let fetched = server.get(&format!("{SCIM}/Users/{user}")).await.expect(200).body;
     assert_eq!(fetched[ACTIVITY]["employeeLeaveDateTime"], "2026-11-30T17:00:00Z");
-    let listed = crate::list(server, "Users", &[("filter", "userName eq \"leaver@contoso.com\"")]).await;
-    assert_eq!(listed["Resources"][0][ACTIVITY]["lastSignInDateTime"], "2026-06-01T08:00:00Z", "{listed:#}");
+    let listed = crate::list(
+        server,
+        "Users",
+        &[("filter", "userName eq \"leaver@contoso.com\"")],
+    )
+    .await;
+    assert_eq!(
+        listed["Resources"][0][ACTIVITY]["lastSignInDateTime"], "2026-06-01T08:00:00Z",
+        "{listed:#}"
+    );
 
     // PATCH one date: the other is kept.
     let patched = server
@@ -105,9 +130,15 @@ async fn scim_activity(server: &TestServer) {
         .await
         .expect(200)
         .body;
-    assert_eq!(patched[ACTIVITY]["lastSignInDateTime"], "2026-12-01T09:30:00Z", "{patched:#}");
+    assert_eq!(
+        patched[ACTIVITY]["lastSignInDateTime"], "2026-12-01T09:30:00Z",
+        "{patched:#}"
+    );
     let stored = admin_activity(server, user).await;
-    assert_eq!(stored["signInActivity"]["lastSignInDateTime"], "2026-12-01T09:30:00Z");
+    assert_eq!(
+        stored["signInActivity"]["lastSignInDateTime"],
+        "2026-12-01T09:30:00Z"
+    );
     assert_eq!(stored["employeeLeaveDateTime"], "2026-11-30T17:00:00Z");
 
     // A date that is not one is refused, nothing changed.
@@ -137,7 +168,10 @@ async fn scim_activity(server: &TestServer) {
         crate::list(server, "Users", &[("filter", "userName eq \"bad@contoso.com\"")]).await["totalResults"],
         0
     );
-    assert_eq!(admin_activity(server, user).await["employeeLeaveDateTime"], "2026-11-30T17:00:00Z");
+    assert_eq!(
+        admin_activity(server, user).await["employeeLeaveDateTime"],
+        "2026-11-30T17:00:00Z"
+    );
 
     // PUT without the extension keeps the dates; PUT with it replaces them (an absent one clears).
     server
@@ -147,7 +181,10 @@ async fn scim_activity(server: &TestServer) {
         )
         .await
         .expect(200);
-    assert_eq!(admin_activity(server, user).await["employeeLeaveDateTime"], "2026-11-30T17:00:00Z");
+    assert_eq!(
+        admin_activity(server, user).await["employeeLeaveDateTime"],
+        "2026-11-30T17:00:00Z"
+    );
     let replaced = server
         .put(
             &format!("{SCIM}/Users/{user}"),
@@ -157,9 +194,16 @@ async fn scim_activity(server: &TestServer) {
         .await
         .expect(200)
         .body;
-    assert_eq!(replaced[ACTIVITY], json!({"employeeLeaveDateTime": "2027-01-31T17:00:00Z"}), "{replaced:#}");
+    assert_eq!(
+        replaced[ACTIVITY],
+        json!({"employeeLeaveDateTime": "2027-01-31T17:00:00Z"}),
+        "{replaced:#}"
+    );
     let stored = admin_activity(server, user).await;
-    assert!(stored["signInActivity"]["lastSignInDateTime"].is_null(), "{stored:#}");
+    assert!(
+        stored["signInActivity"]["lastSignInDateTime"].is_null(),
+        "{stored:#}"
+    );
     assert_eq!(stored["employeeLeaveDateTime"], "2027-01-31T17:00:00Z");
 
     // PATCH remove of the extension clears the activity.
