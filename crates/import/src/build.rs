@@ -81,6 +81,9 @@ pub struct ImportOptions {
 pub struct Import {
     pub engine: Engine,
     pub report: ImportReport,
+    /// The users' last sign-in and leave date from the export (the store keeps them beside the
+    /// tenant, as the admin API's activity routes do), in the export's order.
+    pub activity: Vec<(Uuid, licensd_engine::spend::UserActivity)>,
 }
 
 /// A license to assign directly, and whether Microsoft recorded it in effect.
@@ -150,6 +153,8 @@ struct Builder<'export> {
     groups_of_user: HashMap<Uuid, Vec<Uuid>>,
     /// Dynamic groups' rules, set in step 6.
     dynamic_rules: Vec<DynamicRule>,
+    /// The loaded users' activity.
+    activity: Vec<(Uuid, licensd_engine::spend::UserActivity)>,
 }
 
 /// Builds the tenant an export describes and evaluates it. Fails only when the tenant itself
@@ -194,6 +199,7 @@ pub fn build_tenant(
         groups: HashMap::new(),
         groups_of_user: HashMap::new(),
         dynamic_rules: Vec::new(),
+        activity: Vec::new(),
     };
     let member_count: usize = export.group_members.iter().map(|group| group.members.len()).sum();
     let total_steps =
@@ -276,9 +282,11 @@ pub fn build_tenant(
     builder.report.evaluation.add_errors(&overview.errors_by_kind);
     builder.report.loaded.groups = builder.groups.len();
     builder.report.loaded.users = builder.users.len();
+    builder.report.loaded.users_with_activity = builder.activity.len();
     Ok(Import {
         engine: builder.engine,
         report: builder.report,
+        activity: builder.activity,
     })
 }
 
@@ -630,6 +638,14 @@ impl Builder<'_> {
                     if user.license_assignment_states.is_some() {
                         self.report.loaded.users_with_recorded_states += 1;
                     }
+                    let subject = Subject::User {
+                        user_id,
+                        user_principal_name: Some(user_principal_name.to_string()),
+                        origin: record.origin.clone(),
+                    };
+                    if let Some(activity) = self.activity_of(user, subject) {
+                        self.activity.push((user_id, activity));
+                    }
                 }
                 Err(error) => {
                     self.skipped_users.insert(user_id);
@@ -637,6 +653,42 @@ impl Builder<'_> {
                 }
             }
         }
+    }
+
+    /// The user's last sign-in and leave date, if the export gives either; a date that cannot be
+    /// read is reported and left out.
+    fn activity_of(
+        &mut self,
+        user: &GraphUser,
+        subject: Subject,
+    ) -> Option<licensd_engine::spend::UserActivity> {
+        let mut date = |field: &str, text: Option<&str>| -> Option<Timestamp> {
+            let text = text.map(str::trim).filter(|text| !text.is_empty())?;
+            match licensd_api_types::time::parse_date_time(text) {
+                Some(at) => Some(Timestamp(at)),
+                None => {
+                    self.report.adjust(
+                        subject.clone(),
+                        Reason::InvalidActivityDate {
+                            field: field.to_string(),
+                            value: text.to_string(),
+                        },
+                    );
+                    None
+                }
+            }
+        };
+        let last_sign_in = date(
+            "signInActivity.lastSignInDateTime",
+            user.sign_in_activity
+                .as_ref()
+                .and_then(|activity| activity.last_sign_in_date_time.as_deref()),
+        );
+        let leave_date = date("employeeLeaveDateTime", user.employee_leave_date_time.as_deref());
+        (last_sign_in.is_some() || leave_date.is_some()).then_some(licensd_engine::spend::UserActivity {
+            last_sign_in,
+            leave_date,
+        })
     }
 
     fn usage_location(&mut self, user: &GraphUser, user_principal_name: &str) -> Option<CountryCode> {

@@ -223,6 +223,20 @@ pub struct GraphUser {
     pub user_type: Option<String>,
     #[serde(default, alias = "OnPremisesExtensionAttributes")]
     pub on_premises_extension_attributes: Option<std::collections::BTreeMap<String, Option<String>>>,
+    /// The last sign-in, when the export selected `signInActivity` (it needs AuditLog.Read.All).
+    #[serde(default, alias = "SignInActivity")]
+    pub sign_in_activity: Option<GraphSignInActivity>,
+    /// When the user leaves or left the company, when the export selected it.
+    #[serde(default, alias = "EmployeeLeaveDateTime")]
+    pub employee_leave_date_time: Option<String>,
+}
+
+/// Graph `signInActivity`, the part licensd keeps.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GraphSignInActivity {
+    #[serde(default, alias = "LastSignInDateTime")]
+    pub last_sign_in_date_time: Option<String>,
 }
 
 impl GraphUser {

@@ -242,6 +242,8 @@ pub enum Reason {
     InvalidProxyAddress { message: String },
     /// The same proxy address twice for one user (ignoring case); the first is kept.
     DuplicateProxyAddress,
+    /// A sign-in or leave date that is not a date-time: ignored (the user is loaded without it).
+    InvalidActivityDate { field: String, value: String },
     /// Not an ISO 3166-1 alpha-2 code: the user is loaded without a usage location.
     InvalidUsageLocation { message: String },
     /// A lower-case or padded usage location, read as the code it stands for.
@@ -299,6 +301,9 @@ impl fmt::Display for Reason {
                 write!(formatter, "ignored, the user has no usage location: {message}")
             }
             Reason::UsageLocationNormalized { to } => write!(formatter, "read as {to}"),
+            Reason::InvalidActivityDate { field, value } => {
+                write!(formatter, "{field} {value:?} is not a date-time: ignored")
+            }
             Reason::MissingPrepaidUnits => {
                 formatter.write_str("no prepaidUnits.enabled: loaded with 0 purchased seats")
             }
@@ -388,6 +393,9 @@ pub struct LoadedCounts {
     pub users_without_usage_location: usize,
     /// Users whose `licenseAssignmentStates` the export holds (the ones `--compare` can check).
     pub users_with_recorded_states: usize,
+    /// Users with a last sign-in (`signInActivity.lastSignInDateTime`) or a leave date
+    /// (`employeeLeaveDateTime`) in the export: their activity is stored with the tenant.
+    pub users_with_activity: usize,
     pub groups: usize,
     pub licensed_groups: usize,
     pub group_licenses: usize,

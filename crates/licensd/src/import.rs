@@ -14,7 +14,7 @@ use licensd_import::{
     build_tenant, compare, read_export, write_export, Comparison, ImportOptions, ImportOutcome, ImportReport,
     Progress, ProgressStep,
 };
-use licensd_store::{Store, WriteBatch};
+use licensd_store::{Store, UserActivityRecord, WriteBatch};
 
 #[derive(clap::Args)]
 pub struct ImportArguments {
@@ -153,6 +153,26 @@ pub fn run_import(arguments: ImportArguments) -> anyhow::Result<()> {
     let tenant_version = store
         .create_tenant_with(&settings, &WriteBatch::from_image(image))
         .with_context(|| format!("writing tenant {tenant_id} failed; nothing of it was imported"))?;
+    // The users' last sign-in and leave date, where the admin API's activity routes keep them.
+    if !import.activity.is_empty() {
+        let records: Vec<UserActivityRecord> = import
+            .activity
+            .iter()
+            .map(|(user_id, activity)| UserActivityRecord {
+                user_id: *user_id,
+                last_sign_in: activity.last_sign_in.map(|at| at.0),
+                leave_date: activity.leave_date.map(|at| at.0),
+            })
+            .collect();
+        store
+            .set_user_activity(tenant_id, &records, &[])
+            .with_context(|| {
+                format!(
+                    "tenant {tenant_id} was written but storing its users' activity failed: send it again \
+                 with POST /licensd/v1/activity"
+                )
+            })?;
+    }
 
     let mut out = String::new();
     if arguments.json {
@@ -228,6 +248,13 @@ fn print_report(out: &mut String, report: &ImportReport, engine: &Engine) {
         loaded.users_without_usage_location,
         loaded.users_with_recorded_states
     );
+    if loaded.users_with_activity > 0 {
+        push_line!(
+            out,
+            "                            ({} with a last sign-in or leave date)",
+            loaded.users_with_activity
+        );
+    }
     push_line!(
         out,
         "  groups            {:>6}  ({} licensed, {} product assignments, {} dynamic with their rule)",

@@ -2290,3 +2290,282 @@ async fn a_users_directory_attributes_are_edited_cleared_and_checked() {
         .lacks("value=\"Platform engineer\"");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn reclamation_policies_are_added_dry_run_then_run_and_a_reclamation_reverted() {
+    let (server, _, directory) = ConsoleServer::demo().await;
+    let (user001, user002, user160) = (directory.users[0], directory.users[1], directory.users[159]);
+    let day = 24 * 60 * 60 * 1000_i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock")
+        .as_millis() as i64;
+    let api = reqwest::Client::new();
+    // user001 (E1 direct) and user160 (E1 from Frontline) left yesterday; user002 has not signed
+    // in for 100 days.
+    let response = api
+        .post(format!("{}/licensd/v1/activity", server.base))
+        .bearer_auth(&server.token)
+        .json(&serde_json::json!({"value": [
+            {"id": "user001@contoso.com", "employeeLeaveDateTime": licensd_api_types::time::format_date_time(now - day)},
+            {"id": "user160@contoso.com", "employeeLeaveDateTime": licensd_api_types::time::format_date_time(now - day)},
+            {"id": "user002@contoso.com", "signInActivity": {"lastSignInDateTime": licensd_api_types::time::format_date_time(now - 100 * day)}},
+        ]}))
+        .send()
+        .await
+        .expect("activity");
+    assert_eq!(response.status().as_u16(), 200);
+
+    // The advisor and the spend page lead here; nothing yet.
+    server
+        .get("/advisor")
+        .await
+        .expect(200)
+        .contains("<a href=\"/spend/reclamation\">Reclamation policies</a>");
+    server
+        .get("/spend")
+        .await
+        .expect(200)
+        .contains("<a href=\"/spend/reclamation\">Reclaim idle seats</a>");
+    server
+        .get("/spend/reclamation")
+        .await
+        .expect(200)
+        .contains("No reclamation policy yet.")
+        .contains("No seat is waiting to be reclaimed.")
+        .contains("No seat has been reclaimed.");
+
+    // Bad policies are refused with what was wrong, nothing stored.
+    server
+        .post(
+            "/spend/reclamation/policies",
+            &[("display_name", "x"), ("reason", "bored")],
+        )
+        .await
+        .expect(400)
+        .contains("'bored' is not a reason")
+        .lacks("<td>bored</td>");
+    server
+        .post(
+            "/spend/reclamation/policies",
+            &[
+                ("display_name", "x"),
+                ("reason", "inactive"),
+                ("inactive_days", "0"),
+            ],
+        )
+        .await
+        .expect(400)
+        .contains("is not a valid number of days without sign-in");
+    server
+        .post(
+            "/spend/reclamation/policies",
+            &[
+                ("display_name", "x"),
+                ("reason", "left"),
+                ("sku_id", &Uuid::new_v4().to_string()),
+            ],
+        )
+        .await
+        .expect(400)
+        .contains("There is no product");
+    server
+        .get("/spend/reclamation")
+        .await
+        .expect(200)
+        .contains("No reclamation policy yet.");
+
+    // A leavers' policy on E1 acting at once, and an inactivity policy with 14 days' notice.
+    let location = server
+        .post_change(
+            "/spend/reclamation/policies",
+            &[
+                ("display_name", "Leavers E1"),
+                ("reason", "left"),
+                ("sku_id", &OFFICE_365_E1.to_string()),
+                ("notice_days", "0"),
+            ],
+        )
+        .await;
+    assert_eq!(location, "/spend/reclamation?done=reclamation-policy-added");
+    server
+        .post_change(
+            "/spend/reclamation/policies",
+            &[
+                ("display_name", "Idle <30>"),
+                ("reason", "inactive"),
+                ("inactive_days", "30"),
+                ("notice_days", "14"),
+            ],
+        )
+        .await;
+    let page = server.get(&location).await.expect(200);
+    page.contains("The reclamation policy was added.")
+        .contains("Policies (2)")
+        .contains("Leavers E1")
+        .contains("Idle &lt;30&gt;")
+        .contains("no sign-in for 30 days")
+        .contains("left the company");
+    let policies = api
+        .get(format!("{}/licensd/v1/reclamationPolicies", server.base))
+        .bearer_auth(&server.token)
+        .send()
+        .await
+        .expect("policies")
+        .json::<serde_json::Value>()
+        .await
+        .expect("json");
+    let policy_id = |name: &str| -> String {
+        policies["value"]
+            .as_array()
+            .expect("policies")
+            .iter()
+            .find(|policy| policy["displayName"] == name)
+            .expect("the policy")["id"]
+            .as_str()
+            .expect("an id")
+            .to_string()
+    };
+    let (leavers, idle) = (policy_id("Leavers E1"), policy_id("Idle <30>"));
+    // Each policy was audited.
+    server
+        .get("/activity")
+        .await
+        .expect(200)
+        .contains("Add reclamation policy");
+
+    // The dry run shows what would happen and changes nothing.
+    let dry = server
+        .get(&format!("/spend/reclamation/policies/{leavers}/dry-run"))
+        .await
+        .expect(200);
+    dry.contains("Nothing was changed.")
+        .contains(&format!("<a href=\"/users/{user001}\">user001@contoso.com</a>"))
+        .contains("<td data-field=\"outcome\">reclaimed now</td>")
+        .contains("remove the direct license")
+        .contains(&format!("<a href=\"/users/{user160}\">user160@contoso.com</a>"))
+        .contains(&format!(
+            "remove from group <a href=\"/groups/{}\">Frontline - Office 365 E1</a>",
+            directory.frontline_e1
+        ))
+        .contains("Running now would reclaim 2 seat(s)")
+        .contains(&format!("action=\"/spend/reclamation/policies/{leavers}/run\""))
+        .contains("data-confirm=\"Run Leavers E1 now: reclaim 2 seat(s) and give the notices?\"")
+        .lacks("user002@contoso.com");
+    server
+        .get("/spend/reclamation")
+        .await
+        .expect(200)
+        .contains("No seat has been reclaimed.");
+    assert!(member_of_frontline(&server, user160).await);
+
+    // Run now: user001's direct E1 and user160's Frontline membership go, each listed with a
+    // Revert button.
+    let location = server
+        .post_change(&format!("/spend/reclamation/policies/{leavers}/run"), &[])
+        .await;
+    assert_eq!(location, "/spend/reclamation?done=reclamation-run");
+    server.settle().await;
+    let page = server.get(&location).await.expect(200);
+    page.contains("The policy ran")
+        .contains(&format!("<th scope=\"row\"><a href=\"/users/{user001}\">user001@contoso.com</a></th><td>Office 365 E1</td><td>Leavers E1</td>"))
+        .contains("the direct license")
+        .contains("membership of Frontline - Office 365 E1")
+        .contains("data-confirm=\"Restore what was reclaimed from user160@contoso.com?\"");
+    let revert_id = |body: &str, user: &str| -> String {
+        let row = body
+            .split("<tr>")
+            .find(|row| row.contains(&format!(">{user}</a>")) && row.contains("name=\"audit_id\""))
+            .expect("a Revert form for the user");
+        row.split("name=\"audit_id\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("an audit id")
+            .to_string()
+    };
+    let audit_id = revert_id(&page.body, "user160@contoso.com");
+    let user001_audit_id = revert_id(&page.body, "user001@contoso.com");
+    assert!(!member_of_frontline(&server, user160).await);
+    server
+        .get(&format!("/users/{user001}"))
+        .await
+        .expect(200)
+        .contains("No product is assigned directly.");
+
+    // The inactivity policy's run gives user002 a notice, acted on in 14 days.
+    server
+        .post_change(&format!("/spend/reclamation/policies/{idle}/run"), &[])
+        .await;
+    let action_date = &licensd_api_types::time::format_date_time(now + 14 * day)[..10];
+    let page = server.get("/spend/reclamation").await.expect(200);
+    page.contains(&format!("<a href=\"/users/{user002}\">user002@contoso.com</a>"))
+        .contains("<td>pending</td>")
+        .contains(&format!("<td data-field=\"action-date\">{action_date}"));
+    assert!(!page.body.contains("Pending notices (0)"), "{}", page.body);
+
+    // Revert restores the membership, once.
+    let location = server
+        .post_change("/spend/reclamation/reverts", &[("audit_id", &audit_id)])
+        .await;
+    assert_eq!(location, "/spend/reclamation?done=reclamation-reverted");
+    server.settle().await;
+    server
+        .get(&location)
+        .await
+        .expect(200)
+        .contains("The reclamation was reverted")
+        .contains("<td data-field=\"revert\">reverted</td>");
+    assert!(member_of_frontline(&server, user160).await);
+    // user001's E1 conflicts with the E3 from Sales: the revert says what it could not restore.
+    server
+        .post("/spend/reclamation/reverts", &[("audit_id", &user001_audit_id)])
+        .await
+        .expect(200)
+        .contains("Reverted in part")
+        .contains("Not everything that was reclaimed could be restored");
+    server
+        .post("/spend/reclamation/reverts", &[("audit_id", &audit_id)])
+        .await
+        .expect(400)
+        .contains("already reverted");
+    server
+        .post("/spend/reclamation/reverts", &[("audit_id", "nope")])
+        .await
+        .expect(400)
+        .contains("'nope' is not a valid audit record id.");
+
+    // Removing a policy drops its notices.
+    let location = server
+        .post_change(&format!("/spend/reclamation/policies/{idle}/delete"), &[])
+        .await;
+    assert_eq!(location, "/spend/reclamation?done=reclamation-policy-removed");
+    server
+        .get(&location)
+        .await
+        .expect(200)
+        .contains("Policies (1)")
+        .contains("No seat is waiting to be reclaimed.");
+    server
+        .get(&format!("/spend/reclamation/policies/{idle}/dry-run"))
+        .await
+        .expect(404);
+    server.stop().await;
+}
+
+/// Whether a user is a member of "Frontline - Office 365 E1", as Graph says.
+async fn member_of_frontline(server: &ConsoleServer, user: Uuid) -> bool {
+    let body: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/v1.0/users/{user}/memberOf", server.base))
+        .bearer_auth(&server.token)
+        .send()
+        .await
+        .expect("memberOf")
+        .json()
+        .await
+        .expect("json");
+    body["value"]
+        .as_array()
+        .expect("memberOf")
+        .iter()
+        .any(|group| group["displayName"] == "Frontline - Office 365 E1")
+}

@@ -478,3 +478,70 @@ fn dynamic_groups_are_imported_with_their_rules() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// The users' last sign-in (`signInActivity.lastSignInDateTime`) and leave date
+/// (`employeeLeaveDateTime`) come with the import, for the store; a date that cannot be read is
+/// reported and left out, a user without either has no activity.
+#[test]
+fn sign_in_activity_and_leave_dates_are_imported() -> anyhow::Result<()> {
+    let directory = tempfile::tempdir()?;
+    copy_directory(&fixture("contoso"), directory.path())?;
+    let path = directory.path().join("users.json");
+    let mut users: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+    users["value"][0]["signInActivity"] = serde_json::json!({"lastSignInDateTime": "2026-08-01T10:00:00Z", "lastNonInteractiveSignInDateTime": null});
+    users["value"][1]["employeeLeaveDateTime"] = serde_json::json!("2026-10-31T00:00:00Z");
+    users["value"][1]["signInActivity"] = serde_json::json!({"lastSignInDateTime": "2026-05-02T08:15:00Z"});
+    users["value"][2]["signInActivity"] = serde_json::Value::Null;
+    users["value"][3]["employeeLeaveDateTime"] = serde_json::json!("soon");
+    std::fs::write(&path, serde_json::to_string(&users)?)?;
+    let (_, import) = import(directory.path())?;
+    let first = Uuid::parse_str(users["value"][0]["id"].as_str().expect("id"))?;
+    let second = Uuid::parse_str(users["value"][1]["id"].as_str().expect("id"))?;
+    let fourth = Uuid::parse_str(users["value"][3]["id"].as_str().expect("id"))?;
+    let at = |text: &str| licensd_api_types::time::parse_date_time(text).map(licensd_engine::Timestamp);
+    assert_eq!(
+        import.activity,
+        vec![
+            (
+                first,
+                licensd_engine::spend::UserActivity {
+                    last_sign_in: at("2026-08-01T10:00:00Z"),
+                    leave_date: None,
+                }
+            ),
+            (
+                second,
+                licensd_engine::spend::UserActivity {
+                    last_sign_in: at("2026-05-02T08:15:00Z"),
+                    leave_date: at("2026-10-31T00:00:00Z"),
+                }
+            ),
+        ]
+    );
+    assert_eq!(import.report.loaded.users_with_activity, 2);
+    let refused: Vec<&licensd_import::ReportEntry> = import
+        .report
+        .adjusted
+        .iter()
+        .filter(|entry| matches!(entry.reason, Reason::InvalidActivityDate { .. }))
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:#?}");
+    assert!(
+        matches!(&refused[0].subject, Subject::User { user_id, .. } if *user_id == fourth),
+        "{refused:#?}"
+    );
+    assert!(
+        refused[0]
+            .message
+            .contains("employeeLeaveDateTime \"soon\" is not a date-time"),
+        "{refused:#?}"
+    );
+    // The unchanged fixture has no activity.
+    let (_, plain) = import_fixture()?;
+    assert!(plain.activity.is_empty());
+    Ok(())
+}
+
+fn import_fixture() -> anyhow::Result<(licensd_import::GraphExport, licensd_import::Import)> {
+    import(&fixture("contoso"))
+}

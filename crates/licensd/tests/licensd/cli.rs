@@ -112,3 +112,72 @@ fn tenants_are_created_with_their_own_administrator_and_served_apart() {
     }
     server.stop();
 }
+
+fn copy_directory(source: &std::path::Path, target: &std::path::Path) {
+    std::fs::create_dir_all(target).expect("a directory");
+    for entry in std::fs::read_dir(source).expect("the fixture") {
+        let entry = entry.expect("an entry");
+        let path = entry.path();
+        if path.is_dir() {
+            copy_directory(&path, &target.join(entry.file_name()));
+        } else {
+            std::fs::copy(&path, target.join(entry.file_name())).expect("a copy");
+        }
+    }
+}
+
+/// `licensd import` stores the users' last sign-in and leave date from the export, where the
+/// admin API's activity routes (and reclamation policies) read them.
+#[test]
+fn import_stores_the_users_sign_in_activity_and_leave_dates() {
+    let directory = tempfile::tempdir().expect("a directory");
+    let export = directory.path().join("export");
+    copy_directory(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../import/tests/fixtures/contoso"),
+        &export,
+    );
+    let users_path = export.join("users.json");
+    let mut users: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&users_path).expect("users.json")).expect("json");
+    users["value"][0]["signInActivity"] = serde_json::json!({"lastSignInDateTime": "2026-08-01T10:00:00Z"});
+    users["value"][1]["employeeLeaveDateTime"] = serde_json::json!("2026-10-31T00:00:00Z");
+    std::fs::write(&users_path, users.to_string()).expect("write users.json");
+    let database_url = format!("sqlite://{}", directory.path().join("licensd.db").display());
+    let output = licensd(&[
+        "import",
+        export.to_str().expect("a path"),
+        "--database-url",
+        &database_url,
+        "--json",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(outcome["report"]["loaded"]["usersWithActivity"], 2, "{outcome:#}");
+    let mut store = licensd_store::Store::open(&database_url).expect("the store");
+    let tenant = store.tenant_ids().expect("tenants")[0];
+    let user = |index: usize| {
+        licensd_engine::Uuid::parse_str(users["value"][index]["id"].as_str().expect("id")).expect("a GUID")
+    };
+    let first = store
+        .user_activity(tenant, user(0))
+        .expect("read")
+        .expect("stored");
+    assert_eq!(
+        first.last_sign_in,
+        licensd_api_types::time::parse_date_time("2026-08-01T10:00:00Z")
+    );
+    assert_eq!(first.leave_date, None);
+    let second = store
+        .user_activity(tenant, user(1))
+        .expect("read")
+        .expect("stored");
+    assert_eq!(
+        second.leave_date,
+        licensd_api_types::time::parse_date_time("2026-10-31T00:00:00Z")
+    );
+    assert!(store.user_activity(tenant, user(2)).expect("read").is_none());
+}

@@ -223,6 +223,8 @@ fn disabled_section(names: &ProductNames, view: &View, report: &AdvisorReport) -
     html! {
         section id="disabled" {
             h2 { "Disabled accounts holding seats (" (count(findings.len())) ")" }
+            p { "To reclaim idle seats (disabled, inactive or departed users) with a notice period and a revert: "
+                a href="/spend/reclamation" { "Reclamation policies" } "." }
             @if findings.is_empty() {
                 p.muted { "No disabled account holds a seat." }
             } @else {
@@ -310,7 +312,8 @@ fn risk_sections(names: &ProductNames, view: &View, report: &AdvisorReport) -> M
                     }
                 }
             }
-            p { "What licenses cost, idle seats and why: " a href="/spend" { "Spend" } "." }
+            p { "What licenses cost, idle seats and why: " a href="/spend" { "Spend" } ". Reclaim idle seats: "
+                a href="/spend/reclamation" { "Reclamation policies" } "." }
         }
     }
 }

@@ -188,6 +188,23 @@ impl ConsoleContext {
         })?
     }
 
+    /// Runs work that needs the store, the tenant's runtime and the caller together (a
+    /// reclamation run or revert) on a blocking thread.
+    pub async fn with_runtime<T, F>(&self, work: F) -> Result<T, ConsoleError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&SharedStore, &TenantRuntime, &Caller) -> Result<T, ConsoleError> + Send + 'static,
+    {
+        let runtime = Arc::clone(&self.runtime);
+        let store = self.store.clone();
+        let caller = self.caller.clone();
+        tokio::task::spawn_blocking(move || work(&store, &runtime, &caller))
+            .await
+            .map_err(|error| ConsoleError::Internal {
+                detail: format!("a console runtime task failed: {error}"),
+            })?
+    }
+
     /// Applies a command and persists it (the same path as the API); a refusal changes nothing
     /// and comes back as [`ConsoleError::Refused`].
     pub async fn execute(&self, command: Command) -> Result<CommandOutcome, ConsoleError> {

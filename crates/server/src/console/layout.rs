@@ -171,11 +171,15 @@ pub enum Done {
     AttributesSaved,
     DynamicGroupCreated,
     ProductsAssigned,
+    ReclamationPolicyAdded,
+    ReclamationPolicyRemoved,
+    ReclamationRun,
+    ReclamationReverted,
 }
 
 /// The fixed texts of [`Done`]. They say what was changed; the processing panel next to them
 /// says whether the users affected are still being processed (never "queued" once it is over).
-const DONE_CODES: [(Done, &str, &str); 20] = [
+const DONE_CODES: [(Done, &str, &str); 24] = [
     (
         Done::LicenseSaved,
         "license-saved",
@@ -263,6 +267,26 @@ const DONE_CODES: [(Done, &str, &str); 20] = [
         Done::ProductsAssigned,
         "products-assigned",
         "The products were assigned, every plan enabled.",
+    ),
+    (
+        Done::ReclamationPolicyAdded,
+        "reclamation-policy-added",
+        "The reclamation policy was added. It runs every minute; a dry run shows what it would do.",
+    ),
+    (
+        Done::ReclamationPolicyRemoved,
+        "reclamation-policy-removed",
+        "The reclamation policy and its notices were removed. What it reclaimed stays reclaimed.",
+    ),
+    (
+        Done::ReclamationRun,
+        "reclamation-run",
+        "The policy ran: notices were given and the seats whose notice date had come were reclaimed.",
+    ),
+    (
+        Done::ReclamationReverted,
+        "reclamation-reverted",
+        "The reclamation was reverted: the license and group memberships were restored.",
     ),
 ];
 

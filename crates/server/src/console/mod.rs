@@ -37,6 +37,7 @@ mod preview;
 mod processing;
 mod product;
 mod products;
+mod reclamation;
 mod rule_editor;
 mod sign_in;
 mod spend;
@@ -77,6 +78,18 @@ pub fn router() -> Router<AppState> {
         .route("/advisor/apply", post(advisor::apply))
         .route("/spend", get(spend::show))
         .route("/spend/products/{sku_id}", get(spend::product))
+        .route("/spend/reclamation", get(reclamation::show))
+        .route("/spend/reclamation/policies", post(reclamation::create))
+        .route(
+            "/spend/reclamation/policies/{id}/delete",
+            post(reclamation::delete),
+        )
+        .route(
+            "/spend/reclamation/policies/{id}/dry-run",
+            get(reclamation::dry_run),
+        )
+        .route("/spend/reclamation/policies/{id}/run", post(reclamation::run))
+        .route("/spend/reclamation/reverts", post(reclamation::revert))
         .route("/groups", get(groups::list))
         .route("/groups/new", get(groups::new_group).post(groups::create))
         .route("/groups/rule-check", get(rule_editor::check))

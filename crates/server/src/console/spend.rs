@@ -209,7 +209,7 @@ pub async fn show(context: ConsoleContext) -> Result<Response, ConsoleError> {
                     }
                 }
             }
-            p { (idle_held) " seats are held by idle users." }
+            p { (idle_held) " seats are held by idle users. " a href="/spend/reclamation" { "Reclaim idle seats" } " with a policy." }
         }
         section id="products" {
             h2 { "Per product" }
