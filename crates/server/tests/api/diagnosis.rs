@@ -54,6 +54,40 @@ async fn a_user_diagnosis_proposes_fixes_whose_prediction_comes_true(server: &Te
         .filter_map(|plan| plan["servicePlanName"].as_str())
         .collect();
     assert!(plan_names.contains(&"EXCHANGE_S_ENTERPRISE"), "{plan_names:?}");
+    // Every conflicting pair at once (E3's Exchange and SharePoint against E1's), each with the
+    // direct E1 that enables the other plan, so one change can resolve them all.
+    let conflicts = problem["involvement"]["conflicts"]
+        .as_array()
+        .expect("every conflicting pair");
+    let pairs: Vec<(&str, &str)> = conflicts
+        .iter()
+        .map(|conflict| {
+            (
+                conflict["servicePlan"]["servicePlanName"]
+                    .as_str()
+                    .unwrap_or_default(),
+                conflict["conflictingServicePlan"]["servicePlanName"]
+                    .as_str()
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert!(pairs.len() >= 2, "{pairs:?}");
+    assert!(
+        pairs.contains(&("EXCHANGE_S_ENTERPRISE", "EXCHANGE_S_STANDARD")),
+        "{pairs:?}"
+    );
+    assert!(
+        pairs.iter().any(|(plan, _)| plan.starts_with("SHAREPOINT")),
+        "{pairs:?}"
+    );
+    assert!(
+        conflicts
+            .iter()
+            .all(|conflict| conflict["conflictingSkuId"] == E1
+                && conflict["conflictingAssignedByGroup"].is_null()),
+        "{conflicts:#?}"
+    );
     let fixes = problem["fixes"].as_array().expect("fixes");
     let kinds: Vec<&str> = fixes.iter().filter_map(|fix| fix["kind"].as_str()).collect();
     assert_eq!(
