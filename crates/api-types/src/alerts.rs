@@ -21,9 +21,11 @@ pub struct AlertRule {
     pub condition: String,
     /// Error rules: the error kinds watched (`CountViolation`, ...); empty: every kind.
     pub error_kinds: Vec<String>,
-    /// Error rules: only assignments through this group.
+    /// Error rules: only assignments through this group (absent: every group).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_id: Option<Uuid>,
-    /// Error and seat rules: only this product.
+    /// Error and seat rules: only this product (absent: every product).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sku_id: Option<Uuid>,
     /// Seat rules: `percentUsed`, `noneAvailable` or `overAllocated`.
     pub threshold: Option<String>,

@@ -46,6 +46,8 @@ pub struct ReclamationPolicy {
     pub display_name: String,
     pub reason: String,
     pub inactive_days: u32,
+    /// The product the policy is about (absent: every product).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sku_id: Option<Uuid>,
     pub notice_days: u32,
     pub enabled: bool,
