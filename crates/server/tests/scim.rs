@@ -11,8 +11,6 @@
 #[allow(dead_code, unused_macros, unused_imports)]
 mod support;
 
-#[path = "scim/activity.rs"]
-mod activity;
 #[path = "scim/attributes.rs"]
 mod attributes;
 #[path = "scim/idp.rs"]

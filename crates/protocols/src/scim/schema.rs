@@ -10,7 +10,6 @@ pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 pub const ENTERPRISE_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 pub const LICENSING_USER_SCHEMA: &str = "urn:licensd:params:scim:schemas:extension:licensing:2.0:User";
-pub const ACTIVITY_USER_SCHEMA: &str = "urn:licensd:params:scim:schemas:extension:activity:2.0:User";
 pub const SERVICE_PROVIDER_CONFIG_SCHEMA: &str =
     "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
 pub const RESOURCE_TYPE_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceType";
@@ -418,24 +417,6 @@ pub static LICENSING_USER: Schema = Schema {
     ],
 };
 
-pub static ACTIVITY_USER: Schema = Schema {
-    id: ACTIVITY_USER_SCHEMA,
-    name: "ActivityUser",
-    description: "licensd: the user's last sign-in and leave date, which reclamation policies read",
-    attributes: &[
-        attribute(
-            "lastSignInDateTime",
-            Kind::DateTime,
-            "When the user last signed in (Graph's signInActivity.lastSignInDateTime).",
-        ),
-        attribute(
-            "employeeLeaveDateTime",
-            Kind::DateTime,
-            "When the user leaves or left the company (Graph's employeeLeaveDateTime).",
-        ),
-    ],
-};
-
 pub static GROUP: Schema = Schema {
     id: GROUP_SCHEMA,
     name: "Group",
@@ -682,11 +663,10 @@ pub static SCHEMA: Schema = Schema {
 };
 
 /// Every schema `/Schemas` lists, resources first.
-pub static ALL: [&Schema; 8] = [
+pub static ALL: [&Schema; 7] = [
     &USER,
     &ENTERPRISE_USER,
     &LICENSING_USER,
-    &ACTIVITY_USER,
     &GROUP,
     &SERVICE_PROVIDER_CONFIG,
     &RESOURCE_TYPE,
@@ -755,7 +735,7 @@ pub static USER_RESOURCE: ResourceKind = ResourceKind {
     name: "User",
     endpoint: "/Users",
     core: &USER,
-    extensions: &[&ENTERPRISE_USER, &LICENSING_USER, &ACTIVITY_USER],
+    extensions: &[&ENTERPRISE_USER, &LICENSING_USER],
 };
 
 pub static GROUP_RESOURCE: ResourceKind = ResourceKind {

@@ -137,7 +137,7 @@ pub async fn search_everything(
                     let query = user_query
                         .as_ref()
                         .ok_or_else(|| ScimError::internal("no user query"))?;
-                    let (user, _) = users::render(engine, id, &base, &parts, None)?;
+                    let (user, _) = users::render(engine, id, &base, &parts)?;
                     resources.push(project(
                         user,
                         &query.attributes,
