@@ -163,6 +163,46 @@ fn property(name: &str, old_value: String, new_value: String) -> ModifiedPropert
     }
 }
 
+/// The audit record of adding (`adding`) or deleting a reclamation policy, by `caller`: the
+/// admin API and the console record the same.
+pub fn policy_audit(caller: &Caller, policy: &ReclamationPolicyRecord, adding: bool) -> AuditRecord {
+    let describe = format!(
+        "{} ({}, {} days notice, {})",
+        policy.display_name,
+        policy.reason,
+        policy.notice_days,
+        policy
+            .sku_id
+            .map_or_else(|| "every product".to_string(), |sku| sku.to_string())
+    );
+    AuditRecord {
+        audit_id: Uuid::new_v4(),
+        activity_date_time: crate::tenants::now().0,
+        category: "DirectoryManagement".to_string(),
+        activity: if adding {
+            "Add reclamation policy"
+        } else {
+            "Delete reclamation policy"
+        }
+        .to_string(),
+        operation_type: if adding { "Add" } else { "Delete" }.to_string(),
+        result: "success".to_string(),
+        result_reason: String::new(),
+        actor_id: caller.token_id,
+        actor_name: caller.display_name.clone(),
+        actor_role: caller.role.as_str().to_string(),
+        target_type: "ReclamationPolicy".to_string(),
+        target_id: Some(policy.policy_id),
+        target_name: policy.display_name.clone(),
+        modified_properties: vec![ModifiedProperty {
+            display_name: "ReclamationPolicy".to_string(),
+            old_value: if adding { String::new() } else { describe.clone() },
+            new_value: if adding { describe } else { String::new() },
+        }],
+        request_id: caller.request_id.clone(),
+    }
+}
+
 fn base_record(caller: &Caller, activity: &str, user_id: Uuid, user_name: &str, at: i64) -> AuditRecord {
     AuditRecord {
         audit_id: Uuid::new_v4(),

@@ -22,7 +22,7 @@ use licensd_runtime::reclamation::{
     self as runtime_reclamation, RevertError, RunReport, SeatOutcome, MAX_DAYS,
 };
 use licensd_runtime::tenants::now;
-use licensd_store::{AuditRecord, ModifiedProperty, ReclamationPolicyRecord, StoreError};
+use licensd_store::{ReclamationPolicyRecord, StoreError};
 use rustc_hash::FxHashMap;
 
 use super::catalog::query_parameter;
@@ -61,44 +61,6 @@ fn wire_policy(policy: &ReclamationPolicyRecord) -> ReclamationPolicy {
         excluded_group_ids: policy.excluded_groups.clone(),
         created_date_time: format_date_time(policy.created_at),
         last_run_date_time: policy.last_run_at.map(format_date_time),
-    }
-}
-
-fn policy_audit(
-    tenant: &Tenant,
-    activity: &str,
-    policy: &ReclamationPolicyRecord,
-    adding: bool,
-) -> AuditRecord {
-    let describe = format!(
-        "{} ({}, {} days notice, {})",
-        policy.display_name,
-        policy.reason,
-        policy.notice_days,
-        policy
-            .sku_id
-            .map_or_else(|| "every product".to_string(), |sku| sku.to_string())
-    );
-    AuditRecord {
-        audit_id: Uuid::new_v4(),
-        activity_date_time: now().0,
-        category: "DirectoryManagement".to_string(),
-        activity: activity.to_string(),
-        operation_type: if adding { "Add" } else { "Delete" }.to_string(),
-        result: "success".to_string(),
-        result_reason: String::new(),
-        actor_id: tenant.caller.token_id,
-        actor_name: tenant.caller.display_name.clone(),
-        actor_role: tenant.caller.role.as_str().to_string(),
-        target_type: "ReclamationPolicy".to_string(),
-        target_id: Some(policy.policy_id),
-        target_name: policy.display_name.clone(),
-        modified_properties: vec![ModifiedProperty {
-            display_name: "ReclamationPolicy".to_string(),
-            old_value: if adding { String::new() } else { describe.clone() },
-            new_value: if adding { describe } else { String::new() },
-        }],
-        request_id: tenant.caller.request_id.clone(),
     }
 }
 
@@ -222,7 +184,7 @@ pub async fn create_policy(
         created_at: now().0,
         last_run_at: None,
     };
-    let audit = policy_audit(&tenant, "Add reclamation policy", &policy, true);
+    let audit = runtime_reclamation::policy_audit(&tenant.caller, &policy, true);
     let stored = policy.clone();
     tenant
         .with_store(move |store, tenant_id| {
@@ -269,7 +231,7 @@ pub async fn delete_policy(
     PathParameters(id): PathParameters<String>,
 ) -> Result<StatusCode, ApiError> {
     let policy = find_policy(&tenant, &id).await?;
-    let audit = policy_audit(&tenant, "Delete reclamation policy", &policy, false);
+    let audit = runtime_reclamation::policy_audit(&tenant.caller, &policy, false);
     let policy_id = policy.policy_id;
     let deleted = tenant
         .with_store(move |store, tenant_id| {

@@ -12,7 +12,7 @@ use licensd_runtime::reclamation::{
     self as runtime_reclamation, RevertError, SeatOutcome, MAX_DAYS, RECLAIM_ACTIVITY, REVERT_ACTIVITY,
 };
 use licensd_runtime::tenants::now;
-use licensd_store::{AuditQuery, AuditRecord, ModifiedProperty, ReclamationPolicyRecord};
+use licensd_store::{AuditQuery, AuditRecord, ReclamationPolicyRecord};
 use maud::{html, Markup};
 
 use super::context::{ConsoleAction, ConsoleContext};
@@ -51,44 +51,6 @@ fn product_text(names: &ProductNames, sku_id: Option<Uuid>) -> String {
         || "Every product".to_string(),
         |sku_id| names.product_name(sku_id),
     )
-}
-
-fn policy_audit(context: &ConsoleContext, policy: &ReclamationPolicyRecord, adding: bool) -> AuditRecord {
-    let describe = format!(
-        "{} ({}, {} days notice, {})",
-        policy.display_name,
-        policy.reason,
-        policy.notice_days,
-        policy
-            .sku_id
-            .map_or_else(|| "every product".to_string(), |sku| sku.to_string())
-    );
-    AuditRecord {
-        audit_id: Uuid::new_v4(),
-        activity_date_time: now().0,
-        category: "DirectoryManagement".to_string(),
-        activity: if adding {
-            "Add reclamation policy"
-        } else {
-            "Delete reclamation policy"
-        }
-        .to_string(),
-        operation_type: if adding { "Add" } else { "Delete" }.to_string(),
-        result: "success".to_string(),
-        result_reason: String::new(),
-        actor_id: context.caller.token_id,
-        actor_name: context.caller.display_name.clone(),
-        actor_role: context.caller.role.as_str().to_string(),
-        target_type: "ReclamationPolicy".to_string(),
-        target_id: Some(policy.policy_id),
-        target_name: policy.display_name.clone(),
-        modified_properties: vec![ModifiedProperty {
-            display_name: "ReclamationPolicy".to_string(),
-            old_value: if adding { String::new() } else { describe.clone() },
-            new_value: if adding { describe } else { String::new() },
-        }],
-        request_id: context.caller.request_id.clone(),
-    }
 }
 
 async fn find_policy(context: &ConsoleContext, id: &str) -> Result<ReclamationPolicyRecord, ConsoleError> {
@@ -474,7 +436,7 @@ pub async fn create(context: ConsoleContext, form: FormFields) -> Result<Respons
         created_at: now().0,
         last_run_at: None,
     };
-    let audit = policy_audit(&context, &policy, true);
+    let audit = licensd_runtime::reclamation::policy_audit(&context.caller, &policy, true);
     let too_many = context
         .with_store(move |store, tenant_id| {
             if store.reclamation_policies(tenant_id)?.len() >= MAX_POLICIES {
@@ -499,7 +461,7 @@ pub async fn delete(
 ) -> Result<Response, ConsoleError> {
     require_changes(&context)?;
     let policy = find_policy(&context, &id).await?;
-    let audit = policy_audit(&context, &policy, false);
+    let audit = licensd_runtime::reclamation::policy_audit(&context.caller, &policy, false);
     let policy_id = policy.policy_id;
     let deleted = context
         .with_store(move |store, tenant_id| store.delete_reclamation_policy(tenant_id, policy_id, &[audit]))
