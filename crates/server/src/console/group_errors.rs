@@ -173,28 +173,14 @@ pub async fn show(
             }
         }
         form.search.filters role="search" method="get" action=(path) {
-            div.field {
-                label for="search" { "Search users in error" }
-                input id="search" type="search" name="search" value=[request.search.as_deref()] autocomplete="off" maxlength="200";
-            }
-            div.field {
-                label for="kind-filter" { "Error" }
-                select #kind-filter name="kind" {
-                    option value="" selected[filters.kind.is_none()] { "Every error" }
-                    @for kind in KINDS {
-                        option value=(kind.as_str()) selected[filters.kind == Some(kind)] { (error_title(kind)) }
-                    }
-                }
-            }
-            div.field {
-                label for="product-filter" { "Product" }
-                select #product-filter name="product" {
-                    option value="" selected[filters.product.is_none()] { "Every product" }
-                    @for license in &data.group.assigned_licenses {
-                        option value=(license.sku_id) selected[filters.product == Some(license.sku_id)] { (data.names.product_name(license.sku_id)) }
-                    }
-                }
-            }
+            (error_filter_fields(
+                request.search.as_deref(),
+                &filters,
+                data.group
+                    .assigned_licenses
+                    .iter()
+                    .map(|license| (license.sku_id, data.names.product_name(license.sku_id))),
+            ))
             button type="submit" { "Filter" }
         }
         (results)
@@ -291,4 +277,37 @@ pub async fn fix_selected(
         Section::Groups,
     )
     .await
+}
+
+/// The fields of a users-in-error filter form (search, error kind, product among `products`),
+/// shared by a group's list and the tenant-wide one.
+pub fn error_filter_fields(
+    search: Option<&str>,
+    filters: &ErrorFilters,
+    products: impl Iterator<Item = (Uuid, String)>,
+) -> Markup {
+    html! {
+        div.field {
+            label for="search" { "Search users in error" }
+            input id="search" type="search" name="search" value=[search] autocomplete="off" maxlength="200";
+        }
+        div.field {
+            label for="kind-filter" { "Error" }
+            select #kind-filter name="kind" {
+                option value="" selected[filters.kind.is_none()] { "Every error" }
+                @for kind in KINDS {
+                    option value=(kind.as_str()) selected[filters.kind == Some(kind)] { (error_title(kind)) }
+                }
+            }
+        }
+        div.field {
+            label for="product-filter" { "Product" }
+            select #product-filter name="product" {
+                option value="" selected[filters.product.is_none()] { "Every product" }
+                @for (sku_id, name) in products {
+                    option value=(sku_id) selected[filters.product == Some(sku_id)] { (name) }
+                }
+            }
+        }
+    }
 }

@@ -12,7 +12,7 @@ use maud::{html, Markup};
 use super::context::{ConsoleAction, ConsoleContext};
 use super::error::ConsoleError;
 use super::forms::{FormFields, IdKind, QueryFields};
-use super::group_errors::{ErrorFilters, KINDS};
+use super::group_errors::{error_filter_fields, ErrorFilters};
 use super::layout::{self, html_response, page_notices, pager, search_form, Section};
 use super::names::error_title;
 use super::names::ProductNames;
@@ -163,28 +163,11 @@ pub async fn list(context: ConsoleContext, query: QueryFields) -> Result<Respons
                 "Filter by error and product, then select users to reprocess them or to apply one fix to each." }
             form.search.filters role="search" method="get" action="/users" {
                 input type="hidden" name="filter" value="errors";
-                div.field {
-                    label for="search" { "Search users in error" }
-                    input id="search" type="search" name="search" value=[request.search.as_deref()] autocomplete="off" maxlength="200";
-                }
-                div.field {
-                    label for="kind-filter" { "Error" }
-                    select #kind-filter name="kind" {
-                        option value="" selected[filters.kind.is_none()] { "Every error" }
-                        @for kind in KINDS {
-                            option value=(kind.as_str()) selected[filters.kind == Some(kind)] { (error_title(kind)) }
-                        }
-                    }
-                }
-                div.field {
-                    label for="product-filter" { "Product" }
-                    select #product-filter name="product" {
-                        option value="" selected[filters.product.is_none()] { "Every product" }
-                        @for product in &data.names.products {
-                            option value=(product.sku_id) selected[filters.product == Some(product.sku_id)] { (product.display_name) }
-                        }
-                    }
-                }
+                (error_filter_fields(
+                    request.search.as_deref(),
+                    &filters,
+                    data.names.products.iter().map(|product| (product.sku_id, product.display_name.clone())),
+                ))
                 button type="submit" { "Filter" }
             }
         } @else {
