@@ -58,6 +58,21 @@ async fn metrics_show_the_tenant_as_prometheus_reads_it(server: &TestServer) {
         server.add_member(group, user).await;
     }
     server.settle().await;
+    // The processor counts a step just after the step's states show, so the counter may trail
+    // the settled states by a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, _, text) = fetch(&server.client, &server.url("/metrics")).await;
+        let evaluated = value(&parse(&text), "licensd_evaluated_users_total", &[]);
+        if evaluated >= 3.0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "evaluated_users_total stayed at {evaluated}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     let (status, content_type, text) = fetch(&server.client, &server.url("/metrics")).await;
     assert_eq!(status, 200, "{text}");
