@@ -244,6 +244,28 @@ impl Engine {
         Ok(())
     }
 
+    /// Refuses making a group with nested member groups dynamic: a dynamic group's members are
+    /// users its rule selects (Entra ID does not nest groups in a dynamic group).
+    fn check_no_member_groups(&self, group: GroupRef) -> Result<(), CommandError> {
+        let children = self.directory.nesting().children_of(group);
+        if children.is_empty() {
+            return Ok(());
+        }
+        let mut names: Vec<String> = children
+            .iter()
+            .map(|(child, _)| self.directory.group(*child).display_name.clone())
+            .collect();
+        names.sort();
+        Err(CommandError::InvalidValue {
+            field: "groupTypes",
+            reason: format!(
+                "group {} has groups as members ({}): a dynamic group's members are the users its rule selects; take the nested groups out first",
+                self.directory.group(group).id,
+                names.join(", ")
+            ),
+        })
+    }
+
     /// Refuses deleting a group another group's rule names.
     pub(crate) fn check_group_not_named_by_rules(&self, group_id: Uuid) -> Result<(), CommandError> {
         for (other, membership) in &self.dynamic.rules {
@@ -374,6 +396,9 @@ impl Engine {
             }
             Some(text) => {
                 let (rule, order) = self.check_membership_rule(group_id, &text)?;
+                if self.dynamic.get(group).is_none() {
+                    self.check_no_member_groups(group)?;
+                }
                 self.tick();
                 self.dynamic.rules.insert(
                     group,

@@ -266,7 +266,11 @@ impl Engine {
             Command::AddGroupMemberGroup {
                 group_id,
                 member_group_id,
-            } => self.add_group_member_group(group_id, member_group_id)?,
+            } => {
+                // A dynamic group's members are the users its rule selects, as in Entra ID.
+                self.check_assigned_membership(group_id)?;
+                self.add_group_member_group(group_id, member_group_id)?
+            }
             Command::RemoveGroupMemberGroup {
                 group_id,
                 member_group_id,

@@ -648,3 +648,213 @@ fn previewing_a_rule_change_reports_what_applying_it_does() {
     assert_eq!(sku.consumed_units_after, usage.consumed_units);
     assert_eq!(sku.consumed_units_before, consumed(&world, EMS_E3));
 }
+
+fn sorted(mut ids: Vec<Uuid>) -> Vec<Uuid> {
+    ids.sort();
+    ids
+}
+
+fn preview(world: &SeedWorld, change: Command) -> licensd_engine::WhatIfReport {
+    world
+        .engine
+        .what_if(
+            std::slice::from_ref(&change),
+            world.now,
+            licensd_engine::WhatIfOptions {
+                max_listed_users: 1_000,
+            },
+        )
+        .expect("preview")
+}
+
+/// Entra ID's "change membership type": a dynamic group made assigned (static) keeps its members
+/// and their licenses — the preview says nothing changes — and no longer follows attributes;
+/// a static group made dynamic gets the members its rule selects, the preview naming who joins
+/// and leaves and the seats they take and free, exactly as applying it does.
+#[test]
+fn a_group_changes_membership_type_both_ways_previewed_first() {
+    let mut world = SeedWorld::new(SeedSeats::default()).expect("seed");
+    let sales = world.add_group("Sales").expect("group");
+    world
+        .assign_to_group(sales, vec![license(EMS_E3)], vec![])
+        .expect("EMS");
+    let ann = add_user_in(&mut world, "ann", "Sales");
+    let bob = add_user_in(&mut world, "bob", "Finance");
+    let carol = add_user_in(&mut world, "carol", "Sales");
+    set_rule(
+        &mut world,
+        sales,
+        r#"user.department -eq "Sales""#,
+        RuleProcessingState::On,
+    );
+    world.process();
+    let ems = consumed(&world, EMS_E3);
+    assert!(world.state(ann, EMS_E3, Some(sales)).is_some());
+
+    // Dynamic → static: the preview predicts no change at all.
+    let to_static = Command::SetMembershipRule {
+        group_id: sales,
+        rule: None,
+        processing_state: RuleProcessingState::On,
+    };
+    let report = preview(&world, to_static.clone());
+    assert_eq!(report.memberships, Vec::new());
+    assert_eq!((report.changed_users, report.skus.len()), (0, 0));
+    world.apply(to_static).expect("static");
+    world.process();
+    assert_eq!(world.engine.dynamic_membership(sales).expect("group"), None);
+    assert_eq!(
+        sorted(world.engine.group_members(sales).expect("members")),
+        sorted(vec![ann, carol]),
+        "the members stay, as assigned members"
+    );
+    assert_eq!(consumed(&world, EMS_E3), ems, "and keep their licenses");
+    // Attributes no longer move anyone; members are added and removed by hand.
+    set_department(&mut world, ann, Some("Finance"));
+    world.add_member(sales, bob).expect("added by hand");
+    world.remove_member(sales, carol).expect("removed by hand");
+    world.process();
+    assert_eq!(
+        sorted(world.engine.group_members(sales).expect("members")),
+        sorted(vec![ann, bob])
+    );
+
+    // Static → dynamic: the rule decides; Bob (Finance) leaves, Carol (Sales) joins.
+    let to_dynamic = Command::SetMembershipRule {
+        group_id: sales,
+        rule: Some(r#"user.department -in ["Sales", "Finance"] -and user.displayName -ne "bob""#.to_string()),
+        processing_state: RuleProcessingState::On,
+    };
+    let report = preview(&world, to_dynamic.clone());
+    assert_eq!(report.memberships.len(), 1, "{report:?}");
+    let membership = &report.memberships[0];
+    assert_eq!(membership.group_id, sales);
+    assert_eq!(
+        (membership.joined_users.clone(), membership.left_users.clone()),
+        (vec![carol], vec![bob])
+    );
+    let ems_id = EMS_E3;
+    assert_eq!(report.user(carol).expect("carol").seats_consumed, [ems_id]);
+    assert_eq!(report.user(bob).expect("bob").seats_freed, [ems_id]);
+    assert!(report.user(ann).is_none(), "Ann stays: no change");
+    world.apply(to_dynamic).expect("dynamic");
+    world.process();
+    assert_eq!(
+        sorted(world.engine.group_members(sales).expect("members")),
+        sorted(vec![ann, carol])
+    );
+    assert_eq!(world.state(bob, EMS_E3, Some(sales)), None);
+    assert!(world.state(carol, EMS_E3, Some(sales)).is_some());
+    assert_eq!(
+        world.add_member(sales, bob),
+        Err(CommandError::DynamicMembershipGroup { group_id: sales })
+    );
+}
+
+/// A dynamic group's members are users: a group is not nested in one, and a group with nested
+/// groups is not made dynamic (the refusal names them; nothing changes).
+#[test]
+fn dynamic_groups_and_nested_groups_do_not_mix() {
+    let mut world = SeedWorld::new(SeedSeats::default()).expect("seed");
+    let all_staff = world.add_group("All Staff").expect("group");
+    let platform = world.add_group("Platform").expect("group");
+    let sales = world.add_group("Sales").expect("group");
+    set_rule(
+        &mut world,
+        sales,
+        r#"user.department -eq "Sales""#,
+        RuleProcessingState::On,
+    );
+    assert_eq!(
+        world.apply(Command::AddGroupMemberGroup {
+            group_id: sales,
+            member_group_id: platform,
+        }),
+        Err(CommandError::DynamicMembershipGroup { group_id: sales })
+    );
+    world
+        .apply(Command::AddGroupMemberGroup {
+            group_id: all_staff,
+            member_group_id: platform,
+        })
+        .expect("nested");
+    let refused = world.apply(Command::SetMembershipRule {
+        group_id: all_staff,
+        rule: Some(r#"user.department -eq "Sales""#.to_string()),
+        processing_state: RuleProcessingState::On,
+    });
+    match refused {
+        Err(CommandError::InvalidValue { field, reason }) => {
+            assert_eq!(field, "groupTypes");
+            assert!(reason.contains("Platform"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(world.engine.dynamic_membership(all_staff).expect("group"), None);
+    // A dynamic group nested in a static one is fine.
+    world
+        .apply(Command::AddGroupMemberGroup {
+            group_id: all_staff,
+            member_group_id: sales,
+        })
+        .expect("a dynamic group can be a member");
+}
+
+/// The preview of a user's attribute change names every dynamic group the user would join or
+/// leave and the seats taken and freed.
+#[test]
+fn previewing_a_users_attribute_change_names_the_groups_and_licenses() {
+    let mut world = SeedWorld::new(SeedSeats::default()).expect("seed");
+    let sales = world.add_group("Sales").expect("group");
+    let finance = world.add_group("Finance").expect("group");
+    world
+        .assign_to_group(sales, vec![license(EMS_E3)], vec![])
+        .expect("EMS");
+    world
+        .assign_to_group(finance, vec![license(OFFICE_365_E3)], vec![])
+        .expect("E3");
+    set_rule(
+        &mut world,
+        sales,
+        r#"user.department -eq "Sales""#,
+        RuleProcessingState::On,
+    );
+    set_rule(
+        &mut world,
+        finance,
+        r#"user.department -eq "Finance""#,
+        RuleProcessingState::On,
+    );
+    let ann = add_user_in(&mut world, "ann", "Sales");
+    world.process();
+    let image = world.engine.to_image();
+    let report = preview(
+        &world,
+        Command::UpdateUser {
+            user_id: ann,
+            changes: UserChanges {
+                attributes: [(UserAttribute::DEPARTMENT, Some("Finance".to_string()))].into(),
+                ..UserChanges::default()
+            },
+        },
+    );
+    assert_eq!(world.engine.to_image(), image, "the preview changes nothing");
+    let mut moves: Vec<(Uuid, Vec<Uuid>, Vec<Uuid>)> = report
+        .memberships
+        .iter()
+        .map(|membership| {
+            (
+                membership.group_id,
+                membership.joined_users.clone(),
+                membership.left_users.clone(),
+            )
+        })
+        .collect();
+    moves.sort();
+    let mut expected = vec![(sales, vec![], vec![ann]), (finance, vec![ann], vec![])];
+    expected.sort();
+    assert_eq!(moves, expected);
+    let ann_prediction = report.user(ann).expect("ann");
+    assert_eq!(ann_prediction.seats_consumed, [OFFICE_365_E3]);
+    assert_eq!(ann_prediction.seats_freed, [EMS_E3]);
+}
