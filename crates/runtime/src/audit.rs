@@ -230,6 +230,15 @@ pub fn properties_of(command: &Command, engine: &Engine) -> Vec<(&'static str, S
         let dynamic = engine.dynamic_membership(group_id).ok().flatten();
         vec![
             ("DisplayName", group.display_name),
+            (
+                "GroupTypes",
+                if dynamic.is_some() {
+                    "[DynamicMembership]"
+                } else {
+                    "[]"
+                }
+                .to_string(),
+            ),
             ("AssignedLicense", licenses_text(engine, &group.assigned_licenses)),
             ("MemberCount", group.member_count.to_string()),
             (

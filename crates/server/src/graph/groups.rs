@@ -374,7 +374,9 @@ pub async fn get_group(
 /// Update a group.
 ///
 /// Graph-compatible (204). `displayName` renames the group; `mailNickname` is accepted and not
-/// stored.
+/// stored. `groupTypes` changes the membership type: `["DynamicMembership"]` with a
+/// `membershipRule` makes a group dynamic (its members become the users the rule selects), `[]`
+/// makes a dynamic group assigned again, keeping its members (`membershipRule` null or unchanged).
 #[utoipa::path(patch, path = "/v1.0/groups/{id}", tag = "Graph: groups",
     params(("id" = Uuid, Path, description = "The group's id")),
     request_body = UpdateGroupRequest,
@@ -417,6 +419,9 @@ pub async fn update_group(
                     "a DynamicMembership group needs a membershipRule",
                 ))
             }
+            // Made static (assigned) again: the current rule may be sent back unchanged, as a
+            // client that read the group and dropped "DynamicMembership" does; the members stay.
+            (false, Some(rule), Some((current, _))) if rule == current => None,
             (false, Some(_), _) => {
                 return Err(invalid(
                     "membershipRule",

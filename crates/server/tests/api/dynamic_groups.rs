@@ -14,6 +14,7 @@ on_both_backends!(
     dynamic_groups_follow_attributes_and_the_seats_follow,
     dynamic_group_requests_are_checked,
     a_rule_change_is_previewed_before_anything_is_saved,
+    a_group_changes_membership_type_both_ways_previewed_and_audited,
 );
 
 async fn create_user_in(server: &TestServer, name: &str, department: &str) -> Uuid {
@@ -426,4 +427,215 @@ async fn a_rule_change_is_previewed_before_anything_is_saved(server: &TestServer
         .body;
     assert_eq!(saved["membershipRule"], "user.department -eq \"Sales\"");
     assert_eq!(server.consumed_units(E3).await, 1);
+}
+
+/// The `modifiedProperties` entry named `name` of the audit records of `activity` for a target.
+async fn audited_changes(server: &TestServer, target: Uuid, name: &str) -> Vec<(String, String)> {
+    let log = server
+        .get(&format!(
+            "/v1.0/auditLogs/directoryAudits?$filter=targetResources/any(t:t/id eq '{target}')"
+        ))
+        .await
+        .expect(200)
+        .body;
+    let mut changes = Vec::new();
+    for record in log["value"].as_array().expect("value") {
+        if record["activityDisplayName"] != "Update group" {
+            continue;
+        }
+        for property in record["targetResources"][0]["modifiedProperties"]
+            .as_array()
+            .expect("modifiedProperties")
+        {
+            if property["displayName"] == name {
+                changes.push((
+                    property["oldValue"].as_str().expect("old").to_string(),
+                    property["newValue"].as_str().expect("new").to_string(),
+                ));
+            }
+        }
+    }
+    changes
+}
+
+/// Entra ID's membership type change through `PATCH /groups/{id}`: `groupTypes: []` makes a
+/// dynamic group assigned again, keeping its members and licenses (the rule may be sent back
+/// unchanged; the what-if predicts no change); `["DynamicMembership"]` with a rule makes an
+/// assigned group dynamic, members then follow the rule and licenses follow them (previewed
+/// first). Both are audited as "Update group" with the old and new groupTypes; bad requests change
+/// nothing; nested groups and dynamic groups do not mix.
+async fn a_group_changes_membership_type_both_ways_previewed_and_audited(server: &TestServer) {
+    server.import_seed_products(10, 10, 10, 0).await;
+    let rule = r#"user.department -eq "Sales""#;
+    let group = server
+        .post(
+            "/v1.0/groups",
+            json!({"displayName": "Sales", "groupTypes": ["DynamicMembership"], "membershipRule": rule}),
+        )
+        .await
+        .expect(201)
+        .id();
+    server.assign_to_group(group, &[E3]).await.expect(202);
+    let ann = create_user_in(server, "ann", "Sales").await;
+    let bob = create_user_in(server, "bob", "Marketing").await;
+    let carol = create_user_in(server, "carol", "Sales").await;
+    server.settle().await;
+    assert_eq!(members(server, group).await, sorted(&[ann, carol]));
+    assert_eq!(server.consumed_units(E3).await, 2);
+
+    // Dynamic → assigned, previewed: nothing changes now.
+    let report = server
+        .post(
+            "/licensd/v1/whatif",
+            json!({"changes": [{"type": "setMembershipRule", "groupId": group, "membershipRule": null}]}),
+        )
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(report["membershipChanges"], json!([]), "{report:#}");
+    assert_eq!(report["changedUsers"], 0);
+    // A different rule with groupTypes [] is refused; nothing changes.
+    server
+        .patch(
+            &format!("/v1.0/groups/{group}"),
+            json!({"groupTypes": [], "membershipRule": "user.city -eq \"Paris\""}),
+        )
+        .await
+        .expect_error(400, "Request_BadRequest");
+    let kept = server
+        .get(&format!("/v1.0/groups/{group}"))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(kept["groupTypes"], json!(["DynamicMembership"]));
+    // The group as read, without "DynamicMembership": assigned, same members and licenses.
+    server
+        .patch(
+            &format!("/v1.0/groups/{group}"),
+            json!({"groupTypes": [], "membershipRule": rule, "membershipRuleProcessingState": "On"}),
+        )
+        .await
+        .expect(204);
+    let assigned = server
+        .get(&format!("/v1.0/groups/{group}"))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(assigned["groupTypes"], json!([]));
+    assert_eq!(assigned["membershipRule"], Value::Null);
+    assert_eq!(members(server, group).await, sorted(&[ann, carol]));
+    server.settle().await;
+    assert_eq!(server.consumed_units(E3).await, 2);
+    assert_eq!(server.state(ann, E3, Some(group)).await["state"], "Active");
+    // Attributes no longer move anyone; members are added by hand.
+    server
+        .patch(&format!("/v1.0/users/{ann}"), json!({"department": "Marketing"}))
+        .await
+        .expect(204);
+    server.add_member(group, bob).await;
+    server.settle().await;
+    assert_eq!(members(server, group).await, sorted(&[ann, bob, carol]));
+    assert_eq!(server.consumed_units(E3).await, 3);
+
+    // Assigned → dynamic, previewed: Ann and Bob would leave and free their seats.
+    let report = server
+        .post(
+            "/licensd/v1/whatif",
+            json!({"changes": [{"type": "setMembershipRule", "groupId": group, "membershipRule": rule}]}),
+        )
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(report["membershipChanges"][0]["joined"], 0, "{report:#}");
+    assert_eq!(report["membershipChanges"][0]["left"], 2);
+    let e3 = report["skus"]
+        .as_array()
+        .expect("skus")
+        .iter()
+        .find(|sku| sku["skuId"] == E3)
+        .expect("E3 in the report")
+        .clone();
+    assert_eq!(
+        (
+            e3["consumedUnitsBefore"].clone(),
+            e3["consumedUnitsAfter"].clone()
+        ),
+        (json!(3), json!(1))
+    );
+    assert_eq!(
+        members(server, group).await,
+        sorted(&[ann, bob, carol]),
+        "a preview saves nothing"
+    );
+    // "DynamicMembership" without a rule is refused (the group has none any more).
+    server
+        .patch(
+            &format!("/v1.0/groups/{group}"),
+            json!({"groupTypes": ["DynamicMembership"]}),
+        )
+        .await
+        .expect_error(400, "Request_BadRequest");
+    server
+        .patch(
+            &format!("/v1.0/groups/{group}"),
+            json!({"groupTypes": ["DynamicMembership"], "membershipRule": rule,
+                   "membershipRuleProcessingState": "On"}),
+        )
+        .await
+        .expect(204);
+    assert_eq!(members(server, group).await, sorted(&[carol]));
+    server.settle().await;
+    assert_eq!(server.consumed_units(E3).await, 1);
+    assert_eq!(server.states(bob).await, Vec::<Value>::new());
+    server
+        .post(
+            &format!("/v1.0/groups/{group}/members/$ref"),
+            json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{bob}")}),
+        )
+        .await
+        .expect_error(400, "Request_BadRequest");
+
+    // Audited as "Update group" with the old and new groupTypes, rule and member count.
+    let types = audited_changes(server, group, "GroupTypes").await;
+    assert!(
+        types.contains(&("[DynamicMembership]".to_string(), "[]".to_string())),
+        "{types:?}"
+    );
+    assert!(
+        types.contains(&("[]".to_string(), "[DynamicMembership]".to_string())),
+        "{types:?}"
+    );
+    let rules = audited_changes(server, group, "MembershipRule").await;
+    assert!(rules.contains(&(rule.to_string(), String::new())), "{rules:?}");
+    assert!(rules.contains(&(String::new(), rule.to_string())), "{rules:?}");
+    let counts = audited_changes(server, group, "MemberCount").await;
+    assert!(counts.contains(&("3".to_string(), "1".to_string())), "{counts:?}");
+
+    // Nested groups: none in a dynamic group, and a group with nested groups is not made dynamic.
+    let platform = server.create_group("Platform").await;
+    let reference =
+        |id: Uuid| json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{id}")});
+    server
+        .post(&format!("/v1.0/groups/{group}/members/$ref"), reference(platform))
+        .await
+        .expect_error(400, "Request_BadRequest");
+    let staff = server.create_group("All Staff").await;
+    server
+        .post(&format!("/v1.0/groups/{staff}/members/$ref"), reference(platform))
+        .await
+        .expect(204);
+    let message = server
+        .patch(
+            &format!("/v1.0/groups/{staff}"),
+            json!({"groupTypes": ["DynamicMembership"], "membershipRule": rule}),
+        )
+        .await
+        .expect_error(400, "Request_BadRequest");
+    assert!(message.contains("Platform"), "{message}");
+    let staff_now = server
+        .get(&format!("/v1.0/groups/{staff}"))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(staff_now["groupTypes"], json!([]));
 }
