@@ -3,10 +3,11 @@
 // have departments — 131-150 Engineering). The tests run in order: a dynamic group created with
 // a rule checked as it is typed and a preview of who joins and their licenses; its pages (no
 // members by hand); its rule edited, paused and resumed after previews, the change in Activity;
-// a user's directory attributes edited and why they are in each group; nesting with a cycle
-// refused and transitive licensing switched on after a preview, the path on the user's page;
-// then every new page at desktop and 390 px width without sideways scroll and with no axe-core
-// violation.
+// a user's directory attributes edited after a preview of the groups and licenses they move, and
+// why they are in each group; nesting with a cycle refused and transitive licensing switched on
+// after a preview, the path on the user's page; the dynamic group converted to static and made
+// dynamic again, each previewed; then every new page at desktop and 390 px width without
+// sideways scroll and with no axe-core violation.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -239,6 +240,12 @@ test("a user's directory attributes are shown and edited; why the user is in eac
   await page.getByLabel(/^Job title/).fill('Platform engineer');
   await page.getByText(/On-premises extension attributes \(0 set\)/).click();
   await page.getByLabel(/^Extension attribute 3/).fill('cost-center-42');
+  // Previewed first: no rule reads these, so no group and no license moves.
+  await page.getByRole('button', { name: 'Preview the change' }).click();
+  const noMove = page.getByTestId('attributes-preview');
+  await noMove.waitFor();
+  assert.match(await noMove.getByTestId('group-changes').innerText(), /join and leave no dynamic group/);
+  assert.equal(await page.getByLabel(/^Job title/).inputValue(), 'Platform engineer', 'the typed values stay');
   await page.getByRole('button', { name: 'Save attributes' }).click();
   await page.getByText('The directory attributes were saved').waitFor();
   assert.equal(await page.getByLabel(/^Job title/).inputValue(), 'Platform engineer');
@@ -249,13 +256,21 @@ test("a user's directory attributes are shown and edited; why the user is in eac
   // A value over Graph's limit is refused next to the attributes, and nothing changes.
   await page.getByLabel(/^Employee ID/).evaluate((input) => input.removeAttribute('maxlength'));
   await page.getByLabel(/^Employee ID/).fill('12345678901234567');
-  await page.getByRole('button', { name: 'Save attributes' }).click();
+  await page.getByRole('button', { name: 'Preview the change' }).click();
   await page.getByRole('alert').filter({ hasText: /invalid employeeId: at most 16 characters/ }).waitFor();
   assert.equal(await page.getByLabel(/^Job title/).inputValue(), 'Platform engineer', 'nothing else changed');
 
-  // Moving the user to another department takes them out of the dynamic group.
+  // Moving the user to another department takes them out of the dynamic group: the preview
+  // says so before anything is saved.
   await page.goto(`${base}${user}`);
   await page.getByLabel(/^Department/).fill('Research');
+  await page.getByRole('button', { name: 'Preview the change' }).click();
+  const move = page.getByTestId('attributes-preview');
+  await move.waitFor();
+  assert.match(await move.getByTestId('group-changes').innerText(), /Leaves Engineering \(dynamic\)/);
+  await move.getByTestId('license-changes').waitFor();
+  await screenshot('user-attributes-preview');
+  assert.equal(await page.getByTestId('user-groups').locator('tr[data-group="Engineering (dynamic)"]').count(), 1, 'nothing saved yet');
   await page.getByRole('button', { name: 'Save attributes' }).click();
   await page.getByText('The directory attributes were saved').waitFor();
   await eventually(async () => {
@@ -337,6 +352,33 @@ test('nesting: a group added as a member after a preview, a cycle refused, trans
   await page.getByText('The nested group was removed').waitFor();
   assert.match(dialogs.at(-1), /Take Platform out of All Staff\? Its users lose the licenses/);
   assert.match(await page.getByTestId('member-groups').innerText(), /No group is nested/);
+});
+
+test('a dynamic group converted to static after a preview (nothing changes now), then made dynamic again', async () => {
+  await page.goto(`${base}${pages.rule}`);
+  const members = (await page.locator('p.subtitle').innerText()).match(/(\d+) members/)[1];
+  await page.getByRole('button', { name: 'Preview converting to a static group' }).click();
+  const convert = page.getByTestId('convert-to-static');
+  await convert.waitFor();
+  assert.match(await page.getByTestId('convert-effect').innerText(), new RegExp(`Nothing changes now\\. The ${members} current members stay, as assigned members`));
+  assert.equal(await convert.locator('[data-field="left"]').innerText(), '0');
+  await screenshot('group-convert-static-preview');
+  assert.equal(await page.getByTestId('membership-kind').innerText(), 'Dynamic membership', 'nothing saved yet');
+  await convert.getByRole('button', { name: 'Convert to static group' }).click();
+  await page.getByText('The group is now an assigned (static) group').waitFor();
+  assert.equal(await page.getByTestId('membership-kind').innerText(), 'Assigned membership');
+  assert.match(await page.locator('p.subtitle').innerText(), new RegExp(`${members} members`));
+
+  // Made dynamic again with the rule editor, previewed first.
+  await page.goto(`${base}${pages.rule}`);
+  await page.getByRole('heading', { name: 'Make it a dynamic group' }).waitFor();
+  await page.getByLabel('Membership rule').fill('user.department -eq "Engineering"');
+  await page.getByRole('button', { name: 'Preview the change' }).click();
+  await page.getByTestId('membership-preview').waitFor();
+  await page.getByRole('button', { name: 'Make dynamic' }).click();
+  await page.getByText('The group is now a dynamic group').waitFor();
+  assert.equal(await page.getByTestId('current-rule').innerText(), 'user.department -eq "Engineering"');
+  assert.equal(await page.getByTestId('membership-kind').innerText(), 'Dynamic membership');
 });
 
 test('the new pages at desktop and 390 px wide: no horizontal page scroll, and axe-core finds no violation', async () => {

@@ -2255,6 +2255,7 @@ async fn a_users_directory_attributes_are_edited_cleared_and_checked() {
                 ("attr_department", "Research"),
                 ("attr_jobTitle", "Platform engineer"),
                 ("attr_extensionAttribute3", "cc-42"),
+                ("confirmed", "yes"),
             ],
         )
         .await;
@@ -2269,7 +2270,10 @@ async fn a_users_directory_attributes_are_edited_cleared_and_checked() {
         .contains("(1 set)");
     // Emptied clears; over the limit is refused next to the attributes, nothing changed.
     server
-        .post_change(&format!("/users/{user}/attributes"), &[("attr_jobTitle", "")])
+        .post_change(
+            &format!("/users/{user}/attributes"),
+            &[("attr_jobTitle", ""), ("confirmed", "yes")],
+        )
         .await;
     server
         .post(
@@ -2288,6 +2292,194 @@ async fn a_users_directory_attributes_are_edited_cleared_and_checked() {
         .expect(200)
         .contains("value=\"Research\"")
         .lacks("value=\"Platform engineer\"");
+    server.stop().await;
+}
+
+/// The demo with departments, a new hire in Operations (no license yet) and two dynamic groups:
+/// "Operations (dynamic)" (no product) and "Research (dynamic)" (Office 365 E3, none yet).
+async fn demo_with_dynamic_groups() -> (ConsoleServer, Uuid, Uuid, Uuid) {
+    use licensd_engine::{AssignedLicense, RuleProcessingState, UserAttribute, UserChanges};
+    let (mut world, directory) = demo();
+    for command in SeedWorld::demo_attribute_commands(&directory) {
+        world.apply(command).expect("departments");
+    }
+    let new_hire = world.add_user("newhire", Some("US")).expect("user");
+    world
+        .apply(Command::UpdateUser {
+            user_id: new_hire,
+            changes: UserChanges {
+                attributes: [(UserAttribute::DEPARTMENT, Some("Operations".to_string()))].into(),
+                ..UserChanges::default()
+            },
+        })
+        .expect("department");
+    let mut dynamic = |name: &str, department: &str| {
+        let group = world.add_group(name).expect("group");
+        world
+            .apply(Command::SetMembershipRule {
+                group_id: group,
+                rule: Some(format!("user.department -eq \"{department}\"")),
+                processing_state: RuleProcessingState::On,
+            })
+            .expect("rule");
+        group
+    };
+    let operations = dynamic("Operations (dynamic)", "Operations");
+    let research = dynamic("Research (dynamic)", "Research");
+    world
+        .assign_to_group(research, vec![AssignedLicense::new(OFFICE_365_E3)], vec![])
+        .expect("E3");
+    world.process();
+    let server = ConsoleServer::start(&world.engine).await;
+    (server, new_hire, operations, research)
+}
+
+#[tokio::test]
+async fn a_users_attribute_change_is_previewed_with_the_groups_and_licenses_it_moves() {
+    let (server, new_hire, operations, research) = demo_with_dynamic_groups().await;
+    let path = format!("/users/{new_hire}/attributes");
+    server
+        .get(&format!("/users/{new_hire}"))
+        .await
+        .expect(200)
+        .contains("Preview the change")
+        .lacks(">Save attributes<");
+    // The preview: the groups joined and left, the license gained, the seats; nothing saved.
+    let page = server
+        .post(&path, &[("attr_department", "Research"), ("confirmed", "no")])
+        .await
+        .expect(200);
+    page.contains("data-testid=\"attributes-preview\"")
+        .contains(&format!(
+            "Joins <a href=\"/groups/{research}\">Research (dynamic)</a>"
+        ))
+        .contains(&format!(
+            "Leaves <a href=\"/groups/{operations}\">Operations (dynamic)</a>"
+        ))
+        .contains("Gains Office 365 E3.")
+        .contains("Office 365 E3: purchased 160 → 160, assigned")
+        .contains("value=\"Research\"")
+        .contains(">Save attributes<");
+    server
+        .get(&format!("/users/{new_hire}"))
+        .await
+        .expect(200)
+        .contains("value=\"Operations\"")
+        .lacks("Research (dynamic)");
+    // A change no rule reads moves nothing, and says so.
+    server
+        .post(&path, &[("attr_jobTitle", "Analyst")])
+        .await
+        .expect(200)
+        .contains("The user would join and leave no dynamic group.")
+        .contains("No license would be gained or lost.");
+    // A refused value is refused at the preview, next to the attributes.
+    server
+        .post(&path, &[("attr_employeeId", "12345678901234567")])
+        .await
+        .expect(422)
+        .contains("invalid employeeId: at most 16 characters");
+    // Saved: the user moves and the license follows.
+    let location = server
+        .post_change(&path, &[("attr_department", "Research"), ("confirmed", "yes")])
+        .await;
+    assert_eq!(location, format!("/users/{new_hire}?done=attributes-saved"));
+    server.settle().await;
+    server
+        .get(&format!("/users/{new_hire}"))
+        .await
+        .expect(200)
+        .contains("value=\"Research\"")
+        .contains("data-group=\"Research (dynamic)\"")
+        .lacks("data-group=\"Operations (dynamic)\"")
+        .contains("Office 365 E3");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_dynamic_group_is_converted_to_static_after_a_preview_and_made_dynamic_again() {
+    let (server, _, operations, _) = demo_with_dynamic_groups().await;
+    let rule_page = format!("/groups/{operations}/rule");
+    server
+        .get(&rule_page)
+        .await
+        .expect(200)
+        .contains("Membership type")
+        .contains("Preview converting to a static group");
+    // The preview: nothing changes now; the group is still dynamic.
+    server
+        .post(&rule_page, &[("membership", "assigned"), ("confirmed", "no")])
+        .await
+        .expect(200)
+        .contains("data-testid=\"convert-to-static\"")
+        .contains("<strong>Nothing changes now.</strong> The 151 current members stay, as assigned members")
+        .contains("<strong data-field=\"joined\">0</strong> users would join")
+        .contains("<strong data-field=\"left\">0</strong> would leave")
+        .contains(">Convert to static group<");
+    server
+        .get(&format!("/groups/{operations}"))
+        .await
+        .expect(200)
+        .contains("Dynamic membership");
+    server
+        .post(&rule_page, &[("membership", "sometimes")])
+        .await
+        .expect(400);
+    // Converted: the members stay; they are now added and removed by hand.
+    let location = server
+        .post_change(&rule_page, &[("membership", "assigned"), ("confirmed", "yes")])
+        .await;
+    assert_eq!(location, format!("/groups/{operations}?done=group-made-static"));
+    server
+        .get(&location)
+        .await
+        .expect(200)
+        .contains("The group is now an assigned (static) group")
+        .contains("Assigned membership")
+        .contains("151 members");
+    server
+        .post(&rule_page, &[("membership", "assigned"), ("confirmed", "no")])
+        .await
+        .expect(400)
+        .contains("not a dynamic group");
+    server
+        .post_change(
+            &format!("/groups/{operations}/members"),
+            &[("user", "user001@contoso.com")],
+        )
+        .await;
+    // Made dynamic again: previewed (user001 would leave), then saved with "Make dynamic".
+    let page = server.get(&rule_page).await.expect(200);
+    page.contains("Make it a dynamic group");
+    let rule = [
+        ("membership", "dynamic"),
+        ("membership_rule", "user.department -eq \"Operations\""),
+        ("processing_state", "On"),
+        ("confirmed", "no"),
+    ];
+    server
+        .post(&rule_page, &rule)
+        .await
+        .expect(200)
+        .contains("<strong data-field=\"left\">1</strong> would leave")
+        .contains("user001@contoso.com")
+        .contains(">Make dynamic<");
+    let mut save = rule;
+    save[3].1 = "yes";
+    let location = server.post_change(&rule_page, &save).await;
+    assert_eq!(location, format!("{rule_page}?done=group-made-dynamic"));
+    server
+        .get(&location)
+        .await
+        .expect(200)
+        .contains("The group is now a dynamic group")
+        .contains("151 members");
+    // The changes are in Activity as "Update group" with the old and new group types.
+    server
+        .get("/activity?activity=Update+group")
+        .await
+        .expect(200)
+        .contains("GroupTypes");
     server.stop().await;
 }
 

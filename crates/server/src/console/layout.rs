@@ -170,6 +170,8 @@ pub enum Done {
     TransitiveLicensingSaved,
     AttributesSaved,
     DynamicGroupCreated,
+    GroupMadeStatic,
+    GroupMadeDynamic,
     ProductsAssigned,
     ReclamationPolicyAdded,
     ReclamationPolicyRemoved,
@@ -179,7 +181,7 @@ pub enum Done {
 
 /// The fixed texts of [`Done`]. They say what was changed; the processing panel next to them
 /// says whether the users affected are still being processed (never "queued" once it is over).
-const DONE_CODES: [(Done, &str, &str); 24] = [
+const DONE_CODES: [(Done, &str, &str); 26] = [
     (
         Done::LicenseSaved,
         "license-saved",
@@ -262,6 +264,16 @@ const DONE_CODES: [(Done, &str, &str); 24] = [
         Done::DynamicGroupCreated,
         "dynamic-group-created",
         "The dynamic group was created: its members are the users its rule selects.",
+    ),
+    (
+        Done::GroupMadeStatic,
+        "group-made-static",
+        "The group is now an assigned (static) group: its members stayed and kept their licenses; add and remove members by hand.",
+    ),
+    (
+        Done::GroupMadeDynamic,
+        "group-made-dynamic",
+        "The group is now a dynamic group: its members are the users its rule selects, and their licenses follow.",
     ),
     (
         Done::ProductsAssigned,

@@ -4,7 +4,9 @@
 //! (`On` / `Paused`) with pause and resume, and for every change the what-if's prediction before
 //! anything is saved — who would join and leave, the licenses they would gain and lose, seats per
 //! product and new errors — then **Save**, which runs `SetMembershipRule` like the API (audited as
-//! "Update group" with the old and new rule).
+//! "Update group" with the old and new rule). The membership type changes here too, each previewed
+//! first: **Convert to static group** (the members stay, as assigned members: nothing changes now)
+//! and, for an assigned group, **Make dynamic** with the rule editor.
 
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -252,6 +254,9 @@ struct RuleForm {
     refusal: Option<ConsoleError>,
     /// The preview of the typed change, with the button that saves it.
     preview: Option<Markup>,
+    /// The preview of converting the group to an assigned (static) one, with the button that
+    /// converts it.
+    convert_preview: Option<Markup>,
 }
 
 /// `GET /groups/{id}/rule`.
@@ -317,6 +322,31 @@ async fn render(
                         input type="hidden" name="processing_state" value=(next.as_str());
                         button.secondary type="submit" name="confirmed" value="no" { (label) }
                     }
+                    h2 id="membership-type" { "Membership type" }
+                    @match &form.convert_preview {
+                        Some(preview) => {
+                            section data-testid="convert-to-static" aria-labelledby="convert-title" {
+                                h3 id="convert-title" { "Convert " (group.display_name) " to a static group?" }
+                                (preview)
+                                form.inline method="post" action=(action) {
+                                    input type="hidden" name="membership" value="assigned";
+                                    div.actions {
+                                        button type="submit" name="confirmed" value="yes" { "Convert to static group" }
+                                        a href=(action) { "Cancel" }
+                                    }
+                                }
+                            }
+                        }
+                        None => {
+                            p { "Converting to a static (assigned) group keeps the current members, and their licenses, as assigned members; "
+                                "from then on members are added and removed by hand and attribute changes no longer move anyone. "
+                                "The rule is not kept." }
+                            form.inline method="post" action=(action) {
+                                input type="hidden" name="membership" value="assigned";
+                                button.secondary type="submit" name="confirmed" value="no" { "Preview converting to a static group" }
+                            }
+                        }
+                    }
                 }
             },
             None => {
@@ -338,7 +368,9 @@ async fn render(
                     Some(preview) => {
                         (preview)
                         div.actions {
-                            button type="submit" name="confirmed" value="yes" { "Save the rule" }
+                            button type="submit" name="confirmed" value="yes" {
+                                @if summary.is_some() { "Save the rule" } @else { "Make dynamic" }
+                            }
                             button.secondary type="submit" name="confirmed" value="no" { "Preview again" }
                             a href=(action) { "Cancel" }
                         }
@@ -371,6 +403,15 @@ pub async fn save(
 ) -> Result<Response, ConsoleError> {
     context.require(ConsoleAction::ChangeMembers)?;
     let group_id = parse_id(&group_id, IdKind::Group)?;
+    match fields.first("membership") {
+        None | Some("" | "dynamic") => {}
+        Some("assigned") => return convert_to_static(context, group_id, &fields).await,
+        Some(other) => {
+            return Err(ConsoleError::bad_request(format!(
+                "'{other}' is not a membership type: choose assigned or dynamic."
+            )))
+        }
+    }
     let text = fields.first("membership_rule").unwrap_or("").trim().to_string();
     let state = processing_state(&fields)?;
     let confirmed = fields.first("confirmed") == Some("yes");
@@ -389,10 +430,16 @@ pub async fn save(
         processing_state: state,
     };
     if confirmed {
+        let was_dynamic = context
+            .read(move |engine| Ok(membership_summary(engine, group_id)?.is_some()))
+            .await?;
+        let done = if was_dynamic {
+            Done::RuleSaved
+        } else {
+            Done::GroupMadeDynamic
+        };
         return match context.execute(command).await {
-            Ok(_) => Ok(see_other(
-                &Done::RuleSaved.on(&format!("/groups/{group_id}/rule")),
-            )),
+            Ok(_) => Ok(see_other(&done.on(&format!("/groups/{group_id}/rule")))),
             Err(ConsoleError::Refused(refusal)) if !refusal.is_not_found() => {
                 form.refusal = Some(ConsoleError::Refused(refusal));
                 render(&context, group_id, form, None).await
@@ -417,6 +464,74 @@ pub async fn save(
         }
         Err(error) => return Err(error),
     }
+    render(&context, group_id, form, None).await
+}
+
+/// `POST /groups/{id}/rule` with `membership=assigned`: previews converting a dynamic group to
+/// an assigned (static) one (`confirmed=no`: the members stay, so nothing changes now), or
+/// converts it (`confirmed=yes`), as Graph's `PATCH` with `groupTypes: []` does.
+async fn convert_to_static(
+    context: ConsoleContext,
+    group_id: Uuid,
+    fields: &FormFields,
+) -> Result<Response, ConsoleError> {
+    let command = Command::SetMembershipRule {
+        group_id,
+        rule: None,
+        processing_state: RuleProcessingState::On,
+    };
+    let dynamic = context
+        .read(move |engine| {
+            existing_group(engine, group_id)?;
+            Ok(membership_summary(engine, group_id)?.is_some())
+        })
+        .await?;
+    if !dynamic {
+        return Err(ConsoleError::bad_request(
+            "The group's members are already assigned: it is not a dynamic group.",
+        ));
+    }
+    if fields.first("confirmed") == Some("yes") {
+        return match context.execute(command).await {
+            Ok(_) => Ok(see_other(
+                &Done::GroupMadeStatic.on(&format!("/groups/{group_id}")),
+            )),
+            Err(ConsoleError::Refused(refusal)) if !refusal.is_not_found() => {
+                let form = RuleForm {
+                    refusal: Some(ConsoleError::Refused(refusal)),
+                    ..RuleForm::default()
+                };
+                render(&context, group_id, form, None).await
+            }
+            Err(error) => Err(error),
+        };
+    }
+    let commands = vec![command];
+    let preview = context
+        .read(move |engine| {
+            let report = super::preview::predict(engine, &commands)?;
+            let members = existing_group(engine, group_id)?.member_count;
+            let preview = membership_preview(engine, &report, group_id, None);
+            let unchanged = preview.joined == 0 && preview.left == 0 && report.changed_users == 0;
+            Ok(html! {
+                (message(MessageKind::Information, html! {
+                    p data-testid="convert-effect" {
+                        @if unchanged {
+                            strong { "Nothing changes now." } " "
+                        }
+                        "The " (count(members)) " current members stay, as assigned members, with their licenses. "
+                        "Afterwards, members are added and removed by hand; attribute changes no longer move anyone in or out, "
+                        "and the rule is not kept (making the group dynamic again needs a rule)."
+                    }
+                }))
+                (membership_panel(&preview))
+            })
+        })
+        .await?;
+    let form = RuleForm {
+        convert_preview: Some(preview),
+        ..RuleForm::default()
+    };
     render(&context, group_id, form, None).await
 }
 

@@ -1,8 +1,9 @@
 //! A user's Licenses page (`/users/{id}`): every license assignment (direct, or inherited from
 //! which group) with its state and error, and for each error the plain-language reason
 //! (`Engine::explain`) and the ways to fix it the seed lists, as buttons and links; effective
-//! plans; usage location and proxy addresses (editable); direct products (assign, edit, remove);
-//! reprocess.
+//! plans; usage location and proxy addresses (editable); directory attributes (editable after a
+//! preview of the dynamic groups the user would join or leave and the licenses gained or lost);
+//! direct products (assign, edit, remove); reprocess.
 
 use std::collections::BTreeSet;
 
@@ -520,6 +521,17 @@ async fn render(
     refusal: Option<(RefusalAt, ConsoleError)>,
     done: Option<&str>,
 ) -> Result<Response, ConsoleError> {
+    render_page(context, user_id, refusal, done, None).await
+}
+
+/// The page; with `attributes`, the typed directory attributes and the preview of saving them.
+async fn render_page(
+    context: &ConsoleContext,
+    user_id: Uuid,
+    refusal: Option<(RefusalAt, ConsoleError)>,
+    done: Option<&str>,
+    attributes: Option<AttributesForm>,
+) -> Result<Response, ConsoleError> {
     let result = change_result(context, done).await?;
     let page = context.read(move |engine| user_page(engine, user_id)).await?;
     // The user's recent audit records: license changes, membership, self-healing runs.
@@ -677,7 +689,7 @@ async fn render(
         }
         h2 id="attributes" { "Directory attributes" }
         (refusal_at(RefusalAt::Attributes))
-        (attributes_section(user, may_users))
+        (attributes_section(user, may_users, attributes.as_ref()))
         h2 id="groups" { "Groups, and why the user is in each" }
         @if page.groups.is_empty() {
             p.muted { "The user is a member of no group." }
@@ -773,9 +785,24 @@ fn attribute_label(attribute: UserAttribute) -> String {
     .to_string()
 }
 
-fn attribute_input(user: &UserView, attribute: UserAttribute, editable: bool) -> Markup {
+fn attribute_input(
+    user: &UserView,
+    attribute: UserAttribute,
+    editable: bool,
+    form: Option<&AttributesForm>,
+) -> Markup {
     let id = format!("attribute-{}", attribute.name());
-    let value = user.attributes.get(&attribute).map(String::as_str);
+    let typed = form.and_then(|form| {
+        form.typed
+            .iter()
+            .find(|(typed, _)| *typed == attribute)
+            .map(|(_, value)| value.as_str())
+    });
+    let value = match typed {
+        Some("") => None,
+        Some(typed) => Some(typed),
+        None => user.attributes.get(&attribute).map(String::as_str),
+    };
     html! {
         div.field data-attribute=(attribute.name()) {
             label for=(id) { (attribute_label(attribute)) " " span.muted { "(" code { "user." (attribute.name()) } ")" } }
@@ -791,20 +818,20 @@ fn attribute_input(user: &UserView, attribute: UserAttribute, editable: bool) ->
 
 /// The user's directory attributes (what dynamic group rules read), editable when the role may
 /// change users.
-fn attributes_section(user: &UserView, editable: bool) -> Markup {
+fn attributes_section(user: &UserView, editable: bool, form: Option<&AttributesForm>) -> Markup {
     let extensions_set = UserAttribute::all()
         .filter(|attribute| attribute.extension_number().is_some())
         .filter(|attribute| user.attributes.contains_key(attribute))
         .count();
     let fields = html! {
         div.attribute-fields {
-            @for attribute in UserAttribute::top_level() { (attribute_input(user, attribute, editable)) }
+            @for attribute in UserAttribute::top_level() { (attribute_input(user, attribute, editable, form)) }
         }
         details open[extensions_set > 0] {
             summary { "On-premises extension attributes (" (extensions_set) " set)" }
             div.attribute-fields {
                 @for attribute in UserAttribute::all().filter(|attribute| attribute.extension_number().is_some()) {
-                    (attribute_input(user, attribute, editable))
+                    (attribute_input(user, attribute, editable, form))
                 }
             }
         }
@@ -814,7 +841,19 @@ fn attributes_section(user: &UserView, editable: bool) -> Markup {
         @if editable {
             form.stacked method="post" action={ "/users/" (user.id) "/attributes" } {
                 (fields)
-                div.actions { button type="submit" { "Save attributes" } }
+                @match form {
+                    Some(form) => {
+                        (form.preview)
+                        div.actions {
+                            button type="submit" name="confirmed" value="yes" { "Save attributes" }
+                            button.secondary type="submit" name="confirmed" value="no" { "Preview again" }
+                            a href={ "/users/" (user.id) "#attributes" } { "Cancel" }
+                        }
+                    }
+                    None => {
+                        div.actions { button type="submit" name="confirmed" value="no" { "Preview the change" } }
+                    }
+                }
             }
         } @else {
             (fields)
@@ -822,8 +861,82 @@ fn attributes_section(user: &UserView, editable: bool) -> Markup {
     }
 }
 
-/// `POST /users/{id}/attributes`: sets the typed directory attributes; an emptied one is cleared,
-/// the ones not in the form stay.
+/// The typed directory attributes and the preview of saving them.
+struct AttributesForm {
+    /// Every attribute the form sent, as typed (trimmed; empty clears).
+    typed: Vec<(UserAttribute, String)>,
+    preview: Markup,
+}
+
+/// What saving a user's attributes would do: the dynamic groups the user would join and leave,
+/// the licenses gained and lost, then the what-if's seats and errors.
+fn attributes_preview(engine: &Engine, report: &licensd_engine::WhatIfReport, user_id: Uuid) -> Markup {
+    let names = ProductNames::of(engine);
+    let mut joins = Vec::new();
+    let mut leaves = Vec::new();
+    for membership in &report.memberships {
+        let group = (membership.group_id, membership.display_name.clone());
+        if membership.joined_users.contains(&user_id) {
+            joins.push(group);
+        } else if membership.left_users.contains(&user_id) {
+            leaves.push(group);
+        }
+    }
+    joins.sort_by(|a, b| a.1.cmp(&b.1));
+    leaves.sort_by(|a, b| a.1.cmp(&b.1));
+    let (gained, lost): (Vec<String>, Vec<String>) = match report.user(user_id) {
+        Some(prediction) => (
+            prediction
+                .seats_consumed
+                .iter()
+                .map(|id| names.product_name(*id))
+                .collect(),
+            prediction
+                .seats_freed
+                .iter()
+                .map(|id| names.product_name(*id))
+                .collect(),
+        ),
+        None => (Vec::new(), Vec::new()),
+    };
+    let group_links = |groups: &[(Uuid, String)]| {
+        html! {
+            @for (index, (id, name)) in groups.iter().enumerate() {
+                @if index > 0 { ", " }
+                a href={ "/groups/" (id) } { (name) }
+            }
+        }
+    };
+    html! {
+        section.preview data-testid="attributes-preview" aria-labelledby="attributes-preview-title" {
+            h3 id="attributes-preview-title" { "Preview: the dynamic groups and licenses this change moves" }
+            (layout::message(layout::MessageKind::Information, html! {
+                @if joins.is_empty() && leaves.is_empty() {
+                    p data-testid="group-changes" { "The user would join and leave no dynamic group." }
+                } @else {
+                    ul data-testid="group-changes" {
+                        @if !joins.is_empty() { li data-field="joins" { "Joins " (group_links(&joins)) } }
+                        @if !leaves.is_empty() { li data-field="leaves" { "Leaves " (group_links(&leaves)) } }
+                    }
+                }
+                @if gained.is_empty() && lost.is_empty() {
+                    p data-testid="license-changes" { "No license would be gained or lost." }
+                } @else {
+                    p data-testid="license-changes" {
+                        @if !gained.is_empty() { "Gains " (gained.join(", ")) }
+                        @if !gained.is_empty() && !lost.is_empty() { "; " }
+                        @if !lost.is_empty() { "loses " (lost.join(", ")) }
+                        "."
+                    }
+                }
+            }))
+            (super::preview::panel(&names, report))
+        }
+    }
+}
+
+/// `POST /users/{id}/attributes`: previews (`confirmed` other than `yes`) or sets the typed
+/// directory attributes; an emptied one is cleared, the ones not in the form stay.
 pub async fn save_attributes(
     context: ConsoleContext,
     PathParameters(user_id): PathParameters<String>,
@@ -833,11 +946,13 @@ pub async fn save_attributes(
     let user_id = parse_id(&user_id, IdKind::User)?;
     let user = context.read(move |engine| existing_user(engine, user_id)).await?;
     let mut changes = licensd_engine::UserAttributeChanges::new();
+    let mut typed_values = Vec::new();
     for attribute in UserAttribute::all() {
         let Some(typed) = fields.first(&format!("attr_{}", attribute.name())) else {
             continue;
         };
         let typed = typed.trim();
+        typed_values.push((attribute, typed.to_string()));
         let current = user.attributes.get(&attribute).map(String::as_str);
         if typed.is_empty() {
             if current.is_some() {
@@ -857,8 +972,27 @@ pub async fn save_attributes(
             ..UserChanges::default()
         },
     };
-    match context.execute(command).await {
-        Ok(_) => Ok(see_other(&Done::AttributesSaved.on(&format!("/users/{user_id}")))),
+    if fields.first("confirmed") == Some("yes") {
+        return match context.execute(command).await {
+            Ok(_) => Ok(see_other(&Done::AttributesSaved.on(&format!("/users/{user_id}")))),
+            Err(error) => refused_or(&context, user_id, RefusalAt::Attributes, error).await,
+        };
+    }
+    let commands = vec![command];
+    let preview = context
+        .read(move |engine| {
+            let report = super::preview::predict(engine, &commands)?;
+            Ok(attributes_preview(engine, &report, user_id))
+        })
+        .await;
+    match preview {
+        Ok(preview) => {
+            let form = AttributesForm {
+                typed: typed_values,
+                preview,
+            };
+            render_page(&context, user_id, None, None, Some(form)).await
+        }
         Err(error) => refused_or(&context, user_id, RefusalAt::Attributes, error).await,
     }
 }
