@@ -10,7 +10,8 @@
 # LICENSD_UPDATE_DOCS_SCREENSHOT=1 also copies the screenshots the docs show (the group Licenses
 # pane with users in error, a user's error and fixes, Diagnosis, the plan editor, the filtered
 # users in error, Advisor, Activity, the overview on a phone; from groups.test.mjs a new dynamic
-# group's preview, a nesting cycle refused, a user's path through nesting) to docs/screenshots/. Extra arguments
+# group's preview, a nesting cycle refused, a user's path through nesting, converting a dynamic
+# group to static, a user's attribute change previewed) to docs/screenshots/. Extra arguments
 # go to node --test.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -79,6 +80,7 @@ if [ "${LICENSD_UPDATE_DOCS_SCREENSHOT:-}" = "1" ]; then
   for name in group-licenses-errors user-error-and-fixes diagnosis plan-editor-suggested \
     group-users-in-error-filtered group-plan-preview advisor activity phone-overview first-run \
     group-new-dynamic-preview group-nesting-cycle user-nested-path \
+    group-convert-static-preview user-attributes-preview \
     bulk-fix-preview group-add-products-preview; do
     cp "$SCREENSHOT_DIR/$name.png" "docs/screenshots/$name.png"
     echo "== updated docs/screenshots/$name.png"

@@ -925,7 +925,10 @@ fn attributes_preview(engine: &Engine, report: &licensd_engine::WhatIfReport, us
                     p data-testid="license-changes" {
                         @if !gained.is_empty() { "Gains " (gained.join(", ")) }
                         @if !gained.is_empty() && !lost.is_empty() { "; " }
-                        @if !lost.is_empty() { "loses " (lost.join(", ")) }
+                        @if !lost.is_empty() {
+                            @if gained.is_empty() { "Loses " } @else { "loses " }
+                            (lost.join(", "))
+                        }
                         "."
                     }
                 }
