@@ -56,7 +56,16 @@ fn sigterm_with_a_half_sent_request_exits_within_the_drain_period() {
     half_body
         .write_all(b"POST /v1.0/users HTTP/1.1\r\nHost: licensd\r\nContent-Length: 100\r\n\r\n{")
         .expect("write");
-    std::thread::sleep(Duration::from_millis(200));
+    // A whole request on a third connection, answered: the server has accepted the two before
+    // it (the listen backlog is first in, first out), however loaded the machine is.
+    let mut whole = TcpStream::connect(&address).expect("connect");
+    whole
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: licensd\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut whole, &mut answer).expect("read the answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    std::thread::sleep(Duration::from_millis(100));
     let signalled = Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
