@@ -193,7 +193,15 @@ mod create_alert_rule_schema {
                 .max_items(Some(0))
                 .description(Some("Does not apply to this condition: absent or empty.")),
         );
-        let names = ["groupId", "skuId", "policyId", "threshold", "percent", "days", "seconds"];
+        let names = [
+            "groupId",
+            "skuId",
+            "policyId",
+            "threshold",
+            "percent",
+            "days",
+            "seconds",
+        ];
         let mut parameters = parameters;
         for name in names {
             match parameters.iter().position(|(parameter, _, _)| *parameter == name) {
@@ -562,7 +570,10 @@ mod tests {
         assert!(details.ends_with("… and 1 more"), "{details}");
         let json = serde_json::to_value(&noticed).expect("json");
         assert_eq!(json["reclamations"][0]["policyName"], "Leavers");
-        assert!(serde_json::to_value(payload(1, 1)).expect("json").get("reclamations").is_none());
+        assert!(serde_json::to_value(payload(1, 1))
+            .expect("json")
+            .get("reclamations")
+            .is_none());
     }
 
     #[test]

@@ -579,7 +579,10 @@ mod tests {
             }),
         };
         let rules = [noticed_any, noticed_sku2, acted_other_policy, acted];
-        let seats: Vec<ReclamationSample> = (0..30).map(|user| reclaimed(user, 1)).chain([reclaimed(40, 2)]).collect();
+        let seats: Vec<ReclamationSample> = (0..30)
+            .map(|user| reclaimed(user, 1))
+            .chain([reclaimed(40, 2)])
+            .collect();
         let noticed = reclamation_digests(&rules, id(50), "Leavers", false, &seats);
         assert_eq!(noticed.len(), 2);
         match &noticed[0].subject {

@@ -237,13 +237,7 @@ pub fn reclamation_alerts(book: &AlertBook, run: &ReclamationRunAlerts<'_>) -> V
     let Some(renderer) = book.renderer() else {
         return Vec::new();
     };
-    let mut digests = reclamation_digests(
-        &engine_rules,
-        run.policy_id,
-        run.policy_name,
-        false,
-        run.noticed,
-    );
+    let mut digests = reclamation_digests(&engine_rules, run.policy_id, run.policy_name, false, run.noticed);
     digests.extend(reclamation_digests(
         &engine_rules,
         run.policy_id,

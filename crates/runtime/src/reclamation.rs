@@ -259,11 +259,7 @@ pub fn exemption_change(
     } else {
         (value, String::new())
     };
-    let audit = policy_update_audit(
-        caller,
-        policy,
-        vec![property("ExemptUser", old_value, new_value)],
-    );
+    let audit = policy_update_audit(caller, policy, vec![property("ExemptUser", old_value, new_value)]);
     Some((changed, audit))
 }
 

@@ -254,7 +254,12 @@ pub fn wire_rule(rule: &AlertRuleRecord) -> AlertRule {
         }
         AlertCondition::ReclamationNoticed(filter) | AlertCondition::ReclamationActed(filter) => {
             let acted = matches!(rule.condition, AlertCondition::ReclamationActed(_));
-            wire.condition = if acted { "reclamationActed" } else { "reclamationNoticed" }.to_string();
+            wire.condition = if acted {
+                "reclamationActed"
+            } else {
+                "reclamationNoticed"
+            }
+            .to_string();
             wire.sku_id = filter.sku_id;
             wire.policy_id = filter.policy_id;
         }

@@ -2616,7 +2616,9 @@ async fn a_policy_is_disabled_and_enabled_and_users_exempted_from_the_reclamatio
     page.contains("The user is exempt from the policy")
         .lacks(&format!("<tr data-notice=\"{user001}\">"))
         .contains(&format!("<tr data-notice=\"{user160}\">"))
-        .contains(&format!("<li data-exempt=\"{user001}\"><a href=\"/users/{user001}\">user001@contoso.com</a>"))
+        .contains(&format!(
+            "<li data-exempt=\"{user001}\"><a href=\"/users/{user001}\">user001@contoso.com</a>"
+        ))
         .contains(&format!(
             "action=\"/spend/reclamation/policies/{policy}/exemptions/{user001}/delete\""
         ));

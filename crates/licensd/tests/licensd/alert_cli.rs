@@ -138,4 +138,52 @@ fn alert_rules_are_added_listed_delivered_to_chat_and_removed() {
     let removed = server.text(&["alert", "remove", &id]);
     assert_eq!(removed, format!("Removed alert rule {id}.\n"));
     server.run(&["alert", "remove", &id]).assert_exit(1);
+
+    // A rule on one reclamation policy's notices; an unknown policy is refused, named.
+    let policy = server.json(&[
+        "reclaim",
+        "add",
+        "--name",
+        "Leavers",
+        "--reason",
+        "left",
+        "--disabled",
+    ]);
+    let policy = policy["id"].as_str().expect("a policy id").to_string();
+    let unknown = server.run(&[
+        "alert",
+        "add",
+        "--name",
+        "x",
+        "--condition",
+        "reclamationNoticed",
+        "--policy",
+        "0b6a5d1e-5b1f-4d7e-9c8a-2f0e8f1b7c11",
+        "--webhook",
+        &receiver.url,
+    ]);
+    unknown.assert_exit(1);
+    assert!(unknown.stderr.contains("policyId"), "{}", unknown.stderr);
+    let added = server.json(&[
+        "alert",
+        "add",
+        "--name",
+        "Seats about to be reclaimed",
+        "--condition",
+        "reclamationNoticed",
+        "--policy",
+        &policy,
+        "--webhook",
+        &receiver.url,
+        "--format",
+        "teams",
+    ]);
+    assert_eq!(added["condition"], "reclamationNoticed");
+    assert_eq!(added["policyId"], policy.as_str());
+    let table = server.text(&["alert", "list"]);
+    assert!(
+        table.contains("Seats about to be reclaimed")
+            && table.contains(&format!("reclamationNoticed policy={policy}")),
+        "{table}"
+    );
 }

@@ -283,7 +283,9 @@ pub async fn create_alert_rule(
     };
     // The reclamation policy named must exist.
     if let Some(policy_id) = match &condition {
-        AlertCondition::ReclamationNoticed(filter) | AlertCondition::ReclamationActed(filter) => filter.policy_id,
+        AlertCondition::ReclamationNoticed(filter) | AlertCondition::ReclamationActed(filter) => {
+            filter.policy_id
+        }
         _ => None,
     } {
         tenant

@@ -290,7 +290,9 @@ pub async fn update_policy(
     let mut changed = policy.clone();
     let mut properties = Vec::new();
     if let Some(enabled) = body.enabled {
-        if let Some((with_enabled, audit)) = runtime_reclamation::enabled_change(&tenant.caller, &policy, enabled) {
+        if let Some((with_enabled, audit)) =
+            runtime_reclamation::enabled_change(&tenant.caller, &policy, enabled)
+        {
             changed.enabled = with_enabled.enabled;
             properties.extend(audit.modified_properties);
         }
@@ -351,7 +353,8 @@ pub async fn exempt_user(
     PathParameters((id, user_id)): PathParameters<(String, String)>,
 ) -> Result<Json<ReclamationPolicy>, ApiError> {
     let (policy, user_id, name) = exemption_target(&tenant, &id, &user_id, true).await?;
-    let Some((changed, audit)) = runtime_reclamation::exemption_change(&tenant.caller, &policy, user_id, &name, true)
+    let Some((changed, audit)) =
+        runtime_reclamation::exemption_change(&tenant.caller, &policy, user_id, &name, true)
     else {
         return Ok(Json(wire_policy(&policy)));
     };
@@ -384,8 +387,9 @@ pub async fn unexempt_user(
 ) -> Result<StatusCode, ApiError> {
     // A deleted user's exemption may still be undone.
     let (policy, user_id, name) = exemption_target(&tenant, &id, &user_id, false).await?;
-    let (changed, audit) = runtime_reclamation::exemption_change(&tenant.caller, &policy, user_id, &name, false)
-        .ok_or_else(|| ApiError::not_found(format!("exemption of {user_id}")))?;
+    let (changed, audit) =
+        runtime_reclamation::exemption_change(&tenant.caller, &policy, user_id, &name, false)
+            .ok_or_else(|| ApiError::not_found(format!("exemption of {user_id}")))?;
     store_policy(&tenant, changed, audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -64,7 +64,10 @@ pub async fn show(State(state): State<AppState>, context: ConsoleContext) -> Res
         .await?;
     let store = state.store.clone();
     let tenant_id = context.tenant_id;
-    type Rules = (Vec<(AlertRule, Vec<DeliveryRecord>)>, Vec<(licensd_engine::Uuid, String)>);
+    type Rules = (
+        Vec<(AlertRule, Vec<DeliveryRecord>)>,
+        Vec<(licensd_engine::Uuid, String)>,
+    );
     let (rules, policies): Rules = tokio::task::spawn_blocking(move || {
         let mut store = licensd_runtime::tenants::lock_store(&store).map_err(ConsoleError::from)?;
         let storage = |error: licensd_store::StoreError| ConsoleError::Storage {

@@ -339,7 +339,7 @@ pub async fn show(context: ConsoleContext, query: QueryFields) -> Result<Respons
                                     }
                                     @if may {
                                         form method="post" action=(format!("/spend/reclamation/policies/{}/exemptions", policy.policy_id)) {
-                                            label for=(format!("exempt-{}", policy.policy_id)) { "Exempt a user (user principal name or id)" }
+                                            label for=(format!("exempt-{}", policy.policy_id)) { "Exempt a user (UPN or id)" }
                                             input id=(format!("exempt-{}", policy.policy_id)) type="text" name="user" required maxlength="1024";
                                             button type="submit" { "Exempt" }
                                         }

@@ -600,11 +600,20 @@ async fn reclamation_rules_tell_of_notices_once_and_of_seats_reclaimed(server: &
             "policyId",
         ),
     ] {
-        let reply = server.post("/licensd/v1/alertRules", body.clone()).await.expect(status);
-        let message = reply.body["error"]["message"].as_str().unwrap_or_default().to_string();
+        let reply = server
+            .post("/licensd/v1/alertRules", body.clone())
+            .await
+            .expect(status);
+        let message = reply.body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         assert!(message.contains(named), "{body}: {message}");
     }
-    assert_eq!(server.get("/licensd/v1/alertRules").await.expect(200).body, rules_before);
+    assert_eq!(
+        server.get("/licensd/v1/alertRules").await.expect(200).body,
+        rules_before
+    );
 
     let noticed = create_rule(
         server,
@@ -625,7 +634,11 @@ async fn reclamation_rules_tell_of_notices_once_and_of_seats_reclaimed(server: &
             "webhookUrl": receiver.url("e1"), "format": "teams"}),
     )
     .await;
-    let listed = server.get(&format!("/licensd/v1/alertRules/{noticed}")).await.expect(200).body;
+    let listed = server
+        .get(&format!("/licensd/v1/alertRules/{noticed}"))
+        .await
+        .expect(200)
+        .body;
     assert_eq!(listed["condition"], "reclamationNoticed");
     assert_eq!(listed["policyId"], policy.to_string());
 
@@ -663,7 +676,11 @@ async fn reclamation_rules_tell_of_notices_once_and_of_seats_reclaimed(server: &
     named.sort();
     assert_eq!(
         named,
-        ["leaver0@contoso.com", "leaver1@contoso.com", "leaver2@contoso.com"]
+        [
+            "leaver0@contoso.com",
+            "leaver1@contoso.com",
+            "leaver2@contoso.com"
+        ]
     );
     let action_date = licensd_api_types::time::format_date_time(ran_at + 14 * DAY)[..10].to_string();
     assert!(
@@ -674,7 +691,10 @@ async fn reclamation_rules_tell_of_notices_once_and_of_seats_reclaimed(server: &
         "{alert:#}"
     );
     let summary = alert["summary"].as_str().unwrap();
-    assert!(summary.contains("3 seats") && summary.contains(&action_date), "{summary}");
+    assert!(
+        summary.contains("3 seats") && summary.contains(&action_date),
+        "{summary}"
+    );
 
     // A second run: the notices stand, nobody is told again.
     let run = run_policy(server, policy).await;
@@ -687,7 +707,10 @@ async fn reclamation_rules_tell_of_notices_once_and_of_seats_reclaimed(server: &
     // other two: one Slack message naming them, and still no second notice alert.
     server
         .put(
-            &format!("/licensd/v1/reclamationPolicies/{policy}/exemptions/{}", leavers[2]),
+            &format!(
+                "/licensd/v1/reclamationPolicies/{policy}/exemptions/{}",
+                leavers[2]
+            ),
             json!({}),
         )
         .await

@@ -85,7 +85,10 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/licensd/v1/activity", &["post"]),
     ("/licensd/v1/migrations/directToGroup", &["post"]),
     ("/licensd/v1/reclamationPolicies", &["get", "post"]),
-    ("/licensd/v1/reclamationPolicies/{id}", &["get", "delete", "patch"]),
+    (
+        "/licensd/v1/reclamationPolicies/{id}",
+        &["get", "delete", "patch"],
+    ),
     (
         "/licensd/v1/reclamationPolicies/{id}/exemptions/{user_id}",
         &["put", "delete"],

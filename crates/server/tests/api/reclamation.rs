@@ -102,7 +102,12 @@ async fn exemptions_and_enabling(server: &TestServer) {
             .as_array()
             .expect("notices")
             .iter()
-            .map(|notice| notice["userPrincipalName"].as_str().unwrap_or_default().to_string())
+            .map(|notice| {
+                notice["userPrincipalName"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
             .collect();
         users.sort();
         users
@@ -139,20 +144,28 @@ async fn exemptions_and_enabling(server: &TestServer) {
     // Unknown users and policies: 404, nothing changed.
     server
         .put(
-            &format!("/licensd/v1/reclamationPolicies/{policy}/exemptions/{}", Uuid::new_v4()),
+            &format!(
+                "/licensd/v1/reclamationPolicies/{policy}/exemptions/{}",
+                Uuid::new_v4()
+            ),
             json!({}),
         )
         .await
         .expect(404);
     server
         .put(
-            &format!("/licensd/v1/reclamationPolicies/{}/exemptions/{leaver}", Uuid::new_v4()),
+            &format!(
+                "/licensd/v1/reclamationPolicies/{}/exemptions/{leaver}",
+                Uuid::new_v4()
+            ),
             json!({}),
         )
         .await
         .expect(404);
     server
-        .delete(&format!("/licensd/v1/reclamationPolicies/{policy}/exemptions/{other}"))
+        .delete(&format!(
+            "/licensd/v1/reclamationPolicies/{policy}/exemptions/{other}"
+        ))
         .await
         .expect(404);
     assert_eq!(audits(server, "Update reclamation policy").await.len(), 1);
@@ -167,10 +180,7 @@ async fn exemptions_and_enabling(server: &TestServer) {
         .body;
     assert_eq!(policy_now["excludedUserIds"], json!([]));
     let again = run(server, policy, false).await;
-    assert_eq!(
-        users_of(&again),
-        ["exempted@contoso.com", "noticed@contoso.com"]
-    );
+    assert_eq!(users_of(&again), ["exempted@contoso.com", "noticed@contoso.com"]);
     assert_eq!(audits(server, "Update reclamation policy").await.len(), 2);
 
     // Enabling and the notice period: audited with old and new values; a bad value is refused
@@ -188,10 +198,7 @@ async fn exemptions_and_enabling(server: &TestServer) {
         .patch(&policy_path, json!({"enabledd": true}))
         .await
         .expect(400);
-    assert_eq!(
-        server.get(&policy_path).await.expect(200).body["enabled"],
-        false
-    );
+    assert_eq!(server.get(&policy_path).await.expect(200).body["enabled"], false);
     let answer = server
         .patch(&policy_path, json!({"enabled": true, "noticeDays": 7}))
         .await
@@ -200,12 +207,20 @@ async fn exemptions_and_enabling(server: &TestServer) {
     assert_eq!(answer["enabled"], true);
     assert_eq!(answer["noticeDays"], 7);
     let stored = server.get(&policy_path).await.expect(200).body;
-    assert_eq!((stored["enabled"].clone(), stored["noticeDays"].clone()), (json!(true), json!(7)));
+    assert_eq!(
+        (stored["enabled"].clone(), stored["noticeDays"].clone()),
+        (json!(true), json!(7))
+    );
     let updates = audits(server, "Update reclamation policy").await;
     assert_eq!(updates.len(), 3);
     let changed: Vec<(String, String, String)> = updates
         .iter()
-        .flat_map(|record| record["targetResources"][0]["modifiedProperties"].as_array().cloned().unwrap_or_default())
+        .flat_map(|record| {
+            record["targetResources"][0]["modifiedProperties"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
         .filter(|property| property["displayName"] != "ExemptUser")
         .map(|property| {
             (
@@ -215,8 +230,14 @@ async fn exemptions_and_enabling(server: &TestServer) {
             )
         })
         .collect();
-    assert!(changed.contains(&("Enabled".to_string(), "false".to_string(), "true".to_string())), "{changed:?}");
-    assert!(changed.contains(&("NoticeDays".to_string(), "14".to_string(), "7".to_string())), "{changed:?}");
+    assert!(
+        changed.contains(&("Enabled".to_string(), "false".to_string(), "true".to_string())),
+        "{changed:?}"
+    );
+    assert!(
+        changed.contains(&("NoticeDays".to_string(), "14".to_string(), "7".to_string())),
+        "{changed:?}"
+    );
     server
         .patch(&policy_path, json!({"enabled": true}))
         .await

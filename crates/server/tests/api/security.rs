@@ -312,7 +312,11 @@ fn request(method: &str, path: &str, fixture: &Fixture) -> (String, Option<Value
             "/exemptions/{user_id}",
             &format!(
                 "/exemptions/{}",
-                if method == "delete" { fixture.member } else { fixture.user }
+                if method == "delete" {
+                    fixture.member
+                } else {
+                    fixture.user
+                }
             ),
         )
         .replace(
