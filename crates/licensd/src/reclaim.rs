@@ -69,11 +69,16 @@ fn set_enabled(client: &LicensdClient, policy: &str, enabled: bool) -> anyhow::R
     })
 }
 
-fn set_exempt(client: &LicensdClient, arguments: &ExemptArguments, exempt: bool) -> anyhow::Result<Rendered> {
-    let policy = find_policy(client, &arguments.policy)?;
+fn set_exempt(
+    client: &LicensdClient,
+    policy: &str,
+    user_name: &str,
+    exempt: bool,
+) -> anyhow::Result<Rendered> {
+    let policy = find_policy(client, policy)?;
     let user = client
-        .user(&arguments.user)
-        .with_context(|| format!("finding {}", arguments.user))?;
+        .user(user_name)
+        .with_context(|| format!("finding {user_name}"))?;
     let (policy_id, user_id) = (policy.id.to_string(), user.id.to_string());
     if exempt {
         client
@@ -85,12 +90,9 @@ fn set_exempt(client: &LicensdClient, arguments: &ExemptArguments, exempt: bool)
             .context("undoing the exemption")?;
     }
     let text = if exempt {
-        format!("{} is exempt from {}.\n", arguments.user, policy.display_name)
+        format!("{user_name} is exempt from {}.\n", policy.display_name)
     } else {
-        format!(
-            "{} is no longer exempt from {}.\n",
-            arguments.user, policy.display_name
-        )
+        format!("{user_name} is no longer exempt from {}.\n", policy.display_name)
     };
     Ok(Rendered {
         text,
@@ -373,11 +375,11 @@ pub fn run_reclaim(arguments: ReclaimArguments) -> anyhow::Result<()> {
         ),
         ReclaimCommand::Exempt(arguments) => run_action(
             &arguments.options,
-            Box::new(move |client| set_exempt(client, &arguments, true)),
+            Box::new(move |client| set_exempt(client, &arguments.policy, &arguments.user, true)),
         ),
         ReclaimCommand::Unexempt(arguments) => run_action(
             &arguments.options,
-            Box::new(move |client| set_exempt(client, &arguments, false)),
+            Box::new(move |client| set_exempt(client, &arguments.policy, &arguments.user, false)),
         ),
         ReclaimCommand::Revert(arguments) => run_action(
             &arguments.options,
