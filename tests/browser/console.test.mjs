@@ -737,6 +737,59 @@ test('reclamation: a policy is added, its dry run shown before Run now, and each
   assert.equal(await page.getByText('No reclamation policy yet.').count(), 1);
 });
 
+test('reclamation: a policy is disabled and enabled, a noticed user exempted and the exemption undone', async () => {
+  await page.goto(`${base}/spend/reclamation`);
+  // The demo's leavers (users 286-290) hold Frontline's E1: a policy with 14 days' notice.
+  await page.getByLabel('Name').fill('Leavers E1 notice');
+  await page.getByLabel('Reclaim the seats of users who').selectOption('left');
+  await page.getByLabel('Product').selectOption({ label: 'Office 365 E1' });
+  await page.getByLabel('Days of notice before acting (0: at once)').fill('14');
+  await page.getByRole('button', { name: 'Add policy' }).click();
+  await page.getByText('The reclamation policy was added.').waitFor();
+  const policyRow = () => page.locator('#policies tbody tr', { hasText: 'Leavers E1 notice' });
+  await policyRow().getByRole('link', { name: 'Dry run' }).click();
+  await page.getByRole('button', { name: 'Run now' }).click();
+  await page.getByText('The policy ran').waitFor();
+  const notices = page.locator('#notices tbody tr');
+  assert.equal(await notices.count(), 5);
+  // Exempt the first noticed user (with a confirmation): the notice goes, the user is listed.
+  const first = notices.first();
+  const user = (await first.locator('th').innerText()).trim();
+  await first.getByRole('button', { name: 'Exempt' }).click();
+  assert.match(dialogs.at(-1), /^Exempt user2(8[6-9]|90)@contoso\.com from Leavers E1 notice\? The policy will never act on this user\.$/);
+  await page.getByText('The user is exempt from the policy').waitFor();
+  assert.equal(await page.locator('#notices tbody tr').count(), 4);
+  assert.equal(await policyRow().locator('[data-field="exempt-users"] li', { hasText: user }).count(), 1);
+  await screenshot('reclamation-exemptions');
+  const problems = [];
+  for (const [width, height] of [[390, 844], [1280, 900]]) {
+    const viewer = await browser.newContext({ viewport: { width, height }, bypassCSP: true });
+    await viewer.addCookies(await context.cookies());
+    const viewerPage = await viewer.newPage();
+    try {
+      await viewerPage.goto(`${base}/spend/reclamation`);
+      await inspect(viewerPage, `${width} px /spend/reclamation with exemptions`, problems);
+    } finally {
+      await viewer.close();
+    }
+  }
+  assert.deepEqual(problems, []);
+  // Undo (with a confirmation).
+  await policyRow().locator('[data-field="exempt-users"] li', { hasText: user }).getByRole('button', { name: 'Undo' }).click();
+  await page.getByText('The exemption was removed').waitFor();
+  assert.equal(await policyRow().locator('[data-field="exempt-users"] li').count(), 0);
+  // Disable, then enable.
+  await policyRow().getByRole('button', { name: 'Disable' }).click();
+  await page.getByText('The reclamation policy was disabled').waitFor();
+  assert.equal(await policyRow().locator('[data-field="disabled"]').count(), 1);
+  await policyRow().getByRole('button', { name: 'Enable' }).click();
+  await page.getByText('The reclamation policy was enabled').waitFor();
+  assert.equal(await policyRow().locator('[data-field="disabled"]').count(), 0);
+  // Removed again: the demo tenant as it was.
+  await policyRow().getByRole('button', { name: 'Remove' }).click();
+  await page.getByText('The reclamation policy and its notices were removed.').waitFor();
+});
+
 test('no page reported a script error or a blocked resource', () => {
   assert.deepEqual(browserErrors, []);
 });

@@ -15,8 +15,8 @@ use uuid::Uuid;
 pub struct AlertRule {
     pub id: Uuid,
     pub display_name: String,
-    /// `licenseErrorEntered`, `licenseErrorLeft`, `seats`, `subscriptionEnding` or
-    /// `processingLag`.
+    /// `licenseErrorEntered`, `licenseErrorLeft`, `seats`, `subscriptionEnding`,
+    /// `processingLag`, `reclamationNoticed` or `reclamationActed`.
     #[schema(example = "licenseErrorEntered")]
     pub condition: String,
     /// Error rules: the error kinds watched (`CountViolation`, ...); empty: every kind.
@@ -24,9 +24,12 @@ pub struct AlertRule {
     /// Error rules: only assignments through this group (absent: every group).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_id: Option<Uuid>,
-    /// Error and seat rules: only this product (absent: every product).
+    /// Error, seat and reclamation rules: only this product (absent: every product).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sku_id: Option<Uuid>,
+    /// Reclamation rules: only this reclamation policy (absent: every policy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_id: Option<Uuid>,
     /// Seat rules: `percentUsed`, `noneAvailable` or `overAllocated`.
     pub threshold: Option<String>,
     /// Seat rules with `percentUsed`: the percentage of purchased seats consumed (1–100).
@@ -56,8 +59,8 @@ pub struct AlertRuleList {
 pub struct CreateAlertRule {
     /// 1–128 characters.
     pub display_name: String,
-    /// `licenseErrorEntered`, `licenseErrorLeft`, `seats`, `subscriptionEnding` or
-    /// `processingLag`.
+    /// `licenseErrorEntered`, `licenseErrorLeft`, `seats`, `subscriptionEnding`,
+    /// `processingLag`, `reclamationNoticed` or `reclamationActed`.
     pub condition: String,
     /// Error rules only: the error kinds watched; empty: every kind.
     #[serde(default)]
@@ -65,9 +68,12 @@ pub struct CreateAlertRule {
     /// Error rules only.
     #[serde(default)]
     pub group_id: Option<Uuid>,
-    /// Error and seat rules only.
+    /// Error, seat and reclamation rules only.
     #[serde(default)]
     pub sku_id: Option<Uuid>,
+    /// Reclamation rules only: one reclamation policy (absent: every policy).
+    #[serde(default)]
+    pub policy_id: Option<Uuid>,
     /// `seats` rules only: `percentUsed`, `noneAvailable` or `overAllocated`.
     #[serde(default)]
     pub threshold: Option<String>,
@@ -187,7 +193,15 @@ mod create_alert_rule_schema {
                 .max_items(Some(0))
                 .description(Some("Does not apply to this condition: absent or empty.")),
         );
-        let names = ["groupId", "skuId", "threshold", "percent", "days", "seconds"];
+        let names = [
+            "groupId",
+            "skuId",
+            "policyId",
+            "threshold",
+            "percent",
+            "days",
+            "seconds",
+        ];
         let mut parameters = parameters;
         for name in names {
             match parameters.iter().position(|(parameter, _, _)| *parameter == name) {
@@ -257,6 +271,18 @@ mod create_alert_rule_schema {
             &["processingLag"],
             vec![("seconds", integer(1, 604_800), true)],
         );
+        let reclamation = rule(
+            "A reclamation policy's run gives seats a notice (reclamationNoticed: once per notice) or reclaims them (reclamationActed), optionally of one product or one policy.",
+            &["reclamationNoticed", "reclamationActed"],
+            vec![
+                ("skuId", sku(), false),
+                (
+                    "policyId",
+                    optional_uuid("Only this reclamation policy (it must exist); absent or null: every policy."),
+                    false,
+                ),
+            ],
+        );
         RefOr::T(Schema::OneOf(
             OneOfBuilder::new()
                 .item(errors)
@@ -264,6 +290,7 @@ mod create_alert_rule_schema {
                 .item(seats)
                 .item(ending)
                 .item(lag)
+                .item(reclamation)
                 .description(Some(
                     "An alert rule: one shape per condition, each with exactly the parameters it takes (a parameter that does not apply is refused, unless null).",
                 ))
@@ -304,6 +331,22 @@ pub struct AlertProduct {
     pub consumed_units: u32,
 }
 
+/// A seat named in a reclamation alert: given a notice, or reclaimed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertReclamation {
+    pub user_id: Uuid,
+    pub user_principal_name: String,
+    pub sku_id: Uuid,
+    pub sku_part_number: String,
+    pub policy_id: Uuid,
+    pub policy_name: String,
+    /// `inactive`, `disabled` or `left`.
+    pub reason: String,
+    /// When the seat will be (`reclamationNoticed`) or was (`reclamationActed`) reclaimed.
+    pub action_date_time: String,
+}
+
 /// The body posted for a rule in the `json` format (and what the Slack and Teams messages
 /// are rendered from).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -325,6 +368,10 @@ pub struct AlertPayload {
     pub count: u64,
     pub users: Vec<AlertUser>,
     pub products: Vec<AlertProduct>,
+    /// Reclamation rules: the seats given a notice or reclaimed (the first ten; absent for
+    /// other rules).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reclamations: Vec<AlertReclamation>,
 }
 
 /// Slack's limit on a section's text is 3,000 characters; lines beyond this are left out.
@@ -351,7 +398,16 @@ pub fn detail_lines(payload: &AlertPayload) -> Vec<String> {
             product.sku_part_number, product.consumed_units, product.prepaid_units
         )
     });
-    users.chain(products).collect()
+    let reclamations = payload.reclamations.iter().map(|seat| {
+        format!(
+            "{} — {} — {} — reclaimed {}",
+            seat.user_principal_name,
+            seat.sku_part_number,
+            seat.reason,
+            seat.action_date_time.get(..10).unwrap_or(&seat.action_date_time)
+        )
+    });
+    users.chain(products).chain(reclamations).collect()
 }
 
 fn more_line(payload: &AlertPayload, named: usize) -> Option<String> {
@@ -484,7 +540,40 @@ mod tests {
                 })
                 .collect(),
             products: Vec::new(),
+            reclamations: Vec::new(),
         }
+    }
+
+    #[test]
+    fn reclamation_seats_are_detail_lines_with_their_date() {
+        let mut noticed = payload(2, 0);
+        noticed.condition = "reclamationNoticed".to_string();
+        noticed.reclamations = vec![AlertReclamation {
+            user_id: Uuid::from_u128(5),
+            user_principal_name: "leaver@contoso.com".to_string(),
+            sku_id: Uuid::from_u128(9),
+            sku_part_number: "ENTERPRISEPACK".to_string(),
+            policy_id: Uuid::from_u128(3),
+            policy_name: "Leavers".to_string(),
+            reason: "left".to_string(),
+            action_date_time: "2026-12-19T06:00:00Z".to_string(),
+        }];
+        assert_eq!(
+            detail_lines(&noticed),
+            vec!["leaver@contoso.com — ENTERPRISEPACK — left — reclaimed 2026-12-19".to_string()]
+        );
+        let details = slack_message(&noticed)["blocks"][1]["text"]["text"]
+            .as_str()
+            .expect("details")
+            .to_string();
+        assert!(details.contains("leaver@contoso.com"), "{details}");
+        assert!(details.ends_with("… and 1 more"), "{details}");
+        let json = serde_json::to_value(&noticed).expect("json");
+        assert_eq!(json["reclamations"][0]["policyName"], "Leavers");
+        assert!(serde_json::to_value(payload(1, 1))
+            .expect("json")
+            .get("reclamations")
+            .is_none());
     }
 
     #[test]

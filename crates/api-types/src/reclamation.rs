@@ -38,6 +38,19 @@ pub struct CreateReclamationPolicy {
     pub excluded_group_ids: Vec<Uuid>,
 }
 
+/// `PATCH /licensd/v1/reclamationPolicies/{id}`: what to change (absent: unchanged).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateReclamationPolicy {
+    /// Whether the background processor runs it.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Days between a notice and the action (0 to 3650); notices already given keep their date.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 3650)]
+    pub notice_days: Option<u32>,
+}
+
 /// A reclamation policy.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

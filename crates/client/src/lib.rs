@@ -567,6 +567,64 @@ impl LicensdClient {
         )
     }
 
+    /// `PATCH /licensd/v1/reclamationPolicies/{id}`: enables or disables a policy, or changes
+    /// its notice period.
+    pub fn update_reclamation_policy(
+        &self,
+        policy_id: &str,
+        request: &licensd_api_types::reclamation::UpdateReclamationPolicy,
+    ) -> Result<licensd_api_types::reclamation::ReclamationPolicy, ClientError> {
+        self.send(
+            Method::PATCH,
+            self.url(&["licensd", "v1", "reclamationPolicies", policy_id], &[]),
+            Some(request),
+        )
+    }
+
+    /// `PUT /licensd/v1/reclamationPolicies/{id}/exemptions/{userId}`: the policy never acts on
+    /// the user (its notices to them are withdrawn).
+    pub fn exempt_from_reclamation(
+        &self,
+        policy_id: &str,
+        user_id: &str,
+    ) -> Result<licensd_api_types::reclamation::ReclamationPolicy, ClientError> {
+        self.send(
+            Method::PUT,
+            self.url(
+                &[
+                    "licensd",
+                    "v1",
+                    "reclamationPolicies",
+                    policy_id,
+                    "exemptions",
+                    user_id,
+                ],
+                &[],
+            ),
+            None::<&()>,
+        )
+    }
+
+    /// `DELETE /licensd/v1/reclamationPolicies/{id}/exemptions/{userId}`: undoes an exemption.
+    pub fn remove_reclamation_exemption(&self, policy_id: &str, user_id: &str) -> Result<(), ClientError> {
+        self.send::<serde_json::Value>(
+            Method::DELETE,
+            self.url(
+                &[
+                    "licensd",
+                    "v1",
+                    "reclamationPolicies",
+                    policy_id,
+                    "exemptions",
+                    user_id,
+                ],
+                &[],
+            ),
+            None::<&()>,
+        )
+        .map(drop)
+    }
+
     /// `GET /licensd/v1/reclamationNotices`: seats the policies will act on, or to review.
     pub fn reclamation_notices(
         &self,

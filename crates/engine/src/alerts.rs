@@ -35,6 +35,20 @@ pub enum AlertCondition {
     SubscriptionEnding { within_days: u32 },
     /// Users have waited in the processing queue longer than this (checked periodically).
     ProcessingLag { over_seconds: u32 },
+    /// A reclamation policy's run gave seats a notice (once per notice: a seat whose notice
+    /// stands is not named again by later runs).
+    ReclamationNoticed(ReclamationFilter),
+    /// A reclamation policy's run reclaimed seats.
+    ReclamationActed(ReclamationFilter),
+}
+
+/// Which reclamations a reclamation rule is about; `None` matches everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReclamationFilter {
+    /// Only this product.
+    pub sku_id: Option<Uuid>,
+    /// Only this reclamation policy.
+    pub policy_id: Option<Uuid>,
 }
 
 /// Which license errors an error rule is about; an empty or `None` part matches everything.
@@ -153,6 +167,28 @@ pub enum AlertSubject {
         queued_users: usize,
         over_seconds: u32,
     },
+    /// A run of the reclamation policy `policy_id` gave `count` seats a notice (`acted ==
+    /// false`) or reclaimed them (`acted == true`); the first [`DIGEST_SAMPLES`] of them.
+    Reclamation {
+        acted: bool,
+        policy_id: Uuid,
+        policy_name: String,
+        count: usize,
+        samples: Vec<ReclamationSample>,
+    },
+}
+
+/// One seat a reclamation run gave a notice or reclaimed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReclamationSample {
+    pub user_id: Uuid,
+    pub user_principal_name: String,
+    pub sku_id: Uuid,
+    pub sku_part_number: String,
+    /// `inactive`, `disabled` or `left`.
+    pub reason: crate::spend::IdleReason,
+    /// When the seat will be (or was) reclaimed: milliseconds since the Unix epoch.
+    pub act_at: i64,
 }
 
 /// One user's transition named in a digest.
@@ -324,6 +360,57 @@ pub fn seat_digests(rules: &[AlertRule], before: &[SeatCount], after: &[SeatCoun
     digests
 }
 
+/// The digests of the reclamation rules among `rules` for one run of the policy `policy_id`:
+/// `seats` are the seats the run gave a notice (`acted == false`) or reclaimed (`acted ==
+/// true`); one digest per rule that matched at least one seat.
+pub fn reclamation_digests(
+    rules: &[AlertRule],
+    policy_id: Uuid,
+    policy_name: &str,
+    acted: bool,
+    seats: &[ReclamationSample],
+) -> Vec<AlertDigest> {
+    let mut digests = Vec::new();
+    for rule in rules {
+        let filter = match (&rule.condition, acted) {
+            (AlertCondition::ReclamationNoticed(filter), false)
+            | (AlertCondition::ReclamationActed(filter), true) => filter,
+            _ => continue,
+        };
+        if filter.policy_id.is_some_and(|policy| policy != policy_id) {
+            continue;
+        }
+        let matching: Vec<&ReclamationSample> = seats
+            .iter()
+            .filter(|seat| filter.sku_id.map_or(true, |sku| seat.sku_id == sku))
+            .collect();
+        if matching.is_empty() {
+            continue;
+        }
+        digests.push(AlertDigest {
+            rule_id: rule.rule_id,
+            subject: AlertSubject::Reclamation {
+                acted,
+                policy_id,
+                policy_name: policy_name.to_string(),
+                count: matching.len(),
+                samples: matching.into_iter().take(DIGEST_SAMPLES).cloned().collect(),
+            },
+        });
+    }
+    digests
+}
+
+/// Whether any rule watches reclamation runs.
+pub fn watches_reclamation(rules: &[AlertRule]) -> bool {
+    rules.iter().any(|rule| {
+        matches!(
+            rule.condition,
+            AlertCondition::ReclamationNoticed(_) | AlertCondition::ReclamationActed(_)
+        )
+    })
+}
+
 /// Whether any rule needs seat counts (so callers count seats only then).
 pub fn watches_seats(rules: &[AlertRule]) -> bool {
     rules
@@ -451,6 +538,81 @@ mod tests {
         let mut other = transition(1, None, Some(LicenseErrorKind::DependencyViolation));
         other.group_id = None;
         assert!(error_digests(&digests_rules(), &[other]).is_empty());
+    }
+
+    fn reclaimed(user: u128, sku: u128) -> ReclamationSample {
+        ReclamationSample {
+            user_id: id(user),
+            user_principal_name: format!("user{user}@contoso.com"),
+            sku_id: id(sku),
+            sku_part_number: format!("SKU{sku}"),
+            reason: crate::spend::IdleReason::Left,
+            act_at: 1_000,
+        }
+    }
+
+    #[test]
+    fn reclamation_rules_digest_their_policy_and_product_only() {
+        let noticed_any = AlertRule {
+            rule_id: id(1),
+            condition: AlertCondition::ReclamationNoticed(ReclamationFilter::default()),
+        };
+        let noticed_sku2 = AlertRule {
+            rule_id: id(2),
+            condition: AlertCondition::ReclamationNoticed(ReclamationFilter {
+                sku_id: Some(id(2)),
+                policy_id: None,
+            }),
+        };
+        let acted_other_policy = AlertRule {
+            rule_id: id(3),
+            condition: AlertCondition::ReclamationActed(ReclamationFilter {
+                sku_id: None,
+                policy_id: Some(id(99)),
+            }),
+        };
+        let acted = AlertRule {
+            rule_id: id(4),
+            condition: AlertCondition::ReclamationActed(ReclamationFilter {
+                sku_id: None,
+                policy_id: Some(id(50)),
+            }),
+        };
+        let rules = [noticed_any, noticed_sku2, acted_other_policy, acted];
+        let seats: Vec<ReclamationSample> = (0..30)
+            .map(|user| reclaimed(user, 1))
+            .chain([reclaimed(40, 2)])
+            .collect();
+        let noticed = reclamation_digests(&rules, id(50), "Leavers", false, &seats);
+        assert_eq!(noticed.len(), 2);
+        match &noticed[0].subject {
+            AlertSubject::Reclamation {
+                acted,
+                count,
+                samples,
+                policy_name,
+                ..
+            } => {
+                assert!(!*acted);
+                assert_eq!(*count, 31);
+                assert_eq!(samples.len(), DIGEST_SAMPLES);
+                assert_eq!(policy_name, "Leavers");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        match &noticed[1].subject {
+            AlertSubject::Reclamation { count, samples, .. } => {
+                assert_eq!(*count, 1);
+                assert_eq!(samples[0].user_id, id(40));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let acted_digests = reclamation_digests(&rules, id(50), "Leavers", true, &seats[..2]);
+        assert_eq!(acted_digests.len(), 1);
+        assert_eq!(acted_digests[0].rule_id, id(4));
+        assert!(reclamation_digests(&rules, id(50), "Leavers", true, &[]).is_empty());
+        assert!(watches_reclamation(&rules));
+        assert!(!watches_reclamation(&digests_rules()));
     }
 
     fn digests_rules() -> Vec<AlertRule> {

@@ -1,6 +1,7 @@
 //! `licensd alert list|add|remove`: license alert rules over the HTTP API
 //! (`/licensd/v1/alertRules`) — tell an administrator in chat (Slack, Teams) or any webhook when
-//! users fall into license errors or seats run low. See docs/alerts.md.
+//! users fall into license errors, seats run low, or a reclamation policy gives seats a notice
+//! or reclaims them. See docs/alerts.md.
 
 use std::fmt::Write as _;
 
@@ -36,7 +37,8 @@ struct AddArguments {
     /// The rule's name (shown in every alert).
     #[arg(long)]
     name: String,
-    /// licenseErrorEntered, licenseErrorLeft, seats, subscriptionEnding or processingLag.
+    /// licenseErrorEntered, licenseErrorLeft, seats, subscriptionEnding, processingLag,
+    /// reclamationNoticed or reclamationActed.
     #[arg(long)]
     condition: String,
     /// Error rules: an error kind to watch (repeat for several; none: every kind).
@@ -45,9 +47,12 @@ struct AddArguments {
     /// Error rules: only assignments through this group (its id).
     #[arg(long, value_name = "GROUP_ID")]
     group: Option<licensd_client::Uuid>,
-    /// Error and seat rules: only this product (its skuId).
+    /// Error, seat and reclamation rules: only this product (its skuId).
     #[arg(long, value_name = "SKU_ID")]
     sku: Option<licensd_client::Uuid>,
+    /// Reclamation rules: only this reclamation policy (its id).
+    #[arg(long, value_name = "POLICY_ID")]
+    policy: Option<licensd_client::Uuid>,
     /// Seat rules: percentUsed, noneAvailable or overAllocated.
     #[arg(long)]
     threshold: Option<String>,
@@ -88,6 +93,9 @@ fn describe(rule: &AlertRule) -> String {
     }
     if let Some(sku) = rule.sku_id {
         condition.push_str(&format!(" sku={sku}"));
+    }
+    if let Some(policy) = rule.policy_id {
+        condition.push_str(&format!(" policy={policy}"));
     }
     if let Some(threshold) = &rule.threshold {
         condition.push_str(&format!(" {threshold}"));
@@ -135,6 +143,7 @@ pub fn run(arguments: AlertArguments) -> anyhow::Result<()> {
                     error_kinds: arguments.error_kinds.clone(),
                     group_id: arguments.group,
                     sku_id: arguments.sku,
+                    policy_id: arguments.policy,
                     threshold: arguments.threshold.clone(),
                     percent: arguments.percent,
                     days: arguments.days,

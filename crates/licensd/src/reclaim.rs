@@ -1,11 +1,13 @@
 //! `licensd reclaim ...`: reclamation policies over the HTTP API — list, add and remove them,
 //! run one (a dry run unless `--apply`), list the notices, and revert a reclamation from its
-//! audit record.
+//! audit record; enable or disable a policy, exempt a user from one or undo it.
 
 use std::fmt::Write as _;
 
 use anyhow::Context;
-use licensd_api_types::reclamation::{CreateReclamationPolicy, ReclamationPolicy, ReclamationRun};
+use licensd_api_types::reclamation::{
+    CreateReclamationPolicy, ReclamationPolicy, ReclamationRun, UpdateReclamationPolicy,
+};
 use licensd_client::LicensdClient;
 
 use crate::admin::{run_action, to_json, ConnectionOptions, Rendered};
@@ -30,6 +32,72 @@ enum ReclaimCommand {
     Notices(Options),
     /// Restores what a reclamation removed, from its "Reclaim license" audit record.
     Revert(RevertArguments),
+    /// Runs a policy in the background again (every minute).
+    Enable(PolicyArguments),
+    /// Stops running a policy in the background (its notices stay; `reclaim run` still runs it).
+    Disable(PolicyArguments),
+    /// Exempts a user from a policy: it never acts on them; its notices to them are withdrawn.
+    Exempt(ExemptArguments),
+    /// Undoes a user's exemption from a policy.
+    Unexempt(ExemptArguments),
+}
+
+#[derive(clap::Args)]
+struct ExemptArguments {
+    /// The policy: id or name.
+    policy: String,
+    /// The user: id or userPrincipalName.
+    user: String,
+    #[command(flatten)]
+    options: ConnectionOptions,
+}
+
+fn set_enabled(client: &LicensdClient, policy: &str, enabled: bool) -> anyhow::Result<Rendered> {
+    let policy = find_policy(client, policy)?;
+    let policy = client
+        .update_reclamation_policy(
+            &policy.id.to_string(),
+            &UpdateReclamationPolicy {
+                enabled: Some(enabled),
+                notice_days: None,
+            },
+        )
+        .context("changing the reclamation policy")?;
+    Ok(Rendered {
+        text: format!("{}\n", render_policy(&policy)),
+        json: to_json(&policy)?,
+    })
+}
+
+fn set_exempt(
+    client: &LicensdClient,
+    policy: &str,
+    user_name: &str,
+    exempt: bool,
+) -> anyhow::Result<Rendered> {
+    let policy = find_policy(client, policy)?;
+    let user = client
+        .user(user_name)
+        .with_context(|| format!("finding {user_name}"))?;
+    let (policy_id, user_id) = (policy.id.to_string(), user.id.to_string());
+    if exempt {
+        client
+            .exempt_from_reclamation(&policy_id, &user_id)
+            .context("exempting the user")?;
+    } else {
+        client
+            .remove_reclamation_exemption(&policy_id, &user_id)
+            .context("undoing the exemption")?;
+    }
+    let text = if exempt {
+        format!("{user_name} is exempt from {}.\n", policy.display_name)
+    } else {
+        format!("{user_name} is no longer exempt from {}.\n", policy.display_name)
+    };
+    Ok(Rendered {
+        text,
+        json: to_json(&serde_json::json!({"policyId": policy.id, "userId": user.id, "exempt": exempt}))?,
+    })
 }
 
 #[derive(clap::Args)]
@@ -296,6 +364,22 @@ pub fn run_reclaim(arguments: ReclaimArguments) -> anyhow::Result<()> {
                     json: to_json(&list)?,
                 })
             }),
+        ),
+        ReclaimCommand::Enable(arguments) => run_action(
+            &arguments.options,
+            Box::new(move |client| set_enabled(client, &arguments.policy, true)),
+        ),
+        ReclaimCommand::Disable(arguments) => run_action(
+            &arguments.options,
+            Box::new(move |client| set_enabled(client, &arguments.policy, false)),
+        ),
+        ReclaimCommand::Exempt(arguments) => run_action(
+            &arguments.options,
+            Box::new(move |client| set_exempt(client, &arguments.policy, &arguments.user, true)),
+        ),
+        ReclaimCommand::Unexempt(arguments) => run_action(
+            &arguments.options,
+            Box::new(move |client| set_exempt(client, &arguments.policy, &arguments.user, false)),
         ),
         ReclaimCommand::Revert(arguments) => run_action(
             &arguments.options,

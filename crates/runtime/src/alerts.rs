@@ -206,7 +206,68 @@ fn items_of(digest: &AlertDigest) -> usize {
         AlertSubject::LicenseErrors { count, .. } => *count,
         AlertSubject::Seats { products, .. } => products.len(),
         AlertSubject::SubscriptionEnding { .. } | AlertSubject::ProcessingLag { .. } => 1,
+        AlertSubject::Reclamation { count, .. } => *count,
     }
+}
+
+/// What one real run of a reclamation policy tells the tenant's reclamation rules.
+pub struct ReclamationRunAlerts<'a> {
+    pub tenant_id: Uuid,
+    pub tenant_name: &'a str,
+    pub policy_id: Uuid,
+    pub policy_name: &'a str,
+    /// The seats the run gave a notice (not those whose notice stands from an earlier run).
+    pub noticed: &'a [licensd_engine::alerts::ReclamationSample],
+    /// The seats the run reclaimed.
+    pub acted: &'a [licensd_engine::alerts::ReclamationSample],
+    /// When the run ran (milliseconds since the Unix epoch; part of each alert's dedup key).
+    pub at: i64,
+}
+
+/// The alerts of one reclamation run: one per `reclamationNoticed` or `reclamationActed` rule
+/// that matched a seat (a digest), rendered for the rule's webhook; the caller writes them with
+/// the run ([`licensd_store::Store::record_reclamation_run_alerting`]).
+pub fn reclamation_alerts(book: &AlertBook, run: &ReclamationRunAlerts<'_>) -> Vec<AlertDelivery> {
+    use licensd_engine::alerts::{reclamation_digests, watches_reclamation};
+    let rules = book.rules(run.tenant_id);
+    let engine_rules: Vec<AlertRule> = rules.iter().map(AlertRuleRecord::engine_rule).collect();
+    if !watches_reclamation(&engine_rules) {
+        return Vec::new();
+    }
+    let Some(renderer) = book.renderer() else {
+        return Vec::new();
+    };
+    let mut digests = reclamation_digests(&engine_rules, run.policy_id, run.policy_name, false, run.noticed);
+    digests.extend(reclamation_digests(
+        &engine_rules,
+        run.policy_id,
+        run.policy_name,
+        true,
+        run.acted,
+    ));
+    digests
+        .iter()
+        .filter_map(|digest| {
+            let rule = rules.iter().find(|rule| rule.rule_id == digest.rule_id)?;
+            let what = match digest.subject {
+                licensd_engine::alerts::AlertSubject::Reclamation { acted: true, .. } => "acted",
+                _ => "noticed",
+            };
+            let dedup_key = format!(
+                "{}/{}/reclamation/{}/{what}/{}",
+                run.tenant_id, rule.rule_id, run.policy_id, run.at
+            );
+            Some(render(
+                &*renderer,
+                run.tenant_id,
+                run.tenant_name,
+                rule,
+                digest,
+                run.at,
+                dedup_key,
+            ))
+        })
+        .collect()
 }
 
 /// The owner kind of license alert deliveries in the outbox (`owner_id`: the rule).

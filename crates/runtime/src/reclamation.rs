@@ -203,6 +203,89 @@ pub fn policy_audit(caller: &Caller, policy: &ReclamationPolicyRecord, adding: b
     }
 }
 
+/// The audit activity of changing a policy (enabling, disabling, its notice period, exempting
+/// a user or undoing an exemption).
+pub const UPDATE_POLICY_ACTIVITY: &str = "Update reclamation policy";
+
+/// The audit record of a change to a policy by `caller`: one modified property per change
+/// (`Enabled`, `NoticeDays`, `ExemptUser`), old and new values. The admin API and the console
+/// record the same.
+pub fn policy_update_audit(
+    caller: &Caller,
+    policy: &ReclamationPolicyRecord,
+    changes: Vec<ModifiedProperty>,
+) -> AuditRecord {
+    AuditRecord {
+        audit_id: Uuid::new_v4(),
+        activity_date_time: crate::tenants::now().0,
+        category: "DirectoryManagement".to_string(),
+        activity: UPDATE_POLICY_ACTIVITY.to_string(),
+        operation_type: "Update".to_string(),
+        result: "success".to_string(),
+        result_reason: String::new(),
+        actor_id: caller.token_id,
+        actor_name: caller.display_name.clone(),
+        actor_role: caller.role.as_str().to_string(),
+        target_type: "ReclamationPolicy".to_string(),
+        target_id: Some(policy.policy_id),
+        target_name: policy.display_name.clone(),
+        modified_properties: changes,
+        request_id: caller.request_id.clone(),
+    }
+}
+
+/// A policy with `user_id` exempt (`exempt`) or no longer exempt, and the audit record of the
+/// change; `None` when the user already was (or was not) exempt. Storing it withdraws the user's
+/// notices of the policy ([`licensd_store::Store::put_reclamation_policy`]).
+pub fn exemption_change(
+    caller: &Caller,
+    policy: &ReclamationPolicyRecord,
+    user_id: Uuid,
+    user_name: &str,
+    exempt: bool,
+) -> Option<(ReclamationPolicyRecord, AuditRecord)> {
+    if policy.excluded_users.contains(&user_id) == exempt {
+        return None;
+    }
+    let mut changed = policy.clone();
+    if exempt {
+        changed.excluded_users.push(user_id);
+    } else {
+        changed.excluded_users.retain(|excluded| *excluded != user_id);
+    }
+    let value = format!("{user_id} ({user_name})");
+    let (old_value, new_value) = if exempt {
+        (String::new(), value)
+    } else {
+        (value, String::new())
+    };
+    let audit = policy_update_audit(caller, policy, vec![property("ExemptUser", old_value, new_value)]);
+    Some((changed, audit))
+}
+
+/// A policy enabled or disabled, and the audit record of the change; `None` when it already was.
+pub fn enabled_change(
+    caller: &Caller,
+    policy: &ReclamationPolicyRecord,
+    enabled: bool,
+) -> Option<(ReclamationPolicyRecord, AuditRecord)> {
+    if policy.enabled == enabled {
+        return None;
+    }
+    let mut changed = policy.clone();
+    changed.enabled = enabled;
+    let audit = policy_update_audit(
+        caller,
+        policy,
+        vec![property(
+            "Enabled",
+            policy.enabled.to_string(),
+            enabled.to_string(),
+        )],
+    );
+    Some((changed, audit))
+}
+
 fn base_record(caller: &Caller, activity: &str, user_id: Uuid, user_name: &str, at: i64) -> AuditRecord {
     AuditRecord {
         audit_id: Uuid::new_v4(),
@@ -392,7 +475,18 @@ pub fn run_policy(
             },
         };
     }
-    lock_store(store)?.record_reclamation_run(runtime.id, policy.policy_id, now, &kept, &audit)?;
+    let alerts = run_alerts(runtime, policy, &seats, now)?;
+    lock_store(store)?.record_reclamation_run_alerting(
+        runtime.id,
+        policy.policy_id,
+        now,
+        &kept,
+        &audit,
+        &alerts,
+    )?;
+    if !alerts.is_empty() {
+        runtime.wake_deliveries();
+    }
     Ok(RunReport {
         policy_id: policy.policy_id,
         dry_run,
@@ -400,6 +494,56 @@ pub fn run_policy(
         seats,
         withdrawn_notices,
     })
+}
+
+/// The alerts of a real run (`reclamationNoticed`, `reclamationActed` rules): the seats given
+/// a notice now — a seat whose notice stands from an earlier run is `Pending`, so it is named
+/// once — and the seats reclaimed; outbox rows written with the run.
+fn run_alerts(
+    runtime: &TenantRuntime,
+    policy: &ReclamationPolicyRecord,
+    seats: &[SeatRun],
+    now: i64,
+) -> Result<Vec<licensd_store::OutboxEntry>, ExecuteError> {
+    use licensd_engine::alerts::ReclamationSample;
+    let sample = |seat: &SeatRun| ReclamationSample {
+        user_id: seat.candidate.user.user_id,
+        user_principal_name: seat.candidate.user.user_principal_name.clone(),
+        sku_id: seat.candidate.sku_id,
+        sku_part_number: seat.candidate.sku_part_number.clone(),
+        reason: seat.reason,
+        act_at: seat.act_at,
+    };
+    let noticed: Vec<ReclamationSample> = seats
+        .iter()
+        .filter(|seat| seat.outcome == SeatOutcome::Noticed)
+        .map(sample)
+        .collect();
+    let acted: Vec<ReclamationSample> = seats
+        .iter()
+        .filter(|seat| matches!(seat.outcome, SeatOutcome::Reclaimed { .. }))
+        .map(sample)
+        .collect();
+    if noticed.is_empty() && acted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tenant_name = runtime.read(|engine| engine.settings().display_name.clone())?;
+    let deliveries = crate::alerts::reclamation_alerts(
+        &runtime.alert_book(),
+        &crate::alerts::ReclamationRunAlerts {
+            tenant_id: runtime.id,
+            tenant_name: &tenant_name,
+            policy_id: policy.policy_id,
+            policy_name: &policy.display_name,
+            noticed: &noticed,
+            acted: &acted,
+            at: now,
+        },
+    );
+    Ok(deliveries
+        .iter()
+        .map(crate::alerts::AlertDelivery::outbox_entry)
+        .collect())
 }
 
 /// Runs every enabled policy of the tenants `owned` says this instance processes (the background

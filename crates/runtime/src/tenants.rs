@@ -263,6 +263,16 @@ fn start_engine(store: &SharedStore, tenant_id: Uuid) -> Result<(Engine, u64), E
 }
 
 impl TenantRuntime {
+    /// Every tenant's alert rules (the reclamation runs raise their alerts with it).
+    pub fn alert_book(&self) -> Arc<crate::alerts::AlertBook> {
+        Arc::clone(&self.alerts)
+    }
+
+    /// Wakes the delivery worker (after writing outbox rows outside a command).
+    pub fn wake_deliveries(&self) {
+        self.notifier.wake();
+    }
+
     /// Writes the engine's snapshot (its whole image, [`licensd_store::snapshot`]) tagged with
     /// the version it reflects, so that the next start reads it instead of the tenant's tables.
     /// Does nothing when the engine is still at `unless_at` (the version of the last snapshot

@@ -5,7 +5,9 @@
 //! the console both show.
 
 use licensd_api_types::alerts::AlertRule;
-use licensd_api_types::alerts::{slack_message, teams_message, AlertPayload, AlertProduct, AlertUser};
+use licensd_api_types::alerts::{
+    slack_message, teams_message, AlertPayload, AlertProduct, AlertReclamation, AlertUser,
+};
 use licensd_api_types::time::format_date_time;
 use licensd_engine::alerts::{AlertCondition, AlertDigest, AlertSubject, ErrorFilter, SeatThreshold};
 use licensd_runtime::alerts::{AlertContext, AlertRenderer};
@@ -33,6 +35,8 @@ pub fn condition_name(subject: &AlertSubject) -> &'static str {
         AlertSubject::Seats { .. } => "seats",
         AlertSubject::SubscriptionEnding { .. } => "subscriptionEnding",
         AlertSubject::ProcessingLag { .. } => "processingLag",
+        AlertSubject::Reclamation { acted: false, .. } => "reclamationNoticed",
+        AlertSubject::Reclamation { acted: true, .. } => "reclamationActed",
     }
 }
 
@@ -49,6 +53,7 @@ pub fn payload(context: &AlertContext<'_>) -> AlertPayload {
     let digest: &AlertDigest = context.digest;
     let mut users = Vec::new();
     let mut products = Vec::new();
+    let mut reclamations = Vec::new();
     let (summary, count) = match &digest.subject {
         AlertSubject::LicenseErrors {
             entered,
@@ -130,6 +135,44 @@ pub fn payload(context: &AlertContext<'_>) -> AlertPayload {
             ),
             1,
         ),
+        AlertSubject::Reclamation {
+            acted,
+            policy_id,
+            policy_name,
+            count,
+            samples,
+        } => {
+            reclamations = samples
+                .iter()
+                .map(|sample| AlertReclamation {
+                    user_id: sample.user_id,
+                    user_principal_name: sample.user_principal_name.clone(),
+                    sku_id: sample.sku_id,
+                    sku_part_number: sample.sku_part_number.clone(),
+                    policy_id: *policy_id,
+                    policy_name: policy_name.clone(),
+                    reason: sample.reason.as_str().to_string(),
+                    action_date_time: format_date_time(sample.act_at),
+                })
+                .collect();
+            let count = *count as u64;
+            let seats = plural(count, "seat", "seats");
+            let summary = if *acted {
+                format!("{seats} reclaimed by the policy \"{policy_name}\"")
+            } else {
+                let first = samples
+                    .iter()
+                    .map(|sample| sample.act_at)
+                    .min()
+                    .map(format_date_time)
+                    .unwrap_or_default();
+                format!(
+                    "{seats} noticed by the reclamation policy \"{policy_name}\": reclaimed from {} unless the users are exempted",
+                    first.get(..10).unwrap_or(&first)
+                )
+            };
+            (summary, count)
+        }
     };
     AlertPayload {
         alert_id: context.dedup_key.to_string(),
@@ -143,6 +186,7 @@ pub fn payload(context: &AlertContext<'_>) -> AlertPayload {
         count,
         users,
         products,
+        reclamations,
     }
 }
 
@@ -167,6 +211,7 @@ pub fn wire_rule(rule: &AlertRuleRecord) -> AlertRule {
         error_kinds: Vec::new(),
         group_id: None,
         sku_id: None,
+        policy_id: None,
         threshold: None,
         percent: None,
         days: None,
@@ -206,6 +251,17 @@ pub fn wire_rule(rule: &AlertRuleRecord) -> AlertRule {
         AlertCondition::ProcessingLag { over_seconds } => {
             wire.condition = "processingLag".to_string();
             wire.seconds = Some(*over_seconds);
+        }
+        AlertCondition::ReclamationNoticed(filter) | AlertCondition::ReclamationActed(filter) => {
+            let acted = matches!(rule.condition, AlertCondition::ReclamationActed(_));
+            wire.condition = if acted {
+                "reclamationActed"
+            } else {
+                "reclamationNoticed"
+            }
+            .to_string();
+            wire.sku_id = filter.sku_id;
+            wire.policy_id = filter.policy_id;
         }
     }
     wire

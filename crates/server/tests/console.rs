@@ -2744,6 +2744,168 @@ async fn reclamation_policies_are_added_dry_run_then_run_and_a_reclamation_rever
     server.stop().await;
 }
 
+#[tokio::test]
+async fn a_policy_is_disabled_and_enabled_and_users_exempted_from_the_reclamation_page() {
+    let (server, _, directory) = ConsoleServer::demo().await;
+    let (user001, user160) = (directory.users[0], directory.users[159]);
+    let day = 24 * 60 * 60 * 1000_i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock")
+        .as_millis() as i64;
+    let api = reqwest::Client::new();
+    let response = api
+        .post(format!("{}/licensd/v1/activity", server.base))
+        .bearer_auth(&server.token)
+        .json(&serde_json::json!({"value": [
+            {"id": "user001@contoso.com", "employeeLeaveDateTime": licensd_api_types::time::format_date_time(now - day)},
+            {"id": "user160@contoso.com", "employeeLeaveDateTime": licensd_api_types::time::format_date_time(now - day)},
+        ]}))
+        .send()
+        .await
+        .expect("activity");
+    assert_eq!(response.status().as_u16(), 200);
+    server
+        .post_change(
+            "/spend/reclamation/policies",
+            &[
+                ("display_name", "Leavers E1"),
+                ("reason", "left"),
+                ("sku_id", &OFFICE_365_E1.to_string()),
+                ("notice_days", "14"),
+            ],
+        )
+        .await;
+    let policies = api
+        .get(format!("{}/licensd/v1/reclamationPolicies", server.base))
+        .bearer_auth(&server.token)
+        .send()
+        .await
+        .expect("policies")
+        .json::<serde_json::Value>()
+        .await
+        .expect("json");
+    let policy = policies["value"][0]["id"].as_str().expect("an id").to_string();
+    server
+        .post_change(&format!("/spend/reclamation/policies/{policy}/run"), &[])
+        .await;
+    let page = server.get("/spend/reclamation").await.expect(200);
+    page.contains(&format!("<tr data-notice=\"{user001}\">"))
+        .contains(&format!("<tr data-notice=\"{user160}\">"))
+        .contains(&format!("action=\"/spend/reclamation/policies/{policy}/exemptions\""))
+        .contains("data-confirm=\"Exempt user001@contoso.com from Leavers E1? The policy will never act on this user.\"")
+        .contains("<button type=\"submit\" data-action=\"toggle\">Disable</button>");
+
+    // Exempt from the notice: the notice goes, the user is listed with an Undo button.
+    let location = server
+        .post_change(
+            &format!("/spend/reclamation/policies/{policy}/exemptions"),
+            &[("user", &user001.to_string())],
+        )
+        .await;
+    assert_eq!(location, "/spend/reclamation?done=reclamation-user-exempted");
+    let page = server.get(&location).await.expect(200);
+    page.contains("The user is exempt from the policy")
+        .lacks(&format!("<tr data-notice=\"{user001}\">"))
+        .contains(&format!("<tr data-notice=\"{user160}\">"))
+        .contains(&format!(
+            "<li data-exempt=\"{user001}\"><a href=\"/users/{user001}\">user001@contoso.com</a>"
+        ))
+        .contains(&format!(
+            "action=\"/spend/reclamation/policies/{policy}/exemptions/{user001}/delete\""
+        ));
+    // By user principal name too; an unknown user is refused, nothing changed.
+    server
+        .post_change(
+            &format!("/spend/reclamation/policies/{policy}/exemptions"),
+            &[("user", "user160@contoso.com")],
+        )
+        .await;
+    server
+        .post(
+            &format!("/spend/reclamation/policies/{policy}/exemptions"),
+            &[("user", "nobody@contoso.com")],
+        )
+        .await
+        .expect(400)
+        .contains("There is no user 'nobody@contoso.com' in this tenant.");
+    let page = server.get("/spend/reclamation").await.expect(200);
+    page.contains("Pending notices (0)")
+        .contains(&format!("<li data-exempt=\"{user160}\">"));
+
+    // Undo: the policy applies again; undoing twice finds nothing.
+    let location = server
+        .post_change(
+            &format!("/spend/reclamation/policies/{policy}/exemptions/{user001}/delete"),
+            &[],
+        )
+        .await;
+    assert_eq!(location, "/spend/reclamation?done=reclamation-exemption-removed");
+    server
+        .get(&location)
+        .await
+        .expect(200)
+        .contains("The exemption was removed")
+        .lacks(&format!("<li data-exempt=\"{user001}\">"));
+    server
+        .post(
+            &format!("/spend/reclamation/policies/{policy}/exemptions/{user001}/delete"),
+            &[],
+        )
+        .await
+        .expect(404);
+
+    // Disable, then enable.
+    let location = server
+        .post_change(
+            &format!("/spend/reclamation/policies/{policy}/enabled"),
+            &[("enabled", "false")],
+        )
+        .await;
+    assert_eq!(location, "/spend/reclamation?done=reclamation-policy-disabled");
+    server
+        .get(&location)
+        .await
+        .expect(200)
+        .contains("The reclamation policy was disabled")
+        .contains("<span class=\"muted\" data-field=\"disabled\">(disabled)</span>")
+        .contains("<input type=\"hidden\" name=\"enabled\" value=\"true\">")
+        .contains("data-action=\"toggle\">Enable</button>");
+    let enabled = |body: serde_json::Value| body["value"][0]["enabled"].clone();
+    let read = || async {
+        api.get(format!("{}/licensd/v1/reclamationPolicies", server.base))
+            .bearer_auth(&server.token)
+            .send()
+            .await
+            .expect("policies")
+            .json::<serde_json::Value>()
+            .await
+            .expect("json")
+    };
+    assert_eq!(enabled(read().await), serde_json::json!(false));
+    server
+        .post(
+            &format!("/spend/reclamation/policies/{policy}/enabled"),
+            &[("enabled", "maybe")],
+        )
+        .await
+        .expect(400)
+        .contains("'maybe' is not a choice");
+    server
+        .post_change(
+            &format!("/spend/reclamation/policies/{policy}/enabled"),
+            &[("enabled", "true")],
+        )
+        .await;
+    assert_eq!(enabled(read().await), serde_json::json!(true));
+    server
+        .get("/activity")
+        .await
+        .expect(200)
+        .contains("Update reclamation policy");
+    server.stop().await;
+}
+
 /// Whether a user is a member of "Frontline - Office 365 E1", as Graph says.
 async fn member_of_frontline(server: &ConsoleServer, user: Uuid) -> bool {
     let body: serde_json::Value = reqwest::Client::new()

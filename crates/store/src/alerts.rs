@@ -2,8 +2,11 @@
 //! Rules are tenant data: added and removed with their audit record in one transaction that, on
 //! PostgreSQL, also announces the change (`alerts <tenant id>`) so every instance re-reads the
 //! tenant's rules at once ([`parse_alert_rules_notice`]). Both backends use the same statements.
+//! A reclamation rule (`reclamationNoticed`, `reclamationActed`) keeps its product in `sku_id`
+//! and its reclamation policy in the `group_id` column (the object the rule is about besides the
+//! product; no migration needed).
 
-use licensd_engine::alerts::{AlertCondition, ErrorFilter, SeatThreshold};
+use licensd_engine::alerts::{AlertCondition, ErrorFilter, ReclamationFilter, SeatThreshold};
 use licensd_engine::{LicenseErrorKind, Uuid};
 
 use crate::error::StoreError;
@@ -105,6 +108,14 @@ fn columns_of(condition: &AlertCondition) -> ConditionColumns {
         threshold: None,
         amount: Some(i64::from(amount)),
     };
+    let reclamation = |kind, filter: &ReclamationFilter| ConditionColumns {
+        kind,
+        error_kinds: String::new(),
+        group_id: filter.policy_id,
+        sku_id: filter.sku_id,
+        threshold: None,
+        amount: None,
+    };
     match condition {
         AlertCondition::LicenseErrorEntered(filter) => errors("licenseErrorEntered", filter),
         AlertCondition::LicenseErrorLeft(filter) => errors("licenseErrorLeft", filter),
@@ -125,6 +136,8 @@ fn columns_of(condition: &AlertCondition) -> ConditionColumns {
         }
         AlertCondition::SubscriptionEnding { within_days } => plain("subscriptionEnding", *within_days),
         AlertCondition::ProcessingLag { over_seconds } => plain("processingLag", *over_seconds),
+        AlertCondition::ReclamationNoticed(filter) => reclamation("reclamationNoticed", filter),
+        AlertCondition::ReclamationActed(filter) => reclamation("reclamationActed", filter),
     }
 }
 
@@ -182,6 +195,17 @@ fn rule_of(row: &impl ReadRow) -> Result<AlertRuleRecord, StoreError> {
         "processingLag" => AlertCondition::ProcessingLag {
             over_seconds: amount()?,
         },
+        "reclamationNoticed" | "reclamationActed" => {
+            let filter = ReclamationFilter {
+                sku_id: row.optional_id(5)?,
+                policy_id: row.optional_id(4)?,
+            };
+            if kind == "reclamationNoticed" {
+                AlertCondition::ReclamationNoticed(filter)
+            } else {
+                AlertCondition::ReclamationActed(filter)
+            }
+        }
         _ => return Err(corrupt("kind")),
     };
     Ok(AlertRuleRecord {

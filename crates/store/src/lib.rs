@@ -792,7 +792,21 @@ impl Store {
         notices: &[ReclamationNoticeRecord],
         audit: &[AuditRecord],
     ) -> Result<(), StoreError> {
-        dispatch!(self, store => reclamation::record_reclamation_run(store, tenant_id, policy_id, ran_at, notices, audit))
+        dispatch!(self, store => reclamation::record_reclamation_run(store, tenant_id, policy_id, ran_at, notices, audit, &[]))
+    }
+
+    /// [`Store::record_reclamation_run`] with the run's alerts: outbox rows written in the same
+    /// transaction.
+    pub fn record_reclamation_run_alerting(
+        &mut self,
+        tenant_id: Uuid,
+        policy_id: Uuid,
+        ran_at: i64,
+        notices: &[ReclamationNoticeRecord],
+        audit: &[AuditRecord],
+        outbox: &[OutboxEntry],
+    ) -> Result<(), StoreError> {
+        dispatch!(self, store => reclamation::record_reclamation_run(store, tenant_id, policy_id, ran_at, notices, audit, outbox))
     }
 
     /// One audit record by its id.

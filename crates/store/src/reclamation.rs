@@ -85,7 +85,8 @@ pub(crate) fn reclamation_policies(
     )
 }
 
-/// Creates or replaces a policy, with its audit records.
+/// Creates or replaces a policy, with its audit records; the notices it gave users it now
+/// exempts are withdrawn.
 pub(crate) fn put_reclamation_policy(
     database: &mut impl Database,
     tenant_id: Uuid,
@@ -123,6 +124,18 @@ pub(crate) fn put_reclamation_policy(
             Param::OptionalInteger(policy.last_run_at),
         ],
     )?;
+    // An exempt user's notices of this policy go at once (not at its next run).
+    for user_id in &policy.excluded_users {
+        transaction.execute(
+            "withdrawing an exempt user's reclamation notices",
+            "DELETE FROM reclamation_notices WHERE tenant_key = $1 AND policy_id = $2 AND user_id = $3",
+            &[
+                Param::Integer(tenant_key),
+                Param::Id(policy.policy_id),
+                Param::Id(*user_id),
+            ],
+        )?;
+    }
     insert_audit(&mut transaction, tenant_key, audit)?;
     transaction.commit("committing a reclamation policy")
 }
@@ -190,7 +203,7 @@ fn read_notice(row: &impl ReadRow) -> Result<ReclamationNoticeRecord, StoreError
 }
 
 /// After a run of a policy: its notices become `notices`, its last run `ran_at`, and the run's
-/// audit records are written, in one transaction.
+/// audit records and alerts (outbox rows) are written, in one transaction.
 pub(crate) fn record_reclamation_run(
     database: &mut impl Database,
     tenant_id: Uuid,
@@ -198,6 +211,7 @@ pub(crate) fn record_reclamation_run(
     ran_at: i64,
     notices: &[ReclamationNoticeRecord],
     audit: &[AuditRecord],
+    outbox: &[crate::OutboxEntry],
 ) -> Result<(), StoreError> {
     let mut transaction = database.begin("starting to record a reclamation run")?;
     let tenant_key = tenant_key(&mut transaction, tenant_id)?;
@@ -232,6 +246,8 @@ pub(crate) fn record_reclamation_run(
         ],
     )?;
     insert_audit(&mut transaction, tenant_key, audit)?;
+    // The run's alerts (notices given, seats reclaimed), delivered once the run is recorded.
+    crate::outbox::insert_entries(&mut transaction, tenant_key, outbox)?;
     transaction.commit("committing a reclamation run")
 }
 

@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use licensd_engine::alerts::{AlertCondition, ErrorFilter, SeatThreshold};
+use licensd_engine::alerts::{AlertCondition, ErrorFilter, ReclamationFilter, SeatThreshold};
 use licensd_engine::{LicenseErrorKind, TenantSettings, Uuid};
 use licensd_store::{AlertFormat, AlertRuleRecord, AuditQuery, Backend, Store};
 use support::TestDatabase;
@@ -74,6 +74,11 @@ fn all_conditions() -> Vec<AlertCondition> {
         },
         AlertCondition::SubscriptionEnding { within_days: 30 },
         AlertCondition::ProcessingLag { over_seconds: 600 },
+        AlertCondition::ReclamationNoticed(ReclamationFilter {
+            sku_id: Some(Uuid::new_v4()),
+            policy_id: Some(Uuid::new_v4()),
+        }),
+        AlertCondition::ReclamationActed(ReclamationFilter::default()),
     ]
 }
 

@@ -1,4 +1,5 @@
-//! `licensd alert list|add|remove` end to end: the CLI as a process against `licensd demo`, a
+//! `licensd alert list|add|remove` (and `licensd reclaim exempt|unexempt|enable|disable`) end to
+//! end: the CLI as a process against `licensd demo`, a
 //! rule added through it delivering a Slack message to a webhook receiver on the loopback when
 //! seats run over, a bad rule refused with exit code 1 and the field named, and removal.
 
@@ -138,4 +139,73 @@ fn alert_rules_are_added_listed_delivered_to_chat_and_removed() {
     let removed = server.text(&["alert", "remove", &id]);
     assert_eq!(removed, format!("Removed alert rule {id}.\n"));
     server.run(&["alert", "remove", &id]).assert_exit(1);
+
+    // A rule on one reclamation policy's notices; an unknown policy is refused, named.
+    let policy = server.json(&[
+        "reclaim",
+        "add",
+        "--name",
+        "Leavers",
+        "--reason",
+        "left",
+        "--disabled",
+    ]);
+    let policy = policy["id"].as_str().expect("a policy id").to_string();
+    let unknown = server.run(&[
+        "alert",
+        "add",
+        "--name",
+        "x",
+        "--condition",
+        "reclamationNoticed",
+        "--policy",
+        "0b6a5d1e-5b1f-4d7e-9c8a-2f0e8f1b7c11",
+        "--webhook",
+        &receiver.url,
+    ]);
+    unknown.assert_exit(1);
+    assert!(unknown.stderr.contains("policyId"), "{}", unknown.stderr);
+    let added = server.json(&[
+        "alert",
+        "add",
+        "--name",
+        "Seats about to be reclaimed",
+        "--condition",
+        "reclamationNoticed",
+        "--policy",
+        &policy,
+        "--webhook",
+        &receiver.url,
+        "--format",
+        "teams",
+    ]);
+    assert_eq!(added["condition"], "reclamationNoticed");
+    assert_eq!(added["policyId"], policy.as_str());
+    let table = server.text(&["alert", "list"]);
+    assert!(
+        table.contains("Seats about to be reclaimed")
+            && table.contains(&format!("reclamationNoticed policy={policy}")),
+        "{table}"
+    );
+
+    // `licensd reclaim exempt|unexempt|enable|disable`: a demo leaver exempted and back; the
+    // policy enabled and disabled again.
+    let exempted = server.json(&["reclaim", "exempt", "Leavers", "user286@contoso.com"]);
+    assert_eq!(exempted["exempt"], true);
+    let user = exempted["userId"].as_str().expect("a user id").to_string();
+    let policies = server.json(&["reclaim", "policies"]);
+    assert_eq!(policies["value"][0]["excludedUserIds"], serde_json::json!([user]));
+    assert_eq!(
+        server.text(&["reclaim", "unexempt", "Leavers", "user286@contoso.com"]),
+        "user286@contoso.com is no longer exempt from Leavers.\n"
+    );
+    server
+        .run(&["reclaim", "unexempt", "Leavers", "user286@contoso.com"])
+        .assert_exit(1);
+    assert_eq!(server.json(&["reclaim", "enable", "Leavers"])["enabled"], true);
+    assert!(server.text(&["reclaim", "disable", "Leavers"]).contains("manual"));
+    assert_eq!(
+        server.json(&["reclaim", "policies"])["value"][0]["enabled"],
+        false
+    );
 }

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use licensd_api_types::alerts::{AlertRule, AlertRuleList, CreateAlertRule};
 use licensd_api_types::{ErrorCode, ErrorResponse};
-use licensd_engine::alerts::{AlertCondition, ErrorFilter, SeatThreshold};
+use licensd_engine::alerts::{AlertCondition, ErrorFilter, ReclamationFilter, SeatThreshold};
 use licensd_engine::{LicenseErrorKind, Uuid};
 use licensd_store::{AlertFormat, AlertRuleRecord};
 
@@ -69,8 +69,12 @@ fn condition_of(body: &CreateAlertRule) -> Result<AlertCondition, ApiError> {
     if !errors && body.group_id.is_some() {
         return Err(not_for("groupId", name));
     }
-    if !errors && name != "seats" && body.sku_id.is_some() {
+    let reclamation = matches!(name, "reclamationNoticed" | "reclamationActed");
+    if !errors && !reclamation && name != "seats" && body.sku_id.is_some() {
         return Err(not_for("skuId", name));
+    }
+    if !reclamation && body.policy_id.is_some() {
+        return Err(not_for("policyId", name));
     }
     if name != "seats" && body.threshold.is_some() {
         return Err(not_for("threshold", name));
@@ -168,10 +172,21 @@ fn condition_of(body: &CreateAlertRule) -> Result<AlertCondition, ApiError> {
             }
             Ok(AlertCondition::ProcessingLag { over_seconds: seconds })
         }
+        "reclamationNoticed" | "reclamationActed" => {
+            let filter = ReclamationFilter {
+                sku_id: body.sku_id,
+                policy_id: body.policy_id,
+            };
+            Ok(if name == "reclamationNoticed" {
+                AlertCondition::ReclamationNoticed(filter)
+            } else {
+                AlertCondition::ReclamationActed(filter)
+            })
+        }
         other => Err(invalid(
             "condition",
             format!(
-                "'{other}': use licenseErrorEntered, licenseErrorLeft, seats, subscriptionEnding or processingLag."
+                "'{other}': use licenseErrorEntered, licenseErrorLeft, seats, subscriptionEnding, processingLag, reclamationNoticed or reclamationActed."
             ),
         )),
     }
@@ -226,13 +241,15 @@ pub async fn get_alert_rule(
 ///
 /// licensd extension. `condition` is `licenseErrorEntered` / `licenseErrorLeft` (optionally
 /// `errorKinds`, `groupId`, `skuId`), `seats` (`threshold`: `percentUsed` with `percent`,
-/// `noneAvailable` or `overAllocated`; optionally `skuId`), `subscriptionEnding` (`days`) or
-/// `processingLag` (`seconds`). Alerts are posted to `webhookUrl` as `json`, `slack` or `teams`.
+/// `noneAvailable` or `overAllocated`; optionally `skuId`), `subscriptionEnding` (`days`),
+/// `processingLag` (`seconds`), `reclamationNoticed` (a reclamation policy's run gave seats a
+/// notice: named once per notice) or `reclamationActed` (it reclaimed seats), both optionally
+/// `skuId` and `policyId`. Alerts are posted to `webhookUrl` as `json`, `slack` or `teams`.
 #[utoipa::path(post, path = "/licensd/v1/alertRules", tag = "licensd: alerts", request_body = CreateAlertRule,
     responses(
         (status = 201, description = "The rule", body = AlertRule),
         (status = 400, description = "An invalid field (named in the message)", body = ErrorResponse),
-        (status = 404, description = "The group or product named does not exist in this tenant", body = ErrorResponse),
+        (status = 404, description = "The group, product or reclamation policy named does not exist in this tenant", body = ErrorResponse),
     ))]
 pub async fn create_alert_rule(
     State(state): State<AppState>,
@@ -259,8 +276,34 @@ pub async fn create_alert_rule(
             (filter.group_id, filter.sku_id)
         }
         AlertCondition::Seats { sku_id, .. } => (None, *sku_id),
+        AlertCondition::ReclamationNoticed(filter) | AlertCondition::ReclamationActed(filter) => {
+            (None, filter.sku_id)
+        }
         _ => (None, None),
     };
+    // The reclamation policy named must exist.
+    if let Some(policy_id) = match &condition {
+        AlertCondition::ReclamationNoticed(filter) | AlertCondition::ReclamationActed(filter) => {
+            filter.policy_id
+        }
+        _ => None,
+    } {
+        tenant
+            .with_store(move |store, tenant_id| {
+                let policies = store
+                    .reclamation_policies(tenant_id)
+                    .map_err(|error| ApiError::internal(error.to_string()))?;
+                if policies.iter().any(|policy| policy.policy_id == policy_id) {
+                    Ok(())
+                } else {
+                    Err(missing(
+                        "policyId",
+                        format!("no reclamation policy {policy_id} in this tenant."),
+                    ))
+                }
+            })
+            .await?;
+    }
     tenant
         .read(move |engine| {
             if let Some(group_id) = group_id {

@@ -156,7 +156,15 @@ pub fn router() -> OpenApiRouter<AppState> {
             RECLAMATION,
         ))
         .routes(guarded(
-            routes!(reclamation::get_policy, reclamation::delete_policy),
+            routes!(
+                reclamation::get_policy,
+                reclamation::delete_policy,
+                reclamation::update_policy
+            ),
+            RECLAMATION,
+        ))
+        .routes(guarded(
+            routes!(reclamation::exempt_user, reclamation::unexempt_user),
             RECLAMATION,
         ))
         .routes(guarded(routes!(reclamation::run_policy), RECLAMATION))

@@ -1,7 +1,8 @@
 //! `/licensd/v1` reclamation policies: create, list, read and delete them
 //! (`/reclamationPolicies`), run one on demand — a dry run by default — (`/{id}/run`), list the
 //! notices the policies gave (`/reclamationNotices`), and revert a reclamation from its audit
-//! record (`/reclamations/{auditId}/revert`). The work is the runtime's (`reclamation`); the
+//! record (`/reclamations/{auditId}/revert`); enable or disable a policy, change its notice
+//! period (`PATCH`), and exempt a user from one or undo it (`/{id}/exemptions/{userId}`). The work is the runtime's (`reclamation`); the
 //! background processor also runs every enabled policy periodically.
 
 use axum::extract::RawQuery;
@@ -11,7 +12,7 @@ use axum::Json;
 use licensd_api_types::reclamation::{
     CreateReclamationPolicy, ReclamationNotice, ReclamationNoticeList, ReclamationPolicy,
     ReclamationPolicyList, ReclamationRevert, ReclamationRun, ReclamationSeat, ReclamationStep,
-    RunReclamationPolicy,
+    RunReclamationPolicy, UpdateReclamationPolicy,
 };
 use licensd_api_types::time::format_date_time;
 use licensd_api_types::{ErrorCode, ErrorResponse};
@@ -243,6 +244,153 @@ pub async fn delete_policy(
     if !deleted {
         return Err(ApiError::not_found(policy_id));
     }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Stores a changed policy with its audit record.
+async fn store_policy(
+    tenant: &Tenant,
+    policy: ReclamationPolicyRecord,
+    audit: licensd_store::AuditRecord,
+) -> Result<(), ApiError> {
+    tenant
+        .with_store(move |store, tenant_id| {
+            store
+                .put_reclamation_policy(tenant_id, &policy, &[audit])
+                .map_err(unavailable)
+        })
+        .await
+}
+
+/// Change a reclamation policy.
+///
+/// licensd extension: enable or disable it (a disabled policy is not run in the background; its
+/// notices stay, and it can still be run on demand) and change its notice period (notices
+/// already given keep their date). Audited ("Update reclamation policy", with the old and new
+/// values); a request that changes nothing records nothing.
+#[utoipa::path(patch, path = "/licensd/v1/reclamationPolicies/{id}", tag = "licensd: spend",
+    params(("id" = Uuid, Path, description = "The policy's id")),
+    request_body = UpdateReclamationPolicy,
+    responses(
+        (status = 200, description = "The policy", body = ReclamationPolicy),
+        (status = 400, description = "An invalid field (named in the message)", body = ErrorResponse),
+        (status = 404, description = "No such policy in this tenant", body = ErrorResponse),
+    ))]
+pub async fn update_policy(
+    tenant: Tenant,
+    PathParameters(id): PathParameters<String>,
+    JsonBody(body): JsonBody<UpdateReclamationPolicy>,
+) -> Result<Json<ReclamationPolicy>, ApiError> {
+    if let Some(days) = body.notice_days {
+        if i64::from(days) > MAX_DAYS {
+            return Err(invalid("noticeDays", format!("give 0 to {MAX_DAYS} days.")));
+        }
+    }
+    let policy = find_policy(&tenant, &id).await?;
+    let mut changed = policy.clone();
+    let mut properties = Vec::new();
+    if let Some(enabled) = body.enabled {
+        if let Some((with_enabled, audit)) =
+            runtime_reclamation::enabled_change(&tenant.caller, &policy, enabled)
+        {
+            changed.enabled = with_enabled.enabled;
+            properties.extend(audit.modified_properties);
+        }
+    }
+    if let Some(days) = body.notice_days.map(i64::from) {
+        if days != policy.notice_days {
+            changed.notice_days = days;
+            properties.push(licensd_store::ModifiedProperty {
+                display_name: "NoticeDays".to_string(),
+                old_value: policy.notice_days.to_string(),
+                new_value: days.to_string(),
+            });
+        }
+    }
+    if !properties.is_empty() {
+        let audit = runtime_reclamation::policy_update_audit(&tenant.caller, &policy, properties);
+        store_policy(&tenant, changed.clone(), audit).await?;
+    }
+    Ok(Json(wire_policy(&changed)))
+}
+
+/// The policy and user of an exemption's path; the user must exist when `must_exist`.
+async fn exemption_target(
+    tenant: &Tenant,
+    id: &str,
+    user_id: &str,
+    must_exist: bool,
+) -> Result<(ReclamationPolicyRecord, Uuid, String), ApiError> {
+    let policy = find_policy(tenant, id).await?;
+    let user_id = Uuid::try_parse(user_id.trim()).map_err(|_| ApiError::not_found(user_id))?;
+    let name = tenant
+        .read(move |engine| match engine.user_view(user_id) {
+            Ok(user) => Ok(user.user_principal_name),
+            Err(_) if !must_exist => Ok(String::new()),
+            Err(_) => Err(ApiError::not_found(user_id)),
+        })
+        .await?;
+    Ok((policy, user_id, name))
+}
+
+/// Exempt a user from a reclamation policy.
+///
+/// licensd extension: the policy never acts on the user; the notices it gave the user are
+/// withdrawn at once. Audited ("Update reclamation policy", `ExemptUser`); exempting a user who
+/// already is changes nothing.
+#[utoipa::path(put, path = "/licensd/v1/reclamationPolicies/{id}/exemptions/{user_id}", tag = "licensd: spend",
+    params(
+        ("id" = Uuid, Path, description = "The policy's id"),
+        ("user_id" = Uuid, Path, description = "The user's id"),
+    ),
+    responses(
+        (status = 200, description = "The policy, with the user in excludedUserIds", body = ReclamationPolicy),
+        (status = 400, description = "The policy already exempts the most users it may", body = ErrorResponse),
+        (status = 404, description = "No such policy or user in this tenant", body = ErrorResponse),
+    ))]
+pub async fn exempt_user(
+    tenant: Tenant,
+    PathParameters((id, user_id)): PathParameters<(String, String)>,
+) -> Result<Json<ReclamationPolicy>, ApiError> {
+    let (policy, user_id, name) = exemption_target(&tenant, &id, &user_id, true).await?;
+    let Some((changed, audit)) =
+        runtime_reclamation::exemption_change(&tenant.caller, &policy, user_id, &name, true)
+    else {
+        return Ok(Json(wire_policy(&policy)));
+    };
+    if changed.excluded_users.len() > MAX_EXCLUSIONS {
+        return Err(invalid(
+            "userId",
+            format!("a policy exempts at most {MAX_EXCLUSIONS} users."),
+        ));
+    }
+    store_policy(&tenant, changed.clone(), audit).await?;
+    Ok(Json(wire_policy(&changed)))
+}
+
+/// Undo a user's exemption from a reclamation policy.
+///
+/// licensd extension: the policy applies to the user again from its next run. Audited ("Update
+/// reclamation policy", `ExemptUser`). 404 when the user is not exempt.
+#[utoipa::path(delete, path = "/licensd/v1/reclamationPolicies/{id}/exemptions/{user_id}", tag = "licensd: spend",
+    params(
+        ("id" = Uuid, Path, description = "The policy's id"),
+        ("user_id" = Uuid, Path, description = "The user's id"),
+    ),
+    responses(
+        (status = 204, description = "No longer exempt"),
+        (status = 404, description = "No such policy, or the user is not exempt from it", body = ErrorResponse),
+    ))]
+pub async fn unexempt_user(
+    tenant: Tenant,
+    PathParameters((id, user_id)): PathParameters<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    // A deleted user's exemption may still be undone.
+    let (policy, user_id, name) = exemption_target(&tenant, &id, &user_id, false).await?;
+    let (changed, audit) =
+        runtime_reclamation::exemption_change(&tenant.caller, &policy, user_id, &name, false)
+            .ok_or_else(|| ApiError::not_found(format!("exemption of {user_id}")))?;
+    store_policy(&tenant, changed, audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

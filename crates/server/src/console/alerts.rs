@@ -18,8 +18,8 @@ use crate::AppState;
 /// Deliveries shown per rule.
 const RECENT_DELIVERIES: usize = 5;
 
-/// What a rule watches, in words.
-fn condition_text(rule: &AlertRule) -> String {
+/// What a rule watches, in words; `policies` names the reclamation policies.
+fn condition_text(rule: &AlertRule, policies: &[(licensd_engine::Uuid, String)]) -> String {
     let mut text = match rule.condition.as_str() {
         "licenseErrorEntered" => "A user enters a license error".to_string(),
         "licenseErrorLeft" => "A user leaves a license error".to_string(),
@@ -32,6 +32,8 @@ fn condition_text(rule: &AlertRule) -> String {
             "A subscription ends within {} days",
             rule.days.unwrap_or_default()
         ),
+        "reclamationNoticed" => "A reclamation policy gives seats a notice".to_string(),
+        "reclamationActed" => "A reclamation policy reclaims seats".to_string(),
         _ => format!(
             "Users wait more than {} s to be processed",
             rule.seconds.unwrap_or_default()
@@ -46,6 +48,12 @@ fn condition_text(rule: &AlertRule) -> String {
     if let Some(sku) = rule.sku_id {
         text.push_str(&format!(", product {sku}"));
     }
+    if let Some(policy) = rule.policy_id {
+        match policies.iter().find(|(id, _)| *id == policy) {
+            Some((_, name)) => text.push_str(&format!(", policy \"{name}\"")),
+            None => text.push_str(&format!(", policy {policy}")),
+        }
+    }
     text
 }
 
@@ -56,13 +64,23 @@ pub async fn show(State(state): State<AppState>, context: ConsoleContext) -> Res
         .await?;
     let store = state.store.clone();
     let tenant_id = context.tenant_id;
-    let rules: Vec<(AlertRule, Vec<DeliveryRecord>)> = tokio::task::spawn_blocking(move || {
+    type Rules = (
+        Vec<(AlertRule, Vec<DeliveryRecord>)>,
+        Vec<(licensd_engine::Uuid, String)>,
+    );
+    let (rules, policies): Rules = tokio::task::spawn_blocking(move || {
         let mut store = licensd_runtime::tenants::lock_store(&store).map_err(ConsoleError::from)?;
         let storage = |error: licensd_store::StoreError| ConsoleError::Storage {
             detail: error.to_string(),
         };
         let rules = store.alert_rules(tenant_id).map_err(storage)?;
-        rules
+        let policies = store
+            .reclamation_policies(tenant_id)
+            .map_err(storage)?
+            .into_iter()
+            .map(|policy| (policy.policy_id, policy.display_name))
+            .collect();
+        let rules = rules
             .iter()
             .map(|rule| {
                 let deliveries = store
@@ -70,7 +88,8 @@ pub async fn show(State(state): State<AppState>, context: ConsoleContext) -> Res
                     .map_err(storage)?;
                 Ok((wire_rule(rule), deliveries))
             })
-            .collect::<Result<Vec<_>, ConsoleError>>()
+            .collect::<Result<Vec<_>, ConsoleError>>()?;
+        Ok::<_, ConsoleError>((rules, policies))
     })
     .await
     .map_err(|error| ConsoleError::Internal {
@@ -79,7 +98,7 @@ pub async fn show(State(state): State<AppState>, context: ConsoleContext) -> Res
     let content = html! {
         h1 { "Alerts" }
         p.muted {
-            "Rules that post to a webhook (Slack, Microsoft Teams or plain JSON) when users enter or leave license errors, seats run low, a subscription nears its end or processing lags. Add and remove them with "
+            "Rules that post to a webhook (Slack, Microsoft Teams or plain JSON) when users enter or leave license errors, seats run low, a subscription nears its end, processing lags, or a reclamation policy gives seats a notice or reclaims them (see Spend › Reclamation). Add and remove them with "
             code { "licensd alert" } " or " code { "/licensd/v1/alertRules" } "."
         }
         @if rules.is_empty() {
@@ -98,7 +117,7 @@ pub async fn show(State(state): State<AppState>, context: ConsoleContext) -> Res
                     @for (rule, deliveries) in &rules {
                         tr data-rule=(rule.id) {
                             th scope="row" { (rule.display_name) br; span.muted { "since " (rule.created_date_time) } }
-                            td { (condition_text(rule)) }
+                            td { (condition_text(rule, &policies)) }
                             td { (rule.format) " · " (rule.webhook_url) }
                             td {
                                 @if deliveries.is_empty() {

@@ -177,11 +177,15 @@ pub enum Done {
     ReclamationPolicyRemoved,
     ReclamationRun,
     ReclamationReverted,
+    ReclamationPolicyEnabled,
+    ReclamationPolicyDisabled,
+    ReclamationUserExempted,
+    ReclamationExemptionRemoved,
 }
 
 /// The fixed texts of [`Done`]. They say what was changed; the processing panel next to them
 /// says whether the users affected are still being processed (never "queued" once it is over).
-const DONE_CODES: [(Done, &str, &str); 26] = [
+const DONE_CODES: [(Done, &str, &str); 30] = [
     (
         Done::LicenseSaved,
         "license-saved",
@@ -299,6 +303,26 @@ const DONE_CODES: [(Done, &str, &str); 26] = [
         Done::ReclamationReverted,
         "reclamation-reverted",
         "The reclamation was reverted: the license and group memberships were restored.",
+    ),
+    (
+        Done::ReclamationPolicyEnabled,
+        "reclamation-policy-enabled",
+        "The reclamation policy was enabled: it runs every minute.",
+    ),
+    (
+        Done::ReclamationPolicyDisabled,
+        "reclamation-policy-disabled",
+        "The reclamation policy was disabled: it no longer runs by itself; its notices stay.",
+    ),
+    (
+        Done::ReclamationUserExempted,
+        "reclamation-user-exempted",
+        "The user is exempt from the policy: its notices to the user were withdrawn.",
+    ),
+    (
+        Done::ReclamationExemptionRemoved,
+        "reclamation-exemption-removed",
+        "The exemption was removed: the policy applies to the user again from its next run.",
     ),
 ];
 

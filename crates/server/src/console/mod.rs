@@ -90,6 +90,18 @@ pub fn router() -> Router<AppState> {
         )
         .route("/spend/reclamation/policies/{id}/run", post(reclamation::run))
         .route("/spend/reclamation/reverts", post(reclamation::revert))
+        .route(
+            "/spend/reclamation/policies/{id}/enabled",
+            post(reclamation::set_enabled),
+        )
+        .route(
+            "/spend/reclamation/policies/{id}/exemptions",
+            post(reclamation::exempt),
+        )
+        .route(
+            "/spend/reclamation/policies/{id}/exemptions/{user_id}/delete",
+            post(reclamation::unexempt),
+        )
         .route("/groups", get(groups::list))
         .route("/groups/new", get(groups::new_group).post(groups::create))
         .route("/groups/rule-check", get(rule_editor::check))

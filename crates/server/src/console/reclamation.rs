@@ -1,7 +1,9 @@
 //! The reclamation page (`/spend/reclamation`): the tenant's reclamation policies (add one,
 //! remove one), a dry run of a policy — every seat it applies to and what it would do — shown
 //! before **Run now** applies it, the pending notices with the date each seat will be acted on,
-//! and the seats reclaimed, each with a **Revert** button. The work is the runtime's
+//! and the seats reclaimed, each with a **Revert** button. A policy is disabled or enabled with
+//! one button; a user is exempted from a policy from a pending notice (**Exempt**) or by name,
+//! and an exemption undone (**Undo**); each audited "Update reclamation policy". The work is the runtime's
 //! (`licensd_runtime::reclamation`), as for the admin API; every change is audited.
 
 use axum::response::Response;
@@ -24,6 +26,8 @@ use super::names::ProductNames;
 const PAGE: &str = "/spend/reclamation";
 const MAX_POLICIES: usize = 100;
 const MAX_NAME_LENGTH: usize = 256;
+/// At most this many exempt users per policy (as the admin API).
+const MAX_EXCLUSIONS: usize = 1000;
 /// The reclaimed seats listed (newest first).
 const RECLAIMED_SHOWN: usize = 100;
 
@@ -225,7 +229,8 @@ pub async fn show(context: ConsoleContext, query: QueryFields) -> Result<Respons
         .into_iter()
         .map(|stored| Reclaimed::of(stored.record, &reverted))
         .collect();
-    let notice_rows: Vec<(String, Uuid, String, Uuid, String, bool, i64)> = {
+    type NoticeRow = (String, Uuid, String, Uuid, String, bool, i64, Uuid);
+    let notice_rows: Vec<NoticeRow> = {
         let policy_names: Vec<(Uuid, String)> = policies
             .iter()
             .map(|policy| (policy.policy_id, policy.display_name.clone()))
@@ -253,15 +258,44 @@ pub async fn show(context: ConsoleContext, query: QueryFields) -> Result<Respons
                                 .unwrap_or_else(|_| notice.sku_id.to_string()),
                             notice.review,
                             notice.act_at,
+                            notice.policy_id,
                         )
                     })
                     .collect())
             })
             .await?
     };
-    let (tenant_name, names) = context
-        .read(|engine| Ok((engine.settings().display_name.clone(), ProductNames::of(engine))))
+    let exempt_ids: Vec<Uuid> = policies
+        .iter()
+        .flat_map(|policy| policy.excluded_users.iter().copied())
+        .collect();
+    let (tenant_name, names, user_names) = context
+        .read(move |engine| {
+            let user_names: Vec<(Uuid, String)> = exempt_ids
+                .iter()
+                .map(|user_id| {
+                    (
+                        *user_id,
+                        engine
+                            .user_view(*user_id)
+                            .map(|user| user.user_principal_name)
+                            .unwrap_or_else(|_| user_id.to_string()),
+                    )
+                })
+                .collect();
+            Ok((
+                engine.settings().display_name.clone(),
+                ProductNames::of(engine),
+                user_names,
+            ))
+        })
         .await?;
+    let user_name = |user_id: &Uuid| {
+        user_names
+            .iter()
+            .find(|(id, _)| id == user_id)
+            .map_or_else(|| user_id.to_string(), |(_, name)| name.clone())
+    };
     let may = may_change(&context);
     let content = html! {
         h1 { "Reclaiming idle seats" }
@@ -276,19 +310,48 @@ pub async fn show(context: ConsoleContext, query: QueryFields) -> Result<Respons
                 div.table-scroll { table {
                     thead { tr {
                         th scope="col" { "Policy" } th scope="col" { "Reclaims when" } th scope="col" { "Product" }
-                        th scope="col" { "Notice" } th scope="col" { "Last run" } th scope="col" { "Actions" }
+                        th scope="col" { "Notice" } th scope="col" { "Last run" } th scope="col" { "Exempt users" }
+                        th scope="col" { "Actions" }
                     } }
                     tbody {
                         @for policy in &policies {
-                            tr {
-                                th scope="row" { (policy.display_name) @if !policy.enabled { " " span.muted { "(disabled)" } } }
+                            tr data-policy=(policy.policy_id) {
+                                th scope="row" { (policy.display_name) @if !policy.enabled { " " span.muted data-field="disabled" { "(disabled)" } } }
                                 td { (reason_text(&policy.reason, policy.inactive_days)) }
                                 td { (product_text(&names, policy.sku_id)) }
                                 td { (policy.notice_days) " days" }
                                 td { (policy.last_run_at.map_or_else(|| "never".to_string(), format_date_time)) }
+                                td data-field="exempt-users" {
+                                    @if policy.excluded_users.is_empty() { span.muted { "none" } }
+                                    ul {
+                                        @for user_id in &policy.excluded_users {
+                                            li data-exempt=(user_id) {
+                                                a href=(format!("/users/{user_id}")) { (user_name(user_id)) }
+                                                @if may {
+                                                    " "
+                                                    form.inline method="post" action=(format!("/spend/reclamation/policies/{}/exemptions/{user_id}/delete", policy.policy_id))
+                                                        data-confirm={ "Apply " (policy.display_name) " to " (user_name(user_id)) " again?" } {
+                                                        button type="submit" { "Undo" }
+                                                    }
+                                                }
+                                            }
+                                        }
+                                    }
+                                    @if may {
+                                        form method="post" action=(format!("/spend/reclamation/policies/{}/exemptions", policy.policy_id)) {
+                                            label for=(format!("exempt-{}", policy.policy_id)) { "Exempt a user (UPN or id)" }
+                                            input id=(format!("exempt-{}", policy.policy_id)) type="text" name="user" required maxlength="1024";
+                                            button type="submit" { "Exempt" }
+                                        }
+                                    }
+                                }
                                 td {
                                     a href=(format!("/spend/reclamation/policies/{}/dry-run", policy.policy_id)) { "Dry run" }
                                     @if may {
+                                        form method="post" action=(format!("/spend/reclamation/policies/{}/enabled", policy.policy_id)) {
+                                            input type="hidden" name="enabled" value=(if policy.enabled { "false" } else { "true" });
+                                            button type="submit" data-action="toggle" { (if policy.enabled { "Disable" } else { "Enable" }) }
+                                        }
                                         form method="post" action=(format!("/spend/reclamation/policies/{}/delete", policy.policy_id))
                                             data-confirm={ "Remove the policy " (policy.display_name) " and its notices?" } {
                                             button type="submit" { "Remove" }
@@ -311,15 +374,25 @@ pub async fn show(context: ConsoleContext, query: QueryFields) -> Result<Respons
                     thead { tr {
                         th scope="col" { "User" } th scope="col" { "Product" } th scope="col" { "Policy" }
                         th scope="col" { "State" } th scope="col" { "Action date" }
+                        @if may { th scope="col" { "Exempt" } }
                     } }
                     tbody {
-                        @for (policy_name, user_id, user_name, sku_id, product_name, review, act_at) in &notice_rows {
-                            tr {
+                        @for (policy_name, user_id, user_name, sku_id, product_name, review, act_at, policy_id) in &notice_rows {
+                            tr data-notice=(user_id) {
                                 th scope="row" { a href=(format!("/users/{user_id}")) { (user_name) } }
                                 td { a href=(format!("/products/{sku_id}")) { (product_name) } }
                                 td { (policy_name) }
                                 td { @if *review { "review by hand" } @else { "pending" } }
                                 td data-field="action-date" { (format_date_time(*act_at)) }
+                                @if may {
+                                    td {
+                                        form method="post" action=(format!("/spend/reclamation/policies/{policy_id}/exemptions"))
+                                            data-confirm={ "Exempt " (user_name) " from " (policy_name) "? The policy will never act on this user." } {
+                                            input type="hidden" name="user" value=(user_id);
+                                            button type="submit" { "Exempt" }
+                                        }
+                                    }
+                                }
                             }
                         }
                     }
@@ -472,6 +545,103 @@ pub async fn delete(
         )));
     }
     Ok(see_other(&Done::ReclamationPolicyRemoved.on(PAGE)))
+}
+
+/// `POST /spend/reclamation/policies/{id}/enabled`: enables (`enabled=true`) or disables a
+/// policy (audited "Update reclamation policy").
+pub async fn set_enabled(
+    context: ConsoleContext,
+    PathParameters(id): PathParameters<String>,
+    form: FormFields,
+) -> Result<Response, ConsoleError> {
+    require_changes(&context)?;
+    let enabled = match form.required("enabled", "enabled")?.trim() {
+        "true" => true,
+        "false" => false,
+        other => {
+            return Err(ConsoleError::bad_request(format!(
+                "'{other}' is not a choice: use true or false."
+            )))
+        }
+    };
+    let policy = find_policy(&context, &id).await?;
+    if let Some((changed, audit)) = runtime_reclamation::enabled_change(&context.caller, &policy, enabled) {
+        context
+            .with_store(move |store, tenant_id| store.put_reclamation_policy(tenant_id, &changed, &[audit]))
+            .await?;
+    }
+    let done = if enabled {
+        Done::ReclamationPolicyEnabled
+    } else {
+        Done::ReclamationPolicyDisabled
+    };
+    Ok(see_other(&done.on(PAGE)))
+}
+
+/// `POST /spend/reclamation/policies/{id}/exemptions`: exempts the user `user` (a user principal
+/// name or an id) from the policy; its notices to the user are withdrawn.
+pub async fn exempt(
+    context: ConsoleContext,
+    PathParameters(id): PathParameters<String>,
+    form: FormFields,
+) -> Result<Response, ConsoleError> {
+    require_changes(&context)?;
+    let text = form.required("user", "user")?.trim().to_string();
+    let policy = find_policy(&context, &id).await?;
+    let (user_id, user_name) = context
+        .read(move |engine| {
+            let user_id = Uuid::try_parse(&text)
+                .ok()
+                .or_else(|| engine.user_by_principal_name(&text))
+                .ok_or_else(|| {
+                    ConsoleError::bad_request(format!("There is no user '{text}' in this tenant."))
+                })?;
+            let user = engine.user_view(user_id).map_err(|_| {
+                ConsoleError::bad_request(format!("There is no user '{text}' in this tenant."))
+            })?;
+            Ok((user_id, user.user_principal_name))
+        })
+        .await?;
+    if let Some((changed, audit)) =
+        runtime_reclamation::exemption_change(&context.caller, &policy, user_id, &user_name, true)
+    {
+        if changed.excluded_users.len() > MAX_EXCLUSIONS {
+            return Err(ConsoleError::bad_request(format!(
+                "A policy exempts at most {MAX_EXCLUSIONS} users."
+            )));
+        }
+        context
+            .with_store(move |store, tenant_id| store.put_reclamation_policy(tenant_id, &changed, &[audit]))
+            .await?;
+    }
+    Ok(see_other(&Done::ReclamationUserExempted.on(PAGE)))
+}
+
+/// `POST /spend/reclamation/policies/{id}/exemptions/{user_id}/delete`: the policy applies to
+/// the user again.
+pub async fn unexempt(
+    context: ConsoleContext,
+    PathParameters((id, user_id)): PathParameters<(String, String)>,
+) -> Result<Response, ConsoleError> {
+    require_changes(&context)?;
+    let policy = find_policy(&context, &id).await?;
+    let user_id = Uuid::try_parse(user_id.trim())
+        .map_err(|_| ConsoleError::not_found(format!("The exemption of {user_id}")))?;
+    let user_name = context
+        .read(move |engine| {
+            Ok(engine
+                .user_view(user_id)
+                .map(|user| user.user_principal_name)
+                .unwrap_or_default())
+        })
+        .await?;
+    let (changed, audit) =
+        runtime_reclamation::exemption_change(&context.caller, &policy, user_id, &user_name, false)
+            .ok_or_else(|| ConsoleError::not_found(format!("The exemption of {user_id}")))?;
+    context
+        .with_store(move |store, tenant_id| store.put_reclamation_policy(tenant_id, &changed, &[audit]))
+        .await?;
+    Ok(see_other(&Done::ReclamationExemptionRemoved.on(PAGE)))
 }
 
 /// `GET /spend/reclamation/policies/{id}/dry-run`: what a run would do now, changing nothing,

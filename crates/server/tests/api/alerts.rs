@@ -2,7 +2,9 @@
 //! through the API, and the alerts received by a real HTTP receiver on the loopback — once per
 //! transition (entering an error, leaving it, a seat threshold crossed upwards), one digest for
 //! a burst, in plain JSON, Slack and Teams shapes — on SQLite and PostgreSQL. Bad rules are
-//! refused with a 400 naming the field, and nothing is stored.
+//! refused with a 400 naming the field, and nothing is stored. A reclamation policy's run
+//! delivers one alert naming the seats it gave a notice (not repeated by later runs while the
+//! notices stand) and one naming the seats it reclaimed.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -137,6 +139,7 @@ on_both_databases!(
     error_rules_fire_once_per_transition_with_one_digest_per_burst,
     a_seat_rule_fires_when_crossing_up_and_rearms_below,
     bad_rules_are_refused_naming_the_field_and_nothing_is_stored,
+    reclamation_rules_tell_of_notices_once_and_of_seats_reclaimed,
 );
 
 async fn create_rule(server: &TestServer, rule: Value) -> Uuid {
@@ -507,4 +510,253 @@ async fn a_rule_added_on_one_instance_fires_for_changes_through_another_postgres
     assert_eq!(messages[0]["products"][0]["consumedUnits"], 2);
     second.stop().await;
     first.stop().await;
+}
+
+const DAY: i64 = 24 * 60 * 60 * 1000;
+
+fn now_milliseconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Runs a reclamation policy for real.
+async fn run_policy(server: &TestServer, policy: Uuid) -> Value {
+    server
+        .post(
+            &format!("/licensd/v1/reclamationPolicies/{policy}/run"),
+            json!({"dryRun": false}),
+        )
+        .await
+        .expect(200)
+        .body
+}
+
+async fn reclamation_rules_tell_of_notices_once_and_of_seats_reclaimed(server: &TestServer) {
+    let receiver = Receiver::start().await;
+    server.import_seed_products(10, 10, 0, 0).await;
+    // Three leavers with a direct E3, one stayer with a direct E3, one leaver with E1 only.
+    let mut leavers = Vec::new();
+    for number in 0..3 {
+        let user = server.create_user(&format!("leaver{number}"), Some("US")).await;
+        assign(server, user, E3).await;
+        leavers.push(user);
+    }
+    let stayer = server.create_user("stayer", Some("US")).await;
+    assign(server, stayer, E3).await;
+    let e1_leaver = server.create_user("e1leaver", Some("US")).await;
+    assign(server, e1_leaver, E1).await;
+    let yesterday = licensd_api_types::time::format_date_time(now_milliseconds() - DAY);
+    server
+        .post(
+            "/licensd/v1/activity",
+            json!({"value": [
+                {"id": "leaver0@contoso.com", "employeeLeaveDateTime": yesterday},
+                {"id": "leaver1@contoso.com", "employeeLeaveDateTime": yesterday},
+                {"id": "leaver2@contoso.com", "employeeLeaveDateTime": yesterday},
+                {"id": "e1leaver@contoso.com", "employeeLeaveDateTime": yesterday},
+            ]}),
+        )
+        .await
+        .expect(200);
+    server.settle().await;
+    // Disabled: only the runs of this test act (the background leaves it alone).
+    let policy = server
+        .post(
+            "/licensd/v1/reclamationPolicies",
+            json!({"displayName": "Leavers' E3", "reason": "left", "skuId": E3,
+                "noticeDays": 14, "enabled": false}),
+        )
+        .await
+        .expect(201)
+        .id();
+
+    // Bad reclamation rules: the field named, nothing stored.
+    let rules_before = server.get("/licensd/v1/alertRules").await.expect(200).body;
+    for (body, status, named) in [
+        (
+            json!({"displayName": "x", "condition": "reclamationNoticed", "threshold": "noneAvailable",
+                "webhookUrl": receiver.url("bad")}),
+            400,
+            "threshold",
+        ),
+        (
+            json!({"displayName": "x", "condition": "reclamationActed", "groupId": Uuid::new_v4(),
+                "webhookUrl": receiver.url("bad")}),
+            400,
+            "groupId",
+        ),
+        (
+            json!({"displayName": "x", "condition": "seats", "threshold": "noneAvailable",
+                "policyId": policy, "webhookUrl": receiver.url("bad")}),
+            400,
+            "policyId",
+        ),
+        (
+            json!({"displayName": "x", "condition": "reclamationNoticed", "policyId": Uuid::new_v4(),
+                "webhookUrl": receiver.url("bad")}),
+            404,
+            "policyId",
+        ),
+    ] {
+        let reply = server
+            .post("/licensd/v1/alertRules", body.clone())
+            .await
+            .expect(status);
+        let message = reply.body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(message.contains(named), "{body}: {message}");
+    }
+    assert_eq!(
+        server.get("/licensd/v1/alertRules").await.expect(200).body,
+        rules_before
+    );
+
+    let noticed = create_rule(
+        server,
+        json!({"displayName": "Seats about to be reclaimed", "condition": "reclamationNoticed",
+            "policyId": policy, "webhookUrl": receiver.url("noticed"), "format": "json"}),
+    )
+    .await;
+    create_rule(
+        server,
+        json!({"displayName": "Seats reclaimed", "condition": "reclamationActed",
+            "webhookUrl": receiver.url("acted"), "format": "slack"}),
+    )
+    .await;
+    // Another product: never fires here.
+    create_rule(
+        server,
+        json!({"displayName": "E1 notices", "condition": "reclamationNoticed", "skuId": E1,
+            "webhookUrl": receiver.url("e1"), "format": "teams"}),
+    )
+    .await;
+    let listed = server
+        .get(&format!("/licensd/v1/alertRules/{noticed}"))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(listed["condition"], "reclamationNoticed");
+    assert_eq!(listed["policyId"], policy.to_string());
+
+    // A dry run tells nobody.
+    server
+        .post(
+            &format!("/licensd/v1/reclamationPolicies/{policy}/run"),
+            json!({"dryRun": true}),
+        )
+        .await
+        .expect(200);
+    // The first run gives three notices: one alert naming the three leavers and the date.
+    let ran_at = now_milliseconds();
+    let run = run_policy(server, policy).await;
+    assert_eq!(run["pending"], 3, "{run:#}");
+    let messages = receiver.wait_for("noticed", 1).await;
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    let alert = &messages[0];
+    assert_eq!(alert["condition"], "reclamationNoticed");
+    assert_eq!(alert["ruleId"], noticed.to_string());
+    assert_eq!(alert["count"], 3);
+    assert!(alert["users"].as_array().unwrap().is_empty());
+    let mut named: Vec<String> = alert["reclamations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|seat| {
+            assert_eq!(seat["policyId"], policy.to_string());
+            assert_eq!(seat["policyName"], "Leavers' E3");
+            assert_eq!(seat["skuPartNumber"], "ENTERPRISEPACK");
+            assert_eq!(seat["reason"], "left");
+            seat["userPrincipalName"].as_str().unwrap().to_string()
+        })
+        .collect();
+    named.sort();
+    assert_eq!(
+        named,
+        [
+            "leaver0@contoso.com",
+            "leaver1@contoso.com",
+            "leaver2@contoso.com"
+        ]
+    );
+    let action_date = licensd_api_types::time::format_date_time(ran_at + 14 * DAY)[..10].to_string();
+    assert!(
+        alert["reclamations"][0]["actionDateTime"]
+            .as_str()
+            .unwrap()
+            .starts_with(&action_date),
+        "{alert:#}"
+    );
+    let summary = alert["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("3 seats") && summary.contains(&action_date),
+        "{summary}"
+    );
+
+    // A second run: the notices stand, nobody is told again.
+    let run = run_policy(server, policy).await;
+    assert_eq!(run["pending"], 3, "{run:#}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.at("noticed").len(), 1);
+    assert!(receiver.at("acted").is_empty());
+
+    // Exempting a leaver withdraws the notice; the notice period passes; the run reclaims the
+    // other two: one Slack message naming them, and still no second notice alert.
+    server
+        .put(
+            &format!(
+                "/licensd/v1/reclamationPolicies/{policy}/exemptions/{}",
+                leavers[2]
+            ),
+            json!({}),
+        )
+        .await
+        .expect(200);
+    age_notices(server, policy, 15).await;
+    let run = run_policy(server, policy).await;
+    assert_eq!(run["reclaimed"], 2, "{run:#}");
+    server.settle().await;
+    let acted = receiver.wait_for("acted", 1).await;
+    assert_eq!(acted.len(), 1, "{acted:#?}");
+    let text = acted[0]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("Seats reclaimed: 2 seats reclaimed by the policy \"Leavers' E3\""),
+        "{text}"
+    );
+    let details = acted[0]["blocks"][1]["text"]["text"].as_str().unwrap();
+    assert!(
+        details.contains("leaver0@contoso.com") && details.contains("leaver1@contoso.com"),
+        "{details}"
+    );
+    assert!(!details.contains("leaver2@contoso.com"), "{details}");
+    assert_eq!(receiver.at("noticed").len(), 1);
+    assert!(receiver.at("e1").is_empty());
+}
+
+/// Moves a policy's notices `days` into the past in the store, as if they had been given then.
+async fn age_notices(server: &TestServer, policy: Uuid, days: i64) {
+    let url = server.database_url.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut store = licensd_store::Store::open(&url).expect("the store");
+        let tenant = store.tenant_ids().expect("tenants")[0];
+        let notices: Vec<_> = store
+            .reclamation_notices(tenant, Some(policy))
+            .expect("notices")
+            .into_iter()
+            .map(|mut notice| {
+                notice.noticed_at -= days * DAY;
+                notice.act_at -= days * DAY;
+                notice
+            })
+            .collect();
+        assert!(!notices.is_empty());
+        store
+            .record_reclamation_run(tenant, policy, now_milliseconds(), &notices, &[])
+            .expect("aged notices");
+    })
+    .await
+    .expect("the store task");
 }

@@ -85,7 +85,14 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/licensd/v1/activity", &["post"]),
     ("/licensd/v1/migrations/directToGroup", &["post"]),
     ("/licensd/v1/reclamationPolicies", &["get", "post"]),
-    ("/licensd/v1/reclamationPolicies/{id}", &["get", "delete"]),
+    (
+        "/licensd/v1/reclamationPolicies/{id}",
+        &["get", "delete", "patch"],
+    ),
+    (
+        "/licensd/v1/reclamationPolicies/{id}/exemptions/{user_id}",
+        &["put", "delete"],
+    ),
     ("/licensd/v1/reclamationPolicies/{id}/run", &["post"]),
     ("/licensd/v1/reclamationNotices", &["get"]),
     ("/licensd/v1/reclamations/{audit_id}/revert", &["post"]),

@@ -46,6 +46,216 @@ async fn reclamation_on_postgres() {
     server.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exemptions_and_enabling_on_sqlite() {
+    let server = TestServer::start(TestDatabase::sqlite()).await;
+    exemptions_and_enabling(&server).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exemptions_and_enabling_on_postgres() {
+    let Some(database) = TestDatabase::postgres("exemptions_and_enabling") else {
+        return;
+    };
+    let server = TestServer::start(database).await;
+    exemptions_and_enabling(&server).await;
+    server.stop().await;
+}
+
+/// Exempting a user from a policy (and undoing it), disabling and enabling a policy and
+/// changing its notice period: each audited with the old and new values, refusals naming what
+/// was wrong and changing nothing.
+async fn exemptions_and_enabling(server: &TestServer) {
+    server.import_seed_products(10, 10, 0, 0).await;
+    let leaver = server.create_user("exempted", Some("US")).await;
+    let other = server.create_user("noticed", Some("US")).await;
+    for user in [leaver, other] {
+        server
+            .post(
+                &format!("/v1.0/users/{user}/assignLicense"),
+                json!({"addLicenses": [{"skuId": E3, "disabledPlans": []}], "removeLicenses": []}),
+            )
+            .await
+            .expect(200);
+    }
+    let yesterday = format_date_time(now_milliseconds() - DAY);
+    server
+        .post(
+            "/licensd/v1/activity",
+            json!({"value": [
+                {"id": leaver, "employeeLeaveDateTime": yesterday},
+                {"id": other, "employeeLeaveDateTime": yesterday},
+            ]}),
+        )
+        .await
+        .expect(200);
+    server.settle().await;
+    let policy = create_policy(
+        server,
+        json!({"displayName": "Leavers", "reason": "left", "skuId": E3, "noticeDays": 14, "enabled": false}),
+    )
+    .await;
+    run(server, policy, false).await;
+    let notices = |body: &Value| -> Vec<String> {
+        let mut users: Vec<String> = body["value"]
+            .as_array()
+            .expect("notices")
+            .iter()
+            .map(|notice| {
+                notice["userPrincipalName"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect();
+        users.sort();
+        users
+    };
+    let path = format!("/licensd/v1/reclamationNotices?policyId={policy}");
+    assert_eq!(
+        notices(&server.get(&path).await.expect(200).body),
+        ["exempted@contoso.com", "noticed@contoso.com"]
+    );
+
+    // Exempting: the notice goes at once, the policy lists the user, audited; twice is once.
+    let exemption = format!("/licensd/v1/reclamationPolicies/{policy}/exemptions/{leaver}");
+    let answer = server.put(&exemption, json!({})).await.expect(200).body;
+    assert_eq!(answer["excludedUserIds"], json!([leaver]));
+    assert_eq!(
+        notices(&server.get(&path).await.expect(200).body),
+        ["noticed@contoso.com"]
+    );
+    server.put(&exemption, json!({})).await.expect(200);
+    let updates = audits(server, "Update reclamation policy").await;
+    assert_eq!(updates.len(), 1, "{updates:#?}");
+    let property = &updates[0]["targetResources"][0]["modifiedProperties"][0];
+    assert_eq!(property["displayName"], "ExemptUser");
+    assert!(
+        property["newValue"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("exempted@contoso.com"),
+        "{property:#}"
+    );
+    // A run does not notice the exempt user again.
+    let again = run(server, policy, false).await;
+    assert_eq!(users_of(&again), ["noticed@contoso.com"]);
+    // Unknown users and policies: 404, nothing changed.
+    server
+        .put(
+            &format!(
+                "/licensd/v1/reclamationPolicies/{policy}/exemptions/{}",
+                Uuid::new_v4()
+            ),
+            json!({}),
+        )
+        .await
+        .expect(404);
+    server
+        .put(
+            &format!(
+                "/licensd/v1/reclamationPolicies/{}/exemptions/{leaver}",
+                Uuid::new_v4()
+            ),
+            json!({}),
+        )
+        .await
+        .expect(404);
+    server
+        .delete(&format!(
+            "/licensd/v1/reclamationPolicies/{policy}/exemptions/{other}"
+        ))
+        .await
+        .expect(404);
+    assert_eq!(audits(server, "Update reclamation policy").await.len(), 1);
+
+    // Undoing: the policy applies again (the next run notices the user), audited.
+    server.delete(&exemption).await.expect(204);
+    server.delete(&exemption).await.expect(404);
+    let policy_now = server
+        .get(&format!("/licensd/v1/reclamationPolicies/{policy}"))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(policy_now["excludedUserIds"], json!([]));
+    let again = run(server, policy, false).await;
+    assert_eq!(users_of(&again), ["exempted@contoso.com", "noticed@contoso.com"]);
+    assert_eq!(audits(server, "Update reclamation policy").await.len(), 2);
+
+    // Enabling and the notice period: audited with old and new values; a bad value is refused
+    // naming the field and changes nothing; a request that changes nothing records nothing.
+    let policy_path = format!("/licensd/v1/reclamationPolicies/{policy}");
+    let reply = server
+        .patch(&policy_path, json!({"enabled": true, "noticeDays": 5000}))
+        .await
+        .expect(400);
+    assert!(reply.body["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("noticeDays"));
+    server
+        .patch(&policy_path, json!({"enabledd": true}))
+        .await
+        .expect(400);
+    assert_eq!(server.get(&policy_path).await.expect(200).body["enabled"], false);
+    let answer = server
+        .patch(&policy_path, json!({"enabled": true, "noticeDays": 7}))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(answer["enabled"], true);
+    assert_eq!(answer["noticeDays"], 7);
+    let stored = server.get(&policy_path).await.expect(200).body;
+    assert_eq!(
+        (stored["enabled"].clone(), stored["noticeDays"].clone()),
+        (json!(true), json!(7))
+    );
+    let updates = audits(server, "Update reclamation policy").await;
+    assert_eq!(updates.len(), 3);
+    let changed: Vec<(String, String, String)> = updates
+        .iter()
+        .flat_map(|record| {
+            record["targetResources"][0]["modifiedProperties"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter(|property| property["displayName"] != "ExemptUser")
+        .map(|property| {
+            (
+                property["displayName"].as_str().unwrap_or_default().to_string(),
+                property["oldValue"].as_str().unwrap_or_default().to_string(),
+                property["newValue"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        changed.contains(&("Enabled".to_string(), "false".to_string(), "true".to_string())),
+        "{changed:?}"
+    );
+    assert!(
+        changed.contains(&("NoticeDays".to_string(), "14".to_string(), "7".to_string())),
+        "{changed:?}"
+    );
+    server
+        .patch(&policy_path, json!({"enabled": true}))
+        .await
+        .expect(200);
+    server
+        .patch(&policy_path, json!({"enabled": false}))
+        .await
+        .expect(200);
+    assert_eq!(audits(server, "Update reclamation policy").await.len(), 4);
+    server
+        .patch(
+            &format!("/licensd/v1/reclamationPolicies/{}", Uuid::new_v4()),
+            json!({"enabled": true}),
+        )
+        .await
+        .expect(404);
+}
+
 /// A user's direct licenses and groups, as Graph shows them.
 async fn holdings(server: &TestServer, user: Uuid) -> (Vec<String>, Vec<String>) {
     let body = server

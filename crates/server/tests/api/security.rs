@@ -165,13 +165,14 @@ async fn fixture(server: &TestServer, path: &str) -> Fixture {
     } else {
         Uuid::nil()
     };
-    // Disabled, so that the background runs of enabled policies leave the test's tenant alone.
+    // Disabled, so that the background runs of enabled policies leave the test's tenant alone;
+    // `member` exempt (what undoing an exemption acts on).
     let reclamation_policy = if path.starts_with("/licensd/v1/reclamationPolicies/") {
         server
             .post(
                 "/licensd/v1/reclamationPolicies",
                 json!({"displayName": unique("fixture policy "), "reason": "left", "skuId": E1,
-                    "noticeDays": 0, "enabled": false}),
+                    "noticeDays": 0, "enabled": false, "excludedUserIds": [member]}),
             )
             .await
             .expect(201)
@@ -306,6 +307,18 @@ fn request(method: &str, path: &str, fixture: &Fixture) -> (String, Option<Value
             "/licensd/v1/reclamationPolicies/{id}",
             &format!("/licensd/v1/reclamationPolicies/{}", fixture.reclamation_policy),
         )
+        // Exempting the fixture's user; undoing the exemption of its member (exempt from the start).
+        .replace(
+            "/exemptions/{user_id}",
+            &format!(
+                "/exemptions/{}",
+                if method == "delete" {
+                    fixture.member
+                } else {
+                    fixture.user
+                }
+            ),
+        )
         .replace(
             "/licensd/v1/reclamations/{audit_id}",
             &format!("/licensd/v1/reclamations/{}", fixture.reclamation),
@@ -393,6 +406,7 @@ fn request(method: &str, path: &str, fixture: &Fixture) -> (String, Option<Value
         })),
         // A dry run: a real run of a policy with nothing to act on changes nothing either.
         ("post", "/licensd/v1/reclamationPolicies/{id}/run") => Some(json!({"dryRun": true})),
+        ("patch", "/licensd/v1/reclamationPolicies/{id}") => Some(json!({"noticeDays": 3})),
         ("post", "/licensd/v1/changes") => Some(json!({
             "changes": [{"type": "assignUserLicenses", "userId": fixture.user,
                          "addLicenses": [{"skuId": E1, "disabledPlans": []}]}]
