@@ -166,6 +166,22 @@ pub(crate) enum RestoredUserConflict {
 }
 
 impl Directory {
+    /// For [`crate::Engine::copy_cost_by_part`].
+    pub(crate) fn copy_cost_by_part(&self) -> Vec<(&'static str, std::time::Duration)> {
+        use crate::engine::copy_cost;
+        vec![
+            ("directory: users", copy_cost(&self.users)),
+            ("directory: user index", copy_cost(&self.user_index)),
+            ("directory: principal name index", copy_cost(&self.upn_index)),
+            ("directory: groups", copy_cost(&self.groups)),
+            ("directory: group index", copy_cost(&self.group_index)),
+            ("directory: proxy address owners", copy_cost(&self.proxy_owners)),
+            ("directory: opaque attributes", copy_cost(&self.attributes)),
+            ("directory: nesting", copy_cost(&self.nesting)),
+            ("directory: attribute values", copy_cost(&self.attribute_values)),
+        ]
+    }
+
     // ----- lookups -------------------------------------------------------------------------
 
     pub(crate) fn find_user(&self, user_id: Uuid) -> Option<UserRef> {

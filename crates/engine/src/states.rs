@@ -234,6 +234,20 @@ pub(crate) struct States {
 }
 
 impl States {
+    /// For [`crate::Engine::copy_cost_by_part`].
+    pub(crate) fn copy_cost_by_part(&self) -> Vec<(&'static str, std::time::Duration)> {
+        use crate::engine::copy_cost;
+        vec![
+            ("states: per user", copy_cost(&self.by_user)),
+            ("states: consumed units", copy_cost(&self.consumed_units)),
+            ("states: waiting users", copy_cost(&self.waiting)),
+            ("states: blocked without unit", copy_cost(&self.blocked_without_unit)),
+            ("states: group error users", copy_cost(&self.group_error_users)),
+            ("states: group state records", copy_cost(&self.group_state_records)),
+            ("states: users with errors", copy_cost(&self.users_with_errors)),
+        ]
+    }
+
     pub(crate) fn add_user(&mut self) {
         self.by_user.push(Vec::new());
     }
