@@ -338,7 +338,10 @@ fn main() {
         .into_iter()
         .map(|(part, cost)| format!("{part} {cost:.1?}"))
         .collect();
-    println!("copying (and dropping) each part of the engine once: {}", parts.join("; "));
+    println!(
+        "copying (and dropping) each part of the engine once: {}",
+        parts.join("; ")
+    );
     let moved: usize = report
         .memberships
         .iter()
