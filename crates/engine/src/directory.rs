@@ -149,6 +149,10 @@ pub(crate) struct Directory {
     // Copy-on-write ([`crate::cow`]): a copy of the directory (a what-if's) shares every part
     // below until it writes it; users and groups are shared one by one.
     users: ChunkedVec<Option<Arc<User>>>,
+    /// Every user slot's [`User::attributes`] again (the same shared lists; empty for deleted
+    /// users), side by side, so that the passes over every user (a rule's attribute columns)
+    /// read a dense vector instead of each user's record.
+    attribute_lists: ChunkedVec<AttributeList>,
     user_index: Arc<FxHashMap<Uuid, UserRef>>,
     /// Lower-cased user principal names.
     upn_index: Arc<FxHashMap<Box<str>, UserRef>>,
@@ -176,6 +180,7 @@ impl Directory {
         use crate::engine::copy_cost;
         vec![
             ("directory: users", copy_cost(&self.users)),
+            ("directory: attribute lists", copy_cost(&self.attribute_lists)),
             ("directory: user index", copy_cost(&self.user_index)),
             ("directory: principal name index", copy_cost(&self.upn_index)),
             ("directory: groups", copy_cost(&self.groups)),
@@ -279,6 +284,19 @@ impl Directory {
             .iter()
             .enumerate()
             .filter_map(|(index, group)| Some((GroupRef(index as u32), group.as_deref()?)))
+    }
+
+    /// Every live user with its directory attributes, in creation order (a dense pass: the
+    /// users' records are not read).
+    pub(crate) fn users_attributes(
+        &self,
+    ) -> impl Iterator<Item = (UserRef, &[(UserAttribute, user_attributes::ValueId)])> + '_ {
+        self.users
+            .iter()
+            .zip(self.attribute_lists.iter())
+            .enumerate()
+            .filter(|(_, (user, _))| user.is_some())
+            .map(|(index, (_, attributes))| (UserRef(index as u32), &**attributes))
     }
 
     /// How many user slots there are (live users and the empty slots of deleted ones): every
@@ -385,6 +403,7 @@ impl Directory {
         }
         Arc::make_mut(&mut self.user_index).insert(record.id, user);
         Arc::make_mut(&mut self.upn_index).insert(principal_key, user);
+        self.attribute_lists.push(record.attributes.clone());
         self.users.push(Some(Arc::new(record)));
         self.index_proxy_addresses(user);
         user
@@ -418,6 +437,7 @@ impl Directory {
         for membership in &record.memberships {
             self.group_mut(membership.group).members.insert(user);
         }
+        self.attribute_lists.push(record.attributes.clone());
         self.users.push(Some(Arc::new(record)));
         self.index_proxy_addresses(user);
         Ok(user)
@@ -467,6 +487,7 @@ impl Directory {
         }
         self.unindex_proxy_addresses(user);
         if let Some(removed) = self.users[user.0 as usize].take() {
+            self.attribute_lists[user.0 as usize] = AttributeList::default();
             Arc::make_mut(&mut self.upn_index).remove(removed.user_principal_name.to_lowercase().as_str());
             Arc::make_mut(&mut self.user_index).remove(&removed.id);
             if self.attributes.contains_key(&removed.id) {
@@ -498,6 +519,7 @@ impl Directory {
             self.group_mut(membership.group).add_user(user);
         }
         Arc::make_mut(&mut self.upn_index).insert(record.user_principal_name.to_lowercase().into(), user);
+        self.attribute_lists[user.0 as usize] = record.attributes.clone();
         self.users[user.0 as usize] = Some(Arc::new(record));
         self.index_proxy_addresses(user);
     }
@@ -844,7 +866,9 @@ impl Directory {
             }
         }
         if !changed.is_empty() {
-            self.user_mut(user).attributes = values.into();
+            let list: AttributeList = values.into();
+            self.attribute_lists[user.0 as usize] = list.clone();
+            self.user_mut(user).attributes = list;
         }
         changed
     }

@@ -185,9 +185,9 @@ impl Engine {
         }
         let values = self.directory.attribute_values();
         let mut total = 0;
-        for (_, user) in self.directory.users() {
+        for (_, user_attributes) in self.directory.users_attributes() {
             for attribute in &attributes {
-                total += crate::user_attributes::find(&user.attributes, *attribute)
+                total += crate::user_attributes::find(user_attributes, *attribute)
                     .map_or(0, |id| values.lowercase(id).len());
             }
         }

@@ -340,8 +340,8 @@ impl<'a> RuleSets<'a> {
         let mut values: Vec<(&'a str, Vec<u32>)> = Vec::new();
         let mut by_value: FxHashMap<&'a str, usize> = FxHashMap::default();
         let mut present = UserSet::empty(self.slots);
-        for (user, record) in engine.directory.users() {
-            let Some(id) = user_attributes::find(&record.attributes, attribute) else {
+        for (user, attributes) in engine.directory.users_attributes() {
+            let Some(id) = user_attributes::find(attributes, attribute) else {
                 continue;
             };
             let mut entry = entry_of[id.index()];

@@ -157,7 +157,9 @@ impl ValueId {
 }
 
 /// A user's attributes as interned values, sorted by attribute.
-pub(crate) type AttributeList = Box<[(UserAttribute, ValueId)]>;
+/// Shared (an `Arc`): the directory keeps the users' lists a second time, densely, for the
+/// passes over every user.
+pub(crate) type AttributeList = std::sync::Arc<[(UserAttribute, ValueId)]>;
 
 /// Every distinct attribute value of a tenant, once, with its lower-cased form (the rule
 /// language compares without case). Values are never forgotten: a tenant has few distinct ones.
