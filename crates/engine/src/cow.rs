@@ -62,6 +62,12 @@ impl<T> ChunkedVec<T> {
         self.chunks.iter().flat_map(|chunk| chunk.iter())
     }
 
+    /// The chunks, in order, as slices (every chunk holds [`CHUNK`] elements but the last):
+    /// for passes over every element that walk two vectors side by side.
+    pub(crate) fn chunks(&self) -> impl Iterator<Item = &[T]> + '_ {
+        self.chunks.iter().map(|chunk| chunk.as_slice())
+    }
+
     /// Makes room for `additional` more elements without copying any chunk.
     pub(crate) fn reserve(&mut self, additional: usize) {
         self.chunks.reserve(additional.div_ceil(CHUNK));

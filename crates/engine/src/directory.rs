@@ -99,6 +99,9 @@ fn proxy_hash(normalized: &str) -> u64 {
     hasher.finish()
 }
 
+/// An attribute column's slot without a value.
+const NO_VALUE: u32 = u32::MAX;
+
 fn validate_user_principal_name(value: &str) -> Result<(), CommandError> {
     let invalid = |reason: &str| CommandError::InvalidUserPrincipalName {
         value: value.to_string(),
@@ -149,10 +152,11 @@ pub(crate) struct Directory {
     // Copy-on-write ([`crate::cow`]): a copy of the directory (a what-if's) shares every part
     // below until it writes it; users and groups are shared one by one.
     users: ChunkedVec<Option<Arc<User>>>,
-    /// Every user slot's [`User::attributes`] again (the same shared lists; empty for deleted
-    /// users), side by side, so that the passes over every user (a rule's attribute columns)
-    /// read a dense vector instead of each user's record.
-    attribute_lists: ChunkedVec<AttributeList>,
+    /// The users' [`User::attributes`] again, one dense column per attribute (by
+    /// [`UserAttribute::index`], `None` until a user has it): every user slot's value id, or
+    /// [`NO_VALUE`] (no value, or a deleted user). The passes over every user (a rule's
+    /// attribute columns) read these instead of each user's record.
+    attribute_columns: Vec<Option<ChunkedVec<u32>>>,
     user_index: Arc<FxHashMap<Uuid, UserRef>>,
     /// Lower-cased user principal names.
     upn_index: Arc<FxHashMap<Box<str>, UserRef>>,
@@ -180,7 +184,7 @@ impl Directory {
         use crate::engine::copy_cost;
         vec![
             ("directory: users", copy_cost(&self.users)),
-            ("directory: attribute lists", copy_cost(&self.attribute_lists)),
+            ("directory: attribute columns", copy_cost(&self.attribute_columns)),
             ("directory: user index", copy_cost(&self.user_index)),
             ("directory: principal name index", copy_cost(&self.upn_index)),
             ("directory: groups", copy_cost(&self.groups)),
@@ -286,17 +290,64 @@ impl Directory {
             .filter_map(|(index, group)| Some((GroupRef(index as u32), group.as_deref()?)))
     }
 
-    /// Every live user with its directory attributes, in creation order (a dense pass: the
-    /// users' records are not read).
-    pub(crate) fn users_attributes(
+    /// Every live user with a value of `attribute`, with the value, in creation order (a
+    /// dense pass over the attribute's column: the users' records are not read).
+    pub(crate) fn users_with_attribute(
         &self,
-    ) -> impl Iterator<Item = (UserRef, &[(UserAttribute, user_attributes::ValueId)])> + '_ {
-        self.users
-            .iter()
-            .zip(self.attribute_lists.iter())
-            .enumerate()
-            .filter(|(_, (user, _))| user.is_some())
-            .map(|(index, (_, attributes))| (UserRef(index as u32), &**attributes))
+        attribute: UserAttribute,
+    ) -> impl Iterator<Item = (UserRef, user_attributes::ValueId)> + '_ {
+        let column = self
+            .attribute_columns
+            .get(attribute.index())
+            .and_then(Option::as_ref);
+        column.into_iter().flat_map(|column| {
+            column.chunks().enumerate().flat_map(|(chunk, values)| {
+                let first = chunk * crate::cow::CHUNK;
+                values
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, value)| **value != NO_VALUE)
+                    .map(move |(offset, value)| {
+                        (
+                            UserRef((first + offset) as u32),
+                            user_attributes::ValueId::from_raw(*value),
+                        )
+                    })
+            })
+        })
+    }
+
+    /// Puts a user slot's attributes in the attribute columns (after the slot exists in
+    /// `users`): every column covers every slot, the slot's old values are cleared.
+    fn set_attribute_columns(
+        &mut self,
+        user: UserRef,
+        attributes: &[(UserAttribute, user_attributes::ValueId)],
+    ) {
+        let slots = self.users.len();
+        let slot = user.0 as usize;
+        for column in self.attribute_columns.iter_mut().flatten() {
+            while column.len() < slots {
+                column.push(NO_VALUE);
+            }
+            if column[slot] != NO_VALUE {
+                column[slot] = NO_VALUE;
+            }
+        }
+        for (attribute, id) in attributes {
+            let index = attribute.index();
+            if self.attribute_columns.len() <= index {
+                self.attribute_columns.resize_with(index + 1, || None);
+            }
+            let column = self.attribute_columns[index].get_or_insert_with(|| {
+                let mut column = ChunkedVec::default();
+                for _ in 0..slots {
+                    column.push(NO_VALUE);
+                }
+                column
+            });
+            column[slot] = id.raw();
+        }
     }
 
     /// How many user slots there are (live users and the empty slots of deleted ones): every
@@ -403,8 +454,9 @@ impl Directory {
         }
         Arc::make_mut(&mut self.user_index).insert(record.id, user);
         Arc::make_mut(&mut self.upn_index).insert(principal_key, user);
-        self.attribute_lists.push(record.attributes.clone());
+        let attributes = record.attributes.clone();
         self.users.push(Some(Arc::new(record)));
+        self.set_attribute_columns(user, &attributes);
         self.index_proxy_addresses(user);
         user
     }
@@ -437,8 +489,9 @@ impl Directory {
         for membership in &record.memberships {
             self.group_mut(membership.group).members.insert(user);
         }
-        self.attribute_lists.push(record.attributes.clone());
+        let attributes = record.attributes.clone();
         self.users.push(Some(Arc::new(record)));
+        self.set_attribute_columns(user, &attributes);
         self.index_proxy_addresses(user);
         Ok(user)
     }
@@ -487,7 +540,7 @@ impl Directory {
         }
         self.unindex_proxy_addresses(user);
         if let Some(removed) = self.users[user.0 as usize].take() {
-            self.attribute_lists[user.0 as usize] = AttributeList::default();
+            self.set_attribute_columns(user, &[]);
             Arc::make_mut(&mut self.upn_index).remove(removed.user_principal_name.to_lowercase().as_str());
             Arc::make_mut(&mut self.user_index).remove(&removed.id);
             if self.attributes.contains_key(&removed.id) {
@@ -519,8 +572,9 @@ impl Directory {
             self.group_mut(membership.group).add_user(user);
         }
         Arc::make_mut(&mut self.upn_index).insert(record.user_principal_name.to_lowercase().into(), user);
-        self.attribute_lists[user.0 as usize] = record.attributes.clone();
+        let attributes = record.attributes.clone();
         self.users[user.0 as usize] = Some(Arc::new(record));
+        self.set_attribute_columns(user, &attributes);
         self.index_proxy_addresses(user);
     }
 
@@ -866,9 +920,8 @@ impl Directory {
             }
         }
         if !changed.is_empty() {
-            let list: AttributeList = values.into();
-            self.attribute_lists[user.0 as usize] = list.clone();
-            self.user_mut(user).attributes = list;
+            self.set_attribute_columns(user, &values);
+            self.user_mut(user).attributes = values.into();
         }
         changed
     }

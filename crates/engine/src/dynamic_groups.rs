@@ -185,10 +185,9 @@ impl Engine {
         }
         let values = self.directory.attribute_values();
         let mut total = 0;
-        for (_, user_attributes) in self.directory.users_attributes() {
-            for attribute in &attributes {
-                total += crate::user_attributes::find(user_attributes, *attribute)
-                    .map_or(0, |id| values.lowercase(id).len());
+        for attribute in &attributes {
+            for (_, id) in self.directory.users_with_attribute(*attribute) {
+                total += values.lowercase(id).len();
             }
         }
         total

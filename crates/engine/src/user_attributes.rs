@@ -154,12 +154,20 @@ impl ValueId {
     pub(crate) fn index(self) -> usize {
         self.0 as usize
     }
+
+    /// The id as stored in the directory's attribute columns.
+    pub(crate) fn raw(self) -> u32 {
+        self.0
+    }
+
+    /// An id read back from the directory's attribute columns.
+    pub(crate) fn from_raw(raw: u32) -> ValueId {
+        ValueId(raw)
+    }
 }
 
 /// A user's attributes as interned values, sorted by attribute.
-/// Shared (an `Arc`): the directory keeps the users' lists a second time, densely, for the
-/// passes over every user.
-pub(crate) type AttributeList = std::sync::Arc<[(UserAttribute, ValueId)]>;
+pub(crate) type AttributeList = Box<[(UserAttribute, ValueId)]>;
 
 /// Every distinct attribute value of a tenant, once, with its lower-cased form (the rule
 /// language compares without case). Values are never forgotten: a tenant has few distinct ones.
