@@ -335,18 +335,37 @@ impl Directory {
             }
         }
         for (attribute, id) in attributes {
-            let index = attribute.index();
-            if self.attribute_columns.len() <= index {
-                self.attribute_columns.resize_with(index + 1, || None);
-            }
-            let column = self.attribute_columns[index].get_or_insert_with(|| {
+            self.set_attribute_column(user, *attribute, Some(*id));
+        }
+    }
+
+    /// Sets one attribute of a user slot in its column (creating the column, covering every
+    /// slot, when it is the first value of the attribute).
+    fn set_attribute_column(
+        &mut self,
+        user: UserRef,
+        attribute: UserAttribute,
+        id: Option<user_attributes::ValueId>,
+    ) {
+        let (slots, slot) = (self.users.len(), user.0 as usize);
+        let index = attribute.index();
+        if self.attribute_columns.len() <= index {
+            self.attribute_columns.resize_with(index + 1, || None);
+        }
+        let raw = id.map_or(NO_VALUE, user_attributes::ValueId::raw);
+        let column = match &mut self.attribute_columns[index] {
+            Some(column) => column,
+            None if raw == NO_VALUE => return,
+            empty => empty.insert({
                 let mut column = ChunkedVec::default();
                 for _ in 0..slots {
                     column.push(NO_VALUE);
                 }
                 column
-            });
-            column[slot] = id.raw();
+            }),
+        };
+        if column[slot] != raw {
+            column[slot] = raw;
         }
     }
 
@@ -920,7 +939,10 @@ impl Directory {
             }
         }
         if !changed.is_empty() {
-            self.set_attribute_columns(user, &values);
+            for attribute in &changed {
+                let id = user_attributes::find(&values, *attribute);
+                self.set_attribute_column(user, *attribute, id);
+            }
             self.user_mut(user).attributes = values.into();
         }
         changed
