@@ -333,6 +333,15 @@ fn main() {
         clones_cpu.push(cpu);
     }
     let report = report.expect("a preview ran");
+    let parts: Vec<String> = engine
+        .copy_cost_by_part()
+        .into_iter()
+        .map(|(part, cost)| format!("{part} {cost:.1?}"))
+        .collect();
+    println!(
+        "copying (and dropping) each part of the engine once: {}",
+        parts.join("; ")
+    );
     let moved: usize = report
         .memberships
         .iter()

@@ -4,8 +4,11 @@
 //! methods, which keep the id, user principal name, membership and proxy address indexes in
 //! step; what a change means for licensing (queueing, evaluation) is the engine's business.
 
+use std::sync::Arc;
+
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use crate::cow::ChunkedVec;
 use crate::error::CommandError;
 use crate::handles::{unreachable_deleted, GroupRef, SkuRef, UserRef};
 use crate::model::{CountryCode, NewUser, ProxyAddress, UserChanges, Uuid};
@@ -96,6 +99,9 @@ fn proxy_hash(normalized: &str) -> u64 {
     hasher.finish()
 }
 
+/// An attribute column's slot without a value.
+const NO_VALUE: u32 = u32::MAX;
+
 fn validate_user_principal_name(value: &str) -> Result<(), CommandError> {
     let invalid = |reason: &str| CommandError::InvalidUserPrincipalName {
         value: value.to_string(),
@@ -143,19 +149,26 @@ fn check_group_display_name(display_name: &str) -> Result<(), CommandError> {
 /// an empty slot.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Directory {
-    users: Vec<Option<User>>,
-    user_index: FxHashMap<Uuid, UserRef>,
+    // Copy-on-write ([`crate::cow`]): a copy of the directory (a what-if's) shares every part
+    // below until it writes it; users and groups are shared one by one.
+    users: ChunkedVec<Option<Arc<User>>>,
+    /// The users' [`User::attributes`] again, one dense column per attribute (by
+    /// [`UserAttribute::index`], `None` until a user has it): every user slot's value id, or
+    /// [`NO_VALUE`] (no value, or a deleted user). The passes over every user (a rule's
+    /// attribute columns) read these instead of each user's record.
+    attribute_columns: Vec<Option<ChunkedVec<u32>>>,
+    user_index: Arc<FxHashMap<Uuid, UserRef>>,
     /// Lower-cased user principal names.
-    upn_index: FxHashMap<Box<str>, UserRef>,
-    groups: Vec<Option<Group>>,
-    group_index: FxHashMap<Uuid, GroupRef>,
-    proxy_owners: FxHashMap<u64, ProxyOwners>,
+    upn_index: Arc<FxHashMap<Box<str>, UserRef>>,
+    groups: ChunkedVec<Option<Arc<Group>>>,
+    group_index: Arc<FxHashMap<Uuid, GroupRef>>,
+    proxy_owners: Arc<FxHashMap<u64, ProxyOwners>>,
     /// Opaque attributes of users and groups, by object id.
-    attributes: FxHashMap<Uuid, Box<str>>,
+    attributes: Arc<FxHashMap<Uuid, Box<str>>>,
     /// Groups that are members of groups (`crate::nesting`).
-    nesting: crate::nesting::Nesting,
+    nesting: Arc<crate::nesting::Nesting>,
     /// Every distinct value of the users' directory attributes.
-    attribute_values: ValuePool,
+    attribute_values: Arc<ValuePool>,
 }
 
 /// Why [`Directory::insert_restored_user`] refused a user.
@@ -166,6 +179,23 @@ pub(crate) enum RestoredUserConflict {
 }
 
 impl Directory {
+    /// For [`crate::Engine::copy_cost_by_part`].
+    pub(crate) fn copy_cost_by_part(&self) -> Vec<(&'static str, std::time::Duration)> {
+        use crate::engine::copy_cost;
+        vec![
+            ("directory: users", copy_cost(&self.users)),
+            ("directory: attribute columns", copy_cost(&self.attribute_columns)),
+            ("directory: user index", copy_cost(&self.user_index)),
+            ("directory: principal name index", copy_cost(&self.upn_index)),
+            ("directory: groups", copy_cost(&self.groups)),
+            ("directory: group index", copy_cost(&self.group_index)),
+            ("directory: proxy address owners", copy_cost(&self.proxy_owners)),
+            ("directory: opaque attributes", copy_cost(&self.attributes)),
+            ("directory: nesting", copy_cost(&self.nesting)),
+            ("directory: attribute values", copy_cost(&self.attribute_values)),
+        ]
+    }
+
     // ----- lookups -------------------------------------------------------------------------
 
     pub(crate) fn find_user(&self, user_id: Uuid) -> Option<UserRef> {
@@ -189,9 +219,9 @@ impl Directory {
     /// Makes room for `users` more users in the indexes.
     pub(crate) fn reserve_users(&mut self, users: usize) {
         self.users.reserve(users);
-        self.user_index.reserve(users);
-        self.upn_index.reserve(users);
-        self.proxy_owners.reserve(users);
+        Arc::make_mut(&mut self.user_index).reserve(users);
+        Arc::make_mut(&mut self.upn_index).reserve(users);
+        Arc::make_mut(&mut self.proxy_owners).reserve(users);
     }
 
     /// The user with a user principal name, compared without case.
@@ -208,40 +238,40 @@ impl Directory {
 
     pub(crate) fn user(&self, user: UserRef) -> &User {
         match &self.users[user.0 as usize] {
-            Some(user) => user,
+            Some(user) => user.as_ref(),
             None => unreachable_deleted(),
         }
     }
 
     fn user_mut(&mut self, user: UserRef) -> &mut User {
         match &mut self.users[user.0 as usize] {
-            Some(user) => user,
+            Some(user) => Arc::make_mut(user),
             None => unreachable_deleted(),
         }
     }
 
     pub(crate) fn group(&self, group: GroupRef) -> &Group {
         match &self.groups[group.0 as usize] {
-            Some(group) => group,
+            Some(group) => group.as_ref(),
             None => unreachable_deleted(),
         }
     }
 
     fn group_mut(&mut self, group: GroupRef) -> &mut Group {
         match &mut self.groups[group.0 as usize] {
-            Some(group) => group,
+            Some(group) => Arc::make_mut(group),
             None => unreachable_deleted(),
         }
     }
 
     /// A user, `None` once deleted.
     pub(crate) fn user_if_live(&self, user: UserRef) -> Option<&User> {
-        self.users.get(user.0 as usize).and_then(Option::as_ref)
+        self.users.get(user.0 as usize).and_then(Option::as_deref)
     }
 
     /// A group, `None` once deleted.
     pub(crate) fn group_if_live(&self, group: GroupRef) -> Option<&Group> {
-        self.groups.get(group.0 as usize).and_then(Option::as_ref)
+        self.groups.get(group.0 as usize).and_then(Option::as_deref)
     }
 
     /// Every live user with its handle, in creation order.
@@ -249,7 +279,7 @@ impl Directory {
         self.users
             .iter()
             .enumerate()
-            .filter_map(|(index, user)| Some((UserRef(index as u32), user.as_ref()?)))
+            .filter_map(|(index, user)| Some((UserRef(index as u32), user.as_deref()?)))
     }
 
     /// Every live group with its handle, in creation order.
@@ -257,7 +287,86 @@ impl Directory {
         self.groups
             .iter()
             .enumerate()
-            .filter_map(|(index, group)| Some((GroupRef(index as u32), group.as_ref()?)))
+            .filter_map(|(index, group)| Some((GroupRef(index as u32), group.as_deref()?)))
+    }
+
+    /// Every live user with a value of `attribute`, with the value, in creation order (a
+    /// dense pass over the attribute's column: the users' records are not read).
+    pub(crate) fn users_with_attribute(
+        &self,
+        attribute: UserAttribute,
+    ) -> impl Iterator<Item = (UserRef, user_attributes::ValueId)> + '_ {
+        let column = self
+            .attribute_columns
+            .get(attribute.index())
+            .and_then(Option::as_ref);
+        column.into_iter().flat_map(|column| {
+            column.chunks().enumerate().flat_map(|(chunk, values)| {
+                let first = chunk * crate::cow::CHUNK;
+                values
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, value)| **value != NO_VALUE)
+                    .map(move |(offset, value)| {
+                        (
+                            UserRef((first + offset) as u32),
+                            user_attributes::ValueId::from_raw(*value),
+                        )
+                    })
+            })
+        })
+    }
+
+    /// Puts a user slot's attributes in the attribute columns (after the slot exists in
+    /// `users`): every column covers every slot, the slot's old values are cleared.
+    fn set_attribute_columns(
+        &mut self,
+        user: UserRef,
+        attributes: &[(UserAttribute, user_attributes::ValueId)],
+    ) {
+        let slots = self.users.len();
+        let slot = user.0 as usize;
+        for column in self.attribute_columns.iter_mut().flatten() {
+            while column.len() < slots {
+                column.push(NO_VALUE);
+            }
+            if column[slot] != NO_VALUE {
+                column[slot] = NO_VALUE;
+            }
+        }
+        for (attribute, id) in attributes {
+            self.set_attribute_column(user, *attribute, Some(*id));
+        }
+    }
+
+    /// Sets one attribute of a user slot in its column (creating the column, covering every
+    /// slot, when it is the first value of the attribute).
+    fn set_attribute_column(
+        &mut self,
+        user: UserRef,
+        attribute: UserAttribute,
+        id: Option<user_attributes::ValueId>,
+    ) {
+        let (slots, slot) = (self.users.len(), user.0 as usize);
+        let index = attribute.index();
+        if self.attribute_columns.len() <= index {
+            self.attribute_columns.resize_with(index + 1, || None);
+        }
+        let raw = id.map_or(NO_VALUE, user_attributes::ValueId::raw);
+        let column = match &mut self.attribute_columns[index] {
+            Some(column) => column,
+            None if raw == NO_VALUE => return,
+            empty => empty.insert({
+                let mut column = ChunkedVec::default();
+                for _ in 0..slots {
+                    column.push(NO_VALUE);
+                }
+                column
+            }),
+        };
+        if column[slot] != raw {
+            column[slot] = raw;
+        }
     }
 
     /// How many user slots there are (live users and the empty slots of deleted ones): every
@@ -362,9 +471,11 @@ impl Directory {
         for membership in &record.memberships {
             self.group_mut(membership.group).add_user(user);
         }
-        self.user_index.insert(record.id, user);
-        self.upn_index.insert(principal_key, user);
-        self.users.push(Some(record));
+        Arc::make_mut(&mut self.user_index).insert(record.id, user);
+        Arc::make_mut(&mut self.upn_index).insert(principal_key, user);
+        let attributes = record.attributes.clone();
+        self.users.push(Some(Arc::new(record)));
+        self.set_attribute_columns(user, &attributes);
         self.index_proxy_addresses(user);
         user
     }
@@ -379,15 +490,15 @@ impl Directory {
     ) -> Result<UserRef, (RestoredUserConflict, User)> {
         use std::collections::hash_map::Entry;
         let user = UserRef(self.users.len() as u32);
-        match self.user_index.entry(record.id) {
+        match Arc::make_mut(&mut self.user_index).entry(record.id) {
             Entry::Occupied(_) => return Err((RestoredUserConflict::Id, record)),
             Entry::Vacant(slot) => {
                 slot.insert(user);
             }
         }
-        match self.upn_index.entry(principal_key) {
+        match Arc::make_mut(&mut self.upn_index).entry(principal_key) {
             Entry::Occupied(_) => {
-                self.user_index.remove(&record.id);
+                Arc::make_mut(&mut self.user_index).remove(&record.id);
                 return Err((RestoredUserConflict::PrincipalName, record));
             }
             Entry::Vacant(slot) => {
@@ -397,16 +508,18 @@ impl Directory {
         for membership in &record.memberships {
             self.group_mut(membership.group).members.insert(user);
         }
-        self.users.push(Some(record));
+        let attributes = record.attributes.clone();
+        self.users.push(Some(Arc::new(record)));
+        self.set_attribute_columns(user, &attributes);
         self.index_proxy_addresses(user);
         Ok(user)
     }
 
     pub(crate) fn set_user_principal_name(&mut self, user: UserRef, user_principal_name: String) {
         let old_key = self.user(user).user_principal_name.to_lowercase();
-        self.upn_index.remove(old_key.as_str());
-        self.upn_index
-            .insert(user_principal_name.to_lowercase().into(), user);
+        let upn_index = Arc::make_mut(&mut self.upn_index);
+        upn_index.remove(old_key.as_str());
+        upn_index.insert(user_principal_name.to_lowercase().into(), user);
         self.user_mut(user).user_principal_name = user_principal_name.into();
     }
 
@@ -446,10 +559,12 @@ impl Directory {
         }
         self.unindex_proxy_addresses(user);
         if let Some(removed) = self.users[user.0 as usize].take() {
-            self.upn_index
-                .remove(removed.user_principal_name.to_lowercase().as_str());
-            self.user_index.remove(&removed.id);
-            self.attributes.remove(&removed.id);
+            self.set_attribute_columns(user, &[]);
+            Arc::make_mut(&mut self.upn_index).remove(removed.user_principal_name.to_lowercase().as_str());
+            Arc::make_mut(&mut self.user_index).remove(&removed.id);
+            if self.attributes.contains_key(&removed.id) {
+                Arc::make_mut(&mut self.attributes).remove(&removed.id);
+            }
         }
     }
 
@@ -464,7 +579,7 @@ impl Directory {
         self.unindex_proxy_addresses(user);
         let key = self.user(user).user_principal_name.to_lowercase();
         if self.upn_index.get(key.as_str()) == Some(&user) {
-            self.upn_index.remove(key.as_str());
+            Arc::make_mut(&mut self.upn_index).remove(key.as_str());
         }
     }
 
@@ -475,9 +590,10 @@ impl Directory {
         for membership in &record.memberships {
             self.group_mut(membership.group).add_user(user);
         }
-        self.upn_index
-            .insert(record.user_principal_name.to_lowercase().into(), user);
-        self.users[user.0 as usize] = Some(record);
+        Arc::make_mut(&mut self.upn_index).insert(record.user_principal_name.to_lowercase().into(), user);
+        let attributes = record.attributes.clone();
+        self.users[user.0 as usize] = Some(Arc::new(record));
+        self.set_attribute_columns(user, &attributes);
         self.index_proxy_addresses(user);
     }
 
@@ -493,9 +609,9 @@ impl Directory {
 
     fn index_proxy_addresses(&mut self, user: UserRef) {
         for hash in self.address_hashes(user) {
-            match self.proxy_owners.get_mut(&hash) {
+            match Arc::make_mut(&mut self.proxy_owners).get_mut(&hash) {
                 None => {
-                    self.proxy_owners.insert(hash, ProxyOwners::One(user));
+                    Arc::make_mut(&mut self.proxy_owners).insert(hash, ProxyOwners::One(user));
                 }
                 Some(ProxyOwners::One(other)) => {
                     let other = *other;
@@ -506,7 +622,7 @@ impl Directory {
                     } else {
                         vec![user, other]
                     };
-                    self.proxy_owners.insert(hash, ProxyOwners::Many(owners));
+                    Arc::make_mut(&mut self.proxy_owners).insert(hash, ProxyOwners::Many(owners));
                     self.user_mut(other).shared_addresses += 1;
                     self.user_mut(user).shared_addresses += 1;
                 }
@@ -523,7 +639,7 @@ impl Directory {
         for hash in self.address_hashes(user) {
             let mut no_longer_shared = None;
             let mut removed_from_many = false;
-            let remove_entry = match self.proxy_owners.get_mut(&hash) {
+            let remove_entry = match Arc::make_mut(&mut self.proxy_owners).get_mut(&hash) {
                 Some(ProxyOwners::One(owner)) => *owner == user,
                 Some(ProxyOwners::Many(owners)) => {
                     if let Some(position) = owners.iter().position(|owner| *owner == user) {
@@ -541,11 +657,11 @@ impl Directory {
                 self.user_mut(user).shared_addresses -= 1;
             }
             if let Some(last) = no_longer_shared {
-                self.proxy_owners.insert(hash, ProxyOwners::One(last));
+                Arc::make_mut(&mut self.proxy_owners).insert(hash, ProxyOwners::One(last));
                 self.user_mut(last).shared_addresses -= 1;
             }
             if remove_entry {
-                self.proxy_owners.remove(&hash);
+                Arc::make_mut(&mut self.proxy_owners).remove(&hash);
             }
         }
     }
@@ -636,15 +752,15 @@ impl Directory {
         licensed_since: u64,
     ) -> GroupRef {
         let group = GroupRef(self.groups.len() as u32);
-        self.groups.push(Some(Group {
+        self.groups.push(Some(Arc::new(Group {
             id: group_id,
             display_name,
             licenses,
             licensed_since,
             members: FxHashSet::default(),
             member_changes: 0,
-        }));
-        self.group_index.insert(group_id, group);
+        })));
+        Arc::make_mut(&mut self.group_index).insert(group_id, group);
         group
     }
 
@@ -683,10 +799,12 @@ impl Directory {
         for member in members {
             self.user_mut(member).memberships.retain(|m| m.group != group);
         }
-        self.nesting.remove_group(group);
+        Arc::make_mut(&mut self.nesting).remove_group(group);
         if let Some(removed) = self.groups[group.0 as usize].take() {
-            self.group_index.remove(&removed.id);
-            self.attributes.remove(&removed.id);
+            Arc::make_mut(&mut self.group_index).remove(&removed.id);
+            if self.attributes.contains_key(&removed.id) {
+                Arc::make_mut(&mut self.attributes).remove(&removed.id);
+            }
         }
     }
 
@@ -710,7 +828,7 @@ impl Directory {
     }
 
     pub(crate) fn nesting_mut(&mut self) -> &mut crate::nesting::Nesting {
-        &mut self.nesting
+        Arc::make_mut(&mut self.nesting)
     }
 
     // ----- directory attributes ------------------------------------------------------------
@@ -742,14 +860,19 @@ impl Directory {
     /// Sets or clears the attributes of a user or group; returns whether it had some.
     pub(crate) fn set_attributes(&mut self, object_id: Uuid, attributes: Option<String>) -> bool {
         match attributes {
-            Some(text) => self.attributes.insert(object_id, text.into()).is_some(),
-            None => self.attributes.remove(&object_id).is_some(),
+            Some(text) => Arc::make_mut(&mut self.attributes)
+                .insert(object_id, text.into())
+                .is_some(),
+            None => {
+                self.attributes.contains_key(&object_id)
+                    && Arc::make_mut(&mut self.attributes).remove(&object_id).is_some()
+            }
         }
     }
 
     /// Forgets every object's attributes.
     pub(crate) fn clear_attributes(&mut self) {
-        self.attributes.clear();
+        self.attributes = Arc::default();
     }
 
     /// The attributes a provisioning client keeps with a user or group, if any.
@@ -766,7 +889,7 @@ impl Directory {
 
     /// Interns attribute values for a user about to be inserted.
     pub(crate) fn intern_user_attributes(&mut self, values: &UserAttributeValues) -> AttributeList {
-        self.attribute_values.intern_all(values)
+        Arc::make_mut(&mut self.attribute_values).intern_all(values)
     }
 
     /// One attribute of a user.
@@ -794,7 +917,9 @@ impl Directory {
         let mut changed = Vec::new();
         for (attribute, value) in changes {
             let position = values.binary_search_by_key(attribute, |(candidate, _)| *candidate);
-            let new = value.as_deref().map(|text| self.attribute_values.intern(text));
+            let new = value
+                .as_deref()
+                .map(|text| Arc::make_mut(&mut self.attribute_values).intern(text));
             match (position, new) {
                 (Ok(index), Some(id)) => {
                     if values[index].1 != id {
@@ -814,6 +939,10 @@ impl Directory {
             }
         }
         if !changed.is_empty() {
+            for attribute in &changed {
+                let id = user_attributes::find(&values, *attribute);
+                self.set_attribute_column(user, *attribute, id);
+            }
             self.user_mut(user).attributes = values.into();
         }
         changed

@@ -7,6 +7,7 @@
 //! refused), so one pass settles a user.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
@@ -30,7 +31,8 @@ pub struct DynamicMembership {
 /// The tenant's dynamic groups.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct DynamicGroups {
-    rules: FxHashMap<GroupRef, DynamicMembership>,
+    /// Shared with the engine's copies (a what-if's) until written.
+    rules: Arc<FxHashMap<GroupRef, DynamicMembership>>,
     /// The groups with a rule, each after the dynamic groups its rule names.
     order: Vec<GroupRef>,
     /// Users whose memberships rules changed since [`DynamicGroups::take_changed_users`].
@@ -183,10 +185,9 @@ impl Engine {
         }
         let values = self.directory.attribute_values();
         let mut total = 0;
-        for (_, user) in self.directory.users() {
-            for attribute in &attributes {
-                total += crate::user_attributes::find(&user.attributes, *attribute)
-                    .map_or(0, |id| values.lowercase(id).len());
+        for attribute in &attributes {
+            for (_, id) in self.directory.users_with_attribute(*attribute) {
+                total += values.lowercase(id).len();
             }
         }
         total
@@ -268,7 +269,7 @@ impl Engine {
 
     /// Refuses deleting a group another group's rule names.
     pub(crate) fn check_group_not_named_by_rules(&self, group_id: Uuid) -> Result<(), CommandError> {
-        for (other, membership) in &self.dynamic.rules {
+        for (other, membership) in self.dynamic.rules.iter() {
             let other_id = self.directory.group(*other).id;
             if other_id != group_id && membership.rule.referenced_groups().contains(&group_id) {
                 return Err(CommandError::InvalidValue {
@@ -284,7 +285,8 @@ impl Engine {
 
     /// Forgets a deleted group's rule.
     pub(crate) fn forget_dynamic_group(&mut self, group: GroupRef) {
-        if self.dynamic.rules.remove(&group).is_some() {
+        if self.dynamic.rules.contains_key(&group) {
+            Arc::make_mut(&mut self.dynamic.rules).remove(&group);
             self.dynamic.order.retain(|candidate| *candidate != group);
         }
     }
@@ -400,7 +402,7 @@ impl Engine {
                     self.check_no_member_groups(group)?;
                 }
                 self.tick();
-                self.dynamic.rules.insert(
+                Arc::make_mut(&mut self.dynamic.rules).insert(
                     group,
                     DynamicMembership {
                         rule,
@@ -432,7 +434,7 @@ impl Engine {
                 self.directory.group(group).id
             ))
         })?;
-        self.dynamic.rules.insert(
+        Arc::make_mut(&mut self.dynamic.rules).insert(
             group,
             DynamicMembership {
                 rule,

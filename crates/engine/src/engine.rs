@@ -1265,3 +1265,31 @@ impl Engine {
         );
     }
 }
+
+/// Times copying and dropping one part of the engine.
+pub(crate) fn copy_cost<T: Clone>(part: &T) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    let copy = part.clone();
+    drop(std::hint::black_box(copy));
+    started.elapsed()
+}
+
+impl Engine {
+    /// For the benchmarks: what copying (and dropping the copy of) each part of the engine
+    /// costs, largest parts split further. A what-if copies the engine, so this shows which
+    /// parts it shares and which it pays for.
+    #[doc(hidden)]
+    pub fn copy_cost_by_part(&self) -> Vec<(&'static str, std::time::Duration)> {
+        let mut parts = vec![("settings", copy_cost(&self.settings))];
+        parts.extend(self.directory.copy_cost_by_part());
+        parts.push(("catalog", copy_cost(&self.catalog)));
+        parts.push(("queue", copy_cost(&self.queue)));
+        parts.extend(self.states.copy_cost_by_part());
+        parts.push(("plan sets", copy_cost(&self.plan_sets)));
+        parts.push(("causes", copy_cost(&self.causes)));
+        parts.push(("self-healing log", copy_cost(&self.healing)));
+        parts.push(("dynamic rules", copy_cost(&self.dynamic)));
+        parts.push(("whole engine", copy_cost(self)));
+        parts
+    }
+}

@@ -18,6 +18,7 @@ pub mod alerts;
 pub mod catalog;
 pub mod catch_up;
 mod command;
+mod cow;
 pub mod diagnosis;
 mod directory;
 pub mod dynamic_groups;

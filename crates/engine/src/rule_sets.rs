@@ -20,7 +20,7 @@ use crate::engine::Engine;
 use crate::handles::UserRef;
 use crate::membership_rule::{Comparison, Expression, Operator, Property, Quantifier, Subject, Value};
 use crate::model::Uuid;
-use crate::user_attributes::{self, UserAttribute};
+use crate::user_attributes::UserAttribute;
 
 /// A set of users: one bit per user slot.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -340,10 +340,7 @@ impl<'a> RuleSets<'a> {
         let mut values: Vec<(&'a str, Vec<u32>)> = Vec::new();
         let mut by_value: FxHashMap<&'a str, usize> = FxHashMap::default();
         let mut present = UserSet::empty(self.slots);
-        for (user, record) in engine.directory.users() {
-            let Some(id) = user_attributes::find(&record.attributes, attribute) else {
-                continue;
-            };
+        for (user, id) in engine.directory.users_with_attribute(attribute) {
             let mut entry = entry_of[id.index()];
             if entry == u32::MAX {
                 let lower = pool.lowercase(id);

@@ -9,6 +9,8 @@
 //! first assignment and healthy users are not self-healing. Kept in memory with the engine (a
 //! what-if copy records on its copy); not part of the persisted image.
 
+use std::sync::Arc;
+
 use rustc_hash::FxHashMap;
 
 use crate::handles::UserRef;
@@ -89,8 +91,9 @@ pub struct SelfHealing {
 /// self-healing, and each user's last automatic re-evaluation.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct HealingLog {
-    pending: FxHashMap<UserRef, RequeueReason>,
-    last: FxHashMap<UserRef, SelfHealing>,
+    // Shared with the engine's copies (a what-if's) until written.
+    pending: Arc<FxHashMap<UserRef, RequeueReason>>,
+    last: Arc<FxHashMap<UserRef, SelfHealing>>,
 }
 
 impl HealingLog {
@@ -106,7 +109,9 @@ impl HealingLog {
 
     /// Keeps the reason a user was re-queued; the first one counts while the user stays queued.
     pub(crate) fn note_pending(&mut self, user: UserRef, reason: RequeueReason) {
-        self.pending.entry(user).or_insert(reason);
+        if !self.pending.contains_key(&user) {
+            Arc::make_mut(&mut self.pending).insert(user, reason);
+        }
     }
 
     /// After a user's evaluation: its pending reason, if any, becomes its last self-healing;
@@ -117,8 +122,11 @@ impl HealingLog {
         at: Timestamp,
         errors_cleared: impl FnOnce() -> bool,
     ) {
-        if let Some(reason) = self.pending.remove(&user) {
-            self.last.insert(
+        if !self.pending.contains_key(&user) {
+            return;
+        }
+        if let Some(reason) = Arc::make_mut(&mut self.pending).remove(&user) {
+            Arc::make_mut(&mut self.last).insert(
                 user,
                 SelfHealing {
                     at,
@@ -131,7 +139,11 @@ impl HealingLog {
 
     /// Forgets a deleted user's records.
     pub(crate) fn forget(&mut self, user: UserRef) {
-        self.pending.remove(&user);
-        self.last.remove(&user);
+        if self.pending.contains_key(&user) {
+            Arc::make_mut(&mut self.pending).remove(&user);
+        }
+        if self.last.contains_key(&user) {
+            Arc::make_mut(&mut self.last).remove(&user);
+        }
     }
 }

@@ -4,9 +4,11 @@
 //! [`state_delta`], the one place old and new states become [`StateChange`]s.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
+use crate::cow::ChunkedVec;
 use crate::handles::{CauseId, GroupRef, SkuRef, Source, UserRef};
 use crate::model::{AssignmentStatus, CountryCode, LicenseErrorKind, Timestamp, Uuid};
 use crate::plan_set::{PlanRef, PlanSetId};
@@ -215,27 +217,50 @@ pub(crate) fn state_delta(
 /// user change only through [`States::replace`], which keeps every index in step.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct States {
-    /// Per user, in canonical order ([`sort_records`]).
-    by_user: Vec<Vec<StateRecord>>,
+    /// Per user, in canonical order ([`sort_records`]); `None` when the user has none.
+    /// Copy-on-write ([`crate::cow`]): a copy of the engine (a what-if's) shares the chunks and
+    /// each user's records until it replaces them.
+    by_user: ChunkedVec<Option<Arc<Vec<StateRecord>>>>,
     /// Per product: users holding a unit (one per product with an assignment in effect).
     consumed_units: Vec<u32>,
     /// Per product: users whose own error on it is `CountViolation`, first come first.
-    waiting: Vec<BTreeSet<(u64, UserRef)>>,
+    waiting: Vec<Arc<BTreeSet<(u64, UserRef)>>>,
     /// Per product: users whose assignment of it is blocked by a sibling product of the same
     /// group and who hold no unit of it. Once no unit is free, their own error is
     /// `CountViolation`, so they are evaluated again then.
-    blocked_without_unit: Vec<BTreeSet<UserRef>>,
+    blocked_without_unit: Vec<Arc<BTreeSet<UserRef>>>,
     /// Per group: users with an error on an assignment from it (members, or former members
-    /// whose removal is blocked).
-    group_error_users: Vec<BTreeSet<UserRef>>,
+    /// whose removal is blocked). Each shared with the engine's copies until written.
+    group_error_users: Vec<Arc<BTreeSet<UserRef>>>,
     /// Per group: the number of state records whose source it is.
     group_state_records: Vec<u64>,
-    users_with_errors: BTreeSet<UserRef>,
+    /// Shared with the engine's copies until written.
+    users_with_errors: Arc<BTreeSet<UserRef>>,
 }
 
 impl States {
+    /// For [`crate::Engine::copy_cost_by_part`].
+    pub(crate) fn copy_cost_by_part(&self) -> Vec<(&'static str, std::time::Duration)> {
+        use crate::engine::copy_cost;
+        vec![
+            ("states: per user", copy_cost(&self.by_user)),
+            ("states: consumed units", copy_cost(&self.consumed_units)),
+            ("states: waiting users", copy_cost(&self.waiting)),
+            (
+                "states: blocked without unit",
+                copy_cost(&self.blocked_without_unit),
+            ),
+            ("states: group error users", copy_cost(&self.group_error_users)),
+            (
+                "states: group state records",
+                copy_cost(&self.group_state_records),
+            ),
+            ("states: users with errors", copy_cost(&self.users_with_errors)),
+        ]
+    }
+
     pub(crate) fn add_user(&mut self) {
-        self.by_user.push(Vec::new());
+        self.by_user.push(None);
     }
 
     pub(crate) fn reserve_users(&mut self, users: usize) {
@@ -244,18 +269,20 @@ impl States {
 
     pub(crate) fn add_sku(&mut self) {
         self.consumed_units.push(0);
-        self.waiting.push(BTreeSet::new());
-        self.blocked_without_unit.push(BTreeSet::new());
+        self.waiting.push(Arc::default());
+        self.blocked_without_unit.push(Arc::default());
     }
 
     pub(crate) fn add_group(&mut self) {
-        self.group_error_users.push(BTreeSet::new());
+        self.group_error_users.push(Arc::default());
         self.group_state_records.push(0);
     }
 
     /// A user's states, in canonical order.
     pub(crate) fn of(&self, user: UserRef) -> &[StateRecord] {
-        &self.by_user[user.0 as usize]
+        self.by_user[user.0 as usize]
+            .as_deref()
+            .map_or(&[], Vec::as_slice)
     }
 
     /// Whether a user has a state from `source`.
@@ -297,7 +324,10 @@ impl States {
         new_states: Vec<StateRecord>,
         causes: &CauseInterner,
     ) -> Vec<StateRecord> {
-        let old_states = std::mem::take(&mut self.by_user[user.0 as usize]);
+        let old_states = match self.by_user[user.0 as usize].take() {
+            Some(records) => Arc::try_unwrap(records).unwrap_or_else(|shared| shared.as_ref().clone()),
+            None => Vec::new(),
+        };
         // Consumed units: one per product with at least one assignment in effect.
         let mut held_before: Vec<SkuRef> = old_states
             .iter()
@@ -328,27 +358,30 @@ impl States {
             if let Some(cause) = state.cause {
                 match causes.get(cause) {
                     Cause::Count { sku } => {
-                        self.waiting[sku.0 as usize].remove(&(state.since, user));
+                        Arc::make_mut(&mut self.waiting[sku.0 as usize]).remove(&(state.since, user));
                     }
                     Cause::BlockedBySibling { .. } => {
-                        self.blocked_without_unit[state.sku.0 as usize].remove(&user);
+                        Arc::make_mut(&mut self.blocked_without_unit[state.sku.0 as usize]).remove(&user);
                     }
                     _ => {}
                 }
             }
             if let Source::Group(group) = state.source {
                 self.group_state_records[group.0 as usize] -= 1;
-                self.group_error_users[group.0 as usize].remove(&user);
+                let in_error = &mut self.group_error_users[group.0 as usize];
+                if in_error.contains(&user) {
+                    Arc::make_mut(in_error).remove(&user);
+                }
             }
         }
         for state in &new_states {
             if let Some(cause) = state.cause {
                 match causes.get(cause) {
                     Cause::Count { sku } => {
-                        self.waiting[sku.0 as usize].insert((state.since, user));
+                        Arc::make_mut(&mut self.waiting[sku.0 as usize]).insert((state.since, user));
                     }
                     Cause::BlockedBySibling { .. } if !held_after.contains(&state.sku) => {
-                        self.blocked_without_unit[state.sku.0 as usize].insert(user);
+                        Arc::make_mut(&mut self.blocked_without_unit[state.sku.0 as usize]).insert(user);
                     }
                     _ => {}
                 }
@@ -356,16 +389,24 @@ impl States {
             if let Source::Group(group) = state.source {
                 self.group_state_records[group.0 as usize] += 1;
                 if state.status.is_error() {
-                    self.group_error_users[group.0 as usize].insert(user);
+                    Arc::make_mut(&mut self.group_error_users[group.0 as usize]).insert(user);
                 }
             }
         }
-        if new_states.iter().any(|state| state.status.is_error()) {
-            self.users_with_errors.insert(user);
-        } else {
-            self.users_with_errors.remove(&user);
+        let in_error = new_states.iter().any(|state| state.status.is_error());
+        if in_error != self.users_with_errors.contains(&user) {
+            let users_with_errors = Arc::make_mut(&mut self.users_with_errors);
+            if in_error {
+                users_with_errors.insert(user);
+            } else {
+                users_with_errors.remove(&user);
+            }
         }
-        self.by_user[user.0 as usize] = new_states;
+        self.by_user[user.0 as usize] = if new_states.is_empty() {
+            None
+        } else {
+            Some(Arc::new(new_states))
+        };
         old_states
     }
 }

@@ -154,6 +154,16 @@ impl ValueId {
     pub(crate) fn index(self) -> usize {
         self.0 as usize
     }
+
+    /// The id as stored in the directory's attribute columns.
+    pub(crate) fn raw(self) -> u32 {
+        self.0
+    }
+
+    /// An id read back from the directory's attribute columns.
+    pub(crate) fn from_raw(raw: u32) -> ValueId {
+        ValueId(raw)
+    }
 }
 
 /// A user's attributes as interned values, sorted by attribute.

@@ -858,3 +858,101 @@ fn previewing_a_users_attribute_change_names_the_groups_and_licenses() {
     assert_eq!(ann_prediction.seats_consumed, [OFFICE_365_E3]);
     assert_eq!(ann_prediction.seats_freed, [EMS_E3]);
 }
+
+/// A preview moving thousands of users spread over the whole directory (so the simulated copy
+/// writes every copy-on-write chunk of users, groups and states it shares with the tenant)
+/// leaves the tenant exactly as it was, gives the same answer when asked again, and predicts
+/// what applying the change gives; applying it to a copy of the tenant leaves the tenant as it
+/// was too.
+#[test]
+fn a_preview_moving_users_across_the_whole_directory_leaves_the_tenant_unchanged() {
+    let mut world = SeedWorld::new(SeedSeats {
+        ems_e3: 3_000,
+        ..SeedSeats::default()
+    })
+    .expect("seed");
+    let group = world.add_group("Departments (dynamic)").expect("group");
+    world
+        .assign_to_group(group, vec![license(EMS_E3)], vec![])
+        .expect("EMS");
+    let users: Vec<Uuid> = (0..10_000)
+        .map(|index| add_user_in(&mut world, &format!("user{index}"), &format!("D{}", index % 5)))
+        .collect();
+    set_rule(
+        &mut world,
+        group,
+        r#"user.department -eq "D0""#,
+        RuleProcessingState::On,
+    );
+    world.process();
+    assert_eq!(consumed(&world, EMS_E3), 2_000);
+    let states = |engine: &Engine| -> Vec<_> {
+        users
+            .iter()
+            .map(|user| engine.user_license_states(*user).expect("states"))
+            .collect()
+    };
+    let image_before = world.engine.to_image();
+    let states_before = states(&world.engine);
+    let members_before = world.engine.group_members(group).expect("members");
+
+    // D0 (2,000 members) leaves, D1 and D2 (4,000) join: 3,000 seats for 4,000 users.
+    let change = Command::SetMembershipRule {
+        group_id: group,
+        rule: Some(r#"user.department -in ["D1", "D2"]"#.to_string()),
+        processing_state: RuleProcessingState::On,
+    };
+    let preview = |world: &SeedWorld| {
+        world
+            .engine
+            .what_if(
+                std::slice::from_ref(&change),
+                world.now,
+                licensd_engine::WhatIfOptions { max_listed_users: 10 },
+            )
+            .expect("preview")
+    };
+    let report = preview(&world);
+    assert_eq!(
+        world.engine.to_image(),
+        image_before,
+        "the preview changes nothing"
+    );
+    assert_eq!(states(&world.engine), states_before);
+    assert_eq!(
+        world.engine.group_members(group).expect("members"),
+        members_before
+    );
+    assert_eq!(consumed(&world, EMS_E3), 2_000);
+    assert_eq!(preview(&world), report, "a second preview answers the same");
+    let membership = &report.memberships[0];
+    assert_eq!((membership.joined, membership.left), (4_000, 2_000));
+    assert_eq!(report.changed_users, 6_000);
+    assert_eq!(report.newly_broken_users, 1_000);
+
+    let mut applied = world.clone();
+    applied.apply(change).expect("applied");
+    applied.process();
+    let after = states(&applied.engine);
+    let changed = states_before
+        .iter()
+        .zip(after.iter())
+        .filter(|(before, after)| {
+            let outcome = |states: &&Vec<licensd_engine::LicenseAssignmentState>| {
+                states
+                    .iter()
+                    .map(|state| (state.sku_id, state.assigned_by_group, state.state, state.error))
+                    .collect::<Vec<_>>()
+            };
+            outcome(before) != outcome(after)
+        })
+        .count();
+    assert_eq!(report.changed_users, changed);
+    assert_eq!(consumed(&applied, EMS_E3), 3_000);
+    assert_eq!(
+        world.engine.to_image(),
+        image_before,
+        "applying to a copy changes nothing here"
+    );
+    assert_eq!(states(&world.engine), states_before);
+}

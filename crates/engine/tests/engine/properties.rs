@@ -1276,6 +1276,33 @@ proptest! {
         run(&scenario, check_image_round_trip)?;
     }
 
+    /// Copy-on-write: a copy of the engine taken after a step keeps its image however the
+    /// original changes afterwards (the copy shares its parts with it), and the next step
+    /// applied to the copy answers and leaves the tenant as it does on the original.
+    #[test]
+    fn copies_of_the_engine_are_independent(scenario in scenario()) {
+        let mut first: Option<(Engine, licensd_engine::image::TenantImage)> = None;
+        let mut previous: Option<(Engine, licensd_engine::image::TenantImage)> = None;
+        run(&scenario, |info| {
+            if let Some((mut copy, image)) = previous.take() {
+                prop_assert!(copy.to_image() == image, "a step on the original changed a copy");
+                let result = apply_step(&mut copy, info.step, info.at);
+                prop_assert_eq!(&result, info.result, "the copy answered differently");
+                prop_assert!(observe(&copy) == *info.after, "the copy observes a different tenant");
+            }
+            if let Some((copy, image)) = &first {
+                prop_assert!(copy.to_image() == *image, "the steps on the original changed the first copy");
+            }
+            let copy = info.engine.clone();
+            let image = copy.to_image();
+            if first.is_none() {
+                first = Some((copy.clone(), image.clone()));
+            }
+            previous = Some((copy, image));
+            Ok(())
+        })?;
+    }
+
     /// Property 6: replaying the same commands at the same times on a fresh engine gives the
     /// same answers and the same observable tenant, time stamps included (the two engines run in
     /// lockstep).
