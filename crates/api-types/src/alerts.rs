@@ -35,6 +35,10 @@ pub struct AlertRule {
     pub days: Option<u32>,
     /// `processingLag`: seconds the oldest queued user may wait.
     pub seconds: Option<u32>,
+    /// Error rules: the matches of this many seconds are sent as one message when the window
+    /// closes; 0: one message per change (per write or processing step). Other rules: 0.
+    #[serde(default)]
+    pub digest_window_seconds: u32,
     pub webhook_url: String,
     /// `json`, `slack` or `teams`.
     #[schema(example = "slack")]
@@ -80,6 +84,10 @@ pub struct CreateAlertRule {
     /// `processingLag` rules only (1–604800).
     #[serde(default, deserialize_with = "crate::integers::optional_u32_whole")]
     pub seconds: Option<u32>,
+    /// Error rules only (0–86400, default 60): the matches of this many seconds are sent as one
+    /// message when the window closes; 0 sends one per change.
+    #[serde(default, deserialize_with = "crate::integers::optional_u32_whole")]
+    pub digest_window_seconds: Option<u32>,
     /// An `https` (or `http`) URL: a Slack or Teams incoming webhook, or any endpoint.
     pub webhook_url: String,
     /// `json` (default), `slack` or `teams`, in any case.
@@ -187,7 +195,15 @@ mod create_alert_rule_schema {
                 .max_items(Some(0))
                 .description(Some("Does not apply to this condition: absent or empty.")),
         );
-        let names = ["groupId", "skuId", "threshold", "percent", "days", "seconds"];
+        let names = [
+            "groupId",
+            "skuId",
+            "threshold",
+            "percent",
+            "days",
+            "seconds",
+            "digestWindowSeconds",
+        ];
         let mut parameters = parameters;
         for name in names {
             match parameters.iter().position(|(parameter, _, _)| *parameter == name) {
@@ -211,6 +227,13 @@ mod create_alert_rule_schema {
             vec![
                 ("groupId", optional_uuid("Only assignments through this group (it must exist)."), false),
                 ("skuId", optional_uuid("Only this product (it must exist)."), false),
+                (
+                    "digestWindowSeconds",
+                    integer(0, 86_400).description(Some(
+                        "The matches of this many seconds are sent as one message (count, first users, the window's start and end) when the window closes; 0: one message per change. Default 60.",
+                    )),
+                    false,
+                ),
             ],
         );
         // Arrays are built apart (an ObjectBuilder cannot hold one): added to the error shape.
@@ -318,6 +341,12 @@ pub struct AlertPayload {
     pub rule_name: String,
     pub condition: String,
     pub occurred_date_time: String,
+    /// A digest window's start (its first match) and end, when the alert gathers the matches
+    /// of a rule's window; absent when it reports one change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_start_date_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_end_date_time: Option<String>,
     /// One sentence, e.g. "200 users entered CountViolation".
     pub summary: String,
     /// How many users (or products) the alert is about; `users` and `products` name the first
@@ -352,6 +381,14 @@ pub fn detail_lines(payload: &AlertPayload) -> Vec<String> {
         )
     });
     users.chain(products).collect()
+}
+
+/// When the alert happened: its time, or its digest window's start and end.
+fn when(payload: &AlertPayload) -> String {
+    match (&payload.window_start_date_time, &payload.window_end_date_time) {
+        (Some(start), Some(end)) => format!("{start} – {end}"),
+        _ => payload.occurred_date_time.clone(),
+    }
 }
 
 fn more_line(payload: &AlertPayload, named: usize) -> Option<String> {
@@ -398,7 +435,7 @@ pub fn slack_message(payload: &AlertPayload) -> Value {
             "text": format!(
                 "licensd · {} · {} · alert {}",
                 slack_escape(&payload.tenant_name),
-                payload.occurred_date_time,
+                when(payload),
                 slack_escape(&payload.alert_id)
             ),
         }]
@@ -439,7 +476,7 @@ pub fn teams_message(payload: &AlertPayload) -> Value {
         "type": "FactSet",
         "facts": [
             { "title": "Tenant", "value": payload.tenant_name },
-            { "title": "When", "value": payload.occurred_date_time },
+            { "title": "When", "value": when(payload) },
             { "title": "Alert", "value": payload.alert_id },
         ]
     }));
@@ -471,6 +508,8 @@ mod tests {
             rule_name: "Seats & errors".to_string(),
             condition: "licenseErrorEntered".to_string(),
             occurred_date_time: "2026-12-05T06:00:00Z".to_string(),
+            window_start_date_time: None,
+            window_end_date_time: None,
             summary: format!("{count} users entered CountViolation"),
             count,
             users: (0..users)

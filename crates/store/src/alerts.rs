@@ -51,6 +51,9 @@ pub struct AlertRuleRecord {
     pub format: AlertFormat,
     /// Milliseconds since the Unix epoch.
     pub created_at: i64,
+    /// Error rules: the matches of this many seconds are sent as one message when the window
+    /// closes (held in the store meanwhile); 0 sends one message per write or processing step.
+    pub digest_window_seconds: u32,
 }
 
 impl AlertRuleRecord {
@@ -129,7 +132,7 @@ fn columns_of(condition: &AlertCondition) -> ConditionColumns {
 }
 
 const RULE_COLUMNS: &str =
-    "rule_id, name, kind, error_kinds, group_id, sku_id, threshold, amount, url, format, created_at";
+    "rule_id, name, kind, error_kinds, group_id, sku_id, threshold, amount, url, format, created_at, digest_window_seconds";
 
 fn rule_of(row: &impl ReadRow) -> Result<AlertRuleRecord, StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt {
@@ -191,6 +194,7 @@ fn rule_of(row: &impl ReadRow) -> Result<AlertRuleRecord, StoreError> {
         url: row.text(8)?.to_string(),
         format: AlertFormat::parse(row.text(9)?).ok_or_else(|| corrupt("format"))?,
         created_at: row.integer(10)?,
+        digest_window_seconds: u32::try_from(row.integer(11)?).map_err(|_| corrupt("digest window"))?,
     })
 }
 
@@ -224,7 +228,7 @@ pub(crate) fn all_alert_rules(
             columns.join(", ")
         ),
         &[],
-        |row| Ok((row.id(11)?, rule_of(row)?)),
+        |row| Ok((row.id(12)?, rule_of(row)?)),
     )
 }
 
@@ -244,7 +248,7 @@ pub(crate) fn insert_alert_rule(
         "adding an alert rule",
         &format!(
             "INSERT INTO alert_rules ({RULE_COLUMNS}, tenant_key)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         ),
         &[
             Param::Id(rule.rule_id),
@@ -258,6 +262,7 @@ pub(crate) fn insert_alert_rule(
             Param::Text(&rule.url),
             Param::Text(rule.format.as_str()),
             Param::Integer(rule.created_at),
+            Param::Integer(i64::from(rule.digest_window_seconds)),
             Param::Integer(tenant_key),
         ],
     )?;
@@ -281,6 +286,11 @@ pub(crate) fn delete_alert_rule(
     transaction.execute(
         "removing an alert rule's firings",
         "DELETE FROM alert_firings WHERE tenant_key = $1 AND rule_id = $2",
+        &[Param::Integer(tenant_key), Param::Id(rule_id)],
+    )?;
+    transaction.execute(
+        "removing an alert rule's held digests",
+        "DELETE FROM alert_digests WHERE tenant_key = $1 AND rule_id = $2",
         &[Param::Integer(tenant_key), Param::Id(rule_id)],
     )?;
     let deleted = transaction.execute(

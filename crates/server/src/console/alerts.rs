@@ -46,6 +46,12 @@ fn condition_text(rule: &AlertRule) -> String {
     if let Some(sku) = rule.sku_id {
         text.push_str(&format!(", product {sku}"));
     }
+    if rule.digest_window_seconds > 0 {
+        text.push_str(&format!(
+            "; one message per {} s window (count and first users)",
+            rule.digest_window_seconds
+        ));
+    }
     text
 }
 
