@@ -251,6 +251,16 @@ impl Store {
         dispatch!(self, store => outbox::complete(store, delivery_id, worker_id, result))
     }
 
+    /// Records several claimed deliveries as delivered (`(delivery id, HTTP status)`) in one
+    /// transaction; for each, whether `worker_id` still held it.
+    pub fn complete_deliveries(
+        &mut self,
+        worker_id: &str,
+        delivered: &[(i64, u16)],
+    ) -> Result<Vec<bool>, StoreError> {
+        dispatch!(self, store => outbox::complete_all(store, worker_id, delivered))
+    }
+
     /// Schedules a claimed delivery's next attempt `retry_in` from now, and delays the owner's
     /// other pending deliveries as long (a failing endpoint is throttled); `false` when
     /// `worker_id` no longer held it.
