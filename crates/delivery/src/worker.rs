@@ -41,6 +41,9 @@ const HEAVY_ROUND: Duration = Duration::from_millis(2);
 const MAX_PAUSE: Duration = Duration::from_millis(250);
 /// Writers are busy when one wrote within this many milliseconds.
 const WRITERS_BUSY_WITHIN_MS: i64 = 20;
+/// While the outbox has more due rows than one claim takes, change events are left to gather
+/// (their changes then share one delivery per subscription) for at most this long.
+const EXPANSION_HOLD: Duration = Duration::from_millis(500);
 
 /// How one claimed delivery was settled.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -173,6 +176,10 @@ fn run(
     };
     let mut store: Option<Store> = None;
     let mut last_prune: Option<Instant> = None;
+    // Whether the last claim was full (more rows due than one claim takes), and when events
+    // were last expanded.
+    let mut backlog = false;
+    let mut last_expansion = Instant::now();
     while !stop.load(Ordering::SeqCst) {
         let seen = signal.generation();
         let round = Instant::now();
@@ -204,8 +211,11 @@ fn run(
                 tracing::warn!(%error, "pruning settled deliveries failed");
             }
         }
-        // Change events first: their deliveries join the outbox (one transaction).
+        // Change events first: their deliveries join the outbox (one transaction). While the
+        // outbox has a backlog, events gather a while (fewer, fuller deliveries).
+        let hold = backlog && last_expansion.elapsed() < EXPANSION_HOLD;
         let expanded = match &settings.changes {
+            Some(_) if hold => 0,
             Some(changes) => match changes.expand(connection) {
                 Ok(expanded) => expanded,
                 Err(error) => {
@@ -217,6 +227,9 @@ fn run(
             },
             None => 0,
         };
+        if !hold {
+            last_expansion = Instant::now();
+        }
         let lease = settings.notifications.request_timeout * 2 + Duration::from_secs(5);
         let claimed = match connection.claim_deliveries(&settings.worker_id, CLAIM_BATCH, lease) {
             Ok(claimed) => claimed,
@@ -227,6 +240,7 @@ fn run(
                 continue;
             }
         };
+        backlog = claimed.len() >= CLAIM_BATCH;
         if claimed.is_empty() {
             if expanded > 0 {
                 // More events may wait.
