@@ -551,6 +551,22 @@ async fn a_digest_window_makes_a_change_processed_in_steps_one_message(database:
     )
     .await;
 
+    // The console's alerts page tells the window.
+    let console = reqwest::Client::new();
+    let page = server
+        .send(
+            console
+                .get(server.url("/alerts"))
+                .header("cookie", format!("licensd_session={}", server.token)),
+        )
+        .await
+        .expect(200);
+    let html = page.body.as_str().unwrap_or_default();
+    assert!(
+        html.contains(&format!("one message per {WINDOW_SECONDS} s window")),
+        "{html}"
+    );
+
     // E3 for the whole group, without a seat: all members fall into CountViolation, step by step.
     let reduced = Instant::now();
     server.assign_to_group(group, &[E3]).await.expect(202);
