@@ -35,7 +35,7 @@ const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
 /// subscribers notified of every write) does not take the write lock and the cores from the
 /// writers; it catches up at full speed as soon as they are idle.
 const BUSY_SHARE_PERCENT: u32 = 10;
-/// Rounds shorter than this are not followed by a pause (a few deliveries: latency first).
+/// Rounds shorter than this are not followed by a pause.
 const HEAVY_ROUND: Duration = Duration::from_millis(2);
 /// The longest pause after one round.
 const MAX_PAUSE: Duration = Duration::from_millis(250);
@@ -244,7 +244,6 @@ fn run(
         if claimed.is_empty() {
             if expanded > 0 {
                 // More events may wait.
-                yield_to_writers(settings.changes.as_deref(), round.elapsed(), &stop);
                 continue;
             }
             let wait = match connection.next_delivery_due() {
@@ -283,13 +282,17 @@ fn run(
             }
         }
         settle_delivered(connection, &settings, observer.as_ref(), &delivered);
-        yield_to_writers(settings.changes.as_deref(), round.elapsed(), &stop);
+        // Only a backlog (a full claim: a wide fan-out) yields; a few deliveries go at once.
+        if backlog {
+            yield_to_writers(settings.changes.as_deref(), round.elapsed(), &stop);
+        }
     }
 }
 
-/// After a round of work that took `worked`, pauses while this instance's writers are busy, so
-/// that the worker's share of the time stays at most [`BUSY_SHARE_PERCENT`] (rounds shorter
-/// than [`HEAVY_ROUND`] excepted); returns as soon as the writers are idle.
+/// After a round of work that took `worked` with more rows due than one claim takes, pauses
+/// while this instance's writers are busy, so that the worker's share of the time stays at
+/// most [`BUSY_SHARE_PERCENT`] (rounds shorter than [`HEAVY_ROUND`] excepted); returns as soon
+/// as the writers are idle.
 fn yield_to_writers(changes: Option<&ChangeNotifier>, worked: Duration, stop: &AtomicBool) {
     let Some(changes) = changes else {
         return;
