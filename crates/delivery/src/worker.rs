@@ -6,6 +6,11 @@
 //! writes that add rows ([`ProcessingSignal`]); otherwise it sleeps until the next retry is due
 //! (at most [`IDLE_CHECK`], which also picks up rows other instances wrote or left behind).
 //!
+//! A wide fan-out (1,000 subscribers notified of every write) must not starve the writers:
+//! while the outbox has a backlog and this instance's writers are busy, the worker works at
+//! most [`BUSY_SHARE_PERCENT`] of the time, lets change events gather (fewer, fuller
+//! deliveries) and records a claim's delivered rows in one transaction.
+//!
 //! At least once: a row is settled only after its answer; a worker that dies holding rows
 //! leaves them to the next claim after their lease (or at once when a worker of the same id
 //! starts again).
