@@ -38,6 +38,10 @@ pub struct AlertRule {
     pub days: Option<u32>,
     /// `processingLag`: seconds the oldest queued user may wait.
     pub seconds: Option<u32>,
+    /// Error rules: the matches of this many seconds are sent as one message when the window
+    /// closes; 0: one message per change (per write or processing step). Other rules: 0.
+    #[serde(default)]
+    pub digest_window_seconds: u32,
     pub webhook_url: String,
     /// `json`, `slack` or `teams`.
     #[schema(example = "slack")]
@@ -86,6 +90,10 @@ pub struct CreateAlertRule {
     /// `processingLag` rules only (1–604800).
     #[serde(default, deserialize_with = "crate::integers::optional_u32_whole")]
     pub seconds: Option<u32>,
+    /// Error rules only (0–86400, default 60): the matches of this many seconds are sent as one
+    /// message when the window closes; 0 sends one per change.
+    #[serde(default, deserialize_with = "crate::integers::optional_u32_whole")]
+    pub digest_window_seconds: Option<u32>,
     /// An `https` (or `http`) URL: a Slack or Teams incoming webhook, or any endpoint.
     pub webhook_url: String,
     /// `json` (default), `slack` or `teams`, in any case.
@@ -201,6 +209,7 @@ mod create_alert_rule_schema {
             "percent",
             "days",
             "seconds",
+            "digestWindowSeconds",
         ];
         let mut parameters = parameters;
         for name in names {
@@ -225,6 +234,13 @@ mod create_alert_rule_schema {
             vec![
                 ("groupId", optional_uuid("Only assignments through this group (it must exist)."), false),
                 ("skuId", optional_uuid("Only this product (it must exist)."), false),
+                (
+                    "digestWindowSeconds",
+                    integer(0, 86_400).description(Some(
+                        "The matches of this many seconds are sent as one message (count, first users, the window's start and end) when the window closes; 0: one message per change. Default 60.",
+                    )),
+                    false,
+                ),
             ],
         );
         // Arrays are built apart (an ObjectBuilder cannot hold one): added to the error shape.
@@ -361,6 +377,12 @@ pub struct AlertPayload {
     pub rule_name: String,
     pub condition: String,
     pub occurred_date_time: String,
+    /// A digest window's start (its first match) and end, when the alert gathers the matches
+    /// of a rule's window; absent when it reports one change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_start_date_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_end_date_time: Option<String>,
     /// One sentence, e.g. "200 users entered CountViolation".
     pub summary: String,
     /// How many users (or products) the alert is about; `users` and `products` name the first
@@ -410,6 +432,14 @@ pub fn detail_lines(payload: &AlertPayload) -> Vec<String> {
     users.chain(products).chain(reclamations).collect()
 }
 
+/// When the alert happened: its time, or its digest window's start and end.
+fn when(payload: &AlertPayload) -> String {
+    match (&payload.window_start_date_time, &payload.window_end_date_time) {
+        (Some(start), Some(end)) => format!("{start} – {end}"),
+        _ => payload.occurred_date_time.clone(),
+    }
+}
+
 fn more_line(payload: &AlertPayload, named: usize) -> Option<String> {
     let more = payload.count.saturating_sub(named as u64);
     (more > 0).then(|| format!("… and {more} more"))
@@ -454,7 +484,7 @@ pub fn slack_message(payload: &AlertPayload) -> Value {
             "text": format!(
                 "licensd · {} · {} · alert {}",
                 slack_escape(&payload.tenant_name),
-                payload.occurred_date_time,
+                when(payload),
                 slack_escape(&payload.alert_id)
             ),
         }]
@@ -495,7 +525,7 @@ pub fn teams_message(payload: &AlertPayload) -> Value {
         "type": "FactSet",
         "facts": [
             { "title": "Tenant", "value": payload.tenant_name },
-            { "title": "When", "value": payload.occurred_date_time },
+            { "title": "When", "value": when(payload) },
             { "title": "Alert", "value": payload.alert_id },
         ]
     }));
@@ -527,6 +557,8 @@ mod tests {
             rule_name: "Seats & errors".to_string(),
             condition: "licenseErrorEntered".to_string(),
             occurred_date_time: "2026-12-05T06:00:00Z".to_string(),
+            window_start_date_time: None,
+            window_end_date_time: None,
             summary: format!("{count} users entered CountViolation"),
             count,
             users: (0..users)

@@ -6,6 +6,11 @@
 //! writes that add rows ([`ProcessingSignal`]); otherwise it sleeps until the next retry is due
 //! (at most [`IDLE_CHECK`], which also picks up rows other instances wrote or left behind).
 //!
+//! A wide fan-out (1,000 subscribers notified of every write) must not starve the writers:
+//! while the outbox has a backlog and this instance's writers are busy, the worker works at
+//! most [`BUSY_SHARE_PERCENT`] of the time, lets change events gather (fewer, fuller
+//! deliveries) and records a claim's delivered rows in one transaction.
+//!
 //! At least once: a row is settled only after its answer; a worker that dies holding rows
 //! leaves them to the next claim after their lease (or at once when a worker of the same id
 //! starts again).
@@ -30,6 +35,20 @@ pub const IDLE_CHECK: Duration = Duration::from_secs(2);
 const CLAIM_BATCH: usize = 64;
 /// How often settled deliveries older than the retention are deleted.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
+/// While this instance's writers are busy, the worker works at most this share of the time
+/// (percent): after a round of work it pauses for the rest, so a wide fan-out (1,000
+/// subscribers notified of every write) does not take the write lock and the cores from the
+/// writers; it catches up at full speed as soon as they are idle.
+const BUSY_SHARE_PERCENT: u32 = 10;
+/// Rounds shorter than this are not followed by a pause.
+const HEAVY_ROUND: Duration = Duration::from_millis(2);
+/// The longest pause after one round.
+const MAX_PAUSE: Duration = Duration::from_millis(250);
+/// Writers are busy when one wrote within this many milliseconds.
+const WRITERS_BUSY_WITHIN_MS: i64 = 20;
+/// While the outbox has more due rows than one claim takes, change events are left to gather
+/// (their changes then share one delivery per subscription) for at most this long.
+const EXPANSION_HOLD: Duration = Duration::from_millis(500);
 
 /// How one claimed delivery was settled.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -162,8 +181,13 @@ fn run(
     };
     let mut store: Option<Store> = None;
     let mut last_prune: Option<Instant> = None;
+    // Whether the last claim was full (more rows due than one claim takes), and when events
+    // were last expanded.
+    let mut backlog = false;
+    let mut last_expansion = Instant::now();
     while !stop.load(Ordering::SeqCst) {
         let seen = signal.generation();
+        let round = Instant::now();
         let connection = match store.as_mut() {
             Some(connection) => connection,
             None => match Store::open(&settings.database_url) {
@@ -192,8 +216,11 @@ fn run(
                 tracing::warn!(%error, "pruning settled deliveries failed");
             }
         }
-        // Change events first: their deliveries join the outbox (one transaction).
+        // Change events first: their deliveries join the outbox (one transaction). While the
+        // outbox has a backlog, events gather a while (fewer, fuller deliveries).
+        let hold = backlog && last_expansion.elapsed() < EXPANSION_HOLD;
         let expanded = match &settings.changes {
+            Some(_) if hold => 0,
             Some(changes) => match changes.expand(connection) {
                 Ok(expanded) => expanded,
                 Err(error) => {
@@ -205,6 +232,9 @@ fn run(
             },
             None => 0,
         };
+        if !hold {
+            last_expansion = Instant::now();
+        }
         let lease = settings.notifications.request_timeout * 2 + Duration::from_secs(5);
         let claimed = match connection.claim_deliveries(&settings.worker_id, CLAIM_BATCH, lease) {
             Ok(claimed) => claimed,
@@ -215,6 +245,7 @@ fn run(
                 continue;
             }
         };
+        backlog = claimed.len() >= CLAIM_BATCH;
         if claimed.is_empty() {
             if expanded > 0 {
                 // More events may wait.
@@ -248,8 +279,70 @@ fn run(
             });
             join_all(sends).await
         });
+        let mut delivered = Vec::new();
         for (delivery, result) in claimed.iter().zip(results) {
-            settle(connection, &settings, observer.as_ref(), delivery, result);
+            match result {
+                SendResult::Delivered { status } => delivered.push((delivery, status)),
+                failed => settle(connection, &settings, observer.as_ref(), delivery, failed),
+            }
+        }
+        settle_delivered(connection, &settings, observer.as_ref(), &delivered);
+        // Only a backlog (a full claim: a wide fan-out) yields; a few deliveries go at once.
+        if backlog {
+            yield_to_writers(settings.changes.as_deref(), round.elapsed(), &stop);
+        }
+    }
+}
+
+/// After a round of work that took `worked` with more rows due than one claim takes, pauses
+/// while this instance's writers are busy, so that the worker's share of the time stays at
+/// most [`BUSY_SHARE_PERCENT`] (rounds shorter than [`HEAVY_ROUND`] excepted); returns as soon
+/// as the writers are idle.
+fn yield_to_writers(changes: Option<&ChangeNotifier>, worked: Duration, stop: &AtomicBool) {
+    let Some(changes) = changes else {
+        return;
+    };
+    if worked < HEAVY_ROUND {
+        return;
+    }
+    let pause = (worked * (100 - BUSY_SHARE_PERCENT) / BUSY_SHARE_PERCENT).min(MAX_PAUSE);
+    let until = Instant::now() + pause;
+    while Instant::now() < until
+        && !stop.load(Ordering::SeqCst)
+        && changes.writers_busy(now_milliseconds(), WRITERS_BUSY_WITHIN_MS)
+    {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Records the delivered ones of a claim in one transaction, then counts them and tells the
+/// observer of each still held.
+fn settle_delivered(
+    store: &mut Store,
+    settings: &WorkerSettings,
+    observer: &dyn DeliveryObserver,
+    delivered: &[(&ClaimedDelivery, u16)],
+) {
+    if delivered.is_empty() {
+        return;
+    }
+    let ids: Vec<(i64, u16)> = delivered
+        .iter()
+        .map(|(delivery, status)| (delivery.delivery_id, *status))
+        .collect();
+    let recorded = store.complete_deliveries(&settings.worker_id, &ids);
+    if let Err(error) = &recorded {
+        tracing::warn!(%error, "recording delivered deliveries failed");
+    }
+    for (index, (delivery, status)) in delivered.iter().enumerate() {
+        let outcome = DeliveryOutcome::Delivered { status: *status };
+        COUNTERS.count(delivery, &outcome);
+        // `false`: the lease ended and another worker claimed the row; it settles it.
+        if recorded
+            .as_ref()
+            .is_ok_and(|settled| settled.get(index).copied().unwrap_or(false))
+        {
+            observer.settled(store, delivery, &outcome);
         }
     }
 }

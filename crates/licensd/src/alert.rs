@@ -65,6 +65,10 @@ struct AddArguments {
     /// processingLag: seconds the oldest queued user may wait.
     #[arg(long)]
     seconds: Option<u32>,
+    /// Error rules: send the matches of this many seconds as one message when the window
+    /// closes (default 60; 0: one message per change).
+    #[arg(long = "digest-window", value_name = "SECONDS")]
+    digest_window: Option<u32>,
     /// Where alerts are posted: a Slack or Teams incoming webhook, or any URL.
     #[arg(long, value_name = "URL")]
     webhook: String,
@@ -109,6 +113,9 @@ fn describe(rule: &AlertRule) -> String {
             condition.push_str(&format!(" {name}={value}"));
         }
     }
+    if rule.digest_window_seconds > 0 {
+        condition.push_str(&format!(" digest={}s", rule.digest_window_seconds));
+    }
     format!(
         "{}  {:<28} {:<6} {}  -> {}",
         rule.id, rule.display_name, rule.format, condition, rule.webhook_url
@@ -148,6 +155,7 @@ pub fn run(arguments: AlertArguments) -> anyhow::Result<()> {
                     percent: arguments.percent,
                     days: arguments.days,
                     seconds: arguments.seconds,
+                    digest_window_seconds: arguments.digest_window,
                     webhook_url: arguments.webhook.clone(),
                     format: arguments.format.clone(),
                 };

@@ -25,6 +25,9 @@ pub struct AlertContext<'a> {
     pub at: i64,
     /// Identifies this alert: the same on every delivery attempt, different for every alert.
     pub dedup_key: &'a str,
+    /// A digest window's start and end (milliseconds since the Unix epoch) when the digest
+    /// holds the matches of a window; `None` for one write's or step's.
+    pub window: Option<(i64, i64)>,
 }
 
 /// Turns a digest into the body posted to the rule's webhook (the rule's format: plain JSON,
@@ -60,7 +63,7 @@ impl AlertBook {
         }
     }
 
-    fn renderer(&self) -> Option<Arc<dyn AlertRenderer>> {
+    pub(crate) fn renderer(&self) -> Option<Arc<dyn AlertRenderer>> {
         self.renderer.read().ok().and_then(|slot| slot.clone())
     }
 
@@ -123,7 +126,8 @@ impl BeforeChange {
     }
 
     /// The alerts of the change: `changes` are its state changes, `clock` the engine's clock
-    /// after it (unique per change of the tenant: part of each alert's dedup key).
+    /// after it (unique per change of the tenant: part of each alert's dedup key). The digests
+    /// of rules with a digest window are held ([`ChangeAlerts::held`]), the others rendered.
     pub fn alerts(
         &self,
         book: &AlertBook,
@@ -132,12 +136,13 @@ impl BeforeChange {
         changes: &[StateChange],
         clock: u64,
         at: i64,
-    ) -> Vec<AlertDelivery> {
+    ) -> ChangeAlerts {
+        let mut alerts = ChangeAlerts::default();
         if self.engine_rules.is_empty() {
-            return Vec::new();
+            return alerts;
         }
         let Some(renderer) = book.renderer() else {
-            return Vec::new();
+            return alerts;
         };
         let mut digests = Vec::new();
         if watches_errors(&self.engine_rules) && !changes.is_empty() {
@@ -154,7 +159,24 @@ impl BeforeChange {
             ));
         }
         let tenant_name = engine.settings().display_name.clone();
-        digests
+        let digests: Vec<AlertDigest> = digests
+            .into_iter()
+            .filter(|digest| {
+                let held = self
+                    .rules
+                    .iter()
+                    .find(|rule| rule.rule_id == digest.rule_id)
+                    .and_then(|rule| crate::alert_digests::held(rule, digest, at));
+                match held {
+                    Some(held) => {
+                        alerts.held.push(held);
+                        false
+                    }
+                    None => true,
+                }
+            })
+            .collect();
+        alerts.deliveries = digests
             .iter()
             .filter_map(|digest| {
                 let rule = self.rules.iter().find(|rule| rule.rule_id == digest.rule_id)?;
@@ -169,8 +191,17 @@ impl BeforeChange {
                     dedup_key,
                 ))
             })
-            .collect()
+            .collect();
+        alerts
     }
+}
+
+/// The alerts of one write or processing step: the deliveries to write with it, and the
+/// digests to hold in their rules' windows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChangeAlerts {
+    pub deliveries: Vec<AlertDelivery>,
+    pub held: Vec<licensd_store::HeldDigest>,
 }
 
 fn render(
@@ -189,6 +220,7 @@ fn render(
         digest,
         at,
         dedup_key: &dedup_key,
+        window: None,
     });
     AlertDelivery {
         rule_id: rule.rule_id,
@@ -290,11 +322,13 @@ impl AlertDelivery {
     }
 }
 
-/// Adds the alerts to the batch of the change that caused them: written in its transaction.
-pub fn enqueue(batch: &mut licensd_store::WriteBatch, alerts: Vec<AlertDelivery>) {
+/// Adds the alerts to the batch of the change that caused them: written in its transaction
+/// (the held digests merged into their windows in it too).
+pub fn enqueue(batch: &mut licensd_store::WriteBatch, alerts: ChangeAlerts) {
     batch
         .outbox
-        .extend(alerts.iter().map(AlertDelivery::outbox_entry));
+        .extend(alerts.deliveries.iter().map(AlertDelivery::outbox_entry));
+    batch.alert_digests.extend(alerts.held);
 }
 
 const DAY_MILLISECONDS: i64 = 24 * 60 * 60 * 1000;
@@ -475,6 +509,7 @@ mod tests {
             url: "http://127.0.0.1:9/hook".to_string(),
             format: AlertFormat::Json,
             created_at: 0,
+            digest_window_seconds: 0,
         }
     }
 

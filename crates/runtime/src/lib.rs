@@ -14,6 +14,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod access;
+pub mod alert_digests;
 pub mod alerts;
 pub mod audit;
 pub mod config;

@@ -17,6 +17,7 @@
 //! and the per-object ones indexed by its id).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use licensd_engine::{Command, Uuid};
@@ -32,8 +33,9 @@ pub const NOTIFICATIONS_PER_DELIVERY: usize = 1_000;
 /// At most this many changes share one change event (a processing step of many users writes
 /// several).
 pub const CHANGES_PER_EVENT: usize = 1_000;
-/// At most this many change events are expanded in one transaction.
-pub const EVENTS_PER_EXPANSION: usize = 16;
+/// At most this many change events are expanded in one transaction (their changes share one
+/// delivery per subscription: the more events, the fewer deliveries per write).
+pub const EVENTS_PER_EXPANSION: usize = 64;
 
 /// The kind of a changed object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -337,6 +339,9 @@ pub struct ChangeNotifier {
     delivery_signal: Arc<ProcessingSignal>,
     /// Abandoned deliveries in a row, per subscription (this instance's count).
     abandoned_in_a_row: Mutex<HashMap<Uuid, u32>>,
+    /// When a write or processing step of this instance last went by (milliseconds since the
+    /// Unix epoch): the delivery worker yields to busy writers ([`ChangeNotifier::writers_busy`]).
+    last_write: AtomicI64,
 }
 
 impl Default for ChangeNotifier {
@@ -346,6 +351,7 @@ impl Default for ChangeNotifier {
             tenants: RwLock::new(HashMap::new()),
             delivery_signal: Arc::new(ProcessingSignal::default()),
             abandoned_in_a_row: Mutex::new(HashMap::new()),
+            last_write: AtomicI64::new(0),
         }
     }
 }
@@ -487,6 +493,12 @@ impl ChangeNotifier {
         Arc::clone(&self.delivery_signal)
     }
 
+    /// Whether a write or processing step of this instance went by within `within_ms` of `now`
+    /// (milliseconds since the Unix epoch).
+    pub fn writers_busy(&self, now: i64, within_ms: i64) -> bool {
+        now.saturating_sub(self.last_write.load(Ordering::Relaxed)) <= within_ms
+    }
+
     /// Wakes the delivery worker.
     pub fn wake(&self) {
         self.delivery_signal.notify();
@@ -523,6 +535,7 @@ impl ChangeNotifier {
         command: Option<&Command>,
         now: i64,
     ) -> bool {
+        self.last_write.fetch_max(now, Ordering::Relaxed);
         let Some(subscriptions) = self.subscriptions_of(tenant_id) else {
             return false;
         };

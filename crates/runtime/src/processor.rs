@@ -390,6 +390,10 @@ impl Snapshots {
     }
 }
 
+/// How often held alert digests are looked at (a digest is sent at most this long after its
+/// window closes).
+const DIGEST_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How often the audit log is pruned of records older than the retention.
 const AUDIT_PRUNING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60 * 60);
 
@@ -419,6 +423,7 @@ fn run(
     let mut rounds: u64 = 0;
     let mut last_pruned: Option<std::time::Instant> = None;
     let mut last_lifecycle_check: Option<std::time::Instant> = None;
+    let mut last_digest_check: Option<std::time::Instant> = None;
     let mut sharing = TenantSharing::new(&config);
     let mut snapshots = Snapshots::new(config.engine_snapshot_interval);
     while !stop.load(Ordering::SeqCst) {
@@ -436,6 +441,14 @@ fn run(
                 |tenant_id| sharing.owns(tenant_id),
                 crate::tenants::now().0,
             );
+        }
+        if last_digest_check.map_or(true, |at| at.elapsed() >= DIGEST_CHECK_INTERVAL) {
+            last_digest_check = Some(std::time::Instant::now());
+            match crate::alert_digests::deliver_due(&store, &tenants, crate::tenants::now().0) {
+                Ok(0) => {}
+                Ok(sent) => tracing::info!(sent, "alert digest windows closed"),
+                Err(error) => tracing::warn!(%error, "sending alert digests failed"),
+            }
         }
         // Read before looking at the queues: a write that queues users after this returns at
         // once from the wait below.

@@ -3,8 +3,7 @@
 //! PostgreSQL, also announces the change (`alerts <tenant id>`) so every instance re-reads the
 //! tenant's rules at once ([`parse_alert_rules_notice`]). Both backends use the same statements.
 //! A reclamation rule (`reclamationNoticed`, `reclamationActed`) keeps its product in `sku_id`
-//! and its reclamation policy in the `group_id` column (the object the rule is about besides the
-//! product; no migration needed).
+//! and its reclamation policy in `policy_id`.
 
 use licensd_engine::alerts::{AlertCondition, ErrorFilter, ReclamationFilter, SeatThreshold};
 use licensd_engine::{LicenseErrorKind, Uuid};
@@ -54,6 +53,9 @@ pub struct AlertRuleRecord {
     pub format: AlertFormat,
     /// Milliseconds since the Unix epoch.
     pub created_at: i64,
+    /// Error rules: the matches of this many seconds are sent as one message when the window
+    /// closes (held in the store meanwhile); 0 sends one message per write or processing step.
+    pub digest_window_seconds: u32,
 }
 
 impl AlertRuleRecord {
@@ -82,6 +84,7 @@ struct ConditionColumns {
     error_kinds: String,
     group_id: Option<Uuid>,
     sku_id: Option<Uuid>,
+    policy_id: Option<Uuid>,
     threshold: Option<&'static str>,
     amount: Option<i64>,
 }
@@ -97,6 +100,7 @@ fn columns_of(condition: &AlertCondition) -> ConditionColumns {
             .join(","),
         group_id: filter.group_id,
         sku_id: filter.sku_id,
+        policy_id: None,
         threshold: None,
         amount: None,
     };
@@ -105,14 +109,16 @@ fn columns_of(condition: &AlertCondition) -> ConditionColumns {
         error_kinds: String::new(),
         group_id: None,
         sku_id: None,
+        policy_id: None,
         threshold: None,
         amount: Some(i64::from(amount)),
     };
     let reclamation = |kind, filter: &ReclamationFilter| ConditionColumns {
         kind,
         error_kinds: String::new(),
-        group_id: filter.policy_id,
+        group_id: None,
         sku_id: filter.sku_id,
+        policy_id: filter.policy_id,
         threshold: None,
         amount: None,
     };
@@ -130,6 +136,7 @@ fn columns_of(condition: &AlertCondition) -> ConditionColumns {
                 error_kinds: String::new(),
                 group_id: None,
                 sku_id: *sku_id,
+                policy_id: None,
                 threshold: Some(threshold),
                 amount,
             }
@@ -142,7 +149,7 @@ fn columns_of(condition: &AlertCondition) -> ConditionColumns {
 }
 
 const RULE_COLUMNS: &str =
-    "rule_id, name, kind, error_kinds, group_id, sku_id, threshold, amount, url, format, created_at";
+    "rule_id, name, kind, error_kinds, group_id, sku_id, threshold, amount, url, format, created_at, digest_window_seconds, policy_id";
 
 fn rule_of(row: &impl ReadRow) -> Result<AlertRuleRecord, StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt {
@@ -198,7 +205,7 @@ fn rule_of(row: &impl ReadRow) -> Result<AlertRuleRecord, StoreError> {
         "reclamationNoticed" | "reclamationActed" => {
             let filter = ReclamationFilter {
                 sku_id: row.optional_id(5)?,
-                policy_id: row.optional_id(4)?,
+                policy_id: row.optional_id(12)?,
             };
             if kind == "reclamationNoticed" {
                 AlertCondition::ReclamationNoticed(filter)
@@ -215,6 +222,7 @@ fn rule_of(row: &impl ReadRow) -> Result<AlertRuleRecord, StoreError> {
         url: row.text(8)?.to_string(),
         format: AlertFormat::parse(row.text(9)?).ok_or_else(|| corrupt("format"))?,
         created_at: row.integer(10)?,
+        digest_window_seconds: u32::try_from(row.integer(11)?).map_err(|_| corrupt("digest window"))?,
     })
 }
 
@@ -248,7 +256,7 @@ pub(crate) fn all_alert_rules(
             columns.join(", ")
         ),
         &[],
-        |row| Ok((row.id(11)?, rule_of(row)?)),
+        |row| Ok((row.id(13)?, rule_of(row)?)),
     )
 }
 
@@ -268,7 +276,7 @@ pub(crate) fn insert_alert_rule(
         "adding an alert rule",
         &format!(
             "INSERT INTO alert_rules ({RULE_COLUMNS}, tenant_key)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         ),
         &[
             Param::Id(rule.rule_id),
@@ -282,6 +290,8 @@ pub(crate) fn insert_alert_rule(
             Param::Text(&rule.url),
             Param::Text(rule.format.as_str()),
             Param::Integer(rule.created_at),
+            Param::Integer(i64::from(rule.digest_window_seconds)),
+            Param::OptionalId(columns.policy_id),
             Param::Integer(tenant_key),
         ],
     )?;
@@ -305,6 +315,11 @@ pub(crate) fn delete_alert_rule(
     transaction.execute(
         "removing an alert rule's firings",
         "DELETE FROM alert_firings WHERE tenant_key = $1 AND rule_id = $2",
+        &[Param::Integer(tenant_key), Param::Id(rule_id)],
+    )?;
+    transaction.execute(
+        "removing an alert rule's held digests",
+        "DELETE FROM alert_digests WHERE tenant_key = $1 AND rule_id = $2",
         &[Param::Integer(tenant_key), Param::Id(rule_id)],
     )?;
     let deleted = transaction.execute(

@@ -89,6 +89,9 @@ pub struct WriteBatch {
     /// delivery time: recorded once in the same transaction, however many subscriptions match
     /// (the delivery worker expands it into outbox rows).
     pub change_events: Vec<crate::change_events::ChangeEventEntry>,
+    /// License alert matches held in their rules' digest windows (merged in the same
+    /// transaction, sent when the window closes).
+    pub alert_digests: Vec<crate::alert_digests::HeldDigest>,
 }
 
 impl WriteBatch {
@@ -112,6 +115,7 @@ impl WriteBatch {
             && self.group_nestings.is_empty()
             && self.outbox.is_empty()
             && self.change_events.is_empty()
+            && self.alert_digests.is_empty()
     }
 
     /// The whole tenant of an image, for storing a tenant that has nothing stored yet (an
@@ -297,6 +301,7 @@ impl WriteBatch {
             audit,
             outbox,
             change_events,
+            alert_digests,
         } = next;
         if clock.is_some() {
             self.clock = clock;
@@ -321,6 +326,7 @@ impl WriteBatch {
         self.audit.extend(audit);
         self.outbox.extend(outbox);
         self.change_events.extend(change_events);
+        self.alert_digests.extend(alert_digests);
         Ok(())
     }
 

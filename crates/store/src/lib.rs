@@ -30,6 +30,7 @@
 //! The API is synchronous: call it from blocking threads. A `Store` is one connection; open one
 //! per thread that needs the database.
 
+mod alert_digests;
 mod alerts;
 mod batch;
 mod catch_up;
@@ -58,6 +59,7 @@ use std::time::Duration;
 use licensd_engine::image::TenantImage;
 use licensd_engine::{Engine, TenantSettings, Uuid};
 
+pub use crate::alert_digests::{HeldDigest, PendingDigest};
 pub use crate::alerts::{AlertFiring, AlertFormat, AlertRuleRecord};
 pub use crate::batch::{ChangeNotice, StateKey, TenantChange, WriteBatch};
 pub use crate::catch_up::{unwritten_change, CatchUp};
@@ -247,6 +249,16 @@ impl Store {
         result: &AttemptResult<'_>,
     ) -> Result<bool, StoreError> {
         dispatch!(self, store => outbox::complete(store, delivery_id, worker_id, result))
+    }
+
+    /// Records several claimed deliveries as delivered (`(delivery id, HTTP status)`) in one
+    /// transaction; for each, whether `worker_id` still held it.
+    pub fn complete_deliveries(
+        &mut self,
+        worker_id: &str,
+        delivered: &[(i64, u16)],
+    ) -> Result<Vec<bool>, StoreError> {
+        dispatch!(self, store => outbox::complete_all(store, worker_id, delivered))
     }
 
     /// Schedules a claimed delivery's next attempt `retry_in` from now, and delays the owner's
@@ -645,6 +657,22 @@ impl Store {
         at: i64,
     ) -> Result<usize, StoreError> {
         dispatch!(self, store => alerts::record_alert_firings(store, tenant_id, findings, at))
+    }
+
+    /// The held alert digests (of every tenant) whose window closed at or before `now`, at
+    /// most `limit`, the earliest closed first.
+    pub fn due_alert_digests(&mut self, now: i64, limit: usize) -> Result<Vec<PendingDigest>, StoreError> {
+        dispatch!(self, store => alert_digests::due_digests(store, now, limit))
+    }
+
+    /// Releases a held alert digest: deleted, and its message (if any) written to the outbox, in
+    /// one transaction; `Ok(false)` when it is no longer as read (released elsewhere, or grown).
+    pub fn release_alert_digest(
+        &mut self,
+        digest: &PendingDigest,
+        message: Option<&OutboxEntry>,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, store => alert_digests::release_digest(store, digest, message))
     }
 
     /// The tenants whose alert rules another instance changed, announced since the last call

@@ -8,7 +8,7 @@ use crate::error::StoreError;
 use crate::sql::{Param, ReadRow, Session, Transaction};
 
 /// The schema version this binary writes: the version of the last migration.
-pub const SCHEMA_VERSION: u64 = 14;
+pub const SCHEMA_VERSION: u64 = 15;
 
 /// One step of the schema, in each backend's SQL.
 pub(crate) struct Migration {
@@ -103,6 +103,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "change events",
         sqlite: include_str!("migrations/sqlite/0014_change_events.sql"),
         postgres: include_str!("migrations/postgres/0014_change_events.sql"),
+    },
+    Migration {
+        version: 15,
+        name: "alert digest windows",
+        sqlite: include_str!("migrations/sqlite/0015_alert_digests.sql"),
+        postgres: include_str!("migrations/postgres/0015_alert_digests.sql"),
     },
 ];
 

@@ -276,6 +276,29 @@ pub(crate) fn complete(
     Ok(changed > 0)
 }
 
+/// Records several claimed deliveries as delivered (`(delivery, HTTP status)`) in one
+/// transaction: whether each was still held by `worker_id`, in order. One write-lock hold for a
+/// whole claim instead of one per delivery.
+pub(crate) fn complete_all(
+    database: &mut impl crate::sql::Database,
+    worker_id: &str,
+    delivered: &[(i64, u16)],
+) -> Result<Vec<bool>, StoreError> {
+    use crate::sql::Transaction;
+    let action = "recording deliveries";
+    let mut transaction = database.begin(action)?;
+    let mut settled = Vec::with_capacity(delivered.len());
+    for (delivery_id, status) in delivered {
+        let result = AttemptResult {
+            status_code: Some(*status),
+            error: None,
+        };
+        settled.push(complete(&mut transaction, *delivery_id, worker_id, &result)?);
+    }
+    transaction.commit(action)?;
+    Ok(settled)
+}
+
 pub(crate) fn retry(
     session: &mut impl Session,
     delivery: &ClaimedDelivery,

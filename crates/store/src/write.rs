@@ -344,6 +344,9 @@ fn write_batch<T: WriteTransaction>(
     if !batch.change_events.is_empty() {
         crate::change_events::insert_events(transaction, tenant_key, &batch.change_events)?;
     }
+    if !batch.alert_digests.is_empty() {
+        crate::alert_digests::hold(transaction, tenant_key, &batch.alert_digests)?;
+    }
     scope.version = new_version;
     Ok(())
 }

@@ -8,14 +8,18 @@ mod support;
 
 use std::time::Duration;
 
+use licensd_engine::alerts::ErrorSample;
 use licensd_engine::alerts::{AlertCondition, ErrorFilter, ReclamationFilter, SeatThreshold};
 use licensd_engine::{LicenseErrorKind, TenantSettings, Uuid};
-use licensd_store::{AlertFormat, AlertRuleRecord, AuditQuery, Backend, Store};
+use licensd_store::{
+    AlertFormat, AlertRuleRecord, AuditQuery, Backend, HeldDigest, OutboxEntry, Store, WriteBatch,
+};
 use support::TestDatabase;
 
 on_both_backends!(
     every_condition_round_trips_and_rules_belong_to_one_tenant,
     a_rule_change_is_announced_to_listening_instances,
+    held_digests_merge_within_their_window_and_are_released_once,
 );
 
 fn rule(name: &str, condition: AlertCondition, format: AlertFormat, at: i64) -> AlertRuleRecord {
@@ -26,6 +30,7 @@ fn rule(name: &str, condition: AlertCondition, format: AlertFormat, at: i64) -> 
         url: "https://hooks.example.com/alerts".to_string(),
         format,
         created_at: at,
+        digest_window_seconds: 0,
     }
 }
 
@@ -92,7 +97,11 @@ fn every_condition_round_trips_and_rules_belong_to_one_tenant(database: TestData
         .into_iter()
         .zip(AlertFormat::ALL.into_iter().cycle())
         .enumerate()
-        .map(|(index, (condition, format))| rule(&format!("rule {index}"), condition, format, index as i64))
+        .map(|(index, (condition, format))| {
+            let mut rule = rule(&format!("rule {index}"), condition, format, index as i64);
+            rule.digest_window_seconds = if index == 0 { 60 } else { 0 };
+            rule
+        })
         .collect();
     for rule in &rules {
         store
@@ -184,4 +193,109 @@ fn a_rule_change_is_announced_to_listening_instances(database: TestDatabase) {
     } else {
         assert!(listener.take_alert_rules_notices().is_empty());
     }
+}
+
+fn samples(from: u128, count: u128) -> Vec<ErrorSample> {
+    (from..from + count)
+        .map(|user| ErrorSample {
+            user_id: Uuid::from_u128(user),
+            user_principal_name: format!("user{user}@contoso.com"),
+            sku_id: Uuid::from_u128(1_000),
+            sku_part_number: "ENTERPRISEPACK".to_string(),
+            group_id: Some(Uuid::from_u128(2_000)),
+            error: LicenseErrorKind::CountViolation,
+        })
+        .collect()
+}
+
+fn held(rule_id: Uuid, at: i64, from: u128, count: u128) -> HeldDigest {
+    HeldDigest {
+        rule_id,
+        window: 10_000,
+        at,
+        entered: true,
+        count: count as u64,
+        samples: samples(from, count.min(10)),
+    }
+}
+
+fn message(rule_id: Uuid) -> OutboxEntry {
+    OutboxEntry {
+        owner_kind: "alert-rule".to_string(),
+        owner_id: rule_id,
+        url: "https://hooks.example.com/alerts".to_string(),
+        headers: Vec::new(),
+        body: b"{}".to_vec(),
+        items: 1,
+    }
+}
+
+/// Matches held by several writes within a rule's window become one digest (counts added, the
+/// first ten samples), due when the window closes and released once (its message in the
+/// outbox); a match after the window opens another; a removed rule's digests go with it.
+fn held_digests_merge_within_their_window_and_are_released_once(database: TestDatabase) {
+    let mut store = database.open();
+    let tenant = TenantSettings::new(Uuid::new_v4(), "Digests");
+    store.create_tenant(&tenant).expect("tenant");
+    let mut windowed = rule("windowed", all_conditions()[0].clone(), AlertFormat::Json, 1);
+    windowed.digest_window_seconds = 10;
+    store
+        .insert_alert_rule(tenant.tenant_id, &windowed, &[])
+        .expect("rule");
+    let write = |store: &mut Store, digests: Vec<HeldDigest>| {
+        store
+            .write(
+                tenant.tenant_id,
+                &WriteBatch {
+                    alert_digests: digests,
+                    ..WriteBatch::default()
+                },
+            )
+            .expect("write");
+    };
+    // Three steps within 10 s of the first: 4 + 300 + 7 matches.
+    write(&mut store, vec![held(windowed.rule_id, 1_000, 0, 4)]);
+    write(&mut store, vec![held(windowed.rule_id, 5_000, 100, 300)]);
+    write(&mut store, vec![held(windowed.rule_id, 10_999, 1_000, 7)]);
+    // A digest of a rule that does not exist is dropped.
+    write(&mut store, vec![held(Uuid::new_v4(), 2_000, 0, 1)]);
+    assert!(store.due_alert_digests(10_999, 100).expect("due").is_empty());
+    let mut reader = database.open();
+    let due = reader.due_alert_digests(11_000, 100).expect("due");
+    assert_eq!(due.len(), 1, "{due:#?}");
+    let digest = &due[0];
+    assert_eq!(digest.tenant_id, tenant.tenant_id);
+    assert_eq!((digest.window_start, digest.window_end), (1_000, 11_000));
+    assert_eq!(digest.count, 311);
+    assert!(digest.entered);
+    let mut expected = samples(0, 4);
+    expected.extend(samples(100, 6));
+    assert_eq!(digest.samples, expected);
+    // After the window: another one opens.
+    write(&mut store, vec![held(windowed.rule_id, 11_000, 5_000, 2)]);
+    // Released once: the second release (another instance's) finds it gone.
+    assert!(reader
+        .release_alert_digest(digest, Some(&message(windowed.rule_id)))
+        .expect("release"));
+    assert!(!store
+        .release_alert_digest(digest, Some(&message(windowed.rule_id)))
+        .expect("release again"));
+    assert_eq!(
+        store
+            .deliveries(tenant.tenant_id, Some(windowed.rule_id), 10)
+            .expect("deliveries")
+            .len(),
+        1
+    );
+    let due = store.due_alert_digests(i64::MAX, 100).expect("due");
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].window_start, due[0].count), (11_000, 2));
+    // A digest that grew since it was read is not released as read.
+    write(&mut store, vec![held(windowed.rule_id, 12_000, 6_000, 1)]);
+    assert!(!store.release_alert_digest(&due[0], None).expect("stale"));
+    // Removing the rule removes what it held.
+    assert!(store
+        .delete_alert_rule(tenant.tenant_id, windowed.rule_id, &[])
+        .expect("delete"));
+    assert!(store.due_alert_digests(i64::MAX, 100).expect("due").is_empty());
 }

@@ -29,6 +29,10 @@ pub const MAX_RULES: usize = 100;
 const MAX_DAYS: u32 = 3_650;
 /// The longest `seconds` of a processing lag rule (a week).
 const MAX_SECONDS: u32 = 7 * 24 * 60 * 60;
+/// The digest window of an error rule created without one.
+pub const DEFAULT_DIGEST_WINDOW_SECONDS: u32 = 60;
+/// The longest digest window (a day).
+const MAX_DIGEST_WINDOW_SECONDS: u32 = 24 * 60 * 60;
 
 fn invalid(field: &str, message: impl std::fmt::Display) -> ApiError {
     ApiError::new(ErrorCode::InvalidValue, format!("Invalid {field}: {message}"))
@@ -87,6 +91,9 @@ fn condition_of(body: &CreateAlertRule) -> Result<AlertCondition, ApiError> {
     }
     if name != "processingLag" && body.seconds.is_some() {
         return Err(not_for("seconds", name));
+    }
+    if !errors && body.digest_window_seconds.is_some() {
+        return Err(not_for("digestWindowSeconds", name));
     }
     let filter = || -> Result<ErrorFilter, ApiError> {
         let kinds = body
@@ -245,6 +252,8 @@ pub async fn get_alert_rule(
 /// `processingLag` (`seconds`), `reclamationNoticed` (a reclamation policy's run gave seats a
 /// notice: named once per notice) or `reclamationActed` (it reclaimed seats), both optionally
 /// `skuId` and `policyId`. Alerts are posted to `webhookUrl` as `json`, `slack` or `teams`.
+/// Error rules gather the matches of `digestWindowSeconds` (default 60; 0: one message per
+/// change) into one message sent when the window closes.
 #[utoipa::path(post, path = "/licensd/v1/alertRules", tag = "licensd: alerts", request_body = CreateAlertRule,
     responses(
         (status = 201, description = "The rule", body = AlertRule),
@@ -264,6 +273,21 @@ pub async fn create_alert_rule(
         ));
     }
     let condition = condition_of(&body)?;
+    let digest_window_seconds = match &condition {
+        AlertCondition::LicenseErrorEntered(_) | AlertCondition::LicenseErrorLeft(_) => {
+            let window = body
+                .digest_window_seconds
+                .unwrap_or(DEFAULT_DIGEST_WINDOW_SECONDS);
+            if window > MAX_DIGEST_WINDOW_SECONDS {
+                return Err(invalid(
+                    "digestWindowSeconds",
+                    format!("{window}: use 0 (one message per change) to {MAX_DIGEST_WINDOW_SECONDS}."),
+                ));
+            }
+            window
+        }
+        _ => 0,
+    };
     check_url(&state, &body.webhook_url)?;
     let format = match body.format.as_deref() {
         None => AlertFormat::Json,
@@ -326,6 +350,7 @@ pub async fn create_alert_rule(
         url: body.webhook_url.clone(),
         format,
         created_at: now().0,
+        digest_window_seconds,
     };
     let audit = alert_rule_changed(
         &tenant.caller,

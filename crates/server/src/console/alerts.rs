@@ -54,6 +54,12 @@ fn condition_text(rule: &AlertRule, policies: &[(licensd_engine::Uuid, String)])
             None => text.push_str(&format!(", policy {policy}")),
         }
     }
+    if rule.digest_window_seconds > 0 {
+        text.push_str(&format!(
+            "; one message per {} s window (count and first users)",
+            rule.digest_window_seconds
+        ));
+    }
     text
 }
 

@@ -209,13 +209,13 @@ async fn error_rules_fire_once_per_transition_with_one_digest_per_burst(server: 
         server,
         json!({"displayName": "Sales without a seat", "condition": "licenseErrorEntered",
             "errorKinds": ["CountViolation"], "groupId": group,
-            "webhookUrl": receiver.url("entered"), "format": "json"}),
+            "webhookUrl": receiver.url("entered"), "format": "json", "digestWindowSeconds": 0}),
     )
     .await;
     create_rule(
         server,
         json!({"displayName": "Errors resolved", "condition": "licenseErrorLeft",
-            "webhookUrl": receiver.url("left"), "format": "slack"}),
+            "webhookUrl": receiver.url("left"), "format": "slack", "digestWindowSeconds": 0}),
     )
     .await;
     // Another kind of error only: never fires here.
@@ -223,7 +223,7 @@ async fn error_rules_fire_once_per_transition_with_one_digest_per_burst(server: 
         server,
         json!({"displayName": "Location problems", "condition": "licenseErrorEntered",
             "errorKinds": ["ProhibitedInUsageLocationViolation"],
-            "webhookUrl": receiver.url("location"), "format": "teams"}),
+            "webhookUrl": receiver.url("location"), "format": "teams", "digestWindowSeconds": 0}),
     )
     .await;
     let users = create_members(server, group, 200).await;
@@ -395,6 +395,11 @@ async fn bad_rules_are_refused_naming_the_field_and_nothing_is_stored(server: &T
             "errorKinds",
             json!({"condition": "processingLag", "seconds": 60, "errorKinds": ["CountViolation"]}),
         ),
+        ("digestWindowSeconds", json!({"digestWindowSeconds": 86_401})),
+        (
+            "digestWindowSeconds",
+            json!({"condition": "seats", "threshold": "noneAvailable", "digestWindowSeconds": 60}),
+        ),
     ];
     for (field, change) in cases {
         let mut body = good.clone();
@@ -444,6 +449,8 @@ async fn bad_rules_are_refused_naming_the_field_and_nothing_is_stored(server: &T
     assert_eq!(rule["condition"], "licenseErrorEntered");
     assert_eq!(rule["format"], "json");
     assert_eq!(rule["errorKinds"], json!([]));
+    // An error rule digests a minute of matches unless told otherwise.
+    assert_eq!(rule["digestWindowSeconds"], 60);
     server
         .delete(&format!("/licensd/v1/alertRules/{id}"))
         .await
@@ -477,6 +484,8 @@ async fn bad_rules_are_refused_naming_the_field_and_nothing_is_stored(server: &T
         .expect(200)
         .body;
     assert_eq!(rule["percent"], 90);
+    // Seat rules send at once: no window.
+    assert_eq!(rule["digestWindowSeconds"], 0);
 }
 
 /// Rules stay fresh on every instance: a rule added through one instance fires for a change made
@@ -759,4 +768,126 @@ async fn age_notices(server: &TestServer, policy: Uuid, days: i64) {
     })
     .await
     .expect("the store task");
+}
+
+/// The digest window: one change (a license assigned to a group of 500 without a seat for any
+/// of them) that puts every member into CountViolation, processed in several steps, is one message for a rule with a window (the count, the first
+/// ten users, the window's start and end), sent when the window closes — after a restart of
+/// licensd in the middle of the window too, since the held digest is in the store. A rule
+/// without a window (0) gets one message per step of the same change.
+async fn a_digest_window_makes_a_change_processed_in_steps_one_message(database: TestDatabase) {
+    const MEMBERS: usize = 500;
+    const WINDOW_SECONDS: i64 = 8;
+    let configure = |config: &mut licensd_server::ServerConfig| {
+        config.notifications.retry_base = Duration::from_millis(50);
+        // 100 users per processing step: the change is processed in five steps at least.
+        config.processing_batch_size = 100;
+    };
+    let server = TestServer::start_with(database, configure).await;
+    let receiver = Receiver::start().await;
+    server.import_seed_products(0, 0, 0, 0).await;
+    let group = server.create_group("Everyone").await;
+    let users = create_members(&server, group, MEMBERS).await;
+    let windowed = create_rule(
+        &server,
+        json!({"displayName": "No seat", "condition": "licenseErrorEntered",
+            "errorKinds": ["CountViolation"], "digestWindowSeconds": WINDOW_SECONDS,
+            "webhookUrl": receiver.url("window"), "format": "json"}),
+    )
+    .await;
+    create_rule(
+        &server,
+        json!({"displayName": "No seat, every step", "condition": "licenseErrorEntered",
+            "errorKinds": ["CountViolation"], "digestWindowSeconds": 0,
+            "webhookUrl": receiver.url("each")}),
+    )
+    .await;
+
+    // The console's alerts page tells the window.
+    let console = reqwest::Client::new();
+    let page = server
+        .send(
+            console
+                .get(server.url("/alerts"))
+                .header("cookie", format!("licensd_session={}", server.token)),
+        )
+        .await
+        .expect(200);
+    let html = page.body.as_str().unwrap_or_default();
+    assert!(
+        html.contains(&format!("one message per {WINDOW_SECONDS} s window")),
+        "{html}"
+    );
+
+    // E3 for the whole group, without a seat: all members fall into CountViolation, step by step.
+    let reduced = Instant::now();
+    server.assign_to_group(group, &[E3]).await.expect(202);
+    server.settle().await;
+    // Without a window: one message per processing step, several in all.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let count_of = |messages: &[Value]| -> u64 {
+        messages
+            .iter()
+            .map(|message| message["count"].as_u64().unwrap())
+            .sum()
+    };
+    while count_of(&receiver.at("each")) < MEMBERS as u64 {
+        assert!(Instant::now() < deadline, "{:#?}", receiver.at("each"));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let each = receiver.at("each");
+    assert!(each.len() >= 2, "one change, several steps: {each:#?}");
+    assert_eq!(count_of(&each), MEMBERS as u64);
+    // With a window: nothing before it closes.
+    if reduced.elapsed() < Duration::from_secs(WINDOW_SECONDS as u64 - 2) {
+        assert!(receiver.at("window").is_empty(), "{:#?}", receiver.at("window"));
+    }
+
+    // licensd restarts in the middle of the window: the digest held in the store is sent.
+    let server = server.restart(configure).await;
+    let messages = receiver.wait_for("window", 1).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let messages = if receiver.at("window").len() > messages.len() {
+        receiver.at("window")
+    } else {
+        messages
+    };
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    let alert = &messages[0];
+    assert_eq!(alert["ruleId"], windowed.to_string());
+    assert_eq!(alert["condition"], "licenseErrorEntered");
+    assert_eq!(alert["count"], MEMBERS as u64, "{alert:#}");
+    let named = alert["users"].as_array().unwrap();
+    assert_eq!(named.len(), 10);
+    for user in named {
+        assert_eq!(user["error"], "CountViolation");
+        let id = Uuid::parse_str(user["userId"].as_str().unwrap()).unwrap();
+        assert!(users.contains(&id));
+    }
+    let start = licensd_api_types::time::parse_date_time(alert["windowStartDateTime"].as_str().unwrap())
+        .expect("window start");
+    let end = licensd_api_types::time::parse_date_time(alert["windowEndDateTime"].as_str().unwrap())
+        .expect("window end");
+    assert_eq!(end - start, WINDOW_SECONDS * 1_000, "{alert:#}");
+    assert_eq!(
+        receiver.alert_ids("window"),
+        vec![alert["alertId"].as_str().map(str::to_string)]
+    );
+    // Sent, and gone from the store: nothing more comes.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(receiver.at("window").len(), 1);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digest_window_makes_a_change_processed_in_steps_one_message_sqlite() {
+    a_digest_window_makes_a_change_processed_in_steps_one_message(TestDatabase::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digest_window_makes_a_change_processed_in_steps_one_message_postgres() {
+    let Some(database) = TestDatabase::postgres("alert_digest_window") else {
+        return;
+    };
+    a_digest_window_makes_a_change_processed_in_steps_one_message(database).await;
 }
