@@ -321,7 +321,11 @@ async fn main() -> BenchResult<()> {
             .ok_or_else(|| format!("no {currency} total in the cost report"))?;
         let expected = licensd_api_types::spend::format_amount(*amount);
         if total["consumed"] != expected.as_str() {
-            return Err(format!("consumed {currency}: {} over HTTP, {expected} in the engine", total["consumed"]).into());
+            return Err(format!(
+                "consumed {currency}: {} over HTTP, {expected} in the engine",
+                total["consumed"]
+            )
+            .into());
         }
     }
     if cost_json["departments"].as_array().map(Vec::len) != Some(departments) {
@@ -329,7 +333,11 @@ async fn main() -> BenchResult<()> {
     }
     let idle_json: serde_json::Value = serde_json::from_slice(&idle_body)?;
     if idle_json["total"] != idle_seats as u64 {
-        return Err(format!("idle total {} over HTTP, {idle_seats} in the engine", idle_json["total"]).into());
+        return Err(format!(
+            "idle total {} over HTTP, {idle_seats} in the engine",
+            idle_json["total"]
+        )
+        .into());
     }
     let idle_all_json: serde_json::Value = serde_json::from_slice(&idle_all_body)?;
     if idle_all_json["value"].as_array().map(Vec::len) != Some(idle_seats.min(1_000_000)) {
@@ -373,10 +381,30 @@ async fn main() -> BenchResult<()> {
         );
     };
     line("GET /licensd/v1/spend/cost", cost, engine_cost, &cost_body);
-    line("GET /licensd/v1/spend/cost?format=csv", cost_csv, engine_cost, &cost_csv_body);
-    line("GET /licensd/v1/spend/idle (top 1000, total)", idle, engine_idle, &idle_body);
-    line("GET /licensd/v1/spend/idle?top=1000000", idle_all, engine_idle, &idle_all_body);
-    line("GET /licensd/v1/spend/idle?format=csv", idle_csv, engine_idle, &idle_csv_body);
+    line(
+        "GET /licensd/v1/spend/cost?format=csv",
+        cost_csv,
+        engine_cost,
+        &cost_csv_body,
+    );
+    line(
+        "GET /licensd/v1/spend/idle (top 1000, total)",
+        idle,
+        engine_idle,
+        &idle_body,
+    );
+    line(
+        "GET /licensd/v1/spend/idle?top=1000000",
+        idle_all,
+        engine_idle,
+        &idle_all_body,
+    );
+    line(
+        "GET /licensd/v1/spend/idle?format=csv",
+        idle_csv,
+        engine_idle,
+        &idle_csv_body,
+    );
     line(
         "GET /spend (console page)",
         console,

@@ -670,10 +670,15 @@ impl Filter {
     /// Whether any path of the filter names an attribute of the extension `urn` (to know what
     /// a resource must render).
     pub fn mentions_extension(&self, urn: &str) -> bool {
-        let of_extension =
-            |path: &AttrPath| path.urn.as_deref().is_some_and(|own| own.eq_ignore_ascii_case(urn));
+        let of_extension = |path: &AttrPath| {
+            path.urn
+                .as_deref()
+                .is_some_and(|own| own.eq_ignore_ascii_case(urn))
+        };
         match self {
-            Filter::Present(path) | Filter::Compare(path, _, _) | Filter::Within(path, _) => of_extension(path),
+            Filter::Present(path) | Filter::Compare(path, _, _) | Filter::Within(path, _) => {
+                of_extension(path)
+            }
             Filter::And(left, right) | Filter::Or(left, right) => {
                 left.mentions_extension(urn) || right.mentions_extension(urn)
             }
@@ -799,7 +804,11 @@ mod tests {
     #[test]
     fn a_filter_tells_which_extensions_it_reads() {
         // `pr` closing a group parses.
-        for text in ["not (userName pr)", "userName pr and not (title pr)", "emails[value pr]"] {
+        for text in [
+            "not (userName pr)",
+            "userName pr and not (title pr)",
+            "emails[value pr]",
+        ] {
             assert!(parse_filter(text, &USER_RESOURCE).is_ok(), "{text}");
         }
         assert!(!matches("not (externalId pr)"));
@@ -814,7 +823,8 @@ mod tests {
         .expect("filter");
         assert!(filter.mentions_extension(activity));
         assert!(!filter.mentions_extension(enterprise));
-        let filter = parse_filter(r#"userName sw "a" or displayName eq "b""#, &USER_RESOURCE).expect("filter");
+        let filter =
+            parse_filter(r#"userName sw "a" or displayName eq "b""#, &USER_RESOURCE).expect("filter");
         assert!(!filter.mentions_extension(activity));
     }
 }

@@ -145,7 +145,11 @@ pub async fn search_everything(
     let activity = match every_activity {
         Some(activity) => activity,
         None => {
-            let page_users = page.iter().filter(|(is_user, _)| *is_user).map(|(_, id)| *id).collect();
+            let page_users = page
+                .iter()
+                .filter(|(is_user, _)| *is_user)
+                .map(|(_, id)| *id)
+                .collect();
             users::activities(&tenant, page_users).await?
         }
     };

@@ -378,7 +378,10 @@ fn activity_of(extension: Option<Value>) -> Result<Option<(Option<i64>, Option<i
             ))),
         }
     };
-    Ok(Some((date("lastSignInDateTime")?, date("employeeLeaveDateTime")?)))
+    Ok(Some((
+        date("lastSignInDateTime")?,
+        date("employeeLeaveDateTime")?,
+    )))
 }
 
 fn work_country(addresses: Option<&Value>) -> Option<CountryCode> {
@@ -899,7 +902,9 @@ pub async fn patch(
         // The patch removed the whole activity extension: both dates are cleared.
         desired.activity = Some((None, None));
     }
-    if desired.activity.is_some() && desired.activity == activity_of(original.get(ACTIVITY_USER_SCHEMA).cloned())? {
+    if desired.activity.is_some()
+        && desired.activity == activity_of(original.get(ACTIVITY_USER_SCHEMA).cloned())?
+    {
         desired.activity = None;
     }
     update_to(&tenant, user_id, &view, &stored, desired).await?;

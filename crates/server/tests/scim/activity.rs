@@ -66,7 +66,11 @@ async fn scim_activity(server: &TestServer) {
         .iter()
         .map(|attribute| attribute["name"].as_str().expect("name"))
         .collect();
-    assert_eq!(names, ["lastSignInDateTime", "employeeLeaveDateTime"], "{schema:#}");
+    assert_eq!(
+        names,
+        ["lastSignInDateTime", "employeeLeaveDateTime"],
+        "{schema:#}"
+    );
     for attribute in schema["attributes"].as_array().expect("attributes") {
         // Text in the date-time form (see the schema's description), with examples of it.
         assert_eq!(attribute["type"], "string", "{attribute:#}");
@@ -76,7 +80,11 @@ async fn scim_activity(server: &TestServer) {
         for example in examples {
             let text = example.as_str().expect("text");
             let parsed = licensd_api_types::time::parse_date_time(text).expect("a date-time");
-            assert_eq!(format_date_time(parsed), text, "examples are in the form licensd answers");
+            assert_eq!(
+                format_date_time(parsed),
+                text,
+                "examples are in the form licensd answers"
+            );
         }
     }
     let resource_type = server
@@ -106,17 +114,38 @@ async fn scim_activity(server: &TestServer) {
         .await
         .expect(201);
     let user = id_of(&created);
-    assert_eq!(created.body[ACTIVITY]["lastSignInDateTime"], "2026-06-01T08:00:00Z", "{:#}", created.body);
-    assert!(created.body["schemas"].as_array().expect("schemas").contains(&json!(ACTIVITY)));
+    assert_eq!(
+        created.body[ACTIVITY]["lastSignInDateTime"], "2026-06-01T08:00:00Z",
+        "{:#}",
+        created.body
+    );
+    assert!(created.body["schemas"]
+        .as_array()
+        .expect("schemas")
+        .contains(&json!(ACTIVITY)));
     let stored = admin_activity(server, user).await;
-    assert_eq!(stored["signInActivity"]["lastSignInDateTime"], "2026-06-01T08:00:00Z", "{stored:#}");
-    assert_eq!(stored["employeeLeaveDateTime"], "2026-11-30T17:00:00Z", "{stored:#}");
+    assert_eq!(
+        stored["signInActivity"]["lastSignInDateTime"], "2026-06-01T08:00:00Z",
+        "{stored:#}"
+    );
+    assert_eq!(
+        stored["employeeLeaveDateTime"], "2026-11-30T17:00:00Z",
+        "{stored:#}"
+    );
     assert_eq!(activity_audits(server).await, 1);
     // GET and the list show them.
     let fetched = server.get(&format!("{SCIM}/Users/{user}")).await.expect(200).body;
     assert_eq!(fetched[ACTIVITY]["employeeLeaveDateTime"], "2026-11-30T17:00:00Z");
-    let listed = crate::list(server, "Users", &[("filter", "userName eq \"leaver@contoso.com\"")]).await;
-    assert_eq!(listed["Resources"][0][ACTIVITY]["lastSignInDateTime"], "2026-06-01T08:00:00Z", "{listed:#}");
+    let listed = crate::list(
+        server,
+        "Users",
+        &[("filter", "userName eq \"leaver@contoso.com\"")],
+    )
+    .await;
+    assert_eq!(
+        listed["Resources"][0][ACTIVITY]["lastSignInDateTime"], "2026-06-01T08:00:00Z",
+        "{listed:#}"
+    );
 
     // PATCH one date: the other is kept.
     let patched = server
@@ -127,9 +156,15 @@ async fn scim_activity(server: &TestServer) {
         .await
         .expect(200)
         .body;
-    assert_eq!(patched[ACTIVITY]["lastSignInDateTime"], "2026-12-01T09:30:00Z", "{patched:#}");
+    assert_eq!(
+        patched[ACTIVITY]["lastSignInDateTime"], "2026-12-01T09:30:00Z",
+        "{patched:#}"
+    );
     let stored = admin_activity(server, user).await;
-    assert_eq!(stored["signInActivity"]["lastSignInDateTime"], "2026-12-01T09:30:00Z");
+    assert_eq!(
+        stored["signInActivity"]["lastSignInDateTime"],
+        "2026-12-01T09:30:00Z"
+    );
     assert_eq!(stored["employeeLeaveDateTime"], "2026-11-30T17:00:00Z");
 
     // A date that is not one is refused, nothing changed.
@@ -158,7 +193,10 @@ async fn scim_activity(server: &TestServer) {
         400,
         Some("invalidValue"),
     );
-    assert!(detail.contains("lastSignInDateTime '2026-13-01T00:00:00Z'"), "{detail}");
+    assert!(
+        detail.contains("lastSignInDateTime '2026-13-01T00:00:00Z'"),
+        "{detail}"
+    );
     let unchanged = server.get(&format!("{SCIM}/Users/{user}")).await.expect(200).body;
     assert_ne!(unchanged["displayName"], "Renamed", "{unchanged:#}");
     assert_eq!(unchanged[ACTIVITY]["lastSignInDateTime"], "2026-12-01T09:30:00Z");
@@ -178,7 +216,10 @@ async fn scim_activity(server: &TestServer) {
         crate::list(server, "Users", &[("filter", "userName eq \"bad@contoso.com\"")]).await["totalResults"],
         0
     );
-    assert_eq!(admin_activity(server, user).await["employeeLeaveDateTime"], "2026-11-30T17:00:00Z");
+    assert_eq!(
+        admin_activity(server, user).await["employeeLeaveDateTime"],
+        "2026-11-30T17:00:00Z"
+    );
 
     // Filters read the extension: a leaver, and users who signed in after a date.
     server
@@ -189,7 +230,10 @@ async fn scim_activity(server: &TestServer) {
         .await
         .expect(201);
     server
-        .post(&format!("{SCIM}/Users"), json!({"userName": "unknown@contoso.com"}))
+        .post(
+            &format!("{SCIM}/Users"),
+            json!({"userName": "unknown@contoso.com"}),
+        )
         .await
         .expect(201);
     let names = |list: &Value| -> Vec<String> {
@@ -202,16 +246,31 @@ async fn scim_activity(server: &TestServer) {
         names.sort();
         names
     };
-    let leavers = crate::list(server, "Users", &[("filter", &format!("{ACTIVITY}:employeeLeaveDateTime pr"))]).await;
+    let leavers = crate::list(
+        server,
+        "Users",
+        &[("filter", &format!("{ACTIVITY}:employeeLeaveDateTime pr"))],
+    )
+    .await;
     assert_eq!(names(&leavers), ["leaver@contoso.com"], "{leavers:#}");
-    assert_eq!(leavers["Resources"][0][ACTIVITY]["employeeLeaveDateTime"], "2026-11-30T17:00:00Z");
+    assert_eq!(
+        leavers["Resources"][0][ACTIVITY]["employeeLeaveDateTime"],
+        "2026-11-30T17:00:00Z"
+    );
     let recent = crate::list(
         server,
         "Users",
-        &[("filter", &format!("{ACTIVITY}:lastSignInDateTime ge \"2026-12-01T09:30:00Z\""))],
+        &[(
+            "filter",
+            &format!("{ACTIVITY}:lastSignInDateTime ge \"2026-12-01T09:30:00Z\""),
+        )],
     )
     .await;
-    assert_eq!(names(&recent), ["leaver@contoso.com", "stayer@contoso.com"], "{recent:#}");
+    assert_eq!(
+        names(&recent),
+        ["leaver@contoso.com", "stayer@contoso.com"],
+        "{recent:#}"
+    );
     let searched = server
         .post(
             &format!("{SCIM}/.search"),
@@ -222,7 +281,10 @@ async fn scim_activity(server: &TestServer) {
         .expect(200)
         .body;
     assert_eq!(names(&searched), ["stayer@contoso.com"], "{searched:#}");
-    assert_eq!(searched["Resources"][0][ACTIVITY]["lastSignInDateTime"], "2026-12-02T10:00:00Z");
+    assert_eq!(
+        searched["Resources"][0][ACTIVITY]["lastSignInDateTime"],
+        "2026-12-02T10:00:00Z"
+    );
 
     // A leaver reported through SCIM is what a reclamation policy acts on.
     server.import_seed_products(5, 5, 0, 0).await;
@@ -274,7 +336,10 @@ async fn scim_activity(server: &TestServer) {
         )
         .await
         .expect(200);
-    assert_eq!(admin_activity(server, user).await["employeeLeaveDateTime"], "2026-11-30T17:00:00Z");
+    assert_eq!(
+        admin_activity(server, user).await["employeeLeaveDateTime"],
+        "2026-11-30T17:00:00Z"
+    );
     let replaced = server
         .put(
             &format!("{SCIM}/Users/{user}"),
@@ -284,9 +349,16 @@ async fn scim_activity(server: &TestServer) {
         .await
         .expect(200)
         .body;
-    assert_eq!(replaced[ACTIVITY], json!({"employeeLeaveDateTime": "2027-01-31T17:00:00Z"}), "{replaced:#}");
+    assert_eq!(
+        replaced[ACTIVITY],
+        json!({"employeeLeaveDateTime": "2027-01-31T17:00:00Z"}),
+        "{replaced:#}"
+    );
     let stored = admin_activity(server, user).await;
-    assert!(stored["signInActivity"]["lastSignInDateTime"].is_null(), "{stored:#}");
+    assert!(
+        stored["signInActivity"]["lastSignInDateTime"].is_null(),
+        "{stored:#}"
+    );
     assert_eq!(stored["employeeLeaveDateTime"], "2027-01-31T17:00:00Z");
 
     // PATCH remove of the extension clears the activity.
