@@ -76,7 +76,7 @@ pub fn store_activity(
                 last_sign_in: None,
                 leave_date: None,
             });
-        let mut after = before.clone();
+        let mut after = before;
         if let Some(last_sign_in) = change.last_sign_in {
             after.last_sign_in = last_sign_in;
         }

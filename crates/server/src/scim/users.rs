@@ -352,11 +352,14 @@ pub struct DesiredUser {
     pub stored: StoredUser,
     /// The activity extension's dates when the document has the extension (`None`: it has not;
     /// a date absent or null in it is cleared).
-    pub activity: Option<(Option<i64>, Option<i64>)>,
+    pub activity: Option<ActivityDates>,
 }
 
+/// The activity extension's dates: (last sign-in, leave date), milliseconds since the epoch.
+pub type ActivityDates = (Option<i64>, Option<i64>);
+
 /// The dates of the activity extension, if the document has it.
-fn activity_of(extension: Option<Value>) -> Result<Option<(Option<i64>, Option<i64>)>, ScimError> {
+fn activity_of(extension: Option<Value>) -> Result<Option<ActivityDates>, ScimError> {
     let Some(extension) = extension else {
         return Ok(None);
     };
@@ -647,7 +650,7 @@ async fn save_activity(
     tenant: &ScimTenant,
     user_id: Uuid,
     user_principal_name: String,
-    activity: (Option<i64>, Option<i64>),
+    activity: ActivityDates,
 ) -> Result<(), ScimError> {
     let caller = tenant.0.caller.clone();
     let change = ActivityChange {
