@@ -447,39 +447,44 @@ impl Engine {
         report
     }
 
-    /// Every seat held by an idle user, by user (in the tenant's order) then product.
+    /// Every seat held by an idle user, by user (in the tenant's order) then product. Only idle
+    /// users' seats are looked at (whether a user is idle is one lookup): the seats' sources are
+    /// worked out for them alone, not for the whole tenant.
     pub fn idle_seats(&self, inputs: &SpendInputs<'_>) -> Vec<IdleSeat> {
         let mut seats = Vec::new();
-        let mut current: Option<(UserRef, Option<IdleVerdict>)> = None;
-        self.for_each_seat(|user_ref, sku, owner| {
-            let user = self.directory.user(user_ref);
-            let idle = match current {
-                Some((seen, idle)) if seen == user_ref => idle,
-                _ => {
-                    let idle = idle_reason(
-                        user.account_enabled,
-                        inputs.activity.get(&user.id),
-                        &inputs.policy,
-                    );
-                    current = Some((user_ref, idle));
-                    idle
-                }
+        let mut seen: Vec<SkuRef> = Vec::new();
+        for (user_ref, user) in self.directory.users() {
+            let Some((reason, since)) = idle_reason(
+                user.account_enabled,
+                inputs.activity.get(&user.id),
+                &inputs.policy,
+            ) else {
+                continue;
             };
-            if let Some((reason, since)) = idle {
+            seen.clear();
+            for state in self.states.of(user_ref) {
+                if !state.holds_unit() || seen.contains(&state.sku) {
+                    continue;
+                }
+                seen.push(state.sku);
+                let Some(owner) = self.seat_owner(user_ref, state.sku) else {
+                    continue;
+                };
+                let sku = self.sku(state.sku);
                 seats.push(IdleSeat {
                     user: InvolvedUser {
                         user_id: user.id,
                         user_principal_name: user.user_principal_name.to_string(),
                     },
-                    sku_id: self.sku(sku).id,
-                    sku_part_number: self.sku(sku).part_number.clone(),
+                    sku_id: sku.id,
+                    sku_part_number: sku.part_number.clone(),
                     reason,
                     since,
                     owner: self.cost_owner(owner),
-                    price: inputs.prices.get(&self.sku(sku).id).cloned(),
+                    price: inputs.prices.get(&sku.id).cloned(),
                 });
             }
-        });
+        }
         seats
     }
 }

@@ -9,6 +9,7 @@
 // every refusal explains itself; it is built only when a command is refused.
 #![allow(clippy::result_large_err)]
 
+pub mod activity;
 pub mod admin;
 pub mod alerts;
 pub mod api;

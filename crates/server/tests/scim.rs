@@ -11,6 +11,8 @@
 #[allow(dead_code, unused_macros, unused_imports)]
 mod support;
 
+#[path = "scim/activity.rs"]
+mod activity;
 #[path = "scim/attributes.rs"]
 mod attributes;
 #[path = "scim/idp.rs"]

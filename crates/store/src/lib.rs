@@ -727,6 +727,11 @@ impl Store {
         dispatch!(self, store => spend::user_activity(store, tenant_id, user_id))
     }
 
+    /// Every user's stored activity.
+    pub fn all_user_activity(&mut self, tenant_id: Uuid) -> Result<Vec<UserActivityRecord>, StoreError> {
+        dispatch!(self, store => spend::all_user_activity(store, tenant_id))
+    }
+
     /// The activity of the users who may be idle: leave date at or before `now`, or last
     /// sign-in at or before `signed_in_before`.
     pub fn possibly_idle_activity(

@@ -113,6 +113,20 @@ pub(crate) fn user_activity(
     )
 }
 
+/// Every stored activity record of the tenant (a user with neither date has none).
+pub(crate) fn all_user_activity(
+    session: &mut impl Session,
+    tenant_id: Uuid,
+) -> Result<Vec<UserActivityRecord>, StoreError> {
+    let tenant_key = tenant_key(session, tenant_id)?;
+    session.query_all(
+        "reading users' activity",
+        "SELECT user_id, last_sign_in, leave_date FROM user_activity WHERE tenant_key = $1",
+        &[Param::Integer(tenant_key)],
+        |row| read_activity(row),
+    )
+}
+
 /// The users who may be idle at `now`: their leave date is at or before `now`, or their last
 /// sign-in at or before `signed_in_before`. (The engine decides; this only narrows the rows.)
 pub(crate) fn possibly_idle_activity(

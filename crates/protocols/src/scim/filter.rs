@@ -167,7 +167,8 @@ impl<'a> Parser<'a> {
         let rest = self.rest();
         if rest.len() >= word.len() && rest[..word.len()].eq_ignore_ascii_case(word) {
             let after = rest[word.len()..].chars().next();
-            if after.map_or(true, |c| c == ' ' || c == '(') {
+            // `pr` may close a group: `not (title pr)`, `emails[value pr]`.
+            if after.map_or(true, |c| matches!(c, ' ' | '(' | ')' | ']')) {
                 self.position += word.len();
                 return true;
             }
@@ -665,6 +666,25 @@ impl Filter {
             Filter::Not(inner) => inner.mentions(name),
         }
     }
+
+    /// Whether any path of the filter names an attribute of the extension `urn` (to know what
+    /// a resource must render).
+    pub fn mentions_extension(&self, urn: &str) -> bool {
+        let of_extension = |path: &AttrPath| {
+            path.urn
+                .as_deref()
+                .is_some_and(|own| own.eq_ignore_ascii_case(urn))
+        };
+        match self {
+            Filter::Present(path) | Filter::Compare(path, _, _) | Filter::Within(path, _) => {
+                of_extension(path)
+            }
+            Filter::And(left, right) | Filter::Or(left, right) => {
+                left.mentions_extension(urn) || right.mentions_extension(urn)
+            }
+            Filter::Not(inner) => inner.mentions_extension(urn),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -779,5 +799,32 @@ mod tests {
         assert_eq!((path.attr.urn, path.attr.name.as_str()), (None, "displayName"));
         assert!(parse_patch_path("emails[type eq", &USER_RESOURCE).is_err());
         assert!(parse_patch_path("name..x", &USER_RESOURCE).is_err());
+    }
+
+    #[test]
+    fn a_filter_tells_which_extensions_it_reads() {
+        // `pr` closing a group parses.
+        for text in [
+            "not (userName pr)",
+            "userName pr and not (title pr)",
+            "emails[value pr]",
+        ] {
+            assert!(parse_filter(text, &USER_RESOURCE).is_ok(), "{text}");
+        }
+        assert!(!matches("not (externalId pr)"));
+        assert!(matches("not (title pr)"));
+        assert!(matches("emails[value pr]"));
+        let activity = crate::scim::schema::ACTIVITY_USER_SCHEMA;
+        let enterprise = crate::scim::schema::ENTERPRISE_USER_SCHEMA;
+        let filter = parse_filter(
+            &format!(r#"userName sw "a" and not ({activity}:employeeLeaveDateTime pr)"#),
+            &USER_RESOURCE,
+        )
+        .expect("filter");
+        assert!(filter.mentions_extension(activity));
+        assert!(!filter.mentions_extension(enterprise));
+        let filter =
+            parse_filter(r#"userName sw "a" or displayName eq "b""#, &USER_RESOURCE).expect("filter");
+        assert!(!filter.mentions_extension(activity));
     }
 }

@@ -10,6 +10,7 @@ pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 pub const ENTERPRISE_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 pub const LICENSING_USER_SCHEMA: &str = "urn:licensd:params:scim:schemas:extension:licensing:2.0:User";
+pub const ACTIVITY_USER_SCHEMA: &str = "urn:licensd:params:scim:schemas:extension:activity:2.0:User";
 pub const SERVICE_PROVIDER_CONFIG_SCHEMA: &str =
     "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
 pub const RESOURCE_TYPE_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceType";
@@ -417,6 +418,35 @@ pub static LICENSING_USER: Schema = Schema {
     ],
 };
 
+/// Examples of the activity extension's date-times, advertised as its `canonicalValues`: any
+/// date-time in this form is accepted (see [`ACTIVITY_USER`]).
+pub const DATE_TIME_EXAMPLES: &[&str] = &["2026-01-31T17:00:00Z", "2026-06-30T23:59:59Z"];
+
+/// The user's activity as the identity provider reports it. Both attributes are strings holding
+/// an RFC 3339 date-time in UTC (`2026-06-30T23:59:59Z`, optionally with fractional seconds, or
+/// a bare date), which licensd checks (anything else is a 400 `invalidValue` naming the
+/// attribute) and answers in the form of [`DATE_TIME_EXAMPLES`]. They are typed `string` rather
+/// than `dateTime`, as custom attributes of Entra ID's provisioning are, and advertise examples
+/// of the form as `canonicalValues`, so that generic clients that fill attributes from the
+/// schema (scim2-tester) send a value licensd accepts and compare what it answers as text.
+pub static ACTIVITY_USER: Schema = Schema {
+    id: ACTIVITY_USER_SCHEMA,
+    name: "ActivityUser",
+    description: "licensd: the user's last sign-in and leave date (RFC 3339 date-times in UTC), which idle-seat reports and reclamation policies read",
+    attributes: &[
+        string(
+            "lastSignInDateTime",
+            "When the user last signed in (Graph's signInActivity.lastSignInDateTime): an RFC 3339 date-time in UTC such as 2026-06-30T23:59:59Z.",
+        )
+        .canonical(DATE_TIME_EXAMPLES),
+        string(
+            "employeeLeaveDateTime",
+            "When the user leaves or left the company (Graph's employeeLeaveDateTime): an RFC 3339 date-time in UTC such as 2026-06-30T23:59:59Z.",
+        )
+        .canonical(DATE_TIME_EXAMPLES),
+    ],
+};
+
 pub static GROUP: Schema = Schema {
     id: GROUP_SCHEMA,
     name: "Group",
@@ -663,10 +693,11 @@ pub static SCHEMA: Schema = Schema {
 };
 
 /// Every schema `/Schemas` lists, resources first.
-pub static ALL: [&Schema; 7] = [
+pub static ALL: [&Schema; 8] = [
     &USER,
     &ENTERPRISE_USER,
     &LICENSING_USER,
+    &ACTIVITY_USER,
     &GROUP,
     &SERVICE_PROVIDER_CONFIG,
     &RESOURCE_TYPE,
@@ -735,7 +766,7 @@ pub static USER_RESOURCE: ResourceKind = ResourceKind {
     name: "User",
     endpoint: "/Users",
     core: &USER,
-    extensions: &[&ENTERPRISE_USER, &LICENSING_USER],
+    extensions: &[&ENTERPRISE_USER, &LICENSING_USER, &ACTIVITY_USER],
 };
 
 pub static GROUP_RESOURCE: ResourceKind = ResourceKind {

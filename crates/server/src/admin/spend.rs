@@ -25,6 +25,7 @@ use licensd_store::{AuditRecord, SkuPrice, StoreError, UserActivityRecord};
 use rustc_hash::FxHashMap;
 
 use super::catalog::query_parameter;
+use crate::activity::ActivityChange;
 use crate::api::{parse_object_id, resolve_user, ApiError, JsonBody, PathParameters, Tenant};
 
 /// Days without a sign-in after which a held seat is idle, unless `inactiveDays` says otherwise.
@@ -715,42 +716,35 @@ fn wire_activity(record: &UserActivityRecord) -> wire::UserActivity {
     }
 }
 
-fn describe_activity(record: &UserActivityRecord) -> Vec<(&'static str, String)> {
-    vec![
-        (
-            "signInActivity.lastSignInDateTime",
-            record.last_sign_in.map(format_date_time).unwrap_or_default(),
-        ),
-        (
-            "employeeLeaveDateTime",
-            record.leave_date.map(format_date_time).unwrap_or_default(),
-        ),
-    ]
-}
-
-/// Applies a PATCH-like update to a stored record (absent: kept, null: cleared).
-fn updated_activity(
-    mut record: UserActivityRecord,
+/// Reads a PATCH-like update (absent: kept, null: cleared) into the shared activity change.
+fn activity_change(
+    user_id: Uuid,
+    user_principal_name: String,
     sign_in: &Option<Option<SignInActivity>>,
     leave: &Option<Option<String>>,
-) -> Result<UserActivityRecord, ApiError> {
-    match sign_in {
-        None => {}
-        Some(None) => record.last_sign_in = None,
-        Some(Some(activity)) => {
-            record.last_sign_in = activity
+) -> Result<ActivityChange, ApiError> {
+    let last_sign_in = match sign_in {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(activity)) => Some(
+            activity
                 .last_sign_in_date_time
                 .as_deref()
                 .map(|text| parse_time_field(text, "signInActivity.lastSignInDateTime"))
-                .transpose()?;
-        }
-    }
-    match leave {
-        None => {}
-        Some(None) => record.leave_date = None,
-        Some(Some(text)) => record.leave_date = Some(parse_time_field(text, "employeeLeaveDateTime")?),
-    }
-    Ok(record)
+                .transpose()?,
+        ),
+    };
+    let leave_date = match leave {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(text)) => Some(Some(parse_time_field(text, "employeeLeaveDateTime")?)),
+    };
+    Ok(ActivityChange {
+        user_id,
+        user_principal_name,
+        last_sign_in,
+        leave_date,
+    })
 }
 
 /// One user's resolved update: (user id, principal name, sign-in change, leave change).
@@ -762,43 +756,22 @@ type ResolvedUpdate = (
 );
 
 /// Stores updates of several users, all or nothing, with an "Update user activity" audit record
-/// per user whose activity changed; answers the users' activity after.
+/// per user whose activity changed ([`crate::activity`], as SCIM does); answers the users'
+/// activity after.
 pub async fn store_activity(
     tenant: &Tenant,
     updates: Vec<ResolvedUpdate>,
 ) -> Result<Vec<UserActivityRecord>, ApiError> {
+    let changes = updates
+        .into_iter()
+        .map(|(user_id, user_principal_name, sign_in, leave)| {
+            activity_change(user_id, user_principal_name, &sign_in, &leave)
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
     let caller = tenant.caller.clone();
     tenant
         .with_store(move |store, tenant_id| {
-            let mut records = Vec::with_capacity(updates.len());
-            let mut audit = Vec::new();
-            for (user_id, user_principal_name, sign_in, leave) in &updates {
-                let before = store
-                    .user_activity(tenant_id, *user_id)
-                    .map_err(unavailable)?
-                    .unwrap_or(UserActivityRecord {
-                        user_id: *user_id,
-                        last_sign_in: None,
-                        leave_date: None,
-                    });
-                let after = updated_activity(before, sign_in, leave)?;
-                if after != before {
-                    audit.push(audit_record(
-                        &caller,
-                        "Update user activity",
-                        "User",
-                        *user_id,
-                        user_principal_name.clone(),
-                        &describe_activity(&before),
-                        &describe_activity(&after),
-                    ));
-                }
-                records.push(after);
-            }
-            store
-                .set_user_activity(tenant_id, &records, &audit)
-                .map_err(unavailable)?;
-            Ok(records)
+            crate::activity::store_activity(store, tenant_id, &caller, &changes).map_err(unavailable)
         })
         .await
 }

@@ -109,13 +109,20 @@ pub async fn search_everything(
         (Err(error), Err(_)) => return Err(error.into()),
         (users, groups) => (users.ok(), groups.ok()),
     };
-    let answer = tenant
+    // Which resources match and are on the page; then the activity of the page's users (read
+    // from the store between the two reads of the engine); then the page rendered.
+    let every_activity = match &user_query {
+        Some(query) => users::activity_for_filter(&tenant, query).await?,
+        None => None,
+    };
+    let render_base = base.clone();
+    let (user_query, group_query, total, page, every_activity) = tenant
         .read(move |engine| {
             let parts = users::part_numbers(engine);
             let mut matching: Vec<(bool, licensd_engine::Uuid)> = Vec::new();
             if let Some(query) = &user_query {
                 matching.extend(
-                    users::matching_users(engine, query, &base, &parts)?
+                    users::matching_users(engine, query, &base, &parts, every_activity.as_ref())?
                         .into_iter()
                         .map(|id| (true, id)),
                 );
@@ -131,13 +138,39 @@ pub async fn search_everything(
                 .as_ref()
                 .or(group_query.as_ref())
                 .ok_or_else(|| ScimError::internal("no query"))?;
+            let page: Vec<(bool, licensd_engine::Uuid)> = paging.page(&matching).into_iter().collect();
+            Ok((user_query, group_query, matching.len(), page, every_activity))
+        })
+        .await?;
+    let activity = match every_activity {
+        Some(activity) => activity,
+        None => {
+            let page_users = page
+                .iter()
+                .filter(|(is_user, _)| *is_user)
+                .map(|(_, id)| *id)
+                .collect();
+            users::activities(&tenant, page_users).await?
+        }
+    };
+    let base = render_base;
+    let answer = tenant
+        .read(move |engine| {
+            let parts = users::part_numbers(engine);
+            let paging = user_query
+                .as_ref()
+                .or(group_query.as_ref())
+                .ok_or_else(|| ScimError::internal("no query"))?;
             let mut resources = Vec::new();
-            for (is_user, id) in paging.page(&matching) {
+            for (is_user, id) in page {
+                // A resource deleted between the two reads is left out.
                 if is_user {
                     let query = user_query
                         .as_ref()
                         .ok_or_else(|| ScimError::internal("no user query"))?;
-                    let (user, _) = users::render(engine, id, &base, &parts)?;
+                    let Ok((user, _)) = users::render(engine, id, &base, &parts, activity.get(&id)) else {
+                        continue;
+                    };
                     resources.push(project(
                         user,
                         &query.attributes,
@@ -148,7 +181,9 @@ pub async fn search_everything(
                     let query = group_query
                         .as_ref()
                         .ok_or_else(|| ScimError::internal("no group query"))?;
-                    let (group, _) = groups::render(engine, id, &base, query.needs("members"))?;
+                    let Ok((group, _)) = groups::render(engine, id, &base, query.needs("members")) else {
+                        continue;
+                    };
                     resources.push(project(
                         group,
                         &query.attributes,
@@ -157,7 +192,7 @@ pub async fn search_everything(
                     ));
                 }
             }
-            Ok(paging.list_response(matching.len(), resources))
+            Ok(paging.list_response(total, resources))
         })
         .await?;
     Ok(ScimResponse::ok(answer))

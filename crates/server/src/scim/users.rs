@@ -21,12 +21,17 @@ use std::collections::HashMap;
 
 use super::error::ScimError;
 use super::patch::{apply, canonicalize, parse_patch_request};
-use super::schema::{ENTERPRISE_USER_SCHEMA, LICENSING_USER_SCHEMA, USER_RESOURCE, USER_SCHEMA};
+use super::schema::{
+    ACTIVITY_USER_SCHEMA, ENTERPRISE_USER_SCHEMA, LICENSING_USER_SCHEMA, USER_RESOURCE, USER_SCHEMA,
+};
 use super::{
     check_if_match, not_modified, not_modified_response, project, selection_of, version_of, ListQuery,
     ScimBase, ScimBody, ScimResponse, ScimTenant,
 };
+use crate::activity::{store_activity, ActivityChange};
 use crate::api::PathParameters;
+use licensd_api_types::time::{format_date_time, parse_date_time};
+use licensd_store::UserActivityRecord;
 
 /// The domain given to `userName`s that are not user principal names (reserved: never real).
 pub const NON_UPN_DOMAIN: &str = "scim.invalid";
@@ -214,12 +219,14 @@ fn show_mapped_attributes(user: &mut Map<String, Value>, view: &UserView) {
     }
 }
 
-/// The full SCIM representation of a user and its version.
+/// The full SCIM representation of a user and its version; `activity` is the user's stored
+/// activity (the activity extension), when the caller read it.
 pub fn render(
     engine: &Engine,
     user_id: Uuid,
     base: &str,
     parts: &HashMap<Uuid, String>,
+    activity: Option<&UserActivityRecord>,
 ) -> Result<(Value, String), ScimError> {
     let view = engine.user_view(user_id).map_err(|_| not_found(user_id))?;
     let stored = StoredUser::load(engine, user_id);
@@ -302,6 +309,19 @@ pub fn render(
         schemas.push(json!(LICENSING_USER_SCHEMA));
         user.insert(LICENSING_USER_SCHEMA.into(), Value::Object(licensing));
     }
+    let mut activity_extension = Map::new();
+    if let Some(activity) = activity {
+        if let Some(at) = activity.last_sign_in {
+            activity_extension.insert("lastSignInDateTime".into(), json!(format_date_time(at)));
+        }
+        if let Some(at) = activity.leave_date {
+            activity_extension.insert("employeeLeaveDateTime".into(), json!(format_date_time(at)));
+        }
+    }
+    if !activity_extension.is_empty() {
+        schemas.push(json!(ACTIVITY_USER_SCHEMA));
+        user.insert(ACTIVITY_USER_SCHEMA.into(), Value::Object(activity_extension));
+    }
     user.insert("schemas".into(), Value::Array(schemas));
     let version = version_of(&Value::Object(user.clone()).to_string());
     user.insert(
@@ -330,6 +350,41 @@ pub struct DesiredUser {
     /// Directory attributes the document gives (title, department, ...).
     pub attributes: UserAttributeValues,
     pub stored: StoredUser,
+    /// The activity extension's dates when the document has the extension (`None`: it has not;
+    /// a date absent or null in it is cleared).
+    pub activity: Option<ActivityDates>,
+}
+
+/// The activity extension's dates: (last sign-in, leave date), milliseconds since the epoch.
+pub type ActivityDates = (Option<i64>, Option<i64>);
+
+/// The dates of the activity extension, if the document has it.
+fn activity_of(extension: Option<Value>) -> Result<Option<ActivityDates>, ScimError> {
+    let Some(extension) = extension else {
+        return Ok(None);
+    };
+    let Value::Object(extension) = extension else {
+        return Err(ScimError::invalid_value(format!(
+            "{ACTIVITY_USER_SCHEMA} must be an object."
+        )));
+    };
+    let date = |name: &str| -> Result<Option<i64>, ScimError> {
+        match extension.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(text)) => parse_date_time(text.trim()).map(Some).ok_or_else(|| {
+                ScimError::invalid_value(format!(
+                    "{name} '{text}' is not a date-time such as 2026-11-30T09:00:00Z."
+                ))
+            }),
+            Some(other) => Err(ScimError::invalid_value(format!(
+                "{name} must be a date-time string, not {other}."
+            ))),
+        }
+    };
+    Ok(Some((
+        date("lastSignInDateTime")?,
+        date("employeeLeaveDateTime")?,
+    )))
 }
 
 fn work_country(addresses: Option<&Value>) -> Option<CountryCode> {
@@ -409,6 +464,7 @@ pub fn desired_user(document: &Value, kept_addresses: &[ProxyAddress]) -> Result
         }
     }
     let licensing = attributes.remove(LICENSING_USER_SCHEMA);
+    let activity = activity_of(attributes.remove(ACTIVITY_USER_SCHEMA))?;
     let usage_location = match licensing
         .as_ref()
         .and_then(|licensing| licensing.get("usageLocation"))
@@ -430,6 +486,7 @@ pub fn desired_user(document: &Value, kept_addresses: &[ProxyAddress]) -> Result
         proxy_addresses,
         usage_location,
         stored: StoredUser { attributes, unset },
+        activity,
     })
 }
 
@@ -447,12 +504,14 @@ fn non_email_addresses(view: &UserView) -> Vec<ProxyAddress> {
         .collect()
 }
 
-/// The users matching a query, in creation order.
+/// The users matching a query, in creation order. `activity` is every user's stored activity
+/// when the filter reads the activity extension ([`activity_for_filter`]).
 pub(super) fn matching_users(
     engine: &Engine,
     query: &ListQuery,
     base: &str,
     parts: &HashMap<Uuid, String>,
+    activity: Option<&HashMap<Uuid, UserActivityRecord>>,
 ) -> Result<Vec<Uuid>, ScimError> {
     let Some(filter) = &query.filter else {
         return Ok(engine.user_ids());
@@ -482,7 +541,8 @@ pub(super) fn matching_users(
                 continue;
             }
         }
-        let (user, _) = render(engine, user_id, base, parts)?;
+        let user_activity = activity.and_then(|activity| activity.get(&user_id));
+        let (user, _) = render(engine, user_id, base, parts, user_activity)?;
         if filter.matches(&user, &USER_RESOURCE) {
             kept.push(user_id);
         }
@@ -491,13 +551,29 @@ pub(super) fn matching_users(
 }
 
 async fn list_users(tenant: ScimTenant, base: String, query: ListQuery) -> Result<ScimResponse, ScimError> {
+    let page_base = base.clone();
+    let every_activity = activity_for_filter(&tenant, &query).await?;
+    let (query, total, page, every_activity) = tenant
+        .read(move |engine| {
+            let parts = part_numbers(engine);
+            let matching = matching_users(engine, &query, &page_base, &parts, every_activity.as_ref())?;
+            let page: Vec<Uuid> = query.page(&matching).into_iter().collect();
+            Ok((query, matching.len(), page, every_activity))
+        })
+        .await?;
+    let activity = match every_activity {
+        Some(activity) => activity,
+        None => activities(&tenant, page.clone()).await?,
+    };
     let body = tenant
         .read(move |engine| {
             let parts = part_numbers(engine);
-            let matching = matching_users(engine, &query, &base, &parts)?;
             let mut resources = Vec::new();
-            for user_id in query.page(&matching) {
-                let (user, _) = render(engine, user_id, &base, &parts)?;
+            for user_id in page {
+                // A user deleted between the two reads is left out.
+                let Ok((user, _)) = render(engine, user_id, &base, &parts, activity.get(&user_id)) else {
+                    continue;
+                };
                 resources.push(project(
                     user,
                     &query.attributes,
@@ -505,10 +581,92 @@ async fn list_users(tenant: ScimTenant, base: String, query: ListQuery) -> Resul
                     &USER_RESOURCE,
                 ));
             }
-            Ok(query.list_response(matching.len(), resources))
+            Ok(query.list_response(total, resources))
         })
         .await?;
     Ok(ScimResponse::ok(body))
+}
+
+/// Every user's stored activity when the query's filter reads the activity extension (so that
+/// the users are matched as they render), else `None`.
+pub(super) async fn activity_for_filter(
+    tenant: &ScimTenant,
+    query: &ListQuery,
+) -> Result<Option<HashMap<Uuid, UserActivityRecord>>, ScimError> {
+    if !query
+        .filter
+        .as_ref()
+        .is_some_and(|filter| filter.mentions_extension(ACTIVITY_USER_SCHEMA))
+    {
+        return Ok(None);
+    }
+    tenant
+        .0
+        .with_store(move |store, tenant_id| {
+            Ok(store
+                .all_user_activity(tenant_id)
+                .map_err(storage)?
+                .into_iter()
+                .map(|record| (record.user_id, record))
+                .collect())
+        })
+        .await
+        .map(Some)
+        .map_err(ScimError::from)
+}
+
+/// The stored activity of these users (those with none are absent).
+pub(super) async fn activities(
+    tenant: &ScimTenant,
+    user_ids: Vec<Uuid>,
+) -> Result<HashMap<Uuid, UserActivityRecord>, ScimError> {
+    if user_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    tenant
+        .0
+        .with_store(move |store, tenant_id| {
+            let mut found = HashMap::new();
+            for user_id in user_ids {
+                if let Some(record) = store.user_activity(tenant_id, user_id).map_err(storage)? {
+                    found.insert(user_id, record);
+                }
+            }
+            Ok(found)
+        })
+        .await
+        .map_err(ScimError::from)
+}
+
+fn storage(error: licensd_store::StoreError) -> crate::api::ApiError {
+    crate::api::ApiError {
+        log_detail: Some(error.to_string()),
+        ..crate::api::ApiError::of(licensd_api_types::ErrorCode::StorageUnavailable)
+    }
+}
+
+/// Stores the activity a document gave (as the admin API's activity routes do, audited).
+async fn save_activity(
+    tenant: &ScimTenant,
+    user_id: Uuid,
+    user_principal_name: String,
+    activity: ActivityDates,
+) -> Result<(), ScimError> {
+    let caller = tenant.0.caller.clone();
+    let change = ActivityChange {
+        user_id,
+        user_principal_name,
+        last_sign_in: Some(activity.0),
+        leave_date: Some(activity.1),
+    };
+    tenant
+        .0
+        .with_store(move |store, tenant_id| {
+            store_activity(store, tenant_id, &caller, &[change]).map_err(storage)
+        })
+        .await
+        .map_err(ScimError::from)?;
+    Ok(())
 }
 
 /// `GET /Users`: `filter`, `attributes`/`excludedAttributes`, `startIndex`/`count`.
@@ -544,8 +702,9 @@ async fn answer(
     status: StatusCode,
 ) -> Result<ScimResponse, ScimError> {
     let (attributes, excluded) = selection_of(query.as_deref(), &USER_RESOURCE)?;
+    let activity = activities(tenant, vec![user_id]).await?.remove(&user_id);
     let (user, version) = tenant
-        .read(move |engine| render(engine, user_id, &base, &part_numbers(engine)))
+        .read(move |engine| render(engine, user_id, &base, &part_numbers(engine), activity.as_ref()))
         .await?;
     let location = user["meta"]["location"].as_str().map(str::to_string);
     Ok(ScimResponse {
@@ -567,6 +726,8 @@ pub async fn create(
     let attributes = desired.stored.to_text()?;
     check_attribute_size(attributes.as_deref())?;
     let user_id = Uuid::new_v4();
+    let activity = desired.activity;
+    let user_principal_name = desired.user_principal_name.clone();
     tenant
         .execute(Command::CreateUser(NewUser {
             id: user_id,
@@ -592,6 +753,9 @@ pub async fn create(
             }
             return Err(error);
         }
+    }
+    if let Some(activity) = activity {
+        save_activity(&tenant, user_id, user_principal_name, activity).await?;
     }
     answer(&tenant, user_id, base, query, StatusCode::CREATED).await
 }
@@ -638,6 +802,8 @@ async fn update_to(
 ) -> Result<(), ScimError> {
     let attributes = desired.stored.to_text()?;
     check_attribute_size(attributes.as_deref())?;
+    let activity = desired.activity;
+    let user_principal_name = desired.user_principal_name.clone();
     let changes = UserChanges {
         user_principal_name: (desired.user_principal_name != view.user_principal_name)
             .then_some(desired.user_principal_name),
@@ -663,6 +829,9 @@ async fn update_to(
             })
             .await?;
     }
+    if let Some(activity) = activity {
+        save_activity(tenant, user_id, user_principal_name, activity).await?;
+    }
     Ok(())
 }
 
@@ -672,9 +841,10 @@ async fn current(
     user_id: Uuid,
     base: String,
 ) -> Result<(UserView, StoredUser, Value, String), ScimError> {
+    let activity = activities(tenant, vec![user_id]).await?.remove(&user_id);
     tenant
         .read(move |engine| {
-            let (user, version) = render(engine, user_id, &base, &part_numbers(engine))?;
+            let (user, version) = render(engine, user_id, &base, &part_numbers(engine), activity.as_ref())?;
             let view = engine.user_view(user_id).map_err(|_| not_found(user_id))?;
             Ok((view, StoredUser::load(engine, user_id), user, version))
         })
@@ -714,6 +884,7 @@ pub async fn patch(
     let Value::Object(mut document) = user else {
         return Err(ScimError::internal("a user did not render as an object"));
     };
+    let original = document.clone();
     for operation in &operations {
         if let Some(path) = &operation.path {
             if path.attr.urn.is_none() && !path.whole_extension {
@@ -728,9 +899,23 @@ pub async fn patch(
         }
         apply(&mut document, operation, &USER_RESOURCE)?;
     }
-    let desired = desired_user(&Value::Object(document), &non_email_addresses(&view))?;
+    let had_activity = user_has_activity(&original);
+    let mut desired = desired_user(&Value::Object(document), &non_email_addresses(&view))?;
+    if desired.activity.is_none() && had_activity {
+        // The patch removed the whole activity extension: both dates are cleared.
+        desired.activity = Some((None, None));
+    }
+    if desired.activity.is_some()
+        && desired.activity == activity_of(original.get(ACTIVITY_USER_SCHEMA).cloned())?
+    {
+        desired.activity = None;
+    }
     update_to(&tenant, user_id, &view, &stored, desired).await?;
     answer(&tenant, user_id, base, query, StatusCode::OK).await
+}
+
+fn user_has_activity(user: &Map<String, Value>) -> bool {
+    user.contains_key(ACTIVITY_USER_SCHEMA)
 }
 
 /// `DELETE /Users/{id}`: deletes the user; its licenses are freed.
