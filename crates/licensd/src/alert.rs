@@ -21,7 +21,7 @@ enum AlertCommand {
     /// Lists the tenant's alert rules.
     List(ListArguments),
     /// Adds an alert rule.
-    Add(AddArguments),
+    Add(Box<AddArguments>),
     /// Removes an alert rule.
     Remove(RemoveArguments),
 }
