@@ -177,11 +177,16 @@ async fn report(context: &ConsoleContext) -> Result<(String, CostReport, usize),
                     inactive_after_days: INACTIVE_DAYS,
                 },
             };
-            Ok((
-                engine.settings().display_name.clone(),
-                engine.cost_report(&inputs),
-                engine.idle_seats(&inputs).len(),
-            ))
+            let report = engine.cost_report(&inputs);
+            // The seats held by idle users, counted per product by the report (the same seats
+            // `Engine::idle_seats` lists, without a second pass over every user).
+            let held_by_idle: usize = report
+                .products
+                .iter()
+                .flat_map(|product| product.idle_held)
+                .map(|seats| seats as usize)
+                .sum();
+            Ok((engine.settings().display_name.clone(), report, held_by_idle))
         })
         .await
 }
