@@ -17,14 +17,14 @@ pub struct CreateReclamationPolicy {
     #[schema(example = "inactive", pattern = "^(inactive|disabled|left)$")]
     pub reason: String,
     /// For `inactive`: days without a sign-in (default 90, 1 to 3650).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::integers::optional_u32_whole")]
     #[schema(minimum = 1, maximum = 3650)]
     pub inactive_days: Option<u32>,
     /// One product; absent: every product.
     #[serde(default)]
     pub sku_id: Option<Uuid>,
     /// Days between the notice and the action (default 14, 0 to 3650; 0: act at once).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::integers::optional_u32_whole")]
     #[schema(minimum = 0, maximum = 3650)]
     pub notice_days: Option<u32>,
     /// Whether the background processor runs it (default true).
@@ -46,7 +46,7 @@ pub struct UpdateReclamationPolicy {
     #[serde(default)]
     pub enabled: Option<bool>,
     /// Days between a notice and the action (0 to 3650); notices already given keep their date.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::integers::optional_u32_whole")]
     #[schema(minimum = 0, maximum = 3650)]
     pub notice_days: Option<u32>,
 }
@@ -184,4 +184,24 @@ pub struct ReclamationRevert {
     pub restored_group_ids: Vec<Uuid>,
     /// Steps refused (a group deleted meanwhile...).
     pub failures: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// JSON Schema counts `126.0` as an integer, so a policy's day counts accept it (schemathesis
+    /// sends such numbers); a fraction is still refused.
+    #[test]
+    fn day_counts_are_whole_numbers_in_either_spelling() {
+        let update: UpdateReclamationPolicy =
+            serde_json::from_str(r#"{"noticeDays": 126.0, "enabled": true}"#).expect("a whole number");
+        assert_eq!(update.notice_days, Some(126));
+        let create: CreateReclamationPolicy = serde_json::from_str(
+            r#"{"displayName": "x", "reason": "inactive", "inactiveDays": 90.0, "noticeDays": 0.0}"#,
+        )
+        .expect("whole numbers");
+        assert_eq!((create.inactive_days, create.notice_days), (Some(90), Some(0)));
+        assert!(serde_json::from_str::<UpdateReclamationPolicy>(r#"{"noticeDays": 1.5}"#).is_err());
+    }
 }
