@@ -223,11 +223,7 @@ fn cost_views_add_up_and_idle_seats_have_their_reason() -> TestResult {
         .ok_or("no E1")?;
     assert_eq!(e1.idle_held, [1, 1, 1]);
     // The console's count of seats held by idle users comes from the cost report: the same seats.
-    let held_by_idle: u32 = report
-        .products
-        .iter()
-        .flat_map(|product| product.idle_held)
-        .sum();
+    let held_by_idle: u32 = report.products.iter().flat_map(|product| product.idle_held).sum();
     assert_eq!(held_by_idle as usize, idle.len());
     assert_eq!(idle_by_sources.values().sum::<i64>(), 3 * 1000);
     Ok(())
