@@ -439,11 +439,15 @@ pub fn wire_cost_report(report: &engine_spend::CostReport, inactive_days: u32, n
     }
 }
 
-fn csv_response(file_name: &str, rows: Vec<Vec<String>>) -> Result<Response, ApiError> {
+fn csv_response<Row, Cell>(file_name: &str, rows: impl IntoIterator<Item = Row>) -> Result<Response, ApiError>
+where
+    Row: IntoIterator<Item = Cell>,
+    Cell: AsRef<[u8]>,
+{
     let mut writer = csv::Writer::from_writer(Vec::new());
     for row in rows {
         writer
-            .write_record(&row)
+            .write_record(row)
             .map_err(|error| ApiError::internal(format!("writing CSV: {error}")))?;
     }
     let bytes = writer
@@ -657,7 +661,8 @@ pub async fn get_idle(tenant: Tenant, RawQuery(raw_query): RawQuery) -> Result<R
         }
     });
     if csv {
-        let mut rows = vec![[
+        // Written as the seats are read, without a list of every row first.
+        let header = [
             "userId",
             "userPrincipalName",
             "skuId",
@@ -669,11 +674,9 @@ pub async fn get_idle(tenant: Tenant, RawQuery(raw_query): RawQuery) -> Result<R
             "pricePerSeat",
             "currency",
         ]
-        .iter()
-        .map(|cell| cell.to_string())
-        .collect::<Vec<_>>()];
-        rows.extend(wire_seats.map(|seat| {
-            vec![
+        .map(String::from);
+        let rows = std::iter::once(header).chain(wire_seats.map(|seat| {
+            [
                 seat.user_id.to_string(),
                 seat.user_principal_name,
                 seat.sku_id.to_string(),

@@ -331,6 +331,21 @@ async fn spend_scenario(server: TestServer) -> TestServer {
         idle["total"], 5,
         "left and inactive hold E3 and EMS, disabled holds E1"
     );
+    // The same seats as CSV: a header, then one line per seat.
+    let idle_csv = server.get("/licensd/v1/spend/idle?format=csv").await.expect(200);
+    let idle_text = idle_csv.body.as_str().expect("CSV text").to_string();
+    let idle_lines: Vec<&str> = idle_text.lines().collect();
+    assert!(
+        idle_lines[0].starts_with("userId,userPrincipalName,skuId,"),
+        "{idle_text}"
+    );
+    assert_eq!(idle_lines.len(), 6, "{idle_text}");
+    assert!(
+        idle_lines
+            .iter()
+            .any(|line| line.contains("spend4@contoso.com") && line.contains(",disabled,")),
+        "{idle_text}"
+    );
     // A longer inactivity threshold: spend2 is no longer idle.
     let longer = server
         .get("/licensd/v1/spend/idle?inactiveDays=365")
