@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use crate::reclamation::{age_notices, now_milliseconds, DAY};
 use crate::support::{TestDatabase, TestServer, E1, E3};
 
 /// What the receiver got: path, body, and the `X-Licensd-Alert-Id` header.
@@ -521,15 +522,6 @@ async fn a_rule_added_on_one_instance_fires_for_changes_through_another_postgres
     first.stop().await;
 }
 
-const DAY: i64 = 24 * 60 * 60 * 1000;
-
-fn now_milliseconds() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// Runs a reclamation policy for real.
 async fn run_policy(server: &TestServer, policy: Uuid) -> Value {
     server
@@ -743,31 +735,6 @@ async fn reclamation_rules_tell_of_notices_once_and_of_seats_reclaimed(server: &
     assert!(!details.contains("leaver2@contoso.com"), "{details}");
     assert_eq!(receiver.at("noticed").len(), 1);
     assert!(receiver.at("e1").is_empty());
-}
-
-/// Moves a policy's notices `days` into the past in the store, as if they had been given then.
-async fn age_notices(server: &TestServer, policy: Uuid, days: i64) {
-    let url = server.database_url.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut store = licensd_store::Store::open(&url).expect("the store");
-        let tenant = store.tenant_ids().expect("tenants")[0];
-        let notices: Vec<_> = store
-            .reclamation_notices(tenant, Some(policy))
-            .expect("notices")
-            .into_iter()
-            .map(|mut notice| {
-                notice.noticed_at -= days * DAY;
-                notice.act_at -= days * DAY;
-                notice
-            })
-            .collect();
-        assert!(!notices.is_empty());
-        store
-            .record_reclamation_run(tenant, policy, now_milliseconds(), &notices, &[])
-            .expect("aged notices");
-    })
-    .await
-    .expect("the store task");
 }
 
 /// The digest window: one change (a license assigned to a group of 500 without a seat for any

@@ -14,9 +14,9 @@ use uuid::Uuid;
 
 use crate::support::{TestDatabase, TestServer, E1, E3};
 
-const DAY: i64 = 24 * 60 * 60 * 1000;
+pub(crate) const DAY: i64 = 24 * 60 * 60 * 1000;
 
-fn now_milliseconds() -> i64 {
+pub(crate) fn now_milliseconds() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| elapsed.as_millis() as i64)
@@ -342,7 +342,7 @@ fn users_of(run: &Value) -> Vec<String> {
 
 /// Moves a policy's notices `days` into the past in the store, as if they had been given then
 /// (what the passing of the notice period looks like to the next run).
-async fn age_notices(server: &TestServer, policy: Uuid, days: i64) {
+pub(crate) async fn age_notices(server: &TestServer, policy: Uuid, days: i64) {
     let url = server.database_url.clone();
     tokio::task::spawn_blocking(move || {
         let mut store = licensd_store::Store::open(&url).expect("the store");
