@@ -41,9 +41,11 @@ work="$(mktemp -d)"
 log="$work/licensd.log"
 server=""
 empty_server=""
+large_server=""
 stop_server() {
   stop_licensd "$server"
   stop_licensd "$empty_server"
+  stop_licensd "$large_server"
   rm -rf "$work"
 }
 trap stop_server EXIT
@@ -64,11 +66,21 @@ LICENSD_BOOTSTRAP_TOKEN="$LICENSD_TOKEN" "$binary" serve --listen 127.0.0.1:0 \
 empty_server=$!
 empty_address="$(wait_for_licensd "$empty_server" "$empty_log" "empty tenant")" || exit 1
 export LICENSD_EMPTY_URL="http://$empty_address"
+# A generated tenant of 2,000 users (`licensd gen`: long product names and part numbers, counts
+# in the thousands) for the pages at scale.
+mkdir -p "$work/large"
+"$binary" gen --database-url "sqlite://$work/large/licensd.db" --users 2000 --groups 40 --skus 20 >/dev/null
+large_log="$work/large.log"
+LICENSD_BOOTSTRAP_TOKEN="$LICENSD_TOKEN" "$binary" serve --listen 127.0.0.1:0 \
+  --database-url "sqlite://$work/large/licensd.db" --data-dir "$work/large" >"$large_log" 2>&1 &
+large_server=$!
+large_address="$(wait_for_licensd "$large_server" "$large_log" "generated tenant")" || exit 1
+export LICENSD_LARGE_URL="http://$large_address"
 mkdir -p "$SCREENSHOT_DIR"
 echo "== console browser tests against $LICENSD_URL (screenshots in $SCREENSHOT_DIR)"
 
 cd tests/browser
-if ! node --test --test-concurrency=1 "$@" console.test.mjs groups.test.mjs; then
+if ! node --test --test-concurrency=1 "$@" console.test.mjs groups.test.mjs scale.test.mjs; then
   echo "== licensd log" >&2
   tail -n 100 "$log" >&2
   exit 1

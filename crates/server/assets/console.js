@@ -5,6 +5,8 @@
 // - `form[data-confirm]`: asks before submitting (destructive actions, applying fixes).
 // - `time[datetime]`: shows the reader's local time; the ISO value stays on hover (`title`).
 // - `[data-plan-picker]`: "All", "None" and "Only this plan" buttons for a product's plans.
+// - A table wider than its place scrolls within itself (phones): it takes keyboard focus, so it
+//   can be scrolled without a mouse.
 'use strict';
 
 function confirmBeforeSubmit(event) {
@@ -51,8 +53,24 @@ function pickPlans(event) {
 }
 document.addEventListener('click', pickPlans);
 
+function focusScrollingTables() {
+  for (const table of document.querySelectorAll('table')) {
+    if (table.scrollWidth > table.clientWidth + 1) {
+      if (!table.hasAttribute('tabindex')) {
+        table.tabIndex = 0;
+        table.dataset.scrolls = 'true';
+      }
+    } else if (table.dataset.scrolls) {
+      table.removeAttribute('tabindex');
+      delete table.dataset.scrolls;
+    }
+  }
+}
+window.addEventListener('resize', focusScrollingTables);
+
 function enhance(root) {
   localizeTimes(root);
+  focusScrollingTables();
 }
 document.addEventListener('DOMContentLoaded', () => enhance(document));
 document.addEventListener('htmx:afterSwap', (event) => enhance(event.target));

@@ -1972,11 +1972,37 @@ async fn the_spend_page_shows_cost_by_department_as_svg_and_tables() {
         .contains("Sales");
     // E3 for Engineering (users 131-150, 20 seats) at 33.50 EUR, in the table and the chart.
     page.contains("670.00 EUR");
+    // Every amount is written with thousands separators ("5,360.00 EUR" for E3's 160 seats),
+    // products by name first.
+    let amounts: Vec<&str> = page
+        .body
+        .split(" EUR")
+        .filter_map(|before| {
+            before
+                .rsplit(|character: char| {
+                    !(character.is_ascii_digit() || character == ',' || character == '.')
+                })
+                .next()
+        })
+        .filter(|amount| amount.contains('.'))
+        .collect();
+    assert!(amounts.iter().any(|amount| amount.contains(',')), "{amounts:?}");
+    for amount in &amounts {
+        let whole = amount.split('.').next().unwrap_or_default();
+        let groups: Vec<&str> = whole.split(',').collect();
+        assert!(
+            (1..=3).contains(&groups[0].len()) && groups[1..].iter().all(|group| group.len() == 3),
+            "{amount} EUR is not grouped by thousands"
+        );
+    }
+    page.contains("Office 365 E3</a><br><span class=\"muted\">ENTERPRISEPACK</span>");
     let history = server
         .get(&format!("/spend/products/{OFFICE_365_E3}"))
         .await
         .expect(200);
-    history.contains("Seat usage: ENTERPRISEPACK");
+    history
+        .contains("Seat usage: Office 365 E3")
+        .contains("ENTERPRISEPACK");
     server.get("/spend/products/not-a-guid").await.expect(404);
     server.stop().await;
 }

@@ -266,7 +266,7 @@ fn rows(names: &ProductNames, records: &[StoredAuditRecord]) -> Markup {
 fn background_details(names: &ProductNames, runs: &[&StoredAuditRecord]) -> Markup {
     html! {
         details.background {
-            summary { (runs.len()) " background run(s) applying group licenses" }
+            summary { (super::format::count(runs.len())) " background run(s) applying group licenses" }
             ul {
                 @for run in runs {
                     li data-activity=(run.record.activity) {

@@ -276,7 +276,7 @@ fn risk_sections(names: &ProductNames, view: &View, report: &AdvisorReport) -> M
             }
         }
         section id="exhaustion" {
-            h2 { "Products near exhaustion (" (report.products_near_exhaustion.len()) ")" }
+            h2 { "Products near exhaustion (" (count(report.products_near_exhaustion.len())) ")" }
             @if report.products_near_exhaustion.is_empty() {
                 p.muted { "Every product has seats for the demand already known." }
             } @else {

@@ -86,17 +86,17 @@ fn header(group: &GroupView, tab: GroupTab, membership: Option<Option<&Membershi
                 Some(None) => { span data-testid="membership-kind" { "Assigned membership" } " · " },
                 None => {},
             }
-            (group.member_count) " members · " span.muted { (group.id) }
+            (super::format::count(group.member_count)) " members · " span.muted { (group.id) }
         }
         nav.tabs aria-label="Group" {
             a href={ "/groups/" (group.id) } aria-current=[current(GroupTab::Licenses)] { "Licenses" }
             a href={ "/groups/" (group.id) "/members" } aria-current=[current(GroupTab::Members)] {
-                "Members (" (group.member_count) ")"
+                "Members (" (super::format::count(group.member_count)) ")"
             }
             a href={ "/groups/" (group.id) "/rule" } aria-current=[current(GroupTab::Rule)] { "Membership rule" }
             a href={ "/groups/" (group.id) "/nesting" } aria-current=[current(GroupTab::Nesting)] { "Nested groups" }
             a href={ "/groups/" (group.id) "/errors" } aria-current=[current(GroupTab::Errors)] {
-                "Users with license errors (" (group.members_with_license_errors) ")"
+                "Users with license errors (" (super::format::count(group.members_with_license_errors)) ")"
             }
         }
     }
@@ -145,7 +145,7 @@ fn group_processing_panel(group_id: Uuid, state: LicenseProcessingState, queued_
         html! {
             (processing_badge(state))
             @if busy {
-                " " span.muted { (queued_users) " users queued in the tenant" }
+                " " span.muted { (super::format::count(queued_users)) " users queued in the tenant" }
             }
         },
     )
@@ -290,7 +290,7 @@ async fn render_licenses_pane(
                 select id="add-product" name="sku_id" {
                     @for product in &addable {
                         option value=(product.sku_id) {
-                            (product.display_name) " (" (product.available_units) " available)"
+                            (product.display_name) " (" (super::format::count(product.available_units)) " available)"
                         }
                     }
                 }
@@ -301,11 +301,11 @@ async fn render_licenses_pane(
         p.muted data-testid="nesting-licensing" {
             @if pane.transitive_licensing {
                 "Transitive licensing is on: members of the groups nested in this one"
-                @if pane.nested_groups > 0 { " (" (pane.nested_groups) " nested groups)" }
+                @if pane.nested_groups > 0 { " (" (super::format::count(pane.nested_groups)) " nested groups)" }
                 " receive its products too. "
             } @else {
                 "Only direct members receive a group's products: licenses are not inherited through nested groups"
-                @if pane.nested_groups > 0 { " (this group has " (pane.nested_groups) " nested)" }
+                @if pane.nested_groups > 0 { " (this group has " (super::format::count(pane.nested_groups)) " nested)" }
                 ". "
             }
             a href={ "/groups/" (group.id) "/nesting#transitive-licensing" } { "Nested groups and transitive licensing" }

@@ -123,9 +123,9 @@ pub async fn list(context: ConsoleContext, query: QueryFields) -> Result<Respons
     let content = html! {
         h1 { (title) }
         nav.tabs aria-label="Group lists" {
-            a href="/groups" aria-current=[(!only_errors).then_some("page")] { "All groups (" (data.all_groups) ")" }
+            a href="/groups" aria-current=[(!only_errors).then_some("page")] { "All groups (" (super::format::count(data.all_groups)) ")" }
             a href="/groups?filter=errors" aria-current=[only_errors.then_some("page")] {
-                "Groups with errors (" (data.groups_with_errors) ")"
+                "Groups with errors (" (super::format::count(data.groups_with_errors)) ")"
             }
         }
         @if context.may(ConsoleAction::ChangeMembers) {
@@ -172,7 +172,7 @@ fn results(data: &GroupsData, keep: &[(&str, &str)], only_errors: bool) -> Marku
                                         None => "Assigned",
                                     }
                                 }
-                                td.number { (row.view.member_count) }
+                                td.number { (super::format::count(row.view.member_count)) }
                                 td { (processing_badge(row.view.license_processing_state)) }
                                 td {
                                     @if row.view.members_with_license_errors > 0 {
@@ -302,7 +302,7 @@ async fn render_new(context: &ConsoleContext, page: NewGroupPage) -> Result<Resp
                 @for product in &names.products {
                     label {
                         input type="checkbox" name="sku_id" value=(product.sku_id) checked[form.sku_ids.contains(&product.sku_id)];
-                        " " (product.display_name) " " span.muted { "(" (product.available_units) " available)" }
+                        " " (product.display_name) " " span.muted { "(" (super::format::count(product.available_units)) " available)" }
                     }
                 }
             }

@@ -392,7 +392,7 @@ pub fn seat_bar(product: &SkuUsage) -> Markup {
         div.seats {
             progress value=(product.consumed_units) max=(maximum)
                 aria-label={ "Seats of " (product.display_name) " assigned" } {
-                (product.consumed_units) " of " (product.prepaid_units)
+                (count(product.consumed_units)) " of " (count(product.prepaid_units))
             }
             span.seat-figures {
                 (count(product.prepaid_units)) " purchased · "

@@ -100,7 +100,7 @@ pub async fn show(context: ConsoleContext) -> Result<Response, ConsoleError> {
                                 a href={ "/products/" (product.sku_id) } { (product.display_name) }
                                 br; span.muted { (product.sku_part_number) }
                             }
-                            td { (product.capability_status.as_str()) }
+                            td.state { (product.capability_status.as_str()) }
                             td.number data-field="purchased" { (count(product.prepaid_units)) }
                             td.number data-field="assigned" { (count(product.consumed_units)) }
                             td.number data-field="available" { (count(product.available_units)) }

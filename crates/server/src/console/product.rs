@@ -210,7 +210,7 @@ async fn render(
                 dt { "Assigned" } dd data-field="assigned" { (super::format::count(product.consumed_units)) }
                 dt { "Available" } dd data-field="available" { (super::format::count(product.available_units)) }
                 dt { "Users waiting for a license" } dd data-field="waiting" { (super::format::count(product.waiting_users)) }
-                dt { "Service plans" } dd { (product.service_plans.len()) }
+                dt { "Service plans" } dd { (super::format::count(product.service_plans.len())) }
             }
             h3 id="seats" { "Purchased seats" }
             @if let Some(refusal) = &refusal { (refusal.message_box()) }
@@ -320,8 +320,8 @@ fn results(data: &ProductData, path: &str, keep: &[(&str, &str)]) -> Markup {
                                 @for row in rows {
                                     tr {
                                         th scope="row" { a href={ "/groups/" (row.group_id) } { (row.display_name) } }
-                                        td.number { (row.member_count) }
-                                        td.number { (row.disabled_plans) }
+                                        td.number { (super::format::count(row.member_count)) }
+                                        td.number { (super::format::count(row.disabled_plans)) }
                                         td {
                                             @if row.members_with_license_errors > 0 {
                                                 a href={ "/groups/" (row.group_id) "/errors" } { (error_count_badge(row.members_with_license_errors)) }

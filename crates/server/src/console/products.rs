@@ -38,11 +38,11 @@ pub async fn list(context: ConsoleContext) -> Result<Response, ConsoleError> {
                                 a href={ "/products/" (product.sku_id) } { (product.display_name) }
                                 br; span.muted { (product.sku_part_number) }
                             }
-                            td { (product.capability_status.as_str()) }
+                            td.state { (product.capability_status.as_str()) }
                             td.number data-field="purchased" { (super::format::count(product.prepaid_units)) }
                             td.number data-field="assigned" { (super::format::count(product.consumed_units)) }
                             td.number data-field="available" { (super::format::count(product.available_units)) }
-                            td.number data-field="waiting" { (product.waiting_users) }
+                            td.number data-field="waiting" { (super::format::count(product.waiting_users)) }
                             td { (seat_bar(product)) }
                         }
                     }

@@ -303,7 +303,7 @@ pub async fn show(context: ConsoleContext, query: QueryFields) -> Result<Respons
         p { "A policy finds the seats of users who are inactive, disabled or have left, gives each a notice, and after the notice period removes the direct license and the memberships of the static groups that give the product. Seats held through a dynamic or nested group are marked for review. Enabled policies run every minute. "
             a href="/spend" { "Back to spend" } }
         section id="policies" {
-            h2 { "Policies (" (policies.len()) ")" }
+            h2 { "Policies (" (super::format::count(policies.len())) ")" }
             @if policies.is_empty() {
                 p.muted { "No reclamation policy yet." }
             } @else {
@@ -366,7 +366,7 @@ pub async fn show(context: ConsoleContext, query: QueryFields) -> Result<Respons
         }
         @if may { (add_form(&names)) }
         section id="notices" {
-            h2 { "Pending notices (" (notice_rows.len()) ")" }
+            h2 { "Pending notices (" (super::format::count(notice_rows.len())) ")" }
             @if notice_rows.is_empty() {
                 p.muted { "No seat is waiting to be reclaimed." }
             } @else {
@@ -678,8 +678,8 @@ pub async fn dry_run(
         p { a href=(PAGE) { "Back to reclamation" } }
         p { "Nothing was changed. Reclaims when: " (reason_text(&policy.reason, policy.inactive_days))
             "; product: " (product_text(&names, policy.sku_id)) "; notice: " (policy.notice_days) " days." }
-        p data-field="summary" { "Running now would reclaim " (now_count) " seat(s), give or keep a notice for "
-            (notice_count) " and ask a review for " (review_count) "." }
+        p data-field="summary" { "Running now would reclaim " (super::format::count(now_count)) " seat(s), give or keep a notice for "
+            (super::format::count(notice_count)) " and ask a review for " (super::format::count(review_count)) "." }
         @if report.seats.is_empty() {
             p.muted { "The policy applies to no seat now." }
         } @else {
@@ -703,7 +703,7 @@ pub async fn dry_run(
         }
         @if may_change(&context) {
             form method="post" action=(format!("/spend/reclamation/policies/{}/run", policy.policy_id))
-                data-confirm={ "Run " (policy.display_name) " now: reclaim " (now_count) " seat(s) and give the notices?" } {
+                data-confirm={ "Run " (policy.display_name) " now: reclaim " (super::format::count(now_count)) " seat(s) and give the notices?" } {
                 button type="submit" { "Run now" }
             }
         }
@@ -759,7 +759,7 @@ pub async fn revert(context: ConsoleContext, form: FormFields) -> Result<Respons
             p { "Not everything that was reclaimed could be restored:" }
             ul { @for failure in &report.failures { li { (failure) } } }
         }
-        p { "Restored: " (report.restored_licenses.len()) " direct license(s) and "
+        p { "Restored: " (super::format::count(report.restored_licenses.len())) " direct license(s) and "
             (report.restored_groups.len()) " group membership(s). The revert is recorded in the activity log and cannot be repeated." }
         p { a href=(PAGE) { "Back to reclamation" } }
     };

@@ -8,7 +8,6 @@ use std::fmt::Write as _;
 use axum::extract::Path;
 use axum::response::Response;
 use licensd_api_types::spend::format_amount;
-use licensd_api_types::time::format_date_time;
 use licensd_engine::spend::{
     AttributeCost, CostReport, IdlePolicy, SeatPrice, SpendInputs, UserActivity, DAY_MILLISECONDS,
 };
@@ -19,6 +18,7 @@ use rustc_hash::FxHashMap;
 
 use super::context::ConsoleContext;
 use super::error::ConsoleError;
+use super::format::{count, time};
 use super::layout::{self, Section};
 
 const INACTIVE_DAYS: u32 = 90;
@@ -29,9 +29,18 @@ fn money(amounts: &std::collections::BTreeMap<String, i64>) -> String {
     }
     amounts
         .iter()
-        .map(|(currency, amount)| format!("{} {currency}", format_amount(*amount)))
+        .map(|(currency, amount)| format!("{} {currency}", amount_text(*amount)))
         .collect::<Vec<_>>()
         .join(" + ")
+}
+
+/// An amount in minor units for people: `549800` → "5,498.00" (thousands separated).
+fn amount_text(minor: i64) -> String {
+    let plain = format_amount(minor);
+    match plain.split_once('.') {
+        Some((major, cents)) => format!("{}.{cents}", count(major)),
+        None => count(plain),
+    }
 }
 
 /// XML text with `&`, `<`, `>` and quotes escaped (the SVG is written as text).
@@ -76,11 +85,11 @@ fn department_chart(departments: &[AttributeCost]) -> Markup {
             r##"<text x="0" y="{}" font-size="13">{}</text><rect x="150" y="{y}" width="{width}" height="20" fill="#2f6fb3"><title>{} {}</title></rect><text x="{}" y="{}" font-size="13">{} {}</text>"##,
             y + 15,
             escape(name),
-            format_amount(*amount),
+            amount_text(*amount),
             escape(currency),
             150.0 + width + 6.0,
             y + 15,
-            format_amount(*amount),
+            amount_text(*amount),
             escape(currency)
         );
     }
@@ -119,7 +128,7 @@ fn usage_chart(snapshots: &[SeatSnapshot]) -> Markup {
         base = height - 30.0,
         right = width - 20.0,
         top_y = y(top as i64) + 4.0,
-        top = top,
+        top = count(top as i64),
         purchased = line(&|snapshot| snapshot.purchased),
         consumed = line(&|snapshot| snapshot.consumed),
     );
@@ -127,7 +136,7 @@ fn usage_chart(snapshots: &[SeatSnapshot]) -> Markup {
         figure.chart {
             (PreEscaped(svg))
             figcaption { "Consumed seats (solid) and purchased seats (dashed) from "
-                (format_date_time(first)) " to " (format_date_time(last)) "." }
+                (time(first)) " to " (time(last)) "." }
         }
     }
 }
@@ -207,14 +216,14 @@ pub async fn show(context: ConsoleContext) -> Result<Response, ConsoleError> {
                     @for (currency, purchased) in &report.purchased_cost {
                         tr {
                             td { (currency) }
-                            td { (format_amount(*purchased)) }
-                            td { (format_amount(report.consumed_cost.get(currency).copied().unwrap_or(0))) }
-                            td { (format_amount(report.idle_cost.get(currency).copied().unwrap_or(0))) }
+                            td.number { (amount_text(*purchased)) }
+                            td.number { (amount_text(report.consumed_cost.get(currency).copied().unwrap_or(0))) }
+                            td.number { (amount_text(report.idle_cost.get(currency).copied().unwrap_or(0))) }
                         }
                     }
                 }
             }
-            p { (idle_held) " seats are held by idle users. " a href="/spend/reclamation" { "Reclaim idle seats" } " with a policy." }
+            p { (count(idle_held)) " seats are held by idle users. " a href="/spend/reclamation" { "Reclaim idle seats" } " with a policy." }
         }
         section id="products" {
             h2 { "Per product" }
@@ -227,11 +236,14 @@ pub async fn show(context: ConsoleContext) -> Result<Response, ConsoleError> {
                 tbody {
                     @for product in &report.products {
                         tr {
-                            td { a href=(format!("/spend/products/{}", product.sku_id)) { (product.sku_part_number) } }
-                            td { @if let Some(price) = &product.price { (format_amount(price.minor_units)) " " (price.currency) } @else { "–" } }
-                            td { (product.purchased) } td { (product.consumed) } td { (product.unassigned) }
-                            td { (product.idle_held[0]) } td { (product.idle_held[1]) } td { (product.idle_held[2]) }
-                            td { @if product.price.is_some() { (format_amount(product.idle_cost)) } @else { "–" } }
+                            th scope="row" {
+                                a href=(format!("/spend/products/{}", product.sku_id)) { (product.display_name) }
+                                br; span.muted { (product.sku_part_number) }
+                            }
+                            td.number { @if let Some(price) = &product.price { (amount_text(price.minor_units)) " " (price.currency) } @else { "–" } }
+                            td.number { (count(product.purchased)) } td.number { (count(product.consumed)) } td.number { (count(product.unassigned)) }
+                            td.number { (count(product.idle_held[0])) } td.number { (count(product.idle_held[1])) } td.number { (count(product.idle_held[2])) }
+                            td.number { @if product.price.is_some() { (amount_text(product.idle_cost)) } @else { "–" } }
                         }
                     }
                 }
@@ -246,8 +258,8 @@ pub async fn show(context: ConsoleContext) -> Result<Response, ConsoleError> {
                     @for entry in &report.departments {
                         tr {
                             td { (entry.value.clone().unwrap_or_else(|| "(no department)".to_string())) }
-                            td { (entry.seats) } td { (entry.idle_seats) }
-                            td { (money(&entry.cost)) } td { (money(&entry.idle_cost)) }
+                            td.number { (count(entry.seats)) } td.number { (count(entry.idle_seats)) }
+                            td.number { (money(&entry.cost)) } td.number { (money(&entry.idle_cost)) }
                         }
                     }
                 }
@@ -267,7 +279,7 @@ pub async fn show(context: ConsoleContext) -> Result<Response, ConsoleError> {
                                     a href=(format!("/groups/{group_id}")) { (display_name) }
                                 }
                             } }
-                            td { (source.idle_seats) } td { (money(&source.cost)) }
+                            td.number { (count(source.idle_seats)) } td.number { (money(&source.cost)) }
                         }
                     }
                 }
@@ -297,7 +309,8 @@ pub async fn product(context: ConsoleContext, Path(sku_id): Path<String>) -> Res
         })
         .await?;
     let content = html! {
-        h1 { "Seat usage: " (usage.sku_part_number) }
+        h1 { "Seat usage: " (usage.display_name) }
+        p.subtitle { (usage.sku_part_number) }
         p { a href="/spend" { "Back to spend" } " · " a href=(format!("/products/{sku_id}")) { "The product's holders" } }
         (usage_chart(&snapshots))
         table {
@@ -305,8 +318,8 @@ pub async fn product(context: ConsoleContext, Path(sku_id): Path<String>) -> Res
             tbody {
                 @for snapshot in &snapshots {
                     tr {
-                        td { (format_date_time(snapshot.taken_at)) } td { (snapshot.purchased) }
-                        td { (snapshot.consumed) } td { (snapshot.waiting) } td { (snapshot.in_error) }
+                        td { (time(snapshot.taken_at)) } td.number { (count(snapshot.purchased)) }
+                        td.number { (count(snapshot.consumed)) } td.number { (count(snapshot.waiting)) } td.number { (count(snapshot.in_error)) }
                     }
                 }
             }

@@ -635,7 +635,7 @@ async fn render_page(
                 label for="assign-product" { "Assign a product directly" }
                 select id="assign-product" name="sku_id" {
                     @for product in page.names.products.iter().filter(|product| !direct_ids.contains(&product.sku_id)) {
-                        option value=(product.sku_id) { (product.display_name) " (" (product.available_units) " available)" }
+                        option value=(product.sku_id) { (product.display_name) " (" (super::format::count(product.available_units)) " available)" }
                     }
                 }
                 button type="submit" { "Choose plans" }

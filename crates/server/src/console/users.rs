@@ -152,9 +152,9 @@ pub async fn list(context: ConsoleContext, query: QueryFields) -> Result<Respons
     let content = html! {
         h1 { (title) }
         nav.tabs aria-label="User lists" {
-            a href="/users" aria-current=[(!only_errors).then_some("page")] { "All users (" (data.all_users) ")" }
+            a href="/users" aria-current=[(!only_errors).then_some("page")] { "All users (" (super::format::count(data.all_users)) ")" }
             a href="/users?filter=errors" aria-current=[only_errors.then_some("page")] {
-                "Users with errors (" (data.users_with_errors) ")"
+                "Users with errors (" (super::format::count(data.users_with_errors)) ")"
             }
         }
         (result)
