@@ -121,6 +121,11 @@ test('signing in: the console asks for a token and refuses a wrong one', async (
   await page.goto(`${base}/groups`);
   await page.waitForURL(/\/login\?next=%2Fgroups/);
   await page.getByRole('heading', { name: 'Sign in to licensd' }).waitFor();
+  // The token field is styled: wide enough to see a pasted token, its label above it.
+  const field = await page.getByLabel('Token').boundingBox();
+  const label = await page.locator('label[for=token]').boundingBox();
+  assert.ok(field.width >= 480, `the token field is ${field.width} px wide`);
+  assert.ok(label.y + label.height <= field.y, 'the label is above the field');
   await page.getByLabel('Token').fill('lsd_not-a-real-token');
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByText('This token is not valid').waitFor();
@@ -602,6 +607,12 @@ async function everyPage() {
   const user = new URL(await openUser('user002')).pathname;
   await page.goto(`${base}/products`);
   const product = await page.getByRole('link', { name: 'Office 365 E3', exact: true }).first().getAttribute('href');
+  // The plan editors: a group's and a user's direct license.
+  await page.goto(`${base}${group}`);
+  const groupEditor = await page.getByRole('link', { name: /^Edit plans of/ }).first().getAttribute('href');
+  await page.goto(`${base}${user}`);
+  const userEditor = await page.locator('main a[href*="/licenses/edit"]').first().getAttribute('href');
+  assert.ok(groupEditor && userEditor, 'the plan editors are linked');
   return [
     '/',
     '/groups',
@@ -621,6 +632,13 @@ async function everyPage() {
     '/activity',
     '/activity?activity=Change+user+license',
     '/setup',
+    groupEditor,
+    userEditor,
+    '/groups/new',
+    '/spend',
+    `/spend/products/${product.split('/').pop()}`,
+    '/alerts',
+    '/notifications',
   ];
 }
 
@@ -676,6 +694,32 @@ for (const [width, height] of [[390, 844], [1280, 900]]) {
     assert.deepEqual(problems, []);
   });
 }
+
+test('on a phone, the lists of users in error show every error on screen, each value named', async () => {
+  await page.goto(`${base}/groups?search=Sales`);
+  const group = await page.locator('#list-results').getByRole('link', { name: 'Sales - Office 365 E3' }).getAttribute('href');
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 } });
+  await phone.addCookies(await context.cookies());
+  const phonePage = await phone.newPage();
+  try {
+    for (const address of ['/users?filter=errors', `${group}/errors`]) {
+      await phonePage.goto(`${base}${address}`);
+      const errors = phonePage.locator('#list-results [data-error]');
+      const shown = Math.min(await errors.count(), 6);
+      assert.ok(shown > 0, `${address} lists errors`);
+      for (let index = 0; index < shown; index += 1) {
+        const box = await errors.nth(index).boundingBox();
+        assert.ok(box.x >= 0 && box.x + box.width <= 390, `${address}: error ${index} is at ${box.x}-${box.x + box.width} px, off a 390 px screen`);
+      }
+      // Each row is a card: the values say which column they are.
+      const label = await phonePage.locator('#list-results td[data-label]').first().evaluate((cell) => getComputedStyle(cell, '::before').content);
+      assert.match(label, /: "$/);
+    }
+    await phonePage.screenshot({ path: path.join(screenshots, 'phone-users-in-error.png'), fullPage: false });
+  } finally {
+    await phone.close();
+  }
+});
 
 test('reclamation: a policy is added, its dry run shown before Run now, and each reclaimed seat reverted', async () => {
   // The advisor leads to the page.

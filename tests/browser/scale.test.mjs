@@ -169,6 +169,7 @@ test('times show in the reader\'s own time zone, the UTC value on hover', async 
     const reprocessed = tokyoPage.waitForResponse((response) => response.url().endsWith('/reprocess'));
     await tokyoPage.getByRole('button', { name: 'Reprocess', exact: true }).click();
     await reprocessed;
+    await tokyoPage.waitForLoadState('networkidle');
     await tokyoPage.goto(`${demo}/activity`);
     const time = tokyoPage.locator('main time[datetime][data-local]').first();
     await time.waitFor();

@@ -199,7 +199,7 @@ fn results(data: &ErrorsData, path: &str, keep: &[(&str, &str)], may_fix: bool) 
             } @else {
                 @if may_fix { (super::bulk::controls("bulk-fix", &bulk_path)) }
                 div.table-scroll {
-                table {
+                table.stack {
                     thead {
                         tr {
                             @if may_fix { th scope="col" { span.visually-hidden { "Select" } } }
@@ -225,9 +225,9 @@ fn results(data: &ErrorsData, path: &str, keep: &[(&str, &str)], may_fix: bool) 
                                             br; span.muted { (row.user_principal_name) }
                                         }
                                     }
-                                    td { (data.names.product_name(state.sku_id)) }
-                                    td { (state_badge(state.state)) }
-                                    td {
+                                    td data-label="Product" { (data.names.product_name(state.sku_id)) }
+                                    td data-label="State" { (state_badge(state.state)) }
+                                    td data-label="Error" {
                                         @if let Some(kind) = state.error {
                                             strong data-error=(kind.as_str()) { (error_title(kind)) }
                                         }

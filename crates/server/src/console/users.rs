@@ -187,7 +187,7 @@ fn results(data: &UsersData, keep: &[(&str, &str)], only_errors: bool, may_act: 
             } @else {
                 @if may_act { (super::bulk::controls("bulk-users", "/users/errors/fix")) }
                 div.table-scroll {
-                table {
+                table.stack {
                     thead {
                         tr {
                             @if may_act { th scope="col" { span.visually-hidden { "Select" } } }
@@ -208,18 +208,18 @@ fn results(data: &UsersData, keep: &[(&str, &str)], only_errors: bool, may_act: 
                                     }
                                 }
                                 th scope="row" { a href={ "/users/" (row.view.id) } { (row.view.display_name) } }
-                                td { (row.view.user_principal_name) }
-                                td {
+                                td data-label="User principal name" { (row.view.user_principal_name) }
+                                td data-label="Usage location" {
                                     @match row.view.usage_location {
-                                        Some(location) => (location),
+                                        Some(location) => (super::format::country(location.as_str())),
                                         None => span.muted { "Not set" },
                                     }
                                 }
-                                td {
+                                td data-label="Products" {
                                     @if row.products.is_empty() { span.muted { "None" } }
                                     @else { (row.products.join(", ")) }
                                 }
-                                td {
+                                td data-label="License errors" {
                                     @if row.errors > 0 { span.badge.error { (row.errors) " in error" } }
                                     @else { span.muted { "None" } }
                                     @if only_errors {
