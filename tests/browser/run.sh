@@ -11,7 +11,9 @@
 # pane with users in error, a user's error and fixes, Diagnosis, the plan editor, the filtered
 # users in error, Advisor, Activity, the overview on a phone; from groups.test.mjs a new dynamic
 # group's preview, a nesting cycle refused, a user's path through nesting, converting a dynamic
-# group to static, a user's attribute change previewed) to docs/screenshots/. Extra arguments
+# group to static, a user's attribute change previewed; the users in error on a phone) to
+# docs/screenshots/. scale.test.mjs runs against a third server holding a generated tenant of
+# 2,000 users (LICENSD_LARGE_URL). Extra arguments
 # go to node --test.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -93,7 +95,7 @@ if [ "${LICENSD_UPDATE_DOCS_SCREENSHOT:-}" = "1" ]; then
     group-users-in-error-filtered group-plan-preview advisor activity phone-overview first-run \
     group-new-dynamic-preview group-nesting-cycle user-nested-path \
     group-convert-static-preview user-attributes-preview \
-    bulk-fix-preview group-add-products-preview; do
+    bulk-fix-preview group-add-products-preview phone-users-in-error; do
     cp "$SCREENSHOT_DIR/$name.png" "docs/screenshots/$name.png"
     echo "== updated docs/screenshots/$name.png"
   done

@@ -1140,6 +1140,37 @@ async fn all_products_and_activity_pages() {
 }
 
 #[tokio::test]
+async fn activity_is_paged_fifty_changes_at_a_time_with_an_older_link() {
+    let (server, world, _) = ConsoleServer::demo().await;
+    let seats = world.engine.sku_usage(OFFICE_365_E3).expect("E3").prepaid_units;
+    // 55 changes: a first page of the newest 50, then the 5 oldest.
+    for step in 1..=55u32 {
+        server
+            .post_change(
+                &format!("/products/{OFFICE_365_E3}/seats"),
+                &[("prepaid_units", &(seats + step).to_string())],
+            )
+            .await;
+    }
+    let row = "<tr data-activity=\"Update subscription seats\"";
+    let first = server.get("/activity").await.expect(200);
+    assert_eq!(first.body.matches(row).count(), 50);
+    let older = first
+        .body
+        .split("<nav class=\"pager\"")
+        .nth(1)
+        .and_then(|pager| pager.split("href=\"").nth(1))
+        .and_then(|link| link.split('"').next())
+        .expect("an Older link")
+        .replace("&amp;", "&");
+    first.contains(">Older</a>");
+    let second = server.get(&older).await.expect(200);
+    assert_eq!(second.body.matches(row).count(), 5);
+    second.lacks(">Older</a>");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn errors_are_pages_with_messages_never_blank() {
     let (server, _, directory) = ConsoleServer::demo().await;
     let unknown = Uuid::from_u128(0xdead);
