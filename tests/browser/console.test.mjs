@@ -715,6 +715,8 @@ test('on a phone, the lists of users in error show every error on screen, each v
       const label = await phonePage.locator('#list-results td[data-label]').first().evaluate((cell) => getComputedStyle(cell, '::before').content);
       assert.match(label, /: "$/);
     }
+    await phonePage.locator('#list-results tbody tr').first().scrollIntoViewIfNeeded();
+    await phonePage.evaluate(() => window.scrollBy(0, -60));
     await phonePage.screenshot({ path: path.join(screenshots, 'phone-users-in-error.png'), fullPage: false });
   } finally {
     await phone.close();
