@@ -83,7 +83,7 @@ fn stored_tenant(store: &mut Store, users: usize, seed: u64) -> (Engine, u64, Ti
 }
 
 fn write_snapshot(store: &mut Store, engine: &Engine, version: u64) {
-    let blob = snapshot::encode(&engine).expect("encode");
+    let blob = snapshot::encode(engine).expect("encode");
     assert!(store
         .write_engine_snapshot(engine.settings().tenant_id, version, &blob)
         .expect("write the snapshot"));
