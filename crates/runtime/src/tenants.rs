@@ -1585,6 +1585,44 @@ mod tests {
         assert_eq!(newer, Some(runtime.version().expect("version")));
     }
 
+    /// A start that cannot use the stored snapshot (here a damaged one) loads the tables and
+    /// replaces it in the background: the next start reads the fresh snapshot.
+    #[test]
+    fn a_start_that_could_not_use_the_snapshot_writes_a_fresh_one() {
+        let (_directory, store, runtime) = tenant(20);
+        let version = runtime.version().expect("version");
+        assert!(lock_store(&store)
+            .expect("store")
+            .write_engine_snapshot(TENANT, version, b"not a snapshot")
+            .expect("write the damaged snapshot"));
+        let restarted = TenantRuntime::load(&store, TENANT).expect("restart");
+        assert_eq!(
+            restarted.read(Engine::to_image).expect("read"),
+            runtime.read(Engine::to_image).expect("read")
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let started = lock_store(&store)
+                .expect("store")
+                .start_engine(TENANT)
+                .expect("start");
+            if let licensd_store::StartSource::Snapshot { snapshot_version, .. } = started.source {
+                assert_eq!(snapshot_version, version);
+                assert_eq!(
+                    started.engine.to_image(),
+                    runtime.read(Engine::to_image).expect("read")
+                );
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no fresh snapshot was written: {:?}",
+                started.source
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn caller() -> Caller {
         Caller {
             tenant_id: TENANT,
