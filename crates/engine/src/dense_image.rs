@@ -51,6 +51,8 @@ pub struct DenseUserTables {
     pub group_members: Vec<u32>,
     /// How many users the buffer holds.
     pub users: u64,
+    /// The length of the buffer's second part, the users' states (the first is the users).
+    pub state_bytes: u64,
 }
 
 /// Every live user of an engine, densely encoded (module docs).
@@ -170,9 +172,11 @@ impl Engine {
         let mut plan_sets: Positions<PlanSetId> = Positions::new();
         let mut causes: Positions<CauseId> = Positions::new();
         let mut values: Positions<ValueId> = Positions::new();
-        let mut bytes = Vec::with_capacity(self.directory.user_count() * 192);
+        let mut bytes = Vec::with_capacity(self.directory.user_count() * 128);
+        let mut state_bytes = Vec::with_capacity(self.directory.user_count() * 96);
         let mut users = 0u64;
         let mut out = Writer(&mut bytes);
+        let mut state_out = Writer(&mut state_bytes);
         for (user_ref, user) in self.directory.users() {
             users += 1;
             out.0.extend_from_slice(user.id.as_bytes());
@@ -211,25 +215,27 @@ impl Engine {
                 out.u64(membership.since);
             }
             let states = self.states.of(user_ref);
-            out.count(states.len());
+            state_out.count(states.len());
             for state in states {
-                out.u16(state.sku.0);
-                out.u32(match state.source {
+                state_out.u16(state.sku.0);
+                state_out.u32(match state.source {
                     Source::Direct => 0,
                     Source::Group(group) => group_position(group) + 1,
                 });
-                out.u8(status_byte(state.status));
-                out.u32(state.cause.map_or(0, |cause| causes.position(cause) + 1));
-                out.u32(plan_sets.position(state.disabled_plans));
-                out.u32(
+                state_out.u8(status_byte(state.status));
+                state_out.u32(state.cause.map_or(0, |cause| causes.position(cause) + 1));
+                state_out.u32(plan_sets.position(state.disabled_plans));
+                state_out.u32(
                     state
                         .granted_plans
                         .map_or(0, |granted| plan_sets.position(granted) + 1),
                 );
-                out.u64(state.since);
-                out.i64(state.last_updated.0);
+                state_out.u64(state.since);
+                state_out.i64(state.last_updated.0);
             }
         }
+        let state_length = state_bytes.len() as u64;
+        bytes.extend_from_slice(&state_bytes);
         DenseUsers {
             tables: DenseUserTables {
                 plan_sets: plan_sets
@@ -249,6 +255,7 @@ impl Engine {
                     .collect(),
                 group_members,
                 users,
+                state_bytes: state_length,
             },
             bytes,
         }
@@ -341,7 +348,9 @@ impl std::fmt::Display for TableReferrer {
 impl EngineRestorer {
     /// Restores the users of a dense buffer ([`Engine::dense_users`] of an engine whose
     /// products and groups are those this restorer started from, in the same order), after
-    /// those of earlier calls.
+    /// those of earlier calls. The users (directory, indexes, member sets) are restored on this
+    /// thread while a second one restores their states from the buffer's second part (on this
+    /// thread too when no second can be had).
     pub fn add_dense_users(&mut self, tables: &DenseUserTables, bytes: &[u8]) -> Result<(), RestoreError> {
         let engine = &mut self.engine;
         let groups: Vec<GroupRef> = engine.directory.groups().map(|(group, _)| group).collect();
@@ -383,163 +392,289 @@ impl EngineRestorer {
             groups,
             skus: engine.catalog.sku_count(),
         };
+        let state_length = usize::try_from(tables.state_bytes)
+            .ok()
+            .filter(|length| *length <= bytes.len())
+            .ok_or_else(cut_short)?;
+        let (user_bytes, state_bytes) = bytes.split_at(bytes.len() - state_length);
         let users = usize::try_from(tables.users).unwrap_or(usize::MAX);
-        engine.reserve_users(users.min(bytes.len() / 16));
-        let mut reader = Reader { bytes, at: 0 };
-        for _ in 0..tables.users {
-            engine.restore_dense_user(&mut reader, &resolved, tables, &mut self.scratch.stale_causes)?;
-        }
-        if reader.at != bytes.len() {
-            return Err(invalid("bytes after the last user"));
+        engine.reserve_users(users.min(user_bytes.len() / 16));
+        let first = engine.directory.user_slots();
+        // Disjoint parts of the engine: the directory and the queue on this thread, the states
+        // on a second one.
+        let directory = &mut engine.directory;
+        let queue = &mut engine.queue;
+        let states = &mut engine.states;
+        let interned_causes = &engine.causes;
+        let split = std::thread::scope(|scope| {
+            let states_thread = std::thread::Builder::new()
+                .name("licensd-restore-states".to_string())
+                .spawn_scoped(scope, || {
+                    restore_dense_states(
+                        states,
+                        interned_causes,
+                        state_bytes,
+                        &resolved,
+                        first,
+                        tables.users,
+                    )
+                });
+            match states_thread {
+                Ok(thread) => {
+                    let users_restored =
+                        restore_dense_users(directory, queue, user_bytes, &resolved, tables.users);
+                    let stale = thread
+                        .join()
+                        .unwrap_or_else(|_| Err(invalid("the thread restoring the states failed")));
+                    Some((users_restored, stale))
+                }
+                Err(_) => None,
+            }
+        });
+        let (users_restored, stale) = match split {
+            Some(results) => results,
+            // No second thread: one after the other.
+            None => (
+                restore_dense_users(
+                    &mut engine.directory,
+                    &mut engine.queue,
+                    user_bytes,
+                    &resolved,
+                    tables.users,
+                ),
+                restore_dense_states(
+                    &mut engine.states,
+                    &engine.causes,
+                    state_bytes,
+                    &resolved,
+                    first,
+                    tables.users,
+                ),
+            ),
+        };
+        users_restored?;
+        let stale = stale?;
+        // Causes that named a group that no longer exists: restored from each state's own
+        // source, and the user queued (as `restore_cause` does for an image).
+        for StaleCause { user, record, cause } in stale {
+            let mut records = engine.states.of(user).to_vec();
+            let Some(slot) = records.get_mut(record) else {
+                return Err(invalid("a stale cause's state"));
+            };
+            let mut named_missing_group = false;
+            let restored = engine.restore_cause(
+                &tables.causes[cause],
+                slot.source,
+                &TableReferrer("causes"),
+                &mut named_missing_group,
+            )?;
+            slot.cause = Some(engine.causes.intern(restored));
+            engine.states.replace(user, records, &engine.causes);
+            if !self.scratch.stale_causes.contains(&user) {
+                self.scratch.stale_causes.push(user);
+            }
         }
         Ok(())
     }
 }
 
-impl Engine {
-    fn restore_dense_user(
-        &mut self,
-        reader: &mut Reader<'_>,
-        resolved: &Resolved,
-        tables: &DenseUserTables,
-        stale_causes: &mut Vec<crate::UserRef>,
-    ) -> Result<(), RestoreError> {
-        let id = Uuid::from_bytes(reader.array()?);
-        let user_principal_name = reader.str()?;
-        let principal_key: Box<str> = match reader.u8()? {
-            0 => user_principal_name.into(),
-            _ => reader.str()?.into(),
-        };
-        let display_name = reader.str()?;
-        let usage_location = match reader.array::<2>()? {
-            [0, 0] => None,
-            letters => Some(CountryCode::from_stored(letters).ok_or_else(|| invalid("a usage location"))?),
-        };
-        let addresses = reader.count(4)?;
-        let mut proxy_addresses = Vec::with_capacity(addresses);
-        for _ in 0..addresses {
-            proxy_addresses.push(ProxyAddress::from_stored(reader.str()?));
-        }
-        let account_enabled = reader.u8()? != 0;
-        let attribute_count = usize::from(reader.u8()?);
-        let mut attributes = Vec::with_capacity(attribute_count);
-        for _ in 0..attribute_count {
-            let attribute = UserAttribute::from_index(reader.u8()?).ok_or_else(|| invalid("an attribute"))?;
-            attributes.push((attribute, at(&resolved.values, reader.u32()?, "attribute value")?));
-        }
-        if !attributes.windows(2).all(|pair| pair[0].0 < pair[1].0) {
-            return Err(invalid("a user's attributes are not in order"));
-        }
-        let sku = |raw: u16| -> Result<SkuRef, RestoreError> {
-            if usize::from(raw) < resolved.skus {
-                Ok(SkuRef(raw))
-            } else {
-                Err(invalid(format_args!("product {raw}")))
-            }
-        };
-        let licenses = reader.count(14)?;
-        let mut direct = Vec::with_capacity(licenses);
-        for _ in 0..licenses {
-            direct.push(DirectLicense {
-                sku: sku(reader.u16()?)?,
-                disabled_plans: at(&resolved.plan_sets, reader.u32()?, "plan set")?,
-                since: reader.u64()?,
-            });
-        }
-        let membership_count = reader.count(12)?;
-        let mut memberships = Vec::with_capacity(membership_count);
-        for _ in 0..membership_count {
-            memberships.push(Membership {
-                group: at(&resolved.groups, reader.u32()?, "group")?,
-                since: reader.u64()?,
-            });
-        }
-        let state_count = reader.count(35)?;
-        let mut states = Vec::with_capacity(state_count);
-        let mut named_missing_group = false;
-        for _ in 0..state_count {
-            let sku = sku(reader.u16()?)?;
-            let source = match reader.u32()? {
-                0 => Source::Direct,
-                position => Source::Group(at(&resolved.groups, position - 1, "group")?),
-            };
-            let status = *STATUSES
-                .get(usize::from(reader.u8()?))
-                .ok_or_else(|| invalid("a state's status"))?;
-            let cause = match reader.u32()? {
-                0 => None,
-                position => {
-                    let (cause, names_missing_group) = at(&resolved.causes, position - 1, "cause")?;
-                    if names_missing_group {
-                        // Restored from this state's own source (`restore_cause`).
-                        let image = &tables.causes[position as usize - 1];
-                        let restored = self.restore_cause(
-                            image,
-                            source,
-                            &TableReferrer("causes"),
-                            &mut named_missing_group,
-                        )?;
-                        Some(self.causes.intern(restored))
-                    } else {
-                        Some(cause)
-                    }
-                }
-            };
-            let disabled_plans = at(&resolved.plan_sets, reader.u32()?, "plan set")?;
-            let granted_plans = match reader.u32()? {
-                0 => None,
-                position => Some(at(&resolved.plan_sets, position - 1, "plan set")?),
-            };
-            states.push(StateRecord {
-                sku,
-                source,
-                status,
-                cause,
-                disabled_plans,
-                granted_plans,
-                since: reader.u64()?,
-                last_updated: crate::model::Timestamp(reader.i64()?),
-            });
-        }
-        sort_records(&mut states);
-        let restored = self.directory.insert_restored_user(
-            User {
-                id,
-                user_principal_name: user_principal_name.into(),
-                display_name: display_name.into(),
-                usage_location,
-                proxy_addresses: proxy_addresses.into(),
-                shared_addresses: 0,
-                account_enabled,
-                attributes: attributes.into(),
-                direct,
-                memberships,
-            },
-            principal_key,
-        );
-        let user = match restored {
-            Ok(user) => user,
-            Err((crate::directory::RestoredUserConflict::Id, record)) => {
-                return Err(RestoreError::Duplicate {
-                    what: "user",
-                    id: record.id,
-                })
-            }
-            Err((crate::directory::RestoredUserConflict::PrincipalName, record)) => {
-                return Err(RestoreError::Invalid(format!(
-                    "userPrincipalName {} is used by two users",
-                    record.user_principal_name
-                )))
-            }
-        };
-        self.queue.add_user();
-        self.states.add_user();
-        let replaced = self.states.replace(user, states, &self.causes);
+/// Restores `users` users from the first part of a dense buffer into the directory.
+fn restore_dense_users(
+    directory: &mut crate::directory::Directory,
+    queue: &mut crate::queue::WorkQueue,
+    bytes: &[u8],
+    resolved: &Resolved,
+    users: u64,
+) -> Result<(), RestoreError> {
+    let mut reader = Reader { bytes, at: 0 };
+    for _ in 0..users {
+        restore_dense_user(directory, &mut reader, resolved)?;
+        queue.add_user();
+    }
+    if reader.at != bytes.len() {
+        return Err(invalid("bytes after the last user"));
+    }
+    Ok(())
+}
+
+/// Restores the states of `users` users, the first of them at slot `first`, from the second
+/// part of a dense buffer; returns the states whose cause must be restored again.
+fn restore_dense_states(
+    states: &mut crate::states::States,
+    causes: &crate::states::CauseInterner,
+    bytes: &[u8],
+    resolved: &Resolved,
+    first: usize,
+    users: u64,
+) -> Result<Vec<StaleCause>, RestoreError> {
+    let mut reader = Reader { bytes, at: 0 };
+    let mut stale = Vec::new();
+    for index in 0..users {
+        let user = crate::UserRef((first as u64 + index) as u32);
+        let records = read_states(&mut reader, resolved, user, &mut stale)?;
+        states.add_user();
+        let replaced = states.replace(user, records, causes);
         debug_assert!(replaced.is_empty());
-        if named_missing_group {
-            stale_causes.push(user);
+    }
+    if reader.at != bytes.len() {
+        return Err(invalid("bytes after the last user's states"));
+    }
+    Ok(stale)
+}
+
+/// A state whose cause named an assignment of a group that no longer exists: restored again,
+/// from the state's own source, once every user is in.
+struct StaleCause {
+    user: crate::UserRef,
+    /// The state's position among the user's (sorted) states.
+    record: usize,
+    /// The cause's position in the table.
+    cause: usize,
+}
+
+/// Reads one user's states, sorted as the engine keeps them.
+fn read_states(
+    reader: &mut Reader<'_>,
+    resolved: &Resolved,
+    user: crate::UserRef,
+    stale: &mut Vec<StaleCause>,
+) -> Result<Vec<StateRecord>, RestoreError> {
+    let sku = |raw: u16| -> Result<SkuRef, RestoreError> {
+        if usize::from(raw) < resolved.skus {
+            Ok(SkuRef(raw))
+        } else {
+            Err(invalid(format_args!("product {raw}")))
         }
-        Ok(())
+    };
+    let state_count = reader.count(35)?;
+    let mut states = Vec::with_capacity(state_count);
+    let mut stale_causes: Vec<(SkuRef, Source, usize)> = Vec::new();
+    for _ in 0..state_count {
+        let sku = sku(reader.u16()?)?;
+        let source = match reader.u32()? {
+            0 => Source::Direct,
+            position => Source::Group(at(&resolved.groups, position - 1, "group")?),
+        };
+        let status = *STATUSES
+            .get(usize::from(reader.u8()?))
+            .ok_or_else(|| invalid("a state's status"))?;
+        let cause = match reader.u32()? {
+            0 => None,
+            position => {
+                let (cause, names_missing_group) = at(&resolved.causes, position - 1, "cause")?;
+                if names_missing_group {
+                    stale_causes.push((sku, source, position as usize - 1));
+                }
+                Some(cause)
+            }
+        };
+        let disabled_plans = at(&resolved.plan_sets, reader.u32()?, "plan set")?;
+        let granted_plans = match reader.u32()? {
+            0 => None,
+            position => Some(at(&resolved.plan_sets, position - 1, "plan set")?),
+        };
+        states.push(StateRecord {
+            sku,
+            source,
+            status,
+            cause,
+            disabled_plans,
+            granted_plans,
+            since: reader.u64()?,
+            last_updated: crate::model::Timestamp(reader.i64()?),
+        });
+    }
+    sort_records(&mut states);
+    for (sku, source, cause) in stale_causes {
+        let record = states
+            .iter()
+            .position(|state| state.sku == sku && state.source == source)
+            .ok_or_else(|| invalid("a stale cause's state"))?;
+        stale.push(StaleCause { user, record, cause });
+    }
+    Ok(states)
+}
+
+/// Restores one user into the directory (its states are restored apart, [`read_states`]).
+fn restore_dense_user(
+    directory: &mut crate::directory::Directory,
+    reader: &mut Reader<'_>,
+    resolved: &Resolved,
+) -> Result<(), RestoreError> {
+    let id = Uuid::from_bytes(reader.array()?);
+    let user_principal_name = reader.str()?;
+    let principal_key: Box<str> = match reader.u8()? {
+        0 => user_principal_name.into(),
+        _ => reader.str()?.into(),
+    };
+    let display_name = reader.str()?;
+    let usage_location = match reader.array::<2>()? {
+        [0, 0] => None,
+        letters => Some(CountryCode::from_stored(letters).ok_or_else(|| invalid("a usage location"))?),
+    };
+    let addresses = reader.count(4)?;
+    let mut proxy_addresses = Vec::with_capacity(addresses);
+    for _ in 0..addresses {
+        proxy_addresses.push(ProxyAddress::from_stored(reader.str()?));
+    }
+    let account_enabled = reader.u8()? != 0;
+    let attribute_count = usize::from(reader.u8()?);
+    let mut attributes = Vec::with_capacity(attribute_count);
+    for _ in 0..attribute_count {
+        let attribute = UserAttribute::from_index(reader.u8()?).ok_or_else(|| invalid("an attribute"))?;
+        attributes.push((attribute, at(&resolved.values, reader.u32()?, "attribute value")?));
+    }
+    if !attributes.windows(2).all(|pair| pair[0].0 < pair[1].0) {
+        return Err(invalid("a user's attributes are not in order"));
+    }
+    let licenses = reader.count(14)?;
+    let mut direct = Vec::with_capacity(licenses);
+    for _ in 0..licenses {
+        let raw = reader.u16()?;
+        if usize::from(raw) >= resolved.skus {
+            return Err(invalid(format_args!("product {raw}")));
+        }
+        direct.push(DirectLicense {
+            sku: SkuRef(raw),
+            disabled_plans: at(&resolved.plan_sets, reader.u32()?, "plan set")?,
+            since: reader.u64()?,
+        });
+    }
+    let membership_count = reader.count(12)?;
+    let mut memberships = Vec::with_capacity(membership_count);
+    for _ in 0..membership_count {
+        memberships.push(Membership {
+            group: at(&resolved.groups, reader.u32()?, "group")?,
+            since: reader.u64()?,
+        });
+    }
+    let restored = directory.insert_restored_user(
+        User {
+            id,
+            user_principal_name: user_principal_name.into(),
+            display_name: display_name.into(),
+            usage_location,
+            proxy_addresses: proxy_addresses.into(),
+            shared_addresses: 0,
+            account_enabled,
+            attributes: attributes.into(),
+            direct,
+            memberships,
+        },
+        principal_key,
+    );
+    match restored {
+        Ok(_) => Ok(()),
+        Err((crate::directory::RestoredUserConflict::Id, record)) => Err(RestoreError::Duplicate {
+            what: "user",
+            id: record.id,
+        }),
+        Err((crate::directory::RestoredUserConflict::PrincipalName, record)) => {
+            Err(RestoreError::Invalid(format!(
+                "userPrincipalName {} is used by two users",
+                record.user_principal_name
+            )))
+        }
     }
 }
 
