@@ -12,16 +12,18 @@
 //! boxed strings, its membership, license and state vectors, and its index inserts (id,
 //! principal name, proxy addresses, group member sets, presized from the table).
 //!
-//! A user, all integers little-endian: the id (16 bytes); the user principal name (u32 length
-//! and UTF-8 bytes); a flag byte, 1 when the principal-name key (the name lower-cased) differs
-//! from the name and follows it; the display name; the usage location (2 letters, zeros for
-//! none); the proxy addresses (u32 count, then each); the account-enabled byte; the attributes
-//! (u8 count, then each attribute's index (u8) and value position (u32)); the direct licenses
-//! (u32 count, then product (u16), disabled plan set (u32), since (u64)); the memberships (u32
-//! count, then group (u32), since (u64)); the states (u32 count, then product (u16), source
-//! (u32: 0 direct, else group position + 1), status (u8), cause (u32: 0 none, else position +
-//! 1), disabled plan set (u32), granted plan set (u32: 0 none, else position + 1), since (u64),
-//! last updated (i64)).
+//! The buffer has two parts, so that a restore reads them on two threads at once: the users,
+//! then their states ([`DenseUserTables::state_bytes`] long). A user, all integers
+//! little-endian: the id (16 bytes); the user principal name (u32 length and UTF-8 bytes); a
+//! flag byte, 1 when the principal-name key (the name lower-cased) differs from the name and
+//! follows it; the display name; the usage location (2 letters, zeros for none); the proxy
+//! addresses (u32 count, then each); the account-enabled byte; the attributes (u8 count, then
+//! each attribute's index (u8) and value position (u32)); the direct licenses (u32 count, then
+//! product (u16), disabled plan set (u32), since (u64)); the memberships (u32 count, then group
+//! (u32), since (u64)). A user's states, in the second part, in the same order: a u32 count,
+//! then each state's product (u16), source (u32: 0 direct, else group position + 1), status
+//! (u8), cause (u32: 0 none, else position + 1), disabled plan set (u32), granted plan set (u32:
+//! 0 none, else position + 1), since (u64), last updated (i64).
 //!
 //! The encoding is not versioned here: a store that persists it tags it with its own format
 //! number and release, and reads nothing else.

@@ -35,8 +35,9 @@ pub const MAGIC: &[u8; 8] = b"LCSDSNAP";
 
 /// The snapshot format this binary writes and reads. Bump it whenever the encoding of any type
 /// in a snapshot changes (the engine's image types and dense users included): the test
-/// `the_snapshot_encoding_is_pinned` fails until then. Format 1 held one image per user.
-pub const SNAPSHOT_FORMAT: u32 = 2;
+/// `the_snapshot_encoding_is_pinned` fails until then. Format 1 held one image per user, 2 the
+/// dense users with their states inline.
+pub const SNAPSHOT_FORMAT: u32 = 3;
 
 /// A snapshot further behind the tenant than this many versions is not used: the tenant is
 /// loaded from its tables instead (catching up costs about a millisecond a version on a large
