@@ -306,8 +306,8 @@ impl TenantRuntime {
     /// Writes the engine's snapshot ([`licensd_store::snapshot`]) tagged with the version it
     /// reflects, so that the next start reads it instead of the tenant's tables. Does nothing
     /// when the engine is still at `unless_at` (the version of the last snapshot this instance
-    /// wrote). Only a copy of the engine is taken under the engine's lock (copy-on-write: the
-    /// chunk pointers, milliseconds for 1,000,000 users), then encoded and written without it,
+    /// wrote). Only a copy of the engine is taken under the engine's lock (copy-on-write: a
+    /// fraction of the image's cost, BENCHMARKS.md), then encoded and written without it,
     /// so writers and readers do not wait for the snapshot. Returns the version written, `None`
     /// when nothing was.
     pub fn write_snapshot(
