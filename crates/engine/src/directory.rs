@@ -888,6 +888,17 @@ impl Directory {
     // ----- users' directory attributes ------------------------------------------------------
 
     /// Interns attribute values for a user about to be inserted.
+    /// Interns one attribute value (a restore's table of values).
+    pub(crate) fn intern_attribute_value(&mut self, value: &str) -> user_attributes::ValueId {
+        Arc::make_mut(&mut self.attribute_values).intern(value)
+    }
+
+    /// Makes room for `members` more members in a group's member set (a restore that knows
+    /// how many are coming).
+    pub(crate) fn reserve_group_members(&mut self, group: GroupRef, members: usize) {
+        self.group_mut(group).members.reserve(members);
+    }
+
     pub(crate) fn intern_user_attributes(&mut self, values: &UserAttributeValues) -> AttributeList {
         Arc::make_mut(&mut self.attribute_values).intern_all(values)
     }

@@ -70,9 +70,9 @@ impl std::fmt::Display for UserReferrer {
 
 /// Buffers of one [`Engine::from_image`].
 #[derive(Default)]
-struct RestoreScratch {
+pub(crate) struct RestoreScratch {
     /// Users whose causes named a group that no longer exists, to queue.
-    stale_causes: Vec<UserRef>,
+    pub(crate) stale_causes: Vec<UserRef>,
     plan_lists: RestoredPlanLists,
 }
 
@@ -97,8 +97,8 @@ pub enum RestoreError {
 /// [`EngineRestorer::add_users`] calls as it likes, then [`EngineRestorer::finish`].
 /// [`Engine::from_image`] is exactly this with all users at once.
 pub struct EngineRestorer {
-    engine: Engine,
-    scratch: RestoreScratch,
+    pub(crate) engine: Engine,
+    pub(crate) scratch: RestoreScratch,
 }
 
 impl EngineRestorer {
@@ -265,11 +265,11 @@ impl Engine {
             .collect()
     }
 
-    fn plan_id_list(&self, plans: &PlanSet) -> Vec<Uuid> {
+    pub(crate) fn plan_id_list(&self, plans: &PlanSet) -> Vec<Uuid> {
         plans.iter().map(|plan| self.plan(plan).id).collect()
     }
 
-    fn cause_image(&self, cause: &Cause) -> CauseImage {
+    pub(crate) fn cause_image(&self, cause: &Cause) -> CauseImage {
         match cause {
             Cause::Count { sku } => CauseImage::Count {
                 sku_id: self.sku(*sku).id,
@@ -728,7 +728,7 @@ impl Engine {
     /// by what the evaluation says when it cannot tell (a conflict held by the assignment
     /// itself, a dependent of unknown source), `named_missing_group` is set, and the user is
     /// queued so that the next evaluation records the cause as it is now.
-    fn restore_cause(
+    pub(crate) fn restore_cause(
         &self,
         cause: &CauseImage,
         own_source: Source,

@@ -19,6 +19,7 @@ pub mod catalog;
 pub mod catch_up;
 mod command;
 mod cow;
+pub mod dense_image;
 pub mod diagnosis;
 mod directory;
 pub mod dynamic_groups;

@@ -41,6 +41,21 @@ impl CountryCode {
         Ok(CountryCode([bytes[0], bytes[1]]))
     }
 
+    /// A code read back from the engine's own dense image ([`crate::dense_image`]): two
+    /// upper-case ASCII letters, as [`CountryCode::parse`] stored them (not checked against the
+    /// list of assigned codes again).
+    pub(crate) fn from_stored(bytes: [u8; 2]) -> Option<CountryCode> {
+        bytes
+            .iter()
+            .all(u8::is_ascii_uppercase)
+            .then_some(CountryCode(bytes))
+    }
+
+    /// The two letters.
+    pub(crate) fn bytes(&self) -> [u8; 2] {
+        self.0
+    }
+
     pub fn as_str(&self) -> &str {
         // Only ASCII letters are ever stored.
         std::str::from_utf8(&self.0).unwrap_or("??")
@@ -101,6 +116,12 @@ impl ProxyAddress {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// An address read back from the engine's own dense image ([`crate::dense_image`]), as
+    /// [`ProxyAddress::parse`] accepted it when it was stored.
+    pub(crate) fn from_stored(text: &str) -> ProxyAddress {
+        ProxyAddress(text.into())
     }
 
     /// The form two addresses are compared in: lower case, prefix included.

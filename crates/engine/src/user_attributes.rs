@@ -82,6 +82,11 @@ impl UserAttribute {
         (self.0 >= FIRST_EXTENSION).then(|| self.0 - FIRST_EXTENSION + 1)
     }
 
+    /// The attribute at a position in [`UserAttribute::all`].
+    pub(crate) fn from_index(index: u8) -> Option<UserAttribute> {
+        (usize::from(index) < NAMES.len()).then_some(UserAttribute(index))
+    }
+
     /// The attribute's position in [`UserAttribute::all`].
     pub fn index(self) -> usize {
         self.0 as usize

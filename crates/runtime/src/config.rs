@@ -60,8 +60,9 @@ pub struct ServerConfig {
     /// How often the processor writes the engine snapshot of each tenant it processes whose
     /// version moved since, so that a start reads the snapshot and the change log since instead
     /// of the tenant's tables. A clean shutdown always writes one; `None` (the default, or
-    /// `engine-snapshot-interval-s = 0`) writes none while running, because taking the image
-    /// makes the tenant's reads wait (about a second per million users).
+    /// `engine-snapshot-interval-s = 0`) writes none while running. Taking one copies the
+    /// engine under its lock (copy-on-write), then encodes and writes it on the
+    /// processor's thread without the lock; the store's connection is held for the row's write.
     pub engine_snapshot_interval: Option<Duration>,
 }
 

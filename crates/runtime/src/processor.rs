@@ -321,8 +321,8 @@ impl TenantSharing {
 /// When the processor writes engine snapshots ([`crate::tenants::TenantRuntime::write_snapshot`]):
 /// at a clean shutdown, for each tenant it processes whose version moved since its last snapshot;
 /// and, when an `interval` is configured, also every `interval` while the tenant's queue is empty
-/// (off by default: the image is taken under the engine's lock, so the tenant's reads wait for it,
-/// about a second per million users).
+/// (off by default; only a copy-on-write copy of the engine is taken under its lock, the encoding
+/// and the write run on this thread without it, a few seconds per million users).
 struct Snapshots {
     interval: Option<Duration>,
     started: Instant,

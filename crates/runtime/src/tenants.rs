@@ -251,15 +251,45 @@ fn start_engine(store: &SharedStore, tenant_id: Uuid) -> Result<(Engine, u64), E
         }
         licensd_store::StartSource::FullLoad {
             fallback: Some(reason),
-        } => tracing::warn!(
-            tenant = %tenant_id,
-            version = loaded.version,
-            elapsed_ms,
-            %reason,
-            "the engine snapshot was not used; tenant loaded from its tables"
-        ),
+        } => {
+            tracing::warn!(
+                tenant = %tenant_id,
+                version = loaded.version,
+                elapsed_ms,
+                %reason,
+                "the engine snapshot was not used; tenant loaded from its tables"
+            );
+            write_fresh_snapshot(store, tenant_id, loaded.engine.clone(), loaded.version);
+        }
     }
     Ok((loaded.engine, loaded.version))
+}
+
+/// Replaces a snapshot a start could not use (damaged, of another release, too far behind) with
+/// one of the engine just loaded, on a thread of its own so that the start does not wait for
+/// it (`engine` is a copy: copy-on-write, it shares the loaded engine's storage). The store
+/// never lets it replace a newer snapshot.
+fn write_fresh_snapshot(store: &SharedStore, tenant_id: Uuid, engine: Engine, version: u64) {
+    let store = Arc::clone(store);
+    let spawned = std::thread::Builder::new()
+        .name("licensd-snapshot".to_string())
+        .spawn(move || {
+            let written = licensd_store::snapshot::encode(&engine)
+                .map_err(ExecuteError::from)
+                .and_then(|blob| {
+                    drop(engine);
+                    Ok(lock_store(&store)?.write_engine_snapshot(tenant_id, version, &blob)?)
+                });
+            match written {
+                Ok(_) => tracing::info!(tenant = %tenant_id, version, "wrote a fresh engine snapshot"),
+                Err(error) => {
+                    tracing::warn!(tenant = %tenant_id, %error, "writing a fresh engine snapshot failed")
+                }
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(tenant = %tenant_id, %error, "no thread to write a fresh engine snapshot on");
+    }
 }
 
 impl TenantRuntime {
@@ -273,26 +303,27 @@ impl TenantRuntime {
         self.notifier.wake();
     }
 
-    /// Writes the engine's snapshot (its whole image, [`licensd_store::snapshot`]) tagged with
-    /// the version it reflects, so that the next start reads it instead of the tenant's tables.
-    /// Does nothing when the engine is still at `unless_at` (the version of the last snapshot
-    /// this instance wrote). The image is taken under the engine's lock (reads wait for it:
-    /// about a second for 1,000,000 users), encoded and written without it. Returns the version
-    /// written, `None` when nothing was.
+    /// Writes the engine's snapshot ([`licensd_store::snapshot`]) tagged with the version it
+    /// reflects, so that the next start reads it instead of the tenant's tables. Does nothing
+    /// when the engine is still at `unless_at` (the version of the last snapshot this instance
+    /// wrote). Only a copy of the engine is taken under the engine's lock (copy-on-write: a
+    /// fraction of the image's cost, BENCHMARKS.md), then encoded and written without it,
+    /// so writers and readers do not wait for the snapshot. Returns the version written, `None`
+    /// when nothing was.
     pub fn write_snapshot(
         &self,
         store: &SharedStore,
         unless_at: Option<u64>,
     ) -> Result<Option<u64>, ExecuteError> {
-        let (image, version) = {
+        let (engine, version) = {
             let state = self.lock()?;
             if Some(state.version) == unless_at {
                 return Ok(None);
             }
-            (state.engine.to_image(), state.version)
+            (state.engine.clone(), state.version)
         };
-        let blob = licensd_store::snapshot::encode(&image)?;
-        drop(image);
+        let blob = licensd_store::snapshot::encode(&engine)?;
+        drop(engine);
         let written = lock_store(store)?.write_engine_snapshot(self.id, version, &blob)?;
         Ok(written.then_some(version))
     }
@@ -1552,6 +1583,44 @@ mod tests {
         // The next snapshot is of the engine with the memberships.
         let newer = runtime.write_snapshot(&store, Some(version)).expect("write");
         assert_eq!(newer, Some(runtime.version().expect("version")));
+    }
+
+    /// A start that cannot use the stored snapshot (here a damaged one) loads the tables and
+    /// replaces it in the background: the next start reads the fresh snapshot.
+    #[test]
+    fn a_start_that_could_not_use_the_snapshot_writes_a_fresh_one() {
+        let (_directory, store, runtime) = tenant(20);
+        let version = runtime.version().expect("version");
+        assert!(lock_store(&store)
+            .expect("store")
+            .write_engine_snapshot(TENANT, version, b"not a snapshot")
+            .expect("write the damaged snapshot"));
+        let restarted = TenantRuntime::load(&store, TENANT).expect("restart");
+        assert_eq!(
+            restarted.read(Engine::to_image).expect("read"),
+            runtime.read(Engine::to_image).expect("read")
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let started = lock_store(&store)
+                .expect("store")
+                .start_engine(TENANT)
+                .expect("start");
+            if let licensd_store::StartSource::Snapshot { snapshot_version, .. } = started.source {
+                assert_eq!(snapshot_version, version);
+                assert_eq!(
+                    started.engine.to_image(),
+                    runtime.read(Engine::to_image).expect("read")
+                );
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no fresh snapshot was written: {:?}",
+                started.source
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn caller() -> Caller {

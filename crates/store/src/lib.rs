@@ -514,22 +514,35 @@ impl Store {
 
     /// The tenant's engine for a start: its stored engine snapshot ([`snapshot`]) brought up to
     /// the stored version through the change log, or — when there is none, or it is of another
-    /// format, damaged, or older than the log reaches — [`Store::load_engine`]. The result says
-    /// which, and why a snapshot was not used.
+    /// format, damaged, older than the log reaches, or more than
+    /// [`snapshot::MAX_VERSIONS_BEHIND`] versions behind — [`Store::load_engine`]. The result
+    /// says which, and why a snapshot was not used.
     pub fn start_engine(&mut self, tenant_id: Uuid) -> Result<Started, StoreError> {
+        self.start_engine_within(tenant_id, snapshot::MAX_VERSIONS_BEHIND)
+    }
+
+    /// [`Store::start_engine`] using the snapshot only when it is at most `max_versions_behind`
+    /// versions behind the tenant.
+    pub fn start_engine_within(
+        &mut self,
+        tenant_id: Uuid,
+        max_versions_behind: u64,
+    ) -> Result<Started, StoreError> {
         match self {
-            Store::Sqlite(store) => snapshot::start_engine(store, tenant_id, |store| {
+            Store::Sqlite(store) => snapshot::start_engine(store, tenant_id, max_versions_behind, |store| {
                 let (image, version) = load::load_tenant(store, tenant_id, &mut |_| {})?;
                 let engine = Engine::from_image(image).map_err(StoreError::Restore)?;
                 Ok((engine, version))
             }),
-            Store::Postgres(store) => snapshot::start_engine(store.as_mut(), tenant_id, |store| {
-                load::load_engine(store, tenant_id, load::CHUNK_USERS, &mut |_| {})
-            }),
+            Store::Postgres(store) => {
+                snapshot::start_engine(store.as_mut(), tenant_id, max_versions_behind, |store| {
+                    load::load_engine(store, tenant_id, load::CHUNK_USERS, &mut |_| {})
+                })
+            }
         }
     }
 
-    /// Stores `blob` ([`snapshot::encode`] of the engine's image at `version`) as the tenant's
+    /// Stores `blob` ([`snapshot::encode`] of the engine at `version`) as the tenant's
     /// engine snapshot, unless a newer one is stored. Returns whether it was stored.
     pub fn write_engine_snapshot(
         &mut self,

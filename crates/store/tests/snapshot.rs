@@ -27,6 +27,7 @@ on_both_backends!(
     a_snapshot_older_than_several_writes_is_caught_up_through_the_log,
     a_snapshot_that_cannot_be_used_falls_back_to_the_full_load,
     a_snapshot_older_than_the_log_reaches_falls_back_to_the_full_load,
+    a_snapshot_too_far_behind_the_tenant_falls_back_to_the_full_load,
     an_older_snapshot_never_replaces_a_newer_one,
     snapshots_taken_anywhere_in_random_histories_start_the_same_engine,
 );
@@ -82,7 +83,7 @@ fn stored_tenant(store: &mut Store, users: usize, seed: u64) -> (Engine, u64, Ti
 }
 
 fn write_snapshot(store: &mut Store, engine: &Engine, version: u64) {
-    let blob = snapshot::encode(&engine.to_image()).expect("encode");
+    let blob = snapshot::encode(engine).expect("encode");
     assert!(store
         .write_engine_snapshot(engine.settings().tenant_id, version, &blob)
         .expect("write the snapshot"));
@@ -124,9 +125,9 @@ fn a_start_from_a_snapshot_equals_a_full_load(database: TestDatabase) {
         .iter()
         .any(|user| user.states.iter().any(|state| state.cause.is_some())));
     assert!(!image.queue.is_empty());
-    // The blob decodes back to the image it was made from.
-    let blob = snapshot::encode(&image).expect("encode");
-    assert_eq!(snapshot::decode(&blob).expect("decode"), image);
+    // The blob restores the engine it was made from.
+    let blob = snapshot::encode(&engine).expect("encode");
+    assert_eq!(snapshot::restore(&blob).expect("restore").to_image(), image);
     write_snapshot(&mut store, &engine, version);
     assert_eq!(
         store.engine_snapshot_version(tenant_id).expect("read"),
@@ -244,7 +245,7 @@ fn a_snapshot_that_cannot_be_used_falls_back_to_the_full_load(database: TestData
     let mut store = database.open();
     let (engine, version, _) = stored_tenant(&mut store, 120, 11);
     let tenant_id = engine.settings().tenant_id;
-    let blob = snapshot::encode(&engine.to_image()).expect("encode");
+    let blob = snapshot::encode(&engine).expect("encode");
     let tampered = |change: &dyn Fn(&mut Vec<u8>)| {
         let mut copy = blob.clone();
         change(&mut copy);
@@ -337,11 +338,41 @@ fn a_snapshot_older_than_the_log_reaches_falls_back_to_the_full_load(database: T
     );
 }
 
+/// A snapshot more versions behind than a start catches up is not read: the full load, saying
+/// so; within the limit it is used.
+fn a_snapshot_too_far_behind_the_tenant_falls_back_to_the_full_load(database: TestDatabase) {
+    let mut store = database.open();
+    let (mut engine, mut version, mut at) = stored_tenant(&mut store, 80, 13);
+    let tenant_id = engine.settings().tenant_id;
+    write_snapshot(&mut store, &engine, version);
+    let snapshot_version = version;
+    for _ in 0..4 {
+        at.0 += 1000;
+        version = process(&mut store, &mut engine, version, 5, at);
+    }
+    let behind = version - snapshot_version;
+    assert!(behind >= 4, "{behind} versions since the snapshot");
+    let started = store.start_engine_within(tenant_id, behind - 1).expect("start");
+    let (expected, _) = full_load(&mut store, tenant_id);
+    assert_eq!(started.engine.to_image(), expected);
+    let reason = fallback_reason(started.source);
+    assert!(reason.contains(&format!("{behind} versions behind")), "{reason}");
+    let started = store.start_engine_within(tenant_id, behind).expect("start");
+    assert_eq!(
+        started.source,
+        StartSource::Snapshot {
+            snapshot_version,
+            caught_up: true
+        }
+    );
+    assert_eq!(started.engine.to_image(), expected);
+}
+
 fn an_older_snapshot_never_replaces_a_newer_one(database: TestDatabase) {
     let mut store = database.open();
     let (mut engine, version, mut at) = stored_tenant(&mut store, 40, 9);
     let tenant_id = engine.settings().tenant_id;
-    let old_blob = snapshot::encode(&engine.to_image()).expect("encode");
+    let old_blob = snapshot::encode(&engine).expect("encode");
     at.0 += 1000;
     let newer = process(&mut store, &mut engine, version, 5, at);
     write_snapshot(&mut store, &engine, newer);
@@ -443,13 +474,13 @@ fn snapshots_taken_anywhere_in_random_histories_start_the_same_engine(database: 
 fn the_snapshot_encoding_is_pinned() {
     let (mut engine, summary) = build_engine(&GeneratorConfig::new(60, 12, 8, 42)).expect("generate");
     engine.process_batch(40, Timestamp(summary.last_timestamp.0 + 1000));
-    let blob = snapshot::encode(&engine.to_image()).expect("encode");
+    let blob = snapshot::encode(&engine).expect("encode");
     let length = usize::from(blob[12]);
     let body = &blob[13 + length + 4..];
     let checksum = crc32(body);
     assert_eq!(
         (SNAPSHOT_FORMAT, body.len(), checksum),
-        (1, 22_492, 667_863_224),
+        (3, 28_147, 899_517_434),
         "the snapshot encoding changed: bump SNAPSHOT_FORMAT and pin the new length and checksum"
     );
 }

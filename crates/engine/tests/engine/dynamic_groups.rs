@@ -369,6 +369,12 @@ proptest! {
         let members: usize = incremental.iter().map(Vec::len).sum();
         prop_assert_eq!(world.engine.evaluate_every_rule_from_scratch(), members);
         prop_assert_eq!(world.engine.evaluate_every_rule_per_user(), members);
+        // The engine's dense form (a persisted snapshot's) restores the same tenant: the
+        // dynamic groups, their members and the users' attribute values.
+        let dense = world.engine.dense_users();
+        let restored = Engine::from_dense_image(world.engine.image_without_users(), &dense.tables, &dense.bytes)
+            .map_err(|error| TestCaseError::fail(error.to_string()))?;
+        prop_assert!(restored.to_image() == world.engine.to_image(), "the dense round trip differs");
     }
 }
 

@@ -394,6 +394,15 @@ mod properties {
             let restored = licensd_engine::Engine::from_image(image.clone())
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;
             prop_assert!(restored.to_image() == image);
+            // So does the engine's dense form (a persisted snapshot's).
+            let dense = world.engine.dense_users();
+            let restored = licensd_engine::Engine::from_dense_image(
+                world.engine.image_without_users(),
+                &dense.tables,
+                &dense.bytes,
+            )
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert!(restored.to_image() == image, "the dense round trip differs");
             // Every user has a state from exactly the licensed groups it reaches.
             for user in &users {
                 let reached: BTreeSet<Uuid> = if world.engine.transitive_licensing() {
