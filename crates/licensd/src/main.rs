@@ -110,7 +110,8 @@ struct ServeArguments {
     /// processing-idle-interval-ms, processing-lease-ms, instance-id, rate-limit-per-second,
     /// rate-limit-burst, authentication-failures-per-second, authentication-failure-burst,
     /// header-read-timeout-ms, body-read-timeout-ms, max-connections, shutdown-drain-ms,
-    /// audit-retention-days, engine-snapshot-interval-s, tls-cert, tls-key, public-url, trusted-proxies, metrics-listen).
+    /// audit-retention-days, engine-snapshot-interval-s, tenant-idle-eviction-s, tls-cert, tls-key, public-url,
+    /// trusted-proxies, metrics-listen).
     #[arg(long)]
     config: Option<PathBuf>,
     /// PEM certificate chain: serve HTTPS (with --tls-key).

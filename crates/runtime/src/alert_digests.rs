@@ -59,8 +59,9 @@ pub fn deliver_due(store: &SharedStore, tenants: &Tenants, now: i64) -> Result<u
     let due = lock_store(store)?.due_alert_digests(now, DIGESTS_PER_ROUND)?;
     let mut sent = 0;
     for digest in due {
-        let Ok(runtime) = tenants.get(digest.tenant_id) else {
-            // A tenant this instance has not loaded yet: left for later (or another instance).
+        // (Not `get`: delivering a digest is no request, and does not keep the tenant resident.)
+        let Some(runtime) = tenants.resident(digest.tenant_id) else {
+            // A tenant this instance does not hold: left for later (or another instance).
             continue;
         };
         let mut rule = book

@@ -64,6 +64,12 @@ pub struct ServerConfig {
     /// engine under its lock (copy-on-write), then encodes and writes it on the
     /// processor's thread without the lock; the store's connection is held for the row's write.
     pub engine_snapshot_interval: Option<Duration>,
+    /// Which tenants this instance holds in memory. `None` (the default): every tenant, loaded
+    /// at start. `Some(idle)` (`tenant-idle-eviction-s`): only the tenants its processor owns
+    /// and those requests asked about, loaded at the first request and evicted after `idle`
+    /// without one — for several instances sharing many tenants (see
+    /// [`crate::tenants::Residency`]).
+    pub tenant_idle_eviction: Option<Duration>,
 }
 
 /// How the delivery worker sends webhooks (change notifications, alerts).
@@ -170,6 +176,9 @@ pub struct ConfigFile {
     /// Seconds between engine snapshots of a tenant that changed; 0 (the default) writes them
     /// only at a clean shutdown.
     pub engine_snapshot_interval_s: Option<u64>,
+    /// Seconds a tenant no request asked about stays in memory on an instance that does not
+    /// process it; 0 (the default) holds every tenant, loaded at start.
+    pub tenant_idle_eviction_s: Option<u64>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     /// The address clients reach the server at, for absolute links.
@@ -238,6 +247,7 @@ impl ServerConfig {
             metrics_listen: None,
             notifications: NotificationSettings::default(),
             engine_snapshot_interval: None,
+            tenant_idle_eviction: None,
         }
     }
 
@@ -321,6 +331,9 @@ impl ServerConfig {
         }
         if let Some(seconds) = file.engine_snapshot_interval_s {
             self.engine_snapshot_interval = (seconds > 0).then(|| Duration::from_secs(seconds));
+        }
+        if let Some(seconds) = file.tenant_idle_eviction_s {
+            self.tenant_idle_eviction = (seconds > 0).then(|| Duration::from_secs(seconds));
         }
         if let Some(days) = file.audit_retention_days {
             self.audit_retention = (days > 0).then(|| Duration::from_secs(days * 24 * 60 * 60));
@@ -445,6 +458,24 @@ mod tests {
             let error = parse_public_url(wrong).expect_err(wrong);
             assert!(error.to_string().contains("public-url"), "{error}");
         }
+    }
+
+    #[test]
+    fn every_tenant_is_held_unless_an_idle_eviction_is_configured() {
+        let defaults = ServerConfig::defaults(Path::new("."));
+        assert_eq!(defaults.tenant_idle_eviction, None);
+        let eviction = |text: &str| {
+            let file: ConfigFile = toml::from_str(text).expect("configuration");
+            ServerConfig::defaults(Path::new("."))
+                .with_file(&file)
+                .expect("valid")
+                .tenant_idle_eviction
+        };
+        assert_eq!(
+            eviction("tenant-idle-eviction-s = 600"),
+            Some(Duration::from_secs(600))
+        );
+        assert_eq!(eviction("tenant-idle-eviction-s = 0"), None);
     }
 
     #[test]

@@ -108,12 +108,14 @@ impl Processor {
 /// Brings `runtime`'s engine up to `version` and wakes the processor when users wait.
 fn catch_up(
     store: &SharedStore,
+    tenants: &Tenants,
     runtime: &crate::tenants::TenantRuntime,
     version: u64,
     signal: &ProcessingSignal,
 ) {
     match runtime.catch_up_to(store, version) {
         Ok(true) => {
+            tenants.caught_up();
             if runtime.has_queued_users().unwrap_or(false) {
                 signal.notify();
             }
@@ -174,11 +176,14 @@ fn watch(
                     }
                 }
                 for notice in notices {
-                    match tenants.get(notice.tenant_id) {
-                        Ok(runtime) => catch_up(&store, &runtime, notice.version, &signal),
+                    match tenants.resident(notice.tenant_id) {
+                        Some(runtime) => catch_up(&store, &tenants, &runtime, notice.version, &signal),
+                        // Not held by this instance: nothing to catch up (it is read whole when
+                        // a request or the processor loads it).
+                        None if tenants.is_known(notice.tenant_id) => {}
                         // A tenant created by another instance, or one of another schema.
-                        Err(_) => {
-                            if let Err(error) = tenants.discover(&store) {
+                        None => {
+                            if let Err(error) = tenants.discover() {
                                 tracing::warn!(%error, "looking for new tenants failed");
                             }
                         }
@@ -211,8 +216,8 @@ fn watch(
             match connection.tenant_versions() {
                 Ok(versions) => {
                     for (tenant_id, version) in versions {
-                        if let Ok(runtime) = tenants.get(tenant_id) {
-                            catch_up(&store, &runtime, version, &signal);
+                        if let Some(runtime) = tenants.resident(tenant_id) {
+                            catch_up(&store, &tenants, &runtime, version, &signal);
                         }
                     }
                 }
@@ -464,52 +469,70 @@ fn run(
             }
         }
         if rounds % 100 == 0 {
-            if let Err(error) = tenants.discover(&store) {
+            if let Err(error) = tenants.discover() {
                 tracing::warn!(%error, "looking for new tenants failed");
             }
         }
+        // Tenants no request asked about lately and this instance does not process leave memory.
+        if let Err(error) = tenants.evict_idle(|tenant_id| sharing.owns(tenant_id)) {
+            tracing::warn!(%error, "evicting idle tenants failed");
+        }
         let mut evaluated = 0;
-        let runtimes = match tenants.all() {
-            Ok(runtimes) => runtimes,
+        let tenant_ids = match tenants.known_ids() {
+            Ok(ids) => ids,
             Err(error) => {
                 tracing::error!(%error, "cannot list tenants");
                 break;
             }
         };
-        for runtime in runtimes {
+        for tenant_id in tenant_ids {
             if stop.load(Ordering::SeqCst) {
                 break;
             }
-            if !sharing.owns(runtime.id) {
+            if !sharing.owns(tenant_id) {
                 // Another live instance processes this tenant: hand it over if this one held it.
-                sharing.hand_over(&store, runtime.id);
-                statistics.processed_elsewhere(runtime.id);
+                sharing.hand_over(&store, tenant_id);
+                statistics.processed_elsewhere(tenant_id);
                 continue;
             }
             let leased = lock_store(&store).and_then(|mut store| {
                 store
-                    .try_acquire_processing_lease(runtime.id, &config.instance_id, config.processing_lease)
+                    .try_acquire_processing_lease(tenant_id, &config.instance_id, config.processing_lease)
                     .map_err(Into::into)
             });
             match leased {
                 // The lease is a write: the database takes writes again.
                 Ok(true) => {
                     health.write_succeeded();
-                    sharing.held.insert(runtime.id);
+                    sharing.held.insert(tenant_id);
                 }
                 Ok(false) => {
-                    statistics.processed_elsewhere(runtime.id);
+                    statistics.processed_elsewhere(tenant_id);
                     continue;
                 }
                 Err(error) => {
                     health.write_failed(&error.to_string());
-                    let text = format!("processing lease of {} failed: {error}", runtime.id);
+                    let text = format!("processing lease of {tenant_id} failed: {error}");
                     if let Some(repeats) = warnings.admit(&text) {
-                        tracing::warn!(tenant = %runtime.id, %error, repeats, "processing lease failed");
+                        tracing::warn!(tenant = %tenant_id, %error, repeats, "processing lease failed");
                     }
                     continue;
                 }
             }
+            // The tenants this instance processes are resident (loaded now if they were not).
+            let runtime = match tenants.resident(tenant_id) {
+                Some(runtime) => runtime,
+                None => match tenants.load(tenant_id) {
+                    Ok(runtime) => runtime,
+                    Err(error) => {
+                        let text = format!("loading tenant {tenant_id} failed: {error}");
+                        if let Some(repeats) = warnings.admit(&text) {
+                            tracing::warn!(tenant = %tenant_id, %error, repeats, "loading the tenant to process it failed");
+                        }
+                        continue;
+                    }
+                },
+            };
             let queued_before = runtime.read(|engine| engine.queued_users()).unwrap_or(0);
             let step_started = Instant::now();
             statistics.looked(runtime.id, queued_before, step_started);
@@ -566,16 +589,14 @@ fn run(
     sharing.withdraw(&store);
     // Hand the tenants over at once instead of letting another instance wait for the leases to
     // expire.
-    if let Ok(runtimes) = tenants.all() {
-        for runtime in runtimes {
-            let released = lock_store(&store).and_then(|mut store| {
-                store
-                    .release_processing_lease(runtime.id, &config.instance_id)
-                    .map_err(Into::into)
-            });
-            if let Err(error) = released {
-                tracing::warn!(tenant = %runtime.id, %error, "releasing the processing lease failed");
-            }
+    for tenant_id in tenants.known_ids().unwrap_or_default() {
+        let released = lock_store(&store).and_then(|mut store| {
+            store
+                .release_processing_lease(tenant_id, &config.instance_id)
+                .map_err(Into::into)
+        });
+        if let Err(error) = released {
+            tracing::warn!(tenant = %tenant_id, %error, "releasing the processing lease failed");
         }
     }
     tracing::info!("processor stopped");

@@ -1355,9 +1355,55 @@ fn group_run_records(
     (records, started, finished)
 }
 
-/// Every tenant of the store, loaded at start.
+/// Which tenants an instance holds in memory ([`Tenants`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Residency {
+    /// Every tenant of the store, loaded at start and never evicted (one instance).
+    Everything,
+    /// Only the tenants it needs: those its processor owns (loaded by the processor) and those it
+    /// was asked about (loaded at the first request), evicted once no request asked about them
+    /// for `idle` and the processor does not own them. Several instances on one database each
+    /// hold about 1/N of the tenants plus the ones requests bring.
+    OnDemand { idle: Duration },
+}
+
+/// A tenant held in memory and when a request last asked about it.
+struct Resident {
+    runtime: Arc<TenantRuntime>,
+    /// Milliseconds since the [`Tenants`] were opened.
+    last_used: AtomicU64,
+}
+
+/// What an instance holds and did, for metrics and the benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ResidencyReport {
+    /// Tenants of the store this instance knows of.
+    pub known: usize,
+    /// Tenants whose engine it holds now.
+    pub resident: usize,
+    /// Users in the engines it holds now (what its memory grows with).
+    pub resident_users: usize,
+    /// Tenants loaded since start (at start, on demand, and again after an eviction).
+    pub loads: u64,
+    /// Tenants evicted for being idle.
+    pub evictions: u64,
+    /// Other instances' writes this instance caught up on (incrementally or by a reload).
+    pub catch_ups: u64,
+}
+
+/// The tenants of the store and the engines this instance holds ([`Residency`]).
 pub struct Tenants {
-    runtimes: RwLock<HashMap<Uuid, Arc<TenantRuntime>>>,
+    store: SharedStore,
+    residency: Residency,
+    opened: std::time::Instant,
+    /// Every tenant of the store this instance knows of (resident or not).
+    known: RwLock<HashSet<Uuid>>,
+    runtimes: RwLock<HashMap<Uuid, Resident>>,
+    /// Held while a tenant is loaded, so that two requests for a tenant not resident load it once.
+    loading: Mutex<()>,
+    loads: AtomicU64,
+    evictions: AtomicU64,
+    catch_ups: AtomicU64,
     default_tenant: Uuid,
     /// Shared by every tenant: wakes the processor when a write queued users.
     signal: Arc<ProcessingSignal>,
@@ -1373,8 +1419,15 @@ pub struct Tenants {
 pub const DEFAULT_TENANT_NAME: &str = "Default tenant";
 
 impl Tenants {
-    /// Loads every tenant, creating a default one in an empty store.
+    /// Loads every tenant, creating a default one in an empty store ([`Residency::Everything`]).
     pub fn load_all(store: &SharedStore) -> Result<Tenants, ExecuteError> {
+        Self::open(store, Residency::Everything)
+    }
+
+    /// Opens the store's tenants, creating a default one in an empty store; with
+    /// [`Residency::Everything`] every tenant is loaded now, with [`Residency::OnDemand`] none
+    /// (the processor loads those it owns, requests the others).
+    pub fn open(store: &SharedStore, residency: Residency) -> Result<Tenants, ExecuteError> {
         let mut ids = lock_store(store)?.tenant_ids()?;
         if ids.is_empty() {
             let settings = TenantSettings::new(Uuid::new_v4(), DEFAULT_TENANT_NAME);
@@ -1383,33 +1436,30 @@ impl Tenants {
             ids.push(settings.tenant_id);
         }
         let default_tenant = ids[0];
-        let signal = Arc::new(ProcessingSignal::default());
-        let notifier = Arc::new(ChangeNotifier::default());
         let alerts = Arc::new(crate::alerts::AlertBook::default());
         alerts.reload_all(&mut *lock_store(store)?)?;
-        let mut runtimes = HashMap::new();
-        for id in ids {
-            let started = std::time::Instant::now();
-            notifier.reload(&mut *lock_store(store)?, id)?;
-            let runtime = TenantRuntime::load_notifying(
-                store,
-                id,
-                Arc::clone(&signal),
-                Arc::clone(&notifier),
-                Arc::clone(&alerts),
-            )?;
-            let (users, queued) = runtime.read(|engine| (engine.user_count(), engine.queued_users()))?;
-            tracing::info!(tenant = %id, users, queued, elapsed_ms = started.elapsed().as_millis() as u64, "tenant loaded");
-            runtimes.insert(id, Arc::new(runtime));
-        }
-        Ok(Tenants {
-            runtimes: RwLock::new(runtimes),
+        let tenants = Tenants {
+            store: Arc::clone(store),
+            residency,
+            opened: std::time::Instant::now(),
+            known: RwLock::new(ids.iter().copied().collect()),
+            runtimes: RwLock::new(HashMap::new()),
+            loading: Mutex::new(()),
+            loads: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+            catch_ups: AtomicU64::new(0),
             default_tenant,
-            signal,
+            signal: Arc::new(ProcessingSignal::default()),
             statistics: Arc::new(ProcessingStatistics::default()),
-            notifier,
+            notifier: Arc::new(ChangeNotifier::default()),
             alerts,
-        })
+        };
+        if residency == Residency::Everything {
+            for id in ids {
+                tenants.load(id)?;
+            }
+        }
+        Ok(tenants)
     }
 
     /// Every tenant's alert rules as this instance knows them, and the renderer.
@@ -1433,54 +1483,202 @@ impl Tenants {
         Arc::clone(&self.signal)
     }
 
+    /// Which tenants this instance holds.
+    pub fn residency(&self) -> Residency {
+        self.residency
+    }
+
+    fn elapsed_milliseconds(&self) -> u64 {
+        self.opened.elapsed().as_millis() as u64
+    }
+
+    /// A resident tenant's runtime, marked as asked about now; `UnknownTenant` when it is not
+    /// resident (never blocks: [`Tenants::load`] loads one that is not).
     pub fn get(&self, tenant_id: Uuid) -> Result<Arc<TenantRuntime>, ExecuteError> {
+        let runtimes = self.runtimes.read().map_err(|_| ExecuteError::Poisoned)?;
+        let resident = runtimes
+            .get(&tenant_id)
+            .ok_or(ExecuteError::UnknownTenant(tenant_id))?;
+        resident
+            .last_used
+            .store(self.elapsed_milliseconds(), Ordering::Relaxed);
+        Ok(Arc::clone(&resident.runtime))
+    }
+
+    /// A resident tenant's runtime, without marking it as asked about (the watcher's catch-ups
+    /// and the processor's work do not keep a tenant resident).
+    pub fn resident(&self, tenant_id: Uuid) -> Option<Arc<TenantRuntime>> {
         self.runtimes
             .read()
-            .map_err(|_| ExecuteError::Poisoned)?
+            .ok()?
             .get(&tenant_id)
-            .cloned()
-            .ok_or(ExecuteError::UnknownTenant(tenant_id))
+            .map(|resident| Arc::clone(&resident.runtime))
+    }
+
+    /// The tenant's runtime, loaded from the store first when it is not resident (a tenant
+    /// another instance created is found too); `UnknownTenant` when the store has no such
+    /// tenant. Loading takes as long as a start of the tenant (seconds for a million users).
+    pub fn load(&self, tenant_id: Uuid) -> Result<Arc<TenantRuntime>, ExecuteError> {
+        if let Ok(runtime) = self.get(tenant_id) {
+            return Ok(runtime);
+        }
+        let _loading = self.loading.lock().map_err(|_| ExecuteError::Poisoned)?;
+        // Another request may have loaded it while this one waited.
+        if let Ok(runtime) = self.get(tenant_id) {
+            return Ok(runtime);
+        }
+        let known = self
+            .known
+            .read()
+            .map_err(|_| ExecuteError::Poisoned)?
+            .contains(&tenant_id);
+        if !known {
+            self.discover_ids()?;
+            let found = self
+                .known
+                .read()
+                .map_err(|_| ExecuteError::Poisoned)?
+                .contains(&tenant_id);
+            if !found {
+                return Err(ExecuteError::UnknownTenant(tenant_id));
+            }
+        }
+        let started = std::time::Instant::now();
+        self.notifier.reload(&mut *lock_store(&self.store)?, tenant_id)?;
+        self.alerts.reload(&mut *lock_store(&self.store)?, tenant_id)?;
+        let runtime = Arc::new(TenantRuntime::load_notifying(
+            &self.store,
+            tenant_id,
+            Arc::clone(&self.signal),
+            Arc::clone(&self.notifier),
+            Arc::clone(&self.alerts),
+        )?);
+        self.runtimes.write().map_err(|_| ExecuteError::Poisoned)?.insert(
+            tenant_id,
+            Resident {
+                runtime: Arc::clone(&runtime),
+                last_used: AtomicU64::new(self.elapsed_milliseconds()),
+            },
+        );
+        self.loads.fetch_add(1, Ordering::Relaxed);
+        // A write another instance committed after the load read the store and before the
+        // tenant was resident was announced to a watcher that skipped it: read the stored
+        // version now that later notices reach the runtime.
+        let stored = lock_store(&self.store)?.tenant_version(tenant_id)?;
+        if runtime.catch_up_to(&self.store, stored)? {
+            self.caught_up();
+        }
+        let (users, queued) = runtime.read(|engine| (engine.user_count(), engine.queued_users()))?;
+        tracing::info!(tenant = %tenant_id, users, queued, elapsed_ms = started.elapsed().as_millis() as u64, "tenant loaded");
+        if queued > 0 {
+            self.signal.notify();
+        }
+        Ok(runtime)
+    }
+
+    /// Evicts the tenants no request asked about for the idle period of
+    /// [`Residency::OnDemand`] that `keep` does not keep (the tenants this instance's processor
+    /// owns); returns how many. Requests still holding an evicted runtime finish on it.
+    pub fn evict_idle(&self, keep: impl Fn(Uuid) -> bool) -> Result<usize, ExecuteError> {
+        let Residency::OnDemand { idle } = self.residency else {
+            return Ok(0);
+        };
+        let now = self.elapsed_milliseconds();
+        let idle = idle.as_millis() as u64;
+        let mut runtimes = self.runtimes.write().map_err(|_| ExecuteError::Poisoned)?;
+        let before = runtimes.len();
+        runtimes.retain(|tenant_id, resident| {
+            let last_used = resident.last_used.load(Ordering::Relaxed);
+            keep(*tenant_id) || now.saturating_sub(last_used) < idle
+        });
+        let evicted = before - runtimes.len();
+        drop(runtimes);
+        if evicted > 0 {
+            self.evictions.fetch_add(evicted as u64, Ordering::Relaxed);
+            tracing::info!(evicted, "evicted idle tenants");
+        }
+        Ok(evicted)
+    }
+
+    /// Counts one catch-up on another instance's writes ([`ResidencyReport::catch_ups`]).
+    pub fn caught_up(&self) {
+        self.catch_ups.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// What this instance holds and did.
+    pub fn residency_report(&self) -> Result<ResidencyReport, ExecuteError> {
+        let resident: Vec<Arc<TenantRuntime>> = self.all()?;
+        let mut resident_users = 0;
+        for runtime in &resident {
+            resident_users += runtime.read(|engine| engine.user_count())?;
+        }
+        Ok(ResidencyReport {
+            known: self.known.read().map_err(|_| ExecuteError::Poisoned)?.len(),
+            resident: resident.len(),
+            resident_users,
+            loads: self.loads.load(Ordering::Relaxed),
+            evictions: self.evictions.load(Ordering::Relaxed),
+            catch_ups: self.catch_ups.load(Ordering::Relaxed),
+        })
     }
 
     pub fn default_tenant(&self) -> Uuid {
         self.default_tenant
     }
 
+    /// The resident tenants.
     pub fn all(&self) -> Result<Vec<Arc<TenantRuntime>>, ExecuteError> {
         let mut all: Vec<Arc<TenantRuntime>> = self
             .runtimes
             .read()
             .map_err(|_| ExecuteError::Poisoned)?
             .values()
-            .cloned()
+            .map(|resident| Arc::clone(&resident.runtime))
             .collect();
         all.sort_by_key(|runtime| runtime.id);
         Ok(all)
     }
 
-    /// Loads tenants created by other instances since start.
-    pub fn discover(&self, store: &SharedStore) -> Result<(), ExecuteError> {
-        let ids = lock_store(store)?.tenant_ids()?;
-        for id in ids {
-            let known = self
-                .runtimes
-                .read()
-                .map_err(|_| ExecuteError::Poisoned)?
-                .contains_key(&id);
-            if !known {
-                self.notifier.reload(&mut *lock_store(store)?, id)?;
-                let runtime = Arc::new(TenantRuntime::load_notifying(
-                    store,
-                    id,
-                    Arc::clone(&self.signal),
-                    Arc::clone(&self.notifier),
-                    Arc::clone(&self.alerts),
-                )?);
-                self.alerts.reload(&mut *lock_store(store)?, id)?;
-                self.runtimes
-                    .write()
-                    .map_err(|_| ExecuteError::Poisoned)?
-                    .insert(id, runtime);
+    /// Every tenant of the store this instance knows of, resident or not.
+    pub fn known_ids(&self) -> Result<Vec<Uuid>, ExecuteError> {
+        let mut ids: Vec<Uuid> = self
+            .known
+            .read()
+            .map_err(|_| ExecuteError::Poisoned)?
+            .iter()
+            .copied()
+            .collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// Whether this instance knows of the tenant (resident or not).
+    pub fn is_known(&self, tenant_id: Uuid) -> bool {
+        self.known.read().is_ok_and(|known| known.contains(&tenant_id))
+    }
+
+    /// Reads the store's tenant ids; returns those new to this instance.
+    fn discover_ids(&self) -> Result<Vec<Uuid>, ExecuteError> {
+        let ids = lock_store(&self.store)?.tenant_ids()?;
+        let mut known = self.known.write().map_err(|_| ExecuteError::Poisoned)?;
+        Ok(ids.into_iter().filter(|id| known.insert(*id)).collect())
+    }
+
+    /// Learns of tenants created by other instances since start; with
+    /// [`Residency::Everything`] loads them.
+    pub fn discover(&self) -> Result<(), ExecuteError> {
+        let mut new = self.discover_ids()?;
+        if self.residency == Residency::Everything {
+            // Known but not loaded: a load failed before.
+            new.extend(
+                self.known_ids()?
+                    .into_iter()
+                    .filter(|id| self.resident(*id).is_none()),
+            );
+            new.sort_unstable();
+            new.dedup();
+            for id in new {
+                self.load(id)?;
             }
         }
         Ok(())
@@ -1621,6 +1819,84 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    #[test]
+    fn an_instance_holding_tenants_on_demand_loads_one_when_asked_evicts_it_when_idle_and_reloads_it() {
+        let (directory, writer_store, writer) = tenant(5);
+        let url = format!("sqlite://{}", directory.path().join("tenants.db").display());
+        let store: SharedStore = Arc::new(Mutex::new(Store::open(&url).expect("open")));
+        let tenants = Tenants::open(&store, Residency::OnDemand { idle: Duration::ZERO }).expect("open");
+        let report = tenants.residency_report().expect("report");
+        assert_eq!(
+            (report.known, report.resident, report.loads),
+            (1, 0, 0),
+            "nothing loaded at start"
+        );
+        assert!(matches!(tenants.get(TENANT), Err(ExecuteError::UnknownTenant(_))));
+        let add = |number| Command::AddGroupMember {
+            group_id: SALES,
+            user_id: user(number),
+        };
+        writer
+            .execute(&writer_store, add(0), &caller())
+            .expect("accepted");
+
+        // The first request loads it: the same engine as the instance that wrote.
+        let loaded = tenants.load(TENANT).expect("loaded");
+        assert_eq!(
+            loaded.read(Engine::to_image).expect("read"),
+            writer.read(Engine::to_image).expect("read")
+        );
+        assert_eq!(
+            loaded.version().expect("version"),
+            writer.version().expect("version")
+        );
+        let report = tenants.residency_report().expect("report");
+        assert_eq!((report.resident, report.resident_users, report.loads), (1, 5, 1));
+        assert!(
+            Arc::ptr_eq(&tenants.load(TENANT).expect("resident"), &loaded),
+            "loaded once"
+        );
+
+        // A tenant the processor owns stays; an idle one it does not own leaves.
+        assert_eq!(tenants.evict_idle(|_| true).expect("evict"), 0);
+        assert_eq!(tenants.evict_idle(|_| false).expect("evict"), 1);
+        assert!(tenants.get(TENANT).is_err());
+        assert!(tenants.all().expect("all").is_empty());
+
+        // Evicted, it is loaded again with the writes made meanwhile.
+        writer
+            .execute(&writer_store, add(1), &caller())
+            .expect("accepted");
+        let reloaded = tenants.load(TENANT).expect("reloaded");
+        assert_eq!(
+            reloaded.read(Engine::to_image).expect("read"),
+            writer.read(Engine::to_image).expect("read")
+        );
+        let report = tenants.residency_report().expect("report");
+        assert_eq!((report.resident, report.loads, report.evictions), (1, 2, 1));
+
+        // A tenant asked about within the idle period stays.
+        let patient = Tenants::open(
+            &store,
+            Residency::OnDemand {
+                idle: Duration::from_secs(600),
+            },
+        )
+        .expect("open");
+        patient.load(TENANT).expect("loaded");
+        assert_eq!(patient.evict_idle(|_| false).expect("evict"), 0);
+
+        // No such tenant in the store.
+        assert!(matches!(
+            tenants.load(Uuid::from_u128(0xdead)),
+            Err(ExecuteError::UnknownTenant(_))
+        ));
+        // Holding everything: loaded at start, never evicted.
+        let everything = Tenants::load_all(&store).expect("open");
+        assert_eq!(everything.residency_report().expect("report").resident, 1);
+        assert_eq!(everything.evict_idle(|_| false).expect("evict"), 0);
     }
 
     fn caller() -> Caller {

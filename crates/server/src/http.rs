@@ -17,7 +17,7 @@ use axum::{middleware, Extension, Router};
 use crate::api::error::{method_not_allowed, route_not_found};
 use crate::api::{request_context, ApiError, MAX_BODY_BYTES};
 use crate::AppState;
-use licensd_runtime::tenants::lock_store;
+use licensd_runtime::tenants::{lock_store, ResidencyReport};
 
 pub fn router(state: AppState) -> Router {
     let (api_routes, document) = crate::openapi::api_router();
@@ -97,22 +97,27 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
             format!("not ready: the database cannot take writes ({reason})"),
         );
     }
-    let checked = tokio::task::spawn_blocking(move || -> Result<usize, String> {
+    let checked = tokio::task::spawn_blocking(move || -> Result<ResidencyReport, String> {
         let mut store = lock_store(&state.store).map_err(|error| error.to_string())?;
         store.tenant_ids().map_err(|error| error.to_string())?;
-        Ok(state.tenants.all().map_err(|error| error.to_string())?.len())
+        drop(store);
+        state
+            .tenants
+            .residency_report()
+            .map_err(|error| error.to_string())
     })
     .await;
     match checked {
-        Ok(Ok(tenants)) => {
+        Ok(Ok(report)) => {
             use std::sync::atomic::Ordering;
             let incremental = licensd_runtime::tenants::INCREMENTAL_CATCH_UPS.load(Ordering::Relaxed);
             let full = licensd_runtime::tenants::FULL_RELOADS.load(Ordering::Relaxed);
             (
                 StatusCode::OK,
                 format!(
-                    "ready: {tenants} tenant(s); caught up with other instances' writes: \
-                     {incremental} incremental, {full} full reload(s)"
+                    "ready: {} tenant(s) in memory of {} known ({} loaded, {} evicted since start); \
+                     caught up with other instances' writes: {incremental} incremental, {full} full reload(s)",
+                    report.resident, report.known, report.loads, report.evictions
                 ),
             )
         }

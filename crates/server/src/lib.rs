@@ -35,7 +35,7 @@ use licensd_store::Store;
 use tokio::net::TcpListener;
 
 pub use licensd_runtime::config::{ConfigError, ConfigFile, ConnectionLimits, ServerConfig, TlsFiles};
-pub use licensd_runtime::tenants::{ExecuteError, SharedStore, TenantRuntime, Tenants};
+pub use licensd_runtime::tenants::{ExecuteError, Residency, SharedStore, TenantRuntime, Tenants};
 
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +80,23 @@ pub struct AppState {
     pub endpoints: licensd_delivery::EndpointValidator,
 }
 
+impl AppState {
+    /// The tenant's runtime: at once when this instance holds the tenant, else loaded on a
+    /// blocking thread first (see `Tenants::load`).
+    pub async fn tenant_runtime(
+        &self,
+        tenant_id: licensd_engine::Uuid,
+    ) -> Result<Arc<TenantRuntime>, ExecuteError> {
+        if let Ok(runtime) = self.tenants.get(tenant_id) {
+            return Ok(runtime);
+        }
+        let tenants = Arc::clone(&self.tenants);
+        tokio::task::spawn_blocking(move || tenants.load(tenant_id))
+            .await
+            .map_err(|error| ExecuteError::Load(error.to_string()))?
+    }
+}
+
 fn open_store(config: &ServerConfig) -> Result<SharedStore, ServerError> {
     let store = Store::open(&config.database_url).map_err(|source| ServerError::Open {
         url: config.database_url.clone(),
@@ -91,7 +108,11 @@ fn open_store(config: &ServerConfig) -> Result<SharedStore, ServerError> {
 /// Opens the store and loads the tenants (what `serve` does before listening).
 pub fn open(config: &ServerConfig) -> Result<AppState, ServerError> {
     let store = open_store(config)?;
-    let tenants = Arc::new(Tenants::load_all(&store)?);
+    let residency = match config.tenant_idle_eviction {
+        None => Residency::Everything,
+        Some(idle) => Residency::OnDemand { idle },
+    };
+    let tenants = Arc::new(Tenants::open(&store, residency)?);
     tenants
         .notifier()
         .set_renderer(Arc::new(graph::subscriptions::GraphRenderer));

@@ -49,6 +49,8 @@ mod openapi;
 mod receiver;
 #[path = "api/reclamation.rs"]
 mod reclamation;
+#[path = "api/residency.rs"]
+mod residency;
 #[path = "api/scenarios.rs"]
 mod scenarios;
 #[path = "api/security.rs"]

@@ -37,7 +37,7 @@ use crate::codec;
 use crate::error::StoreError;
 use crate::load::{logical_time, logical_time_column, plan_number, ImageBuilder, Load, StateRow, UserChunk};
 use crate::postgres::PostgresStore;
-use crate::sql::{Param, ReadRow, Session, Transaction};
+use crate::sql::{Database, Param, ReadRow, Session, Transaction};
 use crate::sqlite::SqliteStore;
 
 /// What an instance must do to bring its engine from a version to the stored one.
@@ -56,14 +56,35 @@ pub(crate) trait CatchUpReads: Load {
     /// PostgreSQL takes the list as one parameter (`= ANY(...)`); SQLite, in process, runs
     /// the statement once per value.
     const LISTS: bool;
+
+    /// The snapshot a catch-up reads in.
+    type Snapshot<'a>: Transaction
+    where
+        Self: 'a;
+
+    /// Starts the catch-up's snapshot: on PostgreSQL with statements prepared once per
+    /// connection (one round trip each instead of two); SQLite caches its statements anyway.
+    fn begin_catch_up(&mut self) -> Result<Self::Snapshot<'_>, StoreError>;
 }
 
 impl CatchUpReads for PostgresStore {
     const LISTS: bool = true;
+
+    type Snapshot<'a> = crate::postgres::PostgresSnapshot<'a>;
+
+    fn begin_catch_up(&mut self) -> Result<Self::Snapshot<'_>, StoreError> {
+        self.begin_cached_snapshot("starting to read a catch-up")
+    }
 }
 
 impl CatchUpReads for SqliteStore {
     const LISTS: bool = false;
+
+    type Snapshot<'a> = rusqlite::Transaction<'a>;
+
+    fn begin_catch_up(&mut self) -> Result<Self::Snapshot<'_>, StoreError> {
+        self.begin_snapshot("starting to read a catch-up")
+    }
 }
 
 /// Values to match with `{in}` in a statement.
@@ -252,7 +273,7 @@ pub(crate) fn read_catch_up<D: CatchUpReads>(
     after: u64,
     also: Option<&TenantChange>,
 ) -> Result<CatchUp, StoreError> {
-    let mut snapshot = database.begin_snapshot("starting to read a catch-up")?;
+    let mut snapshot = database.begin_catch_up()?;
     let head = snapshot.query_optional(
         "reading the tenant",
         "SELECT tenant_key, version, display_name, default_usage_location, self_healing, clock,

@@ -190,7 +190,7 @@ impl FromRequestParts<AppState> for Tenant {
             .get::<Caller>()
             .cloned()
             .ok_or_else(|| ApiError::of(ErrorCode::Unauthenticated))?;
-        let runtime = state.tenants.get(caller.tenant_id)?;
+        let runtime = state.tenant_runtime(caller.tenant_id).await?;
         Ok(Tenant {
             runtime,
             store: state.store.clone(),

@@ -120,15 +120,15 @@ pub async fn authorize(
         checked
     } else {
         let auth_store = Arc::clone(&state.auth_store);
-        let store = Arc::clone(&state.store);
         let guard = Arc::clone(&state.authentication_guard);
         let cache = Arc::clone(&state.token_cache);
         let tenants = Arc::clone(&state.tenants);
         tokio::task::spawn_blocking(move || {
             let checked = access::check(&auth_store, &guard, &cache, screened, address, now().0)?;
-            if tenants.get(checked.record.tenant_id).is_err() {
-                // The tenant was created by another instance since start.
-                let _ = tenants.discover(&store);
+            // The tenant's engine, loaded now if this instance does not hold it (asked about
+            // for the first time, evicted for being idle, or created by another instance).
+            if let Err(error) = tenants.load(checked.record.tenant_id) {
+                tracing::warn!(tenant = %checked.record.tenant_id, %error, "loading the caller's tenant failed");
             }
             Ok(checked)
         })

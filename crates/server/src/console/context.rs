@@ -82,7 +82,7 @@ impl FromRequestParts<AppState> for ConsoleContext {
         };
         let is_htmx = header("hx-request").is_some_and(|value| value == "true");
         let htmx_target = if is_htmx { header("hx-target") } else { None };
-        let runtime = state.tenants.get(tenant_id)?;
+        let runtime = state.tenant_runtime(tenant_id).await?;
         Ok(ConsoleContext {
             tenant_id,
             caller,

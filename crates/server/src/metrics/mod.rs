@@ -159,6 +159,7 @@ async fn render(
         if with_http {
             state.http_metrics.register(&mut registry);
             register_catch_ups(&mut registry);
+            register_residency(&mut registry, state.tenants.residency_report()?);
             let (pending, events) = {
                 let mut store = licensd_runtime::tenants::lock_store(&state.store)?;
                 let internal = |error: licensd_store::StoreError| ApiError::internal(error.to_string());
@@ -204,6 +205,46 @@ fn register_catch_ups(registry: &mut Registry) {
         "licensd_catch_ups",
         "Times this instance brought a tenant up to other instances' writes, by kind (incremental or a full reload)",
         catch_ups,
+    );
+}
+
+/// Which tenants this instance holds in memory and how many it loaded and evicted since it
+/// started (`tenant-idle-eviction-s`).
+fn register_residency(registry: &mut Registry, report: licensd_runtime::tenants::ResidencyReport) {
+    let gauge = |value: usize| {
+        let gauge: Gauge = Gauge::default();
+        gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
+        gauge
+    };
+    let counter = |value: u64| {
+        let counter: Counter = Counter::default();
+        counter.inc_by(value);
+        counter
+    };
+    registry.register(
+        "licensd_tenants_known",
+        "Tenants of the database this instance knows of",
+        gauge(report.known),
+    );
+    registry.register(
+        "licensd_tenants_resident",
+        "Tenants whose engine this instance holds in memory",
+        gauge(report.resident),
+    );
+    registry.register(
+        "licensd_resident_users",
+        "Users in the engines this instance holds in memory",
+        gauge(report.resident_users),
+    );
+    registry.register(
+        "licensd_tenant_loads",
+        "Tenants this instance loaded (at start, for a request or to process them)",
+        counter(report.loads),
+    );
+    registry.register(
+        "licensd_tenant_evictions",
+        "Tenants this instance evicted from memory for being idle",
+        counter(report.evictions),
     );
 }
 

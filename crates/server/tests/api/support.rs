@@ -215,6 +215,18 @@ impl TestServer {
         .await
     }
 
+    /// Starts a second instance on this server's database with its configuration adjusted by
+    /// `configure`.
+    pub async fn start_another_with(&self, configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        TestServer::launch(
+            &self.database_url,
+            &self.data_directory,
+            self.token.clone(),
+            configure,
+        )
+        .await
+    }
+
     async fn launch(
         url: &str,
         directory: &std::path::Path,
