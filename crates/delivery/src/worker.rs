@@ -215,6 +215,9 @@ fn run(
             if let Err(error) = connection.prune_deliveries(cutoff) {
                 tracing::warn!(%error, "pruning settled deliveries failed");
             }
+            if let Err(error) = connection.prune_change_events() {
+                tracing::warn!(%error, "pruning delivered change events failed");
+            }
         }
         // Change events first: their deliveries join the outbox (one transaction). While the
         // outbox has a backlog, events gather a while (fewer, fuller deliveries).
@@ -236,7 +239,7 @@ fn run(
             last_expansion = Instant::now();
         }
         let lease = settings.notifications.request_timeout * 2 + Duration::from_secs(5);
-        let claimed = match connection.claim_deliveries(&settings.worker_id, CLAIM_BATCH, lease) {
+        let mut claimed = match connection.claim_deliveries(&settings.worker_id, CLAIM_BATCH, lease) {
             Ok(claimed) => claimed,
             Err(error) => {
                 tracing::warn!(%error, "claiming deliveries failed; reconnecting");
@@ -265,17 +268,42 @@ fn run(
             }
             continue;
         }
+        // Change notifications are rendered from their events now (no body is stored).
+        let unrenderable = match &settings.changes {
+            Some(changes) => match changes.render(connection, &mut claimed) {
+                Ok(unrenderable) => unrenderable,
+                Err(error) => {
+                    // Left to their lease: claimed again once it ends.
+                    tracing::warn!(%error, "rendering change notifications failed; reconnecting");
+                    store = None;
+                    signal.wait(seen, IDLE_CHECK);
+                    continue;
+                }
+            },
+            None => claimed
+                .iter()
+                .enumerate()
+                .filter(|(_, delivery)| delivery.events.is_some())
+                .map(|(index, _)| (index, "this worker renders no change notifications".to_string()))
+                .collect(),
+        };
         let timeout = settings.notifications.request_timeout;
         let results: Vec<SendResult> = runtime.block_on(async {
-            let sends = claimed.iter().map(|delivery| {
-                send(
-                    &client,
-                    &policy,
-                    &delivery.url,
-                    &delivery.headers,
-                    delivery.body.clone(),
-                    timeout,
-                )
+            let sends = claimed.iter().enumerate().map(|(index, delivery)| {
+                let not_sent = unrenderable
+                    .iter()
+                    .find(|(failed, _)| *failed == index)
+                    .map(|(_, error)| error.clone());
+                let body = delivery.body.clone();
+                let client = &client;
+                let policy = &policy;
+                async move {
+                    match not_sent {
+                        // Never sendable: given up at once.
+                        Some(error) => SendResult::Refused { error },
+                        None => send(client, policy, &delivery.url, &delivery.headers, body, timeout).await,
+                    }
+                }
             });
             join_all(sends).await
         });
