@@ -154,6 +154,7 @@ fn changes_recorded_once_reach_every_matching_subscription_after_a_restart() {
                 worker_id: "fan-out".to_string(),
                 notifications: NotificationSettings::default(),
                 changes: Some(Arc::clone(&notifier)),
+                write_gate: Some(Arc::clone(&store)),
             },
             notifier.delivery_signal(),
             Arc::new(NoObserver),
@@ -271,6 +272,7 @@ fn a_failing_endpoint_does_not_hold_back_another_subscription_and_its_retry_is_r
                     ..NotificationSettings::default()
                 },
                 changes: Some(Arc::clone(&notifier)),
+                write_gate: Some(Arc::clone(&store)),
             },
             notifier.delivery_signal(),
             Arc::new(NoObserver),

@@ -5,7 +5,9 @@
 //! (`licensd-delivery`). At least once: a row is claimed with a lease (PostgreSQL's
 //! `FOR UPDATE SKIP LOCKED`, so instances sharing a database never claim the same row), and a
 //! row whose worker died (`kill -9`) is claimed again when its lease ends. Settled rows stay,
-//! for the status pages, until pruned.
+//! for the status pages, until pruned. A delivery of change notifications has no body: it names
+//! the change events it covers ([`ClaimedDelivery::events`], written by
+//! [`crate::Store::expand_change_events`]) and the worker renders it when it sends.
 
 use licensd_engine::Uuid;
 
