@@ -355,3 +355,96 @@ fn a_failing_endpoint_does_not_hold_back_another_subscription_and_its_retry_is_r
         assert_eq!(check.stored_change_events().expect("stored"), 0);
     });
 }
+
+/// Expanded but not sent when the process died: the compact deliveries and the events they
+/// name are in the database, and a worker started afterwards renders and delivers every change
+/// from them, then the events are deleted.
+#[test]
+fn deliveries_expanded_before_a_restart_are_rendered_from_their_events_after_it() {
+    on_both_backends("fan_out_restart", |database| {
+        let receiver = Receiver::start();
+        let tenant_id = Uuid::new_v4();
+        database
+            .open()
+            .create_tenant(&TenantSettings::new(tenant_id, "Northwind"))
+            .expect("tenant");
+        let store: SharedStore = Arc::new(Mutex::new(database.open()));
+        let tenants = Arc::new(Tenants::load_all(&store).expect("load"));
+        let notifier = tenants.notifier();
+        notifier.set_renderer(Arc::new(LineRenderer));
+        let now = licensd_runtime::tenants::now().0;
+        let subscribed: Vec<ChangeSubscription> = (0..3)
+            .map(|index| subscription(&receiver.url(&format!("/r{index}")), now - 1_000))
+            .collect();
+        {
+            let mut locked = store.lock().expect("store");
+            for stored in &subscribed {
+                locked
+                    .create_change_subscription(tenant_id, stored, &[])
+                    .expect("subscribe");
+            }
+            notifier.reload(&mut locked, tenant_id).expect("reload");
+        }
+        let runtime = tenants.get(tenant_id).expect("runtime");
+        let users: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
+        for (index, user) in users.iter().enumerate() {
+            runtime
+                .execute(
+                    &store,
+                    Command::CreateUser(NewUser::new(*user, &format!("n{index}@northwind.com"))),
+                    &Caller::background(tenant_id),
+                )
+                .expect("create");
+        }
+        // Expanded (as a worker does before it claims), then the process dies.
+        {
+            let mut locked = store.lock().expect("store");
+            assert_eq!(notifier.expand(&mut locked).expect("expand"), 4);
+            assert_eq!(locked.pending_change_events().expect("events"), 0);
+            assert_eq!(locked.pending_deliveries().expect("deliveries"), 3);
+            assert_eq!(locked.stored_change_events().expect("stored"), 4);
+        }
+        let worker = DeliveryWorker::start(
+            WorkerSettings {
+                database_url: database.url.clone(),
+                worker_id: "restarted".to_string(),
+                notifications: NotificationSettings::default(),
+                changes: Some(Arc::clone(&notifier)),
+                write_gate: Some(Arc::clone(&store)),
+            },
+            notifier.delivery_signal(),
+            Arc::new(NoObserver),
+        )
+        .expect("worker");
+        let received = receiver.wait_for(3, Duration::from_secs(30));
+        let mut check = database.open();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while check.pending_deliveries().expect("pending") > 0 {
+            assert!(std::time::Instant::now() < deadline, "deliveries still pending");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        worker.stop();
+        for (index, stored) in subscribed.iter().enumerate() {
+            let mut lines: Vec<String> = received
+                .iter()
+                .filter(|request| request.target == format!("/r{index}"))
+                .flat_map(|request| {
+                    request
+                        .body_text()
+                        .lines()
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            lines.sort();
+            let mut expected: Vec<String> = users
+                .iter()
+                .map(|user| format!("{} created {user}", stored.subscription_id))
+                .collect();
+            expected.sort();
+            assert_eq!(lines, expected);
+        }
+        check.prune_change_events().expect("prune");
+        assert_eq!(check.stored_change_events().expect("stored"), 0);
+    });
+}
