@@ -623,27 +623,32 @@ impl ChangeNotifier {
                 continue;
             };
             let tenant_id = delivery.tenant_id;
-            if !subscriptions.contains_key(&tenant_id) {
-                subscriptions.insert(tenant_id, store.change_subscriptions(tenant_id)?);
-            }
-            let Some(subscription) = subscriptions.get(&tenant_id).and_then(|stored| {
-                stored
-                    .iter()
-                    .find(|subscription| subscription.subscription_id == delivery.owner_id)
-            }) else {
+            let stored = match subscriptions.entry(tenant_id) {
+                std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                std::collections::hash_map::Entry::Vacant(entry) => {
+                    entry.insert(store.change_subscriptions(tenant_id)?)
+                }
+            };
+            let Some(subscription) = stored
+                .iter()
+                .find(|subscription| subscription.subscription_id == delivery.owner_id)
+            else {
                 unrenderable.push((index, "the subscription was deleted".to_string()));
                 continue;
             };
             let key = (tenant_id, events.first_event, events.last_event);
-            if !ranges.contains_key(&key) {
-                let read = store.change_events_between(tenant_id, events.first_event, events.last_event)?;
-                let decoded = read
-                    .iter()
-                    .filter_map(|event| Some((event.at, decode_changes(&event.changes)?)))
-                    .collect();
-                ranges.insert(key, decoded);
-            }
-            let decoded = ranges.get(&key).map_or(&[][..], Vec::as_slice);
+            let decoded = match ranges.entry(key) {
+                std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                std::collections::hash_map::Entry::Vacant(entry) => {
+                    let read =
+                        store.change_events_between(tenant_id, events.first_event, events.last_event)?;
+                    entry.insert(
+                        read.iter()
+                            .filter_map(|event| Some((event.at, decode_changes(&event.changes)?)))
+                            .collect(),
+                    )
+                }
+            };
             let wanted: Vec<ObjectChange> = changes_for(subscription, decoded)
                 .into_iter()
                 .skip(events.first_item as usize)
