@@ -1,6 +1,8 @@
 //! The delivery worker: a thread that expands change events into deliveries (fan-out at
-//! delivery time, [`ChangeNotifier::expand`]), claims due outbox rows (of every tenant), sends them
-//! concurrently, and settles each — delivered, retried after an exponential backoff (the
+//! delivery time, [`ChangeNotifier::expand`]: compact rows without a body), claims due outbox rows
+//! (of every tenant), renders the bodies of change notifications from their events
+//! ([`ChangeNotifier::render`]; a delivery that cannot be rendered any more — its subscription
+//! deleted — is given up), sends them concurrently, and settles each — delivered, retried after an exponential backoff (the
 //! owner's other deliveries are held back as long: a failing endpoint is throttled), or
 //! abandoned after the last attempt — then tells the [`DeliveryObserver`]. Woken at once by the
 //! writes that add rows ([`ProcessingSignal`]); otherwise it sleeps until the next retry is due
@@ -22,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use licensd_runtime::config::NotificationSettings;
 use licensd_runtime::notifications::ChangeNotifier;
-use licensd_runtime::tenants::ProcessingSignal;
-use licensd_store::{AttemptResult, ClaimedDelivery, Store};
+use licensd_runtime::tenants::{ProcessingSignal, SharedStore};
+use licensd_store::{AttemptResult, Backend, ClaimedDelivery, Store};
 
 use crate::counters::COUNTERS;
 use crate::guard::{guarded_client, TargetPolicy};
@@ -101,6 +103,24 @@ pub struct WorkerSettings {
     /// runtime's change notifier, with its renderer set. `None`: the worker only sends what is
     /// in the outbox.
     pub changes: Option<Arc<ChangeNotifier>>,
+    /// On SQLite, the process's shared store connection, whose lock the worker holds while it
+    /// writes with its own connection: this process's writers then queue on that lock and are
+    /// woken the moment the worker is done, instead of polling SQLite's one write lock (SQLite's
+    /// busy handler sleeps 1 ms, then 2, 5, ... — far longer than a write). `None`: the worker
+    /// and the writers meet at SQLite's lock only. Ignored on PostgreSQL (row locks).
+    pub write_gate: Option<SharedStore>,
+}
+
+/// Runs `write` on the worker's connection while holding the write gate
+/// ([`WorkerSettings::write_gate`]) on SQLite.
+fn gated<T>(settings: &WorkerSettings, store: &mut Store, write: impl FnOnce(&mut Store) -> T) -> T {
+    let gate = match (&settings.write_gate, store.backend()) {
+        (Some(gate), Backend::Sqlite) => gate.lock().ok(),
+        _ => None,
+    };
+    let result = write(store);
+    drop(gate);
+    result
 }
 
 /// The delay before attempt `attempts + 1`, after `attempts` failed ones.
@@ -192,7 +212,10 @@ fn run(
             Some(connection) => connection,
             None => match Store::open(&settings.database_url) {
                 Ok(mut connection) => {
-                    if let Err(error) = connection.release_delivery_leases(&settings.worker_id) {
+                    let released = gated(&settings, &mut connection, |connection| {
+                        connection.release_delivery_leases(&settings.worker_id)
+                    });
+                    if let Err(error) = released {
                         tracing::warn!(%error, "releasing this instance's delivery leases failed");
                     }
                     store.insert(connection)
@@ -212,8 +235,15 @@ fn run(
                     .delivery_retention
                     .as_millis()
                     .min(i64::MAX as u128) as i64;
-            if let Err(error) = connection.prune_deliveries(cutoff) {
+            if let Err(error) = gated(&settings, connection, |connection| {
+                connection.prune_deliveries(cutoff)
+            }) {
                 tracing::warn!(%error, "pruning settled deliveries failed");
+            }
+            if let Err(error) = gated(&settings, connection, |connection| {
+                connection.prune_change_events()
+            }) {
+                tracing::warn!(%error, "pruning delivered change events failed");
             }
         }
         // Change events first: their deliveries join the outbox (one transaction). While the
@@ -221,7 +251,7 @@ fn run(
         let hold = backlog && last_expansion.elapsed() < EXPANSION_HOLD;
         let expanded = match &settings.changes {
             Some(_) if hold => 0,
-            Some(changes) => match changes.expand(connection) {
+            Some(changes) => match gated(&settings, connection, |connection| changes.expand(connection)) {
                 Ok(expanded) => expanded,
                 Err(error) => {
                     tracing::warn!(%error, "expanding change events failed; reconnecting");
@@ -236,7 +266,10 @@ fn run(
             last_expansion = Instant::now();
         }
         let lease = settings.notifications.request_timeout * 2 + Duration::from_secs(5);
-        let claimed = match connection.claim_deliveries(&settings.worker_id, CLAIM_BATCH, lease) {
+        let claim = gated(&settings, connection, |connection| {
+            connection.claim_deliveries(&settings.worker_id, CLAIM_BATCH, lease)
+        });
+        let mut claimed = match claim {
             Ok(claimed) => claimed,
             Err(error) => {
                 tracing::warn!(%error, "claiming deliveries failed; reconnecting");
@@ -265,17 +298,42 @@ fn run(
             }
             continue;
         }
+        // Change notifications are rendered from their events now (no body is stored).
+        let unrenderable = match &settings.changes {
+            Some(changes) => match changes.render(connection, &mut claimed) {
+                Ok(unrenderable) => unrenderable,
+                Err(error) => {
+                    // Left to their lease: claimed again once it ends.
+                    tracing::warn!(%error, "rendering change notifications failed; reconnecting");
+                    store = None;
+                    signal.wait(seen, IDLE_CHECK);
+                    continue;
+                }
+            },
+            None => claimed
+                .iter()
+                .enumerate()
+                .filter(|(_, delivery)| delivery.events.is_some())
+                .map(|(index, _)| (index, "this worker renders no change notifications".to_string()))
+                .collect(),
+        };
         let timeout = settings.notifications.request_timeout;
         let results: Vec<SendResult> = runtime.block_on(async {
-            let sends = claimed.iter().map(|delivery| {
-                send(
-                    &client,
-                    &policy,
-                    &delivery.url,
-                    &delivery.headers,
-                    delivery.body.clone(),
-                    timeout,
-                )
+            let sends = claimed.iter().enumerate().map(|(index, delivery)| {
+                let not_sent = unrenderable
+                    .iter()
+                    .find(|(failed, _)| *failed == index)
+                    .map(|(_, error)| error.clone());
+                let body = delivery.body.clone();
+                let client = &client;
+                let policy = &policy;
+                async move {
+                    match not_sent {
+                        // Never sendable: given up at once.
+                        Some(error) => SendResult::Refused { error },
+                        None => send(client, policy, &delivery.url, &delivery.headers, body, timeout).await,
+                    }
+                }
             });
             join_all(sends).await
         });
@@ -330,7 +388,9 @@ fn settle_delivered(
         .iter()
         .map(|(delivery, status)| (delivery.delivery_id, *status))
         .collect();
-    let recorded = store.complete_deliveries(&settings.worker_id, &ids);
+    let recorded = gated(settings, store, |store| {
+        store.complete_deliveries(&settings.worker_id, &ids)
+    });
     if let Err(error) = &recorded {
         tracing::warn!(%error, "recording delivered deliveries failed");
     }
@@ -387,7 +447,9 @@ fn settle(
             };
             (
                 DeliveryOutcome::Delivered { status },
-                store.complete_delivery(delivery.delivery_id, worker_id, &attempt),
+                gated(settings, store, |store| {
+                    store.complete_delivery(delivery.delivery_id, worker_id, &attempt)
+                }),
             )
         }
         SendResult::Failed { status, error } if delivery.attempts < settings.notifications.max_attempts => {
@@ -396,7 +458,9 @@ fn settle(
                 status_code: status,
                 error: Some(&error),
             };
-            let recorded = store.retry_delivery(delivery, worker_id, retry_in, &attempt);
+            let recorded = gated(settings, store, |store| {
+                store.retry_delivery(delivery, worker_id, retry_in, &attempt)
+            });
             (
                 DeliveryOutcome::Retrying {
                     status,
@@ -411,7 +475,9 @@ fn settle(
                 status_code: status,
                 error: Some(&error),
             };
-            let recorded = store.abandon_delivery(delivery.delivery_id, worker_id, &attempt);
+            let recorded = gated(settings, store, |store| {
+                store.abandon_delivery(delivery.delivery_id, worker_id, &attempt)
+            });
             (DeliveryOutcome::Abandoned { status, error }, recorded)
         }
         SendResult::Refused { error } => {
@@ -419,7 +485,9 @@ fn settle(
                 status_code: None,
                 error: Some(&error),
             };
-            let recorded = store.abandon_delivery(delivery.delivery_id, worker_id, &attempt);
+            let recorded = gated(settings, store, |store| {
+                store.abandon_delivery(delivery.delivery_id, worker_id, &attempt)
+            });
             (DeliveryOutcome::Abandoned { status: None, error }, recorded)
         }
     };

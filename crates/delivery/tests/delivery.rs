@@ -73,6 +73,7 @@ fn worker(
             worker_id: "test-worker".to_string(),
             notifications: settings,
             changes: None,
+            write_gate: None,
         },
         signal,
         observer,

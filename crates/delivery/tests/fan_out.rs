@@ -154,6 +154,7 @@ fn changes_recorded_once_reach_every_matching_subscription_after_a_restart() {
                 worker_id: "fan-out".to_string(),
                 notifications: NotificationSettings::default(),
                 changes: Some(Arc::clone(&notifier)),
+                write_gate: Some(Arc::clone(&store)),
             },
             notifier.delivery_signal(),
             Arc::new(NoObserver),
@@ -216,5 +217,234 @@ fn changes_recorded_once_reach_every_matching_subscription_after_a_restart() {
             !lines_per_path(&receiver.received()).contains_key("/late"),
             "a subscription created after the changes received them"
         );
+    });
+}
+
+/// Rendered at send time: a subscription whose endpoint fails (retried with backoff) does not
+/// hold back another subscription's deliveries of the same events; its retry is rendered again
+/// from the events, which stay stored while its delivery is pending and are deleted after.
+#[test]
+fn a_failing_endpoint_does_not_hold_back_another_subscription_and_its_retry_is_rendered_again() {
+    on_both_backends("fan_out_failing", |database| {
+        let failing_requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let receiver = Receiver::scripted({
+            let failing_requests = Arc::clone(&failing_requests);
+            move |request, _| {
+                if request.target == "/failing"
+                    && failing_requests.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2
+                {
+                    500
+                } else {
+                    200
+                }
+            }
+        });
+        let tenant_id = Uuid::new_v4();
+        database
+            .open()
+            .create_tenant(&TenantSettings::new(tenant_id, "Fabrikam"))
+            .expect("tenant");
+        let store: SharedStore = Arc::new(Mutex::new(database.open()));
+        let tenants = Arc::new(Tenants::load_all(&store).expect("load"));
+        let notifier = tenants.notifier();
+        notifier.set_renderer(Arc::new(LineRenderer));
+        let now = licensd_runtime::tenants::now().0;
+        let healthy = subscription(&receiver.url("/healthy"), now - 1_000);
+        let failing = subscription(&receiver.url("/failing"), now - 1_000);
+        {
+            let mut locked = store.lock().expect("store");
+            for stored in [&healthy, &failing] {
+                locked
+                    .create_change_subscription(tenant_id, stored, &[])
+                    .expect("subscribe");
+            }
+            notifier.reload(&mut locked, tenant_id).expect("reload");
+        }
+        let retry_base = Duration::from_millis(2_000);
+        let worker = DeliveryWorker::start(
+            WorkerSettings {
+                database_url: database.url.clone(),
+                worker_id: "failing".to_string(),
+                notifications: NotificationSettings {
+                    retry_base,
+                    retry_max: retry_base * 4,
+                    max_attempts: 5,
+                    ..NotificationSettings::default()
+                },
+                changes: Some(Arc::clone(&notifier)),
+                write_gate: Some(Arc::clone(&store)),
+            },
+            notifier.delivery_signal(),
+            Arc::new(NoObserver),
+        )
+        .expect("worker");
+        let runtime = tenants.get(tenant_id).expect("runtime");
+        let users: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+        let started = std::time::Instant::now();
+        for (index, user) in users.iter().enumerate() {
+            runtime
+                .execute(
+                    &store,
+                    Command::CreateUser(NewUser::new(*user, &format!("f{index}@fabrikam.com"))),
+                    &Caller::background(tenant_id),
+                )
+                .expect("create");
+        }
+        let created = |target: &str| {
+            let mut lines: Vec<String> = receiver
+                .received()
+                .iter()
+                .filter(|request| request.target == target)
+                .flat_map(|request| {
+                    request
+                        .body_text()
+                        .lines()
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            lines.sort();
+            lines.dedup();
+            lines
+        };
+        let expected = |subscription: &ChangeSubscription| {
+            let mut lines: Vec<String> = users
+                .iter()
+                .map(|user| format!("{} created {user}", subscription.subscription_id))
+                .collect();
+            lines.sort();
+            lines
+        };
+        // The healthy subscription gets every change well before the failing one's first retry.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while created("/healthy") != expected(&healthy) {
+            assert!(std::time::Instant::now() < deadline, "{:?}", created("/healthy"));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            started.elapsed() < retry_base,
+            "the healthy subscription waited for the failing one's backoff: {:?}",
+            started.elapsed()
+        );
+        // While the failing subscription's delivery is pending, its events stay stored.
+        let mut check = database.open();
+        assert!(check.pending_deliveries().expect("pending") > 0);
+        assert!(check.stored_change_events().expect("stored") > 0);
+        // Its third attempt succeeds, rendered again from the events: every change.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while check.pending_deliveries().expect("pending") > 0 {
+            assert!(std::time::Instant::now() < deadline, "deliveries still pending");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        worker.stop();
+        assert_eq!(created("/failing"), expected(&failing));
+        let records = check
+            .deliveries(tenant_id, Some(failing.subscription_id), 100)
+            .expect("deliveries");
+        assert!(records
+            .iter()
+            .all(|record| record.status == DeliveryStatus::Delivered));
+        // Two failed attempts, retried (and rendered again), then delivered.
+        assert_eq!(
+            records.iter().map(|record| record.attempts).sum::<u32>(),
+            records.len() as u32 + 2,
+            "{records:?}"
+        );
+        // Every delivery settled: the events are deleted.
+        check.prune_change_events().expect("prune");
+        assert_eq!(check.stored_change_events().expect("stored"), 0);
+    });
+}
+
+/// Expanded but not sent when the process died: the compact deliveries and the events they
+/// name are in the database, and a worker started afterwards renders and delivers every change
+/// from them, then the events are deleted.
+#[test]
+fn deliveries_expanded_before_a_restart_are_rendered_from_their_events_after_it() {
+    on_both_backends("fan_out_restart", |database| {
+        let receiver = Receiver::start();
+        let tenant_id = Uuid::new_v4();
+        database
+            .open()
+            .create_tenant(&TenantSettings::new(tenant_id, "Northwind"))
+            .expect("tenant");
+        let store: SharedStore = Arc::new(Mutex::new(database.open()));
+        let tenants = Arc::new(Tenants::load_all(&store).expect("load"));
+        let notifier = tenants.notifier();
+        notifier.set_renderer(Arc::new(LineRenderer));
+        let now = licensd_runtime::tenants::now().0;
+        let subscribed: Vec<ChangeSubscription> = (0..3)
+            .map(|index| subscription(&receiver.url(&format!("/r{index}")), now - 1_000))
+            .collect();
+        {
+            let mut locked = store.lock().expect("store");
+            for stored in &subscribed {
+                locked
+                    .create_change_subscription(tenant_id, stored, &[])
+                    .expect("subscribe");
+            }
+            notifier.reload(&mut locked, tenant_id).expect("reload");
+        }
+        let runtime = tenants.get(tenant_id).expect("runtime");
+        let users: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
+        for (index, user) in users.iter().enumerate() {
+            runtime
+                .execute(
+                    &store,
+                    Command::CreateUser(NewUser::new(*user, &format!("n{index}@northwind.com"))),
+                    &Caller::background(tenant_id),
+                )
+                .expect("create");
+        }
+        // Expanded (as a worker does before it claims), then the process dies.
+        {
+            let mut locked = store.lock().expect("store");
+            assert_eq!(notifier.expand(&mut locked).expect("expand"), 4);
+            assert_eq!(locked.pending_change_events().expect("events"), 0);
+            assert_eq!(locked.pending_deliveries().expect("deliveries"), 3);
+            assert_eq!(locked.stored_change_events().expect("stored"), 4);
+        }
+        let worker = DeliveryWorker::start(
+            WorkerSettings {
+                database_url: database.url.clone(),
+                worker_id: "restarted".to_string(),
+                notifications: NotificationSettings::default(),
+                changes: Some(Arc::clone(&notifier)),
+                write_gate: Some(Arc::clone(&store)),
+            },
+            notifier.delivery_signal(),
+            Arc::new(NoObserver),
+        )
+        .expect("worker");
+        let received = receiver.wait_for(3, Duration::from_secs(30));
+        let mut check = database.open();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while check.pending_deliveries().expect("pending") > 0 {
+            assert!(std::time::Instant::now() < deadline, "deliveries still pending");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        worker.stop();
+        for (index, stored) in subscribed.iter().enumerate() {
+            let mut lines: Vec<String> = received
+                .iter()
+                .filter(|request| request.target == format!("/r{index}"))
+                .flat_map(|request| {
+                    request
+                        .body_text()
+                        .lines()
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            lines.sort();
+            let mut expected: Vec<String> = users
+                .iter()
+                .map(|user| format!("{} created {user}", stored.subscription_id))
+                .collect();
+            expected.sort();
+            assert_eq!(lines, expected);
+        }
+        check.prune_change_events().expect("prune");
+        assert_eq!(check.stored_change_events().expect("stored"), 0);
     });
 }

@@ -7,11 +7,13 @@
 //!
 //! **Fan-out at delivery time.** A write records what it changed once, as a change event in its
 //! own transaction ([`ChangeNotifier::add_to_batch`]), however many subscriptions match; the
-//! delivery worker expands the events into one outbox delivery per matching subscription
+//! delivery worker expands the events into one compact outbox delivery per matching subscription
 //! ([`ChangeNotifier::expand`], one transaction per expansion), matching each change against the
-//! subscriptions as stored (created before the change, not expired then, not removed). Several
-//! writes' changes for one subscription share a delivery (at most
-//! [`NOTIFICATIONS_PER_DELIVERY`]). So a write costs one small row more with 1,000 matching
+//! subscriptions as stored (created before the change, not expired then, not removed): the row
+//! names the range of events and which of the subscription's notifications in them it carries,
+//! and its body is rendered only when it is sent ([`ChangeNotifier::render`]; again for each
+//! retry), so no body per subscription is ever written to the database. Several writes'
+//! changes for one subscription share a delivery (at most [`NOTIFICATIONS_PER_DELIVERY`]). So a write costs one small row more with 1,000 matching
 //! subscribers, and nothing extra when its tenant has no subscription that may want it (a map
 //! look-up, then each changed object matched against the tenant-wide subscriptions of its kind
 //! and the per-object ones indexed by its id).
@@ -22,8 +24,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use licensd_engine::{Command, Uuid};
 use licensd_store::{
-    ChangeEvent, ChangeEventEntry, ChangeSubscription, OutboxEntry, Store, StoreError, WriteBatch,
-    OWNER_GRAPH_LIFECYCLE, OWNER_GRAPH_SUBSCRIPTION,
+    ChangeEvent, ChangeEventEntry, ChangeSubscription, ClaimedDelivery, EventDelivery, OutboxEntry, Store,
+    StoreError, WriteBatch, OWNER_GRAPH_LIFECYCLE, OWNER_GRAPH_SUBSCRIPTION,
 };
 
 use crate::tenants::ProcessingSignal;
@@ -435,19 +437,16 @@ fn batch_changes(batch: &WriteBatch, command: Option<&Command>) -> Vec<ObjectCha
     changes
 }
 
-/// The deliveries of `events` to the tenant's `stored` subscriptions.
-fn fan_out(
-    renderer: &dyn NotificationRenderer,
-    tenant_id: Uuid,
-    stored: &[ChangeSubscription],
-    events: &[ChangeEvent],
-) -> Vec<OutboxEntry> {
+/// The deliveries of `events` to the tenant's `stored` subscriptions: per matching subscription,
+/// chunks of at most [`NOTIFICATIONS_PER_DELIVERY`] of its notifications, as ranges over the
+/// events (no body: [`ChangeNotifier::render`] renders it when the delivery is sent).
+fn fan_out(tenant_id: Uuid, stored: &[ChangeSubscription], events: &[ChangeEvent]) -> Vec<EventDelivery> {
     let subscriptions = TenantSubscriptions::build(stored.to_vec());
     if subscriptions.is_empty() {
         return Vec::new();
     }
-    // Per subscription (by pointer: one entry each), the changes it wants, in order.
-    let mut matched: Vec<(Arc<Active>, Vec<ObjectChange>)> = Vec::new();
+    // Per subscription (by pointer: one entry each), how many notifications it gets, in order.
+    let mut matched: Vec<(Arc<Active>, usize)> = Vec::new();
     let mut index: HashMap<*const Active, usize> = HashMap::new();
     for event in events {
         let Some(changes) = decode_changes(&event.changes) else {
@@ -457,27 +456,47 @@ fn fan_out(
         for change in &changes {
             for active in subscriptions.matching(change, event.at) {
                 let slot = *index.entry(Arc::as_ptr(active)).or_insert_with(|| {
-                    matched.push((Arc::clone(active), Vec::new()));
+                    matched.push((Arc::clone(active), 0));
                     matched.len() - 1
                 });
-                matched[slot].1.push(change.clone());
+                matched[slot].1 += 1;
             }
         }
     }
-    let mut entries = Vec::new();
-    for (active, changes) in matched {
-        for chunk in changes.chunks(NOTIFICATIONS_PER_DELIVERY) {
-            entries.push(OutboxEntry {
+    let mut deliveries = Vec::new();
+    for (active, count) in matched {
+        let mut first_item = 0;
+        while first_item < count {
+            let items = (count - first_item).min(NOTIFICATIONS_PER_DELIVERY);
+            deliveries.push(EventDelivery {
                 owner_kind: OWNER_GRAPH_SUBSCRIPTION.to_string(),
                 owner_id: active.stored.subscription_id,
                 url: active.stored.notification_url.clone(),
                 headers: vec![("Content-Type".to_string(), "application/json".to_string())],
-                body: renderer.changes(tenant_id, &active.stored, chunk),
-                items: chunk.len() as u32,
+                first_item: u32::try_from(first_item).unwrap_or(u32::MAX),
+                items: u32::try_from(items).unwrap_or(u32::MAX),
             });
+            first_item += items;
         }
     }
-    entries
+    deliveries
+}
+
+/// The changes of `events` that `subscription` wanted when each was made (as [`fan_out`] matched
+/// them: a subscription removed since still gets what was matched before its removal).
+fn changes_for(subscription: &ChangeSubscription, events: &[(i64, Vec<ObjectChange>)]) -> Vec<ObjectChange> {
+    let mut as_matched = subscription.clone();
+    as_matched.removed_at = None;
+    let single = TenantSubscriptions::build(vec![as_matched]);
+    let mut wanted = Vec::new();
+    for (at, changes) in events {
+        for change in changes {
+            if single.matching(change, *at).next().is_some() {
+                wanted.push(change.clone());
+            }
+        }
+    }
+    wanted
 }
 
 impl ChangeNotifier {
@@ -562,12 +581,86 @@ impl ChangeNotifier {
     /// [`NOTIFICATIONS_PER_DELIVERY`]. Returns how many events were expanded; nothing is done
     /// before the renderer is set.
     pub fn expand(&self, store: &mut Store) -> Result<usize, StoreError> {
-        let Some(renderer) = self.renderer.read().ok().and_then(|renderer| renderer.clone()) else {
+        if self
+            .renderer
+            .read()
+            .ok()
+            .and_then(|renderer| renderer.clone())
+            .is_none()
+        {
             return Ok(0);
+        }
+        store.expand_change_events(EVENTS_PER_EXPANSION, &mut fan_out)
+    }
+
+    /// Renders the bodies of the claimed deliveries of change notifications (those naming
+    /// change events, [`ClaimedDelivery::events`]): each subscription's notifications of the
+    /// events, as it stands now, the events read once per range. Returns the deliveries that
+    /// cannot be rendered, by index, with why (their subscription was deleted, their events are
+    /// gone): they are to be given up.
+    pub fn render(
+        &self,
+        store: &mut Store,
+        claimed: &mut [ClaimedDelivery],
+    ) -> Result<Vec<(usize, String)>, StoreError> {
+        let mut unrenderable = Vec::new();
+        if claimed.iter().all(|delivery| delivery.events.is_none()) {
+            return Ok(unrenderable);
+        }
+        let Some(renderer) = self.renderer.read().ok().and_then(|renderer| renderer.clone()) else {
+            for (index, delivery) in claimed.iter().enumerate() {
+                if delivery.events.is_some() {
+                    unrenderable.push((index, "no notification renderer is set".to_string()));
+                }
+            }
+            return Ok(unrenderable);
         };
-        store.expand_change_events(EVENTS_PER_EXPANSION, &mut |tenant_id, stored, events| {
-            fan_out(renderer.as_ref(), tenant_id, stored, events)
-        })
+        let mut subscriptions: HashMap<Uuid, Vec<ChangeSubscription>> = HashMap::new();
+        type DecodedEvents = Vec<(i64, Vec<ObjectChange>)>;
+        let mut ranges: HashMap<(Uuid, i64, i64), DecodedEvents> = HashMap::new();
+        for (index, delivery) in claimed.iter_mut().enumerate() {
+            let Some(events) = delivery.events else {
+                continue;
+            };
+            let tenant_id = delivery.tenant_id;
+            let stored = match subscriptions.entry(tenant_id) {
+                std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                std::collections::hash_map::Entry::Vacant(entry) => {
+                    entry.insert(store.change_subscriptions(tenant_id)?)
+                }
+            };
+            let Some(subscription) = stored
+                .iter()
+                .find(|subscription| subscription.subscription_id == delivery.owner_id)
+            else {
+                unrenderable.push((index, "the subscription was deleted".to_string()));
+                continue;
+            };
+            let key = (tenant_id, events.first_event, events.last_event);
+            let decoded = match ranges.entry(key) {
+                std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                std::collections::hash_map::Entry::Vacant(entry) => {
+                    let read =
+                        store.change_events_between(tenant_id, events.first_event, events.last_event)?;
+                    entry.insert(
+                        read.iter()
+                            .filter_map(|event| Some((event.at, decode_changes(&event.changes)?)))
+                            .collect(),
+                    )
+                }
+            };
+            let wanted: Vec<ObjectChange> = changes_for(subscription, decoded)
+                .into_iter()
+                .skip(events.first_item as usize)
+                .take(delivery.items as usize)
+                .collect();
+            if wanted.is_empty() {
+                unrenderable.push((index, "the notifications' change events are gone".to_string()));
+                continue;
+            }
+            delivery.body = renderer.changes(tenant_id, subscription, &wanted);
+        }
+        Ok(unrenderable)
     }
 
     /// Reacts to a settled delivery of a Graph subscription: an abandoned change notification

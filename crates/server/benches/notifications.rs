@@ -65,6 +65,10 @@ fn setup(database: &BenchDatabase, users: usize) -> BenchResult<Setup> {
             worker_id: "bench".to_string(),
             notifications: NotificationSettings::default(),
             changes: Some(Arc::clone(&notifier)),
+            // `LICENSD_BENCH_NO_WRITE_GATE=1`: the worker and the writers meet at SQLite's lock
+            // only (for comparison).
+            write_gate: (std::env::var("LICENSD_BENCH_NO_WRITE_GATE").as_deref() != Ok("1"))
+                .then(|| Arc::clone(&store)),
         },
         notifier.delivery_signal(),
         Arc::new(licensd_delivery::NoObserver),

@@ -158,6 +158,7 @@ pub fn start_delivery(
             worker_id: config.instance_id.clone(),
             notifications: config.notifications.clone(),
             changes: Some(Arc::clone(&notifier)),
+            write_gate: Some(Arc::clone(&state.store)),
         },
         notifier.delivery_signal(),
         Arc::new(observer),

@@ -63,7 +63,7 @@ pub use crate::alert_digests::{HeldDigest, PendingDigest};
 pub use crate::alerts::{AlertFiring, AlertFormat, AlertRuleRecord};
 pub use crate::batch::{ChangeNotice, StateKey, TenantChange, WriteBatch};
 pub use crate::catch_up::{unwritten_change, CatchUp};
-pub use crate::change_events::{ChangeEvent, ChangeEventEntry, FanOut};
+pub use crate::change_events::{ChangeEvent, ChangeEventEntry, DeliveryEvents, EventDelivery, FanOut};
 pub use crate::change_subscriptions::ChangeSubscription;
 pub use crate::error::StoreError;
 pub use crate::migration::SCHEMA_VERSION;
@@ -320,9 +320,11 @@ impl Store {
 
     /// Expands up to `limit` change events (oldest first, of every tenant) into deliveries, in
     /// one transaction: per tenant with events, `fan_out(tenant, its change subscriptions, its
-    /// events)` gives the deliveries, which are written to the outbox (due now) as the events are
-    /// deleted. Returns how many events were expanded (0: none was waiting). On PostgreSQL,
-    /// events another instance is expanding are skipped.
+    /// events)` gives the deliveries, which are written to the outbox (due now, without a body:
+    /// each names the tenant's expanded events, rendered when sent) as the events are marked
+    /// expanded; expanded events no pending delivery covers any more are deleted. Returns how
+    /// many events were expanded (0: none was waiting). On PostgreSQL, events another instance
+    /// is expanding are skipped.
     pub fn expand_change_events(
         &mut self,
         limit: usize,
@@ -341,6 +343,28 @@ impl Store {
     /// How many change events wait for their expansion into deliveries, of every tenant.
     pub fn pending_change_events(&mut self) -> Result<u64, StoreError> {
         dispatch!(self, store => change_events::pending_count(store))
+    }
+
+    /// How many change events are stored, expanded or not, of every tenant (expanded ones stay
+    /// while a pending delivery covers them).
+    pub fn stored_change_events(&mut self) -> Result<u64, StoreError> {
+        dispatch!(self, store => change_events::stored_count(store))
+    }
+
+    /// Deletes the expanded change events no pending delivery covers; returns how many.
+    pub fn prune_change_events(&mut self) -> Result<u64, StoreError> {
+        dispatch!(self, store => change_events::prune(store))
+    }
+
+    /// A tenant's change events `first_event..=last_event` still stored, oldest first: what a
+    /// claimed delivery's body is rendered from ([`ClaimedDelivery::events`]).
+    pub fn change_events_between(
+        &mut self,
+        tenant_id: Uuid,
+        first_event: i64,
+        last_event: i64,
+    ) -> Result<Vec<ChangeEvent>, StoreError> {
+        dispatch!(self, store => change_events::between(store, tenant_id, first_event, last_event))
     }
 
     /// Every change subscription of the tenant (expired and removed ones too), oldest first.

@@ -8,7 +8,7 @@ use crate::error::StoreError;
 use crate::sql::{Param, ReadRow, Session, Transaction};
 
 /// The schema version this binary writes: the version of the last migration.
-pub const SCHEMA_VERSION: u64 = 15;
+pub const SCHEMA_VERSION: u64 = 16;
 
 /// One step of the schema, in each backend's SQL.
 pub(crate) struct Migration {
@@ -109,6 +109,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "alert digest windows",
         sqlite: include_str!("migrations/sqlite/0015_alert_digests.sql"),
         postgres: include_str!("migrations/postgres/0015_alert_digests.sql"),
+    },
+    Migration {
+        version: 16,
+        name: "delivery event ranges",
+        sqlite: include_str!("migrations/sqlite/0016_delivery_event_ranges.sql"),
+        postgres: include_str!("migrations/postgres/0016_delivery_event_ranges.sql"),
     },
 ];
 

@@ -5,7 +5,9 @@
 //! (`licensd-delivery`). At least once: a row is claimed with a lease (PostgreSQL's
 //! `FOR UPDATE SKIP LOCKED`, so instances sharing a database never claim the same row), and a
 //! row whose worker died (`kill -9`) is claimed again when its lease ends. Settled rows stay,
-//! for the status pages, until pruned.
+//! for the status pages, until pruned. A delivery of change notifications has no body: it names
+//! the change events it covers ([`ClaimedDelivery::events`], written by
+//! [`crate::Store::expand_change_events`]) and the worker renders it when it sends.
 
 use licensd_engine::Uuid;
 
@@ -51,6 +53,9 @@ pub struct ClaimedDelivery {
     pub attempts: u32,
     /// When the row was written (milliseconds since the Unix epoch).
     pub created_at: i64,
+    /// For a delivery of change notifications: the change events it covers, from which its body
+    /// is rendered when it is sent (`body` is empty then).
+    pub events: Option<crate::change_events::DeliveryEvents>,
 }
 
 /// Where a delivery stands.
@@ -186,7 +191,7 @@ pub(crate) const CLAIM_SQLITE: &str = "UPDATE outbox SET lease_owner = $1, lease
              AND (lease_until IS NULL OR lease_until < {now})
          ORDER BY next_attempt_at, delivery_id LIMIT $3)
      RETURNING delivery_id, tenant_key, owner_kind, owner_id, url, headers, body, items, attempts,
-         created_at";
+         created_at, first_event, last_event, first_item";
 
 /// The claim statement of PostgreSQL: rows another instance is claiming are skipped, not waited
 /// for, and never claimed twice.
@@ -199,7 +204,7 @@ pub(crate) const CLAIM_POSTGRES: &str = "UPDATE outbox SET lease_owner = $1, lea
          ORDER BY next_attempt_at, delivery_id LIMIT $3
          FOR UPDATE SKIP LOCKED)
      RETURNING delivery_id, tenant_key, owner_kind, owner_id, url, headers, body, items, attempts,
-         created_at";
+         created_at, first_event, last_event, first_item";
 
 pub(crate) fn claim(
     session: &mut impl Session,
@@ -230,6 +235,20 @@ pub(crate) fn claim(
                     items: u32::try_from(row.integer(7)?).unwrap_or(u32::MAX),
                     attempts: u32::try_from(row.integer(8)?).unwrap_or(u32::MAX),
                     created_at: row.integer(9)?,
+                    events: match (
+                        row.optional_integer(10)?,
+                        row.optional_integer(11)?,
+                        row.optional_integer(12)?,
+                    ) {
+                        (Some(first_event), Some(last_event), Some(first_item)) => {
+                            Some(crate::change_events::DeliveryEvents {
+                                first_event,
+                                last_event,
+                                first_item: u32::try_from(first_item).unwrap_or(u32::MAX),
+                            })
+                        }
+                        _ => None,
+                    },
                 },
             ))
         },

@@ -1,6 +1,7 @@
 //! Change notifications in the store, on both backends: a write's change event is written in
-//! its transaction and expanded once into the outbox (the deliveries inserted and the event
-//! deleted together; on PostgreSQL two expanding connections never take the same event), and a
+//! its transaction and expanded once into the outbox (compact deliveries naming the events, no
+//! body, inserted as the event is marked expanded; the event deleted once no pending delivery
+//! covers it; on PostgreSQL two expanding connections never take the same event), and a
 //! change subscription's audit record is written in the subscription's own transaction (a
 //! record that cannot be written leaves no subscription behind).
 
@@ -11,7 +12,7 @@ mod support;
 
 use licensd_engine::{TenantSettings, Uuid};
 use licensd_store::{
-    AuditQuery, ChangeEventEntry, ChangeSubscription, OutboxEntry, Store, WriteBatch,
+    AttemptResult, AuditQuery, ChangeEventEntry, ChangeSubscription, EventDelivery, Store, WriteBatch,
     OWNER_GRAPH_SUBSCRIPTION,
 };
 use support::TestDatabase;
@@ -77,19 +78,19 @@ fn write_event(store: &mut Store, tenant_id: Uuid, at: i64, changes: &[u8]) {
         .expect("write");
 }
 
-/// One delivery per subscription, its body the events' changes joined.
+/// One delivery per subscription, of every event.
 fn deliveries_of(
     subscriptions: &[ChangeSubscription],
     events: &[licensd_store::ChangeEvent],
-) -> Vec<OutboxEntry> {
+) -> Vec<EventDelivery> {
     subscriptions
         .iter()
-        .map(|subscription| OutboxEntry {
+        .map(|subscription| EventDelivery {
             owner_kind: OWNER_GRAPH_SUBSCRIPTION.to_string(),
             owner_id: subscription.subscription_id,
             url: subscription.notification_url.clone(),
             headers: Vec::new(),
-            body: events.iter().flat_map(|event| event.changes.clone()).collect(),
+            first_item: 0,
             items: events.len() as u32,
         })
         .collect()
@@ -135,20 +136,56 @@ fn a_change_event_is_expanded_once_into_the_outbox(database: TestDatabase) {
         ]
     );
     assert_eq!(store.pending_change_events().expect("count"), 0);
-    // The deliveries are ordinary outbox rows: pending, then claimed like any other.
+    // The deliveries are ordinary outbox rows: pending, then claimed like any other; they carry
+    // no body but the range of their tenant's events, which stay while a delivery covers them.
     assert_eq!(store.pending_deliveries().expect("pending"), 3);
     let claimed = store
         .claim_deliveries("worker", 10, std::time::Duration::from_secs(30))
         .expect("claim");
     assert_eq!(claimed.len(), 3);
+    let events = claimed[0].events.expect("a range of events");
     assert!(claimed
         .iter()
-        .all(|delivery| delivery.body == b"onetwo" && delivery.items == 2));
+        .all(|delivery| delivery.body.is_empty() && delivery.items == 2 && delivery.events == Some(events)));
+    assert_eq!(events.first_item, 0);
+    let covered = store
+        .change_events_between(first, events.first_event, events.last_event)
+        .expect("events");
+    assert_eq!(
+        covered
+            .iter()
+            .map(|event| event.changes.clone())
+            .collect::<Vec<_>>(),
+        vec![b"one".to_vec(), b"two".to_vec()]
+    );
     // Nothing is expanded twice.
     let again = store
         .expand_change_events(10, &mut |_, _, _| panic!("no event is left"))
         .expect("expand again");
     assert_eq!(again, 0);
+    // Once every delivery is settled, the events are deleted (those after the oldest pending
+    // delivery's range stay until then).
+    assert_eq!(store.prune_change_events().expect("prune"), 0);
+    assert_eq!(store.stored_change_events().expect("stored"), 3);
+    let delivered = AttemptResult {
+        status_code: Some(200),
+        error: None,
+    };
+    for delivery in &claimed[..2] {
+        assert!(store
+            .complete_delivery(delivery.delivery_id, "worker", &delivered)
+            .expect("complete"));
+    }
+    assert_eq!(
+        store.prune_change_events().expect("prune"),
+        0,
+        "one delivery is pending"
+    );
+    assert!(store
+        .abandon_delivery(claimed[2].delivery_id, "worker", &delivered)
+        .expect("abandon"));
+    assert_eq!(store.prune_change_events().expect("prune"), 3);
+    assert_eq!(store.stored_change_events().expect("stored"), 0);
 }
 
 fn two_connections_never_expand_the_same_event(database: TestDatabase) {

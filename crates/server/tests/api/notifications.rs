@@ -192,12 +192,23 @@ async fn the_handshake_precedes_creation_and_users_changes_are_notified(server: 
     })
     .await;
 
-    // Delivery status: the admin API lists the subscription's deliveries, delivered.
-    let deliveries = server
-        .get(&format!("/licensd/v1/subscriptions/{subscription_id}/deliveries"))
-        .await
-        .expect(200)
-        .body;
+    // Delivery status: the admin API lists the subscription's deliveries, delivered (the last
+    // one is recorded just after its receiver answered: wait for that).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let deliveries = loop {
+        let deliveries = server
+            .get(&format!("/licensd/v1/subscriptions/{subscription_id}/deliveries"))
+            .await
+            .expect(200)
+            .body;
+        let pending = deliveries["value"]
+            .as_array()
+            .is_some_and(|listed| listed.iter().any(|delivery| delivery["status"] == "pending"));
+        if !pending || Instant::now() >= deadline {
+            break deliveries;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let listed = deliveries["value"].as_array().expect("deliveries");
     assert!(listed.len() >= 4, "{deliveries:#}");
     assert!(
