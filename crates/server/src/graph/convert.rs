@@ -187,11 +187,21 @@ pub fn user_json(
     };
     // Only the selected properties are computed (the others are dropped by the selection).
     let wants = |name: &str| selection.includes(name);
-    let attribute = |name: &str| if wants(name) { attribute_of(&view, name) } else { None };
+    let attribute = |name: &str| {
+        if wants(name) {
+            attribute_of(&view, name)
+        } else {
+            None
+        }
+    };
     let user = wire::User {
         odata_type: as_directory_object.then(|| USER_TYPE.to_string()),
         id: view.id,
-        display_name: if wants("displayName") { view.display_name.clone() } else { String::new() },
+        display_name: if wants("displayName") {
+            view.display_name.clone()
+        } else {
+            String::new()
+        },
         user_principal_name: if wants("userPrincipalName") {
             view.user_principal_name.clone()
         } else {
