@@ -15,7 +15,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, TryLockError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use licensd_engine::{
@@ -156,6 +156,13 @@ struct TenantState {
 struct CachedAdvice {
     key: (u64, u64, u64),
     report: Arc<licensd_engine::AdvisorReport>,
+}
+
+/// What [`TenantRuntime::read_if_free`] did: answered the query, or gave it back because the
+/// engine was held.
+pub enum ReadIfFree<T, F> {
+    Answered(T),
+    Busy(F),
 }
 
 /// One tenant's in-memory engine and the version of the store it reflects.
@@ -1090,6 +1097,22 @@ impl TenantRuntime {
     pub fn read<T>(&self, query: impl FnOnce(&Engine) -> T) -> Result<T, ExecuteError> {
         let state = self.lock()?;
         Ok(query(&state.engine))
+    }
+
+    /// Runs a read-only query at once when the engine is free, without waiting: when a write, a
+    /// catch-up or a processing slice holds the engine, the query is given back unrun
+    /// ([`ReadIfFree::Busy`]) for the caller to wait with [`Self::read`] where it may block. Lets an
+    /// async server answer a small query (one user) on its own thread, without handing it over to
+    /// a blocking thread and back.
+    pub fn read_if_free<T, F>(&self, query: F) -> Result<ReadIfFree<T, F>, ExecuteError>
+    where
+        F: FnOnce(&Engine) -> T,
+    {
+        match self.state.try_lock() {
+            Ok(state) => Ok(ReadIfFree::Answered(query(&state.engine))),
+            Err(TryLockError::WouldBlock) => Ok(ReadIfFree::Busy(query)),
+            Err(TryLockError::Poisoned(_)) => Err(ExecuteError::Poisoned),
+        }
     }
 
     /// Runs a read with the advisor's report of the engine ([`Engine::advise`]). The report is
@@ -2190,6 +2213,24 @@ mod tests {
             locked.tenant_version(TENANT).expect("version"),
             runtime.version().expect("version")
         );
+    }
+
+    #[test]
+    fn a_read_if_free_answers_at_once_and_gives_the_query_back_while_the_engine_is_held() {
+        let (_directory, _store, runtime) = licensed_tenant(3, 3);
+        let answered = runtime
+            .read_if_free(|engine| engine.user_view(user(0)).is_ok())
+            .expect("read");
+        assert!(matches!(answered, ReadIfFree::Answered(true)));
+        let held = runtime.lock().expect("engine");
+        let busy = runtime
+            .read_if_free(|engine| engine.user_view(user(0)).is_ok())
+            .expect("read");
+        let ReadIfFree::Busy(query) = busy else {
+            panic!("the engine is held: the query must come back unrun");
+        };
+        drop(held);
+        assert!(runtime.read(query).expect("read"));
     }
 
     #[test]

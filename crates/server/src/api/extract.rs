@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use super::error::ApiError;
 use crate::AppState;
 use licensd_runtime::access::Caller;
-use licensd_runtime::tenants::{SharedStore, TenantRuntime};
+use licensd_runtime::tenants::{ReadIfFree, SharedStore, TenantRuntime};
 
 /// The largest request body accepted (a bigger one is answered 413 and changes nothing).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -221,6 +221,20 @@ impl Tenant {
         })
         .await
         .map_err(|error| ApiError::internal(format!("a query task failed: {error}")))?
+    }
+
+    /// A query of small, bounded cost (one entity): answered on the async thread when the
+    /// engine is free, which spares the hand-off to a blocking thread and back; when a write or
+    /// a processing slice holds the engine, waited for on a blocking thread as [`Tenant::read`].
+    pub async fn read_entity<T, F>(&self, query: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Engine) -> Result<T, ApiError> + Send + 'static,
+    {
+        match self.runtime.read_if_free(query).map_err(ApiError::from)? {
+            ReadIfFree::Answered(answer) => answer,
+            ReadIfFree::Busy(query) => self.read(query).await,
+        }
     }
 
     /// A read with the advisor's report, cached by the runtime per engine state.

@@ -185,31 +185,55 @@ pub fn user_json(
     } else {
         Vec::new()
     };
+    // Only the selected properties are computed (the others are dropped by the selection).
+    let wants = |name: &str| selection.includes(name);
+    let attribute = |name: &str| {
+        if wants(name) {
+            attribute_of(&view, name)
+        } else {
+            None
+        }
+    };
     let user = wire::User {
         odata_type: as_directory_object.then(|| USER_TYPE.to_string()),
         id: view.id,
-        display_name: view.display_name.clone(),
-        user_principal_name: view.user_principal_name.clone(),
-        mail: mail_of(&view),
+        display_name: if wants("displayName") {
+            view.display_name.clone()
+        } else {
+            String::new()
+        },
+        user_principal_name: if wants("userPrincipalName") {
+            view.user_principal_name.clone()
+        } else {
+            String::new()
+        },
+        mail: if wants("mail") { mail_of(&view) } else { None },
         account_enabled: view.account_enabled,
         usage_location: view.usage_location.map(|location| location.as_str().to_string()),
-        proxy_addresses: view
-            .proxy_addresses
-            .iter()
-            .map(|a| a.as_str().to_string())
-            .collect(),
+        proxy_addresses: if wants("proxyAddresses") {
+            view.proxy_addresses
+                .iter()
+                .map(|a| a.as_str().to_string())
+                .collect()
+        } else {
+            Vec::new()
+        },
         assigned_licenses,
-        department: attribute_of(&view, "department"),
-        job_title: attribute_of(&view, "jobTitle"),
-        company_name: attribute_of(&view, "companyName"),
-        office_location: attribute_of(&view, "officeLocation"),
-        city: attribute_of(&view, "city"),
-        state: attribute_of(&view, "state"),
-        country: attribute_of(&view, "country"),
-        employee_id: attribute_of(&view, "employeeId"),
-        employee_type: attribute_of(&view, "employeeType"),
-        user_type: attribute_of(&view, "userType"),
-        on_premises_extension_attributes: extension_attributes_of(&view),
+        department: attribute("department"),
+        job_title: attribute("jobTitle"),
+        company_name: attribute("companyName"),
+        office_location: attribute("officeLocation"),
+        city: attribute("city"),
+        state: attribute("state"),
+        country: attribute("country"),
+        employee_id: attribute("employeeId"),
+        employee_type: attribute("employeeType"),
+        user_type: attribute("userType"),
+        on_premises_extension_attributes: if wants("onPremisesExtensionAttributes") {
+            extension_attributes_of(&view)
+        } else {
+            wire::OnPremisesExtensionAttributes::default()
+        },
         assigned_plans: plans,
         license_assignment_states: states.iter().map(wire_state).collect(),
     };

@@ -212,8 +212,12 @@ pub async fn get_user(
 ) -> Result<Json<Value>, ApiError> {
     let options = request.options(&USER_SCHEMA, Supported::ENTITY)?;
     let user = tenant
-        .read(move |engine| {
-            let user_id = resolve_user(engine, &id)?;
+        .read_entity(move |engine| {
+            // A GUID is looked up once, by `user_json` (an unknown one is the same 404).
+            let user_id = match Uuid::try_parse(&id) {
+                Ok(user_id) => user_id,
+                Err(_) => resolve_user(engine, &id)?,
+            };
             let user = convert::user_json_expanded(engine, user_id, &options, false, &mut None)?;
             let fragment = format!("users{}/$entity", options.context_suffix());
             Ok(with_context(request.context(&fragment), user))
