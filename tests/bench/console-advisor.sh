@@ -6,7 +6,8 @@
 # (`/advisor?per_page=5000`, what the page rendered before it was paged), and right after a
 # write (the runtime's cached report is computed again: the cost of every view before the
 # cache), next to references measured in the same run: `GET /healthz` (the HTTP floor) and the
-# overview page `/`.
+# overview page `/`. Then a user's pages for a user in error: Diagnosis (every fix predicted) and
+# the user page.
 # Prints the median time and the bytes of each. Bounded: the tenant's evaluation takes most of it.
 #
 # Environment: LICENSD_BINARY (default target/release/licensd, built with cargo unless given),
@@ -91,6 +92,15 @@ measure "reference: the overview page (/)" / yes
 measure_after_write "Advisor after a write (computed again)" /advisor
 measure "Advisor, paged (/advisor), repeated (cached)" /advisor yes
 measure "Advisor, every finding (?per_page=5000)" "/advisor?per_page=5000" yes
+# A user's pages for a user in error (the first one the tenant-wide list of users in error shows):
+# Diagnosis (each fix predicted: one simulation of the tenant each) and the user page.
+error_user="$(curl -sf -H "Authorization: Bearer $token" "$base/users?filter=errors" | grep -o 'href="/users/[0-9a-f-]\{36\}"' | head -n 1 | cut -d/ -f3 | tr -d '"')"
+[ -n "$error_user" ] || { echo "no user in error found" >&2; exit 1; }
+errors_on_diagnosis="$(curl -sf -H "Authorization: Bearer $token" "$base/users/$error_user/diagnosis" | grep -o 'class="problem"' | wc -l)"
+fixes_on_diagnosis="$(curl -sf -H "Authorization: Bearer $token" "$base/users/$error_user/diagnosis" | grep -o '<button type="submit" data-fix=' | wc -l)"
+echo "  user in error: $error_user ($errors_on_diagnosis errors, $fixes_on_diagnosis fixes offered on Diagnosis)"
+measure "a user in error: Diagnosis" "/users/$error_user/diagnosis" yes
+measure "a user in error: the user page" "/users/$error_user" yes
 rows="$(curl -s -H "Authorization: Bearer $token" "$base/advisor?per_page=5000" | grep -o '<tr' | wc -l)"
 paged_rows="$(curl -s -H "Authorization: Bearer $token" "$base/advisor" | grep -o '<tr' | wc -l)"
 echo "  table rows: $paged_rows paged, $rows with every finding"

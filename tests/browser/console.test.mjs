@@ -121,6 +121,9 @@ test('signing in: the console asks for a token and refuses a wrong one', async (
   await page.goto(`${base}/groups`);
   await page.waitForURL(/\/login\?next=%2Fgroups/);
   await page.getByRole('heading', { name: 'Sign in to licensd' }).waitFor();
+  // No navigation before signing in: every link would lead back to this page.
+  assert.equal(await page.getByRole('navigation', { name: 'Console' }).count(), 0);
+  assert.equal(await page.locator('a[href="/groups"], a[href="/users"], a[href="/products"]').count(), 0);
   // The token field is styled: wide enough to see a pasted token, its label above it.
   const field = await page.getByLabel('Token').boundingBox();
   const label = await page.locator('label[for=token]').boundingBox();
@@ -133,6 +136,8 @@ test('signing in: the console asks for a token and refuses a wrong one', async (
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.waitForURL(/\/groups$/);
   await page.getByRole('heading', { name: 'Groups', level: 1 }).waitFor();
+  // Signed in: the navigation is there.
+  await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'Users' }).waitFor();
   await screenshot('signed-in');
 });
 

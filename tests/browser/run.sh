@@ -13,7 +13,8 @@
 # group's preview, a nesting cycle refused, a user's path through nesting, converting a dynamic
 # group to static, a user's attribute change previewed; the users in error on a phone) to
 # docs/screenshots/. scale.test.mjs runs against a third server holding a generated tenant of
-# 2,000 users (LICENSD_LARGE_URL). Extra arguments
+# 2,000 users (LICENSD_LARGE_URL). phone-fixes.test.mjs starts fresh demo tenants of its own
+# (LICENSD_DEMO_BINARY) and completes every fix at 390 px. Extra arguments
 # go to node --test.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -78,11 +79,13 @@ LICENSD_BOOTSTRAP_TOKEN="$LICENSD_TOKEN" "$binary" serve --listen 127.0.0.1:0 \
 large_server=$!
 large_address="$(wait_for_licensd "$large_server" "$large_log" "generated tenant")" || exit 1
 export LICENSD_LARGE_URL="http://$large_address"
+# phone-fixes.test.mjs starts fresh demo tenants of its own (each fix on an unfixed tenant).
+export LICENSD_DEMO_BINARY="$binary"
 mkdir -p "$SCREENSHOT_DIR"
 echo "== console browser tests against $LICENSD_URL (screenshots in $SCREENSHOT_DIR)"
 
 cd tests/browser
-if ! node --test --test-concurrency=1 "$@" console.test.mjs groups.test.mjs scale.test.mjs; then
+if ! node --test --test-concurrency=1 "$@" console.test.mjs groups.test.mjs scale.test.mjs phone-fixes.test.mjs; then
   echo "== licensd log" >&2
   tail -n 100 "$log" >&2
   exit 1

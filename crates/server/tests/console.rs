@@ -1315,7 +1315,10 @@ async fn signing_in_sets_a_strict_session_cookie_and_roles_bound_the_console() {
         .await
         .expect(200)
         .contains("Sign in to licensd")
-        .contains("value=\"/users\"");
+        .contains("value=\"/users\"")
+        // No navigation for a visitor who is not signed in: every link would lead back here.
+        .lacks("aria-label=\"Console\"")
+        .lacks("href=\"/groups\"");
     let sign_in = |token: &str| {
         anonymous
             .post(format!("{}/login", server.base))

@@ -42,6 +42,22 @@ const HTMX_CONFIG: &str = r#"{"includeIndicatorStyles":false,"allowEval":false,"
 
 /// A whole page: head, skip link, header with the navigation, the message area and `content`.
 pub fn document(title: &str, section: Option<Section>, tenant_name: Option<&str>, content: Markup) -> Markup {
+    shell(title, section, tenant_name, true, content)
+}
+
+/// A page for a visitor who is not signed in (the sign-in page): no navigation, since every
+/// link would only lead back to sign-in.
+pub fn signed_out_document(title: &str, content: Markup) -> Markup {
+    shell(title, None, None, false, content)
+}
+
+fn shell(
+    title: &str,
+    section: Option<Section>,
+    tenant_name: Option<&str>,
+    navigation: bool,
+    content: Markup,
+) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -62,11 +78,13 @@ pub fn document(title: &str, section: Option<Section>, tenant_name: Option<&str>
                     @if let Some(tenant_name) = tenant_name {
                         span.tenant { (tenant_name) }
                     }
-                    nav aria-label="Console" {
-                        ul {
-                            @for (item, path, label) in NAVIGATION {
-                                li {
-                                    a href=(path) aria-current=[(section == Some(item)).then_some("page")] { (label) }
+                    @if navigation {
+                        nav aria-label="Console" {
+                            ul {
+                                @for (item, path, label) in NAVIGATION {
+                                    li {
+                                        a href=(path) aria-current=[(section == Some(item)).then_some("page")] { (label) }
+                                    }
                                 }
                             }
                         }

@@ -41,7 +41,7 @@ fn sign_in_page(status: StatusCode, next: &str, problem: Option<&str>) -> Respon
             button type="submit" { "Sign in" }
         }
     };
-    layout::html_response(status, layout::document("Sign in", None, None, content))
+    layout::html_response(status, layout::signed_out_document("Sign in", content))
 }
 
 /// `GET /login`.

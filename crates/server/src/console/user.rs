@@ -454,7 +454,9 @@ fn assignments_table(context: &ConsoleContext, page: &UserPage) -> Markup {
         @if page.assignments.is_empty() {
             p.muted { "The user has no license assignment." }
         } @else {
-            table {
+            // On a phone each assignment is a card (`table.stack`): the errors and their fixes stay
+            // on screen instead of in a fourth column out of sight.
+            table.stack.assignments {
                 thead {
                     tr {
                         th scope="col" { "Product" }
@@ -467,7 +469,7 @@ fn assignments_table(context: &ConsoleContext, page: &UserPage) -> Markup {
                     @for row in &page.assignments {
                         tr data-error=[row.state.error.map(|kind| kind.as_str())] {
                             th scope="row" { a href={ "/products/" (row.state.sku_id) } { (row.product_name) } }
-                            td {
+                            td data-label="Assignment path" {
                                 @match &row.group {
                                     Some((group_id, name)) => {
                                         "Inherited from " a href={ "/groups/" (group_id) } { (name) }
@@ -476,8 +478,8 @@ fn assignments_table(context: &ConsoleContext, page: &UserPage) -> Markup {
                                     None => "Direct",
                                 }
                             }
-                            td { (state_badge(row.state.state)) }
-                            td {
+                            td data-label="State" { (state_badge(row.state.state)) }
+                            td data-label="Error" {
                                 @if let Some(kind) = row.state.error {
                                     strong { (error_title(kind)) }
                                     @if let Some(reason) = &row.reason { p.reason { (reason) } }
