@@ -98,7 +98,7 @@ if [ "${LICENSD_UPDATE_DOCS_SCREENSHOT:-}" = "1" ]; then
     group-users-in-error-filtered group-plan-preview advisor activity phone-overview first-run \
     group-new-dynamic-preview group-nesting-cycle user-nested-path \
     group-convert-static-preview user-attributes-preview \
-    bulk-fix-preview group-add-products-preview phone-users-in-error; do
+    bulk-fix-preview group-add-products-preview phone-users-in-error phone-every-fix; do
     cp "$SCREENSHOT_DIR/$name.png" "docs/screenshots/$name.png"
     echo "== updated docs/screenshots/$name.png"
   done
