@@ -8,16 +8,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { createRequire } from 'node:module';
-import { chromium } from 'playwright-core';
+import { launchChromium, pageProblems, sidewaysScroll, submitToken } from './support.mjs';
 
-const require = createRequire(import.meta.url);
-const axeSource = require.resolve('axe-core/axe.min.js');
 
 const base = process.env.LICENSD_URL;
 const token = process.env.LICENSD_TOKEN;
 const screenshots = process.env.SCREENSHOT_DIR ?? 'screenshots';
-const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 if (!base || !token) {
   throw new Error('LICENSD_URL or LICENSD_TOKEN is not set: run tests/browser/run.sh');
 }
@@ -32,18 +28,7 @@ let dismissNextDialog = false;
 const browserErrors = [];
 
 before(async () => {
-  browser = await chromium.launch({
-    executablePath,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--no-first-run',
-    ],
-  });
+  browser = await launchChromium();
   context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   page = await context.newPage();
   page.on('dialog', async (dialog) => {
@@ -129,11 +114,9 @@ test('signing in: the console asks for a token and refuses a wrong one', async (
   const label = await page.locator('label[for=token]').boundingBox();
   assert.ok(field.width >= 480, `the token field is ${field.width} px wide`);
   assert.ok(label.y + label.height <= field.y, 'the label is above the field');
-  await page.getByLabel('Token').fill('lsd_not-a-real-token');
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await submitToken(page, 'lsd_not-a-real-token');
   await page.getByText('This token is not valid').waitFor();
-  await page.getByLabel('Token').fill(token);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await submitToken(page, token);
   await page.waitForURL(/\/groups$/);
   await page.getByRole('heading', { name: 'Groups', level: 1 }).waitFor();
   // Signed in: the navigation is there.
@@ -481,8 +464,7 @@ test('an empty tenant opens on the first-run page: products, a group, a product 
   freshPage.on('pageerror', (error) => browserErrors.push(`${freshPage.url()}: ${error.message}`));
   try {
     await freshPage.goto(`${emptyBase}/`);
-    await freshPage.getByLabel('Token').fill(token);
-    await freshPage.getByRole('button', { name: 'Sign in' }).click();
+    await submitToken(freshPage, token);
     await freshPage.getByRole('heading', { name: 'Get started', level: 1 }).waitFor();
     await freshPage.screenshot({ path: path.join(screenshots, 'first-run.png'), fullPage: true });
     // Two products in one step.
@@ -647,20 +629,9 @@ async function everyPage() {
   ];
 }
 
-/** The page's problems: sideways scroll, and axe-core's violations. */
+/** The page's problems (sideways scroll, axe-core's violations), added to `problems`. */
 async function inspect(target, label, problems) {
-  await target.waitForLoadState('load');
-  const widths = await target.evaluate(() => ({
-    scroll: document.documentElement.scrollWidth,
-    client: document.documentElement.clientWidth,
-  }));
-  if (widths.scroll > widths.client) problems.push(`${label}: the page scrolls sideways (${widths.scroll} px > ${widths.client} px)`);
-  await target.addScriptTag({ path: axeSource });
-  const violations = await target.evaluate(async () => {
-    const results = await window.axe.run(document);
-    return results.violations.map((violation) => `${violation.id} (${violation.impact}): ${violation.nodes.length} × ${violation.nodes[0]?.target}`);
-  });
-  for (const violation of violations) problems.push(`${label}: ${violation}`);
+  problems.push(...await pageProblems(target, label));
 }
 
 for (const [width, height] of [[390, 844], [1280, 900]]) {
@@ -735,7 +706,7 @@ test("on a phone: from the users in error to a user's Diagnosis, a fix applied a
   phonePage.on('dialog', (dialog) => dialog.accept());
   phonePage.on('pageerror', (error) => browserErrors.push(`${phonePage.url()}: ${error.message}`));
   const sideways = async (step) => {
-    const extra = await phonePage.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    const extra = await sidewaysScroll(phonePage);
     assert.equal(extra, 0, `${step}: the page scrolls sideways by ${extra} px`);
   };
   try {

@@ -12,16 +12,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { createRequire } from 'node:module';
-import { chromium } from 'playwright-core';
+import { launchChromium, pageProblems, sidewaysScroll, submitToken } from './support.mjs';
 
-const require = createRequire(import.meta.url);
-const axeSource = require.resolve('axe-core/axe.min.js');
 
 const base = process.env.LICENSD_URL;
 const token = process.env.LICENSD_TOKEN;
 const screenshots = process.env.SCREENSHOT_DIR ?? 'screenshots';
-const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 if (!base || !token) {
   throw new Error('LICENSD_URL or LICENSD_TOKEN is not set: run tests/browser/run.sh');
 }
@@ -35,11 +31,7 @@ const browserErrors = [];
 const pages = { groupsNew: '/groups/new', groups: '/groups' };
 
 before(async () => {
-  browser = await chromium.launch({
-    executablePath,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-  });
+  browser = await launchChromium();
   context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   page = await context.newPage();
   page.setDefaultTimeout(15_000);
@@ -54,8 +46,7 @@ before(async () => {
   });
   page.on('pageerror', (error) => browserErrors.push(`${page.url()}: ${error.message}`));
   await page.goto(`${base}/login`);
-  await page.getByLabel('Token').fill(token);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await submitToken(page, token);
   await page.waitForURL((url) => !url.pathname.startsWith('/login'));
 });
 
@@ -403,18 +394,7 @@ test('the new pages at desktop and 390 px wide: no horizontal page scroll, and a
     try {
       for (const address of addresses) {
         await checkPage.goto(`${base}${address}`);
-        await checkPage.waitForLoadState('load');
-        const widths = await checkPage.evaluate(() => ({
-          scroll: document.documentElement.scrollWidth,
-          client: document.documentElement.clientWidth,
-        }));
-        if (widths.scroll > widths.client) problems.push(`${viewport.width} px ${address}: the page scrolls sideways (${widths.scroll} px > ${widths.client} px)`);
-        await checkPage.addScriptTag({ path: axeSource });
-        const violations = await checkPage.evaluate(async () => {
-          const results = await window.axe.run(document);
-          return results.violations.map((violation) => `${violation.id} (${violation.impact}): ${violation.nodes.length} × ${violation.nodes[0]?.target}`);
-        });
-        for (const violation of violations) problems.push(`${viewport.width} px ${address}: ${violation}`);
+        problems.push(...await pageProblems(checkPage, `${viewport.width} px ${address}`));
       }
       // A rule error and a preview, shown on a phone.
       if (viewport.width === 390) {
@@ -422,7 +402,7 @@ test('the new pages at desktop and 390 px wide: no horizontal page scroll, and a
         await checkPage.getByLabel('Membership rule').fill('user.department -in ["Engineering", "Operations" -and user.country -eq "FR"');
         await checkPage.getByRole('button', { name: 'Preview the change' }).click();
         await checkPage.getByTestId('rule-error').waitFor();
-        const widths = await checkPage.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+        const widths = await sidewaysScroll(checkPage);
         if (widths > 0) problems.push(`390 px rule error: the page scrolls sideways by ${widths} px`);
         await checkPage.screenshot({ path: path.join(screenshots, 'phone-rule-error.png'), fullPage: true });
       }

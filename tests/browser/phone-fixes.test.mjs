@@ -13,12 +13,11 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchChromium, sidewaysScroll, submitToken } from './support.mjs';
 
 const binary = process.env.LICENSD_DEMO_BINARY;
 const token = process.env.LICENSD_TOKEN;
 const screenshots = process.env.SCREENSHOT_DIR ?? 'screenshots';
-const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 if (!binary || !token) {
   throw new Error('LICENSD_DEMO_BINARY or LICENSD_TOKEN is not set: run tests/browser/run.sh');
 }
@@ -37,11 +36,7 @@ const servers = [];
 const browserErrors = [];
 
 before(async () => {
-  browser = await chromium.launch({
-    executablePath,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
@@ -86,14 +81,13 @@ async function phoneOnFreshTenant() {
   page.on('dialog', (dialog) => dialog.accept());
   page.on('pageerror', (error) => browserErrors.push(`${page.url()}: ${error.message}`));
   const sideways = async (step) => {
-    const extra = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    const extra = await sidewaysScroll(page);
     assert.equal(extra, 0, `${step}: the page scrolls sideways by ${extra} px on a 390 px phone`);
   };
   await page.goto(`${base}/`);
   await page.waitForURL(/\/login/);
   await sideways('sign-in');
-  await page.getByLabel('Token').fill(token);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await submitToken(page, token);
   await page.getByRole('heading', { name: 'Licenses overview' }).waitFor();
   await sideways('overview');
   return { base, phone, page, sideways };

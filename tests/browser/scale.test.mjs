@@ -7,16 +7,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { createRequire } from 'node:module';
-import { chromium } from 'playwright-core';
+import { launchChromium, pageProblems, submitToken } from './support.mjs';
 
-const require = createRequire(import.meta.url);
-const axeSource = require.resolve('axe-core/axe.min.js');
 
 const base = process.env.LICENSD_LARGE_URL;
 const token = process.env.LICENSD_TOKEN;
 const screenshots = process.env.SCREENSHOT_DIR ?? 'screenshots';
-const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 if (!base || !token) {
   throw new Error('LICENSD_LARGE_URL or LICENSD_TOKEN is not set: run tests/browser/run.sh');
 }
@@ -27,18 +23,13 @@ let page;
 const browserErrors = [];
 
 before(async () => {
-  browser = await chromium.launch({
-    executablePath,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-  });
+  browser = await launchChromium();
   context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
   page = await context.newPage();
   page.setDefaultTimeout(30_000);
   page.on('pageerror', (error) => browserErrors.push(`${page.url()}: ${error.message}`));
   await page.goto(`${base}/login`);
-  await page.getByLabel('Token').fill(token);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await submitToken(page, token);
   await page.waitForURL((url) => !url.pathname.startsWith('/login'));
 });
 
@@ -89,13 +80,12 @@ async function everyPage() {
   ];
 }
 
-/** What is wrong with the page as a reader sees it. */
+/** What else is wrong with the page as a reader sees it (beside `pageProblems`): words broken
+ * across lines, counts without a thousands separator. */
 async function problemsOf(target, label) {
   await target.waitForLoadState('load');
   const found = await target.evaluate(() => {
     const problems = [];
-    const root = document.documentElement;
-    if (root.scrollWidth > root.clientWidth) problems.push(`the page scrolls sideways (${root.scrollWidth} px > ${root.clientWidth} px)`);
     // Words that must not break across lines: numbers, times, states and column headings.
     const unbreakable = document.querySelectorAll('td.number, th.number, thead th, td.state, time, .badge');
     for (const element of unbreakable) {
@@ -137,12 +127,7 @@ for (const [width, height] of [[390, 844], [1366, 900]]) {
       for (const address of pages) {
         await viewerPage.goto(`${base}${address}`);
         problems.push(...await problemsOf(viewerPage, `${width} px ${address}`));
-        await viewerPage.addScriptTag({ path: axeSource });
-        const violations = await viewerPage.evaluate(async () => {
-          const results = await window.axe.run(document);
-          return results.violations.map((violation) => `${violation.id} (${violation.impact}): ${violation.nodes.length} × ${violation.nodes[0]?.target}`);
-        });
-        for (const violation of violations) problems.push(`${width} px ${address}: ${violation}`);
+        problems.push(...await pageProblems(viewerPage, `${width} px ${address}`));
         if (address === '/') await viewerPage.screenshot({ path: path.join(screenshots, `large-overview-${width}.png`), fullPage: true });
       }
     } finally {
@@ -162,8 +147,7 @@ test('times show in the reader\'s own time zone, the UTC value on hover', async 
   const tokyoPage = await tokyo.newPage();
   try {
     await tokyoPage.goto(`${demo}/login?next=%2Fusers%3Fsearch%3Duser001`);
-    await tokyoPage.getByLabel('Token').fill(token);
-    await tokyoPage.getByRole('button', { name: 'Sign in' }).click();
+    await submitToken(tokyoPage, token);
     // A change, so that the activity has a time to show.
     await tokyoPage.locator('#list-results').getByRole('link', { name: 'user001', exact: true }).click();
     const reprocessed = tokyoPage.waitForResponse((response) => response.url().endsWith('/reprocess'));

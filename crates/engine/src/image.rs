@@ -519,27 +519,12 @@ impl Engine {
     pub fn to_image(&self) -> TenantImage {
         let mut imager = self.state_imager();
         TenantImage {
-            settings: self.settings.clone(),
-            clock: self.clock,
-            service_plans: self.service_plan_images(),
-            skus: self
-                .catalog
-                .skus()
-                .map(|(_, sku)| self.sku_definition_of(sku))
-                .collect(),
-            groups: self
-                .directory
-                .groups()
-                .map(|(_, group)| self.group_image_of(group))
-                .collect(),
             users: self
                 .directory
                 .users()
                 .map(|(user, _)| self.user_image_of(user, &mut imager))
                 .collect(),
-            queue: self.queued_user_ids(),
-            directory_attributes: self.directory_attribute_images(),
-            group_nestings: self.nesting_images(),
+            ..self.image_without_users()
         }
     }
 

@@ -96,6 +96,39 @@ fn statement(
     Ok(prepared)
 }
 
+/// Runs a shared statement prepared once per connection (one round trip).
+fn execute_prepared(
+    transaction: &mut Transaction<'_>,
+    statements: &mut FxHashMap<String, Statement>,
+    action: &str,
+    sql: &str,
+    params: &[Param<'_>],
+) -> Result<u64, StoreError> {
+    let prepared = statement(transaction, statements, sql)?;
+    transaction
+        .execute(&prepared, &postgres_params(params))
+        .map_err(StoreError::postgres(action))
+}
+
+/// Runs a shared query prepared once per connection, row by row.
+fn for_each_prepared_row(
+    transaction: &mut Transaction<'_>,
+    statements: &mut FxHashMap<String, Statement>,
+    action: &str,
+    sql: &str,
+    params: &[Param<'_>],
+    mut on_row: impl FnMut(&Row) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let prepared = statement(transaction, statements, sql)?;
+    let mut rows = transaction
+        .query_raw(&prepared, postgres_params(params))
+        .map_err(StoreError::postgres(action))?;
+    while let Some(row) = rows.next().map_err(StoreError::postgres(action))? {
+        on_row(&row)?;
+    }
+    Ok(())
+}
+
 // ----- shared statements in PostgreSQL's dialect ------------------------------------------------
 
 impl Param<'_> {
@@ -534,10 +567,7 @@ impl Session for PostgresWrite<'_> {
     type Row<'r> = Row;
 
     fn execute(&mut self, action: &str, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
-        let prepared = statement(&mut self.transaction, self.statements, sql)?;
-        self.transaction
-            .execute(&prepared, &postgres_params(params))
-            .map_err(StoreError::postgres(action))
+        execute_prepared(&mut self.transaction, self.statements, action, sql, params)
     }
 
     fn for_each_row(
@@ -545,17 +575,16 @@ impl Session for PostgresWrite<'_> {
         action: &str,
         sql: &str,
         params: &[Param<'_>],
-        mut on_row: impl FnMut(&Self::Row<'_>) -> Result<(), StoreError>,
+        on_row: impl FnMut(&Self::Row<'_>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let prepared = statement(&mut self.transaction, self.statements, sql)?;
-        let mut rows = self
-            .transaction
-            .query_raw(&prepared, postgres_params(params))
-            .map_err(StoreError::postgres(action))?;
-        while let Some(row) = rows.next().map_err(StoreError::postgres(action))? {
-            on_row(&row)?;
-        }
-        Ok(())
+        for_each_prepared_row(
+            &mut self.transaction,
+            self.statements,
+            action,
+            sql,
+            params,
+            on_row,
+        )
     }
 }
 
@@ -589,10 +618,7 @@ impl Session for PostgresSnapshot<'_> {
     type Row<'r> = Row;
 
     fn execute(&mut self, action: &str, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
-        let prepared = statement(&mut self.transaction, self.statements, sql)?;
-        self.transaction
-            .execute(&prepared, &postgres_params(params))
-            .map_err(StoreError::postgres(action))
+        execute_prepared(&mut self.transaction, self.statements, action, sql, params)
     }
 
     fn for_each_row(
@@ -600,17 +626,16 @@ impl Session for PostgresSnapshot<'_> {
         action: &str,
         sql: &str,
         params: &[Param<'_>],
-        mut on_row: impl FnMut(&Self::Row<'_>) -> Result<(), StoreError>,
+        on_row: impl FnMut(&Self::Row<'_>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let prepared = statement(&mut self.transaction, self.statements, sql)?;
-        let mut rows = self
-            .transaction
-            .query_raw(&prepared, postgres_params(params))
-            .map_err(StoreError::postgres(action))?;
-        while let Some(row) = rows.next().map_err(StoreError::postgres(action))? {
-            on_row(&row)?;
-        }
-        Ok(())
+        for_each_prepared_row(
+            &mut self.transaction,
+            self.statements,
+            action,
+            sql,
+            params,
+            on_row,
+        )
     }
 }
 
