@@ -147,6 +147,10 @@ struct GenArguments {
     skus: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Also create a Global Administrator token for the generated tenant and print it once (a
+    /// generated tenant other than the server's default one has no token otherwise).
+    #[arg(long)]
+    token: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -289,6 +293,21 @@ fn generate(arguments: GenArguments) -> anyhow::Result<()> {
     store
         .create_tenant_with(&settings, &batch)
         .with_context(|| format!("writing tenant {tenant_id} failed; nothing of it was stored"))?;
+    let token = if arguments.token {
+        let store = std::sync::Arc::new(std::sync::Mutex::new(store));
+        let (_, token) = licensd_runtime::access::create_token(
+            &store,
+            tenant_id,
+            "Tenant administrator",
+            licensd_runtime::access::Role::GlobalAdministrator,
+            None,
+            "licensd gen",
+        )
+        .context("creating the generated tenant's administrator token")?;
+        Some(token)
+    } else {
+        None
+    };
     println!(
         "tenant {tenant_id}: {} users, {} groups, {} products, {} memberships, {} users queued ({:.1} s)",
         summary.users,
@@ -298,5 +317,8 @@ fn generate(arguments: GenArguments) -> anyhow::Result<()> {
         engine.queued_users(),
         started.elapsed().as_secs_f64()
     );
+    if let Some(token) = token {
+        println!("token {token}");
+    }
     Ok(())
 }

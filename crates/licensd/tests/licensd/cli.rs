@@ -181,3 +181,77 @@ fn import_stores_the_users_sign_in_activity_and_leave_dates() {
     );
     assert!(store.user_activity(tenant, user(2)).expect("read").is_none());
 }
+
+#[test]
+fn a_generated_tenant_with_token_is_served_to_that_token() {
+    let database = crate::support::TestDatabase::sqlite();
+    let generate = |seed: &str, token: bool| {
+        let mut arguments = vec![
+            "gen",
+            "--users",
+            "40",
+            "--groups",
+            "4",
+            "--skus",
+            "3",
+            "--seed",
+            seed,
+            "--database-url",
+            &database.url,
+        ];
+        if token {
+            arguments.push("--token");
+        }
+        let output = licensd(&arguments);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).to_string()
+    };
+    // Without --token nothing secret is printed; with it, the token's line.
+    let plain = generate("7", false);
+    assert!(plain.starts_with("tenant "), "{plain}");
+    assert!(!plain.contains("token "), "{plain}");
+    let printed = generate("8", true);
+    let tenant_id = printed
+        .strip_prefix("tenant ")
+        .and_then(|rest| rest.split(':').next())
+        .expect("the tenant's id")
+        .to_string();
+    let token = printed
+        .lines()
+        .find_map(|line| line.strip_prefix("token "))
+        .expect("the token's line")
+        .to_string();
+    let mut server = crate::support::Server::start(&database, "generated", 100);
+    server.wait_until_serving(std::time::Duration::from_secs(60));
+    let log = server.log_text();
+    let address = log
+        .split("licensd is serving address=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the address in the log")
+        .to_string();
+    let output = Command::new(env!("CARGO_BIN_EXE_licensd"))
+        .args(["sku", "list", "--json", "--server", &format!("http://{address}")])
+        .env("LICENSD_TOKEN", &token)
+        .env("HOME", database.directory.path())
+        .output()
+        .expect("run licensd");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let products: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let products = products
+        .get("value")
+        .and_then(|value| value.as_array())
+        .or_else(|| products.as_array())
+        .expect("a list of products")
+        .len();
+    assert_eq!(products, 3, "the generated tenant {tenant_id} holds 3 products");
+    server.stop();
+}
