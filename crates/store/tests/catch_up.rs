@@ -594,9 +594,9 @@ fn a_write_between_the_two_postgres_statements_is_caught_up_at_its_version() {
     loop {
         let waiting: i64 = watcher
             .query_one(
-                // (The start of the second statement: `query` keeps only the first 1 kB.)
+                // (The start of the second statement: `query` keeps only its first 1 kB.)
                 "SELECT count(*) FROM pg_stat_activity
-                 WHERE wait_event_type = 'Lock' AND query LIKE '%AS touched_attributes%'",
+                 WHERE wait_event_type = 'Lock' AND query LIKE 'WITH u AS MATERIALIZED%'",
                 &[],
             )
             .expect("watch the catch-up")

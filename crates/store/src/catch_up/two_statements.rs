@@ -76,14 +76,12 @@ const GROUP_COLUMNS: [(&str, Column); 6] = [
 
 const NO_ORDER: [&str; 4] = ["0", "0", "0", "NULL::uuid"];
 
-/// The parts of the one statement (indexed by the kinds above). The parameters come in through
-/// a materialized one-row `arg` (the tenant key, the touched users and groups, whether to read
-/// the products' plans, the queue, every object's attributes, the touched objects' attributes),
-/// so the planner cannot see their values: a plan made for some values costs what the generic
-/// one does, and PostgreSQL keeps the generic plan after its first five (a custom plan of this
-/// statement takes about 1 ms to make, more than running it). Users and groups are looked up one
-/// index probe per id, and every related row by key (`OFFSET 0` keeps each lateral subquery a
-/// probe per row instead of a join a planner may answer by scanning every group of the tenant).
+/// The parts of the one statement (indexed by the kinds above). `$1` is the tenant key, `$2`
+/// the touched users, `$3` the touched groups, `$4`–`$7` whether to read the products' plans,
+/// the queue, every object's attributes, the touched objects' attributes. Users and groups are
+/// looked up by their unique ids and every related row by key, one index probe each
+/// (`OFFSET 0` keeps each lateral subquery a probe per row instead of a join a planner may
+/// answer by scanning every group of the tenant).
 const PARTS: [Part; 14] = [
     Part {
         columns: &[
@@ -95,7 +93,7 @@ const PARTS: [Part; 14] = [
             ("t.transitive_licensing", Column::Flag),
         ],
         order: NO_ORDER,
-        from: "arg JOIN tenants t ON t.tenant_key = arg.tenant_key",
+        from: "tenants t WHERE t.tenant_key = $1",
     },
     Part {
         columns: &[
@@ -106,7 +104,7 @@ const PARTS: [Part; 14] = [
             ("p.display_name", Column::Text),
         ],
         order: ["p.position", "0", "0", "NULL::uuid"],
-        from: "arg JOIN service_plans p ON p.tenant_key = arg.tenant_key",
+        from: "service_plans p WHERE p.tenant_key = $1",
     },
     Part {
         columns: &[
@@ -119,12 +117,12 @@ const PARTS: [Part; 14] = [
             ("k.capability_status", Column::Text),
         ],
         order: ["k.sku_key", "0", "0", "NULL::uuid"],
-        from: "arg JOIN skus k ON k.tenant_key = arg.tenant_key",
+        from: "skus k WHERE k.tenant_key = $1",
     },
     Part {
         columns: &[("k.sku_key", Column::Int), ("k.plan_id", Column::Id)],
         order: ["k.sku_key", "k.position", "0", "NULL::uuid"],
-        from: "arg JOIN sku_plans k ON k.tenant_key = arg.tenant_key WHERE arg.sku_plans",
+        from: "sku_plans k WHERE k.tenant_key = $1 AND $4::boolean",
     },
     Part {
         columns: &[
@@ -155,9 +153,9 @@ const PARTS: [Part; 14] = [
         order: ["m.user_key", "m.position", "0", "NULL::uuid"],
         from: "u CROSS JOIN LATERAL (
                  SELECT m.user_key, m.group_key, m.since, m.position FROM memberships m
-                 WHERE m.tenant_key = u.tenant_key AND m.user_key = u.user_key OFFSET 0) m
+                 WHERE m.tenant_key = $1 AND m.user_key = u.user_key OFFSET 0) m
                CROSS JOIN LATERAL (
-                 SELECT * FROM groups g WHERE g.tenant_key = u.tenant_key AND g.group_key = m.group_key
+                 SELECT * FROM groups g WHERE g.tenant_key = $1 AND g.group_key = m.group_key
                  OFFSET 0) g",
     },
     Part {
@@ -180,10 +178,10 @@ const PARTS: [Part; 14] = [
         ],
         order: ["s.user_key", "s.sku_key", "s.source_key", "NULL::uuid"],
         from: "u CROSS JOIN LATERAL (
-                 SELECT * FROM license_states s WHERE s.tenant_key = u.tenant_key AND s.user_key = u.user_key
+                 SELECT * FROM license_states s WHERE s.tenant_key = $1 AND s.user_key = u.user_key
                  OFFSET 0) s
                LEFT JOIN LATERAL (
-                 SELECT * FROM groups g WHERE g.tenant_key = u.tenant_key AND g.group_key = s.source_key
+                 SELECT * FROM groups g WHERE g.tenant_key = $1 AND g.group_key = s.source_key
                  OFFSET 0) g ON true",
     },
     Part {
@@ -198,10 +196,9 @@ const PARTS: [Part; 14] = [
             ("n.since", Column::Int),
         ],
         order: NO_ORDER,
-        from: "arg CROSS JOIN LATERAL unnest(arg.groups) AS wanted (id)
-               CROSS JOIN LATERAL (
-                 SELECT * FROM group_nestings n WHERE n.tenant_key = arg.tenant_key
-                   AND (n.group_id = wanted.id OR n.member_group_id = wanted.id) OFFSET 0) n",
+        from: "group_nestings n
+               WHERE n.tenant_key = $1 AND (n.group_id = ANY($3::uuid[])
+                                            OR n.member_group_id = ANY($3::uuid[]))",
     },
     Part {
         columns: &[
@@ -211,7 +208,7 @@ const PARTS: [Part; 14] = [
         ],
         order: ["l.group_key", "l.position", "0", "NULL::uuid"],
         from: "tg CROSS JOIN LATERAL (
-                 SELECT * FROM group_licenses l WHERE l.tenant_key = tg.tenant_key AND l.group_key = tg.group_key
+                 SELECT * FROM group_licenses l WHERE l.tenant_key = $1 AND l.group_key = tg.group_key
                  OFFSET 0) l",
     },
     Part {
@@ -223,7 +220,7 @@ const PARTS: [Part; 14] = [
         ],
         order: ["d.user_key", "d.position", "0", "NULL::uuid"],
         from: "u CROSS JOIN LATERAL (
-                 SELECT * FROM direct_licenses d WHERE d.tenant_key = u.tenant_key AND d.user_key = u.user_key
+                 SELECT * FROM direct_licenses d WHERE d.tenant_key = $1 AND d.user_key = u.user_key
                  OFFSET 0) d",
     },
     Part {
@@ -235,21 +232,19 @@ const PARTS: [Part; 14] = [
             Column::Id,
         )],
         order: ["q.position", "0", "0", "NULL::uuid"],
-        from: "arg JOIN work_queue q ON q.tenant_key = arg.tenant_key WHERE arg.queue",
+        from: "work_queue q WHERE q.tenant_key = $1 AND $5::boolean",
     },
     Part {
         columns: &[("a.object_id", Column::Id), ("a.attributes", Column::Text)],
         order: ["0", "0", "0", "a.object_id"],
-        from: "arg JOIN directory_attributes a ON a.tenant_key = arg.tenant_key WHERE arg.all_attributes",
+        from: "directory_attributes a WHERE a.tenant_key = $1 AND $6::boolean",
     },
     Part {
         columns: &[("a.object_id", Column::Id), ("a.attributes", Column::Text)],
         order: ["0", "0", "0", "a.object_id"],
-        from: "arg CROSS JOIN LATERAL unnest(arg.users || arg.groups) AS wanted (id)
-               CROSS JOIN LATERAL (
-                 SELECT * FROM directory_attributes a
-                 WHERE a.tenant_key = arg.tenant_key AND a.object_id = wanted.id OFFSET 0) a
-               WHERE arg.touched_attributes",
+        from: "directory_attributes a
+               WHERE a.tenant_key = $1 AND $7::boolean
+                 AND (a.object_id = ANY($2::uuid[]) OR a.object_id = ANY($3::uuid[]))",
     },
 ];
 
@@ -310,20 +305,10 @@ fn one_statement() -> &'static OneStatement {
             selects.push(format!("SELECT {} FROM {}", expressions.join(", "), part.from));
         }
         let sql = format!(
-            "WITH arg AS MATERIALIZED (
-                 SELECT $1::bigint AS tenant_key, $2::uuid[] AS users, $3::uuid[] AS groups,
-                        $4::boolean AS sku_plans, $5::boolean AS queue,
-                        $6::boolean AS all_attributes, $7::boolean AS touched_attributes),
-             u AS MATERIALIZED (
-                 SELECT found.* FROM arg CROSS JOIN LATERAL unnest(arg.users) AS wanted (id)
-                 CROSS JOIN LATERAL (
-                   SELECT * FROM users x WHERE x.tenant_key = arg.tenant_key AND x.user_id = wanted.id
-                   OFFSET 0) found),
+            "WITH u AS MATERIALIZED (
+                 SELECT * FROM users WHERE tenant_key = $1 AND user_id = ANY($2::uuid[])),
              tg AS MATERIALIZED (
-                 SELECT found.* FROM arg CROSS JOIN LATERAL unnest(arg.groups) AS wanted (id)
-                 CROSS JOIN LATERAL (
-                   SELECT * FROM groups x WHERE x.tenant_key = arg.tenant_key AND x.group_id = wanted.id
-                   OFFSET 0) found)
+                 SELECT * FROM groups WHERE tenant_key = $1 AND group_id = ANY($3::uuid[]))
              {}
              ORDER BY 1, 2, 3, 4, 5",
             selects.join("\nUNION ALL\n")
@@ -403,14 +388,12 @@ pub(super) fn read_alone_postgres(
     let mut changes: Vec<TenantChange> = Vec::new();
     store.for_each_row_alone(
         "reading the tenant's changes",
-        // The parameters through a materialized row, as in `one_statement`.
-        "WITH arg AS MATERIALIZED (SELECT $1::uuid AS tenant_id, $2::bigint AS after)
-         SELECT t.tenant_key, t.version, c.version, c.settings, c.service_plans, c.queue,
+        "SELECT t.tenant_key, t.version, c.version, c.settings, c.service_plans, c.queue,
                 c.everything, c.skus, c.users, c.groups, c.deleted_users, c.deleted_groups
-         FROM arg
-         JOIN tenants t ON t.tenant_id = arg.tenant_id
+         FROM tenants t
          LEFT JOIN tenant_changes c
-           ON c.tenant_key = t.tenant_key AND c.version > arg.after AND c.version <= t.version
+           ON c.tenant_key = t.tenant_key AND c.version > $2 AND c.version <= t.version
+         WHERE t.tenant_id = $1
          ORDER BY c.version",
         &[&tenant_id, &after_column],
         |row| {
