@@ -386,6 +386,12 @@ fn answer(patch: Result<TenantPatch, String>, version: u64) -> CatchUp {
     }
 }
 
+/// A membership: user key, group key, since.
+type Membership = (i64, i64, u64);
+
+/// A group with its key.
+type KeyedGroup = (i64, GroupImage);
+
 /// A user row with its key.
 struct UserRow {
     key: i64,
@@ -547,7 +553,7 @@ fn group_row(row: &impl ReadRow, first: usize) -> Result<(i64, GroupImage), Stor
 }
 
 /// A membership (user key, group key, since) with its group's row from column 3 on.
-fn membership_row(row: &impl ReadRow) -> Result<((i64, i64, u64), (i64, GroupImage)), StoreError> {
+fn membership_row(row: &impl ReadRow) -> Result<(Membership, KeyedGroup), StoreError> {
     Ok((
         (
             row.integer(0)?,

@@ -81,7 +81,9 @@ const NO_ORDER: [&str; 4] = ["0", "0", "0", "NULL::uuid"];
 /// the queue, every object's attributes, the touched objects' attributes. Users and groups are
 /// looked up by their unique ids and every related row by key, one index probe each
 /// (`OFFSET 0` keeps each lateral subquery a probe per row instead of a join a planner may
-/// answer by scanning every group of the tenant).
+/// answer by scanning every group of the tenant). PostgreSQL plans it for each run's values
+/// (about as long as running it); the generic plans tried instead were slower or JIT-compiled
+/// (`BENCHMARKS.md`, "Catch-up on PostgreSQL in two statements").
 const PARTS: [Part; 14] = [
     Part {
         columns: &[
