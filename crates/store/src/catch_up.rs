@@ -2,7 +2,15 @@
 //! reflects, [`read_catch_up`] returns the [`TenantPatch`] that brings the engine to the stored
 //! version — the current rows of everything the change log (`tenant_changes`) says the writes
 //! since touched — or says that only a full reload can ([`CatchUp::Reload`]). Everything is read
-//! in one snapshot, so the patch is exactly the store at the version it names.
+//! as of one snapshot, so the patch is exactly the store at the version it names.
+//!
+//! On PostgreSQL that takes two statements outside any transaction, one round trip each
+//! (`two_statements.rs`): the tenant's version with the change records since the engine's, then
+//! every row of the patch in one statement (a `UNION ALL` of a part per kind of row), which reads
+//! the tenant's version again — a statement sees one snapshot of its own, so when that version is
+//! still the one the records end at, its rows are the store at that version. When a write came
+//! in between, the catch-up is read again in a snapshot, a statement per kind of row (as SQLite
+//! always does: in process, its statements cost no round trips).
 //!
 //! A full reload is needed when
 //! - the log does not reach back to the version after the engine's (a record is missing), or
@@ -22,13 +30,15 @@
 //! again. With `also` (an instance's own refused write), the touched objects' attributes are read.
 //!
 //! On PostgreSQL a patch takes a fixed number of statements whatever it covers (lists travel as
-//! one parameter); SQLite, in process, runs the per-entity statements once per entity.
+//! one parameter: `uuid[]`, or text in the snapshot's statements); SQLite, in process, runs the
+//! per-entity statements once per entity.
 //!
 //! Rows are decoded by the loader's [`ImageBuilder`], so a patch decodes exactly as a load does.
 
-use licensd_engine::image::{GroupImage, UserImage};
+use licensd_engine::image::{GroupImage, ServicePlanImage, UserImage};
 use licensd_engine::{
-    AttributesPatch, GroupNestingImage, ServicePlanDefinition, TenantPatch, TenantSettings, Uuid,
+    AttributesPatch, GroupNestingImage, ServicePlanDefinition, SkuDefinition, TenantPatch, TenantSettings,
+    Uuid,
 };
 use rustc_hash::FxHashSet;
 
@@ -39,6 +49,8 @@ use crate::load::{logical_time, logical_time_column, plan_number, ImageBuilder, 
 use crate::postgres::PostgresStore;
 use crate::sql::{Database, Param, ReadRow, Session, Transaction};
 use crate::sqlite::SqliteStore;
+
+mod two_statements;
 
 /// What an instance must do to bring its engine from a version to the stored one.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,6 +77,15 @@ pub(crate) trait CatchUpReads: Load {
     /// Starts the catch-up's snapshot: on PostgreSQL with statements prepared once per
     /// connection (one round trip each instead of two); SQLite caches its statements anyway.
     fn begin_catch_up(&mut self) -> Result<Self::Snapshot<'_>, StoreError>;
+
+    /// Reads the catch-up without a snapshot, in fewer round trips, where the backend can
+    /// (PostgreSQL: two statements); `None` to read it in a snapshot instead.
+    fn read_alone(
+        &mut self,
+        tenant_id: Uuid,
+        after: u64,
+        also: Option<&TenantChange>,
+    ) -> Result<Option<CatchUp>, StoreError>;
 }
 
 impl CatchUpReads for PostgresStore {
@@ -75,6 +96,15 @@ impl CatchUpReads for PostgresStore {
     fn begin_catch_up(&mut self) -> Result<Self::Snapshot<'_>, StoreError> {
         self.begin_cached_snapshot("starting to read a catch-up")
     }
+
+    fn read_alone(
+        &mut self,
+        tenant_id: Uuid,
+        after: u64,
+        also: Option<&TenantChange>,
+    ) -> Result<Option<CatchUp>, StoreError> {
+        two_statements::read_alone_postgres(self, tenant_id, after, also)
+    }
 }
 
 impl CatchUpReads for SqliteStore {
@@ -84,6 +114,16 @@ impl CatchUpReads for SqliteStore {
 
     fn begin_catch_up(&mut self) -> Result<Self::Snapshot<'_>, StoreError> {
         self.begin_snapshot("starting to read a catch-up")
+    }
+
+    /// SQLite, in process, reads in its snapshot: its statements cost no round trips.
+    fn read_alone(
+        &mut self,
+        _tenant_id: Uuid,
+        _after: u64,
+        _also: Option<&TenantChange>,
+    ) -> Result<Option<CatchUp>, StoreError> {
+        Ok(None)
     }
 }
 
@@ -179,20 +219,7 @@ fn changes_between(
             Param::Integer(logical_time_column(after, "the version")?),
             Param::Integer(logical_time_column(up_to, "the version")?),
         ],
-        |row| {
-            Ok(TenantChange {
-                version: logical_time(row.integer(0)?, "a change's version")?,
-                settings: row.flag(1)?,
-                service_plans: row.flag(2)?,
-                queue: row.flag(3)?,
-                everything: row.flag(4)?,
-                skus: codec::split_concat_uuids(row.bytes(5)?)?,
-                users: codec::split_concat_uuids(row.bytes(6)?)?,
-                groups: codec::split_concat_uuids(row.bytes(7)?)?,
-                deleted_users: codec::split_concat_uuids(row.bytes(8)?)?,
-                deleted_groups: codec::split_concat_uuids(row.bytes(9)?)?,
-            })
-        },
+        |row| change_row(row, 0),
     )
 }
 
@@ -263,11 +290,57 @@ impl Touched {
     }
 }
 
-/// Reads what brings an engine at `after` to the stored version, in one snapshot (see the
-/// module documentation). `also` names entities to read again even if no write since touched
-/// them (what this instance's engine changed in a write the store then refused); with it, the
-/// answer is a patch even when no write came in between.
+/// Reads what brings an engine at `after` to the stored version (see the module documentation).
+/// `also` names entities to read again even if no write since touched them (what this
+/// instance's engine changed in a write the store then refused); with it, the answer is a patch
+/// even when no write came in between.
+///
+/// PostgreSQL first tries two statements outside a transaction ([`CatchUpReads::read_alone`]);
+/// when a write came in between them, or on SQLite, everything is read in one snapshot.
 pub(crate) fn read_catch_up<D: CatchUpReads>(
+    database: &mut D,
+    tenant_id: Uuid,
+    after: u64,
+    also: Option<&TenantChange>,
+) -> Result<CatchUp, StoreError> {
+    if let Some(answer) = database.read_alone(tenant_id, after, also)? {
+        return Ok(answer);
+    }
+    read_catch_up_in_snapshot(database, tenant_id, after, also)
+}
+
+/// What the change records of `(after, version]` (and `also`) ask for: the entities to read, or
+/// why only a full reload can bring the engine there.
+fn touched_by(
+    after: u64,
+    version: u64,
+    changes: &[TenantChange],
+    also: Option<&TenantChange>,
+) -> Result<Touched, String> {
+    let complete = changes.len() as u64 == version - after
+        && changes
+            .iter()
+            .enumerate()
+            .all(|(index, change)| change.version == after + 1 + index as u64);
+    if !complete {
+        return Err(format!(
+            "the change log no longer reaches back to version {}",
+            after + 1
+        ));
+    }
+    let mut touched = Touched {
+        attributes_of_touched: also.is_some(),
+        ..Touched::default()
+    };
+    for change in changes.iter().chain(also) {
+        touched.add(change)?;
+    }
+    touched.dedup();
+    Ok(touched)
+}
+
+/// The catch-up read in one snapshot, a statement per kind of row (both backends).
+fn read_catch_up_in_snapshot<D: CatchUpReads>(
     database: &mut D,
     tenant_id: Uuid,
     after: u64,
@@ -276,27 +349,14 @@ pub(crate) fn read_catch_up<D: CatchUpReads>(
     let mut snapshot = database.begin_catch_up()?;
     let head = snapshot.query_optional(
         "reading the tenant",
-        "SELECT tenant_key, version, display_name, default_usage_location, self_healing, clock,
-                transitive_licensing
+        "SELECT version, display_name, default_usage_location, self_healing, clock,
+                transitive_licensing, tenant_key
          FROM tenants WHERE tenant_id = $1",
         &[Param::Id(tenant_id)],
-        |row| {
-            Ok(Head {
-                tenant_key: row.integer(0)?,
-                version: logical_time(row.integer(1)?, "the tenant version")?,
-                settings: TenantSettings {
-                    tenant_id,
-                    display_name: row.text(2)?.to_string(),
-                    default_usage_location: codec::parse_optional_country(row.optional_text(3)?)?,
-                    self_healing: row.flag(4)?,
-                    transitive_licensing: row.flag(6)?,
-                },
-                clock: logical_time(row.integer(5)?, "the tenant clock")?,
-            })
-        },
+        |row| Ok((row.integer(6)?, head_row(row, tenant_id)?)),
     )?;
-    let head = head.ok_or(StoreError::UnknownTenant { tenant_id })?;
-    let (tenant_key, version) = (head.tenant_key, head.version);
+    let (tenant_key, head) = head.ok_or(StoreError::UnknownTenant { tenant_id })?;
+    let version = head.version;
     if version < after {
         return Ok(CatchUp::Reload {
             reason: format!("the store is at version {version}, behind the engine's {after}"),
@@ -307,36 +367,30 @@ pub(crate) fn read_catch_up<D: CatchUpReads>(
         return Ok(CatchUp::UpToDate { version });
     }
     let changes = changes_between(&mut snapshot, tenant_key, after, version)?;
-    let complete = changes.len() as u64 == version - after
-        && changes
-            .iter()
-            .enumerate()
-            .all(|(index, change)| change.version == after + 1 + index as u64);
-    if !complete {
-        return Ok(CatchUp::Reload {
-            reason: format!("the change log no longer reaches back to version {}", after + 1),
-        });
-    }
-    let mut touched = Touched {
-        attributes_of_touched: also.is_some(),
-        ..Touched::default()
+    let touched = match touched_by(after, version, &changes, also) {
+        Ok(touched) => touched,
+        Err(reason) => return Ok(CatchUp::Reload { reason }),
     };
-    for change in changes.iter().chain(also) {
-        if let Err(reason) = touched.add(change) {
-            return Ok(CatchUp::Reload { reason });
-        }
-    }
-    touched.dedup();
-    let patch = read_patch::<D>(&mut snapshot, head, &touched)?;
+    let rows = read_patch_rows::<D>(&mut snapshot, tenant_key, &touched)?;
     snapshot.commit("ending the catch-up read")?;
-    Ok(match patch {
+    Ok(answer(assemble_patch(head, &touched, rows)?, version))
+}
+
+fn answer(patch: Result<TenantPatch, String>, version: u64) -> CatchUp {
+    match patch {
         Ok(patch) => CatchUp::Patch {
             patch: Box::new(patch),
             version,
         },
         Err(reason) => CatchUp::Reload { reason },
-    })
+    }
 }
+
+/// A membership: user key, group key, since.
+type Membership = (i64, i64, u64);
+
+/// A group with its key.
+type KeyedGroup = (i64, GroupImage);
 
 /// A user row with its key.
 struct UserRow {
@@ -359,13 +413,129 @@ struct OwnedStateRow {
 
 /// The tenant's row as a catch-up reads it.
 struct Head {
-    tenant_key: i64,
     version: u64,
     settings: TenantSettings,
     clock: u64,
 }
 
-/// A group row.
+/// The rows a patch is made of, as read (by a statement per kind in a snapshot, or by
+/// PostgreSQL's one statement), before the loader's builder decodes them.
+#[derive(Default)]
+struct PatchRows {
+    /// The catalog: every plan (by position) and product (by key), which the states' plan
+    /// bitsets and product keys are decoded with.
+    plans: Vec<(u32, u32, ServicePlanImage)>,
+    skus: Vec<(i64, SkuDefinition)>,
+    /// Every product's plans, read when a write touched products.
+    sku_plans: Vec<(i64, Uuid)>,
+    /// The touched users that exist.
+    users: Vec<UserRow>,
+    /// Their memberships (user, group, since), by user and position.
+    memberships: Vec<(i64, i64, u64)>,
+    /// The groups their memberships and states name.
+    named_groups: Vec<(i64, GroupImage)>,
+    states: Vec<OwnedStateRow>,
+    /// The touched groups that exist.
+    groups: Vec<(i64, GroupImage)>,
+    /// The touched groups' nesting edges, as the group or as the member.
+    nesting_edges: Vec<GroupNestingImage>,
+    /// The touched groups' licenses, by group and position.
+    licenses: Vec<(i64, i64, Vec<Uuid>)>,
+    /// The users' direct licenses, by user and position.
+    direct: Vec<(i64, i64, Vec<Uuid>, u64)>,
+    /// The whole queue, when a write changed it.
+    queue: Option<Vec<Uuid>>,
+    /// Every object's attributes, when a record listed nothing.
+    all_attributes: Option<Vec<(Uuid, String)>>,
+    /// The touched objects' attributes that exist, when asked for.
+    touched_attributes: Vec<(Uuid, String)>,
+}
+
+/// The tenant row: version, display name, default usage location, self-healing, clock,
+/// transitive licensing.
+fn head_row(row: &impl ReadRow, tenant_id: Uuid) -> Result<Head, StoreError> {
+    Ok(Head {
+        version: logical_time(row.integer(0)?, "the tenant version")?,
+        settings: TenantSettings {
+            tenant_id,
+            display_name: row.text(1)?.to_string(),
+            default_usage_location: codec::parse_optional_country(row.optional_text(2)?)?,
+            self_healing: row.flag(3)?,
+            transitive_licensing: row.flag(5)?,
+        },
+        clock: logical_time(row.integer(4)?, "the tenant clock")?,
+    })
+}
+
+/// A change record's columns from `first` on: version, settings, service plans, queue,
+/// everything, products, users, groups, deleted users, deleted groups.
+fn change_row(row: &impl ReadRow, first: usize) -> Result<TenantChange, StoreError> {
+    Ok(TenantChange {
+        version: logical_time(row.integer(first)?, "a change's version")?,
+        settings: row.flag(first + 1)?,
+        service_plans: row.flag(first + 2)?,
+        queue: row.flag(first + 3)?,
+        everything: row.flag(first + 4)?,
+        skus: codec::split_concat_uuids(row.bytes(first + 5)?)?,
+        users: codec::split_concat_uuids(row.bytes(first + 6)?)?,
+        groups: codec::split_concat_uuids(row.bytes(first + 7)?)?,
+        deleted_users: codec::split_concat_uuids(row.bytes(first + 8)?)?,
+        deleted_groups: codec::split_concat_uuids(row.bytes(first + 9)?)?,
+    })
+}
+
+/// A plan: number, position, id, name, display name.
+fn plan_row(row: &impl ReadRow) -> Result<(u32, u32, ServicePlanImage), StoreError> {
+    let plan = ServicePlanImage {
+        definition: ServicePlanDefinition {
+            service_plan_id: row.id(2)?,
+            service_plan_name: row.text(3)?.to_string(),
+            display_name: row.text(4)?.to_string(),
+        },
+        rules: licensd_engine::ServicePlanRules::default(),
+    };
+    Ok((plan_number(row.integer(0)?)?, plan_number(row.integer(1)?)?, plan))
+}
+
+/// A product: key, id, part number, display name, applies to, prepaid units, status.
+fn sku_row(row: &impl ReadRow) -> Result<(i64, SkuDefinition), StoreError> {
+    Ok((
+        row.integer(0)?,
+        SkuDefinition {
+            sku_id: row.id(1)?,
+            sku_part_number: row.text(2)?.to_string(),
+            display_name: row.text(3)?.to_string(),
+            applies_to: codec::parse_applies_to(row.text(4)?)?,
+            service_plans: Vec::new(),
+            prepaid_units: u32::try_from(row.integer(5)?)
+                .map_err(|_| StoreError::corrupt("prepaid units out of range"))?,
+            capability_status: codec::parse_capability_status(row.text(6)?)?,
+        },
+    ))
+}
+
+/// A user: key, id, principal name, display name, usage location, proxy addresses, enabled,
+/// attributes.
+fn user_row(row: &impl ReadRow) -> Result<UserRow, StoreError> {
+    Ok(UserRow {
+        key: row.integer(0)?,
+        image: UserImage {
+            id: row.id(1)?,
+            user_principal_name: row.text(2)?.to_string(),
+            display_name: row.text(3)?.to_string(),
+            usage_location: codec::parse_optional_country(row.optional_text(4)?)?,
+            proxy_addresses: codec::split_proxy_addresses(row.text(5)?)?,
+            account_enabled: row.flag(6)?,
+            attributes: codec::split_user_attributes(row.text(7)?)?,
+            direct_licenses: Vec::new(),
+            memberships: Vec::new(),
+            states: Vec::new(),
+        },
+    })
+}
+
+/// A group row from column `first` on: key, id, display name, licensed since, membership rule,
+/// its state.
 fn group_row(row: &impl ReadRow, first: usize) -> Result<(i64, GroupImage), StoreError> {
     Ok((
         row.integer(first)?,
@@ -382,40 +552,92 @@ fn group_row(row: &impl ReadRow, first: usize) -> Result<(i64, GroupImage), Stor
     ))
 }
 
-fn read_patch<D: CatchUpReads>(
+/// A membership (user key, group key, since) with its group's row from column 3 on.
+fn membership_row(row: &impl ReadRow) -> Result<(Membership, KeyedGroup), StoreError> {
+    Ok((
+        (
+            row.integer(0)?,
+            row.integer(1)?,
+            logical_time(row.integer(2)?, "a membership's since")?,
+        ),
+        group_row(row, 3)?,
+    ))
+}
+
+/// A state (user key, product key, source key, status, cause, disabled plans, granted plans,
+/// since, last updated) with its group's row from column 9 on, if a group assigned it.
+fn state_row(row: &impl ReadRow) -> Result<(OwnedStateRow, Option<(i64, GroupImage)>), StoreError> {
+    let group = match row.optional_integer(9)? {
+        Some(_) => Some(group_row(row, 9)?),
+        None => None,
+    };
+    Ok((
+        OwnedStateRow {
+            user_key: row.integer(0)?,
+            sku_key: row.integer(1)?,
+            source_key: row.integer(2)?,
+            status: row.text(3)?.to_string(),
+            cause: row.optional_bytes(4)?.map(<[u8]>::to_vec),
+            disabled_plans: row.bytes(5)?.to_vec(),
+            granted_plans: row.optional_bytes(6)?.map(<[u8]>::to_vec),
+            since: row.integer(7)?,
+            last_updated: row.integer(8)?,
+        },
+        group,
+    ))
+}
+
+/// A nesting edge: group, member group, since.
+fn nesting_row(row: &impl ReadRow) -> Result<GroupNestingImage, StoreError> {
+    Ok(GroupNestingImage {
+        group_id: row.id(0)?,
+        member_group_id: row.id(1)?,
+        since: logical_time(row.integer(2)?, "a nesting edge's time")?,
+    })
+}
+
+/// A group license: group key, product key, disabled plans.
+fn license_row(row: &impl ReadRow) -> Result<(i64, i64, Vec<Uuid>), StoreError> {
+    Ok((
+        row.integer(0)?,
+        row.integer(1)?,
+        codec::split_uuids(row.text(2)?)?,
+    ))
+}
+
+/// A direct license: user key, product key, disabled plans, since.
+fn direct_row(row: &impl ReadRow) -> Result<(i64, i64, Vec<Uuid>, u64), StoreError> {
+    Ok((
+        row.integer(0)?,
+        row.integer(1)?,
+        codec::split_uuids(row.text(2)?)?,
+        logical_time(row.integer(3)?, "a direct license's since")?,
+    ))
+}
+
+/// Directory attributes: object id, attributes.
+fn attributes_row(row: &impl ReadRow) -> Result<(Uuid, String), StoreError> {
+    Ok((row.id(0)?, row.text(1)?.to_string()))
+}
+
+/// Reads the rows of the patch, a statement per kind (in the caller's snapshot).
+fn read_patch_rows<D: CatchUpReads>(
     session: &mut impl Session,
-    head: Head,
+    tenant_key: i64,
     touched: &Touched,
-) -> Result<Result<TenantPatch, String>, StoreError> {
-    let Head {
-        tenant_key,
-        settings,
-        clock,
-        ..
-    } = head;
+) -> Result<PatchRows, StoreError> {
     let key = [Param::Integer(tenant_key)];
-    let mut builder = ImageBuilder::default();
-    // The catalog: every plan and product (a few hundred rows at most), which the states'
-    // plan bitsets and product keys are decoded with.
+    let mut rows = PatchRows::default();
     session.for_each_row(
         "reading service plans",
         "SELECT plan_number, position, plan_id, name, display_name FROM service_plans
          WHERE tenant_key = $1 ORDER BY position",
         &key,
         |row| {
-            let plan = licensd_engine::image::ServicePlanImage {
-                definition: ServicePlanDefinition {
-                    service_plan_id: row.id(2)?,
-                    service_plan_name: row.text(3)?.to_string(),
-                    display_name: row.text(4)?.to_string(),
-                },
-                rules: licensd_engine::ServicePlanRules::default(),
-            };
-            builder.add_service_plan(plan_number(row.integer(0)?)?, plan_number(row.integer(1)?)?, plan);
+            rows.plans.push(plan_row(row)?);
             Ok(())
         },
     )?;
-    builder.finish_service_plans();
     session.for_each_row(
         "reading products",
         "SELECT sku_key, sku_id, sku_part_number, display_name, applies_to, prepaid_units,
@@ -423,17 +645,7 @@ fn read_patch<D: CatchUpReads>(
          FROM skus WHERE tenant_key = $1 ORDER BY sku_key",
         &key,
         |row| {
-            let sku = licensd_engine::SkuDefinition {
-                sku_id: row.id(1)?,
-                sku_part_number: row.text(2)?.to_string(),
-                display_name: row.text(3)?.to_string(),
-                applies_to: codec::parse_applies_to(row.text(4)?)?,
-                service_plans: Vec::new(),
-                prepaid_units: u32::try_from(row.integer(5)?)
-                    .map_err(|_| StoreError::corrupt("prepaid units out of range"))?,
-                capability_status: codec::parse_capability_status(row.text(6)?)?,
-            };
-            builder.add_sku(row.integer(0)?, sku);
+            rows.skus.push(sku_row(row)?);
             Ok(())
         },
     )?;
@@ -442,11 +654,12 @@ fn read_patch<D: CatchUpReads>(
             "reading the plans of products",
             "SELECT sku_key, plan_id FROM sku_plans WHERE tenant_key = $1 ORDER BY sku_key, position",
             &key,
-            |row| builder.add_sku_plan(row.integer(0)?, row.id(1)?),
+            |row| {
+                rows.sku_plans.push((row.integer(0)?, row.id(1)?));
+                Ok(())
+            },
         )?;
     }
-    // The touched users that exist.
-    let mut users: Vec<UserRow> = Vec::with_capacity(touched.users.len());
     for_each_matching(
         session,
         D::LISTS,
@@ -457,30 +670,14 @@ fn read_patch<D: CatchUpReads>(
         tenant_key,
         Values::Ids(&touched.users),
         |row| {
-            users.push(UserRow {
-                key: row.integer(0)?,
-                image: UserImage {
-                    id: row.id(1)?,
-                    user_principal_name: row.text(2)?.to_string(),
-                    display_name: row.text(3)?.to_string(),
-                    usage_location: codec::parse_optional_country(row.optional_text(4)?)?,
-                    proxy_addresses: codec::split_proxy_addresses(row.text(5)?)?,
-                    account_enabled: row.flag(6)?,
-                    attributes: codec::split_user_attributes(row.text(7)?)?,
-                    direct_licenses: Vec::new(),
-                    memberships: Vec::new(),
-                    states: Vec::new(),
-                },
-            });
+            rows.users.push(user_row(row)?);
             Ok(())
         },
     )?;
-    users.sort_unstable_by_key(|user| user.key);
-    let user_keys: Vec<i64> = users.iter().map(|user| user.key).collect();
-    // Their memberships and states, read before the groups they name.
-    // (Each with the group it names, so that no further read is needed for them.)
-    let mut memberships: Vec<(i64, i64, u64)> = Vec::new();
-    let mut named_groups: Vec<(i64, GroupImage)> = Vec::new();
+    rows.users.sort_unstable_by_key(|user| user.key);
+    let user_keys: Vec<i64> = rows.users.iter().map(|user| user.key).collect();
+    // Their memberships and states, each with the group it names, so that no further read is
+    // needed for them.
     for_each_matching(
         session,
         D::LISTS,
@@ -499,16 +696,12 @@ fn read_patch<D: CatchUpReads>(
         tenant_key,
         Values::Keys(&user_keys),
         |row| {
-            memberships.push((
-                row.integer(0)?,
-                row.integer(1)?,
-                logical_time(row.integer(2)?, "a membership's since")?,
-            ));
-            named_groups.push(group_row(row, 3)?);
+            let (membership, group) = membership_row(row)?;
+            rows.memberships.push(membership);
+            rows.named_groups.push(group);
             Ok(())
         },
     )?;
-    let mut states: Vec<OwnedStateRow> = Vec::new();
     for_each_matching(
         session,
         D::LISTS,
@@ -522,25 +715,12 @@ fn read_patch<D: CatchUpReads>(
         tenant_key,
         Values::Keys(&user_keys),
         |row| {
-            if row.optional_integer(9)?.is_some() {
-                named_groups.push(group_row(row, 9)?);
-            }
-            states.push(OwnedStateRow {
-                user_key: row.integer(0)?,
-                sku_key: row.integer(1)?,
-                source_key: row.integer(2)?,
-                status: row.text(3)?.to_string(),
-                cause: row.optional_bytes(4)?.map(<[u8]>::to_vec),
-                disabled_plans: row.bytes(5)?.to_vec(),
-                granted_plans: row.optional_bytes(6)?.map(<[u8]>::to_vec),
-                since: row.integer(7)?,
-                last_updated: row.integer(8)?,
-            });
+            let (state, group) = state_row(row)?;
+            rows.states.push(state);
+            rows.named_groups.extend(group);
             Ok(())
         },
     )?;
-    // Groups: the touched ones that exist, and those the users' rows name.
-    let mut group_rows: Vec<(i64, GroupImage)> = Vec::new();
     for_each_matching(
         session,
         D::LISTS,
@@ -551,12 +731,10 @@ fn read_patch<D: CatchUpReads>(
         tenant_key,
         Values::Ids(&touched.groups),
         |row| {
-            group_rows.push(group_row(row, 0)?);
+            rows.groups.push(group_row(row, 0)?);
             Ok(())
         },
     )?;
-    // The nesting edges of the touched groups, as the group or as the member.
-    let mut nesting_edges: Vec<GroupNestingImage> = Vec::new();
     for_each_matching(
         session,
         D::LISTS,
@@ -566,16 +744,115 @@ fn read_patch<D: CatchUpReads>(
         tenant_key,
         Values::Ids(&touched.groups),
         |row| {
-            nesting_edges.push(GroupNestingImage {
-                group_id: row.id(0)?,
-                member_group_id: row.id(1)?,
-                since: logical_time(row.integer(2)?, "a nesting edge's time")?,
-            });
+            rows.nesting_edges.push(nesting_row(row)?);
             Ok(())
         },
     )?;
+    let mut touched_keys: Vec<i64> = rows.groups.iter().map(|(key, _)| *key).collect();
+    touched_keys.sort_unstable();
+    touched_keys.dedup();
+    for_each_matching(
+        session,
+        D::LISTS,
+        "reading group licenses",
+        "SELECT group_key, sku_key, disabled_plans, position FROM group_licenses
+         WHERE tenant_key = $1 AND group_key {in} ORDER BY group_key, position",
+        tenant_key,
+        Values::Keys(&touched_keys),
+        |row| {
+            rows.licenses.push(license_row(row)?);
+            Ok(())
+        },
+    )?;
+    for_each_matching(
+        session,
+        D::LISTS,
+        "reading direct licenses",
+        "SELECT user_key, sku_key, disabled_plans, since, position FROM direct_licenses
+         WHERE tenant_key = $1 AND user_key {in} ORDER BY user_key, position",
+        tenant_key,
+        Values::Keys(&user_keys),
+        |row| {
+            rows.direct.push(direct_row(row)?);
+            Ok(())
+        },
+    )?;
+    if touched.queue {
+        rows.queue = Some(session.query_all(
+            "reading the work queue",
+            // A lookup per queued user (not a join, which a planner may answer by scanning
+            // every user of the tenant, however short the queue).
+            "SELECT (SELECT u.user_id FROM users u
+                     WHERE u.tenant_key = q.tenant_key AND u.user_key = q.user_key)
+             FROM work_queue q WHERE q.tenant_key = $1 ORDER BY q.position",
+            &key,
+            |row| row.id(0),
+        )?);
+    }
+    if touched.all_attributes {
+        rows.all_attributes = Some(session.query_all(
+            "reading directory attributes",
+            "SELECT object_id, attributes FROM directory_attributes WHERE tenant_key = $1
+             ORDER BY object_id",
+            &key,
+            |row| attributes_row(row),
+        )?);
+    } else if touched.attributes_of_touched {
+        let objects: Vec<Uuid> = touched.users.iter().chain(&touched.groups).copied().collect();
+        for_each_matching(
+            session,
+            D::LISTS,
+            "reading directory attributes",
+            "SELECT object_id, attributes FROM directory_attributes WHERE tenant_key = $1 AND object_id {in}",
+            tenant_key,
+            Values::Ids(&objects),
+            |row| {
+                rows.touched_attributes.push(attributes_row(row)?);
+                Ok(())
+            },
+        )?;
+    }
+    Ok(rows)
+}
+
+/// Decodes the rows read into the patch (as a load decodes them), or says why only a full
+/// reload can bring the engine there.
+fn assemble_patch(
+    head: Head,
+    touched: &Touched,
+    rows: PatchRows,
+) -> Result<Result<TenantPatch, String>, StoreError> {
+    let Head { settings, clock, .. } = head;
+    let PatchRows {
+        plans,
+        skus,
+        sku_plans,
+        users,
+        memberships,
+        named_groups,
+        states,
+        groups: mut group_rows,
+        mut nesting_edges,
+        licenses,
+        direct,
+        queue,
+        all_attributes,
+        touched_attributes,
+    } = rows;
+    let mut builder = ImageBuilder::default();
+    for (number, position, plan) in plans {
+        builder.add_service_plan(number, position, plan);
+    }
+    builder.finish_service_plans();
+    for (sku_key, sku) in skus {
+        builder.add_sku(sku_key, sku);
+    }
+    for (sku_key, plan_id) in sku_plans {
+        builder.add_sku_plan(sku_key, plan_id)?;
+    }
     nesting_edges.sort_unstable_by_key(|edge| (edge.group_id, edge.since, edge.member_group_id));
     nesting_edges.dedup();
+    // Groups: the touched ones that exist, and those the users' rows name.
     let touched_group_keys: FxHashSet<i64> = group_rows.iter().map(|(key, _)| *key).collect();
     let mut seen = touched_group_keys.clone();
     group_rows.extend(
@@ -588,26 +865,6 @@ fn read_patch<D: CatchUpReads>(
     for (group_key, group) in group_rows {
         builder.add_group(group_key, group);
     }
-    let mut touched_keys: Vec<i64> = touched_group_keys.iter().copied().collect();
-    touched_keys.sort_unstable();
-    let mut licenses: Vec<(i64, i64, Vec<Uuid>)> = Vec::new();
-    for_each_matching(
-        session,
-        D::LISTS,
-        "reading group licenses",
-        "SELECT group_key, sku_key, disabled_plans, position FROM group_licenses
-         WHERE tenant_key = $1 AND group_key {in} ORDER BY group_key, position",
-        tenant_key,
-        Values::Keys(&touched_keys),
-        |row| {
-            licenses.push((
-                row.integer(0)?,
-                row.integer(1)?,
-                codec::split_uuids(row.text(2)?)?,
-            ));
-            Ok(())
-        },
-    )?;
     for (group_key, sku_key, disabled) in licenses {
         builder.add_group_license(group_key, sku_key, disabled)?;
     }
@@ -617,25 +874,6 @@ fn read_patch<D: CatchUpReads>(
         builder.add_user(user.key, user.image);
     }
     builder.finish_users();
-    let mut direct: Vec<(i64, i64, Vec<Uuid>, u64)> = Vec::new();
-    for_each_matching(
-        session,
-        D::LISTS,
-        "reading direct licenses",
-        "SELECT user_key, sku_key, disabled_plans, since, position FROM direct_licenses
-         WHERE tenant_key = $1 AND user_key {in} ORDER BY user_key, position",
-        tenant_key,
-        Values::Keys(&user_keys),
-        |row| {
-            direct.push((
-                row.integer(0)?,
-                row.integer(1)?,
-                codec::split_uuids(row.text(2)?)?,
-                logical_time(row.integer(3)?, "a direct license's since")?,
-            ));
-            Ok(())
-        },
-    )?;
     let (user_keys, users) = builder.take_all_users();
     let mut chunk = UserChunk::new(&user_keys, users);
     for (user_key, sku_key, disabled, since) in direct {
@@ -660,47 +898,17 @@ fn read_patch<D: CatchUpReads>(
             },
         )?;
     }
-    // The queue, whole, when it changed.
-    let queue = if touched.queue {
-        Some(session.query_all(
-            "reading the work queue",
-            // A lookup per queued user (not a join, which a planner may answer by scanning
-            // every user of the tenant, however short the queue).
-            "SELECT (SELECT u.user_id FROM users u
-                     WHERE u.tenant_key = q.tenant_key AND u.user_key = q.user_key)
-             FROM work_queue q WHERE q.tenant_key = $1 ORDER BY q.position",
-            &key,
-            |row| row.id(0),
-        )?)
-    } else {
-        None
-    };
     // Directory attributes: of the touched objects, or all of them.
-    let directory_attributes = if touched.all_attributes {
-        AttributesPatch::All(session.query_all(
-            "reading directory attributes",
-            "SELECT object_id, attributes FROM directory_attributes WHERE tenant_key = $1
-             ORDER BY object_id",
-            &key,
-            |row| Ok((row.id(0)?, row.text(1)?.to_string())),
-        )?)
+    let directory_attributes = if let Some(all) = all_attributes {
+        AttributesPatch::All(all)
     } else if !touched.attributes_of_touched {
         AttributesPatch::Objects(Vec::new())
     } else {
         let objects: Vec<Uuid> = touched.users.iter().chain(&touched.groups).copied().collect();
-        let mut found: Vec<(Uuid, Option<String>)> = Vec::new();
-        for_each_matching(
-            session,
-            D::LISTS,
-            "reading directory attributes",
-            "SELECT object_id, attributes FROM directory_attributes WHERE tenant_key = $1 AND object_id {in}",
-            tenant_key,
-            Values::Ids(&objects),
-            |row| {
-                found.push((row.id(0)?, Some(row.text(1)?.to_string())));
-                Ok(())
-            },
-        )?;
+        let mut found: Vec<(Uuid, Option<String>)> = touched_attributes
+            .into_iter()
+            .map(|(id, attributes)| (id, Some(attributes)))
+            .collect();
         let with: FxHashSet<Uuid> = found.iter().map(|(id, _)| *id).collect();
         found.extend(
             objects

@@ -614,6 +614,38 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    /// Runs a query on its own, outside any transaction (a statement sees one snapshot of its
+    /// own), prepared once per connection: one round trip. Lists travel as arrays (`uuid[]`).
+    pub(crate) fn for_each_row_alone(
+        &mut self,
+        action: &str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        mut on_row: impl FnMut(&Row) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let prepared = match self.statements.get(sql) {
+            Some(prepared) => prepared.clone(),
+            None => {
+                let prepared = self
+                    .client
+                    .prepare(sql)
+                    .map_err(StoreError::postgres("preparing a statement"))?;
+                self.statements.insert(sql.to_string(), prepared.clone());
+                prepared
+            }
+        };
+        let mut rows = self
+            .client
+            .query_raw(&prepared, params.iter().copied())
+            .map_err(StoreError::postgres(action))?;
+        while let Some(row) = rows.next().map_err(StoreError::postgres(action))? {
+            on_row(&row)?;
+        }
+        Ok(())
+    }
+}
+
 impl Session for PostgresSnapshot<'_> {
     type Row<'r> = Row;
 

@@ -537,3 +537,92 @@ fn catching_up_incrementally_equals_a_full_load_sqlite() {
 fn catching_up_incrementally_equals_a_full_load_postgres() {
     check(|| TestDatabase::postgres("catch_up"), 24);
 }
+
+/// On PostgreSQL a catch-up reads the change records, then the patch's rows, in two statements
+/// outside any transaction. A write that commits between the two must not end up in a patch
+/// that names the earlier version: the catch-up is read again (in one snapshot) and names the
+/// later one. The second statement is held up by a lock on a table only it reads
+/// (`group_nestings`) while the writer renames the user the first write touched.
+#[test]
+fn a_write_between_the_two_postgres_statements_is_caught_up_at_its_version() {
+    let Some(database) = TestDatabase::postgres("catch_up_between") else {
+        return;
+    };
+    let mut store = database.open();
+    let mut world = SeedWorld::new(SeedSeats {
+        office_365_e1: 2,
+        office_365_e3: 3,
+        ems_e3: 2,
+        workplace_analytics: 1,
+    })
+    .expect("seed world");
+    let user = world.add_user("adele", Some("NL")).expect("a user");
+    let tenant_id = world.engine.settings().tenant_id;
+    let image = world.engine.to_image();
+    store.create_tenant(&image.settings).expect("create the tenant");
+    let mut version = store
+        .write(tenant_id, &WriteBatch::from_image(image))
+        .expect("store the seed world");
+    let (mut b, b_version) = full_load(&mut store, tenant_id);
+    let mut rename = |name: &str, version: u64| {
+        let outcome = world
+            .apply(Command::UpdateUser {
+                user_id: user,
+                changes: UserChanges {
+                    display_name: Some(name.to_string()),
+                    ..UserChanges::default()
+                },
+            })
+            .expect("rename the user");
+        let mut batch = WriteBatch::from_command_outcome(&outcome);
+        batch.expected_version = Some(version);
+        batch
+    };
+    version = store
+        .write(tenant_id, &rename("First", version))
+        .expect("the first write");
+    let second = rename("Second", version);
+
+    let mut locker = ::postgres::Client::connect(&database.url, ::postgres::NoTls).expect("connect");
+    let mut lock = locker.transaction().expect("begin");
+    lock.batch_execute("LOCK TABLE group_nestings IN ACCESS EXCLUSIVE MODE")
+        .expect("lock the nesting edges");
+    let mut follower = database.open();
+    let catching_up = std::thread::spawn(move || follower.catch_up(tenant_id, b_version, None));
+    let mut watcher = ::postgres::Client::connect(&database.url, ::postgres::NoTls).expect("connect");
+    let started = std::time::Instant::now();
+    loop {
+        let waiting: i64 = watcher
+            .query_one(
+                // (The start of the second statement: `query` keeps only its first 1 kB.)
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE wait_event_type = 'Lock' AND query LIKE 'WITH u AS MATERIALIZED%'",
+                &[],
+            )
+            .expect("watch the catch-up")
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the catch-up's second statement was never held up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let later = store.write(tenant_id, &second).expect("the write in between");
+    lock.commit().expect("release the lock");
+    let caught_up = catching_up
+        .join()
+        .expect("the catch-up thread")
+        .expect("read the catch-up");
+    let CatchUp::Patch { patch, version: to } = caught_up else {
+        panic!("expected a patch, got {caught_up:?}");
+    };
+    assert_eq!(to, later, "the patch names the version its rows are at");
+    b.apply_patch(*patch).expect("apply the patch");
+    let (loaded, loaded_version) = full_load(&mut store, tenant_id);
+    assert_eq!(loaded_version, later);
+    assert_eq!(b.to_image(), loaded.to_image());
+    assert_eq!(b.user_view(user).expect("the user").display_name, "Second");
+}
