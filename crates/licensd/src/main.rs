@@ -17,6 +17,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use licensd_runtime::config::{ConfigFile, ServerConfig};
 
+/// mimalloc instead of glibc's malloc: every request allocates and frees dozens of small objects
+/// (headers, extractors, JSON), and glibc's allocator took a fifth of the read path's CPU.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "licensd",

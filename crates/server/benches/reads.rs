@@ -29,6 +29,11 @@ mod database;
 mod measure;
 
 use database::{BenchDatabase, BenchResult};
+
+/// The `licensd` binary's allocator (`crates/licensd/src/main.rs`): the server measured here
+/// allocates as the one deployed (the bench's clients, in the same process, use it too).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use measure::{env_or, generated_tenant, overview, store_with_token, Figures};
 
 /// `clients` clients send requests until `done` completes; client `k` asks for the addresses
@@ -77,6 +82,20 @@ async fn phase(
         latencies.extend(task.await??);
     }
     Ok(Figures::of(latencies, started.elapsed(), "request"))
+}
+
+/// Reads the server could not answer at once because a change held the tenant's engine (they
+/// waited on a blocking thread), so far.
+fn given_back_queries() -> u64 {
+    licensd_runtime::tenants::QUERIES_GIVEN_BACK.load(Ordering::Relaxed)
+}
+
+/// `n reads waited for the engine (x %)` of a phase.
+fn waited(figures: &Figures, given_back: u64) -> String {
+    format!(
+        "{given_back} reads waited for the engine, {:.1} %",
+        given_back as f64 / figures.count.max(1) as f64 * 100.0
+    )
 }
 
 async fn queued_users(client: &reqwest::Client, base: &str, token: &str) -> BenchResult<u64> {
@@ -169,14 +188,20 @@ async fn main() -> BenchResult<()> {
         }
     };
     let processing = Instant::now();
+    let given_back = given_back_queries();
     let during = phase(Arc::clone(&states), Some(token.clone()), clients, drained).await?;
     println!(
-        "  states while the processor evaluates the tenant     {during}   ({queued_before} queued users evaluated in {:.1} s)",
-        processing.elapsed().as_secs_f64()
+        "  states while the processor evaluates the tenant     {during}   ({queued_before} queued users evaluated in {:.1} s; {})",
+        processing.elapsed().as_secs_f64(),
+        waited(&during, given_back_queries() - given_back)
     );
     let reference = phase(health, None, clients, for_seconds()).await?;
+    let given_back = given_back_queries();
     let idle = phase(states, Some(token.clone()), clients, for_seconds()).await?;
-    println!("  states, queue empty                                 {idle}");
+    println!(
+        "  states, queue empty                                 {idle}   ({})",
+        waited(&idle, given_back_queries() - given_back)
+    );
     println!("  reference: GET /healthz (no token, no lookup)       {reference}");
     println!(
         "  states / reference (requests per second): {:.0} %",

@@ -16,6 +16,7 @@ pub mod filter;
 pub mod patterns;
 pub mod query;
 pub mod reference;
+mod selected;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{Map, Value};
@@ -271,12 +272,11 @@ impl Selection {
     /// Keeps the selected properties of a serialized entity (and its `@odata.type`).
     pub fn apply(&self, value: Value) -> Value {
         match value {
-            Value::Object(object) => Value::Object(
-                object
-                    .into_iter()
-                    .filter(|(key, _)| key.starts_with("@odata.") || self.includes(key))
-                    .collect::<Map<String, Value>>(),
-            ),
+            Value::Object(mut object) => {
+                // In place: the kept entries are not moved into a new map.
+                object.retain(|key, _| key.starts_with("@odata.") || self.includes(key));
+                Value::Object(object)
+            }
             other => other,
         }
     }

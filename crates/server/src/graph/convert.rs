@@ -237,8 +237,9 @@ pub fn user_json(
         assigned_plans: plans,
         license_assignment_states: states.iter().map(wire_state).collect(),
     };
-    let value = serde_json::to_value(user).map_err(|error| ApiError::internal(error.to_string()))?;
-    Ok(selection.apply(value))
+    selection
+        .select(&user)
+        .map_err(|error| ApiError::internal(error.to_string()))
 }
 
 /// A group as Graph shows it, reduced to the selected properties.
@@ -265,8 +266,9 @@ pub fn group_json(
             state: view.license_processing_state.as_str().to_string(),
         },
     };
-    let value = serde_json::to_value(group).map_err(|error| ApiError::internal(error.to_string()))?;
-    Ok(selection.apply(value))
+    selection
+        .select(&group)
+        .map_err(|error| ApiError::internal(error.to_string()))
 }
 
 /// Adds the navigation property `$expand` names (at most [`MAX_EXPANDED_OBJECTS`] objects, as

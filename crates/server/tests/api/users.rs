@@ -14,6 +14,7 @@ on_both_backends!(
     assign_license_refusals_carry_graphs_messages,
     license_details_list_products_with_plan_status,
     reprocess_and_member_of,
+    concurrent_reads_see_every_acknowledged_write,
 );
 
 async fn users_are_created_read_updated_and_deleted(server: &TestServer) {
@@ -539,4 +540,61 @@ async fn reprocess_and_member_of(server: &TestServer) {
         .get(&format!("/v1.0/users/{}/memberOf", uuid::Uuid::new_v4()))
         .await
         .expect_error(404, "Request_ResourceNotFound");
+}
+
+/// Reads of one tenant run side by side (they share the engine) and still reflect every write
+/// of the instance: readers that keep asking for a user while its name is changed again and
+/// again never see a name older than the last change acknowledged before they asked.
+async fn concurrent_reads_see_every_acknowledged_write(server: &TestServer) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let user = server.create_user("reader", Some("US")).await;
+    let acknowledged = Arc::new(AtomicUsize::new(0));
+    let writing = Arc::new(AtomicBool::new(true));
+    let address = server.url(&format!(
+        "/v1.0/users/{user}?$select=displayName,licenseAssignmentStates"
+    ));
+    let readers: Vec<_> = (0..8)
+        .map(|_| {
+            let (client, address) = (server.client.clone(), address.clone());
+            let (acknowledged, writing) = (Arc::clone(&acknowledged), Arc::clone(&writing));
+            tokio::spawn(async move {
+                let mut reads = 0;
+                while writing.load(Ordering::SeqCst) {
+                    let floor = acknowledged.load(Ordering::SeqCst);
+                    let response = client.get(&address).send().await.expect("answered");
+                    assert_eq!(response.status().as_u16(), 200);
+                    let body: serde_json::Value = response.json().await.expect("JSON");
+                    let name = body["displayName"].as_str().expect("a name");
+                    let seen: usize = name.trim_start_matches("name ").parse().unwrap_or(0);
+                    assert!(
+                        seen >= floor,
+                        "read {name:?} after change {floor} was acknowledged"
+                    );
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    for change in 1..=30 {
+        server
+            .patch(
+                &format!("/v1.0/users/{user}"),
+                json!({"displayName": format!("name {change}")}),
+            )
+            .await
+            .expect(204);
+        acknowledged.store(change, Ordering::SeqCst);
+        // Right after the acknowledgement, on the same instance: the change is there.
+        let reply = server.get(&format!("/v1.0/users/{user}")).await.expect(200);
+        assert_eq!(reply.body["displayName"], format!("name {change}"));
+    }
+    writing.store(false, Ordering::SeqCst);
+    let mut reads = 0;
+    for reader in readers {
+        reads += reader.await.expect("a reader");
+    }
+    assert!(reads > 0, "the readers read while the name changed");
 }
