@@ -27,7 +27,7 @@ use licensd_runtime::notifications::ChangeNotifier;
 use licensd_runtime::tenants::{ProcessingSignal, SharedStore};
 use licensd_store::{AttemptResult, Backend, ClaimedDelivery, Store};
 
-use crate::counters::COUNTERS;
+use crate::counters::{GateUse, COUNTERS, GATE};
 use crate::guard::{guarded_client, TargetPolicy};
 use crate::send::{send, SendResult};
 
@@ -112,13 +112,23 @@ pub struct WorkerSettings {
 }
 
 /// Runs `write` on the worker's connection while holding the write gate
-/// ([`WorkerSettings::write_gate`]) on SQLite.
-fn gated<T>(settings: &WorkerSettings, store: &mut Store, write: impl FnOnce(&mut Store) -> T) -> T {
+/// ([`WorkerSettings::write_gate`]) on SQLite; how long it held the gate is counted under
+/// `kind` ([`crate::counters::GATE`]).
+fn gated<T>(
+    settings: &WorkerSettings,
+    store: &mut Store,
+    kind: &GateUse,
+    write: impl FnOnce(&mut Store) -> T,
+) -> T {
     let gate = match (&settings.write_gate, store.backend()) {
         (Some(gate), Backend::Sqlite) => gate.lock().ok(),
         _ => None,
     };
+    let held = Instant::now();
     let result = write(store);
+    if gate.is_some() {
+        kind.record(held.elapsed());
+    }
     drop(gate);
     result
 }
@@ -212,7 +222,7 @@ fn run(
             Some(connection) => connection,
             None => match Store::open(&settings.database_url) {
                 Ok(mut connection) => {
-                    let released = gated(&settings, &mut connection, |connection| {
+                    let released = gated(&settings, &mut connection, &GATE.other, |connection| {
                         connection.release_delivery_leases(&settings.worker_id)
                     });
                     if let Err(error) = released {
@@ -235,12 +245,12 @@ fn run(
                     .delivery_retention
                     .as_millis()
                     .min(i64::MAX as u128) as i64;
-            if let Err(error) = gated(&settings, connection, |connection| {
+            if let Err(error) = gated(&settings, connection, &GATE.other, |connection| {
                 connection.prune_deliveries(cutoff)
             }) {
                 tracing::warn!(%error, "pruning settled deliveries failed");
             }
-            if let Err(error) = gated(&settings, connection, |connection| {
+            if let Err(error) = gated(&settings, connection, &GATE.other, |connection| {
                 connection.prune_change_events()
             }) {
                 tracing::warn!(%error, "pruning delivered change events failed");
@@ -251,7 +261,9 @@ fn run(
         let hold = backlog && last_expansion.elapsed() < EXPANSION_HOLD;
         let expanded = match &settings.changes {
             Some(_) if hold => 0,
-            Some(changes) => match gated(&settings, connection, |connection| changes.expand(connection)) {
+            Some(changes) => match gated(&settings, connection, &GATE.expansion, |connection| {
+                changes.expand(connection)
+            }) {
                 Ok(expanded) => expanded,
                 Err(error) => {
                     tracing::warn!(%error, "expanding change events failed; reconnecting");
@@ -266,7 +278,7 @@ fn run(
             last_expansion = Instant::now();
         }
         let lease = settings.notifications.request_timeout * 2 + Duration::from_secs(5);
-        let claim = gated(&settings, connection, |connection| {
+        let claim = gated(&settings, connection, &GATE.claim, |connection| {
             connection.claim_deliveries(&settings.worker_id, CLAIM_BATCH, lease)
         });
         let mut claimed = match claim {
@@ -388,7 +400,7 @@ fn settle_delivered(
         .iter()
         .map(|(delivery, status)| (delivery.delivery_id, *status))
         .collect();
-    let recorded = gated(settings, store, |store| {
+    let recorded = gated(settings, store, &GATE.settle, |store| {
         store.complete_deliveries(&settings.worker_id, &ids)
     });
     if let Err(error) = &recorded {
@@ -447,7 +459,7 @@ fn settle(
             };
             (
                 DeliveryOutcome::Delivered { status },
-                gated(settings, store, |store| {
+                gated(settings, store, &GATE.settle, |store| {
                     store.complete_delivery(delivery.delivery_id, worker_id, &attempt)
                 }),
             )
@@ -458,7 +470,7 @@ fn settle(
                 status_code: status,
                 error: Some(&error),
             };
-            let recorded = gated(settings, store, |store| {
+            let recorded = gated(settings, store, &GATE.settle, |store| {
                 store.retry_delivery(delivery, worker_id, retry_in, &attempt)
             });
             (
@@ -475,7 +487,7 @@ fn settle(
                 status_code: status,
                 error: Some(&error),
             };
-            let recorded = gated(settings, store, |store| {
+            let recorded = gated(settings, store, &GATE.settle, |store| {
                 store.abandon_delivery(delivery.delivery_id, worker_id, &attempt)
             });
             (DeliveryOutcome::Abandoned { status, error }, recorded)
@@ -485,7 +497,7 @@ fn settle(
                 status_code: None,
                 error: Some(&error),
             };
-            let recorded = gated(settings, store, |store| {
+            let recorded = gated(settings, store, &GATE.settle, |store| {
                 store.abandon_delivery(delivery.delivery_id, worker_id, &attempt)
             });
             (DeliveryOutcome::Abandoned { status: None, error }, recorded)
