@@ -184,7 +184,8 @@ fn cpu_times() -> (Duration, Duration) {
             let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
             let used = ticks(&stat);
             all += used;
-            if name.trim() == "licensd-delivery" {
+            // A thread's name is cut to 15 bytes there.
+            if name.trim() == "licensd-deliver" {
                 worker += used;
             }
         }
