@@ -81,3 +81,76 @@ impl DeliveryCounters {
         }
     }
 }
+
+/// How long the delivery worker held SQLite's write gate ([`crate::WorkerSettings::write_gate`]),
+/// per kind of write: what this process's writers may have waited for. Read by the
+/// notifications bench (where the writers' time goes with 1,000 subscribers).
+#[derive(Debug)]
+pub struct GateUse {
+    pub holds: AtomicU64,
+    pub total_micros: AtomicU64,
+    pub longest_micros: AtomicU64,
+}
+
+impl GateUse {
+    const fn new() -> GateUse {
+        GateUse {
+            holds: AtomicU64::new(0),
+            total_micros: AtomicU64::new(0),
+            longest_micros: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn record(&self, held: std::time::Duration) {
+        let micros = u64::try_from(held.as_micros()).unwrap_or(u64::MAX);
+        self.holds.fetch_add(1, Ordering::Relaxed);
+        self.total_micros.fetch_add(micros, Ordering::Relaxed);
+        self.longest_micros.fetch_max(micros, Ordering::Relaxed);
+    }
+
+    fn reset(&self) {
+        self.holds.store(0, Ordering::Relaxed);
+        self.total_micros.store(0, Ordering::Relaxed);
+        self.longest_micros.store(0, Ordering::Relaxed);
+    }
+}
+
+/// The worker's holds of the write gate, per kind of write.
+#[derive(Debug)]
+pub struct GateCounters {
+    /// Expanding change events into deliveries.
+    pub expansion: GateUse,
+    /// Claiming due deliveries.
+    pub claim: GateUse,
+    /// Recording outcomes (delivered, retried, abandoned).
+    pub settle: GateUse,
+    /// Pruning, releasing leases.
+    pub other: GateUse,
+}
+
+/// The gate counters of this process.
+pub static GATE: GateCounters = GateCounters {
+    expansion: GateUse::new(),
+    claim: GateUse::new(),
+    settle: GateUse::new(),
+    other: GateUse::new(),
+};
+
+impl GateCounters {
+    /// Every kind with its name.
+    pub fn kinds(&self) -> [(&'static str, &GateUse); 4] {
+        [
+            ("expansion", &self.expansion),
+            ("claim", &self.claim),
+            ("settle", &self.settle),
+            ("other", &self.other),
+        ]
+    }
+
+    /// Starts counting again (a bench phase).
+    pub fn reset(&self) {
+        for (_, counters) in self.kinds() {
+            counters.reset();
+        }
+    }
+}

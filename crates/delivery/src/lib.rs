@@ -15,7 +15,7 @@ pub mod observers;
 pub mod send;
 pub mod worker;
 
-pub use counters::{DeliveryCounters, KindCounters, COUNTERS};
+pub use counters::{DeliveryCounters, GateCounters, GateUse, KindCounters, COUNTERS, GATE};
 pub use guard::{guarded_client, TargetError, TargetPolicy};
 pub use observers::{GraphLifecycle, ObserverChain};
 pub use send::{send, validate_endpoint, EndpointValidator, HandshakeError, SendResult, HANDSHAKE_TIMEOUT};

@@ -1,5 +1,7 @@
 //! The delivery worker: a thread that expands change events into deliveries (fan-out at
-//! delivery time, [`ChangeNotifier::expand`]: compact rows without a body), claims due outbox rows
+//! delivery time, [`ChangeNotifier::expand_step`]: compact rows without a body, one short
+//! transaction per step — a range of events fixed with its first chunk, then its deliveries
+//! for [`SUBSCRIPTIONS_PER_CHUNK`] subscriptions at a time on SQLite), claims due outbox rows
 //! (of every tenant), renders the bodies of change notifications from their events
 //! ([`ChangeNotifier::render`]; a delivery that cannot be rendered any more — its subscription
 //! deleted — is given up), sends them concurrently, and settles each — delivered, retried after an exponential backoff (the
@@ -9,9 +11,12 @@
 //! (at most [`IDLE_CHECK`], which also picks up rows other instances wrote or left behind).
 //!
 //! A wide fan-out (1,000 subscribers notified of every write) must not starve the writers:
-//! while the outbox has a backlog and this instance's writers are busy, the worker works at
-//! most [`BUSY_SHARE_PERCENT`] of the time, lets change events gather (fewer, fuller
-//! deliveries) and records a claim's delivered rows in one transaction.
+//! its writes are short (one chunk of an expansion, one claim, one claim's outcomes: each a
+//! transaction of at most ~100 rows, so a writer that arrives meanwhile waits for that, not for
+//! the whole fan-out), and while the outbox has a backlog or an expansion has chunks left and
+//! this instance's writers are busy, the worker works at most [`BUSY_SHARE_PERCENT`] of the
+//! time, lets change events gather (fewer, fuller deliveries) and records a claim's delivered
+//! rows in one transaction.
 //!
 //! At least once: a row is settled only after its answer; a worker that dies holding rows
 //! leaves them to the next claim after their lease (or at once when a worker of the same id
@@ -23,11 +28,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use licensd_runtime::config::NotificationSettings;
-use licensd_runtime::notifications::ChangeNotifier;
+use licensd_runtime::notifications::{
+    ChangeNotifier, SUBSCRIPTIONS_PER_CHUNK, SUBSCRIPTIONS_PER_CHUNK_POSTGRES,
+};
 use licensd_runtime::tenants::{ProcessingSignal, SharedStore};
-use licensd_store::{AttemptResult, Backend, ClaimedDelivery, Store};
+use licensd_store::{AttemptResult, Backend, ClaimedDelivery, ExpansionStep, Store};
 
-use crate::counters::COUNTERS;
+use crate::counters::{GateUse, COUNTERS, GATE};
 use crate::guard::{guarded_client, TargetPolicy};
 use crate::send::{send, SendResult};
 
@@ -112,13 +119,23 @@ pub struct WorkerSettings {
 }
 
 /// Runs `write` on the worker's connection while holding the write gate
-/// ([`WorkerSettings::write_gate`]) on SQLite.
-fn gated<T>(settings: &WorkerSettings, store: &mut Store, write: impl FnOnce(&mut Store) -> T) -> T {
+/// ([`WorkerSettings::write_gate`]) on SQLite; how long it held the gate is counted under
+/// `kind` ([`crate::counters::GATE`]).
+fn gated<T>(
+    settings: &WorkerSettings,
+    store: &mut Store,
+    kind: &GateUse,
+    write: impl FnOnce(&mut Store) -> T,
+) -> T {
     let gate = match (&settings.write_gate, store.backend()) {
         (Some(gate), Backend::Sqlite) => gate.lock().ok(),
         _ => None,
     };
+    let held = Instant::now();
     let result = write(store);
+    if gate.is_some() {
+        kind.record(held.elapsed());
+    }
     drop(gate);
     result
 }
@@ -205,6 +222,8 @@ fn run(
     // were last expanded.
     let mut backlog = false;
     let mut last_expansion = Instant::now();
+    // Whether a range of change events has chunks left to expand.
+    let mut expanding = false;
     while !stop.load(Ordering::SeqCst) {
         let seen = signal.generation();
         let round = Instant::now();
@@ -212,7 +231,7 @@ fn run(
             Some(connection) => connection,
             None => match Store::open(&settings.database_url) {
                 Ok(mut connection) => {
-                    let released = gated(&settings, &mut connection, |connection| {
+                    let released = gated(&settings, &mut connection, &GATE.other, |connection| {
                         connection.release_delivery_leases(&settings.worker_id)
                     });
                     if let Err(error) = released {
@@ -235,24 +254,34 @@ fn run(
                     .delivery_retention
                     .as_millis()
                     .min(i64::MAX as u128) as i64;
-            if let Err(error) = gated(&settings, connection, |connection| {
+            if let Err(error) = gated(&settings, connection, &GATE.other, |connection| {
                 connection.prune_deliveries(cutoff)
             }) {
                 tracing::warn!(%error, "pruning settled deliveries failed");
             }
-            if let Err(error) = gated(&settings, connection, |connection| {
+            if let Err(error) = gated(&settings, connection, &GATE.other, |connection| {
                 connection.prune_change_events()
             }) {
                 tracing::warn!(%error, "pruning delivered change events failed");
             }
         }
-        // Change events first: their deliveries join the outbox (one transaction). While the
-        // outbox has a backlog, events gather a while (fewer, fuller deliveries).
+        // Change events first, one step of their expansion per round (one short transaction:
+        // the deliveries of a range's next chunk of subscriptions, the range fixed first), so
+        // SQLite's write lock is never held for a whole fan-out. While the outbox has a backlog,
+        // events gather a while (fewer, fuller deliveries).
         let hold = backlog && last_expansion.elapsed() < EXPANSION_HOLD;
-        let expanded = match &settings.changes {
-            Some(_) if hold => 0,
-            Some(changes) => match gated(&settings, connection, |connection| changes.expand(connection)) {
-                Ok(expanded) => expanded,
+        let step = match &settings.changes {
+            Some(_) if hold => ExpansionStep::Idle,
+            Some(changes) => match gated(&settings, connection, &GATE.expansion, |connection| {
+                // SQLite: ~100 rows per hold of its one write lock. PostgreSQL's writers do not
+                // wait for the worker's transactions: fewer, larger ones (fewer commits).
+                let chunk = match connection.backend() {
+                    Backend::Sqlite => SUBSCRIPTIONS_PER_CHUNK,
+                    Backend::Postgres => SUBSCRIPTIONS_PER_CHUNK_POSTGRES,
+                };
+                changes.expand_step(connection, chunk)
+            }) {
+                Ok(step) => step,
                 Err(error) => {
                     tracing::warn!(%error, "expanding change events failed; reconnecting");
                     store = None;
@@ -260,13 +289,15 @@ fn run(
                     continue;
                 }
             },
-            None => 0,
+            None => ExpansionStep::Idle,
         };
         if !hold {
             last_expansion = Instant::now();
+            // A range with chunks left (a wide fan-out) until its last chunk is written.
+            expanding = step.more_pending();
         }
         let lease = settings.notifications.request_timeout * 2 + Duration::from_secs(5);
-        let claim = gated(&settings, connection, |connection| {
+        let claim = gated(&settings, connection, &GATE.claim, |connection| {
             connection.claim_deliveries(&settings.worker_id, CLAIM_BATCH, lease)
         });
         let mut claimed = match claim {
@@ -280,8 +311,11 @@ fn run(
         };
         backlog = claimed.len() >= CLAIM_BATCH;
         if claimed.is_empty() {
-            if expanded > 0 {
-                // More events may wait.
+            if step.did_work() {
+                // More events or chunks may wait.
+                if expanding {
+                    yield_to_writers(settings.changes.as_deref(), round.elapsed(), &stop);
+                }
                 continue;
             }
             let wait = match connection.next_delivery_due() {
@@ -345,8 +379,9 @@ fn run(
             }
         }
         settle_delivered(connection, &settings, observer.as_ref(), &delivered);
-        // Only a backlog (a full claim: a wide fan-out) yields; a few deliveries go at once.
-        if backlog {
+        // Only a backlog (a full claim, or chunks of a range left: a wide fan-out) yields; a few
+        // deliveries go at once.
+        if backlog || expanding {
             yield_to_writers(settings.changes.as_deref(), round.elapsed(), &stop);
         }
     }
@@ -388,7 +423,7 @@ fn settle_delivered(
         .iter()
         .map(|(delivery, status)| (delivery.delivery_id, *status))
         .collect();
-    let recorded = gated(settings, store, |store| {
+    let recorded = gated(settings, store, &GATE.settle, |store| {
         store.complete_deliveries(&settings.worker_id, &ids)
     });
     if let Err(error) = &recorded {
@@ -447,7 +482,7 @@ fn settle(
             };
             (
                 DeliveryOutcome::Delivered { status },
-                gated(settings, store, |store| {
+                gated(settings, store, &GATE.settle, |store| {
                     store.complete_delivery(delivery.delivery_id, worker_id, &attempt)
                 }),
             )
@@ -458,7 +493,7 @@ fn settle(
                 status_code: status,
                 error: Some(&error),
             };
-            let recorded = gated(settings, store, |store| {
+            let recorded = gated(settings, store, &GATE.settle, |store| {
                 store.retry_delivery(delivery, worker_id, retry_in, &attempt)
             });
             (
@@ -475,7 +510,7 @@ fn settle(
                 status_code: status,
                 error: Some(&error),
             };
-            let recorded = gated(settings, store, |store| {
+            let recorded = gated(settings, store, &GATE.settle, |store| {
                 store.abandon_delivery(delivery.delivery_id, worker_id, &attempt)
             });
             (DeliveryOutcome::Abandoned { status, error }, recorded)
@@ -485,7 +520,7 @@ fn settle(
                 status_code: None,
                 error: Some(&error),
             };
-            let recorded = gated(settings, store, |store| {
+            let recorded = gated(settings, store, &GATE.settle, |store| {
                 store.abandon_delivery(delivery.delivery_id, worker_id, &attempt)
             });
             (DeliveryOutcome::Abandoned { status: None, error }, recorded)

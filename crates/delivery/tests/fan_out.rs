@@ -3,7 +3,9 @@
 //! own transaction however many subscriptions match (no outbox row yet); the worker, started
 //! only afterwards (as after a `kill -9` between the write and the delivery), expands it — every
 //! matching subscription receives every change, each subscription's deliveries its own outbox
-//! rows (recorded delivered), and a subscription created after a change does not receive it.
+//! rows (recorded delivered), and a subscription created after a change does not receive it;
+//! a worker that dies between two chunks of an expansion leaves the rest to the next one, which
+//! delivers every notification once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -21,7 +23,7 @@ use licensd_runtime::access::Caller;
 use licensd_runtime::config::NotificationSettings;
 use licensd_runtime::notifications::{LifecycleEvent, NotificationRenderer, ObjectChange};
 use licensd_runtime::tenants::{SharedStore, Tenants};
-use licensd_store::{ChangeSubscription, DeliveryStatus, Store};
+use licensd_store::{ChangeSubscription, DeliveryStatus, ExpansionStep, Store};
 use receiver::Receiver;
 use support::TestDatabase;
 
@@ -444,6 +446,116 @@ fn deliveries_expanded_before_a_restart_are_rendered_from_their_events_after_it(
             expected.sort();
             assert_eq!(lines, expected);
         }
+        check.prune_change_events().expect("prune");
+        assert_eq!(check.stored_change_events().expect("stored"), 0);
+    });
+}
+
+#[test]
+fn a_restart_in_the_middle_of_a_chunked_expansion_delivers_every_notification_once() {
+    on_both_backends("fan_out_chunk_restart", |database| {
+        let receiver = Receiver::start();
+        let tenant_id = Uuid::new_v4();
+        database
+            .open()
+            .create_tenant(&TenantSettings::new(tenant_id, "Northwind"))
+            .expect("tenant");
+        let store: SharedStore = Arc::new(Mutex::new(database.open()));
+        let tenants = Arc::new(Tenants::load_all(&store).expect("load"));
+        let notifier = tenants.notifier();
+        notifier.set_renderer(Arc::new(LineRenderer));
+        let now = licensd_runtime::tenants::now().0;
+        let subscribed: Vec<ChangeSubscription> = (0..5)
+            .map(|index| subscription(&receiver.url(&format!("/r{index}")), now - 1_000))
+            .collect();
+        {
+            let mut locked = store.lock().expect("store");
+            for stored in &subscribed {
+                locked
+                    .create_change_subscription(tenant_id, stored, &[])
+                    .expect("subscribe");
+            }
+            notifier.reload(&mut locked, tenant_id).expect("reload");
+        }
+        let runtime = tenants.get(tenant_id).expect("runtime");
+        let users: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
+        for (index, user) in users.iter().enumerate() {
+            runtime
+                .execute(
+                    &store,
+                    Command::CreateUser(NewUser::new(*user, &format!("n{index}@northwind.com"))),
+                    &Caller::background(tenant_id),
+                )
+                .expect("create");
+        }
+        // The range fixed and its first chunk (two of the five subscriptions) expanded, in one
+        // transaction as the worker does, then the process dies.
+        {
+            let mut locked = store.lock().expect("store");
+            assert_eq!(
+                notifier.expand_step(&mut locked, 2).expect("fix and first chunk"),
+                ExpansionStep::Chunk {
+                    fixed_events: 4,
+                    subscriptions: 2,
+                    deliveries: 2,
+                    finished: false
+                }
+            );
+            assert_eq!(locked.pending_change_events().expect("events"), 4);
+            assert_eq!(locked.pending_change_expansions().expect("ranges"), 1);
+            assert_eq!(locked.pending_deliveries().expect("deliveries"), 2);
+        }
+        let worker = DeliveryWorker::start(
+            WorkerSettings {
+                database_url: database.url.clone(),
+                worker_id: "restarted".to_string(),
+                notifications: NotificationSettings::default(),
+                changes: Some(Arc::clone(&notifier)),
+                write_gate: Some(Arc::clone(&store)),
+            },
+            notifier.delivery_signal(),
+            Arc::new(NoObserver),
+        )
+        .expect("worker");
+        let received = receiver.wait_for(5, Duration::from_secs(30));
+        let mut check = database.open();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while check.pending_deliveries().expect("pending") > 0
+            || check.pending_change_expansions().expect("ranges") > 0
+        {
+            assert!(std::time::Instant::now() < deadline, "deliveries still pending");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        worker.stop();
+        for (index, stored) in subscribed.iter().enumerate() {
+            let mut lines: Vec<String> = received
+                .iter()
+                .filter(|request| request.target == format!("/r{index}"))
+                .flat_map(|request| {
+                    request
+                        .body_text()
+                        .lines()
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            lines.sort();
+            let mut expected: Vec<String> = users
+                .iter()
+                .map(|user| format!("{} created {user}", stored.subscription_id))
+                .collect();
+            expected.sort();
+            assert_eq!(lines, expected);
+        }
+        // One delivery per subscription: the restart neither repeated nor skipped one.
+        for stored in &subscribed {
+            let records = check
+                .deliveries(tenant_id, Some(stored.subscription_id), 10)
+                .expect("deliveries");
+            assert_eq!(records.len(), 1, "one delivery of the range per subscription");
+            assert_eq!(records[0].status, DeliveryStatus::Delivered);
+        }
+        assert_eq!(receiver.received().len(), 5, "no delivery was sent twice");
         check.prune_change_events().expect("prune");
         assert_eq!(check.stored_change_events().expect("stored"), 0);
     });

@@ -8,7 +8,8 @@
 //! **Fan-out at delivery time.** A write records what it changed once, as a change event in its
 //! own transaction ([`ChangeNotifier::add_to_batch`]), however many subscriptions match; the
 //! delivery worker expands the events into one compact outbox delivery per matching subscription
-//! ([`ChangeNotifier::expand`], one transaction per expansion), matching each change against the
+//! ([`ChangeNotifier::expand_step`]: a range of events fixed, then its deliveries written for
+//! [`SUBSCRIPTIONS_PER_CHUNK`] subscriptions per short transaction on SQLite), matching each change against the
 //! subscriptions as stored (created before the change, not expired then, not removed): the row
 //! names the range of events and which of the subscription's notifications in them it carries,
 //! and its body is rendered only when it is sent ([`ChangeNotifier::render`]; again for each
@@ -24,8 +25,9 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use licensd_engine::{Command, Uuid};
 use licensd_store::{
-    ChangeEvent, ChangeEventEntry, ChangeSubscription, ClaimedDelivery, EventDelivery, OutboxEntry, Store,
-    StoreError, WriteBatch, OWNER_GRAPH_LIFECYCLE, OWNER_GRAPH_SUBSCRIPTION,
+    ChangeEvent, ChangeEventEntry, ChangeSubscription, ClaimedDelivery, EventDelivery, ExpansionLimits,
+    ExpansionStep, OutboxEntry, Store, StoreError, WriteBatch, OWNER_GRAPH_LIFECYCLE,
+    OWNER_GRAPH_SUBSCRIPTION,
 };
 
 use crate::tenants::ProcessingSignal;
@@ -35,9 +37,23 @@ pub const NOTIFICATIONS_PER_DELIVERY: usize = 1_000;
 /// At most this many changes share one change event (a processing step of many users writes
 /// several).
 pub const CHANGES_PER_EVENT: usize = 1_000;
-/// At most this many change events are expanded in one transaction (their changes share one
-/// delivery per subscription: the more events, the fewer deliveries per write).
-pub const EVENTS_PER_EXPANSION: usize = 64;
+/// At most this many change events are fixed as one range (their changes share one delivery per
+/// subscription: the more events, the fewer deliveries — outbox rows written, claimed and
+/// settled — per write; 1,000 writes that gathered while the worker was busy cost each
+/// subscriber one delivery, not 16).
+pub const EVENTS_PER_EXPANSION: usize = 1_000;
+/// A range also stops at about this many bytes of encoded changes, about
+/// [`NOTIFICATIONS_PER_DELIVERY`] changed objects (a user's change takes 22 bytes, plus one per
+/// event), so a range of large events (a processing step's 1,000 changes each) is one event
+/// and a subscriber's delivery is rendered from at most about a delivery's worth of changes.
+pub const CHANGE_BYTES_PER_RANGE: usize = NOTIFICATIONS_PER_DELIVERY * 23;
+/// A range of events is expanded for this many subscriptions per transaction: with 1,000
+/// subscribers, SQLite's write lock is held for ~100 outbox rows at a time.
+pub const SUBSCRIPTIONS_PER_CHUNK: usize = 100;
+/// On PostgreSQL (no database-wide write lock: writers do not wait for the worker's
+/// transactions, but every commit waits for the disk) a range is expanded for this many
+/// subscriptions per transaction: fewer commits.
+pub const SUBSCRIPTIONS_PER_CHUNK_POSTGRES: usize = 1_000;
 
 /// The kind of a changed object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -482,6 +498,15 @@ fn fan_out(tenant_id: Uuid, stored: &[ChangeSubscription], events: &[ChangeEvent
     deliveries
 }
 
+/// The limits of an expansion step with chunks of `subscriptions`.
+fn expansion_limits(subscriptions: usize) -> ExpansionLimits {
+    ExpansionLimits {
+        events: EVENTS_PER_EXPANSION,
+        change_bytes: CHANGE_BYTES_PER_RANGE,
+        subscriptions,
+    }
+}
+
 /// The changes of `events` that `subscription` wanted when each was made (as [`fan_out`] matched
 /// them: a subscription removed since still gets what was matched before its removal).
 fn changes_for(subscription: &ChangeSubscription, events: &[(i64, Vec<ObjectChange>)]) -> Vec<ObjectChange> {
@@ -575,22 +600,37 @@ impl ChangeNotifier {
         true
     }
 
-    /// Expands up to [`EVENTS_PER_EXPANSION`] recorded change events (of every tenant) into
-    /// deliveries, in one transaction: each change goes to the tenant's subscriptions (as stored)
-    /// that wanted it when it was made; one subscription's changes share deliveries of at most
+    /// Expands every recorded change event (of every tenant) into deliveries, step after step
+    /// ([`ChangeNotifier::expand_step`] with chunks of [`SUBSCRIPTIONS_PER_CHUNK`]) until none
+    /// is left: each change goes to the tenant's subscriptions (as stored) that wanted it when
+    /// it was made; one subscription's changes share deliveries of at most
     /// [`NOTIFICATIONS_PER_DELIVERY`]. Returns how many events were expanded; nothing is done
     /// before the renderer is set.
     pub fn expand(&self, store: &mut Store) -> Result<usize, StoreError> {
-        if self
-            .renderer
+        if !self.has_renderer() {
+            return Ok(0);
+        }
+        store.expand_change_events(&expansion_limits(SUBSCRIPTIONS_PER_CHUNK), &mut fan_out)
+    }
+
+    /// One step of the expansion, one short transaction ([`Store::expand_change_events_step`]):
+    /// the deliveries of the next `chunk` subscriptions of a pending range of events, the range
+    /// first fixed (up to [`EVENTS_PER_EXPANSION`] waiting events and
+    /// [`CHANGE_BYTES_PER_RANGE`]) when none is pending. The delivery worker takes
+    /// one step at a time, so SQLite's write lock is never held for a whole fan-out.
+    pub fn expand_step(&self, store: &mut Store, chunk: usize) -> Result<ExpansionStep, StoreError> {
+        if !self.has_renderer() {
+            return Ok(ExpansionStep::Idle);
+        }
+        store.expand_change_events_step(&expansion_limits(chunk), &mut fan_out)
+    }
+
+    fn has_renderer(&self) -> bool {
+        self.renderer
             .read()
             .ok()
             .and_then(|renderer| renderer.clone())
-            .is_none()
-        {
-            return Ok(0);
-        }
-        store.expand_change_events(EVENTS_PER_EXPANSION, &mut fan_out)
+            .is_some()
     }
 
     /// Renders the bodies of the claimed deliveries of change notifications (those naming

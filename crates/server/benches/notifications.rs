@@ -166,6 +166,55 @@ impl NotificationCount {
     }
 }
 
+/// CPU time (user + system) so far of this process's threads: the delivery worker's thread
+/// (`licensd-delivery`) and all of them, from `/proc/self/task/*/stat` (zero where unreadable).
+fn cpu_times() -> (Duration, Duration) {
+    let ticks = |stat: &str| -> u64 {
+        // The fields after the command name (which is in parentheses and may hold spaces).
+        let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
+        fields.get(11).and_then(|t| t.parse::<u64>().ok()).unwrap_or(0)
+            + fields.get(12).and_then(|t| t.parse::<u64>().ok()).unwrap_or(0)
+    };
+    let (mut worker, mut all) = (0u64, 0u64);
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for task in tasks.flatten() {
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            let used = ticks(&stat);
+            all += used;
+            // A thread's name is cut to 15 bytes there.
+            if name.trim() == "licensd-deliver" {
+                worker += used;
+            }
+        }
+    }
+    // Clock ticks of 10 ms (USER_HZ = 100 on Linux).
+    (
+        Duration::from_millis(worker * 10),
+        Duration::from_millis(all * 10),
+    )
+}
+
+/// The delivery worker's holds of SQLite's write gate since the last reset, one line.
+fn gate_report() -> String {
+    use std::sync::atomic::Ordering;
+    licensd_delivery::GATE
+        .kinds()
+        .iter()
+        .map(|(name, counters)| {
+            format!(
+                "{name} {} holds, {:.1} ms in all, longest {:.2} ms",
+                counters.holds.load(Ordering::Relaxed),
+                counters.total_micros.load(Ordering::Relaxed) as f64 / 1_000.0,
+                counters.longest_micros.load(Ordering::Relaxed) as f64 / 1_000.0
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|text| text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -238,8 +287,13 @@ fn main() -> BenchResult<()> {
     let fan_out_receiver = Receiver::start();
     let everyone: Vec<String> = (0..1_000).map(|_| "users".to_string()).collect();
     subscribe(&small, &fan_out_receiver, &everyone)?;
+    licensd_delivery::GATE.reset();
+    let (worker_cpu_before, all_cpu_before) = cpu_times();
     let fan_out_started = Instant::now();
     let fan_out = writes(&small, 0, writes_count, 6)?;
+    let writes_took = fan_out_started.elapsed();
+    let (worker_cpu_after, all_cpu_after) = cpu_times();
+    let gate_during_writes = gate_report();
     // The worker fans the writes out in the background: wait until every notification is in.
     let expected = writes_count * 1_000;
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -255,6 +309,7 @@ fn main() -> BenchResult<()> {
         );
         std::thread::sleep(Duration::from_millis(50));
     };
+    let gate_until_delivered = gate_report();
     unsubscribe_all(&small)?;
     println!("2. sequential writes with 1,000 subscribers on the tenant:");
     println!("   no subscriber (reference)    {none}");
@@ -274,6 +329,14 @@ fn main() -> BenchResult<()> {
         (fan_out.p50.as_secs_f64() / ((none.p50.as_secs_f64() + none_again.p50.as_secs_f64()) / 2.0) - 1.0)
             * 100.0,
     );
+    println!(
+        "   during the fan-out writes ({:.0} ms): delivery worker CPU {:.0} ms, whole process CPU {:.0} ms",
+        writes_took.as_secs_f64() * 1_000.0,
+        worker_cpu_after.saturating_sub(worker_cpu_before).as_secs_f64() * 1_000.0,
+        all_cpu_after.saturating_sub(all_cpu_before).as_secs_f64() * 1_000.0
+    );
+    println!("   write gate held by the worker during the writes: {gate_during_writes}");
+    println!("   write gate held by the worker until all delivered: {gate_until_delivered}");
     drop(small);
 
     // 3. Reprocess: every user queued, processed in batches, with and without a subscriber.

@@ -63,7 +63,9 @@ pub use crate::alert_digests::{HeldDigest, PendingDigest};
 pub use crate::alerts::{AlertFiring, AlertFormat, AlertRuleRecord};
 pub use crate::batch::{ChangeNotice, StateKey, TenantChange, WriteBatch};
 pub use crate::catch_up::{unwritten_change, CatchUp};
-pub use crate::change_events::{ChangeEvent, ChangeEventEntry, DeliveryEvents, EventDelivery, FanOut};
+pub use crate::change_events::{
+    ChangeEvent, ChangeEventEntry, DeliveryEvents, EventDelivery, ExpansionLimits, ExpansionStep, FanOut,
+};
 pub use crate::change_subscriptions::ChangeSubscription;
 pub use crate::error::StoreError;
 pub use crate::migration::SCHEMA_VERSION;
@@ -318,26 +320,59 @@ impl Store {
         dispatch!(self, store => outbox::pending_count(store))
     }
 
-    /// Expands up to `limit` change events (oldest first, of every tenant) into deliveries, in
-    /// one transaction: per tenant with events, `fan_out(tenant, its change subscriptions, its
-    /// events)` gives the deliveries, which are written to the outbox (due now, without a body:
-    /// each names the tenant's expanded events, rendered when sent) as the events are marked
-    /// expanded; expanded events no pending delivery covers any more are deleted. Returns how
-    /// many events were expanded (0: none was waiting). On PostgreSQL, events another instance
-    /// is expanding are skipped.
+    /// One step of the expansion of change events into deliveries, in one short transaction
+    /// ([`ExpansionStep`]): when a range of events is pending, the deliveries of its next
+    /// `limits.subscriptions` subscriptions — `fan_out(tenant, those subscriptions, the range's events)`, written
+    /// to the outbox due now, without a body (each names the range, rendered when sent) — with
+    /// the range's cursor moved past them (the range deleted after its last chunk, and the
+    /// expanded events nothing reaches any more with it); otherwise waiting events (oldest
+    /// first, of every tenant; at most `limits.events` and `limits.change_bytes` of encoded
+    /// changes) fixed as one range per tenant. A restart between steps
+    /// goes on where the last committed one ended. On PostgreSQL, events and ranges another
+    /// instance is working on are skipped.
+    pub fn expand_change_events_step(
+        &mut self,
+        limits: &ExpansionLimits,
+        fan_out: &mut FanOut<'_>,
+    ) -> Result<ExpansionStep, StoreError> {
+        match self {
+            Store::Sqlite(store) => {
+                change_events::expand_step(store, &change_events::STATEMENTS_SQLITE, limits, fan_out)
+            }
+            Store::Postgres(store) => change_events::expand_step(
+                store.as_mut(),
+                &change_events::STATEMENTS_POSTGRES,
+                limits,
+                fan_out,
+            ),
+        }
+    }
+
+    /// Expands every waiting change event (and finishes every pending range) into deliveries,
+    /// step after step ([`Store::expand_change_events_step`] with `limits`) until nothing is
+    /// left; returns how many events this call
+    /// fixed into ranges (0: none was waiting).
     pub fn expand_change_events(
         &mut self,
-        limit: usize,
+        limits: &ExpansionLimits,
         fan_out: &mut FanOut<'_>,
     ) -> Result<usize, StoreError> {
         match self {
             Store::Sqlite(store) => {
-                change_events::expand(store, change_events::SELECT_SQLITE, limit, fan_out)
+                change_events::expand(store, &change_events::STATEMENTS_SQLITE, limits, fan_out)
             }
-            Store::Postgres(store) => {
-                change_events::expand(store.as_mut(), change_events::SELECT_POSTGRES, limit, fan_out)
-            }
+            Store::Postgres(store) => change_events::expand(
+                store.as_mut(),
+                &change_events::STATEMENTS_POSTGRES,
+                limits,
+                fan_out,
+            ),
         }
+    }
+
+    /// How many ranges of change events are being expanded (fixed, not every chunk written).
+    pub fn pending_change_expansions(&mut self) -> Result<u64, StoreError> {
+        dispatch!(self, store => change_events::pending_expansions(store))
     }
 
     /// How many change events wait for their expansion into deliveries, of every tenant.

@@ -8,7 +8,7 @@ use crate::error::StoreError;
 use crate::sql::{Param, ReadRow, Session, Transaction};
 
 /// The schema version this binary writes: the version of the last migration.
-pub const SCHEMA_VERSION: u64 = 16;
+pub const SCHEMA_VERSION: u64 = 17;
 
 /// One step of the schema, in each backend's SQL.
 pub(crate) struct Migration {
@@ -115,6 +115,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "delivery event ranges",
         sqlite: include_str!("migrations/sqlite/0016_delivery_event_ranges.sql"),
         postgres: include_str!("migrations/postgres/0016_delivery_event_ranges.sql"),
+    },
+    Migration {
+        version: 17,
+        name: "chunked change-event expansions",
+        sqlite: include_str!("migrations/sqlite/0017_chunked_expansions.sql"),
+        postgres: include_str!("migrations/postgres/0017_chunked_expansions.sql"),
     },
 ];
 

@@ -12,14 +12,16 @@ mod support;
 
 use licensd_engine::{TenantSettings, Uuid};
 use licensd_store::{
-    AttemptResult, AuditQuery, ChangeEventEntry, ChangeSubscription, EventDelivery, Store, WriteBatch,
-    OWNER_GRAPH_SUBSCRIPTION,
+    AttemptResult, AuditQuery, ChangeEventEntry, ChangeSubscription, EventDelivery, ExpansionLimits,
+    ExpansionStep, Store, WriteBatch, OWNER_GRAPH_SUBSCRIPTION,
 };
 use support::TestDatabase;
 
 on_both_backends!(
     a_change_event_is_expanded_once_into_the_outbox,
     two_connections_never_expand_the_same_event,
+    a_range_is_expanded_in_chunks_and_a_restart_goes_on_from_its_cursor,
+    a_range_stops_at_its_bytes_of_changes_but_holds_at_least_one_event,
     a_subscription_and_its_audit_record_are_written_together,
 );
 
@@ -78,6 +80,15 @@ fn write_event(store: &mut Store, tenant_id: Uuid, at: i64, changes: &[u8]) {
         .expect("write");
 }
 
+/// Ranges of at most `events` events (whatever their size), chunks of `subscriptions`.
+fn limits(events: usize, subscriptions: usize) -> ExpansionLimits {
+    ExpansionLimits {
+        events,
+        change_bytes: usize::MAX,
+        subscriptions,
+    }
+}
+
 /// One delivery per subscription, of every event.
 fn deliveries_of(
     subscriptions: &[ChangeSubscription],
@@ -116,7 +127,7 @@ fn a_change_event_is_expanded_once_into_the_outbox(database: TestDatabase) {
     type Seen = (Uuid, usize, Vec<Vec<u8>>, Vec<i64>);
     let mut seen: Vec<Seen> = Vec::new();
     let expanded = store
-        .expand_change_events(10, &mut |tenant_id, subscriptions, events| {
+        .expand_change_events(&limits(10, 100), &mut |tenant_id, subscriptions, events| {
             seen.push((
                 tenant_id,
                 subscriptions.len(),
@@ -160,7 +171,7 @@ fn a_change_event_is_expanded_once_into_the_outbox(database: TestDatabase) {
     );
     // Nothing is expanded twice.
     let again = store
-        .expand_change_events(10, &mut |_, _, _| panic!("no event is left"))
+        .expand_change_events(&limits(10, 100), &mut |_, _, _| panic!("no event is left"))
         .expect("expand again");
     assert_eq!(again, 0);
     // Once every delivery is settled, the events are deleted (those after the oldest pending
@@ -207,7 +218,7 @@ fn two_connections_never_expand_the_same_event(database: TestDatabase) {
                 loop {
                     let mut taken = Vec::new();
                     let expanded = store
-                        .expand_change_events(3, &mut |_, subscriptions, events| {
+                        .expand_change_events(&limits(3, 100), &mut |_, subscriptions, events| {
                             taken.extend(events.iter().flat_map(|event| event.changes.clone()));
                             deliveries_of(subscriptions, events)
                         })
@@ -231,6 +242,148 @@ fn two_connections_never_expand_the_same_event(database: TestDatabase) {
         "each event expanded exactly once"
     );
     assert_eq!(store.pending_change_events().expect("count"), 0);
+}
+
+fn a_range_is_expanded_in_chunks_and_a_restart_goes_on_from_its_cursor(database: TestDatabase) {
+    let mut store = database.open();
+    let tenant_id = tenant(&mut store, "Chunked");
+    // Five subscriptions, two created at the same millisecond (the cursor orders by id then).
+    let subscribed: Vec<ChangeSubscription> = [10, 20, 20, 30, 40]
+        .iter()
+        .enumerate()
+        .map(|(index, at)| subscription(&format!("http://127.0.0.1:9/{index}"), *at))
+        .collect();
+    for stored in &subscribed {
+        store
+            .create_change_subscription(tenant_id, stored, &[])
+            .expect("subscribe");
+    }
+    write_event(&mut store, tenant_id, 100, b"one");
+    write_event(&mut store, tenant_id, 101, b"two");
+    let mut given: Vec<Uuid> = Vec::new();
+    let mut fan_out =
+        |_: Uuid, subscriptions: &[ChangeSubscription], events: &[licensd_store::ChangeEvent]| {
+            assert_eq!(events.len(), 2, "every chunk sees the whole range");
+            given.extend(
+                subscriptions
+                    .iter()
+                    .map(|subscription| subscription.subscription_id),
+            );
+            deliveries_of(subscriptions, events)
+        };
+    // The range is fixed and its first chunk of two subscriptions expanded, committed with the
+    // range's cursor: the events still count as pending (not every subscription has its
+    // delivery) and are kept.
+    assert_eq!(
+        store
+            .expand_change_events_step(&limits(10, 2), &mut fan_out)
+            .expect("fix and first chunk"),
+        ExpansionStep::Chunk {
+            fixed_events: 2,
+            subscriptions: 2,
+            deliveries: 2,
+            finished: false
+        }
+    );
+    assert_eq!(store.pending_change_events().expect("events"), 2);
+    assert_eq!(store.pending_change_expansions().expect("ranges"), 1);
+    assert_eq!(store.pending_deliveries().expect("pending"), 2);
+    // Every delivery of the first chunk is settled: the events stay (the range reaches them).
+    let claimed = store
+        .claim_deliveries("worker", 10, std::time::Duration::from_secs(30))
+        .expect("claim");
+    assert_eq!(claimed.len(), 2);
+    let delivered = AttemptResult {
+        status_code: Some(200),
+        error: None,
+    };
+    for delivery in &claimed {
+        assert!(store
+            .complete_delivery(delivery.delivery_id, "worker", &delivered)
+            .expect("complete"));
+    }
+    assert_eq!(store.prune_change_events().expect("prune"), 0);
+    assert_eq!(store.stored_change_events().expect("stored"), 2);
+    // The worker dies here; another connection goes on from the cursor.
+    drop(store);
+    let mut store = database.open();
+    assert_eq!(
+        store
+            .expand_change_events(&limits(10, 2), &mut fan_out)
+            .expect("the rest"),
+        0,
+        "no event was waiting to be fixed"
+    );
+    assert_eq!(store.pending_change_expansions().expect("ranges"), 0);
+    assert_eq!(store.pending_change_events().expect("events"), 0);
+    // Each subscription was given the range exactly once, in the cursor's order.
+    let mut expected = subscribed.clone();
+    expected.sort_by_key(|subscription| (subscription.created_at, subscription.subscription_id));
+    assert_eq!(
+        given,
+        expected
+            .iter()
+            .map(|subscription| subscription.subscription_id)
+            .collect::<Vec<_>>()
+    );
+    let claimed = store
+        .claim_deliveries("worker", 10, std::time::Duration::from_secs(30))
+        .expect("claim the rest");
+    let mut owners: Vec<Uuid> = claimed.iter().map(|delivery| delivery.owner_id).collect();
+    owners.extend(
+        store
+            .deliveries(tenant_id, None, 100)
+            .expect("deliveries")
+            .iter()
+            .filter(|record| record.status == licensd_store::DeliveryStatus::Delivered)
+            .map(|record| record.owner_id),
+    );
+    owners.sort();
+    let mut all: Vec<Uuid> = subscribed
+        .iter()
+        .map(|subscription| subscription.subscription_id)
+        .collect();
+    all.sort();
+    assert_eq!(
+        owners, all,
+        "one delivery per subscription, none lost, none twice"
+    );
+    // Once the last delivery is settled, nothing reaches the events any more.
+    for delivery in &claimed {
+        assert!(store
+            .complete_delivery(delivery.delivery_id, "worker", &delivered)
+            .expect("complete"));
+    }
+    assert_eq!(store.prune_change_events().expect("prune"), 2);
+}
+
+fn a_range_stops_at_its_bytes_of_changes_but_holds_at_least_one_event(database: TestDatabase) {
+    let mut store = database.open();
+    let tenant_id = tenant(&mut store, "Sized");
+    store
+        .create_change_subscription(tenant_id, &subscription("http://127.0.0.1:9/a", 0), &[])
+        .expect("subscribe");
+    write_event(&mut store, tenant_id, 1, &[0; 40]);
+    write_event(&mut store, tenant_id, 2, &[1; 10]);
+    write_event(&mut store, tenant_id, 3, &[2; 10]);
+    write_event(&mut store, tenant_id, 4, &[3; 10]);
+    let sized = ExpansionLimits {
+        events: 100,
+        change_bytes: 25,
+        subscriptions: 100,
+    };
+    let mut ranges: Vec<Vec<u8>> = Vec::new();
+    let mut fan_out =
+        |_: Uuid, subscriptions: &[ChangeSubscription], events: &[licensd_store::ChangeEvent]| {
+            ranges.push(events.iter().map(|event| event.changes[0]).collect());
+            deliveries_of(subscriptions, events)
+        };
+    assert_eq!(
+        store.expand_change_events(&sized, &mut fan_out).expect("expand"),
+        4
+    );
+    // 40 bytes alone (more than 25, but a range holds one event at least), then 10 + 10, then 10.
+    assert_eq!(ranges, vec![vec![0], vec![1, 2], vec![3]]);
 }
 
 fn a_subscription_and_its_audit_record_are_written_together(database: TestDatabase) {
