@@ -124,10 +124,6 @@ pub static FULL_RELOADS: AtomicU64 = AtomicU64::new(0);
 /// the change log (`Store::catch_up` + `Engine::apply_patch`) instead of a full reload.
 pub static INCREMENTAL_CATCH_UPS: AtomicU64 = AtomicU64::new(0);
 
-/// How many processing steps of this process the store refused because another instance wrote
-/// the tenant first (each then evaluated again under the tenant's lock). Exposed for tests.
-pub static PROCESSING_STEP_CONFLICTS: AtomicU64 = AtomicU64::new(0);
-
 /// How many times [`TenantRuntime::catch_up_to`] reads a patch again because the engine moved
 /// (this instance wrote) while it was read, before it falls back to a full reload.
 const CATCH_UP_ATTEMPTS: usize = 4;
@@ -992,37 +988,19 @@ impl TenantRuntime {
     /// therefore see a step's states a few milliseconds before they are committed. If the write
     /// fails, the engine is brought back to the store (the evaluated users are still queued
     /// there and are evaluated again).
-    ///
-    /// Optimistic first, as command writes: no tenant lock in the store (PostgreSQL's
-    /// `pg_advisory_lock`/`pg_advisory_unlock`, two round trips) and no read of the stored version
-    /// before the step. The write expects the engine's version, so a step decided on an engine
-    /// another instance's write left behind is refused and nothing of it is stored; the engine
-    /// then catches up and the step is evaluated again at once, under the tenant's lock from the
-    /// latest stored version. (Other instances' writes reach the engine through the watcher in
-    /// milliseconds, so the refusal is the exception.)
     pub fn process_step(&self, store: &SharedStore, max_users: usize) -> Result<StepReport, ExecuteError> {
         let _order = self.write_order();
-        match self.process_step_in_slices(store, max_users, false) {
-            Err(ExecuteError::Store(StoreError::Conflict { .. })) => {
-                PROCESSING_STEP_CONFLICTS.fetch_add(1, Ordering::Relaxed);
-                self.with_tenant_lock(store, || self.process_step_in_slices(store, max_users, true))
-            }
-            stepped => stepped,
-        }
+        self.with_tenant_lock(store, || self.process_step_in_slices(store, max_users))
     }
 
-    /// One step; `checked`: the engine is first brought up to the stored version (read).
     fn process_step_in_slices(
         &self,
         store: &SharedStore,
         max_users: usize,
-        checked: bool,
     ) -> Result<StepReport, ExecuteError> {
         let (busy_before, alerting, at) = {
             let mut state = self.lock()?;
-            if checked {
-                self.catch_up(&mut state, store)?;
-            }
+            self.catch_up(&mut state, store)?;
             if state.engine.queued_users() == 0 {
                 return Ok(StepReport::default());
             }
@@ -2260,47 +2238,6 @@ mod tests {
         assert_eq!(
             locked.tenant_version(TENANT).expect("version"),
             runtime.version().expect("version")
-        );
-    }
-
-    #[test]
-    fn a_step_decided_on_an_engine_another_writer_left_behind_is_refused_and_done_again() {
-        // Two runtimes of one tenant on one database: two instances. The step takes no lock and
-        // reads no version first; the write's version check refuses the stale step.
-        let (_directory, store, first) = tenant(3);
-        let second = TenantRuntime::load(&store, TENANT).expect("second instance");
-        let reprocess = |number| Command::ReprocessUser {
-            user_id: user(number),
-        };
-        first
-            .execute(&store, reprocess(0), &caller())
-            .expect("queued through the first");
-        second
-            .execute(&store, reprocess(1), &caller())
-            .expect("queued through the second");
-        let stored_before = lock_store(&store)
-            .expect("store")
-            .tenant_version(TENANT)
-            .expect("version");
-        assert!(
-            first.version().expect("version") < stored_before,
-            "the first is behind"
-        );
-        let conflicts = PROCESSING_STEP_CONFLICTS.load(Ordering::Relaxed);
-        let step = first.process_step(&store, 100).expect("stepped");
-        assert!(PROCESSING_STEP_CONFLICTS.load(Ordering::Relaxed) > conflicts);
-        // Done again from the stored state: both queued users, not only the one it knew of.
-        assert_eq!(step.evaluated_users, 2);
-        assert_eq!(step.remaining_users, 0);
-        let mut store_guard = lock_store(&store).expect("store");
-        assert_eq!(store_guard.queue_len(TENANT).expect("queue"), 0);
-        let stored = store_guard.tenant_version(TENANT).expect("version");
-        drop(store_guard);
-        assert_eq!(first.version().expect("version"), stored);
-        let (loaded, _) = load_engine(&store, TENANT).expect("load");
-        assert_eq!(
-            first.read(|engine| engine.to_image()).expect("image"),
-            loaded.to_image()
         );
     }
 
