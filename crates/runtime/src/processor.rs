@@ -45,8 +45,9 @@ pub static LEASE_WRITES: AtomicU64 = AtomicU64::new(0);
 /// steps once per this interval at most over the users of several groups of commands, instead
 /// of once after every group (each step is a commit of its own, taking the write order from the
 /// next group). Bounds how much later a queued user is evaluated while commands keep coming; a
-/// write to an otherwise quiet tenant is processed at once.
-pub const STEP_YIELD_TO_WRITERS: Duration = Duration::from_millis(5);
+/// write to an otherwise quiet tenant is processed at once. Off (0): 5 ms gained on a loaded
+/// machine but cost PostgreSQL 3–18 % on a quiet one (BENCHMARKS.md, branch `h-writes2`).
+pub const STEP_YIELD_TO_WRITERS: Duration = Duration::from_millis(0);
 
 /// How long the watcher waits for a notice before looking at the stop flag again.
 const WATCH_TIMEOUT: Duration = Duration::from_millis(100);
