@@ -45,6 +45,14 @@ impl WriteHealth {
         }
     }
 
+    /// Whether the last write recorded failed (no success since): the processor then writes its
+    /// lease every round, which tells as soon as the database takes writes again.
+    pub fn failing(&self) -> bool {
+        self.last_failure
+            .lock()
+            .map_or(true, |last_failure| last_failure.is_some())
+    }
+
     /// A write failed because of the database (not a refused command).
     pub fn write_failed(&self, error: &str) {
         if let Ok(mut last_failure) = self.last_failure.lock() {

@@ -19,7 +19,7 @@
 //! [`TokenCache`]: a revocation's notice makes it forget the token at once, and each check
 //! re-reads the tokens it remembers first.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -34,6 +34,20 @@ use crate::tenants::{lock_store, ProcessingSignal, SharedStore, Tenants};
 /// How often the watcher compares every tenant's stored version with its engine's, whatever
 /// the notices said: the bound on staleness when a notice is lost.
 pub const VERSION_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How many times this process's processors wrote a processing lease (took or renewed it).
+/// Exposed for tests: a busy processor renews its lease once a third of it has passed, not
+/// before every step.
+pub static LEASE_WRITES: AtomicU64 = AtomicU64::new(0);
+
+/// How long a processor waits, before a step, while the tenant's commands are being written
+/// ([`crate::tenants::TenantRuntime::yield_to_writers`]): with clients writing continuously it
+/// steps once per this interval at most over the users of several groups of commands, instead
+/// of once after every group (each step is a commit of its own, taking the write order from the
+/// next group). Bounds how much later a queued user is evaluated while commands keep coming; a
+/// write to an otherwise quiet tenant is processed at once. Off (0): 5 ms gained on a loaded
+/// machine but cost PostgreSQL 3–18 % on a quiet one (BENCHMARKS.md, branch `h-writes2`).
+pub const STEP_YIELD_TO_WRITERS: Duration = Duration::from_millis(0);
 
 /// How long the watcher waits for a notice before looking at the stop flag again.
 const WATCH_TIMEOUT: Duration = Duration::from_millis(100);
@@ -239,6 +253,9 @@ struct TenantSharing {
     live: Vec<String>,
     refreshed: Option<Instant>,
     held: std::collections::HashSet<licensd_engine::Uuid>,
+    /// When this instance last took or renewed each held lease (by its own clock, read before
+    /// the write, so never later than the database's `expires_at - lease`).
+    leased_at: std::collections::HashMap<licensd_engine::Uuid, Instant>,
 }
 
 impl TenantSharing {
@@ -249,6 +266,34 @@ impl TenantSharing {
             live: Vec::new(),
             refreshed: None,
             held: std::collections::HashSet::new(),
+            leased_at: std::collections::HashMap::new(),
+        }
+    }
+
+    /// Whether this instance's lease on the tenant was taken less than a third of the lease time
+    /// ago: then at least two thirds of it are left and a step need not renew it first (one
+    /// write per step saved while clients write and the processor steps after every group).
+    /// A step's write is still refused if the tenant moved on meanwhile (its expected version),
+    /// and a crashed instance's lease still expires at most one lease time after its last
+    /// renewal, so another instance takes over as soon as before.
+    fn lease_is_fresh(&self, tenant_id: licensd_engine::Uuid) -> bool {
+        self.held.contains(&tenant_id)
+            && self
+                .leased_at
+                .get(&tenant_id)
+                .is_some_and(|at| at.elapsed() < self.refresh_interval())
+    }
+
+    /// The lease was taken (`Some(asked)`, the moment it was asked for) or not.
+    fn leased(&mut self, tenant_id: licensd_engine::Uuid, asked: Option<Instant>) {
+        match asked {
+            Some(at) => {
+                self.held.insert(tenant_id);
+                self.leased_at.insert(tenant_id, at);
+            }
+            None => {
+                self.leased_at.remove(&tenant_id);
+            }
         }
     }
 
@@ -292,6 +337,7 @@ impl TenantSharing {
 
     /// Releases the lease of a tenant another instance now processes, if this one held it.
     fn hand_over(&mut self, store: &SharedStore, tenant_id: licensd_engine::Uuid) {
+        self.leased_at.remove(&tenant_id);
         if !self.held.remove(&tenant_id) {
             return;
         }
@@ -495,17 +541,27 @@ fn run(
                 statistics.processed_elsewhere(tenant_id);
                 continue;
             }
-            let leased = lock_store(&store).and_then(|mut store| {
-                store
-                    .try_acquire_processing_lease(tenant_id, &config.instance_id, config.processing_lease)
-                    .map_err(Into::into)
-            });
-            match leased {
-                // The lease is a write: the database takes writes again.
-                Ok(true) => {
+            // The lease is renewed once a third of it has passed, not before every step; and
+            // every round while writes fail (its success tells the database is back).
+            let leased = if sharing.lease_is_fresh(tenant_id) && !health.failing() {
+                Ok(true)
+            } else {
+                let asked = Instant::now();
+                LEASE_WRITES.fetch_add(1, Ordering::Relaxed);
+                let leased = lock_store(&store).and_then(|mut store| {
+                    store
+                        .try_acquire_processing_lease(tenant_id, &config.instance_id, config.processing_lease)
+                        .map_err(Into::into)
+                });
+                sharing.leased(tenant_id, matches!(leased, Ok(true)).then_some(asked));
+                if matches!(leased, Ok(true)) {
+                    // The lease is a write: the database takes writes again.
                     health.write_succeeded();
-                    sharing.held.insert(tenant_id);
                 }
+                leased
+            };
+            match leased {
+                Ok(true) => {}
                 Ok(false) => {
                     statistics.processed_elsewhere(tenant_id);
                     continue;
@@ -533,7 +589,13 @@ fn run(
                     }
                 },
             };
-            let queued_before = runtime.read(|engine| engine.queued_users()).unwrap_or(0);
+            let mut queued_before = runtime.read(|engine| engine.queued_users()).unwrap_or(0);
+            if queued_before > 0 {
+                // Users to evaluate: let the commands being written go first (a tenant with an
+                // empty queue is not waited for).
+                runtime.yield_to_writers(STEP_YIELD_TO_WRITERS);
+                queued_before = runtime.read(|engine| engine.queued_users()).unwrap_or(0);
+            }
             let step_started = Instant::now();
             statistics.looked(runtime.id, queued_before, step_started);
             match runtime.process_step(&store, config.processing_batch_size) {
@@ -661,6 +723,142 @@ mod tests {
             .engine_snapshot_version(TENANT)
             .expect("snapshot version");
         (snapshot, version)
+    }
+
+    /// The stored expiry of the tenant's processing lease (SQLite, by the database's clock).
+    fn lease_expiry(store: &SharedStore) -> i64 {
+        match &mut *lock_store(store).expect("store") {
+            Store::Sqlite(sqlite) => sqlite
+                .connection()
+                .query_row("SELECT expires_at FROM processing_leases", [], |row| row.get(0))
+                .expect("the lease row"),
+            Store::Postgres(_) => panic!("a SQLite store"),
+        }
+    }
+
+    /// A processor on a stored tenant of five users with a lease of `lease`; waits until it
+    /// holds the lease and has nothing queued. Returns the store, the tenant and the processor.
+    fn processing(
+        directory: &std::path::Path,
+        lease: Duration,
+    ) -> (SharedStore, Arc<crate::tenants::TenantRuntime>, Processor) {
+        let url = format!("sqlite://{}", directory.join("lease.db").display());
+        let mut engine = Engine::new(TenantSettings::new(TENANT, "Contoso"));
+        for number in 0..5u128 {
+            let id = Uuid::from_u128(0x100 + number);
+            engine
+                .apply(
+                    Command::CreateUser(NewUser::new(id, &format!("user{number}@contoso.com"))),
+                    Timestamp(0),
+                )
+                .expect("accepted");
+        }
+        let image = engine.to_image();
+        let mut store = Store::open(&url).expect("open");
+        store.create_tenant(&image.settings).expect("tenant");
+        store
+            .write(TENANT, &WriteBatch::from_image(image))
+            .expect("stored");
+        let store: SharedStore = Arc::new(Mutex::new(store));
+        let tenants = Arc::new(Tenants::load_all(&store).expect("tenants"));
+        let mut config = ServerConfig::defaults(directory);
+        config.database_url = url;
+        config.processing_lease = lease;
+        config.processing_idle_interval = Duration::from_millis(5);
+        let instance = config.instance_id.clone();
+        let runtime = tenants.get(TENANT).expect("tenant runtime");
+        let processor = Processor::start(config, Arc::clone(&store), tenants).expect("start");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while lock_store(&store)
+            .expect("store")
+            .processing_lease_holder(TENANT)
+            .expect("lease")
+            .as_deref()
+            != Some(instance.as_str())
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the processor never took the tenant's lease"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        (store, runtime, processor)
+    }
+
+    /// Queues a user by a command and waits until the processor evaluated it.
+    fn queue_and_wait(store: &SharedStore, runtime: &crate::tenants::TenantRuntime, number: u128) {
+        let caller = crate::access::Caller {
+            tenant_id: TENANT,
+            token_id: None,
+            display_name: "tests".to_string(),
+            role: crate::access::Role::GlobalAdministrator,
+            request_id: String::new(),
+        };
+        runtime
+            .execute(
+                store,
+                Command::ReprocessUser {
+                    user_id: Uuid::from_u128(0x100 + number % 5),
+                },
+                &caller,
+            )
+            .expect("reprocess");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while runtime.has_queued_users().expect("queue") {
+            assert!(
+                Instant::now() < deadline,
+                "the processor did not evaluate the user"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn a_busy_processor_does_not_renew_its_lease_before_every_step() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let (store, runtime, processor) = processing(directory.path(), Duration::from_secs(60));
+        // Right after taking the lease (its first rounds may still be renewing it).
+        std::thread::sleep(Duration::from_millis(50));
+        let before = lease_expiry(&store);
+        for number in 0..20 {
+            queue_and_wait(&store, &runtime, number);
+            // Every step on its own clock millisecond: a renewal would move the expiry.
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert_eq!(
+            lease_expiry(&store),
+            before,
+            "20 steps within a third of the lease wrote the lease again"
+        );
+        processor.stop();
+    }
+
+    #[test]
+    fn a_busy_processor_renews_its_lease_once_a_third_of_it_passed() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let lease = Duration::from_millis(600);
+        let (store, runtime, processor) = processing(directory.path(), lease);
+        let before = lease_expiry(&store);
+        let started = Instant::now();
+        let mut number = 0;
+        // Steps for longer than a third of the lease (and the idle rounds in between).
+        while started.elapsed() < lease / 2 {
+            queue_and_wait(&store, &runtime, number);
+            number += 1;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        let after = lease_expiry(&store);
+        assert!(
+            after > before,
+            "the lease was not renewed after half its time: {before} then {after}"
+        );
+        // Never left to run out: the instance still holds it.
+        assert!(lock_store(&store)
+            .expect("store")
+            .processing_lease_holder(TENANT)
+            .expect("holder")
+            .is_some());
+        processor.stop();
     }
 
     #[test]

@@ -705,14 +705,15 @@ impl WriteTransaction for PostgresWrite<'_> {
         Ok(key)
     }
 
-    /// The advisory lock on the tenant's key, held until the transaction ends.
+    /// The advisory lock on the tenant's key, held until the transaction ends (prepared once
+    /// per connection: one round trip, not a parse and an execute).
     fn lock_tenant(&mut self, tenant_key: i64) -> Result<(), StoreError> {
-        self.transaction
-            .execute(
-                "SELECT pg_advisory_xact_lock($1, $2)",
-                &[&self.lock_class, &lock_object(tenant_key)?],
-            )
-            .map_err(StoreError::postgres("taking the tenant's write lock"))?;
+        let lock_class = self.lock_class;
+        self.execute_native(
+            "taking the tenant's write lock",
+            "SELECT pg_advisory_xact_lock($1, $2)",
+            &[&lock_class, &lock_object(tenant_key)?],
+        )?;
         Ok(())
     }
 
@@ -1355,13 +1356,14 @@ impl WriteTransaction for PostgresWrite<'_> {
         directory::write(&mut self.transaction, tenant_key, batch)
     }
 
+    /// Prepared once per connection, as the lock: one round trip.
     fn announce(&mut self, notice: &ChangeNotice) -> Result<(), StoreError> {
-        self.transaction
-            .execute(
-                "SELECT pg_notify($1, $2)",
-                &[&self.change_channel, &notice.payload()],
-            )
-            .map_err(StoreError::postgres("announcing the write"))?;
+        let channel = self.change_channel.to_string();
+        self.execute_native(
+            "announcing the write",
+            "SELECT pg_notify($1, $2)",
+            &[&channel, &notice.payload()],
+        )?;
         Ok(())
     }
 

@@ -317,7 +317,7 @@ impl SqliteStore {
                 "PRAGMA synchronous = NORMAL;
                  PRAGMA foreign_keys = ON;
                  PRAGMA temp_store = MEMORY;
-                 PRAGMA cache_size = -131072;",
+                 PRAGMA cache_size = -8192;",
             )
             .map_err(StoreError::sqlite("setting connection pragmas"))?;
         connection.set_prepared_statement_cache_capacity(64);

@@ -735,8 +735,9 @@ pub async fn add_member(
 ) -> Result<StatusCode, ApiError> {
     let group_id = parse_object_id(&id)?;
     let member_id = referenced_id(&body.odata_id)?;
+    // Three look-ups: answered on the async thread when the engine is free.
     let member_is_group = tenant
-        .read(move |engine| {
+        .read_entity(move |engine| {
             existing_group(engine, group_id)?;
             if engine.user_view(member_id).is_ok() {
                 return Ok(false);
