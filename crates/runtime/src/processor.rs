@@ -40,15 +40,6 @@ pub const VERSION_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// before every step.
 pub static LEASE_WRITES: AtomicU64 = AtomicU64::new(0);
 
-/// How long a processor waits, before a step, while the tenant's commands are being written
-/// ([`crate::tenants::TenantRuntime::yield_to_writers`]): with clients writing continuously it
-/// steps once per this interval at most over the users of several groups of commands, instead
-/// of once after every group (each step is a commit of its own, taking the write order from the
-/// next group). Bounds how much later a queued user is evaluated while commands keep coming; a
-/// write to an otherwise quiet tenant is processed at once. Off (0): 5 ms gained on a loaded
-/// machine but cost PostgreSQL 3–18 % on a quiet one (BENCHMARKS.md, branch `h-writes2`).
-pub const STEP_YIELD_TO_WRITERS: Duration = Duration::from_millis(0);
-
 /// How long the watcher waits for a notice before looking at the stop flag again.
 const WATCH_TIMEOUT: Duration = Duration::from_millis(100);
 
@@ -589,13 +580,7 @@ fn run(
                     }
                 },
             };
-            let mut queued_before = runtime.read(|engine| engine.queued_users()).unwrap_or(0);
-            if queued_before > 0 {
-                // Users to evaluate: let the commands being written go first (a tenant with an
-                // empty queue is not waited for).
-                runtime.yield_to_writers(STEP_YIELD_TO_WRITERS);
-                queued_before = runtime.read(|engine| engine.queued_users()).unwrap_or(0);
-            }
+            let queued_before = runtime.read(|engine| engine.queued_users()).unwrap_or(0);
             let step_started = Instant::now();
             statistics.looked(runtime.id, queued_before, step_started);
             match runtime.process_step(&store, config.processing_batch_size) {

@@ -413,7 +413,7 @@ impl TenantRuntime {
     pub fn catch_up_to(&self, store: &SharedStore, version: u64) -> Result<bool, ExecuteError> {
         // This instance's own writes are announced to its watcher too (PostgreSQL's `NOTIFY`):
         // when the engine already has the version and is free, nothing to wait for.
-        if let Ok(state) = self.state.try_lock() {
+        if let Ok(state) = self.state.try_read() {
             if state.version >= version {
                 return Ok(false);
             }
@@ -460,25 +460,6 @@ impl TenantRuntime {
         }
         self.replace_engine(&mut state, engine, loaded_version);
         Ok(true)
-    }
-
-    /// Waits, at most `at_most`, while commands of this tenant are being written or wait to be:
-    /// the processor then steps in a gap between groups of commands, and one step (one commit)
-    /// covers the users queued by several groups instead of a step after every group. Returns at
-    /// once when no command is being written.
-    pub fn yield_to_writers(&self, at_most: Duration) {
-        let deadline = std::time::Instant::now() + at_most;
-        let mut writes = self.waiting_writes();
-        while writes.writing || !writes.waiting.is_empty() {
-            let now = std::time::Instant::now();
-            if now >= deadline {
-                break;
-            }
-            writes = match self.written.wait_timeout(writes, deadline - now) {
-                Ok((writes, _)) => writes,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
-        }
     }
 
     /// Whether users of this tenant wait for evaluation.
@@ -2280,37 +2261,6 @@ mod tests {
             locked.tenant_version(TENANT).expect("version"),
             runtime.version().expect("version")
         );
-    }
-
-    #[test]
-    fn the_processor_yields_to_commands_being_written_and_goes_on_when_they_are_done() {
-        let (_directory, _store, runtime) = tenant(1);
-        // No command being written: at once, whatever the bound.
-        let started = std::time::Instant::now();
-        runtime.yield_to_writers(Duration::from_secs(600));
-        assert!(started.elapsed() < Duration::from_secs(60));
-        // A writer's turn taken: the processor waits for it, not for the bound.
-        runtime.waiting_writes().writing = true;
-        std::thread::scope(|scope| {
-            let (done, yielded) = std::sync::mpsc::channel();
-            let runtime = &runtime;
-            scope.spawn(move || {
-                runtime.yield_to_writers(Duration::from_secs(600));
-                done.send(()).expect("announce");
-            });
-            assert!(
-                yielded.recv_timeout(Duration::from_millis(200)).is_err(),
-                "went on while a command was being written"
-            );
-            drop(WriterTurn { runtime });
-            yielded
-                .recv_timeout(Duration::from_secs(60))
-                .expect("went on once the writer's turn ended");
-        });
-        // Commands still writing past the bound: it goes on at the bound.
-        runtime.waiting_writes().writing = true;
-        runtime.yield_to_writers(Duration::from_millis(20));
-        drop(WriterTurn { runtime: &runtime });
     }
 
     #[test]
