@@ -21,7 +21,7 @@ use licensd_delivery::{DeliveryWorker, NoObserver, WorkerSettings};
 use licensd_engine::{Command, NewUser, TenantSettings, UserChanges, Uuid};
 use licensd_runtime::access::Caller;
 use licensd_runtime::config::NotificationSettings;
-use licensd_runtime::notifications::{LifecycleEvent, NotificationRenderer, ObjectChange};
+use licensd_runtime::notifications::{ChangeNotifier, LifecycleEvent, NotificationRenderer, ObjectChange};
 use licensd_runtime::tenants::{SharedStore, Tenants};
 use licensd_store::{ChangeSubscription, DeliveryStatus, ExpansionStep, Store};
 use receiver::Receiver;
@@ -79,6 +79,107 @@ fn subscription(url: &str, created_at: i64) -> ChangeSubscription {
         expires_at: created_at + 3_600_000,
         created_at,
         removed_at: None,
+    }
+}
+
+/// A tenant with `count` subscriptions on `users` (each notified at `/r<index>` of `receiver`)
+/// and four users created through the runtime, each recording a change event.
+struct Subscribed {
+    tenant_id: Uuid,
+    store: SharedStore,
+    notifier: Arc<ChangeNotifier>,
+    subscribed: Vec<ChangeSubscription>,
+    users: Vec<Uuid>,
+}
+
+fn subscribed_tenant(database: &TestDatabase, receiver: &Receiver, count: usize) -> Subscribed {
+    let tenant_id = Uuid::new_v4();
+    database
+        .open()
+        .create_tenant(&TenantSettings::new(tenant_id, "Northwind"))
+        .expect("tenant");
+    let store: SharedStore = Arc::new(Mutex::new(database.open()));
+    let tenants = Arc::new(Tenants::load_all(&store).expect("load"));
+    let notifier = tenants.notifier();
+    notifier.set_renderer(Arc::new(LineRenderer));
+    let now = licensd_runtime::tenants::now().0;
+    let subscribed: Vec<ChangeSubscription> = (0..count)
+        .map(|index| subscription(&receiver.url(&format!("/r{index}")), now - 1_000))
+        .collect();
+    {
+        let mut locked = store.lock().expect("store");
+        for stored in &subscribed {
+            locked
+                .create_change_subscription(tenant_id, stored, &[])
+                .expect("subscribe");
+        }
+        notifier.reload(&mut locked, tenant_id).expect("reload");
+    }
+    let runtime = tenants.get(tenant_id).expect("runtime");
+    let users: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
+    for (index, user) in users.iter().enumerate() {
+        runtime
+            .execute(
+                &store,
+                Command::CreateUser(NewUser::new(*user, &format!("n{index}@northwind.com"))),
+                &Caller::background(tenant_id),
+            )
+            .expect("create");
+    }
+    Subscribed {
+        tenant_id,
+        store,
+        notifier,
+        subscribed,
+        users,
+    }
+}
+
+/// A delivery worker started after a "restart" on the same database and notifier.
+fn restarted_worker(
+    database: &TestDatabase,
+    store: &SharedStore,
+    notifier: &Arc<ChangeNotifier>,
+) -> DeliveryWorker {
+    DeliveryWorker::start(
+        WorkerSettings {
+            database_url: database.url.clone(),
+            worker_id: "restarted".to_string(),
+            notifications: NotificationSettings::default(),
+            changes: Some(Arc::clone(notifier)),
+            write_gate: Some(Arc::clone(store)),
+        },
+        notifier.delivery_signal(),
+        Arc::new(NoObserver),
+    )
+    .expect("worker")
+}
+
+/// Each subscription's endpoint received exactly one `created` line per user, none other.
+fn assert_each_received_its_users(
+    received: &[receiver::Received],
+    subscribed: &[ChangeSubscription],
+    users: &[Uuid],
+) {
+    for (index, stored) in subscribed.iter().enumerate() {
+        let mut lines: Vec<String> = received
+            .iter()
+            .filter(|request| request.target == format!("/r{index}"))
+            .flat_map(|request| {
+                request
+                    .body_text()
+                    .lines()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        lines.sort();
+        let mut expected: Vec<String> = users
+            .iter()
+            .map(|user| format!("{} created {user}", stored.subscription_id))
+            .collect();
+        expected.sort();
+        assert_eq!(lines, expected);
     }
 }
 
@@ -365,39 +466,13 @@ fn a_failing_endpoint_does_not_hold_back_another_subscription_and_its_retry_is_r
 fn deliveries_expanded_before_a_restart_are_rendered_from_their_events_after_it() {
     on_both_backends("fan_out_restart", |database| {
         let receiver = Receiver::start();
-        let tenant_id = Uuid::new_v4();
-        database
-            .open()
-            .create_tenant(&TenantSettings::new(tenant_id, "Northwind"))
-            .expect("tenant");
-        let store: SharedStore = Arc::new(Mutex::new(database.open()));
-        let tenants = Arc::new(Tenants::load_all(&store).expect("load"));
-        let notifier = tenants.notifier();
-        notifier.set_renderer(Arc::new(LineRenderer));
-        let now = licensd_runtime::tenants::now().0;
-        let subscribed: Vec<ChangeSubscription> = (0..3)
-            .map(|index| subscription(&receiver.url(&format!("/r{index}")), now - 1_000))
-            .collect();
-        {
-            let mut locked = store.lock().expect("store");
-            for stored in &subscribed {
-                locked
-                    .create_change_subscription(tenant_id, stored, &[])
-                    .expect("subscribe");
-            }
-            notifier.reload(&mut locked, tenant_id).expect("reload");
-        }
-        let runtime = tenants.get(tenant_id).expect("runtime");
-        let users: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
-        for (index, user) in users.iter().enumerate() {
-            runtime
-                .execute(
-                    &store,
-                    Command::CreateUser(NewUser::new(*user, &format!("n{index}@northwind.com"))),
-                    &Caller::background(tenant_id),
-                )
-                .expect("create");
-        }
+        let Subscribed {
+            store,
+            notifier,
+            subscribed,
+            users,
+            ..
+        } = subscribed_tenant(database, &receiver, 3);
         // Expanded (as a worker does before it claims), then the process dies.
         {
             let mut locked = store.lock().expect("store");
@@ -406,18 +481,7 @@ fn deliveries_expanded_before_a_restart_are_rendered_from_their_events_after_it(
             assert_eq!(locked.pending_deliveries().expect("deliveries"), 3);
             assert_eq!(locked.stored_change_events().expect("stored"), 4);
         }
-        let worker = DeliveryWorker::start(
-            WorkerSettings {
-                database_url: database.url.clone(),
-                worker_id: "restarted".to_string(),
-                notifications: NotificationSettings::default(),
-                changes: Some(Arc::clone(&notifier)),
-                write_gate: Some(Arc::clone(&store)),
-            },
-            notifier.delivery_signal(),
-            Arc::new(NoObserver),
-        )
-        .expect("worker");
+        let worker = restarted_worker(database, &store, &notifier);
         let received = receiver.wait_for(3, Duration::from_secs(30));
         let mut check = database.open();
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -426,26 +490,7 @@ fn deliveries_expanded_before_a_restart_are_rendered_from_their_events_after_it(
             std::thread::sleep(Duration::from_millis(20));
         }
         worker.stop();
-        for (index, stored) in subscribed.iter().enumerate() {
-            let mut lines: Vec<String> = received
-                .iter()
-                .filter(|request| request.target == format!("/r{index}"))
-                .flat_map(|request| {
-                    request
-                        .body_text()
-                        .lines()
-                        .map(str::to_string)
-                        .collect::<Vec<_>>()
-                })
-                .collect();
-            lines.sort();
-            let mut expected: Vec<String> = users
-                .iter()
-                .map(|user| format!("{} created {user}", stored.subscription_id))
-                .collect();
-            expected.sort();
-            assert_eq!(lines, expected);
-        }
+        assert_each_received_its_users(&received, &subscribed, &users);
         check.prune_change_events().expect("prune");
         assert_eq!(check.stored_change_events().expect("stored"), 0);
     });
@@ -455,39 +500,13 @@ fn deliveries_expanded_before_a_restart_are_rendered_from_their_events_after_it(
 fn a_restart_in_the_middle_of_a_chunked_expansion_delivers_every_notification_once() {
     on_both_backends("fan_out_chunk_restart", |database| {
         let receiver = Receiver::start();
-        let tenant_id = Uuid::new_v4();
-        database
-            .open()
-            .create_tenant(&TenantSettings::new(tenant_id, "Northwind"))
-            .expect("tenant");
-        let store: SharedStore = Arc::new(Mutex::new(database.open()));
-        let tenants = Arc::new(Tenants::load_all(&store).expect("load"));
-        let notifier = tenants.notifier();
-        notifier.set_renderer(Arc::new(LineRenderer));
-        let now = licensd_runtime::tenants::now().0;
-        let subscribed: Vec<ChangeSubscription> = (0..5)
-            .map(|index| subscription(&receiver.url(&format!("/r{index}")), now - 1_000))
-            .collect();
-        {
-            let mut locked = store.lock().expect("store");
-            for stored in &subscribed {
-                locked
-                    .create_change_subscription(tenant_id, stored, &[])
-                    .expect("subscribe");
-            }
-            notifier.reload(&mut locked, tenant_id).expect("reload");
-        }
-        let runtime = tenants.get(tenant_id).expect("runtime");
-        let users: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
-        for (index, user) in users.iter().enumerate() {
-            runtime
-                .execute(
-                    &store,
-                    Command::CreateUser(NewUser::new(*user, &format!("n{index}@northwind.com"))),
-                    &Caller::background(tenant_id),
-                )
-                .expect("create");
-        }
+        let Subscribed {
+            tenant_id,
+            store,
+            notifier,
+            subscribed,
+            users,
+        } = subscribed_tenant(database, &receiver, 5);
         // The range fixed and its first chunk (two of the five subscriptions) expanded, in one
         // transaction as the worker does, then the process dies.
         {
@@ -505,18 +524,7 @@ fn a_restart_in_the_middle_of_a_chunked_expansion_delivers_every_notification_on
             assert_eq!(locked.pending_change_expansions().expect("ranges"), 1);
             assert_eq!(locked.pending_deliveries().expect("deliveries"), 2);
         }
-        let worker = DeliveryWorker::start(
-            WorkerSettings {
-                database_url: database.url.clone(),
-                worker_id: "restarted".to_string(),
-                notifications: NotificationSettings::default(),
-                changes: Some(Arc::clone(&notifier)),
-                write_gate: Some(Arc::clone(&store)),
-            },
-            notifier.delivery_signal(),
-            Arc::new(NoObserver),
-        )
-        .expect("worker");
+        let worker = restarted_worker(database, &store, &notifier);
         let received = receiver.wait_for(5, Duration::from_secs(30));
         let mut check = database.open();
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -527,26 +535,7 @@ fn a_restart_in_the_middle_of_a_chunked_expansion_delivers_every_notification_on
             std::thread::sleep(Duration::from_millis(20));
         }
         worker.stop();
-        for (index, stored) in subscribed.iter().enumerate() {
-            let mut lines: Vec<String> = received
-                .iter()
-                .filter(|request| request.target == format!("/r{index}"))
-                .flat_map(|request| {
-                    request
-                        .body_text()
-                        .lines()
-                        .map(str::to_string)
-                        .collect::<Vec<_>>()
-                })
-                .collect();
-            lines.sort();
-            let mut expected: Vec<String> = users
-                .iter()
-                .map(|user| format!("{} created {user}", stored.subscription_id))
-                .collect();
-            expected.sort();
-            assert_eq!(lines, expected);
-        }
+        assert_each_received_its_users(&received, &subscribed, &users);
         // One delivery per subscription: the restart neither repeated nor skipped one.
         for stored in &subscribed {
             let records = check

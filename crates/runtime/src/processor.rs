@@ -665,43 +665,14 @@ mod tests {
     fn run_and_stop(interval: Option<Duration>) -> (Option<u64>, u64) {
         let directory = tempfile::tempdir().expect("temporary directory");
         let url = format!("sqlite://{}", directory.path().join("processor.db").display());
-        let mut engine = Engine::new(TenantSettings::new(TENANT, "Contoso"));
-        for number in 0..5u128 {
-            let id = Uuid::from_u128(0x100 + number);
-            engine
-                .apply(
-                    Command::CreateUser(NewUser::new(id, &format!("user{number}@contoso.com"))),
-                    Timestamp(0),
-                )
-                .expect("accepted");
-        }
-        let image = engine.to_image();
-        let mut store = Store::open(&url).expect("open");
-        store.create_tenant(&image.settings).expect("tenant");
-        let version = store
-            .write(TENANT, &WriteBatch::from_image(image))
-            .expect("stored");
-        let store: SharedStore = Arc::new(Mutex::new(store));
+        let (store, version) = stored_tenant_of_five(&url);
         let tenants = Arc::new(Tenants::load_all(&store).expect("tenants"));
         let mut config = ServerConfig::defaults(directory.path());
         config.database_url = url;
         config.engine_snapshot_interval = interval;
         let instance = config.instance_id.clone();
         let processor = Processor::start(config, Arc::clone(&store), tenants).expect("start");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while lock_store(&store)
-            .expect("store")
-            .processing_lease_holder(TENANT)
-            .expect("lease")
-            .as_deref()
-            != Some(instance.as_str())
-        {
-            assert!(
-                Instant::now() < deadline,
-                "the processor never took the tenant's lease"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_for_lease(&store, &instance);
         processor.stop();
         let snapshot = lock_store(&store)
             .expect("store")
@@ -728,6 +699,21 @@ mod tests {
         lease: Duration,
     ) -> (SharedStore, Arc<crate::tenants::TenantRuntime>, Processor) {
         let url = format!("sqlite://{}", directory.join("lease.db").display());
+        let (store, _) = stored_tenant_of_five(&url);
+        let tenants = Arc::new(Tenants::load_all(&store).expect("tenants"));
+        let mut config = ServerConfig::defaults(directory);
+        config.database_url = url;
+        config.processing_lease = lease;
+        config.processing_idle_interval = Duration::from_millis(5);
+        let instance = config.instance_id.clone();
+        let runtime = tenants.get(TENANT).expect("tenant runtime");
+        let processor = Processor::start(config, Arc::clone(&store), tenants).expect("start");
+        wait_for_lease(&store, &instance);
+        (store, runtime, processor)
+    }
+
+    /// A tenant of five users stored at `url`; returns the store and the tenant's version.
+    fn stored_tenant_of_five(url: &str) -> (SharedStore, u64) {
         let mut engine = Engine::new(TenantSettings::new(TENANT, "Contoso"));
         for number in 0..5u128 {
             let id = Uuid::from_u128(0x100 + number);
@@ -739,27 +725,23 @@ mod tests {
                 .expect("accepted");
         }
         let image = engine.to_image();
-        let mut store = Store::open(&url).expect("open");
+        let mut store = Store::open(url).expect("open");
         store.create_tenant(&image.settings).expect("tenant");
-        store
+        let version = store
             .write(TENANT, &WriteBatch::from_image(image))
             .expect("stored");
-        let store: SharedStore = Arc::new(Mutex::new(store));
-        let tenants = Arc::new(Tenants::load_all(&store).expect("tenants"));
-        let mut config = ServerConfig::defaults(directory);
-        config.database_url = url;
-        config.processing_lease = lease;
-        config.processing_idle_interval = Duration::from_millis(5);
-        let instance = config.instance_id.clone();
-        let runtime = tenants.get(TENANT).expect("tenant runtime");
-        let processor = Processor::start(config, Arc::clone(&store), tenants).expect("start");
+        (Arc::new(Mutex::new(store)), version)
+    }
+
+    /// Waits (at most 30 s) until `instance` holds the tenant's processing lease.
+    fn wait_for_lease(store: &SharedStore, instance: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        while lock_store(&store)
+        while lock_store(store)
             .expect("store")
             .processing_lease_holder(TENANT)
             .expect("lease")
             .as_deref()
-            != Some(instance.as_str())
+            != Some(instance)
         {
             assert!(
                 Instant::now() < deadline,
@@ -767,7 +749,6 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(5));
         }
-        (store, runtime, processor)
     }
 
     /// Queues a user by a command and waits until the processor evaluated it.

@@ -393,9 +393,9 @@ type Membership = (i64, i64, u64);
 type KeyedGroup = (i64, GroupImage);
 
 /// A user row with its key.
-struct UserRow {
-    key: i64,
-    image: UserImage,
+pub(crate) struct UserRow {
+    pub(crate) key: i64,
+    pub(crate) image: UserImage,
 }
 
 /// A state row, owned (its groups are registered with the builder before it is decoded).
@@ -516,7 +516,7 @@ fn sku_row(row: &impl ReadRow) -> Result<(i64, SkuDefinition), StoreError> {
 
 /// A user: key, id, principal name, display name, usage location, proxy addresses, enabled,
 /// attributes.
-fn user_row(row: &impl ReadRow) -> Result<UserRow, StoreError> {
+pub(crate) fn user_row(row: &impl ReadRow) -> Result<UserRow, StoreError> {
     Ok(UserRow {
         key: row.integer(0)?,
         image: UserImage {

@@ -551,19 +551,8 @@ fn load_parts<D: Load>(
         D::USERS_ORDER
     );
     snapshot.for_each_row("reading users", &users, &key, |row| {
-        let user = UserImage {
-            id: row.id(1)?,
-            user_principal_name: row.text(2)?.to_string(),
-            display_name: row.text(3)?.to_string(),
-            usage_location: codec::parse_optional_country(row.optional_text(4)?)?,
-            proxy_addresses: codec::split_proxy_addresses(row.text(5)?)?,
-            account_enabled: row.flag(6)?,
-            attributes: codec::split_user_attributes(row.text(7)?)?,
-            direct_licenses: Vec::new(),
-            memberships: Vec::new(),
-            states: Vec::new(),
-        };
-        builder.add_user(row.integer(0)?, user);
+        let user = crate::catch_up::user_row(row)?;
+        builder.add_user(user.key, user.image);
         Ok(())
     })?;
     // The engine's order of users is the order of their keys.

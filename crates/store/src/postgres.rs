@@ -82,14 +82,14 @@ fn lock_object(tenant_key: i64) -> Result<i32, StoreError> {
 
 /// Prepares `sql` (shared or PostgreSQL's own) once per connection.
 fn statement(
-    transaction: &mut Transaction<'_>,
+    client: &mut impl postgres::GenericClient,
     statements: &mut FxHashMap<String, Statement>,
     sql: &str,
 ) -> Result<Statement, StoreError> {
     if let Some(statement) = statements.get(sql) {
         return Ok(statement.clone());
     }
-    let prepared = transaction
+    let prepared = client
         .prepare(&Dialect::Postgres.spell(sql))
         .map_err(StoreError::postgres("preparing a statement"))?;
     statements.insert(sql.to_string(), prepared.clone());
@@ -624,17 +624,7 @@ impl PostgresStore {
         params: &[&(dyn ToSql + Sync)],
         mut on_row: impl FnMut(&Row) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let prepared = match self.statements.get(sql) {
-            Some(prepared) => prepared.clone(),
-            None => {
-                let prepared = self
-                    .client
-                    .prepare(sql)
-                    .map_err(StoreError::postgres("preparing a statement"))?;
-                self.statements.insert(sql.to_string(), prepared.clone());
-                prepared
-            }
-        };
+        let prepared = statement(&mut self.client, &mut self.statements, sql)?;
         let mut rows = self
             .client
             .query_raw(&prepared, params.iter().copied())

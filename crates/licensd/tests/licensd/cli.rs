@@ -10,6 +10,33 @@ fn licensd(arguments: &[&str]) -> std::process::Output {
         .expect("run licensd")
 }
 
+/// The address a started server logged it serves on.
+fn serving_address(server: &crate::support::Server) -> String {
+    server
+        .log_text()
+        .split("licensd is serving address=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the address in the log")
+        .to_string()
+}
+
+/// `licensd sku list --json` against the server at `address` with `token`; must succeed.
+fn list_products(address: &str, token: &str, home: &std::path::Path) -> serde_json::Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_licensd"))
+        .args(["sku", "list", "--json", "--server", &format!("http://{address}")])
+        .env("LICENSD_TOKEN", token)
+        .env("HOME", home)
+        .output()
+        .expect("run licensd");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON")
+}
+
 #[test]
 fn demo_prints_every_error_of_the_seed_and_the_groups_needing_attention() {
     let output = licensd(&["demo", "--no-serve"]);
@@ -90,25 +117,10 @@ fn tenants_are_created_with_their_own_administrator_and_served_apart() {
     // A server on that database serves each tenant to its own token.
     let mut server = crate::support::Server::start(&database, "tenants", 100);
     server.wait_until_serving(std::time::Duration::from_secs(60));
-    let log = server.log_text();
-    let address = log
-        .split("licensd is serving address=")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("the address in the log")
-        .to_string();
+    let address = serving_address(&server);
     for tenant in [&contoso, &fabrikam] {
-        let output = Command::new(env!("CARGO_BIN_EXE_licensd"))
-            .args(["sku", "list", "--json", "--server", &format!("http://{address}")])
-            .env("LICENSD_TOKEN", tenant["token"].as_str().expect("token"))
-            .env("HOME", database.directory.path())
-            .output()
-            .expect("run licensd");
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let token = tenant["token"].as_str().expect("token");
+        list_products(&address, token, database.directory.path());
     }
     server.stop();
 }
@@ -227,25 +239,8 @@ fn a_generated_tenant_with_token_is_served_to_that_token() {
         .to_string();
     let mut server = crate::support::Server::start(&database, "generated", 100);
     server.wait_until_serving(std::time::Duration::from_secs(60));
-    let log = server.log_text();
-    let address = log
-        .split("licensd is serving address=")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("the address in the log")
-        .to_string();
-    let output = Command::new(env!("CARGO_BIN_EXE_licensd"))
-        .args(["sku", "list", "--json", "--server", &format!("http://{address}")])
-        .env("LICENSD_TOKEN", &token)
-        .env("HOME", database.directory.path())
-        .output()
-        .expect("run licensd");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let products: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let address = serving_address(&server);
+    let products = list_products(&address, &token, database.directory.path());
     let products = products
         .get("value")
         .and_then(|value| value.as_array())
